@@ -1,0 +1,61 @@
+// Shared by every benchmark suite: run one case with tinybench and express it per unit of work (a message,
+// an event, a step), so results from different suites line up in one table.
+import { Bench } from 'tinybench';
+
+export interface BenchResult {
+  name: string;
+  /** Units per second (messages, events, round trips or steps). */
+  hz: number;
+  /** Mean time per unit, in nanoseconds. */
+  meanNs: number;
+  /** 99th percentile of the per-unit time of one iteration, in nanoseconds. */
+  p99Ns: number;
+  /** Iterations measured. */
+  samples: number;
+}
+
+export interface SuiteResult {
+  suite: string;
+  results: BenchResult[];
+  ratios: Record<string, number>;
+}
+
+export interface Budget {
+  time: number;
+  warmupTime: number;
+  iterations: number;
+  warmupIterations: number;
+}
+
+export const FULL_BUDGET: Budget = { time: 2500, warmupTime: 300, iterations: 10, warmupIterations: 3 };
+export const QUICK_BUDGET: Budget = { time: 100, warmupTime: 20, iterations: 3, warmupIterations: 1 };
+
+/** Measure `fn`, which does `perIteration` units of work per call. */
+export async function measure(
+  budget: Budget,
+  name: string,
+  perIteration: number,
+  fn: () => unknown,
+): Promise<BenchResult> {
+  const bench = new Bench({ name, ...budget, timestampProvider: 'hrtimeNow', throws: true });
+  bench.add(name, fn);
+  await bench.run();
+  const r = bench.getTask(name)?.result;
+  if (r === undefined || (r.state !== 'completed' && r.state !== 'aborted-with-statistics')) {
+    throw new Error(`bench ${name}: ${r?.state ?? 'no task'}`);
+  }
+  return {
+    name,
+    hz: (perIteration * 1000) / r.latency.mean,
+    meanNs: (r.latency.mean * 1e6) / perIteration,
+    p99Ns: (r.latency.p99 * 1e6) / perIteration,
+    samples: r.latency.samplesCount,
+  };
+}
+
+export function ratio(results: readonly BenchResult[], a: string, b: string): number {
+  const x = results.find((r) => r.name === a);
+  const y = results.find((r) => r.name === b);
+  if (!x || !y) throw new Error(`ratio ${a}/${b}: missing result`);
+  return x.hz / y.hz;
+}

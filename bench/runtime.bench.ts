@@ -1,0 +1,166 @@
+// The runtime suite (issue #2): the transport against its physical limit and against postMessage, actors
+// exchanging XState events across two workers against XState's own single-thread send rate and against the
+// same actors over postMessage, actor round trips, and the deterministic runtime's steps per second. One
+// process, one run, so the ratios compare like with like.
+import { MessageChannel, Worker } from 'node:worker_threads';
+import { createActor } from 'xstate';
+import { runDeterministic } from '../src/runtime/deterministic.js';
+import { workerUrl } from '../src/runtime/paths.js';
+import { RandomScheduler } from '../src/runtime/schedulers/random.js';
+import { ThreadedRuntime } from '../src/runtime/threaded.js';
+import { buildWorkload } from '../src/runtime/workloads.js';
+import type { PmBenchCommand } from '../workers/pm-actor-bench.js';
+import { type BenchResult, type Budget, FULL_BUDGET, measure, QUICK_BUDGET, ratio, type SuiteResult } from './measure.js';
+import { transportBenchmarks } from './transport.js';
+
+interface Sizes {
+  streamEvents: number; // per actor per iteration
+  roundTrips: number;
+  pmStreamEvents: number;
+  pmRoundTrips: number;
+  xstateSends: number;
+  selftestMessages: number;
+}
+
+const FULL_SIZES: Sizes = {
+  streamEvents: 50_000,
+  roundTrips: 20_000,
+  pmStreamEvents: 20_000,
+  pmRoundTrips: 2_000,
+  xstateSends: 50_000,
+  selftestMessages: 2_500,
+};
+const QUICK_SIZES: Sizes = {
+  streamEvents: 5_000,
+  roundTrips: 1_000,
+  pmStreamEvents: 2_000,
+  pmRoundTrips: 200,
+  xstateSends: 5_000,
+  selftestMessages: 250,
+};
+
+/** (c) stream pairs across two workers through the real threaded runtime; (f) its round trips. */
+async function threadedCases(budget: Budget, s: Sizes): Promise<BenchResult[]> {
+  const out: BenchResult[] = [];
+  const stream = new ThreadedRuntime({ workload: buildWorkload('stream', { pairs: 1, chunk: 64 }), seed: 1, workers: 2, keepTrace: false });
+  try {
+    const go = [0, 1].map((to) => ({ to, event: { type: 'go', n: s.streamEvents } }));
+    out.push(await measure(budget, 'actors_xstate_2workers', 2 * s.streamEvents, () => stream.runToQuiescence(go)));
+  } finally {
+    await stream.stop();
+  }
+  const pp = new ThreadedRuntime({ workload: buildWorkload('pingpong', {}), seed: 1, workers: 2, keepTrace: false });
+  try {
+    const go = [{ to: 0, event: { type: 'go', n: s.roundTrips } }];
+    out.push(await measure(budget, 'roundtrip_actors', s.roundTrips, () => pp.runToQuiescence(go)));
+  } finally {
+    await pp.stop();
+  }
+  return out;
+}
+
+/** (d) the same actors over postMessage, and their round trips. */
+async function postMessageCases(budget: Budget, s: Sizes): Promise<BenchResult[]> {
+  const pair = (workload: string, params: Record<string, number>) => {
+    const ch = new MessageChannel();
+    const ws = [ch.port1, ch.port2].map(
+      (peer, actor) =>
+        new Worker(workerUrl('pm-actor-bench'), { workerData: { workload: { name: workload, params }, actor, peer }, transferList: [peer] }),
+    );
+    const reached = (w: Worker): Promise<void> => new Promise((resolve) => w.once('message', () => resolve()));
+    const send = (w: Worker, c: PmBenchCommand): void => w.postMessage(c);
+    return { ws, reached, send };
+  };
+  const out: BenchResult[] = [];
+  const st = pair('stream', { pairs: 1, chunk: 64 });
+  try {
+    // `received` only grows: each iteration waits for both actors to reach the running total.
+    let total = 0;
+    out.push(
+      await measure(budget, 'actors_postmessage', 2 * s.pmStreamEvents, async () => {
+        total += s.pmStreamEvents;
+        const done = st.ws.map((w) => st.reached(w));
+        for (const w of st.ws) st.send(w, { type: 'arm', field: 'received', target: total });
+        for (const w of st.ws) st.send(w, { type: 'inject', event: { type: 'go', n: s.pmStreamEvents } });
+        await Promise.all(done);
+      }),
+    );
+  } finally {
+    await Promise.all(st.ws.map((w) => w.terminate()));
+  }
+  const pp = pair('pingpong', {});
+  try {
+    let total = 0;
+    out.push(
+      await measure(budget, 'roundtrip_postmessage_actors', s.pmRoundTrips, async () => {
+        total += s.pmRoundTrips;
+        const w0 = pp.ws[0] as Worker;
+        const done = pp.reached(w0);
+        pp.send(w0, { type: 'arm', field: 'done', target: total });
+        pp.send(w0, { type: 'inject', event: { type: 'go', n: s.pmRoundTrips } });
+        await done;
+      }),
+    );
+  } finally {
+    await Promise.all(pp.ws.map((w) => w.terminate()));
+  }
+  return out;
+}
+
+/** (e) XState's own send rate in one thread, on the same machine the stream actors run. */
+async function xstateCase(budget: Budget, s: Sizes): Promise<BenchResult> {
+  const w = buildWorkload('stream', { pairs: 1, chunk: 64 });
+  const spec = w.actors[1];
+  if (!spec) throw new Error('stream workload has no actor 1');
+  const actor = createActor(spec.logic, { input: spec.input });
+  actor.start();
+  const ev = { type: 'item', i: 0 };
+  const r = await measure(budget, 'xstate_send', s.xstateSends, () => {
+    for (let i = 0; i < s.xstateSends; i++) actor.send(ev);
+  });
+  actor.stop();
+  return r;
+}
+
+/** (g) deterministic runtime steps per second on the selftest workload. */
+async function deterministicCase(budget: Budget, s: Sizes): Promise<BenchResult> {
+  const workload = buildWorkload('selftest', { actors: 4, messages: s.selftestMessages, bug: 0, seed: 1 });
+  const probe = new RandomScheduler(1);
+  probe.newExecution();
+  const steps = runDeterministic({ workload, seed: 1, scheduler: probe }).steps;
+  let seed = 1;
+  return measure(budget, 'deterministic_steps', steps, () => {
+    const scheduler = new RandomScheduler(seed++);
+    scheduler.newExecution();
+    runDeterministic({ workload, seed: 1, scheduler });
+  });
+}
+
+export async function runtimeSuite(opts: { quick: boolean; onCase?: (name: string) => void }): Promise<SuiteResult> {
+  const budget = opts.quick ? QUICK_BUDGET : FULL_BUDGET;
+  const sizes = opts.quick ? QUICK_SIZES : FULL_SIZES;
+  const results: BenchResult[] = [];
+  opts.onCase?.('transport (raw ring, mailbox ring, postMessage, round trips)');
+  results.push(...(await transportBenchmarks({ quick: opts.quick })));
+  opts.onCase?.('xstate_send');
+  results.push(await xstateCase(budget, sizes));
+  opts.onCase?.('actors across two workers (rings)');
+  results.push(...(await threadedCases(budget, sizes)));
+  opts.onCase?.('actors across two workers (postMessage)');
+  results.push(...(await postMessageCases(budget, sizes)));
+  opts.onCase?.('deterministic_steps');
+  results.push(await deterministicCase(budget, sizes));
+  return {
+    suite: 'runtime',
+    results,
+    ratios: {
+      transport_vs_raw: ratio(results, 'transport_1', 'raw_ring_1'),
+      transport_batched_vs_raw_batched: ratio(results, 'transport_64', 'raw_ring_64'),
+      transport_vs_postmessage: ratio(results, 'transport_1', 'postmessage'),
+      actors_vs_xstate_send: ratio(results, 'actors_xstate_2workers', 'xstate_send'),
+      actors_vs_postmessage_actors: ratio(results, 'actors_xstate_2workers', 'actors_postmessage'),
+      roundtrip_vs_postmessage: ratio(results, 'roundtrip_actors', 'roundtrip_postmessage_actors'),
+      ring_roundtrip_vs_postmessage: ratio(results, 'roundtrip_ring', 'roundtrip_postmessage'),
+    },
+  };
+}

@@ -1,0 +1,339 @@
+// How fast actors can talk: the mailbox Ring (src/runtime/ring.ts) measured against its physical limit
+// (the raw SPSC ring of bench/raw-ring.ts) and against what Node offers out of the box (postMessage), one
+// way and as request/response round trips. The simulator's design bets on the ring being within a small
+// factor of the raw ring and far ahead of postMessage; these figures are what keeps that bet honest.
+//
+// Every case moves 32-byte messages from this thread to a worker (workers/raw-ring-worker.ts) spawned once
+// for the case. One tinybench iteration moves a whole batch and waits for the consumer's acknowledgement,
+// so a sample is "time until the last message of the batch was consumed" and per-message figures are the
+// iteration's divided by the batch (throughput figures include the consumer, not just the producer).
+import { MessageChannel, Worker } from 'node:worker_threads';
+import { pathToFileURL } from 'node:url';
+import { Bench } from 'tinybench';
+import { workerUrl } from '../src/runtime/paths.js';
+import { createRing, RingBatch } from '../src/runtime/ring.js';
+import { CTL_ACK, CTL_STOP, CTL_WORDS, type TransportWorkerData } from '../workers/raw-ring-worker.js';
+import { RAW_SLOT_WORDS, RawRing } from './raw-ring.js';
+
+export interface BenchResult {
+  name: string;
+  /** Messages (or round trips) per second. */
+  hz: number;
+  /** Mean time per message, in nanoseconds. */
+  meanNs: number;
+  /** 99th percentile of the per-message time of one iteration (a batch), in nanoseconds. */
+  p99Ns: number;
+  /** Iterations measured. */
+  samples: number;
+}
+
+interface Plan {
+  time: number; // tinybench time budget per case, ms
+  warmupTime: number;
+  iterations: number; // minimum iterations
+  warmupIterations: number;
+  oneWay: number; // messages per iteration, one-way cases
+  postOneWay: number;
+  rtRing: number; // round trips per iteration
+  rtPost: number;
+}
+
+const FULL: Plan = {
+  time: 2500,
+  warmupTime: 300,
+  iterations: 10,
+  warmupIterations: 4,
+  oneWay: 16_384,
+  postOneWay: 16_384,
+  rtRing: 8_192,
+  rtPost: 1_000,
+};
+
+const QUICK: Plan = {
+  time: 100,
+  warmupTime: 20,
+  iterations: 3,
+  warmupIterations: 1,
+  oneWay: 4_096,
+  postOneWay: 2_048,
+  rtRing: 512,
+  rtPost: 64,
+};
+
+const RAW_SLOTS = 1024; // 32 KiB of 32-byte slots
+const RING_SLOTS = 1024; // 64 KiB of 64-byte slots: a 32-byte payload plus the envelope fills one
+const MSG_BYTES = 32;
+
+/** A case's worker, started and stopped around the measurement. */
+class Peer {
+  readonly worker: Worker;
+  private readonly exited: Promise<void>;
+
+  constructor(data: TransportWorkerData, transfer: MessageChannel['port2'][] = []) {
+    this.worker = new Worker(workerUrl('raw-ring-worker'), { workerData: data, transferList: transfer });
+    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.on('error', (e) => {
+      console.error('transport bench worker failed:', e);
+    });
+  }
+
+  online(): Promise<void> {
+    return new Promise((resolve) => this.worker.once('online', () => resolve()));
+  }
+
+  /** Waits briefly for a clean exit after `signal`, then terminates whatever is left. */
+  async stop(signal: () => void): Promise<void> {
+    signal();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.exited, new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)))]);
+    clearTimeout(timer);
+    await this.worker.terminate();
+  }
+}
+
+/** Spins until the consumer's acknowledged count reaches `target` (both wrap as Int32). */
+function awaitAck(ctl: Int32Array, target: number): void {
+  while (((Atomics.load(ctl, CTL_ACK) - target) | 0) < 0) {
+    // The consumer runs on the other core; yielding here would only add latency to the measurement.
+  }
+}
+
+async function measure(
+  plan: Plan,
+  name: string,
+  perIteration: number,
+  fn: (() => void) | (() => Promise<void>),
+  async: boolean,
+): Promise<BenchResult> {
+  const bench = new Bench({
+    name,
+    time: plan.time,
+    warmupTime: plan.warmupTime,
+    iterations: plan.iterations,
+    warmupIterations: plan.warmupIterations,
+    timestampProvider: 'hrtimeNow',
+    throws: true,
+  });
+  bench.add(name, fn, { async });
+  await bench.run();
+  const r = bench.getTask(name)?.result;
+  if (r === undefined || (r.state !== 'completed' && r.state !== 'aborted-with-statistics')) {
+    throw new Error(`transport bench ${name}: ${r?.state ?? 'no task'}`);
+  }
+  const meanMs = r.latency.mean;
+  return {
+    name,
+    hz: (perIteration * 1000) / meanMs,
+    meanNs: (meanMs * 1e6) / perIteration,
+    p99Ns: (r.latency.p99 * 1e6) / perIteration,
+    samples: r.latency.samplesCount,
+  };
+}
+
+async function rawCase(plan: Plan, per: number): Promise<BenchResult> {
+  const ring = RawRing.create(RAW_SLOTS);
+  const ctlSab = new SharedArrayBuffer(CTL_WORDS * 4);
+  const ctl = new Int32Array(ctlSab);
+  const peer = new Peer({ transportBench: true, role: 'raw', ctl: ctlSab, sab: ring.sab });
+  await peer.online();
+  const n = plan.oneWay;
+  const msgs = new Int32Array(per * RAW_SLOT_WORDS).fill(7);
+  let seq = 0;
+  let target = 0;
+  const fn =
+    per === 1
+      ? (): void => {
+          for (let i = 0; i < n; i++) {
+            msgs[0] = seq++;
+            ring.push1(msgs);
+          }
+          target = (target + n) | 0;
+          awaitAck(ctl, target);
+        }
+      : (): void => {
+          for (let i = 0; i < n; i += per) {
+            for (let m = 0; m < per; m++) msgs[m * RAW_SLOT_WORDS] = seq++;
+            ring.pushBatch(msgs, per);
+          }
+          target = (target + n) | 0;
+          awaitAck(ctl, target);
+        };
+  try {
+    return await measure(plan, per === 1 ? 'raw_ring_1' : 'raw_ring_64', n, fn, false);
+  } finally {
+    await peer.stop(() => Atomics.store(ctl, CTL_STOP, 1));
+  }
+}
+
+async function ringCase(plan: Plan, per: number): Promise<BenchResult> {
+  const ring = createRing(RING_SLOTS, 64);
+  const ctlSab = new SharedArrayBuffer(CTL_WORDS * 4);
+  const ctl = new Int32Array(ctlSab);
+  const peer = new Peer({ transportBench: true, role: 'ring', ctl: ctlSab, sab: ring.sab });
+  await peer.online();
+  const n = plan.oneWay;
+  const payload = new Uint8Array(MSG_BYTES);
+  const p32 = new Int32Array(payload.buffer).fill(7);
+  const batch = new RingBatch(ring, per);
+  let seq = 0;
+  let target = 0;
+  const fn =
+    per === 1
+      ? (): void => {
+          for (let i = 0; i < n; i++) {
+            p32[0] = seq++;
+            while (!ring.tryPush(1, 0, 0, payload)) {
+              // Ring full: the consumer is behind; a real sender would hold the message in its Outbox.
+            }
+          }
+          target = (target + n) | 0;
+          awaitAck(ctl, target);
+        }
+      : (): void => {
+          for (let i = 0; i < n; i += per) {
+            for (let m = 0; m < per; m++) {
+              p32[0] = seq++;
+              batch.add(1, 0, 0, payload);
+            }
+            while (!ring.tryPushBatch(batch)) {
+              // As above.
+            }
+          }
+          target = (target + n) | 0;
+          awaitAck(ctl, target);
+        };
+  try {
+    return await measure(plan, per === 1 ? 'transport_1' : 'transport_64', n, fn, false);
+  } finally {
+    await peer.stop(() => ring.close());
+  }
+}
+
+async function postCase(plan: Plan): Promise<BenchResult> {
+  const { port1, port2 } = new MessageChannel();
+  const ctlSab = new SharedArrayBuffer(CTL_WORDS * 4);
+  const n = plan.postOneWay;
+  const peer = new Peer({ transportBench: true, role: 'post', ctl: ctlSab, port: port2, batch: n }, [port2]);
+  await peer.online();
+  let resolveAck: (() => void) | null = null;
+  port1.on('message', () => resolveAck?.());
+  const payload = new Uint8Array(MSG_BYTES);
+  const p32 = new Int32Array(payload.buffer).fill(7);
+  let seq = 0;
+  const fn = async (): Promise<void> => {
+    const acked = new Promise<void>((resolve) => (resolveAck = resolve));
+    for (let i = 0; i < n; i++) {
+      p32[0] = seq++;
+      port1.postMessage(payload); // structured clone: each message is its own 32-byte copy
+    }
+    await acked;
+  };
+  try {
+    return await measure(plan, 'postmessage', n, fn, true);
+  } finally {
+    await peer.stop(() => port1.close());
+  }
+}
+
+async function roundTripRingCase(plan: Plan): Promise<BenchResult> {
+  const req = createRing(256, 64);
+  const resp = createRing(256, 64);
+  const ctlSab = new SharedArrayBuffer(CTL_WORDS * 4);
+  const peer = new Peer({ transportBench: true, role: 'rt-ring', ctl: ctlSab, sab: req.sab, sab2: resp.sab });
+  await peer.online();
+  const n = plan.rtRing;
+  const p32 = new Int32Array(MSG_BYTES >> 2).fill(7);
+  const ints = resp.scratchInts;
+  let echoed = 0;
+  const onResponse = (_k: number, _t: number, _f: number, _b: Uint8Array, off: number): void => {
+    echoed = ints[off >> 2];
+  };
+  let seq = 0;
+  const fn = (): void => {
+    for (let i = 0; i < n; i++) {
+      p32[0] = ++seq;
+      while (!req.tryPushInts(1, 1, 0, p32, p32.length)) {
+        // Never full: one request is outstanding at a time.
+      }
+      // Spin-then-park, like every actor waiting on its mailbox.
+      while (resp.drain(1, onResponse) === 0) resp.park(1000);
+      if (echoed !== seq) throw new Error(`roundtrip_ring: got ${echoed} for ${seq}`);
+    }
+  };
+  try {
+    return await measure(plan, 'roundtrip_ring', n, fn, false);
+  } finally {
+    await peer.stop(() => req.close());
+  }
+}
+
+async function roundTripPostCase(plan: Plan): Promise<BenchResult> {
+  const { port1, port2 } = new MessageChannel();
+  const ctlSab = new SharedArrayBuffer(CTL_WORDS * 4);
+  const peer = new Peer({ transportBench: true, role: 'rt-post', ctl: ctlSab, port: port2 }, [port2]);
+  await peer.online();
+  const n = plan.rtPost;
+  let resolveReply: ((m: Uint8Array) => void) | null = null;
+  port1.on('message', (m: Uint8Array) => resolveReply?.(m));
+  const payload = new Uint8Array(MSG_BYTES);
+  const p32 = new Int32Array(payload.buffer).fill(7);
+  let seq = 0;
+  const fn = async (): Promise<void> => {
+    for (let i = 0; i < n; i++) {
+      p32[0] = ++seq;
+      const reply = new Promise<Uint8Array>((resolve) => (resolveReply = resolve));
+      port1.postMessage(payload);
+      const m = await reply;
+      if (new Int32Array(m.buffer, m.byteOffset, 1)[0] !== seq) throw new Error('roundtrip_postmessage: bad echo');
+    }
+  };
+  try {
+    return await measure(plan, 'roundtrip_postmessage', n, fn, true);
+  } finally {
+    await peer.stop(() => port1.close());
+  }
+}
+
+/**
+ * Runs every transport case in turn (one worker per case) and returns messages per second for each:
+ * raw_ring_1, raw_ring_64, transport_1, transport_64, postmessage, roundtrip_ring, roundtrip_postmessage.
+ */
+export async function transportBenchmarks(opts: { quick?: boolean } = {}): Promise<BenchResult[]> {
+  const plan = opts.quick === true ? QUICK : FULL;
+  const results: BenchResult[] = [];
+  results.push(await rawCase(plan, 1));
+  results.push(await rawCase(plan, 64));
+  results.push(await ringCase(plan, 1));
+  results.push(await ringCase(plan, 64));
+  results.push(await postCase(plan));
+  results.push(await roundTripRingCase(plan));
+  results.push(await roundTripPostCase(plan));
+  return results;
+}
+
+function ratio(results: BenchResult[], a: string, b: string): string {
+  const x = results.find((r) => r.name === a);
+  const y = results.find((r) => r.name === b);
+  return x !== undefined && y !== undefined ? (x.hz / y.hz).toFixed(2) : 'n/a';
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const quick = process.argv.includes('--quick');
+  const results = await transportBenchmarks({ quick });
+  console.table(
+    results.map((r) => ({
+      case: r.name,
+      'M msg/s': (r.hz / 1e6).toFixed(3),
+      'mean ns/msg': r.meanNs.toFixed(1),
+      'p99 ns/msg': r.p99Ns.toFixed(1),
+      samples: r.samples,
+    })),
+  );
+  console.log('ratios (messages per second):');
+  console.log(`  transport_1 / raw_ring_1                = ${ratio(results, 'transport_1', 'raw_ring_1')}   (target >= 0.5)`);
+  console.log(`  transport_64 / raw_ring_64              = ${ratio(results, 'transport_64', 'raw_ring_64')}   (target >= 0.5)`);
+  console.log(`  transport_1 / postmessage               = ${ratio(results, 'transport_1', 'postmessage')}   (target >= 5)`);
+  console.log(
+    `  roundtrip_ring / roundtrip_postmessage  = ${ratio(results, 'roundtrip_ring', 'roundtrip_postmessage')}   (target >= 20)`,
+  );
+}

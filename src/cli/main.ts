@@ -1,0 +1,263 @@
+// The `iommu-sim` command. Exit codes: 0 ok, 1 a finding or a failed check, 2 bad input.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { Command, CommanderError, Option } from 'commander';
+import { ActorFailure, InputError, ReplayDivergence, RunStalled } from '../runtime/errors.js';
+import { PACKAGE_ROOT } from '../runtime/paths.js';
+import { accountingLine, type RunResult } from '../runtime/result.js';
+import { type ReplayOutcome, replay, run, type RunOutcome, Schedule } from '../runtime/run.js';
+import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
+import { intArg } from './options.js';
+import { progress } from './progress.js';
+
+const version = (JSON.parse(readFileSync(`${PACKAGE_ROOT}/package.json`, 'utf8')) as { version: string }).version;
+
+/** Raised by commands to end with a given exit code after printing. */
+class Exit extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}
+
+const program = new Command('iommu-sim')
+  .description('Simulate the Linux IOMMU / SVA / PASID machinery as communicating actors on worker threads.')
+  .version(version)
+  .showHelpAfterError('(run with --help for usage)')
+  .addHelpText(
+    'after',
+    `
+Exit status: 0 ok, 1 a finding or a failed check, 2 bad input.
+Runtimes: "threaded" runs actors on worker_threads with real parallelism (nondeterministic, every run
+recorded); "deterministic" runs everything on one thread under a seeded scheduler (random, pct, dfs) and
+replays recordings exactly.`,
+  );
+
+interface SelftestFlags {
+  runtime: 'threaded' | 'deterministic';
+  workers?: number;
+  placement: 'sharded' | 'per-actor';
+  actors: number;
+  messages: number;
+  seed: number;
+  strategy?: StrategyName;
+  depth: number;
+  runs: number;
+  bug: number;
+  crash: number;
+  record?: string;
+  json?: boolean;
+}
+
+program
+  .command('selftest')
+  .description(
+    'Run the built-in workload: actors ping random peers and race on shared memory, checking their invariants; ' +
+      'ends with "selftest: SUCCESS" or "selftest: FAILURE".',
+  )
+  .addOption(new Option('--runtime <runtime>', 'threaded or deterministic').choices(['threaded', 'deterministic']).default('threaded'))
+  .addOption(
+    new Option(
+      '--workers <n>',
+      `threaded, sharded: worker threads (default: the CPU count, ${availableParallelism()} here; more busy threads than cores only loses throughput)`,
+    ).argParser(intArg(1, 256)),
+  )
+  .addOption(
+    new Option(
+      '--placement <placement>',
+      'threaded: "sharded" spreads actors over --workers threads (the default); "per-actor" gives each actor a thread that parks when idle instead of spinning',
+    )
+      .choices(['sharded', 'per-actor'])
+      .default('sharded'),
+  )
+  .addOption(new Option('--actors <n>', 'actors in the workload').argParser(intArg(2, 4096)).default(4))
+  .addOption(new Option('--messages <n>', 'pings each actor sends').argParser(intArg(0, 10_000_000)).default(1000))
+  .addOption(new Option('--seed <n>', 'seed of the workload and of the scheduler').argParser(intArg(-2147483648, 2147483647)).default(1))
+  .addOption(new Option('--strategy <strategy>', 'deterministic: scheduling strategy (default random)').choices([...STRATEGIES]))
+  .addOption(new Option('--depth <d>', 'pct: bug depth d (d-1 priority change points)').argParser(intArg(1, 64)).default(3))
+  .addOption(new Option('--runs <n>', 'deterministic: explore up to n executions, stopping at the first failure').argParser(intArg(1)).default(1))
+  .addOption(new Option('--bug <d>', 'plant an ordering bug of depth d in the workload (0: none)').argParser(intArg(0, 64)).default(0))
+  .addOption(
+    new Option('--crash <n>', 'make selftest/0 throw at its n-th iteration, to see how a crashing actor is reported (0: never)')
+      .argParser(intArg(0))
+      .default(0),
+  )
+  .option('--record <file>', 'write the schedule of the run (or of the failing execution) to <file>')
+  .option('--json', 'print one JSON object on stdout instead of the report')
+  .action(async (flags: SelftestFlags, cmd: Command) => {
+    if (flags.runtime === 'threaded') {
+      if (flags.strategy) cmd.error('error: --strategy applies to --runtime deterministic only', { exitCode: 2 });
+      if (flags.runs !== 1) cmd.error('error: --runs applies to --runtime deterministic only', { exitCode: 2 });
+    } else {
+      if (flags.workers !== undefined) cmd.error('error: --workers applies to --runtime threaded only', { exitCode: 2 });
+      if (cmd.getOptionValueSource('placement') === 'cli') cmd.error('error: --placement applies to --runtime threaded only', { exitCode: 2 });
+    }
+    const params = { actors: flags.actors, messages: flags.messages, bug: flags.bug, seed: flags.seed, ...(flags.crash ? { crash: flags.crash } : {}) };
+    const bar = progress(flags.runtime === 'threaded' ? 'delivered' : 'executions', !flags.json);
+    const ac = new AbortController();
+    const onSigint = (): void => ac.abort();
+    process.once('SIGINT', onSigint);
+    let result: RunOutcome | undefined;
+    try {
+      result = await run({
+        workload: { name: 'selftest', params },
+        runtime: flags.runtime,
+        seed: flags.seed,
+        ...(flags.strategy ? { strategy: flags.strategy } : {}),
+        depth: flags.depth,
+        runs: flags.runs,
+        placement: flags.placement,
+        ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
+        onProgress: (done, total) => bar.update(done, total),
+        signal: ac.signal,
+      });
+    } catch (err) {
+      if (!ac.signal.aborted) throw err;
+    } finally {
+      bar.stop();
+      process.off('SIGINT', onSigint);
+    }
+    if (ac.signal.aborted || !result) {
+      process.stderr.write('selftest: interrupted; every worker was stopped\n');
+      throw new Exit(130);
+    }
+    if (flags.record) result.schedule.save(flags.record);
+    const ok = result.check.ok && result.accounting.ok;
+    if (flags.json) {
+      printJson({ ...summary(result), executions: result.executions, explored: result.explored, record: flags.record ?? null });
+    } else {
+      printReport('selftest', result, ok);
+      if (flags.runtime === 'deterministic') console.log(`selftest: ${result.explored}`);
+      if (flags.record) console.log(`selftest: schedule written to ${flags.record}; replay with: iommu-sim replay ${flags.record}`);
+      console.log(`selftest: ${ok ? 'SUCCESS' : 'FAILURE'} ${counters(result)}`);
+    }
+    if (!ok) throw new Exit(1);
+  });
+
+program
+  .command('replay')
+  .description('Run a recorded schedule again in the deterministic runtime and check that it reproduces the same trace.')
+  .argument('<schedule>', 'a schedule file written by --record')
+  .option('--json', 'print one JSON object on stdout')
+  .action((file: string, flags: { json?: boolean }) => {
+    const schedule = Schedule.load(file);
+    const r: ReplayOutcome = replay(schedule);
+    const ok = r.matches && r.check.ok && r.accounting.ok;
+    if (flags.json) {
+      printJson({ ...summary(r), recordedHash: r.recordedHash, matches: r.matches, recordedRuntime: schedule.meta.runtime });
+    } else {
+      printReport('replay', r, ok);
+      console.log(
+        `replay: recorded by the ${schedule.meta.runtime} runtime with trace hash ${r.recordedHash}; ` +
+          (r.matches ? 'reproduced exactly' : `REPLAY GAVE ${r.traceHash}`),
+      );
+      console.log(`replay: ${ok ? 'SUCCESS' : 'FAILURE'} ${counters(r)}`);
+    }
+    if (!ok) throw new Exit(1);
+  });
+
+program
+  .command('trace')
+  .description('Replay a recorded schedule and export its trace: text, or Chrome/Perfetto trace-event JSON (open it in ui.perfetto.dev).')
+  .argument('<schedule>', 'a schedule file written by --record')
+  .addOption(new Option('--format <format>', 'output format').choices(['perfetto', 'text']).default('text'))
+  .option('-o, --out <file>', 'write to <file> instead of stdout')
+  .action((file: string, flags: { format: 'perfetto' | 'text'; out?: string }) => {
+    const schedule = Schedule.load(file);
+    const r = replay(schedule);
+    const text =
+      flags.format === 'perfetto'
+        ? JSON.stringify(r.trace.toPerfetto(`iommu-sim ${schedule.meta.workload.name} (${schedule.meta.runtime}, seed ${schedule.meta.seed})`))
+        : `${r.trace.toText()}\n`;
+    if (flags.out) {
+      writeFileSync(flags.out, text);
+      console.error(`trace: ${r.steps} steps written to ${flags.out} (${flags.format}); trace hash ${r.traceHash}`);
+    } else {
+      process.stdout.write(text);
+    }
+    if (!r.matches) {
+      console.error(`trace: warning: the replay's trace hash ${r.traceHash} differs from the recording's ${r.recordedHash}`);
+      throw new Exit(1);
+    }
+  });
+
+program
+  .command('bench')
+  .description('Run benchmark suites with tinybench and print a table (or JSON): runtime')
+  .argument('[suites...]', 'suites to run (default: all)')
+  .option('--json', 'print one JSON object {results, ratios} on stdout')
+  .option('--quick', 'fewer iterations (a smoke run, figures are rough)')
+  .action(async (suites: string[], flags: { json?: boolean; quick?: boolean }) => {
+    const { runBenchSuites } = await import('../../bench/main.js');
+    await runBenchSuites(suites, { json: flags.json ?? false, quick: flags.quick ?? false });
+  });
+
+function summary(r: RunResult): Record<string, unknown> {
+  return {
+    ok: r.check.ok && r.accounting.ok,
+    traceHash: r.traceHash,
+    sent: r.accounting.sent,
+    delivered: r.accounting.delivered,
+    queued: r.accounting.queued,
+    accountingOk: r.accounting.ok,
+    steps: r.steps,
+    timersFired: r.timersFired,
+    runtime: r.runtime,
+    strategy: r.strategy,
+    seed: r.seed,
+    placement: r.placement ?? null,
+    workers: r.workers ?? null,
+    workload: r.workload,
+    problems: r.check.problems,
+    counters: r.check.counters,
+    elapsedMs: Math.round(r.elapsedMs),
+  };
+}
+
+function counters(r: RunResult): string {
+  const c = Object.entries(r.check.counters).map(([k, v]) => `${k}=${v}`);
+  return [`steps=${r.steps}`, ...c, `steps/s=${Math.round((r.steps / Math.max(1, r.elapsedMs)) * 1000)}`].join(' ');
+}
+
+function printReport(tag: string, r: RunResult, ok: boolean): void {
+  const where = r.runtime === 'threaded' ? `placement=${r.placement} workers=${r.workers}` : `strategy=${r.strategy}`;
+  const params = Object.entries(r.workload.params).map(([k, v]) => `${k}=${String(v)}`).join(' ');
+  console.log(`${tag}: runtime=${r.runtime} ${where} ${params}`);
+  console.log(`${tag}: ${accountingLine(r.accounting)}`);
+  console.log(`${tag}: trace hash ${r.traceHash} (${r.steps} steps)`);
+  if (!ok) for (const p of r.check.problems) console.log(`${tag}: ${p}`);
+}
+
+function printJson(v: unknown): void {
+  process.stdout.write(`${JSON.stringify(v)}\n`);
+}
+
+async function main(): Promise<number> {
+  program.exitOverride();
+  for (const c of program.commands) c.exitOverride();
+  try {
+    await program.parseAsync(process.argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof Exit) return err.code;
+    if (err instanceof CommanderError) {
+      // help and version are not errors; everything else commander rejects is bad input.
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : 2;
+    }
+    if (err instanceof InputError) {
+      console.error(`iommu-sim: ${err.message}`);
+      return 2;
+    }
+    if (err instanceof RangeError) {
+      console.error(`iommu-sim: ${err.message}`);
+      return 2;
+    }
+    if (err instanceof ActorFailure || err instanceof ReplayDivergence || err instanceof RunStalled) {
+      console.error(`iommu-sim: ${err.message}`);
+      return 1;
+    }
+    console.error(`iommu-sim: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    return 1;
+  }
+}
+
+process.exitCode = await main();

@@ -1,0 +1,31 @@
+// A progress bar on stderr for runs longer than a couple of seconds; silent when stderr is not a terminal or
+// when the output is JSON (so that pipes and scripts see only the result).
+import cliProgress from 'cli-progress';
+
+export interface Progress {
+  update(done: number, total: number, extra?: string): void;
+  stop(): void;
+}
+
+export function progress(label: string, enabled: boolean, delayMs = 2_000): Progress {
+  if (!enabled || !process.stderr.isTTY) return { update() {}, stop() {} };
+  const started = Date.now();
+  let bar: cliProgress.SingleBar | undefined;
+  return {
+    update(done, total, extra = '') {
+      if (!bar) {
+        if (Date.now() - started < delayMs) return;
+        bar = new cliProgress.SingleBar(
+          { format: `${label} [{bar}] {value}/{total} {extra}`, stream: process.stderr, hideCursor: true, clearOnComplete: true },
+          cliProgress.Presets.shades_classic,
+        );
+        bar.start(total, done, { extra });
+      }
+      bar.setTotal(total);
+      bar.update(done, { extra });
+    },
+    stop() {
+      bar?.stop();
+    },
+  };
+}

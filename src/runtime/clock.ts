@@ -1,0 +1,74 @@
+// Time for actors. XState v5 takes a `clock` ({setTimeout, clearTimeout}) per actor; every delayed event
+// (`after`) goes through it. The runtimes own the timers instead of Node's event loop: the deterministic
+// runtime fires a timer as a scheduled step on simulated time, the threaded runtime fires due timers from its
+// worker loop on real time (its event loop is asleep in Atomics.wait most of the time, so setTimeout would
+// never run). A fired timer is a step like a delivery: it takes a ticket and is recorded.
+
+/** XState's Clock shape (xstate does not export the type from its entry point). */
+export interface ActorClock {
+  setTimeout(fn: () => void, ms: number): number;
+  clearTimeout(id: number): void;
+}
+
+export interface Timer {
+  readonly id: number;
+  readonly owner: number;
+  readonly deadline: number;
+  readonly fn: () => void;
+}
+
+export class Timers {
+  private readonly pending = new Map<number, Timer>();
+  private nextId = 1;
+
+  /** `now()` in milliseconds: simulated in the deterministic runtime, real in the threaded one. */
+  constructor(readonly now: () => number) {}
+
+  /** The clock handed to one actor's XState system. */
+  clockFor(owner: number): ActorClock {
+    return {
+      setTimeout: (fn: () => void, ms: number): number => {
+        const id = this.nextId++;
+        this.pending.set(id, { id, owner, deadline: this.now() + Math.max(0, ms), fn });
+        return id;
+      },
+      clearTimeout: (id: number): void => {
+        this.pending.delete(id);
+      },
+    };
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  /** Earliest-deadline timer (ties: first created), optionally only one owner's. */
+  earliest(owner?: number): Timer | undefined {
+    let best: Timer | undefined;
+    for (const t of this.pending.values()) {
+      if (owner !== undefined && t.owner !== owner) continue;
+      if (!best || t.deadline < best.deadline || (t.deadline === best.deadline && t.id < best.id)) best = t;
+    }
+    return best;
+  }
+
+  /** Owners with a timer due at `now`, each once, in order of their earliest due timer. */
+  dueOwners(now: number): number[] {
+    const owners: number[] = [];
+    for (const t of this.pending.values()) {
+      if (t.deadline <= now && !owners.includes(t.owner)) owners.push(t.owner);
+    }
+    return owners;
+  }
+
+  /** Owners with any pending timer (replay fires a recorded timer regardless of simulated time). */
+  owners(): number[] {
+    const owners: number[] = [];
+    for (const t of this.pending.values()) if (!owners.includes(t.owner)) owners.push(t.owner);
+    return owners;
+  }
+
+  take(t: Timer): void {
+    this.pending.delete(t.id);
+  }
+}

@@ -1,0 +1,115 @@
+// Hosts XState actors for a runtime: creates them with the runtime's clock, delivers one event at a time,
+// collects the effects they emit, and turns an actor that throws into an ActorFailure naming the actor, its
+// state and the event. Both runtimes deliver through this class; only what happens around a delivery
+// (ordering, transport, tickets) differs between them.
+import { type Actor, type AnyStateMachine, createActor } from 'xstate';
+import type { Timer, Timers } from './clock.js';
+import { ActorFailure } from './errors.js';
+import type { ActorFinal, Effect, ModelEvent, Wire, Workload } from './model.js';
+
+type Hosted = Actor<AnyStateMachine>;
+
+export class ActorHost {
+  private readonly actors = new Map<number, Hosted>();
+  private readonly errors = new Map<number, unknown>();
+  private effects: Effect[] = [];
+
+  constructor(
+    private readonly workload: Workload,
+    private readonly timers: Timers,
+  ) {}
+
+  /** Create and start the given actors; returns the effects each initial state emitted, in actor order. */
+  start(ids: readonly number[]): [number, Effect[]][] {
+    const out: [number, Effect[]][] = [];
+    for (const id of ids) {
+      const spec = this.workload.actors[id];
+      if (!spec) throw new Error(`no actor #${id} in workload ${this.workload.name}`);
+      const actor = createActor(spec.logic, {
+        input: spec.input,
+        clock: this.timers.clockFor(id),
+        id: spec.name,
+      });
+      // An error observer makes XState treat a throw as handled (otherwise it rethrows from a macrotask).
+      actor.subscribe({ error: (err: unknown) => this.errors.set(id, err) });
+      const collect = (e: Effect): void => {
+        this.effects.push(e);
+      };
+      actor.on('rt.send', collect);
+      actor.on('rt.atomic', collect);
+      this.actors.set(id, actor);
+      actor.start();
+      this.check(id, undefined, 'xstate.init');
+      out.push([id, this.takeEffects()]);
+    }
+    return out;
+  }
+
+  has(id: number): boolean {
+    return this.actors.has(id);
+  }
+
+  /** Deliver one event; returns the effects the actor emitted while handling it. */
+  deliver(id: number, event: ModelEvent): Effect[] {
+    const actor = this.actors.get(id);
+    if (!actor) throw new Error(`actor #${id} is not hosted here`);
+    // Keep the snapshot, not its string: the state name is only needed if the actor throws.
+    const before = actor.getSnapshot();
+    actor.send(event);
+    this.check(id, before, event.type);
+    return this.takeEffects();
+  }
+
+  /** Fire a due timer of one of our actors (XState relays the delayed event inside fn). */
+  fire(timer: Timer): Effect[] {
+    const actor = this.actors.get(timer.owner);
+    if (!actor) throw new Error(`actor #${timer.owner} is not hosted here`);
+    const before = actor.getSnapshot();
+    this.timers.take(timer);
+    timer.fn();
+    this.check(timer.owner, before, '(timer)');
+    return this.takeEffects();
+  }
+
+  stateOf(id: number): string {
+    const actor = this.actors.get(id);
+    return actor ? stateString(actor) : '(not hosted)';
+  }
+
+  final(id: number): ActorFinal {
+    const actor = this.actors.get(id);
+    const name = this.workload.actors[id]?.name ?? `#${id}`;
+    if (!actor) return { name, state: '(not hosted)', context: null };
+    return { name, state: stateString(actor), context: actor.getSnapshot().context as Wire };
+  }
+
+  stopAll(): void {
+    for (const a of this.actors.values()) a.stop();
+  }
+
+  private takeEffects(): Effect[] {
+    const out = this.effects;
+    this.effects = [];
+    return out;
+  }
+
+  private check(id: number, before: Snapshot | undefined, eventType: string): void {
+    const actor = this.actors.get(id);
+    const snap = actor?.getSnapshot();
+    if (snap?.status === 'error' || this.errors.has(id)) {
+      const err = this.errors.get(id) ?? (snap as { error?: unknown } | undefined)?.error;
+      const state = before ? valueString(before.value) : '(start)';
+      throw new ActorFailure(this.workload.actors[id]?.name ?? `#${id}`, state, eventType, err);
+    }
+  }
+}
+
+type Snapshot = ReturnType<Hosted['getSnapshot']>;
+
+function stateString(actor: Hosted): string {
+  return valueString(actor.getSnapshot().value);
+}
+
+function valueString(v: unknown): string {
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}

@@ -1,0 +1,112 @@
+// The contract between model code and the runtimes. A model is a set of XState v5 machines (one actor each)
+// plus a little shared Int32 memory. Machines never touch a transport: they *emit* effects (send a message,
+// perform an atomic operation on shared memory) and the runtime hosting them — threaded or deterministic —
+// carries them out. That is what lets the same machine definitions run unchanged in both runtimes.
+import type { AnyStateMachine } from 'xstate';
+
+/** Pseudo-actors that can appear as the sender or receiver of a step. Real actors are 0..n-1. */
+export const ENV = -1; // the run itself: initial messages
+export const MEM = -2; // shared memory: atomic operations are steps of their own
+export const TIMER = -3; // a delayed event firing (XState `after`, through the runtime's clock)
+
+export function pseudoName(id: number): string {
+  return id === ENV ? 'env' : id === MEM ? 'mem' : id === TIMER ? 'timer' : `#${id}`;
+}
+
+/** A value that survives msgpack and structured clone. */
+export type Wire = number | string | boolean | null | Wire[] | { [k: string]: Wire };
+
+/** Events between actors: a type and serialisable fields. */
+export interface ModelEvent {
+  readonly type: string;
+  readonly [field: string]: Wire;
+}
+
+export type AtomicOp = 'load' | 'store' | 'add' | 'xchg' | 'cas';
+
+/** What a machine emits (via XState `emit`) for its host to carry out. */
+export type Effect =
+  | { readonly type: 'rt.send'; readonly to: number; readonly event: ModelEvent }
+  | {
+      readonly type: 'rt.atomic';
+      readonly op: AtomicOp;
+      readonly index: number;
+      readonly value: number;
+      readonly expected: number;
+      /** Echoed back in the completion event so a machine can tell its requests apart. */
+      readonly tag: number;
+    };
+
+/** Delivered to the requesting actor when its atomic operation has been performed (sender MEM). */
+export interface AtomicDone extends ModelEvent {
+  readonly type: 'rt.atomic.done';
+  readonly op: AtomicOp;
+  readonly index: number;
+  readonly old: number;
+  readonly tag: number;
+}
+
+export function sendEffect(to: number, event: ModelEvent): Effect {
+  return { type: 'rt.send', to, event };
+}
+
+export function atomicEffect(op: AtomicOp, index: number, value = 0, expected = 0, tag = 0): Effect {
+  return { type: 'rt.atomic', op, index, value, expected, tag };
+}
+
+/** Perform an atomic operation on an Int32Array (shared or not); returns the old value. */
+export function applyAtomic(mem: Int32Array, op: AtomicOp, index: number, value: number, expected: number): number {
+  switch (op) {
+    case 'load':
+      return Atomics.load(mem, index);
+    case 'store':
+      return Atomics.exchange(mem, index, value);
+    case 'add':
+      return Atomics.add(mem, index, value);
+    case 'xchg':
+      return Atomics.exchange(mem, index, value);
+    case 'cas':
+      return Atomics.compareExchange(mem, index, expected, value);
+  }
+}
+
+export interface ActorSpec {
+  /** Stable, human-readable name (used in traces and reports). */
+  readonly name: string;
+  readonly logic: AnyStateMachine;
+  readonly input?: Wire;
+}
+
+/** What a finished actor looked like, for the workload's invariant checks. */
+export interface ActorFinal {
+  readonly name: string;
+  readonly state: string;
+  readonly context: Wire;
+}
+
+export interface WorkloadCheck {
+  readonly ok: boolean;
+  /** One line per violated invariant (empty when ok). */
+  readonly problems: readonly string[];
+  /** Workload-specific counters printed in the summary line. */
+  readonly counters: Readonly<Record<string, number>>;
+}
+
+/**
+ * A workload: built from (name, params) in every thread that hosts part of it, so it must be a pure
+ * function of its parameters.
+ */
+export interface Workload {
+  readonly name: string;
+  readonly params: Readonly<Record<string, Wire>>;
+  readonly actors: readonly ActorSpec[];
+  /** Messages the run starts with, sent by ENV, in this order. */
+  readonly initial: readonly { readonly to: number; readonly event: ModelEvent }[];
+  /** Words of shared Int32 memory the actors operate on atomically. */
+  readonly sharedWords: number;
+  /** Event types whose fields are all small integers, encoded in a fixed Int32 layout on the wire. */
+  readonly hotEvents?: Readonly<Record<string, readonly string[]>>;
+  check(actors: readonly ActorFinal[], shared: Int32Array): WorkloadCheck;
+}
+
+export type WorkloadFactory = (params: Readonly<Record<string, Wire>>) => Workload;

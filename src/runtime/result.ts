@@ -1,0 +1,38 @@
+// What a run produces, whichever runtime ran it.
+import type { ActorFinal, Wire, WorkloadCheck } from './model.js';
+import type { Schedule } from './schedule.js';
+import type { Trace } from './trace.js';
+
+export type RuntimeName = 'threaded' | 'deterministic';
+export type Placement = 'sharded' | 'per-actor';
+
+export interface Accounting {
+  readonly sent: number;
+  readonly delivered: number;
+  readonly queued: number;
+  /** sent == delivered + queued */
+  readonly ok: boolean;
+}
+
+export interface RunResult {
+  readonly runtime: RuntimeName;
+  readonly strategy: string;
+  readonly seed: number;
+  readonly workload: { readonly name: string; readonly params: Readonly<Record<string, Wire>> };
+  readonly placement?: Placement;
+  readonly workers?: number;
+  readonly steps: number;
+  readonly timersFired: number;
+  readonly accounting: Accounting;
+  readonly trace: Trace;
+  readonly traceHash: string;
+  readonly finals: readonly ActorFinal[];
+  readonly shared: Int32Array;
+  readonly check: WorkloadCheck;
+  readonly schedule: Schedule;
+  readonly elapsedMs: number;
+}
+
+export function accountingLine(a: Accounting): string {
+  return `sent ${a.sent} == delivered ${a.delivered} + queued ${a.queued}: ${a.ok ? 'ok' : 'MISMATCH'}`;
+}

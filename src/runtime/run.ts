@@ -1,0 +1,82 @@
+// One entry point for running a workload in either runtime, exploring many deterministic executions, and
+// replaying a recorded schedule. The CLI and the tests both go through here.
+import { runDeterministic } from './deterministic.js';
+import { pseudoName, type Wire } from './model.js';
+import type { Placement, RunResult, RuntimeName } from './result.js';
+import { Schedule } from './schedule.js';
+import type { StrategyName } from './scheduler.js';
+import { createScheduler } from './schedulers/index.js';
+import { ReplayScheduler } from './schedulers/replay.js';
+import { runThreaded } from './threaded.js';
+import { buildWorkload } from './workloads.js';
+
+export interface RunOptions {
+  readonly workload: { readonly name: string; readonly params: Readonly<Record<string, Wire>> };
+  readonly runtime: RuntimeName;
+  readonly seed: number;
+  readonly strategy?: StrategyName;
+  readonly depth?: number;
+  /** Deterministic: explore up to this many executions, stopping at the first that fails its checks. */
+  readonly runs?: number;
+  readonly placement?: Placement;
+  readonly workers?: number;
+  readonly maxSteps?: number;
+  readonly keepTrace?: boolean;
+  readonly onProgress?: (done: number, total: number) => void;
+  readonly signal?: AbortSignal;
+}
+
+export interface RunOutcome extends RunResult {
+  /** Executions tried (1 for the threaded runtime). */
+  readonly executions: number;
+  /** What the scheduler explored, e.g. "dfs: space exhausted after 12 executions". */
+  readonly explored: string;
+}
+
+export async function run(opts: RunOptions): Promise<RunOutcome> {
+  const workload = buildWorkload(opts.workload.name, opts.workload.params);
+  if (opts.runtime === 'threaded') {
+    const r = await runThreaded({
+      workload,
+      seed: opts.seed,
+      placement: opts.placement ?? 'sharded',
+      ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+      keepTrace: opts.keepTrace ?? true,
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    return { ...r, executions: 1, explored: `threaded: ${r.workers} workers, ${r.placement}` };
+  }
+  const strategy = opts.strategy ?? 'random';
+  const scheduler = createScheduler(strategy, { seed: opts.seed, depth: opts.depth ?? 3 });
+  const runs = opts.runs ?? 1;
+  let last: RunResult | undefined;
+  let executions = 0;
+  while (executions < runs && !opts.signal?.aborted && scheduler.newExecution()) {
+    executions++;
+    last = runDeterministic({ workload, seed: opts.seed, scheduler, ...(opts.maxSteps ? { maxSteps: opts.maxSteps } : {}) });
+    opts.onProgress?.(executions, runs);
+    if (!last.check.ok) break;
+    // Let a progress bar and Ctrl-C in between executions.
+    if (runs > 1 && executions % 64 === 0) await new Promise((r) => setImmediate(r));
+  }
+  if (!last) throw new Error(`${scheduler.describe()}: no execution was run`);
+  return { ...last, strategy, executions, explored: scheduler.describe() };
+}
+
+export interface ReplayOutcome extends RunResult {
+  readonly recordedHash: string;
+  readonly matches: boolean;
+}
+
+export function replay(schedule: Schedule): ReplayOutcome {
+  const meta = schedule.meta;
+  const workload = buildWorkload(meta.workload.name, meta.workload.params);
+  const names = workload.actors.map((a) => a.name);
+  const scheduler = new ReplayScheduler(schedule, (id) => (id >= 0 ? (names[id] ?? `#${id}`) : pseudoName(id)));
+  scheduler.newExecution();
+  const r = runDeterministic({ workload, seed: meta.seed, scheduler, ...(meta.initial ? { initial: meta.initial } : {}) });
+  return { ...r, strategy: 'replay', recordedHash: meta.traceHash, matches: r.traceHash === meta.traceHash };
+}
+
+export { Schedule };

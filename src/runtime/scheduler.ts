@@ -1,0 +1,50 @@
+// The Scheduler interface of the deterministic runtime, after awslabs/shuttle: the runtime offers the set of
+// enabled steps, the strategy picks one. One file a strategy in schedulers/. A strategy that explores many
+// executions (dfs) says when it has none left.
+
+/** One enabled step: the head message of a channel (sender → receiver), or a due timer. */
+export interface Choice {
+  /** Stable identity of the channel: the same (sender, receiver) pair has the same key in every execution. */
+  readonly key: number;
+  readonly sender: number;
+  readonly receiver: number;
+  /**
+   * The logical thread whose progress this step is: the receiving actor, or for an atomic operation the actor
+   * that asked for it. PCT assigns priorities to threads.
+   */
+  readonly thread: number;
+  /** Global send order of the message (lower = older). */
+  readonly seq: number;
+}
+
+export interface Scheduler {
+  readonly name: string;
+  /** Begin the next execution; false when the strategy has explored everything it will. */
+  newExecution(): boolean;
+  /** Pick one of `enabled` (never empty; its order is deterministic given the execution so far). */
+  next(enabled: readonly Choice[], step: number): Choice;
+  /** The execution ended after `steps` steps. */
+  endExecution(steps: number): void;
+  /** A line on what was explored, e.g. for dfs whether the space was exhausted. */
+  describe(): string;
+}
+
+export type StrategyName = 'random' | 'pct' | 'dfs';
+export const STRATEGIES: readonly StrategyName[] = ['random', 'pct', 'dfs'];
+
+export interface StrategyOptions {
+  seed: number;
+  /** PCT: bug depth d (d - 1 priority change points). */
+  depth?: number;
+  /** PCT: initial guess of steps per execution (learned from executions as they finish). */
+  maxSteps?: number;
+  /** DFS: branch only at the first N steps (then always take the first choice). */
+  depthBound?: number;
+  /** DFS: at most N preemptions per execution. */
+  preemptionBound?: number;
+}
+
+export function channelKey(sender: number, receiver: number): number {
+  // senders are ≥ -3, receivers ≥ -2: shift both to non-negative and pack.
+  return (sender + 4) * 65536 + (receiver + 4);
+}

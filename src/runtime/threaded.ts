@@ -1,0 +1,281 @@
+// The threaded runtime: actors on worker_threads, really racing on shared memory. Placement `sharded`
+// spreads actors over N workers (default: the CPU count — more busy threads than cores only loses
+// throughput); `per-actor` gives each actor its own thread, which then parks instead of spinning. The main
+// thread sends the initial messages, watches for quiescence (every thread idle, counters stable, nothing in
+// flight), then stops the workers and merges their logs by ticket into one trace. Nondeterministic, but
+// every run's interleaving is recorded and replays in the deterministic runtime.
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { WireCodec } from './codec.js';
+import { Control, DELIVERED, GEN, IDLE, SENT } from './control.js';
+import { ActorFailure, RunStalled } from './errors.js';
+import { type ActorFinal, ENV, type Workload } from './model.js';
+import { Outbox } from './outbox.js';
+import { workerUrl } from './paths.js';
+import type { Placement, RunResult } from './result.js';
+import { createRing, type Ring } from './ring.js';
+import { Schedule } from './schedule.js';
+import { REC_INTS, Trace } from './trace.js';
+import type { FailureInfo, WorkerInit, WorkerReport } from './worker-host.js';
+
+export interface ThreadedOptions {
+  readonly workload: Workload;
+  readonly seed: number;
+  readonly placement?: Placement;
+  readonly workers?: number;
+  readonly ringSlots?: number;
+  readonly keepTrace?: boolean;
+  /** Give up when nothing is delivered for this long (ms). */
+  readonly stallMs?: number;
+  readonly onProgress?: (delivered: number, sent: number) => void;
+  readonly signal?: AbortSignal;
+}
+
+export function placementOf(n: number, placement: Placement, workers: number): number[] {
+  return Array.from({ length: n }, (_, i) => (placement === 'per-actor' ? i : i % workers));
+}
+
+/**
+ * A started set of worker threads hosting one workload. `runToQuiescence` injects messages (sent by ENV) and
+ * waits until nothing is in flight; it can be called again (benchmarks inject one batch per iteration).
+ * `finish` stops the workers and merges their logs into the run's result.
+ */
+export class ThreadedRuntime {
+  readonly placement: Placement;
+  readonly workers: number;
+  private readonly started = performance.now();
+  private readonly ctl: Control;
+  private readonly rings: Ring[];
+  private readonly shared: SharedArrayBuffer;
+  private readonly where: number[];
+  private readonly pool: Worker[];
+  private readonly exited: Promise<void>[];
+  private readonly outboxes: Outbox[];
+  private readonly codec: WireCodec;
+  private readonly reports: (WorkerReport & { type: 'done' })[] = [];
+  private readonly mainSlot: number;
+  private failure: FailureInfo | undefined;
+  private exitedCount = 0;
+  private injected = 0;
+  /** ENV's messages in order, when they are not just the workload's initial ones (for the schedule). */
+  private readonly injections: Workload['initial'][number][] = [];
+  private custom = false;
+  private stopped = false;
+
+  constructor(private readonly opts: ThreadedOptions) {
+    const { workload } = opts;
+    const n = workload.actors.length;
+    this.placement = opts.placement ?? 'sharded';
+    const cores = availableParallelism();
+    this.workers = this.placement === 'per-actor' ? n : Math.max(1, Math.min(opts.workers ?? cores, n));
+    const threads = this.workers + 1;
+    this.mainSlot = this.workers;
+    this.ctl = Control.create(threads);
+    this.rings = Array.from({ length: this.workers }, () => createRing(opts.ringSlots ?? 4096, 64));
+    this.shared = new SharedArrayBuffer(Math.max(1, workload.sharedWords) * 4);
+    this.where = placementOf(n, this.placement, this.workers);
+    const init = (index: number): WorkerInit => ({
+      index,
+      workload: { name: workload.name, params: workload.params },
+      placement: this.where,
+      rings: this.rings.map((r) => r.sab),
+      control: this.ctl.sab,
+      shared: this.shared,
+      threads,
+      // The main thread sleeps between 1 ms polls: only workers compete for cores.
+      spinMicros: this.workers > cores ? 0 : 50,
+      keepTrace: opts.keepTrace ?? true,
+    });
+    const url = workerUrl('actor-host');
+    this.pool = Array.from({ length: this.workers }, (_, i) => new Worker(url, { workerData: init(i) }));
+    this.exited = this.pool.map(
+      (w, i) =>
+        new Promise<void>((resolve) => {
+          w.on('message', (r: WorkerReport) => {
+            if (r.type === 'failed') this.failure ??= r.failure;
+            else this.reports.push(r);
+          });
+          w.on('error', (err: Error) => {
+            this.failure ??= { name: err.name, message: `worker ${i} crashed: ${err.message}`, stack: err.stack ?? '' };
+          });
+          w.on('exit', () => {
+            this.exitedCount++;
+            resolve();
+          });
+        }),
+    );
+    this.codec = new WireCodec(workload.hotEvents);
+    this.outboxes = this.rings.map((r) => new Outbox(r));
+  }
+
+  /** Send messages from ENV (default: the workload's initial ones) and wait until nothing is in flight. */
+  async runToQuiescence(messages: Workload['initial'] = this.opts.workload.initial): Promise<void> {
+    for (const m of messages) {
+      const w = this.where[m.to];
+      if (w === undefined) throw new Error(`initial message to unknown actor ${m.to}`);
+      const e = this.codec.encode(m.event, -1);
+      (this.outboxes[w] as Outbox).send(e.kind, m.to, ENV, e.bytes, 0, e.len);
+    }
+    this.injected += messages.length;
+    if (messages !== this.opts.workload.initial) this.custom = true;
+    if (this.opts.keepTrace ?? true) this.injections.push(...messages);
+    this.ctl.store(this.mainSlot, SENT, this.injected);
+    await this.watch();
+  }
+
+  private async watch(): Promise<void> {
+    const { ctl, workers, opts } = this;
+    const stallMs = opts.stallMs ?? 30_000;
+    let lastDelivered = -1;
+    let lastProgressAt = performance.now();
+    for (;;) {
+      await sleep(1);
+      for (const o of this.outboxes) if (o.held > 0) o.flush();
+      if (this.failure) return;
+      if (opts.signal?.aborted) throw new RunStalled('interrupted');
+      if (this.exitedCount > 0) {
+        this.failure ??= { name: 'Error', message: 'a worker exited before the run ended' };
+        return;
+      }
+      const gens: number[] = [];
+      for (let w = 0; w < workers; w++) gens.push(ctl.load(w, GEN));
+      let sent = ctl.load(this.mainSlot, SENT);
+      let delivered = 0;
+      let allIdle = true;
+      for (let w = 0; w < workers; w++) {
+        if (ctl.load(w, IDLE) !== 1) allIdle = false;
+        sent += ctl.load(w, SENT);
+        delivered += ctl.load(w, DELIVERED);
+      }
+      const held = this.outboxes.reduce((h, o) => h + o.held, 0);
+      let stable = true;
+      for (let w = 0; w < workers; w++) if (ctl.load(w, GEN) !== gens[w]) stable = false;
+      opts.onProgress?.(delivered, sent);
+      if (allIdle && stable && held === 0 && sent === delivered) return;
+      const now = performance.now();
+      if (delivered !== lastDelivered) {
+        lastDelivered = delivered;
+        lastProgressAt = now;
+      } else if (now - lastProgressAt > stallMs) {
+        const states = Array.from(
+          { length: workers },
+          (_, w) => `worker ${w}: ${['busy', 'idle', 'waiting (timer or full ring)'][ctl.load(w, IDLE)] ?? '?'}`,
+        );
+        throw new RunStalled(
+          `nothing delivered for ${stallMs} ms; sent ${sent}, delivered ${delivered}, held by main ${held}; ${states.join(', ')}`,
+        );
+      }
+    }
+  }
+
+  /** Stop every worker (waking parked ones); terminate any that do not exit within 5 s. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.ctl.stop();
+    for (const r of this.rings) r.wake();
+    let timer: NodeJS.Timeout | undefined;
+    const all = Promise.all(this.exited).then(() => 'ok' as const);
+    const deadline = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), 5_000);
+    });
+    const outcome = await Promise.race([all, deadline]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') await Promise.all(this.pool.map((w) => w.terminate()));
+  }
+
+  /** Stop and merge: the run's result, or the failure that ended it. */
+  async finish(): Promise<RunResult> {
+    await this.stop();
+    const { workload } = this.opts;
+    const n = workload.actors.length;
+    if (this.failure) {
+      const f = this.failure;
+      if (f.actor !== undefined) throw new ActorFailure(f.actor, f.state ?? '?', f.event ?? '?', new Error(f.message));
+      const err = new Error(f.message);
+      err.name = f.name;
+      throw err;
+    }
+    if (this.reports.length !== this.workers) throw new Error(`only ${this.reports.length} of ${this.workers} workers reported`);
+    const keepTrace = this.opts.keepTrace ?? true;
+    const tickets = this.ctl.tickets;
+    const eventNames = new Map<number, string>();
+    const finals: ActorFinal[] = new Array(n);
+    let sent = this.injected;
+    let delivered = 0;
+    let queued = this.outboxes.reduce((h, o) => h + o.held, 0);
+    let timersFired = 0;
+    for (const r of this.reports) {
+      for (const [h, s] of r.eventNames) eventNames.set(h, s);
+      for (const [id, f] of r.finals) finals[id] = f;
+      sent += r.sent;
+      delivered += r.delivered;
+      queued += r.queued;
+      timersFired += r.timersFired;
+    }
+    const records = keepTrace ? mergeByTicket(this.reports, tickets) : new Int32Array(0);
+    const trace = new Trace(records, workload.actors.map((a) => a.name), eventNames);
+    const traceHash = trace.hash();
+    const shared = new Int32Array(this.shared).slice();
+    const finalList = Array.from(finals);
+    const meta = { workload: { name: workload.name, params: workload.params }, seed: this.opts.seed };
+    return {
+      runtime: 'threaded',
+      strategy: 'threaded',
+      ...meta,
+      placement: this.placement,
+      workers: this.workers,
+      steps: tickets,
+      timersFired,
+      accounting: { sent, delivered, queued, ok: sent === delivered + queued },
+      trace,
+      traceHash,
+      finals: finalList,
+      shared,
+      check: workload.check(finalList, shared),
+      schedule: Schedule.fromTrace(trace, {
+        ...meta,
+        runtime: 'threaded',
+        strategy: 'threaded',
+        placement: this.placement,
+        workers: this.workers,
+        traceHash,
+        actors: trace.actorNames,
+        ...(this.custom ? { initial: this.injections } : {}),
+      }),
+      elapsedMs: performance.now() - this.started,
+    };
+  }
+}
+
+/** Tickets are dense, so each record has exactly one place; a gap or a duplicate is a runtime bug. */
+function mergeByTicket(reports: readonly { readonly records: Int32Array }[], tickets: number): Int32Array {
+  const records = new Int32Array(tickets * REC_INTS);
+  const seen = new Uint8Array(tickets);
+  for (const r of reports) {
+    for (let o = 0; o < r.records.length; o += REC_INTS) {
+      const t = r.records[o] as number;
+      if (t >= tickets || seen[t]) throw new Error(`trace merge: ticket ${t} is out of range or logged twice`);
+      seen[t] = 1;
+      records.set(r.records.subarray(o, o + REC_INTS), t * REC_INTS);
+    }
+  }
+  const missing = seen.indexOf(0);
+  if (missing >= 0) throw new Error(`trace merge: no record for ticket ${missing}`);
+  return records;
+}
+
+export async function runThreaded(opts: ThreadedOptions): Promise<RunResult> {
+  const rt = new ThreadedRuntime(opts);
+  try {
+    await rt.runToQuiescence();
+  } catch (err) {
+    await rt.stop();
+    throw err;
+  }
+  return rt.finish();
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,194 @@
+// The trace of a run: one record per scheduling point, in schedule order. Both runtimes produce the same
+// records for the same interleaving, so the trace hash is the proof that a replay reproduced a recording.
+// Exports to text and to the Chrome/Perfetto trace-event JSON (ui.perfetto.dev opens it).
+import { digestInts, fnv1a } from './hash.js';
+import { ENV, MEM, pseudoName, TIMER } from './model.js';
+
+/** Int32 fields of one record. */
+export const REC = { step: 0, actor: 1, sender: 2, sendStep: 3, event: 4, outcome: 5 } as const;
+export const REC_INTS = 6;
+
+export interface TraceRecord {
+  readonly step: number;
+  /** The actor that took the step (MEM for an atomic operation). */
+  readonly actor: number;
+  /** Who sent what it handled (ENV, TIMER, MEM or an actor). */
+  readonly sender: number;
+  /** The step during which the message was sent (-1: before the run started). */
+  readonly sendStep: number;
+  /** fnv1a of the event type (or of the atomic op name). */
+  readonly event: number;
+  /** fnv1a of the actor's state after the step, or the old value an atomic op returned. */
+  readonly outcome: number;
+}
+
+/** Append-only Int32 record log that grows by doubling. */
+export class TraceLog {
+  private data: Int32Array;
+  private n = 0;
+
+  constructor(initialRecords = 1024) {
+    this.data = new Int32Array(initialRecords * REC_INTS);
+  }
+
+  get length(): number {
+    return this.n;
+  }
+
+  push(step: number, actor: number, sender: number, sendStep: number, event: number, outcome: number): void {
+    let d = this.data;
+    const o = this.n * REC_INTS;
+    if (o + REC_INTS > d.length) {
+      const bigger = new Int32Array(d.length * 2);
+      bigger.set(d);
+      this.data = d = bigger;
+    }
+    d[o] = step;
+    d[o + 1] = actor;
+    d[o + 2] = sender;
+    d[o + 3] = sendStep;
+    d[o + 4] = event;
+    d[o + 5] = outcome;
+    this.n++;
+  }
+
+  /** The records, trimmed (a copy the caller may transfer). */
+  take(): Int32Array {
+    return this.data.slice(0, this.n * REC_INTS);
+  }
+}
+
+export class Trace {
+  constructor(
+    /** REC_INTS ints per record, ordered by step, steps dense from 0. */
+    readonly records: Int32Array,
+    readonly actorNames: readonly string[],
+    /** fnv1a → name, for events and atomic ops. */
+    readonly eventNames: ReadonlyMap<number, string>,
+  ) {}
+
+  get length(): number {
+    return this.records.length / REC_INTS;
+  }
+
+  record(i: number): TraceRecord {
+    const r = this.records;
+    const o = i * REC_INTS;
+    return {
+      step: r[o] as number,
+      actor: r[o + 1] as number,
+      sender: r[o + 2] as number,
+      sendStep: r[o + 3] as number,
+      event: r[o + 4] as number,
+      outcome: r[o + 5] as number,
+    };
+  }
+
+  /** Same workload + same interleaving ⇒ same hash, in either runtime. */
+  hash(): string {
+    return digestInts(this.records);
+  }
+
+  actorName(id: number): string {
+    return id >= 0 ? (this.actorNames[id] ?? `#${id}`) : pseudoName(id);
+  }
+
+  eventName(h: number): string {
+    return this.eventNames.get(h) ?? `event#${(h >>> 0).toString(16)}`;
+  }
+
+  /** One line a step: `step actor <- sender event`. */
+  toText(limit = Number.POSITIVE_INFINITY): string {
+    const lines: string[] = [];
+    const n = Math.min(this.length, limit);
+    for (let i = 0; i < n; i++) {
+      const r = this.record(i);
+      const what =
+        r.actor === MEM ? `${this.eventName(r.event)} -> old ${r.outcome}` : `${this.eventName(r.event)}`;
+      const from = r.sendStep >= 0 ? ` (sent at ${r.sendStep})` : '';
+      lines.push(`${String(r.step).padStart(7)}  ${this.actorName(r.actor)} <- ${this.actorName(r.sender)}: ${what}${from}`);
+    }
+    if (n < this.length) lines.push(`... ${this.length - n} more steps`);
+    return lines.join('\n');
+  }
+
+  /**
+   * Chrome/Perfetto trace-event JSON: one track per actor (plus `mem` and `env`), one slice per step, and a
+   * flow arrow from the step that sent each message to the step that handled it. Time is the step number
+   * (10 µs a step), which is what a schedule is ordered by.
+   */
+  toPerfetto(title: string): PerfettoTrace {
+    const n = this.actorNames.length;
+    const tidOf = (id: number): number => (id >= 0 ? id + 1 : id === MEM ? n + 1 : id === ENV ? n + 2 : n + 3);
+    const ts = (step: number): number => (step + 1) * 10;
+    const events: PerfettoEvent[] = [
+      { name: 'process_name', ph: 'M', pid: 1, tid: 0, args: { name: title } },
+    ];
+    for (let i = 0; i < n; i++) {
+      events.push({ name: 'thread_name', ph: 'M', pid: 1, tid: tidOf(i), args: { name: this.actorNames[i] ?? `#${i}` } });
+    }
+    for (const id of [MEM, ENV, TIMER]) {
+      events.push({ name: 'thread_name', ph: 'M', pid: 1, tid: tidOf(id), args: { name: pseudoName(id) } });
+    }
+    events.push({ name: 'initial messages', cat: 'env', ph: 'X', ts: 0, dur: 8, pid: 1, tid: tidOf(ENV), args: {} });
+    let flow = 0;
+    for (let i = 0; i < this.length; i++) {
+      const r = this.record(i);
+      const args: Record<string, string | number> = {
+        step: r.step,
+        from: this.actorName(r.sender),
+      };
+      if (r.actor === MEM) args.old = r.outcome;
+      events.push({
+        name: this.eventName(r.event),
+        cat: r.actor === MEM ? 'atomic' : 'event',
+        ph: 'X',
+        ts: ts(r.step),
+        dur: 8,
+        pid: 1,
+        tid: tidOf(r.actor),
+        args,
+      });
+      if (r.sender !== TIMER) {
+        const id = ++flow;
+        const fromTs = r.sendStep >= 0 ? ts(r.sendStep) + 4 : 4;
+        events.push({ name: 'message', cat: 'msg', ph: 's', id, ts: fromTs, pid: 1, tid: tidOf(r.sendStep >= 0 ? r.sender : ENV) });
+        events.push({ name: 'message', cat: 'msg', ph: 'f', bp: 'e', id, ts: ts(r.step) + 4, pid: 1, tid: tidOf(r.actor) });
+      }
+    }
+    return { traceEvents: events, displayTimeUnit: 'ns' };
+  }
+}
+
+export interface PerfettoEvent {
+  name: string;
+  ph: 'M' | 'X' | 's' | 'f';
+  pid: number;
+  tid: number;
+  cat?: string;
+  ts?: number;
+  dur?: number;
+  id?: number;
+  bp?: 'e';
+  args?: Record<string, string | number>;
+}
+
+export interface PerfettoTrace {
+  traceEvents: PerfettoEvent[];
+  displayTimeUnit: 'ns' | 'ms';
+}
+
+/** Name table builder shared by the runtimes. */
+export class EventNames {
+  readonly map = new Map<number, string>();
+  private readonly byName = new Map<string, number>();
+  hash(name: string): number {
+    let h = this.byName.get(name);
+    if (h === undefined) {
+      h = fnv1a(name);
+      this.byName.set(name, h);
+      this.map.set(h, name);
+    }
+    return h;
+  }
+}

@@ -1,0 +1,97 @@
+// The command as a user types it: exit codes (0 ok, 1 finding, 2 bad input), --json, record → replay → trace.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const BIN = join(import.meta.dirname, '..', 'bin', 'iommu-sim.js');
+
+function cli(...args: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+describe('iommu-sim', () => {
+  it('--help tells the truth about runtimes, placement and exit codes; --version prints the version', () => {
+    const h = cli('selftest', '--help');
+    expect(h.code).toBe(0);
+    expect(h.out).toMatch(/--placement <placement>/);
+    expect(h.out).toMatch(/sharded/);
+    expect(h.out).toMatch(/parks when idle instead of spinning/);
+    expect(cli('--help').out).toMatch(/Exit status: 0 ok, 1 a finding or a failed check, 2 bad input/);
+    const v = cli('--version');
+    expect(v.code).toBe(0);
+    expect(v.out.trim()).toBe(JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')).version);
+  });
+
+  it('selftest ends with an rcutorture-style SUCCESS line', () => {
+    const r = cli('selftest', '--messages', '100');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^selftest: SUCCESS steps=\d+ pings=400 pongs=400/m);
+  });
+
+  it('--json prints one object with the required fields', () => {
+    const r = cli('selftest', '--runtime', 'deterministic', '--seed', '7', '--messages', '50', '--json');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out) as Record<string, unknown>;
+    for (const k of ['traceHash', 'sent', 'delivered', 'steps', 'runtime', 'seed']) expect(j).toHaveProperty(k);
+    expect(j.runtime).toBe('deterministic');
+    expect(j.seed).toBe(7);
+  });
+
+  it('a found bug exits 1 with FAILURE and the problem', () => {
+    const r = cli('selftest', '--runtime', 'deterministic', '--strategy', 'pct', '--depth', '1', '--bug', '1', '--messages', '2', '--runs', '200');
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/planted ordering bug of depth 1 triggered/);
+    expect(r.out).toMatch(/^selftest: FAILURE/m);
+  });
+
+  it('bad input exits 2 and names the flag', () => {
+    for (const args of [
+      ['selftest', '--actors', 'x'],
+      ['selftest', '--runtime', 'quantum'],
+      ['selftest', '--strategy', 'pct'], // threaded has no strategy
+      ['selftest', '--runtime', 'deterministic', '--workers', '2'],
+      ['replay', '/nonexistent.sched'],
+      ['bench', 'nosuchsuite'],
+      ['nosuchcommand'],
+    ]) {
+      const r = cli(...args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.err.length, args.join(' ')).toBeGreaterThan(0);
+    }
+    expect(cli('selftest', '--actors', 'x').err).toMatch(/--actors/);
+  });
+
+  it('a crash names the actor, its state and the event, and exits 1', () => {
+    const r = cli('selftest', '--crash', '2', '--messages', '10');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/actor selftest\/0 threw in state 'waiting' handling event 'pong': planted crash at iteration 2/);
+  });
+
+  it('record (threaded) → replay → trace --format perfetto', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'iommu-sim-'));
+    const sched = join(dir, 's.sched');
+    const rec = cli('selftest', '--workers', '2', '--messages', '100', '--record', sched, '--json');
+    expect(rec.code).toBe(0);
+    const recorded = JSON.parse(rec.out) as { traceHash: string };
+    const rp = cli('replay', sched, '--json');
+    expect(rp.code).toBe(0);
+    const replayed = JSON.parse(rp.out) as { traceHash: string; matches: boolean };
+    expect(replayed.traceHash).toBe(recorded.traceHash);
+    expect(replayed.matches).toBe(true);
+
+    const out = join(dir, 't.json');
+    expect(cli('trace', sched, '--format', 'perfetto', '-o', out).code).toBe(0);
+    const t = JSON.parse(readFileSync(out, 'utf8')) as { traceEvents: { ph: string; id?: number; name: string }[] };
+    const tracks = t.traceEvents.filter((e) => e.ph === 'M' && e.name === 'thread_name');
+    expect(tracks.length).toBeGreaterThanOrEqual(4);
+    const starts = t.traceEvents.filter((e) => e.ph === 's').map((e) => e.id);
+    const ends = t.traceEvents.filter((e) => e.ph === 'f').map((e) => e.id);
+    expect(starts.length).toBeGreaterThan(0);
+    expect(ends).toEqual(starts);
+    const text = cli('trace', sched, '--format', 'text');
+    expect(text.out.split('\n')[0]).toMatch(/^\s+0 {2}selftest\/\d <- env: start$/);
+  });
+});
