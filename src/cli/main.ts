@@ -92,7 +92,7 @@ program
       if (cmd.getOptionValueSource('placement') === 'cli') cmd.error('error: --placement applies to --runtime threaded only', { exitCode: 2 });
     }
     const params = { actors: flags.actors, messages: flags.messages, bug: flags.bug, seed: flags.seed, ...(flags.crash ? { crash: flags.crash } : {}) };
-    const bar = progress(flags.runtime === 'threaded' ? 'delivered' : 'executions', !flags.json);
+    const bar = progress(flags.runtime === 'threaded' ? 'delivered' : flags.runs > 1 ? 'executions' : 'steps', !flags.json);
     const ac = new AbortController();
     const onSigint = (): void => ac.abort();
     process.once('SIGINT', onSigint);

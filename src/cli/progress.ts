@@ -19,9 +19,10 @@ export function progress(label: string, enabled: boolean, delayMs = 2_000): Prog
           { format: `${label} [{bar}] {value}/{total} {extra}`, stream: process.stderr, hideCursor: true, clearOnComplete: true },
           cliProgress.Presets.shades_classic,
         );
-        bar.start(total, done, { extra });
+        bar.start(Math.max(total, done), done, { extra });
       }
-      bar.setTotal(total);
+      // An unknown total (0) shows the count alone as a full bar.
+      bar.setTotal(Math.max(total, done));
       bar.update(done, { extra });
     },
     stop() {

@@ -6,13 +6,24 @@
 const TICKET = 0;
 const SEQ_LOCK = 1;
 const STOP = 2;
+/** Bumped by every performed task point: blocked tasks are worth retrying only when it has moved. */
+const VERSION = 3;
 const HEADER = 4;
-/** Per-thread slots: GEN (bumped when it wakes), IDLE (1 idle, 2 waiting on a timer), SENT, DELIVERED. */
-const PER = 4;
+/**
+ * Per-thread slots: GEN (bumped when it wakes), IDLE (see the constants below), SENT, DELIVERED, WAITING (1
+ * while it sleeps with blocked tasks: wake it when the version moves).
+ */
+const PER = 5;
 export const GEN = 0;
 export const IDLE = 1;
 export const SENT = 2;
 export const DELIVERED = 3;
+export const WAITING = 4;
+
+export const BUSY = 0;
+export const IDLE_EMPTY = 1; // nothing to do at all
+export const IDLE_WAITING = 2; // a timer is pending or a full ring holds messages back: not quiescent
+export const IDLE_BLOCKED = 3; // only blocked tasks left: quiescent, but stuck if it lasts
 
 export class Control {
   readonly i32: Int32Array;
@@ -45,6 +56,26 @@ export class Control {
     } finally {
       this.unlock();
     }
+  }
+
+  /**
+   * If `ready()` holds, take a ticket and run `act` — all under the sequencer, so that the check, the action
+   * and the ticket are one indivisible step — and bump the version. Returns undefined when not ready.
+   */
+  trySequenced<T>(ready: () => boolean, act: (ticket: number) => T): { value: T } | undefined {
+    this.lock();
+    try {
+      if (!ready()) return undefined;
+      const value = act(Atomics.add(this.i32, TICKET, 1));
+      Atomics.add(this.i32, VERSION, 1);
+      return { value };
+    } finally {
+      this.unlock();
+    }
+  }
+
+  get version(): number {
+    return Atomics.load(this.i32, VERSION);
   }
 
   get stopped(): boolean {

@@ -1,33 +1,39 @@
-// The deterministic runtime: every actor in one thread, and a seeded Scheduler choosing the next step among
-// the enabled ones. A step is the delivery of the head message of one channel (sender → receiver; per-channel
-// FIFO, as the threaded transport guarantees), an atomic operation on shared memory, or a due timer. Time is
-// simulated (each step costs STEP_MS; when nothing else can run, time jumps to the next timer). Same workload
-// + same scheduler seed ⇒ the same trace, byte for byte.
+// The deterministic runtime: every actor and task in one thread, and a seeded Scheduler choosing the next
+// step among the enabled ones. A step is the delivery of the head message of one channel (sender → receiver;
+// per-channel FIFO, as the threaded transport guarantees), an atomic operation on shared memory, a due timer,
+// or a task's next scheduling point. Time is simulated (each step costs STEP_MS; when nothing else can run,
+// time jumps to the next timer). Same workload + same scheduler seed ⇒ the same trace, byte for byte.
 import { Timers } from './clock.js';
 import { ActorHost } from './host.js';
-import { type AtomicDone, applyAtomic, type Effect, ENV, MEM, type ModelEvent, TIMER, type Workload } from './model.js';
+import {
+  type AtomicDone,
+  applyAtomic,
+  type BlockedTask,
+  type Effect,
+  ENV,
+  MEM,
+  type ModelEvent,
+  TASK,
+  TIMER,
+  type Wire,
+  type Workload,
+} from './model.js';
 import type { RunResult } from './result.js';
 import { Schedule } from './schedule.js';
 import { type Choice, channelKey, type Scheduler } from './scheduler.js';
 import { ReplayScheduler } from './schedulers/replay.js';
+import { earliestWake, type StepEnv, type Task, TaskTable } from './task.js';
 import { EventNames, Trace, TraceLog } from './trace.js';
 
 /** Simulated cost of one step, in ms (1 µs). */
 export const STEP_MS = 0.001;
 
+type AtomicRequest = Extract<Effect, { type: 'rt.atomic' }>;
+
 interface Pending {
   readonly event: ModelEvent | AtomicRequest;
   readonly sendStep: number;
   readonly seq: number;
-}
-
-interface AtomicRequest {
-  readonly type: 'rt.atomic';
-  readonly op: AtomicDone['op'];
-  readonly index: number;
-  readonly value: number;
-  readonly expected: number;
-  readonly tag: number;
 }
 
 /** A channel is its own Choice: the scheduler sees the head message's order through `seq`. */
@@ -56,6 +62,8 @@ export interface DeterministicOptions {
   readonly initial?: Workload['initial'];
   /** Stop with an error after this many steps (a livelock guard). */
   readonly maxSteps?: number;
+  /** Collect every finding instead of stopping at the first. */
+  readonly keepGoing?: boolean;
   readonly onProgress?: (steps: number) => void;
 }
 
@@ -71,7 +79,10 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
   let now = 0;
   const timers = new Timers(() => now);
   const host = new ActorHost(workload, timers);
-  const shared = new Int32Array(workload.sharedWords);
+  const shared = new Int32Array(new SharedArrayBuffer(Math.max(1, workload.sharedWords) * 4));
+  const monitor = workload.monitor;
+  monitor?.attach(shared, () => now);
+  const tasks = new TaskTable(workload.tasks ?? {});
   const names = new EventNames();
   const log = new TraceLog();
   const channels = new Map<number, Channel>();
@@ -121,51 +132,77 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
     delivered++;
     return p;
   };
+  const sendFrom = (from: number, to: number, event: ModelEvent, step: number): void => {
+    if (!Number.isInteger(to) || to < 0 || to >= n) {
+      throw new Error(`${workload.actors[from]?.name ?? tasks.names.get(from) ?? from} sent '${event.type}' to unknown actor ${to}`);
+    }
+    enqueue(from, to, event, step);
+  };
+  const spawn = (step: number, owner: number, kind: string, args: Wire, name?: string): number =>
+    tasks.spawn(step, owner, kind, args, name).id;
   const route = (from: number, effects: readonly Effect[], step: number): void => {
     for (const e of effects) {
-      if (e.type === 'rt.send') {
-        if (!Number.isInteger(e.to) || e.to < 0 || e.to >= n) {
-          throw new Error(`${workload.actors[from]?.name ?? from} sent '${e.event.type}' to unknown actor ${e.to}`);
-        }
-        enqueue(from, e.to, e.event, step);
-      } else {
-        enqueue(from, MEM, e, step);
-      }
+      if (e.type === 'rt.send') sendFrom(from, e.to, e.event, step);
+      else if (e.type === 'rt.atomic') enqueue(from, MEM, e, step);
+      else spawn(step, from, e.task, e.args, e.name);
     }
   };
+  const taskEnv = (t: Task, step: number): StepEnv => ({
+    step,
+    self: t,
+    now: () => now,
+    spawn: (kind, args, name) => spawn(step, t.id, kind, args, name),
+    send: (to, event) => sendFrom(t.id, to, event, step),
+  });
 
   for (const m of opts.initial ?? workload.initial) {
     if (!Number.isInteger(m.to) || m.to < 0 || m.to >= n) throw new Error(`initial message '${m.event.type}' to unknown actor ${m.to}`);
     enqueue(ENV, m.to, m.event, -1);
   }
+  (workload.initialTasks ?? []).forEach((it, i) => {
+    tasks.spawn(-1, ENV, it.task, it.args, it.name, i);
+  });
   const ids = workload.actors.map((_, i) => i);
   // Effects of initial states (sent "before step 0", like the initial messages).
   for (const [from, effects] of host.start(ids)) route(from, effects, -1);
 
   let step = 0;
-  const timerChoices: Choice[] = [];
+  const extra: Choice[] = [];
+  const stopOnFinding = !opts.keepGoing && monitor !== undefined;
   for (;;) {
     let choices: readonly Choice[] = enabled;
-    timerChoices.length = 0;
+    extra.length = 0;
     if (timers.size > 0) {
       const owners = replay ? timers.owners() : timers.dueOwners(now);
-      if (owners.length === 0 && enabled.length === 0) {
-        const t = timers.earliest();
-        if (t) {
-          now = Math.max(now, t.deadline);
-          owners.push(t.owner);
-        }
-      }
-      for (const o of owners) {
-        timerChoices.push({ key: channelKey(TIMER, o), sender: TIMER, receiver: o, thread: o, seq: Number.MAX_SAFE_INTEGER });
-      }
-      if (timerChoices.length > 0) choices = [...enabled, ...timerChoices];
+      for (const o of owners) extra.push({ key: channelKey(TIMER, o), sender: TIMER, receiver: o, thread: o, seq: Number.MAX_SAFE_INTEGER });
     }
-    if (choices.length === 0) break;
+    for (const t of tasks.live.values()) {
+      if (t.pending?.ready()) extra.push({ key: channelKey(TASK, t.id), sender: TASK, receiver: t.id, thread: t.id, seq: t.id });
+    }
+    if (extra.length > 0) choices = enabled.length > 0 ? [...enabled, ...extra] : extra;
+    if (choices.length === 0) {
+      // Nothing can run now: time jumps to the next timer or timeout, if there is one ahead.
+      const t = timers.earliest()?.deadline;
+      const w = earliestWake(tasks.live.values());
+      const next = t === undefined ? w : w === undefined ? t : Math.min(t, w);
+      if (next !== undefined && next > now) {
+        now = next;
+        monitor?.tick?.(now);
+        continue;
+      }
+      break;
+    }
     if (step >= maxSteps) throw new StepBudgetExceeded(`step budget of ${maxSteps} exhausted: the workload does not terminate`);
     const c = scheduler.next(choices, step);
     now += STEP_MS;
-    if (c.sender === TIMER) {
+    if (c.sender === TASK) {
+      const t = tasks.live.get(c.receiver) as Task;
+      const label = t.pending?.label ?? '?';
+      const ev = names.hash(label);
+      replay?.verify(step, t.id, ev, label);
+      log.push(step, t.id, TASK, -1, ev, 0);
+      if (!t.resume(t.perform(taskEnv(t, step)), label)) tasks.finish(t);
+    } else if (c.sender === TIMER) {
       const t = timers.earliest(c.receiver);
       if (!t) throw new Error(`scheduler chose a timer of ${c.receiver} that does not exist`);
       if (t.deadline > now) now = t.deadline;
@@ -181,8 +218,9 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
       if (ch.receiver === MEM) {
         const a = p.event as AtomicRequest;
         const old = applyAtomic(shared, a.op, a.index, a.value, a.expected);
-        const ev = names.hash(`${a.op}[${a.index}]`);
-        replay?.verify(step, MEM, ev, `${a.op}[${a.index}]`);
+        const label = `${a.op}[${a.index}]`;
+        const ev = names.hash(label);
+        replay?.verify(step, MEM, ev, label);
         log.push(step, MEM, ch.sender, p.sendStep, ev, old);
         const done: AtomicDone = { type: 'rt.atomic.done', op: a.op, index: a.index, old, tag: a.tag };
         enqueue(MEM, ch.sender, done, step);
@@ -196,13 +234,24 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
       }
     }
     step++;
-    if (opts.onProgress && (step & 0xffff) === 0) opts.onProgress(step);
+    if ((step & 0x3ff) === 0) {
+      monitor?.tick?.(now);
+      if (opts.onProgress && (step & 0xffff) === 0) opts.onProgress(step);
+    }
+    if (stopOnFinding && (monitor?.findings.length ?? 0) > 0) break;
   }
-  scheduler.endExecution(step);
+  const blocked = blockedTasks(tasks);
+  const halted = stopOnFinding && (monitor?.findings.length ?? 0) > 0;
+  if (!halted) {
+    // Only a complete run ends with the replay's length check, the stuck-task report and teardown checks.
+    scheduler.endExecution(step);
+    if (blocked.length > 0) monitor?.stuck?.(blocked, now);
+    monitor?.end?.();
+  }
 
   const finals = ids.map((i) => host.final(i));
   host.stopAll();
-  const trace = new Trace(log.take(), workload.actors.map((a) => a.name), names.map);
+  const trace = new Trace(log.take(), workload.actors.map((a) => a.name), names.map, tasks.names);
   const traceHash = trace.hash();
   let queued = 0;
   for (const c of channels.values()) queued += c.queue.length - c.head;
@@ -221,6 +270,8 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
     finals,
     shared,
     check: workload.check(finals, shared),
+    findings: [...(monitor?.findings ?? [])],
+    blocked,
     schedule: Schedule.fromTrace(trace, {
       workload: { name: workload.name, params: workload.params },
       seed: opts.seed,
@@ -228,7 +279,17 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
       strategy,
       traceHash,
       actors: trace.actorNames,
+      ...(opts.initial ? { initial: opts.initial } : {}),
     }),
     elapsedMs: performance.now() - started,
   };
+}
+
+export function blockedTasks(tasks: TaskTable): BlockedTask[] {
+  return [...tasks.live.values()].map((t) => ({
+    id: t.id,
+    name: t.name,
+    label: t.pending?.label ?? '?',
+    blockedOn: t.pending?.blockedOn?.(),
+  }));
 }

@@ -3,14 +3,16 @@
 // perform an atomic operation on shared memory) and the runtime hosting them — threaded or deterministic —
 // carries them out. That is what lets the same machine definitions run unchanged in both runtimes.
 import type { AnyStateMachine } from 'xstate';
+import type { BlockedOn, TaskFactory } from './task.js';
 
 /** Pseudo-actors that can appear as the sender or receiver of a step. Real actors are 0..n-1. */
 export const ENV = -1; // the run itself: initial messages
 export const MEM = -2; // shared memory: atomic operations are steps of their own
 export const TIMER = -3; // a delayed event firing (XState `after`, through the runtime's clock)
+export const TASK = -4; // the sender of a task's own step (tasks have ids ≥ TASK_BASE, see task.ts)
 
 export function pseudoName(id: number): string {
-  return id === ENV ? 'env' : id === MEM ? 'mem' : id === TIMER ? 'timer' : `#${id}`;
+  return id === ENV ? 'env' : id === MEM ? 'mem' : id === TIMER ? 'timer' : id === TASK ? 'task' : `#${id}`;
 }
 
 /** A value that survives msgpack and structured clone. */
@@ -35,6 +37,13 @@ export type Effect =
       readonly expected: number;
       /** Echoed back in the completion event so a machine can tell its requests apart. */
       readonly tag: number;
+    }
+  | {
+      /** Start a task of the workload (see task.ts) on this actor's thread. */
+      readonly type: 'rt.spawn';
+      readonly task: string;
+      readonly args: Wire;
+      readonly name?: string;
     };
 
 /** Delivered to the requesting actor when its atomic operation has been performed (sender MEM). */
@@ -48,6 +57,10 @@ export interface AtomicDone extends ModelEvent {
 
 export function sendEffect(to: number, event: ModelEvent): Effect {
   return { type: 'rt.send', to, event };
+}
+
+export function spawnEffect(task: string, args: Wire = null, name?: string): Effect {
+  return name === undefined ? { type: 'rt.spawn', task, args } : { type: 'rt.spawn', task, args, name };
 }
 
 export function atomicEffect(op: AtomicOp, index: number, value = 0, expected = 0, tag = 0): Effect {
@@ -107,6 +120,45 @@ export interface Workload {
   /** Event types whose fields are all small integers, encoded in a fixed Int32 layout on the wire. */
   readonly hotEvents?: Readonly<Record<string, readonly string[]>>;
   check(actors: readonly ActorFinal[], shared: Int32Array): WorkloadCheck;
+  /** Task bodies by kind, spawned by actors (effect `rt.spawn`) or by other tasks. */
+  readonly tasks?: Readonly<Record<string, TaskFactory>>;
+  /** Tasks the run starts with (at most 16), spawned by ENV in this order. */
+  readonly initialTasks?: readonly { readonly task: string; readonly args: Wire; readonly name?: string }[];
+  readonly monitor?: Monitor;
+}
+
+/** A checker's report: kernel wording in `title` (the grep-able first line) and `text` (the whole report). */
+export interface Finding {
+  readonly kind: string;
+  readonly title: string;
+  readonly text: string;
+  /** The step at which it was found (-1: at the end of the run). */
+  readonly step: number;
+  /** The task or actor it concerns. */
+  readonly where?: string;
+}
+
+/** A task that could not proceed when the run had nothing else to do. */
+export interface BlockedTask {
+  readonly id: number;
+  readonly name: string;
+  readonly label: string;
+  readonly blockedOn: BlockedOn | undefined;
+}
+
+/**
+ * The workload's eyes in every thread: the kernel layer keeps its per-thread state and checkers here. The
+ * runtime attaches it to the shared memory before the first step, stops the run at its first finding unless
+ * asked to keep going, tells it when only blocked tasks are left, and asks for end-of-run checks once, on the
+ * final shared memory.
+ */
+export interface Monitor {
+  attach(shared: Int32Array, now: () => number): void;
+  readonly findings: readonly Finding[];
+  stuck?(blocked: readonly BlockedTask[], now: number): void;
+  /** Periodic check with the time (hung tasks while the run goes on). */
+  tick?(now: number): void;
+  end?(): void;
 }
 
 export type WorkloadFactory = (params: Readonly<Record<string, Wire>>) => Workload;

@@ -42,8 +42,10 @@ export class Outbox {
   send(kind: number, to: number, from: number, payload: Uint8Array, off = 0, len: number = payload.length - off): boolean {
     if (this.first !== this.queue.length) this.flush();
     if (this.first === this.queue.length && this.ring.tryPush(kind, to, from, payload, off, len)) return true;
+    if ((off | 0) !== off || (len | 0) !== len || off < 0 || len < 0 || off + len > payload.length) {
+      throw new RangeError(`outbox: bad payload range off=${off} len=${len} of ${payload.length}`);
+    }
     this.ring.slotsFor(len); // a message that can never fit must fail here, not forever in flush()
-    if (off < 0 || len < 0 || off + len > payload.length) throw new RangeError('outbox: bad payload range');
     this.hold({ kind, to, from, bytes: payload.slice(off, off + len) });
     return false;
   }
@@ -52,8 +54,8 @@ export class Outbox {
   sendInts(kind: number, to: number, from: number, ints: Int32Array, n: number): boolean {
     if (this.first !== this.queue.length) this.flush();
     if (this.first === this.queue.length && this.ring.tryPushInts(kind, to, from, ints, n)) return true;
+    if ((n | 0) !== n || n < 0 || n > ints.length) throw new RangeError(`outbox: bad int count ${n}`);
     this.ring.slotsFor(n << 2);
-    if (!Number.isInteger(n) || n < 0 || n > ints.length) throw new RangeError(`outbox: bad int count ${n}`);
     // Copying the Int32 values keeps their in-memory (platform) byte order, the same bytes tryPushInts writes.
     const copy = ints.slice(0, n);
     this.hold({ kind, to, from, bytes: new Uint8Array(copy.buffer, copy.byteOffset, n << 2) });

@@ -1,5 +1,5 @@
 // What a run produces, whichever runtime ran it.
-import type { ActorFinal, Wire, WorkloadCheck } from './model.js';
+import type { ActorFinal, BlockedTask, Finding, Wire, WorkloadCheck } from './model.js';
 import type { Schedule } from './schedule.js';
 import type { Trace } from './trace.js';
 
@@ -29,6 +29,10 @@ export interface RunResult {
   readonly finals: readonly ActorFinal[];
   readonly shared: Int32Array;
   readonly check: WorkloadCheck;
+  /** What the workload's checkers reported (kernel-style reports). */
+  readonly findings: readonly Finding[];
+  /** Tasks that were still blocked when the run had nothing left to do. */
+  readonly blocked: readonly BlockedTask[];
   readonly schedule: Schedule;
   readonly elapsedMs: number;
 }

@@ -2,7 +2,7 @@
 // SharedArrayBuffer, carrying variable-length messages (an envelope kind/to/from plus payload bytes).
 //
 // Why a hand-rolled ring and not postMessage: postMessage costs a structured clone, a libuv wake-up and an
-// event-loop turn per message (~1.6 µs one way, ~75 µs a round trip on this machine); the simulator's hot
+// event-loop turn per message (~1.6 µs one way, 75-110 µs a round trip on this machine); the simulator's hot
 // paths (IOTLB lookups, PRI faults, invalidation fan-out) exchange millions of small messages, so the
 // transport must be a couple of atomics and a copy per message, and an idle actor must sleep, not spin.
 //
@@ -66,14 +66,7 @@ const SMALL_RUN_WORDS = 32;
 
 export type ParkResult = 'message' | 'timeout' | 'closed';
 
-export type MessageHandler = (
-  kind: number,
-  to: number,
-  from: number,
-  buf: Uint8Array,
-  off: number,
-  len: number,
-) => void;
+export type MessageHandler = (kind: number, to: number, from: number, buf: Uint8Array, off: number, len: number) => void;
 
 function checkLayout(slots: number, slotBytes: number): void {
   if (!Number.isInteger(slots) || slots < 2 || slots > 1 << 24 || (slots & (slots - 1)) !== 0) {
@@ -114,28 +107,33 @@ export function createRing(slots: number, slotBytes = 64): Ring {
   return new Ring(sab);
 }
 
-// Reading `.buffer` and `.byteOffset` of a typed array costs ~20 ns each in this V8, more than copying a
-// small payload, so a word view is only built for a payload object seen twice in a row (a sender encoding
-// into one reused buffer) and then kept for it; other payloads are copied bytewise or with `set()`.
-let seenPayload: Uint8Array | null = null;
-let cachedPayload: Uint8Array | null = null;
-let cachedWords: Int32Array<ArrayBufferLike> = new Int32Array(0);
-let cachedOffset = 0;
+/**
+ * Word access to a sender's payload. Reading `.buffer` and `.byteOffset` of a typed array costs ~20 ns each
+ * in this V8, more than copying a small payload, so a word view is only built for a payload object seen
+ * twice in a row (a sender encoding into one reused buffer) and then kept for it; other payloads are copied
+ * bytewise or with `set()`. One per Ring view and per RingBatch.
+ */
+class PayloadWords {
+  private seen: Uint8Array | null = null;
+  private cached: Uint8Array | null = null;
+  private offset = 0;
+  words: Int32Array<ArrayBufferLike> = new Int32Array(0);
 
-/** Word index of payload[off] in `cachedWords` when a word copy of `len` bytes is possible, else -1. */
-function wordSource(payload: Uint8Array, off: number, len: number): number {
-  if (payload !== cachedPayload) {
-    if (payload !== seenPayload) {
-      seenPayload = payload;
-      return -1;
+  /** Index in `words` of payload[off] when `len` bytes can be copied by words, else -1. */
+  at(payload: Uint8Array, off: number, len: number): number {
+    if (payload !== this.cached) {
+      if (payload !== this.seen) {
+        this.seen = payload;
+        return -1;
+      }
+      this.cached = payload;
+      this.offset = payload.byteOffset;
+      const buf = payload.buffer;
+      this.words = new Int32Array(buf, 0, buf.byteLength >> 2);
     }
-    cachedPayload = payload;
-    cachedOffset = payload.byteOffset;
-    const buf = payload.buffer;
-    cachedWords = new Int32Array(buf, 0, buf.byteLength >> 2);
+    const at = this.offset + off;
+    return (at & 3) === 0 && (at + len) >> 2 <= this.words.length ? at >> 2 : -1;
   }
-  const at = cachedOffset + off;
-  return (at & 3) === 0 && (at + len) >> 2 <= cachedWords.length ? at >> 2 : -1;
 }
 
 /**
@@ -143,6 +141,7 @@ function wordSource(payload: Uint8Array, off: number, len: number): number {
  * continuing at `lo` past `end`. `dst`, `lo` and `end` are multiples of 4.
  */
 function copyIn(
+  pw: PayloadWords,
   u8: Uint8Array,
   i32: Int32Array,
   dst: number,
@@ -154,9 +153,9 @@ function copyIn(
 ): void {
   const first = Math.min(len, end - dst); // a multiple of 4 whenever it is less than len
   if (len <= SMALL_COPY_BYTES) {
-    const s0 = wordSource(payload, off, len);
+    const s0 = pw.at(payload, off, len);
     if (s0 >= 0) {
-      const src = cachedWords;
+      const src = pw.words;
       const words = len >> 2;
       const d0 = dst >> 2;
       const a = Math.min(words, first >> 2);
@@ -200,6 +199,7 @@ export class Ring {
   // Producer-side caches (this thread's view only).
   private pos = 0; // position of the last successful reservation
   private owesNotify = false; // that reservation cleared the parked bit: wake the consumer after publishing
+  private readonly pw = new PayloadWords();
   private tailGuess: number; // where this view expects the tail: the end of its own last reservation
   private cachedHead: number; // a head this view read; trusted only while the tail is where it left it
   // Consumer-side state (valid in the consumer thread only).
@@ -302,7 +302,9 @@ export class Ring {
    * word, so the first of them sees the bit, clears it in its CAS and owes a notify, which it sends here
    * after its marker store. If that CAS lands before the consumer's Atomics.wait starts, the word no
    * longer holds the value wait expects and wait returns at once; otherwise the notify wakes it. Either
-   * way the consumer then finds the marker, which was stored before the notify.
+   * way the consumer is awake, and it does not sleep again while tail != head, i.e. until it has consumed
+   * that message. A producer that saw no bit reserved before the consumer's OR, so the consumer's OR
+   * returned a tail != head and it did not sleep at all.
    */
   private publish(w: number, pos: number): void {
     const i32 = this.i32;
@@ -318,14 +320,7 @@ export class Ring {
    * Pushes one message whose payload is `payload[off, off+len)`. Returns false when the ring has no room
    * (the caller keeps the message: nothing is ever overwritten or dropped). Any thread may call this.
    */
-  tryPush(
-    kind: number,
-    to: number,
-    from: number,
-    payload: Uint8Array,
-    off = 0,
-    len: number = payload.length - off,
-  ): boolean {
+  tryPush(kind: number, to: number, from: number, payload: Uint8Array, off = 0, len: number = payload.length - off): boolean {
     checkRange(payload, off, len);
     const k = len <= this.oneSlotMax ? 1 : this.slotsFor(len);
     if (!this.reserve(k)) return false;
@@ -338,7 +333,7 @@ export class Ring {
     i32[w + M_FROM] = from;
     i32[w + M_REST] = 0;
     // The payload may run past the end of the data area: the rest continues at its start.
-    copyIn(this.u8, i32, (w + M_PAYLOAD) << 2, HEADER_BYTES, this.dataEndByte, payload, off, len);
+    copyIn(this.pw, this.u8, i32, (w + M_PAYLOAD) << 2, HEADER_BYTES, this.dataEndByte, payload, off, len);
     this.publish(w, pos);
     return true;
   }
@@ -445,18 +440,20 @@ export class Ring {
     let h = this.head;
     let released = h;
     let delivered = 0;
+    let trusted = this.trusted;
+    let inRun = false; // a callback of a run is executing: if it throws, the rest is re-acquired
     try {
       while (delivered < max) {
         // 1. Find a run of published messages at the head (at most a quarter ring, so the head is handed
         //    back regularly during a long drain).
-        let trusted = this.trusted;
         let p = h;
         let m = 0;
         let span = 0;
+        let t = trusted;
         while (delivered + m < max && span < limit) {
           const w = HEADER_WORDS + (p & mask) * slotWords;
-          if (trusted > 0) trusted--;
-          else if (Atomics.load(i32, w + M_SEQ) === ((p + 1) & POS)) trusted = i32[w + M_REST];
+          if (t > 0) t--;
+          else if (Atomics.load(i32, w + M_SEQ) === ((p + 1) & POS)) t = i32[w + M_REST];
           else break;
           const len = i32[w + M_LEN];
           const k = len <= oneSlotMax ? 1 : Math.ceil((ENVELOPE_BYTES + len) / slotBytes);
@@ -478,8 +475,8 @@ export class Ring {
             scU8.set(this.u8.subarray(HEADER_BYTES, HEADER_BYTES + ((words - firstWords) << 2)), firstWords << 2);
           }
         }
-        // 3. Deliver from the copy. The trust count is committed per message: if a callback throws, the
-        //    undelivered rest is re-acquired with atomic loads next time (their markers are final).
+        // 3. Deliver from the copy.
+        inRun = true;
         let q = 0;
         for (let j = 0; j < m; j++) {
           const len = sc[q + M_LEN];
@@ -490,18 +487,21 @@ export class Ring {
             i32[HEADER_WORDS + (r & mask) * slotWords + M_SEQ] = (r + 1) & POS;
           }
           h = (h + k) & POS;
-          this.head = h;
-          this.trusted = j === m - 1 ? trusted : 0;
           delivered++;
           onMessage(sc[q + M_KIND], sc[q + M_TO], sc[q + M_FROM], scU8, (q + M_PAYLOAD) << 2, len);
           q += k * slotWords;
         }
-        this.trusted = trusted;
+        inRun = false;
+        trusted = t;
         Atomics.store(i32, H_HEAD, h);
         released = h;
       }
     } finally {
-      if (released !== this.head) Atomics.store(i32, H_HEAD, this.head);
+      this.head = h;
+      // After a throw the run's undelivered messages are re-acquired one by one (their markers are final,
+      // batch members' included), since the trust count is only known at the run's end.
+      this.trusted = inRun ? 0 : trusted;
+      if (released !== h) Atomics.store(i32, H_HEAD, h);
     }
     return delivered;
   }
@@ -630,6 +630,7 @@ export class RingBatch {
   private readonly i32: Int32Array;
   private readonly slotWords: number;
   private readonly oneSlotMax: number;
+  private readonly pw = new PayloadWords();
 
   constructor(ring: Ring, maxSlots: number = ring.slots) {
     if (!Number.isInteger(maxSlots) || maxSlots < 1 || maxSlots > ring.slots) {
@@ -675,8 +676,22 @@ export class RingBatch {
     checkRange(payload, off, len);
     const w = this.begin(kind, to, from, len);
     if (w < 0) return false;
-    const dst = w << 2;
-    copyIn(this.bytes, this.i32, dst, 0, dst + len, payload, off, len);
+    // The staging buffer is a plain ArrayBuffer: a copy loop of its own keeps the ring's copy (shared
+    // memory) monomorphic.
+    const s0 = len <= SMALL_COPY_BYTES ? this.pw.at(payload, off, len) : -1;
+    if (s0 >= 0) {
+      const src = this.pw.words;
+      const i32 = this.i32;
+      const words = len >> 2;
+      for (let i = 0; i < words; i++) i32[w + i] = src[s0 + i];
+      const b = this.bytes;
+      for (let j = words << 2; j < len; j++) b[(w << 2) + j] = payload[off + j];
+    } else if (len <= 16) {
+      const b = this.bytes;
+      for (let j = 0; j < len; j++) b[(w << 2) + j] = payload[off + j];
+    } else {
+      this.bytes.set(off === 0 && len === payload.length ? payload : payload.subarray(off, off + len), w << 2);
+    }
     return true;
   }
 

@@ -22,6 +22,8 @@ export interface RunOptions {
   readonly workers?: number;
   readonly maxSteps?: number;
   readonly keepTrace?: boolean;
+  /** Collect every finding instead of stopping at the first. */
+  readonly keepGoing?: boolean;
   readonly onProgress?: (done: number, total: number) => void;
   readonly signal?: AbortSignal;
 }
@@ -42,6 +44,7 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
       placement: opts.placement ?? 'sharded',
       ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
       keepTrace: opts.keepTrace ?? true,
+      keepGoing: opts.keepGoing ?? false,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
@@ -54,9 +57,17 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
   let executions = 0;
   while (executions < runs && !opts.signal?.aborted && scheduler.newExecution()) {
     executions++;
-    last = runDeterministic({ workload, seed: opts.seed, scheduler, ...(opts.maxSteps ? { maxSteps: opts.maxSteps } : {}) });
+    last = runDeterministic({
+      workload,
+      seed: opts.seed,
+      scheduler,
+      keepGoing: opts.keepGoing ?? false,
+      ...(opts.maxSteps ? { maxSteps: opts.maxSteps } : {}),
+      // One long execution reports its steps (total unknown); an exploration reports executions.
+      ...(runs === 1 && opts.onProgress ? { onProgress: (steps: number) => opts.onProgress?.(steps, 0) } : {}),
+    });
     opts.onProgress?.(executions, runs);
-    if (!last.check.ok) break;
+    if (!last.check.ok || last.findings.length > 0) break;
     // Let a progress bar and Ctrl-C in between executions.
     if (runs > 1 && executions % 64 === 0) await new Promise((r) => setImmediate(r));
   }

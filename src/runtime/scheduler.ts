@@ -45,6 +45,6 @@ export interface StrategyOptions {
 }
 
 export function channelKey(sender: number, receiver: number): number {
-  // senders are ≥ -3, receivers ≥ -2: shift both to non-negative and pack.
-  return (sender + 4) * 65536 + (receiver + 4);
+  // Ids are ≥ -4 and < 2^31: shifted to non-negative and packed into one exact double.
+  return (sender + 8) * 2 ** 32 + (receiver + 8);
 }

@@ -7,16 +7,17 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { WireCodec } from './codec.js';
-import { Control, DELIVERED, GEN, IDLE, SENT } from './control.js';
-import { ActorFailure, RunStalled } from './errors.js';
-import { type ActorFinal, ENV, type Workload } from './model.js';
+import { Control, DELIVERED, GEN, IDLE, IDLE_BLOCKED, IDLE_EMPTY, SENT } from './control.js';
+import { RunStalled } from './errors.js';
+import { type ActorFinal, type BlockedTask, ENV, type Finding, type Workload } from './model.js';
 import { Outbox } from './outbox.js';
 import { workerUrl } from './paths.js';
 import type { Placement, RunResult } from './result.js';
 import { createRing, type Ring } from './ring.js';
 import { Schedule } from './schedule.js';
 import { REC_INTS, Trace } from './trace.js';
-import type { FailureInfo, WorkerInit, WorkerReport } from './worker-host.js';
+import { type FailureInfo, rebuildFailure, type WorkerInit, type WorkerReport } from './worker-host.js';
+import { buildWorkload } from './workloads.js';
 
 export interface ThreadedOptions {
   readonly workload: Workload;
@@ -25,6 +26,8 @@ export interface ThreadedOptions {
   readonly workers?: number;
   readonly ringSlots?: number;
   readonly keepTrace?: boolean;
+  /** Collect every finding instead of stopping the run at the first. */
+  readonly keepGoing?: boolean;
   /** Give up when nothing is delivered for this long (ms). */
   readonly stallMs?: number;
   readonly onProgress?: (delivered: number, sent: number) => void;
@@ -85,6 +88,7 @@ export class ThreadedRuntime {
       // The main thread sleeps between 1 ms polls: only workers compete for cores.
       spinMicros: this.workers > cores ? 0 : 50,
       keepTrace: opts.keepTrace ?? true,
+      stopOnFinding: !opts.keepGoing,
     });
     const url = workerUrl('actor-host');
     this.pool = Array.from({ length: this.workers }, (_, i) => new Worker(url, { workerData: init(i) }));
@@ -96,7 +100,7 @@ export class ThreadedRuntime {
             else this.reports.push(r);
           });
           w.on('error', (err: Error) => {
-            this.failure ??= { name: err.name, message: `worker ${i} crashed: ${err.message}`, stack: err.stack ?? '' };
+            this.failure ??= { kind: 'error', name: err.name, message: `worker ${i} crashed: ${err.message}`, stack: err.stack ?? '' };
           });
           w.on('exit', () => {
             this.exitedCount++;
@@ -133,8 +137,9 @@ export class ThreadedRuntime {
       for (const o of this.outboxes) if (o.held > 0) o.flush();
       if (this.failure) return;
       if (opts.signal?.aborted) throw new RunStalled('interrupted');
+      if (ctl.stopped) return; // a worker stopped the run at a finding
       if (this.exitedCount > 0) {
-        this.failure ??= { name: 'Error', message: 'a worker exited before the run ended' };
+        this.failure ??= { kind: 'error', name: 'Error', message: 'a worker exited before the run ended', stack: '' };
         return;
       }
       const gens: number[] = [];
@@ -143,7 +148,8 @@ export class ThreadedRuntime {
       let delivered = 0;
       let allIdle = true;
       for (let w = 0; w < workers; w++) {
-        if (ctl.load(w, IDLE) !== 1) allIdle = false;
+        const idle = ctl.load(w, IDLE);
+        if (idle !== IDLE_EMPTY && idle !== IDLE_BLOCKED) allIdle = false;
         sent += ctl.load(w, SENT);
         delivered += ctl.load(w, DELIVERED);
       }
@@ -159,7 +165,7 @@ export class ThreadedRuntime {
       } else if (now - lastProgressAt > stallMs) {
         const states = Array.from(
           { length: workers },
-          (_, w) => `worker ${w}: ${['busy', 'idle', 'waiting (timer or full ring)'][ctl.load(w, IDLE)] ?? '?'}`,
+          (_, w) => `worker ${w}: ${['busy', 'idle', 'waiting (timer or full ring)', 'only blocked tasks'][ctl.load(w, IDLE)] ?? '?'}`,
         );
         throw new RunStalled(
           `nothing delivered for ${stallMs} ms; sent ${sent}, delivered ${delivered}, held by main ${held}; ${states.join(', ')}`,
@@ -189,17 +195,14 @@ export class ThreadedRuntime {
     await this.stop();
     const { workload } = this.opts;
     const n = workload.actors.length;
-    if (this.failure) {
-      const f = this.failure;
-      if (f.actor !== undefined) throw new ActorFailure(f.actor, f.state ?? '?', f.event ?? '?', new Error(f.message));
-      const err = new Error(f.message);
-      err.name = f.name;
-      throw err;
-    }
+    if (this.failure) throw rebuildFailure(this.failure);
     if (this.reports.length !== this.workers) throw new Error(`only ${this.reports.length} of ${this.workers} workers reported`);
     const keepTrace = this.opts.keepTrace ?? true;
     const tickets = this.ctl.tickets;
     const eventNames = new Map<number, string>();
+    const taskNames = new Map<number, string>();
+    const findings: Finding[] = [];
+    const blocked: BlockedTask[] = [];
     const finals: ActorFinal[] = new Array(n);
     let sent = this.injected;
     let delivered = 0;
@@ -208,14 +211,28 @@ export class ThreadedRuntime {
     for (const r of this.reports) {
       for (const [h, s] of r.eventNames) eventNames.set(h, s);
       for (const [id, f] of r.finals) finals[id] = f;
+      for (const [id, name] of r.taskNames) taskNames.set(id, name);
+      findings.push(...r.findings);
+      blocked.push(...r.blocked);
       sent += r.sent;
       delivered += r.delivered;
       queued += r.queued;
       timersFired += r.timersFired;
     }
     const records = keepTrace ? mergeByTicket(this.reports, tickets) : new Int32Array(0);
-    const trace = new Trace(records, workload.actors.map((a) => a.name), eventNames);
+    const trace = new Trace(records, workload.actors.map((a) => a.name), eventNames, taskNames);
     const traceHash = trace.hash();
+    const halted = findings.length > 0 && !this.opts.keepGoing;
+    if (!halted && workload.monitor) {
+      // End-of-run checks on the final shared memory, once, from a fresh instance of the workload here.
+      const mine = buildWorkload(workload.name, workload.params).monitor;
+      if (mine) {
+        mine.attach(new Int32Array(this.shared), () => performance.now() - this.started);
+        if (blocked.length > 0) mine.stuck?.(blocked, performance.now() - this.started);
+        mine.end?.();
+        findings.push(...mine.findings);
+      }
+    }
     const shared = new Int32Array(this.shared).slice();
     const finalList = Array.from(finals);
     const meta = { workload: { name: workload.name, params: workload.params }, seed: this.opts.seed };
@@ -233,6 +250,8 @@ export class ThreadedRuntime {
       finals: finalList,
       shared,
       check: workload.check(finalList, shared),
+      findings,
+      blocked,
       schedule: Schedule.fromTrace(trace, {
         ...meta,
         runtime: 'threaded',

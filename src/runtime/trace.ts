@@ -65,6 +65,8 @@ export class Trace {
     readonly actorNames: readonly string[],
     /** fnv1a → name, for events and atomic ops. */
     readonly eventNames: ReadonlyMap<number, string>,
+    /** Task id → name, for the tasks that took steps. */
+    readonly taskNames: ReadonlyMap<number, string> = new Map(),
   ) {}
 
   get length(): number {
@@ -90,7 +92,8 @@ export class Trace {
   }
 
   actorName(id: number): string {
-    return id >= 0 ? (this.actorNames[id] ?? `#${id}`) : pseudoName(id);
+    if (id < 0) return pseudoName(id);
+    return this.actorNames[id] ?? this.taskNames.get(id) ?? `#${id}`;
   }
 
   eventName(h: number): string {

@@ -5,12 +5,27 @@
 // under it; the main thread merges the logs into the run's trace by ticket.
 import { Timers } from './clock.js';
 import { WireCodec } from './codec.js';
-import { Control, DELIVERED, GEN, IDLE, SENT } from './control.js';
+import { BUSY, Control, DELIVERED, GEN, IDLE, IDLE_BLOCKED, IDLE_EMPTY, IDLE_WAITING, SENT, WAITING } from './control.js';
 import { ActorFailure, describe } from './errors.js';
 import { ActorHost } from './host.js';
-import { type ActorFinal, type AtomicDone, applyAtomic, type Effect, MEM, type ModelEvent, TIMER, type Wire } from './model.js';
+import { blockedTasks } from './deterministic.js';
+import {
+  type ActorFinal,
+  type AtomicDone,
+  applyAtomic,
+  type BlockedTask,
+  type Effect,
+  ENV,
+  type Finding,
+  MEM,
+  type ModelEvent,
+  TASK,
+  TIMER,
+  type Wire,
+} from './model.js';
 import { Outbox } from './outbox.js';
 import { Ring } from './ring.js';
+import { earliestWake, type StepEnv, type Task, TaskFailure, TaskTable } from './task.js';
 import { EventNames, TraceLog } from './trace.js';
 import { buildWorkload } from './workloads.js';
 
@@ -26,16 +41,14 @@ export interface WorkerInit {
   /** Poll this long before parking; 0 when there are more threads than cores. */
   readonly spinMicros: number;
   readonly keepTrace: boolean;
+  /** Stop the whole run at the first finding (unless false). */
+  readonly stopOnFinding: boolean;
 }
 
-export interface FailureInfo {
-  readonly name: string;
-  readonly message: string;
-  readonly actor?: string;
-  readonly state?: string;
-  readonly event?: string;
-  readonly stack?: string;
-}
+export type FailureInfo =
+  | { readonly kind: 'actor'; readonly actor: string; readonly state: string; readonly event: string; readonly message: string }
+  | { readonly kind: 'task'; readonly task: string; readonly at: string; readonly message: string }
+  | { readonly kind: 'error'; readonly name: string; readonly message: string; readonly stack: string };
 
 export type WorkerReport =
   | { readonly type: 'failed'; readonly index: number; readonly failure: FailureInfo }
@@ -50,6 +63,9 @@ export type WorkerReport =
       readonly queued: number;
       readonly timersFired: number;
       readonly parks: number;
+      readonly findings: readonly Finding[];
+      readonly blocked: readonly BlockedTask[];
+      readonly taskNames: readonly (readonly [number, string])[];
     };
 
 type LocalItem =
@@ -73,12 +89,17 @@ function workerLoop(init: WorkerInit): WorkerReport {
   const codec = new WireCodec(workload.hotEvents);
   const shared = new Int32Array(init.shared);
   const ring = new Ring(init.rings[me] as SharedArrayBuffer);
-  const outboxes = init.rings.map((sab, w) => (w === me ? undefined : new Outbox(new Ring(sab))));
+  const peers = init.rings.map((sab, w) => (w === me ? undefined : new Ring(sab)));
+  const outboxes = peers.map((r) => (r ? new Outbox(r) : undefined));
   const t0 = performance.now();
   const timers = new Timers(() => performance.now() - t0);
   const host = new ActorHost(workload, timers);
   const names = new EventNames();
   const log = new TraceLog(init.keepTrace ? 4096 : 1);
+  const tasks = new TaskTable(workload.tasks ?? {});
+  const monitor = workload.monitor;
+  monitor?.attach(shared, () => timers.now());
+  let triedAt = Number.NaN; // the version at which every live task was last found blocked
   const local: LocalItem[] = [];
   let localHead = 0;
   let sent = 0;
@@ -87,22 +108,68 @@ function workerLoop(init: WorkerInit): WorkerReport {
   let parks = 0;
   const keep = init.keepTrace;
 
+  const sendFrom = (from: number, to: number, event: ModelEvent, step: number): void => {
+    sent++;
+    const w = init.placement[to];
+    if (w === undefined) throw new Error(`${workload.actors[from]?.name ?? tasks.names.get(from) ?? from} sent '${event.type}' to unknown actor ${to}`);
+    if (w === me) {
+      local.push({ atomic: false, to, from, event, sendStep: step });
+    } else {
+      const m = codec.encode(event, step);
+      (outboxes[w] as Outbox).send(m.kind, to, from, m.bytes, 0, m.len);
+    }
+  };
   const route = (from: number, effects: readonly Effect[], step: number): void => {
     for (const e of effects) {
-      sent++;
-      if (e.type === 'rt.atomic') {
+      if (e.type === 'rt.send') sendFrom(from, e.to, e.event, step);
+      else if (e.type === 'rt.atomic') {
+        sent++;
         local.push({ atomic: true, from, op: e, sendStep: step });
-        continue;
-      }
-      const w = init.placement[e.to];
-      if (w === undefined) throw new Error(`${workload.actors[from]?.name ?? from} sent '${e.event.type}' to unknown actor ${e.to}`);
-      if (w === me) {
-        local.push({ atomic: false, to: e.to, from, event: e.event, sendStep: step });
       } else {
-        const m = codec.encode(e.event, step);
-        (outboxes[w] as Outbox).send(m.kind, e.to, from, m.bytes, 0, m.len);
+        tasks.spawn(step, from, e.task, e.args, e.name);
+        triedAt = Number.NaN;
       }
     }
+  };
+  const taskEnv = (t: Task, step: number): StepEnv => ({
+    step,
+    self: t,
+    now: () => timers.now(),
+    spawn: (kind, args, name) => {
+      triedAt = Number.NaN;
+      return tasks.spawn(step, t.id, kind, args, name).id;
+    },
+    send: (to, event) => sendFrom(t.id, to, event, step),
+  });
+  /** Try every live task whose point may have become ready; wake workers sleeping on blocked tasks. */
+  const runTasks = (): number => {
+    if (tasks.live.size === 0) return 0;
+    const v = ctl.version;
+    const wake = earliestWake(tasks.live.values());
+    if (v === triedAt && (wake === undefined || wake > timers.now())) return 0;
+    let n = 0;
+    for (const t of [...tasks.live.values()]) {
+      const p = t.pending;
+      if (!p) continue;
+      const done = ctl.trySequenced(
+        () => p.ready(),
+        (ticket) => {
+          if (keep) log.push(ticket, t.id, TASK, -1, names.hash(p.label), 0);
+          return t.perform(taskEnv(t, ticket));
+        },
+      );
+      if (!done) continue;
+      n++;
+      if (!t.resume(done.value, p.label)) tasks.finish(t);
+    }
+    if (n > 0) {
+      for (let w = 0; w < peers.length; w++) {
+        if (w !== me && ctl.load(w, WAITING) === 1) peers[w]?.wake();
+      }
+    } else {
+      triedAt = v;
+    }
+    return n;
   };
   const deliver = (to: number, from: number, event: ModelEvent, sendStep: number): void => {
     const ticket = ctl.ticket();
@@ -164,14 +231,32 @@ function workerLoop(init: WorkerInit): WorkerReport {
     if (w === me) mine.push(actor);
   });
   for (const [from, effects] of host.start(mine)) route(from, effects, -1);
+  // The run's initial tasks, dealt round-robin over the workers.
+  const workers = peers.length;
+  (workload.initialTasks ?? []).forEach((it, i) => {
+    if (i % workers === me) tasks.spawn(-1, ENV, it.task, it.args, it.name, i);
+  });
+  let lastTick = 0;
 
+  const found = (): boolean => init.stopOnFinding && (monitor?.findings.length ?? 0) > 0;
   while (!ctl.stopped) {
     let worked = ring.drain(BATCH, onRing);
     worked += runLocal(BATCH);
+    worked += runTasks();
     if (timers.size > 0) worked += fireTimers();
     if (held() > 0) worked += flushAll(outboxes);
+    if (monitor?.tick && timers.now() - lastTick > 50) {
+      lastTick = timers.now();
+      monitor.tick(lastTick);
+    }
     ctl.store(me, SENT, sent);
     ctl.store(me, DELIVERED, delivered);
+    if (found()) {
+      // First finding: stop every thread (the main thread sees the stop flag and collects reports).
+      ctl.stop();
+      for (const p of peers) p?.wake();
+      break;
+    }
     if (worked > 0 || localHead < local.length) continue;
     const waiting = held();
     let timeout = 50;
@@ -180,11 +265,25 @@ function workerLoop(init: WorkerInit): WorkerReport {
       timeout = next ? Math.max(0, Math.min(timeout, next.deadline - timers.now())) : timeout;
     }
     if (waiting > 0) timeout = 0.05; // a full ring elsewhere: retry soon
-    ctl.store(me, IDLE, timers.size > 0 || waiting > 0 ? 2 : 1);
+    const wake = earliestWake(tasks.live.values());
+    if (wake !== undefined) timeout = Math.max(0, Math.min(timeout, wake - timers.now()));
+    const blocked = tasks.live.size > 0;
+    if (blocked) {
+      // Say we sleep on blocked tasks, then look at the version once more: a point performed before we said
+      // so is seen here, one performed after it wakes us.
+      ctl.store(me, WAITING, 1);
+      if (ctl.version !== triedAt) {
+        ctl.store(me, WAITING, 0);
+        continue;
+      }
+    }
+    const later = timers.size > 0 || waiting > 0 || wake !== undefined;
+    ctl.store(me, IDLE, later ? IDLE_WAITING : blocked ? IDLE_BLOCKED : IDLE_EMPTY);
     parks++;
     ring.park(timeout, init.spinMicros);
     ctl.bump(me, GEN);
-    ctl.store(me, IDLE, 0);
+    ctl.store(me, IDLE, BUSY);
+    ctl.store(me, WAITING, 0);
   }
 
   const finals = mine.map((id) => [id, host.final(id)] as const);
@@ -200,6 +299,9 @@ function workerLoop(init: WorkerInit): WorkerReport {
     queued: ring.pendingMessages() + (local.length - localHead) + held(),
     timersFired,
     parks,
+    findings: [...(monitor?.findings ?? [])],
+    blocked: blockedTasks(tasks),
+    taskNames: [...tasks.names.entries()],
   };
 }
 
@@ -210,10 +312,19 @@ function flushAll(outboxes: readonly (Outbox | undefined)[]): number {
 }
 
 export function failureInfo(err: unknown): FailureInfo {
-  if (err instanceof ActorFailure) {
-    // The message is the actor's own error; the main thread rebuilds the ActorFailure around it.
-    return { name: err.name, message: describe(err.error), actor: err.actor, state: err.state, event: err.event, stack: err.stack ?? '' };
-  }
-  if (err instanceof Error) return { name: err.name, message: err.message, stack: err.stack ?? '' };
-  return { name: 'Error', message: String(err) };
+  // The message is the model's own error; the main thread rebuilds the ActorFailure / TaskFailure around it.
+  if (err instanceof ActorFailure) return { kind: 'actor', actor: err.actor, state: err.state, event: err.event, message: describe(err.error) };
+  if (err instanceof TaskFailure) return { kind: 'task', task: err.task, at: err.at, message: describe(err.error) };
+  if (err instanceof Error) return { kind: 'error', name: err.name, message: err.message, stack: err.stack ?? '' };
+  return { kind: 'error', name: 'Error', message: String(err), stack: '' };
+}
+
+/** The error a failure report stands for, as the main thread throws it. */
+export function rebuildFailure(f: FailureInfo): Error {
+  if (f.kind === 'actor') return new ActorFailure(f.actor, f.state, f.event, new Error(f.message));
+  if (f.kind === 'task') return new TaskFailure(f.task, f.at, new Error(f.message));
+  const err = new Error(f.message);
+  err.name = f.name;
+  err.stack = f.stack;
+  return err;
 }

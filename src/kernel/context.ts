@@ -1,0 +1,76 @@
+// Execution contexts of simulated kernel tasks: what the kernel's checkers look at. Process context (a task
+// with a name and pid), softirq (RCU callbacks, timers), hardirq (IOMMU interrupts), workqueue workers and
+// kthreads; each with its preempt count, irq and softirq state, RCU read-side nesting, the locks it holds
+// (with where each was taken) and its call chain. Task-local: only the task itself reads or writes it.
+import type { TaskSelf } from '../runtime/task.js';
+import { TASK_BASE } from '../runtime/task.js';
+
+export type ContextKind = 'process' | 'softirq' | 'hardirq' | 'workqueue' | 'kthread';
+
+export type LockKind = 'spinlock' | 'mutex' | 'rwsem-read' | 'rwsem-write' | 'srcu' | 'rcu';
+
+export interface HeldLock {
+  /** Absolute offset of the lock word in shared memory (its identity). */
+  readonly addr: number;
+  /** Lock class name, as lockdep prints it: `&group->mutex`. */
+  readonly name: string;
+  readonly classId: number;
+  readonly kind: LockKind;
+  /** Call chain where it was taken, innermost last. */
+  readonly site: readonly string[];
+}
+
+export class KTask {
+  readonly pid: number;
+  preemptCount = 0;
+  irqsDisabled = false;
+  softirqsDisabled = 0;
+  rcuDepth = 0;
+  readonly held: HeldLock[] = [];
+  readonly frames: string[];
+  /** The last step this task performed (a finding found in its body is dated by it). */
+  lastStep = -1;
+
+  constructor(
+    readonly self: TaskSelf,
+    readonly kind: ContextKind,
+    /** comm, as the kernel prints it. */
+    readonly comm: string,
+  ) {
+    // Deterministic pids: the task id is deterministic in both runtimes.
+    this.pid = self.id - TASK_BASE;
+    this.frames = [];
+  }
+
+  get id(): number {
+    return this.self.id;
+  }
+
+  /** in_atomic(): preemption disabled, or running in interrupt context. */
+  inAtomic(): boolean {
+    return this.preemptCount > 0 || this.kind === 'softirq' || this.kind === 'hardirq';
+  }
+
+  /** The kernel's preempt_count() as printed: softirq/hardirq offsets plus disable depth. */
+  preemptCountValue(): number {
+    let v = this.preemptCount;
+    if (this.kind === 'softirq') v += 0x100;
+    if (this.kind === 'hardirq') v += 0x10000;
+    if (this.softirqsDisabled > 0) v += 0x200 * this.softirqsDisabled;
+    return v;
+  }
+
+  /** `comm/pid` as lockdep prints a task. */
+  get label(): string {
+    return `${this.comm}/${this.pid}`;
+  }
+
+  chain(): string[] {
+    return [...this.frames];
+  }
+
+  holds(addr: number): HeldLock | undefined {
+    for (let i = this.held.length - 1; i >= 0; i--) if (this.held[i]?.addr === addr) return this.held[i];
+    return undefined;
+  }
+}

@@ -1,0 +1,72 @@
+// Findings as data: a typed record for every report a checker makes (kind, task, context, held locks, call
+// chain, schedule step), rendered as the kernel would print it. The first line is the kernel's own wording
+// wherever the kernel has one, so that users can grep for it.
+import type { Finding } from '../runtime/model.js';
+import type { HeldLock, KTask } from './context.js';
+
+export type FindingKind =
+  | 'might_sleep'
+  | 'lockdep'
+  | 'kasan'
+  | 'rcu'
+  | 'hung_task'
+  | 'deadlock'
+  | 'refcount'
+  | 'leak'
+  | 'ida';
+
+export interface KernelFinding extends Finding {
+  readonly kind: FindingKind;
+  readonly task?: string;
+  readonly pid?: number;
+  readonly context?: string;
+  readonly heldLocks?: readonly string[];
+  readonly callChain?: readonly string[];
+}
+
+export const SEPARATOR = '==================================================================';
+
+/** `N locks held by comm/pid:` and one line per lock, as lockdep's debug_show_held_locks prints them. */
+export function heldLocksLines(t: KTask): string[] {
+  if (t.held.length === 0) return [`no locks held by ${t.label}.`];
+  const lines = [`${t.held.length} lock${t.held.length > 1 ? 's' : ''} held by ${t.label}:`];
+  t.held.forEach((h, i) => lines.push(` #${i}: ${lockLine(h)}`));
+  return lines;
+}
+
+export function lockLine(h: HeldLock): string {
+  const at = h.site[h.site.length - 1] ?? '?';
+  return `(${h.name}){${lockdepUsage(h)}}, at: ${at}`;
+}
+
+function lockdepUsage(h: HeldLock): string {
+  return h.kind === 'spinlock' ? '....' : h.kind === 'rwsem-read' ? '++++' : '+.+.';
+}
+
+/** A `Call Trace:` block, innermost first as the kernel prints it. */
+export function callTrace(chain: readonly string[], inIrq = false): string[] {
+  const lines = ['Call Trace:', inIrq ? ' <IRQ>' : ' <TASK>'];
+  for (let i = chain.length - 1; i >= 0; i--) lines.push(` ${chain[i]}`);
+  lines.push(inIrq ? ' </IRQ>' : ' </TASK>');
+  return lines;
+}
+
+export function contextName(t: KTask): string {
+  return t.kind === 'process' ? 'process' : t.kind;
+}
+
+/** The record a checker emits for a task; `title` is the report's first line, `body` the rest. */
+export function taskFinding(kind: FindingKind, t: KTask, step: number, title: string, body: readonly string[]): KernelFinding {
+  return {
+    kind,
+    title,
+    text: [title, ...body].join('\n'),
+    step,
+    where: t.label,
+    task: t.comm,
+    pid: t.pid,
+    context: contextName(t),
+    heldLocks: t.held.map(lockLine),
+    callChain: t.chain(),
+  };
+}

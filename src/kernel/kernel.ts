@@ -1,0 +1,318 @@
+// The simulated kernel of one run, in one thread: memory layout, task contexts, checker switches and the
+// findings they report. It is the workload's Monitor (src/runtime/model.ts): the runtime attaches it to the
+// run's shared memory, lets it date findings by step, asks it about tasks left blocked (deadlock, hung task)
+// and for teardown checks (leaks). Primitives (spinlock.ts, mutex.ts, rcu.ts, …) are declared on a Kernel at
+// workload construction — identically in every thread — and keep their state in its shared memory.
+import type { BlockedTask, Monitor, Wire } from '../runtime/model.js';
+import type { Point, StepEnv, TaskFactory, TaskSelf } from '../runtime/task.js';
+import { type ContextKind, KTask } from './context.js';
+import { callTrace, heldLocksLines, type KernelFinding, lockLine, taskFinding } from './findings.js';
+import { Lockdep } from './lockdep.js';
+import { DEFAULT_LAYOUT, KernelMemory, layoutWords, type MemoryLayout, StaticAllocator } from './memory.js';
+
+/** A kernel code path: yields scheduling points, returns T. */
+export type KGen<T = void> = Generator<Point, T, unknown>;
+
+export type CheckerName = 'might_sleep' | 'lockdep' | 'kasan' | 'rcu' | 'hung_task' | 'deadlock' | 'refcount' | 'leaks';
+
+export interface KernelOptions {
+  readonly layout?: Partial<MemoryLayout>;
+  /** Where the kernel's region starts in the run's shared memory (words). */
+  readonly base?: number;
+  /** All checkers are on unless switched off here. */
+  readonly checkers?: Partial<Record<CheckerName, boolean>>;
+  /** hung_task_timeout_secs (simulated seconds in the deterministic runtime). */
+  readonly hungTaskSecs?: number;
+}
+
+/** What a blocked task waits on, for hung-task and deadlock reports (kept on the task while it waits). */
+export interface Waiting {
+  readonly what: string;
+  readonly since: number;
+  readonly holder?: () => number | undefined;
+}
+
+export class Kernel implements Monitor {
+  findings: KernelFinding[] = [];
+  readonly layout: MemoryLayout;
+  readonly base: number;
+  readonly statics: StaticAllocator;
+  readonly hungTaskSecs: number;
+  /** Contexts of the tasks running in this thread. */
+  readonly tasks = new Map<number, KTask>();
+  private memory: KernelMemory | undefined;
+  private clock: () => number = () => 0;
+  private readonly checkers: Partial<Record<CheckerName, boolean>>;
+  private readonly factories: Record<string, TaskFactory> = {};
+  private readonly endHooks: (() => void)[] = [];
+  private readonly attachHooks: ((first: boolean) => void)[] = [];
+  private readonly waiting = new Map<KTask, Waiting>();
+  private readonly hungReported = new Set<number>();
+  private attachedOnce = false;
+  readonly lockdep: Lockdep;
+
+  constructor(opts: KernelOptions = {}) {
+    this.layout = { ...DEFAULT_LAYOUT, ...opts.layout };
+    this.base = opts.base ?? 0;
+    this.statics = new StaticAllocator(this.layout.staticWords);
+    this.checkers = opts.checkers ?? {};
+    this.hungTaskSecs = opts.hungTaskSecs ?? 120;
+    this.lockdep = new Lockdep(this);
+  }
+
+  /** Words of shared memory the kernel needs (a workload's sharedWords must cover base + this). */
+  get words(): number {
+    return layoutWords(this.layout);
+  }
+
+  get mem(): KernelMemory {
+    if (!this.memory) throw new Error('kernel: not attached to a run yet');
+    return this.memory;
+  }
+
+  get i32(): Int32Array {
+    return this.mem.i32;
+  }
+
+  now(): number {
+    return this.clock();
+  }
+
+  enabled(c: CheckerName): boolean {
+    return this.checkers[c] ?? true;
+  }
+
+  report(f: KernelFinding): void {
+    this.findings.push(f);
+  }
+
+  // ---- Monitor ----
+
+  attach(shared: Int32Array, now: () => number): void {
+    const first = !this.attachedOnce;
+    this.attachedOnce = true;
+    this.memory = new KernelMemory(shared, this.layout, this.base);
+    this.clock = now;
+    this.findings = [];
+    this.tasks.clear();
+    this.waiting.clear();
+    this.hungReported.clear();
+    for (const h of this.attachHooks) h(first);
+  }
+
+  /** Called at attach; `first` is false for a later execution of a deterministic exploration. */
+  onAttach(h: (first: boolean) => void): void {
+    this.attachHooks.push(h);
+  }
+
+  /** Teardown checks (leaks), run once on the final shared memory. */
+  onEnd(h: () => void): void {
+    this.endHooks.push(h);
+  }
+
+  end(): void {
+    if (!this.enabled('leaks')) return;
+    for (const h of this.endHooks) h();
+  }
+
+  /** khungtaskd: any task of this thread blocked longer than the timeout is reported once. */
+  tick(now: number): void {
+    if (!this.enabled('hung_task')) return;
+    const limit = this.hungTaskSecs * 1000;
+    for (const [t, w] of this.waiting) {
+      if (now - w.since > limit && !this.hungReported.has(t.id)) {
+        this.hungReported.add(t.id);
+        const holder = w.holder?.();
+        this.report(this.hungTask(t.lastStep, t.comm, t.pid, w.what, holder, waitContext(t)));
+      }
+    }
+  }
+
+  stuck(blocked: readonly BlockedTask[], now: number): void {
+    // Waits-for edges from what each blocked task waits on; a cycle is a real deadlock.
+    const byId = new Map(blocked.map((b) => [b.id, b]));
+    const inCycle = new Set<number>();
+    if (this.enabled('deadlock')) {
+      for (const b of blocked) {
+        if (inCycle.has(b.id)) continue;
+        const path: BlockedTask[] = [];
+        const seen = new Map<number, number>();
+        let cur: BlockedTask | undefined = b;
+        while (cur && !seen.has(cur.id)) {
+          seen.set(cur.id, path.length);
+          path.push(cur);
+          const h: number | undefined = cur.blockedOn?.holder;
+          cur = h === undefined ? undefined : byId.get(h);
+        }
+        if (cur && seen.has(cur.id)) {
+          const cycle = path.slice(seen.get(cur.id));
+          if (cycle.some((c) => inCycle.has(c.id))) continue;
+          for (const c of cycle) inCycle.add(c.id);
+          this.report(deadlockFinding(cycle));
+        }
+      }
+    }
+    // Everything else that waits forever is a hung task, once the timeout has passed in simulated time.
+    if (this.enabled('hung_task')) {
+      for (const b of blocked) {
+        if (inCycle.has(b.id) || this.hungReported.has(b.id)) continue;
+        this.hungReported.add(b.id);
+        const [comm, pid] = splitLabel(b.name);
+        this.report(this.hungTask(-1, comm, pid, b.blockedOn?.what ?? b.label, b.blockedOn?.holder, b.blockedOn?.context ?? []));
+      }
+    }
+    void now;
+  }
+
+  private hungTask(step: number, comm: string, pid: number, what: string, holder: number | undefined, ctx: readonly string[]): KernelFinding {
+    const title = `INFO: task ${comm}:${pid} blocked for more than ${this.hungTaskSecs} seconds.`;
+    const holderLine = holder === undefined ? 'no task holds it' : `held by ${this.describeTask(holder)}`;
+    const body = [
+      '      Not tainted (iommu-sim)',
+      '"echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.',
+      `task:${comm} state:D pid:${pid}`,
+      `iommu-sim: waiting on ${what}, ${holderLine}`,
+      ...ctx,
+    ];
+    return { kind: 'hung_task', title, text: [title, ...body].join('\n'), step, where: `${comm}/${pid}`, task: comm, pid };
+  }
+
+  private describeTask(id: number): string {
+    const t = this.tasks.get(id);
+    return t ? t.label : `task ${id}`;
+  }
+
+  // ---- tasks ----
+
+  /**
+   * Declare a kind of kernel task: `body` runs with its own execution context. At its end, locks still held
+   * and unbalanced RCU or preemption are reported as the kernel does.
+   */
+  task(kind: string, context: ContextKind, body: (t: KTask, args: Wire) => KGen): string {
+    if (this.factories[kind]) throw new Error(`kernel: task kind '${kind}' declared twice`);
+    this.factories[kind] = (args: Wire, self: TaskSelf) => this.run(self, kind, context, body, args);
+    return kind;
+  }
+
+  /** Task bodies for Workload.tasks. */
+  get taskFactories(): Readonly<Record<string, TaskFactory>> {
+    return this.factories;
+  }
+
+  private *run(self: TaskSelf, kind: string, context: ContextKind, body: (t: KTask, args: Wire) => KGen, args: Wire): KGen {
+    const t = new KTask(self, context, self.name.startsWith(`${kind}/`) ? kind : self.name);
+    this.tasks.set(self.id, t);
+    t.frames.push(kind);
+    yield* body(t, args);
+    t.frames.pop();
+    this.taskEnded(t);
+    this.tasks.delete(self.id);
+  }
+
+  private taskEnded(t: KTask): void {
+    if (t.held.length > 0 && this.enabled('lockdep')) {
+      const title =
+        t.kind === 'workqueue'
+          ? `BUG: workqueue leaked lock or atomic: ${t.comm}/0x${t.preemptCountValue().toString(16).padStart(8, '0')}/${t.pid}`
+          : 'WARNING: lock held when returning to user space!';
+      this.report(taskFinding('lockdep', t, t.lastStep, title, ['------------------------------------------------', ...heldLocksLines(t)]));
+    }
+    if (t.rcuDepth > 0 && this.enabled('rcu')) {
+      this.report(taskFinding('rcu', t, t.lastStep, `WARNING: ${t.label} exited with rcu_read_lock() held (depth ${t.rcuDepth})`, heldLocksLines(t)));
+    }
+  }
+
+  // ---- points ----
+
+  /**
+   * A scheduling point of task t. `perform` runs under the sequencer in the threaded runtime; while the point
+   * is not ready the task is waiting on `waits.what` (for hung-task and deadlock reports).
+   */
+  point<T>(
+    t: KTask,
+    label: string,
+    ready: () => boolean,
+    perform: (env: StepEnv) => T,
+    waits?: { what: string; holder?: () => number | undefined; wakeAt?: () => number | undefined },
+  ): Point<T> {
+    if (waits) this.waiting.set(t, { what: waits.what, since: this.now(), ...(waits.holder ? { holder: waits.holder } : {}) });
+    const k = this;
+    const p: Point<T> = {
+      label,
+      ready,
+      perform(env) {
+        t.lastStep = env.step;
+        k.waiting.delete(t);
+        return perform(env);
+      },
+    };
+    if (waits) {
+      p.blockedOn = () => {
+        const h = waits.holder?.();
+        return { what: waits.what, ...(h !== undefined && h !== 0 ? { holder: h } : {}), context: waitContext(t) };
+      };
+      if (waits.wakeAt) p.wakeAt = waits.wakeAt;
+    }
+    return p;
+  }
+
+  /** A point that is always ready: an update of shared state that must be ordered against the others. */
+  *step<T>(t: KTask, label: string, perform: (env: StepEnv) => T): KGen<T> {
+    return (yield this.point(t, label, () => true, perform)) as T;
+  }
+
+  /** Run a kernel function with its name on the call chain. */
+  *call<T>(t: KTask, fn: string, body: KGen<T>): KGen<T> {
+    t.frames.push(fn);
+    try {
+      return yield* body;
+    } finally {
+      t.frames.pop();
+    }
+  }
+
+  // ---- might_sleep ----
+
+  /**
+   * __might_sleep(): a task about to block must not be atomic, have interrupts off or be inside an RCU
+   * read-side section. Reports like the kernel and lets the task go on (as the kernel does).
+   */
+  mightSleep(t: KTask, where: string): void {
+    if (!this.enabled('might_sleep')) return;
+    const atomic = t.inAtomic();
+    if (!atomic && !t.irqsDisabled && t.rcuDepth === 0) return;
+    const title = `BUG: sleeping function called from invalid context at ${where}`;
+    const body = [
+      `in_atomic(): ${atomic ? 1 : 0}, irqs_disabled(): ${t.irqsDisabled ? 1 : 0}, non_block: 0, pid: ${t.pid}, name: ${t.comm}`,
+      `preempt_count: ${t.preemptCountValue().toString(16)}, expected: 0`,
+      `RCU nest depth: ${t.rcuDepth}, expected: 0`,
+      ...heldLocksLines(t),
+      ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq'),
+    ];
+    this.report(taskFinding('might_sleep', t, t.lastStep, title, body));
+  }
+}
+
+function waitContext(t: KTask): string[] {
+  return [...heldLocksLines(t), ...callTrace(t.chain())];
+}
+
+function splitLabel(name: string): [string, number] {
+  const i = name.lastIndexOf('/');
+  const pid = i >= 0 ? Number(name.slice(i + 1)) : Number.NaN;
+  return Number.isInteger(pid) ? [name.slice(0, i), pid] : [name, 0];
+}
+
+function deadlockFinding(cycle: readonly BlockedTask[]): KernelFinding {
+  const names = cycle.map((c) => c.name);
+  const title = `BUG: deadlock: ${names.join(' -> ')} -> ${names[0]} wait on each other`;
+  const body: string[] = ['', 'Each task waits on what the next one holds:'];
+  for (const c of cycle) {
+    body.push(`  ${c.name} waits on ${c.blockedOn?.what ?? c.label}`);
+    for (const l of c.blockedOn?.context ?? []) body.push(`    ${l}`);
+  }
+  body.push('', ' *** DEADLOCK ***');
+  return { kind: 'deadlock', title, text: [title, ...body].join('\n'), step: -1, where: names[0] ?? '' };
+}
+
+export { lockLine };

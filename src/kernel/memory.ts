@@ -1,0 +1,110 @@
+// Kernel memory: one region of the run's shared Int32 memory (a SharedArrayBuffer, so worker threads really
+// race on it). Statically declared objects — locks, chains, allocators a workload declares up front — get
+// offsets from a bump allocator that every thread runs identically at construction, so no thread has to write
+// shared memory to agree on where things are. Call chains recorded at run time (KASAN's alloc/free stacks,
+// lockdep's acquire sites) go to a shared string table, written only inside performed points (under the
+// sequencer). The slab arena (slab.ts) and the lockdep graph (lockdep.ts) are regions of this memory too.
+
+export const HEADER_WORDS = 8;
+const H_STR_USED = 0; // words used in the string heap
+
+export interface MemoryLayout {
+  /** Words of the string heap (call chains). */
+  readonly stringWords: number;
+  /** Slots of the string hash table (a power of two). */
+  readonly stringSlots: number;
+  /** Words for statically declared objects. */
+  readonly staticWords: number;
+  /** Words of the slab arena. */
+  readonly arenaWords: number;
+  /** Words of the lockdep region. */
+  readonly lockdepWords: number;
+}
+
+export const DEFAULT_LAYOUT: MemoryLayout = {
+  stringWords: 1 << 18,
+  stringSlots: 1 << 13,
+  staticWords: 1 << 14,
+  arenaWords: 1 << 18,
+  lockdepWords: 1 << 14,
+};
+
+export function layoutWords(l: MemoryLayout): number {
+  return HEADER_WORDS + l.stringSlots + l.stringWords + l.lockdepWords + l.staticWords + l.arenaWords;
+}
+
+export class KernelMemory {
+  readonly i32: Int32Array;
+  readonly stringTable: number;
+  readonly stringHeap: number;
+  readonly lockdep: number;
+  readonly statics: number;
+  readonly arena: number;
+
+  constructor(
+    shared: Int32Array,
+    readonly layout: MemoryLayout,
+    /** Where the kernel's region starts in the run's shared memory. */
+    readonly base: number,
+  ) {
+    this.i32 = shared;
+    this.stringTable = base + HEADER_WORDS;
+    this.stringHeap = this.stringTable + layout.stringSlots;
+    this.lockdep = this.stringHeap + layout.stringWords;
+    this.statics = this.lockdep + layout.lockdepWords;
+    this.arena = this.statics + layout.staticWords;
+    if (this.arena + layout.arenaWords > shared.length) {
+      throw new RangeError(`kernel memory needs ${layoutWords(layout)} words from ${base}, the run has ${shared.length}`);
+    }
+  }
+
+  /**
+   * Intern a string in the shared table and return its id (an offset), or 0 when the heap is full. Writes
+   * shared memory: call only from a point's perform (under the sequencer).
+   */
+  intern(s: string): number {
+    const i32 = this.i32;
+    const mask = this.layout.stringSlots - 1;
+    let h = 0x811c9dc5;
+    for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+    for (let probe = 0, slot = h & mask; probe <= mask; probe++, slot = (slot + 1) & mask) {
+      const at = i32[this.stringTable + slot] as number;
+      if (at === 0) {
+        const used = i32[this.base + H_STR_USED] as number;
+        if (used + s.length + 1 >= this.layout.stringWords) return 0;
+        const off = this.stringHeap + used + 1; // +1: id 0 means "none"
+        i32[off] = s.length;
+        for (let i = 0; i < s.length; i++) i32[off + 1 + i] = s.charCodeAt(i);
+        i32[this.base + H_STR_USED] = used + s.length + 1;
+        i32[this.stringTable + slot] = off;
+        return off;
+      }
+      if (this.stringAt(at) === s) return at;
+    }
+    return 0;
+  }
+
+  /** The string an id stands for ('' for 0). Reading is safe from any thread. */
+  stringAt(id: number): string {
+    if (id <= 0) return '';
+    const n = this.i32[id] as number;
+    let s = '';
+    for (let i = 0; i < n; i++) s += String.fromCharCode(this.i32[id + 1 + i] as number);
+    return s;
+  }
+}
+
+/** Deterministic static allocation: run identically in every thread at workload construction. */
+export class StaticAllocator {
+  private used = 0;
+
+  constructor(private readonly capacity: number) {}
+
+  /** Offset (relative to the static region) of a new object of `words` words. */
+  alloc(words: number, what: string): number {
+    if (this.used + words > this.capacity) throw new RangeError(`kernel static memory full allocating ${what} (${this.capacity} words)`);
+    const off = this.used;
+    this.used += words;
+    return off;
+  }
+}

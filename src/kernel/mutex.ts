@@ -1,0 +1,50 @@
+// struct mutex: a sleeping lock. mutex_lock may sleep (might_sleep first), so taking one in atomic context —
+// an RCU callback, under a spinlock — is the bug seed 003 is about.
+import type { KTask } from './context.js';
+import type { Kernel, KGen } from './kernel.js';
+import { type LockRef, noteAcquired, noteReleased, owner, staticLock } from './lock.js';
+
+export type Mutex = LockRef;
+
+/** DEFINE_MUTEX(name), in the kernel's static memory. */
+export function defineMutex(k: Kernel, name: string): Mutex {
+  return staticLock(k, name);
+}
+
+export function* mutex_lock(k: Kernel, t: KTask, m: Mutex): KGen {
+  k.mightSleep(t, 'kernel/locking/mutex.c:283');
+  k.lockdep.acquire(t, m, 'mutex');
+  const addr = m.addr();
+  yield k.point(
+    t,
+    `mutex_lock(${m.name})`,
+    () => Atomics.load(k.i32, addr) === 0,
+    (env) => {
+      Atomics.store(k.i32, addr, t.id);
+      noteAcquired(k, t, m, 'mutex', env);
+    },
+    { what: `mutex ${m.name}`, holder: () => owner(k, m) },
+  );
+}
+
+/** mutex_trylock: never sleeps; true when taken. */
+export function* mutex_trylock(k: Kernel, t: KTask, m: Mutex): KGen<boolean> {
+  const addr = m.addr();
+  return yield* k.step(t, `mutex_trylock(${m.name})`, (env) => {
+    if (Atomics.load(k.i32, addr) !== 0) return false;
+    Atomics.store(k.i32, addr, t.id);
+    noteAcquired(k, t, m, 'mutex', env);
+    return true;
+  });
+}
+
+export function* mutex_unlock(k: Kernel, t: KTask, m: Mutex): KGen {
+  const addr = m.addr();
+  yield* k.step(t, `mutex_unlock(${m.name})`, () => {
+    if (noteReleased(k, t, m)) Atomics.store(k.i32, addr, 0);
+  });
+}
+
+export function mutex_is_locked(k: Kernel, m: Mutex): boolean {
+  return owner(k, m) !== 0;
+}

@@ -1,0 +1,72 @@
+// spinlock_t: spin_lock / spin_unlock, the _irqsave and _bh variants. Taking one disables preemption (and
+// interrupts or softirqs for the variants), which is what makes sleeping under it a bug (might_sleep) and what
+// lockdep's irq-safety checks look at.
+import type { KTask } from './context.js';
+import type { Kernel, KGen } from './kernel.js';
+import { type LockRef, noteAcquired, noteReleased, owner, staticLock } from './lock.js';
+
+export type Spinlock = LockRef;
+
+/** DEFINE_SPINLOCK(name), in the kernel's static memory. */
+export function defineSpinlock(k: Kernel, name: string): Spinlock {
+  return staticLock(k, name);
+}
+
+function* acquire(k: Kernel, t: KTask, l: Spinlock, variant: string): KGen {
+  k.lockdep.acquire(t, l, 'spinlock');
+  const addr = l.addr();
+  yield k.point(
+    t,
+    `${variant}(${l.name})`,
+    () => Atomics.load(k.i32, addr) === 0,
+    (env) => {
+      Atomics.store(k.i32, addr, t.id);
+      noteAcquired(k, t, l, 'spinlock', env);
+    },
+    { what: `spinlock ${l.name}`, holder: () => owner(k, l) },
+  );
+}
+
+function* release(k: Kernel, t: KTask, l: Spinlock, variant: string): KGen {
+  const addr = l.addr();
+  yield* k.step(t, `${variant}(${l.name})`, () => {
+    if (noteReleased(k, t, l)) Atomics.store(k.i32, addr, 0);
+  });
+}
+
+export function* spin_lock(k: Kernel, t: KTask, l: Spinlock): KGen {
+  t.preemptCount++;
+  yield* acquire(k, t, l, 'spin_lock');
+}
+
+export function* spin_unlock(k: Kernel, t: KTask, l: Spinlock): KGen {
+  yield* release(k, t, l, 'spin_unlock');
+  t.preemptCount--;
+}
+
+/** spin_lock_irqsave: returns the previous irq state for spin_unlock_irqrestore. */
+export function* spin_lock_irqsave(k: Kernel, t: KTask, l: Spinlock): KGen<boolean> {
+  const flags = t.irqsDisabled;
+  t.irqsDisabled = true;
+  t.preemptCount++;
+  yield* acquire(k, t, l, 'spin_lock_irqsave');
+  return flags;
+}
+
+export function* spin_unlock_irqrestore(k: Kernel, t: KTask, l: Spinlock, flags: boolean): KGen {
+  yield* release(k, t, l, 'spin_unlock_irqrestore');
+  t.preemptCount--;
+  t.irqsDisabled = flags;
+}
+
+export function* spin_lock_bh(k: Kernel, t: KTask, l: Spinlock): KGen {
+  t.softirqsDisabled++;
+  t.preemptCount++;
+  yield* acquire(k, t, l, 'spin_lock_bh');
+}
+
+export function* spin_unlock_bh(k: Kernel, t: KTask, l: Spinlock): KGen {
+  yield* release(k, t, l, 'spin_unlock_bh');
+  t.preemptCount--;
+  t.softirqsDisabled--;
+}

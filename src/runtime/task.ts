@@ -1,0 +1,154 @@
+// Tasks: coroutines the runtimes schedule alongside actor deliveries. A task body is a generator that yields
+// its next scheduling point (a Point); the runtime decides when each task's point is performed, so the
+// deterministic strategies explore every order of them and the threaded runtime records the order in which
+// they really happened. A Point is performed atomically with its ticket (under the sequencer in the threaded
+// runtime), and between two points a task may touch only its own state or state its locks protect — which is
+// what makes ticket order a faithful record of a threaded run. The runtime knows nothing of what a point
+// means: the kernel layer (src/kernel) builds them.
+import type { ModelEvent, Wire } from './model.js';
+
+/** Task ids live above actor ids: TASK_BASE + 16 × (spawning step + 1) + index within that step. */
+export const TASK_BASE = 1 << 20;
+const PER_STEP = 16;
+
+export function isTaskId(id: number): boolean {
+  return id >= TASK_BASE;
+}
+
+export interface TaskSelf {
+  readonly id: number;
+  readonly name: string;
+  /** The actor or task that spawned it (ENV for the run's own tasks). */
+  readonly owner: number;
+}
+
+/** What a point may do to the world when it is performed. */
+export interface StepEnv {
+  readonly step: number;
+  readonly self: TaskSelf;
+  /** Simulated ms in the deterministic runtime, real ms since start in the threaded one. */
+  now(): number;
+  /** Start another task (it runs when first scheduled); returns its id. */
+  spawn(kind: string, args: Wire, name?: string): number;
+  /** Send an event to an actor. */
+  send(to: number, event: ModelEvent): void;
+}
+
+export interface BlockedOn {
+  readonly what: string;
+  /** The task holding what is waited on, when one does (a waits-for edge for deadlock reports). */
+  readonly holder?: number;
+  /** Lines describing the waiter (its held locks, its call chain), rendered where it runs. */
+  readonly context?: readonly string[];
+}
+
+export interface Point<T = unknown> {
+  /** What the task is about to do, as a trace shows it: e.g. `mutex_lock(&group->mutex)`. */
+  readonly label: string;
+  /** Can it be performed now? Reads shared state only (in the threaded runtime: under the sequencer). */
+  ready(): boolean;
+  /** Perform it — only after ready() said yes, atomically with the step's ticket. The task resumes with the result. */
+  perform(env: StepEnv): T;
+  /** What a task that is not ready waits on. */
+  blockedOn?: () => BlockedOn;
+  /** A point that becomes ready by itself at this time (a timeout), in the runtime's ms. */
+  wakeAt?: () => number | undefined;
+}
+
+/** The earliest time a blocked task's point becomes ready by itself, if any does. */
+export function earliestWake(tasks: Iterable<Task>): number | undefined {
+  let best: number | undefined;
+  for (const t of tasks) {
+    const w = t.pending?.wakeAt?.();
+    if (w !== undefined && (best === undefined || w < best)) best = w;
+  }
+  return best;
+}
+
+export type TaskBody = Generator<Point, void, unknown>;
+export type TaskFactory = (args: Wire, self: TaskSelf) => TaskBody;
+
+/** A task's first point: starting is a scheduling point of its own, so parent and child interleave. */
+const START: Point<undefined> = { label: '(start)', ready: () => true, perform: () => undefined };
+
+export class TaskFailure extends Error {
+  constructor(
+    readonly task: string,
+    readonly at: string,
+    readonly error: unknown,
+  ) {
+    super(`task ${task} threw after '${at}': ${error instanceof Error ? error.message : String(error)}`);
+    this.name = 'TaskFailure';
+  }
+}
+
+export class Task implements TaskSelf {
+  pending: Point | undefined = START;
+  private body: TaskBody | undefined;
+
+  constructor(
+    readonly id: number,
+    readonly name: string,
+    readonly kind: string,
+    readonly owner: number,
+    private readonly make: () => TaskBody,
+  ) {}
+
+  /** Perform the pending point (atomically with the step's ticket); returns what the task resumes with. */
+  perform(env: StepEnv): unknown {
+    const p = this.pending as Point;
+    try {
+      return p.perform(env);
+    } catch (err) {
+      this.pending = undefined;
+      throw new TaskFailure(this.name, p.label, err);
+    }
+  }
+
+  /** Run the body to its next point (outside the sequencer); false when the task has finished. */
+  resume(value: unknown, after: string): boolean {
+    try {
+      this.body ??= this.make();
+      const r = this.body.next(value);
+      this.pending = r.done ? undefined : r.value;
+    } catch (err) {
+      this.pending = undefined;
+      throw err instanceof TaskFailure ? err : new TaskFailure(this.name, after, err);
+    }
+    return this.pending !== undefined;
+  }
+}
+
+/** Spawning, naming and bookkeeping shared by both runtimes. */
+export class TaskTable {
+  readonly live = new Map<number, Task>();
+  readonly names = new Map<number, string>();
+  private spawnStep = Number.NaN;
+  private spawnIndex = 0;
+
+  constructor(private readonly factories: Readonly<Record<string, TaskFactory>>) {}
+
+  /** `index`: the run's initial tasks (step -1) are numbered by their place in Workload.initialTasks. */
+  spawn(step: number, owner: number, kind: string, args: Wire, name?: string, index?: number): Task {
+    const factory = this.factories[kind];
+    if (!factory) throw new Error(`no task '${kind}' in this workload (known: ${Object.keys(this.factories).join(', ') || 'none'})`);
+    if (step !== this.spawnStep) {
+      this.spawnStep = step;
+      this.spawnIndex = 0;
+    }
+    const i = index ?? this.spawnIndex++;
+    if (i >= PER_STEP) throw new Error(`more than ${PER_STEP} tasks spawned in one step (${step})`);
+    const id = TASK_BASE + (step + 1) * PER_STEP + i;
+    if (id > 0x7fffffff) throw new Error('task ids exhausted: the run is longer than 134 M steps');
+    const label = name ?? `${kind}/${id - TASK_BASE}`;
+    const self: TaskSelf = { id, name: label, owner };
+    const t = new Task(id, label, kind, owner, () => factory(args, self));
+    this.live.set(id, t);
+    this.names.set(id, label);
+    return t;
+  }
+
+  finish(t: Task): void {
+    this.live.delete(t.id);
+  }
+}
