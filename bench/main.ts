@@ -2,11 +2,12 @@
 import { pathToFileURL } from 'node:url';
 import { InputError } from '../src/runtime/errors.js';
 import type { SuiteResult } from './measure.js';
+import { kernelSuite } from './kernel.bench.js';
 import { runtimeSuite } from './runtime.bench.js';
 
 type Suite = (opts: { quick: boolean; onCase?: (name: string) => void }) => Promise<SuiteResult>;
 
-export const SUITES: Readonly<Record<string, Suite>> = { runtime: runtimeSuite };
+export const SUITES: Readonly<Record<string, Suite>> = { runtime: runtimeSuite, kernel: kernelSuite };
 
 export class UnknownSuite extends InputError {
   override name = 'UnknownSuite';

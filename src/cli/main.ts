@@ -2,6 +2,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
+import '../kernel/workloads.js';
 import { ActorFailure, InputError, ReplayDivergence, RunStalled } from '../runtime/errors.js';
 import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { accountingLine, type RunResult } from '../runtime/result.js';
@@ -182,7 +183,7 @@ program
 
 program
   .command('bench')
-  .description('Run benchmark suites with tinybench and print a table (or JSON): runtime')
+  .description('Run benchmark suites with tinybench and print a table (or JSON): runtime, kernel')
   .argument('[suites...]', 'suites to run (default: all)')
   .option('--json', 'print one JSON object {results, ratios} on stdout')
   .option('--quick', 'fewer iterations (a smoke run, figures are rough)')

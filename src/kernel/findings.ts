@@ -13,6 +13,9 @@ export type FindingKind =
   | 'deadlock'
   | 'refcount'
   | 'leak'
+  | 'notifier'
+  | 'workqueue'
+  | 'oops'
   | 'ida';
 
 export interface KernelFinding extends Finding {

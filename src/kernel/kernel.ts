@@ -45,6 +45,7 @@ export class Kernel implements Monitor {
   private readonly checkers: Partial<Record<CheckerName, boolean>>;
   private readonly factories: Record<string, TaskFactory> = {};
   private readonly endHooks: (() => void)[] = [];
+  private readonly freeHooks: ((t: KTask, obj: number, env: StepEnv) => void)[] = [];
   private readonly attachHooks: ((first: boolean) => void)[] = [];
   private readonly waiting = new Map<KTask, Waiting>();
   private readonly hungReported = new Set<number>();
@@ -103,6 +104,18 @@ export class Kernel implements Monitor {
   /** Called at attach; `first` is false for a later execution of a deterministic exploration. */
   onAttach(h: (first: boolean) => void): void {
     this.attachHooks.push(h);
+  }
+
+  /**
+   * Called from kfree's perform (slab.ts) before an object is freed, so other checkers (RCU: a reader may
+   * still hold it) can look at it while it is still allocated.
+   */
+  onFree(h: (t: KTask, obj: number, env: StepEnv) => void): void {
+    this.freeHooks.push(h);
+  }
+
+  freeing(t: KTask, obj: number, env: StepEnv): void {
+    for (const h of this.freeHooks) h(t, obj, env);
   }
 
   /** Teardown checks (leaks), run once on the final shared memory. */

@@ -24,6 +24,23 @@ export function objectLock(k: Kernel, name: string, obj: number, field: number):
   return { name, addr: () => obj + field };
 }
 
+const labels = new WeakMap<LockRef, Map<string, string>>();
+
+/** `op(name)`, built once per lock and op: labels are hashed into the trace at every step. */
+export function lockLabel(l: LockRef, op: string): string {
+  let m = labels.get(l);
+  if (!m) {
+    m = new Map();
+    labels.set(l, m);
+  }
+  let s = m.get(op);
+  if (s === undefined) {
+    s = `${op}(${l.name})`;
+    m.set(op, s);
+  }
+  return s;
+}
+
 export function owner(k: Kernel, l: LockRef): number {
   return Atomics.load(k.i32, l.addr());
 }

@@ -33,6 +33,11 @@ export function layoutWords(l: MemoryLayout): number {
   return HEADER_WORDS + l.stringSlots + l.stringWords + l.lockdepWords + l.staticWords + l.arenaWords;
 }
 
+/** Where the static region starts for a layout at `base`: the same in every thread, attached or not. */
+export function staticsOffset(l: MemoryLayout, base: number): number {
+  return base + HEADER_WORDS + l.stringSlots + l.stringWords + l.lockdepWords;
+}
+
 export class KernelMemory {
   readonly i32: Int32Array;
   readonly stringTable: number;
@@ -51,7 +56,7 @@ export class KernelMemory {
     this.stringTable = base + HEADER_WORDS;
     this.stringHeap = this.stringTable + layout.stringSlots;
     this.lockdep = this.stringHeap + layout.stringWords;
-    this.statics = this.lockdep + layout.lockdepWords;
+    this.statics = staticsOffset(layout, base);
     this.arena = this.statics + layout.staticWords;
     if (this.arena + layout.arenaWords > shared.length) {
       throw new RangeError(`kernel memory needs ${layoutWords(layout)} words from ${base}, the run has ${shared.length}`);

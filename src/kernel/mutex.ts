@@ -2,7 +2,7 @@
 // an RCU callback, under a spinlock — is the bug seed 003 is about.
 import type { KTask } from './context.js';
 import type { Kernel, KGen } from './kernel.js';
-import { type LockRef, noteAcquired, noteReleased, owner, staticLock } from './lock.js';
+import { type LockRef, lockLabel, noteAcquired, noteReleased, owner, staticLock } from './lock.js';
 
 export type Mutex = LockRef;
 
@@ -17,7 +17,7 @@ export function* mutex_lock(k: Kernel, t: KTask, m: Mutex): KGen {
   const addr = m.addr();
   yield k.point(
     t,
-    `mutex_lock(${m.name})`,
+    lockLabel(m, 'mutex_lock'),
     () => Atomics.load(k.i32, addr) === 0,
     (env) => {
       Atomics.store(k.i32, addr, t.id);
@@ -30,7 +30,7 @@ export function* mutex_lock(k: Kernel, t: KTask, m: Mutex): KGen {
 /** mutex_trylock: never sleeps; true when taken. */
 export function* mutex_trylock(k: Kernel, t: KTask, m: Mutex): KGen<boolean> {
   const addr = m.addr();
-  return yield* k.step(t, `mutex_trylock(${m.name})`, (env) => {
+  return yield* k.step(t, lockLabel(m, 'mutex_trylock'), (env) => {
     if (Atomics.load(k.i32, addr) !== 0) return false;
     Atomics.store(k.i32, addr, t.id);
     noteAcquired(k, t, m, 'mutex', env);
@@ -40,7 +40,7 @@ export function* mutex_trylock(k: Kernel, t: KTask, m: Mutex): KGen<boolean> {
 
 export function* mutex_unlock(k: Kernel, t: KTask, m: Mutex): KGen {
   const addr = m.addr();
-  yield* k.step(t, `mutex_unlock(${m.name})`, () => {
+  yield* k.step(t, lockLabel(m, 'mutex_unlock'), () => {
     if (noteReleased(k, t, m)) Atomics.store(k.i32, addr, 0);
   });
 }

@@ -3,7 +3,7 @@
 // lockdep's irq-safety checks look at.
 import type { KTask } from './context.js';
 import type { Kernel, KGen } from './kernel.js';
-import { type LockRef, noteAcquired, noteReleased, owner, staticLock } from './lock.js';
+import { type LockRef, lockLabel, noteAcquired, noteReleased, owner, staticLock } from './lock.js';
 
 export type Spinlock = LockRef;
 
@@ -17,7 +17,7 @@ function* acquire(k: Kernel, t: KTask, l: Spinlock, variant: string): KGen {
   const addr = l.addr();
   yield k.point(
     t,
-    `${variant}(${l.name})`,
+    lockLabel(l, variant),
     () => Atomics.load(k.i32, addr) === 0,
     (env) => {
       Atomics.store(k.i32, addr, t.id);
@@ -29,7 +29,7 @@ function* acquire(k: Kernel, t: KTask, l: Spinlock, variant: string): KGen {
 
 function* release(k: Kernel, t: KTask, l: Spinlock, variant: string): KGen {
   const addr = l.addr();
-  yield* k.step(t, `${variant}(${l.name})`, () => {
+  yield* k.step(t, lockLabel(l, variant), () => {
     if (noteReleased(k, t, l)) Atomics.store(k.i32, addr, 0);
   });
 }

@@ -8,7 +8,9 @@ const SEQ_LOCK = 1;
 const STOP = 2;
 /** Bumped by every performed task point: blocked tasks are worth retrying only when it has moved. */
 const VERSION = 3;
-const HEADER = 4;
+/** Bumped (and notified) by a worker about to park, so the main thread looks for quiescence at once. */
+const IDLE_EVENTS = 4;
+const HEADER = 8;
 /**
  * Per-thread slots: GEN (bumped when it wakes), IDLE (see the constants below), SENT, DELIVERED, WAITING (1
  * while it sleeps with blocked tasks: wake it when the version moves).
@@ -72,6 +74,19 @@ export class Control {
     } finally {
       this.unlock();
     }
+  }
+
+  /** A worker is about to park: wake the main thread's quiescence watch. */
+  announceIdle(): void {
+    Atomics.add(this.i32, IDLE_EVENTS, 1);
+    Atomics.notify(this.i32, IDLE_EVENTS);
+  }
+
+  /** Resolves when a worker announces it is idle, or after `ms`. */
+  async idleEvent(ms: number): Promise<void> {
+    const seen = Atomics.load(this.i32, IDLE_EVENTS);
+    const r = Atomics.waitAsync(this.i32, IDLE_EVENTS, seen, ms);
+    if (r.async) await r.value;
   }
 
   get version(): number {

@@ -37,6 +37,7 @@ export class ActorHost {
       };
       actor.on('rt.send', collect);
       actor.on('rt.atomic', collect);
+      actor.on('rt.spawn', collect);
       this.actors.set(id, actor);
       actor.start();
       this.check(id, undefined, 'xstate.init');

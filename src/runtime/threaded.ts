@@ -133,7 +133,8 @@ export class ThreadedRuntime {
     let lastDelivered = -1;
     let lastProgressAt = performance.now();
     for (;;) {
-      await sleep(1);
+      // Woken as soon as a worker goes idle (or every ms, for progress, held messages and stalls).
+      await ctl.idleEvent(1);
       for (const o of this.outboxes) if (o.held > 0) o.flush();
       if (this.failure) return;
       if (opts.signal?.aborted) throw new RunStalled('interrupted');
@@ -293,8 +294,4 @@ export async function runThreaded(opts: ThreadedOptions): Promise<RunResult> {
     throw err;
   }
   return rt.finish();
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -73,6 +73,8 @@ type LocalItem =
   | { readonly atomic: true; readonly from: number; readonly op: Extract<Effect, { type: 'rt.atomic' }>; readonly sendStep: number };
 
 const BATCH = 256;
+/** Points a task may perform in a row before the worker turns to its other work. */
+const TASK_SLICE = 32;
 
 export function runWorker(init: WorkerInit, post: (r: WorkerReport) => void): void {
   try {
@@ -145,22 +147,32 @@ function workerLoop(init: WorkerInit): WorkerReport {
   const runTasks = (): number => {
     if (tasks.live.size === 0) return 0;
     const v = ctl.version;
-    const wake = earliestWake(tasks.live.values());
-    if (v === triedAt && (wake === undefined || wake > timers.now())) return 0;
+    if (v === triedAt) {
+      // Nothing changed since every task was found blocked: only a timeout can make one ready.
+      const wake = earliestWake(tasks.live.values());
+      if (wake === undefined || wake > timers.now()) return 0;
+    }
     let n = 0;
-    for (const t of [...tasks.live.values()]) {
-      const p = t.pending;
-      if (!p) continue;
-      const done = ctl.trySequenced(
-        () => p.ready(),
-        (ticket) => {
-          if (keep) log.push(ticket, t.id, TASK, -1, names.hash(p.label), 0);
-          return t.perform(taskEnv(t, ticket));
-        },
-      );
-      if (!done) continue;
-      n++;
-      if (!t.resume(done.value, p.label)) tasks.finish(t);
+    // (Map iteration tolerates deletions; tasks spawned meanwhile are visited too, which is fine.)
+    for (const t of tasks.live.values()) {
+      // Like a CPU, keep running a task while it can proceed (up to a time slice), then go round.
+      for (let slice = 0; slice < TASK_SLICE; slice++) {
+        const p = t.pending;
+        if (!p) break;
+        const done = ctl.trySequenced(
+          () => p.ready(),
+          (ticket) => {
+            if (keep) log.push(ticket, t.id, TASK, -1, names.hash(p.label), 0);
+            return t.perform(taskEnv(t, ticket));
+          },
+        );
+        if (!done) break;
+        n++;
+        if (!t.resume(done.value, p.label)) {
+          tasks.finish(t);
+          break;
+        }
+      }
     }
     if (n > 0) {
       for (let w = 0; w < peers.length; w++) {
@@ -279,6 +291,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
     }
     const later = timers.size > 0 || waiting > 0 || wake !== undefined;
     ctl.store(me, IDLE, later ? IDLE_WAITING : blocked ? IDLE_BLOCKED : IDLE_EMPTY);
+    ctl.announceIdle();
     parks++;
     ring.park(timeout, init.spinMicros);
     ctl.bump(me, GEN);
