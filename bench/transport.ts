@@ -67,22 +67,30 @@ const MSG_BYTES = 32;
 /** A case's worker, started and stopped around the measurement. */
 class Peer {
   readonly worker: Worker;
+  /** Rejects if the worker fails or exits before stop(): awaited next to every asynchronous wait. */
+  readonly failure: Promise<never>;
   private readonly exited: Promise<void>;
+  private stopping = false;
 
   constructor(data: TransportWorkerData, transfer: MessageChannel['port2'][] = []) {
     this.worker = new Worker(workerUrl('raw-ring-worker'), { workerData: data, transferList: transfer });
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
-    this.worker.on('error', (e) => {
-      console.error('transport bench worker failed:', e);
+    this.failure = new Promise<never>((_resolve, reject) => {
+      this.worker.once('error', reject);
+      this.worker.once('exit', (code) => {
+        if (!this.stopping) reject(new Error(`transport bench worker exited early (code ${code})`));
+      });
     });
+    this.failure.catch(() => {}); // observed through races; never an unhandled rejection
   }
 
   online(): Promise<void> {
-    return new Promise((resolve) => this.worker.once('online', () => resolve()));
+    return Promise.race([new Promise<void>((resolve) => this.worker.once('online', () => resolve())), this.failure]);
   }
 
   /** Waits briefly for a clean exit after `signal`, then terminates whatever is left. */
   async stop(signal: () => void): Promise<void> {
+    this.stopping = true;
     signal();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.exited, new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)))]);
@@ -91,10 +99,31 @@ class Peer {
   }
 }
 
-/** Spins until the consumer's acknowledged count reaches `target` (both wrap as Int32). */
+// A spinning producer cannot receive a worker's 'error' event, so every wait checks (rarely) that the
+// other side still makes progress, and gives up instead of hanging the benchmark (or a test) forever.
+const STALL_MS = 30_000;
+// Waits spin for this long, then sleep in short naps: on an idle machine the other side answers within a
+// few microseconds and the spin catches it; when another process holds the second core, both of our
+// threads share one, and a producer spinning out its time slice on a full ring would only keep the
+// consumer from running (an actor does not spin either: its Outbox holds the message and it goes on).
+const SPIN_MS = 0.05;
+const napWord = new Int32Array(new SharedArrayBuffer(4));
+
+/** Spins, then naps, until `done()`; throws if it takes STALL_MS. */
+function waitFor(done: () => boolean, what: string): void {
+  const since = performance.now();
+  for (let i = 1; !done(); i++) {
+    if ((i & 0xff) !== 0) continue;
+    const waited = performance.now() - since;
+    if (waited > STALL_MS) throw new Error(`transport bench: ${what} stalled for ${STALL_MS} ms`);
+    if (waited > SPIN_MS) Atomics.wait(napWord, 0, 0, 0.02);
+  }
+}
+
+/** Waits until the consumer's acknowledged count reaches `target` (both wrap as Int32). */
 function awaitAck(ctl: Int32Array, target: number): void {
-  while (((Atomics.load(ctl, CTL_ACK) - target) | 0) < 0) {
-    // The consumer runs on the other core; yielding here would only add latency to the measurement.
+  if (((Atomics.load(ctl, CTL_ACK) - target) | 0) < 0) {
+    waitFor(() => ((Atomics.load(ctl, CTL_ACK) - target) | 0) >= 0, 'consumer acknowledgement');
   }
 }
 
@@ -182,9 +211,8 @@ async function ringCase(plan: Plan, per: number): Promise<BenchResult> {
       ? (): void => {
           for (let i = 0; i < n; i++) {
             p32[0] = seq++;
-            while (!ring.tryPush(1, 0, 0, payload)) {
-              // Ring full: the consumer is behind; a real sender would hold the message in its Outbox.
-            }
+            // Ring full: the consumer is behind; a real sender would hold the message in its Outbox.
+            if (!ring.tryPush(1, 0, 0, payload)) waitFor(() => ring.tryPush(1, 0, 0, payload), 'push into a full ring');
           }
           target = (target + n) | 0;
           awaitAck(ctl, target);
@@ -195,9 +223,7 @@ async function ringCase(plan: Plan, per: number): Promise<BenchResult> {
               p32[0] = seq++;
               batch.add(1, 0, 0, payload);
             }
-            while (!ring.tryPushBatch(batch)) {
-              // As above.
-            }
+            if (!ring.tryPushBatch(batch)) waitFor(() => ring.tryPushBatch(batch), 'push into a full ring');
           }
           target = (target + n) | 0;
           awaitAck(ctl, target);
@@ -226,7 +252,7 @@ async function postCase(plan: Plan): Promise<BenchResult> {
       p32[0] = seq++;
       port1.postMessage(payload); // structured clone: each message is its own 32-byte copy
     }
-    await acked;
+    await Promise.race([acked, peer.failure]);
   };
   try {
     return await measure(plan, 'postmessage', n, fn, true);
@@ -252,11 +278,11 @@ async function roundTripRingCase(plan: Plan): Promise<BenchResult> {
   const fn = (): void => {
     for (let i = 0; i < n; i++) {
       p32[0] = ++seq;
-      while (!req.tryPushInts(1, 1, 0, p32, p32.length)) {
-        // Never full: one request is outstanding at a time.
-      }
+      if (!req.tryPushInts(1, 1, 0, p32, p32.length)) throw new Error('roundtrip_ring: request ring full');
       // Spin-then-park, like every actor waiting on its mailbox.
-      while (resp.drain(1, onResponse) === 0) resp.park(1000);
+      for (let waits = 0; resp.drain(1, onResponse) === 0; waits++) {
+        if (resp.park(1000) === 'timeout' && waits > STALL_MS / 1000) throw new Error('roundtrip_ring: no response');
+      }
       if (echoed !== seq) throw new Error(`roundtrip_ring: got ${echoed} for ${seq}`);
     }
   };
@@ -283,7 +309,7 @@ async function roundTripPostCase(plan: Plan): Promise<BenchResult> {
       p32[0] = ++seq;
       const reply = new Promise<Uint8Array>((resolve) => (resolveReply = resolve));
       port1.postMessage(payload);
-      const m = await reply;
+      const m = await Promise.race([reply, peer.failure]);
       if (new Int32Array(m.buffer, m.byteOffset, 1)[0] !== seq) throw new Error('roundtrip_postmessage: bad echo');
     }
   };
@@ -333,7 +359,5 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   console.log(`  transport_1 / raw_ring_1                = ${ratio(results, 'transport_1', 'raw_ring_1')}   (target >= 0.5)`);
   console.log(`  transport_64 / raw_ring_64              = ${ratio(results, 'transport_64', 'raw_ring_64')}   (target >= 0.5)`);
   console.log(`  transport_1 / postmessage               = ${ratio(results, 'transport_1', 'postmessage')}   (target >= 5)`);
-  console.log(
-    `  roundtrip_ring / roundtrip_postmessage  = ${ratio(results, 'roundtrip_ring', 'roundtrip_postmessage')}   (target >= 20)`,
-  );
+  console.log(`  roundtrip_ring / roundtrip_postmessage  = ${ratio(results, 'roundtrip_ring', 'roundtrip_postmessage')}   (target >= 20)`);
 }

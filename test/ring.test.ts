@@ -5,7 +5,7 @@
 // wall-clock expectations, so they hold on a loaded 2-core machine.
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { Outbox } from '../src/runtime/outbox.js';
 import { workerUrl } from '../src/runtime/paths.js';
 import { createRing, ENVELOPE_BYTES, Ring, RingBatch, ringBytes } from '../src/runtime/ring.js';
@@ -42,6 +42,13 @@ function bytesOf(n: number, salt: number): Uint8Array {
   return b;
 }
 
+// Every worker a test started is terminated after it, also when the test failed or timed out, so a stuck
+// worker never keeps spinning into the following tests.
+const live = new Set<TestWorker>();
+afterEach(async () => {
+  await Promise.all([...live].map((w) => w.done()));
+});
+
 /** A worker playing one role, with its reports delivered in order through next(). */
 class TestWorker {
   private readonly worker: Worker;
@@ -51,6 +58,7 @@ class TestWorker {
 
   constructor(sab: SharedArrayBuffer, role: RingTestRole, params: Record<string, number>) {
     this.worker = new Worker(workerUrl('ring-test-worker'), { workerData: { ringTest: true, sab, role, params } });
+    live.add(this);
     this.worker.on('message', (m: RingTestReport) => {
       this.inbox.push(m);
       this.waiter?.();
@@ -77,6 +85,7 @@ class TestWorker {
   }
 
   async done(): Promise<void> {
+    live.delete(this);
     await this.worker.terminate();
   }
 }
@@ -173,34 +182,33 @@ describe('ring wrap-around', () => {
     }
   });
 
-  it(
-    'variable-length messages from another thread wrap around intact (byte for byte)',
-    async () => {
-      const slots = 16;
-      const slotBytes = 40;
-      const maxLen = 3 * slotBytes - ENVELOPE_BYTES; // 1..3 slots
-      const count = 20_000;
-      const seed = 4242;
-      const ring = createRing(slots, slotBytes);
-      const w = new TestWorker(ring.sab, 'wrap-producer', { count, seed, maxLen });
-      let i = 0;
-      let bad = 0;
-      while (i < count) {
-        const n = ring.drain(64, (kind, to, from, buf, off, len) => {
-          const want = wrapMessage(seed, to, maxLen);
-          if (kind !== 3 || from !== 7 || to !== i || len !== want.length) bad++;
-          else for (let j = 0; j < len; j++) if (buf[off + j] !== want[j]) bad++;
-          i++;
-        });
-        if (n === 0) await tick();
-      }
-      expect(bad).toBe(0);
-      expect((await w.next()).type).toBe('done');
-      await w.done();
-      expect(ring.isEmpty()).toBe(true);
-    },
-    60_000,
-  );
+  it('variable-length messages from another thread wrap around intact (byte for byte)', async () => {
+    const slots = 16;
+    const slotBytes = 40;
+    const maxLen = 3 * slotBytes - ENVELOPE_BYTES; // 1..3 slots
+    const count = 20_000;
+    const seed = 4242;
+    const ring = createRing(slots, slotBytes);
+    const w = new TestWorker(ring.sab, 'wrap-producer', { count, seed, maxLen });
+    let i = 0;
+    let bad = 0;
+    let idle = 0; // consecutive empty drains: bounded, so a dead producer fails the test instead of spinning on
+    while (i < count) {
+      const n = ring.drain(64, (kind, to, from, buf, off, len) => {
+        const want = wrapMessage(seed, to, maxLen);
+        if (kind !== 3 || from !== 7 || to !== i || len !== want.length) bad++;
+        else for (let j = 0; j < len; j++) if (buf[off + j] !== want[j]) bad++;
+        i++;
+      });
+      if (n > 0) idle = 0;
+      else if (++idle > 20_000) throw new Error(`no message for ${idle} polls after ${i} of ${count}`);
+      else await (idle < 1000 ? tick() : sleep(1));
+    }
+    expect(bad).toBe(0);
+    expect((await w.next()).type).toBe('done');
+    await w.done();
+    expect(ring.isEmpty()).toBe(true);
+  }, 60_000);
 });
 
 describe('ring edges', () => {
@@ -232,21 +240,74 @@ describe('ring edges', () => {
     expect(drainAll(ring).map((m) => m.to)).toEqual([2, 3, 4, 5, 7, 8]);
   });
 
-  it(
-    'full from another thread: a producer fills the ring, refused pushes change nothing',
-    async () => {
-      const ring = createRing(64, 32);
-      const w = new TestWorker(ring.sab, 'filler', {});
-      const r = (await w.next()) as FillerReport;
-      await w.done();
-      expect(r.pushed).toBe(64);
-      expect(r.refusedAfterFull).toBe(100);
-      const got = drainAll(ring);
-      expect(got.map((m) => m.to)).toEqual([...Array(64).keys()]);
-      expect(ring.tryPush(0, 0, 0, new Uint8Array(4))).toBe(true);
-    },
-    30_000,
-  );
+  it('full from another thread: a producer fills the ring, refused pushes change nothing', async () => {
+    const ring = createRing(64, 32);
+    const w = new TestWorker(ring.sab, 'filler', {});
+    const r = (await w.next()) as FillerReport;
+    await w.done();
+    expect(r.pushed).toBe(64);
+    expect(r.refusedAfterFull).toBe(100);
+    const got = drainAll(ring);
+    expect(got.map((m) => m.to)).toEqual([...Array(64).keys()]);
+    expect(ring.tryPush(0, 0, 0, new Uint8Array(4))).toBe(true);
+  }, 30_000);
+
+  it('payload bytes in a continuation slot never pass for a later publication', () => {
+    // A 2-slot message at position 0 whose bytes in slot 1's first word equal the marker that a message
+    // at position 1 + slots would carry: once consumed, that slot must not look published a lap later.
+    const slots = 4;
+    const ring = createRing(slots, 32);
+    const payload = new Uint8Array(12);
+    new DataView(payload.buffer).setInt32(32 - ENVELOPE_BYTES, 1 + slots + 1, true);
+    expect(ring.slotsFor(payload.length)).toBe(2);
+    expect(ring.tryPush(1, 0, 0, payload)).toBe(true);
+    expect(drainAll(ring).length).toBe(1);
+    for (let i = 0; i < 3; i++) expect(ring.tryPush(2, i, 0, new Uint8Array(4))).toBe(true); // positions 2, 3, 4
+    expect(ring.pendingMessages()).toBe(3);
+    expect(drainAll(ring).map((m) => m.kind)).toEqual([2, 2, 2]);
+    expect(ring.park(1, 0)).toBe('timeout');
+  });
+
+  it('drain(max) may stop inside a batch; the rest is delivered by the next drain, in order', () => {
+    const ring = createRing(32, 32);
+    const batch = new RingBatch(ring);
+    const sent: Drained[] = [];
+    for (let i = 0; i < 10; i++) {
+      const payload = bytesOf(i % 3 === 0 ? 40 : 4, i); // some 3-slot members
+      expect(batch.add(1, i, 2, payload)).toBe(true);
+      sent.push({ kind: 1, to: i, from: 2, bytes: Array.from(payload) });
+    }
+    expect(ring.tryPushBatch(batch)).toBe(true);
+    expect(ring.tryPush(1, 10, 2, bytesOf(8, 10))).toBe(true);
+    sent.push({ kind: 1, to: 10, from: 2, bytes: Array.from(bytesOf(8, 10)) });
+    const got: Drained[] = [];
+    expect(ring.pendingMessages()).toBe(11);
+    for (const max of [3, 1, 4, 100]) got.push(...drainAll(ring, max));
+    expect(got).toEqual(sent);
+    expect(ring.isEmpty()).toBe(true);
+  });
+
+  it('a throwing callback loses only its own message; the rest stays queued in order', () => {
+    const ring = createRing(16, 32);
+    const batch = new RingBatch(ring);
+    for (let i = 0; i < 4; i++) batch.add(1, i, 0, bytesOf(i === 2 ? 50 : 8, i));
+    expect(ring.tryPushBatch(batch)).toBe(true);
+    expect(ring.tryPush(1, 4, 0, bytesOf(60, 4))).toBe(true);
+    const seen: number[] = [];
+    expect(() =>
+      ring.drain(100, (_k, to) => {
+        seen.push(to);
+        if (to === 1) throw new Error('boom');
+      }),
+    ).toThrow('boom');
+    expect(seen).toEqual([0, 1]);
+    expect(ring.pendingMessages()).toBe(3);
+    const rest = drainAll(ring);
+    expect(rest.map((m) => m.to)).toEqual([2, 3, 4]);
+    expect(rest[0].bytes).toEqual(Array.from(bytesOf(50, 2)));
+    expect(rest[2].bytes).toEqual(Array.from(bytesOf(60, 4)));
+    expect(ring.isEmpty()).toBe(true);
+  });
 
   it('empty: drain returns 0 and park times out', () => {
     const ring = createRing(8);
@@ -285,68 +346,61 @@ describe('ring edges', () => {
 });
 
 describe('ring across threads', () => {
-  it(
-    'no loss, no duplication, per-producer order: 10^6 messages, 3 producers, 1 consumer, backpressure',
-    async () => {
-      const counts = [333_334, 333_333, 333_333];
-      const total = counts.reduce((a, b) => a + b, 0);
-      const ring = createRing(256, 64);
-      const consumer = new TestWorker(ring.sab, 'consumer', { producers: 3, total });
-      const producers = counts.map((count, id) => new TestWorker(ring.sab, 'producer', { id, count }));
-      const reports = (await Promise.all(producers.map((p) => p.next()))) as ProducerReport[];
-      const c = (await consumer.next()) as ConsumerReport;
-      await Promise.all([consumer.done(), ...producers.map((p) => p.done())]);
-      expect(c.firstError).toBe('');
-      expect(c.errors).toBe(0);
-      expect(c.received).toBe(total);
-      expect(c.perProducer).toEqual(counts);
-      const sent = reports.reduce((a, r) => a + r.sent, 0);
-      expect(sent).toBe(total);
-      // Run-end accounting: sent == delivered + queued.
-      expect(ring.pendingMessages()).toBe(0);
-      expect(sent).toBe(c.received + ring.pendingMessages());
-      expect(ring.isEmpty()).toBe(true);
-      // Backpressure was exercised: some producer had to hold messages back.
-      expect(Math.max(...reports.map((r) => r.peakHeld))).toBeGreaterThan(0);
-      expect(reports.reduce((a, r) => a + r.heldTotal, 0)).toBeGreaterThan(0);
-    },
-    120_000,
-  );
+  it('no loss, no duplication, per-producer order: 10^6 messages, 3 producers, 1 consumer, backpressure', async () => {
+    const counts = [333_334, 333_333, 333_333];
+    const total = counts.reduce((a, b) => a + b, 0);
+    const ring = createRing(256, 64);
+    const consumer = new TestWorker(ring.sab, 'consumer', { producers: 3, total });
+    // Producers 0 and 1 send through Outboxes, producer 2 in batches of up to 16 (one publication each).
+    const producers = counts.map((count, id) => new TestWorker(ring.sab, 'producer', { id, count, batch: id === 2 ? 16 : 0 }));
+    const reports = (await Promise.all(producers.map((p) => p.next()))) as ProducerReport[];
+    const c = (await consumer.next()) as ConsumerReport;
+    await Promise.all([consumer.done(), ...producers.map((p) => p.done())]);
+    expect(c.firstError).toBe('');
+    expect(c.errors).toBe(0);
+    expect(c.received).toBe(total);
+    expect(c.perProducer).toEqual(counts);
+    const sent = reports.reduce((a, r) => a + r.sent, 0);
+    expect(sent).toBe(total);
+    // Run-end accounting: sent == delivered + queued.
+    expect(ring.pendingMessages()).toBe(0);
+    expect(sent).toBe(c.received + ring.pendingMessages());
+    expect(ring.isEmpty()).toBe(true);
+    // Backpressure was exercised: some producer had to hold messages back.
+    expect(Math.max(reports[0].peakHeld, reports[1].peakHeld)).toBeGreaterThan(0);
+    expect(reports.reduce((a, r) => a + r.heldTotal, 0)).toBeGreaterThan(0);
+  }, 120_000);
 
-  it(
-    'a parked consumer is woken by a push from another thread, by wake(), and by close()',
-    async () => {
-      const ring = createRing(16);
-      const w = new TestWorker(ring.sab, 'parker', { rounds: 3, timeoutMs: 30_000, spinMicros: 20 });
-      // Wait until the consumer is really blocked in Atomics.wait (the park counter moves just before).
-      const parkedTimes = async (n: number): Promise<void> => {
-        for (let i = 0; i < 20_000 && ring.stats().parks < n; i++) await sleep(1);
-        expect(ring.stats().parks).toBe(n);
-      };
-      expect(((await w.next()) as ParkerEvent).type).toBe('parking');
-      await parkedTimes(1);
-      expect(ring.tryPushInts(1, 2, 3, Int32Array.of(11, 22, 33), 3)).toBe(true);
-      let e = (await w.next()) as ParkerEvent;
-      expect(e).toMatchObject({ type: 'parked', round: 0, result: 'message', payloads: [[11, 22, 33]] });
-      expect(ring.stats().notifies).toBe(1);
+  it('a parked consumer is woken by a push from another thread, by wake(), and by close()', async () => {
+    const ring = createRing(16);
+    const w = new TestWorker(ring.sab, 'parker', { rounds: 3, timeoutMs: 30_000, spinMicros: 20 });
+    // Wait until the consumer is really blocked in Atomics.wait (the park counter moves just before).
+    const parkedTimes = async (n: number): Promise<void> => {
+      for (let i = 0; i < 20_000 && ring.stats().parks < n; i++) await sleep(1);
+      expect(ring.stats().parks).toBe(n);
+    };
+    expect(((await w.next()) as ParkerEvent).type).toBe('parking');
+    await parkedTimes(1);
+    expect(ring.tryPushInts(1, 2, 3, Int32Array.of(11, 22, 33), 3)).toBe(true);
+    let e = (await w.next()) as ParkerEvent;
+    expect(e).toMatchObject({ type: 'parked', round: 0, result: 'message', payloads: [[11, 22, 33]] });
+    expect(ring.stats().notifies).toBe(1);
 
-      expect(((await w.next()) as ParkerEvent).type).toBe('parking');
-      await parkedTimes(2);
-      ring.wake();
-      e = (await w.next()) as ParkerEvent;
-      expect(e).toMatchObject({ type: 'parked', round: 1, result: 'timeout', payloads: [] });
+    expect(((await w.next()) as ParkerEvent).type).toBe('parking');
+    await parkedTimes(2);
+    ring.wake();
+    e = (await w.next()) as ParkerEvent;
+    expect(e).toMatchObject({ type: 'parked', round: 1, result: 'timeout', payloads: [] });
 
-      expect(((await w.next()) as ParkerEvent).type).toBe('parking');
-      await parkedTimes(3);
-      ring.close();
-      e = (await w.next()) as ParkerEvent;
-      expect(e).toMatchObject({ type: 'parked', round: 2, result: 'closed', payloads: [] });
-      expect(ring.closed).toBe(true);
-      expect(ring.stats().notifies).toBe(1);
-      await w.done();
-    },
-    90_000,
-  );
+    expect(((await w.next()) as ParkerEvent).type).toBe('parking');
+    await parkedTimes(3);
+    ring.close();
+    e = (await w.next()) as ParkerEvent;
+    expect(e).toMatchObject({ type: 'parked', round: 2, result: 'closed', payloads: [] });
+    expect(ring.closed).toBe(true);
+    expect(ring.stats().notifies).toBe(1);
+    await w.done();
+  }, 90_000);
 
   it('a wake() that comes before park() is not lost', () => {
     const ring = createRing(8);

@@ -4,7 +4,7 @@
 // message contents are exported so the test can check them byte for byte.
 import { parentPort, workerData } from 'node:worker_threads';
 import { Outbox } from '../src/runtime/outbox.js';
-import { Ring } from '../src/runtime/ring.js';
+import { Ring, RingBatch } from '../src/runtime/ring.js';
 
 /** mulberry32: a tiny deterministic generator, so producer and checker agree on contents without sharing. */
 export function prng(seed: number): () => number {
@@ -91,26 +91,42 @@ function producer(ring: Ring, p: Record<string, number>): void {
   const count = p.count;
   const high = p.high ?? 512; // held messages before the producer starts waiting for the consumer
   const out = new Outbox(ring);
+  // batch > 0: stage groups of up to `batch` messages and push each group with one publication instead.
+  const batch = p.batch ?? 0;
+  const staged = batch > 0 ? new RingBatch(ring, Math.min(ring.slots, batch * 2)) : null;
   const ints = new Int32Array(2);
   const bytes = new Uint8Array(128);
   const header = new Int32Array(bytes.buffer, 0, 2);
+  const pushStaged = (b: RingBatch): void => {
+    while (!ring.tryPushBatch(b)) nap(0.05);
+  };
   for (let seq = 0; seq < count; seq++) {
     if (seq % 3 === 0) {
       ints[0] = id;
       ints[1] = seq;
-      out.sendInts(1, 0, id, ints, 2);
+      if (staged === null) out.sendInts(1, 0, id, ints, 2);
+      else if (!staged.addInts(1, 0, id, ints, 2)) {
+        pushStaged(staged);
+        staged.addInts(1, 0, id, ints, 2);
+      }
     } else {
       const len = mpLength(seq);
       header[0] = id;
       header[1] = seq;
       for (let j = 8; j < len; j++) bytes[j] = mpByte(seq, j);
-      out.send(2, 0, id, bytes, 0, len);
+      if (staged === null) out.send(2, 0, id, bytes, 0, len);
+      else if (!staged.add(2, 0, id, bytes, 0, len)) {
+        pushStaged(staged);
+        staged.add(2, 0, id, bytes, 0, len);
+      }
     }
+    if (staged !== null && staged.count >= batch) pushStaged(staged);
     // Bounded local memory: past `high` held messages, wait (without spinning on a shared core) for room.
     if (out.held > high) {
       while (out.held > high >> 3) if (out.flush() === 0) nap(0.05);
     }
   }
+  if (staged !== null && staged.count > 0) pushStaged(staged);
   while (out.held > 0) if (out.flush() === 0) nap(0.05);
   post({ type: 'producer', id, sent: count, peakHeld: out.peakHeld, heldTotal: out.heldTotal });
 }
@@ -127,15 +143,20 @@ function consumer(ring: Ring, p: Record<string, number>): void {
   const fail = (why: string): void => {
     if (errors++ === 0) firstError = why;
   };
-  const onMessage = (kind: number, _to: number, from: number, buf: Uint8Array, off: number, len: number): void => {
-    received++;
+  const check = (kind: number, from: number, buf: Uint8Array, off: number, len: number): string => {
     const id = ints[off >> 2];
     const seq = ints[(off >> 2) + 1];
-    if (id !== from || id < 0 || id >= producers) return fail(`bad producer id ${id} from ${from}`);
-    if (seq !== next[id]) return fail(`producer ${id}: expected seq ${next[id]}, got ${seq}`);
+    if (id !== from || id < 0 || id >= producers) return `bad producer id ${id} from ${from}`;
+    if (seq !== next[id]) return `producer ${id}: expected seq ${next[id]}, got ${seq}`;
     next[id] = seq + 1;
-    if (kind !== (seq % 3 === 0 ? 1 : 2) || len !== mpLength(seq)) return fail(`seq ${seq}: kind ${kind} len ${len}`);
-    for (let j = 8; j < len; j++) if (buf[off + j] !== mpByte(seq, j)) return fail(`seq ${seq}: byte ${j} differs`);
+    if (kind !== (seq % 3 === 0 ? 1 : 2) || len !== mpLength(seq)) return `seq ${seq}: kind ${kind} len ${len}`;
+    for (let j = 8; j < len; j++) if (buf[off + j] !== mpByte(seq, j)) return `seq ${seq}: byte ${j} differs`;
+    return '';
+  };
+  const onMessage = (kind: number, _to: number, from: number, buf: Uint8Array, off: number, len: number): void => {
+    received++;
+    const why = check(kind, from, buf, off, len);
+    if (why !== '') fail(why);
   };
   while (received < total) {
     if (ring.drain(256, onMessage) > 0) {

@@ -48,7 +48,8 @@ export class KTask {
 
   /** in_atomic(): preemption disabled, or running in interrupt context. */
   inAtomic(): boolean {
-    return this.preemptCount > 0 || this.kind === 'softirq' || this.kind === 'hardirq';
+    // local_bh_disable() counts in preempt_count too: sleeping with softirqs off is atomic.
+    return this.preemptCount > 0 || this.softirqsDisabled > 0 || this.kind === 'softirq' || this.kind === 'hardirq';
   }
 
   /** The kernel's preempt_count() as printed: softirq/hardirq offsets plus disable depth. */

@@ -33,7 +33,9 @@ export const SEPARATOR = '======================================================
 export function heldLocksLines(t: KTask): string[] {
   if (t.held.length === 0) return [`no locks held by ${t.label}.`];
   const lines = [`${t.held.length} lock${t.held.length > 1 ? 's' : ''} held by ${t.label}:`];
-  t.held.forEach((h, i) => lines.push(` #${i}: ${lockLine(h)}`));
+  t.held.forEach((h, i) => {
+    lines.push(` #${i}: ${lockLine(h)}`);
+  });
   return lines;
 }
 
@@ -43,7 +45,8 @@ export function lockLine(h: HeldLock): string {
 }
 
 function lockdepUsage(h: HeldLock): string {
-  return h.kind === 'spinlock' ? '....' : h.kind === 'rwsem-read' ? '++++' : '+.+.';
+  // rcu_read_lock and spinlocks print {....}; sleeping locks +.+. (read-side ++++).
+  return h.kind === 'spinlock' || h.kind === 'rcu' ? '....' : h.kind === 'rwsem-read' || h.kind === 'srcu' ? '++++' : '+.+.';
 }
 
 /** A `Call Trace:` block, innermost first as the kernel prints it. */

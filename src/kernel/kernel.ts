@@ -66,6 +66,11 @@ export class Kernel implements Monitor {
     return layoutWords(this.layout);
   }
 
+  /** Whether a run's shared memory is attached (declarations happen before, points after). */
+  get attached(): boolean {
+    return this.memory !== undefined;
+  }
+
   get mem(): KernelMemory {
     if (!this.memory) throw new Error('kernel: not attached to a run yet');
     return this.memory;
@@ -123,8 +128,8 @@ export class Kernel implements Monitor {
     this.endHooks.push(h);
   }
 
+  /** Each hook checks its own switch (leak checks: k.enabled('leaks')). */
   end(): void {
-    if (!this.enabled('leaks')) return;
     for (const h of this.endHooks) h();
   }
 
@@ -170,7 +175,7 @@ export class Kernel implements Monitor {
       for (const b of blocked) {
         if (inCycle.has(b.id) || this.hungReported.has(b.id)) continue;
         this.hungReported.add(b.id);
-        const [comm, pid] = splitLabel(b.name);
+        const [comm, pid] = splitLabel(b.blockedOn?.who ?? b.name);
         this.report(this.hungTask(-1, comm, pid, b.blockedOn?.what ?? b.label, b.blockedOn?.holder, b.blockedOn?.context ?? []));
       }
     }
@@ -213,7 +218,7 @@ export class Kernel implements Monitor {
   }
 
   private *run(self: TaskSelf, kind: string, context: ContextKind, body: (t: KTask, args: Wire) => KGen, args: Wire): KGen {
-    const t = new KTask(self, context, self.name.startsWith(`${kind}/`) ? kind : self.name);
+    const t = new KTask(self, context, self.named ? self.name : kind);
     this.tasks.set(self.id, t);
     t.frames.push(kind);
     yield* body(t, args);
@@ -262,7 +267,7 @@ export class Kernel implements Monitor {
     if (waits) {
       p.blockedOn = () => {
         const h = waits.holder?.();
-        return { what: waits.what, ...(h !== undefined && h !== 0 ? { holder: h } : {}), context: waitContext(t) };
+        return { what: waits.what, ...(h !== undefined && h !== 0 ? { holder: h } : {}), context: waitContext(t), who: t.label };
       };
       if (waits.wakeAt) p.wakeAt = waits.wakeAt;
     }
@@ -317,11 +322,11 @@ function splitLabel(name: string): [string, number] {
 }
 
 function deadlockFinding(cycle: readonly BlockedTask[]): KernelFinding {
-  const names = cycle.map((c) => c.name);
+  const names = cycle.map((c) => c.blockedOn?.who ?? c.name);
   const title = `BUG: deadlock: ${names.join(' -> ')} -> ${names[0]} wait on each other`;
   const body: string[] = ['', 'Each task waits on what the next one holds:'];
   for (const c of cycle) {
-    body.push(`  ${c.name} waits on ${c.blockedOn?.what ?? c.label}`);
+    body.push(`  ${c.blockedOn?.who ?? c.name} waits on ${c.blockedOn?.what ?? c.label}`);
     for (const l of c.blockedOn?.context ?? []) body.push(`    ${l}`);
   }
   body.push('', ' *** DEADLOCK ***');

@@ -18,6 +18,8 @@ export function isTaskId(id: number): boolean {
 export interface TaskSelf {
   readonly id: number;
   readonly name: string;
+  /** Whether the spawner named it (otherwise the name is `kind/N`). */
+  readonly named: boolean;
   /** The actor or task that spawned it (ENV for the run's own tasks). */
   readonly owner: number;
 }
@@ -40,6 +42,8 @@ export interface BlockedOn {
   readonly holder?: number;
   /** Lines describing the waiter (its held locks, its call chain), rendered where it runs. */
   readonly context?: readonly string[];
+  /** The waiter as its domain names it (e.g. `comm/pid`), when that differs from the task's name. */
+  readonly who?: string;
 }
 
 export interface Point<T = unknown> {
@@ -84,6 +88,7 @@ export class TaskFailure extends Error {
 
 export class Task implements TaskSelf {
   pending: Point | undefined = START;
+  readonly named: boolean;
   private body: TaskBody | undefined;
 
   constructor(
@@ -92,7 +97,10 @@ export class Task implements TaskSelf {
     readonly kind: string,
     readonly owner: number,
     private readonly make: () => TaskBody,
-  ) {}
+    named = false,
+  ) {
+    this.named = named;
+  }
 
   /** Perform the pending point (atomically with the step's ticket); returns what the task resumes with. */
   perform(env: StepEnv): unknown {
@@ -141,8 +149,8 @@ export class TaskTable {
     const id = TASK_BASE + (step + 1) * PER_STEP + i;
     if (id > 0x7fffffff) throw new Error('task ids exhausted: the run is longer than 134 M steps');
     const label = name ?? `${kind}/${id - TASK_BASE}`;
-    const self: TaskSelf = { id, name: label, owner };
-    const t = new Task(id, label, kind, owner, () => factory(args, self));
+    const self: TaskSelf = { id, name: label, owner, named: name !== undefined };
+    const t = new Task(id, label, kind, owner, () => factory(args, self), name !== undefined);
     this.live.set(id, t);
     this.names.set(id, label);
     return t;

@@ -1,0 +1,146 @@
+// IDA, the ID allocator (lib/idr.c): a bitmap of a declared capacity in the kernel's static shared memory, one
+// bit an ID. ida_alloc_range hands out the lowest free ID in [min, max]; ida_free of an ID that is not allocated
+// is the kernel's WARN; IDs still allocated at teardown are a leak (a PASID nobody freed). The kernel takes the
+// IDA's xa_lock inside every call, so each call is one atomic scheduling point here; a GFP_KERNEL call may
+// allocate (and so sleep) first, which is why calling it under a spinlock is a bug.
+import { callTrace, heldLocksLines, taskFinding } from './findings.js';
+import type { Kernel, KGen } from './kernel.js';
+import type { KTask } from './context.js';
+import { EINVAL, ENOSPC } from './errno.js';
+import { type Gfp, MIGHT_ALLOC_SITE } from './slab.js';
+
+export interface IdaOptions {
+  /** Report IDs still allocated at teardown (default true). */
+  readonly leakCheck?: boolean;
+}
+
+export interface Ida {
+  readonly name: string;
+  /** IDs 0 .. capacity-1. */
+  readonly capacity: number;
+  /** Absolute word offset of the bitmap. */
+  bitmap(): number;
+}
+
+/** DEFINE_IDA(name) with room for `capacity` IDs, in the kernel's static memory. */
+export function defineIda(k: Kernel, name: string, capacity: number, opts: IdaOptions = {}): Ida {
+  if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`ida ${name}: bad capacity ${capacity}`);
+  const off = k.statics.alloc(Math.ceil(capacity / 32), `ida ${name}`);
+  const ida: Ida = { name, capacity, bitmap: () => k.mem.statics + off };
+  if (opts.leakCheck ?? true) k.onEnd(() => leakCheck(k, ida));
+  return ida;
+}
+
+function isSet(k: Kernel, ida: Ida, id: number): boolean {
+  return (((k.i32[ida.bitmap() + (id >>> 5)] as number) >>> (id & 31)) & 1) === 1;
+}
+
+/** IDs allocated now, in order (reads only). */
+export function idaAllocated(k: Kernel, ida: Ida): number[] {
+  const ids: number[] = [];
+  const words = Math.ceil(ida.capacity / 32);
+  const base = ida.bitmap();
+  for (let w = 0; w < words; w++) {
+    const v = k.i32[base + w] as number;
+    if (v === 0) continue;
+    for (let b = 0; b < 32; b++) if ((v >>> b) & 1) ids.push(w * 32 + b);
+  }
+  return ids;
+}
+
+/**
+ * ida_alloc_range(ida, min, max, gfp): the lowest free ID in [min, max] (max inclusive, clipped to the
+ * capacity), or -ENOSPC when there is none.
+ */
+export function* ida_alloc_range(k: Kernel, t: KTask, ida: Ida, min: number, max: number, gfp: Gfp = 'GFP_KERNEL'): KGen<number> {
+  return yield* k.call(
+    t,
+    'ida_alloc_range',
+    (function* () {
+      if (gfp === 'GFP_KERNEL') k.mightSleep(t, MIGHT_ALLOC_SITE);
+      return yield* k.step(t, `ida_alloc_range(${ida.name}, ${min}, ${max})`, () => {
+        if (!Number.isInteger(min) || !Number.isInteger(max)) return -EINVAL;
+        if (min < 0) return -ENOSPC;
+        const hi = Math.min(max, ida.capacity - 1);
+        const base = ida.bitmap();
+        for (let id = min; id <= hi; id++) {
+          const w = base + (id >>> 5);
+          const v = k.i32[w] as number;
+          if (v === -1) {
+            id |= 31; // a full word: skip to its last bit, the loop's ++ moves on
+            continue;
+          }
+          if (((v >>> (id & 31)) & 1) === 0) {
+            k.i32[w] = v | (1 << (id & 31));
+            return id;
+          }
+        }
+        return -ENOSPC;
+      });
+    })(),
+  );
+}
+
+export function* ida_alloc(k: Kernel, t: KTask, ida: Ida, gfp: Gfp = 'GFP_KERNEL'): KGen<number> {
+  return yield* ida_alloc_range(k, t, ida, 0, ida.capacity - 1, gfp);
+}
+
+export function* ida_alloc_min(k: Kernel, t: KTask, ida: Ida, min: number, gfp: Gfp = 'GFP_KERNEL'): KGen<number> {
+  return yield* ida_alloc_range(k, t, ida, min, ida.capacity - 1, gfp);
+}
+
+export function* ida_alloc_max(k: Kernel, t: KTask, ida: Ida, max: number, gfp: Gfp = 'GFP_KERNEL'): KGen<number> {
+  return yield* ida_alloc_range(k, t, ida, 0, max, gfp);
+}
+
+/** ida_free(ida, id): freeing an ID that is not allocated is the kernel's WARN (and nothing else happens). */
+export function* ida_free(k: Kernel, t: KTask, ida: Ida, id: number): KGen {
+  yield* k.call(
+    t,
+    'ida_free',
+    k.step(t, `ida_free(${ida.name}, ${id})`, () => {
+      if (Number.isInteger(id) && id >= 0 && id < ida.capacity && isSet(k, ida, id)) {
+        const w = ida.bitmap() + (id >>> 5);
+        k.i32[w] = (k.i32[w] as number) & ~(1 << (id & 31));
+        return;
+      }
+      const title = `ida_free called for id=${id} which is not allocated.`;
+      k.report(
+        taskFinding('ida', t, t.lastStep, title, [
+          `WARNING: PID: ${t.pid} at lib/idr.c:525 ida_free`,
+          `Comm: ${t.comm} Not tainted (iommu-sim)`,
+          `iommu-sim: IDA ${ida.name}`,
+          ...heldLocksLines(t),
+          ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq'),
+        ]),
+      );
+    }),
+  );
+}
+
+/** ida_is_empty: no ID allocated (a point: it races with allocations like any read of the IDA). */
+export function* ida_is_empty(k: Kernel, t: KTask, ida: Ida): KGen<boolean> {
+  return yield* k.step(t, `ida_is_empty(${ida.name})`, () => {
+    const words = Math.ceil(ida.capacity / 32);
+    for (let w = 0; w < words; w++) if ((k.i32[ida.bitmap() + w] as number) !== 0) return false;
+    return true;
+  });
+}
+
+/** ida_destroy: free every ID (the owner is going away). */
+export function* ida_destroy(k: Kernel, t: KTask, ida: Ida): KGen {
+  yield* k.step(t, `ida_destroy(${ida.name})`, () => {
+    k.i32.fill(0, ida.bitmap(), ida.bitmap() + Math.ceil(ida.capacity / 32));
+  });
+}
+
+const LIST_IDS = 16;
+
+function leakCheck(k: Kernel, ida: Ida): void {
+  if (!k.enabled('leaks')) return;
+  const ids = idaAllocated(k, ida);
+  if (ids.length === 0) return;
+  const shown = ids.slice(0, LIST_IDS).join(', ') + (ids.length > LIST_IDS ? ', …' : '');
+  const title = `leak: IDA ${ida.name}: ${ids.length} ID${ids.length > 1 ? 's' : ''} still allocated at teardown: ${shown}`;
+  k.report({ kind: 'leak', title, text: `${title}\n(no ida_free for them by the end of the run)`, step: -1, where: ida.name });
+}

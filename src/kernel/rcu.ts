@@ -1,0 +1,579 @@
+// RCU (kernel/rcu/tree.c, kernel/rcu/update.c, include/linux/rcupdate.h): read-side critical sections, grace
+// periods (synchronize_rcu, call_rcu, the polled API, rcu_barrier), RCU-protected pointers, and the checkers
+// that go with them: `suspicious RCU usage` for an rcu_dereference() outside a reader, and an object freed
+// while a reader that dereferenced it is still inside its section (no kernel wording: the kernel only finds
+// this later, as a KASAN use-after-free).
+//
+// Readers register in a shared table (one slot per reader: its task, a sequence number bumped when it leaves,
+// and the objects it dereferenced), so that a grace period started on one thread sees readers on every thread.
+// A grace period is a snapshot of the occupied slots with their sequence numbers; it has elapsed once every
+// one of those slots has moved on. Readers that start after the snapshot are not waited for — a real grace
+// period, not a "wait until nobody reads".
+//
+// rcu_init(k) declares the table: it must run when the workload is built (declaring an RCU pointer or callback
+// does it), since static memory cannot be laid out once the run has started.
+import type { Wire } from '../runtime/model.js';
+import type { StepEnv } from '../runtime/task.js';
+import type { KTask } from './context.js';
+import { callTrace, heldLocksLines, taskFinding } from './findings.js';
+import type { Kernel, KGen } from './kernel.js';
+import { type LockRef, noteAcquired, noteReleased, staticLock } from './lock.js';
+
+/** Concurrent RCU readers the table holds (a run with more throws). */
+export const RCU_READER_SLOTS = 64;
+/** Objects remembered per reader for the free check (the most recent ones). */
+const RCU_DEREFS = 4;
+
+// Reader slot layout.
+const S_TASK = 0; // task id inside, 0: free
+const S_SEQ = 1; // bumped each time a reader leaves the slot
+const S_LABEL = 2; // interned comm/pid of the reader
+const S_NDEREF = 3; // dereferences recorded so far (a ring of RCU_DEREFS)
+const S_OBJ = 4; // RCU_DEREFS object handles
+// then RCU_DEREFS interned "held locks + call trace" of each dereference
+
+/** A grace-period cookie: the readers active when it was taken, as (slot, sequence) pairs. */
+export type RcuGp = number[];
+
+/**
+ * A table of readers in static shared memory, for RCU and for each srcu_struct. Its writes happen only in
+ * a point's perform (claim, retire, record); everything else is a read.
+ */
+export class ReaderTable {
+  private readonly off: number;
+  private readonly words: number;
+
+  constructor(
+    private readonly k: Kernel,
+    readonly name: string,
+    readonly slots: number,
+    /** Dereferences remembered per slot (0: none). */
+    readonly derefs: number,
+  ) {
+    this.words = S_OBJ + 2 * derefs;
+    this.off = k.statics.alloc(slots * this.words, `${name} readers`);
+  }
+
+  private slot(i: number): number {
+    return this.k.mem.statics + this.off + i * this.words;
+  }
+
+  /** Take a free slot for t (perform only). */
+  claim(t: KTask): number {
+    const i32 = this.k.i32;
+    for (let i = 0; i < this.slots; i++) {
+      const s = this.slot(i);
+      if (Atomics.load(i32, s + S_TASK) !== 0) continue;
+      Atomics.store(i32, s + S_TASK, t.id);
+      Atomics.store(i32, s + S_LABEL, this.derefs > 0 ? this.k.mem.intern(t.label) : 0);
+      Atomics.store(i32, s + S_NDEREF, 0);
+      return i;
+    }
+    throw new Error(`${this.name}: more than ${this.slots} readers at once`);
+  }
+
+  /** The reader leaves its slot: every grace period that saw it inside may now end (perform only). */
+  retire(i: number): void {
+    const i32 = this.k.i32;
+    const s = this.slot(i);
+    Atomics.add(i32, s + S_SEQ, 1);
+    Atomics.store(i32, s + S_NDEREF, 0);
+    Atomics.store(i32, s + S_TASK, 0);
+  }
+
+  taskAt(i: number): number {
+    return Atomics.load(this.k.i32, this.slot(i) + S_TASK);
+  }
+
+  /** The readers inside now. */
+  snapshot(): RcuGp {
+    const gp: RcuGp = [];
+    const i32 = this.k.i32;
+    for (let i = 0; i < this.slots; i++) {
+      const s = this.slot(i);
+      if (Atomics.load(i32, s + S_TASK) !== 0) gp.push(i, Atomics.load(i32, s + S_SEQ));
+    }
+    return gp;
+  }
+
+  /** Has every reader of the snapshot left its section? */
+  elapsed(gp: readonly number[]): boolean {
+    const i32 = this.k.i32;
+    for (let j = 0; j + 1 < gp.length; j += 2) {
+      if (Atomics.load(i32, this.slot(gp[j] as number) + S_SEQ) === gp[j + 1]) return false;
+    }
+    return true;
+  }
+
+  /** A reader of the snapshot still inside (for waits-for edges), if any. */
+  blocker(gp: readonly number[]): number | undefined {
+    const i32 = this.k.i32;
+    for (let j = 0; j + 1 < gp.length; j += 2) {
+      const s = this.slot(gp[j] as number);
+      if (Atomics.load(i32, s + S_SEQ) === gp[j + 1]) {
+        const task = Atomics.load(i32, s + S_TASK);
+        if (task !== 0) return task;
+      }
+    }
+    return undefined;
+  }
+
+  /** Remember that the reader in slot i dereferenced obj, and where (perform only). */
+  record(i: number, obj: number, site: string): void {
+    if (this.derefs === 0) return;
+    const i32 = this.k.i32;
+    const s = this.slot(i);
+    const n = Atomics.load(i32, s + S_NDEREF);
+    const m = Math.min(n, this.derefs);
+    for (let j = 0; j < m; j++) if (Atomics.load(i32, s + S_OBJ + j) === obj) return;
+    const j = n % this.derefs;
+    Atomics.store(i32, s + S_OBJ + j, obj);
+    Atomics.store(i32, s + S_OBJ + this.derefs + j, this.k.mem.intern(site));
+    Atomics.store(i32, s + S_NDEREF, n + 1);
+  }
+
+  /** Readers inside now that dereferenced obj: their task, label and where they did it. */
+  holdersOf(obj: number): { task: number; label: string; site: string }[] {
+    const out: { task: number; label: string; site: string }[] = [];
+    const i32 = this.k.i32;
+    for (let i = 0; i < this.slots; i++) {
+      const s = this.slot(i);
+      const task = Atomics.load(i32, s + S_TASK);
+      if (task === 0) continue;
+      const m = Math.min(Atomics.load(i32, s + S_NDEREF), this.derefs);
+      for (let j = 0; j < m; j++) {
+        if (Atomics.load(i32, s + S_OBJ + j) !== obj) continue;
+        const mem = this.k.mem;
+        out.push({
+          task,
+          label: mem.stringAt(Atomics.load(i32, s + S_LABEL)),
+          site: mem.stringAt(Atomics.load(i32, s + S_OBJ + this.derefs + j)),
+        });
+        break;
+      }
+    }
+    return out;
+  }
+}
+
+type Flavor = 'rcu_read_lock' | 'rcu_read_lock_bh' | 'rcu_read_lock_sched';
+
+interface RcuState {
+  readonly readers: ReaderTable;
+  /** The lockdep maps the flavours show up as in held-lock lists (rcu_lock_map & co). */
+  readonly maps: Readonly<Record<Flavor, LockRef>>;
+  /** call_rcu callbacks queued and not yet run (static offset). */
+  readonly pending: number;
+  readonly callbacks: Set<string>;
+}
+
+const states = new WeakMap<Kernel, RcuState>();
+/** A task's reader slot and its nesting across all flavours (task-local). */
+const readerOf = new WeakMap<KTask, { slot: number; nest: number }>();
+
+/** Has the kernel been attached to a run (too late to declare static objects)? */
+export function attached(k: Kernel): boolean {
+  try {
+    void k.mem;
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * rcu_init(): declare RCU's reader table and its free checker. Idempotent; call it when building the workload
+ * (defineRcuPointer, defineRcuCallback and atomic notifier chains do).
+ */
+export function rcu_init(k: Kernel): void {
+  if (states.has(k)) return;
+  if (attached(k)) throw new Error('rcu: rcu_init(k) must be called when the workload is built, before the run starts');
+  const st: RcuState = {
+    readers: new ReaderTable(k, 'rcu', RCU_READER_SLOTS, RCU_DEREFS),
+    maps: {
+      rcu_read_lock: staticLock(k, 'rcu_read_lock'),
+      rcu_read_lock_bh: staticLock(k, 'rcu_read_lock_bh'),
+      rcu_read_lock_sched: staticLock(k, 'rcu_read_lock_sched'),
+    },
+    pending: k.statics.alloc(1, 'rcu pending callbacks'),
+    callbacks: new Set(),
+  };
+  states.set(k, st);
+  k.onFree((t, obj, env) => checkFree(k, st, t, obj, env));
+}
+
+function rcu(k: Kernel): RcuState {
+  const st = states.get(k);
+  if (!st) throw new Error('rcu: not set up — call rcu_init(k) when building the workload');
+  return st;
+}
+
+/** Run body with the task's call chain replaced by `frames` (a callback invoked from softirq or a worker). */
+export function* withFrames<T>(t: KTask, frames: readonly string[], body: KGen<T>): KGen<T> {
+  const saved = t.frames.splice(0, t.frames.length, ...frames);
+  try {
+    return yield* body;
+  } finally {
+    t.frames.splice(0, t.frames.length, ...saved);
+  }
+}
+
+// ---- read side ----
+
+function* readLock(k: Kernel, t: KTask, flavor: Flavor): KGen {
+  const st = rcu(k);
+  k.lockdep.acquire(t, st.maps[flavor], 'rcu');
+  yield* k.step(t, flavor, (env) => {
+    let r = readerOf.get(t);
+    if (!r) {
+      r = { slot: st.readers.claim(t), nest: 0 };
+      readerOf.set(t, r);
+    }
+    r.nest++;
+    noteAcquired(k, t, st.maps[flavor], 'rcu', env);
+  });
+}
+
+function* readUnlock(k: Kernel, t: KTask, flavor: Flavor): KGen<boolean> {
+  const st = rcu(k);
+  const name = flavor.replace('lock', 'unlock');
+  return yield* k.step(t, name, () => {
+    const r = readerOf.get(t);
+    if (!noteReleased(k, t, st.maps[flavor]) || !r) return false;
+    if (--r.nest === 0) {
+      st.readers.retire(r.slot);
+      readerOf.delete(t);
+    }
+    return true;
+  });
+}
+
+export function* rcu_read_lock(k: Kernel, t: KTask): KGen {
+  t.rcuDepth++;
+  yield* readLock(k, t, 'rcu_read_lock');
+}
+
+export function* rcu_read_unlock(k: Kernel, t: KTask): KGen {
+  if ((yield* readUnlock(k, t, 'rcu_read_lock')) && t.rcuDepth > 0) t.rcuDepth--;
+}
+
+/** rcu_read_lock_bh: a reader that also disables softirqs (local_bh_disable). */
+export function* rcu_read_lock_bh(k: Kernel, t: KTask): KGen {
+  t.softirqsDisabled++;
+  yield* readLock(k, t, 'rcu_read_lock_bh');
+}
+
+export function* rcu_read_unlock_bh(k: Kernel, t: KTask): KGen {
+  if ((yield* readUnlock(k, t, 'rcu_read_lock_bh')) && t.softirqsDisabled > 0) t.softirqsDisabled--;
+}
+
+/** rcu_read_lock_sched: a reader that also disables preemption. */
+export function* rcu_read_lock_sched(k: Kernel, t: KTask): KGen {
+  t.preemptCount++;
+  yield* readLock(k, t, 'rcu_read_lock_sched');
+}
+
+export function* rcu_read_unlock_sched(k: Kernel, t: KTask): KGen {
+  if ((yield* readUnlock(k, t, 'rcu_read_lock_sched')) && t.preemptCount > 0) t.preemptCount--;
+}
+
+/** rcu_read_lock_held(): inside rcu_read_lock(). */
+export function rcu_read_lock_held(t: KTask): boolean {
+  return t.rcuDepth > 0;
+}
+
+/** rcu_read_lock_any_held(): inside a reader of any flavour. */
+export function rcu_read_lock_any_held(t: KTask): boolean {
+  return readerOf.has(t);
+}
+
+/** lockdep_is_held(lock), for rcu_dereference_check / rcu_dereference_protected conditions. */
+export function lockdep_is_held(t: KTask, l: LockRef): boolean {
+  return t.holds(l.addr()) !== undefined;
+}
+
+// ---- pointers ----
+
+/** An `__rcu` pointer: one word of shared memory holding an object handle (0: NULL). */
+export interface RcuPointer {
+  readonly name: string;
+  /** FILE:LINE printed by `suspicious RCU usage` when the caller gives none. */
+  readonly where: string;
+  addr(): number;
+}
+
+/** Condition that makes an access outside a reader legal (lockdep_is_held(t, &lock), …). */
+export type RcuCondition = (t: KTask) => boolean;
+
+const UNKNOWN_SITE = 'iommu-sim:0';
+
+/** A static `__rcu` pointer (a global), in the kernel's static memory. */
+export function defineRcuPointer(k: Kernel, name: string, where = UNKNOWN_SITE): RcuPointer {
+  rcu_init(k);
+  const off = k.statics.alloc(1, name);
+  return { name, where, addr: () => k.mem.statics + off };
+}
+
+/** An `__rcu` pointer field of a dynamically allocated object, `field` words from its start. */
+export function objectRcuPointer(name: string, obj: number, field: number, where = UNKNOWN_SITE): RcuPointer {
+  return { name, where, addr: () => obj + field };
+}
+
+/**
+ * RCU_LOCKDEP_WARN's report (lockdep_rcu_suspicious in kernel/locking/lockdep.c). `msg` is the kernel's, e.g.
+ * `suspicious rcu_dereference_check() usage`.
+ */
+export function suspiciousRcuUsage(k: Kernel, t: KTask, step: number, where: string, msg: string): void {
+  const body = [
+    '      Not tainted (iommu-sim)',
+    '-----------------------------',
+    `${where} ${msg}!`,
+    '',
+    'other info that might help us debug this:',
+    '',
+    '',
+    'rcu_scheduler_active = 2, debug_locks = 1',
+    ...heldLocksLines(t),
+    '',
+    'stack backtrace:',
+    ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq'),
+  ];
+  k.report(taskFinding('rcu', t, step, 'WARNING: suspicious RCU usage', body));
+}
+
+function derefSite(t: KTask): string {
+  return [...heldLocksLines(t), ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq')].join('\n');
+}
+
+/**
+ * rcu_dereference_check(p, c): load an RCU-protected pointer. Outside a read-side section, and unless `cond`
+ * excuses it (the update-side lock is held), it is `suspicious RCU usage`. Inside one, the object is
+ * remembered for the reader, so that freeing it before the reader leaves is reported.
+ */
+export function* rcu_dereference_check(k: Kernel, t: KTask, p: RcuPointer, cond?: RcuCondition, where?: string): KGen<number> {
+  const st = rcu(k);
+  return yield* k.step(t, `rcu_dereference(${p.name})`, (env) => {
+    const v = Atomics.load(k.i32, p.addr());
+    if (!k.enabled('rcu')) return v;
+    const r = readerOf.get(t);
+    if (r) {
+      if (v !== 0) st.readers.record(r.slot, v, derefSite(t));
+    } else if (!cond?.(t)) {
+      suspiciousRcuUsage(k, t, env.step, where ?? p.where, 'suspicious rcu_dereference_check() usage');
+    }
+    return v;
+  });
+}
+
+/** rcu_dereference(p) — rcu_dereference_check(p, 0), or with the lockdep condition given. */
+export function rcu_dereference(k: Kernel, t: KTask, p: RcuPointer, cond?: RcuCondition, where?: string): KGen<number> {
+  return rcu_dereference_check(k, t, p, cond, where);
+}
+
+/**
+ * rcu_dereference_protected(p, c): the update side's access, legal only when `cond` holds (it is not a read
+ * side, so the pointer is not remembered for any reader). Not a scheduling point: the update lock orders it.
+ */
+export function rcu_dereference_protected(k: Kernel, t: KTask, p: RcuPointer, cond: RcuCondition, where?: string): number {
+  if (k.enabled('rcu') && !cond(t)) {
+    suspiciousRcuUsage(k, t, t.lastStep, where ?? p.where, 'suspicious rcu_dereference_protected() usage');
+  }
+  return Atomics.load(k.i32, p.addr());
+}
+
+/** rcu_access_pointer(p): the value, for a NULL test only (never dereferenced), legal anywhere. */
+export function rcu_access_pointer(k: Kernel, p: RcuPointer): number {
+  return Atomics.load(k.i32, p.addr());
+}
+
+/** rcu_assign_pointer(p, v): publish v to readers. */
+export function* rcu_assign_pointer(k: Kernel, t: KTask, p: RcuPointer, v: number): KGen {
+  yield* k.step(t, `rcu_assign_pointer(${p.name})`, () => {
+    Atomics.store(k.i32, p.addr(), v);
+  });
+}
+
+/** RCU_INIT_POINTER(p, v): initialise, or set NULL, without ordering (nothing new is published to readers). */
+export function* RCU_INIT_POINTER(k: Kernel, t: KTask, p: RcuPointer, v: number): KGen {
+  yield* k.step(t, `RCU_INIT_POINTER(${p.name})`, () => {
+    Atomics.store(k.i32, p.addr(), v);
+  });
+}
+
+/** rcu_replace_pointer(p, v, c): publish v and return the old value, under the update-side lock `cond`. */
+export function* rcu_replace_pointer(k: Kernel, t: KTask, p: RcuPointer, v: number, cond: RcuCondition, where?: string): KGen<number> {
+  return yield* k.step(t, `rcu_replace_pointer(${p.name})`, (env) => {
+    if (k.enabled('rcu') && !cond(t)) {
+      suspiciousRcuUsage(k, t, env.step, where ?? p.where, 'suspicious rcu_dereference_protected() usage');
+    }
+    return Atomics.exchange(k.i32, p.addr(), v);
+  });
+}
+
+// ---- grace periods ----
+
+/** A point that waits until every reader of gp has left (what it waits on shows in hung-task/deadlock reports). */
+export function waitForReaders(k: Kernel, t: KTask, table: ReaderTable, gp: readonly number[], what: string) {
+  return k.point(
+    t,
+    `${what}: wait for readers`,
+    () => table.elapsed(gp),
+    () => undefined,
+    { what, holder: () => table.blocker(gp) },
+  );
+}
+
+/** get_state_synchronize_rcu / start_poll_synchronize_rcu: a cookie for the grace period starting now. */
+export function* start_poll_synchronize_rcu(k: Kernel, t: KTask): KGen<RcuGp> {
+  const st = rcu(k);
+  return yield* k.step(t, 'start_poll_synchronize_rcu', () => st.readers.snapshot());
+}
+
+export const get_state_synchronize_rcu = start_poll_synchronize_rcu;
+
+/** poll_state_synchronize_rcu(cookie): has that grace period elapsed? (A read: legal anywhere.) */
+export function poll_state_synchronize_rcu(k: Kernel, gp: readonly number[]): boolean {
+  return rcu(k).readers.elapsed(gp);
+}
+
+function checkSync(k: Kernel, t: KTask, fn: string): void {
+  // Both reports, as the kernel prints both (RCU_LOCKDEP_WARN, then might_sleep in the wait).
+  k.mightSleep(t, 'kernel/rcu/tree.c:3792');
+  if (k.enabled('rcu') && rcu_read_lock_any_held(t)) {
+    suspiciousRcuUsage(k, t, t.lastStep, 'kernel/rcu/tree.c:3781', `Illegal ${fn}() in RCU read-side critical section`);
+  }
+}
+
+/** cond_synchronize_rcu(cookie): wait for that grace period unless it has already elapsed. */
+export function* cond_synchronize_rcu(k: Kernel, t: KTask, gp: RcuGp): KGen {
+  const st = rcu(k);
+  yield* k.call(
+    t,
+    'cond_synchronize_rcu',
+    (function* () {
+      checkSync(k, t, 'cond_synchronize_rcu');
+      yield waitForReaders(k, t, st.readers, gp, 'an RCU grace period');
+    })(),
+  );
+}
+
+/**
+ * synchronize_rcu(): may sleep; returns once every reader that was inside a read-side section when it was
+ * called has left it. Readers that enter afterwards are not waited for.
+ */
+export function* synchronize_rcu(k: Kernel, t: KTask): KGen {
+  const st = rcu(k);
+  yield* k.call(
+    t,
+    'synchronize_rcu',
+    (function* () {
+      checkSync(k, t, 'synchronize_rcu');
+      const gp = yield* k.step(t, 'synchronize_rcu: start grace period', () => st.readers.snapshot());
+      yield waitForReaders(k, t, st.readers, gp, 'an RCU grace period');
+    })(),
+  );
+}
+
+export const synchronize_rcu_expedited = synchronize_rcu;
+
+/** The body of an RCU callback: `args` is what call_rcu was given. Runs in softirq context. */
+export type RcuCallbackBody = (t: KTask, args: Wire) => KGen;
+
+interface CallbackArgs {
+  readonly args: Wire;
+  readonly gp: number[];
+}
+
+function callbackArgs(a: Wire): CallbackArgs {
+  if (a === null || typeof a !== 'object' || Array.isArray(a)) throw new Error('rcu callback: bad arguments');
+  const gp = a.gp;
+  if (!Array.isArray(gp) || !gp.every((x) => typeof x === 'number')) throw new Error('rcu callback: bad grace period');
+  return { args: a.args ?? null, gp: gp as number[] };
+}
+
+/**
+ * Declare an RCU callback kind (a `struct rcu_head` callback function). It runs as its own task in softirq
+ * context once the grace period of its call_rcu has elapsed, with rcu_core / rcu_do_batch on its call chain,
+ * so a callback that sleeps gets might_sleep's report with the callback in the trace.
+ */
+export function defineRcuCallback(k: Kernel, name: string, body: RcuCallbackBody): string {
+  rcu_init(k);
+  const st = rcu(k);
+  st.callbacks.add(name);
+  return k.task(name, 'softirq', function* (t, a) {
+    const { args, gp } = callbackArgs(a);
+    yield waitForReaders(k, t, st.readers, gp, `an RCU grace period (callback ${name})`);
+    yield* withFrames(t, ['__do_softirq', 'rcu_core', 'rcu_do_batch', name], body(t, args));
+    yield* k.step(t, 'rcu_do_batch: callback done', () => {
+      Atomics.sub(k.i32, k.mem.statics + st.pending, 1);
+    });
+  });
+}
+
+/** call_rcu(head, func): run the callback `cbKind` (declared with defineRcuCallback) after a grace period. */
+export function* call_rcu(k: Kernel, t: KTask, cbKind: string, args: Wire = null): KGen {
+  const st = rcu(k);
+  if (!st.callbacks.has(cbKind)) throw new Error(`call_rcu: '${cbKind}' is not an RCU callback (declare it with defineRcuCallback)`);
+  yield* k.call(
+    t,
+    'call_rcu',
+    k.step(t, `call_rcu(${cbKind})`, (env) => {
+      Atomics.add(k.i32, k.mem.statics + st.pending, 1);
+      env.spawn(cbKind, { args, gp: st.readers.snapshot() });
+    }),
+  );
+}
+
+/** rcu_barrier(): may sleep; waits until no call_rcu callback is pending (here: every one queued so far has run). */
+export function* rcu_barrier(k: Kernel, t: KTask): KGen {
+  const st = rcu(k);
+  const addr = (): number => k.mem.statics + st.pending;
+  yield* k.call(
+    t,
+    'rcu_barrier',
+    (function* () {
+      k.mightSleep(t, 'kernel/rcu/tree.c:4051');
+      yield k.point(
+        t,
+        'rcu_barrier',
+        () => Atomics.load(k.i32, addr()) === 0,
+        () => undefined,
+        { what: 'pending RCU callbacks' },
+      );
+    })(),
+  );
+}
+
+/** Declare a kfree_rcu-style callback: after the grace period it calls `free(t, obj)` (e.g. slab's kfree). */
+export function defineKfreeRcu(k: Kernel, name: string, free: (t: KTask, obj: number) => KGen): string {
+  return defineRcuCallback(k, name, (t, args) => free(t, typeof args === 'number' ? args : 0));
+}
+
+/** kfree_rcu(obj, rhf): free obj with the callback `cbKind` (from defineKfreeRcu) after a grace period. */
+export function kfree_rcu(k: Kernel, t: KTask, cbKind: string, obj: number): KGen {
+  return call_rcu(k, t, cbKind, obj);
+}
+
+// ---- the free checker ----
+
+function checkFree(k: Kernel, st: RcuState, t: KTask, obj: number, env: StepEnv): void {
+  if (!k.enabled('rcu')) return;
+  for (const r of st.readers.holdersOf(obj)) {
+    // A reader freeing what it dereferenced is its own business (and KASAN's); another reader still inside
+    // has had no grace period since it loaded the pointer.
+    if (r.task === t.id) continue;
+    const title = 'BUG: RCU: object freed while readers may still hold it';
+    const body = [
+      `kfree() of object 0x${obj.toString(16)} by task ${t.label} while ${r.label} is still inside the RCU read-side`,
+      'critical section in which it dereferenced it: no grace period separates the two',
+      '',
+      `Dereferenced by task ${r.label} (still inside rcu_read_lock()):`,
+      ...r.site.split('\n'),
+      '',
+      `Freed by task ${t.label}:`,
+      ...heldLocksLines(t),
+      ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq'),
+    ];
+    k.report(taskFinding('rcu', t, env.step, title, body));
+  }
+}

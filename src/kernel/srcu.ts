@@ -1,0 +1,143 @@
+// Sleepable RCU (kernel/rcu/srcutree.c, include/linux/srcu.h): each srcu_struct has its own readers and its
+// own grace periods, so synchronize_srcu waits only for readers of that struct, and a reader may sleep. Readers
+// register in a per-struct table in static shared memory (rcu.ts's ReaderTable); srcu_read_lock's idx is the
+// reader's slot. SRCU callbacks run from a workqueue with softirqs disabled (srcu_invoke_callbacks), as the
+// kernel runs them.
+import type { Wire } from '../runtime/model.js';
+import type { KTask } from './context.js';
+import type { Kernel, KGen } from './kernel.js';
+import { type LockRef, noteAcquired, noteReleased } from './lock.js';
+import { ReaderTable, rcu_read_lock_any_held, suspiciousRcuUsage, waitForReaders, withFrames } from './rcu.js';
+
+export interface SrcuStruct extends LockRef {
+  readonly readers: ReaderTable;
+  /** Static offset of the count of call_srcu callbacks not yet run. */
+  readonly pending: number;
+  readonly callbacks: Set<string>;
+}
+
+/** DEFINE_STATIC_SRCU(name): `slots` readers may be inside at once. */
+export function defineSrcu(k: Kernel, name: string, slots = 32): SrcuStruct {
+  const off = k.statics.alloc(2, name); // [0]: lockdep identity, [1]: pending callbacks
+  return {
+    name,
+    addr: () => k.mem.statics + off,
+    readers: new ReaderTable(k, name, slots, 0),
+    pending: off + 1,
+    callbacks: new Set(),
+  };
+}
+
+/** srcu_read_lock(ssp): enter a read-side section; returns the idx to give srcu_read_unlock. */
+export function* srcu_read_lock(k: Kernel, t: KTask, ssp: SrcuStruct): KGen<number> {
+  // Announced like a blocking lock (lockdep treats an unannounced acquisition as a trylock): srcu_read_lock
+  // takes part in lockdep's dependencies as a recursive read.
+  k.lockdep.acquire(t, ssp, 'srcu');
+  return yield* k.step(t, `srcu_read_lock(${ssp.name})`, (env) => {
+    const idx = ssp.readers.claim(t);
+    noteAcquired(k, t, ssp, 'srcu', env);
+    return idx;
+  });
+}
+
+/** srcu_read_unlock(ssp, idx). */
+export function* srcu_read_unlock(k: Kernel, t: KTask, ssp: SrcuStruct, idx: number): KGen {
+  yield* k.step(t, `srcu_read_unlock(${ssp.name})`, () => {
+    if (!Number.isInteger(idx) || idx < 0 || idx >= ssp.readers.slots || ssp.readers.taskAt(idx) === 0) {
+      throw new Error(`srcu_read_unlock(${ssp.name}): idx ${idx} is not a reader of it`);
+    }
+    noteReleased(k, t, ssp);
+    ssp.readers.retire(idx);
+  });
+}
+
+/** srcu_read_lock_held(ssp). */
+export function srcu_read_lock_held(t: KTask, ssp: SrcuStruct): boolean {
+  return t.holds(ssp.addr()) !== undefined;
+}
+
+/**
+ * synchronize_srcu(ssp): may sleep; returns once every reader of ssp that was inside when it was called has
+ * left. Calling it inside a reader of the same struct (or of RCU) is `suspicious RCU usage` and a deadlock.
+ */
+export function* synchronize_srcu(k: Kernel, t: KTask, ssp: SrcuStruct): KGen {
+  yield* k.call(
+    t,
+    'synchronize_srcu',
+    (function* () {
+      if (k.enabled('rcu') && (srcu_read_lock_held(t, ssp) || rcu_read_lock_any_held(t))) {
+        suspiciousRcuUsage(
+          k,
+          t,
+          t.lastStep,
+          'kernel/rcu/srcutree.c:1404',
+          'Illegal synchronize_srcu() in same-type SRCU (or in RCU) read-side critical section',
+        );
+      }
+      k.mightSleep(t, 'kernel/rcu/srcutree.c:1410');
+      const gp = yield* k.step(t, `synchronize_srcu(${ssp.name}): start grace period`, () => ssp.readers.snapshot());
+      yield waitForReaders(k, t, ssp.readers, gp, `an SRCU grace period of ${ssp.name}`);
+    })(),
+  );
+}
+
+export const synchronize_srcu_expedited = synchronize_srcu;
+
+function callbackArgs(a: Wire): { args: Wire; gp: number[] } {
+  if (a === null || typeof a !== 'object' || Array.isArray(a)) throw new Error('srcu callback: bad arguments');
+  const gp = a.gp;
+  if (!Array.isArray(gp) || !gp.every((x) => typeof x === 'number')) throw new Error('srcu callback: bad grace period');
+  return { args: a.args ?? null, gp: gp as number[] };
+}
+
+/**
+ * Declare an SRCU callback kind for ssp. It runs as a workqueue task once the grace period of its call_srcu has
+ * elapsed, with softirqs disabled around it as srcu_invoke_callbacks does.
+ */
+export function defineSrcuCallback(k: Kernel, ssp: SrcuStruct, name: string, body: (t: KTask, args: Wire) => KGen): string {
+  ssp.callbacks.add(name);
+  return k.task(name, 'workqueue', function* (t, a) {
+    const { args, gp } = callbackArgs(a);
+    yield waitForReaders(k, t, ssp.readers, gp, `an SRCU grace period of ${ssp.name} (callback ${name})`);
+    t.softirqsDisabled++;
+    yield* withFrames(t, ['worker_thread', 'process_one_work', 'srcu_invoke_callbacks', name], body(t, args));
+    t.softirqsDisabled--;
+    yield* k.step(t, 'srcu_invoke_callbacks: callback done', () => {
+      Atomics.sub(k.i32, k.mem.statics + ssp.pending, 1);
+    });
+  });
+}
+
+/** call_srcu(ssp, head, func): run `cbKind` (from defineSrcuCallback for ssp) after an SRCU grace period. */
+export function* call_srcu(k: Kernel, t: KTask, ssp: SrcuStruct, cbKind: string, args: Wire = null): KGen {
+  if (!ssp.callbacks.has(cbKind)) throw new Error(`call_srcu: '${cbKind}' is not a callback of ${ssp.name} (defineSrcuCallback)`);
+  yield* k.call(
+    t,
+    'call_srcu',
+    k.step(t, `call_srcu(${ssp.name}, ${cbKind})`, (env) => {
+      Atomics.add(k.i32, k.mem.statics + ssp.pending, 1);
+      env.spawn(cbKind, { args, gp: ssp.readers.snapshot() });
+    }),
+  );
+}
+
+/** srcu_barrier(ssp): may sleep; waits until no call_srcu callback of ssp is pending. */
+export function* srcu_barrier(k: Kernel, t: KTask, ssp: SrcuStruct): KGen {
+  yield* k.call(
+    t,
+    'srcu_barrier',
+    (function* () {
+      k.mightSleep(t, 'kernel/rcu/srcutree.c:1640');
+      const addr = k.mem.statics + ssp.pending;
+      yield k.point(
+        t,
+        `srcu_barrier(${ssp.name})`,
+        () => Atomics.load(k.i32, addr) === 0,
+        () => undefined,
+        {
+          what: `pending SRCU callbacks of ${ssp.name}`,
+        },
+      );
+    })(),
+  );
+}
