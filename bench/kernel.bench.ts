@@ -1,46 +1,55 @@
 // The kernel suite (issue #3): what the simulated kernel's primitives cost under the threaded runtime —
 // spinlock and mutex acquisitions uncontended (one worker) and contended (two workers racing on the same lock
-// word), and the same workload with every checker on vs off. Each iteration injects `go n` into driver actors
-// that spawn lock loops, and waits until the run is quiescent.
+// word); rcu_read_lock/unlock pairs; xa_load by two readers under RCU vs under a mutex while one updater
+// stores (seed 002's "RCU out of the xarray"); and the lock workload with every checker on vs off. Each
+// iteration injects `go n` into driver actors that spawn the loops, and waits until the run is quiescent.
 import '../src/kernel/workloads.js';
+import type { Wire } from '../src/runtime/model.js';
 import { ThreadedRuntime } from '../src/runtime/threaded.js';
 import { buildWorkload } from '../src/runtime/workloads.js';
-import { type BenchResult, FULL_BUDGET, measure, QUICK_BUDGET, ratio, type SuiteResult } from './measure.js';
+import { type BenchResult, type Budget, FULL_BUDGET, measure, QUICK_BUDGET, ratio, type SuiteResult } from './measure.js';
 
-async function lockCase(
-  name: string,
-  lock: 'spinlock' | 'mutex' | 'both',
-  workers: number,
-  checkers: boolean,
-  n: number,
-  budget: typeof FULL_BUDGET,
-): Promise<BenchResult> {
-  const workload = buildWorkload('kernel-selftest', { tasks: 0, drivers: workers, lock, checkers, iterations: 0 });
-  const rt = new ThreadedRuntime({ workload, seed: 1, workers, keepTrace: false });
-  const go = Array.from({ length: workers }, (_, to) => ({ to, event: { type: 'go', n } }));
-  const perLoop = lock === 'both' ? 2 : 1;
+interface Case {
+  readonly name: string;
+  readonly params: Readonly<Record<string, Wire>>;
+  /** Driver actors (sharded over min(drivers, 2) workers); each spawns one loop per iteration. */
+  readonly drivers: number;
+  /** Units counted per loop iteration of each counted driver, and which drivers count (readers). */
+  readonly units: number;
+  readonly counted: number;
+}
+
+async function runCase(c: Case, n: number, budget: Budget): Promise<BenchResult> {
+  const workload = buildWorkload('kernel-selftest', { tasks: 0, iterations: 0, drivers: c.drivers, ...c.params });
+  const rt = new ThreadedRuntime({ workload, seed: 1, workers: Math.min(c.drivers, 2), keepTrace: false });
+  const go = Array.from({ length: c.drivers }, (_, to) => ({ to, event: { type: 'go', n } }));
   try {
-    return await measure(budget, name, workers * n * perLoop, () => rt.runToQuiescence(go));
+    return await measure(budget, c.name, c.counted * n * c.units, () => rt.runToQuiescence(go));
   } finally {
     await rt.stop();
   }
 }
 
+const CASES: readonly Case[] = [
+  { name: 'spinlock_uncontended', params: { mode: 'locks', lock: 'spinlock' }, drivers: 1, units: 1, counted: 1 },
+  { name: 'spinlock_contended_2threads', params: { mode: 'locks', lock: 'spinlock' }, drivers: 2, units: 1, counted: 2 },
+  { name: 'mutex_uncontended', params: { mode: 'locks', lock: 'mutex' }, drivers: 1, units: 1, counted: 1 },
+  { name: 'mutex_contended_2threads', params: { mode: 'locks', lock: 'mutex' }, drivers: 2, units: 1, counted: 2 },
+  { name: 'rcu_read_lock_unlock_pair', params: { mode: 'rcu-pair' }, drivers: 1, units: 1, counted: 1 },
+  // Driver 0 runs the updater; drivers 1 and 2 read: xa_loads per second by the two readers.
+  { name: 'xa_load_rcu_2readers_1updater', params: { mode: 'xa-rcu' }, drivers: 3, units: 1, counted: 2 },
+  { name: 'xa_load_mutex_2readers_1updater', params: { mode: 'xa-mutex' }, drivers: 3, units: 1, counted: 2 },
+  { name: 'locks_checkers_on', params: { mode: 'locks', lock: 'both', checkers: true }, drivers: 2, units: 2, counted: 2 },
+  { name: 'locks_checkers_off', params: { mode: 'locks', lock: 'both', checkers: false }, drivers: 2, units: 2, counted: 2 },
+];
+
 export async function kernelSuite(opts: { quick: boolean; onCase?: (name: string) => void }): Promise<SuiteResult> {
   const budget = opts.quick ? QUICK_BUDGET : FULL_BUDGET;
   const n = opts.quick ? 2_000 : 20_000;
   const results: BenchResult[] = [];
-  const cases: [string, 'spinlock' | 'mutex' | 'both', number, boolean][] = [
-    ['spinlock_uncontended', 'spinlock', 1, true],
-    ['spinlock_contended_2threads', 'spinlock', 2, true],
-    ['mutex_uncontended', 'mutex', 1, true],
-    ['mutex_contended_2threads', 'mutex', 2, true],
-    ['locks_checkers_on', 'both', 2, true],
-    ['locks_checkers_off', 'both', 2, false],
-  ];
-  for (const [name, lock, workers, checkers] of cases) {
-    opts.onCase?.(name);
-    results.push(await lockCase(name, lock, workers, checkers, n, budget));
+  for (const c of CASES) {
+    opts.onCase?.(c.name);
+    results.push(await runCase(c, n, budget));
   }
   return {
     suite: 'kernel',
@@ -48,6 +57,7 @@ export async function kernelSuite(opts: { quick: boolean; onCase?: (name: string
     ratios: {
       spinlock_contended_vs_uncontended: ratio(results, 'spinlock_contended_2threads', 'spinlock_uncontended'),
       mutex_contended_vs_uncontended: ratio(results, 'mutex_contended_2threads', 'mutex_uncontended'),
+      xa_load_rcu_vs_mutex: ratio(results, 'xa_load_rcu_2readers_1updater', 'xa_load_mutex_2readers_1updater'),
       checkers_on_vs_off: ratio(results, 'locks_checkers_on', 'locks_checkers_off'),
     },
   };

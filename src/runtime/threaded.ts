@@ -125,6 +125,11 @@ export class ThreadedRuntime {
     if (this.opts.keepTrace ?? true) this.injections.push(...messages);
     this.ctl.store(this.mainSlot, SENT, this.injected);
     await this.watch();
+    // A failed worker ends the run here, not only at finish(): a caller injecting again must not wait on it.
+    if (this.failure) {
+      await this.stop();
+      throw rebuildFailure(this.failure);
+    }
   }
 
   private async watch(): Promise<void> {
