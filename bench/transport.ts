@@ -7,6 +7,7 @@
 // for the case. One tinybench iteration moves a whole batch and waits for the consumer's acknowledgement,
 // so a sample is "time until the last message of the batch was consumed" and per-message figures are the
 // iteration's divided by the batch (throughput figures include the consumer, not just the producer).
+import { existsSync, readFileSync } from 'node:fs';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { Bench } from 'tinybench';
@@ -321,19 +322,58 @@ async function roundTripPostCase(plan: Plan): Promise<BenchResult> {
 }
 
 /**
+ * CPU time other processes used, in cores: these cases put one thread on each of the two cores, so any
+ * foreign load shares a core with one of them and the two-thread figures collapse (a spinning side then
+ * burns the time slice its partner needs). Linux only; undefined elsewhere.
+ */
+class ForeignLoad {
+  private readonly t0 = performance.now();
+  private readonly busy0 = ForeignLoad.busySeconds();
+  private readonly own0 = process.cpuUsage();
+
+  private static busySeconds(): number | undefined {
+    if (!existsSync('/proc/stat')) return undefined;
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, , , irq, softirq, steal] = f; // idle and iowait are not busy
+    return (user + nice + system + irq + softirq + (steal ?? 0)) / 100; // USER_HZ is 100 on Linux
+  }
+
+  /** Average number of cores other processes kept busy since construction. */
+  cores(): number | undefined {
+    const busy = ForeignLoad.busySeconds();
+    if (busy === undefined || this.busy0 === undefined) return undefined;
+    const own = process.cpuUsage(this.own0);
+    const wall = (performance.now() - this.t0) / 1000;
+    return Math.max(0, busy - this.busy0 - (own.user + own.system) / 1e6) / wall;
+  }
+}
+
+/**
  * Runs every transport case in turn (one worker per case) and returns messages per second for each:
  * raw_ring_1, raw_ring_64, transport_1, transport_64, postmessage, roundtrip_ring, roundtrip_postmessage.
+ * `onCase` hears each result with the CPU other processes used meanwhile (in cores), to flag figures
+ * taken on a busy machine.
  */
-export async function transportBenchmarks(opts: { quick?: boolean } = {}): Promise<BenchResult[]> {
+export async function transportBenchmarks(
+  opts: { quick?: boolean; onCase?: (r: BenchResult, foreignCores: number | undefined) => void } = {},
+): Promise<BenchResult[]> {
   const plan = opts.quick === true ? QUICK : FULL;
+  const cases: (() => Promise<BenchResult>)[] = [
+    () => rawCase(plan, 1),
+    () => rawCase(plan, 64),
+    () => ringCase(plan, 1),
+    () => ringCase(plan, 64),
+    () => postCase(plan),
+    () => roundTripRingCase(plan),
+    () => roundTripPostCase(plan),
+  ];
   const results: BenchResult[] = [];
-  results.push(await rawCase(plan, 1));
-  results.push(await rawCase(plan, 64));
-  results.push(await ringCase(plan, 1));
-  results.push(await ringCase(plan, 64));
-  results.push(await postCase(plan));
-  results.push(await roundTripRingCase(plan));
-  results.push(await roundTripPostCase(plan));
+  for (const run of cases) {
+    const load = new ForeignLoad();
+    const r = await run();
+    results.push(r);
+    opts.onCase?.(r, load.cores());
+  }
   return results;
 }
 
@@ -345,7 +385,8 @@ function ratio(results: BenchResult[], a: string, b: string): string {
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const quick = process.argv.includes('--quick');
-  const results = await transportBenchmarks({ quick });
+  const foreign = new Map<string, number | undefined>();
+  const results = await transportBenchmarks({ quick, onCase: (r, cores) => foreign.set(r.name, cores) });
   console.table(
     results.map((r) => ({
       case: r.name,
@@ -353,6 +394,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
       'mean ns/msg': r.meanNs.toFixed(1),
       'p99 ns/msg': r.p99Ns.toFixed(1),
       samples: r.samples,
+      'other load (cores)': foreign.get(r.name)?.toFixed(2) ?? 'n/a',
     })),
   );
   console.log('ratios (messages per second):');
@@ -360,4 +402,8 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   console.log(`  transport_64 / raw_ring_64              = ${ratio(results, 'transport_64', 'raw_ring_64')}   (target >= 0.5)`);
   console.log(`  transport_1 / postmessage               = ${ratio(results, 'transport_1', 'postmessage')}   (target >= 5)`);
   console.log(`  roundtrip_ring / roundtrip_postmessage  = ${ratio(results, 'roundtrip_ring', 'roundtrip_postmessage')}   (target >= 20)`);
+  const busy = [...foreign].filter(([, c]) => c !== undefined && c > 0.1).map(([n]) => n);
+  if (busy.length > 0) {
+    console.log(`note: other processes used more than 0.1 core during ${busy.join(', ')}; those figures are unreliable.`);
+  }
 }

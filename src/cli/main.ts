@@ -7,6 +7,7 @@ import { ActorFailure, InputError, ReplayDivergence, RunStalled } from '../runti
 import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { accountingLine, type RunResult } from '../runtime/result.js';
 import { type ReplayOutcome, replay, run, type RunOutcome, Schedule } from '../runtime/run.js';
+import type { Wire } from '../runtime/model.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
 import { intArg } from './options.js';
 import { progress } from './progress.js';
@@ -33,105 +34,155 @@ recorded); "deterministic" runs everything on one thread under a seeded schedule
 replays recordings exactly.`,
   );
 
-interface SelftestFlags {
+/** Flags every workload command shares: where and how the run happens. */
+interface RunFlags {
   runtime: 'threaded' | 'deterministic';
   workers?: number;
   placement: 'sharded' | 'per-actor';
-  actors: number;
-  messages: number;
   seed: number;
   strategy?: StrategyName;
   depth: number;
   runs: number;
-  bug: number;
-  crash: number;
+  keepGoing?: boolean;
   record?: string;
   json?: boolean;
 }
 
-program
-  .command('selftest')
-  .description(
-    'Run the built-in workload: actors ping random peers and race on shared memory, checking their invariants; ' +
-      'ends with "selftest: SUCCESS" or "selftest: FAILURE".',
-  )
-  .addOption(new Option('--runtime <runtime>', 'threaded or deterministic').choices(['threaded', 'deterministic']).default('threaded'))
-  .addOption(
-    new Option(
-      '--workers <n>',
-      `threaded, sharded: worker threads (default: the CPU count, ${availableParallelism()} here; more busy threads than cores only loses throughput)`,
-    ).argParser(intArg(1, 256)),
-  )
-  .addOption(
-    new Option(
-      '--placement <placement>',
-      'threaded: "sharded" spreads actors over --workers threads (the default); "per-actor" gives each actor a thread that parks when idle instead of spinning',
+function runOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--runtime <runtime>', 'threaded or deterministic').choices(['threaded', 'deterministic']).default('threaded'))
+    .addOption(
+      new Option(
+        '--workers <n>',
+        `threaded, sharded: worker threads (default: the CPU count, ${availableParallelism()} here; more busy threads than cores only loses throughput)`,
+      ).argParser(intArg(1, 256)),
     )
-      .choices(['sharded', 'per-actor'])
-      .default('sharded'),
-  )
+    .addOption(
+      new Option(
+        '--placement <placement>',
+        'threaded: "sharded" spreads actors over --workers threads (the default); "per-actor" gives each actor a thread that parks when idle instead of spinning',
+      )
+        .choices(['sharded', 'per-actor'])
+        .default('sharded'),
+    )
+    .addOption(new Option('--seed <n>', 'seed of the workload and of the scheduler').argParser(intArg(-2147483648, 2147483647)).default(1))
+    .addOption(new Option('--strategy <strategy>', 'deterministic: scheduling strategy (default random)').choices([...STRATEGIES]))
+    .addOption(new Option('--depth <d>', 'pct: bug depth d (d-1 priority change points)').argParser(intArg(1, 64)).default(3))
+    .addOption(new Option('--runs <n>', 'deterministic: explore up to n executions, stopping at the first failure').argParser(intArg(1)).default(1))
+    .option('--keep-going', 'collect every finding instead of stopping the run at the first')
+    .option('--record <file>', 'write the schedule of the run (or of the failing execution) to <file>')
+    .option('--json', 'print one JSON object on stdout instead of the report');
+}
+
+/** Run a workload as the flags say, print its report (or JSON), and end with SUCCESS / FAILURE. */
+async function runWorkload(tag: string, name: string, params: Record<string, Wire>, flags: RunFlags, cmd: Command): Promise<void> {
+  if (flags.runtime === 'threaded') {
+    if (flags.strategy) cmd.error('error: --strategy applies to --runtime deterministic only', { exitCode: 2 });
+    if (flags.runs !== 1) cmd.error('error: --runs applies to --runtime deterministic only', { exitCode: 2 });
+  } else {
+    if (flags.workers !== undefined) cmd.error('error: --workers applies to --runtime threaded only', { exitCode: 2 });
+    if (cmd.getOptionValueSource('placement') === 'cli') cmd.error('error: --placement applies to --runtime threaded only', { exitCode: 2 });
+  }
+  const bar = progress(flags.runtime === 'threaded' ? 'delivered' : flags.runs > 1 ? 'executions' : 'steps', !flags.json);
+  const ac = new AbortController();
+  const onSigint = (): void => ac.abort();
+  process.once('SIGINT', onSigint);
+  let result: RunOutcome | undefined;
+  try {
+    result = await run({
+      workload: { name, params },
+      runtime: flags.runtime,
+      seed: flags.seed,
+      ...(flags.strategy ? { strategy: flags.strategy } : {}),
+      depth: flags.depth,
+      runs: flags.runs,
+      keepGoing: flags.keepGoing ?? false,
+      placement: flags.placement,
+      ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
+      onProgress: (done, total) => bar.update(done, total),
+      signal: ac.signal,
+    });
+  } catch (err) {
+    if (!ac.signal.aborted) throw err;
+  } finally {
+    bar.stop();
+    process.off('SIGINT', onSigint);
+  }
+  if (ac.signal.aborted || !result) {
+    process.stderr.write(`${tag}: interrupted; every worker was stopped\n`);
+    throw new Exit(130);
+  }
+  if (flags.record) result.schedule.save(flags.record);
+  const ok = passed(result);
+  if (flags.json) {
+    printJson({ ...summary(result), executions: result.executions, explored: result.explored, record: flags.record ?? null });
+  } else {
+    printReport(tag, result, ok);
+    if (flags.runtime === 'deterministic') console.log(`${tag}: ${result.explored}`);
+    if (flags.record) console.log(`${tag}: schedule written to ${flags.record}; replay with: iommu-sim replay ${flags.record}`);
+    console.log(`${tag}: ${ok ? 'SUCCESS' : 'FAILURE'} ${counters(result)}`);
+  }
+  if (!ok) throw new Exit(1);
+}
+
+interface SelftestFlags extends RunFlags {
+  actors: number;
+  messages: number;
+  bug: number;
+  crash: number;
+}
+
+runOptions(
+  program
+    .command('selftest')
+    .description(
+      'Run the runtime\'s built-in workload: actors ping random peers and race on shared memory, checking their invariants; ' +
+        'ends with "selftest: SUCCESS" or "selftest: FAILURE".',
+    ),
+)
   .addOption(new Option('--actors <n>', 'actors in the workload').argParser(intArg(2, 4096)).default(4))
   .addOption(new Option('--messages <n>', 'pings each actor sends').argParser(intArg(0, 10_000_000)).default(1000))
-  .addOption(new Option('--seed <n>', 'seed of the workload and of the scheduler').argParser(intArg(-2147483648, 2147483647)).default(1))
-  .addOption(new Option('--strategy <strategy>', 'deterministic: scheduling strategy (default random)').choices([...STRATEGIES]))
-  .addOption(new Option('--depth <d>', 'pct: bug depth d (d-1 priority change points)').argParser(intArg(1, 64)).default(3))
-  .addOption(new Option('--runs <n>', 'deterministic: explore up to n executions, stopping at the first failure').argParser(intArg(1)).default(1))
   .addOption(new Option('--bug <d>', 'plant an ordering bug of depth d in the workload (0: none)').argParser(intArg(0, 64)).default(0))
   .addOption(
     new Option('--crash <n>', 'make selftest/0 throw at its n-th iteration, to see how a crashing actor is reported (0: never)')
       .argParser(intArg(0))
       .default(0),
   )
-  .option('--record <file>', 'write the schedule of the run (or of the failing execution) to <file>')
-  .option('--json', 'print one JSON object on stdout instead of the report')
   .action(async (flags: SelftestFlags, cmd: Command) => {
-    if (flags.runtime === 'threaded') {
-      if (flags.strategy) cmd.error('error: --strategy applies to --runtime deterministic only', { exitCode: 2 });
-      if (flags.runs !== 1) cmd.error('error: --runs applies to --runtime deterministic only', { exitCode: 2 });
-    } else {
-      if (flags.workers !== undefined) cmd.error('error: --workers applies to --runtime threaded only', { exitCode: 2 });
-      if (cmd.getOptionValueSource('placement') === 'cli') cmd.error('error: --placement applies to --runtime threaded only', { exitCode: 2 });
-    }
     const params = { actors: flags.actors, messages: flags.messages, bug: flags.bug, seed: flags.seed, ...(flags.crash ? { crash: flags.crash } : {}) };
-    const bar = progress(flags.runtime === 'threaded' ? 'delivered' : flags.runs > 1 ? 'executions' : 'steps', !flags.json);
-    const ac = new AbortController();
-    const onSigint = (): void => ac.abort();
-    process.once('SIGINT', onSigint);
-    let result: RunOutcome | undefined;
-    try {
-      result = await run({
-        workload: { name: 'selftest', params },
-        runtime: flags.runtime,
-        seed: flags.seed,
-        ...(flags.strategy ? { strategy: flags.strategy } : {}),
-        depth: flags.depth,
-        runs: flags.runs,
-        placement: flags.placement,
-        ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
-        onProgress: (done, total) => bar.update(done, total),
-        signal: ac.signal,
-      });
-    } catch (err) {
-      if (!ac.signal.aborted) throw err;
-    } finally {
-      bar.stop();
-      process.off('SIGINT', onSigint);
-    }
-    if (ac.signal.aborted || !result) {
-      process.stderr.write('selftest: interrupted; every worker was stopped\n');
-      throw new Exit(130);
-    }
-    if (flags.record) result.schedule.save(flags.record);
-    const ok = result.check.ok && result.accounting.ok;
-    if (flags.json) {
-      printJson({ ...summary(result), executions: result.executions, explored: result.explored, record: flags.record ?? null });
-    } else {
-      printReport('selftest', result, ok);
-      if (flags.runtime === 'deterministic') console.log(`selftest: ${result.explored}`);
-      if (flags.record) console.log(`selftest: schedule written to ${flags.record}; replay with: iommu-sim replay ${flags.record}`);
-      console.log(`selftest: ${ok ? 'SUCCESS' : 'FAILURE'} ${counters(result)}`);
-    }
-    if (!ok) throw new Exit(1);
+    await runWorkload('selftest', 'selftest', params, flags, cmd);
+  });
+
+interface KselftestFlags extends RunFlags {
+  mode: string;
+  lock: string;
+  tasks: number;
+  iterations: number;
+  leakLock?: boolean;
+  checkers: boolean;
+}
+
+runOptions(
+  program
+    .command('kselftest')
+    .description(
+      'Run the simulated kernel\'s own workload with every checker on (lockdep, might_sleep, KASAN, RCU, hung task, ' +
+        'deadlock, leaks): lock contention, RCU grace periods, or a planted bug; findings print as the kernel would.',
+    ),
+)
+  .addOption(
+    new Option('--mode <mode>', 'locks: tasks contend on a spinlock and a mutex; rcu: readers vs an updater with synchronize_rcu; rcu-nosync: the updater retires without a grace period (a bug)')
+      .choices(['locks', 'rcu', 'rcu-nosync'])
+      .default('locks'),
+  )
+  .addOption(new Option('--lock <lock>', 'locks mode: which lock protects the counters ("none": a lost-update bug)').choices(['spinlock', 'mutex', 'both', 'none']).default('both'))
+  .addOption(new Option('--tasks <n>', 'kernel tasks').argParser(intArg(1, 16)).default(4))
+  .addOption(new Option('--iterations <n>', 'loop iterations per task').argParser(intArg(0, 10_000_000)).default(1000))
+  .option('--leak-lock', 'plant a bug: the first task returns holding the mutex (lockdep report, then hung tasks)')
+  .option('--no-checkers', 'switch every checker off (to measure what they cost)')
+  .action(async (flags: KselftestFlags, cmd: Command) => {
+    const params = { mode: flags.mode, lock: flags.lock, tasks: flags.tasks, iterations: flags.iterations, leakLock: flags.leakLock ?? false, checkers: flags.checkers };
+    await runWorkload('kselftest', 'kernel-selftest', params, flags, cmd);
   });
 
 program
@@ -142,7 +193,7 @@ program
   .action((file: string, flags: { json?: boolean }) => {
     const schedule = Schedule.load(file);
     const r: ReplayOutcome = replay(schedule);
-    const ok = r.matches && r.check.ok && r.accounting.ok;
+    const ok = r.matches && passed(r);
     if (flags.json) {
       printJson({ ...summary(r), recordedHash: r.recordedHash, matches: r.matches, recordedRuntime: schedule.meta.runtime });
     } else {
@@ -192,9 +243,14 @@ program
     await runBenchSuites(suites, { json: flags.json ?? false, quick: flags.quick ?? false });
   });
 
+/** A run passes when its invariants and its accounting hold and no checker reported anything. */
+function passed(r: RunResult): boolean {
+  return r.check.ok && r.accounting.ok && r.findings.length === 0;
+}
+
 function summary(r: RunResult): Record<string, unknown> {
   return {
-    ok: r.check.ok && r.accounting.ok,
+    ok: passed(r),
     traceHash: r.traceHash,
     sent: r.accounting.sent,
     delivered: r.accounting.delivered,
@@ -209,6 +265,8 @@ function summary(r: RunResult): Record<string, unknown> {
     workers: r.workers ?? null,
     workload: r.workload,
     problems: r.check.problems,
+    findings: r.findings,
+    blocked: r.blocked.map((b) => ({ name: b.name, waitingOn: b.blockedOn?.what ?? b.label })),
     counters: r.check.counters,
     elapsedMs: Math.round(r.elapsedMs),
   };
@@ -226,6 +284,7 @@ function printReport(tag: string, r: RunResult, ok: boolean): void {
   console.log(`${tag}: ${accountingLine(r.accounting)}`);
   console.log(`${tag}: trace hash ${r.traceHash} (${r.steps} steps)`);
   if (!ok) for (const p of r.check.problems) console.log(`${tag}: ${p}`);
+  for (const f of r.findings) console.log(`\n${f.text}\n`);
 }
 
 function printJson(v: unknown): void {

@@ -4,7 +4,7 @@
 // and for teardown checks (leaks). Primitives (spinlock.ts, mutex.ts, rcu.ts, …) are declared on a Kernel at
 // workload construction — identically in every thread — and keep their state in its shared memory.
 import type { BlockedTask, Monitor, Wire } from '../runtime/model.js';
-import type { Point, StepEnv, TaskFactory, TaskSelf } from '../runtime/task.js';
+import { type Point, type StepEnv, TASK_BASE, type TaskFactory, type TaskSelf } from '../runtime/task.js';
 import { type ContextKind, KTask } from './context.js';
 import { callTrace, heldLocksLines, type KernelFinding, lockLine, taskFinding } from './findings.js';
 import { Lockdep } from './lockdep.js';
@@ -197,7 +197,7 @@ export class Kernel implements Monitor {
 
   private describeTask(id: number): string {
     const t = this.tasks.get(id);
-    return t ? t.label : `task ${id}`;
+    return t ? t.label : `pid ${id - TASK_BASE}${id >= TASK_BASE ? '' : ' (not a task)'}`;
   }
 
   // ---- tasks ----

@@ -62,7 +62,7 @@ export const ENVELOPE_BYTES = M_PAYLOAD * 4;
 
 // Up to these sizes an element loop beats `subarray()` + `set()`, which allocates a view (~60 ns here).
 const SMALL_COPY_BYTES = 192;
-const SMALL_RUN_WORDS = 32;
+const SMALL_RUN_WORDS = 128;
 
 export type ParkResult = 'message' | 'timeout' | 'closed';
 
@@ -117,22 +117,27 @@ class PayloadWords {
   private seen: Uint8Array | null = null;
   private cached: Uint8Array | null = null;
   private offset = 0;
+  private length = 0; // of `words`
   words: Int32Array<ArrayBufferLike> = new Int32Array(0);
 
   /** Index in `words` of payload[off] when `len` bytes can be copied by words, else -1. */
   at(payload: Uint8Array, off: number, len: number): number {
-    if (payload !== this.cached) {
-      if (payload !== this.seen) {
-        this.seen = payload;
-        return -1;
-      }
-      this.cached = payload;
-      this.offset = payload.byteOffset;
-      const buf = payload.buffer;
-      this.words = new Int32Array(buf, 0, buf.byteLength >> 2);
-    }
+    if (payload !== this.cached && !this.adopt(payload)) return -1;
     const at = this.offset + off;
-    return (at & 3) === 0 && (at + len) >> 2 <= this.words.length ? at >> 2 : -1;
+    return (at & 3) === 0 && (at + len) >> 2 <= this.length ? at >> 2 : -1;
+  }
+
+  private adopt(payload: Uint8Array): boolean {
+    if (payload !== this.seen) {
+      this.seen = payload;
+      return false;
+    }
+    const buf = payload.buffer;
+    this.cached = payload;
+    this.offset = payload.byteOffset;
+    this.words = new Int32Array(buf, 0, buf.byteLength >> 2);
+    this.length = this.words.length;
+    return true;
   }
 }
 
@@ -197,7 +202,6 @@ export class Ring {
   private readonly oneSlotMax: number; // largest payload that fits one slot
   private readonly releaseSlots: number;
   // Producer-side caches (this thread's view only).
-  private pos = 0; // position of the last successful reservation
   private owesNotify = false; // that reservation cleared the parked bit: wake the consumer after publishing
   private readonly pw = new PayloadWords();
   private tailGuess: number; // where this view expects the tail: the end of its own last reservation
@@ -248,8 +252,8 @@ export class Ring {
   // ---------------------------------------------------------------------------------------------- producers
 
   /**
-   * Reserves k consecutive slots, setting `pos` and `owesNotify`; false when the ring lacks room (nothing
-   * changes then).
+   * Reserves k consecutive slots and returns the first one's position (setting `owesNotify`), or -1 when
+   * the ring lacks room (nothing changes then).
    *
    * The common case of one busy producer costs a single CAS: it is attempted with this view's guess of the
    * tail (the end of its previous reservation) and its cached head. A stale cached head only understates
@@ -258,7 +262,7 @@ export class Ring {
    * blind spot is a tail that travelled exactly a multiple of 2^31 positions between two pushes of this
    * view: the usual ABA of a wrapping CAS counter.
    */
-  private reserve(k: number): boolean {
+  private reserve(k: number): number {
     const i32 = this.i32;
     const slots = this.slots;
     let t = this.tailGuess; // expected tail word (position, maybe with the parked bit)
@@ -277,17 +281,16 @@ export class Ring {
         if (d + k > slots) {
           this.tailGuess = p;
           this.cachedHead = h;
-          return false;
+          return -1;
         }
       }
       const next = (p + k) & POS; // also clears the parked bit
       const seen = Atomics.compareExchange(i32, H_TAIL, t, next);
       if (seen === t) {
-        this.pos = p;
         this.owesNotify = (t & PARKED) !== 0;
         this.tailGuess = next;
         this.cachedHead = h;
-        return true;
+        return p;
       }
       t = seen;
       h = Atomics.load(i32, H_HEAD);
@@ -323,8 +326,8 @@ export class Ring {
   tryPush(kind: number, to: number, from: number, payload: Uint8Array, off = 0, len: number = payload.length - off): boolean {
     checkRange(payload, off, len);
     const k = len <= this.oneSlotMax ? 1 : this.slotsFor(len);
-    if (!this.reserve(k)) return false;
-    const pos = this.pos;
+    const pos = this.reserve(k);
+    if (pos < 0) return false;
     const i32 = this.i32;
     const w = HEADER_WORDS + (pos & this.mask) * this.slotWords;
     i32[w + M_LEN] = len;
@@ -332,8 +335,21 @@ export class Ring {
     i32[w + M_TO] = to;
     i32[w + M_FROM] = from;
     i32[w + M_REST] = 0;
-    // The payload may run past the end of the data area: the rest continues at its start.
-    copyIn(this.pw, this.u8, i32, (w + M_PAYLOAD) << 2, HEADER_BYTES, this.dataEndByte, payload, off, len);
+    const d0 = w + M_PAYLOAD;
+    const s0 = len <= SMALL_COPY_BYTES ? this.pw.at(payload, off, len) : -1;
+    if (s0 >= 0 && d0 + ((len + 3) >> 2) <= this.dataEndWord) {
+      // The common case inlined: an aligned small payload that does not reach the end of the data area.
+      const src = this.pw.words;
+      const words = len >> 2;
+      for (let i = 0; i < words; i++) i32[d0 + i] = src[s0 + i];
+      if ((len & 3) !== 0) {
+        const u8 = this.u8;
+        for (let j = words << 2; j < len; j++) u8[(d0 << 2) + j] = payload[off + j];
+      }
+    } else {
+      // The payload may run past the end of the data area: the rest continues at its start.
+      copyIn(this.pw, this.u8, i32, d0 << 2, HEADER_BYTES, this.dataEndByte, payload, off, len);
+    }
     this.publish(w, pos);
     return true;
   }
@@ -342,8 +358,8 @@ export class Ring {
   tryPushInts(kind: number, to: number, from: number, ints: Int32Array, n: number): boolean {
     checkInts(ints, n);
     const k = n << 2 <= this.oneSlotMax ? 1 : this.slotsFor(n << 2);
-    if (!this.reserve(k)) return false;
-    const pos = this.pos;
+    const pos = this.reserve(k);
+    if (pos < 0) return false;
     const i32 = this.i32;
     const w = HEADER_WORDS + (pos & this.mask) * this.slotWords;
     i32[w + M_LEN] = n << 2;
@@ -368,8 +384,8 @@ export class Ring {
     const n = batch.count;
     if (n === 0) return true;
     const k = batch.usedSlots;
-    if (!this.reserve(k)) return false;
-    const pos = this.pos;
+    const pos = this.reserve(k);
+    if (pos < 0) return false;
     const i32 = this.i32;
     const mask = this.mask;
     const slotWords = this.slotWords;
@@ -414,10 +430,15 @@ export class Ring {
     return this.scratch();
   }
 
-  /** True when the message at the consumer's head is published (consumer thread only). */
+  /**
+   * True when the message at the consumer's head is published (consumer thread only). The tail is looked
+   * at first: polling the marker of a slot nobody has reserved yet would pull its cache line to this core
+   * again and again, and the producer about to write it would pay a cross-core invalidation per message.
+   */
   private ready(): boolean {
     if (this.trusted > 0) return true;
     const h = this.head;
+    if ((Atomics.load(this.i32, H_TAIL) & POS) === h) return false;
     return Atomics.load(this.i32, HEADER_WORDS + (h & this.mask) * this.slotWords + M_SEQ) === ((h + 1) & POS);
   }
 
@@ -429,7 +450,7 @@ export class Ring {
    * the one it threw for stay in the ring for the next drain().
    */
   drain(max: number, onMessage: MessageHandler): number {
-    const sc = this.scratch();
+    const sc = this.scratchI32 ?? this.scratch();
     const scU8 = this.scratchU8 as Uint8Array;
     const i32 = this.i32;
     const mask = this.mask;
@@ -444,13 +465,14 @@ export class Ring {
     let inRun = false; // a callback of a run is executing: if it throws, the rest is re-acquired
     try {
       while (delivered < max) {
-        // 1. Find a run of published messages at the head (at most a quarter ring, so the head is handed
-        //    back regularly during a long drain).
+        // 1. Find a run of published messages at the head: only among reserved slots (see ready()), so one
+        //    tail load per run, and at most a quarter ring, so the head is handed back regularly.
         let p = h;
         let m = 0;
         let span = 0;
         let t = trusted;
-        while (delivered + m < max && span < limit) {
+        const reserved = (Atomics.load(i32, H_TAIL) - h) & POS;
+        while (delivered + m < max && span < limit && span < reserved) {
           const w = HEADER_WORDS + (p & mask) * slotWords;
           if (t > 0) t--;
           else if (Atomics.load(i32, w + M_SEQ) === ((p + 1) & POS)) t = i32[w + M_REST];
@@ -462,39 +484,47 @@ export class Ring {
           p = (p + k) & POS;
         }
         if (m === 0) break;
-        // 2. Copy the run's slots into the scratch buffer, contiguous even if the run wraps.
+        inRun = true;
         const s0 = HEADER_WORDS + (h & mask) * slotWords;
         const words = span * slotWords;
-        const firstWords = Math.min(words, this.dataEndWord - s0);
         if (words <= SMALL_RUN_WORDS) {
-          for (let i = 0; i < firstWords; i++) sc[i] = i32[s0 + i];
-          for (let i = firstWords; i < words; i++) sc[i] = i32[HEADER_WORDS - firstWords + i];
+          // 2a. A short run (the consumer keeps up): copy each payload alone, read envelopes in place.
+          for (let j = 0; j < m; j++) {
+            const w = HEADER_WORDS + (h & mask) * slotWords;
+            const len = i32[w + M_LEN];
+            const src = w + M_PAYLOAD;
+            const n = (len + 3) >> 2; // the reserved slots always cover the rounded-up length
+            const a = Math.min(n, this.dataEndWord - src);
+            for (let i = 0; i < a; i++) sc[i] = i32[src + i];
+            for (let i = a; i < n; i++) sc[i] = i32[HEADER_WORDS - a + i];
+            const k = len <= oneSlotMax ? 1 : this.clearContinuations(h, len);
+            h = (h + k) & POS;
+            delivered++;
+            onMessage(i32[w + M_KIND], i32[w + M_TO], i32[w + M_FROM], scU8, 0, len);
+          }
         } else {
+          // 2b. A long run: one bulk copy of its slots (contiguous in the scratch even if the run wraps),
+          //     then deliver from the copy.
+          const firstWords = Math.min(words, this.dataEndWord - s0);
           scU8.set(this.u8.subarray(s0 << 2, (s0 + firstWords) << 2), 0);
           if (firstWords < words) {
             scU8.set(this.u8.subarray(HEADER_BYTES, HEADER_BYTES + ((words - firstWords) << 2)), firstWords << 2);
           }
-        }
-        // 3. Deliver from the copy.
-        inRun = true;
-        let q = 0;
-        for (let j = 0; j < m; j++) {
-          const len = sc[q + M_LEN];
-          const k = len <= oneSlotMax ? 1 : Math.ceil((ENVELOPE_BYTES + len) / slotBytes);
-          // Continuation slots' first words held payload: give them a stale marker (see the file header).
-          for (let c = 1; c < k; c++) {
-            const r = (h + c) & POS;
-            i32[HEADER_WORDS + (r & mask) * slotWords + M_SEQ] = (r + 1) & POS;
+          let q = 0;
+          for (let j = 0; j < m; j++) {
+            const len = sc[q + M_LEN];
+            const k = len <= oneSlotMax ? 1 : this.clearContinuations(h, len);
+            h = (h + k) & POS;
+            delivered++;
+            onMessage(sc[q + M_KIND], sc[q + M_TO], sc[q + M_FROM], scU8, (q + M_PAYLOAD) << 2, len);
+            q += k * slotWords;
           }
-          h = (h + k) & POS;
-          delivered++;
-          onMessage(sc[q + M_KIND], sc[q + M_TO], sc[q + M_FROM], scU8, (q + M_PAYLOAD) << 2, len);
-          q += k * slotWords;
         }
         inRun = false;
         trusted = t;
         Atomics.store(i32, H_HEAD, h);
         released = h;
+        if (span < limit) break; // the run ended at the last published message: the caller comes back
       }
     } finally {
       this.head = h;
@@ -504,6 +534,19 @@ export class Ring {
       if (released !== h) Atomics.store(i32, H_HEAD, h);
     }
     return delivered;
+  }
+
+  /**
+   * Gives the continuation slots of the multi-slot message at `h` a stale marker, since their first words
+   * held payload (see the file header); returns the message's slot count.
+   */
+  private clearContinuations(h: number, len: number): number {
+    const k = Math.ceil((ENVELOPE_BYTES + len) / this.slotBytes);
+    for (let c = 1; c < k; c++) {
+      const r = (h + c) & POS;
+      this.i32[HEADER_WORDS + (r & this.mask) * this.slotWords + M_SEQ] = (r + 1) & POS;
+    }
+    return k;
   }
 
   /** True when no slot is reserved or published (tail == head). */

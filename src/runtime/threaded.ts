@@ -70,7 +70,9 @@ export class ThreadedRuntime {
     const n = workload.actors.length;
     this.placement = opts.placement ?? 'sharded';
     const cores = availableParallelism();
-    this.workers = this.placement === 'per-actor' ? n : Math.max(1, Math.min(opts.workers ?? cores, n));
+    // Initial tasks are dealt over the workers too: a workload of tasks alone still runs in parallel.
+    const units = Math.max(n, workload.initialTasks?.length ?? 0);
+    this.workers = this.placement === 'per-actor' ? Math.max(1, n) : Math.max(1, Math.min(opts.workers ?? cores, units));
     const threads = this.workers + 1;
     this.mainSlot = this.workers;
     this.ctl = Control.create(threads);

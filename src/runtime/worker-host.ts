@@ -291,7 +291,8 @@ function workerLoop(init: WorkerInit): WorkerReport {
     }
     const later = timers.size > 0 || waiting > 0 || wake !== undefined;
     ctl.store(me, IDLE, later ? IDLE_WAITING : blocked ? IDLE_BLOCKED : IDLE_EMPTY);
-    ctl.announceIdle();
+    // Only a state that can complete quiescence is worth waking the main thread for.
+    if (!later) ctl.announceIdle();
     parks++;
     ring.park(timeout, init.spinMicros);
     ctl.bump(me, GEN);
