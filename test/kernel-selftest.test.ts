@@ -52,7 +52,7 @@ describe('kernel selftest: lock contention', () => {
       expect(hung.length).toBe(r.blocked.length);
       expect(r.blocked.length).toBeGreaterThan(0);
       const text = r.findings.find((f) => f.kind === 'hung_task')?.text ?? '';
-      expect(text).toMatch(/waiting on mutex selftest_mutex, held by (task \d+|locker\/0)/);
+      expect(text).toMatch(/waiting on mutex selftest_mutex, held by (pid \d+|locker\/\d+)/);
     });
   }
 
