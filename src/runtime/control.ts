@@ -13,14 +13,16 @@ const IDLE_EVENTS = 4;
 const HEADER = 8;
 /**
  * Per-thread slots: GEN (bumped when it wakes), IDLE (see the constants below), SENT, DELIVERED, WAITING (1
- * while it sleeps with blocked tasks: wake it when the version moves).
+ * while it sleeps with blocked tasks: wake it when the version moves), TRIED.
  */
-const PER = 5;
+const PER = 6;
 export const GEN = 0;
 export const IDLE = 1;
 export const SENT = 2;
 export const DELIVERED = 3;
 export const WAITING = 4;
+/** The version at which its tasks were last all found blocked (valid while IDLE is IDLE_BLOCKED). */
+export const TRIED = 5;
 
 export const BUSY = 0;
 export const IDLE_EMPTY = 1; // nothing to do at all

@@ -7,7 +7,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { WireCodec } from './codec.js';
-import { Control, DELIVERED, GEN, IDLE, IDLE_BLOCKED, IDLE_EMPTY, SENT } from './control.js';
+import { Control, DELIVERED, GEN, IDLE, IDLE_BLOCKED, IDLE_EMPTY, SENT, TRIED } from './control.js';
 import { RunStalled } from './errors.js';
 import { type ActorFinal, type BlockedTask, ENV, type Finding, type Workload } from './model.js';
 import { Outbox } from './outbox.js';
@@ -158,6 +158,8 @@ export class ThreadedRuntime {
       for (let w = 0; w < workers; w++) {
         const idle = ctl.load(w, IDLE);
         if (idle !== IDLE_EMPTY && idle !== IDLE_BLOCKED) allIdle = false;
+        // A worker whose tasks were tried before the last performed point may have been woken already.
+        if (idle === IDLE_BLOCKED && ctl.load(w, TRIED) !== ctl.version) allIdle = false;
         sent += ctl.load(w, SENT);
         delivered += ctl.load(w, DELIVERED);
       }
@@ -167,8 +169,10 @@ export class ThreadedRuntime {
       opts.onProgress?.(delivered, sent);
       if (allIdle && stable && held === 0 && sent === delivered) return;
       const now = performance.now();
-      if (delivered !== lastDelivered) {
-        lastDelivered = delivered;
+      // Progress is a delivery or a performed task point.
+      const progress = delivered + ctl.version;
+      if (progress !== lastDelivered) {
+        lastDelivered = progress;
         lastProgressAt = now;
       } else if (now - lastProgressAt > stallMs) {
         const states = Array.from(
@@ -176,7 +180,7 @@ export class ThreadedRuntime {
           (_, w) => `worker ${w}: ${['busy', 'idle', 'waiting (timer or full ring)', 'only blocked tasks'][ctl.load(w, IDLE)] ?? '?'}`,
         );
         throw new RunStalled(
-          `nothing delivered for ${stallMs} ms; sent ${sent}, delivered ${delivered}, held by main ${held}; ${states.join(', ')}`,
+          `nothing delivered and no task point performed for ${stallMs} ms; sent ${sent}, delivered ${delivered}, held by main ${held}; ${states.join(', ')}`,
         );
       }
     }

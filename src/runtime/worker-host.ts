@@ -5,7 +5,7 @@
 // under it; the main thread merges the logs into the run's trace by ticket.
 import { Timers } from './clock.js';
 import { WireCodec } from './codec.js';
-import { BUSY, Control, DELIVERED, GEN, IDLE, IDLE_BLOCKED, IDLE_EMPTY, IDLE_WAITING, SENT, WAITING } from './control.js';
+import { BUSY, Control, DELIVERED, GEN, IDLE, IDLE_BLOCKED, IDLE_EMPTY, IDLE_WAITING, SENT, TRIED, WAITING } from './control.js';
 import { ActorFailure, describe } from './errors.js';
 import { ActorHost } from './host.js';
 import { blockedTasks } from './deterministic.js';
@@ -290,6 +290,8 @@ function workerLoop(init: WorkerInit): WorkerReport {
       }
     }
     const later = timers.size > 0 || waiting > 0 || wake !== undefined;
+    // Blocked tasks are stuck only if nothing was performed since they were tried: say at which version.
+    if (blocked) ctl.store(me, TRIED, triedAt);
     ctl.store(me, IDLE, later ? IDLE_WAITING : blocked ? IDLE_BLOCKED : IDLE_EMPTY);
     // Only a state that can complete quiescence is worth waking the main thread for.
     if (!later) ctl.announceIdle();
