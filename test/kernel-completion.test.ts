@@ -14,6 +14,7 @@ import {
   wait_for_completion,
   wait_for_completion_timeout,
 } from '../src/kernel/completion.js';
+import { kernelWorkload } from '../src/kernel/workload.js';
 import { Kernel } from '../src/kernel/kernel.js';
 import { defineSpinlock, spin_lock, spin_unlock } from '../src/kernel/spinlock.js';
 import { defineWaitQueue, wait_event, wait_event_timeout, wake_up } from '../src/kernel/waitqueue.js';
@@ -24,17 +25,7 @@ import type { Scheduler } from '../src/runtime/scheduler.js';
 import { RandomScheduler } from '../src/runtime/schedulers/random.js';
 
 function workload(k: Kernel, initialTasks: NonNullable<Workload['initialTasks']>): Workload {
-  return {
-    name: 'completion-test',
-    params: {},
-    actors: [],
-    initial: [],
-    sharedWords: k.words,
-    tasks: k.taskFactories,
-    monitor: k,
-    initialTasks,
-    check: () => ({ ok: true, problems: [], counters: {} }),
-  };
+  return kernelWorkload(k, 'completion-test', initialTasks);
 }
 
 function once(w: Workload, seed = 1, s: Scheduler = new RandomScheduler(seed)): RunResult {

@@ -15,6 +15,7 @@ import {
   ida_is_empty,
   idaAllocated,
 } from '../src/kernel/ida.js';
+import { kernelWorkload } from '../src/kernel/workload.js';
 import { Kernel, type KernelOptions, type KGen } from '../src/kernel/kernel.js';
 import { defineMutex, mutex_lock, mutex_unlock } from '../src/kernel/mutex.js';
 import { defineSpinlock, spin_lock, spin_unlock } from '../src/kernel/spinlock.js';
@@ -35,7 +36,6 @@ import {
   xaEntries,
 } from '../src/kernel/xarray.js';
 import { runDeterministic } from '../src/runtime/deterministic.js';
-import type { Workload } from '../src/runtime/model.js';
 import type { RunResult } from '../src/runtime/result.js';
 import { RandomScheduler } from '../src/runtime/schedulers/random.js';
 
@@ -44,17 +44,7 @@ function single(k: Kernel, body: (t: KTask) => KGen): RunResult {
   k.task('main', 'process', function* (t) {
     yield* body(t);
   });
-  const w: Workload = {
-    name: 'ida-xarray-test',
-    params: {},
-    actors: [],
-    initial: [],
-    sharedWords: k.words,
-    tasks: k.taskFactories,
-    monitor: k,
-    initialTasks: [{ task: 'main', args: null }],
-    check: () => ({ ok: true, problems: [], counters: {} }),
-  };
+  const w = kernelWorkload(k, 'ida-xarray-test', [{ task: 'main', args: null }]);
   const s = new RandomScheduler(1);
   s.newExecution();
   return runDeterministic({ workload: w, seed: 1, scheduler: s, keepGoing: true });
@@ -310,17 +300,7 @@ describe('xarray', () => {
       yield* xa_store(k, t, xa, 0, 1);
       order.push('stored');
     });
-    const w: Workload = {
-      name: 'xa-wait',
-      params: {},
-      actors: [],
-      initial: [],
-      sharedWords: k.words,
-      tasks: k.taskFactories,
-      monitor: k,
-      initialTasks: [{ task: 'holder', args: null }],
-      check: () => ({ ok: true, problems: [], counters: {} }),
-    };
+    const w = kernelWorkload(k, 'xa-wait', [{ task: 'holder', args: null }]);
     for (let seed = 1; seed <= 10; seed++) {
       order.length = 0;
       const s = new RandomScheduler(seed);

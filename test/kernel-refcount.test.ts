@@ -3,6 +3,7 @@
 // schedules and fixed by kref_get_unless_zero; a counter inside a freed object is a KASAN use-after-free.
 import { describe, expect, it } from 'vitest';
 import type { KTask } from '../src/kernel/context.js';
+import { kernelWorkload } from '../src/kernel/workload.js';
 import { Kernel, type KGen } from '../src/kernel/kernel.js';
 import { defineMutex, mutex_is_locked, mutex_unlock } from '../src/kernel/mutex.js';
 import {
@@ -35,17 +36,7 @@ import { PctScheduler } from '../src/runtime/schedulers/pct.js';
 import { RandomScheduler } from '../src/runtime/schedulers/random.js';
 
 function workload(k: Kernel, initialTasks: { task: string; args: Wire }[]): Workload {
-  return {
-    name: 'refcount-test',
-    params: {},
-    actors: [],
-    initial: [],
-    sharedWords: k.words,
-    tasks: k.taskFactories,
-    monitor: k,
-    initialTasks,
-    check: () => ({ ok: true, problems: [], counters: {} }),
-  };
+  return kernelWorkload(k, 'refcount-test', initialTasks);
 }
 
 function once(w: Workload, keepGoing = true): RunResult {

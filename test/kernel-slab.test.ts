@@ -9,6 +9,7 @@ import type { Scheduler } from '../src/runtime/scheduler.js';
 import { PctScheduler } from '../src/runtime/schedulers/pct.js';
 import { RandomScheduler } from '../src/runtime/schedulers/random.js';
 import type { KTask } from '../src/kernel/context.js';
+import { kernelWorkload } from '../src/kernel/workload.js';
 import { Kernel, type KGen } from '../src/kernel/kernel.js';
 import { objectRefcount, refcount_dec_and_test, refcount_set } from '../src/kernel/refcount.js';
 import {
@@ -26,17 +27,7 @@ import {
 import { defineSpinlock, spin_lock, spin_unlock } from '../src/kernel/spinlock.js';
 
 function workload(k: Kernel, initialTasks: { task: string; args: Wire }[]): Workload {
-  return {
-    name: 'slab-test',
-    params: {},
-    actors: [],
-    initial: [],
-    sharedWords: k.words,
-    tasks: k.taskFactories,
-    monitor: k,
-    initialTasks,
-    check: () => ({ ok: true, problems: [], counters: {} }),
-  };
+  return kernelWorkload(k, 'slab-test', initialTasks);
 }
 
 function once(w: Workload, seed = 1, keepGoing = false): RunResult {

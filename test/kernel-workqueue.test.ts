@@ -4,6 +4,7 @@
 // work that needs a lock the flusher holds (deadlock). Deterministic runtime, fixed seeds.
 import { describe, expect, it } from 'vitest';
 import type { KTask } from '../src/kernel/context.js';
+import { kernelWorkload } from '../src/kernel/workload.js';
 import { Kernel, type KernelOptions, type KGen } from '../src/kernel/kernel.js';
 import { defineMutex, mutex_lock, mutex_unlock } from '../src/kernel/mutex.js';
 import { defineSpinlock, spin_lock, spin_unlock } from '../src/kernel/spinlock.js';
@@ -33,17 +34,7 @@ function kernel(opts: KernelOptions = {}): Kernel {
 }
 
 function workload(k: Kernel, tasks: string[]): Workload {
-  return {
-    name: 'workqueue-test',
-    params: {},
-    actors: [],
-    initial: [],
-    sharedWords: k.words,
-    tasks: k.taskFactories,
-    monitor: k,
-    initialTasks: tasks.map((task, i) => ({ task, args: i })),
-    check: () => ({ ok: true, problems: [], counters: {} }),
-  };
+  return kernelWorkload(k, 'workqueue-test', tasks.map((task, i) => ({ task, args: i })));
 }
 
 function run(w: Workload, seed: number, pct = false): RunResult {
