@@ -125,6 +125,8 @@ export class Lockdep {
   private readonly trylocked = new WeakSet<HeldLock>();
   /** debug_locks turned off by a report made in a task body (which must not write shared memory). */
   private offHere = false;
+  /** Chains validated and recorded in this thread (the graph they were recorded in is carried over too). */
+  private readonly validated = new Set<string>();
   /** Inside acquired(): a report made now can write the debug_locks flag at once. */
   private performing = false;
   private previous: Int32Array | undefined;
@@ -164,7 +166,19 @@ export class Lockdep {
     if (!checked(kind)) return;
     this.announced.set(t, l.addr());
     if (!this.active()) return;
+    if (this.validated.has(this.chainKey(t, l.name, kind))) return;
     this.validate(t, { name: l.name, kind, site: t.frames }, this.findSlot(l.name), false);
+  }
+
+  /**
+   * lookup_chain_cache(): the held-lock chain, the new lock and the context it is taken in. A chain that was
+   * validated and recorded once needs neither again — a cycle through it would be found when the edge that
+   * closes the cycle is added — which is what keeps lockdep's cost down on hot paths.
+   */
+  private chainKey(t: KTask, name: string, kind: LockKind): string {
+    let key = `${t.kind}:${t.softirqsDisabled > 0 ? 1 : 0}:${t.irqsDisabled ? 1 : 0}`;
+    for (const h of t.held) key += `|${h.name}:${h.kind}:${this.trylocked.has(h) ? 't' : ''}`;
+    return `${key}>${name}:${kind}`;
   }
 
   /**
@@ -180,6 +194,8 @@ export class Lockdep {
     if (!this.active()) return;
     const trylock = !announced;
     if (trylock) this.trylocked.add(h);
+    const key = trylock ? undefined : this.chainKey(t, h.name, h.kind);
+    if (key !== undefined && this.validated.has(key)) return;
     const slot = this.registerSlot(t, h.name);
     if (slot < 0) return;
     // Validated again, atomically with the update: other tasks' performs may have run since acquire(), and a
@@ -201,6 +217,7 @@ export class Lockdep {
       if (nextSite === 0) nextSite = this.k.mem.intern(h.site.join('\n'));
       this.addDep(prevSlot, slot, dep, this.k.mem.intern(prev.site.join('\n')), nextSite);
     }
+    if (key !== undefined) this.validated.add(key);
   }
 
   /**
@@ -352,6 +369,8 @@ export class Lockdep {
       cur.set(prev.subarray(mem.base, mem.statics), mem.base);
       this.carriedFrom = prev;
     }
+    // The chain cache speaks of the graph it was recorded in: keep it only when that graph was carried over.
+    if (!this.carriedFrom) this.validated.clear();
     this.previous = cur;
     if (this.offHere && this.fits) cur[this.at(H_FLAGS)] = (cur[this.at(H_FLAGS)] as number) | FLAG_OFF;
   }

@@ -2,7 +2,7 @@
 // workers flood each other — every event is one XState transition at the receiver. `pingpong`: one
 // request/response at a time between two actors, i.e. round-trip latency. Registered by name so that every
 // worker thread can build them.
-import { assign, enqueueActions, setup } from 'xstate';
+import { assign, emit, enqueueActions, setup } from 'xstate';
 import { type Effect, sendEffect, type Wire, type Workload } from './model.js';
 
 type StreamEv = { type: 'go'; n: number } | { type: 'item'; i: number };
@@ -73,29 +73,23 @@ interface PingCtx {
   done: number;
 }
 
+// Plain assign/emit actions and guarded transitions (no enqueueActions): a round trip is two transitions,
+// and XState's per-action overhead is most of its cost.
 const pingMachine = setup({
   types: { context: {} as PingCtx, events: {} as PingEv, input: {} as { peer: number }, emitted: {} as Effect },
   actions: {
-    start: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type !== 'go' || event.n <= 0) return;
-      enqueue.assign({ left: event.n - 1 });
-      enqueue.emit(sendEffect(context.peer, { type: 'req', i: 0 }));
-    }),
-    answer: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type === 'req') enqueue.emit(sendEffect(context.peer, { type: 'resp', i: event.i }));
-    }),
-    next: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type !== 'resp') return;
-      enqueue.assign({ done: context.done + 1 });
-      if (context.left > 0) {
-        enqueue.assign({ left: context.left - 1 });
-        enqueue.emit(sendEffect(context.peer, { type: 'req', i: event.i + 1 }));
-      }
-    }),
+    arm: assign({ left: ({ event }) => (event.type === 'go' ? event.n - 1 : 0) }),
+    request: emit(({ context, event }) => sendEffect(context.peer, { type: 'req', i: event.type === 'resp' ? event.i + 1 : 0 })),
+    answer: emit(({ context, event }) => sendEffect(context.peer, { type: 'resp', i: event.type === 'req' ? event.i : 0 })),
+    count: assign({ done: ({ context }) => context.done + 1, left: ({ context }) => Math.max(0, context.left - 1) }),
   },
 }).createMachine({
   context: ({ input }) => ({ peer: input.peer, left: 0, done: 0 }),
-  on: { go: { actions: 'start' }, req: { actions: 'answer' }, resp: { actions: 'next' } },
+  on: {
+    go: { guard: ({ event }) => event.n > 0, actions: ['arm', 'request'] },
+    req: { actions: 'answer' },
+    resp: [{ guard: ({ context }) => context.left > 0, actions: ['count', 'request'] }, { actions: 'count' }],
+  },
 });
 
 export function pingpongWorkload(params: Readonly<Record<string, Wire>>): Workload {

@@ -13,6 +13,7 @@ export class ActorHost {
   private readonly actors = new Map<number, Hosted>();
   private readonly errors = new Map<number, unknown>();
   private effects: Effect[] = [];
+  private spare: Effect[] = [];
 
   constructor(
     private readonly workload: Workload,
@@ -41,7 +42,7 @@ export class ActorHost {
       this.actors.set(id, actor);
       actor.start();
       this.check(id, undefined, 'xstate.init');
-      out.push([id, this.takeEffects()]);
+      out.push([id, [...this.takeEffects()]]);
     }
     return out;
   }
@@ -88,9 +89,12 @@ export class ActorHost {
     for (const a of this.actors.values()) a.stop();
   }
 
+  /** The effects collected since the last call. Valid until the next delivery: two arrays take turns. */
   private takeEffects(): Effect[] {
     const out = this.effects;
-    this.effects = [];
+    this.effects = this.spare;
+    this.effects.length = 0;
+    this.spare = out;
     return out;
   }
 

@@ -293,10 +293,18 @@ function workerLoop(init: WorkerInit): WorkerReport {
     // Blocked tasks are stuck only if nothing was performed since they were tried: say at which version.
     if (blocked) ctl.store(me, TRIED, triedAt);
     ctl.store(me, IDLE, later ? IDLE_WAITING : blocked ? IDLE_BLOCKED : IDLE_EMPTY);
+    // Poll a little before sleeping: in a request/response exchange the answer is usually microseconds away,
+    // and neither a park/wake nor waking the main thread (on 2 cores it takes a core) is worth paying then.
+    if (spin(init.spinMicros, () => !ring.isEmpty() || ctl.stopped || (blocked && ctl.version !== triedAt))) {
+      ctl.bump(me, GEN);
+      ctl.store(me, IDLE, BUSY);
+      ctl.store(me, WAITING, 0);
+      continue;
+    }
     // Only a state that can complete quiescence is worth waking the main thread for.
     if (!later) ctl.announceIdle();
     parks++;
-    ring.park(timeout, init.spinMicros);
+    ring.park(timeout, 0);
     ctl.bump(me, GEN);
     ctl.store(me, IDLE, BUSY);
     ctl.store(me, WAITING, 0);
@@ -319,6 +327,16 @@ function workerLoop(init: WorkerInit): WorkerReport {
     blocked: blockedTasks(tasks),
     taskNames: [...tasks.names.entries()],
   };
+}
+
+/** Poll `ready` for up to `micros` µs; true as soon as it holds. */
+function spin(micros: number, ready: () => boolean): boolean {
+  if (micros <= 0) return false;
+  const until = performance.now() + micros / 1000;
+  do {
+    if (ready()) return true;
+  } while (performance.now() < until);
+  return false;
 }
 
 function flushAll(outboxes: readonly (Outbox | undefined)[]): number {
