@@ -19,8 +19,9 @@
 //   records    per class pair, in insertion order: [prev × MAX_CLASSES + next, prev site id, next site id]
 // The whole region, with the string table the ids point into, is carried from one execution of an
 // exploration to the next (onAttach).
+import { combine, mix32 } from '../runtime/hash.js';
 import type { StepEnv } from '../runtime/task.js';
-import type { HeldLock, KTask, LockKind } from './context.js';
+import type { ContextKind, HeldLock, KTask, LockKind } from './context.js';
 import { callTrace, taskFinding } from './findings.js';
 import type { Kernel } from './kernel.js';
 import type { LockRef } from './lock.js';
@@ -114,6 +115,9 @@ export interface Dependency {
   readonly nextSite: readonly string[];
 }
 
+const CONTEXT_CODE: Readonly<Record<ContextKind, number>> = { process: 1, softirq: 2, hardirq: 3, workqueue: 4, kthread: 5 };
+const KIND_CODE: Readonly<Record<LockKind, number>> = { spinlock: 1, mutex: 2, 'rwsem-read': 3, 'rwsem-write': 4, srcu: 5, rcu: 6 };
+
 export class Lockdep {
   /** Class ids handed out by classOf: a pure function of the order names are first seen in. */
   private readonly classes = new Map<string, number>();
@@ -126,7 +130,7 @@ export class Lockdep {
   /** debug_locks turned off by a report made in a task body (which must not write shared memory). */
   private offHere = false;
   /** Chains validated and recorded in this thread (the graph they were recorded in is carried over too). */
-  private readonly validated = new Set<string>();
+  private readonly validated = new Set<number>();
   /** Inside acquired(): a report made now can write the debug_locks flag at once. */
   private performing = false;
   private previous: Int32Array | undefined;
@@ -175,10 +179,20 @@ export class Lockdep {
    * validated and recorded once needs neither again — a cycle through it would be found when the edge that
    * closes the cycle is added — which is what keeps lockdep's cost down on hot paths.
    */
-  private chainKey(t: KTask, name: string, kind: LockKind): string {
-    let key = `${t.kind}:${t.softirqsDisabled > 0 ? 1 : 0}:${t.irqsDisabled ? 1 : 0}`;
-    for (const h of t.held) key += `|${h.name}:${h.kind}:${this.trylocked.has(h) ? 't' : ''}`;
-    return `${key}>${name}:${kind}`;
+  private chainKey(t: KTask, name: string, kind: LockKind): number {
+    // Like the kernel's 64-bit chain_key: two 32-bit hashes over the context and the held classes (as in
+    // lockdep, a collision would only skip a validation), kept exact in one double (53 bits).
+    let a = mix32((CONTEXT_CODE[t.kind] << 4) | (t.softirqsDisabled > 0 ? 2 : 0) | (t.irqsDisabled ? 1 : 0));
+    let b = mix32(a ^ 0x5bd1e995);
+    for (const h of t.held) {
+      const v = h.classId * 64 + KIND_CODE[h.kind] * 2 + (this.trylocked.has(h) ? 1 : 0);
+      a = combine(a, v);
+      b = combine(b, v ^ 0x27d4eb2d);
+    }
+    const v = this.classOf(name) * 64 + KIND_CODE[kind] * 2;
+    a = combine(a, v);
+    b = combine(b, v ^ 0x27d4eb2d);
+    return (a >>> 0) * 2 ** 21 + ((b >>> 0) & 0x1fffff);
   }
 
   /**
