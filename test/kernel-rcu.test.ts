@@ -2,10 +2,10 @@
 // returns while a pre-existing reader is inside, and never waits for later ones), call_rcu callbacks in
 // softirq context (seed 003: a callback that takes a mutex), suspicious rcu_dereference, and the free-while-
 // readers-hold-it checker. Deterministic runtime, fixed seeds.
+import { kernel, pause, runOnce, tasksWorkload, words } from './kernel-harness.js';
 import { describe, expect, it } from 'vitest';
 import type { KTask } from '../src/kernel/context.js';
-import { kernelWorkload } from '../src/kernel/workload.js';
-import { Kernel, type KernelOptions, type KGen } from '../src/kernel/kernel.js';
+import type { Kernel, KernelOptions } from '../src/kernel/kernel.js';
 import { defineMutex, mutex_lock, mutex_unlock } from '../src/kernel/mutex.js';
 import {
   call_rcu,
@@ -29,52 +29,13 @@ import {
 } from '../src/kernel/rcu.js';
 import { defineSpinlock, spin_lock, spin_unlock } from '../src/kernel/spinlock.js';
 import { call_srcu, defineSrcu, defineSrcuCallback, srcu_read_lock, srcu_read_unlock, synchronize_srcu } from '../src/kernel/srcu.js';
-import { runDeterministic } from '../src/runtime/deterministic.js';
 import type { Wire, Workload } from '../src/runtime/model.js';
-import type { RunResult } from '../src/runtime/result.js';
-import { PctScheduler } from '../src/runtime/schedulers/pct.js';
-import { RandomScheduler } from '../src/runtime/schedulers/random.js';
-
-const SMALL = { stringWords: 1 << 15, stringSlots: 1 << 10, staticWords: 1 << 12, arenaWords: 1 << 10, lockdepWords: 1 << 10 };
-
-function kernel(opts: KernelOptions = {}): Kernel {
-  return new Kernel({ layout: SMALL, ...opts });
-}
 
 function workload(k: Kernel, tasks: string[]): Workload {
-  return kernelWorkload(k, 'rcu-test', tasks.map((task, i) => ({ task, args: i })));
+  return tasksWorkload(k, 'rcu-test', tasks);
 }
 
-function run(w: Workload, seed: number, pct = false): RunResult {
-  const s = pct ? new PctScheduler(seed, 3) : new RandomScheduler(seed);
-  s.newExecution();
-  return runDeterministic({ workload: w, seed, scheduler: s });
-}
-
-/** Test-only shared words, written inside points. */
-function words(k: Kernel, n: number) {
-  const off = k.statics.alloc(n, 'test words');
-  const at = (i: number): number => k.mem.statics + off + i;
-  return {
-    addr: at,
-    get: (i: number): number => Atomics.load(k.i32, at(i)),
-    *set(t: KTask, i: number, v: number): KGen {
-      yield* k.step(t, `set[${i}]=${v}`, () => {
-        Atomics.store(k.i32, at(i), v);
-      });
-    },
-    *add(t: KTask, i: number, v: number): KGen<number> {
-      return yield* k.step(t, `add[${i}]`, () => Atomics.add(k.i32, at(i), v) + v);
-    },
-    *until(t: KTask, what: string, cond: () => boolean): KGen {
-      yield k.point(t, `wait ${what}`, cond, () => undefined, { what });
-    },
-  };
-}
-
-function* pause(k: Kernel, t: KTask, n: number): KGen {
-  for (let i = 0; i < n; i++) yield* k.step(t, 'cpu_relax', () => undefined);
-}
+const run = runOnce;
 
 describe('call_rcu callbacks run in softirq context (seed 003)', () => {
   function cbWorkload(lock: 'mutex' | 'spinlock'): Workload {

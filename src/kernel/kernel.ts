@@ -133,7 +133,7 @@ export class Kernel implements Monitor {
     for (const h of this.endHooks) h();
   }
 
-  /** khungtaskd: any task of this thread blocked longer than the timeout is reported once. */
+  /** khungtaskd: each task of this thread blocked longer than the timeout is reported once. */
   tick(now: number): void {
     if (!this.enabled('hung_task')) return;
     const limit = this.hungTaskSecs * 1000;
