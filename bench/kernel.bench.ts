@@ -4,12 +4,19 @@
 // stores (seed 002's "RCU out of the xarray"); and the lock workload with every checker on vs off. Each
 // iteration injects `go n` into driver actors that spawn the loops, and waits until the run is quiescent.
 import '../src/kernel/workloads.js';
-import { runDeterministic } from '../src/runtime/deterministic.js';
 import type { Wire } from '../src/runtime/model.js';
-import { RandomScheduler } from '../src/runtime/schedulers/random.js';
 import { ThreadedRuntime } from '../src/runtime/threaded.js';
 import { buildWorkload } from '../src/runtime/workloads.js';
-import { type BenchResult, type Budget, FULL_BUDGET, measure, QUICK_BUDGET, ratio, type SuiteResult } from './measure.js';
+import {
+  type BenchResult,
+  type Budget,
+  FULL_BUDGET,
+  measure,
+  measureDeterministic,
+  QUICK_BUDGET,
+  ratio,
+  type SuiteResult,
+} from './measure.js';
 
 interface Case {
   readonly name: string;
@@ -45,20 +52,6 @@ const CASES: readonly Case[] = [
   { name: 'locks_checkers_off', params: { mode: 'locks', lock: 'both', checkers: false }, drivers: 2, units: 2, counted: 2 },
 ];
 
-/** The deterministic runtime on task steps alone (no XState): its own cost per scheduling point. */
-async function deterministicCase(budget: Budget, iterations: number): Promise<BenchResult> {
-  const workload = buildWorkload('kernel-selftest', { tasks: 4, iterations, lock: 'both' });
-  const probe = new RandomScheduler(1);
-  probe.newExecution();
-  const steps = runDeterministic({ workload, seed: 1, scheduler: probe }).steps;
-  let seed = 1;
-  return measure(budget, 'deterministic_kernel_steps', steps, () => {
-    const scheduler = new RandomScheduler(seed++);
-    scheduler.newExecution();
-    runDeterministic({ workload, seed: 1, scheduler });
-  });
-}
-
 export async function kernelSuite(opts: { quick: boolean; onCase?: (name: string) => void }): Promise<SuiteResult> {
   const budget = opts.quick ? QUICK_BUDGET : FULL_BUDGET;
   const n = opts.quick ? 2_000 : 20_000;
@@ -68,7 +61,9 @@ export async function kernelSuite(opts: { quick: boolean; onCase?: (name: string
     results.push(await runCase(c, n, budget));
   }
   opts.onCase?.('deterministic_kernel_steps');
-  results.push(await deterministicCase(budget, opts.quick ? 100 : 2_000));
+  // The deterministic runtime on task steps alone (no XState): its own cost per scheduling point.
+  const tasks = buildWorkload('kernel-selftest', { tasks: 4, iterations: opts.quick ? 100 : 2_000, lock: 'both' });
+  results.push(await measureDeterministic(budget, 'deterministic_kernel_steps', tasks));
   return {
     suite: 'kernel',
     results,

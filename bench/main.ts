@@ -47,7 +47,13 @@ function fmt(n: number): string {
 function printSuite(s: SuiteResult): void {
   console.log(`\n${s.suite}`);
   console.table(
-    s.results.map((r) => ({ case: r.name, 'per second': fmt(r.hz), 'mean ns': r.meanNs.toFixed(0), 'p99 ns': r.p99Ns.toFixed(0), samples: r.samples })),
+    s.results.map((r) => ({
+      case: r.name,
+      'per second': fmt(r.hz),
+      'mean ns': r.meanNs.toFixed(0),
+      'p99 ns': r.p99Ns.toFixed(0),
+      samples: r.samples,
+    })),
   );
   for (const [k, v] of Object.entries(s.ratios)) console.log(`  ${k.padEnd(36)} ${v.toFixed(2)}`);
 }

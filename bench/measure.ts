@@ -1,6 +1,9 @@
 // Shared by every benchmark suite: run one case with tinybench and express it per unit of work (a message,
 // an event, a step), so results from different suites line up in one table.
 import { Bench } from 'tinybench';
+import { runDeterministic } from '../src/runtime/deterministic.js';
+import type { Workload } from '../src/runtime/model.js';
+import { RandomScheduler } from '../src/runtime/schedulers/random.js';
 
 export interface BenchResult {
   name: string;
@@ -31,12 +34,7 @@ export const FULL_BUDGET: Budget = { time: 2500, warmupTime: 300, iterations: 10
 export const QUICK_BUDGET: Budget = { time: 100, warmupTime: 20, iterations: 3, warmupIterations: 1 };
 
 /** Measure `fn`, which does `perIteration` units of work per call. */
-export async function measure(
-  budget: Budget,
-  name: string,
-  perIteration: number,
-  fn: () => unknown,
-): Promise<BenchResult> {
+export async function measure(budget: Budget, name: string, perIteration: number, fn: () => unknown): Promise<BenchResult> {
   const bench = new Bench({ name, ...budget, timestampProvider: 'hrtimeNow', throws: true });
   bench.add(name, fn);
   await bench.run();
@@ -58,4 +56,20 @@ export function ratio(results: readonly BenchResult[], a: string, b: string): nu
   const y = results.find((r) => r.name === b);
   if (!x || !y) throw new Error(`ratio ${a}/${b}: missing result`);
   return x.hz / y.hz;
+}
+
+/**
+ * Deterministic-runtime steps per second on a workload: each iteration is one whole execution under a new
+ * random schedule (executions of one workload differ in order, not in length for these workloads).
+ */
+export async function measureDeterministic(budget: Budget, name: string, workload: Workload): Promise<BenchResult> {
+  const probe = new RandomScheduler(1);
+  probe.newExecution();
+  const steps = runDeterministic({ workload, seed: 1, scheduler: probe }).steps;
+  let seed = 1;
+  return measure(budget, name, steps, () => {
+    const scheduler = new RandomScheduler(seed++);
+    scheduler.newExecution();
+    runDeterministic({ workload, seed: 1, scheduler });
+  });
 }

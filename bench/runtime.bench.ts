@@ -4,13 +4,20 @@
 // process, one run, so the ratios compare like with like.
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { createActor } from 'xstate';
-import { runDeterministic } from '../src/runtime/deterministic.js';
 import { workerUrl } from '../src/runtime/paths.js';
-import { RandomScheduler } from '../src/runtime/schedulers/random.js';
 import { ThreadedRuntime } from '../src/runtime/threaded.js';
 import { buildWorkload } from '../src/runtime/workloads.js';
 import type { PmBenchCommand } from '../workers/pm-actor-bench.js';
-import { type BenchResult, type Budget, FULL_BUDGET, measure, QUICK_BUDGET, ratio, type SuiteResult } from './measure.js';
+import {
+  type BenchResult,
+  type Budget,
+  FULL_BUDGET,
+  measure,
+  measureDeterministic,
+  QUICK_BUDGET,
+  ratio,
+  type SuiteResult,
+} from './measure.js';
 import { transportBenchmarks } from './transport.js';
 
 interface Sizes {
@@ -65,7 +72,10 @@ async function postMessageCases(budget: Budget, s: Sizes): Promise<BenchResult[]
     const ch = new MessageChannel();
     const ws = [ch.port1, ch.port2].map(
       (peer, actor) =>
-        new Worker(workerUrl('pm-actor-bench'), { workerData: { workload: { name: workload, params }, actor, peer }, transferList: [peer] }),
+        new Worker(workerUrl('pm-actor-bench'), {
+          workerData: { workload: { name: workload, params }, actor, peer },
+          transferList: [peer],
+        }),
     );
     const reached = (w: Worker): Promise<void> => new Promise((resolve) => w.once('message', () => resolve()));
     const send = (w: Worker, c: PmBenchCommand): void => w.postMessage(c);
@@ -122,20 +132,6 @@ async function xstateCase(budget: Budget, s: Sizes): Promise<BenchResult> {
   return r;
 }
 
-/** (g) deterministic runtime steps per second on the selftest workload. */
-async function deterministicCase(budget: Budget, s: Sizes): Promise<BenchResult> {
-  const workload = buildWorkload('selftest', { actors: 4, messages: s.selftestMessages, bug: 0, seed: 1 });
-  const probe = new RandomScheduler(1);
-  probe.newExecution();
-  const steps = runDeterministic({ workload, seed: 1, scheduler: probe }).steps;
-  let seed = 1;
-  return measure(budget, 'deterministic_steps', steps, () => {
-    const scheduler = new RandomScheduler(seed++);
-    scheduler.newExecution();
-    runDeterministic({ workload, seed: 1, scheduler });
-  });
-}
-
 export async function runtimeSuite(opts: { quick: boolean; onCase?: (name: string) => void }): Promise<SuiteResult> {
   const budget = opts.quick ? QUICK_BUDGET : FULL_BUDGET;
   const sizes = opts.quick ? QUICK_SIZES : FULL_SIZES;
@@ -149,7 +145,14 @@ export async function runtimeSuite(opts: { quick: boolean; onCase?: (name: strin
   opts.onCase?.('actors across two workers (postMessage)');
   results.push(...(await postMessageCases(budget, sizes)));
   opts.onCase?.('deterministic_steps');
-  results.push(await deterministicCase(budget, sizes));
+  // (g) the deterministic runtime on the selftest workload (3 of 4 steps are XState transitions).
+  results.push(
+    await measureDeterministic(
+      budget,
+      'deterministic_steps',
+      buildWorkload('selftest', { actors: 4, messages: sizes.selftestMessages, bug: 0, seed: 1 }),
+    ),
+  );
   return {
     suite: 'runtime',
     results,
