@@ -99,7 +99,9 @@ async function runWorkload(tag: string, name: string, params: Record<string, Wir
       keepGoing: flags.keepGoing ?? false,
       placement: flags.placement,
       ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
-      onProgress: (done, total) => bar.update(done, total),
+      // Threaded: (delivered, sent) — the total is not known in advance, so show what is in flight.
+      onProgress: (done, total) =>
+        flags.runtime === 'threaded' ? bar.update(done, 0, `${total - done} in flight`) : bar.update(done, total),
       signal: ac.signal,
     });
   } catch (err) {

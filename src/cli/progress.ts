@@ -15,13 +15,11 @@ export function progress(label: string, enabled: boolean, delayMs = 2_000): Prog
     update(done, total, extra = '') {
       if (!bar) {
         if (Date.now() - started < delayMs) return;
-        bar = new cliProgress.SingleBar(
-          { format: `${label} [{bar}] {value}/{total} {extra}`, stream: process.stderr, hideCursor: true, clearOnComplete: true },
-          cliProgress.Presets.shades_classic,
-        );
+        // An unknown total (0) shows a running count, not a bar that would always look full.
+        const format = total > 0 ? `${label} [{bar}] {value}/{total} {extra}` : `${label} {value} ({duration}s) {extra}`;
+        bar = new cliProgress.SingleBar({ format, stream: process.stderr, hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic);
         bar.start(Math.max(total, done), done, { extra });
       }
-      // An unknown total (0) shows the count alone as a full bar.
       bar.setTotal(Math.max(total, done));
       bar.update(done, { extra });
     },
