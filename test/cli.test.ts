@@ -67,7 +67,7 @@ describe('iommu-sim', () => {
   it('a crash names the actor, its state and the event, and exits 1', () => {
     const r = cli('selftest', '--crash', '2', '--messages', '10');
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/actor selftest\/0 threw in state 'waiting' handling event 'pong': planted crash at iteration 2/);
+    expect(r.err).toMatch(/actor selftest\/0 threw in state 'running' handling event 'pong': planted crash at iteration 2/);
   });
 
   it('record (threaded) → replay → trace --format perfetto', () => {

@@ -9,11 +9,11 @@ describe('an actor that throws', () => {
   it('deterministic: ActorFailure names selftest/0, its state and the event', async () => {
     const p = run({ workload: selftest({ crash: 3 }), runtime: 'deterministic', seed: 1 });
     await expect(p).rejects.toBeInstanceOf(ActorFailure);
-    await expect(p).rejects.toThrow("actor selftest/0 threw in state 'waiting' handling event 'pong': planted crash at iteration 3");
+    await expect(p).rejects.toThrow("actor selftest/0 threw in state 'running' handling event 'pong': planted crash at iteration 3");
   });
 
   it('threaded: the same failure comes back from the worker and every worker is stopped', async () => {
     const p = run({ workload: selftest({ crash: 3 }), runtime: 'threaded', seed: 1, workers: 2 });
-    await expect(p).rejects.toThrow("actor selftest/0 threw in state 'waiting' handling event 'pong': planted crash at iteration 3");
+    await expect(p).rejects.toThrow("actor selftest/0 threw in state 'running' handling event 'pong': planted crash at iteration 3");
   });
 });
