@@ -34,9 +34,18 @@ export const FULL_BUDGET: Budget = { time: 2500, warmupTime: 300, iterations: 10
 export const QUICK_BUDGET: Budget = { time: 100, warmupTime: 20, iterations: 3, warmupIterations: 1 };
 
 /** Measure `fn`, which does `perIteration` units of work per call. */
-export async function measure(budget: Budget, name: string, perIteration: number, fn: () => unknown): Promise<BenchResult> {
-  const bench = new Bench({ name, ...budget, timestampProvider: 'hrtimeNow', throws: true });
-  bench.add(name, fn);
+export async function measure(
+  budget: Budget,
+  name: string,
+  perIteration: number,
+  fn: () => unknown,
+  async?: boolean,
+): Promise<BenchResult> {
+  // Only the budget's own fields: callers may pass a larger plan that also carries batch sizes.
+  const { time, warmupTime, iterations, warmupIterations } = budget;
+  const bench = new Bench({ name, time, warmupTime, iterations, warmupIterations, timestampProvider: 'hrtimeNow', throws: true });
+  // `async` said by the caller rather than guessed by tinybench, when the caller knows.
+  bench.add(name, fn, async === undefined ? {} : { async });
   await bench.run();
   const r = bench.getTask(name)?.result;
   if (r === undefined || (r.state !== 'completed' && r.state !== 'aborted-with-statistics')) {

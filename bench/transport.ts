@@ -10,23 +10,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
-import { Bench } from 'tinybench';
 import { workerUrl } from '../src/runtime/paths.js';
 import { createRing, RingBatch } from '../src/runtime/ring.js';
 import { CTL_ACK, CTL_STOP, CTL_WORDS, type TransportWorkerData } from '../workers/raw-ring-worker.js';
+import { type BenchResult, measure } from './measure.js';
 import { RAW_SLOT_WORDS, RawRing } from './raw-ring.js';
-
-export interface BenchResult {
-  name: string;
-  /** Messages (or round trips) per second: per-iteration count × 1000 / mean iteration latency in ms. */
-  hz: number;
-  /** Mean time per message, in nanoseconds. */
-  meanNs: number;
-  /** 99th percentile of the per-message time of one iteration (a batch), in nanoseconds. */
-  p99Ns: number;
-  /** Iterations measured. */
-  samples: number;
-}
 
 interface Plan {
   time: number; // tinybench time budget per case, ms
@@ -126,38 +114,6 @@ function awaitAck(ctl: Int32Array, target: number): void {
   if (((Atomics.load(ctl, CTL_ACK) - target) | 0) < 0) {
     waitFor(() => ((Atomics.load(ctl, CTL_ACK) - target) | 0) >= 0, 'consumer acknowledgement');
   }
-}
-
-async function measure(
-  plan: Plan,
-  name: string,
-  perIteration: number,
-  fn: (() => void) | (() => Promise<void>),
-  async: boolean,
-): Promise<BenchResult> {
-  const bench = new Bench({
-    name,
-    time: plan.time,
-    warmupTime: plan.warmupTime,
-    iterations: plan.iterations,
-    warmupIterations: plan.warmupIterations,
-    timestampProvider: 'hrtimeNow',
-    throws: true,
-  });
-  bench.add(name, fn, { async });
-  await bench.run();
-  const r = bench.getTask(name)?.result;
-  if (r === undefined || (r.state !== 'completed' && r.state !== 'aborted-with-statistics')) {
-    throw new Error(`transport bench ${name}: ${r?.state ?? 'no task'}`);
-  }
-  const meanMs = r.latency.mean;
-  return {
-    name,
-    hz: (perIteration * 1000) / meanMs,
-    meanNs: (meanMs * 1e6) / perIteration,
-    p99Ns: (r.latency.p99 * 1e6) / perIteration,
-    samples: r.latency.samplesCount,
-  };
 }
 
 async function rawCase(plan: Plan, per: number): Promise<BenchResult> {
