@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import '../kernel/workloads.js';
+import '../actors/workloads.js';
 import { ActorFailure, InputError, ReplayDivergence, RunStalled } from '../runtime/errors.js';
 import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { accountingLine, type RunResult } from '../runtime/result.js';

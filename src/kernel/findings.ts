@@ -16,7 +16,12 @@ export type FindingKind =
   | 'notifier'
   | 'workqueue'
   | 'oops'
-  | 'ida';
+  // Oracles of the model built on this kernel (its invariants), reported through the same channel.
+  | 'isolation'
+  | 'stale_translation'
+  | 'page_request'
+  | 'ida'
+  | 'mm';
 
 export interface KernelFinding extends Finding {
   readonly kind: FindingKind;

@@ -92,7 +92,14 @@ export class Kernel implements Monitor {
     this.findings.push(f);
   }
 
+  /** The step of the shared-memory delivery running now (hardware actors date their findings by it). */
+  deliveryStep = -1;
+
   // ---- Monitor ----
+
+  delivering(step: number): void {
+    this.deliveryStep = step;
+  }
 
   attach(shared: Int32Array, now: () => number): void {
     const first = !this.attachedOnce;

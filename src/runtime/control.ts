@@ -53,10 +53,13 @@ export class Control {
   }
 
   /** Run fn with a ticket, atomically with respect to every other sequenced step. */
-  sequenced<T>(fn: (ticket: number) => T): T {
+  sequenced<T>(fn: (ticket: number) => T, bumpVersion = false): T {
     this.lock();
     try {
-      return fn(Atomics.add(this.i32, TICKET, 1));
+      const v = fn(Atomics.add(this.i32, TICKET, 1));
+      // A step that may have written what blocked tasks wait on: they are worth trying again.
+      if (bumpVersion) Atomics.add(this.i32, VERSION, 1);
+      return v;
     } finally {
       this.unlock();
     }

@@ -93,6 +93,7 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
   let delivered = 0;
   let timersFired = 0;
   const replay = scheduler instanceof ReplayScheduler ? scheduler : undefined;
+  const sharedEvents = new Set(workload.sharedEvents ?? []);
 
   const channel = (sender: number, receiver: number): Channel => {
     const key = channelKey(sender, receiver);
@@ -228,6 +229,7 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
         const event = p.event as ModelEvent;
         const ev = names.hash(event.type);
         replay?.verify(step, ch.receiver, ev, event.type);
+        if (sharedEvents.has(event.type)) monitor?.delivering?.(step, ch.receiver);
         const effects = host.deliver(ch.receiver, event);
         log.push(step, ch.receiver, ch.sender, p.sendStep, ev, names.hash(host.stateOf(ch.receiver)));
         route(ch.receiver, effects, step);

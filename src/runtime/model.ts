@@ -119,6 +119,12 @@ export interface Workload {
   readonly sharedWords: number;
   /** Event types whose fields are all small integers, encoded in a fixed Int32 layout on the wire. */
   readonly hotEvents?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Event types whose handlers read or write the shared memory directly (hardware walking tables in memory).
+   * The threaded runtime delivers them under the sequencer, atomically with their ticket, as it performs task
+   * points — so a threaded run that exercises them still replays. Other deliveries must not touch shared memory.
+   */
+  readonly sharedEvents?: readonly string[];
   check(actors: readonly ActorFinal[], shared: Int32Array): WorkloadCheck;
   /** Task bodies by kind, spawned by actors (effect `rt.spawn`) or by other tasks. */
   readonly tasks?: Readonly<Record<string, TaskFactory>>;
@@ -156,6 +162,8 @@ export interface Monitor {
   attach(shared: Int32Array, now: () => number): void;
   readonly findings: readonly Finding[];
   stuck?(blocked: readonly BlockedTask[], now: number): void;
+  /** The step (ticket) of the delivery about to run, for sharedEvents only: findings in it are dated by it. */
+  delivering?(step: number, actor: number): void;
   /** Periodic check with the time (hung tasks while the run goes on). */
   tick?(now: number): void;
   end?(): void;

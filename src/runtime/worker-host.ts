@@ -183,9 +183,25 @@ function workerLoop(init: WorkerInit): WorkerReport {
     }
     return n;
   };
+  const sharedEvents = new Set(workload.sharedEvents ?? []);
   const deliver = (to: number, from: number, event: ModelEvent, sendStep: number): void => {
-    const ticket = ctl.ticket();
-    const effects = host.deliver(to, event);
+    let ticket: number;
+    let effects: Effect[];
+    if (sharedEvents.has(event.type)) {
+      // The handler reads or writes shared memory: run it under the sequencer, atomically with its ticket.
+      [ticket, effects] = ctl.sequenced((t) => {
+        monitor?.delivering?.(t, to);
+        return [t, host.deliver(to, event)] as const;
+      }, true);
+      // It may have written what tasks here or elsewhere wait on.
+      triedAt = Number.NaN;
+      for (let w = 0; w < peers.length; w++) {
+        if (w !== me && ctl.load(w, WAITING) === 1) peers[w]?.wake();
+      }
+    } else {
+      ticket = ctl.ticket();
+      effects = host.deliver(to, event);
+    }
     delivered++;
     if (keep) log.push(ticket, to, from, sendStep, names.hash(event.type), names.hash(host.stateOf(to)));
     route(to, effects, ticket);
@@ -204,7 +220,8 @@ function workerLoop(init: WorkerInit): WorkerReport {
         continue;
       }
       const a = item.op;
-      const { ticket, old } = ctl.sequenced((t) => ({ ticket: t, old: applyAtomic(shared, a.op, a.index, a.value, a.expected) }));
+      const { ticket, old } = ctl.sequenced((t) => ({ ticket: t, old: applyAtomic(shared, a.op, a.index, a.value, a.expected) }), a.op !== 'load');
+      if (a.op !== 'load') triedAt = Number.NaN;
       delivered++;
       if (keep) log.push(ticket, MEM, item.from, item.sendStep, names.hash(`${a.op}[${a.index}]`), old);
       const done: AtomicDone = { type: 'rt.atomic.done', op: a.op, index: a.index, old, tag: a.tag };

@@ -1,0 +1,186 @@
+// A user process of the workload: exec (an mm with its pages mapped, half of them faulted in), open the
+// accelerator's device fd (bind), submit DMA work under its PASID, and then — by script — close the fd when
+// the work is done, close it with work still in flight, or exit with the fd open and work in flight (the mm
+// goes through exit_mmap and the MMU-notifier release before exit_files unbinds). `stress` does seeded random
+// rounds of all of these. Kernel work runs as syscall tasks the process spawns; each answers with an event.
+import { assign, enqueueActions, setup } from 'xstate';
+import { type Effect, sendEffect, spawnEffect } from '../runtime/model.js';
+
+export type Script = 'life' | 'exit' | 'unbind-inflight' | 'stress' | 'munmap';
+export const SCRIPTS: readonly Script[] = ['life', 'exit', 'unbind-inflight', 'stress', 'munmap'];
+
+export interface ProcessInput {
+  readonly idx: number;
+  /** Its own actor id (dma.done comes back to it). */
+  readonly self: number;
+  readonly devActor: number;
+  /** The process to send `go` once this one has closed its fd (-1: none). */
+  readonly next: number;
+  /** Wait for `go` before exec. */
+  readonly wait: boolean;
+  readonly script: Script;
+  readonly dmas: number;
+  readonly pages: number;
+  readonly flags: number;
+  readonly rounds: number;
+  readonly seed: number;
+}
+
+export type ProcessEvent =
+  | { type: 'go' }
+  | { type: 'exec.done' }
+  | { type: 'bound'; handle: number; pasid: number; capable: number }
+  | { type: 'bind.failed'; err: number; capable: number }
+  | { type: 'closed' }
+  | { type: 'munmapped' }
+  | { type: 'exited' }
+  | { type: 'dma.done'; id: number; ok: number };
+
+interface Ctx extends ProcessInput {
+  round: number;
+  rng: number;
+  handle: number;
+  pasid: number;
+  submitted: number;
+  completed: number;
+  ok: number;
+  failed: number;
+  bindErr: number;
+  capable: number;
+  exitBound: boolean;
+}
+
+/** xorshift32: the process's own seeded choices (the same in both runtimes). */
+function rand(c: { rng: number }): number {
+  let x = c.rng | 0 || 1;
+  x ^= x << 13;
+  x ^= x >>> 17;
+  x ^= x << 5;
+  c.rng = x;
+  return (x >>> 0) / 0x100000000;
+}
+
+export const processMachine = setup({
+  types: {
+    context: {} as Ctx,
+    events: {} as ProcessEvent,
+    input: {} as ProcessInput,
+    emitted: {} as Effect,
+  },
+  actions: {
+    exec: enqueueActions(({ context, enqueue }) => enqueue.emit(spawnEffect('sys_exec', { proc: context.idx }, `proc${context.idx}`))),
+    bind: enqueueActions(({ context, enqueue }) => enqueue.emit(spawnEffect('sys_bind', { proc: context.idx, flags: context.flags }, `proc${context.idx}`))),
+    submit: enqueueActions(({ context, enqueue }) => {
+      const c = { rng: context.rng };
+      let id = context.submitted;
+      for (let i = 0; i < context.dmas; i++) {
+        // Scripted: alternate a page faulted in at exec with one that is not (a page request through PRI).
+        const vpn = context.script === 'stress' ? Math.floor(rand(c) * context.pages) : i % 2 === 0 ? context.pages - 1 - ((i >> 1) % context.pages) : (i >> 1) % context.pages;
+        const w = context.script === 'stress' ? (rand(c) < 0.5 ? 1 : 0) : i % 2;
+        enqueue.emit(sendEffect(context.devActor, { type: 'submit', pasid: context.pasid, vpn, w, id: id++, from: context.self }));
+      }
+      enqueue.assign({ submitted: id, rng: c.rng });
+    }),
+    close: enqueueActions(({ context, enqueue }) => enqueue.emit(spawnEffect('sys_close', { proc: context.idx, handle: context.handle }, `proc${context.idx}`))),
+    munmap: enqueueActions(({ context, enqueue }) => {
+      const c = { rng: context.rng };
+      const start = Math.floor(rand(c) * context.pages);
+      enqueue.assign({ rng: c.rng });
+      enqueue.emit(spawnEffect('sys_munmap', { proc: context.idx, start, n: 1 }, `proc${context.idx}`));
+    }),
+    exit: enqueueActions(({ context, enqueue }) =>
+      enqueue.emit(spawnEffect('do_exit', { proc: context.idx, handles: context.exitBound && context.handle > 0 ? [context.handle] : [] }, `proc${context.idx}`)),
+    ),
+    signalNext: enqueueActions(({ context, enqueue }) => {
+      if (context.next >= 0) enqueue.emit(sendEffect(context.next, { type: 'go' }));
+    }),
+    count: assign(({ context, event }) =>
+      event.type === 'dma.done' ? { completed: context.completed + 1, ok: context.ok + (event.ok === 1 ? 1 : 0), failed: context.failed + (event.ok === 1 ? 0 : 1) } : {},
+    ),
+  },
+  guards: {
+    waits: ({ context }) => context.wait,
+    allDone: ({ context }) => context.completed >= context.submitted,
+    exitsBound: ({ context }) => context.script === 'exit',
+    closesInFlight: ({ context }) => context.script === 'unbind-inflight',
+    moreRounds: ({ context }) => context.script === 'stress' && context.round + 1 < context.rounds,
+  },
+}).createMachine({
+  id: 'process',
+  context: ({ input }) => ({
+    ...input,
+    round: 0,
+    rng: (input.seed * 0x9e3779b1 + input.idx * 0x85ebca6b + 1) | 0,
+    handle: 0,
+    pasid: 0,
+    submitted: 0,
+    completed: 0,
+    ok: 0,
+    failed: 0,
+    bindErr: 0,
+    capable: 0,
+    exitBound: false,
+  }),
+  initial: 'start',
+  on: { 'dma.done': { actions: 'count' } },
+  states: {
+    start: { always: [{ guard: 'waits', target: 'waiting' }, { target: 'exec' }] },
+    waiting: { on: { go: 'exec' } },
+    exec: { entry: 'exec', on: { 'exec.done': 'binding' } },
+    binding: {
+      entry: 'bind',
+      on: {
+        bound: { target: 'working', actions: assign(({ event }) => ({ handle: event.handle, pasid: event.pasid, capable: event.capable })) },
+        'bind.failed': { target: 'exiting', actions: [assign(({ event }) => ({ bindErr: event.err, capable: event.capable, exitBound: false })), 'signalNext'] },
+      },
+    },
+    working: {
+      entry: 'submit',
+      always: [
+        { guard: 'exitsBound', target: 'exiting', actions: assign({ exitBound: true }) },
+        { guard: 'closesInFlight', target: 'closing' },
+        { guard: 'allDone', target: 'draining' },
+      ],
+    },
+    draining: {
+      always: [
+        {
+          guard: ({ context }) => context.script === 'stress' && context.round + 1 >= context.rounds && (context.rng & 7) === 0,
+          target: 'exiting',
+          actions: assign({ exitBound: true }),
+        },
+        { guard: ({ context }) => context.script === 'munmap' || (context.script === 'stress' && (context.rng & 1) === 0), target: 'munmapping' },
+        { target: 'closing' },
+      ],
+    },
+    munmapping: {
+      entry: 'munmap',
+      on: {
+        munmapped: [
+          // `munmap`: one munmap a round, all within one bind (each one invalidates the IOTLB and ATC).
+          {
+            guard: ({ context }) => context.script === 'munmap' && context.round + 1 < context.rounds,
+            target: 'munmapping',
+            reenter: true,
+            actions: assign(({ context }) => ({ round: context.round + 1 })),
+          },
+          { target: 'closing' },
+        ],
+      },
+    },
+    closing: {
+      entry: 'close',
+      on: {
+        closed: [
+          { guard: 'moreRounds', target: 'binding', actions: [assign(({ context }) => ({ round: context.round + 1, handle: 0 })), 'signalNext'] },
+          { target: 'exiting', actions: [assign({ handle: 0 }), 'signalNext'] },
+        ],
+      },
+    },
+    exiting: {
+      entry: 'exit',
+      on: { exited: [{ guard: ({ context }) => context.exitBound, target: 'done', actions: 'signalNext' }, { target: 'done' }] },
+    },
+    done: { type: 'final' },
+  },
+});

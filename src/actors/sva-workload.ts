@@ -1,0 +1,361 @@
+// The `sva` workload: a topology of IOMMUs of mixed flavours, PCI devices behind them, processes with their
+// MM contexts, and the policies of DESIGN.md — built identically in every thread from its parameters. Actors:
+// one per IOMMU unit, device, mm and process (in that order). Kernel code paths (syscalls, exit, the IOMMU
+// drivers' page-request threads, RCU/SRCU callbacks) are kernel tasks; the oracles run in the steps that could
+// break what they guard.
+import { Oracle } from '../core/oracle.js';
+import { Stats, type StatName } from '../core/stats.js';
+import { Sva } from '../core/sva.js';
+import {
+  type DeviceInfo,
+  FAULT_HANDLINGS,
+  type FaultHandling,
+  FLAVOURS,
+  type Flavour,
+  type IommuOps,
+  PASID_PLACEMENTS,
+  type PasidPlacement,
+  type SvaPolicies,
+  type Teardown,
+  TEARDOWNS,
+} from '../core/types.js';
+import { AMD, amdOps } from '../hw/amd/amd.js';
+import type { DriverEnv } from '../hw/driver.js';
+import type { FlavourSpec } from '../hw/flavour.js';
+import { DEFAULT_UNIT, IommuUnit } from '../hw/iommu.js';
+import { HW_HOT_EVENTS, HW_SHARED_EVENTS } from '../hw/messages.js';
+import { MISBEHAVIOURS, type Misbehaviour, PciDevice } from '../hw/pci/device.js';
+import { AccelDriver } from '../hw/pci/driver.js';
+import { defineUnitDriver, definePrqThread } from '../hw/queue.js';
+import { SMMUV3, smmuv3Ops } from '../hw/smmuv3/smmuv3.js';
+import { IommuHardware } from '../hw/unit.js';
+import { VTD, vtdOps } from '../hw/vtd/vtd.js';
+import { Kernel } from '../kernel/kernel.js';
+import { staticsOffset } from '../kernel/memory.js';
+import { defineMms, type MmStruct, mm_exit, mm_init, mmById, mmStateCode, mmTableWords } from '../kernel/mm/mm.js';
+import { defineMmuNotifiers, mmuNotifierWords } from '../kernel/mm/mmu_notifier.js';
+import { do_mmap, do_munmap, fault_in } from '../kernel/mm/pagetable.js';
+import { definePhysMem, onPageFree, pageOwner, physMemWords } from '../kernel/mm/physmem.js';
+import { slabInit } from '../kernel/slab.js';
+import { InputError } from '../runtime/errors.js';
+import type { ActorSpec, Wire, Workload } from '../runtime/model.js';
+import { hardwareMachine } from './hardware.js';
+import { mmMachine } from './mm.js';
+import { processMachine, type Script, SCRIPTS } from './process.js';
+
+const SPECS: Readonly<Record<Flavour, FlavourSpec>> = { vtd: VTD, amd: AMD, smmuv3: SMMUV3 };
+
+export interface SvaParams {
+  /** Flavour of each IOMMU unit, comma-separated: `vtd,amd,smmuv3,vtd`. */
+  readonly iommus: string;
+  readonly devices: number;
+  readonly processes: number;
+  /** Virtual pages of each process. */
+  readonly pages: number;
+  /** Every device's capabilities: a subset of `ats,pri,pasid`. */
+  readonly caps: string;
+  readonly pasidBits: number;
+  /** The SMMUs' SSIDSIZE. */
+  readonly ssidBits: number;
+  readonly trusted: boolean;
+  readonly pasidAlloc: PasidPlacement;
+  readonly teardown: Teardown;
+  readonly fault: FaultHandling;
+  readonly drainTimeoutMs: number;
+  readonly misbehave: Misbehaviour;
+  /** The misbehaving device (-1: all of them). */
+  readonly misbehaveDevice: number;
+  readonly script: Script;
+  /** Process i starts when process i-1 has closed its fd. */
+  readonly chain: boolean;
+  readonly dmas: number;
+  readonly rounds: number;
+  readonly flags: number;
+  readonly seed: number;
+  readonly cmdCostNs: number;
+  /** IOTLB entries of each IOMMU (0: every translation walks the tables). */
+  readonly iotlb: number;
+  /** ATC entries of each device (0: every DMA asks the IOMMU). */
+  readonly atc: number;
+  readonly hungTaskSecs: number;
+}
+
+export const SVA_DEFAULTS: SvaParams = {
+  iommus: 'vtd',
+  devices: 1,
+  processes: 1,
+  pages: 8,
+  caps: 'ats,pri,pasid',
+  pasidBits: 8,
+  ssidBits: 6,
+  trusted: false,
+  pasidAlloc: 'native',
+  teardown: 'drain',
+  fault: 'protocol',
+  drainTimeoutMs: 1000,
+  misbehave: 'none',
+  misbehaveDevice: 0,
+  script: 'life',
+  chain: false,
+  dmas: 4,
+  rounds: 2,
+  flags: 0,
+  seed: 1,
+  cmdCostNs: 100,
+  iotlb: 64,
+  atc: 16,
+  hungTaskSecs: 120,
+};
+
+function oneOf<T extends string>(name: string, v: Wire | undefined, values: readonly T[], d: T): T {
+  if (v === undefined) return d;
+  const found = values.find((x) => x === v);
+  if (found === undefined) throw new InputError(`sva: ${name} must be one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
+  return found;
+}
+
+function int(name: string, v: Wire | undefined, d: number, min: number, max: number): number {
+  if (v === undefined) return d;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new InputError(`sva: ${name} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+export function svaParams(raw: Readonly<Record<string, Wire>>): SvaParams {
+  const known = new Set(Object.keys(SVA_DEFAULTS));
+  for (const key of Object.keys(raw)) if (!known.has(key)) throw new InputError(`sva: unknown parameter '${key}' (known: ${[...known].join(', ')})`);
+  const d = SVA_DEFAULTS;
+  const iommus = raw.iommus === undefined ? d.iommus : String(raw.iommus);
+  for (const f of iommus.split(',')) if (!FLAVOURS.includes(f as Flavour)) throw new InputError(`sva: unknown IOMMU flavour '${f}' (${FLAVOURS.join(', ')})`);
+  const caps = raw.caps === undefined ? d.caps : String(raw.caps);
+  for (const c of caps.split(',').filter((x) => x !== '')) if (!['ats', 'pri', 'pasid'].includes(c)) throw new InputError(`sva: unknown capability '${c}' (ats, pri, pasid)`);
+  const bool = (name: string, v: Wire | undefined, def: boolean): boolean => {
+    if (v === undefined) return def;
+    if (typeof v !== 'boolean') throw new InputError(`sva: ${name} must be true or false`);
+    return v;
+  };
+  return {
+    iommus,
+    devices: int('devices', raw.devices, d.devices, 1, 1024),
+    processes: int('processes', raw.processes, d.processes, 0, 4096),
+    pages: int('pages', raw.pages, d.pages, 1, 4096),
+    caps,
+    pasidBits: int('pasidBits', raw.pasidBits, d.pasidBits, 1, 20),
+    ssidBits: int('ssidBits', raw.ssidBits, d.ssidBits, 0, 20),
+    trusted: bool('trusted', raw.trusted, d.trusted),
+    pasidAlloc: oneOf('pasidAlloc', raw.pasidAlloc, PASID_PLACEMENTS, d.pasidAlloc),
+    teardown: oneOf('teardown', raw.teardown, TEARDOWNS, d.teardown),
+    fault: oneOf('fault', raw.fault, FAULT_HANDLINGS, d.fault),
+    drainTimeoutMs: int('drainTimeoutMs', raw.drainTimeoutMs, d.drainTimeoutMs, 0, 3_600_000),
+    misbehave: oneOf('misbehave', raw.misbehave, MISBEHAVIOURS, d.misbehave),
+    misbehaveDevice: int('misbehaveDevice', raw.misbehaveDevice, d.misbehaveDevice, -1, 1023),
+    script: oneOf('script', raw.script, SCRIPTS, d.script),
+    chain: bool('chain', raw.chain, d.chain),
+    dmas: int('dmas', raw.dmas, d.dmas, 0, 1 << 16),
+    rounds: int('rounds', raw.rounds, d.rounds, 1, 1 << 16),
+    flags: int('flags', raw.flags, d.flags, 0, 3),
+    seed: int('seed', raw.seed, d.seed, 0, 0x7fffffff),
+    cmdCostNs: int('cmdCostNs', raw.cmdCostNs, d.cmdCostNs, 0, 1_000_000),
+    iotlb: int('iotlb', raw.iotlb, d.iotlb, 0, 1 << 16),
+    atc: int('atc', raw.atc, d.atc, 0, 1 << 16),
+    hungTaskSecs: int('hungTaskSecs', raw.hungTaskSecs, d.hungTaskSecs, 1, 86_400),
+  };
+}
+
+/** Everything a workload instance is made of (tests reach into it). */
+export interface SvaModel {
+  readonly params: SvaParams;
+  readonly k: Kernel;
+  readonly sva: Sva;
+  readonly stats: Stats;
+  readonly units: readonly IommuUnit[];
+  readonly devices: readonly PciDevice[];
+  readonly infos: readonly DeviceInfo[];
+  mm(i: number): MmStruct;
+  /** Actor ids. */
+  readonly actors: { unit(u: number): number; device(d: number): number; mm(i: number): number; process(i: number): number };
+}
+
+export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: SvaModel } {
+  const p = svaParams(raw);
+  const flavours = p.iommus.split(',') as Flavour[];
+  const U = flavours.length;
+  const D = p.devices;
+  const P = p.processes;
+  const capSet = new Set(p.caps.split(','));
+  const bonds = Math.max(8, 2 * P + 8);
+  const frames = (P + 2) * p.pages + 16;
+  const perDevice = (1 << p.pasidBits) * (8 + 3 + 2) + 512 + 4 * p.atc;
+  const staticWords =
+    (1 << 15) + mmTableWords(P, p.pages) + physMemWords(frames) + mmuNotifierWords(bonds) + D * perDevice + U * (4096 + 6 * p.iotlb) + bonds * 24 + (U + 2) * ((1 << p.pasidBits) / 32 + 1);
+  const k = new Kernel({
+    layout: { stringWords: 1 << 17, stringSlots: 1 << 12, staticWords, arenaWords: 1 << 12, lockdepWords: 1 << 14 },
+    hungTaskSecs: p.hungTaskSecs,
+  });
+  slabInit(k);
+  const actors = {
+    unit: (u: number) => u,
+    device: (d: number) => U + d,
+    mm: (i: number) => U + D + i,
+    process: (i: number) => U + D + P + i,
+  };
+  const infos: DeviceInfo[] = Array.from({ length: D }, (_, d) => ({
+    index: d,
+    name: `0000:${(1 + Math.floor(d / 32)).toString(16).padStart(2, '0')}:${(d % 32).toString(16).padStart(2, '0')}.0`,
+    iommu: d % U,
+    caps: { ats: capSet.has('ats'), pri: capSet.has('pri'), pasid: capSet.has('pasid'), pasidBits: p.pasidBits },
+    actor: actors.device(d),
+    trusted: p.trusted,
+  }));
+  const pm = definePhysMem(k, frames);
+  const mms = defineMms(k, pm, P, p.pages);
+  const notifiers = defineMmuNotifiers(k, mms, bonds);
+  const oracle = new Oracle(k);
+  const stats = new Stats(k);
+  const policies: SvaPolicies = { pasidAlloc: p.pasidAlloc, teardown: p.teardown, fault: p.fault, drainTimeoutMs: p.drainTimeoutMs };
+  const sva = new Sva(k, mms, notifiers, oracle, stats, { devices: infos, iommus: U, policies, bonds });
+  const ownerName = (o: number): string => (o === 0 ? 'a free frame' : (mmById(mms, o - 1)?.name ?? `owner ${o}`));
+
+  const units = flavours.map((f, u) => new IommuUnit(k, u, SPECS[f], infos.filter((d) => d.iommu === u), { ...DEFAULT_UNIT, cmdCostNs: p.cmdCostNs, iotlbEntries: p.iotlb }, actors.unit(u)));
+  const unitDrivers = units.map((u) => defineUnitDriver(k, u));
+  const denv: DriverEnv = { k, units: unitDrivers, stats };
+  flavours.forEach((f, u) => {
+    const ops: IommuOps = f === 'vtd' ? vtdOps(denv) : f === 'amd' ? amdOps(denv) : smmuv3Ops(denv, p.ssidBits);
+    sva.registerIommu(u, ops);
+  });
+  const prqTasks = unitDrivers.map((drv) => definePrqThread(k, drv, sva, stats, infos));
+  const hardware = units.map((u, i) => new IommuHardware(u, infos, mms, oracle, stats, prqTasks[i] as string));
+  const devices = infos.map(
+    (info) =>
+      new PciDevice(
+        { k, sva, oracle, stats, pm, iommuActor: actors.unit(info.iommu), ownerName },
+        info,
+        p.misbehaveDevice === -1 || p.misbehaveDevice === info.index ? p.misbehave : 'none',
+        p.atc,
+      ),
+  );
+  const driver = new AccelDriver(k, sva, devices);
+
+  // The oracles' views of the hardware.
+  for (const u of units) for (const c of u.caches()) oracle.addCache(c);
+  for (const dev of devices) {
+    oracle.addCache({
+      name: `${dev.info.name} ATC`,
+      entriesForPfn: (pfn) => dev.atcEntries().filter((e) => e.pte >>> 2 === pfn).map((e) => `{PASID ${e.pasid}, vpn ${e.vpn}} → pfn 0x${pfn.toString(16)}`),
+      entriesForPasid: (d, pasid) => (d !== dev.info.index ? [] : dev.atcEntries().filter((e) => e.pasid === pasid).map((e) => `{PASID ${pasid}, vpn ${e.vpn}}`)),
+    });
+  }
+  oracle.addDmaCounter({ inflight: (d, pasid) => devices[d]?.inflightCount(pasid) ?? 0 });
+  onPageFree(pm, (pfn, t, step) => oracle.pageFreed(step, pfn, ownerName(pageOwner(k, pm, pfn)), t.label));
+  k.onAttach(() => {
+    for (const h of hardware) h.reset();
+    for (const d of devices) d.reset();
+  });
+  k.onEnd(() => oracle.unanswered(units.flatMap((u) => u.outstandingGroups())));
+
+  // ---- syscalls: what the processes' tasks do ----
+  const proc = (args: Wire): { proc: number; mm: MmStruct; dev: DeviceInfo; actor: number } => {
+    const i = (args as { proc: number }).proc;
+    return { proc: i, mm: mms.mms[i] as MmStruct, dev: infos[i % D] as DeviceInfo, actor: actors.process(i) };
+  };
+  const reply = (t: Parameters<Parameters<typeof k.task>[2]>[0], to: number, event: { type: string } & Record<string, Wire>) =>
+    k.step(t, `return to user: ${event.type}`, (env) => env.send(to, event));
+  const tellMm = (t: Parameters<Parameters<typeof k.task>[2]>[0], i: number, mm: MmStruct) =>
+    k.step(t, `${mm.name}: state`, (env) => env.send(actors.mm(i), { type: 'mm.state', code: mmStateCode(k, mm) }));
+
+  k.task('sys_exec', 'process', function* (t, args) {
+    const { proc: i, mm, actor } = proc(args);
+    yield* mm_init(k, t, mm);
+    yield* do_mmap(k, t, mm, 0, p.pages, true);
+    for (let v = 0; v < Math.ceil(p.pages / 2); v++) yield* fault_in(k, t, mm, v, true);
+    yield* tellMm(t, i, mm);
+    yield* reply(t, actor, { type: 'exec.done' });
+  });
+  k.task('sys_bind', 'process', function* (t, args) {
+    const { mm, dev, actor } = proc(args);
+    const flags = (args as { flags: number }).flags;
+    const target = (flags & 2) !== 0 ? mms.initMm : mm;
+    const cap = yield* sva.capable(t, dev, flags);
+    const r = yield* driver.open(t, dev, target, flags);
+    if (r.ret > 0) yield* reply(t, actor, { type: 'bound', handle: r.ret, pasid: r.pasid, capable: cap.ret === 0 ? 1 : 0 });
+    else yield* reply(t, actor, { type: 'bind.failed', err: r.ret, capable: cap.ret === 0 ? 1 : 0 });
+  });
+  k.task('sys_close', 'process', function* (t, args) {
+    const { actor } = proc(args);
+    yield* driver.release(t, (args as { handle: number }).handle);
+    yield* reply(t, actor, { type: 'closed' });
+  });
+  k.task('sys_munmap', 'process', function* (t, args) {
+    const { mm, actor } = proc(args);
+    const { start, n } = args as { start: number; n: number };
+    yield* do_munmap(k, t, notifiers, mm, start, n);
+    yield* do_mmap(k, t, mm, start, n, true);
+    yield* k.step(t, 'munmap', () => stats.add('munmaps'));
+    yield* reply(t, actor, { type: 'munmapped' });
+  });
+  k.task('do_exit', 'process', function* (t, args) {
+    const { proc: i, mm, actor } = proc(args);
+    // do_exit: exit_mm before exit_files, so the mm goes through exit_mmap while the fd still holds the bond.
+    yield* mm_exit(k, t, notifiers, mm);
+    for (const h of (args as { handles: number[] }).handles) yield* driver.release(t, h);
+    yield* k.step(t, 'exit', () => stats.add('exits'));
+    yield* tellMm(t, i, mm);
+    yield* reply(t, actor, { type: 'exited' });
+  });
+
+  const specs: ActorSpec[] = [];
+  const step = (): number => k.deliveryStep;
+  hardware.forEach((h, u) => {
+    specs.push({ name: h.actorName, logic: hardwareMachine(h, step), input: { self: actors.unit(u) } });
+  });
+  devices.forEach((d, i) => {
+    specs.push({ name: d.actorName, logic: hardwareMachine(d, step), input: { self: actors.device(i) } });
+  });
+  for (let i = 0; i < P; i++) specs.push({ name: `mm/${i + 1}`, logic: mmMachine });
+  for (let i = 0; i < P; i++) {
+    specs.push({
+      name: `proc/${i}`,
+      logic: processMachine,
+      input: {
+        idx: i,
+        self: actors.process(i),
+        devActor: actors.device(i % D),
+        next: p.chain && i + 1 < P ? actors.process(i + 1) : -1,
+        wait: p.chain && i > 0,
+        script: p.script,
+        dmas: p.dmas,
+        pages: p.pages,
+        flags: p.flags,
+        rounds: p.rounds,
+        seed: p.seed,
+      },
+    });
+  }
+
+  const statics = staticsOffset(k.layout, k.base);
+  const model: SvaModel = { params: p, k, sva, stats, units, devices, infos, mm: (i) => mms.mms[i] as MmStruct, actors };
+  const workload: Workload = {
+    name: 'sva',
+    params: { ...p },
+    actors: specs,
+    initial: [],
+    sharedWords: k.words,
+    hotEvents: HW_HOT_EVENTS,
+    sharedEvents: HW_SHARED_EVENTS,
+    tasks: k.taskFactories,
+    monitor: k,
+    check: (finals, shared) => {
+      const counters = stats.read(shared, statics) as Record<StatName, number> & Record<string, number>;
+      const problems: string[] = [];
+      for (const f of finals) {
+        if (!f.name.startsWith('proc/')) continue;
+        if (f.state !== 'done') problems.push(`${f.name} did not finish: ${f.state}`);
+      }
+      return { ok: problems.length === 0, problems, counters };
+    },
+  };
+  return { workload, model };
+}
+
+export function svaWorkload(raw: Readonly<Record<string, Wire>>): Workload {
+  return buildSva(raw).workload;
+}

@@ -1,0 +1,6 @@
+// Registers the IOMMU model's workloads by name, for every thread that may host them (imported for its effect
+// by the worker entry point and the CLI).
+import { registerWorkload } from '../runtime/workloads.js';
+import { svaWorkload } from './sva-workload.js';
+
+registerWorkload('sva', svaWorkload);

@@ -1,0 +1,108 @@
+// The model's oracles (DESIGN.md, "Checkers"): isolation — every DMA lands in the address space bound to its
+// {device, PASID} when it was issued, or faults; stale translation — no IOTLB / ATC / PASID-cache entry
+// outlives the mapping or the PASID binding it came from, and no PASID is handed out again while a device
+// still has DMA in flight under it; page requests — each group is answered exactly once. The ground truth
+// (what is bound where) is the core's; the hardware registers its caches here so that the core can look at
+// them without importing any vendor. Each check runs in the step that could break it.
+import type { Kernel } from '../kernel/kernel.js';
+import type { KernelFinding } from '../kernel/findings.js';
+
+/** A cache the hardware keeps (IOTLB, PASID cache, ATC), as the oracle needs to see it. */
+export interface TranslationCache {
+  readonly name: string;
+  /** Entries that translate to frame pfn, one line each. */
+  entriesForPfn(pfn: number): string[];
+  /** Entries tagged with {dev, pasid}, one line each. */
+  entriesForPasid(dev: number, pasid: number): string[];
+}
+
+/** What the oracle reads of a device: DMA in flight under a PASID. */
+export interface DmaCounter {
+  inflight(dev: number, pasid: number): number;
+}
+
+export class Oracle {
+  private readonly caches: TranslationCache[] = [];
+  private readonly counters: DmaCounter[] = [];
+  /** Findings per kind are capped: one broken invariant tends to break it a thousand times. */
+  private readonly reported = new Map<string, number>();
+
+  constructor(private readonly k: Kernel) {
+    k.onAttach(() => this.reported.clear());
+  }
+
+  addCache(c: TranslationCache): void {
+    this.caches.push(c);
+  }
+
+  addDmaCounter(c: DmaCounter): void {
+    this.counters.push(c);
+  }
+
+  /** A DMA write is landing on frame pfn whose owner is `owner` (0: free); `expected` was bound at issue. */
+  dmaLanded(step: number, dev: string, pasid: number, vpn: number, pfn: number, owner: number, expected: number, ownerName: (o: number) => string): void {
+    if (owner === expected && expected !== 0) return;
+    const title = `iommu-sim: isolation violation: DMA from ${dev} PASID ${pasid} landed in ${ownerName(owner)}`;
+    const body = [
+      `DMA write to vpn ${vpn} (pfn 0x${pfn.toString(16)}) by ${dev} under PASID ${pasid}`,
+      expected === 0
+        ? 'no address space was bound to {device, PASID} when the DMA was issued: it should have faulted'
+        : `the address space bound to {${dev}, PASID ${pasid}} when the DMA was issued was ${ownerName(expected)}`,
+      `frame 0x${pfn.toString(16)} belongs to ${ownerName(owner)}`,
+    ];
+    this.report('isolation', step, dev, title, body);
+  }
+
+  /** Frame pfn is being freed: nothing may still translate to it. */
+  pageFreed(step: number, pfn: number, owner: string, where: string): void {
+    const stale = this.caches.flatMap((c) => c.entriesForPfn(pfn).map((e) => `  ${c.name}: ${e}`));
+    if (stale.length === 0) return;
+    const title = `iommu-sim: stale translation: frame 0x${pfn.toString(16)} of ${owner} freed while ${stale.length} translation${stale.length > 1 ? 's' : ''} still point at it`;
+    this.report('stale_translation', step, where, title, ['entries that outlive the mapping:', ...stale]);
+  }
+
+  /** {dev, pasid} is no longer bound (its PASID is being freed or quarantined): no cache may still hold it. */
+  pasidUnbound(step: number, dev: number, devName: string, pasid: number, where: string): void {
+    const stale = this.caches.flatMap((c) => c.entriesForPasid(dev, pasid).map((e) => `  ${c.name}: ${e}`));
+    if (stale.length === 0) return;
+    const title = `iommu-sim: stale translation: PASID ${pasid} of ${devName} unbound while ${stale.length} cached entr${stale.length > 1 ? 'ies' : 'y'} still hold it`;
+    this.report('stale_translation', step, where, title, ['entries that outlive the binding:', ...stale]);
+  }
+
+  /** PASID pasid is being handed out for devices `devs`: none may still have DMA in flight under it. */
+  pasidAllocated(step: number, pasid: number, devs: readonly { index: number; name: string }[], where: string): void {
+    const busy: string[] = [];
+    for (const d of devs) {
+      let n = 0;
+      for (const c of this.counters) n += c.inflight(d.index, pasid);
+      if (n > 0) busy.push(`  ${d.name}: ${n} DMA in flight under PASID ${pasid}`);
+    }
+    if (busy.length === 0) return;
+    const title = `iommu-sim: stale translation: PASID ${pasid} handed out again before its drain finished`;
+    this.report('stale_translation', step, where, title, busy);
+  }
+
+  /** A page request group was answered (`answers`: how many times so far, this one included). */
+  pageResponse(step: number, dev: string, grp: number, answers: number): void {
+    if (answers === 1) return;
+    const title =
+      answers === 0
+        ? `iommu-sim: page response for ${dev} group ${grp}, which has no outstanding request`
+        : `iommu-sim: page request group ${grp} of ${dev} answered ${answers} times`;
+    this.report('page_request', step, dev, title, ['every page request with the last flag is answered exactly once']);
+  }
+
+  /** At teardown: groups never answered. */
+  unanswered(groups: readonly string[]): void {
+    if (groups.length === 0) return;
+    this.report('page_request', -1, groups[0] ?? '', `iommu-sim: ${groups.length} page request group${groups.length > 1 ? 's' : ''} never answered`, groups.map((g) => `  ${g}`));
+  }
+
+  private report(kind: KernelFinding['kind'], step: number, where: string, title: string, body: readonly string[]): void {
+    const key = `${kind}:${title}`;
+    const n = this.reported.get(key) ?? 0;
+    this.reported.set(key, n + 1);
+    if (n > 0) return;
+    this.k.report({ kind, title, text: [title, ...body].join('\n'), step, where });
+  }
+}

@@ -1,0 +1,213 @@
+// PASID allocation (seed 000; drivers/iommu/iommu-sva.c's iommu_sva_alloc_pasid, Intel's per-IOMMU idr,
+// AMD IOMMUv2's device-chosen PASIDs, the SMMU's SSID-indexed context descriptors): one allocator per scope —
+// the system, an IOMMU, or a device — chosen by the placement policy. A PASID is shared by every bind of the
+// same mm in the same scope (one PASID per process) unless PRIVATE_PASID asks for a new one, and freed when
+// its last bind goes. A quarantined PASID (teardown "bounded wait then quarantine") stays allocated until the
+// device that held it has drained; it is reclaimed lazily, on the next allocation in its scope.
+import type { KTask } from '../kernel/context.js';
+import { ENOSPC } from '../kernel/errno.js';
+import { defineIda, type Ida, ida_alloc_range, ida_free } from '../kernel/ida.js';
+import type { Kernel, KGen } from '../kernel/kernel.js';
+import { type MmStruct, mm_set_pasid, mmPasid } from '../kernel/mm/mm.js';
+import type { Oracle } from './oracle.js';
+import { type DeviceInfo, type IommuOps, type PasidPlacement, SVM_FLAG_PRIVATE_PASID, type SvmOps } from './types.js';
+
+const S_SCOPE = 0; // scope + 1, 0: free slot
+const S_MM = 1;
+const S_PASID = 2;
+const S_USERS = 3;
+const S_PRIVATE = 4;
+const S_WORDS = 5;
+
+const Q_SCOPE = 0; // scope + 1, 0: free slot
+const Q_PASID = 1;
+const Q_DEV = 2;
+const Q_WORDS = 3;
+
+export interface PasidEnv {
+  readonly devices: readonly DeviceInfo[];
+  readonly iommus: number;
+  readonly placement: PasidPlacement;
+  opsOf(dev: DeviceInfo): IommuOps;
+  svmOf(dev: DeviceInfo): SvmOps | undefined;
+}
+
+export class PasidAllocator {
+  /** The system-wide allocator, then one per IOMMU (per-iommu and ssid placements). */
+  private readonly idas: Ida[] = [];
+  private readonly shares: number;
+  private readonly quarantine: number;
+  readonly capacity: number;
+
+  constructor(
+    private readonly k: Kernel,
+    private readonly oracle: Oracle,
+    private readonly env: PasidEnv,
+    slots: number,
+  ) {
+    const bits = Math.max(1, ...env.devices.map((d) => d.caps.pasidBits));
+    this.capacity = Math.min(1 << 20, 1 << bits);
+    this.idas.push(defineIda(k, 'iommu_global_pasid_ida', this.capacity));
+    for (let u = 0; u < env.iommus; u++) this.idas.push(defineIda(k, `iommu${u}->pasid_ida`, this.capacity));
+    this.shares = k.statics.alloc(slots * S_WORDS, 'pasid shares');
+    this.quarantine = k.statics.alloc(slots * Q_WORDS, 'pasid quarantine');
+    this.slots = slots;
+  }
+
+  private readonly slots: number;
+
+  /** The placement in force for dev (`native`: its IOMMU driver's own). */
+  placementOf(dev: DeviceInfo): Exclude<PasidPlacement, 'native'> {
+    return this.env.placement === 'native' ? this.env.opsOf(dev).nativePasid : this.env.placement;
+  }
+
+  /** Scope ids: 0 system, 1+u IOMMU u, 1+iommus+d device d. */
+  private scopeOf(dev: DeviceInfo): number {
+    const p = this.placementOf(dev);
+    return p === 'system' ? 0 : p === 'device' ? 1 + this.env.iommus + dev.index : 1 + dev.iommu;
+  }
+
+  /** Devices that tag DMA with PASIDs of dev's scope. */
+  private scopeDevices(dev: DeviceInfo): DeviceInfo[] {
+    const s = this.scopeOf(dev);
+    return this.env.devices.filter((d) => this.scopeOf(d) === s);
+  }
+
+  private w(slot: number, f: number): number {
+    return this.k.mem.statics + this.shares + slot * S_WORDS + f;
+  }
+
+  private q(slot: number, f: number): number {
+    return this.k.mem.statics + this.quarantine + slot * Q_WORDS + f;
+  }
+
+  /**
+   * A PASID for binding mm to dev: the one mm already has in dev's scope, or a new one. Caller holds
+   * iommu_sva_lock. Returns the PASID or -errno.
+   */
+  *get(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<number> {
+    const k = this.k;
+    const scope = this.scopeOf(dev);
+    const [min, max] = this.env.opsOf(dev).pasid_range(dev);
+    const priv = (flags & SVM_FLAG_PRIVATE_PASID) !== 0;
+    if (!priv) {
+      const shared = yield* k.step(t, 'iommu_sva_find_pasid', () => {
+        for (let s = 0; s < this.slots; s++) {
+          const i32 = k.i32;
+          if (i32[this.w(s, S_SCOPE)] === scope + 1 && i32[this.w(s, S_MM)] === mm.id + 1 && i32[this.w(s, S_PRIVATE)] === 0) {
+            const p = i32[this.w(s, S_PASID)] as number;
+            if (p < min || p > max) return -1; // outside this device's table: needs its own
+            i32[this.w(s, S_USERS)] = (i32[this.w(s, S_USERS)] as number) + 1;
+            return p;
+          }
+        }
+        return 0;
+      });
+      if (shared > 0) return shared;
+    }
+    yield* this.reclaim(t, scope);
+    let pasid: number;
+    const placement = this.placementOf(dev);
+    if (placement === 'device') {
+      const svm = this.env.svmOf(dev);
+      if (!svm?.alloc_pasid) return -ENOSPC;
+      pasid = yield* svm.alloc_pasid(t, dev, min, max);
+    } else {
+      pasid = yield* ida_alloc_range(k, t, this.idas[scope] as Ida, min, max);
+    }
+    if (pasid < 0) return pasid;
+    const ok = yield* k.step(t, 'iommu_sva_pasid_get', (env) => {
+      this.oracle.pasidAllocated(env.step, pasid, this.scopeDevices(dev), t.label);
+      for (let s = 0; s < this.slots; s++) {
+        if (k.i32[this.w(s, S_SCOPE)] !== 0) continue;
+        k.i32[this.w(s, S_SCOPE)] = scope + 1;
+        k.i32[this.w(s, S_MM)] = mm.id + 1;
+        k.i32[this.w(s, S_PASID)] = pasid;
+        k.i32[this.w(s, S_USERS)] = 1;
+        k.i32[this.w(s, S_PRIVATE)] = priv ? 1 : 0;
+        return true;
+      }
+      return false;
+    });
+    if (!ok) {
+      yield* this.release(t, dev, scope, pasid);
+      return -ENOSPC;
+    }
+    // One PASID per process: mm->pasid names the system-wide one (what ENQCMD puts on the bus).
+    if (scope === 0 && !priv && mmPasid(k, mm) === 0) yield* mm_set_pasid(k, t, mm, pasid);
+    return pasid;
+  }
+
+  /**
+   * Drop one bind's use of pasid. The last one frees it — or, with `quarantine`, keeps it allocated until dev
+   * has drained. Caller holds iommu_sva_lock.
+   */
+  *put(t: KTask, dev: DeviceInfo, mm: MmStruct, pasid: number, quarantine: boolean): KGen {
+    const k = this.k;
+    const scope = this.scopeOf(dev);
+    const last = yield* k.step(t, 'iommu_sva_pasid_put', () => {
+      for (let s = 0; s < this.slots; s++) {
+        if (k.i32[this.w(s, S_SCOPE)] !== scope + 1 || k.i32[this.w(s, S_PASID)] !== pasid) continue;
+        const users = (k.i32[this.w(s, S_USERS)] as number) - 1;
+        k.i32[this.w(s, S_USERS)] = users;
+        if (users > 0) return false;
+        k.i32[this.w(s, S_SCOPE)] = 0;
+        return true;
+      }
+      throw new Error(`iommu_sva_pasid_put: PASID ${pasid} is not allocated in ${dev.name}'s scope`);
+    });
+    if (!last) return;
+    if (scope === 0 && mmPasid(k, mm) === pasid) yield* mm_set_pasid(k, t, mm, 0);
+    if (quarantine) {
+      yield* k.step(t, 'iommu_sva_pasid_quarantine', () => {
+        for (let s = 0; s < this.slots; s++) {
+          if (k.i32[this.q(s, Q_SCOPE)] !== 0) continue;
+          k.i32[this.q(s, Q_SCOPE)] = scope + 1;
+          k.i32[this.q(s, Q_PASID)] = pasid;
+          k.i32[this.q(s, Q_DEV)] = dev.index + 1;
+          return;
+        }
+        throw new Error('iommu_sva_pasid_quarantine: quarantine full');
+      });
+      return;
+    }
+    yield* this.release(t, dev, scope, pasid);
+  }
+
+  /** PASIDs held in quarantine now, as [device index, pasid]. */
+  quarantined(): [number, number][] {
+    const out: [number, number][] = [];
+    for (let s = 0; s < this.slots; s++) {
+      if (this.k.i32[this.q(s, Q_SCOPE)] !== 0) out.push([(this.k.i32[this.q(s, Q_DEV)] as number) - 1, this.k.i32[this.q(s, Q_PASID)] as number]);
+    }
+    return out;
+  }
+
+  private *release(t: KTask, dev: DeviceInfo, scope: number, pasid: number): KGen {
+    if (this.placementOf(dev) === 'device') {
+      const svm = this.env.svmOf(dev);
+      if (svm?.free_pasid) yield* svm.free_pasid(t, dev, pasid);
+      return;
+    }
+    yield* ida_free(this.k, t, this.idas[scope] as Ida, pasid);
+  }
+
+  /** Free the quarantined PASIDs of scope whose device has drained since. */
+  private *reclaim(t: KTask, scope: number): KGen {
+    const k = this.k;
+    const ready = yield* k.step(t, 'iommu_sva_pasid_reclaim', () => {
+      const out: [number, number][] = [];
+      for (let s = 0; s < this.slots; s++) {
+        if (k.i32[this.q(s, Q_SCOPE)] !== scope + 1) continue;
+        const dev = this.env.devices[(k.i32[this.q(s, Q_DEV)] as number) - 1] as DeviceInfo;
+        const pasid = k.i32[this.q(s, Q_PASID)] as number;
+        if (this.env.svmOf(dev)?.drained(dev, pasid) ?? true) {
+          k.i32[this.q(s, Q_SCOPE)] = 0;
+          out.push([dev.index, pasid]);
+        }
+      }
+      return out;
+    });
+    for (const [d, pasid] of ready) yield* this.release(t, this.env.devices[d] as DeviceInfo, scope, pasid);
+  }
+}

@@ -1,0 +1,47 @@
+// Counters of what the model did (binds, DMAs, page requests, invalidation commands…), in shared memory so that
+// every thread adds to the same ones and the run's summary reads them from the final memory. Declared up
+// front, identically in every thread.
+import type { Kernel } from '../kernel/kernel.js';
+
+export const STATS = [
+  'binds',
+  'bind_failures',
+  'unbinds',
+  'releases',
+  'dmas',
+  'dma_faults',
+  'dma_aborted',
+  'iotlb_hits',
+  'iotlb_misses',
+  'atc_hits',
+  'page_requests',
+  'page_responses',
+  'invalidations',
+  'commands',
+  'munmaps',
+  'exits',
+  'quarantined',
+] as const;
+export type StatName = (typeof STATS)[number];
+
+export class Stats {
+  private readonly off: number;
+
+  constructor(private readonly k: Kernel) {
+    this.off = k.statics.alloc(STATS.length, 'sva stats');
+  }
+
+  /** Add n (call inside a performed point or a sequenced delivery). */
+  add(name: StatName, n = 1): void {
+    Atomics.add(this.k.i32, this.k.mem.statics + this.off + STATS.indexOf(name), n);
+  }
+
+  /** The counters, from the run's memory or from a final copy of it (`shared` and the static region's offset). */
+  read(shared: Int32Array, statics: number): Record<StatName, number> {
+    const out = {} as Record<StatName, number>;
+    STATS.forEach((s, i) => {
+      out[s] = shared[statics + this.off + i] as number;
+    });
+    return out;
+  }
+}

@@ -1,0 +1,38 @@
+// What the three IOMMU drivers share when they implement the core's ops: writing an entry one word per
+// access, in the order the driver writes it, and the flush sequences built from each unit's commands.
+import type { Stats } from '../core/stats.js';
+import type { DeviceInfo } from '../core/types.js';
+import type { KTask } from '../kernel/context.js';
+import type { Kernel, KGen } from '../kernel/kernel.js';
+import type { Command } from './iommu.js';
+import { submitSync, type UnitDriver } from './queue.js';
+
+export interface DriverEnv {
+  readonly k: Kernel;
+  readonly units: readonly UnitDriver[];
+  readonly stats: Stats;
+}
+
+export function unitOf(env: DriverEnv, dev: DeviceInfo): UnitDriver {
+  const u = env.units[dev.iommu];
+  if (!u) throw new Error(`no IOMMU unit ${dev.iommu} for ${dev.name}`);
+  return u;
+}
+
+/** Write words of {dev, pasid}'s entry in the order given, one store per step (`what` names the helper). */
+export function* writeEntry(env: DriverEnv, t: KTask, dev: DeviceInfo, pasid: number, writes: readonly (readonly [number, number, string])[]): KGen {
+  const unit = unitOf(env, dev).unit;
+  for (const [w, v, what] of writes) {
+    yield* env.k.step(t, what, () => {
+      Atomics.store(env.k.i32, unit.entryAddr(dev.index, pasid, w), v);
+    });
+  }
+}
+
+export function* flush(env: DriverEnv, t: KTask, dev: DeviceInfo, cmds: readonly Command[]): KGen {
+  yield* submitSync(env.k, t, unitOf(env, dev), env.stats, cmds);
+}
+
+export function cmd(op: Command['op'], a: number, b: number, c = -1, d = -1): Command {
+  return { op, a, b, c, d };
+}

@@ -1,0 +1,56 @@
+// The messages between the hardware actors and the processes that use them: work descriptors submitted to a
+// device, ATS translation requests and completions, page requests and responses, ATC invalidations, and the
+// doorbells of the IOMMU's command queue. All fields are small integers, so each has a fixed Int32 layout on the
+// wire (Workload.hotEvents), and every one that the hardware handles reads or writes shared memory
+// (Workload.sharedEvents).
+export type HwMessage =
+  /** A process submits a work descriptor (ENQCMD-style: it carries the PASID); `from` gets dma.done. */
+  | { type: 'submit'; pasid: number; vpn: number; w: number; id: number; from: number }
+  /** The device's DMA engine takes the next descriptor from its work queue. */
+  | { type: 'engine' }
+  | { type: 'ats.req'; dev: number; pasid: number; vpn: number; w: number; id: number }
+  /** A table walk in progress: `st` 1 fetches the entry's next word, 2 the PTE. */
+  | { type: 'walk'; dev: number; pasid: number; vpn: number; w: number; id: number; st: number; a: number; ep: number }
+  | { type: 'ats.ok'; id: number; pte: number }
+  /** why: 1 the PTE (a page request may resolve it), 2 the PASID entry (it cannot). */
+  | { type: 'ats.fault'; id: number; why: number }
+  | { type: 'pr'; dev: number; pasid: number; vpn: number; w: number; grp: number }
+  | { type: 'prs'; grp: number; code: number }
+  | { type: 'atc.inv'; pasid: number; s: number; e: number }
+  | { type: 'atc.done'; dev: number }
+  | { type: 'cmdq.doorbell' }
+  | { type: 'cmdq.next' }
+  /** The device driver asks the device to stop using a PASID (and to say when it has drained). */
+  | { type: 'stop'; pasid: number }
+  | { type: 'drain.later'; pasid: number }
+  | { type: 'unplug' }
+  | { type: 'dma.done'; id: number; ok: number };
+
+export const WHY_PTE = 1;
+export const WHY_PASID = 2;
+
+type Fields<T> = T extends { type: infer N } ? [N, Exclude<keyof T, 'type'>[]] : never;
+
+const LAYOUT: readonly Fields<HwMessage>[] = [
+  ['submit', ['pasid', 'vpn', 'w', 'id', 'from']],
+  ['engine', []],
+  ['ats.req', ['dev', 'pasid', 'vpn', 'w', 'id']],
+  ['walk', ['dev', 'pasid', 'vpn', 'w', 'id', 'st', 'a', 'ep']],
+  ['ats.ok', ['id', 'pte']],
+  ['ats.fault', ['id', 'why']],
+  ['pr', ['dev', 'pasid', 'vpn', 'w', 'grp']],
+  ['prs', ['grp', 'code']],
+  ['atc.inv', ['pasid', 's', 'e']],
+  ['atc.done', ['dev']],
+  ['cmdq.doorbell', []],
+  ['cmdq.next', []],
+  ['stop', ['pasid']],
+  ['drain.later', ['pasid']],
+  ['unplug', []],
+  ['dma.done', ['id', 'ok']],
+];
+
+export const HW_HOT_EVENTS: Readonly<Record<string, readonly string[]>> = Object.fromEntries(LAYOUT.map(([n, f]) => [n, f as string[]]));
+
+/** Handled by hardware that reads or writes shared memory (all but the process's dma.done). */
+export const HW_SHARED_EVENTS: readonly string[] = LAYOUT.map(([n]) => n).filter((n) => n !== 'dma.done');

@@ -1,0 +1,329 @@
+// A PCI device doing SVA DMA (DSA/IAX-like, drivers/dma/idxd; the PCIe ATS, PRI and PASID capabilities — each
+// may be absent): a work queue of descriptors tagged with a PASID, a DMA engine that translates through its ATC
+// or asks the IOMMU (ATS), page requests with a group index and the last flag, waiting for the response, and
+// in-flight DMA counted per PASID so that "stop using this PASID" can be answered with "drained". Misbehaviour
+// on demand: a slow drain, a drain that never finishes, DMA issued after being told to stop, lost page
+// responses, hot-unplug.
+import type { Oracle } from '../../core/oracle.js';
+import type { Stats } from '../../core/stats.js';
+import type { Sva } from '../../core/sva.js';
+import { type DeviceInfo, RESP_SUCCESS } from '../../core/types.js';
+import type { Kernel } from '../../kernel/kernel.js';
+import { dmaWrite, pageOwner, type PhysMem } from '../../kernel/mm/physmem.js';
+import { PTE_WRITE, ptePfn } from '../../kernel/mm/pagetable.js';
+import { PR_GROUPS } from '../iommu.js';
+import { type HwMessage, WHY_PTE } from '../messages.js';
+import type { Hardware, HwOut } from '../out.js';
+
+export type Misbehaviour = 'none' | 'slow-drain' | 'no-drain' | 'dma-after-stop' | 'lost-response' | 'unplug';
+export const MISBEHAVIOURS: readonly Misbehaviour[] = ['none', 'slow-drain', 'no-drain', 'dma-after-stop', 'lost-response', 'unplug'];
+
+const P_INFLIGHT = 0;
+const P_STOPPED = 1;
+const P_DRAINED = 2;
+const P_WORDS = 3;
+const A_VALID = 0;
+const A_PASID = 1;
+const A_VPN = 2;
+const A_PTE = 3;
+const A_WORDS = 4;
+/** ATC entries a device has unless told otherwise (0: no ATC — every DMA asks the IOMMU). */
+export const ATC_ENTRIES = 16;
+/** How long a slow drain takes (ms, simulated in the deterministic runtime). */
+export const SLOW_DRAIN_MS = 50;
+
+interface Dma {
+  /** The device's own tag for it (PCIe: the transaction tag); `id` is the submitter's. */
+  readonly tag: number;
+  readonly id: number;
+  readonly pasid: number;
+  readonly vpn: number;
+  readonly write: boolean;
+  readonly from: number;
+  /** The mm bound at {device, PASID} when the descriptor was submitted (id + 1): where it must land. */
+  readonly expected: number;
+}
+
+export interface DeviceEnv {
+  readonly k: Kernel;
+  readonly sva: Sva;
+  readonly oracle: Oracle;
+  readonly stats: Stats;
+  readonly pm: PhysMem;
+  /** The IOMMU unit's actor. */
+  readonly iommuActor: number;
+  ownerName(owner: number): string;
+}
+
+export class PciDevice implements Hardware {
+  readonly actorName: string;
+  private readonly perPasid: number;
+  private readonly atc: number;
+  private readonly flags: number;
+  // Per execution (the device's own registers and queues, touched only by its actor):
+  private wq: Dma[] = [];
+  private engineBusy = false;
+  private readonly inflight = new Map<number, Dma>();
+  private readonly waitingGroup = new Map<number, number>();
+  private nextGroup = 0;
+  private nextTag = 0;
+  private lost = 0;
+
+  constructor(
+    private readonly env: DeviceEnv,
+    readonly info: DeviceInfo,
+    readonly misbehaviour: Misbehaviour,
+    private readonly atcEntries_: number = ATC_ENTRIES,
+  ) {
+    const k = env.k;
+    this.actorName = `dev/${info.name}`;
+    this.perPasid = k.statics.alloc((1 << info.caps.pasidBits) * P_WORDS, `${info.name} pasid state`);
+    this.atc = k.statics.alloc(Math.max(1, atcEntries_) * A_WORDS, `${info.name} ATC`);
+    this.flags = k.statics.alloc(1, `${info.name} flags`);
+  }
+
+  reset(): void {
+    this.wq = [];
+    this.engineBusy = false;
+    this.inflight.clear();
+    this.waitingGroup.clear();
+    this.nextGroup = 0;
+    this.nextTag = 0;
+    this.lost = 0;
+  }
+
+  private get i32(): Int32Array {
+    return this.env.k.i32;
+  }
+
+  private p(pasid: number, f: number): number {
+    return this.env.k.mem.statics + this.perPasid + pasid * P_WORDS + f;
+  }
+
+  get unplugged(): boolean {
+    return this.i32[this.env.k.mem.statics + this.flags] === 1;
+  }
+
+  /** DMA in flight under pasid (issued, not yet completed). */
+  inflightCount(pasid: number): number {
+    if (pasid < 0 || pasid >= 1 << this.info.caps.pasidBits) return 0;
+    return this.i32[this.p(pasid, P_INFLIGHT)] as number;
+  }
+
+  /** Has the device drained pasid since it was told to stop? (a gone device has nothing left in flight) */
+  drained(pasid: number): boolean {
+    return this.unplugged || this.i32[this.p(pasid, P_DRAINED)] === 1;
+  }
+
+  /** The driver programs the device to accept work for pasid (a register write, in the driver's step). */
+  startPasid(pasid: number): void {
+    this.i32[this.p(pasid, P_STOPPED)] = 0;
+    this.i32[this.p(pasid, P_DRAINED)] = 0;
+  }
+
+  private stopped(pasid: number): boolean {
+    return this.i32[this.p(pasid, P_STOPPED)] === 1;
+  }
+
+  // ---- ATC ----
+
+  private atcSlot(pasid: number, vpn: number): number {
+    const h = Math.imul(pasid * 0x9e3779b1 + vpn, 0x85ebca6b) >>> 0;
+    return this.env.k.mem.statics + this.atc + (h % Math.max(1, this.atcEntries_)) * A_WORDS;
+  }
+
+  private atcLookup(pasid: number, vpn: number): number {
+    if (this.atcEntries_ === 0) return 0;
+    const at = this.atcSlot(pasid, vpn);
+    const m = this.i32;
+    return m[at + A_VALID] === 1 && m[at + A_PASID] === pasid && m[at + A_VPN] === vpn ? (m[at + A_PTE] as number) : 0;
+  }
+
+  /** The ATC, as the stale-translation oracle sees it. */
+  atcEntries(): { pasid: number; vpn: number; pte: number }[] {
+    const out: { pasid: number; vpn: number; pte: number }[] = [];
+    const m = this.i32;
+    for (let e = 0; e < Math.max(1, this.atcEntries_); e++) {
+      const at = this.env.k.mem.statics + this.atc + e * A_WORDS;
+      if (m[at + A_VALID] === 1) out.push({ pasid: m[at + A_PASID] as number, vpn: m[at + A_VPN] as number, pte: m[at + A_PTE] as number });
+    }
+    return out;
+  }
+
+  // ---- the hardware ----
+
+  handle(self: number, msg: HwMessage, out: HwOut, step: number): void {
+    const m = this.i32;
+    switch (msg.type) {
+      case 'submit': {
+        const d: Dma = { tag: this.nextTag++ & 0x3fffffff, id: msg.id, pasid: msg.pasid, vpn: msg.vpn, write: msg.w === 1, from: msg.from, expected: this.env.sva.boundMm(this.info.index, msg.pasid) };
+        if (this.unplugged || msg.pasid <= 0 || msg.pasid >= 1 << this.info.caps.pasidBits) {
+          out.send(d.from, { type: 'dma.done', id: d.id, ok: 0 });
+          return;
+        }
+        this.wq.push(d);
+        if (!this.engineBusy) {
+          this.engineBusy = true;
+          out.send(self, { type: 'engine' });
+        }
+        return;
+      }
+      case 'engine': {
+        const d = this.wq.shift();
+        if (this.wq.length > 0) out.send(self, { type: 'engine' });
+        else this.engineBusy = false;
+        if (!d) return;
+        if (this.unplugged || (this.stopped(d.pasid) && this.misbehaviour !== 'dma-after-stop')) {
+          this.env.stats.add('dma_aborted');
+          out.send(d.from, { type: 'dma.done', id: d.id, ok: 0 });
+          return;
+        }
+        this.issue(d, out, step);
+        return;
+      }
+      case 'ats.ok': {
+        const d = this.inflight.get(msg.id);
+        if (!d) return;
+        if (this.atcEntries_ > 0) {
+          const at = this.atcSlot(d.pasid, d.vpn);
+          m[at + A_VALID] = 1;
+          m[at + A_PASID] = d.pasid;
+          m[at + A_VPN] = d.vpn;
+          m[at + A_PTE] = msg.pte;
+        }
+        this.land(d, msg.pte, out, step);
+        return;
+      }
+      case 'ats.fault': {
+        const d = this.inflight.get(msg.id);
+        if (!d) return;
+        if (msg.why === WHY_PTE && this.info.caps.pri && !this.stopped(d.pasid)) {
+          const grp = this.allocGroup();
+          if (grp >= 0) {
+            this.waitingGroup.set(grp, d.tag);
+            this.env.stats.add('page_requests');
+            out.send(this.env.iommuActor, { type: 'pr', dev: this.info.index, pasid: d.pasid, vpn: d.vpn, w: d.write ? 1 : 0, grp });
+            return;
+          }
+        }
+        this.complete(d, false, out);
+        return;
+      }
+      case 'prs': {
+        const tag = this.waitingGroup.get(msg.grp);
+        if (tag === undefined) return;
+        if (this.misbehaviour === 'lost-response' && this.lost === 0) {
+          this.lost++;
+          return; // the response is lost: the DMA waits for ever
+        }
+        this.waitingGroup.delete(msg.grp);
+        const d = this.inflight.get(tag);
+        if (!d) return;
+        if (msg.code === RESP_SUCCESS && !this.stopped(d.pasid) && !this.unplugged) {
+          out.send(this.env.iommuActor, { type: 'ats.req', dev: this.info.index, pasid: d.pasid, vpn: d.vpn, w: d.write ? 1 : 0, id: d.tag });
+        } else {
+          this.complete(d, false, out);
+        }
+        return;
+      }
+      case 'atc.inv': {
+        for (let e = 0; e < Math.max(1, this.atcEntries_); e++) {
+          const at = this.env.k.mem.statics + this.atc + e * A_WORDS;
+          if (m[at + A_VALID] !== 1 || m[at + A_PASID] !== msg.pasid) continue;
+          const vpn = m[at + A_VPN] as number;
+          if (msg.s === -1 || (vpn >= msg.s && vpn < msg.e)) m[at + A_VALID] = 0;
+        }
+        out.send(this.env.iommuActor, { type: 'atc.done', dev: this.info.index });
+        return;
+      }
+      case 'stop': {
+        if (this.unplugged) return;
+        m[this.p(msg.pasid, P_STOPPED)] = 1;
+        if (this.misbehaviour !== 'dma-after-stop') {
+          // Work not yet started under the PASID is dropped, as a device's abort does.
+          const keep: Dma[] = [];
+          for (const d of this.wq) {
+            if (d.pasid === msg.pasid) {
+              this.env.stats.add('dma_aborted');
+              out.send(d.from, { type: 'dma.done', id: d.id, ok: 0 });
+            } else keep.push(d);
+          }
+          this.wq = keep;
+        }
+        this.checkDrained(msg.pasid, out);
+        if (this.misbehaviour === 'unplug') this.unplug(out);
+        return;
+      }
+      case 'drain.later': {
+        if (this.stopped(msg.pasid) && this.inflightCount(msg.pasid) === 0) m[this.p(msg.pasid, P_DRAINED)] = 1;
+        return;
+      }
+      case 'unplug':
+        this.unplug(out);
+        return;
+      default:
+        throw new Error(`${this.actorName}: unexpected ${msg.type}`);
+    }
+  }
+
+  private allocGroup(): number {
+    for (let i = 0; i < PR_GROUPS; i++) {
+      const g = (this.nextGroup + i) % PR_GROUPS;
+      if (!this.waitingGroup.has(g)) {
+        this.nextGroup = (g + 1) % PR_GROUPS;
+        return g;
+      }
+    }
+    return -1;
+  }
+
+  private issue(d: Dma, out: HwOut, step: number): void {
+    const m = this.i32;
+    m[this.p(d.pasid, P_INFLIGHT)] = (m[this.p(d.pasid, P_INFLIGHT)] as number) + 1;
+    this.inflight.set(d.tag, d);
+    this.env.stats.add('dmas');
+    const pte = this.atcLookup(d.pasid, d.vpn);
+    if (pte !== 0 && (!d.write || (pte & PTE_WRITE) !== 0)) {
+      this.env.stats.add('atc_hits');
+      this.land(d, pte, out, step);
+      return;
+    }
+    out.send(this.env.iommuActor, { type: 'ats.req', dev: this.info.index, pasid: d.pasid, vpn: d.vpn, w: d.write ? 1 : 0, id: d.tag });
+  }
+
+  private land(d: Dma, pte: number, out: HwOut, step: number): void {
+    const pfn = ptePfn(pte);
+    const env = this.env;
+    env.oracle.dmaLanded(step, this.info.name, d.pasid, d.vpn, pfn, pageOwner(env.k, env.pm, pfn), d.expected, (o) => env.ownerName(o));
+    dmaWrite(env.k, env.pm, pfn, (this.info.index << 20) | d.pasid);
+    this.complete(d, true, out);
+  }
+
+  private complete(d: Dma, ok: boolean, out: HwOut): void {
+    const m = this.i32;
+    m[this.p(d.pasid, P_INFLIGHT)] = (m[this.p(d.pasid, P_INFLIGHT)] as number) - 1;
+    this.inflight.delete(d.tag);
+    if (!ok) this.env.stats.add('dma_faults');
+    out.send(d.from, { type: 'dma.done', id: d.id, ok: ok ? 1 : 0 });
+    this.checkDrained(d.pasid, out);
+  }
+
+  private checkDrained(pasid: number, out: HwOut): void {
+    if (!this.stopped(pasid) || this.inflightCount(pasid) !== 0 || this.i32[this.p(pasid, P_DRAINED)] === 1) return;
+    if (this.misbehaviour === 'no-drain') return;
+    if (this.misbehaviour === 'slow-drain') {
+      out.later({ type: 'drain.later', pasid }, SLOW_DRAIN_MS);
+      return;
+    }
+    this.i32[this.p(pasid, P_DRAINED)] = 1;
+  }
+
+  private unplug(out: HwOut): void {
+    this.i32[this.env.k.mem.statics + this.flags] = 1;
+    for (const d of [...this.inflight.values()]) this.complete(d, false, out);
+    for (const d of this.wq) out.send(d.from, { type: 'dma.done', id: d.id, ok: 0 });
+    this.wq = [];
+    this.waitingGroup.clear();
+    for (let e = 0; e < Math.max(1, this.atcEntries_); e++) this.i32[this.env.k.mem.statics + this.atc + e * A_WORDS] = 0;
+  }
+}

@@ -1,0 +1,82 @@
+// The accelerator's device driver (an idxd-like driver, the user of seed 000's API): it opens and releases
+// device fds for processes — open binds the process's mm, release unbinds — and registers the svm ops the core
+// calls back: invalidate_pasid (tell the device to stop using a PASID and wait until it has drained — "can
+// basically take for ever"), the fault handler, and, for AMD IOMMUv2, the PASIDs it allocates itself.
+import type { BindResult, Sva } from '../../core/sva.js';
+import { type DeviceInfo, RESP_INVALID, type SvmOps } from '../../core/types.js';
+import type { KTask } from '../../kernel/context.js';
+import { defineIda, type Ida, ida_alloc_range, ida_free } from '../../kernel/ida.js';
+import type { Kernel, KGen } from '../../kernel/kernel.js';
+import type { MmStruct } from '../../kernel/mm/mm.js';
+import type { PciDevice } from './device.js';
+
+export class AccelDriver {
+  private readonly idas: Ida[];
+
+  constructor(
+    private readonly k: Kernel,
+    private readonly sva: Sva,
+    private readonly devices: readonly PciDevice[],
+  ) {
+    this.idas = devices.map((d) => defineIda(k, `${d.info.name}->pasid_ida`, 1 << d.info.caps.pasidBits));
+    for (const d of devices) sva.setSvmOps(d.info, this.svmOps());
+  }
+
+  /** open() of the device node: bind the caller's mm (or init_mm for a kernel user). */
+  *open(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult> {
+    return yield* this.k.call(t, 'accel_open', this.sva.bind(t, dev, mm, flags));
+  }
+
+  /** release() of the fd (close, or exit_files at process exit): unbind. */
+  *release(t: KTask, handle: number): KGen {
+    yield* this.k.call(t, 'accel_release', this.sva.unbind(t, handle));
+  }
+
+  private hw(dev: DeviceInfo): PciDevice {
+    return this.devices[dev.index] as PciDevice;
+  }
+
+  private svmOps(): SvmOps {
+    const k = this.k;
+    const drv = this;
+    return {
+      *invalidate_pasid(t: KTask, dev: DeviceInfo, pasid: number, timeoutMs?: number): KGen<boolean> {
+        return yield* k.call(
+          t,
+          'accel_invalidate_pasid',
+          (function* (): KGen<boolean> {
+            const hw = drv.hw(dev);
+            yield* k.step(t, `${dev.name}: stop PASID ${pasid}`, (env) => {
+              env.send(hw.info.actor, { type: 'stop', pasid });
+            });
+            if (timeoutMs === 0) return hw.drained(pasid);
+            k.mightSleep(t, 'drivers/dma/idxd/device.c:386');
+            const deadline = timeoutMs === undefined ? undefined : k.now() + timeoutMs;
+            return (yield k.point(
+              t,
+              `wait for ${dev.name} to drain PASID ${pasid}`,
+              () => hw.drained(pasid) || (deadline !== undefined && k.now() >= deadline),
+              () => hw.drained(pasid),
+              { what: `device ${dev.name} to drain PASID ${pasid}`, ...(deadline === undefined ? {} : { wakeAt: () => deadline }) },
+            )) as boolean;
+          })(),
+        );
+      },
+      *start_pasid(t: KTask, dev: DeviceInfo, pasid: number): KGen {
+        yield* k.step(t, `${dev.name}: enable PASID ${pasid}`, () => drv.hw(dev).startPasid(pasid));
+      },
+      drained: (dev: DeviceInfo, pasid: number) => drv.hw(dev).drained(pasid),
+      *fault(t: KTask, dev: DeviceInfo, pasid: number, vpn: number): KGen<number> {
+        // The driver hears of the failed request and lets the device report it to its user: respond invalid.
+        yield* k.step(t, `accel_fault ${dev.name} PASID ${pasid} vpn ${vpn}`, () => undefined);
+        return RESP_INVALID;
+      },
+      *alloc_pasid(t: KTask, dev: DeviceInfo, min: number, max: number): KGen<number> {
+        return yield* ida_alloc_range(k, t, drv.idas[dev.index] as Ida, min, max);
+      },
+      *free_pasid(t: KTask, dev: DeviceInfo, pasid: number): KGen {
+        yield* ida_free(k, t, drv.idas[dev.index] as Ida, pasid);
+      },
+    };
+  }
+}

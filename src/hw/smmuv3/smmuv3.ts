@@ -1,0 +1,92 @@
+// Arm SMMUv3 (drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c, -sva.c): a context-descriptor table indexed by
+// SSID, with fewer SSID bits than PCIe's 20 (the SMMU's SSIDSIZE), so PASIDs are the SMMU's to allocate; a
+// 64-byte CD with V and the ASID in its first word and TTB0 in the next, which the SMMU fetches in more than one
+// access — hence arm_smmu_write_ctx_desc's order: TTB0, CFGI_CD + SYNC, then V. The TLB is tagged by the ASID
+// the SMMU shares with the CPU, so one mm bound to several devices shares entries; a command queue with
+// CMD_SYNC; a PRI queue handled by arm_smmu_priq_thread.
+import type { DeviceInfo, IommuOps } from '../../core/types.js';
+import { SVM_FLAG_SUPERVISOR_MODE } from '../../core/types.js';
+import { EBUSY, EOPNOTSUPP } from '../../kernel/errno.js';
+import type { KTask } from '../../kernel/context.js';
+import type { KGen } from '../../kernel/kernel.js';
+import { cmd, type DriverEnv, flush, unitOf, writeEntry } from '../driver.js';
+import { type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
+import { drainPrq } from '../queue.js';
+
+const V = 1;
+const ASID_SHIFT = 16;
+const W_CTRL = 0;
+const W_TTB0 = 1;
+
+export const SMMUV3: FlavourSpec = {
+  flavour: 'smmuv3',
+  unitName: (i) => `smmu${i}`,
+  entryName: 'CD',
+  entry: {
+    words: 8,
+    fetch: [W_CTRL, W_TTB0],
+    presentWord: W_CTRL,
+    present: (w) => ((w[W_CTRL] ?? 0) & V) !== 0,
+    mmOf: (w) => w[W_TTB0] ?? 0,
+    asidOf: (w) => (w[W_CTRL] ?? 0) >>> ASID_SHIFT,
+  },
+  tlbTag: 'asid',
+  cmdqName: 'cmdq',
+  prqName: 'PRI queue',
+  prqThread: 'arm_smmu_priq_thread',
+  commandNames: { 1: 'CMD_TLBI_NH_VA', 2: 'CMD_CFGI_CD', 3: 'CMD_ATC_INV', 4: 'CMD_PRI_RESP', 5: 'CMD_SYNC' },
+};
+
+/** `ssidBits`: the SMMU's SSIDSIZE; a master gets min(its PASID width, SSIDSIZE). */
+export function smmuv3Ops(env: DriverEnv, ssidBits: number): IommuOps {
+  const k = env.k;
+  const bits = (dev: DeviceInfo): number => Math.min(dev.caps.pasidBits, ssidBits);
+  return {
+    driver: 'arm-smmu-v3',
+    flavour: 'smmuv3',
+    nativePasid: 'ssid',
+    releaseNotifiesDriver: false,
+    sva_supported: (dev, flags) => {
+      if ((flags & SVM_FLAG_SUPERVISOR_MODE) !== 0) return { err: -EOPNOTSUPP, why: 'arm-smmu-v3 SVA binds no supervisor contexts' };
+      if (bits(dev) < 1) return { err: -EOPNOTSUPP, why: `${dev.name}: SMMU has no substream IDs` };
+      return { err: 0, why: '' };
+    },
+    pasid_range: (dev) => [1, (1 << bits(dev)) - 1],
+    *set_dev_pasid(t, dev, pasid, mm) {
+      return yield* k.call(
+        t,
+        'arm_smmu_write_ctx_desc',
+        (function* () {
+          const unit = unitOf(env, dev).unit;
+          if ((unit.entryWord(dev.index, pasid, W_CTRL) & V) !== 0) return -EBUSY;
+          yield* writeEntry(env, t, dev, pasid, [[W_TTB0, mm.id + 1, 'cdptr[1] = TTB0']]);
+          yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid)]);
+          yield* writeEntry(env, t, dev, pasid, [[W_CTRL, V | (mm.asid << ASID_SHIFT), 'cdptr[0] = V | ASID']]);
+          yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid)]);
+          return 0;
+        })(),
+      );
+    },
+    *remove_dev_pasid(t: KTask, dev: DeviceInfo, pasid: number, mm, why): KGen {
+      yield* k.call(
+        t,
+        why === 'release' ? 'arm_smmu_mm_release' : 'arm_smmu_sva_remove_dev_pasid',
+        (function* () {
+          const unit = unitOf(env, dev).unit;
+          if ((unit.entryWord(dev.index, pasid, W_CTRL) & V) === 0 && why === 'release') return;
+          yield* writeEntry(env, t, dev, pasid, [[W_CTRL, 0, 'cdptr[0] = 0']]);
+          yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid), cmd(OP_IOTLB, mm.asid, -1), cmd(OP_DEVTLB, dev.index, pasid)]);
+          if (why === 'unbind') yield* writeEntry(env, t, dev, pasid, [[W_TTB0, 0, 'cdptr[1] = 0']]);
+        })(),
+      );
+    },
+    *invalidate_range(t, dev, pasid, mm, start, end) {
+      yield* k.call(
+        t,
+        'arm_smmu_mm_arch_invalidate_secondary_tlbs',
+        flush(env, t, dev, [cmd(OP_IOTLB, mm.asid, -1, start, end), cmd(OP_DEVTLB, dev.index, pasid, start, end)]),
+      );
+    },
+    drain_prq: (t, dev, pasid) => drainPrq(k, t, unitOf(env, dev), dev, pasid),
+  };
+}

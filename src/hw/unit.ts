@@ -1,0 +1,214 @@
+// What an IOMMU unit does with the messages it gets: translate an ATS request (IOTLB, then the PASID-entry
+// cache, then a walk that fetches the entry word by word and then the PTE — each fetch a delivery of its own,
+// so CPU writes interleave with it as they do with real hardware), queue page requests and wake the driver's
+// page-request thread, and consume the command queue one command per delivery, stalling on a device-TLB
+// invalidation until the device answers (which is why a device that never answers wedges the queue).
+import type { Oracle } from '../core/oracle.js';
+import type { Stats } from '../core/stats.js';
+import { type DeviceInfo, RESP_INVALID } from '../core/types.js';
+import { type MmStruct, mmById, type MmTable } from '../kernel/mm/mm.js';
+import { PTE_PRESENT, PTE_WRITE, pte as readPte } from '../kernel/mm/pagetable.js';
+import { OP_DEVTLB, OP_PAGE_RESP } from './flavour.js';
+import type { IommuUnit } from './iommu.js';
+import { type HwMessage, WHY_PASID, WHY_PTE } from './messages.js';
+import type { Hardware, HwOut } from './out.js';
+
+export class IommuHardware implements Hardware {
+  readonly actorName: string;
+  private busy = false;
+  private atcWait = false;
+
+  constructor(
+    readonly unit: IommuUnit,
+    private readonly devices: readonly DeviceInfo[],
+    private readonly mms: MmTable,
+    private readonly oracle: Oracle,
+    private readonly stats: Stats,
+    /** The kind of the driver's page-request thread task. */
+    private readonly prqTask: string,
+  ) {
+    this.actorName = unit.name;
+  }
+
+  reset(): void {
+    this.busy = false;
+    this.atcWait = false;
+  }
+
+  handle(self: number, msg: HwMessage, out: HwOut, step: number): void {
+    switch (msg.type) {
+      case 'ats.req':
+        this.translate(self, msg.dev, msg.pasid, msg.vpn, msg.w === 1, msg.id, out);
+        return;
+      case 'walk':
+        this.walk(self, msg, out);
+        return;
+      case 'pr':
+        this.pageRequest(msg, out, step);
+        return;
+      case 'cmdq.doorbell':
+        if (!this.busy) {
+          this.busy = true;
+          this.runCommand(self, out, step);
+        }
+        return;
+      case 'cmdq.next':
+        this.runCommand(self, out, step);
+        return;
+      case 'atc.done':
+        if (!this.atcWait) return;
+        this.atcWait = false;
+        this.unit.cmdqRetire();
+        this.next(self, out);
+        return;
+      default:
+        throw new Error(`${this.actorName}: unexpected ${msg.type}`);
+    }
+  }
+
+  private dev(i: number): DeviceInfo {
+    const d = this.devices[i];
+    if (!d) throw new Error(`${this.actorName}: no device ${i}`);
+    return d;
+  }
+
+  // ---- translation ----
+
+  private translate(self: number, dev: number, pasid: number, vpn: number, write: boolean, id: number, out: HwOut): void {
+    const u = this.unit;
+    const fmt = u.spec.entry;
+    const ep = u.epoch;
+    if (u.spec.tlbTag === 'pasid') {
+      const pte = u.iotlbLookup(dev, pasid, vpn);
+      if (pte !== 0 && (!write || (pte & PTE_WRITE) !== 0)) {
+        this.stats.add('iotlb_hits');
+        out.send(this.dev(dev).actor, { type: 'ats.ok', id, pte });
+        return;
+      }
+    }
+    const cached = u.pcLookup(dev, pasid);
+    if (cached) {
+      if (!fmt.present(cached)) {
+        out.send(this.dev(dev).actor, { type: 'ats.fault', id, why: WHY_PASID });
+        return;
+      }
+      if (u.spec.tlbTag === 'asid') {
+        const pte = u.iotlbLookup(fmt.asidOf(cached), -1, vpn);
+        if (pte !== 0 && (!write || (pte & PTE_WRITE) !== 0)) {
+          this.stats.add('iotlb_hits');
+          out.send(this.dev(dev).actor, { type: 'ats.ok', id, pte });
+          return;
+        }
+      }
+      this.stats.add('iotlb_misses');
+      out.send(self, { type: 'walk', dev, pasid, vpn, w: write ? 1 : 0, id, st: 2, a: this.walkKey(cached), ep });
+      return;
+    }
+    this.stats.add('iotlb_misses');
+    // Fetch the entry: its first word now, the rest in later accesses.
+    const first = fmt.fetch[0] as number;
+    const w0 = u.entryWord(dev, pasid, first);
+    if (fmt.fetch.length === 1) {
+      const words = this.words([[first, w0]]);
+      this.fetched(self, dev, pasid, vpn, write, id, words, ep, out);
+      return;
+    }
+    out.send(self, { type: 'walk', dev, pasid, vpn, w: write ? 1 : 0, id, st: 1, a: w0, ep });
+  }
+
+  /** mm id + 1 and ASID packed for the PTE stage. */
+  private walkKey(words: readonly number[]): number {
+    const fmt = this.unit.spec.entry;
+    return (fmt.asidOf(words) << 16) | fmt.mmOf(words);
+  }
+
+  private words(pairs: readonly (readonly [number, number])[]): number[] {
+    const w = new Array<number>(this.unit.spec.entry.words).fill(0);
+    for (const [i, v] of pairs) w[i] = v;
+    return w;
+  }
+
+  private fetched(self: number, dev: number, pasid: number, vpn: number, write: boolean, id: number, words: number[], ep: number, out: HwOut): void {
+    const fmt = this.unit.spec.entry;
+    if (!fmt.present(words)) {
+      out.send(this.dev(dev).actor, { type: 'ats.fault', id, why: WHY_PASID });
+      return;
+    }
+    this.unit.pcFill(dev, pasid, words, ep);
+    out.send(self, { type: 'walk', dev, pasid, vpn, w: write ? 1 : 0, id, st: 2, a: this.walkKey(words), ep });
+  }
+
+  private walk(self: number, m: Extract<HwMessage, { type: 'walk' }>, out: HwOut): void {
+    const u = this.unit;
+    const fmt = u.spec.entry;
+    const write = m.w === 1;
+    if (m.st === 1) {
+      // The rest of the entry, fetched after the first word: a CPU write in between is seen half.
+      const pairs: [number, number][] = [[fmt.fetch[0] as number, m.a]];
+      for (const w of fmt.fetch.slice(1)) pairs.push([w, u.entryWord(m.dev, m.pasid, w)]);
+      this.fetched(self, m.dev, m.pasid, m.vpn, write, m.id, this.words(pairs), m.ep, out);
+      return;
+    }
+    const mmId1 = m.a & 0xffff;
+    const asid = m.a >>> 16;
+    const mm: MmStruct | undefined = mmById(this.mms, mmId1 - 1);
+    const pte = mm && m.vpn >= 0 && m.vpn < mm.pages ? readPte(u.kernel, mm, m.vpn) : 0;
+    const dev = this.dev(m.dev);
+    if ((pte & PTE_PRESENT) === 0 || (write && (pte & PTE_WRITE) === 0)) {
+      out.send(dev.actor, { type: 'ats.fault', id: m.id, why: WHY_PTE });
+      return;
+    }
+    if (u.spec.tlbTag === 'asid') u.iotlbFill(asid, -1, m.vpn, pte, m.dev, m.ep);
+    else u.iotlbFill(m.dev, m.pasid, m.vpn, pte, m.dev, m.ep);
+    out.send(dev.actor, { type: 'ats.ok', id: m.id, pte });
+  }
+
+  // ---- page requests ----
+
+  private pageRequest(m: Extract<HwMessage, { type: 'pr' }>, out: HwOut, step: number): void {
+    const u = this.unit;
+    u.groupRequested(m.dev, m.grp);
+    const r = u.prqPush(m.dev, m.pasid, m.vpn, m.w === 1, m.grp);
+    if (!r.queued) {
+      // Queue full: the hardware answers the request itself.
+      this.oracle.pageResponse(step, this.dev(m.dev).name, m.grp, u.groupAnswered(m.dev, m.grp));
+      out.send(this.dev(m.dev).actor, { type: 'prs', grp: m.grp, code: RESP_INVALID });
+      return;
+    }
+    if (r.startThread) out.spawn(this.prqTask, null, `${u.spec.prqThread}/${u.name}`);
+  }
+
+  // ---- the command queue ----
+
+  private runCommand(self: number, out: HwOut, step: number): void {
+    const u = this.unit;
+    const c = u.cmdqPeek();
+    if (!c) {
+      this.busy = false;
+      return;
+    }
+    this.stats.add('commands');
+    if (c.op === OP_DEVTLB) {
+      const dev = this.dev(c.a);
+      u.execute(c);
+      this.atcWait = true;
+      out.send(dev.actor, { type: 'atc.inv', pasid: c.b, s: c.c, e: c.d });
+      return;
+    }
+    if (c.op === OP_PAGE_RESP) {
+      const dev = this.dev(c.a);
+      this.oracle.pageResponse(step, dev.name, c.b, u.groupAnswered(c.a, c.b));
+      this.stats.add('page_responses');
+      out.send(dev.actor, { type: 'prs', grp: c.b, code: c.c });
+    } else {
+      u.execute(c);
+    }
+    u.cmdqRetire();
+    this.next(self, out);
+  }
+
+  private next(self: number, out: HwOut): void {
+    if (this.unit.cmdqPeek()) out.send(self, { type: 'cmdq.next' });
+    else this.busy = false;
+  }
+}

@@ -1,0 +1,545 @@
+// struct mm_struct and its two reference counts (kernel/fork.c: mm_init, mmget, mmput, __mmput, mmgrab, mmdrop,
+// __mmdrop; kernel/exit.c: exit_mm). mm_users counts users of the address space (tasks, and anyone who needs the
+// page tables to stay: an IOPF handler, get_user_pages); when it drops to 0, __mmput tears the address space down
+// (exit_mmap) in the caller's context. mm_count counts holders of the struct itself (mm_users as one, MMU
+// notifier subscriptions, lazy TLB users); when it drops to 0, __mmdrop frees it. The IOMMU depends on exactly
+// this split: a bond holds mm_count, so the struct (and its PASID) outlives exit_mmap, and a page-fault handler
+// must mmget_not_zero before touching the page tables.
+//
+// A static table of them: `count` user mms (ids 1..count) that start unused (zeroed memory) and are brought to
+// life by mm_init (fork/exec), plus init_mm (id 0), live from boot with its whole range mapped (the kernel's
+// direct map). A freed mm may be mm_init'ed again, as slab reuses a freed mm_struct: a stale pointer then sees
+// a different address space, which is the kernel's ABA.
+//
+// Both counts behave like refcount_t here (the kernel has atomic_t, which would not notice): an underflow or an
+// increment from 0 is reported in refcount_t's words and saturates the counter. Any operation on a freed mm is a
+// KASAN use-after-free, with who set it up and who freed it.
+import type { KTask } from '../context.js';
+import { callTrace, heldLocksLines, taskFinding } from '../findings.js';
+import { accessReport, fmtAddr, kaddr, type SlabObjectInfo, type SlabTrack } from '../kasan.js';
+import type { Kernel, KGen } from '../kernel.js';
+import { REFCOUNT_SATURATED } from '../refcount.js';
+import { defineRwsem, down_read, type RwSemaphore, up_read } from '../rwsem.js';
+import type { MmuNotifiers } from './mmu_notifier.js';
+import { exit_mmap, PTE_PRESENT, PTE_WRITE, VM_READ, VM_WRITE } from './pagetable.js';
+import { memblock_alloc_page, type PhysMem } from './physmem.js';
+
+export interface MmStruct {
+  readonly id: number;
+  readonly name: string;
+  /** Virtual pages of its page table (vpn 0..pages-1). */
+  readonly pages: number;
+  readonly mmapLock: RwSemaphore;
+  /** The CPU ASID (= id): the SMMU shares it with the CPU. */
+  readonly asid: number;
+  /** Static offset of its words. */
+  readonly off: number;
+}
+
+export interface MmTable {
+  /** The user mms, mms[i].id === i + 1 (init_mm is not among them: see initMm, or mmById). */
+  readonly mms: readonly MmStruct[];
+  readonly initMm: MmStruct;
+  readonly pm: PhysMem;
+  readonly pages: number;
+}
+
+export type MmState = 'unused' | 'live' | 'exiting' | 'dead' | 'freed';
+
+// mm words: a header, then the page table (one PTE a page), then the VMA map (one word a page: VM_* flags).
+const M_USERS = 0;
+const M_COUNT = 1;
+const M_PASID = 2;
+const M_STATE = 3;
+const M_ALLOC_BY = 4; // interned comm/pid of whoever ran mm_init
+const M_ALLOC_CHAIN = 5;
+const M_FREE_BY = 6; // … and of whoever ran __mmdrop
+const M_FREE_CHAIN = 7;
+const M_HDR = 8;
+
+export const MM_UNUSED = 0;
+export const MM_LIVE = 1;
+export const MM_EXITING = 2;
+export const MM_DEAD = 3;
+export const MM_FREED = 4;
+const STATE_NAMES: readonly MmState[] = ['unused', 'live', 'exiting', 'dead', 'freed'];
+
+// Table words: the boot guard (0: not booted, 1: booting, 2: booted).
+const T_BOOT = 0;
+const T_WORDS = 1;
+
+// Nominal source lines of the reports below (the function is what matters to a reader).
+const MMPUT_SITE = 'kernel/fork.c:1356';
+const MMDROP_WARN_LINE = 'kernel/fork.c:933';
+const MMDROP_BUG_LINE = 'kernel/fork.c:921';
+
+/** Static words defineMms takes (to size a kernel layout); the rw_semaphores are extra, 12 words each. */
+export function mmTableWords(count: number, pages: number): number {
+  return T_WORDS + (count + 1) * (M_HDR + 2 * pages);
+}
+
+export type MmDropHook = (mm: MmStruct, t: KTask, step: number) => void;
+
+interface TableState {
+  readonly table: MmTable;
+  /** Run inside __mmdrop's perform, before the mm is marked freed. */
+  readonly dropHooks: MmDropHook[];
+  /** Who may legitimately still hold an mm's mm_count at the end of a run (MMU notifier subscriptions). */
+  readonly holders: ((mm: MmStruct) => number)[];
+  /** mms already reported as used after free in this run (one report each). */
+  readonly uafReported: Set<number>;
+  /** Counters already saturated and reported in this run (refcount's WARN_ONCE, per counter). */
+  readonly countReported: Set<number>;
+}
+
+const tables = new WeakMap<MmStruct, TableState>();
+
+function stateOf(mm: MmStruct): TableState {
+  const s = tables.get(mm);
+  if (!s) throw new Error(`mm: ${mm.name} was not declared with defineMms`);
+  return s;
+}
+
+/** The user mms and init_mm, declared with the workload. `pm` must have a frame for every page of init_mm. */
+export function defineMms(k: Kernel, pm: PhysMem, count: number, pages: number): MmTable {
+  if (!Number.isInteger(count) || count < 0) throw new RangeError(`mm: bad mm count ${count}`);
+  if (!Number.isInteger(pages) || pages < 1 || pages > 1 << 20) throw new RangeError(`mm: bad page count ${pages}`);
+  if (pm.frames - 1 < pages) throw new RangeError(`mm: init_mm maps ${pages} pages, physmem has ${pm.frames - 1} frames`);
+  const off = k.statics.alloc(T_WORDS, 'mm table');
+  const mk = (id: number, name: string): MmStruct => ({
+    id,
+    name,
+    pages,
+    // One lockdep class for all of them, as every mm_struct's mmap_lock is initialised at one place.
+    mmapLock: defineRwsem(k, '&mm->mmap_lock'),
+    asid: id,
+    off: k.statics.alloc(M_HDR + 2 * pages, name),
+  });
+  const initMm = mk(0, 'init_mm');
+  const mms = Array.from({ length: count }, (_, i) => mk(i + 1, `mm/${i + 1}`));
+  const table: MmTable = { mms, initMm, pm, pages };
+  const st: TableState = { table, dropHooks: [], holders: [], uafReported: new Set(), countReported: new Set() };
+  for (const mm of [initMm, ...mms]) tables.set(mm, st);
+  k.onAttach(() => {
+    st.uafReported.clear();
+    st.countReported.clear();
+    boot(k, off, table);
+  });
+  k.onEnd(() => leakCheck(k, st));
+  return table;
+}
+
+/**
+ * init_mm at boot: plain writes, before anything runs. The threaded runtime attaches every worker thread, and
+ * at the end a fresh instance to the final memory, to the same shared memory: only the first attach boots, and
+ * an attach that finds boot in progress on another thread waits for it, so nobody runs on a half-booted kernel
+ * and the end-of-run checks see the run's memory, not a new boot.
+ */
+function boot(k: Kernel, off: number, table: MmTable): void {
+  const i32 = k.i32;
+  const guard = k.mem.statics + off + T_BOOT;
+  if (Atomics.compareExchange(i32, guard, 0, 1) !== 0) {
+    while (Atomics.load(i32, guard) !== 2) Atomics.wait(i32, guard, 1, 10);
+    return;
+  }
+  const mm = table.initMm;
+  const b = mmBase(k, mm);
+  i32[b + M_USERS] = 1;
+  i32[b + M_COUNT] = 1;
+  i32[b + M_STATE] = MM_LIVE;
+  for (let vpn = 0; vpn < mm.pages; vpn++) {
+    const pfn = memblock_alloc_page(k, table.pm, ownerOf(mm));
+    i32[b + M_HDR + vpn] = (pfn << 2) | PTE_PRESENT | PTE_WRITE;
+    i32[b + M_HDR + mm.pages + vpn] = VM_READ | VM_WRITE;
+  }
+  Atomics.store(i32, guard, 2);
+  Atomics.notify(i32, guard);
+}
+
+/** The page owner id of an mm's frames (physmem.ts): 0 means free, so it is id + 1. */
+export function ownerOf(mm: MmStruct): number {
+  return mm.id + 1;
+}
+
+/** The mm with this id (0: init_mm). */
+export function mmById(table: MmTable, id: number): MmStruct | undefined {
+  return id === 0 ? table.initMm : table.mms[id - 1];
+}
+
+/** The table an mm was declared in. */
+export function mmTableOf(mm: MmStruct): MmTable {
+  return stateOf(mm).table;
+}
+
+/** Run `hook` inside __mmdrop's perform, before the mm is freed (mmu_notifier_subscriptions_destroy). */
+export function onMmDrop(table: MmTable, hook: MmDropHook): void {
+  stateOf(table.initMm).dropHooks.push(hook);
+}
+
+/** Declare who may still hold an mm's mm_count at the end of a run, for the leak check. */
+export function addMmCountHolder(table: MmTable, holds: (mm: MmStruct) => number): void {
+  stateOf(table.initMm).holders.push(holds);
+}
+
+// ---- words (for the rest of mm/) ----
+
+export function mmBase(k: Kernel, mm: MmStruct): number {
+  return k.mem.statics + mm.off;
+}
+
+/** Absolute offset of the PTE of vpn (the caller checks the range). */
+export function pteAddr(k: Kernel, mm: MmStruct, vpn: number): number {
+  return k.mem.statics + mm.off + M_HDR + vpn;
+}
+
+/** Absolute offset of the VMA word of vpn. */
+export function vmaAddr(k: Kernel, mm: MmStruct, vpn: number): number {
+  return k.mem.statics + mm.off + M_HDR + mm.pages + vpn;
+}
+
+export function mmStateCode(k: Kernel, mm: MmStruct): number {
+  return Atomics.load(k.i32, mmBase(k, mm) + M_STATE);
+}
+
+/** Perform only. */
+export function setMmState(k: Kernel, mm: MmStruct, code: number): void {
+  Atomics.store(k.i32, mmBase(k, mm) + M_STATE, code);
+}
+
+// ---- reads ----
+
+export function mmUsers(k: Kernel, mm: MmStruct): number {
+  return Atomics.load(k.i32, mmBase(k, mm) + M_USERS);
+}
+
+export function mmCount(k: Kernel, mm: MmStruct): number {
+  return Atomics.load(k.i32, mmBase(k, mm) + M_COUNT);
+}
+
+export function mmState(k: Kernel, mm: MmStruct): MmState {
+  return STATE_NAMES[mmStateCode(k, mm)] ?? 'unused';
+}
+
+/** mm->pasid (0: none). */
+export function mmPasid(k: Kernel, mm: MmStruct): number {
+  return Atomics.load(k.i32, mmBase(k, mm) + M_PASID);
+}
+
+export function mmAsid(mm: MmStruct): number {
+  return mm.asid;
+}
+
+// ---- KASAN ----
+
+function track(k: Kernel, by: number, chain: number): SlabTrack {
+  const label = k.mem.stringAt(by);
+  const i = label.lastIndexOf('/');
+  const c = k.mem.stringAt(chain);
+  return { pid: i < 0 ? 0 : Number(label.slice(i + 1)), comm: i < 0 ? label : label.slice(0, i), chain: c === '' ? [] : c.split('\n') };
+}
+
+function objectInfo(k: Kernel, mm: MmStruct): SlabObjectInfo {
+  const b = mmBase(k, mm);
+  const i32 = k.i32;
+  const words = M_HDR + 2 * mm.pages;
+  const freed = (i32[b + M_STATE] as number) === MM_FREED;
+  return {
+    obj: b,
+    state: freed ? 'free' : 'allocated',
+    words,
+    slotWords: words,
+    cache: 'mm_struct',
+    alloc: track(k, i32[b + M_ALLOC_BY] as number, i32[b + M_ALLOC_CHAIN] as number),
+    free: freed ? track(k, i32[b + M_FREE_BY] as number, i32[b + M_FREE_CHAIN] as number) : undefined,
+  };
+}
+
+/**
+ * KASAN's check of an access to mm by t (perform only): a freed mm is reported, once, as a use-after-free of the
+ * mm_struct, and the access goes ahead as in the kernel. False when the mm is freed.
+ */
+export function mmAccess(k: Kernel, t: KTask, mm: MmStruct, field: number, write: boolean): boolean {
+  if (mmStateCode(k, mm) !== MM_FREED) return true;
+  const st = stateOf(mm);
+  if (k.enabled('kasan') && !st.uafReported.has(mm.id)) {
+    st.uafReported.add(mm.id);
+    k.report(accessReport(k, t, 'slab-use-after-free', mmBase(k, mm) + field, write, objectInfo(k, mm)));
+  }
+  return false;
+}
+
+/** Field offsets mmAccess reports (the access is to that word of the mm_struct). */
+export const MM_FIELD = { users: M_USERS, count: M_COUNT, pasid: M_PASID, state: M_STATE, pgd: M_HDR } as const;
+
+// ---- the two counts ----
+
+type Saturation = 'ADD_UAF' | 'SUB_UAF';
+
+// refcount_warn_saturate's messages and lines (lib/refcount.c), as refcount.ts prints them.
+const WARNINGS: Readonly<Record<Saturation, readonly [string, number]>> = {
+  ADD_UAF: ['addition on 0; use-after-free', 25],
+  SUB_UAF: ['underflow; use-after-free', 28],
+};
+
+function warnCount(k: Kernel, t: KTask, mm: MmStruct, field: number, how: Saturation, op: string, old: number, step: number): void {
+  const addr = mmBase(k, mm) + field;
+  k.i32[addr] = REFCOUNT_SATURATED;
+  if (!k.enabled('refcount')) return;
+  const seen = stateOf(mm).countReported;
+  if (seen.has(addr)) return;
+  seen.add(addr);
+  const [msg, line] = WARNINGS[how];
+  const name = `${mm.name}->${field === M_USERS ? 'mm_users' : 'mm_count'}`;
+  const body = [
+    `WARNING: PID: ${t.pid} at lib/refcount.c:${line} refcount_warn_saturate`,
+    `Comm: ${t.comm} Not tainted (iommu-sim)`,
+    'RIP: refcount_warn_saturate',
+    `iommu-sim: ${op}(${name}) on a counter of ${old}; it is now saturated`,
+    ...heldLocksLines(t),
+    ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq'),
+  ];
+  k.report(taskFinding('refcount', t, step, `refcount_t: ${msg}.`, body));
+}
+
+/** atomic_inc of a count (perform only). */
+function inc(k: Kernel, t: KTask, mm: MmStruct, field: number, op: string, step: number): void {
+  const addr = mmBase(k, mm) + field;
+  const old = k.i32[addr] as number;
+  if (old === REFCOUNT_SATURATED) return;
+  if (old <= 0) warnCount(k, t, mm, field, 'ADD_UAF', op, old, step);
+  else k.i32[addr] = old + 1;
+}
+
+/** atomic_inc_not_zero (perform only). */
+function incNotZero(k: Kernel, mm: MmStruct, field: number): boolean {
+  const addr = mmBase(k, mm) + field;
+  const old = k.i32[addr] as number;
+  if (old === 0) return false;
+  if (old !== REFCOUNT_SATURATED) k.i32[addr] = old + 1;
+  return true;
+}
+
+/** atomic_dec_and_test (perform only): true when this put dropped the last reference. */
+function decAndTest(k: Kernel, t: KTask, mm: MmStruct, field: number, op: string, step: number): boolean {
+  const addr = mmBase(k, mm) + field;
+  const old = k.i32[addr] as number;
+  if (old === REFCOUNT_SATURATED) return false;
+  if (old <= 0) {
+    warnCount(k, t, mm, field, 'SUB_UAF', op, old, step);
+    return false;
+  }
+  k.i32[addr] = old - 1;
+  return old === 1;
+}
+
+// ---- lifecycle ----
+
+/**
+ * mm_alloc() + mm_init() for fork/exec: the mm comes to life with one user (the task) and one count (the users
+ * as a whole), no PASID, no VMAs. Only an unused or freed mm can be set up.
+ */
+export function* mm_init(k: Kernel, t: KTask, mm: MmStruct): KGen {
+  if (mm.id === 0) throw new Error('mm_init: init_mm is set up at boot');
+  yield* k.call(
+    t,
+    'mm_init',
+    k.step(t, `mm_init(${mm.name})`, () => {
+      const code = mmStateCode(k, mm);
+      if (code !== MM_UNUSED && code !== MM_FREED) throw new Error(`mm_init: ${mm.name} is ${STATE_NAMES[code]}`);
+      const i32 = k.i32;
+      const b = mmBase(k, mm);
+      // memset(mm, 0, sizeof(*mm)): a reused mm_struct starts from nothing.
+      i32.fill(0, b + M_HDR, b + M_HDR + 2 * mm.pages);
+      i32[b + M_USERS] = 1;
+      i32[b + M_COUNT] = 1;
+      i32[b + M_PASID] = 0;
+      i32[b + M_ALLOC_BY] = k.mem.intern(t.label);
+      i32[b + M_ALLOC_CHAIN] = k.mem.intern(t.chain().join('\n'));
+      i32[b + M_FREE_BY] = 0;
+      i32[b + M_FREE_CHAIN] = 0;
+      i32[b + M_STATE] = MM_LIVE;
+      const st = stateOf(mm);
+      st.uafReported.delete(mm.id);
+      st.countReported.delete(b + M_USERS);
+      st.countReported.delete(b + M_COUNT);
+    }),
+  );
+}
+
+/** mmget: one more user of the address space (the caller knows it has users: it holds one). */
+export function* mmget(k: Kernel, t: KTask, mm: MmStruct): KGen {
+  yield* k.call(
+    t,
+    'mmget',
+    k.step(t, `mmget(${mm.name})`, (env) => {
+      mmAccess(k, t, mm, M_USERS, true);
+      inc(k, t, mm, M_USERS, 'mmget', env.step);
+    }),
+  );
+}
+
+/** mmget_not_zero: a user of the address space unless it is already being torn down. */
+export function* mmget_not_zero(k: Kernel, t: KTask, mm: MmStruct): KGen<boolean> {
+  return yield* k.call(
+    t,
+    'mmget_not_zero',
+    k.step(t, `mmget_not_zero(${mm.name})`, () => {
+      mmAccess(k, t, mm, M_USERS, true);
+      return incNotZero(k, mm, M_USERS);
+    }),
+  );
+}
+
+/**
+ * mmput: drop a user; the last one tears the address space down (__mmput: exit_mmap, then mmdrop) in the
+ * caller's context — which is why mmput may sleep, and why atomic contexts use mmput_async.
+ */
+export function* mmput(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
+  yield* k.call(
+    t,
+    'mmput',
+    (function* () {
+      k.mightSleep(t, MMPUT_SITE);
+      const last = yield* k.step(t, `mmput(${mm.name})`, (env) => {
+        mmAccess(k, t, mm, M_USERS, true);
+        return decAndTest(k, t, mm, M_USERS, 'mmput', env.step);
+      });
+      if (last) yield* __mmput(k, t, n, mm);
+    })(),
+  );
+}
+
+function* __mmput(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
+  yield* k.call(
+    t,
+    '__mmput',
+    (function* () {
+      yield* exit_mmap(k, t, n, mm);
+      yield* mmdrop(k, t, mm);
+    })(),
+  );
+}
+
+/** mmgrab: hold the mm_struct (not the address space): it will not be freed, its pages may be. */
+export function* mmgrab(k: Kernel, t: KTask, mm: MmStruct): KGen {
+  yield* k.call(
+    t,
+    'mmgrab',
+    k.step(t, `mmgrab(${mm.name})`, (env) => {
+      mmAccess(k, t, mm, M_COUNT, true);
+      inc(k, t, mm, M_COUNT, 'mmgrab', env.step);
+    }),
+  );
+}
+
+/** mmdrop: drop a hold on the mm_struct; the last one frees it (__mmdrop). Never sleeps. */
+export function* mmdrop(k: Kernel, t: KTask, mm: MmStruct): KGen {
+  yield* k.call(
+    t,
+    'mmdrop',
+    (function* () {
+      const last = yield* k.step(t, `mmdrop(${mm.name})`, (env) => {
+        mmAccess(k, t, mm, M_COUNT, true);
+        return decAndTest(k, t, mm, M_COUNT, 'mmdrop', env.step);
+      });
+      if (last) yield* __mmdrop(k, t, mm);
+    })(),
+  );
+}
+
+function* __mmdrop(k: Kernel, t: KTask, mm: MmStruct): KGen {
+  yield* k.call(
+    t,
+    '__mmdrop',
+    k.step(t, `__mmdrop(${mm.name})`, (env) => {
+      if (mm.id === 0) {
+        // BUG_ON(mm == &init_mm): the kernel dies here; init_mm stays.
+        const title = `kernel BUG at ${MMDROP_BUG_LINE}!`;
+        const body = [
+          'invalid opcode: 0000 [#1] PREEMPT SMP',
+          `CPU: 0 PID: ${t.pid} Comm: ${t.comm} Not tainted (iommu-sim)`,
+          'RIP: 0010:__mmdrop',
+          'iommu-sim: the last mm_count of init_mm was dropped',
+          ...heldLocksLines(t),
+          ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq'),
+        ];
+        k.report(taskFinding('oops', t, env.step, title, body));
+        return;
+      }
+      const st = stateOf(mm);
+      for (const h of st.dropHooks) h(mm, t, env.step);
+      const i32 = k.i32;
+      const b = mmBase(k, mm);
+      const pasid = i32[b + M_PASID] as number;
+      if (pasid !== 0 && k.enabled('leaks')) {
+        // Whoever gave the mm its PASID (iommu_sva_bind_device) must have freed it by the time the mm goes.
+        const title = `WARNING: CPU: 0 PID: ${t.pid} at ${MMDROP_WARN_LINE} __mmdrop`;
+        const body = [
+          `Comm: ${t.comm} Not tainted (iommu-sim)`,
+          'RIP: 0010:__mmdrop',
+          `iommu-sim: ${mm.name} is freed with PASID ${pasid} (0x${pasid.toString(16)}) still allocated to it (mm->pasid)`,
+          ...heldLocksLines(t),
+          ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq'),
+        ];
+        k.report(taskFinding('mm', t, env.step, title, body));
+      }
+      i32[b + M_FREE_BY] = k.mem.intern(t.label);
+      i32[b + M_FREE_CHAIN] = k.mem.intern(t.chain().join('\n'));
+      i32[b + M_STATE] = MM_FREED;
+    }),
+  );
+}
+
+/** mm->pasid = pasid (0 clears it). */
+export function* mm_set_pasid(k: Kernel, t: KTask, mm: MmStruct, pasid: number): KGen {
+  if (!Number.isInteger(pasid) || pasid < 0) throw new RangeError(`mm_set_pasid: bad PASID ${pasid}`);
+  yield* k.step(t, `mm_set_pasid(${mm.name}, ${pasid})`, () => {
+    mmAccess(k, t, mm, M_PASID, true);
+    Atomics.store(k.i32, mmBase(k, mm) + M_PASID, pasid);
+  });
+}
+
+/**
+ * exit_mm (do_exit): the task lets go of its mm — under mmap_read_lock, so that a writer (a core dump, munmap
+ * on another thread) finishes first — and drops its user reference: the last one tears the address space
+ * down here. exit_files is the caller's business.
+ */
+export function* mm_exit(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
+  yield* k.call(
+    t,
+    'exit_mm',
+    (function* () {
+      yield* down_read(k, t, mm.mmapLock);
+      yield* up_read(k, t, mm.mmapLock);
+      yield* mmput(k, t, n, mm);
+    })(),
+  );
+}
+
+// ---- teardown ----
+
+/**
+ * kmemleak's view of mm_structs at the end: an mm past exit_mmap whose mm_count is still held by nothing that
+ * should hold it (no MMU notifier subscription) is a leaked mmgrab. Live mms are processes that have not exited.
+ */
+function leakCheck(k: Kernel, st: TableState): void {
+  if (!k.enabled('leaks')) return;
+  const leaked = st.table.mms.filter((mm) => mmStateCode(k, mm) === MM_DEAD && mmCount(k, mm) > 0 && st.holders.every((h) => h(mm) === 0));
+  if (leaked.length === 0) return;
+  const title = `kmemleak: ${leaked.length} new suspected memory leak${leaked.length > 1 ? 's' : ''} (see /sys/kernel/debug/kmemleak)`;
+  const body: string[] = [];
+  for (const mm of leaked) {
+    const o = objectInfo(k, mm);
+    body.push(
+      `unreferenced object 0x${fmtAddr(kaddr(k, o.obj))} (size ${o.words * 4}):`,
+      `  comm "${o.alloc.comm}", pid ${o.alloc.pid}`,
+      `  iommu-sim: ${mm.name} (mm_struct) is past exit_mmap with mm_count ${mmCount(k, mm)} and nothing holding it: a leaked mmgrab`,
+      '  backtrace:',
+      ...o.alloc.chain
+        .slice()
+        .reverse()
+        .map((l) => `    ${l}`),
+    );
+  }
+  k.report({ kind: 'leak', title, text: [title, ...body].join('\n'), step: -1, where: 'kmemleak' });
+}

@@ -1,0 +1,570 @@
+// MMU notifiers (mm/mmu_notifier.c): how secondary MMUs — an IOMMU walking a process's page tables for SVA —
+// hear about changes to an address space. A subscription ties ops and a payload (`data`: the bond, the domain)
+// to an mm; it holds mm_count (not mm_users), so the mm_struct outlives exit_mmap while it exists.
+//
+// Subscriptions live in a static table (the kernel's are allocated by the subscriber and linked on
+// mm->notifier_subscriptions). Callbacks are invoked while walking that list inside the SRCU read side of the
+// file's own srcu_struct ('srcu'), across many scheduling points, while other tasks link and unlink; as with
+// the kernel's hlist_for_each_entry_rcu:
+//   - a subscription unlinked before the walk reaches it gets no callback from that walk (the check that it is
+//     still linked and the decision to call it are one point);
+//   - a subscription linked after the walk began is not visited (hlist_add_head: new entries go in front);
+//   - a subscription's memory is released only after an SRCU grace period that follows its unlinking
+//     (mmu_notifier_put → call_srcu → free_notifier, then mmdrop), so a walk still calling into it is done
+//     before it goes, and a freed slot is never called.
+// mmu_notifier_release calls every linked subscription's release once and then unlinks them all — they get no
+// more callbacks, yet stay allocated, holding mm_count, until their owner puts them (mn_hlist_release).
+// Each list update the kernel makes under subscriptions->lock is one point here.
+//
+// Teardown checks (when leaks are checked): a subscription never put whose mm has been freed (it points to a
+// freed mm_struct); __mmdrop with a subscription still linked is the kernel's BUG_ON.
+import type { KTask } from '../context.js';
+import { EINVAL, ENOMEM } from '../errno.js';
+import { callTrace, heldLocksLines, taskFinding } from '../findings.js';
+import type { Kernel, KGen } from '../kernel.js';
+import { down_write, up_write } from '../rwsem.js';
+import {
+  call_srcu,
+  defineSrcu,
+  defineSrcuCallback,
+  type SrcuStruct,
+  srcu_barrier,
+  srcu_read_lock,
+  srcu_read_unlock,
+  synchronize_srcu,
+} from '../srcu.js';
+import {
+  addMmCountHolder,
+  MM_FIELD,
+  MM_FREED,
+  type MmStruct,
+  type MmTable,
+  mmAccess,
+  mmById,
+  mmdrop,
+  mmgrab,
+  mmStateCode,
+  mmUsers,
+  onMmDrop,
+} from './mm.js';
+
+export interface MmuNotifierOps {
+  readonly name: string;
+  release?(t: KTask, mm: MmStruct, sub: number): KGen;
+  invalidate_range_start?(t: KTask, mm: MmStruct, sub: number, start: number, end: number): KGen;
+  invalidate_range_end?(t: KTask, mm: MmStruct, sub: number, start: number, end: number): KGen;
+  arch_invalidate_secondary_tlbs?(t: KTask, mm: MmStruct, sub: number, start: number, end: number): KGen;
+  /** Runs after an SRCU grace period following the last mmu_notifier_put (the subscription is still there). */
+  free_notifier?(t: KTask, sub: number): KGen;
+}
+
+export interface MmuNotifiers {
+  readonly k: Kernel;
+  readonly mms: MmTable;
+  readonly slots: number;
+  /** Static offset of the table. */
+  readonly off: number;
+  /** mm/mmu_notifier.c's `DEFINE_STATIC_SRCU(srcu)`. */
+  readonly srcu: SrcuStruct;
+  /** The SRCU callback kind that frees a subscription (mmu_notifier_free_rcu). */
+  readonly freeCallback: string;
+  readonly ops: readonly MmuNotifierOps[];
+}
+
+// Table header.
+const N_SEQ = 0; // registrations so far: a subscription's place in list order
+const N_HDR = 1;
+
+// Slot words.
+const S_STATE = 0;
+const S_OPS = 1; // ops id
+const S_MM = 2; // mm id + 1
+const S_USERS = 3;
+const S_DATA = 4;
+const S_SEQ = 5; // when it was linked (N_SEQ then)
+const S_WORDS = 6;
+
+const FREE = 0;
+const RESERVED = 1; // allocated by a registration that has not linked it yet
+const LINKED = 2;
+const RELEASED = 3; // unlinked by mmu_notifier_release, not yet put
+const DYING = 4; // last put done, free pending an SRCU grace period
+
+// Nominal source lines of the reports below.
+const REGISTER_BUG_LINE = 'mm/mmu_notifier.c:617';
+const PUT_WARN_LINE = 'mm/mmu_notifier.c:805';
+const DESTROY_BUG_LINE = 'mm/mmu_notifier.c:1077';
+
+/** Readers of the srcu_struct at once (tasks walking subscriptions concurrently). */
+const SRCU_READERS = 64;
+
+const declared = new WeakMap<Kernel, MmuNotifiers>();
+/** The ops of each table, appended to at declaration (the interface shows them read-only). */
+const opsLists = new WeakMap<MmuNotifiers, MmuNotifierOps[]>();
+
+/** Static words defineMmuNotifiers takes for its table (to size a kernel layout; SRCU's readers are extra). */
+export function mmuNotifierWords(slots: number): number {
+  return N_HDR + slots * S_WORDS;
+}
+
+/**
+ * The MMU notifier machinery of `mms`: the srcu_struct, a table of `slots` subscriptions and the SRCU callback
+ * that frees them. One per kernel, declared with the workload.
+ */
+export function defineMmuNotifiers(k: Kernel, mms: MmTable, slots: number): MmuNotifiers {
+  if (declared.has(k)) throw new Error('mmu_notifier: defineMmuNotifiers once per kernel (mm/mmu_notifier.c has one srcu)');
+  if (!Number.isInteger(slots) || slots < 1) throw new RangeError(`mmu_notifier: bad slot count ${slots}`);
+  const srcu = defineSrcu(k, 'srcu', SRCU_READERS);
+  const ops: MmuNotifierOps[] = [];
+  const off = k.statics.alloc(mmuNotifierWords(slots), 'mmu notifier subscriptions');
+  const freeCallback = 'mmu_notifier_free_rcu';
+  const n: MmuNotifiers = { k, mms, slots, off, srcu, freeCallback, ops };
+  declared.set(k, n);
+  opsLists.set(n, ops);
+  defineSrcuCallback(k, srcu, freeCallback, (t, args) => freeRcu(k, n, t, typeof args === 'number' ? args : 0));
+  addMmCountHolder(mms, (mm) => liveSubscriptions(k, n, mm));
+  onMmDrop(mms, (mm, t, step) => destroyCheck(k, n, mm, t, step));
+  k.onEnd(() => endCheck(k, n));
+  return n;
+}
+
+/** Declare a `struct mmu_notifier_ops` (at declaration, identically in every thread); returns its id. */
+export function defineMmuNotifierOps(n: MmuNotifiers, ops: MmuNotifierOps): number {
+  if (n.k.attached) throw new Error('mmu_notifier: declare ops when the workload is built');
+  const list = opsLists.get(n);
+  if (!list) throw new Error('mmu_notifier: not declared with defineMmuNotifiers');
+  list.push(ops);
+  return list.length;
+}
+
+// ---- the table ----
+
+function slotAddr(k: Kernel, n: MmuNotifiers, sub: number): number {
+  return k.mem.statics + n.off + N_HDR + (sub - 1) * S_WORDS;
+}
+
+function validSub(n: MmuNotifiers, sub: number): boolean {
+  return Number.isInteger(sub) && sub >= 1 && sub <= n.slots;
+}
+
+function word(k: Kernel, n: MmuNotifiers, sub: number, w: number): number {
+  return Atomics.load(k.i32, slotAddr(k, n, sub) + w);
+}
+
+function opsOf(n: MmuNotifiers, id: number): MmuNotifierOps {
+  const ops = n.ops[id - 1];
+  if (!ops) throw new Error(`mmu_notifier: no ops ${id}`);
+  return ops;
+}
+
+function mmOf(n: MmuNotifiers, mmWord: number): MmStruct {
+  const mm = mmById(n.mms, mmWord - 1);
+  if (!mm) throw new Error(`mmu_notifier: no mm ${mmWord - 1}`);
+  return mm;
+}
+
+/** The subscription's payload (0 for a free slot). */
+export function subscriptionData(k: Kernel, n: MmuNotifiers, sub: number): number {
+  return validSub(n, sub) && word(k, n, sub, S_STATE) !== FREE ? word(k, n, sub, S_DATA) : 0;
+}
+
+/** The subscription's mm (undefined for a free slot). */
+export function subscriptionMm(k: Kernel, n: MmuNotifiers, sub: number): MmStruct | undefined {
+  if (!validSub(n, sub) || word(k, n, sub, S_STATE) === FREE) return undefined;
+  return mmById(n.mms, word(k, n, sub, S_MM) - 1);
+}
+
+/** subscription->users (0 for a free slot). */
+export function subscriptionUsers(k: Kernel, n: MmuNotifiers, sub: number): number {
+  return validSub(n, sub) && word(k, n, sub, S_STATE) !== FREE ? word(k, n, sub, S_USERS) : 0;
+}
+
+/** Is the subscription on its mm's list (it gets callbacks)? */
+export function subscriptionLinked(k: Kernel, n: MmuNotifiers, sub: number): boolean {
+  return validSub(n, sub) && word(k, n, sub, S_STATE) === LINKED;
+}
+
+function isLive(state: number): boolean {
+  return state === RESERVED || state === LINKED || state === RELEASED;
+}
+
+/** Subscriptions registered and not yet put (on mm, or on any mm): for leak checks. */
+export function liveSubscriptions(k: Kernel, n: MmuNotifiers, mm?: MmStruct): number {
+  let c = 0;
+  for (let sub = 1; sub <= n.slots; sub++) {
+    if (!isLive(word(k, n, sub, S_STATE))) continue;
+    if (mm === undefined || word(k, n, sub, S_MM) === mm.id + 1) c++;
+  }
+  return c;
+}
+
+function anyLinked(k: Kernel, n: MmuNotifiers, mm: MmStruct): boolean {
+  for (let sub = 1; sub <= n.slots; sub++) {
+    if (word(k, n, sub, S_STATE) === LINKED && word(k, n, sub, S_MM) === mm.id + 1) return true;
+  }
+  return false;
+}
+
+type Callback = 'release' | 'invalidate_range_start' | 'invalidate_range_end' | 'arch_invalidate_secondary_tlbs';
+
+/** The next subscription from `from` that the walk calls: linked on mm, linked before it began, has one of `cbs`. */
+function nextSub(k: Kernel, n: MmuNotifiers, mm: MmStruct, from: number, snap: number, cbs: readonly Callback[]): number {
+  for (let sub = from; sub <= n.slots; sub++) {
+    if (word(k, n, sub, S_STATE) !== LINKED || word(k, n, sub, S_MM) !== mm.id + 1 || word(k, n, sub, S_SEQ) > snap) continue;
+    const ops = opsOf(n, word(k, n, sub, S_OPS));
+    if (cbs.some((c) => ops[c] !== undefined)) return sub;
+  }
+  return 0;
+}
+
+/**
+ * hlist_for_each_entry_rcu over mm's subscriptions (the caller is inside an SRCU reader): each step finds the
+ * next one still linked and commits to calling it.
+ */
+function* walk(
+  k: Kernel,
+  t: KTask,
+  n: MmuNotifiers,
+  mm: MmStruct,
+  cbs: readonly Callback[],
+  call: (ops: MmuNotifierOps, sub: number) => KGen,
+): KGen {
+  let snap = -1;
+  let from = 1;
+  for (;;) {
+    const [sub, opsId] = yield* k.step(t, `mmu_notifier walk(${mm.name})`, () => {
+      if (snap < 0) snap = Atomics.load(k.i32, k.mem.statics + n.off + N_SEQ);
+      const s = nextSub(k, n, mm, from, snap, cbs);
+      return [s, s === 0 ? 0 : word(k, n, s, S_OPS)] as const;
+    });
+    if (sub === 0) return;
+    from = sub + 1;
+    yield* call(opsOf(n, opsId), sub);
+  }
+}
+
+function* maybe(g: KGen | undefined): KGen {
+  if (g) yield* g;
+}
+
+/** mm_has_notifiers(mm): the fast path that keeps mms without subscribers off SRCU. */
+function hasNotifiers(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen<boolean> {
+  return k.step(t, `mm_has_notifiers(${mm.name})`, () => anyLinked(k, n, mm));
+}
+
+// ---- registration ----
+
+function bug(k: Kernel, t: KTask, step: number, line: string, fn: string, what: string): void {
+  const body = [
+    'invalid opcode: 0000 [#1] PREEMPT SMP',
+    `CPU: 0 PID: ${t.pid} Comm: ${t.comm} Not tainted (iommu-sim)`,
+    `RIP: 0010:${fn}`,
+    `iommu-sim: ${what}`,
+    ...heldLocksLines(t),
+    ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq'),
+  ];
+  k.report(taskFinding('oops', t, step, `kernel BUG at ${line}!`, body));
+}
+
+/**
+ * __mmu_notifier_register (mmap_lock held for write): BUG_ON(mm_users <= 0) — registering on an mm being torn
+ * down — is reported and fails with -EINVAL here (the kernel would die). Allocation failure is -ENOMEM.
+ */
+function* register(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm: MmStruct, data: number): KGen<number> {
+  opsOf(n, opsId);
+  return yield* k.call(
+    t,
+    '__mmu_notifier_register',
+    (function* () {
+      const sub = yield* k.step(t, `mmu_notifier alloc(${mm.name})`, (env) => {
+        mmAccess(k, t, mm, MM_FIELD.users, false);
+        const users = mmUsers(k, mm);
+        if (users <= 0) {
+          bug(k, t, env.step, REGISTER_BUG_LINE, '__mmu_notifier_register', `${mm.name} has mm_users ${users}: it is being torn down`);
+          return -EINVAL;
+        }
+        for (let s = 1; s <= n.slots; s++) {
+          const a = slotAddr(k, n, s);
+          if (Atomics.load(k.i32, a + S_STATE) !== FREE) continue;
+          Atomics.store(k.i32, a + S_STATE, RESERVED);
+          Atomics.store(k.i32, a + S_OPS, opsId);
+          Atomics.store(k.i32, a + S_MM, mm.id + 1);
+          Atomics.store(k.i32, a + S_USERS, 1);
+          Atomics.store(k.i32, a + S_DATA, data);
+          return s;
+        }
+        return -ENOMEM;
+      });
+      if (sub < 0) return sub;
+      // Pairs with the mmdrop in mmu_notifier_free_rcu.
+      yield* mmgrab(k, t, mm);
+      yield* k.step(t, `hlist_add_head_rcu(${mm.name}, subscription ${sub})`, () => {
+        const a = slotAddr(k, n, sub);
+        const seq = Atomics.add(k.i32, k.mem.statics + n.off + N_SEQ, 1) + 1;
+        Atomics.store(k.i32, a + S_SEQ, seq);
+        Atomics.store(k.i32, a + S_STATE, LINKED);
+      });
+      return sub;
+    })(),
+  );
+}
+
+/** mmu_notifier_register: a new subscription of ops on mm with `data`; its id (> 0) or -ENOMEM. */
+export function* mmu_notifier_register(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm: MmStruct, data: number): KGen<number> {
+  return yield* k.call(
+    t,
+    'mmu_notifier_register',
+    (function* () {
+      yield* down_write(k, t, mm.mmapLock);
+      const ret = yield* register(k, t, n, opsId, mm, data);
+      yield* up_write(k, t, mm.mmapLock);
+      return ret;
+    })(),
+  );
+}
+
+/**
+ * mmu_notifier_get: the linked subscription of these ops on mm, with one more user, or a new one with `data`
+ * (find_get_mmu_notifier, then __mmu_notifier_register, under mmap_lock held for write).
+ */
+export function* mmu_notifier_get(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm: MmStruct, data: number): KGen<number> {
+  opsOf(n, opsId);
+  return yield* k.call(
+    t,
+    'mmu_notifier_get',
+    (function* () {
+      yield* down_write(k, t, mm.mmapLock);
+      const found = yield* k.call(
+        t,
+        'mmu_notifier_get_locked',
+        k.step(t, `find_get_mmu_notifier(${mm.name})`, () => {
+          for (let sub = 1; sub <= n.slots; sub++) {
+            const a = slotAddr(k, n, sub);
+            if (Atomics.load(k.i32, a + S_STATE) !== LINKED || Atomics.load(k.i32, a + S_MM) !== mm.id + 1) continue;
+            if (Atomics.load(k.i32, a + S_OPS) !== opsId) continue;
+            Atomics.add(k.i32, a + S_USERS, 1);
+            return sub;
+          }
+          return 0;
+        }),
+      );
+      const ret = found !== 0 ? found : yield* k.call(t, 'mmu_notifier_get_locked', register(k, t, n, opsId, mm, data));
+      yield* up_write(k, t, mm.mmapLock);
+      return ret;
+    })(),
+  );
+}
+
+/**
+ * mmu_notifier_put: drop a user; the last one unlinks the subscription (no walk that has not reached it yet
+ * calls it) and frees it after an SRCU grace period: free_notifier, then the slot, then mmdrop. Never sleeps.
+ */
+export function* mmu_notifier_put(k: Kernel, t: KTask, n: MmuNotifiers, sub: number): KGen {
+  if (!validSub(n, sub)) throw new RangeError(`mmu_notifier_put: no subscription ${sub}`);
+  yield* k.call(
+    t,
+    'mmu_notifier_put',
+    (function* () {
+      const last = yield* k.step(t, `mmu_notifier_put(subscription ${sub})`, (env) => {
+        const a = slotAddr(k, n, sub);
+        const state = Atomics.load(k.i32, a + S_STATE);
+        const users = Atomics.load(k.i32, a + S_USERS);
+        if (state === FREE || state === DYING || users <= 0) {
+          putWarn(k, t, n, sub, state, env.step, 'mmu_notifier_put');
+          return false;
+        }
+        Atomics.store(k.i32, a + S_USERS, users - 1);
+        if (users > 1) return false;
+        // hlist_del_init_rcu: a released subscription is already off the list.
+        Atomics.store(k.i32, a + S_STATE, DYING);
+        return true;
+      });
+      if (last) yield* call_srcu(k, t, n.srcu, n.freeCallback, sub);
+    })(),
+  );
+}
+
+/**
+ * mmu_notifier_unregister, for subscriptions from mmu_notifier_register that their owner frees itself: release
+ * (unless mmu_notifier_release got there first), unlink, synchronize_srcu — no callback is running any more —
+ * then the slot is free and mm_count dropped. May sleep.
+ */
+export function* mmu_notifier_unregister(k: Kernel, t: KTask, n: MmuNotifiers, sub: number): KGen {
+  if (!validSub(n, sub)) throw new RangeError(`mmu_notifier_unregister: no subscription ${sub}`);
+  yield* k.call(
+    t,
+    'mmu_notifier_unregister',
+    (function* () {
+      const [state, mmWord, opsId] = yield* k.step(t, `mmu_notifier_unregister(subscription ${sub})`, (env) => {
+        const a = slotAddr(k, n, sub);
+        const st = Atomics.load(k.i32, a + S_STATE);
+        if (st !== LINKED && st !== RELEASED) putWarn(k, t, n, sub, st, env.step, 'mmu_notifier_unregister');
+        return [st, Atomics.load(k.i32, a + S_MM), Atomics.load(k.i32, a + S_OPS)] as const;
+      });
+      if (state !== LINKED && state !== RELEASED) return;
+      const mm = mmOf(n, mmWord);
+      if (state === LINKED) {
+        const ops = opsOf(n, opsId);
+        // SRCU here makes exit_mmap (in mmu_notifier_release) wait for this release before freeing pages.
+        const idx = yield* srcu_read_lock(k, t, n.srcu);
+        if (ops.release) yield* ops.release(t, mm, sub);
+        yield* srcu_read_unlock(k, t, n.srcu, idx);
+        yield* k.step(t, `hlist_del_init_rcu(subscription ${sub})`, () => {
+          const a = slotAddr(k, n, sub);
+          if (Atomics.load(k.i32, a + S_STATE) === LINKED) Atomics.store(k.i32, a + S_STATE, RELEASED);
+        });
+      }
+      // Wait for any callback still running, including a release run by mmu_notifier_release instead of us.
+      yield* synchronize_srcu(k, t, n.srcu);
+      yield* k.step(t, `free subscription ${sub}`, () => {
+        k.i32.fill(0, slotAddr(k, n, sub), slotAddr(k, n, sub) + S_WORDS);
+      });
+      yield* mmdrop(k, t, mm);
+    })(),
+  );
+}
+
+/** mmu_notifier_synchronize: wait until every subscription freed by mmu_notifier_put so far has been freed. */
+export function* mmu_notifier_synchronize(k: Kernel, t: KTask, n: MmuNotifiers): KGen {
+  yield* k.call(t, 'mmu_notifier_synchronize', srcu_barrier(k, t, n.srcu));
+}
+
+/** WARN_ON(!subscription->users): a put too many, or a put or unregister of a subscription already freed. */
+function putWarn(k: Kernel, t: KTask, n: MmuNotifiers, sub: number, state: number, step: number, fn: string): void {
+  if (!k.enabled('refcount')) return;
+  const what =
+    state === FREE
+      ? `subscription ${sub} has already been freed (${fn} after the last put or unregister: use-after-free)`
+      : `subscription ${sub} of ${opsOf(n, word(k, n, sub, S_OPS)).name} has no users left (a put too many)`;
+  const body = [
+    `Comm: ${t.comm} Not tainted (iommu-sim)`,
+    `RIP: 0010:${fn}`,
+    `iommu-sim: ${what}`,
+    ...heldLocksLines(t),
+    ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq'),
+  ];
+  k.report(taskFinding('refcount', t, step, `WARNING: CPU: 0 PID: ${t.pid} at ${PUT_WARN_LINE} ${fn}`, body));
+}
+
+/** mmu_notifier_free_rcu: an SRCU grace period after the last put. */
+function* freeRcu(k: Kernel, n: MmuNotifiers, t: KTask, sub: number): KGen {
+  if (!validSub(n, sub)) throw new Error(`mmu_notifier_free_rcu: no subscription ${sub}`);
+  const [opsId, mmWord] = yield* k.step(t, `mmu_notifier_free_rcu(subscription ${sub})`, () => {
+    const a = slotAddr(k, n, sub);
+    if (Atomics.load(k.i32, a + S_STATE) !== DYING) throw new Error(`mmu_notifier_free_rcu: subscription ${sub} is not being freed`);
+    return [Atomics.load(k.i32, a + S_OPS), Atomics.load(k.i32, a + S_MM)] as const;
+  });
+  const ops = opsOf(n, opsId);
+  if (ops.free_notifier) yield* ops.free_notifier(t, sub);
+  yield* k.step(t, `free subscription ${sub}`, () => {
+    k.i32.fill(0, slotAddr(k, n, sub), slotAddr(k, n, sub) + S_WORDS);
+  });
+  yield* mmdrop(k, t, mmOf(n, mmWord));
+}
+
+// ---- notifications ----
+
+/**
+ * __mmu_notifier_release (exit_mmap, before any page goes): every linked subscription's release once, inside
+ * SRCU; then all of them unlinked; then synchronize_srcu, so that a release running from a concurrent
+ * mmu_notifier_unregister has finished before exit_mmap frees the pages.
+ */
+export function* mmu_notifier_release(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
+  yield* k.call(
+    t,
+    '__mmu_notifier_release',
+    (function* () {
+      if (!(yield* hasNotifiers(k, t, n, mm))) return;
+      yield* k.call(
+        t,
+        'mn_hlist_release',
+        (function* () {
+          const idx = yield* srcu_read_lock(k, t, n.srcu);
+          yield* walk(k, t, n, mm, ['release'], (ops, sub) => maybe(ops.release?.(t, mm, sub)));
+          yield* k.step(t, `hlist_del_init_rcu(${mm.name}: all)`, () => {
+            for (let sub = 1; sub <= n.slots; sub++) {
+              const a = slotAddr(k, n, sub);
+              if (Atomics.load(k.i32, a + S_STATE) === LINKED && Atomics.load(k.i32, a + S_MM) === mm.id + 1) {
+                Atomics.store(k.i32, a + S_STATE, RELEASED);
+              }
+            }
+          });
+          yield* srcu_read_unlock(k, t, n.srcu, idx);
+          yield* synchronize_srcu(k, t, n.srcu);
+        })(),
+      );
+    })(),
+  );
+}
+
+/** __mmu_notifier_invalidate_range_start: [start, end) is about to change. */
+export function* mmu_notifier_invalidate_range_start(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: number, end: number): KGen {
+  yield* k.call(
+    t,
+    '__mmu_notifier_invalidate_range_start',
+    (function* () {
+      if (!(yield* hasNotifiers(k, t, n, mm))) return;
+      const idx = yield* srcu_read_lock(k, t, n.srcu);
+      yield* walk(k, t, n, mm, ['invalidate_range_start'], (ops, sub) => maybe(ops.invalidate_range_start?.(t, mm, sub, start, end)));
+      yield* srcu_read_unlock(k, t, n.srcu, idx);
+    })(),
+  );
+}
+
+/**
+ * __mmu_notifier_invalidate_range_end: [start, end) has changed. Each subscription first invalidates its
+ * secondary TLBs for the range (arch_invalidate_secondary_tlbs), then gets invalidate_range_end.
+ */
+export function* mmu_notifier_invalidate_range_end(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: number, end: number): KGen {
+  yield* k.call(
+    t,
+    '__mmu_notifier_invalidate_range_end',
+    (function* () {
+      if (!(yield* hasNotifiers(k, t, n, mm))) return;
+      const idx = yield* srcu_read_lock(k, t, n.srcu);
+      yield* walk(k, t, n, mm, ['arch_invalidate_secondary_tlbs', 'invalidate_range_end'], function* (ops, sub) {
+        if (ops.arch_invalidate_secondary_tlbs) yield* ops.arch_invalidate_secondary_tlbs(t, mm, sub, start, end);
+        if (ops.invalidate_range_end) yield* ops.invalidate_range_end(t, mm, sub, start, end);
+      });
+      yield* srcu_read_unlock(k, t, n.srcu, idx);
+    })(),
+  );
+}
+
+// ---- checks ----
+
+/** __mmu_notifier_subscriptions_destroy: BUG_ON(!hlist_empty(&subscriptions->list)) in __mmdrop. */
+function destroyCheck(k: Kernel, n: MmuNotifiers, mm: MmStruct, t: KTask, step: number): void {
+  for (let sub = 1; sub <= n.slots; sub++) {
+    if (word(k, n, sub, S_STATE) !== LINKED || word(k, n, sub, S_MM) !== mm.id + 1) continue;
+    const ops = opsOf(n, word(k, n, sub, S_OPS));
+    bug(
+      k,
+      t,
+      step,
+      DESTROY_BUG_LINE,
+      '__mmu_notifier_subscriptions_destroy',
+      `${mm.name} freed with subscription ${sub} of ${ops.name} still linked`,
+    );
+    return;
+  }
+}
+
+/** At the end: a subscription never put whose mm has been freed points to a freed mm_struct. */
+function endCheck(k: Kernel, n: MmuNotifiers): void {
+  if (!k.enabled('leaks')) return;
+  for (let sub = 1; sub <= n.slots; sub++) {
+    if (!isLive(word(k, n, sub, S_STATE))) continue;
+    const mm = mmOf(n, word(k, n, sub, S_MM));
+    if (mmStateCode(k, mm) !== MM_FREED) continue;
+    const ops = opsOf(n, word(k, n, sub, S_OPS));
+    const title = `BUG: mmu_notifier subscription ${sub} (${ops.name}) outlives its mm_struct ${mm.name}`;
+    const text = [
+      title,
+      `Subscription ${sub} of ${ops.name} (data ${word(k, n, sub, S_DATA)}, users ${word(k, n, sub, S_USERS)}) was never put, yet ${mm.name}`,
+      'has been freed (__mmdrop): the subscription held mm_count, so something dropped a count it did not own, and',
+      'the eventual mmu_notifier_put / free_notifier would touch a freed mm_struct.',
+    ].join('\n');
+    k.report({ kind: 'mm', title, text, step: -1, where: mm.name });
+  }
+}

@@ -1,0 +1,256 @@
+// Page tables, VMAs, page faults and unmapping (mm/mmap.c: do_mmap, do_munmap, exit_mmap; mm/memory.c:
+// handle_mm_fault, unmap_vmas; mm/mmu_gather.c: the "free the pages only after the TLBs are flushed" rule).
+//
+// One PTE word per virtual page, `(pfn << 2) | bits`, read by hardware walkers (the IOMMU's page-table walk)
+// inside their own sequenced steps; every PTE store is one word in one point, so a walker sees each PTE either
+// before or after a change, as hardware does. The VMA map is one word a page (VM_READ | VM_WRITE, 0: no VMA),
+// written under mmap_lock held for write and read under it held for read. Anonymous memory is demand-paged:
+// do_mmap only creates the VMA, a fault allocates the frame.
+//
+// Unmapping follows the kernel's order, which the IOMMU depends on: detach the VMAs (no new fault finds them),
+// mmu_notifier_invalidate_range_start, clear the PTEs, mmu_notifier_invalidate_range_end (which has every
+// secondary MMU invalidate its TLBs for the range: arch_invalidate_secondary_tlbs), and only then free the
+// frames — a device that cached a translation can no longer reach a frame by the time it is reused.
+// Ranges are [start, end) in pages.
+import type { KTask } from '../context.js';
+import { EEXIST, EINVAL, ENOMEM } from '../errno.js';
+import { callTrace, heldLocksLines, taskFinding } from '../findings.js';
+import type { Kernel, KGen } from '../kernel.js';
+import { down_read, down_write, up_read, up_write } from '../rwsem.js';
+import {
+  MM_DEAD,
+  MM_EXITING,
+  MM_FIELD,
+  MM_LIVE,
+  type MmStruct,
+  mmAccess,
+  mmStateCode,
+  mmTableOf,
+  ownerOf,
+  pteAddr,
+  setMmState,
+  vmaAddr,
+} from './mm.js';
+import {
+  type MmuNotifiers,
+  mmu_notifier_invalidate_range_end,
+  mmu_notifier_invalidate_range_start,
+  mmu_notifier_release,
+} from './mmu_notifier.js';
+import { alloc_page, free_page } from './physmem.js';
+
+export const PTE_PRESENT = 1;
+export const PTE_WRITE = 2;
+
+/** VMA flags (one word a page). */
+export const VM_READ = 1;
+export const VM_WRITE = 2;
+
+// Nominal source line of mmap_assert_locked's lockdep assertion.
+const MMAP_ASSERT_SITE = 'include/linux/mmap_lock.h:71';
+
+function inRange(mm: MmStruct, vpn: number): boolean {
+  return Number.isInteger(vpn) && vpn >= 0 && vpn < mm.pages;
+}
+
+/** The PTE of vpn (0 outside the table). A plain read: hardware walkers call it inside a sequenced step. */
+export function pte(k: Kernel, mm: MmStruct, vpn: number): number {
+  return inRange(mm, vpn) ? Atomics.load(k.i32, pteAddr(k, mm, vpn)) : 0;
+}
+
+export function ptePfn(p: number): number {
+  return p >>> 2;
+}
+
+export function pteWritable(p: number): boolean {
+  return (p & (PTE_PRESENT | PTE_WRITE)) === (PTE_PRESENT | PTE_WRITE);
+}
+
+function mkPte(pfn: number, write: boolean): number {
+  return (pfn << 2) | PTE_PRESENT | (write ? PTE_WRITE : 0);
+}
+
+/** Is vpn inside a VMA? (A plain read.) */
+export function vmaMapped(k: Kernel, mm: MmStruct, vpn: number): boolean {
+  return inRange(mm, vpn) && Atomics.load(k.i32, vmaAddr(k, mm, vpn)) !== 0;
+}
+
+/** Is vpn inside a writable VMA? */
+export function vmaWritable(k: Kernel, mm: MmStruct, vpn: number): boolean {
+  return inRange(mm, vpn) && (Atomics.load(k.i32, vmaAddr(k, mm, vpn)) & VM_WRITE) !== 0;
+}
+
+/** mmap_assert_locked / mmap_assert_write_locked (lockdep_assert_held), inside a perform. */
+function assertLocked(k: Kernel, t: KTask, mm: MmStruct, fn: string, write: boolean, step: number): void {
+  if (!k.enabled('lockdep')) return;
+  const h = t.holds(mm.mmapLock.addr());
+  if (h && (!write || h.kind === 'rwsem-write')) return;
+  const title = `WARNING: CPU: 0 PID: ${t.pid} at ${MMAP_ASSERT_SITE} ${fn}`;
+  const body = [
+    `Comm: ${t.comm} Not tainted (iommu-sim)`,
+    `RIP: 0010:${fn}`,
+    `iommu-sim: ${fn} on ${mm.name} without its mmap_lock held${write ? ' for write' : ''} (lockdep_assert_held(&mm->mmap_lock))`,
+    ...heldLocksLines(t),
+    ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq'),
+  ];
+  k.report(taskFinding('lockdep', t, step, title, body));
+}
+
+/**
+ * do_mmap(MAP_ANONYMOUS | MAP_FIXED_NOREPLACE): a VMA over [start, start + n), no frames yet. Takes mmap_lock
+ * for write. Returns start, -EINVAL for an empty or negative range or an mm that is not live, -ENOMEM past the
+ * end of the address space, -EEXIST over an existing VMA.
+ */
+export function* do_mmap(k: Kernel, t: KTask, mm: MmStruct, start: number, n: number, write: boolean): KGen<number> {
+  return yield* k.call(
+    t,
+    'do_mmap',
+    (function* () {
+      if (!Number.isInteger(start) || !Number.isInteger(n) || n <= 0 || start < 0) return -EINVAL;
+      if (start + n > mm.pages) return -ENOMEM;
+      yield* down_write(k, t, mm.mmapLock);
+      const ret = yield* k.step(t, `mmap_region(${mm.name}, ${start}, ${n})`, () => {
+        mmAccess(k, t, mm, MM_FIELD.pgd, true);
+        if (mmStateCode(k, mm) !== MM_LIVE) return -EINVAL;
+        for (let vpn = start; vpn < start + n; vpn++) if (Atomics.load(k.i32, vmaAddr(k, mm, vpn)) !== 0) return -EEXIST;
+        const flags = VM_READ | (write ? VM_WRITE : 0);
+        for (let vpn = start; vpn < start + n; vpn++) Atomics.store(k.i32, vmaAddr(k, mm, vpn), flags);
+        return start;
+      });
+      yield* up_write(k, t, mm.mmapLock);
+      return ret;
+    })(),
+  );
+}
+
+/**
+ * handle_mm_fault: the caller holds mmap_lock for read (lockdep says so when it does not). A fault outside a
+ * VMA, a write to a read-only VMA, a fault on an mm that is exiting or gone, and a fault that finds no memory
+ * (VM_FAULT_OOM) all fail ('sigsegv'). Otherwise a zeroed frame owned by the mm is mapped — writable when the
+ * VMA is — unless a racing fault mapped one first.
+ */
+export function* handle_mm_fault(k: Kernel, t: KTask, mm: MmStruct, vpn: number, write: boolean): KGen<'ok' | 'sigsegv'> {
+  return yield* k.call(
+    t,
+    'handle_mm_fault',
+    (function* (): KGen<'ok' | 'sigsegv'> {
+      const need = yield* k.step(t, `handle_mm_fault(${mm.name}, ${vpn}${write ? ', write' : ''})`, (env) => {
+        assertLocked(k, t, mm, 'handle_mm_fault', false, env.step);
+        if (!mmAccess(k, t, mm, MM_FIELD.pgd, false)) return 'sigsegv';
+        if (mmStateCode(k, mm) !== MM_LIVE || !inRange(mm, vpn)) return 'sigsegv';
+        const vma = Atomics.load(k.i32, vmaAddr(k, mm, vpn));
+        if (vma === 0 || (write && (vma & VM_WRITE) === 0)) return 'sigsegv';
+        return (Atomics.load(k.i32, pteAddr(k, mm, vpn)) & PTE_PRESENT) !== 0 ? 'ok' : 'alloc';
+      });
+      if (need !== 'alloc') return need;
+      const pm = mmTableOf(mm).pm;
+      const pfn = yield* alloc_page(k, t, pm, ownerOf(mm));
+      if (pfn === 0) return 'sigsegv';
+      const installed = yield* k.step(t, `set_pte_at(${mm.name}, ${vpn})`, () => {
+        const at = pteAddr(k, mm, vpn);
+        // pte_same() under the page-table lock: another fault may have mapped it meanwhile.
+        if ((Atomics.load(k.i32, at) & PTE_PRESENT) !== 0) return false;
+        const writable = (Atomics.load(k.i32, vmaAddr(k, mm, vpn)) & VM_WRITE) !== 0;
+        Atomics.store(k.i32, at, mkPte(pfn, writable));
+        return true;
+      });
+      if (!installed) yield* free_page(k, t, pm, pfn);
+      return 'ok';
+    })(),
+  );
+}
+
+/** Fault a page in, as get_user_pages or an IOPF handler does: mmap_read_lock, handle_mm_fault, unlock. */
+export function* fault_in(k: Kernel, t: KTask, mm: MmStruct, vpn: number, write: boolean): KGen<'ok' | 'sigsegv'> {
+  yield* down_read(k, t, mm.mmapLock);
+  const r = yield* handle_mm_fault(k, t, mm, vpn, write);
+  yield* up_read(k, t, mm.mmapLock);
+  return r;
+}
+
+/**
+ * Tear down [start, end) (the caller holds mmap_lock for write): detach the VMAs, then — if anything was
+ * mapped — invalidate_range_start, clear each PTE, invalidate_range_end (secondary TLBs flushed), free frames.
+ */
+function* unmapRange(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: number, end: number): KGen {
+  const vpns = yield* k.step(t, `detach_vmas(${mm.name}, ${start}, ${end})`, () => {
+    const out: number[] = [];
+    for (let vpn = start; vpn < end; vpn++) {
+      const at = vmaAddr(k, mm, vpn);
+      if (Atomics.load(k.i32, at) === 0) continue;
+      Atomics.store(k.i32, at, 0);
+      out.push(vpn);
+    }
+    return out;
+  });
+  if (vpns.length === 0) return;
+  yield* k.call(
+    t,
+    'unmap_vmas',
+    (function* () {
+      yield* mmu_notifier_invalidate_range_start(k, t, n, mm, start, end);
+      const freed: number[] = [];
+      for (const vpn of vpns) {
+        const old = yield* k.step(t, `ptep_get_and_clear(${mm.name}, ${vpn})`, () => Atomics.exchange(k.i32, pteAddr(k, mm, vpn), 0));
+        if ((old & PTE_PRESENT) !== 0) freed.push(ptePfn(old));
+      }
+      yield* mmu_notifier_invalidate_range_end(k, t, n, mm, start, end);
+      if (freed.length === 0) return;
+      const pm = mmTableOf(mm).pm;
+      yield* k.call(
+        t,
+        'tlb_finish_mmu',
+        (function* () {
+          for (const pfn of freed) yield* free_page(k, t, pm, pfn);
+        })(),
+      );
+    })(),
+  );
+}
+
+/**
+ * do_munmap: mmap_lock for write, then unmap [start, start + count) in the order above. 0, or -EINVAL for a bad
+ * range or an mm that is not live. Unmapping a hole is not an error.
+ */
+export function* do_munmap(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: number, count: number): KGen<number> {
+  return yield* k.call(
+    t,
+    'do_munmap',
+    (function* () {
+      if (!Number.isInteger(start) || !Number.isInteger(count) || count <= 0 || start < 0 || start + count > mm.pages) return -EINVAL;
+      yield* down_write(k, t, mm.mmapLock);
+      const live = yield* k.step(t, `do_vmi_munmap(${mm.name}, ${start}, ${count})`, (env) => {
+        assertLocked(k, t, mm, 'do_vmi_munmap', true, env.step);
+        return mmAccess(k, t, mm, MM_FIELD.pgd, true) && mmStateCode(k, mm) === MM_LIVE;
+      });
+      if (live) yield* unmapRange(k, t, n, mm, start, start + count);
+      yield* up_write(k, t, mm.mmapLock);
+      return live ? 0 : -EINVAL;
+    })(),
+  );
+}
+
+/**
+ * exit_mmap (from __mmput, mm_users gone): mm exiting, mmu_notifier_release first — secondary MMUs stop
+ * walking and flush before any page goes — then every VMA unmapped (PTEs cleared, frames freed), mm dead.
+ * The kernel takes mmap_lock for read to unmap and then for write to free the page tables; here it is held for
+ * write throughout.
+ */
+export function* exit_mmap(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
+  yield* k.call(
+    t,
+    'exit_mmap',
+    (function* () {
+      yield* k.step(t, `exit_mmap(${mm.name})`, () => {
+        const code = mmStateCode(k, mm);
+        if (code !== MM_LIVE) throw new Error(`exit_mmap: ${mm.name} is not live (state ${code})`);
+        setMmState(k, mm, MM_EXITING);
+      });
+      yield* mmu_notifier_release(k, t, n, mm);
+      yield* down_write(k, t, mm.mmapLock);
+      yield* unmapRange(k, t, n, mm, 0, mm.pages);
+      yield* up_write(k, t, mm.mmapLock);
+      yield* k.step(t, `exit_mmap(${mm.name}): done`, () => setMmState(k, mm, MM_DEAD));
+    })(),
+  );
+}

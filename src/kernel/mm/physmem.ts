@@ -1,0 +1,250 @@
+// Physical page frames (mm/page_alloc.c, with mm/page_owner.c's tracking and bad_page()'s report): an order-0
+// page allocator over a fixed number of frames in static shared memory. Each frame records its owner (the mm
+// whose memory it is, or any other nonzero id a kernel user picks), the DMA writes that landed on it and who
+// allocated and freed it last, so that a stale IOMMU translation is caught where it matters: when the frame is
+// freed while a device can still reach it (onPageFree), or when a device writes into a frame that now belongs
+// to someone else (pageOwner at dmaWrite time).
+//
+// Freed frames go on a LIFO list and are handed out again first, as the per-CPU page lists do: a page freed
+// too early is reused at once, so a device that still writes to it writes into another owner's memory.
+//
+// Words: a 3-word header, then FRAME_WORDS per frame (frame 0 included: it is never handed out, pfn 0 is NULL).
+import type { KTask } from '../context.js';
+import { callTrace, heldLocksLines, taskFinding } from '../findings.js';
+import type { Kernel, KGen } from '../kernel.js';
+import { MIGHT_ALLOC_SITE } from '../slab.js';
+
+export interface PhysMem {
+  readonly frames: number;
+  /** Static offset of the allocator's words. */
+  readonly off: number;
+}
+
+const H_INUSE = 0;
+const H_BUMP = 1; // frames handed out from the never-used top so far (zeroed memory: none)
+const H_FREE = 2; // head of the free list (a pfn, 0: empty)
+const HDR = 3;
+
+const F_OWNER = 0; // 0: free
+const F_WRITES = 1;
+const F_TAG = 2; // the last DMA writer's tag
+const F_NEXT = 3; // free-list link
+const F_ALLOC_BY = 4; // interned comm/pid of the last allocator (0: memblock, at boot)
+const F_ALLOC_CHAIN = 5;
+const F_FREE_BY = 6;
+const F_FREE_CHAIN = 7;
+export const FRAME_WORDS = 8;
+
+/** Static words definePhysMem takes for `frames` frames (to size a kernel layout). */
+export function physMemWords(frames: number): number {
+  return HDR + frames * FRAME_WORDS;
+}
+
+export type PageFreeHook = (pfn: number, t: KTask, step: number) => void;
+
+const freeHooks = new WeakMap<PhysMem, PageFreeHook[]>();
+
+/** The machine's RAM: `frames` page frames, pfn 1..frames-1 allocatable. */
+export function definePhysMem(k: Kernel, frames: number): PhysMem {
+  if (!Number.isInteger(frames) || frames < 2 || frames > 1 << 28) throw new RangeError(`physmem: bad frame count ${frames}`);
+  const pm: PhysMem = { frames, off: k.statics.alloc(physMemWords(frames), `physmem (${frames} frames)`) };
+  freeHooks.set(pm, []);
+  return pm;
+}
+
+/**
+ * Run `hook` inside free_page's perform, before the frame is marked free: the IOMMU's stale-translation
+ * oracle scans its TLBs there. Register at declaration, identically in every thread.
+ */
+export function onPageFree(pm: PhysMem, hook: PageFreeHook): void {
+  hooksOf(pm).push(hook);
+}
+
+function hooksOf(pm: PhysMem): PageFreeHook[] {
+  const h = freeHooks.get(pm);
+  if (!h) throw new Error('physmem: not declared with definePhysMem');
+  return h;
+}
+
+function header(k: Kernel, pm: PhysMem): number {
+  return k.mem.statics + pm.off;
+}
+
+function frame(k: Kernel, pm: PhysMem, pfn: number): number {
+  return k.mem.statics + pm.off + HDR + pfn * FRAME_WORDS;
+}
+
+function valid(pm: PhysMem, pfn: number): boolean {
+  return Number.isInteger(pfn) && pfn >= 0 && pfn < pm.frames;
+}
+
+/** Take a frame for `owner` (perform only, or at boot); 0 when none is left. */
+function take(k: Kernel, pm: PhysMem, owner: number): number {
+  const i32 = k.i32;
+  const h = header(k, pm);
+  let pfn = i32[h + H_FREE] as number;
+  if (pfn !== 0) {
+    const f = frame(k, pm, pfn);
+    i32[h + H_FREE] = i32[f + F_NEXT] as number;
+    i32[f + F_NEXT] = 0;
+  } else {
+    const used = i32[h + H_BUMP] as number;
+    if (used + 1 >= pm.frames) return 0;
+    pfn = used + 1;
+    i32[h + H_BUMP] = pfn;
+  }
+  const f = frame(k, pm, pfn);
+  i32[f + F_OWNER] = owner;
+  // A page comes zeroed (user pages are cleared on fault): no write has landed on this incarnation yet.
+  i32[f + F_WRITES] = 0;
+  i32[f + F_TAG] = 0;
+  i32[h + H_INUSE] = (i32[h + H_INUSE] as number) + 1;
+  return pfn;
+}
+
+function checkOwner(owner: number): void {
+  if (!Number.isInteger(owner) || owner <= 0) throw new RangeError(`physmem: owner ${owner} (0 means free)`);
+}
+
+/**
+ * memblock_alloc for one page at boot: a plain write, for attach hooks only (nothing runs yet). Frames are
+ * handed out in order, so boot is the same in every run.
+ */
+export function memblock_alloc_page(k: Kernel, pm: PhysMem, owner: number): number {
+  checkOwner(owner);
+  return take(k, pm, owner);
+}
+
+/** alloc_page(GFP_KERNEL): the frame's pfn, 0 when memory is exhausted. May sleep (reclaim). */
+export function* alloc_page(k: Kernel, t: KTask, pm: PhysMem, owner: number): KGen<number> {
+  checkOwner(owner);
+  return yield* k.call(
+    t,
+    'alloc_pages',
+    (function* () {
+      k.mightSleep(t, MIGHT_ALLOC_SITE);
+      return yield* k.step(t, 'alloc_page', () => {
+        const pfn = take(k, pm, owner);
+        if (pfn !== 0) {
+          const f = frame(k, pm, pfn);
+          k.i32[f + F_ALLOC_BY] = k.mem.intern(t.label);
+          k.i32[f + F_ALLOC_CHAIN] = k.mem.intern(t.chain().join('\n'));
+        }
+        return pfn;
+      });
+    })(),
+  );
+}
+
+/** __free_page: freeing a frame that is already free is `BUG: Bad page state` (and is not done). */
+export function* free_page(k: Kernel, t: KTask, pm: PhysMem, pfn: number): KGen {
+  if (!valid(pm, pfn) || pfn === 0) throw new RangeError(`free_page: pfn ${pfn} is not a page frame of this machine`);
+  yield* k.call(
+    t,
+    '__free_pages',
+    k.step(t, 'free_page', (env) => {
+      const i32 = k.i32;
+      const f = frame(k, pm, pfn);
+      if ((i32[f + F_OWNER] as number) === 0) {
+        if (k.enabled('kasan')) badPage(k, t, pm, pfn, env.step);
+        return;
+      }
+      for (const h of hooksOf(pm)) h(pfn, t, env.step);
+      const hd = header(k, pm);
+      i32[f + F_OWNER] = 0;
+      i32[f + F_FREE_BY] = k.mem.intern(t.label);
+      i32[f + F_FREE_CHAIN] = k.mem.intern(t.chain().join('\n'));
+      i32[f + F_NEXT] = i32[hd + H_FREE] as number;
+      i32[hd + H_FREE] = pfn;
+      i32[hd + H_INUSE] = (i32[hd + H_INUSE] as number) - 1;
+    }),
+  );
+}
+
+/** The frame's owner id, 0 when free. A plain read: callable from any perform. */
+export function pageOwner(k: Kernel, pm: PhysMem, pfn: number): number {
+  return valid(pm, pfn) ? Atomics.load(k.i32, frame(k, pm, pfn) + F_OWNER) : 0;
+}
+
+/** DMA writes that landed on the frame since it was last allocated. */
+export function pageWrites(k: Kernel, pm: PhysMem, pfn: number): number {
+  return valid(pm, pfn) ? Atomics.load(k.i32, frame(k, pm, pfn) + F_WRITES) : 0;
+}
+
+/** The tag of the last DMA write that landed on the frame (0: none since it was allocated). */
+export function pageLastWriter(k: Kernel, pm: PhysMem, pfn: number): number {
+  return valid(pm, pfn) ? Atomics.load(k.i32, frame(k, pm, pfn) + F_TAG) : 0;
+}
+
+/** A device write lands on the frame (call inside a sequenced step). Frame 0 counts too: a DMA to NULL. */
+export function dmaWrite(k: Kernel, pm: PhysMem, pfn: number, tag: number): void {
+  if (!valid(pm, pfn)) throw new RangeError(`dmaWrite: pfn ${pfn} is not a page frame of this machine`);
+  const f = frame(k, pm, pfn);
+  Atomics.add(k.i32, f + F_WRITES, 1);
+  Atomics.store(k.i32, f + F_TAG, tag);
+}
+
+export function framesInUse(k: Kernel, pm: PhysMem): number {
+  return Atomics.load(k.i32, header(k, pm) + H_INUSE);
+}
+
+// ---- the report ----
+
+function hex5(n: number): string {
+  return n.toString(16).padStart(5, '0');
+}
+
+function stackLines(k: Kernel, chain: number): string[] {
+  const c = k.mem.stringAt(chain);
+  if (c === '') return [' (stack is not available)'];
+  return c
+    .split('\n')
+    .reverse()
+    .map((l) => ` ${l}`);
+}
+
+function pidOf(label: string): string {
+  const i = label.lastIndexOf('/');
+  return i < 0 ? '0' : label.slice(i + 1);
+}
+
+function commOf(label: string): string {
+  const i = label.lastIndexOf('/');
+  return i < 0 ? label : label.slice(0, i);
+}
+
+/** bad_page(): dump_page with page_owner's last allocation and free, then the stack. */
+function badPage(k: Kernel, t: KTask, pm: PhysMem, pfn: number, step: number): void {
+  const i32 = k.i32;
+  const f = frame(k, pm, pfn);
+  const allocBy = k.mem.stringAt(i32[f + F_ALLOC_BY] as number);
+  const freeBy = k.mem.stringAt(i32[f + F_FREE_BY] as number);
+  const title = `BUG: Bad page state in process ${t.comm}  pfn:${hex5(pfn)}`;
+  // A frame never handed out has no page_owner record at all.
+  const owner =
+    freeBy === ''
+      ? ['page_owner info is not present (never set?)']
+      : [
+          'page_owner tracks the page as freed',
+          allocBy === ''
+            ? 'page last allocated at boot (memblock)'
+            : `page last allocated via order 0, migratetype Unmovable, gfp_mask 0xcc0(GFP_KERNEL), pid ${pidOf(allocBy)}, tgid ${pidOf(allocBy)} (${commOf(allocBy)})`,
+          ...(allocBy === '' ? [] : stackLines(k, i32[f + F_ALLOC_CHAIN] as number)),
+          `page last free pid ${pidOf(freeBy)} tgid ${pidOf(freeBy)} stack trace:`,
+          ...stackLines(k, i32[f + F_FREE_CHAIN] as number),
+        ];
+  const body = [
+    `page: refcount:-1 mapcount:0 mapping:0000000000000000 index:0x0 pfn:0x${pfn.toString(16)}`,
+    'flags: 0x0()',
+    'page dumped because: nonzero _refcount',
+    ...owner,
+    freeBy === ''
+      ? `iommu-sim: __free_pages of pfn 0x${pfn.toString(16)}, which was never allocated`
+      : `iommu-sim: __free_pages of pfn 0x${pfn.toString(16)}, which is already free (a double free)`,
+    'Modules linked in:',
+    `CPU: 0 PID: ${t.pid} Comm: ${t.comm} Tainted: G    B              (iommu-sim)`,
+    ...heldLocksLines(t),
+    ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq'),
+  ];
+  k.report(taskFinding('mm', t, step, title, body));
+}
