@@ -16,8 +16,6 @@ export interface ProcessInput {
   readonly devActor: number;
   /** The process to send `go` once this one has closed its fd (-1: none). */
   readonly next: number;
-  /** Wait for `go` before exec. */
-  readonly wait: boolean;
   readonly script: Script;
   readonly dmas: number;
   readonly pages: number;
@@ -99,7 +97,6 @@ export const processMachine = setup({
     ),
   },
   guards: {
-    waits: ({ context }) => context.wait,
     allDone: ({ context }) => context.completed >= context.submitted,
     exitsBound: ({ context }) => context.script === 'exit',
     closesInFlight: ({ context }) => context.script === 'unbind-inflight',
@@ -121,10 +118,11 @@ export const processMachine = setup({
     capable: 0,
     exitBound: false,
   }),
-  initial: 'start',
+  // Every process waits for `go` (from the run, or from the process before it in a chain): an initial state
+  // that spawned would spawn hundreds of tasks in one step.
+  initial: 'waiting',
   on: { 'dma.done': { actions: 'count' } },
   states: {
-    start: { always: [{ guard: 'waits', target: 'waiting' }, { target: 'exec' }] },
     waiting: { on: { go: 'exec' } },
     exec: { entry: 'exec', on: { 'exec.done': 'binding' } },
     binding: {

@@ -10,7 +10,8 @@ import { accountingLine, type RunResult } from '../runtime/result.js';
 import { type ReplayOutcome, replay, run, type RunOutcome, Schedule } from '../runtime/run.js';
 import type { Wire } from '../runtime/model.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
-import { intArg } from './options.js';
+import { SVA_DEFAULTS, svaParams } from '../actors/sva-workload.js';
+import { intArg, setArg } from './options.js';
 import { progress } from './progress.js';
 
 const version = (JSON.parse(readFileSync(`${PACKAGE_ROOT}/package.json`, 'utf8')) as { version: string }).version;
@@ -188,6 +189,111 @@ runOptions(
     await runWorkload('kselftest', 'kernel-selftest', params, flags, cmd);
   });
 
+interface SvaFlags extends RunFlags {
+  set: Record<string, string | number | boolean>;
+  duration?: number;
+}
+
+runOptions(
+  program
+    .command('sva')
+    .description(
+      'Run the IOMMU model: IOMMUs (vtd, amd, smmuv3), PCI devices with ATS/PRI/PASID, processes that bind, DMA, fault, ' +
+        'munmap, unbind and exit, under the chosen policies, with the oracles (isolation, stale translation, page requests) ' +
+        'and every kernel checker on.',
+    ),
+)
+  .option(
+    '--set <key=value>',
+    `a workload parameter, repeatable; the defaults: ${Object.entries(SVA_DEFAULTS)
+      .map(([k, v]) => `${k}=${String(v)}`)
+      .join(' ')}`,
+    setArg,
+    {},
+  )
+  .addOption(new Option('--duration <s>', 'threaded: run again (seed, seed+1, …) until s seconds have passed; print the summed counters per second').argParser(intArg(1, 86_400)))
+  .addHelpText(
+    'after',
+    `
+Parameters (--set):
+  iommus=vtd,amd,smmuv3,vtd  one flavour per IOMMU unit; devices are dealt round-robin over them
+  devices, processes, pages, dmas, rounds, seed
+  caps=ats,pri,pasid         the devices' PCI capabilities (SVA needs all three)
+  pasidBits, ssidBits        device PASID width; the SMMUs' SSIDSIZE
+  pasidAlloc=native|system|per-iommu|device|ssid
+  teardown=drain|quarantine|at-once   drainTimeoutMs (quarantine's bounded wait)
+  fault=protocol|callback
+  misbehave=none|slow-drain|no-drain|dma-after-stop|lost-response|unplug   misbehaveDevice (-1: all)
+  script=life|exit|unbind-inflight|stress|munmap   chain=true: process i starts when i-1 has closed its fd
+  flags (1 PRIVATE_PASID, 2 SUPERVISOR_MODE), trusted, iotlb, atc, cmdCostNs, hungTaskSecs
+
+Examples:
+  iommu-sim sva --set iommus=vtd,amd,smmuv3,vtd --set devices=64 --set processes=256 --set script=stress --duration 30
+  iommu-sim sva --runtime deterministic --strategy pct --runs 2000 --set teardown=at-once --set processes=2 --set chain=true --set script=unbind-inflight`,
+  )
+  .action(async (flags: SvaFlags, cmd: Command) => {
+    const params: Record<string, Wire> = { seed: flags.seed, ...flags.set };
+    // Validate here, so that a bad parameter is a usage error before any worker starts.
+    svaParams(params);
+    if (flags.duration === undefined) {
+      await runWorkload('sva', 'sva', params, flags, cmd);
+      return;
+    }
+    if (flags.runtime !== 'threaded') cmd.error('error: --duration applies to --runtime threaded only', { exitCode: 2 });
+    await stressFor(params, flags);
+  });
+
+/** Threaded runs back to back until the duration has passed; counters summed, and per second. */
+async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise<void> {
+  const t0 = performance.now();
+  const until = t0 + (flags.duration ?? 0) * 1000;
+  const total: Record<string, number> = {};
+  let runs = 0;
+  let failed: RunOutcome | undefined;
+  const ac = new AbortController();
+  const onSigint = (): void => ac.abort();
+  process.once('SIGINT', onSigint);
+  try {
+    while (performance.now() < until && !ac.signal.aborted) {
+      const seed = flags.seed + runs;
+      const r = await run({
+        workload: { name: 'sva', params: { ...params, seed } },
+        runtime: 'threaded',
+        seed,
+        placement: flags.placement,
+        ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
+        keepTrace: true,
+        keepGoing: flags.keepGoing ?? false,
+        signal: ac.signal,
+      });
+      runs++;
+      for (const [k, v] of Object.entries(r.check.counters)) total[k] = (total[k] ?? 0) + v;
+      if (!flags.json) console.log(`sva: run ${runs} (seed ${seed}): ${r.steps} steps in ${(r.elapsedMs / 1000).toFixed(2)} s, ${r.findings.length} findings, trace hash ${r.traceHash}`);
+      if (!passed(r)) {
+        failed = r;
+        break;
+      }
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+  const secs = (performance.now() - t0) / 1000;
+  const rates = Object.fromEntries(Object.entries(total).map(([k, v]) => [k, Math.round(v / secs)]));
+  if (failed && flags.record) failed.schedule.save(flags.record);
+  if (flags.json) {
+    printJson({ ok: !failed, runs, seconds: secs, counters: total, perSecond: rates, findings: failed?.findings ?? [], record: failed && flags.record ? flags.record : null });
+  } else {
+    if (failed) printReport('sva', failed, false);
+    console.log(`sva: ${runs} threaded runs in ${secs.toFixed(1)} s (placement ${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
+    console.log(`sva: totals ${Object.entries(total).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+    console.log(`sva: per second ${Object.entries(rates).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
+    if (failed && flags.record) console.log(`sva: schedule of the failing run written to ${flags.record}; replay with: iommu-sim replay ${flags.record}`);
+    console.log(`sva: ${failed ? 'FAILURE' : 'SUCCESS'}`);
+  }
+  if (ac.signal.aborted) throw new Exit(130);
+  if (failed) throw new Exit(1);
+}
+
 program
   .command('replay')
   .description('Run a recorded schedule again in the deterministic runtime and check that it reproduces the same trace.')
@@ -237,7 +343,7 @@ program
 
 program
   .command('bench')
-  .description('Run benchmark suites with tinybench and print a table (or JSON): runtime, kernel')
+  .description('Run benchmark suites with tinybench and print a table (or JSON): runtime, kernel, sva')
   .argument('[suites...]', 'suites to run (default: all)')
   .option('--json', 'print one JSON object {results, ratios} on stdout')
   .option('--quick', 'fewer iterations (a smoke run, figures are rough)')

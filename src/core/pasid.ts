@@ -6,7 +6,7 @@
 // device that held it has drained; it is reclaimed lazily, on the next allocation in its scope.
 import type { KTask } from '../kernel/context.js';
 import { ENOSPC } from '../kernel/errno.js';
-import { defineIda, type Ida, ida_alloc_range, ida_free } from '../kernel/ida.js';
+import { defineIda, type Ida, idaAllocated, ida_alloc_range, ida_free } from '../kernel/ida.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { type MmStruct, mm_set_pasid, mmPasid } from '../kernel/mm/mm.js';
 import type { Oracle } from './oracle.js';
@@ -37,6 +37,7 @@ export class PasidAllocator {
   private readonly idas: Ida[] = [];
   private readonly shares: number;
   private readonly quarantine: number;
+  private readonly slots: number;
   readonly capacity: number;
 
   constructor(
@@ -47,14 +48,38 @@ export class PasidAllocator {
   ) {
     const bits = Math.max(1, ...env.devices.map((d) => d.caps.pasidBits));
     this.capacity = Math.min(1 << 20, 1 << bits);
-    this.idas.push(defineIda(k, 'iommu_global_pasid_ida', this.capacity));
-    for (let u = 0; u < env.iommus; u++) this.idas.push(defineIda(k, `iommu${u}->pasid_ida`, this.capacity));
+    // Leaks are checked here, not by the IDAs: a quarantined PASID is held on purpose.
+    this.idas.push(defineIda(k, 'iommu_global_pasid_ida', this.capacity, { leakCheck: false }));
+    for (let u = 0; u < env.iommus; u++) this.idas.push(defineIda(k, `iommu${u}->pasid_ida`, this.capacity, { leakCheck: false }));
+    this.slots = slots;
     this.shares = k.statics.alloc(slots * S_WORDS, 'pasid shares');
     this.quarantine = k.statics.alloc(slots * Q_WORDS, 'pasid quarantine');
-    this.slots = slots;
+    k.onEnd(() => this.leakCheck());
   }
 
-  private readonly slots: number;
+  /** PASIDs allocated with no bind using them and not in quarantine: never freed. */
+  private leakCheck(): void {
+    const k = this.k;
+    if (!k.enabled('leaks')) return;
+    const held = new Set<string>();
+    for (let s = 0; s < this.slots; s++) {
+      if (k.i32[this.w(s, S_SCOPE)] !== 0) held.add(`${(k.i32[this.w(s, S_SCOPE)] as number) - 1}:${k.i32[this.w(s, S_PASID)]}`);
+      if (k.i32[this.q(s, Q_SCOPE)] !== 0) held.add(`${(k.i32[this.q(s, Q_SCOPE)] as number) - 1}:${k.i32[this.q(s, Q_PASID)]}`);
+    }
+    const lines: string[] = [];
+    this.idas.forEach((ida, scope) => {
+      for (const p of idaAllocated(k, ida)) if (!held.has(`${scope}:${p}`)) lines.push(`  PASID ${p} of ${ida.name}`);
+    });
+    for (const d of this.env.devices) {
+      if (this.placementOf(d) !== 'device') continue;
+      const scope = this.scopeOf(d);
+      for (const p of this.env.svmOf(d)?.allocated_pasids?.(d) ?? []) if (!held.has(`${scope}:${p}`)) lines.push(`  PASID ${p} allocated by ${d.name}'s driver`);
+    }
+    if (lines.length === 0) return;
+    const title = `leak: ${lines.length} PASID${lines.length > 1 ? 's' : ''} still allocated at teardown with no bind and no quarantine`;
+    k.report({ kind: 'leak', title, text: [title, ...lines].join('\n'), step: -1, where: 'iommu_sva' });
+  }
+
 
   /** The placement in force for dev (`native`: its IOMMU driver's own). */
   placementOf(dev: DeviceInfo): Exclude<PasidPlacement, 'native'> {

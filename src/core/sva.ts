@@ -389,7 +389,7 @@ export class Sva {
       function* (this: Sva): KGen<number> {
         yield* rcu_read_lock(k, t);
         const handle = yield* rcu_dereference(k, t, this.bondPtr(dev, pasid));
-        const mmId = handle > 0 ? this.bondField(handle, 'mm') : 0;
+        const mmId = handle > 0 ? yield* k.step(t, 'bond->mm', () => this.bondField(handle, 'mm')) : 0;
         yield* rcu_read_unlock(k, t);
         let code = RESP_INVALID;
         const mm = mmId > 0 ? this.mms.mms[mmId - 1] : undefined;

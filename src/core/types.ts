@@ -98,4 +98,6 @@ export interface SvmOps {
   /** Device-allocated PASIDs (AMD IOMMUv2: the driver picks and passes the PASID). */
   alloc_pasid?(t: KTask, dev: DeviceInfo, min: number, max: number): KGen<number>;
   free_pasid?(t: KTask, dev: DeviceInfo, pasid: number): KGen;
+  /** The PASIDs it has allocated now (reads only), for the core's leak check. */
+  allocated_pasids?(dev: DeviceInfo): number[];
 }

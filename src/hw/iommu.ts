@@ -48,7 +48,7 @@ export interface UnitOptions {
   readonly cmdCostNs: number;
 }
 
-export const DEFAULT_UNIT: UnitOptions = { iotlbEntries: 64, pcacheEntries: 16, queueDepth: 64, prqDepth: 32, cmdCostNs: 100 };
+export const DEFAULT_UNIT: UnitOptions = { iotlbEntries: 64, pcacheEntries: 16, queueDepth: 64, prqDepth: 128, cmdCostNs: 100 };
 
 export interface Command {
   readonly op: CommandOp;

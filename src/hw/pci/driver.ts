@@ -5,7 +5,7 @@
 import type { BindResult, Sva } from '../../core/sva.js';
 import { type DeviceInfo, RESP_INVALID, type SvmOps } from '../../core/types.js';
 import type { KTask } from '../../kernel/context.js';
-import { defineIda, type Ida, ida_alloc_range, ida_free } from '../../kernel/ida.js';
+import { defineIda, type Ida, idaAllocated, ida_alloc_range, ida_free } from '../../kernel/ida.js';
 import type { Kernel, KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import type { PciDevice } from './device.js';
@@ -18,7 +18,8 @@ export class AccelDriver {
     private readonly sva: Sva,
     private readonly devices: readonly PciDevice[],
   ) {
-    this.idas = devices.map((d) => defineIda(k, `${d.info.name}->pasid_ida`, 1 << d.info.caps.pasidBits));
+    // The core checks these for leaks, knowing which PASIDs the quarantine still holds.
+    this.idas = devices.map((d) => defineIda(k, `${d.info.name}->pasid_ida`, 1 << d.info.caps.pasidBits, { leakCheck: false }));
     for (const d of devices) sva.setSvmOps(d.info, this.svmOps());
   }
 
@@ -77,6 +78,7 @@ export class AccelDriver {
       *free_pasid(t: KTask, dev: DeviceInfo, pasid: number): KGen {
         yield* ida_free(k, t, drv.idas[dev.index] as Ida, pasid);
       },
+      allocated_pasids: (dev: DeviceInfo) => idaAllocated(k, drv.idas[dev.index] as Ida),
     };
   }
 }
