@@ -192,3 +192,27 @@ describe('SVA: the threaded runtime', () => {
     }, 60_000);
   }
 });
+
+describe('SVA: the oracles catch a driver that skips a flush (negative controls)', () => {
+  for (const f of FLAVOURS) {
+    it(`${f}: invalidate_range that flushes nothing → an IOTLB/ATC entry outlives the munmap (stale translation)`, () => {
+      let stale = 0;
+      for (let seed = 1; seed <= 20 && stale === 0; seed++) {
+        const { r } = once({ iommus: f, bug: 'no-range-flush', script: 'munmap', rounds: 6, dmas: 8, pages: 4 }, seed);
+        stale += r.findings.filter((x) => x.kind === 'stale_translation' && x.title.includes('freed while')).length;
+      }
+      expect(stale).toBeGreaterThan(0);
+      // And the same runs with the flush find nothing.
+      for (let seed = 1; seed <= 20; seed++) expect(titles(once({ iommus: f, script: 'munmap', rounds: 6, dmas: 8, pages: 4 }, seed).r)).toEqual([]);
+    });
+
+    it(`${f}: a release that leaves the entry in place → the hardware reaches freed memory after exit_mmap`, () => {
+      let found = 0;
+      for (let seed = 1; seed <= 40 && found === 0; seed++) {
+        const { r } = once({ iommus: f, bug: 'no-release-flush', script: 'exit', dmas: 8, processes: 2 }, seed, seed % 2 === 0);
+        found += r.findings.filter((x) => x.kind === 'stale_translation' || x.kind === 'isolation').length;
+      }
+      expect(found).toBeGreaterThan(0);
+    });
+  }
+});

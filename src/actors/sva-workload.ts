@@ -8,6 +8,8 @@ import { Stats, type StatName } from '../core/stats.js';
 import { Sva } from '../core/sva.js';
 import {
   type DeviceInfo,
+  DRIVER_BUGS,
+  type DriverBug,
   FAULT_HANDLINGS,
   type FaultHandling,
   FLAVOURS,
@@ -62,6 +64,8 @@ export interface SvaParams {
   readonly teardown: Teardown;
   readonly fault: FaultHandling;
   readonly drainTimeoutMs: number;
+  /** A planted driver bug (the oracles' negative control). */
+  readonly bug: DriverBug;
   readonly misbehave: Misbehaviour;
   /** The misbehaving device (-1: all of them). */
   readonly misbehaveDevice: number;
@@ -93,6 +97,7 @@ export const SVA_DEFAULTS: SvaParams = {
   teardown: 'drain',
   fault: 'protocol',
   drainTimeoutMs: 1000,
+  bug: 'none',
   misbehave: 'none',
   misbehaveDevice: 0,
   script: 'life',
@@ -146,6 +151,7 @@ export function svaParams(raw: Readonly<Record<string, Wire>>): SvaParams {
     teardown: oneOf('teardown', raw.teardown, TEARDOWNS, d.teardown),
     fault: oneOf('fault', raw.fault, FAULT_HANDLINGS, d.fault),
     drainTimeoutMs: int('drainTimeoutMs', raw.drainTimeoutMs, d.drainTimeoutMs, 0, 3_600_000),
+    bug: oneOf('bug', raw.bug, DRIVER_BUGS, d.bug),
     misbehave: oneOf('misbehave', raw.misbehave, MISBEHAVIOURS, d.misbehave),
     misbehaveDevice: int('misbehaveDevice', raw.misbehaveDevice, d.misbehaveDevice, -1, 1023),
     script: oneOf('script', raw.script, SCRIPTS, d.script),
@@ -211,7 +217,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const notifiers = defineMmuNotifiers(k, mms, bonds);
   const oracle = new Oracle(k);
   const stats = new Stats(k);
-  const policies: SvaPolicies = { pasidAlloc: p.pasidAlloc, teardown: p.teardown, fault: p.fault, drainTimeoutMs: p.drainTimeoutMs };
+  const policies: SvaPolicies = { pasidAlloc: p.pasidAlloc, teardown: p.teardown, fault: p.fault, drainTimeoutMs: p.drainTimeoutMs, bug: p.bug };
   const sva = new Sva(k, mms, notifiers, oracle, stats, { devices: infos, iommus: U, policies, bonds });
   const ownerName = (o: number): string => (o === 0 ? 'a free frame' : (mmById(mms, o - 1)?.name ?? `owner ${o}`));
 

@@ -365,13 +365,14 @@ export class Sva {
         const svm = this.svm[dev.index];
         // AMD IOMMUv2's mn_release calls the driver's invalidate_ctx callback before tearing the context down.
         if (ops.releaseNotifiesDriver && svm) yield* svm.invalidate_pasid(t, dev, pasid, 0);
-        yield* ops.remove_dev_pasid(t, dev, pasid, mm, 'release');
+        if (this.cfg.policies.bug !== 'no-release-flush') yield* ops.remove_dev_pasid(t, dev, pasid, mm, 'release');
       }.call(this),
     );
   }
 
   private *invalidate(t: KTask, mm: MmStruct, handle: number, start: number, end: number): KGen {
     const dev = this.cfg.devices[this.bondField(handle, 'dev')] as DeviceInfo;
+    if (this.cfg.policies.bug === 'no-range-flush') return;
     yield* this.ops(dev).invalidate_range(t, dev, this.bondField(handle, 'pasid'), mm, start, end);
   }
 

@@ -25,12 +25,21 @@ export const TEARDOWNS: readonly Teardown[] = ['drain', 'quarantine', 'at-once']
 export type FaultHandling = 'callback' | 'protocol';
 export const FAULT_HANDLINGS: readonly FaultHandling[] = ['callback', 'protocol'];
 
+/**
+ * Planted driver bugs, the negative controls of the oracles: skip the flush of invalidate_range (IOTLB and ATC
+ * entries outlive a munmap), or the teardown in the MMU notifier's release (the hardware keeps walking page
+ * tables exit_mmap is freeing).
+ */
+export type DriverBug = 'none' | 'no-range-flush' | 'no-release-flush';
+export const DRIVER_BUGS: readonly DriverBug[] = ['none', 'no-range-flush', 'no-release-flush'];
+
 export interface SvaPolicies {
   readonly pasidAlloc: PasidPlacement;
   readonly teardown: Teardown;
   readonly fault: FaultHandling;
   /** The bounded wait of `quarantine`, in ms (simulated in the deterministic runtime). */
   readonly drainTimeoutMs: number;
+  readonly bug: DriverBug;
 }
 
 export interface DeviceCaps {
