@@ -4,10 +4,11 @@ import { InputError } from '../src/runtime/errors.js';
 import type { SuiteResult } from './measure.js';
 import { kernelSuite } from './kernel.bench.js';
 import { runtimeSuite } from './runtime.bench.js';
+import { svaSuite } from './sva.bench.js';
 
 type Suite = (opts: { quick: boolean; onCase?: (name: string) => void }) => Promise<SuiteResult>;
 
-export const SUITES: Readonly<Record<string, Suite>> = { runtime: runtimeSuite, kernel: kernelSuite };
+export const SUITES: Readonly<Record<string, Suite>> = { runtime: runtimeSuite, kernel: kernelSuite, sva: svaSuite };
 
 export class UnknownSuite extends InputError {
   override name = 'UnknownSuite';

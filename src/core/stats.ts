@@ -24,6 +24,8 @@ export const STATS = [
 ] as const;
 export type StatName = (typeof STATS)[number];
 
+const INDEX: Readonly<Record<StatName, number>> = Object.fromEntries(STATS.map((s, i) => [s, i])) as Record<StatName, number>;
+
 export class Stats {
   private readonly off: number;
 
@@ -33,7 +35,7 @@ export class Stats {
 
   /** Add n (call inside a performed point or a sequenced delivery). */
   add(name: StatName, n = 1): void {
-    Atomics.add(this.k.i32, this.k.mem.statics + this.off + STATS.indexOf(name), n);
+    Atomics.add(this.k.i32, this.k.mem.statics + this.off + INDEX[name], n);
   }
 
   /** The counters, from the run's memory or from a final copy of it (`shared` and the static region's offset). */
