@@ -15,6 +15,7 @@ export const STATS = [
   'iotlb_misses',
   'atc_hits',
   'page_requests',
+  'page_request_groups',
   'page_responses',
   'invalidations',
   'commands',

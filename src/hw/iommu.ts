@@ -35,7 +35,7 @@ const Q_PRQ_TAIL = 6;
 const Q_PRQ_ACTIVE = 7; // the page-request thread is running
 const Q_HEADER = 8;
 
-export const PRQ_WORDS = 5; // dev, pasid, vpn, write, grp
+export const PRQ_WORDS = 6; // dev, pasid, vpn, write, grp, last
 /** Page request group indices a device uses (PRGI is 9 bits; the model keeps fewer). */
 export const PR_GROUPS = 64;
 
@@ -166,7 +166,7 @@ export class IommuUnit {
   }
 
   /** The page-request thread: the next request (left in the queue until retired), or undefined — then it stops. */
-  prqPeek(): { dev: number; pasid: number; vpn: number; write: boolean; grp: number } | undefined {
+  prqPeek(): { dev: number; pasid: number; vpn: number; write: boolean; grp: number; last: boolean } | undefined {
     const head = this.header_(Q_PRQ_HEAD);
     if (head === this.header_(Q_PRQ_TAIL)) {
       this.setHeader(Q_PRQ_ACTIVE, 0);
@@ -174,7 +174,7 @@ export class IommuUnit {
     }
     const at = this.s(this.prq) + (head % this.opts.prqDepth) * PRQ_WORDS;
     const i32 = this.i32;
-    return { dev: i32[at] as number, pasid: i32[at + 1] as number, vpn: i32[at + 2] as number, write: i32[at + 3] === 1, grp: i32[at + 4] as number };
+    return { dev: i32[at] as number, pasid: i32[at + 1] as number, vpn: i32[at + 2] as number, write: i32[at + 3] === 1, grp: i32[at + 4] as number, last: i32[at + 5] === 1 };
   }
 
   prqRetire(): void {
@@ -273,7 +273,7 @@ export class IommuUnit {
   }
 
   /** A page request arrives: queued (true), or the queue is full (false: the hardware auto-responds). */
-  prqPush(dev: number, pasid: number, vpn: number, write: boolean, grp: number): { queued: boolean; startThread: boolean } {
+  prqPush(dev: number, pasid: number, vpn: number, write: boolean, grp: number, last: boolean): { queued: boolean; startThread: boolean } {
     const head = this.header_(Q_PRQ_HEAD);
     const tail = this.header_(Q_PRQ_TAIL);
     if (tail - head >= this.opts.prqDepth) return { queued: false, startThread: false };
@@ -284,6 +284,7 @@ export class IommuUnit {
     i32[at + 2] = vpn;
     i32[at + 3] = write ? 1 : 0;
     i32[at + 4] = grp;
+    i32[at + 5] = last ? 1 : 0;
     this.setHeader(Q_PRQ_TAIL, tail + 1);
     const startThread = this.header_(Q_PRQ_ACTIVE) === 0;
     if (startThread) this.setHeader(Q_PRQ_ACTIVE, 1);

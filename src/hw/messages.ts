@@ -14,7 +14,8 @@ export type HwMessage =
   | { type: 'ats.ok'; id: number; pte: number }
   /** why: 1 the PTE (a page request may resolve it), 2 the PASID entry (it cannot). */
   | { type: 'ats.fault'; id: number; why: number }
-  | { type: 'pr'; dev: number; pasid: number; vpn: number; w: number; grp: number }
+  /** A page request; only the last of its group (`last` 1) gets a response (PCIe PRI). */
+  | { type: 'pr'; dev: number; pasid: number; vpn: number; w: number; grp: number; last: number }
   | { type: 'prs'; grp: number; code: number }
   | { type: 'atc.inv'; pasid: number; s: number; e: number }
   | { type: 'atc.done'; dev: number }
@@ -38,7 +39,7 @@ const LAYOUT: readonly Fields<HwMessage>[] = [
   ['walk', ['dev', 'pasid', 'vpn', 'w', 'id', 'st', 'a', 'ep']],
   ['ats.ok', ['id', 'pte']],
   ['ats.fault', ['id', 'why']],
-  ['pr', ['dev', 'pasid', 'vpn', 'w', 'grp']],
+  ['pr', ['dev', 'pasid', 'vpn', 'w', 'grp', 'last']],
   ['prs', ['grp', 'code']],
   ['atc.inv', ['pasid', 's', 'e']],
   ['atc.done', ['dev']],

@@ -72,7 +72,8 @@ export function definePrqThread(k: Kernel, drv: UnitDriver, sva: Sva, stats: Sta
       if (!req) return;
       const dev = devices[req.dev] as DeviceInfo;
       const code = yield* sva.handleIopf(t, dev, req.pasid, req.vpn, req.write);
-      yield* submitSync(k, t, drv, stats, [{ op: OP_PAGE_RESP, a: req.dev, b: req.grp, c: code, d: req.pasid }]);
+      // Only the last request of a group is answered (the response covers the whole group).
+      if (req.last) yield* submitSync(k, t, drv, stats, [{ op: OP_PAGE_RESP, a: req.dev, b: req.grp, c: code, d: req.pasid }]);
       yield* k.step(t, `${unit.spec.prqName}: retire`, () => unit.prqRetire());
     }
   });

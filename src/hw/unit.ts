@@ -167,10 +167,12 @@ export class IommuHardware implements Hardware {
 
   private pageRequest(m: Extract<HwMessage, { type: 'pr' }>, out: HwOut, step: number): void {
     const u = this.unit;
-    u.groupRequested(m.dev, m.grp);
-    const r = u.prqPush(m.dev, m.pasid, m.vpn, m.w === 1, m.grp);
+    const last = m.last === 1;
+    if (last) u.groupRequested(m.dev, m.grp);
+    const r = u.prqPush(m.dev, m.pasid, m.vpn, m.w === 1, m.grp, last);
     if (!r.queued) {
-      // Queue full: the hardware answers the request itself.
+      // Queue full: the hardware answers the group itself (when its last request comes).
+      if (!last) return;
       this.oracle.pageResponse(step, this.dev(m.dev).name, m.grp, u.groupAnswered(m.dev, m.grp));
       out.send(this.dev(m.dev).actor, { type: 'prs', grp: m.grp, code: RESP_INVALID });
       return;

@@ -201,8 +201,17 @@ export class PciDevice implements Hardware {
           const grp = this.allocGroup();
           if (grp >= 0) {
             this.waitingGroup.set(grp, d.tag);
-            this.env.stats.add('page_requests');
-            out.send(this.env.iommuActor, { type: 'pr', dev: this.info.index, pasid: d.pasid, vpn: d.vpn, w: d.write ? 1 : 0, grp });
+            // A write asks for read access and then write access in one group; the last request gets the answer.
+            const base = { type: 'pr', dev: this.info.index, pasid: d.pasid, vpn: d.vpn, grp } as const;
+            this.env.stats.add('page_request_groups');
+            if (d.write) {
+              this.env.stats.add('page_requests', 2);
+              out.send(this.env.iommuActor, { ...base, w: 0, last: 0 });
+              out.send(this.env.iommuActor, { ...base, w: 1, last: 1 });
+            } else {
+              this.env.stats.add('page_requests');
+              out.send(this.env.iommuActor, { ...base, w: 0, last: 1 });
+            }
             return;
           }
         }

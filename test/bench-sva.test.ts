@@ -1,0 +1,62 @@
+// The sva benchmark suite runs end to end (quick) and keeps the JSON shape of the other suites: every case of
+// every flavour measured, each rate a positive finite number, and the ratios that matter present. No
+// wall-clock limits here: figures are read from the benchmark's own output, only their shape is asserted
+// (and that an IOTLB hit is cheaper than a walk — a ratio of two rates of one run, not a time).
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const BIN = join(import.meta.dirname, '..', 'bin', 'iommu-sim.js');
+const FLAVOURS = ['vtd', 'amd', 'smmuv3'] as const;
+
+interface Row {
+  name: string;
+  hz: number;
+  meanNs: number;
+  p99Ns: number;
+  samples: number;
+}
+
+describe('iommu-sim bench sva --quick --json', () => {
+  it('measures every case of every flavour in both runtimes, with positive finite rates and ratios', () => {
+    const r = spawnSync(process.execPath, [BIN, 'bench', 'sva', '--quick', '--json'], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as { suites: string[]; node: string; results: Row[]; ratios: Record<string, number> };
+    expect(j.suites).toEqual(['sva']);
+    expect(typeof j.node).toBe('string');
+    const names = j.results.map((x) => x.name);
+    expect(new Set(names).size).toBe(names.length);
+    for (const f of FLAVOURS) {
+      for (const c of ['translate-iotlb-hit', 'translate-iotlb-miss', 'bind+unbind', 'invalidation-commands']) {
+        expect(names).toContain(`sva/${f}/${c} (deterministic)`);
+      }
+      for (const c of ['translate-iotlb-hit', 'bind+unbind']) expect(names).toContain(`sva/${f}/${c} (threaded)`);
+    }
+    for (const x of j.results) {
+      expect(Object.keys(x).sort(), x.name).toEqual(['hz', 'meanNs', 'name', 'p99Ns', 'samples']);
+      for (const v of [x.hz, x.meanNs, x.p99Ns]) {
+        expect(Number.isFinite(v), x.name).toBe(true);
+        expect(v, x.name).toBeGreaterThan(0);
+      }
+      expect(Number.isInteger(x.samples) && x.samples > 0, x.name).toBe(true);
+    }
+    for (const f of FLAVOURS) {
+      for (const k of [
+        `sva/${f} iotlb hit vs miss`,
+        `sva/${f} threaded vs deterministic iotlb hit`,
+        `sva/${f} threaded vs deterministic bind+unbind`,
+      ]) {
+        expect(Number.isFinite(j.ratios[k]), k).toBe(true);
+        expect(j.ratios[k], k).toBeGreaterThan(0);
+      }
+      // A hit is one lookup; a miss also walks (the PASID entry cache, then the PTE): fewer translations per second.
+      expect(j.ratios[`sva/${f} iotlb hit vs miss`], f).toBeGreaterThan(1);
+    }
+  });
+
+  it('is listed in the help of the bench command', () => {
+    const r = spawnSync(process.execPath, [BIN, 'bench', '--help'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/runtime,\s+kernel,\s+sva/);
+  });
+});
