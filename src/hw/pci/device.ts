@@ -65,6 +65,8 @@ export class PciDevice implements Hardware {
   private engineBusy = false;
   private readonly inflight = new Map<number, Dma>();
   private readonly waitingGroup = new Map<number, number>();
+  /** DMAs whose page request waits for a free group index (tags, in order). */
+  private prStalled: number[] = [];
   private nextGroup = 0;
   private nextTag = 0;
   private lost = 0;
@@ -87,6 +89,7 @@ export class PciDevice implements Hardware {
     this.engineBusy = false;
     this.inflight.clear();
     this.waitingGroup.clear();
+    this.prStalled = [];
     this.nextGroup = 0;
     this.nextTag = 0;
     this.lost = 0;
@@ -198,22 +201,8 @@ export class PciDevice implements Hardware {
         const d = this.inflight.get(msg.id);
         if (!d) return;
         if (msg.why === WHY_PTE && this.info.caps.pri && !this.stopped(d.pasid)) {
-          const grp = this.allocGroup();
-          if (grp >= 0) {
-            this.waitingGroup.set(grp, d.tag);
-            // A write asks for read access and then write access in one group; the last request gets the answer.
-            const base = { type: 'pr', dev: this.info.index, pasid: d.pasid, vpn: d.vpn, grp } as const;
-            this.env.stats.add('page_request_groups');
-            if (d.write) {
-              this.env.stats.add('page_requests', 2);
-              out.send(this.env.iommuActor, { ...base, w: 0, last: 0 });
-              out.send(this.env.iommuActor, { ...base, w: 1, last: 1 });
-            } else {
-              this.env.stats.add('page_requests');
-              out.send(this.env.iommuActor, { ...base, w: 0, last: 1 });
-            }
-            return;
-          }
+          if (!this.pageRequest(d, out)) this.prStalled.push(d.tag); // every group in use: stall until one frees
+          return;
         }
         this.complete(d, false, out);
         return;
@@ -226,6 +215,7 @@ export class PciDevice implements Hardware {
           return; // the response is lost: the DMA waits for ever
         }
         this.waitingGroup.delete(msg.grp);
+        this.unstall(out);
         const d = this.inflight.get(tag);
         if (!d) return;
         if (msg.code === RESP_SUCCESS && !this.stopped(d.pasid) && !this.unplugged) {
@@ -272,6 +262,43 @@ export class PciDevice implements Hardware {
         return;
       default:
         throw new Error(`${this.actorName}: unexpected ${msg.type}`);
+    }
+  }
+
+  /** Send d's page request group; false when every group index is in use. */
+  private pageRequest(d: Dma, out: HwOut): boolean {
+    const grp = this.allocGroup();
+    if (grp < 0) return false;
+    this.waitingGroup.set(grp, d.tag);
+    // A write asks for read access and then write access in one group; the last request gets the answer.
+    const base = { type: 'pr', dev: this.info.index, pasid: d.pasid, vpn: d.vpn, grp } as const;
+    this.env.stats.add('page_request_groups');
+    if (d.write) {
+      this.env.stats.add('page_requests', 2);
+      out.send(this.env.iommuActor, { ...base, w: 0, last: 0 });
+      out.send(this.env.iommuActor, { ...base, w: 1, last: 1 });
+    } else {
+      this.env.stats.add('page_requests');
+      out.send(this.env.iommuActor, { ...base, w: 0, last: 1 });
+    }
+    return true;
+  }
+
+  /** A group index came free: the first stalled DMA sends its request (or gives up if its PASID stopped). */
+  private unstall(out: HwOut): void {
+    while (this.prStalled.length > 0) {
+      const d = this.inflight.get(this.prStalled[0] as number);
+      if (!d) {
+        this.prStalled.shift();
+        continue;
+      }
+      if (this.stopped(d.pasid)) {
+        this.prStalled.shift();
+        this.complete(d, false, out);
+        continue;
+      }
+      if (this.pageRequest(d, out)) this.prStalled.shift();
+      return;
     }
   }
 
@@ -333,6 +360,7 @@ export class PciDevice implements Hardware {
     for (const d of this.wq) out.send(d.from, { type: 'dma.done', id: d.id, ok: 0 });
     this.wq = [];
     this.waitingGroup.clear();
+    this.prStalled = [];
     for (let e = 0; e < Math.max(1, this.atcEntries_); e++) this.i32[this.env.k.mem.statics + this.atc + e * A_WORDS] = 0;
   }
 }
