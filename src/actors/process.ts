@@ -75,7 +75,7 @@ export const processMachine = setup({
         // Scripted: alternate a page faulted in at exec with one that is not (a page request through PRI).
         const vpn = context.script === 'stress' ? Math.floor(rand(c) * context.pages) : i % 2 === 0 ? context.pages - 1 - ((i >> 1) % context.pages) : (i >> 1) % context.pages;
         const w = context.script === 'stress' ? (rand(c) < 0.5 ? 1 : 0) : (i + 1) % 2;
-        enqueue.emit(sendEffect(context.devActor, { type: 'submit', pasid: context.pasid, vpn, w, id: id++, from: context.self }));
+        enqueue.emit(sendEffect(context.devActor, { type: 'submit', pasid: context.pasid, vpn, w, id: id++, from: context.self, cr: 0 }));
       }
       enqueue.assign({ submitted: id, rng: c.rng });
     }),

@@ -3,6 +3,8 @@
 // one per IOMMU unit, device, mm and process (in that order). Kernel code paths (syscalls, exit, the IOMMU
 // drivers' page-request threads, RCU/SRCU callbacks) are kernel tasks; the oracles run in the steps that could
 // break what they guard.
+import { DEFAULT_DOMAIN_POLICIES, type DefaultDomainPolicy, DmaApi } from '../core/dma.js';
+import { Domains } from '../core/domain.js';
 import { Oracle } from '../core/oracle.js';
 import { Stats, type StatName } from '../core/stats.js';
 import { Sva } from '../core/sva.js';
@@ -42,6 +44,7 @@ import { slabInit } from '../kernel/slab.js';
 import { InputError } from '../runtime/errors.js';
 import type { ActorSpec, Wire, Workload } from '../runtime/model.js';
 import { hardwareMachine } from './hardware.js';
+import { defineKernelUsers, KERNEL_USES, type KernelUse, VFIO_USES, type VfioUse } from './kernel-users.js';
 import { mmMachine } from './mm.js';
 import { processMachine, type Script, SCRIPTS } from './process.js';
 
@@ -82,6 +85,19 @@ export interface SvaParams {
   /** ATC entries of each device (0: every DMA asks the IOMMU). */
   readonly atc: number;
   readonly hungTaskSecs: number;
+  /** Default DMA domains at probe (seed 001). */
+  readonly defaultDomain: DefaultDomainPolicy;
+  /** Address spaces of each IOMMU instance (seed 001: 4 on early Tegra, 128 later). */
+  readonly addressSpaces: number;
+  /** The kernel's own DMA users (seeds 001, 004). */
+  readonly kernel: KernelUse;
+  readonly kjobs: number;
+  readonly kbuffers: number;
+  /** Devices with a kernel user (the first n). */
+  readonly kdevices: number;
+  readonly vfio: VfioUse;
+  readonly drmContexts: number;
+  readonly drmRounds: number;
 }
 
 export const SVA_DEFAULTS: SvaParams = {
@@ -110,6 +126,15 @@ export const SVA_DEFAULTS: SvaParams = {
   iotlb: 64,
   atc: 16,
   hungTaskSecs: 120,
+  defaultDomain: 'none',
+  addressSpaces: 128,
+  kernel: 'none',
+  kjobs: 8,
+  kbuffers: 2,
+  kdevices: 1,
+  vfio: 'none',
+  drmContexts: 0,
+  drmRounds: 2,
 };
 
 function oneOf<T extends string>(name: string, v: Wire | undefined, values: readonly T[], d: T): T {
@@ -164,6 +189,15 @@ export function svaParams(raw: Readonly<Record<string, Wire>>): SvaParams {
     iotlb: int('iotlb', raw.iotlb, d.iotlb, 0, 1 << 16),
     atc: int('atc', raw.atc, d.atc, 0, 1 << 16),
     hungTaskSecs: int('hungTaskSecs', raw.hungTaskSecs, d.hungTaskSecs, 1, 86_400),
+    defaultDomain: oneOf('defaultDomain', raw.defaultDomain, DEFAULT_DOMAIN_POLICIES, d.defaultDomain),
+    addressSpaces: int('addressSpaces', raw.addressSpaces, d.addressSpaces, 1, 1 << 16),
+    kernel: oneOf('kernel', raw.kernel, KERNEL_USES, d.kernel),
+    kjobs: int('kjobs', raw.kjobs, d.kjobs, 0, 1 << 24),
+    kbuffers: int('kbuffers', raw.kbuffers, d.kbuffers, 1, 1 << 16),
+    kdevices: int('kdevices', raw.kdevices, d.kdevices, 0, 1024),
+    vfio: oneOf('vfio', raw.vfio, VFIO_USES, d.vfio),
+    drmContexts: int('drmContexts', raw.drmContexts, d.drmContexts, 0, 1024),
+    drmRounds: int('drmRounds', raw.drmRounds, d.drmRounds, 0, 1 << 20),
   };
 }
 
@@ -179,6 +213,9 @@ export interface SvaModel {
   mm(i: number): MmStruct;
   /** Actor ids. */
   readonly actors: { unit(u: number): number; device(d: number): number; mm(i: number): number; process(i: number): number };
+  readonly dma: DmaApi;
+  readonly domains: Domains;
+  readonly kusers: ReturnType<typeof defineKernelUsers>;
 }
 
 export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: SvaModel } {
@@ -190,9 +227,11 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const capSet = new Set(p.caps.split(','));
   const bonds = Math.max(8, 2 * P + 8);
   const frames = (P + 2) * p.pages + 16;
+  // I/O page tables for DMA and paging domains: address spaces of the mm layer that no process uses.
+  const iopt = p.defaultDomain === 'none' && p.kernel === 'none' && p.vfio === 'none' && p.drmContexts === 0 ? 0 : Math.min(U * p.addressSpaces, D + p.kdevices + p.drmContexts + 4);
   const perDevice = (1 << p.pasidBits) * (8 + 3 + 2) + 512 + 4 * p.atc;
   const staticWords =
-    (1 << 15) + mmTableWords(P, p.pages) + physMemWords(frames) + mmuNotifierWords(bonds) + D * perDevice + U * (4096 + 6 * p.iotlb) + bonds * 24 + (U + 2) * ((1 << p.pasidBits) / 32 + 1);
+    (1 << 15) + mmTableWords(P + iopt, p.pages) + physMemWords(frames) + mmuNotifierWords(bonds) + D * perDevice + U * (4096 + 6 * p.iotlb) + bonds * 24 + (U + 2) * ((1 << p.pasidBits) / 32 + 1);
   const k = new Kernel({
     layout: { stringWords: 1 << 17, stringSlots: 1 << 12, staticWords, arenaWords: 1 << 12, lockdepWords: 1 << 14 },
     hungTaskSecs: p.hungTaskSecs,
@@ -212,13 +251,15 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     actor: actors.device(d),
     trusted: p.trusted,
   }));
-  const pm = definePhysMem(k, frames);
-  const mms = defineMms(k, pm, P, p.pages);
+  const pm = definePhysMem(k, frames + 2 * p.drmContexts);
+  const mms = defineMms(k, pm, P + iopt, p.pages);
   const notifiers = defineMmuNotifiers(k, mms, bonds);
   const oracle = new Oracle(k);
   const stats = new Stats(k);
   const policies: SvaPolicies = { pasidAlloc: p.pasidAlloc, teardown: p.teardown, fault: p.fault, drainTimeoutMs: p.drainTimeoutMs, bug: p.bug };
   const sva = new Sva(k, mms, notifiers, oracle, stats, { devices: infos, iommus: U, policies, bonds });
+  const domains = new Domains(k, { iommus: U, addressSpaces: p.addressSpaces, pageTables: mms.mms.slice(P), unitName: (u) => SPECS[flavours[u] as Flavour].unitName(u) });
+  const dma = new DmaApi(k, sva, domains, infos, p.defaultDomain, mms.initMm.id + 1);
   const ownerName = (o: number): string => (o === 0 ? 'a free frame' : (mmById(mms, o - 1)?.name ?? `owner ${o}`));
 
   const units = flavours.map((f, u) => new IommuUnit(k, u, SPECS[f], infos.filter((d) => d.iommu === u), { ...DEFAULT_UNIT, cmdCostNs: p.cmdCostNs, iotlbEntries: p.iotlb }, actors.unit(u)));
@@ -228,12 +269,16 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     const ops: IommuOps = f === 'vtd' ? vtdOps(denv) : f === 'amd' ? amdOps(denv) : smmuv3Ops(denv, p.ssidBits);
     sva.registerIommu(u, ops);
   });
+  const kusers = defineKernelUsers(
+    { k, sva, dma, domains, stats, pm, mms, infos },
+    { use: p.kernel, jobs: p.kjobs, buffers: p.kbuffers, devices: p.kdevices, vfio: p.vfio, drmContexts: p.drmContexts, drmRounds: p.drmRounds },
+  );
   const prqTasks = unitDrivers.map((drv) => definePrqThread(k, drv, sva, stats, infos));
   const hardware = units.map((u, i) => new IommuHardware(u, infos, mms, oracle, stats, prqTasks[i] as string));
   const devices = infos.map(
     (info) =>
       new PciDevice(
-        { k, sva, oracle, stats, pm, iommuActor: actors.unit(info.iommu), ownerName },
+        { k, sva, oracle, stats, pm, iommuActor: actors.unit(info.iommu), ownerName, completion: (cr, ok) => kusers.completion(cr, ok) },
         info,
         p.misbehaveDevice === -1 || p.misbehaveDevice === info.index ? p.misbehave : 'none',
         p.atc,
@@ -337,7 +382,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   }
 
   const statics = staticsOffset(k.layout, k.base);
-  const model: SvaModel = { params: p, k, sva, stats, units, devices, infos, mm: (i) => mms.mms[i] as MmStruct, actors };
+  const model: SvaModel = { params: p, k, sva, stats, units, devices, infos, mm: (i) => mms.mms[i] as MmStruct, actors, dma, domains, kusers };
   const workload: Workload = {
     name: 'sva',
     params: { ...p },
@@ -347,6 +392,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     hotEvents: { ...HW_HOT_EVENTS, go: [] },
     sharedEvents: HW_SHARED_EVENTS,
     tasks: k.taskFactories,
+    initialTasks: iopt > 0 ? [{ task: 'iommu_probe', args: null, name: 'iommu_probe' }] : [],
     monitor: k,
     check: (finals, shared) => {
       const counters = stats.read(shared, statics) as Record<StatName, number> & Record<string, number>;

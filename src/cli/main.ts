@@ -227,6 +227,10 @@ Parameters (--set):
   misbehave=none|slow-drain|no-drain|dma-after-stop|lost-response|unplug   misbehaveDevice (-1: all)
   script=life|exit|unbind-inflight|stress|munmap   chain=true: process i starts when i-1 has closed its fd
   flags (1 PRIVATE_PASID, 2 SUPERVISOR_MODE), trusted, iotlb, atc, cmdCostNs, hungTaskSecs
+  defaultDomain=none|per-instance|per-device   addressSpaces (per IOMMU instance)
+  kernel=none|dma-api|syspasid-map|syspasid-bind   kjobs, kbuffers, kdevices: the kernel's own DMA users
+  vfio=none|early|late       VFIO takes device 0 over (early: while the host driver still maps)
+  drmContexts, drmRounds     a DRM-like device switching its engines between per-process domains
 
 Examples:
   iommu-sim sva --set iommus=vtd,amd,smmuv3,vtd --set devices=64 --set processes=256 --set script=stress --duration 30

@@ -22,6 +22,15 @@ export const STATS = [
   'munmaps',
   'exits',
   'quarantined',
+  'kernel_jobs',
+  'kernel_job_faults',
+  'dma_maps',
+  'dma_unmaps',
+  'probe_failures',
+  'vfio_takeovers',
+  'vfio_refused',
+  'drm_switches',
+  'exposed_pages',
 ] as const;
 export type StatName = (typeof STATS)[number];
 

@@ -162,6 +162,37 @@ export class Sva {
     return out;
   }
 
+  // ---- attaching I/O page tables (DMA and paging domains) ----
+
+  /**
+   * Point {dev, pasid} at an I/O page table (a DMA or paging domain's; PASID 0 is the device's own requests,
+   * RID2PASID). `owner` is whose pages it maps (the isolation oracle's truth). 0 or -errno.
+   */
+  *attachTable(t: KTask, dev: DeviceInfo, pasid: number, table: MmStruct, owner: number): KGen<number> {
+    const k = this.k;
+    yield* k.step(t, `attach ${table.name} to ${dev.name} PASID ${pasid}`, () => {
+      Atomics.store(k.i32, this.at(this.boundTable[dev.index] as number, pasid), owner);
+    });
+    const err = yield* this.ops(dev).set_dev_pasid(t, dev, pasid, table, 0);
+    if (err < 0) yield* k.step(t, 'attach failed', () => void Atomics.store(k.i32, this.at(this.boundTable[dev.index] as number, pasid), 0));
+    return err;
+  }
+
+  /** Take {dev, pasid} off its I/O page table: clear the entry, flush, and check nothing cached survives. */
+  *detachTable(t: KTask, dev: DeviceInfo, pasid: number, table: MmStruct): KGen {
+    const k = this.k;
+    yield* this.ops(dev).remove_dev_pasid(t, dev, pasid, table, 'unbind');
+    yield* k.step(t, `detach ${table.name} from ${dev.name} PASID ${pasid}`, (env) => {
+      Atomics.store(k.i32, this.at(this.boundTable[dev.index] as number, pasid), 0);
+      this.oracle.pasidUnbound(env.step, dev.index, dev.name, pasid, t.label);
+    });
+  }
+
+  /** An I/O page table changed in [start, end): flush what {dev, pasid} may cache of it. */
+  *flushTable(t: KTask, dev: DeviceInfo, pasid: number, table: MmStruct, start: number, end: number): KGen {
+    yield* this.ops(dev).invalidate_range(t, dev, pasid, table, start, end);
+  }
+
   // ---- the capability check and bind ----
 
   /** Every enabling check of a bind, without a PASID: 0, or -errno and why. */

@@ -4,8 +4,11 @@
 // wire (Workload.hotEvents), and every one that the hardware handles reads or writes shared memory
 // (Workload.sharedEvents).
 export type HwMessage =
-  /** A process submits a work descriptor (ENQCMD-style: it carries the PASID); `from` gets dma.done. */
-  | { type: 'submit'; pasid: number; vpn: number; w: number; id: number; from: number }
+  /**
+   * A work descriptor (ENQCMD-style: it carries the PASID). A process gets dma.done at `from`; a kernel
+   * submitter gives a completion record (`cr` > 0) that the device writes in memory instead, as DSA does.
+   */
+  | { type: 'submit'; pasid: number; vpn: number; w: number; id: number; from: number; cr: number }
   /** The device's DMA engine takes the next descriptor from its work queue. */
   | { type: 'engine' }
   | { type: 'ats.req'; dev: number; pasid: number; vpn: number; w: number; id: number }
@@ -33,7 +36,7 @@ export const WHY_PASID = 2;
 type Fields<T> = T extends { type: infer N } ? [N, Exclude<keyof T, 'type'>[]] : never;
 
 const LAYOUT: readonly Fields<HwMessage>[] = [
-  ['submit', ['pasid', 'vpn', 'w', 'id', 'from']],
+  ['submit', ['pasid', 'vpn', 'w', 'id', 'from', 'cr']],
   ['engine', []],
   ['ats.req', ['dev', 'pasid', 'vpn', 'w', 'id']],
   ['walk', ['dev', 'pasid', 'vpn', 'w', 'id', 'st', 'a', 'ep']],

@@ -40,6 +40,8 @@ interface Dma {
   readonly vpn: number;
   readonly write: boolean;
   readonly from: number;
+  /** Completion record (1-based) for a kernel submitter, 0: answer `from` with dma.done. */
+  readonly cr: number;
   /** The mm bound at {device, PASID} when the descriptor was submitted (id + 1): where it must land. */
   readonly expected: number;
 }
@@ -52,6 +54,8 @@ export interface DeviceEnv {
   readonly pm: PhysMem;
   /** The IOMMU unit's actor. */
   readonly iommuActor: number;
+  /** Write a kernel submitter's completion record (1 done, 2 failed). */
+  completion(cr: number, ok: boolean): void;
   ownerName(owner: number): string;
 }
 
@@ -159,9 +163,9 @@ export class PciDevice implements Hardware {
     const m = this.i32;
     switch (msg.type) {
       case 'submit': {
-        const d: Dma = { tag: this.nextTag++ & 0x3fffffff, id: msg.id, pasid: msg.pasid, vpn: msg.vpn, write: msg.w === 1, from: msg.from, expected: this.env.sva.boundMm(this.info.index, msg.pasid) };
-        if (this.unplugged || msg.pasid <= 0 || msg.pasid >= 1 << this.info.caps.pasidBits) {
-          out.send(d.from, { type: 'dma.done', id: d.id, ok: 0 });
+        const d: Dma = { tag: this.nextTag++ & 0x3fffffff, id: msg.id, pasid: msg.pasid, vpn: msg.vpn, write: msg.w === 1, from: msg.from, cr: msg.cr, expected: this.env.sva.boundMm(this.info.index, msg.pasid) };
+        if (this.unplugged || msg.pasid < 0 || msg.pasid >= 1 << this.info.caps.pasidBits) {
+          this.reply(d, false, out);
           return;
         }
         this.wq.push(d);
@@ -178,7 +182,7 @@ export class PciDevice implements Hardware {
         if (!d) return;
         if (this.unplugged || (this.stopped(d.pasid) && this.misbehaviour !== 'dma-after-stop')) {
           this.env.stats.add('dma_aborted');
-          out.send(d.from, { type: 'dma.done', id: d.id, ok: 0 });
+          this.reply(d, false, out);
           return;
         }
         this.issue(d, out, step);
@@ -244,7 +248,7 @@ export class PciDevice implements Hardware {
           for (const d of this.wq) {
             if (d.pasid === msg.pasid) {
               this.env.stats.add('dma_aborted');
-              out.send(d.from, { type: 'dma.done', id: d.id, ok: 0 });
+              this.reply(d, false, out);
             } else keep.push(d);
           }
           this.wq = keep;
@@ -340,8 +344,13 @@ export class PciDevice implements Hardware {
     m[this.p(d.pasid, P_INFLIGHT)] = (m[this.p(d.pasid, P_INFLIGHT)] as number) - 1;
     this.inflight.delete(d.tag);
     if (!ok) this.env.stats.add('dma_faults');
-    out.send(d.from, { type: 'dma.done', id: d.id, ok: ok ? 1 : 0 });
+    this.reply(d, ok, out);
     this.checkDrained(d.pasid, out);
+  }
+
+  private reply(d: Dma, ok: boolean, out: HwOut): void {
+    if (d.cr > 0) this.env.completion(d.cr, ok);
+    else out.send(d.from, { type: 'dma.done', id: d.id, ok: ok ? 1 : 0 });
   }
 
   private checkDrained(pasid: number, out: HwOut): void {
@@ -357,7 +366,7 @@ export class PciDevice implements Hardware {
   private unplug(out: HwOut): void {
     this.i32[this.env.k.mem.statics + this.flags] = 1;
     for (const d of [...this.inflight.values()]) this.complete(d, false, out);
-    for (const d of this.wq) out.send(d.from, { type: 'dma.done', id: d.id, ok: 0 });
+    for (const d of this.wq) this.reply(d, false, out);
     this.wq = [];
     this.waitingGroup.clear();
     this.prStalled = [];

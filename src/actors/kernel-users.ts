@@ -1,0 +1,211 @@
+// The kernel's own users of the IOMMU, as kernel tasks: device probe with the default-domain policy (seed
+// 001); a host driver doing DMA-API map → DMA → unmap; a DSA/IAX-like in-kernel accelerator user doing 4 KiB
+// jobs (page clearing, small compression jobs) under a system PASID, either option 1 — a PASID with its own DMA
+// domain, mapped and unmapped per job, each unmap an IOTLB invalidation — or option 2 — init_mm bound in
+// supervisor mode, trusted devices only, no IOMMU update per job (seed 004); VFIO taking a device over; and a
+// composite DRM-like device that manages its own domains, one per process, switching its engines between them.
+// Kernel submitters get their completion from a completion record the device writes in memory, as DSA does.
+import type { DmaApi } from '../core/dma.js';
+import { OWNER_DRIVER } from '../core/dma.js';
+import type { Domains } from '../core/domain.js';
+import type { Stats } from '../core/stats.js';
+import type { Sva } from '../core/sva.js';
+import { type DeviceInfo, SVM_FLAG_PRIVATE_PASID, SVM_FLAG_SUPERVISOR_MODE } from '../core/types.js';
+import type { KTask } from '../kernel/context.js';
+import type { Kernel, KGen } from '../kernel/kernel.js';
+import { type MmStruct, type MmTable, ownerOf } from '../kernel/mm/mm.js';
+import { pte, ptePfn } from '../kernel/mm/pagetable.js';
+import { alloc_page, free_page, type PhysMem } from '../kernel/mm/physmem.js';
+import { mutex_lock, mutex_unlock } from '../kernel/mutex.js';
+
+export type KernelUse = 'none' | 'dma-api' | 'syspasid-map' | 'syspasid-bind';
+export const KERNEL_USES: readonly KernelUse[] = ['none', 'dma-api', 'syspasid-map', 'syspasid-bind'];
+export type VfioUse = 'none' | 'early' | 'late';
+export const VFIO_USES: readonly VfioUse[] = ['none', 'early', 'late'];
+
+export interface KernelUsersConfig {
+  readonly use: KernelUse;
+  /** Jobs each kernel user runs. */
+  readonly jobs: number;
+  /** Kernel pages the jobs use as buffers (the pages a device is handed). */
+  readonly buffers: number;
+  /** Devices with a kernel user (the first n). */
+  readonly devices: number;
+  readonly vfio: VfioUse;
+  /** DRM contexts (processes) the composite device switches its engines between (0: none). */
+  readonly drmContexts: number;
+  readonly drmRounds: number;
+}
+
+export interface KernelUsersEnv {
+  readonly k: Kernel;
+  readonly sva: Sva;
+  readonly dma: DmaApi;
+  readonly domains: Domains;
+  readonly stats: Stats;
+  readonly pm: PhysMem;
+  readonly mms: MmTable;
+  readonly infos: readonly DeviceInfo[];
+}
+
+/** Declares the tasks; returns the run's initial tasks and the completion records' writer for the devices. */
+export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
+  const { k, sva, dma, domains, stats, infos, mms } = env;
+  const D = infos.length;
+  const users = Math.min(cfg.devices, D);
+  // One completion record per kernel user (device) and one per DRM engine.
+  const crs = k.statics.alloc(2 * D + 2, 'completion records');
+  const results = k.statics.alloc(D * 2 + 4, 'kernel user results');
+  const cr = (i: number): number => k.mem.statics + crs + i;
+  const result = (i: number): number => k.mem.statics + results + i;
+  const initMm = mms.initMm;
+  const kernelOwner = ownerOf(initMm);
+  const buffers = Math.max(1, Math.min(cfg.buffers, initMm.pages));
+
+  /** Submit one descriptor and wait for its completion record: true if it completed. */
+  function* job(t: KTask, dev: DeviceInfo, crIndex: number, pasid: number, vpn: number, id: number): KGen<boolean> {
+    yield* k.step(t, `${dev.name}: submit job ${id} (PASID ${pasid}, address ${vpn})`, (e) => {
+      Atomics.store(k.i32, cr(crIndex), 0);
+      e.send(dev.actor, { type: 'submit', pasid, vpn, w: 1, id, from: 0, cr: crIndex + 1 });
+    });
+    const done = (yield k.point(t, `wait for ${dev.name}'s completion record`, () => Atomics.load(k.i32, cr(crIndex)) !== 0, () => Atomics.load(k.i32, cr(crIndex)), {
+      what: `${dev.name} to write the completion record of job ${id}`,
+    })) as number;
+    yield* k.step(t, 'job done', () => stats.add(done === 1 ? 'kernel_jobs' : 'kernel_job_faults'));
+    return done === 1;
+  }
+
+  const kernelPfn = (i: number): number => ptePfn(pte(k, initMm, i % buffers));
+
+  k.task('iommu_probe', 'kthread', function* (t) {
+    for (const dev of infos) {
+      const r = yield* dma.probe(t, dev);
+      yield* k.step(t, r.err < 0 ? `probe failed: ${r.why}` : `probed ${dev.name}`, () => {
+        Atomics.store(k.i32, result(dev.index), r.err);
+        if (r.err < 0) stats.add('probe_failures');
+      });
+    }
+    // Then the drivers start: their kernel users, VFIO, the DRM device.
+    if (cfg.use !== 'none') for (let d = 0; d < users; d++) yield* k.step(t, 'driver probe', (e) => void e.spawn('kdma_user', d, `kdma/${d}`));
+    if (cfg.vfio !== 'none' && D > 0) yield* k.step(t, 'vfio', (e) => void e.spawn('vfio_takeover', 0, 'vfio'));
+    if (cfg.drmContexts > 0) yield* k.step(t, 'drm probe', (e) => void e.spawn('drm_contexts', null, 'drm'));
+  });
+
+  k.task('kdma_user', 'kthread', function* (t, args) {
+    const dev = infos[args as number] as DeviceInfo;
+    if (Atomics.load(k.i32, result(dev.index)) < 0) return;
+    if (cfg.use === 'dma-api') {
+      for (let j = 0; j < cfg.jobs; j++) {
+        const iova = yield* dma.map(t, dev, kernelPfn(j), true);
+        if (iova < 0) return;
+        yield* k.step(t, 'dma map', () => stats.add('dma_maps'));
+        yield* job(t, dev, dev.index, 0, iova, j);
+        yield* dma.unmap(t, dev, iova);
+        yield* k.step(t, 'dma unmap', () => stats.add('dma_unmaps'));
+      }
+    } else if (cfg.use === 'syspasid-map') {
+      // Option 1: a PASID of its own with its own DMA domain; every job maps and unmaps (an IOTLB flush each).
+      yield* mutex_lock(k, t, sva.lock);
+      const pasid = yield* sva.pasids.get(t, dev, initMm, SVM_FLAG_PRIVATE_PASID);
+      yield* mutex_unlock(k, t, sva.lock);
+      if (pasid < 0) return;
+      const a = yield* domains.alloc(t, 'dma', dev.iommu);
+      const table = a.dom !== 0 ? domains.pageTable(t, a.dom) : undefined;
+      if (table && (yield* sva.attachTable(t, dev, pasid, table, kernelOwner)) === 0) {
+        for (let j = 0; j < cfg.jobs; j++) {
+          const iova = j % table.pages;
+          yield* domains.map(t, a.dom, iova, kernelPfn(j), true);
+          yield* job(t, dev, dev.index, pasid, iova, j);
+          yield* domains.unmap(t, a.dom, iova);
+          yield* sva.flushTable(t, dev, pasid, table, iova, iova + 1);
+        }
+        yield* sva.detachTable(t, dev, pasid, table);
+      }
+      if (a.dom !== 0) yield* domains.free(t, a.dom);
+      yield* mutex_lock(k, t, sva.lock);
+      yield* sva.pasids.put(t, dev, initMm, pasid, false);
+      yield* mutex_unlock(k, t, sva.lock);
+    } else if (cfg.use === 'syspasid-bind') {
+      // Option 2: init_mm bound in supervisor mode; jobs address kernel memory directly, no IOMMU update.
+      const r = yield* sva.bind(t, dev, initMm, SVM_FLAG_SUPERVISOR_MODE);
+      yield* k.step(t, r.ret < 0 ? `system PASID refused: ${r.why}` : `system PASID ${r.pasid}`, () => {
+        Atomics.store(k.i32, result(D + dev.index), r.ret < 0 ? r.ret : r.pasid);
+        // The exposure of seed 004: every kernel page the device can now reach that no job hands it.
+        if (r.ret > 0) stats.add('exposed_pages', initMm.pages - buffers);
+      });
+      if (r.ret < 0) return;
+      for (let j = 0; j < cfg.jobs; j++) yield* job(t, dev, dev.index, r.pasid, j % buffers, j);
+      yield* sva.unbind(t, r.ret);
+    }
+    yield* k.step(t, 'kdma user done', () => void Atomics.add(k.i32, result(2 * D), 1));
+  });
+
+  k.task('vfio_takeover', 'process', function* (t, args) {
+    const dev = infos[args as number] as DeviceInfo;
+    if (cfg.vfio === 'early' && cfg.use === 'dma-api') {
+      // While the host driver is still bound and mapping: refused.
+      yield k.point(t, 'wait for a live DMA mapping', () => dma.mappings(dev) > 0 || Atomics.load(k.i32, result(2 * D)) >= users, () => undefined);
+      if (dma.mappings(dev) > 0) {
+        const r = yield* dma.vfioTakeover(t, dev);
+        yield* k.step(t, `vfio: ${r.err < 0 ? r.why : 'took it'}`, () => stats.add(r.err < 0 ? 'vfio_refused' : 'vfio_takeovers'));
+        if (r.err === 0) return;
+      }
+    }
+    // After the host driver's users are done (the driver unbound): the takeover goes through.
+    yield k.point(t, 'wait for the host driver to unbind', () => Atomics.load(k.i32, result(2 * D)) >= (cfg.use === 'none' ? 0 : users), () => undefined, {
+      what: 'the host driver to unbind',
+    });
+    const r = yield* dma.vfioTakeover(t, dev);
+    yield* k.step(t, `vfio: ${r.err < 0 ? r.why : 'took it'}`, () => stats.add(r.err < 0 ? 'vfio_refused' : 'vfio_takeovers'));
+  });
+
+  k.task('drm_contexts', 'process', function* (t) {
+    // A composite device: its engines (every device) switch between one paging domain per process.
+    const ctxs: { dom: number; owner: number; pfns: number[] }[] = [];
+    for (let c = 0; c < cfg.drmContexts; c++) {
+      const a = yield* domains.alloc(t, 'paging', infos[0]?.iommu ?? 0);
+      if (a.err < 0) {
+        yield* k.step(t, `drm: context ${c}: ${a.why}`, () => void Atomics.store(k.i32, result(2 * D + 1), a.err));
+        break;
+      }
+      const mm = mms.mms[c % mms.mms.length] as MmStruct | undefined;
+      const owner = mm ? ownerOf(mm) : kernelOwner;
+      const pfns: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        const pfn = yield* alloc_page(k, t, env.pm, owner);
+        if (pfn === 0) break;
+        pfns.push(pfn);
+        yield* domains.map(t, a.dom, i, pfn, true);
+      }
+      ctxs.push({ dom: a.dom, owner, pfns });
+    }
+    for (let round = 0; round < cfg.drmRounds; round++) {
+      for (const ctx of ctxs) {
+        for (const dev of infos) {
+          yield* dma.detach(t, dev);
+          if ((yield* dma.attach(t, dev, ctx.dom, OWNER_DRIVER, ctx.owner)) < 0) continue;
+          yield* job(t, dev, D + dev.index, 0, round % Math.max(1, ctx.pfns.length), round);
+        }
+        yield* k.step(t, 'drm: context switch', () => stats.add('drm_switches'));
+      }
+    }
+    for (const dev of infos) yield* dma.detach(t, dev);
+    for (const ctx of ctxs) {
+      for (let i = 0; i < ctx.pfns.length; i++) {
+        yield* domains.unmap(t, ctx.dom, i);
+        yield* free_page(k, t, env.pm, ctx.pfns[i] as number);
+      }
+      yield* domains.free(t, ctx.dom);
+    }
+  });
+
+  return {
+    /** The device's completion-record write (1 done, 2 failed). */
+    completion: (crIndex1: number, ok: boolean): void => {
+      Atomics.store(k.i32, cr(crIndex1 - 1), ok ? 1 : 2);
+    },
+    probeResult: (dev: number): number => k.i32[result(dev)] as number,
+    syspasidResult: (dev: number): number => k.i32[result(D + dev)] as number,
+    drmResult: (): number => k.i32[result(2 * D + 1)] as number,
+  };
+}

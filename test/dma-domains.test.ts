@@ -1,0 +1,104 @@
+// Issue #5, seeds 001 and 004 on the IOMMU model: default DMA domains per instance or per device with a fixed
+// number of address spaces, VFIO taking a device over, a DRM-like device switching its engines between
+// per-process domains, and the two system-PASID options for kernel DMA — deterministic runtime, fixed seeds.
+import { describe, expect, it } from 'vitest';
+import { buildSva } from '../src/actors/sva-workload.js';
+import { errname } from '../src/kernel/errno.js';
+import { runDeterministic } from '../src/runtime/deterministic.js';
+import type { Wire } from '../src/runtime/model.js';
+import { RandomScheduler } from '../src/runtime/schedulers/random.js';
+
+function once(params: Record<string, Wire>, seed = 1) {
+  const built = buildSva({ processes: 0, ...params });
+  const s = new RandomScheduler(seed);
+  s.newExecution();
+  const r = runDeterministic({ workload: built.workload, seed, scheduler: s, keepGoing: true });
+  return { r, model: built.model, c: r.check.counters };
+}
+
+const FLAVOURS = ['vtd', 'amd', 'smmuv3'] as const;
+
+describe('seed 001: default DMA domains and scarce address spaces', () => {
+  for (const f of FLAVOURS) {
+    it(`${f}: per-device domains with 4 address spaces: the fifth device's probe fails with a clear error`, () => {
+      const { r, model, c } = once({ iommus: f, devices: 5, addressSpaces: 4, defaultDomain: 'per-device', kernel: 'dma-api', kdevices: 5, kjobs: 3 });
+      expect(r.findings.map((x) => x.title)).toEqual([]);
+      expect([0, 1, 2, 3].map((d) => model.kusers.probeResult(d))).toEqual([0, 0, 0, 0]);
+      expect(errname(model.kusers.probeResult(4))).toBe('-ENOSPC');
+      expect(r.trace.toText()).toContain(`iommu probe of 0000:01:04.0 failed: ${model.units[0]?.name}: all 4 address spaces are in use`);
+      expect(c.probe_failures).toBe(1);
+      // The four probed devices do their DMA; the fifth has no DMA domain to map into.
+      expect(c.kernel_jobs).toBe(12);
+    });
+
+    it(`${f}: one shared domain per instance: every device probes, all DMA goes through it`, () => {
+      for (let seed = 1; seed <= 10; seed++) {
+        const { r, c } = once({ iommus: f, devices: 5, addressSpaces: 4, defaultDomain: 'per-instance', kernel: 'dma-api', kdevices: 5, kjobs: 3 }, seed);
+        expect(r.findings.map((x) => x.title)).toEqual([]);
+        expect(c.probe_failures).toBe(0);
+        expect(c.kernel_jobs).toBe(15);
+        expect(c.kernel_job_faults).toBe(0);
+        // Each unmap flushed the IOTLB and ATC of all five devices sharing the domain.
+        expect(c.dma_unmaps).toBe(15);
+      }
+    });
+  }
+
+  it('VFIO takeover while DMA-API mappings are live is refused (-EBUSY); after the host driver unbinds it goes through and no IOTLB entry of the old domain survives', () => {
+    for (const f of FLAVOURS) {
+      for (let seed = 1; seed <= 10; seed++) {
+        const { r, model, c } = once({ iommus: f, defaultDomain: 'per-device', kernel: 'dma-api', kjobs: 6, vfio: 'early' }, seed);
+        // The stale-translation oracle checks, at the detach, that no cached entry of {dev, PASID 0} survives.
+        expect(r.findings.map((x) => x.title)).toEqual([]);
+        expect(c.vfio_refused).toBe(1);
+        expect(c.vfio_takeovers).toBe(1);
+        expect(r.trace.toText()).toContain('the host driver still holds 1 DMA mapping: unbind it first');
+        for (const cache of model.units[0]?.caches() ?? []) expect(cache.entriesForPasid(0, 0)).toEqual([]);
+      }
+    }
+  });
+
+  it('a DRM-like device manages its own domains, one per process, switching its engines between them', () => {
+    for (const f of FLAVOURS) {
+      const { r, c } = once({ iommus: f, processes: 3, script: 'life', devices: 2, drmContexts: 3, drmRounds: 2 });
+      // Each DMA landed in the frames of the process whose domain the engine was attached to (isolation oracle).
+      expect(r.findings.map((x) => x.title)).toEqual([]);
+      expect(c.drm_switches).toBe(6);
+      expect(c.kernel_jobs).toBe(12);
+    }
+    const scarce = once({ iommus: 'smmuv3', devices: 2, addressSpaces: 2, drmContexts: 3, drmRounds: 1 });
+    expect(errname(scarce.model.kusers.drmResult())).toBe('-ENOSPC');
+    expect(scarce.r.trace.toText()).toContain('drm: context 2: smmu0: all 2 address spaces are in use');
+  });
+});
+
+describe('seed 004: a system PASID for kernel DMA', () => {
+  it('option 2 (bind init_mm, supervisor) is refused for an untrusted device with a clear error', () => {
+    const { r, model, c } = once({ kernel: 'syspasid-bind', kjobs: 4 });
+    expect(errname(model.kusers.syspasidResult(0))).toBe('-EOPNOTSUPP');
+    expect(r.trace.toText()).toContain('is not trusted with the kernel address space');
+    expect(c.kernel_jobs).toBe(0);
+  });
+
+  it('option 2 on a trusted device: jobs run with no IOMMU update per job; the pages it could reach but was never handed are counted', () => {
+    const few = once({ kernel: 'syspasid-bind', kjobs: 6, trusted: true, pages: 16, kbuffers: 2 }).c;
+    const many = once({ kernel: 'syspasid-bind', kjobs: 24, trusted: true, pages: 16, kbuffers: 2 }).c;
+    expect(few.kernel_jobs).toBe(6);
+    expect(many.kernel_jobs).toBe(24);
+    // No command per job: the IOMMU work is the bind and the unbind, whatever the number of jobs.
+    expect(many.commands).toBe(few.commands);
+    expect(few.exposed_pages).toBe(14);
+  });
+
+  for (const f of FLAVOURS) {
+    it(`${f}: option 1 (own domain, map/unmap per job): every unmap is an IOTLB and device-TLB invalidation`, () => {
+      const few = once({ iommus: f, kernel: 'syspasid-map', kjobs: 6 });
+      const many = once({ iommus: f, kernel: 'syspasid-map', kjobs: 12 });
+      expect(few.r.findings.map((x) => x.title)).toEqual([]);
+      expect(many.c.kernel_jobs).toBe(12);
+      // Six more jobs, six more flushes of two commands and a wait each.
+      expect((many.c.commands as number) - (few.c.commands as number)).toBe(6 * 3);
+      expect(few.c.exposed_pages).toBe(0);
+    });
+  }
+});
