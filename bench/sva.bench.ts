@@ -309,3 +309,26 @@ export async function svaSuite(opts: { quick: boolean; onCase?: (name: string) =
   }
   return { suite: 'sva', results, ratios };
 }
+
+/**
+ * Seed 004's two system-PASID options for kernel DMA, as jobs per second of a DSA-like in-kernel user doing
+ * one-page (4 KiB) jobs on a trusted VT-d device: option 1 maps and unmaps every job through its own DMA domain
+ * (an IOTLB and device-TLB invalidation each), option 2 binds init_mm once. For the domains suite.
+ */
+export async function syspasidResults(opts: { quick: boolean; onCase?: (name: string) => void }): Promise<{ results: BenchResult[]; ratios: Record<string, number> }> {
+  const jobs = opts.quick ? 300 : 3_000;
+  const plan = opts.quick ? QUICK_PLANS.deterministic : FULL_PLANS.deterministic;
+  const job = (option: 1 | 2): Case => {
+    const name = `syspasid/option${option} 4KiB jobs (deterministic)`;
+    return {
+      name,
+      runtime: 'deterministic',
+      params: { iommus: 'vtd', devices: 1, processes: 0, trusted: true, kernel: option === 1 ? 'syspasid-map' : 'syspasid-bind', kjobs: jobs, kbuffers: 1 },
+      unit: 'kernel_jobs',
+      verify: (c) => expect(name, c.kernel_jobs === jobs && c.kernel_job_faults === 0, `expected ${jobs} jobs, none failing`, c),
+    };
+  };
+  opts.onCase?.('system PASID options 1 and 2');
+  const results = await measureGroup([job(1), job(2)], plan, opts.onCase);
+  return { results, ratios: { syspasid_opt2_vs_opt1: ratio(results, 'syspasid/option2 4KiB jobs (deterministic)', 'syspasid/option1 4KiB jobs (deterministic)') } };
+}
