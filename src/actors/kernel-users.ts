@@ -12,7 +12,9 @@ import type { Stats } from '../core/stats.js';
 import type { Sva } from '../core/sva.js';
 import { type DeviceInfo, SVM_FLAG_PRIVATE_PASID, SVM_FLAG_SUPERVISOR_MODE } from '../core/types.js';
 import type { KTask } from '../kernel/context.js';
+import { errname } from '../kernel/errno.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
+import { KernelMemory } from '../kernel/memory.js';
 import { type MmStruct, type MmTable, ownerOf } from '../kernel/mm/mm.js';
 import { pte, ptePfn } from '../kernel/mm/pagetable.js';
 import { alloc_page, free_page, type PhysMem } from '../kernel/mm/physmem.js';
@@ -56,6 +58,8 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
   // One completion record per kernel user (device) and one per DRM engine.
   const crs = k.statics.alloc(2 * D + 2, 'completion records');
   const results = k.statics.alloc(D * 2 + 4, 'kernel user results');
+  const whys = k.statics.alloc(D + 1, 'kernel user errors');
+  const why = (i: number): number => k.mem.statics + whys + i;
   const cr = (i: number): number => k.mem.statics + crs + i;
   const result = (i: number): number => k.mem.statics + results + i;
   const initMm = mms.initMm;
@@ -82,7 +86,10 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
       const r = yield* dma.probe(t, dev);
       yield* k.step(t, r.err < 0 ? `probe failed: ${r.why}` : `probed ${dev.name}`, () => {
         Atomics.store(k.i32, result(dev.index), r.err);
-        if (r.err < 0) stats.add('probe_failures');
+        if (r.err < 0) {
+          stats.add('probe_failures');
+          Atomics.store(k.i32, why(dev.index), k.mem.intern(r.why));
+        }
       });
     }
     // Then the drivers start: their kernel users, VFIO, the DRM device.
@@ -205,6 +212,14 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
       Atomics.store(k.i32, cr(crIndex1 - 1), ok ? 1 : 2);
     },
     probeResult: (dev: number): number => k.i32[result(dev)] as number,
+    /** The kernel's log lines for failed probes, read from a run's final memory (check() gets a copy). */
+    notes: (shared: Int32Array): string[] => {
+      const mem = new KernelMemory(shared, k.layout, k.base);
+      return infos.flatMap((d) => {
+        const err = shared[mem.statics + results + d.index] as number;
+        return err < 0 ? [`iommu: probe of ${d.name} failed with error ${err} (${errname(err)}): ${mem.stringAt(shared[mem.statics + whys + d.index] as number)}`] : [];
+      });
+    },
     syspasidResult: (dev: number): number => k.i32[result(D + dev)] as number,
     drmResult: (): number => k.i32[result(2 * D + 1)] as number,
   };

@@ -401,7 +401,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
         if (!f.name.startsWith('proc/')) continue;
         if (f.state !== 'done') problems.push(`${f.name} did not finish: ${f.state}`);
       }
-      return { ok: problems.length === 0, problems, counters };
+      return { ok: problems.length === 0, problems, counters, notes: kusers.notes(shared) };
     },
   };
   return { workload, model };

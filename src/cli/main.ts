@@ -379,6 +379,7 @@ function summary(r: RunResult): Record<string, unknown> {
     workers: r.workers ?? null,
     workload: r.workload,
     problems: r.check.problems,
+    notes: r.check.notes ?? [],
     findings: r.findings,
     blocked: r.blocked.map((b) => ({ name: b.name, waitingOn: b.blockedOn?.what ?? b.label })),
     counters: r.check.counters,
@@ -397,6 +398,7 @@ function printReport(tag: string, r: RunResult, ok: boolean): void {
   console.log(`${tag}: runtime=${r.runtime} ${where} ${params}`);
   console.log(`${tag}: ${accountingLine(r.accounting)}`);
   console.log(`${tag}: trace hash ${r.traceHash} (${r.steps} steps)`);
+  for (const n of r.check.notes ?? []) console.log(`${tag}: ${n}`);
   if (!ok) for (const p of r.check.problems) console.log(`${tag}: ${p}`);
   for (const f of r.findings) console.log(`\n${f.text}\n`);
 }

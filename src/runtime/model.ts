@@ -103,6 +103,8 @@ export interface WorkloadCheck {
   readonly problems: readonly string[];
   /** Workload-specific counters printed in the summary line. */
   readonly counters: Readonly<Record<string, number>>;
+  /** What the run logged that is not a failure (a probe that failed as designed), one line each. */
+  readonly notes?: readonly string[];
 }
 
 /**

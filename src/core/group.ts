@@ -1,0 +1,654 @@
+// struct iommu_group and PASID-granular attach (seed 002; drivers/iommu/iommu.c): devices the IOMMU cannot
+// isolate from each other share one group, its group->mutex, its current domain and group->pasid_array — the
+// xarray of the domain attached to each PASID. iommu_attach_device / iommu_detach_device (and the _group
+// forms) move the whole group between its default domain and another; iommu_attach_device_pasid,
+// iommu_detach_device_pasid and iommu_replace_device_pasid work on one PASID; iommu_get_domain_for_dev_pasid
+// is the lookup the page-fault path makes, under group->mutex or, as the seed asks ("RCU out of the
+// xarray"), under rcu_read_lock() alone — which is only sound if nobody frees a domain a reader may still
+// hold (see sva-domain.ts). The driver side (attach_dev, set_dev_pasid, remove_dev_pasid) is an ops table; a
+// default implementation without hardware (NoHwDomainOps) keeps what each {device, PASID} translates through.
+import type { KTask } from '../kernel/context.js';
+import { EBUSY, EINVAL, ENODEV, EOPNOTSUPP } from '../kernel/errno.js';
+import { callTrace, heldLocksLines, taskFinding } from '../kernel/findings.js';
+import type { Kernel, KGen } from '../kernel/kernel.js';
+import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
+import { rcu_init, rcu_read_lock, rcu_read_unlock } from '../kernel/rcu.js';
+import { objLoad } from '../kernel/slab.js';
+import { defineXArray, type XArray, xa_cmpxchg, xa_erase, xa_load, xa_store } from '../kernel/xarray.js';
+import { D_IOMMU, type Domains, type DomainType } from './domain.js';
+
+/**
+ * The kernel's XA_ZERO_ENTRY: a reserved slot. Attach reserves the PASID with it and stores the domain only
+ * once the driver has set it up ("The new domain cannot be visible until the operation succeeds as we cannot
+ * tolerate PRIs becoming concurrently queued and then failing attach"); a lookup reads it as NULL. No slab
+ * object lives at word 1, so it cannot be mistaken for a domain.
+ */
+export const XA_ZERO_ENTRY = 1;
+
+/** IOMMU_NO_PASID: PASID 0 is the device's RID (its requests without a PASID); PASID attach refuses it. */
+export const IOMMU_NO_PASID = 0;
+
+/** What the group layer needs of a device (the core's DeviceInfo has these). */
+export interface GroupDevice {
+  readonly index: number;
+  /** As the kernel prints it: `0000:00:02.0`. */
+  readonly name: string;
+  /** The IOMMU instance it sits behind. */
+  readonly iommu: number;
+}
+
+/** Policy "domain-for-PASID lookup" (DESIGN.md): under group->mutex, or RCU out of the xarray. */
+export type PasidLookup = 'mutex' | 'rcu';
+export const PASID_LOOKUPS: readonly PasidLookup[] = ['mutex', 'rcu'];
+/** Policy "PASID attach on multi-device groups": refused (the kernel's choice) or allowed (every device). */
+export type MultiDevicePasid = 'refused' | 'allowed';
+export const MULTI_DEVICE_PASID: readonly MultiDevicePasid[] = ['refused', 'allowed'];
+
+export interface GroupPolicies {
+  readonly lookup: PasidLookup;
+  readonly multiDevicePasid: MultiDevicePasid;
+}
+
+/**
+ * The driver's half (struct iommu_domain_ops' attach_dev and set_dev_pasid, struct iommu_ops'
+ * remove_dev_pasid). dom 0 is the blocking domain: nothing translates.
+ */
+export interface DomainAttachOps {
+  readonly driver: string;
+  attach_dev(t: KTask, dom: number, dev: GroupDevice): KGen<number>;
+  /** Point {dev, pasid} at dom; `old` is the domain it replaces (0: none). On failure the old one must stay. */
+  set_dev_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number, old: number): KGen<number>;
+  remove_dev_pasid(t: KTask, dev: GroupDevice, pasid: number, dom: number): KGen;
+}
+
+export interface GroupsConfig {
+  readonly devices: readonly GroupDevice[];
+  /** The devices of each group, as indices into `devices`; every device in exactly one group. */
+  readonly groups: readonly (readonly number[])[];
+  /** max_pasids of every device: PASIDs 1 .. maxPasids-1 can be attached (the pasid_array's capacity). */
+  readonly maxPasids: number;
+  readonly policies: GroupPolicies;
+}
+
+export interface IommuGroup {
+  readonly id: number;
+  readonly mutex: Mutex;
+  readonly pasidArray: XArray;
+  readonly devices: readonly GroupDevice[];
+}
+
+// Group words (static): the domain the group is attached to (0: blocked), and its default domain.
+const G_DOMAIN = 0;
+const G_DEFAULT = 1;
+const G_WORDS = 2;
+
+// Nominal source lines of the WARN_ONs below (the function is what a reader needs).
+const DETACH_WARN = 'drivers/iommu/iommu.c:2207';
+const DETACH_PASID_WARN = 'drivers/iommu/iommu.c:3436';
+const REVERT_WARN = 'drivers/iommu/iommu.c:3361';
+const RELEASE_WARN = 'drivers/iommu/iommu.c:627';
+
+/** WARN_ON(cond) as the kernel prints it (the run goes on, as the kernel's does). */
+export function iommuWarn(k: Kernel, t: KTask, site: string, fn: string, why: string): void {
+  const title = `WARNING: CPU: 0 PID: ${t.pid} at ${site} ${fn}`;
+  const body = [
+    `Comm: ${t.comm} Not tainted (iommu-sim)`,
+    `RIP: 0010:${fn}`,
+    `iommu-sim: ${why}`,
+    ...heldLocksLines(t),
+    ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq'),
+  ];
+  k.report(taskFinding('oops', t, t.lastStep, title, body));
+}
+
+export class IommuGroups {
+  readonly groups: readonly IommuGroup[];
+  private readonly groupOfDev: number[];
+  private readonly words: number;
+  /** Per device: 1 once removed from its group (zeroed memory: every device starts in its group). */
+  private readonly removed: number;
+  private readonly ops: (DomainAttachOps | undefined)[] = [];
+
+  constructor(
+    private readonly k: Kernel,
+    private readonly domains: Domains,
+    readonly cfg: GroupsConfig,
+  ) {
+    if (!Number.isInteger(cfg.maxPasids) || cfg.maxPasids < 2) throw new RangeError(`iommu groups: maxPasids must be ≥ 2, got ${cfg.maxPasids}`);
+    rcu_init(k);
+    this.groupOfDev = cfg.devices.map(() => -1);
+    cfg.groups.forEach((members, g) => {
+      for (const d of members) {
+        if (this.groupOfDev[d] !== -1 || cfg.devices[d] === undefined) throw new RangeError(`iommu groups: device ${d} is in no or two groups`);
+        this.groupOfDev[d] = g;
+      }
+    });
+    if (this.groupOfDev.some((g) => g < 0)) throw new RangeError('iommu groups: every device must be in a group');
+    this.words = k.statics.alloc(cfg.groups.length * G_WORDS, 'iommu_group');
+    this.removed = k.statics.alloc(cfg.devices.length, 'iommu_group devices');
+    this.groups = cfg.groups.map((members, id) => {
+      // One lockdep class for every group's mutex, as the kernel initialises them all in one place.
+      const mutex = defineMutex(k, '&group->mutex');
+      // group->mutex serialises the writers: its holder may read the array without RCU.
+      const pasidArray = defineXArray(k, 'group->pasid_array', cfg.maxPasids, { protectedBy: [mutex] });
+      return { id, mutex, pasidArray, devices: members.map((d) => cfg.devices[d] as GroupDevice) };
+    });
+  }
+
+  /** iommu_device_register: the driver of IOMMU instance `iommu` (at declaration, in every thread). */
+  registerIommu(iommu: number, ops: DomainAttachOps): void {
+    this.ops[iommu] = ops;
+  }
+
+  /** dev->iommu_group. */
+  groupOf(dev: GroupDevice): IommuGroup {
+    return this.groups[this.groupOfDev[dev.index] ?? -1] as IommuGroup;
+  }
+
+  private word(g: IommuGroup, w: number): number {
+    return this.k.mem.statics + this.words + g.id * G_WORDS + w;
+  }
+
+  private opsOf(dev: GroupDevice): DomainAttachOps | undefined {
+    return this.ops[dev.iommu];
+  }
+
+  /** The devices in the group now (the caller holds group->mutex, which guards membership). */
+  private members(g: IommuGroup): GroupDevice[] {
+    const i32 = this.k.i32;
+    return g.devices.filter((d) => (i32[this.k.mem.statics + this.removed + d.index] as number) === 0);
+  }
+
+  // ---- membership ----
+
+  /** iommu_group_remove_device: dev leaves its group (a hot-unplug); the group may become a singleton. */
+  *iommu_group_remove_device(t: KTask, dev: GroupDevice): KGen {
+    yield* this.setMember(t, dev, false, 'iommu_group_remove_device');
+  }
+
+  /** iommu_group_add_device: dev (back) in the group it was declared in. */
+  *iommu_group_add_device(t: KTask, dev: GroupDevice): KGen {
+    yield* this.setMember(t, dev, true, 'iommu_group_add_device');
+  }
+
+  private *setMember(t: KTask, dev: GroupDevice, present: boolean, fn: string): KGen {
+    const k = this.k;
+    const g = this.groupOf(dev);
+    yield* k.call(
+      t,
+      fn,
+      function* (this: IommuGroups): KGen {
+        yield* mutex_lock(k, t, g.mutex);
+        yield* k.step(t, `${fn}(${dev.name})`, () => {
+          k.i32[k.mem.statics + this.removed + dev.index] = present ? 0 : 1;
+        });
+        yield* mutex_unlock(k, t, g.mutex);
+      }.call(this),
+    );
+  }
+
+  // ---- the group's domain ----
+
+  /** iommu_setup_default_domain: attach dom to every device and make it the group's default domain. */
+  *iommu_setup_default_domain(t: KTask, g: IommuGroup, dom: number): KGen<number> {
+    const k = this.k;
+    return yield* k.call(
+      t,
+      'iommu_setup_default_domain',
+      function* (this: IommuGroups): KGen<number> {
+        yield* mutex_lock(k, t, g.mutex);
+        const cur = yield* k.step(t, 'group->domain', () => k.i32[this.word(g, G_DOMAIN)] as number);
+        const ret = yield* this.setGroupDomain(t, g, dom, cur);
+        if (ret === 0) {
+          yield* k.step(t, 'group->default_domain = domain', () => {
+            k.i32[this.word(g, G_DEFAULT)] = dom;
+          });
+        }
+        yield* mutex_unlock(k, t, g.mutex);
+        return ret;
+      }.call(this),
+    );
+  }
+
+  /** iommu_attach_device: only for a device alone in its group (-EINVAL otherwise), as in the kernel. */
+  *iommu_attach_device(t: KTask, dom: number, dev: GroupDevice): KGen<number> {
+    const k = this.k;
+    const g = this.groupOf(dev);
+    return yield* k.call(
+      t,
+      'iommu_attach_device',
+      function* (this: IommuGroups): KGen<number> {
+        if (!this.opsOf(dev)) return -ENODEV;
+        yield* mutex_lock(k, t, g.mutex);
+        // Under the mutex: the device count must not change while we attach.
+        const ret = this.members(g).length !== 1 ? -EINVAL : yield* this.attachGroup(t, g, dom);
+        yield* mutex_unlock(k, t, g.mutex);
+        return ret;
+      }.call(this),
+    );
+  }
+
+  /** iommu_attach_group: the whole group, whatever its size. */
+  *iommu_attach_group(t: KTask, dom: number, g: IommuGroup): KGen<number> {
+    const k = this.k;
+    return yield* k.call(
+      t,
+      'iommu_attach_group',
+      function* (this: IommuGroups): KGen<number> {
+        yield* mutex_lock(k, t, g.mutex);
+        const ret = yield* this.attachGroup(t, g, dom);
+        yield* mutex_unlock(k, t, g.mutex);
+        return ret;
+      }.call(this),
+    );
+  }
+
+  /** iommu_detach_device: back to the default domain (or blocked). WARN_ON a domain that is not attached. */
+  *iommu_detach_device(t: KTask, dom: number, dev: GroupDevice): KGen {
+    const k = this.k;
+    const g = this.groupOf(dev);
+    yield* k.call(
+      t,
+      'iommu_detach_device',
+      function* (this: IommuGroups): KGen {
+        yield* mutex_lock(k, t, g.mutex);
+        const cur = yield* k.step(t, 'group->domain', () => k.i32[this.word(g, G_DOMAIN)] as number);
+        const n = this.members(g).length;
+        if (cur !== dom) iommuWarn(k, t, DETACH_WARN, 'iommu_detach_device', `${dev.name}: detaching a domain that is not the group's (domain != group->domain)`);
+        else if (n !== 1) iommuWarn(k, t, DETACH_WARN, 'iommu_detach_device', `${dev.name}: its group has ${n} devices (list_count_nodes(&group->devices) != 1)`);
+        else yield* this.setCoreDomain(t, g, cur);
+        yield* mutex_unlock(k, t, g.mutex);
+      }.call(this),
+    );
+  }
+
+  /** iommu_detach_group. */
+  *iommu_detach_group(t: KTask, dom: number, g: IommuGroup): KGen {
+    const k = this.k;
+    yield* k.call(
+      t,
+      'iommu_detach_group',
+      function* (this: IommuGroups): KGen {
+        yield* mutex_lock(k, t, g.mutex);
+        const cur = yield* k.step(t, 'group->domain', () => k.i32[this.word(g, G_DOMAIN)] as number);
+        if (cur !== dom) iommuWarn(k, t, DETACH_WARN, 'iommu_detach_group', `group ${g.id}: detaching a domain that is not the group's`);
+        else yield* this.setCoreDomain(t, g, cur);
+        yield* mutex_unlock(k, t, g.mutex);
+      }.call(this),
+    );
+  }
+
+  /** iommu_get_domain_for_dev: group->domain (a racy read, as the kernel's: the caller owns the attachment). */
+  *iommu_get_domain_for_dev(t: KTask, dev: GroupDevice): KGen<number> {
+    const g = this.groupOf(dev);
+    return yield* this.k.step(t, 'iommu_get_domain_for_dev', () => Atomics.load(this.k.i32, this.word(g, G_DOMAIN)));
+  }
+
+  /** __iommu_attach_group: -EBUSY while a domain other than the default is attached. */
+  private *attachGroup(t: KTask, g: IommuGroup, dom: number): KGen<number> {
+    const k = this.k;
+    const [cur, dflt] = yield* k.step(t, 'group->domain', () => [k.i32[this.word(g, G_DOMAIN)] as number, k.i32[this.word(g, G_DEFAULT)] as number] as const);
+    if (cur !== 0 && cur !== dflt) return -EBUSY;
+    return yield* this.setGroupDomain(t, g, dom, cur);
+  }
+
+  /** __iommu_group_set_core_domain: the default domain, or blocked when there is none. */
+  private *setCoreDomain(t: KTask, g: IommuGroup, cur: number): KGen {
+    const k = this.k;
+    const dflt = yield* k.step(t, 'group->default_domain', () => k.i32[this.word(g, G_DEFAULT)] as number);
+    yield* this.setGroupDomain(t, g, dflt, cur);
+  }
+
+  /** __iommu_group_set_domain: attach_dev on every device; on a failure, the ones done go back to `cur`. */
+  private *setGroupDomain(t: KTask, g: IommuGroup, dom: number, cur: number): KGen<number> {
+    const k = this.k;
+    if (dom === cur) return 0;
+    const devs = this.members(g);
+    for (let i = 0; i < devs.length; i++) {
+      const dev = devs[i] as GroupDevice;
+      const ops = this.opsOf(dev);
+      const ret = ops ? yield* ops.attach_dev(t, dom, dev) : -ENODEV;
+      if (ret !== 0) {
+        for (const done of devs.slice(0, i)) yield* (this.opsOf(done) as DomainAttachOps).attach_dev(t, cur, done);
+        return ret;
+      }
+    }
+    yield* k.step(t, 'group->domain = domain', () => {
+      k.i32[this.word(g, G_DOMAIN)] = dom;
+    });
+    return 0;
+  }
+
+  // ---- PASIDs ----
+
+  /** The group's policy check: may a PASID be attached to this group now (caller holds group->mutex)? */
+  private pasidAllowed(g: IommuGroup): boolean {
+    // "To keep things simple, we currently don't support IOMMU groups with more than one device."
+    return this.cfg.policies.multiDevicePasid === 'allowed' || this.members(g).length === 1;
+  }
+
+  private badPasid(pasid: number): boolean {
+    return !Number.isInteger(pasid) || pasid === IOMMU_NO_PASID || pasid < 0 || pasid >= this.cfg.maxPasids;
+  }
+
+  /**
+   * iommu_attach_device_pasid: the same domain again succeeds; another domain on an attached PASID is -EBUSY
+   * (replace is the way); a group of more than one device is -EINVAL unless the policy allows it.
+   */
+  *iommu_attach_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number): KGen<number> {
+    const k = this.k;
+    const g = this.groupOf(dev);
+    return yield* k.call(
+      t,
+      'iommu_attach_device_pasid',
+      function* (this: IommuGroups): KGen<number> {
+        if (!this.opsOf(dev)) return -EOPNOTSUPP;
+        if (this.badPasid(pasid) || dom <= XA_ZERO_ENTRY) return -EINVAL;
+        yield* mutex_lock(k, t, g.mutex);
+        let ret: number;
+        if (!this.pasidAllowed(g)) {
+          ret = -EINVAL;
+        } else {
+          const curr = yield* xa_cmpxchg(k, t, g.pasidArray, pasid, 0, XA_ZERO_ENTRY);
+          if (curr < 0) ret = curr;
+          else if (curr === dom) ret = 0;
+          else if (curr !== 0) ret = -EBUSY;
+          else {
+            ret = yield* this.setGroupPasid(t, g, dom, pasid, 0);
+            // Published only now that the driver has it; a failure releases the reservation.
+            if (ret === 0) yield* xa_store(k, t, g.pasidArray, pasid, dom);
+            else yield* xa_erase(k, t, g.pasidArray, pasid);
+          }
+        }
+        yield* mutex_unlock(k, t, g.mutex);
+        return ret;
+      }.call(this),
+    );
+  }
+
+  /**
+   * iommu_replace_device_pasid: swap the domain of an attached PASID without a window where it has none;
+   * -EINVAL when nothing is attached. When the driver fails, the old domain stays attached and in use.
+   */
+  *iommu_replace_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number): KGen<number> {
+    const k = this.k;
+    const g = this.groupOf(dev);
+    return yield* k.call(
+      t,
+      'iommu_replace_device_pasid',
+      function* (this: IommuGroups): KGen<number> {
+        if (!this.opsOf(dev)) return -EOPNOTSUPP;
+        if (this.badPasid(pasid) || dom <= XA_ZERO_ENTRY) return -EINVAL;
+        yield* mutex_lock(k, t, g.mutex);
+        let ret = 0;
+        const curr = yield* xa_cmpxchg(k, t, g.pasidArray, pasid, 0, XA_ZERO_ENTRY);
+        if (curr < 0) {
+          ret = curr;
+        } else if (curr === 0) {
+          // No domain attached: not a replace. Release the reservation.
+          yield* xa_erase(k, t, g.pasidArray, pasid);
+          ret = -EINVAL;
+        } else if (!this.pasidAllowed(g)) {
+          ret = -EINVAL;
+        } else if (curr !== dom) {
+          ret = yield* this.setGroupPasid(t, g, dom, pasid, curr);
+          if (ret === 0) yield* xa_store(k, t, g.pasidArray, pasid, dom);
+        }
+        yield* mutex_unlock(k, t, g.mutex);
+        return ret;
+      }.call(this),
+    );
+  }
+
+  /** iommu_detach_device_pasid: every device of the group stops using dom for pasid; the entry goes. */
+  *iommu_detach_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number): KGen {
+    const k = this.k;
+    const g = this.groupOf(dev);
+    yield* k.call(
+      t,
+      'iommu_detach_device_pasid',
+      function* (this: IommuGroups): KGen {
+        yield* mutex_lock(k, t, g.mutex);
+        const curr = yield* xa_load(k, t, g.pasidArray, pasid);
+        if (curr !== dom) {
+          // The kernel tears down whatever is there and warns; here the other attachment is left alone so that
+          // the rest of the run stays meaningful.
+          iommuWarn(k, t, DETACH_PASID_WARN, 'iommu_detach_device_pasid', `${dev.name} PASID ${pasid}: detaching a domain that is not attached there`);
+        } else {
+          for (const d of this.members(g)) yield* (this.opsOf(d) as DomainAttachOps).remove_dev_pasid(t, d, pasid, dom);
+          yield* xa_erase(k, t, g.pasidArray, pasid);
+        }
+        yield* mutex_unlock(k, t, g.mutex);
+      }.call(this),
+    );
+  }
+
+  /** __iommu_set_group_pasid: set_dev_pasid on every device; on a failure, the ones done are reverted. */
+  private *setGroupPasid(t: KTask, g: IommuGroup, dom: number, pasid: number, old: number): KGen<number> {
+    const k = this.k;
+    const devs = this.members(g);
+    for (let i = 0; i < devs.length; i++) {
+      const dev = devs[i] as GroupDevice;
+      const ops = this.opsOf(dev);
+      const ret = ops ? yield* ops.set_dev_pasid(t, dom, dev, pasid, old) : -EOPNOTSUPP;
+      if (ret === 0) continue;
+      for (const done of devs.slice(0, i)) {
+        const o = this.opsOf(done) as DomainAttachOps;
+        // Back to the old domain; failing to re-attach a previously good one is a driver bug.
+        const back = old === 0 ? -1 : yield* o.set_dev_pasid(t, old, done, pasid, dom);
+        if (back !== 0) {
+          if (old !== 0) iommuWarn(k, t, REVERT_WARN, '__iommu_set_group_pasid', `${done.name} PASID ${pasid}: the driver failed to restore the old domain`);
+          yield* o.remove_dev_pasid(t, done, pasid, dom);
+        }
+      }
+      return ret;
+    }
+    return 0;
+  }
+
+  /**
+   * iommu_get_domain_for_dev_pasid(dev, pasid, type): the domain attached to {dev, pasid}, or 0 (NULL), or
+   * -EBUSY (ERR_PTR) when it is not of `type`. Under group->mutex or RCU as the policy says. `get` runs inside
+   * that section on a domain found (a user reference, seed 002's iommu_sva_domain_get_user); false makes the
+   * lookup return NULL. What the caller may do with the domain once the section has ended is up to `get`.
+   */
+  *iommu_get_domain_for_dev_pasid(
+    t: KTask,
+    dev: GroupDevice,
+    pasid: number,
+    type?: DomainType,
+    get?: (t: KTask, dom: number) => KGen<boolean>,
+  ): KGen<number> {
+    const k = this.k;
+    const g = this.groupOf(dev);
+    const rcu = this.cfg.policies.lookup === 'rcu';
+    return yield* k.call(
+      t,
+      'iommu_get_domain_for_dev_pasid',
+      function* (this: IommuGroups): KGen<number> {
+        if (rcu) yield* rcu_read_lock(k, t);
+        else yield* mutex_lock(k, t, g.mutex);
+        let dom = yield* xa_load(k, t, g.pasidArray, pasid);
+        if (dom === XA_ZERO_ENTRY) dom = 0;
+        if (dom !== 0 && type !== undefined) {
+          // A point of its own: under RCU this read races with whoever detaches and frees the domain.
+          const ok = yield* k.step(t, 'domain->type', () => this.domains.type(t, dom) === type);
+          if (!ok) dom = -EBUSY;
+        }
+        if (dom > 0 && get && !(yield* get(t, dom))) dom = 0;
+        if (rcu) yield* rcu_read_unlock(k, t);
+        else yield* mutex_unlock(k, t, g.mutex);
+        return dom;
+      }.call(this),
+    );
+  }
+
+  // ---- reads (tests, invariant checks: no scheduling point) ----
+
+  /** The domain attached to the group now (0: blocked). */
+  groupDomain(g: IommuGroup): number {
+    return Atomics.load(this.k.i32, this.word(g, G_DOMAIN));
+  }
+
+  /** group->pasid_array's present entries as [pasid, domain] (a reserved slot shows as XA_ZERO_ENTRY). */
+  pasidEntries(g: IommuGroup): [number, number][] {
+    const out: [number, number][] = [];
+    const base = g.pasidArray.slots();
+    for (let p = 0; p < g.pasidArray.capacity; p++) {
+      const v = Atomics.load(this.k.i32, base + p);
+      if (v !== 0) out.push([p, v]);
+    }
+    return out;
+  }
+
+  /** Teardown check (register with k.onEnd): a group releasing with PASIDs still attached, as the kernel WARNs. */
+  checkReleased(): void {
+    for (const g of this.groups) {
+      const left = this.pasidEntries(g);
+      if (left.length === 0) continue;
+      const title = `WARNING: CPU: 0 PID: 0 at ${RELEASE_WARN} iommu_group_release`;
+      const body = [
+        'RIP: 0010:iommu_group_release',
+        `iommu-sim: group ${g.id} (${g.devices.map((d) => d.name).join(', ')}) is released with ${left.length} PASID${left.length > 1 ? 's' : ''} still attached (xa_empty(&group->pasid_array) is false):`,
+        ...left.map(([p, d]) => `  PASID ${p}: domain 0x${d.toString(16)}`),
+      ];
+      this.k.report({ kind: 'leak', title, text: [title, ...body].join('\n'), step: -1, where: `group ${g.id}` });
+    }
+  }
+}
+
+/**
+ * The driver side without hardware: what each device's RID and each {device, PASID} translate through, in
+ * shared memory (as a PASID table would be). set_dev_pasid refuses a domain of another IOMMU instance with
+ * -EINVAL (the drivers' "incompatible domain" check), and fails once with an injected errno on demand (a
+ * failed allocation of the PASID entry). `dma` is the hardware using an entry: it reads the domain, so a
+ * domain freed while still installed is KASAN's to report.
+ */
+export class NoHwDomainOps implements DomainAttachOps {
+  readonly driver = 'iommu-sim-nohw';
+  private readonly rid: number;
+  private readonly table: number;
+  private readonly inject: number;
+
+  constructor(
+    private readonly k: Kernel,
+    private readonly devices: number,
+    private readonly maxPasids: number,
+    /** Negative control: a failing set_dev_pasid that clears the entry it should have left alone. */
+    private readonly bug: 'none' | 'clear-on-failure' = 'none',
+  ) {
+    this.rid = k.statics.alloc(devices, 'nohw rid table');
+    this.table = k.statics.alloc(devices * maxPasids, 'nohw pasid table');
+    this.inject = k.statics.alloc(devices * maxPasids, 'nohw injected errors');
+  }
+
+  private entry(dev: GroupDevice, pasid: number): number {
+    return this.k.mem.statics + this.table + dev.index * this.maxPasids + pasid;
+  }
+
+  private compatible(t: KTask, dom: number, dev: GroupDevice): boolean {
+    return dom === 0 || objLoad(this.k, t, dom, D_IOMMU) - 1 === dev.iommu;
+  }
+
+  /** Take the error injected for {dev, pasid} (IOMMU_NO_PASID: attach_dev), if one is armed (perform only). */
+  private injected(dev: GroupDevice, pasid: number): number {
+    return Atomics.exchange(this.k.i32, this.k.mem.statics + this.inject + dev.index * this.maxPasids + pasid, 0);
+  }
+
+  *attach_dev(t: KTask, dom: number, dev: GroupDevice): KGen<number> {
+    const k = this.k;
+    return yield* k.call(
+      t,
+      'nohw_attach_dev',
+      k.step(t, `attach_dev(${dev.name})`, () => {
+        const err = this.injected(dev, IOMMU_NO_PASID);
+        if (err !== 0) return err;
+        if (!this.compatible(t, dom, dev)) return -EINVAL;
+        Atomics.store(k.i32, k.mem.statics + this.rid + dev.index, dom);
+        return 0;
+      }),
+    );
+  }
+
+  *set_dev_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number, old: number): KGen<number> {
+    const k = this.k;
+    void old;
+    return yield* k.call(
+      t,
+      'nohw_set_dev_pasid',
+      k.step(t, `set_dev_pasid(${dev.name}, ${pasid})`, () => {
+        let err = this.injected(dev, pasid);
+        if (err === 0 && !this.compatible(t, dom, dev)) err = -EINVAL;
+        if (err !== 0) {
+          if (this.bug === 'clear-on-failure') Atomics.store(k.i32, this.entry(dev, pasid), 0);
+          return err;
+        }
+        // One store: the hardware goes from the old domain to the new one with no window without either.
+        Atomics.store(k.i32, this.entry(dev, pasid), dom);
+        return 0;
+      }),
+    );
+  }
+
+  *remove_dev_pasid(t: KTask, dev: GroupDevice, pasid: number, dom: number): KGen {
+    const k = this.k;
+    void dom;
+    yield* k.call(
+      t,
+      'nohw_remove_dev_pasid',
+      k.step(t, `remove_dev_pasid(${dev.name}, ${pasid})`, () => {
+        Atomics.store(k.i32, this.entry(dev, pasid), 0);
+      }),
+    );
+  }
+
+  /**
+   * Make the next set_dev_pasid of {dev, pasid} fail with err (e.g. -ENOMEM), or with IOMMU_NO_PASID the next
+   * attach_dev of dev. Per entry, so that other attachments racing with the one under test are not hit.
+   */
+  *failNext(t: KTask, err: number, dev: GroupDevice, pasid: number = IOMMU_NO_PASID): KGen {
+    const k = this.k;
+    yield* k.step(t, `inject ${err} (${dev.name}, ${pasid})`, () => {
+      Atomics.store(k.i32, k.mem.statics + this.inject + dev.index * this.maxPasids + pasid, err);
+    });
+  }
+
+  /** A DMA from dev tagged with pasid: the domain it translates through (0: blocked), read as the hardware does. */
+  *dma(t: KTask, dev: GroupDevice, pasid: number): KGen<number> {
+    const k = this.k;
+    return yield* k.call(
+      t,
+      'nohw_dma',
+      k.step(t, `dma(${dev.name}, ${pasid})`, () => {
+        const dom = Atomics.load(k.i32, this.entry(dev, pasid));
+        // The walk starts at the domain: a freed one is a use-after-free by the hardware.
+        if (dom !== 0) objLoad(k, t, dom, D_IOMMU);
+        return dom;
+      }),
+    );
+  }
+
+  // ---- reads ----
+
+  /** The domain installed for {dev, pasid} now. */
+  installed(dev: GroupDevice, pasid: number): number {
+    return Atomics.load(this.k.i32, this.entry(dev, pasid));
+  }
+
+  /** The domain dev's RID uses now. */
+  ridDomain(dev: GroupDevice): number {
+    return Atomics.load(this.k.i32, this.k.mem.statics + this.rid + dev.index);
+  }
+
+  /** Every installed PASID entry as [device index, pasid, domain]. */
+  entries(): [number, number, number][] {
+    const out: [number, number, number][] = [];
+    for (let d = 0; d < this.devices; d++) {
+      for (let p = 0; p < this.maxPasids; p++) {
+        const v = Atomics.load(this.k.i32, this.k.mem.statics + this.table + d * this.maxPasids + p);
+        if (v !== 0) out.push([d, p, v]);
+      }
+    }
+    return out;
+  }
+}

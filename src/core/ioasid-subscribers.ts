@@ -1,0 +1,312 @@
+// The subscribers of the IOASID notifier chain in seed 003 (the "Notification service" part of the IOASID
+// extensions series; drivers/iommu/ioasid.c's ioasid_chain): each keeps its own view of PASID state, as the
+// thread describes — VFIO per set (the IDs of each VM's set, and which sets exist), KVM only the IDs of its own
+// VM's set (with the guest PASID each is bound to, for the PASID translation of ENQCMD), and the IOMMU driver
+// every ID (allocated or bound: its PASID-table entries). Views live in shared memory, one word an ID, so a
+// notification performed on any thread updates the same view.
+//
+// The notifier divergence oracle (DESIGN.md, "Checkers") compares each view with the allocator's once
+// notifications have settled: every notification is sent with the allocator lock held, so whenever nobody
+// holds it no notification is in flight, and every view must equal what the allocator says. It runs where the
+// workload knows that (ioasid_check_subscribers) and at the end of the run.
+//
+// Two parameters make the subscribers misbehave on purpose: `sleeper` makes one of them take a mutex in its
+// callback (intel-svm's pasid_mutex, VFIO's or KVM's lock) — fine on a blocking chain, a might_sleep bug on an
+// atomic one; `bug: notify-stop` makes VFIO answer NOTIFY_STOP to events of sets it does not own, so that the
+// subscribers after it in the chain never hear them (the divergence oracle's negative control).
+import type { KTask } from '../kernel/context.js';
+import type { Kernel, KGen } from '../kernel/kernel.js';
+import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
+import { defineNotifierBlock, type NotifierBlock, NOTIFY_DONE, NOTIFY_OK, NOTIFY_STOP } from '../kernel/notifier.js';
+import {
+  IOASID_NOTIFY_ALLOC,
+  IOASID_NOTIFY_BIND,
+  IOASID_NOTIFY_FREE,
+  IOASID_NOTIFY_SET_ALLOC,
+  IOASID_NOTIFY_SET_FREE,
+  IOASID_NOTIFY_UNBIND,
+  type Ioasid,
+  type IoasidNbArgs,
+  ioasidCapacity,
+  ioasidEventName,
+  ioasidInfo,
+  ioasidLockFree,
+  ioasidLockOwner,
+  ioasidSetInfo,
+  ioasid_register_notifier,
+} from './ioasid.js';
+
+export type SubscriberName = 'vfio' | 'kvm' | 'iommu';
+export const IOASID_SUBSCRIBERS: readonly SubscriberName[] = ['vfio', 'kvm', 'iommu'];
+export type Sleeper = SubscriberName | 'none';
+export const SLEEPERS: readonly Sleeper[] = ['none', 'vfio', 'kvm', 'iommu'];
+export type SubscriberBug = 'none' | 'notify-stop';
+export const SUBSCRIBER_BUGS: readonly SubscriberBug[] = ['none', 'notify-stop'];
+
+export interface SubscriberOptions {
+  /** The token of the VM whose set KVM follows. */
+  readonly kvmToken: number;
+  readonly sleeper?: Sleeper;
+  readonly bug?: SubscriberBug;
+}
+
+interface Spec {
+  readonly name: SubscriberName;
+  readonly nb: string;
+  /** Chain order: VFIO, then KVM, then the IOMMU driver. */
+  readonly priority: number;
+  readonly lock: string;
+}
+
+const SPECS: readonly Spec[] = [
+  { name: 'vfio', nb: 'vfio_ioasid_notify', priority: 30, lock: '&vfio_mm->pasid_lock' },
+  { name: 'kvm', nb: 'kvm_ioasid_notify', priority: 20, lock: '&kvm->lock' },
+  { name: 'iommu', nb: 'intel_svm_ioasid_notify', priority: 10, lock: 'pasid_mutex' },
+];
+
+export interface Subscriber {
+  readonly name: SubscriberName;
+  readonly nb: NotifierBlock<IoasidNbArgs>;
+  /** Static offset of the view: one word an ID. */
+  readonly view: number;
+  readonly lock: Mutex | undefined;
+}
+
+export interface IoasidSubscribers {
+  readonly a: Ioasid;
+  readonly kvmToken: number;
+  /** In chain order. */
+  readonly list: readonly Subscriber[];
+  /** Static offset of VFIO's per-set words: [known, IDs] for each sid. */
+  readonly vfioSets: number;
+}
+
+// View words. VFIO: the sid it files the ID under. KVM and the IOMMU driver: KNOWN | BOUND | (guest PASID + 1) << 2.
+const KNOWN = 1;
+const V_BOUND = 2;
+
+/** Static words the subscribers take (to size a kernel layout; their mutexes are extra). */
+export function ioasidSubscriberWords(a: Ioasid): number {
+  return IOASID_SUBSCRIBERS.length * a.storage + 2 * (a.maxSets + 1);
+}
+
+/** Declare the three subscribers and their notifier blocks (they register at run time: ioasid_subscribers_register). */
+export function defineIoasidSubscribers(k: Kernel, a: Ioasid, opts: SubscriberOptions): IoasidSubscribers {
+  const sleeper = opts.sleeper ?? 'none';
+  const bug = opts.bug ?? 'none';
+  const vfioSets = k.statics.alloc(2 * (a.maxSets + 1), 'vfio ioasid sets');
+  const list: Subscriber[] = [];
+  const s: IoasidSubscribers = { a, kvmToken: opts.kvmToken, list, vfioSets };
+  for (const spec of SPECS) {
+    const view = k.statics.alloc(a.storage, `${spec.name} ioasid view`);
+    const lock = sleeper === spec.name ? defineMutex(k, spec.lock) : undefined;
+    const labels = new Map<number, string>();
+    const label = (ev: number): string => {
+      let l = labels.get(ev);
+      if (l === undefined) {
+        l = `${spec.nb}(${ioasidEventName(ev)})`;
+        labels.set(ev, l);
+      }
+      return l;
+    };
+    const nb = defineNotifierBlock<IoasidNbArgs>(
+      k,
+      spec.nb,
+      function* (t, ev, args) {
+        if (!interested(s, spec.name, ev, args)) {
+          // The planted bug: "not my set" said with NOTIFY_STOP, which ends the walk for everyone after VFIO.
+          return spec.name === 'vfio' && bug === 'notify-stop' && args.system ? NOTIFY_STOP : NOTIFY_DONE;
+        }
+        if (lock) yield* mutex_lock(k, t, lock);
+        yield* k.step(t, label(ev), () => update(k, s, spec.name, view, ev, args));
+        if (lock) yield* mutex_unlock(k, t, lock);
+        return NOTIFY_OK;
+      },
+      spec.priority,
+    );
+    list.push({ name: spec.name, nb, view, lock });
+  }
+  k.onEnd(() => {
+    for (const d of divergence(k, s)) k.report({ kind: 'notifier', title: d.title, text: [d.title, 'checked at the end of the run', ...d.lines].join('\n'), step: -1, where: d.nb });
+  });
+  return s;
+}
+
+function interested(s: IoasidSubscribers, name: SubscriberName, ev: number, args: IoasidNbArgs): boolean {
+  switch (name) {
+    case 'vfio':
+      // VFIO publishes BIND/UNBIND itself; it follows the VMs' sets, not the host's.
+      return !args.system && ev !== IOASID_NOTIFY_BIND && ev !== IOASID_NOTIFY_UNBIND;
+    case 'kvm':
+      return !args.system && args.token === s.kvmToken && ev !== IOASID_NOTIFY_SET_ALLOC && ev !== IOASID_NOTIFY_SET_FREE;
+    case 'iommu':
+      return ev !== IOASID_NOTIFY_SET_ALLOC && ev !== IOASID_NOTIFY_SET_FREE;
+  }
+}
+
+/** The subscriber's own bookkeeping (perform only). */
+function update(k: Kernel, s: IoasidSubscribers, name: SubscriberName, view: number, ev: number, args: IoasidNbArgs): void {
+  const i32 = k.i32;
+  const v = k.mem.statics + view + args.id;
+  if (name === 'vfio') {
+    const set = k.mem.statics + s.vfioSets + 2 * args.sid;
+    switch (ev) {
+      case IOASID_NOTIFY_ALLOC:
+        i32[v] = args.sid;
+        i32[set + 1] = (i32[set + 1] as number) + 1;
+        return;
+      case IOASID_NOTIFY_FREE:
+        i32[v] = 0;
+        i32[set + 1] = (i32[set + 1] as number) - 1;
+        return;
+      case IOASID_NOTIFY_SET_ALLOC:
+        i32[set] = 1;
+        i32[set + 1] = 0;
+        return;
+      case IOASID_NOTIFY_SET_FREE:
+        if (args.destroy) i32[set] = 0;
+        return;
+    }
+    return;
+  }
+  switch (ev) {
+    case IOASID_NOTIFY_ALLOC:
+    case IOASID_NOTIFY_UNBIND:
+      i32[v] = KNOWN;
+      return;
+    case IOASID_NOTIFY_FREE:
+      i32[v] = 0;
+      return;
+    case IOASID_NOTIFY_BIND:
+      // KVM keeps the guest PASID (its PASID translation table); the driver only that the entry is live.
+      i32[v] = name === 'kvm' ? KNOWN | V_BOUND | ((args.spid + 1) << 2) : KNOWN | V_BOUND;
+      return;
+  }
+}
+
+/** Register every subscriber on ioasid_chain, each from its module init, in chain order. */
+export function* ioasid_subscribers_register(k: Kernel, t: KTask, s: IoasidSubscribers): KGen {
+  for (const sub of s.list) yield* k.call(t, `${sub.name}_init`, ioasid_register_notifier(k, t, s.a, sub.nb));
+}
+
+// ---- the oracle ----
+
+export interface Divergence {
+  readonly subscriber: SubscriberName;
+  readonly nb: string;
+  /** The IDs (or, for VFIO's set list, the sids as `set N`) that differ. */
+  readonly ids: readonly number[];
+  readonly sets: readonly number[];
+  readonly title: string;
+  readonly lines: readonly string[];
+}
+
+const LIST = 16;
+
+function truth(k: Kernel, s: IoasidSubscribers, name: SubscriberName, id: number): number {
+  const info = ioasidInfo(k, s.a, id);
+  if (!info) return 0;
+  const set = ioasidSetInfo(k, s.a, info.sid);
+  if (name === 'vfio') return set && !set.system ? info.sid : 0;
+  if (name === 'kvm' && (!set || set.system || set.token !== s.kvmToken)) return 0;
+  if (!info.bound) return KNOWN;
+  return name === 'kvm' ? KNOWN | V_BOUND | ((info.spid + 1) << 2) : KNOWN | V_BOUND;
+}
+
+function describeTruth(k: Kernel, s: IoasidSubscribers, id: number): string {
+  const info = ioasidInfo(k, s.a, id);
+  if (!info) return 'not allocated';
+  const set = ioasidSetInfo(k, s.a, info.sid);
+  const where = set?.system ? `system set ${info.sid}` : `set ${info.sid} (token ${set?.token ?? '?'})`;
+  return `${where}${info.bound ? ', bound' : ''}${info.spid >= 0 ? `, guest PASID ${info.spid}` : ''}`;
+}
+
+function describeView(name: SubscriberName, v: number): string {
+  if (v === 0) return 'not tracked';
+  if (name === 'vfio') return `filed under set ${v}`;
+  if ((v & V_BOUND) === 0) return 'allocated';
+  return name === 'kvm' ? `bound, guest PASID ${(v >>> 2) - 1}` : 'bound';
+}
+
+/** Every subscriber whose view differs from the allocator's now (reads only: call with the lock free). */
+export function divergence(k: Kernel, s: IoasidSubscribers): Divergence[] {
+  const out: Divergence[] = [];
+  const cap = Math.min(ioasidCapacity(k, s.a), s.a.storage);
+  const i32 = k.i32;
+  for (const sub of s.list) {
+    const ids: number[] = [];
+    const base = k.mem.statics + sub.view;
+    for (let id = 1; id < s.a.storage; id++) {
+      const v = i32[base + id] as number;
+      // Most IDs are neither allocated nor tracked: skip them without building the allocator's description.
+      if (v === 0 && (id >= cap || ioasidInfo(k, s.a, id) === undefined)) continue;
+      if (v !== truth(k, s, sub.name, id)) ids.push(id);
+    }
+    const sets: number[] = [];
+    if (sub.name === 'vfio') {
+      for (let sid = 1; sid <= s.a.maxSets; sid++) {
+        const set = ioasidSetInfo(k, s.a, sid);
+        const at = k.mem.statics + s.vfioSets + 2 * sid;
+        const known = set !== undefined && !set.system;
+        if ((i32[at] === 1) !== known || (known && i32[at + 1] !== set?.nr)) sets.push(sid);
+      }
+    }
+    if (ids.length === 0 && sets.length === 0) continue;
+    const shown = ids.slice(0, LIST);
+    const what = [
+      ...(ids.length > 0 ? [`${ids.length} IOASID${ids.length > 1 ? 's' : ''}: ${shown.join(', ')}${ids.length > shown.length ? ', …' : ''}`] : []),
+      ...(sets.length > 0 ? [`ioasid_sets ${sets.join(', ')}`] : []),
+    ].join(' and ');
+    const title = `iommu-sim: notifier divergence: ${sub.nb.name}'s view differs from the allocator's on ${what}`;
+    const lines = [
+      `${sub.name} keeps its own view of PASID state from ${s.a.chain.kind} notifier chain ${s.a.chain.name}; once notifications have`,
+      'settled (no holder of ioasid_allocator_lock, under which every one is sent) it must equal the allocator\'s.',
+      ...shown.map((id) => `  IOASID ${id}: allocator: ${describeTruth(k, s, id)}; ${sub.name}: ${describeView(sub.name, i32[base + id] as number)}`),
+      ...sets.map((sid) => {
+        const set = ioasidSetInfo(k, s.a, sid);
+        const at = k.mem.statics + s.vfioSets + 2 * sid;
+        const mine = i32[at] === 1 ? `a set with ${i32[at + 1]} IOASIDs` : 'no such set';
+        const theirs = set ? `${set.system ? 'the system set' : 'a set'} with ${set.nr} IOASIDs` : 'no such set';
+        return `  ioasid_set ${sid}: allocator: ${theirs}; vfio: ${mine}`;
+      }),
+    ];
+    out.push({ subscriber: sub.name, nb: sub.nb.name, ids, sets, title, lines });
+  }
+  return out;
+}
+
+/**
+ * A point of the workload where notifications have settled: it waits until nobody holds the allocator lock
+ * (without taking it) and compares every view with the allocator's there, reporting each divergence. Returns
+ * the number of subscribers that differ.
+ */
+export function* ioasid_check_subscribers(k: Kernel, t: KTask, s: IoasidSubscribers, where: string): KGen<number> {
+  return (yield k.point(
+    t,
+    'iommu-sim: check ioasid subscribers',
+    () => ioasidLockFree(k, s.a),
+    (env) => {
+      const ds = divergence(k, s);
+      for (const d of ds) {
+        k.report({
+          kind: 'notifier',
+          title: d.title,
+          text: [d.title, `checked by ${t.label} ${where}`, ...d.lines].join('\n'),
+          step: env.step,
+          where: d.nb,
+          task: t.comm,
+          pid: t.pid,
+        });
+      }
+      return ds.length;
+    },
+    { what: 'ioasid_allocator_lock to be free (notifications to settle)', holder: () => ioasidLockOwner(k, s.a) },
+  )) as number;
+}
+
+/** A subscriber's view of one ID, raw (0: not tracked), for tests. */
+export function subscriberView(k: Kernel, s: IoasidSubscribers, name: SubscriberName, id: number): number {
+  const sub = s.list.find((x) => x.name === name);
+  if (!sub) throw new Error(`ioasid: no subscriber ${name}`);
+  return k.i32[k.mem.statics + sub.view + id] as number;
+}

@@ -1,0 +1,900 @@
+// The IOASID allocator of seed 003 (drivers/iommu/ioasid.c, include/linux/ioasid.h, with the "IOASID extensions
+// for guest SVA" series under review in that thread): a system-wide space of PASIDs/SSIDs with an installed
+// capacity (20 bits by default), ioasid_sets with a token and a quota (one per VM, plus the system set used by
+// bare-metal SVA), per-set guest↔host PASID mapping (the set-private ID, "spid"), the RCU fast path
+// ioasid_find, and a notifier chain (ALLOC, FREE, BIND, UNBIND, SET_ALLOC, SET_FREE) that keeps VFIO, KVM and
+// the IOMMU driver in step (ioasid-subscribers.ts).
+//
+// The thread's argument is a policy here: the allocator lock is a spinlock (what ioasid.c had, so SVA may call
+// ioasid_free() from an RCU callback of its MMU notifier) or a mutex (patch 7 of the series, needed once the
+// chain is blocking); the chain is atomic or blocking. As in the series, every notification is sent with the
+// allocator lock held, which is what forces the lock and the chain to agree — and what makes "no lock holder"
+// the moment at which every subscriber's view must equal the allocator's.
+//
+// Memory is sized for a full 20-bit space: IDs are found through a bitmap with summary levels (the bit of a word
+// at level n+1 says "word full at level n"), so the lowest free ID is found in a few word reads even with a
+// million IDs taken; each ID has three words (set and bound flag, private data, guest PASID). All of it is in
+// the kernel's static shared memory (ioasidWords() says how much, to size KernelOptions.layout.staticWords).
+//
+// The quota oracle (DESIGN.md, "Checkers") runs in the allocating step itself: an allocation that leaves a set
+// above its quota, or the space above its capacity, is reported there, whatever let it through.
+import type { KTask } from '../kernel/context.js';
+import { EBUSY, EEXIST, EINVAL, ENOENT, ENOSPC } from '../kernel/errno.js';
+import { callTrace, heldLocksLines, taskFinding } from '../kernel/findings.js';
+import type { Kernel, KGen } from '../kernel/kernel.js';
+import { owner } from '../kernel/lock.js';
+import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
+import {
+  defineNotifierChain,
+  type NotifierBlock,
+  type NotifierChain,
+  notifier_call_chain,
+  notifier_chain_register,
+  notifier_chain_unregister,
+} from '../kernel/notifier.js';
+import { rcu_init, rcu_read_lock, rcu_read_unlock, suspiciousRcuUsage } from '../kernel/rcu.js';
+import { defineSpinlock, type Spinlock, spin_lock_bh, spin_unlock_bh } from '../kernel/spinlock.js';
+
+/** include/uapi/asm-generic/errno-base.h; src/kernel/errno.ts has no EACCES (ioasid_find's wrong-set error). */
+export const EACCES = 13;
+
+/** enum ioasid_notify_val of the series. */
+export const IOASID_NOTIFY_ALLOC = 1;
+export const IOASID_NOTIFY_FREE = 2;
+export const IOASID_NOTIFY_BIND = 3;
+export const IOASID_NOTIFY_UNBIND = 4;
+export const IOASID_NOTIFY_SET_ALLOC = 5;
+export const IOASID_NOTIFY_SET_FREE = 6;
+
+const EVENT_NAMES: Readonly<Record<number, string>> = {
+  [IOASID_NOTIFY_ALLOC]: 'IOASID_NOTIFY_ALLOC',
+  [IOASID_NOTIFY_FREE]: 'IOASID_NOTIFY_FREE',
+  [IOASID_NOTIFY_BIND]: 'IOASID_NOTIFY_BIND',
+  [IOASID_NOTIFY_UNBIND]: 'IOASID_NOTIFY_UNBIND',
+  [IOASID_NOTIFY_SET_ALLOC]: 'IOASID_NOTIFY_SET_ALLOC',
+  [IOASID_NOTIFY_SET_FREE]: 'IOASID_NOTIFY_SET_FREE',
+};
+
+export function ioasidEventName(ev: number): string {
+  return EVENT_NAMES[ev] ?? `ioasid event ${ev}`;
+}
+
+/** PCI_PASID_MAX's width: the default (and largest) capacity. */
+export const IOASID_BITS_DEFAULT = 20;
+export const IOASID_BITS_MAX = 20;
+
+export type IoasidLock = 'spinlock' | 'mutex';
+export type IoasidChain = 'atomic' | 'blocking';
+/** A planted allocator bug, the quota oracle's negative control. */
+export type IoasidBug = 'none' | 'unlocked-quota';
+export const IOASID_LOCKS: readonly IoasidLock[] = ['spinlock', 'mutex'];
+export const IOASID_CHAINS: readonly IoasidChain[] = ['atomic', 'blocking'];
+export const IOASID_BUGS: readonly IoasidBug[] = ['none', 'unlocked-quota'];
+
+export interface IoasidOptions {
+  /** Storage for IDs 0 .. 2^bits - 1 (the largest capacity that can be installed). */
+  readonly bits?: number;
+  readonly lock?: IoasidLock;
+  readonly chain?: IoasidChain;
+  /** ioasid_sets at once (set IDs 1..maxSets). */
+  readonly maxSets?: number;
+  /** Notifier blocks the chain can hold. */
+  readonly subscribers?: number;
+  /** Report IDs still allocated at teardown (default true). */
+  readonly leakCheck?: boolean;
+  readonly bug?: IoasidBug;
+}
+
+/** What every notifier_call of ioasid_chain receives (struct ioasid_nb_args). */
+export interface IoasidNbArgs {
+  /** The IOASID (0 for set events). */
+  readonly id: number;
+  readonly sid: number;
+  readonly token: number;
+  /** The set is the system set (bare-metal SVA): not a VM's. */
+  readonly system: boolean;
+  readonly priv: number;
+  /** The guest PASID of the ID in its set (-1: none). */
+  readonly spid: number;
+  /** IOASID_NOTIFY_SET_FREE: the set itself goes too. */
+  readonly destroy: boolean;
+}
+
+export interface Ioasid {
+  readonly bits: number;
+  /** 2^bits: IDs the storage holds. */
+  readonly storage: number;
+  readonly maxSets: number;
+  readonly lockPolicy: IoasidLock;
+  readonly lock: Spinlock | Mutex;
+  readonly chain: NotifierChain<IoasidNbArgs>;
+  readonly bug: IoasidBug;
+  /** Static offset of the allocator's words. */
+  readonly off: number;
+  /** Bitmap levels: static offsets (relative to off) and word counts, level 0 (one bit an ID) first. */
+  readonly levels: readonly { readonly at: number; readonly words: number }[];
+}
+
+// Header words.
+const H_CAPACITY = 0; // installed capacity, 0: none installed (the storage is the capacity)
+const H_INSTALLED = 1;
+const H_ALLOCATED = 2; // IDs allocated now
+const H_STARTED = 3; // a set or an ID was ever allocated: too late to install a capacity
+const H_QUOTAS = 4; // sum of the live sets' quotas (capacity - 1 - this is ioasid_capacity_avail)
+const H_SYSTEM_SID = 5;
+const H_WORDS = 8;
+
+// Set words (sid 1..maxSets).
+const S_STATE = 0; // 1: live
+const S_TOKEN = 1;
+const S_QUOTA = 2;
+const S_NR = 3; // IDs allocated in it
+const S_SYSTEM = 4;
+const S_WORDS = 5;
+
+// Per-ID words.
+const I_SET = 0; // sid | BOUND, 0: free
+const I_PRIV = 1;
+const I_SPID = 2; // guest PASID + 1, 0: none
+const I_WORDS = 3;
+const BOUND = 1 << 30;
+const SID_MASK = BOUND - 1;
+
+// Nominal lines of drivers/iommu/ioasid.c for the WARNs below.
+const INSTALL_WARN_LINE = 'drivers/iommu/ioasid.c:64';
+const FIND_RCU_SITE = 'drivers/iommu/ioasid.c:456';
+
+function levelsFor(storage: number): { at: number; words: number }[] {
+  const levels: { at: number; words: number }[] = [];
+  let at = 0;
+  let words = Math.ceil(storage / 32);
+  for (;;) {
+    levels.push({ at, words });
+    at += words;
+    if (words === 1) return levels;
+    words = Math.ceil(words / 32);
+  }
+}
+
+function layout(bits: number, maxSets: number) {
+  const storage = 2 ** bits;
+  const levels = levelsFor(storage);
+  const bitmapWords = levels.reduce((a, l) => a + l.words, 0);
+  const sets = H_WORDS;
+  const bitmap = sets + (maxSets + 1) * S_WORDS;
+  const ids = bitmap + bitmapWords;
+  return { storage, levels: levels.map((l) => ({ at: bitmap + l.at, words: l.words })), sets, ids, words: ids + storage * I_WORDS };
+}
+
+/** Static words defineIoasid takes for 2^bits IDs (to size a kernel layout; the locks and the chain are extra). */
+export function ioasidWords(bits: number, maxSets = 64): number {
+  return layout(bits, maxSets).words;
+}
+
+/**
+ * The allocator, declared with the workload (identically in every thread). Its state starts zeroed: no capacity
+ * installed (2^bits), no set.
+ */
+export function defineIoasid(k: Kernel, opts: IoasidOptions = {}): Ioasid {
+  const bits = opts.bits ?? IOASID_BITS_DEFAULT;
+  if (!Number.isInteger(bits) || bits < 2 || bits > IOASID_BITS_MAX) throw new RangeError(`ioasid: bits must be 2..${IOASID_BITS_MAX}, got ${bits}`);
+  const maxSets = opts.maxSets ?? 64;
+  if (!Number.isInteger(maxSets) || maxSets < 1 || maxSets > 65535) throw new RangeError(`ioasid: maxSets must be 1..65535, got ${maxSets}`);
+  const lockPolicy = opts.lock ?? 'spinlock';
+  const l = layout(bits, maxSets);
+  const off = k.statics.alloc(l.words, `ioasid (${bits} bits)`);
+  rcu_init(k);
+  const lock = lockPolicy === 'mutex' ? defineMutex(k, 'ioasid_allocator_lock') : defineSpinlock(k, 'ioasid_allocator_lock');
+  const chain = defineNotifierChain<IoasidNbArgs>(k, 'ioasid_chain', opts.chain ?? 'atomic', { capacity: opts.subscribers ?? 8 });
+  const a: Ioasid = {
+    bits,
+    storage: l.storage,
+    maxSets,
+    lockPolicy,
+    lock,
+    chain,
+    bug: opts.bug ?? 'none',
+    off,
+    levels: l.levels,
+  };
+  layouts.set(a, { sets: l.sets, ids: l.ids });
+  if (opts.leakCheck ?? true) k.onEnd(() => leakCheck(k, a));
+  return a;
+}
+
+const layouts = new WeakMap<Ioasid, { sets: number; ids: number }>();
+
+function lay(a: Ioasid): { sets: number; ids: number } {
+  const l = layouts.get(a);
+  if (!l) throw new Error('ioasid: not declared with defineIoasid');
+  return l;
+}
+
+// ---- words (reads are legal anywhere; writes only inside a point's perform) ----
+
+function hdr(k: Kernel, a: Ioasid, w: number): number {
+  return k.mem.statics + a.off + w;
+}
+
+function setAddr(k: Kernel, a: Ioasid, sid: number, w: number): number {
+  return k.mem.statics + a.off + lay(a).sets + sid * S_WORDS + w;
+}
+
+function idAddr(k: Kernel, a: Ioasid, id: number, w: number): number {
+  return k.mem.statics + a.off + lay(a).ids + id * I_WORDS + w;
+}
+
+function rd(k: Kernel, at: number): number {
+  return k.i32[at] as number;
+}
+
+/** The installed capacity (IDs 1..capacity-1 are usable). */
+export function ioasidCapacity(k: Kernel, a: Ioasid): number {
+  return rd(k, hdr(k, a, H_CAPACITY)) || a.storage;
+}
+
+/** IDs allocated now. */
+export function ioasidAllocatedCount(k: Kernel, a: Ioasid): number {
+  return rd(k, hdr(k, a, H_ALLOCATED));
+}
+
+/** ioasid_capacity_avail: what new quotas may still take. */
+export function ioasidCapacityAvail(k: Kernel, a: Ioasid): number {
+  return ioasidCapacity(k, a) - 1 - rd(k, hdr(k, a, H_QUOTAS));
+}
+
+/** The system set's sid (0: none yet). */
+export function ioasidSystemSid(k: Kernel, a: Ioasid): number {
+  return rd(k, hdr(k, a, H_SYSTEM_SID));
+}
+
+function validSid(a: Ioasid, sid: number): boolean {
+  return Number.isInteger(sid) && sid >= 1 && sid <= a.maxSets;
+}
+
+function setLive(k: Kernel, a: Ioasid, sid: number): boolean {
+  return validSid(a, sid) && rd(k, setAddr(k, a, sid, S_STATE)) === 1;
+}
+
+export interface IoasidSetInfo {
+  readonly sid: number;
+  readonly token: number;
+  readonly quota: number;
+  /** IDs allocated in it. */
+  readonly nr: number;
+  readonly system: boolean;
+}
+
+/** A live set, or undefined. */
+export function ioasidSetInfo(k: Kernel, a: Ioasid, sid: number): IoasidSetInfo | undefined {
+  if (!setLive(k, a, sid)) return undefined;
+  return {
+    sid,
+    token: rd(k, setAddr(k, a, sid, S_TOKEN)),
+    quota: rd(k, setAddr(k, a, sid, S_QUOTA)),
+    nr: rd(k, setAddr(k, a, sid, S_NR)),
+    system: rd(k, setAddr(k, a, sid, S_SYSTEM)) === 1,
+  };
+}
+
+export interface IoasidInfo {
+  readonly id: number;
+  readonly sid: number;
+  readonly priv: number;
+  /** Guest PASID (-1: none). */
+  readonly spid: number;
+  readonly bound: boolean;
+}
+
+function validId(a: Ioasid, id: number): boolean {
+  return Number.isInteger(id) && id >= 1 && id < a.storage;
+}
+
+/** An allocated ID, or undefined. */
+export function ioasidInfo(k: Kernel, a: Ioasid, id: number): IoasidInfo | undefined {
+  if (!validId(a, id)) return undefined;
+  const w = rd(k, idAddr(k, a, id, I_SET));
+  if (w === 0) return undefined;
+  return { id, sid: w & SID_MASK, priv: rd(k, idAddr(k, a, id, I_PRIV)), spid: rd(k, idAddr(k, a, id, I_SPID)) - 1, bound: (w & BOUND) !== 0 };
+}
+
+/** Every allocated ID, ascending (walks the bitmap: cheap when few are taken). */
+export function forEachIoasid(k: Kernel, a: Ioasid, fn: (id: number) => void): void {
+  const l0 = a.levels[0];
+  if (!l0) return;
+  const base = k.mem.statics + a.off + l0.at;
+  for (let w = 0; w < l0.words; w++) {
+    let v = k.i32[base + w] as number;
+    while (v !== 0) {
+      const b = ctz(v);
+      fn(w * 32 + b);
+      v &= v - 1;
+    }
+  }
+}
+
+/** The IDs of set sid, ascending. */
+export function ioasidSetIds(k: Kernel, a: Ioasid, sid: number): number[] {
+  const out: number[] = [];
+  forEachIoasid(k, a, (id) => {
+    if ((rd(k, idAddr(k, a, id, I_SET)) & SID_MASK) === sid) out.push(id);
+  });
+  return out;
+}
+
+// ---- the bitmap ----
+
+function ctz(x: number): number {
+  return 31 - Math.clz32(x & -x);
+}
+
+/** The lowest index ≥ from whose bit at `level` is clear, or -1. */
+function firstZero(k: Kernel, a: Ioasid, level: number, from: number): number {
+  const lv = a.levels[level];
+  if (!lv) return -1;
+  const i32 = k.i32;
+  const base = k.mem.statics + a.off + lv.at;
+  const w = from >>> 5;
+  if (w >= lv.words) return -1;
+  // Bits below `from` count as taken.
+  const v = (i32[base + w] as number) | ((1 << (from & 31)) - 1);
+  if (v !== -1) return w * 32 + ctz(~v);
+  let next = -1;
+  if (level + 1 < a.levels.length) {
+    next = firstZero(k, a, level + 1, w + 1);
+    if (next >= lv.words) next = -1;
+  } else {
+    for (let x = w + 1; x < lv.words; x++) {
+      if ((i32[base + x] as number) !== -1) {
+        next = x;
+        break;
+      }
+    }
+  }
+  return next < 0 ? -1 : next * 32 + ctz(~(i32[base + next] as number));
+}
+
+function setBit(k: Kernel, a: Ioasid, level: number, idx: number): void {
+  const lv = a.levels[level];
+  if (!lv) return;
+  const at = k.mem.statics + a.off + lv.at + (idx >>> 5);
+  const old = k.i32[at] as number;
+  const v = old | (1 << (idx & 31));
+  k.i32[at] = v;
+  if (v === -1 && old !== -1) setBit(k, a, level + 1, idx >>> 5);
+}
+
+function clearBit(k: Kernel, a: Ioasid, level: number, idx: number): void {
+  const lv = a.levels[level];
+  if (!lv) return;
+  const at = k.mem.statics + a.off + lv.at + (idx >>> 5);
+  const old = k.i32[at] as number;
+  k.i32[at] = old & ~(1 << (idx & 31));
+  if (old === -1) clearBit(k, a, level + 1, idx >>> 5);
+}
+
+// ---- the lock and the chain ----
+
+/**
+ * The spinlock is taken with softirqs off: SVA frees PASIDs from an RCU callback (softirq), so a plain
+ * spin_lock in process context would be the {SOFTIRQ-ON-W} → {IN-SOFTIRQ-W} inconsistency lockdep reports.
+ */
+function* lockAllocator(k: Kernel, t: KTask, a: Ioasid): KGen {
+  if (a.lockPolicy === 'mutex') yield* mutex_lock(k, t, a.lock);
+  else yield* spin_lock_bh(k, t, a.lock);
+}
+
+function* unlockAllocator(k: Kernel, t: KTask, a: Ioasid): KGen {
+  if (a.lockPolicy === 'mutex') yield* mutex_unlock(k, t, a.lock);
+  else yield* spin_unlock_bh(k, t, a.lock);
+}
+
+/** Is the allocator lock free (no update, hence no notification, in flight)? A read: legal anywhere. */
+export function ioasidLockFree(k: Kernel, a: Ioasid): boolean {
+  return owner(k, a.lock) === 0;
+}
+
+/** The allocator lock's holder (a task id), for waits-for edges. */
+export function ioasidLockOwner(k: Kernel, a: Ioasid): number | undefined {
+  return owner(k, a.lock) || undefined;
+}
+
+/** Run body under ioasid_allocator_lock. */
+function* locked<T>(k: Kernel, t: KTask, a: Ioasid, body: KGen<T>): KGen<T> {
+  yield* lockAllocator(k, t, a);
+  const r = yield* body;
+  yield* unlockAllocator(k, t, a);
+  return r;
+}
+
+function* notify(k: Kernel, t: KTask, a: Ioasid, event: number, args: IoasidNbArgs): KGen {
+  yield* notifier_call_chain(k, t, a.chain, event, args);
+}
+
+function setArgs(k: Kernel, a: Ioasid, sid: number, destroy: boolean): IoasidNbArgs {
+  return {
+    id: 0,
+    sid,
+    token: rd(k, setAddr(k, a, sid, S_TOKEN)),
+    system: rd(k, setAddr(k, a, sid, S_SYSTEM)) === 1,
+    priv: 0,
+    spid: -1,
+    destroy,
+  };
+}
+
+function idArgs(k: Kernel, a: Ioasid, id: number): IoasidNbArgs {
+  const sid = rd(k, idAddr(k, a, id, I_SET)) & SID_MASK;
+  return {
+    id,
+    sid,
+    token: rd(k, setAddr(k, a, sid, S_TOKEN)),
+    system: rd(k, setAddr(k, a, sid, S_SYSTEM)) === 1,
+    priv: rd(k, idAddr(k, a, id, I_PRIV)),
+    spid: rd(k, idAddr(k, a, id, I_SPID)) - 1,
+    destroy: false,
+  };
+}
+
+/** ioasid_register_notifier(nb): subscribers register at their module init. */
+export function ioasid_register_notifier(k: Kernel, t: KTask, a: Ioasid, nb: NotifierBlock<IoasidNbArgs>): KGen<number> {
+  return k.call(t, 'ioasid_register_notifier', notifier_chain_register(k, t, a.chain, nb));
+}
+
+export function ioasid_unregister_notifier(k: Kernel, t: KTask, a: Ioasid, nb: NotifierBlock<IoasidNbArgs>): KGen<number> {
+  return k.call(t, 'ioasid_unregister_notifier', notifier_chain_unregister(k, t, a.chain, nb));
+}
+
+// ---- reports ----
+
+function warn(k: Kernel, t: KTask, step: number, line: string, fn: string, what: string): void {
+  const title = `WARNING: CPU: 0 PID: ${t.pid} at ${line} ${fn}`;
+  k.report(
+    taskFinding('ida', t, step, title, [
+      `Comm: ${t.comm} Not tainted (iommu-sim)`,
+      `RIP: 0010:${fn}`,
+      `iommu-sim: ${what}`,
+      ...heldLocksLines(t),
+      ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq'),
+    ]),
+  );
+}
+
+/** The quota oracle: what a step has just let through is over a quota or the capacity. */
+function quotaFinding(k: Kernel, t: KTask, step: number, title: string, lines: readonly string[]): void {
+  k.report(taskFinding('ida', t, step, `iommu-sim: quota: ${title}`, [...lines, ...heldLocksLines(t), ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq')]));
+}
+
+function leakCheck(k: Kernel, a: Ioasid): void {
+  if (!k.enabled('leaks')) return;
+  const ids: string[] = [];
+  let n = 0;
+  forEachIoasid(k, a, (id) => {
+    n++;
+    if (ids.length < 16) ids.push(`${id} (set ${rd(k, idAddr(k, a, id, I_SET)) & SID_MASK})`);
+  });
+  if (n === 0) return;
+  const title = `leak: ioasid: ${n} IOASID${n > 1 ? 's' : ''} still allocated at teardown: ${ids.join(', ')}${n > ids.length ? ', …' : ''}`;
+  k.report({ kind: 'leak', title, text: `${title}\n(no ioasid_free or ioasid_free_set for them by the end of the run)`, step: -1, where: 'ioasid' });
+}
+
+// ---- capacity and sets ----
+
+/**
+ * ioasid_install_capacity(total): before any allocation (the VT-d driver does it at init). Too late, or a second
+ * time, is refused with the kernel's WARN and -EBUSY; more than the storage holds is -EINVAL.
+ */
+export function* ioasid_install_capacity(k: Kernel, t: KTask, a: Ioasid, total: number): KGen<number> {
+  return yield* k.call(
+    t,
+    'ioasid_install_capacity',
+    k.step(t, 'ioasid_install_capacity', (env) => {
+      if (!Number.isInteger(total) || total < 2 || total > a.storage) return -EINVAL;
+      const installed = rd(k, hdr(k, a, H_INSTALLED)) === 1;
+      const started = rd(k, hdr(k, a, H_STARTED)) === 1;
+      if (installed || started) {
+        const why = installed
+          ? `IOASID capacity is already set (${ioasidCapacity(k, a)})`
+          : `IOASID capacity set after allocations began (${ioasidAllocatedCount(k, a)} IOASIDs allocated)`;
+        warn(k, t, env.step, INSTALL_WARN_LINE, 'ioasid_install_capacity', `${why}: refused`);
+        return -EBUSY;
+      }
+      k.i32[hdr(k, a, H_CAPACITY)] = total;
+      k.i32[hdr(k, a, H_INSTALLED)] = 1;
+      return 0;
+    }),
+  );
+}
+
+/** Take a set slot (perform only): its sid, or a negated errno. */
+function newSet(k: Kernel, t: KTask, a: Ioasid, token: number, quota: number, system: boolean, step: number): number {
+  if (!Number.isInteger(quota) || quota < 1) return -EINVAL;
+  if (quota > ioasidCapacityAvail(k, a)) return -ENOSPC;
+  let free = 0;
+  for (let sid = 1; sid <= a.maxSets; sid++) {
+    if (rd(k, setAddr(k, a, sid, S_STATE)) !== 1) {
+      if (free === 0) free = sid;
+      continue;
+    }
+    // One set per token: the token is what permission checks go by.
+    if (!system && rd(k, setAddr(k, a, sid, S_SYSTEM)) === 0 && rd(k, setAddr(k, a, sid, S_TOKEN)) === token) return -EEXIST;
+  }
+  if (free === 0) return -ENOSPC;
+  k.i32[setAddr(k, a, free, S_STATE)] = 1;
+  k.i32[setAddr(k, a, free, S_TOKEN)] = token;
+  k.i32[setAddr(k, a, free, S_QUOTA)] = quota;
+  k.i32[setAddr(k, a, free, S_NR)] = 0;
+  k.i32[setAddr(k, a, free, S_SYSTEM)] = system ? 1 : 0;
+  k.i32[hdr(k, a, H_QUOTAS)] = rd(k, hdr(k, a, H_QUOTAS)) + quota;
+  k.i32[hdr(k, a, H_STARTED)] = 1;
+  if (system) k.i32[hdr(k, a, H_SYSTEM_SID)] = free;
+  checkQuotas(k, t, a, step);
+  return free;
+}
+
+/** The sets' quotas together must fit in the capacity (perform only). */
+function checkQuotas(k: Kernel, t: KTask, a: Ioasid, step: number): void {
+  const sum = rd(k, hdr(k, a, H_QUOTAS));
+  const cap = ioasidCapacity(k, a);
+  if (sum > cap - 1) {
+    quotaFinding(k, t, step, `the ioasid_sets' quotas add up to ${sum}, above the system capacity of ${cap - 1} IOASIDs`, []);
+  }
+}
+
+function* allocSet(k: Kernel, t: KTask, a: Ioasid, token: number, quota: number, system: boolean): KGen<number> {
+  return yield* locked(
+    k,
+    t,
+    a,
+    (function* () {
+      const r = yield* k.step(t, system ? 'ioasid_alloc_system_set' : 'ioasid_alloc_set', (env) => {
+        const sid = system && ioasidSystemSid(k, a) !== 0 ? -EEXIST : newSet(k, t, a, token, quota, system, env.step);
+        return { sid, args: sid > 0 ? setArgs(k, a, sid, false) : undefined };
+      });
+      if (r.args) yield* notify(k, t, a, IOASID_NOTIFY_SET_ALLOC, r.args);
+      return r.sid;
+    })(),
+  );
+}
+
+/** ioasid_alloc_set(token, quota): a VM's set; its sid, -EEXIST for a token that has one, -ENOSPC over capacity. */
+export function* ioasid_alloc_set(k: Kernel, t: KTask, a: Ioasid, token: number, quota: number): KGen<number> {
+  return yield* k.call(t, 'ioasid_alloc_set', allocSet(k, t, a, token, quota, false));
+}
+
+/** ioasid_alloc_system_set(quota): the host's set, for bare-metal SVA (once). */
+export function* ioasid_alloc_system_set(k: Kernel, t: KTask, a: Ioasid, quota: number): KGen<number> {
+  return yield* k.call(t, 'ioasid_alloc_system_set', allocSet(k, t, a, 0, quota, true));
+}
+
+/** ioasid_adjust_set(sid, quota): never below what the set holds (-EINVAL), never beyond the capacity (-ENOSPC). */
+export function* ioasid_adjust_set(k: Kernel, t: KTask, a: Ioasid, sid: number, quota: number): KGen<number> {
+  return yield* k.call(
+    t,
+    'ioasid_adjust_set',
+    locked(
+      k,
+      t,
+      a,
+      k.step(t, 'ioasid_adjust_set', (env) => {
+        if (!setLive(k, a, sid) || !Number.isInteger(quota) || quota < 1) return -EINVAL;
+        const old = rd(k, setAddr(k, a, sid, S_QUOTA));
+        if (quota < rd(k, setAddr(k, a, sid, S_NR))) return -EINVAL;
+        if (quota - old > ioasidCapacityAvail(k, a)) return -ENOSPC;
+        k.i32[setAddr(k, a, sid, S_QUOTA)] = quota;
+        k.i32[hdr(k, a, H_QUOTAS)] = rd(k, hdr(k, a, H_QUOTAS)) + quota - old;
+        checkQuotas(k, t, a, env.step);
+        return 0;
+      }),
+    ),
+  );
+}
+
+/**
+ * ioasid_free_set(sid, destroy): free every ID of the set, each with its FREE notification, then SET_FREE; with
+ * `destroy` the set goes too (its quota back to the capacity). 0, or -EINVAL for no such set.
+ */
+export function* ioasid_free_set(k: Kernel, t: KTask, a: Ioasid, sid: number, destroy: boolean): KGen<number> {
+  return yield* k.call(
+    t,
+    'ioasid_free_set',
+    locked(
+      k,
+      t,
+      a,
+      (function* () {
+        const r = yield* k.step(t, 'ioasid_free_set: collect', () =>
+          setLive(k, a, sid) ? { ids: ioasidSetIds(k, a, sid), args: setArgs(k, a, sid, destroy) } : undefined,
+        );
+        if (r === undefined) return -EINVAL;
+        for (const id of r.ids) yield* freeLocked(k, t, a, id);
+        yield* notify(k, t, a, IOASID_NOTIFY_SET_FREE, r.args);
+        if (destroy) {
+          yield* k.step(t, 'ioasid_free_set: destroy', () => {
+            k.i32[hdr(k, a, H_QUOTAS)] = rd(k, hdr(k, a, H_QUOTAS)) - rd(k, setAddr(k, a, sid, S_QUOTA));
+            if (rd(k, setAddr(k, a, sid, S_SYSTEM)) === 1) k.i32[hdr(k, a, H_SYSTEM_SID)] = 0;
+            k.i32.fill(0, setAddr(k, a, sid, 0), setAddr(k, a, sid, S_WORDS));
+          });
+        }
+        return 0;
+      })(),
+    ),
+  );
+}
+
+// ---- IDs ----
+
+/**
+ * ioasid_alloc(sid, min, max, private): the lowest free ID in [min, max] ∩ [1, capacity-1] in set sid, with
+ * ALLOC notified. -EINVAL for no such set, -ENOSPC over the set's quota or with no free ID in range.
+ */
+export function* ioasid_alloc(k: Kernel, t: KTask, a: Ioasid, sid: number, min: number, max: number, priv: number): KGen<number> {
+  return yield* k.call(
+    t,
+    'ioasid_alloc',
+    (function* () {
+      let quotaChecked = false;
+      if (a.bug === 'unlocked-quota') {
+        // The planted bug: the quota is checked before the lock is taken, and not again under it.
+        const ok = yield* k.step(t, 'ioasid_alloc: quota check', () => !setLive(k, a, sid) || rd(k, setAddr(k, a, sid, S_NR)) < rd(k, setAddr(k, a, sid, S_QUOTA)));
+        if (!ok) return -ENOSPC;
+        quotaChecked = true;
+      }
+      return yield* locked(
+        k,
+        t,
+        a,
+        (function* () {
+          const r = yield* k.step(t, 'ioasid_alloc: xa_alloc', (env) => {
+            const id = allocLocked(k, t, a, sid, min, max, priv, quotaChecked, env.step);
+            return { id, args: id > 0 ? idArgs(k, a, id) : undefined };
+          });
+          if (r.args) yield* notify(k, t, a, IOASID_NOTIFY_ALLOC, r.args);
+          return r.id;
+        })(),
+      );
+    })(),
+  );
+}
+
+/** The allocation itself (perform only), with the quota oracle. */
+function allocLocked(k: Kernel, t: KTask, a: Ioasid, sid: number, min: number, max: number, priv: number, quotaChecked: boolean, step: number): number {
+  if (!setLive(k, a, sid) || !Number.isInteger(min) || !Number.isInteger(max) || !Number.isInteger(priv)) return -EINVAL;
+  const nrAt = setAddr(k, a, sid, S_NR);
+  const nr = rd(k, nrAt);
+  const quota = rd(k, setAddr(k, a, sid, S_QUOTA));
+  if (!quotaChecked && nr >= quota) return -ENOSPC;
+  const cap = ioasidCapacity(k, a);
+  const lo = Math.max(min, 1);
+  const hi = Math.min(max, cap - 1);
+  if (lo > hi) return -ENOSPC;
+  const id = firstZero(k, a, 0, lo);
+  if (id < 0 || id > hi) return -ENOSPC;
+  if (rd(k, idAddr(k, a, id, I_SET)) !== 0) throw new Error(`ioasid: bitmap says ${id} is free, its words say set ${rd(k, idAddr(k, a, id, I_SET))}`);
+  setBit(k, a, 0, id);
+  k.i32[idAddr(k, a, id, I_SET)] = sid;
+  k.i32[idAddr(k, a, id, I_PRIV)] = priv;
+  k.i32[idAddr(k, a, id, I_SPID)] = 0;
+  k.i32[nrAt] = nr + 1;
+  const total = rd(k, hdr(k, a, H_ALLOCATED)) + 1;
+  k.i32[hdr(k, a, H_ALLOCATED)] = total;
+  k.i32[hdr(k, a, H_STARTED)] = 1;
+  if (nr + 1 > quota) {
+    quotaFinding(k, t, step, `ioasid_set ${sid} (token ${rd(k, setAddr(k, a, sid, S_TOKEN))}) holds ${nr + 1} IOASIDs, above its quota of ${quota}`, [
+      `ioasid_alloc handed out IOASID ${id} with the set already at its quota`,
+    ]);
+  }
+  if (total > cap - 1 || id >= cap) {
+    quotaFinding(k, t, step, `${total} IOASIDs allocated, above the system capacity of ${cap - 1}`, [`ioasid_alloc handed out IOASID ${id}`]);
+  }
+  return id;
+}
+
+/** Erase an allocated ID (perform only): its notifier arguments, or undefined when it is not allocated. */
+function eraseLocked(k: Kernel, a: Ioasid, id: number): IoasidNbArgs | undefined {
+  if (!validId(a, id) || rd(k, idAddr(k, a, id, I_SET)) === 0) return undefined;
+  const args = idArgs(k, a, id);
+  clearBit(k, a, 0, id);
+  k.i32.fill(0, idAddr(k, a, id, 0), idAddr(k, a, id, I_WORDS));
+  const nrAt = setAddr(k, a, args.sid, S_NR);
+  k.i32[nrAt] = rd(k, nrAt) - 1;
+  k.i32[hdr(k, a, H_ALLOCATED)] = rd(k, hdr(k, a, H_ALLOCATED)) - 1;
+  return args;
+}
+
+/**
+ * ioasid_free with the lock held: erased first, then FREE notified with what it was (the arguments are a copy,
+ * as the kernel's ioasid_nb_args is filled before the data goes).
+ */
+function* freeLocked(k: Kernel, t: KTask, a: Ioasid, id: number): KGen<number> {
+  const args = yield* k.step(t, 'ioasid_free: xa_erase', (env) => {
+    const r = eraseLocked(k, a, id);
+    if (!r) {
+      // pr_err("Trying to free unknown IOASID %u\n"): a double free, or a free of an ID never handed out.
+      const title = `ioasid: Trying to free unknown IOASID ${id}`;
+      k.report(taskFinding('ida', t, env.step, title, [...heldLocksLines(t), ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq')]));
+    }
+    return r;
+  });
+  if (!args) return -ENOENT;
+  yield* notify(k, t, a, IOASID_NOTIFY_FREE, args);
+  return 0;
+}
+
+/** ioasid_free(id): 0, or -ENOENT (reported) for an ID that is not allocated. */
+export function* ioasid_free(k: Kernel, t: KTask, a: Ioasid, id: number): KGen<number> {
+  return yield* k.call(t, 'ioasid_free', locked(k, t, a, freeLocked(k, t, a, id)));
+}
+
+/** ioasid_find_sid(id): the set of an ID, or -ENOENT. No reference is held: the set has a single owner. */
+export function* ioasid_find_sid(k: Kernel, t: KTask, a: Ioasid, id: number): KGen<number> {
+  return yield* k.call(
+    t,
+    'ioasid_find_sid',
+    locked(
+      k,
+      t,
+      a,
+      k.step(t, 'ioasid_find_sid', () => ioasidInfo(k, a, id)?.sid ?? -ENOENT),
+    ),
+  );
+}
+
+/**
+ * The lookup of ioasid_find (one point: the entry and its private pointer read together). The caller is inside
+ * rcu_read_lock() or holds the allocator lock; otherwise it is `suspicious RCU usage`, as the kernel's
+ * rcu_dereference of ioasid_data->private would report. `sid` 0 matches any set.
+ */
+export function* __ioasid_find(k: Kernel, t: KTask, a: Ioasid, sid: number, id: number): KGen<number> {
+  return yield* k.step(t, 'ioasid_find: xa_load', (env) => {
+    if (k.enabled('rcu') && t.rcuDepth === 0 && t.holds(a.lock.addr()) === undefined) {
+      suspiciousRcuUsage(k, t, env.step, FIND_RCU_SITE, 'suspicious rcu_dereference_check() usage');
+    }
+    if (!validId(a, id)) return -ENOENT;
+    const w = rd(k, idAddr(k, a, id, I_SET));
+    if (w === 0) return -ENOENT;
+    if (sid !== 0 && (w & SID_MASK) !== sid) return -EACCES;
+    return rd(k, idAddr(k, a, id, I_PRIV));
+  });
+}
+
+/**
+ * ioasid_find(sid, id): the fast path, under RCU as in ioasid.c — the private data (≥ 0), -ENOENT for an ID not
+ * allocated, -EACCES for an ID of another set.
+ */
+export function* ioasid_find(k: Kernel, t: KTask, a: Ioasid, sid: number, id: number): KGen<number> {
+  return yield* k.call(
+    t,
+    'ioasid_find',
+    (function* () {
+      yield* rcu_read_lock(k, t);
+      const r = yield* __ioasid_find(k, t, a, sid, id);
+      yield* rcu_read_unlock(k, t);
+      return r;
+    })(),
+  );
+}
+
+/** ioasid_find under the allocator lock instead of RCU: the indirection the thread would rather keep off the fast path. */
+export function* ioasid_find_locked(k: Kernel, t: KTask, a: Ioasid, sid: number, id: number): KGen<number> {
+  return yield* k.call(t, 'ioasid_find', locked(k, t, a, __ioasid_find(k, t, a, sid, id)));
+}
+
+/** ioasid_set_data(id, data): publish new private data (rcu_assign_pointer under the lock); 0 or -ENOENT. */
+export function* ioasid_set_data(k: Kernel, t: KTask, a: Ioasid, id: number, data: number): KGen<number> {
+  return yield* k.call(
+    t,
+    'ioasid_set_data',
+    locked(
+      k,
+      t,
+      a,
+      k.step(t, 'ioasid_set_data: rcu_assign_pointer', () => {
+        if (!validId(a, id) || rd(k, idAddr(k, a, id, I_SET)) === 0 || !Number.isInteger(data)) return -ENOENT;
+        Atomics.store(k.i32, idAddr(k, a, id, I_PRIV), data);
+        return 0;
+      }),
+    ),
+  );
+}
+
+// ---- guest ↔ host PASIDs within a set ----
+
+/** The ID of set sid whose guest PASID is spid, or 0 (perform or read). */
+function bySpid(k: Kernel, a: Ioasid, sid: number, spid: number): number {
+  let found = 0;
+  forEachIoasid(k, a, (id) => {
+    if (found === 0 && (rd(k, idAddr(k, a, id, I_SET)) & SID_MASK) === sid && rd(k, idAddr(k, a, id, I_SPID)) === spid + 1) found = id;
+  });
+  return found;
+}
+
+/**
+ * ioasid_attach_spid(sid, id, spid): record guest PASID spid for host ID id of set sid. -EINVAL when id is not
+ * in that set, -EEXIST when spid already names another ID of the set.
+ */
+export function* ioasid_attach_spid(k: Kernel, t: KTask, a: Ioasid, sid: number, id: number, spid: number): KGen<number> {
+  return yield* k.call(
+    t,
+    'ioasid_attach_spid',
+    locked(
+      k,
+      t,
+      a,
+      k.step(t, 'ioasid_attach_spid', () => {
+        const info = ioasidInfo(k, a, id);
+        if (!info || info.sid !== sid || !Number.isInteger(spid) || spid < 0 || spid >= a.storage) return -EINVAL;
+        const other = bySpid(k, a, sid, spid);
+        if (other !== 0 && other !== id) return -EEXIST;
+        k.i32[idAddr(k, a, id, I_SPID)] = spid + 1;
+        return 0;
+      }),
+    ),
+  );
+}
+
+/** ioasid_find_by_spid(sid, spid): the host ID of guest PASID spid in set sid, or -ENOENT. */
+export function* ioasid_find_by_spid(k: Kernel, t: KTask, a: Ioasid, sid: number, spid: number): KGen<number> {
+  return yield* k.call(
+    t,
+    'ioasid_find_by_spid',
+    locked(
+      k,
+      t,
+      a,
+      k.step(t, 'ioasid_find_by_spid', () => (setLive(k, a, sid) && Number.isInteger(spid) && spid >= 0 ? bySpid(k, a, sid, spid) || -ENOENT : -ENOENT)),
+    ),
+  );
+}
+
+/** ioasid_get_spid(sid, id): the guest PASID of host ID id in set sid (under RCU), -ENOENT without one, -EACCES for another set. */
+export function* ioasid_get_spid(k: Kernel, t: KTask, a: Ioasid, sid: number, id: number): KGen<number> {
+  return yield* k.call(
+    t,
+    'ioasid_get_spid',
+    (function* () {
+      yield* rcu_read_lock(k, t);
+      const r = yield* k.step(t, 'ioasid_get_spid: xa_load', () => {
+        const info = ioasidInfo(k, a, id);
+        if (!info) return -ENOENT;
+        if (info.sid !== sid) return -EACCES;
+        return info.spid < 0 ? -ENOENT : info.spid;
+      });
+      yield* rcu_read_unlock(k, t);
+      return r;
+    })(),
+  );
+}
+
+// ---- BIND / UNBIND ----
+
+/**
+ * ioasid_notify(id, BIND | UNBIND): the PASID was bound to (or unbound from) an address space — a guest's
+ * through VFIO, or a process's by SVA — and every subscriber hears it with the allocator lock held. 0, -ENOENT
+ * for an ID not allocated, -EINVAL for another event.
+ */
+export function* ioasid_notify(k: Kernel, t: KTask, a: Ioasid, id: number, event: number): KGen<number> {
+  if (event !== IOASID_NOTIFY_BIND && event !== IOASID_NOTIFY_UNBIND) return -EINVAL;
+  return yield* k.call(
+    t,
+    'ioasid_notify',
+    locked(
+      k,
+      t,
+      a,
+      (function* () {
+        const args = yield* k.step(t, event === IOASID_NOTIFY_BIND ? 'ioasid_notify: bind' : 'ioasid_notify: unbind', () => {
+          if (!validId(a, id)) return undefined;
+          const at = idAddr(k, a, id, I_SET);
+          const w = rd(k, at);
+          if (w === 0) return undefined;
+          k.i32[at] = event === IOASID_NOTIFY_BIND ? w | BOUND : w & ~BOUND;
+          return idArgs(k, a, id);
+        });
+        if (!args) return -ENOENT;
+        yield* notify(k, t, a, event, args);
+        return 0;
+      })(),
+    ),
+  );
+}

@@ -1,0 +1,315 @@
+// SVA domains shared by the binds of one mm (seed 002; drivers/iommu/iommu-sva.c: iommu_sva_bind_device,
+// iommu_sva_unbind_device, mm->iommu_mm->sva_domains, domain->users; io-pgfault.c: the fault path that looks
+// the domain up by {device, PASID}). Every bind of an mm behind one IOMMU instance attaches the same SVA domain
+// to its {device, PASID}; domain->users counts the binds — and, in the seed's RFC, the page-fault handlers that
+// found it with iommu_get_domain_for_dev_pasid ("Not sure I see how this get_user refcounting can work?").
+//
+// Policy "SVA domain users" (DESIGN.md):
+// - unrefcounted: users is a plain int under iommu_sva_lock; a lookup's get is `users++` with no check that the
+//   domain is still live, and the last put frees the domain at once (kfree). With an RCU lookup, a fault
+//   handler that loaded the domain from group->pasid_array just before the last unbind touches freed memory.
+// - refcounted (Jason's answer): users is a refcount_t; a lookup takes its reference with
+//   refcount_inc_not_zero inside the RCU section (a domain on its way out is not found), a put is
+//   refcount_dec_and_test (refcount_dec_and_mutex_lock from outside iommu_sva_lock, so the mm's list and the
+//   last put agree), and the domain is freed after a grace period (kfree_rcu), so a reader that loaded it
+//   before it left the xarray may still look at it.
+import type { KTask } from '../kernel/context.js';
+import { EBUSY, EINVAL } from '../kernel/errno.js';
+import type { Kernel, KGen } from '../kernel/kernel.js';
+import type { MmStruct } from '../kernel/mm/mm.js';
+import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
+import { defineKfreeRcu, kfree_rcu } from '../kernel/rcu.js';
+import {
+  objectRefcount,
+  type RefcountRef,
+  refcount_dec_and_mutex_lock,
+  refcount_dec_and_test,
+  refcount_inc_not_zero,
+  refcount_set,
+} from '../kernel/refcount.js';
+import { objLoad, objStore } from '../kernel/slab.js';
+import { D_MM, D_USERS, type Domains } from './domain.js';
+import { type GroupDevice, type IommuGroups, iommuWarn } from './group.js';
+
+export type SvaUsers = 'refcounted' | 'unrefcounted';
+export const SVA_USERS: readonly SvaUsers[] = ['refcounted', 'unrefcounted'];
+
+export interface SvaDomainsConfig {
+  /** The mms that may bind (ids 1..n; init_mm, id 0, may bind too). */
+  readonly mms: number;
+  readonly iommus: number;
+  readonly devices: number;
+  readonly maxPasids: number;
+  readonly users: SvaUsers;
+}
+
+/** A bind's outcome: the SVA domain {dev, pasid} now uses, or -errno and why. */
+export interface SvaBind {
+  readonly dom: number;
+  readonly err: number;
+  readonly why: string;
+}
+
+// A bond (struct iommu_sva) per {device, PASID}: its binds and the mm they are for, under iommu_sva_lock.
+const B_USERS = 0;
+const B_MM = 1; // mm id + 1
+const B_DOM = 2;
+const B_WORDS = 3;
+
+/** Nominal line of refcount_dec_and_test(&handle->users) on a bond already gone. */
+const UNBIND_WARN = 'drivers/iommu/iommu-sva.c:132';
+
+export class SvaDomains {
+  /** iommu_sva_lock: the mms' domain lists, the bonds and (unrefcounted) every domain's users. */
+  readonly lock: Mutex;
+  private readonly list: number;
+  private readonly bonds: number;
+  private readonly freeRcu: string;
+
+  constructor(
+    private readonly k: Kernel,
+    private readonly groups: IommuGroups,
+    private readonly domains: Domains,
+    readonly cfg: SvaDomainsConfig,
+  ) {
+    this.lock = defineMutex(k, 'iommu_sva_lock');
+    this.list = k.statics.alloc((cfg.mms + 1) * cfg.iommus, 'mm sva_domains');
+    this.bonds = k.statics.alloc(cfg.devices * cfg.maxPasids * B_WORDS, 'iommu_sva bonds');
+    // The domain's free after a grace period: the RCU callback frees it as iommu_domain_free would.
+    this.freeRcu = defineKfreeRcu(k, 'iommu_sva_domain_free_rcu', (t, dom) => domains.free(t, dom));
+  }
+
+  private listSlot(mm: MmStruct, iommu: number): number {
+    return this.k.mem.statics + this.list + mm.id * this.cfg.iommus + iommu;
+  }
+
+  private bond(dev: GroupDevice, pasid: number): number {
+    return this.k.mem.statics + this.bonds + (dev.index * this.cfg.maxPasids + pasid) * B_WORDS;
+  }
+
+  private users(dom: number): RefcountRef {
+    return objectRefcount(this.k, 'domain->users', dom, D_USERS);
+  }
+
+  // ---- users ----
+
+  /**
+   * iommu_sva_domain_get_user: a lookup's reference, inside the lookup's group->mutex or RCU section. False
+   * when the domain is already on its way out (refcounted only: unrefcounted counts up from anything).
+   */
+  *iommu_sva_domain_get(t: KTask, dom: number): KGen<boolean> {
+    const k = this.k;
+    if (this.cfg.users === 'refcounted') return yield* k.call(t, 'iommu_sva_domain_get_user', refcount_inc_not_zero(k, t, this.users(dom)));
+    return yield* k.call(
+      t,
+      'iommu_sva_domain_get_user',
+      k.step(t, 'domain->users++', () => {
+        objStore(k, t, dom, D_USERS, objLoad(k, t, dom, D_USERS) + 1);
+        return true;
+      }),
+    );
+  }
+
+  /** iommu_sva_domain_put_user, by a caller that does not hold iommu_sva_lock: the last one frees. */
+  *iommu_sva_domain_put(t: KTask, dom: number): KGen {
+    const k = this.k;
+    yield* k.call(
+      t,
+      'iommu_sva_domain_put_user',
+      function* (this: SvaDomains): KGen {
+        if (this.cfg.users === 'refcounted') {
+          // Only the drop to 0 takes the lock: the mm's list must not hand the domain to a new bind meanwhile.
+          if (!(yield* refcount_dec_and_mutex_lock(k, t, this.users(dom), this.lock))) return;
+          yield* this.release(t, dom);
+          yield* mutex_unlock(k, t, this.lock);
+          return;
+        }
+        yield* mutex_lock(k, t, this.lock);
+        yield* this.putLocked(t, dom);
+        yield* mutex_unlock(k, t, this.lock);
+      }.call(this),
+    );
+  }
+
+  /** A put under iommu_sva_lock. */
+  private *putLocked(t: KTask, dom: number): KGen {
+    const k = this.k;
+    const last =
+      this.cfg.users === 'refcounted'
+        ? yield* refcount_dec_and_test(k, t, this.users(dom))
+        : yield* k.step(t, '--domain->users', () => {
+            const u = objLoad(k, t, dom, D_USERS) - 1;
+            objStore(k, t, dom, D_USERS, u);
+            return u === 0;
+          });
+    if (last) yield* this.release(t, dom);
+  }
+
+  /** The last user went (iommu_sva_lock held): off the mm's list, then freed. */
+  private *release(t: KTask, dom: number): KGen {
+    const k = this.k;
+    yield* k.step(t, 'list_del(&domain->next)', () => {
+      const mmId = objLoad(k, t, dom, D_MM) - 1;
+      for (let i = 0; i < this.cfg.iommus; i++) {
+        const slot = k.mem.statics + this.list + mmId * this.cfg.iommus + i;
+        if (mmId >= 0 && Atomics.load(k.i32, slot) === dom) Atomics.store(k.i32, slot, 0);
+      }
+    });
+    if (this.cfg.users === 'refcounted') yield* kfree_rcu(k, t, this.freeRcu, dom);
+    else yield* this.domains.free(t, dom);
+  }
+
+  // ---- bind / unbind ----
+
+  /**
+   * iommu_sva_bind_device(dev, mm) on `pasid` (the mm's PASID, allocated by the caller): a second bind of
+   * {dev, mm} shares the bond; otherwise the mm's SVA domain on dev's IOMMU is attached (a new one the first
+   * time), and it has one more user.
+   */
+  *iommu_sva_bind_device(t: KTask, dev: GroupDevice, mm: MmStruct, pasid: number): KGen<SvaBind> {
+    const k = this.k;
+    return yield* k.call(
+      t,
+      'iommu_sva_bind_device',
+      function* (this: SvaDomains): KGen<SvaBind> {
+        if (pasid <= 0 || pasid >= this.cfg.maxPasids || mm.id > this.cfg.mms) return { dom: 0, err: -EINVAL, why: `PASID ${pasid} or ${mm.name} out of range` };
+        yield* mutex_lock(k, t, this.lock);
+        try {
+          const b = this.bond(dev, pasid);
+          const held = yield* k.step(t, 'iommu_attach_handle_get', () => {
+            const i32 = k.i32;
+            const users = i32[b + B_USERS] as number;
+            if (users === 0) return { kind: 'none' as const, dom: 0 };
+            if (i32[b + B_MM] !== mm.id + 1) return { kind: 'other' as const, dom: 0 };
+            i32[b + B_USERS] = users + 1;
+            return { kind: 'same' as const, dom: i32[b + B_DOM] as number };
+          });
+          if (held.kind === 'same') return { dom: held.dom, err: 0, why: '' };
+          if (held.kind === 'other') return { dom: 0, err: -EBUSY, why: `${dev.name} PASID ${pasid} is bound to another mm` };
+          const slot = this.listSlot(mm, dev.iommu);
+          let dom = yield* k.step(t, 'mm->iommu_mm->sva_domains', () => Atomics.load(k.i32, slot));
+          if (dom !== 0) {
+            // Attach first: a bind that fails must not count as a user.
+            const ret = yield* this.groups.iommu_attach_device_pasid(t, dom, dev, pasid);
+            if (ret !== 0) return { dom: 0, err: ret, why: `attaching ${mm.name}'s SVA domain to ${dev.name} PASID ${pasid} failed` };
+            // Under iommu_sva_lock the count cannot reach 0 while the domain is on the list.
+            yield* this.iommu_sva_domain_get(t, dom);
+          } else {
+            const a = yield* k.call(t, 'iommu_sva_domain_alloc', this.domains.alloc(t, 'sva', dev.iommu, mm));
+            if (a.err !== 0) return { dom: 0, err: a.err, why: a.why };
+            dom = a.dom;
+            if (this.cfg.users === 'refcounted') yield* refcount_set(k, t, this.users(dom), 1);
+            else yield* k.step(t, 'domain->users = 1', () => objStore(k, t, dom, D_USERS, 1));
+            const ret = yield* this.groups.iommu_attach_device_pasid(t, dom, dev, pasid);
+            if (ret !== 0) {
+              // Never published (attach stores the domain only once the driver has it): freed at once.
+              yield* this.domains.free(t, dom);
+              return { dom: 0, err: ret, why: `attaching a new SVA domain to ${dev.name} PASID ${pasid} failed` };
+            }
+            yield* k.step(t, 'list_add(&domain->next, &mm->iommu_mm->sva_domains)', () => Atomics.store(k.i32, slot, dom));
+          }
+          yield* k.step(t, 'handle->users = 1', () => {
+            k.i32[b + B_USERS] = 1;
+            k.i32[b + B_MM] = mm.id + 1;
+            k.i32[b + B_DOM] = dom;
+          });
+          return { dom, err: 0, why: '' };
+        } finally {
+          yield* mutex_unlock(k, t, this.lock);
+        }
+      }.call(this),
+    );
+  }
+
+  /** iommu_sva_unbind_device: the last bind of {dev, pasid} detaches it and drops the domain's user. */
+  *iommu_sva_unbind_device(t: KTask, dev: GroupDevice, pasid: number): KGen {
+    const k = this.k;
+    yield* k.call(
+      t,
+      'iommu_sva_unbind_device',
+      function* (this: SvaDomains): KGen {
+        yield* mutex_lock(k, t, this.lock);
+        const b = this.bond(dev, pasid);
+        const dom = yield* k.step(t, 'refcount_dec_and_test(&handle->users)', () => {
+          const i32 = k.i32;
+          const users = i32[b + B_USERS] as number;
+          if (users === 0) return -1;
+          i32[b + B_USERS] = users - 1;
+          if (users > 1) return 0;
+          const d = i32[b + B_DOM] as number;
+          i32[b + B_MM] = 0;
+          i32[b + B_DOM] = 0;
+          return d;
+        });
+        if (dom < 0) iommuWarn(k, t, UNBIND_WARN, 'iommu_sva_unbind_device', `${dev.name} PASID ${pasid}: unbind of a bond that does not exist`);
+        if (dom > 0) {
+          yield* this.groups.iommu_detach_device_pasid(t, dom, dev, pasid);
+          yield* this.putLocked(t, dom);
+        }
+        yield* mutex_unlock(k, t, this.lock);
+      }.call(this),
+    );
+  }
+
+  // ---- the fault path ----
+
+  /**
+   * A page request for {dev, pasid} (io-pgfault.c's iopf_handler → iommu_sva_handle_iopf): find the SVA
+   * domain with a user reference, handle the fault against domain->mm, drop the reference. Returns the mm id
+   * the fault was handled for, or 0 when no SVA domain is attached (the response is INVALID).
+   */
+  *iommu_sva_iopf(t: KTask, dev: GroupDevice, pasid: number): KGen<number> {
+    const k = this.k;
+    return yield* k.call(
+      t,
+      'iopf_handler',
+      function* (this: SvaDomains): KGen<number> {
+        const dom = yield* this.groups.iommu_get_domain_for_dev_pasid(t, dev, pasid, 'sva', (tt, d) => this.iommu_sva_domain_get(tt, d));
+        if (dom <= 0) return 0;
+        const mmId = yield* k.call(
+          t,
+          'iommu_sva_handle_iopf',
+          k.step(t, 'domain->mm', () => objLoad(k, t, dom, D_MM) - 1),
+        );
+        yield* this.iommu_sva_domain_put(t, dom);
+        return mmId;
+      }.call(this),
+    );
+  }
+
+  // ---- reads (tests, invariant checks) ----
+
+  /** mm's SVA domain on IOMMU instance `iommu` (0: none). */
+  domainOf(mm: MmStruct, iommu: number): number {
+    return Atomics.load(this.k.i32, this.listSlot(mm, iommu));
+  }
+
+  /** domain->users now (either policy: the same word). */
+  usersOf(dom: number): number {
+    return Atomics.load(this.k.i32, dom + D_USERS);
+  }
+
+  /** Binds of {dev, pasid} now. */
+  bondUsers(dev: GroupDevice, pasid: number): number {
+    return Atomics.load(this.k.i32, this.bond(dev, pasid) + B_USERS);
+  }
+
+  /** Teardown check (register with k.onEnd): bonds and mm domain lists left behind. */
+  leftovers(): string[] {
+    const out: string[] = [];
+    const i32 = this.k.i32;
+    for (let m = 0; m <= this.cfg.mms; m++) {
+      for (let i = 0; i < this.cfg.iommus; i++) {
+        const d = i32[this.k.mem.statics + this.list + m * this.cfg.iommus + i] as number;
+        if (d !== 0) out.push(`mm/${m} still lists SVA domain 0x${d.toString(16)} on IOMMU ${i}`);
+      }
+    }
+    for (let d = 0; d < this.cfg.devices; d++) {
+      for (let p = 0; p < this.cfg.maxPasids; p++) {
+        const u = i32[this.k.mem.statics + this.bonds + (d * this.cfg.maxPasids + p) * B_WORDS + B_USERS] as number;
+        if (u !== 0) out.push(`device ${d} PASID ${p}: ${u} binds never unbound`);
+      }
+    }
+    return out;
+  }
+}
