@@ -1,6 +1,8 @@
 // `iommu-sim bench [suite...]` and `npm run bench -- [suite...]`: run suites, print a table or JSON.
 import { pathToFileURL } from 'node:url';
 import { InputError } from '../src/runtime/errors.js';
+import { domainsSuite } from './domains.bench.js';
+import { ioasidSuite } from './ioasid.bench.js';
 import type { SuiteResult } from './measure.js';
 import { kernelSuite } from './kernel.bench.js';
 import { runtimeSuite } from './runtime.bench.js';
@@ -8,7 +10,7 @@ import { svaSuite } from './sva.bench.js';
 
 type Suite = (opts: { quick: boolean; onCase?: (name: string) => void }) => Promise<SuiteResult>;
 
-export const SUITES: Readonly<Record<string, Suite>> = { runtime: runtimeSuite, kernel: kernelSuite, sva: svaSuite };
+export const SUITES: Readonly<Record<string, Suite>> = { runtime: runtimeSuite, kernel: kernelSuite, sva: svaSuite, domains: domainsSuite, ioasid: ioasidSuite };
 
 export class UnknownSuite extends InputError {
   override name = 'UnknownSuite';

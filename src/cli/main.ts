@@ -11,6 +11,8 @@ import { type ReplayOutcome, replay, run, type RunOutcome, Schedule } from '../r
 import type { Wire } from '../runtime/model.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
 import { SVA_DEFAULTS, svaParams } from '../actors/sva-workload.js';
+import { DOMAINS_DEFAULTS, domainsParams } from '../core/domains-workload.js';
+import { IOASID_DEFAULTS, ioasidParams } from '../core/ioasid-workload.js';
 import { intArg, setArg } from './options.js';
 import { progress } from './progress.js';
 
@@ -299,6 +301,57 @@ async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise
   if (failed) throw new Exit(1);
 }
 
+/** A model workload run from `--set key=value` parameters, validated before any worker starts. */
+function paramsCommand(name: string, description: string, defaults: object, validate: (p: Record<string, Wire>) => unknown, help: string): void {
+  runOptions(program.command(name).description(description))
+    .option(
+      '--set <key=value>',
+      `a workload parameter, repeatable; the defaults: ${Object.entries(defaults)
+        .map(([k, v]) => `${k}=${String(v)}`)
+        .join(' ')}`,
+      setArg,
+      {},
+    )
+    .addHelpText('after', help)
+    .action(async (flags: RunFlags & { set: Record<string, string | number | boolean> }, cmd: Command) => {
+      const params: Record<string, Wire> = { ...flags.set };
+      validate(params);
+      await runWorkload(name, name, params, flags, cmd);
+    });
+}
+
+paramsCommand(
+  'domains',
+  'Groups and PASID-granular domains (seed 002): attach/detach/replace of {device, PASID}, group->pasid_array, ' +
+    'get_domain_for_dev_pasid under the group mutex or RCU, SVA domains shared by the binds of one mm.',
+  DOMAINS_DEFAULTS,
+  domainsParams,
+  `
+Parameters (--set): script=race|stress|bench  lookup=rcu|mutex  users=refcounted|unrefcounted
+  multiDevicePasid=refused|allowed  iommus, groups, groupSize, processes, faults, rounds, lookups, pasids, seed
+  bug=none|clear-on-failure (a planted driver bug)
+
+Example (seed 002's race: unrefcounted SVA domain users and an RCU lookup racing the last unbind):
+  iommu-sim domains --runtime deterministic --strategy pct --runs 2000 --set users=unrefcounted --record uaf.sched`,
+);
+
+paramsCommand(
+  'ioasid',
+  'The IOASID allocator (seed 003): capacity, sets with quotas, find under RCU, notifier chains to VFIO, KVM and ' +
+    'the IOMMU driver; process exit → MMU-notifier release → PASID free from the RCU callback or a workqueue.',
+  IOASID_DEFAULTS,
+  ioasidParams,
+  `
+Parameters (--set): mode=scenario|alloc-free|find-rcu|find-lock  bits (4..20)
+  lock=spinlock|mutex  chain=atomic|blocking  free=rcu|workqueue  sleeper=none|vfio|kvm|iommu
+  processes, vms, vcpus, quota, pasids, systemQuota, iterations, drivers, subscribers, checkers
+  bug=none|unlocked-quota|notify-stop (planted bugs)
+
+Example (seed 003: the allocator lock as a mutex, freed from the MMU notifier's RCU callback):
+  iommu-sim ioasid --runtime deterministic --set lock=mutex --set bits=8
+  #   BUG: sleeping function called from invalid context at kernel/locking/mutex.c:283 … <IRQ> ioasid_free …`,
+);
+
 program
   .command('replay')
   .description('Run a recorded schedule again in the deterministic runtime and check that it reproduces the same trace.')
@@ -348,7 +401,7 @@ program
 
 program
   .command('bench')
-  .description('Run benchmark suites with tinybench and print a table (or JSON): runtime, kernel, sva')
+  .description('Run benchmark suites with tinybench and print a table (or JSON): runtime, kernel, sva, domains, ioasid')
   .argument('[suites...]', 'suites to run (default: all)')
   .option('--json', 'print one JSON object {results, ratios} on stdout')
   .option('--quick', 'fewer iterations (a smoke run, figures are rough)')

@@ -100,10 +100,16 @@ export class Domains {
   /** iommu_domain_free(): its address space and page table go back; the memory is freed. */
   *free(t: KTask, dom: number): KGen {
     const k = this.k;
-    const [iommu, asid, table] = yield* k.step(t, 'iommu_domain_free', () => [objLoad(k, t, dom, D_IOMMU) - 1, objLoad(k, t, dom, D_ASID) - 1, objLoad(k, t, dom, D_PGTABLE) - 1] as const);
-    if (asid >= 0) yield* ida_free(k, t, this.spaces[iommu] as Ida, asid);
-    if (table >= 0) yield* ida_free(k, t, this.tables, table);
-    yield* kfree(k, t, dom);
+    yield* k.call(
+      t,
+      'iommu_domain_free',
+      function* (this: Domains): KGen {
+        const [iommu, asid, table] = yield* k.step(t, 'iommu_domain_free', () => [objLoad(k, t, dom, D_IOMMU) - 1, objLoad(k, t, dom, D_ASID) - 1, objLoad(k, t, dom, D_PGTABLE) - 1] as const);
+        if (asid >= 0) yield* ida_free(k, t, this.spaces[iommu] as Ida, asid);
+        if (table >= 0) yield* ida_free(k, t, this.tables, table);
+        yield* kfree(k, t, dom);
+      }.call(this),
+    );
   }
 
   /** The domain's type (a KASAN-checked read: the caller must hold a reference). */

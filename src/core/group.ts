@@ -114,12 +114,14 @@ export class IommuGroups {
     private readonly domains: Domains,
     readonly cfg: GroupsConfig,
   ) {
-    if (!Number.isInteger(cfg.maxPasids) || cfg.maxPasids < 2) throw new RangeError(`iommu groups: maxPasids must be ≥ 2, got ${cfg.maxPasids}`);
+    if (!Number.isInteger(cfg.maxPasids) || cfg.maxPasids < 2)
+      throw new RangeError(`iommu groups: maxPasids must be ≥ 2, got ${cfg.maxPasids}`);
     rcu_init(k);
     this.groupOfDev = cfg.devices.map(() => -1);
     cfg.groups.forEach((members, g) => {
       for (const d of members) {
-        if (this.groupOfDev[d] !== -1 || cfg.devices[d] === undefined) throw new RangeError(`iommu groups: device ${d} is in no or two groups`);
+        if (this.groupOfDev[d] !== -1 || cfg.devices[d] === undefined)
+          throw new RangeError(`iommu groups: device ${d} is in no or two groups`);
         this.groupOfDev[d] = g;
       }
     });
@@ -254,8 +256,22 @@ export class IommuGroups {
         yield* mutex_lock(k, t, g.mutex);
         const cur = yield* k.step(t, 'group->domain', () => k.i32[this.word(g, G_DOMAIN)] as number);
         const n = this.members(g).length;
-        if (cur !== dom) iommuWarn(k, t, DETACH_WARN, 'iommu_detach_device', `${dev.name}: detaching a domain that is not the group's (domain != group->domain)`);
-        else if (n !== 1) iommuWarn(k, t, DETACH_WARN, 'iommu_detach_device', `${dev.name}: its group has ${n} devices (list_count_nodes(&group->devices) != 1)`);
+        if (cur !== dom)
+          iommuWarn(
+            k,
+            t,
+            DETACH_WARN,
+            'iommu_detach_device',
+            `${dev.name}: detaching a domain that is not the group's (domain != group->domain)`,
+          );
+        else if (n !== 1)
+          iommuWarn(
+            k,
+            t,
+            DETACH_WARN,
+            'iommu_detach_device',
+            `${dev.name}: its group has ${n} devices (list_count_nodes(&group->devices) != 1)`,
+          );
         else yield* this.setCoreDomain(t, g, cur);
         yield* mutex_unlock(k, t, g.mutex);
       }.call(this),
@@ -287,7 +303,11 @@ export class IommuGroups {
   /** __iommu_attach_group: -EBUSY while a domain other than the default is attached. */
   private *attachGroup(t: KTask, g: IommuGroup, dom: number): KGen<number> {
     const k = this.k;
-    const [cur, dflt] = yield* k.step(t, 'group->domain', () => [k.i32[this.word(g, G_DOMAIN)] as number, k.i32[this.word(g, G_DEFAULT)] as number] as const);
+    const [cur, dflt] = yield* k.step(
+      t,
+      'group->domain',
+      () => [k.i32[this.word(g, G_DOMAIN)] as number, k.i32[this.word(g, G_DEFAULT)] as number] as const,
+    );
     if (cur !== 0 && cur !== dflt) return -EBUSY;
     return yield* this.setGroupDomain(t, g, dom, cur);
   }
@@ -413,7 +433,13 @@ export class IommuGroups {
         if (curr !== dom) {
           // The kernel tears down whatever is there and warns; here the other attachment is left alone so that
           // the rest of the run stays meaningful.
-          iommuWarn(k, t, DETACH_PASID_WARN, 'iommu_detach_device_pasid', `${dev.name} PASID ${pasid}: detaching a domain that is not attached there`);
+          iommuWarn(
+            k,
+            t,
+            DETACH_PASID_WARN,
+            'iommu_detach_device_pasid',
+            `${dev.name} PASID ${pasid}: detaching a domain that is not attached there`,
+          );
         } else {
           for (const d of this.members(g)) yield* (this.opsOf(d) as DomainAttachOps).remove_dev_pasid(t, d, pasid, dom);
           yield* xa_erase(k, t, g.pasidArray, pasid);
@@ -437,7 +463,14 @@ export class IommuGroups {
         // Back to the old domain; failing to re-attach a previously good one is a driver bug.
         const back = old === 0 ? -1 : yield* o.set_dev_pasid(t, old, done, pasid, dom);
         if (back !== 0) {
-          if (old !== 0) iommuWarn(k, t, REVERT_WARN, '__iommu_set_group_pasid', `${done.name} PASID ${pasid}: the driver failed to restore the old domain`);
+          if (old !== 0)
+            iommuWarn(
+              k,
+              t,
+              REVERT_WARN,
+              '__iommu_set_group_pasid',
+              `${done.name} PASID ${pasid}: the driver failed to restore the old domain`,
+            );
           yield* o.remove_dev_pasid(t, done, pasid, dom);
         }
       }

@@ -85,9 +85,9 @@ export interface IoasidSubscribers {
 const KNOWN = 1;
 const V_BOUND = 2;
 
-/** Static words the subscribers take (to size a kernel layout; their mutexes are extra). */
-export function ioasidSubscriberWords(a: Ioasid): number {
-  return IOASID_SUBSCRIBERS.length * a.storage + 2 * (a.maxSets + 1);
+/** Static words the subscribers of an allocator of 2^bits IDs take (to size a kernel layout; their mutexes are extra). */
+export function ioasidSubscriberWords(bits: number, maxSets: number): number {
+  return IOASID_SUBSCRIBERS.length * 2 ** bits + 2 * (maxSets + 1);
 }
 
 /** Declare the three subscribers and their notifier blocks (they register at run time: ioasid_subscribers_register). */

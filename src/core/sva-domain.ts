@@ -172,7 +172,8 @@ export class SvaDomains {
       t,
       'iommu_sva_bind_device',
       function* (this: SvaDomains): KGen<SvaBind> {
-        if (pasid <= 0 || pasid >= this.cfg.maxPasids || mm.id > this.cfg.mms) return { dom: 0, err: -EINVAL, why: `PASID ${pasid} or ${mm.name} out of range` };
+        if (pasid <= 0 || pasid >= this.cfg.maxPasids || mm.id > this.cfg.mms)
+          return { dom: 0, err: -EINVAL, why: `PASID ${pasid} or ${mm.name} out of range` };
         yield* mutex_lock(k, t, this.lock);
         try {
           const b = this.bond(dev, pasid);
@@ -241,7 +242,8 @@ export class SvaDomains {
           i32[b + B_DOM] = 0;
           return d;
         });
-        if (dom < 0) iommuWarn(k, t, UNBIND_WARN, 'iommu_sva_unbind_device', `${dev.name} PASID ${pasid}: unbind of a bond that does not exist`);
+        if (dom < 0)
+          iommuWarn(k, t, UNBIND_WARN, 'iommu_sva_unbind_device', `${dev.name} PASID ${pasid}: unbind of a bond that does not exist`);
         if (dom > 0) {
           yield* this.groups.iommu_detach_device_pasid(t, dom, dev, pasid);
           yield* this.putLocked(t, dom);

@@ -20,6 +20,7 @@ export type FindingKind =
   | 'isolation'
   | 'stale_translation'
   | 'page_request'
+  | 'quota'
   | 'ida'
   | 'mm';
 

@@ -1,0 +1,428 @@
+// The `domains` workload (seed 002; drivers/iommu/iommu.c, iommu-sva.c, io-pgfault.c): IOMMU groups of one or
+// more devices, processes binding their mm to {device, PASID} through shared SVA domains, page-fault handlers
+// looking the domain up with iommu_get_domain_for_dev_pasid, and a VFIO-like user attaching and replacing paging
+// domains on a PASID — all kernel tasks, with every checker on, under the policies of DESIGN.md: the lookup
+// (group->mutex or RCU), SVA domain users (refcounted or not) and PASID attach on multi-device groups.
+//
+// Scripts:
+// - race: the seed's question. Each process binds, lets the device run, and unbinds (the last unbind frees the
+//   SVA domain); each fault handler waits for its process's bind, then handles a page request — racing the
+//   unbind. RCU lookups with unrefcounted users touch a freed domain (KASAN); the refcounted users do not.
+// - stress: processes bind and unbind in rounds on devices of every group, fault handlers look up every
+//   {device, PASID} (and the VFIO one, whose paging domain is of the wrong type), and the VFIO task runs the
+//   attach / replace / detach semantics on its PASID, counting every result that is not the kernel's.
+// - bench: one paging domain on {device 0, PASID 1} (set up by the run's first task); `driver` actors spawn
+//   loops of lookups on `go n` and the teardown on `teardown` (bench/domains.bench.ts).
+// Teardown checks: kmemleak for domains, the groups' pasid_arrays and the driver's PASID entries empty, no
+// bond or mm domain list left.
+import { assign, emit, setup } from 'xstate';
+import type { KTask } from '../kernel/context.js';
+import { EBUSY, EINVAL, ENOMEM } from '../kernel/errno.js';
+import { Kernel, type KGen } from '../kernel/kernel.js';
+import { staticsOffset } from '../kernel/memory.js';
+import { defineMms, type MmStruct } from '../kernel/mm/mm.js';
+import { definePhysMem } from '../kernel/mm/physmem.js';
+import { synchronize_rcu } from '../kernel/rcu.js';
+import { slabInit } from '../kernel/slab.js';
+import { InputError } from '../runtime/errors.js';
+import { type Effect, spawnEffect, type Wire, type Workload } from '../runtime/model.js';
+import { Domains } from './domain.js';
+import {
+  type GroupDevice,
+  type GroupPolicies,
+  IommuGroups,
+  MULTI_DEVICE_PASID,
+  type MultiDevicePasid,
+  NoHwDomainOps,
+  PASID_LOOKUPS,
+  type PasidLookup,
+} from './group.js';
+import { SVA_USERS, SvaDomains, type SvaUsers } from './sva-domain.js';
+
+export type DomainsScript = 'race' | 'stress' | 'bench';
+export const DOMAINS_SCRIPTS: readonly DomainsScript[] = ['race', 'stress', 'bench'];
+
+export interface DomainsParams {
+  readonly script: DomainsScript;
+  readonly lookup: PasidLookup;
+  readonly users: SvaUsers;
+  readonly multiDevicePasid: MultiDevicePasid;
+  /** IOMMU instances; group g sits behind instance g mod iommus. */
+  readonly iommus: number;
+  readonly groups: number;
+  /** Devices in each group. */
+  readonly groupSize: number;
+  /** Processes (mm i+1 binds with PASID i+1). */
+  readonly processes: number;
+  /** Page-fault handler tasks. */
+  readonly faults: number;
+  /** Bind/unbind rounds of each process (and VFIO rounds in stress). */
+  readonly rounds: number;
+  /** Page requests each fault handler handles. */
+  readonly lookups: number;
+  /** max_pasids of every device (PASIDs 1 .. pasids-1; stress's VFIO task uses the last). */
+  readonly pasids: number;
+  /** bench: driver actors (one lookup loop each per `go`). */
+  readonly drivers: number;
+  /** A planted driver bug (negative control): a failing set_dev_pasid clears the entry it must leave alone. */
+  readonly bug: DriverBug;
+  readonly seed: number;
+}
+
+export type DriverBug = 'none' | 'clear-on-failure';
+export const DRIVER_BUGS: readonly DriverBug[] = ['none', 'clear-on-failure'];
+
+export const DOMAINS_DEFAULTS: DomainsParams = {
+  script: 'race',
+  lookup: 'rcu',
+  users: 'refcounted',
+  multiDevicePasid: 'refused',
+  iommus: 1,
+  groups: 1,
+  groupSize: 1,
+  processes: 1,
+  faults: 1,
+  rounds: 1,
+  lookups: 1,
+  pasids: 8,
+  drivers: 0,
+  bug: 'none',
+  seed: 1,
+};
+
+/** The run's tasks are at most 16 (Workload.initialTasks), and each reader holds an RCU slot. */
+const MAX_INITIAL_TASKS = 16;
+
+function oneOf<T extends string>(name: string, v: Wire | undefined, values: readonly T[], d: T): T {
+  if (v === undefined) return d;
+  const found = values.find((x) => x === v);
+  if (found === undefined) throw new InputError(`domains: ${name} must be one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
+  return found;
+}
+
+function int(name: string, v: Wire | undefined, d: number, min: number, max: number): number {
+  if (v === undefined) return d;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new InputError(`domains: ${name} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+export function domainsParams(raw: Readonly<Record<string, Wire>>): DomainsParams {
+  const known = new Set(Object.keys(DOMAINS_DEFAULTS));
+  for (const key of Object.keys(raw))
+    if (!known.has(key)) throw new InputError(`domains: unknown parameter '${key}' (known: ${[...known].join(', ')})`);
+  const d = DOMAINS_DEFAULTS;
+  const p: DomainsParams = {
+    script: oneOf('script', raw.script, DOMAINS_SCRIPTS, d.script),
+    lookup: oneOf('lookup', raw.lookup, PASID_LOOKUPS, d.lookup),
+    users: oneOf('users', raw.users, SVA_USERS, d.users),
+    multiDevicePasid: oneOf('multiDevicePasid', raw.multiDevicePasid, MULTI_DEVICE_PASID, d.multiDevicePasid),
+    iommus: int('iommus', raw.iommus, d.iommus, 1, 4),
+    groups: int('groups', raw.groups, d.groups, 1, 16),
+    groupSize: int('groupSize', raw.groupSize, d.groupSize, 1, 4),
+    processes: int('processes', raw.processes, d.processes, 1, 15),
+    faults: int('faults', raw.faults, d.faults, 0, 15),
+    rounds: int('rounds', raw.rounds, d.rounds, 1, 100_000),
+    lookups: int('lookups', raw.lookups, d.lookups, 1, 1_000_000),
+    pasids: int('pasids', raw.pasids, d.pasids, 4, 1024),
+    drivers: int('drivers', raw.drivers, d.drivers, 0, 8),
+    bug: oneOf('bug', raw.bug, DRIVER_BUGS, d.bug),
+    seed: int('seed', raw.seed, d.seed, -2147483648, 2147483647),
+  };
+  const tasks = p.script === 'bench' ? 1 : p.processes + p.faults + (p.script === 'stress' ? 1 : 0);
+  if (tasks > MAX_INITIAL_TASKS)
+    throw new InputError(`domains: processes + faults (+1 VFIO task in stress) must be ≤ ${MAX_INITIAL_TASKS}, got ${tasks}`);
+  // PASID i+1 for process i; the last PASID is the VFIO task's.
+  if (p.processes > p.pasids - 2) throw new InputError(`domains: processes must be ≤ pasids - 2 (${p.pasids - 2}), got ${p.processes}`);
+  return p;
+}
+
+/** Counters of what the run did, in shared memory (every thread adds to the same ones). */
+export const DOMAINS_STATS = [
+  'binds',
+  'bind_failures',
+  'unbinds',
+  'dmas',
+  'dma_blocked',
+  'faults_handled',
+  'faults_invalid',
+  'faults_wrong_mm',
+  'vfio_ops',
+  'vfio_unexpected',
+  'lookups',
+  'lookup_misses',
+] as const;
+export type DomainsStat = (typeof DOMAINS_STATS)[number];
+
+/** I/O page tables for paging domains: the VFIO task's three and the benchmark's one. */
+const PAGE_TABLES = 4;
+
+export interface DomainsModel {
+  readonly k: Kernel;
+  readonly params: DomainsParams;
+  readonly devices: readonly GroupDevice[];
+  /** The processes' mms (mm i+1 for process i). */
+  readonly mms: readonly MmStruct[];
+  readonly domains: Domains;
+  readonly groups: IommuGroups;
+  readonly hw: NoHwDomainOps;
+  readonly sva: SvaDomains;
+  /** A counter's value now (the run's memory). */
+  stat(name: DomainsStat): number;
+  /** Add n to a counter (inside a performed point only). */
+  count(name: DomainsStat, n?: number): void;
+}
+
+/** The device name of index i, as the kernel prints a PCI device on bus 0. */
+function pciName(i: number): string {
+  return `0000:00:${(i + 1).toString(16).padStart(2, '0')}.0`;
+}
+
+const driver = setup({
+  types: {
+    context: {} as { loops: number },
+    events: {} as { type: 'go'; n: number } | { type: 'teardown' },
+    emitted: {} as Effect,
+  },
+}).createMachine({
+  context: { loops: 0 },
+  on: {
+    go: { actions: [assign({ loops: ({ context }) => context.loops + 1 }), emit(({ event }) => spawnEffect('lookup_loop', event.n))] },
+    teardown: { actions: emit(() => spawnEffect('bench_teardown', null)) },
+  },
+});
+
+export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: DomainsModel } {
+  const p = domainsParams(raw);
+  const ndev = p.groups * p.groupSize;
+  const nmms = p.processes + PAGE_TABLES;
+  // Sized to the scenario: a deterministic exploration allocates the whole region once per execution.
+  const layout = {
+    stringWords: 1 << 15,
+    stringSlots: 1 << 10,
+    lockdepWords: 1 << 14,
+    staticWords: (1 << 12) + ndev * (3 * p.pasids + 4 * p.pasids) + (nmms + 1) * 32 + p.groups * (p.pasids + 8),
+    arenaWords: (1 << 12) + 64 * p.processes,
+  };
+  const k = new Kernel({ layout });
+  slabInit(k);
+  const pm = definePhysMem(k, 4);
+  const table = defineMms(k, pm, nmms, 1);
+  const mms = table.mms.slice(0, p.processes);
+  const devices: GroupDevice[] = Array.from({ length: ndev }, (_, i) => ({
+    index: i,
+    name: pciName(i),
+    iommu: Math.floor(i / p.groupSize) % p.iommus,
+  }));
+  const domains = new Domains(k, {
+    iommus: p.iommus,
+    addressSpaces: 8,
+    pageTables: table.mms.slice(p.processes),
+    unitName: (i) => `iommu${i}`,
+  });
+  const policies: GroupPolicies = { lookup: p.lookup, multiDevicePasid: p.multiDevicePasid };
+  const groups = new IommuGroups(k, domains, {
+    devices,
+    groups: Array.from({ length: p.groups }, (_, g) => Array.from({ length: p.groupSize }, (_, j) => g * p.groupSize + j)),
+    maxPasids: p.pasids,
+    policies,
+  });
+  const hw = new NoHwDomainOps(k, ndev, p.pasids, p.bug);
+  for (let i = 0; i < p.iommus; i++) groups.registerIommu(i, hw);
+  const sva = new SvaDomains(k, groups, domains, { mms: nmms, iommus: p.iommus, devices: ndev, maxPasids: p.pasids, users: p.users });
+
+  const statsOff = k.statics.alloc(DOMAINS_STATS.length, 'domains stats');
+  const index = (name: DomainsStat): number => DOMAINS_STATS.indexOf(name);
+  const count = (name: DomainsStat, n = 1): void => void Atomics.add(k.i32, k.mem.statics + statsOff + index(name), n);
+  const bump = (t: KTask, name: DomainsStat, n = 1): KGen => k.step(t, `count ${name}`, () => count(name, n));
+  // Per process: 0 until its first bind has returned (then the round + 1, or -1 when it failed).
+  const bound = k.statics.alloc(p.processes, 'bound');
+  const benchDom = k.statics.alloc(1, 'bench domain');
+  const model: DomainsModel = {
+    k,
+    params: p,
+    devices,
+    mms,
+    domains,
+    groups,
+    hw,
+    sva,
+    stat: (name) => Atomics.load(k.i32, k.mem.statics + statsOff + index(name)),
+    count,
+  };
+  const dev = (i: number): GroupDevice => devices[((i % ndev) + ndev) % ndev] as GroupDevice;
+  /** Whether a PASID may be attached to dev's group (the policy, and its size). */
+  const pasidOk = p.groupSize === 1 || p.multiDevicePasid === 'allowed';
+
+  // A process: bind, let the device DMA, unbind — `rounds` times, on the next device each round.
+  k.task('proc', 'process', function* (t, args) {
+    const i = typeof args === 'number' ? args : 0;
+    const mm = mms[i] as MmStruct;
+    const pasid = mm.id;
+    for (let r = 0; r < p.rounds; r++) {
+      const d = dev(i + r);
+      const b = yield* sva.iommu_sva_bind_device(t, d, mm, pasid);
+      yield* k.step(t, 'bound', () => {
+        count(b.err === 0 ? 'binds' : 'bind_failures');
+        Atomics.store(k.i32, k.mem.statics + bound + i, b.err === 0 ? r + 1 : -1);
+      });
+      if (b.err !== 0) continue;
+      const used = yield* hw.dma(t, d, pasid);
+      yield* k.step(t, 'dma done', () => count(used === b.dom ? 'dmas' : 'dma_blocked'));
+      yield* sva.iommu_sva_unbind_device(t, d, pasid);
+      yield* bump(t, 'unbinds');
+    }
+  });
+
+  // A page-fault handler (io-pgfault's workqueue): race, after its process's first bind; stress, right away.
+  k.task('iopf', 'workqueue', function* (t, args) {
+    const f = typeof args === 'number' ? args : 0;
+    for (let n = 0; n < p.lookups; n++) {
+      const owner = (f + (p.script === 'race' ? 0 : n)) % p.processes;
+      const mm = mms[owner] as MmStruct;
+      if (p.script === 'race' && n === 0) {
+        const word = (): number => Atomics.load(k.i32, k.mem.statics + bound + owner);
+        // The device can only fault once it has been bound: the page request follows the bind.
+        yield k.point(
+          t,
+          'wait for a page request',
+          () => word() !== 0,
+          () => undefined,
+          { what: `a page request from proc${owner}` },
+        );
+      }
+      // Stress: every fourth request is on the VFIO task's PASID, whose paging domain is not an SVA domain.
+      const vfio = p.script === 'stress' && n % 4 === 3;
+      const d = dev(p.script === 'race' ? owner : owner + n);
+      const got = yield* sva.iommu_sva_iopf(t, vfio ? dev(0) : d, vfio ? p.pasids - 1 : mm.id);
+      yield* k.step(t, 'page response', () =>
+        count(got === 0 ? 'faults_invalid' : got === mm.id || vfio ? 'faults_handled' : 'faults_wrong_mm'),
+      );
+    }
+  });
+
+  // A VFIO/iommufd-like user of PASID pasids-1: the attach / replace / detach semantics, each result checked.
+  k.task('vfio', 'process', function* (t) {
+    const pasid = p.pasids - 1;
+    let unexpected = 0;
+    let ops = 0;
+    const expect = (got: number, want: number): void => {
+      ops++;
+      if (got !== want) unexpected++;
+    };
+    for (let r = 0; r < p.rounds; r++) {
+      const d = dev(r);
+      const other = (d.iommu + 1) % p.iommus;
+      const a = yield* domains.alloc(t, 'paging', d.iommu);
+      const b = yield* domains.alloc(t, 'paging', other);
+      const c = yield* domains.alloc(t, 'paging', d.iommu);
+      const doms = [a, b, c];
+      if (doms.every((x) => x.err === 0)) {
+        const first = yield* groups.iommu_attach_device_pasid(t, a.dom, d, pasid);
+        expect(first, pasidOk ? 0 : -EINVAL);
+        if (first === 0) {
+          expect(yield* groups.iommu_attach_device_pasid(t, a.dom, d, pasid), 0);
+          expect(yield* groups.iommu_attach_device_pasid(t, c.dom, d, pasid), -EBUSY);
+          // A domain of another IOMMU instance is incompatible (when there is another one).
+          const toB = yield* groups.iommu_replace_device_pasid(t, b.dom, d, pasid);
+          expect(toB, p.iommus > 1 ? -EINVAL : 0);
+          const cur = toB === 0 ? b.dom : a.dom;
+          yield* hw.failNext(t, -ENOMEM, d, pasid);
+          expect(yield* groups.iommu_replace_device_pasid(t, c.dom, d, pasid), -ENOMEM);
+          expect(yield* hw.dma(t, d, pasid), cur);
+          expect(yield* groups.iommu_replace_device_pasid(t, c.dom, d, pasid), 0);
+          expect(yield* hw.dma(t, d, pasid), c.dom);
+          yield* groups.iommu_detach_device_pasid(t, c.dom, d, pasid);
+          expect(yield* hw.dma(t, d, pasid), 0);
+        }
+        expect(yield* groups.iommu_replace_device_pasid(t, a.dom, d, pasid), -EINVAL);
+      }
+      // A page-fault handler under RCU may have loaded one of them before the detach: wait for it.
+      if (p.lookup === 'rcu') yield* synchronize_rcu(k, t);
+      for (const x of doms) if (x.err === 0) yield* domains.free(t, x.dom);
+    }
+    yield* k.step(t, 'vfio results', () => {
+      count('vfio_ops', ops);
+      count('vfio_unexpected', unexpected);
+    });
+  });
+
+  // The benchmark: a paging domain on {device 0, PASID 1}, looked up by loops, torn down at the end.
+  k.task('bench_setup', 'process', function* (t) {
+    const a = yield* domains.alloc(t, 'paging', dev(0).iommu);
+    if (a.err !== 0) throw new Error(`domains bench: ${a.why}`);
+    const ret = yield* groups.iommu_attach_device_pasid(t, a.dom, dev(0), 1);
+    if (ret !== 0) throw new Error(`domains bench: iommu_attach_device_pasid returned ${ret}`);
+    yield* k.step(t, 'bench domain', () => Atomics.store(k.i32, k.mem.statics + benchDom, a.dom));
+  });
+  k.task('lookup_loop', 'process', function* (t, args) {
+    const n = typeof args === 'number' ? args : 0;
+    let misses = 0;
+    for (let i = 0; i < n; i++) if ((yield* groups.iommu_get_domain_for_dev_pasid(t, dev(0), 1, 'paging')) <= 0) misses++;
+    yield* k.step(t, 'count lookups', () => {
+      count('lookups', n);
+      count('lookup_misses', misses);
+    });
+  });
+  k.task('bench_teardown', 'process', function* (t) {
+    const dom = yield* k.step(t, 'bench domain', () => Atomics.exchange(k.i32, k.mem.statics + benchDom, 0));
+    if (dom === 0) return;
+    yield* groups.iommu_detach_device_pasid(t, dom, dev(0), 1);
+    if (p.lookup === 'rcu') yield* synchronize_rcu(k, t);
+    yield* domains.free(t, dom);
+  });
+
+  k.onEnd(() => {
+    if (!k.enabled('leaks')) return;
+    groups.checkReleased();
+    const left = [
+      ...sva.leftovers(),
+      ...hw.entries().map(([d, ps, dom]) => `${pciName(d)} PASID ${ps} still points at domain 0x${dom.toString(16)}`),
+    ];
+    if (left.length === 0) return;
+    const title = 'kmemleak: iommu-sim: SVA bonds or PASID entries left at teardown';
+    k.report({ kind: 'leak', title, text: [title, ...left.map((l) => `  ${l}`)].join('\n'), step: -1, where: 'teardown' });
+  });
+
+  const initialTasks: { task: string; args: Wire; name: string }[] = [];
+  if (p.script === 'bench') {
+    initialTasks.push({ task: 'bench_setup', args: null, name: 'bench_setup' });
+  } else {
+    for (let i = 0; i < p.processes; i++) initialTasks.push({ task: 'proc', args: i, name: `proc${i}` });
+    for (let f = 0; f < p.faults; f++) initialTasks.push({ task: 'iopf', args: f, name: `iopf${f}` });
+    if (p.script === 'stress') initialTasks.push({ task: 'vfio', args: null, name: 'vfio0' });
+  }
+  const statics = staticsOffset(k.layout, k.base);
+  const workload: Workload = {
+    name: 'domains',
+    params: { ...p },
+    actors: Array.from({ length: p.script === 'bench' ? p.drivers : 0 }, (_, i) => ({ name: `driver/${i}`, logic: driver })),
+    initial: [],
+    initialTasks,
+    sharedWords: k.words,
+    hotEvents: { go: ['n'] },
+    tasks: k.taskFactories,
+    monitor: k,
+    check: (_finals, shared) => {
+      const counters = Object.fromEntries(DOMAINS_STATS.map((s, i) => [s, shared[statics + statsOff + i] as number])) as Record<
+        DomainsStat,
+        number
+      >;
+      const problems: string[] = [];
+      if (counters.faults_wrong_mm > 0)
+        problems.push(`${counters.faults_wrong_mm} page requests were handled against another process's mm`);
+      if (counters.dma_blocked > 0)
+        problems.push(`${counters.dma_blocked} DMAs right after a successful bind did not go through the bound SVA domain`);
+      if (counters.vfio_unexpected > 0)
+        problems.push(`${counters.vfio_unexpected} of ${counters.vfio_ops} attach/replace/detach results were not the kernel's`);
+      if (counters.lookup_misses > 0) problems.push(`${counters.lookup_misses} benchmark lookups did not find the attached domain`);
+      return { ok: problems.length === 0, problems, counters };
+    },
+  };
+  return { workload, model };
+}
+
+export function domainsWorkload(raw: Readonly<Record<string, Wire>>): Workload {
+  return buildDomains(raw).workload;
+}

@@ -1,0 +1,626 @@
+// The `ioasid` workload (issue #5 part 1): seed 003's IOASID allocator (ioasid.ts, after drivers/iommu/ioasid.c
+// and the "IOASID extensions for guest SVA" series) under the policies the thread argues about — allocator lock
+// spinlock | mutex, notifier chain atomic | blocking, PASID free on mm exit from an RCU callback | a workqueue —
+// with its subscribers (ioasid-subscribers.ts) and the quota and notifier-divergence oracles. Kernel tasks only
+// (plus driver actors for the threaded benchmark), built identically in every thread from its parameters.
+//
+// mode=scenario, seed 003 end to end. An init task installs the capacity, registers VFIO, KVM and the IOMMU
+// driver on ioasid_chain and allocates the system set; then
+//   - SVA processes: each gets a PASID from the system set, binds it to its mm with an MMU notifier (the io_mm
+//     of the SVA series), looks its mm up by PASID as the fault path does (ioasid_find), and exits. exit_mmap →
+//     mmu_notifier_release → io_mm_release (UNBIND, mm->pasid cleared, mmu_notifier_put); an SRCU grace period
+//     later free_notifier schedules the PASID free: call_rcu (free=rcu — ioasid_free() runs in the RCU callback,
+//     softirq context) or queue_work (free=workqueue — it runs in a kworker, process context);
+//   - VMs: each allocates its set (token, quota), and its vCPU threads allocate guest PASIDs in it (past the
+//     quota: -ENOSPC), attach the guest PASID, BIND, and look them up both ways; then the VM tries to shrink its
+//     quota below what it holds (-EINVAL), checks the subscribers' views, frees the whole set and checks again.
+// mode=alloc-free (benchmark): one task fills the whole ID space of the system set, then another frees it all.
+// mode=find-rcu | find-lock (benchmark): readers look up private data with ioasid_find under RCU, or under the
+// allocator lock, while an updater republishes it (ioasid_set_data); `drivers` actors spawn the loops on `go n`.
+import { assign, emit, setup } from 'xstate';
+import type { KTask } from '../kernel/context.js';
+import { EINVAL, ENOSPC } from '../kernel/errno.js';
+import { Kernel, type KGen } from '../kernel/kernel.js';
+import { staticsOffset } from '../kernel/memory.js';
+import { defineMms, mm_exit, mm_init, mm_set_pasid, mmTableWords } from '../kernel/mm/mm.js';
+import { defineMmuNotifierOps, defineMmuNotifiers, mmu_notifier_put, mmu_notifier_register, mmuNotifierWords, subscriptionData } from '../kernel/mm/mmu_notifier.js';
+import { definePhysMem, physMemWords } from '../kernel/mm/physmem.js';
+import { call_rcu, defineRcuCallback } from '../kernel/rcu.js';
+import { defineWork, queue_work, system_wq, type WorkItem } from '../kernel/workqueue.js';
+import { InputError } from '../runtime/errors.js';
+import { type ActorSpec, type Effect, spawnEffect, type Wire, type Workload } from '../runtime/model.js';
+import {
+  type Ioasid,
+  IOASID_BITS_MAX,
+  IOASID_CHAINS,
+  IOASID_LOCKS,
+  IOASID_NOTIFY_BIND,
+  IOASID_NOTIFY_UNBIND,
+  type IoasidChain,
+  type IoasidLock,
+  defineIoasid,
+  ioasid_adjust_set,
+  ioasid_alloc,
+  ioasid_alloc_set,
+  ioasid_alloc_system_set,
+  ioasid_attach_spid,
+  ioasid_find,
+  ioasid_find_by_spid,
+  ioasid_find_locked,
+  ioasid_free,
+  ioasid_free_set,
+  ioasid_install_capacity,
+  ioasid_notify,
+  ioasid_set_data,
+  ioasidWords,
+} from './ioasid.js';
+import {
+  defineIoasidSubscribers,
+  type IoasidSubscribers,
+  ioasid_check_subscribers,
+  ioasid_subscribers_register,
+  ioasidSubscriberWords,
+  SLEEPERS,
+  type Sleeper,
+} from './ioasid-subscribers.js';
+
+export type IoasidMode = 'scenario' | 'alloc-free' | 'find-rcu' | 'find-lock';
+export const IOASID_MODES: readonly IoasidMode[] = ['scenario', 'alloc-free', 'find-rcu', 'find-lock'];
+/** PASID free on mm exit: from the MMU notifier's RCU callback, or deferred to a work item. */
+export type FreePolicy = 'rcu' | 'workqueue';
+export const FREE_POLICIES: readonly FreePolicy[] = ['rcu', 'workqueue'];
+/** Planted bugs: the allocator's quota checked outside its lock; VFIO stopping the chain on sets not its own. */
+export type IoasidWorkloadBug = 'none' | 'unlocked-quota' | 'notify-stop';
+export const IOASID_WORKLOAD_BUGS: readonly IoasidWorkloadBug[] = ['none', 'unlocked-quota', 'notify-stop'];
+
+export interface IoasidParams {
+  readonly mode: IoasidMode;
+  /** The ID space: 2^bits IDs installed as the capacity (IDs 1..2^bits - 1). */
+  readonly bits: number;
+  readonly lock: IoasidLock;
+  readonly chain: IoasidChain;
+  readonly free: FreePolicy;
+  /** A subscriber whose callback takes a mutex. */
+  readonly sleeper: Sleeper;
+  readonly bug: IoasidWorkloadBug;
+  /** Declare and register VFIO, KVM and the IOMMU driver (the benchmarks measure the allocator alone). */
+  readonly subscribers: boolean;
+  /** SVA processes (scenario). */
+  readonly processes: number;
+  /** VMs, one ioasid_set each (scenario). */
+  readonly vms: number;
+  /** vCPU threads of each VM allocating in its set at once. */
+  readonly vcpus: number;
+  /** Each VM's set quota. */
+  readonly quota: number;
+  /** Guest PASIDs each VM asks for (past the quota: -ENOSPC). */
+  readonly pasids: number;
+  /** The system set's quota (0: what the VMs leave, at most PID_MAX_DEFAULT). */
+  readonly systemQuota: number;
+  /** find modes: lookups (or updates) per task when no driver spawns them. */
+  readonly iterations: number;
+  /** find modes: driver actors that spawn the loops on `go n` (driver 0 the updater, the others readers). */
+  readonly drivers: number;
+  readonly checkers: boolean;
+  /** Accepted for symmetry with the other workloads' CLI (the scheduler's seed is the run's). */
+  readonly seed: number;
+  readonly hungTaskSecs: number;
+}
+
+export const IOASID_DEFAULTS: IoasidParams = {
+  mode: 'scenario',
+  bits: 20,
+  lock: 'spinlock',
+  chain: 'atomic',
+  free: 'rcu',
+  sleeper: 'none',
+  bug: 'none',
+  subscribers: true,
+  processes: 2,
+  vms: 2,
+  vcpus: 2,
+  quota: 4,
+  pasids: 5,
+  systemQuota: 0,
+  iterations: 100,
+  drivers: 0,
+  checkers: true,
+  seed: 1,
+  hungTaskSecs: 120,
+};
+
+/** PID_MAX_DEFAULT: the system set's quota the series suggests ("e.g. PID_MAX"). */
+const PID_MAX_DEFAULT = 32768;
+/** IDs the find benchmark looks up (1..FIND_IDS). */
+export const FIND_IDS = 64;
+
+function oneOf<T extends string>(name: string, v: Wire | undefined, values: readonly T[], d: T): T {
+  if (v === undefined) return d;
+  const found = values.find((x) => x === v);
+  if (found === undefined) throw new InputError(`ioasid: ${name} must be one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
+  return found;
+}
+
+function int(name: string, v: Wire | undefined, d: number, min: number, max: number): number {
+  if (v === undefined) return d;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new InputError(`ioasid: ${name} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function bool(name: string, v: Wire | undefined, d: boolean): boolean {
+  if (v === undefined) return d;
+  if (typeof v !== 'boolean') throw new InputError(`ioasid: ${name} must be true or false`);
+  return v;
+}
+
+export function ioasidParams(raw: Readonly<Record<string, Wire>>): IoasidParams {
+  const known = new Set(Object.keys(IOASID_DEFAULTS));
+  for (const key of Object.keys(raw)) if (!known.has(key)) throw new InputError(`ioasid: unknown parameter '${key}' (known: ${[...known].join(', ')})`);
+  const d = IOASID_DEFAULTS;
+  const p: IoasidParams = {
+    mode: oneOf('mode', raw.mode, IOASID_MODES, d.mode),
+    bits: int('bits', raw.bits, d.bits, 4, IOASID_BITS_MAX),
+    lock: oneOf('lock', raw.lock, IOASID_LOCKS, d.lock),
+    chain: oneOf('chain', raw.chain, IOASID_CHAINS, d.chain),
+    free: oneOf('free', raw.free, FREE_POLICIES, d.free),
+    sleeper: oneOf('sleeper', raw.sleeper, SLEEPERS, d.sleeper),
+    bug: oneOf('bug', raw.bug, IOASID_WORKLOAD_BUGS, d.bug),
+    subscribers: bool('subscribers', raw.subscribers, d.subscribers),
+    processes: int('processes', raw.processes, d.processes, 0, 64),
+    vms: int('vms', raw.vms, d.vms, 0, 64),
+    vcpus: int('vcpus', raw.vcpus, d.vcpus, 1, 8),
+    quota: int('quota', raw.quota, d.quota, 1, 1 << 20),
+    pasids: int('pasids', raw.pasids, d.pasids, 0, 1 << 20),
+    systemQuota: int('systemQuota', raw.systemQuota, d.systemQuota, 0, 1 << 20),
+    iterations: int('iterations', raw.iterations, d.iterations, 0, 10_000_000),
+    drivers: int('drivers', raw.drivers, d.drivers, 0, 8),
+    checkers: bool('checkers', raw.checkers, d.checkers),
+    seed: int('seed', raw.seed, d.seed, -2147483648, 2147483647),
+    hungTaskSecs: int('hungTaskSecs', raw.hungTaskSecs, d.hungTaskSecs, 1, 86_400),
+  };
+  const cap = 2 ** p.bits;
+  if (p.mode === 'scenario' && p.vms * p.quota + Math.max(p.processes, p.systemQuota) > cap - 1) {
+    throw new InputError(
+      `ioasid: ${p.vms} VMs × quota ${p.quota} and a system set for ${Math.max(p.processes, p.systemQuota)} PASIDs do not fit in ${cap - 1} IOASIDs (bits=${p.bits})`,
+    );
+  }
+  if (p.mode === 'scenario' && p.systemQuota !== 0 && p.systemQuota < p.processes) {
+    throw new InputError(`ioasid: systemQuota ${p.systemQuota} is below the ${p.processes} processes' PASIDs`);
+  }
+  if ((p.mode === 'find-rcu' || p.mode === 'find-lock') && cap - 1 < FIND_IDS) throw new InputError(`ioasid: find modes need bits ≥ 7`);
+  return p;
+}
+
+/** Counters of what the workload did, in shared memory (every thread adds to the same ones). */
+const COUNTERS = [
+  'sva_binds',
+  'sva_bind_failures',
+  'vm_allocs',
+  'alloc_enospc',
+  'alloc_errors',
+  'frees',
+  'free_errors',
+  'deferred_frees',
+  'finds',
+  'find_mismatch',
+  'binds',
+  'unbinds',
+  'sets',
+  'set_errors',
+  'set_frees',
+  'adjust_einval',
+  'adjust_ok',
+  'spid_ok',
+  'spid_mismatch',
+  'view_checks',
+  'divergent_views',
+  'exits',
+  'vms_done',
+  'bench_allocs',
+  'bench_frees',
+  'drained',
+  'setup_done',
+] as const;
+type Counter = (typeof COUNTERS)[number];
+type Tally = Partial<Record<Counter, number>>;
+
+const vmToken = (j: number): number => 100 + j;
+const vmPriv = (j: number): number => 0x1000 + j;
+
+const driver = setup({
+  types: {
+    context: {} as { loops: number; kind: string },
+    events: {} as { type: 'go'; n: number },
+    input: {} as { kind: string },
+    emitted: {} as Effect,
+  },
+}).createMachine({
+  context: ({ input }) => ({ loops: 0, kind: input.kind }),
+  on: {
+    go: {
+      actions: [assign({ loops: ({ context }) => context.loops + 1 }), emit(({ context, event }) => spawnEffect(context.kind, event.n))],
+    },
+  },
+});
+
+export interface IoasidModel {
+  readonly k: Kernel;
+  readonly a: Ioasid;
+  readonly subs: IoasidSubscribers | undefined;
+  readonly params: IoasidParams;
+}
+
+function num(args: Wire, field: string): number {
+  if (args === null || typeof args !== 'object' || Array.isArray(args)) throw new Error(`ioasid: bad task arguments ${JSON.stringify(args)}`);
+  const v = args[field];
+  if (typeof v !== 'number') throw new Error(`ioasid: task argument ${field} missing`);
+  return v;
+}
+
+/** Build the workload and keep its model (tests look at the allocator's and the subscribers' state). */
+export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: IoasidModel } {
+  const p = ioasidParams(raw);
+  const P = p.mode === 'scenario' ? p.processes : 0;
+  const maxSets = Math.max(8, p.vms + 2);
+  const frames = 4;
+  const scenario = p.mode === 'scenario';
+  // Sized for the ID space: the allocator's bitmap and per-ID words, and one view word an ID per subscriber.
+  const staticWords =
+    (1 << 14) +
+    ioasidWords(p.bits, maxSets) +
+    (p.subscribers ? ioasidSubscriberWords(p.bits, maxSets) : 0) +
+    (scenario ? mmTableWords(P, 1) + physMemWords(frames) + mmuNotifierWords(P + 1) + P * 96 : 0);
+  const off = { might_sleep: false, lockdep: false, kasan: false, rcu: false, hung_task: false, deadlock: false, refcount: false, leaks: false };
+  const k = new Kernel({
+    layout: { stringWords: 1 << 16, stringSlots: 1 << 12, staticWords, arenaWords: 1 << 10, lockdepWords: 1 << 14 },
+    hungTaskSecs: p.hungTaskSecs,
+    ...(p.checkers ? {} : { checkers: off }),
+  });
+  const findMode = p.mode === 'find-rcu' || p.mode === 'find-lock';
+  const a = defineIoasid(k, {
+    bits: p.bits,
+    lock: p.lock,
+    chain: p.chain,
+    maxSets,
+    bug: p.bug === 'unlocked-quota' ? 'unlocked-quota' : 'none',
+    // The find benchmark keeps its IDs for good.
+    leakCheck: !findMode,
+  });
+  const subs = p.subscribers
+    ? defineIoasidSubscribers(k, a, { kvmToken: vmToken(0), sleeper: p.sleeper, bug: p.bug === 'notify-stop' ? 'notify-stop' : 'none' })
+    : undefined;
+  const cap = a.storage;
+  const statics = staticsOffset(k.layout, k.base);
+  const counters = k.statics.alloc(COUNTERS.length, 'ioasid counters');
+  const index = new Map<Counter, number>(COUNTERS.map((c, i) => [c, i]));
+  const counterAt = (c: Counter): number => k.mem.statics + counters + (index.get(c) as number);
+  const tally = (t: KTask, d: Tally): KGen =>
+    k.step(t, 'iommu-sim: count', () => {
+      for (const [c, v] of Object.entries(d) as [Counter, number][]) if (v !== 0) Atomics.add(k.i32, counterAt(c), v);
+    });
+  const read = (shared: Int32Array, c: Counter): number => shared[statics + counters + (index.get(c) as number)] as number;
+
+  /** The subscribers register at their module init, before anything is allocated. */
+  function* init(t: KTask): KGen<number> {
+    const r = yield* ioasid_install_capacity(k, t, a, cap);
+    if (r < 0) throw new Error(`ioasid_install_capacity: ${r}`);
+    if (subs) yield* ioasid_subscribers_register(k, t, subs);
+    return 0;
+  }
+
+  const initialTasks: { task: string; args: Wire; name?: string }[] = [];
+  const actors: ActorSpec[] = [];
+
+  if (scenario) {
+    const pm = definePhysMem(k, frames);
+    const mms = defineMms(k, pm, P, 1);
+    const notifiers = defineMmuNotifiers(k, mms, P + 1);
+    // The PASID of each process's bond (io_mm->pasid), for the notifier's callbacks.
+    const bonds = k.statics.alloc(Math.max(1, P), 'io_mm pasids');
+    const vmDone = k.statics.alloc(Math.max(1, p.vms), 'vcpus done');
+    const bondPasid = (t: KTask, i: number): KGen<number> => k.step(t, 'io_mm->pasid', () => Atomics.load(k.i32, k.mem.statics + bonds + i));
+    const systemQuota = p.systemQuota || Math.min(PID_MAX_DEFAULT, cap - 1 - p.vms * p.quota);
+
+    /** The deferred half of the PASID's life: ioasid_free, from the RCU callback or the work item. */
+    function* freePasid(t: KTask, args: Wire): KGen {
+      const pasid = typeof args === 'number' ? args : 0;
+      const r = yield* ioasid_free(k, t, a, pasid);
+      yield* tally(t, r === 0 ? { frees: 1, deferred_frees: 1 } : { free_errors: 1 });
+    }
+    const rcuCallback = defineRcuCallback(k, 'io_mm_free_rcu', freePasid);
+    // One work_struct per io_mm, as each bond embeds its own: a shared one would drop a queue_work while pending.
+    const works: WorkItem[] = Array.from({ length: P }, () => defineWork(k, 'io_mm_free_work', freePasid));
+
+    const opsId = defineMmuNotifierOps(notifiers, {
+      name: 'iommu_sva_mmu_notifier_ops',
+      *release(t, mm, sub) {
+        yield* k.call(
+          t,
+          'io_mm_release',
+          (function* () {
+            const i = subscriptionData(k, notifiers, sub) - 1;
+            const pasid = yield* bondPasid(t, i);
+            // The devices stop using the PASID (the IOMMU driver clears its entry) before the pages go.
+            const r = yield* ioasid_notify(k, t, a, pasid, IOASID_NOTIFY_UNBIND);
+            yield* tally(t, r === 0 ? { unbinds: 1 } : { free_errors: 1 });
+            yield* mm_set_pasid(k, t, mm, 0);
+            yield* mmu_notifier_put(k, t, notifiers, sub);
+          })(),
+        );
+      },
+      *free_notifier(t, sub) {
+        yield* k.call(
+          t,
+          'io_mm_free',
+          (function* () {
+            const i = subscriptionData(k, notifiers, sub) - 1;
+            const pasid = yield* bondPasid(t, i);
+            // The PASID may still be looked up under RCU (ioasid_find from the fault path): freed a grace period
+            // later, from the callback (softirq context), or from a work item (process context).
+            if (p.free === 'rcu') yield* call_rcu(k, t, rcuCallback, pasid);
+            else yield* queue_work(k, t, system_wq(k), works[i] as WorkItem, pasid);
+          })(),
+        );
+      },
+    });
+
+    k.task('sva_process', 'process', function* (t, args) {
+      const i = num(args, 'i');
+      const sid = num(args, 'sid');
+      const mm = mms.mms[i];
+      if (!mm) throw new Error(`ioasid: no mm for process ${i}`);
+      yield* mm_init(k, t, mm);
+      const pasid = yield* k.call(
+        t,
+        'iommu_sva_bind_device',
+        (function* () {
+          const id = yield* ioasid_alloc(k, t, a, sid, 1, cap - 1, mm.id);
+          if (id < 0) return id;
+          yield* mm_set_pasid(k, t, mm, id);
+          yield* k.step(t, 'io_mm->pasid =', () => {
+            Atomics.store(k.i32, k.mem.statics + bonds + i, id);
+          });
+          const sub = yield* mmu_notifier_register(k, t, notifiers, opsId, mm, i + 1);
+          if (sub < 0) {
+            yield* mm_set_pasid(k, t, mm, 0);
+            yield* ioasid_free(k, t, a, id);
+            return sub;
+          }
+          yield* ioasid_notify(k, t, a, id, IOASID_NOTIFY_BIND);
+          return id;
+        })(),
+      );
+      const tl: Tally = pasid > 0 ? { sva_binds: 1, binds: 1 } : { sva_bind_failures: 1 };
+      if (pasid > 0) {
+        // The IOMMU driver's page-request path: which mm does this PASID belong to?
+        const priv = yield* ioasid_find(k, t, a, sid, pasid);
+        tl.finds = 1;
+        if (priv !== mm.id) tl.find_mismatch = 1;
+        if (subs) {
+          // Bound and not yet exiting: every subscriber must know the PASID (the IOMMU driver as bound).
+          tl.divergent_views = yield* ioasid_check_subscribers(k, t, subs, `in proc${i} after binding PASID ${pasid}`);
+          tl.view_checks = 1;
+        }
+      }
+      yield* mm_exit(k, t, notifiers, mm);
+      yield* tally(t, { ...tl, exits: 1 });
+    });
+
+    k.task('vcpu', 'process', function* (t, args) {
+      const j = num(args, 'j');
+      const c = num(args, 'c');
+      const sid = num(args, 'sid');
+      const tl: Required<Pick<Tally, 'vm_allocs' | 'alloc_enospc' | 'alloc_errors' | 'binds' | 'finds' | 'find_mismatch' | 'spid_ok' | 'spid_mismatch'>> = {
+        vm_allocs: 0,
+        alloc_enospc: 0,
+        alloc_errors: 0,
+        binds: 0,
+        finds: 0,
+        find_mismatch: 0,
+        spid_ok: 0,
+        spid_mismatch: 0,
+      };
+      for (let n = c; n < p.pasids; n += p.vcpus) {
+        // VFIO's PASID allocation ioctl for the guest (the vCPU trapped on its PASID request).
+        const id = yield* ioasid_alloc(k, t, a, sid, 1, cap - 1, vmPriv(j));
+        if (id === -ENOSPC) {
+          tl.alloc_enospc++;
+          continue;
+        }
+        if (id < 0) {
+          tl.alloc_errors++;
+          continue;
+        }
+        tl.vm_allocs++;
+        const spid = n + 1;
+        if ((yield* ioasid_attach_spid(k, t, a, sid, id, spid)) !== 0) tl.spid_mismatch++;
+        if ((yield* ioasid_notify(k, t, a, id, IOASID_NOTIFY_BIND)) === 0) tl.binds++;
+        tl.finds++;
+        if ((yield* ioasid_find(k, t, a, sid, id)) !== vmPriv(j)) tl.find_mismatch++;
+        if ((yield* ioasid_find_by_spid(k, t, a, sid, spid)) === id) tl.spid_ok++;
+        else tl.spid_mismatch++;
+      }
+      yield* tally(t, tl);
+      yield* k.step(t, 'vcpu done', () => void Atomics.add(k.i32, k.mem.statics + vmDone + j, 1));
+    });
+
+    k.task('vm', 'process', function* (t, args) {
+      const j = num(args, 'j');
+      const sid = yield* ioasid_alloc_set(k, t, a, vmToken(j), p.quota);
+      if (sid < 0) {
+        yield* tally(t, { set_errors: 1, vms_done: 1 });
+        return;
+      }
+      yield* tally(t, { sets: 1 });
+      for (let c = 0; c < p.vcpus; c++) {
+        yield* k.step(t, 'spawn vcpu', (env) => void env.spawn('vcpu', { j, c, sid }, `qemu${j}-vcpu${c}`));
+      }
+      const done = k.mem.statics + vmDone + j;
+      yield k.point(
+        t,
+        'wait for vcpus',
+        () => Atomics.load(k.i32, done) === p.vcpus,
+        () => undefined,
+        { what: `the vCPUs of qemu${j}` },
+      );
+      const held = Math.min(p.pasids, p.quota);
+      const tl: Tally = {};
+      // Rebalancing quotas between VMs may never take a set below what it holds.
+      if (held > 1) {
+        const r = yield* ioasid_adjust_set(k, t, a, sid, held - 1);
+        if (r === -EINVAL) tl.adjust_einval = 1;
+      }
+      if ((yield* ioasid_adjust_set(k, t, a, sid, Math.max(1, held))) === 0) tl.adjust_ok = 1;
+      if (subs) {
+        const d = yield* ioasid_check_subscribers(k, t, subs, `in qemu${j} before ioasid_free_set(${sid})`);
+        tl.view_checks = 1;
+        tl.divergent_views = d;
+      }
+      // The guest is gone: its whole set goes, every subscriber hearing of each ID.
+      if ((yield* ioasid_free_set(k, t, a, sid, true)) === 0) tl.set_frees = 1;
+      if (subs) {
+        const d = yield* ioasid_check_subscribers(k, t, subs, `in qemu${j} after ioasid_free_set(${sid})`);
+        tl.view_checks = (tl.view_checks ?? 0) + 1;
+        tl.divergent_views = (tl.divergent_views ?? 0) + d;
+      }
+      yield* tally(t, { ...tl, vms_done: 1 });
+    });
+
+    const booted = k.statics.alloc(1, 'system sid');
+    k.task('ioasid_init', 'process', function* (t) {
+      yield* init(t);
+      const sid = yield* ioasid_alloc_system_set(k, t, a, systemQuota);
+      if (sid < 0) throw new Error(`ioasid_alloc_system_set: ${sid}`);
+      yield* k.step(t, 'boot done', () => void Atomics.store(k.i32, k.mem.statics + booted, sid));
+    });
+    // Processes and VMs are started by launchers, themselves initial tasks: the threaded runtime deals initial
+    // tasks over its workers, and a task's children run where it does.
+    const items = P + p.vms;
+    const launchers = Math.min(15, items);
+    k.task('launcher', 'process', function* (t, args) {
+      const l = typeof args === 'number' ? args : 0;
+      const at = k.mem.statics + booted;
+      yield k.point(t, 'wait for boot', () => Atomics.load(k.i32, at) !== 0, () => undefined, { what: 'ioasid_init' });
+      const sid = yield* k.step(t, 'system sid', () => Atomics.load(k.i32, at));
+      for (let n = l; n < items; n += launchers) {
+        if (n < P) yield* k.step(t, 'fork', (env) => void env.spawn('sva_process', { i: n, sid }, `proc${n}`));
+        else yield* k.step(t, 'start vm', (env) => void env.spawn('vm', { j: n - P }, `qemu${n - P}`));
+      }
+    });
+    initialTasks.push({ task: 'ioasid_init', args: null, name: 'swapper' });
+    for (let l = 0; l < launchers; l++) initialTasks.push({ task: 'launcher', args: l, name: `launcher${l}` });
+  } else if (p.mode === 'alloc-free') {
+    k.task('ioasid_fill', 'process', function* (t) {
+      yield* init(t);
+      const sid = yield* ioasid_alloc_system_set(k, t, a, cap - 1);
+      let allocs = 0;
+      let last = 0;
+      for (;;) {
+        last = yield* ioasid_alloc(k, t, a, sid, 1, cap - 1, 1);
+        if (last < 0) break;
+        allocs++;
+      }
+      yield* tally(t, { bench_allocs: allocs, ...(last === -ENOSPC ? { alloc_enospc: 1 } : { alloc_errors: 1 }) });
+      // The frees run as a task of their own, so that a benchmark can tell the two phases apart.
+      yield* k.step(t, 'spawn ioasid_drain', (env) => void env.spawn('ioasid_drain', { n: allocs }, 'drain'));
+    });
+    k.task('ioasid_drain', 'process', function* (t, args) {
+      const n = num(args, 'n');
+      let frees = 0;
+      for (let id = 1; id <= n; id++) if ((yield* ioasid_free(k, t, a, id)) === 0) frees++;
+      yield* tally(t, { bench_frees: frees, free_errors: n - frees, drained: 1 });
+    });
+    initialTasks.push({ task: 'ioasid_fill', args: null, name: 'fill' });
+  } else {
+    const sidWord = k.statics.alloc(1, 'find sid');
+    const ready = (): boolean => Atomics.load(k.i32, counterAt('setup_done')) !== 0;
+    function* waitReady(t: KTask): KGen<number> {
+      yield k.point(t, 'wait for setup', ready, () => undefined, { what: 'the IOASIDs to look up' });
+      return yield* k.step(t, 'sid', () => Atomics.load(k.i32, k.mem.statics + sidWord));
+    }
+    k.task('ioasid_find_reader', 'process', function* (t, args) {
+      const n = typeof args === 'number' ? args : p.iterations;
+      const sid = yield* waitReady(t);
+      let bad = 0;
+      for (let i = 0; i < n; i++) {
+        const id = 1 + (i % FIND_IDS);
+        const priv = p.mode === 'find-rcu' ? yield* ioasid_find(k, t, a, sid, id) : yield* ioasid_find_locked(k, t, a, sid, id);
+        // The updater flips the low bit: either version is right, anything else is not.
+        if (priv >> 1 !== id) bad++;
+      }
+      yield* tally(t, { finds: n, find_mismatch: bad });
+    });
+    k.task('ioasid_find_updater', 'process', function* (t, args) {
+      const n = typeof args === 'number' ? args : p.iterations;
+      yield* waitReady(t);
+      for (let i = 0; i < n; i++) {
+        const id = 1 + (i % FIND_IDS);
+        yield* ioasid_set_data(k, t, a, id, 2 * id + (i & 1));
+      }
+    });
+    k.task('ioasid_find_setup', 'process', function* (t) {
+      yield* init(t);
+      const sid = yield* ioasid_alloc_system_set(k, t, a, cap - 1);
+      for (let i = 1; i <= FIND_IDS; i++) {
+        const id = yield* ioasid_alloc(k, t, a, sid, 1, cap - 1, 0);
+        if (id > 0) yield* ioasid_set_data(k, t, a, id, 2 * id);
+      }
+      yield* k.step(t, 'setup done', () => {
+        Atomics.store(k.i32, k.mem.statics + sidWord, sid);
+        Atomics.store(k.i32, counterAt('setup_done'), 1);
+      });
+      if (p.drivers === 0) {
+        yield* k.step(t, 'spawn loops', (env) => {
+          env.spawn('ioasid_find_updater', p.iterations, 'updater');
+          env.spawn('ioasid_find_reader', p.iterations, 'reader0');
+          env.spawn('ioasid_find_reader', p.iterations, 'reader1');
+        });
+      }
+    });
+    initialTasks.push({ task: 'ioasid_find_setup', args: null, name: 'setup' });
+    for (let i = 0; i < p.drivers; i++) {
+      actors.push({ name: `driver/${i}`, logic: driver, input: { kind: i === 0 ? 'ioasid_find_updater' : 'ioasid_find_reader' } });
+    }
+  }
+
+  const workload: Workload = {
+    name: 'ioasid',
+    params: { ...p },
+    actors,
+    initial: [],
+    initialTasks,
+    sharedWords: k.words,
+    hotEvents: { go: ['n'] },
+    tasks: k.taskFactories,
+    monitor: k,
+    check: (_finals, shared) => {
+      const c = Object.fromEntries(COUNTERS.map((n) => [n, read(shared, n)])) as Record<Counter, number>;
+      const problems: string[] = [];
+      if (c.find_mismatch > 0) problems.push(`${c.find_mismatch} ioasid_find lookups returned the wrong private data`);
+      if (c.spid_mismatch > 0) problems.push(`${c.spid_mismatch} guest PASID attachments or lookups failed`);
+      if (c.alloc_errors > 0) problems.push(`${c.alloc_errors} ioasid_alloc calls failed with an error other than -ENOSPC`);
+      if (c.free_errors > 0) problems.push(`${c.free_errors} IOASIDs could not be freed or unbound`);
+      if (c.set_errors > 0) problems.push(`${c.set_errors} VMs could not allocate their ioasid_set`);
+      // Totals are only known once everything has run (a run stopped at its first finding has not).
+      const finished = p.mode === 'scenario' ? c.exits === P && c.vms_done === p.vms : p.mode === 'alloc-free' ? c.drained === 1 : true;
+      if (finished && p.mode === 'scenario' && p.bug === 'none') {
+        const held = Math.min(p.pasids, p.quota);
+        if (c.vm_allocs !== p.vms * held) problems.push(`VMs allocated ${c.vm_allocs} IOASIDs, expected ${p.vms * held} (quota ${p.quota} each)`);
+        if (c.alloc_enospc !== p.vms * (p.pasids - held)) problems.push(`${c.alloc_enospc} allocations failed with -ENOSPC, expected ${p.vms * (p.pasids - held)}`);
+        if (c.deferred_frees !== c.sva_binds) problems.push(`${c.deferred_frees} of ${c.sva_binds} SVA PASIDs freed after exit`);
+        if (held > 1 && c.adjust_einval !== p.vms) problems.push(`${c.adjust_einval} of ${p.vms} quota adjustments below the allocated count refused with -EINVAL`);
+      }
+      if (finished && p.mode === 'alloc-free' && (c.bench_allocs !== cap - 1 || c.bench_frees !== cap - 1 || c.alloc_enospc !== 1)) {
+        problems.push(`allocated ${c.bench_allocs} and freed ${c.bench_frees} of ${cap - 1} IOASIDs (${c.alloc_enospc} -ENOSPC at the end)`);
+      }
+      const counters: Record<string, number> = {};
+      for (const n of COUNTERS) if (c[n] !== 0 || n === 'find_mismatch') counters[n] = c[n];
+      return { ok: problems.length === 0, problems, counters };
+    },
+  };
+  return { workload, model: { k, a, subs, params: p } };
+}
+
+export function ioasidWorkload(raw: Readonly<Record<string, Wire>>): Workload {
+  return buildIoasid(raw).workload;
+}
