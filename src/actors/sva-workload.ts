@@ -155,9 +155,9 @@ export function svaParams(raw: Readonly<Record<string, Wire>>): SvaParams {
   for (const key of Object.keys(raw)) if (!known.has(key)) throw new InputError(`sva: unknown parameter '${key}' (known: ${[...known].join(', ')})`);
   const d = SVA_DEFAULTS;
   const iommus = raw.iommus === undefined ? d.iommus : String(raw.iommus);
-  for (const f of iommus.split(',')) if (!FLAVOURS.includes(f as Flavour)) throw new InputError(`sva: unknown IOMMU flavour '${f}' (${FLAVOURS.join(', ')})`);
+  for (const f of iommus.split(',')) if (!FLAVOURS.includes(f as Flavour)) throw new InputError(`sva: iommus: unknown IOMMU flavour '${f}' (${FLAVOURS.join(', ')})`);
   const caps = raw.caps === undefined ? d.caps : String(raw.caps);
-  for (const c of caps.split(',').filter((x) => x !== '')) if (!['ats', 'pri', 'pasid'].includes(c)) throw new InputError(`sva: unknown capability '${c}' (ats, pri, pasid)`);
+  for (const c of caps.split(',').filter((x) => x !== '')) if (!['ats', 'pri', 'pasid'].includes(c)) throw new InputError(`sva: caps: unknown capability '${c}' (ats, pri, pasid)`);
   const bool = (name: string, v: Wire | undefined, def: boolean): boolean => {
     if (v === undefined) return def;
     if (typeof v !== 'boolean') throw new InputError(`sva: ${name} must be true or false`);

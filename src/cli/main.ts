@@ -13,17 +13,14 @@ import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
 import { SVA_DEFAULTS, svaParams } from '../actors/sva-workload.js';
 import { DOMAINS_DEFAULTS, domainsParams } from '../core/domains-workload.js';
 import { IOASID_DEFAULTS, ioasidParams } from '../core/ioasid-workload.js';
+import { Exit } from './exit.js';
 import { intArg, setArg } from './options.js';
+import { registerScenarioCommands } from './scenario-commands.js';
 import { progress } from './progress.js';
+import { DEFAULT_WINDOW, raceReportHtml } from '../report/html.js';
 
 const version = (JSON.parse(readFileSync(`${PACKAGE_ROOT}/package.json`, 'utf8')) as { version: string }).version;
 
-/** Raised by commands to end with a given exit code after printing. */
-class Exit extends Error {
-  constructor(readonly code: number) {
-    super(`exit ${code}`);
-  }
-}
 
 const program = new Command('iommu-sim')
   .description('Simulate the Linux IOMMU / SVA / PASID machinery as communicating actors on worker threads.')
@@ -376,17 +373,33 @@ program
 
 program
   .command('trace')
-  .description('Replay a recorded schedule and export its trace: text, or Chrome/Perfetto trace-event JSON (open it in ui.perfetto.dev).')
+  .description(
+    'Replay a recorded schedule and export its trace: text, Chrome/Perfetto trace-event JSON (open it in ui.perfetto.dev), ' +
+      'or a self-contained HTML race report with a sequence diagram of the steps up to the first finding.',
+  )
   .argument('<schedule>', 'a schedule file written by --record')
-  .addOption(new Option('--format <format>', 'output format').choices(['perfetto', 'text']).default('text'))
+  .addOption(new Option('--format <format>', 'output format').choices(['perfetto', 'text', 'html']).default('text'))
   .option('-o, --out <file>', 'write to <file> instead of stdout')
-  .action((file: string, flags: { format: 'perfetto' | 'text'; out?: string }) => {
+  .option('--window <steps>', 'html: steps shown before the first finding', intArg(1, 5000), DEFAULT_WINDOW)
+  .action((file: string, flags: { format: 'perfetto' | 'text' | 'html'; out?: string; window: number }) => {
     const schedule = Schedule.load(file);
     const r = replay(schedule);
+    const title = `iommu-sim ${schedule.meta.workload.name} (${schedule.meta.runtime}, seed ${schedule.meta.seed})`;
     const text =
       flags.format === 'perfetto'
-        ? JSON.stringify(r.trace.toPerfetto(`iommu-sim ${schedule.meta.workload.name} (${schedule.meta.runtime}, seed ${schedule.meta.seed})`))
-        : `${r.trace.toText()}\n`;
+        ? JSON.stringify(r.trace.toPerfetto(title))
+        : flags.format === 'html'
+          ? raceReportHtml({
+              title,
+              findings: r.findings,
+              params: schedule.meta.workload.params,
+              trace: r.trace,
+              // Quoted only when needed, so the usual case reads like the README and still pastes into a shell.
+              replayCommand: `iommu-sim replay ${/^[\w@%+=:,./-]+$/.test(file) ? file : `'${file.replace(/'/g, `'\\''`)}'`}`,
+              traceHash: r.traceHash,
+              window: flags.window,
+            })
+          : `${r.trace.toText()}\n`;
     if (flags.out) {
       writeFileSync(flags.out, text);
       console.error(`trace: ${r.steps} steps written to ${flags.out} (${flags.format}); trace hash ${r.traceHash}`);
@@ -459,6 +472,8 @@ function printReport(tag: string, r: RunResult, ok: boolean): void {
 function printJson(v: unknown): void {
   process.stdout.write(`${JSON.stringify(v)}\n`);
 }
+
+registerScenarioCommands(program);
 
 async function main(): Promise<number> {
   program.exitOverride();

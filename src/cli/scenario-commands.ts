@@ -1,0 +1,249 @@
+// The commands kernel developers live in, on scenario files (src/scenario/): `run` a script and judge it by
+// its expectations, `explore` it at scale over a pool of worker threads, and `races` — every shipped race
+// script with the policy that shows the bug and the one that fixes it, then a short stress run: what
+// `npm start` does.
+import { readdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { type Command, Option } from 'commander';
+import { expectationFor, judge } from '../scenario/expect.js';
+import { exploreScenario } from '../scenario/explore.js';
+import { loadScenarioFile, scenarioParams } from '../scenario/load.js';
+import type { Scenario } from '../scenario/scenario.js';
+import { PACKAGE_ROOT } from '../runtime/paths.js';
+import { run } from '../runtime/run.js';
+import { Schedule } from '../runtime/schedule.js';
+import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
+import { Exit } from './exit.js';
+import { intArg } from './options.js';
+import { progress } from './progress.js';
+
+interface ScenarioFlags {
+  fixed?: boolean;
+  seed?: number;
+  strategy?: StrategyName;
+  depth?: number;
+  runs?: number;
+  json?: boolean;
+  record?: string;
+}
+
+/** `30s`, `2m`, `500ms` or a number of seconds. */
+function durationArg(raw: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(raw.trim());
+  if (!m) throw new Error(`'${raw}' is not a duration (e.g. 30s, 2m, 500ms)`);
+  const v = Number(m[1]);
+  return m[2] === 'ms' ? v : m[2] === 'm' ? v * 60_000 : v * 1000;
+}
+
+function variant(s: Scenario, fixed: boolean): string {
+  const p = fixed ? { ...s.policies, ...(s.fix ?? {}) } : s.policies;
+  return Object.entries(p)
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join(' ');
+}
+
+function printVerdict(tag: string, lines: readonly string[], ok: boolean): void {
+  for (const l of lines) console.log(`${tag}: ${l}`);
+  console.log(`${tag}: ${ok ? 'SUCCESS' : 'FAILURE'}`);
+}
+
+export function registerScenarioCommands(program: Command): void {
+  program
+    .command('run')
+    .description("Run a scenario (a race script, JSON/YAML or a module exporting defineScenario) and judge it by its `expect`: exit 0 when it holds, 1 when not.")
+    .argument('<file>', 'the scenario')
+    .option('--fixed', 'apply the scenario\'s `fix` policies (and expect what `fixExpect` says: by default, no finding)')
+    .addOption(new Option('--seed <n>', 'scheduler seed (default: the scenario\'s explore.seed)').argParser(intArg(-2147483648, 2147483647)))
+    .addOption(new Option('--strategy <strategy>', 'scheduling strategy (default: the scenario\'s)').choices([...STRATEGIES]))
+    .addOption(new Option('--depth <d>', 'pct depth (default: the scenario\'s)').argParser(intArg(1, 64)))
+    .addOption(new Option('--runs <n>', 'executions to try, stopping at the first failing one (default: the scenario\'s explore.runs)').argParser(intArg(1)))
+    .option('--record <file>', 'write the schedule of the last execution (the failing one, if any)')
+    .option('--json', 'print one JSON object')
+    .action(async (file: string, flags: ScenarioFlags) => {
+      const s = await loadScenarioFile(file);
+      const fixed = flags.fixed ?? false;
+      if (fixed && !s.fix) throw new Exit(usage(`${file}: has no \`fix\` to apply`));
+      const e = expectationFor(s, fixed);
+      const bar = progress('executions', !flags.json);
+      const r = await run({
+        workload: { name: s.model, params: scenarioParams(s, fixed) },
+        runtime: 'deterministic',
+        strategy: flags.strategy ?? s.explore.strategy,
+        depth: flags.depth ?? s.explore.depth,
+        seed: flags.seed ?? s.explore.seed,
+        runs: flags.runs ?? s.explore.runs,
+        onProgress: (d, t) => bar.update(d, t),
+      });
+      bar.stop();
+      const v = judge(e, { findings: r.findings, counters: r.check.counters, checkOk: r.check.ok, problems: r.check.problems });
+      if (flags.record) r.schedule.save(flags.record);
+      if (flags.json) {
+        process.stdout.write(
+          `${JSON.stringify({ ok: v.ok, scenario: s.name, fixed, verdict: v.lines, executions: r.executions, explored: r.explored, traceHash: r.traceHash, findings: r.findings, counters: r.check.counters, record: flags.record ?? null })}\n`,
+        );
+      } else {
+        console.log(`run: ${s.name}${s.seed ? ` (seed ${s.seed})` : ''}: ${s.title}`);
+        console.log(`run: model ${s.model}, ${fixed ? 'fixed' : 'as written'}: ${variant(s, fixed)}`);
+        for (const f of r.findings) console.log(`\n${f.text}\n`);
+        console.log(`run: ${r.explored}; trace hash ${r.traceHash}`);
+        if (flags.record) console.log(`run: schedule written to ${flags.record}; replay with: iommu-sim replay ${flags.record}`);
+        printVerdict('run', v.lines, v.ok);
+      }
+      if (!v.ok) throw new Exit(1);
+    });
+
+  program
+    .command('explore')
+    .description('Explore a scenario over many schedules on a pool of worker threads; stops at the first finding (unless --keep-going), writes its schedule and prints the command that replays it.')
+    .argument('<file>', 'the scenario')
+    .option('--fixed', 'apply the scenario\'s `fix` policies')
+    .addOption(new Option('--strategy <strategy>', 'scheduling strategy (default: the scenario\'s)').choices([...STRATEGIES]))
+    .addOption(new Option('--depth <d>', 'pct depth (default: the scenario\'s)').argParser(intArg(1, 64)))
+    .addOption(new Option('--runs <n>', 'executions in all (default: 100 × the scenario\'s explore.runs)').argParser(intArg(1)))
+    .addOption(new Option('--time <duration>', 'stop after this long (30s, 2m)').argParser(durationArg))
+    .addOption(new Option('--workers <n>', `pool threads (default ${availableParallelism()})`).argParser(intArg(1, 256)))
+    .addOption(new Option('--seed <n>', 'first scheduler seed; each pool task takes the next').argParser(intArg(-2147483648, 2147483647)))
+    .addOption(new Option('--chunk <n>', 'executions per pool task').argParser(intArg(1)).default(64))
+    .option('--keep-going', 'explore the whole budget, collecting every failing seed')
+    .option('--record <file>', 'where to write the first failing schedule (default: <scenario name>.sched)')
+    .option('--json', 'print one JSON object')
+    .action(async (file: string, flags: ScenarioFlags & { time?: number; workers?: number; chunk: number; keepGoing?: boolean }) => {
+      const s = await loadScenarioFile(file);
+      const fixed = flags.fixed ?? false;
+      if (fixed && !s.fix) throw new Exit(usage(`${file}: has no \`fix\` to apply`));
+      const bar = progress('schedules', !flags.json, 500);
+      const ac = new AbortController();
+      const onSigint = (): void => ac.abort();
+      process.once('SIGINT', onSigint);
+      const runs = flags.runs ?? s.explore.runs * 100;
+      let out: Awaited<ReturnType<typeof exploreScenario>>;
+      try {
+        out = await exploreScenario({
+          model: s.model,
+          params: scenarioParams(s, fixed),
+          strategy: flags.strategy ?? s.explore.strategy,
+          depth: flags.depth ?? s.explore.depth,
+          seed: flags.seed ?? s.explore.seed,
+          runs,
+          ...(flags.time !== undefined ? { timeMs: flags.time } : {}),
+          workers: flags.workers ?? availableParallelism(),
+          keepGoing: flags.keepGoing ?? false,
+          chunk: flags.chunk,
+          onProgress: (n, failures, rate) => bar.update(n, runs, `${Math.round(rate)} schedules/s, ${failures} failing`),
+          signal: ac.signal,
+        });
+      } finally {
+        bar.stop();
+        process.off('SIGINT', onSigint);
+      }
+      const first = out.failures[0];
+      const record = flags.record ?? `${s.name}.sched`;
+      if (first?.schedule) Schedule.decode(first.schedule, 'exploration').save(record);
+      const rate = Math.round(out.executions / Math.max(0.001, out.elapsedMs / 1000));
+      if (flags.json) {
+        process.stdout.write(
+          `${JSON.stringify({
+            ok: out.failures.length === 0,
+            scenario: s.name,
+            fixed,
+            executions: out.executions,
+            schedulesPerSecond: rate,
+            stoppedBy: out.stoppedBy,
+            failingSeeds: out.failures.map((f) => f.seed),
+            findings: first?.findings ?? [],
+            problems: first?.problems ?? [],
+            traceHash: first?.traceHash ?? null,
+            record: first ? record : null,
+          })}\n`,
+        );
+      } else {
+        console.log(`explore: ${s.name}: ${out.executions} schedules in ${(out.elapsedMs / 1000).toFixed(1)} s (${rate}/s), stopped by ${out.stoppedBy}`);
+        if (first) {
+          for (const f of first.findings) console.log(`\n${f.text}\n`);
+          for (const p of first.problems) console.log(`explore: ${p}`);
+          console.log(`explore: failing seed ${first.seed} (${first.explored}); schedule written to ${record}`);
+          console.log(`explore: replay with: iommu-sim replay ${record}`);
+          if (out.failures.length > 1) console.log(`explore: ${out.failures.length} failing seeds: ${out.failures.map((f) => f.seed).join(' ')}`);
+        }
+        console.log(`explore: ${first ? 'FAILURE' : 'SUCCESS'}`);
+      }
+      if (out.stoppedBy === 'interrupt') throw new Exit(130);
+      if (first) throw new Exit(1);
+    });
+
+  program
+    .command('races')
+    .description('Run every race script in races/ with the policy that shows its bug and with the one that fixes it, then a short stress run; a table, then SUCCESS or FAILURE (npm start).')
+    .addOption(new Option('--stress <seconds>', 'length of the stress run (0: none)').argParser(intArg(0, 3600)).default(5))
+    .option('--json', 'print one JSON object')
+    .action(async (flags: { stress: number; json?: boolean }) => {
+      const dir = join(PACKAGE_ROOT, 'races');
+      const files = readdirSync(dir)
+        .filter((f) => /\.(ya?ml|json)$/.test(f))
+        .sort();
+      const rows: { script: string; seed: string; policy: string; finding: string; schedules: string; verdict: string }[] = [];
+      let ok = true;
+      for (const f of files) {
+        const s = await loadScenarioFile(join(dir, f));
+        for (const fixed of s.fix ? [false, true] : [false]) {
+          const e = expectationFor(s, fixed);
+          const r = await run({
+            workload: { name: s.model, params: scenarioParams(s, fixed) },
+            runtime: 'deterministic',
+            strategy: s.explore.strategy,
+            depth: s.explore.depth,
+            seed: s.explore.seed,
+            runs: s.explore.runs,
+          });
+          const v = judge(e, { findings: r.findings, counters: r.check.counters, checkOk: r.check.ok, problems: r.check.problems });
+          ok &&= v.ok;
+          const finding = r.findings[0]?.title ?? (Object.keys(e.counters).length > 0 ? Object.keys(e.counters).map((c) => `${c}=${r.check.counters[c]}`).join(' ') : '—');
+          rows.push({
+            script: f,
+            seed: s.seed ?? '',
+            policy: `${fixed ? 'fix' : s.fix ? 'bug' : 'as written'}: ${fixed ? Object.entries(s.fix ?? {}).map(([k, v2]) => `${k}=${String(v2)}`).join(' ') : variant(s, false)}`.slice(0, 60),
+            finding: finding.length > 70 ? `${finding.slice(0, 67)}…` : finding,
+            schedules: r.findings.length > 0 ? `${r.executions}` : `${r.executions} (none)`,
+            verdict: v.ok ? 'ok' : `FAILED: ${v.lines.filter((l) => l.includes('NOT') || l.includes('none found') || l.includes('forbidden') || l.includes('check failed')).join('; ')}`,
+          });
+          if (!flags.json) process.stderr.write(`races: ${f} (${fixed ? 'fix' : 'bug'}): ${v.ok ? 'ok' : 'FAILED'}\n`);
+        }
+      }
+      let stress: { ok: boolean; line: string } | undefined;
+      if (flags.stress > 0) {
+        const until = performance.now() + flags.stress * 1000;
+        let runs = 0;
+        let dmas = 0;
+        let findings = 0;
+        while (performance.now() < until) {
+          const r = await run({
+            workload: { name: 'sva', params: { iommus: 'vtd,amd,smmuv3', devices: 6, processes: 24, script: 'stress', rounds: 2, dmas: 6, seed: runs + 1 } },
+            runtime: 'threaded',
+            seed: runs + 1,
+            workers: 2,
+          });
+          runs++;
+          dmas += r.check.counters.dmas ?? 0;
+          findings += r.findings.length + (r.check.ok ? 0 : 1);
+          if (findings > 0) break;
+        }
+        stress = { ok: findings === 0, line: `stress: ${runs} threaded runs of a mixed topology (vtd, amd, smmuv3), ${dmas} DMAs, ${findings} findings` };
+        ok &&= stress.ok;
+      }
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify({ ok, races: rows, stress: stress ?? null })}\n`);
+      } else {
+        console.table(rows);
+        if (stress) console.log(stress.line);
+        console.log(ok ? 'SUCCESS' : 'FAILURE');
+      }
+      if (!ok) throw new Exit(1);
+    });
+}
+
+/** A usage error: printed, exit 2. */
+function usage(msg: string): number {
+  console.error(`iommu-sim: ${msg}`);
+  return 2;
+}

@@ -1,0 +1,118 @@
+// Guided replay: follows a recorded sequence of steps as far as it can, leniently. Where the next recorded
+// step is not enabled it takes the first enabled one among the next few recorded steps (skipping those in
+// between); where none of them is enabled, and once the sequence is used up, it takes a deterministic default.
+// So any subsequence of a schedule — what delta debugging (Zeller & Hildebrandt, TSE 2002) tries — still gives
+// a complete, deterministic run, which records its own schedule for strict replay. Used by `shrink`.
+//
+// Task ids name the step that spawned them (task.ts: TASK_BASE + 16 × (step + 1) + index), so once steps are
+// left out the same task has another id. The guide renames them: a recorded step it followed maps to the step
+// it was taken at, and a task spawned at the one is the task spawned at the other.
+import type { Choice, Scheduler } from '../scheduler.js';
+import { channelKey } from '../scheduler.js';
+import type { Schedule } from '../schedule.js';
+import { TASK_BASE } from '../task.js';
+
+/** Tasks a step may spawn (task.ts numbers them within their spawning step). */
+const TASKS_PER_STEP = 16;
+/** How far ahead a step not enabled may be passed over: far enough to get past a few left-out steps. */
+const LOOKAHEAD = Number(process.env.LA ?? 16);
+const STICKY = process.env.STICKY === '1';
+const DEFER = process.env.DEFER === '1';
+
+export class GuidedScheduler implements Scheduler {
+  readonly name = 'guided';
+  private started = false;
+  /** Next position in `steps` to follow. */
+  private cursor = 0;
+  /** Recorded step → step of this run it was taken at. */
+  private readonly taken = new Map<number, number>();
+  /** Thread → the step it last ran at, for the round-robin default. */
+  private readonly lastRun = new Map<number, number>();
+  private followed = 0;
+  private readonly used = new Set<number>();
+  private last: number | undefined;
+  private defaults = 0;
+
+  /** `steps`: indices into `schedule`, ascending — the subsequence to follow. */
+  constructor(
+    private readonly schedule: Schedule,
+    private readonly steps: readonly number[],
+  ) {}
+
+  newExecution(): boolean {
+    if (this.started) return false;
+    this.started = true;
+    return true;
+  }
+
+  next(enabled: readonly Choice[], step: number): Choice {
+    const end = Math.min(this.steps.length, this.cursor + LOOKAHEAD);
+    for (let j = this.cursor; j < end; j++) {
+      if (this.used.has(j)) continue;
+      const rec = this.steps[j] as number;
+      const c = this.find(enabled, rec);
+      if (c) {
+        // Recorded steps passed over are dropped: the run has moved past the point where they made sense.
+        if (DEFER) { this.used.add(j); while (this.used.has(this.cursor)) this.cursor++; } else
+        this.cursor = j + 1;
+        this.taken.set(rec, step);
+        this.followed++;
+        return this.ran(c, step);
+      }
+    }
+    this.defaults++;
+    return this.ran(this.fallback(enabled), step);
+  }
+
+  endExecution(): void {}
+
+  describe(): string {
+    return `guided by ${this.steps.length} of ${this.schedule.length} recorded steps: ${this.followed} followed, ${this.defaults} by default`;
+  }
+
+  /** The enabled step that recorded step `rec` names, with task ids renamed; undefined when none is. */
+  private find(enabled: readonly Choice[], rec: number): Choice | undefined {
+    const receiver = this.rename(this.schedule.receiver(rec));
+    const sender = this.rename(this.schedule.sender(rec));
+    if (receiver === undefined || sender === undefined) return undefined;
+    const key = channelKey(sender, receiver);
+    for (const c of enabled) if (c.key === key) return c;
+    return undefined;
+  }
+
+  /** A recorded id as this run numbers it: tasks by the step that spawned them; undefined if not spawned here. */
+  private rename(id: number): number | undefined {
+    if (id < TASK_BASE) return id;
+    const off = id - TASK_BASE;
+    const spawnedAt = Math.floor(off / TASKS_PER_STEP) - 1;
+    if (spawnedAt < 0) return id; // the run's initial tasks: the same in every run
+    const at = this.taken.get(spawnedAt);
+    return at === undefined ? undefined : TASK_BASE + (at + 1) * TASKS_PER_STEP + (off % TASKS_PER_STEP);
+  }
+
+  /**
+   * Round-robin over threads: the one that has waited longest (never run first), then the oldest message,
+   * then the lowest channel key. Fair, so a default tail cannot starve the thread a failure depends on, and a
+   * function of the run so far only.
+   */
+  private fallback(enabled: readonly Choice[]): Choice {
+    if (STICKY) for (const c of enabled) if (c.thread === this.last) return c;
+    let best = enabled[0] as Choice;
+    let bestAt = this.lastRun.get(best.thread) ?? -1;
+    for (let i = 1; i < enabled.length; i++) {
+      const c = enabled[i] as Choice;
+      const at = this.lastRun.get(c.thread) ?? -1;
+      if (at < bestAt || (at === bestAt && (c.seq < best.seq || (c.seq === best.seq && c.key < best.key)))) {
+        best = c;
+        bestAt = at;
+      }
+    }
+    return best;
+  }
+
+  private ran(c: Choice, step: number): Choice {
+    this.lastRun.set(c.thread, step);
+    this.last = c.thread;
+    return c;
+  }
+}

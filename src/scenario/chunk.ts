@@ -1,0 +1,63 @@
+// One unit of exploration work, the same in a pool worker and in the main thread: `runs` deterministic
+// executions of a workload under one strategy and scheduler seed (PCT learns its step count across them),
+// stopping at the first that fails. A piscina task costs ~30 µs and an execution tens of µs to ms, so a task
+// carries many executions.
+import type { Wire } from '../runtime/model.js';
+import { run } from '../runtime/run.js';
+import type { StrategyName } from '../runtime/scheduler.js';
+
+export interface ChunkTask {
+  readonly model: string;
+  readonly params: Record<string, Wire>;
+  readonly strategy: StrategyName;
+  readonly depth: number;
+  readonly seed: number;
+  readonly runs: number;
+}
+
+export interface ChunkFinding {
+  readonly kind: string;
+  readonly title: string;
+  readonly text: string;
+}
+
+export interface ChunkResult {
+  readonly seed: number;
+  readonly executions: number;
+  readonly steps: number;
+  readonly failed: boolean;
+  readonly findings: readonly ChunkFinding[];
+  readonly problems: readonly string[];
+  readonly counters: Readonly<Record<string, number>>;
+  readonly checkOk: boolean;
+  readonly traceHash: string;
+  /** The failing execution's schedule (encoded), when one failed. */
+  readonly schedule: Uint8Array | null;
+  readonly explored: string;
+}
+
+export async function exploreChunk(task: ChunkTask): Promise<ChunkResult> {
+  const r = await run({
+    workload: { name: task.model, params: task.params },
+    runtime: 'deterministic',
+    strategy: task.strategy,
+    depth: task.depth,
+    seed: task.seed,
+    runs: task.runs,
+    keepTrace: true,
+  });
+  const failed = r.findings.length > 0 || !r.check.ok;
+  return {
+    seed: task.seed,
+    executions: r.executions,
+    steps: r.steps,
+    failed,
+    findings: r.findings.map((f) => ({ kind: f.kind, title: f.title, text: f.text })),
+    problems: r.check.problems,
+    counters: r.check.counters,
+    checkOk: r.check.ok,
+    traceHash: r.traceHash,
+    schedule: failed ? r.schedule.encode() : null,
+    explored: r.explored,
+  };
+}

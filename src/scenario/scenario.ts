@@ -1,0 +1,83 @@
+// A race reproduction script (DESIGN.md, "What users see"): which model it runs (the IOMMU model `sva`, the
+// groups-and-domains model `domains`, the IOASID allocator `ioasid`), its topology, policies and workload (the
+// model's parameters, grouped as a kernel developer reads them), the policy change that fixes the race, what
+// is expected of a run (findings by kind, kinds forbidden, counters), and how to explore it. TypeScript first:
+// `defineScenario({...})` is fully typed; the same object as JSON or YAML serves the CLI.
+import { z } from 'zod';
+
+/** The finding kinds a scenario may expect or forbid (src/kernel/findings.ts, the model's oracles). */
+export const FINDING_KINDS = [
+  'might_sleep',
+  'lockdep',
+  'kasan',
+  'rcu',
+  'hung_task',
+  'deadlock',
+  'refcount',
+  'leak',
+  'notifier',
+  'workqueue',
+  'oops',
+  'ida',
+  'mm',
+  'isolation',
+  'stale_translation',
+  'page_request',
+  'quota',
+] as const;
+export type FindingKindName = (typeof FINDING_KINDS)[number];
+
+export const MODELS = ['sva', 'domains', 'ioasid'] as const;
+export type ModelName = (typeof MODELS)[number];
+
+const value = z.union([z.string(), z.number(), z.boolean()]);
+const params = z.record(z.string(), value);
+const bound = z.strictObject({ min: z.number().optional(), max: z.number().optional() });
+
+const expectSchema = z
+  .strictObject({
+    /** Kinds of which at least one finding must appear (empty: none is expected). */
+    findings: z.array(z.enum(FINDING_KINDS)).default([]),
+    /** Kinds that must not appear; `any` forbids every kind not listed in `findings`. */
+    forbid: z.union([z.literal('any'), z.array(z.enum(FINDING_KINDS))]).default('any'),
+    /** Counters of the run's check, each within bounds. */
+    counters: z.record(z.string(), bound).default({}),
+  })
+  .default({ findings: [], forbid: 'any', counters: {} });
+export type Expectation = z.output<typeof expectSchema>;
+
+export const scenarioSchema = z.strictObject({
+  /** A short name (the file's, by convention). */
+  name: z.string().min(1),
+  /** What it reproduces, in a sentence or two. */
+  title: z.string().min(1),
+  /** The mailing-list thread it comes from: 000 … 004. */
+  seed: z.enum(['000', '001', '002', '003', '004']).optional(),
+  model: z.enum(MODELS),
+  /** The model's parameters, grouped for the reader; together they must be valid parameters of the model. */
+  topology: params.default({}),
+  policies: params.default({}),
+  workload: params.default({}),
+  /** The policies that fix the race: `run --fixed` applies them and expects no finding. */
+  fix: params.optional(),
+  expect: expectSchema,
+  /** What a run with the fix applied must show (default: no finding at all). */
+  fixExpect: expectSchema.optional(),
+  explore: z
+    .strictObject({
+      strategy: z.enum(['random', 'pct', 'dfs']).default('pct'),
+      depth: z.number().int().min(1).max(64).default(3),
+      /** Executions `run` tries (deterministic runtime), stopping at the first finding. */
+      runs: z.number().int().min(1).max(10_000_000).default(1000),
+      seed: z.number().int().default(1),
+    })
+    .default({ strategy: 'pct', depth: 3, runs: 1000, seed: 1 }),
+});
+
+export type ScenarioInput = z.input<typeof scenarioSchema>;
+export type Scenario = z.output<typeof scenarioSchema>;
+
+/** Define a scenario in TypeScript (typed; validated when loaded). */
+export function defineScenario(s: ScenarioInput): ScenarioInput {
+  return s;
+}

@@ -1,0 +1,130 @@
+// Race scripts (issue #6): every script in races/ shows its finding with the policy that has the bug and none
+// with the one that fixes it, within its own budget, and the failing schedule replays; malformed scenarios are
+// refused with the field named; the loader never throws anything but a validation error on arbitrary input.
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { expectationFor, judge } from '../src/scenario/expect.js';
+import { exploreScenario } from '../src/scenario/explore.js';
+import { loadScenarioFile, ScenarioError, scenarioParams, validateScenario } from '../src/scenario/load.js';
+import { defineScenario } from '../src/scenario/scenario.js';
+import { replay, run, Schedule } from '../src/runtime/run.js';
+
+const RACES = join(import.meta.dirname, '..', 'races');
+const files = readdirSync(RACES).filter((f) => f.endsWith('.yaml'));
+
+describe('races/: each script, with its bug and with its fix', () => {
+  it('ships the hazards of the seeds', () => {
+    expect(files.length).toBeGreaterThanOrEqual(9);
+  });
+  for (const f of files) {
+    it(f, async () => {
+      const s = await loadScenarioFile(join(RACES, f));
+      for (const fixed of s.fix ? [false, true] : [false]) {
+        const r = await run({ workload: { name: s.model, params: scenarioParams(s, fixed) }, runtime: 'deterministic', strategy: s.explore.strategy, depth: s.explore.depth, seed: s.explore.seed, runs: s.explore.runs });
+        const v = judge(expectationFor(s, fixed), { findings: r.findings, counters: r.check.counters, checkOk: r.check.ok, problems: r.check.problems });
+        expect(v.lines.join('\n'), `${fixed ? 'fixed' : 'as written'}`).not.toMatch(/NOT MET|none found|forbidden|check failed/);
+        expect(v.ok).toBe(true);
+        if (r.findings.length > 0) {
+          // The failing execution replays: the same trace, the same finding.
+          const again = replay(Schedule.decode(r.schedule.encode()));
+          expect(again.matches).toBe(true);
+          expect(again.findings.map((x) => x.kind)).toContain(r.findings[0]?.kind);
+        }
+      }
+    }, 60_000);
+  }
+});
+
+describe('explore: a pool of worker threads', () => {
+  it('finds the race of a script, and the schedule it returns replays it', async () => {
+    const s = await loadScenarioFile(join(RACES, '000-pasid-reuse-before-drain.yaml'));
+    const out = await exploreScenario({ model: s.model, params: scenarioParams(s), strategy: 'pct', depth: 3, seed: 1, runs: 2000, workers: 2, keepGoing: false, chunk: 16 });
+    expect(out.stoppedBy).toBe('failure');
+    const first = out.failures[0];
+    expect(first?.findings.map((x) => x.kind)).toContain('stale_translation');
+    const again = replay(Schedule.decode(first?.schedule as Uint8Array));
+    expect(again.matches).toBe(true);
+    expect(again.traceHash).toBe(first?.traceHash);
+  }, 60_000);
+
+  it('with the fix, the whole budget runs without a finding', async () => {
+    const s = await loadScenarioFile(join(RACES, '000-pasid-reuse-before-drain.yaml'));
+    const out = await exploreScenario({ model: s.model, params: scenarioParams(s, true), strategy: 'pct', depth: 3, seed: 1, runs: 256, workers: 2, keepGoing: false, chunk: 32 });
+    expect(out.stoppedBy).toBe('runs');
+    expect(out.executions).toBe(256);
+    expect(out.failures).toEqual([]);
+  }, 60_000);
+});
+
+const GOOD = { name: 'x', title: 'a race', model: 'sva', topology: { iommus: 'vtd', devices: 1, processes: 2 }, policies: { teardown: 'at-once' }, workload: { script: 'life' } };
+
+describe('scenario validation: each malformed scenario names its field', () => {
+  const bad: [string, unknown, RegExp][] = [
+    ['not an object', 42, /\(top level\)/],
+    ['no name', { ...GOOD, name: undefined }, /name/],
+    ['empty name', { ...GOOD, name: '' }, /name/],
+    ['no title', { ...GOOD, title: undefined }, /title/],
+    ['unknown model', { ...GOOD, model: 'xen' }, /model/],
+    ['unknown top-level key', { ...GOOD, extra: 1 }, /extra|Unrecognized/],
+    ['topology of the wrong type', { ...GOOD, topology: [1, 2] }, /topology/],
+    ['a parameter of the wrong type', { ...GOOD, topology: { devices: 'two' } }, /topology\.devices/],
+    ['an unknown policy value', { ...GOOD, policies: { teardown: 'sometimes' } }, /policies\.teardown/],
+    ['an unknown parameter', { ...GOOD, workload: { frobnicate: 1 } }, /frobnicate/],
+    ['PASID bits above 20', { ...GOOD, topology: { ...GOOD.topology, pasidBits: 21 } }, /topology\.pasidBits/],
+    ['an empty topology', { ...GOOD, topology: { devices: 0 } }, /topology\.devices/],
+    ['an unknown IOMMU flavour', { ...GOOD, topology: { iommus: 'vtd,powerpc' } }, /topology\.iommus/],
+    ['an unknown capability', { ...GOOD, topology: { caps: 'ats,sriov' } }, /topology\.caps/],
+    ['a parameter given twice', { ...GOOD, workload: { teardown: 'drain' } }, /workload\.teardown: already given in policies/],
+    ['a bad fix', { ...GOOD, fix: { teardown: 'never' } }, /fix\.teardown/],
+    ['an unknown finding kind expected', { ...GOOD, expect: { findings: ['panic'] } }, /expect\.findings/],
+    ['a counter bound of the wrong type', { ...GOOD, expect: { counters: { dmas: { min: 'many' } } } }, /expect\.counters\.dmas\.min/],
+    ['an unknown strategy', { ...GOOD, explore: { strategy: 'bfs' } }, /explore\.strategy/],
+    ['a depth of 0', { ...GOOD, explore: { depth: 0 } }, /explore\.depth/],
+    ['a thread that does not exist', { ...GOOD, seed: '007' }, /seed/],
+    ['a negative process count', { ...GOOD, topology: { processes: -1 } }, /topology\.processes/],
+  ];
+  for (const [what, raw, field] of bad) {
+    it(what, () => {
+      let err: unknown;
+      try {
+        validateScenario(raw, 'bad.yaml');
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ScenarioError);
+      expect((err as Error).message).toMatch(/^bad\.yaml: /);
+      expect((err as Error).message).toMatch(field);
+    });
+  }
+
+  it('a good one loads, from YAML, JSON and a module using defineScenario', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scenario-'));
+    writeFileSync(join(dir, 'a.json'), JSON.stringify(GOOD));
+    writeFileSync(join(dir, 'a.mjs'), `export default ${JSON.stringify(defineScenario(GOOD as never))};`);
+    writeFileSync(join(dir, 'a.yaml'), 'name: x\ntitle: a race\nmodel: sva\npolicies: { teardown: at-once }\n');
+    for (const f of ['a.json', 'a.mjs', 'a.yaml']) expect((await loadScenarioFile(join(dir, f))).name).toBe('x');
+    writeFileSync(join(dir, 'b.yaml'), 'name: [unclosed\n');
+    await expect(loadScenarioFile(join(dir, 'b.yaml'))).rejects.toThrow(/b\.yaml: not valid YAML/);
+    await expect(loadScenarioFile(join(dir, 'missing.yaml'))).rejects.toThrow(/missing\.yaml: cannot read: ENOENT/);
+  });
+
+  it('fuzz: on any input the loader returns a scenario or throws a ScenarioError, and ends', () => {
+    const leaf = fc.oneof(fc.string({ maxLength: 8 }), fc.integer({ min: -5, max: 2_000_000 }), fc.boolean(), fc.constant(null));
+    const keys = fc.constantFrom('name', 'title', 'model', 'topology', 'policies', 'workload', 'fix', 'expect', 'explore', 'seed', 'devices', 'teardown', 'iommus', 'findings', 'counters', 'runs', 'x');
+    const value = fc.letrec((tie) => ({ v: fc.oneof({ depthSize: 'small' }, leaf, fc.array(tie('v'), { maxLength: 3 }), fc.dictionary(keys, tie('v'), { maxKeys: 5 })) })).v;
+    const scenarioish = fc.record({ name: leaf, title: leaf, model: fc.constantFrom('sva', 'domains', 'ioasid', 'x'), topology: fc.dictionary(fc.constantFrom('devices', 'iommus', 'processes', 'pasidBits', 'bits', 'x'), leaf), policies: fc.dictionary(fc.constantFrom('teardown', 'lock', 'users', 'x'), leaf) }, { requiredKeys: [] });
+    fc.assert(
+      fc.property(fc.oneof(value, scenarioish), (raw) => {
+        try {
+          validateScenario(raw, 'fuzz');
+        } catch (e) {
+          if (!(e instanceof ScenarioError)) throw e;
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
