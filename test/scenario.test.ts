@@ -56,6 +56,11 @@ describe('explore: a pool of worker threads', () => {
     expect(out.stoppedBy).toBe('runs');
     expect(out.executions).toBe(256);
     expect(out.failures).toEqual([]);
+    // What it covered: the actors' (kind, state, event) triples, lockdep's chains, the PASID's life.
+    expect(out.coverage.triples).toContain('dev | running | submit');
+    expect(out.coverage.lockChains.length).toBeGreaterThan(0);
+    expect(out.coverage.pasid.bound).toBe(2 * 256);
+    expect(out.coverage.pasid.unbound).toBe(2 * 256);
   }, 60_000);
 });
 

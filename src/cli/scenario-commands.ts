@@ -155,10 +155,13 @@ export function registerScenarioCommands(program: Command): void {
             problems: first?.problems ?? [],
             traceHash: first?.traceHash ?? null,
             record: first ? record : null,
+            coverage: { triples: out.coverage.triples.length, lockChains: out.coverage.lockChains.length, pasidTransitions: out.coverage.pasid, tripleList: out.coverage.triples },
           })}\n`,
         );
       } else {
         console.log(`explore: ${s.name}: ${out.executions} schedules in ${(out.elapsedMs / 1000).toFixed(1)} s (${rate}/s), stopped by ${out.stoppedBy}`);
+        const pasid = Object.entries(out.coverage.pasid).map(([k, v]) => `${k} ${v}`).join(', ');
+        console.log(`explore: coverage: ${out.coverage.triples.length} (actor, state, event) triples, ${out.coverage.lockChains.length} lock chains; PASID transitions: ${pasid || 'none'}`);
         if (first) {
           for (const f of first.findings) console.log(`\n${f.text}\n`);
           for (const p of first.problems) console.log(`explore: ${p}`);

@@ -1,7 +1,7 @@
 // One entry point for running a workload in either runtime, exploring many deterministic executions, and
 // replaying a recorded schedule. The CLI and the tests both go through here.
 import { runDeterministic } from './deterministic.js';
-import { pseudoName, type Wire } from './model.js';
+import { pseudoName, type Wire, type Workload } from './model.js';
 import type { Placement, RunResult, RuntimeName } from './result.js';
 import { Schedule } from './schedule.js';
 import type { StrategyName } from './scheduler.js';
@@ -25,6 +25,8 @@ export interface RunOptions {
   /** Collect every finding instead of stopping at the first. */
   readonly keepGoing?: boolean;
   readonly onProgress?: (done: number, total: number) => void;
+  /** Deterministic: each execution's result, with the workload it ran (coverage is gathered here). */
+  readonly onExecution?: (r: RunResult, w: Workload) => void;
   readonly signal?: AbortSignal;
 }
 
@@ -66,6 +68,7 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
       // One long execution reports its steps (total unknown); an exploration reports executions.
       ...(runs === 1 && opts.onProgress ? { onProgress: (steps: number) => opts.onProgress?.(steps, 0) } : {}),
     });
+    opts.onExecution?.(last, workload);
     opts.onProgress?.(executions, runs);
     if (!last.check.ok || last.findings.length > 0) break;
     // Let a progress bar and Ctrl-C in between executions.

@@ -5,6 +5,7 @@
 import type { Wire } from '../runtime/model.js';
 import { run } from '../runtime/run.js';
 import type { StrategyName } from '../runtime/scheduler.js';
+import { Coverage, type CoverageSummary } from './coverage.js';
 
 export interface ChunkTask {
   readonly model: string;
@@ -34,10 +35,13 @@ export interface ChunkResult {
   /** The failing execution's schedule (encoded), when one failed. */
   readonly schedule: Uint8Array | null;
   readonly explored: string;
+  readonly coverage: CoverageSummary;
 }
 
 export async function exploreChunk(task: ChunkTask): Promise<ChunkResult> {
+  const coverage = new Coverage();
   const r = await run({
+    onExecution: (x, w) => coverage.add(x, w),
     workload: { name: task.model, params: task.params },
     runtime: 'deterministic',
     strategy: task.strategy,
@@ -59,5 +63,6 @@ export async function exploreChunk(task: ChunkTask): Promise<ChunkResult> {
     traceHash: r.traceHash,
     schedule: failed ? r.schedule.encode() : null,
     explored: r.explored,
+    coverage: coverage.summary(),
   };
 }

@@ -7,6 +7,7 @@ import { workerUrl } from '../runtime/paths.js';
 import type { StrategyName } from '../runtime/scheduler.js';
 import type { Wire } from '../runtime/model.js';
 import type { ChunkResult, ChunkTask } from './chunk.js';
+import { Coverage, type CoverageSummary } from './coverage.js';
 
 export interface ExploreOptions {
   readonly model: string;
@@ -32,6 +33,7 @@ export interface ExploreOutcome {
   readonly failures: readonly ChunkResult[];
   /** Stopped by: the first failure, the budget of executions, the time limit, or an interrupt. */
   readonly stoppedBy: 'failure' | 'runs' | 'time' | 'interrupt';
+  readonly coverage: CoverageSummary;
 }
 
 export async function exploreScenario(o: ExploreOptions): Promise<ExploreOutcome> {
@@ -39,6 +41,7 @@ export async function exploreScenario(o: ExploreOptions): Promise<ExploreOutcome
   const chunk = Math.max(1, Math.min(o.chunk ?? 64, o.runs));
   const pool = new Piscina({ filename: workerUrl('explore').href, minThreads: o.workers, maxThreads: o.workers });
   const failures: ChunkResult[] = [];
+  const coverage = new Coverage();
   let executions = 0;
   let chunks = 0;
   let dispatched = 0;
@@ -69,6 +72,7 @@ export async function exploreScenario(o: ExploreOptions): Promise<ExploreOutcome
         dispatched += runs;
         const r = (await pool.run(task)) as ChunkResult;
         executions += r.executions;
+        coverage.merge(r.coverage);
         if (r.failed) failures.push(r);
         const secs = (performance.now() - started) / 1000;
         o.onProgress?.(executions, failures.length, secs > 0 ? executions / secs : 0);
@@ -80,5 +84,5 @@ export async function exploreScenario(o: ExploreOptions): Promise<ExploreOutcome
   }
   // The lowest seed's failure first: the same exploration reports the same first failure whatever the timing.
   failures.sort((a, b) => a.seed - b.seed);
-  return { executions, chunks, elapsedMs: performance.now() - started, failures, stoppedBy };
+  return { executions, chunks, elapsedMs: performance.now() - started, failures, stoppedBy, coverage: coverage.summary() };
 }
