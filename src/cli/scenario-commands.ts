@@ -17,6 +17,7 @@ import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
 import { Exit } from './exit.js';
 import { intArg } from './options.js';
 import { progress } from './progress.js';
+import { stressRuns } from './stress.js';
 
 interface ScenarioFlags {
   fixed?: boolean;
@@ -173,6 +174,56 @@ export function registerScenarioCommands(program: Command): void {
       }
       if (out.stoppedBy === 'interrupt') throw new Exit(130);
       if (first) throw new Exit(1);
+    });
+
+  program
+    .command('stress')
+    .description('Threaded stress of a scenario (or a stress config: any scenario file): runs back to back for --duration, a status line per run, failing runs saved as replayable schedules; ends "stress: SUCCESS" or "stress: FAILURE".')
+    .argument('<file>', 'the scenario or stress config')
+    .option('--fixed', "apply the scenario's `fix` policies")
+    .addOption(new Option('--duration <duration>', 'how long (60s, 2m)').argParser(durationArg).default(60_000, '60s'))
+    .addOption(new Option('--workers <n>', 'sharded: worker threads').argParser(intArg(1, 256)))
+    .addOption(new Option('--placement <placement>', 'sharded over --workers, or a thread per actor').choices(['sharded', 'per-actor']).default('sharded'))
+    .addOption(new Option('--seed <n>', 'seed of the first run; each run takes the next').argParser(intArg(-2147483648, 2147483647)).default(1))
+    .option('--keep-going', 'go on after a failing run')
+    .option('--record <file>', 'where failing runs are saved (default: <scenario name>.stress.sched)')
+    .option('--json', 'print one JSON object')
+    .action(async (file: string, flags: { fixed?: boolean; duration: number; workers?: number; placement: 'sharded' | 'per-actor'; seed: number; keepGoing?: boolean; record?: string; json?: boolean }) => {
+      const s = await loadScenarioFile(file);
+      const fixed = flags.fixed ?? false;
+      if (fixed && !s.fix) throw new Exit(usage(`${file}: has no \`fix\` to apply`));
+      const ac = new AbortController();
+      const onSigint = (): void => ac.abort();
+      process.once('SIGINT', onSigint);
+      let out: Awaited<ReturnType<typeof stressRuns>>;
+      try {
+        out = await stressRuns({
+          tag: s.model,
+          model: s.model,
+          params: scenarioParams(s, fixed),
+          seconds: flags.duration / 1000,
+          seed: flags.seed,
+          placement: flags.placement,
+          ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
+          keepGoing: flags.keepGoing ?? false,
+          record: flags.record ?? `${s.name}.stress.sched`,
+          json: flags.json ?? false,
+          signal: ac.signal,
+        });
+      } finally {
+        process.off('SIGINT', onSigint);
+      }
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify({ ok: out.ok, scenario: s.name, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, findings: out.failures.flatMap((r) => r.findings), saved: out.saved })}\n`);
+      } else {
+        for (const r of out.failures.slice(0, 1)) for (const f of r.findings) console.log(`\n${f.text}\n`);
+        console.log(`stress: ${s.name}: ${out.runs} threaded runs in ${out.seconds.toFixed(1)} s (${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
+        console.log(`stress: per second ${Object.entries(out.perSecond).filter(([, v]) => v !== 0).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
+        for (const f of out.saved) console.log(`stress: failing run saved to ${f}; replay with: iommu-sim replay ${f}`);
+        console.log(`stress: ${out.ok ? 'SUCCESS' : 'FAILURE'}`);
+      }
+      if (ac.signal.aborted) throw new Exit(130);
+      if (!out.ok) throw new Exit(1);
     });
 
   program

@@ -1,0 +1,79 @@
+// Threaded stress: runs of a workload back to back, each recorded, until the duration has passed — with a status
+// line per run in the manner of rcutorture's periodic `rcu-torture:` lines (the run's counters and findings),
+// the counters summed and per second at the end, and each failing run's schedule saved for replay.
+import type { Wire } from '../runtime/model.js';
+import type { Placement, RunResult } from '../runtime/result.js';
+import { run } from '../runtime/run.js';
+
+export interface StressOptions {
+  readonly tag: string;
+  readonly model: string;
+  readonly params: Record<string, Wire>;
+  readonly seconds: number;
+  readonly seed: number;
+  readonly placement: Placement;
+  readonly workers?: number;
+  readonly keepGoing: boolean;
+  /** Where failing runs' schedules go: `<record>` for the first, `<record>.N` for later ones. */
+  readonly record?: string;
+  readonly json: boolean;
+  readonly signal?: AbortSignal;
+}
+
+export interface StressOutcome {
+  readonly ok: boolean;
+  readonly runs: number;
+  readonly seconds: number;
+  readonly totals: Record<string, number>;
+  readonly perSecond: Record<string, number>;
+  readonly failures: readonly RunResult[];
+  readonly saved: readonly string[];
+}
+
+function passed(r: RunResult): boolean {
+  return r.check.ok && r.accounting.ok && r.findings.length === 0;
+}
+
+export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
+  const t0 = performance.now();
+  const until = t0 + o.seconds * 1000;
+  const totals: Record<string, number> = {};
+  const failures: RunResult[] = [];
+  const saved: string[] = [];
+  let runs = 0;
+  while (performance.now() < until && !o.signal?.aborted) {
+    const seed = o.seed + runs;
+    const r = await run({
+      workload: { name: o.model, params: { ...o.params, seed } },
+      runtime: 'threaded',
+      seed,
+      placement: o.placement,
+      ...(o.workers !== undefined ? { workers: o.workers } : {}),
+      keepTrace: true,
+      keepGoing: o.keepGoing,
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
+    runs++;
+    for (const [k, v] of Object.entries(r.check.counters)) totals[k] = (totals[k] ?? 0) + v;
+    const ok = passed(r);
+    if (!ok) {
+      failures.push(r);
+      if (o.record) {
+        const file = failures.length === 1 ? o.record : `${o.record}.${failures.length}`;
+        r.schedule.save(file);
+        saved.push(file);
+      }
+    }
+    if (!o.json) {
+      const c = Object.entries(r.check.counters)
+        .filter(([, v]) => v !== 0)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(' ');
+      console.log(`${o.tag}-torture: run ${runs} seed ${seed}: ${c} findings: ${r.findings.length} (${(r.elapsedMs / 1000).toFixed(2)} s, hash ${r.traceHash})`);
+    }
+    if (!ok && !o.keepGoing) break;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const perSecond = Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, Math.round(v / seconds)]));
+  return { ok: failures.length === 0, runs, seconds, totals, perSecond, failures, saved };
+}
