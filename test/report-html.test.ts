@@ -15,7 +15,7 @@ import { type ReplayOutcome, replay, run } from '../src/runtime/run.js';
 import { EventNames, Trace } from '../src/runtime/trace.js';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'iommu-sim.js');
-const CHROMIUM = '/usr/bin/chromium-missing';
+const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
 // Locally a missing browser skips the browser half; in CI it must fail, or a machine without Chromium would
 // report the renderer as tested when it never ran (.ci/run installs Debian's chromium).

@@ -84,6 +84,10 @@ export interface SvaParams {
   readonly iotlb: number;
   /** ATC entries of each device (0: every DMA asks the IOMMU). */
   readonly atc: number;
+  /** Page request queue entries of each IOMMU (small: overflow, and the hardware's auto-responses). */
+  readonly prqDepth: number;
+  /** Expect each PASID to name one address space system-wide (an oracle; see SvaConfig.pasidUnique). */
+  readonly pasidUnique: boolean;
   readonly hungTaskSecs: number;
   /** Default DMA domains at probe (seed 001). */
   readonly defaultDomain: DefaultDomainPolicy;
@@ -125,6 +129,8 @@ export const SVA_DEFAULTS: SvaParams = {
   cmdCostNs: 100,
   iotlb: 64,
   atc: 16,
+  prqDepth: 128,
+  pasidUnique: false,
   hungTaskSecs: 120,
   defaultDomain: 'none',
   addressSpaces: 128,
@@ -188,6 +194,8 @@ export function svaParams(raw: Readonly<Record<string, Wire>>): SvaParams {
     cmdCostNs: int('cmdCostNs', raw.cmdCostNs, d.cmdCostNs, 0, 1_000_000),
     iotlb: int('iotlb', raw.iotlb, d.iotlb, 0, 1 << 16),
     atc: int('atc', raw.atc, d.atc, 0, 1 << 16),
+    prqDepth: int('prqDepth', raw.prqDepth, d.prqDepth, 1, 1 << 16),
+    pasidUnique: bool('pasidUnique', raw.pasidUnique, d.pasidUnique),
     hungTaskSecs: int('hungTaskSecs', raw.hungTaskSecs, d.hungTaskSecs, 1, 86_400),
     defaultDomain: oneOf('defaultDomain', raw.defaultDomain, DEFAULT_DOMAIN_POLICIES, d.defaultDomain),
     addressSpaces: int('addressSpaces', raw.addressSpaces, d.addressSpaces, 1, 1 << 16),
@@ -231,7 +239,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const iopt = p.defaultDomain === 'none' && p.kernel === 'none' && p.vfio === 'none' && p.drmContexts === 0 ? 0 : Math.min(U * p.addressSpaces, D + p.kdevices + p.drmContexts + 4);
   const perDevice = (1 << p.pasidBits) * (8 + 3 + 2) + 512 + 4 * p.atc;
   const staticWords =
-    (1 << 15) + mmTableWords(P + iopt, p.pages) + physMemWords(frames) + mmuNotifierWords(bonds) + D * perDevice + U * (4096 + 6 * p.iotlb) + bonds * 24 + (U + 2) * ((1 << p.pasidBits) / 32 + 1);
+    (1 << 15) + mmTableWords(P + iopt, p.pages) + physMemWords(frames) + mmuNotifierWords(bonds) + D * perDevice + U * (4096 + 6 * p.iotlb + 6 * p.prqDepth) + bonds * 24 + (U + 2) * ((1 << p.pasidBits) / 32 + 1);
   const k = new Kernel({
     layout: { stringWords: 1 << 17, stringSlots: 1 << 12, staticWords, arenaWords: 1 << 12, lockdepWords: 1 << 14 },
     hungTaskSecs: p.hungTaskSecs,
@@ -257,12 +265,12 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const oracle = new Oracle(k);
   const stats = new Stats(k);
   const policies: SvaPolicies = { pasidAlloc: p.pasidAlloc, teardown: p.teardown, fault: p.fault, drainTimeoutMs: p.drainTimeoutMs, bug: p.bug };
-  const sva = new Sva(k, mms, notifiers, oracle, stats, { devices: infos, iommus: U, policies, bonds });
+  const sva = new Sva(k, mms, notifiers, oracle, stats, { devices: infos, iommus: U, policies, bonds, pasidUnique: p.pasidUnique });
   const domains = new Domains(k, { iommus: U, addressSpaces: p.addressSpaces, pageTables: mms.mms.slice(P), unitName: (u) => SPECS[flavours[u] as Flavour].unitName(u) });
   const dma = new DmaApi(k, sva, domains, infos, p.defaultDomain, mms.initMm.id + 1);
   const ownerName = (o: number): string => (o === 0 ? 'a free frame' : (mmById(mms, o - 1)?.name ?? `owner ${o}`));
 
-  const units = flavours.map((f, u) => new IommuUnit(k, u, SPECS[f], infos.filter((d) => d.iommu === u), { ...DEFAULT_UNIT, cmdCostNs: p.cmdCostNs, iotlbEntries: p.iotlb }, actors.unit(u)));
+  const units = flavours.map((f, u) => new IommuUnit(k, u, SPECS[f], infos.filter((d) => d.iommu === u), { ...DEFAULT_UNIT, cmdCostNs: p.cmdCostNs, iotlbEntries: p.iotlb, prqDepth: p.prqDepth }, actors.unit(u)));
   const unitDrivers = units.map((u) => defineUnitDriver(k, u));
   const denv: DriverEnv = { k, units: unitDrivers, stats };
   flavours.forEach((f, u) => {

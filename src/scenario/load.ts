@@ -17,7 +17,7 @@ export class ScenarioError extends InputError {
   override name = 'ScenarioError';
 }
 
-const SECTIONS = ['topology', 'policies', 'workload'] as const;
+const SECTIONS = ['topology', 'policies', 'workload', 'faults'] as const;
 
 /** Read a scenario file (a .js/.mjs module is imported: its default export). */
 export async function loadScenarioFile(file: string): Promise<Scenario> {
@@ -57,7 +57,7 @@ export function validateScenario(raw: unknown, where: string): Scenario {
 
 /** The model's parameters the scenario stands for (with its fix applied when asked). */
 export function scenarioParams(s: Scenario, fixed = false): Record<string, Wire> {
-  const p: Record<string, Wire> = { ...s.topology, ...s.policies, ...s.workload };
+  const p: Record<string, Wire> = { ...s.topology, ...s.policies, ...s.workload, ...s.faults };
   if (fixed) Object.assign(p, s.fix ?? {});
   return p;
 }

@@ -58,6 +58,12 @@ export const scenarioSchema = z.strictObject({
   topology: params.default({}),
   policies: params.default({}),
   workload: params.default({}),
+  /**
+   * Fault injection, as the model's misbehaviour parameters: a device that issues DMA after it was told to stop
+   * (`misbehave: dma-after-stop`), loses page responses, never drains or is unplugged; a page request queue of
+   * `prqDepth` entries (overflow); planted driver bugs (`bug`).
+   */
+  faults: params.default({}),
   /** The policies that fix the race: `run --fixed` applies them and expects no finding. */
   fix: params.optional(),
   expect: expectSchema,
