@@ -8,6 +8,7 @@ import { ActorFailure, InputError, ReplayDivergence, RunStalled } from '../runti
 import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { accountingLine, type RunResult } from '../runtime/result.js';
 import { type ReplayOutcome, replay, run, type RunOutcome, Schedule } from '../runtime/run.js';
+import { NothingToShrink, shrink } from '../runtime/shrink.js';
 import type { Wire } from '../runtime/model.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
 import { SVA_DEFAULTS, svaParams } from '../actors/sva-workload.js';
@@ -16,6 +17,7 @@ import { IOASID_DEFAULTS, ioasidParams } from '../core/ioasid-workload.js';
 import { Exit } from './exit.js';
 import { intArg, setArg } from './options.js';
 import { registerScenarioCommands } from './scenario-commands.js';
+import { stressRuns } from './stress.js';
 import { progress } from './progress.js';
 import { DEFAULT_WINDOW, raceReportHtml } from '../report/html.js';
 
@@ -247,55 +249,42 @@ Examples:
     await stressFor(params, flags);
   });
 
-/** Threaded runs back to back until the duration has passed; counters summed, and per second. */
+/** Threaded runs back to back until the duration has passed (src/cli/stress.ts); counters summed, and per second. */
 async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise<void> {
-  const t0 = performance.now();
-  const until = t0 + (flags.duration ?? 0) * 1000;
-  const total: Record<string, number> = {};
-  let runs = 0;
-  let failed: RunOutcome | undefined;
   const ac = new AbortController();
   const onSigint = (): void => ac.abort();
   process.once('SIGINT', onSigint);
+  let out: Awaited<ReturnType<typeof stressRuns>>;
   try {
-    while (performance.now() < until && !ac.signal.aborted) {
-      const seed = flags.seed + runs;
-      const r = await run({
-        workload: { name: 'sva', params: { ...params, seed } },
-        runtime: 'threaded',
-        seed,
-        placement: flags.placement,
-        ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
-        keepTrace: true,
-        keepGoing: flags.keepGoing ?? false,
-        signal: ac.signal,
-      });
-      runs++;
-      for (const [k, v] of Object.entries(r.check.counters)) total[k] = (total[k] ?? 0) + v;
-      if (!flags.json) console.log(`sva: run ${runs} (seed ${seed}): ${r.steps} steps in ${(r.elapsedMs / 1000).toFixed(2)} s, ${r.findings.length} findings, trace hash ${r.traceHash}`);
-      if (!passed(r)) {
-        failed = r;
-        break;
-      }
-    }
+    out = await stressRuns({
+      tag: 'sva',
+      model: 'sva',
+      params,
+      seconds: flags.duration ?? 0,
+      seed: flags.seed,
+      placement: flags.placement,
+      ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
+      keepGoing: flags.keepGoing ?? false,
+      ...(flags.record ? { record: flags.record } : {}),
+      json: flags.json ?? false,
+      signal: ac.signal,
+    });
   } finally {
     process.off('SIGINT', onSigint);
   }
-  const secs = (performance.now() - t0) / 1000;
-  const rates = Object.fromEntries(Object.entries(total).map(([k, v]) => [k, Math.round(v / secs)]));
-  if (failed && flags.record) failed.schedule.save(flags.record);
+  const failed = out.failures[0];
   if (flags.json) {
-    printJson({ ok: !failed, runs, seconds: secs, counters: total, perSecond: rates, findings: failed?.findings ?? [], record: failed && flags.record ? flags.record : null });
+    printJson({ ok: out.ok, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, findings: failed?.findings ?? [], record: out.saved[0] ?? null });
   } else {
     if (failed) printReport('sva', failed, false);
-    console.log(`sva: ${runs} threaded runs in ${secs.toFixed(1)} s (placement ${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
-    console.log(`sva: totals ${Object.entries(total).map(([k, v]) => `${k}=${v}`).join(' ')}`);
-    console.log(`sva: per second ${Object.entries(rates).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
-    if (failed && flags.record) console.log(`sva: schedule of the failing run written to ${flags.record}; replay with: iommu-sim replay ${flags.record}`);
-    console.log(`sva: ${failed ? 'FAILURE' : 'SUCCESS'}`);
+    console.log(`sva: ${out.runs} threaded runs in ${out.seconds.toFixed(1)} s (placement ${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
+    console.log(`sva: totals ${Object.entries(out.totals).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+    console.log(`sva: per second ${Object.entries(out.perSecond).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
+    for (const f of out.saved) console.log(`sva: schedule of a failing run written to ${f}; replay with: iommu-sim replay ${f}`);
+    console.log(`sva: ${out.ok ? 'SUCCESS' : 'FAILURE'}`);
   }
   if (ac.signal.aborted) throw new Exit(130);
-  if (failed) throw new Exit(1);
+  if (!out.ok) throw new Exit(1);
 }
 
 /** A model workload run from `--set key=value` parameters, validated before any worker starts. */
@@ -369,6 +358,61 @@ program
       console.log(`replay: ${ok ? 'SUCCESS' : 'FAILURE'} ${counters(r)}`);
     }
     if (!ok) throw new Exit(1);
+  });
+
+program
+  .command('shrink')
+  .description(
+    'Shrink a failing schedule by delta debugging: a schedule no longer than it that fails the same way (the same ' +
+      'finding kinds and first finding, or the same failed check), strict-replayable with `iommu-sim replay`.',
+  )
+  .argument('<schedule>', 'a schedule file written by --record, of a run that fails')
+  .option('-o, --out <file>', 'where to write the shrunk schedule (default: <schedule>.shrunk)')
+  .addOption(new Option('--runs <n>', 'run the workload at most n times while shrinking').argParser(intArg(1)).default(2000))
+  .option('--json', 'print one JSON object on stdout')
+  .action((file: string, flags: { out?: string; runs: number; json?: boolean }) => {
+    const schedule = Schedule.load(file);
+    const out = flags.out ?? `${file}.shrunk`;
+    const bar = progress('runs', !flags.json);
+    let r: ReturnType<typeof shrink>;
+    try {
+      r = shrink(schedule, { maxRuns: flags.runs, onProgress: (p) => bar.update(p.runs, p.maxRuns, `${p.steps} steps`) });
+    } catch (err) {
+      if (!(err instanceof NothingToShrink)) throw err;
+      // Exit 1 as for any other command whose input turned out not to be what it needs: a failing run.
+      if (flags.json) printJson({ ok: false, input: file, nothingToShrink: true, message: err.message });
+      else console.log(`shrink: ${file}: ${err.message}`);
+      throw new Exit(1);
+    } finally {
+      bar.stop();
+    }
+    r.schedule.save(out);
+    if (flags.json) {
+      printJson({
+        ok: true,
+        input: file,
+        out,
+        before: r.before,
+        after: r.after,
+        runs: r.runs,
+        maxRuns: flags.runs,
+        exhausted: r.exhausted,
+        rounds: r.rounds,
+        guided: r.guided,
+        finding: r.finding,
+        signature: r.signature,
+        traceHash: r.schedule.meta.traceHash,
+        replay: `iommu-sim replay ${out}`,
+      });
+      return;
+    }
+    console.log(`shrink: ${file}: ${r.before} steps, fails with: ${r.finding}`);
+    const how = r.after < r.before ? `${r.before} → ${r.after} steps` : `no shorter schedule found (${r.after} steps)`;
+    console.log(
+      `shrink: ${how} in ${r.runs} runs (${r.rounds} round${r.rounds > 1 ? 's' : ''}; guided by ${r.guided} recorded ` +
+        `step${r.guided === 1 ? '' : 's'}, the rest in the default order)${r.exhausted ? `; stopped at the budget of ${flags.runs} runs (--runs)` : ''}`,
+    );
+    console.log(`shrink: schedule written to ${out}; replay with: iommu-sim replay ${out}`);
   });
 
 program

@@ -23,7 +23,7 @@ export interface ShrinkProgress {
 }
 
 export interface ShrinkOptions {
-  /** Runs of the workload allowed in all (default 2000). */
+  /** Runs of the workload allowed in all, the input's replay and the result's check included (default 2000). */
   readonly maxRuns?: number;
   readonly onProgress?: (p: ShrinkProgress) => void;
 }
@@ -60,7 +60,7 @@ export class NothingToShrink extends Error {
 export function failureSignature(r: RunResult): string | undefined {
   if (r.findings.length > 0) {
     const kinds = [...new Set(r.findings.map((f) => f.kind))].sort().join(',');
-    return `${kinds}: ${normalise((r.findings[0] as RunResult['findings'][number]).title)}`;
+    return `${kinds}: ${normalise(r.findings[0]?.title ?? '')}`;
   }
   if (!r.check.ok) return `check: ${normalise(r.check.problems[0] ?? '(no problem named)')}`;
   if (!r.accounting.ok) return 'accounting: sent != delivered + queued';
@@ -72,9 +72,7 @@ function normalise(s: string): string {
 }
 
 function describeFailure(r: RunResult): string {
-  if (r.findings.length > 0) return (r.findings[0] as RunResult['findings'][number]).title;
-  if (!r.check.ok) return r.check.problems[0] ?? 'a failed check';
-  return 'the message accounting does not add up';
+  return r.findings[0]?.title ?? (r.check.ok ? 'the message accounting does not add up' : (r.check.problems[0] ?? 'a failed check'));
 }
 
 interface Best {
@@ -85,6 +83,8 @@ interface Best {
 
 export function shrink(schedule: Schedule, opts: ShrinkOptions = {}): ShrinkResult {
   const maxRuns = Math.max(1, opts.maxRuns ?? 2000);
+  // Candidates may use every run but the one that checks the result.
+  const budget = maxRuns - 1;
   const meta = schedule.meta;
   // The reference is what `iommu-sim replay` shows for the input (a divergence propagates: not a failure of it).
   const original = replay(schedule);
@@ -99,18 +99,21 @@ export function shrink(schedule: Schedule, opts: ShrinkOptions = {}): ShrinkResu
   /** One candidate: follow `steps` of `base`; kept (and made the best) when it fails the same way, no longer. */
   const attempt = (base: Schedule, steps: readonly number[]): boolean => {
     runs++;
+    const scheduler = new GuidedScheduler(base, steps);
+    scheduler.newExecution();
     let r: RunResult;
     try {
       r = runDeterministic({
         workload: buildWorkload(meta.workload.name, meta.workload.params),
         seed: meta.seed,
-        scheduler: started(new GuidedScheduler(base, steps)),
+        scheduler,
         // A run longer than the best is of no use: stop it there (StepBudgetExceeded, caught below).
         maxSteps: best.steps,
         ...(meta.initial ? { initial: meta.initial } : {}),
       });
     } catch {
-      // A candidate that crashes or runs too long is one that does not fail the same way.
+      // A candidate that crashes (an actor or task throws on an order the model never meant to allow) or runs
+      // past the best length is one that does not fail the same way: an outcome, not an error of the shrink.
       return false;
     } finally {
       if (runs % 16 === 0) progress();
@@ -133,7 +136,7 @@ export function shrink(schedule: Schedule, opts: ShrinkOptions = {}): ShrinkResu
       const id = digestInts(Int32Array.from(c));
       if (seen.has(id)) return false;
       seen.add(id);
-      if (runs >= maxRuns) {
+      if (runs >= budget) {
         exhausted = true;
         return false;
       }
@@ -142,14 +145,15 @@ export function shrink(schedule: Schedule, opts: ShrinkOptions = {}): ShrinkResu
     let c = ddmin(
       Array.from({ length: base.length }, (_, i) => i),
       test,
-      () => runs >= maxRuns,
+      () => runs >= budget,
     );
-    // The last pass: single steps, from the end (where the failure is) back, until none can go.
-    for (let i = c.length - 1; i >= 0 && runs < maxRuns; i--) {
+    // The last pass: single steps, from the end (where the failure is) back. ddmin's own last granularity
+    // tried them too, but the test is not monotone: a step kept then may go now that others have.
+    for (let i = c.length - 1; i >= 0 && runs < budget; i--) {
       const without = [...c.slice(0, i), ...c.slice(i + 1)];
       if (test(without)) c = without;
     }
-    if (runs >= maxRuns) exhausted = true;
+    if (runs >= budget) exhausted = true;
     if (best.steps >= stepsBefore || exhausted) break;
   }
 
@@ -181,11 +185,6 @@ export function shrink(schedule: Schedule, opts: ShrinkOptions = {}): ShrinkResu
     rounds,
     exhausted,
   };
-}
-
-function started(s: GuidedScheduler): GuidedScheduler {
-  s.newExecution();
-  return s;
 }
 
 /**

@@ -1,8 +1,13 @@
 // Guided replay: follows a recorded sequence of steps as far as it can, leniently. Where the next recorded
-// step is not enabled it takes the first enabled one among the next few recorded steps (skipping those in
-// between); where none of them is enabled, and once the sequence is used up, it takes a deterministic default.
-// So any subsequence of a schedule — what delta debugging (Zeller & Hildebrandt, TSE 2002) tries — still gives
-// a complete, deterministic run, which records its own schedule for strict replay. Used by `shrink`.
+// step is not enabled it takes the first enabled one among the next few recorded steps (dropping those it
+// passes over); where none of them is, and once the sequence is used up, it takes a deterministic default. So
+// any subsequence of a schedule — what delta debugging (Zeller & Hildebrandt, TSE 2002) tries — still gives a
+// complete, deterministic run, which records its own schedule for strict replay. Used by `shrink`.
+//
+// The default does not preempt: the thread that ran last goes on while it can, else the one that has waited
+// longest. Few preemptions are what most concurrency bugs need (Musuvathi & Qadeer, CHESS), so the recorded
+// steps that survive shrinking are the preemptions the failure depends on, and the rest reads as plain runs
+// of one thread after another.
 //
 // Task ids name the step that spawned them (task.ts: TASK_BASE + 16 × (step + 1) + index), so once steps are
 // left out the same task has another id. The guide renames them: a recorded step it followed maps to the step
@@ -14,10 +19,12 @@ import { TASK_BASE } from '../task.js';
 
 /** Tasks a step may spawn (task.ts numbers them within their spawning step). */
 const TASKS_PER_STEP = 16;
-/** How far ahead a step not enabled may be passed over: far enough to get past a few left-out steps. */
-const LOOKAHEAD = Number(process.env.LA ?? 16);
-const STICKY = process.env.STICKY === '1';
-const DEFER = process.env.DEFER === '1';
+/**
+ * How many recorded steps are looked at when the next one is not enabled. A few get past a step that shrinking
+ * took the cause of; many drop long stretches of the guide at once (on the README's sva race, 4 shrank it
+ * further than 1, 2 or 16 did).
+ */
+const LOOKAHEAD = 4;
 
 export class GuidedScheduler implements Scheduler {
   readonly name = 'guided';
@@ -26,11 +33,10 @@ export class GuidedScheduler implements Scheduler {
   private cursor = 0;
   /** Recorded step → step of this run it was taken at. */
   private readonly taken = new Map<number, number>();
-  /** Thread → the step it last ran at, for the round-robin default. */
+  /** Thread → the step it last ran at, for the default. */
   private readonly lastRun = new Map<number, number>();
-  private followed = 0;
-  private readonly used = new Set<number>();
   private last: number | undefined;
+  private followed = 0;
   private defaults = 0;
 
   /** `steps`: indices into `schedule`, ascending — the subsequence to follow. */
@@ -48,12 +54,10 @@ export class GuidedScheduler implements Scheduler {
   next(enabled: readonly Choice[], step: number): Choice {
     const end = Math.min(this.steps.length, this.cursor + LOOKAHEAD);
     for (let j = this.cursor; j < end; j++) {
-      if (this.used.has(j)) continue;
       const rec = this.steps[j] as number;
       const c = this.find(enabled, rec);
       if (c) {
         // Recorded steps passed over are dropped: the run has moved past the point where they made sense.
-        if (DEFER) { this.used.add(j); while (this.used.has(this.cursor)) this.cursor++; } else
         this.cursor = j + 1;
         this.taken.set(rec, step);
         this.followed++;
@@ -91,12 +95,14 @@ export class GuidedScheduler implements Scheduler {
   }
 
   /**
-   * Round-robin over threads: the one that has waited longest (never run first), then the oldest message,
-   * then the lowest channel key. Fair, so a default tail cannot starve the thread a failure depends on, and a
-   * function of the run so far only.
+   * No preemption: the thread that ran last, its oldest step first. Else round-robin: the thread that has
+   * waited longest (never run first), then the oldest message, then the lowest channel key — so a default tail
+   * cannot starve the thread a failure depends on. A function of the run so far only.
    */
   private fallback(enabled: readonly Choice[]): Choice {
-    if (STICKY) for (const c of enabled) if (c.thread === this.last) return c;
+    let same: Choice | undefined;
+    for (const c of enabled) if (c.thread === this.last && (!same || c.seq < same.seq)) same = c;
+    if (same) return same;
     let best = enabled[0] as Choice;
     let bestAt = this.lastRun.get(best.thread) ?? -1;
     for (let i = 1; i < enabled.length; i++) {
