@@ -90,6 +90,12 @@ describe('scenario validation: each malformed scenario names its field', () => {
     ['a depth of 0', { ...GOOD, explore: { depth: 0 } }, /explore\.depth/],
     ['a thread that does not exist', { ...GOOD, seed: '007' }, /seed/],
     ['a negative process count', { ...GOOD, topology: { processes: -1 } }, /topology\.processes/],
+    ['a script for a process that does not exist', { ...GOOD, script: { 'proc/3': ['bind'] } }, /script: proc\/3: no such process \(the topology has 2\)/],
+    ['a cycle in the ordering constraints', { ...GOOD, script: { 'proc/0': [{ after: 'proc/1:0' }, 'bind'], 'proc/1': [{ after: 'proc/0:0' }, 'bind'] } }, /script: the ordering constraints have a cycle: proc\/\d:0 → proc\/\d:0 → proc\/\d:0/],
+    ['an ordering constraint on a step that does not exist', { ...GOOD, script: { 'proc/0': ['bind'], 'proc/1': [{ after: 'proc/0:9' }] } }, /script: proc\/1\[0\]: after proc\/0:9, a step that proc\/0 does not have/],
+    ['an unknown step', { ...GOOD, script: { 'proc/0': ['fly'] } }, /script\.proc\/0\.0/],
+    ['a malformed reference', { ...GOOD, script: { 'proc/0': [{ after: 'proc0 step 1' }] } }, /script\.proc\/0\.0/],
+    ['a script for a model without processes', { ...GOOD, model: 'ioasid', topology: {}, policies: {}, workload: {}, script: { 'proc/0': ['bind'] } }, /script: only the sva model/],
   ];
   for (const [what, raw, field] of bad) {
     it(what, () => {

@@ -47,6 +47,7 @@ import { hardwareMachine } from './hardware.js';
 import { defineKernelUsers, KERNEL_USES, type KernelUse, VFIO_USES, type VfioUse } from './kernel-users.js';
 import { mmMachine } from './mm.js';
 import { processMachine, type Script, SCRIPTS } from './process.js';
+import { type ScriptStep, scriptedProcessMachine } from './scripted-process.js';
 
 const SPECS: Readonly<Record<Flavour, FlavourSpec>> = { vtd: VTD, amd: AMD, smmuv3: SMMUV3 };
 
@@ -88,6 +89,11 @@ export interface SvaParams {
   readonly prqDepth: number;
   /** Expect each PASID to name one address space system-wide (an oracle; see SvaConfig.pasidUnique). */
   readonly pasidUnique: boolean;
+  /**
+   * Scripted processes (JSON: an array, one list of steps per process — src/actors/scripted-process.ts); ''
+   * runs `script` instead. Scenarios write it as their `script` section.
+   */
+  readonly steps: string;
   readonly hungTaskSecs: number;
   /** Default DMA domains at probe (seed 001). */
   readonly defaultDomain: DefaultDomainPolicy;
@@ -131,6 +137,7 @@ export const SVA_DEFAULTS: SvaParams = {
   atc: 16,
   prqDepth: 128,
   pasidUnique: false,
+  steps: '',
   hungTaskSecs: 120,
   defaultDomain: 'none',
   addressSpaces: 128,
@@ -196,6 +203,7 @@ export function svaParams(raw: Readonly<Record<string, Wire>>): SvaParams {
     atc: int('atc', raw.atc, d.atc, 0, 1 << 16),
     prqDepth: int('prqDepth', raw.prqDepth, d.prqDepth, 1, 1 << 16),
     pasidUnique: bool('pasidUnique', raw.pasidUnique, d.pasidUnique),
+    steps: raw.steps === undefined ? d.steps : String(raw.steps),
     hungTaskSecs: int('hungTaskSecs', raw.hungTaskSecs, d.hungTaskSecs, 1, 86_400),
     defaultDomain: oneOf('defaultDomain', raw.defaultDomain, DEFAULT_DOMAIN_POLICIES, d.defaultDomain),
     addressSpaces: int('addressSpaces', raw.addressSpaces, d.addressSpaces, 1, 1 << 16),
@@ -370,7 +378,19 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     specs.push({ name: d.actorName, logic: hardwareMachine(d, step), input: { self: actors.device(i) } });
   });
   for (let i = 0; i < P; i++) specs.push({ name: `mm/${i + 1}`, logic: mmMachine });
-  for (let i = 0; i < P; i++) {
+  const scripted = parseSteps(p.steps, P);
+  for (let i = 0; i < P && scripted; i++) {
+    const tell: [number, number][] = [];
+    scripted.forEach((steps, j) => {
+      for (const st of steps) if (st.op === 'after' && st.proc === i) tell.push([st.step, actors.process(j)]);
+    });
+    specs.push({
+      name: `proc/${i}`,
+      logic: scriptedProcessMachine,
+      input: { idx: i, self: actors.process(i), devActor: actors.device(i % D), flags: p.flags, steps: scripted[i] ?? [], tell } as unknown as Wire,
+    });
+  }
+  for (let i = 0; i < P && !scripted; i++) {
     specs.push({
       name: `proc/${i}`,
       logic: processMachine,
@@ -413,6 +433,70 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     },
   };
   return { workload, model };
+}
+
+/** The scripted processes' steps, checked (actors and steps that exist, no ordering cycle); undefined: none. */
+export function parseSteps(text: string, processes: number): ScriptStep[][] | undefined {
+  if (text === '') return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new InputError('sva: steps: not JSON');
+  }
+  if (!Array.isArray(v)) throw new InputError('sva: steps: not a list');
+  if (v.length > processes) throw new InputError(`sva: steps: proc/${v.length - 1}: no such process (the topology has ${processes})`);
+  const out = v.map((list, i) => {
+    if (!Array.isArray(list)) throw new InputError(`sva: steps: process ${i}: not a list`);
+    return list.map((st: unknown, k: number): ScriptStep => {
+      const o = (st ?? {}) as Record<string, unknown>;
+      const at = `sva: steps: proc/${i}[${k}]`;
+      const num = (x: unknown, d: number, max: number, what: string): number => {
+        if (x === undefined) return d;
+        if (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x > max) throw new InputError(`${at}: ${what} must be an integer in 0..${max}`);
+        return x;
+      };
+      switch (o.op) {
+        case 'bind':
+        case 'unbind':
+        case 'exit':
+          return { op: o.op };
+        case 'dma':
+          return { op: 'dma', n: num(o.n, 1, 4096, 'n'), vpn: num(o.vpn, 0, 1 << 20, 'vpn'), write: o.write !== false, wait: o.wait !== false };
+        case 'munmap':
+          return { op: 'munmap', vpn: num(o.vpn, 0, 1 << 20, 'vpn') };
+        case 'after': {
+          const proc = num(o.proc, 0, processes - 1, 'proc (a process of the topology)');
+          return { op: 'after', proc, step: num(o.step, 0, 1 << 16, 'step') };
+        }
+        default:
+          throw new InputError(`${at}: unknown step ${JSON.stringify(o.op)} (bind, dma, munmap, unbind, exit, after)`);
+      }
+    });
+  });
+  // The order constraints: a step waits for the one before it and for its `after`; a cycle never ends.
+  const key = (i: number, k: number): string => `proc/${i}:${k}`;
+  const deps = new Map<string, string[]>();
+  out.forEach((list, i) => {
+    list.forEach((st, k) => {
+      const d: string[] = k > 0 ? [key(i, k - 1)] : [];
+      if (st.op === 'after') {
+        if (st.step >= (out[st.proc]?.length ?? 0)) throw new InputError(`sva: steps: proc/${i}[${k}]: after proc/${st.proc}:${st.step}, a step that proc/${st.proc} does not have`);
+        d.push(key(st.proc, st.step));
+      }
+      deps.set(key(i, k), d);
+    });
+  });
+  const state = new Map<string, 1 | 2>();
+  const visit = (n: string, path: string[]): void => {
+    if (state.get(n) === 2) return;
+    if (state.get(n) === 1) throw new InputError(`sva: steps: the ordering constraints have a cycle: ${[...path.slice(path.indexOf(n)), n].join(' → ')}`);
+    state.set(n, 1);
+    for (const m of deps.get(n) ?? []) visit(m, [...path, n]);
+    state.set(n, 2);
+  };
+  for (const n of deps.keys()) visit(n, []);
+  return out;
 }
 
 export function svaWorkload(raw: Readonly<Record<string, Wire>>): Workload {

@@ -58,8 +58,25 @@ export function validateScenario(raw: unknown, where: string): Scenario {
 /** The model's parameters the scenario stands for (with its fix applied when asked). */
 export function scenarioParams(s: Scenario, fixed = false): Record<string, Wire> {
   const p: Record<string, Wire> = { ...s.topology, ...s.policies, ...s.workload, ...s.faults };
+  if (s.script) p.steps = compileScript(s.script);
   if (fixed) Object.assign(p, s.fix ?? {});
   return p;
+}
+
+/** The `script` section as the sva model's `steps` parameter: a JSON list, one list of steps per process. */
+function compileScript(script: NonNullable<Scenario['script']>): string {
+  const procs: unknown[][] = [];
+  for (const [name, steps] of Object.entries(script)) {
+    const i = Number(name.slice('proc/'.length));
+    procs[i] = steps.map((st) => {
+      if (typeof st === 'string') return { op: st };
+      if ('dma' in st) return { op: 'dma', ...st.dma };
+      if ('munmap' in st) return { op: 'munmap', vpn: st.munmap };
+      const [proc, step] = st.after.slice('proc/'.length).split(':').map(Number);
+      return { op: 'after', proc, step };
+    });
+  }
+  return JSON.stringify(Array.from({ length: procs.length }, (_, i) => procs[i] ?? []));
 }
 
 function checkParams(s: Scenario, where: string, params: Record<string, Wire>): void {
@@ -72,10 +89,12 @@ function checkParams(s: Scenario, where: string, params: Record<string, Wire>): 
       seen.set(key, sec);
     }
   }
+  if (s.script && s.model !== 'sva') throw new ScenarioError(`${where}: script: only the sva model runs scripted processes`);
   try {
     buildWorkload(s.model, params);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
+    if (msg.startsWith('sva: steps: ')) throw new ScenarioError(`${where}: script: ${msg.slice('sva: steps: '.length)}`);
     // The models name the parameter in quotes or first: `sva: teardown must be one of …`.
     const key = Object.keys(params).find((k) => new RegExp(`(^|[\\s'"])${k}([\\s'":]|$)`).test(msg.replace(/^\w+: /, ' ')));
     const sec = key ? (s.fix && key in s.fix ? 'fix' : (seen.get(key) ?? 'workload')) : undefined;

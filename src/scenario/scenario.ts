@@ -46,6 +46,19 @@ const expectSchema = z
   .default({ findings: [], forbid: 'any', counters: {} });
 export type Expectation = z.output<typeof expectSchema>;
 
+/** A scripted step: `bind`, `unbind`, `exit`, `{ dma: {n, vpn, write, wait} }`, `{ munmap: vpn }`, `{ after: proc/N:K }`. */
+const stepSchema = z.union([
+  z.enum(['bind', 'unbind', 'exit']),
+  z.strictObject({
+    dma: z
+      .strictObject({ n: z.number().int().min(1).max(4096).optional(), vpn: z.number().int().min(0).optional(), write: z.boolean().optional(), wait: z.boolean().optional() })
+      .default({}),
+  }),
+  z.strictObject({ munmap: z.number().int().min(0) }),
+  z.strictObject({ after: z.string().regex(/^proc\/\d+:\d+$/, 'expected proc/N:K (process N, its step K, from 0)') }),
+]);
+export type StepInput = z.input<typeof stepSchema>;
+
 export const scenarioSchema = z.strictObject({
   /** A short name (the file's, by convention). */
   name: z.string().min(1),
@@ -58,6 +71,11 @@ export const scenarioSchema = z.strictObject({
   topology: params.default({}),
   policies: params.default({}),
   workload: params.default({}),
+  /**
+   * The sva model's processes, scripted: `proc/N` → its steps, after exec. A step `{ after: proc/M:K }` waits
+   * until process M has done its step K. The actors must exist, and the constraints must not form a cycle.
+   */
+  script: z.record(z.string().regex(/^proc\/\d+$/, 'expected proc/N'), z.array(stepSchema)).optional(),
   /**
    * Fault injection, as the model's misbehaviour parameters: a device that issues DMA after it was told to stop
    * (`misbehave: dma-after-stop`), loses page responses, never drains or is unplugged; a page request queue of

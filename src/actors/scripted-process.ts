@@ -1,0 +1,164 @@
+// A process that follows a scenario's script, step by step: exec happens first, then each step — bind (open the
+// device fd), dma (submit n descriptors and, unless `nowait`, wait for them), munmap, unbind (close the fd),
+// exit (with the fd still open if it was not closed) — with ordering constraints between processes: a step
+// `after: proc/N:K` waits until process N has finished its step K (process N tells it, with `go`). The steps
+// are the scenario's (src/scenario/), checked there: the actors exist, and the constraints have no cycle.
+import { assign, enqueueActions, setup } from 'xstate';
+import { type Effect, sendEffect, spawnEffect } from '../runtime/model.js';
+
+export type ScriptStep =
+  | { readonly op: 'bind' }
+  | { readonly op: 'dma'; readonly n: number; readonly vpn: number; readonly write: boolean; readonly wait: boolean }
+  | { readonly op: 'munmap'; readonly vpn: number }
+  | { readonly op: 'unbind' }
+  | { readonly op: 'exit' }
+  /** Wait until `proc` has finished its step `step` (0-based). */
+  | { readonly op: 'after'; readonly proc: number; readonly step: number };
+
+export interface ScriptedInput {
+  readonly idx: number;
+  readonly self: number;
+  readonly devActor: number;
+  readonly flags: number;
+  readonly steps: readonly ScriptStep[];
+  /** Who waits on which of this process's steps: [step, actor to tell]. */
+  readonly tell: readonly (readonly [number, number])[];
+}
+
+type Ev =
+  | { type: 'go'; from: number; step: number }
+  | { type: 'exec.done' }
+  | { type: 'bound'; handle: number; pasid: number; capable: number }
+  | { type: 'bind.failed'; err: number; capable: number }
+  | { type: 'closed' }
+  | { type: 'munmapped' }
+  | { type: 'exited' }
+  | { type: 'dma.done'; id: number; ok: number };
+
+interface Ctx extends ScriptedInput {
+  /** The step being done (steps.length: done). */
+  pc: number;
+  /** 0 running the step, 1 waiting for its answer. */
+  busy: number;
+  handle: number;
+  pasid: number;
+  submitted: number;
+  completed: number;
+  ok: number;
+  failed: number;
+  bindErr: number;
+  /** `go`s received: "proc:step" keys. */
+  gone: string[];
+}
+
+/** Start step pc (or finish): returns what the process emits and how its context changes. */
+function advance(c: Ctx, emit: (e: Effect) => void): Partial<Ctx> {
+  let pc = c.pc;
+  const patch: Partial<Ctx> = {};
+  // Steps that need no answer run one after another in this same transition.
+  for (;;) {
+    const s = c.steps[pc];
+    if (!s) return { ...patch, pc, busy: 0 };
+    const name = `proc${c.idx}`;
+    switch (s.op) {
+      case 'after':
+        if (!(patch.gone ?? c.gone).includes(`${s.proc}:${s.step}`)) return { ...patch, pc, busy: 1 };
+        break;
+      case 'bind':
+        emit(spawnEffect('sys_bind', { proc: c.idx, flags: c.flags }, name));
+        return { ...patch, pc, busy: 1 };
+      case 'dma': {
+        let id = patch.submitted ?? c.submitted;
+        for (let i = 0; i < s.n; i++) {
+          emit(sendEffect(c.devActor, { type: 'submit', pasid: patch.pasid ?? c.pasid, vpn: s.vpn, w: s.write ? 1 : 0, id: id++, from: c.self, cr: 0 }));
+        }
+        patch.submitted = id;
+        if (s.wait) return { ...patch, pc, busy: 1 };
+        break;
+      }
+      case 'munmap':
+        emit(spawnEffect('sys_munmap', { proc: c.idx, start: s.vpn, n: 1 }, name));
+        return { ...patch, pc, busy: 1 };
+      case 'unbind':
+        emit(spawnEffect('sys_close', { proc: c.idx, handle: patch.handle ?? c.handle }, name));
+        return { ...patch, pc, busy: 1 };
+      case 'exit': {
+        const h = patch.handle ?? c.handle;
+        emit(spawnEffect('do_exit', { proc: c.idx, handles: h > 0 ? [h] : [] }, name));
+        return { ...patch, pc, busy: 1 };
+      }
+    }
+    tellDone(c, pc, emit);
+    pc++;
+  }
+}
+
+function tellDone(c: Ctx, step: number, emit: (e: Effect) => void): void {
+  for (const [s, to] of c.tell) if (s === step) emit(sendEffect(to, { type: 'go', from: c.idx, step }));
+}
+
+export const scriptedProcessMachine = setup({
+  types: { context: {} as Ctx, events: {} as Ev, input: {} as ScriptedInput, emitted: {} as Effect },
+  actions: {
+    // The current step got its answer: tell who waits on it, then start the next ones.
+    next: enqueueActions(({ context, event, enqueue }) => {
+      const c: Ctx = { ...context };
+      if (event.type === 'bound') Object.assign(c, { handle: event.handle, pasid: event.pasid });
+      if (event.type === 'bind.failed') Object.assign(c, { bindErr: event.err, handle: 0 });
+      if (event.type === 'closed' || event.type === 'exited') c.handle = 0;
+      tellDone(c, c.pc, (e) => enqueue.emit(e));
+      c.pc++;
+      const patch = advance(c, (e) => enqueue.emit(e));
+      enqueue.assign({ ...c, ...patch });
+    }),
+    start: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign(advance(context, (e) => enqueue.emit(e)));
+    }),
+  },
+  guards: {
+    dmaWaitDone: ({ context }) => context.steps[context.pc]?.op === 'dma' && context.busy === 1 && context.completed + 1 >= context.submitted,
+    afterMet: ({ context, event }) => {
+      const s = context.steps[context.pc];
+      return event.type === 'go' && s?.op === 'after' && context.busy === 1 && s.proc === event.from && s.step === event.step;
+    },
+  },
+}).createMachine({
+  id: 'scripted-process',
+  context: ({ input }) => ({ ...input, pc: 0, busy: 0, handle: 0, pasid: 0, submitted: 0, completed: 0, ok: 0, failed: 0, bindErr: 0, gone: [] }),
+  initial: 'waiting',
+  states: {
+    waiting: {
+      on: {
+        go: { target: 'exec', actions: assign(({ context, event }) => (event.from >= 0 ? { gone: [...context.gone, `${event.from}:${event.step}`] } : {})) },
+      },
+    },
+    exec: {
+      entry: enqueueActions(({ context, enqueue }) => enqueue.emit(spawnEffect('sys_exec', { proc: context.idx }, `proc${context.idx}`))),
+      on: {
+        'exec.done': { target: 'running', actions: 'start' },
+        go: { actions: assign(({ context, event }) => ({ gone: [...context.gone, `${event.from}:${event.step}`] })) },
+      },
+    },
+    running: {
+      always: { guard: ({ context }) => context.pc >= context.steps.length, target: 'done' },
+      on: {
+        go: [
+          { guard: 'afterMet', actions: [assign(({ context, event }) => ({ gone: [...context.gone, `${event.from}:${event.step}`] })), 'next'] },
+          { actions: assign(({ context, event }) => ({ gone: [...context.gone, `${event.from}:${event.step}`] })) },
+        ],
+        bound: { actions: 'next' },
+        'bind.failed': { actions: 'next' },
+        closed: { actions: 'next' },
+        munmapped: { actions: 'next' },
+        exited: { actions: 'next' },
+        'dma.done': [
+          { guard: 'dmaWaitDone', actions: [assign(({ context, event }) => ({ completed: context.completed + 1, ok: context.ok + event.ok, failed: context.failed + 1 - event.ok })), 'next'] },
+          { actions: assign(({ context, event }) => ({ completed: context.completed + 1, ok: context.ok + event.ok, failed: context.failed + 1 - event.ok })) },
+        ],
+      },
+    },
+    done: {
+      on: { 'dma.done': { actions: assign(({ context, event }) => ({ completed: context.completed + 1, ok: context.ok + event.ok, failed: context.failed + 1 - event.ok })) } },
+    },
+  },
+});
