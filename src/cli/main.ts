@@ -225,7 +225,8 @@ Parameters (--set):
   teardown=drain|quarantine|at-once   drainTimeoutMs (quarantine's bounded wait)
   fault=protocol|callback
   bug=none|no-range-flush|no-release-flush   a planted driver bug (to see the oracles fire)
-  misbehave=none|slow-drain|no-drain|dma-after-stop|lost-response|unplug   misbehaveDevice (-1: all)
+  misbehave=none|slow-drain|no-drain|dma-after-stop|lost-response|unplug|unplug-on-fault|no-atc-response
+                             misbehaveDevice (-1: all); prqDepth (small: page request queue overflow)
   script=life|exit|unbind-inflight|stress|munmap   chain=true: process i starts when i-1 has closed its fd
   flags (1 PRIVATE_PASID, 2 SUPERVISOR_MODE), trusted, iotlb, atc, cmdCostNs, hungTaskSecs
   defaultDomain=none|per-instance|per-device   addressSpaces (per IOMMU instance)

@@ -3,7 +3,8 @@
 // or asks the IOMMU (ATS), page requests with a group index and the last flag, waiting for the response, and
 // in-flight DMA counted per PASID so that "stop using this PASID" can be answered with "drained". Misbehaviour
 // on demand: a slow drain, a drain that never finishes, DMA issued after being told to stop, lost page
-// responses, hot-unplug.
+// responses, hot-unplug (when told to stop, or while a fault is being handled), ATS invalidations never
+// completed.
 import type { Oracle } from '../../core/oracle.js';
 import type { Stats } from '../../core/stats.js';
 import type { Sva } from '../../core/sva.js';
@@ -15,8 +16,8 @@ import { PR_GROUPS } from '../iommu.js';
 import { type HwMessage, WHY_PTE } from '../messages.js';
 import type { Hardware, HwOut } from '../out.js';
 
-export type Misbehaviour = 'none' | 'slow-drain' | 'no-drain' | 'dma-after-stop' | 'lost-response' | 'unplug';
-export const MISBEHAVIOURS: readonly Misbehaviour[] = ['none', 'slow-drain', 'no-drain', 'dma-after-stop', 'lost-response', 'unplug'];
+export type Misbehaviour = 'none' | 'slow-drain' | 'no-drain' | 'dma-after-stop' | 'lost-response' | 'unplug' | 'unplug-on-fault' | 'no-atc-response';
+export const MISBEHAVIOURS: readonly Misbehaviour[] = ['none', 'slow-drain', 'no-drain', 'dma-after-stop', 'lost-response', 'unplug', 'unplug-on-fault', 'no-atc-response'];
 
 const P_INFLIGHT = 0;
 const P_STOPPED = 1;
@@ -206,6 +207,8 @@ export class PciDevice implements Hardware {
         if (!d) return;
         if (msg.why === WHY_PTE && this.info.caps.pri && !this.stopped(d.pasid)) {
           if (!this.pageRequest(d, out)) this.prStalled.push(d.tag); // every group in use: stall until one frees
+          // Surprise removal while the fault is being handled.
+          if (this.misbehaviour === 'unplug-on-fault') this.unplug(out);
           return;
         }
         this.complete(d, false, out);
@@ -230,6 +233,8 @@ export class PciDevice implements Hardware {
         return;
       }
       case 'atc.inv': {
+        // An ATS invalidation the device never completes: the IOMMU's queue waits (an invalidation time-out).
+        if (this.misbehaviour === 'no-atc-response' && !this.unplugged) return;
         for (let e = 0; e < Math.max(1, this.atcEntries_); e++) {
           const at = this.env.k.mem.statics + this.atc + e * A_WORDS;
           if (m[at + A_VALID] !== 1 || m[at + A_PASID] !== msg.pasid) continue;
