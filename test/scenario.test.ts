@@ -95,6 +95,7 @@ describe('scenario validation: each malformed scenario names its field', () => {
     ['an ordering constraint on a step that does not exist', { ...GOOD, script: { 'proc/0': ['bind'], 'proc/1': [{ after: 'proc/0:9' }] } }, /script: proc\/1\[0\]: after proc\/0:9, a step that proc\/0 does not have/],
     ['an unknown step', { ...GOOD, script: { 'proc/0': ['fly'] } }, /script\.proc\/0\.0/],
     ['a malformed reference', { ...GOOD, script: { 'proc/0': [{ after: 'proc0 step 1' }] } }, /script\.proc\/0\.0/],
+    ['an extension that does not exist', { ...GOOD, extension: 'nowhere/patch.cjs' }, /extension: extension .*nowhere\/patch\.cjs: cannot load/],
     ['a script for a model without processes', { ...GOOD, model: 'ioasid', topology: {}, policies: {}, workload: {}, script: { 'proc/0': ['bind'] } }, /script: only the sva model/],
   ];
   for (const [what, raw, field] of bad) {

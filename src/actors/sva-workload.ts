@@ -24,7 +24,7 @@ import {
   TEARDOWNS,
 } from '../core/types.js';
 import { AMD, amdOps } from '../hw/amd/amd.js';
-import type { DriverEnv } from '../hw/driver.js';
+import { type DriverEnv, flush } from '../hw/driver.js';
 import type { FlavourSpec } from '../hw/flavour.js';
 import { DEFAULT_UNIT, IommuUnit } from '../hw/iommu.js';
 import { HW_HOT_EVENTS, HW_SHARED_EVENTS } from '../hw/messages.js';
@@ -43,6 +43,7 @@ import { definePhysMem, onPageFree, pageOwner, physMemWords } from '../kernel/mm
 import { slabInit } from '../kernel/slab.js';
 import { InputError } from '../runtime/errors.js';
 import type { ActorSpec, Wire, Workload } from '../runtime/model.js';
+import { applyExtension, KERNEL_PRIMITIVES } from './extension.js';
 import { hardwareMachine } from './hardware.js';
 import { defineKernelUsers, KERNEL_USES, type KernelUse, VFIO_USES, type VfioUse } from './kernel-users.js';
 import { mmMachine } from './mm.js';
@@ -94,6 +95,8 @@ export interface SvaParams {
    * runs `script` instead. Scenarios write it as their `script` section.
    */
   readonly steps: string;
+  /** A CommonJS module whose extend(ctx) replaces or wraps ops (src/actors/extension.ts); '' for none. */
+  readonly extension: string;
   readonly hungTaskSecs: number;
   /** Default DMA domains at probe (seed 001). */
   readonly defaultDomain: DefaultDomainPolicy;
@@ -138,6 +141,7 @@ export const SVA_DEFAULTS: SvaParams = {
   prqDepth: 128,
   pasidUnique: false,
   steps: '',
+  extension: '',
   hungTaskSecs: 120,
   defaultDomain: 'none',
   addressSpaces: 128,
@@ -204,6 +208,7 @@ export function svaParams(raw: Readonly<Record<string, Wire>>): SvaParams {
     prqDepth: int('prqDepth', raw.prqDepth, d.prqDepth, 1, 1 << 16),
     pasidUnique: bool('pasidUnique', raw.pasidUnique, d.pasidUnique),
     steps: raw.steps === undefined ? d.steps : String(raw.steps),
+    extension: raw.extension === undefined ? d.extension : String(raw.extension),
     hungTaskSecs: int('hungTaskSecs', raw.hungTaskSecs, d.hungTaskSecs, 1, 86_400),
     defaultDomain: oneOf('defaultDomain', raw.defaultDomain, DEFAULT_DOMAIN_POLICIES, d.defaultDomain),
     addressSpaces: int('addressSpaces', raw.addressSpaces, d.addressSpaces, 1, 1 << 16),
@@ -285,6 +290,19 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     const ops: IommuOps = f === 'vtd' ? vtdOps(denv) : f === 'amd' ? amdOps(denv) : smmuv3Ops(denv, p.ssidBits);
     sva.registerIommu(u, ops);
   });
+  if (p.extension !== '') {
+    applyExtension(p.extension, {
+      k,
+      sva,
+      dma,
+      units,
+      devices: infos,
+      iommuOps: (u) => sva.ops(infos.find((d) => d.iommu === u) ?? ({ iommu: u } as DeviceInfo)),
+      setIommuOps: (u, ops) => sva.registerIommu(u, ops),
+      flush: (t, dev, cmds) => flush(denv, t, dev, cmds),
+      kernel: KERNEL_PRIMITIVES,
+    });
+  }
   const kusers = defineKernelUsers(
     { k, sva, dma, domains, stats, pm, mms, infos },
     { use: p.kernel, jobs: p.kjobs, buffers: p.kbuffers, devices: p.kdevices, vfio: p.vfio, drmContexts: p.drmContexts, drmRounds: p.drmRounds },

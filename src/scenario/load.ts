@@ -3,7 +3,7 @@
 // is checked by the schema, the parameters by the model they are for, and a parameter's error is reported
 // under the section it was written in.
 import { readFileSync } from 'node:fs';
-import { extname, resolve } from 'node:path';
+import { dirname, extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { ZodError } from 'zod';
@@ -49,7 +49,9 @@ export async function loadScenarioFile(file: string): Promise<Scenario> {
 export function validateScenario(raw: unknown, where: string): Scenario {
   const r = scenarioSchema.safeParse(raw);
   if (!r.success) throw new ScenarioError(`${where}: ${describeZod(r.error)}`);
-  const s = r.data;
+  // An extension is named relative to the scenario; the workload needs where it is.
+  const s = r.data.extension ? { ...r.data, extension: resolve(dirname(where), r.data.extension) } : r.data;
+  if (s.extension && s.model !== 'sva') throw new ScenarioError(`${where}: extension: only the sva model takes extensions`);
   checkParams(s, where, scenarioParams(s));
   if (s.fix) checkParams(s, where, scenarioParams(s, true));
   return s;
@@ -59,6 +61,7 @@ export function validateScenario(raw: unknown, where: string): Scenario {
 export function scenarioParams(s: Scenario, fixed = false): Record<string, Wire> {
   const p: Record<string, Wire> = { ...s.topology, ...s.policies, ...s.workload, ...s.faults };
   if (s.script) p.steps = compileScript(s.script);
+  if (s.extension) p.extension = s.extension;
   if (fixed) Object.assign(p, s.fix ?? {});
   return p;
 }
@@ -95,6 +98,7 @@ function checkParams(s: Scenario, where: string, params: Record<string, Wire>): 
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     if (msg.startsWith('sva: steps: ')) throw new ScenarioError(`${where}: script: ${msg.slice('sva: steps: '.length)}`);
+    if (msg.startsWith('extension ')) throw new ScenarioError(`${where}: extension: ${msg}`);
     // The models name the parameter in quotes or first: `sva: teardown must be one of …`.
     const key = Object.keys(params).find((k) => new RegExp(`(^|[\\s'"])${k}([\\s'":]|$)`).test(msg.replace(/^\w+: /, ' ')));
     const sec = key ? (s.fix && key in s.fix ? 'fix' : (seen.get(key) ?? 'workload')) : undefined;

@@ -82,6 +82,11 @@ export const scenarioSchema = z.strictObject({
    * `prqDepth` entries (overflow); planted driver bugs (`bug`).
    */
   faults: params.default({}),
+  /**
+   * A patch under review: a CommonJS module (path relative to the scenario) whose `extend(ctx)` replaces or
+   * wraps IOMMU driver ops with its own code (src/actors/extension.ts). sva model only.
+   */
+  extension: z.string().min(1).optional(),
   /** The policies that fix the race: `run --fixed` applies them and expects no finding. */
   fix: params.optional(),
   expect: expectSchema,
