@@ -44,6 +44,15 @@ describe('seed 001: default DMA domains and scarce address spaces', () => {
     });
   }
 
+  it('an injected allocation failure (failslab) fails one probe with -ENOMEM and gives back what it took', () => {
+    // 4 devices, 3 address spaces, the 2nd domain allocation fails: if its address space leaked, the 4th
+    // device's probe would fail too (-ENOSPC).
+    const { r, model, c } = once({ iommus: 'smmuv3', devices: 4, addressSpaces: 3, defaultDomain: 'per-device', failAlloc: 'iommu_domain:2' });
+    expect(r.findings.map((x) => x.title)).toEqual([]);
+    expect([0, 1, 2, 3].map((d) => errname(model.kusers.probeResult(d)))).toEqual(['0', '-ENOMEM', '0', '0']);
+    expect(c.probe_failures).toBe(1);
+  });
+
   it('VFIO takeover while DMA-API mappings are live is refused (-EBUSY); after the host driver unbinds it goes through and no IOTLB entry of the old domain survives', () => {
     for (const f of FLAVOURS) {
       for (let seed = 1; seed <= 10; seed++) {

@@ -97,6 +97,8 @@ export interface SvaParams {
   readonly steps: string;
   /** A CommonJS module whose extend(ctx) replaces or wraps ops (src/actors/extension.ts); '' for none. */
   readonly extension: string;
+  /** Allocation failure injection, `cache:n`: the nth allocation from that slab cache fails ('' for none). */
+  readonly failAlloc: string;
   readonly hungTaskSecs: number;
   /** Default DMA domains at probe (seed 001). */
   readonly defaultDomain: DefaultDomainPolicy;
@@ -142,6 +144,7 @@ export const SVA_DEFAULTS: SvaParams = {
   pasidUnique: false,
   steps: '',
   extension: '',
+  failAlloc: '',
   hungTaskSecs: 120,
   defaultDomain: 'none',
   addressSpaces: 128,
@@ -209,6 +212,7 @@ export function svaParams(raw: Readonly<Record<string, Wire>>): SvaParams {
     pasidUnique: bool('pasidUnique', raw.pasidUnique, d.pasidUnique),
     steps: raw.steps === undefined ? d.steps : String(raw.steps),
     extension: raw.extension === undefined ? d.extension : String(raw.extension),
+    failAlloc: raw.failAlloc === undefined ? d.failAlloc : failAllocParam(String(raw.failAlloc)),
     hungTaskSecs: int('hungTaskSecs', raw.hungTaskSecs, d.hungTaskSecs, 1, 86_400),
     defaultDomain: oneOf('defaultDomain', raw.defaultDomain, DEFAULT_DOMAIN_POLICIES, d.defaultDomain),
     addressSpaces: int('addressSpaces', raw.addressSpaces, d.addressSpaces, 1, 1 << 16),
@@ -257,7 +261,8 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     layout: { stringWords: 1 << 17, stringSlots: 1 << 12, staticWords, arenaWords: 1 << 12, lockdepWords: 1 << 14 },
     hungTaskSecs: p.hungTaskSecs,
   });
-  slabInit(k);
+  const [failCache, failNth] = p.failAlloc === '' ? [] : (p.failAlloc.split(':') as [string, string]);
+  slabInit(k, failCache ? { failslab: { cache: failCache, nth: Number(failNth) } } : {});
   const actors = {
     unit: (u: number) => u,
     device: (d: number) => U + d,
@@ -451,6 +456,11 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     },
   };
   return { workload, model };
+}
+
+function failAllocParam(v: string): string {
+  if (v !== '' && !/^[\w-]+:[1-9]\d*$/.test(v)) throw new InputError(`sva: failAlloc: expected cache:n (e.g. iommu_domain:2), got ${JSON.stringify(v)}`);
+  return v;
 }
 
 /** The scripted processes' steps, checked (actors and steps that exist, no ordering cycle); undefined: none. */

@@ -83,7 +83,12 @@ export class Domains {
           }
         }
         const dom = yield* kzalloc(k, t, D_WORDS, 'GFP_KERNEL', 'iommu_domain');
-        if (dom === 0) return { dom: 0, err: -ENOMEM, why: 'kzalloc(iommu_domain) failed' };
+        if (dom === 0) {
+          // Unwind what was taken for it (found by failslab: these leaked).
+          if (asid >= 0) yield* ida_free(k, t, this.spaces[iommu] as Ida, asid);
+          if (table >= 0) yield* ida_free(k, t, this.tables, table);
+          return { dom: 0, err: -ENOMEM, why: 'kzalloc(iommu_domain) failed' };
+        }
         yield* k.step(t, `iommu_domain_alloc(${type})`, () => {
           objStore(k, t, dom, D_TYPE, DOMAIN_TYPES.indexOf(type) + 1);
           objStore(k, t, dom, D_IOMMU, iommu + 1);

@@ -21,6 +21,11 @@ export interface SlabOptions {
   readonly quarantine?: number;
   /** kmemleak reports at most this many objects one by one, then one summary line. */
   readonly leakReportLimit?: number;
+  /**
+   * failslab (lib/fault-inject.c): the nth allocation (1-based) from the named cache fails, once — to drive the
+   * error paths of its callers.
+   */
+  readonly failslab?: { readonly cache: string; readonly nth: number };
 }
 
 /** Where might_alloc() sits: a GFP_KERNEL allocation's might_sleep is reported from here. */
@@ -62,11 +67,14 @@ class Slab {
   readonly quarantine: number;
   readonly leakLimit: number;
   readonly metaWords: number;
+  private readonly failslab: { readonly cache: string; readonly nth: number; readonly counter: number } | undefined;
 
   constructor(
     private readonly k: Kernel,
     opts: SlabOptions,
   ) {
+    // The count of allocations from the failing cache is shared: every thread's allocations count.
+    this.failslab = opts.failslab ? { ...opts.failslab, counter: k.statics.alloc(1, 'failslab') } : undefined;
     this.quarantine = opts.quarantine ?? DEFAULT_QUARANTINE;
     this.leakLimit = opts.leakReportLimit ?? 20;
     if (!Number.isInteger(this.quarantine) || this.quarantine < 0) throw new RangeError(`slab: bad quarantine size ${this.quarantine}`);
@@ -184,6 +192,8 @@ class Slab {
   }
 
   allocate(t: KTask, words: number, cache: string | undefined, zero: boolean): number {
+    const f = this.failslab;
+    if (f && cache === f.cache && Atomics.add(this.i32, this.k.mem.statics + f.counter, 1) + 1 === f.nth) return 0;
     let c = 1;
     while (1 << c < words) c++;
     if (c >= CLASSES || HDR + (1 << c) > this.dataWords) return 0;
