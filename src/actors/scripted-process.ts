@@ -11,7 +11,8 @@ export type ScriptStep =
   | { readonly op: 'dma'; readonly n: number; readonly vpn: number; readonly write: boolean; readonly wait: boolean }
   | { readonly op: 'munmap'; readonly vpn: number }
   | { readonly op: 'unbind' }
-  | { readonly op: 'exit' }
+  /** exit (do_exit); `wait: false` goes on at once: another thread of the process carries on meanwhile. */
+  | { readonly op: 'exit'; readonly wait: boolean }
   /** Wait until `proc` has finished its step `step` (0-based). */
   | { readonly op: 'after'; readonly proc: number; readonly step: number };
 
@@ -85,7 +86,8 @@ function advance(c: Ctx, emit: (e: Effect) => void): Partial<Ctx> {
       case 'exit': {
         const h = patch.handle ?? c.handle;
         emit(spawnEffect('do_exit', { proc: c.idx, handles: h > 0 ? [h] : [] }, name));
-        return { ...patch, pc, busy: 1 };
+        if (s.wait) return { ...patch, pc, busy: 1 };
+        break;
       }
     }
     tellDone(c, pc, emit);
@@ -150,7 +152,8 @@ export const scriptedProcessMachine = setup({
         'bind.failed': { actions: 'next' },
         closed: { actions: 'next' },
         munmapped: { actions: 'next' },
-        exited: { actions: 'next' },
+        // An exit that was not waited for answers later: only the step waiting for it goes on.
+        exited: { guard: ({ context }) => context.steps[context.pc]?.op === 'exit' && context.busy === 1, actions: 'next' },
         'dma.done': [
           { guard: 'dmaWaitDone', actions: [assign(({ context, event }) => ({ completed: context.completed + 1, ok: context.ok + event.ok, failed: context.failed + 1 - event.ok })), 'next'] },
           { actions: assign(({ context, event }) => ({ completed: context.completed + 1, ok: context.ok + event.ok, failed: context.failed + 1 - event.ok })) },

@@ -487,8 +487,9 @@ export function parseSteps(text: string, processes: number): ScriptStep[][] | un
       switch (o.op) {
         case 'bind':
         case 'unbind':
-        case 'exit':
           return { op: o.op };
+        case 'exit':
+          return { op: 'exit', wait: o.wait !== false };
         case 'dma':
           return { op: 'dma', n: num(o.n, 1, 4096, 'n'), vpn: num(o.vpn, 0, 1 << 20, 'vpn'), write: o.write !== false, wait: o.wait !== false };
         case 'munmap':

@@ -3,6 +3,7 @@
 
 export const EPERM = 1;
 export const ENOENT = 2;
+export const ESRCH = 3;
 export const EINTR = 4;
 export const EIO = 5;
 export const EAGAIN = 11;
@@ -20,6 +21,7 @@ export const EOPNOTSUPP = 95;
 const NAMES: Readonly<Record<number, string>> = {
   [EPERM]: 'EPERM',
   [ENOENT]: 'ENOENT',
+  [ESRCH]: 'ESRCH',
   [EINTR]: 'EINTR',
   [EIO]: 'EIO',
   [EAGAIN]: 'EAGAIN',

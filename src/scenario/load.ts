@@ -75,6 +75,7 @@ function compileScript(script: NonNullable<Scenario['script']>): string {
       if (typeof st === 'string') return { op: st };
       if ('dma' in st) return { op: 'dma', ...st.dma };
       if ('munmap' in st) return { op: 'munmap', vpn: st.munmap };
+      if ('exit' in st) return { op: 'exit', ...st.exit };
       const [proc, step] = st.after.slice('proc/'.length).split(':').map(Number);
       return { op: 'after', proc, step };
     });

@@ -55,6 +55,7 @@ const stepSchema = z.union([
       .default({}),
   }),
   z.strictObject({ munmap: z.number().int().min(0) }),
+  z.strictObject({ exit: z.strictObject({ wait: z.boolean().optional() }) }),
   z.strictObject({ after: z.string().regex(/^proc\/\d+:\d+$/, 'expected proc/N:K (process N, its step K, from 0)') }),
 ]);
 export type StepInput = z.input<typeof stepSchema>;
