@@ -42,6 +42,7 @@ import { do_mmap, do_munmap, fault_in } from '../kernel/mm/pagetable.js';
 import { definePhysMem, onPageFree, pageOwner, physMemWords } from '../kernel/mm/physmem.js';
 import { slabInit } from '../kernel/slab.js';
 import { InputError } from '../runtime/errors.js';
+import { paramParsers } from '../runtime/params.js';
 import type { ActorSpec, Wire, Workload } from '../runtime/model.js';
 import { applyExtension, KERNEL_PRIMITIVES } from './extension.js';
 import { hardwareMachine } from './hardware.js';
@@ -49,6 +50,8 @@ import { defineKernelUsers, KERNEL_USES, type KernelUse, VFIO_USES, type VfioUse
 import { mmMachine } from './mm.js';
 import { processMachine, type Script, SCRIPTS } from './process.js';
 import { type ScriptStep, scriptedProcessMachine } from './scripted-process.js';
+
+const { oneOf, int, bool } = paramParsers('sva');
 
 const SPECS: Readonly<Record<Flavour, FlavourSpec>> = { vtd: VTD, amd: AMD, smmuv3: SMMUV3 };
 
@@ -157,18 +160,7 @@ export const SVA_DEFAULTS: SvaParams = {
   drmRounds: 2,
 };
 
-function oneOf<T extends string>(name: string, v: Wire | undefined, values: readonly T[], d: T): T {
-  if (v === undefined) return d;
-  const found = values.find((x) => x === v);
-  if (found === undefined) throw new InputError(`sva: ${name} must be one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
-  return found;
-}
 
-function int(name: string, v: Wire | undefined, d: number, min: number, max: number): number {
-  if (v === undefined) return d;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new InputError(`sva: ${name} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
-  return v;
-}
 
 export function svaParams(raw: Readonly<Record<string, Wire>>): SvaParams {
   const known = new Set(Object.keys(SVA_DEFAULTS));
@@ -178,11 +170,7 @@ export function svaParams(raw: Readonly<Record<string, Wire>>): SvaParams {
   for (const f of iommus.split(',')) if (!FLAVOURS.includes(f as Flavour)) throw new InputError(`sva: iommus: unknown IOMMU flavour '${f}' (${FLAVOURS.join(', ')})`);
   const caps = raw.caps === undefined ? d.caps : String(raw.caps);
   for (const c of caps.split(',').filter((x) => x !== '')) if (!['ats', 'pri', 'pasid'].includes(c)) throw new InputError(`sva: caps: unknown capability '${c}' (ats, pri, pasid)`);
-  const bool = (name: string, v: Wire | undefined, def: boolean): boolean => {
-    if (v === undefined) return def;
-    if (typeof v !== 'boolean') throw new InputError(`sva: ${name} must be true or false`);
-    return v;
-  };
+
   return {
     iommus,
     devices: int('devices', raw.devices, d.devices, 1, 1024),

@@ -25,6 +25,7 @@ import { definePhysMem } from '../kernel/mm/physmem.js';
 import { synchronize_rcu } from '../kernel/rcu.js';
 import { slabInit } from '../kernel/slab.js';
 import { InputError } from '../runtime/errors.js';
+import { paramParsers } from '../runtime/params.js';
 import { type Effect, spawnEffect, type Wire, type Workload } from '../runtime/model.js';
 import { Domains } from './domain.js';
 import {
@@ -38,6 +39,8 @@ import {
   type PasidLookup,
 } from './group.js';
 import { SVA_USERS, SvaDomains, type SvaUsers } from './sva-domain.js';
+
+const { oneOf, int } = paramParsers('domains');
 
 export type DomainsScript = 'race' | 'stress' | 'bench';
 export const DOMAINS_SCRIPTS: readonly DomainsScript[] = ['race', 'stress', 'bench'];
@@ -93,20 +96,7 @@ export const DOMAINS_DEFAULTS: DomainsParams = {
 /** The run's tasks are at most 16 (Workload.initialTasks), and each reader holds an RCU slot. */
 const MAX_INITIAL_TASKS = 16;
 
-function oneOf<T extends string>(name: string, v: Wire | undefined, values: readonly T[], d: T): T {
-  if (v === undefined) return d;
-  const found = values.find((x) => x === v);
-  if (found === undefined) throw new InputError(`domains: ${name} must be one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
-  return found;
-}
 
-function int(name: string, v: Wire | undefined, d: number, min: number, max: number): number {
-  if (v === undefined) return d;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new InputError(`domains: ${name} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
-  }
-  return v;
-}
 
 export function domainsParams(raw: Readonly<Record<string, Wire>>): DomainsParams {
   const known = new Set(Object.keys(DOMAINS_DEFAULTS));

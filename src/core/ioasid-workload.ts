@@ -28,6 +28,7 @@ import { definePhysMem, physMemWords } from '../kernel/mm/physmem.js';
 import { call_rcu, defineRcuCallback } from '../kernel/rcu.js';
 import { defineWork, queue_work, system_wq, type WorkItem } from '../kernel/workqueue.js';
 import { InputError } from '../runtime/errors.js';
+import { paramParsers } from '../runtime/params.js';
 import { type ActorSpec, type Effect, spawnEffect, type Wire, type Workload } from '../runtime/model.js';
 import {
   type Ioasid,
@@ -63,6 +64,8 @@ import {
   SLEEPERS,
   type Sleeper,
 } from './ioasid-subscribers.js';
+
+const { oneOf, int, bool } = paramParsers('ioasid');
 
 export type IoasidMode = 'scenario' | 'alloc-free' | 'find-rcu' | 'find-lock';
 export const IOASID_MODES: readonly IoasidMode[] = ['scenario', 'alloc-free', 'find-rcu', 'find-lock'];
@@ -134,24 +137,8 @@ const PID_MAX_DEFAULT = 32768;
 /** IDs the find benchmark looks up (1..FIND_IDS). */
 export const FIND_IDS = 64;
 
-function oneOf<T extends string>(name: string, v: Wire | undefined, values: readonly T[], d: T): T {
-  if (v === undefined) return d;
-  const found = values.find((x) => x === v);
-  if (found === undefined) throw new InputError(`ioasid: ${name} must be one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
-  return found;
-}
 
-function int(name: string, v: Wire | undefined, d: number, min: number, max: number): number {
-  if (v === undefined) return d;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new InputError(`ioasid: ${name} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
-  return v;
-}
 
-function bool(name: string, v: Wire | undefined, d: boolean): boolean {
-  if (v === undefined) return d;
-  if (typeof v !== 'boolean') throw new InputError(`ioasid: ${name} must be true or false`);
-  return v;
-}
 
 export function ioasidParams(raw: Readonly<Record<string, Wire>>): IoasidParams {
   const known = new Set(Object.keys(IOASID_DEFAULTS));
