@@ -24,8 +24,8 @@ export interface ProcessInput {
   readonly seed: number;
 }
 
-export type ProcessEvent =
-  | { type: 'go' }
+/** What the syscall tasks answer a process with, and the device's answer to its DMA. */
+export type SyscallReply =
   | { type: 'exec.done' }
   | { type: 'bound'; handle: number; pasid: number; capable: number }
   | { type: 'bind.failed'; err: number; capable: number }
@@ -33,6 +33,8 @@ export type ProcessEvent =
   | { type: 'munmapped' }
   | { type: 'exited' }
   | { type: 'dma.done'; id: number; ok: number };
+
+export type ProcessEvent = { type: 'go' } | SyscallReply;
 
 interface Ctx extends ProcessInput {
   round: number;

@@ -5,6 +5,7 @@
 // are the scenario's (src/scenario/), checked there: the actors exist, and the constraints have no cycle.
 import { assign, enqueueActions, setup } from 'xstate';
 import { type Effect, sendEffect, spawnEffect } from '../runtime/model.js';
+import type { SyscallReply } from './process.js';
 
 export type ScriptStep =
   | { readonly op: 'bind' }
@@ -26,15 +27,7 @@ export interface ScriptedInput {
   readonly tell: readonly (readonly [number, number])[];
 }
 
-type Ev =
-  | { type: 'go'; from: number; step: number }
-  | { type: 'exec.done' }
-  | { type: 'bound'; handle: number; pasid: number; capable: number }
-  | { type: 'bind.failed'; err: number; capable: number }
-  | { type: 'closed' }
-  | { type: 'munmapped' }
-  | { type: 'exited' }
-  | { type: 'dma.done'; id: number; ok: number };
+type Ev = { type: 'go'; from: number; step: number } | SyscallReply;
 
 interface Ctx extends ScriptedInput {
   /** The step being done (steps.length: done). */
