@@ -178,7 +178,7 @@ export function registerScenarioCommands(program: Command): void {
 
   program
     .command('stress')
-    .description('Threaded stress of a scenario (or a stress config: any scenario file): runs back to back for --duration, a status line per run, failing runs saved as replayable schedules; ends "stress: SUCCESS" or "stress: FAILURE".')
+    .description('Threaded stress of a scenario (a stress config is a scenario file too): runs back to back for --duration, a status line per run, failing runs saved as replayable schedules; ends "stress: SUCCESS" or "stress: FAILURE".')
     .argument('<file>', 'the scenario or stress config')
     .option('--fixed', "apply the scenario's `fix` policies")
     .addOption(new Option('--duration <duration>', 'how long (60s, 2m)').argParser(durationArg).default(60_000, '60s'))
