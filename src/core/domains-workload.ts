@@ -15,7 +15,6 @@
 //   loops of lookups on `go n` and the teardown on `teardown` (bench/domains.bench.ts).
 // Teardown checks: kmemleak for domains, the groups' pasid_arrays and the driver's PASID entries empty, no
 // bond or mm domain list left.
-import { assign, emit, setup } from 'xstate';
 import type { KTask } from '../kernel/context.js';
 import { EBUSY, EINVAL, ENOMEM } from '../kernel/errno.js';
 import { Kernel, type KGen } from '../kernel/kernel.js';
@@ -26,7 +25,8 @@ import { synchronize_rcu } from '../kernel/rcu.js';
 import { slabInit } from '../kernel/slab.js';
 import { InputError } from '../runtime/errors.js';
 import { paramParsers } from '../runtime/params.js';
-import { type Effect, spawnEffect, type Wire, type Workload } from '../runtime/model.js';
+import type { Wire, Workload } from '../runtime/model.js';
+import { taskDriver } from '../kernel/driver.js';
 import { Domains } from './domain.js';
 import {
   type GroupDevice,
@@ -168,20 +168,6 @@ export interface DomainsModel {
 function pciName(i: number): string {
   return `0000:00:${(i + 1).toString(16).padStart(2, '0')}.0`;
 }
-
-const driver = setup({
-  types: {
-    context: {} as { loops: number },
-    events: {} as { type: 'go'; n: number } | { type: 'teardown' },
-    emitted: {} as Effect,
-  },
-}).createMachine({
-  context: { loops: 0 },
-  on: {
-    go: { actions: [assign({ loops: ({ context }) => context.loops + 1 }), emit(({ event }) => spawnEffect('lookup_loop', event.n))] },
-    teardown: { actions: emit(() => spawnEffect('bench_teardown', null)) },
-  },
-});
 
 export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: DomainsModel } {
   const p = domainsParams(raw);
@@ -387,7 +373,7 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
   const workload: Workload = {
     name: 'domains',
     params: { ...p },
-    actors: Array.from({ length: p.script === 'bench' ? p.drivers : 0 }, (_, i) => ({ name: `driver/${i}`, logic: driver })),
+    actors: Array.from({ length: p.script === 'bench' ? p.drivers : 0 }, (_, i) => ({ name: `driver/${i}`, logic: taskDriver, input: { kind: 'lookup_loop', teardown: 'bench_teardown' } })),
     initial: [],
     initialTasks,
     sharedWords: k.words,

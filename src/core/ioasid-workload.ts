@@ -17,7 +17,6 @@
 // mode=alloc-free (benchmark): one task fills the whole ID space of the system set, then another frees it all.
 // mode=find-rcu | find-lock (benchmark): readers look up private data with ioasid_find under RCU, or under the
 // allocator lock, while an updater republishes it (ioasid_set_data); `drivers` actors spawn the loops on `go n`.
-import { assign, emit, setup } from 'xstate';
 import type { KTask } from '../kernel/context.js';
 import { EINVAL, ENOSPC } from '../kernel/errno.js';
 import { Kernel, type KGen } from '../kernel/kernel.js';
@@ -29,7 +28,8 @@ import { call_rcu, defineRcuCallback } from '../kernel/rcu.js';
 import { defineWork, queue_work, system_wq, type WorkItem } from '../kernel/workqueue.js';
 import { InputError } from '../runtime/errors.js';
 import { paramParsers } from '../runtime/params.js';
-import { type ActorSpec, type Effect, spawnEffect, type Wire, type Workload } from '../runtime/model.js';
+import type { ActorSpec, Wire, Workload } from '../runtime/model.js';
+import { taskDriver } from '../kernel/driver.js';
 import {
   type Ioasid,
   IOASID_BITS_MAX,
@@ -213,22 +213,6 @@ type Tally = Partial<Record<Counter, number>>;
 
 const vmToken = (j: number): number => 100 + j;
 const vmPriv = (j: number): number => 0x1000 + j;
-
-const driver = setup({
-  types: {
-    context: {} as { loops: number; kind: string },
-    events: {} as { type: 'go'; n: number },
-    input: {} as { kind: string },
-    emitted: {} as Effect,
-  },
-}).createMachine({
-  context: ({ input }) => ({ loops: 0, kind: input.kind }),
-  on: {
-    go: {
-      actions: [assign({ loops: ({ context }) => context.loops + 1 }), emit(({ context, event }) => spawnEffect(context.kind, event.n))],
-    },
-  },
-});
 
 export interface IoasidModel {
   readonly k: Kernel;
@@ -566,7 +550,7 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
     });
     initialTasks.push({ task: 'ioasid_find_setup', args: null, name: 'setup' });
     for (let i = 0; i < p.drivers; i++) {
-      actors.push({ name: `driver/${i}`, logic: driver, input: { kind: i === 0 ? 'ioasid_find_updater' : 'ioasid_find_reader' } });
+      actors.push({ name: `driver/${i}`, logic: taskDriver, input: { kind: i === 0 ? 'ioasid_find_updater' : 'ioasid_find_reader' } });
     }
   }
 

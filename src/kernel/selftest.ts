@@ -7,8 +7,8 @@
 // - `rcu-pair`, `xa-rcu`, `xa-mutex`: benchmark loops (bench/kernel.bench.ts) — rcu_read_lock/unlock pairs, and
 //   xa_load by readers under RCU or under a mutex while one updater stores.
 // `driver` actors spawn the mode's tasks on demand (`go n`), one driver per worker in the benchmarks.
-import { assign, emit, setup } from 'xstate';
-import { type Effect, spawnEffect, type Wire, type Workload } from '../runtime/model.js';
+import type { Wire, Workload } from '../runtime/model.js';
+import { taskDriver } from './driver.js';
 import type { KTask } from './context.js';
 import { Kernel, type KGen } from './kernel.js';
 import { staticsOffset } from './memory.js';
@@ -45,25 +45,6 @@ function params(raw: Readonly<Record<string, Wire>>): Params {
   if (!Number.isInteger(p.iterations) || p.iterations < 0) throw new RangeError(`kernel-selftest: iterations must be ≥ 0, got ${p.iterations}`);
   return p;
 }
-
-const driver = setup({
-  types: {
-    context: {} as { loops: number; kinds: readonly string[] },
-    events: {} as { type: 'go'; n: number },
-    input: {} as { kinds: readonly string[] },
-    emitted: {} as Effect,
-  },
-}).createMachine({
-  context: ({ input }) => ({ loops: 0, kinds: input.kinds }),
-  on: {
-    go: {
-      actions: [
-        assign({ loops: ({ context }) => context.loops + 1 }),
-        emit(({ context, event }) => spawnEffect(context.kinds[0] ?? 'locker', event.n)),
-      ],
-    },
-  },
-});
 
 export function kernelSelftestWorkload(raw: Readonly<Record<string, Wire>>): Workload {
   const p = params(raw);
@@ -144,9 +125,9 @@ export function kernelSelftestWorkload(raw: Readonly<Record<string, Wire>>): Wor
   if (updaterKind && p.tasks > 0) initialTasks[0] = { task: updaterKind, args: p.iterations };
   const actors = Array.from({ length: p.drivers }, (_, i) => ({
     name: `driver/${i}`,
-    logic: driver,
+    logic: taskDriver,
     // The first driver runs the mode's updater (if it has one), every other one a reader.
-    input: { kinds: i === 0 && updaterKind ? [updaterKind] : [readerKind] },
+    input: { kind: i === 0 && updaterKind ? updaterKind : readerKind },
   }));
 
   return {
