@@ -71,7 +71,7 @@ export function* wait_for_completion(k: Kernel, t: KTask, c: Completion): KGen {
     `wait_for_completion(${c.name})`,
     () => Atomics.load(k.i32, a) > 0,
     () => consume(k, c),
-    { what: `completion ${c.name}` },
+    { what: `completion ${c.name}`, watch: [a] },
   );
 }
 
@@ -93,7 +93,7 @@ export function* wait_for_completion_timeout(k: Kernel, t: KTask, c: Completion,
       consume(k, c);
       return Math.max(1, Math.ceil(deadline - env.now()));
     },
-    { what: `completion ${c.name}`, wakeAt: () => deadline },
+    { what: `completion ${c.name}`, wakeAt: () => deadline, watch: [a] },
   );
   return left as number;
 }

@@ -4,7 +4,7 @@
 // and for teardown checks (leaks). Primitives (spinlock.ts, mutex.ts, rcu.ts, …) are declared on a Kernel at
 // workload construction — identically in every thread — and keep their state in its shared memory.
 import type { BlockedTask, Monitor, Wire } from '../runtime/model.js';
-import { type Point, type StepEnv, TASK_BASE, type TaskFactory, type TaskSelf } from '../runtime/task.js';
+import { type BlockedOn, type Point, type StepEnv, TASK_BASE, type TaskFactory, type TaskSelf, WATCH_NOTHING } from '../runtime/task.js';
 import { type ContextKind, KTask } from './context.js';
 import { callTrace, heldLocksLines, type KernelFinding, lockLine, taskFinding } from './findings.js';
 import { Lockdep } from './lockdep.js';
@@ -30,6 +30,159 @@ export interface Waiting {
   readonly what: string;
   readonly since: number;
   readonly holder?: () => number | undefined;
+}
+
+/** What a point that may block waits on (Kernel.point). */
+export interface Waits {
+  readonly what: string;
+  readonly holder?: () => number | undefined;
+  readonly wakeAt?: () => number | undefined;
+  /** The shared-memory words its ready() reads (Point.watch): the runtime asks it again only when one changes. */
+  readonly watch?: readonly number[];
+}
+
+const ALWAYS = (): boolean => true;
+
+/**
+ * A scheduling point of a kernel task (one object, no closures of its own: points are made at every step). It
+ * is also the generator k.step() returns — it yields itself once and returns what it was resumed with — so
+ * that `yield* k.step(…)` costs no generator of its own.
+ */
+class KPoint<T> implements Point<T>, Generator<Point, T, unknown> {
+  readonly blockedOn: (() => BlockedOn) | undefined;
+  readonly wakeAt: (() => number | undefined) | undefined;
+  readonly watch: readonly number[] | undefined;
+  /** As a generator: 0 before the yield, 1 suspended at it, 2 done. */
+  private state = 0;
+
+  constructor(
+    private readonly k: Kernel,
+    private readonly t: KTask,
+    readonly label: string,
+    readonly ready: () => boolean,
+    private readonly fn: (env: StepEnv) => T,
+    waits: Waits | undefined,
+  ) {
+    if (waits) {
+      this.blockedOn = () => this.waitingOn(waits);
+      this.wakeAt = waits.wakeAt;
+      this.watch = waits.watch;
+    } else {
+      this.blockedOn = undefined;
+      this.wakeAt = undefined;
+      this.watch = ready === ALWAYS ? WATCH_NOTHING : undefined;
+    }
+  }
+
+  perform(env: StepEnv): T {
+    this.t.lastStep = env.step;
+    this.k.waited(this.t);
+    return this.fn(env);
+  }
+
+  private waitingOn(waits: Waits): BlockedOn {
+    const h = waits.holder?.();
+    const t = this.t;
+    return { what: waits.what, ...(h !== undefined && h !== 0 ? { holder: h } : {}), context: waitContext(t), who: t.label };
+  }
+
+  [Symbol.iterator](): Generator<Point, T, unknown> {
+    return this;
+  }
+
+  next(value?: unknown): IteratorResult<Point, T> {
+    if (this.state === 0) {
+      this.state = 1;
+      return { done: false, value: this };
+    }
+    const resumed = this.state === 1;
+    this.state = 2;
+    return { done: true, value: (resumed ? value : undefined) as T };
+  }
+
+  return(value: T): IteratorResult<Point, T> {
+    this.state = 2;
+    return { done: true, value };
+  }
+
+  throw(e: unknown): IteratorResult<Point, T> {
+    this.state = 2;
+    throw e;
+  }
+}
+
+/**
+ * What k.call() returns: the body's points, with fn on the task's call chain from the body's start to its end
+ * (as a generator with try/finally would keep it), as an iterator rather than a generator — a generator level
+ * costs every point yielded through it a resume and a suspend.
+ */
+class Frame<T> implements Generator<Point, T, unknown> {
+  /** 0 not started, 1 running (fn pushed), 2 done. */
+  private state = 0;
+
+  constructor(
+    private readonly t: KTask,
+    private readonly fn: string,
+    private readonly body: KGen<T>,
+  ) {}
+
+  [Symbol.iterator](): Generator<Point, T, unknown> {
+    return this;
+  }
+
+  next(value?: unknown): IteratorResult<Point, T> {
+    if (this.state !== 1) {
+      if (this.state === 2) return { done: true, value: undefined as T };
+      this.state = 1;
+      this.t.frames.push(this.fn);
+    }
+    let r: IteratorResult<Point, T>;
+    try {
+      r = this.body.next(value);
+    } catch (err) {
+      this.end();
+      throw err;
+    }
+    if (r.done) this.end();
+    return r;
+  }
+
+  return(value: T): IteratorResult<Point, T> {
+    if (this.state !== 1) {
+      this.state = 2;
+      return { done: true, value };
+    }
+    let r: IteratorResult<Point, T>;
+    try {
+      r = this.body.return(value);
+    } catch (err) {
+      this.end();
+      throw err;
+    }
+    if (r.done) this.end();
+    return r;
+  }
+
+  throw(e: unknown): IteratorResult<Point, T> {
+    if (this.state !== 1) {
+      this.state = 2;
+      throw e;
+    }
+    let r: IteratorResult<Point, T>;
+    try {
+      r = this.body.throw(e);
+    } catch (err) {
+      this.end();
+      throw err;
+    }
+    if (r.done) this.end();
+    return r;
+  }
+
+  private end(): void {
+    this.state = 2;
+    this.t.frames.pop();
+  }
 }
 
 export class Kernel implements Monitor {
@@ -104,7 +257,7 @@ export class Kernel implements Monitor {
   attach(shared: Int32Array, now: () => number): void {
     const first = !this.attachedOnce;
     this.attachedOnce = true;
-    this.memory = new KernelMemory(shared, this.layout, this.base);
+    this.memory = new KernelMemory(shared, this.layout, this.base, this.memory);
     this.clock = now;
     this.findings = [];
     this.tasks.clear();
@@ -253,47 +406,24 @@ export class Kernel implements Monitor {
    * A scheduling point of task t. `perform` runs under the sequencer in the threaded runtime; while the point
    * is not ready the task is waiting on `waits.what` (for hung-task and deadlock reports).
    */
-  point<T>(
-    t: KTask,
-    label: string,
-    ready: () => boolean,
-    perform: (env: StepEnv) => T,
-    waits?: { what: string; holder?: () => number | undefined; wakeAt?: () => number | undefined },
-  ): Point<T> {
+  point<T>(t: KTask, label: string, ready: () => boolean, perform: (env: StepEnv) => T, waits?: Waits): Point<T> {
     if (waits) this.waiting.set(t, { what: waits.what, since: this.now(), ...(waits.holder ? { holder: waits.holder } : {}) });
-    const k = this;
-    const p: Point<T> = {
-      label,
-      ready,
-      perform(env) {
-        t.lastStep = env.step;
-        k.waiting.delete(t);
-        return perform(env);
-      },
-    };
-    if (waits) {
-      p.blockedOn = () => {
-        const h = waits.holder?.();
-        return { what: waits.what, ...(h !== undefined && h !== 0 ? { holder: h } : {}), context: waitContext(t), who: t.label };
-      };
-      if (waits.wakeAt) p.wakeAt = waits.wakeAt;
-    }
-    return p;
+    return new KPoint(this, t, label, ready, perform, waits);
+  }
+
+  /** The task's waiting point was performed: it waits no more. */
+  waited(t: KTask): void {
+    this.waiting.delete(t);
   }
 
   /** A point that is always ready: an update of shared state that must be ordered against the others. */
-  *step<T>(t: KTask, label: string, perform: (env: StepEnv) => T): KGen<T> {
-    return (yield this.point(t, label, () => true, perform)) as T;
+  step<T>(t: KTask, label: string, perform: (env: StepEnv) => T): KGen<T> {
+    return new KPoint(this, t, label, ALWAYS, perform, undefined);
   }
 
   /** Run a kernel function with its name on the call chain. */
-  *call<T>(t: KTask, fn: string, body: KGen<T>): KGen<T> {
-    t.frames.push(fn);
-    try {
-      return yield* body;
-    } finally {
-      t.frames.pop();
-    }
+  call<T>(t: KTask, fn: string, body: KGen<T>): KGen<T> {
+    return new Frame(t, fn, body);
   }
 
   // ---- might_sleep ----

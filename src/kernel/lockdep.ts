@@ -385,7 +385,10 @@ export class Lockdep {
       this.seed = undefined;
       this.slots.clear();
     } else if (!first && prev && prev !== cur && prev.length === cur.length) {
-      cur.set(prev.subarray(mem.base, mem.statics), mem.base);
+      // The region [base, statics) of cur is zero (a new run's memory): copy only what prev used of it.
+      mem.carryStrings(prev);
+      const records = this.fits ? Math.max(0, Atomics.load(prev, mem.lockdep + H_RECORDS)) : Number.POSITIVE_INFINITY;
+      cur.set(prev.subarray(mem.lockdep, Math.min(mem.statics, mem.lockdep + RECORDS_AT + records * RECORD_WORDS)), mem.lockdep);
       this.carriedFrom = prev;
     }
     // The chain cache speaks of the graph it was recorded in: keep it only when that graph was carried over.

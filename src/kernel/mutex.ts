@@ -23,7 +23,7 @@ export function* mutex_lock(k: Kernel, t: KTask, m: Mutex): KGen {
       Atomics.store(k.i32, addr, t.id);
       noteAcquired(k, t, m, 'mutex', env);
     },
-    { what: `mutex ${m.name}`, holder: () => owner(k, m) },
+    { what: `mutex ${m.name}`, holder: () => owner(k, m), watch: [addr] },
   );
 }
 

@@ -12,6 +12,7 @@ import type { KTask } from './context.js';
 import { EEXIST, ENOENT } from './errno.js';
 import { callTrace, heldLocksLines, taskFinding } from './findings.js';
 import type { Kernel, KGen } from './kernel.js';
+import { objLabel } from './labels.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from './mutex.js';
 import { rcu_init, rcu_read_lock, rcu_read_unlock, synchronize_rcu } from './rcu.js';
 import { defineRwsem, down_read, down_write, type RwSemaphore, up_read, up_write } from './rwsem.js';
@@ -209,7 +210,7 @@ function* callChain<D>(k: Kernel, t: KTask, c: NotifierChain<D>, val: number, da
     t,
     'notifier_call_chain',
     (function* () {
-      const ids = yield* k.step(t, `notifier_call_chain(${c.name})`, () => notifier_chain_blocks(k, c));
+      const ids = yield* k.step(t, objLabel(c, 'notifier_call_chain', c.name), () => notifier_chain_blocks(k, c));
       let ret = NOTIFY_DONE;
       let n = nrToCall;
       for (const id of ids) {

@@ -105,6 +105,13 @@ export class ReaderTable {
     return true;
   }
 
+  /** The words elapsed(gp) reads (Point.watch). */
+  seqWords(gp: readonly number[]): number[] {
+    const out: number[] = [];
+    for (let j = 0; j + 1 < gp.length; j += 2) out.push(this.slot(gp[j] as number) + S_SEQ);
+    return out;
+  }
+
   /** A reader of the snapshot still inside (for waits-for edges), if any. */
   blocker(gp: readonly number[]): number | undefined {
     const i32 = this.k.i32;
@@ -419,7 +426,7 @@ export function waitForReaders(k: Kernel, t: KTask, table: ReaderTable, gp: read
     `${what}: wait for readers`,
     () => table.elapsed(gp),
     () => undefined,
-    { what, holder: () => table.blocker(gp) },
+    { what, holder: () => table.blocker(gp), watch: table.seqWords(gp) },
   );
 }
 
@@ -538,7 +545,7 @@ export function* rcu_barrier(k: Kernel, t: KTask): KGen {
         'rcu_barrier',
         () => Atomics.load(k.i32, addr()) === 0,
         () => undefined,
-        { what: 'pending RCU callbacks' },
+        { what: 'pending RCU callbacks', watch: [addr()] },
       );
     })(),
   );

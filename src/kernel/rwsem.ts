@@ -5,7 +5,7 @@
 // for, for hung-task and deadlock reports.
 import type { KTask } from './context.js';
 import type { Kernel, KGen } from './kernel.js';
-import { type LockRef, noteAcquired, noteReleased, staticLock } from './lock.js';
+import { type LockRef, lockLabel, noteAcquired, noteReleased, staticLock } from './lock.js';
 
 export type RwSemaphore = LockRef;
 
@@ -79,7 +79,7 @@ export function* down_read(k: Kernel, t: KTask, s: RwSemaphore): KGen {
   k.lockdep.acquire(t, s, 'rwsem-read');
   yield k.point(
     t,
-    `down_read(${s.name})`,
+    lockLabel(s, 'down_read'),
     () => canRead(k, s),
     (env) => {
       takeRead(k, s, t);
@@ -87,6 +87,8 @@ export function* down_read(k: Kernel, t: KTask, s: RwSemaphore): KGen {
     },
     {
       what: `rwsem ${s.name} (read)`,
+      // canRead()
+      watch: [s.addr() + R_OWNER, s.addr() + R_WAITW],
       holder: () => {
         const w = word(k, s, R_OWNER);
         return w !== 0 ? w : word(k, s, R_WAITER) || undefined;
@@ -97,7 +99,7 @@ export function* down_read(k: Kernel, t: KTask, s: RwSemaphore): KGen {
 
 /** down_read_trylock: never sleeps; fails while a writer holds it or waits for it. */
 export function* down_read_trylock(k: Kernel, t: KTask, s: RwSemaphore): KGen<boolean> {
-  return yield* k.step(t, `down_read_trylock(${s.name})`, (env) => {
+  return yield* k.step(t, lockLabel(s, 'down_read_trylock'), (env) => {
     if (!canRead(k, s)) return false;
     takeRead(k, s, t);
     noteAcquired(k, t, s, 'rwsem-read', env);
@@ -106,7 +108,7 @@ export function* down_read_trylock(k: Kernel, t: KTask, s: RwSemaphore): KGen<bo
 }
 
 export function* up_read(k: Kernel, t: KTask, s: RwSemaphore): KGen {
-  yield* k.step(t, `up_read(${s.name})`, () => {
+  yield* k.step(t, lockLabel(s, 'up_read'), () => {
     if (noteReleased(k, t, s)) dropRead(k, s, t);
   });
 }
@@ -116,7 +118,7 @@ export function* down_write(k: Kernel, t: KTask, s: RwSemaphore): KGen {
   k.lockdep.acquire(t, s, 'rwsem-write');
   const a = s.addr();
   // Queueing is a step of its own: from then on new readers wait behind this writer.
-  const got = yield* k.step(t, `down_write(${s.name})`, (env) => {
+  const got = yield* k.step(t, lockLabel(s, 'down_write'), (env) => {
     if (canWrite(k, s)) {
       Atomics.store(k.i32, a + R_OWNER, t.id);
       noteAcquired(k, t, s, 'rwsem-write', env);
@@ -139,6 +141,8 @@ export function* down_write(k: Kernel, t: KTask, s: RwSemaphore): KGen {
     },
     {
       what: `rwsem ${s.name} (write)`,
+      // canWrite()
+      watch: [a + R_OWNER, a + R_READERS],
       holder: () => {
         const w = word(k, s, R_OWNER);
         return w !== 0 ? w : firstReader(k, s);
@@ -149,7 +153,7 @@ export function* down_write(k: Kernel, t: KTask, s: RwSemaphore): KGen {
 
 /** down_write_trylock: never sleeps. */
 export function* down_write_trylock(k: Kernel, t: KTask, s: RwSemaphore): KGen<boolean> {
-  return yield* k.step(t, `down_write_trylock(${s.name})`, (env) => {
+  return yield* k.step(t, lockLabel(s, 'down_write_trylock'), (env) => {
     if (!canWrite(k, s)) return false;
     Atomics.store(k.i32, s.addr() + R_OWNER, t.id);
     noteAcquired(k, t, s, 'rwsem-write', env);
@@ -158,14 +162,14 @@ export function* down_write_trylock(k: Kernel, t: KTask, s: RwSemaphore): KGen<b
 }
 
 export function* up_write(k: Kernel, t: KTask, s: RwSemaphore): KGen {
-  yield* k.step(t, `up_write(${s.name})`, () => {
+  yield* k.step(t, lockLabel(s, 'up_write'), () => {
     if (noteReleased(k, t, s)) Atomics.store(k.i32, s.addr() + R_OWNER, 0);
   });
 }
 
 /** downgrade_write: the writer becomes a reader without letting another writer in between. */
 export function* downgrade_write(k: Kernel, t: KTask, s: RwSemaphore): KGen {
-  yield* k.step(t, `downgrade_write(${s.name})`, (env) => {
+  yield* k.step(t, lockLabel(s, 'downgrade_write'), (env) => {
     if (!noteReleased(k, t, s)) return;
     takeRead(k, s, t);
     Atomics.store(k.i32, s.addr() + R_OWNER, 0);

@@ -23,7 +23,7 @@ function* acquire(k: Kernel, t: KTask, l: Spinlock, variant: string): KGen {
       Atomics.store(k.i32, addr, t.id);
       noteAcquired(k, t, l, 'spinlock', env);
     },
-    { what: `spinlock ${l.name}`, holder: () => owner(k, l) },
+    { what: `spinlock ${l.name}`, holder: () => owner(k, l), watch: [addr] },
   );
 }
 

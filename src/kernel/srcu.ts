@@ -136,6 +136,7 @@ export function* srcu_barrier(k: Kernel, t: KTask, ssp: SrcuStruct): KGen {
         () => undefined,
         {
           what: `pending SRCU callbacks of ${ssp.name}`,
+          watch: [addr],
         },
       );
     })(),

@@ -42,7 +42,7 @@ export function* wait_event(k: Kernel, t: KTask, wq: WaitQueue, cond: () => bool
       `schedule(${wq.name})`,
       () => Atomics.load(k.i32, a) !== seen,
       () => undefined,
-      { what: `wait_event ${wq.name}` },
+      { what: `wait_event ${wq.name}`, watch: [a] },
     );
   }
 }
@@ -64,7 +64,7 @@ export function* wait_event_timeout(k: Kernel, t: KTask, wq: WaitQueue, cond: ()
       `schedule_timeout(${wq.name})`,
       () => Atomics.load(k.i32, a) !== seen || k.now() >= deadline,
       () => undefined,
-      { what: `wait_event ${wq.name}`, wakeAt: () => deadline },
+      { what: `wait_event ${wq.name}`, wakeAt: () => deadline, watch: [a] },
     );
   }
 }

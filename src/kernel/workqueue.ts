@@ -7,7 +7,7 @@
 // ordered workqueue runs its items one at a time in queueing order, and max_active bounds a workqueue's
 // concurrently running items. All state is in static shared memory.
 import type { Wire } from '../runtime/model.js';
-import type { StepEnv } from '../runtime/task.js';
+import { type StepEnv, WATCH_NOTHING } from '../runtime/task.js';
 import type { KTask } from './context.js';
 import { callTrace, heldLocksLines, taskFinding } from './findings.js';
 import type { Kernel, KGen } from './kernel.js';
@@ -230,7 +230,7 @@ function* worker(k: Kernel, st: WqState, t: KTask, raw: Wire): KGen {
       `delayed_work_timer_fn(${work.name})`,
       () => k.now() >= at,
       () => Atomics.add(i32, q + Q_NEXT, 1),
-      { what: `the timer of delayed work ${work.name}`, wakeAt: () => at },
+      { what: `the timer of delayed work ${work.name}`, wakeAt: () => at, watch: WATCH_NOTHING },
     )) as number;
   }
   const stale = (): boolean => ld(k, wd + W_SEQ) !== a.seq || (ld(k, wd + W_STATE) & PENDING) === 0;
@@ -250,7 +250,12 @@ function* worker(k: Kernel, st: WqState, t: KTask, raw: Wire): KGen {
       Atomics.add(i32, q + Q_ACTIVE, 1);
       return true;
     },
-    { what: `a worker of ${wq.name} for ${work.name}`, holder: () => ld(k, wd + W_RUNNING) || undefined },
+    {
+      what: `a worker of ${wq.name} for ${work.name}`,
+      holder: () => ld(k, wd + W_RUNNING) || undefined,
+      // turn(), stale() and the running and active counts
+      watch: [q + Q_SERVE, wd + W_SEQ, wd + W_STATE, wd + W_RUNNING, q + Q_ACTIVE],
+    },
   )) as boolean;
   if (!go) return;
   yield* withFrames(t, ['ret_from_fork', 'kthread', 'worker_thread', 'process_one_work', work.name], work.fn(t, a.data));
@@ -293,6 +298,8 @@ export function* flush_work(k: Kernel, t: KTask, work: WorkItem): KGen<boolean> 
         {
           what: `work ${work.name}`,
           holder: () => ld(k, wa(k, work) + W_RUNNING) || undefined,
+          // work_busy()
+          watch: [wa(k, work) + W_STATE, wa(k, work) + W_RUNNING],
         },
       );
       return busy;
@@ -330,6 +337,7 @@ export function* cancel_work_sync(k: Kernel, t: KTask, work: WorkItem): KGen<boo
         {
           what: `work ${work.name}`,
           holder: () => ld(k, a + W_RUNNING) || undefined,
+          watch: [a + W_RUNNING],
         },
       );
       return was;
@@ -366,6 +374,7 @@ export function* flush_workqueue(k: Kernel, t: KTask, wq: Workqueue): KGen {
         {
           what: `workqueue ${wq.name} to drain`,
           holder: () => runningOn(k, st, wq),
+          watch: [qa(k, wq) + Q_COUNT],
         },
       );
     })(),

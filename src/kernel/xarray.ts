@@ -222,7 +222,7 @@ function* locked<T>(k: Kernel, t: KTask, xa: XArray, label: string, gfp: Gfp, al
         noteReleased(k, t, xa.lock);
       }
     },
-    { what: `spinlock ${xa.lock.name}`, holder: () => owner(k, xa.lock) },
+    { what: `spinlock ${xa.lock.name}`, holder: () => owner(k, xa.lock), watch: [addr] },
   )) as T;
 }
 

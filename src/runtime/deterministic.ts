@@ -22,7 +22,8 @@ import type { RunResult } from './result.js';
 import { Schedule } from './schedule.js';
 import { type Choice, channelKey, type Scheduler } from './scheduler.js';
 import { ReplayScheduler } from './schedulers/replay.js';
-import { earliestWake, type StepEnv, type Task, TaskTable } from './task.js';
+import { type TaskChoice, TaskReadiness } from './readiness.js';
+import { earliestWake, type StepEnv, type TaskSelf, TaskTable } from './task.js';
 import { EventNames, Trace, TraceLog } from './trace.js';
 
 /** Simulated cost of one step, in ms (1 µs). */
@@ -30,20 +31,19 @@ export const STEP_MS = 0.001;
 
 type AtomicRequest = Extract<Effect, { type: 'rt.atomic' }>;
 
-interface Pending {
-  readonly event: ModelEvent | AtomicRequest;
-  readonly sendStep: number;
-  readonly seq: number;
-}
-
 /** A channel is its own Choice: the scheduler sees the head message's order through `seq`. */
 class Channel implements Choice {
   readonly key: number;
   readonly thread: number;
   seq = 0;
   pos = -1; // index in the enabled list, -1 when empty
-  readonly queue: Pending[] = [];
+  // The queue, oldest at head: parallel arrays, kept (not truncated) when the channel empties, so that a
+  // message costs no allocation of the runtime's own.
+  readonly events: (ModelEvent | AtomicRequest)[] = [];
+  readonly sendSteps: number[] = [];
+  readonly seqs: number[] = [];
   head = 0;
+  tail = 0;
 
   constructor(
     readonly sender: number,
@@ -65,10 +65,68 @@ export interface DeterministicOptions {
   /** Collect every finding instead of stopping at the first. */
   readonly keepGoing?: boolean;
   readonly onProgress?: (steps: number) => void;
+  /**
+   * Buffers to reuse from one execution to the next (an exploration's executions, one after another). The run's
+   * memory then comes from the scratch, and a result's `shared` stays valid only until the execution after next.
+   */
+  readonly scratch?: Scratch;
+}
+
+/**
+ * What consecutive executions of one workload can reuse instead of allocating: the run's memory — two buffers
+ * taking turns, so that the kernel can carry state from the previous execution's memory into the next one's
+ * (lockdep's graph) — the trace log and the table of event names.
+ */
+export class Scratch {
+  private readonly buffers: Int32Array[] = [];
+  private turn = 0;
+  readonly log = new TraceLog();
+  /** Names of events and points seen (a trace's table then names more than its own: lookups only). */
+  readonly names = new EventNames();
+
+  /** Zeroed memory of `words` words, not the one the previous call returned. */
+  memory(words: number): Int32Array {
+    this.turn ^= 1;
+    let m = this.buffers[this.turn];
+    if (!m || m.length !== words) {
+      m = new Int32Array(words);
+      this.buffers[this.turn] = m;
+    } else {
+      m.fill(0);
+    }
+    return m;
+  }
 }
 
 export class StepBudgetExceeded extends Error {
   override name = 'StepBudgetExceeded';
+}
+
+interface EnvHost {
+  now(): number;
+  spawn(step: number, owner: number, kind: string, args: Wire, name?: string): number;
+  send(from: number, to: number, event: ModelEvent, step: number): void;
+}
+
+/** What a task's point may do while it is performed (one small object a step; no closures). */
+class TaskStepEnv implements StepEnv {
+  constructor(
+    readonly step: number,
+    readonly self: TaskSelf,
+    private readonly host: EnvHost,
+  ) {}
+
+  now(): number {
+    return this.host.now();
+  }
+
+  spawn(kind: string, args: Wire, name?: string): number {
+    return this.host.spawn(this.step, this.self.id, kind, args, name);
+  }
+
+  send(to: number, event: ModelEvent): void {
+    this.host.send(this.self.id, to, event, this.step);
+  }
 }
 
 /** Run one execution. The caller has already called `scheduler.newExecution()`. */
@@ -76,15 +134,22 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
   const started = performance.now();
   const { workload, scheduler } = opts;
   const maxSteps = opts.maxSteps ?? 50_000_000;
-  let now = 0;
-  const timers = new Timers(() => now);
+  // Simulated ms, in an object: a captured `let` holding a double would box a new number at every step.
+  const clock = { now: 0 };
+  const timers = new Timers(() => clock.now);
   const host = new ActorHost(workload, timers);
-  const shared = new Int32Array(new SharedArrayBuffer(Math.max(1, workload.sharedWords) * 4));
+  // One thread runs every actor and task: the memory need not be a SharedArrayBuffer (Atomics work on a plain
+  // Int32Array), and a plain one is much cheaper to allocate, zero and copy (V8 does shared memory element by
+  // element, and counts each new one towards its next garbage collection).
+  const words = Math.max(1, workload.sharedWords);
+  const shared = opts.scratch ? opts.scratch.memory(words) : new Int32Array(words);
   const monitor = workload.monitor;
-  monitor?.attach(shared, () => now);
+  monitor?.attach(shared, () => clock.now);
   const tasks = new TaskTable(workload.tasks ?? {});
-  const names = new EventNames();
-  const log = new TraceLog();
+  const readiness = new TaskReadiness(shared);
+  const names = opts.scratch?.names ?? new EventNames();
+  const log = opts.scratch?.log ?? new TraceLog();
+  log.reset();
   const channels = new Map<number, Channel>();
   const enabled: Channel[] = [];
   const n = workload.actors.length;
@@ -104,22 +169,26 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
     }
     return c;
   };
-  const enqueue = (sender: number, receiver: number, event: Pending['event'], sendStep: number): void => {
+  const enqueue = (sender: number, receiver: number, event: ModelEvent | AtomicRequest, sendStep: number): void => {
     const c = channel(sender, receiver);
-    const p: Pending = { event, sendStep, seq: seq++ };
-    c.queue.push(p);
+    const i = c.tail++;
+    c.events[i] = event;
+    c.sendSteps[i] = sendStep;
+    c.seqs[i] = seq;
     sent++;
     if (c.pos < 0) {
-      c.seq = p.seq;
+      c.seq = seq;
       c.pos = enabled.length;
       enabled.push(c);
     }
+    seq++;
   };
-  const dequeue = (c: Channel): Pending => {
-    const p = c.queue[c.head++] as Pending;
-    if (c.head === c.queue.length) {
-      c.queue.length = 0;
+  /** Take the head message of c; returns its index in c's arrays (valid until the next enqueue on c). */
+  const dequeue = (c: Channel): number => {
+    const i = c.head++;
+    if (c.head === c.tail) {
       c.head = 0;
+      c.tail = 0;
       // swap-remove from the enabled list (deterministic: depends only on the history)
       const last = enabled.pop() as Channel;
       if (last !== c) {
@@ -128,10 +197,10 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
       }
       c.pos = -1;
     } else {
-      c.seq = (c.queue[c.head] as Pending).seq;
+      c.seq = c.seqs[c.head] as number;
     }
     delivered++;
-    return p;
+    return i;
   };
   const sendFrom = (from: number, to: number, event: ModelEvent, step: number): void => {
     if (!Number.isInteger(to) || to < 0 || to >= n) {
@@ -139,8 +208,11 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
     }
     enqueue(from, to, event, step);
   };
-  const spawn = (step: number, owner: number, kind: string, args: Wire, name?: string): number =>
-    tasks.spawn(step, owner, kind, args, name).id;
+  const spawn = (step: number, owner: number, kind: string, args: Wire, name?: string): number => {
+    const t = tasks.spawn(step, owner, kind, args, name);
+    readiness.add(t);
+    return t.id;
+  };
   const route = (from: number, effects: readonly Effect[], step: number): void => {
     for (const e of effects) {
       if (e.type === 'rt.send') sendFrom(from, e.to, e.event, step);
@@ -148,96 +220,127 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
       else spawn(step, from, e.task, e.args, e.name);
     }
   };
-  const taskEnv = (t: Task, step: number): StepEnv => ({
-    step,
-    self: t,
-    now: () => now,
-    spawn: (kind, args, name) => spawn(step, t.id, kind, args, name),
-    send: (to, event) => sendFrom(t.id, to, event, step),
-  });
+  const envHost: EnvHost = { now: () => clock.now, spawn, send: sendFrom };
 
   for (const m of opts.initial ?? workload.initial) {
     if (!Number.isInteger(m.to) || m.to < 0 || m.to >= n) throw new Error(`initial message '${m.event.type}' to unknown actor ${m.to}`);
     enqueue(ENV, m.to, m.event, -1);
   }
   (workload.initialTasks ?? []).forEach((it, i) => {
-    tasks.spawn(-1, ENV, it.task, it.args, it.name, i);
+    readiness.add(tasks.spawn(-1, ENV, it.task, it.args, it.name, i));
   });
   const ids = workload.actors.map((_, i) => i);
   // Effects of initial states (sent "before step 0", like the initial messages).
   for (const [from, effects] of host.start(ids)) route(from, effects, -1);
 
   let step = 0;
-  const extra: Choice[] = [];
+  // The choices offered each step: channels, then due timers, then ready tasks (one array, refilled).
+  const offered: Choice[] = [];
+  const timerChoices = new Map<number, Choice>();
+  const timerChoice = (o: number): Choice => {
+    let c = timerChoices.get(o);
+    if (!c) {
+      c = { key: channelKey(TIMER, o), sender: TIMER, receiver: o, thread: o, seq: Number.MAX_SAFE_INTEGER };
+      timerChoices.set(o, c);
+    }
+    return c;
+  };
+  const readyTasks = readiness.ready;
   const stopOnFinding = !opts.keepGoing && monitor !== undefined;
   for (;;) {
+    readiness.refresh(clock.now);
     let choices: readonly Choice[] = enabled;
-    extra.length = 0;
-    if (timers.size > 0) {
-      const owners = replay ? timers.owners() : timers.dueOwners(now);
-      for (const o of owners) extra.push({ key: channelKey(TIMER, o), sender: TIMER, receiver: o, thread: o, seq: Number.MAX_SAFE_INTEGER });
+    const due = timers.size > 0 ? (replay ? timers.owners() : timers.dueOwners(clock.now)) : undefined;
+    if (due !== undefined && due.length > 0) {
+      let n = 0;
+      for (let i = 0; i < enabled.length; i++) offered[n++] = enabled[i] as Channel;
+      for (const o of due) offered[n++] = timerChoice(o);
+      for (let i = 0; i < readyTasks.length; i++) offered[n++] = readyTasks[i] as TaskChoice;
+      offered.length = n;
+      choices = offered;
+    } else if (readyTasks.length > 0) {
+      if (enabled.length === 0) {
+        choices = readyTasks;
+      } else {
+        let n = 0;
+        for (let i = 0; i < enabled.length; i++) offered[n++] = enabled[i] as Channel;
+        for (let i = 0; i < readyTasks.length; i++) offered[n++] = readyTasks[i] as TaskChoice;
+        offered.length = n;
+        choices = offered;
+      }
     }
-    for (const t of tasks.live.values()) {
-      if (t.pending?.ready()) extra.push({ key: channelKey(TASK, t.id), sender: TASK, receiver: t.id, thread: t.id, seq: t.id });
-    }
-    if (extra.length > 0) choices = enabled.length > 0 ? [...enabled, ...extra] : extra;
     if (choices.length === 0) {
       // Nothing can run now: time jumps to the next timer or timeout, if there is one ahead.
       const t = timers.earliest()?.deadline;
       const w = earliestWake(tasks.live.values());
       const next = t === undefined ? w : w === undefined ? t : Math.min(t, w);
-      if (next !== undefined && next > now) {
-        now = next;
-        monitor?.tick?.(now);
+      if (next !== undefined && next > clock.now) {
+        clock.now = next;
+        monitor?.tick?.(clock.now);
         continue;
       }
       break;
     }
     if (step >= maxSteps) throw new StepBudgetExceeded(`step budget of ${maxSteps} exhausted: the workload does not terminate`);
     const c = scheduler.next(choices, step);
-    now += STEP_MS;
+    clock.now += STEP_MS;
     if (c.sender === TASK) {
-      const t = tasks.live.get(c.receiver) as Task;
+      const tc = c as TaskChoice;
+      const t = tc.task;
       const label = t.pending?.label ?? '?';
       const ev = names.hash(label);
       replay?.verify(step, t.id, ev, label);
       log.push(step, t.id, TASK, -1, ev, 0);
-      if (!t.resume(t.perform(taskEnv(t, step)), label)) tasks.finish(t);
+      if (t.resume(t.perform(new TaskStepEnv(step, t, envHost)), label)) {
+        readiness.stepped(tc);
+      } else {
+        tasks.finish(t);
+        readiness.remove(tc);
+      }
+      readiness.wrote();
     } else if (c.sender === TIMER) {
       const t = timers.earliest(c.receiver);
       if (!t) throw new Error(`scheduler chose a timer of ${c.receiver} that does not exist`);
-      if (t.deadline > now) now = t.deadline;
+      if (t.deadline > clock.now) clock.now = t.deadline;
       const effects = host.fire(t);
       timersFired++;
+      // The delayed event may be a shared one (its handler writing shared memory).
+      readiness.wrote();
       const ev = names.hash('(timer)');
       replay?.verify(step, c.receiver, ev, '(timer)');
       log.push(step, c.receiver, TIMER, -1, ev, names.hash(host.stateOf(c.receiver)));
       route(c.receiver, effects, step);
     } else {
       const ch = c as Channel;
-      const p = dequeue(ch);
+      const i = dequeue(ch);
+      const pending = ch.events[i] as ModelEvent | AtomicRequest;
+      const sendStep = ch.sendSteps[i] as number;
       if (ch.receiver === MEM) {
-        const a = p.event as AtomicRequest;
+        const a = pending as AtomicRequest;
         const old = applyAtomic(shared, a.op, a.index, a.value, a.expected);
-        const label = `${a.op}[${a.index}]`;
+        if (a.op !== 'load') readiness.wrote();
+        const label = names.atomic(a.op, a.index);
         const ev = names.hash(label);
         replay?.verify(step, MEM, ev, label);
-        log.push(step, MEM, ch.sender, p.sendStep, ev, old);
+        log.push(step, MEM, ch.sender, sendStep, ev, old);
         const done: AtomicDone = { type: 'rt.atomic.done', op: a.op, index: a.index, old, tag: a.tag };
         enqueue(MEM, ch.sender, done, step);
       } else {
-        const event = p.event as ModelEvent;
+        const event = pending as ModelEvent;
         const ev = names.hash(event.type);
         replay?.verify(step, ch.receiver, ev, event.type);
-        if (sharedEvents.has(event.type)) monitor?.delivering?.(step, ch.receiver);
+        if (sharedEvents.has(event.type)) {
+          monitor?.delivering?.(step, ch.receiver);
+          readiness.wrote();
+        }
         const effects = host.deliver(ch.receiver, event);
-        log.push(step, ch.receiver, ch.sender, p.sendStep, ev, names.hash(host.stateOf(ch.receiver)));
+        log.push(step, ch.receiver, ch.sender, sendStep, ev, names.hash(host.stateOf(ch.receiver)));
         route(ch.receiver, effects, step);
       }
     }
     step++;
     if ((step & 0x3ff) === 0) {
-      monitor?.tick?.(now);
+      monitor?.tick?.(clock.now);
       if (opts.onProgress && (step & 0xffff) === 0) opts.onProgress(step);
     }
     if (stopOnFinding && (monitor?.findings.length ?? 0) > 0) break;
@@ -247,18 +350,24 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
   if (!halted) {
     // Only a complete run ends with the replay's length check, the stuck-task report and teardown checks.
     scheduler.endExecution(step);
-    if (blocked.length > 0) monitor?.stuck?.(blocked, now);
+    if (blocked.length > 0) monitor?.stuck?.(blocked, clock.now);
     monitor?.end?.();
   }
 
   const finals = ids.map((i) => host.final(i));
   host.stopAll();
   const trace = new Trace(log.take(), workload.actors.map((a) => a.name), names.map, tasks.names);
-  const traceHash = trace.hash();
   let queued = 0;
-  for (const c of channels.values()) queued += c.queue.length - c.head;
+  for (const c of channels.values()) queued += c.tail - c.head;
   const accounting = { sent, delivered, queued, ok: sent === delivered + queued };
   const strategy = scheduler.name;
+  // The hash and the schedule are computed when first read: an exploration reads them of its last execution only.
+  let traceHash: string | undefined;
+  let schedule: Schedule | undefined;
+  const hashOf = (): string => {
+    traceHash ??= trace.hash();
+    return traceHash;
+  };
   return {
     runtime: 'deterministic',
     strategy,
@@ -268,21 +377,26 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
     timersFired,
     accounting,
     trace,
-    traceHash,
+    get traceHash(): string {
+      return hashOf();
+    },
     finals,
     shared,
     check: workload.check(finals, shared),
     findings: [...(monitor?.findings ?? [])],
     blocked,
-    schedule: Schedule.fromTrace(trace, {
-      workload: { name: workload.name, params: workload.params },
-      seed: opts.seed,
-      runtime: 'deterministic',
-      strategy,
-      traceHash,
-      actors: trace.actorNames,
-      ...(opts.initial ? { initial: opts.initial } : {}),
-    }),
+    get schedule(): Schedule {
+      schedule ??= Schedule.fromTrace(trace, {
+        workload: { name: workload.name, params: workload.params },
+        seed: opts.seed,
+        runtime: 'deterministic',
+        strategy,
+        traceHash: hashOf(),
+        actors: trace.actorNames,
+        ...(opts.initial ? { initial: opts.initial } : {}),
+      });
+      return schedule;
+    },
     elapsedMs: performance.now() - started,
   };
 }

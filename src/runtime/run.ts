@@ -1,6 +1,6 @@
 // One entry point for running a workload in either runtime, exploring many deterministic executions, and
 // replaying a recorded schedule. The CLI and the tests both go through here.
-import { runDeterministic } from './deterministic.js';
+import { runDeterministic, Scratch } from './deterministic.js';
 import { pseudoName, type Wire, type Workload } from './model.js';
 import type { Placement, RunResult, RuntimeName } from './result.js';
 import { Schedule } from './schedule.js';
@@ -25,7 +25,10 @@ export interface RunOptions {
   /** Collect every finding instead of stopping at the first. */
   readonly keepGoing?: boolean;
   readonly onProgress?: (done: number, total: number) => void;
-  /** Deterministic: each execution's result, with the workload it ran (coverage is gathered here). */
+  /**
+   * Deterministic: each execution's result, with the workload it ran (coverage is gathered here). With runs > 1
+   * its `shared` is reused by the execution after next (Scratch): read it here, do not keep it.
+   */
   readonly onExecution?: (r: RunResult, w: Workload) => void;
   readonly signal?: AbortSignal;
 }
@@ -57,6 +60,8 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
   const runs = opts.runs ?? 1;
   let last: RunResult | undefined;
   let executions = 0;
+  // Only the last result is returned: the executions can share buffers.
+  const scratch = runs > 1 ? new Scratch() : undefined;
   while (executions < runs && !opts.signal?.aborted && scheduler.newExecution()) {
     executions++;
     last = runDeterministic({
@@ -64,6 +69,7 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
       seed: opts.seed,
       scheduler,
       keepGoing: opts.keepGoing ?? false,
+      ...(scratch ? { scratch } : {}),
       ...(opts.maxSteps ? { maxSteps: opts.maxSteps } : {}),
       // One long execution reports its steps (total unknown); an exploration reports executions.
       ...(runs === 1 && opts.onProgress ? { onProgress: (steps: number) => opts.onProgress?.(steps, 0) } : {}),

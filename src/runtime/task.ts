@@ -57,7 +57,18 @@ export interface Point<T = unknown> {
   blockedOn?: () => BlockedOn;
   /** A point that becomes ready by itself at this time (a timeout), in the runtime's ms. */
   wakeAt?: () => number | undefined;
+  /**
+   * The shared-memory words ready() reads (absolute indices into the run's shared Int32Array); empty when its
+   * answer never changes (a point that is always ready). A promise that the answer changes only when one of
+   * these words does or, with wakeAt, when that time comes: the deterministic runtime then keeps a point's
+   * answer until one of them changes instead of asking again after every step that may have written shared
+   * memory (which is what it does for a point without `watch`).
+   */
+  readonly watch?: readonly number[];
 }
+
+/** `watch` of a point whose ready() reads nothing (it is always ready). */
+export const WATCH_NOTHING: readonly number[] = Object.freeze([]);
 
 /** The earliest time a blocked task's point becomes ready by itself, if any does. */
 export function earliestWake(tasks: Iterable<Task>): number | undefined {
@@ -73,7 +84,7 @@ export type TaskBody = Generator<Point, void, unknown>;
 export type TaskFactory = (args: Wire, self: TaskSelf) => TaskBody;
 
 /** A task's first point: starting is a scheduling point of its own, so parent and child interleave. */
-const START: Point<undefined> = { label: '(start)', ready: () => true, perform: () => undefined };
+const START: Point<undefined> = { label: '(start)', ready: () => true, perform: () => undefined, watch: WATCH_NOTHING };
 
 export class TaskFailure extends Error {
   constructor(
@@ -89,6 +100,8 @@ export class TaskFailure extends Error {
 export class Task implements TaskSelf {
   pending: Point | undefined = START;
   readonly named: boolean;
+  /** Place in TaskTable.live's iteration order (a task that replaces one with the same id takes its place). */
+  order = 0;
   private body: TaskBody | undefined;
 
   constructor(
@@ -133,6 +146,7 @@ export class TaskTable {
   readonly names = new Map<number, string>();
   private spawnStep = Number.NaN;
   private spawnIndex = 0;
+  private spawned = 0;
 
   constructor(private readonly factories: Readonly<Record<string, TaskFactory>>) {}
 
@@ -151,6 +165,8 @@ export class TaskTable {
     const label = name ?? `${kind}/${id - TASK_BASE}`;
     const self: TaskSelf = { id, name: label, owner, named: name !== undefined };
     const t = new Task(id, label, kind, owner, () => factory(args, self), name !== undefined);
+    // Map.set on a live id keeps that entry's place: so does `order`.
+    t.order = this.live.get(id)?.order ?? this.spawned++;
     this.live.set(id, t);
     this.names.set(id, label);
     return t;

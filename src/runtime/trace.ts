@@ -2,7 +2,7 @@
 // records for the same interleaving, so the trace hash is the proof that a replay reproduced a recording.
 // Exports to text and to the Chrome/Perfetto trace-event JSON (ui.perfetto.dev opens it).
 import { digestInts, fnv1a } from './hash.js';
-import { ENV, MEM, pseudoName, TIMER } from './model.js';
+import { type AtomicOp, ENV, MEM, pseudoName, TIMER } from './model.js';
 
 /** Int32 fields of one record. */
 export const REC = { step: 0, actor: 1, sender: 2, sendStep: 3, event: 4, outcome: 5 } as const;
@@ -55,6 +55,11 @@ export class TraceLog {
   /** The records, trimmed (a copy the caller may transfer). */
   take(): Int32Array {
     return this.data.slice(0, this.n * REC_INTS);
+  }
+
+  /** Empty it, keeping its buffer (for the next execution of an exploration). */
+  reset(): void {
+    this.n = 0;
   }
 }
 
@@ -182,9 +187,25 @@ export interface PerfettoTrace {
 }
 
 /** Name table builder shared by the runtimes. */
+const OP_CODES: Readonly<Record<AtomicOp, number>> = { load: 0, store: 1, add: 2, xchg: 3, cas: 4 };
+
 export class EventNames {
   readonly map = new Map<number, string>();
   private readonly byName = new Map<string, number>();
+  private readonly atomics = new Map<number, string>();
+
+  /** `op[index]`, an atomic operation's name in a trace: one string per (op, index), made once. */
+  atomic(op: AtomicOp, index: number): string {
+    if (!Number.isInteger(index) || index < 0) return `${op}[${index}]`;
+    const key = index * 8 + OP_CODES[op];
+    let s = this.atomics.get(key);
+    if (s === undefined) {
+      s = `${op}[${index}]`;
+      this.atomics.set(key, s);
+    }
+    return s;
+  }
+
   hash(name: string): number {
     let h = this.byName.get(name);
     if (h === undefined) {

@@ -223,7 +223,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
       const { ticket, old } = ctl.sequenced((t) => ({ ticket: t, old: applyAtomic(shared, a.op, a.index, a.value, a.expected) }), a.op !== 'load');
       if (a.op !== 'load') triedAt = Number.NaN;
       delivered++;
-      if (keep) log.push(ticket, MEM, item.from, item.sendStep, names.hash(`${a.op}[${a.index}]`), old);
+      if (keep) log.push(ticket, MEM, item.from, item.sendStep, names.hash(names.atomic(a.op, a.index)), old);
       const done: AtomicDone = { type: 'rt.atomic.done', op: a.op, index: a.index, old, tag: a.tag };
       sent++;
       local.push({ atomic: false, to: item.from, from: MEM, event: done, sendStep: ticket });

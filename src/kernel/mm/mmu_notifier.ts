@@ -22,6 +22,7 @@ import type { KTask } from '../context.js';
 import { EINVAL, ENOMEM } from '../errno.js';
 import { callTrace, heldLocksLines, taskFinding } from '../findings.js';
 import type { Kernel, KGen } from '../kernel.js';
+import { objLabel } from '../labels.js';
 import { down_write, up_write } from '../rwsem.js';
 import {
   call_srcu,
@@ -249,7 +250,7 @@ function* maybe(g: KGen | undefined): KGen {
 
 /** mm_has_notifiers(mm): the fast path that keeps mms without subscribers off SRCU. */
 function hasNotifiers(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen<boolean> {
-  return k.step(t, `mm_has_notifiers(${mm.name})`, () => anyLinked(k, n, mm));
+  return k.step(t, objLabel(mm, 'mm_has_notifiers', mm.name), () => anyLinked(k, n, mm));
 }
 
 // ---- registration ----

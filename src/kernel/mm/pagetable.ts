@@ -16,6 +16,7 @@ import type { KTask } from '../context.js';
 import { EEXIST, EINVAL, ENOMEM } from '../errno.js';
 import { callTrace, heldLocksLines, taskFinding } from '../findings.js';
 import type { Kernel, KGen } from '../kernel.js';
+import { objArgLabel } from '../labels.js';
 import { down_read, down_write, up_read, up_write } from '../rwsem.js';
 import {
   MM_DEAD,
@@ -134,7 +135,7 @@ export function* handle_mm_fault(k: Kernel, t: KTask, mm: MmStruct, vpn: number,
     t,
     'handle_mm_fault',
     (function* (): KGen<'ok' | 'sigsegv'> {
-      const need = yield* k.step(t, `handle_mm_fault(${mm.name}, ${vpn}${write ? ', write' : ''})`, (env) => {
+      const need = yield* k.step(t, objArgLabel(mm, 'handle_mm_fault', mm.name, vpn, write ? ', write' : ''), (env) => {
         assertLocked(k, t, mm, 'handle_mm_fault', false, env.step);
         if (!mmAccess(k, t, mm, MM_FIELD.pgd, false)) return 'sigsegv';
         if (mmStateCode(k, mm) !== MM_LIVE || !inRange(mm, vpn)) return 'sigsegv';
@@ -146,7 +147,7 @@ export function* handle_mm_fault(k: Kernel, t: KTask, mm: MmStruct, vpn: number,
       const pm = mmTableOf(mm).pm;
       const pfn = yield* alloc_page(k, t, pm, ownerOf(mm));
       if (pfn === 0) return 'sigsegv';
-      const installed = yield* k.step(t, `set_pte_at(${mm.name}, ${vpn})`, () => {
+      const installed = yield* k.step(t, objArgLabel(mm, 'set_pte_at', mm.name, vpn), () => {
         const at = pteAddr(k, mm, vpn);
         // pte_same() under the page-table lock: another fault may have mapped it meanwhile.
         if ((Atomics.load(k.i32, at) & PTE_PRESENT) !== 0) return false;
@@ -191,7 +192,7 @@ function* unmapRange(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: 
       yield* mmu_notifier_invalidate_range_start(k, t, n, mm, start, end);
       const freed: number[] = [];
       for (const vpn of vpns) {
-        const old = yield* k.step(t, `ptep_get_and_clear(${mm.name}, ${vpn})`, () => Atomics.exchange(k.i32, pteAddr(k, mm, vpn), 0));
+        const old = yield* k.step(t, objArgLabel(mm, 'ptep_get_and_clear', mm.name, vpn), () => Atomics.exchange(k.i32, pteAddr(k, mm, vpn), 0));
         if ((old & PTE_PRESENT) !== 0) freed.push(ptePfn(old));
       }
       yield* mmu_notifier_invalidate_range_end(k, t, n, mm, start, end);
