@@ -1,24 +1,23 @@
-// The domains suite (seed 002, drivers/iommu/iommu.c): what PASID-granular domains cost. Today one question —
-// iommu_get_domain_for_dev_pasid under RCU ("RCU out of the xarray") vs under group->mutex, by two threads
-// looking up the same {device, PASID} at once (the threaded runtime, 2 workers, one lookup loop each, like the
-// kernel suite's xa_load case) — ratio `get_domain_rcu_vs_mutex`.
+// The domains suite (seeds 002 and 001, drivers/iommu/iommu.c): what domains cost. iommu_get_domain_for_dev_pasid
+// under RCU ("RCU out of the xarray") vs under group->mutex, by two threads looking up the same {device, PASID}
+// at once (the threaded runtime, 2 workers, one lookup loop each, like the kernel suite's xa_load case) — ratio
+// `get_domain_rcu_vs_mutex`; and default DMA domains per IOMMU instance vs per device, as DMA-API jobs per
+// second (bench/sva.bench.ts) — ratio `default_domain_per_instance_vs_per_device`. Seed 004's system-PASID
+// options have their own suite (bench/syspasid.bench.ts).
 //
 // The suite is a list of case builders (DOMAINS_CASE_BUILDERS): each measures its cases and returns their
-// results and the ratios between them, so more cases (e.g. system PASID's) are added by pushing a builder.
+// results and the ratios between them, so more cases (e.g. the default domains') are added by pushing a builder.
 // runThreadedDomainsCase measures one case of the `domains` workload's `bench` script.
 import '../src/actors/workloads.js';
 import type { Wire } from '../src/runtime/model.js';
 import type { RunResult } from '../src/runtime/result.js';
 import { ThreadedRuntime } from '../src/runtime/threaded.js';
 import { buildWorkload } from '../src/runtime/workloads.js';
-import { type BenchResult, type Budget, FULL_BUDGET, measure, QUICK_BUDGET, ratio, type SuiteResult } from './measure.js';
-import { syspasidResults } from './sva.bench.js';
+import { type BenchResult, type Budget, budgetOf, measure, profileOf, ratio, type SuiteOptions, type SuiteResult } from './measure.js';
+import { defaultDomainResults } from './sva.bench.js';
 
 /** What a case builder is given: the suite's options (quick: a smoke run) and its progress callback. */
-export interface DomainsBuildOptions {
-  readonly quick: boolean;
-  readonly onCase?: (name: string) => void;
-}
+export type DomainsBuildOptions = SuiteOptions;
 
 /** A builder measures its cases and names the ratios between them (the shape syspasidResults has too). */
 export type DomainsCaseBuilder = (opts: DomainsBuildOptions) => Promise<{ results: BenchResult[]; ratios: Record<string, number> }>;
@@ -63,9 +62,11 @@ function clean(name: string, r: RunResult, perIteration: number): void {
 }
 
 /** get_domain_for_dev_pasid by 2 threads, under RCU and under group->mutex. */
-export const getDomainCases: DomainsCaseBuilder = async ({ quick, onCase }) => {
-  const budget = quick ? QUICK_BUDGET : FULL_BUDGET;
-  const n = quick ? 2_000 : 20_000;
+export const getDomainCases: DomainsCaseBuilder = async (opts) => {
+  const { onCase } = opts;
+  const profile = profileOf(opts);
+  const budget = budgetOf(profile);
+  const n = profile === 'quick' ? 2_000 : 20_000;
   const results: BenchResult[] = [];
   for (const lookup of ['rcu', 'mutex'] as const) {
     const name = `get_domain_for_dev_pasid_${lookup}_2threads`;
@@ -79,11 +80,11 @@ export const getDomainCases: DomainsCaseBuilder = async ({ quick, onCase }) => {
 };
 
 /** The suite's builders, in order: push one to add cases and their ratios to `iommu-sim bench domains`. */
-// Seed 004's system-PASID options are measured on the IOMMU model (bench/sva.bench.ts) and reported here.
-export const DOMAINS_CASE_BUILDERS: DomainsCaseBuilder[] = [getDomainCases, syspasidResults];
+// Seed 001's default DMA domains are measured on the IOMMU model (bench/sva.bench.ts) and reported here.
+export const DOMAINS_CASE_BUILDERS: DomainsCaseBuilder[] = [getDomainCases, defaultDomainResults];
 
 export async function domainsSuite(
-  opts: { quick: boolean; onCase?: (name: string) => void },
+  opts: SuiteOptions,
   builders: readonly DomainsCaseBuilder[] = DOMAINS_CASE_BUILDERS,
 ): Promise<SuiteResult> {
   const results: BenchResult[] = [];

@@ -9,6 +9,8 @@
 //   (one updater republishing private data with ioasid_set_data, two readers); each iteration injects `go n` and
 //   waits until the run is quiescent; finds per second by the two readers. Every run must be clean (no finding,
 //   every lookup right, every ID allocated and freed), otherwise the suite throws.
+// - ioasid_find under the allocator lock taken as a spinlock vs as a mutex (seed 003's patch 7 turns the one into
+//   the other): the same find-lock loops, `ioasid_find_spinlock_vs_mutex` — what the mutex costs the readers.
 import '../src/actors/workloads.js';
 import type { Wire } from '../src/runtime/model.js';
 import { runDeterministic } from '../src/runtime/deterministic.js';
@@ -17,7 +19,19 @@ import type { Choice, Scheduler } from '../src/runtime/scheduler.js';
 import { RandomScheduler } from '../src/runtime/schedulers/random.js';
 import { ThreadedRuntime } from '../src/runtime/threaded.js';
 import { buildWorkload } from '../src/runtime/workloads.js';
-import { type BenchResult, type Budget, FULL_BUDGET, measure, QUICK_BUDGET, ratio, type SuiteResult } from './measure.js';
+import {
+  type BenchResult,
+  type Budget,
+  FULL_BUDGET,
+  measure,
+  type Profile,
+  profileOf,
+  QUICK_BUDGET,
+  REPORT_BUDGET,
+  ratio,
+  type SuiteOptions,
+  type SuiteResult,
+} from './measure.js';
 
 interface Sizes {
   /** ID space of the alloc/free case (2^bits - 1 IDs), and of its warm-up run. */
@@ -32,6 +46,9 @@ interface Sizes {
 
 const FULL: Sizes = { bits: 20, warmupBits: 16, runs: 2, finds: 20_000, budget: FULL_BUDGET };
 const QUICK: Sizes = { bits: 12, warmupBits: 10, runs: 1, finds: 2_000, budget: QUICK_BUDGET };
+// bench:report: the whole 20-bit space once (the cycle the report must show), a short warm-up.
+const REPORT: Sizes = { bits: 20, warmupBits: 12, runs: 1, finds: 20_000, budget: REPORT_BUDGET };
+const SIZES: Readonly<Record<Profile, Sizes>> = { quick: QUICK, report: REPORT, full: FULL };
 /** ID space of the find cases: only 64 IDs are looked up, the space just has to hold them. */
 const FIND_BITS = 12;
 
@@ -119,8 +136,14 @@ function phaseResult(name: string, samples: readonly { units: number; ms: number
   };
 }
 
-async function findCase(name: string, mode: 'find-rcu' | 'find-lock', n: number, budget: Budget): Promise<BenchResult> {
-  const params: Record<string, Wire> = { mode, bits: FIND_BITS, lock: 'mutex', subscribers: false, drivers: 3, iterations: 0 };
+async function findCase(
+  name: string,
+  mode: 'find-rcu' | 'find-lock',
+  n: number,
+  budget: Budget,
+  lock: 'spinlock' | 'mutex' = 'mutex',
+): Promise<BenchResult> {
+  const params: Record<string, Wire> = { mode, bits: FIND_BITS, lock, subscribers: false, drivers: 3, iterations: 0 };
   const rt = new ThreadedRuntime({ workload: buildWorkload('ioasid', params), seed: 1, workers: 2, keepTrace: false });
   // Driver 0 runs the updater; drivers 1 and 2 read: ioasid_find calls per second by the two readers.
   const go = [0, 1, 2].map((to) => ({ to, event: { type: 'go', n } }));
@@ -137,8 +160,8 @@ async function findCase(name: string, mode: 'find-rcu' | 'find-lock', n: number,
   return result;
 }
 
-export async function ioasidSuite(opts: { quick: boolean; onCase?: (name: string) => void }): Promise<SuiteResult> {
-  const sz = opts.quick ? QUICK : FULL;
+export async function ioasidSuite(opts: SuiteOptions): Promise<SuiteResult> {
+  const sz = SIZES[profileOf(opts)];
   opts.onCase?.(`alloc/free warm-up (${sz.warmupBits} bits)`);
   allocFreeOnce(sz.warmupBits);
   const samples: PhaseSample[] = [];
@@ -162,12 +185,15 @@ export async function ioasidSuite(opts: { quick: boolean; onCase?: (name: string
   results.push(await findCase('ioasid_find_rcu_2readers_1updater', 'find-rcu', sz.finds, sz.budget));
   opts.onCase?.('ioasid_find_mutex_2readers_1updater');
   results.push(await findCase('ioasid_find_mutex_2readers_1updater', 'find-lock', sz.finds, sz.budget));
+  opts.onCase?.('ioasid_find_spinlock_2readers_1updater');
+  results.push(await findCase('ioasid_find_spinlock_2readers_1updater', 'find-lock', sz.finds, sz.budget, 'spinlock'));
   return {
     suite: 'ioasid',
     results,
     ratios: {
       ioasid_find_rcu_vs_mutex: ratio(results, 'ioasid_find_rcu_2readers_1updater', 'ioasid_find_mutex_2readers_1updater'),
       ioasid_free_vs_alloc: ratio(results, 'ioasid_free_full_space', 'ioasid_alloc_full_space'),
+      ioasid_find_spinlock_vs_mutex: ratio(results, 'ioasid_find_spinlock_2readers_1updater', 'ioasid_find_mutex_2readers_1updater'),
     },
   };
 }

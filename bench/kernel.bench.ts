@@ -10,11 +10,12 @@ import { buildWorkload } from '../src/runtime/workloads.js';
 import {
   type BenchResult,
   type Budget,
-  FULL_BUDGET,
+  budgetOf,
   measure,
   measureDeterministic,
-  QUICK_BUDGET,
+  profileOf,
   ratio,
+  type SuiteOptions,
   type SuiteResult,
 } from './measure.js';
 
@@ -52,9 +53,11 @@ const CASES: readonly Case[] = [
   { name: 'locks_checkers_off', params: { mode: 'locks', lock: 'both', checkers: false }, drivers: 2, units: 2, counted: 2 },
 ];
 
-export async function kernelSuite(opts: { quick: boolean; onCase?: (name: string) => void }): Promise<SuiteResult> {
-  const budget = opts.quick ? QUICK_BUDGET : FULL_BUDGET;
-  const n = opts.quick ? 2_000 : 20_000;
+export async function kernelSuite(opts: SuiteOptions): Promise<SuiteResult> {
+  const profile = profileOf(opts);
+  const budget = budgetOf(profile);
+  const quick = profile === 'quick';
+  const n = quick ? 2_000 : 20_000;
   const results: BenchResult[] = [];
   for (const c of CASES) {
     opts.onCase?.(c.name);
@@ -62,7 +65,7 @@ export async function kernelSuite(opts: { quick: boolean; onCase?: (name: string
   }
   opts.onCase?.('deterministic_kernel_steps');
   // The deterministic runtime on task steps alone (no XState): its own cost per scheduling point.
-  const tasks = buildWorkload('kernel-selftest', { tasks: 4, iterations: opts.quick ? 100 : 2_000, lock: 'both' });
+  const tasks = buildWorkload('kernel-selftest', { tasks: 4, iterations: quick ? 100 : 2_000, lock: 'both' });
   results.push(await measureDeterministic(budget, 'deterministic_kernel_steps', tasks));
   return {
     suite: 'kernel',

@@ -1,44 +1,163 @@
 // `iommu-sim bench [suite...]` and `npm run bench -- [suite...]`: run suites, print a table or JSON.
+// Each suite runs in a child process of its own (this file with --child), one after the other: every suite
+// starts on a fresh heap and a cold JIT, whatever ran before it, so the ratios inside a suite compare like with
+// like and a suite's figures do not depend on which suites were asked for. The child reports each case as it
+// starts (a progress line here, on stderr) and its result over the IPC channel.
+import { fork } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { type MachineInfo, machineInfo } from '../src/report/machine.js';
+import type { BenchRunData } from '../src/report/types.js';
 import { InputError } from '../src/runtime/errors.js';
+import { PACKAGE_ROOT } from '../src/runtime/paths.js';
 import { domainsSuite } from './domains.bench.js';
+import { exploreSuite } from './explore.bench.js';
 import { ioasidSuite } from './ioasid.bench.js';
-import type { SuiteResult } from './measure.js';
+import { type BenchResult, type DetailRow, type Profile, PROFILES, type SuiteOptions, type SuiteResult } from './measure.js';
 import { kernelSuite } from './kernel.bench.js';
 import { runtimeSuite } from './runtime.bench.js';
+import { scalingSuite } from './scaling.bench.js';
 import { svaSuite } from './sva.bench.js';
+import { syspasidSuite } from './syspasid.bench.js';
+import { ForeignLoad } from './transport.js';
 
-type Suite = (opts: { quick: boolean; onCase?: (name: string) => void }) => Promise<SuiteResult>;
+type Suite = (opts: SuiteOptions) => Promise<SuiteResult>;
 
-export const SUITES: Readonly<Record<string, Suite>> = { runtime: runtimeSuite, kernel: kernelSuite, sva: svaSuite, domains: domainsSuite, ioasid: ioasidSuite };
+/** Every suite, in the order `bench` with no name runs them. */
+export const SUITES: Readonly<Record<string, Suite>> = {
+  runtime: runtimeSuite,
+  kernel: kernelSuite,
+  sva: svaSuite,
+  domains: domainsSuite,
+  ioasid: ioasidSuite,
+  syspasid: syspasidSuite,
+  explore: exploreSuite,
+  scaling: scalingSuite,
+};
+export const SUITE_NAMES: readonly string[] = Object.keys(SUITES);
 
 export class UnknownSuite extends InputError {
   override name = 'UnknownSuite';
 }
 
-export async function runBenchSuites(names: readonly string[], opts: { json: boolean; quick: boolean }): Promise<SuiteResult[]> {
-  const chosen = names.length > 0 ? [...names] : Object.keys(SUITES);
+/** How one suite's child process went. */
+export interface SuiteRun {
+  readonly suite: string;
+  readonly seconds: number;
+  /** CPU other processes used while it ran, in cores (Linux): figures taken beside other load are rough. */
+  readonly foreignCores: number | null;
+  readonly error: string | null;
+}
+
+/** What `bench --json` prints and `--out DIR` writes to DIR/bench.json. */
+export interface BenchRun extends BenchRunData {
+  readonly suites: string[];
+  readonly node: string;
+  readonly profile: Profile;
+  readonly date: string;
+  readonly machine: MachineInfo;
+  readonly results: BenchResult[];
+  readonly ratios: Record<string, number>;
+  /** Per suite: its detail tables (explore, scaling). */
+  readonly details: Record<string, Record<string, DetailRow[]>>;
+  readonly runs: SuiteRun[];
+  /** Which cases and ratios each suite produced. */
+  readonly index: { suite: string; cases: string[]; ratios: string[] }[];
+}
+
+export interface BenchOptions {
+  readonly json: boolean;
+  readonly quick: boolean;
+  readonly profile?: Profile;
+  /** Write DIR/bench.json. */
+  readonly out?: string;
+  /** Progress lines (default: stderr). */
+  readonly log?: (line: string) => void;
+  /** Print nothing on stdout, neither tables nor JSON (a caller that uses the result itself). */
+  readonly silent?: boolean;
+}
+
+type ChildMessage =
+  | { readonly type: 'case'; readonly name: string }
+  | { readonly type: 'result'; readonly result: SuiteResult; readonly foreignCores: number | null }
+  | { readonly type: 'error'; readonly message: string };
+
+export function checkSuiteNames(names: readonly string[]): string[] {
+  const chosen = names.length > 0 ? [...names] : [...SUITE_NAMES];
   for (const n of chosen) {
-    if (!SUITES[n]) throw new UnknownSuite(`unknown benchmark suite '${n}' (known: ${Object.keys(SUITES).join(', ')})`);
+    if (!SUITES[n]) throw new UnknownSuite(`unknown benchmark suite '${n}' (known: ${SUITE_NAMES.join(', ')})`);
   }
+  return chosen;
+}
+
+/** Run one suite in a child process; its progress lines through `log`. */
+function runChild(name: string, profile: Profile, log: (line: string) => void, tag: string): Promise<{ result: SuiteResult | null; run: SuiteRun }> {
+  const t0 = performance.now();
+  const elapsed = (): string => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
+  return new Promise((resolve) => {
+    const child = fork(join(PACKAGE_ROOT, 'dist', 'bench', 'main.js'), ['--child', name, '--profile', profile], {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    });
+    // Whatever the child prints goes to our stderr: our stdout carries the JSON alone.
+    child.stdout?.on('data', (d: Buffer) => process.stderr.write(d));
+    child.stderr?.on('data', (d: Buffer) => process.stderr.write(d));
+    let result: SuiteResult | null = null;
+    let foreignCores: number | null = null;
+    let error: string | null = null;
+    child.on('message', (m: ChildMessage) => {
+      if (m.type === 'case') log(`bench ${tag} ${name}: ${m.name} (${elapsed()})`);
+      else if (m.type === 'result') {
+        result = m.result;
+        foreignCores = m.foreignCores;
+      } else error = m.message;
+    });
+    child.on('exit', (code, signal) => {
+      if (!result && !error) error = `the suite's process exited with ${signal ?? `code ${code}`} before reporting`;
+      const seconds = (performance.now() - t0) / 1000;
+      log(`bench ${tag} ${name}: ${error ? `FAILED: ${error}` : 'done'} in ${seconds.toFixed(1)} s`);
+      resolve({ result, run: { suite: name, seconds, foreignCores, error } });
+    });
+  });
+}
+
+/** Run the suites, one child process each; print tables (or the JSON) and write `out`. */
+export async function runBenchSuites(names: readonly string[], opts: BenchOptions): Promise<BenchRun> {
+  const chosen = checkSuiteNames(names);
+  const profile = opts.profile ?? (opts.quick ? 'quick' : 'full');
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const machine = machineInfo();
+  const date = new Date().toISOString();
   const out: SuiteResult[] = [];
-  for (const n of chosen) {
-    const suite = SUITES[n] as Suite;
-    const r = await suite({ quick: opts.quick, onCase: (c) => process.stderr.write(`bench ${n}: ${c}\n`) });
-    out.push(r);
-    if (!opts.json) printSuite(r);
+  const runs: SuiteRun[] = [];
+  for (const [i, n] of chosen.entries()) {
+    const r = await runChild(n, profile, log, `[${i + 1}/${chosen.length}]`);
+    runs.push(r.run);
+    if (r.result) {
+      out.push(r.result);
+      if (!opts.json && !opts.silent) printSuite(r.result);
+    }
   }
-  if (opts.json) {
-    // One suite: its own {results, ratios}; several: merged, names prefixed by nothing (they are unique).
-    const merged = {
-      suites: out.map((s) => s.suite),
-      node: process.version,
-      results: out.flatMap((s) => s.results),
-      ratios: Object.assign({}, ...out.map((s) => s.ratios)) as Record<string, number>,
-    };
-    process.stdout.write(`${JSON.stringify(merged, null, 2)}\n`);
+  const run: BenchRun = {
+    suites: out.map((s) => s.suite),
+    node: process.version,
+    profile,
+    date,
+    machine,
+    results: out.flatMap((s) => s.results),
+    // Ratio names are unique across suites.
+    ratios: Object.assign({}, ...out.map((s) => s.ratios)) as Record<string, number>,
+    details: Object.fromEntries(out.filter((s) => s.details).map((s) => [s.suite, s.details ?? {}])),
+    runs,
+    index: out.map((s) => ({ suite: s.suite, cases: s.results.map((r) => r.name), ratios: Object.keys(s.ratios) })),
+  };
+  if (opts.out) {
+    mkdirSync(opts.out, { recursive: true });
+    writeFileSync(join(opts.out, 'bench.json'), `${JSON.stringify(run, null, 2)}\n`);
   }
-  return out;
+  if (opts.json && !opts.silent) process.stdout.write(`${JSON.stringify(run, null, 2)}\n`);
+  for (const r of runs) if (r.error && !opts.json && !opts.silent) console.log(`\n${r.suite}: FAILED: ${r.error}`);
+  return run;
 }
 
 function fmt(n: number): string {
@@ -61,13 +180,50 @@ function printSuite(s: SuiteResult): void {
   for (const [k, v] of Object.entries(s.ratios)) console.log(`  ${k.padEnd(36)} ${v.toFixed(2)}`);
 }
 
+/** The child: run one suite, report its cases and its result to the parent. */
+async function child(name: string, profile: Profile): Promise<void> {
+  const send = (m: ChildMessage): Promise<void> => new Promise((resolve) => (process.send ? process.send(m, () => resolve()) : resolve()));
+  const suite = SUITES[name];
+  if (!suite) {
+    await send({ type: 'error', message: `unknown suite '${name}'` });
+    process.exitCode = 2;
+    return;
+  }
+  const load = new ForeignLoad();
+  try {
+    const result = await suite({ quick: profile === 'quick', profile, onCase: (c) => void send({ type: 'case', name: c }) });
+    await send({ type: 'result', result, foreignCores: load.cores() ?? null });
+  } catch (err) {
+    await send({ type: 'error', message: err instanceof Error ? err.message : String(err) });
+    process.exitCode = 1;
+  }
+  // Suites leave worker pools and timers behind at worst: the result is in, end the process.
+  process.disconnect?.();
+  process.exit();
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const args = process.argv.slice(2);
-  const json = args.includes('--json');
-  const quick = args.includes('--quick');
-  const names = args.filter((a) => !a.startsWith('--'));
-  runBenchSuites(names, { json, quick }).catch((err: unknown) => {
-    console.error(err instanceof Error ? err.message : err);
-    process.exitCode = err instanceof UnknownSuite ? 2 : 1;
-  });
+  const flag = (f: string): string | undefined => {
+    const i = args.indexOf(f);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const profileArg = flag('--profile');
+  const profile = PROFILES.find((p) => p === profileArg);
+  const childSuite = flag('--child');
+  if (childSuite !== undefined) {
+    await child(childSuite, profile ?? 'full');
+  } else {
+    const json = args.includes('--json');
+    const quick = args.includes('--quick');
+    const outDir = flag('--out');
+    const names = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--out' && args[i - 1] !== '--profile');
+    try {
+      const run = await runBenchSuites(names, { json, quick, ...(profile ? { profile } : {}), ...(outDir ? { out: outDir } : {}) });
+      if (run.runs.some((r) => r.error)) process.exitCode = 1;
+    } catch (err) {
+      console.error(err instanceof Error ? err.message : err);
+      process.exitCode = err instanceof UnknownSuite ? 2 : 1;
+    }
+  }
 }

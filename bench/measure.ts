@@ -1,6 +1,7 @@
 // Shared by every benchmark suite: run one case with tinybench and express it per unit of work (a message,
 // an event, a step), so results from different suites line up in one table.
 import { Bench } from 'tinybench';
+import type { DetailRow } from '../src/report/types.js';
 import { runDeterministic } from '../src/runtime/deterministic.js';
 import type { Workload } from '../src/runtime/model.js';
 import { RandomScheduler } from '../src/runtime/schedulers/random.js';
@@ -17,10 +18,34 @@ export interface BenchResult {
   samples: number;
 }
 
+// A detail table's row: figures that are not rates (time to first finding, memory, a curve's points).
+export type { DetailRow, DetailValue } from '../src/report/types.js';
+
 export interface SuiteResult {
   suite: string;
   results: BenchResult[];
   ratios: Record<string, number>;
+  /** Tables of figures that do not fit a rate (the explore and scaling suites): the report's tables and charts. */
+  details?: Record<string, DetailRow[]>;
+}
+
+/**
+ * How long a suite measures: `quick` a smoke run (rough figures in seconds), `full` the long run, `report` in
+ * between — sized so that `npm run bench:report` runs every suite, the policy matrix and the scaling curves in
+ * under 10 minutes on 2 cores.
+ */
+export type Profile = 'quick' | 'report' | 'full';
+export const PROFILES: readonly Profile[] = ['quick', 'report', 'full'];
+
+export interface SuiteOptions {
+  readonly quick: boolean;
+  /** Overrides `quick` when given. */
+  readonly profile?: Profile;
+  readonly onCase?: (name: string) => void;
+}
+
+export function profileOf(o: { readonly quick: boolean; readonly profile?: Profile }): Profile {
+  return o.profile ?? (o.quick ? 'quick' : 'full');
 }
 
 export interface Budget {
@@ -32,6 +57,11 @@ export interface Budget {
 
 export const FULL_BUDGET: Budget = { time: 2500, warmupTime: 300, iterations: 10, warmupIterations: 3 };
 export const QUICK_BUDGET: Budget = { time: 100, warmupTime: 20, iterations: 3, warmupIterations: 1 };
+export const REPORT_BUDGET: Budget = { time: 700, warmupTime: 150, iterations: 5, warmupIterations: 2 };
+
+export function budgetOf(p: Profile): Budget {
+  return p === 'quick' ? QUICK_BUDGET : p === 'report' ? REPORT_BUDGET : FULL_BUDGET;
+}
 
 /** Measure `fn`, which does `perIteration` units of work per call. */
 export async function measure(

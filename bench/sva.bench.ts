@@ -20,7 +20,7 @@ import type { RunResult } from '../src/runtime/result.js';
 import { run } from '../src/runtime/run.js';
 import { ThreadedRuntime } from '../src/runtime/threaded.js';
 import { buildWorkload } from '../src/runtime/workloads.js';
-import { type BenchResult, ratio, type SuiteResult } from './measure.js';
+import { type BenchResult, type Profile, profileOf, ratio, type SuiteOptions, type SuiteResult } from './measure.js';
 
 type Runtime = 'deterministic' | 'threaded';
 type Counters = Readonly<Record<string, number>>;
@@ -68,6 +68,8 @@ const QUICK_SIZES: Sizes = {
   munmaps: 100,
   warmupMs: 0,
 };
+// bench:report: full-size runs, fewer of them, a shorter warm-up.
+const REPORT_SIZES: Sizes = { ...FULL_SIZES, dmas: { deterministic: 5_000, threaded: 5_000 }, bindRounds: { deterministic: 50, threaded: 20 }, warmupMs: 1_000 };
 /** How each group is measured: the translation cases (hit against miss: the ratio the suite is about), the
  * other deterministic cases, the threaded ones (each run starts its own workers). */
 type Plans = Readonly<Record<'translate' | 'deterministic' | 'threaded', Plan>>;
@@ -76,11 +78,19 @@ const FULL_PLANS: Plans = {
   deterministic: { warmupRuns: 0, minRuns: 3, maxRuns: 9, timeMs: 7_000 },
   threaded: { warmupRuns: 0, minRuns: 3, maxRuns: 3, timeMs: 0 },
 };
+const REPORT_PLANS: Plans = {
+  translate: { warmupRuns: 1, minRuns: 3, maxRuns: 3, timeMs: 0 },
+  deterministic: { warmupRuns: 1, minRuns: 3, maxRuns: 3, timeMs: 0 },
+  threaded: { warmupRuns: 0, minRuns: 1, maxRuns: 1, timeMs: 0 },
+};
 const QUICK_PLANS: Plans = {
   translate: { warmupRuns: 2, minRuns: 7, maxRuns: 7, timeMs: 0 },
   deterministic: { warmupRuns: 1, minRuns: 3, maxRuns: 3, timeMs: 0 },
   threaded: { warmupRuns: 0, minRuns: 1, maxRuns: 1, timeMs: 0 },
 };
+
+const SIZES: Readonly<Record<Profile, Sizes>> = { quick: QUICK_SIZES, report: REPORT_SIZES, full: FULL_SIZES };
+const PLANS: Readonly<Record<Profile, Plans>> = { quick: QUICK_PLANS, report: REPORT_PLANS, full: FULL_PLANS };
 
 const SEED = 1;
 const BIND_PROCESSES = 4;
@@ -250,9 +260,9 @@ async function measureGroup(cases: readonly Case[], plan: Plan, onRetry?: (why: 
   });
 }
 
-export async function svaSuite(opts: { quick: boolean; onCase?: (name: string) => void }): Promise<SuiteResult> {
-  const sizes = opts.quick ? QUICK_SIZES : FULL_SIZES;
-  const plans = opts.quick ? QUICK_PLANS : FULL_PLANS;
+export async function svaSuite(opts: SuiteOptions): Promise<SuiteResult> {
+  const sizes = SIZES[profileOf(opts)];
+  const plans = PLANS[profileOf(opts)];
   const d = 'deterministic';
   const t = 'threaded';
   // One group per kind of case, its flavours measured in turn: the JIT's drift and the GC fall on each alike.
@@ -313,11 +323,11 @@ export async function svaSuite(opts: { quick: boolean; onCase?: (name: string) =
 /**
  * Seed 004's two system-PASID options for kernel DMA, as jobs per second of a DSA-like in-kernel user doing
  * one-page (4 KiB) jobs on a trusted VT-d device: option 1 maps and unmaps every job through its own DMA domain
- * (an IOTLB and device-TLB invalidation each), option 2 binds init_mm once. For the domains suite.
+ * (an IOTLB and device-TLB invalidation each), option 2 binds init_mm once. For the syspasid suite.
  */
-export async function syspasidResults(opts: { quick: boolean; onCase?: (name: string) => void }): Promise<{ results: BenchResult[]; ratios: Record<string, number> }> {
-  const jobs = opts.quick ? 300 : 3_000;
-  const plan = opts.quick ? QUICK_PLANS.deterministic : FULL_PLANS.deterministic;
+export async function syspasidResults(opts: SuiteOptions): Promise<{ results: BenchResult[]; ratios: Record<string, number> }> {
+  const profile = profileOf(opts);
+  const jobs = profile === 'quick' ? 300 : 3_000;
   const job = (option: 1 | 2): Case => {
     const name = `syspasid/option${option} 4KiB jobs (deterministic)`;
     return {
@@ -329,6 +339,44 @@ export async function syspasidResults(opts: { quick: boolean; onCase?: (name: st
     };
   };
   opts.onCase?.('system PASID options 1 and 2');
-  const results = await measureGroup([job(1), job(2)], plan, opts.onCase);
+  const results = await measureGroup([job(1), job(2)], PLANS[profile].deterministic, opts.onCase);
   return { results, ratios: { syspasid_opt2_vs_opt1: ratio(results, 'syspasid/option2 4KiB jobs (deterministic)', 'syspasid/option1 4KiB jobs (deterministic)') } };
+}
+
+/** Devices sharing one SMMU in the default-domain cases: each has a DMA-API user (a driver mapping per job). */
+const KDEVICES = 4;
+
+/**
+ * Seed 001's default DMA domains as DMA-API jobs per second (map, DMA, unmap of 4 KiB buffers) by the drivers of
+ * KDEVICES devices behind one SMMUv3: one default domain for the IOMMU instance, shared by all of them (its
+ * unmaps invalidate every device's ATC), against one domain per device (an address space each). For the
+ * domains suite.
+ */
+export async function defaultDomainResults(opts: SuiteOptions): Promise<{ results: BenchResult[]; ratios: Record<string, number> }> {
+  const profile = profileOf(opts);
+  const perDevice = profile === 'quick' ? 50 : 500;
+  const jobs = KDEVICES * perDevice;
+  const job = (policy: 'per-instance' | 'per-device'): Case => {
+    const name = `default-domain/${policy} DMA-API jobs, ${KDEVICES} devices (deterministic)`;
+    return {
+      name,
+      runtime: 'deterministic',
+      params: { iommus: 'smmuv3', devices: KDEVICES, processes: 0, defaultDomain: policy, kernel: 'dma-api', kdevices: KDEVICES, kjobs: perDevice },
+      unit: 'kernel_jobs',
+      verify: (c) =>
+        expect(name, c.kernel_jobs === jobs && (c.kernel_job_faults ?? 0) === 0 && (c.probe_failures ?? 0) === 0, `expected ${jobs} jobs, no fault, no probe failure`, c),
+    };
+  };
+  opts.onCase?.('default DMA domains per instance and per device');
+  const results = await measureGroup([job('per-instance'), job('per-device')], PLANS[profile].deterministic, opts.onCase);
+  return {
+    results,
+    ratios: {
+      default_domain_per_instance_vs_per_device: ratio(
+        results,
+        `default-domain/per-instance DMA-API jobs, ${KDEVICES} devices (deterministic)`,
+        `default-domain/per-device DMA-API jobs, ${KDEVICES} devices (deterministic)`,
+      ),
+    },
+  };
 }

@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { workerUrl } from '../src/runtime/paths.js';
 import { createRing, RingBatch } from '../src/runtime/ring.js';
 import { CTL_ACK, CTL_STOP, CTL_WORDS, type TransportWorkerData } from '../workers/raw-ring-worker.js';
-import { type BenchResult, measure } from './measure.js';
+import { type BenchResult, measure, type Profile } from './measure.js';
 import { RAW_SLOT_WORDS, RawRing } from './raw-ring.js';
 
 interface Plan {
@@ -48,6 +48,9 @@ const QUICK: Plan = {
   rtRing: 512,
   rtPost: 64,
 };
+
+// bench:report's sizing: the same batches, a shorter time budget per case.
+const REPORT: Plan = { ...FULL, time: 700, warmupTime: 150, iterations: 5, warmupIterations: 2 };
 
 const RAW_SLOTS = 1024; // 32 KiB of 32-byte slots
 const RING_SLOTS = 1024; // 64 KiB of 64-byte slots: a 32-byte payload plus the envelope fills one
@@ -282,7 +285,7 @@ async function roundTripPostCase(plan: Plan): Promise<BenchResult> {
  * foreign load shares a core with one of them and the two-thread figures collapse (a spinning side then
  * burns the time slice its partner needs). Linux only; undefined elsewhere.
  */
-class ForeignLoad {
+export class ForeignLoad {
   private readonly t0 = performance.now();
   private readonly busy0 = ForeignLoad.busySeconds();
   private readonly own0 = process.cpuUsage();
@@ -311,9 +314,10 @@ class ForeignLoad {
  * taken on a busy machine.
  */
 export async function transportBenchmarks(
-  opts: { quick?: boolean; onCase?: (r: BenchResult, foreignCores: number | undefined) => void } = {},
+  opts: { quick?: boolean; profile?: Profile; onCase?: (r: BenchResult, foreignCores: number | undefined) => void } = {},
 ): Promise<BenchResult[]> {
-  const plan = opts.quick === true ? QUICK : FULL;
+  const profile = opts.profile ?? (opts.quick === true ? 'quick' : 'full');
+  const plan = profile === 'quick' ? QUICK : profile === 'report' ? REPORT : FULL;
   const cases: (() => Promise<BenchResult>)[] = [
     () => rawCase(plan, 1),
     () => rawCase(plan, 64),

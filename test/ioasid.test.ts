@@ -574,6 +574,7 @@ describe('bench ioasid (quick)', () => {
       'ioasid_free_full_space',
       'ioasid_find_rcu_2readers_1updater',
       'ioasid_find_mutex_2readers_1updater',
+      'ioasid_find_spinlock_2readers_1updater',
     ]);
     for (const x of s.results) {
       expect(Object.keys(x).sort(), x.name).toEqual(['hz', 'meanNs', 'name', 'p99Ns', 'samples']);
@@ -583,7 +584,7 @@ describe('bench ioasid (quick)', () => {
       }
       expect(Number.isInteger(x.samples) && x.samples > 0, x.name).toBe(true);
     }
-    for (const k of ['ioasid_find_rcu_vs_mutex', 'ioasid_free_vs_alloc']) {
+    for (const k of ['ioasid_find_rcu_vs_mutex', 'ioasid_free_vs_alloc', 'ioasid_find_spinlock_vs_mutex']) {
       expect(Number.isFinite(s.ratios[k]), k).toBe(true);
       expect(s.ratios[k], k).toBeGreaterThan(0);
     }

@@ -20,6 +20,7 @@ import { registerScenarioCommands } from './scenario-commands.js';
 import { stressRuns } from './stress.js';
 import { progress } from './progress.js';
 import { DEFAULT_WINDOW, raceReportHtml } from '../report/html.js';
+import type { BenchRow } from '../report/types.js';
 
 const version = (JSON.parse(readFileSync(`${PACKAGE_ROOT}/package.json`, 'utf8')) as { version: string }).version;
 
@@ -225,13 +226,17 @@ Parameters (--set):
   teardown=drain|quarantine|at-once   drainTimeoutMs (quarantine's bounded wait)
   fault=protocol|callback
   bug=none|no-range-flush|no-release-flush   a planted driver bug (to see the oracles fire)
-  misbehave=none|slow-drain|no-drain|dma-after-stop|lost-response|unplug|unplug-on-fault|no-atc-response
+  misbehave=none|slow-drain|no-drain|dma-after-stop|lost-response|unplug|unplug-on-fault|no-atc-response|stray-dma
                              misbehaveDevice (-1: all); prqDepth (small: page request queue overflow)
-  script=life|exit|unbind-inflight|stress|munmap   chain=true: process i starts when i-1 has closed its fd
+  script=life|exit|unbind-inflight|stress|munmap|bind-task-exit|random
+                             chain=true: process i starts when i-1 has closed its fd
+  rates=bind:4,dma:8,munmap:1,unbind:3,exit:1   script=random: each operation's weight; rounds operations
+  taskMm=get_task_mm|raw     bind-task-exit: how the driver's thread holds the task's mm while it binds
   flags (1 PRIVATE_PASID, 2 SUPERVISOR_MODE), trusted, iotlb, atc, cmdCostNs, hungTaskSecs
   defaultDomain=none|per-instance|per-device   addressSpaces (per IOMMU instance)
   kernel=none|dma-api|syspasid-map|syspasid-bind   kjobs, kbuffers, kdevices: the kernel's own DMA users
   vfio=none|early|late       VFIO takes device 0 over (early: while the host driver still maps)
+  vfioTakeover=refuse|force  refuse (-EBUSY) while the host driver maps, or pull the domain from under it
   drmContexts, drmRounds     a DRM-like device switching its engines between per-process domains
 
 Examples:
@@ -459,14 +464,110 @@ program
 
 program
   .command('bench')
-  .description('Run benchmark suites with tinybench and print a table (or JSON): runtime, kernel, sva, domains, ioasid')
-  .argument('[suites...]', 'suites to run (default: all)')
-  .option('--json', 'print one JSON object {results, ratios} on stdout')
-  .option('--quick', 'fewer iterations (a smoke run, figures are rough)')
-  .action(async (suites: string[], flags: { json?: boolean; quick?: boolean }) => {
+  .description(
+    'Run benchmark suites with tinybench, each in a child process of its own, with a progress line per case on stderr; ' +
+      'print a table per suite (or JSON). Suites: runtime, kernel, sva, domains, ioasid, syspasid, explore, scaling.',
+  )
+  .argument('[suites...]', 'suites to run (default: all, in that order)')
+  .option('--json', 'print one JSON object {suites, node, profile, date, machine, results, ratios, details, runs} on stdout')
+  .option('--out <dir>', 'also write the JSON to <dir>/bench.json')
+  .option('--quick', 'a smoke run: few iterations, small sizes (figures are rough); same as --profile quick')
+  .addOption(
+    new Option('--profile <profile>', 'how long to measure: quick (seconds), report (what npm run bench:report uses), full (the default)').choices([
+      'quick',
+      'report',
+      'full',
+    ]),
+  )
+  .addHelpText(
+    'after',
+    `
+Exit status: 0 every suite ran, 1 a suite failed (the others still run and are reported), 2 an unknown suite.
+Example: iommu-sim bench runtime kernel --json --out bench-out`,
+  )
+  .action(async (suites: string[], flags: { json?: boolean; out?: string; quick?: boolean; profile?: 'quick' | 'report' | 'full' }) => {
     const { runBenchSuites } = await import('../../bench/main.js');
-    await runBenchSuites(suites, { json: flags.json ?? false, quick: flags.quick ?? false });
+    const r = await runBenchSuites(suites, {
+      json: flags.json ?? false,
+      quick: flags.quick ?? false,
+      ...(flags.profile ? { profile: flags.profile } : {}),
+      ...(flags.out ? { out: flags.out } : {}),
+    });
+    if (r.runs.some((x) => x.error)) throw new Exit(1);
   });
+
+program
+  .command('matrix')
+  .description(
+    "The policy matrix: every policy of DESIGN.md's table, each value run on the same workloads (the race scripts in races/ " +
+      'that name it, and the random workload stress/random.yaml when it exists): failing schedules per 1 000 explored, by kind ' +
+      'of finding, and the throughput of each value from the matching benchmark with the ratio the seed argues about; then ' +
+      'every race as written against its fix. Prints tables; --json prints the JSON; --out writes matrix.json and matrix.md.',
+  )
+  .argument('[files...]', 'scenario files to use as the workloads instead (a file named random.yaml is a random workload)')
+  .addOption(new Option('--runs <n>', 'schedules explored per configuration').argParser(intArg(1, 1_000_000)).default(200))
+  .addOption(
+    new Option('--max-steps <n>', 'stop a configuration earlier once its schedules took this many steps (long workloads)')
+      .argParser(intArg(1))
+      .default(150_000),
+  )
+  .addOption(new Option('--chunk <n>', 'executions per pool task').argParser(intArg(1, 10_000)).default(16))
+  .addOption(new Option('--workers <n>', `pool threads (default ${availableParallelism()})`).argParser(intArg(1, 256)))
+  .option('--bench <file>', 'take the throughput column from this bench JSON (written by `iommu-sim bench --out DIR`) instead of running its suites')
+  .option('--no-throughput', 'leave the throughput column out (no benchmark runs)')
+  .option('--json', 'print the matrix as one JSON object on stdout')
+  .option('--out <dir>', 'write <dir>/matrix.json and <dir>/matrix.md')
+  .addHelpText(
+    'after',
+    `
+Without --bench, the throughput comes from the suites that measure the policies (ioasid, domains, syspasid), run
+first with --quick, each in its own process. Exit status: 0 the matrix ran (its verdicts are in the tables), 2 bad input.
+Example: iommu-sim matrix --runs 500 --out matrix-out`,
+  )
+  .action(
+    async (
+      files: string[],
+      flags: { runs: number; maxSteps: number; chunk: number; workers?: number; bench?: string; throughput: boolean; json?: boolean; out?: string },
+    ) => {
+      const { runMatrix, printMatrix, writeMatrix, THROUGHPUT_SUITES } = await import('./matrix.js');
+      let bench: { results: BenchRow[]; from: string } | null = null;
+      if (flags.bench) {
+        let parsed: { results?: BenchRow[] };
+        try {
+          parsed = JSON.parse(readFileSync(flags.bench, 'utf8')) as { results?: BenchRow[] };
+        } catch (err) {
+          throw new InputError(`--bench ${flags.bench}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        if (!Array.isArray(parsed.results)) throw new InputError(`--bench ${flags.bench}: not a bench JSON (no results)`);
+        bench = { results: parsed.results, from: flags.bench };
+      } else if (flags.throughput) {
+        const { runBenchSuites } = await import('../../bench/main.js');
+        const run = await runBenchSuites(THROUGHPUT_SUITES, { json: false, quick: true, silent: true });
+        bench = { results: run.results, from: `bench ${THROUGHPUT_SUITES.join(' ')} --quick, run for the matrix` };
+      }
+      const bar = progress('configurations', !flags.json, 500);
+      let m: Awaited<ReturnType<typeof runMatrix>>;
+      try {
+        m = await runMatrix({
+          runs: flags.runs,
+          maxSteps: flags.maxSteps,
+          chunk: flags.chunk,
+          ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
+          ...(files.length > 0 ? { files } : {}),
+          bench,
+          onProgress: (done, total, what) => bar.update(done, total, what),
+        });
+      } finally {
+        bar.stop();
+      }
+      if (flags.out) writeMatrix(m, flags.out);
+      if (flags.json) printJson(m);
+      else {
+        printMatrix(m);
+        if (flags.out) console.log(`matrix: written to ${flags.out}/matrix.json and ${flags.out}/matrix.md`);
+      }
+    },
+  );
 
 /** A run passes when its invariants and its accounting hold and no checker reported anything. */
 function passed(r: RunResult): boolean {

@@ -1,0 +1,213 @@
+// The explore suite (issue #7, item 5): how fast `iommu-sim explore` goes through schedules, for every race
+// script in races/ (as written, the bug in), with the random and the PCT strategy, on one thread and on a piscina
+// pool of 2 worker threads — schedules per second, steps per schedule, and the schedules and time it took to
+// reach the first failing schedule (a finding or a failed check).
+//
+// The unit of work is the one `explore` uses: a chunk of executions from one scheduler seed (exploreChunk,
+// src/scenario/chunk.ts), stopping at the first that fails. One thread runs the chunks in this thread; the pool
+// runs them on workers/explore.js (the worker `explore` uses), two lanes keeping both threads busy. Both take
+// chunk seeds seed, seed+1, … in the same order, so they run the same executions. Each exploration goes on past
+// its first failure (as `explore --keep-going`) until its time budget is spent, and past the budget until the
+// first failure or a cap, so that time-to-first-finding is measured even for the rarer races. The pool is
+// started and warmed up before the clock starts (its start-up is reported apart).
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Piscina } from 'piscina';
+import '../src/kernel/workloads.js';
+import '../src/actors/workloads.js';
+import { PACKAGE_ROOT, workerUrl } from '../src/runtime/paths.js';
+import { run } from '../src/runtime/run.js';
+import type { StrategyName } from '../src/runtime/scheduler.js';
+import { type ChunkResult, type ChunkTask, exploreChunk } from '../src/scenario/chunk.js';
+import { RACE_FILE } from '../src/cli/matrix.js';
+import { loadScenarioFile, scenarioParams } from '../src/scenario/load.js';
+import type { Scenario } from '../src/scenario/scenario.js';
+import { type BenchResult, type DetailRow, type Profile, profileOf, type SuiteOptions, type SuiteResult } from './measure.js';
+
+interface Sizes {
+  /** Explore at least this long per (race, strategy, mode). */
+  readonly minMs: number;
+  /** …and on, until the first failure, for at most this long. */
+  readonly firstCapMs: number;
+  /** Executions per chunk (pool task). */
+  readonly chunk: number;
+  /** Executions run in this thread to count steps per schedule. */
+  readonly probe: number;
+}
+
+const SIZES: Readonly<Record<Profile, Sizes>> = {
+  quick: { minMs: 100, firstCapMs: 300, chunk: 8, probe: 4 },
+  report: { minMs: 350, firstCapMs: 1_500, chunk: 16, probe: 12 },
+  full: { minMs: 2_000, firstCapMs: 10_000, chunk: 16, probe: 50 },
+};
+
+export const POOL_WORKERS = 2;
+const STRATEGIES: readonly StrategyName[] = ['random', 'pct'];
+
+/** Runs one chunk: in this thread, or on a pool thread. */
+type Executor = (task: ChunkTask) => Promise<ChunkResult>;
+
+export interface ExploreSample {
+  readonly executions: number;
+  readonly chunks: number;
+  readonly elapsedMs: number;
+  /** Slowest chunk, in ms per execution (the tail). */
+  readonly worstMsPerExecution: number;
+  readonly first: { readonly schedules: number; readonly ms: number; readonly kind: string } | null;
+}
+
+/**
+ * Explore with `lanes` chunks in flight: at least `minMs`, then on until the first failure or `firstCapMs`.
+ * `expectsFailure` false (a race judged by counters): stop at `minMs`.
+ */
+export async function exploreFor(
+  exec: Executor,
+  lanes: number,
+  base: Omit<ChunkTask, 'seed' | 'runs'>,
+  seed0: number,
+  sz: Sizes,
+  expectsFailure: boolean,
+): Promise<ExploreSample> {
+  const t0 = performance.now();
+  let next = 0;
+  let executions = 0;
+  let chunks = 0;
+  let worst = 0;
+  let first: ExploreSample['first'] = null;
+  const more = (): boolean => {
+    const ms = performance.now() - t0;
+    if (ms < sz.minMs) return true;
+    return expectsFailure && first === null && ms < sz.firstCapMs;
+  };
+  const lane = async (): Promise<void> => {
+    while (more()) {
+      const seed = seed0 + next++;
+      const c0 = performance.now();
+      const r = await exec({ ...base, seed, runs: sz.chunk });
+      const c1 = performance.now();
+      executions += r.executions;
+      chunks++;
+      worst = Math.max(worst, (c1 - c0) / Math.max(1, r.executions));
+      if (r.failed && first === null) {
+        first = { schedules: executions, ms: c1 - t0, kind: r.findings[0]?.kind ?? 'check' };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: lanes }, lane));
+  return { executions, chunks, elapsedMs: performance.now() - t0, worstMsPerExecution: worst, first };
+}
+
+/** Mean steps per execution over `n` executions (the run's own count, not the chunk's last execution's). */
+async function stepsPerSchedule(base: Omit<ChunkTask, 'seed' | 'runs'>, seed: number, n: number): Promise<number> {
+  let steps = 0;
+  let executions = 0;
+  // keepGoing across executions: run() stops at a failing one, so run one execution per seed.
+  for (let i = 0; i < n; i++) {
+    await run({
+      workload: { name: base.model, params: base.params },
+      runtime: 'deterministic',
+      strategy: base.strategy,
+      depth: base.depth,
+      seed: seed + i,
+      runs: 1,
+      keepTrace: false,
+      onExecution: (r) => {
+        steps += r.steps;
+        executions++;
+      },
+    });
+  }
+  return steps / Math.max(1, executions);
+}
+
+export interface RaceFile {
+  readonly file: string;
+  readonly scenario: Scenario;
+}
+
+/** Every race script in races/ (YAML, JSON or TypeScript), by name. */
+export async function raceFiles(dir = join(PACKAGE_ROOT, 'races')): Promise<RaceFile[]> {
+  const files = readdirSync(dir)
+    .filter((f) => RACE_FILE.test(f))
+    .sort();
+  const out: RaceFile[] = [];
+  for (const f of files) out.push({ file: f, scenario: await loadScenarioFile(join(dir, f)) });
+  return out;
+}
+
+function rateResult(name: string, s: ExploreSample): BenchResult {
+  return {
+    name,
+    hz: (s.executions * 1000) / s.elapsedMs,
+    meanNs: (s.elapsedMs * 1e6) / Math.max(1, s.executions),
+    p99Ns: s.worstMsPerExecution * 1e6,
+    samples: s.chunks,
+  };
+}
+
+export async function exploreSuite(opts: SuiteOptions & { races?: readonly RaceFile[] }): Promise<SuiteResult> {
+  const sz = SIZES[profileOf(opts)];
+  const races = opts.races ?? (await raceFiles());
+  const results: BenchResult[] = [];
+  const rows: DetailRow[] = [];
+  const ratios: Record<string, number> = {};
+  const speedups: number[] = [];
+  const p0 = performance.now();
+  const pool = new Piscina({ filename: workerUrl('explore').href, minThreads: POOL_WORKERS, maxThreads: POOL_WORKERS });
+  try {
+    const inThread: Executor = (t) => exploreChunk(t);
+    const onPool: Executor = (t) => pool.run(t) as Promise<ChunkResult>;
+    // Start both pool threads and load every race's model in them and here (JIT, module loading): one
+    // execution of each race, before any clock starts.
+    opts.onCase?.('warm-up: every race once, in this thread and on the pool');
+    for (const { scenario: s } of races) {
+      const t: ChunkTask = { model: s.model, params: scenarioParams(s), strategy: 'pct', depth: s.explore.depth, seed: 1, runs: 1 };
+      // A race that throws is reported below, with its error.
+      await Promise.all([inThread(t), ...Array.from({ length: POOL_WORKERS }, () => onPool(t))]).catch(() => undefined);
+    }
+    const poolStartMs = performance.now() - p0;
+    for (const { file, scenario: s } of races) {
+      const race = file.replace(RACE_FILE, '');
+      const expectsFailure = s.expect.findings.length > 0;
+      for (const strategy of STRATEGIES) {
+        opts.onCase?.(`${race} (${strategy})`);
+        const base = { model: s.model, params: scenarioParams(s), strategy, depth: s.explore.depth };
+        const row = { race, model: s.model, strategy, depth: strategy === 'pct' ? s.explore.depth : null, expectsFinding: expectsFailure };
+        try {
+          const steps = await stepsPerSchedule(base, s.explore.seed, sz.probe);
+          const one = await exploreFor(inThread, 1, base, s.explore.seed, sz, expectsFailure);
+          const two = await exploreFor(onPool, POOL_WORKERS, base, s.explore.seed, sz, expectsFailure);
+          const r1 = rateResult(`explore/${race}/${strategy} (1 thread)`, one);
+          const r2 = rateResult(`explore/${race}/${strategy} (${POOL_WORKERS}-worker pool)`, two);
+          results.push(r1, r2);
+          ratios[`explore/${race}/${strategy} pool vs 1 thread`] = r2.hz / r1.hz;
+          speedups.push(r2.hz / r1.hz);
+          for (const [mode, x, r] of [
+            ['1 thread', one, r1],
+            [`${POOL_WORKERS}-worker pool`, two, r2],
+          ] as const) {
+            rows.push({
+              ...row,
+              mode,
+              stepsPerSchedule: Math.round(steps),
+              schedules: x.executions,
+              seconds: x.elapsedMs / 1000,
+              schedulesPerSec: r.hz,
+              firstSchedules: x.first?.schedules ?? null,
+              firstMs: x.first?.ms ?? null,
+              firstKind: x.first?.kind ?? null,
+              error: null,
+            });
+          }
+        } catch (err) {
+          // A race whose model throws (an actor or task crashing) is a result too: reported, not fatal to the rest.
+          rows.push({ ...row, mode: 'error', error: err instanceof Error ? err.message : String(err) });
+        }
+      }
+    }
+    ratios['explore pool vs 1 thread'] = Math.exp(speedups.reduce((a, r) => a + Math.log(r), 0) / Math.max(1, speedups.length));
+    return { suite: 'explore', results, ratios, details: { explore: rows, pool: [{ workers: POOL_WORKERS, startAndWarmupMs: poolStartMs, chunk: sz.chunk }] } };
+  } finally {
+    await pool.destroy();
+  }
+}

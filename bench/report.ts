@@ -1,0 +1,105 @@
+// `npm run bench:report`: one run that measures everything and writes docs/BENCHMARKS.md — every benchmark suite
+// (each in its own process, the `report` profile), the policy matrix (its throughput column taken from that same
+// run), and the charts (SVG files in docs/, linked from the Markdown); the raw JSON goes to docs/bench/. Sized to
+// finish in under 10 minutes on 2 cores.
+//
+//   node dist/bench/report.js [--quick] [--out DIR] [--runs N] [--from DIR]
+//     --quick     every suite's quick profile and a small matrix (a smoke run of the whole pipeline)
+//     --out DIR   where BENCHMARKS.md and the charts go (default docs/; the JSON in DIR/bench/)
+//     --runs N    schedules per matrix configuration (default 120; fewer for a configuration once its schedules
+//                 took 50 000 steps — the random workload's take thousands each)
+//     --from DIR  measure nothing: remake the Markdown and the charts from DIR/bench.json and DIR/matrix.json
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { printMatrix, runMatrix, writeMatrix } from '../src/cli/matrix.js';
+import { renderSvg, reportCharts } from '../src/report/charts.js';
+import { benchmarksMarkdown } from '../src/report/markdown.js';
+import type { BenchRunData, MatrixReport } from '../src/report/types.js';
+import { PACKAGE_ROOT } from '../src/runtime/paths.js';
+import { runBenchSuites, SUITE_NAMES } from './main.js';
+
+interface Args {
+  readonly quick: boolean;
+  readonly out: string;
+  readonly runs: number;
+  readonly from?: string;
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const value = (f: string): string | undefined => {
+    const i = argv.indexOf(f);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const quick = argv.includes('--quick');
+  const runs = Number(value('--runs') ?? (quick ? 16 : 120));
+  if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs: expected a positive integer, got ${value('--runs')}`);
+  const from = value('--from');
+  return { quick, out: value('--out') ?? join(PACKAGE_ROOT, 'docs'), runs, ...(from ? { from } : {}) };
+}
+
+const log = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  const t0 = performance.now();
+  const dataDir = a.from ?? join(a.out, 'bench');
+  let bench: BenchRunData;
+  let matrix: MatrixReport | null;
+  let wallSeconds: number;
+  if (a.from) {
+    bench = JSON.parse(readFileSync(join(a.from, 'bench.json'), 'utf8')) as BenchRunData;
+    const mf = join(a.from, 'matrix.json');
+    matrix = existsSync(mf) ? (JSON.parse(readFileSync(mf, 'utf8')) as MatrixReport) : null;
+    const rf = join(a.from, 'report.json');
+    // The measuring run's own wall time when it left it, else the suites' and the matrix's.
+    wallSeconds = existsSync(rf)
+      ? (JSON.parse(readFileSync(rf, 'utf8')) as { wallSeconds: number }).wallSeconds
+      : bench.runs.reduce((s, r) => s + r.seconds, 0) + (matrix?.seconds ?? 0);
+  } else {
+    log(`bench:report: ${SUITE_NAMES.length} suites (${a.quick ? 'quick' : 'report'} profile), then the policy matrix (up to ${a.runs} schedules a configuration)`);
+    const run = await runBenchSuites(SUITE_NAMES, { json: false, quick: a.quick, profile: a.quick ? 'quick' : 'report', out: dataDir, log, silent: true });
+    bench = run;
+    log(`bench:report: suites done in ${((performance.now() - t0) / 1000).toFixed(0)} s; the policy matrix`);
+    let last = 0;
+    matrix = await runMatrix({
+      runs: a.runs,
+      maxSteps: a.quick ? 10_000 : 50_000,
+      bench: { results: run.results, from: `${relative(a.out, dataDir) || '.'}/bench.json, this run` },
+      onProgress: (done, total) => {
+        // A line every tenth of the way (and the last), not one per configuration.
+        if (done === total || done - last >= Math.ceil(total / 10)) {
+          last = done;
+          log(`bench:report: matrix ${done}/${total} configurations (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+        }
+      },
+    });
+    writeMatrix(matrix, dataDir);
+    printMatrix(matrix);
+    wallSeconds = (performance.now() - t0) / 1000;
+    writeFileSync(join(dataDir, 'report.json'), `${JSON.stringify({ wallSeconds, quick: a.quick, runs: a.runs }, null, 2)}\n`);
+  }
+  mkdirSync(a.out, { recursive: true });
+  const charts = reportCharts(bench, matrix);
+  for (const c of charts) writeFileSync(join(a.out, c.file), await renderSvg(c.spec));
+  const md = benchmarksMarkdown({
+    bench,
+    matrix,
+    charts: charts.map(({ file, title, section }) => ({ file, title, section })),
+    wallSeconds,
+    dataDir: relative(a.out, dataDir) || '.',
+    command: a.quick ? 'npm run bench:report -- --quick' : 'npm run bench:report',
+  });
+  writeFileSync(join(a.out, 'BENCHMARKS.md'), md);
+  log(`bench:report: wrote ${join(a.out, 'BENCHMARKS.md')} and ${charts.length} charts in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  if (bench.runs.some((r) => r.error)) {
+    log(`bench:report: failed suites: ${bench.runs.filter((r) => r.error).map((r) => r.suite).join(', ')} (reported in the Markdown)`);
+    process.exitCode = 1;
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench:report: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,500 @@
+// `iommu-sim matrix`: the policy matrix (issue #7, item 2). For every policy of DESIGN.md's policy table, each of
+// its values is run on the same workloads — the race scripts that name the policy (in `policies` or `fix`) and
+// the random workload of its model (stress/random.yaml, when there is one) — and the model says how often a
+// schedule fails: failing schedules per 1 000 explored, by the kind of their first finding. Beside it, the
+// throughput of each value from the benchmark that measures it (e.g. get_domain_for_dev_pasid under RCU vs the
+// group mutex), and the ratio the seed argues about. Then each race as written against its fix: findings with the
+// bug, none with the fix. Nothing is hard-coded but which parameter each policy is and which benchmark case
+// measures it: every figure comes from running the model.
+//
+// A row changes one policy: everything else a race's `fix` names takes its fixed value (so the row shows
+// this policy's effect alone), while the workload and the faults it injects stay as the race wrote them.
+// Each configuration is explored as `explore` does it — chunks of executions from scheduler seeds seed, seed+1, …
+// (exploreChunk on the exploration pool's worker), the scenario's strategy and depth — chunk after chunk until at
+// least `runs` schedules have run. A chunk stops at its first failing execution, so failing/executed estimates the
+// failure rate of one execution. The chunks of one configuration run in order, so the figures do not depend on
+// the pool's timing; configurations run side by side, one per pool thread. A configuration whose schedules are long
+// (the random workload: thousands of steps each) stops earlier, at a budget of steps, with the schedules it ran.
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { basename, join } from 'node:path';
+import { Piscina } from 'piscina';
+import { KERNEL_USES } from '../actors/kernel-users.js';
+import { DEFAULT_DOMAIN_POLICIES } from '../core/dma.js';
+import { MULTI_DEVICE_PASID, PASID_LOOKUPS } from '../core/group.js';
+import { IOASID_CHAINS, IOASID_LOCKS } from '../core/ioasid.js';
+import { FREE_POLICIES } from '../core/ioasid-workload.js';
+import { SVA_USERS } from '../core/sva-domain.js';
+import { FAULT_HANDLINGS, PASID_PLACEMENTS, TEARDOWNS } from '../core/types.js';
+import { matrixMarkdown } from '../report/markdown.js';
+import type { BenchRow, FindingRate, FixPair, MatrixCell, MatrixPolicy, MatrixReport, MatrixValue } from '../report/types.js';
+import type { Wire } from '../runtime/model.js';
+import { PACKAGE_ROOT, workerUrl } from '../runtime/paths.js';
+import type { StrategyName } from '../runtime/scheduler.js';
+import type { ChunkResult, ChunkTask } from '../scenario/chunk.js';
+import { loadScenarioFile, scenarioParams } from '../scenario/load.js';
+import type { ModelName, Scenario } from '../scenario/scenario.js';
+
+/** A row of DESIGN.md's policy table: the model parameter that switches it, and the benchmark cases that measure it. */
+export interface PolicyDef {
+  readonly policy: string;
+  readonly seed: string;
+  readonly model: ModelName;
+  readonly param: string;
+  readonly values: readonly string[];
+  readonly labels?: Readonly<Record<string, string>>;
+  /** The benchmark cases measuring each value (bench.json names), their unit, and the ratio [a, b] = a / b. */
+  readonly throughput?: {
+    readonly suite: string;
+    readonly unit: string;
+    readonly cases: Readonly<Record<string, string>>;
+    readonly ratio: readonly [string, string];
+  };
+}
+
+const KDEVICES = 4;
+
+/** DESIGN.md's policy table, in its order. The values are the models' own lists. */
+export const POLICIES: readonly PolicyDef[] = [
+  {
+    policy: 'PASID allocation',
+    seed: '000',
+    model: 'sva',
+    param: 'pasidAlloc',
+    values: PASID_PLACEMENTS,
+    labels: { native: 'native (each flavour its own)' },
+  },
+  {
+    policy: 'IOASID lock',
+    seed: '003',
+    model: 'ioasid',
+    param: 'lock',
+    values: IOASID_LOCKS,
+    throughput: {
+      suite: 'ioasid',
+      unit: 'ioasid_find/s under the lock (2 readers, 1 updater)',
+      cases: { spinlock: 'ioasid_find_spinlock_2readers_1updater', mutex: 'ioasid_find_mutex_2readers_1updater' },
+      ratio: ['spinlock', 'mutex'],
+    },
+  },
+  { policy: 'IOASID notifier chain', seed: '003', model: 'ioasid', param: 'chain', values: IOASID_CHAINS },
+  {
+    policy: 'PASID free on mm exit',
+    seed: '003',
+    model: 'ioasid',
+    param: 'free',
+    values: FREE_POLICIES,
+    labels: { rcu: 'from the MMU-notifier RCU callback', workqueue: 'deferred to a workqueue' },
+  },
+  {
+    policy: 'domain-for-PASID lookup',
+    seed: '002',
+    model: 'domains',
+    param: 'lookup',
+    values: PASID_LOOKUPS,
+    labels: { mutex: 'under group mutex', rcu: 'RCU xarray' },
+    throughput: {
+      suite: 'domains',
+      unit: 'get_domain_for_dev_pasid/s (2 threads)',
+      cases: { rcu: 'get_domain_for_dev_pasid_rcu_2threads', mutex: 'get_domain_for_dev_pasid_mutex_2threads' },
+      ratio: ['rcu', 'mutex'],
+    },
+  },
+  { policy: 'SVA domain users', seed: '002', model: 'domains', param: 'users', values: SVA_USERS },
+  { policy: 'PASID attach on multi-device groups', seed: '002', model: 'domains', param: 'multiDevicePasid', values: MULTI_DEVICE_PASID },
+  {
+    policy: 'PASID teardown',
+    seed: '000',
+    model: 'sva',
+    param: 'teardown',
+    values: TEARDOWNS,
+    labels: { drain: 'wait for drain', quarantine: 'bounded wait, then quarantine', 'at-once': 'free at once' },
+  },
+  {
+    policy: 'fault handling',
+    seed: '000',
+    model: 'sva',
+    param: 'fault',
+    values: FAULT_HANDLINGS,
+    labels: { callback: 'driver fault callback', protocol: 'device-driver protocol only' },
+  },
+  {
+    policy: 'default DMA domain',
+    seed: '001',
+    model: 'sva',
+    param: 'defaultDomain',
+    values: DEFAULT_DOMAIN_POLICIES,
+    labels: { 'per-instance': 'per IOMMU instance', 'per-device': 'per device', none: 'none (driver-managed)' },
+    throughput: {
+      suite: 'domains',
+      unit: `DMA-API jobs/s (${KDEVICES} devices, one SMMUv3)`,
+      cases: {
+        'per-instance': `default-domain/per-instance DMA-API jobs, ${KDEVICES} devices (deterministic)`,
+        'per-device': `default-domain/per-device DMA-API jobs, ${KDEVICES} devices (deterministic)`,
+      },
+      ratio: ['per-instance', 'per-device'],
+    },
+  },
+  {
+    policy: 'system PASID',
+    seed: '004',
+    model: 'sva',
+    param: 'kernel',
+    values: KERNEL_USES.filter((k) => k.startsWith('syspasid-')),
+    labels: { 'syspasid-map': 'option 1: own domain + DMA-API map/unmap', 'syspasid-bind': 'option 2: bind init_mm (trusted devices)' },
+    throughput: {
+      suite: 'syspasid',
+      unit: '4 KiB kernel jobs/s',
+      cases: {
+        'syspasid-map': 'syspasid/option1 4KiB jobs (deterministic)',
+        'syspasid-bind': 'syspasid/option2 4KiB jobs (deterministic)',
+      },
+      ratio: ['syspasid-bind', 'syspasid-map'],
+    },
+  },
+];
+
+/** The suites the matrix's throughput column comes from. */
+export const THROUGHPUT_SUITES: readonly string[] = [...new Set(POLICIES.flatMap((p) => (p.throughput ? [p.throughput.suite] : [])))];
+
+export interface MatrixWorkload {
+  readonly name: string;
+  readonly file: string;
+  readonly kind: 'race' | 'random';
+  readonly scenario: Scenario;
+}
+
+export const RANDOM_WORKLOAD = join('stress', 'random.yaml');
+
+/** A scenario file as `iommu-sim races` finds them in races/: YAML, JSON, or a TypeScript module (defineScenario). */
+export const RACE_FILE = /\.(ya?ml|json|ts)$/;
+
+/**
+ * The workloads: the given scenario files, or every race script in races/ and the random workload
+ * (stress/random.yaml; skipped with a note when it is not there). A file that names no `fix` and no policy of
+ * the table still counts as a workload of every row of its model only if it is a random workload.
+ */
+export async function matrixWorkloads(files?: readonly string[]): Promise<{ workloads: MatrixWorkload[]; notes: string[] }> {
+  const notes: string[] = [];
+  let paths: { file: string; kind: 'race' | 'random' }[];
+  if (files && files.length > 0) {
+    paths = files.map((f) => ({ file: f, kind: /(^|[/\\])random\.(ya?ml|json|ts)$/.test(f) ? 'random' : 'race' }));
+  } else {
+    const dir = join(PACKAGE_ROOT, 'races');
+    paths = readdirSync(dir)
+      .filter((f) => RACE_FILE.test(f))
+      .sort()
+      .map((f) => ({ file: join(dir, f), kind: 'race' as const }));
+    const random = join(PACKAGE_ROOT, RANDOM_WORKLOAD);
+    if (existsSync(random)) paths.push({ file: random, kind: 'random' });
+    else notes.push(`${RANDOM_WORKLOAD} is not there yet: the random workload is skipped (race scripts only)`);
+  }
+  const workloads: MatrixWorkload[] = [];
+  for (const p of paths) {
+    const scenario = await loadScenarioFile(p.file);
+    workloads.push({ name: scenario.name, file: p.file, kind: p.kind, scenario });
+  }
+  return { workloads, notes };
+}
+
+/** Does the row of `def` run on `w`? A race that names the policy; a random workload of the same model. */
+export function appliesTo(def: PolicyDef, w: MatrixWorkload): boolean {
+  if (w.scenario.model !== def.model) return false;
+  if (w.kind === 'random') return true;
+  return def.param in w.scenario.policies || (w.scenario.fix !== undefined && def.param in w.scenario.fix);
+}
+
+/**
+ * The workload with this policy set to `value`, everything else its fix names fixed — other policies of the
+ * table and the race's own knobs (a forced VFIO takeover, a patch) alike — so that a row shows what this policy
+ * alone risks. Injected faults stay as written.
+ */
+export function cellParams(def: PolicyDef, w: MatrixWorkload, value: string): Record<string, Wire> {
+  const p = scenarioParams(w.scenario);
+  for (const [param, v] of Object.entries(w.scenario.fix ?? {})) if (param !== def.param) p[param] = v;
+  p[def.param] = value;
+  return p;
+}
+
+interface Config {
+  readonly key: string;
+  readonly model: string;
+  readonly params: Record<string, Wire>;
+  readonly strategy: StrategyName;
+  readonly depth: number;
+  readonly seed: number;
+}
+
+function config(w: MatrixWorkload, params: Record<string, Wire>): Config {
+  const e = w.scenario.explore;
+  // dfs enumerates one space whatever the seed: sample it with PCT instead, as the other scripts are.
+  const strategy: StrategyName = e.strategy === 'dfs' ? 'pct' : e.strategy;
+  const sorted = Object.fromEntries(Object.entries(params).sort(([a], [b]) => a.localeCompare(b)));
+  const key = JSON.stringify([w.scenario.model, sorted, strategy, e.depth, e.seed]);
+  return { key, model: w.scenario.model, params, strategy, depth: e.depth, seed: e.seed };
+}
+
+type Outcome = { readonly rate: FindingRate } | { readonly error: string };
+
+function rateOf(schedules: number, failing: number, kinds: Readonly<Record<string, number>>): FindingRate {
+  const per = (n: number): number => (schedules > 0 ? (1000 * n) / schedules : 0);
+  return {
+    schedules,
+    failing,
+    perThousand: per(failing),
+    byKind: Object.fromEntries(
+      Object.entries(kinds)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, n]) => [k, per(n)]),
+    ),
+    counts: { ...kinds },
+  };
+}
+
+/** Run each configuration for at least `runs` schedules: its chunks in order, configurations side by side. */
+async function runConfigs(
+  configs: readonly Config[],
+  o: { runs: number; maxSteps: number; chunk: number; workers: number; onProgress?: (done: number, total: number, what: string) => void },
+): Promise<Map<string, Outcome>> {
+  const out = new Map<string, Outcome>();
+  const pool = new Piscina({ filename: workerUrl('explore').href, minThreads: o.workers, maxThreads: o.workers });
+  let next = 0;
+  let done = 0;
+  try {
+    const lane = async (): Promise<void> => {
+      for (let i = next++; i < configs.length; i = next++) {
+        const c = configs[i] as Config;
+        let schedules = 0;
+        let failing = 0;
+        const kinds: Record<string, number> = {};
+        const t0 = performance.now();
+        let steps = 0;
+        try {
+          // Deterministic either way: the step count of a chunk depends on its seed, not on the pool's timing.
+          for (let k = 0; schedules < o.runs && steps < o.maxSteps; k++) {
+            const task: ChunkTask = {
+              model: c.model,
+              params: c.params,
+              strategy: c.strategy,
+              depth: c.depth,
+              seed: c.seed + k,
+              runs: Math.min(o.chunk, o.runs),
+            };
+            const r = (await pool.run(task)) as ChunkResult;
+            schedules += r.executions;
+            // The chunk reports its last execution's steps; the others of a chunk are of the same workload.
+            steps += r.steps * r.executions;
+            if (r.failed) {
+              failing++;
+              const kind = r.findings[0]?.kind ?? 'check';
+              kinds[kind] = (kinds[kind] ?? 0) + 1;
+            }
+          }
+          out.set(c.key, { rate: { ...rateOf(schedules, failing, kinds), seconds: (performance.now() - t0) / 1000 } });
+        } catch (err) {
+          out.set(c.key, { error: (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'error' });
+        }
+        o.onProgress?.(++done, configs.length, c.model);
+      }
+    };
+    await Promise.all(Array.from({ length: o.workers }, lane));
+  } finally {
+    await pool.destroy();
+  }
+  return out;
+}
+
+function pooled(rates: readonly FindingRate[]): FindingRate | null {
+  if (rates.length === 0) return null;
+  const schedules = rates.reduce((a, r) => a + r.schedules, 0);
+  const failing = rates.reduce((a, r) => a + r.failing, 0);
+  const kinds: Record<string, number> = {};
+  for (const r of rates) for (const [k, n] of Object.entries(r.counts)) kinds[k] = (kinds[k] ?? 0) + n;
+  return { ...rateOf(schedules, failing, kinds), seconds: rates.reduce((a, r) => a + (r.seconds ?? 0), 0) };
+}
+
+function describe(p: Readonly<Record<string, Wire>>): string {
+  return Object.entries(p)
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join(' ');
+}
+
+/** Steps a configuration may take at most (a few seconds of one thread), whatever --runs says. */
+export const DEFAULT_MAX_STEPS = 150_000;
+
+export interface MatrixOptions {
+  readonly runs: number;
+  /** …or fewer, once a configuration's schedules have taken this many steps (long workloads: the random one). */
+  readonly maxSteps?: number;
+  readonly chunk?: number;
+  readonly workers?: number;
+  readonly files?: readonly string[];
+  /** Benchmark results to take throughput from (null: no throughput column). */
+  readonly bench: { readonly results: readonly BenchRow[]; readonly from: string } | null;
+  readonly onProgress?: (done: number, total: number, what: string) => void;
+}
+
+export async function runMatrix(o: MatrixOptions): Promise<MatrixReport> {
+  const t0 = performance.now();
+  const chunk = Math.max(1, Math.min(o.chunk ?? 16, o.runs));
+  const workers = o.workers ?? availableParallelism();
+  const { workloads, notes } = await matrixWorkloads(o.files);
+  const configs = new Map<string, Config>();
+  const need = (w: MatrixWorkload, params: Record<string, Wire>): string => {
+    const c = config(w, params);
+    configs.set(c.key, c);
+    return c.key;
+  };
+  // Which configuration each cell and each fix pair is (configurations shared between them run once).
+  const plan = POLICIES.map((def) => {
+    const ws = workloads.filter((w) => appliesTo(def, w));
+    return { def, ws, keys: def.values.map((v) => ws.map((w) => need(w, cellParams(def, w, v)))) };
+  });
+  const pairs = workloads
+    .filter((w) => w.kind === 'race' && w.scenario.fix)
+    .map((w) => ({ w, bug: need(w, scenarioParams(w.scenario)), fix: need(w, scenarioParams(w.scenario, true)) }));
+  const maxSteps = o.maxSteps ?? DEFAULT_MAX_STEPS;
+  const outcomes = await runConfigs([...configs.values()], {
+    runs: o.runs,
+    maxSteps,
+    chunk,
+    workers,
+    ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+  });
+  const outcome = (key: string): Outcome => outcomes.get(key) ?? { error: 'not run' };
+
+  const hz = (name: string | undefined): number | undefined =>
+    name === undefined ? undefined : o.bench?.results.find((r) => r.name === name)?.hz;
+  const policies: MatrixPolicy[] = plan.map(({ def, ws, keys }) => {
+    if (ws.length === 0) notes.push(`${def.policy}: no workload names ${def.param} (no race script, no random ${def.model} workload)`);
+    const values: MatrixValue[] = def.values.map((value, vi) => {
+      const cells: MatrixCell[] = ws.map((w, wi) => {
+        const oc = outcome(keys[vi]?.[wi] ?? '');
+        return 'rate' in oc ? { workload: w.name, rate: oc.rate } : { workload: w.name, error: oc.error };
+      });
+      const rates = cells.flatMap((c) => (c.rate ? [c.rate] : []));
+      const name = def.throughput?.cases[value];
+      const h = hz(name);
+      return {
+        value,
+        label: def.labels?.[value] ?? value,
+        total: pooled(rates),
+        cells,
+        throughput: name !== undefined && h !== undefined ? { case: name, hz: h } : null,
+      };
+    });
+    let ratio: MatrixPolicy['ratio'] = null;
+    if (def.throughput) {
+      const [a, b] = def.throughput.ratio;
+      const x = hz(def.throughput.cases[a]);
+      const y = hz(def.throughput.cases[b]);
+      if (x !== undefined && y !== undefined) ratio = { name: `${a} vs ${b}`, value: x / y };
+    }
+    return {
+      policy: def.policy,
+      seed: def.seed,
+      model: def.model,
+      param: def.param,
+      unit: def.throughput?.unit ?? null,
+      values,
+      ratio,
+      workloads: ws.map((w) => w.name),
+    };
+  });
+
+  const fixPairs: FixPair[] = pairs.map(({ w, bug, fix }) => {
+    const s = w.scenario;
+    const b = outcome(bug);
+    const f = outcome(fix);
+    const bugRate = 'rate' in b ? b.rate : null;
+    const fixRate = 'rate' in f ? f.rate : null;
+    const error = 'error' in b ? `bug: ${b.error}` : 'error' in f ? `fix: ${f.error}` : null;
+    const expects = s.expect.findings;
+    let verdict: string;
+    if (error) verdict = 'error';
+    else if (expects.length === 0) verdict = 'judged by counters (`run`), not by findings';
+    else if ((bugRate?.failing ?? 0) === 0) verdict = 'BUG NOT FOUND';
+    else if ((fixRate?.failing ?? 0) > 0)
+      verdict = (s.fixExpect?.findings.length ?? 0) > 0 ? 'ok (the fix expects findings too)' : 'FIX NOT CLEAN';
+    else verdict = 'ok';
+    return {
+      workload: w.name,
+      seed: s.seed ?? null,
+      bug: describe(s.policies) || describe(scenarioParams(s)),
+      fix: describe(s.fix ?? {}),
+      expects,
+      bugRate,
+      fixRate,
+      error,
+      verdict,
+    };
+  });
+
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    runs: o.runs,
+    maxSteps,
+    chunk,
+    workers,
+    seconds: (performance.now() - t0) / 1000,
+    workloads: workloads.map((w) => ({ name: w.name, file: basename(w.file), model: w.scenario.model, kind: w.kind })),
+    notes,
+    policies,
+    fixPairs,
+    throughputFrom: o.bench?.from ?? null,
+  };
+}
+
+function fmtRate(r: FindingRate | null | undefined): string {
+  if (!r) return 'n/a';
+  const kinds = Object.entries(r.byKind)
+    .map(([k, v]) => `${k} ${v.toFixed(0)}`)
+    .join(', ');
+  return `${r.perThousand.toFixed(1)}${kinds ? ` (${kinds})` : ''}`;
+}
+
+function fmtHz(n: number): string {
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} M/s`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} k/s`;
+  return `${n.toFixed(1)}/s`;
+}
+
+/** The matrix as terminal tables: one row per (policy, value), then the fix pairs. */
+export function printMatrix(m: MatrixReport): void {
+  console.log(`\npolicy matrix: failing schedules per 1 000 (by kind of first finding), ≥ ${m.runs} schedules per configuration`);
+  console.table(
+    m.policies
+      .filter((p) => p.workloads.length > 0)
+      .flatMap((p) =>
+        p.values.map((v, i) => ({
+          policy: i === 0 ? `${p.policy} (${p.seed})` : '',
+          value: v.value,
+          workloads: v.cells.length,
+          schedules: v.total?.schedules ?? 0,
+          'per 1000': fmtRate(v.total),
+          errors: v.cells.filter((c) => c.error).length,
+          throughput: v.throughput ? fmtHz(v.throughput.hz) : '—',
+          ratio: i === 0 && p.ratio ? `${p.ratio.name}: ${p.ratio.value.toFixed(2)}×` : '',
+        })),
+      ),
+  );
+  console.log('\nrace scripts: as written (bug) against their fix');
+  console.table(
+    m.fixPairs.map((f) => ({
+      race: f.workload,
+      fix: f.fix,
+      'bug per 1000': fmtRate(f.bugRate),
+      'fix per 1000': fmtRate(f.fixRate),
+      verdict: f.verdict,
+    })),
+  );
+  for (const n of m.notes) console.log(`note: ${n}`);
+}
+
+/** Write DIR/matrix.json and DIR/matrix.md. */
+export function writeMatrix(m: MatrixReport, dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'matrix.json'), `${JSON.stringify(m, null, 2)}\n`);
+  writeFileSync(join(dir, 'matrix.md'), matrixMarkdown(m));
+}
