@@ -65,6 +65,11 @@ describe('explore: a pool of worker threads', () => {
 });
 
 const GOOD = { name: 'x', title: 'a race', model: 'sva', topology: { iommus: 'vtd', devices: 1, processes: 2 }, policies: { teardown: 'at-once' }, workload: { script: 'life' } };
+const DOMAINS = { name: 'x', title: 'a race', model: 'domains', topology: { groups: 1, groupSize: 2 }, policies: {}, workload: {} };
+const ALLOC_A = { alloc: { domain: 'A' } };
+const FREE_A = { free: 'A' };
+const ALLOC_B = { alloc: { domain: 'B' } };
+const FREE_B = { free: 'B' };
 
 describe('scenario validation: each malformed scenario names its field', () => {
   const bad: [string, unknown, RegExp][] = [
@@ -90,13 +95,27 @@ describe('scenario validation: each malformed scenario names its field', () => {
     ['a depth of 0', { ...GOOD, explore: { depth: 0 } }, /explore\.depth/],
     ['a thread that does not exist', { ...GOOD, seed: '007' }, /seed/],
     ['a negative process count', { ...GOOD, topology: { processes: -1 } }, /topology\.processes/],
-    ['a script for a process that does not exist', { ...GOOD, script: { 'proc/3': ['bind'] } }, /script: proc\/3: no such process \(the topology has 2\)/],
+    ['a script for a process that does not exist', { ...GOOD, script: { 'proc/3': ['bind'] } }, /script\.proc\/3: no such process \(the topology has 2\)/],
     ['a cycle in the ordering constraints', { ...GOOD, script: { 'proc/0': [{ after: 'proc/1:0' }, 'bind'], 'proc/1': [{ after: 'proc/0:0' }, 'bind'] } }, /script: the ordering constraints have a cycle: proc\/\d:0 → proc\/\d:0 → proc\/\d:0/],
-    ['an ordering constraint on a step that does not exist', { ...GOOD, script: { 'proc/0': ['bind'], 'proc/1': [{ after: 'proc/0:9' }] } }, /script: proc\/1\[0\]: after proc\/0:9, a step that proc\/0 does not have/],
+    ['an ordering constraint on a step that does not exist', { ...GOOD, script: { 'proc/0': ['bind'], 'proc/1': [{ after: 'proc/0:9' }] } }, /script\.proc\/1\[0\]: after proc\/0:9: no such step \(proc\/0 has 1\)/],
+    ['an ordering constraint on a process that does not exist', { ...GOOD, script: { 'proc/0': [{ after: 'proc/5:0' }, 'bind'] } }, /script\.proc\/0\[0\]: after proc\/5:0: no such actor/],
+    ['an sva ordering constraint on an actor of another model', { ...GOOD, script: { 'proc/0': [{ after: 'drv/1:0' }, 'bind'] } }, /script\.proc\/0\[0\]: after drv\/1:0: no such actor/],
+    ['an sva while on a lock the model does not have', { ...GOOD, script: { 'proc/0': [{ while: { task: 'proc1', holds: 'big_kernel_lock' } }, 'bind'] } }, /script\.proc\/0\[0\]: while: no lock named "big_kernel_lock" \(the model's locks: .*iommu_sva_lock/],
     ['an unknown step', { ...GOOD, script: { 'proc/0': ['fly'] } }, /script\.proc\/0\.0/],
     ['a malformed reference', { ...GOOD, script: { 'proc/0': [{ after: 'proc0 step 1' }] } }, /script\.proc\/0\.0/],
     ['an extension that does not exist', { ...GOOD, extension: 'nowhere/patch.cjs' }, /extension: extension .*nowhere\/patch\.cjs: cannot load/],
-    ['a script for a model without processes', { ...GOOD, model: 'ioasid', topology: {}, policies: {}, workload: {}, script: { 'proc/0': ['bind'] } }, /script: only the sva model/],
+    ['an actor the model does not have', { ...GOOD, model: 'ioasid', topology: {}, policies: {}, workload: {}, script: { 'proc/0': ['bind'] } }, /script\.proc\/0: expected user\/N/],
+    ['a step of another model', { ...DOMAINS, script: { 'drv/0': [{ alloc_set: { set: 'S', quota: 1 } }] } }, /script\.drv\/0\.0/],
+    ['an ordering constraint on an actor that does not exist', { ...DOMAINS, script: { 'drv/0': [ALLOC_A, FREE_A], 'drv/1': [ALLOC_B, FREE_B, { after: 'drv/3:0' }] } }, /script\.drv\/1\[2\]: after drv\/3:0: no such actor/],
+    ['an ordering constraint on a step that does not exist', { ...DOMAINS, script: { 'drv/0': [ALLOC_A, FREE_A], 'drv/1': [{ after: 'drv/0:2' }] } }, /script\.drv\/1\[0\]: after drv\/0:2: no such step \(drv\/0 has 2\)/],
+    ['a cycle of ordering constraints', { ...DOMAINS, script: { 'drv/0': [{ after: 'iopf/0:1' }, ALLOC_A, FREE_A], 'iopf/0': [ALLOC_B, { after: 'drv/0:1' }, FREE_B] } }, /script: the ordering constraints have a cycle: .*drv\/0:0.*iopf\/0:1/],
+    ['a while on a lock the model does not have', { ...DOMAINS, script: { 'drv/0': [{ while: { task: 'proc0', holds: '&group->spinlock' } }, ALLOC_A, FREE_A] } }, /script\.drv\/0\[0\]: while: no lock named "&group->spinlock" \(the model's locks: &group->mutex, .*iommu_sva_lock/],
+    ['a while with no lock named', { ...DOMAINS, script: { 'drv/0': [{ while: { task: 'proc0' } }] } }, /script\.drv\/0\.0/],
+    ['a device the topology does not have', { ...DOMAINS, script: { 'drv/0': [ALLOC_A, { attach: { domain: 'A', dev: 4, pasid: 1 } }] } }, /script\.drv\/0\[1\]: dev must be an integer in 0\.\.1/],
+    ['a domain no step allocates', { ...DOMAINS, script: { 'drv/0': [{ attach: { domain: 'Z', dev: 0 } }] } }, /script\.drv\/0\[0\]: attach: no step allocates domain Z/],
+    ['an IOASID no step allocates', { ...GOOD, model: 'ioasid', topology: { bits: 8 }, policies: {}, workload: {}, script: { 'user/0': [{ free: 'X' }] } }, /script\.user\/0\[0\]: free: no step allocates IOASID X/],
+    ['an ioasid while on a lock the model does not have', { ...GOOD, model: 'ioasid', topology: { bits: 8 }, policies: {}, workload: {}, script: { 'user/0': [{ while: { task: 'proc0', holds: 'ioasid_lock' } }, 'check'] } }, /script\.user\/0\[0\]: while: no lock named "ioasid_lock" \(the model's locks: .*ioasid_allocator_lock/],
+    ['a script for an ioasid benchmark mode', { ...GOOD, model: 'ioasid', topology: { bits: 8 }, policies: {}, workload: { mode: 'alloc-free' }, script: { 'user/0': ['check'] } }, /script: scripted users run in mode=scenario only/],
   ];
   for (const [what, raw, field] of bad) {
     it(what, () => {

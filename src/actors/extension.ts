@@ -1,10 +1,12 @@
-// Extension points: a scenario may replace or wrap any IOMMU driver op or device-driver svm op with its own code —
-// to model a patch under review — without editing the project. An extension is a CommonJS module (loaded with
+// Extension points: a scenario may replace or wrap any IOMMU driver op, device-driver svm op or core step (SVA
+// bind/unbind, the MMU notifier's release and invalidate, page-request handling, PASID get/put) with its own
+// code — to model a patch under review — without editing the project. An extension is a CommonJS module (loaded with
 // require, so that every worker thread builds the same workload synchronously) exporting
 // `extend(ctx)`; it gets the kernel (k.step, k.point, k.call: the scheduling points its code yields), the
 // ops tables to read and replace, the IOMMU units' memory and the core's state, and the kernel's primitives.
 import { createRequire } from 'node:module';
 import type { DmaApi } from '../core/dma.js';
+import type { PasidAllocator } from '../core/pasid.js';
 import type { Sva } from '../core/sva.js';
 import type { DeviceInfo, IommuOps } from '../core/types.js';
 import type { Command, IommuUnit } from '../hw/iommu.js';
@@ -24,10 +26,47 @@ export interface ExtensionContext {
   /** The IOMMU driver's ops for unit u, and a way to put others in their place (wrap: call the old ones). */
   iommuOps(u: number): IommuOps;
   setIommuOps(u: number, ops: IommuOps): void;
+  /** The core's step `name` as it is now (bound: call it to wrap it), and a way to put another in its place. */
+  coreStep<N extends CoreStepName>(name: N): CoreSteps[N];
+  setCoreStep<N extends CoreStepName>(name: N, step: CoreSteps[N]): void;
   /** Queue commands on dev's IOMMU and wait for them (the drivers' qi_submit_sync / CMD_SYNC). */
   flush(t: KTask, dev: DeviceInfo, cmds: readonly Command[]): KGen;
   /** The kernel's primitives an extension's code yields from (mutex_lock, spin_lock, rcu_read_lock, …). */
   readonly kernel: { readonly mutex: typeof mutex; readonly spinlock: typeof spinlock; readonly rcu: typeof rcu };
+}
+
+/** The core steps an extension may replace: every caller goes through the instance, so a replacement is seen by all. */
+export interface CoreSteps {
+  readonly bind: Sva['bind'];
+  readonly unbind: Sva['unbind'];
+  readonly release: Sva['release'];
+  readonly invalidate: Sva['invalidate'];
+  readonly handleIopf: Sva['handleIopf'];
+  readonly pasidGet: PasidAllocator['get'];
+  readonly pasidPut: PasidAllocator['put'];
+}
+export type CoreStepName = keyof CoreSteps;
+export const CORE_STEPS: readonly CoreStepName[] = ['bind', 'unbind', 'release', 'invalidate', 'handleIopf', 'pasidGet', 'pasidPut'];
+
+/** The getter and setter of ExtensionContext for sva's core steps. */
+export function coreStepTable(sva: Sva): Pick<ExtensionContext, 'coreStep' | 'setCoreStep'> {
+  const where = (name: CoreStepName): [object, string] => (name === 'pasidGet' ? [sva.pasids, 'get'] : name === 'pasidPut' ? [sva.pasids, 'put'] : [sva, name]);
+  const check = (name: string): void => {
+    if (!CORE_STEPS.includes(name as CoreStepName)) throw new InputError(`extension: no core step '${name}' (${CORE_STEPS.join(', ')})`);
+  };
+  return {
+    coreStep: (name) => {
+      check(name);
+      const [obj, key] = where(name);
+      return (Reflect.get(obj, key) as (...a: unknown[]) => unknown).bind(obj) as never;
+    },
+    setCoreStep: (name, step) => {
+      check(name);
+      if (typeof step !== 'function') throw new InputError(`extension: core step '${name}' must be a generator function`);
+      const [obj, key] = where(name);
+      Object.defineProperty(obj, key, { value: step, writable: true, configurable: true });
+    },
+  };
 }
 
 const require = createRequire(import.meta.url);

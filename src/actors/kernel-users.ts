@@ -24,6 +24,9 @@ export type KernelUse = 'none' | 'dma-api' | 'syspasid-map' | 'syspasid-bind';
 export const KERNEL_USES: readonly KernelUse[] = ['none', 'dma-api', 'syspasid-map', 'syspasid-bind'];
 export type VfioUse = 'none' | 'early' | 'late';
 export const VFIO_USES: readonly VfioUse[] = ['none', 'early', 'late'];
+/** Whether VFIO may take a device whose host driver still has DMA-API mappings (seed 001: it may not). */
+export type VfioTakeover = 'refuse' | 'force';
+export const VFIO_TAKEOVERS: readonly VfioTakeover[] = ['refuse', 'force'];
 
 export interface KernelUsersConfig {
   readonly use: KernelUse;
@@ -34,6 +37,9 @@ export interface KernelUsersConfig {
   /** Devices with a kernel user (the first n). */
   readonly devices: number;
   readonly vfio: VfioUse;
+  readonly takeover: VfioTakeover;
+  /** The address space whose pages VFIO's user maps (a VMM's), when VFIO is in the run. */
+  readonly vfioUser: MmStruct | undefined;
   /** DRM contexts (processes) the composite device switches its engines between (0: none). */
   readonly drmContexts: number;
   readonly drmRounds: number;
@@ -61,6 +67,19 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
   const whys = k.statics.alloc(D + 1, 'kernel user errors');
   const why = (i: number): number => k.mem.statics + whys + i;
   const cr = (i: number): number => k.mem.statics + crs + i;
+  const steps = k.statics.alloc(D + 1, 'failed probe steps');
+  const failedAt = (i: number): number => k.mem.statics + steps + i;
+  // drivers/base/dd.c's warning for each device left without a driver — reported when the run ends, so that a
+  // run with a failed probe still shows how the other devices fared.
+  k.onEnd(() => {
+    for (const d of infos) {
+      const err = k.i32[result(d.index)] as number;
+      if (err >= 0) continue;
+      const title = `iommu: probe of ${d.name} failed with error ${err}`;
+      const why = k.mem.stringAt(k.i32[whys + k.mem.statics + d.index] as number);
+      k.report({ kind: 'probe', title, text: [title, `${errname(err)}: ${why}`, 'Call Trace:', ' <TASK>', ' iommu_probe_device', ' iommu_probe', ' </TASK>'].join('\n'), step: k.i32[failedAt(d.index)] as number, where: 'iommu_probe' });
+    }
+  });
   const result = (i: number): number => k.mem.statics + results + i;
   const initMm = mms.initMm;
   const kernelOwner = ownerOf(initMm);
@@ -84,11 +103,12 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
   k.task('iommu_probe', 'kthread', function* (t) {
     for (const dev of infos) {
       const r = yield* dma.probe(t, dev);
-      yield* k.step(t, r.err < 0 ? `probe failed: ${r.why}` : `probed ${dev.name}`, () => {
+      yield* k.step(t, r.err < 0 ? `probe failed: ${r.why}` : `probed ${dev.name}`, (e) => {
         Atomics.store(k.i32, result(dev.index), r.err);
         if (r.err < 0) {
           stats.add('probe_failures');
           Atomics.store(k.i32, why(dev.index), k.mem.intern(r.why));
+          Atomics.store(k.i32, failedAt(dev.index), e.step);
         }
       });
     }
@@ -100,6 +120,12 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
 
   k.task('kdma_user', 'kthread', function* (t, args) {
     const dev = infos[args as number] as DeviceInfo;
+    yield* kdmaJobs(t, dev);
+    // Done, however the jobs ended (a failed probe or map included): the driver unbinds, and VFIO may go on.
+    yield* k.step(t, 'kdma user done', () => void Atomics.add(k.i32, result(2 * D), 1));
+  });
+
+  function* kdmaJobs(t: KTask, dev: DeviceInfo): KGen {
     if (Atomics.load(k.i32, result(dev.index)) < 0) return;
     if (cfg.use === 'dma-api') {
       for (let j = 0; j < cfg.jobs; j++) {
@@ -144,27 +170,44 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
       for (let j = 0; j < cfg.jobs; j++) yield* job(t, dev, dev.index, r.pasid, j % buffers, j);
       yield* sva.unbind(t, r.ret);
     }
-    yield* k.step(t, 'kdma user done', () => void Atomics.add(k.i32, result(2 * D), 1));
-  });
+  }
 
   k.task('vfio_takeover', 'process', function* (t, args) {
     const dev = infos[args as number] as DeviceInfo;
+    const force = cfg.takeover === 'force';
     if (cfg.vfio === 'early' && cfg.use === 'dma-api') {
-      // While the host driver is still bound and mapping: refused.
+      // While the host driver is still bound and mapping: refused, unless the takeover is forced.
       yield k.point(t, 'wait for a live DMA mapping', () => dma.mappings(dev) > 0 || Atomics.load(k.i32, result(2 * D)) >= users, () => undefined);
       if (dma.mappings(dev) > 0) {
-        const r = yield* dma.vfioTakeover(t, dev);
+        const r = yield* dma.vfioTakeover(t, dev, 'paging', force);
         yield* k.step(t, `vfio: ${r.err < 0 ? r.why : 'took it'}`, () => stats.add(r.err < 0 ? 'vfio_refused' : 'vfio_takeovers'));
-        if (r.err === 0) return;
+        if (r.err === 0) {
+          yield* mapUserMemory(t, dev);
+          return;
+        }
       }
     }
     // After the host driver's users are done (the driver unbound): the takeover goes through.
     yield k.point(t, 'wait for the host driver to unbind', () => Atomics.load(k.i32, result(2 * D)) >= (cfg.use === 'none' ? 0 : users), () => undefined, {
       what: 'the host driver to unbind',
     });
-    const r = yield* dma.vfioTakeover(t, dev);
+    const r = yield* dma.vfioTakeover(t, dev, 'paging', force);
     yield* k.step(t, `vfio: ${r.err < 0 ? r.why : 'took it'}`, () => stats.add(r.err < 0 ? 'vfio_refused' : 'vfio_takeovers'));
+    if (r.err === 0) yield* mapUserMemory(t, dev);
   });
+
+  /** VFIO_IOMMU_MAP_DMA: the user (a VMM) maps its memory from IOVA 0, where a guest's RAM starts. */
+  function* mapUserMemory(t: KTask, dev: DeviceInfo): KGen {
+    const user = cfg.vfioUser;
+    const dom = dma.domainOf(dev);
+    if (!user || dom === 0) return;
+    for (let i = 0; i < buffers; i++) {
+      const pfn = yield* alloc_page(k, t, env.pm, ownerOf(user));
+      if (pfn === 0) return;
+      yield* domains.map(t, dom, i, pfn, true);
+      yield* k.step(t, 'VFIO_IOMMU_MAP_DMA', () => stats.add('vfio_maps'));
+    }
+  }
 
   k.task('drm_contexts', 'process', function* (t) {
     // A composite device: its engines (every device) switch between one paging domain per process.

@@ -2,12 +2,14 @@
 // accelerator's device fd (bind), submit DMA work under its PASID, and then — by script — close the fd when
 // the work is done, close it with work still in flight, or exit with the fd open and work in flight (the mm
 // goes through exit_mmap and the MMU-notifier release before exit_files unbinds). `stress` does seeded random
-// rounds of all of these. Kernel work runs as syscall tasks the process spawns; each answers with an event.
+// rounds of all of these; `bind-task-exit` has the device driver bind the process from a kernel thread of its
+// own (seed 000's iommu_bind_task(dev, task), AMD's amd_iommu_bind_pasid(pdev, pasid, task)) while the process
+// exits. Kernel work runs as syscall tasks the process spawns; each answers with an event.
 import { assign, enqueueActions, setup } from 'xstate';
 import { type Effect, sendEffect, spawnEffect } from '../runtime/model.js';
 
-export type Script = 'life' | 'exit' | 'unbind-inflight' | 'stress' | 'munmap';
-export const SCRIPTS: readonly Script[] = ['life', 'exit', 'unbind-inflight', 'stress', 'munmap'];
+export type Script = 'life' | 'exit' | 'unbind-inflight' | 'stress' | 'munmap' | 'bind-task-exit' | 'random';
+export const SCRIPTS: readonly Script[] = ['life', 'exit', 'unbind-inflight', 'stress', 'munmap', 'bind-task-exit', 'random'];
 
 export interface ProcessInput {
   readonly idx: number;
@@ -51,7 +53,7 @@ interface Ctx extends ProcessInput {
 }
 
 /** xorshift32: the process's own seeded choices (the same in both runtimes). */
-function rand(c: { rng: number }): number {
+export function rand(c: { rng: number }): number {
   let x = c.rng | 0 || 1;
   x ^= x << 13;
   x ^= x >>> 17;
@@ -70,6 +72,7 @@ export const processMachine = setup({
   actions: {
     exec: enqueueActions(({ context, enqueue }) => enqueue.emit(spawnEffect('sys_exec', { proc: context.idx }, `proc${context.idx}`))),
     bind: enqueueActions(({ context, enqueue }) => enqueue.emit(spawnEffect('sys_bind', { proc: context.idx, flags: context.flags }, `proc${context.idx}`))),
+    bindTask: enqueueActions(({ context, enqueue }) => enqueue.emit(spawnEffect('bind_task', { proc: context.idx, flags: context.flags }, `bind_task/${context.idx}`))),
     submit: enqueueActions(({ context, enqueue }) => {
       const c = { rng: context.rng };
       let id = context.submitted;
@@ -126,7 +129,16 @@ export const processMachine = setup({
   on: { 'dma.done': { actions: 'count' } },
   states: {
     waiting: { on: { go: 'exec' } },
-    exec: { entry: 'exec', on: { 'exec.done': 'binding' } },
+    exec: {
+      entry: 'exec',
+      on: {
+        'exec.done': [
+          // The driver's thread binds this task while it exits: nothing orders the two.
+          { guard: ({ context }) => context.script === 'bind-task-exit', target: 'exiting', actions: ['bindTask', 'signalNext'] },
+          { target: 'binding' },
+        ],
+      },
+    },
     binding: {
       entry: 'bind',
       on: {
@@ -181,6 +193,7 @@ export const processMachine = setup({
       entry: 'exit',
       on: { exited: [{ guard: ({ context }) => context.exitBound, target: 'done', actions: 'signalNext' }, { target: 'done' }] },
     },
-    done: { type: 'final' },
+    // Not a final state: the device still answers DMA the process left in flight, to a process that is gone.
+    done: {},
   },
 });

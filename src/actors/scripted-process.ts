@@ -1,9 +1,16 @@
 // A process that follows a scenario's script, step by step: exec happens first, then each step — bind (open the
 // device fd), dma (submit n descriptors and, unless `nowait`, wait for them), munmap, unbind (close the fd),
 // exit (with the fd still open if it was not closed) — with ordering constraints between processes: a step
-// `after: proc/N:K` waits until process N has finished its step K (process N tells it, with `go`). The steps
+// `after: proc/N:K` waits until process N has finished its step K (process N tells it, with `go`), and
+// `while: { task, holds }` waits until a kernel task whose comm starts with `task` holds a lock of that class:
+// an actor cannot block, so the process spawns a kernel task (`script_while`) blocked on the lock's holder watch
+// (src/kernel/lock.ts), which tells it `while.held` from the point where the lock is taken. The wait counts
+// acquisitions from the task's first point on (`while.armed`), so the processes waiting for the step before it
+// are told only then: a holder they let go on cannot take and drop the lock before the wait sees it. The steps
 // are the scenario's (src/scenario/), checked there: the actors exist, and the constraints have no cycle.
 import { assign, enqueueActions, setup } from 'xstate';
+import type { Kernel } from '../kernel/kernel.js';
+import { type LockHolderWatch, wait_for_lock_holder, watchLockHolders } from '../kernel/lock.js';
 import { type Effect, sendEffect, spawnEffect } from '../runtime/model.js';
 import type { SyscallReply } from './process.js';
 
@@ -15,7 +22,36 @@ export type ScriptStep =
   /** exit (do_exit); `wait: false` goes on at once: another thread of the process carries on meanwhile. */
   | { readonly op: 'exit'; readonly wait: boolean }
   /** Wait until `proc` has finished its step `step` (0-based). */
-  | { readonly op: 'after'; readonly proc: number; readonly step: number };
+  | { readonly op: 'after'; readonly proc: number; readonly step: number }
+  /** Wait until a task named `task…` holds a lock of class `lock`; `watch` is declareWhileStep's. */
+  | { readonly op: 'while'; readonly task: string; readonly lock: string; readonly watch: number };
+
+const whileWatches = new WeakMap<Kernel, LockHolderWatch[]>();
+
+/**
+ * Declare, with the workload, what a `while` step waits on: a holder watch, and (once per kernel) the task kind
+ * that blocks on it for the process. Returns the watch's index for the step; a RangeError names an unknown lock.
+ */
+export function declareWhileStep(k: Kernel, task: string, lock: string): number {
+  let ws = whileWatches.get(k);
+  if (!ws) {
+    const list: LockHolderWatch[] = [];
+    ws = list;
+    whileWatches.set(k, list);
+    k.task('script_while', 'process', function* (t, args) {
+      const w = list[typeof args === 'number' ? args : -1];
+      if (!w) throw new Error(`script_while: no watch ${JSON.stringify(args)}`);
+      let armed = 0;
+      yield* k.step(t, `armed: while ${w.task} holds ${w.lock}`, (env) => {
+        armed = w.taken();
+        env.send(t.self.owner, { type: 'while.armed' });
+      });
+      yield* wait_for_lock_holder(k, t, w, `while ${w.task} holds ${w.lock}`, (env) => env.send(t.self.owner, { type: 'while.held' }), armed);
+    });
+  }
+  ws.push(watchLockHolders(k, task, lock));
+  return ws.length - 1;
+}
 
 export interface ScriptedInput {
   readonly idx: number;
@@ -27,7 +63,7 @@ export interface ScriptedInput {
   readonly tell: readonly (readonly [number, number])[];
 }
 
-type Ev = { type: 'go'; from: number; step: number } | SyscallReply;
+type Ev = { type: 'go'; from: number; step: number } | { type: 'while.armed' } | { type: 'while.held' } | SyscallReply;
 
 interface Ctx extends ScriptedInput {
   /** The step being done (steps.length: done). */
@@ -58,6 +94,9 @@ function advance(c: Ctx, emit: (e: Effect) => void): Partial<Ctx> {
       case 'after':
         if (!(patch.gone ?? c.gone).includes(`${s.proc}:${s.step}`)) return { ...patch, pc, busy: 1 };
         break;
+      case 'while':
+        emit(spawnEffect('script_while', s.watch, name));
+        return { ...patch, pc, busy: 1 };
       case 'bind':
         emit(spawnEffect('sys_bind', { proc: c.idx, flags: c.flags }, name));
         return { ...patch, pc, busy: 1 };
@@ -88,7 +127,9 @@ function advance(c: Ctx, emit: (e: Effect) => void): Partial<Ctx> {
   }
 }
 
-function tellDone(c: Ctx, step: number, emit: (e: Effect) => void): void {
+/** Tell who waits on `step` that it is done — unless a `while` follows it and has not been armed yet. */
+function tellDone(c: Ctx, step: number, emit: (e: Effect) => void, armed = false): void {
+  if (!armed && c.steps[step + 1]?.op === 'while') return;
   for (const [s, to] of c.tell) if (s === step) emit(sendEffect(to, { type: 'go', from: c.idx, step }));
 }
 
@@ -143,6 +184,11 @@ export const scriptedProcessMachine = setup({
         ],
         bound: { actions: 'next' },
         'bind.failed': { actions: 'next' },
+        'while.armed': {
+          guard: ({ context }) => context.steps[context.pc]?.op === 'while' && context.busy === 1,
+          actions: enqueueActions(({ context, enqueue }) => tellDone(context, context.pc - 1, (e) => enqueue.emit(e), true)),
+        },
+        'while.held': { guard: ({ context }) => context.steps[context.pc]?.op === 'while' && context.busy === 1, actions: 'next' },
         closed: { actions: 'next' },
         munmapped: { actions: 'next' },
         // An exit that was not waited for answers later: only the step waiting for it goes on.

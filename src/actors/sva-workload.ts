@@ -36,7 +36,7 @@ import { IommuHardware } from '../hw/unit.js';
 import { VTD, vtdOps } from '../hw/vtd/vtd.js';
 import { Kernel } from '../kernel/kernel.js';
 import { staticsOffset } from '../kernel/memory.js';
-import { defineMms, type MmStruct, mm_exit, mm_init, mmById, mmStateCode, mmTableWords } from '../kernel/mm/mm.js';
+import { defineMms, type MmStruct, mm_exit, mm_init, get_task_mm, mmById, mmput, mmStateCode, mmTableWords } from '../kernel/mm/mm.js';
 import { defineMmuNotifiers, mmuNotifierWords } from '../kernel/mm/mmu_notifier.js';
 import { do_mmap, do_munmap, fault_in } from '../kernel/mm/pagetable.js';
 import { definePhysMem, onPageFree, pageOwner, physMemWords } from '../kernel/mm/physmem.js';
@@ -44,14 +44,19 @@ import { slabInit } from '../kernel/slab.js';
 import { InputError } from '../runtime/errors.js';
 import { paramParsers } from '../runtime/params.js';
 import type { ActorSpec, Wire, Workload } from '../runtime/model.js';
-import { applyExtension, KERNEL_PRIMITIVES } from './extension.js';
+import { applyExtension, coreStepTable, KERNEL_PRIMITIVES } from './extension.js';
 import { hardwareMachine } from './hardware.js';
-import { defineKernelUsers, KERNEL_USES, type KernelUse, VFIO_USES, type VfioUse } from './kernel-users.js';
+import { defineKernelUsers, KERNEL_USES, type KernelUse, VFIO_TAKEOVERS, VFIO_USES, type VfioTakeover, type VfioUse } from './kernel-users.js';
 import { mmMachine } from './mm.js';
 import { processMachine, type Script, SCRIPTS } from './process.js';
-import { type ScriptStep, scriptedProcessMachine } from './scripted-process.js';
+import { DEFAULT_RATES, parseRates, type RandomInput, randomProcessMachine } from './random-process.js';
+import { declareWhileStep, type ScriptStep, scriptedProcessMachine } from './scripted-process.js';
 
 const { oneOf, int, bool } = paramParsers('sva');
+
+/** seed 000's iommu_bind_task(dev, task): take the task's mm with get_task_mm, or use task->mm unreferenced. */
+export type TaskMm = 'get_task_mm' | 'raw';
+export const TASK_MMS: readonly TaskMm[] = ['get_task_mm', 'raw'];
 
 const SPECS: Readonly<Record<Flavour, FlavourSpec>> = { vtd: VTD, amd: AMD, smmuv3: SMMUV3 };
 
@@ -78,6 +83,10 @@ export interface SvaParams {
   /** The misbehaving device (-1: all of them). */
   readonly misbehaveDevice: number;
   readonly script: Script;
+  /** `script: random`: each operation's weight, `bind:4,dma:8,munmap:1,unbind:3,exit:1`; `rounds` operations. */
+  readonly rates: string;
+  /** How bind_task (script bind-task-exit) holds the task's mm: get_task_mm's mm_users reference, or none. */
+  readonly taskMm: TaskMm;
   /** Process i starts when process i-1 has closed its fd. */
   readonly chain: boolean;
   readonly dmas: number;
@@ -114,6 +123,8 @@ export interface SvaParams {
   /** Devices with a kernel user (the first n). */
   readonly kdevices: number;
   readonly vfio: VfioUse;
+  /** Whether VFIO may take a device whose host driver still maps (seed 001: refuse). */
+  readonly vfioTakeover: VfioTakeover;
   readonly drmContexts: number;
   readonly drmRounds: number;
 }
@@ -135,6 +146,8 @@ export const SVA_DEFAULTS: SvaParams = {
   misbehave: 'none',
   misbehaveDevice: 0,
   script: 'life',
+  rates: DEFAULT_RATES,
+  taskMm: 'get_task_mm',
   chain: false,
   dmas: 4,
   rounds: 2,
@@ -156,6 +169,7 @@ export const SVA_DEFAULTS: SvaParams = {
   kbuffers: 2,
   kdevices: 1,
   vfio: 'none',
+  vfioTakeover: 'refuse',
   drmContexts: 0,
   drmRounds: 2,
 };
@@ -188,6 +202,8 @@ export function svaParams(raw: Readonly<Record<string, Wire>>): SvaParams {
     misbehave: oneOf('misbehave', raw.misbehave, MISBEHAVIOURS, d.misbehave),
     misbehaveDevice: int('misbehaveDevice', raw.misbehaveDevice, d.misbehaveDevice, -1, 1023),
     script: oneOf('script', raw.script, SCRIPTS, d.script),
+    rates: raw.rates === undefined ? d.rates : ratesParam(String(raw.rates)),
+    taskMm: oneOf('taskMm', raw.taskMm, TASK_MMS, d.taskMm),
     chain: bool('chain', raw.chain, d.chain),
     dmas: int('dmas', raw.dmas, d.dmas, 0, 1 << 16),
     rounds: int('rounds', raw.rounds, d.rounds, 1, 1 << 16),
@@ -209,6 +225,7 @@ export function svaParams(raw: Readonly<Record<string, Wire>>): SvaParams {
     kbuffers: int('kbuffers', raw.kbuffers, d.kbuffers, 1, 1 << 16),
     kdevices: int('kdevices', raw.kdevices, d.kdevices, 0, 1024),
     vfio: oneOf('vfio', raw.vfio, VFIO_USES, d.vfio),
+    vfioTakeover: oneOf('vfioTakeover', raw.vfioTakeover, VFIO_TAKEOVERS, d.vfioTakeover),
     drmContexts: int('drmContexts', raw.drmContexts, d.drmContexts, 0, 1024),
     drmRounds: int('drmRounds', raw.drmRounds, d.drmRounds, 0, 1 << 20),
   };
@@ -239,12 +256,14 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const P = p.processes;
   const capSet = new Set(p.caps.split(','));
   const bonds = Math.max(8, 2 * P + 8);
-  const frames = (P + 2) * p.pages + 16;
+  // A VMM whose memory VFIO maps, when VFIO is in the run: an address space of its own.
+  const vmm = p.vfio === 'none' ? 0 : 1;
+  const frames = (P + 2) * p.pages + 16 + vmm * p.kbuffers;
   // I/O page tables for DMA and paging domains: address spaces of the mm layer that no process uses.
   const iopt = p.defaultDomain === 'none' && p.kernel === 'none' && p.vfio === 'none' && p.drmContexts === 0 ? 0 : Math.min(U * p.addressSpaces, D + p.kdevices + p.drmContexts + 4);
   const perDevice = (1 << p.pasidBits) * (8 + 3 + 2) + 512 + 4 * p.atc;
   const staticWords =
-    (1 << 15) + mmTableWords(P + iopt, p.pages) + physMemWords(frames) + mmuNotifierWords(bonds) + D * perDevice + U * (4096 + 6 * p.iotlb + 6 * p.prqDepth) + bonds * 24 + (U + 2) * ((1 << p.pasidBits) / 32 + 1);
+    (1 << 15) + mmTableWords(P + iopt + vmm, p.pages) + physMemWords(frames) + mmuNotifierWords(bonds) + D * perDevice + U * (4096 + 6 * p.iotlb + 6 * p.prqDepth) + bonds * 24 + (U + 2) * ((1 << p.pasidBits) / 32 + 1);
   const k = new Kernel({
     layout: { stringWords: 1 << 17, stringSlots: 1 << 12, staticWords, arenaWords: 1 << 12, lockdepWords: 1 << 14 },
     hungTaskSecs: p.hungTaskSecs,
@@ -266,15 +285,17 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     trusted: p.trusted,
   }));
   const pm = definePhysMem(k, frames + 2 * p.drmContexts);
-  const mms = defineMms(k, pm, P + iopt, p.pages);
+  const mms = defineMms(k, pm, P + iopt + vmm, p.pages);
   const notifiers = defineMmuNotifiers(k, mms, bonds);
   const oracle = new Oracle(k);
   const stats = new Stats(k);
   const policies: SvaPolicies = { pasidAlloc: p.pasidAlloc, teardown: p.teardown, fault: p.fault, drainTimeoutMs: p.drainTimeoutMs, bug: p.bug };
   const sva = new Sva(k, mms, notifiers, oracle, stats, { devices: infos, iommus: U, policies, bonds, pasidUnique: p.pasidUnique });
-  const domains = new Domains(k, { iommus: U, addressSpaces: p.addressSpaces, pageTables: mms.mms.slice(P), unitName: (u) => SPECS[flavours[u] as Flavour].unitName(u) });
+  const domains = new Domains(k, { iommus: U, addressSpaces: p.addressSpaces, pageTables: mms.mms.slice(P, P + iopt), unitName: (u) => SPECS[flavours[u] as Flavour].unitName(u) });
   const dma = new DmaApi(k, sva, domains, infos, p.defaultDomain, mms.initMm.id + 1);
-  const ownerName = (o: number): string => (o === 0 ? 'a free frame' : (mmById(mms, o - 1)?.name ?? `owner ${o}`));
+  const vmmMm = vmm ? mms.mms[P + iopt] : undefined;
+  const ownerName = (o: number): string =>
+    o === 0 ? 'a free frame' : vmmMm && o === vmmMm.id + 1 ? `${vmmMm.name} (a VMM's memory, mapped through VFIO)` : (mmById(mms, o - 1)?.name ?? `owner ${o}`);
 
   const units = flavours.map((f, u) => new IommuUnit(k, u, SPECS[f], infos.filter((d) => d.iommu === u), { ...DEFAULT_UNIT, cmdCostNs: p.cmdCostNs, iotlbEntries: p.iotlb, prqDepth: p.prqDepth }, actors.unit(u)));
   const unitDrivers = units.map((u) => defineUnitDriver(k, u));
@@ -292,13 +313,14 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
       devices: infos,
       iommuOps: (u) => sva.ops(infos.find((d) => d.iommu === u) ?? ({ iommu: u } as DeviceInfo)),
       setIommuOps: (u, ops) => sva.registerIommu(u, ops),
+      ...coreStepTable(sva),
       flush: (t, dev, cmds) => flush(denv, t, dev, cmds),
       kernel: KERNEL_PRIMITIVES,
     });
   }
   const kusers = defineKernelUsers(
     { k, sva, dma, domains, stats, pm, mms, infos },
-    { use: p.kernel, jobs: p.kjobs, buffers: p.kbuffers, devices: p.kdevices, vfio: p.vfio, drmContexts: p.drmContexts, drmRounds: p.drmRounds },
+    { use: p.kernel, jobs: p.kjobs, buffers: p.kbuffers, devices: p.kdevices, vfio: p.vfio, takeover: p.vfioTakeover, vfioUser: vmmMm, drmContexts: p.drmContexts, drmRounds: p.drmRounds },
   );
   const prqTasks = unitDrivers.map((drv) => definePrqThread(k, drv, sva, stats, infos));
   const hardware = units.map((u, i) => new IommuHardware(u, infos, mms, oracle, stats, prqTasks[i] as string));
@@ -335,6 +357,9 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     const i = (args as { proc: number }).proc;
     return { proc: i, mm: mms.mms[i] as MmStruct, dev: infos[i % D] as DeviceInfo, actor: actors.process(i) };
   };
+  // task->mm of each process (mm id + 1; 0 before exec and after exit_mm).
+  const taskMms = k.statics.alloc(Math.max(1, P), 'task->mm');
+  const taskMm = (i: number): number => k.mem.statics + taskMms + i;
   const reply = (t: Parameters<Parameters<typeof k.task>[2]>[0], to: number, event: { type: string } & Record<string, Wire>) =>
     k.step(t, `return to user: ${event.type}`, (env) => env.send(to, event));
   const tellMm = (t: Parameters<Parameters<typeof k.task>[2]>[0], i: number, mm: MmStruct) =>
@@ -343,6 +368,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   k.task('sys_exec', 'process', function* (t, args) {
     const { proc: i, mm, actor } = proc(args);
     yield* mm_init(k, t, mm);
+    yield* k.step(t, 'current->mm = mm', () => void Atomics.store(k.i32, taskMm(i), mm.id + 1));
     yield* do_mmap(k, t, mm, 0, p.pages, true);
     for (let v = 0; v < Math.ceil(p.pages / 2); v++) yield* fault_in(k, t, mm, v, true);
     yield* tellMm(t, i, mm);
@@ -356,6 +382,24 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     const r = yield* driver.open(t, dev, target, flags);
     if (r.ret > 0) yield* reply(t, actor, { type: 'bound', handle: r.ret, pasid: r.pasid, capable: cap.ret === 0 ? 1 : 0 });
     else yield* reply(t, actor, { type: 'bind.failed', err: r.ret, capable: cap.ret === 0 ? 1 : 0 });
+  });
+  k.task('bind_task', 'kthread', function* (t, args) {
+    // A device driver binding a process from a thread of its own, as amd_iommu_bind_pasid(pdev, pasid, task)
+    // did: nothing keeps the task from exiting meanwhile but the reference the driver takes on its mm.
+    const { proc: i, mm, dev } = proc(args);
+    const flags = (args as { flags: number }).flags;
+    const held = p.taskMm === 'get_task_mm' ? yield* get_task_mm(k, t, mm, taskMm(i)) : yield* k.step(t, 'task->mm', () => Atomics.load(k.i32, taskMm(i)) !== 0);
+    if (!held) {
+      yield* k.step(t, 'bind_task: the task has exited (-ESRCH)', () => stats.add('bind_task_esrch'));
+      return;
+    }
+    const r = yield* sva.bind(t, dev, mm, flags);
+    // The driver's reference goes as soon as the bond holds the mm; this mmput may be the last (exit_mmap here).
+    if (p.taskMm === 'get_task_mm') yield* mmput(k, t, notifiers, mm);
+    if (r.ret > 0) {
+      yield* k.step(t, 'bind_task: bound', () => stats.add('bind_task_bound'));
+      yield* sva.unbind(t, r.ret);
+    }
   });
   k.task('sys_close', 'process', function* (t, args) {
     const { actor } = proc(args);
@@ -372,7 +416,9 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   });
   k.task('do_exit', 'process', function* (t, args) {
     const { proc: i, mm, actor } = proc(args);
-    // do_exit: exit_mm before exit_files, so the mm goes through exit_mmap while the fd still holds the bond.
+    // do_exit: exit_mm before exit_files, so the mm goes through exit_mmap while the fd still holds the bond;
+    // exit_mm clears task->mm (under task_lock) before its mmput, which is what get_task_mm relies on.
+    yield* k.step(t, 'exit_mm: current->mm = NULL', () => void Atomics.store(k.i32, taskMm(i), 0));
     yield* mm_exit(k, t, notifiers, mm);
     for (const h of (args as { handles: number[] }).handles) yield* driver.release(t, h);
     yield* k.step(t, 'exit', () => stats.add('exits'));
@@ -389,7 +435,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     specs.push({ name: d.actorName, logic: hardwareMachine(d, step), input: { self: actors.device(i) } });
   });
   for (let i = 0; i < P; i++) specs.push({ name: `mm/${i + 1}`, logic: mmMachine });
-  const scripted = parseSteps(p.steps, P);
+  const scripted = parseSteps(p.steps, P, k);
   for (let i = 0; i < P && scripted; i++) {
     const tell: [number, number][] = [];
     scripted.forEach((steps, j) => {
@@ -401,7 +447,11 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
       input: { idx: i, self: actors.process(i), devActor: actors.device(i % D), flags: p.flags, steps: scripted[i] ?? [], tell } as unknown as Wire,
     });
   }
-  for (let i = 0; i < P && !scripted; i++) {
+  for (let i = 0; i < P && !scripted && p.script === 'random'; i++) {
+    const input: RandomInput = { idx: i, self: actors.process(i), devActor: actors.device(i % D), pages: p.pages, flags: p.flags, ops: p.rounds, dmas: p.dmas, rates: parseRates(p.rates), seed: p.seed };
+    specs.push({ name: `proc/${i}`, logic: randomProcessMachine, input: input as unknown as Wire });
+  }
+  for (let i = 0; i < P && !scripted && p.script !== 'random'; i++) {
     specs.push({
       name: `proc/${i}`,
       logic: processMachine,
@@ -446,13 +496,21 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   return { workload, model };
 }
 
+function ratesParam(v: string): string {
+  parseRates(v);
+  return v;
+}
+
 function failAllocParam(v: string): string {
   if (v !== '' && !/^[\w-]+:[1-9]\d*$/.test(v)) throw new InputError(`sva: failAlloc: expected cache:n (e.g. iommu_domain:2), got ${JSON.stringify(v)}`);
   return v;
 }
 
-/** The scripted processes' steps, checked (actors and steps that exist, no ordering cycle); undefined: none. */
-export function parseSteps(text: string, processes: number): ScriptStep[][] | undefined {
+/**
+ * The scripted processes' steps, checked (actors and steps that exist, no ordering cycle); undefined: none. With
+ * the run's kernel, a `while` step declares what it waits on (a lock holder watch: the lock must exist).
+ */
+export function parseSteps(text: string, processes: number, k?: Kernel): ScriptStep[][] | undefined {
   if (text === '') return undefined;
   let v: unknown;
   try {
@@ -464,9 +522,9 @@ export function parseSteps(text: string, processes: number): ScriptStep[][] | un
   if (v.length > processes) throw new InputError(`sva: steps: proc/${v.length - 1}: no such process (the topology has ${processes})`);
   const out = v.map((list, i) => {
     if (!Array.isArray(list)) throw new InputError(`sva: steps: process ${i}: not a list`);
-    return list.map((st: unknown, k: number): ScriptStep => {
+    return list.map((st: unknown, k2: number): ScriptStep => {
       const o = (st ?? {}) as Record<string, unknown>;
-      const at = `sva: steps: proc/${i}[${k}]`;
+      const at = `sva: steps: proc/${i}[${k2}]`;
       const num = (x: unknown, d: number, max: number, what: string): number => {
         if (x === undefined) return d;
         if (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x > max) throw new InputError(`${at}: ${what} must be an integer in 0..${max}`);
@@ -483,25 +541,41 @@ export function parseSteps(text: string, processes: number): ScriptStep[][] | un
         case 'munmap':
           return { op: 'munmap', vpn: num(o.vpn, 0, 1 << 20, 'vpn') };
         case 'after': {
-          const proc = num(o.proc, 0, processes - 1, 'proc (a process of the topology)');
-          return { op: 'after', proc, step: num(o.step, 0, 1 << 16, 'step') };
+          const step = num(o.step, 0, 1 << 16, 'step');
+          // The sva model's actors are its processes.
+          if (typeof o.actor === 'string') throw new InputError(`${at}: after ${o.actor}:${step}: no such actor (the sva model's are proc/N)`);
+          if (o.proc === undefined) throw new InputError(`${at}: after: no process named`);
+          const proc = num(o.proc, 0, 1 << 16, 'proc');
+          if (proc >= processes) throw new InputError(`${at}: after proc/${proc}:${step}: no such actor (the topology has ${processes} processes)`);
+          return { op: 'after', proc, step };
+        }
+        case 'while': {
+          if (typeof o.task !== 'string' || o.task === '') throw new InputError(`${at}: while: task must be a task's name or a prefix of it`);
+          if (typeof o.lock !== 'string' || o.lock === '') throw new InputError(`${at}: while: holds must name a lock`);
+          if (!k) throw new InputError(`${at}: while: needs the run's kernel`);
+          try {
+            return { op: 'while', task: o.task, lock: o.lock, watch: declareWhileStep(k, o.task, o.lock) };
+          } catch (err) {
+            if (err instanceof RangeError) throw new InputError(`${at}: while: ${err.message}`);
+            throw err;
+          }
         }
         default:
-          throw new InputError(`${at}: unknown step ${JSON.stringify(o.op)} (bind, dma, munmap, unbind, exit, after)`);
+          throw new InputError(`${at}: unknown step ${JSON.stringify(o.op)} (bind, dma, munmap, unbind, exit, after, while)`);
       }
     });
   });
   // The order constraints: a step waits for the one before it and for its `after`; a cycle never ends.
-  const key = (i: number, k: number): string => `proc/${i}:${k}`;
+  const key = (i: number, k2: number): string => `proc/${i}:${k2}`;
   const deps = new Map<string, string[]>();
   out.forEach((list, i) => {
-    list.forEach((st, k) => {
-      const d: string[] = k > 0 ? [key(i, k - 1)] : [];
+    list.forEach((st, k2) => {
+      const d: string[] = k2 > 0 ? [key(i, k2 - 1)] : [];
       if (st.op === 'after') {
-        if (st.step >= (out[st.proc]?.length ?? 0)) throw new InputError(`sva: steps: proc/${i}[${k}]: after proc/${st.proc}:${st.step}, a step that proc/${st.proc} does not have`);
+        if (st.step >= (out[st.proc]?.length ?? 0)) throw new InputError(`sva: steps: proc/${i}[${k2}]: after proc/${st.proc}:${st.step}: no such step (proc/${st.proc} has ${out[st.proc]?.length ?? 0})`);
         d.push(key(st.proc, st.step));
       }
-      deps.set(key(i, k), d);
+      deps.set(key(i, k2), d);
     });
   });
   const state = new Map<string, 1 | 2>();

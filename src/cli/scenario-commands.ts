@@ -228,18 +228,20 @@ export function registerScenarioCommands(program: Command): void {
 
   program
     .command('races')
-    .description('Run every race script in races/ with the policy that shows its bug and with the one that fixes it, then a short stress run; a table, then SUCCESS or FAILURE (npm start).')
+    .description('Run every race script in races/ with the policy that shows its bug and with the one that fixes it, the fault-injection scenarios in scenarios/ as written, then a short stress run; a table, then SUCCESS or FAILURE (npm start).')
     .addOption(new Option('--stress <seconds>', 'length of the stress run (0: none)').argParser(intArg(0, 3600)).default(5))
     .option('--json', 'print one JSON object')
     .action(async (flags: { stress: number; json?: boolean }) => {
-      const dir = join(PACKAGE_ROOT, 'races');
-      const files = readdirSync(dir)
-        .filter((f) => /\.(ya?ml|json)$/.test(f))
-        .sort();
+      const files = ['races', 'scenarios'].flatMap((d) =>
+        readdirSync(join(PACKAGE_ROOT, d))
+          .filter((f) => /\.(ya?ml|json|ts)$/.test(f))
+          .sort()
+          .map((f) => `${d}/${f}`),
+      );
       const rows: { script: string; seed: string; policy: string; finding: string; schedules: string; verdict: string }[] = [];
       let ok = true;
       for (const f of files) {
-        const s = await loadScenarioFile(join(dir, f));
+        const s = await loadScenarioFile(join(PACKAGE_ROOT, f));
         for (const fixed of s.fix ? [false, true] : [false]) {
           const e = expectationFor(s, fixed);
           const r = await run({

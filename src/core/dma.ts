@@ -153,8 +153,10 @@ export class DmaApi {
   /**
    * vfio: take dev off its default domain and give it one VFIO owns. Refused while the host driver still has
    * DMA-API mappings (it must be unbound first, seed 001); otherwise the detach flushes the IOTLB and ATC.
+   * `force` is the rejected alternative: pull the domain from under the live mappings (the host driver's DMA in
+   * flight then translates through VFIO's domain), keeping the old one for the host driver's unmaps.
    */
-  *vfioTakeover(t: KTask, dev: DeviceInfo, type: DomainType = 'paging'): KGen<Outcome> {
+  *vfioTakeover(t: KTask, dev: DeviceInfo, type: DomainType = 'paging', force = false): KGen<Outcome> {
     const k = this.k;
     return yield* k.call(
       t,
@@ -163,9 +165,9 @@ export class DmaApi {
         yield* mutex_lock(k, t, this.lock);
         try {
           const live = this.mappings(dev);
-          if (live > 0) return { err: -EBUSY, why: `${dev.name}: the host driver still holds ${live} DMA mapping${live > 1 ? 's' : ''}: unbind it first` };
+          if (live > 0 && !force) return { err: -EBUSY, why: `${dev.name}: the host driver still holds ${live} DMA mapping${live > 1 ? 's' : ''}: unbind it first` };
           const old = yield* this.detach(t, dev);
-          if (old !== 0 && this.policy === 'per-device') yield* this.domains.free(t, old);
+          if (old !== 0 && this.policy === 'per-device' && live === 0) yield* this.domains.free(t, old);
           const a = yield* this.domains.alloc(t, type, dev.iommu);
           if (a.err < 0) return { err: a.err, why: `${dev.name}: ${a.why}` };
           // VFIO holds it until the container goes, which a run does not model: not a leak at teardown.

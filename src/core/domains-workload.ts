@@ -13,6 +13,12 @@
 //   attach / replace / detach semantics on its PASID, counting every result that is not the kernel's.
 // - bench: one paging domain on {device 0, PASID 1} (set up by the run's first task); `driver` actors spawn
 //   loops of lookups on `go n` and the teardown on `teardown` (bench/domains.bench.ts).
+// - multi-device: the policy "PASID attach on multi-device groups". VFIO, owning device 0, attaches a paging
+//   domain to {device 0, PASID pasids-1}, DMAs through it and detaches; meanwhile the driver of device 1 — the
+//   other function of the same group — issues DMA tagged with that PASID, which nobody attached for it. Refused,
+//   the attach is -EINVAL; allowed, it reaches every device of the group, and the isolation oracle (group.ts)
+//   reports device 1's DMA reaching VFIO's domain.
+// A scenario's `script` section (parameter `steps`) runs scripted actors instead (domains-script.ts).
 // Teardown checks: kmemleak for domains, the groups' pasid_arrays and the driver's PASID entries empty, no
 // bond or mm domain list left.
 import type { KTask } from '../kernel/context.js';
@@ -39,11 +45,12 @@ import {
   type PasidLookup,
 } from './group.js';
 import { SVA_USERS, SvaDomains, type SvaUsers } from './sva-domain.js';
+import { defineDomainsScript, parseDomainsScript } from './domains-script.js';
 
 const { oneOf, int } = paramParsers('domains');
 
-export type DomainsScript = 'race' | 'stress' | 'bench';
-export const DOMAINS_SCRIPTS: readonly DomainsScript[] = ['race', 'stress', 'bench'];
+export type DomainsScript = 'race' | 'stress' | 'bench' | 'multi-device';
+export const DOMAINS_SCRIPTS: readonly DomainsScript[] = ['race', 'stress', 'bench', 'multi-device'];
 
 export interface DomainsParams {
   readonly script: DomainsScript;
@@ -70,6 +77,11 @@ export interface DomainsParams {
   /** A planted driver bug (negative control): a failing set_dev_pasid clears the entry it must leave alone. */
   readonly bug: DriverBug;
   readonly seed: number;
+  /**
+   * Scripted actors (JSON: `{ "drv/0": [{ "op": "attach", … }, …] }` — domains-script.ts); '' runs `script`.
+   * Scenarios write it as their `script` section.
+   */
+  readonly steps: string;
 }
 
 export type DriverBug = 'none' | 'clear-on-failure';
@@ -91,6 +103,7 @@ export const DOMAINS_DEFAULTS: DomainsParams = {
   drivers: 0,
   bug: 'none',
   seed: 1,
+  steps: '',
 };
 
 /** The run's tasks are at most 16 (Workload.initialTasks), and each reader holds an RCU slot. */
@@ -119,8 +132,9 @@ export function domainsParams(raw: Readonly<Record<string, Wire>>): DomainsParam
     drivers: int('drivers', raw.drivers, d.drivers, 0, 8),
     bug: oneOf('bug', raw.bug, DRIVER_BUGS, d.bug),
     seed: int('seed', raw.seed, d.seed, -2147483648, 2147483647),
+    steps: raw.steps === undefined ? d.steps : String(raw.steps),
   };
-  const tasks = p.script === 'bench' ? 1 : p.processes + p.faults + (p.script === 'stress' ? 1 : 0);
+  const tasks = p.steps !== '' || p.script === 'bench' || p.script === 'multi-device' ? 1 : p.processes + p.faults + (p.script === 'stress' ? 1 : 0);
   if (tasks > MAX_INITIAL_TASKS)
     throw new InputError(`domains: processes + faults (+1 VFIO task in stress) must be ≤ ${MAX_INITIAL_TASKS}, got ${tasks}`);
   // PASID i+1 for process i; the last PASID is the VFIO task's.
@@ -142,6 +156,8 @@ export const DOMAINS_STATS = [
   'vfio_unexpected',
   'lookups',
   'lookup_misses',
+  'peer_dmas',
+  'peer_dmas_translated',
 ] as const;
 export type DomainsStat = (typeof DOMAINS_STATS)[number];
 
@@ -205,6 +221,7 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
     policies,
   });
   const hw = new NoHwDomainOps(k, ndev, p.pasids, p.bug);
+  hw.onDma = (t, d, pasid, dom, step) => groups.dmaReached(t, d, pasid, dom, step);
   for (let i = 0; i < p.iommus; i++) groups.registerIommu(i, hw);
   const sva = new SvaDomains(k, groups, domains, { mms: nmms, iommus: p.iommus, devices: ndev, maxPasids: p.pasids, users: p.users });
 
@@ -324,6 +341,41 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
     });
   });
 
+  // Multi-device: VFIO owns device 0 and attaches a paging domain to one of its PASIDs, checking each result.
+  k.task('pasid_owner', 'process', function* (t) {
+    const d = dev(0);
+    const pasid = p.pasids - 1;
+    let unexpected = 0;
+    let ops = 1;
+    const a = yield* domains.alloc(t, 'paging', d.iommu);
+    if (a.err !== 0) unexpected++;
+    else {
+      const ret = yield* groups.iommu_attach_device_pasid(t, a.dom, d, pasid);
+      if (ret !== (pasidOk ? 0 : -EINVAL)) unexpected++;
+      if (ret === 0) {
+        ops += 2;
+        if ((yield* hw.dma(t, d, pasid)) !== a.dom) unexpected++;
+        yield* groups.iommu_detach_device_pasid(t, a.dom, d, pasid);
+        if ((yield* hw.dma(t, d, pasid)) !== 0) unexpected++;
+      }
+      yield* domains.free(t, a.dom);
+    }
+    yield* k.step(t, 'vfio results', () => {
+      count('vfio_ops', ops);
+      count('vfio_unexpected', unexpected);
+    });
+  });
+  // ... and the driver of device 1 tags its own DMA with that PASID: nothing is attached to {device 1, PASID}.
+  k.task('peer_dma', 'process', function* (t) {
+    const d = dev(1);
+    let translated = 0;
+    for (let n = 0; n < p.lookups; n++) if ((yield* hw.dma(t, d, p.pasids - 1)) !== 0) translated++;
+    yield* k.step(t, 'peer results', () => {
+      count('peer_dmas', p.lookups);
+      count('peer_dmas_translated', translated);
+    });
+  });
+
   // The benchmark: a paging domain on {device 0, PASID 1}, looked up by loops, torn down at the end.
   k.task('bench_setup', 'process', function* (t) {
     const a = yield* domains.alloc(t, 'paging', dev(0).iommu);
@@ -361,9 +413,14 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
     k.report({ kind: 'leak', title, text: [title, ...left.map((l) => `  ${l}`)].join('\n'), step: -1, where: 'teardown' });
   });
 
+  const scripted = parseDomainsScript(p.steps, { devices: ndev, processes: p.processes, iommus: p.iommus, pasids: p.pasids, maxActors: MAX_INITIAL_TASKS });
   const initialTasks: { task: string; args: Wire; name: string }[] = [];
-  if (p.script === 'bench') {
+  if (scripted) {
+    initialTasks.push(...defineDomainsScript({ k, devices, mms, domains, groups, hw, sva }, scripted));
+  } else if (p.script === 'bench') {
     initialTasks.push({ task: 'bench_setup', args: null, name: 'bench_setup' });
+  } else if (p.script === 'multi-device') {
+    initialTasks.push({ task: 'pasid_owner', args: null, name: 'vfio0' }, { task: 'peer_dma', args: null, name: 'drv1' });
   } else {
     for (let i = 0; i < p.processes; i++) initialTasks.push({ task: 'proc', args: i, name: `proc${i}` });
     for (let f = 0; f < p.faults; f++) initialTasks.push({ task: 'iopf', args: f, name: `iopf${f}` });

@@ -7,6 +7,10 @@
 // xarray"), under rcu_read_lock() alone — which is only sound if nobody frees a domain a reader may still
 // hold (see sva-domain.ts). The driver side (attach_dev, set_dev_pasid, remove_dev_pasid) is an ops table; a
 // default implementation without hardware (NoHwDomainOps) keeps what each {device, PASID} translates through.
+// The isolation oracle for PASID-tagged DMA lives here too: the group knows for which of its devices a PASID
+// was attached, and a DMA from another member that reaches that domain is what the singleton rule ("PASID
+// attach only for singleton groups", policy multiDevicePasid) exists to prevent — devices the IOMMU cannot
+// isolate from each other reach whatever one of them has attached.
 import type { KTask } from '../kernel/context.js';
 import { EBUSY, EINVAL, ENODEV, EOPNOTSUPP } from '../kernel/errno.js';
 import { callTrace, heldLocksLines, taskFinding } from '../kernel/findings.js';
@@ -107,7 +111,11 @@ export class IommuGroups {
   private readonly words: number;
   /** Per device: 1 once removed from its group (zeroed memory: every device starts in its group). */
   private readonly removed: number;
+  /** Per group and PASID: a bit per member (its place in the group) for which the PASID was attached. */
+  private readonly owners: number;
   private readonly ops: (DomainAttachOps | undefined)[] = [];
+  /** Isolation findings made in this execution, by {device, PASID}: one broken rule tends to break it often. */
+  private readonly isolationReported = new Set<string>();
 
   constructor(
     private readonly k: Kernel,
@@ -128,6 +136,8 @@ export class IommuGroups {
     if (this.groupOfDev.some((g) => g < 0)) throw new RangeError('iommu groups: every device must be in a group');
     this.words = k.statics.alloc(cfg.groups.length * G_WORDS, 'iommu_group');
     this.removed = k.statics.alloc(cfg.devices.length, 'iommu_group devices');
+    this.owners = k.statics.alloc(cfg.groups.length * cfg.maxPasids, 'iommu_group pasid owners');
+    k.onAttach(() => this.isolationReported.clear());
     this.groups = cfg.groups.map((members, id) => {
       // One lockdep class for every group's mutex, as the kernel initialises them all in one place.
       const mutex = defineMutex(k, '&group->mutex');
@@ -371,13 +381,20 @@ export class IommuGroups {
         } else {
           const curr = yield* xa_cmpxchg(k, t, g.pasidArray, pasid, 0, XA_ZERO_ENTRY);
           if (curr < 0) ret = curr;
-          else if (curr === dom) ret = 0;
-          else if (curr !== 0) ret = -EBUSY;
+          else if (curr === dom) {
+            yield* this.attachedFor(t, g, dev, pasid);
+            ret = 0;
+          } else if (curr !== 0) ret = -EBUSY;
           else {
+            // Before the driver installs it: from then on a DMA from dev may reach it.
+            const before = yield* this.attachedFor(t, g, dev, pasid);
             ret = yield* this.setGroupPasid(t, g, dom, pasid, 0);
             // Published only now that the driver has it; a failure releases the reservation.
             if (ret === 0) yield* xa_store(k, t, g.pasidArray, pasid, dom);
-            else yield* xa_erase(k, t, g.pasidArray, pasid);
+            else {
+              yield* xa_erase(k, t, g.pasidArray, pasid);
+              yield* this.setAttachedFor(t, g, pasid, before);
+            }
           }
         }
         yield* mutex_unlock(k, t, g.mutex);
@@ -411,8 +428,10 @@ export class IommuGroups {
         } else if (!this.pasidAllowed(g)) {
           ret = -EINVAL;
         } else if (curr !== dom) {
+          const before = yield* this.attachedFor(t, g, dev, pasid);
           ret = yield* this.setGroupPasid(t, g, dom, pasid, curr);
           if (ret === 0) yield* xa_store(k, t, g.pasidArray, pasid, dom);
+          else yield* this.setAttachedFor(t, g, pasid, before);
         }
         yield* mutex_unlock(k, t, g.mutex);
         return ret;
@@ -443,9 +462,49 @@ export class IommuGroups {
         } else {
           for (const d of this.members(g)) yield* (this.opsOf(d) as DomainAttachOps).remove_dev_pasid(t, d, pasid, dom);
           yield* xa_erase(k, t, g.pasidArray, pasid);
+          yield* this.setAttachedFor(t, g, pasid, 0);
         }
         yield* mutex_unlock(k, t, g.mutex);
       }.call(this),
+    );
+  }
+
+  private ownersWord(g: IommuGroup, pasid: number): number {
+    return this.k.mem.statics + this.owners + g.id * this.cfg.maxPasids + pasid;
+  }
+
+  /** dev asks for pasid (group->mutex held): its bit in the PASID's owners; returns the owners before. */
+  private *attachedFor(t: KTask, g: IommuGroup, dev: GroupDevice, pasid: number): KGen<number> {
+    const bit = 1 << g.devices.indexOf(dev);
+    return yield* this.k.step(t, 'iommu-sim: PASID attached for the device', () => Atomics.or(this.k.i32, this.ownersWord(g, pasid), bit));
+  }
+
+  private *setAttachedFor(t: KTask, g: IommuGroup, pasid: number, owners: number): KGen {
+    yield* this.k.step(t, 'iommu-sim: PASID owners', () => void Atomics.store(this.k.i32, this.ownersWord(g, pasid), owners));
+  }
+
+  /**
+   * The isolation oracle, called by the hardware as a DMA from {dev, pasid} reaches domain dom (0: blocked), in
+   * the point that reads the entry. Nothing may be reached through a PASID that was attached for other devices
+   * of the group only: the request should have been blocked, and the domain belongs to another device's user.
+   */
+  dmaReached(t: KTask, dev: GroupDevice, pasid: number, dom: number, step: number): void {
+    if (dom === 0 || pasid === IOMMU_NO_PASID || this.badPasid(pasid)) return;
+    const g = this.groupOf(dev);
+    const owners = Atomics.load(this.k.i32, this.ownersWord(g, pasid));
+    if ((owners & (1 << g.devices.indexOf(dev))) !== 0) return;
+    const key = `${dev.index}:${pasid}`;
+    if (this.isolationReported.has(key)) return;
+    this.isolationReported.add(key);
+    const forDevs = g.devices.filter((_, i) => (owners & (1 << i)) !== 0).map((d) => d.name);
+    const title = `iommu-sim: isolation violation: DMA from ${dev.name} PASID ${pasid} reached domain 0x${dom.toString(16)}, attached for ${forDevs.length > 0 ? forDevs.join(', ') : 'no device'}`;
+    this.k.report(
+      taskFinding('isolation', t, step, title, [
+        `nothing was attached to {${dev.name}, PASID ${pasid}}: the request should have been blocked`,
+        `${dev.name} is in IOMMU group ${g.id} with ${g.devices.filter((d) => d !== dev).map((d) => d.name).join(', ') || 'no other device'}:`,
+        '  devices the IOMMU cannot isolate from each other (no ACS, requester ID aliasing) reach whatever one of them',
+        '  has attached — the reason iommu_attach_device_pasid takes singleton groups only',
+      ]),
     );
   }
 
@@ -559,6 +618,8 @@ export class IommuGroups {
  */
 export class NoHwDomainOps implements DomainAttachOps {
   readonly driver = 'iommu-sim-nohw';
+  /** Called as a DMA reaches its domain, in the point that reads the entry (the isolation oracle). */
+  onDma: ((t: KTask, dev: GroupDevice, pasid: number, dom: number, step: number) => void) | undefined;
   private readonly rid: number;
   private readonly table: number;
   private readonly inject: number;
@@ -652,10 +713,11 @@ export class NoHwDomainOps implements DomainAttachOps {
     return yield* k.call(
       t,
       'nohw_dma',
-      k.step(t, `dma(${dev.name}, ${pasid})`, () => {
+      k.step(t, `dma(${dev.name}, ${pasid})`, (env) => {
         const dom = Atomics.load(k.i32, this.entry(dev, pasid));
         // The walk starts at the domain: a freed one is a use-after-free by the hardware.
         if (dom !== 0) objLoad(k, t, dom, D_IOMMU);
+        this.onDma?.(t, dev, pasid, dom, env.step);
         return dom;
       }),
     );

@@ -14,6 +14,8 @@
 //   - VMs: each allocates its set (token, quota), and its vCPU threads allocate guest PASIDs in it (past the
 //     quota: -ENOSPC), attach the guest PASID, BIND, and look them up both ways; then the VM tries to shrink its
 //     quota below what it holds (-EINVAL), checks the subscribers' views, frees the whole set and checks again.
+// A scenario's `script` section (parameter `steps`, scenario mode) adds scripted allocator users, started once
+// the allocator is booted (ioasid-script.ts).
 // mode=alloc-free (benchmark): one task fills the whole ID space of the system set, then another frees it all.
 // mode=find-rcu | find-lock (benchmark): readers look up private data with ioasid_find under RCU, or under the
 // allocator lock, while an updater republishes it (ioasid_set_data); `drivers` actors spawn the loops on `go n`.
@@ -64,6 +66,7 @@ import {
   SLEEPERS,
   type Sleeper,
 } from './ioasid-subscribers.js';
+import { defineIoasidScript, parseIoasidScript } from './ioasid-script.js';
 
 const { oneOf, int, bool } = paramParsers('ioasid');
 
@@ -108,6 +111,8 @@ export interface IoasidParams {
   /** Accepted for symmetry with the other workloads' CLI (the scheduler's seed is the run's). */
   readonly seed: number;
   readonly hungTaskSecs: number;
+  /** Scripted users (JSON: `{ "user/0": [{ "op": "alloc", … }, …] }` — ioasid-script.ts); scenario mode only. */
+  readonly steps: string;
 }
 
 export const IOASID_DEFAULTS: IoasidParams = {
@@ -130,12 +135,15 @@ export const IOASID_DEFAULTS: IoasidParams = {
   checkers: true,
   seed: 1,
   hungTaskSecs: 120,
+  steps: '',
 };
 
 /** PID_MAX_DEFAULT: the system set's quota the series suggests ("e.g. PID_MAX"). */
 const PID_MAX_DEFAULT = 32768;
 /** IDs the find benchmark looks up (1..FIND_IDS). */
 export const FIND_IDS = 64;
+/** Scripted users at most: with ioasid_init and a launcher, the run's initial tasks stay within 16. */
+const MAX_SCRIPT_USERS = 8;
 
 
 
@@ -164,7 +172,9 @@ export function ioasidParams(raw: Readonly<Record<string, Wire>>): IoasidParams 
     checkers: bool('checkers', raw.checkers, d.checkers),
     seed: int('seed', raw.seed, d.seed, -2147483648, 2147483647),
     hungTaskSecs: int('hungTaskSecs', raw.hungTaskSecs, d.hungTaskSecs, 1, 86_400),
+    steps: raw.steps === undefined ? d.steps : String(raw.steps),
   };
+  if (p.steps !== '' && p.mode !== 'scenario') throw new InputError(`ioasid: steps: scripted users run in mode=scenario only, not ${p.mode}`);
   const cap = 2 ** p.bits;
   if (p.mode === 'scenario' && p.vms * p.quota + Math.max(p.processes, p.systemQuota) > cap - 1) {
     throw new InputError(
@@ -290,7 +300,11 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
     const bonds = k.statics.alloc(Math.max(1, P), 'io_mm pasids');
     const vmDone = k.statics.alloc(Math.max(1, p.vms), 'vcpus done');
     const bondPasid = (t: KTask, i: number): KGen<number> => k.step(t, 'io_mm->pasid', () => Atomics.load(k.i32, k.mem.statics + bonds + i));
-    const systemQuota = p.systemQuota || Math.min(PID_MAX_DEFAULT, cap - 1 - p.vms * p.quota);
+    const scripted = parseIoasidScript(p.steps, MAX_SCRIPT_USERS);
+    // The script's sets take their quotas from the capacity too: the system set leaves them room.
+    const scriptQuota = (scripted ?? []).reduce((n, u) => n + u.steps.reduce((m, st) => m + (st.op === 'alloc_set' && 'quota' in st ? st.quota : 0), 0), 0);
+    const systemQuota = p.systemQuota || Math.min(PID_MAX_DEFAULT, cap - 1 - p.vms * p.quota - scriptQuota);
+    if (systemQuota < P) throw new InputError(`ioasid: steps: the script's sets (quotas ${scriptQuota} in all) leave the system set no room for ${P} processes' PASIDs (bits=${p.bits})`);
 
     /** The deferred half of the PASID's life: ioasid_free, from the RCU callback or the work item. */
     function* freePasid(t: KTask, args: Wire): KGen {
@@ -467,7 +481,7 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
     // Processes and VMs are started by launchers, themselves initial tasks: the threaded runtime deals initial
     // tasks over its workers, and a task's children run where it does.
     const items = P + p.vms;
-    const launchers = Math.min(15, items);
+    const launchers = Math.min(15 - (scripted?.length ?? 0), items);
     k.task('launcher', 'process', function* (t, args) {
       const l = typeof args === 'number' ? args : 0;
       const at = k.mem.statics + booted;
@@ -480,6 +494,7 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
     });
     initialTasks.push({ task: 'ioasid_init', args: null, name: 'swapper' });
     for (let l = 0; l < launchers; l++) initialTasks.push({ task: 'launcher', args: l, name: `launcher${l}` });
+    if (scripted) initialTasks.push(...defineIoasidScript({ k, a, subs, cap, bootWord: () => k.mem.statics + booted }, scripted));
   } else if (p.mode === 'alloc-free') {
     k.task('ioasid_fill', 'process', function* (t) {
       yield* init(t);

@@ -53,6 +53,17 @@ export class Oracle {
     this.report('isolation', step, dev, title, body);
   }
 
+  /** A write the device made outside any descriptor reached memory: the IOMMU should have contained it. */
+  strayLanded(step: number, dev: string, pasid: number, vpn: number, descriptorVpn: number, pfn: number, owner: string): void {
+    const title = `iommu-sim: isolation violation: stray DMA from ${dev} PASID ${pasid} landed in ${owner}`;
+    const body = [
+      `DMA write to address ${vpn} (pfn 0x${pfn.toString(16)}) by ${dev} under PASID ${pasid}; its descriptor named address ${descriptorVpn} only`,
+      `the translation for {${dev}, PASID ${pasid}} maps memory no descriptor handed the device: the write should have faulted`,
+      `frame 0x${pfn.toString(16)} belongs to ${owner}`,
+    ];
+    this.report('isolation', step, dev, title, body);
+  }
+
   /** Frame pfn is being freed: nothing may still translate to it. */
   pageFreed(step: number, pfn: number, owner: string, where: string): void {
     const stale = this.caches.flatMap((c) => c.entriesForPfn(pfn).map((e) => `  ${c.name}: ${e}`));

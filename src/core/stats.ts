@@ -28,9 +28,14 @@ export const STATS = [
   'dma_unmaps',
   'probe_failures',
   'vfio_takeovers',
+  'vfio_maps',
   'vfio_refused',
   'drm_switches',
   'exposed_pages',
+  'bind_task_bound',
+  'bind_task_esrch',
+  'stray_dmas_landed',
+  'stray_dmas_faulted',
 ] as const;
 export type StatName = (typeof STATS)[number];
 

@@ -273,6 +273,16 @@ export class Sva {
       yield* k.step(t, 'kfree(iommu_sva)', () => void Atomics.store(k.i32, this.b(handle, B_USED), 0));
       return yield* this.failed(t, pasid, `no free PASID for ${dev.name}`);
     }
+    // The bond is whole before the notifier can see it: exit_mmap may run its release as soon as it is registered.
+    yield* k.step(t, 'iommu_sva: init', () => {
+      const i32 = k.i32;
+      i32[this.b(handle, B_DEV)] = dev.index + 1;
+      i32[this.b(handle, B_MM)] = mm.id + 1;
+      i32[this.b(handle, B_PASID)] = pasid;
+      i32[this.b(handle, B_USERS)] = 1;
+      i32[this.b(handle, B_FLAGS)] = flags;
+      i32[this.b(handle, B_RELEASED)] = 0;
+    });
     let sub = 0;
     if (mm.id !== this.mms.initMm.id) {
       sub = yield* mmu_notifier_register(k, t, this.notifiers, this.notifierOps, mm, handle);
@@ -284,13 +294,7 @@ export class Sva {
     }
     yield* k.step(t, 'iommu_sva: bond', () => {
       const i32 = k.i32;
-      i32[this.b(handle, B_DEV)] = dev.index + 1;
-      i32[this.b(handle, B_MM)] = mm.id + 1;
-      i32[this.b(handle, B_PASID)] = pasid;
-      i32[this.b(handle, B_USERS)] = 1;
       i32[this.b(handle, B_SUB)] = sub;
-      i32[this.b(handle, B_FLAGS)] = flags;
-      i32[this.b(handle, B_RELEASED)] = 0;
       // From here on a DMA under {dev, pasid} belongs to mm.
       i32[this.at(this.boundTable[dev.index] as number, pasid)] = mm.id + 1;
     });
@@ -401,8 +405,11 @@ export class Sva {
 
   // ---- the MMU notifier ----
 
-  /** mm is going away (exit_mmap): stop the hardware walking its page tables, keep the PASID until unbind. */
-  private *release(t: KTask, mm: MmStruct, handle: number): KGen {
+  /**
+   * mm is going away (exit_mmap): stop the hardware walking its page tables, keep the PASID until unbind. A core
+   * step (like bind, unbind and handleIopf): an extension may replace it on the instance.
+   */
+  *release(t: KTask, mm: MmStruct, handle: number): KGen {
     const k = this.k;
     const dev = this.cfg.devices[this.bondField(handle, 'dev')] as DeviceInfo;
     const pasid = this.bondField(handle, 'pasid');
@@ -423,7 +430,7 @@ export class Sva {
     );
   }
 
-  private *invalidate(t: KTask, mm: MmStruct, handle: number, start: number, end: number): KGen {
+  *invalidate(t: KTask, mm: MmStruct, handle: number, start: number, end: number): KGen {
     const dev = this.cfg.devices[this.bondField(handle, 'dev')] as DeviceInfo;
     if (this.cfg.policies.bug === 'no-range-flush') return;
     yield* this.ops(dev).invalidate_range(t, dev, this.bondField(handle, 'pasid'), mm, start, end);

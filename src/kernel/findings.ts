@@ -22,7 +22,9 @@ export type FindingKind =
   | 'page_request'
   | 'quota'
   | 'ida'
-  | 'mm';
+  | 'mm'
+  // A device that failed to probe (drivers/base/dd.c: "probe of %s failed with error %d").
+  | 'probe';
 
 export interface KernelFinding extends Finding {
   readonly kind: FindingKind;

@@ -1,9 +1,13 @@
 // What every sleeping or spinning lock shares: an identity (a word of shared memory), a lockdep class, and the
 // bookkeeping of the locks a task holds. The lock word holds the owner's task id (0: free), so a waiter can
-// name who holds what it waits for.
+// name who holds what it waits for. It also answers "does a task named T hold a lock of class L now?" for every
+// thread at once — the race scripts' `while` constraint (a step that starts only while, say, proc0 holds
+// &group->mutex): a watch declared with the workload counts, in shared memory, the matching holders and their
+// acquisitions; the acquire and release points keep the counts, so a waiter blocks on a word instead of polling
+// the tasks.
 import type { StepEnv } from '../runtime/task.js';
 import type { HeldLock, KTask, LockKind } from './context.js';
-import type { Kernel } from './kernel.js';
+import type { Kernel, KGen } from './kernel.js';
 
 export interface LockRef {
   /** Lockdep class name: `&group->mutex`, `ioasid_allocator_lock`. */
@@ -15,6 +19,7 @@ export interface LockRef {
 /** A lock declared with the workload: its word is in the kernel's static region. */
 export function staticLock(k: Kernel, name: string, words = 1): LockRef {
   const off = k.statics.alloc(words, name);
+  registry(k).names.add(name);
   return { name, addr: () => k.mem.statics + off };
 }
 
@@ -50,6 +55,7 @@ export function noteAcquired(k: Kernel, t: KTask, l: LockRef, kind: LockKind, en
   const h: HeldLock = { addr: l.addr(), name: l.name, classId: k.lockdep.classOf(l.name), kind, site: t.chain() };
   k.lockdep.acquired(t, h, env);
   t.held.push(h);
+  countHolder(k, t, l.name, 1);
   return h;
 }
 
@@ -59,9 +65,123 @@ export function noteReleased(k: Kernel, t: KTask, l: LockRef): boolean {
   for (let i = t.held.length - 1; i >= 0; i--) {
     if (t.held[i]?.addr === addr) {
       t.held.splice(i, 1);
+      countHolder(k, t, l.name, -1);
       return true;
     }
   }
   k.lockdep.badUnlock(t, l.name);
   return false;
+}
+
+// ---- who holds what ----
+
+/**
+ * Holders of one lock class counted for tasks whose comm starts with `task`: two words of the static region, the
+ * holders now and the acquisitions so far.
+ */
+interface Watch {
+  readonly task: string;
+  readonly off: number;
+}
+const W_HOLDERS = 0;
+const W_TAKEN = 1;
+
+interface Registry {
+  /** The lock classes declared with staticLock, by name. */
+  readonly names: Set<string>;
+  /** Watches by lock class name; undefined while there is none (the acquire path then costs one lookup). */
+  watches: Map<string, Watch[]> | undefined;
+}
+
+const registries = new WeakMap<Kernel, Registry>();
+/** Watches declared in this thread, any kernel: none (benchmarks, most runs) keeps the acquire path as it was. */
+let watching = 0;
+
+function registry(k: Kernel): Registry {
+  let r = registries.get(k);
+  if (!r) {
+    r = { names: new Set(), watches: undefined };
+    registries.set(k, r);
+  }
+  return r;
+}
+
+/** Inside the acquire or release point's perform: one more (or one fewer) holder for the watches of this class. */
+function countHolder(k: Kernel, t: KTask, name: string, delta: number): void {
+  if (watching === 0) return;
+  const ws = registries.get(k)?.watches?.get(name);
+  if (!ws) return;
+  for (const w of ws) {
+    if (!t.comm.startsWith(w.task)) continue;
+    const at = k.mem.statics + w.off;
+    Atomics.add(k.i32, at + W_HOLDERS, delta);
+    if (delta > 0) Atomics.add(k.i32, at + W_TAKEN, 1);
+  }
+}
+
+/** The lock classes declared so far (statically: the ones a script may name), sorted. */
+export function lockNames(k: Kernel): string[] {
+  return [...registry(k).names].sort();
+}
+
+/** Whether tasks named `task…` hold a lock of class `lock` now, in any thread. */
+export interface LockHolderWatch {
+  readonly task: string;
+  readonly lock: string;
+  /** Locks of the class held now by matching tasks (a read of shared memory: legal anywhere). */
+  holders(): number;
+  /** Acquisitions by matching tasks so far in the run (only grows). */
+  taken(): number;
+}
+
+/**
+ * Declare, with the workload (identically in every thread, before the run), a watch on the holders of lock class
+ * `lock` among the tasks whose comm starts with `task`. The class must have been declared (RangeError naming the
+ * known ones otherwise).
+ */
+export function watchLockHolders(k: Kernel, task: string, lock: string): LockHolderWatch {
+  const r = registry(k);
+  if (k.attached) throw new Error('lock: watches are declared with the workload, before the run');
+  if (task === '') throw new RangeError('lock: a watch needs a task name or prefix');
+  if (!r.names.has(lock)) throw new RangeError(`no lock named ${JSON.stringify(lock)} (the model's locks: ${lockNames(k).join(', ')})`);
+  const w: Watch = { task, off: k.statics.alloc(2, `holders of ${lock} named ${task}`) };
+  watching++;
+  r.watches ??= new Map();
+  const list = r.watches.get(lock) ?? [];
+  list.push(w);
+  r.watches.set(lock, list);
+  return {
+    task,
+    lock,
+    holders: () => Atomics.load(k.i32, k.mem.statics + w.off + W_HOLDERS),
+    taken: () => Atomics.load(k.i32, k.mem.statics + w.off + W_TAKEN),
+  };
+}
+
+/**
+ * Block t until a task the watch matches holds its lock: a scheduling point that becomes ready when one takes
+ * it — never a poll — so a run where that never happens ends with the hung-task report saying what t waited
+ * for. Ready from the first acquisition after `armed` (w.taken() read in a point of t's, by default the one
+ * just performed) on, it stays ready if the holder lets go before t is scheduled (a scheduler may always choose
+ * the holder first; a wait that could be missed that way would hang the run instead). `then` runs in the point;
+ * the result says whether the lock was still held there.
+ */
+export function* wait_for_lock_holder(
+  k: Kernel,
+  t: KTask,
+  w: LockHolderWatch,
+  label = `while ${w.task} holds ${w.lock}`,
+  then?: (env: StepEnv) => void,
+  armed = w.taken(),
+): KGen<boolean> {
+  return (yield k.point(
+    t,
+    label,
+    () => w.holders() > 0 || w.taken() > armed,
+    (env) => {
+      then?.(env);
+      return w.holders() > 0;
+    },
+    { what: `a task named ${w.task}… to hold ${w.lock}` },
+  )) as boolean;
 }

@@ -1,9 +1,10 @@
 // Loading and validating scenarios: JSON, YAML, or a JavaScript module exporting `defineScenario({...})` as its
 // default. Every problem names the file, the path inside it and what is wrong (exit 2 at the CLI): the shape
 // is checked by the schema, the parameters by the model they are for, and a parameter's error is reported
-// under the section it was written in.
-import { readFileSync } from 'node:fs';
-import { dirname, extname, resolve } from 'node:path';
+// under the section it was written in. A `script` section becomes the model's `steps` parameter; the model checks
+// what only it knows (its topology, its locks), and its errors come back as `script.drv/1[2]: …`.
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { ZodError } from 'zod';
@@ -11,7 +12,7 @@ import '../actors/workloads.js';
 import { buildWorkload } from '../runtime/workloads.js';
 import { InputError } from '../runtime/errors.js';
 import type { Wire } from '../runtime/model.js';
-import { type Scenario, scenarioSchema } from './scenario.js';
+import { type DomainsStep, type IoasidStep, type ModelName, SCRIPT_STEPS, type Scenario, type SvaStep, scenarioSchema } from './scenario.js';
 
 export class ScenarioError extends InputError {
   override name = 'ScenarioError';
@@ -19,16 +20,14 @@ export class ScenarioError extends InputError {
 
 const SECTIONS = ['topology', 'policies', 'workload', 'faults'] as const;
 
-/** Read a scenario file (a .js/.mjs module is imported: its default export). */
+/** Read a scenario file (a .ts/.mts/.js/.mjs module is imported: its default export). */
 export async function loadScenarioFile(file: string): Promise<Scenario> {
   const ext = extname(file).toLowerCase();
   let raw: unknown;
-  if (ext === '.js' || ext === '.mjs') {
-    try {
-      raw = ((await import(pathToFileURL(resolve(file)).href)) as { default?: unknown }).default;
-    } catch (err) {
-      throw new ScenarioError(`${file}: cannot import: ${err instanceof Error ? err.message : String(err)}`);
-    }
+  if (ext === '.ts' || ext === '.mts') {
+    raw = await importTypeScript(file);
+  } else if (ext === '.js' || ext === '.mjs') {
+    raw = await importModule(file, resolve(file));
   } else {
     let text: string;
     try {
@@ -45,10 +44,48 @@ export async function loadScenarioFile(file: string): Promise<Scenario> {
   return validateScenario(raw, file);
 }
 
+async function importModule(file: string, path: string): Promise<unknown> {
+  try {
+    return ((await import(pathToFileURL(path).href)) as { default?: unknown }).default;
+  } catch (err) {
+    throw new ScenarioError(`${file}: cannot import: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/**
+ * A TypeScript scenario (`import { defineScenario } from 'iommu-sim'`): Node 20 cannot import .ts, so it is
+ * transpiled (types stripped, not checked: `tsc --noEmit` does that) to a module beside it, so that its relative
+ * imports and the package's own name resolve as they would from the .ts file, and imported from there.
+ */
+async function importTypeScript(file: string): Promise<unknown> {
+  let ts: typeof import('typescript');
+  try {
+    ts = (await import('typescript')).default;
+  } catch {
+    throw new ScenarioError(`${file}: a TypeScript scenario needs the typescript package (npm install typescript), or compile it to .mjs`);
+  }
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ScenarioError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const out = ts.transpileModule(text, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 }, fileName: file, reportDiagnostics: true });
+  const syntax = out.diagnostics?.[0];
+  if (syntax) throw new ScenarioError(`${file}: not valid TypeScript: ${ts.flattenDiagnosticMessageText(syntax.messageText, ' ')}`);
+  const tmp = join(dirname(resolve(file)), `.${basename(file)}.${process.pid}.${Date.now()}.mjs`);
+  writeFileSync(tmp, out.outputText);
+  try {
+    return await importModule(file, tmp);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
 /** Check a scenario object; `where` names it in errors. Never throws anything but a ScenarioError. */
 export function validateScenario(raw: unknown, where: string): Scenario {
   const r = scenarioSchema.safeParse(raw);
-  if (!r.success) throw new ScenarioError(`${where}: ${describeZod(r.error)}`);
+  if (!r.success) throw new ScenarioError(`${where}: ${describeZod(r.error, raw)}`);
   // An extension is named relative to the scenario; the workload needs where it is.
   const s = r.data.extension ? { ...r.data, extension: resolve(dirname(where), r.data.extension) } : r.data;
   if (s.extension && s.model !== 'sva') throw new ScenarioError(`${where}: extension: only the sva model takes extensions`);
@@ -60,27 +97,88 @@ export function validateScenario(raw: unknown, where: string): Scenario {
 /** The model's parameters the scenario stands for (with its fix applied when asked). */
 export function scenarioParams(s: Scenario, fixed = false): Record<string, Wire> {
   const p: Record<string, Wire> = { ...s.topology, ...s.policies, ...s.workload, ...s.faults };
-  if (s.script) p.steps = compileScript(s.script);
+  const steps = compileScript(s);
+  if (steps !== undefined) p.steps = steps;
   if (s.extension) p.extension = s.extension;
   if (fixed) Object.assign(p, s.fix ?? {});
   return p;
 }
 
-/** The `script` section as the sva model's `steps` parameter: a JSON list, one list of steps per process. */
-function compileScript(script: NonNullable<Scenario['script']>): string {
-  const procs: unknown[][] = [];
+/** `drv/0:2` → the actor and the step. */
+function afterRef(ref: string): { actor: string; step: number } {
+  const i = ref.lastIndexOf(':');
+  return { actor: ref.slice(0, i), step: Number(ref.slice(i + 1)) };
+}
+
+/** The constraints, as every model's `steps` take them; undefined for a step of the model's own. */
+function orderOp(st: object): Record<string, Wire> | undefined {
+  const o = st as { after?: string; while?: { task: string; holds: string } };
+  if (typeof o.after === 'string') return { op: 'after', ...afterRef(o.after) };
+  if (o.while) return { op: 'while', task: o.while.task, lock: o.while.holds };
+  return undefined;
+}
+
+/** The `script` section as the model's `steps` parameter (JSON), or undefined without one. */
+function compileScript(s: Scenario): string | undefined {
+  if (!s.script) return undefined;
+  switch (s.model) {
+    case 'sva':
+      return compileSva(s.script);
+    case 'domains':
+      return JSON.stringify(Object.fromEntries(Object.entries(s.script).map(([a, steps]) => [a, steps.map(domainsOp)])));
+    case 'ioasid':
+      return JSON.stringify(Object.fromEntries(Object.entries(s.script).map(([a, steps]) => [a, steps.map(ioasidOp)])));
+  }
+}
+
+/** sva: a JSON list, one list of steps per process. */
+function compileSva(script: Record<string, SvaStep[]>): string {
+  const procs: Wire[][] = [];
   for (const [name, steps] of Object.entries(script)) {
     const i = Number(name.slice('proc/'.length));
-    procs[i] = steps.map((st) => {
+    procs[i] = steps.map((st): Wire => {
       if (typeof st === 'string') return { op: st };
       if ('dma' in st) return { op: 'dma', ...st.dma };
       if ('munmap' in st) return { op: 'munmap', vpn: st.munmap };
       if ('exit' in st) return { op: 'exit', ...st.exit };
-      const [proc, step] = st.after.slice('proc/'.length).split(':').map(Number);
-      return { op: 'after', proc, step };
+      if ('while' in st) return { op: 'while', task: st.while.task, lock: st.while.holds };
+      const { actor, step } = afterRef(st.after);
+      // The sva model's actors are its processes: another name is no actor of it.
+      return actor.startsWith('proc/') ? { op: 'after', proc: Number(actor.slice('proc/'.length)), step } : { op: 'after', actor, step };
     });
   }
   return JSON.stringify(Array.from({ length: procs.length }, (_, i) => procs[i] ?? []));
+}
+
+function domainsOp(st: DomainsStep): Record<string, Wire> {
+  if (typeof st === 'string') return { op: st };
+  const order = orderOp(st);
+  if (order) return order;
+  if ('alloc' in st) return { op: 'alloc', ...st.alloc };
+  if ('free' in st) return { op: 'free', domain: st.free };
+  if ('attach' in st) return { op: 'attach', ...st.attach };
+  if ('detach' in st) return { op: 'detach', ...st.detach };
+  if ('replace' in st) return { op: 'replace', ...st.replace };
+  if ('bind' in st) return { op: 'bind', ...st.bind };
+  if ('unbind' in st) return { op: 'unbind', ...st.unbind };
+  if ('dma' in st) return { op: 'dma', ...st.dma };
+  if ('iopf' in st) return { op: 'iopf', ...st.iopf };
+  throw new ScenarioError(`script: a step of no kind: ${JSON.stringify(st)}`);
+}
+
+function ioasidOp(st: IoasidStep): Record<string, Wire> {
+  if (typeof st === 'string') return { op: st };
+  const order = orderOp(st);
+  if (order) return order;
+  if ('alloc_set' in st) return { op: 'alloc_set', ...st.alloc_set };
+  if ('alloc' in st) return { op: 'alloc', ...st.alloc };
+  if ('free' in st) return { op: 'free', id: st.free };
+  if ('find' in st) return { op: 'find', ...st.find };
+  if ('adjust_set' in st) return { op: 'adjust_set', ...st.adjust_set };
+  if ('free_set' in st) return { op: 'free_set', set: st.free_set };
+  if ('bind' in st) return { op: 'bind', id: st.bind };
+  if ('unbind' in st) return { op: 'unbind', id: st.unbind };
+  throw new ScenarioError(`script: a step of no kind: ${JSON.stringify(st)}`);
 }
 
 function checkParams(s: Scenario, where: string, params: Record<string, Wire>): void {
@@ -93,12 +191,17 @@ function checkParams(s: Scenario, where: string, params: Record<string, Wire>): 
       seen.set(key, sec);
     }
   }
-  if (s.script && s.model !== 'sva') throw new ScenarioError(`${where}: script: only the sva model runs scripted processes`);
   try {
     buildWorkload(s.model, params);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    if (msg.startsWith('sva: steps: ')) throw new ScenarioError(`${where}: script: ${msg.slice('sva: steps: '.length)}`);
+    const steps = `${s.model}: steps: `;
+    if (msg.startsWith(steps)) {
+      // `drv/1[2]: …` is the field script.drv/1[2]; anything else is about the script as a whole.
+      const rest = msg.slice(steps.length);
+      const m = /^([a-z]+\/\d+(?:\[\d+\])?): ([\s\S]*)$/.exec(rest);
+      throw new ScenarioError(`${where}: ${m ? `script.${m[1]}: ${m[2]}` : `script: ${rest}`}`);
+    }
     if (msg.startsWith('extension ')) throw new ScenarioError(`${where}: extension: ${msg}`);
     // The models name the parameter in quotes or first: `sva: teardown must be one of …`.
     const key = Object.keys(params).find((k) => new RegExp(`(^|[\\s'"])${k}([\\s'":]|$)`).test(msg.replace(/^\w+: /, ' ')));
@@ -107,9 +210,17 @@ function checkParams(s: Scenario, where: string, params: Record<string, Wire>): 
   }
 }
 
-function describeZod(e: ZodError): string {
+function describeZod(e: ZodError, raw: unknown): string {
+  const model = (raw as { model?: unknown } | null)?.model;
+  const steps = typeof model === 'string' && model in SCRIPT_STEPS ? SCRIPT_STEPS[model as ModelName] : undefined;
   return e.issues
     .slice(0, 5)
-    .map((i) => `${i.path.length > 0 ? i.path.join('.') : '(top level)'}: ${i.message}`)
+    .map((i) => {
+      let msg = i.message;
+      // A record's key and a union's branches keep what is wrong inside: say it.
+      if (i.code === 'invalid_key') msg = i.issues.map((x) => x.message).join('; ');
+      else if (i.code === 'invalid_union' && i.path[0] === 'script' && i.path.length === 3 && steps) msg = `not a step of the ${String(model)} model (${steps.join(', ')})`;
+      return `${i.path.length > 0 ? i.path.join('.') : '(top level)'}: ${msg}`;
+    })
     .join('; ');
 }

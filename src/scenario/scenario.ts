@@ -1,8 +1,11 @@
 // A race reproduction script (DESIGN.md, "What users see"): which model it runs (the IOMMU model `sva`, the
 // groups-and-domains model `domains`, the IOASID allocator `ioasid`), its topology, policies and workload (the
 // model's parameters, grouped as a kernel developer reads them), the policy change that fixes the race, what
-// is expected of a run (findings by kind, kinds forbidden, counters), and how to explore it. TypeScript first:
-// `defineScenario({...})` is fully typed; the same object as JSON or YAML serves the CLI.
+// is expected of a run (findings by kind, kinds forbidden, counters), and how to explore it; optionally a
+// `script`: the model's actors step by step, with ordering constraints between them (`after` a step of another
+// actor, `while` a task holds a lock). The schema is a union discriminated by the model, each model with the
+// actors and steps it runs. TypeScript first: `defineScenario({...})` is fully typed; the same object as JSON or
+// YAML serves the CLI.
 import { z } from 'zod';
 
 /** The finding kinds a scenario may expect or forbid (src/kernel/findings.ts, the model's oracles). */
@@ -24,6 +27,7 @@ export const FINDING_KINDS = [
   'stale_translation',
   'page_request',
   'quota',
+  'probe',
 ] as const;
 export type FindingKindName = (typeof FINDING_KINDS)[number];
 
@@ -46,8 +50,22 @@ const expectSchema = z
   .default({ findings: [], forbid: 'any', counters: {} });
 export type Expectation = z.output<typeof expectSchema>;
 
-/** A scripted step: `bind`, `unbind`, `exit`, `{ dma: {n, vpn, write, wait} }`, `{ munmap: vpn }`, `{ after: proc/N:K }`. */
-const stepSchema = z.union([
+// ---- scripts ----
+
+/** `{ after: drv/0:2 }`: wait until actor drv/0 has finished its step 2 (from 0). */
+const afterStep = z.strictObject({ after: z.string().regex(/^[a-z]+\/\d+:\d+$/, 'expected actor/N:K (an actor, its step K, from 0)') });
+/** `{ while: { task: proc0, holds: '&group->mutex' } }`: the next step starts once a task so named holds the lock. */
+const whileStep = z.strictObject({
+  while: z.strictObject({
+    /** A kernel task's comm, or a prefix of it: `proc0`, `drv1`, `iopf`. */
+    task: z.string().min(1),
+    /** A lock class as lockdep names it: `&group->mutex`, `iommu_sva_lock`, `ioasid_allocator_lock`. */
+    holds: z.string().min(1),
+  }),
+});
+
+/** sva: `bind`, `unbind`, `exit`, `{ dma: {n, vpn, write, wait} }`, `{ munmap: vpn }`, `{ exit: {wait} }`. */
+const svaStep = z.union([
   z.enum(['bind', 'unbind', 'exit']),
   z.strictObject({
     dma: z
@@ -56,27 +74,75 @@ const stepSchema = z.union([
   }),
   z.strictObject({ munmap: z.number().int().min(0) }),
   z.strictObject({ exit: z.strictObject({ wait: z.boolean().optional() }) }),
-  z.strictObject({ after: z.string().regex(/^proc\/\d+:\d+$/, 'expected proc/N:K (process N, its step K, from 0)') }),
+  afterStep,
+  whileStep,
 ]);
-export type StepInput = z.input<typeof stepSchema>;
+export type SvaStep = z.output<typeof svaStep>;
 
-export const scenarioSchema = z.strictObject({
+const name = z.string().regex(/^[A-Za-z_][\w-]*$/, 'expected a name (letters, digits, _)');
+const index = z.number().int().min(0);
+/** A domain named by the step that allocates it, on a device, optionally at a PASID. */
+const onDevice = z.strictObject({ domain: name, dev: index, pasid: index.optional() });
+const atPasid = z.strictObject({ dev: index, pasid: index });
+const ofMm = z.strictObject({ dev: index, mm: index });
+
+/** domains (src/core/domains-script.ts): domain alloc/free, attach/detach/replace, SVA bind/unbind, DMA, faults. */
+const domainsStep = z.union([
+  z.literal('synchronize_rcu'),
+  z.strictObject({ alloc: z.strictObject({ domain: name, type: z.enum(['blocked', 'identity', 'dma', 'paging']).optional(), iommu: index.optional() }) }),
+  z.strictObject({ free: name }),
+  z.strictObject({ attach: onDevice }),
+  z.strictObject({ detach: onDevice }),
+  z.strictObject({ replace: z.strictObject({ domain: name, dev: index, pasid: index }) }),
+  z.strictObject({ bind: ofMm }),
+  z.strictObject({ unbind: ofMm }),
+  z.strictObject({ dma: atPasid }),
+  z.strictObject({ iopf: atPasid }),
+  afterStep,
+  whileStep,
+]);
+export type DomainsStep = z.output<typeof domainsStep>;
+
+const quota = z.number().int().min(0).max(1 << 20);
+/** ioasid (src/core/ioasid-script.ts): sets, IDs, lookups, quota changes, notifications. */
+const ioasidStep = z.union([
+  z.literal('check'),
+  z.strictObject({ alloc_set: z.strictObject({ set: name, quota }) }),
+  z.strictObject({ alloc: z.strictObject({ set: name, id: name }) }),
+  z.strictObject({ free: name }),
+  z.strictObject({ find: z.strictObject({ set: name, id: name }) }),
+  z.strictObject({ adjust_set: z.strictObject({ set: name, quota }) }),
+  z.strictObject({ free_set: name }),
+  z.strictObject({ bind: name }),
+  z.strictObject({ unbind: name }),
+  afterStep,
+  whileStep,
+]);
+export type IoasidStep = z.output<typeof ioasidStep>;
+
+/** The steps of each model's scripts, by their key (for messages). */
+export const SCRIPT_STEPS: Readonly<Record<ModelName, readonly string[]>> = {
+  sva: ['bind', 'unbind', 'exit', 'dma', 'munmap', 'after', 'while'],
+  domains: ['alloc', 'free', 'attach', 'detach', 'replace', 'bind', 'unbind', 'dma', 'iopf', 'synchronize_rcu', 'after', 'while'],
+  ioasid: ['alloc_set', 'alloc', 'free', 'find', 'adjust_set', 'free_set', 'bind', 'unbind', 'check', 'after', 'while'],
+};
+
+/** A `script` section: actor → its steps, the actor names the model's. */
+function scriptOf<S extends z.ZodType>(actor: RegExp, expected: string, step: S) {
+  return z.record(z.string().regex(actor, expected), z.array(step)).optional();
+}
+
+const base = {
   /** A short name (the file's, by convention). */
   name: z.string().min(1),
   /** What it reproduces, in a sentence or two. */
   title: z.string().min(1),
   /** The mailing-list thread it comes from: 000 … 004. */
   seed: z.enum(['000', '001', '002', '003', '004']).optional(),
-  model: z.enum(MODELS),
   /** The model's parameters, grouped for the reader; together they must be valid parameters of the model. */
   topology: params.default({}),
   policies: params.default({}),
   workload: params.default({}),
-  /**
-   * The sva model's processes, scripted: `proc/N` → its steps, after exec. A step `{ after: proc/M:K }` waits
-   * until process M has done its step K. The actors must exist, and the constraints must not form a cycle.
-   */
-  script: z.record(z.string().regex(/^proc\/\d+$/, 'expected proc/N'), z.array(stepSchema)).optional(),
   /**
    * Fault injection, as the model's misbehaviour parameters: a device that issues DMA after it was told to stop
    * (`misbehave: dma-after-stop`), loses page responses, never drains or is unplugged; a page request queue of
@@ -102,7 +168,21 @@ export const scenarioSchema = z.strictObject({
       seed: z.number().int().default(1),
     })
     .default({ strategy: 'pct', depth: 3, runs: 1000, seed: 1 }),
-});
+};
+
+/**
+ * The model and its `script`: actor → its steps. A step `{ after: actor/M:K }` waits until that actor has done
+ * its step K; `{ while: { task, holds } }` until a task so named holds that lock. The actors must exist, the
+ * constraints must not form a cycle, and the lock must be one of the model's.
+ */
+export const scenarioSchema = z.discriminatedUnion('model', [
+  /** sva: processes `proc/N` (process N), after exec. */
+  z.strictObject({ ...base, model: z.literal('sva'), script: scriptOf(/^proc\/\d+$/, 'expected proc/N', svaStep) }),
+  /** domains: drivers, processes and page-fault handlers (`drv/N`, `proc/N`, `iopf/N`), each a kernel task. */
+  z.strictObject({ ...base, model: z.literal('domains'), script: scriptOf(/^(drv|proc|iopf)\/\d+$/, 'expected drv/N, proc/N or iopf/N', domainsStep) }),
+  /** ioasid: allocator users `user/N`, each a kernel task started once the allocator is booted. */
+  z.strictObject({ ...base, model: z.literal('ioasid'), script: scriptOf(/^user\/\d+$/, 'expected user/N', ioasidStep) }),
+]);
 
 export type ScenarioInput = z.input<typeof scenarioSchema>;
 export type Scenario = z.output<typeof scenarioSchema>;

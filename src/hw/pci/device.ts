@@ -4,7 +4,8 @@
 // in-flight DMA counted per PASID so that "stop using this PASID" can be answered with "drained". Misbehaviour
 // on demand: a slow drain, a drain that never finishes, DMA issued after being told to stop, lost page
 // responses, hot-unplug (when told to stop, or while a fault is being handled), ATS invalidations never
-// completed.
+// completed, and a stray write one page past each kernel descriptor's buffer (a firmware overrun: the IOMMU
+// must contain it, which seed 004's option 2 — init_mm bound — does not).
 import type { Oracle } from '../../core/oracle.js';
 import type { Stats } from '../../core/stats.js';
 import type { Sva } from '../../core/sva.js';
@@ -16,8 +17,8 @@ import { PR_GROUPS } from '../iommu.js';
 import { type HwMessage, WHY_PTE } from '../messages.js';
 import type { Hardware, HwOut } from '../out.js';
 
-export type Misbehaviour = 'none' | 'slow-drain' | 'no-drain' | 'dma-after-stop' | 'lost-response' | 'unplug' | 'unplug-on-fault' | 'no-atc-response';
-export const MISBEHAVIOURS: readonly Misbehaviour[] = ['none', 'slow-drain', 'no-drain', 'dma-after-stop', 'lost-response', 'unplug', 'unplug-on-fault', 'no-atc-response'];
+export type Misbehaviour = 'none' | 'slow-drain' | 'no-drain' | 'dma-after-stop' | 'lost-response' | 'unplug' | 'unplug-on-fault' | 'no-atc-response' | 'stray-dma';
+export const MISBEHAVIOURS: readonly Misbehaviour[] = ['none', 'slow-drain', 'no-drain', 'dma-after-stop', 'lost-response', 'unplug', 'unplug-on-fault', 'no-atc-response', 'stray-dma'];
 
 const P_INFLIGHT = 0;
 const P_STOPPED = 1;
@@ -45,6 +46,8 @@ interface Dma {
   readonly cr: number;
   /** The mm bound at {device, PASID} when the descriptor was submitted (id + 1): where it must land. */
   readonly expected: number;
+  /** A write the device makes outside its descriptor: the address the descriptor named (-1: not stray). */
+  readonly strayOf: number;
 }
 
 export interface DeviceEnv {
@@ -164,12 +167,14 @@ export class PciDevice implements Hardware {
     const m = this.i32;
     switch (msg.type) {
       case 'submit': {
-        const d: Dma = { tag: this.nextTag++ & 0x3fffffff, id: msg.id, pasid: msg.pasid, vpn: msg.vpn, write: msg.w === 1, from: msg.from, cr: msg.cr, expected: this.env.sva.boundMm(this.info.index, msg.pasid) };
+        const d: Dma = { tag: this.nextTag++ & 0x3fffffff, id: msg.id, pasid: msg.pasid, vpn: msg.vpn, write: msg.w === 1, from: msg.from, cr: msg.cr, expected: this.env.sva.boundMm(this.info.index, msg.pasid), strayOf: -1 };
         if (this.unplugged || msg.pasid < 0 || msg.pasid >= 1 << this.info.caps.pasidBits) {
           this.reply(d, false, out);
           return;
         }
         this.wq.push(d);
+        // An overrun past a kernel user's buffer: one more write, to the next page, that no descriptor named.
+        if (this.misbehaviour === 'stray-dma' && d.cr > 0) this.wq.push({ ...d, tag: this.nextTag++ & 0x3fffffff, vpn: d.vpn + 1, cr: 0, from: -1, strayOf: d.vpn });
         if (!this.engineBusy) {
           this.engineBusy = true;
           out.send(self, { type: 'engine' });
@@ -205,7 +210,7 @@ export class PciDevice implements Hardware {
       case 'ats.fault': {
         const d = this.inflight.get(msg.id);
         if (!d) return;
-        if (msg.why === WHY_PTE && this.info.caps.pri && !this.stopped(d.pasid)) {
+        if (msg.why === WHY_PTE && this.info.caps.pri && !this.stopped(d.pasid) && d.strayOf < 0) {
           if (!this.pageRequest(d, out)) this.prStalled.push(d.tag); // every group in use: stall until one frees
           // Surprise removal while the fault is being handled.
           if (this.misbehaviour === 'unplug-on-fault') this.unplug(out);
@@ -339,7 +344,8 @@ export class PciDevice implements Hardware {
   private land(d: Dma, pte: number, out: HwOut, step: number): void {
     const pfn = ptePfn(pte);
     const env = this.env;
-    env.oracle.dmaLanded(step, this.info.name, d.pasid, d.vpn, pfn, pageOwner(env.k, env.pm, pfn), d.expected, (o) => env.ownerName(o));
+    if (d.strayOf >= 0) env.oracle.strayLanded(step, this.info.name, d.pasid, d.vpn, d.strayOf, pfn, env.ownerName(pageOwner(env.k, env.pm, pfn)));
+    else env.oracle.dmaLanded(step, this.info.name, d.pasid, d.vpn, pfn, pageOwner(env.k, env.pm, pfn), d.expected, (o) => env.ownerName(o));
     dmaWrite(env.k, env.pm, pfn, (this.info.index << 20) | d.pasid);
     this.complete(d, true, out);
   }
@@ -354,7 +360,8 @@ export class PciDevice implements Hardware {
   }
 
   private reply(d: Dma, ok: boolean, out: HwOut): void {
-    if (d.cr > 0) this.env.completion(d.cr, ok);
+    if (d.strayOf >= 0) this.env.stats.add(ok ? 'stray_dmas_landed' : 'stray_dmas_faulted');
+    else if (d.cr > 0) this.env.completion(d.cr, ok);
     else out.send(d.from, { type: 'dma.done', id: d.id, ok: ok ? 1 : 0 });
   }
 

@@ -18,6 +18,7 @@ import type { KTask } from '../context.js';
 import { callTrace, heldLocksLines, taskFinding } from '../findings.js';
 import { accessReport, fmtAddr, kaddr, type SlabObjectInfo, type SlabTrack } from '../kasan.js';
 import type { Kernel, KGen } from '../kernel.js';
+import { objLabel } from '../labels.js';
 import { REFCOUNT_SATURATED } from '../refcount.js';
 import { defineRwsem, down_read, type RwSemaphore, up_read } from '../rwsem.js';
 import type { MmuNotifiers } from './mmu_notifier.js';
@@ -343,7 +344,7 @@ export function* mm_init(k: Kernel, t: KTask, mm: MmStruct): KGen {
   yield* k.call(
     t,
     'mm_init',
-    k.step(t, `mm_init(${mm.name})`, () => {
+    k.step(t, objLabel(mm, 'mm_init', mm.name), () => {
       const code = mmStateCode(k, mm);
       if (code !== MM_UNUSED && code !== MM_FREED) throw new Error(`mm_init: ${mm.name} is ${STATE_NAMES[code]}`);
       const i32 = k.i32;
@@ -371,7 +372,7 @@ export function* mmget(k: Kernel, t: KTask, mm: MmStruct): KGen {
   yield* k.call(
     t,
     'mmget',
-    k.step(t, `mmget(${mm.name})`, (env) => {
+    k.step(t, objLabel(mm, 'mmget', mm.name), (env) => {
       mmAccess(k, t, mm, M_USERS, true);
       inc(k, t, mm, M_USERS, 'mmget', env.step);
     }),
@@ -383,9 +384,27 @@ export function* mmget_not_zero(k: Kernel, t: KTask, mm: MmStruct): KGen<boolean
   return yield* k.call(
     t,
     'mmget_not_zero',
-    k.step(t, `mmget_not_zero(${mm.name})`, () => {
+    k.step(t, objLabel(mm, 'mmget_not_zero', mm.name), () => {
       mmAccess(k, t, mm, M_USERS, true);
       return incNotZero(k, mm, M_USERS);
+    }),
+  );
+}
+
+/**
+ * get_task_mm: task_lock, read task->mm, mmget it, task_unlock — as one step, since exit_mm clears task->mm
+ * under the same lock before its mmput. `taskMm` is the address of the task's task->mm word (the mm's id + 1,
+ * 0 once the task is past exit_mm). False: the task has no mm any more.
+ */
+export function* get_task_mm(k: Kernel, t: KTask, mm: MmStruct, taskMm: number): KGen<boolean> {
+  return yield* k.call(
+    t,
+    'get_task_mm',
+    k.step(t, objLabel(mm, 'get_task_mm', mm.name), (env) => {
+      if (Atomics.load(k.i32, taskMm) !== mm.id + 1) return false;
+      mmAccess(k, t, mm, M_USERS, true);
+      inc(k, t, mm, M_USERS, 'get_task_mm', env.step);
+      return true;
     }),
   );
 }
@@ -400,7 +419,7 @@ export function* mmput(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen
     'mmput',
     (function* () {
       k.mightSleep(t, MMPUT_SITE);
-      const last = yield* k.step(t, `mmput(${mm.name})`, (env) => {
+      const last = yield* k.step(t, objLabel(mm, 'mmput', mm.name), (env) => {
         mmAccess(k, t, mm, M_USERS, true);
         return decAndTest(k, t, mm, M_USERS, 'mmput', env.step);
       });
@@ -425,7 +444,7 @@ export function* mmgrab(k: Kernel, t: KTask, mm: MmStruct): KGen {
   yield* k.call(
     t,
     'mmgrab',
-    k.step(t, `mmgrab(${mm.name})`, (env) => {
+    k.step(t, objLabel(mm, 'mmgrab', mm.name), (env) => {
       mmAccess(k, t, mm, M_COUNT, true);
       inc(k, t, mm, M_COUNT, 'mmgrab', env.step);
     }),
@@ -438,7 +457,7 @@ export function* mmdrop(k: Kernel, t: KTask, mm: MmStruct): KGen {
     t,
     'mmdrop',
     (function* () {
-      const last = yield* k.step(t, `mmdrop(${mm.name})`, (env) => {
+      const last = yield* k.step(t, objLabel(mm, 'mmdrop', mm.name), (env) => {
         mmAccess(k, t, mm, M_COUNT, true);
         return decAndTest(k, t, mm, M_COUNT, 'mmdrop', env.step);
       });
@@ -451,7 +470,7 @@ function* __mmdrop(k: Kernel, t: KTask, mm: MmStruct): KGen {
   yield* k.call(
     t,
     '__mmdrop',
-    k.step(t, `__mmdrop(${mm.name})`, (env) => {
+    k.step(t, objLabel(mm, '__mmdrop', mm.name), (env) => {
       if (mm.id === 0) {
         // BUG_ON(mm == &init_mm): the kernel dies here; init_mm stays.
         const title = `kernel BUG at ${MMDROP_BUG_LINE}!`;

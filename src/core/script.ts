@@ -1,0 +1,227 @@
+// Scripted kernel actors (issue #6, race scripts) for the models whose actors are kernel tasks — `domains`
+// (seed 002) and `ioasid` (seed 003): a scenario's `script` section names actors (`drv/0`, `proc/1`, `user/0`),
+// each running its steps in order as one kernel task (comm `drv0`), with two ordering constraints between them:
+// `after: drv/0:2` waits until drv/0 has finished its step 2 (each actor publishes its progress in a word of
+// shared memory), and `while: { task, holds }` waits until a task whose comm starts with `task` holds a lock of
+// that class (src/kernel/lock.ts's holder watch: ready from that acquisition on, so the next step starts inside
+// the holder's critical section unless the scheduler lets the holder leave first — the trace then says so).
+// Both are blocking scheduling points, so a constraint that can never be met ends the run with a hung-task
+// report saying what the actor waited for. The model parses its own
+// steps (the `op` of each) and runs them; this file checks what is common: the actors and the steps an `after`
+// names exist, and the `after` constraints have no cycle. Errors read `<model>: steps: drv/1[2]: …`, which the
+// scenario loader turns into `script.drv/1[2]: …`.
+import type { KTask } from '../kernel/context.js';
+import type { Kernel, KGen } from '../kernel/kernel.js';
+import { type LockHolderWatch, wait_for_lock_holder, watchLockHolders } from '../kernel/lock.js';
+import { InputError } from '../runtime/errors.js';
+
+/** The constraints every scripted model takes. */
+export type OrderStep =
+  /** Wait until `actor` has finished its step `step` (0-based). */
+  | { readonly op: 'after'; readonly actor: string; readonly step: number }
+  /** Wait until a task whose comm starts with `task` holds a lock of class `lock`; the next step starts then. */
+  | { readonly op: 'while'; readonly task: string; readonly lock: string };
+
+export interface ScriptActor<Op> {
+  /** As the scenario names it: `drv/0`. */
+  readonly name: string;
+  /** Its kernel task's comm: `drv0`. */
+  readonly comm: string;
+  readonly steps: readonly (Op | OrderStep)[];
+}
+
+export interface ScriptSpec<Op> {
+  /** The model's name, for errors. */
+  readonly model: string;
+  /** The actor names the model takes (`drv`, `proc`: actors drv/N and proc/N). */
+  readonly kinds: readonly string[];
+  /** At most this many actors (each is a task of the run). */
+  readonly maxActors: number;
+  /** One step of the model; `at` prefixes its errors. Throws an InputError for anything it does not know. */
+  parseOp(o: Readonly<Record<string, unknown>>, at: string): Op;
+}
+
+/** A field of a step object, checked: an integer in min..max (a default when absent and one is given). */
+export function intField(o: Readonly<Record<string, unknown>>, at: string, field: string, min: number, max: number, dflt?: number): number {
+  const v = o[field];
+  if (v === undefined && dflt !== undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new InputError(`${at}: ${field} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** A name field (a domain, a set, an ID): letters, digits, `_` and `-`. */
+export function nameField(o: Readonly<Record<string, unknown>>, at: string, field: string): string {
+  const v = o[field];
+  if (typeof v !== 'string' || !/^[A-Za-z_][\w-]*$/.test(v)) throw new InputError(`${at}: ${field} must be a name (letters, digits, _), got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/**
+ * The model's `steps` parameter (JSON: `{ "drv/0": [{ "op": … }, …], … }`) checked; undefined when it is ''.
+ * The `after` references and the absence of cycles are checked here; the ops by the model.
+ */
+export function parseScript<Op extends { readonly op: string }>(text: string, spec: ScriptSpec<Op>): ScriptActor<Op>[] | undefined {
+  if (text === '') return undefined;
+  const pre = `${spec.model}: steps`;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new InputError(`${pre}: not JSON`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new InputError(`${pre}: not an object of actors`);
+  const entries = Object.entries(v as Record<string, unknown>);
+  const nameRe = new RegExp(`^(${spec.kinds.join('|')})/(\\d+)$`);
+  if (entries.length === 0) throw new InputError(`${pre}: no actor`);
+  if (entries.length > spec.maxActors) throw new InputError(`${pre}: ${entries.length} actors, at most ${spec.maxActors}`);
+  const actors = entries.map(([name, list]): ScriptActor<Op> => {
+    const m = nameRe.exec(name);
+    if (!m) throw new InputError(`${pre}: ${name}: not an actor of the ${spec.model} model (${spec.kinds.map((x) => `${x}/N`).join(', ')})`);
+    if (!Array.isArray(list)) throw new InputError(`${pre}: ${name}: not a list of steps`);
+    const steps = list.map((st: unknown, i: number): Op | OrderStep => {
+      const at = `${pre}: ${name}[${i}]`;
+      if (st === null || typeof st !== 'object' || Array.isArray(st)) throw new InputError(`${at}: not a step`);
+      const o = st as Record<string, unknown>;
+      if (o.op === 'after') {
+        const ref = o.actor;
+        if (typeof ref !== 'string') throw new InputError(`${at}: after: no actor named`);
+        return { op: 'after', actor: ref, step: intField(o, at, 'step', 0, 1 << 16) };
+      }
+      if (o.op === 'while') {
+        if (typeof o.task !== 'string' || o.task === '') throw new InputError(`${at}: while: task must be a task's name or a prefix of it`);
+        if (typeof o.lock !== 'string' || o.lock === '') throw new InputError(`${at}: while: holds must name a lock`);
+        return { op: 'while', task: o.task, lock: o.lock };
+      }
+      return spec.parseOp(o, at);
+    });
+    return { name, comm: `${m[1]}${m[2]}`, steps };
+  });
+  // The order constraints: a step waits for the one before it and for its `after`; a cycle never ends.
+  const byName = new Map(actors.map((a) => [a.name, a]));
+  const deps = new Map<string, string[]>();
+  for (const a of actors) {
+    a.steps.forEach((st, i) => {
+      const d = i > 0 ? [`${a.name}:${i - 1}`] : [];
+      if (isAfter(st)) {
+        const other = byName.get(st.actor);
+        const at = `${pre}: ${a.name}[${i}]: after ${st.actor}:${st.step}`;
+        if (!other) throw new InputError(`${at}: no such actor (the script has ${actors.map((x) => x.name).join(', ')})`);
+        if (st.step >= other.steps.length) throw new InputError(`${at}: no such step (${st.actor} has ${other.steps.length})`);
+        d.push(`${st.actor}:${st.step}`);
+      }
+      deps.set(`${a.name}:${i}`, d);
+    });
+  }
+  const state = new Map<string, 1 | 2>();
+  const visit = (n: string, path: string[]): void => {
+    if (state.get(n) === 2) return;
+    if (state.get(n) === 1) throw new InputError(`${pre}: the ordering constraints have a cycle: ${[...path.slice(path.indexOf(n)), n].join(' → ')}`);
+    state.set(n, 1);
+    for (const m of deps.get(n) ?? []) visit(m, [...path, n]);
+    state.set(n, 2);
+  };
+  for (const n of deps.keys()) visit(n, []);
+  return actors;
+}
+
+/**
+ * Runs the actors of a parsed script: declared with the workload (identically in every thread — it allocates
+ * the progress words and the lock watches), then each actor's task calls `run`.
+ */
+export class ScriptRunner<Op extends { readonly op: string }> {
+  private readonly progress: number;
+  private readonly index: Map<string, number>;
+  private readonly watches = new Map<string, LockHolderWatch>();
+
+  constructor(
+    private readonly k: Kernel,
+    readonly model: string,
+    readonly actors: readonly ScriptActor<Op>[],
+  ) {
+    this.progress = k.statics.alloc(actors.length, 'script progress');
+    this.index = new Map(actors.map((a, i) => [a.name, i]));
+    for (const a of actors) {
+      a.steps.forEach((st, i) => {
+        if (!isWhile(st)) return;
+        try {
+          this.watches.set(`${a.name}:${i}`, watchLockHolders(k, st.task, st.lock));
+        } catch (err) {
+          if (!(err instanceof RangeError)) throw err;
+          throw new InputError(`${model}: steps: ${a.name}[${i}]: while: ${err.message}`);
+        }
+      });
+    }
+  }
+
+  /** Steps actor `a` has finished (a read of shared memory). */
+  done(a: number): number {
+    return Atomics.load(this.k.i32, this.k.mem.statics + this.progress + a);
+  }
+
+  /** Actor a's steps in order; `op` does one step of the model and says what it did (for the trace). */
+  *run(t: KTask, a: number, op: (t: KTask, s: Op) => KGen<string>): KGen {
+    const k = this.k;
+    const actor = this.actors[a];
+    if (!actor) throw new Error(`${this.model}: no scripted actor ${a}`);
+    const at = k.mem.statics + this.progress + a;
+    // Each step ends with a point that publishes it done; when a `while` comes next, that point arms it too, so
+    // that a holder the publication lets go on (its `after`) cannot take and drop the lock unseen.
+    const arm = (i: number): number => this.watches.get(`${actor.name}:${i}`)?.taken() ?? 0;
+    let armed = 0;
+    for (let i = 0; i < actor.steps.length; i++) {
+      const st = actor.steps[i] as Op | OrderStep;
+      if (isAfter(st)) {
+        const other = this.index.get(st.actor) as number;
+        const word = k.mem.statics + this.progress + other;
+        const need = st.step + 1;
+        yield k.point(
+          t,
+          `${actor.name}[${i}]: after ${st.actor}:${st.step}`,
+          () => Atomics.load(k.i32, word) >= need,
+          () => {
+            Atomics.store(k.i32, at, i + 1);
+            armed = arm(i + 1);
+          },
+          { what: `${st.actor} to finish its step ${st.step}` },
+        );
+        continue;
+      }
+      if (isWhile(st)) {
+        // The step that follows starts at once: if it takes the same lock it queues behind the holder;
+        // otherwise it runs inside the holder's critical section, interleaved as the scheduler chooses.
+        const w = this.watches.get(`${actor.name}:${i}`) as LockHolderWatch;
+        if (i === 0) armed = w.taken();
+        const held = yield* wait_for_lock_holder(
+          k,
+          t,
+          w,
+          `${actor.name}[${i}]: while ${st.task} holds ${st.lock}`,
+          () => {
+            Atomics.store(k.i32, at, i + 1);
+            armed = arm(i + 1);
+          },
+          armed,
+        );
+        // The scheduler let the holder leave before this actor went on: the trace says so.
+        if (!held) yield* k.step(t, `${actor.name}[${i}]: ${st.task} had released ${st.lock} already`, () => undefined);
+        continue;
+      }
+      const what = yield* op(t, st);
+      yield* k.step(t, `${actor.name}[${i}]: ${what}`, () => {
+        Atomics.store(k.i32, at, i + 1);
+        armed = arm(i + 1);
+      });
+    }
+  }
+}
+
+type After = Extract<OrderStep, { op: 'after' }>;
+type While = Extract<OrderStep, { op: 'while' }>;
+
+function isAfter<Op extends { readonly op: string }>(s: Op | OrderStep): s is After {
+  return s.op === 'after';
+}
+
+function isWhile<Op extends { readonly op: string }>(s: Op | OrderStep): s is While {
+  return s.op === 'while';
+}

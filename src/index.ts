@@ -1,0 +1,12 @@
+// The package's API (`import { defineScenario } from 'iommu-sim'`): write a race script in TypeScript, typed
+// by the scenario schema, and run, explore or replay it from code as the CLI does.
+export { defineScenario, FINDING_KINDS, MODELS } from './scenario/scenario.js';
+export type { Expectation, FindingKindName, ModelName, Scenario, ScenarioInput } from './scenario/scenario.js';
+export { loadScenarioFile, ScenarioError, scenarioParams, validateScenario } from './scenario/load.js';
+export { expectationFor, judge } from './scenario/expect.js';
+export type { Verdict } from './scenario/expect.js';
+export { exploreScenario } from './scenario/explore.js';
+export type { ExploreOptions, ExploreOutcome } from './scenario/explore.js';
+export { replay, run, Schedule } from './runtime/run.js';
+export type { ReplayOutcome, RunOptions, RunOutcome } from './runtime/run.js';
+export type { ExtensionContext, CoreStepName } from './actors/extension.js';
