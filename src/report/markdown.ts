@@ -59,7 +59,7 @@ export function matrixSections(m: MatrixReport, level = '##'): string {
       `that finding; ${m.runs} schedules per configuration (fewer when they reach ${fmtNum(m.maxSteps)} steps first: long ` +
       `workloads), in chunks of ${m.chunk} from the scenario's own ` +
       `seed, strategy and depth, on ${m.workers} pool thread${m.workers === 1 ? '' : 's'} (${m.seconds.toFixed(0)} s). ` +
-      'A row changes one policy; the other policies a race fixes take their fixed values; the workload and its injected ' +
+      'A row changes one policy; everything else the race fixes (other policies, its own knobs) takes its fixed value; the workload and its injected ' +
       `faults stay as written. Throughput from the matching benchmark${m.throughputFrom ? ` (${m.throughputFrom})` : ''}.`,
   );
   for (const n of m.notes) out.push(`> Note: ${n}`);
