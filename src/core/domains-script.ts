@@ -13,14 +13,14 @@
 // `drv/0[1]: iommu_attach_device_pasid(A, 0000:00:01.0, 7) = -EINVAL`.
 import type { KTask } from '../kernel/context.js';
 import { errname } from '../kernel/errno.js';
-import type { Kernel, KGen } from '../kernel/kernel.js';
+import type { KGen } from '../kernel/kernel.js';
 import type { MmStruct } from '../kernel/mm/mm.js';
 import { synchronize_rcu } from '../kernel/rcu.js';
 import { InputError } from '../runtime/errors.js';
-import { DOMAIN_TYPES, type Domains, type DomainType } from './domain.js';
-import type { GroupDevice, IommuGroups, NoHwDomainOps } from './group.js';
+import { DOMAIN_TYPES, type DomainType } from './domain.js';
+import type { GroupDevice } from './group.js';
 import { intField, nameField, parseScript, type ScriptActor, ScriptRunner } from './script.js';
-import type { SvaDomains } from './sva-domain.js';
+import type { DomainsModel } from './domains-workload.js';
 
 export type DomainsOp =
   | { readonly op: 'alloc'; readonly domain: string; readonly type: DomainType; readonly iommu: number }
@@ -96,15 +96,7 @@ export function parseDomainsScript(text: string, topo: DomainsScriptTopology): S
 }
 
 /** What the steps act on: the model's pieces. */
-export interface DomainsScriptEnv {
-  readonly k: Kernel;
-  readonly devices: readonly GroupDevice[];
-  readonly mms: readonly MmStruct[];
-  readonly domains: Domains;
-  readonly groups: IommuGroups;
-  readonly hw: NoHwDomainOps;
-  readonly sva: SvaDomains;
-}
+export type DomainsScriptEnv = Pick<DomainsModel, 'k' | 'devices' | 'mms' | 'domains' | 'groups' | 'hw' | 'sva'>;
 
 /**
  * Declare the scripted actors' task kind (`domains_script`, one task an actor, named by its comm) and what they
