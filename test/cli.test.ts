@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-const BIN = join(import.meta.dirname, '..', 'bin', 'iommu-sim.js');
+const ROOT = join(import.meta.dirname, '..');
+const BIN = join(ROOT, 'bin', 'iommu-sim.js');
 
 function cli(...args: string[]): { code: number; out: string; err: string } {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -38,6 +39,18 @@ describe('iommu-sim', () => {
     for (const k of ['traceHash', 'sent', 'delivered', 'steps', 'runtime', 'seed']) expect(j).toHaveProperty(k);
     expect(j.runtime).toBe('deterministic');
     expect(j.seed).toBe(7);
+  });
+
+  it('run --runtime threaded: a recorded threaded run of a race script, judged by its expect, replaying exactly', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'run-threaded-'));
+    const sched = join(dir, 'r.sched');
+    const r = cli('run', join(ROOT, 'races', '000-pasid-reuse-before-drain.yaml'), '--runtime', 'threaded', '--fixed', '--record', sched, '--json');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.out) as { ok: boolean; explored: string; traceHash: string };
+    expect(out.ok).toBe(true);
+    expect(out.explored).toMatch(/threaded/);
+    const again = cli('replay', sched);
+    expect(again.out).toContain(`trace hash ${out.traceHash}; reproduced exactly`);
   });
 
   it('a found bug exits 1 with FAILURE and the problem', () => {

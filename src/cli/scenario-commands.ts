@@ -59,15 +59,17 @@ export function registerScenarioCommands(program: Command): void {
     .addOption(new Option('--strategy <strategy>', 'scheduling strategy (default: the scenario\'s)').choices([...STRATEGIES]))
     .addOption(new Option('--depth <d>', 'pct depth (default: the scenario\'s)').argParser(intArg(1, 64)))
     .addOption(new Option('--runs <n>', 'executions to try, stopping at the first failing one (default: the scenario\'s explore.runs)').argParser(intArg(1)))
+    .addOption(new Option('--runtime <runtime>', 'deterministic (under the strategy) or threaded (worker threads, real parallelism: one recorded run per --runs, default 1)').choices(['deterministic', 'threaded']).default('deterministic'))
+    .addOption(new Option('--workers <n>', 'threaded: worker threads').argParser(intArg(1, 256)))
     .option('--record <file>', 'write the schedule of the last execution (the failing one, if any)')
     .option('--json', 'print one JSON object')
-    .action(async (file: string, flags: ScenarioFlags) => {
+    .action(async (file: string, flags: ScenarioFlags & { runtime: 'deterministic' | 'threaded'; workers?: number }) => {
       const s = await loadScenarioFile(file);
       const fixed = flags.fixed ?? false;
       if (fixed && !s.fix) throw new Exit(usage(`${file}: has no \`fix\` to apply`));
       const e = expectationFor(s, fixed);
       const bar = progress('executions', !flags.json);
-      const r = await run({
+      const r = flags.runtime === 'threaded' ? await threadedRuns(s, fixed, flags) : await run({
         workload: { name: s.model, params: scenarioParams(s, fixed) },
         runtime: 'deterministic',
         strategy: flags.strategy ?? s.explore.strategy,
@@ -296,6 +298,21 @@ export function registerScenarioCommands(program: Command): void {
       }
       if (!ok) throw new Exit(1);
     });
+}
+
+/**
+ * `run --runtime threaded`: recorded threaded runs (seed, seed+1, …) until one shows a finding or fails its
+ * check, or --runs (default 1) are done; the last one is the outcome (its schedule replays deterministically).
+ */
+async function threadedRuns(s: Scenario, fixed: boolean, flags: ScenarioFlags & { workers?: number }): Promise<Awaited<ReturnType<typeof run>>> {
+  const seed = flags.seed ?? s.explore.seed;
+  const n = flags.runs ?? 1;
+  let r: Awaited<ReturnType<typeof run>> | undefined;
+  for (let i = 0; i < n; i++) {
+    r = await run({ workload: { name: s.model, params: scenarioParams(s, fixed) }, runtime: 'threaded', seed: seed + i, ...(flags.workers !== undefined ? { workers: flags.workers } : {}) });
+    if (r.findings.length > 0 || !r.check.ok) break;
+  }
+  return r as Awaited<ReturnType<typeof run>>;
 }
 
 /** A usage error: printed, exit 2. */
