@@ -4,7 +4,7 @@
 // `npm start` does.
 import { readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { expectationFor, judge } from '../scenario/expect.js';
 import { exploreScenario } from '../scenario/explore.js';
@@ -38,7 +38,9 @@ function durationArg(raw: string): number {
 }
 
 function variant(s: Scenario, fixed: boolean): string {
-  const p = fixed ? { ...s.policies, ...(s.fix ?? {}) } : s.policies;
+  // A patch under review is the variant's policy too: name its module.
+  const patch = s.extension ? { extension: basename(s.extension) } : {};
+  const p = fixed ? { ...s.policies, ...patch, ...(s.fix ?? {}) } : { ...s.policies, ...patch };
   return Object.entries(p)
     .map(([k, v]) => `${k}=${String(v)}`)
     .join(' ');
