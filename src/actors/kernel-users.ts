@@ -76,8 +76,8 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
       const err = k.i32[result(d.index)] as number;
       if (err >= 0) continue;
       const title = `iommu: probe of ${d.name} failed with error ${err}`;
-      const why = k.mem.stringAt(k.i32[whys + k.mem.statics + d.index] as number);
-      k.report({ kind: 'probe', title, text: [title, `${errname(err)}: ${why}`, 'Call Trace:', ' <TASK>', ' iommu_probe_device', ' iommu_probe', ' </TASK>'].join('\n'), step: k.i32[failedAt(d.index)] as number, where: 'iommu_probe' });
+      const reason = k.mem.stringAt(k.i32[why(d.index)] as number);
+      k.report({ kind: 'probe', title, text: [title, `${errname(err)}: ${reason}`, 'Call Trace:', ' <TASK>', ' iommu_probe_device', ' iommu_probe', ' </TASK>'].join('\n'), step: k.i32[failedAt(d.index)] as number, where: 'iommu_probe' });
     }
   });
   const result = (i: number): number => k.mem.statics + results + i;
