@@ -50,9 +50,14 @@ describe('kernel selftest: lock contention', () => {
       expect(titles).toContain('WARNING: lock held when returning to user space!');
       const hung = titles.filter((t) => /^INFO: task locker:\d+ blocked for more than 120 seconds\.$/.test(t));
       expect(hung.length).toBe(r.blocked.length);
-      expect(r.blocked.length).toBeGreaterThan(0);
-      const text = r.findings.find((f) => f.kind === 'hung_task')?.text ?? '';
-      expect(text).toMatch(/waiting on mutex selftest_mutex, held by (pid \d+|locker\/\d+)/);
+      // Under real parallelism the other lockers may all finish before task 0 takes the mutex for good, so
+      // only the deterministic run (seed 1) is held to "someone was left waiting". Either replays to the end,
+      // past the first finding, because the schedule records that the run kept going.
+      if (runtime === 'deterministic') expect(r.blocked.length).toBeGreaterThan(0);
+      expect(replay(r.schedule).traceHash).toBe(r.traceHash);
+      for (const f of r.findings.filter((x) => x.kind === 'hung_task')) {
+        expect(f.text).toMatch(/waiting on mutex selftest_mutex, held by (pid \d+|locker\/\d+)/);
+      }
     });
   }
 

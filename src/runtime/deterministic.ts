@@ -394,6 +394,7 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
         traceHash: hashOf(),
         actors: trace.actorNames,
         ...(opts.initial ? { initial: opts.initial } : {}),
+        ...(opts.keepGoing ? { keepGoing: true } : {}),
       });
       return schedule;
     },

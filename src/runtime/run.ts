@@ -95,7 +95,13 @@ export function replay(schedule: Schedule): ReplayOutcome {
   const names = workload.actors.map((a) => a.name);
   const scheduler = new ReplayScheduler(schedule, (id) => (id >= 0 ? (names[id] ?? `#${id}`) : pseudoName(id)));
   scheduler.newExecution();
-  const r = runDeterministic({ workload, seed: meta.seed, scheduler, ...(meta.initial ? { initial: meta.initial } : {}) });
+  const r = runDeterministic({
+    workload,
+    seed: meta.seed,
+    scheduler,
+    ...(meta.initial ? { initial: meta.initial } : {}),
+    ...(meta.keepGoing ? { keepGoing: true } : {}),
+  });
   return { ...r, strategy: 'replay', recordedHash: meta.traceHash, matches: r.traceHash === meta.traceHash };
 }
 

@@ -22,6 +22,8 @@ export interface ScheduleMeta {
   readonly actors: readonly string[];
   /** Messages the run sent from ENV when they were not the workload's own initial messages. */
   readonly initial?: readonly { readonly to: number; readonly event: ModelEvent }[];
+  /** The run went on past its first finding; a replay must too, or it stops short of the recorded steps. */
+  readonly keepGoing?: boolean;
 }
 
 export class Schedule {

@@ -110,6 +110,7 @@ export function shrink(schedule: Schedule, opts: ShrinkOptions = {}): ShrinkResu
         // A run longer than the best is of no use: stop it there (StepBudgetExceeded, caught below).
         maxSteps: best.steps,
         ...(meta.initial ? { initial: meta.initial } : {}),
+        ...(meta.keepGoing ? { keepGoing: true } : {}),
       });
     } catch {
       // A candidate that crashes (an actor or task throws on an order the model never meant to allow) or runs

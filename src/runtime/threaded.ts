@@ -282,6 +282,7 @@ export class ThreadedRuntime {
         traceHash,
         actors: trace.actorNames,
         ...(this.custom ? { initial: this.injections } : {}),
+        ...(this.opts.keepGoing ? { keepGoing: true } : {}),
       }),
       elapsedMs: performance.now() - this.started,
     };
