@@ -264,8 +264,17 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const perDevice = (1 << p.pasidBits) * (8 + 3 + 2) + 512 + 4 * p.atc;
   const staticWords =
     (1 << 15) + mmTableWords(P + iopt + vmm, p.pages) + physMemWords(frames) + mmuNotifierWords(bonds) + D * perDevice + U * (4096 + 6 * p.iotlb + 6 * p.prqDepth) + bonds * 24 + (U + 2) * ((1 << p.pasidBits) / 32 + 1);
+  // Every task interns its label and comm (allocation owners, KASAN's alloc/free tracks, lockdep's sites): the
+  // string table grows with the topology, or a large one fills it and lockdep turns itself off.
+  const tasks = P + D + U;
   const k = new Kernel({
-    layout: { stringWords: 1 << 17, stringSlots: 1 << 12, staticWords, arenaWords: 1 << 12, lockdepWords: 1 << 14 },
+    layout: {
+      stringWords: Math.max(1 << 17, 128 * tasks),
+      stringSlots: Math.max(1 << 12, 2 ** Math.ceil(Math.log2(8 * tasks))),
+      staticWords,
+      arenaWords: 1 << 12,
+      lockdepWords: 1 << 14,
+    },
     hungTaskSecs: p.hungTaskSecs,
   });
   const [failCache, failNth] = p.failAlloc === '' ? [] : (p.failAlloc.split(':') as [string, string]);
