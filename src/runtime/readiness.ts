@@ -25,11 +25,11 @@ const NOWHERE = 0;
 /** Asked after every writing step: its point does not say what it reads. */
 const POLLED = 1;
 /**
- * Found ready at its first asking, and asked after every writing step: most such points are taken at once (an
- * uncontended lock), and asking them is cheaper than watching their words.
+ * Found ready at its first asking, and asked after the next writing step: most such points are taken at once (an
+ * uncontended lock), and asking them is cheaper than watching their words. Still ready then, it watches them.
  */
 const RECHECKED = 2;
-/** Found blocked once, and asked whenever a word it watches changes (until it takes its step). */
+/** Found blocked, or ready twice, and asked whenever a word it watches changes (until it takes its step). */
 const WATCHING = 3;
 type Place = typeof NOWHERE | typeof POLLED | typeof RECHECKED | typeof WATCHING;
 
@@ -173,10 +173,10 @@ export class TaskReadiness {
       else this.unready(c);
     }
     const words = p.watch;
-    // A point watches its words from the first time it is found blocked until it is performed, ready or not:
-    // waiters on a contended lock go on being ready and blocked without registering again each time.
-    const want: Place =
-      words === undefined ? POLLED : words.length === 0 ? NOWHERE : !r ? WATCHING : fresh || c.place !== WATCHING ? RECHECKED : WATCHING;
+    // A point watches its words from the second time it is asked until it is performed, ready or not: waiters on
+    // a contended lock go on being ready and blocked without registering again each time, and a task left ready
+    // while the scheduler runs others (thousands of processes at their mmap_lock) is not asked at every step.
+    const want: Place = words === undefined ? POLLED : words.length === 0 ? NOWHERE : r && fresh ? RECHECKED : WATCHING;
     if (want !== c.place || (want === WATCHING && fresh && words !== c.watching)) {
       this.unplace(c);
       this.placeAt(c, want, words);
@@ -261,18 +261,28 @@ export class TaskReadiness {
 
   private readied(c: TaskChoice): void {
     c.ready = true;
-    const list = this.ready;
-    const order = c.order;
-    // Usually the newest task: search from the end.
-    let i = list.length;
-    while (i > 0 && (list[i - 1] as TaskChoice).order > order) i--;
-    list.splice(i, 0, c);
+    this.ready.splice(this.place(c.order), 0, c);
   }
 
   private unready(c: TaskChoice): void {
     c.ready = false;
+    this.ready.splice(this.place(c.order), 1);
+  }
+
+  /**
+   * Where a task of this order is or goes in the ready list (live tasks' orders are distinct). A binary search:
+   * with thousands of tasks a scan made every step cost the size of the topology.
+   */
+  private place(order: number): number {
     const list = this.ready;
-    list.splice(list.indexOf(c), 1);
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((list[mid] as TaskChoice).order < order) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 }
 
