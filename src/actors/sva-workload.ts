@@ -349,8 +349,8 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   for (const dev of devices) {
     oracle.addCache({
       name: `${dev.info.name} ATC`,
-      entriesForPfn: (pfn) => dev.atcEntries().filter((e) => e.pte >>> 2 === pfn).map((e) => `{PASID ${e.pasid}, vpn ${e.vpn}} → pfn 0x${pfn.toString(16)}`),
-      entriesForPasid: (d, pasid) => (d !== dev.info.index ? [] : dev.atcEntries().filter((e) => e.pasid === pasid).map((e) => `{PASID ${pasid}, vpn ${e.vpn}}`)),
+      entriesForPfn: (pfn) => dev.atcEntries((_, __, pte) => pte >>> 2 === pfn).map((e) => `{PASID ${e.pasid}, vpn ${e.vpn}} → pfn 0x${pfn.toString(16)}`),
+      entriesForPasid: (d, pasid) => (d !== dev.info.index ? [] : dev.atcEntries((p) => p === pasid).map((e) => `{PASID ${pasid}, vpn ${e.vpn}}`)),
     });
   }
   oracle.addDmaCounter({ inflight: (d, pasid) => devices[d]?.inflightCount(pasid) ?? 0 });

@@ -31,6 +31,7 @@ const A_PTE = 3;
 const A_WORDS = 4;
 /** ATC entries a device has unless told otherwise (0: no ATC — every DMA asks the IOMMU). */
 export const ATC_ENTRIES = 16;
+const NO_ENTRIES: readonly never[] = [];
 /** How long a slow drain takes (ms, simulated in the deterministic runtime). */
 export const SLOW_DRAIN_MS = 50;
 
@@ -150,15 +151,23 @@ export class PciDevice implements Hardware {
     return m[at + A_VALID] === 1 && m[at + A_PASID] === pasid && m[at + A_VPN] === vpn ? (m[at + A_PTE] as number) : 0;
   }
 
-  /** The ATC, as the stale-translation oracle sees it. */
-  atcEntries(): { pasid: number; vpn: number; pte: number }[] {
-    const out: { pasid: number; vpn: number; pte: number }[] = [];
+  /**
+   * The ATC's valid entries that `keep` accepts, as the stale-translation oracle sees them. The oracle asks every
+   * device at every page free: no allocation unless an entry matches.
+   */
+  atcEntries(keep: (pasid: number, vpn: number, pte: number) => boolean = () => true): readonly { pasid: number; vpn: number; pte: number }[] {
+    let out: { pasid: number; vpn: number; pte: number }[] | undefined;
     const m = this.i32;
+    const base = this.env.k.mem.statics + this.atc;
     for (let e = 0; e < Math.max(1, this.atcEntries_); e++) {
-      const at = this.env.k.mem.statics + this.atc + e * A_WORDS;
-      if (m[at + A_VALID] === 1) out.push({ pasid: m[at + A_PASID] as number, vpn: m[at + A_VPN] as number, pte: m[at + A_PTE] as number });
+      const at = base + e * A_WORDS;
+      if (m[at + A_VALID] !== 1) continue;
+      const pasid = m[at + A_PASID] as number;
+      const vpn = m[at + A_VPN] as number;
+      const pte = m[at + A_PTE] as number;
+      if (keep(pasid, vpn, pte)) (out ??= []).push({ pasid, vpn, pte });
     }
-    return out;
+    return out ?? NO_ENTRIES;
   }
 
   // ---- the hardware ----
