@@ -25,6 +25,8 @@ import type { Scenario } from '../src/scenario/scenario.js';
 import { type BenchResult, type DetailRow, type Profile, profileOf, type SuiteOptions, type SuiteResult } from './measure.js';
 
 interface Sizes {
+  /** The sustained run of the ~100-step race (the targets' figure): warm-up and clocked time, per mode. */
+  readonly sustainMs: number;
   /** Explore at least this long per (race, strategy, mode). */
   readonly minMs: number;
   /** …and on, until the first failure, for at most this long. */
@@ -36,9 +38,9 @@ interface Sizes {
 }
 
 const SIZES: Readonly<Record<Profile, Sizes>> = {
-  quick: { minMs: 100, firstCapMs: 300, chunk: 8, probe: 4 },
-  report: { minMs: 350, firstCapMs: 1_500, chunk: 16, probe: 12 },
-  full: { minMs: 2_000, firstCapMs: 10_000, chunk: 16, probe: 50 },
+  quick: { sustainMs: 300, minMs: 100, firstCapMs: 300, chunk: 8, probe: 4 },
+  report: { sustainMs: 4_000, minMs: 350, firstCapMs: 1_500, chunk: 16, probe: 12 },
+  full: { sustainMs: 10_000, minMs: 2_000, firstCapMs: 10_000, chunk: 16, probe: 50 },
 };
 
 export const POOL_WORKERS = 2;
@@ -205,9 +207,118 @@ export async function exploreSuite(opts: SuiteOptions & { races?: readonly RaceF
         }
       }
     }
+    const sustained = await sustainedRun(races, rows, inThread, onPool, sz, opts.onCase);
+    if (sustained) {
+      results.push(...sustained.results);
+      Object.assign(ratios, sustained.ratios);
+    }
     ratios['explore pool vs 1 thread'] = Math.exp(speedups.reduce((a, r) => a + Math.log(r), 0) / Math.max(1, speedups.length));
-    return { suite: 'explore', results, ratios, details: { explore: rows, pool: [{ workers: POOL_WORKERS, startAndWarmupMs: poolStartMs, chunk: sz.chunk }] } };
+    return {
+      suite: 'explore',
+      results,
+      ratios,
+      details: { explore: rows, pool: [{ workers: POOL_WORKERS, startAndWarmupMs: poolStartMs, chunk: sz.chunk }], sustained: sustained?.rows ?? [] },
+    };
   } finally {
     await pool.destroy();
   }
+}
+
+/** `explore`'s own chunk size: the sustained run explores as the command does. */
+const SUSTAIN_CHUNK = 64;
+
+/**
+ * The race closest to 100 steps a schedule (PCT), explored for `sustainMs` on one thread and on the pool, each
+ * after as long a warm-up on the same race (the per-race table above measures a few hundred ms, mostly warm-up
+ * and pool hand-offs), next to what the machine itself gives two threads of plain JavaScript: the targets'
+ * figures, with the limit they are judged against.
+ */
+async function sustainedRun(
+  races: readonly RaceFile[],
+  rows: readonly DetailRow[],
+  inThread: Executor,
+  onPool: Executor,
+  sz: Sizes,
+  onCase?: (name: string) => void,
+): Promise<{ results: BenchResult[]; ratios: Record<string, number>; rows: DetailRow[] } | undefined> {
+  const pct = rows.filter((r) => r.strategy === 'pct' && r.mode === '1 thread' && typeof r.stepsPerSchedule === 'number');
+  const pick = [...pct].sort((a, b) => Math.abs((a.stepsPerSchedule as number) - 100) - Math.abs((b.stepsPerSchedule as number) - 100))[0];
+  const found = races.find((r) => r.file.replace(RACE_FILE, '') === pick?.race);
+  if (!pick || !found) return undefined;
+  const s = found.scenario;
+  const base = { model: s.model, params: scenarioParams(s), strategy: 'pct' as const, depth: s.explore.depth };
+  const timed = { ...sz, minMs: sz.sustainMs, chunk: SUSTAIN_CHUNK };
+  const measured: Record<string, ExploreSample> = {};
+  for (const [mode, exec, lanes] of [
+    ['1 thread', inThread, 1],
+    [`${POOL_WORKERS}-worker pool`, onPool, POOL_WORKERS],
+  ] as const) {
+    onCase?.(`sustained: ${pick.race} (pct), ${mode}: ${sz.sustainMs} ms warm-up, ${sz.sustainMs} ms clocked`);
+    await exploreFor(exec, lanes, base, 1_000_000, timed, false);
+    measured[mode] = await exploreFor(exec, lanes, base, s.explore.seed, timed, false);
+  }
+  onCase?.('the machine: plain JavaScript on one thread and on two');
+  const parallel = await parallelLimit(POOL_WORKERS);
+  const one = rateResult(`explore_sustained/${pick.race}/pct (1 thread)`, measured['1 thread'] as ExploreSample);
+  const pool = rateResult(`explore_sustained/${pick.race}/pct (${POOL_WORKERS}-worker pool)`, measured[`${POOL_WORKERS}-worker pool`] as ExploreSample);
+  return {
+    results: [one, pool],
+    ratios: { 'explore sustained pool vs 1 thread': pool.hz / one.hz, 'plain JS 2 threads vs 1 (the machine)': parallel },
+    rows: [
+      {
+        race: pick.race,
+        stepsPerSchedule: pick.stepsPerSchedule,
+        seconds: sz.sustainMs / 1000,
+        oneThread: one.hz,
+        pool: pool.hz,
+        poolVsOne: pool.hz / one.hz,
+        machineTwoVsOne: parallel,
+      },
+    ],
+  };
+}
+
+/**
+ * How much faster `threads` worker threads get through `threads` times the work of one, for allocating
+ * JavaScript with nothing shared: the most a pool of that many workers can gain on this machine (V8's own
+ * compiler and GC threads want cores too). The best of three rounds.
+ */
+export async function parallelLimit(threads: number): Promise<number> {
+  const { Worker } = await import('node:worker_threads');
+  const body = `
+    const { parentPort } = require('node:worker_threads');
+    let keep = [];
+    let x = 0;
+    for (let i = 0; i < 4e6; i++) {
+      const o = { i, s: 'k' + (i & 1023), a: [i, i + 1] };
+      keep.push(o);
+      if (keep.length > 4096) keep = [];
+      x += o.a[1];
+    }
+    parentPort.postMessage(x);`;
+  const wall = async (n: number): Promise<number> => {
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from(
+        { length: n },
+        () =>
+          new Promise<void>((resolve, reject) => {
+            const w = new Worker(body, { eval: true });
+            w.once('message', () => {
+              void w.terminate();
+              resolve();
+            });
+            w.once('error', reject);
+          }),
+      ),
+    );
+    return performance.now() - t0;
+  };
+  let best = 0;
+  for (let round = 0; round < 3; round++) {
+    const a = await wall(1);
+    const b = await wall(threads);
+    best = Math.max(best, (threads * a) / b);
+  }
+  return best;
 }

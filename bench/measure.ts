@@ -101,10 +101,15 @@ export function ratio(results: readonly BenchResult[], a: string, b: string): nu
  * Deterministic-runtime steps per second on a workload: each iteration is one whole execution under a new
  * random schedule (executions of one workload differ in order, not in length for these workloads).
  */
-export async function measureDeterministic(budget: Budget, name: string, workload: Workload): Promise<BenchResult> {
+/** Steps of one deterministic execution of the workload (random schedule, seed 1). */
+export function probeSteps(workload: Workload): number {
   const probe = new RandomScheduler(1);
   probe.newExecution();
-  const steps = runDeterministic({ workload, seed: 1, scheduler: probe }).steps;
+  return runDeterministic({ workload, seed: 1, scheduler: probe }).steps;
+}
+
+export async function measureDeterministic(budget: Budget, name: string, workload: Workload): Promise<BenchResult> {
+  const steps = probeSteps(workload);
   let seed = 1;
   return measure(budget, name, steps, () => {
     const scheduler = new RandomScheduler(seed++);

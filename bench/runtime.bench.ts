@@ -5,6 +5,7 @@
 // run recorded (every delivery's ticket kept for replay, as `--record` does): `recording_on_vs_off`.
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { createActor } from 'xstate';
+import { applyAtomic, type Effect, type ModelEvent, type Wire, type Workload, type WorkloadCheck } from '../src/runtime/model.js';
 import { workerUrl } from '../src/runtime/paths.js';
 import { ThreadedRuntime } from '../src/runtime/threaded.js';
 import { buildWorkload } from '../src/runtime/workloads.js';
@@ -15,6 +16,7 @@ import {
   budgetOf,
   measure,
   measureDeterministic,
+  probeSteps,
   profileOf,
   ratio,
   type SuiteOptions,
@@ -135,6 +137,49 @@ async function postMessageCases(budget: Budget, s: Sizes): Promise<BenchResult[]
   return out;
 }
 
+/**
+ * The deterministic runtime's ceiling on a workload: its actors on bare XState, each effect applied at once in
+ * FIFO order (a send queued, an atomic operation done and answered) — no scheduler, no channels, no trace, no
+ * checks. Counted in the runtime's steps of one execution (the atomic operations are steps there), so that
+ * `deterministic_steps ÷ xstate_floor_selftest` is the share of a step left to everything that is not XState.
+ */
+async function xstateFloorCase(budget: Budget, w: Workload): Promise<BenchResult> {
+  // Once, checked: a ceiling that skipped part of the work would be no ceiling.
+  const check = bareXState(w);
+  if (!check.ok) throw new Error(`xstate_floor_selftest: the bare run failed the workload's check: ${check.problems.join('; ')}`);
+  return measure(budget, 'xstate_floor_selftest', probeSteps(w), () => bareXState(w));
+}
+
+/** One execution of the workload on bare XState; returns the workload's own check of it. */
+function bareXState(w: Workload): WorkloadCheck {
+  const mem = new Int32Array(w.sharedWords);
+  const to: number[] = w.initial.map((m) => m.to);
+  const events: ModelEvent[] = w.initial.map((m) => m.event);
+  const actors = w.actors.map((spec, id) => {
+    const a = createActor(spec.logic, { input: spec.input });
+    const apply = (e: Effect): void => {
+      if (e.type === 'rt.send') {
+        to.push(e.to);
+        events.push(e.event);
+      } else if (e.type === 'rt.atomic') {
+        to.push(id);
+        events.push({ type: 'rt.atomic.done', op: e.op, index: e.index, old: applyAtomic(mem, e.op, e.index, e.value, e.expected), tag: e.tag });
+      }
+    };
+    a.on('rt.send', apply);
+    a.on('rt.atomic', apply);
+    a.start();
+    return a;
+  });
+  for (let i = 0; i < to.length; i++) actors[to[i] as number]?.send(events[i] as ModelEvent);
+  const finals = actors.map((a, id) => {
+    const snap = a.getSnapshot();
+    a.stop();
+    return { name: w.actors[id]?.name ?? `#${id}`, state: String(snap.value), context: snap.context as Wire };
+  });
+  return w.check(finals, mem);
+}
+
 /** (e) XState's own send rate in one thread, on the same machine the stream actors run. */
 async function xstateCase(budget: Budget, s: Sizes): Promise<BenchResult> {
   const w = buildWorkload('stream', { pairs: 1, chunk: 64 });
@@ -160,6 +205,7 @@ export async function runtimeSuite(opts: SuiteOptions): Promise<SuiteResult> {
   opts.onCase?.('deterministic_steps');
   const selftest = buildWorkload('selftest', { actors: 4, messages: sizes.selftestMessages, bug: 0, seed: 1 });
   results.push(await measureDeterministic(budget, 'deterministic_steps', selftest));
+  results.push(await xstateFloorCase(budget, selftest));
   opts.onCase?.('transport (raw ring, mailbox ring, postMessage, round trips)');
   results.push(...(await transportBenchmarks({ profile })));
   opts.onCase?.('xstate_send');
@@ -176,6 +222,7 @@ export async function runtimeSuite(opts: SuiteOptions): Promise<SuiteResult> {
       transport_batched_vs_raw_batched: ratio(results, 'transport_64', 'raw_ring_64'),
       transport_vs_postmessage: ratio(results, 'transport_1', 'postmessage'),
       actors_vs_xstate_send: ratio(results, 'actors_xstate_2workers', 'xstate_send'),
+      deterministic_vs_xstate_floor: ratio(results, 'deterministic_steps', 'xstate_floor_selftest'),
       recording_on_vs_off: ratio(results, 'actors_xstate_2workers_recorded', 'actors_xstate_2workers'),
       actors_vs_postmessage_actors: ratio(results, 'actors_xstate_2workers', 'actors_postmessage'),
       roundtrip_vs_postmessage: ratio(results, 'roundtrip_actors', 'roundtrip_postmessage_actors'),

@@ -67,12 +67,12 @@ export class Oracle {
   /** Frame pfn is being freed: nothing may still translate to it. */
   pageFreed(step: number, pfn: number, owner: string, where: string): void {
     // Every cache of the topology at every page free: nothing allocated until an entry is found.
-    let stale: string[] | undefined;
+    const stale: string[] = [];
     for (const c of this.caches) {
       const found = c.entriesForPfn(pfn);
-      if (found.length > 0) (stale ??= []).push(...found.map((e) => `  ${c.name}: ${e}`));
+      if (found.length > 0) stale.push(...found.map((e) => `  ${c.name}: ${e}`));
     }
-    if (stale === undefined) return;
+    if (stale.length === 0) return;
     const title = `iommu-sim: stale translation: frame 0x${pfn.toString(16)} of ${owner} freed while ${stale.length} translation${stale.length > 1 ? 's' : ''} still point at it`;
     this.report('stale_translation', step, where, title, ['entries that outlive the mapping:', ...stale]);
   }

@@ -266,6 +266,11 @@ export class Kernel implements Monitor {
     for (const h of this.attachHooks) h(first);
   }
 
+  restart(): void {
+    this.attachedOnce = false;
+    this.lockdep.restart();
+  }
+
   /** Called at attach; `first` is false for a later execution of a deterministic exploration. */
   onAttach(h: (first: boolean) => void): void {
     this.attachHooks.push(h);

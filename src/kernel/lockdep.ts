@@ -372,6 +372,15 @@ export class Lockdep {
     if (inPerform) Atomics.or(this.i32, this.at(H_FLAGS), FLAG_OFF);
   }
 
+  /** A new exploration (Kernel.restart): what a fresh Lockdep knows, and nothing carried. */
+  restart(): void {
+    this.offHere = false;
+    this.previous = undefined;
+    this.carriedFrom = undefined;
+    this.validated.clear();
+    this.slots.clear();
+  }
+
   /** Carry the graph (and the strings it points to) over from the previous execution of the exploration. */
   private attached(first: boolean): void {
     const mem = this.k.mem;

@@ -294,6 +294,16 @@ export function benchmarksMarkdown(input: ReportInput): string {
         }),
       ),
     );
+    const sus = detail(b, 'explore', 'sustained')[0];
+    if (sus) {
+      out.push(
+        `Sustained, the figure the targets judge: ${cell(sus.race)} (PCT, ${cell(sus.stepsPerSchedule)} steps a schedule, the race ` +
+          `closest to 100), explored for ${cell(sus.seconds, 1)} s after as long a warm-up on the same race, in chunks of 64 as ` +
+          `\`explore\` does: ${fmtNum(Number(sus.oneThread))} schedules/s on one thread, ${fmtNum(Number(sus.pool))} on the pool ` +
+          `(${fmtRatio(Number(sus.poolVsOne))}). The machine itself, in the same run: two threads of plain allocating JavaScript get ` +
+          `through ${fmtRatio(Number(sus.machineTwoVsOne))} the work of one in the same time — the most a 2-worker pool can gain here.`,
+      );
+    }
   }
 
   out.push('## Scaling');

@@ -169,6 +169,11 @@ export interface Monitor {
   /** Periodic check with the time (hung tasks while the run goes on). */
   tick?(now: number): void;
   end?(): void;
+  /**
+   * The next attach starts a new exploration: forget what earlier executions carried into later ones (lockdep's
+   * graph), so that a workload built once and reused gives what a fresh build would.
+   */
+  restart?(): void;
 }
 
 export type WorkloadFactory = (params: Readonly<Record<string, Wire>>) => Workload;

@@ -31,6 +31,16 @@ export interface RunOptions {
    */
   readonly onExecution?: (r: RunResult, w: Workload) => void;
   readonly signal?: AbortSignal;
+  /**
+   * Deterministic: buffers to reuse (see Scratch), e.g. one per thread across an exploration's chunks. Not to be
+   * shared by two runs at once. Without it, a run of several executions makes its own.
+   */
+  readonly scratch?: Scratch;
+  /**
+   * Deterministic: the workload already built from `workload` (name, params), reused from an earlier run — its
+   * functions stay compiled and optimized, which a fresh build's closures are not. Restarted before use.
+   */
+  readonly built?: Workload;
 }
 
 export interface RunOutcome extends RunResult {
@@ -41,7 +51,8 @@ export interface RunOutcome extends RunResult {
 }
 
 export async function run(opts: RunOptions): Promise<RunOutcome> {
-  const workload = buildWorkload(opts.workload.name, opts.workload.params);
+  const workload = opts.built ?? buildWorkload(opts.workload.name, opts.workload.params);
+  workload.monitor?.restart?.();
   if (opts.runtime === 'threaded') {
     const r = await runThreaded({
       workload,
@@ -61,7 +72,7 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
   let last: RunResult | undefined;
   let executions = 0;
   // Only the last result is returned: the executions can share buffers.
-  const scratch = runs > 1 ? new Scratch() : undefined;
+  const scratch = opts.scratch ?? (runs > 1 ? new Scratch() : undefined);
   while (executions < runs && !opts.signal?.aborted && scheduler.newExecution()) {
     executions++;
     last = runDeterministic({

@@ -2,8 +2,10 @@
 // executions of a workload under one strategy and scheduler seed (PCT learns its step count across them),
 // stopping at the first that fails. A piscina task costs ~30 µs and an execution tens of µs to ms, so a task
 // carries many executions.
-import type { Wire } from '../runtime/model.js';
+import type { Wire, Workload } from '../runtime/model.js';
+import { Scratch } from '../runtime/deterministic.js';
 import { run } from '../runtime/run.js';
+import { buildWorkload } from '../runtime/workloads.js';
 import type { StrategyName } from '../runtime/scheduler.js';
 import { Coverage, type CoverageSummary } from './coverage.js';
 
@@ -38,9 +40,31 @@ export interface ChunkResult {
   readonly coverage: CoverageSummary;
 }
 
+/**
+ * What this thread keeps from one chunk to the next: the last workload built (restarted by run(), so a chunk's
+ * outcome does not depend on the chunks before it) and the run's buffers. A fresh build per chunk is fresh
+ * closures, whose code V8 compiles and optimizes all over again on its helper threads: with chunks that end at
+ * their first, failing execution, that compiling took most of the second core and kept a 2-worker pool from
+ * scaling. Taken while a chunk runs, so two chunks in one thread at once cannot share it.
+ */
+let kept: { readonly key: string; readonly workload: Workload; readonly scratch: Scratch } | undefined;
+
 export async function exploreChunk(task: ChunkTask): Promise<ChunkResult> {
+  const key = `${task.model}\0${JSON.stringify(task.params)}`;
+  const mine = kept?.key === key ? kept : { key, workload: buildWorkload(task.model, task.params), scratch: kept?.scratch ?? new Scratch() };
+  kept = undefined;
+  try {
+    return await chunk(task, mine.workload, mine.scratch);
+  } finally {
+    kept = mine;
+  }
+}
+
+async function chunk(task: ChunkTask, built: Workload, scratch: Scratch): Promise<ChunkResult> {
   const coverage = new Coverage();
   const r = await run({
+    built,
+    scratch,
     onExecution: (x, w) => coverage.add(x, w),
     workload: { name: task.model, params: task.params },
     runtime: 'deterministic',

@@ -165,7 +165,9 @@ export class PciDevice implements Hardware {
       const pasid = m[at + A_PASID] as number;
       const vpn = m[at + A_VPN] as number;
       const pte = m[at + A_PTE] as number;
-      if (keep(pasid, vpn, pte)) (out ??= []).push({ pasid, vpn, pte });
+      if (!keep(pasid, vpn, pte)) continue;
+      out ??= [];
+      out.push({ pasid, vpn, pte });
     }
     return out ?? NO_ENTRIES;
   }
