@@ -281,7 +281,7 @@ async function sustainedRun(
 /**
  * How much faster `threads` worker threads get through `threads` times the work of one, for allocating
  * JavaScript with nothing shared: the most a pool of that many workers can gain on this machine (V8's own
- * compiler and GC threads want cores too). The best of three rounds.
+ * compiler and GC threads want cores too). Three rounds of each.
  */
 export async function parallelLimit(threads: number): Promise<number> {
   const { Worker } = await import('node:worker_threads');
@@ -314,11 +314,13 @@ export async function parallelLimit(threads: number): Promise<number> {
     );
     return performance.now() - t0;
   };
-  let best = 0;
+  // Each side's fastest round: interference only ever slows a round down (a best ratio would pair a slowed
+  // single-thread round with an undisturbed parallel one).
+  let one = Number.POSITIVE_INFINITY;
+  let many = Number.POSITIVE_INFINITY;
   for (let round = 0; round < 3; round++) {
-    const a = await wall(1);
-    const b = await wall(threads);
-    best = Math.max(best, (threads * a) / b);
+    one = Math.min(one, await wall(1));
+    many = Math.min(many, await wall(threads));
   }
-  return best;
+  return (threads * one) / many;
 }

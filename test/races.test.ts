@@ -48,3 +48,30 @@ describe('scenarios/: fault injection, judged as written', () => {
     }, 60_000);
   }
 });
+
+describe('explore chunks: a thread keeps its built workload, and a chunk does not depend on the chunks before it', () => {
+  // The same chunk run first (on a fresh build: the other race ran last) and after other chunks of its race
+  // (on the kept, restarted workload): the same executions, findings and coverage — lockdep's carried graph and
+  // chain keys included, which is what makes the merged coverage of a pool mean the same as one thread's.
+  for (const [f, fixed] of [
+    ['003-ioasid-mutex-rcu-free.yaml', false],
+    ['000-exit-racing-bind-task.yaml', true],
+    ['000-dma-after-stop.yaml', false],
+  ] as const) {
+    it(`${f}${fixed ? ' (fixed)' : ''}`, async () => {
+      const other = await loadScenarioFile(join(ROOT, 'races', '002-pasid-attach-multi-device-group.yaml'));
+      const s = await loadScenarioFile(join(ROOT, 'races', f));
+      const base = { model: s.model, params: scenarioParams(s, fixed), strategy: 'pct' as const, depth: s.explore.depth, runs: 8 };
+      const seen = (c: Awaited<ReturnType<typeof exploreChunk>>) => ({ hash: c.traceHash, executions: c.executions, findings: c.findings.map((x) => x.title), coverage: c.coverage });
+      const evict = () => exploreChunk({ model: other.model, params: scenarioParams(other), strategy: 'pct', depth: 1, seed: 1, runs: 1 });
+      await evict();
+      const fresh = seen(await exploreChunk({ ...base, seed: 1 }));
+      // Built anew by another seed's chunk: its lock classes are numbered in that chunk's order of first use.
+      await evict();
+      for (const seed of [3, 2]) await exploreChunk({ ...base, seed });
+      const kept = seen(await exploreChunk({ ...base, seed: 1 }));
+      expect(kept).toEqual(fresh);
+      expect(fresh.coverage.lockChains.length).toBeGreaterThan(0);
+    }, 60_000);
+  }
+});

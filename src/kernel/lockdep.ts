@@ -19,7 +19,7 @@
 //   records    per class pair, in insertion order: [prev × MAX_CLASSES + next, prev site id, next site id]
 // The whole region, with the string table the ids point into, is carried from one execution of an
 // exploration to the next (onAttach).
-import { combine, mix32 } from '../runtime/hash.js';
+import { combine, fnv1a, mix32 } from '../runtime/hash.js';
 import type { StepEnv } from '../runtime/task.js';
 import type { ContextKind, HeldLock, KTask, LockKind } from './context.js';
 import { callTrace, taskFinding } from './findings.js';
@@ -144,6 +144,14 @@ export class Lockdep {
   /** A carried range to start the next execution from (carryIn), whatever came before. */
   private seed: Int32Array | undefined;
   private readonly fits: boolean;
+  /**
+   * Each class's key in chain keys: a hash of its name, not its id — ids follow the order classes are first
+   * used in, which differs from one kernel (one worker, one chunk) to the next, and coverage merges chain keys.
+   */
+  private readonly classKeys: number[] = [];
+  /** findUsage's breadth-first search, reused (it runs at every new dependency; it does not nest). */
+  private readonly bfsParent = new Int32Array(MAX_CLASSES);
+  private readonly bfsQueue = new Int32Array(MAX_CLASSES);
 
   constructor(readonly k: Kernel) {
     this.fits = k.layout.lockdepWords >= MIN_WORDS;
@@ -158,6 +166,7 @@ export class Lockdep {
     if (id === undefined) {
       id = this.classes.size;
       this.classes.set(name, id);
+      this.classKeys[id] = fnv1a(name);
     }
     return id;
   }
@@ -190,11 +199,11 @@ export class Lockdep {
     let a = mix32((CONTEXT_CODE[t.kind] << 4) | (t.softirqsDisabled > 0 ? 2 : 0) | (t.irqsDisabled ? 1 : 0));
     let b = mix32(a ^ 0x5bd1e995);
     for (const h of t.held) {
-      const v = h.classId * 64 + KIND_CODE[h.kind] * 2 + (this.trylocked.has(h) ? 1 : 0);
+      const v = (this.classKeys[h.classId] as number) * 64 + KIND_CODE[h.kind] * 2 + (this.trylocked.has(h) ? 1 : 0);
       a = combine(a, v);
       b = combine(b, v ^ 0x27d4eb2d);
     }
-    const v = this.classOf(name) * 64 + KIND_CODE[kind] * 2;
+    const v = (this.classKeys[this.classOf(name)] as number) * 64 + KIND_CODE[kind] * 2;
     a = combine(a, v);
     b = combine(b, v ^ 0x27d4eb2d);
     return (a >>> 0) * 2 ** 21 + ((b >>> 0) & 0x1fffff);
@@ -613,8 +622,8 @@ export class Lockdep {
    */
   private findUsage(start: number, forwards: boolean, mask: number, includeStart: boolean, pending?: Pending): number[] | undefined {
     const n = Math.min(Atomics.load(this.i32, this.at(H_CLASSES)), MAX_CLASSES);
-    const parent = new Int32Array(MAX_CLASSES).fill(-2);
-    const queue = new Int32Array(MAX_CLASSES);
+    const parent = this.bfsParent.fill(-2, 0, n);
+    const queue = this.bfsQueue;
     let head = 0;
     let tail = 0;
     parent[start] = -1;

@@ -4,8 +4,9 @@
 // freed). Printed at the end of an exploration and in its JSON, so a user can tell a clean result from one
 // that never reached the interesting states.
 import { Kernel } from '../kernel/kernel.js';
-import type { Workload } from '../runtime/model.js';
+import { TASK, type Workload } from '../runtime/model.js';
 import type { RunResult } from '../runtime/result.js';
+import { REC, REC_INTS } from '../runtime/trace.js';
 
 /** Task step labels that mark a PASID lifecycle transition (src/core/sva.ts, pasid.ts, ida.ts, ioasid.ts). */
 const PASID_STEPS: readonly (readonly [RegExp, string])[] = [
@@ -30,18 +31,49 @@ export class Coverage {
   private readonly triples = new Set<string>();
   private readonly chains = new Set<number>();
   private readonly pasid = new Map<string, number>();
+  // Every execution of an exploration passes here: the strings and regular expressions run once per distinct
+  // (kind, state, event) and per distinct step label, not once per step.
+  /** event hash → state hash → kinds of actor seen. */
+  private readonly seen = new Map<number, Map<number, Set<string>>>();
+  /** step label hash → the PASID transition it marks, or null. */
+  private readonly marks = new Map<number, string | null>();
+  private kindsOf: { readonly w: Workload; readonly kinds: readonly string[] } | undefined;
 
   /** One execution: its trace, and the kernel's lockdep (carried across the executions of a chunk). */
   add(r: RunResult, w: Workload): void {
     const t = r.trace;
+    const rec = t.records;
     const actors = w.actors.length;
-    for (let i = 0; i < t.length; i++) {
-      const rec = t.record(i);
-      if (rec.actor >= 0 && rec.actor < actors) {
-        this.triples.add(`${kindOf(t.actorName(rec.actor))} | ${t.eventName(rec.outcome)} | ${t.eventName(rec.event)}`);
-      } else if (rec.sender === -4) {
-        const label = t.eventName(rec.event);
-        for (const [re, name] of PASID_STEPS) if (re.test(label)) this.pasid.set(name, (this.pasid.get(name) ?? 0) + 1);
+    if (this.kindsOf?.w !== w) this.kindsOf = { w, kinds: w.actors.map((a) => kindOf(a.name)) };
+    const kinds = this.kindsOf.kinds;
+    for (let o = 0; o < rec.length; o += REC_INTS) {
+      const actor = rec[o + REC.actor] as number;
+      const event = rec[o + REC.event] as number;
+      if (actor >= 0 && actor < actors) {
+        const outcome = rec[o + REC.outcome] as number;
+        const kind = kinds[actor] as string;
+        let byState = this.seen.get(event);
+        if (!byState) {
+          byState = new Map();
+          this.seen.set(event, byState);
+        }
+        let ks = byState.get(outcome);
+        if (!ks) {
+          ks = new Set();
+          byState.set(outcome, ks);
+        }
+        if (!ks.has(kind)) {
+          ks.add(kind);
+          this.triples.add(`${kind} | ${t.eventName(outcome)} | ${t.eventName(event)}`);
+        }
+      } else if (rec[o + REC.sender] === TASK) {
+        let mark = this.marks.get(event);
+        if (mark === undefined) {
+          const label = t.eventName(event);
+          mark = PASID_STEPS.find(([re]) => re.test(label))?.[1] ?? null;
+          this.marks.set(event, mark);
+        }
+        if (mark !== null) this.pasid.set(mark, (this.pasid.get(mark) ?? 0) + 1);
       }
     }
     if (w.monitor instanceof Kernel) for (const c of w.monitor.lockdep.chains()) this.chains.add(c);
