@@ -289,7 +289,7 @@ export async function parallelLimit(threads: number): Promise<number> {
     const { parentPort } = require('node:worker_threads');
     let keep = [];
     let x = 0;
-    for (let i = 0; i < 4e6; i++) {
+    for (let i = 0; i < 12e6; i++) {
       const o = { i, s: 'k' + (i & 1023), a: [i, i + 1] };
       keep.push(o);
       if (keep.length > 4096) keep = [];
