@@ -318,17 +318,30 @@ export async function transportBenchmarks(
 ): Promise<BenchResult[]> {
   const profile = opts.profile ?? (opts.quick === true ? 'quick' : 'full');
   const plan = profile === 'quick' ? QUICK : profile === 'report' ? REPORT : FULL;
-  const cases: (() => Promise<BenchResult>)[] = [
-    () => rawCase(plan, 1),
-    () => rawCase(plan, 64),
-    () => ringCase(plan, 1),
-    () => ringCase(plan, 64),
-    () => postCase(plan),
-    () => roundTripRingCase(plan),
-    () => roundTripPostCase(plan),
-  ];
+  // The raw ring and the mailbox ring spin against a consumer on the other core: a round that had to share a
+  // core (with V8's own threads, or another process) measures that, not the ring, and on a 2-core machine such
+  // rounds come and go. So those four cases run in alternating rounds, each keeping its fastest round
+  // (interference only ever slows one down), and the target's ratio compares like with like.
+  const rounds = profile === 'quick' ? 1 : 3;
+  const ringCases: (() => Promise<BenchResult>)[] = [() => rawCase(plan, 1), () => ringCase(plan, 1), () => rawCase(plan, 64), () => ringCase(plan, 64)];
+  const best = new Map<string, { r: BenchResult; foreign: number | undefined }>();
+  for (let round = 0; round < rounds; round++) {
+    for (const run of ringCases) {
+      const load = new ForeignLoad();
+      const r = await run();
+      const had = best.get(r.name);
+      if (!had || r.hz > had.r.hz) best.set(r.name, { r, foreign: load.cores() });
+    }
+  }
+  const once: (() => Promise<BenchResult>)[] = [() => postCase(plan), () => roundTripRingCase(plan), () => roundTripPostCase(plan)];
   const results: BenchResult[] = [];
-  for (const run of cases) {
+  for (const name of ['raw_ring_1', 'raw_ring_64', 'transport_1', 'transport_64']) {
+    const b = best.get(name);
+    if (!b) throw new Error(`transport bench: no result for ${name}`);
+    results.push(b.r);
+    opts.onCase?.(b.r, b.foreign);
+  }
+  for (const run of once) {
     const load = new ForeignLoad();
     const r = await run();
     results.push(r);
