@@ -1,5 +1,5 @@
 // The command as a user types it: exit codes (0 ok, 1 finding, 2 bad input), --json, record → replay → trace.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,4 +107,22 @@ describe('iommu-sim', () => {
     const text = cli('trace', sched, '--format', 'text');
     expect(text.out.split('\n')[0]).toMatch(/^\s+0 {2}selftest\/\d <- env: start$/);
   });
+});
+
+describe('output piped into a reader that stops early (`| head`)', () => {
+  it('drops the rest quietly and keeps the exit status: no EPIPE stack trace', async () => {
+    // A long output (a trace of every step) whose reader closes after its first chunk.
+    const dir = mkdtempSync(join(tmpdir(), 'epipe-'));
+    const sched = join(dir, 's.sched');
+    expect(cli('selftest', '--runtime', 'deterministic', '--messages', '3000', '--record', sched).code).toBe(0);
+    const child = spawn(process.execPath, [BIN, 'trace', sched], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    expect(err).not.toMatch(/EPIPE|Unhandled/);
+    expect(code).toBe(0);
+  }, 60_000);
 });

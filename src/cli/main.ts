@@ -621,6 +621,14 @@ function printJson(v: unknown): void {
 
 registerScenarioCommands(program);
 
+// `iommu-sim trace x.sched | head`: the reader went away, which is no error of ours. What is left to print is
+// dropped, and the command ends with the exit status it would have had.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
+}
+
 async function main(): Promise<number> {
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();
