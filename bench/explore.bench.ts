@@ -103,22 +103,20 @@ export async function exploreFor(
 async function stepsPerSchedule(base: Omit<ChunkTask, 'seed' | 'runs'>, seed: number, n: number): Promise<number> {
   let steps = 0;
   let executions = 0;
-  // keepGoing across executions: run() stops at a failing one, so run one execution per seed.
-  for (let i = 0; i < n; i++) {
-    await run({
-      workload: { name: base.model, params: base.params },
-      runtime: 'deterministic',
-      strategy: base.strategy,
-      depth: base.depth,
-      seed: seed + i,
-      runs: 1,
-      keepTrace: false,
-      onExecution: (r) => {
-        steps += r.steps;
-        executions++;
-      },
-    });
-  }
+  await run({
+    workload: { name: base.model, params: base.params },
+    runtime: 'deterministic',
+    strategy: base.strategy,
+    depth: base.depth,
+    seed,
+    runs: n,
+    allRuns: true,
+    keepTrace: false,
+    onExecution: (r) => {
+      steps += r.steps;
+      executions++;
+    },
+  });
   return steps / Math.max(1, executions);
 }
 
@@ -246,7 +244,9 @@ async function sustainedRun(
   const found = races.find((r) => r.file.replace(RACE_FILE, '') === pick?.race);
   if (!pick || !found) return undefined;
   const s = found.scenario;
-  const base = { model: s.model, params: scenarioParams(s), strategy: 'pct' as const, depth: s.explore.depth };
+  // As `explore --keep-going --time` explores: a chunk runs all its schedules, failing ones counted, so that the
+  // figure is schedules explored, not chunks started (the race fails at most schedules).
+  const base = { model: s.model, params: scenarioParams(s), strategy: 'pct' as const, depth: s.explore.depth, keepGoing: true };
   const timed = { ...sz, minMs: sz.sustainMs, chunk: SUSTAIN_CHUNK };
   const measured: Record<string, ExploreSample> = {};
   for (const [mode, exec, lanes] of [

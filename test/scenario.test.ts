@@ -62,6 +62,42 @@ describe('explore: a pool of worker threads', () => {
     expect(out.coverage.pasid.bound).toBe(2 * 256);
     expect(out.coverage.pasid.unbound).toBe(2 * 256);
   }, 60_000);
+
+  it('kept going, every chunk runs its whole share of the budget and counts every failing schedule', async () => {
+    // The drain that never finishes hangs the unbind at every schedule: chunks used to end at their first.
+    const s = await loadScenarioFile(join(RACES, '000-invalidate-pasid-forever.yaml'));
+    const base = { model: s.model, params: scenarioParams(s), strategy: 'pct' as const, depth: s.explore.depth, seed: 1, workers: 2, chunk: 16 };
+    const out = await exploreScenario({ ...base, runs: 64, keepGoing: true });
+    expect(out.stoppedBy).toBe('runs');
+    expect(out.executions).toBe(64);
+    expect(out.chunks).toBe(4);
+    expect(out.failing).toBe(64);
+    expect(out.failingKinds).toEqual({ hung_task: 64 });
+    expect(out.failures.map((f) => [f.seed, f.executions, f.failing])).toEqual([1, 2, 3, 4].map((seed) => [seed, 16, 16]));
+    // A chunk's reported failure is its first failing schedule: the one a stop-at-first exploration returns, and
+    // it replays.
+    const stopped = await exploreScenario({ ...base, runs: 16, keepGoing: false });
+    expect(stopped.executions).toBe(1);
+    expect(stopped.failing).toBe(1);
+    const first = out.failures[0];
+    expect(first?.traceHash).toBe(stopped.failures[0]?.traceHash);
+    expect(replay(Schedule.decode(first?.schedule as Uint8Array)).matches).toBe(true);
+  }, 60_000);
+
+  it('kept going on a race that fails at some schedules only: the count is of schedules, the rest ran clean', async () => {
+    const s = await loadScenarioFile(join(RACES, '000-pasid-reuse-before-drain.yaml'));
+    const base = { workload: { name: s.model, params: scenarioParams(s) }, runtime: 'deterministic' as const, strategy: 'pct' as const, depth: 3, seed: 5, runs: 64 };
+    const r = await run({ ...base, allRuns: true });
+    expect(r.executions).toBe(64);
+    expect(r.failing).toBeGreaterThan(0);
+    expect(r.failing).toBeLessThan(64);
+    expect(Object.values(r.failingKinds).reduce((a, b) => a + b, 0)).toBe(r.failing);
+    // The outcome is the first failing execution, the one a run that stops there returns.
+    const stopped = await run(base);
+    expect(stopped.failing).toBe(1);
+    expect(r.traceHash).toBe(stopped.traceHash);
+    expect(r.findings.map((f) => f.text)).toEqual(stopped.findings.map((f) => f.text));
+  }, 60_000);
 });
 
 const GOOD = { name: 'x', title: 'a race', model: 'sva', topology: { iommus: 'vtd', devices: 1, processes: 2 }, policies: { teardown: 'at-once' }, workload: { script: 'life' } };

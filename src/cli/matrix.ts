@@ -11,8 +11,8 @@
 // this policy's effect alone), while the workload and the faults it injects stay as the race wrote them.
 // Each configuration is explored as `explore` does it — chunks of executions from scheduler seeds seed, seed+1, …
 // (exploreChunk on the exploration pool's worker), the scenario's strategy and depth — chunk after chunk until at
-// least `runs` schedules have run. A chunk stops at its first failing execution, so failing/executed estimates the
-// failure rate of one execution. The chunks of one configuration run in order, so the figures do not depend on
+// least `runs` schedules have run. Chunks keep going past a failing execution (explore --keep-going) and count
+// every one, so failing/executed is the failure rate of one execution. The chunks of one configuration run in order, so the figures do not depend on
 // the pool's timing; configurations run side by side, one per pool thread. A configuration whose schedules are long
 // (the random workload: thousands of steps each) stops earlier, at a budget of steps, with the schedules it ran.
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
@@ -279,16 +279,14 @@ async function runConfigs(
               depth: c.depth,
               seed: c.seed + k,
               runs: Math.min(o.chunk, o.runs),
+              keepGoing: true,
             };
             const r = (await pool.run(task)) as ChunkResult;
             schedules += r.executions;
             // The chunk reports its last execution's steps; the others of a chunk are of the same workload.
             steps += r.steps * r.executions;
-            if (r.failed) {
-              failing++;
-              const kind = r.findings[0]?.kind ?? 'check';
-              kinds[kind] = (kinds[kind] ?? 0) + 1;
-            }
+            failing += r.failing;
+            for (const [kind, n] of Object.entries(r.failingKinds)) kinds[kind] = (kinds[kind] ?? 0) + n;
           }
           out.set(c.key, { rate: { ...rateOf(schedules, failing, kinds), seconds: (performance.now() - t0) / 1000 } });
         } catch (err) {

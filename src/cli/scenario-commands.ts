@@ -110,7 +110,7 @@ export function registerScenarioCommands(program: Command): void {
     .addOption(new Option('--workers <n>', `pool threads (default ${availableParallelism()})`).argParser(intArg(1, 256)))
     .addOption(new Option('--seed <n>', 'first scheduler seed; each pool task takes the next').argParser(intArg(-2147483648, 2147483647)))
     .addOption(new Option('--chunk <n>', 'executions per pool task').argParser(intArg(1)).default(64))
-    .option('--keep-going', 'explore the whole budget, collecting every failing seed')
+    .option('--keep-going', 'explore the whole budget, counting every failing schedule (by kind) and collecting every failing seed')
     .option('--record <file>', 'where to write the first failing schedule (default: <scenario name>.sched)')
     .option('--json', 'print one JSON object')
     .action(async (file: string, flags: ScenarioFlags & { time?: number; workers?: number; chunk: number; keepGoing?: boolean }) => {
@@ -156,6 +156,8 @@ export function registerScenarioCommands(program: Command): void {
             schedulesPerSecond: rate,
             stoppedBy: out.stoppedBy,
             failingSeeds: out.failures.map((f) => f.seed),
+            failingSchedules: out.failing,
+            failingByKind: out.failingKinds,
             findings: first?.findings ?? [],
             problems: first?.problems ?? [],
             traceHash: first?.traceHash ?? null,
@@ -173,6 +175,10 @@ export function registerScenarioCommands(program: Command): void {
           console.log(`explore: failing seed ${first.seed} (${first.explored}); schedule written to ${record}`);
           console.log(`explore: replay with: iommu-sim replay ${record}`);
           if (out.failures.length > 1) console.log(`explore: ${out.failures.length} failing seeds: ${out.failures.map((f) => f.seed).join(' ')}`);
+          if (flags.keepGoing) {
+            const kinds = Object.entries(out.failingKinds).map(([k, n]) => `${k} ${n}`).join(', ');
+            console.log(`explore: ${out.failing} of ${out.executions} schedules failed (${kinds})`);
+          }
         }
         console.log(`explore: ${first ? 'FAILURE' : 'SUCCESS'}`);
       }

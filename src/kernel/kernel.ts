@@ -8,7 +8,7 @@ import { type BlockedOn, type Point, type StepEnv, TASK_BASE, type TaskFactory, 
 import { type ContextKind, KTask } from './context.js';
 import { callTrace, heldLocksLines, type KernelFinding, lockLine, taskFinding } from './findings.js';
 import { Lockdep } from './lockdep.js';
-import { DEFAULT_LAYOUT, KernelMemory, layoutWords, type MemoryLayout, StaticAllocator } from './memory.js';
+import { DEFAULT_LAYOUT, KernelMemory, layoutWords, type MemoryLayout, StaticAllocator, stringHeapOffset } from './memory.js';
 
 /** A kernel code path: yields scheduling points, returns T. */
 export type KGen<T = void> = Generator<Point, T, unknown>;
@@ -204,6 +204,8 @@ export class Kernel implements Monitor {
   private readonly hungReported = new Set<number>();
   private attachedOnce = false;
   readonly lockdep: Lockdep;
+  /** The string heap: only ever appended to, and read only below its used mark, which the header (zeroed) holds. */
+  readonly writtenBeforeRead: readonly [number, number];
 
   constructor(opts: KernelOptions = {}) {
     this.layout = { ...DEFAULT_LAYOUT, ...opts.layout };
@@ -212,6 +214,8 @@ export class Kernel implements Monitor {
     this.checkers = opts.checkers ?? {};
     this.hungTaskSecs = opts.hungTaskSecs ?? 120;
     this.lockdep = new Lockdep(this);
+    const heap = stringHeapOffset(this.layout, this.base);
+    this.writtenBeforeRead = [heap, heap + this.layout.stringWords];
   }
 
   /** Words of shared memory the kernel needs (a workload's sharedWords must cover base + this). */

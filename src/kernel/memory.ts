@@ -33,6 +33,11 @@ export function layoutWords(l: MemoryLayout): number {
   return HEADER_WORDS + l.stringSlots + l.stringWords + l.lockdepWords + l.staticWords + l.arenaWords;
 }
 
+/** Where the string heap starts for a layout at `base`. */
+export function stringHeapOffset(l: MemoryLayout, base: number): number {
+  return base + HEADER_WORDS + l.stringSlots;
+}
+
 /** Where the static region starts for a layout at `base`: the same in every thread, attached or not. */
 export function staticsOffset(l: MemoryLayout, base: number): number {
   return base + HEADER_WORDS + l.stringSlots + l.stringWords + l.lockdepWords;
@@ -63,7 +68,7 @@ export class KernelMemory {
     if (before) before.before = undefined;
     this.i32 = shared;
     this.stringTable = base + HEADER_WORDS;
-    this.stringHeap = this.stringTable + layout.stringSlots;
+    this.stringHeap = stringHeapOffset(layout, base);
     this.lockdep = this.stringHeap + layout.stringWords;
     this.statics = staticsOffset(layout, base);
     this.arena = this.statics + layout.staticWords;
@@ -108,7 +113,8 @@ export class KernelMemory {
 
   /**
    * Take over the header, string table and strings of `from` (the memory of an earlier run of the same layout),
-   * into this memory's zeroed region: the table whole (it is sparse), the heap as far as it is used.
+   * into this memory: the table whole (it is sparse), the heap as far as it is used (the rest of a reused
+   * buffer's heap is left as it was: nothing reads past the used mark).
    */
   carryStrings(from: Int32Array): void {
     const i32 = this.i32;

@@ -42,6 +42,11 @@ export class Timers {
     return this.pending.size;
   }
 
+  /** Timers ever set (ids are 1, 2, …). */
+  get created(): number {
+    return this.nextId - 1;
+  }
+
   /** Earliest-deadline timer (ties: first created), optionally only one owner's. */
   earliest(owner?: number): Timer | undefined {
     let best: Timer | undefined;

@@ -5,9 +5,27 @@
 import { type Actor, type AnyStateMachine, createActor } from 'xstate';
 import type { Timer, Timers } from './clock.js';
 import { ActorFailure } from './errors.js';
-import type { ActorFinal, Effect, ModelEvent, Wire, Workload } from './model.js';
+import type { ActorFinal, BatchEffect, Effect, LaterEffect, ModelEvent, Wire, Workload } from './model.js';
 
 type Hosted = Actor<AnyStateMachine>;
+type Persisted = ReturnType<Hosted['getPersistedSnapshot']>;
+
+/**
+ * What an actor's start left, the first time a workload's actor was started: its persisted initial snapshot
+ * and the effects its initial state emitted, deep-frozen (they are shared by every later execution, so an
+ * action that changed them in place would throw instead of leaking one execution into the next).
+ */
+interface Initial {
+  readonly snapshot: Persisted;
+  readonly effects: readonly Effect[];
+}
+
+/**
+ * Per actor spec (a workload built once and explored many times keeps its specs). Computing an initial state
+ * (context factory, entry actions, eventless transitions) is most of what creating an XState actor costs, and
+ * a short execution creates every actor of its workload: starting from the persisted snapshot halves that.
+ */
+const initials = new WeakMap<Workload['actors'][number], Initial>();
 
 export class ActorHost {
   private readonly actors = new Map<number, Hosted>();
@@ -26,23 +44,41 @@ export class ActorHost {
     for (const id of ids) {
       const spec = this.workload.actors[id];
       if (!spec) throw new Error(`no actor #${id} in workload ${this.workload.name}`);
-      const actor = createActor(spec.logic, {
-        input: spec.input,
-        clock: this.timers.clockFor(id),
-        id: spec.name,
-      });
+      const initial = initials.get(spec);
+      const clock = this.timers.clockFor(id);
+      const actor = initial
+        ? createActor(spec.logic, { snapshot: initial.snapshot, clock, id: spec.name })
+        : createActor(spec.logic, { input: spec.input, clock, id: spec.name });
+      const timersBefore = this.timers.created;
       // An error observer makes XState treat a throw as handled (otherwise it rethrows from a macrotask).
       actor.subscribe({ error: (err: unknown) => this.errors.set(id, err) });
       const collect = (e: Effect): void => {
         this.effects.push(e);
       };
+      const later = (e: LaterEffect): void => {
+        clock.setTimeout(() => actor.send(e.event), e.ms);
+      };
       actor.on('rt.send', collect);
       actor.on('rt.atomic', collect);
       actor.on('rt.spawn', collect);
+      actor.on('rt.later', later);
+      actor.on('rt.batch', (b: BatchEffect) => {
+        for (const e of b.effects) {
+          if (e.type === 'rt.later') later(e);
+          else this.effects.push(e);
+        }
+      });
       this.actors.set(id, actor);
       actor.start();
       this.check(id, undefined, 'xstate.init');
-      out.push([id, [...this.takeEffects()]]);
+      const effects = [...this.takeEffects()];
+      if (initial) {
+        effects.push(...initial.effects);
+      } else if (this.timers.created === timersBefore) {
+        // An initial state that set a timer is not cached: a restored snapshot would not set it again.
+        initials.set(spec, { snapshot: deepFreeze(actor.getPersistedSnapshot()), effects: deepFreeze(effects.slice()) });
+      }
+      out.push([id, effects]);
     }
     return out;
   }
@@ -62,7 +98,7 @@ export class ActorHost {
     return this.takeEffects();
   }
 
-  /** Fire a due timer of one of our actors (XState relays the delayed event inside fn). */
+  /** Fire a due timer of one of our actors (fn sends the delayed event: an `after`, a delayed raise, an rt.later). */
   fire(timer: Timer): Effect[] {
     const actor = this.actors.get(timer.owner);
     if (!actor) throw new Error(`actor #${timer.owner} is not hosted here`);
@@ -117,4 +153,12 @@ function stateString(actor: Hosted): string {
 
 function valueString(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
 }

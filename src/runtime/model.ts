@@ -46,6 +46,25 @@ export type Effect =
       readonly name?: string;
     };
 
+/** An event the actor sends itself after `ms` (simulated or real): a runtime timer, as XState's delayed raise. */
+export interface LaterEffect {
+  readonly type: 'rt.later';
+  readonly event: ModelEvent;
+  readonly ms: number;
+}
+
+/**
+ * Several effects emitted at once: one XState `emit` action where `enqueueActions` would resolve one action per
+ * effect (and build its enqueue helpers every time) — the hardware actors' handler, on the hot path.
+ */
+export interface BatchEffect {
+  readonly type: 'rt.batch';
+  readonly effects: readonly (Effect | LaterEffect)[];
+}
+
+/** What a machine may emit: the host carries out batches and timers itself, and hands the runtime Effects. */
+export type Emitted = Effect | LaterEffect | BatchEffect;
+
 /** Delivered to the requesting actor when its atomic operation has been performed (sender MEM). */
 export interface AtomicDone extends ModelEvent {
   readonly type: 'rt.atomic.done';
@@ -174,6 +193,11 @@ export interface Monitor {
    * graph), so that a workload built once and reused gives what a fresh build would.
    */
   restart?(): void;
+  /**
+   * Words [from, to) of the run's memory that the monitor always writes before it reads (the kernel's string
+   * heap): a buffer reused from an earlier execution (Scratch) need not zero them.
+   */
+  readonly writtenBeforeRead?: readonly [from: number, to: number];
 }
 
 export type WorkloadFactory = (params: Readonly<Record<string, Wire>>) => Workload;

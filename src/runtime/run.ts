@@ -18,6 +18,11 @@ export interface RunOptions {
   readonly depth?: number;
   /** Deterministic: explore up to this many executions, stopping at the first that fails its checks. */
   readonly runs?: number;
+  /**
+   * Deterministic, with runs > 1: run all of them instead of stopping at the first failing execution (explore
+   * --keep-going). The outcome is then the first failing execution, with every failing one counted.
+   */
+  readonly allRuns?: boolean;
   readonly placement?: Placement;
   readonly workers?: number;
   readonly maxSteps?: number;
@@ -48,6 +53,15 @@ export interface RunOutcome extends RunResult {
   readonly executions: number;
   /** What the scheduler explored, e.g. "dfs: space exhausted after 12 executions". */
   readonly explored: string;
+  /** Executions that failed (a finding, or the workload's check), and how many by the kind of the first finding. */
+  readonly failing: number;
+  readonly failingKinds: Readonly<Record<string, number>>;
+}
+
+/** The kind a failing execution is counted under: its first finding's, or `check` when only the check failed. */
+export function failureKind(r: RunResult): string | undefined {
+  if (r.findings.length > 0) return r.findings[0]?.kind;
+  return r.check.ok ? undefined : 'check';
 }
 
 export async function run(opts: RunOptions): Promise<RunOutcome> {
@@ -64,13 +78,17 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
-    return { ...r, executions: 1, explored: `threaded: ${r.workers} workers, ${r.placement}` };
+    const kind = failureKind(r);
+    return { ...r, executions: 1, explored: `threaded: ${r.workers} workers, ${r.placement}`, failing: kind ? 1 : 0, failingKinds: kind ? { [kind]: 1 } : {} };
   }
   const strategy = opts.strategy ?? 'random';
   const scheduler = createScheduler(strategy, { seed: opts.seed, depth: opts.depth ?? 3 });
   const runs = opts.runs ?? 1;
   let last: RunResult | undefined;
+  let first: RunResult | undefined;
   let executions = 0;
+  let failing = 0;
+  const failingKinds: Record<string, number> = {};
   // Only the last result is returned: the executions can share buffers.
   const scratch = opts.scratch ?? (runs > 1 ? new Scratch() : undefined);
   while (executions < runs && !opts.signal?.aborted && scheduler.newExecution()) {
@@ -87,12 +105,20 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
     });
     opts.onExecution?.(last, workload);
     opts.onProgress?.(executions, runs);
-    if (!last.check.ok || last.findings.length > 0) break;
+    const kind = failureKind(last);
+    if (kind !== undefined) {
+      failing++;
+      failingKinds[kind] = (failingKinds[kind] ?? 0) + 1;
+      if (!opts.allRuns) break;
+      // Kept past the executions after it: its lazy trace hash and schedule are taken now (the spread reads
+      // them), and its memory copied out of the scratch, which they reuse.
+      first ??= { ...last, ...(scratch ? { shared: last.shared.slice() } : {}) };
+    }
     // Let a progress bar and Ctrl-C in between executions.
     if (runs > 1 && executions % 64 === 0) await new Promise((r) => setImmediate(r));
   }
   if (!last) throw new Error(`${scheduler.describe()}: no execution was run`);
-  return { ...last, strategy, executions, explored: scheduler.describe() };
+  return { ...(first ?? last), strategy, executions, explored: scheduler.describe(), failing, failingKinds };
 }
 
 export interface ReplayOutcome extends RunResult {

@@ -16,6 +16,8 @@ export interface ChunkTask {
   readonly depth: number;
   readonly seed: number;
   readonly runs: number;
+  /** Run all `runs` executions, counting the failing ones, instead of stopping at the first (explore --keep-going). */
+  readonly keepGoing?: boolean;
 }
 
 export interface ChunkFinding {
@@ -29,6 +31,9 @@ export interface ChunkResult {
   readonly executions: number;
   readonly steps: number;
   readonly failed: boolean;
+  /** Failing executions (at most 1 unless keepGoing), and how many by the kind of their first finding. */
+  readonly failing: number;
+  readonly failingKinds: Readonly<Record<string, number>>;
   readonly findings: readonly ChunkFinding[];
   readonly problems: readonly string[];
   readonly counters: Readonly<Record<string, number>>;
@@ -73,14 +78,17 @@ async function chunk(task: ChunkTask, built: Workload, scratch: Scratch): Promis
     depth: task.depth,
     seed: task.seed,
     runs: task.runs,
+    allRuns: task.keepGoing ?? false,
     keepTrace: true,
   });
-  const failed = r.findings.length > 0 || !r.check.ok;
+  const failed = r.failing > 0;
   return {
     seed: task.seed,
     executions: r.executions,
     steps: r.steps,
     failed,
+    failing: r.failing,
+    failingKinds: r.failingKinds,
     findings: r.findings.map((f) => ({ kind: f.kind, title: f.title, text: f.text })),
     problems: r.check.problems,
     counters: r.check.counters,

@@ -1,7 +1,8 @@
 // Exploration of a scenario at scale: chunks of deterministic executions, each from its own scheduler seed
 // (seed, seed+1, …), fanned out over a piscina pool of worker threads; stops at the first failing execution
-// unless asked to keep going, or when the budget of executions or time is spent. The first failure's schedule
-// comes back for replay.
+// unless asked to keep going, or when the budget of executions or time is spent. Kept going, every chunk runs
+// its whole share of the budget and counts its failing executions, so that a race that fails at every schedule
+// is still explored a chunk at a time. The first failure's schedule comes back for replay.
 import { Piscina } from 'piscina';
 import { workerUrl } from '../runtime/paths.js';
 import type { StrategyName } from '../runtime/scheduler.js';
@@ -30,7 +31,11 @@ export interface ExploreOutcome {
   readonly executions: number;
   readonly chunks: number;
   readonly elapsedMs: number;
+  /** The chunks that failed, lowest seed first (each with its first failing execution). */
   readonly failures: readonly ChunkResult[];
+  /** Failing executions in all, and by the kind of their first finding. */
+  readonly failing: number;
+  readonly failingKinds: Readonly<Record<string, number>>;
   /** Stopped by: the first failure, the budget of executions, the time limit, or an interrupt. */
   readonly stoppedBy: 'failure' | 'runs' | 'time' | 'interrupt';
   readonly coverage: CoverageSummary;
@@ -43,6 +48,8 @@ export async function exploreScenario(o: ExploreOptions): Promise<ExploreOutcome
   const failures: ChunkResult[] = [];
   const coverage = new Coverage();
   let executions = 0;
+  let failing = 0;
+  const failingKinds: Record<string, number> = {};
   let chunks = 0;
   let dispatched = 0;
   let stoppedBy: ExploreOutcome['stoppedBy'] = 'runs';
@@ -67,15 +74,17 @@ export async function exploreScenario(o: ExploreOptions): Promise<ExploreOutcome
     const lane = async (): Promise<void> => {
       while (!stop()) {
         const runs = Math.min(chunk, o.runs - dispatched);
-        const task: ChunkTask = { model: o.model, params: o.params, strategy: o.strategy, depth: o.depth, seed: o.seed + chunks, runs };
+        const task: ChunkTask = { model: o.model, params: o.params, strategy: o.strategy, depth: o.depth, seed: o.seed + chunks, runs, keepGoing: o.keepGoing };
         chunks++;
         dispatched += runs;
         const r = (await pool.run(task)) as ChunkResult;
         executions += r.executions;
         coverage.merge(r.coverage);
         if (r.failed) failures.push(r);
+        failing += r.failing;
+        for (const [k, n] of Object.entries(r.failingKinds)) failingKinds[k] = (failingKinds[k] ?? 0) + n;
         const secs = (performance.now() - started) / 1000;
-        o.onProgress?.(executions, failures.length, secs > 0 ? executions / secs : 0);
+        o.onProgress?.(executions, failing, secs > 0 ? executions / secs : 0);
       }
     };
     await Promise.all(Array.from({ length: o.workers }, lane));
@@ -84,5 +93,5 @@ export async function exploreScenario(o: ExploreOptions): Promise<ExploreOutcome
   }
   // The lowest seed's failure first: the same exploration reports the same first failure whatever the timing.
   failures.sort((a, b) => a.seed - b.seed);
-  return { executions, chunks, elapsedMs: performance.now() - started, failures, stoppedBy, coverage: coverage.summary() };
+  return { executions, chunks, elapsedMs: performance.now() - started, failures, failing, failingKinds, stoppedBy, coverage: coverage.summary() };
 }
