@@ -27,6 +27,8 @@ import { type BenchResult, type DetailRow, type Profile, profileOf, type SuiteOp
 interface Sizes {
   /** The sustained run of the ~100-step race (the targets' figure): warm-up and clocked time, per mode. */
   readonly sustainMs: number;
+  /** Clocked rounds of it, the modes taking turns; each keeps its fastest. */
+  readonly sustainRounds: number;
   /** Explore at least this long per (race, strategy, mode). */
   readonly minMs: number;
   /** …and on, until the first failure, for at most this long. */
@@ -38,9 +40,9 @@ interface Sizes {
 }
 
 const SIZES: Readonly<Record<Profile, Sizes>> = {
-  quick: { sustainMs: 300, minMs: 100, firstCapMs: 300, chunk: 8, probe: 4 },
-  report: { sustainMs: 4_000, minMs: 350, firstCapMs: 1_500, chunk: 16, probe: 12 },
-  full: { sustainMs: 10_000, minMs: 2_000, firstCapMs: 10_000, chunk: 16, probe: 50 },
+  quick: { sustainMs: 300, sustainRounds: 1, minMs: 100, firstCapMs: 300, chunk: 8, probe: 4 },
+  report: { sustainMs: 4_000, sustainRounds: 3, minMs: 350, firstCapMs: 1_500, chunk: 16, probe: 12 },
+  full: { sustainMs: 10_000, sustainRounds: 3, minMs: 2_000, firstCapMs: 10_000, chunk: 16, probe: 50 },
 };
 
 export const POOL_WORKERS = 2;
@@ -248,14 +250,24 @@ async function sustainedRun(
   // figure is schedules explored, not chunks started (the race fails at most schedules).
   const base = { model: s.model, params: scenarioParams(s), strategy: 'pct' as const, depth: s.explore.depth, keepGoing: true };
   const timed = { ...sz, minMs: sz.sustainMs, chunk: SUSTAIN_CHUNK };
-  const measured: Record<string, ExploreSample> = {};
-  for (const [mode, exec, lanes] of [
+  const modes = [
     ['1 thread', inThread, 1],
     [`${POOL_WORKERS}-worker pool`, onPool, POOL_WORKERS],
-  ] as const) {
-    onCase?.(`sustained: ${pick.race} (pct), ${mode}: ${sz.sustainMs} ms warm-up, ${sz.sustainMs} ms clocked`);
+  ] as const;
+  for (const [mode, exec, lanes] of modes) {
+    onCase?.(`sustained: ${pick.race} (pct), ${mode}: ${sz.sustainMs} ms warm-up`);
     await exploreFor(exec, lanes, base, 1_000_000, timed, false);
-    measured[mode] = await exploreFor(exec, lanes, base, s.explore.seed, timed, false);
+  }
+  // Then the two in alternating rounds, each keeping its fastest (the same seeds every round, so the rounds
+  // differ in timing only): a round that shared a core with something else costs neither mode its figure.
+  const measured: Record<string, ExploreSample> = {};
+  for (let round = 1; round <= sz.sustainRounds; round++) {
+    for (const [mode, exec, lanes] of modes) {
+      onCase?.(`sustained: ${pick.race} (pct), ${mode}: round ${round} of ${sz.sustainRounds}, ${sz.sustainMs} ms clocked`);
+      const x = await exploreFor(exec, lanes, base, s.explore.seed, timed, false);
+      const had = measured[mode];
+      if (!had || x.executions / x.elapsedMs > had.executions / had.elapsedMs) measured[mode] = x;
+    }
   }
   onCase?.('the machine: plain JavaScript on one thread and on two');
   const parallel = await parallelLimit(POOL_WORKERS);
@@ -269,6 +281,7 @@ async function sustainedRun(
         race: pick.race,
         stepsPerSchedule: pick.stepsPerSchedule,
         seconds: sz.sustainMs / 1000,
+        rounds: sz.sustainRounds,
         oneThread: one.hz,
         pool: pool.hz,
         poolVsOne: pool.hz / one.hz,

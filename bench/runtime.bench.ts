@@ -211,8 +211,17 @@ export async function runtimeSuite(opts: SuiteOptions): Promise<SuiteResult> {
   opts.onCase?.('deterministic_steps');
   const selftest = buildWorkload('selftest', { actors: 4, messages: sizes.selftestMessages, bug: 0, seed: 1 });
   checkXStateFloor(selftest);
-  results.push(await measureDeterministic(budget, 'deterministic_steps', selftest));
-  results.push(await xstateFloorCase(budget, selftest));
+  // The runtime and its XState floor in alternating rounds, each keeping its fastest: a round slowed by
+  // something else on the machine, or by V8 still compiling, then costs neither side its figure.
+  const rounds = profile === 'quick' ? 1 : 3;
+  const best = new Map<string, BenchResult>();
+  for (let round = 0; round < rounds; round++) {
+    for (const r of [await measureDeterministic(budget, 'deterministic_steps', selftest), await xstateFloorCase(budget, selftest)]) {
+      const had = best.get(r.name);
+      if (!had || r.hz > had.hz) best.set(r.name, r);
+    }
+  }
+  for (const name of ['deterministic_steps', 'xstate_floor_selftest']) results.push(best.get(name) as BenchResult);
   opts.onCase?.('transport (raw ring, mailbox ring, postMessage, round trips)');
   results.push(...(await transportBenchmarks({ profile })));
   opts.onCase?.('xstate_send');

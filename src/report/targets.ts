@@ -102,7 +102,7 @@ export function judgeTargets(b: BenchRunData): TargetRow[] {
     const one = sus ? Number(sus.oneThread) : (race.schedulesPerSec as number);
     const tablePool = ex.find((r) => r.race === race.race && r.strategy === 'pct' && r.mode !== '1 thread' && r.mode !== 'error');
     const pool = sus ? Number(sus.pool) : typeof tablePool?.schedulesPerSec === 'number' ? tablePool.schedulesPerSec : undefined;
-    const how = sus ? `, ${num(Number(sus.seconds), 0)} s sustained` : '';
+    const how = sus ? `, ${num(Number(sus.seconds), 0)} s sustained${Number(sus.rounds) > 1 ? `, fastest of ${sus.rounds} rounds` : ''}` : '';
     out.push({
       suite: 'explore',
       target: '≥ 1 000 schedules/s on a ~100-step race, one thread',
