@@ -89,7 +89,7 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
   let executions = 0;
   let failing = 0;
   const failingKinds: Record<string, number> = {};
-  // Only the last result is returned: the executions can share buffers.
+  // One result is returned (the first failing execution, or the last): the executions can share buffers.
   const scratch = opts.scratch ?? (runs > 1 ? new Scratch() : undefined);
   while (executions < runs && !opts.signal?.aborted && scheduler.newExecution()) {
     executions++;
