@@ -12,8 +12,8 @@
 // Each configuration is explored as `explore` does it — chunks of executions from scheduler seeds seed, seed+1, …
 // (exploreChunk on the exploration pool's worker), the scenario's strategy and depth — chunk after chunk until at
 // least `runs` schedules have run. Chunks keep going past a failing execution (explore --keep-going) and count
-// every one, so failing/executed is the failure rate of one execution. The chunks of one configuration run in order, so the figures do not depend on
-// the pool's timing; configurations run side by side, one per pool thread. A configuration whose schedules are long
+// every one, so failing/executed is the failure rate of one execution. The chunks of one configuration run in
+// order, so the figures do not depend on the pool's timing; configurations run side by side, one per pool thread. A configuration whose schedules are long
 // (the random workload: thousands of steps each) stops earlier, at a budget of steps, with the schedules it ran.
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -283,7 +283,8 @@ async function runConfigs(
             };
             const r = (await pool.run(task)) as ChunkResult;
             schedules += r.executions;
-            // The chunk reports its last execution's steps; the others of a chunk are of the same workload.
+            // The chunk reports one execution's steps (its first failing one, or its last); the others are of the
+            // same workload.
             steps += r.steps * r.executions;
             failing += r.failing;
             for (const [kind, n] of Object.entries(r.failingKinds)) kinds[kind] = (kinds[kind] ?? 0) + n;
