@@ -13,8 +13,9 @@
 // (exploreChunk on the exploration pool's worker), the scenario's strategy and depth — chunk after chunk until at
 // least `runs` schedules have run. Chunks keep going past a failing execution (explore --keep-going) and count
 // every one, so failing/executed is the failure rate of one execution. The chunks of one configuration run in
-// order, so the figures do not depend on the pool's timing; configurations run side by side, one per pool thread. A configuration whose schedules are long
-// (the random workload: thousands of steps each) stops earlier, at a budget of steps, with the schedules it ran.
+// order, so the figures do not depend on the pool's timing; configurations run side by side, one per pool thread.
+// A configuration whose schedules are long (the random workload: thousands of steps each) stops earlier, at a
+// budget of steps, with the schedules it ran.
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, join } from 'node:path';
