@@ -22,7 +22,7 @@ import { type ChunkResult, type ChunkTask, exploreChunk } from '../src/scenario/
 import { RACE_FILE } from '../src/cli/matrix.js';
 import { loadScenarioFile, scenarioParams } from '../src/scenario/load.js';
 import type { Scenario } from '../src/scenario/scenario.js';
-import { type BenchResult, type DetailRow, type Profile, profileOf, type SuiteOptions, type SuiteResult } from './measure.js';
+import { type BenchResult, type DetailRow, fastestOfRounds, type Profile, profileOf, type SuiteOptions, type SuiteResult } from './measure.js';
 
 interface Sizes {
   /** The sustained run of the ~100-step race (the targets' figure): warm-up and clocked time, per mode. */
@@ -260,19 +260,24 @@ async function sustainedRun(
   }
   // Then the two in alternating rounds, each keeping its fastest (the same seeds every round, so the rounds
   // differ in timing only): a round that shared a core with something else costs neither mode its figure.
-  const measured: Record<string, ExploreSample> = {};
-  for (let round = 1; round <= sz.sustainRounds; round++) {
-    for (const [mode, exec, lanes] of modes) {
-      onCase?.(`sustained: ${pick.race} (pct), ${mode}: round ${round} of ${sz.sustainRounds}, ${sz.sustainMs} ms clocked`);
-      const x = await exploreFor(exec, lanes, base, s.explore.seed, timed, false);
-      const had = measured[mode];
-      if (!had || x.executions / x.elapsedMs > had.executions / had.elapsedMs) measured[mode] = x;
-    }
-  }
+  const measured = await fastestOfRounds(
+    sz.sustainRounds,
+    modes.map(([mode, exec, lanes]) => async () => {
+      onCase?.(`sustained: ${pick.race} (pct), ${mode}: ${sz.sustainMs} ms clocked, fastest of ${sz.sustainRounds} rounds`);
+      return { mode, x: await exploreFor(exec, lanes, base, s.explore.seed, timed, false) };
+    }),
+    (m) => m.mode,
+    (m) => m.x.executions / m.x.elapsedMs,
+  );
   onCase?.('the machine: plain JavaScript on one thread and on two');
   const parallel = await parallelLimit(POOL_WORKERS);
-  const one = rateResult(`explore_sustained/${pick.race}/pct (1 thread)`, measured['1 thread'] as ExploreSample);
-  const pool = rateResult(`explore_sustained/${pick.race}/pct (${POOL_WORKERS}-worker pool)`, measured[`${POOL_WORKERS}-worker pool`] as ExploreSample);
+  const sample = (mode: string): ExploreSample => {
+    const m = measured.get(mode);
+    if (!m) throw new Error(`explore bench: no sustained result for ${mode}`);
+    return m.x;
+  };
+  const one = rateResult(`explore_sustained/${pick.race}/pct (1 thread)`, sample('1 thread'));
+  const pool = rateResult(`explore_sustained/${pick.race}/pct (${POOL_WORKERS}-worker pool)`, sample(`${POOL_WORKERS}-worker pool`));
   return {
     results: [one, pool],
     ratios: { 'explore sustained pool vs 1 thread': pool.hz / one.hz, 'plain JS 2 threads vs 1 (the machine)': parallel },

@@ -90,6 +90,28 @@ export async function measure(
   };
 }
 
+/**
+ * Runs `cases` one after the other, `rounds` times over, and keeps each one's fastest result by name: a round
+ * that shared a core with something else (V8's own threads, another process) only ever slows a case down, and
+ * cases that take turns see the same machine, so ratios between them compare like with like.
+ */
+export async function fastestOfRounds<T>(
+  rounds: number,
+  cases: readonly (() => Promise<T>)[],
+  name: (t: T) => string,
+  rate: (t: T) => number,
+): Promise<Map<string, T>> {
+  const best = new Map<string, T>();
+  for (let round = 0; round < rounds; round++) {
+    for (const run of cases) {
+      const t = await run();
+      const had = best.get(name(t));
+      if (had === undefined || rate(t) > rate(had)) best.set(name(t), t);
+    }
+  }
+  return best;
+}
+
 export function ratio(results: readonly BenchResult[], a: string, b: string): number {
   const x = results.find((r) => r.name === a);
   const y = results.find((r) => r.name === b);

@@ -21,6 +21,7 @@ import {
   ratio,
   type SuiteOptions,
   type SuiteResult,
+  fastestOfRounds,
 } from './measure.js';
 import { transportBenchmarks } from './transport.js';
 
@@ -219,13 +220,12 @@ export async function runtimeSuite(opts: SuiteOptions): Promise<SuiteResult> {
     await measureDeterministic(budget, 'deterministic_steps', selftest);
     await xstateFloorCase(budget, selftest);
   }
-  const best = new Map<string, BenchResult>();
-  for (let round = 0; round < rounds; round++) {
-    for (const r of [await measureDeterministic(budget, 'deterministic_steps', selftest), await xstateFloorCase(budget, selftest)]) {
-      const had = best.get(r.name);
-      if (!had || r.hz > had.hz) best.set(r.name, r);
-    }
-  }
+  const best = await fastestOfRounds(
+    rounds,
+    [() => measureDeterministic(budget, 'deterministic_steps', selftest), () => xstateFloorCase(budget, selftest)],
+    (r) => r.name,
+    (r) => r.hz,
+  );
   for (const name of ['deterministic_steps', 'xstate_floor_selftest']) results.push(best.get(name) as BenchResult);
   opts.onCase?.('transport (raw ring, mailbox ring, postMessage, round trips)');
   results.push(...(await transportBenchmarks({ profile })));

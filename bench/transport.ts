@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { workerUrl } from '../src/runtime/paths.js';
 import { createRing, RingBatch } from '../src/runtime/ring.js';
 import { CTL_ACK, CTL_STOP, CTL_WORDS, type TransportWorkerData } from '../workers/raw-ring-worker.js';
-import { type BenchResult, measure, type Profile } from './measure.js';
+import { type BenchResult, fastestOfRounds, measure, type Profile } from './measure.js';
 import { RAW_SLOT_WORDS, RawRing } from './raw-ring.js';
 
 interface Plan {
@@ -332,15 +332,17 @@ export async function transportBenchmarks(
   // (interference only ever slows one down), and the target's ratio compares like with like.
   const rounds = profile === 'quick' ? 1 : 5;
   const ringCases: (() => Promise<BenchResult>)[] = [() => rawCase(plan, 1), () => ringCase(plan, 1), () => rawCase(plan, 64), () => ringCase(plan, 64)];
-  const best = new Map<string, { r: BenchResult; foreign: number | undefined }>();
-  for (let round = 0; round < rounds; round++) {
-    for (const run of ringCases) {
-      const load = new ForeignLoad();
-      const r = await run();
-      const had = best.get(r.name);
-      if (!had || r.hz > had.r.hz) best.set(r.name, { r, foreign: load.cores() });
-    }
-  }
+  const withLoad = (run: () => Promise<BenchResult>) => async (): Promise<{ r: BenchResult; foreign: number | undefined }> => {
+    const load = new ForeignLoad();
+    const r = await run();
+    return { r, foreign: load.cores() };
+  };
+  const best = await fastestOfRounds(
+    rounds,
+    ringCases.map(withLoad),
+    (x) => x.r.name,
+    (x) => x.r.hz,
+  );
   const once: (() => Promise<BenchResult>)[] = [() => postCase(plan), () => roundTripRingCase(plan), () => roundTripPostCase(plan)];
   const results: BenchResult[] = [];
   for (const name of ['raw_ring_1', 'raw_ring_64', 'transport_1', 'transport_64']) {
