@@ -1,4 +1,4 @@
-// How fast actors can talk: the mailbox Ring (src/runtime/ring.ts) measured against its physical limit
+// How fast actors can talk: the mailbox (src/runtime/mailbox.ts, a lane per sender) measured against its physical limit
 // (the raw SPSC ring of bench/raw-ring.ts) and against what Node offers out of the box (postMessage), one
 // way and as request/response round trips. The simulator's design bets on the ring being within a small
 // factor of the raw ring and far ahead of postMessage; these figures are what keeps that bet honest.
@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { workerUrl } from '../src/runtime/paths.js';
-import { createRing, RingBatch } from '../src/runtime/ring.js';
+import { createMailbox, Doorbell, Mailbox, senderLane } from '../src/runtime/mailbox.js';
 import { CTL_ACK, CTL_STOP, CTL_WORDS, type TransportWorkerData } from '../workers/raw-ring-worker.js';
 import { type BenchResult, fastestOfRounds, measure, type Profile } from './measure.js';
 import { RAW_SLOT_WORDS, RawRing } from './raw-ring.js';
@@ -53,7 +53,9 @@ const QUICK: Plan = {
 const REPORT: Plan = { ...FULL, time: 700, warmupTime: 150, iterations: 5, warmupIterations: 2 };
 
 const RAW_SLOTS = 1024; // 32 KiB of 32-byte slots
-const RING_SLOTS = 1024; // 64 KiB of 64-byte slots: a 32-byte payload plus the envelope fills one
+const RING_SLOTS = 1024; // a lane of 64 KiB of 64-byte slots: a 32-byte payload plus the envelope fills one
+/** Lanes of the one-way cases' mailbox: what a worker of a 2-worker run has (the other worker's, main's). */
+const LANES = 2;
 const MSG_BYTES = 32;
 
 /** A case's worker, started and stopped around the measurement. */
@@ -163,24 +165,29 @@ async function rawCase(plan: Plan, per: number): Promise<BenchResult> {
 }
 
 async function ringCase(plan: Plan, per: number): Promise<BenchResult> {
-  const ring = createRing(RING_SLOTS, 64);
+  const layout = createMailbox(LANES, RING_SLOTS, 64);
+  const lane = senderLane(layout, 0);
   const ctlSab = new SharedArrayBuffer(CTL_WORDS * 4);
   const ctl = new Int32Array(ctlSab);
-  const peer = new Peer({ transportBench: true, role: 'ring', ctl: ctlSab, sab: ring.sab });
+  const peer = new Peer({ transportBench: true, role: 'ring', ctl: ctlSab, mailbox: layout });
   await peer.online();
   const n = plan.oneWay;
   const payload = new Uint8Array(MSG_BYTES);
   const p32 = new Int32Array(payload.buffer).fill(7);
-  const batch = new RingBatch(ring, per);
   let seq = 0;
   let target = 0;
+  // Ring full: the consumer is behind; a real sender would hold the message in its Outbox.
+  const append = (): void => {
+    if (lane.tryAppend(1, 0, 0, payload)) return;
+    lane.publish();
+    waitFor(() => lane.tryAppend(1, 0, 0, payload), 'push into a full ring', FULL_RING_SPIN_MS);
+  };
   const fn =
     per === 1
       ? (): void => {
           for (let i = 0; i < n; i++) {
             p32[0] = seq++;
-            // Ring full: the consumer is behind; a real sender would hold the message in its Outbox.
-            if (!ring.tryPush(1, 0, 0, payload)) waitFor(() => ring.tryPush(1, 0, 0, payload), 'push into a full ring', FULL_RING_SPIN_MS);
+            if (!lane.tryPush(1, 0, 0, payload)) waitFor(() => lane.tryPush(1, 0, 0, payload), 'push into a full ring', FULL_RING_SPIN_MS);
           }
           target = (target + n) | 0;
           awaitAck(ctl, target);
@@ -189,9 +196,9 @@ async function ringCase(plan: Plan, per: number): Promise<BenchResult> {
           for (let i = 0; i < n; i += per) {
             for (let m = 0; m < per; m++) {
               p32[0] = seq++;
-              batch.add(1, 0, 0, payload);
+              append();
             }
-            if (!ring.tryPushBatch(batch)) waitFor(() => ring.tryPushBatch(batch), 'push into a full ring', FULL_RING_SPIN_MS);
+            lane.publish();
           }
           target = (target + n) | 0;
           awaitAck(ctl, target);
@@ -199,7 +206,7 @@ async function ringCase(plan: Plan, per: number): Promise<BenchResult> {
   try {
     return await measure(plan, per === 1 ? 'transport_1' : 'transport_64', n, fn, false);
   } finally {
-    await peer.stop(() => ring.close());
+    await peer.stop(() => new Doorbell(layout.bell).close());
   }
 }
 
@@ -230,16 +237,17 @@ async function postCase(plan: Plan): Promise<BenchResult> {
 }
 
 async function roundTripRingCase(plan: Plan): Promise<BenchResult> {
-  const req = createRing(256, 64);
-  const resp = createRing(256, 64);
+  const reqLayout = createMailbox(1, 256, 64);
+  const respLayout = createMailbox(1, 256, 64);
+  const req = senderLane(reqLayout, 0);
+  const resp = new Mailbox(respLayout);
   const ctlSab = new SharedArrayBuffer(CTL_WORDS * 4);
-  const peer = new Peer({ transportBench: true, role: 'rt-ring', ctl: ctlSab, sab: req.sab, sab2: resp.sab });
+  const peer = new Peer({ transportBench: true, role: 'rt-ring', ctl: ctlSab, mailbox: reqLayout, mailbox2: respLayout });
   await peer.online();
   const n = plan.rtRing;
   const p32 = new Int32Array(MSG_BYTES >> 2).fill(7);
-  const ints = resp.scratchInts;
   let echoed = 0;
-  const onResponse = (_k: number, _t: number, _f: number, _b: Uint8Array, off: number): void => {
+  const onResponse = (_k: number, _t: number, _f: number, _b: Uint8Array, off: number, _len: number, ints: Int32Array): void => {
     echoed = ints[off >> 2];
   };
   let seq = 0;
@@ -257,7 +265,7 @@ async function roundTripRingCase(plan: Plan): Promise<BenchResult> {
   try {
     return await measure(plan, 'roundtrip_ring', n, fn, false);
   } finally {
-    await peer.stop(() => req.close());
+    await peer.stop(() => new Doorbell(reqLayout.bell).close());
   }
 }
 

@@ -29,8 +29,8 @@ function roundTrip(codec: WireCodec, e: ModelEvent, sendStep: number): { event: 
   const enc = codec.encode(e, sendStep);
   expect(ring.tryPush(enc.kind, 1, 2, enc.bytes, 0, enc.len)).toBe(true);
   let out: { event: ModelEvent; sendStep: number; kind: number } | undefined;
-  ring.drain(1, (kind, _to, _from, buf, off, len) => {
-    out = { ...codec.decode(kind, buf, off, len), kind };
+  ring.drain(1, (kind, _to, _from, buf, off, len, ints) => {
+    out = { ...codec.decode(kind, buf, off, len, ints), kind };
   });
   if (!out) throw new Error('nothing drained');
   return out;

@@ -1,5 +1,5 @@
-// Tests of the shared-memory mailbox (src/runtime/ring.ts) and its backpressure wrapper (outbox.ts).
-// The ring is concurrency code, so the important cases run across real worker threads
+// Tests of the shared-memory mailbox (src/runtime/mailbox.ts), its lanes (ring.ts) and its backpressure
+// wrapper (outbox.ts). The mailbox is concurrency code, so the important cases run across real worker threads
 // (workers/ring-test-worker.ts, compiled: run `npm run build` first); the edge and property tests run in one
 // thread where interleavings can be chosen exactly. Threaded tests are bounded by message counts, never by
 // wall-clock expectations, so they hold on a loaded 2-core machine.
@@ -8,7 +8,8 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Outbox } from '../src/runtime/outbox.js';
 import { workerUrl } from '../src/runtime/paths.js';
-import { createRing, ENVELOPE_BYTES, Ring, RingBatch, ringBytes } from '../src/runtime/ring.js';
+import { createMailbox, Doorbell, laneSlots, Mailbox, type MailboxLayout, senderLane } from '../src/runtime/mailbox.js';
+import { createRing, ENVELOPE_BYTES, Ring, ringBytes } from '../src/runtime/ring.js';
 import {
   type ConsumerReport,
   type FillerReport,
@@ -26,11 +27,12 @@ interface Drained {
   bytes: number[];
 }
 
-function drainAll(ring: Ring, max = 1 << 30): Drained[] {
+function drainAll(ring: Ring | Mailbox, max = 1 << 30): Drained[] {
   const out: Drained[] = [];
-  ring.drain(max, (kind, to, from, buf, off, len) => {
+  ring.drain(max, (kind, to, from, buf, off, len, ints) => {
     expect(off % 4).toBe(0);
-    expect(buf.buffer).toBeInstanceOf(ArrayBuffer);
+    expect(ints.buffer).toBe(buf.buffer);
+    expect(ints.byteOffset).toBe(buf.byteOffset);
     out.push({ kind, to, from, bytes: Array.from(buf.subarray(off, off + len)) });
   });
   return out;
@@ -56,8 +58,8 @@ class TestWorker {
   private waiter: (() => void) | null = null;
   private failure: Error | null = null;
 
-  constructor(sab: SharedArrayBuffer, role: RingTestRole, params: Record<string, number>) {
-    this.worker = new Worker(workerUrl('ring-test-worker'), { workerData: { ringTest: true, sab, role, params } });
+  constructor(on: { sab: SharedArrayBuffer } | { mailbox: MailboxLayout }, role: RingTestRole, params: Record<string, number>) {
+    this.worker = new Worker(workerUrl('ring-test-worker'), { workerData: { ringTest: true, ...on, role, params } });
     live.add(this);
     this.worker.on('message', (m: RingTestReport) => {
       this.inbox.push(m);
@@ -164,21 +166,24 @@ describe('ring wrap-around', () => {
     }
   });
 
-  it('a batch of variable-length messages wraps as a unit and arrives as individual messages', () => {
+  it('appended messages stay invisible until publish(), then arrive one by one, in order, wrapping intact', () => {
     const ring = createRing(16, 32);
-    const batch = new RingBatch(ring);
+    const consumer = new Ring(ring.sab);
     for (let round = 0; round < 40; round++) {
       const sent: Drained[] = [];
-      for (let i = 0; ; i++) {
+      let used = 0;
+      for (let i = 0; used < 9; i++) {
         const len = (round * 5 + i * 11) % 70;
         const payload = bytesOf(len, round + i);
-        if (!batch.add(round, i, 3, payload)) break;
+        if (!ring.tryAppend(round, i, 3, payload)) break;
+        used += ring.slotsFor(len);
         sent.push({ kind: round, to: i, from: 3, bytes: Array.from(payload) });
-        if (batch.usedSlots >= 9) break;
       }
-      expect(ring.tryPushBatch(batch)).toBe(true);
-      expect(batch.count).toBe(0);
-      expect(drainAll(ring)).toEqual(sent);
+      expect(consumer.ready()).toBe(false);
+      expect(drainAll(consumer)).toEqual([]);
+      ring.publish();
+      expect(consumer.pendingMessages()).toBe(sent.length);
+      expect(drainAll(consumer)).toEqual(sent);
     }
   });
 
@@ -189,7 +194,7 @@ describe('ring wrap-around', () => {
     const count = 20_000;
     const seed = 4242;
     const ring = createRing(slots, slotBytes);
-    const w = new TestWorker(ring.sab, 'wrap-producer', { count, seed, maxLen });
+    const w = new TestWorker({ sab: ring.sab }, 'wrap-producer', { count, seed, maxLen });
     let i = 0;
     let bad = 0;
     let idle = 0; // consecutive empty drains: bounded, so a dead producer fails the test instead of spinning on
@@ -242,7 +247,7 @@ describe('ring edges', () => {
 
   it('full from another thread: a producer fills the ring, refused pushes change nothing', async () => {
     const ring = createRing(64, 32);
-    const w = new TestWorker(ring.sab, 'filler', {});
+    const w = new TestWorker({ sab: ring.sab }, 'filler', {});
     const r = (await w.next()) as FillerReport;
     await w.done();
     expect(r.pushed).toBe(64);
@@ -252,32 +257,35 @@ describe('ring edges', () => {
     expect(ring.tryPush(0, 0, 0, new Uint8Array(4))).toBe(true);
   }, 30_000);
 
-  it('payload bytes in a continuation slot never pass for a later publication', () => {
-    // A 2-slot message at position 0 whose bytes in slot 1's first word equal the marker that a message
-    // at position 1 + slots would carry: once consumed, that slot must not look published a lap later.
-    const slots = 4;
-    const ring = createRing(slots, 32);
-    const payload = new Uint8Array(12);
-    new DataView(payload.buffer).setInt32(32 - ENVELOPE_BYTES, 1 + slots + 1, true);
-    expect(ring.slotsFor(payload.length)).toBe(2);
-    expect(ring.tryPush(1, 0, 0, payload)).toBe(true);
-    expect(drainAll(ring).length).toBe(1);
-    for (let i = 0; i < 3; i++) expect(ring.tryPush(2, i, 0, new Uint8Array(4))).toBe(true); // positions 2, 3, 4
-    expect(ring.pendingMessages()).toBe(3);
-    expect(drainAll(ring).map((m) => m.kind)).toEqual([2, 2, 2]);
-    expect(ring.park(1, 0)).toBe('timeout');
+  it('a payload is handed over in place in shared memory, and copied only when it wraps round the end', () => {
+    const ring = createRing(4, 32);
+    const seen: { shared: boolean; bytes: number[] }[] = [];
+    const take = (): void => {
+      ring.drain(10, (_k, _t, _f, buf, off, len) => {
+        seen.push({ shared: buf.buffer instanceof SharedArrayBuffer, bytes: Array.from(buf.subarray(off, off + len)) });
+      });
+    };
+    expect(ring.tryPush(1, 0, 0, bytesOf(8, 1))).toBe(true); // slot 0
+    expect(ring.tryPush(1, 0, 0, bytesOf(8, 2))).toBe(true); // slot 1
+    expect(ring.tryPush(1, 0, 0, bytesOf(8, 3))).toBe(true); // slot 2
+    take();
+    const wraps = bytesOf(40, 4); // 2 slots: 3 and 0
+    expect(ring.slotsFor(wraps.length)).toBe(2);
+    expect(ring.tryPush(1, 0, 0, wraps)).toBe(true);
+    take();
+    expect(seen.map((m) => m.shared)).toEqual([true, true, true, false]);
+    expect(seen[3]?.bytes).toEqual(Array.from(wraps));
   });
 
-  it('drain(max) may stop inside a batch; the rest is delivered by the next drain, in order', () => {
+  it('drain(max) may stop inside a publication; the rest is delivered by the next drain, in order', () => {
     const ring = createRing(32, 32);
-    const batch = new RingBatch(ring);
     const sent: Drained[] = [];
     for (let i = 0; i < 10; i++) {
       const payload = bytesOf(i % 3 === 0 ? 40 : 4, i); // some 3-slot members
-      expect(batch.add(1, i, 2, payload)).toBe(true);
+      expect(ring.tryAppend(1, i, 2, payload)).toBe(true);
       sent.push({ kind: 1, to: i, from: 2, bytes: Array.from(payload) });
     }
-    expect(ring.tryPushBatch(batch)).toBe(true);
+    ring.publish();
     expect(ring.tryPush(1, 10, 2, bytesOf(8, 10))).toBe(true);
     sent.push({ kind: 1, to: 10, from: 2, bytes: Array.from(bytesOf(8, 10)) });
     const got: Drained[] = [];
@@ -289,9 +297,8 @@ describe('ring edges', () => {
 
   it('a throwing callback loses only its own message; the rest stays queued in order', () => {
     const ring = createRing(16, 32);
-    const batch = new RingBatch(ring);
-    for (let i = 0; i < 4; i++) batch.add(1, i, 0, bytesOf(i === 2 ? 50 : 8, i));
-    expect(ring.tryPushBatch(batch)).toBe(true);
+    for (let i = 0; i < 4; i++) expect(ring.tryAppend(1, i, 0, bytesOf(i === 2 ? 50 : 8, i))).toBe(true);
+    ring.publish();
     expect(ring.tryPush(1, 4, 0, bytesOf(60, 4))).toBe(true);
     const seen: number[] = [];
     expect(() =>
@@ -310,7 +317,7 @@ describe('ring edges', () => {
   });
 
   it('empty: drain returns 0 and park times out', () => {
-    const ring = createRing(8);
+    const ring = new Mailbox(createMailbox(3, 8, 64, 1));
     expect(ring.isEmpty()).toBe(true);
     expect(ring.drain(100, () => {})).toBe(0);
     expect(ring.pendingMessages()).toBe(0);
@@ -333,8 +340,8 @@ describe('ring edges', () => {
     expect(out.peakHeld).toBe(16);
     const seen: number[] = [];
     while (seen.length < 20) {
-      ring.drain(3, (_k, to, _f, _buf, off) => {
-        expect(ring.scratchInts[off >> 2]).toBe(to);
+      ring.drain(3, (_k, to, _f, _buf, off, _len, ints) => {
+        expect(ints[off >> 2]).toBe(to);
         seen.push(to);
       });
       out.flush();
@@ -345,14 +352,14 @@ describe('ring edges', () => {
   });
 });
 
-describe('ring across threads', () => {
-  it('no loss, no duplication, per-producer order: 10^6 messages, 3 producers, 1 consumer, backpressure', async () => {
+describe('mailbox across threads', () => {
+  it('no loss, no duplication, per-producer order: 10^6 messages, 3 producers on 3 lanes, backpressure', async () => {
     const counts = [333_334, 333_333, 333_333];
     const total = counts.reduce((a, b) => a + b, 0);
-    const ring = createRing(256, 64);
-    const consumer = new TestWorker(ring.sab, 'consumer', { producers: 3, total });
-    // Producers 0 and 1 send through Outboxes, producer 2 in batches of up to 16 (one publication each).
-    const producers = counts.map((count, id) => new TestWorker(ring.sab, 'producer', { id, count, batch: id === 2 ? 16 : 0 }));
+    const layout = createMailbox(3, 256, 64);
+    const consumer = new TestWorker({ mailbox: layout }, 'consumer', { producers: 3, total });
+    // Producers 0 and 1 send through Outboxes, producer 2 in groups of 16 (one publication each).
+    const producers = counts.map((count, id) => new TestWorker({ mailbox: layout }, 'producer', { id, count, batch: id === 2 ? 16 : 0 }));
     const reports = (await Promise.all(producers.map((p) => p.next()))) as ProducerReport[];
     const c = (await consumer.next()) as ConsumerReport;
     await Promise.all([consumer.done(), ...producers.map((p) => p.done())]);
@@ -363,50 +370,119 @@ describe('ring across threads', () => {
     const sent = reports.reduce((a, r) => a + r.sent, 0);
     expect(sent).toBe(total);
     // Run-end accounting: sent == delivered + queued.
-    expect(ring.pendingMessages()).toBe(0);
-    expect(sent).toBe(c.received + ring.pendingMessages());
-    expect(ring.isEmpty()).toBe(true);
+    const box = new Mailbox(layout);
+    expect(box.pendingMessages()).toBe(0);
+    expect(sent).toBe(c.received + box.pendingMessages());
+    expect(box.isEmpty()).toBe(true);
     // Backpressure was exercised: some producer had to hold messages back.
     expect(Math.max(reports[0].peakHeld, reports[1].peakHeld)).toBeGreaterThan(0);
     expect(reports.reduce((a, r) => a + r.heldTotal, 0)).toBeGreaterThan(0);
   }, 120_000);
 
-  it('a parked consumer is woken by a push from another thread, by wake(), and by close()', async () => {
-    const ring = createRing(16);
-    const w = new TestWorker(ring.sab, 'parker', { rounds: 3, timeoutMs: 30_000, spinMicros: 20 });
+  it('no lost wake-up: a consumer that parks whenever its lanes run dry is always woken by the next push', async () => {
+    // Producers nap every 50 messages, so the consumer (no spinning) goes to sleep thousands of times, each
+    // time racing the next publication on one of two lanes. A lost wake-up shows as a park that times out:
+    // the producers never pause for the consumer's 1 s timeout.
+    const counts = [20_000, 20_000];
+    const layout = createMailbox(2, 64, 64);
+    const consumer = new TestWorker({ mailbox: layout }, 'consumer', { producers: 2, total: 40_000, spinMicros: 0 });
+    const producers = counts.map((count, id) => new TestWorker({ mailbox: layout }, 'producer', { id, count, pauseEvery: 50 }));
+    await Promise.all(producers.map((p) => p.next()));
+    const c = (await consumer.next()) as ConsumerReport;
+    await Promise.all([consumer.done(), ...producers.map((p) => p.done())]);
+    expect(c.errors).toBe(0);
+    expect(c.received).toBe(40_000);
+    expect(c.parks).toBeGreaterThan(100);
+    expect(c.timeouts).toBe(0);
+  }, 120_000);
+
+  it('a parked consumer is woken by a push on any lane, by wake(), and by close()', async () => {
+    const layout = createMailbox(3, 16, 64, 0);
+    const bell = new Doorbell(layout.bell);
+    const w = new TestWorker({ mailbox: layout }, 'parker', { rounds: 3, timeoutMs: 30_000, spinMicros: 20 });
     // Wait until the consumer is really blocked in Atomics.wait (the park counter moves just before).
     const parkedTimes = async (n: number): Promise<void> => {
-      for (let i = 0; i < 20_000 && ring.stats().parks < n; i++) await sleep(1);
-      expect(ring.stats().parks).toBe(n);
+      for (let i = 0; i < 20_000 && bell.stats().parks < n; i++) await sleep(1);
+      expect(bell.stats().parks).toBe(n);
     };
     expect(((await w.next()) as ParkerEvent).type).toBe('parking');
     await parkedTimes(1);
-    expect(ring.tryPushInts(1, 2, 3, Int32Array.of(11, 22, 33), 3)).toBe(true);
+    // The last lane, not the first: the consumer sleeps on one word for all of them.
+    expect(senderLane(layout, 2).tryPushInts(1, 2, 3, Int32Array.of(11, 22, 33), 3)).toBe(true);
     let e = (await w.next()) as ParkerEvent;
     expect(e).toMatchObject({ type: 'parked', round: 0, result: 'message', payloads: [[11, 22, 33]] });
-    expect(ring.stats().notifies).toBe(1);
+    expect(bell.stats().notifies).toBe(1);
 
     expect(((await w.next()) as ParkerEvent).type).toBe('parking');
     await parkedTimes(2);
-    ring.wake();
+    bell.wake();
     e = (await w.next()) as ParkerEvent;
     expect(e).toMatchObject({ type: 'parked', round: 1, result: 'timeout', payloads: [] });
 
     expect(((await w.next()) as ParkerEvent).type).toBe('parking');
     await parkedTimes(3);
-    ring.close();
+    bell.close();
     e = (await w.next()) as ParkerEvent;
     expect(e).toMatchObject({ type: 'parked', round: 2, result: 'closed', payloads: [] });
-    expect(ring.closed).toBe(true);
-    expect(ring.stats().notifies).toBe(1);
+    expect(bell.closed).toBe(true);
+    expect(bell.stats().notifies).toBe(1);
+    // A push that finds no consumer asleep does not ring.
+    expect(senderLane(layout, 1).tryPushInts(1, 2, 3, Int32Array.of(1), 1)).toBe(true);
+    expect(bell.stats().notifies).toBe(1);
     await w.done();
   }, 90_000);
 
   it('a wake() that comes before park() is not lost', () => {
-    const ring = createRing(8);
-    ring.wake();
-    expect(ring.park(30_000)).toBe('timeout');
-    expect(ring.stats().parks).toBe(0);
+    const box = new Mailbox(createMailbox(1, 8));
+    box.wake();
+    expect(box.park(30_000)).toBe('timeout');
+    expect(box.stats().parks).toBe(0);
+  });
+});
+
+describe('mailbox layout', () => {
+  it('a lane per producer but the skipped one; lanes share the budget but never drop below 256 slots', () => {
+    const layout = createMailbox(4, 32, 64, 2);
+    expect(layout.lanes.map((l) => l === null)).toEqual([false, false, true, false]);
+    expect(() => senderLane(layout, 2)).toThrow(RangeError);
+    expect(() => senderLane(layout, 4)).toThrow(RangeError);
+    expect(() => createMailbox(1, 8, 64, 0)).toThrow(RangeError);
+    expect(() => new Doorbell(new SharedArrayBuffer(512))).toThrow(TypeError);
+    expect(laneSlots(4096, 2)).toBe(2048);
+    expect(laneSlots(4096, 3)).toBe(1024);
+    expect(laneSlots(4096, 64)).toBe(256);
+    expect(laneSlots(16, 2)).toBe(16);
+  });
+
+  it('the parked mark: set on an empty lane only, rung by the first publication after it, and only once', () => {
+    const layout = createMailbox(1, 8);
+    const lane = senderLane(layout, 0);
+    const consumer = new Ring(layout.lanes[0] as SharedArrayBuffer);
+    const bell = new Doorbell(layout.bell);
+    expect(consumer.markParked()).toBe(true); // empty: the consumer may sleep
+    expect(lane.tryPushInts(1, 0, 0, Int32Array.of(1), 1)).toBe(true);
+    expect(bell.stats().notifies).toBe(1);
+    expect(lane.tryPushInts(1, 0, 0, Int32Array.of(2), 1)).toBe(true);
+    expect(bell.stats().notifies).toBe(1); // the first publication cleared the mark
+    expect(consumer.markParked()).toBe(false); // not empty: the consumer must not sleep
+    consumer.unmarkParked();
+    expect(lane.tryPushInts(1, 0, 0, Int32Array.of(3), 1)).toBe(true);
+    expect(bell.stats().notifies).toBe(1);
+    expect(drainAll(consumer).map((m) => m.bytes[0])).toEqual([1, 2, 3]);
+  });
+
+  it('messages from every lane are delivered, each lane in order, lanes taking turns to go first', () => {
+    const layout = createMailbox(3, 8, 32);
+    const lanes = [0, 1, 2].map((p) => senderLane(layout, p));
+    const box = new Mailbox(layout);
+    for (let i = 0; i < 4; i++) for (const [p, l] of lanes.entries()) expect(l.tryPushInts(1, i, p, Int32Array.of(i), 1)).toBe(true);
+    expect(box.pendingMessages()).toBe(12);
+    const first: number[] = [];
+    for (let d = 0; d < 3; d++) first.push(drainAll(box, 1)[0]?.from ?? -1);
+    expect(first.sort()).toEqual([0, 1, 2]);
+    const rest = drainAll(box);
+    for (const p of [0, 1, 2]) expect(rest.filter((m) => m.from === p).map((m) => m.to)).toEqual([1, 2, 3]);
+    expect(box.isEmpty()).toBe(true);
   });
 });
 

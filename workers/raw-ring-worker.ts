@@ -1,11 +1,11 @@
 // The far side of every case of bench/transport.ts: a consumer (or echo server) thread for the raw SPSC
-// ring, the mailbox Ring, postMessage, and the two round-trip cases. One entry point with a role, so each
+// ring, the mailbox, postMessage, and the two round-trip cases. One entry point with a role, so each
 // case spawns one worker and all cases pay the same thread start-up, scheduling and message-reading work:
 // the consumer folds the words of every 32-byte message into a checksum, and acknowledges by storing its
 // running count into a shared control word (or, for postMessage, by posting a count back).
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { RawRing } from '../bench/raw-ring.js';
-import { Ring } from '../src/runtime/ring.js';
+import { Mailbox, type MailboxLayout, senderLane } from '../src/runtime/mailbox.js';
 
 /** Control words shared with the benchmark thread (Int32 indices, 128 bytes apart). */
 export const CTL_ACK = 0; // messages consumed so far (wraps; compare with `| 0` differences)
@@ -19,10 +19,12 @@ export interface TransportWorkerData {
   transportBench: true;
   role: TransportRole;
   ctl: SharedArrayBuffer;
-  /** raw: the RawRing; ring: the mailbox; rt-ring: the request ring. */
+  /** raw: the RawRing. */
   sab?: SharedArrayBuffer;
-  /** rt-ring: the response ring. */
-  sab2?: SharedArrayBuffer;
+  /** ring: the mailbox; rt-ring: the request mailbox. */
+  mailbox?: MailboxLayout;
+  /** rt-ring: the response mailbox (this worker sends on its lane 0). */
+  mailbox2?: MailboxLayout;
   /** post / rt-post: the port messages arrive on. */
   port?: MessagePort;
   /** post: acknowledge every `batch` messages. */
@@ -47,14 +49,17 @@ function raw(ctl: Int32Array, sab: SharedArrayBuffer): void {
   Atomics.store(ctl, CTL_SUM, sum[0]);
 }
 
-function ring(ctl: Int32Array, sab: SharedArrayBuffer): void {
-  const r = new Ring(sab);
-  const ints = r.scratchInts;
+function ring(ctl: Int32Array, layout: MailboxLayout): void {
+  const r = new Mailbox(layout);
   let s = 0;
-  const onMessage = (_k: number, _t: number, _f: number, _b: Uint8Array, off: number, len: number): void => {
+  // Folded in a local, as the raw consumer does: `s` lives in the closure's context, and a context store per
+  // word doubled the time it took to consume a message (single-thread).
+  const onMessage = (_k: number, _t: number, _f: number, _b: Uint8Array, off: number, len: number, ints: Int32Array): void => {
     const w = off >> 2;
     const end = w + (len >> 2);
-    for (let i = w; i < end; i++) s = (s + ints[i]) | 0;
+    let acc = s;
+    for (let i = w; i < end; i++) acc = (acc + ints[i]) | 0;
+    s = acc;
   };
   let consumed = 0;
   for (;;) {
@@ -69,15 +74,13 @@ function ring(ctl: Int32Array, sab: SharedArrayBuffer): void {
   Atomics.store(ctl, CTL_SUM, s);
 }
 
-function rtRing(ctl: Int32Array, reqSab: SharedArrayBuffer, respSab: SharedArrayBuffer): void {
-  const req = new Ring(reqSab);
-  const resp = new Ring(respSab);
-  const ints = req.scratchInts;
+function rtRing(ctl: Int32Array, reqLayout: MailboxLayout, respLayout: MailboxLayout): void {
+  const req = new Mailbox(reqLayout);
+  const resp = senderLane(respLayout, 0);
   let served = 0;
   // The response echoes the request's envelope and payload: a 32-byte message each way.
-  const onMessage = (kind: number, to: number, from: number, _b: Uint8Array, off: number, len: number): void => {
-    const v = off === 0 ? ints : ints.subarray(off >> 2); // drain hands out off 0: no view per message
-    while (!resp.tryPushInts(kind, from, to, v, len >> 2)) {
+  const onMessage = (kind: number, to: number, from: number, buf: Uint8Array, off: number, len: number): void => {
+    while (!resp.tryPush(kind, from, to, buf, off, len)) {
       // The requester drains its responses before sending more, so this only spins on a full response ring.
     }
   };
@@ -120,10 +123,10 @@ if (parentPort !== null && data !== null && typeof data === 'object' && data.tra
       raw(ctl, need(data.sab, 'sab'));
       break;
     case 'ring':
-      ring(ctl, need(data.sab, 'sab'));
+      ring(ctl, need(data.mailbox, 'mailbox'));
       break;
     case 'rt-ring':
-      rtRing(ctl, need(data.sab, 'sab'), need(data.sab2, 'sab2'));
+      rtRing(ctl, need(data.mailbox, 'mailbox'), need(data.mailbox2, 'mailbox2'));
       break;
     case 'post':
       post(ctl, need(data.port, 'port'), need(data.batch, 'batch'));

@@ -1,10 +1,11 @@
-// Worker entry for test/ring.test.ts: the other side of a shared Ring, so the tests exercise real
+// Worker entry for test/ring.test.ts: the other side of a shared Ring or Mailbox, so the tests exercise real
 // cross-thread publication, backpressure and parking rather than a single-threaded imitation. It receives
-// {sab, role, params} through workerData, plays one role and reports with postMessage; the deterministic
+// {sab or mailbox, role, params} through workerData, plays one role and reports with postMessage; the deterministic
 // message contents are exported so the test can check them byte for byte.
 import { parentPort, workerData } from 'node:worker_threads';
 import { Outbox } from '../src/runtime/outbox.js';
-import { Ring, RingBatch } from '../src/runtime/ring.js';
+import { Mailbox, type MailboxLayout, senderLane } from '../src/runtime/mailbox.js';
+import { Ring } from '../src/runtime/ring.js';
 
 /** mulberry32: a tiny deterministic generator, so producer and checker agree on contents without sharing. */
 export function prng(seed: number): () => number {
@@ -40,7 +41,10 @@ export type RingTestRole = 'producer' | 'consumer' | 'wrap-producer' | 'filler' 
 
 export interface RingTestData {
   ringTest: true;
-  sab: SharedArrayBuffer;
+  /** wrap-producer, filler: a bare ring. */
+  sab?: SharedArrayBuffer;
+  /** producer (its lane is params.id), consumer, parker: a mailbox. */
+  mailbox?: MailboxLayout;
   role: RingTestRole;
   params: Record<string, number>;
 }
@@ -59,7 +63,10 @@ export interface ConsumerReport {
   perProducer: number[];
   errors: number;
   firstError: string;
+  /** park() calls that slept their whole timeout, after the first message. */
   timeouts: number;
+  /** Times the consumer slept. */
+  parks: number;
 }
 
 export interface FillerReport {
@@ -91,51 +98,56 @@ function producer(ring: Ring, p: Record<string, number>): void {
   const count = p.count;
   const high = p.high ?? 512; // held messages before the producer starts waiting for the consumer
   const out = new Outbox(ring);
-  // batch > 0: stage groups of up to `batch` messages and push each group with one publication instead.
+  // batch > 0: append groups of up to `batch` messages and publish each group with one store instead.
   const batch = p.batch ?? 0;
-  const staged = batch > 0 ? new RingBatch(ring, Math.min(ring.slots, batch * 2)) : null;
+  let appended = 0;
   const ints = new Int32Array(2);
   const bytes = new Uint8Array(128);
   const header = new Int32Array(bytes.buffer, 0, 2);
-  const pushStaged = (b: RingBatch): void => {
-    while (!ring.tryPushBatch(b)) nap(0.05);
+  const append = (push: () => boolean): void => {
+    if (!push()) {
+      ring.publish(); // what was appended first must go before waiting for room
+      while (!push()) nap(0.05);
+    }
+    if (++appended >= batch) {
+      ring.publish();
+      appended = 0;
+    }
   };
   for (let seq = 0; seq < count; seq++) {
     if (seq % 3 === 0) {
       ints[0] = id;
       ints[1] = seq;
-      if (staged === null) out.sendInts(1, 0, id, ints, 2);
-      else if (!staged.addInts(1, 0, id, ints, 2)) {
-        pushStaged(staged);
-        staged.addInts(1, 0, id, ints, 2);
-      }
+      if (batch === 0) out.sendInts(1, 0, id, ints, 2);
+      else append(() => ring.tryAppendInts(1, 0, id, ints, 2));
     } else {
       const len = mpLength(seq);
       header[0] = id;
       header[1] = seq;
       for (let j = 8; j < len; j++) bytes[j] = mpByte(seq, j);
-      if (staged === null) out.send(2, 0, id, bytes, 0, len);
-      else if (!staged.add(2, 0, id, bytes, 0, len)) {
-        pushStaged(staged);
-        staged.add(2, 0, id, bytes, 0, len);
-      }
+      if (batch === 0) out.send(2, 0, id, bytes, 0, len);
+      else append(() => ring.tryAppend(2, 0, id, bytes, 0, len));
     }
-    if (staged !== null && staged.count >= batch) pushStaged(staged);
+    // pauseEvery > 0: a short nap now and then, so that the consumer runs dry and parks.
+    const pauseEvery = p.pauseEvery ?? 0;
+    if (pauseEvery > 0 && seq % pauseEvery === 0) {
+      ring.publish();
+      nap(0.2);
+    }
     // Bounded local memory: past `high` held messages, wait (without spinning on a shared core) for room.
     if (out.held > high) {
       while (out.held > high >> 3) if (out.flush() === 0) nap(0.05);
     }
   }
-  if (staged !== null && staged.count > 0) pushStaged(staged);
+  ring.publish();
   while (out.held > 0) if (out.flush() === 0) nap(0.05);
   post({ type: 'producer', id, sent: count, peakHeld: out.peakHeld, heldTotal: out.heldTotal });
 }
 
-function consumer(ring: Ring, p: Record<string, number>): void {
+function consumer(ring: Mailbox, p: Record<string, number>): void {
   const producers = p.producers;
   const total = p.total;
   const next = new Array<number>(producers).fill(0);
-  const ints = ring.scratchInts;
   let received = 0;
   let errors = 0;
   let firstError = '';
@@ -143,7 +155,7 @@ function consumer(ring: Ring, p: Record<string, number>): void {
   const fail = (why: string): void => {
     if (errors++ === 0) firstError = why;
   };
-  const check = (kind: number, from: number, buf: Uint8Array, off: number, len: number): string => {
+  const check = (kind: number, from: number, buf: Uint8Array, off: number, len: number, ints: Int32Array): string => {
     const id = ints[off >> 2];
     const seq = ints[(off >> 2) + 1];
     if (id !== from || id < 0 || id >= producers) return `bad producer id ${id} from ${from}`;
@@ -153,21 +165,28 @@ function consumer(ring: Ring, p: Record<string, number>): void {
     for (let j = 8; j < len; j++) if (buf[off + j] !== mpByte(seq, j)) return `seq ${seq}: byte ${j} differs`;
     return '';
   };
-  const onMessage = (kind: number, _to: number, from: number, buf: Uint8Array, off: number, len: number): void => {
+  const onMessage = (kind: number, _to: number, from: number, buf: Uint8Array, off: number, len: number, ints: Int32Array): void => {
     received++;
-    const why = check(kind, from, buf, off, len);
+    const why = check(kind, from, buf, off, len, ints);
     if (why !== '') fail(why);
   };
+  const spinMicros = p.spinMicros ?? 50;
+  let idle = 0;
   while (received < total) {
     if (ring.drain(256, onMessage) > 0) {
-      timeouts = 0;
+      idle = 0;
       continue;
     }
-    const r = ring.park(1000);
-    if (r === 'timeout' && ++timeouts > 30) break; // 30 s without progress: something was lost, report it
+    // Once they started, producers never pause for a second: a park that sleeps its whole second slept
+    // through a publication (a lost wake-up). Before the first message, the producers may still be starting.
+    // (A park may also return 'timeout' early, woken by a producer that saw the mark of an earlier park.)
+    const since = performance.now();
+    const r = ring.park(1000, spinMicros);
+    if (r === 'timeout' && received > 0 && performance.now() - since >= 900) timeouts++;
+    if (r === 'timeout' && ++idle > 30) break; // 30 s without progress: something was lost, report it
     if (r === 'closed') break;
   }
-  post({ type: 'consumer', received, perProducer: next, errors, firstError, timeouts });
+  post({ type: 'consumer', received, perProducer: next, errors, firstError, timeouts, parks: ring.stats().parks });
 }
 
 function wrapProducer(ring: Ring, p: Record<string, number>): void {
@@ -191,13 +210,12 @@ function filler(ring: Ring): void {
   post({ type: 'filler', pushed, refusedAfterFull });
 }
 
-function parker(ring: Ring, p: Record<string, number>): void {
-  const ints = ring.scratchInts;
+function parker(ring: Mailbox, p: Record<string, number>): void {
   for (let round = 0; round < p.rounds; round++) {
     post({ type: 'parking', round });
     const result = ring.park(p.timeoutMs, p.spinMicros ?? 50);
     const payloads: number[][] = [];
-    ring.drain(1000, (_k, _t, _f, _buf, off, len) => {
+    ring.drain(1000, (_k, _t, _f, _buf, off, len, ints) => {
       payloads.push(Array.from(ints.subarray(off >> 2, (off + len) >> 2)));
     });
     post({ type: 'parked', round, result, payloads });
@@ -206,22 +224,25 @@ function parker(ring: Ring, p: Record<string, number>): void {
 
 const data = workerData as RingTestData | null;
 if (parentPort !== null && data !== null && typeof data === 'object' && data.ringTest === true) {
-  const ring = new Ring(data.sab);
+  const need = <T>(v: T | undefined): T => {
+    if (v === undefined) throw new Error(`ring-test-worker: role ${data.role} needs its buffer`);
+    return v;
+  };
   switch (data.role) {
     case 'producer':
-      producer(ring, data.params);
+      producer(senderLane(need(data.mailbox), data.params.id), data.params);
       break;
     case 'consumer':
-      consumer(ring, data.params);
+      consumer(new Mailbox(need(data.mailbox)), data.params);
       break;
     case 'wrap-producer':
-      wrapProducer(ring, data.params);
+      wrapProducer(new Ring(need(data.sab)), data.params);
       break;
     case 'filler':
-      filler(ring);
+      filler(new Ring(need(data.sab)));
       break;
     case 'parker':
-      parker(ring, data.params);
+      parker(new Mailbox(need(data.mailbox)), data.params);
       break;
   }
 }

@@ -56,18 +56,24 @@ export class WireCodec {
     return { kind: KIND_MSGPACK, bytes: this.scratch, len };
   }
 
-  decode(kind: number, buf: Uint8Array, off: number, len: number): Decoded {
-    const i32 = new Int32Array(buf.buffer, buf.byteOffset + off, len >> 2);
-    const sendStep = i32[0] as number;
+  /**
+   * Decodes a message as a ring hands it over: `buf[off, off+len)`, with `ints` an Int32 view of the same
+   * memory and `off` a multiple of 4 (see Ring.drain). Hot fields are read in place, shared memory or not.
+   */
+  decode(kind: number, buf: Uint8Array, off: number, len: number, ints: Int32Array): Decoded {
+    const at = off >> 2;
+    const sendStep = ints[at] as number;
     if (kind === KIND_MSGPACK) {
-      const event = this.packr.unpack(buf.subarray(off + 4, off + len)) as ModelEvent;
+      // A private copy: msgpackr's native string extraction refuses shared memory and falls back to a slow
+      // path (~8 µs past ~180 bytes), while the copy costs ~0.2 µs.
+      const event = this.packr.unpack(buf.slice(off + 4, off + len)) as ModelEvent;
       return { event, sendStep };
     }
     const type = this.hotTypes[kind - 1];
     const fields = this.hotFields[kind - 1];
     if (type === undefined || fields === undefined) throw new Error(`wire: unknown message kind ${kind}`);
     const event: { type: string; [k: string]: Wire } = { type };
-    for (let f = 0; f < fields.length; f++) event[fields[f] as string] = i32[f + 1] as number;
+    for (let f = 0; f < fields.length; f++) event[fields[f] as string] = ints[at + f + 1] as number;
     return { event, sendStep };
   }
 

@@ -10,10 +10,10 @@ import { WireCodec } from './codec.js';
 import { Control, DELIVERED, GEN, IDLE, IDLE_BLOCKED, IDLE_EMPTY, SENT, TRIED } from './control.js';
 import { RunStalled } from './errors.js';
 import { type ActorFinal, type BlockedTask, ENV, type Finding, type Workload } from './model.js';
+import { createMailbox, Doorbell, laneSlots, type MailboxLayout, senderLane } from './mailbox.js';
 import { Outbox } from './outbox.js';
 import { workerUrl } from './paths.js';
 import type { Placement, RunResult } from './result.js';
-import { createRing, type Ring } from './ring.js';
 import { Schedule } from './schedule.js';
 import { REC_INTS, Trace } from './trace.js';
 import { type FailureInfo, rebuildFailure, type WorkerInit, type WorkerReport } from './worker-host.js';
@@ -24,6 +24,7 @@ export interface ThreadedOptions {
   readonly seed: number;
   readonly placement?: Placement;
   readonly workers?: number;
+  /** Slots of each worker's mailbox, shared out among its lanes (mailbox.ts laneSlots). */
   readonly ringSlots?: number;
   readonly keepTrace?: boolean;
   /** Collect every finding instead of stopping the run at the first. */
@@ -57,7 +58,8 @@ export class ThreadedRuntime {
   readonly workers: number;
   private readonly started = performance.now();
   private readonly ctl: Control;
-  private readonly rings: Ring[];
+  private readonly mailboxes: MailboxLayout[];
+  private readonly bells: Doorbell[];
   private readonly shared: SharedArrayBuffer;
   private readonly where: number[];
   private readonly pool: Worker[];
@@ -85,14 +87,17 @@ export class ThreadedRuntime {
     const threads = this.workers + 1;
     this.mainSlot = this.workers;
     this.ctl = Control.create(threads);
-    this.rings = Array.from({ length: this.workers }, () => createRing(opts.ringSlots ?? 4096, 64));
+    // A lane per sending thread: the other workers and this one (never the worker itself: it queues locally).
+    const slots = laneSlots(opts.ringSlots ?? 4096, threads - 1);
+    this.mailboxes = Array.from({ length: this.workers }, (_, w) => createMailbox(threads, slots, 64, w));
+    this.bells = this.mailboxes.map((mb) => new Doorbell(mb.bell));
     this.shared = new SharedArrayBuffer(Math.max(1, workload.sharedWords) * 4);
     this.where = placementOf(n, this.placement, this.workers);
     const init = (index: number): WorkerInit => ({
       index,
       workload: { name: workload.name, params: workload.params },
       placement: this.where,
-      rings: this.rings.map((r) => r.sab),
+      mailboxes: this.mailboxes,
       control: this.ctl.sab,
       shared: this.shared,
       threads,
@@ -120,7 +125,7 @@ export class ThreadedRuntime {
         }),
     );
     this.codec = new WireCodec(workload.hotEvents);
-    this.outboxes = this.rings.map((r) => new Outbox(r));
+    this.outboxes = this.mailboxes.map((mb) => new Outbox(senderLane(mb, this.mainSlot)));
   }
 
   /** Send messages from ENV (default: the workload's initial ones) and wait until nothing is in flight. */
@@ -200,7 +205,7 @@ export class ThreadedRuntime {
     if (this.stopped) return;
     this.stopped = true;
     this.ctl.stop();
-    for (const r of this.rings) r.wake();
+    for (const b of this.bells) b.wake();
     let timer: NodeJS.Timeout | undefined;
     const all = Promise.all(this.exited).then(() => 'ok' as const);
     const deadline = new Promise<'timeout'>((resolve) => {

@@ -1,8 +1,8 @@
 // One worker thread of the threaded runtime: hosts its share of the actors and runs the delivery loop —
-// drain the mailbox ring in batches, run same-thread messages and atomic operations from a local queue,
-// fire due timers, flush held messages, publish counters, and park (never spin idle) when there is nothing
-// to do. Every delivery, atomic operation and timer takes a ticket from the shared counter and is logged
-// under it; the main thread merges the logs into the run's trace by ticket.
+// drain the mailbox (a lane per sending thread) in batches, run same-thread messages and atomic operations
+// from a local queue, fire due timers, flush held messages, publish counters, and park (never spin idle)
+// when there is nothing to do. Every delivery, atomic operation and timer takes a ticket from the shared
+// counter and is logged under it; the main thread merges the logs into the run's trace by ticket.
 import { Timers } from './clock.js';
 import { WireCodec } from './codec.js';
 import { BUSY, Control, DELIVERED, GEN, IDLE, IDLE_BLOCKED, IDLE_EMPTY, IDLE_WAITING, SENT, TRIED, WAITING } from './control.js';
@@ -24,7 +24,7 @@ import {
   type Wire,
 } from './model.js';
 import { Outbox } from './outbox.js';
-import { Ring } from './ring.js';
+import { Doorbell, Mailbox, type MailboxLayout, senderLane } from './mailbox.js';
 import { earliestWake, type StepEnv, type Task, TaskFailure, TaskTable } from './task.js';
 import { EventNames, TraceLog } from './trace.js';
 import { buildWorkload } from './workloads.js';
@@ -34,7 +34,8 @@ export interface WorkerInit {
   readonly workload: { readonly name: string; readonly params: Readonly<Record<string, Wire>> };
   /** Worker index of every actor. */
   readonly placement: readonly number[];
-  readonly rings: readonly SharedArrayBuffer[];
+  /** Every worker's mailbox, with a lane for each thread (the main thread's index is `threads - 1`). */
+  readonly mailboxes: readonly MailboxLayout[];
   readonly control: SharedArrayBuffer;
   readonly shared: SharedArrayBuffer;
   readonly threads: number;
@@ -90,9 +91,9 @@ function workerLoop(init: WorkerInit): WorkerReport {
   const workload = buildWorkload(init.workload.name, init.workload.params);
   const codec = new WireCodec(workload.hotEvents);
   const shared = new Int32Array(init.shared);
-  const ring = new Ring(init.rings[me] as SharedArrayBuffer);
-  const peers = init.rings.map((sab, w) => (w === me ? undefined : new Ring(sab)));
-  const outboxes = peers.map((r) => (r ? new Outbox(r) : undefined));
+  const inbox = new Mailbox(init.mailboxes[me] as MailboxLayout);
+  const peers = init.mailboxes.map((mb, w) => (w === me ? undefined : new Doorbell(mb.bell)));
+  const outboxes = init.mailboxes.map((mb, w) => (w === me ? undefined : new Outbox(senderLane(mb, me))));
   const t0 = performance.now();
   const timers = new Timers(() => performance.now() - t0);
   const host = new ActorHost(workload, timers);
@@ -206,8 +207,8 @@ function workerLoop(init: WorkerInit): WorkerReport {
     if (keep) log.push(ticket, to, from, sendStep, names.hash(event.type), names.hash(host.stateOf(to)));
     route(to, effects, ticket);
   };
-  const onRing = (kind: number, to: number, from: number, buf: Uint8Array, off: number, len: number): void => {
-    const d = codec.decode(kind, buf, off, len);
+  const onRing = (kind: number, to: number, from: number, buf: Uint8Array, off: number, len: number, ints: Int32Array): void => {
+    const d = codec.decode(kind, buf, off, len, ints);
     deliver(to, from, d.event, d.sendStep);
   };
   const runLocal = (budget: number): number => {
@@ -269,7 +270,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
 
   const found = (): boolean => init.stopOnFinding && (monitor?.findings.length ?? 0) > 0;
   while (!ctl.stopped) {
-    let worked = ring.drain(BATCH, onRing);
+    let worked = inbox.drain(BATCH, onRing);
     worked += runLocal(BATCH);
     worked += runTasks();
     if (timers.size > 0) worked += fireTimers();
@@ -312,7 +313,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
     ctl.store(me, IDLE, later ? IDLE_WAITING : blocked ? IDLE_BLOCKED : IDLE_EMPTY);
     // Poll a little before sleeping: in a request/response exchange the answer is usually microseconds away,
     // and neither a park/wake nor waking the main thread (on 2 cores it takes a core) is worth paying then.
-    if (spin(init.spinMicros, () => !ring.isEmpty() || ctl.stopped || (blocked && ctl.version !== triedAt))) {
+    if (spin(init.spinMicros, () => inbox.ready() || ctl.stopped || (blocked && ctl.version !== triedAt))) {
       ctl.bump(me, GEN);
       ctl.store(me, IDLE, BUSY);
       ctl.store(me, WAITING, 0);
@@ -321,7 +322,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
     // Only a state that can complete quiescence is worth waking the main thread for.
     if (!later) ctl.announceIdle();
     parks++;
-    ring.park(timeout, 0);
+    inbox.park(timeout, 0);
     ctl.bump(me, GEN);
     ctl.store(me, IDLE, BUSY);
     ctl.store(me, WAITING, 0);
@@ -337,7 +338,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
     finals,
     sent,
     delivered,
-    queued: ring.pendingMessages() + (local.length - localHead) + held(),
+    queued: inbox.pendingMessages() + (local.length - localHead) + held(),
     timersFired,
     parks,
     findings: [...(monitor?.findings ?? [])],
