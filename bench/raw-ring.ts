@@ -1,8 +1,9 @@
-// The physical limit the mailbox ring is measured against: the simplest possible single-producer /
+// The physical limit the mailbox is measured against: the simplest possible single-producer /
 // single-consumer ring of fixed 32-byte slots between two threads. Head and tail are Int32 words in a
-// SharedArrayBuffer; there is no envelope, no per-slot sequence word, no reservation CAS and no parking (the
-// consumer spins). Whatever src/runtime/ring.ts adds on top — many producers, variable lengths, publication
-// markers, the private copy, sleeping when idle — shows up as the gap between the two in bench/transport.ts.
+// SharedArrayBuffer; there is no envelope, no variable length, no parked mark and no parking (the consumer
+// spins). Whatever a mailbox lane (src/runtime/ring.ts) adds on top — the kind/to/from envelope, variable
+// lengths, publication by exchange so that an idle consumer can sleep, several lanes per consumer — shows up
+// as the gap between the two in bench/transport.ts.
 
 /** Message size of the raw ring, in bytes and Int32 words. */
 export const RAW_SLOT_BYTES = 32;

@@ -100,7 +100,7 @@ export function createRing(slots: number, slotBytes = 64): Ring {
  * Word access to a sender's payload. Reading `.buffer` and `.byteOffset` of a typed array costs ~20 ns each
  * in this V8, more than copying a small payload, so a word view is only built for a payload object seen
  * twice in a row (a sender encoding into one reused buffer) and then kept for it; other payloads are copied
- * bytewise or with `set()`. One per Ring view and per RingBatch.
+ * bytewise or with `set()`. One per Ring view.
  */
 class PayloadWords {
   private seen: Uint8Array | null = null;
@@ -251,7 +251,7 @@ export class Ring {
     return ((this.tail - this.cachedHead) & POS) + k <= this.slots;
   }
 
-  /** Writes the envelope of a k-slot message at the tail and returns its payload's first word. */
+  /** Writes the envelope of a message at the tail and returns its payload's first word. */
   private begin(kind: number, to: number, from: number, len: number): number {
     const i32 = this.i32;
     const w = HEADER_WORDS + (this.tail & this.mask) * this.slotWords;
@@ -375,6 +375,7 @@ export class Ring {
     const slotWords = this.slotWords;
     const oneSlotMax = this.oneSlotMax;
     const dataEndWord = this.dataEndWord;
+    const releaseSlots = this.releaseSlots;
     let released = h;
     let delivered = 0;
     try {
@@ -391,7 +392,7 @@ export class Ring {
           onMessage(i32[w + M_KIND], i32[w + M_TO], i32[w + M_FROM], this.scratchU8 as Uint8Array, 0, len, sc);
         }
         // The slots go back only now: the callback read the payload in place.
-        if (((h - released) & POS) >= this.releaseSlots) {
+        if (((h - released) & POS) >= releaseSlots) {
           Atomics.store(i32, H_HEAD, h);
           released = h;
         }
