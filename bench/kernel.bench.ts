@@ -11,6 +11,7 @@ import {
   type BenchResult,
   type Budget,
   budgetOf,
+  fastestOfRounds,
   measure,
   measureDeterministic,
   profileOf,
@@ -53,6 +54,10 @@ const CASES: readonly Case[] = [
   { name: 'locks_checkers_off', params: { mode: 'locks', lock: 'both', checkers: false }, drivers: 2, units: 2, counted: 2 },
 ];
 
+/** Cases measured in alternating rounds (see kernelSuite), and how many. */
+const PAIRED = new Set(['locks_checkers_on', 'locks_checkers_off']);
+const PAIR_ROUNDS = 3;
+
 export async function kernelSuite(opts: SuiteOptions): Promise<SuiteResult> {
   const profile = profileOf(opts);
   const budget = budgetOf(profile);
@@ -60,9 +65,23 @@ export async function kernelSuite(opts: SuiteOptions): Promise<SuiteResult> {
   const n = quick ? 2_000 : 20_000;
   const results: BenchResult[] = [];
   for (const c of CASES) {
+    if (PAIRED.has(c.name)) continue;
     opts.onCase?.(c.name);
     results.push(await runCase(c, n, budget));
   }
+  // The checkers' cost is a target judged by a ratio, and one pass of each side, one after the other, moved it
+  // from 1.19× to 1.64× between report runs: the two sides take turns instead, each keeping its fastest.
+  const paired = CASES.filter((c) => PAIRED.has(c.name));
+  const best = await fastestOfRounds(
+    quick ? 1 : PAIR_ROUNDS,
+    paired.map((c) => () => {
+      opts.onCase?.(c.name);
+      return runCase(c, n, budget);
+    }),
+    (r) => r.name,
+    (r) => r.hz,
+  );
+  for (const c of paired) results.push(best.get(c.name) as BenchResult);
   opts.onCase?.('deterministic_kernel_steps');
   // The deterministic runtime on task steps alone (no XState): its own cost per scheduling point.
   const tasks = buildWorkload('kernel-selftest', { tasks: 4, iterations: quick ? 100 : 2_000, lock: 'both' });
