@@ -29,6 +29,15 @@ describe('threaded runtime', () => {
     }
   });
 
+  it('more threads than MAX_WORKERS are refused with a RangeError before any starts', async () => {
+    const { MAX_WORKERS, ThreadedRuntime } = await import('../src/runtime/threaded.js');
+    const { buildWorkload } = await import('../src/runtime/workloads.js');
+    const w = selftest({ actors: MAX_WORKERS + 1, messages: 1 });
+    const workload = buildWorkload(w.name, w.params);
+    expect(() => new ThreadedRuntime({ workload, seed: 1, placement: 'per-actor' })).toThrow(/placement per-actor: .* 129 actors, a thread each; at most 128/);
+    expect(() => new ThreadedRuntime({ workload, seed: 1, workers: MAX_WORKERS + 1 })).toThrow(RangeError);
+  });
+
   it('a small ring forces backpressure without losing or duplicating a message', async () => {
     const { buildWorkload } = await import('../src/runtime/workloads.js');
     const workload = buildWorkload('stream', { pairs: 1, chunk: 512 });

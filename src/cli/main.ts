@@ -9,6 +9,7 @@ import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { accountingLine, type RunResult } from '../runtime/result.js';
 import { type ReplayOutcome, replay, run, type RunOutcome, Schedule } from '../runtime/run.js';
 import { NothingToShrink, shrink } from '../runtime/shrink.js';
+import { MAX_WORKERS } from '../runtime/threaded.js';
 import type { Wire } from '../runtime/model.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
 import { SVA_DEFAULTS, svaParams } from '../actors/sva-workload.js';
@@ -59,7 +60,7 @@ function runOptions(cmd: Command): Command {
       new Option(
         '--workers <n>',
         `threaded, sharded: worker threads (default: the CPU count, ${availableParallelism()} here; more busy threads than cores only loses throughput)`,
-      ).argParser(intArg(1, 256)),
+      ).argParser(intArg(1, MAX_WORKERS)),
     )
     .addOption(
       new Option(

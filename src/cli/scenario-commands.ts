@@ -13,6 +13,7 @@ import type { Scenario } from '../scenario/scenario.js';
 import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { run } from '../runtime/run.js';
 import { Schedule } from '../runtime/schedule.js';
+import { MAX_WORKERS } from '../runtime/threaded.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
 import { Exit } from './exit.js';
 import { intArg } from './options.js';
@@ -62,7 +63,7 @@ export function registerScenarioCommands(program: Command): void {
     .addOption(new Option('--depth <d>', 'pct depth (default: the scenario\'s)').argParser(intArg(1, 64)))
     .addOption(new Option('--runs <n>', 'executions to try, stopping at the first failing one (default: the scenario\'s explore.runs)').argParser(intArg(1)))
     .addOption(new Option('--runtime <runtime>', 'deterministic (under the strategy) or threaded (worker threads, real parallelism: one recorded run per --runs, default 1)').choices(['deterministic', 'threaded']).default('deterministic'))
-    .addOption(new Option('--workers <n>', 'threaded: worker threads').argParser(intArg(1, 256)))
+    .addOption(new Option('--workers <n>', 'threaded: worker threads').argParser(intArg(1, MAX_WORKERS)))
     .option('--record <file>', 'write the schedule of the last execution (the failing one, if any)')
     .option('--json', 'print one JSON object')
     .action(async (file: string, flags: ScenarioFlags & { runtime: 'deterministic' | 'threaded'; workers?: number }) => {
@@ -192,7 +193,7 @@ export function registerScenarioCommands(program: Command): void {
     .argument('<file>', 'the scenario or stress config')
     .option('--fixed', "apply the scenario's `fix` policies")
     .addOption(new Option('--duration <duration>', 'how long (60s, 2m)').argParser(durationArg).default(60_000, '60s'))
-    .addOption(new Option('--workers <n>', 'sharded: worker threads').argParser(intArg(1, 256)))
+    .addOption(new Option('--workers <n>', 'sharded: worker threads').argParser(intArg(1, MAX_WORKERS)))
     .addOption(new Option('--placement <placement>', 'sharded over --workers, or a thread per actor').choices(['sharded', 'per-actor']).default('sharded'))
     .addOption(new Option('--seed <n>', 'seed of the first run; each run takes the next').argParser(intArg(-2147483648, 2147483647)).default(1))
     .option('--keep-going', 'go on after a failing run')

@@ -44,6 +44,13 @@ export interface ThreadedOptions {
  */
 const IDLE_SPIN_MICROS = 500;
 
+/**
+ * Most worker threads one run may start. Every worker's mailbox has a lane for every other thread, so lanes
+ * grow with the square of the threads: 128 workers take 128 × 128 lanes of 16 KiB (256 MiB of shared memory)
+ * on top of 128 Node isolates. Past that a run takes minutes to start on a small machine, so it is refused.
+ */
+export const MAX_WORKERS = 128;
+
 export function placementOf(n: number, placement: Placement, workers: number): number[] {
   return Array.from({ length: n }, (_, i) => (placement === 'per-actor' ? i : i % workers));
 }
@@ -84,6 +91,13 @@ export class ThreadedRuntime {
     // Initial tasks are dealt over the workers too: a workload of tasks alone still runs in parallel.
     const units = Math.max(n, workload.initialTasks?.length ?? 0);
     this.workers = this.placement === 'per-actor' ? Math.max(1, n) : Math.max(1, Math.min(opts.workers ?? cores, units));
+    if (this.workers > MAX_WORKERS) {
+      throw new RangeError(
+        this.placement === 'per-actor'
+          ? `placement per-actor: ${workload.name} has ${n} actors, a thread each; at most ${MAX_WORKERS} (use sharded placement)`
+          : `threaded runtime: ${this.workers} workers; at most ${MAX_WORKERS}`,
+      );
+    }
     const threads = this.workers + 1;
     this.mainSlot = this.workers;
     this.ctl = Control.create(threads);
