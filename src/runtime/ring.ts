@@ -21,7 +21,7 @@
 //   doorbell: a separate load of a parked flag after the store cost 10-20 ns a push, a third of it.
 // - The producer caches the head and reads the shared one only when the ring looks full.
 // - tryAppend writes a message past the shared tail without publishing it; publish() then hands over every
-//   appended message with one store (a batch, the `transport_64` case).
+//   appended message with one exchange (a batch, the `transport_64` case).
 // - The consumer hands each payload to its callback in place, in shared memory, and gives its slots back
 //   after the callback returned; only a payload that wraps round the ring's end is copied first, into a
 //   private scratch buffer, so that every payload is one contiguous, 4-byte aligned range (Int32 fields
