@@ -30,6 +30,7 @@ const initials = new WeakMap<Workload['actors'][number], Initial>();
 export class ActorHost {
   private readonly actors = new Map<number, Hosted>();
   private readonly errors = new Map<number, unknown>();
+  private readonly stateNames = new Map<number, { value: unknown; name: string }>();
   private effects: Effect[] = [];
   private spare: Effect[] = [];
 
@@ -109,9 +110,20 @@ export class ActorHost {
     return this.takeEffects();
   }
 
+  /**
+   * The actor's state as a trace names it. Asked after every recorded delivery: the string of a compound
+   * state value is kept while the value object stays the same (XState reuses it until the state changes).
+   */
   stateOf(id: number): string {
     const actor = this.actors.get(id);
-    return actor ? stateString(actor) : '(not hosted)';
+    if (!actor) return '(not hosted)';
+    const value: unknown = actor.getSnapshot().value;
+    if (typeof value === 'string') return value;
+    const last = this.stateNames.get(id);
+    if (last !== undefined && last.value === value) return last.name;
+    const name = valueString(value);
+    this.stateNames.set(id, { value, name });
+    return name;
   }
 
   final(id: number): ActorFinal {
@@ -152,7 +164,15 @@ function stateString(actor: Hosted): string {
 }
 
 function valueString(v: unknown): string {
-  return typeof v === 'string' ? v : JSON.stringify(v);
+  if (typeof v === 'string') return v;
+  // A machine without states has the value {}, a new object at every transition.
+  if (v !== null && typeof v === 'object' && isEmpty(v)) return '{}';
+  return JSON.stringify(v);
+}
+
+function isEmpty(o: object): boolean {
+  for (const _ in o) return false;
+  return true;
 }
 
 function deepFreeze<T>(v: T): T {
