@@ -337,8 +337,10 @@ export async function transportBenchmarks(
   // The raw ring and the mailbox ring spin against a consumer on the other core: a round that had to share a
   // core (with V8's own threads, or another process) measures that, not the ring, and on a 2-core machine such
   // rounds come and go. So those four cases run in alternating rounds, each keeping its fastest round
-  // (interference only ever slows one down), and the target's ratio compares like with like.
-  const rounds = profile === 'quick' ? 1 : 5;
+  // (interference only ever slows one down), and the target's ratio compares like with like. Nine rounds: in
+  // an afternoon of this machine the raw ring alone measured anywhere from 13 to 28 M messages/s from one
+  // run of five rounds to the next (a neighbour's load comes and goes over seconds), and the mailbox with it.
+  const rounds = profile === 'quick' ? 1 : 9;
   const ringCases: (() => Promise<BenchResult>)[] = [() => rawCase(plan, 1), () => ringCase(plan, 1), () => rawCase(plan, 64), () => ringCase(plan, 64)];
   const withLoad = (run: () => Promise<BenchResult>) => async (): Promise<{ r: BenchResult; foreign: number | undefined }> => {
     const load = new ForeignLoad();
