@@ -149,7 +149,7 @@ export function judgeTargets(b: BenchRunData): TargetRow[] {
       target: 'recording on ≤ 20 % slower',
       measured: `\`actors_xstate_2workers_recorded\` ${fmt(row('actors_xstate_2workers_recorded')?.hz ?? Number.NaN)}/s`,
       against: `unrecorded \`actors_xstate_2workers\` ${fmt(row('actors_xstate_2workers')?.hz ?? Number.NaN)}/s (the two take turns, 3 rounds, each keeping its fastest)`,
-      figure: `${num(rec)}× (≥ 0.80×: ${num((1 / rec - 1) * 100, 0)} % slower)`,
+      figure: `${num(rec)}× (≥ 0.80×: ${rec >= 1 ? 'no slower' : `${num((1 / rec - 1) * 100, 0)} % slower`})`,
       verdict: verdict(rec >= 0.8),
     });
   } else out.push(MISSING('runtime', 'recording on ≤ 20 % slower', 'recording_on_vs_off'));
