@@ -1,7 +1,7 @@
-// How fast actors can talk: the mailbox (src/runtime/mailbox.ts, a lane per sender) measured against its physical limit
-// (the raw SPSC ring of bench/raw-ring.ts) and against what Node offers out of the box (postMessage), one
-// way and as request/response round trips. The simulator's design bets on the ring being within a small
-// factor of the raw ring and far ahead of postMessage; these figures are what keeps that bet honest.
+// How fast actors can talk: the mailbox (src/runtime/mailbox.ts, a lane per sender) measured against its
+// physical limit (the raw SPSC ring of bench/raw-ring.ts) and against what Node offers out of the box
+// (postMessage), one way and as request/response round trips. The simulator's design bets on the mailbox
+// being within a small factor of the raw ring and far ahead of postMessage; these figures keep that bet honest.
 //
 // Every case moves 32-byte messages from this thread to a worker (workers/raw-ring-worker.ts) spawned once
 // for the case. One tinybench iteration moves a whole batch and waits for the consumer's acknowledgement,
