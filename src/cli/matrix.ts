@@ -31,6 +31,7 @@ import { matrixMarkdown } from '../report/markdown.js';
 import type { BenchRow, FindingRate, FixPair, MatrixCell, MatrixPolicy, MatrixReport, MatrixValue } from '../report/types.js';
 import type { Wire } from '../runtime/model.js';
 import { PACKAGE_ROOT, workerUrl } from '../runtime/paths.js';
+import { addKinds } from '../runtime/run.js';
 import type { StrategyName } from '../runtime/scheduler.js';
 import type { ChunkResult, ChunkTask } from '../scenario/chunk.js';
 import { loadScenarioFile, scenarioParams } from '../scenario/load.js';
@@ -288,7 +289,7 @@ async function runConfigs(
             // same workload.
             steps += r.steps * r.executions;
             failing += r.failing;
-            for (const [kind, n] of Object.entries(r.failingKinds)) kinds[kind] = (kinds[kind] ?? 0) + n;
+            addKinds(kinds, r.failingKinds);
           }
           out.set(c.key, { rate: { ...rateOf(schedules, failing, kinds), seconds: (performance.now() - t0) / 1000 } });
         } catch (err) {
@@ -309,7 +310,7 @@ function pooled(rates: readonly FindingRate[]): FindingRate | null {
   const schedules = rates.reduce((a, r) => a + r.schedules, 0);
   const failing = rates.reduce((a, r) => a + r.failing, 0);
   const kinds: Record<string, number> = {};
-  for (const r of rates) for (const [k, n] of Object.entries(r.counts)) kinds[k] = (kinds[k] ?? 0) + n;
+  for (const r of rates) addKinds(kinds, r.counts);
   return { ...rateOf(schedules, failing, kinds), seconds: rates.reduce((a, r) => a + (r.seconds ?? 0), 0) };
 }
 

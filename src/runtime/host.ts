@@ -130,7 +130,7 @@ export class ActorHost {
     const actor = this.actors.get(id);
     const name = this.workload.actors[id]?.name ?? `#${id}`;
     if (!actor) return { name, state: '(not hosted)', context: null };
-    return { name, state: stateString(actor), context: actor.getSnapshot().context as Wire };
+    return { name, state: this.stateOf(id), context: actor.getSnapshot().context as Wire };
   }
 
   stopAll(): void {
@@ -158,10 +158,6 @@ export class ActorHost {
 }
 
 type Snapshot = ReturnType<Hosted['getSnapshot']>;
-
-function stateString(actor: Hosted): string {
-  return valueString(actor.getSnapshot().value);
-}
 
 function valueString(v: unknown): string {
   if (typeof v === 'string') return v;

@@ -58,6 +58,11 @@ export interface RunOutcome extends RunResult {
   readonly failingKinds: Readonly<Record<string, number>>;
 }
 
+/** Adds counts by kind into `into` (failing executions by kind, summed over runs, chunks or workers). */
+export function addKinds(into: Record<string, number>, counts: Readonly<Record<string, number>>): void {
+  for (const [k, n] of Object.entries(counts)) into[k] = (into[k] ?? 0) + n;
+}
+
 /** The kind a failing execution is counted under: its first finding's, or `check` when only the check failed. */
 export function failureKind(r: RunResult): string | undefined {
   if (r.findings.length > 0) return r.findings[0]?.kind;
@@ -108,7 +113,7 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
     const kind = failureKind(last);
     if (kind !== undefined) {
       failing++;
-      failingKinds[kind] = (failingKinds[kind] ?? 0) + 1;
+      addKinds(failingKinds, { [kind]: 1 });
       if (!opts.allRuns) break;
       // Kept past the executions after it: its lazy trace hash and schedule are taken now (the spread reads
       // them), and its memory copied out of the scratch, which they reuse.

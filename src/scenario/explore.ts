@@ -5,6 +5,7 @@
 // is still explored a chunk at a time. The first failure's schedule comes back for replay.
 import { Piscina } from 'piscina';
 import { workerUrl } from '../runtime/paths.js';
+import { addKinds } from '../runtime/run.js';
 import type { StrategyName } from '../runtime/scheduler.js';
 import type { Wire } from '../runtime/model.js';
 import type { ChunkResult, ChunkTask } from './chunk.js';
@@ -82,7 +83,7 @@ export async function exploreScenario(o: ExploreOptions): Promise<ExploreOutcome
         coverage.merge(r.coverage);
         if (r.failed) failures.push(r);
         failing += r.failing;
-        for (const [k, n] of Object.entries(r.failingKinds)) failingKinds[k] = (failingKinds[k] ?? 0) + n;
+        addKinds(failingKinds, r.failingKinds);
         const secs = (performance.now() - started) / 1000;
         o.onProgress?.(executions, failing, secs > 0 ? executions / secs : 0);
       }
