@@ -302,17 +302,32 @@ export class Kernel implements Monitor {
     for (const h of this.endHooks) h();
   }
 
-  /** khungtaskd: each task of this thread blocked longer than the timeout is reported once. */
+  /**
+   * khungtaskd (kernel/hung_task.c, check_hung_task): each task of this thread blocked for hung_task_timeout_secs
+   * of simulated time is reported once, with how long it has really been blocked.
+   */
   tick(now: number): void {
     if (!this.enabled('hung_task')) return;
     const limit = this.hungTaskSecs * 1000;
     for (const [t, w] of this.waiting) {
-      if (now - w.since > limit && !this.hungReported.has(t.id)) {
+      if (now - w.since >= limit && !this.hungReported.has(t.id)) {
         this.hungReported.add(t.id);
         const holder = w.holder?.();
-        this.report(this.hungTask(t.lastStep, t.comm, t.pid, w.what, holder, waitContext(t)));
+        this.report(this.hungTask(t.lastStep, t.comm, t.pid, w.what, holder, waitContext(t), now - w.since));
       }
     }
+  }
+
+  /**
+   * Only blocked tasks are left and nothing can wake them (no step, timer or timeout pending): idle time may pass,
+   * up to the moment khungtaskd would have seen every one of them blocked for the timeout. undefined: no task of
+   * this thread waits, or the hung-task checker is off.
+   */
+  idleUntil(now: number): number | undefined {
+    if (!this.enabled('hung_task') || this.waiting.size === 0) return undefined;
+    let until = now;
+    for (const w of this.waiting.values()) until = Math.max(until, w.since + this.hungTaskSecs * 1000);
+    return until;
   }
 
   stuck(blocked: readonly BlockedTask[], now: number): void {
@@ -339,29 +354,59 @@ export class Kernel implements Monitor {
         }
       }
     }
-    // Everything else that waits forever is a hung task, once the timeout has passed in simulated time.
+    // Everything else waits for ever: a hung task once the timeout has passed in simulated time; before that
+    // (a runtime whose clock cannot skip ahead), what it is — blocked with nothing left to wake it.
     if (this.enabled('hung_task')) {
       for (const b of blocked) {
         if (inCycle.has(b.id) || this.hungReported.has(b.id)) continue;
         this.hungReported.add(b.id);
         const [comm, pid] = splitLabel(b.blockedOn?.who ?? b.name);
-        this.report(this.hungTask(-1, comm, pid, b.blockedOn?.what ?? b.label, b.blockedOn?.holder, b.blockedOn?.context ?? []));
+        const since = this.waitingSince(b.id);
+        const elapsed = since === undefined ? undefined : now - since;
+        const what = b.blockedOn?.what ?? b.label;
+        const ctx = b.blockedOn?.context ?? [];
+        if (elapsed !== undefined && elapsed >= this.hungTaskSecs * 1000) this.report(this.hungTask(-1, comm, pid, what, b.blockedOn?.holder, ctx, elapsed));
+        else this.report(this.blockedForever(comm, pid, what, b.blockedOn?.holder, ctx, elapsed));
       }
     }
-    void now;
   }
 
-  private hungTask(step: number, comm: string, pid: number, what: string, holder: number | undefined, ctx: readonly string[]): KernelFinding {
-    const title = `INFO: task ${comm}:${pid} blocked for more than ${this.hungTaskSecs} seconds.`;
-    const holderLine = holder === undefined ? 'no task holds it' : `held by ${this.describeTask(holder)}`;
+  /** When the task with this id began its current wait (this thread's view; undefined when it has none). */
+  private waitingSince(id: number): number | undefined {
+    const t = this.tasks.get(id);
+    return t ? this.waiting.get(t)?.since : undefined;
+  }
+
+  private hungTask(step: number, comm: string, pid: number, what: string, holder: number | undefined, ctx: readonly string[], elapsedMs: number): KernelFinding {
+    // hung_task.c prints (jiffies - t->last_switch_time) / HZ: the whole seconds it has really been blocked.
+    const title = `INFO: task ${comm}:${pid} blocked for more than ${Math.floor(elapsedMs / 1000)} seconds.`;
     const body = [
       '      Not tainted (iommu-sim)',
       '"echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.',
       `task:${comm} state:D pid:${pid}`,
-      `iommu-sim: waiting on ${what}, ${holderLine}`,
+      `iommu-sim: waiting on ${what}, ${this.holderLine(holder)}`,
       ...ctx,
     ];
     return { kind: 'hung_task', title, text: [title, ...body].join('\n'), step, where: `${comm}/${pid}`, task: comm, pid };
+  }
+
+  /** A task left blocked when the run ended before hung_task_timeout_secs had passed: no time is claimed. */
+  private blockedForever(comm: string, pid: number, what: string, holder: number | undefined, ctx: readonly string[], elapsedMs: number | undefined): KernelFinding {
+    const title = `INFO: task ${comm}:${pid} blocked, and nothing left in the run can wake it`;
+    const body = [
+      '      Not tainted (iommu-sim)',
+      elapsedMs === undefined
+        ? `iommu-sim: the run ended with this task blocked; khungtaskd (hung_task_timeout_secs=${this.hungTaskSecs}) had not looked yet`
+        : `iommu-sim: blocked for ${(elapsedMs / 1000).toFixed(3)} s when the run ended, short of hung_task_timeout_secs=${this.hungTaskSecs}`,
+      `task:${comm} state:D pid:${pid}`,
+      `iommu-sim: waiting on ${what}, ${this.holderLine(holder)}`,
+      ...ctx,
+    ];
+    return { kind: 'hung_task', title, text: [title, ...body].join('\n'), step: -1, where: `${comm}/${pid}`, task: comm, pid };
+  }
+
+  private holderLine(holder: number | undefined): string {
+    return holder === undefined ? 'no task holds it' : `held by ${this.describeTask(holder)}`;
   }
 
   private describeTask(id: number): string {

@@ -286,6 +286,9 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
         monitor?.tick?.(clock.now);
         continue;
       }
+      // Only blocked tasks are left: idle time passes up to what the monitor still waits to see (hung tasks).
+      const idle = monitor?.idleUntil?.(clock.now);
+      if (idle !== undefined && idle > clock.now) clock.now = idle;
       break;
     }
     if (step >= maxSteps) throw new StepBudgetExceeded(`step budget of ${maxSteps} exhausted: the workload does not terminate`);

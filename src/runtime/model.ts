@@ -187,6 +187,11 @@ export interface Monitor {
   delivering?(step: number, actor: number): void;
   /** Periodic check with the time (hung tasks while the run goes on). */
   tick?(now: number): void;
+  /**
+   * Nothing is left to run but blocked tasks, with no timer or timeout pending: the simulated time up to which
+   * idle time may pass before the run ends (a hung-task timeout), or undefined to end it now.
+   */
+  idleUntil?(now: number): number | undefined;
   end?(): void;
   /**
    * The next attach starts a new exploration: forget what earlier executions carried into later ones (lockdep's
