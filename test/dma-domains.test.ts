@@ -24,8 +24,12 @@ describe('seed 001: default DMA domains and scarce address spaces', () => {
   for (const f of FLAVOURS) {
     it(`${f}: per-device domains with 4 address spaces: the fifth device's probe fails with a clear error`, () => {
       const { r, model, c } = once({ iommus: f, devices: 5, addressSpaces: 4, defaultDomain: 'per-device', kernel: 'dma-api', kdevices: 5, kjobs: 3 });
-      // The failed probe is the one report (drivers/base/dd.c's wording), made when the run ends.
-      expect(r.findings.map((x) => `${x.kind}: ${x.title}`)).toEqual(['probe: iommu: probe of 0000:01:04.0 failed with error -28']);
+      // The failed probe is the one report, in of_iommu/acpi's words, made at the step where the allocation failed.
+      expect(r.findings.map((x) => `${x.kind}: ${x.title}`)).toEqual(['probe: pci 0000:01:04.0: Adding to IOMMU failed: -ENOSPC']);
+      const f0 = r.findings[0];
+      expect(f0?.step).toBeGreaterThanOrEqual(0);
+      expect(r.trace.toText().split('\n').find((l) => l.includes('iommu_probe_device(0000:01:04.0): -ENOSPC'))).toBeDefined();
+      expect(f0?.text).toMatch(/Call Trace:\n <TASK>\n iommu_probe_device\n iommu_probe\n <\/TASK>/);
       expect([0, 1, 2, 3].map((d) => model.kusers.probeResult(d))).toEqual([0, 0, 0, 0]);
       expect(errname(model.kusers.probeResult(4))).toBe('-ENOSPC');
       expect(r.check.notes).toEqual([`iommu: probe of 0000:01:04.0 failed with error -28 (-ENOSPC): iommu probe of 0000:01:04.0 failed: ${model.units[0]?.name}: all 4 address spaces are in use`]);
@@ -51,7 +55,7 @@ describe('seed 001: default DMA domains and scarce address spaces', () => {
     // 4 devices, 3 address spaces, the 2nd domain allocation fails: if its address space leaked, the 4th
     // device's probe would fail too (-ENOSPC).
     const { r, model, c } = once({ iommus: 'smmuv3', devices: 4, addressSpaces: 3, defaultDomain: 'per-device', failAlloc: 'iommu_domain:2' });
-    expect(r.findings.map((x) => x.title)).toEqual(['iommu: probe of 0000:01:01.0 failed with error -12']);
+    expect(r.findings.map((x) => x.title)).toEqual(['pci 0000:01:01.0: Adding to IOMMU failed: -ENOMEM']);
     expect([0, 1, 2, 3].map((d) => errname(model.kusers.probeResult(d)))).toEqual(['0', '-ENOMEM', '0', '0']);
     expect(c.probe_failures).toBe(1);
   });

@@ -67,19 +67,6 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
   const whys = k.statics.alloc(D + 1, 'kernel user errors');
   const why = (i: number): number => k.mem.statics + whys + i;
   const cr = (i: number): number => k.mem.statics + crs + i;
-  const steps = k.statics.alloc(D + 1, 'failed probe steps');
-  const failedAt = (i: number): number => k.mem.statics + steps + i;
-  // drivers/base/dd.c's warning for each device left without a driver — reported when the run ends, so that a
-  // run with a failed probe still shows how the other devices fared.
-  k.onEnd(() => {
-    for (const d of infos) {
-      const err = k.i32[result(d.index)] as number;
-      if (err >= 0) continue;
-      const title = `iommu: probe of ${d.name} failed with error ${err}`;
-      const reason = k.mem.stringAt(k.i32[why(d.index)] as number);
-      k.report({ kind: 'probe', title, text: [title, `${errname(err)}: ${reason}`, 'Call Trace:', ' <TASK>', ' iommu_probe_device', ' iommu_probe', ' </TASK>'].join('\n'), step: k.i32[failedAt(d.index)] as number, where: 'iommu_probe' });
-    }
-  });
   const result = (i: number): number => k.mem.statics + results + i;
   const initMm = mms.initMm;
   const kernelOwner = ownerOf(initMm);
@@ -103,12 +90,11 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
   k.task('iommu_probe', 'kthread', function* (t) {
     for (const dev of infos) {
       const r = yield* dma.probe(t, dev);
-      yield* k.step(t, r.err < 0 ? `probe failed: ${r.why}` : `probed ${dev.name}`, (e) => {
+      yield* k.step(t, r.err < 0 ? `probe failed: ${r.why}` : `probed ${dev.name}`, () => {
         Atomics.store(k.i32, result(dev.index), r.err);
         if (r.err < 0) {
           stats.add('probe_failures');
           Atomics.store(k.i32, why(dev.index), k.mem.intern(r.why));
-          Atomics.store(k.i32, failedAt(dev.index), e.step);
         }
       });
     }

@@ -6,7 +6,8 @@
 // device off its default domain only once the host driver has let go of its mappings: the model refuses a
 // takeover while DMA-API mappings are live (-EBUSY), rather than pulling the domain from under them.
 import type { KTask } from '../kernel/context.js';
-import { EBUSY, ENODEV } from '../kernel/errno.js';
+import { EBUSY, ENODEV, errname } from '../kernel/errno.js';
+import { callTrace, type KernelFinding, taskFinding } from '../kernel/findings.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
 import { kmemleak_not_leak } from '../kernel/slab.js';
@@ -82,7 +83,10 @@ export class DmaApi {
           let dom = this.policy === 'per-instance' ? (k.i32[k.mem.statics + this.shared + dev.iommu] as number) : 0;
           if (dom === 0) {
             const a = yield* this.domains.alloc(t, 'dma', dev.iommu);
-            if (a.err < 0) return { err: a.err, why: `iommu probe of ${dev.name} failed: ${a.why}` };
+            if (a.err < 0) {
+              yield* k.step(t, `iommu_probe_device(${dev.name}): ${errname(a.err)}`, (env) => k.report(probeFailed(t, env.step, dev, a.err, a.why)));
+              return { err: a.err, why: `iommu probe of ${dev.name} failed: ${a.why}` };
+            }
             dom = a.dom;
             // A default domain lives as long as its device (or instance): not a leak at teardown.
             yield* kmemleak_not_leak(k, t, dom);
@@ -181,4 +185,14 @@ export class DmaApi {
     );
   }
 
+}
+
+/**
+ * A device whose default domain could not be allocated is not added to its IOMMU: reported at that step, as
+ * of_iommu_configure / acpi_iommu_configure_id log it (`dev_dbg(dev, "Adding to IOMMU failed: %pe")`), with the
+ * call chain that failed. The driver core then binds its driver without the IOMMU's DMA ops.
+ */
+function probeFailed(t: KTask, step: number, dev: DeviceInfo, err: number, why: string): KernelFinding {
+  const title = `pci ${dev.name}: Adding to IOMMU failed: ${errname(err)}`;
+  return taskFinding('probe', t, step, title, [`iommu-sim: iommu_setup_default_domain: ${why}`, ...callTrace(t.chain())]);
 }

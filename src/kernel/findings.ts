@@ -23,7 +23,7 @@ export type FindingKind =
   | 'quota'
   | 'ida'
   | 'mm'
-  // A device that failed to probe (drivers/base/dd.c: "probe of %s failed with error %d").
+  // A device its IOMMU could not take (of_iommu.c / acpi: "Adding to IOMMU failed: %pe"), at the failing step.
   | 'probe';
 
 export interface KernelFinding extends Finding {
