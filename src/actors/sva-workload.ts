@@ -328,7 +328,8 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     });
   }
   const kusers = defineKernelUsers(
-    { k, sva, dma, domains, stats, pm, mms, infos },
+    // The IOMMU units' walk (they are built below; a job asks only once the run is going).
+    { k, sva, dma, domains, stats, pm, mms, infos, reachable: (d, pasid) => hardware[d.iommu]?.reachable(d.index, pasid) ?? [] },
     { use: p.kernel, jobs: p.kjobs, buffers: p.kbuffers, devices: p.kdevices, vfio: p.vfio, takeover: p.vfioTakeover, vfioUser: vmmMm, drmContexts: p.drmContexts, drmRounds: p.drmRounds },
   );
   const prqTasks = unitDrivers.map((drv) => definePrqThread(k, drv, sva, stats, infos));

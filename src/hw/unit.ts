@@ -7,7 +7,7 @@ import type { Oracle } from '../core/oracle.js';
 import type { Stats } from '../core/stats.js';
 import { type DeviceInfo, RESP_INVALID } from '../core/types.js';
 import { type MmStruct, mmById, type MmTable } from '../kernel/mm/mm.js';
-import { PTE_PRESENT, PTE_WRITE, pte as readPte } from '../kernel/mm/pagetable.js';
+import { PTE_PRESENT, PTE_WRITE, ptePfn, pte as readPte } from '../kernel/mm/pagetable.js';
 import { OP_DEVTLB, OP_PAGE_RESP } from './flavour.js';
 import type { IommuUnit } from './iommu.js';
 import { type HwMessage, WHY_PASID, WHY_PTE } from './messages.js';
@@ -161,6 +161,24 @@ export class IommuHardware implements Hardware {
     if (u.spec.tlbTag === 'asid') u.iotlbFill(asid, -1, m.vpn, pte, m.dev, m.ep);
     else u.iotlbFill(m.dev, m.pasid, m.vpn, pte, m.dev, m.ep);
     out.send(dev.actor, { type: 'ats.ok', id: m.id, pte });
+  }
+
+  /**
+   * The frames {dev, pasid}'s translation reaches now, as a walk of memory finds them (its PASID entry, then every
+   * present PTE of the page table it points at; no cache): what the device could write to.
+   */
+  reachable(dev: number, pasid: number): number[] {
+    const u = this.unit;
+    const words = u.entry(dev, pasid);
+    if (!u.spec.entry.present(words)) return [];
+    const mm = mmById(this.mms, u.spec.entry.mmOf(words) - 1);
+    if (!mm) return [];
+    const out: number[] = [];
+    for (let vpn = 0; vpn < mm.pages; vpn++) {
+      const pte = readPte(u.kernel, mm, vpn);
+      if ((pte & PTE_PRESENT) !== 0) out.push(ptePfn(pte));
+    }
+    return out;
   }
 
   // ---- page requests ----
