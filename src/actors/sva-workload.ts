@@ -36,7 +36,7 @@ import { IommuHardware } from '../hw/unit.js';
 import { VTD, vtdOps } from '../hw/vtd/vtd.js';
 import { Kernel } from '../kernel/kernel.js';
 import { staticsOffset } from '../kernel/memory.js';
-import { defineMms, type MmStruct, mm_exit, mm_init, get_task_mm, mmById, mmput, mmStateCode, mmTableWords } from '../kernel/mm/mm.js';
+import { defineMms, type MmStruct, mm_exit, mm_init, get_task_mm, mmById, mmPasid, mmput, mmStateCode, mmTableWords } from '../kernel/mm/mm.js';
 import { defineMmuNotifiers, mmuNotifierWords } from '../kernel/mm/mmu_notifier.js';
 import { do_mmap, do_munmap, fault_in } from '../kernel/mm/pagetable.js';
 import { definePhysMem, onPageFree, pageOwner, physMemWords } from '../kernel/mm/physmem.js';
@@ -51,6 +51,7 @@ import { mmMachine } from './mm.js';
 import { processMachine, type Script, SCRIPTS } from './process.js';
 import { DEFAULT_RATES, parseRates, type RandomInput, randomProcessMachine } from './random-process.js';
 import { declareWhileStep, type ScriptStep, scriptedProcessMachine } from './scripted-process.js';
+import { type SwqInput, swqProcessMachine, WORK_QUEUES, type WorkQueue } from './swq-process.js';
 
 const { oneOf, int, bool } = paramParsers('sva');
 
@@ -100,8 +101,13 @@ export interface SvaParams {
   readonly atc: number;
   /** Page request queue entries of each IOMMU (small: overflow, and the hardware's auto-responses). */
   readonly prqDepth: number;
-  /** Expect each PASID to name one address space system-wide (an oracle; see SvaConfig.pasidUnique). */
-  readonly pasidUnique: boolean;
+  /**
+   * How processes tag their descriptors (src/actors/swq-process.ts): `dedicated` work queues carry their bond's
+   * PASID, `shared` ones ENQCMD's — the task's IA32_PASID, loaded from mm->pasid.
+   */
+  readonly wq: WorkQueue;
+  /** Devices each process opens (process i: devices i, i+1, … modulo `devices`); above 1, or with a shared wq, the processes are swq-process's. */
+  readonly opens: number;
   /**
    * Scripted processes (JSON: an array, one list of steps per process — src/actors/scripted-process.ts); ''
    * runs `script` instead. Scenarios write it as their `script` section.
@@ -157,7 +163,8 @@ export const SVA_DEFAULTS: SvaParams = {
   iotlb: 64,
   atc: 16,
   prqDepth: 128,
-  pasidUnique: false,
+  wq: 'dedicated',
+  opens: 1,
   steps: '',
   extension: '',
   failAlloc: '',
@@ -213,7 +220,8 @@ export function svaParams(raw: Readonly<Record<string, Wire>>): SvaParams {
     iotlb: int('iotlb', raw.iotlb, d.iotlb, 0, 1 << 16),
     atc: int('atc', raw.atc, d.atc, 0, 1 << 16),
     prqDepth: int('prqDepth', raw.prqDepth, d.prqDepth, 1, 1 << 16),
-    pasidUnique: bool('pasidUnique', raw.pasidUnique, d.pasidUnique),
+    wq: oneOf('wq', raw.wq, WORK_QUEUES, d.wq),
+    opens: int('opens', raw.opens, d.opens, 1, 1024),
     steps: raw.steps === undefined ? d.steps : String(raw.steps),
     extension: raw.extension === undefined ? d.extension : String(raw.extension),
     failAlloc: raw.failAlloc === undefined ? d.failAlloc : failAllocParam(String(raw.failAlloc)),
@@ -255,7 +263,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const D = p.devices;
   const P = p.processes;
   const capSet = new Set(p.caps.split(','));
-  const bonds = Math.max(8, 2 * P + 8);
+  const bonds = Math.max(8, 2 * P * p.opens + 8);
   // A VMM whose memory VFIO maps, when VFIO is in the run: an address space of its own.
   const vmm = p.vfio === 'none' ? 0 : 1;
   const frames = (P + 2) * p.pages + 16 + vmm * p.kbuffers;
@@ -299,13 +307,19 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const oracle = new Oracle(k);
   const stats = new Stats(k);
   const policies: SvaPolicies = { pasidAlloc: p.pasidAlloc, teardown: p.teardown, fault: p.fault, drainTimeoutMs: p.drainTimeoutMs, bug: p.bug };
-  const sva = new Sva(k, mms, notifiers, oracle, stats, { devices: infos, iommus: U, policies, bonds, pasidUnique: p.pasidUnique });
+  const sva = new Sva(k, mms, notifiers, oracle, stats, { devices: infos, iommus: U, policies, bonds });
   const domains = new Domains(k, { iommus: U, addressSpaces: p.addressSpaces, pageTables: mms.mms.slice(P, P + iopt), unitName: (u) => SPECS[flavours[u] as Flavour].unitName(u) });
   const dma = new DmaApi(k, sva, domains, infos, p.defaultDomain, mms.initMm.id + 1);
   const vmmMm = vmm ? mms.mms[P + iopt] : undefined;
   const ownerName = (o: number): string =>
     o === 0 ? 'a free frame' : vmmMm && o === vmmMm.id + 1 ? `${vmmMm.name} (a VMM's memory, mapped through VFIO)` : (mmById(mms, o - 1)?.name ?? `owner ${o}`);
 
+  // A process's descriptors are for the address space it binds: its own mm, or init_mm in SUPERVISOR_MODE.
+  const submitter = (from: number): number => {
+    const i = from - actors.process(0);
+    if (i < 0 || i >= P) return 0;
+    return (p.flags & 2) !== 0 ? mms.initMm.id + 1 : (mms.mms[i] as MmStruct).id + 1;
+  };
   const units = flavours.map((f, u) => new IommuUnit(k, u, SPECS[f], infos.filter((d) => d.iommu === u), { ...DEFAULT_UNIT, cmdCostNs: p.cmdCostNs, iotlbEntries: p.iotlb, prqDepth: p.prqDepth }, actors.unit(u)));
   const unitDrivers = units.map((u) => defineUnitDriver(k, u));
   const denv: DriverEnv = { k, units: unitDrivers, stats };
@@ -337,7 +351,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const devices = infos.map(
     (info) =>
       new PciDevice(
-        { k, sva, oracle, stats, pm, iommuActor: actors.unit(info.iommu), ownerName, completion: (cr, ok) => kusers.completion(cr, ok) },
+        { k, sva, oracle, stats, pm, iommuActor: actors.unit(info.iommu), ownerName, completion: (cr, ok) => kusers.completion(cr, ok), submitter },
         info,
         p.misbehaveDevice === -1 || p.misbehaveDevice === info.index ? p.misbehave : 'none',
         p.atc,
@@ -364,8 +378,8 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
 
   // ---- syscalls: what the processes' tasks do ----
   const proc = (args: Wire): { proc: number; mm: MmStruct; dev: DeviceInfo; actor: number } => {
-    const i = (args as { proc: number }).proc;
-    return { proc: i, mm: mms.mms[i] as MmStruct, dev: infos[i % D] as DeviceInfo, actor: actors.process(i) };
+    const { proc: i, dev } = args as { proc: number; dev?: number };
+    return { proc: i, mm: mms.mms[i] as MmStruct, dev: infos[(dev ?? i) % D] as DeviceInfo, actor: actors.process(i) };
   };
   // task->mm of each process (mm id + 1; 0 before exec and after exit_mm).
   const taskMms = k.statics.alloc(Math.max(1, P), 'task->mm');
@@ -390,7 +404,8 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     const target = (flags & 2) !== 0 ? mms.initMm : mm;
     const cap = yield* sva.capable(t, dev, flags);
     const r = yield* driver.open(t, dev, target, flags);
-    if (r.ret > 0) yield* reply(t, actor, { type: 'bound', handle: r.ret, pasid: r.pasid, capable: cap.ret === 0 ? 1 : 0 });
+    // Back in user space the task's IA32_PASID holds mm->pasid (what ENQCMD tags a descriptor with).
+    if (r.ret > 0) yield* k.step(t, 'return to user: bound', (env) => env.send(actor, { type: 'bound', handle: r.ret, pasid: r.pasid, capable: cap.ret === 0 ? 1 : 0, msr: mmPasid(k, mm) }));
     else yield* reply(t, actor, { type: 'bind.failed', err: r.ret, capable: cap.ret === 0 ? 1 : 0 });
   });
   k.task('bind_task', 'kthread', function* (t, args) {
@@ -457,11 +472,18 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
       input: { idx: i, self: actors.process(i), devActor: actors.device(i % D), flags: p.flags, steps: scripted[i] ?? [], tell } as unknown as Wire,
     });
   }
-  for (let i = 0; i < P && !scripted && p.script === 'random'; i++) {
+  const swq = p.wq === 'shared' || p.opens > 1;
+  if (swq && (scripted || p.script !== 'life')) throw new InputError(`sva: wq: shared and opens > 1 run the swq-process lifecycle: script must be life, with no steps`);
+  for (let i = 0; i < P && swq; i++) {
+    const devs = Array.from({ length: Math.min(p.opens, D) }, (_, j): [number, number] => [(i + j) % D, actors.device((i + j) % D)]);
+    const input: SwqInput = { idx: i, self: actors.process(i), devs, wq: p.wq, dmas: p.dmas, pages: p.pages, flags: p.flags };
+    specs.push({ name: `proc/${i}`, logic: swqProcessMachine, input: input as unknown as Wire });
+  }
+  for (let i = 0; i < P && !scripted && !swq && p.script === 'random'; i++) {
     const input: RandomInput = { idx: i, self: actors.process(i), devActor: actors.device(i % D), pages: p.pages, flags: p.flags, ops: p.rounds, dmas: p.dmas, rates: parseRates(p.rates), seed: p.seed };
     specs.push({ name: `proc/${i}`, logic: randomProcessMachine, input: input as unknown as Wire });
   }
-  for (let i = 0; i < P && !scripted && p.script !== 'random'; i++) {
+  for (let i = 0; i < P && !scripted && !swq && p.script !== 'random'; i++) {
     specs.push({
       name: `proc/${i}`,
       logic: processMachine,

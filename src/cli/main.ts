@@ -233,6 +233,8 @@ Parameters (--set):
                              chain=true: process i starts when i-1 has closed its fd
   rates=bind:4,dma:8,munmap:1,unbind:3,exit:1   script=random: each operation's weight; rounds operations
   taskMm=get_task_mm|raw     bind-task-exit: how the driver's thread holds the task's mm while it binds
+  wq=dedicated|shared        shared: processes submit with ENQCMD (the descriptor carries mm->pasid, not the bond's)
+  opens=N                    devices each process opens (i, i+1, … modulo devices); script life only
   flags (1 PRIVATE_PASID, 2 SUPERVISOR_MODE), trusted, iotlb, atc, cmdCostNs, hungTaskSecs
   defaultDomain=none|per-instance|per-device   addressSpaces (per IOMMU instance)
   kernel=none|dma-api|syspasid-map|syspasid-bind   kjobs, kbuffers, kdevices: the kernel's own DMA users

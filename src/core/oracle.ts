@@ -39,17 +39,23 @@ export class Oracle {
     this.counters.push(c);
   }
 
-  /** A DMA write is landing on frame pfn whose owner is `owner` (0: free); `expected` was bound at issue. */
-  dmaLanded(step: number, dev: string, pasid: number, vpn: number, pfn: number, owner: number, expected: number, ownerName: (o: number) => string): void {
-    if (owner === expected && expected !== 0) return;
+  /**
+   * A DMA write is landing on frame pfn whose owner is `owner` (0: free); `expected` was bound to {dev, PASID}
+   * at issue, `meant` is the address space of the process that submitted it (0: not a process). Both must be
+   * the owner: a PASID that names another address space on this device than on the submitter's is one PASID
+   * for two address spaces.
+   */
+  dmaLanded(step: number, dev: string, pasid: number, vpn: number, pfn: number, owner: number, expected: number, ownerName: (o: number) => string, meant = 0): void {
+    if (owner === expected && expected !== 0 && (meant === 0 || owner === meant)) return;
     const title = `iommu-sim: isolation violation: DMA from ${dev} PASID ${pasid} landed in ${ownerName(owner)}`;
     const body = [
-      `DMA write to vpn ${vpn} (pfn 0x${pfn.toString(16)}) by ${dev} under PASID ${pasid}`,
+      `DMA write to vpn ${vpn} (pfn 0x${pfn.toString(16)}) by ${dev} under PASID ${pasid}${meant === 0 ? '' : `, submitted by a task of ${ownerName(meant)}`}`,
       expected === 0
         ? 'no address space was bound to {device, PASID} when the DMA was issued: it should have faulted'
         : `the address space bound to {${dev}, PASID ${pasid}} when the DMA was issued was ${ownerName(expected)}`,
       `frame 0x${pfn.toString(16)} belongs to ${ownerName(owner)}`,
     ];
+    if (meant !== 0 && expected !== meant) body.push(`PASID ${pasid} does not name ${ownerName(meant)} on ${dev}: the submitter's PASID means another address space there`);
     this.report('isolation', step, dev, title, body);
   }
 

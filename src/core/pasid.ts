@@ -17,7 +17,8 @@ const S_MM = 1;
 const S_PASID = 2;
 const S_USERS = 3;
 const S_PRIVATE = 4;
-const S_WORDS = 5;
+const S_MM_PASID = 5; // 1: this PASID is the mm's own (mm->pasid), set when it was allocated
+const S_WORDS = 6;
 
 const Q_SCOPE = 0; // scope + 1, 0: free slot
 const Q_PASID = 1;
@@ -141,6 +142,9 @@ export class PasidAllocator {
       pasid = yield* ida_alloc_range(k, t, this.idas[scope] as Ida, min, max);
     }
     if (pasid < 0) return pasid;
+    // One PASID per process: mm->pasid is the mm's first shared PASID (what ENQCMD puts on the bus, from the
+    // task's IA32_PASID), whichever scope it came from — system-wide, it names the mm on every IOMMU.
+    const own = !priv && mmPasid(k, mm) === 0;
     const ok = yield* k.step(t, 'iommu_sva_pasid_get', (env) => {
       this.oracle.pasidAllocated(env.step, pasid, this.scopeDevices(dev), t.label);
       for (let s = 0; s < this.slots; s++) {
@@ -150,6 +154,7 @@ export class PasidAllocator {
         k.i32[this.w(s, S_PASID)] = pasid;
         k.i32[this.w(s, S_USERS)] = 1;
         k.i32[this.w(s, S_PRIVATE)] = priv ? 1 : 0;
+        k.i32[this.w(s, S_MM_PASID)] = own ? 1 : 0;
         return true;
       }
       return false;
@@ -158,8 +163,7 @@ export class PasidAllocator {
       yield* this.release(t, dev, scope, pasid);
       return -ENOSPC;
     }
-    // One PASID per process: mm->pasid names the system-wide one (what ENQCMD puts on the bus).
-    if (scope === 0 && !priv && mmPasid(k, mm) === 0) yield* mm_set_pasid(k, t, mm, pasid);
+    if (own) yield* mm_set_pasid(k, t, mm, pasid);
     return pasid;
   }
 
@@ -170,19 +174,20 @@ export class PasidAllocator {
   *put(t: KTask, dev: DeviceInfo, mm: MmStruct, pasid: number, quarantine: boolean): KGen {
     const k = this.k;
     const scope = this.scopeOf(dev);
+    // 0: still used, 1: the last use went, 2: … and it was the mm's own PASID.
     const last = yield* k.step(t, 'iommu_sva_pasid_put', () => {
       for (let s = 0; s < this.slots; s++) {
         if (k.i32[this.w(s, S_SCOPE)] !== scope + 1 || k.i32[this.w(s, S_PASID)] !== pasid) continue;
         const users = (k.i32[this.w(s, S_USERS)] as number) - 1;
         k.i32[this.w(s, S_USERS)] = users;
-        if (users > 0) return false;
+        if (users > 0) return 0;
         k.i32[this.w(s, S_SCOPE)] = 0;
-        return true;
+        return k.i32[this.w(s, S_MM_PASID)] === 1 ? 2 : 1;
       }
       throw new Error(`iommu_sva_pasid_put: PASID ${pasid} is not allocated in ${dev.name}'s scope`);
     });
-    if (!last) return;
-    if (scope === 0 && mmPasid(k, mm) === pasid) yield* mm_set_pasid(k, t, mm, 0);
+    if (last === 0) return;
+    if (last === 2 && mmPasid(k, mm) === pasid) yield* mm_set_pasid(k, t, mm, 0);
     if (quarantine) {
       yield* k.step(t, 'iommu_sva_pasid_quarantine', () => {
         for (let s = 0; s < this.slots; s++) {

@@ -51,11 +51,6 @@ export interface SvaConfig {
   readonly policies: SvaPolicies;
   /** Bonds that may exist at once. */
   readonly bonds: number;
-  /**
-   * Expect a PASID to name one address space system-wide at any time (seed 000: "we never use a given PASID for
-   * more than one address space simultaneously on different devices"; what ENQCMD's per-process PASID needs).
-   */
-  readonly pasidUnique?: boolean;
 }
 
 /** A bind's result: a handle (> 0) or -errno with the reason, as a kernel developer wants to read it. */
@@ -298,7 +293,6 @@ export class Sva {
       // From here on a DMA under {dev, pasid} belongs to mm.
       i32[this.at(this.boundTable[dev.index] as number, pasid)] = mm.id + 1;
     });
-    if (this.cfg.pasidUnique) yield* k.step(t, 'iommu_sva: one PASID, one address space', (env) => this.checkUnique(env.step, dev, pasid, mm, t.label));
     const svm = this.svm[dev.index];
     if (svm) yield* svm.start_pasid(t, dev, pasid);
     const err = yield* this.ops(dev).set_dev_pasid(t, dev, pasid, mm, flags);
@@ -309,22 +303,6 @@ export class Sva {
     yield* rcu_assign_pointer(k, t, this.bondPtr(dev, pasid), handle);
     yield* k.step(t, 'iommu_sva: bound', () => this.stats.add('binds'));
     return { ret: handle, pasid, why: 'bound' };
-  }
-
-  /** The oracle of pasidUnique: no other device has pasid bound to another address space now. */
-  private checkUnique(step: number, dev: DeviceInfo, pasid: number, mm: MmStruct, where: string): void {
-    for (const other of this.cfg.devices) {
-      if (other.index === dev.index) continue;
-      const bound = this.boundMm(other.index, pasid);
-      if (bound === 0 || bound === mm.id + 1) continue;
-      const title = `iommu-sim: PASID ${pasid} names two address spaces at once: ${mm.name} on ${dev.name}, mm/${bound - 1} on ${other.name}`;
-      const body = [
-        `PASID ${pasid} of ${dev.name} (IOMMU ${dev.iommu}) and of ${other.name} (IOMMU ${other.iommu}) are bound to different mms:`,
-        'a PASID allocated per IOMMU (or per device) is not a system-wide name for an address space',
-      ];
-      this.k.report({ kind: 'isolation', title, text: [title, ...body].join('\n'), step, where });
-      return;
-    }
   }
 
   private *failed(t: KTask, err: number, why: string): KGen<BindResult> {

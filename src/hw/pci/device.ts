@@ -47,6 +47,8 @@ interface Dma {
   readonly cr: number;
   /** The mm bound at {device, PASID} when the descriptor was submitted (id + 1): where it must land. */
   readonly expected: number;
+  /** The address space its submitter works in (id + 1; 0: not known, a kernel submitter): it must land there too. */
+  readonly meant: number;
   /** A write the device makes outside its descriptor: the address the descriptor named (-1: not stray). */
   readonly strayOf: number;
 }
@@ -61,6 +63,11 @@ export interface DeviceEnv {
   readonly iommuActor: number;
   /** Write a kernel submitter's completion record (1 done, 2 failed). */
   completion(cr: number, ok: boolean): void;
+  /**
+   * The address space a submitting actor's descriptors are for (id + 1), 0 when it is not a process: a process's
+   * descriptor names it by PASID only, and the PASID must name the process's own address space on this device.
+   */
+  submitter(from: number): number;
   ownerName(owner: number): string;
 }
 
@@ -178,7 +185,7 @@ export class PciDevice implements Hardware {
     const m = this.i32;
     switch (msg.type) {
       case 'submit': {
-        const d: Dma = { tag: this.nextTag++ & 0x3fffffff, id: msg.id, pasid: msg.pasid, vpn: msg.vpn, write: msg.w === 1, from: msg.from, cr: msg.cr, expected: this.env.sva.boundMm(this.info.index, msg.pasid), strayOf: -1 };
+        const d: Dma = { tag: this.nextTag++ & 0x3fffffff, id: msg.id, pasid: msg.pasid, vpn: msg.vpn, write: msg.w === 1, from: msg.from, cr: msg.cr, expected: this.env.sva.boundMm(this.info.index, msg.pasid), meant: msg.cr > 0 ? 0 : this.env.submitter(msg.from), strayOf: -1 };
         if (this.unplugged || msg.pasid < 0 || msg.pasid >= 1 << this.info.caps.pasidBits) {
           this.reply(d, false, out);
           return;
@@ -356,7 +363,7 @@ export class PciDevice implements Hardware {
     const pfn = ptePfn(pte);
     const env = this.env;
     if (d.strayOf >= 0) env.oracle.strayLanded(step, this.info.name, d.pasid, d.vpn, d.strayOf, pfn, env.ownerName(pageOwner(env.k, env.pm, pfn)));
-    else env.oracle.dmaLanded(step, this.info.name, d.pasid, d.vpn, pfn, pageOwner(env.k, env.pm, pfn), d.expected, (o) => env.ownerName(o));
+    else env.oracle.dmaLanded(step, this.info.name, d.pasid, d.vpn, pfn, pageOwner(env.k, env.pm, pfn), d.expected, (o) => env.ownerName(o), d.meant);
     dmaWrite(env.k, env.pm, pfn, (this.info.index << 20) | d.pasid);
     this.complete(d, true, out);
   }
