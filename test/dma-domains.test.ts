@@ -58,6 +58,10 @@ describe('seed 001: default DMA domains and scarce address spaces', () => {
     expect(r.findings.map((x) => x.title)).toEqual(['pci 0000:01:01.0: Adding to IOMMU failed: -ENOMEM']);
     expect([0, 1, 2, 3].map((d) => errname(model.kusers.probeResult(d)))).toEqual(['0', '-ENOMEM', '0', '0']);
     expect(c.probe_failures).toBe(1);
+    // The other devices keep working (scenarios/001-domain-alloc-failure.yaml stops at the report).
+    const three = once({ iommus: 'smmuv3', devices: 3, addressSpaces: 3, defaultDomain: 'per-device', kernel: 'dma-api', kdevices: 3, kjobs: 2, failAlloc: 'iommu_domain:2' });
+    expect(three.r.findings.map((x) => x.kind)).toEqual(['probe']);
+    expect(three.c.kernel_jobs).toBe(4);
   });
 
   it('VFIO takeover while DMA-API mappings are live is refused (-EBUSY); after the host driver unbinds it goes through and no IOTLB entry of the old domain survives', () => {

@@ -36,7 +36,8 @@ import { IommuHardware } from '../hw/unit.js';
 import { VTD, vtdOps } from '../hw/vtd/vtd.js';
 import { Kernel } from '../kernel/kernel.js';
 import { staticsOffset } from '../kernel/memory.js';
-import { defineMms, type MmStruct, mm_exit, mm_init, get_task_mm, mmById, mmPasid, mmput, mmStateCode, mmTableWords } from '../kernel/mm/mm.js';
+import { leakReport } from '../kernel/kasan.js';
+import { defineMms, MM_LIVE, type MmStruct, mm_exit, mm_init, get_task_mm, mmById, objectInfo as mmObjectInfo, mmPasid, mmput, mmStateCode, mmTableWords, mmUsers } from '../kernel/mm/mm.js';
 import { defineMmuNotifiers, mmuNotifierWords } from '../kernel/mm/mmu_notifier.js';
 import { do_mmap, do_munmap, fault_in } from '../kernel/mm/pagetable.js';
 import { definePhysMem, onPageFree, pageOwner, physMemWords } from '../kernel/mm/physmem.js';
@@ -384,6 +385,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   // task->mm of each process (mm id + 1; 0 before exec and after exit_mm).
   const taskMms = k.statics.alloc(Math.max(1, P), 'task->mm');
   const taskMm = (i: number): number => k.mem.statics + taskMms + i;
+  k.onEnd(() => exitedMmLeaks(k, mms.mms.slice(0, P), (i) => Atomics.load(k.i32, taskMm(i))));
   const reply = (t: Parameters<Parameters<typeof k.task>[2]>[0], to: number, event: { type: string } & Record<string, Wire>) =>
     k.step(t, `return to user: ${event.type}`, (env) => env.send(to, event));
   const tellMm = (t: Parameters<Parameters<typeof k.task>[2]>[0], i: number, mm: MmStruct) =>
@@ -526,6 +528,21 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     },
   };
   return { workload, model };
+}
+
+/**
+ * At teardown: a process whose task has exited (task->mm cleared by exit_mm) while its mm still has users never
+ * reaches exit_mmap — someone took an mm_users reference (mmget) and never put it. kmemleak's report of the
+ * mm_struct. `taskMm(i)`: process i's task->mm (mm id + 1; 0 before exec and after exit_mm).
+ */
+function exitedMmLeaks(k: Kernel, procMms: readonly MmStruct[], taskMm: (i: number) => number): void {
+  if (!k.enabled('leaks') || k.tasksLeftBlocked) return;
+  procMms.forEach((mm, i) => {
+    if (mmStateCode(k, mm) !== MM_LIVE || taskMm(i) === mm.id + 1) return;
+    const info = mmObjectInfo(k, mm);
+    const f = leakReport(k, info, Array.from(k.i32.subarray(info.obj, info.obj + 8)));
+    k.report({ ...f, text: `${f.text}\n  iommu-sim: proc/${i} has exited, yet ${mm.name} has mm_users ${mmUsers(k, mm)}: it never reaches exit_mmap (an mmget never put)` });
+  });
 }
 
 function ratesParam(v: string): string {

@@ -8,7 +8,8 @@ import type { KTask } from '../kernel/context.js';
 import { ENOSPC } from '../kernel/errno.js';
 import { defineIda, type Ida, idaAllocated, ida_alloc_range, ida_free } from '../kernel/ida.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
-import { type MmStruct, mm_set_pasid, mmPasid } from '../kernel/mm/mm.js';
+import { setAllocTrack, TRACK_WORDS, unreferenced } from '../kernel/kmemleak.js';
+import { MM_FREED, type MmStruct, type MmTable, mm_set_pasid, mmById, mmPasid, mmStateCode } from '../kernel/mm/mm.js';
 import type { Oracle } from './oracle.js';
 import { type DeviceInfo, type IommuOps, type PasidPlacement, SVM_FLAG_PRIVATE_PASID, type SvmOps } from './types.js';
 
@@ -18,7 +19,8 @@ const S_PASID = 2;
 const S_USERS = 3;
 const S_PRIVATE = 4;
 const S_MM_PASID = 5; // 1: this PASID is the mm's own (mm->pasid), set when it was allocated
-const S_WORDS = 6;
+const S_TRACK = 6; // kmemleak's allocation track (TRACK_WORDS)
+const S_WORDS = S_TRACK + TRACK_WORDS;
 
 const Q_SCOPE = 0; // scope + 1, 0: free slot
 const Q_PASID = 1;
@@ -29,6 +31,7 @@ export interface PasidEnv {
   readonly devices: readonly DeviceInfo[];
   readonly iommus: number;
   readonly placement: PasidPlacement;
+  readonly mms: MmTable;
   opsOf(dev: DeviceInfo): IommuOps;
   svmOf(dev: DeviceInfo): SvmOps | undefined;
 }
@@ -76,11 +79,28 @@ export class PasidAllocator {
       const scope = this.scopeOf(d);
       for (const p of this.env.svmOf(d)?.allocated_pasids?.(d) ?? []) if (!held.has(`${scope}:${p}`)) lines.push(`  PASID ${p} allocated by ${d.name}'s driver`);
     }
+    this.freedMmCheck();
     if (lines.length === 0) return;
     const title = `leak: ${lines.length} PASID${lines.length > 1 ? 's' : ''} still allocated at teardown with no bind and no quarantine`;
     k.report({ kind: 'leak', title, text: [title, ...lines].join('\n'), step: -1, where: 'iommu_sva' });
   }
 
+
+  /**
+   * A PASID still allocated to an mm that has been freed: every bind of it held mm_count, so every one is gone,
+   * and the last iommu_sva_pasid_put never came (or the mm was freed under a bind). The record is unreferenced.
+   */
+  private freedMmCheck(): void {
+    const k = this.k;
+    if (k.tasksLeftBlocked) return;
+    for (let s = 0; s < this.slots; s++) {
+      if (k.i32[this.w(s, S_SCOPE)] === 0) continue;
+      const mm = mmById(this.env.mms, (k.i32[this.w(s, S_MM)] as number) - 1);
+      if (!mm || mmStateCode(k, mm) !== MM_FREED) continue;
+      const why = `PASID ${k.i32[this.w(s, S_PASID)]} is still allocated to ${mm.name} (users ${k.i32[this.w(s, S_USERS)]}), which has been freed (__mmdrop)`;
+      k.report(unreferenced(k, this.w(s, 0), S_WORDS, this.w(s, S_TRACK), why));
+    }
+  }
 
   /** The placement in force for dev (`native`: its IOMMU driver's own). */
   placementOf(dev: DeviceInfo): Exclude<PasidPlacement, 'native'> {
@@ -155,6 +175,7 @@ export class PasidAllocator {
         k.i32[this.w(s, S_USERS)] = 1;
         k.i32[this.w(s, S_PRIVATE)] = priv ? 1 : 0;
         k.i32[this.w(s, S_MM_PASID)] = own ? 1 : 0;
+        setAllocTrack(k, t, this.w(s, S_TRACK));
         return true;
       }
       return false;

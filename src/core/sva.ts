@@ -9,7 +9,8 @@
 import type { KTask } from '../kernel/context.js';
 import { EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, errname } from '../kernel/errno.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
-import { type MmStruct, type MmTable, mmget_not_zero, mmput } from '../kernel/mm/mm.js';
+import { allocTrack, setAllocTrack, TRACK_WORDS, unreferenced } from '../kernel/kmemleak.js';
+import { MM_LIVE, type MmStruct, type MmTable, mmById, mmget_not_zero, mmput, mmState, mmStateCode } from '../kernel/mm/mm.js';
 import {
   defineMmuNotifierOps,
   type MmuNotifiers,
@@ -19,7 +20,7 @@ import {
 } from '../kernel/mm/mmu_notifier.js';
 import { fault_in } from '../kernel/mm/pagetable.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
-import { objectRcuPointer, type RcuPointer, rcu_assign_pointer, rcu_dereference, rcu_init, rcu_read_lock, rcu_read_unlock } from '../kernel/rcu.js';
+import { objectRcuPointer, type RcuPointer, rcu_assign_pointer, rcu_dereference, rcu_init, rcu_read_lock, rcu_read_unlock, synchronize_rcu } from '../kernel/rcu.js';
 import type { Oracle } from './oracle.js';
 import { PasidAllocator } from './pasid.js';
 import type { Stats } from './stats.js';
@@ -43,7 +44,8 @@ const B_USERS = 4;
 const B_SUB = 5; // MMU notifier subscription (0: none, for init_mm)
 const B_FLAGS = 6;
 const B_RELEASED = 7;
-const B_WORDS = 8;
+const B_TRACK = 8; // kmemleak's allocation track (TRACK_WORDS)
+const B_WORDS = B_TRACK + TRACK_WORDS;
 
 export interface SvaConfig {
   readonly devices: readonly DeviceInfo[];
@@ -81,6 +83,7 @@ export class Sva {
   ) {
     rcu_init(k);
     this.lock = defineMutex(k, 'iommu_sva_lock');
+    k.onEnd(() => this.leakCheck());
     this.iommuOps = Array.from({ length: cfg.iommus }, () => undefined);
     this.svm = cfg.devices.map(() => undefined);
     this.bonds = k.statics.alloc(cfg.bonds * B_WORDS, 'iommu_sva bonds');
@@ -92,7 +95,7 @@ export class Sva {
     this.pasids = new PasidAllocator(
       k,
       oracle,
-      { devices: cfg.devices, iommus: cfg.iommus, placement: cfg.policies.pasidAlloc, opsOf: (d) => this.ops(d), svmOf: (d) => this.svm[d.index] },
+      { devices: cfg.devices, iommus: cfg.iommus, placement: cfg.policies.pasidAlloc, opsOf: (d) => this.ops(d), svmOf: (d) => this.svm[d.index], mms },
       cfg.bonds,
     );
     const sva = this;
@@ -160,6 +163,37 @@ export class Sva {
     const out: number[] = [];
     for (let h = 1; h <= this.cfg.bonds; h++) if (this.k.i32[this.b(h, B_USED)] !== 0) out.push(h);
     return out;
+  }
+
+  /** Who allocated the bond (kmemleak's track). */
+  bondAllocator(handle: number): { comm: string; pid: number } {
+    return allocTrack(this.k, this.b(handle, B_TRACK));
+  }
+
+  /**
+   * At teardown: bonds nothing can unbind any more — a process's, once its mm is past exit (the task is gone and
+   * exit_files closed its fds); init_mm's (kernel users, supervisor binds), once no process lives either — are
+   * leaks, with the MMU notifier subscription they keep registered and the mm_count it holds. A bond whose last
+   * user has gone is being torn down, and a run that left tasks blocked is not judged (see tasksLeftBlocked).
+   */
+  private leakCheck(): void {
+    const k = this.k;
+    if (!k.enabled('leaks') || k.tasksLeftBlocked) return;
+    const processesLive = this.mms.mms.some((mm) => mmStateCode(k, mm) === MM_LIVE);
+    for (const h of this.liveBonds()) {
+      const users = this.bondField(h, 'users');
+      if (users <= 0) continue;
+      const mm = mmById(this.mms, this.bondField(h, 'mm'));
+      if (!mm) continue;
+      const kernel = mm.id === this.mms.initMm.id;
+      if (kernel ? processesLive : mmStateCode(k, mm) === MM_LIVE) continue;
+      const dev = this.cfg.devices[this.bondField(h, 'dev')];
+      const sub = k.i32[this.b(h, B_SUB)] as number;
+      const gone = kernel ? 'no task is left that could unbind it' : `${mm.name} is ${mmState(k, mm)}: its task has exited and closed its fds`;
+      const held = sub > 0 ? `; its MMU notifier subscription ${sub} is still registered, holding ${mm.name}'s mm_count` : '';
+      const why = `struct iommu_sva of ${mm.name} on ${dev?.name ?? '?'} PASID ${this.bondField(h, 'pasid')} (users ${users}) was never unbound; ${gone}${held}`;
+      k.report(unreferenced(k, this.b(h, B_USED), B_WORDS, this.b(h, B_TRACK), why));
+    }
   }
 
   // ---- attaching I/O page tables (DMA and paging domains) ----
@@ -258,6 +292,7 @@ export class Sva {
       for (let h = 1; h <= this.cfg.bonds; h++) {
         if (k.i32[this.b(h, B_USED)] !== 0) continue;
         k.i32[this.b(h, B_USED)] = 1;
+        setAllocTrack(k, t, this.b(h, B_TRACK));
         return h;
       }
       return 0;
@@ -363,6 +398,8 @@ export class Sva {
   private *teardown(t: KTask, handle: number, dev: DeviceInfo, mm: MmStruct, pasid: number, quarantine: boolean): KGen {
     const k = this.k;
     yield* rcu_assign_pointer(k, t, this.bondPtr(dev, pasid), 0);
+    // A page-request handler that found the bond has its mm reference once this returns.
+    yield* synchronize_rcu(k, t);
     yield* this.ops(dev).remove_dev_pasid(t, dev, pasid, mm, 'unbind');
     yield* k.step(t, quarantine ? 'iommu_sva: quarantine PASID' : 'iommu_sva: unbound', (env) => {
       Atomics.store(k.i32, this.at(this.boundTable[dev.index] as number, pasid), 0);
@@ -426,13 +463,16 @@ export class Sva {
       t,
       'iommu_sva_handle_iopf',
       function* (this: Sva): KGen<number> {
+        // The mm reference is taken inside the read-side section: the unbind waits for it (synchronize_rcu)
+        // before the bond's hold on the mm can go.
         yield* rcu_read_lock(k, t);
         const handle = yield* rcu_dereference(k, t, this.bondPtr(dev, pasid));
         const mmId = handle > 0 ? yield* k.step(t, 'bond->mm', () => this.bondField(handle, 'mm')) : 0;
+        const mm = mmId > 0 ? this.mms.mms[mmId - 1] : undefined;
+        const held = mm !== undefined && (yield* mmget_not_zero(k, t, mm));
         yield* rcu_read_unlock(k, t);
         let code = RESP_INVALID;
-        const mm = mmId > 0 ? this.mms.mms[mmId - 1] : undefined;
-        if (mm && (yield* mmget_not_zero(k, t, mm))) {
+        if (mm && held) {
           const r = yield* fault_in(k, t, mm, vpn, write);
           yield* mmput(k, t, this.notifiers, mm);
           if (r === 'ok') code = RESP_SUCCESS;

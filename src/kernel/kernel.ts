@@ -202,6 +202,7 @@ export class Kernel implements Monitor {
   private readonly attachHooks: ((first: boolean) => void)[] = [];
   private readonly waiting = new Map<KTask, Waiting>();
   private readonly hungReported = new Set<number>();
+  private leftBlocked = false;
   private attachedOnce = false;
   readonly lockdep: Lockdep;
   /** The string heap: only ever appended to, and read only below its used mark, which the header (zeroed) holds. */
@@ -267,6 +268,7 @@ export class Kernel implements Monitor {
     this.tasks.clear();
     this.waiting.clear();
     this.hungReported.clear();
+    this.leftBlocked = false;
     for (const h of this.attachHooks) h(first);
   }
 
@@ -330,7 +332,17 @@ export class Kernel implements Monitor {
     return until;
   }
 
+  /**
+   * Whether the run ended with tasks blocked for ever (stuck() was told of them). Teardown leak checks then
+   * stand back, as kmemleak does for what a task's stack still references: a blocked task is in the middle of
+   * whatever it would have freed.
+   */
+  get tasksLeftBlocked(): boolean {
+    return this.leftBlocked;
+  }
+
   stuck(blocked: readonly BlockedTask[], now: number): void {
+    if (blocked.length > 0) this.leftBlocked = true;
     // Waits-for edges from what each blocked task waits on; a cycle is a real deadlock.
     const byId = new Map(blocked.map((b) => [b.id, b]));
     const inCycle = new Set<number>();

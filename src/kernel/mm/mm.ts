@@ -239,7 +239,8 @@ function track(k: Kernel, by: number, chain: number): SlabTrack {
   return { pid: i < 0 ? 0 : Number(label.slice(i + 1)), comm: i < 0 ? label : label.slice(0, i), chain: c === '' ? [] : c.split('\n') };
 }
 
-function objectInfo(k: Kernel, mm: MmStruct): SlabObjectInfo {
+/** The mm_struct as KASAN and kmemleak describe an object (its allocation and free tracks). */
+export function objectInfo(k: Kernel, mm: MmStruct): SlabObjectInfo {
   const b = mmBase(k, mm);
   const i32 = k.i32;
   const words = M_HDR + 2 * mm.pages;
