@@ -26,7 +26,6 @@ function once(params: Record<string, Wire>, seed = 1, keepGoing = true, patch?: 
   return { r, model: built.model, c: r.check.counters };
 }
 
-const kinds = (r: { findings: readonly { kind: string }[] }): string[] => [...new Set(r.findings.map((f) => f.kind))].sort();
 
 describe('isolation: one PASID for two address spaces (seed 000)', () => {
   // Two processes open the work queues of two devices behind two VT-d units.
