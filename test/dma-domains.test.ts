@@ -32,7 +32,7 @@ describe('seed 001: default DMA domains and scarce address spaces', () => {
       expect(f0?.text).toMatch(/Call Trace:\n <TASK>\n iommu_probe_device\n iommu_probe\n <\/TASK>/);
       expect([0, 1, 2, 3].map((d) => model.kusers.probeResult(d))).toEqual([0, 0, 0, 0]);
       expect(errname(model.kusers.probeResult(4))).toBe('-ENOSPC');
-      expect(r.check.notes).toEqual([`iommu: probe of 0000:01:04.0 failed with error -28 (-ENOSPC): iommu probe of 0000:01:04.0 failed: ${model.units[0]?.name}: all 4 address spaces are in use`]);
+      expect(r.check.notes).toEqual([`pci 0000:01:04.0: Adding to IOMMU failed: -ENOSPC (iommu probe of 0000:01:04.0 failed: ${model.units[0]?.name}: all 4 address spaces are in use)`]);
       expect(c.probe_failures).toBe(1);
       // The four probed devices do their DMA; the fifth has no DMA domain to map into.
       expect(c.kernel_jobs).toBe(12);

@@ -262,7 +262,7 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
       const mem = new KernelMemory(shared, k.layout, k.base);
       return infos.flatMap((d) => {
         const err = shared[mem.statics + results + d.index] as number;
-        return err < 0 ? [`iommu: probe of ${d.name} failed with error ${err} (${errname(err)}): ${mem.stringAt(shared[mem.statics + whys + d.index] as number)}`] : [];
+        return err < 0 ? [`pci ${d.name}: Adding to IOMMU failed: ${errname(err)} (${mem.stringAt(shared[mem.statics + whys + d.index] as number)})`] : [];
       });
     },
     syspasidResult: (dev: number): number => k.i32[result(D + dev)] as number,
