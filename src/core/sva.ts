@@ -9,7 +9,7 @@
 import type { KTask } from '../kernel/context.js';
 import { EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, errname } from '../kernel/errno.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
-import { allocTrack, setAllocTrack, TRACK_WORDS, unreferenced } from '../kernel/kmemleak.js';
+import { setAllocTrack, TRACK_WORDS, unreferenced } from '../kernel/kmemleak.js';
 import { MM_LIVE, type MmStruct, type MmTable, mmById, mmget_not_zero, mmput, mmState, mmStateCode } from '../kernel/mm/mm.js';
 import {
   defineMmuNotifierOps,
@@ -165,14 +165,9 @@ export class Sva {
     return out;
   }
 
-  /** Who allocated the bond (kmemleak's track). */
-  bondAllocator(handle: number): { comm: string; pid: number } {
-    return allocTrack(this.k, this.b(handle, B_TRACK));
-  }
-
   /**
    * At teardown: bonds nothing can unbind any more — a process's, once its mm is past exit (the task is gone and
-   * exit_files closed its fds); init_mm's (kernel users, supervisor binds), once no process lives either — are
+   * exit_files closed its fds); init_mm's (kernel users, supervisor binds), once no user mm is live either — are
    * leaks, with the MMU notifier subscription they keep registered and the mm_count it holds. A bond whose last
    * user has gone is being torn down, and a run that left tasks blocked is not judged (see tasksLeftBlocked).
    */
