@@ -2,14 +2,13 @@
 // its expectations, `explore` it at scale over a pool of worker threads, and `races` — every shipped race
 // script with the policy that shows the bug and the one that fixes it, then a short stress run: what
 // `npm start` does.
-import { readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { type Command, Option } from 'commander';
-import { expectationFor, judge } from '../scenario/expect.js';
+import { expectationFor, type Tally, Tallier } from '../scenario/expect.js';
+import { observed, runJudged } from '../scenario/judged.js';
 import { exploreScenario } from '../scenario/explore.js';
 import { loadScenarioFile, scenarioParams } from '../scenario/load.js';
-import type { Scenario } from '../scenario/scenario.js';
 import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { run } from '../runtime/run.js';
 import { Schedule } from '../runtime/schedule.js';
@@ -18,6 +17,7 @@ import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
 import { Exit } from './exit.js';
 import { intArg } from './options.js';
 import { progress } from './progress.js';
+import { policyWords, type RaceRow, raceFiles, raceRow, tableRow } from './races.js';
 import { stressRuns } from './stress.js';
 
 interface ScenarioFlags {
@@ -36,15 +36,6 @@ function durationArg(raw: string): number {
   if (!m) throw new Error(`'${raw}' is not a duration (e.g. 30s, 2m, 500ms)`);
   const v = Number(m[1]);
   return m[2] === 'ms' ? v : m[2] === 'm' ? v * 60_000 : v * 1000;
-}
-
-function variant(s: Scenario, fixed: boolean): string {
-  // A patch under review is the variant's policy too: name its module.
-  const patch = s.extension ? { extension: basename(s.extension) } : {};
-  const p = fixed ? { ...s.policies, ...patch, ...(s.fix ?? {}) } : { ...s.policies, ...patch };
-  return Object.entries(p)
-    .map(([k, v]) => `${k}=${String(v)}`)
-    .join(' ');
 }
 
 function printVerdict(tag: string, lines: readonly string[], ok: boolean): void {
@@ -72,27 +63,45 @@ export function registerScenarioCommands(program: Command): void {
       if (fixed && !s.fix) throw new Exit(usage(`${file}: has no \`fix\` to apply`));
       const e = expectationFor(s, fixed);
       const bar = progress('executions', !flags.json);
-      const r = flags.runtime === 'threaded' ? await threadedRuns(s, fixed, flags) : await run({
+      const threaded = flags.runtime === 'threaded';
+      const j = await runJudged(e, {
         workload: { name: s.model, params: scenarioParams(s, fixed) },
-        runtime: 'deterministic',
+        runtime: flags.runtime,
         strategy: flags.strategy ?? s.explore.strategy,
         depth: flags.depth ?? s.explore.depth,
         seed: flags.seed ?? s.explore.seed,
-        runs: flags.runs ?? s.explore.runs,
-        onProgress: (d, t) => bar.update(d, t),
+        runs: flags.runs ?? (threaded ? 1 : s.explore.runs),
+        ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
+        ...(threaded ? {} : { onProgress: (d: number, t: number) => bar.update(d, t) }),
       });
       bar.stop();
-      const v = judge(e, { findings: r.findings, counters: r.check.counters, checkOk: r.check.ok, problems: r.check.problems });
+      const r = j.outcome;
+      const v = j.verdict;
       if (flags.record) r.schedule.save(flags.record);
       if (flags.json) {
         process.stdout.write(
-          `${JSON.stringify({ ok: v.ok, scenario: s.name, fixed, verdict: v.lines, executions: r.executions, explored: r.explored, traceHash: r.traceHash, findings: r.findings, counters: r.check.counters, record: flags.record ?? null })}\n`,
+          `${JSON.stringify({
+            ok: v.ok,
+            scenario: s.name,
+            fixed,
+            verdict: v.lines,
+            executions: r.executions,
+            explored: r.explored,
+            seed: r.seed,
+            traceHash: r.traceHash,
+            schedules: scheduleCounts(j.tally),
+            ...(threaded ? { runs: j.threaded } : {}),
+            findings: r.findings,
+            counters: r.check.counters,
+            record: flags.record ?? null,
+          })}\n`,
         );
       } else {
         console.log(`run: ${s.name}${s.seed ? ` (seed ${s.seed})` : ''}: ${s.title}`);
-        console.log(`run: model ${s.model}, ${fixed ? 'fixed' : 'as written'}: ${variant(s, fixed)}`);
+        console.log(`run: model ${s.model}, ${fixed ? 'fixed' : 'as written'}: ${policyWords(s, fixed)}`);
         for (const f of r.findings) console.log(`\n${f.text}\n`);
-        console.log(`run: ${r.explored}; trace hash ${r.traceHash}`);
+        for (const t of j.threaded) console.log(`run: threaded run seed ${t.seed}: trace hash ${t.traceHash}${t.kind ? ` (${t.kind}: ${t.class})` : ''}`);
+        console.log(`run: ${r.explored}; reported: seed ${r.seed}, trace hash ${r.traceHash}`);
         if (flags.record) console.log(`run: schedule written to ${flags.record}; replay with: iommu-sim replay ${flags.record}`);
         printVerdict('run', v.lines, v.ok);
       }
@@ -131,6 +140,7 @@ export function registerScenarioCommands(program: Command): void {
           strategy: flags.strategy ?? s.explore.strategy,
           depth: flags.depth ?? s.explore.depth,
           seed: flags.seed ?? s.explore.seed,
+          expect: expectationFor(s, fixed),
           runs,
           ...(flags.time !== undefined ? { timeMs: flags.time } : {}),
           workers: flags.workers ?? availableParallelism(),
@@ -147,18 +157,25 @@ export function registerScenarioCommands(program: Command): void {
       const record = flags.record ?? `${s.name}.sched`;
       if (first?.schedule) Schedule.decode(first.schedule, 'exploration').save(record);
       const rate = Math.round(out.executions / Math.max(0.001, out.elapsedMs / 1000));
+      const v = out.verdict;
       if (flags.json) {
         process.stdout.write(
           `${JSON.stringify({
-            ok: out.failures.length === 0,
+            ok: v.ok,
             scenario: s.name,
             fixed,
+            verdict: v.lines,
             executions: out.executions,
+            elapsedMs: Math.round(out.elapsedMs),
             schedulesPerSecond: rate,
             stoppedBy: out.stoppedBy,
-            failingSeeds: out.failures.map((f) => f.seed),
+            firstSeed: flags.seed ?? s.explore.seed,
+            first: out.first,
+            schedules: scheduleCounts(out.tally),
             failingSchedules: out.failing,
             failingByKind: out.failingKinds,
+            failingSeeds: out.tally.marked,
+            failingSeedsOmitted: out.tally.marksOmitted,
             findings: first?.findings ?? [],
             problems: first?.problems ?? [],
             traceHash: first?.traceHash ?? null,
@@ -167,24 +184,25 @@ export function registerScenarioCommands(program: Command): void {
           })}\n`,
         );
       } else {
-        console.log(`explore: ${s.name}: ${out.executions} schedules in ${(out.elapsedMs / 1000).toFixed(1)} s (${rate}/s), stopped by ${out.stoppedBy}`);
-        const pasid = Object.entries(out.coverage.pasid).map(([k, v]) => `${k} ${v}`).join(', ');
+        console.log(`explore: ${s.name}: ${out.executions} schedules (seeds ${flags.seed ?? s.explore.seed}..) in ${(out.elapsedMs / 1000).toFixed(1)} s (${rate}/s), stopped by ${out.stoppedBy}`);
+        const pasid = Object.entries(out.coverage.pasid).map(([k, n]) => `${k} ${n}`).join(', ');
         console.log(`explore: coverage: ${out.coverage.triples.length} (actor, state, event) triples, ${out.coverage.lockChains.length} lock chains; PASID transitions: ${pasid || 'none'}`);
         if (first) {
           for (const f of first.findings) console.log(`\n${f.text}\n`);
           for (const p of first.problems) console.log(`explore: ${p}`);
-          console.log(`explore: failing seed ${first.seed} (${first.explored}); schedule written to ${record}`);
-          console.log(`explore: replay with: iommu-sim replay ${record}`);
-          if (out.failures.length > 1) console.log(`explore: ${out.failures.length} failing seeds: ${out.failures.map((f) => f.seed).join(' ')}`);
-          if (flags.keepGoing) {
-            const kinds = Object.entries(out.failingKinds).map(([k, n]) => `${k} ${n}`).join(', ');
-            console.log(`explore: ${out.failing} of ${out.executions} schedules failed (${kinds})`);
-          }
+          console.log(`explore: seed ${first.executionSeed} decided it (${out.first?.class}, after ${out.first?.schedules} schedules, ${((out.first?.elapsedMs ?? 0) / 1000).toFixed(1)} s); schedule written to ${record}`);
+          console.log(`explore: replay with: iommu-sim replay ${record}, or run it again with: iommu-sim run ${file}${fixed ? ' --fixed' : ''} --seed ${first.executionSeed} --runs 1`);
         }
-        console.log(`explore: ${first ? 'FAILURE' : 'SUCCESS'}`);
+        if (flags.keepGoing) {
+          const kinds = Object.entries(out.failingKinds).map(([k, n]) => `${k} ${n}`).join(', ');
+          console.log(`explore: ${out.failing} of ${out.executions} schedules had a finding${kinds ? ` (${kinds})` : ''}; ${out.tally.shows} showed the expected finding, ${out.tally.fails} failed the verdict`);
+          const seeds = out.tally.marked.slice(0, 20).map((m) => `${m.seed} ${m.kind}`);
+          if (seeds.length > 0) console.log(`explore: seeds with a finding: ${seeds.join(', ')}${out.tally.marked.length + out.tally.marksOmitted > 20 ? `, … (${out.tally.marked.length + out.tally.marksOmitted} in all; --json lists them)` : ''}`);
+        }
+        printVerdict('explore', v.lines, v.ok);
       }
       if (out.stoppedBy === 'interrupt') throw new Exit(130);
-      if (first) throw new Exit(1);
+      if (!v.ok) throw new Exit(1);
     });
 
   program
@@ -214,6 +232,7 @@ export function registerScenarioCommands(program: Command): void {
           params: scenarioParams(s, fixed),
           seconds: flags.duration / 1000,
           seed: flags.seed,
+          expect: expectationFor(s, fixed),
           placement: flags.placement,
           ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
           keepGoing: flags.keepGoing ?? false,
@@ -225,13 +244,13 @@ export function registerScenarioCommands(program: Command): void {
         process.off('SIGINT', onSigint);
       }
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ ok: out.ok, scenario: s.name, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, findings: out.failures.flatMap((r) => r.findings), saved: out.saved })}\n`);
+        process.stdout.write(`${JSON.stringify({ ok: out.ok, scenario: s.name, verdict: out.verdict.lines, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, findings: out.failures.flatMap((r) => r.findings), saved: out.saved })}\n`);
       } else {
         for (const r of out.failures.slice(0, 1)) for (const f of r.findings) console.log(`\n${f.text}\n`);
         console.log(`stress: ${s.name}: ${out.runs} threaded runs in ${out.seconds.toFixed(1)} s (${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
         console.log(`stress: per second ${Object.entries(out.perSecond).filter(([, v]) => v !== 0).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
         for (const f of out.saved) console.log(`stress: failing run saved to ${f}; replay with: iommu-sim replay ${f}`);
-        console.log(`stress: ${out.ok ? 'SUCCESS' : 'FAILURE'}`);
+        printVerdict('stress', out.verdict.lines, out.ok);
       }
       if (ac.signal.aborted) throw new Exit(130);
       if (!out.ok) throw new Exit(1);
@@ -243,85 +262,54 @@ export function registerScenarioCommands(program: Command): void {
     .addOption(new Option('--stress <seconds>', 'length of the stress run (0: none)').argParser(intArg(0, 3600)).default(5))
     .option('--json', 'print one JSON object')
     .action(async (flags: { stress: number; json?: boolean }) => {
-      const files = ['races', 'scenarios'].flatMap((d) =>
-        readdirSync(join(PACKAGE_ROOT, d))
-          .filter((f) => /\.(ya?ml|json|ts)$/.test(f))
-          .sort()
-          .map((f) => `${d}/${f}`),
-      );
-      const rows: { script: string; seed: string; policy: string; finding: string; schedules: string; verdict: string }[] = [];
-      let ok = true;
-      for (const f of files) {
+      const rows: RaceRow[] = [];
+      for (const f of raceFiles()) {
         const s = await loadScenarioFile(join(PACKAGE_ROOT, f));
         for (const fixed of s.fix ? [false, true] : [false]) {
-          const e = expectationFor(s, fixed);
-          const r = await run({
-            workload: { name: s.model, params: scenarioParams(s, fixed) },
-            runtime: 'deterministic',
-            strategy: s.explore.strategy,
-            depth: s.explore.depth,
-            seed: s.explore.seed,
-            runs: s.explore.runs,
-          });
-          const v = judge(e, { findings: r.findings, counters: r.check.counters, checkOk: r.check.ok, problems: r.check.problems });
-          ok &&= v.ok;
-          const finding = r.findings[0]?.title ?? (Object.keys(e.counters).length > 0 ? Object.keys(e.counters).map((c) => `${c}=${r.check.counters[c]}`).join(' ') : '—');
-          rows.push({
-            script: f,
-            seed: s.seed ?? '',
-            policy: `${fixed ? 'fix' : s.fix ? 'bug' : 'as written'}: ${fixed ? Object.entries(s.fix ?? {}).map(([k, v2]) => `${k}=${String(v2)}`).join(' ') : variant(s, false)}`.slice(0, 60),
-            finding: finding.length > 70 ? `${finding.slice(0, 67)}…` : finding,
-            schedules: r.findings.length > 0 ? `${r.executions}` : `${r.executions} (none)`,
-            verdict: v.ok ? 'ok' : `FAILED: ${v.lines.filter((l) => l.includes('NOT') || l.includes('none found') || l.includes('forbidden') || l.includes('check failed')).join('; ')}`,
-          });
-          if (!flags.json) process.stderr.write(`races: ${f} (${fixed ? 'fix' : 'bug'}): ${v.ok ? 'ok' : 'FAILED'}\n`);
+          const row = await raceRow(f, s, fixed);
+          rows.push(row);
+          if (!flags.json) process.stderr.write(`races: ${f} (${row.variant}): ${row.ok ? 'ok' : 'FAILED'}\n`);
         }
       }
-      let stress: { ok: boolean; line: string } | undefined;
-      if (flags.stress > 0) {
-        const until = performance.now() + flags.stress * 1000;
-        let runs = 0;
-        let dmas = 0;
-        let findings = 0;
-        while (performance.now() < until) {
-          const r = await run({
-            workload: { name: 'sva', params: { iommus: 'vtd,amd,smmuv3', devices: 6, processes: 24, script: 'stress', rounds: 2, dmas: 6, seed: runs + 1 } },
-            runtime: 'threaded',
-            seed: runs + 1,
-            workers: 2,
-          });
-          runs++;
-          dmas += r.check.counters.dmas ?? 0;
-          findings += r.findings.length + (r.check.ok ? 0 : 1);
-          if (findings > 0) break;
-        }
-        stress = { ok: findings === 0, line: `stress: ${runs} threaded runs of a mixed topology (vtd, amd, smmuv3), ${dmas} DMAs, ${findings} findings` };
-        ok &&= stress.ok;
-      }
+      let ok = rows.every((r) => r.ok);
+      const stress = flags.stress > 0 ? await racesStress(flags.stress) : null;
+      if (stress) ok &&= stress.ok;
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ ok, races: rows, stress: stress ?? null })}\n`);
+        process.stdout.write(`${JSON.stringify({ ok, races: rows, stress })}\n`);
       } else {
-        console.table(rows);
-        if (stress) console.log(stress.line);
+        console.table(rows.map(tableRow));
+        console.log('races: a deterministic hazard shows its finding on every schedule of its budget; a race on some (the fraction shown)');
+        if (stress) console.log(`stress: ${stress.runs} threaded runs of a mixed topology (vtd, amd, smmuv3), ${stress.dmas} DMAs, ${stress.failing} failing${stress.verdict.length > 0 ? `: ${stress.verdict.join('; ')}` : ''}`);
         console.log(ok ? 'SUCCESS' : 'FAILURE');
       }
       if (!ok) throw new Exit(1);
     });
 }
 
-/**
- * `run --runtime threaded`: recorded threaded runs (seed, seed+1, …) until one shows a finding or fails its
- * check, or --runs (default 1) are done; the last one is the outcome (its schedule replays deterministically).
- */
-async function threadedRuns(s: Scenario, fixed: boolean, flags: ScenarioFlags & { workers?: number }): Promise<Awaited<ReturnType<typeof run>>> {
-  const seed = flags.seed ?? s.explore.seed;
-  const n = flags.runs ?? 1;
-  let r: Awaited<ReturnType<typeof run>> | undefined;
-  for (let i = 0; i < n; i++) {
-    r = await run({ workload: { name: s.model, params: scenarioParams(s, fixed) }, runtime: 'threaded', seed: seed + i, ...(flags.workers !== undefined ? { workers: flags.workers } : {}) });
-    if (r.findings.length > 0 || !r.check.ok) break;
+/** The short threaded stress run of `races`: a mixed topology, judged as a scenario expecting no finding. */
+async function racesStress(seconds: number): Promise<{ ok: boolean; runs: number; dmas: number; failing: number; verdict: string[] }> {
+  const until = performance.now() + seconds * 1000;
+  const tally = new Tallier({ findings: [], forbid: 'any', counters: {} });
+  let dmas = 0;
+  while (performance.now() < until && !tally.decided) {
+    const seed = tally.tally().schedules + 1;
+    const r = await run({
+      workload: { name: 'sva', params: { iommus: 'vtd,amd,smmuv3', devices: 6, processes: 24, script: 'stress', rounds: 2, dmas: 6, seed } },
+      runtime: 'threaded',
+      seed,
+      workers: 2,
+    });
+    dmas += r.check.counters.dmas ?? 0;
+    tally.add(seed, observed(r));
   }
-  return r as Awaited<ReturnType<typeof run>>;
+  const t = tally.tally();
+  const v = tally.verdict();
+  return { ok: v.ok, runs: t.schedules, dmas, failing: t.fails, verdict: v.ok ? [] : [...v.lines] };
+}
+
+/** A tally's counts, for JSON: schedules judged, showing the expected finding, failing the verdict, allowed, by kind. */
+function scheduleCounts(t: Tally): { judged: number; showing: number; failing: number; allowed: number; byKind: Readonly<Record<string, number>> } {
+  return { judged: t.schedules, showing: t.shows, failing: t.fails, allowed: t.allowed, byKind: t.byKind };
 }
 
 /** A usage error: printed, exit 2. */
