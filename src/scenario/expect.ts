@@ -103,7 +103,9 @@ export function classify(e: Expectation, o: Observed): Judged {
     if (reasons.length > 0) return { class: 'fails', expected, reasons };
     return { class: expected ? 'shows' : kinds.length > 0 ? 'allowed' : 'clean', expected, reasons };
   }
-  if (!o.checkOk) reasons.push(...o.problems.map((p) => `check failed: ${p}`), ...(o.problems.length === 0 ? ['check failed'] : []));
+  // A finding the expectation allows explains what follows it (a task left blocked by a hang): the workload's
+  // check judges a schedule with no finding at all.
+  if (!o.checkOk && kinds.length === 0) reasons.push(...o.problems.map((p) => `check failed: ${p}`), ...(o.problems.length === 0 ? ['check failed'] : []));
   if (!counters.met) reasons.push(...counters.lines.filter((l) => l.endsWith('NOT MET')));
   if (reasons.length > 0) return { class: 'fails', expected: false, reasons };
   return { class: kinds.length > 0 ? 'allowed' : 'clean', expected: false, reasons };
@@ -207,7 +209,8 @@ export function verdictOf(e: Expectation, t: Tally, last: Observed | null = null
       lines.push(`expected a finding of kind ${e.findings.join(' or ')}: found in ${t.shows} ${of}${which ? ` (first finding: ${which})` : ''}${d?.judged.class === 'shows' ? `, first at seed ${d.seed}` : ''}`);
     } else {
       const seen = kindsLine(t.byKind, (k) => !expected(k) && !isForbidden(e, k));
-      lines.push(`expected a finding of kind ${e.findings.join(' or ')}: none found in ${schedules(t.schedules)}${seen ? ` (allowed kinds seen: ${seen})` : ''}`);
+      const where = t.fails > 0 && d?.judged.class === 'fails' ? `in the ${schedules(t.schedules)} run before a schedule failed` : `in ${schedules(t.schedules)}`;
+      lines.push(`expected a finding of kind ${e.findings.join(' or ')}: none found ${where}${seen ? ` (allowed kinds seen: ${seen})` : ''}`);
     }
   }
   const forbid = e.forbid === 'any' ? 'every kind not expected' : e.forbid.length > 0 ? e.forbid.join(', ') : 'nothing';
