@@ -4,6 +4,7 @@
 // expectation's `forbid` (by default every kind not listed) fails a run that shows a forbidden kind; malformed
 // scenarios are refused with the field named; the loader never throws anything but a validation error on
 // arbitrary input.
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import { runJudged } from '../src/scenario/judged.js';
 import { loadScenarioFile, ScenarioError, scenarioParams, validateScenario } from '../src/scenario/load.js';
 import { defineScenario, type Expectation, type Scenario } from '../src/scenario/scenario.js';
 import { replay, run, Schedule } from '../src/runtime/run.js';
+import { hazardClass, raceRow } from '../src/cli/races.js';
 
 const RACES = join(import.meta.dirname, '..', 'races');
 const files = readdirSync(RACES).filter((f) => /\.(ya?ml|ts)$/.test(f));
@@ -224,6 +226,72 @@ describe('explore: a pool of worker threads', () => {
     expect(stopped.failing).toBe(1);
     expect(r.traceHash).toBe(stopped.traceHash);
     expect(r.findings.map((f) => f.text)).toEqual(stopped.findings.map((f) => f.text));
+  }, 60_000);
+});
+
+const BIN = join(import.meta.dirname, '..', 'bin', 'iommu-sim.js');
+
+function cli(...args: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+describe('JSON a script can use', () => {
+  const REUSE = join(RACES, '000-pasid-reuse-before-drain.yaml');
+
+  it('explore --json: elapsed time, the first failure (seed, schedules, time), every failing seed with its kind; run --seed N --runs 1 reproduces each', () => {
+    const r = cli('explore', REUSE, '--keep-going', '--runs', '64', '--chunk', '16', '--workers', '2', '--record', join(mkdtempSync(join(tmpdir(), 'explore-')), 'x.sched'), '--json');
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out) as {
+      ok: boolean;
+      elapsedMs: number;
+      executions: number;
+      first: { seed: number; class: string; kind: string; schedules: number; elapsedMs: number };
+      failingSeeds: { seed: number; kind: string; class: string }[];
+      failingSchedules: number;
+      traceHash: string;
+    };
+    expect(j.ok).toBe(true);
+    expect(j.executions).toBe(64);
+    expect(typeof j.elapsedMs).toBe('number');
+    expect(j.first.schedules).toBe(j.first.seed);
+    expect(j.first.elapsedMs).toBeGreaterThan(0);
+    expect(j.first.elapsedMs).toBeLessThanOrEqual(j.elapsedMs);
+    expect(j.failingSeeds.length).toBe(j.failingSchedules);
+    expect(j.failingSeeds[0]).toMatchObject({ seed: j.first.seed, kind: j.first.kind, class: 'shows' });
+    const one = cli('run', REUSE, '--seed', String(j.first.seed), '--runs', '1', '--json');
+    const o = JSON.parse(one.out) as { ok: boolean; seed: number; traceHash: string; findings: { kind: string }[] };
+    expect(o).toMatchObject({ ok: true, seed: j.first.seed, traceHash: j.traceHash });
+    const last = j.failingSeeds.at(-1) as { seed: number; kind: string };
+    expect((JSON.parse(cli('run', REUSE, '--seed', String(last.seed), '--runs', '1', '--json').out) as typeof o).findings[0]?.kind).toBe(last.kind);
+  }, 120_000);
+
+  it('run --runtime threaded --runs 3: a trace hash per run, in the JSON and in the text', () => {
+    const j = JSON.parse(cli('run', REUSE, '--fixed', '--runtime', 'threaded', '--runs', '3', '--workers', '2', '--json').out) as { ok: boolean; runs: { seed: number; traceHash: string; class: string }[] };
+    expect(j.ok).toBe(true);
+    expect(j.runs.map((x) => x.seed)).toEqual([1, 2, 3]);
+    for (const x of j.runs) expect(x.traceHash).toMatch(/^[0-9a-f]{16}$/);
+    const text = cli('run', REUSE, '--fixed', '--runtime', 'threaded', '--runs', '2', '--workers', '2', '--seed', '7');
+    expect(text.out.match(/^run: threaded run seed (7|8): trace hash [0-9a-f]{16}$/gm)).toHaveLength(2);
+  }, 120_000);
+
+  it('races rows: typed, whole; a buggy variant failing every schedule is a deterministic hazard, one failing some a race', async () => {
+    const hazard = await raceRow('races/003-ioasid-mutex-rcu-free.yaml', await loadScenarioFile(join(RACES, '003-ioasid-mutex-rcu-free.yaml')), false);
+    expect(hazard).toMatchObject({ variant: 'bug', class: 'deterministic hazard', fraction: 1, ok: true, forbid: 'every kind not expected' });
+    expect(hazard.showing).toBe(hazard.schedules);
+    // Over 200 schedules of its budget (the row measures whatever budget the script says).
+    const full = await loadScenarioFile(REUSE);
+    const s: Scenario = { ...full, explore: { ...full.explore, runs: 200 } };
+    const race = await raceRow('races/000-pasid-reuse-before-drain.yaml', s, false);
+    expect(race.class).toBe('race');
+    expect(race.schedules).toBe(s.explore.runs);
+    expect(race.fraction).toBe(race.showing / race.schedules);
+    expect(race.fraction).toBeGreaterThan(0);
+    expect(race.fraction).toBeLessThan(1);
+    expect(race.finding).toMatch(/^iommu-sim: stale translation: PASID \d+ handed out again before its drain finished$/);
+    const fix = await raceRow('races/000-pasid-reuse-before-drain.yaml', s, true);
+    expect(fix).toMatchObject({ variant: 'fix', class: null, fraction: null, showing: 0, failing: 0, ok: true, policy: 'teardown=drain' });
+    expect(hazardClass(0, 10)).toBeNull();
   }, 60_000);
 });
 
