@@ -38,6 +38,22 @@ function durationArg(raw: string): number {
   return m[2] === 'ms' ? v : m[2] === 'm' ? v * 60_000 : v * 1000;
 }
 
+/** How run, explore, stress and races judge a scenario (their --help). */
+const JUDGING = `
+How a scenario is judged (the same in run, explore, stress, matrix and races):
+  expect.findings  kinds of which the race must show one (none listed: no finding expected)
+  expect.forbid    kinds that must not appear; default \`any\`: every kind not listed in findings
+                   (an explicit list forbids only those kinds)
+  expect.counters  bounds each schedule's counters must meet
+  fixExpect        the same for --fixed (default: no finding of any kind)
+Each schedule (execution) is judged on its own: it fails when it shows a forbidden kind (or, when no finding
+is expected, when its check or a counter fails); it shows the race when it has an expected kind. A run holds
+when no schedule failed and, if findings are expected, one showed the race; it stops at the first schedule
+that decides, and runs its whole budget when no finding is expected. Execution i from --seed S runs from
+seed S+i alone (random, pct): \`run --seed N --runs 1\` runs the schedule explore reports as seed N.
+A deterministic hazard is a buggy variant whose every schedule shows its finding; a race needs a particular
+interleaving (\`races\` gives the fraction of schedules that show it).`;
+
 function printVerdict(tag: string, lines: readonly string[], ok: boolean): void {
   for (const l of lines) console.log(`${tag}: ${l}`);
   console.log(`${tag}: ${ok ? 'SUCCESS' : 'FAILURE'}`);
@@ -46,16 +62,17 @@ function printVerdict(tag: string, lines: readonly string[], ok: boolean): void 
 export function registerScenarioCommands(program: Command): void {
   program
     .command('run')
-    .description("Run a scenario (a race script, JSON/YAML or a module exporting defineScenario) and judge it by its `expect`: exit 0 when it holds, 1 when not.")
+    .description("Run a scenario (a race script, JSON/YAML or a module exporting defineScenario) and judge it by its `expect` (`forbid` defaults to every kind not in `findings`): exit 0 when it holds, 1 when not.")
+    .addHelpText('after', JUDGING)
     .argument('<file>', 'the scenario')
     .option('--fixed', 'apply the scenario\'s `fix` policies (and expect what `fixExpect` says: by default, no finding)')
     .addOption(new Option('--seed <n>', 'scheduler seed (default: the scenario\'s explore.seed)').argParser(intArg(-2147483648, 2147483647)))
     .addOption(new Option('--strategy <strategy>', 'scheduling strategy (default: the scenario\'s)').choices([...STRATEGIES]))
     .addOption(new Option('--depth <d>', 'pct depth (default: the scenario\'s)').argParser(intArg(1, 64)))
-    .addOption(new Option('--runs <n>', 'executions to try, stopping at the first failing one (default: the scenario\'s explore.runs)').argParser(intArg(1)))
+    .addOption(new Option('--runs <n>', 'executions to try (seeds seed, seed+1, …), stopping at the first that decides the verdict (default: the scenario\'s explore.runs; threaded: 1, a trace hash each)').argParser(intArg(1)))
     .addOption(new Option('--runtime <runtime>', 'deterministic (under the strategy) or threaded (worker threads, real parallelism: one recorded run per --runs, default 1)').choices(['deterministic', 'threaded']).default('deterministic'))
     .addOption(new Option('--workers <n>', 'threaded: worker threads').argParser(intArg(1, MAX_WORKERS)))
-    .option('--record <file>', 'write the schedule of the last execution (the failing one, if any)')
+    .option('--record <file>', 'write the schedule of the reported execution (the one that decided the verdict, else the last)')
     .option('--json', 'print one JSON object')
     .action(async (file: string, flags: ScenarioFlags & { runtime: 'deterministic' | 'threaded'; workers?: number }) => {
       const s = await loadScenarioFile(file);
@@ -110,7 +127,8 @@ export function registerScenarioCommands(program: Command): void {
 
   program
     .command('explore')
-    .description('Explore a scenario over many schedules on a pool of worker threads; stops at the first finding (unless --keep-going), writes its schedule and prints the command that replays it.')
+    .description('Explore a scenario over many schedules on a pool of worker threads, each judged as `run` judges it (`forbid` defaults to every kind not in `findings`); stops at the first schedule that decides the verdict (unless --keep-going), writes its schedule and prints the commands that replay it; exit 0 when the expectation holds, 1 when not.')
+    .addHelpText('after', JUDGING)
     .argument('<file>', 'the scenario')
     .option('--fixed', 'apply the scenario\'s `fix` policies')
     .addOption(new Option('--strategy <strategy>', 'scheduling strategy (default: the scenario\'s)').choices([...STRATEGIES]))
@@ -118,9 +136,9 @@ export function registerScenarioCommands(program: Command): void {
     .addOption(new Option('--runs <n>', 'executions in all (default: 100 × the scenario\'s explore.runs)').argParser(intArg(1)))
     .addOption(new Option('--time <duration>', 'stop after this long (30s, 2m)').argParser(durationArg))
     .addOption(new Option('--workers <n>', `pool threads (default ${availableParallelism()})`).argParser(intArg(1, 256)))
-    .addOption(new Option('--seed <n>', 'first scheduler seed; each pool task takes the next').argParser(intArg(-2147483648, 2147483647)))
+    .addOption(new Option('--seed <n>', 'the first execution\'s seed; execution i runs from seed+i, as in run').argParser(intArg(-2147483648, 2147483647)))
     .addOption(new Option('--chunk <n>', 'executions per pool task').argParser(intArg(1)).default(64))
-    .option('--keep-going', 'explore the whole budget, counting every failing schedule (by kind) and collecting every failing seed')
+    .option('--keep-going', 'explore the whole budget, counting every schedule with a finding (by kind) and listing each by its seed')
     .option('--record <file>', 'where to write the first failing schedule (default: <scenario name>.sched)')
     .option('--json', 'print one JSON object')
     .action(async (file: string, flags: ScenarioFlags & { time?: number; workers?: number; chunk: number; keepGoing?: boolean }) => {
@@ -184,13 +202,13 @@ export function registerScenarioCommands(program: Command): void {
           })}\n`,
         );
       } else {
-        console.log(`explore: ${s.name}: ${out.executions} schedules (seeds ${flags.seed ?? s.explore.seed}..) in ${(out.elapsedMs / 1000).toFixed(1)} s (${rate}/s), stopped by ${out.stoppedBy}`);
+        console.log(`explore: ${s.name}: ${out.executions} schedules from seed ${flags.seed ?? s.explore.seed} in ${(out.elapsedMs / 1000).toFixed(1)} s (${rate}/s), stopped by ${out.stoppedBy}`);
         const pasid = Object.entries(out.coverage.pasid).map(([k, n]) => `${k} ${n}`).join(', ');
         console.log(`explore: coverage: ${out.coverage.triples.length} (actor, state, event) triples, ${out.coverage.lockChains.length} lock chains; PASID transitions: ${pasid || 'none'}`);
         if (first) {
           for (const f of first.findings) console.log(`\n${f.text}\n`);
           for (const p of first.problems) console.log(`explore: ${p}`);
-          console.log(`explore: seed ${first.executionSeed} decided it (${out.first?.class}, after ${out.first?.schedules} schedules, ${((out.first?.elapsedMs ?? 0) / 1000).toFixed(1)} s); schedule written to ${record}`);
+          console.log(`explore: seed ${first.executionSeed} decided it (${out.first?.class}, the ${ordinal(out.first?.schedules ?? 0)} schedule, ${((out.first?.elapsedMs ?? 0) / 1000).toFixed(1)} s); schedule written to ${record}`);
           console.log(`explore: replay with: iommu-sim replay ${record}, or run it again with: iommu-sim run ${file}${fixed ? ' --fixed' : ''} --seed ${first.executionSeed} --runs 1`);
         }
         if (flags.keepGoing) {
@@ -258,7 +276,7 @@ export function registerScenarioCommands(program: Command): void {
 
   program
     .command('races')
-    .description('Run every race script in races/ with the policy that shows its bug and with the one that fixes it, the fault-injection scenarios in scenarios/ as written, then a short stress run; a table, then SUCCESS or FAILURE (npm start).')
+    .description('Run every race script in races/ with the policy that shows its bug and with the one that fixes it, the fault-injection scenarios in scenarios/ as written, each over its whole budget (explore.runs) and judged as `run` judges it, then a short stress run; a table (a deterministic hazard shows its finding on every schedule, a race on the fraction given), then SUCCESS or FAILURE (npm start).')
     .addOption(new Option('--stress <seconds>', 'length of the stress run (0: none)').argParser(intArg(0, 3600)).default(5))
     .option('--json', 'print one JSON object')
     .action(async (flags: { stress: number; json?: boolean }) => {
@@ -305,6 +323,12 @@ async function racesStress(seconds: number): Promise<{ ok: boolean; runs: number
   const t = tally.tally();
   const v = tally.verdict();
   return { ok: v.ok, runs: t.schedules, dmas, failing: t.fails, verdict: v.ok ? [] : [...v.lines] };
+}
+
+/** 1 → 1st, 2 → 2nd, 13 → 13th. */
+function ordinal(n: number): string {
+  const teen = n % 100 >= 11 && n % 100 <= 13;
+  return `${n}${teen ? 'th' : n % 10 === 1 ? 'st' : n % 10 === 2 ? 'nd' : n % 10 === 3 ? 'rd' : 'th'}`;
 }
 
 /** A tally's counts, for JSON: schedules judged, showing the expected finding, failing the verdict, allowed, by kind. */

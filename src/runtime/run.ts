@@ -105,7 +105,9 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
   let failing = 0;
   const failingKinds: Record<string, number> = {};
   let scheduler = schedulers(0);
-  while (executions < runs && !opts.signal?.aborted && (scheduler = schedulers(executions)).newExecution()) {
+  while (executions < runs && !opts.signal?.aborted) {
+    scheduler = schedulers(executions);
+    if (!scheduler.newExecution()) break;
     last = runDeterministic({
       workload,
       seed: opts.seed + executions,
