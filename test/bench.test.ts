@@ -1,9 +1,9 @@
-// The benchmark command runs end to end and keeps its JSON shape, and shows what it is meant to show as ratios of
-// rates measured in one run — never a time, never a rate alone. A quick run's figures are rough (seconds of
-// measuring on a 2-core machine other work shares), so only the ratios that stay well clear of their bound in
-// every quick run measured are asserted, with a margin; the checkers' cost is measured here as the suite does it
-// (the two sides taking turns, each keeping its fastest round), in the deterministic runtime, where a busy
-// machine slows both sides alike.
+// The benchmark command runs end to end and keeps its JSON shape, and the ratios the kernel suite is meant to
+// show are asserted as ratios of rates measured in one run — never a time, never a rate alone. A quick threaded
+// run's figures swing with what else the 2 cores run (xa_load_rcu_vs_mutex from 0.94× to 4.7×), so the ratios are
+// measured here as the suite measures its paired cases — the two sides taking turns, each keeping its fastest
+// round — in the deterministic runtime, where other load slows a round but cannot reorder the work, with
+// margins below every figure measured on this machine under load.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -33,35 +33,48 @@ describe('iommu-sim bench --quick --json', () => {
     for (const k of ['transport_vs_raw', 'transport_vs_postmessage', 'actors_vs_xstate_send', 'actors_vs_postmessage_actors', 'roundtrip_vs_postmessage', 'xa_load_rcu_vs_mutex', 'checkers_on_vs_off']) {
       expect(Number.isFinite(j.ratios[k]), k).toBe(true);
     }
-    // Readers under RCU do not wait for the updater, readers under the mutex do: more xa_loads a second (1.5× in
-    // the report profile; 1.8× to 4.7× in quick runs here, with the load average above 10).
-    expect(j.ratios.xa_load_rcu_vs_mutex).toBeGreaterThan(1.2);
+    // The threaded ratios (xa_load_rcu_vs_mutex: 1.5× in the report profile, 1.8× to 4.7× in quick runs alone,
+    // 0.94× with the rest of the test suite on the 2 cores) are not asserted here: measured below instead.
   }, 150_000);
 });
 
-describe('the checkers cost a bounded factor (kernel suite: checkers_on_vs_off)', () => {
-  it('every checker on costs at most ~2× per step of the same kernel selftest, fastest of alternating rounds', async () => {
-    const params = (checkers: boolean) => ({ tasks: 4, iterations: 300, lock: 'both', checkers });
-    const on = buildWorkload('kernel-selftest', params(true));
-    const off = buildWorkload('kernel-selftest', params(false));
-    const round = async (w: typeof on): Promise<{ ms: number; steps: number }> => {
+type Built = ReturnType<typeof buildWorkload>;
+
+/** Run each workload in turn, `rounds` times, keeping each one's fastest (a busy machine slows a round, never speeds it). */
+async function fastestRounds(ws: readonly Built[], rounds: number, runs: number): Promise<{ ms: number[]; steps: number[] }> {
+  const ms = ws.map(() => Number.POSITIVE_INFINITY);
+  const steps = ws.map(() => 0);
+  for (let i = 0; i < rounds; i++) {
+    for (const [k, w] of ws.entries()) {
       const t0 = performance.now();
-      const r = await run({ built: w, workload: { name: w.name, params: w.params }, runtime: 'deterministic', strategy: 'random', seed: 1, runs: 5 });
+      const r = await run({ built: w, workload: { name: w.name, params: w.params }, runtime: 'deterministic', strategy: 'random', seed: 1, runs });
       expect(r.findings).toEqual([]);
-      return { ms: performance.now() - t0, steps: r.steps };
-    };
-    const best = { on: Number.POSITIVE_INFINITY, off: Number.POSITIVE_INFINITY };
-    for (let i = 0; i < 7; i++) {
-      const a = await round(on);
-      const b = await round(off);
-      // The same schedules: the checkers observe, they do not change what runs.
-      expect(a.steps).toBe(b.steps);
-      best.on = Math.min(best.on, a.ms);
-      best.off = Math.min(best.off, b.ms);
+      ms[k] = Math.min(ms[k] as number, performance.now() - t0);
+      steps[k] = r.steps;
     }
+  }
+  return { ms, steps };
+}
+
+describe('the kernel suite\'s ratios, measured in one run, paired (the deterministic runtime: one thread a side)', () => {
+  it('checkers_on_vs_off: every checker on costs at most ~2× per step of the same kernel selftest', async () => {
+    const params = (checkers: boolean) => ({ tasks: 4, iterations: 300, lock: 'both', checkers });
+    const { ms, steps } = await fastestRounds([buildWorkload('kernel-selftest', params(true)), buildWorkload('kernel-selftest', params(false))], 7, 5);
+    // The same schedules: the checkers observe, they do not change what runs.
+    expect(steps[0]).toBe(steps[1]);
     // Steps a second with the checkers on, over off (0.67 to 0.94 measured here; the target is ≥ 0.67, ≤ 1.5× slower).
-    const ratio = best.off / best.on;
+    const ratio = (ms[1] as number) / (ms[0] as number);
     expect(ratio).toBeGreaterThan(0.45);
     expect(ratio).toBeLessThan(1.5);
+  }, 60_000);
+
+  it('xa_load_rcu_vs_mutex: readers under RCU do more lookups a second than readers under the mutex', async () => {
+    const params = (mode: string) => ({ mode, tasks: 3, iterations: 2000 });
+    const { ms, steps } = await fastestRounds([buildWorkload('kernel-selftest', params('xa-rcu')), buildWorkload('kernel-selftest', params('xa-mutex'))], 5, 3);
+    // The mutex readers take the lock and wait for the updater: more scheduling points for the same lookups.
+    expect(steps[1]).toBeGreaterThan(steps[0] as number);
+    // The same lookups (3 runs of 2 readers × 2000): lookups a second under RCU over under the mutex (1.2× to
+    // 1.5× measured here, the load average above 10).
+    expect((ms[1] as number) / (ms[0] as number)).toBeGreaterThan(1.05);
   }, 60_000);
 });
