@@ -267,7 +267,7 @@ export function registerScenarioCommands(program: Command): void {
         for (const r of out.failures.slice(0, 1)) for (const f of r.findings) console.log(`\n${f.text}\n`);
         console.log(`stress: ${s.name}: ${out.runs} threaded runs in ${out.seconds.toFixed(1)} s (${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
         console.log(`stress: per second ${Object.entries(out.perSecond).filter(([, v]) => v !== 0).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
-        for (const f of out.saved) console.log(`stress: failing run saved to ${f}; replay with: iommu-sim replay ${f}`);
+        for (const f of out.saved) console.log(`stress: run with a finding saved to ${f}; replay with: iommu-sim replay ${f}`);
         printVerdict('stress', out.verdict.lines, out.ok);
       }
       if (ac.signal.aborted) throw new Exit(130);
