@@ -97,7 +97,7 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
   const runs = opts.runs ?? 1;
   // One result is returned (the first decisive execution, or the last): the executions can share buffers.
   const scratch = opts.scratch ?? (runs > 1 ? new Scratch() : undefined);
-  const schedulers = seededSchedulers(workload, strategy, depth, opts.seed, scratch);
+  const schedulers = seededSchedulers(workload, strategy, depth, opts.seed, { ...(scratch ? { scratch } : {}), ...(opts.maxSteps ? { maxSteps: opts.maxSteps } : {}) });
   const decisive = opts.decisive ?? ((r: RunResult) => failureKind(r) !== undefined);
   let last: RunResult | undefined;
   let first: RunResult | undefined;
@@ -151,7 +151,7 @@ const pctSteps = new WeakMap<Workload, number>();
  * PCT learns as the longest execution seen so far, is instead the length of one execution under a fixed
  * schedule (pct, seed 0, no change point), measured once per workload — the same for every seed and chunk.
  */
-function seededSchedulers(workload: Workload, strategy: StrategyName, depth: number, seed: number, scratch: Scratch | undefined): (i: number) => Scheduler {
+function seededSchedulers(workload: Workload, strategy: StrategyName, depth: number, seed: number, probeOpts: { scratch?: Scratch; maxSteps?: number }): (i: number) => Scheduler {
   if (strategy === 'dfs') {
     const dfs = createScheduler('dfs', { seed, depth });
     return () => dfs;
@@ -161,7 +161,7 @@ function seededSchedulers(workload: Workload, strategy: StrategyName, depth: num
   if (k === undefined) {
     const probe = createScheduler('pct', { seed: 0, depth: 1 });
     probe.newExecution();
-    k = runDeterministic({ workload, seed: 0, scheduler: probe, ...(scratch ? { scratch } : {}) }).steps;
+    k = runDeterministic({ workload, seed: 0, scheduler: probe, ...probeOpts }).steps;
     // What the probe taught the kernel's checkers (lockdep's graph) is not the exploration's.
     workload.monitor?.restart?.();
     pctSteps.set(workload, k);
