@@ -1,9 +1,9 @@
 // The benchmark command runs end to end and keeps its JSON shape, and the ratios the kernel suite is meant to
-// show are asserted as ratios of rates measured in one run — never a time, never a rate alone. A quick threaded
-// run's figures swing with what else the 2 cores run (xa_load_rcu_vs_mutex from 0.94× to 4.7×), so the ratios are
-// measured here as the suite measures its paired cases — the two sides taking turns, each keeping its fastest
-// round — in the deterministic runtime, where other load slows a round but cannot reorder the work, with
-// margins below every figure measured on this machine under load.
+// show are asserted as ratios measured in one run — never a time, never a rate alone. A quick threaded run's
+// figures swing with what else the 2 cores run (xa_load_rcu_vs_mutex from 0.94× to 4.7×), so the ratios are
+// measured here in the deterministic runtime: the checkers' cost as the suite measures its paired cases (the two
+// sides taking turns, each keeping its fastest round), with a margin below every figure measured on this machine
+// under load; RCU against the mutex by what makes the difference, the readers' waiting, in scheduling points.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -68,13 +68,12 @@ describe('the kernel suite\'s ratios, measured in one run, paired (the determini
     expect(ratio).toBeLessThan(1.5);
   }, 60_000);
 
-  it('xa_load_rcu_vs_mutex: readers under RCU do more lookups a second than readers under the mutex', async () => {
+  it('xa_load_rcu_vs_mutex: a reader under the mutex waits for the updater, one under RCU does not', async () => {
+    // In one thread the readers cannot overlap, so the time ratio here only weighs per-step costs (0.85× to 1.5×
+    // measured under load): what stays is the waiting, counted in scheduling points for the same lookups.
     const params = (mode: string) => ({ mode, tasks: 3, iterations: 2000 });
-    const { ms, steps } = await fastestRounds([buildWorkload('kernel-selftest', params('xa-rcu')), buildWorkload('kernel-selftest', params('xa-mutex'))], 5, 3);
-    // The mutex readers take the lock and wait for the updater: more scheduling points for the same lookups.
-    expect(steps[1]).toBeGreaterThan(steps[0] as number);
-    // The same lookups (3 runs of 2 readers × 2000): lookups a second under RCU over under the mutex (1.2× to
-    // 1.5× measured here, the load average above 10).
-    expect((ms[1] as number) / (ms[0] as number)).toBeGreaterThan(1.05);
+    const { steps } = await fastestRounds([buildWorkload('kernel-selftest', params('xa-rcu')), buildWorkload('kernel-selftest', params('xa-mutex'))], 1, 3);
+    // 18 005 against 14 005 steps for 2 readers × 2000 lookups and the updater (seed 1, random schedules).
+    expect((steps[1] as number) / (steps[0] as number)).toBeGreaterThan(1.2);
   }, 60_000);
 });
