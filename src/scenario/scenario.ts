@@ -42,9 +42,12 @@ const expectSchema = z
   .strictObject({
     /** Kinds of which at least one finding must appear (empty: none is expected). */
     findings: z.array(z.enum(FINDING_KINDS)).default([]),
-    /** Kinds that must not appear; `any` forbids every kind not listed in `findings`. */
+    /**
+     * Kinds that must not appear in any schedule. `any`, the default, forbids every kind not listed in `findings`;
+     * a list forbids those kinds only and allows the others (`[]`: nothing forbidden). Judged by expect.ts.
+     */
     forbid: z.union([z.literal('any'), z.array(z.enum(FINDING_KINDS))]).default('any'),
-    /** Counters of the run's check, each within bounds. */
+    /** Counters of the workload's check, each within bounds in every schedule. */
     counters: z.record(z.string(), bound).default({}),
   })
   .default({ findings: [], forbid: 'any', counters: {} });
