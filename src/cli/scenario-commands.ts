@@ -66,7 +66,7 @@ export function registerScenarioCommands(program: Command): void {
     .addHelpText('after', JUDGING)
     .argument('<file>', 'the scenario')
     .option('--fixed', 'apply the scenario\'s `fix` policies (and expect what `fixExpect` says: by default, no finding)')
-    .addOption(new Option('--seed <n>', 'scheduler seed (default: the scenario\'s explore.seed)').argParser(intArg(-2147483648, 2147483647)))
+    .addOption(new Option('--seed <n>', 'the first execution\'s seed; execution i runs from seed+i, as explore numbers them (default: the scenario\'s explore.seed)').argParser(intArg(-2147483648, 2147483647)))
     .addOption(new Option('--strategy <strategy>', 'scheduling strategy (default: the scenario\'s)').choices([...STRATEGIES]))
     .addOption(new Option('--depth <d>', 'pct depth (default: the scenario\'s)').argParser(intArg(1, 64)))
     .addOption(new Option('--runs <n>', 'executions to try (seeds seed, seed+1, …), stopping at the first that decides the verdict (default: the scenario\'s explore.runs; threaded: 1, a trace hash each)').argParser(intArg(1)))

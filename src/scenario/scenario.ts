@@ -166,7 +166,7 @@ const base = {
     .strictObject({
       strategy: z.enum(['random', 'pct', 'dfs']).default('pct'),
       depth: z.number().int().min(1).max(64).default(3),
-      /** Executions `run` tries (deterministic runtime), stopping at the first finding. */
+      /** Executions `run` tries (deterministic runtime, seeds seed, seed+1, …), stopping at the first that decides the verdict. */
       runs: z.number().int().min(1).max(10_000_000).default(1000),
       seed: z.number().int().default(1),
     })
