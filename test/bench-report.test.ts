@@ -36,10 +36,9 @@ describe('iommu-sim bench', () => {
       expect(Object.keys(x).sort()).toEqual(['hz', 'meanNs', 'name', 'p99Ns', 'samples']);
       expect(x.hz).toBeGreaterThan(0);
     }
-    // What the suite is meant to show, as a ratio of two rates of this one run: option 2 (init_mm, no map/unmap
-    // and no IOTLB flush per job) does more jobs a second than option 1 (6.6× in the report profile; above 2× in
-    // every quick run measured here on the 2-core machine under other load).
-    expect(j.ratios.syspasid_opt2_vs_opt1).toBeGreaterThan(1.5);
+    // The ratio's figure is asserted paired, in test/bench.test.ts: a quick run's swings with the machine's load
+    // (1.06× to 8.6× measured here).
+    expect(Number.isFinite(j.ratios.syspasid_opt2_vs_opt1)).toBe(true);
     // A progress line per case on stderr, and the JSON alone on stdout.
     expect(r.err).toMatch(/^bench \[1\/1\] syspasid: system PASID options 1 and 2 \(/m);
     expect(r.err).toMatch(/^bench \[1\/1\] syspasid: done in /m);
