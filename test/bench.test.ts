@@ -1,10 +1,10 @@
-// The benchmark command runs end to end and keeps its JSON shape, and the ratios the kernel and syspasid suites
-// are meant to show are asserted as ratios measured in one run — never a time, never a rate alone. A quick threaded run's
-// figures swing with what else the 2 cores run (xa_load_rcu_vs_mutex from 0.94× to 4.7×), so the ratios are
-// measured here in the deterministic runtime: the checkers' cost as the suite measures its paired cases (the two
-// sides taking turns, each keeping its fastest round), with a margin below every figure measured on this machine
-// under load, and system-PASID option 2 against option 1 the same way; RCU against the mutex by what makes the
-// difference, the readers' waiting, in scheduling points.
+// The benchmark command runs end to end and keeps its JSON shape, and the ratios the kernel and syspasid
+// suites are meant to show are asserted as ratios measured in one run — never a time, never a rate alone. A
+// quick threaded run's figures swing with what else the 2 cores run (xa_load_rcu_vs_mutex from 0.94× to 4.7×),
+// so the ratios are measured here in the deterministic runtime: the checkers' cost and system-PASID option 2
+// against option 1 as the suites measure paired cases (the two sides taking turns, each keeping its fastest
+// round), with margins below every figure measured on this machine under load; RCU against the mutex by what
+// makes the difference, the readers' waiting, in scheduling points.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
