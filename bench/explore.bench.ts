@@ -3,10 +3,11 @@
 // pool of 2 worker threads — schedules per second, steps per schedule, and the schedules and time it took to
 // reach the first failing schedule (a finding or a failed check).
 //
-// The unit of work is the one `explore` uses: a chunk of executions from one scheduler seed (exploreChunk,
-// src/scenario/chunk.ts), stopping at the first that fails. One thread runs the chunks in this thread; the pool
-// runs them on workers/explore.js (the worker `explore` uses), two lanes keeping both threads busy. Both take
-// chunk seeds seed, seed+1, … in the same order, so they run the same executions. Each exploration goes on past
+// The unit of work is the one `explore` uses: a chunk of executions from consecutive seeds (exploreChunk,
+// src/scenario/chunk.ts), each judged by the race's expectation, stopping at the first that decides it. One
+// thread runs the chunks in this thread; the pool runs them on workers/explore.js (the worker `explore` uses),
+// two lanes keeping both threads busy. Both take the chunks in the same order (seeds seed, seed+chunk, …), so
+// they run the same executions. Each exploration goes on past
 // its first failure (as `explore --keep-going`) until its time budget is spent, and past the budget until the
 // first failure or a cap, so that time-to-first-finding is measured even for the rarer races. The pool is
 // started and warmed up before the clock starts (its start-up is reported apart).
@@ -85,7 +86,8 @@ export async function exploreFor(
   };
   const lane = async (): Promise<void> => {
     while (more()) {
-      const seed = seed0 + next++;
+      // Chunks of consecutive seeds, as explore takes them: each execution has a seed of its own.
+      const seed = seed0 + sz.chunk * next++;
       const c0 = performance.now();
       const r = await exec({ ...base, seed, runs: sz.chunk });
       const c1 = performance.now();
@@ -173,7 +175,7 @@ export async function exploreSuite(opts: SuiteOptions & { races?: readonly RaceF
       const expectsFailure = s.expect.findings.length > 0;
       for (const strategy of STRATEGIES) {
         opts.onCase?.(`${race} (${strategy})`);
-        const base = { model: s.model, params: scenarioParams(s), strategy, depth: s.explore.depth };
+        const base = { model: s.model, params: scenarioParams(s), strategy, depth: s.explore.depth, expect: s.expect };
         const row = { race, model: s.model, strategy, depth: strategy === 'pct' ? s.explore.depth : null, expectsFinding: expectsFailure };
         try {
           const steps = await stepsPerSchedule(base, s.explore.seed, sz.probe);

@@ -15,6 +15,8 @@ export default defineScenario({
     'proc/1': [{ after: 'proc/0:2' }, 'bind', { dma: { n: 2, vpn: 1 } }, 'unbind', 'exit'],
   },
   fix: { teardown: 'drain' },
-  expect: { findings: ['stale_translation', 'isolation'], forbid: [] },
+  // As 000-pasid-reuse-before-drain: the PASID handed out again, the DMA landing in the other mm, or the page-request
+  // thread taking the freed mm of the PASID's old bond (KASAN); anything else is forbidden.
+  expect: { findings: ['stale_translation', 'isolation', 'kasan'], forbid: 'any' },
   explore: { strategy: 'pct', depth: 3, runs: 1000, seed: 1 },
 });

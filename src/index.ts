@@ -3,8 +3,10 @@
 export { defineScenario, FINDING_KINDS, MODELS } from './scenario/scenario.js';
 export type { Expectation, FindingKindName, ModelName, Scenario, ScenarioInput } from './scenario/scenario.js';
 export { loadScenarioFile, ScenarioError, scenarioParams, validateScenario } from './scenario/load.js';
-export { expectationFor, judge } from './scenario/expect.js';
-export type { Verdict } from './scenario/expect.js';
+export { classify, expectationFor, judge, Tallier, verdictOf } from './scenario/expect.js';
+export type { Judged, Observed, ScheduleClass, Tally, Verdict } from './scenario/expect.js';
+export { runJudged } from './scenario/judged.js';
+export type { JudgedRun } from './scenario/judged.js';
 export { exploreScenario } from './scenario/explore.js';
 export type { ExploreOptions, ExploreOutcome } from './scenario/explore.js';
 export { replay, run, Schedule } from './runtime/run.js';

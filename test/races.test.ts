@@ -1,20 +1,38 @@
 // The race library's contract (issue #6, acceptance): every script in races/ names its seed, has the policy that
 // shows the bug and the one that fixes it, and expects a finding of its buggy variant — so that exploring the
 // buggy variant with PCT finds it (a checker's finding, not a counter), the failing schedule replays with the
-// same trace hash and shrinks to one no longer that fails the same way. The fault-injection scenarios in
+// same trace hash and shrinks to one that fails the same way — strictly shorter for the races whose failing
+// schedule has steps the failure does not need (measured: the set below). The fault-injection scenarios in
 // scenarios/ (no policy to flip) keep the kernel clean apart from what they inject.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { exploreChunk } from '../src/scenario/chunk.js';
-import { expectationFor, judge } from '../src/scenario/expect.js';
+import { expectationFor } from '../src/scenario/expect.js';
+import { runJudged } from '../src/scenario/judged.js';
 import { loadScenarioFile, scenarioParams } from '../src/scenario/load.js';
-import { replay, run, Schedule } from '../src/runtime/run.js';
+import { replay, Schedule } from '../src/runtime/run.js';
 import { failureSignature, shrink } from '../src/runtime/shrink.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const races = readdirSync(join(ROOT, 'races')).filter((f) => /\.(ya?ml|json|ts)$/.test(f));
 const scenarios = readdirSync(join(ROOT, 'scenarios')).filter((f) => /\.(ya?ml|json|ts)$/.test(f));
+
+/**
+ * Races whose first failing schedule (PCT from the script's seed) shrinks to a strictly shorter one within 150
+ * replays (measured: e.g. 003-atomic-chain-sleeping-subscriber 128 → 27 steps, 000-dma-after-stop 208 → 133).
+ * The others' failing schedules are already 1-minimal or need more replays than the budget.
+ */
+const SHRINKS = new Set([
+  '000-dma-after-stop.yaml',
+  '000-exit-racing-bind-task.yaml',
+  '000-pasid-reuse-before-drain.yaml',
+  '000-patch-release-defers-teardown.yaml',
+  '000-scripted-reuse.ts',
+  '002-pasid-attach-multi-device-group.yaml',
+  '003-atomic-chain-sleeping-subscriber.yaml',
+  '003-ioasid-mutex-rcu-free.yaml',
+]);
 
 describe('races/: bug, fix, a checker finding, explore → replay → shrink', () => {
   for (const f of races) {
@@ -24,15 +42,17 @@ describe('races/: bug, fix, a checker finding, explore → replay → shrink', (
       expect(s.fix, 'has the policy that fixes it').toBeDefined();
       expect(s.expect.findings.length, 'expects a finding of its buggy variant').toBeGreaterThan(0);
       // PCT over the script's own budget, in this thread: the first failing execution's schedule.
-      const c = await exploreChunk({ model: s.model, params: scenarioParams(s), strategy: 'pct', depth: s.explore.depth, seed: s.explore.seed, runs: Math.min(1000, s.explore.runs) });
+      const c = await exploreChunk({ model: s.model, params: scenarioParams(s), strategy: 'pct', depth: s.explore.depth, seed: s.explore.seed, runs: Math.min(1000, s.explore.runs), expect: expectationFor(s, false) });
       expect(c.failed).toBe(true);
+      expect(c.tally.decisive?.judged.class).toBe('shows');
       expect(c.findings.some((x) => (s.expect.findings as readonly string[]).includes(x.kind))).toBe(true);
       const schedule = Schedule.decode(c.schedule as Uint8Array);
       const again = replay(schedule);
       expect(again.traceHash).toBe(c.traceHash);
       expect(again.findings.map((x) => x.kind)).toEqual(c.findings.map((x) => x.kind));
       const sh = shrink(schedule, { maxRuns: 150 });
-      expect(sh.after).toBeLessThanOrEqual(sh.before);
+      if (SHRINKS.has(f)) expect(sh.after, `${sh.before} steps shrunk`).toBeLessThan(sh.before);
+      else expect(sh.after).toBeLessThanOrEqual(sh.before);
       expect(failureSignature(replay(sh.schedule))).toBe(sh.signature);
     }, 120_000);
   }
@@ -42,9 +62,9 @@ describe('scenarios/: fault injection, judged as written', () => {
   for (const f of scenarios) {
     it(f, async () => {
       const s = await loadScenarioFile(join(ROOT, 'scenarios', f));
-      const r = await run({ workload: { name: s.model, params: scenarioParams(s) }, runtime: 'deterministic', strategy: s.explore.strategy, depth: s.explore.depth, seed: s.explore.seed, runs: s.explore.runs });
-      const v = judge(expectationFor(s, false), { findings: r.findings, counters: r.check.counters, checkOk: r.check.ok, problems: r.check.problems });
-      expect(v.lines.join('\n')).not.toMatch(/NOT MET|none found|forbidden|check failed/);
+      const j = await runJudged(expectationFor(s, false), { workload: { name: s.model, params: scenarioParams(s) }, runtime: 'deterministic', strategy: s.explore.strategy, depth: s.explore.depth, seed: s.explore.seed, runs: s.explore.runs });
+      expect(j.verdict.lines.join('\n')).not.toMatch(/NOT MET|none found|forbidden|check failed|failed/);
+      expect(j.verdict.ok).toBe(true);
     }, 60_000);
   }
 });

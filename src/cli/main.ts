@@ -505,10 +505,11 @@ program
     "The policy matrix: every policy of DESIGN.md's table, each value run on the same workloads (the race scripts in races/ " +
       'that name it, and the random workload stress/random.yaml when it exists): failing schedules per 1 000 explored, by kind ' +
       'of finding, and the throughput of each value from the matching benchmark with the ratio the seed argues about; then ' +
-      'every race as written against its fix. Prints tables; --json prints the JSON; --out writes matrix.json and matrix.md.',
+      'every race as written against its fix, each over its own budget (explore.runs) and judged by its expectation (a deterministic ' +
+      'hazard or a race, with the fraction of schedules showing it). Prints tables; --json prints the JSON; --out writes matrix.json and matrix.md.',
   )
   .argument('[files...]', 'scenario files to use as the workloads instead (a file named random.yaml is a random workload)')
-  .addOption(new Option('--runs <n>', 'schedules explored per configuration').argParser(intArg(1, 1_000_000)).default(200))
+  .addOption(new Option('--runs <n>', "schedules explored per configuration (a race's variants: at least its explore.runs)").argParser(intArg(1, 1_000_000)).default(200))
   .addOption(
     new Option('--max-steps <n>', 'stop a configuration earlier once its schedules took this many steps (long workloads)')
       .argParser(intArg(1))

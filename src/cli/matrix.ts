@@ -34,8 +34,10 @@ import { PACKAGE_ROOT, workerUrl } from '../runtime/paths.js';
 import { addKinds } from '../runtime/run.js';
 import type { StrategyName } from '../runtime/scheduler.js';
 import type { ChunkResult, ChunkTask } from '../scenario/chunk.js';
+import { expectationFor, type Tally, Tallier, verdictOf } from '../scenario/expect.js';
 import { loadScenarioFile, scenarioParams } from '../scenario/load.js';
-import type { ModelName, Scenario } from '../scenario/scenario.js';
+import type { Expectation, ModelName, Scenario } from '../scenario/scenario.js';
+import { hazardClass } from './races.js';
 
 /** A row of DESIGN.md's policy table: the model parameter that switches it, and the benchmark cases that measure it. */
 export interface PolicyDef {
@@ -225,6 +227,11 @@ interface Config {
   readonly strategy: StrategyName;
   readonly depth: number;
   readonly seed: number;
+  /**
+   * A race against its fix: the expectation its schedules are judged by (expect.ts), and the script's own budget
+   * of schedules (explore.runs, at least the matrix's), whatever the step budget.
+   */
+  judged?: { readonly expect: Expectation; readonly runs: number };
 }
 
 function config(w: MatrixWorkload, params: Record<string, Wire>): Config {
@@ -236,7 +243,7 @@ function config(w: MatrixWorkload, params: Record<string, Wire>): Config {
   return { key, model: w.scenario.model, params, strategy, depth: e.depth, seed: e.seed };
 }
 
-type Outcome = { readonly rate: FindingRate } | { readonly error: string };
+type Outcome = { readonly rate: FindingRate; readonly tally: Tally | null } | { readonly error: string };
 
 function rateOf(schedules: number, failing: number, kinds: Readonly<Record<string, number>>): FindingRate {
   const per = (n: number): number => (schedules > 0 ? (1000 * n) / schedules : 0);
@@ -271,16 +278,21 @@ async function runConfigs(
         const kinds: Record<string, number> = {};
         const t0 = performance.now();
         let steps = 0;
+        const runs = Math.max(o.runs, c.judged?.runs ?? 0);
+        const maxSteps = c.judged ? Number.POSITIVE_INFINITY : o.maxSteps;
+        const tally = c.judged ? new Tallier(c.judged.expect) : null;
         try {
           // Deterministic either way: the step count of a chunk depends on its seed, not on the pool's timing.
-          for (let k = 0; schedules < o.runs && steps < o.maxSteps; k++) {
+          // Chunks of consecutive seeds, as explore runs them: execution i has seed c.seed + i.
+          while (schedules < runs && steps < maxSteps) {
             const task: ChunkTask = {
               model: c.model,
               params: c.params,
               strategy: c.strategy,
               depth: c.depth,
-              seed: c.seed + k,
-              runs: Math.min(o.chunk, o.runs),
+              seed: c.seed + schedules,
+              runs: Math.min(o.chunk, runs - schedules),
+              ...(c.judged ? { expect: c.judged.expect } : {}),
               keepGoing: true,
             };
             const r = (await pool.run(task)) as ChunkResult;
@@ -290,8 +302,9 @@ async function runConfigs(
             steps += r.steps * r.executions;
             failing += r.failing;
             addKinds(kinds, r.failingKinds);
+            tally?.merge(r.tally);
           }
-          out.set(c.key, { rate: { ...rateOf(schedules, failing, kinds), seconds: (performance.now() - t0) / 1000 } });
+          out.set(c.key, { rate: { ...rateOf(schedules, failing, kinds), seconds: (performance.now() - t0) / 1000 }, tally: tally?.tally() ?? null });
         } catch (err) {
           out.set(c.key, { error: (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'error' });
         }
@@ -341,8 +354,10 @@ export async function runMatrix(o: MatrixOptions): Promise<MatrixReport> {
   const workers = o.workers ?? availableParallelism();
   const { workloads, notes } = await matrixWorkloads(o.files);
   const configs = new Map<string, Config>();
-  const need = (w: MatrixWorkload, params: Record<string, Wire>): string => {
-    const c = config(w, params);
+  const need = (w: MatrixWorkload, params: Record<string, Wire>, judged?: Config['judged']): string => {
+    const c = configs.get(config(w, params).key) ?? config(w, params);
+    // A cell reads the rates only: it shares the configuration of a race's variant, judged.
+    if (judged) c.judged = judged;
     configs.set(c.key, c);
     return c.key;
   };
@@ -353,7 +368,11 @@ export async function runMatrix(o: MatrixOptions): Promise<MatrixReport> {
   });
   const pairs = workloads
     .filter((w) => w.kind === 'race' && w.scenario.fix)
-    .map((w) => ({ w, bug: need(w, scenarioParams(w.scenario)), fix: need(w, scenarioParams(w.scenario, true)) }));
+    .map((w) => ({
+      w,
+      bug: need(w, scenarioParams(w.scenario), { expect: expectationFor(w.scenario, false), runs: w.scenario.explore.runs }),
+      fix: need(w, scenarioParams(w.scenario, true), { expect: expectationFor(w.scenario, true), runs: w.scenario.explore.runs }),
+    }));
   const maxSteps = o.maxSteps ?? DEFAULT_MAX_STEPS;
   const outcomes = await runConfigs([...configs.values()], {
     runs: o.runs,
@@ -403,33 +422,7 @@ export async function runMatrix(o: MatrixOptions): Promise<MatrixReport> {
     };
   });
 
-  const fixPairs: FixPair[] = pairs.map(({ w, bug, fix }) => {
-    const s = w.scenario;
-    const b = outcome(bug);
-    const f = outcome(fix);
-    const bugRate = 'rate' in b ? b.rate : null;
-    const fixRate = 'rate' in f ? f.rate : null;
-    const error = 'error' in b ? `bug: ${b.error}` : 'error' in f ? `fix: ${f.error}` : null;
-    const expects = s.expect.findings;
-    let verdict: string;
-    if (error) verdict = 'error';
-    else if (expects.length === 0) verdict = 'judged by counters (`run`), not by findings';
-    else if ((bugRate?.failing ?? 0) === 0) verdict = 'BUG NOT FOUND';
-    else if ((fixRate?.failing ?? 0) > 0)
-      verdict = (s.fixExpect?.findings.length ?? 0) > 0 ? 'ok (the fix expects findings too)' : 'FIX NOT CLEAN';
-    else verdict = 'ok';
-    return {
-      workload: w.name,
-      seed: s.seed ?? null,
-      bug: describe(s.policies) || describe(scenarioParams(s)),
-      fix: describe(s.fix ?? {}),
-      expects,
-      bugRate,
-      fixRate,
-      error,
-      verdict,
-    };
-  });
+  const fixPairs: FixPair[] = pairs.map(({ w, bug, fix }) => fixPair(w, outcome(bug), outcome(fix)));
 
   return {
     date: new Date().toISOString(),
@@ -444,6 +437,36 @@ export async function runMatrix(o: MatrixOptions): Promise<MatrixReport> {
     policies,
     fixPairs,
     throughputFrom: o.bench?.from ?? null,
+  };
+}
+
+/** A race against its fix, each variant judged by its expectation over the script's budget (expect.ts). */
+function fixPair(w: MatrixWorkload, b: Outcome, f: Outcome): FixPair {
+  const s = w.scenario;
+  const bugTally = 'tally' in b ? b.tally : null;
+  const fixTally = 'tally' in f ? f.tally : null;
+  const error = 'error' in b ? `bug: ${b.error}` : 'error' in f ? `fix: ${f.error}` : null;
+  const bugVerdict = bugTally ? verdictOf(expectationFor(s, false), bugTally) : null;
+  const fixVerdict = fixTally ? verdictOf(expectationFor(s, true), fixTally) : null;
+  let verdict: string;
+  if (error || !bugVerdict || !fixVerdict) verdict = 'error';
+  else if (!bugVerdict.ok) verdict = `BUG VARIANT FAILED: ${bugVerdict.lines.join('; ')}`;
+  else if (!fixVerdict.ok) verdict = `FIX VARIANT FAILED: ${fixVerdict.lines.join('; ')}`;
+  else verdict = 'ok';
+  const expects = s.expect.findings;
+  return {
+    workload: w.name,
+    seed: s.seed ?? null,
+    bug: describe(s.policies) || describe(scenarioParams(s)),
+    fix: describe(s.fix ?? {}),
+    expects,
+    bugRate: 'rate' in b ? b.rate : null,
+    fixRate: 'rate' in f ? f.rate : null,
+    bugShowing: bugTally?.shows ?? null,
+    bugSchedules: bugTally?.schedules ?? null,
+    hazard: expects.length > 0 && bugTally ? hazardClass(bugTally.shows, bugTally.schedules) : null,
+    error,
+    verdict,
   };
 }
 
@@ -485,6 +508,7 @@ export function printMatrix(m: MatrixReport): void {
     m.fixPairs.map((f) => ({
       race: f.workload,
       fix: f.fix,
+      class: f.hazard ?? '',
       'bug per 1000': fmtRate(f.bugRate),
       'fix per 1000': fmtRate(f.fixRate),
       verdict: f.verdict,

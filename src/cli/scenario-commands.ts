@@ -2,14 +2,13 @@
 // its expectations, `explore` it at scale over a pool of worker threads, and `races` — every shipped race
 // script with the policy that shows the bug and the one that fixes it, then a short stress run: what
 // `npm start` does.
-import { readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { type Command, Option } from 'commander';
-import { expectationFor, judge } from '../scenario/expect.js';
+import { expectationFor, type Tally, Tallier } from '../scenario/expect.js';
+import { observed, runJudged } from '../scenario/judged.js';
 import { exploreScenario } from '../scenario/explore.js';
 import { loadScenarioFile, scenarioParams } from '../scenario/load.js';
-import type { Scenario } from '../scenario/scenario.js';
 import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { run } from '../runtime/run.js';
 import { Schedule } from '../runtime/schedule.js';
@@ -18,6 +17,7 @@ import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
 import { Exit } from './exit.js';
 import { intArg } from './options.js';
 import { progress } from './progress.js';
+import { policyWords, type RaceRow, raceFiles, raceRow, tableRow } from './races.js';
 import { stressRuns } from './stress.js';
 
 interface ScenarioFlags {
@@ -38,14 +38,21 @@ function durationArg(raw: string): number {
   return m[2] === 'ms' ? v : m[2] === 'm' ? v * 60_000 : v * 1000;
 }
 
-function variant(s: Scenario, fixed: boolean): string {
-  // A patch under review is the variant's policy too: name its module.
-  const patch = s.extension ? { extension: basename(s.extension) } : {};
-  const p = fixed ? { ...s.policies, ...patch, ...(s.fix ?? {}) } : { ...s.policies, ...patch };
-  return Object.entries(p)
-    .map(([k, v]) => `${k}=${String(v)}`)
-    .join(' ');
-}
+/** How run, explore, stress and races judge a scenario (their --help). */
+const JUDGING = `
+How a scenario is judged (the same in run, explore, stress, matrix and races):
+  expect.findings  kinds of which the race must show one (none listed: no finding expected)
+  expect.forbid    kinds that must not appear; default \`any\`: every kind not listed in findings
+                   (an explicit list forbids only those kinds)
+  expect.counters  bounds each schedule's counters must meet
+  fixExpect        the same for --fixed (default: no finding of any kind)
+Each schedule (execution) is judged on its own: it fails when it shows a forbidden kind (or, when no finding
+is expected, when its check or a counter fails); it shows the race when it has an expected kind. A run holds
+when no schedule failed and, if findings are expected, one showed the race; it stops at the first schedule
+that decides, and runs its whole budget when no finding is expected. Execution i from --seed S runs from
+seed S+i alone (random, pct): \`run --seed N --runs 1\` runs the schedule explore reports as seed N.
+A deterministic hazard is a buggy variant whose every schedule shows its finding; a race needs a particular
+interleaving (\`races\` gives the fraction of schedules that show it).`;
 
 function printVerdict(tag: string, lines: readonly string[], ok: boolean): void {
   for (const l of lines) console.log(`${tag}: ${l}`);
@@ -55,16 +62,17 @@ function printVerdict(tag: string, lines: readonly string[], ok: boolean): void 
 export function registerScenarioCommands(program: Command): void {
   program
     .command('run')
-    .description("Run a scenario (a race script, JSON/YAML or a module exporting defineScenario) and judge it by its `expect`: exit 0 when it holds, 1 when not.")
+    .description("Run a scenario (a race script, JSON/YAML or a module exporting defineScenario) and judge it by its `expect` (`forbid` defaults to every kind not in `findings`): exit 0 when it holds, 1 when not.")
+    .addHelpText('after', JUDGING)
     .argument('<file>', 'the scenario')
     .option('--fixed', 'apply the scenario\'s `fix` policies (and expect what `fixExpect` says: by default, no finding)')
-    .addOption(new Option('--seed <n>', 'scheduler seed (default: the scenario\'s explore.seed)').argParser(intArg(-2147483648, 2147483647)))
+    .addOption(new Option('--seed <n>', 'the first execution\'s seed; execution i runs from seed+i, as explore numbers them (default: the scenario\'s explore.seed)').argParser(intArg(-2147483648, 2147483647)))
     .addOption(new Option('--strategy <strategy>', 'scheduling strategy (default: the scenario\'s)').choices([...STRATEGIES]))
     .addOption(new Option('--depth <d>', 'pct depth (default: the scenario\'s)').argParser(intArg(1, 64)))
-    .addOption(new Option('--runs <n>', 'executions to try, stopping at the first failing one (default: the scenario\'s explore.runs)').argParser(intArg(1)))
+    .addOption(new Option('--runs <n>', 'executions to try (seeds seed, seed+1, …), stopping at the first that decides the verdict (default: the scenario\'s explore.runs; threaded: 1, a trace hash each)').argParser(intArg(1)))
     .addOption(new Option('--runtime <runtime>', 'deterministic (under the strategy) or threaded (worker threads, real parallelism: one recorded run per --runs, default 1)').choices(['deterministic', 'threaded']).default('deterministic'))
     .addOption(new Option('--workers <n>', 'threaded: worker threads').argParser(intArg(1, MAX_WORKERS)))
-    .option('--record <file>', 'write the schedule of the last execution (the failing one, if any)')
+    .option('--record <file>', 'write the schedule of the reported execution (the one that decided the verdict, else the last)')
     .option('--json', 'print one JSON object')
     .action(async (file: string, flags: ScenarioFlags & { runtime: 'deterministic' | 'threaded'; workers?: number }) => {
       const s = await loadScenarioFile(file);
@@ -72,27 +80,45 @@ export function registerScenarioCommands(program: Command): void {
       if (fixed && !s.fix) throw new Exit(usage(`${file}: has no \`fix\` to apply`));
       const e = expectationFor(s, fixed);
       const bar = progress('executions', !flags.json);
-      const r = flags.runtime === 'threaded' ? await threadedRuns(s, fixed, flags) : await run({
+      const threaded = flags.runtime === 'threaded';
+      const j = await runJudged(e, {
         workload: { name: s.model, params: scenarioParams(s, fixed) },
-        runtime: 'deterministic',
+        runtime: flags.runtime,
         strategy: flags.strategy ?? s.explore.strategy,
         depth: flags.depth ?? s.explore.depth,
         seed: flags.seed ?? s.explore.seed,
-        runs: flags.runs ?? s.explore.runs,
-        onProgress: (d, t) => bar.update(d, t),
+        runs: flags.runs ?? (threaded ? 1 : s.explore.runs),
+        ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
+        ...(threaded ? {} : { onProgress: (d: number, t: number) => bar.update(d, t) }),
       });
       bar.stop();
-      const v = judge(e, { findings: r.findings, counters: r.check.counters, checkOk: r.check.ok, problems: r.check.problems });
+      const r = j.outcome;
+      const v = j.verdict;
       if (flags.record) r.schedule.save(flags.record);
       if (flags.json) {
         process.stdout.write(
-          `${JSON.stringify({ ok: v.ok, scenario: s.name, fixed, verdict: v.lines, executions: r.executions, explored: r.explored, traceHash: r.traceHash, findings: r.findings, counters: r.check.counters, record: flags.record ?? null })}\n`,
+          `${JSON.stringify({
+            ok: v.ok,
+            scenario: s.name,
+            fixed,
+            verdict: v.lines,
+            executions: r.executions,
+            explored: r.explored,
+            seed: r.seed,
+            traceHash: r.traceHash,
+            schedules: scheduleCounts(j.tally),
+            ...(threaded ? { runs: j.threaded } : {}),
+            findings: r.findings,
+            counters: r.check.counters,
+            record: flags.record ?? null,
+          })}\n`,
         );
       } else {
         console.log(`run: ${s.name}${s.seed ? ` (seed ${s.seed})` : ''}: ${s.title}`);
-        console.log(`run: model ${s.model}, ${fixed ? 'fixed' : 'as written'}: ${variant(s, fixed)}`);
+        console.log(`run: model ${s.model}, ${fixed ? 'fixed' : 'as written'}: ${policyWords(s, fixed)}`);
         for (const f of r.findings) console.log(`\n${f.text}\n`);
-        console.log(`run: ${r.explored}; trace hash ${r.traceHash}`);
+        for (const t of j.threaded) console.log(`run: threaded run seed ${t.seed}: trace hash ${t.traceHash}${t.kind ? ` (${t.kind}: ${t.class})` : ''}`);
+        console.log(`run: ${r.explored}; reported: seed ${r.seed}, trace hash ${r.traceHash}`);
         if (flags.record) console.log(`run: schedule written to ${flags.record}; replay with: iommu-sim replay ${flags.record}`);
         printVerdict('run', v.lines, v.ok);
       }
@@ -101,7 +127,8 @@ export function registerScenarioCommands(program: Command): void {
 
   program
     .command('explore')
-    .description('Explore a scenario over many schedules on a pool of worker threads; stops at the first finding (unless --keep-going), writes its schedule and prints the command that replays it.')
+    .description('Explore a scenario over many schedules on a pool of worker threads, each judged as `run` judges it (`forbid` defaults to every kind not in `findings`); stops at the first schedule that decides the verdict (unless --keep-going), writes its schedule and prints the commands that replay it; exit 0 when the expectation holds, 1 when not.')
+    .addHelpText('after', JUDGING)
     .argument('<file>', 'the scenario')
     .option('--fixed', 'apply the scenario\'s `fix` policies')
     .addOption(new Option('--strategy <strategy>', 'scheduling strategy (default: the scenario\'s)').choices([...STRATEGIES]))
@@ -109,9 +136,9 @@ export function registerScenarioCommands(program: Command): void {
     .addOption(new Option('--runs <n>', 'executions in all (default: 100 × the scenario\'s explore.runs)').argParser(intArg(1)))
     .addOption(new Option('--time <duration>', 'stop after this long (30s, 2m)').argParser(durationArg))
     .addOption(new Option('--workers <n>', `pool threads (default ${availableParallelism()})`).argParser(intArg(1, 256)))
-    .addOption(new Option('--seed <n>', 'first scheduler seed; each pool task takes the next').argParser(intArg(-2147483648, 2147483647)))
+    .addOption(new Option('--seed <n>', 'the first execution\'s seed; execution i runs from seed+i, as in run').argParser(intArg(-2147483648, 2147483647)))
     .addOption(new Option('--chunk <n>', 'executions per pool task').argParser(intArg(1)).default(64))
-    .option('--keep-going', 'explore the whole budget, counting every failing schedule (by kind) and collecting every failing seed')
+    .option('--keep-going', 'explore the whole budget, counting every schedule with a finding (by kind) and listing each by its seed')
     .option('--record <file>', 'where to write the first failing schedule (default: <scenario name>.sched)')
     .option('--json', 'print one JSON object')
     .action(async (file: string, flags: ScenarioFlags & { time?: number; workers?: number; chunk: number; keepGoing?: boolean }) => {
@@ -131,6 +158,7 @@ export function registerScenarioCommands(program: Command): void {
           strategy: flags.strategy ?? s.explore.strategy,
           depth: flags.depth ?? s.explore.depth,
           seed: flags.seed ?? s.explore.seed,
+          expect: expectationFor(s, fixed),
           runs,
           ...(flags.time !== undefined ? { timeMs: flags.time } : {}),
           workers: flags.workers ?? availableParallelism(),
@@ -147,18 +175,25 @@ export function registerScenarioCommands(program: Command): void {
       const record = flags.record ?? `${s.name}.sched`;
       if (first?.schedule) Schedule.decode(first.schedule, 'exploration').save(record);
       const rate = Math.round(out.executions / Math.max(0.001, out.elapsedMs / 1000));
+      const v = out.verdict;
       if (flags.json) {
         process.stdout.write(
           `${JSON.stringify({
-            ok: out.failures.length === 0,
+            ok: v.ok,
             scenario: s.name,
             fixed,
+            verdict: v.lines,
             executions: out.executions,
+            elapsedMs: Math.round(out.elapsedMs),
             schedulesPerSecond: rate,
             stoppedBy: out.stoppedBy,
-            failingSeeds: out.failures.map((f) => f.seed),
+            firstSeed: flags.seed ?? s.explore.seed,
+            first: out.first,
+            schedules: scheduleCounts(out.tally),
             failingSchedules: out.failing,
             failingByKind: out.failingKinds,
+            failingSeeds: out.tally.marked,
+            failingSeedsOmitted: out.tally.marksOmitted,
             findings: first?.findings ?? [],
             problems: first?.problems ?? [],
             traceHash: first?.traceHash ?? null,
@@ -167,24 +202,25 @@ export function registerScenarioCommands(program: Command): void {
           })}\n`,
         );
       } else {
-        console.log(`explore: ${s.name}: ${out.executions} schedules in ${(out.elapsedMs / 1000).toFixed(1)} s (${rate}/s), stopped by ${out.stoppedBy}`);
-        const pasid = Object.entries(out.coverage.pasid).map(([k, v]) => `${k} ${v}`).join(', ');
+        console.log(`explore: ${s.name}: ${out.executions} schedules from seed ${flags.seed ?? s.explore.seed} in ${(out.elapsedMs / 1000).toFixed(1)} s (${rate}/s), stopped by ${out.stoppedBy}`);
+        const pasid = Object.entries(out.coverage.pasid).map(([k, n]) => `${k} ${n}`).join(', ');
         console.log(`explore: coverage: ${out.coverage.triples.length} (actor, state, event) triples, ${out.coverage.lockChains.length} lock chains; PASID transitions: ${pasid || 'none'}`);
         if (first) {
           for (const f of first.findings) console.log(`\n${f.text}\n`);
           for (const p of first.problems) console.log(`explore: ${p}`);
-          console.log(`explore: failing seed ${first.seed} (${first.explored}); schedule written to ${record}`);
-          console.log(`explore: replay with: iommu-sim replay ${record}`);
-          if (out.failures.length > 1) console.log(`explore: ${out.failures.length} failing seeds: ${out.failures.map((f) => f.seed).join(' ')}`);
-          if (flags.keepGoing) {
-            const kinds = Object.entries(out.failingKinds).map(([k, n]) => `${k} ${n}`).join(', ');
-            console.log(`explore: ${out.failing} of ${out.executions} schedules failed (${kinds})`);
-          }
+          console.log(`explore: seed ${first.executionSeed} decided it (${out.first?.class}, the ${ordinal(out.first?.schedules ?? 0)} schedule, ${((out.first?.elapsedMs ?? 0) / 1000).toFixed(1)} s); schedule written to ${record}`);
+          console.log(`explore: replay with: iommu-sim replay ${record}, or run it again with: iommu-sim run ${file}${fixed ? ' --fixed' : ''} --seed ${first.executionSeed} --runs 1`);
         }
-        console.log(`explore: ${first ? 'FAILURE' : 'SUCCESS'}`);
+        if (flags.keepGoing) {
+          const kinds = Object.entries(out.failingKinds).map(([k, n]) => `${k} ${n}`).join(', ');
+          console.log(`explore: ${out.failing} of ${out.executions} schedules had a finding${kinds ? ` (${kinds})` : ''}; ${out.tally.shows} showed the expected finding, ${out.tally.fails} failed the verdict`);
+          const seeds = out.tally.marked.slice(0, 20).map((m) => `${m.seed} ${m.kind}`);
+          if (seeds.length > 0) console.log(`explore: seeds with a finding: ${seeds.join(', ')}${out.tally.marked.length + out.tally.marksOmitted > 20 ? `, … (${out.tally.marked.length + out.tally.marksOmitted} in all; --json lists them)` : ''}`);
+        }
+        printVerdict('explore', v.lines, v.ok);
       }
       if (out.stoppedBy === 'interrupt') throw new Exit(130);
-      if (first) throw new Exit(1);
+      if (!v.ok) throw new Exit(1);
     });
 
   program
@@ -214,6 +250,7 @@ export function registerScenarioCommands(program: Command): void {
           params: scenarioParams(s, fixed),
           seconds: flags.duration / 1000,
           seed: flags.seed,
+          expect: expectationFor(s, fixed),
           placement: flags.placement,
           ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
           keepGoing: flags.keepGoing ?? false,
@@ -225,13 +262,13 @@ export function registerScenarioCommands(program: Command): void {
         process.off('SIGINT', onSigint);
       }
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ ok: out.ok, scenario: s.name, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, findings: out.failures.flatMap((r) => r.findings), saved: out.saved })}\n`);
+        process.stdout.write(`${JSON.stringify({ ok: out.ok, scenario: s.name, verdict: out.verdict.lines, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, findings: out.failures.flatMap((r) => r.findings), saved: out.saved })}\n`);
       } else {
         for (const r of out.failures.slice(0, 1)) for (const f of r.findings) console.log(`\n${f.text}\n`);
         console.log(`stress: ${s.name}: ${out.runs} threaded runs in ${out.seconds.toFixed(1)} s (${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
         console.log(`stress: per second ${Object.entries(out.perSecond).filter(([, v]) => v !== 0).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
-        for (const f of out.saved) console.log(`stress: failing run saved to ${f}; replay with: iommu-sim replay ${f}`);
-        console.log(`stress: ${out.ok ? 'SUCCESS' : 'FAILURE'}`);
+        for (const f of out.saved) console.log(`stress: run with a finding saved to ${f}; replay with: iommu-sim replay ${f}`);
+        printVerdict('stress', out.verdict.lines, out.ok);
       }
       if (ac.signal.aborted) throw new Exit(130);
       if (!out.ok) throw new Exit(1);
@@ -239,89 +276,64 @@ export function registerScenarioCommands(program: Command): void {
 
   program
     .command('races')
-    .description('Run every race script in races/ with the policy that shows its bug and with the one that fixes it, the fault-injection scenarios in scenarios/ as written, then a short stress run; a table, then SUCCESS or FAILURE (npm start).')
+    .description('Run every race script in races/ with the policy that shows its bug and with the one that fixes it, the fault-injection scenarios in scenarios/ as written, each over its whole budget (explore.runs) and judged as `run` judges it, then a short stress run; a table (a deterministic hazard shows its finding on every schedule, a race on the fraction given), then SUCCESS or FAILURE (npm start).')
     .addOption(new Option('--stress <seconds>', 'length of the stress run (0: none)').argParser(intArg(0, 3600)).default(5))
     .option('--json', 'print one JSON object')
     .action(async (flags: { stress: number; json?: boolean }) => {
-      const files = ['races', 'scenarios'].flatMap((d) =>
-        readdirSync(join(PACKAGE_ROOT, d))
-          .filter((f) => /\.(ya?ml|json|ts)$/.test(f))
-          .sort()
-          .map((f) => `${d}/${f}`),
-      );
-      const rows: { script: string; seed: string; policy: string; finding: string; schedules: string; verdict: string }[] = [];
-      let ok = true;
-      for (const f of files) {
+      const rows: RaceRow[] = [];
+      for (const f of raceFiles()) {
         const s = await loadScenarioFile(join(PACKAGE_ROOT, f));
         for (const fixed of s.fix ? [false, true] : [false]) {
-          const e = expectationFor(s, fixed);
-          const r = await run({
-            workload: { name: s.model, params: scenarioParams(s, fixed) },
-            runtime: 'deterministic',
-            strategy: s.explore.strategy,
-            depth: s.explore.depth,
-            seed: s.explore.seed,
-            runs: s.explore.runs,
-          });
-          const v = judge(e, { findings: r.findings, counters: r.check.counters, checkOk: r.check.ok, problems: r.check.problems });
-          ok &&= v.ok;
-          const finding = r.findings[0]?.title ?? (Object.keys(e.counters).length > 0 ? Object.keys(e.counters).map((c) => `${c}=${r.check.counters[c]}`).join(' ') : '—');
-          rows.push({
-            script: f,
-            seed: s.seed ?? '',
-            policy: `${fixed ? 'fix' : s.fix ? 'bug' : 'as written'}: ${fixed ? Object.entries(s.fix ?? {}).map(([k, v2]) => `${k}=${String(v2)}`).join(' ') : variant(s, false)}`.slice(0, 60),
-            finding: finding.length > 70 ? `${finding.slice(0, 67)}…` : finding,
-            schedules: r.findings.length > 0 ? `${r.executions}` : `${r.executions} (none)`,
-            verdict: v.ok ? 'ok' : `FAILED: ${v.lines.filter((l) => l.includes('NOT') || l.includes('none found') || l.includes('forbidden') || l.includes('check failed')).join('; ')}`,
-          });
-          if (!flags.json) process.stderr.write(`races: ${f} (${fixed ? 'fix' : 'bug'}): ${v.ok ? 'ok' : 'FAILED'}\n`);
+          const row = await raceRow(f, s, fixed);
+          rows.push(row);
+          if (!flags.json) process.stderr.write(`races: ${f} (${row.variant}): ${row.ok ? 'ok' : 'FAILED'}\n`);
         }
       }
-      let stress: { ok: boolean; line: string } | undefined;
-      if (flags.stress > 0) {
-        const until = performance.now() + flags.stress * 1000;
-        let runs = 0;
-        let dmas = 0;
-        let findings = 0;
-        while (performance.now() < until) {
-          const r = await run({
-            workload: { name: 'sva', params: { iommus: 'vtd,amd,smmuv3', devices: 6, processes: 24, script: 'stress', rounds: 2, dmas: 6, seed: runs + 1 } },
-            runtime: 'threaded',
-            seed: runs + 1,
-            workers: 2,
-          });
-          runs++;
-          dmas += r.check.counters.dmas ?? 0;
-          findings += r.findings.length + (r.check.ok ? 0 : 1);
-          if (findings > 0) break;
-        }
-        stress = { ok: findings === 0, line: `stress: ${runs} threaded runs of a mixed topology (vtd, amd, smmuv3), ${dmas} DMAs, ${findings} findings` };
-        ok &&= stress.ok;
-      }
+      let ok = rows.every((r) => r.ok);
+      const stress = flags.stress > 0 ? await racesStress(flags.stress) : null;
+      if (stress) ok &&= stress.ok;
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ ok, races: rows, stress: stress ?? null })}\n`);
+        process.stdout.write(`${JSON.stringify({ ok, races: rows, stress })}\n`);
       } else {
-        console.table(rows);
-        if (stress) console.log(stress.line);
+        console.table(rows.map(tableRow));
+        console.log('races: a deterministic hazard shows its finding on every schedule of its budget; a race on some (the fraction shown)');
+        if (stress) console.log(`stress: ${stress.runs} threaded runs of a mixed topology (vtd, amd, smmuv3), ${stress.dmas} DMAs, ${stress.failing} failing${stress.verdict.length > 0 ? `: ${stress.verdict.join('; ')}` : ''}`);
         console.log(ok ? 'SUCCESS' : 'FAILURE');
       }
       if (!ok) throw new Exit(1);
     });
 }
 
-/**
- * `run --runtime threaded`: recorded threaded runs (seed, seed+1, …) until one shows a finding or fails its
- * check, or --runs (default 1) are done; the last one is the outcome (its schedule replays deterministically).
- */
-async function threadedRuns(s: Scenario, fixed: boolean, flags: ScenarioFlags & { workers?: number }): Promise<Awaited<ReturnType<typeof run>>> {
-  const seed = flags.seed ?? s.explore.seed;
-  const n = flags.runs ?? 1;
-  let r: Awaited<ReturnType<typeof run>> | undefined;
-  for (let i = 0; i < n; i++) {
-    r = await run({ workload: { name: s.model, params: scenarioParams(s, fixed) }, runtime: 'threaded', seed: seed + i, ...(flags.workers !== undefined ? { workers: flags.workers } : {}) });
-    if (r.findings.length > 0 || !r.check.ok) break;
+/** The short threaded stress run of `races`: a mixed topology, judged as a scenario expecting no finding. */
+async function racesStress(seconds: number): Promise<{ ok: boolean; runs: number; dmas: number; failing: number; verdict: string[] }> {
+  const until = performance.now() + seconds * 1000;
+  const tally = new Tallier({ findings: [], forbid: 'any', counters: {} });
+  let dmas = 0;
+  while (performance.now() < until && !tally.decided) {
+    const seed = tally.tally().schedules + 1;
+    const r = await run({
+      workload: { name: 'sva', params: { iommus: 'vtd,amd,smmuv3', devices: 6, processes: 24, script: 'stress', rounds: 2, dmas: 6, seed } },
+      runtime: 'threaded',
+      seed,
+      workers: 2,
+    });
+    dmas += r.check.counters.dmas ?? 0;
+    tally.add(seed, observed(r));
   }
-  return r as Awaited<ReturnType<typeof run>>;
+  const t = tally.tally();
+  const v = tally.verdict();
+  return { ok: v.ok, runs: t.schedules, dmas, failing: t.fails, verdict: v.ok ? [] : [...v.lines] };
+}
+
+/** 1 → 1st, 2 → 2nd, 13 → 13th. */
+function ordinal(n: number): string {
+  const teen = n % 100 >= 11 && n % 100 <= 13;
+  return `${n}${teen ? 'th' : n % 10 === 1 ? 'st' : n % 10 === 2 ? 'nd' : n % 10 === 3 ? 'rd' : 'th'}`;
+}
+
+/** A tally's counts, for JSON: schedules judged, showing the expected finding, failing the verdict, allowed, by kind. */
+function scheduleCounts(t: Tally): { judged: number; showing: number; failing: number; allowed: number; byKind: Readonly<Record<string, number>> } {
+  return { judged: t.schedules, showing: t.shows, failing: t.fails, allowed: t.allowed, byKind: t.byKind };
 }
 
 /** A usage error: printed, exit 2. */

@@ -1,9 +1,14 @@
 // Threaded stress: runs of a workload back to back, each recorded, until the duration has passed — with a status
 // line per run in the manner of rcutorture's periodic `rcu-torture:` lines (the run's counters and findings),
-// the counters summed and per second at the end, and each failing run's schedule saved for replay.
+// the counters summed and per second at the end, and each failing run's schedule saved for replay. Each run is
+// judged by the scenario's expectation (src/scenario/expect.ts, as `run` and `explore` judge a schedule); the
+// stress stops at the first run that decides the verdict unless kept going.
 import type { Wire } from '../runtime/model.js';
 import type { Placement, RunResult } from '../runtime/result.js';
 import { run } from '../runtime/run.js';
+import { decides, Tallier, type Verdict } from '../scenario/expect.js';
+import { observed } from '../scenario/judged.js';
+import type { Expectation } from '../scenario/scenario.js';
 
 export interface StressOptions {
   readonly tag: string;
@@ -11,6 +16,8 @@ export interface StressOptions {
   readonly params: Record<string, Wire>;
   readonly seconds: number;
   readonly seed: number;
+  /** What each run is judged by (default, as for a stress config: no finding of any kind, the check holds). */
+  readonly expect?: Expectation;
   readonly placement: Placement;
   readonly workers?: number;
   readonly keepGoing: boolean;
@@ -22,6 +29,7 @@ export interface StressOptions {
 
 export interface StressOutcome {
   readonly ok: boolean;
+  readonly verdict: Verdict;
   readonly runs: number;
   readonly seconds: number;
   readonly totals: Record<string, number>;
@@ -30,8 +38,9 @@ export interface StressOutcome {
   readonly saved: readonly string[];
 }
 
-function passed(r: RunResult): boolean {
-  return r.check.ok && r.accounting.ok && r.findings.length === 0;
+/** A run to save for replay: a finding, a failed check, or messages unaccounted for. */
+function failed(r: RunResult): boolean {
+  return !r.check.ok || !r.accounting.ok || r.findings.length > 0;
 }
 
 export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
@@ -40,6 +49,9 @@ export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
   const totals: Record<string, number> = {};
   const failures: RunResult[] = [];
   const saved: string[] = [];
+  const e: Expectation = o.expect ?? { findings: [], forbid: 'any', counters: {} };
+  const tally = new Tallier(e);
+  let lost = 0;
   let runs = 0;
   while (performance.now() < until && !o.signal?.aborted) {
     const seed = o.seed + runs;
@@ -55,8 +67,10 @@ export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
     });
     runs++;
     for (const [k, v] of Object.entries(r.check.counters)) totals[k] = (totals[k] ?? 0) + v;
-    const ok = passed(r);
-    if (!ok) {
+    const j = tally.add(seed, observed(r));
+    // Messages lost between threads are the runtime's failure, whatever the scenario expects.
+    if (!r.accounting.ok) lost++;
+    if (failed(r)) {
       failures.push(r);
       if (o.record) {
         const file = failures.length === 1 ? o.record : `${o.record}.${failures.length}`;
@@ -71,9 +85,11 @@ export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
         .join(' ');
       console.log(`${o.tag}-torture: run ${runs} seed ${seed}: ${c} findings: ${r.findings.length} (${(r.elapsedMs / 1000).toFixed(2)} s, hash ${r.traceHash})`);
     }
-    if (!ok && !o.keepGoing) break;
+    if ((decides(e, j) || !r.accounting.ok) && !o.keepGoing) break;
   }
   const seconds = (performance.now() - t0) / 1000;
   const perSecond = Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, Math.round(v / seconds)]));
-  return { ok: failures.length === 0, runs, seconds, totals, perSecond, failures, saved };
+  const judged = tally.verdict();
+  const verdict = lost > 0 ? { ok: false, lines: [...judged.lines, `${lost} runs lost messages (sent ≠ delivered + queued)`] } : judged;
+  return { ok: verdict.ok, verdict, runs, seconds, totals, perSecond, failures, saved };
 }

@@ -41,6 +41,12 @@ function fmtKinds(r: FindingRate | null | undefined): string {
     .join(', ');
 }
 
+/** `37 of 300 (12 %)`. */
+export function fmtFraction(n: number, of: number): string {
+  const pct = of > 0 ? (100 * n) / of : 0;
+  return `${n} of ${of} (${pct >= 10 || pct === 0 ? pct.toFixed(0) : pct.toFixed(1)} %)`;
+}
+
 function cell(v: DetailRow[string] | undefined, digits = 0): string {
   if (v === null || v === undefined) return '—';
   if (typeof v === 'number') {
@@ -85,18 +91,22 @@ export function matrixSections(m: MatrixReport, level = '##'): string {
 
   out.push(`${level}# The races against their fix`);
   out.push(
-    'Each race script as written (the bug in) and with its `fix` applied, on the same schedules. Verdict `ok`: ' +
-      'findings with the bug, none with the fix.',
+    "Each race script as written (the bug in) and with its `fix` applied, over the script's own budget of schedules " +
+      '(`explore.runs`, seeds from `explore.seed`), each schedule judged by the script\'s expectation (`forbid` defaults to every kind ' +
+      'not listed in `findings`). Class: a **deterministic hazard** shows its finding on every schedule of the budget (no ' +
+      'interleaving needed); a **race** needs a particular interleaving, and the fraction is the schedules that show it. ' +
+      'Verdict `ok`: the expected finding with the bug and no forbidden kind; none with the fix.',
   );
   out.push(
     mdTable(
-      ['race', 'seed', 'fix', 'expects', 'bug: per 1 000', 'bug: by kind', 'fix: per 1 000', 'verdict'],
+      ['race', 'seed', 'fix', 'expects', 'class', 'bug: schedules showing it', 'bug: by kind (per 1 000)', 'fix: failing per 1 000', 'verdict'],
       m.fixPairs.map((f) => [
         f.workload,
         f.seed ?? '',
         `\`${f.fix}\``,
         f.expects.join(', ') || '(counters)',
-        fmtRate(f.bugRate),
+        f.hazard ?? '—',
+        f.bugShowing !== null && f.bugSchedules !== null ? fmtFraction(f.bugShowing, f.bugSchedules) : 'n/a',
         fmtKinds(f.bugRate),
         fmtRate(f.fixRate) + (f.fixRate && f.fixRate.failing > 0 ? ` (${fmtKinds(f.fixRate)})` : ''),
         f.error ? `${f.verdict}: ${f.error}` : f.verdict,

@@ -1,5 +1,6 @@
 // The targets of issue #7 judged against what one benchmark run measured (bench.json): each is PASS or FAIL as
-// measured, or NOT MEASURED when its suite did not run. The physical limits are the runtime suite's own cases,
+// a measured figure compares to its bound (never on completion alone), or NOT MEASURED when its suite did not
+// run or ran too small to give the figure. The physical limits are the runtime suite's own cases,
 // measured in the same run, so a target's ratio compares figures taken on the same machine at the same time.
 import type { BenchRow, BenchRunData, DetailRow } from './types.js';
 
@@ -22,6 +23,12 @@ export const LIMITS: readonly { readonly name: string; readonly label: string }[
   { name: 'xstate_send', label: "XState's send, one thread (events/s)" },
   { name: 'xstate_floor_selftest', label: 'the selftest workload on bare XState, no runtime (steps/s)' },
 ];
+
+/**
+ * The full 20-bit PASID space allocated and freed in at most this long: a minute, so that a kernel developer can
+ * run the full-space check as a test, and a sixth of the report's 10-minute budget.
+ */
+export const FULL_SPACE_SECONDS = 60;
 
 const num = (n: number, d = 2): string => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 
@@ -168,19 +175,20 @@ export function judgeTargets(b: BenchRunData): TargetRow[] {
 
   const alloc = row('ioasid_alloc_full_space');
   const free = row('ioasid_free_full_space');
-  if (alloc && free) {
-    // Outside the quick profile the suite allocates and frees the whole 20-bit space (and checks the counts).
+  const cycleTarget = `a 1 048 575-PASID allocate/free cycle in ≤ ${FULL_SPACE_SECONDS} s`;
+  if (alloc && free && b.profile !== 'quick') {
+    // Outside the quick profile the suite allocates and frees the whole 20-bit space (and checks the counts):
+    // its time, from the rates it measured, against the bound.
     const seconds = 1_048_575 / alloc.hz + 1_048_575 / free.hz;
-    const full = b.profile !== 'quick';
     out.push({
       suite: 'ioasid',
-      target: 'a 1 048 575-PASID allocate/free cycle',
-      measured: full ? `allocated and freed in ${seconds.toFixed(1)} s` : 'quick profile: a 12-bit space only',
-      against: `${fmt(alloc.hz)} allocs/s, ${fmt(free.hz)} frees/s`,
-      figure: full ? 'completed, every ID allocated and freed (the suite checks the counts)' : '',
-      verdict: full ? 'PASS' : 'NOT MEASURED',
+      target: cycleTarget,
+      measured: `allocated and freed in ${seconds.toFixed(1)} s`,
+      against: `${fmt(alloc.hz)} allocs/s, ${fmt(free.hz)} frees/s (every ID allocated and freed: the suite checks the counts)`,
+      figure: `${num(seconds / FULL_SPACE_SECONDS)}× the bound`,
+      verdict: verdict(seconds <= FULL_SPACE_SECONDS),
     });
-  } else out.push(MISSING('ioasid', 'a 1 048 575-PASID allocate/free cycle', 'ioasid_alloc_full_space'));
+  } else out.push(MISSING('ioasid', cycleTarget, alloc && free ? 'quick profile: a 12-bit space only; the full space' : 'ioasid_alloc_full_space'));
 
   const big = (b.details.scaling?.bigRun ?? [])[0];
   if (big && typeof big.rssPeakMiB === 'number' && typeof big.actors === 'number') {

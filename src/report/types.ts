@@ -90,8 +90,13 @@ export interface FixPair {
   readonly expects: readonly string[];
   readonly bugRate: FindingRate | null;
   readonly fixRate: FindingRate | null;
+  /** Schedules of the buggy variant showing an expected finding, of how many (the script's budget). */
+  readonly bugShowing: number | null;
+  readonly bugSchedules: number | null;
+  /** Every schedule shows it: a deterministic hazard; some do: a race (null: expects no finding, or not run). */
+  readonly hazard: 'race' | 'deterministic hazard' | null;
   readonly error: string | null;
-  /** ok: findings with the bug, none with the fix; or why not (judged by counters, not found, fix not clean). */
+  /** ok: each variant met its expectation (expect.ts) over the script's budget; or which did not, and why. */
   readonly verdict: string;
 }
 

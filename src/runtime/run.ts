@@ -4,7 +4,7 @@ import { runDeterministic, Scratch } from './deterministic.js';
 import { pseudoName, type Wire, type Workload } from './model.js';
 import type { Placement, RunResult, RuntimeName } from './result.js';
 import { Schedule } from './schedule.js';
-import type { StrategyName } from './scheduler.js';
+import type { Scheduler, StrategyName } from './scheduler.js';
 import { createScheduler } from './schedulers/index.js';
 import { ReplayScheduler } from './schedulers/replay.js';
 import { runThreaded } from './threaded.js';
@@ -16,8 +16,14 @@ export interface RunOptions {
   readonly seed: number;
   readonly strategy?: StrategyName;
   readonly depth?: number;
-  /** Deterministic: explore up to this many executions, stopping at the first that fails its checks. */
+  /**
+   * Deterministic: explore up to this many executions, stopping at the first that fails its checks (or that
+   * `decisive` picks). Under random and pct, execution i runs from scheduler seed `seed + i` alone — what
+   * `run --seed <seed + i> --runs 1` runs — so that an execution is named by its seed wherever it ran.
+   */
   readonly runs?: number;
+  /** Deterministic: whether an execution ends the run (default: one with a finding or a failed check). */
+  readonly decisive?: (r: RunResult) => boolean;
   /**
    * Deterministic, with runs > 1: run all of them instead of stopping at the first failing execution (explore
    * --keep-going). The outcome is then the first failing execution, with every failing one counted.
@@ -87,20 +93,24 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
     return { ...r, executions: 1, explored: `threaded: ${r.workers} workers, ${r.placement}`, failing: kind ? 1 : 0, failingKinds: kind ? { [kind]: 1 } : {} };
   }
   const strategy = opts.strategy ?? 'random';
-  const scheduler = createScheduler(strategy, { seed: opts.seed, depth: opts.depth ?? 3 });
+  const depth = opts.depth ?? 3;
   const runs = opts.runs ?? 1;
+  // One result is returned (the first decisive execution, or the last): the executions can share buffers.
+  const scratch = opts.scratch ?? (runs > 1 ? new Scratch() : undefined);
+  const schedulers = seededSchedulers(workload, strategy, depth, opts.seed, { ...(scratch ? { scratch } : {}), ...(opts.maxSteps ? { maxSteps: opts.maxSteps } : {}) });
+  const decisive = opts.decisive ?? ((r: RunResult) => failureKind(r) !== undefined);
   let last: RunResult | undefined;
   let first: RunResult | undefined;
   let executions = 0;
   let failing = 0;
   const failingKinds: Record<string, number> = {};
-  // One result is returned (the first failing execution, or the last): the executions can share buffers.
-  const scratch = opts.scratch ?? (runs > 1 ? new Scratch() : undefined);
-  while (executions < runs && !opts.signal?.aborted && scheduler.newExecution()) {
-    executions++;
+  let scheduler = schedulers(0);
+  while (executions < runs && !opts.signal?.aborted) {
+    scheduler = schedulers(executions);
+    if (!scheduler.newExecution()) break;
     last = runDeterministic({
       workload,
-      seed: opts.seed,
+      seed: opts.seed + executions,
       scheduler,
       keepGoing: opts.keepGoing ?? false,
       ...(scratch ? { scratch } : {}),
@@ -108,22 +118,56 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
       // One long execution reports its steps (total unknown); an exploration reports executions.
       ...(runs === 1 && opts.onProgress ? { onProgress: (steps: number) => opts.onProgress?.(steps, 0) } : {}),
     });
+    executions++;
     opts.onExecution?.(last, workload);
     opts.onProgress?.(executions, runs);
     const kind = failureKind(last);
     if (kind !== undefined) {
       failing++;
       addKinds(failingKinds, { [kind]: 1 });
+    }
+    // Asked of every execution: the caller may count them all (explore --keep-going).
+    const decided = decisive(last);
+    if (first === undefined && decided) {
       if (!opts.allRuns) break;
       // Kept past the executions after it: its lazy trace hash and schedule are taken now (the spread reads
       // them), and its memory copied out of the scratch, which they reuse.
-      first ??= { ...last, ...(scratch ? { shared: last.shared.slice() } : {}) };
+      first = { ...last, ...(scratch ? { shared: last.shared.slice() } : {}) };
     }
     // Let a progress bar and Ctrl-C in between executions.
     if (runs > 1 && executions % 64 === 0) await new Promise((r) => setImmediate(r));
   }
   if (!last) throw new Error(`${scheduler.describe()}: no execution was run`);
-  return { ...(first ?? last), strategy, executions, explored: scheduler.describe(), failing, failingKinds };
+  const explored = strategy === 'dfs' ? scheduler.describe() : `${strategy}${strategy === 'pct' ? `(depth ${depth})` : ''}: ${executions} executions, seeds ${opts.seed}..${opts.seed + executions - 1}`;
+  return { ...(first ?? last), strategy, executions, explored, failing, failingKinds };
+}
+
+/** PCT's step count k (the length its change points are drawn over), by workload: see seededSchedulers. */
+const pctSteps = new WeakMap<Workload, number>();
+
+/**
+ * The scheduler of execution i. dfs walks one space across executions (seeds do not name its executions).
+ * random and pct start afresh from seed + i, so that an execution depends on its seed alone; pct's k, which
+ * PCT learns as the longest execution seen so far, is instead the length of one execution under a fixed
+ * schedule (pct, seed 0, no change point), measured once per workload — the same for every seed and chunk.
+ */
+function seededSchedulers(workload: Workload, strategy: StrategyName, depth: number, seed: number, probeOpts: { scratch?: Scratch; maxSteps?: number }): (i: number) => Scheduler {
+  if (strategy === 'dfs') {
+    const dfs = createScheduler('dfs', { seed, depth });
+    return () => dfs;
+  }
+  if (strategy === 'random') return (i) => createScheduler('random', { seed: seed + i });
+  let k = pctSteps.get(workload);
+  if (k === undefined) {
+    const probe = createScheduler('pct', { seed: 0, depth: 1 });
+    probe.newExecution();
+    k = runDeterministic({ workload, seed: 0, scheduler: probe, ...probeOpts }).steps;
+    // What the probe taught the kernel's checkers (lockdep's graph) is not the exploration's.
+    workload.monitor?.restart?.();
+    pctSteps.set(workload, k);
+  }
+  const steps = k;
+  return (i) => createScheduler('pct', { seed: seed + i, depth, maxSteps: steps });
 }
 
 export interface ReplayOutcome extends RunResult {

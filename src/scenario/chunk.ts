@@ -1,21 +1,28 @@
 // One unit of exploration work, the same in a pool worker and in the main thread: `runs` deterministic
-// executions of a workload under one strategy and scheduler seed (PCT learns its step count across them),
-// stopping at the first that fails. A piscina task costs ~30 µs and an execution tens of µs to ms, so a task
-// carries many executions.
+// executions of a workload under one strategy, from scheduler seeds seed, seed+1, … (each execution from its
+// own seed, as `run --seed N --runs 1` runs it), each judged by the scenario's expectation (expect.ts), stopping
+// at the first that decides the verdict unless kept going. A piscina task costs ~30 µs and an execution tens of
+// µs to ms, so a task carries many executions.
 import type { Wire, Workload } from '../runtime/model.js';
 import { Scratch } from '../runtime/deterministic.js';
+import type { RunResult } from '../runtime/result.js';
 import { run } from '../runtime/run.js';
 import { buildWorkload } from '../runtime/workloads.js';
 import type { StrategyName } from '../runtime/scheduler.js';
 import { Coverage, type CoverageSummary } from './coverage.js';
+import { decides, type Tally, Tallier } from './expect.js';
+import type { Expectation } from './scenario.js';
 
 export interface ChunkTask {
   readonly model: string;
   readonly params: Record<string, Wire>;
   readonly strategy: StrategyName;
   readonly depth: number;
+  /** The seed of the chunk's first execution; its i-th runs from seed + i. */
   readonly seed: number;
   readonly runs: number;
+  /** What each execution is judged by (default: no finding of any kind, the workload's check holds). */
+  readonly expect?: Expectation;
   /** Run all `runs` executions, counting the failing ones, instead of stopping at the first (explore --keep-going). */
   readonly keepGoing?: boolean;
 }
@@ -30,16 +37,21 @@ export interface ChunkResult {
   readonly seed: number;
   readonly executions: number;
   readonly steps: number;
+  /** An execution decided the verdict (the first is the one reported below). */
   readonly failed: boolean;
-  /** Failing executions (at most 1 unless keepGoing), and how many by the kind of their first finding. */
+  /** Executions with a finding or a failed check, and how many by the kind of their first finding. */
   readonly failing: number;
   readonly failingKinds: Readonly<Record<string, number>>;
   readonly findings: readonly ChunkFinding[];
   readonly problems: readonly string[];
   readonly counters: Readonly<Record<string, number>>;
   readonly checkOk: boolean;
+  /** The chunk's executions judged by the expectation, by class and seed. */
+  readonly tally: Tally;
+  /** The reported execution's seed (the first decisive one, or the last). */
+  readonly executionSeed: number;
   readonly traceHash: string;
-  /** The failing execution's schedule (encoded), when one failed. */
+  /** The decisive execution's schedule (encoded), when one decided. */
   readonly schedule: Uint8Array | null;
   readonly explored: string;
   readonly coverage: CoverageSummary;
@@ -66,12 +78,19 @@ export async function exploreChunk(task: ChunkTask): Promise<ChunkResult> {
   }
 }
 
+const CLEAN: Expectation = { findings: [], forbid: 'any', counters: {} };
+
 async function chunk(task: ChunkTask, built: Workload, scratch: Scratch): Promise<ChunkResult> {
   const coverage = new Coverage();
+  const e = task.expect ?? CLEAN;
+  const tally = new Tallier(e);
+  let judged = 0;
+  const observe = (x: RunResult) => tally.add(task.seed + judged++, { findings: x.findings, counters: x.check.counters, checkOk: x.check.ok, problems: x.check.problems });
   const r = await run({
     built,
     scratch,
     onExecution: (x, w) => coverage.add(x, w),
+    decisive: (x) => decides(e, observe(x)),
     workload: { name: task.model, params: task.params },
     runtime: 'deterministic',
     strategy: task.strategy,
@@ -81,7 +100,7 @@ async function chunk(task: ChunkTask, built: Workload, scratch: Scratch): Promis
     allRuns: task.keepGoing ?? false,
     keepTrace: true,
   });
-  const failed = r.failing > 0;
+  const failed = tally.decided;
   return {
     seed: task.seed,
     executions: r.executions,
@@ -93,6 +112,8 @@ async function chunk(task: ChunkTask, built: Workload, scratch: Scratch): Promis
     problems: r.check.problems,
     counters: r.check.counters,
     checkOk: r.check.ok,
+    tally: tally.tally(),
+    executionSeed: r.seed,
     traceHash: r.traceHash,
     schedule: failed ? r.schedule.encode() : null,
     explored: r.explored,

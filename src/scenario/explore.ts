@@ -1,8 +1,11 @@
-// Exploration of a scenario at scale: chunks of deterministic executions, each from its own scheduler seed
-// (seed, seed+1, …), fanned out over a piscina pool of worker threads; stops at the first failing execution
-// unless asked to keep going, or when the budget of executions or time is spent. Kept going, every chunk runs
-// its whole share of the budget and counts its failing executions, so that a race that fails at every schedule
-// is still explored a chunk at a time. The first failure's schedule comes back for replay.
+// Exploration of a scenario at scale: executions from scheduler seeds seed, seed+1, … (the seeds `run` gives
+// them: `run --seed N --runs 1` runs the one of seed N), in chunks of consecutive seeds fanned out over a piscina
+// pool of worker threads, each execution judged by the scenario's expectation (expect.ts, as `run` judges it).
+// Stops at the first execution that decides the verdict — one that fails it, or one that shows the expected
+// finding — unless asked to keep going, or when the budget of executions or time is spent. Kept going, every
+// chunk runs its whole share of the budget and counts its executions by class and by kind of finding, so that a
+// race that fails at every schedule is still explored a chunk at a time. The decisive schedule comes back for
+// replay.
 import { Piscina } from 'piscina';
 import { workerUrl } from '../runtime/paths.js';
 import { addKinds } from '../runtime/run.js';
@@ -10,13 +13,18 @@ import type { StrategyName } from '../runtime/scheduler.js';
 import type { Wire } from '../runtime/model.js';
 import type { ChunkResult, ChunkTask } from './chunk.js';
 import { Coverage, type CoverageSummary } from './coverage.js';
+import { type ScheduleClass, type Tally, Tallier, type Verdict } from './expect.js';
+import type { Expectation } from './scenario.js';
 
 export interface ExploreOptions {
   readonly model: string;
   readonly params: Record<string, Wire>;
   readonly strategy: StrategyName;
   readonly depth: number;
+  /** The first execution's seed. */
   readonly seed: number;
+  /** What each execution is judged by. */
+  readonly expect: Expectation;
   /** Executions in all. */
   readonly runs: number;
   readonly timeMs?: number;
@@ -32,12 +40,20 @@ export interface ExploreOutcome {
   readonly executions: number;
   readonly chunks: number;
   readonly elapsedMs: number;
-  /** The chunks that failed, lowest seed first (each with its first failing execution). */
+  /** The chunks an execution decided, lowest seed first (each with its first decisive execution). */
   readonly failures: readonly ChunkResult[];
-  /** Failing executions in all, and by the kind of their first finding. */
+  /** Executions with a finding or a failed check in all, and by the kind of their first finding. */
   readonly failing: number;
   readonly failingKinds: Readonly<Record<string, number>>;
-  /** Stopped by: the first failure, the budget of executions, the time limit, or an interrupt. */
+  /**
+   * The executions judged, by class and seed: all of them when kept going; else those up to the first decisive
+   * one (a chunk of later seeds that was already running is not judged), as `run` would have stopped there.
+   */
+  readonly tally: Tally;
+  readonly verdict: Verdict;
+  /** The first decisive execution: its seed, class and kind, how many schedules (seeds) up to it, and when its chunk came back. */
+  readonly first: { readonly seed: number; readonly class: ScheduleClass; readonly kind: string | null; readonly schedules: number; readonly elapsedMs: number } | null;
+  /** Stopped by: the first decisive execution, the budget of executions, the time limit, or an interrupt. */
   readonly stoppedBy: 'failure' | 'runs' | 'time' | 'interrupt';
   readonly coverage: CoverageSummary;
 }
@@ -47,6 +63,7 @@ export async function exploreScenario(o: ExploreOptions): Promise<ExploreOutcome
   const chunk = Math.max(1, Math.min(o.chunk ?? 64, o.runs));
   const pool = new Piscina({ filename: workerUrl('explore').href, minThreads: o.workers, maxThreads: o.workers });
   const failures: ChunkResult[] = [];
+  const done: { r: ChunkResult; at: number }[] = [];
   const coverage = new Coverage();
   let executions = 0;
   let failing = 0;
@@ -75,10 +92,11 @@ export async function exploreScenario(o: ExploreOptions): Promise<ExploreOutcome
     const lane = async (): Promise<void> => {
       while (!stop()) {
         const runs = Math.min(chunk, o.runs - dispatched);
-        const task: ChunkTask = { model: o.model, params: o.params, strategy: o.strategy, depth: o.depth, seed: o.seed + chunks, runs, keepGoing: o.keepGoing };
+        const task: ChunkTask = { model: o.model, params: o.params, strategy: o.strategy, depth: o.depth, seed: o.seed + dispatched, runs, expect: o.expect, keepGoing: o.keepGoing };
         chunks++;
         dispatched += runs;
         const r = (await pool.run(task)) as ChunkResult;
+        done.push({ r, at: performance.now() - started });
         executions += r.executions;
         coverage.merge(r.coverage);
         if (r.failed) failures.push(r);
@@ -94,5 +112,14 @@ export async function exploreScenario(o: ExploreOptions): Promise<ExploreOutcome
   }
   // The lowest seed's failure first: the same exploration reports the same first failure whatever the timing.
   failures.sort((a, b) => a.seed - b.seed);
-  return { executions, chunks, elapsedMs: performance.now() - started, failures, failing, failingKinds, stoppedBy, coverage: coverage.summary() };
+  done.sort((a, b) => a.r.seed - b.r.seed);
+  const tallier = new Tallier(o.expect);
+  const cut = o.keepGoing ? Number.POSITIVE_INFINITY : (failures[0]?.seed ?? Number.POSITIVE_INFINITY);
+  for (const { r } of done) if (r.seed <= cut) tallier.merge(r.tally);
+  const tally = tallier.tally();
+  const d = tally.decisive;
+  const at = done.find(({ r }) => d !== null && r.seed <= d.seed && d.seed < r.seed + r.executions)?.at ?? 0;
+  const first = d ? { seed: d.seed, class: d.judged.class, kind: d.observed.findings[0]?.kind ?? (d.observed.checkOk ? null : 'check'), schedules: d.seed - o.seed + 1, elapsedMs: at } : null;
+  const verdict = tallier.verdict();
+  return { executions, chunks, elapsedMs: performance.now() - started, failures, failing, failingKinds, tally, verdict, first, stoppedBy, coverage: coverage.summary() };
 }

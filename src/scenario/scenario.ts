@@ -42,9 +42,12 @@ const expectSchema = z
   .strictObject({
     /** Kinds of which at least one finding must appear (empty: none is expected). */
     findings: z.array(z.enum(FINDING_KINDS)).default([]),
-    /** Kinds that must not appear; `any` forbids every kind not listed in `findings`. */
+    /**
+     * Kinds that must not appear in any schedule. `any`, the default, forbids every kind not listed in `findings`;
+     * a list forbids those kinds only and allows the others (`[]`: nothing forbidden). Judged by expect.ts.
+     */
     forbid: z.union([z.literal('any'), z.array(z.enum(FINDING_KINDS))]).default('any'),
-    /** Counters of the run's check, each within bounds. */
+    /** Counters of the workload's check, each within bounds in every schedule. */
     counters: z.record(z.string(), bound).default({}),
   })
   .default({ findings: [], forbid: 'any', counters: {} });
@@ -163,7 +166,7 @@ const base = {
     .strictObject({
       strategy: z.enum(['random', 'pct', 'dfs']).default('pct'),
       depth: z.number().int().min(1).max(64).default(3),
-      /** Executions `run` tries (deterministic runtime), stopping at the first finding. */
+      /** Executions `run` tries (deterministic runtime, seeds seed, seed+1, …), stopping at the first that decides the verdict. */
       runs: z.number().int().min(1).max(10_000_000).default(1000),
       seed: z.number().int().default(1),
     })

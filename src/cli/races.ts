@@ -1,0 +1,117 @@
+// `iommu-sim races` (npm start): every race script in races/ with the policy that shows its bug and the one
+// that fixes it, and the fault-injection scenarios in scenarios/ as written, each over its whole exploration
+// budget (explore.runs schedules from explore.seed), judged by expect.ts. A buggy variant whose every schedule
+// shows the expected finding is a deterministic hazard (no interleaving needed: any schedule shows it); one that
+// shows it on some schedules only is a race, with the fraction of schedules that show it.
+import { readdirSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { fmtFraction } from '../report/markdown.js';
+import { PACKAGE_ROOT } from '../runtime/paths.js';
+import { expectationFor } from '../scenario/expect.js';
+import { runJudged } from '../scenario/judged.js';
+import { scenarioParams } from '../scenario/load.js';
+import type { Scenario } from '../scenario/scenario.js';
+
+export type HazardClass = 'race' | 'deterministic hazard';
+
+export interface RaceRow {
+  readonly script: string;
+  readonly seed: string | null;
+  readonly variant: 'bug' | 'fix' | 'as written';
+  /** The variant's policies (and patch), as `key=value` words. */
+  readonly policy: string;
+  readonly expects: readonly string[];
+  /** The kinds forbidden: a list, or every kind not expected (the default). */
+  readonly forbid: readonly string[] | 'every kind not expected';
+  /** Schedules run (the script's explore.runs, fewer when dfs exhausted its space). */
+  readonly schedules: number;
+  /** Schedules showing an expected finding, failing the verdict, and with any finding (by kind of the first). */
+  readonly showing: number;
+  readonly failing: number;
+  readonly withFinding: number;
+  readonly byKind: Readonly<Record<string, number>>;
+  /** showing / schedules, when the variant expects a finding. */
+  readonly fraction: number | null;
+  readonly class: HazardClass | null;
+  /** The title of the first decisive schedule's first finding. */
+  readonly finding: string | null;
+  readonly firstSeed: number | null;
+  readonly ok: boolean;
+  readonly verdict: readonly string[];
+}
+
+/** race or deterministic hazard, from a variant that expects findings: every schedule showing one is a hazard. */
+export function hazardClass(showing: number, schedules: number): HazardClass | null {
+  if (schedules === 0 || showing === 0) return null;
+  return showing === schedules ? 'deterministic hazard' : 'race';
+}
+
+export function policyWords(s: Scenario, fixed: boolean): string {
+  // A patch under review is the variant's policy too: name its module.
+  const patch = s.extension ? { extension: basename(s.extension) } : {};
+  const p = fixed ? { ...s.policies, ...patch, ...(s.fix ?? {}) } : { ...s.policies, ...patch };
+  return Object.entries(p)
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join(' ');
+}
+
+export function raceFiles(): string[] {
+  return ['races', 'scenarios'].flatMap((d) =>
+    readdirSync(join(PACKAGE_ROOT, d))
+      .filter((f) => /\.(ya?ml|json|ts)$/.test(f))
+      .sort()
+      .map((f) => `${d}/${f}`),
+  );
+}
+
+/** One variant of one script over its budget. */
+export async function raceRow(file: string, s: Scenario, fixed: boolean): Promise<RaceRow> {
+  const e = expectationFor(s, fixed);
+  const j = await runJudged(e, {
+    workload: { name: s.model, params: scenarioParams(s, fixed) },
+    runtime: 'deterministic',
+    strategy: s.explore.strategy,
+    depth: s.explore.depth,
+    seed: s.explore.seed,
+    runs: s.explore.runs,
+    allRuns: true,
+  });
+  const t = j.tally;
+  const withFinding = Object.values(t.byKind).reduce((a, b) => a + b, 0);
+  const expects = e.findings.length > 0;
+  return {
+    script: file,
+    seed: s.seed ?? null,
+    variant: fixed ? 'fix' : s.fix ? 'bug' : 'as written',
+    policy: policyWords(s, fixed),
+    expects: [...e.findings],
+    forbid: e.forbid === 'any' ? 'every kind not expected' : [...e.forbid],
+    schedules: t.schedules,
+    showing: t.shows,
+    failing: t.fails,
+    withFinding,
+    byKind: t.byKind,
+    fraction: expects && t.schedules > 0 ? t.shows / t.schedules : null,
+    class: expects ? hazardClass(t.shows, t.schedules) : null,
+    finding: j.outcome.findings[0]?.title ?? null,
+    firstSeed: t.decisive?.seed ?? null,
+    ok: j.verdict.ok,
+    verdict: j.verdict.lines,
+  };
+}
+
+/** The terminal table's row: short cells (the JSON has them whole). */
+export function tableRow(r: RaceRow): Record<string, string> {
+  const kinds = Object.entries(r.byKind)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+  return {
+    script: r.script,
+    seed: r.seed ?? '',
+    policy: `${r.variant}: ${r.policy}`,
+    class: r.class ?? (r.variant === 'fix' ? '' : '—'),
+    'schedules showing it': r.expects.length > 0 ? fmtFraction(r.showing, r.schedules) : `${r.schedules} (expects none)`,
+    findings: kinds || 'none',
+    verdict: r.ok ? 'ok' : `FAILED: ${r.verdict.filter((l) => /NOT MET|none found|failed|check failed/.test(l)).join('; ')}`,
+  };
+}
