@@ -263,7 +263,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const iopt = p.defaultDomain === 'none' && p.kernel === 'none' && p.vfio === 'none' && p.drmContexts === 0 ? 0 : Math.min(U * p.addressSpaces, D + p.kdevices + p.drmContexts + 4);
   const perDevice = (1 << p.pasidBits) * (8 + 3 + 2) + 512 + 4 * p.atc;
   const staticWords =
-    (1 << 15) + mmTableWords(P + iopt + vmm, p.pages) + physMemWords(frames) + mmuNotifierWords(bonds) + D * perDevice + U * (4096 + 6 * p.iotlb + 6 * p.prqDepth) + bonds * 24 + (U + 2) * ((1 << p.pasidBits) / 32 + 1);
+    (1 << 15) + mmTableWords(P + iopt + vmm, p.pages) + physMemWords(frames) + mmuNotifierWords(bonds) + D * perDevice + U * (4096 + 6 * p.iotlb + 6 * p.prqDepth) + bonds * 24 + (U + 2) * (Math.ceil((1 << p.pasidBits) / 32) + 1);
   // Every task interns its label and comm (allocation owners, KASAN's alloc/free tracks, lockdep's sites): the
   // string table grows with the topology, or a large one fills it and lockdep turns itself off.
   const tasks = P + D + U;
@@ -276,6 +276,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
       lockdepWords: 1 << 14,
     },
     hungTaskSecs: p.hungTaskSecs,
+    readerSlots: tasksAtOnce(p, bonds),
   });
   const [failCache, failNth] = p.failAlloc === '' ? [] : (p.failAlloc.split(':') as [string, string]);
   slabInit(k, failCache ? { failslab: { cache: failCache, nth: Number(failNth) } } : {});
@@ -503,6 +504,30 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     },
   };
   return { workload, model };
+}
+
+/**
+ * How many tasks the topology can have alive at once — every one may be inside RCU's or SRCU's read side, so
+ * the reader tables get a slot each: a process's syscall and the driver's bind_task thread (scripted: one more
+ * for each exit not waited for and each `while`), an SRCU and an RCU callback per bond, the page-request
+ * threads, and the kernel's own DMA users, VFIO, DRM and probe.
+ */
+function tasksAtOnce(p: SvaParams, bonds: number): number {
+  let perProcess = 2 * p.processes;
+  if (p.steps !== '') {
+    let lists: unknown;
+    try {
+      lists = JSON.parse(p.steps);
+    } catch {
+      lists = undefined; // parseSteps refuses it
+    }
+    const extra = (st: unknown): number => {
+      const o = (st ?? {}) as Record<string, unknown>;
+      return o.op === 'while' || (o.op === 'exit' && o.wait === false) ? 1 : 0;
+    };
+    if (Array.isArray(lists)) perProcess += lists.reduce((n: number, l: unknown) => n + (Array.isArray(l) ? l.reduce((m: number, st) => m + extra(st), 0) : 0), 0);
+  }
+  return perProcess + 2 * bonds + p.iommus.split(',').length + p.kdevices + 16;
 }
 
 function ratesParam(v: string): string {

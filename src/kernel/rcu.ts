@@ -19,8 +19,6 @@ import { callTrace, heldLocksLines, taskFinding } from './findings.js';
 import type { Kernel, KGen } from './kernel.js';
 import { type LockRef, noteAcquired, noteReleased, staticLock } from './lock.js';
 
-/** Concurrent RCU readers the table holds (a run with more throws). */
-export const RCU_READER_SLOTS = 64;
 /** Objects remembered per reader for the free check (the most recent ones). */
 const RCU_DEREFS = 4;
 
@@ -69,7 +67,8 @@ export class ReaderTable {
       Atomics.store(i32, s + S_NDEREF, 0);
       return i;
     }
-    throw new Error(`${this.name}: more than ${this.slots} readers at once`);
+    // Workloads size the table for every task they can have reading at once (KernelOptions.readerSlots).
+    throw new Error(`${this.name}: more than ${this.slots} tasks inside its read side at once: the workload sized its reader table (readerSlots) too small`);
   }
 
   /** The reader leaves its slot: every grace period that saw it inside may now end (perform only). */
@@ -196,7 +195,7 @@ export function rcu_init(k: Kernel): void {
   if (states.has(k)) return;
   if (attached(k)) throw new Error('rcu: rcu_init(k) must be called when the workload is built, before the run starts');
   const st: RcuState = {
-    readers: new ReaderTable(k, 'rcu', RCU_READER_SLOTS, RCU_DEREFS),
+    readers: new ReaderTable(k, 'rcu', k.readerSlots, RCU_DEREFS),
     maps: {
       rcu_read_lock: staticLock(k, 'rcu_read_lock'),
       rcu_read_lock_bh: staticLock(k, 'rcu_read_lock_bh'),
