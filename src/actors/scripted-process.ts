@@ -11,7 +11,7 @@
 import { assign, enqueueActions, setup } from 'xstate';
 import type { Kernel } from '../kernel/kernel.js';
 import { type LockHolderWatch, wait_for_lock_holder, watchLockHolders } from '../kernel/lock.js';
-import { type Effect, sendEffect, spawnEffect } from '../runtime/model.js';
+import { type Effect, type Emitted, sendEffect, spawnEffect } from '../runtime/model.js';
 import type { SyscallReply } from './process.js';
 
 export type ScriptStep =
@@ -82,7 +82,7 @@ interface Ctx extends ScriptedInput {
 }
 
 /** Start step pc (or finish): returns what the process emits and how its context changes. */
-function advance(c: Ctx, emit: (e: Effect) => void): Partial<Ctx> {
+function advance(c: Ctx, emit: (e: Emitted) => void): Partial<Ctx> {
   let pc = c.pc;
   const patch: Partial<Ctx> = {};
   // Steps that need no answer run one after another in this same transition.
@@ -102,9 +102,12 @@ function advance(c: Ctx, emit: (e: Effect) => void): Partial<Ctx> {
         return { ...patch, pc, busy: 1 };
       case 'dma': {
         let id = patch.submitted ?? c.submitted;
+        // One batch: an emit each is a deferred action each, and XState takes them off a queue with shift().
+        const batch: Effect[] = [];
         for (let i = 0; i < s.n; i++) {
-          emit(sendEffect(c.devActor, { type: 'submit', pasid: patch.pasid ?? c.pasid, vpn: s.vpn, w: s.write ? 1 : 0, id: id++, from: c.self, cr: 0 }));
+          batch.push(sendEffect(c.devActor, { type: 'submit', pasid: patch.pasid ?? c.pasid, vpn: s.vpn, w: s.write ? 1 : 0, id: id++, from: c.self, cr: 0 }));
         }
+        emit({ type: 'rt.batch', effects: batch });
         patch.submitted = id;
         if (s.wait) return { ...patch, pc, busy: 1 };
         break;
@@ -134,7 +137,7 @@ function tellDone(c: Ctx, step: number, emit: (e: Effect) => void, armed = false
 }
 
 export const scriptedProcessMachine = setup({
-  types: { context: {} as Ctx, events: {} as Ev, input: {} as ScriptedInput, emitted: {} as Effect },
+  types: { context: {} as Ctx, events: {} as Ev, input: {} as ScriptedInput, emitted: {} as Emitted },
   actions: {
     // The current step got its answer: tell who waits on it, then start the next ones.
     next: enqueueActions(({ context, event, enqueue }) => {

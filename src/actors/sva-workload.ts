@@ -35,11 +35,12 @@ import { SMMUV3, smmuv3Ops } from '../hw/smmuv3/smmuv3.js';
 import { IommuHardware } from '../hw/unit.js';
 import { VTD, vtdOps } from '../hw/vtd/vtd.js';
 import { Kernel } from '../kernel/kernel.js';
-import { staticsOffset } from '../kernel/memory.js';
+import { layoutWords, refuseOversized, staticsOffset } from '../kernel/memory.js';
 import { defineMms, type MmStruct, mm_exit, mm_init, get_task_mm, mmById, mmput, mmStateCode, mmTableWords } from '../kernel/mm/mm.js';
 import { defineMmuNotifiers, mmuNotifierWords } from '../kernel/mm/mmu_notifier.js';
 import { do_mmap, do_munmap, fault_in } from '../kernel/mm/pagetable.js';
 import { definePhysMem, onPageFree, pageOwner, physMemWords } from '../kernel/mm/physmem.js';
+import { readerTableWords } from '../kernel/rcu.js';
 import { slabInit } from '../kernel/slab.js';
 import { InputError } from '../runtime/errors.js';
 import { paramParsers } from '../runtime/params.js';
@@ -262,22 +263,28 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   // I/O page tables for DMA and paging domains: address spaces of the mm layer that no process uses.
   const iopt = p.defaultDomain === 'none' && p.kernel === 'none' && p.vfio === 'none' && p.drmContexts === 0 ? 0 : Math.min(U * p.addressSpaces, D + p.kdevices + p.drmContexts + 4);
   const perDevice = (1 << p.pasidBits) * (8 + 3 + 2) + 512 + 4 * p.atc;
-  const staticWords =
-    (1 << 15) + mmTableWords(P + iopt + vmm, p.pages) + physMemWords(frames) + mmuNotifierWords(bonds) + D * perDevice + U * (4096 + 6 * p.iotlb + 6 * p.prqDepth) + bonds * 24 + (U + 2) * (Math.ceil((1 << p.pasidBits) / 32) + 1);
+  const readerSlots = tasksAtOnce(p, bonds);
+  const readers = readerTableWords(readerSlots);
+  // The terms that grow with the parameters, named for the refusal of a topology too large to hold.
+  const sized: Record<string, number> = {
+    [`PASID state (devices × 2^pasidBits × 13 words)`]: D * perDevice,
+    [`address spaces (processes × pages)`]: mmTableWords(P + iopt + vmm, p.pages) + physMemWords(frames),
+    [`IOMMU caches and queues (iommus × (iotlb + prqDepth))`]: U * (4096 + 6 * p.iotlb + 6 * p.prqDepth),
+    [`bonds, notifiers and RCU/SRCU readers (processes)`]: mmuNotifierWords(bonds) + bonds * 24 + readers.rcu + readers.srcu,
+  };
+  const staticWords = (1 << 15) + Object.values(sized).reduce((a, b) => a + b, 0) + (U + 2) * (Math.ceil((1 << p.pasidBits) / 32) + 1);
   // Every task interns its label and comm (allocation owners, KASAN's alloc/free tracks, lockdep's sites): the
   // string table grows with the topology, or a large one fills it and lockdep turns itself off.
   const tasks = P + D + U;
-  const k = new Kernel({
-    layout: {
-      stringWords: Math.max(1 << 17, 128 * tasks),
-      stringSlots: Math.max(1 << 12, 2 ** Math.ceil(Math.log2(8 * tasks))),
-      staticWords,
-      arenaWords: 1 << 12,
-      lockdepWords: 1 << 14,
-    },
-    hungTaskSecs: p.hungTaskSecs,
-    readerSlots: tasksAtOnce(p, bonds),
-  });
+  const layout = {
+    stringWords: Math.max(1 << 17, 128 * tasks),
+    stringSlots: Math.max(1 << 12, 2 ** Math.ceil(Math.log2(8 * tasks))),
+    staticWords,
+    arenaWords: 1 << 12,
+    lockdepWords: 1 << 14,
+  };
+  refuseOversized('sva', layoutWords(layout), sized);
+  const k = new Kernel({ layout, hungTaskSecs: p.hungTaskSecs, readerSlots });
   const [failCache, failNth] = p.failAlloc === '' ? [] : (p.failAlloc.split(':') as [string, string]);
   slabInit(k, failCache ? { failslab: { cache: failCache, nth: Number(failNth) } } : {});
   const actors = {

@@ -33,6 +33,11 @@ const S_OBJ = 4; // RCU_DEREFS object handles
 /** A grace-period cookie: the readers active when it was taken, as (slot, sequence) pairs. */
 export type RcuGp = number[];
 
+/** Static words of RCU's reader table and of one srcu_struct's, for `slots` readers (to size a layout). */
+export function readerTableWords(slots: number): { rcu: number; srcu: number } {
+  return { rcu: slots * (S_OBJ + 2 * RCU_DEREFS), srcu: slots * S_OBJ };
+}
+
 /**
  * A table of readers in static shared memory, for RCU and for each srcu_struct. Its writes happen only in
  * a point's perform (claim, retire, record); everything else is a read.
