@@ -452,7 +452,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     specs.push({ name: d.actorName, logic: hardwareMachine(d, step), input: { self: actors.device(i) } });
   });
   for (let i = 0; i < P; i++) specs.push({ name: `mm/${i + 1}`, logic: mmMachine });
-  const scripted = parseSteps(p.steps, P, k);
+  const scripted = parseSteps(p.steps, P, k, taskComms(k, p, units));
   for (let i = 0; i < P && scripted; i++) {
     const tell: [number, number][] = [];
     scripted.forEach((steps, j) => {
@@ -551,7 +551,23 @@ function failAllocParam(v: string): string {
  * The scripted processes' steps, checked (actors and steps that exist, no ordering cycle); undefined: none. With
  * the run's kernel, a `while` step declares what it waits on (a lock holder watch: the lock must exist).
  */
-export function parseSteps(text: string, processes: number, k?: Kernel): ScriptStep[][] | undefined {
+/** Kinds of task this workload always spawns with a name of their own (their comm is that name). */
+const NAMED_KINDS = new Set(['sys_exec', 'sys_bind', 'sys_close', 'sys_munmap', 'do_exit', 'bind_task', 'script_while', 'kdma_user', 'vfio_takeover', 'drm_contexts']);
+
+/** The comms the workload's tasks can have: what a `while` step may name (or a prefix of). */
+function taskComms(k: Kernel, p: SvaParams, units: readonly IommuUnit[]): string[] {
+  const prq = new Set(units.map((u) => `${u.spec.prqThread}/${u.index}`));
+  const kinds = Object.keys(k.taskFactories).filter((kind) => !NAMED_KINDS.has(kind) && !prq.has(kind));
+  const procs = Array.from({ length: p.processes }, (_, i) => [`proc${i}`, `bind_task/${i}`]).flat();
+  const kernel = [
+    ...(p.kernel === 'none' ? [] : Array.from({ length: Math.min(p.kdevices, p.devices) }, (_, d) => `kdma/${d}`)),
+    ...(p.vfio === 'none' ? [] : ['vfio']),
+    ...(p.drmContexts > 0 ? ['drm'] : []),
+  ];
+  return [...procs, ...units.map((u) => `${u.spec.prqThread}/${u.name}`), ...kernel, ...kinds];
+}
+
+export function parseSteps(text: string, processes: number, k?: Kernel, comms?: readonly string[]): ScriptStep[][] | undefined {
   if (text === '') return undefined;
   let v: unknown;
   try {
@@ -594,6 +610,10 @@ export function parseSteps(text: string, processes: number, k?: Kernel): ScriptS
           if (typeof o.task !== 'string' || o.task === '') throw new InputError(`${at}: while: task must be a task's name or a prefix of it`);
           if (typeof o.lock !== 'string' || o.lock === '') throw new InputError(`${at}: while: holds must name a lock`);
           if (!k) throw new InputError(`${at}: while: needs the run's kernel`);
+          if (comms && !comms.some((c) => c.startsWith(o.task as string))) {
+            const shown = comms.length > 24 ? [...comms.slice(0, 24), `… (${comms.length} in all)`] : comms;
+            throw new InputError(`${at}: while: no task is named ${JSON.stringify(o.task)} or a name starting so (the tasks: ${shown.join(', ')})`);
+          }
           try {
             return { op: 'while', task: o.task, lock: o.lock, watch: declareWhileStep(k, o.task, o.lock) };
           } catch (err) {
@@ -606,6 +626,7 @@ export function parseSteps(text: string, processes: number, k?: Kernel): ScriptS
       }
     });
   });
+  out.forEach((list, i) => checkLifetime(list, i));
   // The order constraints: a step waits for the one before it and for its `after`; a cycle never ends.
   const key = (i: number, k2: number): string => `proc/${i}:${k2}`;
   const deps = new Map<string, string[]>();
@@ -629,6 +650,34 @@ export function parseSteps(text: string, processes: number, k?: Kernel): ScriptS
   };
   for (const n of deps.keys()) visit(n, []);
   return out;
+}
+
+/**
+ * What a process can still do at each step: close only an fd it opened (a second bind of the same mm shares the
+ * bond, so binds and unbinds pair up), and nothing that needs its mm or its fds once its exit has begun — the
+ * exit's mmput may be the last (exit_mmap runs) and exit_files closes every fd, and no other thread of the
+ * process holds an mm_users reference in the model. Only `dma`, `after` and `while` may follow an exit that is
+ * not waited for; nothing follows one that is.
+ */
+function checkLifetime(list: readonly ScriptStep[], i: number): void {
+  let open = 0;
+  let exit = -1;
+  list.forEach((st, k2) => {
+    const at = `sva: steps: proc/${i}[${k2}]`;
+    if (exit >= 0) {
+      const waited = (list[exit] as Extract<ScriptStep, { op: 'exit' }>).wait;
+      if (waited || !['dma', 'after', 'while'].includes(st.op)) {
+        const why = waited ? 'the process is gone' : 'only dma, after and while may follow an exit not waited for: no thread of the exiting process holds its mm, and exit_files closes its fds';
+        throw new InputError(`${at}: ${st.op} after proc/${i}'s exit (step ${exit}): ${why}`);
+      }
+    }
+    if (st.op === 'bind') open++;
+    if (st.op === 'unbind') {
+      if (open === 0) throw new InputError(`${at}: unbind: proc/${i} has no device fd open here (each unbind closes the fd of an earlier bind)`);
+      open--;
+    }
+    if (st.op === 'exit') exit = k2;
+  });
 }
 
 export function svaWorkload(raw: Readonly<Record<string, Wire>>): Workload {
