@@ -4,12 +4,14 @@ import { availableParallelism } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import '../kernel/workloads.js';
 import '../actors/workloads.js';
+import { StepBudgetExceeded } from '../runtime/deterministic.js';
 import { ActorFailure, InputError, ReplayDivergence, RunStalled } from '../runtime/errors.js';
 import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { accountingLine, type RunResult } from '../runtime/result.js';
 import { type ReplayOutcome, replay, run, type RunOutcome, Schedule } from '../runtime/run.js';
 import { NothingToShrink, shrink } from '../runtime/shrink.js';
 import { MAX_WORKERS } from '../runtime/threaded.js';
+import { DEFAULT_WATCHDOG_SECONDS, parseWatchdogSeconds, startWatchdog } from '../runtime/watchdog.js';
 import type { Wire } from '../runtime/model.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
 import { SVA_DEFAULTS, svaParams } from '../actors/sva-workload.js';
@@ -30,6 +32,15 @@ const program = new Command('iommu-sim')
   .description('Simulate the Linux IOMMU / SVA / PASID machinery as communicating actors on worker threads.')
   .version(version)
   .showHelpAfterError('(run with --help for usage)')
+  // The host-time watchdog (src/runtime/watchdog.ts), for every command: recognised after the command's name too.
+  .option(
+    '--watchdog <duration>',
+    `stop model code (a task between two scheduling points, an extension or scenario module loading) that runs this long in host time without reaching a scheduling point, with a report naming the task and its last point (exit 1; 2 for input that spins while it loads); 0 turns it off (default: ${DEFAULT_WATCHDOG_SECONDS}s)`,
+  )
+  .hook('preAction', (cmd) => {
+    const raw = (cmd.opts() as { watchdog?: string }).watchdog;
+    startWatchdog(raw === undefined ? DEFAULT_WATCHDOG_SECONDS : parseWatchdogSeconds(raw));
+  })
   .addHelpText(
     'after',
     `
@@ -650,7 +661,7 @@ async function main(): Promise<number> {
       console.error(`iommu-sim: ${err.message}`);
       return 2;
     }
-    if (err instanceof ActorFailure || err instanceof ReplayDivergence || err instanceof RunStalled) {
+    if (err instanceof ActorFailure || err instanceof ReplayDivergence || err instanceof RunStalled || err instanceof StepBudgetExceeded) {
       console.error(`iommu-sim: ${err.message}`);
       return 1;
     }

@@ -25,6 +25,7 @@ import { ReplayScheduler } from './schedulers/replay.js';
 import { type TaskChoice, TaskReadiness } from './readiness.js';
 import { earliestWake, type StepEnv, type TaskSelf, TaskTable } from './task.js';
 import { EventNames, Trace, TraceLog } from './trace.js';
+import { watchEnter, watchLeave } from './watchdog.js';
 
 /** Simulated cost of one step, in ms (1 µs). */
 export const STEP_MS = 0.001;
@@ -298,7 +299,15 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
       const ev = names.hash(label);
       replay?.verify(step, t.id, ev, label);
       log.push(step, t.id, TASK, -1, ev, 0);
-      if (t.resume(t.perform(new TaskStepEnv(step, t, envHost)), label)) {
+      // The host-time watchdog (watchdog.ts) watches the task's code from its point to its next one.
+      watchEnter('task', t.name, label);
+      let more: boolean;
+      try {
+        more = t.resume(t.perform(new TaskStepEnv(step, t, envHost)), label);
+      } finally {
+        watchLeave();
+      }
+      if (more) {
         readiness.stepped(tc);
       } else {
         tasks.finish(t);
