@@ -62,6 +62,7 @@ interface RunFlags {
   keepGoing?: boolean;
   record?: string;
   json?: boolean;
+  maxSteps?: number;
 }
 
 function runOptions(cmd: Command): Command {
@@ -87,7 +88,12 @@ function runOptions(cmd: Command): Command {
     .addOption(new Option('--runs <n>', 'deterministic: explore up to n executions, stopping at the first failure').argParser(intArg(1)).default(1))
     .option('--keep-going', 'collect every finding instead of stopping the run at the first')
     .option('--record <file>', 'write the schedule of the run (or of the failing execution) to <file>')
-    .option('--json', 'print one JSON object on stdout instead of the report');
+    .option('--json', 'print one JSON object on stdout instead of the report')
+    .addOption(
+      new Option('--max-steps <n>', 'deterministic: stop an execution that takes more steps (a loop that never ends), naming the busiest task (default: 50 000 000)').argParser(
+        intArg(1),
+      ),
+    );
 }
 
 /** Run a workload as the flags say, print its report (or JSON), and end with SUCCESS / FAILURE. */
@@ -113,6 +119,7 @@ async function runWorkload(tag: string, name: string, params: Record<string, Wir
       depth: flags.depth,
       runs: flags.runs,
       keepGoing: flags.keepGoing ?? false,
+      ...(flags.maxSteps !== undefined ? { maxSteps: flags.maxSteps } : {}),
       placement: flags.placement,
       ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
       // Threaded: (delivered, sent) — the total is not known in advance, so show what is in flight.

@@ -254,6 +254,7 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
     return c;
   };
   const readyTasks = readiness.ready;
+  const recent = new Array<number>(RECENT).fill(-1);
   const stopOnFinding = !opts.keepGoing && monitor !== undefined;
   for (;;) {
     readiness.refresh(clock.now);
@@ -289,7 +290,7 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
       }
       break;
     }
-    if (step >= maxSteps) throw new StepBudgetExceeded(`step budget of ${maxSteps} exhausted: the workload does not terminate`);
+    if (step >= maxSteps) throw new StepBudgetExceeded(`step budget of ${maxSteps} exhausted: the workload does not terminate${busiest(recent, tasks)}`);
     const c = scheduler.next(choices, step);
     clock.now += STEP_MS;
     if (c.sender === TASK) {
@@ -300,6 +301,8 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
       replay?.verify(step, t.id, ev, label);
       log.push(step, t.id, TASK, -1, ev, 0);
       // The host-time watchdog (watchdog.ts) watches the task's code from its point to its next one.
+      // Sampled: which tasks took the last steps (a budget exhausted names the busiest).
+      if ((step & 0xff) === 0) recent[(step >>> 8) & (RECENT - 1)] = t.id;
       watchEnter('task', t.name, label);
       let more: boolean;
       try {
@@ -416,6 +419,22 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
     },
     elapsedMs: performance.now() - started,
   };
+}
+
+/** Task steps sampled (one in 256) for a budget report. */
+const RECENT = 64;
+
+/** The task that took most of the sampled recent steps, and its next point: a loop that never ends is there. */
+function busiest(recent: readonly number[], tasks: TaskTable): string {
+  const counts = new Map<number, number>();
+  for (const id of recent) if (id >= 0) counts.set(id, (counts.get(id) ?? 0) + 1);
+  let best = -1;
+  let most = 0;
+  for (const [id, n] of counts) if (n > most) [best, most] = [id, n];
+  if (best < 0) return '';
+  const t = tasks.live.get(best);
+  const share = Math.round((100 * most) / recent.filter((x) => x >= 0).length);
+  return `; task ${tasks.names.get(best) ?? best} took ${share}% of the last steps${t?.pending ? ` (next point: ${t.pending.label})` : ''}`;
 }
 
 export function blockedTasks(tasks: TaskTable): BlockedTask[] {

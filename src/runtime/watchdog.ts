@@ -169,7 +169,6 @@ export function startWatchdog(seconds: number): void {
     eval: true,
     workerData: { timeoutMs: seconds * 1000, control, main: main.i32.buffer, H_SEQ, H_INSIDE, C_FIRED, C_STATUS, C_SECONDS },
   });
-  worker.unref();
   const s = { worker, control, main, reported: false };
   started = s;
   const report = (i32: Int32Array, text: Uint16Array): number => {
@@ -186,6 +185,8 @@ export function startWatchdog(seconds: number): void {
     const text = m.sab ? new Uint16Array(m.sab, H_WORDS * 4, TEXT_CHARS) : main.text;
     process.exit(report(i32, text));
   });
+  // After the listener (which would ref it again): the watchdog never keeps the process alive.
+  worker.unref();
   // The main thread spun and was terminated: its exit handler still runs.
   process.on('exit', () => {
     if (Atomics.load(control, C_FIRED) === 1) process.exitCode = report(main.i32, main.text);
