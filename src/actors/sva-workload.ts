@@ -262,7 +262,8 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const frames = (P + 2) * p.pages + 16 + vmm * p.kbuffers;
   // I/O page tables for DMA and paging domains: address spaces of the mm layer that no process uses.
   const iopt = p.defaultDomain === 'none' && p.kernel === 'none' && p.vfio === 'none' && p.drmContexts === 0 ? 0 : Math.min(U * p.addressSpaces, D + p.kdevices + p.drmContexts + 4);
-  const perDevice = (1 << p.pasidBits) * (8 + 3 + 2) + 512 + 4 * p.atc;
+  // A PASID table entry (up to 8 words), the device's state (3) and the driver's (2) per PASID, its pasid_ida's bitmap.
+  const perDevice = (1 << p.pasidBits) * (8 + 3 + 2) + Math.ceil((1 << p.pasidBits) / 32) + 512 + 4 * p.atc;
   const readerSlots = tasksAtOnce(p, bonds);
   const readers = readerTableWords(readerSlots);
   // The terms that grow with the parameters, named for the refusal of a topology too large to hold.
