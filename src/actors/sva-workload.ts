@@ -268,10 +268,10 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const readers = readerTableWords(readerSlots);
   // The terms that grow with the parameters, named for the refusal of a topology too large to hold.
   const sized: Record<string, number> = {
-    [`PASID state (devices × 2^pasidBits × 13 words)`]: D * perDevice,
-    [`address spaces (processes × pages)`]: mmTableWords(P + iopt + vmm, p.pages) + physMemWords(frames),
-    [`IOMMU caches and queues (iommus × (iotlb + prqDepth))`]: U * (4096 + 6 * p.iotlb + 6 * p.prqDepth),
-    [`bonds, notifiers and RCU/SRCU readers (processes)`]: mmuNotifierWords(bonds) + bonds * 24 + readers.rcu + readers.srcu,
+    'PASID state (devices × 2^pasidBits × 13 words)': D * perDevice,
+    'address spaces (processes × pages)': mmTableWords(P + iopt + vmm, p.pages) + physMemWords(frames),
+    'IOMMU caches and queues (iommus × (iotlb + prqDepth))': U * (4096 + 6 * p.iotlb + 6 * p.prqDepth),
+    'bonds, notifiers and RCU/SRCU readers (processes)': mmuNotifierWords(bonds) + bonds * 24 + readers.rcu + readers.srcu,
   };
   const staticWords = (1 << 15) + Object.values(sized).reduce((a, b) => a + b, 0) + (U + 2) * (Math.ceil((1 << p.pasidBits) / 32) + 1);
   // Every task interns its label and comm (allocation owners, KASAN's alloc/free tracks, lockdep's sites): the
@@ -627,7 +627,9 @@ export function parseSteps(text: string, processes: number, k?: Kernel, comms?: 
       }
     });
   });
-  out.forEach((list, i) => checkLifetime(list, i));
+  out.forEach((list, i) => {
+    checkLifetime(list, i);
+  });
   // The order constraints: a step waits for the one before it and for its `after`; a cycle never ends.
   const key = (i: number, k2: number): string => `proc/${i}:${k2}`;
   const deps = new Map<string, string[]>();
