@@ -67,6 +67,7 @@ import {
   type Sleeper,
 } from './ioasid-subscribers.js';
 import { defineIoasidScript, parseIoasidScript } from './ioasid-script.js';
+import { checkWhileTasks } from './script.js';
 
 const { oneOf, int, bool } = paramParsers('ioasid');
 
@@ -239,6 +240,9 @@ function num(args: Wire, field: string): number {
   if (typeof v !== 'number') throw new Error(`ioasid: task argument ${field} missing`);
   return v;
 }
+
+/** Task kinds always started with a name of their own. */
+const IOASID_NAMED_KINDS = new Set(['ioasid_init', 'launcher', 'sva_process', 'vm', 'vcpu', 'ioasid_script', 'ioasid_fill', 'ioasid_drain', 'ioasid_find_reader', 'ioasid_find_updater', 'ioasid_find_setup']);
 
 /** Build the workload and keep its model (tests look at the allocator's and the subscribers' state). */
 export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: IoasidModel } {
@@ -503,7 +507,17 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
     });
     initialTasks.push({ task: 'ioasid_init', args: null, name: 'swapper' });
     for (let l = 0; l < launchers; l++) initialTasks.push({ task: 'launcher', args: l, name: `launcher${l}` });
-    if (scripted) initialTasks.push(...defineIoasidScript({ k, a, subs, cap, bootWord: () => k.mem.statics + booted }, scripted));
+    if (scripted) {
+      initialTasks.push(...defineIoasidScript({ k, a, subs, cap, bootWord: () => k.mem.statics + booted }, scripted));
+      // The tasks this run can have: its initial ones, the processes and VMs the launchers start, and those
+      // spawned without a name (callbacks: their kind).
+      const started = [
+        ...Array.from({ length: P }, (_, i) => `proc${i}`),
+        ...Array.from({ length: p.vms }, (_, j) => [`qemu${j}`, ...Array.from({ length: p.vcpus }, (_, c) => `qemu${j}-vcpu${c}`)]).flat(),
+      ];
+      const unnamed = Object.keys(k.taskFactories).filter((kind) => !IOASID_NAMED_KINDS.has(kind));
+      checkWhileTasks('ioasid', scripted, [...initialTasks.flatMap((it) => (it.name ? [it.name] : [])), ...started, ...unnamed]);
+    }
   } else if (p.mode === 'alloc-free') {
     k.task('ioasid_fill', 'process', function* (t) {
       yield* init(t);
