@@ -63,6 +63,10 @@ describe('watchdog', () => {
     const r = cli('sva', '--runtime', 'deterministic', '--set', `extension=${loop}`, '--max-steps', '100000');
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/step budget of 100000 exhausted: the workload does not terminate; task proc0 took \d+% of the last steps \(next point: unbind \(patched\): again\)/);
+    // Threaded: the budget is given, and the report names what each worker ran last.
+    const t = cli('sva', '--workers', '2', '--set', `extension=${loop}`, '--max-steps', '100000');
+    expect(t.code).toBe(1);
+    expect(t.err).toMatch(/step budget of 100000 exhausted: the workload does not terminate; the workers were last in .*proc0 at 'unbind \(patched\): again'/);
   });
 
   it('--watchdog takes a duration; 0 turns it off; anything else is refused', () => {

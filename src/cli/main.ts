@@ -90,7 +90,7 @@ function runOptions(cmd: Command): Command {
     .option('--record <file>', 'write the schedule of the run (or of the failing execution) to <file>')
     .option('--json', 'print one JSON object on stdout instead of the report')
     .addOption(
-      new Option('--max-steps <n>', 'deterministic: stop an execution that takes more steps (a loop that never ends), naming the busiest task (default: 50 000 000)').argParser(
+      new Option('--max-steps <n>', 'stop a run that takes more steps (a loop that never ends), naming the task it loops in (default: 50 000 000 deterministic, none threaded)').argParser(
         intArg(1),
       ),
     );

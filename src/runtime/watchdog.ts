@@ -155,6 +155,32 @@ const tick = setInterval(() => {
 }, Math.max(10, Math.min(200, timeoutMs / 10)));
 `;
 
+/** Heartbeats of the other threads, as the main thread hears of them (listening once asked to). */
+const others: { i32: Int32Array; text: Uint16Array }[] = [];
+let listening: BroadcastChannel | undefined;
+
+/** Main thread: hear of the heartbeats of threads started from now on (for lastTasks). */
+export function listenForHeartbeats(): void {
+  if (!isMainThread || listening) return;
+  listening = new BroadcastChannel(CHANNEL);
+  (listening as unknown as { unref?: () => void }).unref?.();
+  listening.onmessage = (e: unknown) => {
+    const sab = (e as { data: { sab: SharedArrayBuffer } }).data.sab;
+    others.push({ i32: new Int32Array(sab, 0, H_WORDS), text: new Uint16Array(sab, H_WORDS * 4, TEXT_CHARS) });
+  };
+}
+
+/** The task each thread (of those heard of) ran last, and its point: `proc0 at 'unbind (patched): again'`. */
+export function lastTasks(): string[] {
+  const out: string[] = [];
+  for (const b of [...(beat ? [beat] : []), ...others]) {
+    if ((b.i32[H_LEN] as number) === 0) continue;
+    const r = readText(b.i32, b.text);
+    if (r.kind === 'task') out.push(`${r.what} at '${r.point}'`);
+  }
+  return out;
+}
+
 let started: { worker: Worker; control: Int32Array; main: Beat; reported: boolean } | undefined;
 
 /**
@@ -162,7 +188,9 @@ let started: { worker: Worker; control: Int32Array; main: Beat; reported: boolea
  * process with a report: exit status 1, or 2 for input that spins while it loads.
  */
 export function startWatchdog(seconds: number): void {
-  if (!isMainThread || started || seconds <= 0) return;
+  if (!isMainThread || started) return;
+  listenForHeartbeats();
+  if (seconds <= 0) return;
   const main = beat ?? threadBeat();
   const control = new Int32Array(new SharedArrayBuffer(C_WORDS * 4));
   const worker = new Worker(THREAD, {
