@@ -125,7 +125,7 @@ export function parseWatchdogSeconds(raw: string): number {
 const THREAD = `
 const { parentPort, workerData, BroadcastChannel } = require('node:worker_threads');
 const { Session } = require('node:inspector');
-const { timeoutMs, control, main, H_SEQ, H_INSIDE, C_FIRED, C_STATUS, C_SECONDS } = workerData;
+const { timeoutMs, control, copy, main, H_SEQ, H_INSIDE, H_LEN, H_WORDS, C_FIRED, C_STATUS, C_SECONDS } = workerData;
 const beats = [{ i32: new Int32Array(main, 0, 4), seq: -1, since: 0, main: true }];
 const channel = new BroadcastChannel(${JSON.stringify(CHANNEL)});
 channel.onmessage = (e) => beats.push({ i32: new Int32Array(e.data.sab, 0, 4), seq: -1, since: 0, main: false, sab: e.data.sab });
@@ -145,9 +145,13 @@ const tick = setInterval(() => {
     if (Atomics.load(b.i32, H_INSIDE) !== 1 || seq !== b.seq) { b.seq = seq; b.since = now; continue; }
     if (now - b.since < timeoutMs) continue;
     clearInterval(tick);
+    // What fired, copied where the main thread reads it even if it is stuck too (and only its exit handler runs).
+    const from = new Uint16Array(b.i32.buffer, H_WORDS * 4);
+    new Uint16Array(copy, H_WORDS * 4).set(from);
+    new Int32Array(copy, 0, H_WORDS)[H_LEN] = Atomics.load(b.i32, H_LEN);
     Atomics.store(control, C_SECONDS, Math.round((now - b.since) / 1000));
     Atomics.store(control, C_FIRED, i + 1);
-    parentPort.postMessage({ fired: i, sab: b.main ? null : b.sab });
+    parentPort.postMessage({ fired: i });
     // The main thread answers the message unless it is the one spinning (or stays stuck behind it).
     setTimeout(terminateMain, b.main ? 0 : 2000);
     return;
@@ -193,30 +197,27 @@ export function startWatchdog(seconds: number): void {
   if (seconds <= 0) return;
   const main = beat ?? threadBeat();
   const control = new Int32Array(new SharedArrayBuffer(C_WORDS * 4));
+  const copy = newBeat();
   const worker = new Worker(THREAD, {
     eval: true,
-    workerData: { timeoutMs: seconds * 1000, control, main: main.i32.buffer, H_SEQ, H_INSIDE, C_FIRED, C_STATUS, C_SECONDS },
+    workerData: { timeoutMs: seconds * 1000, control, copy: copy.i32.buffer, main: main.i32.buffer, H_SEQ, H_INSIDE, H_LEN, H_WORDS, C_FIRED, C_STATUS, C_SECONDS },
   });
   const s = { worker, control, main, reported: false };
   started = s;
-  const report = (i32: Int32Array, text: Uint16Array): number => {
+  const report = (): number => {
     if (s.reported) return Atomics.load(control, C_STATUS);
     s.reported = true;
-    const r = readText(i32, text);
+    const r = readText(copy.i32, copy.text);
     const status = r.kind === 'input' ? 2 : 1;
     Atomics.store(control, C_STATUS, status);
     writeSync(2, `${watchdogMessage(r.kind, r.what, r.point, Atomics.load(control, C_SECONDS))}\n`);
     return status;
   };
-  worker.on('message', (m: { fired: number; sab: SharedArrayBuffer | null }) => {
-    const i32 = m.sab ? new Int32Array(m.sab, 0, H_WORDS) : main.i32;
-    const text = m.sab ? new Uint16Array(m.sab, H_WORDS * 4, TEXT_CHARS) : main.text;
-    process.exit(report(i32, text));
-  });
+  worker.on('message', () => process.exit(report()));
   // After the listener (which would ref it again): the watchdog never keeps the process alive.
   worker.unref();
-  // The main thread spun and was terminated: its exit handler still runs.
+  // The main thread spun (or was stuck behind a thread that did) and was terminated: its exit handler still runs.
   process.on('exit', () => {
-    if (Atomics.load(control, C_FIRED) === 1) process.exitCode = report(main.i32, main.text);
+    if (Atomics.load(control, C_FIRED) !== 0) process.exitCode = report();
   });
 }
