@@ -257,6 +257,8 @@ Parameters (--set):
   vfio=none|early|late       VFIO takes device 0 over (early: while the host driver still maps)
   vfioTakeover=refuse|force  refuse (-EBUSY) while the host driver maps, or pull the domain from under it
   drmContexts, drmRounds     a DRM-like device switching its engines between per-process domains
+Limits: devices ≤ 1024, processes ≤ 4096, pages ≤ 4096, pasidBits ≤ 20 (a refusal gives each range); a topology
+whose simulated kernel memory passes 512 MiB (devices × 2^pasidBits dominates) is refused naming what takes it.
 
 Examples:
   iommu-sim sva --set iommus=vtd,amd,smmuv3,vtd --set devices=64 --set processes=256 --set script=stress --duration 30
