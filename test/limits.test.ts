@@ -2,6 +2,8 @@
 // and its limit. "Runs" means a deterministic execution under a small step budget ends by completing or by
 // spending that budget — never by an actor or task crashing, nor by a structure sized too small for the topology.
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import '../src/actors/workloads.js';
@@ -137,6 +139,32 @@ describe('sva: sizes that used to crash', () => {
     expect(() => buildWorkload('sva', { devices: 10, pasidBits: 20 })).toThrow(
       /sva: the topology needs \d+ MiB of simulated kernel memory, more than the 512 MiB the model holds \(PASID state \(devices × 2\^pasidBits × 13 words\): \d+ MiB/,
     );
+  });
+
+  it('a full command queue is a wait for room, and a flush longer than the queue goes in batches', () => {
+    // Each unbind's teardown also flushes 200 IOTLB invalidations: more than the queue's 64 entries.
+    const dir = mkdtempSync(join(tmpdir(), 'iommu-sim-limits-'));
+    const flood = join(dir, 'flood.cjs');
+    writeFileSync(
+      flood,
+      `exports.extend = (ctx) => {
+  for (let u = 0; u < ctx.units.length; u++) {
+    const orig = ctx.iommuOps(u);
+    ctx.setIommuOps(u, { ...orig, *remove_dev_pasid(t, dev, pasid, mm, why) {
+      yield* orig.remove_dev_pasid(t, dev, pasid, mm, why);
+      yield* ctx.flush(t, dev, Array.from({ length: 200 }, (_, i) => ({ op: 1, a: dev.index, b: pasid, c: i, d: i + 1 })));
+    } });
+  }
+};`,
+    );
+    const workload = buildWorkload('sva', { devices: 1, processes: 8, extension: flood });
+    const scheduler = createScheduler('random', { seed: 1 });
+    scheduler.newExecution();
+    const r = runDeterministic({ workload, seed: 1, scheduler });
+    expect(r.findings).toEqual([]);
+    expect(r.check.ok, r.check.problems.join('; ')).toBe(true);
+    expect(r.check.counters.commands).toBeGreaterThan(8 * 200);
+    expect(r.trace.toText().split('\n').filter((l) => / <- task: QI full$/.test(l)).length).toBeGreaterThan(0);
   });
 
   it('the CLI refuses a size past a limit with exit 2 and the message, no stack', () => {
