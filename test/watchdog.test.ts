@@ -36,11 +36,15 @@ const spinningPatch = file(
 );
 
 describe('watchdog', () => {
-  it('stops a patched generator that spins, naming the task and its last point (exit 1)', () => {
+  it('stops a patched generator that spins, in both runtimes, naming the task and its last point (exit 1)', () => {
     const r = cli('sva', '--runtime', 'deterministic', '--set', `extension=${spinningPatch}`, '--watchdog', '1s');
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/^iommu-sim: watchdog: task proc0 has run \d+ s of host time without reaching a scheduling point \(last point: unbind \(patched\): about to spin\)/m);
     expect(r.err).not.toMatch(/\n\s+at /);
+    // Threaded: the spinning task is on a worker thread; the report is the same.
+    const t = cli('sva', '--workers', '2', '--set', `extension=${spinningPatch}`, '--watchdog', '1s');
+    expect(t.code).toBe(1);
+    expect(t.err).toMatch(/^iommu-sim: watchdog: task proc0 has run \d+ s of host time without reaching a scheduling point \(last point: unbind \(patched\): about to spin\)/m);
   });
 
   it('stops a .ts scenario whose module body spins: the input is at fault (exit 2), and no temporary module is left', () => {
