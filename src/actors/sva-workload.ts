@@ -521,7 +521,8 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
  * threads, and the kernel's own DMA users, VFIO, DRM and probe.
  */
 function tasksAtOnce(p: SvaParams, bonds: number): number {
-  let perProcess = 2 * p.processes;
+  // Two a process at most (its syscall and bind_task), and one more as margin: a slot costs 16 words.
+  let perProcess = 3 * p.processes;
   if (p.steps !== '') {
     let lists: unknown;
     try {
