@@ -259,9 +259,16 @@ describe('while: a step starts once a task so named holds a lock', () => {
   });
 
   it('a wait never met ends in a hung-task report saying what it waited for', async () => {
-    const r = await runScenario({ ...DOMAINS, script: { 'drv/0': [{ while: { task: 'nobody', holds: '&group->mutex' } }, { alloc: { domain: 'A' } }, { free: 'A' }] } }, 1);
+    // drv0 waits for itself to hold the lock: a task that exists, and a wait that can never be met.
+    const r = await runScenario({ ...DOMAINS, script: { 'drv/0': [{ while: { task: 'drv0', holds: '&group->mutex' } }, { alloc: { domain: 'A' } }, { free: 'A' }] } }, 1);
     expect(kinds(r)).toEqual(['hung_task']);
-    expect(r.findings[0]?.text).toMatch(/INFO: task drv0:\d+ blocked for more than 120 seconds[\s\S]*waiting on a task named nobody… to hold &group->mutex/);
+    expect(r.findings[0]?.text).toMatch(/INFO: task drv0:\d+ blocked for more than 120 seconds[\s\S]*waiting on a task named drv0… to hold &group->mutex/);
+  });
+
+  it('a wait on a task the run does not have is refused before the run, listing the tasks', async () => {
+    await expect(runScenario({ ...DOMAINS, script: { 'drv/0': [{ while: { task: 'nobody', holds: '&group->mutex' } }, { alloc: { domain: 'A' } }, { free: 'A' }] } }, 1)).rejects.toThrow(
+      /drv\/0\[0\]: while: no task is named "nobody" or a name starting so \(the tasks: drv0/,
+    );
   });
 
   it('ioasid: user/1 allocates while user0 holds ioasid_allocator_lock, past a quota checked outside the lock', async () => {

@@ -16,6 +16,7 @@ import * as mutex from '../kernel/mutex.js';
 import * as rcu from '../kernel/rcu.js';
 import * as spinlock from '../kernel/spinlock.js';
 import { InputError } from '../runtime/errors.js';
+import { watchInput } from '../runtime/watchdog.js';
 
 export interface ExtensionContext {
   readonly k: Kernel;
@@ -74,13 +75,14 @@ const require = createRequire(import.meta.url);
 export function applyExtension(file: string, ctx: ExtensionContext): void {
   let mod: unknown;
   try {
-    mod = require(file);
+    // The host-time watchdog (src/runtime/watchdog.ts) stops a module body or an extend() that never returns.
+    mod = watchInput(`extension ${file}: its module body`, () => require(file));
   } catch (err) {
     throw new InputError(`extension ${file}: cannot load: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
   }
   const extend = (mod as { extend?: unknown }).extend;
   if (typeof extend !== 'function') throw new InputError(`extension ${file}: exports no extend(ctx) function`);
-  (extend as (c: ExtensionContext) => void)(ctx);
+  watchInput(`extension ${file}: extend(ctx)`, () => (extend as (c: ExtensionContext) => void)(ctx));
 }
 
 export const KERNEL_PRIMITIVES = { mutex, spinlock, rcu } as const;

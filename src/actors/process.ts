@@ -6,7 +6,7 @@
 // own (seed 000's iommu_bind_task(dev, task), AMD's amd_iommu_bind_pasid(pdev, pasid, task)) while the process
 // exits. Kernel work runs as syscall tasks the process spawns; each answers with an event.
 import { assign, enqueueActions, setup } from 'xstate';
-import { type Effect, sendEffect, spawnEffect } from '../runtime/model.js';
+import { type Effect, type Emitted, sendEffect, spawnEffect } from '../runtime/model.js';
 
 export type Script = 'life' | 'exit' | 'unbind-inflight' | 'stress' | 'munmap' | 'bind-task-exit' | 'random';
 export const SCRIPTS: readonly Script[] = ['life', 'exit', 'unbind-inflight', 'stress', 'munmap', 'bind-task-exit', 'random'];
@@ -67,7 +67,7 @@ export const processMachine = setup({
     context: {} as Ctx,
     events: {} as ProcessEvent,
     input: {} as ProcessInput,
-    emitted: {} as Effect,
+    emitted: {} as Emitted,
   },
   actions: {
     exec: enqueueActions(({ context, enqueue }) => enqueue.emit(spawnEffect('sys_exec', { proc: context.idx }, `proc${context.idx}`))),
@@ -76,12 +76,15 @@ export const processMachine = setup({
     submit: enqueueActions(({ context, enqueue }) => {
       const c = { rng: context.rng };
       let id = context.submitted;
+      // One batch: an emit each is a deferred action each, and XState takes them off a queue with shift().
+      const batch: Effect[] = [];
       for (let i = 0; i < context.dmas; i++) {
         // Scripted: alternate a page faulted in at exec with one that is not (a page request through PRI).
         const vpn = context.script === 'stress' ? Math.floor(rand(c) * context.pages) : i % 2 === 0 ? context.pages - 1 - ((i >> 1) % context.pages) : (i >> 1) % context.pages;
         const w = context.script === 'stress' ? (rand(c) < 0.5 ? 1 : 0) : (i + 1) % 2;
-        enqueue.emit(sendEffect(context.devActor, { type: 'submit', pasid: context.pasid, vpn, w, id: id++, from: context.self, cr: 0 }));
+        batch.push(sendEffect(context.devActor, { type: 'submit', pasid: context.pasid, vpn, w, id: id++, from: context.self, cr: 0 }));
       }
+      enqueue.emit({ type: 'rt.batch', effects: batch });
       enqueue.assign({ submitted: id, rng: c.rng });
     }),
     close: enqueueActions(({ context, enqueue }) => enqueue.emit(spawnEffect('sys_close', { proc: context.idx, handle: context.handle }, `proc${context.idx}`))),

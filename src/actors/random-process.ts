@@ -6,7 +6,7 @@
 // when its last draw left one open.
 import { assign, enqueueActions, setup } from 'xstate';
 import { InputError } from '../runtime/errors.js';
-import { type Effect, sendEffect, spawnEffect } from '../runtime/model.js';
+import { type Effect, type Emitted, sendEffect, spawnEffect } from '../runtime/model.js';
 import { rand, type SyscallReply } from './process.js';
 
 export const RANDOM_OPS = ['bind', 'dma', 'munmap', 'unbind', 'exit'] as const;
@@ -80,7 +80,7 @@ function mix(seed: number, idx: number): number {
 }
 
 export const randomProcessMachine = setup({
-  types: { context: {} as Ctx, events: {} as Ev, input: {} as RandomInput, emitted: {} as Effect },
+  types: { context: {} as Ctx, events: {} as Ev, input: {} as RandomInput, emitted: {} as Emitted },
   actions: {
     draw: assign(({ context }) => draw(context)),
     exec: enqueueActions(({ context, enqueue }) => enqueue.emit(spawnEffect('sys_exec', { proc: context.idx }, `proc${context.idx}`))),
@@ -88,10 +88,13 @@ export const randomProcessMachine = setup({
     submit: enqueueActions(({ context, enqueue }) => {
       const r = { rng: context.rng };
       let id = context.submitted;
+      // One batch: an emit each is a deferred action each, and XState takes them off a queue with shift().
+      const batch: Effect[] = [];
       for (let i = 0; i < context.dmas; i++) {
         const vpn = Math.floor(rand(r) * context.pages);
-        enqueue.emit(sendEffect(context.devActor, { type: 'submit', pasid: context.pasid, vpn, w: rand(r) < 0.5 ? 1 : 0, id: id++, from: context.self, cr: 0 }));
+        batch.push(sendEffect(context.devActor, { type: 'submit', pasid: context.pasid, vpn, w: rand(r) < 0.5 ? 1 : 0, id: id++, from: context.self, cr: 0 }));
       }
+      enqueue.emit({ type: 'rt.batch', effects: batch });
       enqueue.assign({ submitted: id, rng: r.rng });
       // Back to itself: the next draw is a step of its own, so other actors can run between the two.
       enqueue.emit(sendEffect(context.self, { type: 'go' }));

@@ -11,7 +11,7 @@
 import { assign, enqueueActions, setup } from 'xstate';
 import type { Kernel } from '../kernel/kernel.js';
 import { type LockHolderWatch, wait_for_lock_holder, watchLockHolders } from '../kernel/lock.js';
-import { type Effect, sendEffect, spawnEffect } from '../runtime/model.js';
+import { type Effect, type Emitted, sendEffect, spawnEffect } from '../runtime/model.js';
 import type { SyscallReply } from './process.js';
 
 export type ScriptStep =
@@ -70,7 +70,11 @@ interface Ctx extends ScriptedInput {
   pc: number;
   /** 0 running the step, 1 waiting for its answer. */
   busy: number;
-  handle: number;
+  /**
+   * The device fds open, oldest first: a second bind of the same mm to the device shares the bond (its handle),
+   * with the bond's users raised, as iommu_sva_bind_device does; unbind closes the newest, exit all of them.
+   */
+  handles: number[];
   pasid: number;
   submitted: number;
   completed: number;
@@ -82,7 +86,7 @@ interface Ctx extends ScriptedInput {
 }
 
 /** Start step pc (or finish): returns what the process emits and how its context changes. */
-function advance(c: Ctx, emit: (e: Effect) => void): Partial<Ctx> {
+function advance(c: Ctx, emit: (e: Emitted) => void): Partial<Ctx> {
   let pc = c.pc;
   const patch: Partial<Ctx> = {};
   // Steps that need no answer run one after another in this same transition.
@@ -102,9 +106,12 @@ function advance(c: Ctx, emit: (e: Effect) => void): Partial<Ctx> {
         return { ...patch, pc, busy: 1 };
       case 'dma': {
         let id = patch.submitted ?? c.submitted;
+        // One batch: an emit each is a deferred action each, and XState takes them off a queue with shift().
+        const batch: Effect[] = [];
         for (let i = 0; i < s.n; i++) {
-          emit(sendEffect(c.devActor, { type: 'submit', pasid: patch.pasid ?? c.pasid, vpn: s.vpn, w: s.write ? 1 : 0, id: id++, from: c.self, cr: 0 }));
+          batch.push(sendEffect(c.devActor, { type: 'submit', pasid: patch.pasid ?? c.pasid, vpn: s.vpn, w: s.write ? 1 : 0, id: id++, from: c.self, cr: 0 }));
         }
+        emit({ type: 'rt.batch', effects: batch });
         patch.submitted = id;
         if (s.wait) return { ...patch, pc, busy: 1 };
         break;
@@ -112,12 +119,16 @@ function advance(c: Ctx, emit: (e: Effect) => void): Partial<Ctx> {
       case 'munmap':
         emit(spawnEffect('sys_munmap', { proc: c.idx, start: s.vpn, n: 1 }, name));
         return { ...patch, pc, busy: 1 };
-      case 'unbind':
-        emit(spawnEffect('sys_close', { proc: c.idx, handle: patch.handle ?? c.handle }, name));
+      case 'unbind': {
+        const open = patch.handles ?? c.handles;
+        // A bind that failed at run time left no fd to close: close(-EBADF) never reaches the driver.
+        if (open.length === 0) break;
+        emit(spawnEffect('sys_close', { proc: c.idx, handle: open[open.length - 1] as number }, name));
         return { ...patch, pc, busy: 1 };
+      }
       case 'exit': {
-        const h = patch.handle ?? c.handle;
-        emit(spawnEffect('do_exit', { proc: c.idx, handles: h > 0 ? [h] : [] }, name));
+        // exit_files closes every fd still open (the steps after an exit never touch them: parseSteps).
+        emit(spawnEffect('do_exit', { proc: c.idx, handles: [...(patch.handles ?? c.handles)] }, name));
         if (s.wait) return { ...patch, pc, busy: 1 };
         break;
       }
@@ -134,14 +145,15 @@ function tellDone(c: Ctx, step: number, emit: (e: Effect) => void, armed = false
 }
 
 export const scriptedProcessMachine = setup({
-  types: { context: {} as Ctx, events: {} as Ev, input: {} as ScriptedInput, emitted: {} as Effect },
+  types: { context: {} as Ctx, events: {} as Ev, input: {} as ScriptedInput, emitted: {} as Emitted },
   actions: {
     // The current step got its answer: tell who waits on it, then start the next ones.
     next: enqueueActions(({ context, event, enqueue }) => {
       const c: Ctx = { ...context };
-      if (event.type === 'bound') Object.assign(c, { handle: event.handle, pasid: event.pasid });
-      if (event.type === 'bind.failed') Object.assign(c, { bindErr: event.err, handle: 0 });
-      if (event.type === 'closed' || event.type === 'exited') c.handle = 0;
+      if (event.type === 'bound') Object.assign(c, { handles: [...c.handles, event.handle], pasid: event.pasid });
+      if (event.type === 'bind.failed') c.bindErr = event.err;
+      if (event.type === 'closed') c.handles = c.handles.slice(0, -1);
+      if (event.type === 'exited') c.handles = [];
       tellDone(c, c.pc, (e) => enqueue.emit(e));
       c.pc++;
       const patch = advance(c, (e) => enqueue.emit(e));
@@ -160,7 +172,7 @@ export const scriptedProcessMachine = setup({
   },
 }).createMachine({
   id: 'scripted-process',
-  context: ({ input }) => ({ ...input, pc: 0, busy: 0, handle: 0, pasid: 0, submitted: 0, completed: 0, ok: 0, failed: 0, bindErr: 0, gone: [] }),
+  context: ({ input }) => ({ ...input, pc: 0, busy: 0, handles: [], pasid: 0, submitted: 0, completed: 0, ok: 0, failed: 0, bindErr: 0, gone: [] }),
   initial: 'waiting',
   states: {
     waiting: {

@@ -35,12 +35,13 @@ import { SMMUV3, smmuv3Ops } from '../hw/smmuv3/smmuv3.js';
 import { IommuHardware } from '../hw/unit.js';
 import { VTD, vtdOps } from '../hw/vtd/vtd.js';
 import { Kernel } from '../kernel/kernel.js';
-import { staticsOffset } from '../kernel/memory.js';
 import { leakReport } from '../kernel/kasan.js';
+import { layoutWords, refuseOversized, staticsOffset } from '../kernel/memory.js';
 import { defineMms, MM_LIVE, type MmStruct, mm_exit, mm_init, get_task_mm, mmById, objectInfo as mmObjectInfo, mmPasid, mmput, mmStateCode, mmTableWords, mmUsers } from '../kernel/mm/mm.js';
 import { defineMmuNotifiers, mmuNotifierWords } from '../kernel/mm/mmu_notifier.js';
 import { do_mmap, do_munmap, fault_in } from '../kernel/mm/pagetable.js';
 import { definePhysMem, onPageFree, pageOwner, physMemWords } from '../kernel/mm/physmem.js';
+import { readerTableWords } from '../kernel/rcu.js';
 import { slabInit } from '../kernel/slab.js';
 import { InputError } from '../runtime/errors.js';
 import { paramParsers } from '../runtime/params.js';
@@ -270,22 +271,30 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const frames = (P + 2) * p.pages + 16 + vmm * p.kbuffers;
   // I/O page tables for DMA and paging domains: address spaces of the mm layer that no process uses.
   const iopt = p.defaultDomain === 'none' && p.kernel === 'none' && p.vfio === 'none' && p.drmContexts === 0 ? 0 : Math.min(U * p.addressSpaces, D + p.kdevices + p.drmContexts + 4);
-  const perDevice = (1 << p.pasidBits) * (8 + 3 + 2) + 512 + 4 * p.atc;
-  const staticWords =
-    (1 << 15) + mmTableWords(P + iopt + vmm, p.pages) + physMemWords(frames) + mmuNotifierWords(bonds) + D * perDevice + U * (4096 + 6 * p.iotlb + 6 * p.prqDepth) + bonds * 24 + (U + 2) * ((1 << p.pasidBits) / 32 + 1);
+  // A PASID table entry (up to 8 words), the device's state (3) and the driver's (2) per PASID, its pasid_ida's bitmap.
+  const perDevice = (1 << p.pasidBits) * (8 + 3 + 2) + Math.ceil((1 << p.pasidBits) / 32) + 512 + 4 * p.atc;
+  const readerSlots = tasksAtOnce(p, bonds);
+  const readers = readerTableWords(readerSlots);
+  // The terms that grow with the parameters, named for the refusal of a topology too large to hold.
+  const sized: Record<string, number> = {
+    'PASID state (devices × 2^pasidBits × 13 words)': D * perDevice,
+    'address spaces (processes × pages)': mmTableWords(P + iopt + vmm, p.pages) + physMemWords(frames),
+    'IOMMU caches and queues (iommus × (iotlb + prqDepth))': U * (4096 + 6 * p.iotlb + 6 * p.prqDepth),
+    'bonds, notifiers and RCU/SRCU readers (processes)': mmuNotifierWords(bonds) + bonds * 24 + readers.rcu + readers.srcu,
+  };
+  const staticWords = (1 << 15) + Object.values(sized).reduce((a, b) => a + b, 0) + (U + 2) * (Math.ceil((1 << p.pasidBits) / 32) + 1);
   // Every task interns its label and comm (allocation owners, KASAN's alloc/free tracks, lockdep's sites): the
   // string table grows with the topology, or a large one fills it and lockdep turns itself off.
   const tasks = P + D + U;
-  const k = new Kernel({
-    layout: {
-      stringWords: Math.max(1 << 17, 128 * tasks),
-      stringSlots: Math.max(1 << 12, 2 ** Math.ceil(Math.log2(8 * tasks))),
-      staticWords,
-      arenaWords: 1 << 12,
-      lockdepWords: 1 << 14,
-    },
-    hungTaskSecs: p.hungTaskSecs,
-  });
+  const layout = {
+    stringWords: Math.max(1 << 17, 128 * tasks),
+    stringSlots: Math.max(1 << 12, 2 ** Math.ceil(Math.log2(8 * tasks))),
+    staticWords,
+    arenaWords: 1 << 12,
+    lockdepWords: 1 << 14,
+  };
+  refuseOversized('sva', layoutWords(layout), sized);
+  const k = new Kernel({ layout, hungTaskSecs: p.hungTaskSecs, readerSlots });
   const [failCache, failNth] = p.failAlloc === '' ? [] : (p.failAlloc.split(':') as [string, string]);
   slabInit(k, failCache ? { failslab: { cache: failCache, nth: Number(failNth) } } : {});
   const actors = {
@@ -462,7 +471,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     specs.push({ name: d.actorName, logic: hardwareMachine(d, step), input: { self: actors.device(i) } });
   });
   for (let i = 0; i < P; i++) specs.push({ name: `mm/${i + 1}`, logic: mmMachine });
-  const scripted = parseSteps(p.steps, P, k);
+  const scripted = parseSteps(p.steps, P, k, taskComms(k, p, units));
   for (let i = 0; i < P && scripted; i++) {
     const tell: [number, number][] = [];
     scripted.forEach((steps, j) => {
@@ -545,6 +554,31 @@ function exitedMmLeaks(k: Kernel, procMms: readonly MmStruct[], taskMm: (i: numb
   });
 }
 
+/**
+ * How many tasks the topology can have alive at once — every one may be inside RCU's or SRCU's read side, so
+ * the reader tables get a slot each: a process's syscall and the driver's bind_task thread (scripted: one more
+ * for each exit not waited for and each `while`), an SRCU and an RCU callback per bond, the page-request
+ * threads, and the kernel's own DMA users, VFIO, DRM and probe.
+ */
+function tasksAtOnce(p: SvaParams, bonds: number): number {
+  // Two a process at most (its syscall and bind_task), and one more as margin: a slot costs 16 words.
+  let perProcess = 3 * p.processes;
+  if (p.steps !== '') {
+    let lists: unknown;
+    try {
+      lists = JSON.parse(p.steps);
+    } catch {
+      lists = undefined; // parseSteps refuses it
+    }
+    const extra = (st: unknown): number => {
+      const o = (st ?? {}) as Record<string, unknown>;
+      return o.op === 'while' || (o.op === 'exit' && o.wait === false) ? 1 : 0;
+    };
+    if (Array.isArray(lists)) perProcess += lists.reduce((n: number, l: unknown) => n + (Array.isArray(l) ? l.reduce((m: number, st) => m + extra(st), 0) : 0), 0);
+  }
+  return perProcess + 2 * bonds + p.iommus.split(',').length + p.kdevices + 16;
+}
+
 function ratesParam(v: string): string {
   parseRates(v);
   return v;
@@ -559,7 +593,23 @@ function failAllocParam(v: string): string {
  * The scripted processes' steps, checked (actors and steps that exist, no ordering cycle); undefined: none. With
  * the run's kernel, a `while` step declares what it waits on (a lock holder watch: the lock must exist).
  */
-export function parseSteps(text: string, processes: number, k?: Kernel): ScriptStep[][] | undefined {
+/** Kinds of task this workload always spawns with a name of their own (their comm is that name). */
+const NAMED_KINDS = new Set(['sys_exec', 'sys_bind', 'sys_close', 'sys_munmap', 'do_exit', 'bind_task', 'script_while', 'kdma_user', 'vfio_takeover', 'drm_contexts']);
+
+/** The comms the workload's tasks can have: what a `while` step may name (or a prefix of). */
+function taskComms(k: Kernel, p: SvaParams, units: readonly IommuUnit[]): string[] {
+  const prq = new Set(units.map((u) => `${u.spec.prqThread}/${u.index}`));
+  const kinds = Object.keys(k.taskFactories).filter((kind) => !NAMED_KINDS.has(kind) && !prq.has(kind));
+  const procs = Array.from({ length: p.processes }, (_, i) => [`proc${i}`, `bind_task/${i}`]).flat();
+  const kernel = [
+    ...(p.kernel === 'none' ? [] : Array.from({ length: Math.min(p.kdevices, p.devices) }, (_, d) => `kdma/${d}`)),
+    ...(p.vfio === 'none' ? [] : ['vfio']),
+    ...(p.drmContexts > 0 ? ['drm'] : []),
+  ];
+  return [...procs, ...units.map((u) => `${u.spec.prqThread}/${u.name}`), ...kernel, ...kinds];
+}
+
+export function parseSteps(text: string, processes: number, k?: Kernel, comms?: readonly string[]): ScriptStep[][] | undefined {
   if (text === '') return undefined;
   let v: unknown;
   try {
@@ -602,6 +652,10 @@ export function parseSteps(text: string, processes: number, k?: Kernel): ScriptS
           if (typeof o.task !== 'string' || o.task === '') throw new InputError(`${at}: while: task must be a task's name or a prefix of it`);
           if (typeof o.lock !== 'string' || o.lock === '') throw new InputError(`${at}: while: holds must name a lock`);
           if (!k) throw new InputError(`${at}: while: needs the run's kernel`);
+          if (comms && !comms.some((c) => c.startsWith(o.task as string))) {
+            const shown = comms.length > 24 ? [...comms.slice(0, 24), `… (${comms.length} in all)`] : comms;
+            throw new InputError(`${at}: while: no task is named ${JSON.stringify(o.task)} or a name starting so (the tasks: ${shown.join(', ')})`);
+          }
           try {
             return { op: 'while', task: o.task, lock: o.lock, watch: declareWhileStep(k, o.task, o.lock) };
           } catch (err) {
@@ -613,6 +667,9 @@ export function parseSteps(text: string, processes: number, k?: Kernel): ScriptS
           throw new InputError(`${at}: unknown step ${JSON.stringify(o.op)} (bind, dma, munmap, unbind, exit, after, while)`);
       }
     });
+  });
+  out.forEach((list, i) => {
+    checkLifetime(list, i);
   });
   // The order constraints: a step waits for the one before it and for its `after`; a cycle never ends.
   const key = (i: number, k2: number): string => `proc/${i}:${k2}`;
@@ -637,6 +694,34 @@ export function parseSteps(text: string, processes: number, k?: Kernel): ScriptS
   };
   for (const n of deps.keys()) visit(n, []);
   return out;
+}
+
+/**
+ * What a process can still do at each step: close only an fd it opened (a second bind of the same mm shares the
+ * bond, so binds and unbinds pair up), and nothing that needs its mm or its fds once its exit has begun — the
+ * exit's mmput may be the last (exit_mmap runs) and exit_files closes every fd, and no other thread of the
+ * process holds an mm_users reference in the model. Only `dma`, `after` and `while` may follow an exit that is
+ * not waited for; nothing follows one that is.
+ */
+function checkLifetime(list: readonly ScriptStep[], i: number): void {
+  let open = 0;
+  let exit = -1;
+  list.forEach((st, k2) => {
+    const at = `sva: steps: proc/${i}[${k2}]`;
+    if (exit >= 0) {
+      const waited = (list[exit] as Extract<ScriptStep, { op: 'exit' }>).wait;
+      if (waited || !['dma', 'after', 'while'].includes(st.op)) {
+        const why = waited ? 'the process is gone' : 'only dma, after and while may follow an exit not waited for: no thread of the exiting process holds its mm, and exit_files closes its fds';
+        throw new InputError(`${at}: ${st.op} after proc/${i}'s exit (step ${exit}): ${why}`);
+      }
+    }
+    if (st.op === 'bind') open++;
+    if (st.op === 'unbind') {
+      if (open === 0) throw new InputError(`${at}: unbind: proc/${i} has no device fd open here (each unbind closes the fd of an earlier bind)`);
+      open--;
+    }
+    if (st.op === 'exit') exit = k2;
+  });
 }
 
 export function svaWorkload(raw: Readonly<Record<string, Wire>>): Workload {

@@ -4,12 +4,14 @@ import { availableParallelism } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import '../kernel/workloads.js';
 import '../actors/workloads.js';
+import { StepBudgetExceeded } from '../runtime/deterministic.js';
 import { ActorFailure, InputError, ReplayDivergence, RunStalled } from '../runtime/errors.js';
 import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { accountingLine, type RunResult } from '../runtime/result.js';
 import { type ReplayOutcome, replay, run, type RunOutcome, Schedule } from '../runtime/run.js';
 import { NothingToShrink, shrink } from '../runtime/shrink.js';
 import { MAX_WORKERS } from '../runtime/threaded.js';
+import { DEFAULT_WATCHDOG_SECONDS, parseWatchdogSeconds, startWatchdog } from '../runtime/watchdog.js';
 import type { Wire } from '../runtime/model.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
 import { SVA_DEFAULTS, svaParams } from '../actors/sva-workload.js';
@@ -30,6 +32,15 @@ const program = new Command('iommu-sim')
   .description('Simulate the Linux IOMMU / SVA / PASID machinery as communicating actors on worker threads.')
   .version(version)
   .showHelpAfterError('(run with --help for usage)')
+  // The host-time watchdog (src/runtime/watchdog.ts), for every command: recognised after the command's name too.
+  .option(
+    '--watchdog <duration>',
+    `stop model code (a task between two scheduling points, an extension or scenario module loading) that runs this long in host time without reaching a scheduling point, with a report naming the task and its last point (exit 1; 2 for input that spins while it loads); 0 turns it off (default: ${DEFAULT_WATCHDOG_SECONDS}s)`,
+  )
+  .hook('preAction', (cmd) => {
+    const raw = (cmd.opts() as { watchdog?: string }).watchdog;
+    startWatchdog(raw === undefined ? DEFAULT_WATCHDOG_SECONDS : parseWatchdogSeconds(raw));
+  })
   .addHelpText(
     'after',
     `
@@ -51,6 +62,7 @@ interface RunFlags {
   keepGoing?: boolean;
   record?: string;
   json?: boolean;
+  maxSteps?: number;
 }
 
 function runOptions(cmd: Command): Command {
@@ -76,7 +88,12 @@ function runOptions(cmd: Command): Command {
     .addOption(new Option('--runs <n>', 'deterministic: explore up to n executions, stopping at the first failure').argParser(intArg(1)).default(1))
     .option('--keep-going', 'collect every finding instead of stopping the run at the first')
     .option('--record <file>', 'write the schedule of the run (or of the failing execution) to <file>')
-    .option('--json', 'print one JSON object on stdout instead of the report');
+    .option('--json', 'print one JSON object on stdout instead of the report')
+    .addOption(
+      new Option('--max-steps <n>', 'stop a run that takes more steps (a loop that never ends), naming the task it loops in (default: 50 000 000 deterministic, none threaded)').argParser(
+        intArg(1),
+      ),
+    );
 }
 
 /** Run a workload as the flags say, print its report (or JSON), and end with SUCCESS / FAILURE. */
@@ -102,6 +119,7 @@ async function runWorkload(tag: string, name: string, params: Record<string, Wir
       depth: flags.depth,
       runs: flags.runs,
       keepGoing: flags.keepGoing ?? false,
+      ...(flags.maxSteps !== undefined ? { maxSteps: flags.maxSteps } : {}),
       placement: flags.placement,
       ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
       // Threaded: (delivered, sent) — the total is not known in advance, so show what is in flight.
@@ -241,6 +259,8 @@ Parameters (--set):
   vfio=none|early|late       VFIO takes device 0 over (early: while the host driver still maps)
   vfioTakeover=refuse|force  refuse (-EBUSY) while the host driver maps, or pull the domain from under it
   drmContexts, drmRounds     a DRM-like device switching its engines between per-process domains
+Limits: devices ≤ 1024, processes ≤ 4096, pages ≤ 4096, pasidBits ≤ 20 (a refusal gives each range); a topology
+whose simulated kernel memory passes 512 MiB (devices × 2^pasidBits dominates) is refused naming what takes it.
 
 Examples:
   iommu-sim sva --set iommus=vtd,amd,smmuv3,vtd --set devices=64 --set processes=256 --set script=stress --duration 30
@@ -653,7 +673,7 @@ async function main(): Promise<number> {
       console.error(`iommu-sim: ${err.message}`);
       return 2;
     }
-    if (err instanceof ActorFailure || err instanceof ReplayDivergence || err instanceof RunStalled) {
+    if (err instanceof ActorFailure || err instanceof ReplayDivergence || err instanceof RunStalled || err instanceof StepBudgetExceeded) {
       console.error(`iommu-sim: ${err.message}`);
       return 1;
     }

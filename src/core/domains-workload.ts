@@ -46,6 +46,7 @@ import {
 } from './group.js';
 import { SVA_USERS, SvaDomains, type SvaUsers } from './sva-domain.js';
 import { defineDomainsScript, parseDomainsScript } from './domains-script.js';
+import { checkWhileTasks } from './script.js';
 
 const { oneOf, int } = paramParsers('domains');
 
@@ -184,6 +185,9 @@ export interface DomainsModel {
 function pciName(i: number): string {
   return `0000:00:${(i + 1).toString(16).padStart(2, '0')}.0`;
 }
+
+/** Task kinds always started with a name of their own (an initial task's). */
+const DOMAINS_NAMED_KINDS = new Set(['domains_script', 'proc', 'iopf', 'vfio', 'pasid_owner', 'peer_dma', 'bench_setup', 'lookup_loop', 'bench_teardown']);
 
 export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: DomainsModel } {
   const p = domainsParams(raw);
@@ -426,6 +430,8 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
     for (let f = 0; f < p.faults; f++) initialTasks.push({ task: 'iopf', args: f, name: `iopf${f}` });
     if (p.script === 'stress') initialTasks.push({ task: 'vfio', args: null, name: 'vfio0' });
   }
+  // The tasks this run can have: its initial ones, and those spawned without a name (callbacks: their kind).
+  if (scripted) checkWhileTasks('domains', scripted, [...initialTasks.map((it) => it.name), ...Object.keys(k.taskFactories).filter((kind) => !DOMAINS_NAMED_KINDS.has(kind))]);
   const statics = staticsOffset(k.layout, k.base);
   const workload: Workload = {
     name: 'domains',

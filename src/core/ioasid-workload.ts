@@ -26,7 +26,7 @@ import { staticsOffset } from '../kernel/memory.js';
 import { defineMms, mm_exit, mm_init, mm_set_pasid, mmTableWords } from '../kernel/mm/mm.js';
 import { defineMmuNotifierOps, defineMmuNotifiers, mmu_notifier_put, mmu_notifier_register, mmuNotifierWords, subscriptionData } from '../kernel/mm/mmu_notifier.js';
 import { definePhysMem, physMemWords } from '../kernel/mm/physmem.js';
-import { call_rcu, defineRcuCallback } from '../kernel/rcu.js';
+import { call_rcu, defineRcuCallback, readerTableWords } from '../kernel/rcu.js';
 import { defineWork, queue_work, system_wq, type WorkItem } from '../kernel/workqueue.js';
 import { InputError } from '../runtime/errors.js';
 import { paramParsers } from '../runtime/params.js';
@@ -67,6 +67,7 @@ import {
   type Sleeper,
 } from './ioasid-subscribers.js';
 import { defineIoasidScript, parseIoasidScript } from './ioasid-script.js';
+import { checkWhileTasks } from './script.js';
 
 const { oneOf, int, bool } = paramParsers('ioasid');
 
@@ -164,9 +165,9 @@ export function ioasidParams(raw: Readonly<Record<string, Wire>>): IoasidParams 
     processes: int('processes', raw.processes, d.processes, 0, 64),
     vms: int('vms', raw.vms, d.vms, 0, 64),
     vcpus: int('vcpus', raw.vcpus, d.vcpus, 1, 8),
-    quota: int('quota', raw.quota, d.quota, 1, 1 << 20),
+    quota: int('quota', raw.quota, d.quota, 1, (1 << 20) - 2),
     pasids: int('pasids', raw.pasids, d.pasids, 0, 1 << 20),
-    systemQuota: int('systemQuota', raw.systemQuota, d.systemQuota, 0, 1 << 20),
+    systemQuota: int('systemQuota', raw.systemQuota, d.systemQuota, 0, (1 << 20) - 1),
     iterations: int('iterations', raw.iterations, d.iterations, 0, 10_000_000),
     drivers: int('drivers', raw.drivers, d.drivers, 0, 8),
     checkers: bool('checkers', raw.checkers, d.checkers),
@@ -176,9 +177,11 @@ export function ioasidParams(raw: Readonly<Record<string, Wire>>): IoasidParams 
   };
   if (p.steps !== '' && p.mode !== 'scenario') throw new InputError(`ioasid: steps: scripted users run in mode=scenario only, not ${p.mode}`);
   const cap = 2 ** p.bits;
-  if (p.mode === 'scenario' && p.vms * p.quota + Math.max(p.processes, p.systemQuota) > cap - 1) {
+  // The system set is allocated whatever the processes (a set of quota 0 is -EINVAL): it needs one IOASID at least.
+  const system = Math.max(p.processes, p.systemQuota, 1);
+  if (p.mode === 'scenario' && p.vms * p.quota + system > cap - 1) {
     throw new InputError(
-      `ioasid: ${p.vms} VMs × quota ${p.quota} and a system set for ${Math.max(p.processes, p.systemQuota)} PASIDs do not fit in ${cap - 1} IOASIDs (bits=${p.bits})`,
+      `ioasid: ${p.vms} VMs × quota ${p.quota} and a system set for ${system} PASIDs do not fit in ${cap - 1} IOASIDs (bits=${p.bits})`,
     );
   }
   if (p.mode === 'scenario' && p.systemQuota !== 0 && p.systemQuota < p.processes) {
@@ -238,6 +241,9 @@ function num(args: Wire, field: string): number {
   return v;
 }
 
+/** Task kinds always started with a name of their own. */
+const IOASID_NAMED_KINDS = new Set(['ioasid_init', 'launcher', 'sva_process', 'vm', 'vcpu', 'ioasid_script', 'ioasid_fill', 'ioasid_drain', 'ioasid_find_reader', 'ioasid_find_updater', 'ioasid_find_setup']);
+
 /** Build the workload and keep its model (tests look at the allocator's and the subscribers' state). */
 export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: IoasidModel } {
   const p = ioasidParams(raw);
@@ -246,8 +252,14 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
   const frames = 4;
   const scenario = p.mode === 'scenario';
   // Sized for the ID space: the allocator's bitmap and per-ID words, and one view word an ID per subscriber.
+  // Tasks alive at once — each may read under RCU or SRCU, so the reader tables get a slot each: a process and
+  // its SRCU and RCU callbacks (or work item), a VM and its vCPUs, the drivers, and the setup tasks.
+  const readerSlots = 3 * P + p.vms * (p.vcpus + 1) + p.drivers + 16;
+  const readers = readerTableWords(readerSlots);
   const staticWords =
     (1 << 14) +
+    readers.rcu +
+    3 * readers.srcu +
     ioasidWords(p.bits, maxSets) +
     (p.subscribers ? ioasidSubscriberWords(p.bits, maxSets) : 0) +
     (scenario ? mmTableWords(P, 1) + physMemWords(frames) + mmuNotifierWords(P + 1) + P * 96 : 0);
@@ -255,6 +267,7 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
   const k = new Kernel({
     layout: { stringWords: 1 << 16, stringSlots: 1 << 12, staticWords, arenaWords: 1 << 10, lockdepWords: 1 << 14 },
     hungTaskSecs: p.hungTaskSecs,
+    readerSlots,
     ...(p.checkers ? {} : { checkers: off }),
   });
   const findMode = p.mode === 'find-rcu' || p.mode === 'find-lock';
@@ -494,7 +507,17 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
     });
     initialTasks.push({ task: 'ioasid_init', args: null, name: 'swapper' });
     for (let l = 0; l < launchers; l++) initialTasks.push({ task: 'launcher', args: l, name: `launcher${l}` });
-    if (scripted) initialTasks.push(...defineIoasidScript({ k, a, subs, cap, bootWord: () => k.mem.statics + booted }, scripted));
+    if (scripted) {
+      initialTasks.push(...defineIoasidScript({ k, a, subs, cap, bootWord: () => k.mem.statics + booted }, scripted));
+      // The tasks this run can have: its initial ones, the processes and VMs the launchers start, and those
+      // spawned without a name (callbacks: their kind).
+      const started = [
+        ...Array.from({ length: P }, (_, i) => `proc${i}`),
+        ...Array.from({ length: p.vms }, (_, j) => [`qemu${j}`, ...Array.from({ length: p.vcpus }, (_, c) => `qemu${j}-vcpu${c}`)]).flat(),
+      ];
+      const unnamed = Object.keys(k.taskFactories).filter((kind) => !IOASID_NAMED_KINDS.has(kind));
+      checkWhileTasks('ioasid', scripted, [...initialTasks.flatMap((it) => (it.name ? [it.name] : [])), ...started, ...unnamed]);
+    }
   } else if (p.mode === 'alloc-free') {
     k.task('ioasid_fill', 'process', function* (t) {
       yield* init(t);

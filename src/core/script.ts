@@ -225,3 +225,17 @@ function isAfter<Op extends { readonly op: string }>(s: Op | OrderStep): s is Af
 function isWhile<Op extends { readonly op: string }>(s: Op | OrderStep): s is While {
   return s.op === 'while';
 }
+
+/**
+ * Refuse a `while` whose task is no task of the workload (`comms`: every name a task of it can have; the step
+ * names a task or a prefix of one) — otherwise the step would wait for ever and end in a hung-task report.
+ */
+export function checkWhileTasks<Op extends { readonly op: string }>(model: string, actors: readonly ScriptActor<Op>[], comms: readonly string[]): void {
+  for (const a of actors) {
+    a.steps.forEach((st, i) => {
+      if (!isWhile(st) || comms.some((c) => c.startsWith(st.task))) return;
+      const shown = comms.length > 24 ? [...comms.slice(0, 24), `… (${comms.length} in all)`] : comms;
+      throw new InputError(`${model}: steps: ${a.name}[${i}]: while: no task is named ${JSON.stringify(st.task)} or a name starting so (the tasks: ${shown.join(', ')})`);
+    });
+  }
+}

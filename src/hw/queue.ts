@@ -21,8 +21,18 @@ export function defineUnitDriver(k: Kernel, unit: IommuUnit): UnitDriver {
   return { unit, lock: defineSpinlock(k, `&${unit.spec.flavour === 'vtd' ? 'qi->q_lock' : unit.spec.flavour === 'amd' ? 'iommu->lock' : 'cmdq->q.lock'}`) };
 }
 
-/** Queue cmds and a wait descriptor, ring the doorbell, and wait until the hardware has done them all. */
+/**
+ * Queue cmds and a wait descriptor, ring the doorbell, and wait until the hardware has done them all. A list
+ * longer than the queue holds goes in batches that each fit with their wait descriptor (as the drivers'
+ * command batches are flushed when full), each waiting for room while the queue is full.
+ */
 export function* submitSync(k: Kernel, t: KTask, drv: UnitDriver, stats: Stats, cmds: readonly Command[]): KGen {
+  const room = drv.unit.opts.queueDepth - 1;
+  for (let i = 0; i < cmds.length; i += room) yield* submitBatch(k, t, drv, stats, cmds.slice(i, i + room));
+  if (cmds.length === 0) yield* submitBatch(k, t, drv, stats, cmds);
+}
+
+function* submitBatch(k: Kernel, t: KTask, drv: UnitDriver, stats: Stats, cmds: readonly Command[]): KGen {
   const unit = drv.unit;
   const names = unit.spec.commandNames;
   const label = cmds.map((c) => names[c.op]).join('+');

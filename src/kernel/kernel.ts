@@ -23,6 +23,11 @@ export interface KernelOptions {
   readonly checkers?: Partial<Record<CheckerName, boolean>>;
   /** hung_task_timeout_secs (simulated seconds in the deterministic runtime). */
   readonly hungTaskSecs?: number;
+  /**
+   * Tasks that may be inside RCU's read side, or one srcu_struct's, at once: the size of their reader tables
+   * (a slot per reading task). A workload sizes it from its topology; 64 when not given.
+   */
+  readonly readerSlots?: number;
 }
 
 /** What a blocked task waits on, for hung-task and deadlock reports (kept on the task while it waits). */
@@ -42,6 +47,9 @@ export interface Waits {
 }
 
 const ALWAYS = (): boolean => true;
+
+/** Reader slots of RCU and of each srcu_struct when the workload does not size them. */
+export const DEFAULT_READER_SLOTS = 64;
 
 /**
  * A scheduling point of a kernel task (one object, no closures of its own: points are made at every step). It
@@ -191,6 +199,7 @@ export class Kernel implements Monitor {
   readonly base: number;
   readonly statics: StaticAllocator;
   readonly hungTaskSecs: number;
+  readonly readerSlots: number;
   /** Contexts of the tasks running in this thread. */
   readonly tasks = new Map<number, KTask>();
   private memory: KernelMemory | undefined;
@@ -214,6 +223,7 @@ export class Kernel implements Monitor {
     this.statics = new StaticAllocator(this.layout.staticWords);
     this.checkers = opts.checkers ?? {};
     this.hungTaskSecs = opts.hungTaskSecs ?? 120;
+    this.readerSlots = opts.readerSlots ?? DEFAULT_READER_SLOTS;
     this.lockdep = new Lockdep(this);
     const heap = stringHeapOffset(this.layout, this.base);
     this.writtenBeforeRead = [heap, heap + this.layout.stringWords];

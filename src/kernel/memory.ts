@@ -5,6 +5,8 @@
 // lockdep's acquire sites) go to a shared string table, written only inside performed points (under the
 // sequencer). The slab arena (slab.ts) and the lockdep graph (lockdep.ts) are regions of this memory too.
 
+import { InputError } from '../runtime/errors.js';
+
 export const HEADER_WORDS = 8;
 const H_STR_USED = 0; // words used in the string heap
 
@@ -28,6 +30,26 @@ export const DEFAULT_LAYOUT: MemoryLayout = {
   arenaWords: 1 << 18,
   lockdepWords: 1 << 14,
 };
+
+/**
+ * The most simulated kernel memory a workload may ask for (words; 512 MiB): a run holds it once, a threaded
+ * run's every worker maps it, and an exploration's pool threads hold two copies each.
+ */
+export const MAX_KERNEL_WORDS = 2 ** 27;
+
+/**
+ * Refuse a topology whose kernel memory exceeds MAX_KERNEL_WORDS (an InputError: exit 2), naming the terms
+ * that take the most, so that the user knows which parameters to lower.
+ */
+export function refuseOversized(workload: string, words: number, terms: Readonly<Record<string, number>>): void {
+  if (words <= MAX_KERNEL_WORDS) return;
+  const mib = (w: number): string => `${Math.ceil((w * 4) / 2 ** 20)} MiB`;
+  const biggest = Object.entries(terms)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 2)
+    .map(([what, w]) => `${what}: ${mib(w)}`);
+  throw new InputError(`${workload}: the topology needs ${mib(words)} of simulated kernel memory, more than the ${mib(MAX_KERNEL_WORDS)} the model holds (${biggest.join('; ')}): lower those parameters`);
+}
 
 export function layoutWords(l: MemoryLayout): number {
   return HEADER_WORDS + l.stringSlots + l.stringWords + l.lockdepWords + l.staticWords + l.arenaWords;

@@ -19,8 +19,6 @@ import { callTrace, heldLocksLines, taskFinding } from './findings.js';
 import type { Kernel, KGen } from './kernel.js';
 import { type LockRef, noteAcquired, noteReleased, staticLock } from './lock.js';
 
-/** Concurrent RCU readers the table holds (a run with more throws). */
-export const RCU_READER_SLOTS = 64;
 /** Objects remembered per reader for the free check (the most recent ones). */
 const RCU_DEREFS = 4;
 
@@ -34,6 +32,11 @@ const S_OBJ = 4; // RCU_DEREFS object handles
 
 /** A grace-period cookie: the readers active when it was taken, as (slot, sequence) pairs. */
 export type RcuGp = number[];
+
+/** Static words of RCU's reader table and of one srcu_struct's, for `slots` readers (to size a layout). */
+export function readerTableWords(slots: number): { rcu: number; srcu: number } {
+  return { rcu: slots * (S_OBJ + 2 * RCU_DEREFS), srcu: slots * S_OBJ };
+}
 
 /**
  * A table of readers in static shared memory, for RCU and for each srcu_struct. Its writes happen only in
@@ -69,7 +72,8 @@ export class ReaderTable {
       Atomics.store(i32, s + S_NDEREF, 0);
       return i;
     }
-    throw new Error(`${this.name}: more than ${this.slots} readers at once`);
+    // Workloads size the table for every task they can have reading at once (KernelOptions.readerSlots).
+    throw new Error(`${this.name}: more than ${this.slots} tasks inside its read side at once: the workload sized its reader table (readerSlots) too small`);
   }
 
   /** The reader leaves its slot: every grace period that saw it inside may now end (perform only). */
@@ -196,7 +200,7 @@ export function rcu_init(k: Kernel): void {
   if (states.has(k)) return;
   if (attached(k)) throw new Error('rcu: rcu_init(k) must be called when the workload is built, before the run starts');
   const st: RcuState = {
-    readers: new ReaderTable(k, 'rcu', RCU_READER_SLOTS, RCU_DEREFS),
+    readers: new ReaderTable(k, 'rcu', k.readerSlots, RCU_DEREFS),
     maps: {
       rcu_read_lock: staticLock(k, 'rcu_read_lock'),
       rcu_read_lock_bh: staticLock(k, 'rcu_read_lock_bh'),

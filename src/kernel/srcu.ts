@@ -1,7 +1,8 @@
 // Sleepable RCU (kernel/rcu/srcutree.c, include/linux/srcu.h): each srcu_struct has its own readers and its
 // own grace periods, so synchronize_srcu waits only for readers of that struct, and a reader may sleep. Readers
 // register in a per-struct table in static shared memory (rcu.ts's ReaderTable); srcu_read_lock's idx is the
-// reader's slot. SRCU callbacks run from a workqueue with softirqs disabled (srcu_invoke_callbacks), as the
+// reader's slot — one per task (a nested srcu_read_lock of the same struct gets the same idx), so the table
+// holds every task of the workload (KernelOptions.readerSlots) however deep they nest. SRCU callbacks run from a workqueue with softirqs disabled (srcu_invoke_callbacks), as the
 // kernel runs them.
 import type { Wire } from '../runtime/model.js';
 import type { KTask } from './context.js';
@@ -16,8 +17,11 @@ export interface SrcuStruct extends LockRef {
   readonly callbacks: Set<string>;
 }
 
-/** DEFINE_STATIC_SRCU(name): `slots` readers may be inside at once. */
-export function defineSrcu(k: Kernel, name: string, slots = 32): SrcuStruct {
+/** A task's slot in each srcu_struct it is inside, and how deep. */
+const nests = new WeakMap<KTask, Map<SrcuStruct, { slot: number; depth: number }>>();
+
+/** DEFINE_STATIC_SRCU(name): `slots` tasks may be inside at once (the kernel's readerSlots unless given). */
+export function defineSrcu(k: Kernel, name: string, slots = k.readerSlots): SrcuStruct {
   const off = k.statics.alloc(2, name); // [0]: lockdep identity, [1]: pending callbacks
   return {
     name,
@@ -34,19 +38,32 @@ export function* srcu_read_lock(k: Kernel, t: KTask, ssp: SrcuStruct): KGen<numb
   // takes part in lockdep's dependencies as a recursive read.
   k.lockdep.acquire(t, ssp, 'srcu');
   return yield* k.step(t, `srcu_read_lock(${ssp.name})`, (env) => {
-    const idx = ssp.readers.claim(t);
+    let mine = nests.get(t);
+    if (!mine) {
+      mine = new Map();
+      nests.set(t, mine);
+    }
+    let r = mine.get(ssp);
+    if (!r) {
+      r = { slot: ssp.readers.claim(t), depth: 0 };
+      mine.set(ssp, r);
+    }
+    r.depth++;
     noteAcquired(k, t, ssp, 'srcu', env);
-    return idx;
+    return r.slot;
   });
 }
 
 /** srcu_read_unlock(ssp, idx). */
 export function* srcu_read_unlock(k: Kernel, t: KTask, ssp: SrcuStruct, idx: number): KGen {
   yield* k.step(t, `srcu_read_unlock(${ssp.name})`, () => {
-    if (!Number.isInteger(idx) || idx < 0 || idx >= ssp.readers.slots || ssp.readers.taskAt(idx) === 0) {
+    const r = nests.get(t)?.get(ssp);
+    if (!r || r.slot !== idx || ssp.readers.taskAt(idx) === 0) {
       throw new Error(`srcu_read_unlock(${ssp.name}): idx ${idx} is not a reader of it`);
     }
     noteReleased(k, t, ssp);
+    if (--r.depth > 0) return;
+    nests.get(t)?.delete(ssp);
     ssp.readers.retire(idx);
   });
 }

@@ -25,6 +25,7 @@ import { ReplayScheduler } from './schedulers/replay.js';
 import { type TaskChoice, TaskReadiness } from './readiness.js';
 import { earliestWake, type StepEnv, type TaskSelf, TaskTable } from './task.js';
 import { EventNames, Trace, TraceLog } from './trace.js';
+import { watchEnter, watchLeave } from './watchdog.js';
 
 /** Simulated cost of one step, in ms (1 µs). */
 export const STEP_MS = 0.001;
@@ -253,6 +254,7 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
     return c;
   };
   const readyTasks = readiness.ready;
+  const recent = new Array<number>(RECENT).fill(-1);
   const stopOnFinding = !opts.keepGoing && monitor !== undefined;
   for (;;) {
     readiness.refresh(clock.now);
@@ -291,7 +293,7 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
       if (idle !== undefined && idle > clock.now) clock.now = idle;
       break;
     }
-    if (step >= maxSteps) throw new StepBudgetExceeded(`step budget of ${maxSteps} exhausted: the workload does not terminate`);
+    if (step >= maxSteps) throw new StepBudgetExceeded(`step budget of ${maxSteps} exhausted: the workload does not terminate${busiest(recent, tasks)}`);
     const c = scheduler.next(choices, step);
     clock.now += STEP_MS;
     if (c.sender === TASK) {
@@ -301,7 +303,17 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
       const ev = names.hash(label);
       replay?.verify(step, t.id, ev, label);
       log.push(step, t.id, TASK, -1, ev, 0);
-      if (t.resume(t.perform(new TaskStepEnv(step, t, envHost)), label)) {
+      // The host-time watchdog (watchdog.ts) watches the task's code from its point to its next one.
+      // Sampled: which tasks took the last steps (a budget exhausted names the busiest).
+      if ((step & 0xff) === 0) recent[(step >>> 8) & (RECENT - 1)] = t.id;
+      watchEnter('task', t.name, label);
+      let more: boolean;
+      try {
+        more = t.resume(t.perform(new TaskStepEnv(step, t, envHost)), label);
+      } finally {
+        watchLeave();
+      }
+      if (more) {
         readiness.stepped(tc);
       } else {
         tasks.finish(t);
@@ -410,6 +422,22 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
     },
     elapsedMs: performance.now() - started,
   };
+}
+
+/** Task steps sampled (one in 256) for a budget report. */
+const RECENT = 64;
+
+/** The task that took most of the sampled recent steps, and its next point: a loop that never ends is there. */
+function busiest(recent: readonly number[], tasks: TaskTable): string {
+  const counts = new Map<number, number>();
+  for (const id of recent) if (id >= 0) counts.set(id, (counts.get(id) ?? 0) + 1);
+  let best = -1;
+  let most = 0;
+  for (const [id, n] of counts) if (n > most) [best, most] = [id, n];
+  if (best < 0) return '';
+  const t = tasks.live.get(best);
+  const share = Math.round((100 * most) / recent.filter((x) => x >= 0).length);
+  return `; task ${tasks.names.get(best) ?? best} took ${share}% of the last steps${t?.pending ? ` (next point: ${t.pending.label})` : ''}`;
 }
 
 export function blockedTasks(tasks: TaskTable): BlockedTask[] {

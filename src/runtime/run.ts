@@ -86,6 +86,7 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
       ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
       keepTrace: opts.keepTrace ?? true,
       keepGoing: opts.keepGoing ?? false,
+      ...(opts.maxSteps ? { maxSteps: opts.maxSteps } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });

@@ -44,7 +44,19 @@ export interface StrategyOptions {
   preemptionBound?: number;
 }
 
+/** Senders below this (shifted) pack as sender × 2^32 + receiver, exactly: actors, pseudo-actors, early tasks. */
+const WIDE_SENDERS = 2 ** 21;
+/** A later task's receiver: an actor or a pseudo-actor (tasks send to actors only). */
+const NARROW_RECEIVERS = 2 ** 21;
+
 export function channelKey(sender: number, receiver: number): number {
-  // Ids are ≥ -4 and < 2^31: shifted to non-negative and packed into one exact double.
-  return (sender + 8) * 2 ** 32 + (receiver + 8);
+  // Ids are ≥ -4 and < 2^31, and a double is exact below 2^53 only: 2^32 × 2^31 is not. A task of a run past
+  // 65 k steps has an id above 2^21, and its channel to actor r collided with its channel to r + 1 (a doorbell
+  // for the IOMMU delivered to the device). Such a sender's receiver is an actor, below 2^21: packed the other
+  // way round, negative, apart from every other key. Keys of the first form keep their values (and order).
+  const s = sender + 8;
+  const r = receiver + 8;
+  if (s < WIDE_SENDERS) return s * 2 ** 32 + r;
+  if (r >= NARROW_RECEIVERS || r < 0 || s >= 2 ** 32) throw new RangeError(`channelKey: no exact key for channel ${sender} → ${receiver}`);
+  return -(s * NARROW_RECEIVERS + r) - 1;
 }

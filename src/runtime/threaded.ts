@@ -8,7 +8,9 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { WireCodec } from './codec.js';
 import { Control, DELIVERED, GEN, IDLE, IDLE_BLOCKED, IDLE_EMPTY, SENT, TRIED } from './control.js';
+import { StepBudgetExceeded } from './deterministic.js';
 import { RunStalled } from './errors.js';
+import { lastTasks } from './watchdog.js';
 import { type ActorFinal, type BlockedTask, ENV, type Finding, type Workload } from './model.js';
 import { createMailbox, Doorbell, laneSlots, type MailboxLayout, senderLane } from './mailbox.js';
 import { Outbox } from './outbox.js';
@@ -31,6 +33,8 @@ export interface ThreadedOptions {
   readonly keepGoing?: boolean;
   /** Give up when nothing is delivered for this long (ms). */
   readonly stallMs?: number;
+  /** Stop a run that takes more steps (deliveries and task points): a loop that never ends. None by default. */
+  readonly maxSteps?: number;
   readonly onProgress?: (delivered: number, sent: number) => void;
   readonly signal?: AbortSignal;
 }
@@ -199,6 +203,10 @@ export class ThreadedRuntime {
       const now = performance.now();
       // Progress is a delivery or a performed task point.
       const progress = delivered + ctl.version;
+      if (opts.maxSteps !== undefined && progress > opts.maxSteps) {
+        const last = lastTasks();
+        throw new StepBudgetExceeded(`step budget of ${opts.maxSteps} exhausted: the workload does not terminate${last.length > 0 ? `; the workers were last in ${last.join(', ')}` : ''}`);
+      }
       if (progress !== lastDelivered) {
         lastDelivered = progress;
         lastProgressAt = now;

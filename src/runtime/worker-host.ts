@@ -27,6 +27,7 @@ import { Outbox } from './outbox.js';
 import { Doorbell, Mailbox, type MailboxLayout, senderLane } from './mailbox.js';
 import { earliestWake, type StepEnv, type Task, TaskFailure, TaskTable } from './task.js';
 import { EventNames, TraceLog } from './trace.js';
+import { watchEnter, watchLeave } from './watchdog.js';
 import { buildWorkload } from './workloads.js';
 
 export interface WorkerInit {
@@ -164,12 +165,25 @@ function workerLoop(init: WorkerInit): WorkerReport {
           () => p.ready(),
           (ticket) => {
             if (keep) log.push(ticket, t.id, TASK, -1, names.hash(p.label), 0);
-            return t.perform(taskEnv(t, ticket));
+            // The host-time watchdog (watchdog.ts) watches the task's code from its point to its next one.
+            watchEnter('task', t.name, p.label);
+            try {
+              return t.perform(taskEnv(t, ticket));
+            } catch (err) {
+              watchLeave();
+              throw err;
+            }
           },
         );
         if (!done) break;
         n++;
-        if (!t.resume(done.value, p.label)) {
+        let more: boolean;
+        try {
+          more = t.resume(done.value, p.label);
+        } finally {
+          watchLeave();
+        }
+        if (!more) {
           tasks.finish(t);
           break;
         }

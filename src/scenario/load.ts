@@ -6,6 +6,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { watchEnter, watchLeave } from '../runtime/watchdog.js';
 import { parse as parseYaml } from 'yaml';
 import type { ZodError } from 'zod';
 import '../actors/workloads.js';
@@ -45,10 +46,14 @@ export async function loadScenarioFile(file: string): Promise<Scenario> {
 }
 
 async function importModule(file: string, path: string): Promise<unknown> {
+  // The host-time watchdog (src/runtime/watchdog.ts) stops a module whose top level never returns.
+  watchEnter('input', `scenario ${file}: its module body`, '(loading)');
   try {
     return ((await import(pathToFileURL(path).href)) as { default?: unknown }).default;
   } catch (err) {
     throw new ScenarioError(`${file}: cannot import: ${err instanceof Error ? err.message : String(err)}`);
+  } finally {
+    watchLeave();
   }
 }
 
@@ -75,10 +80,14 @@ async function importTypeScript(file: string): Promise<unknown> {
   if (syntax) throw new ScenarioError(`${file}: not valid TypeScript: ${ts.flattenDiagnosticMessageText(syntax.messageText, ' ')}`);
   const tmp = join(dirname(resolve(file)), `.${basename(file)}.${process.pid}.${Date.now()}.mjs`);
   writeFileSync(tmp, out.outputText);
+  // Removed at exit too: a module that the watchdog stops never returns here.
+  const remove = (): void => rmSync(tmp, { force: true });
+  process.on('exit', remove);
   try {
     return await importModule(file, tmp);
   } finally {
-    rmSync(tmp, { force: true });
+    remove();
+    process.off('exit', remove);
   }
 }
 

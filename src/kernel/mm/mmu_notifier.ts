@@ -96,9 +96,6 @@ const REGISTER_BUG_LINE = 'mm/mmu_notifier.c:617';
 const PUT_WARN_LINE = 'mm/mmu_notifier.c:805';
 const DESTROY_BUG_LINE = 'mm/mmu_notifier.c:1077';
 
-/** Readers of the srcu_struct at once (tasks walking subscriptions concurrently). */
-const SRCU_READERS = 64;
-
 const declared = new WeakMap<Kernel, MmuNotifiers>();
 /** The ops of each table, appended to at declaration (the interface shows them read-only). */
 const opsLists = new WeakMap<MmuNotifiers, MmuNotifierOps[]>();
@@ -115,7 +112,7 @@ export function mmuNotifierWords(slots: number): number {
 export function defineMmuNotifiers(k: Kernel, mms: MmTable, slots: number): MmuNotifiers {
   if (declared.has(k)) throw new Error('mmu_notifier: defineMmuNotifiers once per kernel (mm/mmu_notifier.c has one srcu)');
   if (!Number.isInteger(slots) || slots < 1) throw new RangeError(`mmu_notifier: bad slot count ${slots}`);
-  const srcu = defineSrcu(k, 'srcu', SRCU_READERS);
+  const srcu = defineSrcu(k, 'srcu');
   const ops: MmuNotifierOps[] = [];
   const off = k.statics.alloc(mmuNotifierWords(slots), 'mmu notifier subscriptions');
   const freeCallback = 'mmu_notifier_free_rcu';

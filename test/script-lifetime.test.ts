@@ -1,0 +1,70 @@
+// Scripts the kernel allows run; scripts the model cannot run truthfully are refused before the run, naming the
+// step: a second bind of the same mm shares the bond (iommu_sva_bind_device raises its refcount), an unbind
+// closes an fd an earlier bind opened, nothing needs the mm or the fds once the process has begun exiting, and a
+// `while` names a task the topology has.
+import { describe, expect, it } from 'vitest';
+import '../src/actors/workloads.js';
+import { runDeterministic } from '../src/runtime/deterministic.js';
+import { InputError } from '../src/runtime/errors.js';
+import { createScheduler } from '../src/runtime/schedulers/index.js';
+import { buildWorkload } from '../src/runtime/workloads.js';
+
+type Step = Record<string, unknown>;
+
+function sva(steps: Step[][], processes = steps.length) {
+  return { processes, steps: JSON.stringify(steps) };
+}
+
+function runScript(steps: Step[][], seed: number) {
+  const workload = buildWorkload('sva', sva(steps));
+  const scheduler = createScheduler('random', { seed });
+  scheduler.newExecution();
+  return runDeterministic({ workload, seed, scheduler });
+}
+
+describe('sva scripts: what a process can do', () => {
+  it('bind, bind, unbind, dma, unbind, exit: the second bind shares the bond, the DMA lands, no finding', () => {
+    const steps = [[{ op: 'bind' }, { op: 'bind' }, { op: 'unbind' }, { op: 'dma', n: 2 }, { op: 'unbind' }, { op: 'exit' }]];
+    for (let seed = 1; seed <= 20; seed++) {
+      const r = runScript(steps, seed);
+      expect(r.findings.map((f) => f.title)).toEqual([]);
+      expect(r.check.ok, r.check.problems.join('; ')).toBe(true);
+      // One bond: its users went 1 → 2 → 1 (the DMA still bound) → 0.
+      expect(r.check.counters.binds).toBe(1);
+      expect(r.check.counters.unbinds).toBe(1);
+      expect(r.check.counters.dma_faults).toBe(0);
+    }
+  });
+
+  it('an exit with the fds of two binds open closes both', () => {
+    const r = runScript([[{ op: 'bind' }, { op: 'bind' }, { op: 'exit' }]], 1);
+    expect(r.findings.map((f) => f.title)).toEqual([]);
+    expect(r.check.counters.unbinds).toBe(1);
+  });
+
+  it.each([
+    ['an unbind with no fd open', [[{ op: 'bind' }, { op: 'unbind' }, { op: 'unbind' }]], /sva: steps: proc\/0\[2\]: unbind: proc\/0 has no device fd open here/],
+    ['a munmap after an exit not waited for', [[{ op: 'bind' }, { op: 'exit', wait: false }, { op: 'munmap', vpn: 2 }]], /sva: steps: proc\/0\[2\]: munmap after proc\/0's exit \(step 1\): only dma, after and while may follow/],
+    ['a bind after an exit not waited for', [[{ op: 'exit', wait: false }, { op: 'bind' }]], /proc\/0\[1\]: bind after proc\/0's exit \(step 0\)/],
+    ['an unbind after an exit (exit_files closes the fd)', [[{ op: 'bind' }, { op: 'exit', wait: false }, { op: 'unbind' }]], /proc\/0\[2\]: unbind after proc\/0's exit/],
+    ['any step after an exit waited for', [[{ op: 'bind' }, { op: 'exit' }, { op: 'dma', n: 1 }]], /proc\/0\[2\]: dma after proc\/0's exit \(step 1\): the process is gone/],
+    [
+      'a while naming no task',
+      [[{ op: 'bind' }, { op: 'unbind' }], [{ op: 'while', task: 'nobody', lock: 'iommu_sva_lock' }, { op: 'bind' }, { op: 'unbind' }]],
+      /sva: steps: proc\/1\[0\]: while: no task is named "nobody" or a name starting so \(the tasks: proc0, bind_task\/0, proc1, /,
+    ],
+  ])('refused before the run: %s', (_, steps, message) => {
+    expect(() => buildWorkload('sva', sva(steps as Step[][]))).toThrow(InputError);
+    expect(() => buildWorkload('sva', sva(steps as Step[][]))).toThrow(message);
+  });
+
+  it('a DMA after an exit not waited for runs: the device races the teardown', () => {
+    const r = runScript([[{ op: 'bind' }, { op: 'exit', wait: false }, { op: 'dma', n: 2 }]], 1);
+    expect(r.findings.map((f) => f.kind)).toEqual([]);
+  });
+
+  it('a while naming a task that exists is accepted', () => {
+    const steps = [[{ op: 'bind' }, { op: 'unbind' }], [{ op: 'while', task: 'proc0', lock: 'iommu_sva_lock' }, { op: 'bind' }, { op: 'unbind' }]];
+    expect(() => buildWorkload('sva', sva(steps))).not.toThrow();
+  });
+});
