@@ -73,9 +73,9 @@ export interface DeterministicOptions {
 }
 
 /**
- * What consecutive executions of one workload can reuse instead of allocating: the run's memory — two buffers
- * taking turns, so that the kernel can carry state from the previous execution's memory into the next one's
- * (lockdep's graph) — the trace log and the table of event names.
+ * What consecutive executions of one workload can reuse instead of allocating: the run's memory (two buffers
+ * taking turns, so that a result's `shared` stays readable while the next execution runs), the trace log and
+ * the table of event names. Nothing the model sees is carried: each execution's memory starts zeroed.
  */
 export class Scratch {
   private readonly buffers: Int32Array[] = [];

@@ -71,7 +71,6 @@ export function failureKind(r: RunResult): string | undefined {
 
 export async function run(opts: RunOptions): Promise<RunOutcome> {
   const workload = opts.built ?? buildWorkload(opts.workload.name, opts.workload.params);
-  workload.monitor?.restart?.();
   if (opts.runtime === 'threaded') {
     const r = await runThreaded({
       workload,
