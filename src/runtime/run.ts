@@ -6,6 +6,7 @@ import type { Placement, RunResult, RuntimeName } from './result.js';
 import { Schedule } from './schedule.js';
 import type { StrategyName } from './scheduler.js';
 import { createScheduler } from './schedulers/index.js';
+import { RandomScheduler } from './schedulers/random.js';
 import { ReplayScheduler } from './schedulers/replay.js';
 import { runThreaded } from './threaded.js';
 import { buildWorkload } from './workloads.js';
@@ -86,15 +87,16 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
     return { ...r, executions: 1, explored: `threaded: ${r.workers} workers, ${r.placement}`, failing: kind ? 1 : 0, failingKinds: kind ? { [kind]: 1 } : {} };
   }
   const strategy = opts.strategy ?? 'random';
-  const scheduler = createScheduler(strategy, { seed: opts.seed, depth: opts.depth ?? 3 });
   const runs = opts.runs ?? 1;
+  const scratch = opts.scratch ?? (runs > 1 ? new Scratch() : undefined);
+  const maxSteps = strategy === 'pct' ? pctLength(workload, scratch, opts.maxSteps) : undefined;
+  const scheduler = createScheduler(strategy, { seed: opts.seed, depth: opts.depth ?? 3, ...(maxSteps ? { maxSteps } : {}) });
   let last: RunResult | undefined;
   let first: RunResult | undefined;
   let executions = 0;
   let failing = 0;
   const failingKinds: Record<string, number> = {};
-  // One result is returned (the first failing execution, or the last): the executions can share buffers.
-  const scratch = opts.scratch ?? (runs > 1 ? new Scratch() : undefined);
+  // One result is returned (the first failing execution, or the last): the executions share buffers (scratch).
   while (executions < runs && !opts.signal?.aborted && scheduler.newExecution()) {
     executions++;
     last = runDeterministic({
@@ -123,6 +125,30 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
   }
   if (!last) throw new Error(`${scheduler.describe()}: no execution was run`);
   return { ...(first ?? last), strategy, executions, explored: scheduler.describe(), failing, failingKinds };
+}
+
+/** PCT's k of each workload built, measured once (a workload's length does not change between runs of it). */
+const pctLengths = new WeakMap<Workload, number>();
+
+/**
+ * PCT's k for a workload: the steps of one execution under a random walk from a fixed seed, run to its end —
+ * the same whatever the seed, the chunk or the executions before, so that chunking an exploration does not
+ * change what PCT draws. A workload that cannot finish that execution keeps PCT's default guess.
+ */
+function pctLength(workload: Workload, scratch: Scratch | undefined, maxSteps: number | undefined): number | undefined {
+  const known = pctLengths.get(workload);
+  if (known !== undefined) return known;
+  const scheduler = new RandomScheduler(0);
+  scheduler.newExecution();
+  let k: number | undefined;
+  try {
+    k = runDeterministic({ workload, seed: 0, scheduler, keepGoing: true, ...(scratch ? { scratch } : {}), ...(maxSteps ? { maxSteps } : {}) }).steps;
+  } catch {
+    // The executions themselves will say what is wrong with the workload.
+    k = undefined;
+  }
+  if (k !== undefined) pctLengths.set(workload, Math.max(1, k));
+  return k;
 }
 
 export interface ReplayOutcome extends RunResult {
