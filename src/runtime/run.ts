@@ -1,9 +1,10 @@
 // One entry point for running a workload in either runtime, exploring many deterministic executions, and
 // replaying a recorded schedule. The CLI and the tests both go through here.
 import { runDeterministic, Scratch } from './deterministic.js';
+import { describe, InputError } from './errors.js';
 import { pseudoName, type Wire, type Workload } from './model.js';
 import type { Placement, RunResult, RuntimeName } from './result.js';
-import { Schedule } from './schedule.js';
+import { describeOutcome, outcomeOf, Schedule } from './schedule.js';
 import type { StrategyName } from './scheduler.js';
 import { createScheduler } from './schedulers/index.js';
 import { RandomScheduler } from './schedulers/random.js';
@@ -153,12 +154,20 @@ function pctLength(workload: Workload, scratch: Scratch | undefined, maxSteps: n
 
 export interface ReplayOutcome extends RunResult {
   readonly recordedHash: string;
+  /** The replay reproduced the recording: the same trace hash and the same outcome (finding kinds, check). */
   readonly matches: boolean;
+  /** Why it did not, when it took every recorded step and still differs (a divergence of a step throws). */
+  readonly mismatch?: string;
 }
 
+/**
+ * Run a recorded schedule again, step by step, in the deterministic runtime. A recorded step that cannot be
+ * taken throws a ReplayDivergence naming the step, what was expected and what was enabled; a replay that
+ * takes every step but ends with another trace hash or another outcome says so in `mismatch`.
+ */
 export function replay(schedule: Schedule): ReplayOutcome {
   const meta = schedule.meta;
-  const workload = buildWorkload(meta.workload.name, meta.workload.params);
+  const workload = recordedWorkload(meta);
   const names = workload.actors.map((a) => a.name);
   const scheduler = new ReplayScheduler(schedule, (id) => (id >= 0 ? (names[id] ?? `#${id}`) : pseudoName(id)));
   scheduler.newExecution();
@@ -169,7 +178,30 @@ export function replay(schedule: Schedule): ReplayOutcome {
     ...(meta.initial ? { initial: meta.initial } : {}),
     ...(meta.keepGoing ? { keepGoing: true } : {}),
   });
-  return { ...r, strategy: 'replay', recordedHash: meta.traceHash, matches: r.traceHash === meta.traceHash };
+  const outcome = outcomeOf(r.findings, r.check.ok);
+  const sameOutcome = sameKinds(outcome.kinds, meta.outcome.kinds) && outcome.checkOk === meta.outcome.checkOk;
+  const mismatch =
+    r.traceHash !== meta.traceHash
+      ? `every recorded step was taken, but the trace hash is ${r.traceHash}, not the recorded ${meta.traceHash} (an actor's state or an atomic operation's result differs)`
+      : !sameOutcome
+        ? `the recorded run ended with ${describeOutcome(meta.outcome)}; the replay with ${describeOutcome(outcome)}`
+        : undefined;
+  return { ...r, strategy: 'replay', recordedHash: meta.traceHash, matches: mismatch === undefined, ...(mismatch ? { mismatch } : {}) };
+}
+
+/** The workload a schedule names, built again; parameters it refuses are the file's fault (bad input). */
+function recordedWorkload(meta: Schedule['meta']): Workload {
+  try {
+    return buildWorkload(meta.workload.name, meta.workload.params);
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    throw new InputError(`the schedule's workload ${meta.workload.name} cannot be built from its parameters: ${describe(err)}`);
+  }
+}
+
+/** The same kinds, in any order: a threaded run's workers report in their own order. */
+function sameKinds(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && [...a].sort().join() === [...b].sort().join();
 }
 
 export { Schedule };
