@@ -92,6 +92,9 @@ export function registerScenarioCommands(program: Command): void {
         console.log(`run: ${s.name}${s.seed ? ` (seed ${s.seed})` : ''}: ${s.title}`);
         console.log(`run: model ${s.model}, ${fixed ? 'fixed' : 'as written'}: ${variant(s, fixed)}`);
         for (const f of r.findings) console.log(`\n${f.text}\n`);
+        for (const [i, t] of (r.threadedRuns ?? []).entries()) {
+          if ((r.threadedRuns?.length ?? 0) > 1) console.log(`run: threaded run ${i + 1} (seed ${t.seed}): trace hash ${t.traceHash}${t.failure ? `, failed: ${t.failure}` : ''}`);
+        }
         console.log(`run: ${r.explored}; trace hash ${r.traceHash}`);
         if (flags.record) console.log(`run: schedule written to ${flags.record}; replay with: iommu-sim replay ${flags.record}`);
         printVerdict('run', v.lines, v.ok);
@@ -311,17 +314,17 @@ export function registerScenarioCommands(program: Command): void {
 
 /**
  * `run --runtime threaded`: recorded threaded runs (seed, seed+1, …) until one shows a finding or fails its
- * check, or --runs (default 1) are done; the last one is the outcome (its schedule replays deterministically).
+ * check, or --runs (default 1) are done; the last one is the outcome, and each has its own trace hash and
+ * recording (RunOutcome.threadedRuns).
  */
 async function threadedRuns(s: Scenario, fixed: boolean, flags: ScenarioFlags & { workers?: number }): Promise<Awaited<ReturnType<typeof run>>> {
-  const seed = flags.seed ?? s.explore.seed;
-  const n = flags.runs ?? 1;
-  let r: Awaited<ReturnType<typeof run>> | undefined;
-  for (let i = 0; i < n; i++) {
-    r = await run({ workload: { name: s.model, params: scenarioParams(s, fixed) }, runtime: 'threaded', seed: seed + i, ...(flags.workers !== undefined ? { workers: flags.workers } : {}) });
-    if (r.findings.length > 0 || !r.check.ok) break;
-  }
-  return r as Awaited<ReturnType<typeof run>>;
+  return run({
+    workload: { name: s.model, params: scenarioParams(s, fixed) },
+    runtime: 'threaded',
+    seed: flags.seed ?? s.explore.seed,
+    runs: flags.runs ?? 1,
+    ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
+  });
 }
 
 /** A usage error: printed, exit 2. */

@@ -18,7 +18,10 @@ export interface RunOptions {
   readonly seed: number;
   readonly strategy?: StrategyName;
   readonly depth?: number;
-  /** Deterministic: explore up to this many executions, stopping at the first that fails its checks. */
+  /**
+   * Deterministic: explore up to this many executions, stopping at the first that fails its checks. Threaded:
+   * this many recorded runs, from seeds seed, seed+1, …, stopping at the first that fails.
+   */
   readonly runs?: number;
   /**
    * Deterministic, with runs > 1: run all of them instead of stopping at the first failing execution (explore
@@ -58,6 +61,16 @@ export interface RunOutcome extends RunResult {
   /** Executions that failed (a finding, or the workload's check), and how many by the kind of the first finding. */
   readonly failing: number;
   readonly failingKinds: Readonly<Record<string, number>>;
+  /** Threaded: each run in order, with its own trace hash and recording (the outcome is the last of them). */
+  readonly threadedRuns?: readonly ThreadedRunRecord[];
+}
+
+/** One threaded run of several: its seed, its trace hash, how it failed (if it did) and its recording. */
+export interface ThreadedRunRecord {
+  readonly seed: number;
+  readonly traceHash: string;
+  readonly failure?: string;
+  readonly schedule: Schedule;
 }
 
 /** Adds counts by kind into `into` (failing executions by kind, summed over runs, chunks or workers). */
@@ -73,20 +86,7 @@ export function failureKind(r: RunResult): string | undefined {
 
 export async function run(opts: RunOptions): Promise<RunOutcome> {
   const workload = opts.built ?? buildWorkload(opts.workload.name, opts.workload.params);
-  if (opts.runtime === 'threaded') {
-    const r = await runThreaded({
-      workload,
-      seed: opts.seed,
-      placement: opts.placement ?? 'sharded',
-      ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
-      keepTrace: opts.keepTrace ?? true,
-      keepGoing: opts.keepGoing ?? false,
-      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
-    const kind = failureKind(r);
-    return { ...r, executions: 1, explored: `threaded: ${r.workers} workers, ${r.placement}`, failing: kind ? 1 : 0, failingKinds: kind ? { [kind]: 1 } : {} };
-  }
+  if (opts.runtime === 'threaded') return threadedRuns(opts, workload);
   const strategy = opts.strategy ?? 'random';
   const runs = opts.runs ?? 1;
   const scratch = opts.scratch ?? (runs > 1 ? new Scratch() : undefined);
@@ -126,6 +126,37 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
   }
   if (!last) throw new Error(`${scheduler.describe()}: no execution was run`);
   return { ...(first ?? last), strategy, executions, explored: scheduler.describe(), failing, failingKinds };
+}
+
+/** Recorded threaded runs from seeds seed, seed+1, … until one fails or `runs` are done; the last is the outcome. */
+async function threadedRuns(opts: RunOptions, workload: Workload): Promise<RunOutcome> {
+  const each: ThreadedRunRecord[] = [];
+  const runs = opts.runs ?? 1;
+  let last: RunResult | undefined;
+  const failingKinds: Record<string, number> = {};
+  for (let i = 0; i < runs && !(i > 0 && opts.signal?.aborted); i++) {
+    last = await runThreaded({
+      workload,
+      seed: opts.seed + i,
+      placement: opts.placement ?? 'sharded',
+      ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+      keepTrace: opts.keepTrace ?? true,
+      keepGoing: opts.keepGoing ?? false,
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    const kind = failureKind(last);
+    const r = last;
+    each.push({ seed: r.seed, traceHash: r.traceHash, ...(kind ? { failure: kind } : {}), schedule: r.schedule });
+    if (kind) {
+      addKinds(failingKinds, { [kind]: 1 });
+      break;
+    }
+  }
+  const r = last as RunResult;
+  const failing = Object.values(failingKinds).reduce((a, b) => a + b, 0);
+  const explored = `threaded: ${r.workers} workers, ${r.placement}${each.length > 1 ? `, ${each.length} runs` : ''}`;
+  return { ...r, executions: each.length, explored, failing, failingKinds, threadedRuns: each };
 }
 
 /** PCT's k of each workload built, measured once (a workload's length does not change between runs of it). */
