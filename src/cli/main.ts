@@ -18,6 +18,7 @@ import { DOMAINS_DEFAULTS, domainsParams } from '../core/domains-workload.js';
 import { IOASID_DEFAULTS, ioasidParams } from '../core/ioasid-workload.js';
 import { Exit } from './exit.js';
 import { intArg, setArg } from './options.js';
+import { replayAdvice } from './replay-advice.js';
 import { registerScenarioCommands } from './scenario-commands.js';
 import { stressRuns } from './stress.js';
 import { progress } from './progress.js';
@@ -130,7 +131,7 @@ async function runWorkload(tag: string, name: string, params: Record<string, Wir
   } else {
     printReport(tag, result, ok);
     if (flags.runtime === 'deterministic') console.log(`${tag}: ${result.explored}`);
-    if (flags.record) console.log(`${tag}: schedule written to ${flags.record}; replay with: iommu-sim replay ${flags.record}`);
+    if (flags.record) console.log(`${tag}: schedule written to ${flags.record}; ${replayAdvice(flags.record, result.schedule)}`);
     console.log(`${tag}: ${ok ? 'SUCCESS' : 'FAILURE'} ${counters(result)}`);
   }
   if (!ok) throw new Exit(1);
@@ -291,7 +292,7 @@ async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise
     console.log(`sva: ${out.runs} threaded runs in ${out.seconds.toFixed(1)} s (placement ${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
     console.log(`sva: totals ${Object.entries(out.totals).map(([k, v]) => `${k}=${v}`).join(' ')}`);
     console.log(`sva: per second ${Object.entries(out.perSecond).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
-    for (const f of out.saved) console.log(`sva: schedule of a failing run written to ${f}; replay with: iommu-sim replay ${f}`);
+    for (const f of out.saved) console.log(`sva: schedule of a failing run written to ${f}; ${replayAdvice(f, Schedule.load(f))}`);
     console.log(`sva: ${out.ok ? 'SUCCESS' : 'FAILURE'}`);
   }
   if (ac.signal.aborted) throw new Exit(130);
@@ -449,7 +450,7 @@ program
       `shrink: ${how} in ${r.runs} runs (${r.rounds} round${r.rounds > 1 ? 's' : ''}; guided by ${r.guided} recorded ` +
         `step${r.guided === 1 ? '' : 's'}, the rest in the default order)${r.exhausted ? `; stopped at the budget of ${flags.runs} runs (--runs)` : ''}`,
     );
-    console.log(`shrink: schedule written to ${out}; replay with: iommu-sim replay ${out}`);
+    console.log(`shrink: schedule written to ${out}; ${replayAdvice(out, r.schedule)}`);
   });
 
 program

@@ -18,6 +18,7 @@ import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
 import { Exit } from './exit.js';
 import { intArg } from './options.js';
 import { progress } from './progress.js';
+import { replayAdvice } from './replay-advice.js';
 import { stressRuns } from './stress.js';
 
 interface ScenarioFlags {
@@ -96,7 +97,7 @@ export function registerScenarioCommands(program: Command): void {
           if ((r.threadedRuns?.length ?? 0) > 1) console.log(`run: threaded run ${i + 1} (seed ${t.seed}): trace hash ${t.traceHash}${t.failure ? `, failed: ${t.failure}` : ''}`);
         }
         console.log(`run: ${r.explored}; trace hash ${r.traceHash}`);
-        if (flags.record) console.log(`run: schedule written to ${flags.record}; replay with: iommu-sim replay ${flags.record}`);
+        if (flags.record) console.log(`run: schedule written to ${flags.record}; ${replayAdvice(flags.record, r.schedule)}`);
         printVerdict('run', v.lines, v.ok);
       }
       if (!v.ok) throw new Exit(1);
@@ -177,7 +178,7 @@ export function registerScenarioCommands(program: Command): void {
           for (const f of first.findings) console.log(`\n${f.text}\n`);
           for (const p of first.problems) console.log(`explore: ${p}`);
           console.log(`explore: failing seed ${first.seed} (${first.explored}); schedule written to ${record}`);
-          console.log(`explore: replay with: iommu-sim replay ${record}`);
+          if (first.schedule) console.log(`explore: ${replayAdvice(record, Schedule.decode(first.schedule, 'exploration'))}`);
           if (out.failures.length > 1) console.log(`explore: ${out.failures.length} failing seeds: ${out.failures.map((f) => f.seed).join(' ')}`);
           if (flags.keepGoing) {
             const kinds = Object.entries(out.failingKinds).map(([k, n]) => `${k} ${n}`).join(', ');
@@ -233,7 +234,7 @@ export function registerScenarioCommands(program: Command): void {
         for (const r of out.failures.slice(0, 1)) for (const f of r.findings) console.log(`\n${f.text}\n`);
         console.log(`stress: ${s.name}: ${out.runs} threaded runs in ${out.seconds.toFixed(1)} s (${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
         console.log(`stress: per second ${Object.entries(out.perSecond).filter(([, v]) => v !== 0).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
-        for (const f of out.saved) console.log(`stress: failing run saved to ${f}; replay with: iommu-sim replay ${f}`);
+        for (const f of out.saved) console.log(`stress: failing run saved to ${f}; ${replayAdvice(f, Schedule.load(f))}`);
         console.log(`stress: ${out.ok ? 'SUCCESS' : 'FAILURE'}`);
       }
       if (ac.signal.aborted) throw new Exit(130);
