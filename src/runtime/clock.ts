@@ -88,16 +88,19 @@ export class Timers {
 export class StepClock {
   /** The held time in µs, or -1 between steps. */
   private heldUs: number;
+  /** This thread's performance.now() origin, in the run's time. */
+  private readonly offset: number;
 
   constructor(
-    private readonly epoch: number,
+    epoch: number,
     private readonly hold: boolean,
   ) {
     this.heldUs = hold ? 0 : -1;
+    this.offset = performance.timeOrigin - epoch;
   }
 
   private live(): number {
-    return performance.timeOrigin + performance.now() - this.epoch;
+    return this.offset + performance.now();
   }
 
   readonly now = (): number => (this.heldUs >= 0 ? this.heldUs / 1000 : this.live());
