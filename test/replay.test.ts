@@ -122,6 +122,14 @@ describe('replay of timers and timeouts', () => {
     }
   });
 
+  it('threaded, the 10 ms timeout on real time: the recorded step times replay it to the same hash', async () => {
+    const r = await run({ workload: quarantine(10), runtime: 'threaded', workers: 2, seed: 1 });
+    expect(r.check.counters.quarantined).toBe(2);
+    const rp = replay(Schedule.decode(r.schedule.encode()));
+    expect(rp.mismatch).toBeUndefined();
+    expect(rp.traceHash).toBe(r.traceHash);
+  });
+
   it('a planted divergence (the recording replayed with another timeout) names the step, the expected step and the enabled ones', async () => {
     const r = await run({ workload: quarantine(10), runtime: 'deterministic', strategy: 'random', seed: 1, runs: 1 });
     const other = Schedule.decode(
