@@ -29,6 +29,17 @@ describe('threaded runtime', () => {
     }
   });
 
+  it('--runs 3: three recorded runs, each with its own seed, trace hash and recording, each replaying exactly', async () => {
+    const r = await run({ workload: selftest({ actors: 4, messages: 50 }), runtime: 'threaded', seed: 5, workers: 2, runs: 3 });
+    expect(r.executions).toBe(3);
+    expect(r.threadedRuns?.map((t) => t.seed)).toEqual([5, 6, 7]);
+    for (const t of r.threadedRuns ?? []) {
+      expect(t.schedule.meta.traceHash).toBe(t.traceHash);
+      expect(replay(Schedule.decode(t.schedule.encode())).traceHash).toBe(t.traceHash);
+    }
+    expect(r.traceHash).toBe(r.threadedRuns?.[2]?.traceHash);
+  });
+
   it('more threads than MAX_WORKERS are refused with a RangeError before any starts', async () => {
     const { MAX_WORKERS, ThreadedRuntime } = await import('../src/runtime/threaded.js');
     const { buildWorkload } = await import('../src/runtime/workloads.js');

@@ -1,4 +1,5 @@
-// The `iommu-sim` command. Exit codes: 0 ok, 1 a finding or a failed check, 2 bad input.
+// The `iommu-sim` command. Exit codes: 0 ok, 1 a finding or a failed check, 2 bad input, 3 a replay that
+// diverged from its recording.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
@@ -19,11 +20,15 @@ import { DOMAINS_DEFAULTS, domainsParams } from '../core/domains-workload.js';
 import { IOASID_DEFAULTS, ioasidParams } from '../core/ioasid-workload.js';
 import { Exit } from './exit.js';
 import { intArg, setArg } from './options.js';
+import { replayAdvice } from './replay-advice.js';
 import { registerScenarioCommands } from './scenario-commands.js';
 import { stressRuns } from './stress.js';
 import { progress } from './progress.js';
 import { DEFAULT_WINDOW, raceReportHtml } from '../report/html.js';
 import type { BenchRow } from '../report/types.js';
+
+/** A replay (replay, trace, shrink) that did not reproduce its recording: documented in `replay --help`. */
+const EXIT_DIVERGED = 3;
 
 const version = (JSON.parse(readFileSync(`${PACKAGE_ROOT}/package.json`, 'utf8')) as { version: string }).version;
 
@@ -44,7 +49,7 @@ const program = new Command('iommu-sim')
   .addHelpText(
     'after',
     `
-Exit status: 0 ok, 1 a finding or a failed check, 2 bad input.
+Exit status: 0 ok, 1 a finding or a failed check, 2 bad input, 3 a replay that diverged from its recording.
 Runtimes: "threaded" runs actors on worker_threads with real parallelism (nondeterministic, every run
 recorded); "deterministic" runs everything on one thread under a seeded scheduler (random, pct, dfs) and
 replays recordings exactly.`,
@@ -144,7 +149,7 @@ async function runWorkload(tag: string, name: string, params: Record<string, Wir
   } else {
     printReport(tag, result, ok);
     if (flags.runtime === 'deterministic') console.log(`${tag}: ${result.explored}`);
-    if (flags.record) console.log(`${tag}: schedule written to ${flags.record}; replay with: iommu-sim replay ${flags.record}`);
+    if (flags.record) console.log(`${tag}: schedule written to ${flags.record}; ${replayAdvice(flags.record, result.schedule)}`);
     console.log(`${tag}: ${ok ? 'SUCCESS' : 'FAILURE'} ${counters(result)}`);
   }
   if (!ok) throw new Exit(1);
@@ -309,7 +314,7 @@ async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise
     console.log(`sva: ${out.runs} threaded runs in ${out.seconds.toFixed(1)} s (placement ${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
     console.log(`sva: totals ${Object.entries(out.totals).map(([k, v]) => `${k}=${v}`).join(' ')}`);
     console.log(`sva: per second ${Object.entries(out.perSecond).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
-    for (const f of out.saved) console.log(`sva: schedule of a failing run written to ${f}; replay with: iommu-sim replay ${f}`);
+    for (const f of out.saved) console.log(`sva: schedule of a failing run written to ${f}; ${replayAdvice(f, Schedule.load(f))}`);
     console.log(`sva: ${out.ok ? 'SUCCESS' : 'FAILURE'}`);
   }
   if (ac.signal.aborted) throw new Exit(130);
@@ -369,23 +374,49 @@ Example (seed 003: the allocator lock as a mutex, freed from the MMU notifier's 
 
 program
   .command('replay')
-  .description('Run a recorded schedule again in the deterministic runtime and check that it reproduces the same trace.')
-  .argument('<schedule>', 'a schedule file written by --record')
+  .description(
+    'Run a recorded schedule again in the deterministic runtime and check that it reproduces the recorded run: every ' +
+      'step, the same trace hash and the same outcome (finding kinds, check).',
+  )
+  .argument('<schedule>', 'a schedule file written by --record (run, explore, stress, shrink, sva, domains, ioasid, selftest)')
   .option('--json', 'print one JSON object on stdout')
+  .addHelpText(
+    'after',
+    `
+Exit status:
+  0  reproduced exactly, and the recorded run passed (no finding, its check held)
+  1  reproduced exactly, and the recorded run failed (a finding or a failed check), as it did when recorded
+  2  bad input: no such file, not a schedule, truncated or damaged, another format version, unknown workload
+  3  diverged: the replay could not take a recorded step, or took them all and ended otherwise (another trace
+     hash or outcome); the step, the step expected and the steps enabled are named`,
+  )
   .action((file: string, flags: { json?: boolean }) => {
     const schedule = Schedule.load(file);
-    const r: ReplayOutcome = replay(schedule);
+    let r: ReplayOutcome;
+    try {
+      r = replay(schedule);
+    } catch (err) {
+      if (!(err instanceof ReplayDivergence)) throw err;
+      if (flags.json) {
+        printJson({ ok: false, status: 'diverged', divergence: { step: err.step, expected: err.expected, actual: err.actual }, message: err.message, recordedHash: schedule.meta.traceHash, recordedRuntime: schedule.meta.runtime });
+      } else {
+        console.log(`replay: ${err.message}`);
+        console.log(`replay: DIVERGED from the recording (${schedule.meta.runtime} runtime, trace hash ${schedule.meta.traceHash})`);
+      }
+      throw new Exit(EXIT_DIVERGED);
+    }
     const ok = r.matches && passed(r);
     if (flags.json) {
-      printJson({ ...summary(r), recordedHash: r.recordedHash, matches: r.matches, recordedRuntime: schedule.meta.runtime });
+      printJson({ ...summary(r), status: r.matches ? 'reproduced' : 'diverged', recordedHash: r.recordedHash, matches: r.matches, mismatch: r.mismatch ?? null, recordedRuntime: schedule.meta.runtime });
     } else {
       printReport('replay', r, ok);
       console.log(
         `replay: recorded by the ${schedule.meta.runtime} runtime with trace hash ${r.recordedHash}; ` +
-          (r.matches ? 'reproduced exactly' : `REPLAY GAVE ${r.traceHash}`),
+          (r.matches ? 'reproduced exactly' : `DIVERGED: ${r.mismatch}`),
       );
-      console.log(`replay: ${ok ? 'SUCCESS' : 'FAILURE'} ${counters(r)}`);
+      console.log(`replay: ${r.matches ? (ok ? 'SUCCESS' : 'FAILURE') : 'DIVERGED'} ${counters(r)}`);
     }
+    if (!r.matches) throw new Exit(EXIT_DIVERGED);
     if (!ok) throw new Exit(1);
   });
 
@@ -441,7 +472,7 @@ program
       `shrink: ${how} in ${r.runs} runs (${r.rounds} round${r.rounds > 1 ? 's' : ''}; guided by ${r.guided} recorded ` +
         `step${r.guided === 1 ? '' : 's'}, the rest in the default order)${r.exhausted ? `; stopped at the budget of ${flags.runs} runs (--runs)` : ''}`,
     );
-    console.log(`shrink: schedule written to ${out}; replay with: iommu-sim replay ${out}`);
+    console.log(`shrink: schedule written to ${out}; ${replayAdvice(out, r.schedule)}`);
   });
 
 program
@@ -480,8 +511,8 @@ program
       process.stdout.write(text);
     }
     if (!r.matches) {
-      console.error(`trace: warning: the replay's trace hash ${r.traceHash} differs from the recording's ${r.recordedHash}`);
-      throw new Exit(1);
+      console.error(`trace: warning: the replay diverged from its recording: ${r.mismatch}`);
+      throw new Exit(EXIT_DIVERGED);
     }
   });
 
@@ -673,7 +704,11 @@ async function main(): Promise<number> {
       console.error(`iommu-sim: ${err.message}`);
       return 2;
     }
-    if (err instanceof ActorFailure || err instanceof ReplayDivergence || err instanceof RunStalled || err instanceof StepBudgetExceeded) {
+    if (err instanceof ReplayDivergence) {
+      console.error(`iommu-sim: ${err.message}`);
+      return EXIT_DIVERGED;
+    }
+    if (err instanceof ActorFailure || err instanceof RunStalled || err instanceof StepBudgetExceeded) {
       console.error(`iommu-sim: ${err.message}`);
       return 1;
     }

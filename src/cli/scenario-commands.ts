@@ -18,6 +18,7 @@ import { Exit } from './exit.js';
 import { intArg } from './options.js';
 import { progress } from './progress.js';
 import { policyWords, type RaceRow, raceFiles, raceRow, tableRow } from './races.js';
+import { replayAdvice } from './replay-advice.js';
 import { stressRuns } from './stress.js';
 
 interface ScenarioFlags {
@@ -119,7 +120,7 @@ export function registerScenarioCommands(program: Command): void {
         for (const f of r.findings) console.log(`\n${f.text}\n`);
         for (const t of j.threaded) console.log(`run: threaded run seed ${t.seed}: trace hash ${t.traceHash}${t.kind ? ` (${t.kind}: ${t.class})` : ''}`);
         console.log(`run: ${r.explored}; reported: seed ${r.seed}, trace hash ${r.traceHash}`);
-        if (flags.record) console.log(`run: schedule written to ${flags.record}; replay with: iommu-sim replay ${flags.record}`);
+        if (flags.record) console.log(`run: schedule written to ${flags.record}; ${replayAdvice(flags.record, r.schedule)}`);
         printVerdict('run', v.lines, v.ok);
       }
       if (!v.ok) throw new Exit(1);
@@ -209,7 +210,8 @@ export function registerScenarioCommands(program: Command): void {
           for (const f of first.findings) console.log(`\n${f.text}\n`);
           for (const p of first.problems) console.log(`explore: ${p}`);
           console.log(`explore: seed ${first.executionSeed} decided it (${out.first?.class}, the ${ordinal(out.first?.schedules ?? 0)} schedule, ${((out.first?.elapsedMs ?? 0) / 1000).toFixed(1)} s); schedule written to ${record}`);
-          console.log(`explore: replay with: iommu-sim replay ${record}, or run it again with: iommu-sim run ${file}${fixed ? ' --fixed' : ''} --seed ${first.executionSeed} --runs 1`);
+          if (first.schedule) console.log(`explore: ${replayAdvice(record, Schedule.decode(first.schedule, 'exploration'))}`);
+          console.log(`explore: or run it again with: iommu-sim run ${file}${fixed ? ' --fixed' : ''} --seed ${first.executionSeed} --runs 1`);
         }
         if (flags.keepGoing) {
           const kinds = Object.entries(out.failingKinds).map(([k, n]) => `${k} ${n}`).join(', ');
@@ -267,7 +269,7 @@ export function registerScenarioCommands(program: Command): void {
         for (const r of out.failures.slice(0, 1)) for (const f of r.findings) console.log(`\n${f.text}\n`);
         console.log(`stress: ${s.name}: ${out.runs} threaded runs in ${out.seconds.toFixed(1)} s (${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
         console.log(`stress: per second ${Object.entries(out.perSecond).filter(([, v]) => v !== 0).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
-        for (const f of out.saved) console.log(`stress: run with a finding saved to ${f}; replay with: iommu-sim replay ${f}`);
+        for (const f of out.saved) console.log(`stress: run with a finding saved to ${f}; ${replayAdvice(f, Schedule.load(f))}`);
         printVerdict('stress', out.verdict.lines, out.ok);
       }
       if (ac.signal.aborted) throw new Exit(130);

@@ -208,11 +208,10 @@ export class Kernel implements Monitor {
   private readonly factories: Record<string, TaskFactory> = {};
   private readonly endHooks: (() => void)[] = [];
   private readonly freeHooks: ((t: KTask, obj: number, env: StepEnv) => void)[] = [];
-  private readonly attachHooks: ((first: boolean) => void)[] = [];
+  private readonly attachHooks: (() => void)[] = [];
   private readonly waiting = new Map<KTask, Waiting>();
   private readonly hungReported = new Set<number>();
   private leftBlocked = false;
-  private attachedOnce = false;
   readonly lockdep: Lockdep;
   /** The string heap: only ever appended to, and read only below its used mark, which the header (zeroed) holds. */
   readonly writtenBeforeRead: readonly [number, number];
@@ -269,26 +268,20 @@ export class Kernel implements Monitor {
     this.deliveryStep = step;
   }
 
+  /** A new execution: every checker starts afresh (each execution is judged on its own, as a boot is). */
   attach(shared: Int32Array, now: () => number): void {
-    const first = !this.attachedOnce;
-    this.attachedOnce = true;
-    this.memory = new KernelMemory(shared, this.layout, this.base, this.memory);
+    this.memory = new KernelMemory(shared, this.layout, this.base);
     this.clock = now;
     this.findings = [];
     this.tasks.clear();
     this.waiting.clear();
     this.hungReported.clear();
     this.leftBlocked = false;
-    for (const h of this.attachHooks) h(first);
+    for (const h of this.attachHooks) h();
   }
 
-  restart(): void {
-    this.attachedOnce = false;
-    this.lockdep.restart();
-  }
-
-  /** Called at attach; `first` is false for a later execution of a deterministic exploration. */
-  onAttach(h: (first: boolean) => void): void {
+  /** Called at attach, before the execution's first step: reset what the execution before it left. */
+  onAttach(h: () => void): void {
     this.attachHooks.push(h);
   }
 

@@ -1,9 +1,13 @@
 // lockdep, the kernel's lock validator (kernel/locking/lockdep.c): lock classes by name, one dependency
-// graph between classes for the whole run and for every execution of an exploration (an AB-BA order seen in
-// two different executions is still reported), irq-usage bits per class, and the kernel's reports in its
-// words: circular dependency, recursive locking, bad unlock balance, inconsistent lock state, irq lock
-// inversion and irq-safe → irq-unsafe lock order. Every report turns lockdep off (debug_locks_off()) for the
-// rest of the exploration, as the kernel does for the rest of the boot.
+// graph between classes for the whole of one execution (a boot), irq-usage bits per class, and the kernel's
+// reports in its words: circular dependency, recursive locking, bad unlock balance, inconsistent lock state,
+// irq lock inversion and irq-safe → irq-unsafe lock order. Every report turns lockdep off (debug_locks_off())
+// for the rest of the execution, as the kernel does for the rest of the boot.
+//
+// Each execution of an exploration is a boot of its own: it starts with an empty graph and lockdep on. A
+// graph carried from earlier executions made a report depend on which executions happened to share a pool
+// chunk (failure rates changed with --chunk), and made the failing execution's schedule replay differently
+// alone.
 //
 // The graph lives in the kernel's shared memory (k.mem.lockdep) so that tasks on every thread add to the same
 // one; it is written only inside performed points (acquired(), under the sequencer) and only read from task
@@ -17,8 +21,6 @@
 //   classes    MAX_CLASSES × [name string id, usage mask, 8 usage trace ids (where each usage bit was set)]
 //   matrices   one MAX_CLASSES² bit matrix per dependency type (-(SR)->, -(ER)->, -(SN)->, -(EN)->)
 //   records    per class pair, in insertion order: [prev × MAX_CLASSES + next, prev site id, next site id]
-// The whole region, with the string table the ids point into, is carried from one execution of an
-// exploration to the next (onAttach).
 import { combine, fnv1a, mix32 } from '../runtime/hash.js';
 import type { StepEnv } from '../runtime/task.js';
 import type { ContextKind, HeldLock, KTask, LockKind } from './context.js';
@@ -121,7 +123,7 @@ const KIND_CODE: Readonly<Record<LockKind, number>> = { spinlock: 1, mutex: 2, '
 export class Lockdep {
   /** Class ids handed out by classOf: a pure function of the order names are first seen in. */
   private readonly classes = new Map<string, number>();
-  /** Class name → slot in the shared class table (stable for the whole exploration: the table is carried over). */
+  /** Class name → slot in the shared class table of the current execution. */
   private readonly slots = new Map<string, number>();
   /** The acquisition a task announced with acquire() and has not performed yet; unannounced ones are trylocks. */
   private readonly announced = new WeakMap<KTask, number>();
@@ -129,7 +131,7 @@ export class Lockdep {
   private readonly trylocked = new WeakSet<HeldLock>();
   /** debug_locks turned off by a report made in a task body (which must not write shared memory). */
   private offHere = false;
-  /** Chains validated and recorded in this thread (the graph they were recorded in is carried over too). */
+  /** Chains validated and recorded in this thread during the current execution. */
   private readonly validated = new Set<number>();
 
   /** The lock chains validated so far (chain keys), for coverage. */
@@ -138,11 +140,8 @@ export class Lockdep {
   }
   /** Inside acquired(): a report made now can write the debug_locks flag at once. */
   private performing = false;
-  private previous: Int32Array | undefined;
-  /** The memory the current execution's carried range was copied from (the previous execution's, unchanged since). */
-  private carriedFrom: Int32Array | undefined;
-  /** A carried range to start the next execution from (carryIn), whatever came before. */
-  private seed: Int32Array | undefined;
+  /** Whether a run's memory is attached (the graph lives there). */
+  private attachedRun = false;
   private readonly fits: boolean;
   /**
    * Each class's key in chain keys: a hash of its name, not its id — ids follow the order classes are first
@@ -155,7 +154,7 @@ export class Lockdep {
 
   constructor(readonly k: Kernel) {
     this.fits = k.layout.lockdepWords >= MIN_WORDS;
-    k.onAttach((first) => this.attached(first));
+    k.onAttach(() => this.attached());
   }
 
   // ---- public ----
@@ -171,9 +170,9 @@ export class Lockdep {
     return id;
   }
 
-  /** debug_locks: false once lockdep has reported (or was never on), for the rest of the exploration. */
+  /** debug_locks: false once lockdep has reported in this execution (or was never on). */
   get debugLocks(): boolean {
-    return this.previous ? this.active() : this.fits && this.k.enabled('lockdep') && !this.offHere;
+    return this.attachedRun ? this.active() : this.fits && this.k.enabled('lockdep') && !this.offHere;
   }
 
   /**
@@ -321,7 +320,7 @@ export class Lockdep {
   /** The recorded dependencies (for tools and tests), in the order they were first recorded. */
   dependencies(): Dependency[] {
     const out: Dependency[] = [];
-    if (!this.fits || !this.previous) return out;
+    if (!this.fits || !this.attachedRun) return out;
     const i32 = this.i32;
     const n = Atomics.load(i32, this.at(H_RECORDS));
     for (let r = 0; r < n; r++) {
@@ -337,25 +336,9 @@ export class Lockdep {
     return out;
   }
 
-  /**
-   * What the current execution started from that earlier executions left (the kernel's header, string table
-   * and heap, and this region): a finding that depends on them replays only from the same start. undefined
-   * for an execution that started fresh.
-   */
-  carriedIn(): Int32Array | undefined {
-    if (!this.carriedFrom) return undefined;
-    const mem = this.k.mem;
-    return this.carriedFrom.slice(mem.base, mem.statics);
-  }
-
-  /** Start the next execution from `state` (a carriedIn() of another Kernel of the same workload), to replay it. */
-  carryIn(state: Int32Array): void {
-    this.seed = state;
-  }
-
   /** The usage characters lockdep prints after a class name, e.g. `-.+.` (IN-HARDIRQ … SOFTIRQ-ON-R). */
   usageOf(name: string): string {
-    return this.usageChars(this.fits && this.previous ? this.findSlot(name) : -1);
+    return this.usageChars(this.fits && this.attachedRun ? this.findSlot(name) : -1);
   }
 
   // ---- state ----
@@ -373,7 +356,7 @@ export class Lockdep {
   }
 
   /**
-   * debug_locks_off(): every report turns lockdep off, for the rest of the exploration. A report from a task
+   * debug_locks_off(): every report turns lockdep off, for the rest of the execution. A report from a task
    * body cannot write shared memory: the flag is written by this thread's next perform or attach.
    */
   private debugLocksOff(inPerform: boolean): void {
@@ -381,38 +364,12 @@ export class Lockdep {
     if (inPerform) Atomics.or(this.i32, this.at(H_FLAGS), FLAG_OFF);
   }
 
-  /** A new exploration (Kernel.restart): what a fresh Lockdep knows, and nothing carried. */
-  restart(): void {
+  /** A new execution (a new boot): an empty graph, lockdep on, no chain cached. The run's memory is new. */
+  private attached(): void {
     this.offHere = false;
-    this.previous = undefined;
-    this.carriedFrom = undefined;
     this.validated.clear();
     this.slots.clear();
-  }
-
-  /** Carry the graph (and the strings it points to) over from the previous execution of the exploration. */
-  private attached(first: boolean): void {
-    const mem = this.k.mem;
-    const cur = mem.i32;
-    const prev = this.previous;
-    this.carriedFrom = undefined;
-    if (this.seed) {
-      if (this.seed.length !== mem.statics - mem.base)
-        throw new RangeError(`lockdep: carried state of ${this.seed.length} words, this kernel carries ${mem.statics - mem.base}`);
-      cur.set(this.seed, mem.base);
-      this.seed = undefined;
-      this.slots.clear();
-    } else if (!first && prev && prev !== cur && prev.length === cur.length) {
-      // The region [base, statics) of cur is zero (a new run's memory): copy only what prev used of it.
-      mem.carryStrings(prev);
-      const records = this.fits ? Math.max(0, Atomics.load(prev, mem.lockdep + H_RECORDS)) : Number.POSITIVE_INFINITY;
-      cur.set(prev.subarray(mem.lockdep, Math.min(mem.statics, mem.lockdep + RECORDS_AT + records * RECORD_WORDS)), mem.lockdep);
-      this.carriedFrom = prev;
-    }
-    // The chain cache speaks of the graph it was recorded in: keep it only when that graph was carried over.
-    if (!this.carriedFrom) this.validated.clear();
-    this.previous = cur;
-    if (this.offHere && this.fits) cur[this.at(H_FLAGS)] = (cur[this.at(H_FLAGS)] as number) | FLAG_OFF;
+    this.attachedRun = true;
   }
 
   // ---- classes ----

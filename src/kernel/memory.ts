@@ -74,20 +74,16 @@ export class KernelMemory {
   readonly arena: number;
   /**
    * Ids of strings this thread interned or found, so that a string is hashed and compared with the table once
-   * (ids never change: the table only grows). Carried on with the strings to the next execution's memory.
+   * (ids never change: the table only grows).
    */
-  private interned = new Map<string, number>();
+  private readonly interned = new Map<string, number>();
 
   constructor(
     shared: Int32Array,
     readonly layout: MemoryLayout,
     /** Where the kernel's region starts in the run's shared memory. */
     readonly base: number,
-    /** The memory of the previous run on this thread (whose strings carryStrings may take over). */
-    private before?: KernelMemory,
   ) {
-    // Only one back: a chain would keep every earlier run's memory alive.
-    if (before) before.before = undefined;
     this.i32 = shared;
     this.stringTable = base + HEADER_WORDS;
     this.stringHeap = stringHeapOffset(layout, base);
@@ -131,20 +127,6 @@ export class KernelMemory {
       if (this.stringAt(at) === s) return at;
     }
     return 0;
-  }
-
-  /**
-   * Take over the header, string table and strings of `from` (the memory of an earlier run of the same layout),
-   * into this memory: the table whole (it is sparse), the heap as far as it is used (the rest of a reused
-   * buffer's heap is left as it was: nothing reads past the used mark).
-   */
-  carryStrings(from: Int32Array): void {
-    const i32 = this.i32;
-    i32.set(from.subarray(this.base, this.stringHeap), this.base);
-    const used = from[this.base + H_STR_USED] as number;
-    i32.set(from.subarray(this.stringHeap, this.stringHeap + Math.min(used + 1, this.layout.stringWords)), this.stringHeap);
-    // The same strings at the same ids: what the previous memory knew holds here (it is not used any more).
-    if (this.before?.i32 === from) this.interned = this.before.interned;
   }
 
   /** The string an id stands for ('' for 0). Reading is safe from any thread. */

@@ -77,3 +77,42 @@ export class Timers {
     this.pending.delete(t.id);
   }
 }
+
+/**
+ * A worker's clock in the threaded runtime, as a replay can show it again: real ms since the run's epoch (one
+ * origin for every worker), read once when a recorded step starts and held, in whole µs, until the step ends —
+ * so that what the model reads during a step (a timer's deadline, a timeout's, a task's wait) is the time
+ * recorded for it. It reads 0 while the actors start, as a replay's clock does. Not recording, it is the live
+ * clock throughout.
+ */
+export class StepClock {
+  /** The held time in µs, or -1 between steps. */
+  private heldUs: number;
+  /** This thread's performance.now() origin, in the run's time. */
+  private readonly offset: number;
+
+  constructor(
+    epoch: number,
+    private readonly hold: boolean,
+  ) {
+    this.heldUs = hold ? 0 : -1;
+    this.offset = performance.timeOrigin - epoch;
+  }
+
+  private live(): number {
+    return this.offset + performance.now();
+  }
+
+  readonly now = (): number => (this.heldUs >= 0 ? this.heldUs / 1000 : this.live());
+
+  /** A recorded step starts: hold the time from now until end(); returns it in µs (what the step records). */
+  begin(): number {
+    if (!this.hold) return 0;
+    this.heldUs = Math.max(0, Math.floor(this.live() * 1000));
+    return this.heldUs;
+  }
+
+  end(): void {
+    if (this.hold) this.heldUs = -1;
+  }
+}

@@ -2,7 +2,9 @@
 // step among the enabled ones. A step is the delivery of the head message of one channel (sender → receiver;
 // per-channel FIFO, as the threaded transport guarantees), an atomic operation on shared memory, a due timer,
 // or a task's next scheduling point. Time is simulated (each step costs STEP_MS; when nothing else can run,
-// time jumps to the next timer). Same workload + same scheduler seed ⇒ the same trace, byte for byte.
+// time jumps to the next timer). Same workload + same scheduler seed ⇒ the same trace, byte for byte. A replay
+// of a deterministic recording computes the same times again; a replay of a threaded one is handed the time
+// each step was taken at, and fires a timer when the recording says it fired.
 import { Timers } from './clock.js';
 import { ActorHost } from './host.js';
 import {
@@ -19,7 +21,7 @@ import {
   type Workload,
 } from './model.js';
 import type { RunResult } from './result.js';
-import { Schedule } from './schedule.js';
+import { outcomeOf, Schedule } from './schedule.js';
 import { type Choice, channelKey, type Scheduler } from './scheduler.js';
 import { ReplayScheduler } from './schedulers/replay.js';
 import { type TaskChoice, TaskReadiness } from './readiness.js';
@@ -74,9 +76,9 @@ export interface DeterministicOptions {
 }
 
 /**
- * What consecutive executions of one workload can reuse instead of allocating: the run's memory — two buffers
- * taking turns, so that the kernel can carry state from the previous execution's memory into the next one's
- * (lockdep's graph) — the trace log and the table of event names.
+ * What consecutive executions of one workload can reuse instead of allocating: the run's memory (two buffers
+ * taking turns, so that a result's `shared` stays readable while the next execution runs), the trace log and
+ * the table of event names. Nothing the model sees is carried: each execution's memory starts zeroed.
  */
 export class Scratch {
   private readonly buffers: Int32Array[] = [];
@@ -166,6 +168,12 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
   let delivered = 0;
   let timersFired = 0;
   const replay = scheduler instanceof ReplayScheduler ? scheduler : undefined;
+  replay?.nameTasks((id) => tasks.names.get(id));
+  // A threaded recording's step times: the clock is set to each, and never moves on by itself.
+  const timed = replay?.timed ?? false;
+  // A recording that halted at a finding ends where it ended: its replay takes every recorded step, then stops.
+  const replayEnd = replay?.stopAt;
+  let endedAsRecorded = false;
   const sharedEvents = new Set(workload.sharedEvents ?? []);
 
   const channel = (sender: number, receiver: number): Channel => {
@@ -255,11 +263,16 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
   };
   const readyTasks = readiness.ready;
   const recent = new Array<number>(RECENT).fill(-1);
-  const stopOnFinding = !opts.keepGoing && monitor !== undefined;
+  const stopOnFinding = !opts.keepGoing && replayEnd === undefined && monitor !== undefined;
   for (;;) {
+    if (replayEnd !== undefined && step >= replayEnd) {
+      endedAsRecorded = true;
+      break;
+    }
+    if (timed) clock.now = replay?.timeAt(step) ?? clock.now;
     readiness.refresh(clock.now);
     let choices: readonly Choice[] = enabled;
-    const due = timers.size > 0 ? (replay ? timers.owners() : timers.dueOwners(clock.now)) : undefined;
+    const due = timers.size > 0 ? (timed ? timers.owners() : timers.dueOwners(clock.now)) : undefined;
     if (due !== undefined && due.length > 0) {
       let n = 0;
       for (let i = 0; i < enabled.length; i++) offered[n++] = enabled[i] as Channel;
@@ -279,6 +292,7 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
       }
     }
     if (choices.length === 0) {
+      if (timed) break; // the recorded times say when steps were taken: no jump of its own
       // Nothing can run now: time jumps to the next timer or timeout, if there is one ahead.
       const t = timers.earliest()?.deadline;
       const w = earliestWake(tasks.live.values());
@@ -295,7 +309,7 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
     }
     if (step >= maxSteps) throw new StepBudgetExceeded(`step budget of ${maxSteps} exhausted: the workload does not terminate${busiest(recent, tasks)}`);
     const c = scheduler.next(choices, step);
-    clock.now += STEP_MS;
+    if (!timed) clock.now += STEP_MS;
     if (c.sender === TASK) {
       const tc = c as TaskChoice;
       const t = tc.task;
@@ -323,7 +337,7 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
     } else if (c.sender === TIMER) {
       const t = timers.earliest(c.receiver);
       if (!t) throw new Error(`scheduler chose a timer of ${c.receiver} that does not exist`);
-      if (t.deadline > clock.now) clock.now = t.deadline;
+      if (!timed && t.deadline > clock.now) clock.now = t.deadline;
       const effects = host.fire(t);
       timersFired++;
       // The delayed event may be a shared one (its handler writing shared memory).
@@ -368,7 +382,7 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
     if (stopOnFinding && (monitor?.findings.length ?? 0) > 0) break;
   }
   const blocked = blockedTasks(tasks);
-  const halted = stopOnFinding && (monitor?.findings.length ?? 0) > 0;
+  const halted = endedAsRecorded || (stopOnFinding && (monitor?.findings.length ?? 0) > 0);
   if (!halted) {
     // Only a complete run ends with the replay's length check, the stuck-task report and teardown checks.
     scheduler.endExecution(step);
@@ -383,6 +397,8 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
   for (const c of channels.values()) queued += c.tail - c.head;
   const accounting = { sent, delivered, queued, ok: sent === delivered + queued };
   const strategy = scheduler.name;
+  const check = workload.check(finals, shared);
+  const findings = [...(monitor?.findings ?? [])];
   // The hash and the schedule are computed when first read: an exploration reads them of its last execution only.
   let traceHash: string | undefined;
   let schedule: Schedule | undefined;
@@ -404,8 +420,8 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
     },
     finals,
     shared,
-    check: workload.check(finals, shared),
-    findings: [...(monitor?.findings ?? [])],
+    check,
+    findings,
     blocked,
     get schedule(): Schedule {
       schedule ??= Schedule.fromTrace(trace, {
@@ -417,6 +433,8 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
         actors: trace.actorNames,
         ...(opts.initial ? { initial: opts.initial } : {}),
         ...(opts.keepGoing ? { keepGoing: true } : {}),
+        end: halted ? 'halted' : 'quiescent',
+        outcome: outcomeOf(findings, check.ok),
       });
       return schedule;
     },

@@ -175,7 +175,8 @@ export interface BlockedTask {
 
 /**
  * The workload's eyes in every thread: the kernel layer keeps its per-thread state and checkers here. The
- * runtime attaches it to the shared memory before the first step, stops the run at its first finding unless
+ * runtime attaches it to the shared memory before the first step of every execution (each attach starts the
+ * checkers afresh: an execution is judged on its own, and its schedule replays alone), stops the run at its first finding unless
  * asked to keep going, tells it when only blocked tasks are left, and asks for end-of-run checks once, on the
  * final shared memory.
  */
@@ -193,11 +194,6 @@ export interface Monitor {
    */
   idleUntil?(now: number): number | undefined;
   end?(): void;
-  /**
-   * The next attach starts a new exploration: forget what earlier executions carried into later ones (lockdep's
-   * graph), so that a workload built once and reused gives what a fresh build would.
-   */
-  restart?(): void;
   /**
    * Words [from, to) of the run's memory that the monitor always writes before it reads (the kernel's string
    * heap): a buffer reused from an earlier execution (Scratch) need not zero them.

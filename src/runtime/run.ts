@@ -1,11 +1,13 @@
 // One entry point for running a workload in either runtime, exploring many deterministic executions, and
 // replaying a recorded schedule. The CLI and the tests both go through here.
 import { runDeterministic, Scratch } from './deterministic.js';
+import { describe, InputError } from './errors.js';
 import { pseudoName, type Wire, type Workload } from './model.js';
 import type { Placement, RunResult, RuntimeName } from './result.js';
-import { Schedule } from './schedule.js';
+import { describeOutcome, outcomeOf, Schedule } from './schedule.js';
 import type { Scheduler, StrategyName } from './scheduler.js';
 import { createScheduler } from './schedulers/index.js';
+import { RandomScheduler } from './schedulers/random.js';
 import { ReplayScheduler } from './schedulers/replay.js';
 import { runThreaded } from './threaded.js';
 import { buildWorkload } from './workloads.js';
@@ -20,6 +22,7 @@ export interface RunOptions {
    * Deterministic: explore up to this many executions, stopping at the first that fails its checks (or that
    * `decisive` picks). Under random and pct, execution i runs from scheduler seed `seed + i` alone — what
    * `run --seed <seed + i> --runs 1` runs — so that an execution is named by its seed wherever it ran.
+   * Threaded: this many recorded runs, from seeds seed, seed+1, …, stopping at the first that fails.
    */
   readonly runs?: number;
   /** Deterministic: whether an execution ends the run (default: one with a finding or a failed check). */
@@ -62,6 +65,16 @@ export interface RunOutcome extends RunResult {
   /** Executions that failed (a finding, or the workload's check), and how many by the kind of the first finding. */
   readonly failing: number;
   readonly failingKinds: Readonly<Record<string, number>>;
+  /** Threaded: each run in order, with its own trace hash and recording (the outcome is the last of them). */
+  readonly threadedRuns?: readonly ThreadedRunRecord[];
+}
+
+/** One threaded run of several: its seed, its trace hash, how it failed (if it did) and its recording. */
+export interface ThreadedRunRecord {
+  readonly seed: number;
+  readonly traceHash: string;
+  readonly failure?: string;
+  readonly schedule: Schedule;
 }
 
 /** Adds counts by kind into `into` (failing executions by kind, summed over runs, chunks or workers). */
@@ -77,22 +90,7 @@ export function failureKind(r: RunResult): string | undefined {
 
 export async function run(opts: RunOptions): Promise<RunOutcome> {
   const workload = opts.built ?? buildWorkload(opts.workload.name, opts.workload.params);
-  workload.monitor?.restart?.();
-  if (opts.runtime === 'threaded') {
-    const r = await runThreaded({
-      workload,
-      seed: opts.seed,
-      placement: opts.placement ?? 'sharded',
-      ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
-      keepTrace: opts.keepTrace ?? true,
-      keepGoing: opts.keepGoing ?? false,
-      ...(opts.maxSteps ? { maxSteps: opts.maxSteps } : {}),
-      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
-    const kind = failureKind(r);
-    return { ...r, executions: 1, explored: `threaded: ${r.workers} workers, ${r.placement}`, failing: kind ? 1 : 0, failingKinds: kind ? { [kind]: 1 } : {} };
-  }
+  if (opts.runtime === 'threaded') return threadedRuns(opts, workload);
   const strategy = opts.strategy ?? 'random';
   const depth = opts.depth ?? 3;
   const runs = opts.runs ?? 1;
@@ -143,14 +141,11 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
   return { ...(first ?? last), strategy, executions, explored, failing, failingKinds };
 }
 
-/** PCT's step count k (the length its change points are drawn over), by workload: see seededSchedulers. */
-const pctSteps = new WeakMap<Workload, number>();
-
 /**
  * The scheduler of execution i. dfs walks one space across executions (seeds do not name its executions).
- * random and pct start afresh from seed + i, so that an execution depends on its seed alone; pct's k, which
- * PCT learns as the longest execution seen so far, is instead the length of one execution under a fixed
- * schedule (pct, seed 0, no change point), measured once per workload — the same for every seed and chunk.
+ * random and pct start afresh from seed + i, so that an execution depends on its seed alone; pct's k (the
+ * length its change points are drawn over) is measured once per workload (pctLength), the same for every seed
+ * and chunk.
  */
 function seededSchedulers(workload: Workload, strategy: StrategyName, depth: number, seed: number, probeOpts: { scratch?: Scratch; maxSteps?: number }): (i: number) => Scheduler {
   if (strategy === 'dfs') {
@@ -158,27 +153,82 @@ function seededSchedulers(workload: Workload, strategy: StrategyName, depth: num
     return () => dfs;
   }
   if (strategy === 'random') return (i) => createScheduler('random', { seed: seed + i });
-  let k = pctSteps.get(workload);
-  if (k === undefined) {
-    const probe = createScheduler('pct', { seed: 0, depth: 1 });
-    probe.newExecution();
-    k = runDeterministic({ workload, seed: 0, scheduler: probe, ...probeOpts }).steps;
-    // What the probe taught the kernel's checkers (lockdep's graph) is not the exploration's.
-    workload.monitor?.restart?.();
-    pctSteps.set(workload, k);
+  const k = pctLength(workload, probeOpts.scratch, probeOpts.maxSteps);
+  return (i) => createScheduler('pct', { seed: seed + i, depth, ...(k ? { maxSteps: k } : {}) });
+}
+
+/** Recorded threaded runs from seeds seed, seed+1, … until one fails or `runs` are done; the last is the outcome. */
+async function threadedRuns(opts: RunOptions, workload: Workload): Promise<RunOutcome> {
+  const each: ThreadedRunRecord[] = [];
+  const runs = opts.runs ?? 1;
+  let last: RunResult | undefined;
+  const failingKinds: Record<string, number> = {};
+  for (let i = 0; i < runs && !(i > 0 && opts.signal?.aborted); i++) {
+    last = await runThreaded({
+      workload,
+      seed: opts.seed + i,
+      placement: opts.placement ?? 'sharded',
+      ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+      keepTrace: opts.keepTrace ?? true,
+      keepGoing: opts.keepGoing ?? false,
+      ...(opts.maxSteps ? { maxSteps: opts.maxSteps } : {}),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    const kind = failureKind(last);
+    const r = last;
+    each.push({ seed: r.seed, traceHash: r.traceHash, ...(kind ? { failure: kind } : {}), schedule: r.schedule });
+    if (kind) {
+      addKinds(failingKinds, { [kind]: 1 });
+      break;
+    }
   }
-  const steps = k;
-  return (i) => createScheduler('pct', { seed: seed + i, depth, maxSteps: steps });
+  const r = last as RunResult;
+  const failing = Object.values(failingKinds).reduce((a, b) => a + b, 0);
+  const explored = `threaded: ${r.workers} workers, ${r.placement}${each.length > 1 ? `, ${each.length} runs` : ''}`;
+  return { ...r, executions: each.length, explored, failing, failingKinds, threadedRuns: each };
+}
+
+/** PCT's k of each workload built, measured once (a workload's length does not change between runs of it). */
+const pctLengths = new WeakMap<Workload, number>();
+
+/**
+ * PCT's k for a workload: the steps of one execution under a random walk from a fixed seed, run to its end —
+ * the same whatever the seed, the chunk or the executions before, so that chunking an exploration does not
+ * change what PCT draws. A workload that cannot finish that execution keeps PCT's default guess.
+ */
+function pctLength(workload: Workload, scratch: Scratch | undefined, maxSteps: number | undefined): number | undefined {
+  const known = pctLengths.get(workload);
+  if (known !== undefined) return known;
+  const scheduler = new RandomScheduler(0);
+  scheduler.newExecution();
+  let k: number | undefined;
+  try {
+    k = runDeterministic({ workload, seed: 0, scheduler, keepGoing: true, ...(scratch ? { scratch } : {}), ...(maxSteps ? { maxSteps } : {}) }).steps;
+  } catch {
+    // The executions themselves will say what is wrong with the workload.
+    k = undefined;
+  }
+  if (k !== undefined) pctLengths.set(workload, Math.max(1, k));
+  return k;
 }
 
 export interface ReplayOutcome extends RunResult {
   readonly recordedHash: string;
+  /** The replay reproduced the recording: the same trace hash and the same outcome (finding kinds, check). */
   readonly matches: boolean;
+  /** Why it did not, when it took every recorded step and still differs (a divergence of a step throws). */
+  readonly mismatch?: string;
 }
 
+/**
+ * Run a recorded schedule again, step by step, in the deterministic runtime. A recorded step that cannot be
+ * taken throws a ReplayDivergence naming the step, what was expected and what was enabled; a replay that
+ * takes every step but ends with another trace hash or another outcome says so in `mismatch`.
+ */
 export function replay(schedule: Schedule): ReplayOutcome {
   const meta = schedule.meta;
-  const workload = buildWorkload(meta.workload.name, meta.workload.params);
+  const workload = recordedWorkload(meta);
   const names = workload.actors.map((a) => a.name);
   const scheduler = new ReplayScheduler(schedule, (id) => (id >= 0 ? (names[id] ?? `#${id}`) : pseudoName(id)));
   scheduler.newExecution();
@@ -189,7 +239,30 @@ export function replay(schedule: Schedule): ReplayOutcome {
     ...(meta.initial ? { initial: meta.initial } : {}),
     ...(meta.keepGoing ? { keepGoing: true } : {}),
   });
-  return { ...r, strategy: 'replay', recordedHash: meta.traceHash, matches: r.traceHash === meta.traceHash };
+  const outcome = outcomeOf(r.findings, r.check.ok);
+  const sameOutcome = sameKinds(outcome.kinds, meta.outcome.kinds) && outcome.checkOk === meta.outcome.checkOk;
+  const mismatch =
+    r.traceHash !== meta.traceHash
+      ? `every recorded step was taken, but the trace hash is ${r.traceHash}, not the recorded ${meta.traceHash} (an actor's state or an atomic operation's result differs)`
+      : !sameOutcome
+        ? `the recorded run ended with ${describeOutcome(meta.outcome)}; the replay with ${describeOutcome(outcome)}`
+        : undefined;
+  return { ...r, strategy: 'replay', recordedHash: meta.traceHash, matches: mismatch === undefined, ...(mismatch ? { mismatch } : {}) };
+}
+
+/** The workload a schedule names, built again; parameters it refuses are the file's fault (bad input). */
+function recordedWorkload(meta: Schedule['meta']): Workload {
+  try {
+    return buildWorkload(meta.workload.name, meta.workload.params);
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    throw new InputError(`the schedule's workload ${meta.workload.name} cannot be built from its parameters: ${describe(err)}`);
+  }
+}
+
+/** The same kinds, in any order: a threaded run's workers report in their own order. */
+function sameKinds(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && [...a].sort().join() === [...b].sort().join();
 }
 
 export { Schedule };

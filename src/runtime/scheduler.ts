@@ -36,7 +36,7 @@ export interface StrategyOptions {
   seed: number;
   /** PCT: bug depth d (d - 1 priority change points). */
   depth?: number;
-  /** PCT: initial guess of steps per execution (learned from executions as they finish). */
+  /** PCT: the expected steps of an execution (k), over which change points are drawn. */
   maxSteps?: number;
   /** DFS: branch only at the first N steps (then always take the first choice). */
   depthBound?: number;

@@ -16,7 +16,7 @@ import { createMailbox, Doorbell, laneSlots, type MailboxLayout, senderLane } fr
 import { Outbox } from './outbox.js';
 import { workerUrl } from './paths.js';
 import type { Placement, RunResult } from './result.js';
-import { Schedule } from './schedule.js';
+import { outcomeOf, Schedule } from './schedule.js';
 import { REC_INTS, Trace } from './trace.js';
 import { type FailureInfo, rebuildFailure, type WorkerInit, type WorkerReport } from './worker-host.js';
 import { buildWorkload } from './workloads.js';
@@ -68,6 +68,8 @@ export class ThreadedRuntime {
   readonly placement: Placement;
   readonly workers: number;
   private readonly started = performance.now();
+  /** The run's time origin, shared by every worker's clock (absolute ms): recorded step times are comparable. */
+  private readonly epoch = performance.timeOrigin + performance.now();
   private readonly ctl: Control;
   private readonly mailboxes: MailboxLayout[];
   private readonly bells: Doorbell[];
@@ -123,6 +125,7 @@ export class ThreadedRuntime {
       spinMicros: this.workers > cores ? 0 : IDLE_SPIN_MICROS,
       keepTrace: opts.keepTrace ?? true,
       stopOnFinding: !opts.keepGoing,
+      epoch: this.epoch,
     });
     const url = workerUrl('actor-host');
     this.pool = Array.from({ length: this.workers }, (_, i) => new Worker(url, { workerData: init(i) }));
@@ -267,22 +270,27 @@ export class ThreadedRuntime {
       queued += r.queued;
       timersFired += r.timersFired;
     }
-    const records = keepTrace ? mergeByTicket(this.reports, tickets) : new Int32Array(0);
-    const trace = new Trace(records, workload.actors.map((a) => a.name), eventNames, taskNames);
+    const { records, times } = keepTrace ? mergeByTicket(this.reports, tickets) : { records: new Int32Array(0), times: undefined };
+    const trace = new Trace(records, workload.actors.map((a) => a.name), eventNames, taskNames, times);
     const traceHash = trace.hash();
+    // The first finding is the one of the earliest step, whichever worker reported it.
+    findings.sort((a, b) => (a.step < 0 ? Number.MAX_SAFE_INTEGER : a.step) - (b.step < 0 ? Number.MAX_SAFE_INTEGER : b.step));
     const halted = findings.length > 0 && !this.opts.keepGoing;
     if (!halted && workload.monitor) {
       // End-of-run checks on the final shared memory, once, from a fresh instance of the workload here.
       const mine = buildWorkload(workload.name, workload.params).monitor;
       if (mine) {
-        mine.attach(new Int32Array(this.shared), () => performance.now() - this.started);
-        if (blocked.length > 0) mine.stuck?.(blocked, performance.now() - this.started);
+        // At the time of the last step, as a replay's end-of-run checks see it.
+        const end = times && times.length > 0 ? (times[times.length - 1] as number) / 1000 : performance.timeOrigin + performance.now() - this.epoch;
+        mine.attach(new Int32Array(this.shared), () => end);
+        if (blocked.length > 0) mine.stuck?.(blocked, end);
         mine.end?.();
         findings.push(...mine.findings);
       }
     }
     const shared = new Int32Array(this.shared).slice();
     const finalList = Array.from(finals);
+    const check = workload.check(finalList, shared);
     const meta = { workload: { name: workload.name, params: workload.params }, seed: this.opts.seed };
     return {
       runtime: 'threaded',
@@ -297,7 +305,7 @@ export class ThreadedRuntime {
       traceHash,
       finals: finalList,
       shared,
-      check: workload.check(finalList, shared),
+      check,
       findings,
       blocked,
       schedule: Schedule.fromTrace(trace, {
@@ -310,27 +318,38 @@ export class ThreadedRuntime {
         actors: trace.actorNames,
         ...(this.custom ? { initial: this.injections } : {}),
         ...(this.opts.keepGoing ? { keepGoing: true } : {}),
+        end: halted ? 'halted' : 'quiescent',
+        outcome: outcomeOf(findings, check.ok),
       }),
       elapsedMs: performance.now() - this.started,
     };
   }
 }
 
-/** Tickets are dense, so each record has exactly one place; a gap or a duplicate is a runtime bug. */
-function mergeByTicket(reports: readonly { readonly records: Int32Array }[], tickets: number): Int32Array {
+/**
+ * Tickets are dense, so each record has exactly one place; a gap or a duplicate is a runtime bug. Each
+ * worker's step times are in the order of its records.
+ */
+function mergeByTicket(
+  reports: readonly { readonly records: Int32Array; readonly times: Float64Array }[],
+  tickets: number,
+): { records: Int32Array; times: Float64Array } {
   const records = new Int32Array(tickets * REC_INTS);
+  const times = new Float64Array(tickets);
   const seen = new Uint8Array(tickets);
   for (const r of reports) {
-    for (let o = 0; o < r.records.length; o += REC_INTS) {
+    if (r.times.length * REC_INTS !== r.records.length) throw new Error(`trace merge: ${r.times.length} step times for ${r.records.length / REC_INTS} records`);
+    for (let o = 0, i = 0; o < r.records.length; o += REC_INTS, i++) {
       const t = r.records[o] as number;
       if (t >= tickets || seen[t]) throw new Error(`trace merge: ticket ${t} is out of range or logged twice`);
       seen[t] = 1;
       records.set(r.records.subarray(o, o + REC_INTS), t * REC_INTS);
+      times[t] = r.times[i] as number;
     }
   }
   const missing = seen.indexOf(0);
   if (missing >= 0) throw new Error(`trace merge: no record for ticket ${missing}`);
-  return records;
+  return { records, times };
 }
 
 export async function runThreaded(opts: ThreadedOptions): Promise<RunResult> {

@@ -63,6 +63,29 @@ export class TraceLog {
   }
 }
 
+/** Append-only log of step times (whole µs), one per record of a TraceLog kept beside it. */
+export class TimeLog {
+  private data: Float64Array;
+  private n = 0;
+
+  constructor(initial = 1024) {
+    this.data = new Float64Array(Math.max(1, initial));
+  }
+
+  push(us: number): void {
+    if (this.n === this.data.length) {
+      const bigger = new Float64Array(this.data.length * 2);
+      bigger.set(this.data);
+      this.data = bigger;
+    }
+    this.data[this.n++] = us;
+  }
+
+  take(): Float64Array {
+    return this.data.slice(0, this.n);
+  }
+}
+
 export class Trace {
   constructor(
     /** REC_INTS ints per record, ordered by step, steps dense from 0. */
@@ -72,6 +95,11 @@ export class Trace {
     readonly eventNames: ReadonlyMap<number, string>,
     /** Task id → name, for the tasks that took steps. */
     readonly taskNames: ReadonlyMap<number, string> = new Map(),
+    /**
+     * Threaded runs: the time of each step in whole µs (the clock its worker showed the model during it). Not
+     * part of the hash: a replay is handed these times, it does not produce them.
+     */
+    readonly times?: Float64Array,
   ) {}
 
   get length(): number {

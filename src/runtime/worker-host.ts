@@ -2,8 +2,9 @@
 // drain the mailbox (a lane per sending thread) in batches, run same-thread messages and atomic operations
 // from a local queue, fire due timers, flush held messages, publish counters, and park (never spin idle)
 // when there is nothing to do. Every delivery, atomic operation and timer takes a ticket from the shared
-// counter and is logged under it; the main thread merges the logs into the run's trace by ticket.
-import { Timers } from './clock.js';
+// counter and is logged under it, with the time the model saw during it (StepClock); the main thread merges
+// the logs into the run's trace by ticket.
+import { StepClock, Timers } from './clock.js';
 import { WireCodec } from './codec.js';
 import { BUSY, Control, DELIVERED, GEN, IDLE, IDLE_BLOCKED, IDLE_EMPTY, IDLE_WAITING, SENT, TRIED, WAITING } from './control.js';
 import { ActorFailure, describe } from './errors.js';
@@ -26,7 +27,7 @@ import {
 import { Outbox } from './outbox.js';
 import { Doorbell, Mailbox, type MailboxLayout, senderLane } from './mailbox.js';
 import { earliestWake, type StepEnv, type Task, TaskFailure, TaskTable } from './task.js';
-import { EventNames, TraceLog } from './trace.js';
+import { EventNames, TimeLog, TraceLog } from './trace.js';
 import { watchEnter, watchLeave } from './watchdog.js';
 import { buildWorkload } from './workloads.js';
 
@@ -45,6 +46,8 @@ export interface WorkerInit {
   readonly keepTrace: boolean;
   /** Stop the whole run at the first finding (unless false). */
   readonly stopOnFinding: boolean;
+  /** The run's time origin (absolute ms, performance.timeOrigin + now()), the same for every worker. */
+  readonly epoch: number;
 }
 
 export type FailureInfo =
@@ -58,6 +61,8 @@ export type WorkerReport =
       readonly type: 'done';
       readonly index: number;
       readonly records: Int32Array;
+      /** The time of each record's step, in µs (StepClock). */
+      readonly times: Float64Array;
       readonly eventNames: readonly (readonly [number, string])[];
       readonly finals: readonly (readonly [number, ActorFinal])[];
       readonly sent: number;
@@ -95,11 +100,12 @@ function workerLoop(init: WorkerInit): WorkerReport {
   const inbox = new Mailbox(init.mailboxes[me] as MailboxLayout);
   const peers = init.mailboxes.map((mb, w) => (w === me ? undefined : new Doorbell(mb.bell)));
   const outboxes = init.mailboxes.map((mb, w) => (w === me ? undefined : new Outbox(senderLane(mb, me))));
-  const t0 = performance.now();
-  const timers = new Timers(() => performance.now() - t0);
+  const clock = new StepClock(init.epoch, init.keepTrace);
+  const timers = new Timers(clock.now);
   const host = new ActorHost(workload, timers);
   const names = new EventNames();
   const log = new TraceLog(init.keepTrace ? 4096 : 1);
+  const times = new TimeLog(init.keepTrace ? 4096 : 1);
   const tasks = new TaskTable(workload.tasks ?? {});
   const monitor = workload.monitor;
   monitor?.attach(shared, () => timers.now());
@@ -164,7 +170,11 @@ function workerLoop(init: WorkerInit): WorkerReport {
         const done = ctl.trySequenced(
           () => p.ready(),
           (ticket) => {
-            if (keep) log.push(ticket, t.id, TASK, -1, names.hash(p.label), 0);
+            const us = clock.begin();
+            if (keep) {
+              log.push(ticket, t.id, TASK, -1, names.hash(p.label), 0);
+              times.push(us);
+            }
             // The host-time watchdog (watchdog.ts) watches the task's code from its point to its next one.
             watchEnter('task', t.name, p.label);
             try {
@@ -177,11 +187,13 @@ function workerLoop(init: WorkerInit): WorkerReport {
         );
         if (!done) break;
         n++;
+        // The body runs on to its next point within the step (as in the deterministic runtime): same clock.
         let more: boolean;
         try {
           more = t.resume(done.value, p.label);
         } finally {
           watchLeave();
+          clock.end();
         }
         if (!more) {
           tasks.finish(t);
@@ -202,11 +214,13 @@ function workerLoop(init: WorkerInit): WorkerReport {
   const deliver = (to: number, from: number, event: ModelEvent, sendStep: number): void => {
     let ticket: number;
     let effects: Effect[];
+    let us: number;
     if (sharedEvents.has(event.type)) {
       // The handler reads or writes shared memory: run it under the sequencer, atomically with its ticket.
-      [ticket, effects] = ctl.sequenced((t) => {
+      [ticket, effects, us] = ctl.sequenced((t) => {
+        const at = clock.begin();
         monitor?.delivering?.(t, to);
-        return [t, host.deliver(to, event)] as const;
+        return [t, host.deliver(to, event), at] as const;
       }, true);
       // It may have written what tasks here or elsewhere wait on.
       triedAt = Number.NaN;
@@ -215,11 +229,16 @@ function workerLoop(init: WorkerInit): WorkerReport {
       }
     } else {
       ticket = ctl.ticket();
+      us = clock.begin();
       effects = host.deliver(to, event);
     }
     delivered++;
-    if (keep) log.push(ticket, to, from, sendStep, names.hash(event.type), names.hash(host.stateOf(to)));
+    if (keep) {
+      log.push(ticket, to, from, sendStep, names.hash(event.type), names.hash(host.stateOf(to)));
+      times.push(us);
+    }
     route(to, effects, ticket);
+    clock.end();
   };
   const onRing = (kind: number, to: number, from: number, buf: Uint8Array, off: number, len: number, ints: Int32Array): void => {
     const d = codec.decode(kind, buf, off, len, ints);
@@ -235,10 +254,17 @@ function workerLoop(init: WorkerInit): WorkerReport {
         continue;
       }
       const a = item.op;
-      const { ticket, old } = ctl.sequenced((t) => ({ ticket: t, old: applyAtomic(shared, a.op, a.index, a.value, a.expected) }), a.op !== 'load');
+      const { ticket, old, us } = ctl.sequenced(
+        (t) => ({ ticket: t, us: clock.begin(), old: applyAtomic(shared, a.op, a.index, a.value, a.expected) }),
+        a.op !== 'load',
+      );
+      clock.end();
       if (a.op !== 'load') triedAt = Number.NaN;
       delivered++;
-      if (keep) log.push(ticket, MEM, item.from, item.sendStep, names.hash(names.atomic(a.op, a.index)), old);
+      if (keep) {
+        log.push(ticket, MEM, item.from, item.sendStep, names.hash(names.atomic(a.op, a.index)), old);
+        times.push(us);
+      }
       const done: AtomicDone = { type: 'rt.atomic.done', op: a.op, index: a.index, old, tag: a.tag };
       sent++;
       local.push({ atomic: false, to: item.from, from: MEM, event: done, sendStep: ticket });
@@ -256,10 +282,15 @@ function workerLoop(init: WorkerInit): WorkerReport {
       const t = timers.earliest(owner);
       if (!t) continue;
       const ticket = ctl.ticket();
+      const us = clock.begin();
       const effects = host.fire(t);
       timersFired++;
-      if (keep) log.push(ticket, owner, TIMER, -1, names.hash('(timer)'), names.hash(host.stateOf(owner)));
+      if (keep) {
+        log.push(ticket, owner, TIMER, -1, names.hash('(timer)'), names.hash(host.stateOf(owner)));
+        times.push(us);
+      }
       route(owner, effects, ticket);
+      clock.end();
       n++;
     }
     return n;
@@ -280,6 +311,8 @@ function workerLoop(init: WorkerInit): WorkerReport {
   (workload.initialTasks ?? []).forEach((it, i) => {
     if (i % workers === me) tasks.spawn(-1, ENV, it.task, it.args, it.name, i);
   });
+  // The actors started at time 0, as in a replay; from here on, time runs.
+  clock.end();
   let lastTick = 0;
 
   const found = (): boolean => init.stopOnFinding && (monitor?.findings.length ?? 0) > 0;
@@ -348,6 +381,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
     type: 'done',
     index: me,
     records: log.take(),
+    times: times.take(),
     eventNames: [...names.map.entries()],
     finals,
     sent,

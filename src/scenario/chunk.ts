@@ -58,8 +58,8 @@ export interface ChunkResult {
 }
 
 /**
- * What this thread keeps from one chunk to the next: the last workload built (restarted by run(), so a chunk's
- * outcome does not depend on the chunks before it) and the run's buffers. A fresh build per chunk is fresh
+ * What this thread keeps from one chunk to the next: the last workload built (each execution attaches
+ * its checkers afresh, so a chunk's outcome does not depend on the chunks before it) and the run's buffers. A fresh build per chunk is fresh
  * closures, whose code V8 compiles and optimizes all over again on its helper threads: with chunks that end at
  * their first, failing execution, a thread spent more time building and compiling than exploring, and the
  * compiler threads took the second core from a 2-worker pool. Taken while a chunk runs, so two chunks in one

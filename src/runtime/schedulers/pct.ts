@@ -2,7 +2,9 @@
 // distinct random priorities d, d+1, …; d-1 change points are drawn uniformly over the expected execution
 // length k; the highest-priority enabled thread always runs, and at the i-th change point the running
 // thread's priority drops to i (below every initial one). A bug of depth d is found in one execution with
-// probability ≥ 1/(n·k^(d-1)). As in shuttle, k is learned: the longest execution seen so far.
+// probability ≥ 1/(n·k^(d-1)). k is given (run.ts measures it once per workload) and stays fixed: learned
+// from the executions before, as shuttle does, it made each execution's draw depend on which executions came
+// before it in the same pool chunk, and an exploration's failure rate on how it was chunked.
 import { Rng } from '../rng.js';
 import type { Choice, Scheduler } from '../scheduler.js';
 
@@ -13,8 +15,7 @@ export class PctScheduler implements Scheduler {
   private changePoints: number[] = [];
   private last: number | undefined;
   private executions = 0;
-  private k: number;
-  private seen = false;
+  private readonly k: number;
 
   constructor(
     seed: number,
@@ -56,11 +57,7 @@ export class PctScheduler implements Scheduler {
     return best;
   }
 
-  endExecution(steps: number): void {
-    // The guess only serves until the first execution has been seen; from then on k is the longest one.
-    this.k = this.seen ? Math.max(this.k, steps) : Math.max(1, steps);
-    this.seen = true;
-  }
+  endExecution(): void {}
 
   describe(): string {
     return `pct(depth ${this.depth}): ${this.executions} executions, k=${this.k}`;
