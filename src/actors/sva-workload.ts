@@ -275,12 +275,13 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const perDevice = (1 << p.pasidBits) * (8 + 3 + 2) + Math.ceil((1 << p.pasidBits) / 32) + 512 + 4 * p.atc;
   const readerSlots = tasksAtOnce(p, bonds);
   const readers = readerTableWords(readerSlots);
-  // The terms that grow with the parameters, named for the refusal of a topology too large to hold.
+  // The terms that grow with the parameters, named for the refusal of a topology too large to hold. A bond
+  // takes 32 words: the iommu_sva record (11, with its kmemleak track), its PASID share (9) and quarantine (3).
   const sized: Record<string, number> = {
     'PASID state (devices × 2^pasidBits × 13 words)': D * perDevice,
     'address spaces (processes × pages)': mmTableWords(P + iopt + vmm, p.pages) + physMemWords(frames),
     'IOMMU caches and queues (iommus × (iotlb + prqDepth))': U * (4096 + 6 * p.iotlb + 6 * p.prqDepth),
-    'bonds, notifiers and RCU/SRCU readers (processes)': mmuNotifierWords(bonds) + bonds * 24 + readers.rcu + readers.srcu,
+    'bonds, notifiers and RCU/SRCU readers (processes)': mmuNotifierWords(bonds) + bonds * 32 + readers.rcu + readers.srcu,
   };
   const staticWords = (1 << 15) + Object.values(sized).reduce((a, b) => a + b, 0) + (U + 2) * (Math.ceil((1 << p.pasidBits) / 32) + 1);
   // Every task interns its label and comm (allocation owners, KASAN's alloc/free tracks, lockdep's sites): the
