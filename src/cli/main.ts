@@ -1,10 +1,10 @@
 // The `iommu-sim` command. Exit codes: 0 ok, 1 a finding or a failed check, 2 bad input.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import '../kernel/workloads.js';
 import '../actors/workloads.js';
-import { ActorFailure, InputError, ReplayDivergence, RunStalled } from '../runtime/errors.js';
+import { InputError } from '../runtime/errors.js';
 import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { accountingLine, type RunResult } from '../runtime/result.js';
 import { type ReplayOutcome, replay, run, type RunOutcome, Schedule } from '../runtime/run.js';
@@ -16,7 +16,10 @@ import { SVA_DEFAULTS, svaParams } from '../actors/sva-workload.js';
 import { DOMAINS_DEFAULTS, domainsParams } from '../core/domains-workload.js';
 import { IOASID_DEFAULTS, ioasidParams } from '../core/ioasid-workload.js';
 import { Exit } from './exit.js';
-import { intArg, setArg } from './options.js';
+import { reportFailure } from './failure.js';
+import { type Interrupts, interrupts } from './interrupt.js';
+import { DURATION_FORMS, durationArg, intArg, setArg } from './options.js';
+import { checkOutputDir, checkOutputFile, takeWriteFailures, writeOutput } from './output.js';
 import { registerScenarioCommands } from './scenario-commands.js';
 import { stressRuns } from './stress.js';
 import { progress } from './progress.js';
@@ -33,7 +36,9 @@ const program = new Command('iommu-sim')
   .addHelpText(
     'after',
     `
-Exit status: 0 ok, 1 a finding or a failed check, 2 bad input.
+Exit status: 0 ok, 1 a finding or a failed check, 2 bad input (or a file that could not be written), 130 / 143
+stopped by SIGINT (Ctrl-C) / SIGTERM after printing the summary so far. Errors name the file, field, step or
+flag; IOMMU_SIM_DEBUG=1 adds the JavaScript stack to an internal error.
 Runtimes: "threaded" runs actors on worker_threads with real parallelism (nondeterministic, every run
 recorded); "deterministic" runs everything on one thread under a seeded scheduler (random, pct, dfs) and
 replays recordings exactly.`,
@@ -88,10 +93,11 @@ async function runWorkload(tag: string, name: string, params: Record<string, Wir
     if (flags.workers !== undefined) cmd.error('error: --workers applies to --runtime threaded only', { exitCode: 2 });
     if (cmd.getOptionValueSource('placement') === 'cli') cmd.error('error: --placement applies to --runtime threaded only', { exitCode: 2 });
   }
+  checkOutputFile('--record', flags.record);
   const bar = progress(flags.runtime === 'threaded' ? 'delivered' : flags.runs > 1 ? 'executions' : 'steps', !flags.json);
-  const ac = new AbortController();
-  const onSigint = (): void => ac.abort();
-  process.once('SIGINT', onSigint);
+  // One deterministic execution runs to its end without a pause in which a signal could be seen: there, Ctrl-C
+  // keeps its default (the process ends at once, status 130 in the shell) instead of waiting for the end.
+  const stop = flags.runtime === 'threaded' || flags.runs > 1 ? interrupts() : undefined;
   let result: RunOutcome | undefined;
   try {
     result = await run({
@@ -107,28 +113,28 @@ async function runWorkload(tag: string, name: string, params: Record<string, Wir
       // Threaded: (delivered, sent) — the total is not known in advance, so show what is in flight.
       onProgress: (done, total) =>
         flags.runtime === 'threaded' ? bar.update(done, 0, `${total - done} in flight`) : bar.update(done, total),
-      signal: ac.signal,
+      ...(stop ? { signal: stop.signal } : {}),
     });
   } catch (err) {
-    if (!ac.signal.aborted) throw err;
+    if (!stop?.received) throw err;
   } finally {
     bar.stop();
-    process.off('SIGINT', onSigint);
+    stop?.dispose();
   }
-  if (ac.signal.aborted || !result) {
-    process.stderr.write(`${tag}: interrupted; every worker was stopped\n`);
-    throw new Exit(130);
-  }
-  if (flags.record) result.schedule.save(flags.record);
+  // A threaded run stopped midway has no result to show; an exploration shows the executions it finished.
+  if (!result) stop?.exitIfStopped(tag, 'every worker was stopped');
+  if (!result) throw new Error(`${tag}: the run returned no result`);
+  const recorded = flags.record !== undefined && writeOutput('--record', flags.record, result.schedule.encode());
   const ok = passed(result);
   if (flags.json) {
-    printJson({ ...summary(result), executions: result.executions, explored: result.explored, record: flags.record ?? null });
+    printJson({ ...summary(result), executions: result.executions, explored: result.explored, record: recorded ? flags.record : null });
   } else {
     printReport(tag, result, ok);
     if (flags.runtime === 'deterministic') console.log(`${tag}: ${result.explored}`);
-    if (flags.record) console.log(`${tag}: schedule written to ${flags.record}; replay with: iommu-sim replay ${flags.record}`);
-    console.log(`${tag}: ${ok ? 'SUCCESS' : 'FAILURE'} ${counters(result)}`);
+    if (recorded) console.log(`${tag}: schedule written to ${flags.record}; replay with: iommu-sim replay ${flags.record}`);
+    console.log(`${tag}: ${ok ? (stop?.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE'} ${counters(result)}`);
   }
+  stop?.exitIfStopped(tag, `the summary above covers the ${result.executions} executions that finished`);
   if (!ok) throw new Exit(1);
 }
 
@@ -194,6 +200,7 @@ runOptions(
 
 interface SvaFlags extends RunFlags {
   set: Record<string, string | number | boolean>;
+  /** Milliseconds. */
   duration?: number;
 }
 
@@ -214,7 +221,11 @@ runOptions(
     setArg,
     {},
   )
-  .addOption(new Option('--duration <s>', 'threaded: run again (seed, seed+1, …) until s seconds have passed; print the summed counters per second').argParser(intArg(1, 86_400)))
+  .addOption(
+    new Option('--duration <duration>', `threaded: run again (seed, seed+1, …) until this long has passed (${DURATION_FORMS}); print the summed counters per second`).argParser(
+      durationArg(),
+    ),
+  )
   .addHelpText(
     'after',
     `
@@ -258,26 +269,25 @@ Examples:
 
 /** Threaded runs back to back until the duration has passed (src/cli/stress.ts); counters summed, and per second. */
 async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise<void> {
-  const ac = new AbortController();
-  const onSigint = (): void => ac.abort();
-  process.once('SIGINT', onSigint);
+  checkOutputFile('--record', flags.record);
+  const stop = interrupts();
   let out: Awaited<ReturnType<typeof stressRuns>>;
   try {
     out = await stressRuns({
       tag: 'sva',
       model: 'sva',
       params,
-      seconds: flags.duration ?? 0,
+      seconds: (flags.duration ?? 0) / 1000,
       seed: flags.seed,
       placement: flags.placement,
       ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
       keepGoing: flags.keepGoing ?? false,
       ...(flags.record ? { record: flags.record } : {}),
       json: flags.json ?? false,
-      signal: ac.signal,
+      signal: stop.signal,
     });
   } finally {
-    process.off('SIGINT', onSigint);
+    stop.dispose();
   }
   const failed = out.failures[0];
   if (flags.json) {
@@ -288,9 +298,9 @@ async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise
     console.log(`sva: totals ${Object.entries(out.totals).map(([k, v]) => `${k}=${v}`).join(' ')}`);
     console.log(`sva: per second ${Object.entries(out.perSecond).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
     for (const f of out.saved) console.log(`sva: schedule of a failing run written to ${f}; replay with: iommu-sim replay ${f}`);
-    console.log(`sva: ${out.ok ? 'SUCCESS' : 'FAILURE'}`);
+    console.log(`sva: ${out.ok ? (stop.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE'}`);
   }
-  if (ac.signal.aborted) throw new Exit(130);
+  stop.exitIfStopped('sva', `the summary above covers the ${out.runs} runs that finished`);
   if (!out.ok) throw new Exit(1);
 }
 
@@ -378,8 +388,9 @@ program
   .addOption(new Option('--runs <n>', 'run the workload at most n times while shrinking').argParser(intArg(1)).default(2000))
   .option('--json', 'print one JSON object on stdout')
   .action((file: string, flags: { out?: string; runs: number; json?: boolean }) => {
-    const schedule = Schedule.load(file);
     const out = flags.out ?? `${file}.shrunk`;
+    checkOutputFile(flags.out ? '--out' : '--out (default <schedule>.shrunk)', out);
+    const schedule = Schedule.load(file);
     const bar = progress('runs', !flags.json);
     let r: ReturnType<typeof shrink>;
     try {
@@ -393,12 +404,12 @@ program
     } finally {
       bar.stop();
     }
-    r.schedule.save(out);
+    const written = writeOutput('--out', out, r.schedule.encode());
     if (flags.json) {
       printJson({
         ok: true,
         input: file,
-        out,
+        out: written ? out : null,
         before: r.before,
         after: r.after,
         runs: r.runs,
@@ -409,7 +420,7 @@ program
         finding: r.finding,
         signature: r.signature,
         traceHash: r.schedule.meta.traceHash,
-        replay: `iommu-sim replay ${out}`,
+        replay: written ? `iommu-sim replay ${out}` : null,
       });
       return;
     }
@@ -419,7 +430,7 @@ program
       `shrink: ${how} in ${r.runs} runs (${r.rounds} round${r.rounds > 1 ? 's' : ''}; guided by ${r.guided} recorded ` +
         `step${r.guided === 1 ? '' : 's'}, the rest in the default order)${r.exhausted ? `; stopped at the budget of ${flags.runs} runs (--runs)` : ''}`,
     );
-    console.log(`shrink: schedule written to ${out}; replay with: iommu-sim replay ${out}`);
+    if (written) console.log(`shrink: schedule written to ${out}; replay with: iommu-sim replay ${out}`);
   });
 
 program
@@ -433,6 +444,7 @@ program
   .option('-o, --out <file>', 'write to <file> instead of stdout')
   .option('--window <steps>', 'html: steps shown before the first finding', intArg(1, 5000), DEFAULT_WINDOW)
   .action((file: string, flags: { format: 'perfetto' | 'text' | 'html'; out?: string; window: number }) => {
+    checkOutputFile('--out', flags.out);
     const schedule = Schedule.load(file);
     const r = replay(schedule);
     const title = `iommu-sim ${schedule.meta.workload.name} (${schedule.meta.runtime}, seed ${schedule.meta.seed})`;
@@ -452,8 +464,8 @@ program
             })
           : `${r.trace.toText()}\n`;
     if (flags.out) {
-      writeFileSync(flags.out, text);
-      console.error(`trace: ${r.steps} steps written to ${flags.out} (${flags.format}); trace hash ${r.traceHash}`);
+      if (writeOutput('--out', flags.out, text))
+        console.error(`trace: ${r.steps} steps written to ${flags.out} (${flags.format}); trace hash ${r.traceHash}`);
     } else {
       process.stdout.write(text);
     }
@@ -487,13 +499,23 @@ Exit status: 0 every suite ran, 1 a suite failed (the others still run and are r
 Example: iommu-sim bench runtime kernel --json --out bench-out`,
   )
   .action(async (suites: string[], flags: { json?: boolean; out?: string; quick?: boolean; profile?: 'quick' | 'report' | 'full' }) => {
-    const { runBenchSuites } = await import('../../bench/main.js');
-    const r = await runBenchSuites(suites, {
-      json: flags.json ?? false,
-      quick: flags.quick ?? false,
-      ...(flags.profile ? { profile: flags.profile } : {}),
-      ...(flags.out ? { out: flags.out } : {}),
-    });
+    checkOutputDir('--out', flags.out);
+    const { runBenchSuites, checkSuiteNames } = await import('../../bench/main.js');
+    checkSuiteNames(suites);
+    const stop = interrupts();
+    let r: Awaited<ReturnType<typeof runBenchSuites>>;
+    try {
+      r = await runBenchSuites(suites, {
+        json: flags.json ?? false,
+        quick: flags.quick ?? false,
+        ...(flags.profile ? { profile: flags.profile } : {}),
+        ...(flags.out ? { out: flags.out } : {}),
+        signal: stop.signal,
+      });
+    } finally {
+      stop.dispose();
+    }
+    stop.exitIfStopped('bench', `the ${r.suites.length} suites that finished are reported above; the running one's child process was stopped`);
     if (r.runs.some((x) => x.error)) throw new Exit(1);
   });
 
@@ -530,6 +552,23 @@ Example: iommu-sim matrix --runs 500 --out matrix-out`,
       files: string[],
       flags: { runs: number; maxSteps: number; chunk: number; workers?: number; bench?: string; throughput: boolean; json?: boolean; out?: string },
     ) => {
+      checkOutputDir('--out', flags.out);
+      const stop = interrupts();
+      try {
+        await matrix(files, flags, stop);
+      } finally {
+        stop.dispose();
+      }
+      stop.exitIfStopped('matrix', 'the configurations that finished are in the tables above (the others say "interrupted")');
+    },
+  );
+
+/** The matrix command's body: the throughput column, the configurations, the tables and the files. */
+async function matrix(
+  files: string[],
+  flags: { runs: number; maxSteps: number; chunk: number; workers?: number; bench?: string; throughput: boolean; json?: boolean; out?: string },
+  stop: Interrupts,
+): Promise<void> {
       const { runMatrix, printMatrix, writeMatrix, THROUGHPUT_SUITES } = await import('./matrix.js');
       let bench: { results: BenchRow[]; from: string } | null = null;
       if (flags.bench) {
@@ -543,7 +582,7 @@ Example: iommu-sim matrix --runs 500 --out matrix-out`,
         bench = { results: parsed.results, from: flags.bench };
       } else if (flags.throughput) {
         const { runBenchSuites } = await import('../../bench/main.js');
-        const run = await runBenchSuites(THROUGHPUT_SUITES, { json: false, quick: true, silent: true });
+        const run = await runBenchSuites(THROUGHPUT_SUITES, { json: false, quick: true, silent: true, signal: stop.signal });
         bench = { results: run.results, from: `bench ${THROUGHPUT_SUITES.join(' ')} --quick, run for the matrix` };
       }
       const bar = progress('configurations', !flags.json, 500);
@@ -557,18 +596,18 @@ Example: iommu-sim matrix --runs 500 --out matrix-out`,
           ...(files.length > 0 ? { files } : {}),
           bench,
           onProgress: (done, total, what) => bar.update(done, total, what),
+          signal: stop.signal,
         });
       } finally {
         bar.stop();
       }
-      if (flags.out) writeMatrix(m, flags.out);
+      const written = flags.out !== undefined && writeMatrix(m, flags.out);
       if (flags.json) printJson(m);
       else {
         printMatrix(m);
-        if (flags.out) console.log(`matrix: written to ${flags.out}/matrix.json and ${flags.out}/matrix.md`);
+        if (written) console.log(`matrix: written to ${flags.out}/matrix.json and ${flags.out}/matrix.md`);
       }
-    },
-  );
+}
 
 /** A run passes when its invariants and its accounting hold and no checker reported anything. */
 function passed(r: RunResult): boolean {
@@ -630,33 +669,44 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
+/** Run the command line; the exit status. Every error ends here as a report without a JavaScript stack (failure.ts). */
 async function main(): Promise<number> {
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();
+  const args = process.argv.slice(2);
+  let code: number;
   try {
     await program.parseAsync(process.argv);
-    return 0;
+    code = 0;
   } catch (err) {
-    if (err instanceof Exit) return err.code;
-    if (err instanceof CommanderError) {
-      // help and version are not errors; everything else commander rejects is bad input.
-      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : 2;
-    }
-    if (err instanceof InputError) {
-      console.error(`iommu-sim: ${err.message}`);
-      return 2;
-    }
-    if (err instanceof RangeError) {
-      console.error(`iommu-sim: ${err.message}`);
-      return 2;
-    }
-    if (err instanceof ActorFailure || err instanceof ReplayDivergence || err instanceof RunStalled) {
-      console.error(`iommu-sim: ${err.message}`);
-      return 1;
-    }
-    console.error(`iommu-sim: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    return 1;
+    code = exitStatus(err, args);
   }
+  // Files that could not be written after the work: said after the command's report and verdict, exit 2.
+  for (const f of takeWriteFailures()) {
+    console.error(`iommu-sim: ${f.flag} ${f.file}: could not be written: ${f.reason}; the report above is all that is left of the run`);
+    code = 2;
+  }
+  return code;
 }
+
+function exitStatus(err: unknown, args: readonly string[]): number {
+  if (err instanceof Exit) return err.code;
+  if (err instanceof CommanderError) {
+    // help and version are not errors; everything else commander rejects is bad input.
+    return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : 2;
+  }
+  const r = reportFailure(err, args);
+  console.error(r.text);
+  return r.code;
+}
+
+// An error thrown where no command awaits it (a worker's event, a timer) is reported the same way.
+const lastResort = (err: unknown): void => {
+  const r = reportFailure(err, process.argv.slice(2));
+  console.error(r.text);
+  process.exit(r.code);
+};
+process.on('uncaughtException', lastResort);
+process.on('unhandledRejection', lastResort);
 
 process.exitCode = await main();

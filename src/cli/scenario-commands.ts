@@ -16,7 +16,9 @@ import { Schedule } from '../runtime/schedule.js';
 import { MAX_WORKERS } from '../runtime/threaded.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
 import { Exit } from './exit.js';
-import { intArg } from './options.js';
+import { interrupts } from './interrupt.js';
+import { DURATION_FORMS, durationArg, intArg } from './options.js';
+import { checkOutputFile, writeOutput } from './output.js';
 import { progress } from './progress.js';
 import { stressRuns } from './stress.js';
 
@@ -28,14 +30,6 @@ interface ScenarioFlags {
   runs?: number;
   json?: boolean;
   record?: string;
-}
-
-/** `30s`, `2m`, `500ms` or a number of seconds. */
-function durationArg(raw: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(raw.trim());
-  if (!m) throw new Error(`'${raw}' is not a duration (e.g. 30s, 2m, 500ms)`);
-  const v = Number(m[1]);
-  return m[2] === 'ms' ? v : m[2] === 'm' ? v * 60_000 : v * 1000;
 }
 
 function variant(s: Scenario, fixed: boolean): string {
@@ -71,8 +65,10 @@ export function registerScenarioCommands(program: Command): void {
       const fixed = flags.fixed ?? false;
       if (fixed && !s.fix) throw new Exit(usage(`${file}: has no \`fix\` to apply`));
       const e = expectationFor(s, fixed);
+      checkOutputFile('--record', flags.record);
       const bar = progress('executions', !flags.json);
-      const r = flags.runtime === 'threaded' ? await threadedRuns(s, fixed, flags) : await run({
+      const stop = interrupts();
+      const r = flags.runtime === 'threaded' ? await threadedRuns(s, fixed, flags, stop.signal).finally(() => stop.dispose()) : await run({
         workload: { name: s.model, params: scenarioParams(s, fixed) },
         runtime: 'deterministic',
         strategy: flags.strategy ?? s.explore.strategy,
@@ -80,22 +76,28 @@ export function registerScenarioCommands(program: Command): void {
         seed: flags.seed ?? s.explore.seed,
         runs: flags.runs ?? s.explore.runs,
         onProgress: (d, t) => bar.update(d, t),
-      });
+        signal: stop.signal,
+      }).finally(() => stop.dispose());
       bar.stop();
+      if (!r) {
+        stop.exitIfStopped('run', 'no run had finished');
+        throw new Error('run: no run was made');
+      }
       const v = judge(e, { findings: r.findings, counters: r.check.counters, checkOk: r.check.ok, problems: r.check.problems });
-      if (flags.record) r.schedule.save(flags.record);
+      const recorded = flags.record !== undefined && writeOutput('--record', flags.record, r.schedule.encode());
       if (flags.json) {
         process.stdout.write(
-          `${JSON.stringify({ ok: v.ok, scenario: s.name, fixed, verdict: v.lines, executions: r.executions, explored: r.explored, traceHash: r.traceHash, findings: r.findings, counters: r.check.counters, record: flags.record ?? null })}\n`,
+          `${JSON.stringify({ ok: v.ok, scenario: s.name, fixed, verdict: v.lines, executions: r.executions, explored: r.explored, traceHash: r.traceHash, findings: r.findings, counters: r.check.counters, record: recorded ? flags.record : null })}\n`,
         );
       } else {
         console.log(`run: ${s.name}${s.seed ? ` (seed ${s.seed})` : ''}: ${s.title}`);
         console.log(`run: model ${s.model}, ${fixed ? 'fixed' : 'as written'}: ${variant(s, fixed)}`);
         for (const f of r.findings) console.log(`\n${f.text}\n`);
         console.log(`run: ${r.explored}; trace hash ${r.traceHash}`);
-        if (flags.record) console.log(`run: schedule written to ${flags.record}; replay with: iommu-sim replay ${flags.record}`);
+        if (recorded) console.log(`run: schedule written to ${flags.record}; replay with: iommu-sim replay ${flags.record}`);
         printVerdict('run', v.lines, v.ok);
       }
+      stop.exitIfStopped('run', `the verdict above covers the ${r.executions} executions that finished`);
       if (!v.ok) throw new Exit(1);
     });
 
@@ -107,7 +109,7 @@ export function registerScenarioCommands(program: Command): void {
     .addOption(new Option('--strategy <strategy>', 'scheduling strategy (default: the scenario\'s)').choices([...STRATEGIES]))
     .addOption(new Option('--depth <d>', 'pct depth (default: the scenario\'s)').argParser(intArg(1, 64)))
     .addOption(new Option('--runs <n>', 'executions in all (default: 100 × the scenario\'s explore.runs)').argParser(intArg(1)))
-    .addOption(new Option('--time <duration>', 'stop after this long (30s, 2m)').argParser(durationArg))
+    .addOption(new Option('--time <duration>', `stop after this long (${DURATION_FORMS})`).argParser(durationArg()))
     .addOption(new Option('--workers <n>', `pool threads (default ${availableParallelism()})`).argParser(intArg(1, 256)))
     .addOption(new Option('--seed <n>', 'first scheduler seed; each pool task takes the next').argParser(intArg(-2147483648, 2147483647)))
     .addOption(new Option('--chunk <n>', 'executions per pool task').argParser(intArg(1)).default(64))
@@ -118,10 +120,10 @@ export function registerScenarioCommands(program: Command): void {
       const s = await loadScenarioFile(file);
       const fixed = flags.fixed ?? false;
       if (fixed && !s.fix) throw new Exit(usage(`${file}: has no \`fix\` to apply`));
+      const record = flags.record ?? `${s.name}.sched`;
+      checkOutputFile(flags.record ? '--record' : '--record (default <scenario name>.sched)', record);
       const bar = progress('schedules', !flags.json, 500);
-      const ac = new AbortController();
-      const onSigint = (): void => ac.abort();
-      process.once('SIGINT', onSigint);
+      const stop = interrupts();
       const runs = flags.runs ?? s.explore.runs * 100;
       let out: Awaited<ReturnType<typeof exploreScenario>>;
       try {
@@ -137,15 +139,14 @@ export function registerScenarioCommands(program: Command): void {
           keepGoing: flags.keepGoing ?? false,
           chunk: flags.chunk,
           onProgress: (n, failures, rate) => bar.update(n, runs, `${Math.round(rate)} schedules/s, ${failures} failing`),
-          signal: ac.signal,
+          signal: stop.signal,
         });
       } finally {
         bar.stop();
-        process.off('SIGINT', onSigint);
+        stop.dispose();
       }
       const first = out.failures[0];
-      const record = flags.record ?? `${s.name}.sched`;
-      if (first?.schedule) Schedule.decode(first.schedule, 'exploration').save(record);
+      const recorded = first?.schedule ? writeOutput('--record', record, Schedule.decode(first.schedule, 'exploration').encode()) : false;
       const rate = Math.round(out.executions / Math.max(0.001, out.elapsedMs / 1000));
       if (flags.json) {
         process.stdout.write(
@@ -162,7 +163,7 @@ export function registerScenarioCommands(program: Command): void {
             findings: first?.findings ?? [],
             problems: first?.problems ?? [],
             traceHash: first?.traceHash ?? null,
-            record: first ? record : null,
+            record: recorded ? record : null,
             coverage: { triples: out.coverage.triples.length, lockChains: out.coverage.lockChains.length, pasidTransitions: out.coverage.pasid, tripleList: out.coverage.triples },
           })}\n`,
         );
@@ -173,8 +174,8 @@ export function registerScenarioCommands(program: Command): void {
         if (first) {
           for (const f of first.findings) console.log(`\n${f.text}\n`);
           for (const p of first.problems) console.log(`explore: ${p}`);
-          console.log(`explore: failing seed ${first.seed} (${first.explored}); schedule written to ${record}`);
-          console.log(`explore: replay with: iommu-sim replay ${record}`);
+          console.log(`explore: failing seed ${first.seed} (${first.explored})${recorded ? `; schedule written to ${record}` : ''}`);
+          if (recorded) console.log(`explore: replay with: iommu-sim replay ${record}`);
           if (out.failures.length > 1) console.log(`explore: ${out.failures.length} failing seeds: ${out.failures.map((f) => f.seed).join(' ')}`);
           if (flags.keepGoing) {
             const kinds = Object.entries(out.failingKinds).map(([k, n]) => `${k} ${n}`).join(', ');
@@ -183,7 +184,7 @@ export function registerScenarioCommands(program: Command): void {
         }
         console.log(`explore: ${first ? 'FAILURE' : 'SUCCESS'}`);
       }
-      if (out.stoppedBy === 'interrupt') throw new Exit(130);
+      stop.exitIfStopped('explore', `the summary above covers the ${out.executions} schedules that finished`);
       if (first) throw new Exit(1);
     });
 
@@ -192,7 +193,7 @@ export function registerScenarioCommands(program: Command): void {
     .description('Threaded stress of a scenario (a stress config is a scenario file too): runs back to back for --duration, a status line per run, failing runs saved as replayable schedules; ends "stress: SUCCESS" or "stress: FAILURE".')
     .argument('<file>', 'the scenario or stress config')
     .option('--fixed', "apply the scenario's `fix` policies")
-    .addOption(new Option('--duration <duration>', 'how long (60s, 2m)').argParser(durationArg).default(60_000, '60s'))
+    .addOption(new Option('--duration <duration>', `how long (${DURATION_FORMS})`).argParser(durationArg()).default(60_000, '60s'))
     .addOption(new Option('--workers <n>', 'sharded: worker threads').argParser(intArg(1, MAX_WORKERS)))
     .addOption(new Option('--placement <placement>', 'sharded over --workers, or a thread per actor').choices(['sharded', 'per-actor']).default('sharded'))
     .addOption(new Option('--seed <n>', 'seed of the first run; each run takes the next').argParser(intArg(-2147483648, 2147483647)).default(1))
@@ -203,9 +204,9 @@ export function registerScenarioCommands(program: Command): void {
       const s = await loadScenarioFile(file);
       const fixed = flags.fixed ?? false;
       if (fixed && !s.fix) throw new Exit(usage(`${file}: has no \`fix\` to apply`));
-      const ac = new AbortController();
-      const onSigint = (): void => ac.abort();
-      process.once('SIGINT', onSigint);
+      const record = flags.record ?? `${s.name}.stress.sched`;
+      checkOutputFile(flags.record ? '--record' : '--record (default <scenario name>.stress.sched)', record);
+      const stop = interrupts();
       let out: Awaited<ReturnType<typeof stressRuns>>;
       try {
         out = await stressRuns({
@@ -217,12 +218,12 @@ export function registerScenarioCommands(program: Command): void {
           placement: flags.placement,
           ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
           keepGoing: flags.keepGoing ?? false,
-          record: flags.record ?? `${s.name}.stress.sched`,
+          record,
           json: flags.json ?? false,
-          signal: ac.signal,
+          signal: stop.signal,
         });
       } finally {
-        process.off('SIGINT', onSigint);
+        stop.dispose();
       }
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ ok: out.ok, scenario: s.name, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, findings: out.failures.flatMap((r) => r.findings), saved: out.saved })}\n`);
@@ -231,16 +232,16 @@ export function registerScenarioCommands(program: Command): void {
         console.log(`stress: ${s.name}: ${out.runs} threaded runs in ${out.seconds.toFixed(1)} s (${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
         console.log(`stress: per second ${Object.entries(out.perSecond).filter(([, v]) => v !== 0).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
         for (const f of out.saved) console.log(`stress: failing run saved to ${f}; replay with: iommu-sim replay ${f}`);
-        console.log(`stress: ${out.ok ? 'SUCCESS' : 'FAILURE'}`);
+        console.log(`stress: ${out.ok ? (stop.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE'}`);
       }
-      if (ac.signal.aborted) throw new Exit(130);
+      stop.exitIfStopped('stress', `the summary above covers the ${out.runs} runs that finished`);
       if (!out.ok) throw new Exit(1);
     });
 
   program
     .command('races')
     .description('Run every race script in races/ with the policy that shows its bug and with the one that fixes it, the fault-injection scenarios in scenarios/ as written, then a short stress run; a table, then SUCCESS or FAILURE (npm start).')
-    .addOption(new Option('--stress <seconds>', 'length of the stress run (0: none)').argParser(intArg(0, 3600)).default(5))
+    .addOption(new Option('--stress <duration>', `length of the stress run (${DURATION_FORMS}; 0: none)`).argParser(durationArg({ allowZero: true })).default(5000, '5s'))
     .option('--json', 'print one JSON object')
     .action(async (flags: { stress: number; json?: boolean }) => {
       const files = ['races', 'scenarios'].flatMap((d) =>
@@ -279,7 +280,7 @@ export function registerScenarioCommands(program: Command): void {
       }
       let stress: { ok: boolean; line: string } | undefined;
       if (flags.stress > 0) {
-        const until = performance.now() + flags.stress * 1000;
+        const until = performance.now() + flags.stress;
         let runs = 0;
         let dmas = 0;
         let findings = 0;
@@ -313,15 +314,21 @@ export function registerScenarioCommands(program: Command): void {
  * `run --runtime threaded`: recorded threaded runs (seed, seed+1, …) until one shows a finding or fails its
  * check, or --runs (default 1) are done; the last one is the outcome (its schedule replays deterministically).
  */
-async function threadedRuns(s: Scenario, fixed: boolean, flags: ScenarioFlags & { workers?: number }): Promise<Awaited<ReturnType<typeof run>>> {
+async function threadedRuns(s: Scenario, fixed: boolean, flags: ScenarioFlags & { workers?: number }, signal: AbortSignal): Promise<Awaited<ReturnType<typeof run>> | undefined> {
   const seed = flags.seed ?? s.explore.seed;
   const n = flags.runs ?? 1;
   let r: Awaited<ReturnType<typeof run>> | undefined;
-  for (let i = 0; i < n; i++) {
-    r = await run({ workload: { name: s.model, params: scenarioParams(s, fixed) }, runtime: 'threaded', seed: seed + i, ...(flags.workers !== undefined ? { workers: flags.workers } : {}) });
+  for (let i = 0; i < n && !signal.aborted; i++) {
+    try {
+      r = await run({ workload: { name: s.model, params: scenarioParams(s, fixed) }, runtime: 'threaded', seed: seed + i, ...(flags.workers !== undefined ? { workers: flags.workers } : {}), signal });
+    } catch (err) {
+      // Interrupted (src/cli/interrupt.ts): the last finished run is the outcome.
+      if (signal.aborted) break;
+      throw err;
+    }
     if (r.findings.length > 0 || !r.check.ok) break;
   }
-  return r as Awaited<ReturnType<typeof run>>;
+  return r;
 }
 
 /** A usage error: printed, exit 2. */

@@ -4,6 +4,7 @@
 import type { Wire } from '../runtime/model.js';
 import type { Placement, RunResult } from '../runtime/result.js';
 import { run } from '../runtime/run.js';
+import { writeOutput } from './output.js';
 
 export interface StressOptions {
   readonly tag: string;
@@ -43,7 +44,9 @@ export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
   let runs = 0;
   while (performance.now() < until && !o.signal?.aborted) {
     const seed = o.seed + runs;
-    const r = await run({
+    let r: RunResult;
+    try {
+      r = await run({
       workload: { name: o.model, params: { ...o.params, seed } },
       runtime: 'threaded',
       seed,
@@ -52,7 +55,12 @@ export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
       keepTrace: true,
       keepGoing: o.keepGoing,
       ...(o.signal ? { signal: o.signal } : {}),
-    });
+      });
+    } catch (err) {
+      // Interrupted (src/cli/interrupt.ts): the run in flight is dropped, the finished ones are the summary.
+      if (o.signal?.aborted) break;
+      throw err;
+    }
     runs++;
     for (const [k, v] of Object.entries(r.check.counters)) totals[k] = (totals[k] ?? 0) + v;
     const ok = passed(r);
@@ -60,8 +68,7 @@ export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
       failures.push(r);
       if (o.record) {
         const file = failures.length === 1 ? o.record : `${o.record}.${failures.length}`;
-        r.schedule.save(file);
-        saved.push(file);
+        if (writeOutput('--record', file, r.schedule.encode())) saved.push(file);
       }
     }
     if (!o.json) {
