@@ -3,22 +3,26 @@
 // is checked by the schema, the parameters by the model they are for, and a parameter's error is reported
 // under the section it was written in. A `script` section becomes the model's `steps` parameter; the model checks
 // what only it knows (its topology, its locks), and its errors come back as `script.drv/1[2]: …`.
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { createRequire, isBuiltin } from 'node:module';
+import { dirname, extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import type { ZodError } from 'zod';
 import '../actors/workloads.js';
 import { buildWorkload } from '../runtime/workloads.js';
 import { InputError } from '../runtime/errors.js';
 import type { Wire } from '../runtime/model.js';
-import { type DomainsStep, type IoasidStep, type ModelName, SCRIPT_STEPS, type Scenario, type SvaStep, scenarioSchema } from './scenario.js';
+import { describeZod } from './describe.js';
+import { type DomainsStep, type IoasidStep, type Scenario, type SvaStep, scenarioSchema } from './scenario.js';
 
 export class ScenarioError extends InputError {
   override name = 'ScenarioError';
 }
 
 const SECTIONS = ['topology', 'policies', 'workload', 'faults'] as const;
+
+/** The highest process number a script may name (the sva model's `processes` is at most 4096). */
+const MAX_SCRIPTED_PROCESS = 4095;
 
 /** Read a scenario file (a .ts/.mts/.js/.mjs module is imported: its default export). */
 export async function loadScenarioFile(file: string): Promise<Scenario> {
@@ -27,7 +31,7 @@ export async function loadScenarioFile(file: string): Promise<Scenario> {
   if (ext === '.ts' || ext === '.mts') {
     raw = await importTypeScript(file);
   } else if (ext === '.js' || ext === '.mjs') {
-    raw = await importModule(file, resolve(file));
+    raw = await importModule(file, pathToFileURL(resolve(file)).href);
   } else {
     let text: string;
     try {
@@ -38,24 +42,31 @@ export async function loadScenarioFile(file: string): Promise<Scenario> {
     try {
       raw = ext === '.json' ? JSON.parse(text) : parseYaml(text);
     } catch (err) {
-      throw new ScenarioError(`${file}: not valid ${ext === '.json' ? 'JSON' : 'YAML'}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+      const what = ext === '.json' ? 'JSON' : 'YAML';
+      // The parser recurses per level: a deep enough nesting exhausts its stack (no scenario nests past 5).
+      if (err instanceof RangeError || /Maximum call stack/.test(String(err))) throw new ScenarioError(`${file}: not valid ${what}: nested too deeply (a scenario nests 5 levels at most)`);
+      throw new ScenarioError(`${file}: not valid ${what}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
     }
   }
   return validateScenario(raw, file);
 }
 
-async function importModule(file: string, path: string): Promise<unknown> {
+async function importModule(file: string, url: string): Promise<unknown> {
   try {
-    return ((await import(pathToFileURL(path).href)) as { default?: unknown }).default;
+    return ((await import(url)) as { default?: unknown }).default;
   } catch (err) {
-    throw new ScenarioError(`${file}: cannot import: ${err instanceof Error ? err.message : String(err)}`);
+    // A TypeScript scenario is imported from a data: URL: its messages name the file instead.
+    const msg = (err instanceof Error ? err.message : String(err)).replace(/data:text\/javascript;base64,[\w+/=]+/g, file).split('\n')[0];
+    throw new ScenarioError(`${file}: cannot import: ${msg}`);
   }
 }
 
 /**
  * A TypeScript scenario (`import { defineScenario } from 'iommu-sim'`): Node 20 cannot import .ts, so it is
- * transpiled (types stripped, not checked: `tsc --noEmit` does that) to a module beside it, so that its relative
- * imports and the package's own name resolve as they would from the .ts file, and imported from there.
+ * transpiled (types stripped, not checked: `tsc --noEmit` does that) and imported from a data: URL — nothing is
+ * written beside the scenario. Its imports are resolved first as they would be from the .ts file (relative ones
+ * against its folder, packages from its node_modules or the package's own name), since a data: module resolves
+ * nothing but absolute URLs.
  */
 async function importTypeScript(file: string): Promise<unknown> {
   let ts: typeof import('typescript');
@@ -70,20 +81,62 @@ async function importTypeScript(file: string): Promise<unknown> {
   } catch (err) {
     throw new ScenarioError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
-  const out = ts.transpileModule(text, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 }, fileName: file, reportDiagnostics: true });
+  const path = resolve(file);
+  const out = ts.transpileModule(text, {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+    fileName: file,
+    reportDiagnostics: true,
+    transformers: { after: [absoluteImports(ts, path)] },
+  });
   const syntax = out.diagnostics?.[0];
   if (syntax) throw new ScenarioError(`${file}: not valid TypeScript: ${ts.flattenDiagnosticMessageText(syntax.messageText, ' ')}`);
-  const tmp = join(dirname(resolve(file)), `.${basename(file)}.${process.pid}.${Date.now()}.mjs`);
-  writeFileSync(tmp, out.outputText);
+  return importModule(file, `data:text/javascript;base64,${Buffer.from(out.outputText).toString('base64')}`);
+}
+
+/** `./x.js` → file:///…/x.js, `iommu-sim` → file:///…/dist/src/index.js; node: builtins and unresolvable names stay. */
+function resolveFrom(path: string, spec: string): string {
+  if (spec.startsWith('./') || spec.startsWith('../')) return new URL(spec, pathToFileURL(path)).href;
+  if (spec.startsWith('node:') || spec.includes(':') || isBuiltin(spec)) return spec;
   try {
-    return await importModule(file, tmp);
-  } finally {
-    rmSync(tmp, { force: true });
+    return pathToFileURL(createRequire(path).resolve(spec)).href;
+  } catch {
+    return spec;
   }
+}
+
+function absoluteImports(ts: typeof import('typescript'), path: string) {
+  return (ctx: import('typescript').TransformationContext) => {
+    const f = ctx.factory;
+    const fix = (spec: import('typescript').Expression | undefined): import('typescript').Expression | undefined =>
+      spec && ts.isStringLiteral(spec) ? f.createStringLiteral(resolveFrom(path, spec.text)) : spec;
+    const visit = (node: import('typescript').Node): import('typescript').Node => {
+      if (ts.isImportDeclaration(node)) {
+        return f.updateImportDeclaration(node, node.modifiers, node.importClause, fix(node.moduleSpecifier) ?? node.moduleSpecifier, node.attributes);
+      }
+      if (ts.isExportDeclaration(node)) return f.updateExportDeclaration(node, node.modifiers, node.isTypeOnly, node.exportClause, fix(node.moduleSpecifier), node.attributes);
+      if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
+        return f.updateCallExpression(node, node.expression, node.typeArguments, node.arguments.map((a) => fix(a) ?? a));
+      }
+      return ts.visitEachChild(node, visit, ctx);
+    };
+    return (sf: import('typescript').SourceFile) => ts.visitEachChild(sf, visit, ctx);
+  };
 }
 
 /** Check a scenario object; `where` names it in errors. Never throws anything but a ScenarioError. */
 export function validateScenario(raw: unknown, where: string): Scenario {
+  try {
+    return checkScenario(raw, where);
+  } catch (err) {
+    // A module's object can throw from a getter or a proxy, and a size can exceed what an array holds: either
+    // is this file's problem, said with its name.
+    const msg = err instanceof Error ? err.message : String(err);
+    if (err instanceof ScenarioError) throw msg.startsWith(`${where}: `) ? err : new ScenarioError(`${where}: ${msg}`);
+    throw new ScenarioError(`${where}: ${err instanceof RangeError ? `too large or nested too deeply: ${msg}` : msg}`);
+  }
+}
+
+function checkScenario(raw: unknown, where: string): Scenario {
   const r = scenarioSchema.safeParse(raw);
   if (!r.success) throw new ScenarioError(`${where}: ${describeZod(r.error, raw)}`);
   // An extension is named relative to the scenario; the workload needs where it is.
@@ -136,6 +189,8 @@ function compileSva(script: Record<string, SvaStep[]>): string {
   const procs: Wire[][] = [];
   for (const [name, steps] of Object.entries(script)) {
     const i = Number(name.slice('proc/'.length));
+    // The list is dense up to the highest process: a name past any topology is refused before it is built.
+    if (!(i <= MAX_SCRIPTED_PROCESS)) throw new ScenarioError(`script.${name}: no such process (a topology has ${MAX_SCRIPTED_PROCESS + 1} at most)`);
     procs[i] = steps.map((st): Wire => {
       if (typeof st === 'string') return { op: st };
       if ('dma' in st) return { op: 'dma', ...st.dma };
@@ -208,19 +263,4 @@ function checkParams(s: Scenario, where: string, params: Record<string, Wire>): 
     const sec = key ? (s.fix && key in s.fix ? 'fix' : (seen.get(key) ?? 'workload')) : undefined;
     throw new ScenarioError(`${where}: ${sec && key ? `${sec}.${key}: ` : ''}${msg}`);
   }
-}
-
-function describeZod(e: ZodError, raw: unknown): string {
-  const model = (raw as { model?: unknown } | null)?.model;
-  const steps = typeof model === 'string' && model in SCRIPT_STEPS ? SCRIPT_STEPS[model as ModelName] : undefined;
-  return e.issues
-    .slice(0, 5)
-    .map((i) => {
-      let msg = i.message;
-      // A record's key and a union's branches keep what is wrong inside: say it.
-      if (i.code === 'invalid_key') msg = i.issues.map((x) => x.message).join('; ');
-      else if (i.code === 'invalid_union' && i.path[0] === 'script' && i.path.length === 3 && steps) msg = `not a step of the ${String(model)} model (${steps.join(', ')})`;
-      return `${i.path.length > 0 ? i.path.join('.') : '(top level)'}: ${msg}`;
-    })
-    .join('; ');
 }
