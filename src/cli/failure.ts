@@ -34,7 +34,9 @@ export function reportFailure(err: unknown, args: readonly string[], debug = deb
   // too; what the input was is in the message the command adds when it knows (load.ts does for scenarios).
   if (err instanceof RangeError) return { code: 2, text: `iommu-sim: ${err.message}${stack}` };
   const again = `reproduce with: ${commandLine(args)} (the deterministic runtime repeats a run exactly from its seed; --record FILE keeps a run's schedule for iommu-sim replay)`;
-  if (err instanceof ActorFailure || err instanceof TaskFailure || err instanceof RunStalled || err instanceof ReplayDivergence) {
+  // The schedule being replayed is already the reproduction: it is named in the command.
+  if (err instanceof ReplayDivergence) return { code: 1, text: `iommu-sim: ${err.message}${stack}` };
+  if (err instanceof ActorFailure || err instanceof TaskFailure || err instanceof RunStalled) {
     return { code: 1, text: `iommu-sim: ${err.message}\niommu-sim: ${again}${stack}` };
   }
   const what = err instanceof Error ? `${err.name}: ${err.message}` : String(err);

@@ -20,6 +20,7 @@ import { reportFailure } from './failure.js';
 import { type Interrupts, interrupts } from './interrupt.js';
 import { DURATION_FORMS, durationArg, intArg, setArg } from './options.js';
 import { checkOutputDir, checkOutputFile, takeWriteFailures, writeOutput } from './output.js';
+import { loadSchedule } from './schedule-file.js';
 import { registerScenarioCommands } from './scenario-commands.js';
 import { stressRuns } from './stress.js';
 import { progress } from './progress.js';
@@ -390,7 +391,7 @@ program
   .action((file: string, flags: { out?: string; runs: number; json?: boolean }) => {
     const out = flags.out ?? `${file}.shrunk`;
     checkOutputFile(flags.out ? '--out' : '--out (default <schedule>.shrunk)', out);
-    const schedule = Schedule.load(file);
+    const schedule = loadSchedule(file);
     const bar = progress('runs', !flags.json);
     let r: ReturnType<typeof shrink>;
     try {
@@ -445,7 +446,7 @@ program
   .option('--window <steps>', 'html: steps shown before the first finding', intArg(1, 5000), DEFAULT_WINDOW)
   .action((file: string, flags: { format: 'perfetto' | 'text' | 'html'; out?: string; window: number }) => {
     checkOutputFile('--out', flags.out);
-    const schedule = Schedule.load(file);
+    const schedule = loadSchedule(file);
     const r = replay(schedule);
     const title = `iommu-sim ${schedule.meta.workload.name} (${schedule.meta.runtime}, seed ${schedule.meta.seed})`;
     const text =

@@ -182,7 +182,7 @@ export function registerScenarioCommands(program: Command): void {
             console.log(`explore: ${out.failing} of ${out.executions} schedules failed (${kinds})`);
           }
         }
-        console.log(`explore: ${first ? 'FAILURE' : 'SUCCESS'}`);
+        console.log(`explore: ${first ? 'FAILURE' : stop.received ? 'INTERRUPTED' : 'SUCCESS'}`);
       }
       stop.exitIfStopped('explore', `the summary above covers the ${out.executions} schedules that finished`);
       if (first) throw new Exit(1);

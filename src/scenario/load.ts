@@ -132,8 +132,27 @@ export function validateScenario(raw: unknown, where: string): Scenario {
     // is this file's problem, said with its name.
     const msg = err instanceof Error ? err.message : String(err);
     if (err instanceof ScenarioError) throw msg.startsWith(`${where}: `) ? err : new ScenarioError(`${where}: ${msg}`);
-    throw new ScenarioError(`${where}: ${err instanceof RangeError ? `too large or nested too deeply: ${msg}` : msg}`);
+    if (err instanceof RangeError) throw new ScenarioError(`${where}: (top level): too large or nested too deeply: ${msg}`);
+    throw new ScenarioError(`${where}: ${accessorPath(raw) ?? '(top level)'}: reading it threw: ${msg}`);
   }
+}
+
+/** The first field of a module's object that is computed when read (a getter): the likely thrower. */
+function accessorPath(raw: unknown): string | undefined {
+  // Breadth first, without recursion: the object may be nested deeper than the stack goes.
+  const queue: [unknown, string][] = [[raw, '']];
+  const seen = new Set<unknown>();
+  for (let i = 0; i < queue.length && i < 10_000; i++) {
+    const [v, path] = queue[i] as [unknown, string];
+    if (typeof v !== 'object' || v === null || seen.has(v)) continue;
+    seen.add(v);
+    for (const [k, d] of Object.entries(Object.getOwnPropertyDescriptors(v))) {
+      const at = path ? `${path}.${k}` : k;
+      if (!('value' in d)) return at;
+      queue.push([d.value, at]);
+    }
+  }
+  return undefined;
 }
 
 function checkScenario(raw: unknown, where: string): Scenario {
@@ -258,6 +277,10 @@ function checkParams(s: Scenario, where: string, params: Record<string, Wire>): 
       throw new ScenarioError(`${where}: ${m ? `script.${m[1]}: ${m[2]}` : `script: ${rest}`}`);
     }
     if (msg.startsWith('extension ')) throw new ScenarioError(`${where}: extension: ${msg}`);
+    // A patch's extend() that throws: its own error, thrown from its file.
+    if (s.extension && !(err instanceof InputError) && err instanceof Error && err.stack?.includes(s.extension)) {
+      throw new ScenarioError(`${where}: extension: ${s.extension}: extend() threw: ${msg}`);
+    }
     // The models name the parameter in quotes or first: `sva: teardown must be one of …`.
     const key = Object.keys(params).find((k) => new RegExp(`(^|[\\s'"])${k}([\\s'":]|$)`).test(msg.replace(/^\w+: /, ' ')));
     const sec = key ? (s.fix && key in s.fix ? 'fix' : (seen.get(key) ?? 'workload')) : undefined;
