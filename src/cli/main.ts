@@ -7,7 +7,7 @@ import '../actors/workloads.js';
 import { InputError } from '../runtime/errors.js';
 import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { accountingLine, type RunResult } from '../runtime/result.js';
-import { type ReplayOutcome, replay, run, type RunOutcome, Schedule } from '../runtime/run.js';
+import { type ReplayOutcome, replay, run, type RunOutcome } from '../runtime/run.js';
 import { NothingToShrink, shrink } from '../runtime/shrink.js';
 import { MAX_WORKERS } from '../runtime/threaded.js';
 import type { Wire } from '../runtime/model.js';
@@ -362,7 +362,7 @@ program
   .argument('<schedule>', 'a schedule file written by --record')
   .option('--json', 'print one JSON object on stdout')
   .action((file: string, flags: { json?: boolean }) => {
-    const schedule = Schedule.load(file);
+    const schedule = loadSchedule(file);
     const r: ReplayOutcome = replay(schedule);
     const ok = r.matches && passed(r);
     if (flags.json) {
