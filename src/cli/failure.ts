@@ -5,6 +5,7 @@
 // stack for whoever debugs the simulator itself.
 import { ActorFailure, InputError, ReplayDivergence, RunStalled } from '../runtime/errors.js';
 import { TaskFailure } from '../runtime/task.js';
+import { RemoteFailure } from './remote.js';
 
 export interface FailureReport {
   /** 1: the run failed (a crash, a stall, a divergence, an internal error); 2: the input was refused. */
@@ -29,14 +30,14 @@ export function commandLine(args: readonly string[]): string {
 /** The error as the user reads it; `args` are the command's arguments (after `iommu-sim`). */
 export function reportFailure(err: unknown, args: readonly string[], debug = debugging()): FailureReport {
   const stack = debug && err instanceof Error && err.stack ? `\n${err.stack}` : '';
-  if (err instanceof InputError) return { code: 2, text: `iommu-sim: ${err.message}${stack}` };
+  if (err instanceof InputError || (err instanceof RemoteFailure && err.kind === 'input')) return { code: 2, text: `iommu-sim: ${err.message}${stack}` };
   // The JavaScript engine's own limits hit by an input (a nesting or a size it cannot hold) are refused input
   // too; what the input was is in the message the command adds when it knows (load.ts does for scenarios).
   if (err instanceof RangeError) return { code: 2, text: `iommu-sim: ${err.message}${stack}` };
   const again = `reproduce with: ${commandLine(args)} (the deterministic runtime repeats a run exactly from its seed; --record FILE keeps a run's schedule for iommu-sim replay)`;
   // The schedule being replayed is already the reproduction: it is named in the command.
   if (err instanceof ReplayDivergence) return { code: 1, text: `iommu-sim: ${err.message}${stack}` };
-  if (err instanceof ActorFailure || err instanceof TaskFailure || err instanceof RunStalled) {
+  if (err instanceof ActorFailure || err instanceof TaskFailure || err instanceof RunStalled || (err instanceof RemoteFailure && err.kind === 'run')) {
     return { code: 1, text: `iommu-sim: ${err.message}\niommu-sim: ${again}${stack}` };
   }
   const what = err instanceof Error ? `${err.name}: ${err.message}` : String(err);

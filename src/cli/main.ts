@@ -8,7 +8,6 @@ import { InputError } from '../runtime/errors.js';
 import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { accountingLine, type RunResult } from '../runtime/result.js';
 import { type ReplayOutcome, replay, run, type RunOutcome } from '../runtime/run.js';
-import { NothingToShrink, shrink } from '../runtime/shrink.js';
 import { MAX_WORKERS } from '../runtime/threaded.js';
 import type { Wire } from '../runtime/model.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
@@ -21,6 +20,7 @@ import { type Interrupts, interrupts } from './interrupt.js';
 import { DURATION_FORMS, durationArg, intArg, setArg } from './options.js';
 import { checkOutputDir, checkOutputFile, takeWriteFailures, writeOutput } from './output.js';
 import { loadSchedule } from './schedule-file.js';
+import { type ShrinkOutcome, shrinkOnWorker } from './shrink-run.js';
 import { registerScenarioCommands } from './scenario-commands.js';
 import { stressRuns } from './stress.js';
 import { progress } from './progress.js';
@@ -388,23 +388,33 @@ program
   .option('-o, --out <file>', 'where to write the shrunk schedule (default: <schedule>.shrunk)')
   .addOption(new Option('--runs <n>', 'run the workload at most n times while shrinking').argParser(intArg(1)).default(2000))
   .option('--json', 'print one JSON object on stdout')
-  .action((file: string, flags: { out?: string; runs: number; json?: boolean }) => {
+  .action(async (file: string, flags: { out?: string; runs: number; json?: boolean }) => {
     const out = flags.out ?? `${file}.shrunk`;
     checkOutputFile(flags.out ? '--out' : '--out (default <schedule>.shrunk)', out);
     const schedule = loadSchedule(file);
     const bar = progress('runs', !flags.json);
-    let r: ReturnType<typeof shrink>;
+    const stop = interrupts();
+    let o: ShrinkOutcome;
     try {
-      r = shrink(schedule, { maxRuns: flags.runs, onProgress: (p) => bar.update(p.runs, p.maxRuns, `${p.steps} steps`) });
-    } catch (err) {
-      if (!(err instanceof NothingToShrink)) throw err;
-      // Exit 1 as for any other command whose input turned out not to be what it needs: a failing run.
-      if (flags.json) printJson({ ok: false, input: file, nothingToShrink: true, message: err.message });
-      else console.log(`shrink: ${file}: ${err.message}`);
-      throw new Exit(1);
+      o = await shrinkOnWorker(schedule, flags.runs, (p) => bar.update(p.runs, p.maxRuns, `${p.steps} steps`), stop.signal);
     } finally {
       bar.stop();
+      stop.dispose();
     }
+    if (o.kind === 'stopped') {
+      const so = o.last ? `after ${o.last.runs} of ${o.last.maxRuns} runs the shortest run failing the same way had ${o.last.steps} of ${schedule.length} steps` : 'before its first runs';
+      if (flags.json) printJson({ ok: false, input: file, interrupted: stop.received ?? null, runs: o.last?.runs ?? 0, before: schedule.length, after: o.last?.steps ?? null, out: null });
+      else console.log(`shrink: ${file}: interrupted ${so}; nothing written (an unfinished shrink's result is not checked)`);
+      stop.exitIfStopped('shrink', 'its worker thread was stopped');
+    }
+    if (o.kind === 'nothing') {
+      // Exit 1 as for any other command whose input turned out not to be what it needs: a failing run.
+      if (flags.json) printJson({ ok: false, input: file, nothingToShrink: true, message: o.message });
+      else console.log(`shrink: ${file}: ${o.message}`);
+      throw new Exit(1);
+    }
+    if (o.kind !== 'done') throw new Error('shrink: stopped without a signal');
+    const r = o.result;
     const written = writeOutput('--out', out, r.schedule.encode());
     if (flags.json) {
       printJson({
