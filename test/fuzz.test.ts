@@ -7,7 +7,7 @@
 // valid ones runs through the model under a step budget (no hang), and a subset goes through files on disk
 // (YAML, JSON, TypeScript): nothing is left beside them. The seed is fixed (a reproducible CI run) and printed;
 // FUZZ_SEED=<n> explores another.
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -34,6 +34,19 @@ const STACK = /\n\s+at \S/;
 const dir = mkdtempSync(join(tmpdir(), 'iommu-sim-fuzz-'));
 const FILE = join(dir, 'fuzz.yaml');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Patches under review (`extension:`), named relative to the scenario: ones that throw, and one that works. */
+const PATCHES = {
+  'patches/body-throws.cjs': "throw new Error('the patch module threw');\n",
+  'patches/extend-throws.cjs': "exports.extend = () => { throw new Error('extend threw'); };\n",
+  'patches/no-extend.cjs': 'exports.other = 1;\n',
+  'patches/bind-throws.cjs': "exports.extend = (ctx) => ctx.setCoreStep('bind', function* () { throw new Error('the patched bind threw'); });\n",
+  'patches/missing-step.cjs': "exports.extend = (ctx) => ctx.setCoreStep('nosuchstep', function* () {});\n",
+  'patches/noop.cjs': 'exports.extend = () => {};\n',
+};
+mkdirSync(join(dir, 'patches'));
+for (const [f, text] of Object.entries(PATCHES)) writeFileSync(join(dir, f), text);
+const PATCH_FILES = [...Object.keys(PATCHES), 'patches/absent.cjs'];
 
 // ---- generators, from the schema ----
 
@@ -141,7 +154,8 @@ type Mutation =
   | { readonly kind: 'self-reference'; readonly at: number }
   | { readonly kind: 'throwing-getter'; readonly at: number; readonly key: string }
   | { readonly kind: 'drop'; readonly key: string }
-  | { readonly kind: 'other-model'; readonly model: string };
+  | { readonly kind: 'other-model'; readonly model: string }
+  | { readonly kind: 'patch'; readonly file: string };
 
 const SIZES = ['devices', 'processes', 'pages', 'iommus', 'groups', 'groupSize', 'pasids', 'bits', 'pasidBits', 'quota', 'vms', 'dmas', 'rounds', 'prqDepth', 'addressSpaces'];
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
@@ -153,6 +167,7 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant('throwing-getter' as const), at: fc.nat(), key: fc.constantFrom('name', 'model', 'script', 'n', 'after', 'while', 'runs') }),
   fc.record({ kind: fc.constant('drop' as const), key: fc.constantFrom('name', 'title', 'model', 'explore') }),
   fc.record({ kind: fc.constant('other-model' as const), model: fc.constantFrom('sva', 'domains', 'ioasid', 'SVA', '', 'nosuch') }),
+  fc.record({ kind: fc.constant('patch' as const), file: fc.constantFrom(...PATCH_FILES) }),
 );
 
 type Obj = Record<string, unknown>;
@@ -220,6 +235,9 @@ function mutate(raw: Obj, ms: readonly Mutation[]): Obj {
       case 'other-model':
         put(raw, 'model', m.model);
         break;
+      case 'patch':
+        put(raw, 'extension', m.file);
+        break;
     }
   }
   return raw;
@@ -268,7 +286,7 @@ describe(`fuzz: ${INPUTS} generated scenarios (fast-check seed ${SEED})`, () => 
         try {
           const s = validateScenario(raw, FILE);
           counts.valid++;
-          if (valid.length < RUNS * 2 && smallEnough(s)) valid.push(s);
+          if (smallEnough(s) && (valid.length < RUNS || (s.extension && valid.length < RUNS * 2))) valid.push(s);
         } catch (err) {
           counts.refused++;
           expectRefusal(err, FILE);
@@ -302,7 +320,8 @@ describe(`fuzz: ${INPUTS} generated scenarios (fast-check seed ${SEED})`, () => 
       }
     }
     expect(counts.files).toBeGreaterThan(INPUTS / FILE_EVERY / 2);
-    expect(readdirSync(dir).sort()).toEqual([...written].sort());
+    expect(readdirSync(dir).sort()).toEqual([...written, 'patches'].sort());
+    expect(readdirSync(join(dir, 'patches')).sort()).toEqual(Object.keys(PATCHES).map((f) => f.slice('patches/'.length)).sort());
     console.log(`fuzz: ${counts.inputs} inputs: ${counts.valid} valid, ${counts.refused} refused (exit 2); ${counts.files} also loaded from files`);
   }, 120_000);
 
@@ -310,7 +329,11 @@ describe(`fuzz: ${INPUTS} generated scenarios (fast-check seed ${SEED})`, () => 
     expect(valid.length).toBeGreaterThanOrEqual(RUNS);
     const outcomes = { 0: 0, 1: 0, 2: 0 };
     const why = new Set<string>();
-    for (const s of valid.slice(0, RUNS)) {
+    let patchThrew = 0;
+    // Every patched scenario first (the patch that throws at run time among them), then the others.
+    const patched = valid.filter((s) => s.extension);
+    console.log(`fuzz: ${patched.length} valid scenarios carry a patch (${[...new Set(patched.map((s) => s.extension?.slice(dir.length + 1)))].join(', ')})`);
+    for (const s of [...patched, ...valid.filter((s) => !s.extension)].slice(0, RUNS)) {
       let code: 0 | 1 | 2;
       try {
         const r = await run({
@@ -329,11 +352,17 @@ describe(`fuzz: ${INPUTS} generated scenarios (fast-check seed ${SEED})`, () => 
         const r = reportFailure(err, ['run', FILE], false);
         expect(r.text, JSON.stringify(s.script)).not.toMatch(STACK);
         code = r.code;
+        // A patch that throws at run time is a failure of the run, named by its task and last point.
+        if (r.text.includes('the patched bind threw')) {
+          expect(r.code).toBe(1);
+          expect(r.text).toMatch(/^iommu-sim: task \S+ threw after '[^']*': the patched bind threw/);
+          patchThrew++;
+        }
         why.add(r.text.split('\n')[0]?.replace(/\d+/g, 'N').slice(0, 90) ?? '');
       }
       outcomes[code]++;
     }
-    console.log(`fuzz: ${RUNS} valid scenarios run: exit 0 ${outcomes[0]}, exit 1 ${outcomes[1]}, exit 2 ${outcomes[2]}; failures seen:\n  ${[...why].join('\n  ')}`);
+    console.log(`fuzz: ${RUNS} valid scenarios run: exit 0 ${outcomes[0]}, exit 1 ${outcomes[1]}, exit 2 ${outcomes[2]}; ${patchThrew} runs stopped by a patch that throws; failures seen:\n  ${[...why].join('\n  ')}`);
     expect(outcomes[0] + outcomes[1] + outcomes[2]).toBe(RUNS);
   }, 120_000);
 });
