@@ -27,6 +27,14 @@ export function commandLine(args: readonly string[]): string {
   return ['iommu-sim', ...args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))].join(' ');
 }
 
+/**
+ * A run's failure that crossed a thread pool (piscina) as a plain Error: its class is lost, its words are not
+ * (src/runtime/errors.ts, src/runtime/task.ts).
+ */
+function lostClass(err: unknown): err is Error {
+  return err instanceof Error && /^(actor \S+ threw in state '|task \S+ threw after '|run stalled: )/.test(err.message);
+}
+
 /** The error as the user reads it; `args` are the command's arguments (after `iommu-sim`). */
 export function reportFailure(err: unknown, args: readonly string[], debug = debugging()): FailureReport {
   const stack = debug && err instanceof Error && err.stack ? `\n${err.stack}` : '';
@@ -34,10 +42,10 @@ export function reportFailure(err: unknown, args: readonly string[], debug = deb
   // The JavaScript engine's own limits hit by an input (a nesting or a size it cannot hold) are refused input
   // too; what the input was is in the message the command adds when it knows (load.ts does for scenarios).
   if (err instanceof RangeError) return { code: 2, text: `iommu-sim: ${err.message}${stack}` };
-  const again = `reproduce with: ${commandLine(args)} (the deterministic runtime repeats a run exactly from its seed; --record FILE keeps a run's schedule for iommu-sim replay)`;
+  const again = `reproduce with: ${commandLine(args)} (a deterministic run repeats exactly from its seed)`;
   // The schedule being replayed is already the reproduction: it is named in the command.
   if (err instanceof ReplayDivergence) return { code: 1, text: `iommu-sim: ${err.message}${stack}` };
-  if (err instanceof ActorFailure || err instanceof TaskFailure || err instanceof RunStalled || (err instanceof RemoteFailure && err.kind === 'run')) {
+  if (err instanceof ActorFailure || err instanceof TaskFailure || err instanceof RunStalled || (err instanceof RemoteFailure && err.kind === 'run') || lostClass(err)) {
     return { code: 1, text: `iommu-sim: ${err.message}\niommu-sim: ${again}${stack}` };
   }
   const what = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
