@@ -29,8 +29,8 @@ export function durationArg(opts: { allowZero?: boolean } = {}) {
     if (!m) throw new InvalidArgumentError(`'${raw}' is not a duration (${DURATION_FORMS}).`);
     const v = Number(m[1]);
     const ms = Math.round(m[2] === 'ms' ? v : m[2] === 'm' ? v * 60_000 : v * 1000);
-    if (ms === 0 && !opts.allowZero) throw new InvalidArgumentError(`'${raw}' is an empty budget: nothing would run (give more than 0).`);
     if (ms === 0 && v !== 0) throw new InvalidArgumentError(`'${raw}' is less than a millisecond.`);
+    if (ms === 0 && !opts.allowZero) throw new InvalidArgumentError(`'${raw}' is an empty budget: nothing would run (give more than 0).`);
     if (ms > MAX_DURATION_MS) throw new InvalidArgumentError(`'${raw}' is longer than a day (24h).`);
     return ms;
   };
