@@ -7,6 +7,7 @@ import { fork } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { type MachineInfo, machineInfo } from '../src/report/machine.js';
 import type { BenchRunData } from '../src/report/types.js';
 import { interrupts } from '../src/cli/interrupt.js';
@@ -201,6 +202,16 @@ function printSuite(s: SuiteResult): void {
   for (const [k, v] of Object.entries(s.ratios)) console.log(`  ${k.padEnd(36)} ${v.toFixed(2)}`);
 }
 
+/**
+ * The parent went away (killed, even with SIGKILL): a suite nobody reads must not run on as an orphan. A
+ * measuring loop may keep this thread busy for long stretches (no 'disconnect' event then), so a small thread
+ * of its own watches the parent's pid — re-parented means gone — and ends the process.
+ */
+function exitWhenOrphaned(): void {
+  const code = `const p = ${process.ppid}; setInterval(() => { if (process.ppid !== p) process.kill(process.pid, 'SIGKILL'); }, 500);`;
+  new Worker(code, { eval: true }).unref();
+}
+
 /** The child: run one suite, report its cases and its result to the parent. */
 async function child(name: string, profile: Profile): Promise<void> {
   const send = (m: ChildMessage): Promise<void> => new Promise((resolve) => (process.send ? process.send(m, () => resolve()) : resolve()));
@@ -210,8 +221,7 @@ async function child(name: string, profile: Profile): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  // The parent went away (killed, even with SIGKILL): a suite nobody reads must not run on as an orphan.
-  process.on('disconnect', () => process.exit(1));
+  exitWhenOrphaned();
   const load = new ForeignLoad();
   try {
     const result = await suite({ quick: profile === 'quick', profile, onCase: (c) => void send({ type: 'case', name: c }) });

@@ -185,4 +185,20 @@ describe('Ctrl-C and SIGTERM stop a long command with its summary so far (130 / 
     for (const pid of r.children) expect(() => process.kill(pid, 0), `child ${pid} still runs`).toThrow();
     expect(r.err).toMatch(/bench: interrupted by SIGTERM/);
   }, 120_000);
+
+  it('bench: a parent killed outright (SIGKILL) leaves no child measuring on as an orphan', async () => {
+    const r = await interrupted(['bench', 'runtime', '--quick'], /bench \[1\/1\] runtime: /, 'SIGKILL');
+    expect(r.children.length).toBeGreaterThan(0);
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    // The child notices within a second or so; poll (a bound on liveness, not a speed figure).
+    for (let i = 0; i < 300 && r.children.some(alive); i++) await new Promise((res) => setTimeout(res, 100));
+    expect(r.children.filter(alive)).toEqual([]);
+  }, 120_000);
 });
