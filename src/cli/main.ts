@@ -570,7 +570,7 @@ Example: iommu-sim matrix --runs 500 --out matrix-out`,
       } finally {
         stop.dispose();
       }
-      stop.exitIfStopped('matrix', 'the configurations that finished are in the tables above (the others say "interrupted")');
+      stop.exitIfStopped('matrix', 'the configurations that finished are in the tables above (the others show n/a)');
     },
   );
 
@@ -580,44 +580,44 @@ async function matrix(
   flags: { runs: number; maxSteps: number; chunk: number; workers?: number; bench?: string; throughput: boolean; json?: boolean; out?: string },
   stop: Interrupts,
 ): Promise<void> {
-      const { runMatrix, printMatrix, writeMatrix, THROUGHPUT_SUITES } = await import('./matrix.js');
-      let bench: { results: BenchRow[]; from: string } | null = null;
-      if (flags.bench) {
-        let parsed: { results?: BenchRow[] };
-        try {
-          parsed = JSON.parse(readFileSync(flags.bench, 'utf8')) as { results?: BenchRow[] };
-        } catch (err) {
-          throw new InputError(`--bench ${flags.bench}: ${err instanceof Error ? err.message : String(err)}`);
-        }
-        if (!Array.isArray(parsed.results)) throw new InputError(`--bench ${flags.bench}: not a bench JSON (no results)`);
-        bench = { results: parsed.results, from: flags.bench };
-      } else if (flags.throughput) {
-        const { runBenchSuites } = await import('../../bench/main.js');
-        const run = await runBenchSuites(THROUGHPUT_SUITES, { json: false, quick: true, silent: true, signal: stop.signal });
-        bench = { results: run.results, from: `bench ${THROUGHPUT_SUITES.join(' ')} --quick, run for the matrix` };
-      }
-      const bar = progress('configurations', !flags.json, 500);
-      let m: Awaited<ReturnType<typeof runMatrix>>;
-      try {
-        m = await runMatrix({
-          runs: flags.runs,
-          maxSteps: flags.maxSteps,
-          chunk: flags.chunk,
-          ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
-          ...(files.length > 0 ? { files } : {}),
-          bench,
-          onProgress: (done, total, what) => bar.update(done, total, what),
-          signal: stop.signal,
-        });
-      } finally {
-        bar.stop();
-      }
-      const written = flags.out !== undefined && writeMatrix(m, flags.out);
-      if (flags.json) printJson(m);
-      else {
-        printMatrix(m);
-        if (written) console.log(`matrix: written to ${flags.out}/matrix.json and ${flags.out}/matrix.md`);
-      }
+  const { runMatrix, printMatrix, writeMatrix, THROUGHPUT_SUITES } = await import('./matrix.js');
+  let bench: { results: BenchRow[]; from: string } | null = null;
+  if (flags.bench) {
+    let parsed: { results?: BenchRow[] };
+    try {
+      parsed = JSON.parse(readFileSync(flags.bench, 'utf8')) as { results?: BenchRow[] };
+    } catch (err) {
+      throw new InputError(`--bench ${flags.bench}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (!Array.isArray(parsed.results)) throw new InputError(`--bench ${flags.bench}: not a bench JSON (no results)`);
+    bench = { results: parsed.results, from: flags.bench };
+  } else if (flags.throughput) {
+    const { runBenchSuites } = await import('../../bench/main.js');
+    const run = await runBenchSuites(THROUGHPUT_SUITES, { json: false, quick: true, silent: true, signal: stop.signal });
+    bench = { results: run.results, from: `bench ${THROUGHPUT_SUITES.join(' ')} --quick, run for the matrix` };
+  }
+  const bar = progress('configurations', !flags.json, 500);
+  let m: Awaited<ReturnType<typeof runMatrix>>;
+  try {
+    m = await runMatrix({
+      runs: flags.runs,
+      maxSteps: flags.maxSteps,
+      chunk: flags.chunk,
+      ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
+      ...(files.length > 0 ? { files } : {}),
+      bench,
+      onProgress: (done, total, what) => bar.update(done, total, what),
+      signal: stop.signal,
+    });
+  } finally {
+    bar.stop();
+  }
+  const written = flags.out !== undefined && writeMatrix(m, flags.out);
+  if (flags.json) printJson(m);
+  else {
+    printMatrix(m);
+    if (written) console.log(`matrix: written to ${flags.out}/matrix.json and ${flags.out}/matrix.md`);
+  }
 }
 
 /** A run passes when its invariants and its accounting hold and no checker reported anything. */
