@@ -151,7 +151,7 @@ export function registerScenarioCommands(program: Command): void {
       if (flags.json) {
         process.stdout.write(
           `${JSON.stringify({
-            ok: out.failures.length === 0,
+            ok: out.failures.length === 0 && out.executions > 0,
             scenario: s.name,
             fixed,
             executions: out.executions,
@@ -182,8 +182,10 @@ export function registerScenarioCommands(program: Command): void {
             console.log(`explore: ${out.failing} of ${out.executions} schedules failed (${kinds})`);
           }
         }
-        console.log(`explore: ${first ? 'FAILURE' : stop.received ? 'INTERRUPTED' : 'SUCCESS'}`);
+        console.log(`explore: ${first ? 'FAILURE' : stop.received ? 'INTERRUPTED' : out.executions === 0 ? 'NOTHING RUN' : 'SUCCESS'}`);
       }
+      // A budget that ran out before the first schedule tested nothing: not a SUCCESS.
+      if (out.executions === 0 && !stop.received) throw new Exit(usage(`explore: nothing run: the --time budget ran out before the first schedule`));
       stop.exitIfStopped('explore', `the summary above covers the ${out.executions} schedules that finished`);
       if (first) throw new Exit(1);
     });

@@ -42,7 +42,8 @@ export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
   const failures: RunResult[] = [];
   const saved: string[] = [];
   let runs = 0;
-  while (performance.now() < until && !o.signal?.aborted) {
+  // At least one run, however short the duration: a stress that ran nothing must not end in SUCCESS.
+  while ((runs === 0 || performance.now() < until) && !o.signal?.aborted) {
     const seed = o.seed + runs;
     let r: RunResult;
     try {
