@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire, isBuiltin } from 'node:module';
 import { dirname, extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { parse as parseYaml } from 'yaml';
 import '../actors/workloads.js';
 import { buildWorkload } from '../runtime/workloads.js';
@@ -51,13 +52,49 @@ export async function loadScenarioFile(file: string): Promise<Scenario> {
   return validateScenario(raw, file);
 }
 
+/** How long a scenario module may take to load: its body is the user's code, and may loop. */
+const LOAD_LIMIT_MS = 5_000;
+
+/** Imports the module, hands back its default export as plain data (run on a worker thread: see importModule). */
+const IMPORTER = `const { parentPort, workerData } = require('node:worker_threads');
+import(workerData.url).then(
+  (m) => {
+    try {
+      parentPort.postMessage({ ok: true, value: m.default });
+    } catch (e) {
+      parentPort.postMessage({ ok: false, message: 'its default export is not plain data: ' + ((e && e.message) || e) });
+    }
+  },
+  (e) => parentPort.postMessage({ ok: false, message: String((e && e.message) || e) }),
+);`;
+
+/**
+ * Import a scenario module on a worker thread of its own: its body is the user's code, which may throw, loop
+ * or leave timers behind; here a loop is stopped after LOAD_LIMIT_MS and reported, and what it exports comes
+ * back as data (a getter that throws, a function in it: refused, naming the file).
+ */
 async function importModule(file: string, url: string): Promise<unknown> {
+  // A TypeScript scenario is imported from a data: URL: its messages name the file instead.
+  const words = (msg: string): string => msg.replace(/data:text\/javascript;base64,[\w+/=]+/g, file).split('\n')[0] ?? msg;
+  const worker = new Worker(IMPORTER, { eval: true, workerData: { url } });
   try {
-    return ((await import(url)) as { default?: unknown }).default;
-  } catch (err) {
-    // A TypeScript scenario is imported from a data: URL: its messages name the file instead.
-    const msg = (err instanceof Error ? err.message : String(err)).replace(/data:text\/javascript;base64,[\w+/=]+/g, file).split('\n')[0];
-    throw new ScenarioError(`${file}: cannot import: ${msg}`);
+    return await new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new ScenarioError(`${file}: cannot import: its module did not finish loading in ${LOAD_LIMIT_MS / 1000} s (a loop in its body?)`)),
+        LOAD_LIMIT_MS,
+      );
+      const done = (f: () => void): void => {
+        clearTimeout(timer);
+        f();
+      };
+      worker.on('message', (m: { ok: true; value: unknown } | { ok: false; message: string }) =>
+        done(() => (m.ok ? resolve(m.value) : reject(new ScenarioError(`${file}: cannot import: ${words(m.message)}`)))),
+      );
+      worker.on('error', (err) => done(() => reject(new ScenarioError(`${file}: cannot import: ${words(err.message)}`))));
+      worker.on('exit', (code) => done(() => reject(new ScenarioError(`${file}: cannot import: its module ended the thread (exit ${code})`))));
+    });
+  } finally {
+    await worker.terminate();
   }
 }
 
