@@ -113,9 +113,9 @@ const CASES: readonly (readonly [readonly string[], RegExp])[] = [
   [['matrix', '--out', join(FILES.json, 'dir')], /--out .*dir: cannot be written/],
   [['selftest', '--actors', 'x'], /--actors.*not an integer/],
   [['selftest', '--seed', '1.5'], /--seed.*not an integer/],
-  [['sva', '--set', 'devices=-5'], /devices must be an integer/],
-  [['sva', '--set', 'nosuch=1'], /unknown parameter 'nosuch'/],
-  [['domains', '--set', 'lookup=nope'], /lookup must be one of/],
+  [['sva', '--set', 'devices=-5'], /--set: sva: devices must be an integer/],
+  [['sva', '--set', 'nosuch=1'], /--set: sva: unknown parameter 'nosuch'/],
+  [['domains', '--set', 'lookup=nope'], /--set: domains: lookup must be one of/],
 ];
 
 interface Outcome {

@@ -259,7 +259,7 @@ Examples:
   .action(async (flags: SvaFlags, cmd: Command) => {
     const params: Record<string, Wire> = { seed: flags.seed, ...flags.set };
     // Validate here, so that a bad parameter is a usage error before any worker starts.
-    svaParams(params);
+    setFlag(() => svaParams(params));
     if (flags.duration === undefined) {
       await runWorkload('sva', 'sva', params, flags, cmd);
       return;
@@ -305,6 +305,15 @@ async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise
   if (!out.ok) throw new Exit(1);
 }
 
+/** Check the `--set` parameters: a refused one names the flag (`--set: sva: devices must be …`). */
+function setFlag(validate: () => unknown): void {
+  try {
+    validate();
+  } catch (err) {
+    throw err instanceof InputError ? new InputError(`--set: ${err.message}`) : err;
+  }
+}
+
 /** A model workload run from `--set key=value` parameters, validated before any worker starts. */
 function paramsCommand(name: string, description: string, defaults: object, validate: (p: Record<string, Wire>) => unknown, help: string): void {
   runOptions(program.command(name).description(description))
@@ -319,7 +328,7 @@ function paramsCommand(name: string, description: string, defaults: object, vali
     .addHelpText('after', help)
     .action(async (flags: RunFlags & { set: Record<string, string | number | boolean> }, cmd: Command) => {
       const params: Record<string, Wire> = { ...flags.set };
-      validate(params);
+      setFlag(() => validate(params));
       await runWorkload(name, name, params, flags, cmd);
     });
 }
