@@ -254,7 +254,9 @@ export function registerScenarioCommands(program: Command): void {
       );
       const rows: { script: string; seed: string; policy: string; finding: string; schedules: string; verdict: string }[] = [];
       let ok = true;
+      const stop = interrupts();
       for (const f of files) {
+        if (stop.signal.aborted) break;
         const s = await loadScenarioFile(join(PACKAGE_ROOT, f));
         for (const fixed of s.fix ? [false, true] : [false]) {
           const e = expectationFor(s, fixed);
@@ -265,6 +267,7 @@ export function registerScenarioCommands(program: Command): void {
             depth: s.explore.depth,
             seed: s.explore.seed,
             runs: s.explore.runs,
+            signal: stop.signal,
           });
           const v = judge(e, { findings: r.findings, counters: r.check.counters, checkOk: r.check.ok, problems: r.check.problems });
           ok &&= v.ok;
@@ -275,9 +278,10 @@ export function registerScenarioCommands(program: Command): void {
             policy: `${fixed ? 'fix' : s.fix ? 'bug' : 'as written'}: ${fixed ? Object.entries(s.fix ?? {}).map(([k, v2]) => `${k}=${String(v2)}`).join(' ') : variant(s, false)}`.slice(0, 60),
             finding: finding.length > 70 ? `${finding.slice(0, 67)}…` : finding,
             schedules: r.findings.length > 0 ? `${r.executions}` : `${r.executions} (none)`,
-            verdict: v.ok ? 'ok' : `FAILED: ${v.lines.filter((l) => l.includes('NOT') || l.includes('none found') || l.includes('forbidden') || l.includes('check failed')).join('; ')}`,
+            verdict: stop.signal.aborted ? `interrupted after ${r.executions} executions` : v.ok ? 'ok' : `FAILED: ${v.lines.filter((l) => l.includes('NOT') || l.includes('none found') || l.includes('forbidden') || l.includes('check failed')).join('; ')}`,
           });
-          if (!flags.json) process.stderr.write(`races: ${f} (${fixed ? 'fix' : 'bug'}): ${v.ok ? 'ok' : 'FAILED'}\n`);
+          if (!flags.json) process.stderr.write(`races: ${f} (${fixed ? 'fix' : 'bug'}): ${stop.signal.aborted ? 'interrupted' : v.ok ? 'ok' : 'FAILED'}\n`);
+          if (stop.signal.aborted) break;
         }
       }
       let stress: { ok: boolean; line: string } | undefined;
@@ -286,13 +290,19 @@ export function registerScenarioCommands(program: Command): void {
         let runs = 0;
         let dmas = 0;
         let findings = 0;
-        while (performance.now() < until) {
+        while (performance.now() < until && !stop.signal.aborted) {
           const r = await run({
             workload: { name: 'sva', params: { iommus: 'vtd,amd,smmuv3', devices: 6, processes: 24, script: 'stress', rounds: 2, dmas: 6, seed: runs + 1 } },
             runtime: 'threaded',
             seed: runs + 1,
             workers: 2,
+            signal: stop.signal,
+          }).catch((err: unknown) => {
+            // Interrupted (src/cli/interrupt.ts): the run in flight is dropped.
+            if (stop.signal.aborted) return undefined;
+            throw err;
           });
+          if (!r) break;
           runs++;
           dmas += r.check.counters.dmas ?? 0;
           findings += r.findings.length + (r.check.ok ? 0 : 1);
@@ -306,8 +316,10 @@ export function registerScenarioCommands(program: Command): void {
       } else {
         console.table(rows);
         if (stress) console.log(stress.line);
-        console.log(ok ? 'SUCCESS' : 'FAILURE');
+        console.log(ok ? (stop.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE');
       }
+      stop.dispose();
+      stop.exitIfStopped('races', `the table above has the ${rows.length} runs that finished`);
       if (!ok) throw new Exit(1);
     });
 }
