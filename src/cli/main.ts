@@ -1,4 +1,5 @@
-// The `iommu-sim` command. Exit codes: 0 ok, 1 a finding or a failed check, 2 bad input.
+// The `iommu-sim` command. Exit codes: 0 ok, 1 a finding or a failed check, 2 bad input (or an output that could
+// not be written), 130 / 143 stopped by SIGINT / SIGTERM after the summary so far.
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';

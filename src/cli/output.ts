@@ -3,7 +3,7 @@
 // into place, so that a full disk or a failed write leaves neither a 0-byte nor a half-written file. A write
 // that fails after the work is remembered, not thrown: the command still prints its report and verdict, then
 // main() says what could not be written and exits 2 (takeWriteFailures).
-import { accessSync, constants, existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { InputError } from '../runtime/errors.js';
 
@@ -42,6 +42,8 @@ export function checkOutputFile(flag: string, file: string | undefined): void {
     } catch (err) {
       throw new InputError(`${flag} ${file}: cannot be written: ${reason(err)}`);
     }
+    // A regular file is replaced by a rename in its folder (writeOutput): the folder must take it.
+    if (statSync(path).isFile()) checkFolder(flag, file, dirname(realpathSync(path)));
     return;
   }
   checkFolder(flag, file, dirname(path));
@@ -77,9 +79,11 @@ function checkFolder(flag: string, what: string, folder: string): void {
  * be. A regular file is written beside and renamed into place; a device or a pipe (/dev/stdout) is written to.
  */
 export function writeOutput(flag: string, file: string, data: string | Uint8Array): boolean {
-  const path = resolve(file);
+  let path = resolve(file);
   let special = false;
   try {
+    // Through a symbolic link to where it points: the link stays a link.
+    if (existsSync(path)) path = realpathSync(path);
     special = existsSync(path) && !statSync(path).isFile();
   } catch {
     special = false;
