@@ -104,10 +104,25 @@ export function nearest(key: string, accepted: readonly string[]): string | unde
 
 type Issue = z.core.$ZodIssue;
 
+/** The value at `path` of the raw input (own data properties only: a getter is not run). */
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let v = raw;
+  for (const seg of path) {
+    if (typeof v !== 'object' || v === null) return undefined;
+    const d = Object.getOwnPropertyDescriptor(v, seg);
+    v = d && 'value' in d ? d.value : undefined;
+  }
+  return v;
+}
+
 function unknownKeys(i: Extract<Issue, { code: 'unrecognized_keys' }>, raw: unknown): string {
   const accepted = keysAt(raw, i.path) ?? [];
+  const here = valueAt(raw, i.path);
+  const present = isRecord(here) ? Object.keys(here) : [];
   return i.keys
     .map((k) => {
+      // A key of another kind of step, beside this one's: known, but not together.
+      if (accepted.includes(k)) return `'${k}' cannot go with ${present.filter((p) => p !== k).map((p) => `'${p}'`).join(', ')} (one kind of step per entry)`;
       const near = nearest(k, accepted);
       return `unknown key '${k}'${near ? ` (did you mean '${near}'?)` : ''}${accepted.length > 0 ? `; accepted here: ${accepted.join(', ')}` : ''}`;
     })
@@ -121,9 +136,19 @@ function noBranch(i: Extract<Issue, { code: 'invalid_union' }>, raw: unknown): s
     const m = model as ModelName;
     return `not a step of the ${m} model (${SCRIPT_STEPS[m].join(', ')}); accepted forms: ${STEP_EXAMPLES[m]}`;
   }
-  const types = i.errors.flatMap((e) => (e.length === 1 && e[0]?.code === 'invalid_type' ? [e[0].expected] : []));
-  if (types.length === i.errors.length && types.length > 0) return `expected ${[...new Set(types)].join(', ').replace(/, ([^,]*)$/, ' or $1')}`;
+  // Each branch's own complaint about the value itself: the type or the values it takes.
+  const forms = i.errors.flatMap((e) => {
+    const first = e[0];
+    if (e.length !== 1 || !first || first.path.length > 0) return [];
+    if (first.code === 'invalid_type') return [first.expected];
+    if (first.code === 'invalid_value') return first.values.map((v) => JSON.stringify(v));
+    return [];
+  });
+  if (forms.length >= i.errors.length && forms.length > 0) return `expected ${[...new Set(forms)].join(', ').replace(/, ([^,]*)$/, ' or $1')}`;
   if (i.path.length === 0 || i.path[0] === 'model') return "model: expected one of sva, domains, ioasid (e.g. model: sva)";
+  // A branch that took the value's form but not what is inside it (a list with a wrong entry): its complaint.
+  const inner = i.errors.find((e) => e.length > 0 && e.every((x) => x.path.length > 0))?.[0];
+  if (inner) return `[${inner.path.map(String).join('.')}] ${inner.message}`;
   return i.message;
 }
 
