@@ -148,8 +148,13 @@ function noBranch(i: Extract<Issue, { code: 'invalid_union' }>, raw: unknown): s
   if (i.path.length === 0 || i.path[0] === 'model') return "model: expected one of sva, domains, ioasid (e.g. model: sva)";
   // A branch that took the value's form but not what is inside it (a list with a wrong entry): its complaint.
   const inner = i.errors.find((e) => e.length > 0 && e.every((x) => x.path.length > 0))?.[0];
-  if (inner) return `[${inner.path.map(String).join('.')}] ${inner.message}`;
+  if (inner) return `[${fieldPath(inner.path)}] ${inner.message}`;
   return i.message;
+}
+
+/** `script.proc/0.1.dma`; a key that is not a plain name is quoted (`script."proc 0"`), so the path reads unambiguously. */
+export function fieldPath(path: readonly PropertyKey[]): string {
+  return path.map((seg) => (typeof seg === 'number' || /^[\w/$-]+$/.test(String(seg)) ? String(seg) : JSON.stringify(String(seg)))).join('.');
 }
 
 /** The first few issues of a failed parse, each as `path: what is wrong`. */
@@ -163,7 +168,7 @@ export function describeZod(e: z.ZodError, raw: unknown): string {
       else if (i.code === 'invalid_key') msg = i.issues.map((x) => x.message).join('; ');
       else if (i.code === 'invalid_union') msg = noBranch(i, raw);
       if (i.code === 'invalid_union' && (i.path.length === 0 || i.path[0] === 'model')) return msg;
-      return `${i.path.length > 0 ? i.path.map(String).join('.') : '(top level)'}: ${msg}`;
+      return `${i.path.length > 0 ? fieldPath(i.path) : '(top level)'}: ${msg}`;
     })
     .join('; ');
 }

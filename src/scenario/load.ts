@@ -13,7 +13,7 @@ import '../actors/workloads.js';
 import { buildWorkload } from '../runtime/workloads.js';
 import { InputError } from '../runtime/errors.js';
 import type { Wire } from '../runtime/model.js';
-import { describeZod } from './describe.js';
+import { describeZod, fieldPath } from './describe.js';
 import { type DomainsStep, type IoasidStep, type Scenario, type SvaStep, scenarioSchema } from './scenario.js';
 
 export class ScenarioError extends InputError {
@@ -184,7 +184,7 @@ function accessorPath(raw: unknown): string | undefined {
     if (typeof v !== 'object' || v === null || seen.has(v)) continue;
     seen.add(v);
     for (const [k, d] of Object.entries(Object.getOwnPropertyDescriptors(v))) {
-      const at = path ? `${path}.${k}` : k;
+      const at = path ? `${path}.${fieldPath([k])}` : fieldPath([k]);
       if (!('value' in d)) return at;
       queue.push([d.value, at]);
     }
