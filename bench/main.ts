@@ -12,7 +12,7 @@ import { type MachineInfo, machineInfo } from '../src/report/machine.js';
 import type { BenchRunData } from '../src/report/types.js';
 import { interrupts } from '../src/cli/interrupt.js';
 import { Exit } from '../src/cli/exit.js';
-import { takeWriteFailures, writeOutput } from '../src/cli/output.js';
+import { checkOutputDir, takeWriteFailures, writeOutput } from '../src/cli/output.js';
 import { InputError } from '../src/runtime/errors.js';
 import { PACKAGE_ROOT } from '../src/runtime/paths.js';
 import { domainsSuite } from './domains.bench.js';
@@ -253,6 +253,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     const names = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--out' && args[i - 1] !== '--profile');
     const stop = interrupts();
     try {
+      checkOutputDir('--out', outDir);
       const run = await runBenchSuites(names, { json, quick, ...(profile ? { profile } : {}), ...(outDir ? { out: outDir } : {}), signal: stop.signal });
       if (run.runs.some((r) => r.error)) process.exitCode = 1;
       for (const f of takeWriteFailures()) {
@@ -264,7 +265,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       if (err instanceof Exit) process.exitCode = err.code;
       else {
         console.error(err instanceof Error ? err.message : err);
-        process.exitCode = err instanceof UnknownSuite ? 2 : 1;
+        process.exitCode = err instanceof InputError ? 2 : 1;
       }
     } finally {
       stop.dispose();
