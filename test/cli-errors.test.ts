@@ -13,6 +13,7 @@ import { durationArg } from '../src/cli/options.js';
 import { checkOutputDir, checkOutputFile, takeWriteFailures, writeOutput } from '../src/cli/output.js';
 import { RemoteFailure } from '../src/cli/remote.js';
 import { ActorFailure, InputError, RunStalled } from '../src/runtime/errors.js';
+import { StepBudgetExceeded } from '../src/runtime/deterministic.js';
 import { TaskFailure } from '../src/runtime/task.js';
 
 describe('durations: one syntax for every flag', () => {
@@ -74,6 +75,7 @@ describe('error reports', () => {
       new TaskFailure('proc0', 'iommu_sva: put bond', new Error('handle 0 is not bound')),
       new RunStalled('2 actors blocked'),
       new Error("task proc0 threw after '(start)': the patched bind threw"),
+      new StepBudgetExceeded('step budget of 20000 exhausted: the workload does not terminate'),
     ]) {
       const r = reportFailure(err, args, false);
       expect(r.code).toBe(1);

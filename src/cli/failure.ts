@@ -4,6 +4,7 @@
 // JavaScript stack: a kernel developer reads the simulator's words, not its code. IOMMU_SIM_DEBUG=1 adds the
 // stack for whoever debugs the simulator itself.
 import { ActorFailure, InputError, ReplayDivergence, RunStalled } from '../runtime/errors.js';
+import { StepBudgetExceeded } from '../runtime/deterministic.js';
 import { TaskFailure } from '../runtime/task.js';
 import { RemoteFailure } from './remote.js';
 
@@ -32,7 +33,7 @@ export function commandLine(args: readonly string[]): string {
  * (src/runtime/errors.ts, src/runtime/task.ts).
  */
 function lostClass(err: unknown): err is Error {
-  return err instanceof Error && /^(actor \S+ threw in state '|task \S+ threw after '|run stalled: )/.test(err.message);
+  return err instanceof Error && /^(actor \S+ threw in state '|task \S+ threw after '|run stalled: |step budget of \d+ exhausted)/.test(err.message);
 }
 
 /** The error as the user reads it; `args` are the command's arguments (after `iommu-sim`). */
@@ -45,7 +46,14 @@ export function reportFailure(err: unknown, args: readonly string[], debug = deb
   const again = `reproduce with: ${commandLine(args)} (a deterministic run repeats exactly from its seed)`;
   // The schedule being replayed is already the reproduction: it is named in the command.
   if (err instanceof ReplayDivergence) return { code: 1, text: `iommu-sim: ${err.message}${stack}` };
-  if (err instanceof ActorFailure || err instanceof TaskFailure || err instanceof RunStalled || (err instanceof RemoteFailure && err.kind === 'run') || lostClass(err)) {
+  if (
+    err instanceof ActorFailure ||
+    err instanceof TaskFailure ||
+    err instanceof RunStalled ||
+    err instanceof StepBudgetExceeded ||
+    (err instanceof RemoteFailure && err.kind === 'run') ||
+    lostClass(err)
+  ) {
     return { code: 1, text: `iommu-sim: ${err.message}\niommu-sim: ${again}${stack}` };
   }
   const what = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
