@@ -351,6 +351,8 @@ describe(`fuzz: ${INPUTS} generated scenarios (fast-check seed ${SEED})`, () => 
         // A crash, a stall or a run past the step budget: reported as the CLI would, without a stack.
         const r = reportFailure(err, ['run', FILE], false);
         expect(r.text, JSON.stringify(s.script)).not.toMatch(STACK);
+        // Named by what failed (an actor, a task, a stall, the step budget) or refused: never a bare bug.
+        expect(r.text, JSON.stringify(s.script)).not.toMatch(/internal error/);
         code = r.code;
         // A patch that throws at run time is a failure of the run, named by its task and last point.
         if (r.text.includes('the patched bind threw')) {
