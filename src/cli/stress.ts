@@ -48,14 +48,14 @@ export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
     let r: RunResult;
     try {
       r = await run({
-      workload: { name: o.model, params: { ...o.params, seed } },
-      runtime: 'threaded',
-      seed,
-      placement: o.placement,
-      ...(o.workers !== undefined ? { workers: o.workers } : {}),
-      keepTrace: true,
-      keepGoing: o.keepGoing,
-      ...(o.signal ? { signal: o.signal } : {}),
+        workload: { name: o.model, params: { ...o.params, seed } },
+        runtime: 'threaded',
+        seed,
+        placement: o.placement,
+        ...(o.workers !== undefined ? { workers: o.workers } : {}),
+        keepTrace: true,
+        keepGoing: o.keepGoing,
+        ...(o.signal ? { signal: o.signal } : {}),
       });
     } catch (err) {
       // Interrupted (src/cli/interrupt.ts): the run in flight is dropped, the finished ones are the summary.
