@@ -129,7 +129,7 @@ async function runWorkload(tag: string, name: string, params: Record<string, Wir
   const recorded = flags.record !== undefined && writeOutput('--record', flags.record, result.schedule.encode());
   const ok = passed(result);
   if (flags.json) {
-    printJson({ ...summary(result), executions: result.executions, explored: result.explored, record: recorded ? flags.record : null });
+    printJson({ ...summary(result), executions: result.executions, explored: result.explored, record: recorded ? flags.record : null, interrupted: stop?.received ?? null });
   } else {
     printReport(tag, result, ok);
     if (flags.runtime === 'deterministic') console.log(`${tag}: ${result.explored}`);
@@ -293,7 +293,7 @@ async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise
   }
   const failed = out.failures[0];
   if (flags.json) {
-    printJson({ ok: out.ok, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, findings: failed?.findings ?? [], record: out.saved[0] ?? null });
+    printJson({ ok: out.ok, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, findings: failed?.findings ?? [], record: out.saved[0] ?? null, interrupted: stop.received ?? null });
   } else {
     if (failed) printReport('sva', failed, false);
     console.log(`sva: ${out.runs} threaded runs in ${out.seconds.toFixed(1)} s (placement ${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);

@@ -95,7 +95,9 @@ export function registerScenarioCommands(program: Command): void {
         for (const f of r.findings) console.log(`\n${f.text}\n`);
         console.log(`run: ${r.explored}; trace hash ${r.traceHash}`);
         if (recorded) console.log(`run: schedule written to ${flags.record}; replay with: iommu-sim replay ${flags.record}`);
-        printVerdict('run', v.lines, v.ok);
+        // A budget cut short by a signal is no SUCCESS: what was found so far is still a FAILURE.
+        if (stop.received && v.ok) for (const l of [...v.lines, 'INTERRUPTED']) console.log(`run: ${l}`);
+        else printVerdict('run', v.lines, v.ok);
       }
       stop.exitIfStopped('run', `the verdict above covers the ${r.executions} executions that finished`);
       if (!v.ok) throw new Exit(1);
