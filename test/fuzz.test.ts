@@ -325,6 +325,44 @@ describe(`fuzz: ${INPUTS} generated scenarios (fast-check seed ${SEED})`, () => 
     console.log(`fuzz: ${counts.inputs} inputs: ${counts.valid} valid, ${counts.refused} refused (exit 2); ${counts.files} also loaded from files`);
   }, 120_000);
 
+  it('deep nesting in a file (YAML and JSON, flow and block, up to 50 000 levels) is refused naming the file', async () => {
+    const deep = fc.record({
+      depth: fc.oneof(fc.integer({ min: 1, max: 100 }), fc.integer({ min: 1000, max: 50_000 })),
+      form: fc.constantFrom('yaml-flow-seq', 'yaml-flow-map', 'yaml-block', 'json-array', 'json-object'),
+      where: fc.constantFrom('workload', 'script', 'top'),
+    });
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(deep, async ({ depth, form, where }) => {
+        const d = form === 'yaml-block' ? Math.min(depth, 2000) : depth;
+        const inner =
+          form === 'yaml-flow-seq' || form === 'json-array'
+            ? `${'['.repeat(d)}1${']'.repeat(d)}`
+            : form === 'yaml-flow-map'
+              ? `${'{a: '.repeat(d)}1${'}'.repeat(d)}`
+              : form === 'json-object'
+                ? `${'{"a": '.repeat(d)}1${'}'.repeat(d)}`
+                : Array.from({ length: d }, (_, i) => `${' '.repeat(2 * i)}a:`).join('\n');
+        const json = form.startsWith('json');
+        const file = join(dir, `deep-${n++}.${json ? 'json' : 'yaml'}`);
+        const head = json ? '"name": "x", "title": "t", "model": "sva"' : 'name: x\ntitle: t\nmodel: sva\n';
+        const text = json
+          ? where === 'top' ? inner : `{${head}, "${where}": ${inner}}`
+          : where === 'top' ? inner : form === 'yaml-block' ? `${head}${where}:\n${inner.replace(/^/gm, '  ')} 1\n` : `${head}${where}: ${inner}\n`;
+        writeFileSync(file, text);
+        try {
+          await loadScenarioFile(file);
+          throw new Error(`${file} was accepted`);
+        } catch (err) {
+          expectRefusal(err, file);
+        } finally {
+          rmSync(file);
+        }
+      }),
+      { seed: SEED, numRuns: 60 },
+    );
+  }, 120_000);
+
   it(`the valid ones run (${RUNS} of them, ${MAX_STEPS} steps at most each): exit 0, 1 or 2, no stack`, async () => {
     expect(valid.length).toBeGreaterThanOrEqual(RUNS);
     const outcomes = { 0: 0, 1: 0, 2: 0 };
