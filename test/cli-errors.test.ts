@@ -15,6 +15,7 @@ import { RemoteFailure } from '../src/cli/remote.js';
 import { ActorFailure, InputError, RunStalled } from '../src/runtime/errors.js';
 import { StepBudgetExceeded } from '../src/runtime/deterministic.js';
 import { TaskFailure } from '../src/runtime/task.js';
+import { loadScenarioFile } from '../src/scenario/load.js';
 
 describe('durations: one syntax for every flag', () => {
   const d = durationArg();
@@ -117,5 +118,16 @@ describe('signals', () => {
       i.dispose();
     }
     expect(process.listenerCount('SIGTERM')).toBe(0);
+  });
+});
+
+describe('TypeScript scenarios', () => {
+  it('load (transpiled in memory, imported on a thread of their own) without writing anything beside them', async () => {
+    const races = join(import.meta.dirname, '..', 'races');
+    const before = readdirSync(races).sort();
+    const s = await loadScenarioFile(join(races, '000-scripted-reuse.ts'));
+    expect(s.name).toBe('000-scripted-reuse');
+    expect(s.script?.['proc/1']?.[0]).toEqual({ after: 'proc/0:2' });
+    expect(readdirSync(races).sort()).toEqual(before);
   });
 });
