@@ -62,6 +62,8 @@ async function main(): Promise<void> {
     log(`bench:report: ${SUITE_NAMES.length} suites (${a.quick ? 'quick' : 'report'} profile), then the policy matrix (up to ${a.runs} schedules a configuration)`);
     const run = await runBenchSuites(SUITE_NAMES, { json: false, quick: a.quick, profile: a.quick ? 'quick' : 'report', out: dataDir, log, silent: true });
     bench = run;
+    const unwritten = takeWriteFailures();
+    if (unwritten.length > 0) throw new Error(`bench:report: ${unwritten.map((f) => `${f.file}: ${f.reason}`).join('; ')}`);
     log(`bench:report: suites done in ${((performance.now() - t0) / 1000).toFixed(0)} s; the policy matrix`);
     let last = 0;
     matrix = await runMatrix({
