@@ -4,11 +4,15 @@
 // like and a suite's figures do not depend on which suites were asked for. The child reports each case as it
 // starts (a progress line here, on stderr) and its result over the IPC channel.
 import { fork } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { type MachineInfo, machineInfo } from '../src/report/machine.js';
 import type { BenchRunData } from '../src/report/types.js';
+import { interrupts } from '../src/cli/interrupt.js';
+import { Exit } from '../src/cli/exit.js';
+import { checkOutputDir, takeWriteFailures, writeOutput } from '../src/cli/output.js';
 import { InputError } from '../src/runtime/errors.js';
 import { PACKAGE_ROOT } from '../src/runtime/paths.js';
 import { domainsSuite } from './domains.bench.js';
@@ -76,6 +80,8 @@ export interface BenchOptions {
   readonly log?: (line: string) => void;
   /** Print nothing on stdout, neither tables nor JSON (a caller that uses the result itself). */
   readonly silent?: boolean;
+  /** Stops the suite running (its child process is killed) and skips the rest: what ran is reported. */
+  readonly signal?: AbortSignal;
 }
 
 type ChildMessage =
@@ -92,7 +98,13 @@ export function checkSuiteNames(names: readonly string[]): string[] {
 }
 
 /** Run one suite in a child process; its progress lines through `log`. */
-function runChild(name: string, profile: Profile, log: (line: string) => void, tag: string): Promise<{ result: SuiteResult | null; run: SuiteRun }> {
+function runChild(
+  name: string,
+  profile: Profile,
+  log: (line: string) => void,
+  tag: string,
+  signal?: AbortSignal,
+): Promise<{ result: SuiteResult | null; run: SuiteRun }> {
   const t0 = performance.now();
   const elapsed = (): string => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
   return new Promise((resolve) => {
@@ -105,6 +117,11 @@ function runChild(name: string, profile: Profile, log: (line: string) => void, t
     let result: SuiteResult | null = null;
     let foreignCores: number | null = null;
     let error: string | null = null;
+    const kill = (): void => {
+      error = 'interrupted';
+      child.kill('SIGTERM');
+    };
+    signal?.addEventListener('abort', kill, { once: true });
     child.on('message', (m: ChildMessage) => {
       if (m.type === 'case') log(`bench ${tag} ${name}: ${m.name} (${elapsed()})`);
       else if (m.type === 'result') {
@@ -112,8 +129,9 @@ function runChild(name: string, profile: Profile, log: (line: string) => void, t
         foreignCores = m.foreignCores;
       } else error = m.message;
     });
-    child.on('exit', (code, signal) => {
-      if (!result && !error) error = `the suite's process exited with ${signal ?? `code ${code}`} before reporting`;
+    child.on('exit', (code, how) => {
+      signal?.removeEventListener('abort', kill);
+      if (!result && !error) error = `the suite's process exited with ${how ?? `code ${code}`} before reporting`;
       const seconds = (performance.now() - t0) / 1000;
       log(`bench ${tag} ${name}: ${error ? `FAILED: ${error}` : 'done'} in ${seconds.toFixed(1)} s`);
       resolve({ result, run: { suite: name, seconds, foreignCores, error } });
@@ -131,7 +149,8 @@ export async function runBenchSuites(names: readonly string[], opts: BenchOption
   const out: SuiteResult[] = [];
   const runs: SuiteRun[] = [];
   for (const [i, n] of chosen.entries()) {
-    const r = await runChild(n, profile, log, `[${i + 1}/${chosen.length}]`);
+    if (opts.signal?.aborted) break;
+    const r = await runChild(n, profile, log, `[${i + 1}/${chosen.length}]`, opts.signal);
     runs.push(r.run);
     if (r.result) {
       out.push(r.result);
@@ -152,8 +171,11 @@ export async function runBenchSuites(names: readonly string[], opts: BenchOption
     index: out.map((s) => ({ suite: s.suite, cases: s.results.map((r) => r.name), ratios: Object.keys(s.ratios) })),
   };
   if (opts.out) {
-    mkdirSync(opts.out, { recursive: true });
-    writeFileSync(join(opts.out, 'bench.json'), `${JSON.stringify(run, null, 2)}\n`);
+    // A failure is remembered by writeOutput and reported by the CLI after the tables (exit 2).
+    try {
+      mkdirSync(opts.out, { recursive: true });
+    } catch {}
+    writeOutput('--out', join(opts.out, 'bench.json'), `${JSON.stringify(run, null, 2)}\n`);
   }
   if (opts.json && !opts.silent) process.stdout.write(`${JSON.stringify(run, null, 2)}\n`);
   for (const r of runs) if (r.error && !opts.json && !opts.silent) console.log(`\n${r.suite}: FAILED: ${r.error}`);
@@ -180,6 +202,16 @@ function printSuite(s: SuiteResult): void {
   for (const [k, v] of Object.entries(s.ratios)) console.log(`  ${k.padEnd(36)} ${v.toFixed(2)}`);
 }
 
+/**
+ * The parent went away (killed, even with SIGKILL): a suite nobody reads must not run on as an orphan. A
+ * measuring loop may keep this thread busy for long stretches (no 'disconnect' event then), so a small thread
+ * of its own watches the parent's pid — re-parented means gone — and ends the process.
+ */
+function exitWhenOrphaned(): void {
+  const code = `const p = ${process.ppid}; setInterval(() => { if (process.ppid !== p) process.kill(process.pid, 'SIGKILL'); }, 500);`;
+  new Worker(code, { eval: true }).unref();
+}
+
 /** The child: run one suite, report its cases and its result to the parent. */
 async function child(name: string, profile: Profile): Promise<void> {
   const send = (m: ChildMessage): Promise<void> => new Promise((resolve) => (process.send ? process.send(m, () => resolve()) : resolve()));
@@ -189,6 +221,7 @@ async function child(name: string, profile: Profile): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  exitWhenOrphaned();
   const load = new ForeignLoad();
   try {
     const result = await suite({ quick: profile === 'quick', profile, onCase: (c) => void send({ type: 'case', name: c }) });
@@ -218,12 +251,24 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     const quick = args.includes('--quick');
     const outDir = flag('--out');
     const names = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--out' && args[i - 1] !== '--profile');
+    const stop = interrupts();
     try {
-      const run = await runBenchSuites(names, { json, quick, ...(profile ? { profile } : {}), ...(outDir ? { out: outDir } : {}) });
+      checkOutputDir('--out', outDir);
+      const run = await runBenchSuites(names, { json, quick, ...(profile ? { profile } : {}), ...(outDir ? { out: outDir } : {}), signal: stop.signal });
       if (run.runs.some((r) => r.error)) process.exitCode = 1;
+      for (const f of takeWriteFailures()) {
+        console.error(`bench: ${f.flag} ${f.file}: could not be written: ${f.reason}`);
+        process.exitCode = 2;
+      }
+      stop.exitIfStopped('bench', 'the suites that finished are reported above');
     } catch (err) {
-      console.error(err instanceof Error ? err.message : err);
-      process.exitCode = err instanceof UnknownSuite ? 2 : 1;
+      if (err instanceof Exit) process.exitCode = err.code;
+      else {
+        console.error(err instanceof Error ? err.message : err);
+        process.exitCode = err instanceof InputError ? 2 : 1;
+      }
+    } finally {
+      stop.dispose();
     }
   }
 }

@@ -12,6 +12,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { printMatrix, runMatrix, writeMatrix } from '../src/cli/matrix.js';
+import { takeWriteFailures } from '../src/cli/output.js';
 import { renderSvg, reportCharts } from '../src/report/charts.js';
 import { benchmarksMarkdown } from '../src/report/markdown.js';
 import type { BenchRunData, MatrixReport } from '../src/report/types.js';
@@ -61,6 +62,8 @@ async function main(): Promise<void> {
     log(`bench:report: ${SUITE_NAMES.length} suites (${a.quick ? 'quick' : 'report'} profile), then the policy matrix (up to ${a.runs} schedules a configuration)`);
     const run = await runBenchSuites(SUITE_NAMES, { json: false, quick: a.quick, profile: a.quick ? 'quick' : 'report', out: dataDir, log, silent: true });
     bench = run;
+    const unwritten = takeWriteFailures();
+    if (unwritten.length > 0) throw new Error(`bench:report: ${unwritten.map((f) => `${f.file}: ${f.reason}`).join('; ')}`);
     log(`bench:report: suites done in ${((performance.now() - t0) / 1000).toFixed(0)} s; the policy matrix`);
     let last = 0;
     matrix = await runMatrix({
@@ -75,7 +78,8 @@ async function main(): Promise<void> {
         }
       },
     });
-    writeMatrix(matrix, dataDir);
+    // writeMatrix remembers a failed write for the CLI to report (src/cli/output.ts); here it ends the report.
+    if (!writeMatrix(matrix, dataDir)) throw new Error(`bench:report: ${takeWriteFailures().map((f) => `${f.file}: ${f.reason}`).join('; ')}`);
     printMatrix(matrix);
     wallSeconds = (performance.now() - t0) / 1000;
     writeFileSync(join(dataDir, 'report.json'), `${JSON.stringify({ wallSeconds, quick: a.quick, runs: a.runs }, null, 2)}\n`);

@@ -1,6 +1,6 @@
 // The command as a user types it: exit codes (0 ok, 1 finding, 2 bad input), --json, record → replay → trace.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -125,4 +125,80 @@ describe('output piped into a reader that stops early (`| head`)', () => {
     expect(err).not.toMatch(/EPIPE|Unhandled/);
     expect(code).toBe(0);
   }, 60_000);
+});
+
+/** Start the CLI, wait for a line matching `ready` on stdout or stderr, send `signal`; its outcome and, before the signal, its children's pids. */
+async function interrupted(args: readonly string[], ready: RegExp, signal: NodeJS.Signals): Promise<{ code: number | null; out: string; err: string; children: number[] }> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  let children: number[] = [];
+  let sent = false;
+  const check = (): void => {
+    if (sent || !ready.test(out + err)) return;
+    sent = true;
+    try {
+      children = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      children = [];
+    }
+    child.kill(signal);
+  };
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    check();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+    check();
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  return { code, out, err, children };
+}
+
+describe('Ctrl-C and SIGTERM stop a long command with its summary so far (130 / 143)', () => {
+  it('stress: SIGINT after the first run prints the summary of the runs that finished, INTERRUPTED, exit 130', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sigint-'));
+    const file = join(dir, 'small.yaml');
+    writeFileSync(file, 'name: small\ntitle: a small stress\nmodel: sva\ntopology: { devices: 1, processes: 2 }\n');
+    const r = await interrupted(['stress', file, '--duration', '10m', '--workers', '2', '--record', join(dir, 's.sched')], /-torture: run 1 /, 'SIGINT');
+    expect(r.code).toBe(130);
+    expect(r.out).toMatch(/^stress: small: \d+ threaded runs in [\d.]+ s/m);
+    expect(r.out).toMatch(/^stress: INTERRUPTED$/m);
+    expect(r.err).toMatch(/stress: interrupted by SIGINT; the summary above covers the \d+ runs that finished/);
+    expect(r.out + r.err).not.toMatch(/run stalled|\n\s+at /);
+  }, 120_000);
+
+  it('sva --duration (a bare number: seconds): SIGTERM prints the totals so far, exit 143', async () => {
+    const r = await interrupted(['sva', '--duration', '600', '--workers', '2', '--set', 'devices=1', '--set', 'processes=2'], /-torture: run 1 /, 'SIGTERM');
+    expect(r.code).toBe(143);
+    expect(r.out).toMatch(/^sva: \d+ threaded runs in [\d.]+ s/m);
+    expect(r.out).toMatch(/^sva: per second /m);
+    expect(r.out).toMatch(/^sva: INTERRUPTED$/m);
+    expect(r.out + r.err).not.toMatch(/run stalled|\n\s+at /);
+  }, 120_000);
+
+  it('bench: SIGTERM stops the suite\'s child process too (no orphan), exit 143', async () => {
+    const r = await interrupted(['bench', 'runtime', '--quick'], /bench \[1\/1\] runtime: /, 'SIGTERM');
+    expect(r.code).toBe(143);
+    expect(r.children.length).toBeGreaterThan(0);
+    for (const pid of r.children) expect(() => process.kill(pid, 0), `child ${pid} still runs`).toThrow();
+    expect(r.err).toMatch(/bench: interrupted by SIGTERM/);
+  }, 120_000);
+
+  it('bench: a parent killed outright (SIGKILL) leaves no child measuring on as an orphan', async () => {
+    const r = await interrupted(['bench', 'runtime', '--quick'], /bench \[1\/1\] runtime: /, 'SIGKILL');
+    expect(r.children.length).toBeGreaterThan(0);
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    // The child notices within a second or so; poll (a bound on liveness, not a speed figure).
+    for (let i = 0; i < 300 && r.children.some(alive); i++) await new Promise((res) => setTimeout(res, 100));
+    expect(r.children.filter(alive)).toEqual([]);
+  }, 120_000);
 });

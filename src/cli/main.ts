@@ -1,16 +1,15 @@
-// The `iommu-sim` command. Exit codes: 0 ok, 1 a finding or a failed check, 2 bad input, 3 a replay that
-// diverged from its recording.
-import { readFileSync, writeFileSync } from 'node:fs';
+// The `iommu-sim` command. Exit codes: 0 ok, 1 a finding or a failed check, 2 bad input (or an output that could
+// not be written), 3 a replay that diverged from its recording, 130 / 143 stopped by SIGINT / SIGTERM after the
+// summary so far.
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import '../kernel/workloads.js';
 import '../actors/workloads.js';
-import { StepBudgetExceeded } from '../runtime/deterministic.js';
-import { ActorFailure, InputError, ReplayDivergence, RunStalled } from '../runtime/errors.js';
+import { InputError, ReplayDivergence } from '../runtime/errors.js';
 import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { accountingLine, type RunResult } from '../runtime/result.js';
-import { type ReplayOutcome, replay, run, type RunOutcome, Schedule } from '../runtime/run.js';
-import { NothingToShrink, shrink } from '../runtime/shrink.js';
+import { type ReplayOutcome, replay, run, type RunOutcome } from '../runtime/run.js';
 import { MAX_WORKERS } from '../runtime/threaded.js';
 import { DEFAULT_WATCHDOG_SECONDS, parseWatchdogSeconds, startWatchdog } from '../runtime/watchdog.js';
 import type { Wire } from '../runtime/model.js';
@@ -19,8 +18,13 @@ import { SVA_DEFAULTS, svaParams } from '../actors/sva-workload.js';
 import { DOMAINS_DEFAULTS, domainsParams } from '../core/domains-workload.js';
 import { IOASID_DEFAULTS, ioasidParams } from '../core/ioasid-workload.js';
 import { Exit } from './exit.js';
-import { intArg, setArg } from './options.js';
+import { EXIT_DIVERGED, reportFailure } from './failure.js';
+import { type Interrupts, interrupts } from './interrupt.js';
+import { DURATION_FORMS, durationArg, intArg, setArg } from './options.js';
+import { checkOutputDir, checkOutputFile, takeWriteFailures, writeOutput } from './output.js';
 import { replayAdvice } from './replay-advice.js';
+import { loadSchedule } from './schedule-file.js';
+import { type ShrinkOutcome, shrinkOnWorker } from './shrink-run.js';
 import { registerScenarioCommands } from './scenario-commands.js';
 import { stressRuns } from './stress.js';
 import { progress } from './progress.js';
@@ -28,7 +32,6 @@ import { DEFAULT_WINDOW, raceReportHtml } from '../report/html.js';
 import type { BenchRow } from '../report/types.js';
 
 /** A replay (replay, trace, shrink) that did not reproduce its recording: documented in `replay --help`. */
-const EXIT_DIVERGED = 3;
 
 const version = (JSON.parse(readFileSync(`${PACKAGE_ROOT}/package.json`, 'utf8')) as { version: string }).version;
 
@@ -49,7 +52,9 @@ const program = new Command('iommu-sim')
   .addHelpText(
     'after',
     `
-Exit status: 0 ok, 1 a finding or a failed check, 2 bad input, 3 a replay that diverged from its recording.
+Exit status: 0 ok, 1 a finding or a failed check, 2 bad input (or a file that could not be written), 3 a replay
+that diverged from its recording, 130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM after printing the summary so
+far. Errors name the file, field, step or flag; IOMMU_SIM_DEBUG=1 adds the JavaScript stack to an internal error.
 Runtimes: "threaded" runs actors on worker_threads with real parallelism (nondeterministic, every run
 recorded); "deterministic" runs everything on one thread under a seeded scheduler (random, pct, dfs) and
 replays recordings exactly.`,
@@ -110,10 +115,11 @@ async function runWorkload(tag: string, name: string, params: Record<string, Wir
     if (flags.workers !== undefined) cmd.error('error: --workers applies to --runtime threaded only', { exitCode: 2 });
     if (cmd.getOptionValueSource('placement') === 'cli') cmd.error('error: --placement applies to --runtime threaded only', { exitCode: 2 });
   }
+  checkOutputFile('--record', flags.record);
   const bar = progress(flags.runtime === 'threaded' ? 'delivered' : flags.runs > 1 ? 'executions' : 'steps', !flags.json);
-  const ac = new AbortController();
-  const onSigint = (): void => ac.abort();
-  process.once('SIGINT', onSigint);
+  // One deterministic execution runs to its end without a pause in which a signal could be seen: there, Ctrl-C
+  // keeps its default (the process ends at once, status 130 in the shell) instead of waiting for the end.
+  const stop = flags.runtime === 'threaded' || flags.runs > 1 ? interrupts() : undefined;
   let result: RunOutcome | undefined;
   try {
     result = await run({
@@ -130,28 +136,28 @@ async function runWorkload(tag: string, name: string, params: Record<string, Wir
       // Threaded: (delivered, sent) — the total is not known in advance, so show what is in flight.
       onProgress: (done, total) =>
         flags.runtime === 'threaded' ? bar.update(done, 0, `${total - done} in flight`) : bar.update(done, total),
-      signal: ac.signal,
+      ...(stop ? { signal: stop.signal } : {}),
     });
   } catch (err) {
-    if (!ac.signal.aborted) throw err;
+    if (!stop?.received) throw err;
   } finally {
     bar.stop();
-    process.off('SIGINT', onSigint);
+    stop?.dispose();
   }
-  if (ac.signal.aborted || !result) {
-    process.stderr.write(`${tag}: interrupted; every worker was stopped\n`);
-    throw new Exit(130);
-  }
-  if (flags.record) result.schedule.save(flags.record);
+  // A threaded run stopped midway has no result to show; an exploration shows the executions it finished.
+  if (!result) stop?.exitIfStopped(tag, 'every worker was stopped');
+  if (!result) throw new Error(`${tag}: the run returned no result`);
+  const recorded = flags.record !== undefined && writeOutput('--record', flags.record, result.schedule.encode());
   const ok = passed(result);
   if (flags.json) {
-    printJson({ ...summary(result), executions: result.executions, explored: result.explored, record: flags.record ?? null });
+    printJson({ ...summary(result), executions: result.executions, explored: result.explored, record: recorded ? flags.record : null, interrupted: stop?.received ?? null });
   } else {
     printReport(tag, result, ok);
     if (flags.runtime === 'deterministic') console.log(`${tag}: ${result.explored}`);
-    if (flags.record) console.log(`${tag}: schedule written to ${flags.record}; ${replayAdvice(flags.record, result.schedule)}`);
-    console.log(`${tag}: ${ok ? 'SUCCESS' : 'FAILURE'} ${counters(result)}`);
+    if (recorded && flags.record) console.log(`${tag}: schedule written to ${flags.record}; ${replayAdvice(flags.record, result.schedule)}`);
+    console.log(`${tag}: ${ok ? (stop?.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE'} ${counters(result)}`);
   }
+  stop?.exitIfStopped(tag, `the summary above covers the ${result.executions} executions that finished`);
   if (!ok) throw new Exit(1);
 }
 
@@ -217,6 +223,7 @@ runOptions(
 
 interface SvaFlags extends RunFlags {
   set: Record<string, string | number | boolean>;
+  /** Milliseconds. */
   duration?: number;
 }
 
@@ -237,7 +244,11 @@ runOptions(
     setArg,
     {},
   )
-  .addOption(new Option('--duration <s>', 'threaded: run again (seed, seed+1, …) until s seconds have passed; print the summed counters per second').argParser(intArg(1, 86_400)))
+  .addOption(
+    new Option('--duration <duration>', `threaded: run again (seed, seed+1, …) until this long has passed (${DURATION_FORMS}); print the summed counters per second`).argParser(
+      durationArg(),
+    ),
+  )
   .addHelpText(
     'after',
     `
@@ -274,7 +285,7 @@ Examples:
   .action(async (flags: SvaFlags, cmd: Command) => {
     const params: Record<string, Wire> = { seed: flags.seed, ...flags.set };
     // Validate here, so that a bad parameter is a usage error before any worker starts.
-    svaParams(params);
+    setFlag(() => svaParams(params));
     if (flags.duration === undefined) {
       await runWorkload('sva', 'sva', params, flags, cmd);
       return;
@@ -285,40 +296,48 @@ Examples:
 
 /** Threaded runs back to back until the duration has passed (src/cli/stress.ts); counters summed, and per second. */
 async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise<void> {
-  const ac = new AbortController();
-  const onSigint = (): void => ac.abort();
-  process.once('SIGINT', onSigint);
+  checkOutputFile('--record', flags.record);
+  const stop = interrupts();
   let out: Awaited<ReturnType<typeof stressRuns>>;
   try {
     out = await stressRuns({
       tag: 'sva',
       model: 'sva',
       params,
-      seconds: flags.duration ?? 0,
+      seconds: (flags.duration ?? 0) / 1000,
       seed: flags.seed,
       placement: flags.placement,
       ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
       keepGoing: flags.keepGoing ?? false,
       ...(flags.record ? { record: flags.record } : {}),
       json: flags.json ?? false,
-      signal: ac.signal,
+      signal: stop.signal,
     });
   } finally {
-    process.off('SIGINT', onSigint);
+    stop.dispose();
   }
   const failed = out.failures[0];
   if (flags.json) {
-    printJson({ ok: out.ok, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, findings: failed?.findings ?? [], record: out.saved[0] ?? null });
+    printJson({ ok: out.ok, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, findings: failed?.findings ?? [], record: out.saved[0] ?? null, interrupted: stop.received ?? null });
   } else {
     if (failed) printReport('sva', failed, false);
     console.log(`sva: ${out.runs} threaded runs in ${out.seconds.toFixed(1)} s (placement ${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
     console.log(`sva: totals ${Object.entries(out.totals).map(([k, v]) => `${k}=${v}`).join(' ')}`);
     console.log(`sva: per second ${Object.entries(out.perSecond).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
-    for (const f of out.saved) console.log(`sva: schedule of a failing run written to ${f}; ${replayAdvice(f, Schedule.load(f))}`);
-    console.log(`sva: ${out.ok ? 'SUCCESS' : 'FAILURE'}`);
+    for (const f of out.saved) console.log(`sva: schedule of a failing run written to ${f}; ${replayAdvice(f, loadSchedule(f))}`);
+    console.log(`sva: ${out.ok ? (stop.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE'}`);
   }
-  if (ac.signal.aborted) throw new Exit(130);
+  stop.exitIfStopped('sva', `the summary above covers the ${out.runs} runs that finished`);
   if (!out.ok) throw new Exit(1);
+}
+
+/** Check the `--set` parameters: a refused one names the flag (`--set: sva: devices must be …`). */
+function setFlag(validate: () => unknown): void {
+  try {
+    validate();
+  } catch (err) {
+    throw err instanceof InputError ? new InputError(`--set: ${err.message}`) : err;
+  }
 }
 
 /** A model workload run from `--set key=value` parameters, validated before any worker starts. */
@@ -335,7 +354,7 @@ function paramsCommand(name: string, description: string, defaults: object, vali
     .addHelpText('after', help)
     .action(async (flags: RunFlags & { set: Record<string, string | number | boolean> }, cmd: Command) => {
       const params: Record<string, Wire> = { ...flags.set };
-      validate(params);
+      setFlag(() => validate(params));
       await runWorkload(name, name, params, flags, cmd);
     });
 }
@@ -391,7 +410,7 @@ Exit status:
      hash or outcome); the step, the step expected and the steps enabled are named`,
   )
   .action((file: string, flags: { json?: boolean }) => {
-    const schedule = Schedule.load(file);
+    const schedule = loadSchedule(file);
     let r: ReplayOutcome;
     try {
       r = replay(schedule);
@@ -430,28 +449,39 @@ program
   .option('-o, --out <file>', 'where to write the shrunk schedule (default: <schedule>.shrunk)')
   .addOption(new Option('--runs <n>', 'run the workload at most n times while shrinking').argParser(intArg(1)).default(2000))
   .option('--json', 'print one JSON object on stdout')
-  .action((file: string, flags: { out?: string; runs: number; json?: boolean }) => {
-    const schedule = Schedule.load(file);
+  .action(async (file: string, flags: { out?: string; runs: number; json?: boolean }) => {
     const out = flags.out ?? `${file}.shrunk`;
+    checkOutputFile(flags.out ? '--out' : '--out (default <schedule>.shrunk)', out);
+    const schedule = loadSchedule(file);
     const bar = progress('runs', !flags.json);
-    let r: ReturnType<typeof shrink>;
+    const stop = interrupts();
+    let o: ShrinkOutcome;
     try {
-      r = shrink(schedule, { maxRuns: flags.runs, onProgress: (p) => bar.update(p.runs, p.maxRuns, `${p.steps} steps`) });
-    } catch (err) {
-      if (!(err instanceof NothingToShrink)) throw err;
-      // Exit 1 as for any other command whose input turned out not to be what it needs: a failing run.
-      if (flags.json) printJson({ ok: false, input: file, nothingToShrink: true, message: err.message });
-      else console.log(`shrink: ${file}: ${err.message}`);
-      throw new Exit(1);
+      o = await shrinkOnWorker(schedule, flags.runs, (p) => bar.update(p.runs, p.maxRuns, `${p.steps} steps`), stop.signal);
     } finally {
       bar.stop();
+      stop.dispose();
     }
-    r.schedule.save(out);
+    if (o.kind === 'stopped') {
+      const so = o.last ? `after ${o.last.runs} of ${o.last.maxRuns} runs the shortest run failing the same way had ${o.last.steps} of ${schedule.length} steps` : 'before its first runs';
+      if (flags.json) printJson({ ok: false, input: file, interrupted: stop.received ?? null, runs: o.last?.runs ?? 0, before: schedule.length, after: o.last?.steps ?? null, out: null });
+      else console.log(`shrink: ${file}: interrupted ${so}; nothing written (an unfinished shrink's result is not checked)`);
+      stop.exitIfStopped('shrink', 'its worker thread was stopped');
+    }
+    if (o.kind === 'nothing') {
+      // Exit 1 as for any other command whose input turned out not to be what it needs: a failing run.
+      if (flags.json) printJson({ ok: false, input: file, nothingToShrink: true, message: o.message });
+      else console.log(`shrink: ${file}: ${o.message}`);
+      throw new Exit(1);
+    }
+    if (o.kind !== 'done') throw new Error('shrink: stopped without a signal');
+    const r = o.result;
+    const written = writeOutput('--out', out, r.schedule.encode());
     if (flags.json) {
       printJson({
         ok: true,
         input: file,
-        out,
+        out: written ? out : null,
         before: r.before,
         after: r.after,
         runs: r.runs,
@@ -462,7 +492,7 @@ program
         finding: r.finding,
         signature: r.signature,
         traceHash: r.schedule.meta.traceHash,
-        replay: `iommu-sim replay ${out}`,
+        replay: written ? `iommu-sim replay ${out}` : null,
       });
       return;
     }
@@ -472,7 +502,7 @@ program
       `shrink: ${how} in ${r.runs} runs (${r.rounds} round${r.rounds > 1 ? 's' : ''}; guided by ${r.guided} recorded ` +
         `step${r.guided === 1 ? '' : 's'}, the rest in the default order)${r.exhausted ? `; stopped at the budget of ${flags.runs} runs (--runs)` : ''}`,
     );
-    console.log(`shrink: schedule written to ${out}; ${replayAdvice(out, r.schedule)}`);
+    if (written) console.log(`shrink: schedule written to ${out}; ${replayAdvice(out, r.schedule)}`);
   });
 
 program
@@ -486,7 +516,8 @@ program
   .option('-o, --out <file>', 'write to <file> instead of stdout')
   .option('--window <steps>', 'html: steps shown before the first finding', intArg(1, 5000), DEFAULT_WINDOW)
   .action((file: string, flags: { format: 'perfetto' | 'text' | 'html'; out?: string; window: number }) => {
-    const schedule = Schedule.load(file);
+    checkOutputFile('--out', flags.out);
+    const schedule = loadSchedule(file);
     const r = replay(schedule);
     const title = `iommu-sim ${schedule.meta.workload.name} (${schedule.meta.runtime}, seed ${schedule.meta.seed})`;
     const text =
@@ -505,8 +536,8 @@ program
             })
           : `${r.trace.toText()}\n`;
     if (flags.out) {
-      writeFileSync(flags.out, text);
-      console.error(`trace: ${r.steps} steps written to ${flags.out} (${flags.format}); trace hash ${r.traceHash}`);
+      if (writeOutput('--out', flags.out, text))
+        console.error(`trace: ${r.steps} steps written to ${flags.out} (${flags.format}); trace hash ${r.traceHash}`);
     } else {
       process.stdout.write(text);
     }
@@ -540,13 +571,23 @@ Exit status: 0 every suite ran, 1 a suite failed (the others still run and are r
 Example: iommu-sim bench runtime kernel --json --out bench-out`,
   )
   .action(async (suites: string[], flags: { json?: boolean; out?: string; quick?: boolean; profile?: 'quick' | 'report' | 'full' }) => {
-    const { runBenchSuites } = await import('../../bench/main.js');
-    const r = await runBenchSuites(suites, {
-      json: flags.json ?? false,
-      quick: flags.quick ?? false,
-      ...(flags.profile ? { profile: flags.profile } : {}),
-      ...(flags.out ? { out: flags.out } : {}),
-    });
+    checkOutputDir('--out', flags.out);
+    const { runBenchSuites, checkSuiteNames } = await import('../../bench/main.js');
+    checkSuiteNames(suites);
+    const stop = interrupts();
+    let r: Awaited<ReturnType<typeof runBenchSuites>>;
+    try {
+      r = await runBenchSuites(suites, {
+        json: flags.json ?? false,
+        quick: flags.quick ?? false,
+        ...(flags.profile ? { profile: flags.profile } : {}),
+        ...(flags.out ? { out: flags.out } : {}),
+        signal: stop.signal,
+      });
+    } finally {
+      stop.dispose();
+    }
+    stop.exitIfStopped('bench', `the ${r.suites.length} suites that finished are reported above; the running one's child process was stopped`);
     if (r.runs.some((x) => x.error)) throw new Exit(1);
   });
 
@@ -584,45 +625,62 @@ Example: iommu-sim matrix --runs 500 --out matrix-out`,
       files: string[],
       flags: { runs: number; maxSteps: number; chunk: number; workers?: number; bench?: string; throughput: boolean; json?: boolean; out?: string },
     ) => {
-      const { runMatrix, printMatrix, writeMatrix, THROUGHPUT_SUITES } = await import('./matrix.js');
-      let bench: { results: BenchRow[]; from: string } | null = null;
-      if (flags.bench) {
-        let parsed: { results?: BenchRow[] };
-        try {
-          parsed = JSON.parse(readFileSync(flags.bench, 'utf8')) as { results?: BenchRow[] };
-        } catch (err) {
-          throw new InputError(`--bench ${flags.bench}: ${err instanceof Error ? err.message : String(err)}`);
-        }
-        if (!Array.isArray(parsed.results)) throw new InputError(`--bench ${flags.bench}: not a bench JSON (no results)`);
-        bench = { results: parsed.results, from: flags.bench };
-      } else if (flags.throughput) {
-        const { runBenchSuites } = await import('../../bench/main.js');
-        const run = await runBenchSuites(THROUGHPUT_SUITES, { json: false, quick: true, silent: true });
-        bench = { results: run.results, from: `bench ${THROUGHPUT_SUITES.join(' ')} --quick, run for the matrix` };
-      }
-      const bar = progress('configurations', !flags.json, 500);
-      let m: Awaited<ReturnType<typeof runMatrix>>;
+      checkOutputDir('--out', flags.out);
+      const stop = interrupts();
       try {
-        m = await runMatrix({
-          runs: flags.runs,
-          maxSteps: flags.maxSteps,
-          chunk: flags.chunk,
-          ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
-          ...(files.length > 0 ? { files } : {}),
-          bench,
-          onProgress: (done, total, what) => bar.update(done, total, what),
-        });
+        await matrix(files, flags, stop);
       } finally {
-        bar.stop();
+        stop.dispose();
       }
-      if (flags.out) writeMatrix(m, flags.out);
-      if (flags.json) printJson(m);
-      else {
-        printMatrix(m);
-        if (flags.out) console.log(`matrix: written to ${flags.out}/matrix.json and ${flags.out}/matrix.md`);
-      }
+      stop.exitIfStopped('matrix', 'the configurations that finished are in the tables above (the others show n/a)');
     },
   );
+
+/** The matrix command's body: the throughput column, the configurations, the tables and the files. */
+async function matrix(
+  files: string[],
+  flags: { runs: number; maxSteps: number; chunk: number; workers?: number; bench?: string; throughput: boolean; json?: boolean; out?: string },
+  stop: Interrupts,
+): Promise<void> {
+  const { runMatrix, printMatrix, writeMatrix, THROUGHPUT_SUITES } = await import('./matrix.js');
+  let bench: { results: BenchRow[]; from: string } | null = null;
+  if (flags.bench) {
+    let parsed: { results?: BenchRow[] };
+    try {
+      parsed = JSON.parse(readFileSync(flags.bench, 'utf8')) as { results?: BenchRow[] };
+    } catch (err) {
+      throw new InputError(`--bench ${flags.bench}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (!Array.isArray(parsed.results)) throw new InputError(`--bench ${flags.bench}: not a bench JSON (no results)`);
+    bench = { results: parsed.results, from: flags.bench };
+  } else if (flags.throughput) {
+    const { runBenchSuites } = await import('../../bench/main.js');
+    const run = await runBenchSuites(THROUGHPUT_SUITES, { json: false, quick: true, silent: true, signal: stop.signal });
+    bench = { results: run.results, from: `bench ${THROUGHPUT_SUITES.join(' ')} --quick, run for the matrix` };
+  }
+  const bar = progress('configurations', !flags.json, 500);
+  let m: Awaited<ReturnType<typeof runMatrix>>;
+  try {
+    m = await runMatrix({
+      runs: flags.runs,
+      maxSteps: flags.maxSteps,
+      chunk: flags.chunk,
+      ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
+      ...(files.length > 0 ? { files } : {}),
+      bench,
+      onProgress: (done, total, what) => bar.update(done, total, what),
+      signal: stop.signal,
+    });
+  } finally {
+    bar.stop();
+  }
+  const written = flags.out !== undefined && writeMatrix(m, flags.out);
+  if (flags.json) printJson(m);
+  else {
+    printMatrix(m);
+    if (written) console.log(`matrix: written to ${flags.out}/matrix.json and ${flags.out}/matrix.md`);
+  }
+}
 
 /** A run passes when its invariants and its accounting hold and no checker reported anything. */
 function passed(r: RunResult): boolean {
@@ -684,37 +742,44 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
+/** Run the command line; the exit status. Every error ends here as a report without a JavaScript stack (failure.ts). */
 async function main(): Promise<number> {
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();
+  const args = process.argv.slice(2);
+  let code: number;
   try {
     await program.parseAsync(process.argv);
-    return 0;
+    code = 0;
   } catch (err) {
-    if (err instanceof Exit) return err.code;
-    if (err instanceof CommanderError) {
-      // help and version are not errors; everything else commander rejects is bad input.
-      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : 2;
-    }
-    if (err instanceof InputError) {
-      console.error(`iommu-sim: ${err.message}`);
-      return 2;
-    }
-    if (err instanceof RangeError) {
-      console.error(`iommu-sim: ${err.message}`);
-      return 2;
-    }
-    if (err instanceof ReplayDivergence) {
-      console.error(`iommu-sim: ${err.message}`);
-      return EXIT_DIVERGED;
-    }
-    if (err instanceof ActorFailure || err instanceof RunStalled || err instanceof StepBudgetExceeded) {
-      console.error(`iommu-sim: ${err.message}`);
-      return 1;
-    }
-    console.error(`iommu-sim: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    return 1;
+    code = exitStatus(err, args);
   }
+  // Files that could not be written after the work: said after the command's report and verdict, exit 2.
+  for (const f of takeWriteFailures()) {
+    console.error(`iommu-sim: ${f.flag} ${f.file}: could not be written: ${f.reason}; the report above is all that is left of the run`);
+    code = 2;
+  }
+  return code;
 }
+
+function exitStatus(err: unknown, args: readonly string[]): number {
+  if (err instanceof Exit) return err.code;
+  if (err instanceof CommanderError) {
+    // help and version are not errors; everything else commander rejects is bad input.
+    return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : 2;
+  }
+  const r = reportFailure(err, args);
+  console.error(r.text);
+  return r.code;
+}
+
+// An error thrown where no command awaits it (a worker's event, a timer) is reported the same way.
+const lastResort = (err: unknown): void => {
+  const r = reportFailure(err, process.argv.slice(2));
+  console.error(r.text);
+  process.exit(r.code);
+};
+process.on('uncaughtException', lastResort);
+process.on('unhandledRejection', lastResort);
 
 process.exitCode = await main();

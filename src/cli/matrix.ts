@@ -16,7 +16,7 @@
 // order, so the figures do not depend on the pool's timing; configurations run side by side, one per pool thread.
 // A configuration whose schedules are long (the random workload: thousands of steps each) stops earlier, at a
 // budget of steps, with the schedules it ran.
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, join } from 'node:path';
 import { Piscina } from 'piscina';
@@ -37,6 +37,7 @@ import type { ChunkResult, ChunkTask } from '../scenario/chunk.js';
 import { expectationFor, type Tally, Tallier, verdictOf } from '../scenario/expect.js';
 import { loadScenarioFile, scenarioParams } from '../scenario/load.js';
 import type { Expectation, ModelName, Scenario } from '../scenario/scenario.js';
+import { writeOutput } from './output.js';
 import { hazardClass } from './races.js';
 
 /** A row of DESIGN.md's policy table: the model parameter that switches it, and the benchmark cases that measure it. */
@@ -263,7 +264,7 @@ function rateOf(schedules: number, failing: number, kinds: Readonly<Record<strin
 /** Run each configuration for at least `runs` schedules: its chunks in order, configurations side by side. */
 async function runConfigs(
   configs: readonly Config[],
-  o: { runs: number; maxSteps: number; chunk: number; workers: number; onProgress?: (done: number, total: number, what: string) => void },
+  o: { runs: number; maxSteps: number; chunk: number; workers: number; onProgress?: (done: number, total: number, what: string) => void; signal?: AbortSignal },
 ): Promise<Map<string, Outcome>> {
   const out = new Map<string, Outcome>();
   const pool = new Piscina({ filename: workerUrl('explore').href, minThreads: o.workers, maxThreads: o.workers });
@@ -271,7 +272,7 @@ async function runConfigs(
   let done = 0;
   try {
     const lane = async (): Promise<void> => {
-      for (let i = next++; i < configs.length; i = next++) {
+      for (let i = next++; i < configs.length && !o.signal?.aborted; i = next++) {
         const c = configs[i] as Config;
         let schedules = 0;
         let failing = 0;
@@ -284,7 +285,7 @@ async function runConfigs(
         try {
           // Deterministic either way: the step count of a chunk depends on its seed, not on the pool's timing.
           // Chunks of consecutive seeds, as explore runs them: execution i has seed c.seed + i.
-          while (schedules < runs && steps < maxSteps) {
+          while (schedules < runs && steps < maxSteps && !o.signal?.aborted) {
             const task: ChunkTask = {
               model: c.model,
               params: c.params,
@@ -304,7 +305,8 @@ async function runConfigs(
             addKinds(kinds, r.failingKinds);
             tally?.merge(r.tally);
           }
-          out.set(c.key, { rate: { ...rateOf(schedules, failing, kinds), seconds: (performance.now() - t0) / 1000 }, tally: tally?.tally() ?? null });
+          if (o.signal?.aborted) out.set(c.key, { error: 'interrupted' });
+          else out.set(c.key, { rate: { ...rateOf(schedules, failing, kinds), seconds: (performance.now() - t0) / 1000 }, tally: tally?.tally() ?? null });
         } catch (err) {
           out.set(c.key, { error: (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'error' });
         }
@@ -346,6 +348,8 @@ export interface MatrixOptions {
   /** Benchmark results to take throughput from (null: no throughput column). */
   readonly bench: { readonly results: readonly BenchRow[]; readonly from: string } | null;
   readonly onProgress?: (done: number, total: number, what: string) => void;
+  /** Ctrl-C: the configurations not finished are reported as interrupted. */
+  readonly signal?: AbortSignal;
 }
 
 export async function runMatrix(o: MatrixOptions): Promise<MatrixReport> {
@@ -380,6 +384,7 @@ export async function runMatrix(o: MatrixOptions): Promise<MatrixReport> {
     chunk,
     workers,
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+    ...(o.signal ? { signal: o.signal } : {}),
   });
   const outcome = (key: string): Outcome => outcomes.get(key) ?? { error: 'not run' };
 
@@ -518,8 +523,11 @@ export function printMatrix(m: MatrixReport): void {
 }
 
 /** Write DIR/matrix.json and DIR/matrix.md. */
-export function writeMatrix(m: MatrixReport, dir: string): void {
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'matrix.json'), `${JSON.stringify(m, null, 2)}\n`);
-  writeFileSync(join(dir, 'matrix.md'), matrixMarkdown(m));
+/** Write DIR/matrix.json and DIR/matrix.md; false when one could not be (remembered for the CLI, src/cli/output.ts). */
+export function writeMatrix(m: MatrixReport, dir: string): boolean {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch {}
+  const json = writeOutput('--out', join(dir, 'matrix.json'), `${JSON.stringify(m, null, 2)}\n`);
+  return writeOutput('--out', join(dir, 'matrix.md'), matrixMarkdown(m)) && json;
 }

@@ -65,7 +65,7 @@ export function raceFiles(): string[] {
 }
 
 /** One variant of one script over its budget. */
-export async function raceRow(file: string, s: Scenario, fixed: boolean): Promise<RaceRow> {
+export async function raceRow(file: string, s: Scenario, fixed: boolean, signal?: AbortSignal): Promise<RaceRow> {
   const e = expectationFor(s, fixed);
   const j = await runJudged(e, {
     workload: { name: s.model, params: scenarioParams(s, fixed) },
@@ -75,6 +75,7 @@ export async function raceRow(file: string, s: Scenario, fixed: boolean): Promis
     seed: s.explore.seed,
     runs: s.explore.runs,
     allRuns: true,
+    ...(signal ? { signal } : {}),
   });
   const t = j.tally;
   const withFinding = Object.values(t.byKind).reduce((a, b) => a + b, 0);

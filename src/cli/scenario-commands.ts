@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { expectationFor, type Tally, Tallier } from '../scenario/expect.js';
-import { observed, runJudged } from '../scenario/judged.js';
+import { type JudgedRun, observed, runJudged } from '../scenario/judged.js';
 import { exploreScenario } from '../scenario/explore.js';
 import { loadScenarioFile, scenarioParams } from '../scenario/load.js';
 import { PACKAGE_ROOT } from '../runtime/paths.js';
@@ -15,10 +15,13 @@ import { Schedule } from '../runtime/schedule.js';
 import { MAX_WORKERS } from '../runtime/threaded.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
 import { Exit } from './exit.js';
-import { intArg } from './options.js';
+import { interrupts } from './interrupt.js';
+import { DURATION_FORMS, durationArg, intArg } from './options.js';
+import { checkOutputFile, writeOutput } from './output.js';
 import { progress } from './progress.js';
 import { policyWords, type RaceRow, raceFiles, raceRow, tableRow } from './races.js';
 import { replayAdvice } from './replay-advice.js';
+import { loadSchedule } from './schedule-file.js';
 import { stressRuns } from './stress.js';
 
 interface ScenarioFlags {
@@ -29,14 +32,6 @@ interface ScenarioFlags {
   runs?: number;
   json?: boolean;
   record?: string;
-}
-
-/** `30s`, `2m`, `500ms` or a number of seconds. */
-function durationArg(raw: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(raw.trim());
-  if (!m) throw new Error(`'${raw}' is not a duration (e.g. 30s, 2m, 500ms)`);
-  const v = Number(m[1]);
-  return m[2] === 'ms' ? v : m[2] === 'm' ? v * 60_000 : v * 1000;
 }
 
 /** How run, explore, stress and races judge a scenario (their --help). */
@@ -80,9 +75,13 @@ export function registerScenarioCommands(program: Command): void {
       const fixed = flags.fixed ?? false;
       if (fixed && !s.fix) throw new Exit(usage(`${file}: has no \`fix\` to apply`));
       const e = expectationFor(s, fixed);
+      checkOutputFile('--record', flags.record);
       const bar = progress('executions', !flags.json);
       const threaded = flags.runtime === 'threaded';
-      const j = await runJudged(e, {
+      const stop = interrupts();
+      let j: JudgedRun;
+      try {
+        j = await runJudged(e, {
         workload: { name: s.model, params: scenarioParams(s, fixed) },
         runtime: flags.runtime,
         strategy: flags.strategy ?? s.explore.strategy,
@@ -91,11 +90,19 @@ export function registerScenarioCommands(program: Command): void {
         runs: flags.runs ?? (threaded ? 1 : s.explore.runs),
         ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
         ...(threaded ? {} : { onProgress: (d: number, t: number) => bar.update(d, t) }),
-      });
-      bar.stop();
+        signal: stop.signal,
+        });
+      } catch (err) {
+        // Interrupted before any run finished: nothing to judge.
+        if (stop.received) stop.exitIfStopped('run', 'no run had finished');
+        throw err;
+      } finally {
+        bar.stop();
+        stop.dispose();
+      }
       const r = j.outcome;
       const v = j.verdict;
-      if (flags.record) r.schedule.save(flags.record);
+      const recorded = flags.record !== undefined && writeOutput('--record', flags.record, r.schedule.encode());
       if (flags.json) {
         process.stdout.write(
           `${JSON.stringify({
@@ -111,7 +118,8 @@ export function registerScenarioCommands(program: Command): void {
             ...(threaded ? { runs: j.threaded } : {}),
             findings: r.findings,
             counters: r.check.counters,
-            record: flags.record ?? null,
+            record: recorded ? flags.record : null,
+            interrupted: stop.received ?? null,
           })}\n`,
         );
       } else {
@@ -120,9 +128,12 @@ export function registerScenarioCommands(program: Command): void {
         for (const f of r.findings) console.log(`\n${f.text}\n`);
         for (const t of j.threaded) console.log(`run: threaded run seed ${t.seed}: trace hash ${t.traceHash}${t.kind ? ` (${t.kind}: ${t.class})` : ''}`);
         console.log(`run: ${r.explored}; reported: seed ${r.seed}, trace hash ${r.traceHash}`);
-        if (flags.record) console.log(`run: schedule written to ${flags.record}; ${replayAdvice(flags.record, r.schedule)}`);
-        printVerdict('run', v.lines, v.ok);
+        if (recorded && flags.record) console.log(`run: schedule written to ${flags.record}; ${replayAdvice(flags.record, r.schedule)}`);
+        // A budget cut short by a signal is no SUCCESS: what was found so far is still a FAILURE.
+        if (stop.received && v.ok) for (const l of [...v.lines, 'INTERRUPTED']) console.log(`run: ${l}`);
+        else printVerdict('run', v.lines, v.ok);
       }
+      stop.exitIfStopped('run', `the verdict above covers the ${r.executions} executions that finished`);
       if (!v.ok) throw new Exit(1);
     });
 
@@ -135,7 +146,7 @@ export function registerScenarioCommands(program: Command): void {
     .addOption(new Option('--strategy <strategy>', 'scheduling strategy (default: the scenario\'s)').choices([...STRATEGIES]))
     .addOption(new Option('--depth <d>', 'pct depth (default: the scenario\'s)').argParser(intArg(1, 64)))
     .addOption(new Option('--runs <n>', 'executions in all (default: 100 × the scenario\'s explore.runs)').argParser(intArg(1)))
-    .addOption(new Option('--time <duration>', 'stop after this long (30s, 2m)').argParser(durationArg))
+    .addOption(new Option('--time <duration>', `stop after this long (${DURATION_FORMS})`).argParser(durationArg()))
     .addOption(new Option('--workers <n>', `pool threads (default ${availableParallelism()})`).argParser(intArg(1, 256)))
     .addOption(new Option('--seed <n>', 'the first execution\'s seed; execution i runs from seed+i, as in run').argParser(intArg(-2147483648, 2147483647)))
     .addOption(new Option('--chunk <n>', 'executions per pool task').argParser(intArg(1)).default(64))
@@ -146,10 +157,10 @@ export function registerScenarioCommands(program: Command): void {
       const s = await loadScenarioFile(file);
       const fixed = flags.fixed ?? false;
       if (fixed && !s.fix) throw new Exit(usage(`${file}: has no \`fix\` to apply`));
+      const record = flags.record ?? `${s.name}.sched`;
+      checkOutputFile(flags.record ? '--record' : '--record (default <scenario name>.sched)', record);
       const bar = progress('schedules', !flags.json, 500);
-      const ac = new AbortController();
-      const onSigint = (): void => ac.abort();
-      process.once('SIGINT', onSigint);
+      const stop = interrupts();
       const runs = flags.runs ?? s.explore.runs * 100;
       let out: Awaited<ReturnType<typeof exploreScenario>>;
       try {
@@ -166,21 +177,20 @@ export function registerScenarioCommands(program: Command): void {
           keepGoing: flags.keepGoing ?? false,
           chunk: flags.chunk,
           onProgress: (n, failures, rate) => bar.update(n, runs, `${Math.round(rate)} schedules/s, ${failures} failing`),
-          signal: ac.signal,
+          signal: stop.signal,
         });
       } finally {
         bar.stop();
-        process.off('SIGINT', onSigint);
+        stop.dispose();
       }
       const first = out.failures[0];
-      const record = flags.record ?? `${s.name}.sched`;
-      if (first?.schedule) Schedule.decode(first.schedule, 'exploration').save(record);
+      const recorded = first?.schedule ? writeOutput('--record', record, Schedule.decode(first.schedule, 'exploration').encode()) : false;
       const rate = Math.round(out.executions / Math.max(0.001, out.elapsedMs / 1000));
       const v = out.verdict;
       if (flags.json) {
         process.stdout.write(
           `${JSON.stringify({
-            ok: v.ok,
+            ok: v.ok && out.executions > 0,
             scenario: s.name,
             fixed,
             verdict: v.lines,
@@ -198,7 +208,7 @@ export function registerScenarioCommands(program: Command): void {
             findings: first?.findings ?? [],
             problems: first?.problems ?? [],
             traceHash: first?.traceHash ?? null,
-            record: first ? record : null,
+            record: recorded ? record : null,
             coverage: { triples: out.coverage.triples.length, lockChains: out.coverage.lockChains.length, pasidTransitions: out.coverage.pasid, tripleList: out.coverage.triples },
           })}\n`,
         );
@@ -209,8 +219,8 @@ export function registerScenarioCommands(program: Command): void {
         if (first) {
           for (const f of first.findings) console.log(`\n${f.text}\n`);
           for (const p of first.problems) console.log(`explore: ${p}`);
-          console.log(`explore: seed ${first.executionSeed} decided it (${out.first?.class}, the ${ordinal(out.first?.schedules ?? 0)} schedule, ${((out.first?.elapsedMs ?? 0) / 1000).toFixed(1)} s); schedule written to ${record}`);
-          if (first.schedule) console.log(`explore: ${replayAdvice(record, Schedule.decode(first.schedule, 'exploration'))}`);
+          console.log(`explore: seed ${first.executionSeed} decided it (${out.first?.class}, the ${ordinal(out.first?.schedules ?? 0)} schedule, ${((out.first?.elapsedMs ?? 0) / 1000).toFixed(1)} s)${recorded ? `; schedule written to ${record}` : ''}`);
+          if (recorded && first.schedule) console.log(`explore: ${replayAdvice(record, Schedule.decode(first.schedule, 'exploration'))}`);
           console.log(`explore: or run it again with: iommu-sim run ${file}${fixed ? ' --fixed' : ''} --seed ${first.executionSeed} --runs 1`);
         }
         if (flags.keepGoing) {
@@ -219,9 +229,13 @@ export function registerScenarioCommands(program: Command): void {
           const seeds = out.tally.marked.slice(0, 20).map((m) => `${m.seed} ${m.kind}`);
           if (seeds.length > 0) console.log(`explore: seeds with a finding: ${seeds.join(', ')}${out.tally.marked.length + out.tally.marksOmitted > 20 ? `, … (${out.tally.marked.length + out.tally.marksOmitted} in all; --json lists them)` : ''}`);
         }
-        printVerdict('explore', v.lines, v.ok);
+        if (out.executions === 0) console.log('explore: NOTHING RUN');
+        else if (stop.received && v.ok) for (const l of [...v.lines, 'INTERRUPTED']) console.log(`explore: ${l}`);
+        else printVerdict('explore', v.lines, v.ok);
       }
-      if (out.stoppedBy === 'interrupt') throw new Exit(130);
+      // A budget that ran out before the first schedule tested nothing: not a SUCCESS.
+      if (out.executions === 0 && !stop.received) throw new Exit(usage(`explore: nothing run: the --time budget ran out before the first schedule`));
+      stop.exitIfStopped('explore', `the summary above covers the ${out.executions} schedules that finished`);
       if (!v.ok) throw new Exit(1);
     });
 
@@ -230,7 +244,7 @@ export function registerScenarioCommands(program: Command): void {
     .description('Threaded stress of a scenario (a stress config is a scenario file too): runs back to back for --duration, a status line per run, failing runs saved as replayable schedules; ends "stress: SUCCESS" or "stress: FAILURE".')
     .argument('<file>', 'the scenario or stress config')
     .option('--fixed', "apply the scenario's `fix` policies")
-    .addOption(new Option('--duration <duration>', 'how long (60s, 2m)').argParser(durationArg).default(60_000, '60s'))
+    .addOption(new Option('--duration <duration>', `how long (${DURATION_FORMS})`).argParser(durationArg()).default(60_000, '60s'))
     .addOption(new Option('--workers <n>', 'sharded: worker threads').argParser(intArg(1, MAX_WORKERS)))
     .addOption(new Option('--placement <placement>', 'sharded over --workers, or a thread per actor').choices(['sharded', 'per-actor']).default('sharded'))
     .addOption(new Option('--seed <n>', 'seed of the first run; each run takes the next').argParser(intArg(-2147483648, 2147483647)).default(1))
@@ -241,9 +255,9 @@ export function registerScenarioCommands(program: Command): void {
       const s = await loadScenarioFile(file);
       const fixed = flags.fixed ?? false;
       if (fixed && !s.fix) throw new Exit(usage(`${file}: has no \`fix\` to apply`));
-      const ac = new AbortController();
-      const onSigint = (): void => ac.abort();
-      process.once('SIGINT', onSigint);
+      const record = flags.record ?? `${s.name}.stress.sched`;
+      checkOutputFile(flags.record ? '--record' : '--record (default <scenario name>.stress.sched)', record);
+      const stop = interrupts();
       let out: Awaited<ReturnType<typeof stressRuns>>;
       try {
         out = await stressRuns({
@@ -256,12 +270,12 @@ export function registerScenarioCommands(program: Command): void {
           placement: flags.placement,
           ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
           keepGoing: flags.keepGoing ?? false,
-          record: flags.record ?? `${s.name}.stress.sched`,
+          record,
           json: flags.json ?? false,
-          signal: ac.signal,
+          signal: stop.signal,
         });
       } finally {
-        process.off('SIGINT', onSigint);
+        stop.dispose();
       }
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ ok: out.ok, scenario: s.name, verdict: out.verdict.lines, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, findings: out.failures.flatMap((r) => r.findings), saved: out.saved })}\n`);
@@ -269,30 +283,34 @@ export function registerScenarioCommands(program: Command): void {
         for (const r of out.failures.slice(0, 1)) for (const f of r.findings) console.log(`\n${f.text}\n`);
         console.log(`stress: ${s.name}: ${out.runs} threaded runs in ${out.seconds.toFixed(1)} s (${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
         console.log(`stress: per second ${Object.entries(out.perSecond).filter(([, v]) => v !== 0).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
-        for (const f of out.saved) console.log(`stress: run with a finding saved to ${f}; ${replayAdvice(f, Schedule.load(f))}`);
-        printVerdict('stress', out.verdict.lines, out.ok);
+        for (const f of out.saved) console.log(`stress: run with a finding saved to ${f}; ${replayAdvice(f, loadSchedule(f))}`);
+        if (stop.received && out.ok) for (const l of [...out.verdict.lines, 'INTERRUPTED']) console.log(`stress: ${l}`);
+        else printVerdict('stress', out.verdict.lines, out.ok);
       }
-      if (ac.signal.aborted) throw new Exit(130);
+      stop.exitIfStopped('stress', `the summary above covers the ${out.runs} runs that finished`);
       if (!out.ok) throw new Exit(1);
     });
 
   program
     .command('races')
     .description('Run every race script in races/ with the policy that shows its bug and with the one that fixes it, the fault-injection scenarios in scenarios/ as written, each over its whole budget (explore.runs) and judged as `run` judges it, then a short stress run; a table (a deterministic hazard shows its finding on every schedule, a race on the fraction given), then SUCCESS or FAILURE (npm start).')
-    .addOption(new Option('--stress <seconds>', 'length of the stress run (0: none)').argParser(intArg(0, 3600)).default(5))
+    .addOption(new Option('--stress <duration>', `length of the stress run (${DURATION_FORMS}; 0: none)`).argParser(durationArg({ allowZero: true })).default(5000, '5s'))
     .option('--json', 'print one JSON object')
     .action(async (flags: { stress: number; json?: boolean }) => {
       const rows: RaceRow[] = [];
+      const stop = interrupts();
       for (const f of raceFiles()) {
+        if (stop.signal.aborted) break;
         const s = await loadScenarioFile(join(PACKAGE_ROOT, f));
         for (const fixed of s.fix ? [false, true] : [false]) {
-          const row = await raceRow(f, s, fixed);
+          const row = await raceRow(f, s, fixed, stop.signal);
+          if (stop.signal.aborted) break;
           rows.push(row);
           if (!flags.json) process.stderr.write(`races: ${f} (${row.variant}): ${row.ok ? 'ok' : 'FAILED'}\n`);
         }
       }
       let ok = rows.every((r) => r.ok);
-      const stress = flags.stress > 0 ? await racesStress(flags.stress) : null;
+      const stress = flags.stress > 0 && !stop.signal.aborted ? await racesStress(flags.stress, stop.signal) : null;
       if (stress) ok &&= stress.ok;
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ ok, races: rows, stress })}\n`);
@@ -300,25 +318,33 @@ export function registerScenarioCommands(program: Command): void {
         console.table(rows.map(tableRow));
         console.log('races: a deterministic hazard shows its finding on every schedule of its budget; a race on some (the fraction shown)');
         if (stress) console.log(`stress: ${stress.runs} threaded runs of a mixed topology (vtd, amd, smmuv3), ${stress.dmas} DMAs, ${stress.failing} failing${stress.verdict.length > 0 ? `: ${stress.verdict.join('; ')}` : ''}`);
-        console.log(ok ? 'SUCCESS' : 'FAILURE');
+        console.log(ok ? (stop.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE');
       }
+      stop.dispose();
+      stop.exitIfStopped('races', `the table above has the ${rows.length} runs that finished`);
       if (!ok) throw new Exit(1);
     });
 }
 
 /** The short threaded stress run of `races`: a mixed topology, judged as a scenario expecting no finding. */
-async function racesStress(seconds: number): Promise<{ ok: boolean; runs: number; dmas: number; failing: number; verdict: string[] }> {
-  const until = performance.now() + seconds * 1000;
+async function racesStress(ms: number, signal: AbortSignal): Promise<{ ok: boolean; runs: number; dmas: number; failing: number; verdict: string[] }> {
+  const until = performance.now() + ms;
   const tally = new Tallier({ findings: [], forbid: 'any', counters: {} });
   let dmas = 0;
-  while (performance.now() < until && !tally.decided) {
+  while (performance.now() < until && !tally.decided && !signal.aborted) {
     const seed = tally.tally().schedules + 1;
     const r = await run({
       workload: { name: 'sva', params: { iommus: 'vtd,amd,smmuv3', devices: 6, processes: 24, script: 'stress', rounds: 2, dmas: 6, seed } },
       runtime: 'threaded',
       seed,
       workers: 2,
+      signal,
+    }).catch((err: unknown) => {
+      // Interrupted (src/cli/interrupt.ts): the run in flight is dropped.
+      if (signal.aborted) return undefined;
+      throw err;
     });
+    if (!r) break;
     dmas += r.check.counters.dmas ?? 0;
     tally.add(seed, observed(r));
   }

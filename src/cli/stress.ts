@@ -9,6 +9,7 @@ import { run } from '../runtime/run.js';
 import { decides, Tallier, type Verdict } from '../scenario/expect.js';
 import { observed } from '../scenario/judged.js';
 import type { Expectation } from '../scenario/scenario.js';
+import { writeOutput } from './output.js';
 
 export interface StressOptions {
   readonly tag: string;
@@ -53,18 +54,26 @@ export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
   const tally = new Tallier(e);
   let lost = 0;
   let runs = 0;
-  while (performance.now() < until && !o.signal?.aborted) {
+  // At least one run, however short the duration: a stress that ran nothing must not end in SUCCESS.
+  while ((runs === 0 || performance.now() < until) && !o.signal?.aborted) {
     const seed = o.seed + runs;
-    const r = await run({
-      workload: { name: o.model, params: { ...o.params, seed } },
-      runtime: 'threaded',
-      seed,
-      placement: o.placement,
-      ...(o.workers !== undefined ? { workers: o.workers } : {}),
-      keepTrace: true,
-      keepGoing: o.keepGoing,
-      ...(o.signal ? { signal: o.signal } : {}),
-    });
+    let r: RunResult;
+    try {
+      r = await run({
+        workload: { name: o.model, params: { ...o.params, seed } },
+        runtime: 'threaded',
+        seed,
+        placement: o.placement,
+        ...(o.workers !== undefined ? { workers: o.workers } : {}),
+        keepTrace: true,
+        keepGoing: o.keepGoing,
+        ...(o.signal ? { signal: o.signal } : {}),
+      });
+    } catch (err) {
+      // Interrupted (src/cli/interrupt.ts): the run in flight is dropped, the finished ones are the summary.
+      if (o.signal?.aborted) break;
+      throw err;
+    }
     runs++;
     for (const [k, v] of Object.entries(r.check.counters)) totals[k] = (totals[k] ?? 0) + v;
     const j = tally.add(seed, observed(r));
@@ -74,8 +83,7 @@ export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
       failures.push(r);
       if (o.record) {
         const file = failures.length === 1 ? o.record : `${o.record}.${failures.length}`;
-        r.schedule.save(file);
-        saved.push(file);
+        if (writeOutput('--record', file, r.schedule.encode())) saved.push(file);
       }
     }
     if (!o.json) {

@@ -3,23 +3,27 @@
 // is checked by the schema, the parameters by the model they are for, and a parameter's error is reported
 // under the section it was written in. A `script` section becomes the model's `steps` parameter; the model checks
 // what only it knows (its topology, its locks), and its errors come back as `script.drv/1[2]: …`.
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { createRequire, isBuiltin } from 'node:module';
+import { dirname, extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { watchEnter, watchLeave } from '../runtime/watchdog.js';
+import { Worker } from 'node:worker_threads';
 import { parse as parseYaml } from 'yaml';
-import type { ZodError } from 'zod';
 import '../actors/workloads.js';
 import { buildWorkload } from '../runtime/workloads.js';
 import { InputError } from '../runtime/errors.js';
 import type { Wire } from '../runtime/model.js';
-import { type DomainsStep, type IoasidStep, type ModelName, SCRIPT_STEPS, type Scenario, type SvaStep, scenarioSchema } from './scenario.js';
+import { describeZod, fieldPath } from './describe.js';
+import { type DomainsStep, type IoasidStep, type Scenario, type SvaStep, scenarioSchema } from './scenario.js';
 
 export class ScenarioError extends InputError {
   override name = 'ScenarioError';
 }
 
 const SECTIONS = ['topology', 'policies', 'workload', 'faults'] as const;
+
+/** The highest process number a script may name (the sva model's `processes` is at most 4096). */
+const MAX_SCRIPTED_PROCESS = 4095;
 
 /** Read a scenario file (a .ts/.mts/.js/.mjs module is imported: its default export). */
 export async function loadScenarioFile(file: string): Promise<Scenario> {
@@ -28,7 +32,7 @@ export async function loadScenarioFile(file: string): Promise<Scenario> {
   if (ext === '.ts' || ext === '.mts') {
     raw = await importTypeScript(file);
   } else if (ext === '.js' || ext === '.mjs') {
-    raw = await importModule(file, resolve(file));
+    raw = await importModule(file, pathToFileURL(resolve(file)).href);
   } else {
     let text: string;
     try {
@@ -39,28 +43,67 @@ export async function loadScenarioFile(file: string): Promise<Scenario> {
     try {
       raw = ext === '.json' ? JSON.parse(text) : parseYaml(text);
     } catch (err) {
-      throw new ScenarioError(`${file}: not valid ${ext === '.json' ? 'JSON' : 'YAML'}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+      const what = ext === '.json' ? 'JSON' : 'YAML';
+      // The parser recurses per level: a deep enough nesting exhausts its stack (no scenario nests past 5).
+      if (err instanceof RangeError || /Maximum call stack/.test(String(err))) throw new ScenarioError(`${file}: not valid ${what}: nested too deeply (a scenario nests 5 levels at most)`);
+      throw new ScenarioError(`${file}: not valid ${what}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
     }
   }
   return validateScenario(raw, file);
 }
 
-async function importModule(file: string, path: string): Promise<unknown> {
-  // The host-time watchdog (src/runtime/watchdog.ts) stops a module whose top level never returns.
-  watchEnter('input', `scenario ${file}: its module body`, '(loading)');
+/** How long a scenario module may take to load: its body is the user's code, and may loop. */
+const LOAD_LIMIT_MS = 5_000;
+
+/** Imports the module, hands back its default export as plain data (run on a worker thread: see importModule). */
+const IMPORTER = `const { parentPort, workerData } = require('node:worker_threads');
+import(workerData.url).then(
+  (m) => {
+    try {
+      parentPort.postMessage({ ok: true, value: m.default });
+    } catch (e) {
+      parentPort.postMessage({ ok: false, message: 'its default export is not plain data: ' + ((e && e.message) || e) });
+    }
+  },
+  (e) => parentPort.postMessage({ ok: false, message: String((e && e.message) || e) }),
+);`;
+
+/**
+ * Import a scenario module on a worker thread of its own: its body is the user's code, which may throw, loop
+ * or leave timers behind; here a loop is stopped after LOAD_LIMIT_MS and reported, and what it exports comes
+ * back as data (a getter that throws, a function in it: refused, naming the file).
+ */
+async function importModule(file: string, url: string): Promise<unknown> {
+  // A TypeScript scenario is imported from a data: URL: its messages name the file instead.
+  const words = (msg: string): string => msg.replace(/data:text\/javascript;base64,[\w+/=]+/g, file).split('\n')[0] ?? msg;
+  const worker = new Worker(IMPORTER, { eval: true, workerData: { url } });
   try {
-    return ((await import(pathToFileURL(path).href)) as { default?: unknown }).default;
-  } catch (err) {
-    throw new ScenarioError(`${file}: cannot import: ${err instanceof Error ? err.message : String(err)}`);
+    return await new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new ScenarioError(`${file}: cannot import: its module did not finish loading in ${LOAD_LIMIT_MS / 1000} s (a loop in its body?)`)),
+        LOAD_LIMIT_MS,
+      );
+      const done = (f: () => void): void => {
+        clearTimeout(timer);
+        f();
+      };
+      worker.on('message', (m: { ok: true; value: unknown } | { ok: false; message: string }) =>
+        done(() => (m.ok ? resolve(m.value) : reject(new ScenarioError(`${file}: cannot import: ${words(m.message)}`)))),
+      );
+      worker.on('error', (err) => done(() => reject(new ScenarioError(`${file}: cannot import: ${words(err.message)}`))));
+      worker.on('exit', (code) => done(() => reject(new ScenarioError(`${file}: cannot import: its module ended the thread (exit ${code})`))));
+    });
   } finally {
-    watchLeave();
+    await worker.terminate();
   }
 }
 
 /**
  * A TypeScript scenario (`import { defineScenario } from 'iommu-sim'`): Node 20 cannot import .ts, so it is
- * transpiled (types stripped, not checked: `tsc --noEmit` does that) to a module beside it, so that its relative
- * imports and the package's own name resolve as they would from the .ts file, and imported from there.
+ * transpiled (types stripped, not checked: `tsc --noEmit` does that) and imported from a data: URL — nothing is
+ * written beside the scenario. Its imports are resolved first as they would be from the .ts file (relative ones
+ * against its folder, packages from its node_modules or the package's own name), since a data: module resolves
+ * nothing but absolute URLs.
  */
 async function importTypeScript(file: string): Promise<unknown> {
   let ts: typeof import('typescript');
@@ -75,24 +118,81 @@ async function importTypeScript(file: string): Promise<unknown> {
   } catch (err) {
     throw new ScenarioError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
-  const out = ts.transpileModule(text, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 }, fileName: file, reportDiagnostics: true });
+  const path = resolve(file);
+  const out = ts.transpileModule(text, {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+    fileName: file,
+    reportDiagnostics: true,
+    transformers: { after: [absoluteImports(ts, path)] },
+  });
   const syntax = out.diagnostics?.[0];
   if (syntax) throw new ScenarioError(`${file}: not valid TypeScript: ${ts.flattenDiagnosticMessageText(syntax.messageText, ' ')}`);
-  const tmp = join(dirname(resolve(file)), `.${basename(file)}.${process.pid}.${Date.now()}.mjs`);
-  writeFileSync(tmp, out.outputText);
-  // Removed at exit too: a module that the watchdog stops never returns here.
-  const remove = (): void => rmSync(tmp, { force: true });
-  process.on('exit', remove);
+  return importModule(file, `data:text/javascript;base64,${Buffer.from(out.outputText).toString('base64')}`);
+}
+
+/** `./x.js` → file:///…/x.js, `iommu-sim` → file:///…/dist/src/index.js; node: builtins and unresolvable names stay. */
+function resolveFrom(path: string, spec: string): string {
+  if (spec.startsWith('./') || spec.startsWith('../')) return new URL(spec, pathToFileURL(path)).href;
+  if (spec.startsWith('node:') || spec.includes(':') || isBuiltin(spec)) return spec;
   try {
-    return await importModule(file, tmp);
-  } finally {
-    remove();
-    process.off('exit', remove);
+    return pathToFileURL(createRequire(path).resolve(spec)).href;
+  } catch {
+    return spec;
   }
+}
+
+function absoluteImports(ts: typeof import('typescript'), path: string) {
+  return (ctx: import('typescript').TransformationContext) => {
+    const f = ctx.factory;
+    const fix = (spec: import('typescript').Expression | undefined): import('typescript').Expression | undefined =>
+      spec && ts.isStringLiteral(spec) ? f.createStringLiteral(resolveFrom(path, spec.text)) : spec;
+    const visit = (node: import('typescript').Node): import('typescript').Node => {
+      if (ts.isImportDeclaration(node)) {
+        return f.updateImportDeclaration(node, node.modifiers, node.importClause, fix(node.moduleSpecifier) ?? node.moduleSpecifier, node.attributes);
+      }
+      if (ts.isExportDeclaration(node)) return f.updateExportDeclaration(node, node.modifiers, node.isTypeOnly, node.exportClause, fix(node.moduleSpecifier), node.attributes);
+      if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
+        return f.updateCallExpression(node, node.expression, node.typeArguments, node.arguments.map((a) => fix(a) ?? a));
+      }
+      return ts.visitEachChild(node, visit, ctx);
+    };
+    return (sf: import('typescript').SourceFile) => ts.visitEachChild(sf, visit, ctx);
+  };
 }
 
 /** Check a scenario object; `where` names it in errors. Never throws anything but a ScenarioError. */
 export function validateScenario(raw: unknown, where: string): Scenario {
+  try {
+    return checkScenario(raw, where);
+  } catch (err) {
+    // A module's object can throw from a getter or a proxy, and a size can exceed what an array holds: either
+    // is this file's problem, said with its name.
+    const msg = err instanceof Error ? err.message : String(err);
+    if (err instanceof ScenarioError) throw msg.startsWith(`${where}: `) ? err : new ScenarioError(`${where}: ${msg}`);
+    if (err instanceof RangeError) throw new ScenarioError(`${where}: (top level): too large or nested too deeply: ${msg}`);
+    throw new ScenarioError(`${where}: ${accessorPath(raw) ?? '(top level)'}: reading it threw: ${msg}`);
+  }
+}
+
+/** The first field of a module's object that is computed when read (a getter): the likely thrower. */
+function accessorPath(raw: unknown): string | undefined {
+  // Breadth first, without recursion: the object may be nested deeper than the stack goes.
+  const queue: [unknown, string][] = [[raw, '']];
+  const seen = new Set<unknown>();
+  for (let i = 0; i < queue.length && i < 10_000; i++) {
+    const [v, path] = queue[i] as [unknown, string];
+    if (typeof v !== 'object' || v === null || seen.has(v)) continue;
+    seen.add(v);
+    for (const [k, d] of Object.entries(Object.getOwnPropertyDescriptors(v))) {
+      const at = path ? `${path}.${fieldPath([k])}` : fieldPath([k]);
+      if (!('value' in d)) return at;
+      queue.push([d.value, at]);
+    }
+  }
+  return undefined;
+}
+
+function checkScenario(raw: unknown, where: string): Scenario {
   const r = scenarioSchema.safeParse(raw);
   if (!r.success) throw new ScenarioError(`${where}: ${describeZod(r.error, raw)}`);
   // An extension is named relative to the scenario; the workload needs where it is.
@@ -145,6 +245,8 @@ function compileSva(script: Record<string, SvaStep[]>): string {
   const procs: Wire[][] = [];
   for (const [name, steps] of Object.entries(script)) {
     const i = Number(name.slice('proc/'.length));
+    // The list is dense up to the highest process: a name past any topology is refused before it is built.
+    if (!(i <= MAX_SCRIPTED_PROCESS)) throw new ScenarioError(`script.${name}: no such process (a topology has ${MAX_SCRIPTED_PROCESS + 1} at most)`);
     procs[i] = steps.map((st): Wire => {
       if (typeof st === 'string') return { op: st };
       if ('dma' in st) return { op: 'dma', ...st.dma };
@@ -212,24 +314,13 @@ function checkParams(s: Scenario, where: string, params: Record<string, Wire>): 
       throw new ScenarioError(`${where}: ${m ? `script.${m[1]}: ${m[2]}` : `script: ${rest}`}`);
     }
     if (msg.startsWith('extension ')) throw new ScenarioError(`${where}: extension: ${msg}`);
+    // A patch's extend() that throws: its own error, thrown from its file.
+    if (s.extension && !(err instanceof InputError) && err instanceof Error && err.stack?.includes(s.extension)) {
+      throw new ScenarioError(`${where}: extension: ${s.extension}: extend() threw: ${msg}`);
+    }
     // The models name the parameter in quotes or first: `sva: teardown must be one of …`.
     const key = Object.keys(params).find((k) => new RegExp(`(^|[\\s'"])${k}([\\s'":]|$)`).test(msg.replace(/^\w+: /, ' ')));
     const sec = key ? (s.fix && key in s.fix ? 'fix' : (seen.get(key) ?? 'workload')) : undefined;
     throw new ScenarioError(`${where}: ${sec && key ? `${sec}.${key}: ` : ''}${msg}`);
   }
-}
-
-function describeZod(e: ZodError, raw: unknown): string {
-  const model = (raw as { model?: unknown } | null)?.model;
-  const steps = typeof model === 'string' && model in SCRIPT_STEPS ? SCRIPT_STEPS[model as ModelName] : undefined;
-  return e.issues
-    .slice(0, 5)
-    .map((i) => {
-      let msg = i.message;
-      // A record's key and a union's branches keep what is wrong inside: say it.
-      if (i.code === 'invalid_key') msg = i.issues.map((x) => x.message).join('; ');
-      else if (i.code === 'invalid_union' && i.path[0] === 'script' && i.path.length === 3 && steps) msg = `not a step of the ${String(model)} model (${steps.join(', ')})`;
-      return `${i.path.length > 0 ? i.path.join('.') : '(top level)'}: ${msg}`;
-    })
-    .join('; ');
 }

@@ -1,0 +1,174 @@
+// A scenario's schema errors in the words of the file: the path to the field, what is wrong, and what would be
+// accepted there — the keys of that place for an unknown key (with the nearest one when it looks like a typo),
+// the accepted types or an example of the accepted forms for a value of the wrong form.
+import type { z } from 'zod';
+import { type ModelName, SCRIPT_STEPS, scenarioSchema } from './scenario.js';
+
+/** One example of each step form, by model, for a step that is none of them. */
+const STEP_EXAMPLES: Readonly<Record<ModelName, string>> = {
+  sva: "bind, unbind, exit, { dma: { n: 4, vpn: 0, write: true, wait: false } }, { munmap: 3 }, { exit: { wait: false } }, { after: 'proc/0:2' }, { while: { task: proc0, holds: iommu_sva_lock } }",
+  domains:
+    "synchronize_rcu, { alloc: { domain: d0, type: paging } }, { attach: { domain: d0, dev: 0, pasid: 1 } }, { bind: { dev: 0, mm: 0 } }, { dma: { dev: 0, pasid: 1 } }, { after: 'drv/0:1' }",
+  ioasid: "check, { alloc_set: { set: s, quota: 4 } }, { alloc: { set: s, id: a } }, { free: a }, { find: { set: s, id: a } }, { bind: a }, { after: 'user/0:1' }",
+};
+
+interface Def {
+  readonly type: string;
+  readonly shape?: Record<string, z.ZodType>;
+  readonly innerType?: z.ZodType;
+  readonly valueType?: z.ZodType;
+  readonly element?: z.ZodType;
+  readonly options?: readonly z.ZodType[];
+}
+
+function def(t: z.ZodType): Def {
+  return (t as unknown as { _zod: { def: Def } })._zod.def;
+}
+
+function unwrap(t: z.ZodType): z.ZodType {
+  let u = t;
+  for (let d = def(u); (d.type === 'optional' || d.type === 'default' || d.type === 'nullable') && d.innerType; d = def(u)) u = d.innerType;
+  return u;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The branch of a union the value was meant for: the object whose keys it uses (and whose `model` it names). */
+function branch(t: z.ZodType, v: unknown): z.ZodType {
+  const d = def(t);
+  if (d.type !== 'union' || !isRecord(v)) return t;
+  const keys = Object.keys(v);
+  for (const o of d.options ?? []) {
+    const shape = def(unwrap(o)).shape;
+    if (!shape) continue;
+    const model = shape.model;
+    if (model && !model.safeParse(v.model).success) continue;
+    if (model || keys.some((k) => k in shape)) return unwrap(o);
+  }
+  return t;
+}
+
+/** The keys accepted at `path` of the raw scenario, when that place is an object of known keys. */
+export function keysAt(raw: unknown, path: readonly PropertyKey[]): string[] | undefined {
+  let t: z.ZodType | undefined = unwrap(scenarioSchema as unknown as z.ZodType);
+  let v: unknown = raw;
+  for (const seg of path) {
+    t = branch(t, v);
+    const d = def(t);
+    if (d.type === 'object') t = d.shape?.[String(seg)];
+    else if (d.type === 'record') t = d.valueType;
+    else if (d.type === 'array') t = d.element;
+    else return undefined;
+    if (!t) return undefined;
+    t = unwrap(t);
+    v = isRecord(v) || Array.isArray(v) ? (v as Record<PropertyKey, unknown>)[seg as string] : undefined;
+  }
+  const at = branch(t, v);
+  const d = def(at);
+  if (d.shape) return Object.keys(d.shape);
+  // A union the value matched no branch of (a step of no known kind): every branch's keys.
+  const keys = (d.options ?? []).flatMap((o) => Object.keys(def(unwrap(o)).shape ?? {}));
+  return keys.length > 0 ? [...new Set(keys)] : undefined;
+}
+
+/** Edit distance with transpositions (optimal string alignment), for "did you mean": `vnp` is one from `vpn`. */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const at = (i: number, j: number): number => d[i]?.[j] as number;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, at(i - 2, j - 2) + 1);
+      (d[i] as number[])[j] = v;
+    }
+  }
+  return at(a.length, b.length);
+}
+
+/** The accepted key nearest to `key`, when it is near enough to be a typo. */
+export function nearest(key: string, accepted: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Math.max(2, Math.floor(key.length / 3)) + 1;
+  for (const k of accepted) {
+    const d = distance(key.toLowerCase(), k.toLowerCase());
+    if (d < bestD) {
+      best = k;
+      bestD = d;
+    }
+  }
+  return best;
+}
+
+type Issue = z.core.$ZodIssue;
+
+/** The value at `path` of the raw input (own data properties only: a getter is not run). */
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let v = raw;
+  for (const seg of path) {
+    if (typeof v !== 'object' || v === null) return undefined;
+    const d = Object.getOwnPropertyDescriptor(v, seg);
+    v = d && 'value' in d ? d.value : undefined;
+  }
+  return v;
+}
+
+function unknownKeys(i: Extract<Issue, { code: 'unrecognized_keys' }>, raw: unknown): string {
+  const accepted = keysAt(raw, i.path) ?? [];
+  const here = valueAt(raw, i.path);
+  const present = isRecord(here) ? Object.keys(here) : [];
+  return i.keys
+    .map((k) => {
+      // A key of another kind of step, beside this one's: known, but not together.
+      if (accepted.includes(k)) return `'${k}' cannot go with ${present.filter((p) => p !== k).map((p) => `'${p}'`).join(', ')} (one kind of step per entry)`;
+      const near = nearest(k, accepted);
+      return `unknown key '${k}'${near ? ` (did you mean '${near}'?)` : ''}${accepted.length > 0 ? `; accepted here: ${accepted.join(', ')}` : ''}`;
+    })
+    .join('; ');
+}
+
+/** A value none of a union's branches takes: the types they take, or for a script step, the step forms. */
+function noBranch(i: Extract<Issue, { code: 'invalid_union' }>, raw: unknown): string {
+  const model = isRecord(raw) ? raw.model : undefined;
+  if (i.path[0] === 'script' && i.path.length === 3 && typeof model === 'string' && model in SCRIPT_STEPS) {
+    const m = model as ModelName;
+    return `not a step of the ${m} model (${SCRIPT_STEPS[m].join(', ')}); accepted forms: ${STEP_EXAMPLES[m]}`;
+  }
+  // Each branch's own complaint about the value itself: the type or the values it takes.
+  const forms = i.errors.flatMap((e) => {
+    const first = e[0];
+    if (e.length !== 1 || !first || first.path.length > 0) return [];
+    if (first.code === 'invalid_type') return [first.expected];
+    if (first.code === 'invalid_value') return first.values.map((v) => JSON.stringify(v));
+    return [];
+  });
+  if (forms.length >= i.errors.length && forms.length > 0) return `expected ${[...new Set(forms)].join(', ').replace(/, ([^,]*)$/, ' or $1')}`;
+  if (i.path.length === 0 || i.path[0] === 'model') return "model: expected one of sva, domains, ioasid (e.g. model: sva)";
+  // A branch that took the value's form but not what is inside it (a list with a wrong entry): its complaint.
+  const inner = i.errors.find((e) => e.length > 0 && e.every((x) => x.path.length > 0))?.[0];
+  if (inner) return `[${fieldPath(inner.path)}] ${inner.message}`;
+  return i.message;
+}
+
+/** `script.proc/0.1.dma`; a key that is not a plain name is quoted (`script."proc 0"`), so the path reads unambiguously. */
+export function fieldPath(path: readonly PropertyKey[]): string {
+  return path.map((seg) => (typeof seg === 'number' || /^[\w/$-]+$/.test(String(seg)) ? String(seg) : JSON.stringify(String(seg)))).join('.');
+}
+
+/** The first few issues of a failed parse, each as `path: what is wrong`. */
+export function describeZod(e: z.ZodError, raw: unknown): string {
+  return e.issues
+    .slice(0, 5)
+    .map((i) => {
+      let msg: string = i.message;
+      if (i.code === 'unrecognized_keys') msg = unknownKeys(i, raw);
+      // A record's key and a union's branches keep what is wrong inside: say it.
+      else if (i.code === 'invalid_key') msg = i.issues.map((x) => x.message).join('; ');
+      else if (i.code === 'invalid_union') msg = noBranch(i, raw);
+      if (i.code === 'invalid_union' && (i.path.length === 0 || i.path[0] === 'model')) return msg;
+      return `${i.path.length > 0 ? fieldPath(i.path) : '(top level)'}: ${msg}`;
+    })
+    .join('; ');
+}
