@@ -7,7 +7,8 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseWatchdogSeconds, watchdogMessage } from '../src/runtime/watchdog.js';
+import { durationArg } from '../src/cli/options.js';
+import { watchdogMessage } from '../src/runtime/watchdog.js';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'iommu-sim.js');
 const dir = mkdtempSync(join(tmpdir(), 'iommu-sim-watchdog-'));
@@ -74,13 +75,18 @@ describe('watchdog', () => {
   });
 
   it('--watchdog takes a duration; 0 turns it off; anything else is refused', () => {
-    expect(parseWatchdogSeconds('10')).toBe(10);
-    expect(parseWatchdogSeconds('10s')).toBe(10);
-    expect(parseWatchdogSeconds('500ms')).toBe(0.5);
-    expect(parseWatchdogSeconds('2m')).toBe(120);
-    expect(parseWatchdogSeconds('0')).toBe(0);
-    expect(() => parseWatchdogSeconds('abc')).toThrow(/--watchdog: 'abc' is not a duration/);
-    expect(() => parseWatchdogSeconds('-1')).toThrow(RangeError);
+    // The one duration parser of every flag (src/cli/options.ts), with 0 allowed.
+    const watchdog = durationArg({ allowZero: true });
+    expect(watchdog('10')).toBe(10_000);
+    expect(watchdog('10s')).toBe(10_000);
+    expect(watchdog('500ms')).toBe(500);
+    expect(watchdog('2m')).toBe(120_000);
+    expect(watchdog('0')).toBe(0);
+    expect(() => watchdog('abc')).toThrow(/'abc' is not a duration/);
+    expect(() => watchdog('-1')).toThrow(/'-1' is not a duration/);
+    const bad = cli('run', 'races/003-quota-race.yaml', '--watchdog', 'abc');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--watchdog <duration>' argument 'abc' is invalid/);
     // Host time, not the kernel's soft-lockup wording.
     expect(watchdogMessage('task', 'drv0', 'mutex_lock(&m)', 10)).not.toMatch(/soft lockup|BUG:/);
   });

@@ -11,7 +11,7 @@ import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { accountingLine, type RunResult } from '../runtime/result.js';
 import { type ReplayOutcome, replay, run, type RunOutcome } from '../runtime/run.js';
 import { MAX_WORKERS } from '../runtime/threaded.js';
-import { DEFAULT_WATCHDOG_SECONDS, parseWatchdogSeconds, startWatchdog } from '../runtime/watchdog.js';
+import { DEFAULT_WATCHDOG_SECONDS, startWatchdog } from '../runtime/watchdog.js';
 import type { Wire } from '../runtime/model.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
 import { SVA_DEFAULTS, svaParams } from '../actors/sva-workload.js';
@@ -41,13 +41,15 @@ const program = new Command('iommu-sim')
   .version(version)
   .showHelpAfterError('(run with --help for usage)')
   // The host-time watchdog (src/runtime/watchdog.ts), for every command: recognised after the command's name too.
-  .option(
-    '--watchdog <duration>',
-    `stop model code (a task between two scheduling points, an extension or scenario module loading) that runs this long in host time without reaching a scheduling point, with a report naming the task and its last point (exit 1; 2 for input that spins while it loads); 0 turns it off (default: ${DEFAULT_WATCHDOG_SECONDS}s)`,
+  .addOption(
+    new Option(
+      '--watchdog <duration>',
+      `stop model code (a task between two scheduling points, an extension or scenario module loading) that runs this long in host time without reaching a scheduling point, with a report naming the task and its last point (exit 1; 2 for input that spins while it loads); ${DURATION_FORMS}; 0 turns it off (default: ${DEFAULT_WATCHDOG_SECONDS}s)`,
+    ).argParser(durationArg({ allowZero: true })),
   )
   .hook('preAction', (cmd) => {
-    const raw = (cmd.opts() as { watchdog?: string }).watchdog;
-    startWatchdog(raw === undefined ? DEFAULT_WATCHDOG_SECONDS : parseWatchdogSeconds(raw));
+    const ms = (cmd.opts() as { watchdog?: number }).watchdog;
+    startWatchdog(ms === undefined ? DEFAULT_WATCHDOG_SECONDS : ms / 1000);
   })
   .addHelpText(
     'after',

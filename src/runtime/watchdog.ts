@@ -110,16 +110,6 @@ export function watchdogMessage(kind: Stretch, what: string, point: string, seco
   return `iommu-sim: watchdog: ${subject} has run ${seconds} s of host time without reaching a scheduling point${last}; --watchdog sets the limit (0: off)`;
 }
 
-/** Parse the --watchdog value: seconds, with an optional unit (`10`, `10s`, `500ms`, `2m`); 0 turns it off. */
-export function parseWatchdogSeconds(raw: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/.exec(raw);
-  if (!m) throw new RangeError(`--watchdog: '${raw}' is not a duration (e.g. 10s, 500ms, 2m; 0 turns the watchdog off)`);
-  const v = Number(m[1]);
-  const unit = m[2] ?? 's';
-  const seconds = unit === 'ms' ? v / 1000 : unit === 'm' ? v * 60 : v;
-  if (seconds > 86_400) throw new RangeError(`--watchdog: ${raw} is more than a day`);
-  return seconds;
-}
 
 // The watchdog thread: CommonJS, evaluated (it must not load the project's modules, which may be what spins).
 const THREAD = `
@@ -185,6 +175,14 @@ export function lastTasks(): string[] {
   return out;
 }
 
+/** The limit the CLI set (seconds; 0: off); DEFAULT_WATCHDOG_SECONDS where none was started. */
+let limitSeconds = DEFAULT_WATCHDOG_SECONDS;
+
+/** The watchdog's limit in seconds (0: off), for code that bounds its own stretches (a scenario module loading). */
+export function watchdogSeconds(): number {
+  return limitSeconds;
+}
+
 let started: { worker: Worker; control: Int32Array; main: Beat; reported: boolean } | undefined;
 
 /**
@@ -193,6 +191,7 @@ let started: { worker: Worker; control: Int32Array; main: Beat; reported: boolea
  */
 export function startWatchdog(seconds: number): void {
   if (!isMainThread || started) return;
+  limitSeconds = seconds;
   listenForHeartbeats();
   if (seconds <= 0) return;
   const main = beat ?? threadBeat();

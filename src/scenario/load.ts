@@ -8,6 +8,7 @@ import { createRequire, isBuiltin } from 'node:module';
 import { dirname, extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { watchdogMessage, watchdogSeconds } from '../runtime/watchdog.js';
 import { parse as parseYaml } from 'yaml';
 import '../actors/workloads.js';
 import { buildWorkload } from '../runtime/workloads.js';
@@ -52,8 +53,6 @@ export async function loadScenarioFile(file: string): Promise<Scenario> {
   return validateScenario(raw, file);
 }
 
-/** How long a scenario module may take to load: its body is the user's code, and may loop. */
-const LOAD_LIMIT_MS = 5_000;
 
 /** Imports the module, hands back its default export as plain data (run on a worker thread: see importModule). */
 const IMPORTER = `const { parentPort, workerData } = require('node:worker_threads');
@@ -77,12 +76,14 @@ async function importModule(file: string, url: string): Promise<unknown> {
   // A TypeScript scenario is imported from a data: URL: its messages name the file instead.
   const words = (msg: string): string => msg.replace(/data:text\/javascript;base64,[\w+/=]+/g, file).split('\n')[0] ?? msg;
   const worker = new Worker(IMPORTER, { eval: true, workerData: { url } });
+  // Its body is the user's code, and may loop: bounded by the host-time watchdog's limit (--watchdog; 0: none).
+  const seconds = watchdogSeconds();
   try {
     return await new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new ScenarioError(`${file}: cannot import: its module did not finish loading in ${LOAD_LIMIT_MS / 1000} s (a loop in its body?)`)),
-        LOAD_LIMIT_MS,
-      );
+      const timer =
+        seconds > 0
+          ? setTimeout(() => reject(new ScenarioError(watchdogMessage('input', `scenario ${file}: its module body`, '', seconds).replace(/^iommu-sim: /, ''))), seconds * 1000)
+          : undefined;
       const done = (f: () => void): void => {
         clearTimeout(timer);
         f();
