@@ -164,7 +164,8 @@ console.log(
     `${threadedFindings()} of them threaded runs that ended in a finding) in ${recordSecs.toFixed(0)} s; ${opt('--keep', undefined) ? `kept in ${dir}` : ''}`,
 );
 console.log(`${replayed} of ${made.length} replayed`);
-if (!opt('--keep', undefined)) rmSync(dir, { recursive: true, force: true });
+// Counted before the recordings are removed: threadedFindings reads them.
 const short = made.length < minRecordings || threadedFindings() < wantThreadedFindings;
+if (!opt('--keep', undefined)) rmSync(dir, { recursive: true, force: true });
 if (short) console.log(`replay-all: fewer recordings than asked (--min ${minRecordings}, --threaded-findings ${wantThreadedFindings})`);
 process.exit(replayed === made.length && !short ? 0 : 1);
