@@ -1,7 +1,7 @@
 // `iommu-sim races` (npm start): every race script in races/ with the policy that shows its bug and the one
 // that fixes it, and the fault-injection scenarios in scenarios/ as written, each over its whole exploration
 // budget (explore.runs schedules from explore.seed), judged by expect.ts. A buggy variant whose every schedule
-// shows the expected finding is a deterministic hazard (no interleaving needed: any schedule shows it); one that
+// shows the expected finding is a deterministic hazard (no interleaving needed: every schedule shows it); one that
 // shows it on some schedules only is a race, with the fraction of schedules that show it.
 import { readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
