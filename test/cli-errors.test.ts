@@ -1,6 +1,7 @@
 // The CLI's small pieces that every command shares (src/cli/options.ts, output.ts, failure.ts, interrupt.ts):
 // one duration syntax, output files that are checked first and never left half-written, error reports without
 // a JavaScript stack, signals turned into a summary and 130 / 143.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,5 +130,22 @@ describe('TypeScript scenarios', () => {
     expect(s.name).toBe('000-scripted-reuse');
     expect(s.script?.['proc/1']?.[0]).toEqual({ after: 'proc/0:2' });
     expect(readdirSync(races).sort()).toEqual(before);
+  });
+
+  it("kept in a folder with no node_modules, import 'iommu-sim' from the iommu-sim that runs them; another package is refused by name", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'iommu-sim-ts-'));
+    const scenario = (pkg: string): string =>
+      `import { defineScenario } from '${pkg}';\nexport default defineScenario({ name: 'own-folder', title: 't', model: 'sva', topology: { iommus: 'vtd', devices: 1, processes: 1 }, explore: { strategy: 'random', runs: 1, seed: 1 } });\n`;
+    writeFileSync(join(dir, 'own.ts'), scenario('iommu-sim'));
+    writeFileSync(join(dir, 'other.ts'), scenario('no-such-package-here'));
+    const bin = join(import.meta.dirname, '..', 'bin', 'iommu-sim.js');
+    const cli = (f: string) => spawnSync(process.execPath, [bin, 'run', join(dir, f)], { encoding: 'utf8', timeout: 60_000 });
+    const own = cli('own.ts');
+    expect(own.stderr).toBe('');
+    expect(own.status).toBe(0);
+    const other = cli('other.ts');
+    expect(other.status).toBe(2);
+    expect(other.stderr).toMatch(/other\.ts: cannot import 'no-such-package-here': no such package in node_modules from /);
+    expect(readdirSync(dir).sort()).toEqual(['other.ts', 'own.ts']);
   });
 });
