@@ -21,6 +21,11 @@ export interface Interrupts {
   exitIfStopped(tag: string, what?: string): void;
 }
 
+/** `1 run`, `2 runs`: the count of what finished, for exitIfStopped's line. */
+export function finished(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
 /** Catch SIGINT and SIGTERM for the duration of a command. Call dispose() when it ends (in a finally). */
 export function interrupts(): Interrupts {
   const ac = new AbortController();

@@ -19,7 +19,7 @@ import { DOMAINS_DEFAULTS, domainsParams } from '../core/domains-workload.js';
 import { IOASID_DEFAULTS, ioasidParams } from '../core/ioasid-workload.js';
 import { Exit } from './exit.js';
 import { EXIT_DIVERGED, reportFailure } from './failure.js';
-import { type Interrupts, interrupts } from './interrupt.js';
+import { finished, type Interrupts, interrupts } from './interrupt.js';
 import { DURATION_FORMS, durationArg, intArg, setArg } from './options.js';
 import { checkOutputDir, checkOutputFile, takeWriteFailures, writeOutput } from './output.js';
 import { replayAdvice } from './replay-advice.js';
@@ -159,7 +159,7 @@ async function runWorkload(tag: string, name: string, params: Record<string, Wir
     if (recorded && flags.record) console.log(`${tag}: schedule written to ${flags.record}; ${replayAdvice(flags.record, result.schedule)}`);
     console.log(`${tag}: ${ok ? (stop?.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE'} ${counters(result)}`);
   }
-  stop?.exitIfStopped(tag, `the summary above covers the ${result.executions} executions that finished`);
+  stop?.exitIfStopped(tag, `the summary above covers the ${finished(result.executions, 'execution')} that finished`);
   if (!ok) throw new Exit(1);
 }
 
@@ -329,7 +329,7 @@ async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise
     for (const f of out.saved) console.log(`sva: schedule of a failing run written to ${f}; ${replayAdvice(f, loadSchedule(f))}`);
     console.log(`sva: ${out.ok ? (stop.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE'}`);
   }
-  stop.exitIfStopped('sva', `the summary above covers the ${out.runs} runs that finished`);
+  stop.exitIfStopped('sva', `the summary above covers the ${finished(out.runs, 'run')} that finished`);
   if (!out.ok) throw new Exit(1);
 }
 
@@ -589,7 +589,7 @@ Example: iommu-sim bench runtime kernel --json --out bench-out`,
     } finally {
       stop.dispose();
     }
-    stop.exitIfStopped('bench', `the ${r.suites.length} suites that finished are reported above; the running one's child process was stopped`);
+    stop.exitIfStopped('bench', `the ${finished(r.suites.length, 'suite')} that finished are reported above; the running one's child process was stopped`);
     if (r.runs.some((x) => x.error)) throw new Exit(1);
   });
 

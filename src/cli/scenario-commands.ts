@@ -15,7 +15,7 @@ import { Schedule } from '../runtime/schedule.js';
 import { MAX_WORKERS } from '../runtime/threaded.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
 import { Exit } from './exit.js';
-import { interrupts } from './interrupt.js';
+import { finished, interrupts } from './interrupt.js';
 import { DURATION_FORMS, durationArg, intArg } from './options.js';
 import { checkOutputFile, writeOutput } from './output.js';
 import { progress } from './progress.js';
@@ -133,7 +133,7 @@ export function registerScenarioCommands(program: Command): void {
         if (stop.received && v.ok) for (const l of [...v.lines, 'INTERRUPTED']) console.log(`run: ${l}`);
         else printVerdict('run', v.lines, v.ok);
       }
-      stop.exitIfStopped('run', `the verdict above covers the ${r.executions} executions that finished`);
+      stop.exitIfStopped('run', `the verdict above covers the ${finished(r.executions, 'execution')} that finished`);
       if (!v.ok) throw new Exit(1);
     });
 
@@ -235,7 +235,7 @@ export function registerScenarioCommands(program: Command): void {
       }
       // A budget that ran out before the first schedule tested nothing: not a SUCCESS.
       if (out.executions === 0 && !stop.received) throw new Exit(usage(`explore: nothing run: the --time budget ran out before the first schedule`));
-      stop.exitIfStopped('explore', `the summary above covers the ${out.executions} schedules that finished`);
+      stop.exitIfStopped('explore', `the summary above covers the ${finished(out.executions, 'schedule')} that finished`);
       if (!v.ok) throw new Exit(1);
     });
 
@@ -287,7 +287,7 @@ export function registerScenarioCommands(program: Command): void {
         if (stop.received && out.ok) for (const l of [...out.verdict.lines, 'INTERRUPTED']) console.log(`stress: ${l}`);
         else printVerdict('stress', out.verdict.lines, out.ok);
       }
-      stop.exitIfStopped('stress', `the summary above covers the ${out.runs} runs that finished`);
+      stop.exitIfStopped('stress', `the summary above covers the ${finished(out.runs, 'run')} that finished`);
       if (!out.ok) throw new Exit(1);
     });
 
@@ -321,7 +321,7 @@ export function registerScenarioCommands(program: Command): void {
         console.log(ok ? (stop.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE');
       }
       stop.dispose();
-      stop.exitIfStopped('races', `the table above has the ${rows.length} runs that finished`);
+      stop.exitIfStopped('races', `the table above has the ${finished(rows.length, 'run')} that finished`);
       if (!ok) throw new Exit(1);
     });
 }
