@@ -53,6 +53,14 @@ describe('iommu-sim', () => {
     expect(again.out).toContain(`trace hash ${out.traceHash}; reproduced exactly`);
   });
 
+  it('run names the policies it runs under, the defaults when the scenario sets none', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'run-defaults-'));
+    const file = join(dir, 'plain.yaml');
+    writeFileSync(file, 'name: plain\ntitle: no policies\nmodel: sva\ntopology: { devices: 1, processes: 1 }\nexplore: { strategy: random, runs: 1, seed: 1 }\n');
+    expect(cli('run', file).out).toMatch(/^run: model sva, as written: the default policies$/m);
+    expect(cli('run', join(ROOT, 'races', '000-pasid-reuse-before-drain.yaml'), '--fixed', '--runs', '1').out).toMatch(/^run: model sva, fixed: teardown=drain$/m);
+  });
+
   it('a found bug exits 1 with FAILURE and the problem', () => {
     const r = cli('selftest', '--runtime', 'deterministic', '--strategy', 'pct', '--depth', '1', '--bug', '1', '--messages', '2', '--runs', '200');
     expect(r.code).toBe(1);

@@ -124,7 +124,7 @@ export function registerScenarioCommands(program: Command): void {
         );
       } else {
         console.log(`run: ${s.name}${s.seed ? ` (seed ${s.seed})` : ''}: ${s.title}`);
-        console.log(`run: model ${s.model}, ${fixed ? 'fixed' : 'as written'}: ${policyWords(s, fixed)}`);
+        console.log(`run: model ${s.model}, ${fixed ? 'fixed' : 'as written'}: ${policyWords(s, fixed) || 'the default policies'}`);
         for (const f of r.findings) console.log(`\n${f.text}\n`);
         for (const t of j.threaded) console.log(`run: threaded run seed ${t.seed}: trace hash ${t.traceHash}${t.kind ? ` (${t.kind}: ${t.class})` : ''}`);
         console.log(`run: ${r.explored}; reported: seed ${r.seed}, trace hash ${r.traceHash}`);
