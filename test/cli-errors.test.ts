@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { Exit } from '../src/cli/exit.js';
-import { reportFailure } from '../src/cli/failure.js';
+import { ranThreaded, reportFailure } from '../src/cli/failure.js';
 import { finished, interrupts } from '../src/cli/interrupt.js';
 import { durationArg } from '../src/cli/options.js';
 import { checkOutputDir, checkOutputFile, takeWriteFailures, writeOutput } from '../src/cli/output.js';
@@ -84,6 +84,19 @@ describe('error reports', () => {
       expect(r.text).toContain(err.message);
       expect(r.text).toContain('reproduce with: iommu-sim run x.yaml --seed 3');
       expect(r.text).not.toMatch(/\n\s+at |internal error/);
+    }
+  });
+  it('an exact repeat is promised only for a deterministic run; a threaded one is run again, said to vary', () => {
+    const budget = new StepBudgetExceeded('step budget of 1000 exhausted: the workload does not terminate');
+    for (const cmd of [['sva', '--max-steps', '1000'], ['run', 'x.yaml', '--runtime', 'threaded'], ['stress', 'x.yaml'], ['sva', '--runtime=threaded']]) {
+      expect(ranThreaded(cmd), cmd.join(' ')).toBe(true);
+      const text = reportFailure(budget, cmd, false).text;
+      expect(text).toContain(`run it again with: iommu-sim ${cmd.join(' ')} (threaded: each run takes its own interleaving`);
+      expect(text).not.toMatch(/repeats exactly from its seed/);
+    }
+    for (const cmd of [['sva', '--runtime', 'deterministic'], ['run', 'x.yaml'], ['explore', 'x.yaml']]) {
+      expect(ranThreaded(cmd), cmd.join(' ')).toBe(false);
+      expect(reportFailure(budget, cmd, false).text).toContain(`reproduce with: iommu-sim ${cmd.join(' ')} (a deterministic run repeats exactly from its seed)`);
     }
   });
   it('anything else is an internal error, exit 1, with a stack only when debugging', () => {
