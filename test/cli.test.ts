@@ -20,7 +20,14 @@ describe('iommu-sim', () => {
     expect(h.out).toMatch(/--placement <placement>/);
     expect(h.out).toMatch(/sharded/);
     expect(h.out).toMatch(/parks when idle instead of spinning/);
-    expect(cli('--help').out).toMatch(/Exit status: 0 ok, 1 a finding or a failed check, 2 bad input/);
+    expect(cli('--help').out).toMatch(/Exit status of every command \(a command's own list above says which apply and when\): 0 ok, 1 a finding or a\nfailed check, 2 bad input/);
+    // Every command's help names the watchdog (a global option) and ends with the exit statuses.
+    for (const c of ['run', 'explore', 'replay', 'stress', 'shrink', 'trace', 'races', 'sva']) {
+      const out = cli(c, '--help').out;
+      expect(out, c).toMatch(/Global Options:[^]*--watchdog <duration>/);
+      expect(out, c).toMatch(/130 \/ 143 stopped by SIGINT/);
+    }
+    expect(cli('shrink', '--help').out).toMatch(/1 {2}the schedule does not fail: nothing to shrink/);
     const v = cli('--version');
     expect(v.code).toBe(0);
     expect(v.out.trim()).toBe(JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')).version);
