@@ -24,7 +24,7 @@ describe('iommu-sim', () => {
     // Every command's help names the watchdog (a global option) and ends with the exit statuses.
     for (const c of ['run', 'explore', 'replay', 'stress', 'shrink', 'trace', 'races', 'sva']) {
       const out = cli(c, '--help').out;
-      expect(out, c).toMatch(/Global Options:[^]*--watchdog <duration>/);
+      expect(out, c).toMatch(/Global Options:[\s\S]*--watchdog <duration>/);
       expect(out, c).toMatch(/130 \/ 143 stopped by SIGINT/);
     }
     expect(cli('shrink', '--help').out).toMatch(/1 {2}the schedule does not fail: nothing to shrink/);
