@@ -9,7 +9,7 @@ import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { Exit } from '../src/cli/exit.js';
 import { ranThreaded, reportFailure } from '../src/cli/failure.js';
-import { finished, interrupts } from '../src/cli/interrupt.js';
+import { counted, interrupts } from '../src/cli/interrupt.js';
 import { durationArg } from '../src/cli/options.js';
 import { checkOutputDir, checkOutputFile, takeWriteFailures, writeOutput } from '../src/cli/output.js';
 import { RemoteFailure } from '../src/cli/remote.js';
@@ -112,7 +112,7 @@ describe('error reports', () => {
 
 describe('signals', () => {
   it('the line after the summary counts what finished in words that agree with the count', () => {
-    expect([0, 1, 2].map((n) => finished(n, 'run'))).toEqual(['0 runs', '1 run', '2 runs']);
+    expect([0, 1, 2].map((n) => counted(n, 'run'))).toEqual(['0 runs', '1 run', '2 runs']);
   });
 
   it('the first SIGTERM aborts the signal and runs the stops; exitIfStopped then ends with 143', () => {

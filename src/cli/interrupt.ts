@@ -21,8 +21,8 @@ export interface Interrupts {
   exitIfStopped(tag: string, what?: string): void;
 }
 
-/** `1 run`, `2 runs`: the count of what finished, for exitIfStopped's line. */
-export function finished(n: number, noun: string): string {
+/** `1 run`, `2 runs`: a count in words that agree with it (summaries, exitIfStopped's line). */
+export function counted(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 

@@ -19,7 +19,7 @@ import { DOMAINS_DEFAULTS, domainsParams } from '../core/domains-workload.js';
 import { IOASID_DEFAULTS, ioasidParams } from '../core/ioasid-workload.js';
 import { Exit } from './exit.js';
 import { EXIT_DIVERGED, reportFailure } from './failure.js';
-import { finished, type Interrupts, interrupts } from './interrupt.js';
+import { counted, type Interrupts, interrupts } from './interrupt.js';
 import { DURATION_FORMS, durationArg, intArg, setArg } from './options.js';
 import { checkOutputDir, checkOutputFile, takeWriteFailures, writeOutput } from './output.js';
 import { replayAdvice } from './replay-advice.js';
@@ -165,7 +165,7 @@ async function runWorkload(tag: string, name: string, params: Record<string, Wir
     if (recorded && flags.record) console.log(`${tag}: schedule written to ${flags.record}; ${replayAdvice(flags.record, result.schedule)}`);
     console.log(`${tag}: ${ok ? (stop?.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE'} ${counters(result)}`);
   }
-  stop?.exitIfStopped(tag, `the summary above covers the ${finished(result.executions, 'execution')} that finished`);
+  stop?.exitIfStopped(tag, `the summary above covers the ${counted(result.executions, 'execution')} that finished`);
   if (!ok) throw new Exit(1);
 }
 
@@ -329,13 +329,13 @@ async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise
     printJson({ ok: out.ok, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, findings: failed?.findings ?? [], record: out.saved[0] ?? null, interrupted: stop.received ?? null });
   } else {
     if (failed) printReport('sva', failed, false);
-    console.log(`sva: ${out.runs} threaded runs in ${out.seconds.toFixed(1)} s (placement ${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
+    console.log(`sva: ${counted(out.runs, 'threaded run')} in ${out.seconds.toFixed(1)} s (placement ${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
     console.log(`sva: totals ${Object.entries(out.totals).map(([k, v]) => `${k}=${v}`).join(' ')}`);
     console.log(`sva: per second ${Object.entries(out.perSecond).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
     for (const f of out.saved) console.log(`sva: schedule of a failing run written to ${f}; ${replayAdvice(f, loadSchedule(f))}`);
     console.log(`sva: ${out.ok ? (stop.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE'}`);
   }
-  stop.exitIfStopped('sva', `the summary above covers the ${finished(out.runs, 'run')} that finished`);
+  stop.exitIfStopped('sva', `the summary above covers the ${counted(out.runs, 'run')} that finished`);
   if (!out.ok) throw new Exit(1);
 }
 
@@ -611,7 +611,7 @@ Example: iommu-sim bench runtime kernel --json --out bench-out`,
     } finally {
       stop.dispose();
     }
-    stop.exitIfStopped('bench', `the ${finished(r.suites.length, 'suite')} that finished are reported above; the running one's child process was stopped`);
+    stop.exitIfStopped('bench', `reported above: the ${counted(r.suites.length, 'suite')} that finished; the running one's child process was stopped`);
     if (r.runs.some((x) => x.error)) throw new Exit(1);
   });
 
