@@ -68,6 +68,14 @@ describe('iommu-sim', () => {
     expect(cli('run', join(ROOT, 'races', '000-pasid-reuse-before-drain.yaml'), '--fixed', '--runs', '1').out).toMatch(/^run: model sva, fixed: teardown=drain$/m);
   });
 
+  it('explore prints the deciding schedule\'s finding, not the unfinished processes of a run stopped at it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'explore-first-'));
+    const r = cli('explore', join(ROOT, 'races', '000-pasid-reuse-before-drain.yaml'), '--runs', '64', '--record', join(dir, 'x.sched'));
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^explore: seed \d+ decided it \(shows/m);
+    expect(r.out).not.toMatch(/did not finish/);
+  });
+
   it('a found bug exits 1 with FAILURE and the problem', () => {
     const r = cli('selftest', '--runtime', 'deterministic', '--strategy', 'pct', '--depth', '1', '--bug', '1', '--messages', '2', '--runs', '200');
     expect(r.code).toBe(1);

@@ -218,7 +218,9 @@ export function registerScenarioCommands(program: Command): void {
         console.log(`explore: coverage: ${out.coverage.triples.length} (actor, state, event) triples, ${out.coverage.lockChains.length} lock chains; PASID transitions: ${pasid || 'none'}`);
         if (first) {
           for (const f of first.findings) console.log(`\n${f.text}\n`);
-          for (const p of first.problems) console.log(`explore: ${p}`);
+          // A run that stopped at its finding leaves processes unfinished: the check's problems decide (and are
+          // printed) only when there was no finding, as run prints them.
+          if (first.findings.length === 0) for (const p of first.problems) console.log(`explore: ${p}`);
           console.log(`explore: seed ${first.executionSeed} decided it (${out.first?.class}, the ${ordinal(out.first?.schedules ?? 0)} schedule, ${((out.first?.elapsedMs ?? 0) / 1000).toFixed(1)} s)${recorded ? `; schedule written to ${record}` : ''}`);
           if (recorded && first.schedule) console.log(`explore: ${replayAdvice(record, Schedule.decode(first.schedule, 'exploration'))}`);
           console.log(`explore: or run it again with: iommu-sim run ${file}${fixed ? ' --fixed' : ''} --seed ${first.executionSeed} --runs 1`);
