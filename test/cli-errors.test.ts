@@ -1,14 +1,15 @@
 // The CLI's small pieces that every command shares (src/cli/options.ts, output.ts, failure.ts, interrupt.ts):
 // one duration syntax, output files that are checked first and never left half-written, error reports without
 // a JavaScript stack, signals turned into a summary and 130 / 143.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { Exit } from '../src/cli/exit.js';
-import { reportFailure } from '../src/cli/failure.js';
-import { interrupts } from '../src/cli/interrupt.js';
+import { ranThreaded, reportFailure } from '../src/cli/failure.js';
+import { counted, interrupts } from '../src/cli/interrupt.js';
 import { durationArg } from '../src/cli/options.js';
 import { checkOutputDir, checkOutputFile, takeWriteFailures, writeOutput } from '../src/cli/output.js';
 import { RemoteFailure } from '../src/cli/remote.js';
@@ -56,7 +57,7 @@ describe('output files', () => {
     expect(writeOutput('--record', join(dir, 'gone', 'x.sched'), 'data')).toBe(false);
     expect(writeOutput('--record', '/dev/full', new Uint8Array(100))).toBe(false);
     const failures = takeWriteFailures();
-    expect(failures.map((f) => f.reason)).toEqual([expect.stringMatching(/ENOENT/), expect.stringMatching(/no space left on device \(ENOSPC\)/)]);
+    expect(failures.map((f) => f.reason)).toEqual([expect.stringMatching(/^no such file or folder \(ENOENT\)$/), expect.stringMatching(/no space left on device \(ENOSPC\)/)]);
     expect(takeWriteFailures()).toEqual([]);
     expect(writeOutput('--record', join(dir, 'ok.sched'), 'data')).toBe(true);
     expect(readdirSync(dir).sort()).toEqual(['f', 'ok.sched']);
@@ -85,6 +86,19 @@ describe('error reports', () => {
       expect(r.text).not.toMatch(/\n\s+at |internal error/);
     }
   });
+  it('an exact repeat is promised only for a deterministic run; a threaded one is run again, said to vary', () => {
+    const budget = new StepBudgetExceeded('step budget of 1000 exhausted: the workload does not terminate');
+    for (const cmd of [['sva', '--max-steps', '1000'], ['run', 'x.yaml', '--runtime', 'threaded'], ['stress', 'x.yaml'], ['sva', '--runtime=threaded']]) {
+      expect(ranThreaded(cmd), cmd.join(' ')).toBe(true);
+      const text = reportFailure(budget, cmd, false).text;
+      expect(text).toContain(`run it again with: iommu-sim ${cmd.join(' ')} (threaded: each run takes its own interleaving`);
+      expect(text).not.toMatch(/repeats exactly from its seed/);
+    }
+    for (const cmd of [['sva', '--runtime', 'deterministic'], ['run', 'x.yaml'], ['explore', 'x.yaml']]) {
+      expect(ranThreaded(cmd), cmd.join(' ')).toBe(false);
+      expect(reportFailure(budget, cmd, false).text).toContain(`reproduce with: iommu-sim ${cmd.join(' ')} (a deterministic run repeats exactly from its seed)`);
+    }
+  });
   it('anything else is an internal error, exit 1, with a stack only when debugging', () => {
     const err = new TypeError("Cannot read properties of undefined (reading 'name')");
     const r = reportFailure(err, args, false);
@@ -97,6 +111,10 @@ describe('error reports', () => {
 });
 
 describe('signals', () => {
+  it('the line after the summary counts what finished in words that agree with the count', () => {
+    expect([0, 1, 2].map((n) => counted(n, 'run'))).toEqual(['0 runs', '1 run', '2 runs']);
+  });
+
   it('the first SIGTERM aborts the signal and runs the stops; exitIfStopped then ends with 143', () => {
     const i = interrupts();
     let stopped = 0;
@@ -129,5 +147,22 @@ describe('TypeScript scenarios', () => {
     expect(s.name).toBe('000-scripted-reuse');
     expect(s.script?.['proc/1']?.[0]).toEqual({ after: 'proc/0:2' });
     expect(readdirSync(races).sort()).toEqual(before);
+  });
+
+  it("kept in a folder with no node_modules, import 'iommu-sim' from the iommu-sim that runs them; another package is refused by name", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'iommu-sim-ts-'));
+    const scenario = (pkg: string): string =>
+      `import { defineScenario } from '${pkg}';\nexport default defineScenario({ name: 'own-folder', title: 't', model: 'sva', topology: { iommus: 'vtd', devices: 1, processes: 1 }, explore: { strategy: 'random', runs: 1, seed: 1 } });\n`;
+    writeFileSync(join(dir, 'own.ts'), scenario('iommu-sim'));
+    writeFileSync(join(dir, 'other.ts'), scenario('no-such-package-here'));
+    const bin = join(import.meta.dirname, '..', 'bin', 'iommu-sim.js');
+    const cli = (f: string) => spawnSync(process.execPath, [bin, 'run', join(dir, f)], { encoding: 'utf8', timeout: 60_000 });
+    const own = cli('own.ts');
+    expect(own.stderr).toBe('');
+    expect(own.status).toBe(0);
+    const other = cli('other.ts');
+    expect(other.status).toBe(2);
+    expect(other.stderr).toMatch(/other\.ts: cannot import 'no-such-package-here': no such package in node_modules from /);
+    expect(readdirSync(dir).sort()).toEqual(['other.ts', 'own.ts']);
   });
 });

@@ -20,7 +20,14 @@ describe('iommu-sim', () => {
     expect(h.out).toMatch(/--placement <placement>/);
     expect(h.out).toMatch(/sharded/);
     expect(h.out).toMatch(/parks when idle instead of spinning/);
-    expect(cli('--help').out).toMatch(/Exit status: 0 ok, 1 a finding or a failed check, 2 bad input/);
+    expect(cli('--help').out).toMatch(/Exit status of every command \(a command's own list above says which apply and when\): 0 ok, 1 a finding or a\nfailed check, 2 bad input/);
+    // Every command's help names the watchdog (a global option) and ends with the exit statuses.
+    for (const c of ['run', 'explore', 'replay', 'stress', 'shrink', 'trace', 'races', 'sva']) {
+      const out = cli(c, '--help').out;
+      expect(out, c).toMatch(/Global Options:[\s\S]*--watchdog <duration>/);
+      expect(out, c).toMatch(/130 \/ 143 stopped by SIGINT/);
+    }
+    expect(cli('shrink', '--help').out).toMatch(/1 {2}the schedule does not fail: nothing to shrink/);
     const v = cli('--version');
     expect(v.code).toBe(0);
     expect(v.out.trim()).toBe(JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')).version);
@@ -51,6 +58,22 @@ describe('iommu-sim', () => {
     expect(out.explored).toMatch(/threaded/);
     const again = cli('replay', sched);
     expect(again.out).toContain(`trace hash ${out.traceHash}; reproduced exactly`);
+  });
+
+  it('run names the policies it runs under, the defaults when the scenario sets none', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'run-defaults-'));
+    const file = join(dir, 'plain.yaml');
+    writeFileSync(file, 'name: plain\ntitle: no policies\nmodel: sva\ntopology: { devices: 1, processes: 1 }\nexplore: { strategy: random, runs: 1, seed: 1 }\n');
+    expect(cli('run', file).out).toMatch(/^run: model sva, as written: the default policies$/m);
+    expect(cli('run', join(ROOT, 'races', '000-pasid-reuse-before-drain.yaml'), '--fixed', '--runs', '1').out).toMatch(/^run: model sva, fixed: teardown=drain$/m);
+  });
+
+  it('explore prints the deciding schedule\'s finding, not the unfinished processes of a run stopped at it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'explore-first-'));
+    const r = cli('explore', join(ROOT, 'races', '000-pasid-reuse-before-drain.yaml'), '--runs', '64', '--record', join(dir, 'x.sched'));
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^explore: seed \d+ decided it \(shows/m);
+    expect(r.out).not.toMatch(/did not finish/);
   });
 
   it('a found bug exits 1 with FAILURE and the problem', () => {
@@ -163,16 +186,16 @@ describe('Ctrl-C and SIGTERM stop a long command with its summary so far (130 / 
     writeFileSync(file, 'name: small\ntitle: a small stress\nmodel: sva\ntopology: { devices: 1, processes: 2 }\n');
     const r = await interrupted(['stress', file, '--duration', '10m', '--workers', '2', '--record', join(dir, 's.sched')], /-torture: run 1 /, 'SIGINT');
     expect(r.code).toBe(130);
-    expect(r.out).toMatch(/^stress: small: \d+ threaded runs in [\d.]+ s/m);
+    expect(r.out).toMatch(/^stress: small: \d+ threaded runs? in [\d.]+ s/m);
     expect(r.out).toMatch(/^stress: INTERRUPTED$/m);
-    expect(r.err).toMatch(/stress: interrupted by SIGINT; the summary above covers the \d+ runs that finished/);
+    expect(r.err).toMatch(/stress: interrupted by SIGINT; the summary above covers the \d+ runs? that finished/);
     expect(r.out + r.err).not.toMatch(/run stalled|\n\s+at /);
   }, 120_000);
 
   it('sva --duration (a bare number: seconds): SIGTERM prints the totals so far, exit 143', async () => {
     const r = await interrupted(['sva', '--duration', '600', '--workers', '2', '--set', 'devices=1', '--set', 'processes=2'], /-torture: run 1 /, 'SIGTERM');
     expect(r.code).toBe(143);
-    expect(r.out).toMatch(/^sva: \d+ threaded runs in [\d.]+ s/m);
+    expect(r.out).toMatch(/^sva: \d+ threaded runs? in [\d.]+ s/m);
     expect(r.out).toMatch(/^sva: per second /m);
     expect(r.out).toMatch(/^sva: INTERRUPTED$/m);
     expect(r.out + r.err).not.toMatch(/run stalled|\n\s+at /);

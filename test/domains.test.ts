@@ -289,6 +289,7 @@ describe('iommu_attach_device and iommu_detach_device', () => {
     expect(titles(r)).toHaveLength(1);
     expect(titles(r)[0]).toMatch(/^WARNING: CPU: 0 PID: \d+ at drivers\/iommu\/iommu\.c:\d+ iommu_detach_device$/);
     expect(r.findings[0]?.text).toContain('detaching a domain that is not the group');
+    expect(r.findings[0]?.kind, 'a WARN_ON, not an oops').toBe('iommu');
   });
 
   it('a group of two: iommu_attach_device refuses (-EINVAL); iommu_attach_group attaches both', () => {

@@ -42,10 +42,22 @@ describe('watchdog', () => {
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/^iommu-sim: watchdog: task proc0 has run \d+ s of host time without reaching a scheduling point \(last point: unbind \(patched\): about to spin\)/m);
     expect(r.err).not.toMatch(/\n\s+at /);
+    // The main thread, terminated from the watchdog's thread, exits with no inspector session left attached.
+    expect(r.err).not.toMatch(/debugger/);
     // Threaded: the spinning task is on a worker thread; the report is the same.
     const t = cli('sva', '--workers', '2', '--set', `extension=${spinningPatch}`, '--watchdog', '1s');
     expect(t.code).toBe(1);
     expect(t.err).toMatch(/^iommu-sim: watchdog: task proc0 has run \d+ s of host time without reaching a scheduling point \(last point: unbind \(patched\): about to spin\)/m);
+  });
+
+  it('a patch named relative to where the command runs (--set extension=spin.cjs) is loaded from there', () => {
+    file('noop.cjs', 'exports.extend = () => {};\n');
+    const r = spawnSync(process.execPath, [BIN, 'sva', '--runtime', 'deterministic', '--set', 'extension=noop.cjs'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const t = spawnSync(process.execPath, [BIN, 'sva', '--runtime', 'deterministic', '--set', 'extension=spin-unbind.cjs', '--watchdog', '1s'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+    expect(t.status).toBe(1);
+    expect(t.stderr).toMatch(/^iommu-sim: watchdog: task proc0 has run \d+ s of host time/m);
   });
 
   it('stops a .ts scenario whose module body spins: the input is at fault (exit 2), and no temporary module is left', () => {

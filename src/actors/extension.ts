@@ -5,6 +5,7 @@
 // `extend(ctx)`; it gets the kernel (k.step, k.point, k.call: the scheduling points its code yields), the
 // ops tables to read and replace, the IOMMU units' memory and the core's state, and the kernel's primitives.
 import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
 import type { DmaApi } from '../core/dma.js';
 import type { PasidAllocator } from '../core/pasid.js';
 import type { Sva } from '../core/sva.js';
@@ -76,7 +77,9 @@ export function applyExtension(file: string, ctx: ExtensionContext): void {
   let mod: unknown;
   try {
     // The host-time watchdog (src/runtime/watchdog.ts) stops a module body or an extend() that never returns.
-    mod = watchInput(`extension ${file}: its module body`, () => require(file));
+    // A relative name (`--set extension=spin.cjs`) is the user's, from where the command runs: not a package
+    // name, nor a path from this module. A scenario's extension comes here already absolute.
+    mod = watchInput(`extension ${file}: its module body`, () => require(resolve(file)));
   } catch (err) {
     throw new InputError(`extension ${file}: cannot load: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
   }

@@ -31,6 +31,24 @@ export function commandLine(args: readonly string[]): string {
   return ['iommu-sim', ...args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))].join(' ');
 }
 
+/** Commands whose runs are threaded unless told `--runtime deterministic`. */
+const THREADED_BY_DEFAULT = new Set(['selftest', 'kselftest', 'sva', 'domains', 'ioasid', 'stress']);
+
+/** Whether the command line ran the threaded runtime: its `--runtime`, else the command's default. */
+export function ranThreaded(args: readonly string[]): boolean {
+  const i = args.indexOf('--runtime');
+  const inline = args.find((a) => a.startsWith('--runtime='));
+  const runtime = inline !== undefined ? inline.slice('--runtime='.length) : i >= 0 ? args[i + 1] : undefined;
+  return runtime !== undefined ? runtime === 'threaded' : THREADED_BY_DEFAULT.has(args[0] ?? '');
+}
+
+/** How to run it again, claiming an exact repeat only where the runtime gives one. */
+function reproduce(args: readonly string[]): string {
+  return ranThreaded(args)
+    ? `run it again with: ${commandLine(args)} (threaded: each run takes its own interleaving, so it may not fail the same way; --runtime deterministic repeats exactly from a seed)`
+    : `reproduce with: ${commandLine(args)} (a deterministic run repeats exactly from its seed)`;
+}
+
 /**
  * A run's failure that crossed a thread pool (piscina) as a plain Error: its class is lost, its words are not
  * (src/runtime/errors.ts, src/runtime/task.ts).
@@ -46,7 +64,7 @@ export function reportFailure(err: unknown, args: readonly string[], debug = deb
   // The JavaScript engine's own limits hit by an input (a nesting or a size it cannot hold) are refused input
   // too; what the input was is in the message the command adds when it knows (load.ts does for scenarios).
   if (err instanceof RangeError) return { code: 2, text: `iommu-sim: ${err.message}${stack}` };
-  const again = `reproduce with: ${commandLine(args)} (a deterministic run repeats exactly from its seed)`;
+  const again = reproduce(args);
   // The schedule being replayed is already the reproduction: it is named in the command.
   if (err instanceof ReplayDivergence || (err instanceof RemoteFailure && err.name === 'ReplayDivergence')) {
     return { code: EXIT_DIVERGED, text: `iommu-sim: ${err.message}${stack}` };

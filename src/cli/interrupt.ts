@@ -21,6 +21,11 @@ export interface Interrupts {
   exitIfStopped(tag: string, what?: string): void;
 }
 
+/** `1 run`, `2 runs`: a count in words that agree with it (summaries, exitIfStopped's line). */
+export function counted(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
 /** Catch SIGINT and SIGTERM for the duration of a command. Call dispose() when it ends (in a finally). */
 export function interrupts(): Interrupts {
   const ac = new AbortController();

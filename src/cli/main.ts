@@ -19,7 +19,7 @@ import { DOMAINS_DEFAULTS, domainsParams } from '../core/domains-workload.js';
 import { IOASID_DEFAULTS, ioasidParams } from '../core/ioasid-workload.js';
 import { Exit } from './exit.js';
 import { EXIT_DIVERGED, reportFailure } from './failure.js';
-import { type Interrupts, interrupts } from './interrupt.js';
+import { counted, type Interrupts, interrupts } from './interrupt.js';
 import { DURATION_FORMS, durationArg, intArg, setArg } from './options.js';
 import { checkOutputDir, checkOutputFile, takeWriteFailures, writeOutput } from './output.js';
 import { replayAdvice } from './replay-advice.js';
@@ -40,6 +40,8 @@ const program = new Command('iommu-sim')
   .description('Simulate the Linux IOMMU / SVA / PASID machinery as communicating actors on worker threads.')
   .version(version)
   .showHelpAfterError('(run with --help for usage)')
+  // Every command's --help lists --watchdog (a global option) and ends with the exit statuses they share.
+  .configureHelp({ showGlobalOptions: true })
   // The host-time watchdog (src/runtime/watchdog.ts), for every command: recognised after the command's name too.
   .addOption(
     new Option(
@@ -52,11 +54,15 @@ const program = new Command('iommu-sim')
     startWatchdog(ms === undefined ? DEFAULT_WATCHDOG_SECONDS : ms / 1000);
   })
   .addHelpText(
+    'afterAll',
+    `
+Exit status of every command (a command's own list above says which apply and when): 0 ok, 1 a finding or a
+failed check, 2 bad input (or a file that could not be written), 3 a replay that diverged from its recording,
+130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM after printing the summary so far. Errors name the file, field, step or flag; IOMMU_SIM_DEBUG=1 adds the JavaScript stack to an internal error.`,
+  )
+  .addHelpText(
     'after',
     `
-Exit status: 0 ok, 1 a finding or a failed check, 2 bad input (or a file that could not be written), 3 a replay
-that diverged from its recording, 130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM after printing the summary so
-far. Errors name the file, field, step or flag; IOMMU_SIM_DEBUG=1 adds the JavaScript stack to an internal error.
 Runtimes: "threaded" runs actors on worker_threads with real parallelism (nondeterministic, every run
 recorded); "deterministic" runs everything on one thread under a seeded scheduler (random, pct, dfs) and
 replays recordings exactly.`,
@@ -159,7 +165,7 @@ async function runWorkload(tag: string, name: string, params: Record<string, Wir
     if (recorded && flags.record) console.log(`${tag}: schedule written to ${flags.record}; ${replayAdvice(flags.record, result.schedule)}`);
     console.log(`${tag}: ${ok ? (stop?.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE'} ${counters(result)}`);
   }
-  stop?.exitIfStopped(tag, `the summary above covers the ${result.executions} executions that finished`);
+  stop?.exitIfStopped(tag, `the summary above covers the ${counted(result.executions, 'execution')} that finished`);
   if (!ok) throw new Exit(1);
 }
 
@@ -323,13 +329,13 @@ async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise
     printJson({ ok: out.ok, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, findings: failed?.findings ?? [], record: out.saved[0] ?? null, interrupted: stop.received ?? null });
   } else {
     if (failed) printReport('sva', failed, false);
-    console.log(`sva: ${out.runs} threaded runs in ${out.seconds.toFixed(1)} s (placement ${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
+    console.log(`sva: ${counted(out.runs, 'threaded run')} in ${out.seconds.toFixed(1)} s (placement ${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
     console.log(`sva: totals ${Object.entries(out.totals).map(([k, v]) => `${k}=${v}`).join(' ')}`);
     console.log(`sva: per second ${Object.entries(out.perSecond).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
     for (const f of out.saved) console.log(`sva: schedule of a failing run written to ${f}; ${replayAdvice(f, loadSchedule(f))}`);
     console.log(`sva: ${out.ok ? (stop.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE'}`);
   }
-  stop.exitIfStopped('sva', `the summary above covers the ${out.runs} runs that finished`);
+  stop.exitIfStopped('sva', `the summary above covers the ${counted(out.runs, 'run')} that finished`);
   if (!out.ok) throw new Exit(1);
 }
 
@@ -451,6 +457,15 @@ program
   .option('-o, --out <file>', 'where to write the shrunk schedule (default: <schedule>.shrunk)')
   .addOption(new Option('--runs <n>', 'run the workload at most n times while shrinking').argParser(intArg(1)).default(2000))
   .option('--json', 'print one JSON object on stdout')
+  .addHelpText(
+    'after',
+    `
+Exit status:
+  0  the schedule was shrunk (or no shorter one fails the same way) and written
+  1  the schedule does not fail: nothing to shrink
+  2  bad input (not a schedule, damaged, another version) or --out cannot be written (checked before shrinking)
+  3  the schedule does not replay: it diverged from its recording`,
+  )
   .action(async (file: string, flags: { out?: string; runs: number; json?: boolean }) => {
     const out = flags.out ?? `${file}.shrunk`;
     checkOutputFile(flags.out ? '--out' : '--out (default <schedule>.shrunk)', out);
@@ -517,6 +532,13 @@ program
   .addOption(new Option('--format <format>', 'output format').choices(['perfetto', 'text', 'html']).default('text'))
   .option('-o, --out <file>', 'write to <file> instead of stdout')
   .option('--window <steps>', 'html: steps shown before the first finding', intArg(1, 5000), DEFAULT_WINDOW)
+  .addHelpText(
+    'after',
+    `
+Exit status: 0 the trace was written (whether or not the run found something), 2 bad input or --out cannot be
+written, 3 the replay diverged from its recording (one that took every step but ended with another trace hash
+or outcome is still written, with a warning).`,
+  )
   .action((file: string, flags: { format: 'perfetto' | 'text' | 'html'; out?: string; window: number }) => {
     checkOutputFile('--out', flags.out);
     const schedule = loadSchedule(file);
@@ -589,7 +611,7 @@ Example: iommu-sim bench runtime kernel --json --out bench-out`,
     } finally {
       stop.dispose();
     }
-    stop.exitIfStopped('bench', `the ${r.suites.length} suites that finished are reported above; the running one's child process was stopped`);
+    stop.exitIfStopped('bench', `reported above: the ${counted(r.suites.length, 'suite')} that finished; the running one's child process was stopped`);
     if (r.runs.some((x) => x.error)) throw new Exit(1);
   });
 

@@ -15,10 +15,12 @@ export interface WriteFailure {
 
 const failures: WriteFailure[] = [];
 
-function reason(err: unknown): string {
+/** Why a path could not be used; `folder`: the path is a folder looked up (ENOENT then says the folder is missing). */
+function reason(err: unknown, folder = false): string {
   const e = err as NodeJS.ErrnoException;
   const known: Record<string, string> = {
-    ENOENT: 'no such folder',
+    // A write can meet ENOENT in a folder that exists (/proc refuses to create files): only a lookup says which.
+    ENOENT: folder ? 'no such folder' : 'no such file or folder',
     ENOTDIR: 'a part of the path is not a folder',
     EACCES: 'permission denied',
     EPERM: 'permission denied',
@@ -64,7 +66,7 @@ function checkFolder(flag: string, what: string, folder: string): void {
   try {
     isDir = statSync(folder).isDirectory();
   } catch (err) {
-    throw new InputError(`${flag} ${what}: cannot be written: the folder ${folder}: ${reason(err)}`);
+    throw new InputError(`${flag} ${what}: cannot be written: the folder ${folder}: ${reason(err, true)}`);
   }
   if (!isDir) throw new InputError(`${flag} ${what}: cannot be written: ${folder} is not a folder`);
   try {

@@ -15,7 +15,7 @@ import { Schedule } from '../runtime/schedule.js';
 import { MAX_WORKERS } from '../runtime/threaded.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
 import { Exit } from './exit.js';
-import { interrupts } from './interrupt.js';
+import { counted, interrupts } from './interrupt.js';
 import { DURATION_FORMS, durationArg, intArg } from './options.js';
 import { checkOutputFile, writeOutput } from './output.js';
 import { progress } from './progress.js';
@@ -124,7 +124,7 @@ export function registerScenarioCommands(program: Command): void {
         );
       } else {
         console.log(`run: ${s.name}${s.seed ? ` (seed ${s.seed})` : ''}: ${s.title}`);
-        console.log(`run: model ${s.model}, ${fixed ? 'fixed' : 'as written'}: ${policyWords(s, fixed)}`);
+        console.log(`run: model ${s.model}, ${fixed ? 'fixed' : 'as written'}: ${policyWords(s, fixed) || 'the default policies'}`);
         for (const f of r.findings) console.log(`\n${f.text}\n`);
         for (const t of j.threaded) console.log(`run: threaded run seed ${t.seed}: trace hash ${t.traceHash}${t.kind ? ` (${t.kind}: ${t.class})` : ''}`);
         console.log(`run: ${r.explored}; reported: seed ${r.seed}, trace hash ${r.traceHash}`);
@@ -133,7 +133,7 @@ export function registerScenarioCommands(program: Command): void {
         if (stop.received && v.ok) for (const l of [...v.lines, 'INTERRUPTED']) console.log(`run: ${l}`);
         else printVerdict('run', v.lines, v.ok);
       }
-      stop.exitIfStopped('run', `the verdict above covers the ${r.executions} executions that finished`);
+      stop.exitIfStopped('run', `the verdict above covers the ${counted(r.executions, 'execution')} that finished`);
       if (!v.ok) throw new Exit(1);
     });
 
@@ -218,7 +218,9 @@ export function registerScenarioCommands(program: Command): void {
         console.log(`explore: coverage: ${out.coverage.triples.length} (actor, state, event) triples, ${out.coverage.lockChains.length} lock chains; PASID transitions: ${pasid || 'none'}`);
         if (first) {
           for (const f of first.findings) console.log(`\n${f.text}\n`);
-          for (const p of first.problems) console.log(`explore: ${p}`);
+          // A run that stopped at its finding leaves processes unfinished: the check's problems decide (and are
+          // printed) only when there was no finding, as run prints them.
+          if (first.findings.length === 0) for (const p of first.problems) console.log(`explore: ${p}`);
           console.log(`explore: seed ${first.executionSeed} decided it (${out.first?.class}, the ${ordinal(out.first?.schedules ?? 0)} schedule, ${((out.first?.elapsedMs ?? 0) / 1000).toFixed(1)} s)${recorded ? `; schedule written to ${record}` : ''}`);
           if (recorded && first.schedule) console.log(`explore: ${replayAdvice(record, Schedule.decode(first.schedule, 'exploration'))}`);
           console.log(`explore: or run it again with: iommu-sim run ${file}${fixed ? ' --fixed' : ''} --seed ${first.executionSeed} --runs 1`);
@@ -235,7 +237,7 @@ export function registerScenarioCommands(program: Command): void {
       }
       // A budget that ran out before the first schedule tested nothing: not a SUCCESS.
       if (out.executions === 0 && !stop.received) throw new Exit(usage(`explore: nothing run: the --time budget ran out before the first schedule`));
-      stop.exitIfStopped('explore', `the summary above covers the ${out.executions} schedules that finished`);
+      stop.exitIfStopped('explore', `the summary above covers the ${counted(out.executions, 'schedule')} that finished`);
       if (!v.ok) throw new Exit(1);
     });
 
@@ -281,13 +283,13 @@ export function registerScenarioCommands(program: Command): void {
         process.stdout.write(`${JSON.stringify({ ok: out.ok, scenario: s.name, verdict: out.verdict.lines, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, findings: out.failures.flatMap((r) => r.findings), saved: out.saved })}\n`);
       } else {
         for (const r of out.failures.slice(0, 1)) for (const f of r.findings) console.log(`\n${f.text}\n`);
-        console.log(`stress: ${s.name}: ${out.runs} threaded runs in ${out.seconds.toFixed(1)} s (${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
+        console.log(`stress: ${s.name}: ${counted(out.runs, 'threaded run')} in ${out.seconds.toFixed(1)} s (${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
         console.log(`stress: per second ${Object.entries(out.perSecond).filter(([, v]) => v !== 0).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
         for (const f of out.saved) console.log(`stress: run with a finding saved to ${f}; ${replayAdvice(f, loadSchedule(f))}`);
         if (stop.received && out.ok) for (const l of [...out.verdict.lines, 'INTERRUPTED']) console.log(`stress: ${l}`);
         else printVerdict('stress', out.verdict.lines, out.ok);
       }
-      stop.exitIfStopped('stress', `the summary above covers the ${out.runs} runs that finished`);
+      stop.exitIfStopped('stress', `the summary above covers the ${counted(out.runs, 'run')} that finished`);
       if (!out.ok) throw new Exit(1);
     });
 
@@ -321,7 +323,7 @@ export function registerScenarioCommands(program: Command): void {
         console.log(ok ? (stop.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE');
       }
       stop.dispose();
-      stop.exitIfStopped('races', `the table above has the ${rows.length} runs that finished`);
+      stop.exitIfStopped('races', `the table above has the ${counted(rows.length, 'run')} that finished`);
       if (!ok) throw new Exit(1);
     });
 }

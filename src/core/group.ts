@@ -92,7 +92,7 @@ const DETACH_PASID_WARN = 'drivers/iommu/iommu.c:3436';
 const REVERT_WARN = 'drivers/iommu/iommu.c:3361';
 const RELEASE_WARN = 'drivers/iommu/iommu.c:627';
 
-/** WARN_ON(cond) as the kernel prints it (the run goes on, as the kernel's does). */
+/** WARN_ON(cond) as the kernel prints it (the run goes on, as the kernel's does): kind `iommu`, not an oops. */
 export function iommuWarn(k: Kernel, t: KTask, site: string, fn: string, why: string): void {
   const title = `WARNING: CPU: 0 PID: ${t.pid} at ${site} ${fn}`;
   const body = [
@@ -102,7 +102,7 @@ export function iommuWarn(k: Kernel, t: KTask, site: string, fn: string, why: st
     ...heldLocksLines(t),
     ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq'),
   ];
-  k.report(taskFinding('oops', t, t.lastStep, title, body));
+  k.report(taskFinding('iommu', t, t.lastStep, title, body));
 }
 
 export class IommuGroups {

@@ -16,6 +16,8 @@ export type FindingKind =
   | 'notifier'
   | 'workqueue'
   | 'oops'
+  // A WARN_ON of the IOMMU core (drivers/iommu/iommu.c, iommu-sva.c): the run goes on, as the kernel's does.
+  | 'iommu'
   // Oracles of the model built on this kernel (its invariants), reported through the same channel.
   | 'isolation'
   | 'stale_translation'

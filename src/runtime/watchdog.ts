@@ -123,8 +123,10 @@ function terminateMain() {
   try {
     const s = new Session();
     s.connectToMainThread();
-    // Disconnected once the main thread took it, or Node waits for this "debugger" at exit (and says so).
-    s.post('Runtime.terminateExecution', () => s.disconnect());
+    // Disconnected at once: the main thread, terminated, never answers, and a session still attached when it
+    // exits makes Node print "Waiting for the debugger to disconnect..." (the message is on its way already).
+    s.post('Runtime.terminateExecution');
+    s.disconnect();
   } catch {}
 }
 const tick = setInterval(() => {

@@ -131,14 +131,22 @@ async function importTypeScript(file: string): Promise<unknown> {
   return importModule(file, `data:text/javascript;base64,${Buffer.from(out.outputText).toString('base64')}`);
 }
 
-/** `./x.js` → file:///…/x.js, `iommu-sim` → file:///…/dist/src/index.js; node: builtins and unresolvable names stay. */
+/** This package's entry point (dist/src/index.js beside dist/src/scenario/load.js). */
+const SELF = new URL('../index.js', import.meta.url).href;
+
+/**
+ * `./x.js` → file:///…/x.js, `iommu-sim` → file:///…/dist/src/index.js (from the scenario's node_modules, else
+ * the iommu-sim that runs it: a scenario kept in a folder of its own needs no install); node: builtins stay; a
+ * package found nowhere is refused naming it.
+ */
 function resolveFrom(path: string, spec: string): string {
   if (spec.startsWith('./') || spec.startsWith('../')) return new URL(spec, pathToFileURL(path)).href;
   if (spec.startsWith('node:') || spec.includes(':') || isBuiltin(spec)) return spec;
   try {
     return pathToFileURL(createRequire(path).resolve(spec)).href;
   } catch {
-    return spec;
+    if (spec === 'iommu-sim') return SELF;
+    throw new ScenarioError(`${path}: cannot import '${spec}': no such package in node_modules from ${dirname(path)}`);
   }
 }
 

@@ -21,6 +21,7 @@ export const FINDING_KINDS = [
   'notifier',
   'workqueue',
   'oops',
+  'iommu',
   'ida',
   'mm',
   'isolation',
