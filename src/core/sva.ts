@@ -21,7 +21,7 @@ import {
 import { fault_in } from '../kernel/mm/pagetable.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
 import { objectRcuPointer, type RcuPointer, rcu_assign_pointer, rcu_dereference, rcu_init, rcu_read_lock, rcu_read_unlock, synchronize_rcu } from '../kernel/rcu.js';
-import { array, struct, type StructView, word } from '../kernel/struct.js';
+import { array, struct, type ViewOf, word } from '../kernel/struct.js';
 import type { Oracle } from './oracle.js';
 import { PasidAllocator } from './pasid.js';
 import type { Stats } from './stats.js';
@@ -78,7 +78,7 @@ export class Sva {
   private readonly boundTable: number[] = [];
   private readonly bondPtrs: number[] = [];
   private readonly notifierOps: number;
-  private readonly sva: StructView<typeof IOMMU_SVA.fields>;
+  private readonly sva: ViewOf<typeof IOMMU_SVA>;
 
   constructor(
     private readonly k: Kernel,

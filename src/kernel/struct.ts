@@ -58,6 +58,9 @@ export type StructView<F extends Fields> = {
   readonly [K in keyof F]: F[K] extends WordSpec ? Word : F[K] extends ArraySpec ? Words : F[K] extends StructType<infer G> ? StructView<G> : never;
 };
 
+/** The accessors of a declared struct: `ViewOf<typeof IOMMU_SVA>`. */
+export type ViewOf<T> = T extends StructType<infer F> ? StructView<F> : never;
+
 /** Declare `struct name { fields }`. */
 export function struct<const F extends Fields>(name: string, fields: F): StructType<F> {
   const offset: Record<string, number> = {};
