@@ -33,9 +33,9 @@ export type Fields = { readonly [name: string]: FieldSpec };
 
 /** A field of one word. */
 export const word: WordSpec = { kind: 'word' };
-/** A field of `n` words. */
+/** A field of `n` words; `array(0)`, last, is a flexible array member (u32 name[]: sized per object). */
 export function array(n: number): ArraySpec {
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`array: ${n} words`);
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`array: ${n} words`);
   return { kind: 'array', n };
 }
 
@@ -47,7 +47,7 @@ export interface StructType<F extends Fields> {
   readonly fields: F;
   /** Each field's word offset from the start of the object. */
   readonly offset: { readonly [K in keyof F]: number };
-  /** sizeof, in words. */
+  /** sizeof, in words (a flexible array member counts 0). */
   readonly words: number;
   /** Accessors for objects of this type in the memory `mem` holds (now and after it is re-attached). */
   bind(mem: WordMemory): StructView<F>;
@@ -65,10 +65,12 @@ export type ViewOf<T> = T extends StructType<infer F> ? StructView<F> : never;
 export function struct<const F extends Fields>(name: string, fields: F): StructType<F> {
   const offset: Record<string, number> = {};
   let words = 0;
-  for (const [field, spec] of Object.entries(fields)) {
+  const entries = Object.entries(fields);
+  entries.forEach(([field, spec], i) => {
+    if (spec.kind === 'array' && spec.n === 0 && i !== entries.length - 1) throw new RangeError(`struct ${name}: flexible array ${field} is not the last field`);
     offset[field] = words;
     words += sizeOf(spec);
-  }
+  });
   const type: StructType<F> = {
     kind: 'struct',
     name,
