@@ -144,6 +144,10 @@ export class Word {
   atomic_dec_return(p: number): number {
     return Atomics.sub(this.mem.i32, p + this.off, 1) - 1;
   }
+  /** atomic_fetch_add(d, &p->field): the value before. */
+  atomic_fetch_add(p: number, d: number): number {
+    return Atomics.add(this.mem.i32, p + this.off, d);
+  }
   atomic_add(p: number, d: number): void {
     Atomics.add(this.mem.i32, p + this.off, d);
   }
@@ -152,6 +156,17 @@ export class Word {
   }
   atomic_dec(p: number): void {
     Atomics.sub(this.mem.i32, p + this.off, 1);
+  }
+  atomic_sub(p: number, d: number): void {
+    Atomics.sub(this.mem.i32, p + this.off, d);
+  }
+  /** atomic_or(mask, &p->field) (set_bit's effect on a word). */
+  atomic_or(p: number, mask: number): void {
+    Atomics.or(this.mem.i32, p + this.off, mask);
+  }
+  /** atomic_andnot(mask, &p->field) (clear_bit's). */
+  atomic_andnot(p: number, mask: number): void {
+    Atomics.and(this.mem.i32, p + this.off, ~mask);
   }
   /** cmpxchg(&p->field, old, v): the value found (v was stored when it equals old). */
   cmpxchg(p: number, old: number, v: number): number {
