@@ -2,7 +2,7 @@
 // structs, a flexible array last), a misspelt field does not compile, and the accessors read and write the
 // words the layout names, with the kernel's atomic semantics, in whatever memory the kernel is attached to now.
 import { describe, expect, it } from 'vitest';
-import { array, element, struct, type WordMemory, word } from '../src/kernel/struct.js';
+import { array, element, struct, WordMemory, word } from '../src/kernel/struct.js';
 import { kernel } from './kernel-harness.js';
 
 const LIST_HEAD = struct('list_head', { next: word, prev: word });
@@ -14,7 +14,7 @@ const THING = struct('thing', {
 });
 
 function memory(words: number): WordMemory {
-  return { i32: new Int32Array(new SharedArrayBuffer(words * 4)) };
+  return new WordMemory(new Int32Array(new SharedArrayBuffer(words * 4)));
 }
 
 describe('struct layouts', () => {

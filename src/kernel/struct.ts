@@ -7,16 +7,35 @@
 //
 // Hot paths go through these: an accessor is made once per kernel (bind, at declaration), and an access is one
 // method call on one class (monomorphic, inlined by V8) adding a constant offset — no allocation, no Proxy.
-// Accessors read the memory through a WordMemory cell, because a kernel is declared before a run's memory
-// exists and is attached to a new one for each execution (Kernel.attach sets the cell).
+// A kernel is declared before a run's memory exists and is attached to a new one for each execution, so the
+// accessors are made on a WordMemory, which points every accessor made on it at the memory of the moment
+// (Kernel.attach calls its attach): an access then reads its own field, not the memory through another object.
 //
 // JavaScript's Atomics are sequentially consistent, so READ_ONCE, smp_load_acquire and the atomic ops are all
 // at least as strong as the kernel's; the names say what the kernel code asks for, and what a port of the
 // model to a weaker memory would have to keep.
 
-/** Where accessors find the words: the kernel sets `i32` when it is attached to a run's memory. */
-export interface WordMemory {
-  i32: Int32Array;
+/** The memory accessors use: the kernel attaches it to each execution's shared memory. */
+export class WordMemory {
+  private readonly accessors: { i32: Int32Array }[] = [];
+
+  constructor(private memory: Int32Array = new Int32Array(0)) {}
+
+  get i32(): Int32Array {
+    return this.memory;
+  }
+
+  /** From now on every accessor made on this memory reads and writes `i32`. */
+  attach(i32: Int32Array): void {
+    this.memory = i32;
+    for (const a of this.accessors) a.i32 = i32;
+  }
+
+  /** Register an accessor: `a.i32` follows attach. */
+  track<A extends { i32: Int32Array }>(a: A): A {
+    this.accessors.push(a);
+    return a;
+  }
 }
 
 /** One word (an int, a u32 held as int32, a pointer or an id). */
@@ -92,7 +111,7 @@ function view(mem: WordMemory, type: StructType<Fields>, base: number): Record<s
   const out: Record<string, unknown> = {};
   for (const [field, spec] of Object.entries(type.fields)) {
     const off = base + (type.offset[field] as number);
-    out[field] = spec.kind === 'word' ? new Word(mem, off) : spec.kind === 'array' ? new Words(mem, off, spec.n) : view(mem, spec, off);
+    out[field] = spec.kind === 'word' ? mem.track(new Word(mem.i32, off)) : spec.kind === 'array' ? mem.track(new Words(mem.i32, off, spec.n)) : view(mem, spec, off);
   }
   return Object.freeze(out);
 }
@@ -105,7 +124,8 @@ export function element(type: StructType<Fields>, base: number, i: number): numb
 /** A one-word field of objects in the kernel's memory; `p` is the object's word offset. */
 export class Word {
   constructor(
-    private readonly mem: WordMemory,
+    /** The memory now (WordMemory.attach sets it). */
+    public i32: Int32Array,
     /** The field's word offset in its (outermost) struct. */
     readonly off: number,
   ) {}
@@ -116,72 +136,73 @@ export class Word {
   }
   /** p->field */
   get(p: number): number {
-    return this.mem.i32[p + this.off] as number;
+    return this.i32[p + this.off] as number;
   }
   /** p->field = v */
   set(p: number, v: number): void {
-    this.mem.i32[p + this.off] = v;
+    this.i32[p + this.off] = v;
   }
   READ_ONCE(p: number): number {
-    return Atomics.load(this.mem.i32, p + this.off);
+    return Atomics.load(this.i32, p + this.off);
   }
   WRITE_ONCE(p: number, v: number): void {
-    Atomics.store(this.mem.i32, p + this.off, v);
+    Atomics.store(this.i32, p + this.off, v);
   }
   smp_load_acquire(p: number): number {
-    return Atomics.load(this.mem.i32, p + this.off);
+    return Atomics.load(this.i32, p + this.off);
   }
   smp_store_release(p: number, v: number): void {
-    Atomics.store(this.mem.i32, p + this.off, v);
+    Atomics.store(this.i32, p + this.off, v);
   }
   /** atomic_add_return(d, &p->field) */
   atomic_add_return(p: number, d: number): number {
-    return Atomics.add(this.mem.i32, p + this.off, d) + d;
+    return Atomics.add(this.i32, p + this.off, d) + d;
   }
   atomic_inc_return(p: number): number {
-    return Atomics.add(this.mem.i32, p + this.off, 1) + 1;
+    return Atomics.add(this.i32, p + this.off, 1) + 1;
   }
   atomic_dec_return(p: number): number {
-    return Atomics.sub(this.mem.i32, p + this.off, 1) - 1;
+    return Atomics.sub(this.i32, p + this.off, 1) - 1;
   }
   /** atomic_fetch_add(d, &p->field): the value before. */
   atomic_fetch_add(p: number, d: number): number {
-    return Atomics.add(this.mem.i32, p + this.off, d);
+    return Atomics.add(this.i32, p + this.off, d);
   }
   atomic_add(p: number, d: number): void {
-    Atomics.add(this.mem.i32, p + this.off, d);
+    Atomics.add(this.i32, p + this.off, d);
   }
   atomic_inc(p: number): void {
-    Atomics.add(this.mem.i32, p + this.off, 1);
+    Atomics.add(this.i32, p + this.off, 1);
   }
   atomic_dec(p: number): void {
-    Atomics.sub(this.mem.i32, p + this.off, 1);
+    Atomics.sub(this.i32, p + this.off, 1);
   }
   atomic_sub(p: number, d: number): void {
-    Atomics.sub(this.mem.i32, p + this.off, d);
+    Atomics.sub(this.i32, p + this.off, d);
   }
   /** atomic_or(mask, &p->field) (set_bit's effect on a word). */
   atomic_or(p: number, mask: number): void {
-    Atomics.or(this.mem.i32, p + this.off, mask);
+    Atomics.or(this.i32, p + this.off, mask);
   }
   /** atomic_andnot(mask, &p->field) (clear_bit's). */
   atomic_andnot(p: number, mask: number): void {
-    Atomics.and(this.mem.i32, p + this.off, ~mask);
+    Atomics.and(this.i32, p + this.off, ~mask);
   }
   /** cmpxchg(&p->field, old, v): the value found (v was stored when it equals old). */
   cmpxchg(p: number, old: number, v: number): number {
-    return Atomics.compareExchange(this.mem.i32, p + this.off, old, v);
+    return Atomics.compareExchange(this.i32, p + this.off, old, v);
   }
   /** xchg(&p->field, v): the value it replaced. */
   xchg(p: number, v: number): number {
-    return Atomics.exchange(this.mem.i32, p + this.off, v);
+    return Atomics.exchange(this.i32, p + this.off, v);
   }
 }
 
 /** An array field of `n` words; `p` is the object's word offset, `i` the element. */
 export class Words {
   constructor(
-    private readonly mem: WordMemory,
+    /** The memory now (WordMemory.attach sets it). */
+    public i32: Int32Array,
     readonly off: number,
     readonly n: number,
   ) {}
@@ -191,15 +212,15 @@ export class Words {
     return p + this.off + i;
   }
   get(p: number, i: number): number {
-    return this.mem.i32[p + this.off + i] as number;
+    return this.i32[p + this.off + i] as number;
   }
   set(p: number, i: number, v: number): void {
-    this.mem.i32[p + this.off + i] = v;
+    this.i32[p + this.off + i] = v;
   }
   READ_ONCE(p: number, i: number): number {
-    return Atomics.load(this.mem.i32, p + this.off + i);
+    return Atomics.load(this.i32, p + this.off + i);
   }
   WRITE_ONCE(p: number, i: number, v: number): void {
-    Atomics.store(this.mem.i32, p + this.off + i, v);
+    Atomics.store(this.i32, p + this.off + i, v);
   }
 }
