@@ -33,6 +33,7 @@ import {
   notifier_chain_unregister,
 } from '../kernel/notifier.js';
 import { rcu_init, rcu_read_lock, rcu_read_unlock, suspiciousRcuUsage } from '../kernel/rcu.js';
+import { array, struct, type ViewOf, word } from '../kernel/struct.js';
 import { defineSpinlock, type Spinlock, spin_lock_bh, spin_unlock_bh } from '../kernel/spinlock.js';
 
 
@@ -111,30 +112,37 @@ export interface Ioasid {
   readonly off: number;
   /** Bitmap levels: static offsets (relative to off) and word counts, level 0 (one bit an ID) first. */
   readonly levels: readonly { readonly at: number; readonly words: number }[];
+  /** Accessors of the allocator's structs. */
+  readonly view: { readonly allocator: ViewOf<typeof IOASID_ALLOCATOR>; readonly set: ViewOf<typeof IOASID_SET>; readonly data: ViewOf<typeof IOASID_DATA> };
 }
 
-// Header words.
-const H_CAPACITY = 0; // installed capacity, 0: none installed (the storage is the capacity)
-const H_INSTALLED = 1;
-const H_ALLOCATED = 2; // IDs allocated now
-const H_STARTED = 3; // a set or an ID was ever allocated: too late to install a capacity
-const H_QUOTAS = 4; // sum of the live sets' quotas (capacity - 1 - this is ioasid_capacity_avail)
-const H_SYSTEM_SID = 5;
-const H_WORDS = 8;
+/** The allocator's state (drivers/iommu/ioasid.c keeps it in file statics: ioasid_capacity, …): model only. */
+export const IOASID_ALLOCATOR = struct('ioasid_allocator', {
+  capacity: word, // ioasid_capacity once installed, 0: none installed (the storage is the capacity)
+  installed: word,
+  allocated: word, // IDs allocated now
+  started: word, // a set or an ID was ever allocated: too late to install a capacity
+  quotas: word, // sum of the live sets' quotas (ioasid_capacity_avail is capacity - 1 - this)
+  system_sid: word, // the system set's sid (ioasid_set_system), 0: none
+  reserved: array(2),
+});
 
-// Set words (sid 1..maxSets).
-const S_STATE = 0; // 1: live
-const S_TOKEN = 1;
-const S_QUOTA = 2;
-const S_NR = 3; // IDs allocated in it
-const S_SYSTEM = 4;
-const S_WORDS = 5;
+/** struct ioasid_set (the ioasid_set series: token, quota, nr_ioasids, id), at sid 1..maxSets. */
+export const IOASID_SET = struct('ioasid_set', {
+  state: word, // model: 1 while the set is live (its refcount is held)
+  token: word,
+  quota: word,
+  nr_ioasids: word, // IDs allocated in it
+  system: word, // model: 1 for the system set (type IOASID_SET_TYPE_NULL)
+});
 
-// Per-ID words.
-const I_SET = 0; // sid | BOUND, 0: free
-const I_PRIV = 1;
-const I_SPID = 2; // guest PASID + 1, 0: none
-const I_WORDS = 3;
+/** struct ioasid_data (id, set, private, spid), one per ID. */
+export const IOASID_DATA = struct('ioasid_data', {
+  set: word, // sid | BOUND (model: the bound state ioasid_notify sets), 0: free
+  private: word,
+  spid: word, // guest PASID + 1, 0: none
+});
+
 const BOUND = 1 << 30;
 const SID_MASK = BOUND - 1;
 
@@ -158,10 +166,10 @@ function layout(bits: number, maxSets: number) {
   const storage = 2 ** bits;
   const levels = levelsFor(storage);
   const bitmapWords = levels.reduce((a, l) => a + l.words, 0);
-  const sets = H_WORDS;
-  const bitmap = sets + (maxSets + 1) * S_WORDS;
+  const sets = IOASID_ALLOCATOR.words;
+  const bitmap = sets + (maxSets + 1) * IOASID_SET.words;
   const ids = bitmap + bitmapWords;
-  return { storage, levels: levels.map((l) => ({ at: bitmap + l.at, words: l.words })), sets, ids, words: ids + storage * I_WORDS };
+  return { storage, levels: levels.map((l) => ({ at: bitmap + l.at, words: l.words })), sets, ids, words: ids + storage * IOASID_DATA.words };
 }
 
 /** Static words defineIoasid takes for 2^bits IDs (to size a kernel layout; the locks and the chain are extra). */
@@ -194,6 +202,7 @@ export function defineIoasid(k: Kernel, opts: IoasidOptions = {}): Ioasid {
     bug: opts.bug ?? 'none',
     off,
     levels: l.levels,
+    view: { allocator: k.struct(IOASID_ALLOCATOR), set: k.struct(IOASID_SET), data: k.struct(IOASID_DATA) },
   };
   layouts.set(a, { sets: l.sets, ids: l.ids });
   if (opts.leakCheck ?? true) k.onEnd(() => leakCheck(k, a));
@@ -210,40 +219,39 @@ function lay(a: Ioasid): { sets: number; ids: number } {
 
 // ---- words (reads are legal anywhere; writes only inside a point's perform) ----
 
-function hdr(k: Kernel, a: Ioasid, w: number): number {
-  return k.mem.statics + a.off + w;
+/** The allocator's state (its word offset). */
+function hdr(k: Kernel, a: Ioasid): number {
+  return k.mem.statics + a.off;
 }
 
-function setAddr(k: Kernel, a: Ioasid, sid: number, w: number): number {
-  return k.mem.statics + a.off + lay(a).sets + sid * S_WORDS + w;
+/** Set sid's struct ioasid_set. */
+function setAddr(k: Kernel, a: Ioasid, sid: number): number {
+  return k.mem.statics + a.off + lay(a).sets + sid * IOASID_SET.words;
 }
 
-function idAddr(k: Kernel, a: Ioasid, id: number, w: number): number {
-  return k.mem.statics + a.off + lay(a).ids + id * I_WORDS + w;
-}
-
-function rd(k: Kernel, at: number): number {
-  return k.i32[at] as number;
+/** ID id's struct ioasid_data. */
+function idAddr(k: Kernel, a: Ioasid, id: number): number {
+  return k.mem.statics + a.off + lay(a).ids + id * IOASID_DATA.words;
 }
 
 /** The installed capacity (IDs 1..capacity-1 are usable). */
 export function ioasidCapacity(k: Kernel, a: Ioasid): number {
-  return rd(k, hdr(k, a, H_CAPACITY)) || a.storage;
+  return a.view.allocator.capacity.get(hdr(k, a)) || a.storage;
 }
 
 /** IDs allocated now. */
 export function ioasidAllocatedCount(k: Kernel, a: Ioasid): number {
-  return rd(k, hdr(k, a, H_ALLOCATED));
+  return a.view.allocator.allocated.get(hdr(k, a));
 }
 
 /** ioasid_capacity_avail: what new quotas may still take. */
 export function ioasidCapacityAvail(k: Kernel, a: Ioasid): number {
-  return ioasidCapacity(k, a) - 1 - rd(k, hdr(k, a, H_QUOTAS));
+  return ioasidCapacity(k, a) - 1 - a.view.allocator.quotas.get(hdr(k, a));
 }
 
 /** The system set's sid (0: none yet). */
 export function ioasidSystemSid(k: Kernel, a: Ioasid): number {
-  return rd(k, hdr(k, a, H_SYSTEM_SID));
+  return a.view.allocator.system_sid.get(hdr(k, a));
 }
 
 function validSid(a: Ioasid, sid: number): boolean {
@@ -251,7 +259,7 @@ function validSid(a: Ioasid, sid: number): boolean {
 }
 
 function setLive(k: Kernel, a: Ioasid, sid: number): boolean {
-  return validSid(a, sid) && rd(k, setAddr(k, a, sid, S_STATE)) === 1;
+  return validSid(a, sid) && a.view.set.state.get(setAddr(k, a, sid)) === 1;
 }
 
 export interface IoasidSetInfo {
@@ -268,10 +276,10 @@ export function ioasidSetInfo(k: Kernel, a: Ioasid, sid: number): IoasidSetInfo 
   if (!setLive(k, a, sid)) return undefined;
   return {
     sid,
-    token: rd(k, setAddr(k, a, sid, S_TOKEN)),
-    quota: rd(k, setAddr(k, a, sid, S_QUOTA)),
-    nr: rd(k, setAddr(k, a, sid, S_NR)),
-    system: rd(k, setAddr(k, a, sid, S_SYSTEM)) === 1,
+    token: a.view.set.token.get(setAddr(k, a, sid)),
+    quota: a.view.set.quota.get(setAddr(k, a, sid)),
+    nr: a.view.set.nr_ioasids.get(setAddr(k, a, sid)),
+    system: a.view.set.system.get(setAddr(k, a, sid)) === 1,
   };
 }
 
@@ -291,9 +299,9 @@ function validId(a: Ioasid, id: number): boolean {
 /** An allocated ID, or undefined. */
 export function ioasidInfo(k: Kernel, a: Ioasid, id: number): IoasidInfo | undefined {
   if (!validId(a, id)) return undefined;
-  const w = rd(k, idAddr(k, a, id, I_SET));
+  const w = a.view.data.set.get(idAddr(k, a, id));
   if (w === 0) return undefined;
-  return { id, sid: w & SID_MASK, priv: rd(k, idAddr(k, a, id, I_PRIV)), spid: rd(k, idAddr(k, a, id, I_SPID)) - 1, bound: (w & BOUND) !== 0 };
+  return { id, sid: w & SID_MASK, priv: a.view.data.private.get(idAddr(k, a, id)), spid: a.view.data.spid.get(idAddr(k, a, id)) - 1, bound: (w & BOUND) !== 0 };
 }
 
 /** Every allocated ID, ascending (walks the bitmap: cheap when few are taken). */
@@ -315,7 +323,7 @@ export function forEachIoasid(k: Kernel, a: Ioasid, fn: (id: number) => void): v
 export function ioasidSetIds(k: Kernel, a: Ioasid, sid: number): number[] {
   const out: number[] = [];
   forEachIoasid(k, a, (id) => {
-    if ((rd(k, idAddr(k, a, id, I_SET)) & SID_MASK) === sid) out.push(id);
+    if ((a.view.data.set.get(idAddr(k, a, id)) & SID_MASK) === sid) out.push(id);
   });
   return out;
 }
@@ -413,8 +421,8 @@ function setArgs(k: Kernel, a: Ioasid, sid: number, destroy: boolean): IoasidNbA
   return {
     id: 0,
     sid,
-    token: rd(k, setAddr(k, a, sid, S_TOKEN)),
-    system: rd(k, setAddr(k, a, sid, S_SYSTEM)) === 1,
+    token: a.view.set.token.get(setAddr(k, a, sid)),
+    system: a.view.set.system.get(setAddr(k, a, sid)) === 1,
     priv: 0,
     spid: -1,
     destroy,
@@ -422,14 +430,14 @@ function setArgs(k: Kernel, a: Ioasid, sid: number, destroy: boolean): IoasidNbA
 }
 
 function idArgs(k: Kernel, a: Ioasid, id: number): IoasidNbArgs {
-  const sid = rd(k, idAddr(k, a, id, I_SET)) & SID_MASK;
+  const sid = a.view.data.set.get(idAddr(k, a, id)) & SID_MASK;
   return {
     id,
     sid,
-    token: rd(k, setAddr(k, a, sid, S_TOKEN)),
-    system: rd(k, setAddr(k, a, sid, S_SYSTEM)) === 1,
-    priv: rd(k, idAddr(k, a, id, I_PRIV)),
-    spid: rd(k, idAddr(k, a, id, I_SPID)) - 1,
+    token: a.view.set.token.get(setAddr(k, a, sid)),
+    system: a.view.set.system.get(setAddr(k, a, sid)) === 1,
+    priv: a.view.data.private.get(idAddr(k, a, id)),
+    spid: a.view.data.spid.get(idAddr(k, a, id)) - 1,
     destroy: false,
   };
 }
@@ -469,7 +477,7 @@ function leakCheck(k: Kernel, a: Ioasid): void {
   let n = 0;
   forEachIoasid(k, a, (id) => {
     n++;
-    if (ids.length < 16) ids.push(`${id} (set ${rd(k, idAddr(k, a, id, I_SET)) & SID_MASK})`);
+    if (ids.length < 16) ids.push(`${id} (set ${a.view.data.set.get(idAddr(k, a, id)) & SID_MASK})`);
   });
   if (n === 0) return;
   const title = `leak: ioasid: ${n} IOASID${n > 1 ? 's' : ''} still allocated at teardown: ${ids.join(', ')}${n > ids.length ? ', …' : ''}`;
@@ -488,8 +496,8 @@ export function* ioasid_install_capacity(k: Kernel, t: KTask, a: Ioasid, total: 
     'ioasid_install_capacity',
     k.step(t, 'ioasid_install_capacity', (env) => {
       if (!Number.isInteger(total) || total < 2 || total > a.storage) return -EINVAL;
-      const installed = rd(k, hdr(k, a, H_INSTALLED)) === 1;
-      const started = rd(k, hdr(k, a, H_STARTED)) === 1;
+      const installed = a.view.allocator.installed.get(hdr(k, a)) === 1;
+      const started = a.view.allocator.started.get(hdr(k, a)) === 1;
       if (installed || started) {
         const why = installed
           ? `IOASID capacity is already set (${ioasidCapacity(k, a)})`
@@ -497,8 +505,8 @@ export function* ioasid_install_capacity(k: Kernel, t: KTask, a: Ioasid, total: 
         warn(k, t, env.step, INSTALL_WARN_LINE, 'ioasid_install_capacity', `${why}: refused`);
         return -EBUSY;
       }
-      k.i32[hdr(k, a, H_CAPACITY)] = total;
-      k.i32[hdr(k, a, H_INSTALLED)] = 1;
+      a.view.allocator.capacity.set(hdr(k, a), total);
+      a.view.allocator.installed.set(hdr(k, a), 1);
       return 0;
     }),
   );
@@ -510,29 +518,29 @@ function newSet(k: Kernel, t: KTask, a: Ioasid, token: number, quota: number, sy
   if (quota > ioasidCapacityAvail(k, a)) return -ENOSPC;
   let free = 0;
   for (let sid = 1; sid <= a.maxSets; sid++) {
-    if (rd(k, setAddr(k, a, sid, S_STATE)) !== 1) {
+    if (a.view.set.state.get(setAddr(k, a, sid)) !== 1) {
       if (free === 0) free = sid;
       continue;
     }
     // One set per token: the token is what permission checks go by.
-    if (!system && rd(k, setAddr(k, a, sid, S_SYSTEM)) === 0 && rd(k, setAddr(k, a, sid, S_TOKEN)) === token) return -EEXIST;
+    if (!system && a.view.set.system.get(setAddr(k, a, sid)) === 0 && a.view.set.token.get(setAddr(k, a, sid)) === token) return -EEXIST;
   }
   if (free === 0) return -ENOSPC;
-  k.i32[setAddr(k, a, free, S_STATE)] = 1;
-  k.i32[setAddr(k, a, free, S_TOKEN)] = token;
-  k.i32[setAddr(k, a, free, S_QUOTA)] = quota;
-  k.i32[setAddr(k, a, free, S_NR)] = 0;
-  k.i32[setAddr(k, a, free, S_SYSTEM)] = system ? 1 : 0;
-  k.i32[hdr(k, a, H_QUOTAS)] = rd(k, hdr(k, a, H_QUOTAS)) + quota;
-  k.i32[hdr(k, a, H_STARTED)] = 1;
-  if (system) k.i32[hdr(k, a, H_SYSTEM_SID)] = free;
+  a.view.set.state.set(setAddr(k, a, free), 1);
+  a.view.set.token.set(setAddr(k, a, free), token);
+  a.view.set.quota.set(setAddr(k, a, free), quota);
+  a.view.set.nr_ioasids.set(setAddr(k, a, free), 0);
+  a.view.set.system.set(setAddr(k, a, free), system ? 1 : 0);
+  a.view.allocator.quotas.set(hdr(k, a), a.view.allocator.quotas.get(hdr(k, a)) + quota);
+  a.view.allocator.started.set(hdr(k, a), 1);
+  if (system) a.view.allocator.system_sid.set(hdr(k, a), free);
   checkQuotas(k, t, a, step);
   return free;
 }
 
 /** The sets' quotas together must fit in the capacity (perform only). */
 function checkQuotas(k: Kernel, t: KTask, a: Ioasid, step: number): void {
-  const sum = rd(k, hdr(k, a, H_QUOTAS));
+  const sum = a.view.allocator.quotas.get(hdr(k, a));
   const cap = ioasidCapacity(k, a);
   if (sum > cap - 1) {
     quotaFinding(k, t, step, `the ioasid_sets' quotas add up to ${sum}, above the system capacity of ${cap - 1} IOASIDs`, []);
@@ -576,11 +584,11 @@ export function* ioasid_adjust_set(k: Kernel, t: KTask, a: Ioasid, sid: number, 
       a,
       k.step(t, 'ioasid_adjust_set', (env) => {
         if (!setLive(k, a, sid) || !Number.isInteger(quota) || quota < 1) return -EINVAL;
-        const old = rd(k, setAddr(k, a, sid, S_QUOTA));
-        if (quota < rd(k, setAddr(k, a, sid, S_NR))) return -EINVAL;
+        const old = a.view.set.quota.get(setAddr(k, a, sid));
+        if (quota < a.view.set.nr_ioasids.get(setAddr(k, a, sid))) return -EINVAL;
         if (quota - old > ioasidCapacityAvail(k, a)) return -ENOSPC;
-        k.i32[setAddr(k, a, sid, S_QUOTA)] = quota;
-        k.i32[hdr(k, a, H_QUOTAS)] = rd(k, hdr(k, a, H_QUOTAS)) + quota - old;
+        a.view.set.quota.set(setAddr(k, a, sid), quota);
+        a.view.allocator.quotas.set(hdr(k, a), a.view.allocator.quotas.get(hdr(k, a)) + quota - old);
         checkQuotas(k, t, a, env.step);
         return 0;
       }),
@@ -609,9 +617,9 @@ export function* ioasid_free_set(k: Kernel, t: KTask, a: Ioasid, sid: number, de
         yield* notify(k, t, a, IOASID_NOTIFY_SET_FREE, r.args);
         if (destroy) {
           yield* k.step(t, 'ioasid_free_set: destroy', () => {
-            k.i32[hdr(k, a, H_QUOTAS)] = rd(k, hdr(k, a, H_QUOTAS)) - rd(k, setAddr(k, a, sid, S_QUOTA));
-            if (rd(k, setAddr(k, a, sid, S_SYSTEM)) === 1) k.i32[hdr(k, a, H_SYSTEM_SID)] = 0;
-            k.i32.fill(0, setAddr(k, a, sid, 0), setAddr(k, a, sid, S_WORDS));
+            a.view.allocator.quotas.set(hdr(k, a), a.view.allocator.quotas.get(hdr(k, a)) - a.view.set.quota.get(setAddr(k, a, sid)));
+            if (a.view.set.system.get(setAddr(k, a, sid)) === 1) a.view.allocator.system_sid.set(hdr(k, a), 0);
+            k.i32.fill(0, setAddr(k, a, sid), setAddr(k, a, sid) + IOASID_SET.words);
           });
         }
         return 0;
@@ -634,7 +642,7 @@ export function* ioasid_alloc(k: Kernel, t: KTask, a: Ioasid, sid: number, min: 
     let quotaChecked = false;
     if (a.bug === 'unlocked-quota') {
       // The planted bug: the quota is checked before the lock is taken, and not again under it.
-      const ok = yield* k.step(t, 'ioasid_alloc: quota check', () => !setLive(k, a, sid) || rd(k, setAddr(k, a, sid, S_NR)) < rd(k, setAddr(k, a, sid, S_QUOTA)));
+      const ok = yield* k.step(t, 'ioasid_alloc: quota check', () => !setLive(k, a, sid) || a.view.set.nr_ioasids.get(setAddr(k, a, sid)) < a.view.set.quota.get(setAddr(k, a, sid)));
       if (!ok) return -ENOSPC;
       quotaChecked = true;
     }
@@ -656,9 +664,9 @@ const always = (): boolean => true;
 /** The allocation itself (perform only), with the quota oracle. */
 function allocLocked(k: Kernel, t: KTask, a: Ioasid, sid: number, min: number, max: number, priv: number, quotaChecked: boolean, step: number): number {
   if (!setLive(k, a, sid) || !Number.isInteger(min) || !Number.isInteger(max) || !Number.isInteger(priv)) return -EINVAL;
-  const nrAt = setAddr(k, a, sid, S_NR);
-  const nr = rd(k, nrAt);
-  const quota = rd(k, setAddr(k, a, sid, S_QUOTA));
+  const set = setAddr(k, a, sid);
+  const nr = a.view.set.nr_ioasids.get(set);
+  const quota = a.view.set.quota.get(setAddr(k, a, sid));
   if (!quotaChecked && nr >= quota) return -ENOSPC;
   const cap = ioasidCapacity(k, a);
   const lo = Math.max(min, 1);
@@ -666,17 +674,17 @@ function allocLocked(k: Kernel, t: KTask, a: Ioasid, sid: number, min: number, m
   if (lo > hi) return -ENOSPC;
   const id = firstZero(k, a, 0, lo);
   if (id < 0 || id > hi) return -ENOSPC;
-  if (rd(k, idAddr(k, a, id, I_SET)) !== 0) throw new Error(`ioasid: bitmap says ${id} is free, its words say set ${rd(k, idAddr(k, a, id, I_SET))}`);
+  if (a.view.data.set.get(idAddr(k, a, id)) !== 0) throw new Error(`ioasid: bitmap says ${id} is free, its words say set ${a.view.data.set.get(idAddr(k, a, id))}`);
   setBit(k, a, 0, id);
-  k.i32[idAddr(k, a, id, I_SET)] = sid;
-  k.i32[idAddr(k, a, id, I_PRIV)] = priv;
-  k.i32[idAddr(k, a, id, I_SPID)] = 0;
-  k.i32[nrAt] = nr + 1;
-  const total = rd(k, hdr(k, a, H_ALLOCATED)) + 1;
-  k.i32[hdr(k, a, H_ALLOCATED)] = total;
-  k.i32[hdr(k, a, H_STARTED)] = 1;
+  a.view.data.set.set(idAddr(k, a, id), sid);
+  a.view.data.private.set(idAddr(k, a, id), priv);
+  a.view.data.spid.set(idAddr(k, a, id), 0);
+  a.view.set.nr_ioasids.set(set, nr + 1);
+  const total = a.view.allocator.allocated.get(hdr(k, a)) + 1;
+  a.view.allocator.allocated.set(hdr(k, a), total);
+  a.view.allocator.started.set(hdr(k, a), 1);
   if (nr + 1 > quota) {
-    quotaFinding(k, t, step, `ioasid_set ${sid} (token ${rd(k, setAddr(k, a, sid, S_TOKEN))}) holds ${nr + 1} IOASIDs, above its quota of ${quota}`, [
+    quotaFinding(k, t, step, `ioasid_set ${sid} (token ${a.view.set.token.get(setAddr(k, a, sid))}) holds ${nr + 1} IOASIDs, above its quota of ${quota}`, [
       `ioasid_alloc handed out IOASID ${id} with the set already at its quota`,
     ]);
   }
@@ -688,13 +696,13 @@ function allocLocked(k: Kernel, t: KTask, a: Ioasid, sid: number, min: number, m
 
 /** Erase an allocated ID (perform only): its notifier arguments, or undefined when it is not allocated. */
 function eraseLocked(k: Kernel, a: Ioasid, id: number): IoasidNbArgs | undefined {
-  if (!validId(a, id) || rd(k, idAddr(k, a, id, I_SET)) === 0) return undefined;
+  if (!validId(a, id) || a.view.data.set.get(idAddr(k, a, id)) === 0) return undefined;
   const args = idArgs(k, a, id);
   clearBit(k, a, 0, id);
-  k.i32.fill(0, idAddr(k, a, id, 0), idAddr(k, a, id, I_WORDS));
-  const nrAt = setAddr(k, a, args.sid, S_NR);
-  k.i32[nrAt] = rd(k, nrAt) - 1;
-  k.i32[hdr(k, a, H_ALLOCATED)] = rd(k, hdr(k, a, H_ALLOCATED)) - 1;
+  k.i32.fill(0, idAddr(k, a, id), idAddr(k, a, id) + IOASID_DATA.words);
+  const set = setAddr(k, a, args.sid);
+  a.view.set.nr_ioasids.set(set, a.view.set.nr_ioasids.get(set) - 1);
+  a.view.allocator.allocated.set(hdr(k, a), a.view.allocator.allocated.get(hdr(k, a)) - 1);
   return args;
 }
 
@@ -759,10 +767,10 @@ function findPoint(k: Kernel, t: KTask, a: Ioasid, sid: number, id: number) {
       suspiciousRcuUsage(k, t, env.step, FIND_RCU_SITE, 'suspicious rcu_dereference_check() usage');
     }
     if (!validId(a, id)) return -ENOENT;
-    const w = rd(k, idAddr(k, a, id, I_SET));
+    const w = a.view.data.set.get(idAddr(k, a, id));
     if (w === 0) return -ENOENT;
     if (sid !== 0 && (w & SID_MASK) !== sid) return -EACCES;
-    return rd(k, idAddr(k, a, id, I_PRIV));
+    return a.view.data.private.get(idAddr(k, a, id));
   });
 }
 
@@ -801,8 +809,8 @@ export function* ioasid_set_data(k: Kernel, t: KTask, a: Ioasid, id: number, dat
   try {
     yield* lockAllocator(k, t, a);
     const r = (yield k.point(t, 'ioasid_set_data: rcu_assign_pointer', always, () => {
-      if (!validId(a, id) || rd(k, idAddr(k, a, id, I_SET)) === 0 || !Number.isInteger(data)) return -ENOENT;
-      Atomics.store(k.i32, idAddr(k, a, id, I_PRIV), data);
+      if (!validId(a, id) || a.view.data.set.get(idAddr(k, a, id)) === 0 || !Number.isInteger(data)) return -ENOENT;
+      a.view.data.private.WRITE_ONCE(idAddr(k, a, id), data);
       return 0;
     })) as number;
     yield* unlockAllocator(k, t, a);
@@ -818,7 +826,7 @@ export function* ioasid_set_data(k: Kernel, t: KTask, a: Ioasid, id: number, dat
 function bySpid(k: Kernel, a: Ioasid, sid: number, spid: number): number {
   let found = 0;
   forEachIoasid(k, a, (id) => {
-    if (found === 0 && (rd(k, idAddr(k, a, id, I_SET)) & SID_MASK) === sid && rd(k, idAddr(k, a, id, I_SPID)) === spid + 1) found = id;
+    if (found === 0 && (a.view.data.set.get(idAddr(k, a, id)) & SID_MASK) === sid && a.view.data.spid.get(idAddr(k, a, id)) === spid + 1) found = id;
   });
   return found;
 }
@@ -840,7 +848,7 @@ export function* ioasid_attach_spid(k: Kernel, t: KTask, a: Ioasid, sid: number,
         if (!info || info.sid !== sid || !Number.isInteger(spid) || spid < 0 || spid >= a.storage) return -EINVAL;
         const other = bySpid(k, a, sid, spid);
         if (other !== 0 && other !== id) return -EEXIST;
-        k.i32[idAddr(k, a, id, I_SPID)] = spid + 1;
+        a.view.data.spid.set(idAddr(k, a, id), spid + 1);
         return 0;
       }),
     ),
@@ -899,10 +907,10 @@ export function* ioasid_notify(k: Kernel, t: KTask, a: Ioasid, id: number, event
       (function* () {
         const args = yield* k.step(t, event === IOASID_NOTIFY_BIND ? 'ioasid_notify: bind' : 'ioasid_notify: unbind', () => {
           if (!validId(a, id)) return undefined;
-          const at = idAddr(k, a, id, I_SET);
-          const w = rd(k, at);
+          const data = idAddr(k, a, id);
+          const w = a.view.data.set.get(data);
           if (w === 0) return undefined;
-          k.i32[at] = event === IOASID_NOTIFY_BIND ? w | BOUND : w & ~BOUND;
+          a.view.data.set.set(data, event === IOASID_NOTIFY_BIND ? w | BOUND : w & ~BOUND);
           return idArgs(k, a, id);
         });
         if (!args) return -ENOENT;

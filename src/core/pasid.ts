@@ -10,22 +10,30 @@ import { defineIda, type Ida, idaAllocated, ida_alloc_range, ida_free } from '..
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { setAllocTrack, TRACK_WORDS, unreferenced } from '../kernel/kmemleak.js';
 import { MM_FREED, type MmStruct, type MmTable, mm_set_pasid, mmById, mmPasid, mmStateCode } from '../kernel/mm/mm.js';
+import { array, struct, type ViewOf, word } from '../kernel/struct.js';
 import type { Oracle } from './oracle.js';
 import { type DeviceInfo, type IommuOps, type PasidPlacement, SVM_FLAG_PRIVATE_PASID, type SvmOps } from './types.js';
 
-const S_SCOPE = 0; // scope + 1, 0: free slot
-const S_MM = 1;
-const S_PASID = 2;
-const S_USERS = 3;
-const S_PRIVATE = 4;
-const S_MM_PASID = 5; // 1: this PASID is the mm's own (mm->pasid), set when it was allocated
-const S_TRACK = 6; // kmemleak's allocation track (TRACK_WORDS)
-const S_WORDS = S_TRACK + TRACK_WORDS;
+/**
+ * struct iommu_mm_data (include/linux/iommu.h: pasid, mm, sva_domains, sva_handles): an mm's PASID, here one
+ * record per mm and scope (mainline has one scope, the system), in a static table.
+ */
+export const IOMMU_MM_DATA = struct('iommu_mm_data', {
+  scope: word, // model: the allocator's scope + 1, 0: free slot
+  mm: word, // mm id + 1
+  pasid: word,
+  users: word, // model: the binds using this PASID (mainline counts them on the domains' users)
+  private: word, // model: 1 for an SVM_FLAG_PRIVATE_PASID allocation, never shared
+  mm_pasid: word, // model: 1 when this PASID is the mm's own (mm->pasid), set when it was allocated
+  track: array(TRACK_WORDS), // model: kmemleak's allocation track
+});
 
-const Q_SCOPE = 0; // scope + 1, 0: free slot
-const Q_PASID = 1;
-const Q_DEV = 2;
-const Q_WORDS = 3;
+/** A PASID held back until its device has drained (teardown "bounded wait then quarantine"): model only. */
+export const PASID_QUARANTINE = struct('pasid_quarantine', {
+  scope: word, // the allocator's scope + 1, 0: free slot
+  pasid: word,
+  dev: word, // device index + 1
+});
 
 export interface PasidEnv {
   readonly devices: readonly DeviceInfo[];
@@ -42,6 +50,8 @@ export class PasidAllocator {
   private readonly shares: number;
   private readonly quarantine: number;
   private readonly slots: number;
+  private readonly mmData: ViewOf<typeof IOMMU_MM_DATA>;
+  private readonly parked: ViewOf<typeof PASID_QUARANTINE>;
   readonly capacity: number;
 
   constructor(
@@ -56,8 +66,10 @@ export class PasidAllocator {
     this.idas.push(defineIda(k, 'iommu_global_pasid_ida', this.capacity, { leakCheck: false }));
     for (let u = 0; u < env.iommus; u++) this.idas.push(defineIda(k, `iommu${u}->pasid_ida`, this.capacity, { leakCheck: false }));
     this.slots = slots;
-    this.shares = k.statics.alloc(slots * S_WORDS, 'pasid shares');
-    this.quarantine = k.statics.alloc(slots * Q_WORDS, 'pasid quarantine');
+    this.shares = k.statics.alloc(slots * IOMMU_MM_DATA.words, 'pasid shares');
+    this.quarantine = k.statics.alloc(slots * PASID_QUARANTINE.words, 'pasid quarantine');
+    this.mmData = k.struct(IOMMU_MM_DATA);
+    this.parked = k.struct(PASID_QUARANTINE);
     k.onEnd(() => this.leakCheck());
   }
 
@@ -67,8 +79,10 @@ export class PasidAllocator {
     if (!k.enabled('leaks')) return;
     const held = new Set<string>();
     for (let s = 0; s < this.slots; s++) {
-      if (k.i32[this.w(s, S_SCOPE)] !== 0) held.add(`${(k.i32[this.w(s, S_SCOPE)] as number) - 1}:${k.i32[this.w(s, S_PASID)]}`);
-      if (k.i32[this.q(s, Q_SCOPE)] !== 0) held.add(`${(k.i32[this.q(s, Q_SCOPE)] as number) - 1}:${k.i32[this.q(s, Q_PASID)]}`);
+      const d = this.share(s);
+      const q = this.q(s);
+      if (this.mmData.scope.get(d) !== 0) held.add(`${this.mmData.scope.get(d) - 1}:${this.mmData.pasid.get(d)}`);
+      if (this.parked.scope.get(q) !== 0) held.add(`${this.parked.scope.get(q) - 1}:${this.parked.pasid.get(q)}`);
     }
     const lines: string[] = [];
     this.idas.forEach((ida, scope) => {
@@ -94,11 +108,12 @@ export class PasidAllocator {
     const k = this.k;
     if (k.tasksLeftBlocked) return;
     for (let s = 0; s < this.slots; s++) {
-      if (k.i32[this.w(s, S_SCOPE)] === 0) continue;
-      const mm = mmById(this.env.mms, (k.i32[this.w(s, S_MM)] as number) - 1);
+      const d = this.share(s);
+      if (this.mmData.scope.get(d) === 0) continue;
+      const mm = mmById(this.env.mms, this.mmData.mm.get(d) - 1);
       if (!mm || mmStateCode(k, mm) !== MM_FREED) continue;
-      const why = `PASID ${k.i32[this.w(s, S_PASID)]} is still allocated to ${mm.name} (users ${k.i32[this.w(s, S_USERS)]}), which has been freed (__mmdrop)`;
-      k.report(unreferenced(k, this.w(s, 0), S_WORDS, this.w(s, S_TRACK), why));
+      const why = `PASID ${this.mmData.pasid.get(d)} is still allocated to ${mm.name} (users ${this.mmData.users.get(d)}), which has been freed (__mmdrop)`;
+      k.report(unreferenced(k, d, IOMMU_MM_DATA.words, this.mmData.track.addr(d), why));
     }
   }
 
@@ -119,12 +134,14 @@ export class PasidAllocator {
     return this.env.devices.filter((d) => this.scopeOf(d) === s);
   }
 
-  private w(slot: number, f: number): number {
-    return this.k.mem.statics + this.shares + slot * S_WORDS + f;
+  /** Slot `slot`'s struct iommu_mm_data (its word offset). */
+  private share(slot: number): number {
+    return this.k.mem.statics + this.shares + slot * IOMMU_MM_DATA.words;
   }
 
-  private q(slot: number, f: number): number {
-    return this.k.mem.statics + this.quarantine + slot * Q_WORDS + f;
+  /** Quarantine slot `slot` (its word offset). */
+  private q(slot: number): number {
+    return this.k.mem.statics + this.quarantine + slot * PASID_QUARANTINE.words;
   }
 
   /**
@@ -139,11 +156,11 @@ export class PasidAllocator {
     if (!priv) {
       const shared = yield* k.step(t, 'iommu_sva_find_pasid', () => {
         for (let s = 0; s < this.slots; s++) {
-          const i32 = k.i32;
-          if (i32[this.w(s, S_SCOPE)] === scope + 1 && i32[this.w(s, S_MM)] === mm.id + 1 && i32[this.w(s, S_PRIVATE)] === 0) {
-            const p = i32[this.w(s, S_PASID)] as number;
+          const d = this.share(s);
+          if (this.mmData.scope.get(d) === scope + 1 && this.mmData.mm.get(d) === mm.id + 1 && this.mmData.private.get(d) === 0) {
+            const p = this.mmData.pasid.get(d);
             if (p < min || p > max) return -1; // outside this device's table: needs its own
-            i32[this.w(s, S_USERS)] = (i32[this.w(s, S_USERS)] as number) + 1;
+            this.mmData.users.set(d, this.mmData.users.get(d) + 1);
             return p;
           }
         }
@@ -168,14 +185,15 @@ export class PasidAllocator {
     const ok = yield* k.step(t, 'iommu_sva_pasid_get', (env) => {
       this.oracle.pasidAllocated(env.step, pasid, this.scopeDevices(dev), t.label);
       for (let s = 0; s < this.slots; s++) {
-        if (k.i32[this.w(s, S_SCOPE)] !== 0) continue;
-        k.i32[this.w(s, S_SCOPE)] = scope + 1;
-        k.i32[this.w(s, S_MM)] = mm.id + 1;
-        k.i32[this.w(s, S_PASID)] = pasid;
-        k.i32[this.w(s, S_USERS)] = 1;
-        k.i32[this.w(s, S_PRIVATE)] = priv ? 1 : 0;
-        k.i32[this.w(s, S_MM_PASID)] = own ? 1 : 0;
-        setAllocTrack(k, t, this.w(s, S_TRACK));
+        const d = this.share(s);
+        if (this.mmData.scope.get(d) !== 0) continue;
+        this.mmData.scope.set(d, scope + 1);
+        this.mmData.mm.set(d, mm.id + 1);
+        this.mmData.pasid.set(d, pasid);
+        this.mmData.users.set(d, 1);
+        this.mmData.private.set(d, priv ? 1 : 0);
+        this.mmData.mm_pasid.set(d, own ? 1 : 0);
+        setAllocTrack(k, t, this.mmData.track.addr(d));
         return true;
       }
       return false;
@@ -198,12 +216,13 @@ export class PasidAllocator {
     // 0: still used, 1: the last use went, 2: … and it was the mm's own PASID.
     const last = yield* k.step(t, 'iommu_sva_pasid_put', () => {
       for (let s = 0; s < this.slots; s++) {
-        if (k.i32[this.w(s, S_SCOPE)] !== scope + 1 || k.i32[this.w(s, S_PASID)] !== pasid) continue;
-        const users = (k.i32[this.w(s, S_USERS)] as number) - 1;
-        k.i32[this.w(s, S_USERS)] = users;
+        const d = this.share(s);
+        if (this.mmData.scope.get(d) !== scope + 1 || this.mmData.pasid.get(d) !== pasid) continue;
+        const users = this.mmData.users.get(d) - 1;
+        this.mmData.users.set(d, users);
         if (users > 0) return 0;
-        k.i32[this.w(s, S_SCOPE)] = 0;
-        return k.i32[this.w(s, S_MM_PASID)] === 1 ? 2 : 1;
+        this.mmData.scope.set(d, 0);
+        return this.mmData.mm_pasid.get(d) === 1 ? 2 : 1;
       }
       throw new Error(`iommu_sva_pasid_put: PASID ${pasid} is not allocated in ${dev.name}'s scope`);
     });
@@ -212,10 +231,11 @@ export class PasidAllocator {
     if (quarantine) {
       yield* k.step(t, 'iommu_sva_pasid_quarantine', () => {
         for (let s = 0; s < this.slots; s++) {
-          if (k.i32[this.q(s, Q_SCOPE)] !== 0) continue;
-          k.i32[this.q(s, Q_SCOPE)] = scope + 1;
-          k.i32[this.q(s, Q_PASID)] = pasid;
-          k.i32[this.q(s, Q_DEV)] = dev.index + 1;
+          const q = this.q(s);
+          if (this.parked.scope.get(q) !== 0) continue;
+          this.parked.scope.set(q, scope + 1);
+          this.parked.pasid.set(q, pasid);
+          this.parked.dev.set(q, dev.index + 1);
           return;
         }
         throw new Error('iommu_sva_pasid_quarantine: quarantine full');
@@ -229,7 +249,8 @@ export class PasidAllocator {
   quarantined(): [number, number][] {
     const out: [number, number][] = [];
     for (let s = 0; s < this.slots; s++) {
-      if (this.k.i32[this.q(s, Q_SCOPE)] !== 0) out.push([(this.k.i32[this.q(s, Q_DEV)] as number) - 1, this.k.i32[this.q(s, Q_PASID)] as number]);
+      const q = this.q(s);
+      if (this.parked.scope.get(q) !== 0) out.push([this.parked.dev.get(q) - 1, this.parked.pasid.get(q)]);
     }
     return out;
   }
@@ -249,11 +270,12 @@ export class PasidAllocator {
     const ready = yield* k.step(t, 'iommu_sva_pasid_reclaim', () => {
       const out: [number, number][] = [];
       for (let s = 0; s < this.slots; s++) {
-        if (k.i32[this.q(s, Q_SCOPE)] !== scope + 1) continue;
-        const dev = this.env.devices[(k.i32[this.q(s, Q_DEV)] as number) - 1] as DeviceInfo;
-        const pasid = k.i32[this.q(s, Q_PASID)] as number;
+        const q = this.q(s);
+        if (this.parked.scope.get(q) !== scope + 1) continue;
+        const dev = this.env.devices[this.parked.dev.get(q) - 1] as DeviceInfo;
+        const pasid = this.parked.pasid.get(q);
         if (this.env.svmOf(dev)?.drained(dev, pasid) ?? true) {
-          k.i32[this.q(s, Q_SCOPE)] = 0;
+          this.parked.scope.set(q, 0);
           out.push([dev.index, pasid]);
         }
       }

@@ -28,6 +28,7 @@ import {
   refcount_set,
 } from '../kernel/refcount.js';
 import { objLoad, objStore } from '../kernel/slab.js';
+import { struct, type ViewOf, word } from '../kernel/struct.js';
 import { D_MM, D_USERS, type Domains } from './domain.js';
 import { type GroupDevice, type IommuGroups, iommuWarn } from './group.js';
 
@@ -50,11 +51,15 @@ export interface SvaBind {
   readonly why: string;
 }
 
-// A bond (struct iommu_sva) per {device, PASID}: its binds and the mm they are for, under iommu_sva_lock.
-const B_USERS = 0;
-const B_MM = 1; // mm id + 1
-const B_DOM = 2;
-const B_WORDS = 3;
+/**
+ * struct iommu_sva (include/linux/iommu.h: handle, dev, users) as this model keeps it, one per {device, PASID}:
+ * its binds and the mm they are for, under iommu_sva_lock. (core/sva.ts models the older, vendor-shaped bond.)
+ */
+const IOMMU_SVA = struct('iommu_sva', {
+  users: word,
+  mm: word, // mm id + 1 (handle.domain->mm)
+  domain: word, // handle.domain
+});
 
 /** Nominal line of refcount_dec_and_test(&handle->users) on a bond already gone. */
 const UNBIND_WARN = 'drivers/iommu/iommu-sva.c:132';
@@ -65,6 +70,7 @@ export class SvaDomains {
   private readonly list: number;
   private readonly bonds: number;
   private readonly freeRcu: string;
+  private readonly handle: ViewOf<typeof IOMMU_SVA>;
 
   constructor(
     private readonly k: Kernel,
@@ -74,7 +80,8 @@ export class SvaDomains {
   ) {
     this.lock = defineMutex(k, 'iommu_sva_lock');
     this.list = k.statics.alloc((cfg.mms + 1) * cfg.iommus, 'mm sva_domains');
-    this.bonds = k.statics.alloc(cfg.devices * cfg.maxPasids * B_WORDS, 'iommu_sva bonds');
+    this.bonds = k.statics.alloc(cfg.devices * cfg.maxPasids * IOMMU_SVA.words, 'iommu_sva bonds');
+    this.handle = k.struct(IOMMU_SVA);
     // The domain's free after a grace period: the RCU callback frees it as iommu_domain_free would.
     this.freeRcu = defineKfreeRcu(k, 'iommu_sva_domain_free_rcu', (t, dom) => domains.free(t, dom));
   }
@@ -83,8 +90,13 @@ export class SvaDomains {
     return this.k.mem.statics + this.list + mm.id * this.cfg.iommus + iommu;
   }
 
+  /** {dev, pasid}'s struct iommu_sva (its word offset). */
   private bond(dev: GroupDevice, pasid: number): number {
-    return this.k.mem.statics + this.bonds + (dev.index * this.cfg.maxPasids + pasid) * B_WORDS;
+    return this.bondAt(dev.index, pasid);
+  }
+
+  private bondAt(dev: number, pasid: number): number {
+    return this.k.mem.statics + this.bonds + (dev * this.cfg.maxPasids + pasid) * IOMMU_SVA.words;
   }
 
   private users(dom: number): RefcountRef {
@@ -178,12 +190,12 @@ export class SvaDomains {
         try {
           const b = this.bond(dev, pasid);
           const held = yield* k.step(t, 'iommu_attach_handle_get', () => {
-            const i32 = k.i32;
-            const users = i32[b + B_USERS] as number;
+            const handle = this.handle;
+            const users = handle.users.get(b);
             if (users === 0) return { kind: 'none' as const, dom: 0 };
-            if (i32[b + B_MM] !== mm.id + 1) return { kind: 'other' as const, dom: 0 };
-            i32[b + B_USERS] = users + 1;
-            return { kind: 'same' as const, dom: i32[b + B_DOM] as number };
+            if (handle.mm.get(b) !== mm.id + 1) return { kind: 'other' as const, dom: 0 };
+            handle.users.set(b, users + 1);
+            return { kind: 'same' as const, dom: handle.domain.get(b) };
           });
           if (held.kind === 'same') return { dom: held.dom, err: 0, why: '' };
           if (held.kind === 'other') return { dom: 0, err: -EBUSY, why: `${dev.name} PASID ${pasid} is bound to another mm` };
@@ -210,9 +222,9 @@ export class SvaDomains {
             yield* k.step(t, 'list_add(&domain->next, &mm->iommu_mm->sva_domains)', () => Atomics.store(k.i32, slot, dom));
           }
           yield* k.step(t, 'handle->users = 1', () => {
-            k.i32[b + B_USERS] = 1;
-            k.i32[b + B_MM] = mm.id + 1;
-            k.i32[b + B_DOM] = dom;
+            this.handle.users.set(b, 1);
+            this.handle.mm.set(b, mm.id + 1);
+            this.handle.domain.set(b, dom);
           });
           return { dom, err: 0, why: '' };
         } finally {
@@ -232,14 +244,14 @@ export class SvaDomains {
         yield* mutex_lock(k, t, this.lock);
         const b = this.bond(dev, pasid);
         const dom = yield* k.step(t, 'refcount_dec_and_test(&handle->users)', () => {
-          const i32 = k.i32;
-          const users = i32[b + B_USERS] as number;
+          const handle = this.handle;
+          const users = handle.users.get(b);
           if (users === 0) return -1;
-          i32[b + B_USERS] = users - 1;
+          handle.users.set(b, users - 1);
           if (users > 1) return 0;
-          const d = i32[b + B_DOM] as number;
-          i32[b + B_MM] = 0;
-          i32[b + B_DOM] = 0;
+          const d = handle.domain.get(b);
+          handle.mm.set(b, 0);
+          handle.domain.set(b, 0);
           return d;
         });
         if (dom < 0)
@@ -293,7 +305,7 @@ export class SvaDomains {
 
   /** Binds of {dev, pasid} now. */
   bondUsers(dev: GroupDevice, pasid: number): number {
-    return Atomics.load(this.k.i32, this.bond(dev, pasid) + B_USERS);
+    return this.handle.users.READ_ONCE(this.bond(dev, pasid));
   }
 
   /** Teardown check (register with k.onEnd): bonds and mm domain lists left behind. */
@@ -308,7 +320,7 @@ export class SvaDomains {
     }
     for (let d = 0; d < this.cfg.devices; d++) {
       for (let p = 0; p < this.cfg.maxPasids; p++) {
-        const u = i32[this.k.mem.statics + this.bonds + (d * this.cfg.maxPasids + p) * B_WORDS + B_USERS] as number;
+        const u = this.handle.users.get(this.bondAt(d, p));
         if (u !== 0) out.push(`device ${d} PASID ${p}: ${u} binds never unbound`);
       }
     }

@@ -21,6 +21,7 @@ import {
 import { fault_in } from '../kernel/mm/pagetable.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
 import { objectRcuPointer, type RcuPointer, rcu_assign_pointer, rcu_dereference, rcu_init, rcu_read_lock, rcu_read_unlock, synchronize_rcu } from '../kernel/rcu.js';
+import { array, struct, type ViewOf, word } from '../kernel/struct.js';
 import type { Oracle } from './oracle.js';
 import { PasidAllocator } from './pasid.js';
 import type { Stats } from './stats.js';
@@ -35,17 +36,22 @@ import {
   type SvmOps,
 } from './types.js';
 
-// struct iommu_sva (a bond), in a static table; a handle is its slot + 1.
-const B_USED = 0;
-const B_DEV = 1; // device index + 1
-const B_MM = 2; // mm id + 1
-const B_PASID = 3;
-const B_USERS = 4;
-const B_SUB = 5; // MMU notifier subscription (0: none, for init_mm)
-const B_FLAGS = 6;
-const B_RELEASED = 7;
-const B_TRACK = 8; // kmemleak's allocation track (TRACK_WORDS)
-const B_WORDS = B_TRACK + TRACK_WORDS;
+/**
+ * struct iommu_sva (include/linux/iommu.h: handle, dev, users), a bond in a static table; a handle is its slot
+ * + 1. It also holds what mainline reaches through it (handle.domain->mm, mm->iommu_mm->pasid) and what the
+ * vendor bonds before it held (intel_svm's notifier and flags).
+ */
+export const IOMMU_SVA = struct('iommu_sva', {
+  used: word, // model: 1 while the table slot is allocated (kzalloc'd), 0 when free
+  dev: word, // device index + 1
+  mm: word, // mm id + 1 (mainline: handle.domain->mm)
+  pasid: word, // mainline: mm->iommu_mm->pasid
+  users: word,
+  notifier: word, // the MMU notifier subscription, 0: none (init_mm) (intel_svm.notifier)
+  flags: word, // SVM_FLAG_* (intel_svm.flags)
+  released: word, // model: the notifier's release ran (intel_svm checked list_empty(&svm->devs))
+  track: array(TRACK_WORDS), // model: kmemleak's allocation track
+});
 
 export interface SvaConfig {
   readonly devices: readonly DeviceInfo[];
@@ -72,6 +78,7 @@ export class Sva {
   private readonly boundTable: number[] = [];
   private readonly bondPtrs: number[] = [];
   private readonly notifierOps: number;
+  private readonly sva: ViewOf<typeof IOMMU_SVA>;
 
   constructor(
     private readonly k: Kernel,
@@ -86,7 +93,8 @@ export class Sva {
     k.onEnd(() => this.leakCheck());
     this.iommuOps = Array.from({ length: cfg.iommus }, () => undefined);
     this.svm = cfg.devices.map(() => undefined);
-    this.bonds = k.statics.alloc(cfg.bonds * B_WORDS, 'iommu_sva bonds');
+    this.bonds = k.statics.alloc(cfg.bonds * IOMMU_SVA.words, 'iommu_sva bonds');
+    this.sva = k.struct(IOMMU_SVA);
     for (const d of cfg.devices) {
       const n = 1 << d.caps.pasidBits;
       this.boundTable.push(k.statics.alloc(n, `${d.name} bound`));
@@ -147,21 +155,22 @@ export class Sva {
     return objectRcuPointer(`${dev.name}->pasid_array`, this.at(this.bondPtrs[dev.index] as number, pasid), 0, 'drivers/iommu/iommu-sva.c:174');
   }
 
-  private b(handle: number, f: number): number {
-    return this.k.mem.statics + this.bonds + (handle - 1) * B_WORDS + f;
+  /** The bond's struct iommu_sva (its word offset). */
+  private bond(handle: number): number {
+    return this.k.mem.statics + this.bonds + (handle - 1) * IOMMU_SVA.words;
   }
 
   bondField(handle: number, f: 'dev' | 'mm' | 'pasid' | 'users'): number {
-    const i32 = this.k.i32;
-    if (f === 'users') return i32[this.b(handle, B_USERS)] as number;
-    if (f === 'pasid') return i32[this.b(handle, B_PASID)] as number;
-    return (i32[this.b(handle, f === 'dev' ? B_DEV : B_MM)] as number) - 1;
+    const b = this.bond(handle);
+    if (f === 'users') return this.sva.users.get(b);
+    if (f === 'pasid') return this.sva.pasid.get(b);
+    return (f === 'dev' ? this.sva.dev.get(b) : this.sva.mm.get(b)) - 1;
   }
 
   /** Live bonds (handles), for leak checks. */
   liveBonds(): number[] {
     const out: number[] = [];
-    for (let h = 1; h <= this.cfg.bonds; h++) if (this.k.i32[this.b(h, B_USED)] !== 0) out.push(h);
+    for (let h = 1; h <= this.cfg.bonds; h++) if (this.sva.used.get(this.bond(h)) !== 0) out.push(h);
     return out;
   }
 
@@ -183,11 +192,11 @@ export class Sva {
       const kernel = mm.id === this.mms.initMm.id;
       if (kernel ? processesLive : mmStateCode(k, mm) === MM_LIVE) continue;
       const dev = this.cfg.devices[this.bondField(h, 'dev')];
-      const sub = k.i32[this.b(h, B_SUB)] as number;
+      const sub = this.sva.notifier.get(this.bond(h));
       const gone = kernel ? 'no task is left that could unbind it' : `${mm.name} is ${mmState(k, mm)}: its task has exited and closed its fds`;
       const held = sub > 0 ? `; its MMU notifier subscription ${sub} is still registered, holding ${mm.name}'s mm_count` : '';
       const why = `struct iommu_sva of ${mm.name} on ${dev?.name ?? '?'} PASID ${this.bondField(h, 'pasid')} (users ${users}) was never unbound; ${gone}${held}`;
-      k.report(unreferenced(k, this.b(h, B_USED), B_WORDS, this.b(h, B_TRACK), why));
+      k.report(unreferenced(k, this.bond(h), IOMMU_SVA.words, this.sva.track.addr(this.bond(h)), why));
     }
   }
 
@@ -273,9 +282,10 @@ export class Sva {
     if ((flags & SVM_FLAG_PRIVATE_PASID) === 0) {
       const shared = yield* k.step(t, 'iommu_sva_find_bond', () => {
         for (let h = 1; h <= this.cfg.bonds; h++) {
-          const i32 = k.i32;
-          if (i32[this.b(h, B_USED)] === 1 && i32[this.b(h, B_DEV)] === dev.index + 1 && i32[this.b(h, B_MM)] === mm.id + 1 && ((i32[this.b(h, B_FLAGS)] as number) & SVM_FLAG_PRIVATE_PASID) === 0 && i32[this.b(h, B_RELEASED)] === 0 && (i32[this.b(h, B_USERS)] as number) > 0) {
-            i32[this.b(h, B_USERS)] = (i32[this.b(h, B_USERS)] as number) + 1;
+          const sva = this.sva;
+          const b = this.bond(h);
+          if (sva.used.get(b) === 1 && sva.dev.get(b) === dev.index + 1 && sva.mm.get(b) === mm.id + 1 && (sva.flags.get(b) & SVM_FLAG_PRIVATE_PASID) === 0 && sva.released.get(b) === 0 && sva.users.get(b) > 0) {
+            sva.users.set(b, sva.users.get(b) + 1);
             return h;
           }
         }
@@ -285,9 +295,10 @@ export class Sva {
     }
     const handle = yield* k.step(t, 'kzalloc(iommu_sva)', () => {
       for (let h = 1; h <= this.cfg.bonds; h++) {
-        if (k.i32[this.b(h, B_USED)] !== 0) continue;
-        k.i32[this.b(h, B_USED)] = 1;
-        setAllocTrack(k, t, this.b(h, B_TRACK));
+        const b = this.bond(h);
+        if (this.sva.used.get(b) !== 0) continue;
+        this.sva.used.set(b, 1);
+        setAllocTrack(k, t, this.sva.track.addr(b));
         return h;
       }
       return 0;
@@ -295,33 +306,33 @@ export class Sva {
     if (handle === 0) return yield* this.failed(t, -ENOMEM, 'no room for another bond');
     const pasid = yield* this.pasids.get(t, dev, mm, flags);
     if (pasid < 0) {
-      yield* k.step(t, 'kfree(iommu_sva)', () => void Atomics.store(k.i32, this.b(handle, B_USED), 0));
+      yield* k.step(t, 'kfree(iommu_sva)', () => void this.sva.used.WRITE_ONCE(this.bond(handle), 0));
       return yield* this.failed(t, pasid, `no free PASID for ${dev.name}`);
     }
     // The bond is whole before the notifier can see it: exit_mmap may run its release as soon as it is registered.
     yield* k.step(t, 'iommu_sva: init', () => {
-      const i32 = k.i32;
-      i32[this.b(handle, B_DEV)] = dev.index + 1;
-      i32[this.b(handle, B_MM)] = mm.id + 1;
-      i32[this.b(handle, B_PASID)] = pasid;
-      i32[this.b(handle, B_USERS)] = 1;
-      i32[this.b(handle, B_FLAGS)] = flags;
-      i32[this.b(handle, B_RELEASED)] = 0;
+      const sva = this.sva;
+      const b = this.bond(handle);
+      sva.dev.set(b, dev.index + 1);
+      sva.mm.set(b, mm.id + 1);
+      sva.pasid.set(b, pasid);
+      sva.users.set(b, 1);
+      sva.flags.set(b, flags);
+      sva.released.set(b, 0);
     });
     let sub = 0;
     if (mm.id !== this.mms.initMm.id) {
       sub = yield* mmu_notifier_register(k, t, this.notifiers, this.notifierOps, mm, handle);
       if (sub < 0) {
         yield* this.pasids.put(t, dev, mm, pasid, false);
-        yield* k.step(t, 'kfree(iommu_sva)', () => void Atomics.store(k.i32, this.b(handle, B_USED), 0));
+        yield* k.step(t, 'kfree(iommu_sva)', () => void this.sva.used.WRITE_ONCE(this.bond(handle), 0));
         return yield* this.failed(t, sub, 'mmu_notifier_register failed');
       }
     }
     yield* k.step(t, 'iommu_sva: bond', () => {
-      const i32 = k.i32;
-      i32[this.b(handle, B_SUB)] = sub;
+      this.sva.notifier.set(this.bond(handle), sub);
       // From here on a DMA under {dev, pasid} belongs to mm.
-      i32[this.at(this.boundTable[dev.index] as number, pasid)] = mm.id + 1;
+      k.i32[this.at(this.boundTable[dev.index] as number, pasid)] = mm.id + 1;
     });
     const svm = this.svm[dev.index];
     if (svm) yield* svm.start_pasid(t, dev, pasid);
@@ -352,10 +363,10 @@ export class Sva {
         yield* mutex_lock(k, t, this.lock);
         try {
           const last = yield* k.step(t, 'iommu_sva: put bond', () => {
-            const i32 = k.i32;
-            if (i32[this.b(handle, B_USED)] !== 1) throw new Error(`iommu_sva_unbind_device: handle ${handle} is not bound`);
-            const users = (i32[this.b(handle, B_USERS)] as number) - 1;
-            i32[this.b(handle, B_USERS)] = users;
+            const b = this.bond(handle);
+            if (this.sva.used.get(b) !== 1) throw new Error(`iommu_sva_unbind_device: handle ${handle} is not bound`);
+            const users = this.sva.users.get(b) - 1;
+            this.sva.users.set(b, users);
             return users === 0;
           });
           if (!last) return;
@@ -367,7 +378,7 @@ export class Sva {
         } finally {
           yield* mutex_unlock(k, t, this.lock);
         }
-        const sub = k.i32[this.b(handle, B_SUB)] as number;
+        const sub = this.sva.notifier.get(this.bond(handle));
         if (sub > 0) yield* mmu_notifier_put(k, t, this.notifiers, sub);
         else yield* this.freeBond(t, handle);
       }.call(this),
@@ -409,7 +420,7 @@ export class Sva {
   /** The bond's memory goes after the notifier's SRCU grace period (mmu_notifier_put → free_notifier). */
   private *freeBond(t: KTask, handle: number): KGen {
     yield* this.k.step(t, 'kfree(iommu_sva)', () => {
-      Atomics.store(this.k.i32, this.b(handle, B_USED), 0);
+      this.sva.used.WRITE_ONCE(this.bond(handle), 0);
     });
   }
 
@@ -428,7 +439,7 @@ export class Sva {
       'iommu_sva_mm_release',
       function* (this: Sva): KGen {
         yield* k.step(t, 'iommu_sva: released', () => {
-          Atomics.store(k.i32, this.b(handle, B_RELEASED), 1);
+          this.sva.released.WRITE_ONCE(this.bond(handle), 1);
           this.stats.add('releases');
         });
         const ops = this.ops(dev);

@@ -9,33 +9,51 @@ import type { TranslationCache } from '../core/oracle.js';
 import type { DeviceInfo } from '../core/types.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { ptePfn } from '../kernel/mm/pagetable.js';
+import { array, struct, type ViewOf, word } from '../kernel/struct.js';
 import { type CommandOp, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PAGE_RESP, OP_PC, OP_WAIT } from './flavour.js';
 
-const T_VALID = 0;
-const T_TAG = 1;
-const T_PASID = 2;
-const T_VPN = 3;
-const T_PTE = 4;
-const T_DEV = 5;
-const T_WORDS = 6;
+// The unit's own memory is hardware state, not kernel structs: the layouts below are the model's, named after
+// what they stand for.
 
-const PC_VALID = 0;
-const PC_DEV = 1;
-const PC_PASID = 2;
-const PC_ENTRY = 3;
+/** An IOTLB entry. */
+const IOTLB_ENTRY = struct('iotlb_entry', {
+  valid: word,
+  tag: word, // the device (PASID-tagged flavours) or the ASID
+  pasid: word,
+  vpn: word,
+  pte: word,
+  dev: word,
+});
 
-export const CMD_WORDS = 5; // op, a, b, c, d
-const Q_HEAD = 0;
-const Q_TAIL = 1;
-const Q_WAIT_DONE = 2; // the last wait descriptor the hardware completed
-const Q_SEQ = 3; // the driver's wait sequence
-const Q_EPOCH = 4; // invalidations executed (a walk they overtake does not fill caches)
-const Q_PRQ_HEAD = 5;
-const Q_PRQ_TAIL = 6;
-const Q_PRQ_ACTIVE = 7; // the page-request thread is running
-const Q_HEADER = 8;
+/** A PASID-entry cache slot: the flavour's entry words (FlavourSpec.entry.words) follow. */
+const PASID_CACHE_SLOT = struct('pasid_cache_slot', {
+  valid: word,
+  dev: word,
+  pasid: word,
+  entry: array(0),
+});
 
-export const PRQ_WORDS = 6; // dev, pasid, vpn, write, grp, last
+/**
+ * The queues' registers (VT-d: IQH/IQT and PQH/PQT; the SMMU: CMDQ_PROD/CONS and PRIQ_PROD/CONS), and the
+ * driver's and the hardware's bookkeeping next to them.
+ */
+const IOMMU_QUEUES = struct('iommu_queues', {
+  head: word, // command queue head: the hardware's
+  tail: word, // … tail: the driver's
+  wait_done: word, // the last wait descriptor the hardware completed
+  seq: word, // the driver's wait sequence
+  epoch: word, // invalidations executed (a walk they overtake does not fill caches)
+  prq_head: word,
+  prq_tail: word,
+  prq_active: word, // the page-request thread is running
+});
+
+/** A command descriptor: its op and operands. */
+const IOMMU_CMD = struct('iommu_cmd', { op: word, a: word, b: word, c: word, d: word });
+
+/** A page request descriptor (VT-d's struct page_req_dsc: rid, pasid, addr, wr_req, prg_index, lpig). */
+const PAGE_REQ_DSC = struct('page_req_dsc', { dev: word, pasid: word, vpn: word, write: word, grp: word, last: word });
+
 /** Page request group indices a device uses (PRGI is 9 bits; the model keeps fewer). */
 export const PR_GROUPS = 64;
 
@@ -67,6 +85,11 @@ export class IommuUnit {
   private readonly prq: number;
   /** PASID tables of this unit's devices: static offset per device index. */
   private readonly tables = new Map<number, number>();
+  private readonly tlb: ViewOf<typeof IOTLB_ENTRY>;
+  private readonly pc: ViewOf<typeof PASID_CACHE_SLOT>;
+  private readonly q: ViewOf<typeof IOMMU_QUEUES>;
+  private readonly cmd: ViewOf<typeof IOMMU_CMD>;
+  private readonly dsc: ViewOf<typeof PAGE_REQ_DSC>;
   /** Per device on this unit: outstanding page request groups (the oracle's). */
   private readonly groups = new Map<number, number>();
 
@@ -80,11 +103,16 @@ export class IommuUnit {
     readonly actor: number,
   ) {
     this.name = spec.unitName(index);
-    this.iotlb = k.statics.alloc(Math.max(1, opts.iotlbEntries) * T_WORDS, `${this.name} iotlb`);
-    this.pcache = k.statics.alloc(opts.pcacheEntries * (PC_ENTRY + spec.entry.words), `${this.name} pasid cache`);
-    this.header = k.statics.alloc(Q_HEADER, `${this.name} queues`);
-    this.cmdq = k.statics.alloc(opts.queueDepth * CMD_WORDS, `${this.name} ${spec.cmdqName}`);
-    this.prq = k.statics.alloc(opts.prqDepth * PRQ_WORDS, `${this.name} ${spec.prqName}`);
+    this.iotlb = k.statics.alloc(Math.max(1, opts.iotlbEntries) * IOTLB_ENTRY.words, `${this.name} iotlb`);
+    this.pcache = k.statics.alloc(opts.pcacheEntries * (PASID_CACHE_SLOT.words + spec.entry.words), `${this.name} pasid cache`);
+    this.header = k.statics.alloc(IOMMU_QUEUES.words, `${this.name} queues`);
+    this.cmdq = k.statics.alloc(opts.queueDepth * IOMMU_CMD.words, `${this.name} ${spec.cmdqName}`);
+    this.prq = k.statics.alloc(opts.prqDepth * PAGE_REQ_DSC.words, `${this.name} ${spec.prqName}`);
+    this.tlb = k.struct(IOTLB_ENTRY);
+    this.pc = k.struct(PASID_CACHE_SLOT);
+    this.q = k.struct(IOMMU_QUEUES);
+    this.cmd = k.struct(IOMMU_CMD);
+    this.dsc = k.struct(PAGE_REQ_DSC);
     for (const d of devices) {
       this.tables.set(d.index, k.statics.alloc((1 << d.caps.pasidBits) * spec.entry.words, `${d.name} ${spec.entryName} table`));
       this.groups.set(d.index, k.statics.alloc(PR_GROUPS, `${d.name} page request groups`));
@@ -120,174 +148,172 @@ export class IommuUnit {
     return Array.from({ length: this.spec.entry.words }, (_, w) => this.entryWord(dev, pasid, w));
   }
 
-  header_(f: number): number {
-    return this.i32[this.s(this.header) + f] as number;
-  }
-
-  private setHeader(f: number, v: number): void {
-    this.i32[this.s(this.header) + f] = v;
+  /** The queues' registers (their word offset). */
+  private get regs(): number {
+    return this.s(this.header);
   }
 
   /** Free command slots (the driver waits for room for its commands and a wait descriptor). */
   cmdqFree(): number {
-    return this.opts.queueDepth - (this.header_(Q_TAIL) - this.header_(Q_HEAD));
+    return this.opts.queueDepth - (this.q.tail.get(this.regs) - this.q.head.get(this.regs));
   }
 
   /** Driver: write commands and a wait descriptor at the tail; returns the wait's sequence number. */
   cmdqWrite(cmds: readonly Command[]): number {
-    const seq = this.header_(Q_SEQ) + 1;
-    this.setHeader(Q_SEQ, seq);
-    let tail = this.header_(Q_TAIL);
+    const seq = this.q.seq.get(this.regs) + 1;
+    this.q.seq.set(this.regs, seq);
+    let tail = this.q.tail.get(this.regs);
     for (const c of [...cmds, { op: OP_WAIT, a: 0, b: 0, c: seq, d: 0 } satisfies Command]) {
-      const at = this.s(this.cmdq) + (tail % this.opts.queueDepth) * CMD_WORDS;
-      this.i32[at] = c.op;
-      this.i32[at + 1] = c.a;
-      this.i32[at + 2] = c.b;
-      this.i32[at + 3] = c.c;
-      this.i32[at + 4] = c.d;
+      const at = this.s(this.cmdq) + (tail % this.opts.queueDepth) * IOMMU_CMD.words;
+      const cmd = this.cmd;
+      cmd.op.set(at, c.op);
+      cmd.a.set(at, c.a);
+      cmd.b.set(at, c.b);
+      cmd.c.set(at, c.c);
+      cmd.d.set(at, c.d);
       tail++;
     }
-    this.setHeader(Q_TAIL, tail);
+    this.q.tail.set(this.regs, tail);
     return seq;
   }
 
   waitDone(seq: number): boolean {
-    return this.header_(Q_WAIT_DONE) >= seq;
+    return this.q.wait_done.get(this.regs) >= seq;
   }
 
   /** Page requests of {dev, pasid} queued or being handled (the driver's drain waits until there are none). */
   prqPending(dev: number, pasid: number): number {
     let n = 0;
-    for (let i = this.header_(Q_PRQ_HEAD); i < this.header_(Q_PRQ_TAIL); i++) {
-      const at = this.s(this.prq) + (i % this.opts.prqDepth) * PRQ_WORDS;
-      if (this.i32[at] === dev && this.i32[at + 1] === pasid) n++;
+    for (let i = this.q.prq_head.get(this.regs); i < this.q.prq_tail.get(this.regs); i++) {
+      const at = this.s(this.prq) + (i % this.opts.prqDepth) * PAGE_REQ_DSC.words;
+      if (this.dsc.dev.get(at) === dev && this.dsc.pasid.get(at) === pasid) n++;
     }
     return n;
   }
 
   /** The page-request thread: the next request (left in the queue until retired), or undefined — then it stops. */
   prqPeek(): { dev: number; pasid: number; vpn: number; write: boolean; grp: number; last: boolean } | undefined {
-    const head = this.header_(Q_PRQ_HEAD);
-    if (head === this.header_(Q_PRQ_TAIL)) {
-      this.setHeader(Q_PRQ_ACTIVE, 0);
+    const head = this.q.prq_head.get(this.regs);
+    if (head === this.q.prq_tail.get(this.regs)) {
+      this.q.prq_active.set(this.regs, 0);
       return undefined;
     }
-    const at = this.s(this.prq) + (head % this.opts.prqDepth) * PRQ_WORDS;
-    const i32 = this.i32;
-    return { dev: i32[at] as number, pasid: i32[at + 1] as number, vpn: i32[at + 2] as number, write: i32[at + 3] === 1, grp: i32[at + 4] as number, last: i32[at + 5] === 1 };
+    const at = this.s(this.prq) + (head % this.opts.prqDepth) * PAGE_REQ_DSC.words;
+    const d = this.dsc;
+    return { dev: d.dev.get(at), pasid: d.pasid.get(at), vpn: d.vpn.get(at), write: d.write.get(at) === 1, grp: d.grp.get(at), last: d.last.get(at) === 1 };
   }
 
   prqRetire(): void {
-    this.setHeader(Q_PRQ_HEAD, this.header_(Q_PRQ_HEAD) + 1);
+    this.q.prq_head.set(this.regs, this.q.prq_head.get(this.regs) + 1);
   }
 
   // ---- the hardware (called in the unit actor's sequenced deliveries) ----
 
   get epoch(): number {
-    return this.header_(Q_EPOCH);
+    return this.q.epoch.get(this.regs);
   }
 
   private tlbSlot(tag: number, pasid: number, vpn: number): number {
     const h = Math.imul(tag * 0x9e3779b1 + pasid * 0x85ebca6b + vpn, 0x27d4eb2d) >>> 0;
-    return this.s(this.iotlb) + (h % this.opts.iotlbEntries) * T_WORDS;
+    return this.s(this.iotlb) + (h % this.opts.iotlbEntries) * IOTLB_ENTRY.words;
   }
 
   /** IOTLB lookup: the PTE, or 0 on a miss. */
   iotlbLookup(tag: number, pasid: number, vpn: number): number {
     if (this.opts.iotlbEntries === 0) return 0;
     const at = this.tlbSlot(tag, pasid, vpn);
-    const i32 = this.i32;
-    return i32[at + T_VALID] === 1 && i32[at + T_TAG] === tag && i32[at + T_PASID] === pasid && i32[at + T_VPN] === vpn ? (i32[at + T_PTE] as number) : 0;
+    const e = this.tlb;
+    return e.valid.get(at) === 1 && e.tag.get(at) === tag && e.pasid.get(at) === pasid && e.vpn.get(at) === vpn ? e.pte.get(at) : 0;
   }
 
   iotlbFill(tag: number, pasid: number, vpn: number, pte: number, dev: number, epoch: number): void {
     if (epoch !== this.epoch || this.opts.iotlbEntries === 0) return;
     const at = this.tlbSlot(tag, pasid, vpn);
-    const i32 = this.i32;
-    i32[at + T_VALID] = 1;
-    i32[at + T_TAG] = tag;
-    i32[at + T_PASID] = pasid;
-    i32[at + T_VPN] = vpn;
-    i32[at + T_PTE] = pte;
-    i32[at + T_DEV] = dev;
+    const e = this.tlb;
+    e.valid.set(at, 1);
+    e.tag.set(at, tag);
+    e.pasid.set(at, pasid);
+    e.vpn.set(at, vpn);
+    e.pte.set(at, pte);
+    e.dev.set(at, dev);
   }
 
   private pcSlot(dev: number, pasid: number): number {
     const h = Math.imul(dev * 0x9e3779b1 + pasid, 0x85ebca6b) >>> 0;
-    return this.s(this.pcache) + (h % this.opts.pcacheEntries) * (PC_ENTRY + this.spec.entry.words);
+    return this.s(this.pcache) + (h % this.opts.pcacheEntries) * (PASID_CACHE_SLOT.words + this.spec.entry.words);
   }
 
   /** PASID-entry cache lookup: the cached words, or undefined. */
   pcLookup(dev: number, pasid: number): number[] | undefined {
     const at = this.pcSlot(dev, pasid);
-    const i32 = this.i32;
-    if (i32[at + PC_VALID] !== 1 || i32[at + PC_DEV] !== dev || i32[at + PC_PASID] !== pasid) return undefined;
-    return Array.from({ length: this.spec.entry.words }, (_, w) => i32[at + PC_ENTRY + w] as number);
+    const pc = this.pc;
+    if (pc.valid.get(at) !== 1 || pc.dev.get(at) !== dev || pc.pasid.get(at) !== pasid) return undefined;
+    return Array.from({ length: this.spec.entry.words }, (_, w) => pc.entry.get(at, w));
   }
 
   pcFill(dev: number, pasid: number, words: readonly number[], epoch: number): void {
     if (epoch !== this.epoch) return;
     const at = this.pcSlot(dev, pasid);
-    const i32 = this.i32;
-    i32[at + PC_VALID] = 1;
-    i32[at + PC_DEV] = dev;
-    i32[at + PC_PASID] = pasid;
+    const pc = this.pc;
+    pc.valid.set(at, 1);
+    pc.dev.set(at, dev);
+    pc.pasid.set(at, pasid);
     words.forEach((v, w) => {
-      i32[at + PC_ENTRY + w] = v;
+      pc.entry.set(at, w, v);
     });
   }
 
   /** The next command, or undefined when the queue is empty. */
   cmdqPeek(): Command | undefined {
-    const head = this.header_(Q_HEAD);
-    if (head === this.header_(Q_TAIL)) return undefined;
-    const at = this.s(this.cmdq) + (head % this.opts.queueDepth) * CMD_WORDS;
-    const i32 = this.i32;
-    return { op: i32[at] as CommandOp, a: i32[at + 1] as number, b: i32[at + 2] as number, c: i32[at + 3] as number, d: i32[at + 4] as number };
+    const head = this.q.head.get(this.regs);
+    if (head === this.q.tail.get(this.regs)) return undefined;
+    const at = this.s(this.cmdq) + (head % this.opts.queueDepth) * IOMMU_CMD.words;
+    const cmd = this.cmd;
+    return { op: cmd.op.get(at) as CommandOp, a: cmd.a.get(at), b: cmd.b.get(at), c: cmd.c.get(at), d: cmd.d.get(at) };
   }
 
   /** Execute a command's effect on the unit's own caches; the actor does what reaches a device. */
   execute(c: Command): void {
     burn(this.opts.cmdCostNs);
-    const i32 = this.i32;
     if (c.op === OP_IOTLB) {
       // a: tag (device or ASID), b: PASID (-1 with ASID tags), [c, d): vpn range, c = -1: all
+      const tlb = this.tlb;
       for (let e = 0; e < this.opts.iotlbEntries; e++) {
-        const at = this.s(this.iotlb) + e * T_WORDS;
-        if (i32[at + T_VALID] !== 1 || i32[at + T_TAG] !== c.a || (c.b !== -1 && i32[at + T_PASID] !== c.b)) continue;
-        const vpn = i32[at + T_VPN] as number;
-        if (c.c === -1 || (vpn >= c.c && vpn < c.d)) i32[at + T_VALID] = 0;
+        const at = this.s(this.iotlb) + e * IOTLB_ENTRY.words;
+        if (tlb.valid.get(at) !== 1 || tlb.tag.get(at) !== c.a || (c.b !== -1 && tlb.pasid.get(at) !== c.b)) continue;
+        const vpn = tlb.vpn.get(at);
+        if (c.c === -1 || (vpn >= c.c && vpn < c.d)) tlb.valid.set(at, 0);
       }
-      this.setHeader(Q_EPOCH, this.epoch + 1);
+      this.q.epoch.set(this.regs, this.epoch + 1);
     } else if (c.op === OP_PC) {
       const at = this.pcSlot(c.a, c.b);
-      if (i32[at + PC_DEV] === c.a && i32[at + PC_PASID] === c.b) i32[at + PC_VALID] = 0;
-      this.setHeader(Q_EPOCH, this.epoch + 1);
+      if (this.pc.dev.get(at) === c.a && this.pc.pasid.get(at) === c.b) this.pc.valid.set(at, 0);
+      this.q.epoch.set(this.regs, this.epoch + 1);
     } else if (c.op === OP_WAIT) {
-      this.setHeader(Q_WAIT_DONE, c.c);
+      this.q.wait_done.set(this.regs, c.c);
     }
   }
 
   cmdqRetire(): void {
-    this.setHeader(Q_HEAD, this.header_(Q_HEAD) + 1);
+    this.q.head.set(this.regs, this.q.head.get(this.regs) + 1);
   }
 
   /** A page request arrives: queued (true), or the queue is full (false: the hardware auto-responds). */
   prqPush(dev: number, pasid: number, vpn: number, write: boolean, grp: number, last: boolean): { queued: boolean; startThread: boolean } {
-    const head = this.header_(Q_PRQ_HEAD);
-    const tail = this.header_(Q_PRQ_TAIL);
+    const head = this.q.prq_head.get(this.regs);
+    const tail = this.q.prq_tail.get(this.regs);
     if (tail - head >= this.opts.prqDepth) return { queued: false, startThread: false };
-    const at = this.s(this.prq) + (tail % this.opts.prqDepth) * PRQ_WORDS;
-    const i32 = this.i32;
-    i32[at] = dev;
-    i32[at + 1] = pasid;
-    i32[at + 2] = vpn;
-    i32[at + 3] = write ? 1 : 0;
-    i32[at + 4] = grp;
-    i32[at + 5] = last ? 1 : 0;
-    this.setHeader(Q_PRQ_TAIL, tail + 1);
-    const startThread = this.header_(Q_PRQ_ACTIVE) === 0;
-    if (startThread) this.setHeader(Q_PRQ_ACTIVE, 1);
+    const at = this.s(this.prq) + (tail % this.opts.prqDepth) * PAGE_REQ_DSC.words;
+    const d = this.dsc;
+    d.dev.set(at, dev);
+    d.pasid.set(at, pasid);
+    d.vpn.set(at, vpn);
+    d.write.set(at, write ? 1 : 0);
+    d.grp.set(at, grp);
+    d.last.set(at, last ? 1 : 0);
+    this.q.prq_tail.set(this.regs, tail + 1);
+    const startThread = this.q.prq_active.get(this.regs) === 0;
+    if (startThread) this.q.prq_active.set(this.regs, 1);
     return { queued: true, startThread };
   }
 
@@ -318,15 +344,14 @@ export class IommuUnit {
 
   caches(): TranslationCache[] {
     const unit = this;
-    const i32 = (): Int32Array => this.k.i32;
+    const tlb = this.tlb;
     const iotlb: TranslationCache = {
       name: `${this.name} IOTLB`,
       entriesForPfn(pfn) {
         const out: string[] = [];
         for (let e = 0; e < unit.opts.iotlbEntries; e++) {
-          const at = unit.s(unit.iotlb) + e * T_WORDS;
-          const m = i32();
-          if (m[at + T_VALID] === 1 && ptePfn(m[at + T_PTE] as number) === pfn) out.push(unit.describeTlb(at));
+          const at = unit.s(unit.iotlb) + e * IOTLB_ENTRY.words;
+          if (tlb.valid.get(at) === 1 && ptePfn(tlb.pte.get(at)) === pfn) out.push(unit.describeTlb(at));
         }
         return out;
       },
@@ -334,9 +359,8 @@ export class IommuUnit {
         if (unit.spec.tlbTag === 'asid') return [];
         const out: string[] = [];
         for (let e = 0; e < unit.opts.iotlbEntries; e++) {
-          const at = unit.s(unit.iotlb) + e * T_WORDS;
-          const m = i32();
-          if (m[at + T_VALID] === 1 && m[at + T_DEV] === dev && m[at + T_PASID] === pasid) out.push(unit.describeTlb(at));
+          const at = unit.s(unit.iotlb) + e * IOTLB_ENTRY.words;
+          if (tlb.valid.get(at) === 1 && tlb.dev.get(at) === dev && tlb.pasid.get(at) === pasid) out.push(unit.describeTlb(at));
         }
         return out;
       },
@@ -353,9 +377,9 @@ export class IommuUnit {
   }
 
   private describeTlb(at: number): string {
-    const m = this.k.i32;
-    const tag = this.spec.tlbTag === 'asid' ? `ASID ${m[at + T_TAG]}` : `dev ${m[at + T_TAG]}, PASID ${m[at + T_PASID]}`;
-    return `{${tag}, vpn ${m[at + T_VPN]}} → pfn 0x${ptePfn(m[at + T_PTE] as number).toString(16)}`;
+    const e = this.tlb;
+    const tag = this.spec.tlbTag === 'asid' ? `ASID ${e.tag.get(at)}` : `dev ${e.tag.get(at)}, PASID ${e.pasid.get(at)}`;
+    return `{${tag}, vpn ${e.vpn.get(at)}} → pfn 0x${ptePfn(e.pte.get(at)).toString(16)}`;
   }
 }
 

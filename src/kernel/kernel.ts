@@ -9,6 +9,7 @@ import { type ContextKind, KTask } from './context.js';
 import { callTrace, heldLocksLines, type KernelFinding, lockLine, taskFinding } from './findings.js';
 import { Lockdep } from './lockdep.js';
 import { DEFAULT_LAYOUT, KernelMemory, layoutWords, type MemoryLayout, StaticAllocator, stringHeapOffset } from './memory.js';
+import { type Fields, type StructType, type StructView, WordMemory } from './struct.js';
 
 /** A kernel code path: yields scheduling points, returns T. */
 export type KGen<T = void> = Generator<Point, T, unknown>;
@@ -203,6 +204,8 @@ export class Kernel implements Monitor {
   /** Contexts of the tasks running in this thread. */
   readonly tasks = new Map<number, KTask>();
   private memory: KernelMemory | undefined;
+  /** The attached memory's words, for declared structs' accessors (struct.ts): set at each attach. */
+  readonly words32 = new WordMemory();
   private clock: () => number = () => 0;
   private readonly checkers: Partial<Record<CheckerName, boolean>>;
   private readonly factories: Record<string, TaskFactory> = {};
@@ -247,6 +250,11 @@ export class Kernel implements Monitor {
     return this.mem.i32;
   }
 
+  /** Accessors of `type`'s fields on this kernel's memory (made once, at declaration). */
+  struct<F extends Fields>(type: StructType<F>): StructView<F> {
+    return type.bind(this.words32);
+  }
+
   now(): number {
     return this.clock();
   }
@@ -271,6 +279,7 @@ export class Kernel implements Monitor {
   /** A new execution: every checker starts afresh (each execution is judged on its own, as a boot is). */
   attach(shared: Int32Array, now: () => number): void {
     this.memory = new KernelMemory(shared, this.layout, this.base);
+    this.words32.attach(shared);
     this.clock = now;
     this.findings = [];
     this.tasks.clear();

@@ -12,6 +12,7 @@ import type { KTask } from './context.js';
 import { callTrace, heldLocksLines, taskFinding } from './findings.js';
 import type { Kernel, KGen } from './kernel.js';
 import { attached, withFrames } from './rcu.js';
+import { struct, type ViewOf, word } from './struct.js';
 
 /** A work function: `data` is what queue_work was given (the kernel's container_of). */
 export type WorkFn = (t: KTask, data: Wire) => KGen;
@@ -41,20 +42,22 @@ export interface WorkItem {
   readonly fn: WorkFn;
 }
 
-// Workqueue words.
-const Q_COUNT = 0; // items pending or running
-const Q_ACTIVE = 1; // items running
-const Q_NEXT = 2; // next ticket (ordered workqueues)
-const Q_SERVE = 3; // ticket being served
-const Q_DEAD = 4; // destroy_workqueue'd
-const Q_WORDS = 5;
+/** struct workqueue_struct, the counts the model keeps (the kernel's are per pool_workqueue). */
+const WORKQUEUE_STRUCT = struct('workqueue_struct', {
+  count: word, // model: items pending or running (what flush_workqueue waits for)
+  nr_active: word, // items running (pwq->nr_active)
+  next: word, // model: next ticket (ordered workqueues keep their order this way)
+  serve: word, // model: ticket being served
+  dead: word, // __WQ_DESTROYING: destroy_workqueue'd
+});
 
-// Work item words.
-const W_STATE = 0; // WORK_STRUCT_PENDING
-const W_SEQ = 1; // queueing generation: a worker of an older one (cancelled) does not run it
-const W_RUNNING = 2; // task id of the worker running it
-const W_WQ = 3; // id of the workqueue it was last queued on
-const W_WORDS = 4;
+/** struct work_struct (data, entry, func): its data word's PENDING bit, and the model's bookkeeping. */
+const WORK_STRUCT = struct('work_struct', {
+  data: word, // WORK_STRUCT_PENDING
+  seq: word, // model: queueing generation: a worker of an older one (cancelled) does not run it
+  running: word, // model: task id of the worker running it (worker->current_work, as find_worker_executing_work sees it)
+  wq: word, // model: id of the workqueue it was last queued on (data's pool_workqueue, in the kernel)
+});
 const PENDING = 1;
 
 const WORKER_KIND = 'worker_thread';
@@ -66,6 +69,8 @@ interface WqState {
   readonly counter: number;
   readonly system: Workqueue;
   readonly systemUnbound: Workqueue;
+  readonly wq: ViewOf<typeof WORKQUEUE_STRUCT>;
+  readonly work: ViewOf<typeof WORK_STRUCT>;
 }
 
 const states = new WeakMap<Kernel, WqState>();
@@ -79,7 +84,7 @@ function state(k: Kernel): WqState {
   const counter = k.statics.alloc(1, 'kworker ids');
   const system = newWq(k, wqs, 'events', {});
   const systemUnbound = newWq(k, wqs, 'events_unbound', { unbound: true });
-  st = { wqs, works, counter, system, systemUnbound };
+  st = { wqs, works, counter, system, systemUnbound, wq: k.struct(WORKQUEUE_STRUCT), work: k.struct(WORK_STRUCT) };
   states.set(k, st);
   const s = st;
   k.task(WORKER_KIND, 'workqueue', (t, a) => worker(k, s, t, a));
@@ -90,7 +95,7 @@ function newWq(k: Kernel, wqs: Workqueue[], name: string, o: WorkqueueOptions): 
   const wq: Workqueue = {
     id: wqs.length + 1,
     name,
-    off: k.statics.alloc(Q_WORDS, `workqueue ${name}`),
+    off: k.statics.alloc(WORKQUEUE_STRUCT.words, `workqueue ${name}`),
     unbound: o.unbound ?? false,
     ordered: o.ordered ?? false,
     maxActive: o.ordered ? 1 : (o.maxActive ?? 256),
@@ -122,7 +127,7 @@ export function system_unbound_wq(k: Kernel): Workqueue {
 /** DECLARE_WORK(name, fn): a work item declared with the workload. */
 export function defineWork(k: Kernel, name: string, fn: WorkFn): WorkItem {
   const st = state(k);
-  const w: WorkItem = { id: st.works.length + 1, name, off: k.statics.alloc(W_WORDS, `work ${name}`), fn };
+  const w: WorkItem = { id: st.works.length + 1, name, off: k.statics.alloc(WORK_STRUCT.words, `work ${name}`), fn };
   st.works.push(w);
   return w;
 }
@@ -135,17 +140,13 @@ function wa(k: Kernel, w: WorkItem): number {
   return k.mem.statics + w.off;
 }
 
-function ld(k: Kernel, at: number): number {
-  return Atomics.load(k.i32, at);
-}
-
 // ---- queueing ----
 
 function enqueue(k: Kernel, st: WqState, t: KTask, wq: Workqueue, w: WorkItem, data: Wire, delayMs: number, env: StepEnv): boolean {
   const i32 = k.i32;
   const q = qa(k, wq);
   const a = wa(k, w);
-  if (ld(k, q + Q_DEAD) !== 0) {
+  if (st.wq.dead.READ_ONCE(q) !== 0) {
     // __queue_work: WARN_ON_ONCE on a workqueue being destroyed.
     const title = `WARNING: CPU: 0 PID: ${t.pid} at kernel/workqueue.c:1615 __queue_work`;
     const body = [
@@ -156,13 +157,13 @@ function enqueue(k: Kernel, st: WqState, t: KTask, wq: Workqueue, w: WorkItem, d
     k.report(taskFinding('workqueue', t, env.step, title, body));
     return false;
   }
-  if ((ld(k, a + W_STATE) & PENDING) !== 0) return false;
-  Atomics.or(i32, a + W_STATE, PENDING);
-  const seq = Atomics.add(i32, a + W_SEQ, 1) + 1;
-  Atomics.store(i32, a + W_WQ, wq.id);
-  Atomics.add(i32, q + Q_COUNT, 1);
+  if ((st.work.data.READ_ONCE(a) & PENDING) !== 0) return false;
+  st.work.data.atomic_or(a, PENDING);
+  const seq = st.work.seq.atomic_inc_return(a);
+  st.work.wq.WRITE_ONCE(a, wq.id);
+  st.wq.count.atomic_inc(q);
   // A delayed item takes its place in an ordered queue when its timer fires.
-  const ticket = delayMs > 0 ? -1 : Atomics.add(i32, q + Q_NEXT, 1);
+  const ticket = delayMs > 0 ? -1 : st.wq.next.atomic_fetch_add(q, 1);
   const n = Atomics.add(i32, k.mem.statics + st.counter, 1);
   const at = delayMs > 0 ? env.now() + delayMs : -1;
   env.spawn(WORKER_KIND, { w: w.id, q: wq.id, seq, ticket, at, data }, `kworker/${wq.unbound ? 'u8' : '0'}:${n}`);
@@ -219,7 +220,6 @@ function* worker(k: Kernel, st: WqState, t: KTask, raw: Wire): KGen {
   const work = st.works[a.w - 1];
   const wq = st.wqs[a.q - 1];
   if (!work || !wq) throw new Error('worker: unknown work item or workqueue');
-  const i32 = k.i32;
   const q = qa(k, wq);
   const wd = wa(k, work);
   let ticket = a.ticket;
@@ -229,41 +229,41 @@ function* worker(k: Kernel, st: WqState, t: KTask, raw: Wire): KGen {
       t,
       `delayed_work_timer_fn(${work.name})`,
       () => k.now() >= at,
-      () => Atomics.add(i32, q + Q_NEXT, 1),
+      () => st.wq.next.atomic_fetch_add(q, 1),
       { what: `the timer of delayed work ${work.name}`, wakeAt: () => at, watch: WATCH_NOTHING },
     )) as number;
   }
-  const stale = (): boolean => ld(k, wd + W_SEQ) !== a.seq || (ld(k, wd + W_STATE) & PENDING) === 0;
-  const turn = (): boolean => !wq.ordered || ld(k, q + Q_SERVE) === ticket;
+  const stale = (): boolean => st.work.seq.READ_ONCE(wd) !== a.seq || (st.work.data.READ_ONCE(wd) & PENDING) === 0;
+  const turn = (): boolean => !wq.ordered || st.wq.serve.READ_ONCE(q) === ticket;
   const go = (yield k.point(
     t,
     `process_one_work(${work.name})`,
-    () => turn() && (stale() || (ld(k, wd + W_RUNNING) === 0 && ld(k, q + Q_ACTIVE) < wq.maxActive)),
+    () => turn() && (stale() || (st.work.running.READ_ONCE(wd) === 0 && st.wq.nr_active.READ_ONCE(q) < wq.maxActive)),
     () => {
       if (stale()) {
         // Cancelled (or re-queued as a newer instance) before it ran.
-        if (wq.ordered) Atomics.add(i32, q + Q_SERVE, 1);
+        if (wq.ordered) st.wq.serve.atomic_inc(q);
         return false;
       }
-      Atomics.and(i32, wd + W_STATE, ~PENDING);
-      Atomics.store(i32, wd + W_RUNNING, t.id);
-      Atomics.add(i32, q + Q_ACTIVE, 1);
+      st.work.data.atomic_andnot(wd, PENDING);
+      st.work.running.WRITE_ONCE(wd, t.id);
+      st.wq.nr_active.atomic_inc(q);
       return true;
     },
     {
       what: `a worker of ${wq.name} for ${work.name}`,
-      holder: () => ld(k, wd + W_RUNNING) || undefined,
+      holder: () => st.work.running.READ_ONCE(wd) || undefined,
       // turn(), stale() and the running and active counts
-      watch: [q + Q_SERVE, wd + W_SEQ, wd + W_STATE, wd + W_RUNNING, q + Q_ACTIVE],
+      watch: [st.wq.serve.addr(q), st.work.seq.addr(wd), st.work.data.addr(wd), st.work.running.addr(wd), st.wq.nr_active.addr(q)],
     },
   )) as boolean;
   if (!go) return;
   yield* withFrames(t, ['ret_from_fork', 'kthread', 'worker_thread', 'process_one_work', work.name], work.fn(t, a.data));
   yield* k.step(t, `process_one_work(${work.name}): done`, () => {
-    Atomics.compareExchange(i32, wd + W_RUNNING, t.id, 0);
-    Atomics.sub(i32, q + Q_ACTIVE, 1);
-    Atomics.sub(i32, q + Q_COUNT, 1);
-    if (wq.ordered) Atomics.add(i32, q + Q_SERVE, 1);
+    st.work.running.cmpxchg(wd, t.id, 0);
+    st.wq.nr_active.atomic_dec(q);
+    st.wq.count.atomic_dec(q);
+    if (wq.ordered) st.wq.serve.atomic_inc(q);
   });
 }
 
@@ -271,12 +271,14 @@ function* worker(k: Kernel, st: WqState, t: KTask, raw: Wire): KGen {
 
 /** work_pending(work). A read: legal anywhere. */
 export function work_pending(k: Kernel, work: WorkItem): boolean {
-  return (ld(k, wa(k, work) + W_STATE) & PENDING) !== 0;
+  const st = state(k);
+  return (st.work.data.READ_ONCE(wa(k, work)) & PENDING) !== 0;
 }
 
 /** work_busy: pending or running. */
 export function work_busy(k: Kernel, work: WorkItem): boolean {
-  return work_pending(k, work) || ld(k, wa(k, work) + W_RUNNING) !== 0;
+  const st = state(k);
+  return work_pending(k, work) || st.work.running.READ_ONCE(wa(k, work)) !== 0;
 }
 
 /**
@@ -284,6 +286,7 @@ export function work_busy(k: Kernel, work: WorkItem): boolean {
  * wait. Flushing a work that needs a lock the caller holds is a deadlock (the waits-for edge names the worker).
  */
 export function* flush_work(k: Kernel, t: KTask, work: WorkItem): KGen<boolean> {
+  const st = state(k);
   return yield* k.call(
     t,
     'flush_work',
@@ -297,9 +300,9 @@ export function* flush_work(k: Kernel, t: KTask, work: WorkItem): KGen<boolean> 
         () => undefined,
         {
           what: `work ${work.name}`,
-          holder: () => ld(k, wa(k, work) + W_RUNNING) || undefined,
+          holder: () => st.work.running.READ_ONCE(wa(k, work)) || undefined,
           // work_busy()
-          watch: [wa(k, work) + W_STATE, wa(k, work) + W_RUNNING],
+          watch: [st.work.data.addr(wa(k, work)), st.work.running.addr(wa(k, work))],
         },
       );
       return busy;
@@ -312,16 +315,17 @@ export function* cancel_work(k: Kernel, t: KTask, work: WorkItem): KGen<boolean>
   const st = state(k);
   return yield* k.step(t, `cancel_work(${work.name})`, () => {
     const a = wa(k, work);
-    if ((ld(k, a + W_STATE) & PENDING) === 0) return false;
-    Atomics.and(k.i32, a + W_STATE, ~PENDING);
-    const wq = st.wqs[ld(k, a + W_WQ) - 1];
-    if (wq) Atomics.sub(k.i32, qa(k, wq) + Q_COUNT, 1);
+    if ((st.work.data.READ_ONCE(a) & PENDING) === 0) return false;
+    st.work.data.atomic_andnot(a, PENDING);
+    const wq = st.wqs[st.work.wq.READ_ONCE(a) - 1];
+    if (wq) st.wq.count.atomic_dec(qa(k, wq));
     return true;
   });
 }
 
 /** cancel_work_sync(work): may sleep; cancel, then wait for a running instance to finish. */
 export function* cancel_work_sync(k: Kernel, t: KTask, work: WorkItem): KGen<boolean> {
+  const st = state(k);
   return yield* k.call(
     t,
     'cancel_work_sync',
@@ -332,12 +336,12 @@ export function* cancel_work_sync(k: Kernel, t: KTask, work: WorkItem): KGen<boo
       yield k.point(
         t,
         `cancel_work_sync(${work.name})`,
-        () => ld(k, a + W_RUNNING) === 0,
+        () => st.work.running.READ_ONCE(a) === 0,
         () => undefined,
         {
           what: `work ${work.name}`,
-          holder: () => ld(k, a + W_RUNNING) || undefined,
-          watch: [a + W_RUNNING],
+          holder: () => st.work.running.READ_ONCE(a) || undefined,
+          watch: [st.work.running.addr(a)],
         },
       );
       return was;
@@ -352,8 +356,8 @@ export const flush_delayed_work = flush_work;
 function runningOn(k: Kernel, st: WqState, wq: Workqueue): number | undefined {
   for (const w of st.works) {
     const a = wa(k, w);
-    const r = ld(k, a + W_RUNNING);
-    if (r !== 0 && ld(k, a + W_WQ) === wq.id) return r;
+    const r = st.work.running.READ_ONCE(a);
+    if (r !== 0 && st.work.wq.READ_ONCE(a) === wq.id) return r;
   }
   return undefined;
 }
@@ -369,12 +373,12 @@ export function* flush_workqueue(k: Kernel, t: KTask, wq: Workqueue): KGen {
       yield k.point(
         t,
         `flush_workqueue(${wq.name})`,
-        () => ld(k, qa(k, wq) + Q_COUNT) === 0,
+        () => st.wq.count.READ_ONCE(qa(k, wq)) === 0,
         () => undefined,
         {
           what: `workqueue ${wq.name} to drain`,
           holder: () => runningOn(k, st, wq),
-          watch: [qa(k, wq) + Q_COUNT],
+          watch: [st.wq.count.addr(qa(k, wq))],
         },
       );
     })(),
@@ -385,13 +389,14 @@ export const drain_workqueue = flush_workqueue;
 
 /** destroy_workqueue(wq): drain it; queueing on it afterwards is a WARN (and the work is dropped). */
 export function* destroy_workqueue(k: Kernel, t: KTask, wq: Workqueue): KGen {
+  const st = state(k);
   yield* k.call(
     t,
     'destroy_workqueue',
     (function* () {
       yield* flush_workqueue(k, t, wq);
       yield* k.step(t, `destroy_workqueue(${wq.name})`, () => {
-        Atomics.store(k.i32, qa(k, wq) + Q_DEAD, 1);
+        st.wq.dead.WRITE_ONCE(qa(k, wq), 1);
       });
     })(),
   );

@@ -13,6 +13,7 @@ import { type DeviceInfo, RESP_SUCCESS } from '../../core/types.js';
 import type { Kernel } from '../../kernel/kernel.js';
 import { dmaWrite, pageOwner, type PhysMem } from '../../kernel/mm/physmem.js';
 import { PTE_WRITE, ptePfn } from '../../kernel/mm/pagetable.js';
+import { struct, type ViewOf, word } from '../../kernel/struct.js';
 import { PR_GROUPS } from '../iommu.js';
 import { type HwMessage, WHY_PTE } from '../messages.js';
 import type { Hardware, HwOut } from '../out.js';
@@ -20,15 +21,15 @@ import type { Hardware, HwOut } from '../out.js';
 export type Misbehaviour = 'none' | 'slow-drain' | 'no-drain' | 'dma-after-stop' | 'lost-response' | 'unplug' | 'unplug-on-fault' | 'no-atc-response' | 'stray-dma';
 export const MISBEHAVIOURS: readonly Misbehaviour[] = ['none', 'slow-drain', 'no-drain', 'dma-after-stop', 'lost-response', 'unplug', 'unplug-on-fault', 'no-atc-response', 'stray-dma'];
 
-const P_INFLIGHT = 0;
-const P_STOPPED = 1;
-const P_DRAINED = 2;
-const P_WORDS = 3;
-const A_VALID = 0;
-const A_PASID = 1;
-const A_VPN = 2;
-const A_PTE = 3;
-const A_WORDS = 4;
+/** The device's state per PASID (its work queues' and DMA engine's): hardware, the model's layout. */
+const PASID_STATE = struct('pasid_state', {
+  inflight: word, // DMA issued, not yet completed
+  stopped: word, // the driver told the device to stop issuing under this PASID
+  drained: word, // … and it has completed what was in flight since
+});
+
+/** An ATC (the device's address translation cache) entry: hardware, the model's layout. */
+const ATC_ENTRY = struct('atc_entry', { valid: word, pasid: word, vpn: word, pte: word });
 /** ATC entries a device has unless told otherwise (0: no ATC — every DMA asks the IOMMU). */
 export const ATC_ENTRIES = 16;
 const NO_ENTRIES: readonly never[] = [];
@@ -75,6 +76,8 @@ export class PciDevice implements Hardware {
   readonly actorName: string;
   private readonly perPasid: number;
   private readonly atc: number;
+  private readonly pasidState: ViewOf<typeof PASID_STATE>;
+  private readonly atcEntry: ViewOf<typeof ATC_ENTRY>;
   private readonly flags: number;
   // Per execution (the device's own registers and queues, touched only by its actor):
   private wq: Dma[] = [];
@@ -95,8 +98,10 @@ export class PciDevice implements Hardware {
   ) {
     const k = env.k;
     this.actorName = `dev/${info.name}`;
-    this.perPasid = k.statics.alloc((1 << info.caps.pasidBits) * P_WORDS, `${info.name} pasid state`);
-    this.atc = k.statics.alloc(Math.max(1, atcEntries_) * A_WORDS, `${info.name} ATC`);
+    this.perPasid = k.statics.alloc((1 << info.caps.pasidBits) * PASID_STATE.words, `${info.name} pasid state`);
+    this.atc = k.statics.alloc(Math.max(1, atcEntries_) * ATC_ENTRY.words, `${info.name} ATC`);
+    this.pasidState = k.struct(PASID_STATE);
+    this.atcEntry = k.struct(ATC_ENTRY);
     this.flags = k.statics.alloc(1, `${info.name} flags`);
   }
 
@@ -115,8 +120,9 @@ export class PciDevice implements Hardware {
     return this.env.k.i32;
   }
 
-  private p(pasid: number, f: number): number {
-    return this.env.k.mem.statics + this.perPasid + pasid * P_WORDS + f;
+  /** pasid's state (its word offset). */
+  private p(pasid: number): number {
+    return this.env.k.mem.statics + this.perPasid + pasid * PASID_STATE.words;
   }
 
   get unplugged(): boolean {
@@ -126,36 +132,35 @@ export class PciDevice implements Hardware {
   /** DMA in flight under pasid (issued, not yet completed). */
   inflightCount(pasid: number): number {
     if (pasid < 0 || pasid >= 1 << this.info.caps.pasidBits) return 0;
-    return this.i32[this.p(pasid, P_INFLIGHT)] as number;
+    return this.pasidState.inflight.get(this.p(pasid));
   }
 
   /** Has the device drained pasid since it was told to stop? (a gone device has nothing left in flight) */
   drained(pasid: number): boolean {
-    return this.unplugged || this.i32[this.p(pasid, P_DRAINED)] === 1;
+    return this.unplugged || this.pasidState.drained.get(this.p(pasid)) === 1;
   }
 
   /** The driver programs the device to accept work for pasid (a register write, in the driver's step). */
   startPasid(pasid: number): void {
-    this.i32[this.p(pasid, P_STOPPED)] = 0;
-    this.i32[this.p(pasid, P_DRAINED)] = 0;
+    this.pasidState.stopped.set(this.p(pasid), 0);
+    this.pasidState.drained.set(this.p(pasid), 0);
   }
 
   private stopped(pasid: number): boolean {
-    return this.i32[this.p(pasid, P_STOPPED)] === 1;
+    return this.pasidState.stopped.get(this.p(pasid)) === 1;
   }
 
   // ---- ATC ----
 
   private atcSlot(pasid: number, vpn: number): number {
     const h = Math.imul(pasid * 0x9e3779b1 + vpn, 0x85ebca6b) >>> 0;
-    return this.env.k.mem.statics + this.atc + (h % Math.max(1, this.atcEntries_)) * A_WORDS;
+    return this.env.k.mem.statics + this.atc + (h % Math.max(1, this.atcEntries_)) * ATC_ENTRY.words;
   }
 
   private atcLookup(pasid: number, vpn: number): number {
     if (this.atcEntries_ === 0) return 0;
     const at = this.atcSlot(pasid, vpn);
-    const m = this.i32;
-    return m[at + A_VALID] === 1 && m[at + A_PASID] === pasid && m[at + A_VPN] === vpn ? (m[at + A_PTE] as number) : 0;
+    return this.atcEntry.valid.get(at) === 1 && this.atcEntry.pasid.get(at) === pasid && this.atcEntry.vpn.get(at) === vpn ? this.atcEntry.pte.get(at) : 0;
   }
 
   /**
@@ -164,14 +169,13 @@ export class PciDevice implements Hardware {
    */
   atcEntries(keep: (pasid: number, vpn: number, pte: number) => boolean = () => true): readonly { pasid: number; vpn: number; pte: number }[] {
     let out: { pasid: number; vpn: number; pte: number }[] | undefined;
-    const m = this.i32;
     const base = this.env.k.mem.statics + this.atc;
     for (let e = 0; e < Math.max(1, this.atcEntries_); e++) {
-      const at = base + e * A_WORDS;
-      if (m[at + A_VALID] !== 1) continue;
-      const pasid = m[at + A_PASID] as number;
-      const vpn = m[at + A_VPN] as number;
-      const pte = m[at + A_PTE] as number;
+      const at = base + e * ATC_ENTRY.words;
+      if (this.atcEntry.valid.get(at) !== 1) continue;
+      const pasid = this.atcEntry.pasid.get(at);
+      const vpn = this.atcEntry.vpn.get(at);
+      const pte = this.atcEntry.pte.get(at);
       if (!keep(pasid, vpn, pte)) continue;
       out ??= [];
       out.push({ pasid, vpn, pte });
@@ -182,7 +186,6 @@ export class PciDevice implements Hardware {
   // ---- the hardware ----
 
   handle(self: number, msg: HwMessage, out: HwOut, step: number): void {
-    const m = this.i32;
     switch (msg.type) {
       case 'submit': {
         const d: Dma = { tag: this.nextTag++ & 0x3fffffff, id: msg.id, pasid: msg.pasid, vpn: msg.vpn, write: msg.w === 1, from: msg.from, cr: msg.cr, expected: this.env.sva.boundMm(this.info.index, msg.pasid), meant: msg.cr > 0 ? 0 : this.env.submitter(msg.from), strayOf: -1 };
@@ -217,10 +220,10 @@ export class PciDevice implements Hardware {
         if (!d) return;
         if (this.atcEntries_ > 0) {
           const at = this.atcSlot(d.pasid, d.vpn);
-          m[at + A_VALID] = 1;
-          m[at + A_PASID] = d.pasid;
-          m[at + A_VPN] = d.vpn;
-          m[at + A_PTE] = msg.pte;
+          this.atcEntry.valid.set(at, 1);
+          this.atcEntry.pasid.set(at, d.pasid);
+          this.atcEntry.vpn.set(at, d.vpn);
+          this.atcEntry.pte.set(at, msg.pte);
         }
         this.land(d, msg.pte, out, step);
         return;
@@ -259,17 +262,17 @@ export class PciDevice implements Hardware {
         // An ATS invalidation the device never completes: the IOMMU's queue waits (an invalidation time-out).
         if (this.misbehaviour === 'no-atc-response' && !this.unplugged) return;
         for (let e = 0; e < Math.max(1, this.atcEntries_); e++) {
-          const at = this.env.k.mem.statics + this.atc + e * A_WORDS;
-          if (m[at + A_VALID] !== 1 || m[at + A_PASID] !== msg.pasid) continue;
-          const vpn = m[at + A_VPN] as number;
-          if (msg.s === -1 || (vpn >= msg.s && vpn < msg.e)) m[at + A_VALID] = 0;
+          const at = this.env.k.mem.statics + this.atc + e * ATC_ENTRY.words;
+          if (this.atcEntry.valid.get(at) !== 1 || this.atcEntry.pasid.get(at) !== msg.pasid) continue;
+          const vpn = this.atcEntry.vpn.get(at);
+          if (msg.s === -1 || (vpn >= msg.s && vpn < msg.e)) this.atcEntry.valid.set(at, 0);
         }
         out.send(this.env.iommuActor, { type: 'atc.done', dev: this.info.index });
         return;
       }
       case 'stop': {
         if (this.unplugged) return;
-        m[this.p(msg.pasid, P_STOPPED)] = 1;
+        this.pasidState.stopped.set(this.p(msg.pasid), 1);
         if (this.misbehaviour !== 'dma-after-stop') {
           // Work not yet started under the PASID is dropped, as a device's abort does.
           const keep: Dma[] = [];
@@ -286,7 +289,7 @@ export class PciDevice implements Hardware {
         return;
       }
       case 'drain.later': {
-        if (this.stopped(msg.pasid) && this.inflightCount(msg.pasid) === 0) m[this.p(msg.pasid, P_DRAINED)] = 1;
+        if (this.stopped(msg.pasid) && this.inflightCount(msg.pasid) === 0) this.pasidState.drained.set(this.p(msg.pasid), 1);
         return;
       }
       case 'unplug':
@@ -346,8 +349,7 @@ export class PciDevice implements Hardware {
   }
 
   private issue(d: Dma, out: HwOut, step: number): void {
-    const m = this.i32;
-    m[this.p(d.pasid, P_INFLIGHT)] = (m[this.p(d.pasid, P_INFLIGHT)] as number) + 1;
+    this.pasidState.inflight.set(this.p(d.pasid), this.pasidState.inflight.get(this.p(d.pasid)) + 1);
     this.inflight.set(d.tag, d);
     this.env.stats.add('dmas');
     const pte = this.atcLookup(d.pasid, d.vpn);
@@ -369,8 +371,7 @@ export class PciDevice implements Hardware {
   }
 
   private complete(d: Dma, ok: boolean, out: HwOut): void {
-    const m = this.i32;
-    m[this.p(d.pasid, P_INFLIGHT)] = (m[this.p(d.pasid, P_INFLIGHT)] as number) - 1;
+    this.pasidState.inflight.set(this.p(d.pasid), this.pasidState.inflight.get(this.p(d.pasid)) - 1);
     this.inflight.delete(d.tag);
     if (!ok) this.env.stats.add('dma_faults');
     this.reply(d, ok, out);
@@ -384,13 +385,13 @@ export class PciDevice implements Hardware {
   }
 
   private checkDrained(pasid: number, out: HwOut): void {
-    if (!this.stopped(pasid) || this.inflightCount(pasid) !== 0 || this.i32[this.p(pasid, P_DRAINED)] === 1) return;
+    if (!this.stopped(pasid) || this.inflightCount(pasid) !== 0 || this.pasidState.drained.get(this.p(pasid)) === 1) return;
     if (this.misbehaviour === 'no-drain') return;
     if (this.misbehaviour === 'slow-drain') {
       out.later({ type: 'drain.later', pasid }, SLOW_DRAIN_MS);
       return;
     }
-    this.i32[this.p(pasid, P_DRAINED)] = 1;
+    this.pasidState.drained.set(this.p(pasid), 1);
   }
 
   private unplug(out: HwOut): void {
@@ -400,6 +401,6 @@ export class PciDevice implements Hardware {
     this.wq = [];
     this.waitingGroup.clear();
     this.prStalled = [];
-    for (let e = 0; e < Math.max(1, this.atcEntries_); e++) this.i32[this.env.k.mem.statics + this.atc + e * A_WORDS] = 0;
+    for (let e = 0; e < Math.max(1, this.atcEntries_); e++) this.atcEntry.valid.set(this.env.k.mem.statics + this.atc + e * ATC_ENTRY.words, 0);
   }
 }

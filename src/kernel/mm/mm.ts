@@ -22,6 +22,7 @@ import { objLabel } from '../labels.js';
 import { REFCOUNT_SATURATED } from '../refcount.js';
 import { defineRwsem, down_read, type RwSemaphore, up_read } from '../rwsem.js';
 import type { MmuNotifiers } from './mmu_notifier.js';
+import { array, struct, type ViewOf, type Word, word } from '../struct.js';
 import { exit_mmap, PTE_PRESENT, PTE_WRITE, VM_READ, VM_WRITE } from './pagetable.js';
 import { memblock_alloc_page, type PhysMem } from './physmem.js';
 
@@ -35,6 +36,8 @@ export interface MmStruct {
   readonly asid: number;
   /** Static offset of its words. */
   readonly off: number;
+  /** Accessors of its struct mm_struct's fields (the same for every mm of a kernel), at mmBase. */
+  readonly view: ViewOf<typeof MM_STRUCT>;
 }
 
 export interface MmTable {
@@ -47,16 +50,26 @@ export interface MmTable {
 
 export type MmState = 'unused' | 'live' | 'exiting' | 'dead' | 'freed';
 
-// mm words: a header, then the page table (one PTE a page), then the VMA map (one word a page: VM_* flags).
-const M_USERS = 0;
-const M_COUNT = 1;
-const M_PASID = 2;
-const M_STATE = 3;
-const M_ALLOC_BY = 4; // interned comm/pid of whoever ran mm_init
-const M_ALLOC_CHAIN = 5;
-const M_FREE_BY = 6; // … and of whoever ran __mmdrop
-const M_FREE_CHAIN = 7;
-const M_HDR = 8;
+/**
+ * struct mm_struct (include/linux/mm_types.h), the fields the model keeps: the two counts, the PASID, the page
+ * table; the rest is the model's (its life state and KASAN's tracks, which the kernel keeps in slab metadata).
+ */
+export const MM_STRUCT = struct('mm_struct', {
+  mm_users: word,
+  mm_count: word,
+  pasid: word, // mainline: mm->iommu_mm->pasid (struct iommu_mm_data); before 6.8, mm->pasid
+  state: word, // model: MM_UNUSED … MM_FREED
+  alloc_by: word, // model: interned comm/pid of whoever ran mm_init
+  alloc_chain: word, // model: … and its call chain
+  free_by: word, // model: … of whoever ran __mmdrop
+  free_chain: word,
+  pgd: array(0), // the page table (one PTE a page), then the model's VMA map (one word a page: VM_* flags)
+});
+
+/** The mm table's header: model only. */
+const MM_TABLE = struct('mm_table', {
+  boot: word, // 0, 1 while a thread boots init_mm, 2 once booted
+});
 
 export const MM_UNUSED = 0;
 export const MM_LIVE = 1;
@@ -66,8 +79,6 @@ export const MM_FREED = 4;
 const STATE_NAMES: readonly MmState[] = ['unused', 'live', 'exiting', 'dead', 'freed'];
 
 // Table words: the boot guard (0: not booted, 1: booting, 2: booted).
-const T_BOOT = 0;
-const T_WORDS = 1;
 
 // Nominal source lines of the reports below (the function is what matters to a reader).
 const MMPUT_SITE = 'kernel/fork.c:1356';
@@ -76,7 +87,7 @@ const MMDROP_BUG_LINE = 'kernel/fork.c:921';
 
 /** Static words defineMms takes (to size a kernel layout); the rw_semaphores are extra, 12 words each. */
 export function mmTableWords(count: number, pages: number): number {
-  return T_WORDS + (count + 1) * (M_HDR + 2 * pages);
+  return MM_TABLE.words + (count + 1) * (MM_STRUCT.words + 2 * pages);
 }
 
 export type MmDropHook = (mm: MmStruct, t: KTask, step: number) => void;
@@ -106,7 +117,8 @@ export function defineMms(k: Kernel, pm: PhysMem, count: number, pages: number):
   if (!Number.isInteger(count) || count < 0) throw new RangeError(`mm: bad mm count ${count}`);
   if (!Number.isInteger(pages) || pages < 1 || pages > 1 << 20) throw new RangeError(`mm: bad page count ${pages}`);
   if (pm.frames - 1 < pages) throw new RangeError(`mm: init_mm maps ${pages} pages, physmem has ${pm.frames - 1} frames`);
-  const off = k.statics.alloc(T_WORDS, 'mm table');
+  const off = k.statics.alloc(MM_TABLE.words, 'mm table');
+  const view = k.struct(MM_STRUCT);
   const mk = (id: number, name: string): MmStruct => ({
     id,
     name,
@@ -114,7 +126,8 @@ export function defineMms(k: Kernel, pm: PhysMem, count: number, pages: number):
     // One lockdep class for all of them, as every mm_struct's mmap_lock is initialised at one place.
     mmapLock: defineRwsem(k, '&mm->mmap_lock'),
     asid: id,
-    off: k.statics.alloc(M_HDR + 2 * pages, name),
+    off: k.statics.alloc(MM_STRUCT.words + 2 * pages, name),
+    view,
   });
   const initMm = mk(0, 'init_mm');
   const mms = Array.from({ length: count }, (_, i) => mk(i + 1, `mm/${i + 1}`));
@@ -138,20 +151,20 @@ export function defineMms(k: Kernel, pm: PhysMem, count: number, pages: number):
  */
 function boot(k: Kernel, off: number, table: MmTable): void {
   const i32 = k.i32;
-  const guard = k.mem.statics + off + T_BOOT;
+  const guard = k.mem.statics + off + MM_TABLE.offset.boot;
   if (Atomics.compareExchange(i32, guard, 0, 1) !== 0) {
     while (Atomics.load(i32, guard) !== 2) Atomics.wait(i32, guard, 1, 10);
     return;
   }
   const mm = table.initMm;
   const b = mmBase(k, mm);
-  i32[b + M_USERS] = 1;
-  i32[b + M_COUNT] = 1;
-  i32[b + M_STATE] = MM_LIVE;
+  mm.view.mm_users.set(b, 1);
+  mm.view.mm_count.set(b, 1);
+  mm.view.state.set(b, MM_LIVE);
   for (let vpn = 0; vpn < mm.pages; vpn++) {
     const pfn = memblock_alloc_page(k, table.pm, ownerOf(mm));
-    i32[b + M_HDR + vpn] = (pfn << 2) | PTE_PRESENT | PTE_WRITE;
-    i32[b + M_HDR + mm.pages + vpn] = VM_READ | VM_WRITE;
+    mm.view.pgd.set(b, vpn, (pfn << 2) | PTE_PRESENT | PTE_WRITE);
+    mm.view.pgd.set(b, mm.pages + vpn, VM_READ | VM_WRITE);
   }
   Atomics.store(i32, guard, 2);
   Atomics.notify(i32, guard);
@@ -190,31 +203,31 @@ export function mmBase(k: Kernel, mm: MmStruct): number {
 
 /** Absolute offset of the PTE of vpn (the caller checks the range). */
 export function pteAddr(k: Kernel, mm: MmStruct, vpn: number): number {
-  return k.mem.statics + mm.off + M_HDR + vpn;
+  return mm.view.pgd.addr(mmBase(k, mm), vpn);
 }
 
 /** Absolute offset of the VMA word of vpn. */
 export function vmaAddr(k: Kernel, mm: MmStruct, vpn: number): number {
-  return k.mem.statics + mm.off + M_HDR + mm.pages + vpn;
+  return mm.view.pgd.addr(mmBase(k, mm), mm.pages + vpn);
 }
 
 export function mmStateCode(k: Kernel, mm: MmStruct): number {
-  return Atomics.load(k.i32, mmBase(k, mm) + M_STATE);
+  return mm.view.state.READ_ONCE(mmBase(k, mm));
 }
 
 /** Perform only. */
 export function setMmState(k: Kernel, mm: MmStruct, code: number): void {
-  Atomics.store(k.i32, mmBase(k, mm) + M_STATE, code);
+  mm.view.state.WRITE_ONCE(mmBase(k, mm), code);
 }
 
 // ---- reads ----
 
 export function mmUsers(k: Kernel, mm: MmStruct): number {
-  return Atomics.load(k.i32, mmBase(k, mm) + M_USERS);
+  return mm.view.mm_users.READ_ONCE(mmBase(k, mm));
 }
 
 export function mmCount(k: Kernel, mm: MmStruct): number {
-  return Atomics.load(k.i32, mmBase(k, mm) + M_COUNT);
+  return mm.view.mm_count.READ_ONCE(mmBase(k, mm));
 }
 
 export function mmState(k: Kernel, mm: MmStruct): MmState {
@@ -223,7 +236,7 @@ export function mmState(k: Kernel, mm: MmStruct): MmState {
 
 /** mm->pasid (0: none). */
 export function mmPasid(k: Kernel, mm: MmStruct): number {
-  return Atomics.load(k.i32, mmBase(k, mm) + M_PASID);
+  return mm.view.pasid.READ_ONCE(mmBase(k, mm));
 }
 
 export function mmAsid(mm: MmStruct): number {
@@ -242,17 +255,16 @@ function track(k: Kernel, by: number, chain: number): SlabTrack {
 /** The mm_struct as KASAN and kmemleak describe an object (its allocation and free tracks). */
 export function objectInfo(k: Kernel, mm: MmStruct): SlabObjectInfo {
   const b = mmBase(k, mm);
-  const i32 = k.i32;
-  const words = M_HDR + 2 * mm.pages;
-  const freed = (i32[b + M_STATE] as number) === MM_FREED;
+  const words = MM_STRUCT.words + 2 * mm.pages;
+  const freed = mm.view.state.get(b) === MM_FREED;
   return {
     obj: b,
     state: freed ? 'free' : 'allocated',
     words,
     slotWords: words,
     cache: 'mm_struct',
-    alloc: track(k, i32[b + M_ALLOC_BY] as number, i32[b + M_ALLOC_CHAIN] as number),
-    free: freed ? track(k, i32[b + M_FREE_BY] as number, i32[b + M_FREE_CHAIN] as number) : undefined,
+    alloc: track(k, mm.view.alloc_by.get(b), mm.view.alloc_chain.get(b)),
+    free: freed ? track(k, mm.view.free_by.get(b), mm.view.free_chain.get(b)) : undefined,
   };
 }
 
@@ -271,7 +283,7 @@ export function mmAccess(k: Kernel, t: KTask, mm: MmStruct, field: number, write
 }
 
 /** Field offsets mmAccess reports (the access is to that word of the mm_struct). */
-export const MM_FIELD = { users: M_USERS, count: M_COUNT, pasid: M_PASID, state: M_STATE, pgd: M_HDR } as const;
+export const MM_FIELD = { users: MM_STRUCT.offset.mm_users, count: MM_STRUCT.offset.mm_count, pasid: MM_STRUCT.offset.pasid, state: MM_STRUCT.offset.state, pgd: MM_STRUCT.offset.pgd } as const;
 
 // ---- the two counts ----
 
@@ -283,15 +295,15 @@ const WARNINGS: Readonly<Record<Saturation, readonly [string, number]>> = {
   SUB_UAF: ['underflow; use-after-free', 28],
 };
 
-function warnCount(k: Kernel, t: KTask, mm: MmStruct, field: number, how: Saturation, op: string, old: number, step: number): void {
-  const addr = mmBase(k, mm) + field;
-  k.i32[addr] = REFCOUNT_SATURATED;
+function warnCount(k: Kernel, t: KTask, mm: MmStruct, field: Word, how: Saturation, op: string, old: number, step: number): void {
+  const addr = field.addr(mmBase(k, mm));
+  field.set(mmBase(k, mm), REFCOUNT_SATURATED);
   if (!k.enabled('refcount')) return;
   const seen = stateOf(mm).countReported;
   if (seen.has(addr)) return;
   seen.add(addr);
   const [msg, line] = WARNINGS[how];
-  const name = `${mm.name}->${field === M_USERS ? 'mm_users' : 'mm_count'}`;
+  const name = `${mm.name}->${field === mm.view.mm_users ? 'mm_users' : 'mm_count'}`;
   const body = [
     `WARNING: PID: ${t.pid} at lib/refcount.c:${line} refcount_warn_saturate`,
     `Comm: ${t.comm} Not tainted (iommu-sim)`,
@@ -304,33 +316,33 @@ function warnCount(k: Kernel, t: KTask, mm: MmStruct, field: number, how: Satura
 }
 
 /** atomic_inc of a count (perform only). */
-function inc(k: Kernel, t: KTask, mm: MmStruct, field: number, op: string, step: number): void {
-  const addr = mmBase(k, mm) + field;
-  const old = k.i32[addr] as number;
+function inc(k: Kernel, t: KTask, mm: MmStruct, field: Word, op: string, step: number): void {
+  const b = mmBase(k, mm);
+  const old = field.get(b);
   if (old === REFCOUNT_SATURATED) return;
   if (old <= 0) warnCount(k, t, mm, field, 'ADD_UAF', op, old, step);
-  else k.i32[addr] = old + 1;
+  else field.set(b, old + 1);
 }
 
 /** atomic_inc_not_zero (perform only). */
-function incNotZero(k: Kernel, mm: MmStruct, field: number): boolean {
-  const addr = mmBase(k, mm) + field;
-  const old = k.i32[addr] as number;
+function incNotZero(k: Kernel, mm: MmStruct, field: Word): boolean {
+  const b = mmBase(k, mm);
+  const old = field.get(b);
   if (old === 0) return false;
-  if (old !== REFCOUNT_SATURATED) k.i32[addr] = old + 1;
+  if (old !== REFCOUNT_SATURATED) field.set(b, old + 1);
   return true;
 }
 
 /** atomic_dec_and_test (perform only): true when this put dropped the last reference. */
-function decAndTest(k: Kernel, t: KTask, mm: MmStruct, field: number, op: string, step: number): boolean {
-  const addr = mmBase(k, mm) + field;
-  const old = k.i32[addr] as number;
+function decAndTest(k: Kernel, t: KTask, mm: MmStruct, field: Word, op: string, step: number): boolean {
+  const b = mmBase(k, mm);
+  const old = field.get(b);
   if (old === REFCOUNT_SATURATED) return false;
   if (old <= 0) {
     warnCount(k, t, mm, field, 'SUB_UAF', op, old, step);
     return false;
   }
-  k.i32[addr] = old - 1;
+  field.set(b, old - 1);
   return old === 1;
 }
 
@@ -351,19 +363,19 @@ export function* mm_init(k: Kernel, t: KTask, mm: MmStruct): KGen {
       const i32 = k.i32;
       const b = mmBase(k, mm);
       // memset(mm, 0, sizeof(*mm)): a reused mm_struct starts from nothing.
-      i32.fill(0, b + M_HDR, b + M_HDR + 2 * mm.pages);
-      i32[b + M_USERS] = 1;
-      i32[b + M_COUNT] = 1;
-      i32[b + M_PASID] = 0;
-      i32[b + M_ALLOC_BY] = k.mem.intern(t.label);
-      i32[b + M_ALLOC_CHAIN] = k.mem.intern(t.chain().join('\n'));
-      i32[b + M_FREE_BY] = 0;
-      i32[b + M_FREE_CHAIN] = 0;
-      i32[b + M_STATE] = MM_LIVE;
+      i32.fill(0, mm.view.pgd.addr(b), mm.view.pgd.addr(b, 2 * mm.pages));
+      mm.view.mm_users.set(b, 1);
+      mm.view.mm_count.set(b, 1);
+      mm.view.pasid.set(b, 0);
+      mm.view.alloc_by.set(b, k.mem.intern(t.label));
+      mm.view.alloc_chain.set(b, k.mem.intern(t.chain().join('\n')));
+      mm.view.free_by.set(b, 0);
+      mm.view.free_chain.set(b, 0);
+      mm.view.state.set(b, MM_LIVE);
       const st = stateOf(mm);
       st.uafReported.delete(mm.id);
-      st.countReported.delete(b + M_USERS);
-      st.countReported.delete(b + M_COUNT);
+      st.countReported.delete(mm.view.mm_users.addr(b));
+      st.countReported.delete(mm.view.mm_count.addr(b));
     }),
   );
 }
@@ -374,8 +386,8 @@ export function* mmget(k: Kernel, t: KTask, mm: MmStruct): KGen {
     t,
     'mmget',
     k.step(t, objLabel(mm, 'mmget', mm.name), (env) => {
-      mmAccess(k, t, mm, M_USERS, true);
-      inc(k, t, mm, M_USERS, 'mmget', env.step);
+      mmAccess(k, t, mm, MM_FIELD.users, true);
+      inc(k, t, mm, mm.view.mm_users, 'mmget', env.step);
     }),
   );
 }
@@ -386,8 +398,8 @@ export function* mmget_not_zero(k: Kernel, t: KTask, mm: MmStruct): KGen<boolean
     t,
     'mmget_not_zero',
     k.step(t, objLabel(mm, 'mmget_not_zero', mm.name), () => {
-      mmAccess(k, t, mm, M_USERS, true);
-      return incNotZero(k, mm, M_USERS);
+      mmAccess(k, t, mm, MM_FIELD.users, true);
+      return incNotZero(k, mm, mm.view.mm_users);
     }),
   );
 }
@@ -403,8 +415,8 @@ export function* get_task_mm(k: Kernel, t: KTask, mm: MmStruct, taskMm: number):
     'get_task_mm',
     k.step(t, objLabel(mm, 'get_task_mm', mm.name), (env) => {
       if (Atomics.load(k.i32, taskMm) !== mm.id + 1) return false;
-      mmAccess(k, t, mm, M_USERS, true);
-      inc(k, t, mm, M_USERS, 'get_task_mm', env.step);
+      mmAccess(k, t, mm, MM_FIELD.users, true);
+      inc(k, t, mm, mm.view.mm_users, 'get_task_mm', env.step);
       return true;
     }),
   );
@@ -421,8 +433,8 @@ export function* mmput(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen
     (function* () {
       k.mightSleep(t, MMPUT_SITE);
       const last = yield* k.step(t, objLabel(mm, 'mmput', mm.name), (env) => {
-        mmAccess(k, t, mm, M_USERS, true);
-        return decAndTest(k, t, mm, M_USERS, 'mmput', env.step);
+        mmAccess(k, t, mm, MM_FIELD.users, true);
+        return decAndTest(k, t, mm, mm.view.mm_users, 'mmput', env.step);
       });
       if (last) yield* __mmput(k, t, n, mm);
     })(),
@@ -446,8 +458,8 @@ export function* mmgrab(k: Kernel, t: KTask, mm: MmStruct): KGen {
     t,
     'mmgrab',
     k.step(t, objLabel(mm, 'mmgrab', mm.name), (env) => {
-      mmAccess(k, t, mm, M_COUNT, true);
-      inc(k, t, mm, M_COUNT, 'mmgrab', env.step);
+      mmAccess(k, t, mm, MM_FIELD.count, true);
+      inc(k, t, mm, mm.view.mm_count, 'mmgrab', env.step);
     }),
   );
 }
@@ -459,8 +471,8 @@ export function* mmdrop(k: Kernel, t: KTask, mm: MmStruct): KGen {
     'mmdrop',
     (function* () {
       const last = yield* k.step(t, objLabel(mm, 'mmdrop', mm.name), (env) => {
-        mmAccess(k, t, mm, M_COUNT, true);
-        return decAndTest(k, t, mm, M_COUNT, 'mmdrop', env.step);
+        mmAccess(k, t, mm, MM_FIELD.count, true);
+        return decAndTest(k, t, mm, mm.view.mm_count, 'mmdrop', env.step);
       });
       if (last) yield* __mmdrop(k, t, mm);
     })(),
@@ -488,9 +500,8 @@ function* __mmdrop(k: Kernel, t: KTask, mm: MmStruct): KGen {
       }
       const st = stateOf(mm);
       for (const h of st.dropHooks) h(mm, t, env.step);
-      const i32 = k.i32;
       const b = mmBase(k, mm);
-      const pasid = i32[b + M_PASID] as number;
+      const pasid = mm.view.pasid.get(b);
       if (pasid !== 0 && k.enabled('leaks')) {
         // Whoever gave the mm its PASID (iommu_sva_bind_device) must have freed it by the time the mm goes.
         const title = `WARNING: CPU: 0 PID: ${t.pid} at ${MMDROP_WARN_LINE} __mmdrop`;
@@ -503,9 +514,9 @@ function* __mmdrop(k: Kernel, t: KTask, mm: MmStruct): KGen {
         ];
         k.report(taskFinding('mm', t, env.step, title, body));
       }
-      i32[b + M_FREE_BY] = k.mem.intern(t.label);
-      i32[b + M_FREE_CHAIN] = k.mem.intern(t.chain().join('\n'));
-      i32[b + M_STATE] = MM_FREED;
+      mm.view.free_by.set(b, k.mem.intern(t.label));
+      mm.view.free_chain.set(b, k.mem.intern(t.chain().join('\n')));
+      mm.view.state.set(b, MM_FREED);
     }),
   );
 }
@@ -514,8 +525,8 @@ function* __mmdrop(k: Kernel, t: KTask, mm: MmStruct): KGen {
 export function* mm_set_pasid(k: Kernel, t: KTask, mm: MmStruct, pasid: number): KGen {
   if (!Number.isInteger(pasid) || pasid < 0) throw new RangeError(`mm_set_pasid: bad PASID ${pasid}`);
   yield* k.step(t, `mm_set_pasid(${mm.name}, ${pasid})`, () => {
-    mmAccess(k, t, mm, M_PASID, true);
-    Atomics.store(k.i32, mmBase(k, mm) + M_PASID, pasid);
+    mmAccess(k, t, mm, MM_FIELD.pasid, true);
+    mm.view.pasid.WRITE_ONCE(mmBase(k, mm), pasid);
   });
 }
 

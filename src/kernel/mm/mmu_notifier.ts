@@ -24,6 +24,7 @@ import { callTrace, heldLocksLines, taskFinding } from '../findings.js';
 import type { Kernel, KGen } from '../kernel.js';
 import { objLabel } from '../labels.js';
 import { down_write, up_write } from '../rwsem.js';
+import { struct, type ViewOf, word } from '../struct.js';
 import {
   call_srcu,
   defineSrcu,
@@ -70,20 +71,31 @@ export interface MmuNotifiers {
   /** The SRCU callback kind that frees a subscription (mmu_notifier_free_rcu). */
   readonly freeCallback: string;
   readonly ops: readonly MmuNotifierOps[];
+  /** Accessors of the table's header and of its struct mmu_notifier slots. */
+  readonly table: ViewOf<typeof MMU_NOTIFIER_TABLE>;
+  readonly mn: ViewOf<typeof MMU_NOTIFIER>;
 }
 
-// Table header.
-const N_SEQ = 0; // registrations so far: a subscription's place in list order
-const N_HDR = 1;
+/**
+ * The table's header: model only. The kernel orders each mm's subscriptions by where hlist_add_head_rcu put them
+ * on mm->notifier_subscriptions->list; the model numbers registrations instead.
+ */
+export const MMU_NOTIFIER_TABLE = struct('mmu_notifier_table', {
+  seq: word, // registrations so far: a subscription's place in list order
+});
 
-// Slot words.
-const S_STATE = 0;
-const S_OPS = 1; // ops id
-const S_MM = 2; // mm id + 1
-const S_USERS = 3;
-const S_DATA = 4;
-const S_SEQ = 5; // when it was linked (N_SEQ then)
-const S_WORDS = 6;
+/**
+ * struct mmu_notifier (include/linux/mmu_notifier.h: hlist, ops, mm, rcu, users), one per table slot; a
+ * subscription's id is its slot + 1.
+ */
+export const MMU_NOTIFIER = struct('mmu_notifier', {
+  state: word, // model: FREE … DYING below: whether hlist is linked and rcu (the free) is pending
+  ops: word, // ops id
+  mm: word, // mm id + 1
+  users: word,
+  data: word, // model: the subscriber's object (the kernel embeds the struct in it and uses container_of)
+  seq: word, // model: when it was linked (the table's seq then): its place in hlist order
+});
 
 const FREE = 0;
 const RESERVED = 1; // allocated by a registration that has not linked it yet
@@ -102,7 +114,7 @@ const opsLists = new WeakMap<MmuNotifiers, MmuNotifierOps[]>();
 
 /** Static words defineMmuNotifiers takes for its table (to size a kernel layout; SRCU's readers are extra). */
 export function mmuNotifierWords(slots: number): number {
-  return N_HDR + slots * S_WORDS;
+  return MMU_NOTIFIER_TABLE.words + slots * MMU_NOTIFIER.words;
 }
 
 /**
@@ -116,7 +128,7 @@ export function defineMmuNotifiers(k: Kernel, mms: MmTable, slots: number): MmuN
   const ops: MmuNotifierOps[] = [];
   const off = k.statics.alloc(mmuNotifierWords(slots), 'mmu notifier subscriptions');
   const freeCallback = 'mmu_notifier_free_rcu';
-  const n: MmuNotifiers = { k, mms, slots, off, srcu, freeCallback, ops };
+  const n: MmuNotifiers = { k, mms, slots, off, srcu, freeCallback, ops, table: k.struct(MMU_NOTIFIER_TABLE), mn: k.struct(MMU_NOTIFIER) };
   declared.set(k, n);
   opsLists.set(n, ops);
   defineSrcuCallback(k, srcu, freeCallback, (t, args) => freeRcu(k, n, t, typeof args === 'number' ? args : 0));
@@ -137,16 +149,18 @@ export function defineMmuNotifierOps(n: MmuNotifiers, ops: MmuNotifierOps): numb
 
 // ---- the table ----
 
+/** The table's header (its word offset). */
+function tableAddr(k: Kernel, n: MmuNotifiers): number {
+  return k.mem.statics + n.off;
+}
+
+/** Subscription `sub`'s struct mmu_notifier (its word offset). */
 function slotAddr(k: Kernel, n: MmuNotifiers, sub: number): number {
-  return k.mem.statics + n.off + N_HDR + (sub - 1) * S_WORDS;
+  return k.mem.statics + n.off + MMU_NOTIFIER_TABLE.words + (sub - 1) * MMU_NOTIFIER.words;
 }
 
 function validSub(n: MmuNotifiers, sub: number): boolean {
   return Number.isInteger(sub) && sub >= 1 && sub <= n.slots;
-}
-
-function word(k: Kernel, n: MmuNotifiers, sub: number, w: number): number {
-  return Atomics.load(k.i32, slotAddr(k, n, sub) + w);
 }
 
 function opsOf(n: MmuNotifiers, id: number): MmuNotifierOps {
@@ -163,23 +177,23 @@ function mmOf(n: MmuNotifiers, mmWord: number): MmStruct {
 
 /** The subscription's payload (0 for a free slot). */
 export function subscriptionData(k: Kernel, n: MmuNotifiers, sub: number): number {
-  return validSub(n, sub) && word(k, n, sub, S_STATE) !== FREE ? word(k, n, sub, S_DATA) : 0;
+  return validSub(n, sub) && n.mn.state.READ_ONCE(slotAddr(k, n, sub)) !== FREE ? n.mn.data.READ_ONCE(slotAddr(k, n, sub)) : 0;
 }
 
 /** The subscription's mm (undefined for a free slot). */
 export function subscriptionMm(k: Kernel, n: MmuNotifiers, sub: number): MmStruct | undefined {
-  if (!validSub(n, sub) || word(k, n, sub, S_STATE) === FREE) return undefined;
-  return mmById(n.mms, word(k, n, sub, S_MM) - 1);
+  if (!validSub(n, sub) || n.mn.state.READ_ONCE(slotAddr(k, n, sub)) === FREE) return undefined;
+  return mmById(n.mms, n.mn.mm.READ_ONCE(slotAddr(k, n, sub)) - 1);
 }
 
 /** subscription->users (0 for a free slot). */
 export function subscriptionUsers(k: Kernel, n: MmuNotifiers, sub: number): number {
-  return validSub(n, sub) && word(k, n, sub, S_STATE) !== FREE ? word(k, n, sub, S_USERS) : 0;
+  return validSub(n, sub) && n.mn.state.READ_ONCE(slotAddr(k, n, sub)) !== FREE ? n.mn.users.READ_ONCE(slotAddr(k, n, sub)) : 0;
 }
 
 /** Is the subscription on its mm's list (it gets callbacks)? */
 export function subscriptionLinked(k: Kernel, n: MmuNotifiers, sub: number): boolean {
-  return validSub(n, sub) && word(k, n, sub, S_STATE) === LINKED;
+  return validSub(n, sub) && n.mn.state.READ_ONCE(slotAddr(k, n, sub)) === LINKED;
 }
 
 function isLive(state: number): boolean {
@@ -190,15 +204,17 @@ function isLive(state: number): boolean {
 export function liveSubscriptions(k: Kernel, n: MmuNotifiers, mm?: MmStruct): number {
   let c = 0;
   for (let sub = 1; sub <= n.slots; sub++) {
-    if (!isLive(word(k, n, sub, S_STATE))) continue;
-    if (mm === undefined || word(k, n, sub, S_MM) === mm.id + 1) c++;
+    const a = slotAddr(k, n, sub);
+    if (!isLive(n.mn.state.READ_ONCE(a))) continue;
+    if (mm === undefined || n.mn.mm.READ_ONCE(a) === mm.id + 1) c++;
   }
   return c;
 }
 
 function anyLinked(k: Kernel, n: MmuNotifiers, mm: MmStruct): boolean {
   for (let sub = 1; sub <= n.slots; sub++) {
-    if (word(k, n, sub, S_STATE) === LINKED && word(k, n, sub, S_MM) === mm.id + 1) return true;
+    const a = slotAddr(k, n, sub);
+    if (n.mn.state.READ_ONCE(a) === LINKED && n.mn.mm.READ_ONCE(a) === mm.id + 1) return true;
   }
   return false;
 }
@@ -208,8 +224,9 @@ type Callback = 'release' | 'invalidate_range_start' | 'invalidate_range_end' | 
 /** The next subscription from `from` that the walk calls: linked on mm, linked before it began, has one of `cbs`. */
 function nextSub(k: Kernel, n: MmuNotifiers, mm: MmStruct, from: number, snap: number, cbs: readonly Callback[]): number {
   for (let sub = from; sub <= n.slots; sub++) {
-    if (word(k, n, sub, S_STATE) !== LINKED || word(k, n, sub, S_MM) !== mm.id + 1 || word(k, n, sub, S_SEQ) > snap) continue;
-    const ops = opsOf(n, word(k, n, sub, S_OPS));
+    const a = slotAddr(k, n, sub);
+    if (n.mn.state.READ_ONCE(a) !== LINKED || n.mn.mm.READ_ONCE(a) !== mm.id + 1 || n.mn.seq.READ_ONCE(a) > snap) continue;
+    const ops = opsOf(n, n.mn.ops.READ_ONCE(a));
     if (cbs.some((c) => ops[c] !== undefined)) return sub;
   }
   return 0;
@@ -231,9 +248,9 @@ function* walk(
   let from = 1;
   for (;;) {
     const [sub, opsId] = yield* k.step(t, `mmu_notifier walk(${mm.name})`, () => {
-      if (snap < 0) snap = Atomics.load(k.i32, k.mem.statics + n.off + N_SEQ);
+      if (snap < 0) snap = n.table.seq.READ_ONCE(tableAddr(k, n));
       const s = nextSub(k, n, mm, from, snap, cbs);
-      return [s, s === 0 ? 0 : word(k, n, s, S_OPS)] as const;
+      return [s, s === 0 ? 0 : n.mn.ops.READ_ONCE(slotAddr(k, n, s))] as const;
     });
     if (sub === 0) return;
     from = sub + 1;
@@ -283,12 +300,12 @@ function* register(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm: MmSt
         }
         for (let s = 1; s <= n.slots; s++) {
           const a = slotAddr(k, n, s);
-          if (Atomics.load(k.i32, a + S_STATE) !== FREE) continue;
-          Atomics.store(k.i32, a + S_STATE, RESERVED);
-          Atomics.store(k.i32, a + S_OPS, opsId);
-          Atomics.store(k.i32, a + S_MM, mm.id + 1);
-          Atomics.store(k.i32, a + S_USERS, 1);
-          Atomics.store(k.i32, a + S_DATA, data);
+          if (n.mn.state.READ_ONCE(a) !== FREE) continue;
+          n.mn.state.WRITE_ONCE(a, RESERVED);
+          n.mn.ops.WRITE_ONCE(a, opsId);
+          n.mn.mm.WRITE_ONCE(a, mm.id + 1);
+          n.mn.users.WRITE_ONCE(a, 1);
+          n.mn.data.WRITE_ONCE(a, data);
           return s;
         }
         return -ENOMEM;
@@ -298,9 +315,9 @@ function* register(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm: MmSt
       yield* mmgrab(k, t, mm);
       yield* k.step(t, `hlist_add_head_rcu(${mm.name}, subscription ${sub})`, () => {
         const a = slotAddr(k, n, sub);
-        const seq = Atomics.add(k.i32, k.mem.statics + n.off + N_SEQ, 1) + 1;
-        Atomics.store(k.i32, a + S_SEQ, seq);
-        Atomics.store(k.i32, a + S_STATE, LINKED);
+        const seq = n.table.seq.atomic_inc_return(tableAddr(k, n));
+        n.mn.seq.WRITE_ONCE(a, seq);
+        n.mn.state.WRITE_ONCE(a, LINKED);
       });
       return sub;
     })(),
@@ -338,9 +355,9 @@ export function* mmu_notifier_get(k: Kernel, t: KTask, n: MmuNotifiers, opsId: n
         k.step(t, `find_get_mmu_notifier(${mm.name})`, () => {
           for (let sub = 1; sub <= n.slots; sub++) {
             const a = slotAddr(k, n, sub);
-            if (Atomics.load(k.i32, a + S_STATE) !== LINKED || Atomics.load(k.i32, a + S_MM) !== mm.id + 1) continue;
-            if (Atomics.load(k.i32, a + S_OPS) !== opsId) continue;
-            Atomics.add(k.i32, a + S_USERS, 1);
+            if (n.mn.state.READ_ONCE(a) !== LINKED || n.mn.mm.READ_ONCE(a) !== mm.id + 1) continue;
+            if (n.mn.ops.READ_ONCE(a) !== opsId) continue;
+            n.mn.users.atomic_inc(a);
             return sub;
           }
           return 0;
@@ -365,16 +382,16 @@ export function* mmu_notifier_put(k: Kernel, t: KTask, n: MmuNotifiers, sub: num
     (function* () {
       const last = yield* k.step(t, `mmu_notifier_put(subscription ${sub})`, (env) => {
         const a = slotAddr(k, n, sub);
-        const state = Atomics.load(k.i32, a + S_STATE);
-        const users = Atomics.load(k.i32, a + S_USERS);
+        const state = n.mn.state.READ_ONCE(a);
+        const users = n.mn.users.READ_ONCE(a);
         if (state === FREE || state === DYING || users <= 0) {
           putWarn(k, t, n, sub, state, env.step, 'mmu_notifier_put');
           return false;
         }
-        Atomics.store(k.i32, a + S_USERS, users - 1);
+        n.mn.users.WRITE_ONCE(a, users - 1);
         if (users > 1) return false;
         // hlist_del_init_rcu: a released subscription is already off the list.
-        Atomics.store(k.i32, a + S_STATE, DYING);
+        n.mn.state.WRITE_ONCE(a, DYING);
         return true;
       });
       if (last) yield* call_srcu(k, t, n.srcu, n.freeCallback, sub);
@@ -395,9 +412,9 @@ export function* mmu_notifier_unregister(k: Kernel, t: KTask, n: MmuNotifiers, s
     (function* () {
       const [state, mmWord, opsId] = yield* k.step(t, `mmu_notifier_unregister(subscription ${sub})`, (env) => {
         const a = slotAddr(k, n, sub);
-        const st = Atomics.load(k.i32, a + S_STATE);
+        const st = n.mn.state.READ_ONCE(a);
         if (st !== LINKED && st !== RELEASED) putWarn(k, t, n, sub, st, env.step, 'mmu_notifier_unregister');
-        return [st, Atomics.load(k.i32, a + S_MM), Atomics.load(k.i32, a + S_OPS)] as const;
+        return [st, n.mn.mm.READ_ONCE(a), n.mn.ops.READ_ONCE(a)] as const;
       });
       if (state !== LINKED && state !== RELEASED) return;
       const mm = mmOf(n, mmWord);
@@ -409,13 +426,13 @@ export function* mmu_notifier_unregister(k: Kernel, t: KTask, n: MmuNotifiers, s
         yield* srcu_read_unlock(k, t, n.srcu, idx);
         yield* k.step(t, `hlist_del_init_rcu(subscription ${sub})`, () => {
           const a = slotAddr(k, n, sub);
-          if (Atomics.load(k.i32, a + S_STATE) === LINKED) Atomics.store(k.i32, a + S_STATE, RELEASED);
+          if (n.mn.state.READ_ONCE(a) === LINKED) n.mn.state.WRITE_ONCE(a, RELEASED);
         });
       }
       // Wait for any callback still running, including a release run by mmu_notifier_release instead of us.
       yield* synchronize_srcu(k, t, n.srcu);
       yield* k.step(t, `free subscription ${sub}`, () => {
-        k.i32.fill(0, slotAddr(k, n, sub), slotAddr(k, n, sub) + S_WORDS);
+        k.i32.fill(0, slotAddr(k, n, sub), slotAddr(k, n, sub) + MMU_NOTIFIER.words);
       });
       yield* mmdrop(k, t, mm);
     })(),
@@ -433,7 +450,7 @@ function putWarn(k: Kernel, t: KTask, n: MmuNotifiers, sub: number, state: numbe
   const what =
     state === FREE
       ? `subscription ${sub} has already been freed (${fn} after the last put or unregister: use-after-free)`
-      : `subscription ${sub} of ${opsOf(n, word(k, n, sub, S_OPS)).name} has no users left (a put too many)`;
+      : `subscription ${sub} of ${opsOf(n, n.mn.ops.READ_ONCE(slotAddr(k, n, sub))).name} has no users left (a put too many)`;
   const body = [
     `Comm: ${t.comm} Not tainted (iommu-sim)`,
     `RIP: 0010:${fn}`,
@@ -449,13 +466,13 @@ function* freeRcu(k: Kernel, n: MmuNotifiers, t: KTask, sub: number): KGen {
   if (!validSub(n, sub)) throw new Error(`mmu_notifier_free_rcu: no subscription ${sub}`);
   const [opsId, mmWord] = yield* k.step(t, `mmu_notifier_free_rcu(subscription ${sub})`, () => {
     const a = slotAddr(k, n, sub);
-    if (Atomics.load(k.i32, a + S_STATE) !== DYING) throw new Error(`mmu_notifier_free_rcu: subscription ${sub} is not being freed`);
-    return [Atomics.load(k.i32, a + S_OPS), Atomics.load(k.i32, a + S_MM)] as const;
+    if (n.mn.state.READ_ONCE(a) !== DYING) throw new Error(`mmu_notifier_free_rcu: subscription ${sub} is not being freed`);
+    return [n.mn.ops.READ_ONCE(a), n.mn.mm.READ_ONCE(a)] as const;
   });
   const ops = opsOf(n, opsId);
   if (ops.free_notifier) yield* ops.free_notifier(t, sub);
   yield* k.step(t, `free subscription ${sub}`, () => {
-    k.i32.fill(0, slotAddr(k, n, sub), slotAddr(k, n, sub) + S_WORDS);
+    k.i32.fill(0, slotAddr(k, n, sub), slotAddr(k, n, sub) + MMU_NOTIFIER.words);
   });
   yield* mmdrop(k, t, mmOf(n, mmWord));
 }
@@ -482,8 +499,8 @@ export function* mmu_notifier_release(k: Kernel, t: KTask, n: MmuNotifiers, mm: 
           yield* k.step(t, `hlist_del_init_rcu(${mm.name}: all)`, () => {
             for (let sub = 1; sub <= n.slots; sub++) {
               const a = slotAddr(k, n, sub);
-              if (Atomics.load(k.i32, a + S_STATE) === LINKED && Atomics.load(k.i32, a + S_MM) === mm.id + 1) {
-                Atomics.store(k.i32, a + S_STATE, RELEASED);
+              if (n.mn.state.READ_ONCE(a) === LINKED && n.mn.mm.READ_ONCE(a) === mm.id + 1) {
+                n.mn.state.WRITE_ONCE(a, RELEASED);
               }
             }
           });
@@ -534,8 +551,9 @@ export function* mmu_notifier_invalidate_range_end(k: Kernel, t: KTask, n: MmuNo
 /** __mmu_notifier_subscriptions_destroy: BUG_ON(!hlist_empty(&subscriptions->list)) in __mmdrop. */
 function destroyCheck(k: Kernel, n: MmuNotifiers, mm: MmStruct, t: KTask, step: number): void {
   for (let sub = 1; sub <= n.slots; sub++) {
-    if (word(k, n, sub, S_STATE) !== LINKED || word(k, n, sub, S_MM) !== mm.id + 1) continue;
-    const ops = opsOf(n, word(k, n, sub, S_OPS));
+    const a = slotAddr(k, n, sub);
+    if (n.mn.state.READ_ONCE(a) !== LINKED || n.mn.mm.READ_ONCE(a) !== mm.id + 1) continue;
+    const ops = opsOf(n, n.mn.ops.READ_ONCE(a));
     bug(
       k,
       t,
@@ -552,14 +570,15 @@ function destroyCheck(k: Kernel, n: MmuNotifiers, mm: MmStruct, t: KTask, step: 
 function endCheck(k: Kernel, n: MmuNotifiers): void {
   if (!k.enabled('leaks')) return;
   for (let sub = 1; sub <= n.slots; sub++) {
-    if (!isLive(word(k, n, sub, S_STATE))) continue;
-    const mm = mmOf(n, word(k, n, sub, S_MM));
+    const a = slotAddr(k, n, sub);
+    if (!isLive(n.mn.state.READ_ONCE(a))) continue;
+    const mm = mmOf(n, n.mn.mm.READ_ONCE(a));
     if (mmStateCode(k, mm) !== MM_FREED) continue;
-    const ops = opsOf(n, word(k, n, sub, S_OPS));
+    const ops = opsOf(n, n.mn.ops.READ_ONCE(a));
     const title = `BUG: mmu_notifier subscription ${sub} (${ops.name}) outlives its mm_struct ${mm.name}`;
     const text = [
       title,
-      `Subscription ${sub} of ${ops.name} (data ${word(k, n, sub, S_DATA)}, users ${word(k, n, sub, S_USERS)}) was never put, yet ${mm.name}`,
+      `Subscription ${sub} of ${ops.name} (data ${n.mn.data.READ_ONCE(a)}, users ${n.mn.users.READ_ONCE(a)}) was never put, yet ${mm.name}`,
       'has been freed (__mmdrop): the subscription held mm_count, so something dropped a count it did not own, and',
       'the eventual mmu_notifier_put / free_notifier would touch a freed mm_struct.',
     ].join('\n');

@@ -13,31 +13,42 @@ import type { KTask } from '../context.js';
 import { callTrace, heldLocksLines, taskFinding } from '../findings.js';
 import type { Kernel, KGen } from '../kernel.js';
 import { MIGHT_ALLOC_SITE } from '../slab.js';
+import { struct, type ViewOf, word } from '../struct.js';
 
 export interface PhysMem {
   readonly frames: number;
   /** Static offset of the allocator's words. */
   readonly off: number;
+  /** Accessors of the allocator's state and of its frames' struct page. */
+  readonly view: { readonly physmem: ViewOf<typeof PHYSMEM>; readonly page: ViewOf<typeof PAGE> };
 }
 
-const H_INUSE = 0;
-const H_BUMP = 1; // frames handed out from the never-used top so far (zeroed memory: none)
-const H_FREE = 2; // head of the free list (a pfn, 0: empty)
-const HDR = 3;
+/** The allocator's state (the kernel's zone counters and free_area): model only. */
+const PHYSMEM = struct('physmem', {
+  nr_inuse: word, // frames allocated now
+  bump: word, // frames handed out from the never-used top so far (zeroed memory: none)
+  free_list: word, // head of the free list (a pfn, 0: empty)
+});
 
-const F_OWNER = 0; // 0: free
-const F_WRITES = 1;
-const F_TAG = 2; // the last DMA writer's tag
-const F_NEXT = 3; // free-list link
-const F_ALLOC_BY = 4; // interned comm/pid of the last allocator (0: memblock, at boot)
-const F_ALLOC_CHAIN = 5;
-const F_FREE_BY = 6;
-const F_FREE_CHAIN = 7;
-export const FRAME_WORDS = 8;
+/**
+ * struct page, the model's fields: who owns the frame (page_owner's record, with its allocation and free
+ * stacks) and what DMA wrote to it.
+ */
+const PAGE = struct('page', {
+  owner: word, // model: the owner id, 0: free
+  writes: word, // model: DMA writes that landed
+  tag: word, // model: the last DMA writer's tag
+  lru: word, // the free-list link (page->buddy_list), a pfn
+  alloc_by: word, // page_owner: interned comm/pid of the last allocator (0: memblock, at boot)
+  alloc_chain: word, // page_owner->handle: its stack
+  free_by: word, // page_owner->free_pid (and comm)
+  free_chain: word, // page_owner->free_handle
+});
+export const FRAME_WORDS = PAGE.words;
 
 /** Static words definePhysMem takes for `frames` frames (to size a kernel layout). */
 export function physMemWords(frames: number): number {
-  return HDR + frames * FRAME_WORDS;
+  return PHYSMEM.words + frames * PAGE.words;
 }
 
 export type PageFreeHook = (pfn: number, t: KTask, step: number) => void;
@@ -47,7 +58,7 @@ const freeHooks = new WeakMap<PhysMem, PageFreeHook[]>();
 /** The machine's RAM: `frames` page frames, pfn 1..frames-1 allocatable. */
 export function definePhysMem(k: Kernel, frames: number): PhysMem {
   if (!Number.isInteger(frames) || frames < 2 || frames > 1 << 28) throw new RangeError(`physmem: bad frame count ${frames}`);
-  const pm: PhysMem = { frames, off: k.statics.alloc(physMemWords(frames), `physmem (${frames} frames)`) };
+  const pm: PhysMem = { frames, off: k.statics.alloc(physMemWords(frames), `physmem (${frames} frames)`), view: { physmem: k.struct(PHYSMEM), page: k.struct(PAGE) } };
   freeHooks.set(pm, []);
   return pm;
 }
@@ -71,7 +82,7 @@ function header(k: Kernel, pm: PhysMem): number {
 }
 
 function frame(k: Kernel, pm: PhysMem, pfn: number): number {
-  return k.mem.statics + pm.off + HDR + pfn * FRAME_WORDS;
+  return k.mem.statics + pm.off + PHYSMEM.words + pfn * PAGE.words;
 }
 
 function valid(pm: PhysMem, pfn: number): boolean {
@@ -80,25 +91,24 @@ function valid(pm: PhysMem, pfn: number): boolean {
 
 /** Take a frame for `owner` (perform only, or at boot); 0 when none is left. */
 function take(k: Kernel, pm: PhysMem, owner: number): number {
-  const i32 = k.i32;
   const h = header(k, pm);
-  let pfn = i32[h + H_FREE] as number;
+  let pfn = pm.view.physmem.free_list.get(h);
   if (pfn !== 0) {
     const f = frame(k, pm, pfn);
-    i32[h + H_FREE] = i32[f + F_NEXT] as number;
-    i32[f + F_NEXT] = 0;
+    pm.view.physmem.free_list.set(h, pm.view.page.lru.get(f));
+    pm.view.page.lru.set(f, 0);
   } else {
-    const used = i32[h + H_BUMP] as number;
+    const used = pm.view.physmem.bump.get(h);
     if (used + 1 >= pm.frames) return 0;
     pfn = used + 1;
-    i32[h + H_BUMP] = pfn;
+    pm.view.physmem.bump.set(h, pfn);
   }
   const f = frame(k, pm, pfn);
-  i32[f + F_OWNER] = owner;
+  pm.view.page.owner.set(f, owner);
   // A page comes zeroed (user pages are cleared on fault): no write has landed on this incarnation yet.
-  i32[f + F_WRITES] = 0;
-  i32[f + F_TAG] = 0;
-  i32[h + H_INUSE] = (i32[h + H_INUSE] as number) + 1;
+  pm.view.page.writes.set(f, 0);
+  pm.view.page.tag.set(f, 0);
+  pm.view.physmem.nr_inuse.set(h, pm.view.physmem.nr_inuse.get(h) + 1);
   return pfn;
 }
 
@@ -127,8 +137,8 @@ export function* alloc_page(k: Kernel, t: KTask, pm: PhysMem, owner: number): KG
         const pfn = take(k, pm, owner);
         if (pfn !== 0) {
           const f = frame(k, pm, pfn);
-          k.i32[f + F_ALLOC_BY] = k.mem.intern(t.label);
-          k.i32[f + F_ALLOC_CHAIN] = k.mem.intern(t.chain().join('\n'));
+          pm.view.page.alloc_by.set(f, k.mem.intern(t.label));
+          pm.view.page.alloc_chain.set(f, k.mem.intern(t.chain().join('\n')));
         }
         return pfn;
       });
@@ -143,49 +153,48 @@ export function* free_page(k: Kernel, t: KTask, pm: PhysMem, pfn: number): KGen 
     t,
     '__free_pages',
     k.step(t, 'free_page', (env) => {
-      const i32 = k.i32;
       const f = frame(k, pm, pfn);
-      if ((i32[f + F_OWNER] as number) === 0) {
+      if (pm.view.page.owner.get(f) === 0) {
         if (k.enabled('kasan')) badPage(k, t, pm, pfn, env.step);
         return;
       }
       for (const h of hooksOf(pm)) h(pfn, t, env.step);
       const hd = header(k, pm);
-      i32[f + F_OWNER] = 0;
-      i32[f + F_FREE_BY] = k.mem.intern(t.label);
-      i32[f + F_FREE_CHAIN] = k.mem.intern(t.chain().join('\n'));
-      i32[f + F_NEXT] = i32[hd + H_FREE] as number;
-      i32[hd + H_FREE] = pfn;
-      i32[hd + H_INUSE] = (i32[hd + H_INUSE] as number) - 1;
+      pm.view.page.owner.set(f, 0);
+      pm.view.page.free_by.set(f, k.mem.intern(t.label));
+      pm.view.page.free_chain.set(f, k.mem.intern(t.chain().join('\n')));
+      pm.view.page.lru.set(f, pm.view.physmem.free_list.get(hd));
+      pm.view.physmem.free_list.set(hd, pfn);
+      pm.view.physmem.nr_inuse.set(hd, pm.view.physmem.nr_inuse.get(hd) - 1);
     }),
   );
 }
 
 /** The frame's owner id, 0 when free. A plain read: callable from any perform. */
 export function pageOwner(k: Kernel, pm: PhysMem, pfn: number): number {
-  return valid(pm, pfn) ? Atomics.load(k.i32, frame(k, pm, pfn) + F_OWNER) : 0;
+  return valid(pm, pfn) ? pm.view.page.owner.READ_ONCE(frame(k, pm, pfn)) : 0;
 }
 
 /** DMA writes that landed on the frame since it was last allocated. */
 export function pageWrites(k: Kernel, pm: PhysMem, pfn: number): number {
-  return valid(pm, pfn) ? Atomics.load(k.i32, frame(k, pm, pfn) + F_WRITES) : 0;
+  return valid(pm, pfn) ? pm.view.page.writes.READ_ONCE(frame(k, pm, pfn)) : 0;
 }
 
 /** The tag of the last DMA write that landed on the frame (0: none since it was allocated). */
 export function pageLastWriter(k: Kernel, pm: PhysMem, pfn: number): number {
-  return valid(pm, pfn) ? Atomics.load(k.i32, frame(k, pm, pfn) + F_TAG) : 0;
+  return valid(pm, pfn) ? pm.view.page.tag.READ_ONCE(frame(k, pm, pfn)) : 0;
 }
 
 /** A device write lands on the frame (call inside a sequenced step). Frame 0 counts too: a DMA to NULL. */
 export function dmaWrite(k: Kernel, pm: PhysMem, pfn: number, tag: number): void {
   if (!valid(pm, pfn)) throw new RangeError(`dmaWrite: pfn ${pfn} is not a page frame of this machine`);
   const f = frame(k, pm, pfn);
-  Atomics.add(k.i32, f + F_WRITES, 1);
-  Atomics.store(k.i32, f + F_TAG, tag);
+  pm.view.page.writes.atomic_inc(f);
+  pm.view.page.tag.WRITE_ONCE(f, tag);
 }
 
 export function framesInUse(k: Kernel, pm: PhysMem): number {
-  return Atomics.load(k.i32, header(k, pm) + H_INUSE);
+  return pm.view.physmem.nr_inuse.READ_ONCE(header(k, pm));
 }
 
 // ---- the report ----
@@ -215,10 +224,9 @@ function commOf(label: string): string {
 
 /** bad_page(): dump_page with page_owner's last allocation and free, then the stack. */
 function badPage(k: Kernel, t: KTask, pm: PhysMem, pfn: number, step: number): void {
-  const i32 = k.i32;
   const f = frame(k, pm, pfn);
-  const allocBy = k.mem.stringAt(i32[f + F_ALLOC_BY] as number);
-  const freeBy = k.mem.stringAt(i32[f + F_FREE_BY] as number);
+  const allocBy = k.mem.stringAt(pm.view.page.alloc_by.get(f));
+  const freeBy = k.mem.stringAt(pm.view.page.free_by.get(f));
   const title = `BUG: Bad page state in process ${t.comm}  pfn:${hex5(pfn)}`;
   // A frame never handed out has no page_owner record at all.
   const owner =
@@ -229,9 +237,9 @@ function badPage(k: Kernel, t: KTask, pm: PhysMem, pfn: number, step: number): v
           allocBy === ''
             ? 'page last allocated at boot (memblock)'
             : `page last allocated via order 0, migratetype Unmovable, gfp_mask 0xcc0(GFP_KERNEL), pid ${pidOf(allocBy)}, tgid ${pidOf(allocBy)} (${commOf(allocBy)})`,
-          ...(allocBy === '' ? [] : stackLines(k, i32[f + F_ALLOC_CHAIN] as number)),
+          ...(allocBy === '' ? [] : stackLines(k, pm.view.page.alloc_chain.get(f))),
           `page last free pid ${pidOf(freeBy)} tgid ${pidOf(freeBy)} stack trace:`,
-          ...stackLines(k, i32[f + F_FREE_CHAIN] as number),
+          ...stackLines(k, pm.view.page.free_chain.get(f)),
         ];
   const body = [
     `page: refcount:-1 mapcount:0 mapping:0000000000000000 index:0x0 pfn:0x${pfn.toString(16)}`,
