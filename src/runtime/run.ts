@@ -25,7 +25,7 @@ export interface RunOptions {
    * Threaded: this many recorded runs, from seeds seed, seed+1, …, stopping at the first that fails.
    */
   readonly runs?: number;
-  /** Deterministic: whether an execution ends the run (default: one with a finding or a failed check). */
+  /** Whether an execution (a threaded run) ends the run (default: one with a finding or a failed check); asked of each. */
   readonly decisive?: (r: RunResult) => boolean;
   /**
    * Deterministic, with runs > 1: run all of them instead of stopping at the first failing execution (explore
@@ -157,10 +157,11 @@ function seededSchedulers(workload: Workload, strategy: StrategyName, depth: num
   return (i) => createScheduler('pct', { seed: seed + i, depth, ...(k ? { maxSteps: k } : {}) });
 }
 
-/** Recorded threaded runs from seeds seed, seed+1, … until one fails or `runs` are done; the last is the outcome. */
+/** Recorded threaded runs from seeds seed, seed+1, … until one decides (`decisive`: by default, one that fails) or `runs` are done; the last is the outcome. */
 async function threadedRuns(opts: RunOptions, workload: Workload): Promise<RunOutcome> {
   const each: ThreadedRunRecord[] = [];
   const runs = opts.runs ?? 1;
+  const decisive = opts.decisive ?? ((r: RunResult) => failureKind(r) !== undefined);
   let last: RunResult | undefined;
   const failingKinds: Record<string, number> = {};
   for (let i = 0; i < runs && !(i > 0 && opts.signal?.aborted); i++) {
@@ -178,10 +179,8 @@ async function threadedRuns(opts: RunOptions, workload: Workload): Promise<RunOu
     const kind = failureKind(last);
     const r = last;
     each.push({ seed: r.seed, traceHash: r.traceHash, ...(kind ? { failure: kind } : {}), schedule: r.schedule });
-    if (kind) {
-      addKinds(failingKinds, { [kind]: 1 });
-      break;
-    }
+    if (kind) addKinds(failingKinds, { [kind]: 1 });
+    if (decisive(r)) break;
   }
   const r = last as RunResult;
   const failing = Object.values(failingKinds).reduce((a, b) => a + b, 0);

@@ -29,23 +29,17 @@ export function observed(r: RunResult): { findings: RunResult['findings']; count
 
 export async function runJudged(e: Expectation, o: RunOptions): Promise<JudgedRun> {
   const tally = new Tallier(e);
-  if (o.runtime === 'threaded') return threaded(e, tally, o);
+  const classes: Judged['class'][] = [];
   let i = 0;
-  const outcome = await run({ ...o, decisive: (r) => decides(e, tally.add(o.seed + i++, observed(r))) });
-  return { outcome, tally: tally.tally(), verdict: tally.verdict(), threaded: [] };
-}
-
-/** Threaded runs from seed, seed+1, … (--runs, default 1), until one decides. */
-async function threaded(e: Expectation, tally: Tallier, o: RunOptions): Promise<JudgedRun> {
-  const runs: ThreadedRun[] = [];
-  let outcome: RunOutcome | undefined;
-  for (let i = 0; i < (o.runs ?? 1) && !o.signal?.aborted; i++) {
-    const seed = o.seed + i;
-    outcome = await run({ ...o, seed, runs: 1 });
-    const j = tally.add(seed, observed(outcome));
-    runs.push({ seed, traceHash: outcome.traceHash, class: j.class, kind: outcome.findings[0]?.kind ?? (outcome.check.ok ? null : 'check') });
-    if (decides(e, j)) break;
-  }
-  if (!outcome) throw new Error('threaded: no run was made');
-  return { outcome: { ...outcome, executions: runs.length }, tally: tally.tally(), verdict: tally.verdict(), threaded: runs };
+  const outcome = await run({
+    ...o,
+    decisive: (r) => {
+      const j = tally.add(o.seed + i++, observed(r));
+      classes.push(j.class);
+      return decides(e, j);
+    },
+  });
+  // Threaded: run() made one recorded run a seed (RunOutcome.threadedRuns), each judged above in turn.
+  const threaded = (outcome.threadedRuns ?? []).map((t, k) => ({ seed: t.seed, traceHash: t.traceHash, class: classes[k] ?? 'clean', kind: t.failure ?? null }));
+  return { outcome, tally: tally.tally(), verdict: tally.verdict(), threaded };
 }
