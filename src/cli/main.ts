@@ -8,7 +8,7 @@ import '../kernel/workloads.js';
 import '../actors/workloads.js';
 import { InputError, ReplayDivergence } from '../runtime/errors.js';
 import { PACKAGE_ROOT } from '../runtime/paths.js';
-import { accountingLine, type RunResult } from '../runtime/result.js';
+import { accountingLine, passed, type RunResult } from '../runtime/result.js';
 import { type ReplayOutcome, replay, run, type RunOutcome } from '../runtime/run.js';
 import { MAX_WORKERS } from '../runtime/threaded.js';
 import { DEFAULT_WATCHDOG_SECONDS, startWatchdog } from '../runtime/watchdog.js';
@@ -704,11 +704,6 @@ async function matrix(
     printMatrix(m);
     if (written) console.log(`matrix: written to ${flags.out}/matrix.json and ${flags.out}/matrix.md`);
   }
-}
-
-/** A run passes when its invariants and its accounting hold and no checker reported anything. */
-function passed(r: RunResult): boolean {
-  return r.check.ok && r.accounting.ok && r.findings.length === 0;
 }
 
 function summary(r: RunResult): Record<string, unknown> {

@@ -4,7 +4,7 @@
 // judged by the scenario's expectation (src/scenario/expect.ts, as `run` and `explore` judge a schedule); the
 // stress stops at the first run that decides the verdict unless kept going.
 import type { Wire } from '../runtime/model.js';
-import type { Placement, RunResult } from '../runtime/result.js';
+import { type Placement, passed, type RunResult } from '../runtime/result.js';
 import { run } from '../runtime/run.js';
 import { decides, Tallier, type Verdict } from '../scenario/expect.js';
 import { observed } from '../scenario/judged.js';
@@ -37,11 +37,6 @@ export interface StressOutcome {
   readonly perSecond: Record<string, number>;
   readonly failures: readonly RunResult[];
   readonly saved: readonly string[];
-}
-
-/** A run to save for replay: a finding, a failed check, or messages unaccounted for. */
-function failed(r: RunResult): boolean {
-  return !r.check.ok || !r.accounting.ok || r.findings.length > 0;
 }
 
 export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
@@ -79,7 +74,8 @@ export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
     const j = tally.add(seed, observed(r));
     // Messages lost between threads are the runtime's failure, whatever the scenario expects.
     if (!r.accounting.ok) lost++;
-    if (failed(r)) {
+    // A run to save for replay: a finding, a failed check, or messages unaccounted for.
+    if (!passed(r)) {
       failures.push(r);
       if (o.record) {
         const file = failures.length === 1 ? o.record : `${o.record}.${failures.length}`;

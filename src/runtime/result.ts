@@ -37,6 +37,11 @@ export interface RunResult {
   readonly elapsedMs: number;
 }
 
+/** A run passes when its invariants and its accounting hold and no checker reported anything. */
+export function passed(r: RunResult): boolean {
+  return r.check.ok && r.accounting.ok && r.findings.length === 0;
+}
+
 export function accountingLine(a: Accounting): string {
   return `sent ${a.sent} == delivered ${a.delivered} + queued ${a.queued}: ${a.ok ? 'ok' : 'MISMATCH'}`;
 }
