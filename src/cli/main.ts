@@ -18,7 +18,7 @@ import { SVA_DEFAULTS, svaParams } from '../actors/sva-workload.js';
 import { DOMAINS_DEFAULTS, domainsParams } from '../core/domains-workload.js';
 import { IOASID_DEFAULTS, ioasidParams } from '../core/ioasid-workload.js';
 import { Exit } from './exit.js';
-import { EXIT_DIVERGED, reportFailure } from './failure.js';
+import { commandLine, EXIT_DIVERGED, reportFailure } from './failure.js';
 import { counted, type Interrupts, interrupts } from './interrupt.js';
 import { DURATION_FORMS, durationArg, intArg, setArg } from './options.js';
 import { checkOutputDir, checkOutputFile, takeWriteFailures, writeOutput } from './output.js';
@@ -554,7 +554,7 @@ or outcome is still written, with a warning).`,
               params: schedule.meta.workload.params,
               trace: r.trace,
               // Quoted only when needed, so the usual case reads like the README and still pastes into a shell.
-              replayCommand: `iommu-sim replay ${/^[\w@%+=:,./-]+$/.test(file) ? file : `'${file.replace(/'/g, `'\\''`)}'`}`,
+              replayCommand: commandLine(['replay', file]),
               traceHash: r.traceHash,
               window: flags.window,
             })

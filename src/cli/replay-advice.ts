@@ -2,12 +2,13 @@
 // checked first: the schedule is replayed, and the line says what `iommu-sim replay` will exit with — or, if
 // the replay does not reproduce the run, says so and why instead of advising it.
 import { describe } from '../runtime/errors.js';
+import { commandLine } from './failure.js';
 import { replay } from '../runtime/run.js';
 import type { Schedule } from '../runtime/schedule.js';
 
 /** `replay with: iommu-sim replay FILE (exit 1: …)`, or why FILE does not replay. */
 export function replayAdvice(file: string, schedule: Schedule): string {
-  const cmd = `iommu-sim replay ${/^[\w@%+=:,./-]+$/.test(file) ? file : `'${file.replace(/'/g, `'\\''`)}'`}`;
+  const cmd = commandLine(['replay', file]);
   let why: string | undefined;
   try {
     const r = replay(schedule);
