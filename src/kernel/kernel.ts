@@ -10,6 +10,7 @@ import { callTrace, heldLocksLines, type KernelFinding, lockLine, taskFinding } 
 import { Lockdep } from './lockdep.js';
 import { DEFAULT_LAYOUT, KernelMemory, layoutWords, type MemoryLayout, StaticAllocator, stringHeapOffset } from './memory.js';
 import { type Fields, type StructType, type StructView, WordMemory } from './struct.js';
+import { KFuncRegistry, type KFnTable } from './kfunc.js';
 
 /** A kernel code path: yields scheduling points, returns T. */
 export type KGen<T = void> = Generator<Point, T, unknown>;
@@ -216,6 +217,8 @@ export class Kernel implements Monitor {
   private readonly hungReported = new Set<number>();
   private leftBlocked = false;
   readonly lockdep: Lockdep;
+  /** The model's kernel functions by name (kfunc.ts): defined by the modules that model them, patchable. */
+  readonly fns = new KFuncRegistry((t, name, body) => this.call(t, name, body));
   /** The string heap: only ever appended to, and read only below its used mark, which the header (zeroed) holds. */
   readonly writtenBeforeRead: readonly [number, number];
 
@@ -229,6 +232,11 @@ export class Kernel implements Monitor {
     this.lockdep = new Lockdep(this);
     const heap = stringHeapOffset(this.layout, this.base);
     this.writtenBeforeRead = [heap, heap + this.layout.stringWords];
+  }
+
+  /** Call a kernel function by name: `k.fn.iommu_sva_bind_device(t, dev, mm)` runs its current implementation. */
+  get fn(): KFnTable {
+    return this.fns.table;
   }
 
   /** Words of shared memory the kernel needs (a workload's sharedWords must cover base + this). */

@@ -1,6 +1,7 @@
 // A scenario's schema errors in the words of the file: the path to the field, what is wrong, and what would be
 // accepted there — the keys of that place for an unknown key (with the nearest one when it looks like a typo),
 // the accepted types or an example of the accepted forms for a value of the wrong form.
+import { nearest } from '../runtime/nearest.js';
 import type { z } from 'zod';
 import { type ModelName, SCRIPT_STEPS, scenarioSchema } from './scenario.js';
 
@@ -71,35 +72,6 @@ export function keysAt(raw: unknown, path: readonly PropertyKey[]): string[] | u
   // A union the value matched no branch of (a step of no known kind): every branch's keys.
   const keys = (d.options ?? []).flatMap((o) => Object.keys(def(unwrap(o)).shape ?? {}));
   return keys.length > 0 ? [...new Set(keys)] : undefined;
-}
-
-/** Edit distance with transpositions (optimal string alignment), for "did you mean": `vnp` is one from `vpn`. */
-function distance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  const at = (i: number, j: number): number => d[i]?.[j] as number;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let v = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, at(i - 2, j - 2) + 1);
-      (d[i] as number[])[j] = v;
-    }
-  }
-  return at(a.length, b.length);
-}
-
-/** The accepted key nearest to `key`, when it is near enough to be a typo. */
-export function nearest(key: string, accepted: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestD = Math.max(2, Math.floor(key.length / 3)) + 1;
-  for (const k of accepted) {
-    const d = distance(key.toLowerCase(), k.toLowerCase());
-    if (d < bestD) {
-      best = k;
-      bestD = d;
-    }
-  }
-  return best;
 }
 
 type Issue = z.core.$ZodIssue;

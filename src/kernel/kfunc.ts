@@ -1,0 +1,155 @@
+// Kernel functions by name. Every function of the model a kernel developer might patch — the core's, a vendor
+// driver's, the mm layer's — is defined here under its kernel name and called through its kernel's table, so
+// that one name has one implementation at a time and it can be replaced or wrapped:
+//
+// - a policy value is an alternative implementation (`definePolicy`): the builder picks one by the scenario's
+//   policy, and `list()` shows which;
+// - a scenario's patch replaces or wraps any function by name (`replace`, `wrap`), and an unknown name is refused
+//   with the nearest names;
+// - a call goes through `k.fn.NAME(t, …)`: the table's dispatcher looks the current implementation up at the call,
+//   so a replacement is seen by every caller, and puts NAME on the task's call chain (lockdep, KASAN and
+//   might_sleep print it), whoever implements it.
+//
+// Each kernel is one model instance (every thread builds its own, identically), so each has its own table.
+//
+// Typing: a module that defines functions declares their signatures by augmenting `KernelFunctions`:
+//
+//   declare module '../kernel/kfunc.js' {
+//     interface KernelFunctions {
+//       iommu_sva_bind_device(t: KTask, dev: DeviceInfo, mm: MmStruct): KGen<number>;
+//     }
+//   }
+//
+// and `k.fn.iommu_sva_bind_device(t, dev, mm)` is then typed. Kernel functions with scheduling points are
+// generators whose first argument is the task (`KFn`); the few without any (a predicate, a lookup under a lock
+// the caller holds) are plain functions (`defineSync`) and get no frame.
+import { InputError } from '../runtime/errors.js';
+import { nearest } from '../runtime/nearest.js';
+import type { KTask } from './context.js';
+import type { KGen } from './kernel.js';
+
+/** Every kernel function of the model, by kernel name; modules add theirs by declaration merging. */
+// biome-ignore lint/suspicious/noEmptyInterface: filled by declaration merging in the modules that define functions
+export interface KernelFunctions {}
+
+export type KFnName = keyof KernelFunctions & string;
+
+/** A kernel function with scheduling points: a generator whose first argument is the task running it. */
+// biome-ignore lint/suspicious/noExplicitAny: the arguments are each function's own; KernelFunctions types them
+export type KFn = (t: KTask, ...args: any[]) => KGen<any>;
+// biome-ignore lint/suspicious/noExplicitAny: as above
+export type KSyncFn = (...args: any[]) => any;
+
+/** Where an implementation came from: the model's own, a policy value's, or a patch's. */
+export type KFnOrigin =
+  | { readonly kind: 'model' }
+  | { readonly kind: 'policy'; readonly policy: string; readonly value: string; readonly values: readonly string[] }
+  | { readonly kind: 'patch'; readonly by: string; readonly how: 'replace' | 'wrap' };
+
+/** What `list()` tells about one function. */
+export interface KFnInfo {
+  readonly name: string;
+  /** The kernel source file it models (`drivers/iommu/iommu-sva.c`). */
+  readonly file: string;
+  readonly generator: boolean;
+  /** Every implementation it has had in this model, oldest first; the last is the one called. */
+  readonly origins: readonly KFnOrigin[];
+}
+
+interface Entry {
+  impl: KFn | KSyncFn;
+  readonly file: string;
+  readonly generator: boolean;
+  readonly origins: KFnOrigin[];
+}
+
+/** Runs `body` with `name` on the task's call chain (Kernel.call). */
+export type FrameCall = <T>(t: KTask, name: string, body: KGen<T>) => KGen<T>;
+
+/** A kernel's table: `fn.NAME(…)` calls NAME's current implementation. */
+export type KFnTable = { readonly [N in KFnName]: KernelFunctions[N] };
+
+export class KFuncRegistry {
+  private readonly entries = new Map<string, Entry>();
+  /** The dispatchers, one per name, made once: what `k.fn` is. */
+  readonly table = Object.create(null) as KFnTable;
+
+  constructor(private readonly frame: FrameCall) {}
+
+  /** Define a kernel function with scheduling points. `file`: the kernel file it models. */
+  define<N extends KFnName>(name: N, file: string, impl: KernelFunctions[N] & KFn): void {
+    this.add(name, file, true, impl, { kind: 'model' });
+  }
+
+  /** Define a kernel function without scheduling points (no frame on the call chain: it yields nothing). */
+  defineSync<N extends KFnName>(name: N, file: string, impl: KernelFunctions[N] & KSyncFn): void {
+    this.add(name, file, false, impl, { kind: 'model' });
+  }
+
+  /**
+   * Define `name` by a policy: `impls` holds one implementation per value of `policy`, and `value` picks the
+   * one called. The others stay listed, so a reader sees the alternatives the policy offers.
+   */
+  definePolicy<N extends KFnName, V extends string>(
+    name: N,
+    file: string,
+    policy: string,
+    value: V,
+    impls: Readonly<Record<V, KernelFunctions[N] & KFn>>,
+  ): void {
+    const impl = impls[value];
+    if (typeof impl !== 'function') throw new InputError(`${name}: policy ${policy} has no value '${value}' (${Object.keys(impls).join(', ')})`);
+    this.add(name, file, true, impl, { kind: 'policy', policy, value, values: Object.keys(impls) });
+  }
+
+  /** Put `impl` in the place of `name` (a patch: `by` names it). */
+  replace(name: string, impl: KFn | KSyncFn, by: string): void {
+    const e = this.entry(name, by);
+    if (typeof impl !== 'function') throw new InputError(`${by}: the replacement of ${name} is not a function`);
+    e.impl = impl;
+    e.origins.push({ kind: 'patch', by, how: 'replace' });
+  }
+
+  /** Put `wrapper(current)` in the place of `name`: the wrapper calls the implementation it wraps when it wants. */
+  wrap(name: string, wrapper: (orig: KFn | KSyncFn) => KFn | KSyncFn, by: string): void {
+    const e = this.entry(name, by);
+    const impl = wrapper(e.impl);
+    if (typeof impl !== 'function') throw new InputError(`${by}: the wrapper of ${name} returned no function`);
+    e.impl = impl;
+    e.origins.push({ kind: 'patch', by, how: 'wrap' });
+  }
+
+  /** The implementation now called for `name` (to call the original from a replacement, take it first). */
+  current(name: string, by = 'kernel'): KFn | KSyncFn {
+    return this.entry(name, by).impl;
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  list(): KFnInfo[] {
+    return [...this.entries].map(([name, e]) => ({ name, file: e.file, generator: e.generator, origins: [...e.origins] }));
+  }
+
+  private entry(name: string, by: string): Entry {
+    const e = this.entries.get(name);
+    if (e) return e;
+    const names = [...this.entries.keys()];
+    const near = nearest(name, names);
+    const close = names.filter((n) => n.includes(name) || name.includes(n)).slice(0, 5);
+    const hint = near ? ` (did you mean ${near}?)` : close.length > 0 ? ` (names like it: ${close.join(', ')})` : '';
+    throw new InputError(`${by}: no kernel function ${name} in this model${hint}`);
+  }
+
+  private add(name: string, file: string, generator: boolean, impl: KFn | KSyncFn, origin: KFnOrigin): void {
+    if (this.entries.has(name)) throw new Error(`kernel function ${name} defined twice`);
+    const e: Entry = { impl, file, generator, origins: [origin] };
+    this.entries.set(name, e);
+    const frame = this.frame;
+    const dispatch = generator
+      ? (t: KTask, ...args: unknown[]) => frame(t, name, (e.impl as KFn)(t, ...args))
+      : (...args: unknown[]) => (e.impl as KSyncFn)(...args);
+    Object.defineProperty(this.table, name, { value: dispatch, enumerable: true });
+  }
+}
