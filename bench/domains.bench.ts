@@ -8,7 +8,7 @@
 // The suite is a list of case builders (DOMAINS_CASE_BUILDERS): each measures its cases and returns their
 // results and the ratios between them, so more cases (e.g. the default domains') are added by pushing a builder.
 // runThreadedDomainsCase measures one case of the `domains` workload's `bench` script.
-import '../src/actors/workloads.js';
+import '../src/workloads/index.js';
 import type { Wire } from '../src/runtime/model.js';
 import type { RunResult } from '../src/runtime/result.js';
 import { ThreadedRuntime } from '../src/runtime/threaded.js';

@@ -15,7 +15,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import '../src/kernel/workloads.js';
-import '../src/actors/workloads.js';
+import '../src/workloads/index.js';
 import { PACKAGE_ROOT, workerUrl } from '../src/runtime/paths.js';
 import { run } from '../src/runtime/run.js';
 import type { StrategyName } from '../src/runtime/scheduler.js';

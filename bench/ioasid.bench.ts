@@ -11,7 +11,7 @@
 //   every lookup right, every ID allocated and freed), otherwise the suite throws.
 // - ioasid_find under the allocator lock taken as a spinlock vs as a mutex (seed 003's patch 7 turns the one into
 //   the other): the same find-lock loops, `ioasid_find_spinlock_vs_mutex` — what the mutex costs the readers.
-import '../src/actors/workloads.js';
+import '../src/workloads/index.js';
 import type { Wire } from '../src/runtime/model.js';
 import { runDeterministic } from '../src/runtime/deterministic.js';
 import type { RunResult } from '../src/runtime/result.js';

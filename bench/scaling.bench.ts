@@ -15,7 +15,7 @@
 // model's lockdep runs out of lock classes, as the kernel's does: `BUG: MAX_LOCKDEP_KEYS too low!`).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import '../src/kernel/workloads.js';
-import '../src/actors/workloads.js';
+import '../src/workloads/index.js';
 import type { Wire } from '../src/runtime/model.js';
 import type { Placement, RunResult } from '../src/runtime/result.js';
 import { ThreadedRuntime } from '../src/runtime/threaded.js';

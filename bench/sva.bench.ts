@@ -12,7 +12,7 @@
 // - threaded: 2 workers, sharded, no trace; timed from injecting the workload's initial messages until the
 //   run is quiescent, after the workers have started and built the workload (a fixed ~0.3 s per run that
 //   would otherwise swamp the figure). Each run starts new workers, so their JIT is cold for each.
-import '../src/actors/workloads.js';
+import '../src/workloads/index.js';
 import type { StatName } from '../src/core/stats.js';
 import { FLAVOURS, type Flavour } from '../src/core/types.js';
 import type { Wire } from '../src/runtime/model.js';

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const dist = (p) => join(root, 'dist/src', p);
-await import(dist('actors/workloads.js'));
+await import(dist('workloads/index.js'));
 await import(dist('kernel/workloads.js'));
 const { exploreScenario } = await import(dist('scenario/explore.js'));
 const { loadScenarioFile, scenarioParams } = await import(dist('scenario/load.js'));

@@ -37,7 +37,7 @@ if (flag('--child-10k')) {
 }
 
 await load('src/kernel/workloads.js');
-await load('src/actors/workloads.js');
+await load('src/workloads/index.js');
 const { buildWorkload } = await load('src/runtime/workloads.js');
 const { runDeterministic } = await load('src/runtime/deterministic.js');
 const { run } = await load('src/runtime/run.js');

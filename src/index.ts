@@ -11,4 +11,4 @@ export { exploreScenario } from './scenario/explore.js';
 export type { ExploreOptions, ExploreOutcome } from './scenario/explore.js';
 export { replay, run, Schedule } from './runtime/run.js';
 export type { ReplayOutcome, RunOptions, RunOutcome } from './runtime/run.js';
-export type { ExtensionContext, CoreStepName } from './actors/extension.js';
+export type { ExtensionContext, CoreStepName } from './workloads/extension.js';

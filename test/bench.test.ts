@@ -8,7 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import '../src/actors/workloads.js';
+import '../src/workloads/index.js';
 import '../src/kernel/workloads.js';
 import { run } from '../src/runtime/run.js';
 import { buildWorkload } from '../src/runtime/workloads.js';

@@ -2,8 +2,8 @@
 // number of address spaces, VFIO taking a device over, a DRM-like device switching its engines between
 // per-process domains, and the two system-PASID options for kernel DMA — deterministic runtime, fixed seeds.
 import { describe, expect, it } from 'vitest';
-import { buildSva } from '../src/actors/sva-workload.js';
-import '../src/actors/workloads.js';
+import { buildSva } from '../src/workloads/sva.js';
+import '../src/workloads/index.js';
 import { errname } from '../src/kernel/errno.js';
 import { runDeterministic } from '../src/runtime/deterministic.js';
 import type { Wire } from '../src/runtime/model.js';

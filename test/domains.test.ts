@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { domainsSuite } from '../bench/domains.bench.js';
-import { buildDomains, type DomainsModel } from '../src/core/domains-workload.js';
+import { buildDomains, type DomainsModel } from '../src/workloads/domains.js';
 import type { DomainType } from '../src/core/domain.js';
 import { XA_ZERO_ENTRY } from '../src/core/group.js';
 import type { KTask } from '../src/kernel/context.js';
@@ -22,7 +22,7 @@ import type { Wire } from '../src/runtime/model.js';
 import type { RunResult } from '../src/runtime/result.js';
 import { replay, run } from '../src/runtime/run.js';
 import { RandomScheduler } from '../src/runtime/schedulers/random.js';
-import '../src/actors/workloads.js';
+import '../src/workloads/index.js';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'iommu-sim.js');
 const LOOKUPS = ['mutex', 'rcu'] as const;

@@ -3,7 +3,7 @@
 // the next. So a report is not suppressed by an earlier execution of the same chunk, every execution's
 // schedule replays alone to the same trace and outcome, and a race fails at the same rate whatever the chunk.
 import { describe, expect, it } from 'vitest';
-import '../src/actors/workloads.js';
+import '../src/workloads/index.js';
 import '../src/kernel/workloads.js';
 import { Kernel } from '../src/kernel/kernel.js';
 import { defineMutex, mutex_lock, mutex_unlock } from '../src/kernel/mutex.js';

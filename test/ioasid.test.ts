@@ -35,7 +35,7 @@ import {
   ioasidWords,
 } from '../src/core/ioasid.js';
 import { defineIoasidSubscribers, divergence, ioasid_check_subscribers, ioasid_subscribers_register, ioasidSubscriberWords, subscriberView } from '../src/core/ioasid-subscribers.js';
-import { buildIoasid } from '../src/core/ioasid-workload.js';
+import { buildIoasid } from '../src/workloads/ioasid.js';
 import type { KTask } from '../src/kernel/context.js';
 import { EACCES, EBUSY, EINVAL, ENOENT, ENOSPC, errname } from '../src/kernel/errno.js';
 import { Kernel, type KGen } from '../src/kernel/kernel.js';
@@ -46,7 +46,7 @@ import { replay, run } from '../src/runtime/run.js';
 import { PctScheduler } from '../src/runtime/schedulers/pct.js';
 import { RandomScheduler } from '../src/runtime/schedulers/random.js';
 import { runOnce, tasksWorkload } from './kernel-harness.js';
-import '../src/actors/workloads.js';
+import '../src/workloads/index.js';
 
 // ---- a bare allocator in a small kernel ----
 

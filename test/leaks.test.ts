@@ -2,9 +2,9 @@
 // (and the MMU notifier subscription it keeps), a PASID still allocated to a freed mm, an exited process whose
 // mm never reaches exit_mmap, an SVA domain never freed — and clean runs of every process script are not.
 import { describe, expect, it } from 'vitest';
-import { buildSva, type SvaModel } from '../src/actors/sva-workload.js';
-import '../src/actors/workloads.js';
-import { buildDomains } from '../src/core/domains-workload.js';
+import { buildSva, type SvaModel } from '../src/workloads/sva.js';
+import '../src/workloads/index.js';
+import { buildDomains } from '../src/workloads/domains.js';
 import type { BindResult } from '../src/core/sva.js';
 import type { DeviceInfo } from '../src/core/types.js';
 import type { KTask } from '../src/kernel/context.js';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pack, unpack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import '../src/actors/workloads.js';
+import '../src/workloads/index.js';
 import '../src/kernel/workloads.js';
 import { InputError, ReplayDivergence } from '../src/runtime/errors.js';
 import { replay, run } from '../src/runtime/run.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import '../src/actors/workloads.js';
+import '../src/workloads/index.js';
 import { raceReportHtml } from '../src/report/html.js';
 import { ENV, type Finding, MEM, TASK, TIMER } from '../src/runtime/model.js';
 import { type ReplayOutcome, replay, run } from '../src/runtime/run.js';

@@ -3,7 +3,7 @@
 // closes an fd an earlier bind opened, nothing needs the mm or the fds once the process has begun exiting, and a
 // `while` names a task the topology has.
 import { describe, expect, it } from 'vitest';
-import '../src/actors/workloads.js';
+import '../src/workloads/index.js';
 import { runDeterministic } from '../src/runtime/deterministic.js';
 import { InputError } from '../src/runtime/errors.js';
 import { createScheduler } from '../src/runtime/schedulers/index.js';

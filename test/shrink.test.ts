@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import '../src/actors/workloads.js';
+import '../src/workloads/index.js';
 import { runDeterministic } from '../src/runtime/deterministic.js';
 import { replay, run } from '../src/runtime/run.js';
 import { Schedule } from '../src/runtime/schedule.js';

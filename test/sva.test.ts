@@ -3,7 +3,7 @@
 // threaded runtime on a mixed topology — every concurrent case in the deterministic runtime with fixed seeds, or
 // asserting only what holds in every interleaving.
 import { describe, expect, it } from 'vitest';
-import { buildSva } from '../src/actors/sva-workload.js';
+import { buildSva } from '../src/workloads/sva.js';
 import { errname } from '../src/kernel/errno.js';
 import { runDeterministic } from '../src/runtime/deterministic.js';
 import type { Wire } from '../src/runtime/model.js';
@@ -11,7 +11,7 @@ import type { RunResult } from '../src/runtime/result.js';
 import { replay, run } from '../src/runtime/run.js';
 import { PctScheduler } from '../src/runtime/schedulers/pct.js';
 import { RandomScheduler } from '../src/runtime/schedulers/random.js';
-import '../src/actors/workloads.js';
+import '../src/workloads/index.js';
 
 const FLAVOURS = ['vtd', 'amd', 'smmuv3'] as const;
 

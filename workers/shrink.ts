@@ -2,7 +2,7 @@
 // runs here, leaving the CLI's thread free to see Ctrl-C and SIGTERM and to stop it with its summary so far.
 import { parentPort, workerData } from 'node:worker_threads';
 import '../src/kernel/workloads.js';
-import '../src/actors/workloads.js';
+import '../src/workloads/index.js';
 import { type ShrinkJob, type ShrinkMessage, shrinkJob } from '../src/cli/shrink-run.js';
 
 if (!parentPort) throw new Error('shrink must run in a worker thread');

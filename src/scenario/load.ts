@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { watchdogMessage, watchdogSeconds } from '../runtime/watchdog.js';
 import { parse as parseYaml } from 'yaml';
-import '../actors/workloads.js';
+import '../workloads/index.js';
 import { buildWorkload } from '../runtime/workloads.js';
 import { InputError } from '../runtime/errors.js';
 import type { Wire } from '../runtime/model.js';

@@ -47,13 +47,13 @@ import { InputError } from '../runtime/errors.js';
 import { paramParsers } from '../runtime/params.js';
 import type { ActorSpec, Wire, Workload } from '../runtime/model.js';
 import { applyExtension, coreStepTable, KERNEL_PRIMITIVES } from './extension.js';
-import { hardwareMachine } from './hardware.js';
+import { hardwareMachine } from '../actors/hardware.js';
 import { defineKernelUsers, KERNEL_USES, type KernelUse, VFIO_TAKEOVERS, VFIO_USES, type VfioTakeover, type VfioUse } from './kernel-users.js';
-import { mmMachine } from './mm.js';
-import { processMachine, type Script, SCRIPTS } from './process.js';
-import { DEFAULT_RATES, parseRates, type RandomInput, randomProcessMachine } from './random-process.js';
-import { declareWhileStep, type ScriptStep, scriptedProcessMachine } from './scripted-process.js';
-import { type SwqInput, swqProcessMachine, WORK_QUEUES, type WorkQueue } from './swq-process.js';
+import { mmMachine } from '../actors/mm.js';
+import { processMachine, type Script, SCRIPTS } from '../actors/process.js';
+import { DEFAULT_RATES, parseRates, type RandomInput, randomProcessMachine } from '../actors/random-process.js';
+import { declareWhileStep, type ScriptStep, scriptedProcessMachine } from '../actors/scripted-process.js';
+import { type SwqInput, swqProcessMachine, WORK_QUEUES, type WorkQueue } from '../actors/swq-process.js';
 
 const { oneOf, int, bool } = paramParsers('sva');
 

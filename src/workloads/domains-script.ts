@@ -17,10 +17,10 @@ import type { KGen } from '../kernel/kernel.js';
 import type { MmStruct } from '../kernel/mm/mm.js';
 import { synchronize_rcu } from '../kernel/rcu.js';
 import { InputError } from '../runtime/errors.js';
-import { DOMAIN_TYPES, type DomainType } from './domain.js';
-import type { GroupDevice } from './group.js';
+import { DOMAIN_TYPES, type DomainType } from '../core/domain.js';
+import type { GroupDevice } from '../core/group.js';
 import { intField, nameField, parseScript, type ScriptActor, ScriptRunner } from './script.js';
-import type { DomainsModel } from './domains-workload.js';
+import type { DomainsModel } from './domains.js';
 
 export type DomainsOp =
   | { readonly op: 'alloc'; readonly domain: string; readonly type: DomainType; readonly iommu: number }

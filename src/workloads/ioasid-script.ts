@@ -27,8 +27,8 @@ import {
   ioasid_free,
   ioasid_free_set,
   ioasid_notify,
-} from './ioasid.js';
-import { type IoasidSubscribers, ioasid_check_subscribers } from './ioasid-subscribers.js';
+} from '../core/ioasid.js';
+import { type IoasidSubscribers, ioasid_check_subscribers } from '../core/ioasid-subscribers.js';
 import { intField, nameField, parseScript, type ScriptActor, ScriptRunner } from './script.js';
 
 export type IoasidOp =

@@ -56,7 +56,7 @@ import {
   ioasid_notify,
   ioasid_set_data,
   ioasidWords,
-} from './ioasid.js';
+} from '../core/ioasid.js';
 import {
   defineIoasidSubscribers,
   type IoasidSubscribers,
@@ -65,7 +65,7 @@ import {
   ioasidSubscriberWords,
   SLEEPERS,
   type Sleeper,
-} from './ioasid-subscribers.js';
+} from '../core/ioasid-subscribers.js';
 import { defineIoasidScript, parseIoasidScript } from './ioasid-script.js';
 import { checkWhileTasks } from './script.js';
 

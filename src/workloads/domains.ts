@@ -33,7 +33,7 @@ import { InputError } from '../runtime/errors.js';
 import { paramParsers } from '../runtime/params.js';
 import type { Wire, Workload } from '../runtime/model.js';
 import { taskDriver } from '../kernel/driver.js';
-import { Domains } from './domain.js';
+import { Domains } from '../core/domain.js';
 import {
   type GroupDevice,
   type GroupPolicies,
@@ -43,8 +43,8 @@ import {
   NoHwDomainOps,
   PASID_LOOKUPS,
   type PasidLookup,
-} from './group.js';
-import { SVA_USERS, SvaDomains, type SvaUsers } from './sva-domain.js';
+} from '../core/group.js';
+import { SVA_USERS, SvaDomains, type SvaUsers } from '../core/sva-domain.js';
 import { defineDomainsScript, parseDomainsScript } from './domains-script.js';
 import { checkWhileTasks } from './script.js';
 
