@@ -5,14 +5,14 @@
 // inside a point's perform. A freed object waits in a FIFO quarantine before its memory can be reused, so a
 // use-after-free reads a dead object (and is reported) rather than silently reading a new one.
 //
-// Arena layout (word offsets from k.mem.arena):
-//   [0] bump (data words used)  [1] quarantine head  [2] quarantine count  [3..3+CLASSES) free-list heads
-//   [.. + quarantine] quarantine ring  then the data: objects, each HDR header words followed by its slot.
-// A free-list link or ring entry is (header offset from the data start) + 1, so zero means "none".
+// Arena layout (from k.mem.arena): struct kmalloc_arena (the bump mark, the quarantine ring's head and count, a
+// free list a size class, then the ring), then the data: objects, each a struct slab_object header followed by
+// its slot. A free-list link or ring entry is (header offset from the data start) + 1, so zero means "none".
 import type { StepEnv } from '../runtime/task.js';
 import type { KTask } from './context.js';
 import { accessReport, freeReport, leakReport, nullDerefOops, type SlabObjectInfo, type SlabTrack } from './kasan.js';
 import type { Kernel, KGen } from './kernel.js';
+import { array, struct, type ViewOf, word } from './struct.js';
 
 export type Gfp = 'GFP_KERNEL' | 'GFP_ATOMIC';
 
@@ -31,43 +31,65 @@ export interface SlabOptions {
 /** Where might_alloc() sits: a GFP_KERNEL allocation's might_sleep is reported from here. */
 export const MIGHT_ALLOC_SITE = 'include/linux/sched/mm.h:321';
 
-const M_BUMP = 0;
-const M_QHEAD = 1;
-const M_QCOUNT = 2;
-const M_FREE = 3;
-const CLASSES = 30;
+/** Size classes: class c holds objects of up to 2^c words (kmalloc_caches[] indexed by the shift, in words). */
+const KMALLOC_SHIFT_HIGH = 29;
 
-// Object header.
-const H_STATE = 0;
-const H_WORDS = 1;
-const H_CLASS = 2;
-const H_CACHE = 3;
-const H_ALLOC_PID = 4;
-const H_ALLOC_COMM = 5;
-const H_ALLOC_CHAIN = 6;
-const H_FREE_PID = 7;
-const H_FREE_COMM = 8;
-const H_FREE_CHAIN = 9;
-const H_NEXT = 10;
-const H_FLAGS = 11;
-const HDR = 12;
+/**
+ * The allocator's own words at the start of the arena: the model's kmalloc caches, one free list a size class
+ * (each a kmem_cache's freelist), and KASAN's quarantine (mm/kasan/quarantine.c) as a FIFO ring.
+ */
+const KMALLOC_ARENA = struct('kmalloc_arena', {
+  bump: word, // model: data words carved so far (the slab pages new_slab handed out)
+  quarantine_head: word, // the ring's oldest entry
+  quarantine_count: word, // entries in the ring
+  freelist: array(KMALLOC_SHIFT_HIGH + 1), // kmalloc_caches[c]->freelist: a free object's header (+ 1), 0: empty
+  global_quarantine: array(0), // the ring of quarantined objects' headers (+ 1), sized by SlabOptions.quarantine
+});
+
+/** struct kasan_track (mm/kasan/kasan.h): who allocated or freed an object; `stack` the interned call chain. */
+const KASAN_TRACK = struct('kasan_track', {
+  pid: word,
+  comm: word, // interned task comm (kmemleak_object.comm)
+  stack: word, // interned call chain (the stack depot handle)
+});
+
+/**
+ * The header in front of each object: SLUB's bookkeeping (size, cache, freelist link), KASAN's alloc and free
+ * meta (struct kasan_alloc_meta / kasan_free_meta) and kmemleak's flags.
+ */
+const SLAB_OBJECT = struct('slab_object', {
+  state: word, // SLAB_OBJECT_MAGIC | allocated / quarantined / free (what KASAN's shadow says of it)
+  object_size: word, // words asked for (s->object_size)
+  size_class: word, // the slot holds 2^size_class words
+  cache: word, // interned kmem_cache name, 0: kmalloc-N
+  alloc_track: KASAN_TRACK, // kasan_alloc_meta.alloc_track
+  free_track: KASAN_TRACK, // kasan_free_meta.free_track
+  next: word, // freelist link (get_freepointer): the next free header (+ 1)
+  flags: word, // kmemleak_object.flags
+});
+const HDR = SLAB_OBJECT.words;
 
 // The state word carries a magic so that a pointer that is no object is told apart (invalid-free, wild access).
-const MAGIC = 0x51ab0000;
-const S_ALLOCATED = MAGIC | 1;
-const S_QUARANTINED = MAGIC | 2;
-const S_FREE = MAGIC | 3;
+const SLAB_OBJECT_MAGIC = 0x51ab0000;
+const S_ALLOCATED = SLAB_OBJECT_MAGIC | 1;
+const S_QUARANTINED = SLAB_OBJECT_MAGIC | 2;
+const S_FREE = SLAB_OBJECT_MAGIC | 3;
 
-const F_NOT_LEAK = 1;
+/** kmemleak_not_leak paints an object grey: never reported as a leak. */
+const OBJECT_GREY = 1;
 
 const DEFAULT_QUARANTINE = 64;
 
-/** The slab allocator of one Kernel: layout constants, plus its hooks registered once. */
+/** The slab allocator of one Kernel: its accessors and options, plus its hooks registered once. */
 class Slab {
   readonly quarantine: number;
   readonly leakLimit: number;
   readonly metaWords: number;
   private readonly failslab: { readonly cache: string; readonly nth: number; readonly counter: number } | undefined;
+  /** The arena's own words (at k.mem.arena). */
+  private readonly meta: ViewOf<typeof KMALLOC_ARENA>;
+  /** Object headers (a header is at obj - HDR). */
+  readonly hdr: ViewOf<typeof SLAB_OBJECT>;
 
   constructor(
     private readonly k: Kernel,
@@ -78,8 +100,10 @@ class Slab {
     this.quarantine = opts.quarantine ?? DEFAULT_QUARANTINE;
     this.leakLimit = opts.leakReportLimit ?? 20;
     if (!Number.isInteger(this.quarantine) || this.quarantine < 0) throw new RangeError(`slab: bad quarantine size ${this.quarantine}`);
-    this.metaWords = M_FREE + CLASSES + this.quarantine;
+    this.metaWords = KMALLOC_ARENA.words + this.quarantine;
     if (this.metaWords + HDR + 2 > k.layout.arenaWords) throw new RangeError('slab: the arena is too small for its own metadata');
+    this.meta = k.struct(KMALLOC_ARENA);
+    this.hdr = k.struct(SLAB_OBJECT);
     k.onEnd(() => this.kmemleak());
   }
 
@@ -100,80 +124,80 @@ class Slab {
     return this.k.layout.arenaWords - this.metaWords;
   }
 
+  /** Data words carved so far. */
+  get used(): number {
+    return this.meta.bump.get(this.arena);
+  }
+
   /** Header of `obj` when it is an object this allocator handed out (any state), else undefined. */
   header(obj: number): number | undefined {
     const h = obj - HDR;
-    if (!Number.isInteger(obj) || h < this.data || obj >= this.data + (this.i32[this.arena + M_BUMP] as number)) return undefined;
-    const s = this.i32[h + H_STATE] as number;
+    if (!Number.isInteger(obj) || h < this.data || obj >= this.data + this.used) return undefined;
+    const s = this.hdr.state.get(h);
     return s === S_ALLOCATED || s === S_QUARANTINED || s === S_FREE ? h : undefined;
   }
 
   info(h: number): SlabObjectInfo {
-    const i32 = this.i32;
+    const o = this.hdr;
     const mem = this.k.mem;
-    const s = i32[h + H_STATE] as number;
-    const slotWords = 1 << (i32[h + H_CLASS] as number);
-    const track = (pid: number, comm: number, chain: number): SlabTrack => {
-      const c = mem.stringAt(chain);
-      return { pid, comm: mem.stringAt(comm), chain: c === '' ? [] : c.split('\n') };
+    const s = o.state.get(h);
+    const slotWords = 1 << o.size_class.get(h);
+    const track = (tr: typeof o.alloc_track): SlabTrack => {
+      const c = mem.stringAt(tr.stack.get(h));
+      return { pid: tr.pid.get(h), comm: mem.stringAt(tr.comm.get(h)), chain: c === '' ? [] : c.split('\n') };
     };
-    const cache = i32[h + H_CACHE] as number;
+    const cache = o.cache.get(h);
     return {
       obj: h + HDR,
       state: s === S_ALLOCATED ? 'allocated' : s === S_QUARANTINED ? 'quarantined' : 'free',
-      words: i32[h + H_WORDS] as number,
+      words: o.object_size.get(h),
       slotWords,
       cache: cache === 0 ? `kmalloc-${Math.max(8, slotWords * 4)}` : mem.stringAt(cache),
-      alloc: track(i32[h + H_ALLOC_PID] as number, i32[h + H_ALLOC_COMM] as number, i32[h + H_ALLOC_CHAIN] as number),
-      free:
-        s === S_ALLOCATED
-          ? undefined
-          : track(i32[h + H_FREE_PID] as number, i32[h + H_FREE_COMM] as number, i32[h + H_FREE_CHAIN] as number),
+      alloc: track(o.alloc_track),
+      free: s === S_ALLOCATED ? undefined : track(o.free_track),
     };
   }
 
   // ---- mutations: only from a point's perform ----
 
   private pushFree(h: number): void {
-    const i32 = this.i32;
-    const c = i32[h + H_CLASS] as number;
-    i32[h + H_STATE] = S_FREE;
-    i32[h + H_NEXT] = i32[this.arena + M_FREE + c] as number;
-    i32[this.arena + M_FREE + c] = h - this.data + 1;
+    const o = this.hdr;
+    const c = o.size_class.get(h);
+    o.state.set(h, S_FREE);
+    o.next.set(h, this.meta.freelist.get(this.arena, c));
+    this.meta.freelist.set(this.arena, c, h - this.data + 1);
   }
 
   private popFree(c: number): number {
-    const i32 = this.i32;
-    const head = i32[this.arena + M_FREE + c] as number;
+    const head = this.meta.freelist.get(this.arena, c);
     if (head === 0) return 0;
     const h = this.data + head - 1;
-    i32[this.arena + M_FREE + c] = i32[h + H_NEXT] as number;
-    i32[h + H_NEXT] = 0;
+    this.meta.freelist.set(this.arena, c, this.hdr.next.get(h));
+    this.hdr.next.set(h, 0);
     return h;
   }
 
   private carve(c: number): number {
-    const i32 = this.i32;
-    const used = i32[this.arena + M_BUMP] as number;
+    const used = this.used;
     const need = HDR + (1 << c);
     if (used + need > this.dataWords) return 0;
-    i32[this.arena + M_BUMP] = used + need;
+    this.meta.bump.set(this.arena, used + need);
     const h = this.data + used;
-    i32[h + H_CLASS] = c;
+    this.hdr.size_class.set(h, c);
     return h;
   }
 
   /** The quarantine's oldest object becomes reusable. */
   private evictOldest(): void {
-    const i32 = this.i32;
-    const count = i32[this.arena + M_QCOUNT] as number;
+    const m = this.meta;
+    const a = this.arena;
+    const count = m.quarantine_count.get(a);
     if (count === 0) return;
-    const head = i32[this.arena + M_QHEAD] as number;
-    const ring = this.arena + M_FREE + CLASSES;
-    const h = this.data + (i32[ring + head] as number) - 1;
-    i32[ring + head] = 0;
-    i32[this.arena + M_QHEAD] = (head + 1) % this.quarantine;
-    i32[this.arena + M_QCOUNT] = count - 1;
+    const head = m.quarantine_head.get(a);
+    const h = this.data + m.global_quarantine.get(a, head) - 1;
+    m.global_quarantine.set(a, head, 0);
+    m.quarantine_head.set(a, (head + 1) % this.quarantine);
+    m.quarantine_count.set(a, count - 1);
     this.pushFree(h);
   }
 
@@ -182,13 +206,14 @@ class Slab {
       this.pushFree(h);
       return;
     }
-    const i32 = this.i32;
-    if ((i32[this.arena + M_QCOUNT] as number) === this.quarantine) this.evictOldest();
-    const count = i32[this.arena + M_QCOUNT] as number;
-    const head = i32[this.arena + M_QHEAD] as number;
-    i32[this.arena + M_FREE + CLASSES + ((head + count) % this.quarantine)] = h - this.data + 1;
-    i32[this.arena + M_QCOUNT] = count + 1;
-    i32[h + H_STATE] = S_QUARANTINED;
+    const m = this.meta;
+    const a = this.arena;
+    if (m.quarantine_count.get(a) === this.quarantine) this.evictOldest();
+    const count = m.quarantine_count.get(a);
+    const head = m.quarantine_head.get(a);
+    m.global_quarantine.set(a, (head + count) % this.quarantine, h - this.data + 1);
+    m.quarantine_count.set(a, count + 1);
+    this.hdr.state.set(h, S_QUARANTINED);
   }
 
   allocate(t: KTask, words: number, cache: string | undefined, zero: boolean): number {
@@ -196,27 +221,27 @@ class Slab {
     if (f && cache === f.cache && Atomics.add(this.i32, this.k.mem.statics + f.counter, 1) + 1 === f.nth) return 0;
     let c = 1;
     while (1 << c < words) c++;
-    if (c >= CLASSES || HDR + (1 << c) > this.dataWords) return 0;
+    if (c > KMALLOC_SHIFT_HIGH || HDR + (1 << c) > this.dataWords) return 0;
     let h = this.popFree(c) || this.carve(c);
     // Memory pressure drains the quarantine (oldest first) before an allocation fails.
-    while (h === 0 && (this.i32[this.arena + M_QCOUNT] as number) > 0) {
+    while (h === 0 && this.meta.quarantine_count.get(this.arena) > 0) {
       this.evictOldest();
       h = this.popFree(c);
     }
     if (h === 0) return 0;
-    const i32 = this.i32;
+    const o = this.hdr;
     const mem = this.k.mem;
-    i32[h + H_STATE] = S_ALLOCATED;
-    i32[h + H_WORDS] = words;
-    i32[h + H_CACHE] = cache === undefined ? 0 : mem.intern(cache);
-    i32[h + H_ALLOC_PID] = t.pid;
-    i32[h + H_ALLOC_COMM] = mem.intern(t.comm);
-    i32[h + H_ALLOC_CHAIN] = mem.intern(t.chain().join('\n'));
-    i32[h + H_FREE_PID] = 0;
-    i32[h + H_FREE_COMM] = 0;
-    i32[h + H_FREE_CHAIN] = 0;
-    i32[h + H_FLAGS] = 0;
-    if (zero) i32.fill(0, h + HDR, h + HDR + (1 << c));
+    o.state.set(h, S_ALLOCATED);
+    o.object_size.set(h, words);
+    o.cache.set(h, cache === undefined ? 0 : mem.intern(cache));
+    o.alloc_track.pid.set(h, t.pid);
+    o.alloc_track.comm.set(h, mem.intern(t.comm));
+    o.alloc_track.stack.set(h, mem.intern(t.chain().join('\n')));
+    o.free_track.pid.set(h, 0);
+    o.free_track.comm.set(h, 0);
+    o.free_track.stack.set(h, 0);
+    o.flags.set(h, 0);
+    if (zero) this.i32.fill(0, h + HDR, h + HDR + (1 << c));
     return h + HDR;
   }
 
@@ -228,31 +253,31 @@ class Slab {
       if (k.enabled('kasan')) k.report(freeReport(k, t, 'invalid-free', obj, undefined));
       return;
     }
-    if ((this.i32[h + H_STATE] as number) !== S_ALLOCATED) {
+    if (this.hdr.state.get(h) !== S_ALLOCATED) {
       if (k.enabled('kasan')) k.report(freeReport(k, t, 'double-free', obj, this.info(h)));
       return;
     }
     // Other checkers (RCU: readers may still hold it) look at it while it is still allocated.
     k.freeing(t, obj, env);
-    const i32 = this.i32;
+    const tr = this.hdr.free_track;
     const mem = k.mem;
-    i32[h + H_FREE_PID] = t.pid;
-    i32[h + H_FREE_COMM] = mem.intern(t.comm);
-    i32[h + H_FREE_CHAIN] = mem.intern(t.chain().join('\n'));
+    tr.pid.set(h, t.pid);
+    tr.comm.set(h, mem.intern(t.comm));
+    tr.stack.set(h, mem.intern(t.chain().join('\n')));
     this.quarantinePut(h);
   }
 
   setFlag(obj: number, flag: number): void {
     const h = this.header(obj);
-    if (h !== undefined) this.i32[h + H_FLAGS] = (this.i32[h + H_FLAGS] as number) | flag;
+    if (h !== undefined) this.hdr.flags.set(h, this.hdr.flags.get(h) | flag);
   }
 
   // ---- reads ----
 
   /** Every object carved so far, in address order. */
   *objects(): Generator<number> {
-    const end = this.data + (this.i32[this.arena + M_BUMP] as number);
-    for (let h = this.data; h < end; h += HDR + (1 << (this.i32[h + H_CLASS] as number))) yield h;
+    const end = this.data + this.used;
+    for (let h = this.data; h < end; h += HDR + (1 << this.hdr.size_class.get(h))) yield h;
   }
 
   /** kmemleak at teardown: every object still allocated is reported (nothing freed it by the end of the run). */
@@ -261,8 +286,7 @@ class Slab {
     if (!k.enabled('leaks')) return;
     let n = 0;
     for (const h of this.objects()) {
-      const s = this.i32[h + H_STATE] as number;
-      if (s !== S_ALLOCATED || ((this.i32[h + H_FLAGS] as number) & F_NOT_LEAK) !== 0) continue;
+      if (this.hdr.state.get(h) !== S_ALLOCATED || (this.hdr.flags.get(h) & OBJECT_GREY) !== 0) continue;
       n++;
       if (n > this.leakLimit) continue;
       const o = this.info(h);
@@ -339,7 +363,7 @@ export function* kfree(k: Kernel, t: KTask, obj: number): KGen {
 /** kmemleak_not_leak(obj): an object meant to live past teardown (a boot-time allocation). */
 export function* kmemleak_not_leak(k: Kernel, t: KTask, obj: number): KGen {
   const s = slab(k);
-  yield* k.step(t, 'kmemleak_not_leak', () => s.setFlag(obj, F_NOT_LEAK));
+  yield* k.step(t, 'kmemleak_not_leak', () => s.setFlag(obj, OBJECT_GREY));
 }
 
 /**
@@ -359,8 +383,8 @@ export function kasanAccess(k: Kernel, t: KTask, obj: number, field: number, wri
     if (k.enabled('kasan')) k.report(accessReport(k, t, 'wild-memory-access', abs, write, undefined));
     return false;
   }
-  const st = s.i32[h + H_STATE] as number;
-  const words = s.i32[h + H_WORDS] as number;
+  const st = s.hdr.state.get(h);
+  const words = s.hdr.object_size.get(h);
   if (!Number.isInteger(field) || field < 0 || field >= words) {
     if (k.enabled('kasan')) k.report(accessReport(k, t, 'slab-out-of-bounds', abs, write, s.info(h)));
     return false;
@@ -424,10 +448,10 @@ export function slabStats(k: Kernel): SlabStats {
   let quarantined = 0;
   let free = 0;
   for (const h of s.objects()) {
-    const st = s.i32[h + H_STATE] as number;
+    const st = s.hdr.state.get(h);
     if (st === S_ALLOCATED) allocated++;
     else if (st === S_QUARANTINED) quarantined++;
     else free++;
   }
-  return { allocated, quarantined, free, usedWords: s.i32[s.arena + M_BUMP] as number };
+  return { allocated, quarantined, free, usedWords: s.used };
 }
