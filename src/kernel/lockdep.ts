@@ -16,43 +16,60 @@
 // between a task's validation and its acquisition, acquired() validates each new dependency again before it
 // adds it: validation and insertion are atomic there, as they are under the kernel's graph lock.
 //
-// Region layout (words from k.mem.lockdep):
-//   header     flags (bit 0: debug_locks off), classes registered, dependency records used, records lost
-//   classes    MAX_CLASSES × [name string id, usage mask, 8 usage trace ids (where each usage bit was set)]
-//   matrices   one MAX_CLASSES² bit matrix per dependency type (-(SR)->, -(ER)->, -(SN)->, -(EN)->)
-//   records    per class pair, in insertion order: [prev × MAX_CLASSES + next, prev site id, next site id]
+// The region at k.mem.lockdep is one struct lockdep_graph: lockdep.c's globals (debug_locks, nr_lock_classes,
+// nr_list_entries), the lock_classes[] table (struct lock_class: name, usage_mask, usage_traces), one
+// MAX_CLASSES² bit matrix per dependency type (-(SR)->, -(ER)->, -(SN)->, -(EN)->) and the list_entries[]
+// (struct lock_list: the class pair and both call chains), one per class pair, in insertion order.
 import { combine, fnv1a, mix32 } from '../runtime/hash.js';
 import type { StepEnv } from '../runtime/task.js';
 import type { ContextKind, HeldLock, KTask, LockKind } from './context.js';
 import { callTrace, taskFinding } from './findings.js';
 import type { Kernel } from './kernel.js';
 import type { LockRef } from './lock.js';
+import { array, element, struct, type ViewOf, word } from './struct.js';
 
 /** lockdep's MAX_LOCKDEP_KEYS here: the adjacency matrices are MAX_CLASSES² bits. */
 export const MAX_CLASSES = 256;
 
-const H_FLAGS = 0;
-const H_CLASSES = 1;
-const H_RECORDS = 2;
-const H_LOST = 3;
-const HEADER_WORDS = 8;
-const FLAG_OFF = 1;
+/** LOCK_TRACE_STATES: one stack trace a usage bit (enum lock_usage_bit, for hardirq and softirq). */
+const LOCK_TRACE_STATES = 8;
 
-const CLASS_WORDS = 12;
-const C_NAME = 0;
-const C_USAGE = 1;
-const C_TRACE = 2;
+/** struct lock_class: what the graph keeps of a class (its key is its name here). */
+const LOCK_CLASS = struct('lock_class', {
+  name: word, // interned
+  usage_mask: word,
+  usage_traces: array(LOCK_TRACE_STATES), // interned call chain where each usage bit was first set
+  _pad: array(2), // model: to 12 words
+});
 
+/** struct lock_list: a dependency prev → next as first recorded, with both call chains (interned). */
+const LOCK_LIST = struct('lock_list', {
+  class_pair: word, // prev × MAX_CLASSES + next
+  prev_trace: word,
+  next_trace: word,
+});
+
+// Dependency types (below) each have a MAX_CLASSES² bit matrix: a row of ROW_WORDS words a class.
 const ROW_WORDS = MAX_CLASSES / 32;
 const MATRIX_WORDS = MAX_CLASSES * ROW_WORDS;
 const DEP_TYPES = 4;
-const RECORD_WORDS = 3;
 
-const CLASSES_AT = HEADER_WORDS;
-const MATRICES_AT = CLASSES_AT + MAX_CLASSES * CLASS_WORDS;
-const RECORDS_AT = MATRICES_AT + DEP_TYPES * MATRIX_WORDS;
+/** The graph, in the kernel's shared memory: lockdep.c's globals and tables. */
+const LOCKDEP_GRAPH = struct('lockdep_graph', {
+  debug_locks_off: word, // DEBUG_LOCKS_OFF once a report turned lockdep off (the kernel's debug_locks = 0)
+  nr_lock_classes: word,
+  nr_list_entries: word,
+  nr_lost_entries: word, // model: dependencies not recorded for want of room (their bits are still set)
+  _pad: array(4),
+  lock_classes: array(MAX_CLASSES * LOCK_CLASS.words),
+  dep_matrix: array(DEP_TYPES * MATRIX_WORDS),
+  list_entries: array(0), // struct lock_list[], to the end of the region
+});
+const DEBUG_LOCKS_OFF = 1;
+const LIST_ENTRIES_AT = LOCKDEP_GRAPH.offset.list_entries;
+
 /** Below this the region cannot hold the graph and lockdep stays off. */
-const MIN_WORDS = RECORDS_AT + 16 * RECORD_WORDS;
+const MIN_WORDS = LIST_ENTRIES_AT + 16 * LOCK_LIST.words;
 
 // Dependency types, as __calc_dep_bit() numbers them: is prev held shared (S) or exclusive (E), is next a
 // recursive read (R) or not (N). A path with an -(*R)-> followed by an -(S*)-> is not a deadlock.
@@ -60,11 +77,12 @@ const DEP_S_MASK = (1 << 0) | (1 << 2);
 const DEP_N_MASK = (1 << 2) | (1 << 3);
 
 // enum lock_usage_bit, for the two irq states modelled (hardirq, softirq): state × 4 + direction × 2 + read.
-const USED_IN_HARDIRQ = 0;
-const ENABLED_HARDIRQ = 2;
-const USED_IN_SOFTIRQ = 4;
-const ENABLED_SOFTIRQ = 6;
-const USAGE_READ = 1;
+const LOCK_USED_IN_HARDIRQ = 0;
+const LOCK_ENABLED_HARDIRQ = 2;
+const LOCK_USED_IN_SOFTIRQ = 4;
+const LOCK_ENABLED_SOFTIRQ = 6;
+/** LOCK_USAGE_READ_MASK: the _READ variant of a usage bit. */
+const LOCK_USAGE_READ_MASK = 1;
 const STATE_NAMES = ['HARDIRQ', 'SOFTIRQ'];
 const USAGE_STR = [
   'IN-HARDIRQ-W',
@@ -152,8 +170,16 @@ export class Lockdep {
   private readonly bfsParent = new Int32Array(MAX_CLASSES);
   private readonly bfsQueue = new Int32Array(MAX_CLASSES);
 
+  /** The graph's accessors: its globals, a class (lock_classes[slot]) and a recorded dependency. */
+  private readonly graph: ViewOf<typeof LOCKDEP_GRAPH>;
+  private readonly cls: ViewOf<typeof LOCK_CLASS>;
+  private readonly entry: ViewOf<typeof LOCK_LIST>;
+
   constructor(readonly k: Kernel) {
     this.fits = k.layout.lockdepWords >= MIN_WORDS;
+    this.graph = k.struct(LOCKDEP_GRAPH);
+    this.cls = k.struct(LOCK_CLASS);
+    this.entry = k.struct(LOCK_LIST);
     k.onAttach(() => this.attached());
   }
 
@@ -217,7 +243,7 @@ export class Lockdep {
     const announced = this.announced.get(t) === h.addr;
     this.announced.delete(t);
     if (!checked(h.kind) || !this.fits || !this.k.enabled('lockdep')) return;
-    if (this.offHere) Atomics.or(this.i32, this.at(H_FLAGS), FLAG_OFF);
+    if (this.offHere) this.graph.debug_locks_off.atomic_or(this.region, DEBUG_LOCKS_OFF);
     if (!this.active()) return;
     const trylock = !announced;
     if (trylock) this.trylocked.add(h);
@@ -265,7 +291,7 @@ export class Lockdep {
         if ((mask & (1 << bit)) !== 0) continue;
         // mark_lock_irq(): an irq-safe lock must not take an irq-unsafe one, and conversely.
         const excl = exclusiveBit(bit);
-        const exclMask = (1 << excl) | (1 << (excl + USAGE_READ));
+        const exclMask = (1 << excl) | (1 << (excl + LOCK_USAGE_READ_MASK));
         const forwards = (bit & 2) === 0;
         const path = this.findUsage(slot, forwards, exclMask, false, pending);
         if (path) {
@@ -321,16 +347,16 @@ export class Lockdep {
   dependencies(): Dependency[] {
     const out: Dependency[] = [];
     if (!this.fits || !this.attachedRun) return out;
-    const i32 = this.i32;
-    const n = Atomics.load(i32, this.at(H_RECORDS));
+    const e = this.entry;
+    const n = this.graph.nr_list_entries.READ_ONCE(this.region);
     for (let r = 0; r < n; r++) {
-      const at = this.at(RECORDS_AT + r * RECORD_WORDS);
-      const pair = i32[at] as number;
+      const at = this.entryAt(r);
+      const pair = e.class_pair.get(at);
       out.push({
         prev: this.className(Math.floor(pair / MAX_CLASSES)),
         next: this.className(pair % MAX_CLASSES),
-        prevSite: this.chainAt(i32[at + 1] as number),
-        nextSite: this.chainAt(i32[at + 2] as number),
+        prevSite: this.chainAt(e.prev_trace.get(at)),
+        nextSite: this.chainAt(e.next_trace.get(at)),
       });
     }
     return out;
@@ -347,12 +373,23 @@ export class Lockdep {
     return this.k.i32;
   }
 
-  private at(word: number): number {
-    return this.k.mem.lockdep + word;
+  /** The graph (struct lockdep_graph) in this run's memory. */
+  private get region(): number {
+    return this.k.mem.lockdep;
+  }
+
+  /** &lock_classes[slot] */
+  private classAt(slot: number): number {
+    return element(LOCK_CLASS, this.region + LOCKDEP_GRAPH.offset.lock_classes, slot);
+  }
+
+  /** &list_entries[r] */
+  private entryAt(r: number): number {
+    return element(LOCK_LIST, this.region + LIST_ENTRIES_AT, r);
   }
 
   private active(): boolean {
-    return this.fits && this.k.enabled('lockdep') && !this.offHere && (Atomics.load(this.i32, this.at(H_FLAGS)) & FLAG_OFF) === 0;
+    return this.fits && this.k.enabled('lockdep') && !this.offHere && (this.graph.debug_locks_off.READ_ONCE(this.region) & DEBUG_LOCKS_OFF) === 0;
   }
 
   /**
@@ -361,7 +398,7 @@ export class Lockdep {
    */
   private debugLocksOff(inPerform: boolean): void {
     this.offHere = true;
-    if (inPerform) Atomics.or(this.i32, this.at(H_FLAGS), FLAG_OFF);
+    if (inPerform) this.graph.debug_locks_off.atomic_or(this.region, DEBUG_LOCKS_OFF);
   }
 
   /** A new execution (a new boot): an empty graph, lockdep on, no chain cached. The run's memory is new. */
@@ -378,10 +415,9 @@ export class Lockdep {
   private findSlot(name: string): number {
     const cached = this.slots.get(name);
     if (cached !== undefined) return cached;
-    const i32 = this.i32;
-    const n = Math.min(Atomics.load(i32, this.at(H_CLASSES)), MAX_CLASSES);
+    const n = Math.min(this.graph.nr_lock_classes.READ_ONCE(this.region), MAX_CLASSES);
     for (let s = 0; s < n; s++) {
-      const id = Atomics.load(i32, this.at(CLASSES_AT + s * CLASS_WORDS + C_NAME));
+      const id = this.cls.name.READ_ONCE(this.classAt(s));
       if (id !== 0 && this.k.mem.stringAt(id) === name) {
         this.slots.set(name, s);
         return s;
@@ -394,8 +430,7 @@ export class Lockdep {
   private registerSlot(t: KTask, name: string): number {
     const found = this.findSlot(name);
     if (found >= 0) return found;
-    const i32 = this.i32;
-    const n = Atomics.load(i32, this.at(H_CLASSES));
+    const n = this.graph.nr_lock_classes.READ_ONCE(this.region);
     const id = n < MAX_CLASSES ? this.k.mem.intern(name) : 0;
     if (id === 0) {
       // The kernel turns lockdep off rather than validate part of the graph.
@@ -407,14 +442,14 @@ export class Lockdep {
       this.k.report(taskFinding('lockdep', t, t.lastStep, 'BUG: MAX_LOCKDEP_KEYS too low!', [...body, ...this.backtrace(t).slice(2)]));
       return -1;
     }
-    Atomics.store(i32, this.at(CLASSES_AT + n * CLASS_WORDS + C_NAME), id);
-    Atomics.store(i32, this.at(H_CLASSES), n + 1);
+    this.cls.name.WRITE_ONCE(this.classAt(n), id);
+    this.graph.nr_lock_classes.WRITE_ONCE(this.region, n + 1);
     this.slots.set(name, n);
     return n;
   }
 
   private className(slot: number): string {
-    return this.k.mem.stringAt(this.i32[this.at(CLASSES_AT + slot * CLASS_WORDS + C_NAME)] as number);
+    return this.k.mem.stringAt(this.cls.name.get(this.classAt(slot)));
   }
 
   private chainAt(id: number): string[] {
@@ -425,7 +460,7 @@ export class Lockdep {
   // ---- dependencies ----
 
   private depWord(dep: number, prev: number, next: number): number {
-    return this.at(MATRICES_AT + dep * MATRIX_WORDS + prev * ROW_WORDS + (next >>> 5));
+    return this.graph.dep_matrix.addr(this.region, dep * MATRIX_WORDS + prev * ROW_WORDS + (next >>> 5));
   }
 
   private hasDep(prev: number, next: number, dep: number): boolean {
@@ -440,29 +475,31 @@ export class Lockdep {
 
   /** Add prev → next (inside a perform). The first dependency between two classes keeps its call chains. */
   private addDep(prev: number, next: number, dep: number, prevSite: number, nextSite: number): void {
-    const i32 = this.i32;
+    const g = this.graph;
+    const region = this.region;
     if (this.depMask(prev, next) === 0) {
-      const n = Atomics.load(i32, this.at(H_RECORDS));
-      if (RECORDS_AT + (n + 1) * RECORD_WORDS <= this.k.layout.lockdepWords) {
-        const at = this.at(RECORDS_AT + n * RECORD_WORDS);
-        i32[at] = prev * MAX_CLASSES + next;
-        i32[at + 1] = prevSite;
-        i32[at + 2] = nextSite;
-        Atomics.store(i32, this.at(H_RECORDS), n + 1);
+      const n = g.nr_list_entries.READ_ONCE(region);
+      if (LIST_ENTRIES_AT + (n + 1) * LOCK_LIST.words <= this.k.layout.lockdepWords) {
+        const at = this.entryAt(n);
+        const e = this.entry;
+        e.class_pair.set(at, prev * MAX_CLASSES + next);
+        e.prev_trace.set(at, prevSite);
+        e.next_trace.set(at, nextSite);
+        g.nr_list_entries.WRITE_ONCE(region, n + 1);
       } else {
-        Atomics.add(i32, this.at(H_LOST), 1);
+        g.nr_lost_entries.atomic_add(region, 1);
       }
     }
-    Atomics.or(i32, this.depWord(dep, prev, next), 1 << (next & 31));
+    Atomics.or(this.i32, this.depWord(dep, prev, next), 1 << (next & 31));
   }
 
   private record(prev: number, next: number): { prevSite: number; nextSite: number } | undefined {
-    const i32 = this.i32;
-    const n = Atomics.load(i32, this.at(H_RECORDS));
+    const e = this.entry;
+    const n = this.graph.nr_list_entries.READ_ONCE(this.region);
     const key = prev * MAX_CLASSES + next;
     for (let r = 0; r < n; r++) {
-      const at = this.at(RECORDS_AT + r * RECORD_WORDS);
-      if (i32[at] === key) return { prevSite: i32[at + 1] as number, nextSite: i32[at + 2] as number };
+      const at = this.entryAt(r);
+      if (e.class_pair.get(at) === key) return { prevSite: e.prev_trace.get(at), nextSite: e.next_trace.get(at) };
     }
     return undefined;
   }
@@ -482,6 +519,7 @@ export class Lockdep {
     parent[root] = -1;
     queue[tail++] = root;
     const i32 = this.i32;
+    const matrix = this.graph.dep_matrix.addr(this.region);
     while (head < tail) {
       const s = queue[head++] as number;
       const c = s >> 1;
@@ -495,7 +533,7 @@ export class Lockdep {
         let bits = 0;
         for (let d = 0; d < DEP_TYPES; d++) {
           if (onlyXr && (DEP_S_MASK & (1 << d)) !== 0) continue;
-          bits |= i32[this.at(MATRICES_AT + d * MATRIX_WORDS + c * ROW_WORDS + w)] as number;
+          bits |= i32[matrix + d * MATRIX_WORDS + c * ROW_WORDS + w] as number;
         }
         while (bits !== 0) {
           const b = 31 - Math.clz32(bits & -bits);
@@ -540,15 +578,15 @@ export class Lockdep {
 
   /** The usage bits this acquisition sets, in mark_usage()'s order. */
   private usageBits(t: KTask, kind: LockKind, trylock: boolean): number[] {
-    const r = readOf(kind) !== 0 ? USAGE_READ : 0;
+    const r = readOf(kind) !== 0 ? LOCK_USAGE_READ_MASK : 0;
     const bits: number[] = [];
     if (!trylock) {
-      if (t.kind === 'hardirq') bits.push(USED_IN_HARDIRQ + r);
-      if (t.kind === 'softirq') bits.push(USED_IN_SOFTIRQ + r);
+      if (t.kind === 'hardirq') bits.push(LOCK_USED_IN_HARDIRQ + r);
+      if (t.kind === 'softirq') bits.push(LOCK_USED_IN_SOFTIRQ + r);
     }
     if (hardirqsEnabled(t)) {
-      bits.push(ENABLED_HARDIRQ + r);
-      if (softirqsEnabled(t)) bits.push(ENABLED_SOFTIRQ + r);
+      bits.push(LOCK_ENABLED_HARDIRQ + r);
+      if (softirqsEnabled(t)) bits.push(LOCK_ENABLED_SOFTIRQ + r);
     }
     return bits;
   }
@@ -556,19 +594,19 @@ export class Lockdep {
   /** valid_state(): [the usage already registered, the new one] for the first new bit that conflicts. */
   private usageConflict(t: KTask, slot: number, kind: LockKind, trylock: boolean): [number, number] | undefined {
     if (slot < 0) return undefined;
-    const mask = Atomics.load(this.i32, this.at(CLASSES_AT + slot * CLASS_WORDS + C_USAGE));
+    const mask = this.cls.usage_mask.READ_ONCE(this.classAt(slot));
     for (const bit of this.usageBits(t, kind, trylock)) {
       if ((mask & (1 << bit)) !== 0) continue;
       const excl = exclusiveBit(bit);
       if ((mask & (1 << excl)) !== 0) return [excl, bit];
-      if ((bit & USAGE_READ) === 0 && (mask & (1 << (excl + USAGE_READ))) !== 0) return [excl + USAGE_READ, bit];
+      if ((bit & LOCK_USAGE_READ_MASK) === 0 && (mask & (1 << (excl + LOCK_USAGE_READ_MASK))) !== 0) return [excl + LOCK_USAGE_READ_MASK, bit];
     }
     return undefined;
   }
 
   /** A class's usage bits, with the bits an acquisition being validated is about to set. */
   private usage(slot: number, pending?: Pending): number {
-    const mask = Atomics.load(this.i32, this.at(CLASSES_AT + slot * CLASS_WORDS + C_USAGE));
+    const mask = this.cls.usage_mask.READ_ONCE(this.classAt(slot));
     return pending && pending.slot === slot ? mask | pending.bits : mask;
   }
 
@@ -578,7 +616,7 @@ export class Lockdep {
    * them. Read dependencies are followed like the others here.
    */
   private findUsage(start: number, forwards: boolean, mask: number, includeStart: boolean, pending?: Pending): number[] | undefined {
-    const n = Math.min(Atomics.load(this.i32, this.at(H_CLASSES)), MAX_CLASSES);
+    const n = Math.min(this.graph.nr_lock_classes.READ_ONCE(this.region), MAX_CLASSES);
     const parent = this.bfsParent.fill(-2, 0, n);
     const queue = this.bfsQueue;
     let head = 0;
@@ -607,8 +645,8 @@ export class Lockdep {
    * that irq, or leading to it) to one that is irq-unsafe (taken with that irq enabled, or after it).
    */
   private checkIrqUsage(t: KTask, prev: HeldLock, prevSlot: number, next: LockView, nextSlot: number, pending: Pending): boolean {
-    for (const state of [USED_IN_HARDIRQ, USED_IN_SOFTIRQ]) {
-      const safeMask = (1 << state) | (1 << (state + USAGE_READ));
+    for (const state of [LOCK_USED_IN_HARDIRQ, LOCK_USED_IN_SOFTIRQ]) {
+      const safeMask = (1 << state) | (1 << (state + LOCK_USAGE_READ_MASK));
       const safe = this.findUsage(prevSlot, false, safeMask, true, pending);
       if (!safe) continue;
       const unsafe = this.findUsage(nextSlot, true, safeMask << 2, true, pending);
@@ -621,25 +659,25 @@ export class Lockdep {
 
   /** mark_lock() for each new usage bit (inside a perform), keeping where it was first set. */
   private markUsage(t: KTask, slot: number, h: HeldLock, trylock: boolean): void {
-    const i32 = this.i32;
-    const cls = this.at(CLASSES_AT + slot * CLASS_WORDS);
-    let mask = i32[cls + C_USAGE] as number;
+    const c = this.cls;
+    const cls = this.classAt(slot);
+    let mask = c.usage_mask.get(cls);
     let site = 0;
     for (const bit of this.usageBits(t, h.kind, trylock)) {
       if ((mask & (1 << bit)) !== 0) continue;
       if (site === 0) site = this.k.mem.intern(h.site.join('\n'));
-      i32[cls + C_TRACE + bit] = site;
+      c.usage_traces.set(cls, bit, site);
       mask |= 1 << bit;
     }
-    Atomics.store(i32, cls + C_USAGE, mask);
+    c.usage_mask.WRITE_ONCE(cls, mask);
   }
 
   /** get_usage_chars(): per irq state, write then read: '.' unused, '-' irq-safe, '+' irq-unsafe, '?' both. */
   private usageChars(slot: number): string {
-    const mask = slot < 0 ? 0 : (this.i32[this.at(CLASSES_AT + slot * CLASS_WORDS + C_USAGE)] as number);
+    const mask = slot < 0 ? 0 : this.cls.usage_mask.get(this.classAt(slot));
     let s = '';
-    for (const state of [USED_IN_HARDIRQ, USED_IN_SOFTIRQ]) {
-      for (const r of [0, USAGE_READ]) {
+    for (const state of [LOCK_USED_IN_HARDIRQ, LOCK_USED_IN_SOFTIRQ]) {
+      for (const r of [0, LOCK_USAGE_READ_MASK]) {
         const usedIn = (mask & (1 << (state + r))) !== 0;
         const enabled = (mask & (1 << (state + 2 + r))) !== 0;
         s += usedIn ? (enabled ? '?' : '-') : enabled ? '+' : '.';
@@ -751,7 +789,7 @@ export class Lockdep {
 
   /** print_usage_bug(). */
   private reportUsage(t: KTask, l: LockView, slot: number, prevBit: number, newBit: number): void {
-    const trace = this.i32[this.at(CLASSES_AT + slot * CLASS_WORDS + C_TRACE + prevBit)] as number;
+    const trace = this.cls.usage_traces.get(this.classAt(slot), prevBit);
     this.emit(t, 'WARNING: inconsistent lock state', [
       IDENT,
       '--------------------------------',
@@ -781,7 +819,7 @@ export class Lockdep {
   private usageTrace(slot: number, bit: number, pending: Pending, site: readonly string[]): readonly string[] {
     const mask = this.usage(slot);
     if ((mask & (1 << bit)) === 0 && pending.slot === slot && (pending.bits & (1 << bit)) !== 0) return site;
-    return this.chainAt(this.i32[this.at(CLASSES_AT + slot * CLASS_WORDS + C_TRACE + bit)] as number);
+    return this.chainAt(this.cls.usage_traces.get(this.classAt(slot), bit));
   }
 
   /**
@@ -797,7 +835,7 @@ export class Lockdep {
       const mask = this.usage(c);
       for (let bit = 0; bit < USAGE_STR.length; bit++) {
         if ((mask & (1 << bit)) === 0) continue;
-        const trace = this.chainAt(this.i32[this.at(CLASSES_AT + c * CLASS_WORDS + C_TRACE + bit)] as number);
+        const trace = this.chainAt(this.cls.usage_traces.get(this.classAt(c), bit));
         out.push(`${pad}   ${USAGE_STR[bit]} at:`, ...traceLines(trace));
       }
       out.push(`${pad} }`, `${pad} ... acquired at:`);
@@ -881,9 +919,9 @@ export class Lockdep {
     const unsafeSlot = unsafe[unsafe.length - 1] as number;
     const safeUsage = this.usage(safeSlot, pending);
     const unsafeUsage = this.usage(unsafeSlot, pending);
-    const bit1 = (safeUsage & (1 << state)) !== 0 ? state : state + USAGE_READ;
-    const bit2 = (unsafeUsage & (1 << (state + 2))) !== 0 ? state + 2 : state + 2 + USAGE_READ;
-    const irq = (STATE_NAMES[state >> 2] ?? '?') + (bit1 & USAGE_READ ? '-READ' : '');
+    const bit1 = (safeUsage & (1 << state)) !== 0 ? state : state + LOCK_USAGE_READ_MASK;
+    const bit2 = (unsafeUsage & (1 << (state + 2))) !== 0 ? state + 2 : state + 2 + LOCK_USAGE_READ_MASK;
+    const irq = (STATE_NAMES[state >> 2] ?? '?') + (bit1 & LOCK_USAGE_READ_MASK ? '-READ' : '');
     const safeName = this.className(safeSlot);
     const unsafeName = this.className(unsafeSlot);
     this.emit(t, `WARNING: ${irq}-safe -> ${irq}-unsafe lock order detected`, [
