@@ -207,6 +207,7 @@ export class Kernel implements Monitor {
   private memory: KernelMemory | undefined;
   /** The attached memory's words, for declared structs' accessors (struct.ts): set at each attach. */
   readonly words32 = new WordMemory();
+  private readonly views = new Map<StructType<Fields>, unknown>();
   private clock: () => number = () => 0;
   private readonly checkers: Partial<Record<CheckerName, boolean>>;
   private readonly factories: Record<string, TaskFactory> = {};
@@ -261,6 +262,19 @@ export class Kernel implements Monitor {
   /** Accessors of `type`'s fields on this kernel's memory (made once, at declaration). */
   struct<F extends Fields>(type: StructType<F>): StructView<F> {
     return type.bind(this.words32);
+  }
+
+  /**
+   * The accessors of `type` on this kernel, made at the first call and shared by every later one: for code that
+   * keeps no state of its own per kernel (a lock's operations) — a lookup by the type, no new accessors.
+   */
+  view<F extends Fields>(type: StructType<F>): StructView<F> {
+    let v = this.views.get(type);
+    if (v === undefined) {
+      v = this.struct(type);
+      this.views.set(type, v);
+    }
+    return v as StructView<F>;
   }
 
   now(): number {

@@ -8,6 +8,7 @@
 import type { StepEnv } from '../runtime/task.js';
 import type { HeldLock, KTask, LockKind } from './context.js';
 import type { Kernel, KGen } from './kernel.js';
+import { struct, word } from './struct.js';
 
 export interface LockRef {
   /** Lockdep class name: `&group->mutex`, `ioasid_allocator_lock`. */
@@ -75,16 +76,17 @@ export function noteReleased(k: Kernel, t: KTask, l: LockRef): boolean {
 
 // ---- who holds what ----
 
-/**
- * Holders of one lock class counted for tasks whose comm starts with `task`: two words of the static region, the
- * holders now and the acquisitions so far.
- */
+/** Model: a watch's counts in the static region (no kernel struct: what the race scripts' `while` waits on). */
+const LOCK_HOLDER_WATCH = struct('lock_holder_watch', {
+  holders: word, // locks of the class held now by matching tasks
+  taken: word, // acquisitions by matching tasks so far
+});
+
+/** Holders of one lock class counted for tasks whose comm starts with `task`, at `off` in the static region. */
 interface Watch {
   readonly task: string;
   readonly off: number;
 }
-const W_HOLDERS = 0;
-const W_TAKEN = 1;
 
 interface Registry {
   /** The lock classes declared with staticLock, by name. */
@@ -114,8 +116,9 @@ function countHolder(k: Kernel, t: KTask, name: string, delta: number): void {
   for (const w of ws) {
     if (!t.comm.startsWith(w.task)) continue;
     const at = k.mem.statics + w.off;
-    Atomics.add(k.i32, at + W_HOLDERS, delta);
-    if (delta > 0) Atomics.add(k.i32, at + W_TAKEN, 1);
+    const v = k.view(LOCK_HOLDER_WATCH);
+    v.holders.atomic_add(at, delta);
+    if (delta > 0) v.taken.atomic_inc(at);
   }
 }
 
@@ -144,7 +147,7 @@ export function watchLockHolders(k: Kernel, task: string, lock: string): LockHol
   if (k.attached) throw new Error('lock: watches are declared with the workload, before the run');
   if (task === '') throw new RangeError('lock: a watch needs a task name or prefix');
   if (!r.names.has(lock)) throw new RangeError(`no lock named ${JSON.stringify(lock)} (the model's locks: ${lockNames(k).join(', ')})`);
-  const w: Watch = { task, off: k.statics.alloc(2, `holders of ${lock} named ${task}`) };
+  const w: Watch = { task, off: k.statics.alloc(LOCK_HOLDER_WATCH.words, `holders of ${lock} named ${task}`) };
   watching++;
   r.watches ??= new Map();
   const list = r.watches.get(lock) ?? [];
@@ -153,8 +156,8 @@ export function watchLockHolders(k: Kernel, task: string, lock: string): LockHol
   return {
     task,
     lock,
-    holders: () => Atomics.load(k.i32, k.mem.statics + w.off + W_HOLDERS),
-    taken: () => Atomics.load(k.i32, k.mem.statics + w.off + W_TAKEN),
+    holders: () => k.view(LOCK_HOLDER_WATCH).holders.READ_ONCE(k.mem.statics + w.off),
+    taken: () => k.view(LOCK_HOLDER_WATCH).taken.READ_ONCE(k.mem.statics + w.off),
   };
 }
 

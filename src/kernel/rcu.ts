@@ -18,24 +18,30 @@ import type { KTask } from './context.js';
 import { callTrace, heldLocksLines, taskFinding } from './findings.js';
 import type { Kernel, KGen } from './kernel.js';
 import { type LockRef, noteAcquired, noteReleased, staticLock } from './lock.js';
+import { array, struct, type ViewOf, word } from './struct.js';
 
 /** Objects remembered per reader for the free check (the most recent ones). */
 const RCU_DEREFS = 4;
 
-// Reader slot layout.
-const S_TASK = 0; // task id inside, 0: free
-const S_SEQ = 1; // bumped each time a reader leaves the slot
-const S_LABEL = 2; // interned comm/pid of the reader
-const S_NDEREF = 3; // dereferences recorded so far (a ring of RCU_DEREFS)
-const S_OBJ = 4; // RCU_DEREFS object handles
-// then RCU_DEREFS interned "held locks + call trace" of each dereference
+/**
+ * Model: one reader of RCU or of an srcu_struct (the kernel keeps rcu_read_lock_nesting in the task and per-CPU
+ * lock/unlock counts in srcu_data; a table of readers is what lets a grace period on one thread see readers on
+ * every other).
+ */
+const RCU_READER = struct('rcu_reader', {
+  task: word, // task id inside, 0: free
+  seq: word, // bumped each time a reader leaves the slot
+  label: word, // interned comm/pid of the reader
+  nr_derefs: word, // dereferences recorded so far (a ring of `derefs` entries)
+  derefs: array(0), // `derefs` object handles, then as many interned "held locks + call trace" of each
+});
 
 /** A grace-period cookie: the readers active when it was taken, as (slot, sequence) pairs. */
 export type RcuGp = number[];
 
 /** Static words of RCU's reader table and of one srcu_struct's, for `slots` readers (to size a layout). */
 export function readerTableWords(slots: number): { rcu: number; srcu: number } {
-  return { rcu: slots * (S_OBJ + 2 * RCU_DEREFS), srcu: slots * S_OBJ };
+  return { rcu: slots * (RCU_READER.words + 2 * RCU_DEREFS), srcu: slots * RCU_READER.words };
 }
 
 /**
@@ -45,6 +51,7 @@ export function readerTableWords(slots: number): { rcu: number; srcu: number } {
 export class ReaderTable {
   private readonly off: number;
   private readonly words: number;
+  private readonly r: ViewOf<typeof RCU_READER>;
 
   constructor(
     private readonly k: Kernel,
@@ -53,8 +60,9 @@ export class ReaderTable {
     /** Dereferences remembered per slot (0: none). */
     readonly derefs: number,
   ) {
-    this.words = S_OBJ + 2 * derefs;
+    this.words = RCU_READER.words + 2 * derefs;
     this.off = k.statics.alloc(slots * this.words, `${name} readers`);
+    this.r = k.view(RCU_READER);
   }
 
   private slot(i: number): number {
@@ -63,13 +71,13 @@ export class ReaderTable {
 
   /** Take a free slot for t (perform only). */
   claim(t: KTask): number {
-    const i32 = this.k.i32;
+    const r = this.r;
     for (let i = 0; i < this.slots; i++) {
       const s = this.slot(i);
-      if (Atomics.load(i32, s + S_TASK) !== 0) continue;
-      Atomics.store(i32, s + S_TASK, t.id);
-      Atomics.store(i32, s + S_LABEL, this.derefs > 0 ? this.k.mem.intern(t.label) : 0);
-      Atomics.store(i32, s + S_NDEREF, 0);
+      if (r.task.READ_ONCE(s) !== 0) continue;
+      r.task.WRITE_ONCE(s, t.id);
+      r.label.WRITE_ONCE(s, this.derefs > 0 ? this.k.mem.intern(t.label) : 0);
+      r.nr_derefs.WRITE_ONCE(s, 0);
       return i;
     }
     // Workloads size the table for every task they can have reading at once (KernelOptions.readerSlots).
@@ -78,33 +86,33 @@ export class ReaderTable {
 
   /** The reader leaves its slot: every grace period that saw it inside may now end (perform only). */
   retire(i: number): void {
-    const i32 = this.k.i32;
+    const r = this.r;
     const s = this.slot(i);
-    Atomics.add(i32, s + S_SEQ, 1);
-    Atomics.store(i32, s + S_NDEREF, 0);
-    Atomics.store(i32, s + S_TASK, 0);
+    r.seq.atomic_inc(s);
+    r.nr_derefs.WRITE_ONCE(s, 0);
+    r.task.WRITE_ONCE(s, 0);
   }
 
   taskAt(i: number): number {
-    return Atomics.load(this.k.i32, this.slot(i) + S_TASK);
+    return this.r.task.READ_ONCE(this.slot(i));
   }
 
   /** The readers inside now. */
   snapshot(): RcuGp {
     const gp: RcuGp = [];
-    const i32 = this.k.i32;
+    const r = this.r;
     for (let i = 0; i < this.slots; i++) {
       const s = this.slot(i);
-      if (Atomics.load(i32, s + S_TASK) !== 0) gp.push(i, Atomics.load(i32, s + S_SEQ));
+      if (r.task.READ_ONCE(s) !== 0) gp.push(i, r.seq.READ_ONCE(s));
     }
     return gp;
   }
 
   /** Has every reader of the snapshot left its section? */
   elapsed(gp: readonly number[]): boolean {
-    const i32 = this.k.i32;
+    const r = this.r;
     for (let j = 0; j + 1 < gp.length; j += 2) {
-      if (Atomics.load(i32, this.slot(gp[j] as number) + S_SEQ) === gp[j + 1]) return false;
+      if (r.seq.READ_ONCE(this.slot(gp[j] as number)) === gp[j + 1]) return false;
     }
     return true;
   }
@@ -112,17 +120,17 @@ export class ReaderTable {
   /** The words elapsed(gp) reads (Point.watch). */
   seqWords(gp: readonly number[]): number[] {
     const out: number[] = [];
-    for (let j = 0; j + 1 < gp.length; j += 2) out.push(this.slot(gp[j] as number) + S_SEQ);
+    for (let j = 0; j + 1 < gp.length; j += 2) out.push(this.r.seq.addr(this.slot(gp[j] as number)));
     return out;
   }
 
   /** A reader of the snapshot still inside (for waits-for edges), if any. */
   blocker(gp: readonly number[]): number | undefined {
-    const i32 = this.k.i32;
+    const r = this.r;
     for (let j = 0; j + 1 < gp.length; j += 2) {
       const s = this.slot(gp[j] as number);
-      if (Atomics.load(i32, s + S_SEQ) === gp[j + 1]) {
-        const task = Atomics.load(i32, s + S_TASK);
+      if (r.seq.READ_ONCE(s) === gp[j + 1]) {
+        const task = r.task.READ_ONCE(s);
         if (task !== 0) return task;
       }
     }
@@ -132,33 +140,33 @@ export class ReaderTable {
   /** Remember that the reader in slot i dereferenced obj, and where (perform only). */
   record(i: number, obj: number, site: string): void {
     if (this.derefs === 0) return;
-    const i32 = this.k.i32;
+    const r = this.r;
     const s = this.slot(i);
-    const n = Atomics.load(i32, s + S_NDEREF);
+    const n = r.nr_derefs.READ_ONCE(s);
     const m = Math.min(n, this.derefs);
-    for (let j = 0; j < m; j++) if (Atomics.load(i32, s + S_OBJ + j) === obj) return;
+    for (let j = 0; j < m; j++) if (r.derefs.READ_ONCE(s, j) === obj) return;
     const j = n % this.derefs;
-    Atomics.store(i32, s + S_OBJ + j, obj);
-    Atomics.store(i32, s + S_OBJ + this.derefs + j, this.k.mem.intern(site));
-    Atomics.store(i32, s + S_NDEREF, n + 1);
+    r.derefs.WRITE_ONCE(s, j, obj);
+    r.derefs.WRITE_ONCE(s, this.derefs + j, this.k.mem.intern(site));
+    r.nr_derefs.WRITE_ONCE(s, n + 1);
   }
 
   /** Readers inside now that dereferenced obj: their task, label and where they did it. */
   holdersOf(obj: number): { task: number; label: string; site: string }[] {
     const out: { task: number; label: string; site: string }[] = [];
-    const i32 = this.k.i32;
+    const r = this.r;
     for (let i = 0; i < this.slots; i++) {
       const s = this.slot(i);
-      const task = Atomics.load(i32, s + S_TASK);
+      const task = r.task.READ_ONCE(s);
       if (task === 0) continue;
-      const m = Math.min(Atomics.load(i32, s + S_NDEREF), this.derefs);
+      const m = Math.min(r.nr_derefs.READ_ONCE(s), this.derefs);
       for (let j = 0; j < m; j++) {
-        if (Atomics.load(i32, s + S_OBJ + j) !== obj) continue;
+        if (r.derefs.READ_ONCE(s, j) !== obj) continue;
         const mem = this.k.mem;
         out.push({
           task,
-          label: mem.stringAt(Atomics.load(i32, s + S_LABEL)),
-          site: mem.stringAt(Atomics.load(i32, s + S_OBJ + this.derefs + j)),
+          label: mem.stringAt(r.label.READ_ONCE(s)),
+          site: mem.stringAt(r.derefs.READ_ONCE(s, this.derefs + j)),
         });
         break;
       }

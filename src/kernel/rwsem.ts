@@ -1,64 +1,79 @@
 // struct rw_semaphore (kernel/locking/rwsem.c): many readers or one writer, both sleeping. A waiting writer
 // holds off new readers (as the kernel's handoff does), which is what turns a recursive down_read into a
-// deadlock when a writer queues in between. Lock words: the writer's task id, the reader count, the waiting
-// writers, one waiting writer's id and the ids of the first readers — so a blocked task can name whom it waits
-// for, for hung-task and deadlock reports.
+// deadlock when a writer queues in between. The struct keeps the writer's task id, the reader count, the
+// waiting writers, one waiting writer's id and the ids of the first readers — so a blocked task can name whom it
+// waits for, for hung-task and deadlock reports.
 import type { KTask } from './context.js';
 import type { Kernel, KGen } from './kernel.js';
 import { type LockRef, lockLabel, noteAcquired, noteReleased, staticLock } from './lock.js';
+import { array, struct, type ViewOf, word } from './struct.js';
 
 export type RwSemaphore = LockRef;
 
-const R_OWNER = 0; // writer's task id, 0: none
-const R_READERS = 1;
-const R_WAITW = 2; // writers waiting
-const R_WAITER = 3; // one waiting writer's id
-const R_IDS = 4; // reader ids (the first READER_IDS readers)
-const READER_IDS = 8;
-const WORDS = R_IDS + READER_IDS;
+/** Readers whose ids a rw_semaphore keeps (the rest are counted only). */
+const RWSEM_READER_IDS = 8;
+
+/**
+ * struct rw_semaphore: the kernel packs readers and flags into `count` and the writer into `owner`; the model
+ * keeps them apart, with the ids a hung-task or deadlock report names.
+ */
+const RW_SEMAPHORE = struct('rw_semaphore', {
+  owner: word, // the writer's task id, 0: none
+  count: word, // readers holding it
+  nr_writers_waiting: word, // model: writers queued (RWSEM_FLAG_HANDOFF's effect: new readers wait behind them)
+  waiter: word, // one waiting writer's id (the head of wait_list)
+  readers: array(RWSEM_READER_IDS), // model: the ids of the first readers
+});
 
 /** DECLARE_RWSEM(name), in the kernel's static memory. */
 export function defineRwsem(k: Kernel, name: string): RwSemaphore {
-  return staticLock(k, name, WORDS);
+  return staticLock(k, name, RW_SEMAPHORE.words);
 }
 
-function word(k: Kernel, s: RwSemaphore, i: number): number {
-  return Atomics.load(k.i32, s.addr() + i);
+function sem(k: Kernel): ViewOf<typeof RW_SEMAPHORE> {
+  return k.view(RW_SEMAPHORE);
 }
 
 function canRead(k: Kernel, s: RwSemaphore): boolean {
-  return word(k, s, R_OWNER) === 0 && word(k, s, R_WAITW) === 0;
+  const v = sem(k);
+  const a = s.addr();
+  return v.owner.READ_ONCE(a) === 0 && v.nr_writers_waiting.READ_ONCE(a) === 0;
 }
 
 function canWrite(k: Kernel, s: RwSemaphore): boolean {
-  return word(k, s, R_OWNER) === 0 && word(k, s, R_READERS) === 0;
+  const v = sem(k);
+  const a = s.addr();
+  return v.owner.READ_ONCE(a) === 0 && v.count.READ_ONCE(a) === 0;
 }
 
 function firstReader(k: Kernel, s: RwSemaphore): number | undefined {
-  for (let i = 0; i < READER_IDS; i++) {
-    const id = word(k, s, R_IDS + i);
+  const r = sem(k).readers;
+  for (let i = 0; i < RWSEM_READER_IDS; i++) {
+    const id = r.READ_ONCE(s.addr(), i);
     if (id !== 0) return id;
   }
   return undefined;
 }
 
 function takeRead(k: Kernel, s: RwSemaphore, t: KTask): void {
+  const v = sem(k);
   const a = s.addr();
-  Atomics.add(k.i32, a + R_READERS, 1);
-  for (let i = 0; i < READER_IDS; i++) {
-    if (Atomics.load(k.i32, a + R_IDS + i) === 0) {
-      Atomics.store(k.i32, a + R_IDS + i, t.id);
+  v.count.atomic_add(a, 1);
+  for (let i = 0; i < RWSEM_READER_IDS; i++) {
+    if (v.readers.READ_ONCE(a, i) === 0) {
+      v.readers.WRITE_ONCE(a, i, t.id);
       break;
     }
   }
 }
 
 function dropRead(k: Kernel, s: RwSemaphore, t: KTask): void {
+  const v = sem(k);
   const a = s.addr();
-  Atomics.sub(k.i32, a + R_READERS, 1);
-  for (let i = 0; i < READER_IDS; i++) {
-    if (Atomics.load(k.i32, a + R_IDS + i) === t.id) {
-      Atomics.store(k.i32, a + R_IDS + i, 0);
+  v.count.atomic_sub(a, 1);
+  for (let i = 0; i < RWSEM_READER_IDS; i++) {
+    if (v.readers.READ_ONCE(a, i) === t.id) {
+      v.readers.WRITE_ONCE(a, i, 0);
       break;
     }
   }
@@ -88,10 +103,10 @@ export function* down_read(k: Kernel, t: KTask, s: RwSemaphore): KGen {
     {
       what: `rwsem ${s.name} (read)`,
       // canRead()
-      watch: [s.addr() + R_OWNER, s.addr() + R_WAITW],
+      watch: [sem(k).owner.addr(s.addr()), sem(k).nr_writers_waiting.addr(s.addr())],
       holder: () => {
-        const w = word(k, s, R_OWNER);
-        return w !== 0 ? w : word(k, s, R_WAITER) || undefined;
+        const w = sem(k).owner.READ_ONCE(s.addr());
+        return w !== 0 ? w : sem(k).waiter.READ_ONCE(s.addr()) || undefined;
       },
     },
   );
@@ -117,15 +132,16 @@ export function* down_write(k: Kernel, t: KTask, s: RwSemaphore): KGen {
   mightSleepIn(k, t, 'down_write', 'kernel/locking/rwsem.c:1578');
   k.lockdep.acquire(t, s, 'rwsem-write');
   const a = s.addr();
+  const v = sem(k);
   // Queueing is a step of its own: from then on new readers wait behind this writer.
   const got = yield* k.step(t, lockLabel(s, 'down_write'), (env) => {
     if (canWrite(k, s)) {
-      Atomics.store(k.i32, a + R_OWNER, t.id);
+      v.owner.WRITE_ONCE(a, t.id);
       noteAcquired(k, t, s, 'rwsem-write', env);
       return true;
     }
-    Atomics.add(k.i32, a + R_WAITW, 1);
-    Atomics.store(k.i32, a + R_WAITER, t.id);
+    v.nr_writers_waiting.atomic_add(a, 1);
+    v.waiter.WRITE_ONCE(a, t.id);
     return false;
   });
   if (got) return;
@@ -134,17 +150,17 @@ export function* down_write(k: Kernel, t: KTask, s: RwSemaphore): KGen {
     `down_write(${s.name}): wait`,
     () => canWrite(k, s),
     (env) => {
-      Atomics.store(k.i32, a + R_OWNER, t.id);
-      Atomics.sub(k.i32, a + R_WAITW, 1);
-      Atomics.compareExchange(k.i32, a + R_WAITER, t.id, 0);
+      v.owner.WRITE_ONCE(a, t.id);
+      v.nr_writers_waiting.atomic_sub(a, 1);
+      v.waiter.cmpxchg(a, t.id, 0);
       noteAcquired(k, t, s, 'rwsem-write', env);
     },
     {
       what: `rwsem ${s.name} (write)`,
       // canWrite()
-      watch: [a + R_OWNER, a + R_READERS],
+      watch: [v.owner.addr(a), v.count.addr(a)],
       holder: () => {
-        const w = word(k, s, R_OWNER);
+        const w = v.owner.READ_ONCE(a);
         return w !== 0 ? w : firstReader(k, s);
       },
     },
@@ -155,7 +171,7 @@ export function* down_write(k: Kernel, t: KTask, s: RwSemaphore): KGen {
 export function* down_write_trylock(k: Kernel, t: KTask, s: RwSemaphore): KGen<boolean> {
   return yield* k.step(t, lockLabel(s, 'down_write_trylock'), (env) => {
     if (!canWrite(k, s)) return false;
-    Atomics.store(k.i32, s.addr() + R_OWNER, t.id);
+    sem(k).owner.WRITE_ONCE(s.addr(), t.id);
     noteAcquired(k, t, s, 'rwsem-write', env);
     return true;
   });
@@ -163,7 +179,7 @@ export function* down_write_trylock(k: Kernel, t: KTask, s: RwSemaphore): KGen<b
 
 export function* up_write(k: Kernel, t: KTask, s: RwSemaphore): KGen {
   yield* k.step(t, lockLabel(s, 'up_write'), () => {
-    if (noteReleased(k, t, s)) Atomics.store(k.i32, s.addr() + R_OWNER, 0);
+    if (noteReleased(k, t, s)) sem(k).owner.WRITE_ONCE(s.addr(), 0);
   });
 }
 
@@ -172,16 +188,17 @@ export function* downgrade_write(k: Kernel, t: KTask, s: RwSemaphore): KGen {
   yield* k.step(t, lockLabel(s, 'downgrade_write'), (env) => {
     if (!noteReleased(k, t, s)) return;
     takeRead(k, s, t);
-    Atomics.store(k.i32, s.addr() + R_OWNER, 0);
+    sem(k).owner.WRITE_ONCE(s.addr(), 0);
     noteAcquired(k, t, s, 'rwsem-read', env);
   });
 }
 
 export function rwsem_is_locked(k: Kernel, s: RwSemaphore): boolean {
-  return word(k, s, R_OWNER) !== 0 || word(k, s, R_READERS) !== 0;
+  const v = sem(k);
+  return v.owner.READ_ONCE(s.addr()) !== 0 || v.count.READ_ONCE(s.addr()) !== 0;
 }
 
 /** The writer holding s (0: none). */
 export function rwsem_owner(k: Kernel, s: RwSemaphore): number {
-  return word(k, s, R_OWNER);
+  return sem(k).owner.READ_ONCE(s.addr());
 }
