@@ -8,6 +8,16 @@ import type { Kernel, KGen } from './kernel.js';
 import type { KTask } from './context.js';
 import { EINVAL, ENOSPC } from './errno.js';
 import { type Gfp, MIGHT_ALLOC_SITE } from './slab.js';
+import { array, struct, type ViewOf } from './struct.js';
+
+/** struct ida_bitmap: one bit an ID (the kernel's ida keeps these in an xarray; here one of its capacity). */
+const IDA_BITMAP = struct('ida_bitmap', {
+  bitmap: array(0), // ceil(capacity / 32) words
+});
+
+function bits(k: Kernel): ViewOf<typeof IDA_BITMAP>['bitmap'] {
+  return k.view(IDA_BITMAP).bitmap;
+}
 
 export interface IdaOptions {
   /** Report IDs still allocated at teardown (default true). */
@@ -25,14 +35,14 @@ export interface Ida {
 /** DEFINE_IDA(name) with room for `capacity` IDs, in the kernel's static memory. */
 export function defineIda(k: Kernel, name: string, capacity: number, opts: IdaOptions = {}): Ida {
   if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`ida ${name}: bad capacity ${capacity}`);
-  const off = k.statics.alloc(Math.ceil(capacity / 32), `ida ${name}`);
+  const off = k.statics.alloc(IDA_BITMAP.words + Math.ceil(capacity / 32), `ida ${name}`);
   const ida: Ida = { name, capacity, bitmap: () => k.mem.statics + off };
   if (opts.leakCheck ?? true) k.onEnd(() => leakCheck(k, ida));
   return ida;
 }
 
 function isSet(k: Kernel, ida: Ida, id: number): boolean {
-  return (((k.i32[ida.bitmap() + (id >>> 5)] as number) >>> (id & 31)) & 1) === 1;
+  return ((bits(k).get(ida.bitmap(), id >>> 5) >>> (id & 31)) & 1) === 1;
 }
 
 /** IDs allocated now, in order (reads only). */
@@ -40,10 +50,11 @@ export function idaAllocated(k: Kernel, ida: Ida): number[] {
   const ids: number[] = [];
   const words = Math.ceil(ida.capacity / 32);
   const base = ida.bitmap();
+  const b = bits(k);
   for (let w = 0; w < words; w++) {
-    const v = k.i32[base + w] as number;
+    const v = b.get(base, w);
     if (v === 0) continue;
-    for (let b = 0; b < 32; b++) if ((v >>> b) & 1) ids.push(w * 32 + b);
+    for (let i = 0; i < 32; i++) if ((v >>> i) & 1) ids.push(w * 32 + i);
   }
   return ids;
 }
@@ -63,15 +74,15 @@ export function* ida_alloc_range(k: Kernel, t: KTask, ida: Ida, min: number, max
         if (min < 0) return -ENOSPC;
         const hi = Math.min(max, ida.capacity - 1);
         const base = ida.bitmap();
+        const b = bits(k);
         for (let id = min; id <= hi; id++) {
-          const w = base + (id >>> 5);
-          const v = k.i32[w] as number;
+          const v = b.get(base, id >>> 5);
           if (v === -1) {
             id |= 31; // a full word: skip to its last bit, the loop's ++ moves on
             continue;
           }
           if (((v >>> (id & 31)) & 1) === 0) {
-            k.i32[w] = v | (1 << (id & 31));
+            b.set(base, id >>> 5, v | (1 << (id & 31)));
             return id;
           }
         }
@@ -100,8 +111,8 @@ export function* ida_free(k: Kernel, t: KTask, ida: Ida, id: number): KGen {
     'ida_free',
     k.step(t, `ida_free(${ida.name}, ${id})`, () => {
       if (Number.isInteger(id) && id >= 0 && id < ida.capacity && isSet(k, ida, id)) {
-        const w = ida.bitmap() + (id >>> 5);
-        k.i32[w] = (k.i32[w] as number) & ~(1 << (id & 31));
+        const b = bits(k);
+        b.set(ida.bitmap(), id >>> 5, b.get(ida.bitmap(), id >>> 5) & ~(1 << (id & 31)));
         return;
       }
       const title = `ida_free called for id=${id} which is not allocated.`;
@@ -122,7 +133,7 @@ export function* ida_free(k: Kernel, t: KTask, ida: Ida, id: number): KGen {
 export function* ida_is_empty(k: Kernel, t: KTask, ida: Ida): KGen<boolean> {
   return yield* k.step(t, `ida_is_empty(${ida.name})`, () => {
     const words = Math.ceil(ida.capacity / 32);
-    for (let w = 0; w < words; w++) if ((k.i32[ida.bitmap() + w] as number) !== 0) return false;
+    for (let w = 0; w < words; w++) if (bits(k).get(ida.bitmap(), w) !== 0) return false;
     return true;
   });
 }
@@ -130,17 +141,19 @@ export function* ida_is_empty(k: Kernel, t: KTask, ida: Ida): KGen<boolean> {
 /** ida_destroy: free every ID (the owner is going away). */
 export function* ida_destroy(k: Kernel, t: KTask, ida: Ida): KGen {
   yield* k.step(t, `ida_destroy(${ida.name})`, () => {
-    k.i32.fill(0, ida.bitmap(), ida.bitmap() + Math.ceil(ida.capacity / 32));
+    const at = bits(k).addr(ida.bitmap());
+    k.i32.fill(0, at, at + Math.ceil(ida.capacity / 32));
   });
 }
 
-const LIST_IDS = 16;
+/** IDs a leak report lists one by one. */
+const LEAK_LIST_IDS = 16;
 
 function leakCheck(k: Kernel, ida: Ida): void {
   if (!k.enabled('leaks')) return;
   const ids = idaAllocated(k, ida);
   if (ids.length === 0) return;
-  const shown = ids.slice(0, LIST_IDS).join(', ') + (ids.length > LIST_IDS ? ', …' : '');
+  const shown = ids.slice(0, LEAK_LIST_IDS).join(', ') + (ids.length > LEAK_LIST_IDS ? ', …' : '');
   const title = `leak: IDA ${ida.name}: ${ids.length} ID${ids.length > 1 ? 's' : ''} still allocated at teardown: ${shown}`;
   k.report({ kind: 'leak', title, text: `${title}\n(no ida_free for them by the end of the run)`, step: -1, where: ida.name });
 }

@@ -8,7 +8,8 @@ import { callTrace, heldLocksLines, type KernelFinding, SEPARATOR, taskFinding }
 import type { Kernel } from './kernel.js';
 
 /** The direct map's base on x86-64 (page_offset_base without KASLR): where slab objects live. */
-const DIRECT_MAP = 0xffff888000000000n;
+/** PAGE_OFFSET on x86-64 (4-level paging): the direct map, where slab objects' addresses are printed. */
+const PAGE_OFFSET = 0xffff888000000000n;
 
 /** Who allocated or freed an object: a task and its call chain then (innermost last). */
 export interface SlabTrack {
@@ -34,7 +35,7 @@ export interface SlabObjectInfo {
 
 /** The fake kernel address of a word: the direct map plus its byte offset in the arena. */
 export function kaddr(k: Kernel, abs: number): bigint {
-  return BigInt.asUintN(64, DIRECT_MAP + BigInt(abs - k.mem.arena) * 4n);
+  return BigInt.asUintN(64, PAGE_OFFSET + BigInt(abs - k.mem.arena) * 4n);
 }
 
 /** As KASAN prints an address: 16 hex digits, no 0x. */

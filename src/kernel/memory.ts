@@ -6,9 +6,14 @@
 // sequencer). The slab arena (slab.ts) and the lockdep graph (lockdep.ts) are regions of this memory too.
 
 import { InputError } from '../runtime/errors.js';
+import { array, struct, type ViewOf, WordMemory, word } from './struct.js';
 
-export const HEADER_WORDS = 8;
-const H_STR_USED = 0; // words used in the string heap
+/** Model: the header of the kernel's region (the string heap is the stack depot's pool of call chains). */
+const KERNEL_MEMORY_HEADER = struct('kernel_memory_header', {
+  pool_used: word, // words used in the string heap
+  _reserved: array(7),
+});
+export const HEADER_WORDS = KERNEL_MEMORY_HEADER.words;
 
 export interface MemoryLayout {
   /** Words of the string heap (call chains). */
@@ -77,6 +82,7 @@ export class KernelMemory {
    * (ids never change: the table only grows).
    */
   private readonly interned = new Map<string, number>();
+  private readonly header: ViewOf<typeof KERNEL_MEMORY_HEADER>;
 
   constructor(
     shared: Int32Array,
@@ -85,6 +91,7 @@ export class KernelMemory {
     readonly base: number,
   ) {
     this.i32 = shared;
+    this.header = KERNEL_MEMORY_HEADER.bind(new WordMemory(shared));
     this.stringTable = base + HEADER_WORDS;
     this.stringHeap = stringHeapOffset(layout, base);
     this.lockdep = this.stringHeap + layout.stringWords;
@@ -115,12 +122,12 @@ export class KernelMemory {
     for (let probe = 0, slot = h & mask; probe <= mask; probe++, slot = (slot + 1) & mask) {
       const at = i32[this.stringTable + slot] as number;
       if (at === 0) {
-        const used = i32[this.base + H_STR_USED] as number;
+        const used = this.header.pool_used.get(this.base);
         if (used + s.length + 1 >= this.layout.stringWords) return 0;
         const off = this.stringHeap + used + 1; // +1: id 0 means "none"
         i32[off] = s.length;
         for (let i = 0; i < s.length; i++) i32[off + 1 + i] = s.charCodeAt(i);
-        i32[this.base + H_STR_USED] = used + s.length + 1;
+        this.header.pool_used.set(this.base, used + s.length + 1);
         i32[this.stringTable + slot] = off;
         return off;
       }

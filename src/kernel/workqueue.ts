@@ -58,7 +58,8 @@ const WORK_STRUCT = struct('work_struct', {
   running: word, // model: task id of the worker running it (worker->current_work, as find_worker_executing_work sees it)
   wq: word, // model: id of the workqueue it was last queued on (data's pool_workqueue, in the kernel)
 });
-const PENDING = 1;
+/** WORK_STRUCT_PENDING: the work is queued (bit 0 of work->data, WORK_STRUCT_PENDING_BIT). */
+const WORK_STRUCT_PENDING = 1;
 
 const WORKER_KIND = 'worker_thread';
 
@@ -157,8 +158,8 @@ function enqueue(k: Kernel, st: WqState, t: KTask, wq: Workqueue, w: WorkItem, d
     k.report(taskFinding('workqueue', t, env.step, title, body));
     return false;
   }
-  if ((st.work.data.READ_ONCE(a) & PENDING) !== 0) return false;
-  st.work.data.atomic_or(a, PENDING);
+  if ((st.work.data.READ_ONCE(a) & WORK_STRUCT_PENDING) !== 0) return false;
+  st.work.data.atomic_or(a, WORK_STRUCT_PENDING);
   const seq = st.work.seq.atomic_inc_return(a);
   st.work.wq.WRITE_ONCE(a, wq.id);
   st.wq.count.atomic_inc(q);
@@ -233,7 +234,7 @@ function* worker(k: Kernel, st: WqState, t: KTask, raw: Wire): KGen {
       { what: `the timer of delayed work ${work.name}`, wakeAt: () => at, watch: WATCH_NOTHING },
     )) as number;
   }
-  const stale = (): boolean => st.work.seq.READ_ONCE(wd) !== a.seq || (st.work.data.READ_ONCE(wd) & PENDING) === 0;
+  const stale = (): boolean => st.work.seq.READ_ONCE(wd) !== a.seq || (st.work.data.READ_ONCE(wd) & WORK_STRUCT_PENDING) === 0;
   const turn = (): boolean => !wq.ordered || st.wq.serve.READ_ONCE(q) === ticket;
   const go = (yield k.point(
     t,
@@ -245,7 +246,7 @@ function* worker(k: Kernel, st: WqState, t: KTask, raw: Wire): KGen {
         if (wq.ordered) st.wq.serve.atomic_inc(q);
         return false;
       }
-      st.work.data.atomic_andnot(wd, PENDING);
+      st.work.data.atomic_andnot(wd, WORK_STRUCT_PENDING);
       st.work.running.WRITE_ONCE(wd, t.id);
       st.wq.nr_active.atomic_inc(q);
       return true;
@@ -272,7 +273,7 @@ function* worker(k: Kernel, st: WqState, t: KTask, raw: Wire): KGen {
 /** work_pending(work). A read: legal anywhere. */
 export function work_pending(k: Kernel, work: WorkItem): boolean {
   const st = state(k);
-  return (st.work.data.READ_ONCE(wa(k, work)) & PENDING) !== 0;
+  return (st.work.data.READ_ONCE(wa(k, work)) & WORK_STRUCT_PENDING) !== 0;
 }
 
 /** work_busy: pending or running. */
@@ -315,8 +316,8 @@ export function* cancel_work(k: Kernel, t: KTask, work: WorkItem): KGen<boolean>
   const st = state(k);
   return yield* k.step(t, `cancel_work(${work.name})`, () => {
     const a = wa(k, work);
-    if ((st.work.data.READ_ONCE(a) & PENDING) === 0) return false;
-    st.work.data.atomic_andnot(a, PENDING);
+    if ((st.work.data.READ_ONCE(a) & WORK_STRUCT_PENDING) === 0) return false;
+    st.work.data.atomic_andnot(a, WORK_STRUCT_PENDING);
     const wq = st.wqs[st.work.wq.READ_ONCE(a) - 1];
     if (wq) st.wq.count.atomic_dec(qa(k, wq));
     return true;
