@@ -4,6 +4,12 @@
 // names the completion it waits on, so a completion nobody completes shows up in the hung-task report.
 import type { KTask } from './context.js';
 import type { Kernel, KGen } from './kernel.js';
+import { struct, type ViewOf, word } from './struct.js';
+
+/** struct completion: `done` (its swait queue is the scheduler's waiters here). */
+const COMPLETION = struct('completion', {
+  done: word,
+});
 
 /** UINT_MAX of the kernel's `unsigned int done`, in an Int32 word. */
 export const COMPLETION_ALL = 0x7fffffff;
@@ -14,9 +20,13 @@ export interface Completion {
   addr(): number;
 }
 
+function doneOf(k: Kernel): ViewOf<typeof COMPLETION>['done'] {
+  return k.view(COMPLETION).done;
+}
+
 /** DECLARE_COMPLETION(name): static, zero (not done) at the start of every run. */
 export function defineCompletion(k: Kernel, name: string): Completion {
-  const off = k.statics.alloc(1, `completion ${name}`);
+  const off = k.statics.alloc(COMPLETION.words, `completion ${name}`);
   return { name, addr: () => k.mem.statics + off };
 }
 
@@ -29,14 +39,14 @@ export function objectCompletion(k: Kernel, name: string, obj: number, field: nu
 /** init_completion() of an embedded completion (a static one starts initialised). */
 export function* init_completion(k: Kernel, t: KTask, c: Completion): KGen {
   yield* k.step(t, `init_completion(${c.name})`, () => {
-    Atomics.store(k.i32, c.addr(), 0);
+    doneOf(k).WRITE_ONCE(c.addr(), 0);
   });
 }
 
 /** reinit_completion(): back to not done, e.g. after complete_all(). */
 export function* reinit_completion(k: Kernel, t: KTask, c: Completion): KGen {
   yield* k.step(t, `reinit_completion(${c.name})`, () => {
-    Atomics.store(k.i32, c.addr(), 0);
+    doneOf(k).WRITE_ONCE(c.addr(), 0);
   });
 }
 
@@ -44,22 +54,22 @@ export function* reinit_completion(k: Kernel, t: KTask, c: Completion): KGen {
 export function* complete(k: Kernel, t: KTask, c: Completion): KGen {
   yield* k.step(t, `complete(${c.name})`, () => {
     const a = c.addr();
-    const done = Atomics.load(k.i32, a);
-    if (done !== COMPLETION_ALL) Atomics.store(k.i32, a, done + 1);
+    const done = doneOf(k).READ_ONCE(a);
+    if (done !== COMPLETION_ALL) doneOf(k).WRITE_ONCE(a, done + 1);
   });
 }
 
 /** complete_all(): lets every waiter through until reinit_completion(). */
 export function* complete_all(k: Kernel, t: KTask, c: Completion): KGen {
   yield* k.step(t, `complete_all(${c.name})`, () => {
-    Atomics.store(k.i32, c.addr(), COMPLETION_ALL);
+    doneOf(k).WRITE_ONCE(c.addr(), COMPLETION_ALL);
   });
 }
 
 function consume(k: Kernel, c: Completion): void {
   const a = c.addr();
-  const done = Atomics.load(k.i32, a);
-  if (done !== COMPLETION_ALL) Atomics.store(k.i32, a, done - 1);
+  const done = doneOf(k).READ_ONCE(a);
+  if (done !== COMPLETION_ALL) doneOf(k).WRITE_ONCE(a, done - 1);
 }
 
 /** wait_for_completion(): sleeps (uninterruptibly) until done, then consumes one completion. */
@@ -69,7 +79,7 @@ export function* wait_for_completion(k: Kernel, t: KTask, c: Completion): KGen {
   yield k.point(
     t,
     `wait_for_completion(${c.name})`,
-    () => Atomics.load(k.i32, a) > 0,
+    () => doneOf(k).READ_ONCE(a) > 0,
     () => consume(k, c),
     { what: `completion ${c.name}`, watch: [a] },
   );
@@ -87,9 +97,9 @@ export function* wait_for_completion_timeout(k: Kernel, t: KTask, c: Completion,
   const left = yield k.point(
     t,
     `wait_for_completion_timeout(${c.name})`,
-    () => Atomics.load(k.i32, a) > 0 || k.now() >= deadline,
+    () => doneOf(k).READ_ONCE(a) > 0 || k.now() >= deadline,
     (env) => {
-      if (Atomics.load(k.i32, a) <= 0) return 0;
+      if (doneOf(k).READ_ONCE(a) <= 0) return 0;
       consume(k, c);
       return Math.max(1, Math.ceil(deadline - env.now()));
     },
@@ -101,7 +111,7 @@ export function* wait_for_completion_timeout(k: Kernel, t: KTask, c: Completion,
 /** try_wait_for_completion(): consumes one completion if there is one; never sleeps. */
 export function* try_wait_for_completion(k: Kernel, t: KTask, c: Completion): KGen<boolean> {
   return yield* k.step(t, `try_wait_for_completion(${c.name})`, () => {
-    if (Atomics.load(k.i32, c.addr()) <= 0) return false;
+    if (doneOf(k).READ_ONCE(c.addr()) <= 0) return false;
     consume(k, c);
     return true;
   });
@@ -109,5 +119,5 @@ export function* try_wait_for_completion(k: Kernel, t: KTask, c: Completion): KG
 
 /** completion_done(): a read, true when a wait would not block. */
 export function completion_done(k: Kernel, c: Completion): boolean {
-  return Atomics.load(k.i32, c.addr()) > 0;
+  return doneOf(k).READ_ONCE(c.addr()) > 0;
 }

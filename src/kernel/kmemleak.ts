@@ -6,22 +6,30 @@ import type { KTask } from './context.js';
 import type { KernelFinding } from './findings.js';
 import { leakReport, type SlabTrack } from './kasan.js';
 import type { Kernel } from './kernel.js';
+import { struct, word } from './struct.js';
 
-/** Words of an allocation track: comm (interned), pid, call chain (interned). */
-export const TRACK_WORDS = 3;
+/** What struct kmemleak_object keeps of its allocation: comm, pid and the stack (trace_handle), interned. */
+export const KMEMLEAK_TRACK = struct('kmemleak_track', {
+  comm: word,
+  pid: word,
+  trace_handle: word,
+});
+
+/** Words of an allocation track. */
+export const TRACK_WORDS = KMEMLEAK_TRACK.words;
 
 /** Record t as the allocator of the object whose track starts at `at` (absolute; call inside a perform). */
 export function setAllocTrack(k: Kernel, t: KTask, at: number): void {
-  const i32 = k.i32;
-  i32[at] = k.mem.intern(t.comm);
-  i32[at + 1] = t.pid;
-  i32[at + 2] = k.mem.intern(t.chain().join('\n'));
+  const tr = k.view(KMEMLEAK_TRACK);
+  tr.comm.set(at, k.mem.intern(t.comm));
+  tr.pid.set(at, t.pid);
+  tr.trace_handle.set(at, k.mem.intern(t.chain().join('\n')));
 }
 
 export function allocTrack(k: Kernel, at: number): SlabTrack {
-  const i32 = k.i32;
-  const chain = k.mem.stringAt(i32[at + 2] as number);
-  return { comm: k.mem.stringAt(i32[at] as number), pid: i32[at + 1] as number, chain: chain === '' ? [] : chain.split('\n') };
+  const tr = k.view(KMEMLEAK_TRACK);
+  const chain = k.mem.stringAt(tr.trace_handle.get(at));
+  return { comm: k.mem.stringAt(tr.comm.get(at)), pid: tr.pid.get(at), chain: chain === '' ? [] : chain.split('\n') };
 }
 
 /** The report of an unreferenced static object of `words` words at `obj`, allocated as the track at `at` says. */

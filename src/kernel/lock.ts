@@ -10,6 +10,14 @@ import type { HeldLock, KTask, LockKind } from './context.js';
 import type { Kernel, KGen } from './kernel.js';
 import { struct, word } from './struct.js';
 
+/** spinlock_t and struct mutex as the model keeps them: one word, the owner's task id (0: unlocked). */
+export const SPINLOCK = struct('spinlock', {
+  owner: word, // the kernel's raw_spinlock keeps owner (with CONFIG_DEBUG_SPINLOCK) beside the lock word
+});
+export const MUTEX = struct('mutex', {
+  owner: word, // mutex->owner: the task_struct, here its id
+});
+
 export interface LockRef {
   /** Lockdep class name: `&group->mutex`, `ioasid_allocator_lock`. */
   readonly name: string;
@@ -47,8 +55,9 @@ export function lockLabel(l: LockRef, op: string): string {
   return s;
 }
 
+/** The task holding l (0: none): the owner word of a spinlock or a mutex (the same word of both layouts). */
 export function owner(k: Kernel, l: LockRef): number {
-  return Atomics.load(k.i32, l.addr());
+  return k.view(MUTEX).owner.READ_ONCE(l.addr());
 }
 
 /** Record that t now holds l (call inside the acquiring point's perform, so lockdep sees it in order). */

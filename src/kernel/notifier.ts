@@ -18,6 +18,7 @@ import { rcu_init, rcu_read_lock, rcu_read_unlock, synchronize_rcu } from './rcu
 import { defineRwsem, down_read, down_write, type RwSemaphore, up_read, up_write } from './rwsem.js';
 import { defineSpinlock, type Spinlock, spin_lock_irqsave, spin_unlock_irqrestore } from './spinlock.js';
 import { defineSrcu, type SrcuStruct, srcu_read_lock, srcu_read_unlock, synchronize_srcu } from './srcu.js';
+import { array, struct, type ViewOf, word } from './struct.js';
 
 export const NOTIFY_DONE = 0x0000; // don't care
 export const NOTIFY_OK = 0x0001; // suits me
@@ -105,7 +106,7 @@ export function defineNotifierChain<D = number>(
   opts: NotifierChainOptions = {},
 ): NotifierChain<D> {
   const capacity = opts.capacity ?? 16;
-  const off = k.statics.alloc(1 + capacity, name);
+  const off = k.statics.alloc(NOTIFIER_HEAD.words + capacity, name);
   let chain: NotifierChain<D>;
   switch (kind) {
     case 'atomic':
@@ -128,16 +129,30 @@ export function defineNotifierChain<D = number>(
 
 // ---- the list ----
 
+/**
+ * The chain's head (struct atomic_notifier_head and its kin: a lock and `head`, the list of notifier_blocks);
+ * the model keeps the list as an array of block ids in call order.
+ */
+const NOTIFIER_HEAD = struct('notifier_head', {
+  nr_blocks: word, // model: blocks on the list
+  head: array(0), // block ids in call order, `capacity` of them
+});
+
 function base<D>(k: Kernel, c: NotifierChain<D>): number {
   return k.mem.statics + c.off;
+}
+
+function head(k: Kernel): ViewOf<typeof NOTIFIER_HEAD> {
+  return k.view(NOTIFIER_HEAD);
 }
 
 /** The blocks registered now, in call order. A read: legal anywhere. */
 export function notifier_chain_blocks<D>(k: Kernel, c: NotifierChain<D>): number[] {
   const b = base(k, c);
-  const n = Atomics.load(k.i32, b);
+  const h = head(k);
+  const n = h.nr_blocks.READ_ONCE(b);
   const ids: number[] = [];
-  for (let i = 0; i < n; i++) ids.push(Atomics.load(k.i32, b + 1 + i));
+  for (let i = 0; i < n; i++) ids.push(h.head.READ_ONCE(b, i));
   return ids;
 }
 
@@ -149,7 +164,7 @@ function block(k: Kernel, id: number): AnyBlock {
 
 /** notifier_chain_register (perform only): insert by priority, after the blocks of the same priority. */
 function insert<D>(k: Kernel, t: KTask, c: NotifierChain<D>, nb: NotifierBlock<D>, env: StepEnv): number {
-  const i32 = k.i32;
+  const h = head(k);
   const b = base(k, c);
   const ids = notifier_chain_blocks(k, c);
   let at = ids.length;
@@ -169,22 +184,22 @@ function insert<D>(k: Kernel, t: KTask, c: NotifierChain<D>, nb: NotifierBlock<D
     if (at === ids.length && nb.priority > block(k, id).priority) at = i;
   }
   if (ids.length >= c.capacity) throw new Error(`notifier chain ${c.name}: more than ${c.capacity} blocks`);
-  for (let i = ids.length; i > at; i--) Atomics.store(i32, b + 1 + i, Atomics.load(i32, b + i));
-  Atomics.store(i32, b + 1 + at, nb.id);
-  Atomics.store(i32, b, ids.length + 1);
+  for (let i = ids.length; i > at; i--) h.head.WRITE_ONCE(b, i, h.head.READ_ONCE(b, i - 1));
+  h.head.WRITE_ONCE(b, at, nb.id);
+  h.nr_blocks.WRITE_ONCE(b, ids.length + 1);
   return 0;
 }
 
 /** notifier_chain_unregister (perform only). */
 function remove<D>(k: Kernel, c: NotifierChain<D>, nb: NotifierBlock<D>): number {
-  const i32 = k.i32;
+  const h = head(k);
   const b = base(k, c);
   const ids = notifier_chain_blocks(k, c);
   const at = ids.indexOf(nb.id);
   if (at < 0) return -ENOENT;
-  for (let i = at; i + 1 < ids.length; i++) Atomics.store(i32, b + 1 + i, ids[i + 1] as number);
-  Atomics.store(i32, b + ids.length, 0);
-  Atomics.store(i32, b, ids.length - 1);
+  for (let i = at; i + 1 < ids.length; i++) h.head.WRITE_ONCE(b, i, ids[i + 1] as number);
+  h.head.WRITE_ONCE(b, ids.length - 1, 0);
+  h.nr_blocks.WRITE_ONCE(b, ids.length - 1);
   return 0;
 }
 
@@ -326,7 +341,7 @@ export function* blocking_notifier_call_chain<D>(k: Kernel, t: KTask, nh: Notifi
     'blocking_notifier_call_chain',
     (function* () {
       // rcu_access_pointer(nh->head): a racy peek, re-checked under the lock.
-      if (Atomics.load(k.i32, base(k, nh)) === 0) return NOTIFY_DONE;
+      if (head(k).nr_blocks.READ_ONCE(base(k, nh)) === 0) return NOTIFY_DONE;
       yield* down_read(k, t, sem);
       const ret = yield* callChain(k, t, nh, val, data, -1);
       yield* up_read(k, t, sem);

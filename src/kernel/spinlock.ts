@@ -3,34 +3,35 @@
 // lockdep's irq-safety checks look at.
 import type { KTask } from './context.js';
 import type { Kernel, KGen } from './kernel.js';
-import { type LockRef, lockLabel, noteAcquired, noteReleased, owner, staticLock } from './lock.js';
+import { type LockRef, lockLabel, noteAcquired, noteReleased, owner, SPINLOCK, staticLock } from './lock.js';
 
 export type Spinlock = LockRef;
 
 /** DEFINE_SPINLOCK(name), in the kernel's static memory. */
 export function defineSpinlock(k: Kernel, name: string): Spinlock {
-  return staticLock(k, name);
+  return staticLock(k, name, SPINLOCK.words);
 }
 
 function* acquire(k: Kernel, t: KTask, l: Spinlock, variant: string): KGen {
   k.lockdep.acquire(t, l, 'spinlock');
   const addr = l.addr();
+  const lock = k.view(SPINLOCK);
   yield k.point(
     t,
     lockLabel(l, variant),
-    () => Atomics.load(k.i32, addr) === 0,
+    () => lock.owner.READ_ONCE(addr) === 0,
     (env) => {
-      Atomics.store(k.i32, addr, t.id);
+      lock.owner.WRITE_ONCE(addr, t.id);
       noteAcquired(k, t, l, 'spinlock', env);
     },
-    { what: `spinlock ${l.name}`, holder: () => owner(k, l), watch: [addr] },
+    { what: `spinlock ${l.name}`, holder: () => owner(k, l), watch: [lock.owner.addr(addr)] },
   );
 }
 
 function* release(k: Kernel, t: KTask, l: Spinlock, variant: string): KGen {
   const addr = l.addr();
   yield* k.step(t, lockLabel(l, variant), () => {
-    if (noteReleased(k, t, l)) Atomics.store(k.i32, addr, 0);
+    if (noteReleased(k, t, l)) k.view(SPINLOCK).owner.WRITE_ONCE(addr, 0);
   });
 }
 

@@ -13,6 +13,7 @@ import { callTrace, heldLocksLines, taskFinding } from './findings.js';
 import type { Kernel, KGen } from './kernel.js';
 import { type LockRef, noteAcquired, noteReleased, owner } from './lock.js';
 import { type Gfp, MIGHT_ALLOC_SITE } from './slab.js';
+import { array, struct, word } from './struct.js';
 import {
   type Spinlock,
   spin_lock,
@@ -40,19 +41,25 @@ export interface XArray {
   slots(): number;
 }
 
+/** struct xarray: xa_lock, then the entries (the kernel's xa_head is a tree of xa_nodes; here one flat array). */
+const XARRAY = struct('xarray', {
+  xa_lock: word, // spinlock_t
+  slots: array(0), // `capacity` entries
+});
+
 /** DEFINE_XARRAY(name) with indices 0 .. capacity-1, in the kernel's static memory. */
 export function defineXArray(k: Kernel, name: string, capacity: number, opts: XArrayOptions = {}): XArray {
   if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`xarray ${name}: bad capacity ${capacity}`);
-  const off = k.statics.alloc(1 + capacity, `xarray ${name}`);
+  const off = k.statics.alloc(XARRAY.words + capacity, `xarray ${name}`);
   const lockName = `&${name}.xa_lock`;
   warned(k);
   return {
     name,
     capacity,
-    lock: { name: lockName, addr: () => k.mem.statics + off },
+    lock: { name: lockName, addr: () => k.mem.statics + off + XARRAY.offset.xa_lock },
     protectedBy: opts.protectedBy ?? [],
     rcuCheck: opts.rcuCheck ?? true,
-    slots: () => k.mem.statics + off + 1,
+    slots: () => k.mem.statics + off + XARRAY.offset.slots,
   };
 }
 
