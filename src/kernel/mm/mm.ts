@@ -23,7 +23,7 @@ import { REFCOUNT_SATURATED } from '../refcount.js';
 import { defineRwsem, down_read, type RwSemaphore, up_read } from '../rwsem.js';
 import type { MmuNotifiers } from './mmu_notifier.js';
 import { array, struct, type ViewOf, type Word, word } from '../struct.js';
-import { exit_mmap, PTE_PRESENT, PTE_WRITE, VM_READ, VM_WRITE } from './pagetable.js';
+import { defineMmapFunctions, PTE_PRESENT, PTE_WRITE, VM_READ, VM_WRITE } from './pagetable.js';
 import { memblock_alloc_page, type PhysMem } from './physmem.js';
 
 export interface MmStruct {
@@ -140,6 +140,8 @@ export function defineMms(k: Kernel, pm: PhysMem, count: number, pages: number):
     boot(k, off, table);
   });
   k.onEnd(() => leakCheck(k, st));
+  defineMmFunctions(k);
+  defineMmapFunctions(k);
   return table;
 }
 
@@ -346,179 +348,192 @@ function decAndTest(k: Kernel, t: KTask, mm: MmStruct, field: Word, op: string, 
   return old === 1;
 }
 
-// ---- lifecycle ----
+// ---- lifecycle: the functions of kernel/fork.c and kernel/exit.c, by name ----
+
+declare module '../kfunc.js' {
+  interface KernelFunctions {
+    mm_init(t: KTask, mm: MmStruct): KGen;
+    mmget(t: KTask, mm: MmStruct): KGen;
+    mmget_not_zero(t: KTask, mm: MmStruct): KGen<boolean>;
+    get_task_mm(t: KTask, mm: MmStruct, taskMm: number): KGen<boolean>;
+    mmput(t: KTask, mm: MmStruct): KGen;
+    __mmput(t: KTask, mm: MmStruct): KGen;
+    mmgrab(t: KTask, mm: MmStruct): KGen;
+    mmdrop(t: KTask, mm: MmStruct): KGen;
+    __mmdrop(t: KTask, mm: MmStruct): KGen;
+    exit_mm(t: KTask, mm: MmStruct): KGen;
+  }
+}
+
+/**
+ * The mm_struct's lifetime functions of k, by kernel name (once a kernel: every mm table shares them). They keep
+ * their state in the mm_struct and the table's (stateOf), so that a patch replacing one by name reaches it.
+ */
+function defineMmFunctions(k: Kernel): void {
+  if (k.fns.has('mm_init')) return;
+  k.fns.define('mm_init', 'kernel/fork.c', (t, mm) => mmInit(k, t, mm));
+  k.fns.define('mmget', 'include/linux/sched/mm.h', function* (t, mm) {
+    yield* k.step(t, objLabel(mm, 'mmget', mm.name), (env) => {
+      mmAccess(k, t, mm, MM_FIELD.users, true);
+      inc(k, t, mm, mm.view.mm_users, 'mmget', env.step);
+    });
+  });
+  k.fns.define('mmget_not_zero', 'include/linux/sched/mm.h', function* (t, mm) {
+    return yield* k.step(t, objLabel(mm, 'mmget_not_zero', mm.name), () => {
+      mmAccess(k, t, mm, MM_FIELD.users, true);
+      return incNotZero(k, mm, mm.view.mm_users);
+    });
+  });
+  k.fns.define('get_task_mm', 'kernel/fork.c', function* (t, mm, taskMm) {
+    return yield* k.step(t, objLabel(mm, 'get_task_mm', mm.name), (env) => {
+      if (Atomics.load(k.i32, taskMm) !== mm.id + 1) return false;
+      mmAccess(k, t, mm, MM_FIELD.users, true);
+      inc(k, t, mm, mm.view.mm_users, 'get_task_mm', env.step);
+      return true;
+    });
+  });
+  k.fns.define('mmput', 'kernel/fork.c', function* (t, mm) {
+    k.mightSleep(t, MMPUT_SITE);
+    const last = yield* k.step(t, objLabel(mm, 'mmput', mm.name), (env) => {
+      mmAccess(k, t, mm, MM_FIELD.users, true);
+      return decAndTest(k, t, mm, mm.view.mm_users, 'mmput', env.step);
+    });
+    if (last) yield* k.fn.__mmput(t, mm);
+  });
+  k.fns.define('__mmput', 'kernel/fork.c', function* (t, mm) {
+    yield* k.fn.exit_mmap(t, mm);
+    yield* k.fn.mmdrop(t, mm);
+  });
+  k.fns.define('mmgrab', 'include/linux/sched/mm.h', function* (t, mm) {
+    yield* k.step(t, objLabel(mm, 'mmgrab', mm.name), (env) => {
+      mmAccess(k, t, mm, MM_FIELD.count, true);
+      inc(k, t, mm, mm.view.mm_count, 'mmgrab', env.step);
+    });
+  });
+  k.fns.define('mmdrop', 'include/linux/sched/mm.h', function* (t, mm) {
+    const last = yield* k.step(t, objLabel(mm, 'mmdrop', mm.name), (env) => {
+      mmAccess(k, t, mm, MM_FIELD.count, true);
+      return decAndTest(k, t, mm, mm.view.mm_count, 'mmdrop', env.step);
+    });
+    if (last) yield* k.fn.__mmdrop(t, mm);
+  });
+  k.fns.define('__mmdrop', 'kernel/fork.c', (t, mm) => k.step(t, objLabel(mm, '__mmdrop', mm.name), (env) => mmFree(k, t, mm, env.step)));
+  k.fns.define('exit_mm', 'kernel/exit.c', function* (t, mm) {
+    yield* down_read(k, t, mm.mmapLock);
+    yield* up_read(k, t, mm.mmapLock);
+    yield* k.fn.mmput(t, mm);
+  });
+}
 
 /**
  * mm_alloc() + mm_init() for fork/exec: the mm comes to life with one user (the task) and one count (the users
  * as a whole), no PASID, no VMAs. Only an unused or freed mm can be set up.
  */
-export function* mm_init(k: Kernel, t: KTask, mm: MmStruct): KGen {
+function* mmInit(k: Kernel, t: KTask, mm: MmStruct): KGen {
   if (mm.id === 0) throw new Error('mm_init: init_mm is set up at boot');
-  yield* k.call(
-    t,
-    'mm_init',
-    k.step(t, objLabel(mm, 'mm_init', mm.name), () => {
-      const code = mmStateCode(k, mm);
-      if (code !== MM_UNUSED && code !== MM_FREED) throw new Error(`mm_init: ${mm.name} is ${STATE_NAMES[code]}`);
-      const i32 = k.i32;
-      const b = mmBase(k, mm);
-      // memset(mm, 0, sizeof(*mm)): a reused mm_struct starts from nothing.
-      i32.fill(0, mm.view.pgd.addr(b), mm.view.pgd.addr(b, 2 * mm.pages));
-      mm.view.mm_users.set(b, 1);
-      mm.view.mm_count.set(b, 1);
-      mm.view.pasid.set(b, 0);
-      mm.view.alloc_by.set(b, k.mem.intern(t.label));
-      mm.view.alloc_chain.set(b, k.mem.intern(t.chain().join('\n')));
-      mm.view.free_by.set(b, 0);
-      mm.view.free_chain.set(b, 0);
-      mm.view.state.set(b, MM_LIVE);
-      const st = stateOf(mm);
-      st.uafReported.delete(mm.id);
-      st.countReported.delete(mm.view.mm_users.addr(b));
-      st.countReported.delete(mm.view.mm_count.addr(b));
-    }),
-  );
+  yield* k.step(t, objLabel(mm, 'mm_init', mm.name), () => {
+    const code = mmStateCode(k, mm);
+    if (code !== MM_UNUSED && code !== MM_FREED) throw new Error(`mm_init: ${mm.name} is ${STATE_NAMES[code]}`);
+    const i32 = k.i32;
+    const b = mmBase(k, mm);
+    // memset(mm, 0, sizeof(*mm)): a reused mm_struct starts from nothing.
+    i32.fill(0, mm.view.pgd.addr(b), mm.view.pgd.addr(b, 2 * mm.pages));
+    mm.view.mm_users.set(b, 1);
+    mm.view.mm_count.set(b, 1);
+    mm.view.pasid.set(b, 0);
+    mm.view.alloc_by.set(b, k.mem.intern(t.label));
+    mm.view.alloc_chain.set(b, k.mem.intern(t.chain().join('\n')));
+    mm.view.free_by.set(b, 0);
+    mm.view.free_chain.set(b, 0);
+    mm.view.state.set(b, MM_LIVE);
+    const st = stateOf(mm);
+    st.uafReported.delete(mm.id);
+    st.countReported.delete(mm.view.mm_users.addr(b));
+    st.countReported.delete(mm.view.mm_count.addr(b));
+  });
 }
 
-/** mmget: one more user of the address space (the caller knows it has users: it holds one). */
-export function* mmget(k: Kernel, t: KTask, mm: MmStruct): KGen {
-  yield* k.call(
-    t,
-    'mmget',
-    k.step(t, objLabel(mm, 'mmget', mm.name), (env) => {
-      mmAccess(k, t, mm, MM_FIELD.users, true);
-      inc(k, t, mm, mm.view.mm_users, 'mmget', env.step);
-    }),
-  );
+/** __mmdrop's step (perform): the checks of the last mm_count, then the mm_struct is freed. */
+function mmFree(k: Kernel, t: KTask, mm: MmStruct, step: number): void {
+  if (mm.id === 0) {
+    // BUG_ON(mm == &init_mm): the kernel dies here; init_mm stays.
+    const title = `kernel BUG at ${MMDROP_BUG_LINE}!`;
+    const body = [
+      'invalid opcode: 0000 [#1] PREEMPT SMP',
+      `CPU: 0 PID: ${t.pid} Comm: ${t.comm} Not tainted (iommu-sim)`,
+      'RIP: 0010:__mmdrop',
+      'iommu-sim: the last mm_count of init_mm was dropped',
+      ...heldLocksLines(t),
+      ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq'),
+    ];
+    k.report(taskFinding('oops', t, step, title, body));
+    return;
+  }
+  const st = stateOf(mm);
+  for (const h of st.dropHooks) h(mm, t, step);
+  const b = mmBase(k, mm);
+  const pasid = mm.view.pasid.get(b);
+  if (pasid !== 0 && k.enabled('leaks')) {
+    // Whoever gave the mm its PASID (iommu_sva_bind_device) must have freed it by the time the mm goes.
+    const title = `WARNING: CPU: 0 PID: ${t.pid} at ${MMDROP_WARN_LINE} __mmdrop`;
+    const body = [
+      `Comm: ${t.comm} Not tainted (iommu-sim)`,
+      'RIP: 0010:__mmdrop',
+      `iommu-sim: ${mm.name} is freed with PASID ${pasid} (0x${pasid.toString(16)}) still allocated to it (mm->pasid)`,
+      ...heldLocksLines(t),
+      ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq'),
+    ];
+    k.report(taskFinding('mm', t, step, title, body));
+  }
+  mm.view.free_by.set(b, k.mem.intern(t.label));
+  mm.view.free_chain.set(b, k.mem.intern(t.chain().join('\n')));
+  mm.view.state.set(b, MM_FREED);
 }
 
-/** mmget_not_zero: a user of the address space unless it is already being torn down. */
-export function* mmget_not_zero(k: Kernel, t: KTask, mm: MmStruct): KGen<boolean> {
-  return yield* k.call(
-    t,
-    'mmget_not_zero',
-    k.step(t, objLabel(mm, 'mmget_not_zero', mm.name), () => {
-      mmAccess(k, t, mm, MM_FIELD.users, true);
-      return incNotZero(k, mm, mm.view.mm_users);
-    }),
-  );
+// The callers' names for them (other parts of the model call these; k.fn.NAME is the same call).
+
+/** k.fn.mm_init */
+export function mm_init(k: Kernel, t: KTask, mm: MmStruct): KGen {
+  return k.fn.mm_init(t, mm);
+}
+
+/** k.fn.mmget */
+export function mmget(k: Kernel, t: KTask, mm: MmStruct): KGen {
+  return k.fn.mmget(t, mm);
+}
+
+/** k.fn.mmget_not_zero */
+export function mmget_not_zero(k: Kernel, t: KTask, mm: MmStruct): KGen<boolean> {
+  return k.fn.mmget_not_zero(t, mm);
 }
 
 /**
- * get_task_mm: task_lock, read task->mm, mmget it, task_unlock — as one step, since exit_mm clears task->mm
+ * k.fn.get_task_mm: task_lock, read task->mm, mmget it, task_unlock — as one step, since exit_mm clears task->mm
  * under the same lock before its mmput. `taskMm` is the address of the task's task->mm word (the mm's id + 1,
  * 0 once the task is past exit_mm). False: the task has no mm any more.
  */
-export function* get_task_mm(k: Kernel, t: KTask, mm: MmStruct, taskMm: number): KGen<boolean> {
-  return yield* k.call(
-    t,
-    'get_task_mm',
-    k.step(t, objLabel(mm, 'get_task_mm', mm.name), (env) => {
-      if (Atomics.load(k.i32, taskMm) !== mm.id + 1) return false;
-      mmAccess(k, t, mm, MM_FIELD.users, true);
-      inc(k, t, mm, mm.view.mm_users, 'get_task_mm', env.step);
-      return true;
-    }),
-  );
+export function get_task_mm(k: Kernel, t: KTask, mm: MmStruct, taskMm: number): KGen<boolean> {
+  return k.fn.get_task_mm(t, mm, taskMm);
 }
 
 /**
- * mmput: drop a user; the last one tears the address space down (__mmput: exit_mmap, then mmdrop) in the
- * caller's context — which is why mmput may sleep, and why atomic contexts use mmput_async.
+ * k.fn.mmput: drop a user; the last one tears the address space down (__mmput: exit_mmap, then mmdrop) in the
+ * caller's context — which is why mmput may sleep, and why atomic contexts use mmput_async. `n` is the kernel's
+ * one MMU notifier machinery (exit_mmap's __mmu_notifier_release finds it by name).
  */
-export function* mmput(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
-  yield* k.call(
-    t,
-    'mmput',
-    (function* () {
-      k.mightSleep(t, MMPUT_SITE);
-      const last = yield* k.step(t, objLabel(mm, 'mmput', mm.name), (env) => {
-        mmAccess(k, t, mm, MM_FIELD.users, true);
-        return decAndTest(k, t, mm, mm.view.mm_users, 'mmput', env.step);
-      });
-      if (last) yield* __mmput(k, t, n, mm);
-    })(),
-  );
+export function mmput(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
+  void n;
+  return k.fn.mmput(t, mm);
 }
 
-function* __mmput(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
-  yield* k.call(
-    t,
-    '__mmput',
-    (function* () {
-      yield* exit_mmap(k, t, n, mm);
-      yield* mmdrop(k, t, mm);
-    })(),
-  );
+/** k.fn.mmgrab: hold the mm_struct (not the address space): it will not be freed, its pages may be. */
+export function mmgrab(k: Kernel, t: KTask, mm: MmStruct): KGen {
+  return k.fn.mmgrab(t, mm);
 }
 
-/** mmgrab: hold the mm_struct (not the address space): it will not be freed, its pages may be. */
-export function* mmgrab(k: Kernel, t: KTask, mm: MmStruct): KGen {
-  yield* k.call(
-    t,
-    'mmgrab',
-    k.step(t, objLabel(mm, 'mmgrab', mm.name), (env) => {
-      mmAccess(k, t, mm, MM_FIELD.count, true);
-      inc(k, t, mm, mm.view.mm_count, 'mmgrab', env.step);
-    }),
-  );
-}
-
-/** mmdrop: drop a hold on the mm_struct; the last one frees it (__mmdrop). Never sleeps. */
-export function* mmdrop(k: Kernel, t: KTask, mm: MmStruct): KGen {
-  yield* k.call(
-    t,
-    'mmdrop',
-    (function* () {
-      const last = yield* k.step(t, objLabel(mm, 'mmdrop', mm.name), (env) => {
-        mmAccess(k, t, mm, MM_FIELD.count, true);
-        return decAndTest(k, t, mm, mm.view.mm_count, 'mmdrop', env.step);
-      });
-      if (last) yield* __mmdrop(k, t, mm);
-    })(),
-  );
-}
-
-function* __mmdrop(k: Kernel, t: KTask, mm: MmStruct): KGen {
-  yield* k.call(
-    t,
-    '__mmdrop',
-    k.step(t, objLabel(mm, '__mmdrop', mm.name), (env) => {
-      if (mm.id === 0) {
-        // BUG_ON(mm == &init_mm): the kernel dies here; init_mm stays.
-        const title = `kernel BUG at ${MMDROP_BUG_LINE}!`;
-        const body = [
-          'invalid opcode: 0000 [#1] PREEMPT SMP',
-          `CPU: 0 PID: ${t.pid} Comm: ${t.comm} Not tainted (iommu-sim)`,
-          'RIP: 0010:__mmdrop',
-          'iommu-sim: the last mm_count of init_mm was dropped',
-          ...heldLocksLines(t),
-          ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq'),
-        ];
-        k.report(taskFinding('oops', t, env.step, title, body));
-        return;
-      }
-      const st = stateOf(mm);
-      for (const h of st.dropHooks) h(mm, t, env.step);
-      const b = mmBase(k, mm);
-      const pasid = mm.view.pasid.get(b);
-      if (pasid !== 0 && k.enabled('leaks')) {
-        // Whoever gave the mm its PASID (iommu_sva_bind_device) must have freed it by the time the mm goes.
-        const title = `WARNING: CPU: 0 PID: ${t.pid} at ${MMDROP_WARN_LINE} __mmdrop`;
-        const body = [
-          `Comm: ${t.comm} Not tainted (iommu-sim)`,
-          'RIP: 0010:__mmdrop',
-          `iommu-sim: ${mm.name} is freed with PASID ${pasid} (0x${pasid.toString(16)}) still allocated to it (mm->pasid)`,
-          ...heldLocksLines(t),
-          ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq'),
-        ];
-        k.report(taskFinding('mm', t, env.step, title, body));
-      }
-      mm.view.free_by.set(b, k.mem.intern(t.label));
-      mm.view.free_chain.set(b, k.mem.intern(t.chain().join('\n')));
-      mm.view.state.set(b, MM_FREED);
-    }),
-  );
+/** k.fn.mmdrop: drop a hold on the mm_struct; the last one frees it (__mmdrop). Never sleeps. */
+export function mmdrop(k: Kernel, t: KTask, mm: MmStruct): KGen {
+  return k.fn.mmdrop(t, mm);
 }
 
 /** mm->pasid = pasid (0 clears it). */
@@ -531,20 +546,13 @@ export function* mm_set_pasid(k: Kernel, t: KTask, mm: MmStruct, pasid: number):
 }
 
 /**
- * exit_mm (do_exit): the task lets go of its mm — under mmap_read_lock, so that a writer (a core dump, munmap
- * on another thread) finishes first — and drops its user reference: the last one tears the address space
+ * k.fn.exit_mm (do_exit): the task lets go of its mm — under mmap_read_lock, so that a writer (a core dump,
+ * munmap on another thread) finishes first — and drops its user reference: the last one tears the address space
  * down here. exit_files is the caller's business.
  */
-export function* mm_exit(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
-  yield* k.call(
-    t,
-    'exit_mm',
-    (function* () {
-      yield* down_read(k, t, mm.mmapLock);
-      yield* up_read(k, t, mm.mmapLock);
-      yield* mmput(k, t, n, mm);
-    })(),
-  );
+export function mm_exit(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
+  void n;
+  return k.fn.exit_mm(t, mm);
 }
 
 // ---- teardown ----

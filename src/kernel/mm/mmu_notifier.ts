@@ -35,20 +35,7 @@ import {
   srcu_read_unlock,
   synchronize_srcu,
 } from '../srcu.js';
-import {
-  addMmCountHolder,
-  MM_FIELD,
-  MM_FREED,
-  type MmStruct,
-  type MmTable,
-  mmAccess,
-  mmById,
-  mmdrop,
-  mmgrab,
-  mmStateCode,
-  mmUsers,
-  onMmDrop,
-} from './mm.js';
+import { addMmCountHolder, MM_FIELD, MM_FREED, type MmStruct, type MmTable, mmAccess, mmById, mmStateCode, mmUsers, onMmDrop } from './mm.js';
 
 export interface MmuNotifierOps {
   readonly name: string;
@@ -131,11 +118,55 @@ export function defineMmuNotifiers(k: Kernel, mms: MmTable, slots: number): MmuN
   const n: MmuNotifiers = { k, mms, slots, off, srcu, freeCallback, ops, table: k.struct(MMU_NOTIFIER_TABLE), mn: k.struct(MMU_NOTIFIER) };
   declared.set(k, n);
   opsLists.set(n, ops);
-  defineSrcuCallback(k, srcu, freeCallback, (t, args) => freeRcu(k, n, t, typeof args === 'number' ? args : 0));
+  // The callback's own frame is the SRCU machinery's (srcu_invoke_callbacks → mmu_notifier_free_rcu): its
+  // current implementation is called without a second one.
+  defineSrcuCallback(k, srcu, freeCallback, (t, args) => k.fns.current('mmu_notifier_free_rcu')(t, typeof args === 'number' ? args : 0));
   addMmCountHolder(mms, (mm) => liveSubscriptions(k, n, mm));
   onMmDrop(mms, (mm, t, step) => destroyCheck(k, n, mm, t, step));
   k.onEnd(() => endCheck(k, n));
+  defineMmuNotifierFunctions(k, n);
   return n;
+}
+
+/** The kernel's MMU notifier machinery (for a patch that replaces one of its functions). */
+export function mmuNotifiersOf(k: Kernel): MmuNotifiers {
+  const n = declared.get(k);
+  if (!n) throw new Error('mmu_notifier: this kernel has none (defineMmuNotifiers)');
+  return n;
+}
+
+declare module '../kfunc.js' {
+  interface KernelFunctions {
+    mmu_notifier_register(t: KTask, opsId: number, mm: MmStruct, data: number): KGen<number>;
+    __mmu_notifier_register(t: KTask, opsId: number, mm: MmStruct, data: number): KGen<number>;
+    mmu_notifier_get(t: KTask, opsId: number, mm: MmStruct, data: number): KGen<number>;
+    mmu_notifier_get_locked(t: KTask, opsId: number, mm: MmStruct, data: number): KGen<number>;
+    mmu_notifier_put(t: KTask, sub: number): KGen;
+    mmu_notifier_unregister(t: KTask, sub: number): KGen;
+    mmu_notifier_synchronize(t: KTask): KGen;
+    mmu_notifier_free_rcu(t: KTask, sub: number): KGen;
+    __mmu_notifier_release(t: KTask, mm: MmStruct): KGen;
+    mn_hlist_release(t: KTask, mm: MmStruct): KGen;
+    __mmu_notifier_invalidate_range_start(t: KTask, mm: MmStruct, start: number, end: number): KGen;
+    __mmu_notifier_invalidate_range_end(t: KTask, mm: MmStruct, start: number, end: number): KGen;
+  }
+}
+
+/** mm/mmu_notifier.c's functions, by kernel name, on the kernel's one table `n` (mmuNotifiersOf(k)). */
+function defineMmuNotifierFunctions(k: Kernel, n: MmuNotifiers): void {
+  const file = 'mm/mmu_notifier.c';
+  k.fns.define('mmu_notifier_register', file, (t, opsId, mm, data) => register(k, t, n, opsId, mm, data));
+  k.fns.define('__mmu_notifier_register', file, (t, opsId, mm, data) => registerLocked(k, t, n, opsId, mm, data));
+  k.fns.define('mmu_notifier_get', file, (t, opsId, mm, data) => get(k, t, n, opsId, mm, data));
+  k.fns.define('mmu_notifier_get_locked', file, (t, opsId, mm, data) => getLocked(k, t, n, opsId, mm, data));
+  k.fns.define('mmu_notifier_put', file, (t, sub) => put(k, t, n, sub));
+  k.fns.define('mmu_notifier_unregister', file, (t, sub) => unregister(k, t, n, sub));
+  k.fns.define('mmu_notifier_synchronize', file, (t) => srcu_barrier(k, t, n.srcu));
+  k.fns.define('mmu_notifier_free_rcu', file, (t, sub) => freeRcu(k, n, t, sub));
+  k.fns.define('__mmu_notifier_release', file, (t, mm) => release(k, t, n, mm));
+  k.fns.define('mn_hlist_release', file, (t, mm) => hlistRelease(k, t, n, mm));
+  k.fns.define('__mmu_notifier_invalidate_range_start', file, (t, mm, start, end) => invalidateStart(k, t, n, mm, start, end));
+  k.fns.define('__mmu_notifier_invalidate_range_end', file, (t, mm, start, end) => invalidateEnd(k, t, n, mm, start, end));
 }
 
 /** Declare a `struct mmu_notifier_ops` (at declaration, identically in every thread); returns its id. */
@@ -285,118 +316,114 @@ function bug(k: Kernel, t: KTask, step: number, line: string, fn: string, what: 
  * __mmu_notifier_register (mmap_lock held for write): BUG_ON(mm_users <= 0) — registering on an mm being torn
  * down — is reported and fails with -EINVAL here (the kernel would die). Allocation failure is -ENOMEM.
  */
-function* register(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm: MmStruct, data: number): KGen<number> {
+function* registerLocked(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm: MmStruct, data: number): KGen<number> {
   opsOf(n, opsId);
-  return yield* k.call(
-    t,
-    '__mmu_notifier_register',
-    (function* () {
-      const sub = yield* k.step(t, `mmu_notifier alloc(${mm.name})`, (env) => {
-        mmAccess(k, t, mm, MM_FIELD.users, false);
-        const users = mmUsers(k, mm);
-        if (users <= 0) {
-          bug(k, t, env.step, REGISTER_BUG_LINE, '__mmu_notifier_register', `${mm.name} has mm_users ${users}: it is being torn down`);
-          return -EINVAL;
-        }
-        for (let s = 1; s <= n.slots; s++) {
-          const a = slotAddr(k, n, s);
-          if (n.mn.state.READ_ONCE(a) !== FREE) continue;
-          n.mn.state.WRITE_ONCE(a, RESERVED);
-          n.mn.ops.WRITE_ONCE(a, opsId);
-          n.mn.mm.WRITE_ONCE(a, mm.id + 1);
-          n.mn.users.WRITE_ONCE(a, 1);
-          n.mn.data.WRITE_ONCE(a, data);
-          return s;
-        }
-        return -ENOMEM;
-      });
-      if (sub < 0) return sub;
-      // Pairs with the mmdrop in mmu_notifier_free_rcu.
-      yield* mmgrab(k, t, mm);
-      yield* k.step(t, `hlist_add_head_rcu(${mm.name}, subscription ${sub})`, () => {
-        const a = slotAddr(k, n, sub);
-        const seq = n.table.seq.atomic_inc_return(tableAddr(k, n));
-        n.mn.seq.WRITE_ONCE(a, seq);
-        n.mn.state.WRITE_ONCE(a, LINKED);
-      });
-      return sub;
-    })(),
-  );
+  const sub = yield* k.step(t, `mmu_notifier alloc(${mm.name})`, (env) => {
+    mmAccess(k, t, mm, MM_FIELD.users, false);
+    const users = mmUsers(k, mm);
+    if (users <= 0) {
+      bug(k, t, env.step, REGISTER_BUG_LINE, '__mmu_notifier_register', `${mm.name} has mm_users ${users}: it is being torn down`);
+      return -EINVAL;
+    }
+    for (let s = 1; s <= n.slots; s++) {
+      const a = slotAddr(k, n, s);
+      if (n.mn.state.READ_ONCE(a) !== FREE) continue;
+      n.mn.state.WRITE_ONCE(a, RESERVED);
+      n.mn.ops.WRITE_ONCE(a, opsId);
+      n.mn.mm.WRITE_ONCE(a, mm.id + 1);
+      n.mn.users.WRITE_ONCE(a, 1);
+      n.mn.data.WRITE_ONCE(a, data);
+      return s;
+    }
+    return -ENOMEM;
+  });
+  if (sub < 0) return sub;
+  // Pairs with the mmdrop in mmu_notifier_free_rcu.
+  yield* k.fn.mmgrab(t, mm);
+  yield* k.step(t, `hlist_add_head_rcu(${mm.name}, subscription ${sub})`, () => {
+    const a = slotAddr(k, n, sub);
+    const seq = n.table.seq.atomic_inc_return(tableAddr(k, n));
+    n.mn.seq.WRITE_ONCE(a, seq);
+    n.mn.state.WRITE_ONCE(a, LINKED);
+  });
+  return sub;
 }
 
 /** mmu_notifier_register: a new subscription of ops on mm with `data`; its id (> 0) or -ENOMEM. */
-export function* mmu_notifier_register(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm: MmStruct, data: number): KGen<number> {
-  return yield* k.call(
-    t,
-    'mmu_notifier_register',
-    (function* () {
-      yield* down_write(k, t, mm.mmapLock);
-      const ret = yield* register(k, t, n, opsId, mm, data);
-      yield* up_write(k, t, mm.mmapLock);
-      return ret;
-    })(),
-  );
+function* register(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm: MmStruct, data: number): KGen<number> {
+  void n;
+  yield* down_write(k, t, mm.mmapLock);
+  const ret = yield* k.fn.__mmu_notifier_register(t, opsId, mm, data);
+  yield* up_write(k, t, mm.mmapLock);
+  return ret;
+}
+
+/** k.fn.mmu_notifier_register (`n`: the kernel's one table, which the registry's functions keep). */
+export function mmu_notifier_register(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm: MmStruct, data: number): KGen<number> {
+  void n;
+  return k.fn.mmu_notifier_register(t, opsId, mm, data);
 }
 
 /**
  * mmu_notifier_get: the linked subscription of these ops on mm, with one more user, or a new one with `data`
  * (find_get_mmu_notifier, then __mmu_notifier_register, under mmap_lock held for write).
  */
-export function* mmu_notifier_get(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm: MmStruct, data: number): KGen<number> {
+function* get(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm: MmStruct, data: number): KGen<number> {
   opsOf(n, opsId);
-  return yield* k.call(
-    t,
-    'mmu_notifier_get',
-    (function* () {
-      yield* down_write(k, t, mm.mmapLock);
-      const found = yield* k.call(
-        t,
-        'mmu_notifier_get_locked',
-        k.step(t, `find_get_mmu_notifier(${mm.name})`, () => {
-          for (let sub = 1; sub <= n.slots; sub++) {
-            const a = slotAddr(k, n, sub);
-            if (n.mn.state.READ_ONCE(a) !== LINKED || n.mn.mm.READ_ONCE(a) !== mm.id + 1) continue;
-            if (n.mn.ops.READ_ONCE(a) !== opsId) continue;
-            n.mn.users.atomic_inc(a);
-            return sub;
-          }
-          return 0;
-        }),
-      );
-      const ret = found !== 0 ? found : yield* k.call(t, 'mmu_notifier_get_locked', register(k, t, n, opsId, mm, data));
-      yield* up_write(k, t, mm.mmapLock);
-      return ret;
-    })(),
-  );
+  yield* down_write(k, t, mm.mmapLock);
+  const ret = yield* k.fn.mmu_notifier_get_locked(t, opsId, mm, data);
+  yield* up_write(k, t, mm.mmapLock);
+  return ret;
+}
+
+/** mmu_notifier_get_locked (mmap_lock held for write): find_get_mmu_notifier, else a new registration. */
+function* getLocked(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm: MmStruct, data: number): KGen<number> {
+  const found = yield* k.step(t, `find_get_mmu_notifier(${mm.name})`, () => {
+    for (let sub = 1; sub <= n.slots; sub++) {
+      const a = slotAddr(k, n, sub);
+      if (n.mn.state.READ_ONCE(a) !== LINKED || n.mn.mm.READ_ONCE(a) !== mm.id + 1) continue;
+      if (n.mn.ops.READ_ONCE(a) !== opsId) continue;
+      n.mn.users.atomic_inc(a);
+      return sub;
+    }
+    return 0;
+  });
+  return found !== 0 ? found : yield* k.fn.__mmu_notifier_register(t, opsId, mm, data);
+}
+
+/** k.fn.mmu_notifier_get */
+export function mmu_notifier_get(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm: MmStruct, data: number): KGen<number> {
+  void n;
+  return k.fn.mmu_notifier_get(t, opsId, mm, data);
 }
 
 /**
  * mmu_notifier_put: drop a user; the last one unlinks the subscription (no walk that has not reached it yet
  * calls it) and frees it after an SRCU grace period: free_notifier, then the slot, then mmdrop. Never sleeps.
  */
-export function* mmu_notifier_put(k: Kernel, t: KTask, n: MmuNotifiers, sub: number): KGen {
+function* put(k: Kernel, t: KTask, n: MmuNotifiers, sub: number): KGen {
   if (!validSub(n, sub)) throw new RangeError(`mmu_notifier_put: no subscription ${sub}`);
-  yield* k.call(
-    t,
-    'mmu_notifier_put',
-    (function* () {
-      const last = yield* k.step(t, `mmu_notifier_put(subscription ${sub})`, (env) => {
-        const a = slotAddr(k, n, sub);
-        const state = n.mn.state.READ_ONCE(a);
-        const users = n.mn.users.READ_ONCE(a);
-        if (state === FREE || state === DYING || users <= 0) {
-          putWarn(k, t, n, sub, state, env.step, 'mmu_notifier_put');
-          return false;
-        }
-        n.mn.users.WRITE_ONCE(a, users - 1);
-        if (users > 1) return false;
-        // hlist_del_init_rcu: a released subscription is already off the list.
-        n.mn.state.WRITE_ONCE(a, DYING);
-        return true;
-      });
-      if (last) yield* call_srcu(k, t, n.srcu, n.freeCallback, sub);
-    })(),
-  );
+  const last = yield* k.step(t, `mmu_notifier_put(subscription ${sub})`, (env) => {
+    const a = slotAddr(k, n, sub);
+    const state = n.mn.state.READ_ONCE(a);
+    const users = n.mn.users.READ_ONCE(a);
+    if (state === FREE || state === DYING || users <= 0) {
+      putWarn(k, t, n, sub, state, env.step, 'mmu_notifier_put');
+      return false;
+    }
+    n.mn.users.WRITE_ONCE(a, users - 1);
+    if (users > 1) return false;
+    // hlist_del_init_rcu: a released subscription is already off the list.
+    n.mn.state.WRITE_ONCE(a, DYING);
+    return true;
+  });
+  if (last) yield* call_srcu(k, t, n.srcu, n.freeCallback, sub);
+}
+
+/** k.fn.mmu_notifier_put */
+export function mmu_notifier_put(k: Kernel, t: KTask, n: MmuNotifiers, sub: number): KGen {
+  void n;
+  return k.fn.mmu_notifier_put(t, sub);
 }
 
 /**
@@ -404,44 +431,45 @@ export function* mmu_notifier_put(k: Kernel, t: KTask, n: MmuNotifiers, sub: num
  * (unless mmu_notifier_release got there first), unlink, synchronize_srcu — no callback is running any more —
  * then the slot is free and mm_count dropped. May sleep.
  */
-export function* mmu_notifier_unregister(k: Kernel, t: KTask, n: MmuNotifiers, sub: number): KGen {
+function* unregister(k: Kernel, t: KTask, n: MmuNotifiers, sub: number): KGen {
   if (!validSub(n, sub)) throw new RangeError(`mmu_notifier_unregister: no subscription ${sub}`);
-  yield* k.call(
-    t,
-    'mmu_notifier_unregister',
-    (function* () {
-      const [state, mmWord, opsId] = yield* k.step(t, `mmu_notifier_unregister(subscription ${sub})`, (env) => {
-        const a = slotAddr(k, n, sub);
-        const st = n.mn.state.READ_ONCE(a);
-        if (st !== LINKED && st !== RELEASED) putWarn(k, t, n, sub, st, env.step, 'mmu_notifier_unregister');
-        return [st, n.mn.mm.READ_ONCE(a), n.mn.ops.READ_ONCE(a)] as const;
-      });
-      if (state !== LINKED && state !== RELEASED) return;
-      const mm = mmOf(n, mmWord);
-      if (state === LINKED) {
-        const ops = opsOf(n, opsId);
-        // SRCU here makes exit_mmap (in mmu_notifier_release) wait for this release before freeing pages.
-        const idx = yield* srcu_read_lock(k, t, n.srcu);
-        if (ops.release) yield* ops.release(t, mm, sub);
-        yield* srcu_read_unlock(k, t, n.srcu, idx);
-        yield* k.step(t, `hlist_del_init_rcu(subscription ${sub})`, () => {
-          const a = slotAddr(k, n, sub);
-          if (n.mn.state.READ_ONCE(a) === LINKED) n.mn.state.WRITE_ONCE(a, RELEASED);
-        });
-      }
-      // Wait for any callback still running, including a release run by mmu_notifier_release instead of us.
-      yield* synchronize_srcu(k, t, n.srcu);
-      yield* k.step(t, `free subscription ${sub}`, () => {
-        k.i32.fill(0, slotAddr(k, n, sub), slotAddr(k, n, sub) + MMU_NOTIFIER.words);
-      });
-      yield* mmdrop(k, t, mm);
-    })(),
-  );
+  const [state, mmWord, opsId] = yield* k.step(t, `mmu_notifier_unregister(subscription ${sub})`, (env) => {
+    const a = slotAddr(k, n, sub);
+    const st = n.mn.state.READ_ONCE(a);
+    if (st !== LINKED && st !== RELEASED) putWarn(k, t, n, sub, st, env.step, 'mmu_notifier_unregister');
+    return [st, n.mn.mm.READ_ONCE(a), n.mn.ops.READ_ONCE(a)] as const;
+  });
+  if (state !== LINKED && state !== RELEASED) return;
+  const mm = mmOf(n, mmWord);
+  if (state === LINKED) {
+    const ops = opsOf(n, opsId);
+    // SRCU here makes exit_mmap (in mmu_notifier_release) wait for this release before freeing pages.
+    const idx = yield* srcu_read_lock(k, t, n.srcu);
+    if (ops.release) yield* ops.release(t, mm, sub);
+    yield* srcu_read_unlock(k, t, n.srcu, idx);
+    yield* k.step(t, `hlist_del_init_rcu(subscription ${sub})`, () => {
+      const a = slotAddr(k, n, sub);
+      if (n.mn.state.READ_ONCE(a) === LINKED) n.mn.state.WRITE_ONCE(a, RELEASED);
+    });
+  }
+  // Wait for any callback still running, including a release run by mmu_notifier_release instead of us.
+  yield* synchronize_srcu(k, t, n.srcu);
+  yield* k.step(t, `free subscription ${sub}`, () => {
+    k.i32.fill(0, slotAddr(k, n, sub), slotAddr(k, n, sub) + MMU_NOTIFIER.words);
+  });
+  yield* k.fn.mmdrop(t, mm);
 }
 
-/** mmu_notifier_synchronize: wait until every subscription freed by mmu_notifier_put so far has been freed. */
-export function* mmu_notifier_synchronize(k: Kernel, t: KTask, n: MmuNotifiers): KGen {
-  yield* k.call(t, 'mmu_notifier_synchronize', srcu_barrier(k, t, n.srcu));
+/** k.fn.mmu_notifier_unregister */
+export function mmu_notifier_unregister(k: Kernel, t: KTask, n: MmuNotifiers, sub: number): KGen {
+  void n;
+  return k.fn.mmu_notifier_unregister(t, sub);
+}
+
+/** k.fn.mmu_notifier_synchronize: wait until every subscription freed by mmu_notifier_put so far has been freed. */
+export function mmu_notifier_synchronize(k: Kernel, t: KTask, n: MmuNotifiers): KGen {
+  void n;
+  return k.fn.mmu_notifier_synchronize(t);
 }
 
 /** WARN_ON(!subscription->users): a put too many, or a put or unregister of a subscription already freed. */
@@ -474,7 +502,7 @@ function* freeRcu(k: Kernel, n: MmuNotifiers, t: KTask, sub: number): KGen {
   yield* k.step(t, `free subscription ${sub}`, () => {
     k.i32.fill(0, slotAddr(k, n, sub), slotAddr(k, n, sub) + MMU_NOTIFIER.words);
   });
-  yield* mmdrop(k, t, mmOf(n, mmWord));
+  yield* k.fn.mmdrop(t, mmOf(n, mmWord));
 }
 
 // ---- notifications ----
@@ -484,66 +512,65 @@ function* freeRcu(k: Kernel, n: MmuNotifiers, t: KTask, sub: number): KGen {
  * SRCU; then all of them unlinked; then synchronize_srcu, so that a release running from a concurrent
  * mmu_notifier_unregister has finished before exit_mmap frees the pages.
  */
-export function* mmu_notifier_release(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
-  yield* k.call(
-    t,
-    '__mmu_notifier_release',
-    (function* () {
-      if (!(yield* hasNotifiers(k, t, n, mm))) return;
-      yield* k.call(
-        t,
-        'mn_hlist_release',
-        (function* () {
-          const idx = yield* srcu_read_lock(k, t, n.srcu);
-          yield* walk(k, t, n, mm, ['release'], (ops, sub) => maybe(ops.release?.(t, mm, sub)));
-          yield* k.step(t, `hlist_del_init_rcu(${mm.name}: all)`, () => {
-            for (let sub = 1; sub <= n.slots; sub++) {
-              const a = slotAddr(k, n, sub);
-              if (n.mn.state.READ_ONCE(a) === LINKED && n.mn.mm.READ_ONCE(a) === mm.id + 1) {
-                n.mn.state.WRITE_ONCE(a, RELEASED);
-              }
-            }
-          });
-          yield* srcu_read_unlock(k, t, n.srcu, idx);
-          yield* synchronize_srcu(k, t, n.srcu);
-        })(),
-      );
-    })(),
-  );
+function* release(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
+  if (!(yield* hasNotifiers(k, t, n, mm))) return;
+  yield* k.fn.mn_hlist_release(t, mm);
+}
+
+/** k.fn.__mmu_notifier_release */
+export function mmu_notifier_release(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
+  void n;
+  return k.fn.__mmu_notifier_release(t, mm);
+}
+
+/** mn_hlist_release: each release inside SRCU, then every subscription unlinked, then synchronize_srcu. */
+function* hlistRelease(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
+  const idx = yield* srcu_read_lock(k, t, n.srcu);
+  yield* walk(k, t, n, mm, ['release'], (ops, sub) => maybe(ops.release?.(t, mm, sub)));
+  yield* k.step(t, `hlist_del_init_rcu(${mm.name}: all)`, () => {
+    for (let sub = 1; sub <= n.slots; sub++) {
+      const a = slotAddr(k, n, sub);
+      if (n.mn.state.READ_ONCE(a) === LINKED && n.mn.mm.READ_ONCE(a) === mm.id + 1) {
+        n.mn.state.WRITE_ONCE(a, RELEASED);
+      }
+    }
+  });
+  yield* srcu_read_unlock(k, t, n.srcu, idx);
+  yield* synchronize_srcu(k, t, n.srcu);
 }
 
 /** __mmu_notifier_invalidate_range_start: [start, end) is about to change. */
-export function* mmu_notifier_invalidate_range_start(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: number, end: number): KGen {
-  yield* k.call(
-    t,
-    '__mmu_notifier_invalidate_range_start',
-    (function* () {
-      if (!(yield* hasNotifiers(k, t, n, mm))) return;
-      const idx = yield* srcu_read_lock(k, t, n.srcu);
-      yield* walk(k, t, n, mm, ['invalidate_range_start'], (ops, sub) => maybe(ops.invalidate_range_start?.(t, mm, sub, start, end)));
-      yield* srcu_read_unlock(k, t, n.srcu, idx);
-    })(),
-  );
+function* invalidateStart(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: number, end: number): KGen {
+  if (!(yield* hasNotifiers(k, t, n, mm))) return;
+  const idx = yield* srcu_read_lock(k, t, n.srcu);
+  yield* walk(k, t, n, mm, ['invalidate_range_start'], (ops, sub) => maybe(ops.invalidate_range_start?.(t, mm, sub, start, end)));
+  yield* srcu_read_unlock(k, t, n.srcu, idx);
+}
+
+/** k.fn.__mmu_notifier_invalidate_range_start */
+export function mmu_notifier_invalidate_range_start(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: number, end: number): KGen {
+  void n;
+  return k.fn.__mmu_notifier_invalidate_range_start(t, mm, start, end);
 }
 
 /**
  * __mmu_notifier_invalidate_range_end: [start, end) has changed. Each subscription first invalidates its
  * secondary TLBs for the range (arch_invalidate_secondary_tlbs), then gets invalidate_range_end.
  */
-export function* mmu_notifier_invalidate_range_end(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: number, end: number): KGen {
-  yield* k.call(
-    t,
-    '__mmu_notifier_invalidate_range_end',
-    (function* () {
-      if (!(yield* hasNotifiers(k, t, n, mm))) return;
-      const idx = yield* srcu_read_lock(k, t, n.srcu);
-      yield* walk(k, t, n, mm, ['arch_invalidate_secondary_tlbs', 'invalidate_range_end'], function* (ops, sub) {
-        if (ops.arch_invalidate_secondary_tlbs) yield* ops.arch_invalidate_secondary_tlbs(t, mm, sub, start, end);
-        if (ops.invalidate_range_end) yield* ops.invalidate_range_end(t, mm, sub, start, end);
-      });
-      yield* srcu_read_unlock(k, t, n.srcu, idx);
-    })(),
-  );
+function* invalidateEnd(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: number, end: number): KGen {
+  if (!(yield* hasNotifiers(k, t, n, mm))) return;
+  const idx = yield* srcu_read_lock(k, t, n.srcu);
+  yield* walk(k, t, n, mm, ['arch_invalidate_secondary_tlbs', 'invalidate_range_end'], function* (ops, sub) {
+    if (ops.arch_invalidate_secondary_tlbs) yield* ops.arch_invalidate_secondary_tlbs(t, mm, sub, start, end);
+    if (ops.invalidate_range_end) yield* ops.invalidate_range_end(t, mm, sub, start, end);
+  });
+  yield* srcu_read_unlock(k, t, n.srcu, idx);
+}
+
+/** k.fn.__mmu_notifier_invalidate_range_end */
+export function mmu_notifier_invalidate_range_end(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: number, end: number): KGen {
+  void n;
+  return k.fn.__mmu_notifier_invalidate_range_end(t, mm, start, end);
 }
 
 // ---- checks ----

@@ -32,12 +32,7 @@ import {
   setMmState,
   vmaAddr,
 } from './mm.js';
-import {
-  type MmuNotifiers,
-  mmu_notifier_invalidate_range_end,
-  mmu_notifier_invalidate_range_start,
-  mmu_notifier_release,
-} from './mmu_notifier.js';
+import type { MmuNotifiers } from './mmu_notifier.js';
 import { alloc_page, free_page } from './physmem.js';
 
 export const PTE_PRESENT = 1;
@@ -97,31 +92,48 @@ function assertLocked(k: Kernel, t: KTask, mm: MmStruct, fn: string, write: bool
   k.report(taskFinding('lockdep', t, step, title, body));
 }
 
+declare module '../kfunc.js' {
+  interface KernelFunctions {
+    do_mmap(t: KTask, mm: MmStruct, start: number, n: number, write: boolean): KGen<number>;
+    handle_mm_fault(t: KTask, mm: MmStruct, vpn: number, write: boolean): KGen<'ok' | 'sigsegv'>;
+    do_munmap(t: KTask, mm: MmStruct, start: number, count: number): KGen<number>;
+    exit_mmap(t: KTask, mm: MmStruct): KGen;
+  }
+}
+
+/** The address-space functions of k (mm/mmap.c, mm/memory.c), by kernel name; once a kernel. */
+export function defineMmapFunctions(k: Kernel): void {
+  if (k.fns.has('do_mmap')) return;
+  k.fns.define('do_mmap', 'mm/mmap.c', (t, mm, start, n, write) => doMmap(k, t, mm, start, n, write));
+  k.fns.define('handle_mm_fault', 'mm/memory.c', (t, mm, vpn, write) => handleMmFault(k, t, mm, vpn, write));
+  k.fns.define('do_munmap', 'mm/mmap.c', (t, mm, start, count) => doMunmap(k, t, mm, start, count));
+  k.fns.define('exit_mmap', 'mm/mmap.c', (t, mm) => exitMmap(k, t, mm));
+}
+
 /**
  * do_mmap(MAP_ANONYMOUS | MAP_FIXED_NOREPLACE): a VMA over [start, start + n), no frames yet. Takes mmap_lock
  * for write. Returns start, -EINVAL for an empty or negative range or an mm that is not live, -ENOMEM past the
  * end of the address space, -EEXIST over an existing VMA.
  */
-export function* do_mmap(k: Kernel, t: KTask, mm: MmStruct, start: number, n: number, write: boolean): KGen<number> {
-  return yield* k.call(
-    t,
-    'do_mmap',
-    (function* () {
-      if (!Number.isInteger(start) || !Number.isInteger(n) || n <= 0 || start < 0) return -EINVAL;
-      if (start + n > mm.pages) return -ENOMEM;
-      yield* down_write(k, t, mm.mmapLock);
-      const ret = yield* k.step(t, `mmap_region(${mm.name}, ${start}, ${n})`, () => {
-        mmAccess(k, t, mm, MM_FIELD.pgd, true);
-        if (mmStateCode(k, mm) !== MM_LIVE) return -EINVAL;
-        for (let vpn = start; vpn < start + n; vpn++) if (Atomics.load(k.i32, vmaAddr(k, mm, vpn)) !== 0) return -EEXIST;
-        const flags = VM_READ | (write ? VM_WRITE : 0);
-        for (let vpn = start; vpn < start + n; vpn++) Atomics.store(k.i32, vmaAddr(k, mm, vpn), flags);
-        return start;
-      });
-      yield* up_write(k, t, mm.mmapLock);
-      return ret;
-    })(),
-  );
+function* doMmap(k: Kernel, t: KTask, mm: MmStruct, start: number, n: number, write: boolean): KGen<number> {
+  if (!Number.isInteger(start) || !Number.isInteger(n) || n <= 0 || start < 0) return -EINVAL;
+  if (start + n > mm.pages) return -ENOMEM;
+  yield* down_write(k, t, mm.mmapLock);
+  const ret = yield* k.step(t, `mmap_region(${mm.name}, ${start}, ${n})`, () => {
+    mmAccess(k, t, mm, MM_FIELD.pgd, true);
+    if (mmStateCode(k, mm) !== MM_LIVE) return -EINVAL;
+    for (let vpn = start; vpn < start + n; vpn++) if (Atomics.load(k.i32, vmaAddr(k, mm, vpn)) !== 0) return -EEXIST;
+    const flags = VM_READ | (write ? VM_WRITE : 0);
+    for (let vpn = start; vpn < start + n; vpn++) Atomics.store(k.i32, vmaAddr(k, mm, vpn), flags);
+    return start;
+  });
+  yield* up_write(k, t, mm.mmapLock);
+  return ret;
+}
+
+/** k.fn.do_mmap */
+export function do_mmap(k: Kernel, t: KTask, mm: MmStruct, start: number, n: number, write: boolean): KGen<number> {
+  return k.fn.do_mmap(t, mm, start, n, write);
 }
 
 /**
@@ -130,41 +142,43 @@ export function* do_mmap(k: Kernel, t: KTask, mm: MmStruct, start: number, n: nu
  * (VM_FAULT_OOM) all fail ('sigsegv'). Otherwise a zeroed frame owned by the mm is mapped — writable when the
  * VMA is — unless a racing fault mapped one first.
  */
-export function* handle_mm_fault(k: Kernel, t: KTask, mm: MmStruct, vpn: number, write: boolean): KGen<'ok' | 'sigsegv'> {
-  return yield* k.call(
-    t,
-    'handle_mm_fault',
-    (function* (): KGen<'ok' | 'sigsegv'> {
-      const need = yield* k.step(t, objArgLabel(mm, 'handle_mm_fault', mm.name, vpn, write ? ', write' : ''), (env) => {
-        assertLocked(k, t, mm, 'handle_mm_fault', false, env.step);
-        if (!mmAccess(k, t, mm, MM_FIELD.pgd, false)) return 'sigsegv';
-        if (mmStateCode(k, mm) !== MM_LIVE || !inRange(mm, vpn)) return 'sigsegv';
-        const vma = Atomics.load(k.i32, vmaAddr(k, mm, vpn));
-        if (vma === 0 || (write && (vma & VM_WRITE) === 0)) return 'sigsegv';
-        return (Atomics.load(k.i32, pteAddr(k, mm, vpn)) & PTE_PRESENT) !== 0 ? 'ok' : 'alloc';
-      });
-      if (need !== 'alloc') return need;
-      const pm = mmTableOf(mm).pm;
-      const pfn = yield* alloc_page(k, t, pm, ownerOf(mm));
-      if (pfn === 0) return 'sigsegv';
-      const installed = yield* k.step(t, objArgLabel(mm, 'set_pte_at', mm.name, vpn), () => {
-        const at = pteAddr(k, mm, vpn);
-        // pte_same() under the page-table lock: another fault may have mapped it meanwhile.
-        if ((Atomics.load(k.i32, at) & PTE_PRESENT) !== 0) return false;
-        const writable = (Atomics.load(k.i32, vmaAddr(k, mm, vpn)) & VM_WRITE) !== 0;
-        Atomics.store(k.i32, at, mkPte(pfn, writable));
-        return true;
-      });
-      if (!installed) yield* free_page(k, t, pm, pfn);
-      return 'ok';
-    })(),
-  );
+function* handleMmFault(k: Kernel, t: KTask, mm: MmStruct, vpn: number, write: boolean): KGen<'ok' | 'sigsegv'> {
+  const need = yield* k.step(t, objArgLabel(mm, 'handle_mm_fault', mm.name, vpn, write ? ', write' : ''), (env) => {
+    assertLocked(k, t, mm, 'handle_mm_fault', false, env.step);
+    if (!mmAccess(k, t, mm, MM_FIELD.pgd, false)) return 'sigsegv';
+    if (mmStateCode(k, mm) !== MM_LIVE || !inRange(mm, vpn)) return 'sigsegv';
+    const vma = Atomics.load(k.i32, vmaAddr(k, mm, vpn));
+    if (vma === 0 || (write && (vma & VM_WRITE) === 0)) return 'sigsegv';
+    return (Atomics.load(k.i32, pteAddr(k, mm, vpn)) & PTE_PRESENT) !== 0 ? 'ok' : 'alloc';
+  });
+  if (need !== 'alloc') return need;
+  const pm = mmTableOf(mm).pm;
+  const pfn = yield* alloc_page(k, t, pm, ownerOf(mm));
+  if (pfn === 0) return 'sigsegv';
+  const installed = yield* k.step(t, objArgLabel(mm, 'set_pte_at', mm.name, vpn), () => {
+    const at = pteAddr(k, mm, vpn);
+    // pte_same() under the page-table lock: another fault may have mapped it meanwhile.
+    if ((Atomics.load(k.i32, at) & PTE_PRESENT) !== 0) return false;
+    const writable = (Atomics.load(k.i32, vmaAddr(k, mm, vpn)) & VM_WRITE) !== 0;
+    Atomics.store(k.i32, at, mkPte(pfn, writable));
+    return true;
+  });
+  if (!installed) yield* free_page(k, t, pm, pfn);
+  return 'ok';
 }
 
-/** Fault a page in, as get_user_pages or an IOPF handler does: mmap_read_lock, handle_mm_fault, unlock. */
+/** k.fn.handle_mm_fault */
+export function handle_mm_fault(k: Kernel, t: KTask, mm: MmStruct, vpn: number, write: boolean): KGen<'ok' | 'sigsegv'> {
+  return k.fn.handle_mm_fault(t, mm, vpn, write);
+}
+
+/**
+ * Fault a page in, as get_user_pages or an IOPF handler does (the model's helper, no kernel function of its
+ * own): mmap_read_lock, handle_mm_fault, unlock.
+ */
 export function* fault_in(k: Kernel, t: KTask, mm: MmStruct, vpn: number, write: boolean): KGen<'ok' | 'sigsegv'> {
   yield* down_read(k, t, mm.mmapLock);
-  const r = yield* handle_mm_fault(k, t, mm, vpn, write);
+  const r = yield* k.fn.handle_mm_fault(t, mm, vpn, write);
   yield* up_read(k, t, mm.mmapLock);
   return r;
 }
@@ -173,7 +187,7 @@ export function* fault_in(k: Kernel, t: KTask, mm: MmStruct, vpn: number, write:
  * Tear down [start, end) (the caller holds mmap_lock for write): detach the VMAs, then — if anything was
  * mapped — invalidate_range_start, clear each PTE, invalidate_range_end (secondary TLBs flushed), free frames.
  */
-function* unmapRange(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: number, end: number): KGen {
+function* unmapRange(k: Kernel, t: KTask, mm: MmStruct, start: number, end: number): KGen {
   const vpns = yield* k.step(t, `detach_vmas(${mm.name}, ${start}, ${end})`, () => {
     const out: number[] = [];
     for (let vpn = start; vpn < end; vpn++) {
@@ -189,13 +203,13 @@ function* unmapRange(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: 
     t,
     'unmap_vmas',
     (function* () {
-      yield* mmu_notifier_invalidate_range_start(k, t, n, mm, start, end);
+      yield* k.fn.__mmu_notifier_invalidate_range_start(t, mm, start, end);
       const freed: number[] = [];
       for (const vpn of vpns) {
         const old = yield* k.step(t, objArgLabel(mm, 'ptep_get_and_clear', mm.name, vpn), () => Atomics.exchange(k.i32, pteAddr(k, mm, vpn), 0));
         if ((old & PTE_PRESENT) !== 0) freed.push(ptePfn(old));
       }
-      yield* mmu_notifier_invalidate_range_end(k, t, n, mm, start, end);
+      yield* k.fn.__mmu_notifier_invalidate_range_end(t, mm, start, end);
       if (freed.length === 0) return;
       const pm = mmTableOf(mm).pm;
       yield* k.call(
@@ -213,22 +227,22 @@ function* unmapRange(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: 
  * do_munmap: mmap_lock for write, then unmap [start, start + count) in the order above. 0, or -EINVAL for a bad
  * range or an mm that is not live. Unmapping a hole is not an error.
  */
-export function* do_munmap(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: number, count: number): KGen<number> {
-  return yield* k.call(
-    t,
-    'do_munmap',
-    (function* () {
-      if (!Number.isInteger(start) || !Number.isInteger(count) || count <= 0 || start < 0 || start + count > mm.pages) return -EINVAL;
-      yield* down_write(k, t, mm.mmapLock);
-      const live = yield* k.step(t, `do_vmi_munmap(${mm.name}, ${start}, ${count})`, (env) => {
-        assertLocked(k, t, mm, 'do_vmi_munmap', true, env.step);
-        return mmAccess(k, t, mm, MM_FIELD.pgd, true) && mmStateCode(k, mm) === MM_LIVE;
-      });
-      if (live) yield* unmapRange(k, t, n, mm, start, start + count);
-      yield* up_write(k, t, mm.mmapLock);
-      return live ? 0 : -EINVAL;
-    })(),
-  );
+function* doMunmap(k: Kernel, t: KTask, mm: MmStruct, start: number, count: number): KGen<number> {
+  if (!Number.isInteger(start) || !Number.isInteger(count) || count <= 0 || start < 0 || start + count > mm.pages) return -EINVAL;
+  yield* down_write(k, t, mm.mmapLock);
+  const live = yield* k.step(t, `do_vmi_munmap(${mm.name}, ${start}, ${count})`, (env) => {
+    assertLocked(k, t, mm, 'do_vmi_munmap', true, env.step);
+    return mmAccess(k, t, mm, MM_FIELD.pgd, true) && mmStateCode(k, mm) === MM_LIVE;
+  });
+  if (live) yield* unmapRange(k, t, mm, start, start + count);
+  yield* up_write(k, t, mm.mmapLock);
+  return live ? 0 : -EINVAL;
+}
+
+/** k.fn.do_munmap (`n`: the kernel's one MMU notifier machinery, which the invalidations find by name). */
+export function do_munmap(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: number, count: number): KGen<number> {
+  void n;
+  return k.fn.do_munmap(t, mm, start, count);
 }
 
 /**
@@ -237,21 +251,15 @@ export function* do_munmap(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, s
  * The kernel takes mmap_lock for read to unmap and then for write to free the page tables; here it is held for
  * write throughout.
  */
-export function* exit_mmap(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
-  yield* k.call(
-    t,
-    'exit_mmap',
-    (function* () {
-      yield* k.step(t, `exit_mmap(${mm.name})`, () => {
-        const code = mmStateCode(k, mm);
-        if (code !== MM_LIVE) throw new Error(`exit_mmap: ${mm.name} is not live (state ${code})`);
-        setMmState(k, mm, MM_EXITING);
-      });
-      yield* mmu_notifier_release(k, t, n, mm);
-      yield* down_write(k, t, mm.mmapLock);
-      yield* unmapRange(k, t, n, mm, 0, mm.pages);
-      yield* up_write(k, t, mm.mmapLock);
-      yield* k.step(t, `exit_mmap(${mm.name}): done`, () => setMmState(k, mm, MM_DEAD));
-    })(),
-  );
+function* exitMmap(k: Kernel, t: KTask, mm: MmStruct): KGen {
+  yield* k.step(t, `exit_mmap(${mm.name})`, () => {
+    const code = mmStateCode(k, mm);
+    if (code !== MM_LIVE) throw new Error(`exit_mmap: ${mm.name} is not live (state ${code})`);
+    setMmState(k, mm, MM_EXITING);
+  });
+  yield* k.fn.__mmu_notifier_release(t, mm);
+  yield* down_write(k, t, mm.mmapLock);
+  yield* unmapRange(k, t, mm, 0, mm.pages);
+  yield* up_write(k, t, mm.mmapLock);
+  yield* k.step(t, `exit_mmap(${mm.name}): done`, () => setMmState(k, mm, MM_DEAD));
 }
