@@ -17,10 +17,8 @@ import {
   type MmStruct,
   type MmTable,
   mmCount,
-  mmdrop,
   mmget,
   mmget_not_zero,
-  mmgrab,
   mmput,
   mmState,
   mmUsers,
@@ -34,13 +32,8 @@ import {
   liveSubscriptions,
   type MmuNotifierOps,
   type MmuNotifiers,
-  mmu_notifier_get,
-  mmu_notifier_invalidate_range_end,
-  mmu_notifier_invalidate_range_start,
   mmu_notifier_put,
   mmu_notifier_register,
-  mmu_notifier_synchronize,
-  mmu_notifier_unregister,
   subscriptionData,
   subscriptionMm,
   subscriptionUsers,
@@ -49,7 +42,6 @@ import {
   do_mmap,
   do_munmap,
   fault_in,
-  handle_mm_fault,
   PTE_PRESENT,
   PTE_WRITE,
   pte,
@@ -220,7 +212,7 @@ describe('mmap and demand faults', () => {
     k.task('iopf', 'process', function* (t) {
       yield* mm_init(k, t, mm1);
       yield* do_mmap(k, t, mm1, 0, 1, true);
-      yield* k.call(t, 'iommu_sva_handle_iopf', handle_mm_fault(k, t, mm1, 0, true));
+      yield* k.call(t, 'iommu_sva_handle_iopf', k.fn.handle_mm_fault(t, mm1, 0, true));
     });
     const r = runOnce(workload(k, ['iopf']), 1);
     expect(titles(r)).toEqual([expect.stringMatching(/^WARNING: CPU: 0 PID: \d+ at include\/linux\/mmap_lock\.h:\d+ handle_mm_fault$/)]);
@@ -404,9 +396,9 @@ describe('munmap and exit keep the order the IOMMU depends on', () => {
 
   it('a munmap that frees the frames before invalidate_range_end is caught (the oracle has teeth)', () => {
     const { e, io, wl } = svaWorkload(function* (x, t, mm) {
-      const { k, n, pm } = x;
+      const { k, pm } = x;
       yield* down_write(k, t, mm.mmapLock);
-      yield* mmu_notifier_invalidate_range_start(k, t, n, mm, 0, 4);
+      yield* k.fn.__mmu_notifier_invalidate_range_start(t, mm, 0, 4);
       for (let vpn = 0; vpn < 4; vpn++) {
         const old = yield* k.step(t, 'clear', () => {
           Atomics.store(k.i32, vmaAddr(k, mm, vpn), 0);
@@ -414,7 +406,7 @@ describe('munmap and exit keep the order the IOMMU depends on', () => {
         });
         if ((old & PTE_PRESENT) !== 0) yield* free_page(k, t, pm, ptePfn(old));
       }
-      yield* mmu_notifier_invalidate_range_end(k, t, n, mm, 0, 4);
+      yield* k.fn.__mmu_notifier_invalidate_range_end(t, mm, 0, 4);
       yield* up_write(k, t, mm.mmapLock);
     });
     for (let seed = 1; seed <= 200; seed++) runOnce(wl, seed, seed % 2 === 0);
@@ -429,14 +421,14 @@ describe('mm_users and mm_count', () => {
     const seen: unknown[] = [];
     k.task('proc', 'process', function* (t) {
       yield* mm_init(k, t, mm1);
-      yield* mmgrab(k, t, mm1);
+      yield* k.fn.mmgrab(t, mm1);
       seen.push(yield* mmget_not_zero(k, t, mm1), mmUsers(k, mm1));
       yield* mmput(k, t, n, mm1);
       seen.push(mmState(k, mm1));
       yield* mm_exit(k, t, n, mm1);
       seen.push(mmState(k, mm1), mmUsers(k, mm1), mmCount(k, mm1));
       seen.push(yield* mmget_not_zero(k, t, mm1));
-      yield* mmdrop(k, t, mm1);
+      yield* k.fn.mmdrop(t, mm1);
       seen.push(mmState(k, mm1), mmCount(k, mm1));
     });
     const r = runOnce(workload(k, ['proc']), 1);
@@ -451,7 +443,7 @@ describe('mm_users and mm_count', () => {
     k.task('proc', 'process', function* (t) {
       yield* mm_init(k, t, mm1);
       yield* do_mmap(k, t, mm1, 0, 4, true);
-      yield* mmgrab(k, t, mm1); // the bond's hold, handed to the handler
+      yield* k.fn.mmgrab(t, mm1); // the bond's hold, handed to the handler
       yield* w.set(t, 0, 1);
       yield* pause(k, t, 3);
       yield* mm_exit(k, t, n, mm1);
@@ -467,7 +459,7 @@ describe('mm_users and mm_count', () => {
         outcome.faults++;
         yield* mmput(k, t, n, mm1);
       }
-      yield* mmdrop(k, t, mm1);
+      yield* k.fn.mmdrop(t, mm1);
     });
     const wl = workload(k, ['proc', 'iopf']);
     for (let seed = 1; seed <= 100; seed++) {
@@ -485,7 +477,7 @@ describe('mm_users and mm_count', () => {
     const { k, n, mm1 } = env();
     k.task('bad', 'process', function* (t) {
       yield* mmput(k, t, n, mm1);
-      yield* mmgrab(k, t, mm1);
+      yield* k.fn.mmgrab(t, mm1);
     });
     const r = runOnce(workload(k, ['bad']), 1, false, true);
     expect(titles(r)).toEqual(['refcount_t: underflow; use-after-free.', 'refcount_t: addition on 0; use-after-free.']);
@@ -546,6 +538,91 @@ describe('mm_users and mm_count', () => {
   });
 });
 
+describe('the mm layer by kernel name', () => {
+  it('every function is listed with the kernel file it models', () => {
+    const { k } = env();
+    const files = Object.fromEntries(k.fns.list().map((f) => [f.name, f.file]));
+    expect(files).toMatchObject({
+      mm_init: 'kernel/fork.c',
+      mmput: 'kernel/fork.c',
+      __mmput: 'kernel/fork.c',
+      __mmdrop: 'kernel/fork.c',
+      mmgrab: 'include/linux/sched/mm.h',
+      exit_mm: 'kernel/exit.c',
+      exit_mmap: 'mm/mmap.c',
+      do_munmap: 'mm/mmap.c',
+      handle_mm_fault: 'mm/memory.c',
+      mmu_notifier_register: 'mm/mmu_notifier.c',
+      __mmu_notifier_release: 'mm/mmu_notifier.c',
+      __mmu_notifier_invalidate_range_start: 'mm/mmu_notifier.c',
+      mmu_notifier_free_rcu: 'mm/mmu_notifier.c',
+    });
+  });
+
+  it('a patch that wraps exit_mmap is on the exit path of every caller; one that replaces mmget_not_zero is what the IOPF path gets', () => {
+    const { k, n, mm1 } = env();
+    const exits: string[][] = [];
+    k.fns.wrap(
+      'exit_mmap',
+      (orig) =>
+        function* (t: KTask, mm: MmStruct): KGen {
+          exits.push([...t.chain()]);
+          yield* (orig as (t: KTask, mm: MmStruct) => KGen)(t, mm);
+        },
+      'test-patch',
+    );
+    // A patch under test: mmget_not_zero that always refuses (the address space is never taken).
+    k.fns.replace(
+      'mmget_not_zero',
+      function* (t: KTask, mm: MmStruct): KGen<boolean> {
+        return yield* k.step(t, `mmget_not_zero(${mm.name}): patched`, () => false);
+      },
+      'test-patch',
+    );
+    const seen: unknown[] = [];
+    k.task('proc', 'process', function* (t) {
+      yield* mm_init(k, t, mm1);
+      seen.push(yield* mmget_not_zero(k, t, mm1), mmUsers(k, mm1));
+      yield* k.call(t, 'do_exit', mm_exit(k, t, n, mm1));
+      seen.push(mmState(k, mm1));
+    });
+    const r = runOnce(workload(k, ['proc']), 1);
+    expect(r.findings).toEqual([]);
+    // The replacement took no reference (mm_users stays 1); the wrapped exit_mmap ran inside __mmput.
+    expect(seen).toEqual([false, 1, 'freed']);
+    expect(exits).toEqual([['proc', 'do_exit', 'exit_mm', 'mmput', '__mmput', 'exit_mmap']]);
+    expect(k.fns.list().find((f) => f.name === 'exit_mmap')?.origins.at(-1)).toEqual({ kind: 'patch', by: 'test-patch', how: 'wrap' });
+  });
+
+  it('a replaced mmu_notifier_free_rcu is what the SRCU callback runs, after the grace period', () => {
+    const { k, n, mm1 } = env();
+    const opsId = defineMmuNotifierOps(n, { name: 'test_ops' });
+    const freed: string[][] = [];
+    const orig = k.fns.current('mmu_notifier_free_rcu') as (t: KTask, sub: number) => KGen;
+    k.fns.replace(
+      'mmu_notifier_free_rcu',
+      function* (t: KTask, sub: number): KGen {
+        freed.push([...t.chain()]);
+        yield* orig(t, sub);
+      },
+      'test-patch',
+    );
+    k.task('proc', 'process', function* (t) {
+      yield* mm_init(k, t, mm1);
+      const sub = yield* mmu_notifier_register(k, t, n, opsId, mm1, 1);
+      yield* mmu_notifier_put(k, t, n, sub);
+      yield* k.fn.mmu_notifier_synchronize(t);
+      yield* mm_exit(k, t, n, mm1);
+    });
+    const r = runOnce(workload(k, ['proc']), 1);
+    expect(r.findings).toEqual([]);
+    expect(freed).toHaveLength(1);
+    expect(freed[0]?.at(-1)).toBe('mmu_notifier_free_rcu');
+    expect(liveSubscriptions(k, n)).toBe(0);
+    expect(mmState(k, mm1)).toBe('freed');
+  });
+});
+
 describe('MMU notifier subscriptions', () => {
   it('mmu_notifier_get shares one subscription per ops and mm; the last put frees it after a grace period', () => {
     const e = env();
@@ -563,9 +640,9 @@ describe('MMU notifier subscriptions', () => {
     k.task('proc', 'process', function* (t) {
       yield* mm_init(k, t, mm1);
       yield* mm_init(k, t, mm2);
-      const a = yield* mmu_notifier_get(k, t, n, opsId, mm1, 10);
-      const b = yield* mmu_notifier_get(k, t, n, opsId, mm1, 11);
-      const c = yield* mmu_notifier_get(k, t, n, opsId, mm2, 12);
+      const a = yield* k.fn.mmu_notifier_get(t, opsId, mm1, 10);
+      const b = yield* k.fn.mmu_notifier_get(t, opsId, mm1, 11);
+      const c = yield* k.fn.mmu_notifier_get(t, opsId, mm2, 12);
       seen.push(a === b, a !== c, subscriptionUsers(k, n, a), subscriptionData(k, n, a), subscriptionMm(k, n, c)?.name);
       seen.push(mmCount(k, mm1), liveSubscriptions(k, n), liveSubscriptions(k, n, mm2));
       yield* mmu_notifier_put(k, t, n, a);
@@ -723,9 +800,9 @@ describe('MMU notifier subscriptions', () => {
     k.task('unbind', 'process', function* (t) {
       yield* w.until(t, 'bound', () => w.get(0) !== 0);
       const sub = w.get(0);
-      yield* k.call(t, 'intel_svm_unbind_mm', mmu_notifier_unregister(k, t, n, sub));
+      yield* k.call(t, 'intel_svm_unbind_mm', k.fn.mmu_notifier_unregister(t, sub));
       expect(subscriptionMm(k, n, sub)).toBeUndefined();
-      yield* mmu_notifier_synchronize(k, t, n);
+      yield* k.fn.mmu_notifier_synchronize(t);
     });
     const wl = workload(k, ['proc', 'unbind']);
     for (let seed = 1; seed <= 100; seed++) {
@@ -753,8 +830,8 @@ describe('MMU notifier subscriptions', () => {
     k.task('proc', 'process', function* (t) {
       yield* mm_init(k, t, mm1);
       const sub = yield* mmu_notifier_register(k, t, n, opsId, mm1, 0);
-      yield* mmu_notifier_unregister(k, t, n, sub);
-      yield* mmu_notifier_unregister(k, t, n, sub);
+      yield* k.fn.mmu_notifier_unregister(t, sub);
+      yield* k.fn.mmu_notifier_unregister(t, sub);
       yield* mm_exit(k, t, n, mm1);
     });
     const r = runOnce(workload(k, ['proc']), 1);
@@ -769,10 +846,10 @@ describe('MMU notifier subscriptions', () => {
     const got: number[] = [];
     k.task('proc', 'process', function* (t) {
       yield* mm_init(k, t, mm1);
-      yield* mmgrab(k, t, mm1);
+      yield* k.fn.mmgrab(t, mm1);
       yield* mm_exit(k, t, n, mm1);
-      got.push(yield* k.call(t, 'iommu_sva_bind_device', mmu_notifier_get(k, t, n, opsId, mm1, 0)));
-      yield* mmdrop(k, t, mm1);
+      got.push(yield* k.call(t, 'iommu_sva_bind_device', k.fn.mmu_notifier_get(t, opsId, mm1, 0)));
+      yield* k.fn.mmdrop(t, mm1);
     });
     const r = runOnce(workload(k, ['proc']), 1, false, true);
     expect(titles(r)).toEqual([expect.stringMatching(/^kernel BUG at mm\/mmu_notifier\.c:\d+!$/)]);
@@ -787,8 +864,8 @@ describe('MMU notifier subscriptions', () => {
     k.task('proc', 'process', function* (t) {
       yield* mm_init(k, t, mm1);
       yield* mmu_notifier_register(k, t, n, opsId, mm1, 0);
-      yield* mmdrop(k, t, mm1);
-      yield* mmdrop(k, t, mm1);
+      yield* k.fn.mmdrop(t, mm1);
+      yield* k.fn.mmdrop(t, mm1);
     });
     const r = runOnce(workload(k, ['proc']), 1);
     expect(titles(r)).toEqual([expect.stringMatching(/^kernel BUG at mm\/mmu_notifier\.c:\d+!$/)]);
@@ -817,7 +894,7 @@ describe('teardown checks', () => {
     const { k, n, mm1 } = env();
     k.task('proc', 'process', function* (t) {
       yield* mm_init(k, t, mm1);
-      yield* k.call(t, 'iommu_sva_bind_device', mmgrab(k, t, mm1));
+      yield* k.call(t, 'iommu_sva_bind_device', k.fn.mmgrab(t, mm1));
       yield* mm_exit(k, t, n, mm1);
     });
     const r = runOnce(workload(k, ['proc']), 1);
@@ -846,7 +923,7 @@ describe('teardown checks', () => {
       yield* mm_init(k, t, mm1);
       yield* mmu_notifier_register(k, t, n, opsId, mm1, 0);
       yield* mm_exit(k, t, n, mm1);
-      yield* mmdrop(k, t, mm1);
+      yield* k.fn.mmdrop(t, mm1);
     });
     const r = runOnce(workload(k, ['proc']), 1);
     expect(titles(r)).toEqual(['BUG: mmu_notifier subscription 1 (sva_mn) outlives its mm_struct mm/1']);
@@ -857,7 +934,7 @@ describe('teardown checks', () => {
     const { k, n, mm1 } = env({ checkers: { leaks: false } });
     k.task('proc', 'process', function* (t) {
       yield* mm_init(k, t, mm1);
-      yield* mmgrab(k, t, mm1);
+      yield* k.fn.mmgrab(t, mm1);
       yield* mm_set_pasid(k, t, mm1, 3);
       yield* mm_exit(k, t, n, mm1);
     });

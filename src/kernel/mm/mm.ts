@@ -526,16 +526,6 @@ export function mmput(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen 
   return k.fn.mmput(t, mm);
 }
 
-/** k.fn.mmgrab: hold the mm_struct (not the address space): it will not be freed, its pages may be. */
-export function mmgrab(k: Kernel, t: KTask, mm: MmStruct): KGen {
-  return k.fn.mmgrab(t, mm);
-}
-
-/** k.fn.mmdrop: drop a hold on the mm_struct; the last one frees it (__mmdrop). Never sleeps. */
-export function mmdrop(k: Kernel, t: KTask, mm: MmStruct): KGen {
-  return k.fn.mmdrop(t, mm);
-}
-
 /** mm->pasid = pasid (0 clears it). */
 export function* mm_set_pasid(k: Kernel, t: KTask, mm: MmStruct, pasid: number): KGen {
   if (!Number.isInteger(pasid) || pasid < 0) throw new RangeError(`mm_set_pasid: bad PASID ${pasid}`);

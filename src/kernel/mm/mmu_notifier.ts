@@ -391,12 +391,6 @@ function* getLocked(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm: MmS
   return found !== 0 ? found : yield* k.fn.__mmu_notifier_register(t, opsId, mm, data);
 }
 
-/** k.fn.mmu_notifier_get */
-export function mmu_notifier_get(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm: MmStruct, data: number): KGen<number> {
-  void n;
-  return k.fn.mmu_notifier_get(t, opsId, mm, data);
-}
-
 /**
  * mmu_notifier_put: drop a user; the last one unlinks the subscription (no walk that has not reached it yet
  * calls it) and frees it after an SRCU grace period: free_notifier, then the slot, then mmdrop. Never sleeps.
@@ -460,18 +454,6 @@ function* unregister(k: Kernel, t: KTask, n: MmuNotifiers, sub: number): KGen {
   yield* k.fn.mmdrop(t, mm);
 }
 
-/** k.fn.mmu_notifier_unregister */
-export function mmu_notifier_unregister(k: Kernel, t: KTask, n: MmuNotifiers, sub: number): KGen {
-  void n;
-  return k.fn.mmu_notifier_unregister(t, sub);
-}
-
-/** k.fn.mmu_notifier_synchronize: wait until every subscription freed by mmu_notifier_put so far has been freed. */
-export function mmu_notifier_synchronize(k: Kernel, t: KTask, n: MmuNotifiers): KGen {
-  void n;
-  return k.fn.mmu_notifier_synchronize(t);
-}
-
 /** WARN_ON(!subscription->users): a put too many, or a put or unregister of a subscription already freed. */
 function putWarn(k: Kernel, t: KTask, n: MmuNotifiers, sub: number, state: number, step: number, fn: string): void {
   if (!k.enabled('refcount')) return;
@@ -517,12 +499,6 @@ function* release(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
   yield* k.fn.mn_hlist_release(t, mm);
 }
 
-/** k.fn.__mmu_notifier_release */
-export function mmu_notifier_release(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
-  void n;
-  return k.fn.__mmu_notifier_release(t, mm);
-}
-
 /** mn_hlist_release: each release inside SRCU, then every subscription unlinked, then synchronize_srcu. */
 function* hlistRelease(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
   const idx = yield* srcu_read_lock(k, t, n.srcu);
@@ -547,12 +523,6 @@ function* invalidateStart(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, st
   yield* srcu_read_unlock(k, t, n.srcu, idx);
 }
 
-/** k.fn.__mmu_notifier_invalidate_range_start */
-export function mmu_notifier_invalidate_range_start(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: number, end: number): KGen {
-  void n;
-  return k.fn.__mmu_notifier_invalidate_range_start(t, mm, start, end);
-}
-
 /**
  * __mmu_notifier_invalidate_range_end: [start, end) has changed. Each subscription first invalidates its
  * secondary TLBs for the range (arch_invalidate_secondary_tlbs), then gets invalidate_range_end.
@@ -565,12 +535,6 @@ function* invalidateEnd(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, star
     if (ops.invalidate_range_end) yield* ops.invalidate_range_end(t, mm, sub, start, end);
   });
   yield* srcu_read_unlock(k, t, n.srcu, idx);
-}
-
-/** k.fn.__mmu_notifier_invalidate_range_end */
-export function mmu_notifier_invalidate_range_end(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: number, end: number): KGen {
-  void n;
-  return k.fn.__mmu_notifier_invalidate_range_end(t, mm, start, end);
 }
 
 // ---- checks ----

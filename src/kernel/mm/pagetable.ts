@@ -167,11 +167,6 @@ function* handleMmFault(k: Kernel, t: KTask, mm: MmStruct, vpn: number, write: b
   return 'ok';
 }
 
-/** k.fn.handle_mm_fault */
-export function handle_mm_fault(k: Kernel, t: KTask, mm: MmStruct, vpn: number, write: boolean): KGen<'ok' | 'sigsegv'> {
-  return k.fn.handle_mm_fault(t, mm, vpn, write);
-}
-
 /**
  * Fault a page in, as get_user_pages or an IOPF handler does (the model's helper, no kernel function of its
  * own): mmap_read_lock, handle_mm_fault, unlock.
