@@ -9,11 +9,16 @@ import type { KTask } from './context.js';
 import type { Kernel, KGen } from './kernel.js';
 import { type LockRef, noteAcquired, noteReleased } from './lock.js';
 import { ReaderTable, rcu_read_lock_any_held, suspiciousRcuUsage, waitForReaders, withFrames } from './rcu.js';
+import { struct, word } from './struct.js';
+
+/** struct srcu_struct, the words the model keeps of it (its readers are a ReaderTable beside it). */
+const SRCU_STRUCT = struct('srcu_struct', {
+  dep_map: word, // struct lockdep_map: the lock identity srcu_read_lock's dependencies are taken on
+  srcu_cblist_len: word, // model: call_srcu callbacks not yet invoked (the length of srcu_data's srcu_cblist)
+});
 
 export interface SrcuStruct extends LockRef {
   readonly readers: ReaderTable;
-  /** Static offset of the count of call_srcu callbacks not yet run. */
-  readonly pending: number;
   readonly callbacks: Set<string>;
 }
 
@@ -22,12 +27,11 @@ const nests = new WeakMap<KTask, Map<SrcuStruct, { slot: number; depth: number }
 
 /** DEFINE_STATIC_SRCU(name): `slots` tasks may be inside at once (the kernel's readerSlots unless given). */
 export function defineSrcu(k: Kernel, name: string, slots = k.readerSlots): SrcuStruct {
-  const off = k.statics.alloc(2, name); // [0]: lockdep identity, [1]: pending callbacks
+  const off = k.statics.alloc(SRCU_STRUCT.words, name);
   return {
     name,
-    addr: () => k.mem.statics + off,
+    addr: () => k.mem.statics + off + SRCU_STRUCT.offset.dep_map,
     readers: new ReaderTable(k, name, slots, 0),
-    pending: off + 1,
     callbacks: new Set(),
   };
 }
@@ -120,7 +124,7 @@ export function defineSrcuCallback(k: Kernel, ssp: SrcuStruct, name: string, bod
     yield* withFrames(t, ['worker_thread', 'process_one_work', 'srcu_invoke_callbacks', name], body(t, args));
     t.softirqsDisabled--;
     yield* k.step(t, 'srcu_invoke_callbacks: callback done', () => {
-      Atomics.sub(k.i32, k.mem.statics + ssp.pending, 1);
+      k.view(SRCU_STRUCT).srcu_cblist_len.atomic_dec(ssp.addr());
     });
   });
 }
@@ -132,7 +136,7 @@ export function* call_srcu(k: Kernel, t: KTask, ssp: SrcuStruct, cbKind: string,
     t,
     'call_srcu',
     k.step(t, `call_srcu(${ssp.name}, ${cbKind})`, (env) => {
-      Atomics.add(k.i32, k.mem.statics + ssp.pending, 1);
+      k.view(SRCU_STRUCT).srcu_cblist_len.atomic_inc(ssp.addr());
       env.spawn(cbKind, { args, gp: ssp.readers.snapshot() });
     }),
   );
@@ -145,11 +149,12 @@ export function* srcu_barrier(k: Kernel, t: KTask, ssp: SrcuStruct): KGen {
     'srcu_barrier',
     (function* () {
       k.mightSleep(t, 'kernel/rcu/srcutree.c:1640');
-      const addr = k.mem.statics + ssp.pending;
+      const len = k.view(SRCU_STRUCT).srcu_cblist_len;
+      const addr = len.addr(ssp.addr());
       yield k.point(
         t,
         `srcu_barrier(${ssp.name})`,
-        () => Atomics.load(k.i32, addr) === 0,
+        () => len.READ_ONCE(ssp.addr()) === 0,
         () => undefined,
         {
           what: `pending SRCU callbacks of ${ssp.name}`,
