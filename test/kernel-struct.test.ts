@@ -98,4 +98,19 @@ describe('struct accessors', () => {
     expect(first[k.mem.statics + off]).toBe(1);
     expect(second[k.mem.statics + off]).toBe(2);
   });
+
+  it('k.view shares one set of accessors per struct type, which follows the attached memory too', () => {
+    const k = kernel();
+    const off = k.statics.alloc(THING.words, 'a thing');
+    const v = k.view(THING);
+    expect(k.view(THING)).toBe(v);
+    expect(k.view(LIST_HEAD)).not.toBe(v);
+    const first = new Int32Array(new SharedArrayBuffer(k.words * 4));
+    const second = new Int32Array(new SharedArrayBuffer(k.words * 4));
+    k.attach(first, () => 0);
+    k.view(THING).flags.set(k.mem.statics + off, 5);
+    k.attach(second, () => 0);
+    expect(k.view(THING).flags.get(k.mem.statics + off)).toBe(0);
+    expect(first[k.mem.statics + off + THING.offset.flags]).toBe(5);
+  });
 });

@@ -372,12 +372,14 @@ declare module '../kfunc.js' {
 function defineMmFunctions(k: Kernel): void {
   if (k.fns.has('mm_init')) return;
   k.fns.define('mm_init', 'kernel/fork.c', (t, mm) => mmInit(k, t, mm));
+  // One more user of the address space (the caller knows it has users: it holds one).
   k.fns.define('mmget', 'include/linux/sched/mm.h', function* (t, mm) {
     yield* k.step(t, objLabel(mm, 'mmget', mm.name), (env) => {
       mmAccess(k, t, mm, MM_FIELD.users, true);
       inc(k, t, mm, mm.view.mm_users, 'mmget', env.step);
     });
   });
+  // A user of the address space unless it is already being torn down.
   k.fns.define('mmget_not_zero', 'include/linux/sched/mm.h', function* (t, mm) {
     return yield* k.step(t, objLabel(mm, 'mmget_not_zero', mm.name), () => {
       mmAccess(k, t, mm, MM_FIELD.users, true);
@@ -392,6 +394,7 @@ function defineMmFunctions(k: Kernel): void {
       return true;
     });
   });
+  // Drop a user; the last one tears the address space down in the caller's context (so mmput may sleep).
   k.fns.define('mmput', 'kernel/fork.c', function* (t, mm) {
     k.mightSleep(t, MMPUT_SITE);
     const last = yield* k.step(t, objLabel(mm, 'mmput', mm.name), (env) => {
@@ -404,12 +407,14 @@ function defineMmFunctions(k: Kernel): void {
     yield* k.fn.exit_mmap(t, mm);
     yield* k.fn.mmdrop(t, mm);
   });
+  // Hold the mm_struct (not the address space): it will not be freed, its pages may be.
   k.fns.define('mmgrab', 'include/linux/sched/mm.h', function* (t, mm) {
     yield* k.step(t, objLabel(mm, 'mmgrab', mm.name), (env) => {
       mmAccess(k, t, mm, MM_FIELD.count, true);
       inc(k, t, mm, mm.view.mm_count, 'mmgrab', env.step);
     });
   });
+  // Drop a hold on the mm_struct; the last one frees it (__mmdrop). Never sleeps.
   k.fns.define('mmdrop', 'include/linux/sched/mm.h', function* (t, mm) {
     const last = yield* k.step(t, objLabel(mm, 'mmdrop', mm.name), (env) => {
       mmAccess(k, t, mm, MM_FIELD.count, true);
@@ -497,12 +502,12 @@ export function mm_init(k: Kernel, t: KTask, mm: MmStruct): KGen {
   return k.fn.mm_init(t, mm);
 }
 
-/** k.fn.mmget */
+/** k.fn.mmget: one more user of the address space. */
 export function mmget(k: Kernel, t: KTask, mm: MmStruct): KGen {
   return k.fn.mmget(t, mm);
 }
 
-/** k.fn.mmget_not_zero */
+/** k.fn.mmget_not_zero: a user of the address space unless it is already being torn down. */
 export function mmget_not_zero(k: Kernel, t: KTask, mm: MmStruct): KGen<boolean> {
   return k.fn.mmget_not_zero(t, mm);
 }
