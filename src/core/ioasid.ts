@@ -205,8 +205,18 @@ export function defineIoasid(k: Kernel, opts: IoasidOptions = {}): Ioasid {
     view: { allocator: k.struct(IOASID_ALLOCATOR), set: k.struct(IOASID_SET), data: k.struct(IOASID_DATA) },
   };
   layouts.set(a, { sets: l.sets, ids: l.ids });
+  if (kernelIoasid.has(k)) throw new Error('ioasid: a kernel has one IOASID allocator (ioasid.c keeps it in file statics): defined twice');
+  kernelIoasid.set(k, a);
   if (opts.leakCheck ?? true) k.onEnd(() => leakCheck(k, a));
   return a;
+}
+
+/** Each kernel's one allocator (what ioasid.c's file statics are): where a replacement of its functions finds it. */
+const kernelIoasid = new WeakMap<Kernel, Ioasid>();
+
+/** The kernel's IOASID allocator, once defineIoasid has declared it. */
+export function ioasidOf(k: Kernel): Ioasid | undefined {
+  return kernelIoasid.get(k);
 }
 
 const layouts = new WeakMap<Ioasid, { sets: number; ids: number }>();
