@@ -3,7 +3,7 @@
 // one per IOMMU unit, device, mm and process (in that order). Kernel code paths (syscalls, exit, the IOMMU
 // drivers' page-request threads, RCU/SRCU callbacks) are kernel tasks; the oracles run in the steps that could
 // break what they guard.
-import { DEFAULT_DOMAIN_POLICIES, type DefaultDomainPolicy, DmaApi } from '../core/dma.js';
+import { DEFAULT_DOMAIN_POLICIES, type DefaultDomainPolicy, DmaApi } from '../core/dma-iommu.js';
 import { pasidIoasidWords } from '../core/pasid.js';
 import { Domains } from '../core/domain.js';
 import { Oracle } from '../core/oracle.js';
