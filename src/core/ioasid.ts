@@ -13,7 +13,7 @@
 //
 // Memory is sized for a full 20-bit space: IDs are found through a bitmap with summary levels (the bit of a word
 // at level n+1 says "word full at level n"), so the lowest free ID is found in a few word reads even with a
-// million IDs taken; each ID has three words (set and bound flag, private data, guest PASID). All of it is in
+// million IDs taken; each ID has its struct ioasid_data (set, bound flag, private data, guest PASID). All of it is in
 // the kernel's static shared memory (ioasidWords() says how much, to size KernelOptions.layout.staticWords).
 //
 // The quota oracle (DESIGN.md, "Checkers") runs in the allocating step itself: an allocation that leaves a set
@@ -138,15 +138,14 @@ export const IOASID_SET = struct('ioasid_set', {
   system: word, // model: 1 for the system set (type IOASID_SET_TYPE_NULL)
 });
 
-/** struct ioasid_data (id, set, private, spid), one per ID. */
+/** struct ioasid_data (set, private, spid; its id is its index), one per ID. */
 export const IOASID_DATA = struct('ioasid_data', {
-  set: word, // sid | BOUND (model: the bound state ioasid_notify sets), 0: free
+  set: word, // the ioasid_set's sid, 0: free
+  bound: word, // model: 1 from IOASID_NOTIFY_BIND to IOASID_NOTIFY_UNBIND (what ioasid_notify tells the subscribers)
   private: word,
   spid: word, // guest PASID + 1, 0: none
 });
 
-const BOUND = 1 << 30;
-const SID_MASK = BOUND - 1;
 
 // Nominal lines of drivers/iommu/ioasid.c for the WARNs below.
 const INSTALL_WARN_LINE = 'drivers/iommu/ioasid.c:64';
@@ -314,7 +313,8 @@ export function ioasidInfo(k: Kernel, a: Ioasid, id: number): IoasidInfo | undef
   if (!validId(a, id)) return undefined;
   const w = a.view.data.set.get(idAddr(k, a, id));
   if (w === 0) return undefined;
-  return { id, sid: w & SID_MASK, priv: a.view.data.private.get(idAddr(k, a, id)), spid: a.view.data.spid.get(idAddr(k, a, id)) - 1, bound: (w & BOUND) !== 0 };
+  const data = idAddr(k, a, id);
+  return { id, sid: w, priv: a.view.data.private.get(data), spid: a.view.data.spid.get(data) - 1, bound: a.view.data.bound.get(data) === 1 };
 }
 
 /** Every allocated ID, ascending (walks the bitmap: cheap when few are taken). */
@@ -336,7 +336,7 @@ export function forEachIoasid(k: Kernel, a: Ioasid, fn: (id: number) => void): v
 export function ioasidSetIds(k: Kernel, a: Ioasid, sid: number): number[] {
   const out: number[] = [];
   forEachIoasid(k, a, (id) => {
-    if ((a.view.data.set.get(idAddr(k, a, id)) & SID_MASK) === sid) out.push(id);
+    if (a.view.data.set.get(idAddr(k, a, id)) === sid) out.push(id);
   });
   return out;
 }
@@ -457,7 +457,7 @@ function setArgs(k: Kernel, a: Ioasid, sid: number, destroy: boolean): IoasidNbA
 }
 
 function idArgs(k: Kernel, a: Ioasid, id: number): IoasidNbArgs {
-  const sid = a.view.data.set.get(idAddr(k, a, id)) & SID_MASK;
+  const sid = a.view.data.set.get(idAddr(k, a, id));
   return {
     id,
     sid,
@@ -495,7 +495,7 @@ function leakCheck(k: Kernel, a: Ioasid): void {
   let n = 0;
   forEachIoasid(k, a, (id) => {
     n++;
-    if (ids.length < 16) ids.push(`${id} (set ${a.view.data.set.get(idAddr(k, a, id)) & SID_MASK})`);
+    if (ids.length < 16) ids.push(`${id} (set ${a.view.data.set.get(idAddr(k, a, id))})`);
   });
   if (n === 0) return;
   const title = `leak: ioasid: ${n} IOASID${n > 1 ? 's' : ''} still allocated at teardown: ${ids.join(', ')}${n > ids.length ? ', …' : ''}`;
@@ -671,6 +671,7 @@ function allocLocked(k: Kernel, t: KTask, a: Ioasid, sid: number, min: number, m
   a.view.data.set.set(data, sid);
   a.view.data.private.set(data, priv);
   a.view.data.spid.set(data, 0);
+  a.view.data.bound.set(data, 0);
   a.view.set.nr_ioasids.set(set, nr + 1);
   const total = a.view.allocator.allocated.get(hdr(k, a)) + 1;
   a.view.allocator.allocated.set(hdr(k, a), total);
@@ -744,7 +745,7 @@ function findPoint(k: Kernel, t: KTask, a: Ioasid, sid: number, id: number) {
     if (!validId(a, id)) return -ENOENT;
     const w = a.view.data.set.get(idAddr(k, a, id));
     if (w === 0) return -ENOENT;
-    if (sid !== 0 && (w & SID_MASK) !== sid) return -EACCES;
+    if (sid !== 0 && w !== sid) return -EACCES;
     return a.view.data.private.get(idAddr(k, a, id));
   });
 }
@@ -796,7 +797,7 @@ function setData(k: Kernel, a: Ioasid, L: AllocatorLock) {
 function bySpid(k: Kernel, a: Ioasid, sid: number, spid: number): number {
   let found = 0;
   forEachIoasid(k, a, (id) => {
-    if (found === 0 && (a.view.data.set.get(idAddr(k, a, id)) & SID_MASK) === sid && a.view.data.spid.get(idAddr(k, a, id)) === spid + 1) found = id;
+    if (found === 0 && a.view.data.set.get(idAddr(k, a, id)) === sid && a.view.data.spid.get(idAddr(k, a, id)) === spid + 1) found = id;
   });
   return found;
 }
@@ -860,9 +861,8 @@ function notifyId(k: Kernel, a: Ioasid, L: AllocatorLock) {
     const args = yield* k.step(t, event === IOASID_NOTIFY_BIND ? 'ioasid_notify: bind' : 'ioasid_notify: unbind', () => {
       if (!validId(a, id)) return undefined;
       const data = idAddr(k, a, id);
-      const w = a.view.data.set.get(data);
-      if (w === 0) return undefined;
-      a.view.data.set.set(data, event === IOASID_NOTIFY_BIND ? w | BOUND : w & ~BOUND);
+      if (a.view.data.set.get(data) === 0) return undefined;
+      a.view.data.bound.set(data, event === IOASID_NOTIFY_BIND ? 1 : 0);
       return idArgs(k, a, id);
     });
     if (args) yield* notify(k, t, a, event, args);
