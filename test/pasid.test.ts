@@ -4,16 +4,19 @@
 import { describe, expect, it } from 'vitest';
 import '../src/workloads/index.js';
 import { ioasidAllocatedCount, ioasidInfo, ioasidOf, ioasidSystemSid } from '../src/core/ioasid.js';
+import { Oracle } from '../src/core/oracle.js';
+import { PasidAllocator } from '../src/core/pasid.js';
 import type { DeviceInfo } from '../src/core/types.js';
 import type { KTask } from '../src/kernel/context.js';
 import { ENOSPC } from '../src/kernel/errno.js';
 import type { KGen } from '../src/kernel/kernel.js';
 import type { KFn } from '../src/kernel/kfunc.js';
-import type { MmStruct } from '../src/kernel/mm/mm.js';
+import type { MmStruct, MmTable } from '../src/kernel/mm/mm.js';
 import { runDeterministic } from '../src/runtime/deterministic.js';
 import type { Wire } from '../src/runtime/model.js';
 import { RandomScheduler } from '../src/runtime/schedulers/random.js';
 import { buildSva, type SvaModel } from '../src/workloads/sva.js';
+import { kernel } from './kernel-harness.js';
 
 // Two processes open the work queues of two devices behind two VT-d units: each mm is bound on both IOMMUs.
 const TOPO = { iommus: 'vtd,vtd', devices: 2, processes: 2, opens: 2, dmas: 2, wq: 'shared' };
@@ -54,7 +57,9 @@ describe('iommu_alloc_pasid: the placement policy picks the implementation', () 
     const { k } = buildSva({ ...TOPO, pasidAlloc: 'per-iommu' }).model;
     for (const name of ['iommu_alloc_pasid', 'iommu_free_pasid']) {
       const info = k.fns.list().find((f) => f.name === name);
-      expect(info?.origins).toEqual([{ kind: 'policy', policy: 'pasidAlloc', value: 'per-iommu', values: ['native', 'system', 'per-iommu', 'device', 'ssid'] }]);
+      expect(info?.origins).toEqual([
+        { kind: 'policy', policy: 'pasidAlloc', value: 'per-iommu', values: ['native', 'system', 'per-iommu', 'device', 'ssid'] },
+      ]);
     }
   });
 
@@ -77,7 +82,7 @@ describe('iommu_alloc_pasid: the placement policy picks the implementation', () 
     }
   });
 
-  it('per-iommu: PASIDs come from each IOMMU\'s IDA, and two mms get the same PASID on different IOMMUs', () => {
+  it("per-iommu: PASIDs come from each IOMMU's IDA, and two mms get the same PASID on different IOMMUs", () => {
     const aliased: number[] = [];
     for (let seed = 1; seed <= 10; seed++) {
       const { got } = run({ ...TOPO, pasidAlloc: 'per-iommu' }, seed);
@@ -105,5 +110,28 @@ describe('iommu_alloc_pasid: the placement policy picks the implementation', () 
     expect(calls).toBeGreaterThan(0);
     expect(got).toEqual([]);
     expect(r.check.counters.dmas ?? 0).toBe(0);
+  });
+});
+
+describe('PasidAllocator declares the kernel IOASID allocator with the seed-003 policies it is given', () => {
+  it('ioasidLock=mutex, ioasidChain=blocking: ioasid_alloc and the notifier registration take those implementations', () => {
+    const k = kernel();
+    const env = {
+      devices: [],
+      iommus: 1,
+      placement: 'system' as const,
+      mms: undefined as unknown as MmTable,
+      opsOf: () => {
+        throw new Error('no device');
+      },
+      svmOf: () => undefined,
+    };
+    const p = new PasidAllocator(k, new Oracle(k), { ...env, ioasid: { lock: 'mutex', chain: 'blocking' } }, 4);
+    expect(ioasidOf(k)).toBe(p.ioasid);
+    expect(p.ioasid.lockPolicy).toBe('mutex');
+    const origin = (name: string) => k.fns.list().find((f) => f.name === name)?.origins[0];
+    expect(origin('ioasid_alloc')).toMatchObject({ policy: 'ioasidLock', value: 'mutex' });
+    expect(origin('ioasid_register_notifier')).toMatchObject({ policy: 'ioasidChain', value: 'blocking' });
+    expect(origin('iommu_alloc_pasid')).toMatchObject({ policy: 'pasidAlloc', value: 'system' });
   });
 });

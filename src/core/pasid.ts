@@ -18,7 +18,7 @@ import type { Kernel, KGen } from '../kernel/kernel.js';
 import { setAllocTrack, TRACK_WORDS, unreferenced } from '../kernel/kmemleak.js';
 import { MM_FREED, type MmStruct, type MmTable, mm_set_pasid, mmById, mmPasid, mmStateCode } from '../kernel/mm/mm.js';
 import { array, struct, type ViewOf, word } from '../kernel/struct.js';
-import { defineIoasid, type Ioasid, ioasid_alloc, ioasid_alloc_system_set, ioasid_free, ioasidCapacity, ioasidOf, ioasidSetIds, ioasidSystemSid, ioasidWords } from './ioasid.js';
+import { defineIoasid, type Ioasid, type IoasidOptions, ioasid_alloc, ioasid_alloc_system_set, ioasid_free, ioasidCapacity, ioasidOf, ioasidSetIds, ioasidSystemSid, ioasidWords } from './ioasid.js';
 import type { Oracle } from './oracle.js';
 import { type DeviceInfo, type IommuOps, PASID_PLACEMENTS, type PasidPlacement, SVM_FLAG_PRIVATE_PASID, type SvmOps } from './types.js';
 
@@ -59,6 +59,11 @@ export interface PasidEnv {
   readonly mms: MmTable;
   opsOf(dev: DeviceInfo): IommuOps;
   svmOf(dev: DeviceInfo): SvmOps | undefined;
+  /**
+   * The seed-003 policies of the IOASID allocator, when this allocator declares it (the kernel has none yet):
+   * its lock (ioasidLock) and notifier chain (ioasidChain). Default spinlock and atomic, as ioasid.c had.
+   */
+  readonly ioasid?: Pick<IoasidOptions, 'lock' | 'chain'>;
 }
 
 type Placement = Exclude<PasidPlacement, 'native'>;
@@ -96,7 +101,7 @@ export class PasidAllocator {
     const bits = Math.max(1, ...env.devices.map((d) => d.caps.pasidBits));
     this.capacity = Math.min(1 << 20, 1 << bits);
     // Leaks are checked here, not by the IDAs or the IOASID allocator: a quarantined PASID is held on purpose.
-    this.ioasid = ioasidOf(k) ?? defineIoasid(k, { bits: Math.max(2, bits), maxSets: SVA_IOASID_SETS, leakCheck: false });
+    this.ioasid = ioasidOf(k) ?? defineIoasid(k, { ...env.ioasid, bits: Math.max(2, bits), maxSets: SVA_IOASID_SETS, leakCheck: false });
     for (let u = 0; u < env.iommus; u++) this.idas.push(defineIda(k, `iommu${u}->pasid_ida`, this.capacity, { leakCheck: false }));
     this.slots = slots;
     this.shares = k.statics.alloc(slots * IOMMU_MM_DATA.words, 'pasid shares');
