@@ -29,7 +29,7 @@ describe('seed 001: default DMA domains and scarce address spaces', () => {
       const f0 = r.findings[0];
       expect(f0?.step).toBeGreaterThanOrEqual(0);
       expect(r.trace.toText().split('\n').find((l) => l.includes('iommu_probe_device(0000:01:04.0): -ENOSPC'))).toBeDefined();
-      expect(f0?.text).toMatch(/Call Trace:\n <TASK>\n iommu_probe_device\n iommu_probe\n <\/TASK>/);
+      expect(f0?.text).toMatch(/Call Trace:\n <TASK>\n iommu_setup_default_domain\n iommu_probe_device\n iommu_probe\n <\/TASK>/);
       expect([0, 1, 2, 3].map((d) => model.kusers.probeResult(d))).toEqual([0, 0, 0, 0]);
       expect(errname(model.kusers.probeResult(4))).toBe('-ENOSPC');
       expect(r.check.notes).toEqual([`pci 0000:01:04.0: Adding to IOMMU failed: -ENOSPC (iommu probe of 0000:01:04.0 failed: ${model.units[0]?.name}: all 4 address spaces are in use)`]);

@@ -39,6 +39,7 @@ import { buildIoasid } from '../src/workloads/ioasid.js';
 import type { KTask } from '../src/kernel/context.js';
 import { EACCES, EBUSY, EINVAL, ENOENT, ENOSPC, errname } from '../src/kernel/errno.js';
 import { Kernel, type KGen } from '../src/kernel/kernel.js';
+import type { KFn } from '../src/kernel/kfunc.js';
 import { runDeterministic } from '../src/runtime/deterministic.js';
 import type { Wire } from '../src/runtime/model.js';
 import type { RunResult } from '../src/runtime/result.js';
@@ -588,5 +589,46 @@ describe('bench ioasid (quick)', () => {
       expect(Number.isFinite(s.ratios[k]), k).toBe(true);
       expect(s.ratios[k], k).toBeGreaterThan(0);
     }
+  });
+});
+
+describe('ioasid.c by name: the registry is the truth', () => {
+  it('the functions that take ioasid_allocator_lock are defined by the lock policy, the notifier registration by the chain policy', () => {
+    const { k } = rig(5, { lock: 'mutex', chain: 'blocking' });
+    const origin = (name: string) => k.fns.list().find((f) => f.name === name)?.origins;
+    for (const name of ['ioasid_alloc', 'ioasid_free', 'ioasid_alloc_set', 'ioasid_free_set', 'ioasid_adjust_set', 'ioasid_notify', 'ioasid_attach_spid']) {
+      expect(origin(name)).toEqual([{ kind: 'policy', policy: 'ioasidLock', value: 'mutex', values: ['spinlock', 'mutex'] }]);
+    }
+    expect(origin('ioasid_register_notifier')).toEqual([{ kind: 'policy', policy: 'ioasidChain', value: 'blocking', values: ['atomic', 'blocking'] }]);
+    expect(origin('ioasid_find')).toEqual([{ kind: 'model' }]);
+    expect(k.fns.list().find((f) => f.name === 'ioasid_alloc')?.file).toBe('drivers/iommu/ioasid.c');
+  });
+
+  it('a kernel has one allocator: a second defineIoasid is refused', () => {
+    const { k } = rig(5);
+    expect(() => defineIoasid(k, { bits: 5 })).toThrow(/one IOASID allocator/);
+  });
+
+  it('a wrap of ioasid_alloc by name sees every allocation, with ioasid_alloc on the call chain', () => {
+    const { k, a } = rig(5);
+    const seen: { id: number; chain: string }[] = [];
+    k.fns.wrap(
+      'ioasid_alloc',
+      (orig) =>
+        function* (t: KTask, sid: number, min: number, max: number, priv: number): KGen<number> {
+          const id = (yield* (orig as KFn)(t, sid, min, max, priv)) as number;
+          seen.push({ id, chain: t.chain().join(' ') });
+          return id;
+        },
+      'test',
+    );
+    const r = runBody(k, function* (t) {
+      const sid = yield* ioasid_alloc_system_set(k, t, a, 4);
+      for (let i = 0; i < 3; i++) yield* ioasid_alloc(k, t, a, sid, 1, 31, i);
+      yield* ioasid_free_set(k, t, a, sid, true);
+    });
+    expect(titles(r)).toEqual([]);
+    expect(seen.map((s) => s.id)).toEqual([1, 2, 3]);
+    for (const s of seen) expect(s.chain).toContain('ioasid_alloc');
   });
 });

@@ -18,6 +18,7 @@ import type { KTask } from '../kernel/context.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
 import { defineNotifierBlock, type NotifierBlock, NOTIFY_DONE, NOTIFY_OK, NOTIFY_STOP } from '../kernel/notifier.js';
+import { struct, type ViewOf, word } from '../kernel/struct.js';
 import {
   IOASID_NOTIFY_ALLOC,
   IOASID_NOTIFY_BIND,
@@ -67,38 +68,78 @@ const SPECS: readonly Spec[] = [
 export interface Subscriber {
   readonly name: SubscriberName;
   readonly nb: NotifierBlock<IoasidNbArgs>;
-  /** Static offset of the view: one word an ID. */
+  /** Static offset of its per-PASID records (vfio_pasid, kvm_pasid or intel_svm), one an ID. */
   readonly view: number;
   readonly lock: Mutex | undefined;
 }
+
+/**
+ * VFIO's record of a PASID (the series' struct vfio_pasid, in its vfio_mm's pasid_list): the ioasid_set it files
+ * the PASID under; here one per ID, 0: not tracked.
+ */
+export const VFIO_PASID = struct('vfio_pasid', { ioasid_set: word });
+/** VFIO's per-VM state (struct vfio_mm): whether it knows the VM's ioasid_set, and the PASIDs it holds there. */
+export const VFIO_MM = struct('vfio_mm', { ioasid_set: word, nr_pasids: word });
+/** KVM's PASID translation entry (guest → host PASID, for ENQCMD in a guest): KNOWN | BOUND, guest PASID + 1. */
+export const KVM_PASID = struct('kvm_pasid', { state: word, gpasid: word });
+/** The IOMMU driver's per-PASID state (intel-svm's struct intel_svm): KNOWN | BOUND. */
+export const INTEL_SVM = struct('intel_svm', { state: word });
+
+const RECORDS = { vfio: VFIO_PASID, kvm: KVM_PASID, iommu: INTEL_SVM } as const;
 
 export interface IoasidSubscribers {
   readonly a: Ioasid;
   readonly kvmToken: number;
   /** In chain order. */
   readonly list: readonly Subscriber[];
-  /** Static offset of VFIO's per-set words: [known, IDs] for each sid. */
+  /** Static offset of VFIO's struct vfio_mm of each sid. */
   readonly vfioSets: number;
+  readonly view: {
+    readonly vfio_pasid: ViewOf<typeof VFIO_PASID>;
+    readonly vfio_mm: ViewOf<typeof VFIO_MM>;
+    readonly kvm_pasid: ViewOf<typeof KVM_PASID>;
+    readonly intel_svm: ViewOf<typeof INTEL_SVM>;
+  };
 }
 
-// View words. VFIO: the sid it files the ID under. KVM and the IOMMU driver: KNOWN | BOUND | (guest PASID + 1) << 2.
+// A subscriber's view of an ID as one number, to compare with the allocator's: VFIO the sid it files the ID
+// under; KVM and the IOMMU driver KNOWN | BOUND | (guest PASID + 1) << 2.
 const KNOWN = 1;
 const V_BOUND = 2;
 
 /** Static words the subscribers of an allocator of 2^bits IDs take (to size a kernel layout; their mutexes are extra). */
 export function ioasidSubscriberWords(bits: number, maxSets: number): number {
-  return IOASID_SUBSCRIBERS.length * 2 ** bits + 2 * (maxSets + 1);
+  return (VFIO_PASID.words + KVM_PASID.words + INTEL_SVM.words) * 2 ** bits + VFIO_MM.words * (maxSets + 1);
+}
+
+/** sub's record of ID id (its word offset). */
+function rec(k: Kernel, sub: Subscriber, id: number): number {
+  return k.mem.statics + sub.view + id * RECORDS[sub.name].words;
+}
+
+/** VFIO's vfio_mm of set sid (its word offset). */
+function vfioMm(k: Kernel, s: IoasidSubscribers, sid: number): number {
+  return k.mem.statics + s.vfioSets + sid * VFIO_MM.words;
+}
+
+/** sub's view of ID id, as one number (KNOWN | BOUND | (guest PASID + 1) << 2, or VFIO's sid). */
+function viewOf(k: Kernel, s: IoasidSubscribers, sub: Subscriber, id: number): number {
+  const p = rec(k, sub, id);
+  if (sub.name === 'vfio') return s.view.vfio_pasid.ioasid_set.get(p);
+  if (sub.name === 'kvm') return s.view.kvm_pasid.state.get(p) | (s.view.kvm_pasid.gpasid.get(p) << 2);
+  return s.view.intel_svm.state.get(p);
 }
 
 /** Declare the three subscribers and their notifier blocks (they register at run time: ioasid_subscribers_register). */
 export function defineIoasidSubscribers(k: Kernel, a: Ioasid, opts: SubscriberOptions): IoasidSubscribers {
   const sleeper = opts.sleeper ?? 'none';
   const bug = opts.bug ?? 'none';
-  const vfioSets = k.statics.alloc(2 * (a.maxSets + 1), 'vfio ioasid sets');
+  const vfioSets = k.statics.alloc(VFIO_MM.words * (a.maxSets + 1), 'vfio ioasid sets');
   const list: Subscriber[] = [];
-  const s: IoasidSubscribers = { a, kvmToken: opts.kvmToken, list, vfioSets };
+  const view = { vfio_pasid: k.struct(VFIO_PASID), vfio_mm: k.struct(VFIO_MM), kvm_pasid: k.struct(KVM_PASID), intel_svm: k.struct(INTEL_SVM) };
+  const s: IoasidSubscribers = { a, kvmToken: opts.kvmToken, list, vfioSets, view };
   for (const spec of SPECS) {
-    const view = k.statics.alloc(a.storage, `${spec.name} ioasid view`);
+    const view = k.statics.alloc(a.storage * RECORDS[spec.name].words, `${spec.name} ioasid view`);
     const lock = sleeper === spec.name ? defineMutex(k, spec.lock) : undefined;
     const labels = new Map<number, string>();
     const label = (ev: number): string => {
@@ -118,13 +159,14 @@ export function defineIoasidSubscribers(k: Kernel, a: Ioasid, opts: SubscriberOp
           return spec.name === 'vfio' && bug === 'notify-stop' && args.system ? NOTIFY_STOP : NOTIFY_DONE;
         }
         if (lock) yield* mutex_lock(k, t, lock);
-        yield* k.step(t, label(ev), () => update(k, s, spec.name, view, ev, args));
+        yield* k.step(t, label(ev), () => update(k, s, sub, ev, args));
         if (lock) yield* mutex_unlock(k, t, lock);
         return NOTIFY_OK;
       },
       spec.priority,
     );
-    list.push({ name: spec.name, nb, view, lock });
+    const sub: Subscriber = { name: spec.name, nb, view, lock };
+    list.push(sub);
   }
   k.onEnd(() => {
     for (const d of divergence(k, s)) k.report({ kind: 'notifier', title: d.title, text: [d.title, 'checked at the end of the run', ...d.lines].join('\n'), step: -1, where: d.nb });
@@ -145,41 +187,51 @@ function interested(s: IoasidSubscribers, name: SubscriberName, ev: number, args
 }
 
 /** The subscriber's own bookkeeping (perform only). */
-function update(k: Kernel, s: IoasidSubscribers, name: SubscriberName, view: number, ev: number, args: IoasidNbArgs): void {
-  const i32 = k.i32;
-  const v = k.mem.statics + view + args.id;
-  if (name === 'vfio') {
-    const set = k.mem.statics + s.vfioSets + 2 * args.sid;
-    switch (ev) {
-      case IOASID_NOTIFY_ALLOC:
-        i32[v] = args.sid;
-        i32[set + 1] = (i32[set + 1] as number) + 1;
-        return;
-      case IOASID_NOTIFY_FREE:
-        i32[v] = 0;
-        i32[set + 1] = (i32[set + 1] as number) - 1;
-        return;
-      case IOASID_NOTIFY_SET_ALLOC:
-        i32[set] = 1;
-        i32[set + 1] = 0;
-        return;
-      case IOASID_NOTIFY_SET_FREE:
-        if (args.destroy) i32[set] = 0;
-        return;
-    }
+function update(k: Kernel, s: IoasidSubscribers, sub: Subscriber, ev: number, args: IoasidNbArgs): void {
+  const p = rec(k, sub, args.id);
+  if (sub.name === 'vfio') {
+    updateVfio(k, s, p, ev, args);
     return;
   }
+  const v = s.view;
+  const state = (x: number) => (sub.name === 'kvm' ? v.kvm_pasid.state.set(p, x) : v.intel_svm.state.set(p, x));
   switch (ev) {
     case IOASID_NOTIFY_ALLOC:
     case IOASID_NOTIFY_UNBIND:
-      i32[v] = KNOWN;
+      state(KNOWN);
+      if (sub.name === 'kvm') v.kvm_pasid.gpasid.set(p, 0);
       return;
     case IOASID_NOTIFY_FREE:
-      i32[v] = 0;
+      state(0);
+      if (sub.name === 'kvm') v.kvm_pasid.gpasid.set(p, 0);
       return;
     case IOASID_NOTIFY_BIND:
       // KVM keeps the guest PASID (its PASID translation table); the driver only that the entry is live.
-      i32[v] = name === 'kvm' ? KNOWN | V_BOUND | ((args.spid + 1) << 2) : KNOWN | V_BOUND;
+      state(KNOWN | V_BOUND);
+      if (sub.name === 'kvm') v.kvm_pasid.gpasid.set(p, args.spid + 1);
+      return;
+  }
+}
+
+/** VFIO's vfio_pasid of the ID and vfio_mm of its set (perform only). */
+function updateVfio(k: Kernel, s: IoasidSubscribers, p: number, ev: number, args: IoasidNbArgs): void {
+  const { vfio_pasid: pasid, vfio_mm: mm } = s.view;
+  const set = vfioMm(k, s, args.sid);
+  switch (ev) {
+    case IOASID_NOTIFY_ALLOC:
+      pasid.ioasid_set.set(p, args.sid);
+      mm.nr_pasids.set(set, mm.nr_pasids.get(set) + 1);
+      return;
+    case IOASID_NOTIFY_FREE:
+      pasid.ioasid_set.set(p, 0);
+      mm.nr_pasids.set(set, mm.nr_pasids.get(set) - 1);
+      return;
+    case IOASID_NOTIFY_SET_ALLOC:
+      mm.ioasid_set.set(set, 1);
+      mm.nr_pasids.set(set, 0);
+      return;
+    case IOASID_NOTIFY_SET_FREE:
+      if (args.destroy) mm.ioasid_set.set(set, 0);
       return;
   }
 }
@@ -228,29 +280,46 @@ function describeView(name: SubscriberName, v: number): string {
   return name === 'kvm' ? `bound, guest PASID ${(v >>> 2) - 1}` : 'bound';
 }
 
+/** The IDs on which sub's view differs from the allocator's. */
+function divergentIds(k: Kernel, s: IoasidSubscribers, sub: Subscriber): number[] {
+  const ids: number[] = [];
+  const cap = Math.min(ioasidCapacity(k, s.a), s.a.storage);
+  for (let id = 1; id < s.a.storage; id++) {
+    const v = viewOf(k, s, sub, id);
+    // Most IDs are neither allocated nor tracked: skip them without building the allocator's description.
+    if (v === 0 && (id >= cap || ioasidInfo(k, s.a, id) === undefined)) continue;
+    if (v !== truth(k, s, sub.name, id)) ids.push(id);
+  }
+  return ids;
+}
+
+/** The sets VFIO's vfio_mm records get wrong (whether the set exists, how many PASIDs it holds). */
+function divergentSets(k: Kernel, s: IoasidSubscribers): number[] {
+  const sets: number[] = [];
+  const mm = s.view.vfio_mm;
+  for (let sid = 1; sid <= s.a.maxSets; sid++) {
+    const set = ioasidSetInfo(k, s.a, sid);
+    const p = vfioMm(k, s, sid);
+    const known = set !== undefined && !set.system;
+    if ((mm.ioasid_set.get(p) === 1) !== known || (known && mm.nr_pasids.get(p) !== set?.nr)) sets.push(sid);
+  }
+  return sets;
+}
+
+function describeSet(k: Kernel, s: IoasidSubscribers, sid: number): string {
+  const set = ioasidSetInfo(k, s.a, sid);
+  const p = vfioMm(k, s, sid);
+  const mine = s.view.vfio_mm.ioasid_set.get(p) === 1 ? `a set with ${s.view.vfio_mm.nr_pasids.get(p)} IOASIDs` : 'no such set';
+  const theirs = set ? `${set.system ? 'the system set' : 'a set'} with ${set.nr} IOASIDs` : 'no such set';
+  return `  ioasid_set ${sid}: allocator: ${theirs}; vfio: ${mine}`;
+}
+
 /** Every subscriber whose view differs from the allocator's now (reads only: call with the lock free). */
 export function divergence(k: Kernel, s: IoasidSubscribers): Divergence[] {
   const out: Divergence[] = [];
-  const cap = Math.min(ioasidCapacity(k, s.a), s.a.storage);
-  const i32 = k.i32;
   for (const sub of s.list) {
-    const ids: number[] = [];
-    const base = k.mem.statics + sub.view;
-    for (let id = 1; id < s.a.storage; id++) {
-      const v = i32[base + id] as number;
-      // Most IDs are neither allocated nor tracked: skip them without building the allocator's description.
-      if (v === 0 && (id >= cap || ioasidInfo(k, s.a, id) === undefined)) continue;
-      if (v !== truth(k, s, sub.name, id)) ids.push(id);
-    }
-    const sets: number[] = [];
-    if (sub.name === 'vfio') {
-      for (let sid = 1; sid <= s.a.maxSets; sid++) {
-        const set = ioasidSetInfo(k, s.a, sid);
-        const at = k.mem.statics + s.vfioSets + 2 * sid;
-        const known = set !== undefined && !set.system;
-        if ((i32[at] === 1) !== known || (known && i32[at + 1] !== set?.nr)) sets.push(sid);
-      }
-    }
+    const ids = divergentIds(k, s, sub);
+    const sets = sub.name === 'vfio' ? divergentSets(k, s) : [];
     if (ids.length === 0 && sets.length === 0) continue;
     const shown = ids.slice(0, LIST);
     const what = [
@@ -261,14 +330,8 @@ export function divergence(k: Kernel, s: IoasidSubscribers): Divergence[] {
     const lines = [
       `${sub.name} keeps its own view of PASID state from ${s.a.chain.kind} notifier chain ${s.a.chain.name}; once notifications have`,
       'settled (no holder of ioasid_allocator_lock, under which every one is sent) it must equal the allocator\'s.',
-      ...shown.map((id) => `  IOASID ${id}: allocator: ${describeTruth(k, s, id)}; ${sub.name}: ${describeView(sub.name, i32[base + id] as number)}`),
-      ...sets.map((sid) => {
-        const set = ioasidSetInfo(k, s.a, sid);
-        const at = k.mem.statics + s.vfioSets + 2 * sid;
-        const mine = i32[at] === 1 ? `a set with ${i32[at + 1]} IOASIDs` : 'no such set';
-        const theirs = set ? `${set.system ? 'the system set' : 'a set'} with ${set.nr} IOASIDs` : 'no such set';
-        return `  ioasid_set ${sid}: allocator: ${theirs}; vfio: ${mine}`;
-      }),
+      ...shown.map((id) => `  IOASID ${id}: allocator: ${describeTruth(k, s, id)}; ${sub.name}: ${describeView(sub.name, viewOf(k, s, sub, id))}`),
+      ...sets.map((sid) => describeSet(k, s, sid)),
     ];
     out.push({ subscriber: sub.name, nb: sub.nb.name, ids, sets, title, lines });
   }
@@ -308,5 +371,5 @@ export function* ioasid_check_subscribers(k: Kernel, t: KTask, s: IoasidSubscrib
 export function subscriberView(k: Kernel, s: IoasidSubscribers, name: SubscriberName, id: number): number {
   const sub = s.list.find((x) => x.name === name);
   if (!sub) throw new Error(`ioasid: no subscriber ${name}`);
-  return k.i32[k.mem.statics + sub.view + id] as number;
+  return viewOf(k, s, sub, id);
 }

@@ -13,7 +13,7 @@
 //
 // Memory is sized for a full 20-bit space: IDs are found through a bitmap with summary levels (the bit of a word
 // at level n+1 says "word full at level n"), so the lowest free ID is found in a few word reads even with a
-// million IDs taken; each ID has three words (set and bound flag, private data, guest PASID). All of it is in
+// million IDs taken; each ID has its struct ioasid_data (set, bound flag, private data, guest PASID). All of it is in
 // the kernel's static shared memory (ioasidWords() says how much, to size KernelOptions.layout.staticWords).
 //
 // The quota oracle (DESIGN.md, "Checkers") runs in the allocating step itself: an allocation that leaves a set
@@ -25,12 +25,14 @@ import type { Kernel, KGen } from '../kernel/kernel.js';
 import { owner } from '../kernel/lock.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
 import {
+  atomic_notifier_chain_register,
+  atomic_notifier_chain_unregister,
+  blocking_notifier_chain_register,
+  blocking_notifier_chain_unregister,
   defineNotifierChain,
   type NotifierBlock,
   type NotifierChain,
   notifier_call_chain,
-  notifier_chain_register,
-  notifier_chain_unregister,
 } from '../kernel/notifier.js';
 import { rcu_init, rcu_read_lock, rcu_read_unlock, suspiciousRcuUsage } from '../kernel/rcu.js';
 import { array, struct, type ViewOf, word } from '../kernel/struct.js';
@@ -136,15 +138,14 @@ export const IOASID_SET = struct('ioasid_set', {
   system: word, // model: 1 for the system set (type IOASID_SET_TYPE_NULL)
 });
 
-/** struct ioasid_data (id, set, private, spid), one per ID. */
+/** struct ioasid_data (set, private, spid; its id is its index), one per ID. */
 export const IOASID_DATA = struct('ioasid_data', {
-  set: word, // sid | BOUND (model: the bound state ioasid_notify sets), 0: free
+  set: word, // the ioasid_set's sid, 0: free
+  bound: word, // model: 1 from IOASID_NOTIFY_BIND to IOASID_NOTIFY_UNBIND (what ioasid_notify tells the subscribers)
   private: word,
   spid: word, // guest PASID + 1, 0: none
 });
 
-const BOUND = 1 << 30;
-const SID_MASK = BOUND - 1;
 
 // Nominal lines of drivers/iommu/ioasid.c for the WARNs below.
 const INSTALL_WARN_LINE = 'drivers/iommu/ioasid.c:64';
@@ -205,8 +206,19 @@ export function defineIoasid(k: Kernel, opts: IoasidOptions = {}): Ioasid {
     view: { allocator: k.struct(IOASID_ALLOCATOR), set: k.struct(IOASID_SET), data: k.struct(IOASID_DATA) },
   };
   layouts.set(a, { sets: l.sets, ids: l.ids });
+  if (kernelIoasid.has(k)) throw new Error('ioasid: a kernel has one IOASID allocator (ioasid.c keeps it in file statics): defined twice');
+  kernelIoasid.set(k, a);
+  defineFunctions(k, a, opts.chain ?? 'atomic');
   if (opts.leakCheck ?? true) k.onEnd(() => leakCheck(k, a));
   return a;
+}
+
+/** Each kernel's one allocator (what ioasid.c's file statics are): where a replacement of its functions finds it. */
+const kernelIoasid = new WeakMap<Kernel, Ioasid>();
+
+/** The kernel's IOASID allocator, once defineIoasid has declared it. */
+export function ioasidOf(k: Kernel): Ioasid | undefined {
+  return kernelIoasid.get(k);
 }
 
 const layouts = new WeakMap<Ioasid, { sets: number; ids: number }>();
@@ -301,7 +313,8 @@ export function ioasidInfo(k: Kernel, a: Ioasid, id: number): IoasidInfo | undef
   if (!validId(a, id)) return undefined;
   const w = a.view.data.set.get(idAddr(k, a, id));
   if (w === 0) return undefined;
-  return { id, sid: w & SID_MASK, priv: a.view.data.private.get(idAddr(k, a, id)), spid: a.view.data.spid.get(idAddr(k, a, id)) - 1, bound: (w & BOUND) !== 0 };
+  const data = idAddr(k, a, id);
+  return { id, sid: w, priv: a.view.data.private.get(data), spid: a.view.data.spid.get(data) - 1, bound: a.view.data.bound.get(data) === 1 };
 }
 
 /** Every allocated ID, ascending (walks the bitmap: cheap when few are taken). */
@@ -323,7 +336,7 @@ export function forEachIoasid(k: Kernel, a: Ioasid, fn: (id: number) => void): v
 export function ioasidSetIds(k: Kernel, a: Ioasid, sid: number): number[] {
   const out: number[] = [];
   forEachIoasid(k, a, (id) => {
-    if ((a.view.data.set.get(idAddr(k, a, id)) & SID_MASK) === sid) out.push(id);
+    if (a.view.data.set.get(idAddr(k, a, id)) === sid) out.push(id);
   });
   return out;
 }
@@ -382,17 +395,31 @@ function clearBit(k: Kernel, a: Ioasid, level: number, idx: number): void {
 // ---- the lock and the chain ----
 
 /**
+ * ioasid_allocator_lock taken and released: what the lock policy changes in every function that takes it (patch
+ * 7 of the series turned each spin_lock into a mutex_lock), so each such function is defined by that policy.
+ */
+interface AllocatorLock {
+  lock(t: KTask): KGen;
+  unlock(t: KTask): KGen;
+}
+
+/**
  * The spinlock is taken with softirqs off: SVA frees PASIDs from an RCU callback (softirq), so a plain
  * spin_lock in process context would be the {SOFTIRQ-ON-W} → {IN-SOFTIRQ-W} inconsistency lockdep reports.
  */
-function* lockAllocator(k: Kernel, t: KTask, a: Ioasid): KGen {
-  if (a.lockPolicy === 'mutex') yield* mutex_lock(k, t, a.lock);
-  else yield* spin_lock_bh(k, t, a.lock);
+function spinlockOps(k: Kernel, a: Ioasid): AllocatorLock {
+  const l = a.lock as Spinlock;
+  return { lock: (t) => spin_lock_bh(k, t, l), unlock: (t) => spin_unlock_bh(k, t, l) };
 }
 
-function* unlockAllocator(k: Kernel, t: KTask, a: Ioasid): KGen {
-  if (a.lockPolicy === 'mutex') yield* mutex_unlock(k, t, a.lock);
-  else yield* spin_unlock_bh(k, t, a.lock);
+function mutexOps(k: Kernel, a: Ioasid): AllocatorLock {
+  const l = a.lock as Mutex;
+  return { lock: (t) => mutex_lock(k, t, l), unlock: (t) => mutex_unlock(k, t, l) };
+}
+
+/** The lock ops of the allocator's policy (for the model's own helpers that are no kernel function). */
+function lockOps(k: Kernel, a: Ioasid): AllocatorLock {
+  return a.lockPolicy === 'mutex' ? mutexOps(k, a) : spinlockOps(k, a);
 }
 
 /** Is the allocator lock free (no update, hence no notification, in flight)? A read: legal anywhere. */
@@ -406,10 +433,10 @@ export function ioasidLockOwner(k: Kernel, a: Ioasid): number | undefined {
 }
 
 /** Run body under ioasid_allocator_lock. */
-function* locked<T>(k: Kernel, t: KTask, a: Ioasid, body: KGen<T>): KGen<T> {
-  yield* lockAllocator(k, t, a);
+function* locked<T>(L: AllocatorLock, t: KTask, body: KGen<T>): KGen<T> {
+  yield* L.lock(t);
   const r = yield* body;
-  yield* unlockAllocator(k, t, a);
+  yield* L.unlock(t);
   return r;
 }
 
@@ -430,7 +457,7 @@ function setArgs(k: Kernel, a: Ioasid, sid: number, destroy: boolean): IoasidNbA
 }
 
 function idArgs(k: Kernel, a: Ioasid, id: number): IoasidNbArgs {
-  const sid = a.view.data.set.get(idAddr(k, a, id)) & SID_MASK;
+  const sid = a.view.data.set.get(idAddr(k, a, id));
   return {
     id,
     sid,
@@ -440,15 +467,6 @@ function idArgs(k: Kernel, a: Ioasid, id: number): IoasidNbArgs {
     spid: a.view.data.spid.get(idAddr(k, a, id)) - 1,
     destroy: false,
   };
-}
-
-/** ioasid_register_notifier(nb): subscribers register at their module init. */
-export function ioasid_register_notifier(k: Kernel, t: KTask, a: Ioasid, nb: NotifierBlock<IoasidNbArgs>): KGen<number> {
-  return k.call(t, 'ioasid_register_notifier', notifier_chain_register(k, t, a.chain, nb));
-}
-
-export function ioasid_unregister_notifier(k: Kernel, t: KTask, a: Ioasid, nb: NotifierBlock<IoasidNbArgs>): KGen<number> {
-  return k.call(t, 'ioasid_unregister_notifier', notifier_chain_unregister(k, t, a.chain, nb));
 }
 
 // ---- reports ----
@@ -477,7 +495,7 @@ function leakCheck(k: Kernel, a: Ioasid): void {
   let n = 0;
   forEachIoasid(k, a, (id) => {
     n++;
-    if (ids.length < 16) ids.push(`${id} (set ${a.view.data.set.get(idAddr(k, a, id)) & SID_MASK})`);
+    if (ids.length < 16) ids.push(`${id} (set ${a.view.data.set.get(idAddr(k, a, id))})`);
   });
   if (n === 0) return;
   const title = `leak: ioasid: ${n} IOASID${n > 1 ? 's' : ''} still allocated at teardown: ${ids.join(', ')}${n > ids.length ? ', …' : ''}`;
@@ -490,10 +508,8 @@ function leakCheck(k: Kernel, a: Ioasid): void {
  * ioasid_install_capacity(total): before any allocation (the VT-d driver does it at init). Too late, or a second
  * time, is refused with the kernel's WARN and -EBUSY; more than the storage holds is -EINVAL.
  */
-export function* ioasid_install_capacity(k: Kernel, t: KTask, a: Ioasid, total: number): KGen<number> {
-  return yield* k.call(
-    t,
-    'ioasid_install_capacity',
+function installCapacity(k: Kernel, a: Ioasid) {
+  return (t: KTask, total: number): KGen<number> =>
     k.step(t, 'ioasid_install_capacity', (env) => {
       if (!Number.isInteger(total) || total < 2 || total > a.storage) return -EINVAL;
       const installed = a.view.allocator.installed.get(hdr(k, a)) === 1;
@@ -508,8 +524,7 @@ export function* ioasid_install_capacity(k: Kernel, t: KTask, a: Ioasid, total: 
       a.view.allocator.capacity.set(hdr(k, a), total);
       a.view.allocator.installed.set(hdr(k, a), 1);
       return 0;
-    }),
-  );
+    });
 }
 
 /** Take a set slot (perform only): its sid, or a negated errno. */
@@ -518,19 +533,21 @@ function newSet(k: Kernel, t: KTask, a: Ioasid, token: number, quota: number, sy
   if (quota > ioasidCapacityAvail(k, a)) return -ENOSPC;
   let free = 0;
   for (let sid = 1; sid <= a.maxSets; sid++) {
-    if (a.view.set.state.get(setAddr(k, a, sid)) !== 1) {
+    const set = setAddr(k, a, sid);
+    if (a.view.set.state.get(set) !== 1) {
       if (free === 0) free = sid;
       continue;
     }
     // One set per token: the token is what permission checks go by.
-    if (!system && a.view.set.system.get(setAddr(k, a, sid)) === 0 && a.view.set.token.get(setAddr(k, a, sid)) === token) return -EEXIST;
+    if (!system && a.view.set.system.get(set) === 0 && a.view.set.token.get(set) === token) return -EEXIST;
   }
   if (free === 0) return -ENOSPC;
-  a.view.set.state.set(setAddr(k, a, free), 1);
-  a.view.set.token.set(setAddr(k, a, free), token);
-  a.view.set.quota.set(setAddr(k, a, free), quota);
-  a.view.set.nr_ioasids.set(setAddr(k, a, free), 0);
-  a.view.set.system.set(setAddr(k, a, free), system ? 1 : 0);
+  const set = setAddr(k, a, free);
+  a.view.set.state.set(set, 1);
+  a.view.set.token.set(set, token);
+  a.view.set.quota.set(set, quota);
+  a.view.set.nr_ioasids.set(set, 0);
+  a.view.set.system.set(set, system ? 1 : 0);
   a.view.allocator.quotas.set(hdr(k, a), a.view.allocator.quotas.get(hdr(k, a)) + quota);
   a.view.allocator.started.set(hdr(k, a), 1);
   if (system) a.view.allocator.system_sid.set(hdr(k, a), free);
@@ -547,85 +564,64 @@ function checkQuotas(k: Kernel, t: KTask, a: Ioasid, step: number): void {
   }
 }
 
-function* allocSet(k: Kernel, t: KTask, a: Ioasid, token: number, quota: number, system: boolean): KGen<number> {
-  return yield* locked(
-    k,
-    t,
-    a,
-    (function* () {
-      const r = yield* k.step(t, system ? 'ioasid_alloc_system_set' : 'ioasid_alloc_set', (env) => {
-        const sid = system && ioasidSystemSid(k, a) !== 0 ? -EEXIST : newSet(k, t, a, token, quota, system, env.step);
-        return { sid, args: sid > 0 ? setArgs(k, a, sid, false) : undefined };
-      });
-      if (r.args) yield* notify(k, t, a, IOASID_NOTIFY_SET_ALLOC, r.args);
-      return r.sid;
-    })(),
-  );
-}
-
-/** ioasid_alloc_set(token, quota): a VM's set; its sid, -EEXIST for a token that has one, -ENOSPC over capacity. */
-export function* ioasid_alloc_set(k: Kernel, t: KTask, a: Ioasid, token: number, quota: number): KGen<number> {
-  return yield* k.call(t, 'ioasid_alloc_set', allocSet(k, t, a, token, quota, false));
-}
-
-/** ioasid_alloc_system_set(quota): the host's set, for bare-metal SVA (once). */
-export function* ioasid_alloc_system_set(k: Kernel, t: KTask, a: Ioasid, quota: number): KGen<number> {
-  return yield* k.call(t, 'ioasid_alloc_system_set', allocSet(k, t, a, 0, quota, true));
+/** ioasid_alloc_set(token, quota) and ioasid_alloc_system_set(quota) (`system`). */
+function allocSet(k: Kernel, a: Ioasid, L: AllocatorLock, system: boolean) {
+  return function* (t: KTask, token: number, quota: number): KGen<number> {
+    yield* L.lock(t);
+    const r = yield* k.step(t, system ? 'ioasid_alloc_system_set' : 'ioasid_alloc_set', (env) => {
+      const sid = system && ioasidSystemSid(k, a) !== 0 ? -EEXIST : newSet(k, t, a, token, quota, system, env.step);
+      return { sid, args: sid > 0 ? setArgs(k, a, sid, false) : undefined };
+    });
+    if (r.args) yield* notify(k, t, a, IOASID_NOTIFY_SET_ALLOC, r.args);
+    yield* L.unlock(t);
+    return r.sid;
+  };
 }
 
 /** ioasid_adjust_set(sid, quota): never below what the set holds (-EINVAL), never beyond the capacity (-ENOSPC). */
-export function* ioasid_adjust_set(k: Kernel, t: KTask, a: Ioasid, sid: number, quota: number): KGen<number> {
-  return yield* k.call(
-    t,
-    'ioasid_adjust_set',
+function adjustSet(k: Kernel, a: Ioasid, L: AllocatorLock) {
+  return (t: KTask, sid: number, quota: number): KGen<number> =>
     locked(
-      k,
+      L,
       t,
-      a,
       k.step(t, 'ioasid_adjust_set', (env) => {
         if (!setLive(k, a, sid) || !Number.isInteger(quota) || quota < 1) return -EINVAL;
-        const old = a.view.set.quota.get(setAddr(k, a, sid));
-        if (quota < a.view.set.nr_ioasids.get(setAddr(k, a, sid))) return -EINVAL;
+        const set = setAddr(k, a, sid);
+        const old = a.view.set.quota.get(set);
+        if (quota < a.view.set.nr_ioasids.get(set)) return -EINVAL;
         if (quota - old > ioasidCapacityAvail(k, a)) return -ENOSPC;
-        a.view.set.quota.set(setAddr(k, a, sid), quota);
+        a.view.set.quota.set(set, quota);
         a.view.allocator.quotas.set(hdr(k, a), a.view.allocator.quotas.get(hdr(k, a)) + quota - old);
         checkQuotas(k, t, a, env.step);
         return 0;
       }),
-    ),
-  );
+    );
 }
 
 /**
  * ioasid_free_set(sid, destroy): free every ID of the set, each with its FREE notification, then SET_FREE; with
  * `destroy` the set goes too (its quota back to the capacity). 0, or -EINVAL for no such set.
  */
-export function* ioasid_free_set(k: Kernel, t: KTask, a: Ioasid, sid: number, destroy: boolean): KGen<number> {
-  return yield* k.call(
-    t,
-    'ioasid_free_set',
-    locked(
-      k,
-      t,
-      a,
-      (function* () {
-        const r = yield* k.step(t, 'ioasid_free_set: collect', () =>
-          setLive(k, a, sid) ? { ids: ioasidSetIds(k, a, sid), args: setArgs(k, a, sid, destroy) } : undefined,
-        );
-        if (r === undefined) return -EINVAL;
-        for (const id of r.ids) yield* freeLocked(k, t, a, id);
-        yield* notify(k, t, a, IOASID_NOTIFY_SET_FREE, r.args);
-        if (destroy) {
-          yield* k.step(t, 'ioasid_free_set: destroy', () => {
-            a.view.allocator.quotas.set(hdr(k, a), a.view.allocator.quotas.get(hdr(k, a)) - a.view.set.quota.get(setAddr(k, a, sid)));
-            if (a.view.set.system.get(setAddr(k, a, sid)) === 1) a.view.allocator.system_sid.set(hdr(k, a), 0);
-            k.i32.fill(0, setAddr(k, a, sid), setAddr(k, a, sid) + IOASID_SET.words);
-          });
-        }
-        return 0;
-      })(),
-    ),
-  );
+function freeSet(k: Kernel, a: Ioasid, L: AllocatorLock) {
+  return function* (t: KTask, sid: number, destroy: boolean): KGen<number> {
+    yield* L.lock(t);
+    const r = yield* k.step(t, 'ioasid_free_set: collect', () => (setLive(k, a, sid) ? { ids: ioasidSetIds(k, a, sid), args: setArgs(k, a, sid, destroy) } : undefined));
+    if (r !== undefined) {
+      for (const id of r.ids) yield* freeLocked(k, t, a, id);
+      yield* notify(k, t, a, IOASID_NOTIFY_SET_FREE, r.args);
+      if (destroy) yield* k.step(t, 'ioasid_free_set: destroy', () => destroySet(k, a, sid));
+    }
+    yield* L.unlock(t);
+    return r === undefined ? -EINVAL : 0;
+  };
+}
+
+/** The set's slot back, its quota back to the capacity (perform only). */
+function destroySet(k: Kernel, a: Ioasid, sid: number): void {
+  const set = setAddr(k, a, sid);
+  a.view.allocator.quotas.set(hdr(k, a), a.view.allocator.quotas.get(hdr(k, a)) - a.view.set.quota.get(set));
+  if (a.view.set.system.get(set) === 1) a.view.allocator.system_sid.set(hdr(k, a), 0);
+  k.i32.fill(0, set, set + IOASID_SET.words);
 }
 
 // ---- IDs ----
@@ -634,11 +630,8 @@ export function* ioasid_free_set(k: Kernel, t: KTask, a: Ioasid, sid: number, de
  * ioasid_alloc(sid, min, max, private): the lowest free ID in [min, max] ∩ [1, capacity-1] in set sid, with
  * ALLOC notified. -EINVAL for no such set, -ENOSPC over the set's quota or with no free ID in range.
  */
-export function* ioasid_alloc(k: Kernel, t: KTask, a: Ioasid, sid: number, min: number, max: number, priv: number): KGen<number> {
-  // The hot paths keep their frames by hand (k.call's bookkeeping without its generator): every level of yield*
-  // is paid at every point, and the benchmark fills a million IDs.
-  t.frames.push('ioasid_alloc');
-  try {
+function alloc(k: Kernel, a: Ioasid, L: AllocatorLock) {
+  return function* (t: KTask, sid: number, min: number, max: number, priv: number): KGen<number> {
     let quotaChecked = false;
     if (a.bug === 'unlocked-quota') {
       // The planted bug: the quota is checked before the lock is taken, and not again under it.
@@ -646,17 +639,15 @@ export function* ioasid_alloc(k: Kernel, t: KTask, a: Ioasid, sid: number, min: 
       if (!ok) return -ENOSPC;
       quotaChecked = true;
     }
-    yield* lockAllocator(k, t, a);
+    yield* L.lock(t);
     const r = (yield k.point(t, 'ioasid_alloc: xa_alloc', always, (env) => {
       const id = allocLocked(k, t, a, sid, min, max, priv, quotaChecked, env.step);
       return { id, args: id > 0 ? idArgs(k, a, id) : undefined };
     })) as { id: number; args: IoasidNbArgs | undefined };
     if (r.args) yield* notifier_call_chain(k, t, a.chain, IOASID_NOTIFY_ALLOC, r.args);
-    yield* unlockAllocator(k, t, a);
+    yield* L.unlock(t);
     return r.id;
-  } finally {
-    t.frames.pop();
-  }
+  };
 }
 
 const always = (): boolean => true;
@@ -666,7 +657,7 @@ function allocLocked(k: Kernel, t: KTask, a: Ioasid, sid: number, min: number, m
   if (!setLive(k, a, sid) || !Number.isInteger(min) || !Number.isInteger(max) || !Number.isInteger(priv)) return -EINVAL;
   const set = setAddr(k, a, sid);
   const nr = a.view.set.nr_ioasids.get(set);
-  const quota = a.view.set.quota.get(setAddr(k, a, sid));
+  const quota = a.view.set.quota.get(set);
   if (!quotaChecked && nr >= quota) return -ENOSPC;
   const cap = ioasidCapacity(k, a);
   const lo = Math.max(min, 1);
@@ -674,17 +665,19 @@ function allocLocked(k: Kernel, t: KTask, a: Ioasid, sid: number, min: number, m
   if (lo > hi) return -ENOSPC;
   const id = firstZero(k, a, 0, lo);
   if (id < 0 || id > hi) return -ENOSPC;
-  if (a.view.data.set.get(idAddr(k, a, id)) !== 0) throw new Error(`ioasid: bitmap says ${id} is free, its words say set ${a.view.data.set.get(idAddr(k, a, id))}`);
+  const data = idAddr(k, a, id);
+  if (a.view.data.set.get(data) !== 0) throw new Error(`ioasid: bitmap says ${id} is free, its words say set ${a.view.data.set.get(data)}`);
   setBit(k, a, 0, id);
-  a.view.data.set.set(idAddr(k, a, id), sid);
-  a.view.data.private.set(idAddr(k, a, id), priv);
-  a.view.data.spid.set(idAddr(k, a, id), 0);
+  a.view.data.set.set(data, sid);
+  a.view.data.private.set(data, priv);
+  a.view.data.spid.set(data, 0);
+  a.view.data.bound.set(data, 0);
   a.view.set.nr_ioasids.set(set, nr + 1);
   const total = a.view.allocator.allocated.get(hdr(k, a)) + 1;
   a.view.allocator.allocated.set(hdr(k, a), total);
   a.view.allocator.started.set(hdr(k, a), 1);
   if (nr + 1 > quota) {
-    quotaFinding(k, t, step, `ioasid_set ${sid} (token ${a.view.set.token.get(setAddr(k, a, sid))}) holds ${nr + 1} IOASIDs, above its quota of ${quota}`, [
+    quotaFinding(k, t, step, `ioasid_set ${sid} (token ${a.view.set.token.get(set)}) holds ${nr + 1} IOASIDs, above its quota of ${quota}`, [
       `ioasid_alloc handed out IOASID ${id} with the set already at its quota`,
     ]);
   }
@@ -726,30 +719,13 @@ function* freeLocked(k: Kernel, t: KTask, a: Ioasid, id: number): KGen<number> {
 }
 
 /** ioasid_free(id): 0, or -ENOENT (reported) for an ID that is not allocated. */
-export function* ioasid_free(k: Kernel, t: KTask, a: Ioasid, id: number): KGen<number> {
-  t.frames.push('ioasid_free');
-  try {
-    yield* lockAllocator(k, t, a);
-    const r = yield* freeLocked(k, t, a, id);
-    yield* unlockAllocator(k, t, a);
-    return r;
-  } finally {
-    t.frames.pop();
-  }
+function free(k: Kernel, a: Ioasid, L: AllocatorLock) {
+  return (t: KTask, id: number): KGen<number> => locked(L, t, freeLocked(k, t, a, id));
 }
 
 /** ioasid_find_sid(id): the set of an ID, or -ENOENT. No reference is held: the set has a single owner. */
-export function* ioasid_find_sid(k: Kernel, t: KTask, a: Ioasid, id: number): KGen<number> {
-  return yield* k.call(
-    t,
-    'ioasid_find_sid',
-    locked(
-      k,
-      t,
-      a,
-      k.step(t, 'ioasid_find_sid', () => ioasidInfo(k, a, id)?.sid ?? -ENOENT),
-    ),
-  );
+function findSid(k: Kernel, a: Ioasid, L: AllocatorLock) {
+  return (t: KTask, id: number): KGen<number> => locked(L, t, k.step(t, 'ioasid_find_sid', () => ioasidInfo(k, a, id)?.sid ?? -ENOENT));
 }
 
 /**
@@ -769,7 +745,7 @@ function findPoint(k: Kernel, t: KTask, a: Ioasid, sid: number, id: number) {
     if (!validId(a, id)) return -ENOENT;
     const w = a.view.data.set.get(idAddr(k, a, id));
     if (w === 0) return -ENOENT;
-    if (sid !== 0 && (w & SID_MASK) !== sid) return -EACCES;
+    if (sid !== 0 && w !== sid) return -EACCES;
     return a.view.data.private.get(idAddr(k, a, id));
   });
 }
@@ -778,25 +754,23 @@ function findPoint(k: Kernel, t: KTask, a: Ioasid, sid: number, id: number) {
  * ioasid_find(sid, id): the fast path, under RCU as in ioasid.c — the private data (≥ 0), -ENOENT for an ID not
  * allocated, -EACCES for an ID of another set.
  */
-export function* ioasid_find(k: Kernel, t: KTask, a: Ioasid, sid: number, id: number): KGen<number> {
-  t.frames.push('ioasid_find');
-  try {
+function find(k: Kernel, a: Ioasid) {
+  return function* (t: KTask, sid: number, id: number): KGen<number> {
     yield* rcu_read_lock(k, t);
     const r = (yield findPoint(k, t, a, sid, id)) as number;
     yield* rcu_read_unlock(k, t);
     return r;
-  } finally {
-    t.frames.pop();
-  }
+  };
 }
 
 /** ioasid_find under the allocator lock instead of RCU: the indirection the thread would rather keep off the fast path. */
 export function* ioasid_find_locked(k: Kernel, t: KTask, a: Ioasid, sid: number, id: number): KGen<number> {
   t.frames.push('ioasid_find');
   try {
-    yield* lockAllocator(k, t, a);
+    const L = lockOps(k, a);
+    yield* L.lock(t);
     const r = (yield findPoint(k, t, a, sid, id)) as number;
-    yield* unlockAllocator(k, t, a);
+    yield* L.unlock(t);
     return r;
   } finally {
     t.frames.pop();
@@ -804,20 +778,17 @@ export function* ioasid_find_locked(k: Kernel, t: KTask, a: Ioasid, sid: number,
 }
 
 /** ioasid_set_data(id, data): publish new private data (rcu_assign_pointer under the lock); 0 or -ENOENT. */
-export function* ioasid_set_data(k: Kernel, t: KTask, a: Ioasid, id: number, data: number): KGen<number> {
-  t.frames.push('ioasid_set_data');
-  try {
-    yield* lockAllocator(k, t, a);
+function setData(k: Kernel, a: Ioasid, L: AllocatorLock) {
+  return function* (t: KTask, id: number, data: number): KGen<number> {
+    yield* L.lock(t);
     const r = (yield k.point(t, 'ioasid_set_data: rcu_assign_pointer', always, () => {
       if (!validId(a, id) || a.view.data.set.get(idAddr(k, a, id)) === 0 || !Number.isInteger(data)) return -ENOENT;
       a.view.data.private.WRITE_ONCE(idAddr(k, a, id), data);
       return 0;
     })) as number;
-    yield* unlockAllocator(k, t, a);
+    yield* L.unlock(t);
     return r;
-  } finally {
-    t.frames.pop();
-  }
+  };
 }
 
 // ---- guest ↔ host PASIDs within a set ----
@@ -826,7 +797,7 @@ export function* ioasid_set_data(k: Kernel, t: KTask, a: Ioasid, id: number, dat
 function bySpid(k: Kernel, a: Ioasid, sid: number, spid: number): number {
   let found = 0;
   forEachIoasid(k, a, (id) => {
-    if (found === 0 && (a.view.data.set.get(idAddr(k, a, id)) & SID_MASK) === sid && a.view.data.spid.get(idAddr(k, a, id)) === spid + 1) found = id;
+    if (found === 0 && a.view.data.set.get(idAddr(k, a, id)) === sid && a.view.data.spid.get(idAddr(k, a, id)) === spid + 1) found = id;
   });
   return found;
 }
@@ -835,14 +806,11 @@ function bySpid(k: Kernel, a: Ioasid, sid: number, spid: number): number {
  * ioasid_attach_spid(sid, id, spid): record guest PASID spid for host ID id of set sid. -EINVAL when id is not
  * in that set, -EEXIST when spid already names another ID of the set.
  */
-export function* ioasid_attach_spid(k: Kernel, t: KTask, a: Ioasid, sid: number, id: number, spid: number): KGen<number> {
-  return yield* k.call(
-    t,
-    'ioasid_attach_spid',
+function attachSpid(k: Kernel, a: Ioasid, L: AllocatorLock) {
+  return (t: KTask, sid: number, id: number, spid: number): KGen<number> =>
     locked(
-      k,
+      L,
       t,
-      a,
       k.step(t, 'ioasid_attach_spid', () => {
         const info = ioasidInfo(k, a, id);
         if (!info || info.sid !== sid || !Number.isInteger(spid) || spid < 0 || spid >= a.storage) return -EINVAL;
@@ -851,41 +819,32 @@ export function* ioasid_attach_spid(k: Kernel, t: KTask, a: Ioasid, sid: number,
         a.view.data.spid.set(idAddr(k, a, id), spid + 1);
         return 0;
       }),
-    ),
-  );
+    );
 }
 
 /** ioasid_find_by_spid(sid, spid): the host ID of guest PASID spid in set sid, or -ENOENT. */
-export function* ioasid_find_by_spid(k: Kernel, t: KTask, a: Ioasid, sid: number, spid: number): KGen<number> {
-  return yield* k.call(
-    t,
-    'ioasid_find_by_spid',
+function findBySpid(k: Kernel, a: Ioasid, L: AllocatorLock) {
+  return (t: KTask, sid: number, spid: number): KGen<number> =>
     locked(
-      k,
+      L,
       t,
-      a,
       k.step(t, 'ioasid_find_by_spid', () => (setLive(k, a, sid) && Number.isInteger(spid) && spid >= 0 ? bySpid(k, a, sid, spid) || -ENOENT : -ENOENT)),
-    ),
-  );
+    );
 }
 
 /** ioasid_get_spid(sid, id): the guest PASID of host ID id in set sid (under RCU), -ENOENT without one, -EACCES for another set. */
-export function* ioasid_get_spid(k: Kernel, t: KTask, a: Ioasid, sid: number, id: number): KGen<number> {
-  return yield* k.call(
-    t,
-    'ioasid_get_spid',
-    (function* () {
-      yield* rcu_read_lock(k, t);
-      const r = yield* k.step(t, 'ioasid_get_spid: xa_load', () => {
-        const info = ioasidInfo(k, a, id);
-        if (!info) return -ENOENT;
-        if (info.sid !== sid) return -EACCES;
-        return info.spid < 0 ? -ENOENT : info.spid;
-      });
-      yield* rcu_read_unlock(k, t);
-      return r;
-    })(),
-  );
+function getSpid(k: Kernel, a: Ioasid) {
+  return function* (t: KTask, sid: number, id: number): KGen<number> {
+    yield* rcu_read_lock(k, t);
+    const r = yield* k.step(t, 'ioasid_get_spid: xa_load', () => {
+      const info = ioasidInfo(k, a, id);
+      if (!info) return -ENOENT;
+      if (info.sid !== sid) return -EACCES;
+      return info.spid < 0 ? -ENOENT : info.spid;
+    });
+    yield* rcu_read_unlock(k, t);
+    return r;
+  };
 }
 
 // ---- BIND / UNBIND ----
@@ -895,28 +854,143 @@ export function* ioasid_get_spid(k: Kernel, t: KTask, a: Ioasid, sid: number, id
  * through VFIO, or a process's by SVA — and every subscriber hears it with the allocator lock held. 0, -ENOENT
  * for an ID not allocated, -EINVAL for another event.
  */
-export function* ioasid_notify(k: Kernel, t: KTask, a: Ioasid, id: number, event: number): KGen<number> {
-  if (event !== IOASID_NOTIFY_BIND && event !== IOASID_NOTIFY_UNBIND) return -EINVAL;
-  return yield* k.call(
-    t,
-    'ioasid_notify',
-    locked(
-      k,
-      t,
-      a,
-      (function* () {
-        const args = yield* k.step(t, event === IOASID_NOTIFY_BIND ? 'ioasid_notify: bind' : 'ioasid_notify: unbind', () => {
-          if (!validId(a, id)) return undefined;
-          const data = idAddr(k, a, id);
-          const w = a.view.data.set.get(data);
-          if (w === 0) return undefined;
-          a.view.data.set.set(data, event === IOASID_NOTIFY_BIND ? w | BOUND : w & ~BOUND);
-          return idArgs(k, a, id);
-        });
-        if (!args) return -ENOENT;
-        yield* notify(k, t, a, event, args);
-        return 0;
-      })(),
-    ),
+function notifyId(k: Kernel, a: Ioasid, L: AllocatorLock) {
+  return function* (t: KTask, id: number, event: number): KGen<number> {
+    if (event !== IOASID_NOTIFY_BIND && event !== IOASID_NOTIFY_UNBIND) return -EINVAL;
+    yield* L.lock(t);
+    const args = yield* k.step(t, event === IOASID_NOTIFY_BIND ? 'ioasid_notify: bind' : 'ioasid_notify: unbind', () => {
+      if (!validId(a, id)) return undefined;
+      const data = idAddr(k, a, id);
+      if (a.view.data.set.get(data) === 0) return undefined;
+      a.view.data.bound.set(data, event === IOASID_NOTIFY_BIND ? 1 : 0);
+      return idArgs(k, a, id);
+    });
+    if (args) yield* notify(k, t, a, event, args);
+    yield* L.unlock(t);
+    return args ? 0 : -ENOENT;
+  };
+}
+
+// ---- the kernel functions, by name ----
+
+const FILE = 'drivers/iommu/ioasid.c';
+
+declare module '../kernel/kfunc.js' {
+  interface KernelFunctions {
+    ioasid_install_capacity(t: KTask, total: number): KGen<number>;
+    ioasid_alloc_set(t: KTask, token: number, quota: number): KGen<number>;
+    ioasid_alloc_system_set(t: KTask, quota: number): KGen<number>;
+    ioasid_adjust_set(t: KTask, sid: number, quota: number): KGen<number>;
+    ioasid_free_set(t: KTask, sid: number, destroy: boolean): KGen<number>;
+    ioasid_alloc(t: KTask, sid: number, min: number, max: number, priv: number): KGen<number>;
+    ioasid_free(t: KTask, id: number): KGen<number>;
+    ioasid_find_sid(t: KTask, id: number): KGen<number>;
+    ioasid_find(t: KTask, sid: number, id: number): KGen<number>;
+    ioasid_set_data(t: KTask, id: number, data: number): KGen<number>;
+    ioasid_attach_spid(t: KTask, sid: number, id: number, spid: number): KGen<number>;
+    ioasid_find_by_spid(t: KTask, sid: number, spid: number): KGen<number>;
+    ioasid_get_spid(t: KTask, sid: number, id: number): KGen<number>;
+    ioasid_notify(t: KTask, id: number, event: number): KGen<number>;
+    ioasid_register_notifier(t: KTask, nb: NotifierBlock<IoasidNbArgs>): KGen<number>;
+    ioasid_unregister_notifier(t: KTask, nb: NotifierBlock<IoasidNbArgs>): KGen<number>;
+  }
+}
+
+/**
+ * Register ioasid.c's functions for the kernel's allocator `a`: those that take ioasid_allocator_lock by the lock
+ * policy (`ioasidLock`: an implementation with spin_lock_bh, one with mutex_lock), the notifier registration by
+ * the chain policy (`ioasidChain`: atomic_ or blocking_notifier_chain_register), the RCU lookups as they are.
+ */
+function defineFunctions(k: Kernel, a: Ioasid, chain: IoasidChain): void {
+  const by = <F>(make: (L: AllocatorLock) => F): Record<IoasidLock, F> => ({ spinlock: make(spinlockOps(k, a)), mutex: make(mutexOps(k, a)) });
+  const fns = k.fns;
+  const lock = a.lockPolicy;
+  fns.define('ioasid_install_capacity', FILE, installCapacity(k, a));
+  fns.definePolicy('ioasid_alloc_set', FILE, 'ioasidLock', lock, by((L) => allocSet(k, a, L, false)));
+  fns.definePolicy(
+    'ioasid_alloc_system_set',
+    FILE,
+    'ioasidLock',
+    lock,
+    by((L) => {
+      const f = allocSet(k, a, L, true);
+      return (t: KTask, quota: number) => f(t, 0, quota);
+    }),
   );
+  fns.definePolicy('ioasid_adjust_set', FILE, 'ioasidLock', lock, by((L) => adjustSet(k, a, L)));
+  fns.definePolicy('ioasid_free_set', FILE, 'ioasidLock', lock, by((L) => freeSet(k, a, L)));
+  fns.definePolicy('ioasid_alloc', FILE, 'ioasidLock', lock, by((L) => alloc(k, a, L)));
+  fns.definePolicy('ioasid_free', FILE, 'ioasidLock', lock, by((L) => free(k, a, L)));
+  fns.definePolicy('ioasid_find_sid', FILE, 'ioasidLock', lock, by((L) => findSid(k, a, L)));
+  fns.define('ioasid_find', FILE, find(k, a));
+  fns.definePolicy('ioasid_set_data', FILE, 'ioasidLock', lock, by((L) => setData(k, a, L)));
+  fns.definePolicy('ioasid_attach_spid', FILE, 'ioasidLock', lock, by((L) => attachSpid(k, a, L)));
+  fns.definePolicy('ioasid_find_by_spid', FILE, 'ioasidLock', lock, by((L) => findBySpid(k, a, L)));
+  fns.define('ioasid_get_spid', FILE, getSpid(k, a));
+  fns.definePolicy('ioasid_notify', FILE, 'ioasidLock', lock, by((L) => notifyId(k, a, L)));
+  fns.definePolicy('ioasid_register_notifier', FILE, 'ioasidChain', chain, {
+    atomic: (t: KTask, nb: NotifierBlock<IoasidNbArgs>) => atomic_notifier_chain_register(k, t, a.chain, nb),
+    blocking: (t: KTask, nb: NotifierBlock<IoasidNbArgs>) => blocking_notifier_chain_register(k, t, a.chain, nb),
+  });
+  fns.definePolicy('ioasid_unregister_notifier', FILE, 'ioasidChain', chain, {
+    atomic: (t: KTask, nb: NotifierBlock<IoasidNbArgs>) => atomic_notifier_chain_unregister(k, t, a.chain, nb),
+    blocking: (t: KTask, nb: NotifierBlock<IoasidNbArgs>) => blocking_notifier_chain_unregister(k, t, a.chain, nb),
+  });
+}
+
+// ---- callers' entry points ----
+// The kernel has one allocator; these keep the model's call sites (`ioasid_alloc(k, t, a, …)`) and call the
+// registry's function of the same name, which is the truth (a patch replacing it is what they call). `a` must be
+// the kernel's allocator (ioasidOf(k)): defineIoasid refuses a second one.
+
+export function ioasid_install_capacity(k: Kernel, t: KTask, _a: Ioasid, total: number): KGen<number> {
+  return k.fn.ioasid_install_capacity(t, total);
+}
+/** ioasid_alloc_set(token, quota): a VM's set; its sid, -EEXIST for a token that has one, -ENOSPC over capacity. */
+export function ioasid_alloc_set(k: Kernel, t: KTask, _a: Ioasid, token: number, quota: number): KGen<number> {
+  return k.fn.ioasid_alloc_set(t, token, quota);
+}
+/** ioasid_alloc_system_set(quota): the host's set, for bare-metal SVA (once). */
+export function ioasid_alloc_system_set(k: Kernel, t: KTask, _a: Ioasid, quota: number): KGen<number> {
+  return k.fn.ioasid_alloc_system_set(t, quota);
+}
+export function ioasid_adjust_set(k: Kernel, t: KTask, _a: Ioasid, sid: number, quota: number): KGen<number> {
+  return k.fn.ioasid_adjust_set(t, sid, quota);
+}
+export function ioasid_free_set(k: Kernel, t: KTask, _a: Ioasid, sid: number, destroy: boolean): KGen<number> {
+  return k.fn.ioasid_free_set(t, sid, destroy);
+}
+export function ioasid_alloc(k: Kernel, t: KTask, _a: Ioasid, sid: number, min: number, max: number, priv: number): KGen<number> {
+  return k.fn.ioasid_alloc(t, sid, min, max, priv);
+}
+export function ioasid_free(k: Kernel, t: KTask, _a: Ioasid, id: number): KGen<number> {
+  return k.fn.ioasid_free(t, id);
+}
+export function ioasid_find_sid(k: Kernel, t: KTask, _a: Ioasid, id: number): KGen<number> {
+  return k.fn.ioasid_find_sid(t, id);
+}
+export function ioasid_find(k: Kernel, t: KTask, _a: Ioasid, sid: number, id: number): KGen<number> {
+  return k.fn.ioasid_find(t, sid, id);
+}
+export function ioasid_set_data(k: Kernel, t: KTask, _a: Ioasid, id: number, data: number): KGen<number> {
+  return k.fn.ioasid_set_data(t, id, data);
+}
+export function ioasid_attach_spid(k: Kernel, t: KTask, _a: Ioasid, sid: number, id: number, spid: number): KGen<number> {
+  return k.fn.ioasid_attach_spid(t, sid, id, spid);
+}
+export function ioasid_find_by_spid(k: Kernel, t: KTask, _a: Ioasid, sid: number, spid: number): KGen<number> {
+  return k.fn.ioasid_find_by_spid(t, sid, spid);
+}
+export function ioasid_get_spid(k: Kernel, t: KTask, _a: Ioasid, sid: number, id: number): KGen<number> {
+  return k.fn.ioasid_get_spid(t, sid, id);
+}
+export function ioasid_notify(k: Kernel, t: KTask, _a: Ioasid, id: number, event: number): KGen<number> {
+  return k.fn.ioasid_notify(t, id, event);
+}
+/** ioasid_register_notifier(nb): subscribers register at their module init. */
+export function ioasid_register_notifier(k: Kernel, t: KTask, _a: Ioasid, nb: NotifierBlock<IoasidNbArgs>): KGen<number> {
+  return k.fn.ioasid_register_notifier(t, nb);
+}
+export function ioasid_unregister_notifier(k: Kernel, t: KTask, _a: Ioasid, nb: NotifierBlock<IoasidNbArgs>): KGen<number> {
+  return k.fn.ioasid_unregister_notifier(t, nb);
 }

@@ -1,18 +1,35 @@
-// PASID allocation (seed 000; drivers/iommu/iommu-sva.c's iommu_sva_alloc_pasid, Intel's per-IOMMU idr,
-// AMD IOMMUv2's device-chosen PASIDs, the SMMU's SSID-indexed context descriptors): one allocator per scope —
-// the system, an IOMMU, or a device — chosen by the placement policy. A PASID is shared by every bind of the
-// same mm in the same scope (one PASID per process) unless PRIVATE_PASID asks for a new one, and freed when
-// its last bind goes. A quarantined PASID (teardown "bounded wait then quarantine") stays allocated until the
-// device that held it has drained; it is reclaimed lazily, on the next allocation in its scope.
+// PASID allocation (seed 000 on the IOASID allocator of seed 003): the kernel functions iommu_alloc_pasid and
+// iommu_free_pasid (drivers/iommu/iommu-sva.c's iommu_sva_alloc_pasid / iommu_sva_free_pasid, today's
+// iommu_alloc_global_pasid), whose implementation is the placement policy — where a PASID comes from:
+//   system     the system ioasid_set of the kernel's one IOASID allocator (ioasid.ts): one space for every IOMMU;
+//   per-iommu  an IDA per IOMMU instance (Intel's old per-iommu idr): two IOMMUs may hand out the same PASID for
+//              different mms — the aliasing hazard of ENQCMD's one PASID per process;
+//   ssid       an IDA per SMMU, indexing its context descriptors (SSIDs);
+//   device     the device's driver (AMD IOMMUv2: the svm ops' alloc_pasid);
+//   native     each IOMMU driver's own default (IommuOps.nativePasid).
+// A PASID is shared by every bind of the same mm in the same scope (one PASID per process) unless PRIVATE_PASID
+// asks for a new one, and freed when its last bind goes. A quarantined PASID (teardown "bounded wait then
+// quarantine") stays allocated until the device that held it has drained; it is reclaimed lazily, on the next
+// allocation in its scope.
 import type { KTask } from '../kernel/context.js';
-import { ENOSPC } from '../kernel/errno.js';
+import { EEXIST, ENOSPC } from '../kernel/errno.js';
 import { defineIda, type Ida, idaAllocated, ida_alloc_range, ida_free } from '../kernel/ida.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { setAllocTrack, TRACK_WORDS, unreferenced } from '../kernel/kmemleak.js';
 import { MM_FREED, type MmStruct, type MmTable, mm_set_pasid, mmById, mmPasid, mmStateCode } from '../kernel/mm/mm.js';
 import { array, struct, type ViewOf, word } from '../kernel/struct.js';
+import { defineIoasid, type Ioasid, type IoasidOptions, ioasid_alloc, ioasid_alloc_system_set, ioasid_free, ioasidCapacity, ioasidOf, ioasidSetIds, ioasidSystemSid, ioasidWords } from './ioasid.js';
 import type { Oracle } from './oracle.js';
-import { type DeviceInfo, type IommuOps, type PasidPlacement, SVM_FLAG_PRIVATE_PASID, type SvmOps } from './types.js';
+import { type DeviceInfo, type IommuOps, PASID_PLACEMENTS, type PasidPlacement, SVM_FLAG_PRIVATE_PASID, type SvmOps } from './types.js';
+
+declare module '../kernel/kfunc.js' {
+  interface KernelFunctions {
+    /** A PASID for binding mm to dev (mm's own in dev's scope, or a new one): the PASID or -errno. Caller holds iommu_sva_lock. */
+    iommu_alloc_pasid(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<number>;
+    /** Drop one bind's use of pasid; the last frees it, or parks it until dev has drained (`quarantine`). */
+    iommu_free_pasid(t: KTask, dev: DeviceInfo, mm: MmStruct, pasid: number, quarantine: boolean): KGen;
+  }
+}
 
 /**
  * struct iommu_mm_data (include/linux/iommu.h: pasid, mm, sva_domains, sva_handles): an mm's PASID, here one
@@ -42,11 +59,32 @@ export interface PasidEnv {
   readonly mms: MmTable;
   opsOf(dev: DeviceInfo): IommuOps;
   svmOf(dev: DeviceInfo): SvmOps | undefined;
+  /**
+   * The seed-003 policies of the IOASID allocator, when this allocator declares it (the kernel has none yet):
+   * its lock (ioasidLock) and notifier chain (ioasidChain). Default spinlock and atomic, as ioasid.c had.
+   */
+  readonly ioasid?: Pick<IoasidOptions, 'lock' | 'chain'>;
 }
 
+type Placement = Exclude<PasidPlacement, 'native'>;
+
+/** The IOASID allocator SVA allocates system PASIDs from when the kernel has none yet (no VM sets: 4 slots). */
+const SVA_IOASID_SETS = 4;
+
+/** Static words PasidAllocator takes for the system IOASID allocator (to size a kernel layout). */
+export function pasidIoasidWords(pasidBits: number): number {
+  return ioasidWords(Math.max(2, pasidBits), SVA_IOASID_SETS);
+}
+
+/**
+ * The allocator's state and the definitions of iommu_alloc_pasid / iommu_free_pasid (one implementation per
+ * placement). `get` and `put` only call them: the names are the truth, and a patch replacing one is seen here.
+ */
 export class PasidAllocator {
-  /** The system-wide allocator, then one per IOMMU (per-iommu and ssid placements). */
+  /** One IDA per IOMMU (per-iommu and ssid placements). */
   private readonly idas: Ida[] = [];
+  /** The kernel's IOASID allocator: the system placement's PASIDs are its system set's IDs. */
+  readonly ioasid: Ioasid;
   private readonly shares: number;
   private readonly quarantine: number;
   private readonly slots: number;
@@ -62,15 +100,27 @@ export class PasidAllocator {
   ) {
     const bits = Math.max(1, ...env.devices.map((d) => d.caps.pasidBits));
     this.capacity = Math.min(1 << 20, 1 << bits);
-    // Leaks are checked here, not by the IDAs: a quarantined PASID is held on purpose.
-    this.idas.push(defineIda(k, 'iommu_global_pasid_ida', this.capacity, { leakCheck: false }));
+    // Leaks are checked here, not by the IDAs or the IOASID allocator: a quarantined PASID is held on purpose.
+    this.ioasid = ioasidOf(k) ?? defineIoasid(k, { ...env.ioasid, bits: Math.max(2, bits), maxSets: SVA_IOASID_SETS, leakCheck: false });
     for (let u = 0; u < env.iommus; u++) this.idas.push(defineIda(k, `iommu${u}->pasid_ida`, this.capacity, { leakCheck: false }));
     this.slots = slots;
     this.shares = k.statics.alloc(slots * IOMMU_MM_DATA.words, 'pasid shares');
     this.quarantine = k.statics.alloc(slots * PASID_QUARANTINE.words, 'pasid quarantine');
     this.mmData = k.struct(IOMMU_MM_DATA);
     this.parked = k.struct(PASID_QUARANTINE);
+    this.define();
     k.onEnd(() => this.leakCheck());
+  }
+
+  /** iommu_alloc_pasid and iommu_free_pasid, an implementation per placement (`native`: the driver's own). */
+  private define(): void {
+    const place = (v: PasidPlacement, dev: DeviceInfo): Placement => (v === 'native' ? this.env.opsOf(dev).nativePasid : v);
+    const alloc = (v: PasidPlacement) => (t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number) => this.alloc(t, dev, mm, flags, place(v, dev));
+    const free = (v: PasidPlacement) => (t: KTask, dev: DeviceInfo, mm: MmStruct, pasid: number, q: boolean) => this.free(t, dev, mm, pasid, q, place(v, dev));
+    const by = <F>(f: (v: PasidPlacement) => F) => Object.fromEntries(PASID_PLACEMENTS.map((v) => [v, f(v)])) as Record<PasidPlacement, F>;
+    const file = 'drivers/iommu/iommu-sva.c';
+    this.k.fns.definePolicy('iommu_alloc_pasid', file, 'pasidAlloc', this.env.placement, by(alloc));
+    this.k.fns.definePolicy('iommu_free_pasid', file, 'pasidAlloc', this.env.placement, by(free));
   }
 
   /** PASIDs allocated with no bind using them and not in quarantine: never freed. */
@@ -85,8 +135,10 @@ export class PasidAllocator {
       if (this.parked.scope.get(q) !== 0) held.add(`${this.parked.scope.get(q) - 1}:${this.parked.pasid.get(q)}`);
     }
     const lines: string[] = [];
-    this.idas.forEach((ida, scope) => {
-      for (const p of idaAllocated(k, ida)) if (!held.has(`${scope}:${p}`)) lines.push(`  PASID ${p} of ${ida.name}`);
+    const sid = ioasidSystemSid(k, this.ioasid);
+    for (const p of sid === 0 ? [] : ioasidSetIds(k, this.ioasid, sid)) if (!held.has(`0:${p}`)) lines.push(`  PASID ${p} of the system ioasid_set`);
+    this.idas.forEach((ida, u) => {
+      for (const p of idaAllocated(k, ida)) if (!held.has(`${1 + u}:${p}`)) lines.push(`  PASID ${p} of ${ida.name}`);
     });
     for (const d of this.env.devices) {
       if (this.placementOf(d) !== 'device') continue;
@@ -98,7 +150,6 @@ export class PasidAllocator {
     const title = `leak: ${lines.length} PASID${lines.length > 1 ? 's' : ''} still allocated at teardown with no bind and no quarantine`;
     k.report({ kind: 'leak', title, text: [title, ...lines].join('\n'), step: -1, where: 'iommu_sva' });
   }
-
 
   /**
    * A PASID still allocated to an mm that has been freed: every bind of it held mm_count, so every one is gone,
@@ -118,13 +169,12 @@ export class PasidAllocator {
   }
 
   /** The placement in force for dev (`native`: its IOMMU driver's own). */
-  placementOf(dev: DeviceInfo): Exclude<PasidPlacement, 'native'> {
+  placementOf(dev: DeviceInfo): Placement {
     return this.env.placement === 'native' ? this.env.opsOf(dev).nativePasid : this.env.placement;
   }
 
   /** Scope ids: 0 system, 1+u IOMMU u, 1+iommus+d device d. */
-  private scopeOf(dev: DeviceInfo): number {
-    const p = this.placementOf(dev);
+  private scopeOf(dev: DeviceInfo, p: Placement = this.placementOf(dev)): number {
     return p === 'system' ? 0 : p === 'device' ? 1 + this.env.iommus + dev.index : 1 + dev.iommu;
   }
 
@@ -144,40 +194,44 @@ export class PasidAllocator {
     return this.k.mem.statics + this.quarantine + slot * PASID_QUARANTINE.words;
   }
 
-  /**
-   * A PASID for binding mm to dev: the one mm already has in dev's scope, or a new one. Caller holds
-   * iommu_sva_lock. Returns the PASID or -errno.
-   */
-  *get(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<number> {
+  /** iommu_alloc_pasid (compatibility: the sva core calls this until it calls k.fn.iommu_alloc_pasid). */
+  get(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<number> {
+    return this.k.fn.iommu_alloc_pasid(t, dev, mm, flags);
+  }
+
+  /** iommu_free_pasid (compatibility, as `get`). */
+  put(t: KTask, dev: DeviceInfo, mm: MmStruct, pasid: number, quarantine: boolean): KGen {
+    return this.k.fn.iommu_free_pasid(t, dev, mm, pasid, quarantine);
+  }
+
+  /** The PASID mm already has in dev's scope (its users + 1), 0 for none, -1 when it is outside dev's range. */
+  private findShared(t: KTask, mm: MmStruct, scope: number, min: number, max: number): KGen<number> {
+    return this.k.step(t, 'iommu_sva_find_pasid', () => {
+      for (let s = 0; s < this.slots; s++) {
+        const d = this.share(s);
+        if (this.mmData.scope.get(d) === scope + 1 && this.mmData.mm.get(d) === mm.id + 1 && this.mmData.private.get(d) === 0) {
+          const p = this.mmData.pasid.get(d);
+          if (p < min || p > max) return -1; // outside this device's table: needs its own
+          this.mmData.users.set(d, this.mmData.users.get(d) + 1);
+          return p;
+        }
+      }
+      return 0;
+    });
+  }
+
+  /** iommu_alloc_pasid with `placement`'s source of PASIDs. */
+  private *alloc(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number, placement: Placement): KGen<number> {
     const k = this.k;
-    const scope = this.scopeOf(dev);
+    const scope = this.scopeOf(dev, placement);
     const [min, max] = this.env.opsOf(dev).pasid_range(dev);
     const priv = (flags & SVM_FLAG_PRIVATE_PASID) !== 0;
     if (!priv) {
-      const shared = yield* k.step(t, 'iommu_sva_find_pasid', () => {
-        for (let s = 0; s < this.slots; s++) {
-          const d = this.share(s);
-          if (this.mmData.scope.get(d) === scope + 1 && this.mmData.mm.get(d) === mm.id + 1 && this.mmData.private.get(d) === 0) {
-            const p = this.mmData.pasid.get(d);
-            if (p < min || p > max) return -1; // outside this device's table: needs its own
-            this.mmData.users.set(d, this.mmData.users.get(d) + 1);
-            return p;
-          }
-        }
-        return 0;
-      });
+      const shared = yield* this.findShared(t, mm, scope, min, max);
       if (shared > 0) return shared;
     }
     yield* this.reclaim(t, scope);
-    let pasid: number;
-    const placement = this.placementOf(dev);
-    if (placement === 'device') {
-      const svm = this.env.svmOf(dev);
-      if (!svm?.alloc_pasid) return -ENOSPC;
-      pasid = yield* svm.alloc_pasid(t, dev, min, max);
-    } else {
-      pasid = yield* ida_alloc_range(k, t, this.idas[scope] as Ida, min, max);
-    }
+    const pasid = yield* this.allocId(t, dev, mm, placement, min, max);
     if (pasid < 0) return pasid;
     // One PASID per process: mm->pasid is the mm's first shared PASID (what ENQCMD puts on the bus, from the
     // task's IA32_PASID), whichever scope it came from — system-wide, it names the mm on every IOMMU.
@@ -206,13 +260,38 @@ export class PasidAllocator {
     return pasid;
   }
 
+  /** A new PASID in [min, max] from placement's allocator. */
+  private *allocId(t: KTask, dev: DeviceInfo, mm: MmStruct, placement: Placement, min: number, max: number): KGen<number> {
+    if (placement === 'device') {
+      const svm = this.env.svmOf(dev);
+      if (!svm?.alloc_pasid) return -ENOSPC;
+      return yield* svm.alloc_pasid(t, dev, min, max);
+    }
+    if (placement !== 'system') return yield* ida_alloc_range(this.k, t, this.idas[dev.iommu] as Ida, min, max);
+    const sid = yield* this.systemSet(t);
+    // The IOASID's private data is the mm it was allocated for (ioasid_set_data(pasid, mm) in the series).
+    return sid < 0 ? sid : yield* ioasid_alloc(this.k, t, this.ioasid, sid, min, max, mm.id + 1);
+  }
+
   /**
-   * Drop one bind's use of pasid. The last one frees it — or, with `quarantine`, keeps it allocated until dev
-   * has drained. Caller holds iommu_sva_lock.
+   * The system ioasid_set, allocated on first use with the whole capacity as its quota (the VT-d driver's init
+   * in the series); a racing first use finds it made (-EEXIST) and takes it.
    */
-  *put(t: KTask, dev: DeviceInfo, mm: MmStruct, pasid: number, quarantine: boolean): KGen {
+  private *systemSet(t: KTask): KGen<number> {
+    const a = this.ioasid;
+    const sid = ioasidSystemSid(this.k, a);
+    if (sid !== 0) return sid;
+    const r = yield* ioasid_alloc_system_set(this.k, t, a, ioasidCapacity(this.k, a) - 1);
+    return r === -EEXIST ? ioasidSystemSid(this.k, a) : r;
+  }
+
+  /**
+   * iommu_free_pasid: drop one bind's use of pasid. The last one frees it — or, with `quarantine`, keeps it
+   * allocated until dev has drained. Caller holds iommu_sva_lock.
+   */
+  private *free(t: KTask, dev: DeviceInfo, mm: MmStruct, pasid: number, quarantine: boolean, placement: Placement): KGen {
     const k = this.k;
-    const scope = this.scopeOf(dev);
+    const scope = this.scopeOf(dev, placement);
     // 0: still used, 1: the last use went, 2: … and it was the mm's own PASID.
     const last = yield* k.step(t, 'iommu_sva_pasid_put', () => {
       for (let s = 0; s < this.slots; s++) {
@@ -224,25 +303,27 @@ export class PasidAllocator {
         this.mmData.scope.set(d, 0);
         return this.mmData.mm_pasid.get(d) === 1 ? 2 : 1;
       }
-      throw new Error(`iommu_sva_pasid_put: PASID ${pasid} is not allocated in ${dev.name}'s scope`);
+      throw new Error(`iommu_free_pasid: PASID ${pasid} is not allocated in ${dev.name}'s scope`);
     });
     if (last === 0) return;
     if (last === 2 && mmPasid(k, mm) === pasid) yield* mm_set_pasid(k, t, mm, 0);
-    if (quarantine) {
-      yield* k.step(t, 'iommu_sva_pasid_quarantine', () => {
-        for (let s = 0; s < this.slots; s++) {
-          const q = this.q(s);
-          if (this.parked.scope.get(q) !== 0) continue;
-          this.parked.scope.set(q, scope + 1);
-          this.parked.pasid.set(q, pasid);
-          this.parked.dev.set(q, dev.index + 1);
-          return;
-        }
-        throw new Error('iommu_sva_pasid_quarantine: quarantine full');
-      });
-      return;
-    }
-    yield* this.release(t, dev, scope, pasid);
+    if (quarantine) yield* this.park(t, dev, scope, pasid);
+    else yield* this.release(t, dev, scope, pasid);
+  }
+
+  /** Hold pasid back until dev has drained. */
+  private park(t: KTask, dev: DeviceInfo, scope: number, pasid: number): KGen {
+    return this.k.step(t, 'iommu_sva_pasid_quarantine', () => {
+      for (let s = 0; s < this.slots; s++) {
+        const q = this.q(s);
+        if (this.parked.scope.get(q) !== 0) continue;
+        this.parked.scope.set(q, scope + 1);
+        this.parked.pasid.set(q, pasid);
+        this.parked.dev.set(q, dev.index + 1);
+        return;
+      }
+      throw new Error('iommu_sva_pasid_quarantine: quarantine full');
+    });
   }
 
   /** PASIDs held in quarantine now, as [device index, pasid]. */
@@ -255,13 +336,15 @@ export class PasidAllocator {
     return out;
   }
 
+  /** Give pasid back to the allocator of its scope. */
   private *release(t: KTask, dev: DeviceInfo, scope: number, pasid: number): KGen {
-    if (this.placementOf(dev) === 'device') {
+    if (scope > this.env.iommus) {
       const svm = this.env.svmOf(dev);
       if (svm?.free_pasid) yield* svm.free_pasid(t, dev, pasid);
       return;
     }
-    yield* ida_free(this.k, t, this.idas[scope] as Ida, pasid);
+    if (scope === 0) yield* ioasid_free(this.k, t, this.ioasid, pasid);
+    else yield* ida_free(this.k, t, this.idas[scope - 1] as Ida, pasid);
   }
 
   /** Free the quarantined PASIDs of scope whose device has drained since. */

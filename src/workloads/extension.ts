@@ -6,7 +6,7 @@
 // ops tables to read and replace, the IOMMU units' memory and the core's state, and the kernel's primitives.
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import type { DmaApi } from '../core/dma.js';
+import type { DmaApi } from '../core/dma-iommu.js';
 import type { PasidAllocator } from '../core/pasid.js';
 import type { Sva } from '../core/sva.js';
 import type { DeviceInfo, IommuOps } from '../core/types.js';

@@ -5,8 +5,8 @@
 // supervisor mode, trusted devices only, no IOMMU update per job (seed 004); VFIO taking a device over; and a
 // composite DRM-like device that manages its own domains, one per process, switching its engines between them.
 // Kernel submitters get their completion from a completion record the device writes in memory, as DSA does.
-import type { DmaApi } from '../core/dma.js';
-import { OWNER_DRIVER } from '../core/dma.js';
+import type { DmaApi } from '../core/dma-iommu.js';
+import { OWNER_DRIVER } from '../core/dma-iommu.js';
 import type { Domains } from '../core/domain.js';
 import type { Stats } from '../core/stats.js';
 import type { Sva } from '../core/sva.js';

@@ -3,7 +3,8 @@
 // one per IOMMU unit, device, mm and process (in that order). Kernel code paths (syscalls, exit, the IOMMU
 // drivers' page-request threads, RCU/SRCU callbacks) are kernel tasks; the oracles run in the steps that could
 // break what they guard.
-import { DEFAULT_DOMAIN_POLICIES, type DefaultDomainPolicy, DmaApi } from '../core/dma.js';
+import { DEFAULT_DOMAIN_POLICIES, type DefaultDomainPolicy, DmaApi } from '../core/dma-iommu.js';
+import { pasidIoasidWords } from '../core/pasid.js';
 import { Domains } from '../core/domain.js';
 import { Oracle } from '../core/oracle.js';
 import { Stats, type StatName } from '../core/stats.js';
@@ -283,7 +284,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     'IOMMU caches and queues (iommus × (iotlb + prqDepth))': U * (4096 + 6 * p.iotlb + 6 * p.prqDepth),
     'bonds, notifiers and RCU/SRCU readers (processes)': mmuNotifierWords(bonds) + bonds * 32 + readers.rcu + readers.srcu,
   };
-  const staticWords = (1 << 15) + Object.values(sized).reduce((a, b) => a + b, 0) + (U + 2) * (Math.ceil((1 << p.pasidBits) / 32) + 1);
+  const staticWords = (1 << 15) + Object.values(sized).reduce((a, b) => a + b, 0) + (U + 2) * (Math.ceil((1 << p.pasidBits) / 32) + 1) + pasidIoasidWords(p.pasidBits);
   // Every task interns its label and comm (allocation owners, KASAN's alloc/free tracks, lockdep's sites): the
   // string table grows with the topology, or a large one fills it and lockdep turns itself off.
   const tasks = P + D + U;
