@@ -13,6 +13,7 @@ import type { MmStruct } from '../kernel/mm/mm.js';
 import { pteAddr } from '../kernel/mm/mm.js';
 import { PTE_PRESENT, PTE_WRITE } from '../kernel/mm/pagetable.js';
 import { kfree, kzalloc, objLoad, objStore } from '../kernel/slab.js';
+import { BLOCKED_DOMAIN, type IommuDomain } from './ops.js';
 
 export type DomainType = 'blocked' | 'identity' | 'dma' | 'paging' | 'sva';
 export const DOMAIN_TYPES: readonly DomainType[] = ['blocked', 'identity', 'dma', 'paging', 'sva'];
@@ -35,6 +36,8 @@ export interface DomainConfig {
   readonly pageTables: readonly MmStruct[];
   /** Name of instance i, for errors: `smmu0`. */
   unitName(i: number): string;
+  /** The mm of an id (an SVA domain's domain->mm, for the driver that installs it); absent: none known. */
+  mmOf?(id: number): MmStruct | undefined;
 }
 
 export interface DomainAlloc {
@@ -115,6 +118,34 @@ export class Domains {
         yield* kfree(k, t, dom);
       }.call(this),
     );
+  }
+
+  /**
+   * dom as a driver sees it on attach (0: the blocking domain). Its fields are read when the driver reads them,
+   * as the hardware-facing code does: plain loads, no KASAN check (the driver's own step does that).
+   */
+  handle(dom: number): IommuDomain {
+    if (dom === 0) return BLOCKED_DOMAIN;
+    const i32 = this.k.i32;
+    const cfg = this.cfg;
+    return {
+      obj: dom,
+      flags: 0,
+      get type(): DomainType {
+        return DOMAIN_TYPES[(i32[dom + D_TYPE] as number) - 1] ?? 'blocked';
+      },
+      get mm(): MmStruct | undefined {
+        const table = (i32[dom + D_PGTABLE] as number) - 1;
+        if (table >= 0) return cfg.pageTables[table];
+        const mm = (i32[dom + D_MM] as number) - 1;
+        return mm >= 0 ? cfg.mmOf?.(mm) : undefined;
+      },
+    };
+  }
+
+  /** handle(dom), or undefined for 0 (set_dev_pasid's `old`: nothing was attached). */
+  handleOrNone(dom: number): IommuDomain | undefined {
+    return dom === 0 ? undefined : this.handle(dom);
   }
 
   /** The domain's type (a KASAN-checked read: the caller must hold a reference). */

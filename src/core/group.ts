@@ -5,8 +5,8 @@
 // iommu_detach_device_pasid and iommu_replace_device_pasid work on one PASID; iommu_get_domain_for_dev_pasid
 // is the lookup the page-fault path makes, under group->mutex or, as the seed asks ("RCU out of the
 // xarray"), under rcu_read_lock() alone — which is only sound if nobody frees a domain a reader may still
-// hold (see sva-domain.ts). The driver side (attach_dev, set_dev_pasid, remove_dev_pasid) is an ops table; a
-// default implementation without hardware (NoHwDomainOps) keeps what each {device, PASID} translates through.
+// hold (see sva-domain.ts). The driver side (attach_dev, set_dev_pasid, remove_dev_pasid) is the IOMMU driver's
+// ops table (ops.ts: iommu_ops, iommu_domain_ops), a vendor's or the "no hardware" driver's (hw/nohw.ts).
 // The isolation oracle for PASID-tagged DMA lives here too: the group knows for which of its devices a PASID
 // was attached, and a DMA from another member that reaches that domain is what the singleton rule ("PASID
 // attach only for singleton groups", policy multiDevicePasid) exists to prevent — devices the IOMMU cannot
@@ -17,9 +17,10 @@ import { callTrace, heldLocksLines, taskFinding } from '../kernel/findings.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
 import { rcu_init, rcu_read_lock, rcu_read_unlock } from '../kernel/rcu.js';
-import { objLoad } from '../kernel/slab.js';
 import { defineXArray, type XArray, xa_cmpxchg, xa_erase, xa_load, xa_store } from '../kernel/xarray.js';
-import { D_IOMMU, type Domains, type DomainType } from './domain.js';
+import type { Domains, DomainType } from './domain.js';
+import { type IommuOps, IOMMU_NO_PASID } from './ops.js';
+import type { DeviceInfo } from './types.js';
 
 /**
  * The kernel's XA_ZERO_ENTRY: a reserved slot. Attach reserves the PASID with it and stores the domain only
@@ -29,17 +30,10 @@ import { D_IOMMU, type Domains, type DomainType } from './domain.js';
  */
 export const XA_ZERO_ENTRY = 1;
 
-/** IOMMU_NO_PASID: PASID 0 is the device's RID (its requests without a PASID); PASID attach refuses it. */
-export const IOMMU_NO_PASID = 0;
+export { IOMMU_NO_PASID } from './ops.js';
 
-/** What the group layer needs of a device (the core's DeviceInfo has these). */
-export interface GroupDevice {
-  readonly index: number;
-  /** As the kernel prints it: `0000:00:02.0`. */
-  readonly name: string;
-  /** The IOMMU instance it sits behind. */
-  readonly iommu: number;
-}
+/** struct device as the group layer sees it: the one DeviceInfo of the model (the name stays for its importers). */
+export type GroupDevice = DeviceInfo;
 
 /** Policy "domain-for-PASID lookup" (DESIGN.md): under group->mutex, or RCU out of the xarray. */
 export type PasidLookup = 'mutex' | 'rcu';
@@ -51,18 +45,6 @@ export const MULTI_DEVICE_PASID: readonly MultiDevicePasid[] = ['refused', 'allo
 export interface GroupPolicies {
   readonly lookup: PasidLookup;
   readonly multiDevicePasid: MultiDevicePasid;
-}
-
-/**
- * The driver's half (struct iommu_domain_ops' attach_dev and set_dev_pasid, struct iommu_ops'
- * remove_dev_pasid). dom 0 is the blocking domain: nothing translates.
- */
-export interface DomainAttachOps {
-  readonly driver: string;
-  attach_dev(t: KTask, dom: number, dev: GroupDevice): KGen<number>;
-  /** Point {dev, pasid} at dom; `old` is the domain it replaces (0: none). On failure the old one must stay. */
-  set_dev_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number, old: number): KGen<number>;
-  remove_dev_pasid(t: KTask, dev: GroupDevice, pasid: number, dom: number): KGen;
 }
 
 export interface GroupsConfig {
@@ -113,7 +95,7 @@ export class IommuGroups {
   private readonly removed: number;
   /** Per group and PASID: a bit per member (its place in the group) for which the PASID was attached. */
   private readonly owners: number;
-  private readonly ops: (DomainAttachOps | undefined)[] = [];
+  private readonly ops: (IommuOps | undefined)[] = [];
   /** Isolation findings made in this execution, by {device, PASID}: one broken rule tends to break it often. */
   private readonly isolationReported = new Set<string>();
 
@@ -148,7 +130,7 @@ export class IommuGroups {
   }
 
   /** iommu_device_register: the driver of IOMMU instance `iommu` (at declaration, in every thread). */
-  registerIommu(iommu: number, ops: DomainAttachOps): void {
+  registerIommu(iommu: number, ops: IommuOps): void {
     this.ops[iommu] = ops;
   }
 
@@ -161,7 +143,7 @@ export class IommuGroups {
     return this.k.mem.statics + this.words + g.id * G_WORDS + w;
   }
 
-  private opsOf(dev: GroupDevice): DomainAttachOps | undefined {
+  private opsOf(dev: GroupDevice): IommuOps | undefined {
     return this.ops[dev.iommu];
   }
 
@@ -337,9 +319,9 @@ export class IommuGroups {
     for (let i = 0; i < devs.length; i++) {
       const dev = devs[i] as GroupDevice;
       const ops = this.opsOf(dev);
-      const ret = ops ? yield* ops.attach_dev(t, dom, dev) : -ENODEV;
+      const ret = ops ? yield* ops.default_domain_ops.attach_dev(t, this.domains.handle(dom), dev) : -ENODEV;
       if (ret !== 0) {
-        for (const done of devs.slice(0, i)) yield* (this.opsOf(done) as DomainAttachOps).attach_dev(t, cur, done);
+        for (const done of devs.slice(0, i)) yield* (this.opsOf(done) as IommuOps).default_domain_ops.attach_dev(t, this.domains.handle(cur), done);
         return ret;
       }
     }
@@ -460,7 +442,7 @@ export class IommuGroups {
             `${dev.name} PASID ${pasid}: detaching a domain that is not attached there`,
           );
         } else {
-          for (const d of this.members(g)) yield* (this.opsOf(d) as DomainAttachOps).remove_dev_pasid(t, d, pasid, dom);
+          for (const d of this.members(g)) yield* (this.opsOf(d) as IommuOps).remove_dev_pasid(t, d, pasid, this.domains.handle(dom), 'unbind');
           yield* xa_erase(k, t, g.pasidArray, pasid);
           yield* this.setAttachedFor(t, g, pasid, 0);
         }
@@ -515,12 +497,12 @@ export class IommuGroups {
     for (let i = 0; i < devs.length; i++) {
       const dev = devs[i] as GroupDevice;
       const ops = this.opsOf(dev);
-      const ret = ops ? yield* ops.set_dev_pasid(t, dom, dev, pasid, old) : -EOPNOTSUPP;
+      const ret = ops ? yield* ops.default_domain_ops.set_dev_pasid(t, this.domains.handle(dom), dev, pasid, this.domains.handleOrNone(old)) : -EOPNOTSUPP;
       if (ret === 0) continue;
       for (const done of devs.slice(0, i)) {
-        const o = this.opsOf(done) as DomainAttachOps;
+        const o = this.opsOf(done) as IommuOps;
         // Back to the old domain; failing to re-attach a previously good one is a driver bug.
-        const back = old === 0 ? -1 : yield* o.set_dev_pasid(t, old, done, pasid, dom);
+        const back = old === 0 ? -1 : yield* o.default_domain_ops.set_dev_pasid(t, this.domains.handle(old), done, pasid, this.domains.handle(dom));
         if (back !== 0) {
           if (old !== 0)
             iommuWarn(
@@ -530,7 +512,7 @@ export class IommuGroups {
               '__iommu_set_group_pasid',
               `${done.name} PASID ${pasid}: the driver failed to restore the old domain`,
             );
-          yield* o.remove_dev_pasid(t, done, pasid, dom);
+          yield* o.remove_dev_pasid(t, done, pasid, this.domains.handle(dom), 'unbind');
         }
       }
       return ret;
@@ -606,144 +588,5 @@ export class IommuGroups {
       ];
       this.k.report({ kind: 'leak', title, text: [title, ...body].join('\n'), step: -1, where: `group ${g.id}` });
     }
-  }
-}
-
-/**
- * The driver side without hardware: what each device's RID and each {device, PASID} translate through, in
- * shared memory (as a PASID table would be). set_dev_pasid refuses a domain of another IOMMU instance with
- * -EINVAL (the drivers' "incompatible domain" check), and fails once with an injected errno on demand (a
- * failed allocation of the PASID entry). `dma` is the hardware using an entry: it reads the domain, so a
- * domain freed while still installed is KASAN's to report.
- */
-export class NoHwDomainOps implements DomainAttachOps {
-  readonly driver = 'iommu-sim-nohw';
-  /** Called as a DMA reaches its domain, in the point that reads the entry (the isolation oracle). */
-  onDma: ((t: KTask, dev: GroupDevice, pasid: number, dom: number, step: number) => void) | undefined;
-  private readonly rid: number;
-  private readonly table: number;
-  private readonly inject: number;
-
-  constructor(
-    private readonly k: Kernel,
-    private readonly devices: number,
-    private readonly maxPasids: number,
-    /** Negative control: a failing set_dev_pasid that clears the entry it should have left alone. */
-    private readonly bug: 'none' | 'clear-on-failure' = 'none',
-  ) {
-    this.rid = k.statics.alloc(devices, 'nohw rid table');
-    this.table = k.statics.alloc(devices * maxPasids, 'nohw pasid table');
-    this.inject = k.statics.alloc(devices * maxPasids, 'nohw injected errors');
-  }
-
-  private entry(dev: GroupDevice, pasid: number): number {
-    return this.k.mem.statics + this.table + dev.index * this.maxPasids + pasid;
-  }
-
-  private compatible(t: KTask, dom: number, dev: GroupDevice): boolean {
-    return dom === 0 || objLoad(this.k, t, dom, D_IOMMU) - 1 === dev.iommu;
-  }
-
-  /** Take the error injected for {dev, pasid} (IOMMU_NO_PASID: attach_dev), if one is armed (perform only). */
-  private injected(dev: GroupDevice, pasid: number): number {
-    return Atomics.exchange(this.k.i32, this.k.mem.statics + this.inject + dev.index * this.maxPasids + pasid, 0);
-  }
-
-  *attach_dev(t: KTask, dom: number, dev: GroupDevice): KGen<number> {
-    const k = this.k;
-    return yield* k.call(
-      t,
-      'nohw_attach_dev',
-      k.step(t, `attach_dev(${dev.name})`, () => {
-        const err = this.injected(dev, IOMMU_NO_PASID);
-        if (err !== 0) return err;
-        if (!this.compatible(t, dom, dev)) return -EINVAL;
-        Atomics.store(k.i32, k.mem.statics + this.rid + dev.index, dom);
-        return 0;
-      }),
-    );
-  }
-
-  *set_dev_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number, old: number): KGen<number> {
-    const k = this.k;
-    void old;
-    return yield* k.call(
-      t,
-      'nohw_set_dev_pasid',
-      k.step(t, `set_dev_pasid(${dev.name}, ${pasid})`, () => {
-        let err = this.injected(dev, pasid);
-        if (err === 0 && !this.compatible(t, dom, dev)) err = -EINVAL;
-        if (err !== 0) {
-          if (this.bug === 'clear-on-failure') Atomics.store(k.i32, this.entry(dev, pasid), 0);
-          return err;
-        }
-        // One store: the hardware goes from the old domain to the new one with no window without either.
-        Atomics.store(k.i32, this.entry(dev, pasid), dom);
-        return 0;
-      }),
-    );
-  }
-
-  *remove_dev_pasid(t: KTask, dev: GroupDevice, pasid: number, dom: number): KGen {
-    const k = this.k;
-    void dom;
-    yield* k.call(
-      t,
-      'nohw_remove_dev_pasid',
-      k.step(t, `remove_dev_pasid(${dev.name}, ${pasid})`, () => {
-        Atomics.store(k.i32, this.entry(dev, pasid), 0);
-      }),
-    );
-  }
-
-  /**
-   * Make the next set_dev_pasid of {dev, pasid} fail with err (e.g. -ENOMEM), or with IOMMU_NO_PASID the next
-   * attach_dev of dev. Per entry, so that other attachments racing with the one under test are not hit.
-   */
-  *failNext(t: KTask, err: number, dev: GroupDevice, pasid: number = IOMMU_NO_PASID): KGen {
-    const k = this.k;
-    yield* k.step(t, `inject ${err} (${dev.name}, ${pasid})`, () => {
-      Atomics.store(k.i32, k.mem.statics + this.inject + dev.index * this.maxPasids + pasid, err);
-    });
-  }
-
-  /** A DMA from dev tagged with pasid: the domain it translates through (0: blocked), read as the hardware does. */
-  *dma(t: KTask, dev: GroupDevice, pasid: number): KGen<number> {
-    const k = this.k;
-    return yield* k.call(
-      t,
-      'nohw_dma',
-      k.step(t, `dma(${dev.name}, ${pasid})`, (env) => {
-        const dom = Atomics.load(k.i32, this.entry(dev, pasid));
-        // The walk starts at the domain: a freed one is a use-after-free by the hardware.
-        if (dom !== 0) objLoad(k, t, dom, D_IOMMU);
-        this.onDma?.(t, dev, pasid, dom, env.step);
-        return dom;
-      }),
-    );
-  }
-
-  // ---- reads ----
-
-  /** The domain installed for {dev, pasid} now. */
-  installed(dev: GroupDevice, pasid: number): number {
-    return Atomics.load(this.k.i32, this.entry(dev, pasid));
-  }
-
-  /** The domain dev's RID uses now. */
-  ridDomain(dev: GroupDevice): number {
-    return Atomics.load(this.k.i32, this.k.mem.statics + this.rid + dev.index);
-  }
-
-  /** Every installed PASID entry as [device index, pasid, domain]. */
-  entries(): [number, number, number][] {
-    const out: [number, number, number][] = [];
-    for (let d = 0; d < this.devices; d++) {
-      for (let p = 0; p < this.maxPasids; p++) {
-        const v = Atomics.load(this.k.i32, this.k.mem.statics + this.table + d * this.maxPasids + p);
-        if (v !== 0) out.push([d, p, v]);
-      }
-    }
-    return out;
   }
 }

@@ -25,9 +25,9 @@ import { array, struct, type ViewOf, word } from '../kernel/struct.js';
 import type { Oracle } from './oracle.js';
 import { PasidAllocator } from './pasid.js';
 import type { Stats } from './stats.js';
+import type { IommuDomain, IommuOps } from './ops.js';
 import {
   type DeviceInfo,
-  type IommuOps,
   RESP_INVALID,
   RESP_SUCCESS,
   SVM_FLAG_PRIVATE_PASID,
@@ -66,6 +66,16 @@ export interface BindResult {
   readonly ret: number;
   readonly pasid: number;
   readonly why: string;
+}
+
+/** The bond's implicit SVA domain as the driver sees it (this path keeps no struct iommu_domain object). */
+function svaDomain(mm: MmStruct, flags: number): IommuDomain {
+  return { type: 'sva', obj: 0, mm, flags };
+}
+
+/** A DMA-API I/O page table attached by dma.ts, as the driver sees it. */
+function tableDomain(table: MmStruct): IommuDomain {
+  return { type: 'dma', obj: 0, mm: table, flags: 0 };
 }
 
 export class Sva {
@@ -211,7 +221,7 @@ export class Sva {
     yield* k.step(t, `attach ${table.name} to ${dev.name} PASID ${pasid}`, () => {
       Atomics.store(k.i32, this.at(this.boundTable[dev.index] as number, pasid), owner);
     });
-    const err = yield* this.ops(dev).set_dev_pasid(t, dev, pasid, table, 0);
+    const err = yield* this.ops(dev).default_domain_ops.set_dev_pasid(t, tableDomain(table), dev, pasid, undefined);
     if (err < 0) yield* k.step(t, 'attach failed', () => void Atomics.store(k.i32, this.at(this.boundTable[dev.index] as number, pasid), 0));
     return err;
   }
@@ -219,7 +229,7 @@ export class Sva {
   /** Take {dev, pasid} off its I/O page table: clear the entry, flush, and check nothing cached survives. */
   *detachTable(t: KTask, dev: DeviceInfo, pasid: number, table: MmStruct): KGen {
     const k = this.k;
-    yield* this.ops(dev).remove_dev_pasid(t, dev, pasid, table, 'unbind');
+    yield* this.ops(dev).remove_dev_pasid(t, dev, pasid, tableDomain(table), 'unbind');
     yield* k.step(t, `detach ${table.name} from ${dev.name} PASID ${pasid}`, (env) => {
       Atomics.store(k.i32, this.at(this.boundTable[dev.index] as number, pasid), 0);
       this.oracle.pasidUnbound(env.step, dev.index, dev.name, pasid, t.label);
@@ -228,7 +238,7 @@ export class Sva {
 
   /** An I/O page table changed in [start, end): flush what {dev, pasid} may cache of it. */
   *flushTable(t: KTask, dev: DeviceInfo, pasid: number, table: MmStruct, start: number, end: number): KGen {
-    yield* this.ops(dev).invalidate_range(t, dev, pasid, table, start, end);
+    yield* this.ops(dev).default_domain_ops.iotlb_sync(t, tableDomain(table), dev, pasid, start, end);
   }
 
   // ---- the capability check and bind ----
@@ -242,7 +252,7 @@ export class Sva {
     const supervisor = (flags & SVM_FLAG_SUPERVISOR_MODE) !== 0;
     if (supervisor && mm && mm.id !== this.mms.initMm.id) return { err: -EINVAL, why: 'SUPERVISOR_MODE binds init_mm, not a process mm' };
     if (supervisor && !dev.trusted) return { err: -EOPNOTSUPP, why: `${dev.name} is not trusted with the kernel address space` };
-    return this.ops(dev).sva_supported(dev, flags);
+    return this.ops(dev).dev_enable_feat(dev, 'sva', flags);
   }
 
   /** iommu_sva_capable(dev, flags) — the same checks as a bind, with no PASID (seed 000). */
@@ -336,7 +346,7 @@ export class Sva {
     });
     const svm = this.svm[dev.index];
     if (svm) yield* svm.start_pasid(t, dev, pasid);
-    const err = yield* this.ops(dev).set_dev_pasid(t, dev, pasid, mm, flags);
+    const err = yield* this.ops(dev).default_domain_ops.set_dev_pasid(t, svaDomain(mm, flags), dev, pasid, undefined);
     if (err < 0) {
       yield* this.teardown(t, handle, dev, mm, pasid, false);
       return yield* this.failed(t, err, `${this.ops(dev).driver} could not install PASID ${pasid}`);
@@ -406,7 +416,7 @@ export class Sva {
     yield* rcu_assign_pointer(k, t, this.bondPtr(dev, pasid), 0);
     // A page-request handler that found the bond has its mm reference once this returns.
     yield* synchronize_rcu(k, t);
-    yield* this.ops(dev).remove_dev_pasid(t, dev, pasid, mm, 'unbind');
+    yield* this.ops(dev).remove_dev_pasid(t, dev, pasid, svaDomain(mm, 0), 'unbind');
     yield* k.step(t, quarantine ? 'iommu_sva: quarantine PASID' : 'iommu_sva: unbound', (env) => {
       Atomics.store(k.i32, this.at(this.boundTable[dev.index] as number, pasid), 0);
       this.oracle.pasidUnbound(env.step, dev.index, dev.name, pasid, t.label);
@@ -446,7 +456,7 @@ export class Sva {
         const svm = this.svm[dev.index];
         // AMD IOMMUv2's mn_release calls the driver's invalidate_ctx callback before tearing the context down.
         if (ops.releaseNotifiesDriver && svm) yield* svm.invalidate_pasid(t, dev, pasid, 0);
-        if (this.cfg.policies.bug !== 'no-release-flush') yield* ops.remove_dev_pasid(t, dev, pasid, mm, 'release');
+        if (this.cfg.policies.bug !== 'no-release-flush') yield* ops.remove_dev_pasid(t, dev, pasid, svaDomain(mm, 0), 'release');
       }.call(this),
     );
   }
@@ -454,7 +464,7 @@ export class Sva {
   *invalidate(t: KTask, mm: MmStruct, handle: number, start: number, end: number): KGen {
     const dev = this.cfg.devices[this.bondField(handle, 'dev')] as DeviceInfo;
     if (this.cfg.policies.bug === 'no-range-flush') return;
-    yield* this.ops(dev).invalidate_range(t, dev, this.bondField(handle, 'pasid'), mm, start, end);
+    yield* this.ops(dev).default_domain_ops.iotlb_sync(t, svaDomain(mm, 0), dev, this.bondField(handle, 'pasid'), start, end);
   }
 
   // ---- page requests ----
