@@ -26,6 +26,7 @@ export const D_PGTABLE = 3; // I/O page table: pool index + 1 (0: none)
 export const D_MM = 4; // SVA: mm id + 1
 export const D_USERS = 5; // SVA: binds using it
 export const D_MAPPED = 6; // live mappings
+export const D_FLAGS = 7; // SVA: SVM_FLAG_* of the bind that allocated it (SUPERVISOR_MODE: init_mm)
 const D_WORDS = 8;
 
 export interface DomainConfig {
@@ -63,8 +64,8 @@ export class Domains {
     this.tables = defineIda(k, 'io page tables', Math.max(1, cfg.pageTables.length), { leakCheck: false });
   }
 
-  /** iommu_domain_alloc(type) on IOMMU instance `iommu`; an SVA domain names its mm. */
-  *alloc(t: KTask, type: DomainType, iommu: number, mm?: MmStruct): KGen<DomainAlloc> {
+  /** iommu_domain_alloc(type) on IOMMU instance `iommu`; an SVA domain names its mm (and the bind's flags). */
+  *alloc(t: KTask, type: DomainType, iommu: number, mm?: MmStruct, flags = 0): KGen<DomainAlloc> {
     const k = this.k;
     return yield* k.call(
       t,
@@ -98,6 +99,7 @@ export class Domains {
           objStore(k, t, dom, D_ASID, asid + 1);
           objStore(k, t, dom, D_PGTABLE, table + 1);
           objStore(k, t, dom, D_MM, mm ? mm.id + 1 : 0);
+          objStore(k, t, dom, D_FLAGS, flags);
           if (table >= 0) this.clearTable(this.cfg.pageTables[table] as MmStruct);
         });
         return { dom, err: 0, why: '' };
@@ -130,7 +132,9 @@ export class Domains {
     const cfg = this.cfg;
     return {
       obj: dom,
-      flags: 0,
+      get flags(): number {
+        return i32[dom + D_FLAGS] as number;
+      },
       get type(): DomainType {
         return DOMAIN_TYPES[(i32[dom + D_TYPE] as number) - 1] ?? 'blocked';
       },

@@ -17,7 +17,7 @@ import type { KTask } from '../kernel/context.js';
 import { EBUSY, EINVAL } from '../kernel/errno.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import type { MmStruct } from '../kernel/mm/mm.js';
-import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
+import { type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
 import { defineKfreeRcu, kfree_rcu } from '../kernel/rcu.js';
 import {
   objectRefcount,
@@ -31,6 +31,8 @@ import { objLoad, objStore } from '../kernel/slab.js';
 import { struct, type ViewOf, word } from '../kernel/struct.js';
 import { D_MM, D_USERS, type Domains } from './domain.js';
 import { type GroupDevice, type IommuGroups, iommuWarn } from './group.js';
+import { iommuSvaLock } from './iommu-sva.js';
+import type { DeviceInfo } from './types.js';
 
 export type SvaUsers = 'refcounted' | 'unrefcounted';
 export const SVA_USERS: readonly SvaUsers[] = ['refcounted', 'unrefcounted'];
@@ -42,6 +44,11 @@ export interface SvaDomainsConfig {
   readonly devices: number;
   readonly maxPasids: number;
   readonly users: SvaUsers;
+  /**
+   * Keep this layer's own bonds, one per {device, PASID} (the domains preset binds through them); false when the
+   * seed-000 bond of iommu-sva.ts is the caller (its PASID space is too large for a table per PASID).
+   */
+  readonly bonds?: boolean;
 }
 
 /** A bind's outcome: the SVA domain {dev, pasid} now uses, or -errno and why. */
@@ -74,13 +81,13 @@ export class SvaDomains {
 
   constructor(
     private readonly k: Kernel,
-    private readonly groups: IommuGroups,
-    private readonly domains: Domains,
+    readonly groups: IommuGroups,
+    readonly domains: Domains,
     readonly cfg: SvaDomainsConfig,
   ) {
-    this.lock = defineMutex(k, 'iommu_sva_lock');
+    this.lock = iommuSvaLock(k);
     this.list = k.statics.alloc((cfg.mms + 1) * cfg.iommus, 'mm sva_domains');
-    this.bonds = k.statics.alloc(cfg.devices * cfg.maxPasids * IOMMU_SVA.words, 'iommu_sva bonds');
+    this.bonds = cfg.bonds === false ? 0 : k.statics.alloc(cfg.devices * cfg.maxPasids * IOMMU_SVA.words, 'iommu_sva bonds');
     this.handle = k.struct(IOMMU_SVA);
     // The domain's free after a grace period: the RCU callback frees it as iommu_domain_free would.
     this.freeRcu = defineKfreeRcu(k, 'iommu_sva_domain_free_rcu', (t, dom) => domains.free(t, dom));
@@ -199,28 +206,9 @@ export class SvaDomains {
           });
           if (held.kind === 'same') return { dom: held.dom, err: 0, why: '' };
           if (held.kind === 'other') return { dom: 0, err: -EBUSY, why: `${dev.name} PASID ${pasid} is bound to another mm` };
-          const slot = this.listSlot(mm, dev.iommu);
-          let dom = yield* k.step(t, 'mm->iommu_mm->sva_domains', () => Atomics.load(k.i32, slot));
-          if (dom !== 0) {
-            // Attach first: a bind that fails must not count as a user.
-            const ret = yield* this.groups.iommu_attach_device_pasid(t, dom, dev, pasid);
-            if (ret !== 0) return { dom: 0, err: ret, why: `attaching ${mm.name}'s SVA domain to ${dev.name} PASID ${pasid} failed` };
-            // Under iommu_sva_lock the count cannot reach 0 while the domain is on the list.
-            yield* this.iommu_sva_domain_get(t, dom);
-          } else {
-            const a = yield* k.call(t, 'iommu_sva_domain_alloc', this.domains.alloc(t, 'sva', dev.iommu, mm));
-            if (a.err !== 0) return { dom: 0, err: a.err, why: a.why };
-            dom = a.dom;
-            if (this.cfg.users === 'refcounted') yield* refcount_set(k, t, this.users(dom), 1);
-            else yield* k.step(t, 'domain->users = 1', () => objStore(k, t, dom, D_USERS, 1));
-            const ret = yield* this.groups.iommu_attach_device_pasid(t, dom, dev, pasid);
-            if (ret !== 0) {
-              // Never published (attach stores the domain only once the driver has it): freed at once.
-              yield* this.domains.free(t, dom);
-              return { dom: 0, err: ret, why: `attaching a new SVA domain to ${dev.name} PASID ${pasid} failed` };
-            }
-            yield* k.step(t, 'list_add(&domain->next, &mm->iommu_mm->sva_domains)', () => Atomics.store(k.i32, slot, dom));
-          }
+          const a = yield* this.iommu_sva_domain_attach(t, dev, mm, pasid, 0);
+          if (a.err !== 0) return a;
+          const dom = a.dom;
           yield* k.step(t, 'handle->users = 1', () => {
             this.handle.users.set(b, 1);
             this.handle.mm.set(b, mm.id + 1);
@@ -232,6 +220,44 @@ export class SvaDomains {
         }
       }.call(this),
     );
+  }
+
+  /**
+   * The SVA domain part of a bind (iommu_sva_lock held): mm's SVA domain on dev's IOMMU — found on
+   * mm->iommu_mm->sva_domains with one more user, or allocated with users 1 — attached to {dev, pasid} through
+   * the group (iommu_attach_device_pasid). A bind that fails does not count as a user.
+   */
+  *iommu_sva_domain_attach(t: KTask, dev: DeviceInfo, mm: MmStruct, pasid: number, flags: number): KGen<SvaBind> {
+    const k = this.k;
+    const slot = this.listSlot(mm, dev.iommu);
+    let dom = yield* k.step(t, 'mm->iommu_mm->sva_domains', () => Atomics.load(k.i32, slot));
+    if (dom !== 0) {
+      // Attach first: a bind that fails must not count as a user.
+      const ret = yield* this.groups.iommu_attach_device_pasid(t, dom, dev, pasid);
+      if (ret !== 0) return { dom: 0, err: ret, why: `attaching ${mm.name}'s SVA domain to ${dev.name} PASID ${pasid} failed` };
+      // Under iommu_sva_lock the count cannot reach 0 while the domain is on the list.
+      yield* this.iommu_sva_domain_get(t, dom);
+      return { dom, err: 0, why: '' };
+    }
+    const a = yield* k.call(t, 'iommu_sva_domain_alloc', this.domains.alloc(t, 'sva', dev.iommu, mm, flags));
+    if (a.err !== 0) return { dom: 0, err: a.err, why: a.why };
+    dom = a.dom;
+    if (this.cfg.users === 'refcounted') yield* refcount_set(k, t, this.users(dom), 1);
+    else yield* k.step(t, 'domain->users = 1', () => objStore(k, t, dom, D_USERS, 1));
+    const ret = yield* this.groups.iommu_attach_device_pasid(t, dom, dev, pasid);
+    if (ret !== 0) {
+      // Never published (attach stores the domain only once the driver has it): freed at once.
+      yield* this.domains.free(t, dom);
+      return { dom: 0, err: ret, why: `attaching a new SVA domain to ${dev.name} PASID ${pasid} failed` };
+    }
+    yield* k.step(t, 'list_add(&domain->next, &mm->iommu_mm->sva_domains)', () => Atomics.store(k.i32, slot, dom));
+    return { dom, err: 0, why: '' };
+  }
+
+  /** The SVA domain part of the last unbind of {dev, pasid} (iommu_sva_lock held): detach, drop the user. */
+  *iommu_sva_domain_detach(t: KTask, dom: number, dev: DeviceInfo, pasid: number): KGen {
+    yield* this.groups.iommu_detach_device_pasid(t, dom, dev, pasid);
+    yield* this.putLocked(t, dom);
   }
 
   /** iommu_sva_unbind_device: the last bind of {dev, pasid} detaches it and drops the domain's user. */
@@ -256,10 +282,7 @@ export class SvaDomains {
         });
         if (dom < 0)
           iommuWarn(k, t, UNBIND_WARN, 'iommu_sva_unbind_device', `${dev.name} PASID ${pasid}: unbind of a bond that does not exist`);
-        if (dom > 0) {
-          yield* this.groups.iommu_detach_device_pasid(t, dom, dev, pasid);
-          yield* this.putLocked(t, dom);
-        }
+        if (dom > 0) yield* this.iommu_sva_domain_detach(t, dom, dev, pasid);
         yield* mutex_unlock(k, t, this.lock);
       }.call(this),
     );
@@ -318,7 +341,7 @@ export class SvaDomains {
         if (d !== 0) out.push(`mm/${m} still lists SVA domain 0x${d.toString(16)} on IOMMU ${i}`);
       }
     }
-    for (let d = 0; d < this.cfg.devices; d++) {
+    for (let d = 0; d < this.cfg.devices && this.cfg.bonds !== false; d++) {
       for (let p = 0; p < this.cfg.maxPasids; p++) {
         const u = this.handle.users.get(this.bondAt(d, p));
         if (u !== 0) out.push(`device ${d} PASID ${p}: ${u} binds never unbound`);
