@@ -87,6 +87,25 @@ export function iommuWarn(k: Kernel, t: KTask, site: string, fn: string, why: st
   k.report(taskFinding('iommu', t, t.lastStep, title, body));
 }
 
+const IOMMU_C = 'drivers/iommu/iommu.c';
+
+/** A lookup's user reference, taken inside the lookup's section (seed 002's iommu_sva_domain_get_user). */
+export type DomainGet = (t: KTask, dom: number) => KGen<boolean>;
+
+declare module '../kernel/kfunc.js' {
+  interface KernelFunctions {
+    iommu_setup_default_domain(t: KTask, g: IommuGroup, dom: number): KGen<number>;
+    iommu_attach_device(t: KTask, dom: number, dev: DeviceInfo): KGen<number>;
+    iommu_attach_group(t: KTask, dom: number, g: IommuGroup): KGen<number>;
+    iommu_detach_device(t: KTask, dom: number, dev: DeviceInfo): KGen;
+    iommu_detach_group(t: KTask, dom: number, g: IommuGroup): KGen;
+    iommu_attach_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number): KGen<number>;
+    iommu_replace_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number): KGen<number>;
+    iommu_detach_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number): KGen;
+    iommu_get_domain_for_dev_pasid(t: KTask, dev: DeviceInfo, pasid: number, type?: DomainType, get?: DomainGet): KGen<number>;
+  }
+}
+
 export class IommuGroups {
   readonly groups: readonly IommuGroup[];
   private readonly groupOfDev: number[];
@@ -126,6 +145,31 @@ export class IommuGroups {
       // group->mutex serialises the writers: its holder may read the array without RCU.
       const pasidArray = defineXArray(k, 'group->pasid_array', cfg.maxPasids, { protectedBy: [mutex] });
       return { id, mutex, pasidArray, devices: members.map((d) => cfg.devices[d] as GroupDevice) };
+    });
+    this.defineFunctions();
+  }
+
+  /** The functions of iommu.c by kernel name; the seed-002 policies pick their implementations. */
+  private defineFunctions(): void {
+    const fns = this.k.fns;
+    const { lookup, multiDevicePasid } = this.cfg.policies;
+    fns.define('iommu_setup_default_domain', IOMMU_C, (t, g, dom) => this.impl_iommu_setup_default_domain(t, g, dom));
+    fns.define('iommu_attach_device', IOMMU_C, (t, dom, dev) => this.impl_iommu_attach_device(t, dom, dev));
+    fns.define('iommu_attach_group', IOMMU_C, (t, dom, g) => this.impl_iommu_attach_group(t, dom, g));
+    fns.define('iommu_detach_device', IOMMU_C, (t, dom, dev) => this.impl_iommu_detach_device(t, dom, dev));
+    fns.define('iommu_detach_group', IOMMU_C, (t, dom, g) => this.impl_iommu_detach_group(t, dom, g));
+    fns.definePolicy('iommu_attach_device_pasid', IOMMU_C, 'multiDevicePasid', multiDevicePasid, {
+      refused: (t, dom, dev, pasid) => this.impl_iommu_attach_device_pasid(t, dom, dev, pasid, false),
+      allowed: (t, dom, dev, pasid) => this.impl_iommu_attach_device_pasid(t, dom, dev, pasid, true),
+    });
+    fns.definePolicy('iommu_replace_device_pasid', IOMMU_C, 'multiDevicePasid', multiDevicePasid, {
+      refused: (t, dom, dev, pasid) => this.impl_iommu_replace_device_pasid(t, dom, dev, pasid, false),
+      allowed: (t, dom, dev, pasid) => this.impl_iommu_replace_device_pasid(t, dom, dev, pasid, true),
+    });
+    fns.define('iommu_detach_device_pasid', IOMMU_C, (t, dom, dev, pasid) => this.impl_iommu_detach_device_pasid(t, dom, dev, pasid));
+    fns.definePolicy('iommu_get_domain_for_dev_pasid', IOMMU_C, 'lookup', lookup, {
+      mutex: (t, dev, pasid, type, get) => this.impl_iommu_get_domain_for_dev_pasid(false, t, dev, pasid, type, get),
+      rcu: (t, dev, pasid, type, get) => this.impl_iommu_get_domain_for_dev_pasid(true, t, dev, pasid, type, get),
     });
   }
 
@@ -185,105 +229,95 @@ export class IommuGroups {
 
   /** iommu_setup_default_domain: attach dom to every device and make it the group's default domain. */
   *iommu_setup_default_domain(t: KTask, g: IommuGroup, dom: number): KGen<number> {
+    return yield* this.k.fn.iommu_setup_default_domain(t, g, dom);
+  }
+
+  private *impl_iommu_setup_default_domain(t: KTask, g: IommuGroup, dom: number): KGen<number> {
     const k = this.k;
-    return yield* k.call(
-      t,
-      'iommu_setup_default_domain',
-      function* (this: IommuGroups): KGen<number> {
-        yield* mutex_lock(k, t, g.mutex);
-        const cur = yield* k.step(t, 'group->domain', () => k.i32[this.word(g, G_DOMAIN)] as number);
-        const ret = yield* this.setGroupDomain(t, g, dom, cur);
-        if (ret === 0) {
-          yield* k.step(t, 'group->default_domain = domain', () => {
-            k.i32[this.word(g, G_DEFAULT)] = dom;
-          });
-        }
-        yield* mutex_unlock(k, t, g.mutex);
-        return ret;
-      }.call(this),
-    );
+    yield* mutex_lock(k, t, g.mutex);
+    const cur = yield* k.step(t, 'group->domain', () => k.i32[this.word(g, G_DOMAIN)] as number);
+    const ret = yield* this.setGroupDomain(t, g, dom, cur);
+    if (ret === 0) {
+      yield* k.step(t, 'group->default_domain = domain', () => {
+        k.i32[this.word(g, G_DEFAULT)] = dom;
+      });
+    }
+    yield* mutex_unlock(k, t, g.mutex);
+    return ret;
   }
 
   /** iommu_attach_device: only for a device alone in its group (-EINVAL otherwise), as in the kernel. */
   *iommu_attach_device(t: KTask, dom: number, dev: GroupDevice): KGen<number> {
+    return yield* this.k.fn.iommu_attach_device(t, dom, dev);
+  }
+
+  private *impl_iommu_attach_device(t: KTask, dom: number, dev: GroupDevice): KGen<number> {
     const k = this.k;
     const g = this.groupOf(dev);
-    return yield* k.call(
-      t,
-      'iommu_attach_device',
-      function* (this: IommuGroups): KGen<number> {
-        if (!this.opsOf(dev)) return -ENODEV;
-        yield* mutex_lock(k, t, g.mutex);
-        // Under the mutex: the device count must not change while we attach.
-        const ret = this.members(g).length !== 1 ? -EINVAL : yield* this.attachGroup(t, g, dom);
-        yield* mutex_unlock(k, t, g.mutex);
-        return ret;
-      }.call(this),
-    );
+    if (!this.opsOf(dev)) return -ENODEV;
+    yield* mutex_lock(k, t, g.mutex);
+    // Under the mutex: the device count must not change while we attach.
+    const ret = this.members(g).length !== 1 ? -EINVAL : yield* this.attachGroup(t, g, dom);
+    yield* mutex_unlock(k, t, g.mutex);
+    return ret;
   }
 
   /** iommu_attach_group: the whole group, whatever its size. */
   *iommu_attach_group(t: KTask, dom: number, g: IommuGroup): KGen<number> {
+    return yield* this.k.fn.iommu_attach_group(t, dom, g);
+  }
+
+  private *impl_iommu_attach_group(t: KTask, dom: number, g: IommuGroup): KGen<number> {
     const k = this.k;
-    return yield* k.call(
-      t,
-      'iommu_attach_group',
-      function* (this: IommuGroups): KGen<number> {
-        yield* mutex_lock(k, t, g.mutex);
-        const ret = yield* this.attachGroup(t, g, dom);
-        yield* mutex_unlock(k, t, g.mutex);
-        return ret;
-      }.call(this),
-    );
+    yield* mutex_lock(k, t, g.mutex);
+    const ret = yield* this.attachGroup(t, g, dom);
+    yield* mutex_unlock(k, t, g.mutex);
+    return ret;
   }
 
   /** iommu_detach_device: back to the default domain (or blocked). WARN_ON a domain that is not attached. */
   *iommu_detach_device(t: KTask, dom: number, dev: GroupDevice): KGen {
+    yield* this.k.fn.iommu_detach_device(t, dom, dev);
+  }
+
+  private *impl_iommu_detach_device(t: KTask, dom: number, dev: GroupDevice): KGen {
     const k = this.k;
     const g = this.groupOf(dev);
-    yield* k.call(
-      t,
-      'iommu_detach_device',
-      function* (this: IommuGroups): KGen {
-        yield* mutex_lock(k, t, g.mutex);
-        const cur = yield* k.step(t, 'group->domain', () => k.i32[this.word(g, G_DOMAIN)] as number);
-        const n = this.members(g).length;
-        if (cur !== dom)
-          iommuWarn(
-            k,
-            t,
-            DETACH_WARN,
-            'iommu_detach_device',
-            `${dev.name}: detaching a domain that is not the group's (domain != group->domain)`,
-          );
-        else if (n !== 1)
-          iommuWarn(
-            k,
-            t,
-            DETACH_WARN,
-            'iommu_detach_device',
-            `${dev.name}: its group has ${n} devices (list_count_nodes(&group->devices) != 1)`,
-          );
-        else yield* this.setCoreDomain(t, g, cur);
-        yield* mutex_unlock(k, t, g.mutex);
-      }.call(this),
-    );
+    yield* mutex_lock(k, t, g.mutex);
+    const cur = yield* k.step(t, 'group->domain', () => k.i32[this.word(g, G_DOMAIN)] as number);
+    const n = this.members(g).length;
+    if (cur !== dom)
+      iommuWarn(
+        k,
+        t,
+        DETACH_WARN,
+        'iommu_detach_device',
+        `${dev.name}: detaching a domain that is not the group's (domain != group->domain)`,
+      );
+    else if (n !== 1)
+      iommuWarn(
+        k,
+        t,
+        DETACH_WARN,
+        'iommu_detach_device',
+        `${dev.name}: its group has ${n} devices (list_count_nodes(&group->devices) != 1)`,
+      );
+    else yield* this.setCoreDomain(t, g, cur);
+    yield* mutex_unlock(k, t, g.mutex);
   }
 
   /** iommu_detach_group. */
   *iommu_detach_group(t: KTask, dom: number, g: IommuGroup): KGen {
+    yield* this.k.fn.iommu_detach_group(t, dom, g);
+  }
+
+  private *impl_iommu_detach_group(t: KTask, dom: number, g: IommuGroup): KGen {
     const k = this.k;
-    yield* k.call(
-      t,
-      'iommu_detach_group',
-      function* (this: IommuGroups): KGen {
-        yield* mutex_lock(k, t, g.mutex);
-        const cur = yield* k.step(t, 'group->domain', () => k.i32[this.word(g, G_DOMAIN)] as number);
-        if (cur !== dom) iommuWarn(k, t, DETACH_WARN, 'iommu_detach_group', `group ${g.id}: detaching a domain that is not the group's`);
-        else yield* this.setCoreDomain(t, g, cur);
-        yield* mutex_unlock(k, t, g.mutex);
-      }.call(this),
-    );
+    yield* mutex_lock(k, t, g.mutex);
+    const cur = yield* k.step(t, 'group->domain', () => k.i32[this.word(g, G_DOMAIN)] as number);
+    if (cur !== dom) iommuWarn(k, t, DETACH_WARN, 'iommu_detach_group', `group ${g.id}: detaching a domain that is not the group's`);
+    else yield* this.setCoreDomain(t, g, cur);
+    yield* mutex_unlock(k, t, g.mutex);
   }
 
   /** iommu_get_domain_for_dev: group->domain (a racy read, as the kernel's: the caller owns the attachment). */
@@ -334,9 +368,9 @@ export class IommuGroups {
   // ---- PASIDs ----
 
   /** The group's policy check: may a PASID be attached to this group now (caller holds group->mutex)? */
-  private pasidAllowed(g: IommuGroup): boolean {
+  private pasidAllowed(g: IommuGroup, multi: boolean): boolean {
     // "To keep things simple, we currently don't support IOMMU groups with more than one device."
-    return this.cfg.policies.multiDevicePasid === 'allowed' || this.members(g).length === 1;
+    return multi || this.members(g).length === 1;
   }
 
   private badPasid(pasid: number): boolean {
@@ -348,41 +382,40 @@ export class IommuGroups {
    * (replace is the way); a group of more than one device is -EINVAL unless the policy allows it.
    */
   *iommu_attach_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number): KGen<number> {
+    return yield* this.k.fn.iommu_attach_device_pasid(t, dom, dev, pasid);
+  }
+
+  /** `multi`: the policy's value — whether a group of more than one device may have a PASID attached. */
+  private *impl_iommu_attach_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number, multi: boolean): KGen<number> {
     const k = this.k;
     const g = this.groupOf(dev);
-    return yield* k.call(
-      t,
-      'iommu_attach_device_pasid',
-      function* (this: IommuGroups): KGen<number> {
-        if (!this.opsOf(dev)) return -EOPNOTSUPP;
-        if (this.badPasid(pasid) || dom <= XA_ZERO_ENTRY) return -EINVAL;
-        yield* mutex_lock(k, t, g.mutex);
-        let ret: number;
-        if (!this.pasidAllowed(g)) {
-          ret = -EINVAL;
-        } else {
-          const curr = yield* xa_cmpxchg(k, t, g.pasidArray, pasid, 0, XA_ZERO_ENTRY);
-          if (curr < 0) ret = curr;
-          else if (curr === dom) {
-            yield* this.attachedFor(t, g, dev, pasid);
-            ret = 0;
-          } else if (curr !== 0) ret = -EBUSY;
-          else {
-            // Before the driver installs it: from then on a DMA from dev may reach it.
-            const before = yield* this.attachedFor(t, g, dev, pasid);
-            ret = yield* this.setGroupPasid(t, g, dom, pasid, 0);
-            // Published only now that the driver has it; a failure releases the reservation.
-            if (ret === 0) yield* xa_store(k, t, g.pasidArray, pasid, dom);
-            else {
-              yield* xa_erase(k, t, g.pasidArray, pasid);
-              yield* this.setAttachedFor(t, g, pasid, before);
-            }
-          }
+    if (!this.opsOf(dev)) return -EOPNOTSUPP;
+    if (this.badPasid(pasid) || dom <= XA_ZERO_ENTRY) return -EINVAL;
+    yield* mutex_lock(k, t, g.mutex);
+    let ret: number;
+    if (!this.pasidAllowed(g, multi)) {
+      ret = -EINVAL;
+    } else {
+      const curr = yield* xa_cmpxchg(k, t, g.pasidArray, pasid, 0, XA_ZERO_ENTRY);
+      if (curr < 0) ret = curr;
+      else if (curr === dom) {
+        yield* this.attachedFor(t, g, dev, pasid);
+        ret = 0;
+      } else if (curr !== 0) ret = -EBUSY;
+      else {
+        // Before the driver installs it: from then on a DMA from dev may reach it.
+        const before = yield* this.attachedFor(t, g, dev, pasid);
+        ret = yield* this.setGroupPasid(t, g, dom, pasid, 0);
+        // Published only now that the driver has it; a failure releases the reservation.
+        if (ret === 0) yield* xa_store(k, t, g.pasidArray, pasid, dom);
+        else {
+          yield* xa_erase(k, t, g.pasidArray, pasid);
+          yield* this.setAttachedFor(t, g, pasid, before);
         }
-        yield* mutex_unlock(k, t, g.mutex);
-        return ret;
-      }.call(this),
-    );
+      }
+    }
+    yield* mutex_unlock(k, t, g.mutex);
+    return ret;
   }
 
   /**
@@ -390,65 +423,61 @@ export class IommuGroups {
    * -EINVAL when nothing is attached. When the driver fails, the old domain stays attached and in use.
    */
   *iommu_replace_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number): KGen<number> {
+    return yield* this.k.fn.iommu_replace_device_pasid(t, dom, dev, pasid);
+  }
+
+  private *impl_iommu_replace_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number, multi: boolean): KGen<number> {
     const k = this.k;
     const g = this.groupOf(dev);
-    return yield* k.call(
-      t,
-      'iommu_replace_device_pasid',
-      function* (this: IommuGroups): KGen<number> {
-        if (!this.opsOf(dev)) return -EOPNOTSUPP;
-        if (this.badPasid(pasid) || dom <= XA_ZERO_ENTRY) return -EINVAL;
-        yield* mutex_lock(k, t, g.mutex);
-        let ret = 0;
-        const curr = yield* xa_cmpxchg(k, t, g.pasidArray, pasid, 0, XA_ZERO_ENTRY);
-        if (curr < 0) {
-          ret = curr;
-        } else if (curr === 0) {
-          // No domain attached: not a replace. Release the reservation.
-          yield* xa_erase(k, t, g.pasidArray, pasid);
-          ret = -EINVAL;
-        } else if (!this.pasidAllowed(g)) {
-          ret = -EINVAL;
-        } else if (curr !== dom) {
-          const before = yield* this.attachedFor(t, g, dev, pasid);
-          ret = yield* this.setGroupPasid(t, g, dom, pasid, curr);
-          if (ret === 0) yield* xa_store(k, t, g.pasidArray, pasid, dom);
-          else yield* this.setAttachedFor(t, g, pasid, before);
-        }
-        yield* mutex_unlock(k, t, g.mutex);
-        return ret;
-      }.call(this),
-    );
+    if (!this.opsOf(dev)) return -EOPNOTSUPP;
+    if (this.badPasid(pasid) || dom <= XA_ZERO_ENTRY) return -EINVAL;
+    yield* mutex_lock(k, t, g.mutex);
+    let ret = 0;
+    const curr = yield* xa_cmpxchg(k, t, g.pasidArray, pasid, 0, XA_ZERO_ENTRY);
+    if (curr < 0) {
+      ret = curr;
+    } else if (curr === 0) {
+      // No domain attached: not a replace. Release the reservation.
+      yield* xa_erase(k, t, g.pasidArray, pasid);
+      ret = -EINVAL;
+    } else if (!this.pasidAllowed(g, multi)) {
+      ret = -EINVAL;
+    } else if (curr !== dom) {
+      const before = yield* this.attachedFor(t, g, dev, pasid);
+      ret = yield* this.setGroupPasid(t, g, dom, pasid, curr);
+      if (ret === 0) yield* xa_store(k, t, g.pasidArray, pasid, dom);
+      else yield* this.setAttachedFor(t, g, pasid, before);
+    }
+    yield* mutex_unlock(k, t, g.mutex);
+    return ret;
   }
 
   /** iommu_detach_device_pasid: every device of the group stops using dom for pasid; the entry goes. */
   *iommu_detach_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number): KGen {
+    yield* this.k.fn.iommu_detach_device_pasid(t, dom, dev, pasid);
+  }
+
+  private *impl_iommu_detach_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number): KGen {
     const k = this.k;
     const g = this.groupOf(dev);
-    yield* k.call(
-      t,
-      'iommu_detach_device_pasid',
-      function* (this: IommuGroups): KGen {
-        yield* mutex_lock(k, t, g.mutex);
-        const curr = yield* xa_load(k, t, g.pasidArray, pasid);
-        if (curr !== dom) {
-          // The kernel tears down whatever is there and warns; here the other attachment is left alone so that
-          // the rest of the run stays meaningful.
-          iommuWarn(
-            k,
-            t,
-            DETACH_PASID_WARN,
-            'iommu_detach_device_pasid',
-            `${dev.name} PASID ${pasid}: detaching a domain that is not attached there`,
-          );
-        } else {
-          for (const d of this.members(g)) yield* (this.opsOf(d) as IommuOps).remove_dev_pasid(t, d, pasid, this.domains.handle(dom), 'unbind');
-          yield* xa_erase(k, t, g.pasidArray, pasid);
-          yield* this.setAttachedFor(t, g, pasid, 0);
-        }
-        yield* mutex_unlock(k, t, g.mutex);
-      }.call(this),
-    );
+    yield* mutex_lock(k, t, g.mutex);
+    const curr = yield* xa_load(k, t, g.pasidArray, pasid);
+    if (curr !== dom) {
+      // The kernel tears down whatever is there and warns; here the other attachment is left alone so that
+      // the rest of the run stays meaningful.
+      iommuWarn(
+        k,
+        t,
+        DETACH_PASID_WARN,
+        'iommu_detach_device_pasid',
+        `${dev.name} PASID ${pasid}: detaching a domain that is not attached there`,
+      );
+    } else {
+      for (const d of this.members(g)) yield* (this.opsOf(d) as IommuOps).remove_dev_pasid(t, d, pasid, this.domains.handle(dom), 'unbind');
+      yield* xa_erase(k, t, g.pasidArray, pasid);
+      yield* this.setAttachedFor(t, g, pasid, 0);
+    }
+    yield* mutex_unlock(k, t, g.mutex);
   }
 
   private ownersWord(g: IommuGroup, pasid: number): number {
@@ -531,30 +560,35 @@ export class IommuGroups {
     dev: GroupDevice,
     pasid: number,
     type?: DomainType,
-    get?: (t: KTask, dom: number) => KGen<boolean>,
+    get?: DomainGet,
+  ): KGen<number> {
+    return yield* this.k.fn.iommu_get_domain_for_dev_pasid(t, dev, pasid, type, get);
+  }
+
+  /** `rcu`: the policy's value — under rcu_read_lock() alone, or under group->mutex. */
+  private *impl_iommu_get_domain_for_dev_pasid(
+    rcu: boolean,
+    t: KTask,
+    dev: GroupDevice,
+    pasid: number,
+    type?: DomainType,
+    get?: DomainGet,
   ): KGen<number> {
     const k = this.k;
     const g = this.groupOf(dev);
-    const rcu = this.cfg.policies.lookup === 'rcu';
-    return yield* k.call(
-      t,
-      'iommu_get_domain_for_dev_pasid',
-      function* (this: IommuGroups): KGen<number> {
-        if (rcu) yield* rcu_read_lock(k, t);
-        else yield* mutex_lock(k, t, g.mutex);
-        let dom = yield* xa_load(k, t, g.pasidArray, pasid);
-        if (dom === XA_ZERO_ENTRY) dom = 0;
-        if (dom !== 0 && type !== undefined) {
-          // A point of its own: under RCU this read races with whoever detaches and frees the domain.
-          const ok = yield* k.step(t, 'domain->type', () => this.domains.type(t, dom) === type);
-          if (!ok) dom = -EBUSY;
-        }
-        if (dom > 0 && get && !(yield* get(t, dom))) dom = 0;
-        if (rcu) yield* rcu_read_unlock(k, t);
-        else yield* mutex_unlock(k, t, g.mutex);
-        return dom;
-      }.call(this),
-    );
+    if (rcu) yield* rcu_read_lock(k, t);
+    else yield* mutex_lock(k, t, g.mutex);
+    let dom = yield* xa_load(k, t, g.pasidArray, pasid);
+    if (dom === XA_ZERO_ENTRY) dom = 0;
+    if (dom !== 0 && type !== undefined) {
+      // A point of its own: under RCU this read races with whoever detaches and frees the domain.
+      const ok = yield* k.step(t, 'domain->type', () => this.domains.type(t, dom) === type);
+      if (!ok) dom = -EBUSY;
+    }
+    if (dom > 0 && get && !(yield* get(t, dom))) dom = 0;
+    if (rcu) yield* rcu_read_unlock(k, t);
+    else yield* mutex_unlock(k, t, g.mutex);
+    return dom;
   }
 
   // ---- reads (tests, invariant checks: no scheduling point) ----

@@ -38,8 +38,8 @@ import {
 } from './types.js';
 
 /**
- * struct iommu_sva (include/linux/iommu.h: handle, dev, users), a bond in a static table; a handle is its slot
- * + 1. It also holds what mainline reaches through it (handle.domain->mm, mm->iommu_mm->pasid) and what the
+ * struct iommu_sva (include/linux/iommu.h: handle, dev, users), declared once: a bond in a static table (here a
+ * handle is its slot + 1; sva-domain.ts keeps one per {device, PASID} for the domains preset). It also holds what mainline reaches through it (handle.domain->mm, mm->iommu_mm->pasid) and what the
  * vendor bonds before it held (intel_svm's notifier and flags).
  */
 export const IOMMU_SVA = struct('iommu_sva', {
@@ -91,6 +91,23 @@ export function iommuSvaLock(k: Kernel): Mutex {
   return m;
 }
 
+const IOMMU_SVA_C = 'drivers/iommu/iommu-sva.c';
+
+declare module '../kernel/kfunc.js' {
+  interface KernelFunctions {
+    iommu_sva_bind_device(t: KTask, dev: DeviceInfo, mm: MmStruct | undefined, flags: number): KGen<BindResult>;
+    iommu_sva_unbind_device(t: KTask, handle: number): KGen;
+    /** The bond's MMU notifier release (seed 000's iommu_notifier_release; mainline: the driver's mm release). */
+    iommu_sva_mm_release(t: KTask, mm: MmStruct, handle: number): KGen;
+    /** model: the bond's MMU notifier invalidate (seed 000's shape; mainline: the driver's arch_invalidate_secondary_tlbs). */
+    iommu_sva_invalidate_range(t: KTask, mm: MmStruct, handle: number, start: number, end: number): KGen;
+    iommu_sva_handle_iopf(t: KTask, dev: DeviceInfo, pasid: number, vpn: number, write: boolean): KGen<number>;
+    /** The PASID allocator's contract (ARCH15.md): part 2's pasid.ts defines it; until then, Sva's thin wrapper. */
+    iommu_alloc_pasid(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<number>;
+    iommu_free_pasid(t: KTask, dev: DeviceInfo, mm: MmStruct, pasid: number, quarantine: boolean): KGen;
+  }
+}
+
 export class Sva {
   readonly pasids: PasidAllocator;
   readonly lock: Mutex;
@@ -131,6 +148,7 @@ export class Sva {
       { devices: cfg.devices, iommus: cfg.iommus, placement: cfg.policies.pasidAlloc, opsOf: (d) => this.ops(d), svmOf: (d) => this.svm[d.index], mms },
       cfg.bonds,
     );
+    this.defineFunctions();
     const sva = this;
     this.notifierOps = defineMmuNotifierOps(notifiers, {
       name: 'iommu_sva',
@@ -144,6 +162,20 @@ export class Sva {
         return sva.freeBond(t, subscriptionData(k, notifiers, sub));
       },
     });
+  }
+
+  /** iommu-sva.c's functions by kernel name (once per kernel: one Sva per model). */
+  private defineFunctions(): void {
+    const fns = this.k.fns;
+    fns.define('iommu_sva_bind_device', IOMMU_SVA_C, (t, dev, mm, flags) => this.impl_iommu_sva_bind_device(t, dev, mm, flags));
+    fns.define('iommu_sva_unbind_device', IOMMU_SVA_C, (t, handle) => this.impl_iommu_sva_unbind_device(t, handle));
+    fns.define('iommu_sva_mm_release', IOMMU_SVA_C, (t, mm, handle) => this.impl_iommu_sva_mm_release(t, mm, handle));
+    fns.define('iommu_sva_invalidate_range', IOMMU_SVA_C, (t, mm, h, start, end) => this.impl_iommu_sva_invalidate_range(t, mm, h, start, end));
+    fns.define('iommu_sva_handle_iopf', 'drivers/iommu/io-pgfault.c', (t, dev, pasid, vpn, write) => this.impl_iommu_sva_handle_iopf(t, dev, pasid, vpn, write));
+    // Thin wrappers until part 2's allocator defines these names (the integrator keeps one); the instance's
+    // get/put are looked up at each call, so a test or extension that replaces them is still seen.
+    if (!fns.has('iommu_alloc_pasid')) fns.define('iommu_alloc_pasid', IOMMU_SVA_C, (t, dev, mm, flags) => this.pasids.get(t, dev, mm, flags));
+    if (!fns.has('iommu_free_pasid')) fns.define('iommu_free_pasid', IOMMU_SVA_C, (t, dev, mm, pasid, q) => this.pasids.put(t, dev, mm, pasid, q));
   }
 
   // ---- registration (at declaration: iommu_device_register, the driver's probe) ----
@@ -282,24 +314,22 @@ export class Sva {
    * (the capability check). SUPERVISOR_MODE binds init_mm.
    */
   *bind(t: KTask, dev: DeviceInfo, mm: MmStruct | undefined, flags: number): KGen<BindResult> {
+    return yield* this.k.fn.iommu_sva_bind_device(t, dev, mm, flags);
+  }
+
+  private *impl_iommu_sva_bind_device(t: KTask, dev: DeviceInfo, mm: MmStruct | undefined, flags: number): KGen<BindResult> {
     const k = this.k;
-    return yield* k.call(
-      t,
-      'iommu_sva_bind_device',
-      function* (this: Sva): KGen<BindResult> {
-        const c = this.checks(dev, mm, flags);
-        if (c.err !== 0 || mm === undefined) {
-          if (c.err !== 0 && mm !== undefined) yield* k.step(t, `bind refused: ${errname(c.err)}`, () => this.stats.add('bind_failures'));
-          return { ret: c.err, pasid: 0, why: c.why };
-        }
-        yield* mutex_lock(k, t, this.lock);
-        try {
-          return yield* this.bindLocked(t, dev, mm, flags);
-        } finally {
-          yield* mutex_unlock(k, t, this.lock);
-        }
-      }.call(this),
-    );
+    const c = this.checks(dev, mm, flags);
+    if (c.err !== 0 || mm === undefined) {
+      if (c.err !== 0 && mm !== undefined) yield* k.step(t, `bind refused: ${errname(c.err)}`, () => this.stats.add('bind_failures'));
+      return { ret: c.err, pasid: 0, why: c.why };
+    }
+    yield* mutex_lock(k, t, this.lock);
+    try {
+      return yield* this.bindLocked(t, dev, mm, flags);
+    } finally {
+      yield* mutex_unlock(k, t, this.lock);
+    }
   }
 
   private *bindLocked(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult> {
@@ -330,7 +360,7 @@ export class Sva {
       return 0;
     });
     if (handle === 0) return yield* this.failed(t, -ENOMEM, 'no room for another bond');
-    const pasid = yield* this.pasids.get(t, dev, mm, flags);
+    const pasid = yield* k.fn.iommu_alloc_pasid(t, dev, mm, flags);
     if (pasid < 0) {
       yield* k.step(t, 'kfree(iommu_sva)', () => void this.sva.used.WRITE_ONCE(this.bond(handle), 0));
       return yield* this.failed(t, pasid, `no free PASID for ${dev.name}`);
@@ -351,7 +381,7 @@ export class Sva {
     if (mm.id !== this.mms.initMm.id) {
       sub = yield* mmu_notifier_register(k, t, this.notifiers, this.notifierOps, mm, handle);
       if (sub < 0) {
-        yield* this.pasids.put(t, dev, mm, pasid, false);
+        yield* k.fn.iommu_free_pasid(t, dev, mm, pasid, false);
         yield* k.step(t, 'kfree(iommu_sva)', () => void this.sva.used.WRITE_ONCE(this.bond(handle), 0));
         return yield* this.failed(t, sub, 'mmu_notifier_register failed');
       }
@@ -383,34 +413,32 @@ export class Sva {
 
   /** iommu_sva_unbind_device(handle). */
   *unbind(t: KTask, handle: number): KGen {
+    yield* this.k.fn.iommu_sva_unbind_device(t, handle);
+  }
+
+  private *impl_iommu_sva_unbind_device(t: KTask, handle: number): KGen {
     const k = this.k;
-    yield* k.call(
-      t,
-      'iommu_sva_unbind_device',
-      function* (this: Sva): KGen {
-        yield* mutex_lock(k, t, this.lock);
-        try {
-          const last = yield* k.step(t, 'iommu_sva: put bond', () => {
-            const b = this.bond(handle);
-            if (this.sva.used.get(b) !== 1) throw new Error(`iommu_sva_unbind_device: handle ${handle} is not bound`);
-            const users = this.sva.users.get(b) - 1;
-            this.sva.users.set(b, users);
-            return users === 0;
-          });
-          if (!last) return;
-          const dev = this.cfg.devices[this.bondField(handle, 'dev')] as DeviceInfo;
-          const mm = this.mms.mms[this.bondField(handle, 'mm') - 1] ?? this.mms.initMm;
-          const pasid = this.bondField(handle, 'pasid');
-          const quarantine = yield* this.stopDevice(t, dev, pasid);
-          yield* this.teardown(t, handle, dev, mm, pasid, quarantine);
-        } finally {
-          yield* mutex_unlock(k, t, this.lock);
-        }
-        const sub = this.sva.notifier.get(this.bond(handle));
-        if (sub > 0) yield* mmu_notifier_put(k, t, this.notifiers, sub);
-        else yield* this.freeBond(t, handle);
-      }.call(this),
-    );
+    yield* mutex_lock(k, t, this.lock);
+    try {
+      const last = yield* k.step(t, 'iommu_sva: put bond', () => {
+        const b = this.bond(handle);
+        if (this.sva.used.get(b) !== 1) throw new Error(`iommu_sva_unbind_device: handle ${handle} is not bound`);
+        const users = this.sva.users.get(b) - 1;
+        this.sva.users.set(b, users);
+        return users === 0;
+      });
+      if (!last) return;
+      const dev = this.cfg.devices[this.bondField(handle, 'dev')] as DeviceInfo;
+      const mm = this.mms.mms[this.bondField(handle, 'mm') - 1] ?? this.mms.initMm;
+      const pasid = this.bondField(handle, 'pasid');
+      const quarantine = yield* this.stopDevice(t, dev, pasid);
+      yield* this.teardown(t, handle, dev, mm, pasid, quarantine);
+    } finally {
+      yield* mutex_unlock(k, t, this.lock);
+    }
+    const sub = this.sva.notifier.get(this.bond(handle));
+    if (sub > 0) yield* mmu_notifier_put(k, t, this.notifiers, sub);
+    else yield* this.freeBond(t, handle);
   }
 
   /** The teardown policy's part before the PASID entry goes: true when the PASID must be quarantined. */
@@ -442,7 +470,7 @@ export class Sva {
       this.stats.add('unbinds');
       if (quarantine) this.stats.add('quarantined');
     });
-    yield* this.pasids.put(t, dev, mm, pasid, quarantine);
+    yield* this.k.fn.iommu_free_pasid(t, dev, mm, pasid, quarantine);
   }
 
   /** The bond's memory goes after the notifier's SRCU grace period (mmu_notifier_put → free_notifier). */
@@ -459,27 +487,29 @@ export class Sva {
    * step (like bind, unbind and handleIopf): an extension may replace it on the instance.
    */
   *release(t: KTask, mm: MmStruct, handle: number): KGen {
+    yield* this.k.fn.iommu_sva_mm_release(t, mm, handle);
+  }
+
+  private *impl_iommu_sva_mm_release(t: KTask, mm: MmStruct, handle: number): KGen {
     const k = this.k;
     const dev = this.cfg.devices[this.bondField(handle, 'dev')] as DeviceInfo;
     const pasid = this.bondField(handle, 'pasid');
-    yield* k.call(
-      t,
-      'iommu_sva_mm_release',
-      function* (this: Sva): KGen {
-        yield* k.step(t, 'iommu_sva: released', () => {
-          this.sva.released.WRITE_ONCE(this.bond(handle), 1);
-          this.stats.add('releases');
-        });
-        const ops = this.ops(dev);
-        const svm = this.svm[dev.index];
-        // AMD IOMMUv2's mn_release calls the driver's invalidate_ctx callback before tearing the context down.
-        if (ops.releaseNotifiesDriver && svm) yield* svm.invalidate_pasid(t, dev, pasid, 0);
-        if (this.cfg.policies.bug !== 'no-release-flush') yield* ops.remove_dev_pasid(t, dev, pasid, svaDomain(mm, 0), 'release');
-      }.call(this),
-    );
+    yield* k.step(t, 'iommu_sva: released', () => {
+      this.sva.released.WRITE_ONCE(this.bond(handle), 1);
+      this.stats.add('releases');
+    });
+    const ops = this.ops(dev);
+    const svm = this.svm[dev.index];
+    // AMD IOMMUv2's mn_release calls the driver's invalidate_ctx callback before tearing the context down.
+    if (ops.releaseNotifiesDriver && svm) yield* svm.invalidate_pasid(t, dev, pasid, 0);
+    if (this.cfg.policies.bug !== 'no-release-flush') yield* ops.remove_dev_pasid(t, dev, pasid, svaDomain(mm, 0), 'release');
   }
 
   *invalidate(t: KTask, mm: MmStruct, handle: number, start: number, end: number): KGen {
+    yield* this.k.fn.iommu_sva_invalidate_range(t, mm, handle, start, end);
+  }
+
+  private *impl_iommu_sva_invalidate_range(t: KTask, mm: MmStruct, handle: number, start: number, end: number): KGen {
     const dev = this.cfg.devices[this.bondField(handle, 'dev')] as DeviceInfo;
     if (this.cfg.policies.bug === 'no-range-flush') return;
     yield* this.ops(dev).default_domain_ops.iotlb_sync(t, svaDomain(mm, 0), dev, this.bondField(handle, 'pasid'), start, end);
@@ -492,29 +522,27 @@ export class Sva {
    * Runs in the IOMMU driver's page-request thread.
    */
   *handleIopf(t: KTask, dev: DeviceInfo, pasid: number, vpn: number, write: boolean): KGen<number> {
+    return yield* this.k.fn.iommu_sva_handle_iopf(t, dev, pasid, vpn, write);
+  }
+
+  private *impl_iommu_sva_handle_iopf(t: KTask, dev: DeviceInfo, pasid: number, vpn: number, write: boolean): KGen<number> {
     const k = this.k;
-    return yield* k.call(
-      t,
-      'iommu_sva_handle_iopf',
-      function* (this: Sva): KGen<number> {
-        // The mm reference is taken inside the read-side section: the unbind waits for it (synchronize_rcu)
-        // before the bond's hold on the mm can go.
-        yield* rcu_read_lock(k, t);
-        const handle = yield* rcu_dereference(k, t, this.bondPtr(dev, pasid));
-        const mmId = handle > 0 ? yield* k.step(t, 'bond->mm', () => this.bondField(handle, 'mm')) : 0;
-        const mm = mmId > 0 ? this.mms.mms[mmId - 1] : undefined;
-        const held = mm !== undefined && (yield* mmget_not_zero(k, t, mm));
-        yield* rcu_read_unlock(k, t);
-        let code = RESP_INVALID;
-        if (mm && held) {
-          const r = yield* fault_in(k, t, mm, vpn, write);
-          yield* mmput(k, t, this.notifiers, mm);
-          if (r === 'ok') code = RESP_SUCCESS;
-        }
-        const svm = this.svm[dev.index];
-        if (code !== RESP_SUCCESS && this.cfg.policies.fault === 'callback' && svm?.fault) code = yield* svm.fault(t, dev, pasid, vpn, write);
-        return code;
-      }.call(this),
-    );
+    // The mm reference is taken inside the read-side section: the unbind waits for it (synchronize_rcu)
+    // before the bond's hold on the mm can go.
+    yield* rcu_read_lock(k, t);
+    const handle = yield* rcu_dereference(k, t, this.bondPtr(dev, pasid));
+    const mmId = handle > 0 ? yield* k.step(t, 'bond->mm', () => this.bondField(handle, 'mm')) : 0;
+    const mm = mmId > 0 ? this.mms.mms[mmId - 1] : undefined;
+    const held = mm !== undefined && (yield* mmget_not_zero(k, t, mm));
+    yield* rcu_read_unlock(k, t);
+    let code = RESP_INVALID;
+    if (mm && held) {
+      const r = yield* fault_in(k, t, mm, vpn, write);
+      yield* mmput(k, t, this.notifiers, mm);
+      if (r === 'ok') code = RESP_SUCCESS;
+    }
+    const svm = this.svm[dev.index];
+    if (code !== RESP_SUCCESS && this.cfg.policies.fault === 'callback' && svm?.fault) code = yield* svm.fault(t, dev, pasid, vpn, write);
+    return code;
   }
 }

@@ -28,10 +28,10 @@ import {
   refcount_set,
 } from '../kernel/refcount.js';
 import { objLoad, objStore } from '../kernel/slab.js';
-import { struct, type ViewOf, word } from '../kernel/struct.js';
+import type { ViewOf } from '../kernel/struct.js';
 import { D_MM, D_USERS, type Domains } from './domain.js';
 import { type GroupDevice, type IommuGroups, iommuWarn } from './group.js';
-import { iommuSvaLock } from './iommu-sva.js';
+import { IOMMU_SVA, iommuSvaLock } from './iommu-sva.js';
 import type { DeviceInfo } from './types.js';
 
 export type SvaUsers = 'refcounted' | 'unrefcounted';
@@ -57,16 +57,6 @@ export interface SvaBind {
   readonly err: number;
   readonly why: string;
 }
-
-/**
- * struct iommu_sva (include/linux/iommu.h: handle, dev, users) as this model keeps it, one per {device, PASID}:
- * its binds and the mm they are for, under iommu_sva_lock. (core/sva.ts models the older, vendor-shaped bond.)
- */
-const IOMMU_SVA = struct('iommu_sva', {
-  users: word,
-  mm: word, // mm id + 1 (handle.domain->mm)
-  domain: word, // handle.domain
-});
 
 /** Nominal line of refcount_dec_and_test(&handle->users) on a bond already gone. */
 const UNBIND_WARN = 'drivers/iommu/iommu-sva.c:132';
@@ -210,6 +200,9 @@ export class SvaDomains {
           if (a.err !== 0) return a;
           const dom = a.dom;
           yield* k.step(t, 'handle->users = 1', () => {
+            this.handle.used.set(b, 1);
+            this.handle.dev.set(b, dev.index + 1);
+            this.handle.pasid.set(b, pasid);
             this.handle.users.set(b, 1);
             this.handle.mm.set(b, mm.id + 1);
             this.handle.domain.set(b, dom);
@@ -276,6 +269,7 @@ export class SvaDomains {
           handle.users.set(b, users - 1);
           if (users > 1) return 0;
           const d = handle.domain.get(b);
+          handle.used.set(b, 0);
           handle.mm.set(b, 0);
           handle.domain.set(b, 0);
           return d;

@@ -43,6 +43,7 @@ import {
   PASID_LOOKUPS,
   type PasidLookup,
 } from '../core/group.js';
+import { IOMMU_SVA } from '../core/iommu-sva.js';
 import { SVA_USERS, SvaDomains, type SvaUsers } from '../core/sva-domain.js';
 import { NoHwIommu } from '../hw/nohw.js';
 import { defineDomainsScript, parseDomainsScript } from './domains-script.js';
@@ -198,7 +199,7 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
     stringWords: 1 << 15,
     stringSlots: 1 << 10,
     lockdepWords: 1 << 14,
-    staticWords: (1 << 12) + ndev * (3 * p.pasids + 4 * p.pasids) + (nmms + 1) * 32 + p.groups * (p.pasids + 8),
+    staticWords: (1 << 12) + ndev * (IOMMU_SVA.words * p.pasids + 4 * p.pasids) + (nmms + 1) * 32 + p.groups * (p.pasids + 8),
     arenaWords: (1 << 12) + 64 * p.processes,
   };
   const k = new Kernel({ layout });

@@ -358,7 +358,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
       devices: infos,
       iommuOps: (u) => sva.ops(infos.find((d) => d.iommu === u) ?? ({ iommu: u } as DeviceInfo)),
       setIommuOps: (u, ops) => sva.registerIommu(u, ops),
-      ...coreStepTable(sva),
+      ...coreStepTable(k),
       flush: (t, dev, cmds) => flush(denv, t, dev, cmds),
       kernel: KERNEL_PRIMITIVES,
     });
