@@ -10,7 +10,7 @@ import type { KTask } from '../kernel/context.js';
 import { EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, errname } from '../kernel/errno.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { setAllocTrack, TRACK_WORDS, unreferenced } from '../kernel/kmemleak.js';
-import { MM_LIVE, type MmStruct, type MmTable, mmById, mmget_not_zero, mmput, mmState, mmStateCode } from '../kernel/mm/mm.js';
+import { MM_LIVE, type MmStruct, type MmTable, mmById, mmState, mmStateCode } from '../kernel/mm/mm.js';
 import {
   defineMmuNotifierOps,
   type MmuNotifiers,
@@ -18,10 +18,10 @@ import {
   mmu_notifier_register,
   subscriptionData,
 } from '../kernel/mm/mmu_notifier.js';
-import { fault_in } from '../kernel/mm/pagetable.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
-import { objectRcuPointer, type RcuPointer, rcu_assign_pointer, rcu_dereference, rcu_init, rcu_read_lock, rcu_read_unlock, synchronize_rcu } from '../kernel/rcu.js';
+import { objectRcuPointer, type RcuPointer, rcu_assign_pointer, rcu_init, synchronize_rcu } from '../kernel/rcu.js';
 import { array, struct, type ViewOf, word } from '../kernel/struct.js';
+import { defineBondIopf } from './io-pgfault.js';
 import type { Oracle } from './oracle.js';
 import { PasidAllocator } from './pasid.js';
 import type { Stats } from './stats.js';
@@ -29,8 +29,6 @@ import type { SvaDomains } from './sva-domain.js';
 import type { IommuDomain, IommuOps } from './ops.js';
 import {
   type DeviceInfo,
-  RESP_INVALID,
-  RESP_SUCCESS,
   SVM_FLAG_PRIVATE_PASID,
   SVM_FLAG_SUPERVISOR_MODE,
   type SvaPolicies,
@@ -101,8 +99,9 @@ declare module '../kernel/kfunc.js' {
     iommu_sva_mm_release(t: KTask, mm: MmStruct, handle: number): KGen;
     /** model: the bond's MMU notifier invalidate (seed 000's shape; mainline: the driver's arch_invalidate_secondary_tlbs). */
     iommu_sva_invalidate_range(t: KTask, mm: MmStruct, handle: number, start: number, end: number): KGen;
-    iommu_sva_handle_iopf(t: KTask, dev: DeviceInfo, pasid: number, vpn: number, write: boolean): KGen<number>;
     /** The PASID allocator's contract (ARCH15.md): part 2's pasid.ts defines it; until then, Sva's thin wrapper. */
+    /** model: the seed-000 teardown before the PASID entry goes (policy teardown); true: quarantine the PASID. */
+    iommu_sva_stop_device_pasid(t: KTask, dev: DeviceInfo, pasid: number): KGen<boolean>;
     iommu_alloc_pasid(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<number>;
     iommu_free_pasid(t: KTask, dev: DeviceInfo, mm: MmStruct, pasid: number, quarantine: boolean): KGen;
   }
@@ -169,9 +168,23 @@ export class Sva {
     const fns = this.k.fns;
     fns.define('iommu_sva_bind_device', IOMMU_SVA_C, (t, dev, mm, flags) => this.impl_iommu_sva_bind_device(t, dev, mm, flags));
     fns.define('iommu_sva_unbind_device', IOMMU_SVA_C, (t, handle) => this.impl_iommu_sva_unbind_device(t, handle));
-    fns.define('iommu_sva_mm_release', IOMMU_SVA_C, (t, mm, handle) => this.impl_iommu_sva_mm_release(t, mm, handle));
-    fns.define('iommu_sva_invalidate_range', IOMMU_SVA_C, (t, mm, h, start, end) => this.impl_iommu_sva_invalidate_range(t, mm, h, start, end));
-    fns.define('iommu_sva_handle_iopf', 'drivers/iommu/io-pgfault.c', (t, dev, pasid, vpn, write) => this.impl_iommu_sva_handle_iopf(t, dev, pasid, vpn, write));
+    const { bug, teardown } = this.cfg.policies;
+    const release = (flush: boolean) => (t: KTask, mm: MmStruct, h: number) => this.impl_iommu_sva_mm_release(t, mm, h, flush);
+    fns.definePolicy('iommu_sva_mm_release', IOMMU_SVA_C, 'bug', bug, { none: release(true), 'no-range-flush': release(true), 'no-release-flush': release(false) });
+    const invalidate = (t: KTask, mm: MmStruct, h: number, start: number, end: number) => this.impl_iommu_sva_invalidate_range(t, mm, h, start, end);
+    fns.definePolicy('iommu_sva_invalidate_range', IOMMU_SVA_C, 'bug', bug, { none: invalidate, 'no-range-flush': function* () {}, 'no-release-flush': invalidate });
+    fns.definePolicy('iommu_sva_stop_device_pasid', IOMMU_SVA_C, 'teardown', teardown, {
+      drain: (t, dev, pasid) => this.stopDrain(t, dev, pasid),
+      quarantine: (t, dev, pasid) => this.stopQuarantine(t, dev, pasid),
+      *'at-once'() {
+        return false;
+      },
+    });
+    defineBondIopf(
+      this.k,
+      { mms: this.mms, notifiers: this.notifiers, bondPtr: (d, p) => this.bondPtr(d, p), bondMm: (h) => this.bondField(h, 'mm'), svmOf: (d) => this.svm[d.index] },
+      this.cfg.policies.fault,
+    );
     // Thin wrappers until part 2's allocator defines these names (the integrator keeps one); the instance's
     // get/put are looked up at each call, so a test or extension that replaces them is still seen.
     if (!fns.has('iommu_alloc_pasid')) fns.define('iommu_alloc_pasid', IOMMU_SVA_C, (t, dev, mm, flags) => this.pasids.get(t, dev, mm, flags));
@@ -443,15 +456,23 @@ export class Sva {
 
   /** The teardown policy's part before the PASID entry goes: true when the PASID must be quarantined. */
   private *stopDevice(t: KTask, dev: DeviceInfo, pasid: number): KGen<boolean> {
+    return yield* this.k.fn.iommu_sva_stop_device_pasid(t, dev, pasid);
+  }
+
+  /** drain: stop the device and wait for its DMA, then its page requests ("can basically take forever"). */
+  private *stopDrain(t: KTask, dev: DeviceInfo, pasid: number): KGen<boolean> {
     const svm = this.svm[dev.index];
-    const policy = this.cfg.policies;
-    if (policy.teardown === 'at-once' || !svm) return false;
-    if (policy.teardown === 'drain') {
-      yield* svm.invalidate_pasid(t, dev, pasid);
-      yield* this.ops(dev).drain_prq(t, dev, pasid);
-      return false;
-    }
-    const drained = yield* svm.invalidate_pasid(t, dev, pasid, policy.drainTimeoutMs);
+    if (!svm) return false;
+    yield* svm.invalidate_pasid(t, dev, pasid);
+    yield* this.ops(dev).drain_prq(t, dev, pasid);
+    return false;
+  }
+
+  /** quarantine: wait a bounded time; a device that has not drained by then leaves its PASID quarantined. */
+  private *stopQuarantine(t: KTask, dev: DeviceInfo, pasid: number): KGen<boolean> {
+    const svm = this.svm[dev.index];
+    if (!svm) return false;
+    const drained = yield* svm.invalidate_pasid(t, dev, pasid, this.cfg.policies.drainTimeoutMs);
     if (!drained) return true;
     yield* this.ops(dev).drain_prq(t, dev, pasid);
     return false;
@@ -490,7 +511,8 @@ export class Sva {
     yield* this.k.fn.iommu_sva_mm_release(t, mm, handle);
   }
 
-  private *impl_iommu_sva_mm_release(t: KTask, mm: MmStruct, handle: number): KGen {
+  /** `flush`: false for the planted bug no-release-flush (the hardware keeps walking tables exit_mmap frees). */
+  private *impl_iommu_sva_mm_release(t: KTask, mm: MmStruct, handle: number, flush: boolean): KGen {
     const k = this.k;
     const dev = this.cfg.devices[this.bondField(handle, 'dev')] as DeviceInfo;
     const pasid = this.bondField(handle, 'pasid');
@@ -502,16 +524,16 @@ export class Sva {
     const svm = this.svm[dev.index];
     // AMD IOMMUv2's mn_release calls the driver's invalidate_ctx callback before tearing the context down.
     if (ops.releaseNotifiesDriver && svm) yield* svm.invalidate_pasid(t, dev, pasid, 0);
-    if (this.cfg.policies.bug !== 'no-release-flush') yield* ops.remove_dev_pasid(t, dev, pasid, svaDomain(mm, 0), 'release');
+    if (flush) yield* ops.remove_dev_pasid(t, dev, pasid, svaDomain(mm, 0), 'release');
   }
 
   *invalidate(t: KTask, mm: MmStruct, handle: number, start: number, end: number): KGen {
     yield* this.k.fn.iommu_sva_invalidate_range(t, mm, handle, start, end);
   }
 
+  /** The planted bug no-range-flush is the policy value that skips it (IOTLB and ATC outlive a munmap). */
   private *impl_iommu_sva_invalidate_range(t: KTask, mm: MmStruct, handle: number, start: number, end: number): KGen {
     const dev = this.cfg.devices[this.bondField(handle, 'dev')] as DeviceInfo;
-    if (this.cfg.policies.bug === 'no-range-flush') return;
     yield* this.ops(dev).default_domain_ops.iotlb_sync(t, svaDomain(mm, 0), dev, this.bondField(handle, 'pasid'), start, end);
   }
 
@@ -525,24 +547,4 @@ export class Sva {
     return yield* this.k.fn.iommu_sva_handle_iopf(t, dev, pasid, vpn, write);
   }
 
-  private *impl_iommu_sva_handle_iopf(t: KTask, dev: DeviceInfo, pasid: number, vpn: number, write: boolean): KGen<number> {
-    const k = this.k;
-    // The mm reference is taken inside the read-side section: the unbind waits for it (synchronize_rcu)
-    // before the bond's hold on the mm can go.
-    yield* rcu_read_lock(k, t);
-    const handle = yield* rcu_dereference(k, t, this.bondPtr(dev, pasid));
-    const mmId = handle > 0 ? yield* k.step(t, 'bond->mm', () => this.bondField(handle, 'mm')) : 0;
-    const mm = mmId > 0 ? this.mms.mms[mmId - 1] : undefined;
-    const held = mm !== undefined && (yield* mmget_not_zero(k, t, mm));
-    yield* rcu_read_unlock(k, t);
-    let code = RESP_INVALID;
-    if (mm && held) {
-      const r = yield* fault_in(k, t, mm, vpn, write);
-      yield* mmput(k, t, this.notifiers, mm);
-      if (r === 'ok') code = RESP_SUCCESS;
-    }
-    const svm = this.svm[dev.index];
-    if (code !== RESP_SUCCESS && this.cfg.policies.fault === 'callback' && svm?.fault) code = yield* svm.fault(t, dev, pasid, vpn, write);
-    return code;
-  }
 }

@@ -32,6 +32,7 @@ import type { ViewOf } from '../kernel/struct.js';
 import { D_MM, D_USERS, type Domains } from './domain.js';
 import { type GroupDevice, type IommuGroups, iommuWarn } from './group.js';
 import { IOMMU_SVA, iommuSvaLock } from './iommu-sva.js';
+import { defineDomainIopf } from './io-pgfault.js';
 import type { DeviceInfo } from './types.js';
 
 export type SvaUsers = 'refcounted' | 'unrefcounted';
@@ -81,6 +82,7 @@ export class SvaDomains {
     this.handle = k.struct(IOMMU_SVA);
     // The domain's free after a grace period: the RCU callback frees it as iommu_domain_free would.
     this.freeRcu = defineKfreeRcu(k, 'iommu_sva_domain_free_rcu', (t, dom) => domains.free(t, dom));
+    defineDomainIopf(k, { groups, get: (t, dom) => this.iommu_sva_domain_get(t, dom), put: (t, dom) => this.iommu_sva_domain_put(t, dom) });
   }
 
   private listSlot(mm: MmStruct, iommu: number): number {
@@ -284,28 +286,9 @@ export class SvaDomains {
 
   // ---- the fault path ----
 
-  /**
-   * A page request for {dev, pasid} (io-pgfault.c's iopf_handler → iommu_sva_handle_iopf): find the SVA
-   * domain with a user reference, handle the fault against domain->mm, drop the reference. Returns the mm id
-   * the fault was handled for, or 0 when no SVA domain is attached (the response is INVALID).
-   */
+  /** A page request for {dev, pasid}: io-pgfault.ts's iopf_handler (the mm id handled for, or 0). */
   *iommu_sva_iopf(t: KTask, dev: GroupDevice, pasid: number): KGen<number> {
-    const k = this.k;
-    return yield* k.call(
-      t,
-      'iopf_handler',
-      function* (this: SvaDomains): KGen<number> {
-        const dom = yield* this.groups.iommu_get_domain_for_dev_pasid(t, dev, pasid, 'sva', (tt, d) => this.iommu_sva_domain_get(tt, d));
-        if (dom <= 0) return 0;
-        const mmId = yield* k.call(
-          t,
-          'iommu_sva_handle_iopf',
-          k.step(t, 'domain->mm', () => objLoad(k, t, dom, D_MM) - 1),
-        );
-        yield* this.iommu_sva_domain_put(t, dom);
-        return mmId;
-      }.call(this),
-    );
+    return yield* this.k.fn.iopf_handler(t, dev, pasid);
   }
 
   // ---- reads (tests, invariant checks) ----
