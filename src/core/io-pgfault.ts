@@ -12,7 +12,7 @@ import type { MmuNotifiers } from '../kernel/mm/mmu_notifier.js';
 import { fault_in } from '../kernel/mm/pagetable.js';
 import { type RcuPointer, rcu_dereference, rcu_read_lock, rcu_read_unlock } from '../kernel/rcu.js';
 import { objLoad } from '../kernel/slab.js';
-import { D_MM } from './domain.js';
+import { DOM } from './domain.js';
 import type { DomainGet, IommuGroups } from './group.js';
 import { type DeviceInfo, type FaultHandling, RESP_INVALID, RESP_SUCCESS, type SvmOps } from './types.js';
 
@@ -84,7 +84,7 @@ export function defineDomainIopf(k: Kernel, env: DomainFaultEnv): void {
     const mmId = yield* k.call(
       t,
       'iommu_sva_handle_iopf',
-      k.step(t, 'domain->mm', () => objLoad(k, t, dom, D_MM) - 1),
+      k.step(t, 'domain->mm', () => objLoad(k, t, dom, DOM.mm) - 1),
     );
     yield* env.put(t, dom);
     return mmId;

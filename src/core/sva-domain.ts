@@ -29,7 +29,7 @@ import {
 } from '../kernel/refcount.js';
 import { objLoad, objStore } from '../kernel/slab.js';
 import type { ViewOf } from '../kernel/struct.js';
-import { D_MM, D_USERS, type Domains } from './domain.js';
+import { DOM, type Domains } from './domain.js';
 import { type GroupDevice, type IommuGroups, iommuWarn } from './group.js';
 import { IOMMU_SVA, iommuSvaLock } from './iommu-sva.js';
 import { defineDomainIopf } from './io-pgfault.js';
@@ -99,7 +99,7 @@ export class SvaDomains {
   }
 
   private users(dom: number): RefcountRef {
-    return objectRefcount(this.k, 'domain->users', dom, D_USERS);
+    return objectRefcount(this.k, 'domain->users', dom, DOM.users);
   }
 
   // ---- users ----
@@ -115,7 +115,7 @@ export class SvaDomains {
       t,
       'iommu_sva_domain_get_user',
       k.step(t, 'domain->users++', () => {
-        objStore(k, t, dom, D_USERS, objLoad(k, t, dom, D_USERS) + 1);
+        objStore(k, t, dom, DOM.users, objLoad(k, t, dom, DOM.users) + 1);
         return true;
       }),
     );
@@ -149,8 +149,8 @@ export class SvaDomains {
       this.cfg.users === 'refcounted'
         ? yield* refcount_dec_and_test(k, t, this.users(dom))
         : yield* k.step(t, '--domain->users', () => {
-            const u = objLoad(k, t, dom, D_USERS) - 1;
-            objStore(k, t, dom, D_USERS, u);
+            const u = objLoad(k, t, dom, DOM.users) - 1;
+            objStore(k, t, dom, DOM.users, u);
             return u === 0;
           });
     if (last) yield* this.release(t, dom);
@@ -160,7 +160,7 @@ export class SvaDomains {
   private *release(t: KTask, dom: number): KGen {
     const k = this.k;
     yield* k.step(t, 'list_del(&domain->next)', () => {
-      const mmId = objLoad(k, t, dom, D_MM) - 1;
+      const mmId = objLoad(k, t, dom, DOM.mm) - 1;
       for (let i = 0; i < this.cfg.iommus; i++) {
         const slot = k.mem.statics + this.list + mmId * this.cfg.iommus + i;
         if (mmId >= 0 && Atomics.load(k.i32, slot) === dom) Atomics.store(k.i32, slot, 0);
@@ -238,7 +238,7 @@ export class SvaDomains {
     if (a.err !== 0) return { dom: 0, err: a.err, why: a.why };
     dom = a.dom;
     if (this.cfg.users === 'refcounted') yield* refcount_set(k, t, this.users(dom), 1);
-    else yield* k.step(t, 'domain->users = 1', () => objStore(k, t, dom, D_USERS, 1));
+    else yield* k.step(t, 'domain->users = 1', () => objStore(k, t, dom, DOM.users, 1));
     const ret = yield* this.groups.iommu_attach_device_pasid(t, dom, dev, pasid);
     if (ret !== 0) {
       // Never published (attach stores the domain only once the driver has it): freed at once.
@@ -300,7 +300,7 @@ export class SvaDomains {
 
   /** domain->users now (either policy: the same word). */
   usersOf(dom: number): number {
-    return Atomics.load(this.k.i32, dom + D_USERS);
+    return Atomics.load(this.k.i32, dom + DOM.users);
   }
 
   /** Binds of {dev, pasid} now. */

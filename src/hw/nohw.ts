@@ -1,7 +1,7 @@
 // The "no hardware" IOMMU driver: what a topology without an IOMMU unit model attaches through (the domains
 // preset's groups). It implements the one ops table (core/ops.ts: iommu_ops + iommu_domain_ops) and keeps, in
 // shared memory as a PASID table would, what each device's RID and each {device, PASID} translate through.
-import { D_IOMMU } from '../core/domain.js';
+import { DOM } from '../core/domain.js';
 import { type IommuDomain, type IommuDomainOps, type IommuOps, IOMMU_NO_PASID, type RemoveWhy } from '../core/ops.js';
 import type { DeviceInfo } from '../core/types.js';
 import type { KTask } from '../kernel/context.js';
@@ -61,7 +61,7 @@ export class NoHwIommu implements IommuOps {
   }
 
   private compatible(t: KTask, dom: number, dev: DeviceInfo): boolean {
-    return dom === 0 || objLoad(this.k, t, dom, D_IOMMU) - 1 === dev.iommu;
+    return dom === 0 || objLoad(this.k, t, dom, DOM.iommu) - 1 === dev.iommu;
   }
 
   /** Take the error injected for {dev, pasid} (IOMMU_NO_PASID: attach_dev), if one is armed (perform only). */
@@ -134,7 +134,7 @@ export class NoHwIommu implements IommuOps {
       k.step(t, `dma(${dev.name}, ${pasid})`, (env) => {
         const dom = Atomics.load(k.i32, this.entry(dev, pasid));
         // The walk starts at the domain: a freed one is a use-after-free by the hardware.
-        if (dom !== 0) objLoad(k, t, dom, D_IOMMU);
+        if (dom !== 0) objLoad(k, t, dom, DOM.iommu);
         this.onDma?.(t, dev, pasid, dom, env.step);
         return dom;
       }),
