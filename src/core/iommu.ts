@@ -34,6 +34,7 @@ import { rcu_init, rcu_read_lock, rcu_read_unlock } from '../kernel/rcu.js';
 import { kfree, kzalloc, objLoad, objStore } from '../kernel/slab.js';
 import { struct, type ViewOf, word } from '../kernel/struct.js';
 import { defineXArray, xa_cmpxchg, xa_erase, xa_load, xa_store, type XArray } from '../kernel/xarray.js';
+import { Oracle } from './oracle.js';
 import { BLOCKED_DOMAIN, IOMMU_NO_PASID, type IommuDomain, type IommuOps } from './ops.js';
 import type { DeviceInfo } from './types.js';
 
@@ -336,8 +337,8 @@ export class IommuGroups {
   /** Per group and PASID: a bit per member (its place in the group) for which the PASID was attached. */
   private readonly owners: number;
   private readonly ops: (IommuOps | undefined)[] = [];
-  /** Isolation findings made in this execution, by {device, PASID}: one broken rule tends to break it often. */
-  private readonly isolationReported = new Set<string>();
+  /** The model's oracles (one per kernel): the group gives the isolation oracle what it knows. */
+  private readonly oracle: Oracle;
 
   constructor(
     private readonly k: Kernel,
@@ -360,7 +361,7 @@ export class IommuGroups {
     this.grp = k.struct(IOMMU_GROUP);
     this.removed = k.statics.alloc(cfg.devices.length, 'iommu_group devices');
     this.owners = k.statics.alloc(cfg.groups.length * cfg.maxPasids, 'iommu_group pasid owners');
-    k.onAttach(() => this.isolationReported.clear());
+    this.oracle = Oracle.of(k);
     this.groups = cfg.groups.map((members, id) => {
       // One lockdep class for every group's mutex, as the kernel initialises them all in one place.
       const mutex = defineMutex(k, '&group->mutex');
@@ -727,19 +728,8 @@ export class IommuGroups {
     const g = this.groupOf(dev);
     const owners = Atomics.load(this.k.i32, this.ownersWord(g, pasid));
     if ((owners & (1 << g.devices.indexOf(dev))) !== 0) return;
-    const key = `${dev.index}:${pasid}`;
-    if (this.isolationReported.has(key)) return;
-    this.isolationReported.add(key);
-    const forDevs = g.devices.filter((_, i) => (owners & (1 << i)) !== 0).map((d) => d.name);
-    const title = `iommu-sim: isolation violation: DMA from ${dev.name} PASID ${pasid} reached domain 0x${dom.toString(16)}, attached for ${forDevs.length > 0 ? forDevs.join(', ') : 'no device'}`;
-    this.k.report(
-      taskFinding('isolation', t, step, title, [
-        `nothing was attached to {${dev.name}, PASID ${pasid}}: the request should have been blocked`,
-        `${dev.name} is in IOMMU group ${g.id} with ${g.devices.filter((d) => d !== dev).map((d) => d.name).join(', ') || 'no other device'}:`,
-        '  devices the IOMMU cannot isolate from each other (no ACS, requester ID aliasing) reach whatever one of them',
-        '  has attached — the reason iommu_attach_device_pasid takes singleton groups only',
-      ]),
-    );
+    const attachedFor = g.devices.filter((_, i) => (owners & (1 << i)) !== 0);
+    this.oracle.groupDmaReached(t, step, dev, pasid, dom, { id: g.id, devices: g.devices, attachedFor });
   }
 
   /** __iommu_set_group_pasid: set_dev_pasid on every device; on a failure, the ones done are reverted. */
