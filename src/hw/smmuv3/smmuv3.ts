@@ -4,7 +4,7 @@
 // access — hence arm_smmu_write_ctx_desc's order: TTB0, CFGI_CD + SYNC, then V. The TLB is tagged by the ASID
 // the SMMU shares with the CPU, so one mm bound to several devices shares entries; a command queue with
 // CMD_SYNC; a PRI queue handled by arm_smmu_priq_thread.
-import { type IommuDomainOps, type IommuOps, IOMMU_NO_PASID, type RemoveWhy } from '../../core/ops.js';
+import { type IommuDomain, type IommuDomainOps, type IommuOps, IOMMU_NO_PASID, type RemoveWhy } from '../../core/ops.js';
 import type { DeviceInfo } from '../../core/types.js';
 import { SVM_FLAG_SUPERVISOR_MODE } from '../../core/types.js';
 import { EBUSY, EOPNOTSUPP } from '../../kernel/errno.js';
@@ -42,6 +42,7 @@ export const SMMUV3: FlavourSpec = {
 declare module '../../kernel/kfunc.js' {
   interface KernelFunctions {
     arm_smmu_write_ctx_desc(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct): KGen<number>;
+    arm_smmu_sva_set_dev_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number): KGen<number>;
     arm_smmu_sva_remove_dev_pasid(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct): KGen;
     arm_smmu_mm_release(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct): KGen;
     arm_smmu_mm_arch_invalidate_secondary_tlbs(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct, start: number, end: number): KGen;
@@ -71,6 +72,7 @@ function defineSmmuFunctions(env: DriverEnv): void {
     return 0;
   });
   const sva = 'drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3-sva.c';
+  k.fns.define('arm_smmu_sva_set_dev_pasid', sva, (t, domain, dev, pasid) => k.fn.arm_smmu_write_ctx_desc(t, dev, pasid, domainMm(domain)));
   k.fns.define('arm_smmu_sva_remove_dev_pasid', sva, (t, dev, pasid, mm) => smmuClear(env, t, dev, pasid, mm, 'unbind'));
   k.fns.define('arm_smmu_mm_release', sva, (t, dev, pasid, mm) => smmuClear(env, t, dev, pasid, mm, 'release'));
   k.fns.define('arm_smmu_mm_arch_invalidate_secondary_tlbs', sva, (t, dev, pasid, mm, start, end) =>
@@ -86,7 +88,8 @@ export function smmuv3Ops(env: DriverEnv, ssidBits: number): IommuOps {
   const domainOps: IommuDomainOps = {
     // CD 0 (SSID 0) is the stage-1 context of the master's requests without a substream ID.
     attach_dev: (t, domain, dev) => domainOps.set_dev_pasid(t, domain, dev, IOMMU_NO_PASID, undefined),
-    set_dev_pasid: (t, domain, dev, pasid) => k.fn.arm_smmu_write_ctx_desc(t, dev, pasid, domainMm(domain)),
+    set_dev_pasid: (t, domain, dev, pasid) =>
+      domain.type === 'sva' ? k.fn.arm_smmu_sva_set_dev_pasid(t, domain, dev, pasid) : k.fn.arm_smmu_write_ctx_desc(t, dev, pasid, domainMm(domain)),
     iotlb_sync: (t, domain, dev, pasid, start, end) => k.fn.arm_smmu_mm_arch_invalidate_secondary_tlbs(t, dev, pasid, domainMm(domain), start, end),
   };
   return {

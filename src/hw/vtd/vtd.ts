@@ -4,7 +4,7 @@
 // request queue drained by prq_event_thread; PASIDs from a per-IOMMU idr (the original intel-svm) unless the
 // policy makes them system-wide. Teardown clears P first and flushes the PASID cache, the IOTLB and the
 // device TLB before the entry may be reused (intel_pasid_tear_down_entry).
-import { type IommuDomainOps, type IommuOps, IOMMU_NO_PASID, type RemoveWhy } from '../../core/ops.js';
+import { type IommuDomain, type IommuDomainOps, type IommuOps, IOMMU_NO_PASID, type RemoveWhy } from '../../core/ops.js';
 import type { DeviceInfo } from '../../core/types.js';
 import { SVM_FLAG_SUPERVISOR_MODE } from '../../core/types.js';
 import { EBUSY } from '../../kernel/errno.js';
@@ -44,6 +44,8 @@ export const VTD: FlavourSpec = {
 declare module '../../kernel/kfunc.js' {
   interface KernelFunctions {
     intel_pasid_setup_first_level(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct, flags: number): KGen<number>;
+    intel_svm_set_dev_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number): KGen<number>;
+    intel_iommu_set_dev_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number): KGen<number>;
     intel_pasid_tear_down_entry(t: KTask, dev: DeviceInfo, pasid: number): KGen;
     intel_mm_release(t: KTask, dev: DeviceInfo, pasid: number): KGen;
     intel_arch_invalidate_secondary_tlbs(t: KTask, dev: DeviceInfo, pasid: number, start: number, end: number): KGen;
@@ -74,6 +76,14 @@ function defineVtdFunctions(env: DriverEnv): void {
     ]);
     return 0;
   });
+  // The SVA domain's ops (intel_svm_domain_ops) and the paging domain's (intel_paging_domain_ops) both install a
+  // first-level entry in this model: the mm's page table, or the I/O page table.
+  k.fns.define('intel_svm_set_dev_pasid', 'drivers/iommu/intel/svm.c', (t, domain, dev, pasid) =>
+    k.fn.intel_pasid_setup_first_level(t, dev, pasid, domainMm(domain), domain.flags),
+  );
+  k.fns.define('intel_iommu_set_dev_pasid', 'drivers/iommu/intel/iommu.c', (t, domain, dev, pasid) =>
+    k.fn.intel_pasid_setup_first_level(t, dev, pasid, domainMm(domain), domain.flags),
+  );
   k.fns.define('intel_pasid_tear_down_entry', 'drivers/iommu/intel/pasid.c', (t, dev, pasid) => vtdTearDown(env, t, dev, pasid, 'unbind'));
   k.fns.define('intel_mm_release', 'drivers/iommu/intel/svm.c', (t, dev, pasid) => vtdTearDown(env, t, dev, pasid, 'release'));
   k.fns.define('intel_arch_invalidate_secondary_tlbs', 'drivers/iommu/intel/svm.c', (t, dev, pasid, start, end) =>
@@ -87,9 +97,8 @@ export function vtdOps(env: DriverEnv): IommuOps {
   const domainOps: IommuDomainOps = {
     // Scalable mode: the RID's requests use the PASID entry RID2PASID (IOMMU_NO_PASID).
     attach_dev: (t, domain, dev) => domainOps.set_dev_pasid(t, domain, dev, IOMMU_NO_PASID, undefined),
-    *set_dev_pasid(t, domain, dev, pasid) {
-      return yield* k.fn.intel_pasid_setup_first_level(t, dev, pasid, domainMm(domain), domain.flags);
-    },
+    set_dev_pasid: (t, domain, dev, pasid) =>
+      domain.type === 'sva' ? k.fn.intel_svm_set_dev_pasid(t, domain, dev, pasid) : k.fn.intel_iommu_set_dev_pasid(t, domain, dev, pasid),
     iotlb_sync: (t, _domain, dev, pasid, start, end) => k.fn.intel_arch_invalidate_secondary_tlbs(t, dev, pasid, start, end),
   };
   return {
