@@ -26,7 +26,8 @@ const scenarios = readdirSync(join(ROOT, 'scenarios')).filter((f) => /\.(ya?ml|j
 const SHRINKS = new Set([
   '000-dma-after-stop.yaml',
   '000-exit-racing-bind-task.yaml',
-  '000-pasid-reuse-before-drain.yaml',
+  // 000-pasid-reuse-before-drain left this list when SVA binds began to attach through the group: its first
+  // failing schedule (260 steps) is no longer shortened within the budget.
   '000-patch-release-defers-teardown.yaml',
   '000-scripted-reuse.ts',
   '002-pasid-attach-multi-device-group.yaml',

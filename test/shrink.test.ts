@@ -35,7 +35,9 @@ async function svaRace(): Promise<Schedule> {
     workload: { name: 'sva', params: { teardown: 'at-once', processes: 2, chain: true, script: 'unbind-inflight' } },
     runtime: 'deterministic',
     strategy: 'pct',
-    seed: 1,
+    // Seeds 1-3's failing schedules are already 1-minimal since SVA binds attach through the group (ddmin removes
+    // nothing); seed 4's shrinks (253 → 250 steps in 19 replays).
+    seed: 4,
     runs: 500,
   });
   expect(r.findings.map((f) => f.kind)).toContain('stale_translation');
@@ -115,8 +117,9 @@ describe('shrink', () => {
   it('reports progress and stops at the run budget', async () => {
     const input = await svaRace();
     const seen: number[] = [];
-    const r = shrink(input, { maxRuns: 40, onProgress: (p) => seen.push(p.runs) });
-    expect(r.runs).toBeLessThanOrEqual(40); // the check that the result strict-replays included
+    // ddmin needs 19 replays on this input: a budget of 10 stops it.
+    const r = shrink(input, { maxRuns: 10, onProgress: (p) => seen.push(p.runs) });
+    expect(r.runs).toBeLessThanOrEqual(10); // the check that the result strict-replays included
     expect(r.exhausted).toBe(true);
     expect(r.after).toBeLessThanOrEqual(r.before);
     expect(seen.length).toBeGreaterThan(0);

@@ -3,9 +3,21 @@
 // outlives the mapping or the PASID binding it came from, and no PASID is handed out again while a device
 // still has DMA in flight under it; page requests — each group is answered exactly once. The ground truth
 // (what is bound where) is the core's; the hardware registers its caches here so that the core can look at
-// them without importing any vendor. Each check runs in the step that could break it.
+// them without importing any vendor. Each check runs in the step that could break it. One set per kernel
+// (Oracle.of): the bond path, the groups (iommu.ts) and the hardware report through the same instance.
+import type { KTask } from '../kernel/context.js';
+import { type KernelFinding, taskFinding } from '../kernel/findings.js';
 import type { Kernel } from '../kernel/kernel.js';
-import type { KernelFinding } from '../kernel/findings.js';
+
+/** What the group layer knows of a DMA that reached a domain through its group (iommu.ts). */
+export interface GroupReach {
+  readonly id: number;
+  readonly devices: readonly { readonly name: string }[];
+  /** The members the PASID was attached for. */
+  readonly attachedFor: readonly { readonly name: string }[];
+}
+
+const oracles = new WeakMap<Kernel, Oracle>();
 
 /** A cache the hardware keeps (IOTLB, PASID cache, ATC), as the oracle needs to see it. */
 export interface TranslationCache {
@@ -27,8 +39,20 @@ export class Oracle {
   /** Findings per kind are capped: one broken invariant tends to break it a thousand times. */
   private readonly reported = new Map<string, number>();
 
+  /** Isolation findings through a group in this execution, by {device, PASID}: one broken rule breaks it often. */
+  private readonly groupReported = new Set<string>();
+
   constructor(private readonly k: Kernel) {
-    k.onAttach(() => this.reported.clear());
+    k.onAttach(() => {
+      this.reported.clear();
+      this.groupReported.clear();
+    });
+    if (!oracles.has(k)) oracles.set(k, this);
+  }
+
+  /** The kernel's oracles: the first made for it (a preset's), or a new one. */
+  static of(k: Kernel): Oracle {
+    return oracles.get(k) ?? new Oracle(k);
   }
 
   addCache(c: TranslationCache): void {
@@ -68,6 +92,27 @@ export class Oracle {
       `frame 0x${pfn.toString(16)} belongs to ${owner}`,
     ];
     this.report('isolation', step, dev, title, body);
+  }
+
+  /**
+   * Isolation through a group: a DMA from {dev, pasid} reached domain dom although the PASID was attached only for
+   * other devices of its group (policy multiDevicePasid). The request should have been blocked, and the domain
+   * belongs to another device's user. Called in the point where the hardware reads the entry.
+   */
+  groupDmaReached(t: KTask, step: number, dev: { readonly index: number; readonly name: string }, pasid: number, dom: number, g: GroupReach): void {
+    const key = `${dev.index}:${pasid}`;
+    if (this.groupReported.has(key)) return;
+    this.groupReported.add(key);
+    const forDevs = g.attachedFor.map((d) => d.name);
+    const title = `iommu-sim: isolation violation: DMA from ${dev.name} PASID ${pasid} reached domain 0x${dom.toString(16)}, attached for ${forDevs.length > 0 ? forDevs.join(', ') : 'no device'}`;
+    this.k.report(
+      taskFinding('isolation', t, step, title, [
+        `nothing was attached to {${dev.name}, PASID ${pasid}}: the request should have been blocked`,
+        `${dev.name} is in IOMMU group ${g.id} with ${g.devices.filter((d) => d.name !== dev.name).map((d) => d.name).join(', ') || 'no other device'}:`,
+        '  devices the IOMMU cannot isolate from each other (no ACS, requester ID aliasing) reach whatever one of them',
+        '  has attached — the reason iommu_attach_device_pasid takes singleton groups only',
+      ]),
+    );
   }
 
   /** Frame pfn is being freed: nothing may still translate to it. */

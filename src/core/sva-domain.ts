@@ -17,7 +17,7 @@ import type { KTask } from '../kernel/context.js';
 import { EBUSY, EINVAL } from '../kernel/errno.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import type { MmStruct } from '../kernel/mm/mm.js';
-import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
+import { type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
 import { defineKfreeRcu, kfree_rcu } from '../kernel/rcu.js';
 import {
   objectRefcount,
@@ -28,9 +28,12 @@ import {
   refcount_set,
 } from '../kernel/refcount.js';
 import { objLoad, objStore } from '../kernel/slab.js';
-import { struct, type ViewOf, word } from '../kernel/struct.js';
-import { D_MM, D_USERS, type Domains } from './domain.js';
+import type { ViewOf } from '../kernel/struct.js';
+import { DOM, type Domains } from './domain.js';
 import { type GroupDevice, type IommuGroups, iommuWarn } from './group.js';
+import { IOMMU_SVA, iommuSvaLock } from './iommu-sva.js';
+import { defineDomainIopf } from './io-pgfault.js';
+import type { DeviceInfo } from './types.js';
 
 export type SvaUsers = 'refcounted' | 'unrefcounted';
 export const SVA_USERS: readonly SvaUsers[] = ['refcounted', 'unrefcounted'];
@@ -42,6 +45,11 @@ export interface SvaDomainsConfig {
   readonly devices: number;
   readonly maxPasids: number;
   readonly users: SvaUsers;
+  /**
+   * Keep this layer's own bonds, one per {device, PASID} (the domains preset binds through them); false when the
+   * seed-000 bond of iommu-sva.ts is the caller (its PASID space is too large for a table per PASID).
+   */
+  readonly bonds?: boolean;
 }
 
 /** A bind's outcome: the SVA domain {dev, pasid} now uses, or -errno and why. */
@@ -50,16 +58,6 @@ export interface SvaBind {
   readonly err: number;
   readonly why: string;
 }
-
-/**
- * struct iommu_sva (include/linux/iommu.h: handle, dev, users) as this model keeps it, one per {device, PASID}:
- * its binds and the mm they are for, under iommu_sva_lock. (core/sva.ts models the older, vendor-shaped bond.)
- */
-const IOMMU_SVA = struct('iommu_sva', {
-  users: word,
-  mm: word, // mm id + 1 (handle.domain->mm)
-  domain: word, // handle.domain
-});
 
 /** Nominal line of refcount_dec_and_test(&handle->users) on a bond already gone. */
 const UNBIND_WARN = 'drivers/iommu/iommu-sva.c:132';
@@ -74,16 +72,17 @@ export class SvaDomains {
 
   constructor(
     private readonly k: Kernel,
-    private readonly groups: IommuGroups,
-    private readonly domains: Domains,
+    readonly groups: IommuGroups,
+    readonly domains: Domains,
     readonly cfg: SvaDomainsConfig,
   ) {
-    this.lock = defineMutex(k, 'iommu_sva_lock');
+    this.lock = iommuSvaLock(k);
     this.list = k.statics.alloc((cfg.mms + 1) * cfg.iommus, 'mm sva_domains');
-    this.bonds = k.statics.alloc(cfg.devices * cfg.maxPasids * IOMMU_SVA.words, 'iommu_sva bonds');
+    this.bonds = cfg.bonds === false ? 0 : k.statics.alloc(cfg.devices * cfg.maxPasids * IOMMU_SVA.words, 'iommu_sva bonds');
     this.handle = k.struct(IOMMU_SVA);
     // The domain's free after a grace period: the RCU callback frees it as iommu_domain_free would.
     this.freeRcu = defineKfreeRcu(k, 'iommu_sva_domain_free_rcu', (t, dom) => domains.free(t, dom));
+    defineDomainIopf(k, { groups, get: (t, dom) => this.iommu_sva_domain_get(t, dom), put: (t, dom) => this.iommu_sva_domain_put(t, dom) });
   }
 
   private listSlot(mm: MmStruct, iommu: number): number {
@@ -100,7 +99,7 @@ export class SvaDomains {
   }
 
   private users(dom: number): RefcountRef {
-    return objectRefcount(this.k, 'domain->users', dom, D_USERS);
+    return objectRefcount(this.k, 'domain->users', dom, DOM.users);
   }
 
   // ---- users ----
@@ -116,7 +115,7 @@ export class SvaDomains {
       t,
       'iommu_sva_domain_get_user',
       k.step(t, 'domain->users++', () => {
-        objStore(k, t, dom, D_USERS, objLoad(k, t, dom, D_USERS) + 1);
+        objStore(k, t, dom, DOM.users, objLoad(k, t, dom, DOM.users) + 1);
         return true;
       }),
     );
@@ -150,8 +149,8 @@ export class SvaDomains {
       this.cfg.users === 'refcounted'
         ? yield* refcount_dec_and_test(k, t, this.users(dom))
         : yield* k.step(t, '--domain->users', () => {
-            const u = objLoad(k, t, dom, D_USERS) - 1;
-            objStore(k, t, dom, D_USERS, u);
+            const u = objLoad(k, t, dom, DOM.users) - 1;
+            objStore(k, t, dom, DOM.users, u);
             return u === 0;
           });
     if (last) yield* this.release(t, dom);
@@ -161,7 +160,7 @@ export class SvaDomains {
   private *release(t: KTask, dom: number): KGen {
     const k = this.k;
     yield* k.step(t, 'list_del(&domain->next)', () => {
-      const mmId = objLoad(k, t, dom, D_MM) - 1;
+      const mmId = objLoad(k, t, dom, DOM.mm) - 1;
       for (let i = 0; i < this.cfg.iommus; i++) {
         const slot = k.mem.statics + this.list + mmId * this.cfg.iommus + i;
         if (mmId >= 0 && Atomics.load(k.i32, slot) === dom) Atomics.store(k.i32, slot, 0);
@@ -199,29 +198,13 @@ export class SvaDomains {
           });
           if (held.kind === 'same') return { dom: held.dom, err: 0, why: '' };
           if (held.kind === 'other') return { dom: 0, err: -EBUSY, why: `${dev.name} PASID ${pasid} is bound to another mm` };
-          const slot = this.listSlot(mm, dev.iommu);
-          let dom = yield* k.step(t, 'mm->iommu_mm->sva_domains', () => Atomics.load(k.i32, slot));
-          if (dom !== 0) {
-            // Attach first: a bind that fails must not count as a user.
-            const ret = yield* this.groups.iommu_attach_device_pasid(t, dom, dev, pasid);
-            if (ret !== 0) return { dom: 0, err: ret, why: `attaching ${mm.name}'s SVA domain to ${dev.name} PASID ${pasid} failed` };
-            // Under iommu_sva_lock the count cannot reach 0 while the domain is on the list.
-            yield* this.iommu_sva_domain_get(t, dom);
-          } else {
-            const a = yield* k.call(t, 'iommu_sva_domain_alloc', this.domains.alloc(t, 'sva', dev.iommu, mm));
-            if (a.err !== 0) return { dom: 0, err: a.err, why: a.why };
-            dom = a.dom;
-            if (this.cfg.users === 'refcounted') yield* refcount_set(k, t, this.users(dom), 1);
-            else yield* k.step(t, 'domain->users = 1', () => objStore(k, t, dom, D_USERS, 1));
-            const ret = yield* this.groups.iommu_attach_device_pasid(t, dom, dev, pasid);
-            if (ret !== 0) {
-              // Never published (attach stores the domain only once the driver has it): freed at once.
-              yield* this.domains.free(t, dom);
-              return { dom: 0, err: ret, why: `attaching a new SVA domain to ${dev.name} PASID ${pasid} failed` };
-            }
-            yield* k.step(t, 'list_add(&domain->next, &mm->iommu_mm->sva_domains)', () => Atomics.store(k.i32, slot, dom));
-          }
+          const a = yield* this.iommu_sva_domain_attach(t, dev, mm, pasid, 0);
+          if (a.err !== 0) return a;
+          const dom = a.dom;
           yield* k.step(t, 'handle->users = 1', () => {
+            this.handle.used.set(b, 1);
+            this.handle.dev.set(b, dev.index + 1);
+            this.handle.pasid.set(b, pasid);
             this.handle.users.set(b, 1);
             this.handle.mm.set(b, mm.id + 1);
             this.handle.domain.set(b, dom);
@@ -232,6 +215,44 @@ export class SvaDomains {
         }
       }.call(this),
     );
+  }
+
+  /**
+   * The SVA domain part of a bind (iommu_sva_lock held): mm's SVA domain on dev's IOMMU — found on
+   * mm->iommu_mm->sva_domains with one more user, or allocated with users 1 — attached to {dev, pasid} through
+   * the group (iommu_attach_device_pasid). A bind that fails does not count as a user.
+   */
+  *iommu_sva_domain_attach(t: KTask, dev: DeviceInfo, mm: MmStruct, pasid: number, flags: number): KGen<SvaBind> {
+    const k = this.k;
+    const slot = this.listSlot(mm, dev.iommu);
+    let dom = yield* k.step(t, 'mm->iommu_mm->sva_domains', () => Atomics.load(k.i32, slot));
+    if (dom !== 0) {
+      // Attach first: a bind that fails must not count as a user.
+      const ret = yield* this.groups.iommu_attach_device_pasid(t, dom, dev, pasid);
+      if (ret !== 0) return { dom: 0, err: ret, why: `attaching ${mm.name}'s SVA domain to ${dev.name} PASID ${pasid} failed` };
+      // Under iommu_sva_lock the count cannot reach 0 while the domain is on the list.
+      yield* this.iommu_sva_domain_get(t, dom);
+      return { dom, err: 0, why: '' };
+    }
+    const a = yield* k.call(t, 'iommu_sva_domain_alloc', this.domains.alloc(t, 'sva', dev.iommu, mm, flags));
+    if (a.err !== 0) return { dom: 0, err: a.err, why: a.why };
+    dom = a.dom;
+    if (this.cfg.users === 'refcounted') yield* refcount_set(k, t, this.users(dom), 1);
+    else yield* k.step(t, 'domain->users = 1', () => objStore(k, t, dom, DOM.users, 1));
+    const ret = yield* this.groups.iommu_attach_device_pasid(t, dom, dev, pasid);
+    if (ret !== 0) {
+      // Never published (attach stores the domain only once the driver has it): freed at once.
+      yield* this.domains.free(t, dom);
+      return { dom: 0, err: ret, why: `attaching a new SVA domain to ${dev.name} PASID ${pasid} failed` };
+    }
+    yield* k.step(t, 'list_add(&domain->next, &mm->iommu_mm->sva_domains)', () => Atomics.store(k.i32, slot, dom));
+    return { dom, err: 0, why: '' };
+  }
+
+  /** The SVA domain part of the last unbind of {dev, pasid} (iommu_sva_lock held): detach, drop the user. */
+  *iommu_sva_domain_detach(t: KTask, dom: number, dev: DeviceInfo, pasid: number): KGen {
+    yield* this.groups.iommu_detach_device_pasid(t, dom, dev, pasid);
+    yield* this.putLocked(t, dom);
   }
 
   /** iommu_sva_unbind_device: the last bind of {dev, pasid} detaches it and drops the domain's user. */
@@ -250,16 +271,14 @@ export class SvaDomains {
           handle.users.set(b, users - 1);
           if (users > 1) return 0;
           const d = handle.domain.get(b);
+          handle.used.set(b, 0);
           handle.mm.set(b, 0);
           handle.domain.set(b, 0);
           return d;
         });
         if (dom < 0)
           iommuWarn(k, t, UNBIND_WARN, 'iommu_sva_unbind_device', `${dev.name} PASID ${pasid}: unbind of a bond that does not exist`);
-        if (dom > 0) {
-          yield* this.groups.iommu_detach_device_pasid(t, dom, dev, pasid);
-          yield* this.putLocked(t, dom);
-        }
+        if (dom > 0) yield* this.iommu_sva_domain_detach(t, dom, dev, pasid);
         yield* mutex_unlock(k, t, this.lock);
       }.call(this),
     );
@@ -267,28 +286,9 @@ export class SvaDomains {
 
   // ---- the fault path ----
 
-  /**
-   * A page request for {dev, pasid} (io-pgfault.c's iopf_handler → iommu_sva_handle_iopf): find the SVA
-   * domain with a user reference, handle the fault against domain->mm, drop the reference. Returns the mm id
-   * the fault was handled for, or 0 when no SVA domain is attached (the response is INVALID).
-   */
+  /** A page request for {dev, pasid}: io-pgfault.ts's iopf_handler (the mm id handled for, or 0). */
   *iommu_sva_iopf(t: KTask, dev: GroupDevice, pasid: number): KGen<number> {
-    const k = this.k;
-    return yield* k.call(
-      t,
-      'iopf_handler',
-      function* (this: SvaDomains): KGen<number> {
-        const dom = yield* this.groups.iommu_get_domain_for_dev_pasid(t, dev, pasid, 'sva', (tt, d) => this.iommu_sva_domain_get(tt, d));
-        if (dom <= 0) return 0;
-        const mmId = yield* k.call(
-          t,
-          'iommu_sva_handle_iopf',
-          k.step(t, 'domain->mm', () => objLoad(k, t, dom, D_MM) - 1),
-        );
-        yield* this.iommu_sva_domain_put(t, dom);
-        return mmId;
-      }.call(this),
-    );
+    return yield* this.k.fn.iopf_handler(t, dev, pasid);
   }
 
   // ---- reads (tests, invariant checks) ----
@@ -300,7 +300,7 @@ export class SvaDomains {
 
   /** domain->users now (either policy: the same word). */
   usersOf(dom: number): number {
-    return Atomics.load(this.k.i32, dom + D_USERS);
+    return Atomics.load(this.k.i32, dom + DOM.users);
   }
 
   /** Binds of {dev, pasid} now. */
@@ -318,7 +318,7 @@ export class SvaDomains {
         if (d !== 0) out.push(`mm/${m} still lists SVA domain 0x${d.toString(16)} on IOMMU ${i}`);
       }
     }
-    for (let d = 0; d < this.cfg.devices; d++) {
+    for (let d = 0; d < this.cfg.devices && this.cfg.bonds !== false; d++) {
       for (let p = 0; p < this.cfg.maxPasids; p++) {
         const u = this.handle.users.get(this.bondAt(d, p));
         if (u !== 0) out.push(`device ${d} PASID ${p}: ${u} binds never unbound`);

@@ -1,11 +1,12 @@
 // The vendor-neutral IOMMU core's vocabulary (seed 000): devices and their PCI capabilities, bind flags, the
-// policies the seeds argue about, and the two ops tables — the one an IOMMU driver registers (struct
-// iommu_ops / iommu_domain_ops in drivers/iommu/iommu.c) and the one a device driver registers (the svm ops
-// of seed 000: invalidate_pasid, the fault handler, and AMD's device-allocated PASIDs). The core reaches a
-// vendor or a device only through these.
+// policies the seeds argue about, and the ops a device driver registers (the svm ops of seed 000:
+// invalidate_pasid, the fault handler, and AMD's device-allocated PASIDs). The IOMMU driver's ops table
+// (struct iommu_ops / iommu_domain_ops) is in ops.ts. The core reaches a vendor or a device only through these.
 import type { KTask } from '../kernel/context.js';
 import type { KGen } from '../kernel/kernel.js';
-import type { MmStruct } from '../kernel/mm/mm.js';
+
+/** The IOMMU driver's ops (include/linux/iommu.h) live in ops.ts; re-exported for the importers of this file. */
+export type { IommuOps } from './ops.js';
 
 export type Flavour = 'vtd' | 'amd' | 'smmuv3';
 export const FLAVOURS: readonly Flavour[] = ['vtd', 'amd', 'smmuv3'];
@@ -67,29 +68,6 @@ export interface DeviceInfo {
 export const RESP_SUCCESS = 0;
 export const RESP_INVALID = 1;
 export const RESP_FAILURE = 0xf;
-
-/** What the IOMMU driver gives the core (struct iommu_ops + the SVA part of iommu_domain_ops). */
-export interface IommuOps {
-  /** The driver's name as the kernel prints it: `intel-iommu`, `AMD-Vi`, `arm-smmu-v3`. */
-  readonly driver: string;
-  readonly flavour: Flavour;
-  /** The placement this driver uses when the policy says `native`. */
-  readonly nativePasid: Exclude<PasidPlacement, 'native'>;
-  /** AMD: the mm-release path tells the device driver first (amd_iommu_set_invalidate_ctx_cb). */
-  readonly releaseNotifiesDriver: boolean;
-  /** 0, or -errno and why, when this IOMMU cannot do SVA for dev (beyond the PCI capabilities). */
-  sva_supported(dev: DeviceInfo, flags: number): { err: number; why: string };
-  /** PASIDs this IOMMU can put in dev's table: [min, max]. */
-  pasid_range(dev: DeviceInfo): readonly [number, number];
-  /** Install mm at {dev, pasid}: write the PASID-table / CD / GCR3 entry, flush what the hardware may cache. */
-  set_dev_pasid(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct, flags: number): KGen<number>;
-  /** Stop the hardware walking {dev, pasid}: clear the entry, then flush the entry cache, IOTLB and ATC. */
-  remove_dev_pasid(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct, why: 'unbind' | 'release'): KGen;
-  /** The mm's page tables changed in [start, end): flush IOTLB and ATC for {dev, pasid}. */
-  invalidate_range(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct, start: number, end: number): KGen;
-  /** Wait until no page request of {dev, pasid} is queued or being handled (intel_drain_pasid_prq). */
-  drain_prq(t: KTask, dev: DeviceInfo, pasid: number): KGen;
-}
 
 /** What a device driver gives the core (seed 000's iommu_svm_ops, with AMD's callbacks mapped onto it). */
 export interface SvmOps {

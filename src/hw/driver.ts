@@ -1,9 +1,11 @@
-// What the three IOMMU drivers share when they implement the core's ops: writing an entry one word per
+// What the three IOMMU drivers share when they implement the core's ops (core/ops.ts): writing an entry one word per
 // access, in the order the driver writes it, and the flush sequences built from each unit's commands.
+import type { IommuDomain } from '../core/ops.js';
 import type { Stats } from '../core/stats.js';
 import type { DeviceInfo } from '../core/types.js';
 import type { KTask } from '../kernel/context.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
+import type { MmStruct } from '../kernel/mm/mm.js';
 import type { Command } from './iommu.js';
 import { submitSync, type UnitDriver } from './queue.js';
 
@@ -35,4 +37,10 @@ export function* flush(env: DriverEnv, t: KTask, dev: DeviceInfo, cmds: readonly
 
 export function cmd(op: Command['op'], a: number, b: number, c = -1, d = -1): Command {
   return { op, a, b, c, d };
+}
+
+/** What a domain's entry points the hardware at: its mm (SVA) or I/O page table (paging, DMA). */
+export function domainMm(domain: IommuDomain): MmStruct {
+  if (!domain.mm) throw new Error(`set_dev_pasid of a ${domain.type} domain: these drivers install only domains with a page table`);
+  return domain.mm;
 }

@@ -40,11 +40,12 @@ import {
   IommuGroups,
   MULTI_DEVICE_PASID,
   type MultiDevicePasid,
-  NoHwDomainOps,
   PASID_LOOKUPS,
   type PasidLookup,
 } from '../core/group.js';
+import { IOMMU_SVA } from '../core/iommu-sva.js';
 import { SVA_USERS, SvaDomains, type SvaUsers } from '../core/sva-domain.js';
+import { NoHwIommu } from '../hw/nohw.js';
 import { defineDomainsScript, parseDomainsScript } from './domains-script.js';
 import { checkWhileTasks } from './script.js';
 
@@ -173,7 +174,7 @@ export interface DomainsModel {
   readonly mms: readonly MmStruct[];
   readonly domains: Domains;
   readonly groups: IommuGroups;
-  readonly hw: NoHwDomainOps;
+  readonly hw: NoHwIommu;
   readonly sva: SvaDomains;
   /** A counter's value now (the run's memory). */
   stat(name: DomainsStat): number;
@@ -198,7 +199,7 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
     stringWords: 1 << 15,
     stringSlots: 1 << 10,
     lockdepWords: 1 << 14,
-    staticWords: (1 << 12) + ndev * (3 * p.pasids + 4 * p.pasids) + (nmms + 1) * 32 + p.groups * (p.pasids + 8),
+    staticWords: (1 << 12) + ndev * (IOMMU_SVA.words * p.pasids + 4 * p.pasids) + (nmms + 1) * 32 + p.groups * (p.pasids + 8),
     arenaWords: (1 << 12) + 64 * p.processes,
   };
   const k = new Kernel({ layout });
@@ -210,6 +211,9 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
     index: i,
     name: pciName(i),
     iommu: Math.floor(i / p.groupSize) % p.iommus,
+    caps: { ats: true, pri: true, pasid: true, pasidBits: Math.ceil(Math.log2(p.pasids)) },
+    actor: -1,
+    trusted: false,
   }));
   const domains = new Domains(k, {
     iommus: p.iommus,
@@ -224,7 +228,7 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
     maxPasids: p.pasids,
     policies,
   });
-  const hw = new NoHwDomainOps(k, ndev, p.pasids, p.bug);
+  const hw = new NoHwIommu(k, ndev, p.pasids, p.bug);
   hw.onDma = (t, d, pasid, dom, step) => groups.dmaReached(t, d, pasid, dom, step);
   for (let i = 0; i < p.iommus; i++) groups.registerIommu(i, hw);
   const sva = new SvaDomains(k, groups, domains, { mms: nmms, iommus: p.iommus, devices: ndev, maxPasids: p.pasids, users: p.users });

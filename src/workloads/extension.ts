@@ -1,18 +1,18 @@
 // Extension points: a scenario may replace or wrap any IOMMU driver op, device-driver svm op or core step (SVA
-// bind/unbind, the MMU notifier's release and invalidate, page-request handling, PASID get/put) with its own
-// code — to model a patch under review — without editing the project. An extension is a CommonJS module (loaded with
+// bind/unbind, the MMU notifier's release and invalidate, page-request handling, PASID get/put — any kernel
+// function registered by name, k.fns) with its own code — to model a patch under review — without editing the project. An extension is a CommonJS module (loaded with
 // require, so that every worker thread builds the same workload synchronously) exporting
 // `extend(ctx)`; it gets the kernel (k.step, k.point, k.call: the scheduling points its code yields), the
 // ops tables to read and replace, the IOMMU units' memory and the core's state, and the kernel's primitives.
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import type { DmaApi } from '../core/dma-iommu.js';
-import type { PasidAllocator } from '../core/pasid.js';
 import type { Sva } from '../core/sva.js';
 import type { DeviceInfo, IommuOps } from '../core/types.js';
 import type { Command, IommuUnit } from '../hw/iommu.js';
 import type { KTask } from '../kernel/context.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
+import type { KernelFunctions, KFn, KFnName } from '../kernel/kfunc.js';
 import * as mutex from '../kernel/mutex.js';
 import * as rcu from '../kernel/rcu.js';
 import * as spinlock from '../kernel/spinlock.js';
@@ -37,36 +37,38 @@ export interface ExtensionContext {
   readonly kernel: { readonly mutex: typeof mutex; readonly spinlock: typeof spinlock; readonly rcu: typeof rcu };
 }
 
-/** The core steps an extension may replace: every caller goes through the instance, so a replacement is seen by all. */
-export interface CoreSteps {
-  readonly bind: Sva['bind'];
-  readonly unbind: Sva['unbind'];
-  readonly release: Sva['release'];
-  readonly invalidate: Sva['invalidate'];
-  readonly handleIopf: Sva['handleIopf'];
-  readonly pasidGet: PasidAllocator['get'];
-  readonly pasidPut: PasidAllocator['put'];
-}
-export type CoreStepName = keyof CoreSteps;
-export const CORE_STEPS: readonly CoreStepName[] = ['bind', 'unbind', 'release', 'invalidate', 'handleIopf', 'pasidGet', 'pasidPut'];
+/**
+ * The core steps an extension may replace, by their old short names; each is the kernel function of that name
+ * in the kernel's registry (k.fns), so a replacement is what every caller calls. Kernel names work too, and so
+ * does any registered function (`k.fns.replace` / `k.fns.wrap` directly is the general way).
+ */
+export const CORE_STEP_KERNEL_NAMES = {
+  bind: 'iommu_sva_bind_device',
+  unbind: 'iommu_sva_unbind_device',
+  release: 'iommu_sva_mm_release',
+  invalidate: 'iommu_sva_invalidate_range',
+  handleIopf: 'iommu_sva_handle_iopf',
+  pasidGet: 'iommu_alloc_pasid',
+  pasidPut: 'iommu_free_pasid',
+} as const satisfies Record<string, KFnName>;
+type Short = keyof typeof CORE_STEP_KERNEL_NAMES;
+export type CoreSteps = { readonly [S in Short]: KernelFunctions[(typeof CORE_STEP_KERNEL_NAMES)[S]] } & KernelFunctions;
+export type CoreStepName = keyof CoreSteps & string;
+export const CORE_STEPS: readonly Short[] = Object.keys(CORE_STEP_KERNEL_NAMES) as Short[];
 
-/** The getter and setter of ExtensionContext for sva's core steps. */
-export function coreStepTable(sva: Sva): Pick<ExtensionContext, 'coreStep' | 'setCoreStep'> {
-  const where = (name: CoreStepName): [object, string] => (name === 'pasidGet' ? [sva.pasids, 'get'] : name === 'pasidPut' ? [sva.pasids, 'put'] : [sva, name]);
-  const check = (name: string): void => {
-    if (!CORE_STEPS.includes(name as CoreStepName)) throw new InputError(`extension: no core step '${name}' (${CORE_STEPS.join(', ')})`);
+/** The getter and setter of ExtensionContext for the core steps: the kernel's registry under their names. */
+export function coreStepTable(k: Kernel): Pick<ExtensionContext, 'coreStep' | 'setCoreStep'> {
+  const kernelName = (name: string): string => {
+    const n = (CORE_STEP_KERNEL_NAMES as Record<string, string>)[name] ?? name;
+    if (!k.fns.has(n)) throw new InputError(`extension: no core step '${name}' (${CORE_STEPS.join(', ')}, or a kernel function's name)`);
+    return n;
   };
   return {
-    coreStep: (name) => {
-      check(name);
-      const [obj, key] = where(name);
-      return (Reflect.get(obj, key) as (...a: unknown[]) => unknown).bind(obj) as never;
-    },
+    coreStep: (name) => k.fns.current(kernelName(name), 'extension') as never,
     setCoreStep: (name, step) => {
-      check(name);
+      const n = kernelName(name);
       if (typeof step !== 'function') throw new InputError(`extension: core step '${name}' must be a generator function`);
-      const [obj, key] = where(name);
-      Object.defineProperty(obj, key, { value: step, writable: true, configurable: true });
+      k.fns.replace(n, step as KFn, 'extension');
     },
   };
 }

@@ -8,7 +8,9 @@ import { pasidIoasidWords } from '../core/pasid.js';
 import { Domains } from '../core/domain.js';
 import { Oracle } from '../core/oracle.js';
 import { Stats, type StatName } from '../core/stats.js';
+import { IommuGroups } from '../core/group.js';
 import { Sva } from '../core/sva.js';
+import { SvaDomains } from '../core/sva-domain.js';
 import {
   type DeviceInfo,
   DRIVER_BUGS,
@@ -273,13 +275,13 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   // I/O page tables for DMA and paging domains: address spaces of the mm layer that no process uses.
   const iopt = p.defaultDomain === 'none' && p.kernel === 'none' && p.vfio === 'none' && p.drmContexts === 0 ? 0 : Math.min(U * p.addressSpaces, D + p.kdevices + p.drmContexts + 4);
   // A PASID table entry (up to 8 words), the device's state (3) and the driver's (2) per PASID, its pasid_ida's bitmap.
-  const perDevice = (1 << p.pasidBits) * (8 + 3 + 2) + Math.ceil((1 << p.pasidBits) / 32) + 512 + 4 * p.atc;
+  const perDevice = (1 << p.pasidBits) * (8 + 3 + 2 + 2) + Math.ceil((1 << p.pasidBits) / 32) + 512 + 4 * p.atc;
   const readerSlots = tasksAtOnce(p, bonds);
   const readers = readerTableWords(readerSlots);
   // The terms that grow with the parameters, named for the refusal of a topology too large to hold. A bond
   // takes 32 words: the iommu_sva record (11, with its kmemleak track), its PASID share (9) and quarantine (3).
   const sized: Record<string, number> = {
-    'PASID state (devices × 2^pasidBits × 13 words)': D * perDevice,
+    'PASID state (devices × 2^pasidBits × 15 words)': D * perDevice,
     'address spaces (processes × pages)': mmTableWords(P + iopt + vmm, p.pages) + physMemWords(frames),
     'IOMMU caches and queues (iommus × (iotlb + prqDepth))': U * (4096 + 6 * p.iotlb + 6 * p.prqDepth),
     'bonds, notifiers and RCU/SRCU readers (processes)': mmuNotifierWords(bonds) + bonds * 32 + readers.rcu + readers.srcu,
@@ -319,8 +321,17 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const oracle = new Oracle(k);
   const stats = new Stats(k);
   const policies: SvaPolicies = { pasidAlloc: p.pasidAlloc, teardown: p.teardown, fault: p.fault, drainTimeoutMs: p.drainTimeoutMs, bug: p.bug };
-  const sva = new Sva(k, mms, notifiers, oracle, stats, { devices: infos, iommus: U, policies, bonds });
-  const domains = new Domains(k, { iommus: U, addressSpaces: p.addressSpaces, pageTables: mms.mms.slice(P, P + iopt), unitName: (u) => SPECS[flavours[u] as Flavour].unitName(u) });
+  const domains = new Domains(k, {
+    iommus: U,
+    addressSpaces: p.addressSpaces,
+    pageTables: mms.mms.slice(P, P + iopt),
+    unitName: (u) => SPECS[flavours[u] as Flavour].unitName(u),
+    mmOf: (id) => mmById(mms, id),
+  });
+  // Every device alone in its group: SVA binds attach {device, PASID} through it (iommu_attach_device_pasid).
+  const groups = new IommuGroups(k, domains, { devices: infos, groups: infos.map((d) => [d.index]), maxPasids: 1 << p.pasidBits, policies: { lookup: 'mutex', multiDevicePasid: 'refused' } });
+  const svaDomains = new SvaDomains(k, groups, domains, { mms: mms.mms.length, iommus: U, devices: D, maxPasids: 1 << p.pasidBits, users: 'refcounted', bonds: false });
+  const sva = new Sva(k, mms, notifiers, oracle, stats, svaDomains, { devices: infos, iommus: U, policies, bonds });
   const dma = new DmaApi(k, sva, domains, infos, p.defaultDomain, mms.initMm.id + 1);
   const vmmMm = vmm ? mms.mms[P + iopt] : undefined;
   const ownerName = (o: number): string =>
@@ -348,7 +359,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
       devices: infos,
       iommuOps: (u) => sva.ops(infos.find((d) => d.iommu === u) ?? ({ iommu: u } as DeviceInfo)),
       setIommuOps: (u, ops) => sva.registerIommu(u, ops),
-      ...coreStepTable(sva),
+      ...coreStepTable(k),
       flush: (t, dev, cmds) => flush(denv, t, dev, cmds),
       kernel: KERNEL_PRIMITIVES,
     });

@@ -4,12 +4,14 @@
 // access — hence arm_smmu_write_ctx_desc's order: TTB0, CFGI_CD + SYNC, then V. The TLB is tagged by the ASID
 // the SMMU shares with the CPU, so one mm bound to several devices shares entries; a command queue with
 // CMD_SYNC; a PRI queue handled by arm_smmu_priq_thread.
-import type { DeviceInfo, IommuOps } from '../../core/types.js';
+import { type IommuDomain, type IommuDomainOps, type IommuOps, IOMMU_NO_PASID, type RemoveWhy } from '../../core/ops.js';
+import type { DeviceInfo } from '../../core/types.js';
 import { SVM_FLAG_SUPERVISOR_MODE } from '../../core/types.js';
 import { EBUSY, EOPNOTSUPP } from '../../kernel/errno.js';
 import type { KTask } from '../../kernel/context.js';
 import type { KGen } from '../../kernel/kernel.js';
-import { cmd, type DriverEnv, flush, unitOf, writeEntry } from '../driver.js';
+import type { MmStruct } from '../../kernel/mm/mm.js';
+import { cmd, type DriverEnv, domainMm, flush, unitOf, writeEntry } from '../driver.js';
 import { type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
 import { drainPrq } from '../queue.js';
 
@@ -37,56 +39,72 @@ export const SMMUV3: FlavourSpec = {
   commandNames: { 1: 'CMD_TLBI_NH_VA', 2: 'CMD_CFGI_CD', 3: 'CMD_ATC_INV', 4: 'CMD_PRI_RESP', 5: 'CMD_SYNC' },
 };
 
+declare module '../../kernel/kfunc.js' {
+  interface KernelFunctions {
+    arm_smmu_write_ctx_desc(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct): KGen<number>;
+    arm_smmu_sva_set_dev_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number): KGen<number>;
+    arm_smmu_sva_remove_dev_pasid(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct): KGen;
+    arm_smmu_mm_release(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct): KGen;
+    arm_smmu_mm_arch_invalidate_secondary_tlbs(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct, start: number, end: number): KGen;
+  }
+}
+
+/** Clear V, then CFGI_CD, the ASID's TLB entries and the ATC; TTB0 goes on unbind only. */
+function* smmuClear(env: DriverEnv, t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct, why: RemoveWhy): KGen {
+  const unit = unitOf(env, dev).unit;
+  if ((unit.entryWord(dev.index, pasid, W_CTRL) & V) === 0 && why === 'release') return;
+  yield* writeEntry(env, t, dev, pasid, [[W_CTRL, 0, 'cdptr[0] = 0']]);
+  yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid), cmd(OP_IOTLB, mm.asid, -1), cmd(OP_DEVTLB, dev.index, pasid)]);
+  if (why === 'unbind') yield* writeEntry(env, t, dev, pasid, [[W_TTB0, 0, 'cdptr[1] = 0']]);
+}
+
+/** The driver's kernel functions, by name (once per kernel: every SMMU shares them). */
+function defineSmmuFunctions(env: DriverEnv): void {
+  const k = env.k;
+  if (k.fns.has('arm_smmu_write_ctx_desc')) return;
+  k.fns.define('arm_smmu_write_ctx_desc', 'drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c', function* (t, dev, pasid, mm) {
+    const unit = unitOf(env, dev).unit;
+    if ((unit.entryWord(dev.index, pasid, W_CTRL) & V) !== 0) return -EBUSY;
+    yield* writeEntry(env, t, dev, pasid, [[W_TTB0, mm.id + 1, 'cdptr[1] = TTB0']]);
+    yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid)]);
+    yield* writeEntry(env, t, dev, pasid, [[W_CTRL, V | (mm.asid << ASID_SHIFT), 'cdptr[0] = V | ASID']]);
+    yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid)]);
+    return 0;
+  });
+  const sva = 'drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3-sva.c';
+  k.fns.define('arm_smmu_sva_set_dev_pasid', sva, (t, domain, dev, pasid) => k.fn.arm_smmu_write_ctx_desc(t, dev, pasid, domainMm(domain)));
+  k.fns.define('arm_smmu_sva_remove_dev_pasid', sva, (t, dev, pasid, mm) => smmuClear(env, t, dev, pasid, mm, 'unbind'));
+  k.fns.define('arm_smmu_mm_release', sva, (t, dev, pasid, mm) => smmuClear(env, t, dev, pasid, mm, 'release'));
+  k.fns.define('arm_smmu_mm_arch_invalidate_secondary_tlbs', sva, (t, dev, pasid, mm, start, end) =>
+    flush(env, t, dev, [cmd(OP_IOTLB, mm.asid, -1, start, end), cmd(OP_DEVTLB, dev.index, pasid, start, end)]),
+  );
+}
+
 /** `ssidBits`: the SMMU's SSIDSIZE; a master gets min(its PASID width, SSIDSIZE). */
 export function smmuv3Ops(env: DriverEnv, ssidBits: number): IommuOps {
   const k = env.k;
+  defineSmmuFunctions(env);
   const bits = (dev: DeviceInfo): number => Math.min(dev.caps.pasidBits, ssidBits);
+  const domainOps: IommuDomainOps = {
+    // CD 0 (SSID 0) is the stage-1 context of the master's requests without a substream ID.
+    attach_dev: (t, domain, dev) => domainOps.set_dev_pasid(t, domain, dev, IOMMU_NO_PASID, undefined),
+    set_dev_pasid: (t, domain, dev, pasid) =>
+      domain.type === 'sva' ? k.fn.arm_smmu_sva_set_dev_pasid(t, domain, dev, pasid) : k.fn.arm_smmu_write_ctx_desc(t, dev, pasid, domainMm(domain)),
+    iotlb_sync: (t, domain, dev, pasid, start, end) => k.fn.arm_smmu_mm_arch_invalidate_secondary_tlbs(t, dev, pasid, domainMm(domain), start, end),
+  };
   return {
     driver: 'arm-smmu-v3',
-    flavour: 'smmuv3',
     nativePasid: 'ssid',
     releaseNotifiesDriver: false,
-    sva_supported: (dev, flags) => {
+    dev_enable_feat: (dev, _feat, flags) => {
       if ((flags & SVM_FLAG_SUPERVISOR_MODE) !== 0) return { err: -EOPNOTSUPP, why: 'arm-smmu-v3 SVA binds no supervisor contexts' };
       if (bits(dev) < 1) return { err: -EOPNOTSUPP, why: `${dev.name}: SMMU has no substream IDs` };
       return { err: 0, why: '' };
     },
     pasid_range: (dev) => [1, (1 << bits(dev)) - 1],
-    *set_dev_pasid(t, dev, pasid, mm) {
-      return yield* k.call(
-        t,
-        'arm_smmu_write_ctx_desc',
-        (function* () {
-          const unit = unitOf(env, dev).unit;
-          if ((unit.entryWord(dev.index, pasid, W_CTRL) & V) !== 0) return -EBUSY;
-          yield* writeEntry(env, t, dev, pasid, [[W_TTB0, mm.id + 1, 'cdptr[1] = TTB0']]);
-          yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid)]);
-          yield* writeEntry(env, t, dev, pasid, [[W_CTRL, V | (mm.asid << ASID_SHIFT), 'cdptr[0] = V | ASID']]);
-          yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid)]);
-          return 0;
-        })(),
-      );
-    },
-    *remove_dev_pasid(t: KTask, dev: DeviceInfo, pasid: number, mm, why): KGen {
-      yield* k.call(
-        t,
-        why === 'release' ? 'arm_smmu_mm_release' : 'arm_smmu_sva_remove_dev_pasid',
-        (function* () {
-          const unit = unitOf(env, dev).unit;
-          if ((unit.entryWord(dev.index, pasid, W_CTRL) & V) === 0 && why === 'release') return;
-          yield* writeEntry(env, t, dev, pasid, [[W_CTRL, 0, 'cdptr[0] = 0']]);
-          yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid), cmd(OP_IOTLB, mm.asid, -1), cmd(OP_DEVTLB, dev.index, pasid)]);
-          if (why === 'unbind') yield* writeEntry(env, t, dev, pasid, [[W_TTB0, 0, 'cdptr[1] = 0']]);
-        })(),
-      );
-    },
-    *invalidate_range(t, dev, pasid, mm, start, end) {
-      yield* k.call(
-        t,
-        'arm_smmu_mm_arch_invalidate_secondary_tlbs',
-        flush(env, t, dev, [cmd(OP_IOTLB, mm.asid, -1, start, end), cmd(OP_DEVTLB, dev.index, pasid, start, end)]),
-      );
-    },
+    remove_dev_pasid: (t, dev, pasid, domain, why) =>
+      why === 'release' ? k.fn.arm_smmu_mm_release(t, dev, pasid, domainMm(domain)) : k.fn.arm_smmu_sva_remove_dev_pasid(t, dev, pasid, domainMm(domain)),
     drain_prq: (t, dev, pasid) => drainPrq(k, t, unitOf(env, dev), dev, pasid),
+    default_domain_ops: domainOps,
   };
 }

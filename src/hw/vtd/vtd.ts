@@ -4,13 +4,14 @@
 // request queue drained by prq_event_thread; PASIDs from a per-IOMMU idr (the original intel-svm) unless the
 // policy makes them system-wide. Teardown clears P first and flushes the PASID cache, the IOTLB and the
 // device TLB before the entry may be reused (intel_pasid_tear_down_entry).
-import type { DeviceInfo, IommuOps } from '../../core/types.js';
+import { type IommuDomain, type IommuDomainOps, type IommuOps, IOMMU_NO_PASID, type RemoveWhy } from '../../core/ops.js';
+import type { DeviceInfo } from '../../core/types.js';
 import { SVM_FLAG_SUPERVISOR_MODE } from '../../core/types.js';
 import { EBUSY } from '../../kernel/errno.js';
 import type { KTask } from '../../kernel/context.js';
 import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
-import { cmd, type DriverEnv, flush, unitOf, writeEntry } from '../driver.js';
+import { cmd, type DriverEnv, domainMm, flush, unitOf, writeEntry } from '../driver.js';
 import { type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
 import { drainPrq } from '../queue.js';
 
@@ -40,50 +41,75 @@ export const VTD: FlavourSpec = {
   commandNames: { 1: 'P_IOTLB_INV', 2: 'PC_INV', 3: 'DEV_IOTLB_INV', 4: 'PAGE_GRP_RESP', 5: 'INV_WAIT' },
 };
 
+declare module '../../kernel/kfunc.js' {
+  interface KernelFunctions {
+    intel_pasid_setup_first_level(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct, flags: number): KGen<number>;
+    intel_svm_set_dev_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number): KGen<number>;
+    intel_iommu_set_dev_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number): KGen<number>;
+    intel_pasid_tear_down_entry(t: KTask, dev: DeviceInfo, pasid: number): KGen;
+    intel_mm_release(t: KTask, dev: DeviceInfo, pasid: number): KGen;
+    intel_arch_invalidate_secondary_tlbs(t: KTask, dev: DeviceInfo, pasid: number, start: number, end: number): KGen;
+  }
+}
+
+/** Clear P (with FPD on the release path, so DMA still in flight faults quietly), then flush. */
+function* vtdTearDown(env: DriverEnv, t: KTask, dev: DeviceInfo, pasid: number, why: RemoveWhy): KGen {
+  const unit = unitOf(env, dev).unit;
+  if ((unit.entryWord(dev.index, pasid, W_FLAGS) & P) === 0 && why === 'release') return;
+  yield* writeEntry(env, t, dev, pasid, [[W_FLAGS, why === 'release' ? FPD : 0, why === 'release' ? 'pasid_clear_entry_with_fpd' : 'pasid_clear_present']]);
+  yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid), cmd(OP_IOTLB, dev.index, pasid), cmd(OP_DEVTLB, dev.index, pasid)]);
+  if (why === 'unbind') yield* writeEntry(env, t, dev, pasid, [[W_FLPTR, 0, 'intel_pasid_clear_entry'], [W_DID, 0, 'intel_pasid_clear_entry']]);
+}
+
+/** The driver's kernel functions, by name (once per kernel: every VT-d unit shares them). */
+function defineVtdFunctions(env: DriverEnv): void {
+  const k = env.k;
+  if (k.fns.has('intel_pasid_setup_first_level')) return;
+  k.fns.define('intel_pasid_setup_first_level', 'drivers/iommu/intel/pasid.c', function* (t, dev, pasid, mm, flags) {
+    const unit = unitOf(env, dev).unit;
+    if ((unit.entryWord(dev.index, pasid, W_FLAGS) & P) !== 0) return -EBUSY;
+    // The entry is not present, so the hardware caches nothing of it: write it, P last.
+    yield* writeEntry(env, t, dev, pasid, [
+      [W_FLPTR, mm.id + 1, 'pasid_set_flptr'],
+      [W_DID, dev.iommu + 1, 'pasid_set_domain_id'],
+      [W_FLAGS, P | ((flags & SVM_FLAG_SUPERVISOR_MODE) !== 0 ? SRE : 0), 'pasid_set_present'],
+    ]);
+    return 0;
+  });
+  // The SVA domain's ops (intel_svm_domain_ops) and the paging domain's (intel_paging_domain_ops) both install a
+  // first-level entry in this model: the mm's page table, or the I/O page table.
+  k.fns.define('intel_svm_set_dev_pasid', 'drivers/iommu/intel/svm.c', (t, domain, dev, pasid) =>
+    k.fn.intel_pasid_setup_first_level(t, dev, pasid, domainMm(domain), domain.flags),
+  );
+  k.fns.define('intel_iommu_set_dev_pasid', 'drivers/iommu/intel/iommu.c', (t, domain, dev, pasid) =>
+    k.fn.intel_pasid_setup_first_level(t, dev, pasid, domainMm(domain), domain.flags),
+  );
+  k.fns.define('intel_pasid_tear_down_entry', 'drivers/iommu/intel/pasid.c', (t, dev, pasid) => vtdTearDown(env, t, dev, pasid, 'unbind'));
+  k.fns.define('intel_mm_release', 'drivers/iommu/intel/svm.c', (t, dev, pasid) => vtdTearDown(env, t, dev, pasid, 'release'));
+  k.fns.define('intel_arch_invalidate_secondary_tlbs', 'drivers/iommu/intel/svm.c', (t, dev, pasid, start, end) =>
+    flush(env, t, dev, [cmd(OP_IOTLB, dev.index, pasid, start, end), cmd(OP_DEVTLB, dev.index, pasid, start, end)]),
+  );
+}
+
 export function vtdOps(env: DriverEnv): IommuOps {
   const k = env.k;
-  const teardown = function* (t: KTask, dev: DeviceInfo, pasid: number, why: 'unbind' | 'release'): KGen {
-    const unit = unitOf(env, dev).unit;
-    if ((unit.entryWord(dev.index, pasid, W_FLAGS) & P) === 0 && why === 'release') return;
-    // Clear P (with FPD on the release path, so DMA still in flight faults quietly), then flush.
-    yield* writeEntry(env, t, dev, pasid, [[W_FLAGS, why === 'release' ? FPD : 0, why === 'release' ? 'pasid_clear_entry_with_fpd' : 'pasid_clear_present']]);
-    yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid), cmd(OP_IOTLB, dev.index, pasid), cmd(OP_DEVTLB, dev.index, pasid)]);
-    if (why === 'unbind') yield* writeEntry(env, t, dev, pasid, [[W_FLPTR, 0, 'intel_pasid_clear_entry'], [W_DID, 0, 'intel_pasid_clear_entry']]);
+  defineVtdFunctions(env);
+  const domainOps: IommuDomainOps = {
+    // Scalable mode: the RID's requests use the PASID entry RID2PASID (IOMMU_NO_PASID).
+    attach_dev: (t, domain, dev) => domainOps.set_dev_pasid(t, domain, dev, IOMMU_NO_PASID, undefined),
+    set_dev_pasid: (t, domain, dev, pasid) =>
+      domain.type === 'sva' ? k.fn.intel_svm_set_dev_pasid(t, domain, dev, pasid) : k.fn.intel_iommu_set_dev_pasid(t, domain, dev, pasid),
+    iotlb_sync: (t, _domain, dev, pasid, start, end) => k.fn.intel_arch_invalidate_secondary_tlbs(t, dev, pasid, start, end),
   };
   return {
     driver: 'intel-iommu',
-    flavour: 'vtd',
     nativePasid: 'per-iommu',
     releaseNotifiesDriver: false,
-    sva_supported: () => ({ err: 0, why: '' }),
+    dev_enable_feat: () => ({ err: 0, why: '' }),
     pasid_range: (dev) => [1, (1 << dev.caps.pasidBits) - 1],
-    *set_dev_pasid(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct, flags: number): KGen<number> {
-      return yield* k.call(
-        t,
-        'intel_pasid_setup_first_level',
-        (function* () {
-          const unit = unitOf(env, dev).unit;
-          if ((unit.entryWord(dev.index, pasid, W_FLAGS) & P) !== 0) return -EBUSY;
-          // The entry is not present, so the hardware caches nothing of it: write it, P last.
-          yield* writeEntry(env, t, dev, pasid, [
-            [W_FLPTR, mm.id + 1, 'pasid_set_flptr'],
-            [W_DID, dev.iommu + 1, 'pasid_set_domain_id'],
-            [W_FLAGS, P | ((flags & SVM_FLAG_SUPERVISOR_MODE) !== 0 ? SRE : 0), 'pasid_set_present'],
-          ]);
-          return 0;
-        })(),
-      );
-    },
-    *remove_dev_pasid(t, dev, pasid, _mm, why) {
-      yield* k.call(t, why === 'release' ? 'intel_mm_release' : 'intel_pasid_tear_down_entry', teardown(t, dev, pasid, why));
-    },
-    *invalidate_range(t, dev, pasid, _mm, start, end) {
-      yield* k.call(
-        t,
-        'intel_arch_invalidate_secondary_tlbs',
-        flush(env, t, dev, [cmd(OP_IOTLB, dev.index, pasid, start, end), cmd(OP_DEVTLB, dev.index, pasid, start, end)]),
-      );
-    },
+    remove_dev_pasid: (t, dev, pasid, _domain, why) =>
+      why === 'release' ? k.fn.intel_mm_release(t, dev, pasid) : k.fn.intel_pasid_tear_down_entry(t, dev, pasid),
     drain_prq: (t, dev, pasid) => drainPrq(k, t, unitOf(env, dev), dev, pasid),
+    default_domain_ops: domainOps,
   };
 }

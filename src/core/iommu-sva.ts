@@ -1,0 +1,544 @@
+// Shared Virtual Addressing in the vendor-neutral core (seed 000; drivers/iommu/iommu-sva.c, the shapes of
+// iommu_bind_task, intel_svm_bind_mm and amd_iommu_bind_pasid mapped onto one API): bind(device, mm, flags)
+// returns a handle, unbind(handle) undoes it. A bind goes through every enabling check (the capability check
+// is the same call without a PASID, as intel_svm_available() was), gets a PASID from the placement policy,
+// registers an MMU notifier on the mm, and asks the IOMMU driver to install the mm at {device, PASID}. An
+// unbind's order and waits are the teardown policy: stop the device and drain (its DMA, then its page
+// requests), or wait a bounded time and quarantine the PASID, or free at once. The MMU notifier's release must
+// stop the hardware walking the page tables before they go; its invalidation must reach the IOTLB and ATC.
+import type { KTask } from '../kernel/context.js';
+import { EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, errname } from '../kernel/errno.js';
+import type { Kernel, KGen } from '../kernel/kernel.js';
+import { setAllocTrack, TRACK_WORDS, unreferenced } from '../kernel/kmemleak.js';
+import { MM_LIVE, type MmStruct, type MmTable, mmById, mmState, mmStateCode } from '../kernel/mm/mm.js';
+import {
+  defineMmuNotifierOps,
+  type MmuNotifiers,
+  mmu_notifier_put,
+  mmu_notifier_register,
+  subscriptionData,
+} from '../kernel/mm/mmu_notifier.js';
+import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
+import { objectRcuPointer, type RcuPointer, rcu_assign_pointer, rcu_init, synchronize_rcu } from '../kernel/rcu.js';
+import { array, struct, type ViewOf, word } from '../kernel/struct.js';
+import { defineBondIopf } from './io-pgfault.js';
+import type { Oracle } from './oracle.js';
+import { PasidAllocator } from './pasid.js';
+import type { Stats } from './stats.js';
+import type { SvaDomains } from './sva-domain.js';
+import type { IommuDomain, IommuOps } from './ops.js';
+import {
+  type DeviceInfo,
+  SVM_FLAG_PRIVATE_PASID,
+  SVM_FLAG_SUPERVISOR_MODE,
+  type SvaPolicies,
+  type SvmOps,
+} from './types.js';
+
+/**
+ * struct iommu_sva (include/linux/iommu.h: handle, dev, users), declared once: a bond in a static table (here a
+ * handle is its slot + 1; sva-domain.ts keeps one per {device, PASID} for the domains preset). It also holds what mainline reaches through it (handle.domain->mm, mm->iommu_mm->pasid) and what the
+ * vendor bonds before it held (intel_svm's notifier and flags).
+ */
+export const IOMMU_SVA = struct('iommu_sva', {
+  used: word, // model: 1 while the table slot is allocated (kzalloc'd), 0 when free
+  dev: word, // device index + 1
+  mm: word, // mm id + 1 (mainline: handle.domain->mm)
+  pasid: word, // mainline: mm->iommu_mm->pasid
+  users: word,
+  notifier: word, // the MMU notifier subscription, 0: none (init_mm) (intel_svm.notifier)
+  flags: word, // SVM_FLAG_* (intel_svm.flags)
+  released: word, // model: the notifier's release ran (intel_svm checked list_empty(&svm->devs))
+  domain: word, // handle.domain: the SVA domain attached to {dev, pasid} (0: none yet)
+  track: array(TRACK_WORDS), // model: kmemleak's allocation track
+});
+
+export interface SvaConfig {
+  readonly devices: readonly DeviceInfo[];
+  readonly iommus: number;
+  readonly policies: SvaPolicies;
+  /** Bonds that may exist at once. */
+  readonly bonds: number;
+}
+
+/** A bind's result: a handle (> 0) or -errno with the reason, as a kernel developer wants to read it. */
+export interface BindResult {
+  readonly ret: number;
+  readonly pasid: number;
+  readonly why: string;
+}
+
+/** The bond's implicit SVA domain as the driver sees it (this path keeps no struct iommu_domain object). */
+function svaDomain(mm: MmStruct, flags: number): IommuDomain {
+  return { type: 'sva', obj: 0, mm, flags };
+}
+
+/** A DMA-API I/O page table attached by dma.ts, as the driver sees it. */
+function tableDomain(table: MmStruct): IommuDomain {
+  return { type: 'dma', obj: 0, mm: table, flags: 0 };
+}
+
+const locks = new WeakMap<Kernel, Mutex>();
+
+export function iommuSvaLock(k: Kernel): Mutex {
+  let m = locks.get(k);
+  if (!m) {
+    m = defineMutex(k, 'iommu_sva_lock');
+    locks.set(k, m);
+  }
+  return m;
+}
+
+const IOMMU_SVA_C = 'drivers/iommu/iommu-sva.c';
+
+declare module '../kernel/kfunc.js' {
+  interface KernelFunctions {
+    iommu_sva_bind_device(t: KTask, dev: DeviceInfo, mm: MmStruct | undefined, flags: number): KGen<BindResult>;
+    iommu_sva_unbind_device(t: KTask, handle: number): KGen;
+    /** The bond's MMU notifier release (seed 000's iommu_notifier_release; mainline: the driver's mm release). */
+    iommu_sva_mm_release(t: KTask, mm: MmStruct, handle: number): KGen;
+    /** model: the bond's MMU notifier invalidate (seed 000's shape; mainline: the driver's arch_invalidate_secondary_tlbs). */
+    iommu_sva_invalidate_range(t: KTask, mm: MmStruct, handle: number, start: number, end: number): KGen;
+    /** model: the seed-000 teardown before the PASID entry goes (policy teardown); true: quarantine the PASID. */
+    iommu_sva_stop_device_pasid(t: KTask, dev: DeviceInfo, pasid: number): KGen<boolean>;
+  }
+}
+
+export class Sva {
+  readonly pasids: PasidAllocator;
+  readonly lock: Mutex;
+  private readonly iommuOps: (IommuOps | undefined)[];
+  private readonly svm: (SvmOps | undefined)[];
+  private readonly bonds: number;
+  /** Per device, per PASID: the mm bound there now (id + 1; the oracle's ground truth) and the bond (RCU). */
+  private readonly boundTable: number[] = [];
+  private readonly bondPtrs: number[] = [];
+  private readonly notifierOps: number;
+  private readonly sva: ViewOf<typeof IOMMU_SVA>;
+
+  constructor(
+    private readonly k: Kernel,
+    private readonly mms: MmTable,
+    private readonly notifiers: MmuNotifiers,
+    private readonly oracle: Oracle,
+    private readonly stats: Stats,
+    /** The SVA domains of (mm, IOMMU) and the groups they are attached through (iommu_attach_device_pasid). */
+    readonly svaDomains: SvaDomains,
+    readonly cfg: SvaConfig,
+  ) {
+    rcu_init(k);
+    this.lock = iommuSvaLock(k);
+    k.onEnd(() => this.leakCheck());
+    this.iommuOps = Array.from({ length: cfg.iommus }, () => undefined);
+    this.svm = cfg.devices.map(() => undefined);
+    this.bonds = k.statics.alloc(cfg.bonds * IOMMU_SVA.words, 'iommu_sva bonds');
+    this.sva = k.struct(IOMMU_SVA);
+    for (const d of cfg.devices) {
+      const n = 1 << d.caps.pasidBits;
+      this.boundTable.push(k.statics.alloc(n, `${d.name} bound`));
+      this.bondPtrs.push(k.statics.alloc(n, `${d.name} pasid_array`));
+    }
+    this.pasids = new PasidAllocator(
+      k,
+      oracle,
+      { devices: cfg.devices, iommus: cfg.iommus, placement: cfg.policies.pasidAlloc, opsOf: (d) => this.ops(d), svmOf: (d) => this.svm[d.index], mms },
+      cfg.bonds,
+    );
+    this.defineFunctions();
+    const sva = this;
+    this.notifierOps = defineMmuNotifierOps(notifiers, {
+      name: 'iommu_sva',
+      release(t, mm, sub) {
+        return sva.release(t, mm, subscriptionData(k, notifiers, sub));
+      },
+      arch_invalidate_secondary_tlbs(t, mm, sub, start, end) {
+        return sva.invalidate(t, mm, subscriptionData(k, notifiers, sub), start, end);
+      },
+      free_notifier(t, sub) {
+        return sva.freeBond(t, subscriptionData(k, notifiers, sub));
+      },
+    });
+  }
+
+  /** iommu-sva.c's functions by kernel name (once per kernel: one Sva per model). */
+  private defineFunctions(): void {
+    const fns = this.k.fns;
+    fns.define('iommu_sva_bind_device', IOMMU_SVA_C, (t, dev, mm, flags) => this.impl_iommu_sva_bind_device(t, dev, mm, flags));
+    fns.define('iommu_sva_unbind_device', IOMMU_SVA_C, (t, handle) => this.impl_iommu_sva_unbind_device(t, handle));
+    const { bug, teardown } = this.cfg.policies;
+    const release = (flush: boolean) => (t: KTask, mm: MmStruct, h: number) => this.impl_iommu_sva_mm_release(t, mm, h, flush);
+    fns.definePolicy('iommu_sva_mm_release', IOMMU_SVA_C, 'bug', bug, { none: release(true), 'no-range-flush': release(true), 'no-release-flush': release(false) });
+    const invalidate = (t: KTask, mm: MmStruct, h: number, start: number, end: number) => this.impl_iommu_sva_invalidate_range(t, mm, h, start, end);
+    fns.definePolicy('iommu_sva_invalidate_range', IOMMU_SVA_C, 'bug', bug, { none: invalidate, 'no-range-flush': function* () {}, 'no-release-flush': invalidate });
+    fns.definePolicy('iommu_sva_stop_device_pasid', IOMMU_SVA_C, 'teardown', teardown, {
+      drain: (t, dev, pasid) => this.stopDrain(t, dev, pasid),
+      quarantine: (t, dev, pasid) => this.stopQuarantine(t, dev, pasid),
+      // biome-ignore lint/correctness/useYield: at-once stops nothing, so it has no scheduling point
+      *'at-once'() {
+        return false;
+      },
+    });
+    defineBondIopf(
+      this.k,
+      { mms: this.mms, notifiers: this.notifiers, bondPtr: (d, p) => this.bondPtr(d, p), bondMm: (h) => this.bondField(h, 'mm'), svmOf: (d) => this.svm[d.index] },
+      this.cfg.policies.fault,
+    );
+  }
+
+  // ---- registration (at declaration: iommu_device_register, the driver's probe) ----
+
+  registerIommu(index: number, ops: IommuOps): void {
+    this.iommuOps[index] = ops;
+    this.svaDomains.groups.registerIommu(index, ops);
+  }
+
+  /** iommu_set_svm_ops(dev, ops) (seed 000). */
+  setSvmOps(dev: DeviceInfo, ops: SvmOps): void {
+    this.svm[dev.index] = ops;
+  }
+
+  ops(dev: DeviceInfo): IommuOps {
+    const o = this.iommuOps[dev.iommu];
+    if (!o) throw new Error(`no IOMMU driver registered for IOMMU ${dev.iommu} (${dev.name})`);
+    return o;
+  }
+
+  // ---- what others read (plain loads, from any point or sequenced delivery) ----
+
+  private at(base: number, i: number): number {
+    return this.k.mem.statics + base + i;
+  }
+
+  /** The mm bound at {dev, pasid} now (id + 1), 0 when none: the isolation oracle's ground truth. */
+  boundMm(dev: number, pasid: number): number {
+    const d = this.cfg.devices[dev];
+    if (!d || pasid < 0 || pasid >= 1 << d.caps.pasidBits) return 0;
+    return this.k.i32[this.at(this.boundTable[dev] as number, pasid)] as number;
+  }
+
+  private bondPtr(dev: DeviceInfo, pasid: number): RcuPointer {
+    return objectRcuPointer(`${dev.name}->pasid_array`, this.at(this.bondPtrs[dev.index] as number, pasid), 0, 'drivers/iommu/iommu-sva.c:174');
+  }
+
+  /** The bond's struct iommu_sva (its word offset). */
+  private bond(handle: number): number {
+    return this.k.mem.statics + this.bonds + (handle - 1) * IOMMU_SVA.words;
+  }
+
+  bondField(handle: number, f: 'dev' | 'mm' | 'pasid' | 'users'): number {
+    const b = this.bond(handle);
+    if (f === 'users') return this.sva.users.get(b);
+    if (f === 'pasid') return this.sva.pasid.get(b);
+    return (f === 'dev' ? this.sva.dev.get(b) : this.sva.mm.get(b)) - 1;
+  }
+
+  /** Live bonds (handles), for leak checks. */
+  liveBonds(): number[] {
+    const out: number[] = [];
+    for (let h = 1; h <= this.cfg.bonds; h++) if (this.sva.used.get(this.bond(h)) !== 0) out.push(h);
+    return out;
+  }
+
+  /**
+   * At teardown: bonds nothing can unbind any more — a process's, once its mm is past exit (the task is gone and
+   * exit_files closed its fds); init_mm's (kernel users, supervisor binds), once no user mm is live either — are
+   * leaks, with the MMU notifier subscription they keep registered and the mm_count it holds. A bond whose last
+   * user has gone is being torn down, and a run that left tasks blocked is not judged (see tasksLeftBlocked).
+   */
+  private leakCheck(): void {
+    const k = this.k;
+    if (!k.enabled('leaks') || k.tasksLeftBlocked) return;
+    const processesLive = this.mms.mms.some((mm) => mmStateCode(k, mm) === MM_LIVE);
+    for (const h of this.liveBonds()) {
+      const users = this.bondField(h, 'users');
+      if (users <= 0) continue;
+      const mm = mmById(this.mms, this.bondField(h, 'mm'));
+      if (!mm) continue;
+      const kernel = mm.id === this.mms.initMm.id;
+      if (kernel ? processesLive : mmStateCode(k, mm) === MM_LIVE) continue;
+      const dev = this.cfg.devices[this.bondField(h, 'dev')];
+      const sub = this.sva.notifier.get(this.bond(h));
+      const gone = kernel ? 'no task is left that could unbind it' : `${mm.name} is ${mmState(k, mm)}: its task has exited and closed its fds`;
+      const held = sub > 0 ? `; its MMU notifier subscription ${sub} is still registered, holding ${mm.name}'s mm_count` : '';
+      const why = `struct iommu_sva of ${mm.name} on ${dev?.name ?? '?'} PASID ${this.bondField(h, 'pasid')} (users ${users}) was never unbound; ${gone}${held}`;
+      k.report(unreferenced(k, this.bond(h), IOMMU_SVA.words, this.sva.track.addr(this.bond(h)), why));
+    }
+  }
+
+  // ---- attaching I/O page tables (DMA and paging domains) ----
+
+  /**
+   * Point {dev, pasid} at an I/O page table (a DMA or paging domain's; PASID 0 is the device's own requests,
+   * RID2PASID). `owner` is whose pages it maps (the isolation oracle's truth). 0 or -errno.
+   */
+  *attachTable(t: KTask, dev: DeviceInfo, pasid: number, table: MmStruct, owner: number): KGen<number> {
+    const k = this.k;
+    yield* k.step(t, `attach ${table.name} to ${dev.name} PASID ${pasid}`, () => {
+      Atomics.store(k.i32, this.at(this.boundTable[dev.index] as number, pasid), owner);
+    });
+    const err = yield* this.ops(dev).default_domain_ops.set_dev_pasid(t, tableDomain(table), dev, pasid, undefined);
+    if (err < 0) yield* k.step(t, 'attach failed', () => void Atomics.store(k.i32, this.at(this.boundTable[dev.index] as number, pasid), 0));
+    return err;
+  }
+
+  /** Take {dev, pasid} off its I/O page table: clear the entry, flush, and check nothing cached survives. */
+  *detachTable(t: KTask, dev: DeviceInfo, pasid: number, table: MmStruct): KGen {
+    const k = this.k;
+    yield* this.ops(dev).remove_dev_pasid(t, dev, pasid, tableDomain(table), 'unbind');
+    yield* k.step(t, `detach ${table.name} from ${dev.name} PASID ${pasid}`, (env) => {
+      Atomics.store(k.i32, this.at(this.boundTable[dev.index] as number, pasid), 0);
+      this.oracle.pasidUnbound(env.step, dev.index, dev.name, pasid, t.label);
+    });
+  }
+
+  /** An I/O page table changed in [start, end): flush what {dev, pasid} may cache of it. */
+  *flushTable(t: KTask, dev: DeviceInfo, pasid: number, table: MmStruct, start: number, end: number): KGen {
+    yield* this.ops(dev).default_domain_ops.iotlb_sync(t, tableDomain(table), dev, pasid, start, end);
+  }
+
+  // ---- the capability check and bind ----
+
+  /** Every enabling check of a bind, without a PASID: 0, or -errno and why. */
+  checks(dev: DeviceInfo, mm: MmStruct | undefined, flags: number): { err: number; why: string } {
+    const c = dev.caps;
+    const missing = [!c.pasid && 'PASID', !c.pri && 'PRI', !c.ats && 'ATS'].filter((x): x is string => typeof x === 'string');
+    if (missing.length > 0) return { err: -ENODEV, why: `${dev.name} has no ${missing.join(', ')} capability` };
+    if ((flags & ~(SVM_FLAG_PRIVATE_PASID | SVM_FLAG_SUPERVISOR_MODE)) !== 0) return { err: -EINVAL, why: `unknown flags 0x${flags.toString(16)}` };
+    const supervisor = (flags & SVM_FLAG_SUPERVISOR_MODE) !== 0;
+    if (supervisor && mm && mm.id !== this.mms.initMm.id) return { err: -EINVAL, why: 'SUPERVISOR_MODE binds init_mm, not a process mm' };
+    if (supervisor && !dev.trusted) return { err: -EOPNOTSUPP, why: `${dev.name} is not trusted with the kernel address space` };
+    return this.ops(dev).dev_enable_feat(dev, 'sva', flags);
+  }
+
+  /** iommu_sva_capable(dev, flags) — the same checks as a bind, with no PASID (seed 000). */
+  *capable(t: KTask, dev: DeviceInfo, flags: number): KGen<BindResult> {
+    const r = yield* this.bind(t, dev, undefined, flags);
+    return r;
+  }
+
+  /**
+   * iommu_sva_bind_device(dev, mm, flags): a handle (> 0) or -errno. With mm undefined, only the checks run
+   * (the capability check). SUPERVISOR_MODE binds init_mm.
+   */
+  *bind(t: KTask, dev: DeviceInfo, mm: MmStruct | undefined, flags: number): KGen<BindResult> {
+    return yield* this.k.fn.iommu_sva_bind_device(t, dev, mm, flags);
+  }
+
+  private *impl_iommu_sva_bind_device(t: KTask, dev: DeviceInfo, mm: MmStruct | undefined, flags: number): KGen<BindResult> {
+    const k = this.k;
+    const c = this.checks(dev, mm, flags);
+    if (c.err !== 0 || mm === undefined) {
+      if (c.err !== 0 && mm !== undefined) yield* k.step(t, `bind refused: ${errname(c.err)}`, () => this.stats.add('bind_failures'));
+      return { ret: c.err, pasid: 0, why: c.why };
+    }
+    yield* mutex_lock(k, t, this.lock);
+    try {
+      return yield* this.bindLocked(t, dev, mm, flags);
+    } finally {
+      yield* mutex_unlock(k, t, this.lock);
+    }
+  }
+
+  private *bindLocked(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult> {
+    const k = this.k;
+    // A second bind of the same mm to the same device shares the bond (iommu_sva_bind_device's refcount).
+    if ((flags & SVM_FLAG_PRIVATE_PASID) === 0) {
+      const shared = yield* k.step(t, 'iommu_sva_find_bond', () => {
+        for (let h = 1; h <= this.cfg.bonds; h++) {
+          const sva = this.sva;
+          const b = this.bond(h);
+          if (sva.used.get(b) === 1 && sva.dev.get(b) === dev.index + 1 && sva.mm.get(b) === mm.id + 1 && (sva.flags.get(b) & SVM_FLAG_PRIVATE_PASID) === 0 && sva.released.get(b) === 0 && sva.users.get(b) > 0) {
+            sva.users.set(b, sva.users.get(b) + 1);
+            return h;
+          }
+        }
+        return 0;
+      });
+      if (shared > 0) return { ret: shared, pasid: this.bondField(shared, 'pasid'), why: 'shared bond' };
+    }
+    const handle = yield* k.step(t, 'kzalloc(iommu_sva)', () => {
+      for (let h = 1; h <= this.cfg.bonds; h++) {
+        const b = this.bond(h);
+        if (this.sva.used.get(b) !== 0) continue;
+        this.sva.used.set(b, 1);
+        setAllocTrack(k, t, this.sva.track.addr(b));
+        return h;
+      }
+      return 0;
+    });
+    if (handle === 0) return yield* this.failed(t, -ENOMEM, 'no room for another bond');
+    const pasid = yield* k.fn.iommu_alloc_pasid(t, dev, mm, flags);
+    if (pasid < 0) {
+      yield* k.step(t, 'kfree(iommu_sva)', () => void this.sva.used.WRITE_ONCE(this.bond(handle), 0));
+      return yield* this.failed(t, pasid, `no free PASID for ${dev.name}`);
+    }
+    // The bond is whole before the notifier can see it: exit_mmap may run its release as soon as it is registered.
+    yield* k.step(t, 'iommu_sva: init', () => {
+      const sva = this.sva;
+      const b = this.bond(handle);
+      sva.dev.set(b, dev.index + 1);
+      sva.mm.set(b, mm.id + 1);
+      sva.pasid.set(b, pasid);
+      sva.users.set(b, 1);
+      sva.flags.set(b, flags);
+      sva.released.set(b, 0);
+      sva.domain.set(b, 0);
+    });
+    let sub = 0;
+    if (mm.id !== this.mms.initMm.id) {
+      sub = yield* mmu_notifier_register(k, t, this.notifiers, this.notifierOps, mm, handle);
+      if (sub < 0) {
+        yield* k.fn.iommu_free_pasid(t, dev, mm, pasid, false);
+        yield* k.step(t, 'kfree(iommu_sva)', () => void this.sva.used.WRITE_ONCE(this.bond(handle), 0));
+        return yield* this.failed(t, sub, 'mmu_notifier_register failed');
+      }
+    }
+    yield* k.step(t, 'iommu_sva: bond', () => {
+      this.sva.notifier.set(this.bond(handle), sub);
+      // From here on a DMA under {dev, pasid} belongs to mm.
+      k.i32[this.at(this.boundTable[dev.index] as number, pasid)] = mm.id + 1;
+    });
+    const svm = this.svm[dev.index];
+    if (svm) yield* svm.start_pasid(t, dev, pasid);
+    const a = yield* this.svaDomains.iommu_sva_domain_attach(t, dev, mm, pasid, flags);
+    if (a.err < 0) {
+      yield* this.teardown(t, handle, dev, mm, pasid, false);
+      return yield* this.failed(t, a.err, `${this.ops(dev).driver} could not install PASID ${pasid}: ${a.why}`);
+    }
+    yield* k.step(t, 'handle->domain = domain', () => this.sva.domain.set(this.bond(handle), a.dom));
+    yield* rcu_assign_pointer(k, t, this.bondPtr(dev, pasid), handle);
+    yield* k.step(t, 'iommu_sva: bound', () => this.stats.add('binds'));
+    return { ret: handle, pasid, why: 'bound' };
+  }
+
+  private *failed(t: KTask, err: number, why: string): KGen<BindResult> {
+    yield* this.k.step(t, `bind failed: ${errname(err)}`, () => this.stats.add('bind_failures'));
+    return { ret: err, pasid: 0, why };
+  }
+
+  // ---- unbind ----
+
+  /** iommu_sva_unbind_device(handle). */
+  *unbind(t: KTask, handle: number): KGen {
+    yield* this.k.fn.iommu_sva_unbind_device(t, handle);
+  }
+
+  private *impl_iommu_sva_unbind_device(t: KTask, handle: number): KGen {
+    const k = this.k;
+    yield* mutex_lock(k, t, this.lock);
+    try {
+      const last = yield* k.step(t, 'iommu_sva: put bond', () => {
+        const b = this.bond(handle);
+        if (this.sva.used.get(b) !== 1) throw new Error(`iommu_sva_unbind_device: handle ${handle} is not bound`);
+        const users = this.sva.users.get(b) - 1;
+        this.sva.users.set(b, users);
+        return users === 0;
+      });
+      if (!last) return;
+      const dev = this.cfg.devices[this.bondField(handle, 'dev')] as DeviceInfo;
+      const mm = this.mms.mms[this.bondField(handle, 'mm') - 1] ?? this.mms.initMm;
+      const pasid = this.bondField(handle, 'pasid');
+      const quarantine = yield* this.stopDevice(t, dev, pasid);
+      yield* this.teardown(t, handle, dev, mm, pasid, quarantine);
+    } finally {
+      yield* mutex_unlock(k, t, this.lock);
+    }
+    const sub = this.sva.notifier.get(this.bond(handle));
+    if (sub > 0) yield* mmu_notifier_put(k, t, this.notifiers, sub);
+    else yield* this.freeBond(t, handle);
+  }
+
+  /** The teardown policy's part before the PASID entry goes: true when the PASID must be quarantined. */
+  private *stopDevice(t: KTask, dev: DeviceInfo, pasid: number): KGen<boolean> {
+    return yield* this.k.fn.iommu_sva_stop_device_pasid(t, dev, pasid);
+  }
+
+  /** drain: stop the device and wait for its DMA, then its page requests ("can basically take forever"). */
+  private *stopDrain(t: KTask, dev: DeviceInfo, pasid: number): KGen<boolean> {
+    const svm = this.svm[dev.index];
+    if (!svm) return false;
+    yield* svm.invalidate_pasid(t, dev, pasid);
+    yield* this.ops(dev).drain_prq(t, dev, pasid);
+    return false;
+  }
+
+  /** quarantine: wait a bounded time; a device that has not drained by then leaves its PASID quarantined. */
+  private *stopQuarantine(t: KTask, dev: DeviceInfo, pasid: number): KGen<boolean> {
+    const svm = this.svm[dev.index];
+    if (!svm) return false;
+    const drained = yield* svm.invalidate_pasid(t, dev, pasid, this.cfg.policies.drainTimeoutMs);
+    if (!drained) return true;
+    yield* this.ops(dev).drain_prq(t, dev, pasid);
+    return false;
+  }
+
+  private *teardown(t: KTask, handle: number, dev: DeviceInfo, mm: MmStruct, pasid: number, quarantine: boolean): KGen {
+    const k = this.k;
+    yield* rcu_assign_pointer(k, t, this.bondPtr(dev, pasid), 0);
+    // A page-request handler that found the bond has its mm reference once this returns.
+    yield* synchronize_rcu(k, t);
+    const dom = this.sva.domain.get(this.bond(handle));
+    if (dom !== 0) yield* this.svaDomains.iommu_sva_domain_detach(t, dom, dev, pasid);
+    yield* k.step(t, quarantine ? 'iommu_sva: quarantine PASID' : 'iommu_sva: unbound', (env) => {
+      Atomics.store(k.i32, this.at(this.boundTable[dev.index] as number, pasid), 0);
+      this.oracle.pasidUnbound(env.step, dev.index, dev.name, pasid, t.label);
+      this.stats.add('unbinds');
+      if (quarantine) this.stats.add('quarantined');
+    });
+    yield* this.k.fn.iommu_free_pasid(t, dev, mm, pasid, quarantine);
+  }
+
+  /** The bond's memory goes after the notifier's SRCU grace period (mmu_notifier_put → free_notifier). */
+  private *freeBond(t: KTask, handle: number): KGen {
+    yield* this.k.step(t, 'kfree(iommu_sva)', () => {
+      this.sva.used.WRITE_ONCE(this.bond(handle), 0);
+    });
+  }
+
+  // ---- the MMU notifier ----
+
+  /**
+   * mm is going away (exit_mmap): stop the hardware walking its page tables, keep the PASID until unbind. A core
+   * step (like bind, unbind and handleIopf): an extension may replace it on the instance.
+   */
+  *release(t: KTask, mm: MmStruct, handle: number): KGen {
+    yield* this.k.fn.iommu_sva_mm_release(t, mm, handle);
+  }
+
+  /** `flush`: false for the planted bug no-release-flush (the hardware keeps walking tables exit_mmap frees). */
+  private *impl_iommu_sva_mm_release(t: KTask, mm: MmStruct, handle: number, flush: boolean): KGen {
+    const k = this.k;
+    const dev = this.cfg.devices[this.bondField(handle, 'dev')] as DeviceInfo;
+    const pasid = this.bondField(handle, 'pasid');
+    yield* k.step(t, 'iommu_sva: released', () => {
+      this.sva.released.WRITE_ONCE(this.bond(handle), 1);
+      this.stats.add('releases');
+    });
+    const ops = this.ops(dev);
+    const svm = this.svm[dev.index];
+    // AMD IOMMUv2's mn_release calls the driver's invalidate_ctx callback before tearing the context down.
+    if (ops.releaseNotifiesDriver && svm) yield* svm.invalidate_pasid(t, dev, pasid, 0);
+    if (flush) yield* ops.remove_dev_pasid(t, dev, pasid, svaDomain(mm, 0), 'release');
+  }
+
+  *invalidate(t: KTask, mm: MmStruct, handle: number, start: number, end: number): KGen {
+    yield* this.k.fn.iommu_sva_invalidate_range(t, mm, handle, start, end);
+  }
+
+  /** The planted bug no-range-flush is the policy value that skips it (IOTLB and ATC outlive a munmap). */
+  private *impl_iommu_sva_invalidate_range(t: KTask, mm: MmStruct, handle: number, start: number, end: number): KGen {
+    const dev = this.cfg.devices[this.bondField(handle, 'dev')] as DeviceInfo;
+    yield* this.ops(dev).default_domain_ops.iotlb_sync(t, svaDomain(mm, 0), dev, this.bondField(handle, 'pasid'), start, end);
+  }
+
+  // ---- page requests ----
+
+  /**
+   * Resolve a page request against the mm bound at {dev, pasid} (iommu_sva_handle_iopf): the response code.
+   * Runs in the IOMMU driver's page-request thread.
+   */
+  *handleIopf(t: KTask, dev: DeviceInfo, pasid: number, vpn: number, write: boolean): KGen<number> {
+    return yield* this.k.fn.iommu_sva_handle_iopf(t, dev, pasid, vpn, write);
+  }
+
+}
