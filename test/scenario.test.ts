@@ -162,7 +162,7 @@ describe('explore: a pool of worker threads', () => {
     expect(out.verdict).toEqual({ ok: true, lines: ['no finding in 256 schedules, as expected'] });
     expect(out.first).toBeNull();
     // What it covered: the actors' (kind, state, event) triples, lockdep's chains, the PASID's life.
-    expect(out.coverage.triples).toContain('dev | running | submit');
+    expect(out.coverage.triples).toContain('dev | dma | submit');
     expect(out.coverage.lockChains.length).toBeGreaterThan(0);
     expect(out.coverage.pasid.bound).toBe(2 * 256);
     expect(out.coverage.pasid.unbound).toBe(2 * 256);

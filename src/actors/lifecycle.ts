@@ -46,9 +46,11 @@ function describe(e: ModelEvent): string {
 
 /**
  * The action that hands an event to the hardware: one emit of everything the hardware said (enqueueActions would
- * resolve an action per effect). `self` is the actor's id, as the hardware addresses messages to itself.
+ * resolve an action per effect). `self` is the actor's id, as the hardware addresses messages to itself;
+ * `settled` runs after the hardware handled the event (the machine reads the hardware's phase there once, not
+ * once per guard of its `always` list).
  */
-export function handleAction(hw: Hardware, self: number, step: () => number) {
+export function handleAction(hw: Hardware, self: number, step: () => number, settled: () => void = () => undefined) {
   let said: (Effect | LaterEffect)[] = [];
   const out: HwOut = {
     send: (to, msg) => said.push(sendEffect(to, msg)),
@@ -58,6 +60,7 @@ export function handleAction(hw: Hardware, self: number, step: () => number) {
   return emit(({ event }: { event: HwMessage }) => {
     said = [];
     hw.handle(self, event, out, step());
+    settled();
     return { type: 'rt.batch' as const, effects: said };
   });
 }
@@ -74,10 +77,18 @@ export interface Move {
 export interface LifecycleState {
   /** The events this state accepts, and how; any other is refused. */
   readonly on: Readonly<Record<string, Move | readonly Move[]>>;
-  /** Moves the hardware makes on its own, read after every event this state took: the first that holds. */
-  readonly always?: readonly { readonly to: string; readonly when: () => boolean }[];
-  /** After `ms` in this state (simulated in the deterministic runtime), `run` (then `always` is read again). */
+  /** After `ms` in this state (simulated in the deterministic runtime), `run` (then the phase is read again). */
   readonly after?: { readonly ms: number; readonly run: () => void };
+}
+
+/**
+ * States that follow the hardware's own phase (a name among `states`), read after every event they took: the
+ * machine moves to the state of that name (a guard per other phase state: a transient routing state would
+ * cost a microstep more on every change, which the invalidation path makes twice a command).
+ */
+export interface PhaseStates {
+  readonly states: readonly string[];
+  readonly read: () => string;
 }
 
 export interface LifecycleSpec {
@@ -88,6 +99,7 @@ export interface LifecycleSpec {
   readonly states: Readonly<Record<string, LifecycleState>>;
   /** What handles the events the states accept with `handle` (the hardware's class). */
   readonly handle?: ReturnType<typeof handleAction>;
+  readonly phases?: PhaseStates;
   readonly refusals: Refusals;
 }
 
@@ -109,7 +121,8 @@ export function lifecycleMachine(spec: LifecycleSpec): AnyStateMachine {
     }
     on['*'] = { actions: refuse };
     const node: Record<string, unknown> = { on };
-    if (st.always) node.always = st.always.map((a) => ({ target: a.to, guard: a.when }));
+    const phases = spec.phases;
+    if (phases?.states.includes(name)) node.always = phases.states.filter((to) => to !== name).map((to) => ({ target: to, guard: () => phases.read() === to }));
     if (st.after) node.after = { [st.after.ms]: { actions: st.after.run } };
     states[name] = node as AnyStateNodeConfig;
   }

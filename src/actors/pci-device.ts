@@ -7,7 +7,7 @@
 // what a state refuses — DMA or a stop before the driver enabled the device, a second probe or enable, anything
 // after its release — is a `lifecycle` finding.
 import type { AnyStateMachine } from 'xstate';
-import type { DevicePhase, PciDevice } from '../hw/pci/device.js';
+import { CONFIG_ENABLED, type DevicePhase, type PciDevice } from '../hw/pci/device.js';
 import { handleAction, type LifecycleState, lifecycleMachine, type Move, type Refusals } from './lifecycle.js';
 
 const HANDLE: Move = { handle: true };
@@ -16,6 +16,12 @@ const HARDWARE_EVENTS = ['submit', 'engine', 'ats.ok', 'ats.fault', 'prs', 'atc.
 const RUNNING: readonly DevicePhase[] = ['enabled', 'dma', 'stopping', 'drained', 'removed'];
 
 export function pciDeviceMachine(dev: PciDevice, self: number, step: () => number, refusals: Refusals): AnyStateMachine {
+  // The phase as of the last event the device took (a kernel step, start_pasid, changes it too): the state the
+  // machine follows.
+  let phase: DevicePhase = 'enabled';
+  const settle = (): void => {
+    if (dev.config === CONFIG_ENABLED) phase = dev.phase;
+  };
   const taken = Object.fromEntries(HARDWARE_EVENTS.map((e) => [e, HANDLE]));
   const release: Move = { to: 'released', handle: true };
   const states: Record<string, LifecycleState> = {
@@ -24,12 +30,8 @@ export function pciDeviceMachine(dev: PciDevice, self: number, step: () => numbe
     bound: { on: { enable: { to: 'enabled', handle: true } } },
     released: { on: {} },
   };
-  for (const phase of RUNNING) {
-    states[phase] = {
-      on: { ...taken, release },
-      // The phase is read after every event: a kernel step (start_pasid) changes it too.
-      always: phase === 'removed' ? [] : RUNNING.filter((p) => p !== phase).map((p) => ({ to: p, when: () => dev.phase === p })),
-    };
+  for (const here of RUNNING) {
+    states[here] = { on: { ...taken, release } };
   }
-  return lifecycleMachine({ id: 'dev', actor: dev.actorName, initial: 'present', states, handle: handleAction(dev, self, step), refusals });
+  return lifecycleMachine({ id: 'dev', actor: dev.actorName, initial: 'present', states, handle: handleAction(dev, self, step, settle), refusals, phases: { states: RUNNING, read: () => phase } });
 }

@@ -15,8 +15,11 @@ import { type IommuUnit, QUEUE_CMDQ, QUEUE_PRQ } from './iommu.js';
 import { type HwMessage, WHY_PASID, WHY_PTE } from './messages.js';
 import type { Hardware, HwOut } from './out.js';
 
-/** The command queue: idle, consuming commands, waiting on a device-TLB invalidation, timed out on it. */
-export const CMDQ_PHASES = ['idle', 'cmdq', 'atc_wait', 'cmd_timeout'] as const;
+/**
+ * The command queue: running (consuming commands, or empty: commands are the hot path, not a phase), waiting on a
+ * device-TLB invalidation, timed out on it.
+ */
+export const CMDQ_PHASES = ['idle', 'atc_wait', 'cmd_timeout'] as const;
 /** The page request queue: empty, requests pending for the driver's thread, overflowed. */
 export const PRQ_PHASES = ['', 'prq_pending', 'prq_overflow'] as const;
 
@@ -48,7 +51,7 @@ export class IommuHardware implements Hardware {
    */
   get phase(): number {
     const u = this.unit;
-    const cmdq = this.atcWait ? (u.invalidationTimedOut ? 3 : 2) : this.busy ? 1 : 0;
+    const cmdq = this.atcWait ? (u.invalidationTimedOut ? 2 : 1) : 0;
     return cmdq * 3 + (u.prqOverflowed ? 2 : u.prqNonEmpty ? 1 : 0);
   }
 
