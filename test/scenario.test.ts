@@ -106,11 +106,11 @@ describe('expectations with teeth: one judge, forbid by default every kind not l
     expect(forbidding.outcome.executions).toBe(1);
   }, 60_000);
 
-  it('a run that finds a kind it forbids says so (seed 10 of 000-pasid-reuse-before-drain, isolation not listed)', async () => {
+  it('a run that finds a kind it forbids says so (seed 9 of 000-pasid-reuse-before-drain, isolation not listed)', async () => {
     const s = await loadScenarioFile(join(RACES, '000-pasid-reuse-before-drain.yaml'));
     const e: Expectation = { findings: ['stale_translation'], forbid: 'any', counters: {} };
-    // Seed 10 shows the isolation oracle's report first (found by explore --keep-going): named as forbidden.
-    const j = await runScenario(s, false, e, { seed: 10, runs: 1 });
+    // Seed 9 shows the isolation oracle's report first (found by explore --keep-going): named as forbidden.
+    const j = await runScenario(s, false, e, { seed: 9, runs: 1 });
     expect(j.outcome.findings[0]?.kind).toBe('isolation');
     expect(j.verdict.ok).toBe(false);
     expect(j.verdict.lines.join('\n')).toMatch(/forbidden finding kinds appeared: isolation/);
