@@ -9,7 +9,7 @@ import { runDeterministic } from '../src/runtime/deterministic.js';
 import type { ModelEvent, Workload } from '../src/runtime/model.js';
 import { createScheduler } from '../src/runtime/schedulers/index.js';
 import { exploreChunk } from '../src/scenario/chunk.js';
-import { statesByKind } from '../src/scenario/coverage.js';
+import { Coverage, statesByKind } from '../src/scenario/coverage.js';
 import { loadScenarioFile, scenarioParams } from '../src/scenario/load.js';
 import { buildSva } from '../src/workloads/sva.js';
 
@@ -87,4 +87,19 @@ describe('coverage: the lifecycle actors go through their states', () => {
     const c = await exploreChunk({ model: s.model, params: scenarioParams(s), strategy: 'pct', depth: s.explore.depth, seed: 1, runs: 1 });
     expect(statesByKind(c.coverage.triples).dmar).toContain('cmd_timeout');
   }, 60_000);
+
+  it('a page request queue of one entry overflows: the unit goes through +prq_overflow and back', () => {
+    const { workload } = buildSva({ processes: 4, devices: 2, script: 'stress', prqDepth: 1, pages: 16 });
+    const cov = new Coverage();
+    for (const seed of [1, 2, 3]) {
+      const scheduler = createScheduler('random', { seed, depth: 3 });
+      scheduler.newExecution();
+      const r = runDeterministic({ workload, seed, scheduler });
+      expect(r.findings).toEqual([]);
+      cov.add(r, workload);
+    }
+    const dmar = statesByKind(cov.summary().triples).dmar ?? [];
+    expect(dmar.some((s) => s.endsWith('+prq_overflow'))).toBe(true);
+    expect(dmar).toContain('idle');
+  });
 });
