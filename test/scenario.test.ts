@@ -106,12 +106,12 @@ describe('expectations with teeth: one judge, forbid by default every kind not l
     expect(forbidding.outcome.executions).toBe(1);
   }, 60_000);
 
-  it('a run that finds a kind it forbids says so (seed 30 of 000-pasid-reuse-before-drain, isolation not listed)', async () => {
+  it('a run that finds a kind it forbids says so (seed 25 of 000-pasid-reuse-before-drain, isolation not listed)', async () => {
     const s = await loadScenarioFile(join(RACES, '000-pasid-reuse-before-drain.yaml'));
     const e: Expectation = { findings: ['stale_translation'], forbid: 'any', counters: {} };
-    // Seed 30 shows the isolation oracle's report first (found by running seeds 1.. one schedule each; it was seed
-    // 10 before SVA binds went through the group's attach): named as forbidden.
-    const j = await runScenario(s, false, e, { seed: 30, runs: 1 });
+    // Seed 25 shows the isolation oracle's report first (found by running seeds 1.. one schedule each; it changes
+    // whenever the model's steps do): named as forbidden.
+    const j = await runScenario(s, false, e, { seed: 25, runs: 1 });
     expect(j.outcome.findings[0]?.kind).toBe('isolation');
     expect(j.verdict.ok).toBe(false);
     expect(j.verdict.lines.join('\n')).toMatch(/forbidden finding kinds appeared: isolation/);
@@ -163,7 +163,7 @@ describe('explore: a pool of worker threads', () => {
     expect(out.verdict).toEqual({ ok: true, lines: ['no finding in 256 schedules, as expected'] });
     expect(out.first).toBeNull();
     // What it covered: the actors' (kind, state, event) triples, lockdep's chains, the PASID's life.
-    expect(out.coverage.triples).toContain('dev | running | submit');
+    expect(out.coverage.triples).toContain('dev | dma | submit');
     expect(out.coverage.lockChains.length).toBeGreaterThan(0);
     expect(out.coverage.pasid.bound).toBe(2 * 256);
     expect(out.coverage.pasid.unbound).toBe(2 * 256);

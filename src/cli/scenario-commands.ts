@@ -8,6 +8,7 @@ import { type Command, Option } from 'commander';
 import { expectationFor, type Tally, Tallier } from '../scenario/expect.js';
 import { type JudgedRun, observed, runJudged } from '../scenario/judged.js';
 import { exploreScenario } from '../scenario/explore.js';
+import { statesByKind } from '../scenario/coverage.js';
 import { loadScenarioFile, scenarioParams } from '../scenario/load.js';
 import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { run } from '../runtime/run.js';
@@ -209,13 +210,15 @@ export function registerScenarioCommands(program: Command): void {
             problems: first?.problems ?? [],
             traceHash: first?.traceHash ?? null,
             record: recorded ? record : null,
-            coverage: { triples: out.coverage.triples.length, lockChains: out.coverage.lockChains.length, pasidTransitions: out.coverage.pasid, tripleList: out.coverage.triples },
+            coverage: { triples: out.coverage.triples.length, lockChains: out.coverage.lockChains.length, pasidTransitions: out.coverage.pasid, states: statesByKind(out.coverage.triples), tripleList: out.coverage.triples },
           })}\n`,
         );
       } else {
         console.log(`explore: ${s.name}: ${out.executions} schedules from seed ${flags.seed ?? s.explore.seed} in ${(out.elapsedMs / 1000).toFixed(1)} s (${rate}/s), stopped by ${out.stoppedBy}`);
         const pasid = Object.entries(out.coverage.pasid).map(([k, n]) => `${k} ${n}`).join(', ');
         console.log(`explore: coverage: ${out.coverage.triples.length} (actor, state, event) triples, ${out.coverage.lockChains.length} lock chains; PASID transitions: ${pasid || 'none'}`);
+        const states = Object.entries(statesByKind(out.coverage.triples)).map(([kind, st]) => `${kind} ${st.length} (${st.join(', ')})`);
+        console.log(`explore: states: ${states.join('; ') || 'none'}`);
         if (first) {
           for (const f of first.findings) console.log(`\n${f.text}\n`);
           // A run that stopped at its finding leaves processes unfinished: the check's problems decide (and are

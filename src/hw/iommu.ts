@@ -46,7 +46,14 @@ const IOMMU_QUEUES = struct('iommu_queues', {
   prq_head: word,
   prq_tail: word,
   prq_active: word, // the page-request thread is running
+  enabled: word, // QUEUE_CMDQ | QUEUE_PRQ: the queues the driver enabled
+  ite: word, // a device-TLB invalidation timed out (VT-d's ITE, the SMMU's CMD_SYNC timeout), until it completes
+  prq_overflow: word, // a page request found the queue full (VT-d's PRO): set until one is queued again
 });
+
+/** The queues' enable bits (IOMMU_QUEUES.enabled). */
+export const QUEUE_CMDQ = 1;
+export const QUEUE_PRQ = 2;
 
 /** A command descriptor: its op and operands. */
 const IOMMU_CMD = struct('iommu_cmd', { op: word, a: word, b: word, c: word, d: word });
@@ -298,11 +305,42 @@ export class IommuUnit {
     this.q.head.set(this.regs, this.q.head.get(this.regs) + 1);
   }
 
+  /** The queues the driver has enabled (QUEUE_CMDQ | QUEUE_PRQ). */
+  get queuesEnabled(): number {
+    return this.q.enabled.get(this.regs);
+  }
+
+  enableQueue(bit: number): void {
+    this.q.enabled.set(this.regs, this.q.enabled.get(this.regs) | bit);
+  }
+
+  /** The device-TLB invalidation at the head of the command queue timed out (cleared when it completes). */
+  get invalidationTimedOut(): boolean {
+    return this.q.ite.get(this.regs) === 1;
+  }
+
+  setInvalidationTimeout(on: boolean): void {
+    this.q.ite.set(this.regs, on ? 1 : 0);
+  }
+
+  get prqOverflowed(): boolean {
+    return this.q.prq_overflow.get(this.regs) === 1;
+  }
+
+  /** Page requests queued that the driver has not retired (VT-d's PPR: pending page request). */
+  get prqNonEmpty(): boolean {
+    return this.q.prq_head.get(this.regs) !== this.q.prq_tail.get(this.regs);
+  }
+
   /** A page request arrives: queued (true), or the queue is full (false: the hardware auto-responds). */
   prqPush(dev: number, pasid: number, vpn: number, write: boolean, grp: number, last: boolean): { queued: boolean; startThread: boolean } {
     const head = this.q.prq_head.get(this.regs);
     const tail = this.q.prq_tail.get(this.regs);
-    if (tail - head >= this.opts.prqDepth) return { queued: false, startThread: false };
+    if (tail - head >= this.opts.prqDepth) {
+      this.q.prq_overflow.set(this.regs, 1);
+      return { queued: false, startThread: false };
+    }
+    this.q.prq_overflow.set(this.regs, 0);
     const at = this.s(this.prq) + (tail % this.opts.prqDepth) * PAGE_REQ_DSC.words;
     const d = this.dsc;
     d.dev.set(at, dev);

@@ -1,8 +1,10 @@
 // The messages between the hardware actors and the processes that use them: work descriptors submitted to a
 // device, ATS translation requests and completions, page requests and responses, ATC invalidations, and the
-// doorbells of the IOMMU's command queue. All fields are small integers, so each has a fixed Int32 layout on the
-// wire (Workload.hotEvents), and every one that the hardware handles reads or writes shared memory
-// (Workload.sharedEvents).
+// doorbells of the IOMMU's command queue — and the lifecycle events the kernel sends the IOMMU unit, device and
+// mm actors (queues enabled, probe, driver bind, capabilities enabled, release; an mm's state as its tasks see
+// it). All fields are small integers, so each has a fixed Int32 layout on the wire (Workload.hotEvents), and
+// every one that the hardware handles reads or writes shared memory (Workload.sharedEvents): a lifecycle event
+// its actor's state refuses is reported as a finding, dated by its delivery.
 export type HwMessage =
   /**
    * A work descriptor (ENQCMD-style: it carries the PASID). A process gets dma.done at `from`; a kernel
@@ -28,7 +30,27 @@ export type HwMessage =
   | { type: 'stop'; pasid: number }
   | { type: 'drain.later'; pasid: number }
   | { type: 'unplug' }
-  | { type: 'dma.done'; id: number; ok: number };
+  | { type: 'dma.done'; id: number; ok: number }
+  | LifecycleMessage;
+
+/** Lifecycle events: what the kernel did to a unit, a device or an mm (src/actors/ hosts their machines). */
+export type LifecycleMessage =
+  /** The driver enabled the unit's command queue (VT-d dmar_enable_qi, SMMUv3 CR0.CMDQEN, AMD CmdBufEn). */
+  | { type: 'cmdq.enable' }
+  /** … and its page request queue (VT-d intel_enable_prq, SMMUv3 PRIQEN, AMD's PPR log). */
+  | { type: 'prq.enable' }
+  /** iommu_probe_device: the IOMMU core took the device (dev->iommu, its group). */
+  | { type: 'probe' }
+  /** The device driver's probe bound it (idxd_pci_probe). */
+  | { type: 'driver.bind' }
+  /** pci_enable_pasid, pci_enable_pri, pci_enable_ats: the capabilities it has. */
+  | { type: 'enable' }
+  /** iommu_release_device: the device leaves the IOMMU core (driver unbound, device deleted). */
+  | { type: 'release' }
+  /** A task's look at its mm: mm_struct state (MM_UNUSED … MM_FREED) and mm->pasid. */
+  | { type: 'mm.state'; code: number; pasid: number }
+  /** Its task entered exit_mm (do_exit): the last mmput runs exit_mmap. */
+  | { type: 'mm.exit' };
 
 export const WHY_PTE = 1;
 export const WHY_PASID = 2;
@@ -52,6 +74,14 @@ const LAYOUT: readonly Fields<HwMessage>[] = [
   ['drain.later', ['pasid']],
   ['unplug', []],
   ['dma.done', ['id', 'ok']],
+  ['cmdq.enable', []],
+  ['prq.enable', []],
+  ['probe', []],
+  ['driver.bind', []],
+  ['enable', []],
+  ['release', []],
+  ['mm.state', ['code', 'pasid']],
+  ['mm.exit', []],
 ];
 
 export const HW_HOT_EVENTS: Readonly<Record<string, readonly string[]>> = Object.fromEntries(LAYOUT.map(([n, f]) => [n, f as string[]]));

@@ -2,16 +2,26 @@
 // cache, then a walk that fetches the entry word by word and then the PTE — each fetch a delivery of its own,
 // so CPU writes interleave with it as they do with real hardware), queue page requests and wake the driver's
 // page-request thread, and consume the command queue one command per delivery, stalling on a device-TLB
-// invalidation until the device answers (which is why a device that never answers wedges the queue).
+// invalidation until the device answers (which is why a device that never answers wedges the queue). Its
+// lifecycle — queues enabled, the command queue idle, consuming, stalled on a device-TLB invalidation or timed
+// out on one, the page request queue overflowed — is read by its actor's machine (src/actors/iommu-unit.ts).
 import type { Oracle } from '../core/oracle.js';
 import type { Stats } from '../core/stats.js';
 import { type DeviceInfo, RESP_INVALID } from '../core/types.js';
 import { type MmStruct, mmById, type MmTable } from '../kernel/mm/mm.js';
 import { PTE_PRESENT, PTE_WRITE, ptePfn, pte as readPte } from '../kernel/mm/pagetable.js';
 import { OP_DEVTLB, OP_PAGE_RESP } from './flavour.js';
-import type { IommuUnit } from './iommu.js';
+import { type IommuUnit, QUEUE_CMDQ, QUEUE_PRQ } from './iommu.js';
 import { type HwMessage, WHY_PASID, WHY_PTE } from './messages.js';
 import type { Hardware, HwOut } from './out.js';
+
+/**
+ * The command queue: running (consuming commands, or empty: commands are the hot path, not a phase), waiting on a
+ * device-TLB invalidation, timed out on it.
+ */
+export const CMDQ_PHASES = ['idle', 'atc_wait', 'cmd_timeout'] as const;
+/** The page request queue: empty, requests pending for the driver's thread, overflowed. */
+export const PRQ_PHASES = ['', 'prq_pending', 'prq_overflow'] as const;
 
 export class IommuHardware implements Hardware {
   readonly actorName: string;
@@ -35,8 +45,32 @@ export class IommuHardware implements Hardware {
     this.atcWait = false;
   }
 
+  /**
+   * Where the unit is, as one number: the command queue's phase (CMDQ_PHASES) × 3 + the page request queue's
+   * (PRQ_PHASES) — read after every event its actor takes, so a number, not a name.
+   */
+  get phase(): number {
+    const u = this.unit;
+    const cmdq = this.atcWait ? (u.invalidationTimedOut ? 2 : 1) : 0;
+    return cmdq * 3 + (u.prqOverflowed ? 2 : u.prqNonEmpty ? 1 : 0);
+  }
+
+  /**
+   * The device-TLB invalidation the queue waits on has not completed in the hardware's time (VT-d sets ITE; the
+   * SMMU's CMD_SYNC times out): recorded, the queue still stalled — the driver is the one that must notice.
+   */
+  invalidationTimeout(): void {
+    if (this.atcWait) this.unit.setInvalidationTimeout(true);
+  }
+
   handle(self: number, msg: HwMessage, out: HwOut, step: number): void {
     switch (msg.type) {
+      case 'cmdq.enable':
+        this.unit.enableQueue(QUEUE_CMDQ);
+        return;
+      case 'prq.enable':
+        this.unit.enableQueue(QUEUE_PRQ);
+        return;
       case 'ats.req':
         this.translate(self, msg.dev, msg.pasid, msg.vpn, msg.w === 1, msg.id, out);
         return;
@@ -58,6 +92,7 @@ export class IommuHardware implements Hardware {
       case 'atc.done':
         if (!this.atcWait) return;
         this.atcWait = false;
+        this.unit.setInvalidationTimeout(false);
         this.unit.cmdqRetire();
         this.next(self, out);
         return;

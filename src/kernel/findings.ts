@@ -26,7 +26,10 @@ export type FindingKind =
   | 'ida'
   | 'mm'
   // A device its IOMMU could not take (of_iommu.c / acpi: "Adding to IOMMU failed: %pe"), at the failing step.
-  | 'probe';
+  | 'probe'
+  // An IOMMU unit, PCI device or mm actor got an event its lifecycle state refuses (an illegal hardware or
+  // lifecycle transition: DMA from a device no driver enabled, a completion nobody waits for, an mm going back).
+  | 'lifecycle';
 
 export interface KernelFinding extends Finding {
   readonly kind: FindingKind;

@@ -1,5 +1,6 @@
 // What an exploration covered, gathered from every execution: the (actor kind, state, event) triples the
-// actors were driven through, the distinct lock chains lockdep validated, and the PASID lifecycle transitions
+// actors were driven through (a state is the one the event left the actor in: for the IOMMU units, devices and
+// mms, their lifecycle — src/actors/iommu-unit.ts, pci-device.ts, mm-context.ts), the distinct lock chains lockdep validated, and the PASID lifecycle transitions
 // the tasks went through (allocated, bound, released by the MMU notifier, unbound, quarantined, reclaimed,
 // freed). Printed at the end of an exploration and in its JSON, so a user can tell a clean result from one
 // that never reached the interesting states.
@@ -88,6 +89,21 @@ export class Coverage {
   summary(): CoverageSummary {
     return { triples: [...this.triples].sort(), lockChains: [...this.chains], pasid: Object.fromEntries([...this.pasid].sort()) };
   }
+}
+
+/** The distinct states each kind of actor was seen in, from the triples: `{ dev: ['bound', 'dma', …], … }`. */
+export function statesByKind(triples: readonly string[]): Record<string, string[]> {
+  const m = new Map<string, Set<string>>();
+  for (const t of triples) {
+    const [kind, state] = t.split(' | ') as [string, string];
+    let s = m.get(kind);
+    if (!s) {
+      s = new Set();
+      m.set(kind, s);
+    }
+    s.add(state);
+  }
+  return Object.fromEntries([...m].sort(([a], [b]) => a.localeCompare(b)).map(([k, s]) => [k, [...s].sort()]));
 }
 
 /** `dev/0000:01:00.0` → `dev`, `proc/3` → `proc`, `dmar1` → `dmar`: triples are per kind of actor. */

@@ -29,6 +29,7 @@ export const FINDING_KINDS = [
   'page_request',
   'quota',
   'probe',
+  'lifecycle',
 ] as const;
 export type FindingKindName = (typeof FINDING_KINDS)[number];
 

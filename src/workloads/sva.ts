@@ -50,9 +50,12 @@ import { InputError } from '../runtime/errors.js';
 import { paramParsers } from '../runtime/params.js';
 import type { ActorSpec, Wire, Workload } from '../runtime/model.js';
 import { applyExtension, coreStepTable, KERNEL_PRIMITIVES } from './extension.js';
-import { hardwareMachine } from '../actors/hardware.js';
+import { iommuUnitMachine } from '../actors/iommu-unit.js';
+import { Refusals } from '../actors/lifecycle.js';
+import { mmContextMachine } from '../actors/mm-context.js';
+import { pciDeviceMachine } from '../actors/pci-device.js';
+import { defineBoot } from '../hw/boot.js';
 import { defineKernelUsers, KERNEL_USES, type KernelUse, VFIO_TAKEOVERS, VFIO_USES, type VfioTakeover, type VfioUse } from './kernel-users.js';
-import { mmMachine } from '../actors/mm.js';
 import { processMachine, type Script, SCRIPTS } from '../actors/process.js';
 import { DEFAULT_RATES, parseRates, type RandomInput, randomProcessMachine } from '../actors/random-process.js';
 import { declareWhileStep, type ScriptStep, scriptedProcessMachine } from '../actors/scripted-process.js';
@@ -411,10 +414,12 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const reply = (t: Parameters<Parameters<typeof k.task>[2]>[0], to: number, event: { type: string } & Record<string, Wire>) =>
     k.step(t, `return to user: ${event.type}`, (env) => env.send(to, event));
   const tellMm = (t: Parameters<Parameters<typeof k.task>[2]>[0], i: number, mm: MmStruct) =>
-    k.step(t, `${mm.name}: state`, (env) => env.send(actors.mm(i), { type: 'mm.state', code: mmStateCode(k, mm) }));
+    k.step(t, `${mm.name}: state`, (env) => env.send(actors.mm(i), { type: 'mm.state', code: mmStateCode(k, mm), pasid: mmPasid(k, mm) }));
+  const boot = defineBoot(k, units, devices, iopt > 0 ? [{ task: 'iommu_probe', name: 'iommu_probe' }] : []);
 
   k.task('sys_exec', 'process', function* (t, args) {
     const { proc: i, mm, actor } = proc(args);
+    yield* boot.wait(t);
     yield* mm_init(k, t, mm);
     yield* k.step(t, 'current->mm = mm', () => void Atomics.store(k.i32, taskMm(i), mm.id + 1));
     yield* do_mmap(k, t, mm, 0, p.pages, true);
@@ -423,11 +428,12 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     yield* reply(t, actor, { type: 'exec.done' });
   });
   k.task('sys_bind', 'process', function* (t, args) {
-    const { mm, dev, actor } = proc(args);
+    const { proc: i, mm, dev, actor } = proc(args);
     const flags = (args as { flags: number }).flags;
     const target = (flags & 2) !== 0 ? mms.initMm : mm;
     const cap = yield* sva.capable(t, dev, flags);
     const r = yield* driver.open(t, dev, target, flags);
+    yield* tellMm(t, i, mm);
     // Back in user space the task's IA32_PASID holds mm->pasid (what ENQCMD tags a descriptor with).
     if (r.ret > 0) yield* k.step(t, 'return to user: bound', (env) => env.send(actor, { type: 'bound', handle: r.ret, pasid: r.pasid, capable: cap.ret === 0 ? 1 : 0, msr: mmPasid(k, mm) }));
     else yield* reply(t, actor, { type: 'bind.failed', err: r.ret, capable: cap.ret === 0 ? 1 : 0 });
@@ -467,7 +473,10 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     const { proc: i, mm, actor } = proc(args);
     // do_exit: exit_mm before exit_files, so the mm goes through exit_mmap while the fd still holds the bond;
     // exit_mm clears task->mm (under task_lock) before its mmput, which is what get_task_mm relies on.
-    yield* k.step(t, 'exit_mm: current->mm = NULL', () => void Atomics.store(k.i32, taskMm(i), 0));
+    yield* k.step(t, 'exit_mm: current->mm = NULL', (env) => {
+      Atomics.store(k.i32, taskMm(i), 0);
+      env.send(actors.mm(i), { type: 'mm.exit' });
+    });
     yield* mm_exit(k, t, notifiers, mm);
     for (const h of (args as { handles: number[] }).handles) yield* driver.release(t, h);
     yield* k.step(t, 'exit', () => stats.add('exits'));
@@ -477,13 +486,14 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
 
   const specs: ActorSpec[] = [];
   const step = (): number => k.deliveryStep;
+  const refusals = new Refusals(k, step);
   hardware.forEach((h, u) => {
-    specs.push({ name: h.actorName, logic: hardwareMachine(h, step), input: { self: actors.unit(u) } });
+    specs.push({ name: h.actorName, logic: iommuUnitMachine(h, actors.unit(u), step, refusals) });
   });
   devices.forEach((d, i) => {
-    specs.push({ name: d.actorName, logic: hardwareMachine(d, step), input: { self: actors.device(i) } });
+    specs.push({ name: d.actorName, logic: pciDeviceMachine(d, actors.device(i), step, refusals) });
   });
-  for (let i = 0; i < P; i++) specs.push({ name: `mm/${i + 1}`, logic: mmMachine });
+  for (let i = 0; i < P; i++) specs.push({ name: `mm/${i + 1}`, logic: mmContextMachine(`mm/${i + 1}`, refusals) });
   const scripted = parseSteps(p.steps, P, k, taskComms(k, p, units));
   for (let i = 0; i < P && scripted; i++) {
     const tell: [number, number][] = [];
@@ -537,7 +547,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     hotEvents: { ...HW_HOT_EVENTS, go: [] },
     sharedEvents: HW_SHARED_EVENTS,
     tasks: k.taskFactories,
-    initialTasks: iopt > 0 ? [{ task: 'iommu_probe', args: null, name: 'iommu_probe' }] : [],
+    initialTasks: [boot.task],
     monitor: k,
     check: (finals, shared) => {
       const counters = stats.read(shared, statics) as Record<StatName, number> & Record<string, number>;

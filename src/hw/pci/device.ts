@@ -5,7 +5,9 @@
 // on demand: a slow drain, a drain that never finishes, DMA issued after being told to stop, lost page
 // responses, hot-unplug (when told to stop, or while a fault is being handled), ATS invalidations never
 // completed, and a stray write one page past each kernel descriptor's buffer (a firmware overrun: the IOMMU
-// must contain it, which seed 004's option 2 — init_mm bound — does not).
+// must contain it, which seed 004's option 2 — init_mm bound — does not). Its lifecycle — probed, bound to its
+// driver, its capabilities enabled, DMA under started PASIDs, PASIDs stopping and drained, surprise-removed — is
+// in its registers here, read by its actor's machine (src/actors/pci-device.ts).
 import type { Oracle } from '../../core/oracle.js';
 import type { Stats } from '../../core/stats.js';
 import type { Sva } from '../../core/sva.js';
@@ -24,9 +26,31 @@ export const MISBEHAVIOURS: readonly Misbehaviour[] = ['none', 'slow-drain', 'no
 /** The device's state per PASID (its work queues' and DMA engine's): hardware, the model's layout. */
 const PASID_STATE = struct('pasid_state', {
   inflight: word, // DMA issued, not yet completed
-  stopped: word, // the driver told the device to stop issuing under this PASID
+  run: word, // 0, or RUN_*: started by the driver (start_pasid), or told to stop issuing under this PASID
   drained: word, // … and it has completed what was in flight since
 });
+const RUN_STARTED = 1;
+const RUN_STOPPED = 2;
+
+/**
+ * The device's own registers: the model's layout. `config` is how far the kernel brought it (CONFIG_*: the
+ * PCI config space writes of probe and enable); the counters sum the per-PASID state for the lifecycle.
+ */
+const DEVICE_STATE = struct('device_state', {
+  unplugged: word,
+  config: word,
+  active: word, // PASIDs started and not stopped
+  stopping: word, // PASIDs told to stop that have not drained
+  stopped: word, // 1 once a PASID was told to stop
+});
+
+export const CONFIG_PRESENT = 0;
+export const CONFIG_PROBED = 1; // iommu_probe_device
+export const CONFIG_BOUND = 2; // its driver's probe
+export const CONFIG_ENABLED = 3; // pci_enable_ats / pri / pasid
+export const CONFIG_RELEASED = 4; // iommu_release_device
+
+export type DevicePhase = 'enabled' | 'dma' | 'stopping' | 'drained' | 'removed';
 
 /** An ATC (the device's address translation cache) entry: hardware, the model's layout. */
 const ATC_ENTRY = struct('atc_entry', { valid: word, pasid: word, vpn: word, pte: word });
@@ -78,7 +102,8 @@ export class PciDevice implements Hardware {
   private readonly atc: number;
   private readonly pasidState: ViewOf<typeof PASID_STATE>;
   private readonly atcEntry: ViewOf<typeof ATC_ENTRY>;
-  private readonly flags: number;
+  private readonly regs: number;
+  private readonly state: ViewOf<typeof DEVICE_STATE>;
   // Per execution (the device's own registers and queues, touched only by its actor):
   private wq: Dma[] = [];
   private engineBusy = false;
@@ -102,7 +127,8 @@ export class PciDevice implements Hardware {
     this.atc = k.statics.alloc(Math.max(1, atcEntries_) * ATC_ENTRY.words, `${info.name} ATC`);
     this.pasidState = k.struct(PASID_STATE);
     this.atcEntry = k.struct(ATC_ENTRY);
-    this.flags = k.statics.alloc(1, `${info.name} flags`);
+    this.regs = k.statics.alloc(DEVICE_STATE.words, `${info.name} registers`);
+    this.state = k.struct(DEVICE_STATE);
   }
 
   reset(): void {
@@ -116,8 +142,28 @@ export class PciDevice implements Hardware {
     this.lost = 0;
   }
 
-  private get i32(): Int32Array {
-    return this.env.k.i32;
+  /** The device's registers (their word offset). */
+  private get r(): number {
+    return this.env.k.mem.statics + this.regs;
+  }
+
+  /** How far the kernel brought the device (CONFIG_*). */
+  get config(): number {
+    return this.state.config.get(this.r);
+  }
+
+  /** Where the device is once enabled: its PASIDs' state summed up. */
+  get phase(): DevicePhase {
+    const s = this.state;
+    const r = this.r;
+    if (s.unplugged.get(r) === 1) return 'removed';
+    if (s.stopping.get(r) > 0) return 'stopping';
+    if (s.active.get(r) > 0) return 'dma';
+    return s.stopped.get(r) === 1 ? 'drained' : 'enabled';
+  }
+
+  private add(field: 'active' | 'stopping', n: number): void {
+    this.state[field].set(this.r, this.state[field].get(this.r) + n);
   }
 
   /** pasid's state (its word offset). */
@@ -126,7 +172,7 @@ export class PciDevice implements Hardware {
   }
 
   get unplugged(): boolean {
-    return this.i32[this.env.k.mem.statics + this.flags] === 1;
+    return this.state.unplugged.get(this.r) === 1;
   }
 
   /** DMA in flight under pasid (issued, not yet completed). */
@@ -142,12 +188,18 @@ export class PciDevice implements Hardware {
 
   /** The driver programs the device to accept work for pasid (a register write, in the driver's step). */
   startPasid(pasid: number): void {
-    this.pasidState.stopped.set(this.p(pasid), 0);
-    this.pasidState.drained.set(this.p(pasid), 0);
+    const ps = this.pasidState;
+    const at = this.p(pasid);
+    const run = ps.run.get(at);
+    if (run !== RUN_STARTED) this.add('active', 1);
+    // Started again before it drained (a PASID freed at once and reused): it is not stopping any more.
+    if (run === RUN_STOPPED && ps.drained.get(at) === 0) this.add('stopping', -1);
+    ps.run.set(at, RUN_STARTED);
+    ps.drained.set(at, 0);
   }
 
   private stopped(pasid: number): boolean {
-    return this.pasidState.stopped.get(this.p(pasid)) === 1;
+    return this.pasidState.run.get(this.p(pasid)) === RUN_STOPPED;
   }
 
   // ---- ATC ----
@@ -272,7 +324,7 @@ export class PciDevice implements Hardware {
       }
       case 'stop': {
         if (this.unplugged) return;
-        this.pasidState.stopped.set(this.p(msg.pasid), 1);
+        this.stop(msg.pasid);
         if (this.misbehaviour !== 'dma-after-stop') {
           // Work not yet started under the PASID is dropped, as a device's abort does.
           const keep: Dma[] = [];
@@ -289,11 +341,23 @@ export class PciDevice implements Hardware {
         return;
       }
       case 'drain.later': {
-        if (this.stopped(msg.pasid) && this.inflightCount(msg.pasid) === 0) this.pasidState.drained.set(this.p(msg.pasid), 1);
+        if (this.stopped(msg.pasid) && this.inflightCount(msg.pasid) === 0) this.setDrained(msg.pasid);
         return;
       }
       case 'unplug':
         this.unplug(out);
+        return;
+      case 'probe':
+        this.state.config.set(this.r, CONFIG_PROBED);
+        return;
+      case 'driver.bind':
+        this.state.config.set(this.r, CONFIG_BOUND);
+        return;
+      case 'enable':
+        this.state.config.set(this.r, CONFIG_ENABLED);
+        return;
+      case 'release':
+        this.state.config.set(this.r, CONFIG_RELEASED);
         return;
       default:
         throw new Error(`${this.actorName}: unexpected ${msg.type}`);
@@ -391,11 +455,30 @@ export class PciDevice implements Hardware {
       out.later({ type: 'drain.later', pasid }, SLOW_DRAIN_MS);
       return;
     }
-    this.pasidState.drained.set(this.p(pasid), 1);
+    this.setDrained(pasid);
+  }
+
+  /** Told to stop issuing under pasid. */
+  private stop(pasid: number): void {
+    const ps = this.pasidState;
+    const at = this.p(pasid);
+    const run = ps.run.get(at);
+    if (run === RUN_STOPPED) return;
+    ps.run.set(at, RUN_STOPPED);
+    this.state.stopped.set(this.r, 1);
+    if (run === RUN_STARTED) this.add('active', -1);
+    if (ps.drained.get(at) === 0) this.add('stopping', 1);
+  }
+
+  private setDrained(pasid: number): void {
+    const at = this.p(pasid);
+    if (this.pasidState.drained.get(at) === 1) return;
+    this.pasidState.drained.set(at, 1);
+    if (this.pasidState.run.get(at) === RUN_STOPPED) this.add('stopping', -1);
   }
 
   private unplug(out: HwOut): void {
-    this.i32[this.env.k.mem.statics + this.flags] = 1;
+    this.state.unplugged.set(this.r, 1);
     for (const d of [...this.inflight.values()]) this.complete(d, false, out);
     for (const d of this.wq) this.reply(d, false, out);
     this.wq = [];

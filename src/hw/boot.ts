@@ -1,0 +1,47 @@
+// What the kernel does before user space starts (kernel_init): each IOMMU driver enables its unit's command
+// queue and then its page request queue, and each PCI device is probed by the IOMMU core (iommu_probe_device),
+// bound by its driver and has its PCIe capabilities enabled (pci_enable_pasid, pci_enable_pri, pci_enable_ats).
+// Each is a register or config-space write the hardware takes in order, and kernel_init waits until every unit
+// and device has taken them (a config write is non-posted) before user space runs — processes' exec waits for
+// it, as init does — and before the drivers' own work starts (the tasks it is given).
+import type { KTask } from '../kernel/context.js';
+import type { Kernel, KGen } from '../kernel/kernel.js';
+import { type IommuUnit, QUEUE_CMDQ, QUEUE_PRQ } from './iommu.js';
+import { CONFIG_ENABLED, type PciDevice } from './pci/device.js';
+
+export interface Boot {
+  /** The run's initial task. */
+  readonly task: { readonly task: string; readonly args: null; readonly name: string };
+  /** Wait until kernel_init is done (user space starts then). */
+  wait(t: KTask): KGen;
+}
+
+export function defineBoot(k: Kernel, units: readonly IommuUnit[], devices: readonly PciDevice[], then: readonly { task: string; name: string }[]): Boot {
+  const done = k.statics.alloc(1, 'kernel_init done');
+  const booted = (): boolean => Atomics.load(k.i32, k.mem.statics + done) === 1;
+  const hardwareReady = (): boolean => units.every((u) => u.queuesEnabled === (QUEUE_CMDQ | QUEUE_PRQ)) && devices.every((d) => d.config === CONFIG_ENABLED);
+  k.task('kernel_init', 'kthread', function* (t) {
+    for (const u of units) {
+      yield* k.step(t, `${u.name}: enable the ${u.spec.cmdqName}`, (env) => env.send(u.actor, { type: 'cmdq.enable' }));
+      yield* k.step(t, `${u.name}: enable the ${u.spec.prqName}`, (env) => env.send(u.actor, { type: 'prq.enable' }));
+    }
+    for (const d of devices) {
+      const caps = d.info.caps;
+      const enables = [caps.pasid ? 'pci_enable_pasid' : '', caps.pri ? 'pci_enable_pri' : '', caps.ats ? 'pci_enable_ats' : ''].filter((x) => x !== '');
+      yield* k.step(t, `iommu_probe_device(${d.info.name})`, (env) => env.send(d.info.actor, { type: 'probe' }));
+      yield* k.step(t, `accel_probe(${d.info.name})`, (env) => env.send(d.info.actor, { type: 'driver.bind' }));
+      yield* k.step(t, `${enables.join(', ') || 'no PCIe capability'} (${d.info.name})`, (env) => env.send(d.info.actor, { type: 'enable' }));
+    }
+    yield k.point(t, 'wait for the hardware to take its configuration', hardwareReady, () => undefined, { what: 'the IOMMUs and devices to take their configuration' });
+    yield* k.step(t, 'kernel_init: run init', (env) => {
+      Atomics.store(k.i32, k.mem.statics + done, 1);
+      for (const x of then) env.spawn(x.task, null, x.name);
+    });
+  });
+  return {
+    task: { task: 'kernel_init', args: null, name: 'kernel_init' },
+    *wait(t: KTask): KGen {
+      yield k.point(t, 'wait for kernel_init', booted, () => undefined, { what: 'kernel_init to start user space' });
+    },
+  };
+}
