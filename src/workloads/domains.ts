@@ -30,7 +30,11 @@ import { definePhysMem } from '../kernel/mm/physmem.js';
 import { synchronize_rcu } from '../kernel/rcu.js';
 import { slabInit } from '../kernel/slab.js';
 import { InputError } from '../runtime/errors.js';
-import { paramParsers } from '../runtime/params.js';
+import { int, oneOf, type PresetSpec, parsePreset, pick } from './params/define.js';
+import { DOMAINS_BUGS, type DomainsBug, FAULTS } from './params/faults.js';
+import { POLICIES } from './params/policies.js';
+import { TOPOLOGY } from './params/topology.js';
+import { DOMAINS_SCRIPTS, type DomainsScript, WORKLOAD } from './params/workload.js';
 import type { Wire, Workload } from '../runtime/model.js';
 import { taskDriver } from '../kernel/driver.js';
 import { Domains } from '../core/domain.js';
@@ -38,20 +42,15 @@ import {
   type GroupDevice,
   type GroupPolicies,
   IommuGroups,
-  MULTI_DEVICE_PASID,
   type MultiDevicePasid,
   NoHwDomainOps,
-  PASID_LOOKUPS,
   type PasidLookup,
 } from '../core/group.js';
-import { SVA_USERS, SvaDomains, type SvaUsers } from '../core/sva-domain.js';
+import { SvaDomains, type SvaUsers } from '../core/sva-domain.js';
 import { defineDomainsScript, parseDomainsScript } from './domains-script.js';
 import { checkWhileTasks } from './script.js';
 
-const { oneOf, int } = paramParsers('domains');
-
-export type DomainsScript = 'race' | 'stress' | 'bench' | 'multi-device';
-export const DOMAINS_SCRIPTS: readonly DomainsScript[] = ['race', 'stress', 'bench', 'multi-device'];
+export { DOMAINS_SCRIPTS, type DomainsScript } from './params/workload.js';
 
 export interface DomainsParams {
   readonly script: DomainsScript;
@@ -85,8 +84,9 @@ export interface DomainsParams {
   readonly steps: string;
 }
 
-export type DriverBug = 'none' | 'clear-on-failure';
-export const DRIVER_BUGS: readonly DriverBug[] = ['none', 'clear-on-failure'];
+/** The planted bugs of the domains preset (params/faults.ts). */
+export type DriverBug = DomainsBug;
+export const DRIVER_BUGS: readonly DriverBug[] = DOMAINS_BUGS;
 
 export const DOMAINS_DEFAULTS: DomainsParams = {
   script: 'race',
@@ -112,35 +112,29 @@ const MAX_INITIAL_TASKS = 16;
 
 
 
+/** The domains preset's parameters: groups of devices, seed 002's policies, binds racing fault handlers. */
+export const DOMAINS_PRESET: PresetSpec<DomainsParams> = {
+  name: 'domains',
+  summary: 'IOMMU groups and PASID-granular domains (seed 002): attach/detach/replace of {device, PASID}, SVA domains shared by the binds of one mm, fault handlers looking the domain up.',
+  params: {
+    ...pick('topology', TOPOLOGY, ['iommus', 'groups', 'groupSize', 'processes'], { iommus: int(1, 4), processes: int(1, 15) }),
+    pasids: { concept: 'topology', schema: int(4, 1024, 'domains: max_pasids of every device (PASIDs 1..pasids-1; process i binds PASID i+1, stress\'s VFIO task uses the last).') },
+    ...pick('policies', POLICIES, ['lookup', 'users', 'multiDevicePasid']),
+    ...pick('faults', FAULTS, ['bug'], { bug: oneOf(DRIVER_BUGS) }),
+    ...pick('workload', WORKLOAD, ['script', 'faults', 'rounds', 'lookups', 'drivers', 'seed', 'steps'], { script: oneOf(DOMAINS_SCRIPTS) }),
+  },
+  defaults: DOMAINS_DEFAULTS,
+  check: (p) => {
+    const tasks = p.steps !== '' || p.script === 'bench' || p.script === 'multi-device' ? 1 : p.processes + p.faults + (p.script === 'stress' ? 1 : 0);
+    if (tasks > MAX_INITIAL_TASKS)
+      throw new InputError(`domains: processes + faults (+1 VFIO task in stress) must be ≤ ${MAX_INITIAL_TASKS}, got ${tasks}`);
+    // PASID i+1 for process i; the last PASID is the VFIO task's.
+    if (p.processes > p.pasids - 2) throw new InputError(`domains: processes must be ≤ pasids - 2 (${p.pasids - 2}), got ${p.processes}`);
+  },
+};
+
 export function domainsParams(raw: Readonly<Record<string, Wire>>): DomainsParams {
-  const known = new Set(Object.keys(DOMAINS_DEFAULTS));
-  for (const key of Object.keys(raw))
-    if (!known.has(key)) throw new InputError(`domains: unknown parameter '${key}' (known: ${[...known].join(', ')})`);
-  const d = DOMAINS_DEFAULTS;
-  const p: DomainsParams = {
-    script: oneOf('script', raw.script, DOMAINS_SCRIPTS, d.script),
-    lookup: oneOf('lookup', raw.lookup, PASID_LOOKUPS, d.lookup),
-    users: oneOf('users', raw.users, SVA_USERS, d.users),
-    multiDevicePasid: oneOf('multiDevicePasid', raw.multiDevicePasid, MULTI_DEVICE_PASID, d.multiDevicePasid),
-    iommus: int('iommus', raw.iommus, d.iommus, 1, 4),
-    groups: int('groups', raw.groups, d.groups, 1, 16),
-    groupSize: int('groupSize', raw.groupSize, d.groupSize, 1, 4),
-    processes: int('processes', raw.processes, d.processes, 1, 15),
-    faults: int('faults', raw.faults, d.faults, 0, 15),
-    rounds: int('rounds', raw.rounds, d.rounds, 1, 100_000),
-    lookups: int('lookups', raw.lookups, d.lookups, 1, 1_000_000),
-    pasids: int('pasids', raw.pasids, d.pasids, 4, 1024),
-    drivers: int('drivers', raw.drivers, d.drivers, 0, 8),
-    bug: oneOf('bug', raw.bug, DRIVER_BUGS, d.bug),
-    seed: int('seed', raw.seed, d.seed, -2147483648, 2147483647),
-    steps: raw.steps === undefined ? d.steps : String(raw.steps),
-  };
-  const tasks = p.steps !== '' || p.script === 'bench' || p.script === 'multi-device' ? 1 : p.processes + p.faults + (p.script === 'stress' ? 1 : 0);
-  if (tasks > MAX_INITIAL_TASKS)
-    throw new InputError(`domains: processes + faults (+1 VFIO task in stress) must be ≤ ${MAX_INITIAL_TASKS}, got ${tasks}`);
-  // PASID i+1 for process i; the last PASID is the VFIO task's.
-  if (p.processes > p.pasids - 2) throw new InputError(`domains: processes must be ≤ pasids - 2 (${p.pasids - 2}), got ${p.processes}`);
-  return p;
+  return parsePreset(DOMAINS_PRESET, raw);
 }
 
 /** Counters of what the run did, in shared memory (every thread adds to the same ones). */

@@ -29,14 +29,16 @@ import { definePhysMem, physMemWords } from '../kernel/mm/physmem.js';
 import { call_rcu, defineRcuCallback, readerTableWords } from '../kernel/rcu.js';
 import { defineWork, queue_work, system_wq, type WorkItem } from '../kernel/workqueue.js';
 import { InputError } from '../runtime/errors.js';
-import { paramParsers } from '../runtime/params.js';
+import { int, oneOf, type PresetSpec, parsePreset, pick } from './params/define.js';
+import { FAULTS, IOASID_WORKLOAD_BUGS, type IoasidWorkloadBug } from './params/faults.js';
+import { type FreePolicy, POLICIES } from './params/policies.js';
+import { TOPOLOGY } from './params/topology.js';
+import { type IoasidMode, WORKLOAD } from './params/workload.js';
 import type { ActorSpec, Wire, Workload } from '../runtime/model.js';
 import { taskDriver } from '../kernel/driver.js';
 import {
   type Ioasid,
-  IOASID_BITS_MAX,
   IOASID_CHAINS,
-  IOASID_LOCKS,
   IOASID_NOTIFY_BIND,
   IOASID_NOTIFY_UNBIND,
   type IoasidChain,
@@ -63,22 +65,14 @@ import {
   ioasid_check_subscribers,
   ioasid_subscribers_register,
   ioasidSubscriberWords,
-  SLEEPERS,
   type Sleeper,
 } from '../core/ioasid-subscribers.js';
 import { defineIoasidScript, parseIoasidScript } from './ioasid-script.js';
 import { checkWhileTasks } from './script.js';
 
-const { oneOf, int, bool } = paramParsers('ioasid');
-
-export type IoasidMode = 'scenario' | 'alloc-free' | 'find-rcu' | 'find-lock';
-export const IOASID_MODES: readonly IoasidMode[] = ['scenario', 'alloc-free', 'find-rcu', 'find-lock'];
-/** PASID free on mm exit: from the MMU notifier's RCU callback, or deferred to a work item. */
-export type FreePolicy = 'rcu' | 'workqueue';
-export const FREE_POLICIES: readonly FreePolicy[] = ['rcu', 'workqueue'];
-/** Planted bugs: the allocator's quota checked outside its lock; VFIO stopping the chain on sets not its own. */
-export type IoasidWorkloadBug = 'none' | 'unlocked-quota' | 'notify-stop';
-export const IOASID_WORKLOAD_BUGS: readonly IoasidWorkloadBug[] = ['none', 'unlocked-quota', 'notify-stop'];
+export { FREE_POLICIES, type FreePolicy } from './params/policies.js';
+export { IOASID_WORKLOAD_BUGS, type IoasidWorkloadBug } from './params/faults.js';
+export { IOASID_MODES, type IoasidMode } from './params/workload.js';
 
 export interface IoasidParams {
   readonly mode: IoasidMode;
@@ -149,46 +143,38 @@ const MAX_SCRIPT_USERS = 8;
 
 
 
+/** The ioasid preset's parameters: seed 003's allocator, its sets and subscribers, SVA processes and VMs. */
+export const IOASID_PRESET: PresetSpec<IoasidParams> = {
+  name: 'ioasid',
+  summary: 'The IOASID allocator (seed 003): capacity, sets with quotas, find under RCU, notifier chains to VFIO, KVM and the IOMMU driver; mm exit frees the PASID from an RCU callback or a workqueue.',
+  params: {
+    ...pick('topology', TOPOLOGY, ['bits', 'subscribers', 'processes', 'vms', 'vcpus', 'quota', 'systemQuota'], { processes: int(0, 64) }),
+    ...pick('policies', POLICIES, ['lock', 'free']),
+    chain: { concept: 'policies', schema: oneOf(IOASID_CHAINS, 'ioasid: the IOASID notifier chain (seed 003): atomic (callbacks may not sleep) or blocking.') },
+    pasids: { concept: 'workload', schema: int(0, 1 << 20, 'ioasid: guest PASIDs each VM asks for (past its quota: -ENOSPC).') },
+    ...pick('faults', FAULTS, ['sleeper', 'bug'], { bug: oneOf(IOASID_WORKLOAD_BUGS) }),
+    ...pick('workload', WORKLOAD, ['mode', 'iterations', 'drivers', 'checkers', 'seed', 'hungTaskSecs', 'steps']),
+  },
+  defaults: IOASID_DEFAULTS,
+  check: (p) => {
+    if (p.steps !== '' && p.mode !== 'scenario') throw new InputError(`ioasid: steps: scripted users run in mode=scenario only, not ${p.mode}`);
+    const cap = 2 ** p.bits;
+    // The system set is allocated whatever the processes (a set of quota 0 is -EINVAL): it needs one IOASID at least.
+    const system = Math.max(p.processes, p.systemQuota, 1);
+    if (p.mode === 'scenario' && p.vms * p.quota + system > cap - 1) {
+      throw new InputError(
+        `ioasid: ${p.vms} VMs × quota ${p.quota} and a system set for ${system} PASIDs do not fit in ${cap - 1} IOASIDs (bits=${p.bits})`,
+      );
+    }
+    if (p.mode === 'scenario' && p.systemQuota !== 0 && p.systemQuota < p.processes) {
+      throw new InputError(`ioasid: systemQuota ${p.systemQuota} is below the ${p.processes} processes' PASIDs`);
+    }
+    if ((p.mode === 'find-rcu' || p.mode === 'find-lock') && cap - 1 < FIND_IDS) throw new InputError(`ioasid: find modes need bits ≥ 7`);
+  },
+};
+
 export function ioasidParams(raw: Readonly<Record<string, Wire>>): IoasidParams {
-  const known = new Set(Object.keys(IOASID_DEFAULTS));
-  for (const key of Object.keys(raw)) if (!known.has(key)) throw new InputError(`ioasid: unknown parameter '${key}' (known: ${[...known].join(', ')})`);
-  const d = IOASID_DEFAULTS;
-  const p: IoasidParams = {
-    mode: oneOf('mode', raw.mode, IOASID_MODES, d.mode),
-    bits: int('bits', raw.bits, d.bits, 4, IOASID_BITS_MAX),
-    lock: oneOf('lock', raw.lock, IOASID_LOCKS, d.lock),
-    chain: oneOf('chain', raw.chain, IOASID_CHAINS, d.chain),
-    free: oneOf('free', raw.free, FREE_POLICIES, d.free),
-    sleeper: oneOf('sleeper', raw.sleeper, SLEEPERS, d.sleeper),
-    bug: oneOf('bug', raw.bug, IOASID_WORKLOAD_BUGS, d.bug),
-    subscribers: bool('subscribers', raw.subscribers, d.subscribers),
-    processes: int('processes', raw.processes, d.processes, 0, 64),
-    vms: int('vms', raw.vms, d.vms, 0, 64),
-    vcpus: int('vcpus', raw.vcpus, d.vcpus, 1, 8),
-    quota: int('quota', raw.quota, d.quota, 1, (1 << 20) - 2),
-    pasids: int('pasids', raw.pasids, d.pasids, 0, 1 << 20),
-    systemQuota: int('systemQuota', raw.systemQuota, d.systemQuota, 0, (1 << 20) - 1),
-    iterations: int('iterations', raw.iterations, d.iterations, 0, 10_000_000),
-    drivers: int('drivers', raw.drivers, d.drivers, 0, 8),
-    checkers: bool('checkers', raw.checkers, d.checkers),
-    seed: int('seed', raw.seed, d.seed, -2147483648, 2147483647),
-    hungTaskSecs: int('hungTaskSecs', raw.hungTaskSecs, d.hungTaskSecs, 1, 86_400),
-    steps: raw.steps === undefined ? d.steps : String(raw.steps),
-  };
-  if (p.steps !== '' && p.mode !== 'scenario') throw new InputError(`ioasid: steps: scripted users run in mode=scenario only, not ${p.mode}`);
-  const cap = 2 ** p.bits;
-  // The system set is allocated whatever the processes (a set of quota 0 is -EINVAL): it needs one IOASID at least.
-  const system = Math.max(p.processes, p.systemQuota, 1);
-  if (p.mode === 'scenario' && p.vms * p.quota + system > cap - 1) {
-    throw new InputError(
-      `ioasid: ${p.vms} VMs × quota ${p.quota} and a system set for ${system} PASIDs do not fit in ${cap - 1} IOASIDs (bits=${p.bits})`,
-    );
-  }
-  if (p.mode === 'scenario' && p.systemQuota !== 0 && p.systemQuota < p.processes) {
-    throw new InputError(`ioasid: systemQuota ${p.systemQuota} is below the ${p.processes} processes' PASIDs`);
-  }
-  if ((p.mode === 'find-rcu' || p.mode === 'find-lock') && cap - 1 < FIND_IDS) throw new InputError(`ioasid: find modes need bits ≥ 7`);
-  return p;
+  return parsePreset(IOASID_PRESET, raw);
 }
 
 /** Counters of what the workload did, in shared memory (every thread adds to the same ones). */

@@ -3,7 +3,7 @@
 // one per IOMMU unit, device, mm and process (in that order). Kernel code paths (syscalls, exit, the IOMMU
 // drivers' page-request threads, RCU/SRCU callbacks) are kernel tasks; the oracles run in the steps that could
 // break what they guard.
-import { DEFAULT_DOMAIN_POLICIES, type DefaultDomainPolicy, DmaApi } from '../core/dma.js';
+import { type DefaultDomainPolicy, DmaApi } from '../core/dma.js';
 import { Domains } from '../core/domain.js';
 import { Oracle } from '../core/oracle.js';
 import { Stats, type StatName } from '../core/stats.js';
@@ -12,23 +12,19 @@ import {
   type DeviceInfo,
   DRIVER_BUGS,
   type DriverBug,
-  FAULT_HANDLINGS,
   type FaultHandling,
-  FLAVOURS,
   type Flavour,
   type IommuOps,
-  PASID_PLACEMENTS,
   type PasidPlacement,
   type SvaPolicies,
   type Teardown,
-  TEARDOWNS,
 } from '../core/types.js';
 import { AMD, amdOps } from '../hw/amd/amd.js';
 import { type DriverEnv, flush } from '../hw/driver.js';
 import type { FlavourSpec } from '../hw/flavour.js';
 import { DEFAULT_UNIT, IommuUnit } from '../hw/iommu.js';
 import { HW_HOT_EVENTS, HW_SHARED_EVENTS } from '../hw/messages.js';
-import { MISBEHAVIOURS, type Misbehaviour, PciDevice } from '../hw/pci/device.js';
+import { type Misbehaviour, PciDevice } from '../hw/pci/device.js';
 import { AccelDriver } from '../hw/pci/driver.js';
 import { defineUnitDriver, definePrqThread } from '../hw/queue.js';
 import { SMMUV3, smmuv3Ops } from '../hw/smmuv3/smmuv3.js';
@@ -44,22 +40,22 @@ import { definePhysMem, onPageFree, pageOwner, physMemWords } from '../kernel/mm
 import { readerTableWords } from '../kernel/rcu.js';
 import { slabInit } from '../kernel/slab.js';
 import { InputError } from '../runtime/errors.js';
-import { paramParsers } from '../runtime/params.js';
+import { bool, int, oneOf, type PresetSpec, parsePreset, pick } from './params/define.js';
+import { FAULTS } from './params/faults.js';
+import { POLICIES, type TaskMm } from './params/policies.js';
+import { TOPOLOGY } from './params/topology.js';
+import { WORKLOAD } from './params/workload.js';
 import type { ActorSpec, Wire, Workload } from '../runtime/model.js';
 import { applyExtension, coreStepTable, KERNEL_PRIMITIVES } from './extension.js';
 import { hardwareMachine } from '../actors/hardware.js';
-import { defineKernelUsers, KERNEL_USES, type KernelUse, VFIO_TAKEOVERS, VFIO_USES, type VfioTakeover, type VfioUse } from './kernel-users.js';
+import { defineKernelUsers, type KernelUse, type VfioTakeover, type VfioUse } from './kernel-users.js';
 import { mmMachine } from '../actors/mm.js';
 import { processMachine, type Script, SCRIPTS } from '../actors/process.js';
 import { DEFAULT_RATES, parseRates, type RandomInput, randomProcessMachine } from '../actors/random-process.js';
 import { declareWhileStep, type ScriptStep, scriptedProcessMachine } from '../actors/scripted-process.js';
-import { type SwqInput, swqProcessMachine, WORK_QUEUES, type WorkQueue } from '../actors/swq-process.js';
+import { type SwqInput, swqProcessMachine, type WorkQueue } from '../actors/swq-process.js';
 
-const { oneOf, int, bool } = paramParsers('sva');
-
-/** seed 000's iommu_bind_task(dev, task): take the task's mm with get_task_mm, or use task->mm unreferenced. */
-export type TaskMm = 'get_task_mm' | 'raw';
-export const TASK_MMS: readonly TaskMm[] = ['get_task_mm', 'raw'];
+export { TASK_MMS, type TaskMm } from './params/policies.js';
 
 const SPECS: Readonly<Record<Flavour, FlavourSpec>> = { vtd: VTD, amd: AMD, smmuv3: SMMUV3 };
 
@@ -185,60 +181,26 @@ export const SVA_DEFAULTS: SvaParams = {
 
 
 
-export function svaParams(raw: Readonly<Record<string, Wire>>): SvaParams {
-  const known = new Set(Object.keys(SVA_DEFAULTS));
-  for (const key of Object.keys(raw)) if (!known.has(key)) throw new InputError(`sva: unknown parameter '${key}' (known: ${[...known].join(', ')})`);
-  const d = SVA_DEFAULTS;
-  const iommus = raw.iommus === undefined ? d.iommus : String(raw.iommus);
-  for (const f of iommus.split(',')) if (!FLAVOURS.includes(f as Flavour)) throw new InputError(`sva: iommus: unknown IOMMU flavour '${f}' (${FLAVOURS.join(', ')})`);
-  const caps = raw.caps === undefined ? d.caps : String(raw.caps);
-  for (const c of caps.split(',').filter((x) => x !== '')) if (!['ats', 'pri', 'pasid'].includes(c)) throw new InputError(`sva: caps: unknown capability '${c}' (ats, pri, pasid)`);
+/** The sva preset's parameters: the hardware topology, seed 000/001/004's policies, processes that bind and DMA. */
+export const SVA_PRESET: PresetSpec<SvaParams> = {
+  name: 'sva',
+  summary: 'IOMMU units of any flavour, PCI devices with ATS/PRI/PASID, processes that bind, DMA, fault, munmap, unbind and exit; the kernel\'s own DMA users.',
+  params: {
+    ...pick('topology', TOPOLOGY, ['iommus', 'devices', 'processes', 'pages', 'caps', 'pasidBits', 'ssidBits', 'trusted', 'iotlb', 'atc', 'prqDepth', 'cmdCostNs', 'addressSpaces', 'kdevices', 'opens']),
+    ...pick('policies', POLICIES, ['pasidAlloc', 'teardown', 'fault', 'drainTimeoutMs', 'taskMm', 'wq', 'defaultDomain', 'vfioTakeover']),
+    ...pick('faults', FAULTS, ['bug', 'misbehave', 'misbehaveDevice', 'extension', 'failAlloc'], { bug: oneOf(DRIVER_BUGS) }),
+    ...pick('workload', WORKLOAD, ['script', 'rates', 'dmas', 'rounds', 'flags', 'seed', 'steps', 'hungTaskSecs', 'kernel', 'kjobs', 'kbuffers', 'vfio', 'drmContexts', 'drmRounds'], {
+      script: oneOf(SCRIPTS),
+      rounds: int(1, 1 << 16),
+      seed: int(0, 0x7fffffff),
+    }),
+    chain: { concept: 'workload', schema: bool('sva: process i starts when process i-1 has closed its fd (the unbind-inflight races chain two processes).') },
+  },
+  defaults: SVA_DEFAULTS,
+};
 
-  return {
-    iommus,
-    devices: int('devices', raw.devices, d.devices, 1, 1024),
-    processes: int('processes', raw.processes, d.processes, 0, 4096),
-    pages: int('pages', raw.pages, d.pages, 1, 4096),
-    caps,
-    pasidBits: int('pasidBits', raw.pasidBits, d.pasidBits, 1, 20),
-    ssidBits: int('ssidBits', raw.ssidBits, d.ssidBits, 0, 20),
-    trusted: bool('trusted', raw.trusted, d.trusted),
-    pasidAlloc: oneOf('pasidAlloc', raw.pasidAlloc, PASID_PLACEMENTS, d.pasidAlloc),
-    teardown: oneOf('teardown', raw.teardown, TEARDOWNS, d.teardown),
-    fault: oneOf('fault', raw.fault, FAULT_HANDLINGS, d.fault),
-    drainTimeoutMs: int('drainTimeoutMs', raw.drainTimeoutMs, d.drainTimeoutMs, 0, 3_600_000),
-    bug: oneOf('bug', raw.bug, DRIVER_BUGS, d.bug),
-    misbehave: oneOf('misbehave', raw.misbehave, MISBEHAVIOURS, d.misbehave),
-    misbehaveDevice: int('misbehaveDevice', raw.misbehaveDevice, d.misbehaveDevice, -1, 1023),
-    script: oneOf('script', raw.script, SCRIPTS, d.script),
-    rates: raw.rates === undefined ? d.rates : ratesParam(String(raw.rates)),
-    taskMm: oneOf('taskMm', raw.taskMm, TASK_MMS, d.taskMm),
-    chain: bool('chain', raw.chain, d.chain),
-    dmas: int('dmas', raw.dmas, d.dmas, 0, 1 << 16),
-    rounds: int('rounds', raw.rounds, d.rounds, 1, 1 << 16),
-    flags: int('flags', raw.flags, d.flags, 0, 3),
-    seed: int('seed', raw.seed, d.seed, 0, 0x7fffffff),
-    cmdCostNs: int('cmdCostNs', raw.cmdCostNs, d.cmdCostNs, 0, 1_000_000),
-    iotlb: int('iotlb', raw.iotlb, d.iotlb, 0, 1 << 16),
-    atc: int('atc', raw.atc, d.atc, 0, 1 << 16),
-    prqDepth: int('prqDepth', raw.prqDepth, d.prqDepth, 1, 1 << 16),
-    wq: oneOf('wq', raw.wq, WORK_QUEUES, d.wq),
-    opens: int('opens', raw.opens, d.opens, 1, 1024),
-    steps: raw.steps === undefined ? d.steps : String(raw.steps),
-    extension: raw.extension === undefined ? d.extension : String(raw.extension),
-    failAlloc: raw.failAlloc === undefined ? d.failAlloc : failAllocParam(String(raw.failAlloc)),
-    hungTaskSecs: int('hungTaskSecs', raw.hungTaskSecs, d.hungTaskSecs, 1, 86_400),
-    defaultDomain: oneOf('defaultDomain', raw.defaultDomain, DEFAULT_DOMAIN_POLICIES, d.defaultDomain),
-    addressSpaces: int('addressSpaces', raw.addressSpaces, d.addressSpaces, 1, 1 << 16),
-    kernel: oneOf('kernel', raw.kernel, KERNEL_USES, d.kernel),
-    kjobs: int('kjobs', raw.kjobs, d.kjobs, 0, 1 << 24),
-    kbuffers: int('kbuffers', raw.kbuffers, d.kbuffers, 1, 1 << 16),
-    kdevices: int('kdevices', raw.kdevices, d.kdevices, 0, 1024),
-    vfio: oneOf('vfio', raw.vfio, VFIO_USES, d.vfio),
-    vfioTakeover: oneOf('vfioTakeover', raw.vfioTakeover, VFIO_TAKEOVERS, d.vfioTakeover),
-    drmContexts: int('drmContexts', raw.drmContexts, d.drmContexts, 0, 1024),
-    drmRounds: int('drmRounds', raw.drmRounds, d.drmRounds, 0, 1 << 20),
-  };
+export function svaParams(raw: Readonly<Record<string, Wire>>): SvaParams {
+  return parsePreset(SVA_PRESET, raw);
 }
 
 /** Everything a workload instance is made of (tests reach into it). */
@@ -578,16 +540,6 @@ function tasksAtOnce(p: SvaParams, bonds: number): number {
     if (Array.isArray(lists)) perProcess += lists.reduce((n: number, l: unknown) => n + (Array.isArray(l) ? l.reduce((m: number, st) => m + extra(st), 0) : 0), 0);
   }
   return perProcess + 2 * bonds + p.iommus.split(',').length + p.kdevices + 16;
-}
-
-function ratesParam(v: string): string {
-  parseRates(v);
-  return v;
-}
-
-function failAllocParam(v: string): string {
-  if (v !== '' && !/^[\w-]+:[1-9]\d*$/.test(v)) throw new InputError(`sva: failAlloc: expected cache:n (e.g. iommu_domain:2), got ${JSON.stringify(v)}`);
-  return v;
 }
 
 /**
