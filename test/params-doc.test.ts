@@ -5,12 +5,17 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parsePreset } from '../src/workloads/params/define.js';
-import { PRESETS, parametersMarkdown, presetHelp } from '../src/workloads/docs.js';
+import { PRESETS, parametersMarkdown, presetHelp, stepsMarkdown } from '../src/workloads/docs.js';
 
 describe('parameters', () => {
   it('docs/parameters.md is generated from the schemas (node scripts/params-doc.mjs after a build)', () => {
     const file = readFileSync(join(import.meta.dirname, '..', 'docs', 'parameters.md'), 'utf8');
     expect(file).toBe(parametersMarkdown());
+  });
+
+  it('docs/steps.md is generated from the step schemas', () => {
+    const file = readFileSync(join(import.meta.dirname, '..', 'docs', 'steps.md'), 'utf8');
+    expect(file).toBe(stepsMarkdown());
   });
 
   it("each preset's schema covers exactly its defaults, and its defaults pass it", () => {

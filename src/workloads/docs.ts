@@ -1,9 +1,10 @@
-// The parameter reference, generated from the presets' schemas: docs/parameters.md (scripts/params-doc.mjs
-// writes it; test/params-doc.test.ts checks it is up to date) and the `Parameters (--set)` block of each
+// The parameter and step references, generated from the schemas: docs/parameters.md and docs/steps.md
+// (scripts/params-doc.mjs writes them; test/params-doc.test.ts checks it is up to date) and the `Parameters (--set)` block of each
 // preset's `--help`.
 import { CONCEPTS, type Concept, formOf, type ParamSchema, type PresetSpec } from './params/define.js';
 import { DOMAINS_PRESET } from './domains.js';
 import { IOASID_PRESET } from './ioasid.js';
+import { DOMAINS_KINDS, IOASID_KINDS, ORDER_KINDS, type StepKind, SVA_KINDS } from './steps.js';
 import { SVA_PRESET } from './sva.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: presets of different parameter types, read alike.
@@ -58,7 +59,7 @@ export function parametersMarkdown(): string {
     'One model, one parameter set: every parameter is declared once, in the concept it belongs to',
     '(src/workloads/params/topology.ts, policies.ts, faults.ts, workload.ts). The presets `sva`, `domains` and',
     '`ioasid` each take a part of it with their own defaults; a scenario writes a parameter in the section of its',
-    'concept (`topology:`, `policies:`, `faults:`, `workload:`), the CLI as `--set name=value`. A preset column',
+    'concept by convention (`topology:`, `policies:`, `faults:`, `workload:`), the CLI as `--set name=value`. A preset column',
     "shows the preset's default, and its values when it bounds the parameter more narrowly; — : the preset does",
     'not take it.',
     '',
@@ -95,4 +96,45 @@ export function presetHelp(name: string): string {
     }
   }
   return lines.join('\n');
+}
+
+/** A step kind's scenario forms, as a reader writes them. */
+function stepForms(k: StepKind): string {
+  const fields = Object.keys(k.fields);
+  const forms = [];
+  if (k.bare) forms.push(`\`${k.op}\``);
+  if (k.short) forms.push(`\`{ ${k.op}: ${k.short} }\``);
+  if (fields.length > 0 && k.op !== 'after' && k.op !== 'while') forms.push(`\`{ ${k.op}: { ${fields.join(', ')} } }\``);
+  return forms.join(', ');
+}
+
+function fieldRows(k: StepKind): string[] {
+  return Object.entries(k.fields).map(([f, schema]) => {
+    const optional = schema.safeParse(undefined).success;
+    return `| | \`${f}\`${optional ? ' (optional)' : ''} | ${cell(schema.description ?? '')} |`;
+  });
+}
+
+/** docs/steps.md: every step kind of every preset's scripts, from its schema. */
+export function stepsMarkdown(): string {
+  const lines = [
+    '# Script steps',
+    '',
+    '<!-- Generated from the schemas in src/workloads/steps.ts by `node scripts/params-doc.mjs` (after `npm run build`); test/params-doc.test.ts checks it is up to date. Do not edit by hand. -->',
+    '',
+    "A scenario's `script` section names actors and lists their steps; one engine (src/workloads/script.ts) checks",
+    'them all — each step against its kind, the actors an `after` names, no cycle in the ordering constraints — and',
+    "the `steps` parameter carries them as `{ \"op\": kind, …fields }`.",
+  ];
+  const section = (title: string, intro: string, kinds: readonly StepKind[]): void => {
+    lines.push('', `## ${title}`, '', intro, '', '| step | field | what |', '|---|---|---|');
+    for (const k of kinds) {
+      lines.push(`| **${k.op}** ${stepForms(k)} | | ${cell(k.text)} |`, ...fieldRows(k));
+    }
+  };
+  section('Ordering constraints (every preset)', "Scenario forms: `{ after: 'drv/0:2' }` and `{ while: { task: proc0, holds: iommu_sva_lock } }`.", ORDER_KINDS);
+  section('sva', 'Actors `proc/N`: process N, after exec.', SVA_KINDS);
+  section('domains', 'Actors `drv/N`, `proc/N`, `iopf/N`: a driver or VFIO user, a process, a page-fault handler; each a kernel task and each may take every step.', DOMAINS_KINDS);
+  section('ioasid', 'Actors `user/N`: kernel users of the allocator, each a kernel task started once the allocator is booted.', IOASID_KINDS);
+  return `${lines.join('\n')}\n`;
 }

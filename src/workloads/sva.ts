@@ -47,6 +47,8 @@ import { TOPOLOGY } from './params/topology.js';
 import { WORKLOAD } from './params/workload.js';
 import type { ActorSpec, Wire, Workload } from '../runtime/model.js';
 import { applyExtension, coreStepTable, KERNEL_PRIMITIVES } from './extension.js';
+import { checkWhileTasks, type OrderStep, parseScript } from './script.js';
+import { SVA_KINDS } from './steps.js';
 import { hardwareMachine } from '../actors/hardware.js';
 import { defineKernelUsers, type KernelUse, type VfioTakeover, type VfioUse } from './kernel-users.js';
 import { mmMachine } from '../actors/mm.js';
@@ -537,15 +539,12 @@ function tasksAtOnce(p: SvaParams, bonds: number): number {
       const o = (st ?? {}) as Record<string, unknown>;
       return o.op === 'while' || (o.op === 'exit' && o.wait === false) ? 1 : 0;
     };
+    if (lists !== null && typeof lists === 'object' && !Array.isArray(lists)) lists = Object.values(lists);
     if (Array.isArray(lists)) perProcess += lists.reduce((n: number, l: unknown) => n + (Array.isArray(l) ? l.reduce((m: number, st) => m + extra(st), 0) : 0), 0);
   }
   return perProcess + 2 * bonds + p.iommus.split(',').length + p.kdevices + 16;
 }
 
-/**
- * The scripted processes' steps, checked (actors and steps that exist, no ordering cycle); undefined: none. With
- * the run's kernel, a `while` step declares what it waits on (a lock holder watch: the lock must exist).
- */
 /** Kinds of task this workload always spawns with a name of their own (their comm is that name). */
 const NAMED_KINDS = new Set(['sys_exec', 'sys_bind', 'sys_close', 'sys_munmap', 'do_exit', 'bind_task', 'script_while', 'kdma_user', 'vfio_takeover', 'drm_contexts']);
 
@@ -562,91 +561,37 @@ function taskComms(k: Kernel, p: SvaParams, units: readonly IommuUnit[]): string
   return [...procs, ...units.map((u) => `${u.spec.prqThread}/${u.name}`), ...kernel, ...kinds];
 }
 
+/** A process's own steps (the ordering constraints are every model's: script.ts). */
+type SvaOp = Exclude<ScriptStep, { op: 'after' | 'while' }>;
+
+/**
+ * The scripted processes' steps, checked by the one script engine (script.ts: kinds, actors, `after` targets, no
+ * ordering cycle) and for what a process can still do (checkLifetime); undefined: none. With the run's kernel, a
+ * `while` step declares what it waits on (a lock holder watch: the lock must exist).
+ */
 export function parseSteps(text: string, processes: number, k?: Kernel, comms?: readonly string[]): ScriptStep[][] | undefined {
-  if (text === '') return undefined;
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    throw new InputError('sva: steps: not JSON');
-  }
-  if (!Array.isArray(v)) throw new InputError('sva: steps: not a list');
-  if (v.length > processes) throw new InputError(`sva: steps: proc/${v.length - 1}: no such process (the topology has ${processes})`);
-  const out = v.map((list, i) => {
-    if (!Array.isArray(list)) throw new InputError(`sva: steps: process ${i}: not a list`);
-    return list.map((st: unknown, k2: number): ScriptStep => {
-      const o = (st ?? {}) as Record<string, unknown>;
-      const at = `sva: steps: proc/${i}[${k2}]`;
-      const num = (x: unknown, d: number, max: number, what: string): number => {
-        if (x === undefined) return d;
-        if (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x > max) throw new InputError(`${at}: ${what} must be an integer in 0..${max}`);
-        return x;
-      };
-      switch (o.op) {
-        case 'bind':
-        case 'unbind':
-          return { op: o.op };
-        case 'exit':
-          return { op: 'exit', wait: o.wait !== false };
-        case 'dma':
-          return { op: 'dma', n: num(o.n, 1, 4096, 'n'), vpn: num(o.vpn, 0, 1 << 20, 'vpn'), write: o.write !== false, wait: o.wait !== false };
-        case 'munmap':
-          return { op: 'munmap', vpn: num(o.vpn, 0, 1 << 20, 'vpn') };
-        case 'after': {
-          const step = num(o.step, 0, 1 << 16, 'step');
-          // The sva model's actors are its processes.
-          if (typeof o.actor === 'string') throw new InputError(`${at}: after ${o.actor}:${step}: no such actor (the sva model's are proc/N)`);
-          if (o.proc === undefined) throw new InputError(`${at}: after: no process named`);
-          const proc = num(o.proc, 0, 1 << 16, 'proc');
-          if (proc >= processes) throw new InputError(`${at}: after proc/${proc}:${step}: no such actor (the topology has ${processes} processes)`);
-          return { op: 'after', proc, step };
-        }
-        case 'while': {
-          if (typeof o.task !== 'string' || o.task === '') throw new InputError(`${at}: while: task must be a task's name or a prefix of it`);
-          if (typeof o.lock !== 'string' || o.lock === '') throw new InputError(`${at}: while: holds must name a lock`);
-          if (!k) throw new InputError(`${at}: while: needs the run's kernel`);
-          if (comms && !comms.some((c) => c.startsWith(o.task as string))) {
-            const shown = comms.length > 24 ? [...comms.slice(0, 24), `… (${comms.length} in all)`] : comms;
-            throw new InputError(`${at}: while: no task is named ${JSON.stringify(o.task)} or a name starting so (the tasks: ${shown.join(', ')})`);
-          }
-          try {
-            return { op: 'while', task: o.task, lock: o.lock, watch: declareWhileStep(k, o.task, o.lock) };
-          } catch (err) {
-            if (err instanceof RangeError) throw new InputError(`${at}: while: ${err.message}`);
-            throw err;
-          }
-        }
-        default:
-          throw new InputError(`${at}: unknown step ${JSON.stringify(o.op)} (bind, dma, munmap, unbind, exit, after, while)`);
+  const actors = parseScript<SvaOp>(text, { model: 'sva', kinds: ['proc'], maxActors: Math.max(1, processes), steps: SVA_KINDS, numbered: { actors: processes } });
+  if (!actors) return undefined;
+  if (comms) checkWhileTasks('sva', actors, comms);
+  // Process i's steps at index i (the list is dense up to the highest process named).
+  const lists: (readonly (SvaOp | OrderStep)[])[] = [];
+  for (const a of actors) lists[Number(a.name.slice('proc/'.length))] = a.steps;
+  const out = Array.from({ length: lists.length }, (_, i) => lists[i] ?? []);
+  return out.map((list, i) => {
+    const steps = list.map((st, j): ScriptStep => {
+      if (st.op !== 'while') return st.op === 'after' ? { op: 'after', proc: Number(st.actor.slice('proc/'.length)), step: st.step } : st;
+      const at = `sva: steps: proc/${i}[${j}]`;
+      if (!k) throw new InputError(`${at}: while: needs the run's kernel`);
+      try {
+        return { op: 'while', task: st.task, lock: st.lock, watch: declareWhileStep(k, st.task, st.lock) };
+      } catch (err) {
+        if (err instanceof RangeError) throw new InputError(`${at}: while: ${err.message}`);
+        throw err;
       }
     });
+    checkLifetime(steps, i);
+    return steps;
   });
-  out.forEach((list, i) => {
-    checkLifetime(list, i);
-  });
-  // The order constraints: a step waits for the one before it and for its `after`; a cycle never ends.
-  const key = (i: number, k2: number): string => `proc/${i}:${k2}`;
-  const deps = new Map<string, string[]>();
-  out.forEach((list, i) => {
-    list.forEach((st, k2) => {
-      const d: string[] = k2 > 0 ? [key(i, k2 - 1)] : [];
-      if (st.op === 'after') {
-        if (st.step >= (out[st.proc]?.length ?? 0)) throw new InputError(`sva: steps: proc/${i}[${k2}]: after proc/${st.proc}:${st.step}: no such step (proc/${st.proc} has ${out[st.proc]?.length ?? 0})`);
-        d.push(key(st.proc, st.step));
-      }
-      deps.set(key(i, k2), d);
-    });
-  });
-  const state = new Map<string, 1 | 2>();
-  const visit = (n: string, path: string[]): void => {
-    if (state.get(n) === 2) return;
-    if (state.get(n) === 1) throw new InputError(`sva: steps: the ordering constraints have a cycle: ${[...path.slice(path.indexOf(n)), n].join(' → ')}`);
-    state.set(n, 1);
-    for (const m of deps.get(n) ?? []) visit(m, [...path, n]);
-    state.set(n, 2);
-  };
-  for (const n of deps.keys()) visit(n, []);
-  return out;
 }
 
 /**
