@@ -49,6 +49,8 @@ import {
 import { SvaDomains, type SvaUsers } from '../core/sva-domain.js';
 import { defineDomainsScript, parseDomainsScript } from './domains-script.js';
 import { checkWhileTasks } from './script.js';
+import { groupedTopology, hardwareActors, pciSlotName } from './topology.js';
+import { mmMachine } from '../actors/mm.js';
 
 export { DOMAINS_SCRIPTS, type DomainsScript } from './params/workload.js';
 
@@ -175,11 +177,6 @@ export interface DomainsModel {
   count(name: DomainsStat, n?: number): void;
 }
 
-/** The device name of index i, as the kernel prints a PCI device on bus 0. */
-function pciName(i: number): string {
-  return `0000:00:${(i + 1).toString(16).padStart(2, '0')}.0`;
-}
-
 /** Task kinds always started with a name of their own (an initial task's). */
 const DOMAINS_NAMED_KINDS = new Set(['domains_script', 'proc', 'iopf', 'vfio', 'pasid_owner', 'peer_dma', 'bench_setup', 'lookup_loop', 'bench_teardown']);
 
@@ -200,11 +197,9 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
   const pm = definePhysMem(k, 4);
   const table = defineMms(k, pm, nmms, 1);
   const mms = table.mms.slice(0, p.processes);
-  const devices: GroupDevice[] = Array.from({ length: ndev }, (_, i) => ({
-    index: i,
-    name: pciName(i),
-    iommu: Math.floor(i / p.groupSize) % p.iommus,
-  }));
+  // Its units have no hardware model yet (NoHwDomainOps): their flavour is the default one.
+  const topo = groupedTopology(Array.from({ length: p.iommus }, () => 'vtd' as const), p.groups, p.groupSize, p.processes);
+  const devices: GroupDevice[] = topo.devices.map((d) => ({ index: d.index, name: d.name, iommu: d.iommu }));
   const domains = new Domains(k, {
     iommus: p.iommus,
     addressSpaces: 8,
@@ -404,7 +399,7 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
     groups.checkReleased();
     const left = [
       ...sva.leftovers(),
-      ...hw.entries().map(([d, ps, dom]) => `${pciName(d)} PASID ${ps} still points at domain 0x${dom.toString(16)}`),
+      ...hw.entries().map(([d, ps, dom]) => `${pciSlotName(d)} PASID ${ps} still points at domain 0x${dom.toString(16)}`),
     ];
     if (left.length === 0) return;
     const title = 'kmemleak: iommu-sim: SVA bonds or PASID entries left at teardown';
@@ -430,7 +425,11 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
   const workload: Workload = {
     name: 'domains',
     params: { ...p },
-    actors: Array.from({ length: p.script === 'bench' ? p.drivers : 0 }, (_, i) => ({ name: `driver/${i}`, logic: taskDriver, input: { kind: 'lookup_loop', teardown: 'bench_teardown' } })),
+    // The bench's drivers first: bench/domains.bench.ts sends `go` to actors 0..drivers-1.
+    actors: [
+      ...Array.from({ length: p.script === 'bench' ? p.drivers : 0 }, (_, i) => ({ name: `driver/${i}`, logic: taskDriver, input: { kind: 'lookup_loop', teardown: 'bench_teardown' } })),
+      ...hardwareActors(topo, { mm: () => ({ logic: mmMachine }) }, { unit: (u) => `iommu${u}`, device: (d) => topo.devices[d]?.name ?? '' }),
+    ],
     initial: [],
     initialTasks,
     sharedWords: k.words,

@@ -69,6 +69,8 @@ import {
 } from '../core/ioasid-subscribers.js';
 import { defineIoasidScript, parseIoasidScript } from './ioasid-script.js';
 import { checkWhileTasks } from './script.js';
+import { hardwareActors, setsTopology } from './topology.js';
+import { mmMachine } from '../actors/mm.js';
 
 export { FREE_POLICIES, type FreePolicy } from './params/policies.js';
 export { IOASID_WORKLOAD_BUGS, type IoasidWorkloadBug } from './params/faults.js';
@@ -577,6 +579,10 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
       actors.push({ name: `driver/${i}`, logic: taskDriver, input: { kind: i === 0 ? 'ioasid_find_updater' : 'ioasid_find_reader' } });
     }
   }
+
+  // The processes' mms exist in scenario mode only (the benchmarks have no process).
+  const topo = setsTopology(scenario ? P : 0, Array.from({ length: scenario ? p.vms : 0 }, () => p.quota));
+  actors.push(...hardwareActors(topo, { mm: () => ({ logic: mmMachine }) }, { unit: (u) => `iommu${u}`, device: (d) => `dev${d}` }));
 
   const workload: Workload = {
     name: 'ioasid',

@@ -31,11 +31,9 @@ import { SMMUV3, smmuv3Ops } from '../hw/smmuv3/smmuv3.js';
 import { IommuHardware } from '../hw/unit.js';
 import { VTD, vtdOps } from '../hw/vtd/vtd.js';
 import { Kernel } from '../kernel/kernel.js';
-import { leakReport } from '../kernel/kasan.js';
 import { layoutWords, refuseOversized, staticsOffset } from '../kernel/memory.js';
-import { defineMms, MM_LIVE, type MmStruct, mm_exit, mm_init, get_task_mm, mmById, objectInfo as mmObjectInfo, mmPasid, mmput, mmStateCode, mmTableWords, mmUsers } from '../kernel/mm/mm.js';
+import { defineMms, type MmStruct, mmById, mmTableWords } from '../kernel/mm/mm.js';
 import { defineMmuNotifiers, mmuNotifierWords } from '../kernel/mm/mmu_notifier.js';
-import { do_mmap, do_munmap, fault_in } from '../kernel/mm/pagetable.js';
 import { definePhysMem, onPageFree, pageOwner, physMemWords } from '../kernel/mm/physmem.js';
 import { readerTableWords } from '../kernel/rcu.js';
 import { slabInit } from '../kernel/slab.js';
@@ -49,6 +47,8 @@ import type { ActorSpec, Wire, Workload } from '../runtime/model.js';
 import { applyExtension, coreStepTable, KERNEL_PRIMITIVES } from './extension.js';
 import { checkWhileTasks, type OrderStep, parseScript } from './script.js';
 import { SVA_KINDS } from './steps.js';
+import { defineSyscalls } from './syscalls.js';
+import { flatTopology, hardwareActors } from './topology.js';
 import { hardwareMachine } from '../actors/hardware.js';
 import { defineKernelUsers, type KernelUse, type VfioTakeover, type VfioUse } from './kernel-users.js';
 import { mmMachine } from '../actors/mm.js';
@@ -225,6 +225,7 @@ export interface SvaModel {
 export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: SvaModel } {
   const p = svaParams(raw);
   const flavours = p.iommus.split(',') as Flavour[];
+  const topo = flatTopology(flavours, p.devices, p.processes, p.kdevices);
   const U = flavours.length;
   const D = p.devices;
   const P = p.processes;
@@ -268,12 +269,12 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     mm: (i: number) => U + D + i,
     process: (i: number) => U + D + P + i,
   };
-  const infos: DeviceInfo[] = Array.from({ length: D }, (_, d) => ({
-    index: d,
-    name: `0000:${(1 + Math.floor(d / 32)).toString(16).padStart(2, '0')}:${(d % 32).toString(16).padStart(2, '0')}.0`,
-    iommu: d % U,
+  const infos: DeviceInfo[] = topo.devices.map((d) => ({
+    index: d.index,
+    name: d.name,
+    iommu: d.iommu,
     caps: { ats: capSet.has('ats'), pri: capSet.has('pri'), pasid: capSet.has('pasid'), pasidBits: p.pasidBits },
-    actor: actors.device(d),
+    actor: actors.device(d.index),
     trusted: p.trusted,
   }));
   const pm = definePhysMem(k, frames + 2 * p.drmContexts);
@@ -351,91 +352,18 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   });
   k.onEnd(() => oracle.unanswered(units.flatMap((u) => u.outstandingGroups())));
 
-  // ---- syscalls: what the processes' tasks do ----
-  const proc = (args: Wire): { proc: number; mm: MmStruct; dev: DeviceInfo; actor: number } => {
-    const { proc: i, dev } = args as { proc: number; dev?: number };
-    return { proc: i, mm: mms.mms[i] as MmStruct, dev: infos[(dev ?? i) % D] as DeviceInfo, actor: actors.process(i) };
-  };
-  // task->mm of each process (mm id + 1; 0 before exec and after exit_mm).
-  const taskMms = k.statics.alloc(Math.max(1, P), 'task->mm');
-  const taskMm = (i: number): number => k.mem.statics + taskMms + i;
-  k.onEnd(() => exitedMmLeaks(k, mms.mms.slice(0, P), (i) => Atomics.load(k.i32, taskMm(i))));
-  const reply = (t: Parameters<Parameters<typeof k.task>[2]>[0], to: number, event: { type: string } & Record<string, Wire>) =>
-    k.step(t, `return to user: ${event.type}`, (env) => env.send(to, event));
-  const tellMm = (t: Parameters<Parameters<typeof k.task>[2]>[0], i: number, mm: MmStruct) =>
-    k.step(t, `${mm.name}: state`, (env) => env.send(actors.mm(i), { type: 'mm.state', code: mmStateCode(k, mm) }));
+  defineSyscalls({ k, params: p, processes: P, mms, notifiers, sva, driver, stats, infos, actors });
 
-  k.task('sys_exec', 'process', function* (t, args) {
-    const { proc: i, mm, actor } = proc(args);
-    yield* mm_init(k, t, mm);
-    yield* k.step(t, 'current->mm = mm', () => void Atomics.store(k.i32, taskMm(i), mm.id + 1));
-    yield* do_mmap(k, t, mm, 0, p.pages, true);
-    for (let v = 0; v < Math.ceil(p.pages / 2); v++) yield* fault_in(k, t, mm, v, true);
-    yield* tellMm(t, i, mm);
-    yield* reply(t, actor, { type: 'exec.done' });
-  });
-  k.task('sys_bind', 'process', function* (t, args) {
-    const { mm, dev, actor } = proc(args);
-    const flags = (args as { flags: number }).flags;
-    const target = (flags & 2) !== 0 ? mms.initMm : mm;
-    const cap = yield* sva.capable(t, dev, flags);
-    const r = yield* driver.open(t, dev, target, flags);
-    // Back in user space the task's IA32_PASID holds mm->pasid (what ENQCMD tags a descriptor with).
-    if (r.ret > 0) yield* k.step(t, 'return to user: bound', (env) => env.send(actor, { type: 'bound', handle: r.ret, pasid: r.pasid, capable: cap.ret === 0 ? 1 : 0, msr: mmPasid(k, mm) }));
-    else yield* reply(t, actor, { type: 'bind.failed', err: r.ret, capable: cap.ret === 0 ? 1 : 0 });
-  });
-  k.task('bind_task', 'kthread', function* (t, args) {
-    // A device driver binding a process from a thread of its own, as amd_iommu_bind_pasid(pdev, pasid, task)
-    // did: nothing keeps the task from exiting meanwhile but the reference the driver takes on its mm.
-    const { proc: i, mm, dev } = proc(args);
-    const flags = (args as { flags: number }).flags;
-    const held = p.taskMm === 'get_task_mm' ? yield* get_task_mm(k, t, mm, taskMm(i)) : yield* k.step(t, 'task->mm', () => Atomics.load(k.i32, taskMm(i)) !== 0);
-    if (!held) {
-      yield* k.step(t, 'bind_task: the task has exited (-ESRCH)', () => stats.add('bind_task_esrch'));
-      return;
-    }
-    const r = yield* sva.bind(t, dev, mm, flags);
-    // The driver's reference goes as soon as the bond holds the mm; this mmput may be the last (exit_mmap here).
-    if (p.taskMm === 'get_task_mm') yield* mmput(k, t, notifiers, mm);
-    if (r.ret > 0) {
-      yield* k.step(t, 'bind_task: bound', () => stats.add('bind_task_bound'));
-      yield* sva.unbind(t, r.ret);
-    }
-  });
-  k.task('sys_close', 'process', function* (t, args) {
-    const { actor } = proc(args);
-    yield* driver.release(t, (args as { handle: number }).handle);
-    yield* reply(t, actor, { type: 'closed' });
-  });
-  k.task('sys_munmap', 'process', function* (t, args) {
-    const { mm, actor } = proc(args);
-    const { start, n } = args as { start: number; n: number };
-    yield* do_munmap(k, t, notifiers, mm, start, n);
-    yield* do_mmap(k, t, mm, start, n, true);
-    yield* k.step(t, 'munmap', () => stats.add('munmaps'));
-    yield* reply(t, actor, { type: 'munmapped' });
-  });
-  k.task('do_exit', 'process', function* (t, args) {
-    const { proc: i, mm, actor } = proc(args);
-    // do_exit: exit_mm before exit_files, so the mm goes through exit_mmap while the fd still holds the bond;
-    // exit_mm clears task->mm (under task_lock) before its mmput, which is what get_task_mm relies on.
-    yield* k.step(t, 'exit_mm: current->mm = NULL', () => void Atomics.store(k.i32, taskMm(i), 0));
-    yield* mm_exit(k, t, notifiers, mm);
-    for (const h of (args as { handles: number[] }).handles) yield* driver.release(t, h);
-    yield* k.step(t, 'exit', () => stats.add('exits'));
-    yield* tellMm(t, i, mm);
-    yield* reply(t, actor, { type: 'exited' });
-  });
-
-  const specs: ActorSpec[] = [];
   const step = (): number => k.deliveryStep;
-  hardware.forEach((h, u) => {
-    specs.push({ name: h.actorName, logic: hardwareMachine(h, step), input: { self: actors.unit(u) } });
-  });
-  devices.forEach((d, i) => {
-    specs.push({ name: d.actorName, logic: hardwareMachine(d, step), input: { self: actors.device(i) } });
-  });
-  for (let i = 0; i < P; i++) specs.push({ name: `mm/${i + 1}`, logic: mmMachine });
+  const specs: ActorSpec[] = hardwareActors(
+    topo,
+    {
+      unit: (u) => ({ logic: hardwareMachine(hardware[u.index] as IommuHardware, step), input: { self: actors.unit(u.index) } }),
+      device: (d) => ({ logic: hardwareMachine(devices[d.index] as PciDevice, step), input: { self: actors.device(d.index) } }),
+      mm: () => ({ logic: mmMachine }),
+    },
+    { unit: (u) => (hardware[u] as IommuHardware).actorName, device: (d) => (devices[d] as PciDevice).actorName },
+  );
   const scripted = parseSteps(p.steps, P, k, taskComms(k, p, units));
   for (let i = 0; i < P && scripted; i++) {
     const tell: [number, number][] = [];
@@ -502,21 +430,6 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     },
   };
   return { workload, model };
-}
-
-/**
- * At teardown: a process whose task has exited (task->mm cleared by exit_mm) while its mm still has users never
- * reaches exit_mmap — someone took an mm_users reference (mmget) and never put it. kmemleak's report of the
- * mm_struct. `taskMm(i)`: process i's task->mm (mm id + 1; 0 before exec and after exit_mm).
- */
-function exitedMmLeaks(k: Kernel, procMms: readonly MmStruct[], taskMm: (i: number) => number): void {
-  if (!k.enabled('leaks') || k.tasksLeftBlocked) return;
-  procMms.forEach((mm, i) => {
-    if (mmStateCode(k, mm) !== MM_LIVE || taskMm(i) === mm.id + 1) return;
-    const info = mmObjectInfo(k, mm);
-    const f = leakReport(k, info, Array.from(k.i32.subarray(info.obj, info.obj + 8)));
-    k.report({ ...f, text: `${f.text}\n  iommu-sim: proc/${i} has exited, yet ${mm.name} has mm_users ${mmUsers(k, mm)}: it never reaches exit_mmap (an mmget never put)` });
-  });
 }
 
 /**
