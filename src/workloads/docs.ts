@@ -2,10 +2,10 @@
 // (scripts/params-doc.mjs writes them; test/params-doc.test.ts checks it is up to date) and the `Parameters (--set)` block of each
 // preset's `--help`.
 import { CONCEPTS, type Concept, formOf, type ParamSchema, type PresetSpec } from './params/define.js';
-import { DOMAINS_PRESET } from './domains.js';
-import { IOASID_PRESET } from './ioasid.js';
+import { DOMAINS_PRESET } from './presets/domains.js';
+import { IOASID_PRESET } from './presets/ioasid.js';
 import { DOMAINS_KINDS, IOASID_KINDS, ORDER_KINDS, type StepKind, SVA_KINDS } from './steps.js';
-import { SVA_PRESET } from './sva.js';
+import { SVA_PRESET } from './presets/sva.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: presets of different parameter types, read alike.
 type AnyPreset = PresetSpec<any>;

@@ -29,12 +29,6 @@ import { defineMms, type MmStruct } from '../kernel/mm/mm.js';
 import { definePhysMem } from '../kernel/mm/physmem.js';
 import { synchronize_rcu } from '../kernel/rcu.js';
 import { slabInit } from '../kernel/slab.js';
-import { InputError } from '../runtime/errors.js';
-import { int, oneOf, type PresetSpec, parsePreset, pick } from './params/define.js';
-import { DOMAINS_BUGS, type DomainsBug, FAULTS } from './params/faults.js';
-import { POLICIES } from './params/policies.js';
-import { TOPOLOGY } from './params/topology.js';
-import { DOMAINS_SCRIPTS, type DomainsScript, WORKLOAD } from './params/workload.js';
 import type { Wire, Workload } from '../runtime/model.js';
 import { taskDriver } from '../kernel/driver.js';
 import { Domains } from '../core/domain.js';
@@ -42,102 +36,18 @@ import {
   type GroupDevice,
   type GroupPolicies,
   IommuGroups,
-  type MultiDevicePasid,
   NoHwDomainOps,
-  type PasidLookup,
 } from '../core/group.js';
-import { SvaDomains, type SvaUsers } from '../core/sva-domain.js';
+import { SvaDomains, } from '../core/sva-domain.js';
 import { defineDomainsScript, parseDomainsScript } from './domains-script.js';
 import { checkWhileTasks } from './script.js';
-import { groupedTopology, hardwareActors, pciSlotName } from './topology.js';
+import { type DomainsParams, domainsParams, domainsTopology, MAX_INITIAL_TASKS } from './presets/domains.js';
+import { hardwareActors, pciSlotName } from './topology.js';
 import { mmMachine } from '../actors/mm.js';
 
 export { DOMAINS_SCRIPTS, type DomainsScript } from './params/workload.js';
 
-export interface DomainsParams {
-  readonly script: DomainsScript;
-  readonly lookup: PasidLookup;
-  readonly users: SvaUsers;
-  readonly multiDevicePasid: MultiDevicePasid;
-  /** IOMMU instances; group g sits behind instance g mod iommus. */
-  readonly iommus: number;
-  readonly groups: number;
-  /** Devices in each group. */
-  readonly groupSize: number;
-  /** Processes (mm i+1 binds with PASID i+1). */
-  readonly processes: number;
-  /** Page-fault handler tasks. */
-  readonly faults: number;
-  /** Bind/unbind rounds of each process (and VFIO rounds in stress). */
-  readonly rounds: number;
-  /** Page requests each fault handler handles. */
-  readonly lookups: number;
-  /** max_pasids of every device (PASIDs 1 .. pasids-1; stress's VFIO task uses the last). */
-  readonly pasids: number;
-  /** bench: driver actors (one lookup loop each per `go`). */
-  readonly drivers: number;
-  /** A planted driver bug (negative control): a failing set_dev_pasid clears the entry it must leave alone. */
-  readonly bug: DriverBug;
-  readonly seed: number;
-  /**
-   * Scripted actors (JSON: `{ "drv/0": [{ "op": "attach", … }, …] }` — domains-script.ts); '' runs `script`.
-   * Scenarios write it as their `script` section.
-   */
-  readonly steps: string;
-}
-
-/** The planted bugs of the domains preset (params/faults.ts). */
-export type DriverBug = DomainsBug;
-export const DRIVER_BUGS: readonly DriverBug[] = DOMAINS_BUGS;
-
-export const DOMAINS_DEFAULTS: DomainsParams = {
-  script: 'race',
-  lookup: 'rcu',
-  users: 'refcounted',
-  multiDevicePasid: 'refused',
-  iommus: 1,
-  groups: 1,
-  groupSize: 1,
-  processes: 1,
-  faults: 1,
-  rounds: 1,
-  lookups: 1,
-  pasids: 8,
-  drivers: 0,
-  bug: 'none',
-  seed: 1,
-  steps: '',
-};
-
-/** The run's tasks are at most 16 (Workload.initialTasks), and each reader holds an RCU slot. */
-const MAX_INITIAL_TASKS = 16;
-
-
-
-/** The domains preset's parameters: groups of devices, seed 002's policies, binds racing fault handlers. */
-export const DOMAINS_PRESET: PresetSpec<DomainsParams> = {
-  name: 'domains',
-  summary: 'IOMMU groups and PASID-granular domains (seed 002): attach/detach/replace of {device, PASID}, SVA domains shared by the binds of one mm, fault handlers looking the domain up.',
-  params: {
-    ...pick('topology', TOPOLOGY, ['iommus', 'groups', 'groupSize', 'processes'], { iommus: int(1, 4), processes: int(1, 15) }),
-    pasids: { concept: 'topology', schema: int(4, 1024, 'domains: max_pasids of every device (PASIDs 1..pasids-1; process i binds PASID i+1, stress\'s VFIO task uses the last).') },
-    ...pick('policies', POLICIES, ['lookup', 'users', 'multiDevicePasid']),
-    ...pick('faults', FAULTS, ['bug'], { bug: oneOf(DRIVER_BUGS) }),
-    ...pick('workload', WORKLOAD, ['script', 'faults', 'rounds', 'lookups', 'drivers', 'seed', 'steps'], { script: oneOf(DOMAINS_SCRIPTS) }),
-  },
-  defaults: DOMAINS_DEFAULTS,
-  check: (p) => {
-    const tasks = p.steps !== '' || p.script === 'bench' || p.script === 'multi-device' ? 1 : p.processes + p.faults + (p.script === 'stress' ? 1 : 0);
-    if (tasks > MAX_INITIAL_TASKS)
-      throw new InputError(`domains: processes + faults (+1 VFIO task in stress) must be ≤ ${MAX_INITIAL_TASKS}, got ${tasks}`);
-    // PASID i+1 for process i; the last PASID is the VFIO task's.
-    if (p.processes > p.pasids - 2) throw new InputError(`domains: processes must be ≤ pasids - 2 (${p.pasids - 2}), got ${p.processes}`);
-  },
-};
-
-export function domainsParams(raw: Readonly<Record<string, Wire>>): DomainsParams {
-  return parsePreset(DOMAINS_PRESET, raw);
-}
+export { DOMAINS_DEFAULTS, DOMAINS_PRESET, type DomainsParams, domainsParams, domainsTopology, MAX_INITIAL_TASKS } from './presets/domains.js';
 
 /** Counters of what the run did, in shared memory (every thread adds to the same ones). */
 export const DOMAINS_STATS = [
@@ -177,70 +87,30 @@ export interface DomainsModel {
   count(name: DomainsStat, n?: number): void;
 }
 
-/** Task kinds always started with a name of their own (an initial task's). */
-const DOMAINS_NAMED_KINDS = new Set(['domains_script', 'proc', 'iopf', 'vfio', 'pasid_owner', 'peer_dma', 'bench_setup', 'lookup_loop', 'bench_teardown']);
+/** What the domains workload's tasks use: the model's pieces and the run's shared words. */
+interface DomainsTaskEnv {
+  readonly k: Kernel;
+  readonly p: DomainsParams;
+  readonly mms: readonly MmStruct[];
+  readonly domains: Domains;
+  readonly groups: IommuGroups;
+  readonly hw: NoHwDomainOps;
+  readonly sva: SvaDomains;
+  /** Device i, modulo the topology's. */
+  dev(i: number): GroupDevice;
+  bump(t: KTask, name: DomainsStat, n?: number): KGen;
+  count(name: DomainsStat, n?: number): void;
+  /** Per process: 0 until its first bind has returned (then the round + 1, or -1 when it failed). */
+  readonly bound: number;
+  /** The bench's paging domain. */
+  readonly benchDom: number;
+  /** Whether a PASID may be attached to a device's group (the policy, and its size). */
+  readonly pasidOk: boolean;
+}
 
-export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: DomainsModel } {
-  const p = domainsParams(raw);
-  const ndev = p.groups * p.groupSize;
-  const nmms = p.processes + PAGE_TABLES;
-  // Sized to the scenario: a deterministic exploration allocates the whole region once per execution.
-  const layout = {
-    stringWords: 1 << 15,
-    stringSlots: 1 << 10,
-    lockdepWords: 1 << 14,
-    staticWords: (1 << 12) + ndev * (3 * p.pasids + 4 * p.pasids) + (nmms + 1) * 32 + p.groups * (p.pasids + 8),
-    arenaWords: (1 << 12) + 64 * p.processes,
-  };
-  const k = new Kernel({ layout });
-  slabInit(k);
-  const pm = definePhysMem(k, 4);
-  const table = defineMms(k, pm, nmms, 1);
-  const mms = table.mms.slice(0, p.processes);
-  // Its units have no hardware model yet (NoHwDomainOps): their flavour is the default one.
-  const topo = groupedTopology(Array.from({ length: p.iommus }, () => 'vtd' as const), p.groups, p.groupSize, p.processes);
-  const devices: GroupDevice[] = topo.devices.map((d) => ({ index: d.index, name: d.name, iommu: d.iommu }));
-  const domains = new Domains(k, {
-    iommus: p.iommus,
-    addressSpaces: 8,
-    pageTables: table.mms.slice(p.processes),
-    unitName: (i) => `iommu${i}`,
-  });
-  const policies: GroupPolicies = { lookup: p.lookup, multiDevicePasid: p.multiDevicePasid };
-  const groups = new IommuGroups(k, domains, {
-    devices,
-    groups: Array.from({ length: p.groups }, (_, g) => Array.from({ length: p.groupSize }, (_, j) => g * p.groupSize + j)),
-    maxPasids: p.pasids,
-    policies,
-  });
-  const hw = new NoHwDomainOps(k, ndev, p.pasids, p.bug);
-  hw.onDma = (t, d, pasid, dom, step) => groups.dmaReached(t, d, pasid, dom, step);
-  for (let i = 0; i < p.iommus; i++) groups.registerIommu(i, hw);
-  const sva = new SvaDomains(k, groups, domains, { mms: nmms, iommus: p.iommus, devices: ndev, maxPasids: p.pasids, users: p.users });
-
-  const statsOff = k.statics.alloc(DOMAINS_STATS.length, 'domains stats');
-  const index = (name: DomainsStat): number => DOMAINS_STATS.indexOf(name);
-  const count = (name: DomainsStat, n = 1): void => void Atomics.add(k.i32, k.mem.statics + statsOff + index(name), n);
-  const bump = (t: KTask, name: DomainsStat, n = 1): KGen => k.step(t, `count ${name}`, () => count(name, n));
-  // Per process: 0 until its first bind has returned (then the round + 1, or -1 when it failed).
-  const bound = k.statics.alloc(p.processes, 'bound');
-  const benchDom = k.statics.alloc(1, 'bench domain');
-  const model: DomainsModel = {
-    k,
-    params: p,
-    devices,
-    mms,
-    domains,
-    groups,
-    hw,
-    sva,
-    stat: (name) => Atomics.load(k.i32, k.mem.statics + statsOff + index(name)),
-    count,
-  };
-  const dev = (i: number): GroupDevice => devices[((i % ndev) + ndev) % ndev] as GroupDevice;
-  /** Whether a PASID may be attached to dev's group (the policy, and its size). */
-  const pasidOk = p.groupSize === 1 || p.multiDevicePasid === 'allowed';
-
+/** script race and stress: the processes binding and the page-fault handlers racing their unbinds. */
+function defineRaceTasks(env: DomainsTaskEnv): void {
+  const { k, p, mms, hw, sva, dev, bump, count, bound } = env;
   // A process: bind, let the device DMA, unbind — `rounds` times, on the next device each round.
   k.task('proc', 'process', function* (t, args) {
     const i = typeof args === 'number' ? args : 0;
@@ -288,6 +158,11 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
     }
   });
 
+}
+
+/** script stress and multi-device: a VFIO-like user of a PASID, and a peer device's DMA. */
+function defineVfioTasks(env: DomainsTaskEnv): void {
+  const { k, p, domains, groups, hw, dev, count, pasidOk } = env;
   // A VFIO/iommufd-like user of PASID pasids-1: the attach / replace / detach semantics, each result checked.
   k.task('vfio', 'process', function* (t) {
     const pasid = p.pasids - 1;
@@ -369,6 +244,11 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
     });
   });
 
+}
+
+/** script bench: a paging domain looked up by loops, torn down at the end. */
+function defineBenchTasks(env: DomainsTaskEnv): void {
+  const { k, p, domains, groups, dev, count, benchDom } = env;
   // The benchmark: a paging domain on {device 0, PASID 1}, looked up by loops, torn down at the end.
   k.task('bench_setup', 'process', function* (t) {
     const a = yield* domains.alloc(t, 'paging', dev(0).iommu);
@@ -393,6 +273,75 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
     if (p.lookup === 'rcu') yield* synchronize_rcu(k, t);
     yield* domains.free(t, dom);
   });
+}
+
+/** Task kinds always started with a name of their own (an initial task's). */
+const DOMAINS_NAMED_KINDS = new Set(['domains_script', 'proc', 'iopf', 'vfio', 'pasid_owner', 'peer_dma', 'bench_setup', 'lookup_loop', 'bench_teardown']);
+
+export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: DomainsModel } {
+  const p = domainsParams(raw);
+  const ndev = p.groups * p.groupSize;
+  const nmms = p.processes + PAGE_TABLES;
+  // Sized to the scenario: a deterministic exploration allocates the whole region once per execution.
+  const layout = {
+    stringWords: 1 << 15,
+    stringSlots: 1 << 10,
+    lockdepWords: 1 << 14,
+    staticWords: (1 << 12) + ndev * (3 * p.pasids + 4 * p.pasids) + (nmms + 1) * 32 + p.groups * (p.pasids + 8),
+    arenaWords: (1 << 12) + 64 * p.processes,
+  };
+  const k = new Kernel({ layout });
+  slabInit(k);
+  const pm = definePhysMem(k, 4);
+  const table = defineMms(k, pm, nmms, 1);
+  const mms = table.mms.slice(0, p.processes);
+  const topo = domainsTopology(p);
+  const devices: GroupDevice[] = topo.devices.map((d) => ({ index: d.index, name: d.name, iommu: d.iommu }));
+  const domains = new Domains(k, {
+    iommus: p.iommus,
+    addressSpaces: 8,
+    pageTables: table.mms.slice(p.processes),
+    unitName: (i) => `iommu${i}`,
+  });
+  const policies: GroupPolicies = { lookup: p.lookup, multiDevicePasid: p.multiDevicePasid };
+  const groups = new IommuGroups(k, domains, {
+    devices,
+    groups: Array.from({ length: p.groups }, (_, g) => Array.from({ length: p.groupSize }, (_, j) => g * p.groupSize + j)),
+    maxPasids: p.pasids,
+    policies,
+  });
+  const hw = new NoHwDomainOps(k, ndev, p.pasids, p.bug);
+  hw.onDma = (t, d, pasid, dom, step) => groups.dmaReached(t, d, pasid, dom, step);
+  for (let i = 0; i < p.iommus; i++) groups.registerIommu(i, hw);
+  const sva = new SvaDomains(k, groups, domains, { mms: nmms, iommus: p.iommus, devices: ndev, maxPasids: p.pasids, users: p.users });
+
+  const statsOff = k.statics.alloc(DOMAINS_STATS.length, 'domains stats');
+  const index = (name: DomainsStat): number => DOMAINS_STATS.indexOf(name);
+  const count = (name: DomainsStat, n = 1): void => void Atomics.add(k.i32, k.mem.statics + statsOff + index(name), n);
+  const bump = (t: KTask, name: DomainsStat, n = 1): KGen => k.step(t, `count ${name}`, () => count(name, n));
+  // Per process: 0 until its first bind has returned (then the round + 1, or -1 when it failed).
+  const bound = k.statics.alloc(p.processes, 'bound');
+  const benchDom = k.statics.alloc(1, 'bench domain');
+  const model: DomainsModel = {
+    k,
+    params: p,
+    devices,
+    mms,
+    domains,
+    groups,
+    hw,
+    sva,
+    stat: (name) => Atomics.load(k.i32, k.mem.statics + statsOff + index(name)),
+    count,
+  };
+  const dev = (i: number): GroupDevice => devices[((i % ndev) + ndev) % ndev] as GroupDevice;
+  /** Whether a PASID may be attached to dev's group (the policy, and its size). */
+  const pasidOk = p.groupSize === 1 || p.multiDevicePasid === 'allowed';
+
+  const env: DomainsTaskEnv = { k, p, mms, domains, groups, hw, sva, dev, bump, count, bound, benchDom, pasidOk };
+  defineRaceTasks(env);
+  defineVfioTasks(env);
+  defineBenchTasks(env);
 
   k.onEnd(() => {
     if (!k.enabled('leaks')) return;

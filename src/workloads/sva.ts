@@ -3,28 +3,18 @@
 // one per IOMMU unit, device, mm and process (in that order). Kernel code paths (syscalls, exit, the IOMMU
 // drivers' page-request threads, RCU/SRCU callbacks) are kernel tasks; the oracles run in the steps that could
 // break what they guard.
-import { type DefaultDomainPolicy, DmaApi } from '../core/dma.js';
+import { DmaApi } from '../core/dma.js';
 import { Domains } from '../core/domain.js';
 import { Oracle } from '../core/oracle.js';
 import { Stats, type StatName } from '../core/stats.js';
 import { Sva } from '../core/sva.js';
-import {
-  type DeviceInfo,
-  DRIVER_BUGS,
-  type DriverBug,
-  type FaultHandling,
-  type Flavour,
-  type IommuOps,
-  type PasidPlacement,
-  type SvaPolicies,
-  type Teardown,
-} from '../core/types.js';
+import type { DeviceInfo, Flavour, IommuOps, SvaPolicies } from '../core/types.js';
 import { AMD, amdOps } from '../hw/amd/amd.js';
 import { type DriverEnv, flush } from '../hw/driver.js';
 import type { FlavourSpec } from '../hw/flavour.js';
 import { DEFAULT_UNIT, IommuUnit } from '../hw/iommu.js';
 import { HW_HOT_EVENTS, HW_SHARED_EVENTS } from '../hw/messages.js';
-import { type Misbehaviour, PciDevice } from '../hw/pci/device.js';
+import { PciDevice } from '../hw/pci/device.js';
 import { AccelDriver } from '../hw/pci/driver.js';
 import { defineUnitDriver, definePrqThread } from '../hw/queue.js';
 import { SMMUV3, smmuv3Ops } from '../hw/smmuv3/smmuv3.js';
@@ -38,172 +28,24 @@ import { definePhysMem, onPageFree, pageOwner, physMemWords } from '../kernel/mm
 import { readerTableWords } from '../kernel/rcu.js';
 import { slabInit } from '../kernel/slab.js';
 import { InputError } from '../runtime/errors.js';
-import { bool, int, oneOf, type PresetSpec, parsePreset, pick } from './params/define.js';
-import { FAULTS } from './params/faults.js';
-import { POLICIES, type TaskMm } from './params/policies.js';
-import { TOPOLOGY } from './params/topology.js';
-import { WORKLOAD } from './params/workload.js';
 import type { ActorSpec, Wire, Workload } from '../runtime/model.js';
 import { applyExtension, coreStepTable, KERNEL_PRIMITIVES } from './extension.js';
 import { checkWhileTasks, type OrderStep, parseScript } from './script.js';
 import { SVA_KINDS } from './steps.js';
+import { type SvaParams, svaParams, svaTopology } from './presets/sva.js';
 import { defineSyscalls } from './syscalls.js';
-import { flatTopology, hardwareActors } from './topology.js';
+import { hardwareActors } from './topology.js';
+import { processActors } from './processes.js';
 import { hardwareMachine } from '../actors/hardware.js';
-import { defineKernelUsers, type KernelUse, type VfioTakeover, type VfioUse } from './kernel-users.js';
+import { defineKernelUsers, } from './kernel-users.js';
 import { mmMachine } from '../actors/mm.js';
-import { processMachine, type Script, SCRIPTS } from '../actors/process.js';
-import { DEFAULT_RATES, parseRates, type RandomInput, randomProcessMachine } from '../actors/random-process.js';
-import { declareWhileStep, type ScriptStep, scriptedProcessMachine } from '../actors/scripted-process.js';
-import { type SwqInput, swqProcessMachine, type WorkQueue } from '../actors/swq-process.js';
+import { declareWhileStep, type ScriptStep, } from '../actors/scripted-process.js';
 
 export { TASK_MMS, type TaskMm } from './params/policies.js';
 
 const SPECS: Readonly<Record<Flavour, FlavourSpec>> = { vtd: VTD, amd: AMD, smmuv3: SMMUV3 };
 
-export interface SvaParams {
-  /** Flavour of each IOMMU unit, comma-separated: `vtd,amd,smmuv3,vtd`. */
-  readonly iommus: string;
-  readonly devices: number;
-  readonly processes: number;
-  /** Virtual pages of each process. */
-  readonly pages: number;
-  /** Every device's capabilities: a subset of `ats,pri,pasid`. */
-  readonly caps: string;
-  readonly pasidBits: number;
-  /** The SMMUs' SSIDSIZE. */
-  readonly ssidBits: number;
-  readonly trusted: boolean;
-  readonly pasidAlloc: PasidPlacement;
-  readonly teardown: Teardown;
-  readonly fault: FaultHandling;
-  readonly drainTimeoutMs: number;
-  /** A planted driver bug (the oracles' negative control). */
-  readonly bug: DriverBug;
-  readonly misbehave: Misbehaviour;
-  /** The misbehaving device (-1: all of them). */
-  readonly misbehaveDevice: number;
-  readonly script: Script;
-  /** `script: random`: each operation's weight, `bind:4,dma:8,munmap:1,unbind:3,exit:1`; `rounds` operations. */
-  readonly rates: string;
-  /** How bind_task (script bind-task-exit) holds the task's mm: get_task_mm's mm_users reference, or none. */
-  readonly taskMm: TaskMm;
-  /** Process i starts when process i-1 has closed its fd. */
-  readonly chain: boolean;
-  readonly dmas: number;
-  readonly rounds: number;
-  readonly flags: number;
-  readonly seed: number;
-  readonly cmdCostNs: number;
-  /** IOTLB entries of each IOMMU (0: every translation walks the tables). */
-  readonly iotlb: number;
-  /** ATC entries of each device (0: every DMA asks the IOMMU). */
-  readonly atc: number;
-  /** Page request queue entries of each IOMMU (small: overflow, and the hardware's auto-responses). */
-  readonly prqDepth: number;
-  /**
-   * How processes tag their descriptors (src/actors/swq-process.ts): `dedicated` work queues carry their bond's
-   * PASID, `shared` ones ENQCMD's — the task's IA32_PASID, loaded from mm->pasid.
-   */
-  readonly wq: WorkQueue;
-  /** Devices each process opens (process i: devices i, i+1, … modulo `devices`); above 1, or with a shared wq, the processes are swq-process's. */
-  readonly opens: number;
-  /**
-   * Scripted processes (JSON: an array, one list of steps per process — src/actors/scripted-process.ts); ''
-   * runs `script` instead. Scenarios write it as their `script` section.
-   */
-  readonly steps: string;
-  /** A CommonJS module whose extend(ctx) replaces or wraps ops (src/actors/extension.ts); '' for none. */
-  readonly extension: string;
-  /** Allocation failure injection, `cache:n`: the nth allocation from that slab cache fails ('' for none). */
-  readonly failAlloc: string;
-  readonly hungTaskSecs: number;
-  /** Default DMA domains at probe (seed 001). */
-  readonly defaultDomain: DefaultDomainPolicy;
-  /** Address spaces of each IOMMU instance (seed 001: 4 on early Tegra, 128 later). */
-  readonly addressSpaces: number;
-  /** The kernel's own DMA users (seeds 001, 004). */
-  readonly kernel: KernelUse;
-  readonly kjobs: number;
-  readonly kbuffers: number;
-  /** Devices with a kernel user (the first n). */
-  readonly kdevices: number;
-  readonly vfio: VfioUse;
-  /** Whether VFIO may take a device whose host driver still maps (seed 001: refuse). */
-  readonly vfioTakeover: VfioTakeover;
-  readonly drmContexts: number;
-  readonly drmRounds: number;
-}
-
-export const SVA_DEFAULTS: SvaParams = {
-  iommus: 'vtd',
-  devices: 1,
-  processes: 1,
-  pages: 8,
-  caps: 'ats,pri,pasid',
-  pasidBits: 8,
-  ssidBits: 6,
-  trusted: false,
-  pasidAlloc: 'native',
-  teardown: 'drain',
-  fault: 'protocol',
-  drainTimeoutMs: 1000,
-  bug: 'none',
-  misbehave: 'none',
-  misbehaveDevice: 0,
-  script: 'life',
-  rates: DEFAULT_RATES,
-  taskMm: 'get_task_mm',
-  chain: false,
-  dmas: 4,
-  rounds: 2,
-  flags: 0,
-  seed: 1,
-  cmdCostNs: 100,
-  iotlb: 64,
-  atc: 16,
-  prqDepth: 128,
-  wq: 'dedicated',
-  opens: 1,
-  steps: '',
-  extension: '',
-  failAlloc: '',
-  hungTaskSecs: 120,
-  defaultDomain: 'none',
-  addressSpaces: 128,
-  kernel: 'none',
-  kjobs: 8,
-  kbuffers: 2,
-  kdevices: 1,
-  vfio: 'none',
-  vfioTakeover: 'refuse',
-  drmContexts: 0,
-  drmRounds: 2,
-};
-
-
-
-/** The sva preset's parameters: the hardware topology, seed 000/001/004's policies, processes that bind and DMA. */
-export const SVA_PRESET: PresetSpec<SvaParams> = {
-  name: 'sva',
-  summary: 'IOMMU units of any flavour, PCI devices with ATS/PRI/PASID, processes that bind, DMA, fault, munmap, unbind and exit; the kernel\'s own DMA users.',
-  params: {
-    ...pick('topology', TOPOLOGY, ['iommus', 'devices', 'processes', 'pages', 'caps', 'pasidBits', 'ssidBits', 'trusted', 'iotlb', 'atc', 'prqDepth', 'cmdCostNs', 'addressSpaces', 'kdevices', 'opens']),
-    ...pick('policies', POLICIES, ['pasidAlloc', 'teardown', 'fault', 'drainTimeoutMs', 'taskMm', 'wq', 'defaultDomain', 'vfioTakeover']),
-    ...pick('faults', FAULTS, ['bug', 'misbehave', 'misbehaveDevice', 'extension', 'failAlloc'], { bug: oneOf(DRIVER_BUGS) }),
-    ...pick('workload', WORKLOAD, ['script', 'rates', 'dmas', 'rounds', 'flags', 'seed', 'steps', 'hungTaskSecs', 'kernel', 'kjobs', 'kbuffers', 'vfio', 'drmContexts', 'drmRounds'], {
-      script: oneOf(SCRIPTS),
-      rounds: int(1, 1 << 16),
-      seed: int(0, 0x7fffffff),
-    }),
-    chain: { concept: 'workload', schema: bool('sva: process i starts when process i-1 has closed its fd (the unbind-inflight races chain two processes).') },
-  },
-  defaults: SVA_DEFAULTS,
-};
-
-export function svaParams(raw: Readonly<Record<string, Wire>>): SvaParams {
-  return parsePreset(SVA_PRESET, raw);
-}
+export { SVA_DEFAULTS, SVA_PRESET, type SvaParams, svaParams } from './presets/sva.js';
 
 /** Everything a workload instance is made of (tests reach into it). */
 export interface SvaModel {
@@ -225,42 +67,12 @@ export interface SvaModel {
 export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: SvaModel } {
   const p = svaParams(raw);
   const flavours = p.iommus.split(',') as Flavour[];
-  const topo = flatTopology(flavours, p.devices, p.processes, p.kdevices);
+  const topo = svaTopology(p);
   const U = flavours.length;
   const D = p.devices;
   const P = p.processes;
   const capSet = new Set(p.caps.split(','));
-  const bonds = Math.max(8, 2 * P * p.opens + 8);
-  // A VMM whose memory VFIO maps, when VFIO is in the run: an address space of its own.
-  const vmm = p.vfio === 'none' ? 0 : 1;
-  const frames = (P + 2) * p.pages + 16 + vmm * p.kbuffers;
-  // I/O page tables for DMA and paging domains: address spaces of the mm layer that no process uses.
-  const iopt = p.defaultDomain === 'none' && p.kernel === 'none' && p.vfio === 'none' && p.drmContexts === 0 ? 0 : Math.min(U * p.addressSpaces, D + p.kdevices + p.drmContexts + 4);
-  // A PASID table entry (up to 8 words), the device's state (3) and the driver's (2) per PASID, its pasid_ida's bitmap.
-  const perDevice = (1 << p.pasidBits) * (8 + 3 + 2) + Math.ceil((1 << p.pasidBits) / 32) + 512 + 4 * p.atc;
-  const readerSlots = tasksAtOnce(p, bonds);
-  const readers = readerTableWords(readerSlots);
-  // The terms that grow with the parameters, named for the refusal of a topology too large to hold. A bond
-  // takes 32 words: the iommu_sva record (11, with its kmemleak track), its PASID share (9) and quarantine (3).
-  const sized: Record<string, number> = {
-    'PASID state (devices × 2^pasidBits × 13 words)': D * perDevice,
-    'address spaces (processes × pages)': mmTableWords(P + iopt + vmm, p.pages) + physMemWords(frames),
-    'IOMMU caches and queues (iommus × (iotlb + prqDepth))': U * (4096 + 6 * p.iotlb + 6 * p.prqDepth),
-    'bonds, notifiers and RCU/SRCU readers (processes)': mmuNotifierWords(bonds) + bonds * 32 + readers.rcu + readers.srcu,
-  };
-  const staticWords = (1 << 15) + Object.values(sized).reduce((a, b) => a + b, 0) + (U + 2) * (Math.ceil((1 << p.pasidBits) / 32) + 1);
-  // Every task interns its label and comm (allocation owners, KASAN's alloc/free tracks, lockdep's sites): the
-  // string table grows with the topology, or a large one fills it and lockdep turns itself off.
-  const tasks = P + D + U;
-  const layout = {
-    stringWords: Math.max(1 << 17, 128 * tasks),
-    stringSlots: Math.max(1 << 12, 2 ** Math.ceil(Math.log2(8 * tasks))),
-    staticWords,
-    arenaWords: 1 << 12,
-    lockdepWords: 1 << 14,
-  };
-  refuseOversized('sva', layoutWords(layout), sized);
-  const k = new Kernel({ layout, hungTaskSecs: p.hungTaskSecs, readerSlots });
+  const { k, bonds, vmm, frames, iopt } = svaKernel(p, U);
   const [failCache, failNth] = p.failAlloc === '' ? [] : (p.failAlloc.split(':') as [string, string]);
   slabInit(k, failCache ? { failslab: { cache: failCache, nth: Number(failNth) } } : {});
   const actors = {
@@ -365,46 +177,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     { unit: (u) => (hardware[u] as IommuHardware).actorName, device: (d) => (devices[d] as PciDevice).actorName },
   );
   const scripted = parseSteps(p.steps, P, k, taskComms(k, p, units));
-  for (let i = 0; i < P && scripted; i++) {
-    const tell: [number, number][] = [];
-    scripted.forEach((steps, j) => {
-      for (const st of steps) if (st.op === 'after' && st.proc === i) tell.push([st.step, actors.process(j)]);
-    });
-    specs.push({
-      name: `proc/${i}`,
-      logic: scriptedProcessMachine,
-      input: { idx: i, self: actors.process(i), devActor: actors.device(i % D), flags: p.flags, steps: scripted[i] ?? [], tell } as unknown as Wire,
-    });
-  }
-  const swq = p.wq === 'shared' || p.opens > 1;
-  if (swq && (scripted || p.script !== 'life')) throw new InputError(`sva: wq: shared and opens > 1 run the swq-process lifecycle: script must be life, with no steps`);
-  for (let i = 0; i < P && swq; i++) {
-    const devs = Array.from({ length: Math.min(p.opens, D) }, (_, j): [number, number] => [(i + j) % D, actors.device((i + j) % D)]);
-    const input: SwqInput = { idx: i, self: actors.process(i), devs, wq: p.wq, dmas: p.dmas, pages: p.pages, flags: p.flags };
-    specs.push({ name: `proc/${i}`, logic: swqProcessMachine, input: input as unknown as Wire });
-  }
-  for (let i = 0; i < P && !scripted && !swq && p.script === 'random'; i++) {
-    const input: RandomInput = { idx: i, self: actors.process(i), devActor: actors.device(i % D), pages: p.pages, flags: p.flags, ops: p.rounds, dmas: p.dmas, rates: parseRates(p.rates), seed: p.seed };
-    specs.push({ name: `proc/${i}`, logic: randomProcessMachine, input: input as unknown as Wire });
-  }
-  for (let i = 0; i < P && !scripted && !swq && p.script !== 'random'; i++) {
-    specs.push({
-      name: `proc/${i}`,
-      logic: processMachine,
-      input: {
-        idx: i,
-        self: actors.process(i),
-        devActor: actors.device(i % D),
-        next: p.chain && i + 1 < P ? actors.process(i + 1) : -1,
-        script: p.script,
-        dmas: p.dmas,
-        pages: p.pages,
-        flags: p.flags,
-        rounds: p.rounds,
-        seed: p.seed,
-      },
-    });
-  }
+  specs.push(...processActors(p, scripted, actors));
 
   const statics = staticsOffset(k.layout, k.base);
   const model: SvaModel = { params: p, k, sva, stats, units, devices, infos, mm: (i) => mms.mms[i] as MmStruct, actors, dma, domains, kusers };
@@ -430,6 +203,48 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     },
   };
   return { workload, model };
+}
+
+/**
+ * The run's kernel, its shared memory sized to the topology (a topology too large to hold is refused naming what
+ * takes the memory), and the sizes the workload is built with: bonds, the VMM's mm, physical frames, I/O page
+ * tables.
+ */
+function svaKernel(p: SvaParams, U: number): { k: Kernel; bonds: number; vmm: number; frames: number; iopt: number } {
+  const D = p.devices;
+  const P = p.processes;
+  const bonds = Math.max(8, 2 * P * p.opens + 8);
+  // A VMM whose memory VFIO maps, when VFIO is in the run: an address space of its own.
+  const vmm = p.vfio === 'none' ? 0 : 1;
+  const frames = (P + 2) * p.pages + 16 + vmm * p.kbuffers;
+  // I/O page tables for DMA and paging domains: address spaces of the mm layer that no process uses.
+  const iopt = p.defaultDomain === 'none' && p.kernel === 'none' && p.vfio === 'none' && p.drmContexts === 0 ? 0 : Math.min(U * p.addressSpaces, D + p.kdevices + p.drmContexts + 4);
+  // A PASID table entry (up to 8 words), the device's state (3) and the driver's (2) per PASID, its pasid_ida's bitmap.
+  const perDevice = (1 << p.pasidBits) * (8 + 3 + 2) + Math.ceil((1 << p.pasidBits) / 32) + 512 + 4 * p.atc;
+  const readerSlots = tasksAtOnce(p, bonds);
+  const readers = readerTableWords(readerSlots);
+  // The terms that grow with the parameters, named for the refusal of a topology too large to hold. A bond
+  // takes 32 words: the iommu_sva record (11, with its kmemleak track), its PASID share (9) and quarantine (3).
+  const sized: Record<string, number> = {
+    'PASID state (devices × 2^pasidBits × 13 words)': D * perDevice,
+    'address spaces (processes × pages)': mmTableWords(P + iopt + vmm, p.pages) + physMemWords(frames),
+    'IOMMU caches and queues (iommus × (iotlb + prqDepth))': U * (4096 + 6 * p.iotlb + 6 * p.prqDepth),
+    'bonds, notifiers and RCU/SRCU readers (processes)': mmuNotifierWords(bonds) + bonds * 32 + readers.rcu + readers.srcu,
+  };
+  const staticWords = (1 << 15) + Object.values(sized).reduce((a, b) => a + b, 0) + (U + 2) * (Math.ceil((1 << p.pasidBits) / 32) + 1);
+  // Every task interns its label and comm (allocation owners, KASAN's alloc/free tracks, lockdep's sites): the
+  // string table grows with the topology, or a large one fills it and lockdep turns itself off.
+  const tasks = P + D + U;
+  const layout = {
+    stringWords: Math.max(1 << 17, 128 * tasks),
+    stringSlots: Math.max(1 << 12, 2 ** Math.ceil(Math.log2(8 * tasks))),
+    staticWords,
+    arenaWords: 1 << 12,
+    lockdepWords: 1 << 14,
+  };
+  refuseOversized('sva', layoutWords(layout), sized);
+  const k = new Kernel({ layout, hungTaskSecs: p.hungTaskSecs, readerSlots });
+  return { k, bonds, vmm, frames, iopt };
 }
 
 /**
