@@ -42,8 +42,8 @@ export function bool(text = ''): ParamSchema {
   return withForm(z.boolean({ error: `${MUST}true or false` }).describe(text) as ParamSchema, 'true|false');
 }
 
-/** Free text (a number or a boolean given on the command line is its text). */
-export function text(description = '', check?: (v: string) => string | undefined): ParamSchema {
+/** Free text (a number or a boolean given on the command line is its text); `form` says how it is written. */
+export function text(description = '', check?: (v: string) => string | undefined, form = 'text'): ParamSchema {
   const s = z.coerce.string();
   const checked = check
     ? s.superRefine((v, ctx) => {
@@ -51,7 +51,7 @@ export function text(description = '', check?: (v: string) => string | undefined
         if (why !== undefined) ctx.addIssue({ code: 'custom', message: why });
       })
     : s;
-  return withForm(checked.describe(description) as ParamSchema, 'text');
+  return withForm(checked.describe(description) as ParamSchema, form);
 }
 
 /** A parameter a preset narrows keeps the shared one's text. */

@@ -26,9 +26,9 @@ export const FAULTS = {
   ),
   misbehave: oneOf(MISBEHAVIOURS, 'A misbehaving device: slow or no drain of a stopped PASID, DMA after stop, lost page responses, surprise removal, no ATC invalidation response, stray DMA.'),
   misbehaveDevice: int(-1, 1023, 'The misbehaving device (-1: all of them).'),
-  failAlloc: text("Allocation failure injection, cache:n: the nth allocation from that slab cache fails ('' for none).", failAllocError),
+  failAlloc: text("Allocation failure injection, cache:n: the nth allocation from that slab cache fails ('' for none).", failAllocError, 'cache:n'),
   sleeper: oneOf(SLEEPERS, 'An IOASID notifier subscriber whose callback takes a mutex (seed 003: a sleeping subscriber on an atomic chain).'),
-  extension: text("A CommonJS module whose extend(ctx) replaces or wraps ops or core steps (src/workloads/extension.ts): a patch under review; '' for none."),
+  extension: text("A CommonJS module whose extend(ctx) replaces or wraps ops or core steps (src/workloads/extension.ts): a patch under review; '' for none.", undefined, 'file.cjs'),
 } satisfies ParamTable;
 export type FaultParam = keyof typeof FAULTS;
 

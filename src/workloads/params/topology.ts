@@ -21,11 +21,12 @@ export const TOPOLOGY = {
   iommus: text(
     `IOMMU units: one flavour per unit, comma-separated (${FLAVOURS.join(', ')}; e.g. vtd,amd,smmuv3,vtd); devices are dealt round-robin over them. The domains preset takes a count (its units have no hardware yet).`,
     flavourListError,
+    'flavour,…',
   ),
   devices: int(1, 1024, 'PCI devices (struct device / struct pci_dev), each behind IOMMU unit index mod iommus.'),
   groups: int(1, 16, 'IOMMU groups (struct iommu_group, seed 002); group g sits behind IOMMU unit g mod iommus.'),
   groupSize: int(1, 4, 'Devices in each IOMMU group (functions the IOMMU cannot isolate from each other, seed 002).'),
-  caps: text(`Every device's PCIe capabilities: a subset of ${CAPS.join(',')} (SVA needs all three).`, capsError),
+  caps: text(`Every device's PCIe capabilities: a subset of ${CAPS.join(',')} (SVA needs all three).`, capsError, 'cap,…'),
   pasidBits: int(1, 20, "Each device's PASID width in bits (the PCIe PASID capability's Max PASID Width)."),
   ssidBits: int(0, 20, "The SMMUv3 units' SSIDSIZE in bits (Sub-Stream IDs a context descriptor table holds)."),
   trusted: bool('Devices are trusted (pci_dev->untrusted clear): seed 004 lets trusted devices bind init_mm.'),

@@ -28,7 +28,7 @@ export const WORKLOAD = {
     "The built-in workload each process (sva) or the run (domains) follows — sva: life, exit, unbind-inflight, stress, munmap, bind-task-exit, random; domains: race, stress, bench, multi-device (see each preset's header).",
   ),
   mode: oneOf(IOASID_MODES, 'ioasid: seed 003 end to end (scenario), or a benchmark: fill and free the ID space (alloc-free), ioasid_find under RCU or the lock (find-rcu, find-lock).'),
-  rates: text("script=random: each operation's weight, op:weight,… over bind, dma, munmap, unbind, exit; rounds operations a process.", ratesError),
+  rates: text("script=random: each operation's weight, op:weight,… over bind, dma, munmap, unbind, exit; rounds operations a process.", ratesError, 'op:weight,…'),
   dmas: int(0, 1 << 16, 'DMA requests a process has its device issue each round.'),
   rounds: int(1, 100_000, 'Rounds of the script: bind/dma/unbind rounds of each process (sva, domains), operations of script=random, VFIO rounds (domains stress).'),
   flags: int(0, 3, 'Bind flags (seed 000): 1 SVM_FLAG_PRIVATE_PASID (a new PASID), 2 SVM_FLAG_SUPERVISOR_MODE (bind init_mm).'),
@@ -45,6 +45,6 @@ export const WORKLOAD = {
   drmRounds: int(0, 1 << 20, 'Context switches of the DRM-like device.'),
   hungTaskSecs: int(1, 86_400, "The hung-task watchdog's timeout in simulated seconds (kernel.hung_task_timeout_secs)."),
   checkers: bool("Run the kernel's checkers (off: the allocator benchmarks measure the allocator alone)."),
-  steps: text("Scripted actors as JSON (a scenario's `script` section compiles to it; '' runs the built-in script)."),
+  steps: text("Scripted actors as JSON (a scenario's `script` section compiles to it; '' runs the built-in script): docs/steps.md.", undefined, 'JSON'),
 } satisfies ParamTable;
 export type WorkloadParam = keyof typeof WORKLOAD;
