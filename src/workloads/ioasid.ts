@@ -201,6 +201,9 @@ function defineScenarioTasks(env: IoasidTaskEnv): void {
     },
   });
 
+  // TODO(#15, core): the io_mm bind below (ioasid_alloc + mmu_notifier_register) is the SVA series' own bind
+  // path; it becomes a call of the one bind path (k.fn.iommu_sva_bind_device, part 1) when that path takes its
+  // PASID from the IOASID allocator (k.fn.iommu_alloc_pasid, part 2).
   k.task('sva_process', 'process', function* (t, args) {
     const i = num(args, 'i');
     const sid = num(args, 'sid');

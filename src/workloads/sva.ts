@@ -24,7 +24,7 @@ import { Kernel } from '../kernel/kernel.js';
 import { layoutWords, refuseOversized, staticsOffset } from '../kernel/memory.js';
 import { defineMms, type MmStruct, mmById, mmTableWords } from '../kernel/mm/mm.js';
 import { defineMmuNotifiers, mmuNotifierWords } from '../kernel/mm/mmu_notifier.js';
-import { definePhysMem, onPageFree, pageOwner, physMemWords } from '../kernel/mm/physmem.js';
+import { definePhysMem, onPageFree, type PhysMem, pageOwner, physMemWords } from '../kernel/mm/physmem.js';
 import { readerTableWords } from '../kernel/rcu.js';
 import { slabInit } from '../kernel/slab.js';
 import { InputError } from '../runtime/errors.js';
@@ -109,12 +109,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     return (p.flags & 2) !== 0 ? mms.initMm.id + 1 : (mms.mms[i] as MmStruct).id + 1;
   };
   const units = flavours.map((f, u) => new IommuUnit(k, u, SPECS[f], infos.filter((d) => d.iommu === u), { ...DEFAULT_UNIT, cmdCostNs: p.cmdCostNs, iotlbEntries: p.iotlb, prqDepth: p.prqDepth }, actors.unit(u)));
-  const unitDrivers = units.map((u) => defineUnitDriver(k, u));
-  const denv: DriverEnv = { k, units: unitDrivers, stats };
-  flavours.forEach((f, u) => {
-    const ops: IommuOps = f === 'vtd' ? vtdOps(denv) : f === 'amd' ? amdOps(denv) : smmuv3Ops(denv, p.ssidBits);
-    sva.registerIommu(u, ops);
-  });
+  const { unitDrivers, denv } = registerDrivers(k, sva, stats, units, flavours, p.ssidBits);
   if (p.extension !== '') {
     applyExtension(p.extension, {
       k,
@@ -147,17 +142,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   );
   const driver = new AccelDriver(k, sva, devices);
 
-  // The oracles' views of the hardware.
-  for (const u of units) for (const c of u.caches()) oracle.addCache(c);
-  for (const dev of devices) {
-    oracle.addCache({
-      name: `${dev.info.name} ATC`,
-      entriesForPfn: (pfn) => dev.atcEntries((_, __, pte) => pte >>> 2 === pfn).map((e) => `{PASID ${e.pasid}, vpn ${e.vpn}} → pfn 0x${pfn.toString(16)}`),
-      entriesForPasid: (d, pasid) => (d !== dev.info.index ? [] : dev.atcEntries((p) => p === pasid).map((e) => `{PASID ${pasid}, vpn ${e.vpn}}`)),
-    });
-  }
-  oracle.addDmaCounter({ inflight: (d, pasid) => devices[d]?.inflightCount(pasid) ?? 0 });
-  onPageFree(pm, (pfn, t, step) => oracle.pageFreed(step, pfn, ownerName(pageOwner(k, pm, pfn)), t.label));
+  watchHardware(k, oracle, pm, units, devices, ownerName);
   k.onAttach(() => {
     for (const h of hardware) h.reset();
     for (const d of devices) d.reset();
@@ -203,6 +188,31 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     },
   };
   return { workload, model };
+}
+
+/** Each unit's queue and driver (its command submission, its page-request thread's), and its flavour's ops. */
+function registerDrivers(k: Kernel, sva: Sva, stats: Stats, units: readonly IommuUnit[], flavours: readonly Flavour[], ssidBits: number) {
+  const unitDrivers = units.map((u) => defineUnitDriver(k, u));
+  const denv: DriverEnv = { k, units: unitDrivers, stats };
+  flavours.forEach((f, u) => {
+    const ops: IommuOps = f === 'vtd' ? vtdOps(denv) : f === 'amd' ? amdOps(denv) : smmuv3Ops(denv, ssidBits);
+    sva.registerIommu(u, ops);
+  });
+  return { unitDrivers, denv };
+}
+
+/** The oracles' views of the hardware: the IOTLBs and ATCs, the DMA in flight, the frames freed. */
+function watchHardware(k: Kernel, oracle: Oracle, pm: PhysMem, units: readonly IommuUnit[], devices: readonly PciDevice[], ownerName: (o: number) => string): void {
+  for (const u of units) for (const c of u.caches()) oracle.addCache(c);
+  for (const dev of devices) {
+    oracle.addCache({
+      name: `${dev.info.name} ATC`,
+      entriesForPfn: (pfn) => dev.atcEntries((_, __, pte) => pte >>> 2 === pfn).map((e) => `{PASID ${e.pasid}, vpn ${e.vpn}} → pfn 0x${pfn.toString(16)}`),
+      entriesForPasid: (d, pasid) => (d !== dev.info.index ? [] : dev.atcEntries((p) => p === pasid).map((e) => `{PASID ${pasid}, vpn ${e.vpn}}`)),
+    });
+  }
+  oracle.addDmaCounter({ inflight: (d, pasid) => devices[d]?.inflightCount(pasid) ?? 0 });
+  onPageFree(pm, (pfn, t, step) => oracle.pageFreed(step, pfn, ownerName(pageOwner(k, pm, pfn)), t.label));
 }
 
 /**
