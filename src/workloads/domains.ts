@@ -277,6 +277,41 @@ function defineBenchTasks(env: DomainsTaskEnv): void {
   });
 }
 
+/** At teardown (kmemleak): SVA bonds, mm domain lists or driver PASID entries left, and the groups' pasid_arrays. */
+function reportLeftovers(k: Kernel, groups: IommuGroups, sva: SvaDomains, hw: NoHwDomainOps): void {
+  if (!k.enabled('leaks')) return;
+  groups.checkReleased();
+  const left = [
+    ...sva.leftovers(),
+    ...hw.entries().map(([d, ps, dom]) => `${pciSlotName(d)} PASID ${ps} still points at domain 0x${dom.toString(16)}`),
+  ];
+  if (left.length === 0) return;
+  const title = 'kmemleak: iommu-sim: SVA bonds or PASID entries left at teardown';
+  k.report({ kind: 'leak', title, text: [title, ...left.map((l) => `  ${l}`)].join('\n'), step: -1, where: 'teardown' });
+}
+
+/** The run's first tasks: the scripted actors' (`scripted`, already declared), or the script's. */
+function domainsInitialTasks(p: DomainsParams, scripted: { task: string; args: number; name: string }[] | undefined): { task: string; args: Wire; name: string }[] {
+  if (scripted) return scripted;
+  if (p.script === 'bench') return [{ task: 'bench_setup', args: null, name: 'bench_setup' }];
+  if (p.script === 'multi-device') return [{ task: 'pasid_owner', args: null, name: 'vfio0' }, { task: 'peer_dma', args: null, name: 'drv1' }];
+  const tasks: { task: string; args: Wire; name: string }[] = [];
+  for (let i = 0; i < p.processes; i++) tasks.push({ task: 'proc', args: i, name: `proc${i}` });
+  for (let f = 0; f < p.faults; f++) tasks.push({ task: 'iopf', args: f, name: `iopf${f}` });
+  if (p.script === 'stress') tasks.push({ task: 'vfio', args: null, name: 'vfio0' });
+  return tasks;
+}
+
+/** The run's check: every result the kernel's, every page request against its own mm, every lookup found. */
+function domainsCheck(counters: Record<DomainsStat, number>) {
+  const problems: string[] = [];
+  if (counters.faults_wrong_mm > 0) problems.push(`${counters.faults_wrong_mm} page requests were handled against another process's mm`);
+  if (counters.dma_blocked > 0) problems.push(`${counters.dma_blocked} DMAs right after a successful bind did not go through the bound SVA domain`);
+  if (counters.vfio_unexpected > 0) problems.push(`${counters.vfio_unexpected} of ${counters.vfio_ops} attach/replace/detach results were not the kernel's`);
+  if (counters.lookup_misses > 0) problems.push(`${counters.lookup_misses} benchmark lookups did not find the attached domain`);
+  return { ok: problems.length === 0, problems, counters };
+}
+
 /** Task kinds always started with a name of their own (an initial task's). */
 const DOMAINS_NAMED_KINDS = new Set(['domains_script', 'proc', 'iopf', 'vfio', 'pasid_owner', 'peer_dma', 'bench_setup', 'lookup_loop', 'bench_teardown']);
 
@@ -345,31 +380,10 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
   defineVfioTasks(env);
   defineBenchTasks(env);
 
-  k.onEnd(() => {
-    if (!k.enabled('leaks')) return;
-    groups.checkReleased();
-    const left = [
-      ...sva.leftovers(),
-      ...hw.entries().map(([d, ps, dom]) => `${pciSlotName(d)} PASID ${ps} still points at domain 0x${dom.toString(16)}`),
-    ];
-    if (left.length === 0) return;
-    const title = 'kmemleak: iommu-sim: SVA bonds or PASID entries left at teardown';
-    k.report({ kind: 'leak', title, text: [title, ...left.map((l) => `  ${l}`)].join('\n'), step: -1, where: 'teardown' });
-  });
+  k.onEnd(() => reportLeftovers(k, groups, sva, hw));
 
   const scripted = parseDomainsScript(p.steps, { devices: ndev, processes: p.processes, iommus: p.iommus, pasids: p.pasids, maxActors: MAX_INITIAL_TASKS });
-  const initialTasks: { task: string; args: Wire; name: string }[] = [];
-  if (scripted) {
-    initialTasks.push(...defineDomainsScript({ k, devices, mms, domains, groups, hw, sva }, scripted));
-  } else if (p.script === 'bench') {
-    initialTasks.push({ task: 'bench_setup', args: null, name: 'bench_setup' });
-  } else if (p.script === 'multi-device') {
-    initialTasks.push({ task: 'pasid_owner', args: null, name: 'vfio0' }, { task: 'peer_dma', args: null, name: 'drv1' });
-  } else {
-    for (let i = 0; i < p.processes; i++) initialTasks.push({ task: 'proc', args: i, name: `proc${i}` });
-    for (let f = 0; f < p.faults; f++) initialTasks.push({ task: 'iopf', args: f, name: `iopf${f}` });
-    if (p.script === 'stress') initialTasks.push({ task: 'vfio', args: null, name: 'vfio0' });
-  }
+  const initialTasks = domainsInitialTasks(p, scripted ? defineDomainsScript({ k, devices, mms, domains, groups, hw, sva }, scripted) : undefined);
   // The tasks this run can have: its initial ones, and those spawned without a name (callbacks: their kind).
   if (scripted) checkWhileTasks('domains', scripted, [...initialTasks.map((it) => it.name), ...Object.keys(k.taskFactories).filter((kind) => !DOMAINS_NAMED_KINDS.has(kind))]);
   const statics = staticsOffset(k.layout, k.base);
@@ -387,21 +401,7 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
     hotEvents: { go: ['n'] },
     tasks: k.taskFactories,
     monitor: k,
-    check: (_finals, shared) => {
-      const counters = Object.fromEntries(DOMAINS_STATS.map((s, i) => [s, shared[statics + statsOff + i] as number])) as Record<
-        DomainsStat,
-        number
-      >;
-      const problems: string[] = [];
-      if (counters.faults_wrong_mm > 0)
-        problems.push(`${counters.faults_wrong_mm} page requests were handled against another process's mm`);
-      if (counters.dma_blocked > 0)
-        problems.push(`${counters.dma_blocked} DMAs right after a successful bind did not go through the bound SVA domain`);
-      if (counters.vfio_unexpected > 0)
-        problems.push(`${counters.vfio_unexpected} of ${counters.vfio_ops} attach/replace/detach results were not the kernel's`);
-      if (counters.lookup_misses > 0) problems.push(`${counters.lookup_misses} benchmark lookups did not find the attached domain`);
-      return { ok: problems.length === 0, problems, counters };
-    },
+    check: (_finals, shared) => domainsCheck(Object.fromEntries(DOMAINS_STATS.map((s, i) => [s, shared[statics + statsOff + i] as number])) as Record<DomainsStat, number>),
   };
   return { workload, model };
 }
