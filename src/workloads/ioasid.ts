@@ -246,6 +246,47 @@ function defineScenarioTasks(env: IoasidTaskEnv): void {
     yield* tally(t, { ...tl, exits: 1 });
   });
 
+  defineVmTasks(env, vmDone);
+
+  const booted = k.statics.alloc(1, 'system sid');
+  k.task('ioasid_init', 'process', function* (t) {
+    yield* init(t);
+    const sid = yield* ioasid_alloc_system_set(k, t, a, systemQuota);
+    if (sid < 0) throw new Error(`ioasid_alloc_system_set: ${sid}`);
+    yield* k.step(t, 'boot done', () => void Atomics.store(k.i32, k.mem.statics + booted, sid));
+  });
+  // Processes and VMs are started by launchers, themselves initial tasks: the threaded runtime deals initial
+  // tasks over its workers, and a task's children run where it does.
+  const items = P + p.vms;
+  const launchers = Math.min(15 - (scripted?.length ?? 0), items);
+  k.task('launcher', 'process', function* (t, args) {
+    const l = typeof args === 'number' ? args : 0;
+    const at = k.mem.statics + booted;
+    yield k.point(t, 'wait for boot', () => Atomics.load(k.i32, at) !== 0, () => undefined, { what: 'ioasid_init' });
+    const sid = yield* k.step(t, 'system sid', () => Atomics.load(k.i32, at));
+    for (let n = l; n < items; n += launchers) {
+      if (n < P) yield* k.step(t, 'fork', (env) => void env.spawn('sva_process', { i: n, sid }, `proc${n}`));
+      else yield* k.step(t, 'start vm', (env) => void env.spawn('vm', { j: n - P }, `qemu${n - P}`));
+    }
+  });
+  initialTasks.push({ task: 'ioasid_init', args: null, name: 'swapper' });
+  for (let l = 0; l < launchers; l++) initialTasks.push({ task: 'launcher', args: l, name: `launcher${l}` });
+  if (scripted) {
+    initialTasks.push(...defineIoasidScript({ k, a, subs, cap, bootWord: () => k.mem.statics + booted }, scripted));
+    // The tasks this run can have: its initial ones, the processes and VMs the launchers start, and those
+    // spawned without a name (callbacks: their kind).
+    const started = [
+      ...Array.from({ length: P }, (_, i) => `proc${i}`),
+      ...Array.from({ length: p.vms }, (_, j) => [`qemu${j}`, ...Array.from({ length: p.vcpus }, (_, c) => `qemu${j}-vcpu${c}`)]).flat(),
+    ];
+    const unnamed = Object.keys(k.taskFactories).filter((kind) => !IOASID_NAMED_KINDS.has(kind));
+    checkWhileTasks('ioasid', scripted, [...initialTasks.flatMap((it) => (it.name ? [it.name] : [])), ...started, ...unnamed]);
+  }
+}
+
+/** The VMs (one ioasid_set each, quota, shrink attempt, set free) and their vCPU threads allocating guest PASIDs. */
+function defineVmTasks(env: IoasidTaskEnv, vmDone: number): void {
+  const { k, p, a, subs, cap, tally } = env;
   k.task('vcpu', 'process', function* (t, args) {
     const j = num(args, 'j');
     const c = num(args, 'c');
@@ -326,40 +367,6 @@ function defineScenarioTasks(env: IoasidTaskEnv): void {
     yield* tally(t, { ...tl, vms_done: 1 });
   });
 
-  const booted = k.statics.alloc(1, 'system sid');
-  k.task('ioasid_init', 'process', function* (t) {
-    yield* init(t);
-    const sid = yield* ioasid_alloc_system_set(k, t, a, systemQuota);
-    if (sid < 0) throw new Error(`ioasid_alloc_system_set: ${sid}`);
-    yield* k.step(t, 'boot done', () => void Atomics.store(k.i32, k.mem.statics + booted, sid));
-  });
-  // Processes and VMs are started by launchers, themselves initial tasks: the threaded runtime deals initial
-  // tasks over its workers, and a task's children run where it does.
-  const items = P + p.vms;
-  const launchers = Math.min(15 - (scripted?.length ?? 0), items);
-  k.task('launcher', 'process', function* (t, args) {
-    const l = typeof args === 'number' ? args : 0;
-    const at = k.mem.statics + booted;
-    yield k.point(t, 'wait for boot', () => Atomics.load(k.i32, at) !== 0, () => undefined, { what: 'ioasid_init' });
-    const sid = yield* k.step(t, 'system sid', () => Atomics.load(k.i32, at));
-    for (let n = l; n < items; n += launchers) {
-      if (n < P) yield* k.step(t, 'fork', (env) => void env.spawn('sva_process', { i: n, sid }, `proc${n}`));
-      else yield* k.step(t, 'start vm', (env) => void env.spawn('vm', { j: n - P }, `qemu${n - P}`));
-    }
-  });
-  initialTasks.push({ task: 'ioasid_init', args: null, name: 'swapper' });
-  for (let l = 0; l < launchers; l++) initialTasks.push({ task: 'launcher', args: l, name: `launcher${l}` });
-  if (scripted) {
-    initialTasks.push(...defineIoasidScript({ k, a, subs, cap, bootWord: () => k.mem.statics + booted }, scripted));
-    // The tasks this run can have: its initial ones, the processes and VMs the launchers start, and those
-    // spawned without a name (callbacks: their kind).
-    const started = [
-      ...Array.from({ length: P }, (_, i) => `proc${i}`),
-      ...Array.from({ length: p.vms }, (_, j) => [`qemu${j}`, ...Array.from({ length: p.vcpus }, (_, c) => `qemu${j}-vcpu${c}`)]).flat(),
-    ];
-    const unnamed = Object.keys(k.taskFactories).filter((kind) => !IOASID_NAMED_KINDS.has(kind));
-    checkWhileTasks('ioasid', scripted, [...initialTasks.flatMap((it) => (it.name ? [it.name] : [])), ...started, ...unnamed]);
-  }
 }
 
 /** mode=alloc-free: one task fills the system set's ID space, another frees it all. */
