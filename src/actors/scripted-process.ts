@@ -7,7 +7,8 @@
 // (src/kernel/lock.ts), which tells it `while.held` from the point where the lock is taken. The wait counts
 // acquisitions from the task's first point on (`while.armed`), so the processes waiting for the step before it
 // are told only then: a holder they let go on cannot take and drop the lock before the wait sees it. The steps
-// are the scenario's (src/scenario/), checked there: the actors exist, and the constraints have no cycle.
+// are the scenario's, checked by the one script engine (src/workloads/script.ts): the actors exist, and the
+// constraints have no cycle.
 import { assign, enqueueActions, setup } from 'xstate';
 import type { Kernel } from '../kernel/kernel.js';
 import { type LockHolderWatch, wait_for_lock_holder, watchLockHolders } from '../kernel/lock.js';

@@ -14,6 +14,7 @@ import { MAX_WORKERS } from '../runtime/threaded.js';
 import { DEFAULT_WATCHDOG_SECONDS, startWatchdog } from '../runtime/watchdog.js';
 import type { Wire } from '../runtime/model.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
+import { presetHelp } from '../workloads/docs.js';
 import { SVA_DEFAULTS, svaParams } from '../workloads/sva.js';
 import { DOMAINS_DEFAULTS, domainsParams } from '../workloads/domains.js';
 import { IOASID_DEFAULTS, ioasidParams } from '../workloads/ioasid.js';
@@ -260,29 +261,7 @@ runOptions(
   .addHelpText(
     'after',
     `
-Parameters (--set):
-  iommus=vtd,amd,smmuv3,vtd  one flavour per IOMMU unit; devices are dealt round-robin over them
-  devices, processes, pages, dmas, rounds, seed
-  caps=ats,pri,pasid         the devices' PCI capabilities (SVA needs all three)
-  pasidBits, ssidBits        device PASID width; the SMMUs' SSIDSIZE
-  pasidAlloc=native|system|per-iommu|device|ssid
-  teardown=drain|quarantine|at-once   drainTimeoutMs (quarantine's bounded wait)
-  fault=protocol|callback
-  bug=none|no-range-flush|no-release-flush   a planted driver bug (to see the oracles fire)
-  misbehave=none|slow-drain|no-drain|dma-after-stop|lost-response|unplug|unplug-on-fault|no-atc-response|stray-dma
-                             misbehaveDevice (-1: all); prqDepth (small: page request queue overflow)
-  script=life|exit|unbind-inflight|stress|munmap|bind-task-exit|random
-                             chain=true: process i starts when i-1 has closed its fd
-  rates=bind:4,dma:8,munmap:1,unbind:3,exit:1   script=random: each operation's weight; rounds operations
-  taskMm=get_task_mm|raw     bind-task-exit: how the driver's thread holds the task's mm while it binds
-  wq=dedicated|shared        shared: processes submit with ENQCMD (the descriptor carries mm->pasid, not the bond's)
-  opens=N                    devices each process opens (i, i+1, … modulo devices); script life only
-  flags (1 PRIVATE_PASID, 2 SUPERVISOR_MODE), trusted, iotlb, atc, cmdCostNs, hungTaskSecs
-  defaultDomain=none|per-instance|per-device   addressSpaces (per IOMMU instance)
-  kernel=none|dma-api|syspasid-map|syspasid-bind   kjobs, kbuffers, kdevices: the kernel's own DMA users
-  vfio=none|early|late       VFIO takes device 0 over (early: while the host driver still maps)
-  vfioTakeover=refuse|force  refuse (-EBUSY) while the host driver maps, or pull the domain from under it
-  drmContexts, drmRounds     a DRM-like device switching its engines between per-process domains
+${presetHelp('sva')}
 Limits: devices ≤ 1024, processes ≤ 4096, pages ≤ 4096, pasidBits ≤ 20 (a refusal gives each range); a topology
 whose simulated kernel memory passes 512 MiB (devices × 2^pasidBits dominates) is refused naming what takes it.
 
@@ -374,9 +353,7 @@ paramsCommand(
   DOMAINS_DEFAULTS,
   domainsParams,
   `
-Parameters (--set): script=race|stress|bench  lookup=rcu|mutex  users=refcounted|unrefcounted
-  multiDevicePasid=refused|allowed  iommus, groups, groupSize, processes, faults, rounds, lookups, pasids, seed
-  bug=none|clear-on-failure (a planted driver bug)
+${presetHelp('domains')}
 
 Example (seed 002's race: unrefcounted SVA domain users and an RCU lookup racing the last unbind):
   iommu-sim domains --runtime deterministic --strategy pct --runs 2000 --set users=unrefcounted --record uaf.sched`,
@@ -389,10 +366,7 @@ paramsCommand(
   IOASID_DEFAULTS,
   ioasidParams,
   `
-Parameters (--set): mode=scenario|alloc-free|find-rcu|find-lock  bits (4..20)
-  lock=spinlock|mutex  chain=atomic|blocking  free=rcu|workqueue  sleeper=none|vfio|kvm|iommu
-  processes, vms, vcpus, quota, pasids, systemQuota, iterations, drivers, subscribers, checkers
-  bug=none|unlocked-quota|notify-stop (planted bugs)
+${presetHelp('ioasid')}
 
 Example (seed 003: the allocator lock as a mutex, freed from the MMU notifier's RCU callback):
   iommu-sim ioasid --runtime deterministic --set lock=mutex --set bits=8

@@ -15,7 +15,8 @@ import { buildWorkload } from '../runtime/workloads.js';
 import { InputError } from '../runtime/errors.js';
 import type { Wire } from '../runtime/model.js';
 import { describeZod, fieldPath } from './describe.js';
-import { type DomainsStep, type IoasidStep, type Scenario, type SvaStep, scenarioSchema } from './scenario.js';
+import { toWire } from '../workloads/steps.js';
+import { type Scenario, STEP_KINDS, scenarioSchema } from './scenario.js';
 
 export class ScenarioError extends InputError {
   override name = 'ScenarioError';
@@ -239,66 +240,27 @@ function orderOp(st: object): Record<string, Wire> | undefined {
 /** The `script` section as the model's `steps` parameter (JSON), or undefined without one. */
 function compileScript(s: Scenario): string | undefined {
   if (!s.script) return undefined;
-  switch (s.model) {
-    case 'sva':
-      return compileSva(s.script);
-    case 'domains':
-      return JSON.stringify(Object.fromEntries(Object.entries(s.script).map(([a, steps]) => [a, steps.map(domainsOp)])));
-    case 'ioasid':
-      return JSON.stringify(Object.fromEntries(Object.entries(s.script).map(([a, steps]) => [a, steps.map(ioasidOp)])));
-  }
+  const kinds = STEP_KINDS[s.model];
+  const wire = (st: object | string): Record<string, Wire> => (typeof st === 'object' ? orderOp(st) : undefined) ?? (toWire(kinds, st) as Record<string, Wire>);
+  const script = s.script as Record<string, (object | string)[]>;
+  if (s.model === 'sva') return compileSva(script, wire);
+  return JSON.stringify(Object.fromEntries(Object.entries(script).map(([a, steps]) => [a, steps.map(wire)])));
 }
 
-/** sva: a JSON list, one list of steps per process. */
-function compileSva(script: Record<string, SvaStep[]>): string {
+/** sva: a JSON list, one list of steps per process (an `after` names its process by number). */
+function compileSva(script: Record<string, (object | string)[]>, wire: (st: object | string) => Record<string, Wire>): string {
   const procs: Wire[][] = [];
   for (const [name, steps] of Object.entries(script)) {
     const i = Number(name.slice('proc/'.length));
     // The list is dense up to the highest process: a name past any topology is refused before it is built.
     if (!(i <= MAX_SCRIPTED_PROCESS)) throw new ScenarioError(`script.${name}: no such process (a topology has ${MAX_SCRIPTED_PROCESS + 1} at most)`);
     procs[i] = steps.map((st): Wire => {
-      if (typeof st === 'string') return { op: st };
-      if ('dma' in st) return { op: 'dma', ...st.dma };
-      if ('munmap' in st) return { op: 'munmap', vpn: st.munmap };
-      if ('exit' in st) return { op: 'exit', ...st.exit };
-      if ('while' in st) return { op: 'while', task: st.while.task, lock: st.while.holds };
-      const { actor, step } = afterRef(st.after);
-      // The sva model's actors are its processes: another name is no actor of it.
-      return actor.startsWith('proc/') ? { op: 'after', proc: Number(actor.slice('proc/'.length)), step } : { op: 'after', actor, step };
+      const w = wire(st);
+      const actor = w.op === 'after' ? String(w.actor) : '';
+      return actor.startsWith('proc/') ? { op: 'after', proc: Number(actor.slice('proc/'.length)), step: w.step as number } : w;
     });
   }
   return JSON.stringify(Array.from({ length: procs.length }, (_, i) => procs[i] ?? []));
-}
-
-function domainsOp(st: DomainsStep): Record<string, Wire> {
-  if (typeof st === 'string') return { op: st };
-  const order = orderOp(st);
-  if (order) return order;
-  if ('alloc' in st) return { op: 'alloc', ...st.alloc };
-  if ('free' in st) return { op: 'free', domain: st.free };
-  if ('attach' in st) return { op: 'attach', ...st.attach };
-  if ('detach' in st) return { op: 'detach', ...st.detach };
-  if ('replace' in st) return { op: 'replace', ...st.replace };
-  if ('bind' in st) return { op: 'bind', ...st.bind };
-  if ('unbind' in st) return { op: 'unbind', ...st.unbind };
-  if ('dma' in st) return { op: 'dma', ...st.dma };
-  if ('iopf' in st) return { op: 'iopf', ...st.iopf };
-  throw new ScenarioError(`script: a step of no kind: ${JSON.stringify(st)}`);
-}
-
-function ioasidOp(st: IoasidStep): Record<string, Wire> {
-  if (typeof st === 'string') return { op: st };
-  const order = orderOp(st);
-  if (order) return order;
-  if ('alloc_set' in st) return { op: 'alloc_set', ...st.alloc_set };
-  if ('alloc' in st) return { op: 'alloc', ...st.alloc };
-  if ('free' in st) return { op: 'free', id: st.free };
-  if ('find' in st) return { op: 'find', ...st.find };
-  if ('adjust_set' in st) return { op: 'adjust_set', ...st.adjust_set };
-  if ('free_set' in st) return { op: 'free_set', set: st.free_set };
-  if ('bind' in st) return { op: 'bind', id: st.bind };
-  if ('unbind' in st) return { op: 'unbind', id: st.unbind };
-  throw new ScenarioError(`script: a step of no kind: ${JSON.stringify(st)}`);
 }
 
 function checkParams(s: Scenario, where: string, params: Record<string, Wire>): void {

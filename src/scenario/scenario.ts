@@ -7,6 +7,18 @@
 // actors and steps it runs. TypeScript first: `defineScenario({...})` is fully typed; the same object as JSON or
 // YAML serves the CLI.
 import { z } from 'zod';
+import {
+  DOMAINS_FIELDS,
+  DOMAINS_KINDS,
+  defaultedForm,
+  IOASID_FIELDS,
+  IOASID_KINDS,
+  objectForm,
+  SVA_FIELDS,
+  SVA_KINDS,
+  type StepKind,
+  scalarForm,
+} from '../workloads/steps.js';
 
 /** The finding kinds a scenario may expect or forbid (src/kernel/findings.ts, the model's oracles). */
 export const FINDING_KINDS = [
@@ -69,67 +81,62 @@ const whileStep = z.strictObject({
   }),
 });
 
+// Each step kind's fields are declared once, in src/workloads/steps.ts; here are the forms a scenario writes them in.
+
 /** sva: `bind`, `unbind`, `exit`, `{ dma: {n, vpn, write, wait} }`, `{ munmap: vpn }`, `{ exit: {wait} }`. */
 const svaStep = z.union([
   z.enum(['bind', 'unbind', 'exit']),
-  z.strictObject({
-    dma: z
-      .strictObject({ n: z.number().int().min(1).max(4096).optional(), vpn: z.number().int().min(0).optional(), write: z.boolean().optional(), wait: z.boolean().optional() })
-      .default({}),
-  }),
-  z.strictObject({ munmap: z.number().int().min(0) }),
-  z.strictObject({ exit: z.strictObject({ wait: z.boolean().optional() }) }),
+  defaultedForm('dma', SVA_FIELDS.dma),
+  scalarForm('munmap', SVA_FIELDS.munmap.vpn),
+  objectForm('exit', SVA_FIELDS.exit),
   afterStep,
   whileStep,
 ]);
 export type SvaStep = z.output<typeof svaStep>;
 
-const name = z.string().regex(/^[A-Za-z_][\w-]*$/, 'expected a name (letters, digits, _)');
-const index = z.number().int().min(0);
-/** A domain named by the step that allocates it, on a device, optionally at a PASID. */
-const onDevice = z.strictObject({ domain: name, dev: index, pasid: index.optional() });
-const atPasid = z.strictObject({ dev: index, pasid: index });
-const ofMm = z.strictObject({ dev: index, mm: index });
-
-/** domains (src/core/domains-script.ts): domain alloc/free, attach/detach/replace, SVA bind/unbind, DMA, faults. */
+const D = DOMAINS_FIELDS;
+/** domains (src/workloads/domains-script.ts): domain alloc/free, attach/detach/replace, SVA bind/unbind, DMA, faults. */
 const domainsStep = z.union([
   z.literal('synchronize_rcu'),
-  z.strictObject({ alloc: z.strictObject({ domain: name, type: z.enum(['blocked', 'identity', 'dma', 'paging']).optional(), iommu: index.optional() }) }),
-  z.strictObject({ free: name }),
-  z.strictObject({ attach: onDevice }),
-  z.strictObject({ detach: onDevice }),
-  z.strictObject({ replace: z.strictObject({ domain: name, dev: index, pasid: index }) }),
-  z.strictObject({ bind: ofMm }),
-  z.strictObject({ unbind: ofMm }),
-  z.strictObject({ dma: atPasid }),
-  z.strictObject({ iopf: atPasid }),
+  objectForm('alloc', D.alloc),
+  scalarForm('free', D.free.domain),
+  objectForm('attach', D.attach),
+  objectForm('detach', D.detach),
+  objectForm('replace', D.replace),
+  objectForm('bind', D.bind),
+  objectForm('unbind', D.unbind),
+  objectForm('dma', D.dma),
+  objectForm('iopf', D.iopf),
   afterStep,
   whileStep,
 ]);
 export type DomainsStep = z.output<typeof domainsStep>;
 
-const quota = z.number().int().min(0).max(1 << 20);
-/** ioasid (src/core/ioasid-script.ts): sets, IDs, lookups, quota changes, notifications. */
+const I = IOASID_FIELDS;
+/** ioasid (src/workloads/ioasid-script.ts): sets, IDs, lookups, quota changes, notifications. */
 const ioasidStep = z.union([
   z.literal('check'),
-  z.strictObject({ alloc_set: z.strictObject({ set: name, quota }) }),
-  z.strictObject({ alloc: z.strictObject({ set: name, id: name }) }),
-  z.strictObject({ free: name }),
-  z.strictObject({ find: z.strictObject({ set: name, id: name }) }),
-  z.strictObject({ adjust_set: z.strictObject({ set: name, quota }) }),
-  z.strictObject({ free_set: name }),
-  z.strictObject({ bind: name }),
-  z.strictObject({ unbind: name }),
+  objectForm('alloc_set', I.alloc_set),
+  objectForm('alloc', I.alloc),
+  scalarForm('free', I.free.id),
+  objectForm('find', I.find),
+  objectForm('adjust_set', I.adjust_set),
+  scalarForm('free_set', I.free_set.set),
+  scalarForm('bind', I.bind.id),
+  scalarForm('unbind', I.unbind.id),
   afterStep,
   whileStep,
 ]);
 export type IoasidStep = z.output<typeof ioasidStep>;
 
+/** Each model's step kinds (src/workloads/steps.ts). */
+export const STEP_KINDS: Readonly<Record<ModelName, readonly StepKind[]>> = { sva: SVA_KINDS, domains: DOMAINS_KINDS, ioasid: IOASID_KINDS };
+
 /** The steps of each model's scripts, by their key (for messages). */
 export const SCRIPT_STEPS: Readonly<Record<ModelName, readonly string[]>> = {
-  sva: ['bind', 'unbind', 'exit', 'dma', 'munmap', 'after', 'while'],
-  domains: ['alloc', 'free', 'attach', 'detach', 'replace', 'bind', 'unbind', 'dma', 'iopf', 'synchronize_rcu', 'after', 'while'],
-  ioasid: ['alloc_set', 'alloc', 'free', 'find', 'adjust_set', 'free_set', 'bind', 'unbind', 'check', 'after', 'while'],
+  sva: [...SVA_KINDS.map((k) => k.op), 'after', 'while'],
+  domains: [...DOMAINS_KINDS.map((k) => k.op), 'after', 'while'],
+  ioasid: [...IOASID_KINDS.map((k) => k.op), 'after', 'while'],
 };
 
 /** A `script` section: actor → its steps, the actor names the model's. */

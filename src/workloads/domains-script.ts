@@ -17,9 +17,10 @@ import type { KGen } from '../kernel/kernel.js';
 import type { MmStruct } from '../kernel/mm/mm.js';
 import { synchronize_rcu } from '../kernel/rcu.js';
 import { InputError } from '../runtime/errors.js';
-import { DOMAIN_TYPES, type DomainType } from '../core/domain.js';
+import type { DomainType } from '../core/domain.js';
 import type { GroupDevice } from '../core/group.js';
-import { intField, nameField, parseScript, type ScriptActor, ScriptRunner } from './script.js';
+import { parseScript, type ScriptActor, ScriptRunner, withinTopology } from './script.js';
+import { DOMAINS_KINDS } from './steps.js';
 import type { DomainsModel } from './domains.js';
 
 export type DomainsOp =
@@ -33,7 +34,6 @@ export type DomainsOp =
   | { readonly op: 'synchronize_rcu' };
 
 export const DOMAINS_ACTOR_KINDS = ['drv', 'proc', 'iopf'] as const;
-const OPS = ['alloc', 'free', 'attach', 'detach', 'replace', 'bind', 'unbind', 'dma', 'iopf', 'synchronize_rcu', 'after', 'while'];
 
 /** What the steps may name: the topology. */
 export interface DomainsScriptTopology {
@@ -52,36 +52,12 @@ export function parseDomainsScript(text: string, topo: DomainsScriptTopology): S
     model: 'domains',
     kinds: DOMAINS_ACTOR_KINDS,
     maxActors: topo.maxActors,
-    parseOp(o, at) {
-      const dev = (): number => intField(o, at, 'dev', 0, topo.devices - 1);
-      const pasid = (): number => intField(o, at, 'pasid', 0, topo.pasids - 1);
-      switch (o.op) {
-        case 'alloc': {
-          const type = o.type ?? 'paging';
-          if (typeof type !== 'string' || !DOMAIN_TYPES.includes(type as DomainType)) throw new InputError(`${at}: type must be one of ${DOMAIN_TYPES.join(', ')}, got ${JSON.stringify(type)}`);
-          if (type === 'sva') throw new InputError(`${at}: SVA domains come from bind, not alloc`);
-          return { op: 'alloc', domain: nameField(o, at, 'domain'), type: type as DomainType, iommu: intField(o, at, 'iommu', 0, topo.iommus - 1, 0) };
-        }
-        case 'free':
-          return { op: 'free', domain: nameField(o, at, 'domain') };
-        case 'attach':
-        case 'detach':
-          return o.pasid === undefined
-            ? { op: o.op, domain: nameField(o, at, 'domain'), dev: dev() }
-            : { op: o.op, domain: nameField(o, at, 'domain'), dev: dev(), pasid: pasid() };
-        case 'replace':
-          return { op: 'replace', domain: nameField(o, at, 'domain'), dev: dev(), pasid: pasid() };
-        case 'bind':
-        case 'unbind':
-          return { op: o.op, dev: dev(), mm: intField(o, at, 'mm', 0, topo.processes - 1) };
-        case 'dma':
-        case 'iopf':
-          return { op: o.op, dev: dev(), pasid: pasid() };
-        case 'synchronize_rcu':
-          return { op: 'synchronize_rcu' };
-        default:
-          throw new InputError(`${at}: unknown step ${JSON.stringify(o.op)} (${OPS.join(', ')})`);
-      }
+    steps: DOMAINS_KINDS,
+    check(st, at) {
+      if ('dev' in st) withinTopology(at, 'dev', st.dev, topo.devices);
+      if ('pasid' in st) withinTopology(at, 'pasid', st.pasid, topo.pasids);
+      if ('mm' in st) withinTopology(at, 'mm', st.mm, topo.processes);
+      if (st.op === 'alloc') withinTopology(at, 'iommu', st.iommu, topo.iommus);
     },
   });
   if (!actors) return undefined;

@@ -29,7 +29,8 @@ import {
   ioasid_notify,
 } from '../core/ioasid.js';
 import { type IoasidSubscribers, ioasid_check_subscribers } from '../core/ioasid-subscribers.js';
-import { intField, nameField, parseScript, type ScriptActor, ScriptRunner } from './script.js';
+import { parseScript, type ScriptActor, ScriptRunner } from './script.js';
+import { IOASID_KINDS } from './steps.js';
 
 export type IoasidOp =
   | { readonly op: 'alloc_set'; readonly set: string; readonly quota: number }
@@ -43,7 +44,6 @@ export type IoasidOp =
 export const IOASID_ACTOR_KINDS = ['user'] as const;
 /** The host's set, allocated at boot. */
 export const SYSTEM_SET = 'system';
-const OPS = ['alloc_set', 'alloc', 'free', 'find', 'adjust_set', 'free_set', 'bind', 'unbind', 'check', 'after', 'while'];
 
 /** The `steps` parameter checked; undefined when it is ''. */
 export function parseIoasidScript(text: string, maxActors: number): ScriptActor<IoasidOp>[] | undefined {
@@ -51,30 +51,9 @@ export function parseIoasidScript(text: string, maxActors: number): ScriptActor<
     model: 'ioasid',
     kinds: IOASID_ACTOR_KINDS,
     maxActors,
-    parseOp(o, at) {
-      const quota = (): number => intField(o, at, 'quota', 0, 1 << 20);
-      switch (o.op) {
-        case 'alloc_set': {
-          const set = nameField(o, at, 'set');
-          if (set === SYSTEM_SET) throw new InputError(`${at}: set: ${SYSTEM_SET} is the host's set, allocated at boot`);
-          return { op: 'alloc_set', set, quota: quota() };
-        }
-        case 'alloc':
-        case 'find':
-          return { op: o.op, set: nameField(o, at, 'set'), id: nameField(o, at, 'id') };
-        case 'free':
-        case 'bind':
-        case 'unbind':
-          return { op: o.op, id: nameField(o, at, 'id') };
-        case 'adjust_set':
-          return { op: 'adjust_set', set: nameField(o, at, 'set'), quota: quota() };
-        case 'free_set':
-          return { op: 'free_set', set: nameField(o, at, 'set') };
-        case 'check':
-          return { op: 'check' };
-        default:
-          throw new InputError(`${at}: unknown step ${JSON.stringify(o.op)} (${OPS.join(', ')})`);
-      }
+    steps: IOASID_KINDS,
+    check(st, at) {
+      if (st.op === 'alloc_set' && st.set === SYSTEM_SET) throw new InputError(`${at}: set: ${SYSTEM_SET} is the host's set, allocated at boot`);
     },
   });
   if (!actors) return undefined;

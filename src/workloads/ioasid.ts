@@ -29,18 +29,12 @@ import { definePhysMem, physMemWords } from '../kernel/mm/physmem.js';
 import { call_rcu, defineRcuCallback, readerTableWords } from '../kernel/rcu.js';
 import { defineWork, queue_work, system_wq, type WorkItem } from '../kernel/workqueue.js';
 import { InputError } from '../runtime/errors.js';
-import { paramParsers } from '../runtime/params.js';
 import type { ActorSpec, Wire, Workload } from '../runtime/model.js';
 import { taskDriver } from '../kernel/driver.js';
 import {
   type Ioasid,
-  IOASID_BITS_MAX,
-  IOASID_CHAINS,
-  IOASID_LOCKS,
   IOASID_NOTIFY_BIND,
   IOASID_NOTIFY_UNBIND,
-  type IoasidChain,
-  type IoasidLock,
   defineIoasid,
   ioasid_adjust_set,
   ioasid_alloc,
@@ -63,133 +57,19 @@ import {
   ioasid_check_subscribers,
   ioasid_subscribers_register,
   ioasidSubscriberWords,
-  SLEEPERS,
-  type Sleeper,
 } from '../core/ioasid-subscribers.js';
 import { defineIoasidScript, parseIoasidScript } from './ioasid-script.js';
 import { checkWhileTasks } from './script.js';
+import { FIND_IDS, type IoasidParams, ioasidParams, ioasidTopology, MAX_SCRIPT_USERS, PID_MAX_DEFAULT } from './presets/ioasid.js';
+import { hardwareActors } from './topology.js';
+import { Refusals } from '../actors/lifecycle.js';
+import { mmContextMachine } from '../actors/mm-context.js';
 
-const { oneOf, int, bool } = paramParsers('ioasid');
+export { FREE_POLICIES, type FreePolicy } from './params/policies.js';
+export { IOASID_WORKLOAD_BUGS, type IoasidWorkloadBug } from './params/faults.js';
+export { IOASID_MODES, type IoasidMode } from './params/workload.js';
 
-export type IoasidMode = 'scenario' | 'alloc-free' | 'find-rcu' | 'find-lock';
-export const IOASID_MODES: readonly IoasidMode[] = ['scenario', 'alloc-free', 'find-rcu', 'find-lock'];
-/** PASID free on mm exit: from the MMU notifier's RCU callback, or deferred to a work item. */
-export type FreePolicy = 'rcu' | 'workqueue';
-export const FREE_POLICIES: readonly FreePolicy[] = ['rcu', 'workqueue'];
-/** Planted bugs: the allocator's quota checked outside its lock; VFIO stopping the chain on sets not its own. */
-export type IoasidWorkloadBug = 'none' | 'unlocked-quota' | 'notify-stop';
-export const IOASID_WORKLOAD_BUGS: readonly IoasidWorkloadBug[] = ['none', 'unlocked-quota', 'notify-stop'];
-
-export interface IoasidParams {
-  readonly mode: IoasidMode;
-  /** The ID space: 2^bits IDs installed as the capacity (IDs 1..2^bits - 1). */
-  readonly bits: number;
-  readonly lock: IoasidLock;
-  readonly chain: IoasidChain;
-  readonly free: FreePolicy;
-  /** A subscriber whose callback takes a mutex. */
-  readonly sleeper: Sleeper;
-  readonly bug: IoasidWorkloadBug;
-  /** Declare and register VFIO, KVM and the IOMMU driver (the benchmarks measure the allocator alone). */
-  readonly subscribers: boolean;
-  /** SVA processes (scenario). */
-  readonly processes: number;
-  /** VMs, one ioasid_set each (scenario). */
-  readonly vms: number;
-  /** vCPU threads of each VM allocating in its set at once. */
-  readonly vcpus: number;
-  /** Each VM's set quota. */
-  readonly quota: number;
-  /** Guest PASIDs each VM asks for (past the quota: -ENOSPC). */
-  readonly pasids: number;
-  /** The system set's quota (0: what the VMs leave, at most PID_MAX_DEFAULT). */
-  readonly systemQuota: number;
-  /** find modes: lookups (or updates) per task when no driver spawns them. */
-  readonly iterations: number;
-  /** find modes: driver actors that spawn the loops on `go n` (driver 0 the updater, the others readers). */
-  readonly drivers: number;
-  readonly checkers: boolean;
-  /** Accepted for symmetry with the other workloads' CLI (the scheduler's seed is the run's). */
-  readonly seed: number;
-  readonly hungTaskSecs: number;
-  /** Scripted users (JSON: `{ "user/0": [{ "op": "alloc", … }, …] }` — ioasid-script.ts); scenario mode only. */
-  readonly steps: string;
-}
-
-export const IOASID_DEFAULTS: IoasidParams = {
-  mode: 'scenario',
-  bits: 20,
-  lock: 'spinlock',
-  chain: 'atomic',
-  free: 'rcu',
-  sleeper: 'none',
-  bug: 'none',
-  subscribers: true,
-  processes: 2,
-  vms: 2,
-  vcpus: 2,
-  quota: 4,
-  pasids: 5,
-  systemQuota: 0,
-  iterations: 100,
-  drivers: 0,
-  checkers: true,
-  seed: 1,
-  hungTaskSecs: 120,
-  steps: '',
-};
-
-/** PID_MAX_DEFAULT: the system set's quota the series suggests ("e.g. PID_MAX"). */
-const PID_MAX_DEFAULT = 32768;
-/** IDs the find benchmark looks up (1..FIND_IDS). */
-export const FIND_IDS = 64;
-/** Scripted users at most: with ioasid_init and a launcher, the run's initial tasks stay within 16. */
-const MAX_SCRIPT_USERS = 8;
-
-
-
-
-export function ioasidParams(raw: Readonly<Record<string, Wire>>): IoasidParams {
-  const known = new Set(Object.keys(IOASID_DEFAULTS));
-  for (const key of Object.keys(raw)) if (!known.has(key)) throw new InputError(`ioasid: unknown parameter '${key}' (known: ${[...known].join(', ')})`);
-  const d = IOASID_DEFAULTS;
-  const p: IoasidParams = {
-    mode: oneOf('mode', raw.mode, IOASID_MODES, d.mode),
-    bits: int('bits', raw.bits, d.bits, 4, IOASID_BITS_MAX),
-    lock: oneOf('lock', raw.lock, IOASID_LOCKS, d.lock),
-    chain: oneOf('chain', raw.chain, IOASID_CHAINS, d.chain),
-    free: oneOf('free', raw.free, FREE_POLICIES, d.free),
-    sleeper: oneOf('sleeper', raw.sleeper, SLEEPERS, d.sleeper),
-    bug: oneOf('bug', raw.bug, IOASID_WORKLOAD_BUGS, d.bug),
-    subscribers: bool('subscribers', raw.subscribers, d.subscribers),
-    processes: int('processes', raw.processes, d.processes, 0, 64),
-    vms: int('vms', raw.vms, d.vms, 0, 64),
-    vcpus: int('vcpus', raw.vcpus, d.vcpus, 1, 8),
-    quota: int('quota', raw.quota, d.quota, 1, (1 << 20) - 2),
-    pasids: int('pasids', raw.pasids, d.pasids, 0, 1 << 20),
-    systemQuota: int('systemQuota', raw.systemQuota, d.systemQuota, 0, (1 << 20) - 1),
-    iterations: int('iterations', raw.iterations, d.iterations, 0, 10_000_000),
-    drivers: int('drivers', raw.drivers, d.drivers, 0, 8),
-    checkers: bool('checkers', raw.checkers, d.checkers),
-    seed: int('seed', raw.seed, d.seed, -2147483648, 2147483647),
-    hungTaskSecs: int('hungTaskSecs', raw.hungTaskSecs, d.hungTaskSecs, 1, 86_400),
-    steps: raw.steps === undefined ? d.steps : String(raw.steps),
-  };
-  if (p.steps !== '' && p.mode !== 'scenario') throw new InputError(`ioasid: steps: scripted users run in mode=scenario only, not ${p.mode}`);
-  const cap = 2 ** p.bits;
-  // The system set is allocated whatever the processes (a set of quota 0 is -EINVAL): it needs one IOASID at least.
-  const system = Math.max(p.processes, p.systemQuota, 1);
-  if (p.mode === 'scenario' && p.vms * p.quota + system > cap - 1) {
-    throw new InputError(
-      `ioasid: ${p.vms} VMs × quota ${p.quota} and a system set for ${system} PASIDs do not fit in ${cap - 1} IOASIDs (bits=${p.bits})`,
-    );
-  }
-  if (p.mode === 'scenario' && p.systemQuota !== 0 && p.systemQuota < p.processes) {
-    throw new InputError(`ioasid: systemQuota ${p.systemQuota} is below the ${p.processes} processes' PASIDs`);
-  }
-  if ((p.mode === 'find-rcu' || p.mode === 'find-lock') && cap - 1 < FIND_IDS) throw new InputError(`ioasid: find modes need bits ≥ 7`);
-  return p;
-}
+export { FIND_IDS, IOASID_DEFAULTS, IOASID_PRESET, type IoasidParams, ioasidParams, ioasidTopology } from './presets/ioasid.js';
 
 /** Counters of what the workload did, in shared memory (every thread adds to the same ones). */
 const COUNTERS = [
@@ -243,6 +123,332 @@ function num(args: Wire, field: string): number {
 
 /** Task kinds always started with a name of their own. */
 const IOASID_NAMED_KINDS = new Set(['ioasid_init', 'launcher', 'sva_process', 'vm', 'vcpu', 'ioasid_script', 'ioasid_fill', 'ioasid_drain', 'ioasid_find_reader', 'ioasid_find_updater', 'ioasid_find_setup']);
+
+/** What the ioasid workload's tasks use: the allocator, its subscribers, the counters, the run's tasks and actors. */
+interface IoasidTaskEnv {
+  readonly k: Kernel;
+  readonly p: IoasidParams;
+  /** SVA processes (scenario mode). */
+  readonly P: number;
+  readonly frames: number;
+  readonly a: Ioasid;
+  readonly subs: IoasidSubscribers | undefined;
+  /** The installed capacity (IDs 1..cap-1). */
+  readonly cap: number;
+  counterAt(c: Counter): number;
+  tally(t: KTask, d: Tally): KGen;
+  /** The allocator's boot: capacity installed, subscribers registered. */
+  init(t: KTask): KGen<number>;
+  readonly initialTasks: { task: string; args: Wire; name?: string }[];
+  readonly actors: ActorSpec[];
+}
+
+/** mode=scenario: seed 003 end to end — SVA processes, VMs and their vCPUs, scripted users. */
+function defineScenarioTasks(env: IoasidTaskEnv): void {
+  const { k, p, P, frames, a, subs, cap, tally, init, initialTasks } = env;
+  const pm = definePhysMem(k, frames);
+  const mms = defineMms(k, pm, P, 1);
+  const notifiers = defineMmuNotifiers(k, mms, P + 1);
+  // The PASID of each process's bond (io_mm->pasid), for the notifier's callbacks.
+  const bonds = k.statics.alloc(Math.max(1, P), 'io_mm pasids');
+  const vmDone = k.statics.alloc(Math.max(1, p.vms), 'vcpus done');
+  const bondPasid = (t: KTask, i: number): KGen<number> => k.step(t, 'io_mm->pasid', () => Atomics.load(k.i32, k.mem.statics + bonds + i));
+  const scripted = parseIoasidScript(p.steps, MAX_SCRIPT_USERS);
+  // The script's sets take their quotas from the capacity too: the system set leaves them room.
+  const scriptQuota = (scripted ?? []).reduce((n, u) => n + u.steps.reduce((m, st) => m + (st.op === 'alloc_set' && 'quota' in st ? st.quota : 0), 0), 0);
+  const systemQuota = p.systemQuota || Math.min(PID_MAX_DEFAULT, cap - 1 - p.vms * p.quota - scriptQuota);
+  if (systemQuota < P) throw new InputError(`ioasid: steps: the script's sets (quotas ${scriptQuota} in all) leave the system set no room for ${P} processes' PASIDs (bits=${p.bits})`);
+
+  /** The deferred half of the PASID's life: ioasid_free, from the RCU callback or the work item. */
+  function* freePasid(t: KTask, args: Wire): KGen {
+    const pasid = typeof args === 'number' ? args : 0;
+    const r = yield* ioasid_free(k, t, a, pasid);
+    yield* tally(t, r === 0 ? { frees: 1, deferred_frees: 1 } : { free_errors: 1 });
+  }
+  const rcuCallback = defineRcuCallback(k, 'io_mm_free_rcu', freePasid);
+  // One work_struct per io_mm, as each bond embeds its own: a shared one would drop a queue_work while pending.
+  const works: WorkItem[] = Array.from({ length: P }, () => defineWork(k, 'io_mm_free_work', freePasid));
+
+  const opsId = defineMmuNotifierOps(notifiers, {
+    name: 'iommu_sva_mmu_notifier_ops',
+    *release(t, mm, sub) {
+      yield* k.call(
+        t,
+        'io_mm_release',
+        (function* () {
+          const i = subscriptionData(k, notifiers, sub) - 1;
+          const pasid = yield* bondPasid(t, i);
+          // The devices stop using the PASID (the IOMMU driver clears its entry) before the pages go.
+          const r = yield* ioasid_notify(k, t, a, pasid, IOASID_NOTIFY_UNBIND);
+          yield* tally(t, r === 0 ? { unbinds: 1 } : { free_errors: 1 });
+          yield* mm_set_pasid(k, t, mm, 0);
+          yield* mmu_notifier_put(k, t, notifiers, sub);
+        })(),
+      );
+    },
+    *free_notifier(t, sub) {
+      yield* k.call(
+        t,
+        'io_mm_free',
+        (function* () {
+          const i = subscriptionData(k, notifiers, sub) - 1;
+          const pasid = yield* bondPasid(t, i);
+          // The PASID may still be looked up under RCU (ioasid_find from the fault path): freed a grace period
+          // later, from the callback (softirq context), or from a work item (process context).
+          if (p.free === 'rcu') yield* call_rcu(k, t, rcuCallback, pasid);
+          else yield* queue_work(k, t, system_wq(k), works[i] as WorkItem, pasid);
+        })(),
+      );
+    },
+  });
+
+  // TODO(#15, core): the io_mm bind below (ioasid_alloc + mmu_notifier_register) is the SVA series' own bind
+  // path; it becomes a call of the one bind path (k.fn.iommu_sva_bind_device, part 1) when that path takes its
+  // PASID from the IOASID allocator (k.fn.iommu_alloc_pasid, part 2).
+  k.task('sva_process', 'process', function* (t, args) {
+    const i = num(args, 'i');
+    const sid = num(args, 'sid');
+    const mm = mms.mms[i];
+    if (!mm) throw new Error(`ioasid: no mm for process ${i}`);
+    yield* mm_init(k, t, mm);
+    const pasid = yield* k.call(
+      t,
+      'iommu_sva_bind_device',
+      (function* () {
+        const id = yield* ioasid_alloc(k, t, a, sid, 1, cap - 1, mm.id);
+        if (id < 0) return id;
+        yield* mm_set_pasid(k, t, mm, id);
+        yield* k.step(t, 'io_mm->pasid =', () => {
+          Atomics.store(k.i32, k.mem.statics + bonds + i, id);
+        });
+        const sub = yield* mmu_notifier_register(k, t, notifiers, opsId, mm, i + 1);
+        if (sub < 0) {
+          yield* mm_set_pasid(k, t, mm, 0);
+          yield* ioasid_free(k, t, a, id);
+          return sub;
+        }
+        yield* ioasid_notify(k, t, a, id, IOASID_NOTIFY_BIND);
+        return id;
+      })(),
+    );
+    const tl: Tally = pasid > 0 ? { sva_binds: 1, binds: 1 } : { sva_bind_failures: 1 };
+    if (pasid > 0) {
+      // The IOMMU driver's page-request path: which mm does this PASID belong to?
+      const priv = yield* ioasid_find(k, t, a, sid, pasid);
+      tl.finds = 1;
+      if (priv !== mm.id) tl.find_mismatch = 1;
+      if (subs) {
+        // Bound and not yet exiting: every subscriber must know the PASID (the IOMMU driver as bound).
+        tl.divergent_views = yield* ioasid_check_subscribers(k, t, subs, `in proc${i} after binding PASID ${pasid}`);
+        tl.view_checks = 1;
+      }
+    }
+    yield* mm_exit(k, t, notifiers, mm);
+    yield* tally(t, { ...tl, exits: 1 });
+  });
+
+  defineVmTasks(env, vmDone);
+
+  const booted = k.statics.alloc(1, 'system sid');
+  k.task('ioasid_init', 'process', function* (t) {
+    yield* init(t);
+    const sid = yield* ioasid_alloc_system_set(k, t, a, systemQuota);
+    if (sid < 0) throw new Error(`ioasid_alloc_system_set: ${sid}`);
+    yield* k.step(t, 'boot done', () => void Atomics.store(k.i32, k.mem.statics + booted, sid));
+  });
+  // Processes and VMs are started by launchers, themselves initial tasks: the threaded runtime deals initial
+  // tasks over its workers, and a task's children run where it does.
+  const items = P + p.vms;
+  const launchers = Math.min(15 - (scripted?.length ?? 0), items);
+  k.task('launcher', 'process', function* (t, args) {
+    const l = typeof args === 'number' ? args : 0;
+    const at = k.mem.statics + booted;
+    yield k.point(t, 'wait for boot', () => Atomics.load(k.i32, at) !== 0, () => undefined, { what: 'ioasid_init' });
+    const sid = yield* k.step(t, 'system sid', () => Atomics.load(k.i32, at));
+    for (let n = l; n < items; n += launchers) {
+      if (n < P) yield* k.step(t, 'fork', (env) => void env.spawn('sva_process', { i: n, sid }, `proc${n}`));
+      else yield* k.step(t, 'start vm', (env) => void env.spawn('vm', { j: n - P }, `qemu${n - P}`));
+    }
+  });
+  initialTasks.push({ task: 'ioasid_init', args: null, name: 'swapper' });
+  for (let l = 0; l < launchers; l++) initialTasks.push({ task: 'launcher', args: l, name: `launcher${l}` });
+  if (scripted) {
+    initialTasks.push(...defineIoasidScript({ k, a, subs, cap, bootWord: () => k.mem.statics + booted }, scripted));
+    // The tasks this run can have: its initial ones, the processes and VMs the launchers start, and those
+    // spawned without a name (callbacks: their kind).
+    const started = [
+      ...Array.from({ length: P }, (_, i) => `proc${i}`),
+      ...Array.from({ length: p.vms }, (_, j) => [`qemu${j}`, ...Array.from({ length: p.vcpus }, (_, c) => `qemu${j}-vcpu${c}`)]).flat(),
+    ];
+    const unnamed = Object.keys(k.taskFactories).filter((kind) => !IOASID_NAMED_KINDS.has(kind));
+    checkWhileTasks('ioasid', scripted, [...initialTasks.flatMap((it) => (it.name ? [it.name] : [])), ...started, ...unnamed]);
+  }
+}
+
+/** The VMs (one ioasid_set each, quota, shrink attempt, set free) and their vCPU threads allocating guest PASIDs. */
+function defineVmTasks(env: IoasidTaskEnv, vmDone: number): void {
+  const { k, p, a, subs, cap, tally } = env;
+  k.task('vcpu', 'process', function* (t, args) {
+    const j = num(args, 'j');
+    const c = num(args, 'c');
+    const sid = num(args, 'sid');
+    const tl: Required<Pick<Tally, 'vm_allocs' | 'alloc_enospc' | 'alloc_errors' | 'binds' | 'finds' | 'find_mismatch' | 'spid_ok' | 'spid_mismatch'>> = {
+      vm_allocs: 0,
+      alloc_enospc: 0,
+      alloc_errors: 0,
+      binds: 0,
+      finds: 0,
+      find_mismatch: 0,
+      spid_ok: 0,
+      spid_mismatch: 0,
+    };
+    for (let n = c; n < p.pasids; n += p.vcpus) {
+      // VFIO's PASID allocation ioctl for the guest (the vCPU trapped on its PASID request).
+      const id = yield* ioasid_alloc(k, t, a, sid, 1, cap - 1, vmPriv(j));
+      if (id === -ENOSPC) {
+        tl.alloc_enospc++;
+        continue;
+      }
+      if (id < 0) {
+        tl.alloc_errors++;
+        continue;
+      }
+      tl.vm_allocs++;
+      const spid = n + 1;
+      if ((yield* ioasid_attach_spid(k, t, a, sid, id, spid)) !== 0) tl.spid_mismatch++;
+      if ((yield* ioasid_notify(k, t, a, id, IOASID_NOTIFY_BIND)) === 0) tl.binds++;
+      tl.finds++;
+      if ((yield* ioasid_find(k, t, a, sid, id)) !== vmPriv(j)) tl.find_mismatch++;
+      if ((yield* ioasid_find_by_spid(k, t, a, sid, spid)) === id) tl.spid_ok++;
+      else tl.spid_mismatch++;
+    }
+    yield* tally(t, tl);
+    yield* k.step(t, 'vcpu done', () => void Atomics.add(k.i32, k.mem.statics + vmDone + j, 1));
+  });
+
+  k.task('vm', 'process', function* (t, args) {
+    const j = num(args, 'j');
+    const sid = yield* ioasid_alloc_set(k, t, a, vmToken(j), p.quota);
+    if (sid < 0) {
+      yield* tally(t, { set_errors: 1, vms_done: 1 });
+      return;
+    }
+    yield* tally(t, { sets: 1 });
+    for (let c = 0; c < p.vcpus; c++) {
+      yield* k.step(t, 'spawn vcpu', (env) => void env.spawn('vcpu', { j, c, sid }, `qemu${j}-vcpu${c}`));
+    }
+    const done = k.mem.statics + vmDone + j;
+    yield k.point(
+      t,
+      'wait for vcpus',
+      () => Atomics.load(k.i32, done) === p.vcpus,
+      () => undefined,
+      { what: `the vCPUs of qemu${j}` },
+    );
+    const held = Math.min(p.pasids, p.quota);
+    const tl: Tally = {};
+    // Rebalancing quotas between VMs may never take a set below what it holds.
+    if (held > 1) {
+      const r = yield* ioasid_adjust_set(k, t, a, sid, held - 1);
+      if (r === -EINVAL) tl.adjust_einval = 1;
+    }
+    if ((yield* ioasid_adjust_set(k, t, a, sid, Math.max(1, held))) === 0) tl.adjust_ok = 1;
+    if (subs) {
+      const d = yield* ioasid_check_subscribers(k, t, subs, `in qemu${j} before ioasid_free_set(${sid})`);
+      tl.view_checks = 1;
+      tl.divergent_views = d;
+    }
+    // The guest is gone: its whole set goes, every subscriber hearing of each ID.
+    if ((yield* ioasid_free_set(k, t, a, sid, true)) === 0) tl.set_frees = 1;
+    if (subs) {
+      const d = yield* ioasid_check_subscribers(k, t, subs, `in qemu${j} after ioasid_free_set(${sid})`);
+      tl.view_checks = (tl.view_checks ?? 0) + 1;
+      tl.divergent_views = (tl.divergent_views ?? 0) + d;
+    }
+    yield* tally(t, { ...tl, vms_done: 1 });
+  });
+
+}
+
+/** mode=alloc-free: one task fills the system set's ID space, another frees it all. */
+function defineAllocFreeTasks(env: IoasidTaskEnv): void {
+  const { k, a, cap, tally, init, initialTasks } = env;
+  k.task('ioasid_fill', 'process', function* (t) {
+    yield* init(t);
+    const sid = yield* ioasid_alloc_system_set(k, t, a, cap - 1);
+    let allocs = 0;
+    let last = 0;
+    for (;;) {
+      last = yield* ioasid_alloc(k, t, a, sid, 1, cap - 1, 1);
+      if (last < 0) break;
+      allocs++;
+    }
+    yield* tally(t, { bench_allocs: allocs, ...(last === -ENOSPC ? { alloc_enospc: 1 } : { alloc_errors: 1 }) });
+    // The frees run as a task of their own, so that a benchmark can tell the two phases apart.
+    yield* k.step(t, 'spawn ioasid_drain', (env) => void env.spawn('ioasid_drain', { n: allocs }, 'drain'));
+  });
+  k.task('ioasid_drain', 'process', function* (t, args) {
+    const n = num(args, 'n');
+    let frees = 0;
+    for (let id = 1; id <= n; id++) if ((yield* ioasid_free(k, t, a, id)) === 0) frees++;
+    yield* tally(t, { bench_frees: frees, free_errors: n - frees, drained: 1 });
+  });
+  initialTasks.push({ task: 'ioasid_fill', args: null, name: 'fill' });
+}
+
+/** mode=find-rcu | find-lock: readers of ioasid_find racing an updater, or driver actors spawning them. */
+function defineFindTasks(env: IoasidTaskEnv): void {
+  const { k, p, a, cap, counterAt, tally, init, initialTasks, actors } = env;
+  const sidWord = k.statics.alloc(1, 'find sid');
+  const ready = (): boolean => Atomics.load(k.i32, counterAt('setup_done')) !== 0;
+  function* waitReady(t: KTask): KGen<number> {
+    yield k.point(t, 'wait for setup', ready, () => undefined, { what: 'the IOASIDs to look up' });
+    return yield* k.step(t, 'sid', () => Atomics.load(k.i32, k.mem.statics + sidWord));
+  }
+  k.task('ioasid_find_reader', 'process', function* (t, args) {
+    const n = typeof args === 'number' ? args : p.iterations;
+    const sid = yield* waitReady(t);
+    let bad = 0;
+    for (let i = 0; i < n; i++) {
+      const id = 1 + (i % FIND_IDS);
+      const priv = p.mode === 'find-rcu' ? yield* ioasid_find(k, t, a, sid, id) : yield* ioasid_find_locked(k, t, a, sid, id);
+      // The updater flips the low bit: either version is right, anything else is not.
+      if (priv >> 1 !== id) bad++;
+    }
+    yield* tally(t, { finds: n, find_mismatch: bad });
+  });
+  k.task('ioasid_find_updater', 'process', function* (t, args) {
+    const n = typeof args === 'number' ? args : p.iterations;
+    yield* waitReady(t);
+    for (let i = 0; i < n; i++) {
+      const id = 1 + (i % FIND_IDS);
+      yield* ioasid_set_data(k, t, a, id, 2 * id + (i & 1));
+    }
+  });
+  k.task('ioasid_find_setup', 'process', function* (t) {
+    yield* init(t);
+    const sid = yield* ioasid_alloc_system_set(k, t, a, cap - 1);
+    for (let i = 1; i <= FIND_IDS; i++) {
+      const id = yield* ioasid_alloc(k, t, a, sid, 1, cap - 1, 0);
+      if (id > 0) yield* ioasid_set_data(k, t, a, id, 2 * id);
+    }
+    yield* k.step(t, 'setup done', () => {
+      Atomics.store(k.i32, k.mem.statics + sidWord, sid);
+      Atomics.store(k.i32, counterAt('setup_done'), 1);
+    });
+    if (p.drivers === 0) {
+      yield* k.step(t, 'spawn loops', (env) => {
+        env.spawn('ioasid_find_updater', p.iterations, 'updater');
+        env.spawn('ioasid_find_reader', p.iterations, 'reader0');
+        env.spawn('ioasid_find_reader', p.iterations, 'reader1');
+      });
+    }
+  });
+  initialTasks.push({ task: 'ioasid_find_setup', args: null, name: 'setup' });
+  for (let i = 0; i < p.drivers; i++) {
+    actors.push({ name: `driver/${i}`, logic: taskDriver, input: { kind: i === 0 ? 'ioasid_find_updater' : 'ioasid_find_reader' } });
+  }
+}
 
 /** Build the workload and keep its model (tests look at the allocator's and the subscribers' state). */
 export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: IoasidModel } {
@@ -305,292 +511,15 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
   const initialTasks: { task: string; args: Wire; name?: string }[] = [];
   const actors: ActorSpec[] = [];
 
-  if (scenario) {
-    const pm = definePhysMem(k, frames);
-    const mms = defineMms(k, pm, P, 1);
-    const notifiers = defineMmuNotifiers(k, mms, P + 1);
-    // The PASID of each process's bond (io_mm->pasid), for the notifier's callbacks.
-    const bonds = k.statics.alloc(Math.max(1, P), 'io_mm pasids');
-    const vmDone = k.statics.alloc(Math.max(1, p.vms), 'vcpus done');
-    const bondPasid = (t: KTask, i: number): KGen<number> => k.step(t, 'io_mm->pasid', () => Atomics.load(k.i32, k.mem.statics + bonds + i));
-    const scripted = parseIoasidScript(p.steps, MAX_SCRIPT_USERS);
-    // The script's sets take their quotas from the capacity too: the system set leaves them room.
-    const scriptQuota = (scripted ?? []).reduce((n, u) => n + u.steps.reduce((m, st) => m + (st.op === 'alloc_set' && 'quota' in st ? st.quota : 0), 0), 0);
-    const systemQuota = p.systemQuota || Math.min(PID_MAX_DEFAULT, cap - 1 - p.vms * p.quota - scriptQuota);
-    if (systemQuota < P) throw new InputError(`ioasid: steps: the script's sets (quotas ${scriptQuota} in all) leave the system set no room for ${P} processes' PASIDs (bits=${p.bits})`);
+  const env: IoasidTaskEnv = { k, p, P, frames, a, subs, cap, counterAt, tally, init, initialTasks, actors };
+  if (scenario) defineScenarioTasks(env);
+  else if (p.mode === 'alloc-free') defineAllocFreeTasks(env);
+  else defineFindTasks(env);
 
-    /** The deferred half of the PASID's life: ioasid_free, from the RCU callback or the work item. */
-    function* freePasid(t: KTask, args: Wire): KGen {
-      const pasid = typeof args === 'number' ? args : 0;
-      const r = yield* ioasid_free(k, t, a, pasid);
-      yield* tally(t, r === 0 ? { frees: 1, deferred_frees: 1 } : { free_errors: 1 });
-    }
-    const rcuCallback = defineRcuCallback(k, 'io_mm_free_rcu', freePasid);
-    // One work_struct per io_mm, as each bond embeds its own: a shared one would drop a queue_work while pending.
-    const works: WorkItem[] = Array.from({ length: P }, () => defineWork(k, 'io_mm_free_work', freePasid));
-
-    const opsId = defineMmuNotifierOps(notifiers, {
-      name: 'iommu_sva_mmu_notifier_ops',
-      *release(t, mm, sub) {
-        yield* k.call(
-          t,
-          'io_mm_release',
-          (function* () {
-            const i = subscriptionData(k, notifiers, sub) - 1;
-            const pasid = yield* bondPasid(t, i);
-            // The devices stop using the PASID (the IOMMU driver clears its entry) before the pages go.
-            const r = yield* ioasid_notify(k, t, a, pasid, IOASID_NOTIFY_UNBIND);
-            yield* tally(t, r === 0 ? { unbinds: 1 } : { free_errors: 1 });
-            yield* mm_set_pasid(k, t, mm, 0);
-            yield* mmu_notifier_put(k, t, notifiers, sub);
-          })(),
-        );
-      },
-      *free_notifier(t, sub) {
-        yield* k.call(
-          t,
-          'io_mm_free',
-          (function* () {
-            const i = subscriptionData(k, notifiers, sub) - 1;
-            const pasid = yield* bondPasid(t, i);
-            // The PASID may still be looked up under RCU (ioasid_find from the fault path): freed a grace period
-            // later, from the callback (softirq context), or from a work item (process context).
-            if (p.free === 'rcu') yield* call_rcu(k, t, rcuCallback, pasid);
-            else yield* queue_work(k, t, system_wq(k), works[i] as WorkItem, pasid);
-          })(),
-        );
-      },
-    });
-
-    k.task('sva_process', 'process', function* (t, args) {
-      const i = num(args, 'i');
-      const sid = num(args, 'sid');
-      const mm = mms.mms[i];
-      if (!mm) throw new Error(`ioasid: no mm for process ${i}`);
-      yield* mm_init(k, t, mm);
-      const pasid = yield* k.call(
-        t,
-        'iommu_sva_bind_device',
-        (function* () {
-          const id = yield* ioasid_alloc(k, t, a, sid, 1, cap - 1, mm.id);
-          if (id < 0) return id;
-          yield* mm_set_pasid(k, t, mm, id);
-          yield* k.step(t, 'io_mm->pasid =', () => {
-            Atomics.store(k.i32, k.mem.statics + bonds + i, id);
-          });
-          const sub = yield* mmu_notifier_register(k, t, notifiers, opsId, mm, i + 1);
-          if (sub < 0) {
-            yield* mm_set_pasid(k, t, mm, 0);
-            yield* ioasid_free(k, t, a, id);
-            return sub;
-          }
-          yield* ioasid_notify(k, t, a, id, IOASID_NOTIFY_BIND);
-          return id;
-        })(),
-      );
-      const tl: Tally = pasid > 0 ? { sva_binds: 1, binds: 1 } : { sva_bind_failures: 1 };
-      if (pasid > 0) {
-        // The IOMMU driver's page-request path: which mm does this PASID belong to?
-        const priv = yield* ioasid_find(k, t, a, sid, pasid);
-        tl.finds = 1;
-        if (priv !== mm.id) tl.find_mismatch = 1;
-        if (subs) {
-          // Bound and not yet exiting: every subscriber must know the PASID (the IOMMU driver as bound).
-          tl.divergent_views = yield* ioasid_check_subscribers(k, t, subs, `in proc${i} after binding PASID ${pasid}`);
-          tl.view_checks = 1;
-        }
-      }
-      yield* mm_exit(k, t, notifiers, mm);
-      yield* tally(t, { ...tl, exits: 1 });
-    });
-
-    k.task('vcpu', 'process', function* (t, args) {
-      const j = num(args, 'j');
-      const c = num(args, 'c');
-      const sid = num(args, 'sid');
-      const tl: Required<Pick<Tally, 'vm_allocs' | 'alloc_enospc' | 'alloc_errors' | 'binds' | 'finds' | 'find_mismatch' | 'spid_ok' | 'spid_mismatch'>> = {
-        vm_allocs: 0,
-        alloc_enospc: 0,
-        alloc_errors: 0,
-        binds: 0,
-        finds: 0,
-        find_mismatch: 0,
-        spid_ok: 0,
-        spid_mismatch: 0,
-      };
-      for (let n = c; n < p.pasids; n += p.vcpus) {
-        // VFIO's PASID allocation ioctl for the guest (the vCPU trapped on its PASID request).
-        const id = yield* ioasid_alloc(k, t, a, sid, 1, cap - 1, vmPriv(j));
-        if (id === -ENOSPC) {
-          tl.alloc_enospc++;
-          continue;
-        }
-        if (id < 0) {
-          tl.alloc_errors++;
-          continue;
-        }
-        tl.vm_allocs++;
-        const spid = n + 1;
-        if ((yield* ioasid_attach_spid(k, t, a, sid, id, spid)) !== 0) tl.spid_mismatch++;
-        if ((yield* ioasid_notify(k, t, a, id, IOASID_NOTIFY_BIND)) === 0) tl.binds++;
-        tl.finds++;
-        if ((yield* ioasid_find(k, t, a, sid, id)) !== vmPriv(j)) tl.find_mismatch++;
-        if ((yield* ioasid_find_by_spid(k, t, a, sid, spid)) === id) tl.spid_ok++;
-        else tl.spid_mismatch++;
-      }
-      yield* tally(t, tl);
-      yield* k.step(t, 'vcpu done', () => void Atomics.add(k.i32, k.mem.statics + vmDone + j, 1));
-    });
-
-    k.task('vm', 'process', function* (t, args) {
-      const j = num(args, 'j');
-      const sid = yield* ioasid_alloc_set(k, t, a, vmToken(j), p.quota);
-      if (sid < 0) {
-        yield* tally(t, { set_errors: 1, vms_done: 1 });
-        return;
-      }
-      yield* tally(t, { sets: 1 });
-      for (let c = 0; c < p.vcpus; c++) {
-        yield* k.step(t, 'spawn vcpu', (env) => void env.spawn('vcpu', { j, c, sid }, `qemu${j}-vcpu${c}`));
-      }
-      const done = k.mem.statics + vmDone + j;
-      yield k.point(
-        t,
-        'wait for vcpus',
-        () => Atomics.load(k.i32, done) === p.vcpus,
-        () => undefined,
-        { what: `the vCPUs of qemu${j}` },
-      );
-      const held = Math.min(p.pasids, p.quota);
-      const tl: Tally = {};
-      // Rebalancing quotas between VMs may never take a set below what it holds.
-      if (held > 1) {
-        const r = yield* ioasid_adjust_set(k, t, a, sid, held - 1);
-        if (r === -EINVAL) tl.adjust_einval = 1;
-      }
-      if ((yield* ioasid_adjust_set(k, t, a, sid, Math.max(1, held))) === 0) tl.adjust_ok = 1;
-      if (subs) {
-        const d = yield* ioasid_check_subscribers(k, t, subs, `in qemu${j} before ioasid_free_set(${sid})`);
-        tl.view_checks = 1;
-        tl.divergent_views = d;
-      }
-      // The guest is gone: its whole set goes, every subscriber hearing of each ID.
-      if ((yield* ioasid_free_set(k, t, a, sid, true)) === 0) tl.set_frees = 1;
-      if (subs) {
-        const d = yield* ioasid_check_subscribers(k, t, subs, `in qemu${j} after ioasid_free_set(${sid})`);
-        tl.view_checks = (tl.view_checks ?? 0) + 1;
-        tl.divergent_views = (tl.divergent_views ?? 0) + d;
-      }
-      yield* tally(t, { ...tl, vms_done: 1 });
-    });
-
-    const booted = k.statics.alloc(1, 'system sid');
-    k.task('ioasid_init', 'process', function* (t) {
-      yield* init(t);
-      const sid = yield* ioasid_alloc_system_set(k, t, a, systemQuota);
-      if (sid < 0) throw new Error(`ioasid_alloc_system_set: ${sid}`);
-      yield* k.step(t, 'boot done', () => void Atomics.store(k.i32, k.mem.statics + booted, sid));
-    });
-    // Processes and VMs are started by launchers, themselves initial tasks: the threaded runtime deals initial
-    // tasks over its workers, and a task's children run where it does.
-    const items = P + p.vms;
-    const launchers = Math.min(15 - (scripted?.length ?? 0), items);
-    k.task('launcher', 'process', function* (t, args) {
-      const l = typeof args === 'number' ? args : 0;
-      const at = k.mem.statics + booted;
-      yield k.point(t, 'wait for boot', () => Atomics.load(k.i32, at) !== 0, () => undefined, { what: 'ioasid_init' });
-      const sid = yield* k.step(t, 'system sid', () => Atomics.load(k.i32, at));
-      for (let n = l; n < items; n += launchers) {
-        if (n < P) yield* k.step(t, 'fork', (env) => void env.spawn('sva_process', { i: n, sid }, `proc${n}`));
-        else yield* k.step(t, 'start vm', (env) => void env.spawn('vm', { j: n - P }, `qemu${n - P}`));
-      }
-    });
-    initialTasks.push({ task: 'ioasid_init', args: null, name: 'swapper' });
-    for (let l = 0; l < launchers; l++) initialTasks.push({ task: 'launcher', args: l, name: `launcher${l}` });
-    if (scripted) {
-      initialTasks.push(...defineIoasidScript({ k, a, subs, cap, bootWord: () => k.mem.statics + booted }, scripted));
-      // The tasks this run can have: its initial ones, the processes and VMs the launchers start, and those
-      // spawned without a name (callbacks: their kind).
-      const started = [
-        ...Array.from({ length: P }, (_, i) => `proc${i}`),
-        ...Array.from({ length: p.vms }, (_, j) => [`qemu${j}`, ...Array.from({ length: p.vcpus }, (_, c) => `qemu${j}-vcpu${c}`)]).flat(),
-      ];
-      const unnamed = Object.keys(k.taskFactories).filter((kind) => !IOASID_NAMED_KINDS.has(kind));
-      checkWhileTasks('ioasid', scripted, [...initialTasks.flatMap((it) => (it.name ? [it.name] : [])), ...started, ...unnamed]);
-    }
-  } else if (p.mode === 'alloc-free') {
-    k.task('ioasid_fill', 'process', function* (t) {
-      yield* init(t);
-      const sid = yield* ioasid_alloc_system_set(k, t, a, cap - 1);
-      let allocs = 0;
-      let last = 0;
-      for (;;) {
-        last = yield* ioasid_alloc(k, t, a, sid, 1, cap - 1, 1);
-        if (last < 0) break;
-        allocs++;
-      }
-      yield* tally(t, { bench_allocs: allocs, ...(last === -ENOSPC ? { alloc_enospc: 1 } : { alloc_errors: 1 }) });
-      // The frees run as a task of their own, so that a benchmark can tell the two phases apart.
-      yield* k.step(t, 'spawn ioasid_drain', (env) => void env.spawn('ioasid_drain', { n: allocs }, 'drain'));
-    });
-    k.task('ioasid_drain', 'process', function* (t, args) {
-      const n = num(args, 'n');
-      let frees = 0;
-      for (let id = 1; id <= n; id++) if ((yield* ioasid_free(k, t, a, id)) === 0) frees++;
-      yield* tally(t, { bench_frees: frees, free_errors: n - frees, drained: 1 });
-    });
-    initialTasks.push({ task: 'ioasid_fill', args: null, name: 'fill' });
-  } else {
-    const sidWord = k.statics.alloc(1, 'find sid');
-    const ready = (): boolean => Atomics.load(k.i32, counterAt('setup_done')) !== 0;
-    function* waitReady(t: KTask): KGen<number> {
-      yield k.point(t, 'wait for setup', ready, () => undefined, { what: 'the IOASIDs to look up' });
-      return yield* k.step(t, 'sid', () => Atomics.load(k.i32, k.mem.statics + sidWord));
-    }
-    k.task('ioasid_find_reader', 'process', function* (t, args) {
-      const n = typeof args === 'number' ? args : p.iterations;
-      const sid = yield* waitReady(t);
-      let bad = 0;
-      for (let i = 0; i < n; i++) {
-        const id = 1 + (i % FIND_IDS);
-        const priv = p.mode === 'find-rcu' ? yield* ioasid_find(k, t, a, sid, id) : yield* ioasid_find_locked(k, t, a, sid, id);
-        // The updater flips the low bit: either version is right, anything else is not.
-        if (priv >> 1 !== id) bad++;
-      }
-      yield* tally(t, { finds: n, find_mismatch: bad });
-    });
-    k.task('ioasid_find_updater', 'process', function* (t, args) {
-      const n = typeof args === 'number' ? args : p.iterations;
-      yield* waitReady(t);
-      for (let i = 0; i < n; i++) {
-        const id = 1 + (i % FIND_IDS);
-        yield* ioasid_set_data(k, t, a, id, 2 * id + (i & 1));
-      }
-    });
-    k.task('ioasid_find_setup', 'process', function* (t) {
-      yield* init(t);
-      const sid = yield* ioasid_alloc_system_set(k, t, a, cap - 1);
-      for (let i = 1; i <= FIND_IDS; i++) {
-        const id = yield* ioasid_alloc(k, t, a, sid, 1, cap - 1, 0);
-        if (id > 0) yield* ioasid_set_data(k, t, a, id, 2 * id);
-      }
-      yield* k.step(t, 'setup done', () => {
-        Atomics.store(k.i32, k.mem.statics + sidWord, sid);
-        Atomics.store(k.i32, counterAt('setup_done'), 1);
-      });
-      if (p.drivers === 0) {
-        yield* k.step(t, 'spawn loops', (env) => {
-          env.spawn('ioasid_find_updater', p.iterations, 'updater');
-          env.spawn('ioasid_find_reader', p.iterations, 'reader0');
-          env.spawn('ioasid_find_reader', p.iterations, 'reader1');
-        });
-      }
-    });
-    initialTasks.push({ task: 'ioasid_find_setup', args: null, name: 'setup' });
-    for (let i = 0; i < p.drivers; i++) {
-      actors.push({ name: `driver/${i}`, logic: taskDriver, input: { kind: i === 0 ? 'ioasid_find_updater' : 'ioasid_find_reader' } });
-    }
-  }
+  // The processes' mms exist in scenario mode only (the benchmarks have no process).
+  const topo = ioasidTopology(p);
+  const refusals = new Refusals(k, () => k.deliveryStep);
+  actors.push(...hardwareActors(topo, { mm: (i) => ({ logic: mmContextMachine(`mm/${i + 1}`, refusals) }) }, { unit: (u) => `iommu${u}`, device: (d) => `dev${d}` }));
 
   const workload: Workload = {
     name: 'ioasid',

@@ -6,14 +6,19 @@
 // that class (src/kernel/lock.ts's holder watch: ready from that acquisition on, so the next step starts inside
 // the holder's critical section unless the scheduler lets the holder leave first — the trace then says so).
 // Both are blocking scheduling points, so a constraint that can never be met ends the run with a hung-task
-// report saying what the actor waited for. The model parses its own
-// steps (the `op` of each) and runs them; this file checks what is common: the actors and the steps an `after`
-// names exist, and the `after` constraints have no cycle. Errors read `<model>: steps: drv/1[2]: …`, which the
-// scenario loader turns into `script.drv/1[2]: …`.
+// report saying what the actor waited for. This is the one script engine of every preset: each step is checked
+// against its kind's zod schema (steps.ts, a union discriminated by `op`) and the topology (the model's `check`),
+// then the `after` references and the one cycle check. The sva preset's processes are XState actors that wait by
+// message rather than on progress words (src/actors/scripted-process.ts); they take the steps parsed here.
+// TODO(#15, runner): run the sva processes' steps with ScriptRunner too — it changes their traces, so it waits
+// for the integration. Errors read `<model>: steps: drv/1[2]: …`, which the scenario loader turns into
+// `script.drv/1[2]: …`.
 import type { KTask } from '../kernel/context.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { type LockHolderWatch, wait_for_lock_holder, watchLockHolders } from '../kernel/lock.js';
+import type { z } from 'zod';
 import { InputError } from '../runtime/errors.js';
+import { ORDER_KINDS, type StepKind, wireSchema } from './steps.js';
 
 /** The constraints every scripted model takes. */
 export type OrderStep =
@@ -37,28 +42,61 @@ export interface ScriptSpec<Op> {
   readonly kinds: readonly string[];
   /** At most this many actors (each is a task of the run). */
   readonly maxActors: number;
-  /** One step of the model; `at` prefixes its errors. Throws an InputError for anything it does not know. */
-  parseOp(o: Readonly<Record<string, unknown>>, at: string): Op;
+  /** The model's step kinds (src/workloads/steps.ts); `after` and `while` are every model's. */
+  readonly steps: readonly StepKind[];
+  /** What only the topology knows (a device it has, a process): throws an InputError prefixed by `at`. */
+  check?(st: Op, at: string): void;
+  /**
+   * The steps may also come as a list, actor `kinds[0]/i`'s at index i (the sva model's `--set steps=[[…]]`),
+   * and an actor past `actors` is none of the topology's.
+   */
+  readonly numbered?: { readonly actors: number };
 }
 
-/** A field of a step object, checked: an integer in min..max (a default when absent and one is given). */
-export function intField(o: Readonly<Record<string, unknown>>, at: string, field: string, min: number, max: number, dflt?: number): number {
-  const v = o[field];
-  if (v === undefined && dflt !== undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new InputError(`${at}: ${field} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
-  return v;
+/** A step's field the topology bounds (a device, a PASID, a process): an integer in 0..n-1. */
+export function withinTopology(at: string, field: string, v: number | undefined, n: number): void {
+  if (v !== undefined && v >= n) throw new InputError(`${at}: ${field} must be an integer in 0..${n - 1}, got ${v}`);
 }
 
-/** A name field (a domain, a set, an ID): letters, digits, `_` and `-`. */
-export function nameField(o: Readonly<Record<string, unknown>>, at: string, field: string): string {
-  const v = o[field];
-  if (typeof v !== 'string' || !/^[A-Za-z_][\w-]*$/.test(v)) throw new InputError(`${at}: ${field} must be a name (letters, digits, _), got ${JSON.stringify(v)}`);
-  return v;
+/** `field must be …, got v` for the first thing wrong with a step (zod's issue). */
+function stepError(issue: z.core.$ZodIssue | undefined, o: Readonly<Record<string, unknown>>): string {
+  if (!issue) return 'not valid';
+  if (issue.code === 'unrecognized_keys') return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
+  const field = String(issue.path[0] ?? '');
+  return `${field} ${issue.message}, got ${JSON.stringify(o[field])}`;
+}
+
+/** One step of the `steps` parameter (`{ op, … }`), checked against its kind's schema. */
+function parseStep(kinds: readonly StepKind[], o: Readonly<Record<string, unknown>>, at: string): { readonly op: string } {
+  const all = [...kinds, ...ORDER_KINDS];
+  // sva's list form names the process an `after` waits for by number.
+  const st = o.op === 'after' && typeof o.proc === 'number' && o.actor === undefined ? { op: 'after', actor: `proc/${o.proc}`, step: o.step } : o;
+  const kind = all.find((k) => k.op === st.op);
+  if (!kind) throw new InputError(`${at}: unknown step ${JSON.stringify(st.op)} (${all.map((k) => k.op).join(', ')})`);
+  const r = wireSchema(kind).safeParse(st);
+  if (!r.success) throw new InputError(`${at}: ${ORDER_KINDS.includes(kind) ? `${kind.op}: ` : ''}${stepError(r.error.issues[0], st)}`);
+  return r.data as { readonly op: string };
+}
+
+/** The actors and their raw steps: an object of actors, or (numbered) a list. */
+function actorEntries(v: unknown, pre: string, spec: ScriptSpec<unknown>): [string, unknown][] {
+  if (Array.isArray(v) && spec.numbered) {
+    if (v.length > spec.numbered.actors) throw new InputError(`${pre}: ${spec.kinds[0]}/${v.length - 1}: no such process (the topology has ${spec.numbered.actors})`);
+    return v.map((list, i) => [`${spec.kinds[0]}/${i}`, list]);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new InputError(`${pre}: not an object of actors`);
+  const entries = Object.entries(v as Record<string, unknown>);
+  for (const [name] of entries) {
+    const n = Number(name.slice(name.indexOf('/') + 1));
+    if (spec.numbered && n >= spec.numbered.actors) throw new InputError(`${pre}: ${name}: no such process (the topology has ${spec.numbered.actors})`);
+  }
+  return entries;
 }
 
 /**
  * The model's `steps` parameter (JSON: `{ "drv/0": [{ "op": … }, …], … }`) checked; undefined when it is ''.
- * The `after` references and the absence of cycles are checked here; the ops by the model.
+ * Each step against its kind's schema and the topology; then the `after` references and the absence of cycles —
+ * the one ordering check of every model.
  */
 export function parseScript<Op extends { readonly op: string }>(text: string, spec: ScriptSpec<Op>): ScriptActor<Op>[] | undefined {
   if (text === '') return undefined;
@@ -69,8 +107,7 @@ export function parseScript<Op extends { readonly op: string }>(text: string, sp
   } catch {
     throw new InputError(`${pre}: not JSON`);
   }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new InputError(`${pre}: not an object of actors`);
-  const entries = Object.entries(v as Record<string, unknown>);
+  const entries = actorEntries(v, pre, spec as ScriptSpec<unknown>);
   const nameRe = new RegExp(`^(${spec.kinds.join('|')})/(\\d+)$`);
   if (entries.length === 0) throw new InputError(`${pre}: no actor`);
   if (entries.length > spec.maxActors) throw new InputError(`${pre}: ${entries.length} actors, at most ${spec.maxActors}`);
@@ -81,22 +118,18 @@ export function parseScript<Op extends { readonly op: string }>(text: string, sp
     const steps = list.map((st: unknown, i: number): Op | OrderStep => {
       const at = `${pre}: ${name}[${i}]`;
       if (st === null || typeof st !== 'object' || Array.isArray(st)) throw new InputError(`${at}: not a step`);
-      const o = st as Record<string, unknown>;
-      if (o.op === 'after') {
-        const ref = o.actor;
-        if (typeof ref !== 'string') throw new InputError(`${at}: after: no actor named`);
-        return { op: 'after', actor: ref, step: intField(o, at, 'step', 0, 1 << 16) };
-      }
-      if (o.op === 'while') {
-        if (typeof o.task !== 'string' || o.task === '') throw new InputError(`${at}: while: task must be a task's name or a prefix of it`);
-        if (typeof o.lock !== 'string' || o.lock === '') throw new InputError(`${at}: while: holds must name a lock`);
-        return { op: 'while', task: o.task, lock: o.lock };
-      }
-      return spec.parseOp(o, at);
+      const step = parseStep(spec.steps, st as Record<string, unknown>, at) as Op | OrderStep;
+      if (!isAfter(step) && !isWhile(step)) spec.check?.(step, at);
+      return step;
     });
     return { name, comm: `${m[1]}${m[2]}`, steps };
   });
-  // The order constraints: a step waits for the one before it and for its `after`; a cycle never ends.
+  checkOrder(pre, actors);
+  return actors;
+}
+
+/** The order constraints: a step waits for the one before it and for its `after`; a cycle never ends. */
+function checkOrder<Op extends { readonly op: string }>(pre: string, actors: readonly ScriptActor<Op>[]): void {
   const byName = new Map(actors.map((a) => [a.name, a]));
   const deps = new Map<string, string[]>();
   for (const a of actors) {
@@ -121,7 +154,6 @@ export function parseScript<Op extends { readonly op: string }>(text: string, sp
     state.set(n, 2);
   };
   for (const n of deps.keys()) visit(n, []);
-  return actors;
 }
 
 /**

@@ -3,249 +3,55 @@
 // one per IOMMU unit, device, mm and process (in that order). Kernel code paths (syscalls, exit, the IOMMU
 // drivers' page-request threads, RCU/SRCU callbacks) are kernel tasks; the oracles run in the steps that could
 // break what they guard.
-import { DEFAULT_DOMAIN_POLICIES, type DefaultDomainPolicy, DmaApi } from '../core/dma-iommu.js';
+import { DmaApi } from '../core/dma-iommu.js';
 import { pasidIoasidWords } from '../core/pasid.js';
+import { IommuGroups } from '../core/group.js';
+import { SvaDomains } from '../core/sva-domain.js';
 import { Domains } from '../core/domain.js';
 import { Oracle } from '../core/oracle.js';
 import { Stats, type StatName } from '../core/stats.js';
-import { IommuGroups } from '../core/group.js';
 import { Sva } from '../core/sva.js';
-import { SvaDomains } from '../core/sva-domain.js';
-import {
-  type DeviceInfo,
-  DRIVER_BUGS,
-  type DriverBug,
-  FAULT_HANDLINGS,
-  type FaultHandling,
-  FLAVOURS,
-  type Flavour,
-  type IommuOps,
-  PASID_PLACEMENTS,
-  type PasidPlacement,
-  type SvaPolicies,
-  type Teardown,
-  TEARDOWNS,
-} from '../core/types.js';
+import type { DeviceInfo, Flavour, IommuOps, SvaPolicies } from '../core/types.js';
 import { AMD, amdOps } from '../hw/amd/amd.js';
 import { type DriverEnv, flush } from '../hw/driver.js';
 import type { FlavourSpec } from '../hw/flavour.js';
 import { DEFAULT_UNIT, IommuUnit } from '../hw/iommu.js';
 import { HW_HOT_EVENTS, HW_SHARED_EVENTS } from '../hw/messages.js';
-import { MISBEHAVIOURS, type Misbehaviour, PciDevice } from '../hw/pci/device.js';
+import { PciDevice } from '../hw/pci/device.js';
 import { AccelDriver } from '../hw/pci/driver.js';
 import { defineUnitDriver, definePrqThread } from '../hw/queue.js';
 import { SMMUV3, smmuv3Ops } from '../hw/smmuv3/smmuv3.js';
 import { IommuHardware } from '../hw/unit.js';
 import { VTD, vtdOps } from '../hw/vtd/vtd.js';
 import { Kernel } from '../kernel/kernel.js';
-import { leakReport } from '../kernel/kasan.js';
 import { layoutWords, refuseOversized, staticsOffset } from '../kernel/memory.js';
-import { defineMms, MM_LIVE, type MmStruct, mm_exit, mm_init, get_task_mm, mmById, objectInfo as mmObjectInfo, mmPasid, mmput, mmStateCode, mmTableWords, mmUsers } from '../kernel/mm/mm.js';
+import { defineMms, type MmStruct, mmById, mmTableWords } from '../kernel/mm/mm.js';
 import { defineMmuNotifiers, mmuNotifierWords } from '../kernel/mm/mmu_notifier.js';
-import { do_mmap, do_munmap, fault_in } from '../kernel/mm/pagetable.js';
-import { definePhysMem, onPageFree, pageOwner, physMemWords } from '../kernel/mm/physmem.js';
+import { definePhysMem, onPageFree, type PhysMem, pageOwner, physMemWords } from '../kernel/mm/physmem.js';
 import { readerTableWords } from '../kernel/rcu.js';
 import { slabInit } from '../kernel/slab.js';
 import { InputError } from '../runtime/errors.js';
-import { paramParsers } from '../runtime/params.js';
 import type { ActorSpec, Wire, Workload } from '../runtime/model.js';
 import { applyExtension, coreStepTable, KERNEL_PRIMITIVES } from './extension.js';
+import { checkWhileTasks, type OrderStep, parseScript } from './script.js';
+import { SVA_KINDS } from './steps.js';
+import { type SvaParams, svaParams, svaTopology } from './presets/sva.js';
+import { defineSyscalls } from './syscalls.js';
+import { hardwareActors } from './topology.js';
+import { processActors } from './processes.js';
 import { iommuUnitMachine } from '../actors/iommu-unit.js';
 import { Refusals } from '../actors/lifecycle.js';
 import { mmContextMachine } from '../actors/mm-context.js';
 import { pciDeviceMachine } from '../actors/pci-device.js';
 import { defineBoot } from '../hw/boot.js';
-import { defineKernelUsers, KERNEL_USES, type KernelUse, VFIO_TAKEOVERS, VFIO_USES, type VfioTakeover, type VfioUse } from './kernel-users.js';
-import { processMachine, type Script, SCRIPTS } from '../actors/process.js';
-import { DEFAULT_RATES, parseRates, type RandomInput, randomProcessMachine } from '../actors/random-process.js';
-import { declareWhileStep, type ScriptStep, scriptedProcessMachine } from '../actors/scripted-process.js';
-import { type SwqInput, swqProcessMachine, WORK_QUEUES, type WorkQueue } from '../actors/swq-process.js';
+import { defineKernelUsers, } from './kernel-users.js';
+import { declareWhileStep, type ScriptStep, } from '../actors/scripted-process.js';
 
-const { oneOf, int, bool } = paramParsers('sva');
-
-/** seed 000's iommu_bind_task(dev, task): take the task's mm with get_task_mm, or use task->mm unreferenced. */
-export type TaskMm = 'get_task_mm' | 'raw';
-export const TASK_MMS: readonly TaskMm[] = ['get_task_mm', 'raw'];
+export { TASK_MMS, type TaskMm } from './params/policies.js';
 
 const SPECS: Readonly<Record<Flavour, FlavourSpec>> = { vtd: VTD, amd: AMD, smmuv3: SMMUV3 };
 
-export interface SvaParams {
-  /** Flavour of each IOMMU unit, comma-separated: `vtd,amd,smmuv3,vtd`. */
-  readonly iommus: string;
-  readonly devices: number;
-  readonly processes: number;
-  /** Virtual pages of each process. */
-  readonly pages: number;
-  /** Every device's capabilities: a subset of `ats,pri,pasid`. */
-  readonly caps: string;
-  readonly pasidBits: number;
-  /** The SMMUs' SSIDSIZE. */
-  readonly ssidBits: number;
-  readonly trusted: boolean;
-  readonly pasidAlloc: PasidPlacement;
-  readonly teardown: Teardown;
-  readonly fault: FaultHandling;
-  readonly drainTimeoutMs: number;
-  /** A planted driver bug (the oracles' negative control). */
-  readonly bug: DriverBug;
-  readonly misbehave: Misbehaviour;
-  /** The misbehaving device (-1: all of them). */
-  readonly misbehaveDevice: number;
-  readonly script: Script;
-  /** `script: random`: each operation's weight, `bind:4,dma:8,munmap:1,unbind:3,exit:1`; `rounds` operations. */
-  readonly rates: string;
-  /** How bind_task (script bind-task-exit) holds the task's mm: get_task_mm's mm_users reference, or none. */
-  readonly taskMm: TaskMm;
-  /** Process i starts when process i-1 has closed its fd. */
-  readonly chain: boolean;
-  readonly dmas: number;
-  readonly rounds: number;
-  readonly flags: number;
-  readonly seed: number;
-  readonly cmdCostNs: number;
-  /** IOTLB entries of each IOMMU (0: every translation walks the tables). */
-  readonly iotlb: number;
-  /** ATC entries of each device (0: every DMA asks the IOMMU). */
-  readonly atc: number;
-  /** Page request queue entries of each IOMMU (small: overflow, and the hardware's auto-responses). */
-  readonly prqDepth: number;
-  /**
-   * How processes tag their descriptors (src/actors/swq-process.ts): `dedicated` work queues carry their bond's
-   * PASID, `shared` ones ENQCMD's — the task's IA32_PASID, loaded from mm->pasid.
-   */
-  readonly wq: WorkQueue;
-  /** Devices each process opens (process i: devices i, i+1, … modulo `devices`); above 1, or with a shared wq, the processes are swq-process's. */
-  readonly opens: number;
-  /**
-   * Scripted processes (JSON: an array, one list of steps per process — src/actors/scripted-process.ts); ''
-   * runs `script` instead. Scenarios write it as their `script` section.
-   */
-  readonly steps: string;
-  /** A CommonJS module whose extend(ctx) replaces or wraps ops (src/actors/extension.ts); '' for none. */
-  readonly extension: string;
-  /** Allocation failure injection, `cache:n`: the nth allocation from that slab cache fails ('' for none). */
-  readonly failAlloc: string;
-  readonly hungTaskSecs: number;
-  /** Default DMA domains at probe (seed 001). */
-  readonly defaultDomain: DefaultDomainPolicy;
-  /** Address spaces of each IOMMU instance (seed 001: 4 on early Tegra, 128 later). */
-  readonly addressSpaces: number;
-  /** The kernel's own DMA users (seeds 001, 004). */
-  readonly kernel: KernelUse;
-  readonly kjobs: number;
-  readonly kbuffers: number;
-  /** Devices with a kernel user (the first n). */
-  readonly kdevices: number;
-  readonly vfio: VfioUse;
-  /** Whether VFIO may take a device whose host driver still maps (seed 001: refuse). */
-  readonly vfioTakeover: VfioTakeover;
-  readonly drmContexts: number;
-  readonly drmRounds: number;
-}
-
-export const SVA_DEFAULTS: SvaParams = {
-  iommus: 'vtd',
-  devices: 1,
-  processes: 1,
-  pages: 8,
-  caps: 'ats,pri,pasid',
-  pasidBits: 8,
-  ssidBits: 6,
-  trusted: false,
-  pasidAlloc: 'native',
-  teardown: 'drain',
-  fault: 'protocol',
-  drainTimeoutMs: 1000,
-  bug: 'none',
-  misbehave: 'none',
-  misbehaveDevice: 0,
-  script: 'life',
-  rates: DEFAULT_RATES,
-  taskMm: 'get_task_mm',
-  chain: false,
-  dmas: 4,
-  rounds: 2,
-  flags: 0,
-  seed: 1,
-  cmdCostNs: 100,
-  iotlb: 64,
-  atc: 16,
-  prqDepth: 128,
-  wq: 'dedicated',
-  opens: 1,
-  steps: '',
-  extension: '',
-  failAlloc: '',
-  hungTaskSecs: 120,
-  defaultDomain: 'none',
-  addressSpaces: 128,
-  kernel: 'none',
-  kjobs: 8,
-  kbuffers: 2,
-  kdevices: 1,
-  vfio: 'none',
-  vfioTakeover: 'refuse',
-  drmContexts: 0,
-  drmRounds: 2,
-};
-
-
-
-export function svaParams(raw: Readonly<Record<string, Wire>>): SvaParams {
-  const known = new Set(Object.keys(SVA_DEFAULTS));
-  for (const key of Object.keys(raw)) if (!known.has(key)) throw new InputError(`sva: unknown parameter '${key}' (known: ${[...known].join(', ')})`);
-  const d = SVA_DEFAULTS;
-  const iommus = raw.iommus === undefined ? d.iommus : String(raw.iommus);
-  for (const f of iommus.split(',')) if (!FLAVOURS.includes(f as Flavour)) throw new InputError(`sva: iommus: unknown IOMMU flavour '${f}' (${FLAVOURS.join(', ')})`);
-  const caps = raw.caps === undefined ? d.caps : String(raw.caps);
-  for (const c of caps.split(',').filter((x) => x !== '')) if (!['ats', 'pri', 'pasid'].includes(c)) throw new InputError(`sva: caps: unknown capability '${c}' (ats, pri, pasid)`);
-
-  return {
-    iommus,
-    devices: int('devices', raw.devices, d.devices, 1, 1024),
-    processes: int('processes', raw.processes, d.processes, 0, 4096),
-    pages: int('pages', raw.pages, d.pages, 1, 4096),
-    caps,
-    pasidBits: int('pasidBits', raw.pasidBits, d.pasidBits, 1, 20),
-    ssidBits: int('ssidBits', raw.ssidBits, d.ssidBits, 0, 20),
-    trusted: bool('trusted', raw.trusted, d.trusted),
-    pasidAlloc: oneOf('pasidAlloc', raw.pasidAlloc, PASID_PLACEMENTS, d.pasidAlloc),
-    teardown: oneOf('teardown', raw.teardown, TEARDOWNS, d.teardown),
-    fault: oneOf('fault', raw.fault, FAULT_HANDLINGS, d.fault),
-    drainTimeoutMs: int('drainTimeoutMs', raw.drainTimeoutMs, d.drainTimeoutMs, 0, 3_600_000),
-    bug: oneOf('bug', raw.bug, DRIVER_BUGS, d.bug),
-    misbehave: oneOf('misbehave', raw.misbehave, MISBEHAVIOURS, d.misbehave),
-    misbehaveDevice: int('misbehaveDevice', raw.misbehaveDevice, d.misbehaveDevice, -1, 1023),
-    script: oneOf('script', raw.script, SCRIPTS, d.script),
-    rates: raw.rates === undefined ? d.rates : ratesParam(String(raw.rates)),
-    taskMm: oneOf('taskMm', raw.taskMm, TASK_MMS, d.taskMm),
-    chain: bool('chain', raw.chain, d.chain),
-    dmas: int('dmas', raw.dmas, d.dmas, 0, 1 << 16),
-    rounds: int('rounds', raw.rounds, d.rounds, 1, 1 << 16),
-    flags: int('flags', raw.flags, d.flags, 0, 3),
-    seed: int('seed', raw.seed, d.seed, 0, 0x7fffffff),
-    cmdCostNs: int('cmdCostNs', raw.cmdCostNs, d.cmdCostNs, 0, 1_000_000),
-    iotlb: int('iotlb', raw.iotlb, d.iotlb, 0, 1 << 16),
-    atc: int('atc', raw.atc, d.atc, 0, 1 << 16),
-    prqDepth: int('prqDepth', raw.prqDepth, d.prqDepth, 1, 1 << 16),
-    wq: oneOf('wq', raw.wq, WORK_QUEUES, d.wq),
-    opens: int('opens', raw.opens, d.opens, 1, 1024),
-    steps: raw.steps === undefined ? d.steps : String(raw.steps),
-    extension: raw.extension === undefined ? d.extension : String(raw.extension),
-    failAlloc: raw.failAlloc === undefined ? d.failAlloc : failAllocParam(String(raw.failAlloc)),
-    hungTaskSecs: int('hungTaskSecs', raw.hungTaskSecs, d.hungTaskSecs, 1, 86_400),
-    defaultDomain: oneOf('defaultDomain', raw.defaultDomain, DEFAULT_DOMAIN_POLICIES, d.defaultDomain),
-    addressSpaces: int('addressSpaces', raw.addressSpaces, d.addressSpaces, 1, 1 << 16),
-    kernel: oneOf('kernel', raw.kernel, KERNEL_USES, d.kernel),
-    kjobs: int('kjobs', raw.kjobs, d.kjobs, 0, 1 << 24),
-    kbuffers: int('kbuffers', raw.kbuffers, d.kbuffers, 1, 1 << 16),
-    kdevices: int('kdevices', raw.kdevices, d.kdevices, 0, 1024),
-    vfio: oneOf('vfio', raw.vfio, VFIO_USES, d.vfio),
-    vfioTakeover: oneOf('vfioTakeover', raw.vfioTakeover, VFIO_TAKEOVERS, d.vfioTakeover),
-    drmContexts: int('drmContexts', raw.drmContexts, d.drmContexts, 0, 1024),
-    drmRounds: int('drmRounds', raw.drmRounds, d.drmRounds, 0, 1 << 20),
-  };
-}
+export { SVA_DEFAULTS, SVA_PRESET, type SvaParams, svaParams } from './presets/sva.js';
 
 /** Everything a workload instance is made of (tests reach into it). */
 export interface SvaModel {
@@ -267,41 +73,12 @@ export interface SvaModel {
 export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: SvaModel } {
   const p = svaParams(raw);
   const flavours = p.iommus.split(',') as Flavour[];
+  const topo = svaTopology(p);
   const U = flavours.length;
   const D = p.devices;
   const P = p.processes;
   const capSet = new Set(p.caps.split(','));
-  const bonds = Math.max(8, 2 * P * p.opens + 8);
-  // A VMM whose memory VFIO maps, when VFIO is in the run: an address space of its own.
-  const vmm = p.vfio === 'none' ? 0 : 1;
-  const frames = (P + 2) * p.pages + 16 + vmm * p.kbuffers;
-  // I/O page tables for DMA and paging domains: address spaces of the mm layer that no process uses.
-  const iopt = p.defaultDomain === 'none' && p.kernel === 'none' && p.vfio === 'none' && p.drmContexts === 0 ? 0 : Math.min(U * p.addressSpaces, D + p.kdevices + p.drmContexts + 4);
-  // A PASID table entry (up to 8 words), the device's state (3) and the driver's (2) per PASID, its pasid_ida's bitmap.
-  const perDevice = (1 << p.pasidBits) * (8 + 3 + 2 + 2) + Math.ceil((1 << p.pasidBits) / 32) + 512 + 4 * p.atc;
-  const readerSlots = tasksAtOnce(p, bonds);
-  const readers = readerTableWords(readerSlots);
-  // The terms that grow with the parameters, named for the refusal of a topology too large to hold. A bond
-  // takes 32 words: the iommu_sva record (11, with its kmemleak track), its PASID share (9) and quarantine (3).
-  const sized: Record<string, number> = {
-    'PASID state (devices × 2^pasidBits × 15 words)': D * perDevice,
-    'address spaces (processes × pages)': mmTableWords(P + iopt + vmm, p.pages) + physMemWords(frames),
-    'IOMMU caches and queues (iommus × (iotlb + prqDepth))': U * (4096 + 6 * p.iotlb + 6 * p.prqDepth),
-    'bonds, notifiers and RCU/SRCU readers (processes)': mmuNotifierWords(bonds) + bonds * 32 + readers.rcu + readers.srcu,
-  };
-  const staticWords = (1 << 15) + Object.values(sized).reduce((a, b) => a + b, 0) + (U + 2) * (Math.ceil((1 << p.pasidBits) / 32) + 1) + pasidIoasidWords(p.pasidBits);
-  // Every task interns its label and comm (allocation owners, KASAN's alloc/free tracks, lockdep's sites): the
-  // string table grows with the topology, or a large one fills it and lockdep turns itself off.
-  const tasks = P + D + U;
-  const layout = {
-    stringWords: Math.max(1 << 17, 128 * tasks),
-    stringSlots: Math.max(1 << 12, 2 ** Math.ceil(Math.log2(8 * tasks))),
-    staticWords,
-    arenaWords: 1 << 12,
-    lockdepWords: 1 << 14,
-  };
-  refuseOversized('sva', layoutWords(layout), sized);
-  const k = new Kernel({ layout, hungTaskSecs: p.hungTaskSecs, readerSlots });
+  const { k, bonds, vmm, frames, iopt } = svaKernel(p, U);
   const [failCache, failNth] = p.failAlloc === '' ? [] : (p.failAlloc.split(':') as [string, string]);
   slabInit(k, failCache ? { failslab: { cache: failCache, nth: Number(failNth) } } : {});
   const actors = {
@@ -310,12 +87,12 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     mm: (i: number) => U + D + i,
     process: (i: number) => U + D + P + i,
   };
-  const infos: DeviceInfo[] = Array.from({ length: D }, (_, d) => ({
-    index: d,
-    name: `0000:${(1 + Math.floor(d / 32)).toString(16).padStart(2, '0')}:${(d % 32).toString(16).padStart(2, '0')}.0`,
-    iommu: d % U,
+  const infos: DeviceInfo[] = topo.devices.map((d) => ({
+    index: d.index,
+    name: d.name,
+    iommu: d.iommu,
     caps: { ats: capSet.has('ats'), pri: capSet.has('pri'), pasid: capSet.has('pasid'), pasidBits: p.pasidBits },
-    actor: actors.device(d),
+    actor: actors.device(d.index),
     trusted: p.trusted,
   }));
   const pm = definePhysMem(k, frames + 2 * p.drmContexts);
@@ -347,12 +124,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     return (p.flags & 2) !== 0 ? mms.initMm.id + 1 : (mms.mms[i] as MmStruct).id + 1;
   };
   const units = flavours.map((f, u) => new IommuUnit(k, u, SPECS[f], infos.filter((d) => d.iommu === u), { ...DEFAULT_UNIT, cmdCostNs: p.cmdCostNs, iotlbEntries: p.iotlb, prqDepth: p.prqDepth }, actors.unit(u)));
-  const unitDrivers = units.map((u) => defineUnitDriver(k, u));
-  const denv: DriverEnv = { k, units: unitDrivers, stats };
-  flavours.forEach((f, u) => {
-    const ops: IommuOps = f === 'vtd' ? vtdOps(denv) : f === 'amd' ? amdOps(denv) : smmuv3Ops(denv, p.ssidBits);
-    sva.registerIommu(u, ops);
-  });
+  const { unitDrivers, denv } = registerDrivers(k, sva, stats, units, flavours, p.ssidBits);
   if (p.extension !== '') {
     applyExtension(p.extension, {
       k,
@@ -385,156 +157,29 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   );
   const driver = new AccelDriver(k, sva, devices);
 
-  // The oracles' views of the hardware.
-  for (const u of units) for (const c of u.caches()) oracle.addCache(c);
-  for (const dev of devices) {
-    oracle.addCache({
-      name: `${dev.info.name} ATC`,
-      entriesForPfn: (pfn) => dev.atcEntries((_, __, pte) => pte >>> 2 === pfn).map((e) => `{PASID ${e.pasid}, vpn ${e.vpn}} → pfn 0x${pfn.toString(16)}`),
-      entriesForPasid: (d, pasid) => (d !== dev.info.index ? [] : dev.atcEntries((p) => p === pasid).map((e) => `{PASID ${pasid}, vpn ${e.vpn}}`)),
-    });
-  }
-  oracle.addDmaCounter({ inflight: (d, pasid) => devices[d]?.inflightCount(pasid) ?? 0 });
-  onPageFree(pm, (pfn, t, step) => oracle.pageFreed(step, pfn, ownerName(pageOwner(k, pm, pfn)), t.label));
+  watchHardware(k, oracle, pm, units, devices, ownerName);
   k.onAttach(() => {
     for (const h of hardware) h.reset();
     for (const d of devices) d.reset();
   });
   k.onEnd(() => oracle.unanswered(units.flatMap((u) => u.outstandingGroups())));
 
-  // ---- syscalls: what the processes' tasks do ----
-  const proc = (args: Wire): { proc: number; mm: MmStruct; dev: DeviceInfo; actor: number } => {
-    const { proc: i, dev } = args as { proc: number; dev?: number };
-    return { proc: i, mm: mms.mms[i] as MmStruct, dev: infos[(dev ?? i) % D] as DeviceInfo, actor: actors.process(i) };
-  };
-  // task->mm of each process (mm id + 1; 0 before exec and after exit_mm).
-  const taskMms = k.statics.alloc(Math.max(1, P), 'task->mm');
-  const taskMm = (i: number): number => k.mem.statics + taskMms + i;
-  k.onEnd(() => exitedMmLeaks(k, mms.mms.slice(0, P), (i) => Atomics.load(k.i32, taskMm(i))));
-  const reply = (t: Parameters<Parameters<typeof k.task>[2]>[0], to: number, event: { type: string } & Record<string, Wire>) =>
-    k.step(t, `return to user: ${event.type}`, (env) => env.send(to, event));
-  const tellMm = (t: Parameters<Parameters<typeof k.task>[2]>[0], i: number, mm: MmStruct) =>
-    k.step(t, `${mm.name}: state`, (env) => env.send(actors.mm(i), { type: 'mm.state', code: mmStateCode(k, mm), pasid: mmPasid(k, mm) }));
   const boot = defineBoot(k, units, devices, iopt > 0 ? [{ task: 'iommu_probe', name: 'iommu_probe' }] : []);
+  defineSyscalls({ k, params: p, processes: P, mms, notifiers, sva, driver, stats, infos, actors, boot });
 
-  k.task('sys_exec', 'process', function* (t, args) {
-    const { proc: i, mm, actor } = proc(args);
-    yield* boot.wait(t);
-    yield* mm_init(k, t, mm);
-    yield* k.step(t, 'current->mm = mm', () => void Atomics.store(k.i32, taskMm(i), mm.id + 1));
-    yield* do_mmap(k, t, mm, 0, p.pages, true);
-    for (let v = 0; v < Math.ceil(p.pages / 2); v++) yield* fault_in(k, t, mm, v, true);
-    yield* tellMm(t, i, mm);
-    yield* reply(t, actor, { type: 'exec.done' });
-  });
-  k.task('sys_bind', 'process', function* (t, args) {
-    const { proc: i, mm, dev, actor } = proc(args);
-    const flags = (args as { flags: number }).flags;
-    const target = (flags & 2) !== 0 ? mms.initMm : mm;
-    const cap = yield* sva.capable(t, dev, flags);
-    const r = yield* driver.open(t, dev, target, flags);
-    yield* tellMm(t, i, mm);
-    // Back in user space the task's IA32_PASID holds mm->pasid (what ENQCMD tags a descriptor with).
-    if (r.ret > 0) yield* k.step(t, 'return to user: bound', (env) => env.send(actor, { type: 'bound', handle: r.ret, pasid: r.pasid, capable: cap.ret === 0 ? 1 : 0, msr: mmPasid(k, mm) }));
-    else yield* reply(t, actor, { type: 'bind.failed', err: r.ret, capable: cap.ret === 0 ? 1 : 0 });
-  });
-  k.task('bind_task', 'kthread', function* (t, args) {
-    // A device driver binding a process from a thread of its own, as amd_iommu_bind_pasid(pdev, pasid, task)
-    // did: nothing keeps the task from exiting meanwhile but the reference the driver takes on its mm.
-    const { proc: i, mm, dev } = proc(args);
-    const flags = (args as { flags: number }).flags;
-    const held = p.taskMm === 'get_task_mm' ? yield* get_task_mm(k, t, mm, taskMm(i)) : yield* k.step(t, 'task->mm', () => Atomics.load(k.i32, taskMm(i)) !== 0);
-    if (!held) {
-      yield* k.step(t, 'bind_task: the task has exited (-ESRCH)', () => stats.add('bind_task_esrch'));
-      return;
-    }
-    const r = yield* sva.bind(t, dev, mm, flags);
-    // The driver's reference goes as soon as the bond holds the mm; this mmput may be the last (exit_mmap here).
-    if (p.taskMm === 'get_task_mm') yield* mmput(k, t, notifiers, mm);
-    if (r.ret > 0) {
-      yield* k.step(t, 'bind_task: bound', () => stats.add('bind_task_bound'));
-      yield* sva.unbind(t, r.ret);
-    }
-  });
-  k.task('sys_close', 'process', function* (t, args) {
-    const { actor } = proc(args);
-    yield* driver.release(t, (args as { handle: number }).handle);
-    yield* reply(t, actor, { type: 'closed' });
-  });
-  k.task('sys_munmap', 'process', function* (t, args) {
-    const { mm, actor } = proc(args);
-    const { start, n } = args as { start: number; n: number };
-    yield* do_munmap(k, t, notifiers, mm, start, n);
-    yield* do_mmap(k, t, mm, start, n, true);
-    yield* k.step(t, 'munmap', () => stats.add('munmaps'));
-    yield* reply(t, actor, { type: 'munmapped' });
-  });
-  k.task('do_exit', 'process', function* (t, args) {
-    const { proc: i, mm, actor } = proc(args);
-    // do_exit: exit_mm before exit_files, so the mm goes through exit_mmap while the fd still holds the bond;
-    // exit_mm clears task->mm (under task_lock) before its mmput, which is what get_task_mm relies on.
-    yield* k.step(t, 'exit_mm: current->mm = NULL', (env) => {
-      Atomics.store(k.i32, taskMm(i), 0);
-      env.send(actors.mm(i), { type: 'mm.exit' });
-    });
-    yield* mm_exit(k, t, notifiers, mm);
-    for (const h of (args as { handles: number[] }).handles) yield* driver.release(t, h);
-    yield* k.step(t, 'exit', () => stats.add('exits'));
-    yield* tellMm(t, i, mm);
-    yield* reply(t, actor, { type: 'exited' });
-  });
-
-  const specs: ActorSpec[] = [];
   const step = (): number => k.deliveryStep;
   const refusals = new Refusals(k, step);
-  hardware.forEach((h, u) => {
-    specs.push({ name: h.actorName, logic: iommuUnitMachine(h, actors.unit(u), step, refusals) });
-  });
-  devices.forEach((d, i) => {
-    specs.push({ name: d.actorName, logic: pciDeviceMachine(d, actors.device(i), step, refusals) });
-  });
-  for (let i = 0; i < P; i++) specs.push({ name: `mm/${i + 1}`, logic: mmContextMachine(`mm/${i + 1}`, refusals) });
+  const specs: ActorSpec[] = hardwareActors(
+    topo,
+    {
+      unit: (u) => ({ logic: iommuUnitMachine(hardware[u.index] as IommuHardware, actors.unit(u.index), step, refusals) }),
+      device: (d) => ({ logic: pciDeviceMachine(devices[d.index] as PciDevice, actors.device(d.index), step, refusals) }),
+      mm: (i) => ({ logic: mmContextMachine(`mm/${i + 1}`, refusals) }),
+    },
+    { unit: (u) => (hardware[u] as IommuHardware).actorName, device: (d) => (devices[d] as PciDevice).actorName },
+  );
   const scripted = parseSteps(p.steps, P, k, taskComms(k, p, units));
-  for (let i = 0; i < P && scripted; i++) {
-    const tell: [number, number][] = [];
-    scripted.forEach((steps, j) => {
-      for (const st of steps) if (st.op === 'after' && st.proc === i) tell.push([st.step, actors.process(j)]);
-    });
-    specs.push({
-      name: `proc/${i}`,
-      logic: scriptedProcessMachine,
-      input: { idx: i, self: actors.process(i), devActor: actors.device(i % D), flags: p.flags, steps: scripted[i] ?? [], tell } as unknown as Wire,
-    });
-  }
-  const swq = p.wq === 'shared' || p.opens > 1;
-  if (swq && (scripted || p.script !== 'life')) throw new InputError(`sva: wq: shared and opens > 1 run the swq-process lifecycle: script must be life, with no steps`);
-  for (let i = 0; i < P && swq; i++) {
-    const devs = Array.from({ length: Math.min(p.opens, D) }, (_, j): [number, number] => [(i + j) % D, actors.device((i + j) % D)]);
-    const input: SwqInput = { idx: i, self: actors.process(i), devs, wq: p.wq, dmas: p.dmas, pages: p.pages, flags: p.flags };
-    specs.push({ name: `proc/${i}`, logic: swqProcessMachine, input: input as unknown as Wire });
-  }
-  for (let i = 0; i < P && !scripted && !swq && p.script === 'random'; i++) {
-    const input: RandomInput = { idx: i, self: actors.process(i), devActor: actors.device(i % D), pages: p.pages, flags: p.flags, ops: p.rounds, dmas: p.dmas, rates: parseRates(p.rates), seed: p.seed };
-    specs.push({ name: `proc/${i}`, logic: randomProcessMachine, input: input as unknown as Wire });
-  }
-  for (let i = 0; i < P && !scripted && !swq && p.script !== 'random'; i++) {
-    specs.push({
-      name: `proc/${i}`,
-      logic: processMachine,
-      input: {
-        idx: i,
-        self: actors.process(i),
-        devActor: actors.device(i % D),
-        next: p.chain && i + 1 < P ? actors.process(i + 1) : -1,
-        script: p.script,
-        dmas: p.dmas,
-        pages: p.pages,
-        flags: p.flags,
-        rounds: p.rounds,
-        seed: p.seed,
-      },
-    });
-  }
+  specs.push(...processActors(p, scripted, actors));
 
   const statics = staticsOffset(k.layout, k.base);
   const model: SvaModel = { params: p, k, sva, stats, units, devices, infos, mm: (i) => mms.mms[i] as MmStruct, actors, dma, domains, kusers };
@@ -562,19 +207,71 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   return { workload, model };
 }
 
-/**
- * At teardown: a process whose task has exited (task->mm cleared by exit_mm) while its mm still has users never
- * reaches exit_mmap — someone took an mm_users reference (mmget) and never put it. kmemleak's report of the
- * mm_struct. `taskMm(i)`: process i's task->mm (mm id + 1; 0 before exec and after exit_mm).
- */
-function exitedMmLeaks(k: Kernel, procMms: readonly MmStruct[], taskMm: (i: number) => number): void {
-  if (!k.enabled('leaks') || k.tasksLeftBlocked) return;
-  procMms.forEach((mm, i) => {
-    if (mmStateCode(k, mm) !== MM_LIVE || taskMm(i) === mm.id + 1) return;
-    const info = mmObjectInfo(k, mm);
-    const f = leakReport(k, info, Array.from(k.i32.subarray(info.obj, info.obj + 8)));
-    k.report({ ...f, text: `${f.text}\n  iommu-sim: proc/${i} has exited, yet ${mm.name} has mm_users ${mmUsers(k, mm)}: it never reaches exit_mmap (an mmget never put)` });
+/** Each unit's queue and driver (its command submission, its page-request thread's), and its flavour's ops. */
+function registerDrivers(k: Kernel, sva: Sva, stats: Stats, units: readonly IommuUnit[], flavours: readonly Flavour[], ssidBits: number) {
+  const unitDrivers = units.map((u) => defineUnitDriver(k, u));
+  const denv: DriverEnv = { k, units: unitDrivers, stats };
+  flavours.forEach((f, u) => {
+    const ops: IommuOps = f === 'vtd' ? vtdOps(denv) : f === 'amd' ? amdOps(denv) : smmuv3Ops(denv, ssidBits);
+    sva.registerIommu(u, ops);
   });
+  return { unitDrivers, denv };
+}
+
+/** The oracles' views of the hardware: the IOTLBs and ATCs, the DMA in flight, the frames freed. */
+function watchHardware(k: Kernel, oracle: Oracle, pm: PhysMem, units: readonly IommuUnit[], devices: readonly PciDevice[], ownerName: (o: number) => string): void {
+  for (const u of units) for (const c of u.caches()) oracle.addCache(c);
+  for (const dev of devices) {
+    oracle.addCache({
+      name: `${dev.info.name} ATC`,
+      entriesForPfn: (pfn) => dev.atcEntries((_, __, pte) => pte >>> 2 === pfn).map((e) => `{PASID ${e.pasid}, vpn ${e.vpn}} → pfn 0x${pfn.toString(16)}`),
+      entriesForPasid: (d, pasid) => (d !== dev.info.index ? [] : dev.atcEntries((p) => p === pasid).map((e) => `{PASID ${pasid}, vpn ${e.vpn}}`)),
+    });
+  }
+  oracle.addDmaCounter({ inflight: (d, pasid) => devices[d]?.inflightCount(pasid) ?? 0 });
+  onPageFree(pm, (pfn, t, step) => oracle.pageFreed(step, pfn, ownerName(pageOwner(k, pm, pfn)), t.label));
+}
+
+/**
+ * The run's kernel, its shared memory sized to the topology (a topology too large to hold is refused naming what
+ * takes the memory), and the sizes the workload is built with: bonds, the VMM's mm, physical frames, I/O page
+ * tables.
+ */
+function svaKernel(p: SvaParams, U: number): { k: Kernel; bonds: number; vmm: number; frames: number; iopt: number } {
+  const D = p.devices;
+  const P = p.processes;
+  const bonds = Math.max(8, 2 * P * p.opens + 8);
+  // A VMM whose memory VFIO maps, when VFIO is in the run: an address space of its own.
+  const vmm = p.vfio === 'none' ? 0 : 1;
+  const frames = (P + 2) * p.pages + 16 + vmm * p.kbuffers;
+  // I/O page tables for DMA and paging domains: address spaces of the mm layer that no process uses.
+  const iopt = p.defaultDomain === 'none' && p.kernel === 'none' && p.vfio === 'none' && p.drmContexts === 0 ? 0 : Math.min(U * p.addressSpaces, D + p.kdevices + p.drmContexts + 4);
+  // A PASID table entry (up to 8 words), the device's state (3) and the driver's (2) per PASID, its pasid_ida's bitmap.
+  const perDevice = (1 << p.pasidBits) * (8 + 3 + 2 + 2) + Math.ceil((1 << p.pasidBits) / 32) + 512 + 4 * p.atc;
+  const readerSlots = tasksAtOnce(p, bonds);
+  const readers = readerTableWords(readerSlots);
+  // The terms that grow with the parameters, named for the refusal of a topology too large to hold. A bond
+  // takes 32 words: the iommu_sva record (11, with its kmemleak track), its PASID share (9) and quarantine (3).
+  const sized: Record<string, number> = {
+    'PASID state (devices × 2^pasidBits × 15 words)': D * perDevice,
+    'address spaces (processes × pages)': mmTableWords(P + iopt + vmm, p.pages) + physMemWords(frames),
+    'IOMMU caches and queues (iommus × (iotlb + prqDepth))': U * (4096 + 6 * p.iotlb + 6 * p.prqDepth),
+    'bonds, notifiers and RCU/SRCU readers (processes)': mmuNotifierWords(bonds) + bonds * 32 + readers.rcu + readers.srcu,
+  };
+  const staticWords = (1 << 15) + Object.values(sized).reduce((a, b) => a + b, 0) + (U + 2) * (Math.ceil((1 << p.pasidBits) / 32) + 1) + pasidIoasidWords(p.pasidBits);
+  // Every task interns its label and comm (allocation owners, KASAN's alloc/free tracks, lockdep's sites): the
+  // string table grows with the topology, or a large one fills it and lockdep turns itself off.
+  const tasks = P + D + U;
+  const layout = {
+    stringWords: Math.max(1 << 17, 128 * tasks),
+    stringSlots: Math.max(1 << 12, 2 ** Math.ceil(Math.log2(8 * tasks))),
+    staticWords,
+    arenaWords: 1 << 12,
+    lockdepWords: 1 << 14,
+  };
+  refuseOversized('sva', layoutWords(layout), sized);
+  const k = new Kernel({ layout, hungTaskSecs: p.hungTaskSecs, readerSlots });
+  return { k, bonds, vmm, frames, iopt };
 }
 
 /**
@@ -597,25 +294,12 @@ function tasksAtOnce(p: SvaParams, bonds: number): number {
       const o = (st ?? {}) as Record<string, unknown>;
       return o.op === 'while' || (o.op === 'exit' && o.wait === false) ? 1 : 0;
     };
+    if (lists !== null && typeof lists === 'object' && !Array.isArray(lists)) lists = Object.values(lists);
     if (Array.isArray(lists)) perProcess += lists.reduce((n: number, l: unknown) => n + (Array.isArray(l) ? l.reduce((m: number, st) => m + extra(st), 0) : 0), 0);
   }
   return perProcess + 2 * bonds + p.iommus.split(',').length + p.kdevices + 16;
 }
 
-function ratesParam(v: string): string {
-  parseRates(v);
-  return v;
-}
-
-function failAllocParam(v: string): string {
-  if (v !== '' && !/^[\w-]+:[1-9]\d*$/.test(v)) throw new InputError(`sva: failAlloc: expected cache:n (e.g. iommu_domain:2), got ${JSON.stringify(v)}`);
-  return v;
-}
-
-/**
- * The scripted processes' steps, checked (actors and steps that exist, no ordering cycle); undefined: none. With
- * the run's kernel, a `while` step declares what it waits on (a lock holder watch: the lock must exist).
- */
 /** Kinds of task this workload always spawns with a name of their own (their comm is that name). */
 const NAMED_KINDS = new Set(['sys_exec', 'sys_bind', 'sys_close', 'sys_munmap', 'do_exit', 'bind_task', 'script_while', 'kdma_user', 'vfio_takeover', 'drm_contexts']);
 
@@ -632,91 +316,37 @@ function taskComms(k: Kernel, p: SvaParams, units: readonly IommuUnit[]): string
   return [...procs, ...units.map((u) => `${u.spec.prqThread}/${u.name}`), ...kernel, ...kinds];
 }
 
+/** A process's own steps (the ordering constraints are every model's: script.ts). */
+type SvaOp = Exclude<ScriptStep, { op: 'after' | 'while' }>;
+
+/**
+ * The scripted processes' steps, checked by the one script engine (script.ts: kinds, actors, `after` targets, no
+ * ordering cycle) and for what a process can still do (checkLifetime); undefined: none. With the run's kernel, a
+ * `while` step declares what it waits on (a lock holder watch: the lock must exist).
+ */
 export function parseSteps(text: string, processes: number, k?: Kernel, comms?: readonly string[]): ScriptStep[][] | undefined {
-  if (text === '') return undefined;
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    throw new InputError('sva: steps: not JSON');
-  }
-  if (!Array.isArray(v)) throw new InputError('sva: steps: not a list');
-  if (v.length > processes) throw new InputError(`sva: steps: proc/${v.length - 1}: no such process (the topology has ${processes})`);
-  const out = v.map((list, i) => {
-    if (!Array.isArray(list)) throw new InputError(`sva: steps: process ${i}: not a list`);
-    return list.map((st: unknown, k2: number): ScriptStep => {
-      const o = (st ?? {}) as Record<string, unknown>;
-      const at = `sva: steps: proc/${i}[${k2}]`;
-      const num = (x: unknown, d: number, max: number, what: string): number => {
-        if (x === undefined) return d;
-        if (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x > max) throw new InputError(`${at}: ${what} must be an integer in 0..${max}`);
-        return x;
-      };
-      switch (o.op) {
-        case 'bind':
-        case 'unbind':
-          return { op: o.op };
-        case 'exit':
-          return { op: 'exit', wait: o.wait !== false };
-        case 'dma':
-          return { op: 'dma', n: num(o.n, 1, 4096, 'n'), vpn: num(o.vpn, 0, 1 << 20, 'vpn'), write: o.write !== false, wait: o.wait !== false };
-        case 'munmap':
-          return { op: 'munmap', vpn: num(o.vpn, 0, 1 << 20, 'vpn') };
-        case 'after': {
-          const step = num(o.step, 0, 1 << 16, 'step');
-          // The sva model's actors are its processes.
-          if (typeof o.actor === 'string') throw new InputError(`${at}: after ${o.actor}:${step}: no such actor (the sva model's are proc/N)`);
-          if (o.proc === undefined) throw new InputError(`${at}: after: no process named`);
-          const proc = num(o.proc, 0, 1 << 16, 'proc');
-          if (proc >= processes) throw new InputError(`${at}: after proc/${proc}:${step}: no such actor (the topology has ${processes} processes)`);
-          return { op: 'after', proc, step };
-        }
-        case 'while': {
-          if (typeof o.task !== 'string' || o.task === '') throw new InputError(`${at}: while: task must be a task's name or a prefix of it`);
-          if (typeof o.lock !== 'string' || o.lock === '') throw new InputError(`${at}: while: holds must name a lock`);
-          if (!k) throw new InputError(`${at}: while: needs the run's kernel`);
-          if (comms && !comms.some((c) => c.startsWith(o.task as string))) {
-            const shown = comms.length > 24 ? [...comms.slice(0, 24), `… (${comms.length} in all)`] : comms;
-            throw new InputError(`${at}: while: no task is named ${JSON.stringify(o.task)} or a name starting so (the tasks: ${shown.join(', ')})`);
-          }
-          try {
-            return { op: 'while', task: o.task, lock: o.lock, watch: declareWhileStep(k, o.task, o.lock) };
-          } catch (err) {
-            if (err instanceof RangeError) throw new InputError(`${at}: while: ${err.message}`);
-            throw err;
-          }
-        }
-        default:
-          throw new InputError(`${at}: unknown step ${JSON.stringify(o.op)} (bind, dma, munmap, unbind, exit, after, while)`);
+  const actors = parseScript<SvaOp>(text, { model: 'sva', kinds: ['proc'], maxActors: Math.max(1, processes), steps: SVA_KINDS, numbered: { actors: processes } });
+  if (!actors) return undefined;
+  if (comms) checkWhileTasks('sva', actors, comms);
+  // Process i's steps at index i (the list is dense up to the highest process named).
+  const lists: (readonly (SvaOp | OrderStep)[])[] = [];
+  for (const a of actors) lists[Number(a.name.slice('proc/'.length))] = a.steps;
+  const out = Array.from({ length: lists.length }, (_, i) => lists[i] ?? []);
+  return out.map((list, i) => {
+    const steps = list.map((st, j): ScriptStep => {
+      if (st.op !== 'while') return st.op === 'after' ? { op: 'after', proc: Number(st.actor.slice('proc/'.length)), step: st.step } : st;
+      const at = `sva: steps: proc/${i}[${j}]`;
+      if (!k) throw new InputError(`${at}: while: needs the run's kernel`);
+      try {
+        return { op: 'while', task: st.task, lock: st.lock, watch: declareWhileStep(k, st.task, st.lock) };
+      } catch (err) {
+        if (err instanceof RangeError) throw new InputError(`${at}: while: ${err.message}`);
+        throw err;
       }
     });
+    checkLifetime(steps, i);
+    return steps;
   });
-  out.forEach((list, i) => {
-    checkLifetime(list, i);
-  });
-  // The order constraints: a step waits for the one before it and for its `after`; a cycle never ends.
-  const key = (i: number, k2: number): string => `proc/${i}:${k2}`;
-  const deps = new Map<string, string[]>();
-  out.forEach((list, i) => {
-    list.forEach((st, k2) => {
-      const d: string[] = k2 > 0 ? [key(i, k2 - 1)] : [];
-      if (st.op === 'after') {
-        if (st.step >= (out[st.proc]?.length ?? 0)) throw new InputError(`sva: steps: proc/${i}[${k2}]: after proc/${st.proc}:${st.step}: no such step (proc/${st.proc} has ${out[st.proc]?.length ?? 0})`);
-        d.push(key(st.proc, st.step));
-      }
-      deps.set(key(i, k2), d);
-    });
-  });
-  const state = new Map<string, 1 | 2>();
-  const visit = (n: string, path: string[]): void => {
-    if (state.get(n) === 2) return;
-    if (state.get(n) === 1) throw new InputError(`sva: steps: the ordering constraints have a cycle: ${[...path.slice(path.indexOf(n)), n].join(' → ')}`);
-    state.set(n, 1);
-    for (const m of deps.get(n) ?? []) visit(m, [...path, n]);
-    state.set(n, 2);
-  };
-  for (const n of deps.keys()) visit(n, []);
-  return out;
 }
 
 /**

@@ -1,0 +1,14 @@
+#!/usr/bin/env node
+// Writes docs/parameters.md and docs/steps.md from the zod schemas of the parameters and the script steps
+// (src/workloads/docs.ts); test/params-doc.test.ts fails while a file differs from what this writes.
+//
+// Usage: npm run build && node scripts/params-doc.mjs
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const { parametersMarkdown, stepsMarkdown } = await import(join(root, 'dist/src/workloads/docs.js'));
+writeFileSync(join(root, 'docs/parameters.md'), parametersMarkdown());
+writeFileSync(join(root, 'docs/steps.md'), stepsMarkdown());
+console.log('docs/parameters.md and docs/steps.md written');

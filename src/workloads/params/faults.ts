@@ -1,0 +1,34 @@
+// The fault parameters: planted bugs (the oracles' negative controls), misbehaving hardware and subscribers,
+// allocation failures, and patches under review loaded as extensions.
+import { SLEEPERS } from '../../core/ioasid-subscribers.js';
+import { DRIVER_BUGS } from '../../core/types.js';
+import { MISBEHAVIOURS } from '../../hw/pci/device.js';
+import { int, oneOf, type ParamTable, text } from './define.js';
+
+/** domains: a failing set_dev_pasid clears the entry it must leave alone. */
+export type DomainsBug = 'none' | 'clear-on-failure';
+export const DOMAINS_BUGS: readonly DomainsBug[] = ['none', 'clear-on-failure'];
+/** ioasid: the allocator's quota checked outside its lock; VFIO stopping the chain on sets not its own. */
+export type IoasidWorkloadBug = 'none' | 'unlocked-quota' | 'notify-stop';
+export const IOASID_WORKLOAD_BUGS: readonly IoasidWorkloadBug[] = ['none', 'unlocked-quota', 'notify-stop'];
+
+/** Every planted bug of the model; a preset takes those its code paths have. */
+export const BUGS: readonly string[] = [...new Set([...DRIVER_BUGS, ...DOMAINS_BUGS, ...IOASID_WORKLOAD_BUGS])];
+
+function failAllocError(v: string): string | undefined {
+  return v === '' || /^[\w-]+:[1-9]\d*$/.test(v) ? undefined : `expected cache:n (e.g. iommu_domain:2), got ${JSON.stringify(v)}`;
+}
+
+export const FAULTS = {
+  bug: oneOf(
+    BUGS,
+    "A planted bug, to see the oracles fire: no-range-flush (invalidate_range skips the IOTLB/ATC flush), no-release-flush (release skips the teardown), clear-on-failure (a failing set_dev_pasid clears the entry), unlocked-quota (ioasid_alloc checks the set's quota outside the lock), notify-stop (VFIO stops the notifier chain on sets not its own).",
+  ),
+  misbehave: oneOf(MISBEHAVIOURS, 'A misbehaving device: slow or no drain of a stopped PASID, DMA after stop, lost page responses, surprise removal, no ATC invalidation response, stray DMA.'),
+  misbehaveDevice: int(-1, 1023, 'The misbehaving device (-1: all of them).'),
+  failAlloc: text("Allocation failure injection, cache:n: the nth allocation from that slab cache fails ('' for none).", failAllocError, 'cache:n'),
+  sleeper: oneOf(SLEEPERS, 'An IOASID notifier subscriber whose callback takes a mutex (seed 003: a sleeping subscriber on an atomic chain).'),
+  extension: text("A CommonJS module whose extend(ctx) replaces or wraps ops or core steps (src/workloads/extension.ts): a patch under review; '' for none.", undefined, 'file.cjs'),
+} satisfies ParamTable;
+export type FaultParam = keyof typeof FAULTS;
+

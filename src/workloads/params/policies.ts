@@ -1,0 +1,34 @@
+// The policy parameters: the choices the seeds argue about (DESIGN.md, "Policies"), each value an alternative
+// implementation of a kernel path — they combine wherever their code runs.
+import { DEFAULT_DOMAIN_POLICIES } from '../../core/dma-iommu.js';
+import { MULTI_DEVICE_PASID, PASID_LOOKUPS } from '../../core/group.js';
+import { IOASID_LOCKS } from '../../core/ioasid.js';
+import { SVA_USERS } from '../../core/sva-domain.js';
+import { FAULT_HANDLINGS, PASID_PLACEMENTS, TEARDOWNS } from '../../core/types.js';
+import { WORK_QUEUES } from '../../actors/swq-process.js';
+import { VFIO_TAKEOVERS } from '../kernel-users.js';
+import { int, oneOf, type ParamTable } from './define.js';
+
+/** seed 000's iommu_bind_task(dev, task): take the task's mm with get_task_mm, or use task->mm unreferenced. */
+export type TaskMm = 'get_task_mm' | 'raw';
+export const TASK_MMS: readonly TaskMm[] = ['get_task_mm', 'raw'];
+/** PASID free on mm exit: from the MMU notifier's RCU callback, or deferred to a work item. */
+export type FreePolicy = 'rcu' | 'workqueue';
+export const FREE_POLICIES: readonly FreePolicy[] = ['rcu', 'workqueue'];
+
+export const POLICIES = {
+  pasidAlloc: oneOf(PASID_PLACEMENTS, 'Where PASIDs come from (seed 000): native (each flavour its own), one system-wide space, per IOMMU (intel idr), device-allocated (AMD v2), SMMU-indexed SSIDs.'),
+  teardown: oneOf(TEARDOWNS, "PASID teardown at unbind (seed 000): wait for the device's drain, wait drainTimeoutMs then quarantine the PASID, or free it at once."),
+  drainTimeoutMs: int(0, 3_600_000, "teardown=quarantine: how long unbind waits for the drain, in simulated milliseconds."),
+  fault: oneOf(FAULT_HANDLINGS, 'Failed page requests (seed 000): the device-driver protocol only, or the driver fault callback (svm ops).'),
+  taskMm: oneOf(TASK_MMS, "How iommu_bind_task holds the task's mm (seed 000, script bind-task-exit): get_task_mm's mm_users reference, or task->mm raw."),
+  wq: oneOf(WORK_QUEUES, "How processes tag descriptors: dedicated work queues carry their bond's PASID, shared ones ENQCMD's (the task's IA32_PASID, from mm->pasid)."),
+  defaultDomain: oneOf(DEFAULT_DOMAIN_POLICIES, 'Default DMA domains at probe (seed 001): none (driver-managed), one per IOMMU instance, or one per device.'),
+  vfioTakeover: oneOf(VFIO_TAKEOVERS, 'Whether VFIO may take a device whose host driver still has DMA-API mappings (seed 001): refuse (-EBUSY) or force.'),
+  lookup: oneOf(PASID_LOOKUPS, 'iommu_get_domain_for_dev_pasid (seed 002): under group->mutex, or RCU out of group->pasid_array.'),
+  users: oneOf(SVA_USERS, 'SVA domain users (seed 002): refcounted per bind, or not (the last unbind frees the domain under a racing lookup).'),
+  multiDevicePasid: oneOf(MULTI_DEVICE_PASID, "PASID attach on multi-device groups (seed 002): refused (the kernel's choice, -EINVAL) or allowed (every device of the group)."),
+  lock: oneOf(IOASID_LOCKS, "The IOASID allocator's lock (seed 003): a spinlock, or a mutex (which ioasid_free from an RCU callback may not take)."),
+  free: oneOf(FREE_POLICIES, 'PASID free on mm exit (seed 003): from the MMU notifier\'s RCU callback (softirq), or deferred to a workqueue (process context).'),
+} satisfies ParamTable;
+export type PolicyParam = keyof typeof POLICIES;

@@ -1,0 +1,165 @@
+// The `sva` preset: IOMMU units of any flavour mix with PCI devices dealt round-robin over them, processes that
+// bind, DMA, fault, munmap, unbind and exit (built-in scripts, random rates or a scenario's script), the kernel's
+// own DMA users — its parameters picked from the model's (src/workloads/params/), its defaults, its topology.
+// The workload it builds is src/workloads/sva.ts's.
+import type { DefaultDomainPolicy } from '../../core/dma-iommu.js';
+import { DRIVER_BUGS, type DriverBug, type FaultHandling, type Flavour, type PasidPlacement, type Teardown } from '../../core/types.js';
+import type { Misbehaviour } from '../../hw/pci/device.js';
+import { type Script, SCRIPTS } from '../../actors/process.js';
+import { DEFAULT_RATES } from '../../actors/random-process.js';
+import type { WorkQueue } from '../../actors/swq-process.js';
+import type { Wire } from '../../runtime/model.js';
+import type { KernelUse, VfioTakeover, VfioUse } from '../kernel-users.js';
+import { bool, int, oneOf, type PresetSpec, parsePreset, pick } from '../params/define.js';
+import { FAULTS } from '../params/faults.js';
+import { POLICIES, type TaskMm } from '../params/policies.js';
+import { TOPOLOGY } from '../params/topology.js';
+import { WORKLOAD } from '../params/workload.js';
+import { flatTopology, type Topology } from '../topology.js';
+
+export interface SvaParams {
+  /** Flavour of each IOMMU unit, comma-separated: `vtd,amd,smmuv3,vtd`. */
+  readonly iommus: string;
+  readonly devices: number;
+  readonly processes: number;
+  /** Virtual pages of each process. */
+  readonly pages: number;
+  /** Every device's capabilities: a subset of `ats,pri,pasid`. */
+  readonly caps: string;
+  readonly pasidBits: number;
+  /** The SMMUs' SSIDSIZE. */
+  readonly ssidBits: number;
+  readonly trusted: boolean;
+  readonly pasidAlloc: PasidPlacement;
+  readonly teardown: Teardown;
+  readonly fault: FaultHandling;
+  readonly drainTimeoutMs: number;
+  /** A planted driver bug (the oracles' negative control). */
+  readonly bug: DriverBug;
+  readonly misbehave: Misbehaviour;
+  /** The misbehaving device (-1: all of them). */
+  readonly misbehaveDevice: number;
+  readonly script: Script;
+  /** `script: random`: each operation's weight, `bind:4,dma:8,munmap:1,unbind:3,exit:1`; `rounds` operations. */
+  readonly rates: string;
+  /** How bind_task (script bind-task-exit) holds the task's mm: get_task_mm's mm_users reference, or none. */
+  readonly taskMm: TaskMm;
+  /** Process i starts when process i-1 has closed its fd. */
+  readonly chain: boolean;
+  readonly dmas: number;
+  readonly rounds: number;
+  readonly flags: number;
+  readonly seed: number;
+  readonly cmdCostNs: number;
+  /** IOTLB entries of each IOMMU (0: every translation walks the tables). */
+  readonly iotlb: number;
+  /** ATC entries of each device (0: every DMA asks the IOMMU). */
+  readonly atc: number;
+  /** Page request queue entries of each IOMMU (small: overflow, and the hardware's auto-responses). */
+  readonly prqDepth: number;
+  /**
+   * How processes tag their descriptors (src/actors/swq-process.ts): `dedicated` work queues carry their bond's
+   * PASID, `shared` ones ENQCMD's — the task's IA32_PASID, loaded from mm->pasid.
+   */
+  readonly wq: WorkQueue;
+  /** Devices each process opens (process i: devices i, i+1, … modulo `devices`); above 1, or with a shared wq, the processes are swq-process's. */
+  readonly opens: number;
+  /**
+   * Scripted processes (JSON: an array, one list of steps per process — src/actors/scripted-process.ts); ''
+   * runs `script` instead. Scenarios write it as their `script` section.
+   */
+  readonly steps: string;
+  /** A CommonJS module whose extend(ctx) replaces or wraps ops (src/actors/extension.ts); '' for none. */
+  readonly extension: string;
+  /** Allocation failure injection, `cache:n`: the nth allocation from that slab cache fails ('' for none). */
+  readonly failAlloc: string;
+  readonly hungTaskSecs: number;
+  /** Default DMA domains at probe (seed 001). */
+  readonly defaultDomain: DefaultDomainPolicy;
+  /** Address spaces of each IOMMU instance (seed 001: 4 on early Tegra, 128 later). */
+  readonly addressSpaces: number;
+  /** The kernel's own DMA users (seeds 001, 004). */
+  readonly kernel: KernelUse;
+  readonly kjobs: number;
+  readonly kbuffers: number;
+  /** Devices with a kernel user (the first n). */
+  readonly kdevices: number;
+  readonly vfio: VfioUse;
+  /** Whether VFIO may take a device whose host driver still maps (seed 001: refuse). */
+  readonly vfioTakeover: VfioTakeover;
+  readonly drmContexts: number;
+  readonly drmRounds: number;
+}
+
+export const SVA_DEFAULTS: SvaParams = {
+  iommus: 'vtd',
+  devices: 1,
+  processes: 1,
+  pages: 8,
+  caps: 'ats,pri,pasid',
+  pasidBits: 8,
+  ssidBits: 6,
+  trusted: false,
+  pasidAlloc: 'native',
+  teardown: 'drain',
+  fault: 'protocol',
+  drainTimeoutMs: 1000,
+  bug: 'none',
+  misbehave: 'none',
+  misbehaveDevice: 0,
+  script: 'life',
+  rates: DEFAULT_RATES,
+  taskMm: 'get_task_mm',
+  chain: false,
+  dmas: 4,
+  rounds: 2,
+  flags: 0,
+  seed: 1,
+  cmdCostNs: 100,
+  iotlb: 64,
+  atc: 16,
+  prqDepth: 128,
+  wq: 'dedicated',
+  opens: 1,
+  steps: '',
+  extension: '',
+  failAlloc: '',
+  hungTaskSecs: 120,
+  defaultDomain: 'none',
+  addressSpaces: 128,
+  kernel: 'none',
+  kjobs: 8,
+  kbuffers: 2,
+  kdevices: 1,
+  vfio: 'none',
+  vfioTakeover: 'refuse',
+  drmContexts: 0,
+  drmRounds: 2,
+};
+
+/** The sva preset's parameters: the hardware topology, seed 000/001/004's policies, processes that bind and DMA. */
+export const SVA_PRESET: PresetSpec<SvaParams> = {
+  name: 'sva',
+  summary: 'IOMMU units of any flavour, PCI devices with ATS/PRI/PASID, processes that bind, DMA, fault, munmap, unbind and exit; the kernel\'s own DMA users.',
+  params: {
+    ...pick('topology', TOPOLOGY, ['iommus', 'devices', 'processes', 'pages', 'caps', 'pasidBits', 'ssidBits', 'trusted', 'iotlb', 'atc', 'prqDepth', 'cmdCostNs', 'addressSpaces', 'kdevices', 'opens']),
+    ...pick('policies', POLICIES, ['pasidAlloc', 'teardown', 'fault', 'drainTimeoutMs', 'taskMm', 'wq', 'defaultDomain', 'vfioTakeover']),
+    ...pick('faults', FAULTS, ['bug', 'misbehave', 'misbehaveDevice', 'extension', 'failAlloc'], { bug: oneOf(DRIVER_BUGS) }),
+    ...pick('workload', WORKLOAD, ['script', 'rates', 'dmas', 'rounds', 'flags', 'seed', 'steps', 'hungTaskSecs', 'kernel', 'kjobs', 'kbuffers', 'vfio', 'drmContexts', 'drmRounds'], {
+      script: oneOf(SCRIPTS),
+      rounds: int(1, 1 << 16),
+      seed: int(0, 0x7fffffff),
+    }),
+    chain: { concept: 'workload', schema: bool('sva: process i starts when process i-1 has closed its fd (the unbind-inflight races chain two processes).') },
+  },
+  defaults: SVA_DEFAULTS,
+};
+
+export function svaParams(raw: Readonly<Record<string, Wire>>): SvaParams {
+  return parsePreset(SVA_PRESET, raw);
+}
+
+/** The preset's topology: the units of the flavours listed, devices dealt round-robin, a process per mm. */
+export function svaTopology(p: SvaParams): Topology {
+  return flatTopology(p.iommus.split(',') as Flavour[], p.devices, p.processes, p.kdevices);
+}

@@ -1,0 +1,170 @@
+// Script steps, declared once: every step kind of every preset as a zod schema of its fields (with the text the
+// docs show), from which come both forms a step is written in — the scenario's (`{ dma: { n: 2 } }`, `bind`,
+// `{ munmap: 3 }`: src/scenario/scenario.ts) and the `steps` parameter's (`{ "op": "dma", "n": 2 }`, a union
+// discriminated by `op`: src/workloads/script.ts) — and the generated reference (docs/steps.md).
+import { z } from 'zod';
+
+const MUST = 'must be ';
+
+function integer(min: number, max: number, text: string) {
+  const error = `${MUST}an integer in ${min}..${max}`;
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error }).describe(text);
+}
+function flag(text: string) {
+  return z.boolean({ error: `${MUST}true or false` }).describe(text);
+}
+function named(text: string) {
+  const error = `${MUST}a name (letters, digits, _)`;
+  return z.string({ error }).regex(/^[A-Za-z_][\w-]*$/, { error }).describe(text);
+}
+
+const dev = integer(0, 1023, 'The device (its index in the topology).');
+const pasid = integer(0, (1 << 20) - 1, 'The PASID (0 is IOMMU_NO_PASID: the kernel refuses it, a script may try).');
+const domain = named('The domain, as named by the alloc step that makes it.');
+const set = named("The ioasid_set, as named by the alloc_set that makes it (`system`: the host's, allocated at boot).");
+const id = named('The IOASID, as named by the alloc step that makes it.');
+const quota = integer(0, 1 << 20, "The set's quota (IOASIDs it may hold).");
+const vpn = integer(0, 1 << 20, 'The virtual page number in the process.');
+
+/**
+ * Every kind's fields extend this one object: issue #18 adds here the optional name a step's result is kept
+ * under for the steps after it, and every kind of every preset has it.
+ */
+const STEP_BASE = {};
+
+/** A step kind: its fields (all of them optional for a kind that may be written as its name alone). */
+export interface StepKind {
+  readonly op: string;
+  /** What it does, in the kernel's words. */
+  readonly text: string;
+  readonly fields: Readonly<Record<string, z.ZodType>>;
+  /** It may be written as its name alone (`bind`). */
+  readonly bare?: boolean;
+  /** `{ munmap: 3 }`: a scalar fills this field. */
+  readonly short?: string;
+}
+
+function kind(op: string, text: string, fields: Record<string, z.ZodType> = {}, form: { bare?: boolean; short?: string } = {}): StepKind {
+  return { op, text, fields: { ...STEP_BASE, ...fields }, ...form };
+}
+
+/** The ordering constraints every preset's actors take (their scenario forms: `{ after: drv/0:2 }`, `{ while: { task, holds } }`). */
+export const ORDER_KINDS: readonly StepKind[] = [
+  kind('after', "Wait until another actor has finished its step (scenario: `{ after: 'drv/0:2' }`, steps from 0).", {
+    actor: z.string({ error: `${MUST}an actor, as actor/N` }).regex(/^[a-z]+\/\d+$/, { error: `${MUST}an actor, as actor/N` }).describe('The actor waited for: proc/N, drv/N, iopf/N, user/N.'),
+    step: integer(0, 1 << 16, 'Its step, from 0.'),
+  }),
+  kind('while', 'Start the next step once a task whose comm starts with `task` holds a lock of class `lock` (scenario: `{ while: { task: proc0, holds: iommu_sva_lock } }`).', {
+    task: z.string({ error: `${MUST}a task's name or a prefix of it` }).min(1, { error: `${MUST}a task's name or a prefix of it` }).describe("A kernel task's comm, or a prefix of it: proc0, drv1, iopf."),
+    lock: z.string({ error: `${MUST}a lock class` }).min(1, { error: `${MUST}a lock class` }).describe('A lock class as lockdep names it: &group->mutex, iommu_sva_lock, ioasid_allocator_lock.'),
+  }),
+];
+
+// The fields of each kind that has some, by preset: the kinds below and the scenario's forms are built from them.
+export const SVA_FIELDS = {
+  dma: {
+    n: integer(1, 4096, 'Descriptors to submit.').default(1),
+    vpn: vpn.default(0),
+    write: flag('Write (true) or read.').default(true),
+    wait: flag('Wait for the completions before the next step.').default(true),
+  },
+  munmap: { vpn },
+  exit: { wait: flag('false: go on at once (another thread of the process carries on).').default(true) },
+};
+
+/** sva: processes `proc/N`, each an actor that makes syscalls (src/actors/scripted-process.ts). */
+export const SVA_KINDS: readonly StepKind[] = [
+  kind('bind', 'Open the device fd: the driver binds the process mm (iommu_sva_bind_device); a second bind of the same mm shares the bond.', {}, { bare: true }),
+  kind('unbind', 'Close the fd of an earlier bind (iommu_sva_unbind_device).', {}, { bare: true }),
+  kind('dma', 'Have the device issue DMA tagged with the bond PASID (ATS, then PRI on a fault).', SVA_FIELDS.dma),
+  kind('munmap', 'munmap one page and map it again (the MMU notifier invalidate_range runs).', SVA_FIELDS.munmap, { short: 'vpn' }),
+  kind('exit', 'do_exit: exit_mm (exit_mmap, the MMU notifier release), then exit_files closes the fds still open.', SVA_FIELDS.exit, { bare: true }),
+];
+
+const onDevice = { domain, dev, pasid: pasid.optional() };
+const ofMm = (what: string) => ({ dev, mm: integer(0, 14, `The process whose mm is ${what}.`) });
+export const DOMAINS_FIELDS = {
+  alloc: {
+    domain,
+    type: z.enum(['blocked', 'identity', 'dma', 'paging'], { error: `${MUST}one of blocked, identity, dma, paging` }).describe('The domain type (SVA domains come from bind).').default('paging'),
+    iommu: integer(0, 3, 'The IOMMU instance.').default(0),
+  },
+  free: { domain },
+  attach: onDevice,
+  detach: onDevice,
+  replace: { domain, dev, pasid },
+  bind: ofMm('bound'),
+  unbind: ofMm('unbound'),
+  dma: { dev, pasid },
+  iopf: { dev, pasid },
+};
+
+/** domains: drivers, processes and page-fault handlers (`drv/N`, `proc/N`, `iopf/N`), each a kernel task. */
+export const DOMAINS_KINDS: readonly StepKind[] = [
+  kind('alloc', 'iommu_domain_alloc(type) on an IOMMU instance, named for the steps that use it.', DOMAINS_FIELDS.alloc),
+  kind('free', 'iommu_domain_free, at once (a reader that may still hold it wants a synchronize_rcu first).', DOMAINS_FIELDS.free, { short: 'domain' }),
+  kind('attach', 'iommu_attach_device, or iommu_attach_device_pasid with a PASID.', DOMAINS_FIELDS.attach),
+  kind('detach', 'iommu_detach_device, or iommu_detach_device_pasid with a PASID.', DOMAINS_FIELDS.detach),
+  kind('replace', 'iommu_replace_device_pasid.', DOMAINS_FIELDS.replace),
+  kind('bind', 'iommu_sva_bind_device of process mm N (the PASID is the mm one).', DOMAINS_FIELDS.bind),
+  kind('unbind', 'iommu_sva_unbind_device of process mm N.', DOMAINS_FIELDS.unbind),
+  kind('dma', 'A DMA from {device, PASID}: the domain the hardware reaches (the isolation oracle looks).', DOMAINS_FIELDS.dma),
+  kind('iopf', 'A page request from {device, PASID}: the SVA domain looked up (iommu_get_domain_for_dev_pasid) and the fault handled.', DOMAINS_FIELDS.iopf),
+  kind('synchronize_rcu', 'synchronize_rcu().', {}, { bare: true }),
+];
+
+export const IOASID_FIELDS = {
+  alloc_set: { set, quota },
+  alloc: { set, id },
+  free: { id },
+  find: { set, id },
+  adjust_set: { set, quota },
+  free_set: { set },
+  bind: { id },
+  unbind: { id },
+};
+
+/** ioasid: allocator users `user/N`, each a kernel task started once the allocator is booted. */
+export const IOASID_KINDS: readonly StepKind[] = [
+  kind('alloc_set', 'ioasid_alloc_set(token, quota): a set, named for the steps that use it.', IOASID_FIELDS.alloc_set),
+  kind('alloc', 'ioasid_alloc(set): an IOASID, named for the steps that use it.', IOASID_FIELDS.alloc),
+  kind('free', 'ioasid_free(id).', IOASID_FIELDS.free, { short: 'id' }),
+  kind('find', 'ioasid_find(set, id): the fast path under RCU.', IOASID_FIELDS.find),
+  kind('adjust_set', 'ioasid_adjust_set(set, quota).', IOASID_FIELDS.adjust_set),
+  kind('free_set', 'ioasid_free_set(set).', IOASID_FIELDS.free_set, { short: 'set' }),
+  kind('bind', 'ioasid_notify(id, IOASID_NOTIFY_BIND).', IOASID_FIELDS.bind, { short: 'id' }),
+  kind('unbind', 'ioasid_notify(id, IOASID_NOTIFY_UNBIND).', IOASID_FIELDS.unbind, { short: 'id' }),
+  kind('check', "Every subscriber's view against the allocator's (the notifier-divergence oracle).", {}, { bare: true }),
+];
+
+/** A kind's `steps`-parameter form: `{ op, ...fields }`. */
+export function wireSchema(k: StepKind) {
+  return z.strictObject({ op: z.literal(k.op), ...k.fields });
+}
+
+// The scenario's forms of a kind, typed (defineScenario checks a TypeScript scenario against them).
+type Shape = Record<string, z.ZodType>;
+
+/** `{ op: { fields } }`. */
+export function objectForm<const O extends string, S extends Shape>(op: O, fields: S) {
+  return z.strictObject({ [op]: z.strictObject({ ...STEP_BASE, ...fields }) } as { [K in O]: z.ZodObject<S, z.core.$strict> });
+}
+
+/** `{ op: { fields } }` where every field may be left out: `{ op: {} }`. */
+export function defaultedForm<const O extends string, S extends Shape>(op: O, fields: S) {
+  return z.strictObject({ [op]: z.strictObject({ ...STEP_BASE, ...fields }).default({} as never) } as { [K in O]: z.ZodDefault<z.ZodObject<S, z.core.$strict>> });
+}
+
+/** `{ op: scalar }`: the scalar is the kind's one field (`{ munmap: 3 }`, `{ free: A }`). */
+export function scalarForm<const O extends string, T extends z.ZodType>(op: O, field: T) {
+  return z.strictObject({ [op]: field } as { [K in O]: T });
+}
+
+/** A scenario step (a kind's name, `{ op: fields }` or `{ op: scalar }`) as the `steps` parameter takes it. */
+export function toWire(kinds: readonly StepKind[], st: unknown): Record<string, unknown> {
+  if (typeof st === 'string') return { op: st };
+  const [op, v] = Object.entries(st as Record<string, unknown>)[0] ?? ['', undefined];
+  const k = kinds.find((x) => x.op === op);
+  if (k?.short && (typeof v !== 'object' || v === null)) return { op, [k.short]: v };
+  return { op, ...(v as object) };
+}

@@ -1,0 +1,134 @@
+// The process side of the kernel: the syscalls and exit path the processes' actors ask for (exec, the device
+// fd's open/bind and close, munmap, do_exit) and the driver thread that binds a task's mm (seed 000's
+// iommu_bind_task) — kernel tasks with scheduling points, replying to the process's actor when they return to
+// user space and telling its mm's actor each change of the mm's state.
+import type { Sva } from '../core/sva.js';
+import type { DeviceInfo } from '../core/types.js';
+import type { AccelDriver } from '../hw/pci/driver.js';
+import type { KTask } from '../kernel/context.js';
+import { leakReport } from '../kernel/kasan.js';
+import type { Kernel } from '../kernel/kernel.js';
+import { get_task_mm, MM_LIVE, type MmStruct, type MmTable, mm_exit, mm_init, mmPasid, mmput, mmStateCode, mmUsers, objectInfo as mmObjectInfo } from '../kernel/mm/mm.js';
+import type { MmuNotifiers } from '../kernel/mm/mmu_notifier.js';
+import { do_mmap, do_munmap, fault_in } from '../kernel/mm/pagetable.js';
+import type { Stats } from '../core/stats.js';
+import type { Wire } from '../runtime/model.js';
+import type { Boot } from '../hw/boot.js';
+import type { TaskMm } from './params/policies.js';
+
+export interface SyscallEnv {
+  readonly k: Kernel;
+  readonly params: { readonly pages: number; readonly taskMm: TaskMm };
+  readonly processes: number;
+  readonly mms: MmTable;
+  readonly notifiers: MmuNotifiers;
+  readonly sva: Sva;
+  readonly driver: AccelDriver;
+  readonly stats: Stats;
+  readonly infos: readonly DeviceInfo[];
+  /** Actor ids: process i's, its mm's. */
+  readonly actors: { process(i: number): number; mm(i: number): number };
+  /** kernel_init: exec waits for it (the hardware enabled before user space). */
+  readonly boot: Boot;
+}
+
+/** Declare the syscall tasks (sys_exec, sys_bind, bind_task, sys_close, sys_munmap, do_exit) and task->mm. */
+export function defineSyscalls(env: SyscallEnv): void {
+  const { k, params: p, processes, mms, notifiers, sva, driver, stats, infos, actors, boot } = env;
+  const proc = (args: Wire): { proc: number; mm: MmStruct; dev: DeviceInfo; actor: number } => {
+    const { proc: i, dev } = args as { proc: number; dev?: number };
+    return { proc: i, mm: mms.mms[i] as MmStruct, dev: infos[(dev ?? i) % infos.length] as DeviceInfo, actor: actors.process(i) };
+  };
+  // task->mm of each process (mm id + 1; 0 before exec and after exit_mm).
+  const taskMms = k.statics.alloc(Math.max(1, processes), 'task->mm');
+  const taskMm = (i: number): number => k.mem.statics + taskMms + i;
+  k.onEnd(() => exitedMmLeaks(k, mms.mms.slice(0, processes), (i) => Atomics.load(k.i32, taskMm(i))));
+  const reply = (t: KTask, to: number, event: { type: string } & Record<string, Wire>) =>
+    k.step(t, `return to user: ${event.type}`, (env) => env.send(to, event));
+  const tellMm = (t: KTask, i: number, mm: MmStruct) =>
+    k.step(t, `${mm.name}: state`, (env) => env.send(actors.mm(i), { type: 'mm.state', code: mmStateCode(k, mm), pasid: mmPasid(k, mm) }));
+
+  k.task('sys_exec', 'process', function* (t, args) {
+    const { proc: i, mm, actor } = proc(args);
+    yield* boot.wait(t);
+    yield* mm_init(k, t, mm);
+    yield* k.step(t, 'current->mm = mm', () => void Atomics.store(k.i32, taskMm(i), mm.id + 1));
+    yield* do_mmap(k, t, mm, 0, p.pages, true);
+    for (let v = 0; v < Math.ceil(p.pages / 2); v++) yield* fault_in(k, t, mm, v, true);
+    yield* tellMm(t, i, mm);
+    yield* reply(t, actor, { type: 'exec.done' });
+  });
+  k.task('sys_bind', 'process', function* (t, args) {
+    const { proc: i, mm, dev, actor } = proc(args);
+    const flags = (args as { flags: number }).flags;
+    const target = (flags & 2) !== 0 ? mms.initMm : mm;
+    const cap = yield* sva.capable(t, dev, flags);
+    const r = yield* driver.open(t, dev, target, flags);
+    yield* tellMm(t, i, mm);
+    // Back in user space the task's IA32_PASID holds mm->pasid (what ENQCMD tags a descriptor with).
+    if (r.ret > 0) yield* k.step(t, 'return to user: bound', (env) => env.send(actor, { type: 'bound', handle: r.ret, pasid: r.pasid, capable: cap.ret === 0 ? 1 : 0, msr: mmPasid(k, mm) }));
+    else yield* reply(t, actor, { type: 'bind.failed', err: r.ret, capable: cap.ret === 0 ? 1 : 0 });
+  });
+  k.task('bind_task', 'kthread', function* (t, args) {
+    // A device driver binding a process from a thread of its own, as amd_iommu_bind_pasid(pdev, pasid, task)
+    // did: nothing keeps the task from exiting meanwhile but the reference the driver takes on its mm.
+    const { proc: i, mm, dev } = proc(args);
+    const flags = (args as { flags: number }).flags;
+    const held = p.taskMm === 'get_task_mm' ? yield* get_task_mm(k, t, mm, taskMm(i)) : yield* k.step(t, 'task->mm', () => Atomics.load(k.i32, taskMm(i)) !== 0);
+    if (!held) {
+      yield* k.step(t, 'bind_task: the task has exited (-ESRCH)', () => stats.add('bind_task_esrch'));
+      return;
+    }
+    const r = yield* sva.bind(t, dev, mm, flags);
+    // The driver's reference goes as soon as the bond holds the mm; this mmput may be the last (exit_mmap here).
+    if (p.taskMm === 'get_task_mm') yield* mmput(k, t, notifiers, mm);
+    if (r.ret > 0) {
+      yield* k.step(t, 'bind_task: bound', () => stats.add('bind_task_bound'));
+      yield* sva.unbind(t, r.ret);
+    }
+  });
+  k.task('sys_close', 'process', function* (t, args) {
+    const { actor } = proc(args);
+    yield* driver.release(t, (args as { handle: number }).handle);
+    yield* reply(t, actor, { type: 'closed' });
+  });
+  k.task('sys_munmap', 'process', function* (t, args) {
+    const { mm, actor } = proc(args);
+    const { start, n } = args as { start: number; n: number };
+    yield* do_munmap(k, t, notifiers, mm, start, n);
+    yield* do_mmap(k, t, mm, start, n, true);
+    yield* k.step(t, 'munmap', () => stats.add('munmaps'));
+    yield* reply(t, actor, { type: 'munmapped' });
+  });
+  k.task('do_exit', 'process', function* (t, args) {
+    const { proc: i, mm, actor } = proc(args);
+    // do_exit: exit_mm before exit_files, so the mm goes through exit_mmap while the fd still holds the bond;
+    // exit_mm clears task->mm (under task_lock) before its mmput, which is what get_task_mm relies on.
+    yield* k.step(t, 'exit_mm: current->mm = NULL', (env) => {
+      Atomics.store(k.i32, taskMm(i), 0);
+      env.send(actors.mm(i), { type: 'mm.exit' });
+    });
+    yield* mm_exit(k, t, notifiers, mm);
+    for (const h of (args as { handles: number[] }).handles) yield* driver.release(t, h);
+    yield* k.step(t, 'exit', () => stats.add('exits'));
+    yield* tellMm(t, i, mm);
+    yield* reply(t, actor, { type: 'exited' });
+  });
+
+}
+
+/**
+ * At teardown: a process whose task has exited (task->mm cleared by exit_mm) while its mm still has users never
+ * reaches exit_mmap — someone took an mm_users reference (mmget) and never put it. kmemleak's report of the
+ * mm_struct. `taskMm(i)`: process i's task->mm (mm id + 1; 0 before exec and after exit_mm).
+ */
+function exitedMmLeaks(k: Kernel, procMms: readonly MmStruct[], taskMm: (i: number) => number): void {
+  if (!k.enabled('leaks') || k.tasksLeftBlocked) return;
+  procMms.forEach((mm, i) => {
+    if (mmStateCode(k, mm) !== MM_LIVE || taskMm(i) === mm.id + 1) return;
+    const info = mmObjectInfo(k, mm);
+    const f = leakReport(k, info, Array.from(k.i32.subarray(info.obj, info.obj + 8)));
+    k.report({ ...f, text: `${f.text}\n  iommu-sim: proc/${i} has exited, yet ${mm.name} has mm_users ${mmUsers(k, mm)}: it never reaches exit_mmap (an mmget never put)` });
+  });
+}
+
