@@ -101,6 +101,12 @@ declare module '../kernel/kfunc.js' {
     iommu_sva_invalidate_range(t: KTask, mm: MmStruct, handle: number, start: number, end: number): KGen;
     /** model: the seed-000 teardown before the PASID entry goes (policy teardown); true: quarantine the PASID. */
     iommu_sva_stop_device_pasid(t: KTask, dev: DeviceInfo, pasid: number): KGen<boolean>;
+    /**
+     * The bond's MMU notifier free_notifier, an SRCU grace period after mmu_notifier_put (mmu_notifier_free_rcu,
+     * softirq): frees the bond — and, with policy free=rcu, its PASID (ioasid_free() from the RCU callback of
+     * MMU notifiers, seed 003).
+     */
+    iommu_sva_free_notifier(t: KTask, handle: number): KGen;
   }
 }
 
@@ -141,7 +147,15 @@ export class Sva {
     this.pasids = new PasidAllocator(
       k,
       oracle,
-      { devices: cfg.devices, iommus: cfg.iommus, placement: cfg.policies.pasidAlloc, opsOf: (d) => this.ops(d), svmOf: (d) => this.svm[d.index], mms },
+      {
+        devices: cfg.devices,
+        iommus: cfg.iommus,
+        placement: cfg.policies.pasidAlloc,
+        opsOf: (d) => this.ops(d),
+        svmOf: (d) => this.svm[d.index],
+        mms,
+        ioasid: { lock: cfg.policies.ioasidLock ?? 'spinlock' },
+      },
       cfg.bonds,
     );
     this.defineFunctions();
@@ -155,7 +169,7 @@ export class Sva {
         return sva.invalidate(t, mm, subscriptionData(k, notifiers, sub), start, end);
       },
       free_notifier(t, sub) {
-        return sva.freeBond(t, subscriptionData(k, notifiers, sub));
+        return k.fn.iommu_sva_free_notifier(t, subscriptionData(k, notifiers, sub));
       },
     });
   }
@@ -177,6 +191,10 @@ export class Sva {
       *'at-once'() {
         return false;
       },
+    });
+    fns.definePolicy('iommu_sva_free_notifier', IOMMU_SVA_C, 'free', this.cfg.policies.free ?? 'unbind', {
+      unbind: (t, h) => this.freeBond(t, h),
+      rcu: (t, h) => this.freeBondAndPasid(t, h),
     });
     defineBondIopf(
       this.k,
@@ -439,7 +457,9 @@ export class Sva {
       const mm = this.mms.mms[this.bondField(handle, 'mm') - 1] ?? this.mms.initMm;
       const pasid = this.bondField(handle, 'pasid');
       const quarantine = yield* this.stopDevice(t, dev, pasid);
-      yield* this.teardown(t, handle, dev, mm, pasid, quarantine);
+      // free=rcu: a bond with a notifier keeps its PASID until free_notifier (a quarantined one is parked now).
+      const deferred = !quarantine && this.cfg.policies.free === 'rcu' && this.sva.notifier.get(this.bond(handle)) > 0;
+      yield* this.teardown(t, handle, dev, mm, pasid, quarantine, deferred);
     } finally {
       yield* mutex_unlock(k, t, this.lock);
     }
@@ -472,7 +492,7 @@ export class Sva {
     return false;
   }
 
-  private *teardown(t: KTask, handle: number, dev: DeviceInfo, mm: MmStruct, pasid: number, quarantine: boolean): KGen {
+  private *teardown(t: KTask, handle: number, dev: DeviceInfo, mm: MmStruct, pasid: number, quarantine: boolean, deferred = false): KGen {
     const k = this.k;
     yield* rcu_assign_pointer(k, t, this.bondPtr(dev, pasid), 0);
     // A page-request handler that found the bond has its mm reference once this returns.
@@ -485,7 +505,10 @@ export class Sva {
       this.stats.add('unbinds');
       if (quarantine) this.stats.add('quarantined');
     });
+    if (deferred) return;
     yield* this.k.fn.iommu_free_pasid(t, dev, mm, pasid, quarantine);
+    // free=rcu: free_notifier must not free it again.
+    if (this.cfg.policies.free === 'rcu') yield* k.step(t, 'iommu_sva: PASID freed at unbind', () => this.sva.pasid.set(this.bond(handle), 0));
   }
 
   /** The bond's memory goes after the notifier's SRCU grace period (mmu_notifier_put → free_notifier). */
@@ -493,6 +516,17 @@ export class Sva {
     yield* this.k.step(t, 'kfree(iommu_sva)', () => {
       this.sva.used.WRITE_ONCE(this.bond(handle), 0);
     });
+  }
+
+  /** free=rcu: the PASID the unbind left to the notifier goes now, in the SRCU callback, then the bond. */
+  private *freeBondAndPasid(t: KTask, handle: number): KGen {
+    const pasid = this.bondField(handle, 'pasid');
+    if (pasid > 0) {
+      const dev = this.cfg.devices[this.bondField(handle, 'dev')] as DeviceInfo;
+      const mm = this.mms.mms[this.bondField(handle, 'mm') - 1] ?? this.mms.initMm;
+      yield* this.k.fn.iommu_free_pasid(t, dev, mm, pasid, false);
+    }
+    yield* this.freeBond(t, handle);
   }
 
   // ---- the MMU notifier ----

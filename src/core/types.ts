@@ -4,6 +4,7 @@
 // (struct iommu_ops / iommu_domain_ops) is in ops.ts. The core reaches a vendor or a device only through these.
 import type { KTask } from '../kernel/context.js';
 import type { KGen } from '../kernel/kernel.js';
+import type { IoasidLock } from './ioasid.js';
 
 /** The IOMMU driver's ops (include/linux/iommu.h) live in ops.ts; re-exported for the importers of this file. */
 export type { IommuOps } from './ops.js';
@@ -41,7 +42,15 @@ export interface SvaPolicies {
   /** The bounded wait of `quarantine`, in ms (simulated in the deterministic runtime). */
   readonly drainTimeoutMs: number;
   readonly bug: DriverBug;
+  /** The IOASID allocator's lock (seed 003), for the system placement's PASIDs: spinlock unless set. */
+  readonly ioasidLock?: IoasidLock;
+  /** Where a bond's PASID is freed (seed 003): at unbind, or in the MMU notifier's free_notifier (SRCU callback). */
+  readonly free?: SvaPasidFree;
 }
+
+/** PASID free of a bond with an MMU notifier: at unbind, or from the notifier's free_notifier (an SRCU callback). */
+export type SvaPasidFree = 'unbind' | 'rcu';
+export const SVA_PASID_FREES: readonly SvaPasidFree[] = ['unbind', 'rcu'];
 
 export interface DeviceCaps {
   readonly ats: boolean;

@@ -3,7 +3,8 @@
 // own DMA users — its parameters picked from the model's (src/workloads/params/), its defaults, its topology.
 // The workload it builds is src/workloads/sva.ts's.
 import type { DefaultDomainPolicy } from '../../core/dma-iommu.js';
-import { DRIVER_BUGS, type DriverBug, type FaultHandling, type Flavour, type PasidPlacement, type Teardown } from '../../core/types.js';
+import type { IoasidLock } from '../../core/ioasid.js';
+import { DRIVER_BUGS, type DriverBug, type FaultHandling, type Flavour, type PasidPlacement, SVA_PASID_FREES, type SvaPasidFree, type Teardown } from '../../core/types.js';
 import type { Misbehaviour } from '../../hw/pci/device.js';
 import { type Script, SCRIPTS } from '../../actors/process.js';
 import { DEFAULT_RATES } from '../../actors/random-process.js';
@@ -34,6 +35,10 @@ export interface SvaParams {
   readonly teardown: Teardown;
   readonly fault: FaultHandling;
   readonly drainTimeoutMs: number;
+  /** The IOASID allocator's lock (seed 003): what the system placement's PASIDs are allocated and freed under. */
+  readonly lock: IoasidLock;
+  /** Where a bond's PASID is freed (seed 003): at unbind, or from the MMU notifier's free_notifier (SRCU callback). */
+  readonly free: SvaPasidFree;
   /** A planted driver bug (the oracles' negative control). */
   readonly bug: DriverBug;
   readonly misbehave: Misbehaviour;
@@ -104,6 +109,8 @@ export const SVA_DEFAULTS: SvaParams = {
   teardown: 'drain',
   fault: 'protocol',
   drainTimeoutMs: 1000,
+  lock: 'spinlock',
+  free: 'unbind',
   bug: 'none',
   misbehave: 'none',
   misbehaveDevice: 0,
@@ -143,7 +150,9 @@ export const SVA_PRESET: PresetSpec<SvaParams> = {
   summary: 'IOMMU units of any flavour, PCI devices with ATS/PRI/PASID, processes that bind, DMA, fault, munmap, unbind and exit; the kernel\'s own DMA users.',
   params: {
     ...pick('topology', TOPOLOGY, ['iommus', 'devices', 'processes', 'pages', 'caps', 'pasidBits', 'ssidBits', 'trusted', 'iotlb', 'atc', 'prqDepth', 'cmdCostNs', 'addressSpaces', 'kdevices', 'opens']),
-    ...pick('policies', POLICIES, ['pasidAlloc', 'teardown', 'fault', 'drainTimeoutMs', 'taskMm', 'wq', 'defaultDomain', 'vfioTakeover']),
+    ...pick('policies', POLICIES, ['pasidAlloc', 'teardown', 'fault', 'drainTimeoutMs', 'taskMm', 'wq', 'defaultDomain', 'vfioTakeover', 'lock', 'free'], {
+      free: oneOf(SVA_PASID_FREES),
+    }),
     ...pick('faults', FAULTS, ['bug', 'misbehave', 'misbehaveDevice', 'extension', 'failAlloc'], { bug: oneOf(DRIVER_BUGS) }),
     ...pick('workload', WORKLOAD, ['script', 'rates', 'dmas', 'rounds', 'flags', 'seed', 'steps', 'hungTaskSecs', 'kernel', 'kjobs', 'kbuffers', 'vfio', 'drmContexts', 'drmRounds'], {
       script: oneOf(SCRIPTS),
