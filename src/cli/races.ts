@@ -7,6 +7,7 @@ import { readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fmtFraction } from '../report/markdown.js';
 import { PACKAGE_ROOT } from '../runtime/paths.js';
+import { Coverage, statesByKind } from '../scenario/coverage.js';
 import { expectationFor } from '../scenario/expect.js';
 import { runJudged } from '../scenario/judged.js';
 import { scenarioParams } from '../scenario/load.js';
@@ -38,6 +39,8 @@ export interface RaceRow {
   readonly firstSeed: number | null;
   readonly ok: boolean;
   readonly verdict: readonly string[];
+  /** The lifecycle states each kind of actor went through over the variant's schedules (coverage.ts). */
+  readonly states: Readonly<Record<string, readonly string[]>>;
 }
 
 /** race or deterministic hazard, from a variant that expects findings: every schedule showing one is a hazard. */
@@ -67,6 +70,7 @@ export function raceFiles(): string[] {
 /** One variant of one script over its budget. */
 export async function raceRow(file: string, s: Scenario, fixed: boolean, signal?: AbortSignal): Promise<RaceRow> {
   const e = expectationFor(s, fixed);
+  const coverage = new Coverage();
   const j = await runJudged(e, {
     workload: { name: s.model, params: scenarioParams(s, fixed) },
     runtime: 'deterministic',
@@ -75,6 +79,7 @@ export async function raceRow(file: string, s: Scenario, fixed: boolean, signal?
     seed: s.explore.seed,
     runs: s.explore.runs,
     allRuns: true,
+    onExecution: (r, w) => coverage.add(r, w),
     ...(signal ? { signal } : {}),
   });
   const t = j.tally;
@@ -98,7 +103,18 @@ export async function raceRow(file: string, s: Scenario, fixed: boolean, signal?
     firstSeed: t.decisive?.seed ?? null,
     ok: j.verdict.ok,
     verdict: j.verdict.lines,
+    states: statesByKind(coverage.summary().triples),
   };
+}
+
+/** The states each kind of actor went through over every row: `npm start`'s coverage line. */
+export function statesLine(rows: readonly RaceRow[]): string {
+  const all = new Map<string, Set<string>>();
+  for (const r of rows) for (const [kind, states] of Object.entries(r.states)) for (const st of states) (all.get(kind) ?? all.set(kind, new Set()).get(kind))?.add(st);
+  return [...all]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([kind, st]) => `${kind} ${st.size} (${[...st].sort().join(', ')})`)
+    .join('; ');
 }
 
 /** The terminal table's row: short cells (the JSON has them whole). */

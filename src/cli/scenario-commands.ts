@@ -20,7 +20,7 @@ import { counted, interrupts } from './interrupt.js';
 import { DURATION_FORMS, durationArg, intArg } from './options.js';
 import { checkOutputFile, writeOutput } from './output.js';
 import { progress } from './progress.js';
-import { policyWords, type RaceRow, raceFiles, raceRow, tableRow } from './races.js';
+import { policyWords, type RaceRow, raceFiles, raceRow, statesLine, tableRow } from './races.js';
 import { replayAdvice } from './replay-advice.js';
 import { loadSchedule } from './schedule-file.js';
 import { stressRuns } from './stress.js';
@@ -322,6 +322,7 @@ export function registerScenarioCommands(program: Command): void {
       } else {
         console.table(rows.map(tableRow));
         console.log('races: a deterministic hazard shows its finding on every schedule of its budget; a race on some (the fraction shown)');
+        console.log(`races: states covered: ${statesLine(rows)}`);
         if (stress) console.log(`stress: ${stress.runs} threaded runs of a mixed topology (vtd, amd, smmuv3), ${stress.dmas} DMAs, ${stress.failing} failing${stress.verdict.length > 0 ? `: ${stress.verdict.join('; ')}` : ''}`);
         console.log(ok ? (stop.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE');
       }
