@@ -9,7 +9,7 @@ import type { TranslationCache } from '../core/oracle.js';
 import type { DeviceInfo } from '../core/types.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { ptePfn } from '../kernel/mm/pagetable.js';
-import { array, element, struct, type ViewOf, Word, word } from '../kernel/struct.js';
+import { array, element, struct, type ViewOf, Word, type Words, word } from '../kernel/struct.js';
 import { type CommandOp, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PAGE_RESP, OP_PC, OP_WAIT } from './flavour.js';
 
 // The unit's own memory is hardware state, not kernel structs: the layouts below are the model's, named after
@@ -103,6 +103,8 @@ export class IommuUnit {
   private readonly prg: ViewOf<typeof PRG_OUTSTANDING>;
   /** The entry fields the hardware fetches (FlavourSpec.entry.fetch), in order. */
   private readonly fetchers: readonly Word[];
+  /** The entry as the kernel's `u64 val[]`: every word, for reads of the whole entry. */
+  private readonly entryVal: Words;
   /** Words of a PASID-entry cache slot: the slot's header and the entry. */
   private readonly pcSlotWords: number;
   /** Per device on this unit: outstanding page request groups (the oracle's). */
@@ -131,6 +133,7 @@ export class IommuUnit {
     this.dsc = k.struct(PAGE_REQ_DSC);
     this.prg = k.struct(PRG_OUTSTANDING);
     this.fetchers = entryFetchers(k, spec);
+    this.entryVal = k.struct(struct(spec.entry.layout.name, { val: array(spec.entry.layout.words) })).val;
     for (const d of devices) {
       this.tables.set(d.index, k.statics.alloc((1 << d.caps.pasidBits) * spec.entry.layout.words, `${d.name} ${spec.entryName} table`));
       this.groups.set(d.index, k.statics.alloc(PRG_OUTSTANDING.words, `${d.name} page request groups`));
@@ -171,9 +174,10 @@ export class IommuUnit {
     return w;
   }
 
-  /** {dev, pasid}'s entry as a walk of memory reads it now (every fetch at once: the oracle's, not the hardware's). */
+  /** {dev, pasid}'s entry in memory now, every word (the oracle's and tests' read, not the hardware's). */
   entry(dev: number, pasid: number): number[] {
-    return this.assembleEntry(this.fetchers.map((_, i) => this.fetchEntry(i, dev, pasid)));
+    const p = this.entryPtr(dev, pasid);
+    return Array.from({ length: this.entryVal.n }, (_, w) => this.entryVal.get(p, w));
   }
 
   /** The queues' registers (their word offset). */
