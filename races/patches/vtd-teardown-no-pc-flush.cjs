@@ -9,13 +9,15 @@ exports.extend = (ctx) => {
     const unit = ctx.units[u];
     if (unit.spec.flavour !== 'vtd') continue;
     const orig = ctx.iommuOps(u);
+    // The unit's entry layout (struct pasid_entry): its accessors on this kernel.
+    const pe = ctx.k.view(unit.spec.entry.layout);
     ctx.setIommuOps(u, {
       ...orig,
       *remove_dev_pasid(t, dev, pasid, mm, why) {
         if (why !== 'unbind') return yield* orig.remove_dev_pasid(t, dev, pasid, mm, why);
         // The patch: clear P and flush the TLBs, without PC_INV.
         yield* ctx.k.step(t, 'pasid_clear_present (patched)', () => {
-          Atomics.store(ctx.k.i32, unit.entryAddr(dev.index, pasid, 0), 0);
+          pe.flags.WRITE_ONCE(unit.entryPtr(dev.index, pasid), 0);
         });
         yield* ctx.flush(t, dev, [
           { op: OP_IOTLB, a: dev.index, b: pasid, c: -1, d: -1 },

@@ -13,7 +13,7 @@ import { callTrace, type KernelFinding, taskFinding } from '../kernel/findings.j
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
 import { kmemleak_not_leak } from '../kernel/slab.js';
-import { struct, type ViewOf, word } from '../kernel/struct.js';
+import { element, struct, type ViewOf, word } from '../kernel/struct.js';
 import type { Domains, DomainType } from './domain.js';
 import type { Sva } from './sva.js';
 import type { DeviceInfo } from './types.js';
@@ -104,12 +104,12 @@ export class DmaApi {
 
   /** dev's struct dev_iommu (its word offset). */
   private d(dev: DeviceInfo): number {
-    return this.k.mem.statics + this.state + dev.index * DEV_IOMMU_DMA.words;
+    return element(DEV_IOMMU_DMA, this.k.mem.statics + this.state, dev.index);
   }
 
   /** IOMMU u's record (its word offset). */
   private u(iommu: number): number {
-    return this.k.mem.statics + this.shared + iommu * IOMMU_DEVICE_DMA.words;
+    return element(IOMMU_DEVICE_DMA, this.k.mem.statics + this.shared, iommu);
   }
 
   domainOf(dev: DeviceInfo): number {

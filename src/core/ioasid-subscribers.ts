@@ -18,7 +18,7 @@ import type { KTask } from '../kernel/context.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
 import { defineNotifierBlock, type NotifierBlock, NOTIFY_DONE, NOTIFY_OK, NOTIFY_STOP } from '../kernel/notifier.js';
-import { struct, type ViewOf, word } from '../kernel/struct.js';
+import { element, struct, type ViewOf, word } from '../kernel/struct.js';
 import {
   IOASID_NOTIFY_ALLOC,
   IOASID_NOTIFY_BIND,
@@ -80,9 +80,9 @@ export interface Subscriber {
 export const VFIO_PASID = struct('vfio_pasid', { ioasid_set: word });
 /** VFIO's per-VM state (struct vfio_mm): whether it knows the VM's ioasid_set, and the PASIDs it holds there. */
 export const VFIO_MM = struct('vfio_mm', { ioasid_set: word, nr_pasids: word });
-/** KVM's PASID translation entry (guest → host PASID, for ENQCMD in a guest): KNOWN | BOUND, guest PASID + 1. */
+/** KVM's PASID translation entry (guest → host PASID, for ENQCMD in a guest): PASID_STATE_*, guest PASID + 1. */
 export const KVM_PASID = struct('kvm_pasid', { state: word, gpasid: word });
-/** The IOMMU driver's per-PASID state (intel-svm's struct intel_svm): KNOWN | BOUND. */
+/** The IOMMU driver's per-PASID state (intel-svm's struct intel_svm): PASID_STATE_*. */
 export const INTEL_SVM = struct('intel_svm', { state: word });
 
 const RECORDS = { vfio: VFIO_PASID, kvm: KVM_PASID, iommu: INTEL_SVM } as const;
@@ -103,9 +103,14 @@ export interface IoasidSubscribers {
 }
 
 // A subscriber's view of an ID as one number, to compare with the allocator's: VFIO the sid it files the ID
-// under; KVM and the IOMMU driver KNOWN | BOUND | (guest PASID + 1) << 2.
-const KNOWN = 1;
-const V_BOUND = 2;
+// under; KVM and the IOMMU driver PASID_STATE_ALLOCATED | PASID_STATE_BOUND | (guest PASID + 1) << PASID_STATE_GPASID_SHIFT.
+// The flags are what kvm_pasid.state and intel_svm.state hold (values, not word offsets).
+/** The subscriber knows the ID is allocated. */
+const PASID_STATE_ALLOCATED = 1;
+/** … and bound (IOASID_NOTIFY_BIND). */
+const PASID_STATE_BOUND = 2;
+/** Where KVM's guest PASID + 1 goes in its view. */
+const PASID_STATE_GPASID_SHIFT = 2;
 
 /** Static words the subscribers of an allocator of 2^bits IDs take (to size a kernel layout; their mutexes are extra). */
 export function ioasidSubscriberWords(bits: number, maxSets: number): number {
@@ -114,19 +119,19 @@ export function ioasidSubscriberWords(bits: number, maxSets: number): number {
 
 /** sub's record of ID id (its word offset). */
 function rec(k: Kernel, sub: Subscriber, id: number): number {
-  return k.mem.statics + sub.view + id * RECORDS[sub.name].words;
+  return element(RECORDS[sub.name], k.mem.statics + sub.view, id);
 }
 
 /** VFIO's vfio_mm of set sid (its word offset). */
 function vfioMm(k: Kernel, s: IoasidSubscribers, sid: number): number {
-  return k.mem.statics + s.vfioSets + sid * VFIO_MM.words;
+  return element(VFIO_MM, k.mem.statics + s.vfioSets, sid);
 }
 
-/** sub's view of ID id, as one number (KNOWN | BOUND | (guest PASID + 1) << 2, or VFIO's sid). */
+/** sub's view of ID id, as one number (PASID_STATE_* | (guest PASID + 1) << PASID_STATE_GPASID_SHIFT, or VFIO's sid). */
 function viewOf(k: Kernel, s: IoasidSubscribers, sub: Subscriber, id: number): number {
   const p = rec(k, sub, id);
   if (sub.name === 'vfio') return s.view.vfio_pasid.ioasid_set.get(p);
-  if (sub.name === 'kvm') return s.view.kvm_pasid.state.get(p) | (s.view.kvm_pasid.gpasid.get(p) << 2);
+  if (sub.name === 'kvm') return s.view.kvm_pasid.state.get(p) | (s.view.kvm_pasid.gpasid.get(p) << PASID_STATE_GPASID_SHIFT);
   return s.view.intel_svm.state.get(p);
 }
 
@@ -198,7 +203,7 @@ function update(k: Kernel, s: IoasidSubscribers, sub: Subscriber, ev: number, ar
   switch (ev) {
     case IOASID_NOTIFY_ALLOC:
     case IOASID_NOTIFY_UNBIND:
-      state(KNOWN);
+      state(PASID_STATE_ALLOCATED);
       if (sub.name === 'kvm') v.kvm_pasid.gpasid.set(p, 0);
       return;
     case IOASID_NOTIFY_FREE:
@@ -207,7 +212,7 @@ function update(k: Kernel, s: IoasidSubscribers, sub: Subscriber, ev: number, ar
       return;
     case IOASID_NOTIFY_BIND:
       // KVM keeps the guest PASID (its PASID translation table); the driver only that the entry is live.
-      state(KNOWN | V_BOUND);
+      state(PASID_STATE_ALLOCATED | PASID_STATE_BOUND);
       if (sub.name === 'kvm') v.kvm_pasid.gpasid.set(p, args.spid + 1);
       return;
   }
@@ -253,7 +258,8 @@ export interface Divergence {
   readonly lines: readonly string[];
 }
 
-const LIST = 16;
+/** The divergent IDs a report lists (it counts them all). */
+const DIVERGENT_IDS_SHOWN = 16;
 
 function truth(k: Kernel, s: IoasidSubscribers, name: SubscriberName, id: number): number {
   const info = ioasidInfo(k, s.a, id);
@@ -261,8 +267,9 @@ function truth(k: Kernel, s: IoasidSubscribers, name: SubscriberName, id: number
   const set = ioasidSetInfo(k, s.a, info.sid);
   if (name === 'vfio') return set && !set.system ? info.sid : 0;
   if (name === 'kvm' && (!set || set.system || set.token !== s.kvmToken)) return 0;
-  if (!info.bound) return KNOWN;
-  return name === 'kvm' ? KNOWN | V_BOUND | ((info.spid + 1) << 2) : KNOWN | V_BOUND;
+  if (!info.bound) return PASID_STATE_ALLOCATED;
+  const bound = PASID_STATE_ALLOCATED | PASID_STATE_BOUND;
+  return name === 'kvm' ? bound | ((info.spid + 1) << PASID_STATE_GPASID_SHIFT) : bound;
 }
 
 function describeTruth(k: Kernel, s: IoasidSubscribers, id: number): string {
@@ -276,8 +283,8 @@ function describeTruth(k: Kernel, s: IoasidSubscribers, id: number): string {
 function describeView(name: SubscriberName, v: number): string {
   if (v === 0) return 'not tracked';
   if (name === 'vfio') return `filed under set ${v}`;
-  if ((v & V_BOUND) === 0) return 'allocated';
-  return name === 'kvm' ? `bound, guest PASID ${(v >>> 2) - 1}` : 'bound';
+  if ((v & PASID_STATE_BOUND) === 0) return 'allocated';
+  return name === 'kvm' ? `bound, guest PASID ${(v >>> PASID_STATE_GPASID_SHIFT) - 1}` : 'bound';
 }
 
 /** The IDs on which sub's view differs from the allocator's. */
@@ -321,7 +328,7 @@ export function divergence(k: Kernel, s: IoasidSubscribers): Divergence[] {
     const ids = divergentIds(k, s, sub);
     const sets = sub.name === 'vfio' ? divergentSets(k, s) : [];
     if (ids.length === 0 && sets.length === 0) continue;
-    const shown = ids.slice(0, LIST);
+    const shown = ids.slice(0, DIVERGENT_IDS_SHOWN);
     const what = [
       ...(ids.length > 0 ? [`${ids.length} IOASID${ids.length > 1 ? 's' : ''}: ${shown.join(', ')}${ids.length > shown.length ? ', …' : ''}`] : []),
       ...(sets.length > 0 ? [`ioasid_sets ${sets.join(', ')}`] : []),

@@ -35,7 +35,7 @@ import {
   notifier_call_chain,
 } from '../kernel/notifier.js';
 import { rcu_init, rcu_read_lock, rcu_read_unlock, suspiciousRcuUsage } from '../kernel/rcu.js';
-import { array, struct, type ViewOf, word } from '../kernel/struct.js';
+import { array, element, struct, type ViewOf, word } from '../kernel/struct.js';
 import { defineSpinlock, type Spinlock, spin_lock_bh, spin_unlock_bh } from '../kernel/spinlock.js';
 
 
@@ -238,12 +238,12 @@ function hdr(k: Kernel, a: Ioasid): number {
 
 /** Set sid's struct ioasid_set. */
 function setAddr(k: Kernel, a: Ioasid, sid: number): number {
-  return k.mem.statics + a.off + lay(a).sets + sid * IOASID_SET.words;
+  return element(IOASID_SET, k.mem.statics + a.off + lay(a).sets, sid);
 }
 
 /** ID id's struct ioasid_data. */
 function idAddr(k: Kernel, a: Ioasid, id: number): number {
-  return k.mem.statics + a.off + lay(a).ids + id * IOASID_DATA.words;
+  return element(IOASID_DATA, k.mem.statics + a.off + lay(a).ids, id);
 }
 
 /** The installed capacity (IDs 1..capacity-1 are usable). */

@@ -20,7 +20,7 @@ import {
 } from '../kernel/mm/mmu_notifier.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
 import { objectRcuPointer, type RcuPointer, rcu_assign_pointer, rcu_init, synchronize_rcu } from '../kernel/rcu.js';
-import { array, struct, type ViewOf, word } from '../kernel/struct.js';
+import { array, element, struct, type ViewOf, word } from '../kernel/struct.js';
 import { defineBondIopf } from './io-pgfault.js';
 import type { Oracle } from './oracle.js';
 import { PasidAllocator } from './pasid.js';
@@ -240,7 +240,7 @@ export class Sva {
 
   /** The bond's struct iommu_sva (its word offset). */
   private bond(handle: number): number {
-    return this.k.mem.statics + this.bonds + (handle - 1) * IOMMU_SVA.words;
+    return element(IOMMU_SVA, this.k.mem.statics + this.bonds, handle - 1);
   }
 
   bondField(handle: number, f: 'dev' | 'mm' | 'pasid' | 'users'): number {

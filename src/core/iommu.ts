@@ -32,7 +32,7 @@ import { PTE_PRESENT, PTE_WRITE } from '../kernel/mm/pagetable.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
 import { rcu_init, rcu_read_lock, rcu_read_unlock } from '../kernel/rcu.js';
 import { kfree, kzalloc, objLoad, objStore } from '../kernel/slab.js';
-import { struct, type ViewOf, word } from '../kernel/struct.js';
+import { element, struct, type ViewOf, word } from '../kernel/struct.js';
 import { defineXArray, xa_cmpxchg, xa_erase, xa_load, xa_store, type XArray } from '../kernel/xarray.js';
 import { Oracle } from './oracle.js';
 import { BLOCKED_DOMAIN, IOMMU_NO_PASID, type IommuDomain, type IommuOps } from './ops.js';
@@ -78,6 +78,8 @@ export interface DomainAlloc {
 export class Domains {
   private readonly spaces: Ida[];
   private readonly tables: Ida;
+  /** struct iommu_domain's accessors, for the drivers' plain loads (handle). */
+  private readonly domain: ViewOf<typeof IOMMU_DOMAIN>;
 
   constructor(
     private readonly k: Kernel,
@@ -88,6 +90,7 @@ export class Domains {
       defineIda(k, `${cfg.unitName(i)} address spaces`, Math.max(1, cfg.addressSpaces), { leakCheck: false }),
     );
     this.tables = defineIda(k, 'io page tables', Math.max(1, cfg.pageTables.length), { leakCheck: false });
+    this.domain = k.view(IOMMU_DOMAIN);
   }
 
   /** iommu_domain_alloc(type) on IOMMU instance `iommu`; an SVA domain names its mm (and the bind's flags). */
@@ -154,20 +157,20 @@ export class Domains {
    */
   handle(dom: number): IommuDomain {
     if (dom === 0) return BLOCKED_DOMAIN;
-    const i32 = this.k.i32;
+    const d = this.domain;
     const cfg = this.cfg;
     return {
       obj: dom,
       get flags(): number {
-        return i32[dom + DOM.flags] as number;
+        return d.flags.get(dom);
       },
       get type(): DomainType {
-        return DOMAIN_TYPES[(i32[dom + DOM.type] as number) - 1] ?? 'blocked';
+        return DOMAIN_TYPES[d.type.get(dom) - 1] ?? 'blocked';
       },
       get mm(): MmStruct | undefined {
-        const table = (i32[dom + DOM.pgtable] as number) - 1;
+        const table = d.pgtable.get(dom) - 1;
         if (table >= 0) return cfg.pageTables[table];
-        const mm = (i32[dom + DOM.mm] as number) - 1;
+        const mm = d.mm.get(dom) - 1;
         return mm >= 0 ? cfg.mmOf?.(mm) : undefined;
       },
     };
@@ -408,7 +411,7 @@ export class IommuGroups {
 
   /** g's struct iommu_group (its word offset). */
   private gp(g: IommuGroup): number {
-    return this.k.mem.statics + this.words + g.id * IOMMU_GROUP.words;
+    return element(IOMMU_GROUP, this.k.mem.statics + this.words, g.id);
   }
 
   private opsOf(dev: GroupDevice): IommuOps | undefined {

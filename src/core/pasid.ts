@@ -17,7 +17,7 @@ import { defineIda, type Ida, idaAllocated, ida_alloc_range, ida_free } from '..
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { setAllocTrack, TRACK_WORDS, unreferenced } from '../kernel/kmemleak.js';
 import { MM_FREED, type MmStruct, type MmTable, mm_set_pasid, mmById, mmPasid, mmStateCode } from '../kernel/mm/mm.js';
-import { array, struct, type ViewOf, word } from '../kernel/struct.js';
+import { array, element, struct, type ViewOf, word } from '../kernel/struct.js';
 import { defineIoasid, type Ioasid, type IoasidOptions, ioasid_alloc, ioasid_alloc_system_set, ioasid_free, ioasidCapacity, ioasidOf, ioasidSetIds, ioasidSystemSid, ioasidWords } from './ioasid.js';
 import type { Oracle } from './oracle.js';
 import { type DeviceInfo, type IommuOps, PASID_PLACEMENTS, type PasidPlacement, SVM_FLAG_PRIVATE_PASID, type SvmOps } from './types.js';
@@ -186,12 +186,12 @@ export class PasidAllocator {
 
   /** Slot `slot`'s struct iommu_mm_data (its word offset). */
   private share(slot: number): number {
-    return this.k.mem.statics + this.shares + slot * IOMMU_MM_DATA.words;
+    return element(IOMMU_MM_DATA, this.k.mem.statics + this.shares, slot);
   }
 
   /** Quarantine slot `slot` (its word offset). */
   private q(slot: number): number {
-    return this.k.mem.statics + this.quarantine + slot * PASID_QUARANTINE.words;
+    return element(PASID_QUARANTINE, this.k.mem.statics + this.quarantine, slot);
   }
 
   /** iommu_alloc_pasid (compatibility: the sva core calls this until it calls k.fn.iommu_alloc_pasid). */

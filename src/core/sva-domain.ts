@@ -28,8 +28,8 @@ import {
   refcount_set,
 } from '../kernel/refcount.js';
 import { objLoad, objStore } from '../kernel/slab.js';
-import type { ViewOf } from '../kernel/struct.js';
-import { DOM, type Domains } from './domain.js';
+import { element, type ViewOf } from '../kernel/struct.js';
+import { DOM, type Domains, IOMMU_DOMAIN } from './domain.js';
 import { type GroupDevice, type IommuGroups, iommuWarn } from './group.js';
 import { IOMMU_SVA, iommuSvaLock } from './iommu-sva.js';
 import { defineDomainIopf } from './io-pgfault.js';
@@ -69,6 +69,7 @@ export class SvaDomains {
   private readonly bonds: number;
   private readonly freeRcu: string;
   private readonly handle: ViewOf<typeof IOMMU_SVA>;
+  private readonly domain: ViewOf<typeof IOMMU_DOMAIN>;
 
   constructor(
     private readonly k: Kernel,
@@ -80,6 +81,7 @@ export class SvaDomains {
     this.list = k.statics.alloc((cfg.mms + 1) * cfg.iommus, 'mm sva_domains');
     this.bonds = cfg.bonds === false ? 0 : k.statics.alloc(cfg.devices * cfg.maxPasids * IOMMU_SVA.words, 'iommu_sva bonds');
     this.handle = k.struct(IOMMU_SVA);
+    this.domain = k.view(IOMMU_DOMAIN);
     // The domain's free after a grace period: the RCU callback frees it as iommu_domain_free would.
     this.freeRcu = defineKfreeRcu(k, 'iommu_sva_domain_free_rcu', (t, dom) => domains.free(t, dom));
     defineDomainIopf(k, { groups, get: (t, dom) => this.iommu_sva_domain_get(t, dom), put: (t, dom) => this.iommu_sva_domain_put(t, dom) });
@@ -95,7 +97,7 @@ export class SvaDomains {
   }
 
   private bondAt(dev: number, pasid: number): number {
-    return this.k.mem.statics + this.bonds + (dev * this.cfg.maxPasids + pasid) * IOMMU_SVA.words;
+    return element(IOMMU_SVA, this.k.mem.statics + this.bonds, dev * this.cfg.maxPasids + pasid);
   }
 
   private users(dom: number): RefcountRef {
@@ -300,7 +302,7 @@ export class SvaDomains {
 
   /** domain->users now (either policy: the same word). */
   usersOf(dom: number): number {
-    return Atomics.load(this.k.i32, dom + DOM.users);
+    return this.domain.users.READ_ONCE(dom);
   }
 
   /** Binds of {dev, pasid} now. */

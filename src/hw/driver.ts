@@ -6,6 +6,7 @@ import type { DeviceInfo } from '../core/types.js';
 import type { KTask } from '../kernel/context.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import type { MmStruct } from '../kernel/mm/mm.js';
+import type { Word } from '../kernel/struct.js';
 import type { Command } from './iommu.js';
 import { submitSync, type UnitDriver } from './queue.js';
 
@@ -21,14 +22,22 @@ export function unitOf(env: DriverEnv, dev: DeviceInfo): UnitDriver {
   return u;
 }
 
-/** Write words of {dev, pasid}'s entry in the order given, one store per step (`what` names the helper). */
-export function* writeEntry(env: DriverEnv, t: KTask, dev: DeviceInfo, pasid: number, writes: readonly (readonly [number, number, string])[]): KGen {
-  const unit = unitOf(env, dev).unit;
-  for (const [w, v, what] of writes) {
+/**
+ * Write fields of {dev, pasid}'s entry in the order given, one WRITE_ONCE per step (`what` names the helper):
+ * each field is an accessor of the flavour's entry layout.
+ */
+export function* writeEntry(env: DriverEnv, t: KTask, dev: DeviceInfo, pasid: number, writes: readonly (readonly [Word, number, string])[]): KGen {
+  const pe = entryOf(env, dev, pasid);
+  for (const [field, v, what] of writes) {
     yield* env.k.step(t, what, () => {
-      Atomics.store(env.k.i32, unit.entryAddr(dev.index, pasid, w), v);
+      field.WRITE_ONCE(pe, v);
     });
   }
+}
+
+/** {dev, pasid}'s entry in its IOMMU's table (its word offset). */
+export function entryOf(env: DriverEnv, dev: DeviceInfo, pasid: number): number {
+  return unitOf(env, dev).unit.entryPtr(dev.index, pasid);
 }
 
 export function* flush(env: DriverEnv, t: KTask, dev: DeviceInfo, cmds: readonly Command[]): KGen {

@@ -3,6 +3,8 @@
 // AMD's 64-bit GCR3 table entry — the only one hardware reads and software writes in one access), how the
 // IOTLB is tagged (by {domain, PASID}, or by the ASID the SMMU shares with the CPU), and the names each gives
 // its queues and commands — kept so that traces read like the driver.
+import type { Fields, StructType, WordSpec } from '../kernel/struct.js';
+
 export const OP_IOTLB = 1;
 export const OP_PC = 2;
 export const OP_DEVTLB = 3;
@@ -10,18 +12,31 @@ export const OP_PAGE_RESP = 4;
 export const OP_WAIT = 5;
 export type CommandOp = typeof OP_IOTLB | typeof OP_PC | typeof OP_DEVTLB | typeof OP_PAGE_RESP | typeof OP_WAIT;
 
+/** The one-word fields of a layout's fields F: what the hardware can fetch in one access. */
+export type WordField<F extends Fields> = { [K in keyof F]: F[K] extends WordSpec ? K : never }[keyof F] & string;
+
+/**
+ * How the hardware reads an entry. The decoders take the entry's words as the hardware assembled them — each
+ * fetched field at its offset in `layout`, the rest 0.
+ */
 export interface EntryFormat {
-  /** 32-bit words the model keeps of an entry. */
-  readonly words: number;
-  /** The words the hardware fetches, in order, each in an access of its own (not atomic with a CPU rewrite). */
-  readonly fetch: readonly number[];
-  /** The word holding the present / valid bit. */
-  readonly presentWord: number;
+  /** The entry as the kernel declares it (struct pasid_entry, struct arm_smmu_cd, a GCR3 table entry). */
+  readonly layout: StructType<Fields>;
+  /** The fields the hardware fetches, in order, each in an access of its own (not atomic with a CPU rewrite). */
+  readonly fetch: readonly string[];
   present(w: readonly number[]): boolean;
   /** The address space the entry points at: mm id + 1 (0: none). */
   mmOf(w: readonly number[]): number;
   /** ASID (SMMU), or 0. */
   asidOf(w: readonly number[]): number;
+}
+
+/** An entry format whose fetched fields are checked against its layout (a misspelt or array field does not compile). */
+export function entryFormat<const F extends Fields>(
+  layout: StructType<F>,
+  format: { readonly fetch: readonly WordField<F>[] } & Omit<EntryFormat, 'layout' | 'fetch'>,
+): EntryFormat {
+  return { layout: layout as unknown as StructType<Fields>, ...format };
 }
 
 export interface FlavourSpec {

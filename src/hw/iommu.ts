@@ -9,7 +9,7 @@ import type { TranslationCache } from '../core/oracle.js';
 import type { DeviceInfo } from '../core/types.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { ptePfn } from '../kernel/mm/pagetable.js';
-import { array, struct, type ViewOf, word } from '../kernel/struct.js';
+import { array, element, struct, type ViewOf, Word, type Words, word } from '../kernel/struct.js';
 import { type CommandOp, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PAGE_RESP, OP_PC, OP_WAIT } from './flavour.js';
 
 // The unit's own memory is hardware state, not kernel structs: the layouts below are the model's, named after
@@ -25,7 +25,7 @@ const IOTLB_ENTRY = struct('iotlb_entry', {
   dev: word,
 });
 
-/** A PASID-entry cache slot: the flavour's entry words (FlavourSpec.entry.words) follow. */
+/** A PASID-entry cache slot: the flavour's entry (FlavourSpec.entry.layout) follows. */
 const PASID_CACHE_SLOT = struct('pasid_cache_slot', {
   valid: word,
   dev: word,
@@ -64,6 +64,9 @@ const PAGE_REQ_DSC = struct('page_req_dsc', { dev: word, pasid: word, vpn: word,
 /** Page request group indices a device uses (PRGI is 9 bits; the model keeps fewer). */
 export const PR_GROUPS = 64;
 
+/** The oracle's record of a device's page request groups: 1 while a group is outstanding (request to response). */
+const PRG_OUTSTANDING = struct('prg_outstanding', { grp: array(PR_GROUPS) });
+
 export interface UnitOptions {
   readonly iotlbEntries: number;
   readonly pcacheEntries: number;
@@ -97,6 +100,13 @@ export class IommuUnit {
   private readonly q: ViewOf<typeof IOMMU_QUEUES>;
   private readonly cmd: ViewOf<typeof IOMMU_CMD>;
   private readonly dsc: ViewOf<typeof PAGE_REQ_DSC>;
+  private readonly prg: ViewOf<typeof PRG_OUTSTANDING>;
+  /** The entry fields the hardware fetches (FlavourSpec.entry.fetch), in order. */
+  private readonly fetchers: readonly Word[];
+  /** The entry as the kernel's `u64 val[]`: every word, for reads of the whole entry. */
+  private readonly entryVal: Words;
+  /** Words of a PASID-entry cache slot: the slot's header and the entry. */
+  private readonly pcSlotWords: number;
   /** Per device on this unit: outstanding page request groups (the oracle's). */
   private readonly groups = new Map<number, number>();
 
@@ -111,7 +121,8 @@ export class IommuUnit {
   ) {
     this.name = spec.unitName(index);
     this.iotlb = k.statics.alloc(Math.max(1, opts.iotlbEntries) * IOTLB_ENTRY.words, `${this.name} iotlb`);
-    this.pcache = k.statics.alloc(opts.pcacheEntries * (PASID_CACHE_SLOT.words + spec.entry.words), `${this.name} pasid cache`);
+    this.pcSlotWords = PASID_CACHE_SLOT.words + spec.entry.layout.words;
+    this.pcache = k.statics.alloc(opts.pcacheEntries * this.pcSlotWords, `${this.name} pasid cache`);
     this.header = k.statics.alloc(IOMMU_QUEUES.words, `${this.name} queues`);
     this.cmdq = k.statics.alloc(opts.queueDepth * IOMMU_CMD.words, `${this.name} ${spec.cmdqName}`);
     this.prq = k.statics.alloc(opts.prqDepth * PAGE_REQ_DSC.words, `${this.name} ${spec.prqName}`);
@@ -120,18 +131,17 @@ export class IommuUnit {
     this.q = k.struct(IOMMU_QUEUES);
     this.cmd = k.struct(IOMMU_CMD);
     this.dsc = k.struct(PAGE_REQ_DSC);
+    this.prg = k.struct(PRG_OUTSTANDING);
+    this.fetchers = entryFetchers(k, spec);
+    this.entryVal = k.struct(struct(spec.entry.layout.name, { val: array(spec.entry.layout.words) })).val;
     for (const d of devices) {
-      this.tables.set(d.index, k.statics.alloc((1 << d.caps.pasidBits) * spec.entry.words, `${d.name} ${spec.entryName} table`));
-      this.groups.set(d.index, k.statics.alloc(PR_GROUPS, `${d.name} page request groups`));
+      this.tables.set(d.index, k.statics.alloc((1 << d.caps.pasidBits) * spec.entry.layout.words, `${d.name} ${spec.entryName} table`));
+      this.groups.set(d.index, k.statics.alloc(PRG_OUTSTANDING.words, `${d.name} page request groups`));
     }
   }
 
   get kernel(): Kernel {
     return this.k;
-  }
-
-  private get i32(): Int32Array {
-    return this.k.i32;
   }
 
   private s(off: number): number {
@@ -140,19 +150,34 @@ export class IommuUnit {
 
   // ---- memory the driver writes ----
 
-  /** Absolute address of word w of {dev, pasid}'s entry. */
-  entryAddr(dev: number, pasid: number, w: number): number {
+  /** {dev, pasid}'s entry (its word offset): the driver's accessors of the flavour's layout take it. */
+  entryPtr(dev: number, pasid: number): number {
     const t = this.tables.get(dev);
     if (t === undefined) throw new Error(`${this.name}: device ${dev} is not behind this IOMMU`);
-    return this.s(t) + pasid * this.spec.entry.words + w;
+    return element(this.spec.entry.layout, this.s(t), pasid);
   }
 
-  entryWord(dev: number, pasid: number, w: number): number {
-    return this.i32[this.entryAddr(dev, pasid, w)] as number;
+  /** Fields the hardware fetches of an entry (one access each). */
+  get fetchCount(): number {
+    return this.fetchers.length;
   }
 
+  /** The hardware's i-th fetch of {dev, pasid}'s entry: one access to one field. */
+  fetchEntry(i: number, dev: number, pasid: number): number {
+    return (this.fetchers[i] as Word).get(this.entryPtr(dev, pasid));
+  }
+
+  /** The entry's words as the hardware assembles them from its fetches (`fetched[i]`: fetch i), the rest 0. */
+  assembleEntry(fetched: readonly number[]): number[] {
+    const w = new Array<number>(this.spec.entry.layout.words).fill(0);
+    for (let i = 0; i < fetched.length; i++) w[(this.fetchers[i] as Word).off] = fetched[i] as number;
+    return w;
+  }
+
+  /** {dev, pasid}'s entry in memory now, every word (the oracle's and tests' read, not the hardware's). */
   entry(dev: number, pasid: number): number[] {
-    return Array.from({ length: this.spec.entry.words }, (_, w) => this.entryWord(dev, pasid, w));
+    const p = this.entryPtr(dev, pasid);
+    return Array.from({ length: this.entryVal.n }, (_, w) => this.entryVal.get(p, w));
   }
 
   /** The queues' registers (their word offset). */
@@ -171,7 +196,7 @@ export class IommuUnit {
     this.q.seq.set(this.regs, seq);
     let tail = this.q.tail.get(this.regs);
     for (const c of [...cmds, { op: OP_WAIT, a: 0, b: 0, c: seq, d: 0 } satisfies Command]) {
-      const at = this.s(this.cmdq) + (tail % this.opts.queueDepth) * IOMMU_CMD.words;
+      const at = element(IOMMU_CMD, this.s(this.cmdq), tail % this.opts.queueDepth);
       const cmd = this.cmd;
       cmd.op.set(at, c.op);
       cmd.a.set(at, c.a);
@@ -192,7 +217,7 @@ export class IommuUnit {
   prqPending(dev: number, pasid: number): number {
     let n = 0;
     for (let i = this.q.prq_head.get(this.regs); i < this.q.prq_tail.get(this.regs); i++) {
-      const at = this.s(this.prq) + (i % this.opts.prqDepth) * PAGE_REQ_DSC.words;
+      const at = element(PAGE_REQ_DSC, this.s(this.prq), i % this.opts.prqDepth);
       if (this.dsc.dev.get(at) === dev && this.dsc.pasid.get(at) === pasid) n++;
     }
     return n;
@@ -205,7 +230,7 @@ export class IommuUnit {
       this.q.prq_active.set(this.regs, 0);
       return undefined;
     }
-    const at = this.s(this.prq) + (head % this.opts.prqDepth) * PAGE_REQ_DSC.words;
+    const at = element(PAGE_REQ_DSC, this.s(this.prq), head % this.opts.prqDepth);
     const d = this.dsc;
     return { dev: d.dev.get(at), pasid: d.pasid.get(at), vpn: d.vpn.get(at), write: d.write.get(at) === 1, grp: d.grp.get(at), last: d.last.get(at) === 1 };
   }
@@ -222,7 +247,7 @@ export class IommuUnit {
 
   private tlbSlot(tag: number, pasid: number, vpn: number): number {
     const h = Math.imul(tag * 0x9e3779b1 + pasid * 0x85ebca6b + vpn, 0x27d4eb2d) >>> 0;
-    return this.s(this.iotlb) + (h % this.opts.iotlbEntries) * IOTLB_ENTRY.words;
+    return element(IOTLB_ENTRY, this.s(this.iotlb), h % this.opts.iotlbEntries);
   }
 
   /** IOTLB lookup: the PTE, or 0 on a miss. */
@@ -247,7 +272,7 @@ export class IommuUnit {
 
   private pcSlot(dev: number, pasid: number): number {
     const h = Math.imul(dev * 0x9e3779b1 + pasid, 0x85ebca6b) >>> 0;
-    return this.s(this.pcache) + (h % this.opts.pcacheEntries) * (PASID_CACHE_SLOT.words + this.spec.entry.words);
+    return this.s(this.pcache) + (h % this.opts.pcacheEntries) * this.pcSlotWords;
   }
 
   /** PASID-entry cache lookup: the cached words, or undefined. */
@@ -255,7 +280,7 @@ export class IommuUnit {
     const at = this.pcSlot(dev, pasid);
     const pc = this.pc;
     if (pc.valid.get(at) !== 1 || pc.dev.get(at) !== dev || pc.pasid.get(at) !== pasid) return undefined;
-    return Array.from({ length: this.spec.entry.words }, (_, w) => pc.entry.get(at, w));
+    return Array.from({ length: this.spec.entry.layout.words }, (_, w) => pc.entry.get(at, w));
   }
 
   pcFill(dev: number, pasid: number, words: readonly number[], epoch: number): void {
@@ -274,7 +299,7 @@ export class IommuUnit {
   cmdqPeek(): Command | undefined {
     const head = this.q.head.get(this.regs);
     if (head === this.q.tail.get(this.regs)) return undefined;
-    const at = this.s(this.cmdq) + (head % this.opts.queueDepth) * IOMMU_CMD.words;
+    const at = element(IOMMU_CMD, this.s(this.cmdq), head % this.opts.queueDepth);
     const cmd = this.cmd;
     return { op: cmd.op.get(at) as CommandOp, a: cmd.a.get(at), b: cmd.b.get(at), c: cmd.c.get(at), d: cmd.d.get(at) };
   }
@@ -286,7 +311,7 @@ export class IommuUnit {
       // a: tag (device or ASID), b: PASID (-1 with ASID tags), [c, d): vpn range, c = -1: all
       const tlb = this.tlb;
       for (let e = 0; e < this.opts.iotlbEntries; e++) {
-        const at = this.s(this.iotlb) + e * IOTLB_ENTRY.words;
+        const at = element(IOTLB_ENTRY, this.s(this.iotlb), e);
         if (tlb.valid.get(at) !== 1 || tlb.tag.get(at) !== c.a || (c.b !== -1 && tlb.pasid.get(at) !== c.b)) continue;
         const vpn = tlb.vpn.get(at);
         if (c.c === -1 || (vpn >= c.c && vpn < c.d)) tlb.valid.set(at, 0);
@@ -341,7 +366,7 @@ export class IommuUnit {
       return { queued: false, startThread: false };
     }
     this.q.prq_overflow.set(this.regs, 0);
-    const at = this.s(this.prq) + (tail % this.opts.prqDepth) * PAGE_REQ_DSC.words;
+    const at = element(PAGE_REQ_DSC, this.s(this.prq), tail % this.opts.prqDepth);
     const d = this.dsc;
     d.dev.set(at, dev);
     d.pasid.set(at, pasid);
@@ -357,23 +382,28 @@ export class IommuUnit {
 
   /** The oracle's page-request bookkeeping: a group is outstanding from its request to its response. */
   groupRequested(dev: number, grp: number): void {
-    this.i32[this.s(this.groups.get(dev) as number) + grp] = 1;
+    this.prg.grp.set(this.prgOf(dev), grp, 1);
   }
 
   /** A response for the group: 1 if it was outstanding (and now is not), 0 if it was not. */
   groupAnswered(dev: number, grp: number): number {
-    const at = this.s(this.groups.get(dev) as number) + grp;
-    const was = this.i32[at] as number;
-    this.i32[at] = 0;
+    const p = this.prgOf(dev);
+    const was = this.prg.grp.get(p, grp);
+    this.prg.grp.set(p, grp, 0);
     return was;
+  }
+
+  /** dev's prg_outstanding (its word offset). */
+  private prgOf(dev: number): number {
+    return this.s(this.groups.get(dev) as number);
   }
 
   /** Outstanding groups, for the teardown check. */
   outstandingGroups(): string[] {
     const out: string[] = [];
     for (const d of this.devices) {
-      const base = this.s(this.groups.get(d.index) as number);
-      for (let g = 0; g < PR_GROUPS; g++) if (this.i32[base + g] === 1) out.push(`${d.name} group ${g} (${this.name})`);
+      const p = this.prgOf(d.index);
+      for (let g = 0; g < PR_GROUPS; g++) if (this.prg.grp.get(p, g) === 1) out.push(`${d.name} group ${g} (${this.name})`);
     }
     return out;
   }
@@ -388,7 +418,7 @@ export class IommuUnit {
       entriesForPfn(pfn) {
         const out: string[] = [];
         for (let e = 0; e < unit.opts.iotlbEntries; e++) {
-          const at = unit.s(unit.iotlb) + e * IOTLB_ENTRY.words;
+          const at = element(IOTLB_ENTRY, unit.s(unit.iotlb), e);
           if (tlb.valid.get(at) === 1 && ptePfn(tlb.pte.get(at)) === pfn) out.push(unit.describeTlb(at));
         }
         return out;
@@ -397,7 +427,7 @@ export class IommuUnit {
         if (unit.spec.tlbTag === 'asid') return [];
         const out: string[] = [];
         for (let e = 0; e < unit.opts.iotlbEntries; e++) {
-          const at = unit.s(unit.iotlb) + e * IOTLB_ENTRY.words;
+          const at = element(IOTLB_ENTRY, unit.s(unit.iotlb), e);
           if (tlb.valid.get(at) === 1 && tlb.dev.get(at) === dev && tlb.pasid.get(at) === pasid) out.push(unit.describeTlb(at));
         }
         return out;
@@ -419,6 +449,16 @@ export class IommuUnit {
     const tag = this.spec.tlbTag === 'asid' ? `ASID ${e.tag.get(at)}` : `dev ${e.tag.get(at)}, PASID ${e.pasid.get(at)}`;
     return `{${tag}, vpn ${e.vpn.get(at)}} → pfn 0x${ptePfn(e.pte.get(at)).toString(16)}`;
   }
+}
+
+/** The accessors of the entry fields the hardware fetches, made once per unit (they are on the translation path). */
+function entryFetchers(k: Kernel, spec: FlavourSpec): Word[] {
+  const view: Readonly<Record<string, unknown>> = k.view(spec.entry.layout);
+  return spec.entry.fetch.map((f) => {
+    const a = view[f];
+    if (!(a instanceof Word)) throw new Error(`${spec.entryName}: ${f} is not a one-word field of struct ${spec.entry.layout.name}`);
+    return a;
+  });
 }
 
 /** Busy-wait ns nanoseconds: a command's cost is real time on the hardware's thread. */

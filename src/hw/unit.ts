@@ -140,12 +140,10 @@ export class IommuHardware implements Hardware {
       return;
     }
     this.stats.add('iotlb_misses');
-    // Fetch the entry: its first word now, the rest in later accesses.
-    const first = fmt.fetch[0] as number;
-    const w0 = u.entryWord(dev, pasid, first);
-    if (fmt.fetch.length === 1) {
-      const words = this.words([[first, w0]]);
-      this.fetched(self, dev, pasid, vpn, write, id, words, ep, out);
+    // Fetch the entry: its first field now, the rest in later accesses.
+    const w0 = u.fetchEntry(0, dev, pasid);
+    if (u.fetchCount === 1) {
+      this.fetched(self, dev, pasid, vpn, write, id, u.assembleEntry([w0]), ep, out);
       return;
     }
     out.send(self, { type: 'walk', dev, pasid, vpn, w: write ? 1 : 0, id, st: 1, a: w0, ep });
@@ -155,12 +153,6 @@ export class IommuHardware implements Hardware {
   private walkKey(words: readonly number[]): number {
     const fmt = this.unit.spec.entry;
     return (fmt.asidOf(words) << 16) | fmt.mmOf(words);
-  }
-
-  private words(pairs: readonly (readonly [number, number])[]): number[] {
-    const w = new Array<number>(this.unit.spec.entry.words).fill(0);
-    for (const [i, v] of pairs) w[i] = v;
-    return w;
   }
 
   private fetched(self: number, dev: number, pasid: number, vpn: number, write: boolean, id: number, words: number[], ep: number, out: HwOut): void {
@@ -175,13 +167,12 @@ export class IommuHardware implements Hardware {
 
   private walk(self: number, m: Extract<HwMessage, { type: 'walk' }>, out: HwOut): void {
     const u = this.unit;
-    const fmt = u.spec.entry;
     const write = m.w === 1;
     if (m.st === 1) {
-      // The rest of the entry, fetched after the first word: a CPU write in between is seen half.
-      const pairs: [number, number][] = [[fmt.fetch[0] as number, m.a]];
-      for (const w of fmt.fetch.slice(1)) pairs.push([w, u.entryWord(m.dev, m.pasid, w)]);
-      this.fetched(self, m.dev, m.pasid, m.vpn, write, m.id, this.words(pairs), m.ep, out);
+      // The rest of the entry, fetched after the first field: a CPU write in between is seen half.
+      const fetched = [m.a];
+      for (let i = 1; i < u.fetchCount; i++) fetched.push(u.fetchEntry(i, m.dev, m.pasid));
+      this.fetched(self, m.dev, m.pasid, m.vpn, write, m.id, u.assembleEntry(fetched), m.ep, out);
       return;
     }
     const mmId1 = m.a & 0xffff;

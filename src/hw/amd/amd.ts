@@ -10,24 +10,34 @@ import { EBUSY, EOPNOTSUPP } from '../../kernel/errno.js';
 import type { KTask } from '../../kernel/context.js';
 import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
-import { cmd, type DriverEnv, domainMm, flush, unitOf, writeEntry } from '../driver.js';
-import { type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
+import { struct, type ViewOf, word } from '../../kernel/struct.js';
+import { cmd, type DriverEnv, domainMm, entryOf, flush, unitOf, writeEntry } from '../driver.js';
+import { entryFormat, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
 import { drainPrq } from '../queue.js';
 
-const V = 1;
+/**
+ * A GCR3 table entry: the kernel's is a bare u64 (__set_gcr3 writes `*pte = (cr3 & PAGE_MASK) | GCR3_VALID`), the
+ * model's one word — GCR3_VALID and, above it, the mm id + 1 standing for the guest CR3.
+ */
+export const GCR3_ENTRY = struct('gcr3_entry', { val: word });
+
+/** amd_iommu_types.h */
+export const GCR3_VALID = 1;
+/** Where the model keeps the CR3 (the mm id + 1) in the entry. */
+const GCR3_CR3_SHIFT = 1;
+
+const GCR3 = GCR3_ENTRY.offset;
 
 export const AMD: FlavourSpec = {
   flavour: 'amd',
   unitName: (i) => `AMD-Vi${i}`,
   entryName: 'GCR3',
-  entry: {
-    words: 1,
-    fetch: [0],
-    presentWord: 0,
-    present: (w) => ((w[0] ?? 0) & V) !== 0,
-    mmOf: (w) => (w[0] ?? 0) >>> 1,
+  entry: entryFormat(GCR3_ENTRY, {
+    fetch: ['val'],
+    present: (w) => ((w[GCR3.val] ?? 0) & GCR3_VALID) !== 0,
+    mmOf: (w) => (w[GCR3.val] ?? 0) >>> GCR3_CR3_SHIFT,
     asidOf: () => 0,
-  },
+  }),
   tlbTag: 'pasid',
   cmdqName: 'command buffer',
   prqName: 'PPR log',
@@ -44,11 +54,16 @@ declare module '../../kernel/kfunc.js' {
   }
 }
 
+type Gcr3Entry = ViewOf<typeof GCR3_ENTRY>;
+
+function gcr3Valid(gcr3: Gcr3Entry, env: DriverEnv, dev: DeviceInfo, pasid: number): boolean {
+  return (gcr3.val.get(entryOf(env, dev, pasid)) & GCR3_VALID) !== 0;
+}
+
 /** __clear_gcr3, then the device table entry (and the GCR3 entry cached with it), then the TLBs. */
-function* amdClear(env: DriverEnv, t: KTask, dev: DeviceInfo, pasid: number, why: RemoveWhy): KGen {
-  const unit = unitOf(env, dev).unit;
-  if ((unit.entryWord(dev.index, pasid, 0) & V) === 0 && why === 'release') return;
-  yield* writeEntry(env, t, dev, pasid, [[0, 0, '__clear_gcr3']]);
+function* amdClear(gcr3: Gcr3Entry, env: DriverEnv, t: KTask, dev: DeviceInfo, pasid: number, why: RemoveWhy): KGen {
+  if (!gcr3Valid(gcr3, env, dev, pasid) && why === 'release') return;
+  yield* writeEntry(env, t, dev, pasid, [[gcr3.val, 0, '__clear_gcr3']]);
   yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid), cmd(OP_IOTLB, dev.index, pasid), cmd(OP_DEVTLB, dev.index, pasid)]);
 }
 
@@ -56,15 +71,16 @@ function* amdClear(env: DriverEnv, t: KTask, dev: DeviceInfo, pasid: number, why
 function defineAmdFunctions(env: DriverEnv): void {
   const k = env.k;
   if (k.fns.has('amd_iommu_bind_pasid')) return;
+  // The entries' accessors, made once per kernel: every AMD unit's GCR3 tables are arrays of the one layout.
+  const gcr3 = k.view(GCR3_ENTRY);
   k.fns.define('amd_iommu_bind_pasid', 'drivers/iommu/amd/iommu_v2.c', function* (t, dev, pasid, mm) {
-    const unit = unitOf(env, dev).unit;
-    if ((unit.entryWord(dev.index, pasid, 0) & V) !== 0) return -EBUSY;
-    yield* writeEntry(env, t, dev, pasid, [[0, ((mm.id + 1) << 1) | V, '__set_gcr3']]);
+    if (gcr3Valid(gcr3, env, dev, pasid)) return -EBUSY;
+    yield* writeEntry(env, t, dev, pasid, [[gcr3.val, ((mm.id + 1) << GCR3_CR3_SHIFT) | GCR3_VALID, '__set_gcr3']]);
     yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid), cmd(OP_IOTLB, dev.index, pasid)]);
     return 0;
   });
-  k.fns.define('amd_iommu_unbind_pasid', 'drivers/iommu/amd/iommu_v2.c', (t, dev, pasid) => amdClear(env, t, dev, pasid, 'unbind'));
-  k.fns.define('mn_release', 'drivers/iommu/amd/iommu_v2.c', (t, dev, pasid) => amdClear(env, t, dev, pasid, 'release'));
+  k.fns.define('amd_iommu_unbind_pasid', 'drivers/iommu/amd/iommu_v2.c', (t, dev, pasid) => amdClear(gcr3, env, t, dev, pasid, 'unbind'));
+  k.fns.define('mn_release', 'drivers/iommu/amd/iommu_v2.c', (t, dev, pasid) => amdClear(gcr3, env, t, dev, pasid, 'release'));
   k.fns.define('mn_invalidate_range', 'drivers/iommu/amd/iommu_v2.c', (t, dev, pasid, start, end) =>
     flush(env, t, dev, [cmd(OP_IOTLB, dev.index, pasid, start, end), cmd(OP_DEVTLB, dev.index, pasid, start, end)]),
   );

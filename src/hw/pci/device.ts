@@ -15,7 +15,7 @@ import { type DeviceInfo, RESP_SUCCESS } from '../../core/types.js';
 import type { Kernel } from '../../kernel/kernel.js';
 import { dmaWrite, pageOwner, type PhysMem } from '../../kernel/mm/physmem.js';
 import { PTE_WRITE, ptePfn } from '../../kernel/mm/pagetable.js';
-import { struct, type ViewOf, word } from '../../kernel/struct.js';
+import { element, struct, type ViewOf, word } from '../../kernel/struct.js';
 import { PR_GROUPS } from '../iommu.js';
 import { type HwMessage, WHY_PTE } from '../messages.js';
 import type { Hardware, HwOut } from '../out.js';
@@ -168,7 +168,7 @@ export class PciDevice implements Hardware {
 
   /** pasid's state (its word offset). */
   private p(pasid: number): number {
-    return this.env.k.mem.statics + this.perPasid + pasid * PASID_STATE.words;
+    return element(PASID_STATE, this.env.k.mem.statics + this.perPasid, pasid);
   }
 
   get unplugged(): boolean {
@@ -206,7 +206,7 @@ export class PciDevice implements Hardware {
 
   private atcSlot(pasid: number, vpn: number): number {
     const h = Math.imul(pasid * 0x9e3779b1 + vpn, 0x85ebca6b) >>> 0;
-    return this.env.k.mem.statics + this.atc + (h % Math.max(1, this.atcEntries_)) * ATC_ENTRY.words;
+    return element(ATC_ENTRY, this.env.k.mem.statics + this.atc, h % Math.max(1, this.atcEntries_));
   }
 
   private atcLookup(pasid: number, vpn: number): number {
@@ -223,7 +223,7 @@ export class PciDevice implements Hardware {
     let out: { pasid: number; vpn: number; pte: number }[] | undefined;
     const base = this.env.k.mem.statics + this.atc;
     for (let e = 0; e < Math.max(1, this.atcEntries_); e++) {
-      const at = base + e * ATC_ENTRY.words;
+      const at = element(ATC_ENTRY, base, e);
       if (this.atcEntry.valid.get(at) !== 1) continue;
       const pasid = this.atcEntry.pasid.get(at);
       const vpn = this.atcEntry.vpn.get(at);
@@ -314,7 +314,7 @@ export class PciDevice implements Hardware {
         // An ATS invalidation the device never completes: the IOMMU's queue waits (an invalidation time-out).
         if (this.misbehaviour === 'no-atc-response' && !this.unplugged) return;
         for (let e = 0; e < Math.max(1, this.atcEntries_); e++) {
-          const at = this.env.k.mem.statics + this.atc + e * ATC_ENTRY.words;
+          const at = element(ATC_ENTRY, this.env.k.mem.statics + this.atc, e);
           if (this.atcEntry.valid.get(at) !== 1 || this.atcEntry.pasid.get(at) !== msg.pasid) continue;
           const vpn = this.atcEntry.vpn.get(at);
           if (msg.s === -1 || (vpn >= msg.s && vpn < msg.e)) this.atcEntry.valid.set(at, 0);
@@ -484,6 +484,6 @@ export class PciDevice implements Hardware {
     this.wq = [];
     this.waitingGroup.clear();
     this.prStalled = [];
-    for (let e = 0; e < Math.max(1, this.atcEntries_); e++) this.atcEntry.valid.set(this.env.k.mem.statics + this.atc + e * ATC_ENTRY.words, 0);
+    for (let e = 0; e < Math.max(1, this.atcEntries_); e++) this.atcEntry.valid.set(element(ATC_ENTRY, this.env.k.mem.statics + this.atc, e), 0);
   }
 }

@@ -11,27 +11,38 @@ import { EBUSY, EOPNOTSUPP } from '../../kernel/errno.js';
 import type { KTask } from '../../kernel/context.js';
 import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
-import { cmd, type DriverEnv, domainMm, flush, unitOf, writeEntry } from '../driver.js';
-import { type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
+import { array, struct, type ViewOf, word } from '../../kernel/struct.js';
+import { cmd, type DriverEnv, domainMm, entryOf, flush, unitOf, writeEntry } from '../driver.js';
+import { entryFormat, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
 import { drainPrq } from '../queue.js';
 
-const V = 1;
-const ASID_SHIFT = 16;
-const W_CTRL = 0;
-const W_TTB0 = 1;
+/**
+ * The context descriptor (arm-smmu-v3.h: struct arm_smmu_cd { __le64 data[NUM_ENTRY_QWORDS]; }), its fields
+ * named after the CTXDESC_CD_<qword>_* macros of what they hold; the model keeps one 32-bit word of each, in 8.
+ */
+export const ARM_SMMU_CD = struct('arm_smmu_cd', {
+  data0: word, // data[0]: CTXDESC_CD_0_V, CTXDESC_CD_0_ASID (and the TCR fields, not modelled)
+  ttb0: word, // data[1]: CTXDESC_CD_1_TTB0_MASK (here the mm id + 1: TTB0 is the mm's page table)
+  data: array(6), // TTB1, MAIR, …: not modelled
+});
+
+/** V: the CD is valid. The kernel's is bit 31 of data[0]; the model's word keeps it at bit 0. */
+export const CTXDESC_CD_0_V = 1;
+/** Where CTXDESC_CD_0_ASID starts: bit 48 of the kernel's data[0] (its high half), 16 of the model's word. */
+export const CTXDESC_CD_0_ASID_SHIFT = 16;
+
+const CD = ARM_SMMU_CD.offset;
 
 export const SMMUV3: FlavourSpec = {
   flavour: 'smmuv3',
   unitName: (i) => `smmu${i}`,
   entryName: 'CD',
-  entry: {
-    words: 8,
-    fetch: [W_CTRL, W_TTB0],
-    presentWord: W_CTRL,
-    present: (w) => ((w[W_CTRL] ?? 0) & V) !== 0,
-    mmOf: (w) => w[W_TTB0] ?? 0,
-    asidOf: (w) => (w[W_CTRL] ?? 0) >>> ASID_SHIFT,
-  },
+  entry: entryFormat(ARM_SMMU_CD, {
+    fetch: ['data0', 'ttb0'],
+    present: (w) => ((w[CD.data0] ?? 0) & CTXDESC_CD_0_V) !== 0,
+    mmOf: (w) => w[CD.ttb0] ?? 0,
+    asidOf: (w) => (w[CD.data0] ?? 0) >>> CTXDESC_CD_0_ASID_SHIFT,
+  }),
   tlbTag: 'asid',
   cmdqName: 'cmdq',
   prqName: 'PRI queue',
@@ -49,32 +60,39 @@ declare module '../../kernel/kfunc.js' {
   }
 }
 
+type ArmSmmuCd = ViewOf<typeof ARM_SMMU_CD>;
+
+/** data[0] & CTXDESC_CD_0_V */
+function cdValid(cd: ArmSmmuCd, env: DriverEnv, dev: DeviceInfo, pasid: number): boolean {
+  return (cd.data0.get(entryOf(env, dev, pasid)) & CTXDESC_CD_0_V) !== 0;
+}
+
 /** Clear V, then CFGI_CD, the ASID's TLB entries and the ATC; TTB0 goes on unbind only. */
-function* smmuClear(env: DriverEnv, t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct, why: RemoveWhy): KGen {
-  const unit = unitOf(env, dev).unit;
-  if ((unit.entryWord(dev.index, pasid, W_CTRL) & V) === 0 && why === 'release') return;
-  yield* writeEntry(env, t, dev, pasid, [[W_CTRL, 0, 'cdptr[0] = 0']]);
+function* smmuClear(cd: ArmSmmuCd, env: DriverEnv, t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct, why: RemoveWhy): KGen {
+  if (!cdValid(cd, env, dev, pasid) && why === 'release') return;
+  yield* writeEntry(env, t, dev, pasid, [[cd.data0, 0, 'cdptr[0] = 0']]);
   yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid), cmd(OP_IOTLB, mm.asid, -1), cmd(OP_DEVTLB, dev.index, pasid)]);
-  if (why === 'unbind') yield* writeEntry(env, t, dev, pasid, [[W_TTB0, 0, 'cdptr[1] = 0']]);
+  if (why === 'unbind') yield* writeEntry(env, t, dev, pasid, [[cd.ttb0, 0, 'cdptr[1] = 0']]);
 }
 
 /** The driver's kernel functions, by name (once per kernel: every SMMU shares them). */
 function defineSmmuFunctions(env: DriverEnv): void {
   const k = env.k;
   if (k.fns.has('arm_smmu_write_ctx_desc')) return;
+  // The CDs' accessors, made once per kernel: every SMMU's CD tables are arrays of the one layout.
+  const cd = k.view(ARM_SMMU_CD);
   k.fns.define('arm_smmu_write_ctx_desc', 'drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c', function* (t, dev, pasid, mm) {
-    const unit = unitOf(env, dev).unit;
-    if ((unit.entryWord(dev.index, pasid, W_CTRL) & V) !== 0) return -EBUSY;
-    yield* writeEntry(env, t, dev, pasid, [[W_TTB0, mm.id + 1, 'cdptr[1] = TTB0']]);
+    if (cdValid(cd, env, dev, pasid)) return -EBUSY;
+    yield* writeEntry(env, t, dev, pasid, [[cd.ttb0, mm.id + 1, 'cdptr[1] = TTB0']]);
     yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid)]);
-    yield* writeEntry(env, t, dev, pasid, [[W_CTRL, V | (mm.asid << ASID_SHIFT), 'cdptr[0] = V | ASID']]);
+    yield* writeEntry(env, t, dev, pasid, [[cd.data0, CTXDESC_CD_0_V | (mm.asid << CTXDESC_CD_0_ASID_SHIFT), 'cdptr[0] = V | ASID']]);
     yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid)]);
     return 0;
   });
   const sva = 'drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3-sva.c';
   k.fns.define('arm_smmu_sva_set_dev_pasid', sva, (t, domain, dev, pasid) => k.fn.arm_smmu_write_ctx_desc(t, dev, pasid, domainMm(domain)));
-  k.fns.define('arm_smmu_sva_remove_dev_pasid', sva, (t, dev, pasid, mm) => smmuClear(env, t, dev, pasid, mm, 'unbind'));
-  k.fns.define('arm_smmu_mm_release', sva, (t, dev, pasid, mm) => smmuClear(env, t, dev, pasid, mm, 'release'));
+  k.fns.define('arm_smmu_sva_remove_dev_pasid', sva, (t, dev, pasid, mm) => smmuClear(cd, env, t, dev, pasid, mm, 'unbind'));
+  k.fns.define('arm_smmu_mm_release', sva, (t, dev, pasid, mm) => smmuClear(cd, env, t, dev, pasid, mm, 'release'));
   k.fns.define('arm_smmu_mm_arch_invalidate_secondary_tlbs', sva, (t, dev, pasid, mm, start, end) =>
     flush(env, t, dev, [cmd(OP_IOTLB, mm.asid, -1, start, end), cmd(OP_DEVTLB, dev.index, pasid, start, end)]),
   );

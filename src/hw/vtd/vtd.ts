@@ -11,29 +11,44 @@ import { EBUSY } from '../../kernel/errno.js';
 import type { KTask } from '../../kernel/context.js';
 import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
-import { cmd, type DriverEnv, domainMm, flush, unitOf, writeEntry } from '../driver.js';
-import { type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
+import { array, struct, type ViewOf, word } from '../../kernel/struct.js';
+import { cmd, type DriverEnv, domainMm, entryOf, flush, unitOf, writeEntry } from '../driver.js';
+import { entryFormat, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
 import { drainPrq } from '../queue.js';
 
-const P = 1;
-const FPD = 2;
-const SRE = 4;
-const W_FLAGS = 0;
-const W_DID = 1;
-const W_FLPTR = 2;
+/**
+ * The scalable-mode PASID-table entry (intel/pasid.h: struct pasid_entry { u64 val[8]; }), its fields named after
+ * the helpers that set them; the model keeps one 32-bit word of each field, in the 8 words the table holds.
+ */
+export const PASID_ENTRY = struct('pasid_entry', {
+  flags: word, // val[0]: P, FPD (pasid_set_present, pasid_clear_entry_with_fpd) — and SRE, see PASID_PTE_SRE
+  did: word, // val[1]: pasid_set_domain_id
+  flptr: word, // val[2]: pasid_set_flptr (here the mm id + 1: the first-level table is the mm's)
+  val: array(5), // the rest of the 512 bits (PGTT, AW, …): not modelled
+});
+
+/** P (intel/pasid.h). */
+export const PASID_PTE_PRESENT = 1;
+/** FPD: faults on this entry are not reported (intel/pasid.h). */
+export const PASID_PTE_FPD = 2;
+/**
+ * SRE (pasid_set_sre): supervisor requests enabled. The kernel's is bit 128 (bit 0 of val[2]); the model keeps it
+ * in the flags word, which it writes last — as intel_pasid_setup_first_level makes the entry present last.
+ */
+export const PASID_PTE_SRE = 4;
+
+const PE = PASID_ENTRY.offset;
 
 export const VTD: FlavourSpec = {
   flavour: 'vtd',
   unitName: (i) => `dmar${i}`,
   entryName: 'PASID',
-  entry: {
-    words: 8,
-    fetch: [W_FLAGS, W_FLPTR],
-    presentWord: W_FLAGS,
-    present: (w) => ((w[W_FLAGS] ?? 0) & P) !== 0,
-    mmOf: (w) => w[W_FLPTR] ?? 0,
+  entry: entryFormat(PASID_ENTRY, {
+    fetch: ['flags', 'flptr'],
+    present: (w) => ((w[PE.flags] ?? 0) & PASID_PTE_PRESENT) !== 0,
+    mmOf: (w) => w[PE.flptr] ?? 0,
     asidOf: () => 0,
-  },
+  }),
   tlbTag: 'pasid',
   cmdqName: 'QI',
   prqName: 'PRQ',
@@ -52,27 +67,34 @@ declare module '../../kernel/kfunc.js' {
   }
 }
 
+type PasidEntry = ViewOf<typeof PASID_ENTRY>;
+
+/** pasid_pte_is_present */
+function pasidPteIsPresent(pe: PasidEntry, env: DriverEnv, dev: DeviceInfo, pasid: number): boolean {
+  return (pe.flags.READ_ONCE(entryOf(env, dev, pasid)) & PASID_PTE_PRESENT) !== 0;
+}
+
 /** Clear P (with FPD on the release path, so DMA still in flight faults quietly), then flush. */
-function* vtdTearDown(env: DriverEnv, t: KTask, dev: DeviceInfo, pasid: number, why: RemoveWhy): KGen {
-  const unit = unitOf(env, dev).unit;
-  if ((unit.entryWord(dev.index, pasid, W_FLAGS) & P) === 0 && why === 'release') return;
-  yield* writeEntry(env, t, dev, pasid, [[W_FLAGS, why === 'release' ? FPD : 0, why === 'release' ? 'pasid_clear_entry_with_fpd' : 'pasid_clear_present']]);
+function* vtdTearDown(pe: PasidEntry, env: DriverEnv, t: KTask, dev: DeviceInfo, pasid: number, why: RemoveWhy): KGen {
+  if (!pasidPteIsPresent(pe, env, dev, pasid) && why === 'release') return;
+  yield* writeEntry(env, t, dev, pasid, [[pe.flags, why === 'release' ? PASID_PTE_FPD : 0, why === 'release' ? 'pasid_clear_entry_with_fpd' : 'pasid_clear_present']]);
   yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid), cmd(OP_IOTLB, dev.index, pasid), cmd(OP_DEVTLB, dev.index, pasid)]);
-  if (why === 'unbind') yield* writeEntry(env, t, dev, pasid, [[W_FLPTR, 0, 'intel_pasid_clear_entry'], [W_DID, 0, 'intel_pasid_clear_entry']]);
+  if (why === 'unbind') yield* writeEntry(env, t, dev, pasid, [[pe.flptr, 0, 'intel_pasid_clear_entry'], [pe.did, 0, 'intel_pasid_clear_entry']]);
 }
 
 /** The driver's kernel functions, by name (once per kernel: every VT-d unit shares them). */
 function defineVtdFunctions(env: DriverEnv): void {
   const k = env.k;
   if (k.fns.has('intel_pasid_setup_first_level')) return;
+  // The entries' accessors, made once per kernel: every VT-d unit's table is an array of the one layout.
+  const pe = k.view(PASID_ENTRY);
   k.fns.define('intel_pasid_setup_first_level', 'drivers/iommu/intel/pasid.c', function* (t, dev, pasid, mm, flags) {
-    const unit = unitOf(env, dev).unit;
-    if ((unit.entryWord(dev.index, pasid, W_FLAGS) & P) !== 0) return -EBUSY;
+    if (pasidPteIsPresent(pe, env, dev, pasid)) return -EBUSY;
     // The entry is not present, so the hardware caches nothing of it: write it, P last.
     yield* writeEntry(env, t, dev, pasid, [
-      [W_FLPTR, mm.id + 1, 'pasid_set_flptr'],
-      [W_DID, dev.iommu + 1, 'pasid_set_domain_id'],
-      [W_FLAGS, P | ((flags & SVM_FLAG_SUPERVISOR_MODE) !== 0 ? SRE : 0), 'pasid_set_present'],
+      [pe.flptr, mm.id + 1, 'pasid_set_flptr'],
+      [pe.did, dev.iommu + 1, 'pasid_set_domain_id'],
+      [pe.flags, PASID_PTE_PRESENT | ((flags & SVM_FLAG_SUPERVISOR_MODE) !== 0 ? PASID_PTE_SRE : 0), 'pasid_set_present'],
     ]);
     return 0;
   });
@@ -84,8 +106,8 @@ function defineVtdFunctions(env: DriverEnv): void {
   k.fns.define('intel_iommu_set_dev_pasid', 'drivers/iommu/intel/iommu.c', (t, domain, dev, pasid) =>
     k.fn.intel_pasid_setup_first_level(t, dev, pasid, domainMm(domain), domain.flags),
   );
-  k.fns.define('intel_pasid_tear_down_entry', 'drivers/iommu/intel/pasid.c', (t, dev, pasid) => vtdTearDown(env, t, dev, pasid, 'unbind'));
-  k.fns.define('intel_mm_release', 'drivers/iommu/intel/svm.c', (t, dev, pasid) => vtdTearDown(env, t, dev, pasid, 'release'));
+  k.fns.define('intel_pasid_tear_down_entry', 'drivers/iommu/intel/pasid.c', (t, dev, pasid) => vtdTearDown(pe, env, t, dev, pasid, 'unbind'));
+  k.fns.define('intel_mm_release', 'drivers/iommu/intel/svm.c', (t, dev, pasid) => vtdTearDown(pe, env, t, dev, pasid, 'release'));
   k.fns.define('intel_arch_invalidate_secondary_tlbs', 'drivers/iommu/intel/svm.c', (t, dev, pasid, start, end) =>
     flush(env, t, dev, [cmd(OP_IOTLB, dev.index, pasid, start, end), cmd(OP_DEVTLB, dev.index, pasid, start, end)]),
   );
