@@ -3,8 +3,9 @@
 // the SVA domain's mm (handle_mm_fault), then the response goes back through the IOMMU's queue. One path for
 // both presets: the SVA domain looked up with iommu_get_domain_for_dev_pasid and a user reference (seed 002's
 // policies lookup and users) — from the IOMMU drivers' page-request threads (iommu_report_device_fault, the sva
-// preset's hardware) or the domains preset's fault handlers (iopf_handler). Policy "fault handling" (seed 000): a fault the core could not resolve goes to the device
-// driver's fault callback (`callback`), or only the device-driver protocol hears of it (`protocol`).
+// preset's hardware) or the domains preset's fault handlers (iopf_handler). Policy "fault handling" (seed 000):
+// a fault the core could not resolve goes to the device driver's fault callback (`callback`), or only the
+// device-driver protocol hears of it (`protocol`).
 import type { KTask } from '../kernel/context.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { type MmStruct, type MmTable, mmget_not_zero, mmput } from '../kernel/mm/mm.js';
@@ -32,7 +33,6 @@ declare module '../kernel/kfunc.js' {
 export interface DeviceFaultEnv {
   readonly mms: MmTable;
   readonly notifiers: MmuNotifiers;
-  readonly groups: IommuGroups;
   /** The SVA domain's user reference of a lookup (policy users), and its put. */
   readonly get: DomainGet;
   put(t: KTask, dom: number): KGen;

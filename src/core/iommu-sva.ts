@@ -200,7 +200,6 @@ export class Sva {
       {
         mms: this.mms,
         notifiers: this.notifiers,
-        groups: doms.groups,
         get: (t, dom) => doms.iommu_sva_domain_get(t, dom),
         put: (t, dom) => doms.iommu_sva_domain_put(t, dom),
         svmOf: (d) => this.svm[d.index],
