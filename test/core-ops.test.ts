@@ -34,6 +34,10 @@ describe('kernel functions by name', () => {
       { kind: 'policy', policy: 'teardown', value: 'quarantine', values: ['drain', 'quarantine', 'at-once'] },
     ]);
     expect(fn(sva, 'iommu_sva_handle_iopf').origins[0]).toMatchObject({ policy: 'fault', value: 'protocol' });
+    // The sva preset's page-request path takes seed 002's policies too.
+    const sva002 = buildSva({ ...MIXED, lookup: 'mutex', users: 'unrefcounted' }).model.k.fns.list();
+    expect(fn(sva002, 'iommu_get_domain_for_dev_pasid').origins[0]).toMatchObject({ policy: 'lookup', value: 'mutex' });
+    expect(fn(sva002, 'iommu_report_device_fault').file).toBe('drivers/iommu/io-pgfault.c');
     const dom = buildDomains({ lookup: 'mutex', multiDevicePasid: 'allowed', groupSize: 2 }).model.k.fns.list();
     expect(fn(dom, 'iommu_get_domain_for_dev_pasid').origins[0]).toMatchObject({ policy: 'lookup', value: 'mutex', values: ['mutex', 'rcu'] });
     expect(fn(dom, 'iommu_attach_device_pasid').origins[0]).toMatchObject({ policy: 'multiDevicePasid', value: 'allowed' });

@@ -1,16 +1,16 @@
 // drivers/iommu/io-pgfault.c: a page request the IOMMU could not translate, handled in process context —
 // iopf_handler finds what {device, PASID} is attached to and iommu_sva_handle_iopf resolves the fault against
 // the SVA domain's mm (handle_mm_fault), then the response goes back through the IOMMU's queue. One path for
-// both shapes the model keeps: the seed-000 bond reached through its RCU pointer (the sva preset's page-request
-// threads), and the SVA domain looked up with iommu_get_domain_for_dev_pasid and a user reference (the domains
-// preset, seed 002). Policy "fault handling" (seed 000): a fault the core could not resolve goes to the device
-// driver's fault callback (`callback`), or only the device-driver protocol hears of it (`protocol`).
+// both presets: the SVA domain looked up with iommu_get_domain_for_dev_pasid and a user reference (seed 002's
+// policies lookup and users) — from the IOMMU drivers' page-request threads (iommu_report_device_fault, the sva
+// preset's hardware) or the domains preset's fault handlers (iopf_handler). Policy "fault handling" (seed 000):
+// a fault the core could not resolve goes to the device driver's fault callback (`callback`), or only the
+// device-driver protocol hears of it (`protocol`).
 import type { KTask } from '../kernel/context.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { type MmStruct, type MmTable, mmget_not_zero, mmput } from '../kernel/mm/mm.js';
 import type { MmuNotifiers } from '../kernel/mm/mmu_notifier.js';
 import { fault_in } from '../kernel/mm/pagetable.js';
-import { type RcuPointer, rcu_dereference, rcu_read_lock, rcu_read_unlock } from '../kernel/rcu.js';
 import { objLoad } from '../kernel/slab.js';
 import { DOM } from './domain.js';
 import type { DomainGet, IommuGroups } from './group.js';
@@ -20,47 +20,56 @@ const IO_PGFAULT_C = 'drivers/iommu/io-pgfault.c';
 
 declare module '../kernel/kfunc.js' {
   interface KernelFunctions {
-    /** The bond's page request: the response code (RESP_SUCCESS, RESP_INVALID or the driver callback's). */
-    iommu_sva_handle_iopf(t: KTask, dev: DeviceInfo, pasid: number, vpn: number, write: boolean): KGen<number>;
+    /** A page request from the IOMMU's queue: the response code (RESP_SUCCESS, RESP_INVALID or the driver callback's). */
+    iommu_report_device_fault(t: KTask, dev: DeviceInfo, pasid: number, vpn: number, write: boolean): KGen<number>;
+    /** The SVA domain's handler of a page request on {dev, pasid} (dom: the domain found, with its user reference). */
+    iommu_sva_handle_iopf(t: KTask, dev: DeviceInfo, pasid: number, vpn: number, write: boolean, dom: number): KGen<number>;
     /** The SVA domain's page request (seed 002): the mm id it was handled for, 0 when nothing SVA is attached. */
     iopf_handler(t: KTask, dev: DeviceInfo, pasid: number): KGen<number>;
   }
 }
 
-/** What the bond path's fault handling reads of iommu-sva.ts. */
-export interface BondFaultEnv {
+/** What the hardware model's fault path reads of iommu-sva.ts and sva-domain.ts. */
+export interface DeviceFaultEnv {
   readonly mms: MmTable;
   readonly notifiers: MmuNotifiers;
-  /** {dev, pasid}'s bond pointer (RCU): the handle, 0 when unbound. */
-  bondPtr(dev: DeviceInfo, pasid: number): RcuPointer;
-  /** The bond's mm id + 1 (a plain read inside a point). */
-  bondMm(handle: number): number;
+  /** The SVA domain's user reference of a lookup (policy users), and its put. */
+  readonly get: DomainGet;
+  put(t: KTask, dom: number): KGen;
   svmOf(dev: DeviceInfo): SvmOps | undefined;
 }
 
-/** iommu_sva_handle_iopf for the bond path, by the fault-handling policy. */
-export function defineBondIopf(k: Kernel, env: BondFaultEnv, fault: FaultHandling): void {
+/**
+ * The page-request path of the hardware model, in mainline's shape: iommu_report_device_fault finds the domain
+ * attached to {dev, pasid} (iommu_get_domain_for_dev_pasid, policy lookup, with the SVA domain's user reference,
+ * policy users) and hands the request to the domain's handler, iommu_sva_handle_iopf (policy fault). No SVA
+ * domain attached: the request is answered INVALID, as iommu_report_device_fault does without a handler.
+ */
+export function defineDeviceFault(k: Kernel, env: DeviceFaultEnv, fault: FaultHandling): void {
+  k.fns.define('iommu_report_device_fault', IO_PGFAULT_C, function* (t, dev, pasid, vpn, write) {
+    const dom = yield* k.fn.iommu_get_domain_for_dev_pasid(t, dev, pasid, 'sva', env.get);
+    if (dom <= 0) return RESP_INVALID;
+    const code = yield* k.fn.iommu_sva_handle_iopf(t, dev, pasid, vpn, write, dom);
+    yield* env.put(t, dom);
+    return code;
+  });
   k.fns.definePolicy('iommu_sva_handle_iopf', IO_PGFAULT_C, 'fault', fault, {
-    *callback(t, dev, pasid, vpn, write) {
-      const code = yield* resolveBondFault(k, env, t, dev, pasid, vpn, write);
+    *callback(t, dev, pasid, vpn, write, dom) {
+      const code = yield* resolveDomainFault(k, env, t, vpn, write, dom);
       const svm = env.svmOf(dev);
       return code !== RESP_SUCCESS && svm?.fault ? yield* svm.fault(t, dev, pasid, vpn, write) : code;
     },
-    protocol: (t, dev, pasid, vpn, write) => resolveBondFault(k, env, t, dev, pasid, vpn, write),
+    protocol: (t, _dev, _pasid, vpn, write, dom) => resolveDomainFault(k, env, t, vpn, write, dom),
   });
 }
 
-/** Resolve a page request against the mm bound at {dev, pasid}: the response code. */
-function* resolveBondFault(k: Kernel, env: BondFaultEnv, t: KTask, dev: DeviceInfo, pasid: number, vpn: number, write: boolean): KGen<number> {
-  // The mm reference is taken inside the read-side section: the unbind waits for it (synchronize_rcu)
-  // before the bond's hold on the mm can go.
-  yield* rcu_read_lock(k, t);
-  const handle = yield* rcu_dereference(k, t, env.bondPtr(dev, pasid));
-  const mmId = handle > 0 ? yield* k.step(t, 'bond->mm', () => env.bondMm(handle)) : 0;
+/** Resolve a page request against domain->mm (the domain is the caller's, by its user reference): the response code. */
+function* resolveDomainFault(k: Kernel, env: DeviceFaultEnv, t: KTask, vpn: number, write: boolean, dom: number): KGen<number> {
+  // domain->mm is read through the domain: KASAN's to report if the domain is already freed.
+  const mmId = yield* k.step(t, 'domain->mm', () => objLoad(k, t, dom, DOM.mm) - 1);
+  // init_mm (SUPERVISOR_MODE) takes no page requests: its faults are answered INVALID.
   const mm: MmStruct | undefined = mmId > 0 ? env.mms.mms[mmId - 1] : undefined;
-  const held = mm !== undefined && (yield* mmget_not_zero(k, t, mm));
-  yield* rcu_read_unlock(k, t);
-  if (!mm || !held) return RESP_INVALID;
+  if (!mm || !(yield* mmget_not_zero(k, t, mm))) return RESP_INVALID;
   const r = yield* fault_in(k, t, mm, vpn, write);
   yield* mmput(k, t, env.notifiers, mm);
   return r === 'ok' ? RESP_SUCCESS : RESP_INVALID;

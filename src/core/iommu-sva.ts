@@ -19,9 +19,9 @@ import {
   subscriptionData,
 } from '../kernel/mm/mmu_notifier.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
-import { objectRcuPointer, type RcuPointer, rcu_assign_pointer, rcu_init, synchronize_rcu } from '../kernel/rcu.js';
+import { rcu_init } from '../kernel/rcu.js';
 import { array, element, struct, type ViewOf, word } from '../kernel/struct.js';
-import { defineBondIopf } from './io-pgfault.js';
+import { defineDeviceFault } from './io-pgfault.js';
 import type { Oracle } from './oracle.js';
 import { PasidAllocator } from './pasid.js';
 import type { Stats } from './stats.js';
@@ -116,9 +116,8 @@ export class Sva {
   private readonly iommuOps: (IommuOps | undefined)[];
   private readonly svm: (SvmOps | undefined)[];
   private readonly bonds: number;
-  /** Per device, per PASID: the mm bound there now (id + 1; the oracle's ground truth) and the bond (RCU). */
+  /** Per device, per PASID: the mm bound there now (id + 1; the oracle's ground truth). */
   private readonly boundTable: number[] = [];
-  private readonly bondPtrs: number[] = [];
   private readonly notifierOps: number;
   private readonly sva: ViewOf<typeof IOMMU_SVA>;
 
@@ -142,7 +141,6 @@ export class Sva {
     for (const d of cfg.devices) {
       const n = 1 << d.caps.pasidBits;
       this.boundTable.push(k.statics.alloc(n, `${d.name} bound`));
-      this.bondPtrs.push(k.statics.alloc(n, `${d.name} pasid_array`));
     }
     this.pasids = new PasidAllocator(
       k,
@@ -196,9 +194,16 @@ export class Sva {
       unbind: (t, h) => this.freeBond(t, h),
       rcu: (t, h) => this.freeBondAndPasid(t, h),
     });
-    defineBondIopf(
+    const doms = this.svaDomains;
+    defineDeviceFault(
       this.k,
-      { mms: this.mms, notifiers: this.notifiers, bondPtr: (d, p) => this.bondPtr(d, p), bondMm: (h) => this.bondField(h, 'mm'), svmOf: (d) => this.svm[d.index] },
+      {
+        mms: this.mms,
+        notifiers: this.notifiers,
+        get: (t, dom) => doms.iommu_sva_domain_get(t, dom),
+        put: (t, dom) => doms.iommu_sva_domain_put(t, dom),
+        svmOf: (d) => this.svm[d.index],
+      },
       this.cfg.policies.fault,
     );
   }
@@ -232,10 +237,6 @@ export class Sva {
     const d = this.cfg.devices[dev];
     if (!d || pasid < 0 || pasid >= 1 << d.caps.pasidBits) return 0;
     return this.k.i32[this.at(this.boundTable[dev] as number, pasid)] as number;
-  }
-
-  private bondPtr(dev: DeviceInfo, pasid: number): RcuPointer {
-    return objectRcuPointer(`${dev.name}->pasid_array`, this.at(this.bondPtrs[dev.index] as number, pasid), 0, 'drivers/iommu/iommu-sva.c:174');
   }
 
   /** The bond's struct iommu_sva (its word offset). */
@@ -424,7 +425,6 @@ export class Sva {
       return yield* this.failed(t, a.err, `${this.ops(dev).driver} could not install PASID ${pasid}: ${a.why}`);
     }
     yield* k.step(t, 'handle->domain = domain', () => this.sva.domain.set(this.bond(handle), a.dom));
-    yield* rcu_assign_pointer(k, t, this.bondPtr(dev, pasid), handle);
     yield* k.step(t, 'iommu_sva: bound', () => this.stats.add('binds'));
     return { ret: handle, pasid, why: 'bound' };
   }
@@ -494,9 +494,6 @@ export class Sva {
 
   private *teardown(t: KTask, handle: number, dev: DeviceInfo, mm: MmStruct, pasid: number, quarantine: boolean, deferred = false): KGen {
     const k = this.k;
-    yield* rcu_assign_pointer(k, t, this.bondPtr(dev, pasid), 0);
-    // A page-request handler that found the bond has its mm reference once this returns.
-    yield* synchronize_rcu(k, t);
     const dom = this.sva.domain.get(this.bond(handle));
     if (dom !== 0) yield* this.svaDomains.iommu_sva_domain_detach(t, dom, dev, pasid);
     yield* k.step(t, quarantine ? 'iommu_sva: quarantine PASID' : 'iommu_sva: unbound', (env) => {
@@ -568,11 +565,11 @@ export class Sva {
   // ---- page requests ----
 
   /**
-   * Resolve a page request against the mm bound at {dev, pasid} (iommu_sva_handle_iopf): the response code.
-   * Runs in the IOMMU driver's page-request thread.
+   * A page request for {dev, pasid} (iommu_report_device_fault → the SVA domain's iommu_sva_handle_iopf): the
+   * response code. Runs in the IOMMU driver's page-request thread.
    */
   *handleIopf(t: KTask, dev: DeviceInfo, pasid: number, vpn: number, write: boolean): KGen<number> {
-    return yield* this.k.fn.iommu_sva_handle_iopf(t, dev, pasid, vpn, write);
+    return yield* this.k.fn.iommu_report_device_fault(t, dev, pasid, vpn, write);
   }
 
 }

@@ -40,6 +40,8 @@ import type { DeviceInfo } from './types.js';
 
 export type DomainType = 'blocked' | 'identity' | 'dma' | 'paging' | 'sva';
 export const DOMAIN_TYPES: readonly DomainType[] = ['blocked', 'identity', 'dma', 'paging', 'sva'];
+/** DOM.type of an SVA domain. */
+const SVA_TYPE = DOMAIN_TYPES.indexOf('sva') + 1;
 
 /** struct iommu_domain (include/linux/iommu.h), a slab object: its fields are read with KASAN's check. */
 export const IOMMU_DOMAIN = struct('iommu_domain', {
@@ -131,6 +133,9 @@ export class Domains {
           objStore(k, t, dom, DOM.flags, flags);
           if (table >= 0) this.clearTable(this.cfg.pageTables[table] as MmStruct);
         });
+        // iommu_sva_domain_alloc's mmgrab(mm): domain->mm outlives every user of the domain, whatever the mm's
+        // own exit does (only where the model's mms have a lifecycle — cfg.mmOf; the domains preset's are ids).
+        if (type === 'sva' && mm && this.cfg.mmOf) yield* k.fn.mmgrab(t, mm);
         return { dom, err: 0, why: '' };
       }.call(this),
     );
@@ -143,7 +148,10 @@ export class Domains {
       t,
       'iommu_domain_free',
       function* (this: Domains): KGen {
-        const [iommu, asid, table] = yield* k.step(t, 'iommu_domain_free', () => [objLoad(k, t, dom, DOM.iommu) - 1, objLoad(k, t, dom, DOM.asid) - 1, objLoad(k, t, dom, DOM.pgtable) - 1] as const);
+        const [iommu, asid, table, mmId] = yield* k.step(t, 'iommu_domain_free', () => [objLoad(k, t, dom, DOM.iommu) - 1, objLoad(k, t, dom, DOM.asid) - 1, objLoad(k, t, dom, DOM.pgtable) - 1, objLoad(k, t, dom, DOM.type) === SVA_TYPE ? objLoad(k, t, dom, DOM.mm) - 1 : -1] as const);
+        // if (domain->type == IOMMU_DOMAIN_SVA) mmdrop(domain->mm): the alloc's mmgrab.
+        const mm = mmId >= 0 ? this.cfg.mmOf?.(mmId) : undefined;
+        if (mm) yield* k.fn.mmdrop(t, mm);
         if (asid >= 0) yield* ida_free(k, t, this.spaces[iommu] as Ida, asid);
         if (table >= 0) yield* ida_free(k, t, this.tables, table);
         yield* kfree(k, t, dom);

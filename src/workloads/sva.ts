@@ -109,8 +109,8 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     mmOf: (id) => mmById(mms, id),
   });
   // Every device alone in its group: SVA binds attach {device, PASID} through it (iommu_attach_device_pasid).
-  const groups = new IommuGroups(k, domains, { devices: infos, groups: infos.map((d) => [d.index]), maxPasids: 1 << p.pasidBits, policies: { lookup: 'mutex', multiDevicePasid: 'refused' } });
-  const svaDomains = new SvaDomains(k, groups, domains, { mms: mms.mms.length, iommus: U, devices: D, maxPasids: 1 << p.pasidBits, users: 'refcounted', bonds: false });
+  const groups = new IommuGroups(k, domains, { devices: infos, groups: infos.map((d) => [d.index]), maxPasids: 1 << p.pasidBits, policies: { lookup: p.lookup, multiDevicePasid: 'refused' } });
+  const svaDomains = new SvaDomains(k, groups, domains, { mms: mms.mms.length, iommus: U, devices: D, maxPasids: 1 << p.pasidBits, users: p.users, bonds: false });
   const sva = new Sva(k, mms, notifiers, oracle, stats, svaDomains, { devices: infos, iommus: U, policies, bonds });
   const dma = new DmaApi(k, sva, domains, infos, p.defaultDomain, mms.initMm.id + 1);
   const vmmMm = vmm ? mms.mms[P + iopt] : undefined;

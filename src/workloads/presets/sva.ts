@@ -3,7 +3,9 @@
 // own DMA users — its parameters picked from the model's (src/workloads/params/), its defaults, its topology.
 // The workload it builds is src/workloads/sva.ts's.
 import type { DefaultDomainPolicy } from '../../core/dma-iommu.js';
+import type { PasidLookup } from '../../core/group.js';
 import type { IoasidLock } from '../../core/ioasid.js';
+import type { SvaUsers } from '../../core/sva-domain.js';
 import { DRIVER_BUGS, type DriverBug, type FaultHandling, type Flavour, type PasidPlacement, SVA_PASID_FREES, type SvaPasidFree, type Teardown } from '../../core/types.js';
 import type { Misbehaviour } from '../../hw/pci/device.js';
 import { type Script, SCRIPTS } from '../../actors/process.js';
@@ -17,6 +19,7 @@ import { POLICIES, type TaskMm } from '../params/policies.js';
 import { TOPOLOGY } from '../params/topology.js';
 import { WORKLOAD } from '../params/workload.js';
 import { flatTopology, type Topology } from '../topology.js';
+import { DOMAINS_DEFAULTS } from './domains.js';
 
 export interface SvaParams {
   /** Flavour of each IOMMU unit, comma-separated: `vtd,amd,smmuv3,vtd`. */
@@ -39,6 +42,10 @@ export interface SvaParams {
   readonly lock: IoasidLock;
   /** Where a bond's PASID is freed (seed 003): at unbind, or from the MMU notifier's free_notifier (SRCU callback). */
   readonly free: SvaPasidFree;
+  /** iommu_get_domain_for_dev_pasid on the page-request path (seed 002): under group->mutex, or RCU. */
+  readonly lookup: PasidLookup;
+  /** SVA domain users (seed 002): refcounted per bind and lookup, or a plain count the last unbind frees on. */
+  readonly users: SvaUsers;
   /** A planted driver bug (the oracles' negative control). */
   readonly bug: DriverBug;
   readonly misbehave: Misbehaviour;
@@ -111,6 +118,8 @@ export const SVA_DEFAULTS: SvaParams = {
   drainTimeoutMs: 1000,
   lock: 'spinlock',
   free: 'unbind',
+  lookup: DOMAINS_DEFAULTS.lookup,
+  users: DOMAINS_DEFAULTS.users,
   bug: 'none',
   misbehave: 'none',
   misbehaveDevice: 0,
@@ -144,13 +153,13 @@ export const SVA_DEFAULTS: SvaParams = {
   drmRounds: 2,
 };
 
-/** The sva preset's parameters: the hardware topology, seed 000/001/004's policies, processes that bind and DMA. */
+/** The sva preset's parameters: the hardware topology, seed 000/001/002/003/004's policies, processes that bind and DMA. */
 export const SVA_PRESET: PresetSpec<SvaParams> = {
   name: 'sva',
   summary: 'IOMMU units of any flavour, PCI devices with ATS/PRI/PASID, processes that bind, DMA, fault, munmap, unbind and exit; the kernel\'s own DMA users.',
   params: {
     ...pick('topology', TOPOLOGY, ['iommus', 'devices', 'processes', 'pages', 'caps', 'pasidBits', 'ssidBits', 'trusted', 'iotlb', 'atc', 'prqDepth', 'cmdCostNs', 'addressSpaces', 'kdevices', 'opens']),
-    ...pick('policies', POLICIES, ['pasidAlloc', 'teardown', 'fault', 'drainTimeoutMs', 'taskMm', 'wq', 'defaultDomain', 'vfioTakeover', 'lock', 'free'], {
+    ...pick('policies', POLICIES, ['pasidAlloc', 'teardown', 'fault', 'drainTimeoutMs', 'taskMm', 'wq', 'defaultDomain', 'vfioTakeover', 'lock', 'free', 'lookup', 'users'], {
       free: oneOf(SVA_PASID_FREES),
     }),
     ...pick('faults', FAULTS, ['bug', 'misbehave', 'misbehaveDevice', 'extension', 'failAlloc'], { bug: oneOf(DRIVER_BUGS) }),
