@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { buildSva, type SvaModel } from '../src/workloads/sva.js';
 import '../src/workloads/index.js';
 import { buildDomains } from '../src/workloads/domains.js';
-import type { BindResult } from '../src/core/sva.js';
+import type { BindResult } from '../src/core/iommu-sva.js';
 import type { DeviceInfo } from '../src/core/types.js';
 import type { KTask } from '../src/kernel/context.js';
 import type { KGen } from '../src/kernel/kernel.js';

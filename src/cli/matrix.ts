@@ -22,7 +22,7 @@ import { basename, join } from 'node:path';
 import { Piscina } from 'piscina';
 import { KERNEL_USES } from '../workloads/kernel-users.js';
 import { DEFAULT_DOMAIN_POLICIES } from '../core/dma-iommu.js';
-import { MULTI_DEVICE_PASID, PASID_LOOKUPS } from '../core/group.js';
+import { MULTI_DEVICE_PASID, PASID_LOOKUPS } from '../core/iommu.js';
 import { IOASID_CHAINS, IOASID_LOCKS } from '../core/ioasid.js';
 import { FREE_POLICIES } from '../workloads/ioasid.js';
 import { SVA_USERS } from '../core/sva-domain.js';

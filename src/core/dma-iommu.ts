@@ -14,8 +14,8 @@ import type { Kernel, KGen } from '../kernel/kernel.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
 import { kmemleak_not_leak } from '../kernel/slab.js';
 import { element, struct, type ViewOf, word } from '../kernel/struct.js';
-import type { Domains, DomainType } from './domain.js';
-import type { Sva } from './sva.js';
+import type { Domains, DomainType } from './iommu.js';
+import type { Sva } from './iommu-sva.js';
 import type { DeviceInfo } from './types.js';
 
 export type DefaultDomainPolicy = 'per-instance' | 'per-device' | 'none';

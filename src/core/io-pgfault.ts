@@ -12,8 +12,11 @@ import { type MmStruct, type MmTable, mmget_not_zero, mmput } from '../kernel/mm
 import type { MmuNotifiers } from '../kernel/mm/mmu_notifier.js';
 import { fault_in } from '../kernel/mm/pagetable.js';
 import { objLoad } from '../kernel/slab.js';
-import { DOM } from './domain.js';
-import type { DomainGet, IommuGroups } from './group.js';
+import {
+  DOM,
+  type DomainGet,
+  type IommuGroups,
+} from './iommu.js';
 import { type DeviceInfo, type FaultHandling, RESP_INVALID, RESP_SUCCESS, type SvmOps } from './types.js';
 
 const IO_PGFAULT_C = 'drivers/iommu/io-pgfault.c';

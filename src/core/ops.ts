@@ -7,7 +7,7 @@
 import type { KTask } from '../kernel/context.js';
 import type { KGen } from '../kernel/kernel.js';
 import type { MmStruct } from '../kernel/mm/mm.js';
-import type { DomainType } from './domain.js';
+import type { DomainType } from './iommu.js';
 import type { DeviceInfo, PasidPlacement } from './types.js';
 
 /**

@@ -29,8 +29,14 @@ import {
 } from '../kernel/refcount.js';
 import { objLoad, objStore } from '../kernel/slab.js';
 import { element, type ViewOf } from '../kernel/struct.js';
-import { DOM, type Domains, IOMMU_DOMAIN } from './domain.js';
-import { type GroupDevice, type IommuGroups, iommuWarn } from './group.js';
+import {
+  DOM,
+  type Domains,
+  type GroupDevice,
+  IOMMU_DOMAIN,
+  type IommuGroups,
+  iommuWarn,
+} from './iommu.js';
 import { IOMMU_SVA, iommuSvaLock } from './iommu-sva.js';
 import { defineDomainIopf } from './io-pgfault.js';
 import type { DeviceInfo } from './types.js';

@@ -1,7 +1,7 @@
 // The "no hardware" IOMMU driver: what a topology without an IOMMU unit model attaches through (the domains
 // preset's groups). It implements the one ops table (core/ops.ts: iommu_ops + iommu_domain_ops) and keeps, in
 // shared memory as a PASID table would, what each device's RID and each {device, PASID} translate through.
-import { DOM } from '../core/domain.js';
+import { DOM } from '../core/iommu.js';
 import { type IommuDomain, type IommuDomainOps, type IommuOps, IOMMU_NO_PASID, type RemoveWhy } from '../core/ops.js';
 import type { DeviceInfo } from '../core/types.js';
 import type { KTask } from '../kernel/context.js';

@@ -3,7 +3,7 @@
 // with COMPLETION_WAIT), draining the page requests of a PASID (intel_drain_pasid_prq), and the thread that
 // handles page requests and answers them through the command queue (prq_event_thread, arm_smmu_priq_thread,
 // AMD's PPR handling).
-import type { Sva } from '../core/sva.js';
+import type { Sva } from '../core/iommu-sva.js';
 import type { DeviceInfo } from '../core/types.js';
 import type { Stats } from '../core/stats.js';
 import type { KTask } from '../kernel/context.js';

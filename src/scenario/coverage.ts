@@ -9,7 +9,7 @@ import { TASK, type Workload } from '../runtime/model.js';
 import type { RunResult } from '../runtime/result.js';
 import { REC, REC_INTS } from '../runtime/trace.js';
 
-/** Task step labels that mark a PASID lifecycle transition (src/core/sva.ts, pasid.ts, ida.ts, ioasid.ts). */
+/** Task step labels that mark a PASID lifecycle transition (src/core/iommu-sva.ts, pasid.ts, ida.ts, ioasid.ts). */
 const PASID_STEPS: readonly (readonly [RegExp, string])[] = [
   [/^iommu_sva_pasid_get$/, 'allocated'],
   [/^iommu_sva: bound$/, 'bound'],

@@ -17,8 +17,10 @@ import type { KGen } from '../kernel/kernel.js';
 import type { MmStruct } from '../kernel/mm/mm.js';
 import { synchronize_rcu } from '../kernel/rcu.js';
 import { InputError } from '../runtime/errors.js';
-import type { DomainType } from '../core/domain.js';
-import type { GroupDevice } from '../core/group.js';
+import type {
+  DomainType,
+  GroupDevice,
+} from '../core/iommu.js';
 import { parseScript, type ScriptActor, ScriptRunner, withinTopology } from './script.js';
 import { DOMAINS_KINDS } from './steps.js';
 import type { DomainsModel } from './domains.js';

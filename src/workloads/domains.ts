@@ -16,7 +16,7 @@
 // - multi-device: the policy "PASID attach on multi-device groups". VFIO, owning device 0, attaches a paging
 //   domain to {device 0, PASID pasids-1}, DMAs through it and detaches; meanwhile the driver of device 1 — the
 //   other function of the same group — issues DMA tagged with that PASID, which nobody attached for it. Refused,
-//   the attach is -EINVAL; allowed, it reaches every device of the group, and the isolation oracle (group.ts)
+//   the attach is -EINVAL; allowed, it reaches every device of the group, and the isolation oracle (oracle.ts)
 //   reports device 1's DMA reaching VFIO's domain.
 // A scenario's `script` section (parameter `steps`) runs scripted actors instead (domains-script.ts).
 // Teardown checks: kmemleak for domains, the groups' pasid_arrays and the driver's PASID entries empty, no
@@ -31,12 +31,12 @@ import { synchronize_rcu } from '../kernel/rcu.js';
 import { slabInit } from '../kernel/slab.js';
 import type { Wire, Workload } from '../runtime/model.js';
 import { taskDriver } from '../kernel/driver.js';
-import { Domains } from '../core/domain.js';
 import {
+  Domains,
   type GroupDevice,
   type GroupPolicies,
   IommuGroups,
-} from '../core/group.js';
+} from '../core/iommu.js';
 import { IOMMU_SVA } from '../core/iommu-sva.js';
 import { SvaDomains } from '../core/sva-domain.js';
 import { NoHwIommu } from '../hw/nohw.js';
@@ -114,7 +114,7 @@ interface DomainsTaskEnv {
 function defineRaceTasks(env: DomainsTaskEnv): void {
   const { k, p, mms, hw, sva, dev, bump, count, bound } = env;
   // A process: bind, let the device DMA, unbind — `rounds` times, on the next device each round.
-  // TODO(#15, core): bind through the one SVA bind path (k.fn.iommu_sva_bind_device of core/sva.ts, part 1)
+  // TODO(#15, core): bind through the one SVA bind path (k.fn.iommu_sva_bind_device of core/iommu-sva.ts)
   // once SvaDomains (core/sva-domain.ts) is folded into it; this task then needs no change but the callee.
   k.task('proc', 'process', function* (t, args) {
     const i = typeof args === 'number' ? args : 0;

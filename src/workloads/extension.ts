@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import type { DmaApi } from '../core/dma-iommu.js';
-import type { Sva } from '../core/sva.js';
+import type { Sva } from '../core/iommu-sva.js';
 import type { DeviceInfo, IommuOps } from '../core/types.js';
 import type { Command, IommuUnit } from '../hw/iommu.js';
 import type { KTask } from '../kernel/context.js';

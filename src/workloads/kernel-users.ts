@@ -7,9 +7,9 @@
 // Kernel submitters get their completion from a completion record the device writes in memory, as DSA does.
 import type { DmaApi } from '../core/dma-iommu.js';
 import { OWNER_DRIVER } from '../core/dma-iommu.js';
-import type { Domains } from '../core/domain.js';
+import type { Domains } from '../core/iommu.js';
 import type { Stats } from '../core/stats.js';
-import type { Sva } from '../core/sva.js';
+import type { Sva } from '../core/iommu-sva.js';
 import { type DeviceInfo, SVM_FLAG_PRIVATE_PASID, SVM_FLAG_SUPERVISOR_MODE } from '../core/types.js';
 import type { KTask } from '../kernel/context.js';
 import { errname } from '../kernel/errno.js';

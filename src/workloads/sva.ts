@@ -5,12 +5,14 @@
 // break what they guard.
 import { DmaApi } from '../core/dma-iommu.js';
 import { pasidIoasidWords } from '../core/pasid.js';
-import { IommuGroups } from '../core/group.js';
+import {
+  Domains,
+  IommuGroups,
+} from '../core/iommu.js';
 import { SvaDomains } from '../core/sva-domain.js';
-import { Domains } from '../core/domain.js';
 import { Oracle } from '../core/oracle.js';
 import { Stats, type StatName } from '../core/stats.js';
-import { Sva } from '../core/sva.js';
+import { Sva } from '../core/iommu-sva.js';
 import type { DeviceInfo, Flavour, IommuOps, SvaPolicies } from '../core/types.js';
 import { AMD, amdOps } from '../hw/amd/amd.js';
 import { type DriverEnv, flush } from '../hw/driver.js';

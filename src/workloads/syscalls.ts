@@ -2,7 +2,7 @@
 // fd's open/bind and close, munmap, do_exit) and the driver thread that binds a task's mm (seed 000's
 // iommu_bind_task) — kernel tasks with scheduling points, replying to the process's actor when they return to
 // user space and telling its mm's actor each change of the mm's state.
-import type { Sva } from '../core/sva.js';
+import type { Sva } from '../core/iommu-sva.js';
 import type { DeviceInfo } from '../core/types.js';
 import type { AccelDriver } from '../hw/pci/driver.js';
 import type { KTask } from '../kernel/context.js';

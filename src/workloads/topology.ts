@@ -71,7 +71,7 @@ export function setsTopology(processes: number, quotas: readonly number[]): Topo
   return { units: [], devices: [], processes, ioasidSets: quotas.map((quota) => ({ quota })), kernelUsers: 0 };
 }
 
-/** The machines of the hardware and mm actors, as the preset has them (src/actors/hardware.ts, mm.ts). */
+/** The machines of the hardware and mm actors, as the preset has them (src/actors/iommu-unit.ts, pci-device.ts, mm-context.ts). */
 export interface HardwareLogic {
   /** An IOMMU unit's actor logic and input; undefined: the preset has no hardware model of that unit yet. */
   unit?(u: UnitTopology): Pick<ActorSpec, 'logic' | 'input'>;

@@ -10,7 +10,7 @@
 // in its registers here, read by its actor's machine (src/actors/pci-device.ts).
 import type { Oracle } from '../../core/oracle.js';
 import type { Stats } from '../../core/stats.js';
-import type { Sva } from '../../core/sva.js';
+import type { Sva } from '../../core/iommu-sva.js';
 import { type DeviceInfo, RESP_SUCCESS } from '../../core/types.js';
 import type { Kernel } from '../../kernel/kernel.js';
 import { dmaWrite, pageOwner, type PhysMem } from '../../kernel/mm/physmem.js';

@@ -2,7 +2,7 @@
 // device fds for processes — open binds the process's mm, release unbinds — and registers the svm ops the core
 // calls back: invalidate_pasid (tell the device to stop using a PASID and wait until it has drained — "can
 // basically take for ever"), the fault handler, and, for AMD IOMMUv2, the PASIDs it allocates itself.
-import type { BindResult, Sva } from '../../core/sva.js';
+import type { BindResult, Sva } from '../../core/iommu-sva.js';
 import { type DeviceInfo, RESP_INVALID, type SvmOps } from '../../core/types.js';
 import type { KTask } from '../../kernel/context.js';
 import { defineIda, type Ida, idaAllocated, ida_alloc_range, ida_free } from '../../kernel/ida.js';

@@ -1,7 +1,7 @@
 // The policy parameters: the choices the seeds argue about (DESIGN.md, "Policies"), each value an alternative
 // implementation of a kernel path — they combine wherever their code runs.
 import { DEFAULT_DOMAIN_POLICIES } from '../../core/dma-iommu.js';
-import { MULTI_DEVICE_PASID, PASID_LOOKUPS } from '../../core/group.js';
+import { MULTI_DEVICE_PASID, PASID_LOOKUPS } from '../../core/iommu.js';
 import { IOASID_LOCKS } from '../../core/ioasid.js';
 import { SVA_USERS } from '../../core/sva-domain.js';
 import { FAULT_HANDLINGS, PASID_PLACEMENTS, TEARDOWNS } from '../../core/types.js';

@@ -1,7 +1,7 @@
 // The `domains` preset (seed 002): IOMMU groups of one or more devices, processes binding through shared SVA
 // domains, page-fault handlers, a VFIO-like user — its parameters picked from the model's (src/workloads/params/),
 // its defaults, its topology. The workload it builds is src/workloads/domains.ts's.
-import type { MultiDevicePasid, PasidLookup } from '../../core/group.js';
+import type { MultiDevicePasid, PasidLookup } from '../../core/iommu.js';
 import type { SvaUsers } from '../../core/sva-domain.js';
 import { InputError } from '../../runtime/errors.js';
 import type { Wire } from '../../runtime/model.js';

@@ -3,7 +3,7 @@
 // own DMA users — its parameters picked from the model's (src/workloads/params/), its defaults, its topology.
 // The workload it builds is src/workloads/sva.ts's.
 import type { DefaultDomainPolicy } from '../../core/dma-iommu.js';
-import type { PasidLookup } from '../../core/group.js';
+import type { PasidLookup } from '../../core/iommu.js';
 import type { IoasidLock } from '../../core/ioasid.js';
 import type { SvaUsers } from '../../core/sva-domain.js';
 import { DRIVER_BUGS, type DriverBug, type FaultHandling, type Flavour, type PasidPlacement, SVA_PASID_FREES, type SvaPasidFree, type Teardown } from '../../core/types.js';
