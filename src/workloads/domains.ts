@@ -40,6 +40,10 @@ import {
 import { IOMMU_SVA } from '../core/iommu-sva.js';
 import { SvaDomains } from '../core/sva-domain.js';
 import { NoHwIommu } from '../hw/nohw.js';
+import type { IommuUnit } from '../hw/iommu.js';
+import { HW_HOT_EVENTS, HW_SHARED_EVENTS } from '../hw/messages.js';
+import type { PciDevice } from '../hw/pci/device.js';
+import { buildPresetHardware, hardwareWords, NO_SVA_PATH } from './hardware.js';
 import { defineDomainsScript, parseDomainsScript } from './domains-script.js';
 import { checkWhileTasks } from './script.js';
 import { type DomainsParams, domainsParams, domainsTopology, MAX_INITIAL_TASKS } from './presets/domains.js';
@@ -319,14 +323,19 @@ const DOMAINS_NAMED_KINDS = new Set(['domains_script', 'proc', 'iopf', 'vfio', '
 
 export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: DomainsModel } {
   const p = domainsParams(raw);
+  const topo = domainsTopology(p);
+  const pasidBits = Math.ceil(Math.log2(p.pasids));
   const ndev = p.groups * p.groupSize;
+  // The bench's drivers first (bench/domains.bench.ts sends `go` to actors 0..drivers-1), then the units, devices, mms.
+  const drivers = p.script === 'bench' ? p.drivers : 0;
+  const unitActor = (u: number): number => drivers + u;
   const nmms = p.processes + PAGE_TABLES;
   // Sized to the scenario: a deterministic exploration allocates the whole region once per execution.
   const layout = {
     stringWords: 1 << 15,
     stringSlots: 1 << 10,
     lockdepWords: 1 << 14,
-    staticWords: (1 << 12) + ndev * (IOMMU_SVA.words * p.pasids + 4 * p.pasids) + (nmms + 1) * 32 + p.groups * (p.pasids + 8),
+    staticWords: (1 << 12) + ndev * (IOMMU_SVA.words * p.pasids + 4 * p.pasids) + (nmms + 1) * 32 + p.groups * (p.pasids + 8) + hardwareWords(topo, pasidBits),
     arenaWords: (1 << 12) + 64 * p.processes,
   };
   const k = new Kernel({ layout });
@@ -334,13 +343,12 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
   const pm = definePhysMem(k, 4);
   const table = defineMms(k, pm, nmms, 1);
   const mms = table.mms.slice(0, p.processes);
-  const topo = domainsTopology(p);
   const devices: GroupDevice[] = topo.devices.map((d) => ({
     index: d.index,
     name: d.name,
     iommu: d.iommu,
-    caps: { ats: true, pri: true, pasid: true, pasidBits: Math.ceil(Math.log2(p.pasids)) },
-    actor: -1,
+    caps: { ats: true, pri: true, pasid: true, pasidBits },
+    actor: drivers + topo.units.length + d.index,
     trusted: false,
   }));
   const domains = new Domains(k, {
@@ -392,23 +400,25 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
   k.onEnd(() => reportLeftovers(k, groups, sva, hw));
 
   const scripted = parseDomainsScript(p.steps, { devices: ndev, processes: p.processes, iommus: p.iommus, pasids: p.pasids, maxActors: MAX_INITIAL_TASKS });
-  const initialTasks = domainsInitialTasks(p, scripted ? defineDomainsScript({ k, devices, mms, domains, groups, hw, sva }, scripted) : undefined);
-  // The tasks this run can have: its initial ones, and those spawned without a name (callbacks: their kind).
-  if (scripted) checkWhileTasks('domains', scripted, [...initialTasks.map((it) => it.name), ...Object.keys(k.taskFactories).filter((kind) => !DOMAINS_NAMED_KINDS.has(kind))]);
+  const userTasks = domainsInitialTasks(p, scripted ? defineDomainsScript({ k, devices, mms, domains, groups, hw, sva }, scripted) : undefined);
+  // The units and devices, booted by kernel_init, which then starts the workload's tasks (user space).
+  const hwm = buildPresetHardware(k, topo, { infos: devices, mms: table, sva: NO_SVA_PATH, unitActor, then: userTasks });
+  // The tasks this run can have: its first ones, and those spawned without a name (callbacks: their kind).
+  if (scripted) checkWhileTasks('domains', scripted, [...userTasks.map((it) => it.name), ...Object.keys(k.taskFactories).filter((kind) => !DOMAINS_NAMED_KINDS.has(kind))]);
   const statics = staticsOffset(k.layout, k.base);
   const refusals = new Refusals(k, () => k.deliveryStep);
   const workload: Workload = {
     name: 'domains',
     params: { ...p },
-    // The bench's drivers first: bench/domains.bench.ts sends `go` to actors 0..drivers-1.
     actors: [
-      ...Array.from({ length: p.script === 'bench' ? p.drivers : 0 }, (_, i) => ({ name: `driver/${i}`, logic: taskDriver, input: { kind: 'lookup_loop', teardown: 'bench_teardown' } })),
-      ...hardwareActors(topo, { mm: (i) => ({ logic: mmContextMachine(`mm/${i + 1}`, refusals) }) }, { unit: (u) => `iommu${u}`, device: (d) => topo.devices[d]?.name ?? '' }),
+      ...Array.from({ length: drivers }, (_, i) => ({ name: `driver/${i}`, logic: taskDriver, input: { kind: 'lookup_loop', teardown: 'bench_teardown' } })),
+      ...hardwareActors(topo, { ...hwm.logic(refusals), mm: (i) => ({ logic: mmContextMachine(`mm/${i + 1}`, refusals) }) }, { unit: (u) => (hwm.units[u] as IommuUnit).name, device: (d) => (hwm.devices[d] as PciDevice).actorName }),
     ],
     initial: [],
-    initialTasks,
+    initialTasks: [hwm.boot.task],
     sharedWords: k.words,
-    hotEvents: { go: ['n'] },
+    hotEvents: { ...HW_HOT_EVENTS, go: ['n'] },
+    sharedEvents: HW_SHARED_EVENTS,
     tasks: k.taskFactories,
     monitor: k,
     check: (_finals, shared) => domainsCheck(Object.fromEntries(DOMAINS_STATS.map((s, i) => [s, shared[statics + statsOff + i] as number])) as Record<DomainsStat, number>),
