@@ -44,6 +44,7 @@ import type { IommuUnit } from '../hw/iommu.js';
 import { HW_HOT_EVENTS, HW_SHARED_EVENTS } from '../hw/messages.js';
 import type { PciDevice } from '../hw/pci/device.js';
 import { buildPresetHardware, hardwareWords, NO_SVA_PATH } from './hardware.js';
+import type { Boot } from '../hw/boot.js';
 import { defineDomainsScript, parseDomainsScript } from './domains-script.js';
 import { checkWhileTasks } from './script.js';
 import { type DomainsParams, domainsParams, domainsTopology, MAX_INITIAL_TASKS } from './presets/domains.js';
@@ -112,15 +113,18 @@ interface DomainsTaskEnv {
   readonly benchDom: number;
   /** Whether a PASID may be attached to a device's group (the policy, and its size). */
   readonly pasidOk: boolean;
+  /** kernel_init: the workload's tasks start once it has configured the hardware (user space starts then). */
+  readonly boot: Boot;
 }
 
 /** script race and stress: the processes binding and the page-fault handlers racing their unbinds. */
 function defineRaceTasks(env: DomainsTaskEnv): void {
-  const { k, p, mms, hw, sva, dev, bump, count, bound } = env;
+  const { k, p, mms, hw, sva, dev, bump, count, bound, boot } = env;
   // A process: bind, let the device DMA, unbind — `rounds` times, on the next device each round.
   // TODO(#15, core): bind through the one SVA bind path (k.fn.iommu_sva_bind_device of core/sva.ts, part 1)
   // once SvaDomains (core/sva-domain.ts) is folded into it; this task then needs no change but the callee.
   k.task('proc', 'process', function* (t, args) {
+    yield* boot.wait(t);
     const i = typeof args === 'number' ? args : 0;
     const mm = mms[i] as MmStruct;
     const pasid = mm.id;
@@ -141,6 +145,7 @@ function defineRaceTasks(env: DomainsTaskEnv): void {
 
   // A page-fault handler (io-pgfault's workqueue): race, after its process's first bind; stress, right away.
   k.task('iopf', 'workqueue', function* (t, args) {
+    yield* boot.wait(t);
     const f = typeof args === 'number' ? args : 0;
     for (let n = 0; n < p.lookups; n++) {
       const owner = (f + (p.script === 'race' ? 0 : n)) % p.processes;
@@ -170,9 +175,10 @@ function defineRaceTasks(env: DomainsTaskEnv): void {
 
 /** script stress and multi-device: a VFIO-like user of a PASID, and a peer device's DMA. */
 function defineVfioTasks(env: DomainsTaskEnv): void {
-  const { k, p, domains, groups, hw, dev, count, pasidOk } = env;
+  const { k, p, domains, groups, hw, dev, count, pasidOk, boot } = env;
   // A VFIO/iommufd-like user of PASID pasids-1: the attach / replace / detach semantics, each result checked.
   k.task('vfio', 'process', function* (t) {
+    yield* boot.wait(t);
     const pasid = p.pasids - 1;
     let unexpected = 0;
     let ops = 0;
@@ -219,6 +225,7 @@ function defineVfioTasks(env: DomainsTaskEnv): void {
 
   // Multi-device: VFIO owns device 0 and attaches a paging domain to one of its PASIDs, checking each result.
   k.task('pasid_owner', 'process', function* (t) {
+    yield* boot.wait(t);
     const d = dev(0);
     const pasid = p.pasids - 1;
     let unexpected = 0;
@@ -243,6 +250,7 @@ function defineVfioTasks(env: DomainsTaskEnv): void {
   });
   // ... and the driver of device 1 tags its own DMA with that PASID: nothing is attached to {device 1, PASID}.
   k.task('peer_dma', 'process', function* (t) {
+    yield* boot.wait(t);
     const d = dev(1);
     let translated = 0;
     for (let n = 0; n < p.lookups; n++) if ((yield* hw.dma(t, d, p.pasids - 1)) !== 0) translated++;
@@ -256,9 +264,10 @@ function defineVfioTasks(env: DomainsTaskEnv): void {
 
 /** script bench: a paging domain looked up by loops, torn down at the end. */
 function defineBenchTasks(env: DomainsTaskEnv): void {
-  const { k, p, domains, groups, dev, count, benchDom } = env;
+  const { k, p, domains, groups, dev, count, benchDom, boot } = env;
   // The benchmark: a paging domain on {device 0, PASID 1}, looked up by loops, torn down at the end.
   k.task('bench_setup', 'process', function* (t) {
+    yield* boot.wait(t);
     const a = yield* domains.alloc(t, 'paging', dev(0).iommu);
     if (a.err !== 0) throw new Error(`domains bench: ${a.why}`);
     const ret = yield* groups.iommu_attach_device_pasid(t, a.dom, dev(0), 1);
@@ -392,7 +401,9 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
   /** Whether a PASID may be attached to dev's group (the policy, and its size). */
   const pasidOk = p.groupSize === 1 || p.multiDevicePasid === 'allowed';
 
-  const env: DomainsTaskEnv = { k, p, mms, domains, groups, hw, sva, dev, bump, count, bound, benchDom, pasidOk };
+  // The units and devices, booted by kernel_init; the workload's tasks wait for it, as user space does.
+  const hwm = buildPresetHardware(k, topo, { infos: devices, mms: table, sva: NO_SVA_PATH, unitActor, userTasks: [] });
+  const env: DomainsTaskEnv = { k, p, mms, domains, groups, hw, sva, dev, bump, count, bound, benchDom, pasidOk, boot: hwm.boot };
   defineRaceTasks(env);
   defineVfioTasks(env);
   defineBenchTasks(env);
@@ -400,11 +411,9 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
   k.onEnd(() => reportLeftovers(k, groups, sva, hw));
 
   const scripted = parseDomainsScript(p.steps, { devices: ndev, processes: p.processes, iommus: p.iommus, pasids: p.pasids, maxActors: MAX_INITIAL_TASKS });
-  const userTasks = domainsInitialTasks(p, scripted ? defineDomainsScript({ k, devices, mms, domains, groups, hw, sva }, scripted) : undefined);
-  // The units and devices, booted by kernel_init, which then starts the workload's tasks (user space).
-  const hwm = buildPresetHardware(k, topo, { infos: devices, mms: table, sva: NO_SVA_PATH, unitActor, then: userTasks });
-  // The tasks this run can have: its first ones, and those spawned without a name (callbacks: their kind).
-  if (scripted) checkWhileTasks('domains', scripted, [...userTasks.map((it) => it.name), ...Object.keys(k.taskFactories).filter((kind) => !DOMAINS_NAMED_KINDS.has(kind))]);
+  const initialTasks = domainsInitialTasks(p, scripted ? defineDomainsScript({ k, devices, mms, domains, groups, hw, sva, boot: hwm.boot }, scripted) : undefined);
+  // The tasks this run can have: its initial ones, and those spawned without a name (callbacks: their kind).
+  if (scripted) checkWhileTasks('domains', scripted, [...initialTasks.map((it) => it.name), ...Object.keys(k.taskFactories).filter((kind) => !DOMAINS_NAMED_KINDS.has(kind))]);
   const statics = staticsOffset(k.layout, k.base);
   const refusals = new Refusals(k, () => k.deliveryStep);
   const workload: Workload = {
@@ -415,7 +424,7 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
       ...hardwareActors(topo, { ...hwm.logic(refusals), mm: (i) => ({ logic: mmContextMachine(`mm/${i + 1}`, refusals) }) }, { unit: (u) => (hwm.units[u] as IommuUnit).name, device: (d) => (hwm.devices[d] as PciDevice).actorName }),
     ],
     initial: [],
-    initialTasks: [hwm.boot.task],
+    initialTasks: [hwm.boot.task, ...initialTasks],
     sharedWords: k.words,
     hotEvents: { ...HW_HOT_EVENTS, go: ['n'] },
     sharedEvents: HW_SHARED_EVENTS,

@@ -60,12 +60,12 @@ export interface PresetHardware {
 
 /**
  * The topology's units and devices; `infos` are its devices as the kernel knows them (`actor` set to their
- * actors' ids), `unitActor(u)` the units' actor ids; kernel_init spawns `then` once the hardware is configured.
+ * actors' ids), `unitActor(u)` the units' actor ids; kernel_init spawns `userTasks` once the hardware is configured.
  */
 export function buildPresetHardware(
   k: Kernel,
   topo: Topology,
-  env: { infos: readonly DeviceInfo[]; mms: MmTable; sva: SvaPath; unitActor(u: number): number; then: readonly { task: string; args: Wire; name: string }[] },
+  env: { infos: readonly DeviceInfo[]; mms: MmTable; sva: SvaPath; unitActor(u: number): number; userTasks: readonly { task: string; args: Wire; name: string }[] },
 ): PresetHardware {
   const oracle = Oracle.of(k);
   const stats = new Stats(k);
@@ -84,7 +84,7 @@ export function buildPresetHardware(
     for (const h of hardware) h.reset();
     for (const d of devices) d.reset();
   });
-  const boot = defineBoot(k, units, devices, env.then);
+  const boot = defineBoot(k, units, devices, env.userTasks);
   const step = (): number => k.deliveryStep;
   return {
     units,
