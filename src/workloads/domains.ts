@@ -145,7 +145,6 @@ function defineRaceTasks(env: DomainsTaskEnv): void {
 
   // A page-fault handler (io-pgfault's workqueue): race, after its process's first bind; stress, right away.
   k.task('iopf', 'workqueue', function* (t, args) {
-    yield* boot.wait(t);
     const f = typeof args === 'number' ? args : 0;
     for (let n = 0; n < p.lookups; n++) {
       const owner = (f + (p.script === 'race' ? 0 : n)) % p.processes;
@@ -176,9 +175,9 @@ function defineRaceTasks(env: DomainsTaskEnv): void {
 /** script stress and multi-device: a VFIO-like user of a PASID, and a peer device's DMA. */
 function defineVfioTasks(env: DomainsTaskEnv): void {
   const { k, p, domains, groups, hw, dev, count, pasidOk, boot } = env;
-  // A VFIO/iommufd-like user of PASID pasids-1: the attach / replace / detach semantics, each result checked.
+  // A VFIO/iommufd-like user of PASID pasids-1: the attach / replace / detach semantics, each result checked
+  // (kernel_init starts it, as it starts the page-fault handlers: the processes take the other initial tasks).
   k.task('vfio', 'process', function* (t) {
-    yield* boot.wait(t);
     const pasid = p.pasids - 1;
     let unexpected = 0;
     let ops = 0;
@@ -305,14 +304,23 @@ function reportLeftovers(k: Kernel, groups: IommuGroups, sva: SvaDomains, hw: No
   k.report({ kind: 'leak', title, text: [title, ...left.map((l) => `  ${l}`)].join('\n'), step: -1, where: 'teardown' });
 }
 
+type TaskStart = { task: string; args: Wire; name: string };
+
 /** The run's first tasks: the scripted actors' (`scripted`, already declared), or the script's. */
-function domainsInitialTasks(p: DomainsParams, scripted: { task: string; args: number; name: string }[] | undefined): { task: string; args: Wire; name: string }[] {
+function domainsInitialTasks(p: DomainsParams, scripted: TaskStart[] | undefined): TaskStart[] {
   if (scripted) return scripted;
   if (p.script === 'bench') return [{ task: 'bench_setup', args: null, name: 'bench_setup' }];
   if (p.script === 'multi-device') return [{ task: 'pasid_owner', args: null, name: 'vfio0' }, { task: 'peer_dma', args: null, name: 'drv1' }];
-  const tasks: { task: string; args: Wire; name: string }[] = [];
-  for (let i = 0; i < p.processes; i++) tasks.push({ task: 'proc', args: i, name: `proc${i}` });
-  for (let f = 0; f < p.faults; f++) tasks.push({ task: 'iopf', args: f, name: `iopf${f}` });
+  return Array.from({ length: p.processes }, (_, i) => ({ task: 'proc', args: i, name: `proc${i}` }));
+}
+
+/**
+ * What kernel_init starts once the hardware is configured (race and stress): the page-fault handlers and the
+ * VFIO task — the processes and kernel_init itself are the initial tasks (at most MAX_INITIAL_TASKS).
+ */
+function domainsBootTasks(p: DomainsParams): TaskStart[] {
+  if (p.steps !== '' || p.script === 'bench' || p.script === 'multi-device') return [];
+  const tasks: TaskStart[] = Array.from({ length: p.faults }, (_, f) => ({ task: 'iopf', args: f, name: `iopf${f}` }));
   if (p.script === 'stress') tasks.push({ task: 'vfio', args: null, name: 'vfio0' });
   return tasks;
 }
@@ -402,7 +410,7 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
   const pasidOk = p.groupSize === 1 || p.multiDevicePasid === 'allowed';
 
   // The units and devices, booted by kernel_init; the workload's tasks wait for it, as user space does.
-  const hwm = buildPresetHardware(k, topo, { infos: devices, mms: table, sva: NO_SVA_PATH, unitActor, userTasks: [] });
+  const hwm = buildPresetHardware(k, topo, { infos: devices, mms: table, sva: NO_SVA_PATH, unitActor, userTasks: domainsBootTasks(p) });
   const env: DomainsTaskEnv = { k, p, mms, domains, groups, hw, sva, dev, bump, count, bound, benchDom, pasidOk, boot: hwm.boot };
   defineRaceTasks(env);
   defineVfioTasks(env);
@@ -410,7 +418,8 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
 
   k.onEnd(() => reportLeftovers(k, groups, sva, hw));
 
-  const scripted = parseDomainsScript(p.steps, { devices: ndev, processes: p.processes, iommus: p.iommus, pasids: p.pasids, maxActors: MAX_INITIAL_TASKS });
+  // kernel_init is one of the initial tasks: the script's actors take the others.
+  const scripted = parseDomainsScript(p.steps, { devices: ndev, processes: p.processes, iommus: p.iommus, pasids: p.pasids, maxActors: MAX_INITIAL_TASKS - 1 });
   const initialTasks = domainsInitialTasks(p, scripted ? defineDomainsScript({ k, devices, mms, domains, groups, hw, sva, boot: hwm.boot }, scripted) : undefined);
   // The tasks this run can have: its initial ones, and those spawned without a name (callbacks: their kind).
   if (scripted) checkWhileTasks('domains', scripted, [...initialTasks.map((it) => it.name), ...Object.keys(k.taskFactories).filter((kind) => !DOMAINS_NAMED_KINDS.has(kind))]);

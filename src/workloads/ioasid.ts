@@ -273,7 +273,8 @@ function defineScenarioTasks(env: IoasidTaskEnv): PresetHardware | undefined {
   // Processes and VMs are started by launchers, themselves initial tasks: the threaded runtime deals initial
   // tasks over its workers, and a task's children run where it does.
   const items = P + p.vms;
-  const launchers = Math.min(15 - (scripted?.length ?? 0), items);
+  // At most 16 initial tasks: ioasid_init, kernel_init when there is hardware, the script's users and the launchers.
+  const launchers = Math.min(15 - (hwm ? 1 : 0) - (scripted?.length ?? 0), items);
   k.task('launcher', 'process', function* (t, args) {
     const l = typeof args === 'number' ? args : 0;
     const at = k.mem.statics + booted;
