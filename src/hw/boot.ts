@@ -6,6 +6,7 @@
 // it, as init does — and before the drivers' own work starts (the tasks it is given).
 import type { KTask } from '../kernel/context.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
+import type { Wire } from '../runtime/model.js';
 import { type IommuUnit, QUEUE_CMDQ, QUEUE_PRQ } from './iommu.js';
 import { CONFIG_ENABLED, type PciDevice } from './pci/device.js';
 
@@ -16,7 +17,7 @@ export interface Boot {
   wait(t: KTask): KGen;
 }
 
-export function defineBoot(k: Kernel, units: readonly IommuUnit[], devices: readonly PciDevice[], then: readonly { task: string; name: string }[]): Boot {
+export function defineBoot(k: Kernel, units: readonly IommuUnit[], devices: readonly PciDevice[], then: readonly { task: string; args?: Wire; name: string }[]): Boot {
   const done = k.statics.alloc(1, 'kernel_init done');
   const booted = (): boolean => Atomics.load(k.i32, k.mem.statics + done) === 1;
   const hardwareReady = (): boolean => units.every((u) => u.queuesEnabled === (QUEUE_CMDQ | QUEUE_PRQ)) && devices.every((d) => d.config === CONFIG_ENABLED);
@@ -35,7 +36,7 @@ export function defineBoot(k: Kernel, units: readonly IommuUnit[], devices: read
     yield k.point(t, 'wait for the hardware to take its configuration', hardwareReady, () => undefined, { what: 'the IOMMUs and devices to take their configuration' });
     yield* k.step(t, 'kernel_init: run init', (env) => {
       Atomics.store(k.i32, k.mem.statics + done, 1);
-      for (const x of then) env.spawn(x.task, null, x.name);
+      for (const x of then) env.spawn(x.task, x.args ?? null, x.name);
     });
   });
   return {

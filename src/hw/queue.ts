@@ -74,7 +74,7 @@ export function* drainPrq(k: Kernel, t: KTask, drv: UnitDriver, dev: DeviceInfo,
 }
 
 /** Declare the unit's page-request thread (a kthread started by the hardware's interrupt). */
-export function definePrqThread(k: Kernel, drv: UnitDriver, sva: Sva, stats: Stats, devices: readonly DeviceInfo[]): string {
+export function definePrqThread(k: Kernel, drv: UnitDriver, sva: Pick<Sva, 'handleIopf'>, stats: Stats, devices: readonly DeviceInfo[]): string {
   const unit = drv.unit;
   return k.task(`${unit.spec.prqThread}/${unit.index}`, 'kthread', function* (t) {
     for (;;) {

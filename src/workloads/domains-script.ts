@@ -11,6 +11,7 @@
 //   synchronize_rcu
 // plus the ordering constraints of script.ts (`after`, `while`). Each step's outcome is a point of the trace:
 // `drv/0[1]: iommu_attach_device_pasid(A, 0000:00:01.0, 7) = -EINVAL`.
+import type { Boot } from '../hw/boot.js';
 import type { KTask } from '../kernel/context.js';
 import { errname } from '../kernel/errno.js';
 import type { KGen } from '../kernel/kernel.js';
@@ -74,14 +75,14 @@ export function parseDomainsScript(text: string, topo: DomainsScriptTopology): S
 }
 
 /** What the steps act on: the model's pieces. */
-export type DomainsScriptEnv = Pick<DomainsModel, 'k' | 'devices' | 'mms' | 'domains' | 'groups' | 'hw' | 'sva'>;
+export type DomainsScriptEnv = Pick<DomainsModel, 'k' | 'devices' | 'mms' | 'domains' | 'groups' | 'hw' | 'sva'> & { readonly boot: Boot };
 
 /**
  * Declare the scripted actors' task kind (`domains_script`, one task an actor, named by its comm) and what they
  * share: the named domains, one word each. Returns the run's initial tasks.
  */
 export function defineDomainsScript(env: DomainsScriptEnv, actors: readonly ScriptActor<DomainsOp>[]): { task: string; args: number; name: string }[] {
-  const { k, devices, mms, domains, groups, hw, sva } = env;
+  const { k, devices, mms, domains, groups, hw, sva, boot } = env;
   const runner = new ScriptRunner<DomainsOp>(k, 'domains', actors);
   const names = [...new Set(actors.flatMap((a) => a.steps.flatMap((s) => ('domain' in s ? [s.domain] : []))))];
   const slots = k.statics.alloc(Math.max(1, names.length), 'script domains');
@@ -148,6 +149,8 @@ export function defineDomainsScript(env: DomainsScriptEnv, actors: readonly Scri
   }
 
   k.task('domains_script', 'process', function* (t, args) {
+    // A scripted actor is user space (or a driver's work): it starts once kernel_init has configured the hardware.
+    yield* boot.wait(t);
     yield* runner.run(t, typeof args === 'number' ? args : 0, step);
   });
   return actors.map((a, i) => ({ task: 'domains_script', args: i, name: a.comm }));

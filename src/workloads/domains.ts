@@ -40,6 +40,11 @@ import {
 import { IOMMU_SVA } from '../core/iommu-sva.js';
 import { SvaDomains } from '../core/sva-domain.js';
 import { NoHwIommu } from '../hw/nohw.js';
+import type { IommuUnit } from '../hw/iommu.js';
+import { HW_HOT_EVENTS, HW_SHARED_EVENTS } from '../hw/messages.js';
+import type { PciDevice } from '../hw/pci/device.js';
+import { buildPresetHardware, hardwareWords, NO_SVA_PATH } from './hardware.js';
+import type { Boot } from '../hw/boot.js';
 import { defineDomainsScript, parseDomainsScript } from './domains-script.js';
 import { checkWhileTasks } from './script.js';
 import { type DomainsParams, domainsParams, domainsTopology, MAX_INITIAL_TASKS } from './presets/domains.js';
@@ -108,15 +113,18 @@ interface DomainsTaskEnv {
   readonly benchDom: number;
   /** Whether a PASID may be attached to a device's group (the policy, and its size). */
   readonly pasidOk: boolean;
+  /** kernel_init: the workload's tasks start once it has configured the hardware (user space starts then). */
+  readonly boot: Boot;
 }
 
 /** script race and stress: the processes binding and the page-fault handlers racing their unbinds. */
 function defineRaceTasks(env: DomainsTaskEnv): void {
-  const { k, p, mms, hw, sva, dev, bump, count, bound } = env;
+  const { k, p, mms, hw, sva, dev, bump, count, bound, boot } = env;
   // A process: bind, let the device DMA, unbind — `rounds` times, on the next device each round.
   // TODO(#15, core): bind through the one SVA bind path (k.fn.iommu_sva_bind_device of core/iommu-sva.ts)
   // once SvaDomains (core/sva-domain.ts) is folded into it; this task then needs no change but the callee.
   k.task('proc', 'process', function* (t, args) {
+    yield* boot.wait(t);
     const i = typeof args === 'number' ? args : 0;
     const mm = mms[i] as MmStruct;
     const pasid = mm.id;
@@ -166,8 +174,9 @@ function defineRaceTasks(env: DomainsTaskEnv): void {
 
 /** script stress and multi-device: a VFIO-like user of a PASID, and a peer device's DMA. */
 function defineVfioTasks(env: DomainsTaskEnv): void {
-  const { k, p, domains, groups, hw, dev, count, pasidOk } = env;
-  // A VFIO/iommufd-like user of PASID pasids-1: the attach / replace / detach semantics, each result checked.
+  const { k, p, domains, groups, hw, dev, count, pasidOk, boot } = env;
+  // A VFIO/iommufd-like user of PASID pasids-1: the attach / replace / detach semantics, each result checked
+  // (kernel_init starts it, as it starts the page-fault handlers: the processes take the other initial tasks).
   k.task('vfio', 'process', function* (t) {
     const pasid = p.pasids - 1;
     let unexpected = 0;
@@ -215,6 +224,7 @@ function defineVfioTasks(env: DomainsTaskEnv): void {
 
   // Multi-device: VFIO owns device 0 and attaches a paging domain to one of its PASIDs, checking each result.
   k.task('pasid_owner', 'process', function* (t) {
+    yield* boot.wait(t);
     const d = dev(0);
     const pasid = p.pasids - 1;
     let unexpected = 0;
@@ -239,6 +249,7 @@ function defineVfioTasks(env: DomainsTaskEnv): void {
   });
   // ... and the driver of device 1 tags its own DMA with that PASID: nothing is attached to {device 1, PASID}.
   k.task('peer_dma', 'process', function* (t) {
+    yield* boot.wait(t);
     const d = dev(1);
     let translated = 0;
     for (let n = 0; n < p.lookups; n++) if ((yield* hw.dma(t, d, p.pasids - 1)) !== 0) translated++;
@@ -252,9 +263,10 @@ function defineVfioTasks(env: DomainsTaskEnv): void {
 
 /** script bench: a paging domain looked up by loops, torn down at the end. */
 function defineBenchTasks(env: DomainsTaskEnv): void {
-  const { k, p, domains, groups, dev, count, benchDom } = env;
+  const { k, p, domains, groups, dev, count, benchDom, boot } = env;
   // The benchmark: a paging domain on {device 0, PASID 1}, looked up by loops, torn down at the end.
   k.task('bench_setup', 'process', function* (t) {
+    yield* boot.wait(t);
     const a = yield* domains.alloc(t, 'paging', dev(0).iommu);
     if (a.err !== 0) throw new Error(`domains bench: ${a.why}`);
     const ret = yield* groups.iommu_attach_device_pasid(t, a.dom, dev(0), 1);
@@ -292,14 +304,23 @@ function reportLeftovers(k: Kernel, groups: IommuGroups, sva: SvaDomains, hw: No
   k.report({ kind: 'leak', title, text: [title, ...left.map((l) => `  ${l}`)].join('\n'), step: -1, where: 'teardown' });
 }
 
+type TaskStart = { task: string; args: Wire; name: string };
+
 /** The run's first tasks: the scripted actors' (`scripted`, already declared), or the script's. */
-function domainsInitialTasks(p: DomainsParams, scripted: { task: string; args: number; name: string }[] | undefined): { task: string; args: Wire; name: string }[] {
+function domainsInitialTasks(p: DomainsParams, scripted: TaskStart[] | undefined): TaskStart[] {
   if (scripted) return scripted;
   if (p.script === 'bench') return [{ task: 'bench_setup', args: null, name: 'bench_setup' }];
   if (p.script === 'multi-device') return [{ task: 'pasid_owner', args: null, name: 'vfio0' }, { task: 'peer_dma', args: null, name: 'drv1' }];
-  const tasks: { task: string; args: Wire; name: string }[] = [];
-  for (let i = 0; i < p.processes; i++) tasks.push({ task: 'proc', args: i, name: `proc${i}` });
-  for (let f = 0; f < p.faults; f++) tasks.push({ task: 'iopf', args: f, name: `iopf${f}` });
+  return Array.from({ length: p.processes }, (_, i) => ({ task: 'proc', args: i, name: `proc${i}` }));
+}
+
+/**
+ * What kernel_init starts once the hardware is configured (race and stress): the page-fault handlers and the
+ * VFIO task — the processes and kernel_init itself are the initial tasks (at most MAX_INITIAL_TASKS).
+ */
+function domainsBootTasks(p: DomainsParams): TaskStart[] {
+  if (p.steps !== '' || p.script === 'bench' || p.script === 'multi-device') return [];
+  const tasks: TaskStart[] = Array.from({ length: p.faults }, (_, f) => ({ task: 'iopf', args: f, name: `iopf${f}` }));
   if (p.script === 'stress') tasks.push({ task: 'vfio', args: null, name: 'vfio0' });
   return tasks;
 }
@@ -319,14 +340,19 @@ const DOMAINS_NAMED_KINDS = new Set(['domains_script', 'proc', 'iopf', 'vfio', '
 
 export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: DomainsModel } {
   const p = domainsParams(raw);
+  const topo = domainsTopology(p);
+  const pasidBits = Math.ceil(Math.log2(p.pasids));
   const ndev = p.groups * p.groupSize;
+  // The bench's drivers first (bench/domains.bench.ts sends `go` to actors 0..drivers-1), then the units, devices, mms.
+  const drivers = p.script === 'bench' ? p.drivers : 0;
+  const unitActor = (u: number): number => drivers + u;
   const nmms = p.processes + PAGE_TABLES;
   // Sized to the scenario: a deterministic exploration allocates the whole region once per execution.
   const layout = {
     stringWords: 1 << 15,
     stringSlots: 1 << 10,
     lockdepWords: 1 << 14,
-    staticWords: (1 << 12) + ndev * (IOMMU_SVA.words * p.pasids + 4 * p.pasids) + (nmms + 1) * 32 + p.groups * (p.pasids + 8),
+    staticWords: (1 << 12) + ndev * (IOMMU_SVA.words * p.pasids + 4 * p.pasids) + (nmms + 1) * 32 + p.groups * (p.pasids + 8) + hardwareWords(topo, pasidBits),
     arenaWords: (1 << 12) + 64 * p.processes,
   };
   const k = new Kernel({ layout });
@@ -334,13 +360,12 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
   const pm = definePhysMem(k, 4);
   const table = defineMms(k, pm, nmms, 1);
   const mms = table.mms.slice(0, p.processes);
-  const topo = domainsTopology(p);
   const devices: GroupDevice[] = topo.devices.map((d) => ({
     index: d.index,
     name: d.name,
     iommu: d.iommu,
-    caps: { ats: true, pri: true, pasid: true, pasidBits: Math.ceil(Math.log2(p.pasids)) },
-    actor: -1,
+    caps: { ats: true, pri: true, pasid: true, pasidBits },
+    actor: drivers + topo.units.length + d.index,
     trusted: false,
   }));
   const domains = new Domains(k, {
@@ -384,15 +409,18 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
   /** Whether a PASID may be attached to dev's group (the policy, and its size). */
   const pasidOk = p.groupSize === 1 || p.multiDevicePasid === 'allowed';
 
-  const env: DomainsTaskEnv = { k, p, mms, domains, groups, hw, sva, dev, bump, count, bound, benchDom, pasidOk };
+  // The units and devices, booted by kernel_init; the workload's tasks wait for it, as user space does.
+  const hwm = buildPresetHardware(k, topo, { infos: devices, mms: table, sva: NO_SVA_PATH, unitActor, userTasks: domainsBootTasks(p) });
+  const env: DomainsTaskEnv = { k, p, mms, domains, groups, hw, sva, dev, bump, count, bound, benchDom, pasidOk, boot: hwm.boot };
   defineRaceTasks(env);
   defineVfioTasks(env);
   defineBenchTasks(env);
 
   k.onEnd(() => reportLeftovers(k, groups, sva, hw));
 
-  const scripted = parseDomainsScript(p.steps, { devices: ndev, processes: p.processes, iommus: p.iommus, pasids: p.pasids, maxActors: MAX_INITIAL_TASKS });
-  const initialTasks = domainsInitialTasks(p, scripted ? defineDomainsScript({ k, devices, mms, domains, groups, hw, sva }, scripted) : undefined);
+  // kernel_init is one of the initial tasks: the script's actors take the others.
+  const scripted = parseDomainsScript(p.steps, { devices: ndev, processes: p.processes, iommus: p.iommus, pasids: p.pasids, maxActors: MAX_INITIAL_TASKS - 1 });
+  const initialTasks = domainsInitialTasks(p, scripted ? defineDomainsScript({ k, devices, mms, domains, groups, hw, sva, boot: hwm.boot }, scripted) : undefined);
   // The tasks this run can have: its initial ones, and those spawned without a name (callbacks: their kind).
   if (scripted) checkWhileTasks('domains', scripted, [...initialTasks.map((it) => it.name), ...Object.keys(k.taskFactories).filter((kind) => !DOMAINS_NAMED_KINDS.has(kind))]);
   const statics = staticsOffset(k.layout, k.base);
@@ -400,15 +428,15 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
   const workload: Workload = {
     name: 'domains',
     params: { ...p },
-    // The bench's drivers first: bench/domains.bench.ts sends `go` to actors 0..drivers-1.
     actors: [
-      ...Array.from({ length: p.script === 'bench' ? p.drivers : 0 }, (_, i) => ({ name: `driver/${i}`, logic: taskDriver, input: { kind: 'lookup_loop', teardown: 'bench_teardown' } })),
-      ...hardwareActors(topo, { mm: (i) => ({ logic: mmContextMachine(`mm/${i + 1}`, refusals) }) }, { unit: (u) => `iommu${u}`, device: (d) => topo.devices[d]?.name ?? '' }),
+      ...Array.from({ length: drivers }, (_, i) => ({ name: `driver/${i}`, logic: taskDriver, input: { kind: 'lookup_loop', teardown: 'bench_teardown' } })),
+      ...hardwareActors(topo, { ...hwm.logic(refusals), mm: (i) => ({ logic: mmContextMachine(`mm/${i + 1}`, refusals) }) }, { unit: (u) => (hwm.units[u] as IommuUnit).name, device: (d) => (hwm.devices[d] as PciDevice).actorName }),
     ],
     initial: [],
-    initialTasks,
+    initialTasks: [hwm.boot.task, ...initialTasks],
     sharedWords: k.words,
-    hotEvents: { go: ['n'] },
+    hotEvents: { ...HW_HOT_EVENTS, go: ['n'] },
+    sharedEvents: HW_SHARED_EVENTS,
     tasks: k.taskFactories,
     monitor: k,
     check: (_finals, shared) => domainsCheck(Object.fromEntries(DOMAINS_STATS.map((s, i) => [s, shared[statics + statsOff + i] as number])) as Record<DomainsStat, number>),

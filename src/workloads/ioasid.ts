@@ -23,7 +23,7 @@ import type { KTask } from '../kernel/context.js';
 import { EINVAL, ENOSPC } from '../kernel/errno.js';
 import { Kernel, type KGen } from '../kernel/kernel.js';
 import { staticsOffset } from '../kernel/memory.js';
-import { defineMms, mm_exit, mm_init, mm_set_pasid, mmTableWords } from '../kernel/mm/mm.js';
+import { defineMms, type MmStruct, mm_exit, mm_init, mm_set_pasid, mmPasid, mmStateCode, mmTableWords } from '../kernel/mm/mm.js';
 import { defineMmuNotifierOps, defineMmuNotifiers, mmu_notifier_put, mmu_notifier_register, mmuNotifierWords, subscriptionData } from '../kernel/mm/mmu_notifier.js';
 import { definePhysMem, physMemWords } from '../kernel/mm/physmem.js';
 import { call_rcu, defineRcuCallback, readerTableWords } from '../kernel/rcu.js';
@@ -61,7 +61,10 @@ import {
 import { defineIoasidScript, parseIoasidScript } from './ioasid-script.js';
 import { checkWhileTasks } from './script.js';
 import { FIND_IDS, type IoasidParams, ioasidParams, ioasidTopology, MAX_SCRIPT_USERS, PID_MAX_DEFAULT } from './presets/ioasid.js';
-import { hardwareActors } from './topology.js';
+import { hardwareActors, type Topology } from './topology.js';
+import { buildPresetHardware, hardwareWords, NO_SVA_PATH, type PresetHardware } from './hardware.js';
+import type { DeviceInfo } from '../core/types.js';
+import { HW_HOT_EVENTS, HW_SHARED_EVENTS } from '../hw/messages.js';
 import { Refusals } from '../actors/lifecycle.js';
 import { mmContextMachine } from '../actors/mm-context.js';
 
@@ -139,15 +142,23 @@ interface IoasidTaskEnv {
   tally(t: KTask, d: Tally): KGen;
   /** The allocator's boot: capacity installed, subscribers registered. */
   init(t: KTask): KGen<number>;
+  /** The run's units, devices (actors 0..) and mms (their actors next). */
+  readonly topo: Topology;
   readonly initialTasks: { task: string; args: Wire; name?: string }[];
   readonly actors: ActorSpec[];
 }
 
 /** mode=scenario: seed 003 end to end — SVA processes, VMs and their vCPUs, scripted users. */
-function defineScenarioTasks(env: IoasidTaskEnv): void {
-  const { k, p, P, frames, a, subs, cap, tally, init, initialTasks } = env;
+function defineScenarioTasks(env: IoasidTaskEnv): PresetHardware | undefined {
+  const { k, p, P, frames, a, subs, cap, tally, init, initialTasks, topo } = env;
   const pm = definePhysMem(k, frames);
   const mms = defineMms(k, pm, P, 1);
+  const hwm = scenarioHardware(k, topo, mms);
+  if (hwm) initialTasks.push(hwm.boot.task);
+  const mmActor = topo.units.length + topo.devices.length;
+  // The mm's state as its task sees it, told to its actor (syscalls.ts does the same for the sva preset).
+  const tellMm = (t: KTask, i: number, mm: MmStruct): KGen =>
+    k.step(t, `${mm.name}: state`, (e) => e.send(mmActor + i, { type: 'mm.state', code: mmStateCode(k, mm), pasid: mmPasid(k, mm) }));
   const notifiers = defineMmuNotifiers(k, mms, P + 1);
   // The PASID of each process's bond (io_mm->pasid), for the notifier's callbacks.
   const bonds = k.statics.alloc(Math.max(1, P), 'io_mm pasids');
@@ -211,6 +222,7 @@ function defineScenarioTasks(env: IoasidTaskEnv): void {
     const mm = mms.mms[i];
     if (!mm) throw new Error(`ioasid: no mm for process ${i}`);
     yield* mm_init(k, t, mm);
+    yield* tellMm(t, i, mm);
     const pasid = yield* k.call(
       t,
       'iommu_sva_bind_device',
@@ -232,6 +244,7 @@ function defineScenarioTasks(env: IoasidTaskEnv): void {
       })(),
     );
     const tl: Tally = pasid > 0 ? { sva_binds: 1, binds: 1 } : { sva_bind_failures: 1 };
+    if (pasid > 0) yield* tellMm(t, i, mm);
     if (pasid > 0) {
       // The IOMMU driver's page-request path: which mm does this PASID belong to?
       const priv = yield* ioasid_find(k, t, a, sid, pasid);
@@ -244,6 +257,7 @@ function defineScenarioTasks(env: IoasidTaskEnv): void {
       }
     }
     yield* mm_exit(k, t, notifiers, mm);
+    yield* tellMm(t, i, mm);
     yield* tally(t, { ...tl, exits: 1 });
   });
 
@@ -259,11 +273,14 @@ function defineScenarioTasks(env: IoasidTaskEnv): void {
   // Processes and VMs are started by launchers, themselves initial tasks: the threaded runtime deals initial
   // tasks over its workers, and a task's children run where it does.
   const items = P + p.vms;
-  const launchers = Math.min(15 - (scripted?.length ?? 0), items);
+  // At most 16 initial tasks: ioasid_init, kernel_init when there is hardware, the script's users and the launchers.
+  const launchers = Math.min(15 - (hwm ? 1 : 0) - (scripted?.length ?? 0), items);
   k.task('launcher', 'process', function* (t, args) {
     const l = typeof args === 'number' ? args : 0;
     const at = k.mem.statics + booted;
     yield k.point(t, 'wait for boot', () => Atomics.load(k.i32, at) !== 0, () => undefined, { what: 'ioasid_init' });
+    // User space starts once kernel_init has configured the hardware.
+    if (hwm) yield* hwm.boot.wait(t);
     const sid = yield* k.step(t, 'system sid', () => Atomics.load(k.i32, at));
     for (let n = l; n < items; n += launchers) {
       if (n < P) yield* k.step(t, 'fork', (env) => void env.spawn('sva_process', { i: n, sid }, `proc${n}`));
@@ -283,6 +300,25 @@ function defineScenarioTasks(env: IoasidTaskEnv): void {
     const unnamed = Object.keys(k.taskFactories).filter((kind) => !IOASID_NAMED_KINDS.has(kind));
     checkWhileTasks('ioasid', scripted, [...initialTasks.flatMap((it) => (it.name ? [it.name] : [])), ...started, ...unnamed]);
   }
+  return hwm;
+}
+
+/** The device's PASID width: not the IOASID space's (2^20 at most), its per-PASID state being per PASID. */
+const DEVICE_PASID_BITS = 8;
+
+/** The topology's units and devices (none: undefined), booted by kernel_init; their actors come first. */
+function scenarioHardware(k: Kernel, topo: Topology, mms: ReturnType<typeof defineMms>): PresetHardware | undefined {
+  if (topo.units.length === 0) return undefined;
+  const U = topo.units.length;
+  const infos: DeviceInfo[] = topo.devices.map((d) => ({
+    index: d.index,
+    name: d.name,
+    iommu: d.iommu,
+    caps: { ats: true, pri: true, pasid: true, pasidBits: DEVICE_PASID_BITS },
+    actor: U + d.index,
+    trusted: false,
+  }));
+  return buildPresetHardware(k, topo, { infos, mms, sva: NO_SVA_PATH, unitActor: (u) => u, userTasks: [] });
 }
 
 /** The VMs (one ioasid_set each, quota, shrink attempt, set free) and their vCPU threads allocating guest PASIDs. */
@@ -455,6 +491,8 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
   const p = ioasidParams(raw);
   const P = p.mode === 'scenario' ? p.processes : 0;
   const maxSets = Math.max(8, p.vms + 2);
+  // The processes' mms and the hardware they bind to exist in scenario mode only (the benchmarks have neither).
+  const topo = ioasidTopology(p);
   const frames = 4;
   const scenario = p.mode === 'scenario';
   // Sized for the ID space: the allocator's bitmap and per-ID words, and one view word an ID per subscriber.
@@ -468,7 +506,7 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
     3 * readers.srcu +
     ioasidWords(p.bits, maxSets) +
     (p.subscribers ? ioasidSubscriberWords(p.bits, maxSets) : 0) +
-    (scenario ? mmTableWords(P, 1) + physMemWords(frames) + mmuNotifierWords(P + 1) + P * 96 : 0);
+    (scenario ? mmTableWords(P, 1) + physMemWords(frames) + mmuNotifierWords(P + 1) + P * 96 + hardwareWords(topo, DEVICE_PASID_BITS) : 0);
   const off = { might_sleep: false, lockdep: false, kasan: false, rcu: false, hung_task: false, deadlock: false, refcount: false, leaks: false };
   const k = new Kernel({
     layout: { stringWords: 1 << 16, stringSlots: 1 << 12, staticWords, arenaWords: 1 << 10, lockdepWords: 1 << 14 },
@@ -511,15 +549,14 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
   const initialTasks: { task: string; args: Wire; name?: string }[] = [];
   const actors: ActorSpec[] = [];
 
-  const env: IoasidTaskEnv = { k, p, P, frames, a, subs, cap, counterAt, tally, init, initialTasks, actors };
-  if (scenario) defineScenarioTasks(env);
-  else if (p.mode === 'alloc-free') defineAllocFreeTasks(env);
-  else defineFindTasks(env);
+  const env: IoasidTaskEnv = { k, p, P, frames, a, subs, cap, counterAt, tally, init, initialTasks, actors, topo };
+  const hwm = scenario ? defineScenarioTasks(env) : undefined;
+  if (p.mode === 'alloc-free') defineAllocFreeTasks(env);
+  else if (!scenario) defineFindTasks(env);
 
-  // The processes' mms exist in scenario mode only (the benchmarks have no process).
-  const topo = ioasidTopology(p);
   const refusals = new Refusals(k, () => k.deliveryStep);
-  actors.push(...hardwareActors(topo, { mm: (i) => ({ logic: mmContextMachine(`mm/${i + 1}`, refusals) }) }, { unit: (u) => `iommu${u}`, device: (d) => `dev${d}` }));
+  const names = { unit: (u: number) => hwm?.units[u]?.name ?? '', device: (d: number) => hwm?.devices[d]?.actorName ?? '' };
+  actors.push(...hardwareActors(topo, { ...hwm?.logic(refusals), mm: (i) => ({ logic: mmContextMachine(`mm/${i + 1}`, refusals) }) }, names));
 
   const workload: Workload = {
     name: 'ioasid',
@@ -528,7 +565,8 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
     initial: [],
     initialTasks,
     sharedWords: k.words,
-    hotEvents: { go: ['n'] },
+    hotEvents: { ...HW_HOT_EVENTS, go: ['n'] },
+    sharedEvents: HW_SHARED_EVENTS,
     tasks: k.taskFactories,
     monitor: k,
     check: (_finals, shared) => {

@@ -71,9 +71,9 @@ export function setsTopology(processes: number, quotas: readonly number[]): Topo
   return { units: [], devices: [], processes, ioasidSets: quotas.map((quota) => ({ quota })), kernelUsers: 0 };
 }
 
-/** The machines of the hardware and mm actors, as the preset has them (src/actors/iommu-unit.ts, pci-device.ts, mm-context.ts). */
+/** The machines of the hardware and mm actors (src/actors/iommu-unit.ts, pci-device.ts, mm-context.ts). */
 export interface HardwareLogic {
-  /** An IOMMU unit's actor logic and input; undefined: the preset has no hardware model of that unit yet. */
+  /** An IOMMU unit's actor logic and input; undefined: the topology has no unit (the ioasid preset's benchmarks). */
   unit?(u: UnitTopology): Pick<ActorSpec, 'logic' | 'input'>;
   device?(d: DeviceTopology): Pick<ActorSpec, 'logic' | 'input'>;
   mm(i: number): Pick<ActorSpec, 'logic' | 'input'>;
@@ -85,9 +85,6 @@ export interface HardwareLogic {
  */
 export function hardwareActors(topo: Topology, logic: HardwareLogic, names: { unit(u: number): string; device(d: number): string }): ActorSpec[] {
   const specs: ActorSpec[] = [];
-  // TODO(#15, actors): the domains and ioasid presets' units and devices have no hardware model yet (their
-  // IOMMUs are the core's NoHwDomainOps): part 4's lifecycle machines give them actors here. Their mm actors
-  // exist but are not yet told the mm's state: the mm layer telling its actor (part 4) wires them.
   if (logic.unit) for (const u of topo.units) specs.push({ name: names.unit(u.index), ...logic.unit(u) });
   if (logic.device) for (const d of topo.devices) specs.push({ name: names.device(d.index), ...logic.device(d) });
   for (let i = 0; i < topo.processes; i++) specs.push({ name: `mm/${i + 1}`, ...logic.mm(i) });

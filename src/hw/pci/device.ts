@@ -80,7 +80,7 @@ interface Dma {
 
 export interface DeviceEnv {
   readonly k: Kernel;
-  readonly sva: Sva;
+  readonly sva: Pick<Sva, 'boundMm'>;
   readonly oracle: Oracle;
   readonly stats: Stats;
   readonly pm: PhysMem;

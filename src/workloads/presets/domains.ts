@@ -97,6 +97,6 @@ export function domainsParams(raw: Readonly<Record<string, Wire>>): DomainsParam
 
 /** The preset's topology: `groups` groups of `groupSize` devices, group g behind unit g mod iommus. */
 export function domainsTopology(p: DomainsParams): Topology {
-  // Its units have no hardware model yet (NoHwDomainOps): their flavour is the default one.
+  // VT-d units (`iommus` is a count); their attaches still go through hw/nohw.ts, not the VT-d driver.
   return groupedTopology(Array.from({ length: p.iommus }, () => 'vtd' as const), p.groups, p.groupSize, p.processes);
 }

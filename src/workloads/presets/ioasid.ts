@@ -10,7 +10,7 @@ import { FAULTS, IOASID_WORKLOAD_BUGS, type IoasidWorkloadBug } from '../params/
 import { type FreePolicy, POLICIES } from '../params/policies.js';
 import { TOPOLOGY } from '../params/topology.js';
 import { type IoasidMode, WORKLOAD } from '../params/workload.js';
-import { setsTopology, type Topology } from '../topology.js';
+import { flatTopology, setsTopology, type Topology } from '../topology.js';
 
 export interface IoasidParams {
   readonly mode: IoasidMode;
@@ -112,8 +112,13 @@ export function ioasidParams(raw: Readonly<Record<string, Wire>>): IoasidParams 
   return parsePreset(IOASID_PRESET, raw);
 }
 
-/** The preset's topology: no device; the processes' mms and a set per VM (scenario mode only). */
+/**
+ * The preset's topology: the processes' mms and a set per VM (scenario mode only), and with processes the
+ * accelerator they bind to, behind one VT-d unit.
+ */
 export function ioasidTopology(p: IoasidParams): Topology {
   const scenario = p.mode === 'scenario';
-  return setsTopology(scenario ? p.processes : 0, Array.from({ length: scenario ? p.vms : 0 }, () => p.quota));
+  const sets = setsTopology(scenario ? p.processes : 0, Array.from({ length: scenario ? p.vms : 0 }, () => p.quota));
+  if (sets.processes === 0) return sets;
+  return { ...flatTopology(['vtd'], 1, sets.processes), ioasidSets: sets.ioasidSets };
 }
