@@ -39,7 +39,6 @@ import { buildIoasid } from '../src/workloads/ioasid.js';
 import type { KTask } from '../src/kernel/context.js';
 import { EACCES, EBUSY, EINVAL, ENOENT, ENOSPC, errname } from '../src/kernel/errno.js';
 import { Kernel, type KGen } from '../src/kernel/kernel.js';
-import type { KFn } from '../src/kernel/kfunc.js';
 import { runDeterministic } from '../src/runtime/deterministic.js';
 import type { Wire } from '../src/runtime/model.js';
 import type { RunResult } from '../src/runtime/result.js';
@@ -616,7 +615,7 @@ describe('ioasid.c by name: the registry is the truth', () => {
       'ioasid_alloc',
       (orig) =>
         function* (t: KTask, sid: number, min: number, max: number, priv: number): KGen<number> {
-          const id = (yield* (orig as KFn)(t, sid, min, max, priv)) as number;
+          const id = yield* orig(t, sid, min, max, priv);
           seen.push({ id, chain: t.chain().join(' ') });
           return id;
         },

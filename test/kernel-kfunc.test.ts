@@ -65,7 +65,7 @@ describe('kernel functions by name', () => {
       'test_pasid_put',
       (orig) =>
         function* (t: KTask, pasid: number): KGen {
-          yield* (orig as (t: KTask, p: number) => KGen)(t, pasid + 100);
+          yield* orig(t, pasid + 100);
         },
       'patch.ts',
     );

@@ -567,7 +567,7 @@ describe('the mm layer by kernel name', () => {
       (orig) =>
         function* (t: KTask, mm: MmStruct): KGen {
           exits.push([...t.chain()]);
-          yield* (orig as (t: KTask, mm: MmStruct) => KGen)(t, mm);
+          yield* orig(t, mm);
         },
       'test-patch',
     );

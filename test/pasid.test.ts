@@ -10,7 +10,6 @@ import type { DeviceInfo } from '../src/core/types.js';
 import type { KTask } from '../src/kernel/context.js';
 import { ENOSPC } from '../src/kernel/errno.js';
 import type { KGen } from '../src/kernel/kernel.js';
-import type { KFn } from '../src/kernel/kfunc.js';
 import type { MmStruct, MmTable } from '../src/kernel/mm/mm.js';
 import { runDeterministic } from '../src/runtime/deterministic.js';
 import type { Wire } from '../src/runtime/model.js';
@@ -38,7 +37,7 @@ function run(params: Record<string, Wire>, seed: number, patch?: (m: SvaModel) =
     'iommu_alloc_pasid',
     (orig) =>
       function* (t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<number> {
-        const pasid = yield* (orig as KFn)(t, dev, mm, flags);
+        const pasid = yield* orig(t, dev, mm, flags);
         const a = ioasidOf(k);
         got.push({ dev: dev.index, mm: mm.id, pasid, sid: a ? (ioasidInfo(k, a, pasid)?.sid ?? 0) : 0 });
         return pasid;

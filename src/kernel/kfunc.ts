@@ -34,11 +34,14 @@ export interface KernelFunctions {}
 
 export type KFnName = keyof KernelFunctions & string;
 
-/** A kernel function with scheduling points: a generator whose first argument is the task running it. */
-// biome-ignore lint/suspicious/noExplicitAny: the arguments are each function's own; KernelFunctions types them
-export type KFn = (t: KTask, ...args: any[]) => KGen<any>;
-// biome-ignore lint/suspicious/noExplicitAny: as above
-export type KSyncFn = (...args: any[]) => any;
+/**
+ * A kernel function with scheduling points: a generator whose first argument is the task running it. Its other
+ * arguments are its own (`never[]` accepts every parameter list; KernelFunctions types each function).
+ */
+export type KFn = (t: KTask, ...args: never[]) => KGen<unknown>;
+export type KSyncFn = (...args: never[]) => unknown;
+/** How the dispatcher calls whatever implementation is current: with the arguments its caller passed. */
+type Called = (...args: unknown[]) => unknown;
 
 /** Where an implementation came from: the model's own, a policy value's, or a patch's. */
 export type KFnOrigin =
@@ -110,18 +113,25 @@ export class KFuncRegistry {
     e.origins.push({ kind: 'patch', by, how: 'replace' });
   }
 
-  /** Put `wrapper(current)` in the place of `name`: the wrapper calls the implementation it wraps when it wants. */
-  wrap(name: string, wrapper: (orig: KFn | KSyncFn) => KFn | KSyncFn, by: string): void {
+  /**
+   * Put `wrapper(current)` in the place of `name`: the wrapper calls the implementation it wraps when it wants.
+   * Typed by the function's declared signature when the name is one the program knows.
+   */
+  wrap<N extends KFnName>(name: N, wrapper: (orig: KernelFunctions[N]) => KernelFunctions[N], by: string): void;
+  wrap(name: string, wrapper: (orig: Called) => KFn | KSyncFn, by: string): void;
+  wrap(name: string, wrapper: (orig: never) => KFn | KSyncFn, by: string): void {
     const e = this.entry(name, by);
-    const impl = wrapper(e.impl);
+    const impl = wrapper(e.impl as never);
     if (typeof impl !== 'function') throw new InputError(`${by}: the wrapper of ${name} returned no function`);
     e.impl = impl;
     e.origins.push({ kind: 'patch', by, how: 'wrap' });
   }
 
   /** The implementation now called for `name` (to call the original from a replacement, take it first). */
-  current(name: string, by = 'kernel'): KFn | KSyncFn {
-    return this.entry(name, by).impl;
+  current<N extends KFnName>(name: N, by?: string): KernelFunctions[N];
+  current(name: string, by?: string): Called;
+  current(name: string, by = 'kernel'): Called {
+    return this.entry(name, by).impl as Called;
   }
 
   has(name: string): boolean {
@@ -148,8 +158,8 @@ export class KFuncRegistry {
     this.entries.set(name, e);
     const frame = this.frame;
     const dispatch = generator
-      ? (t: KTask, ...args: unknown[]) => frame(t, name, (e.impl as KFn)(t, ...args))
-      : (...args: unknown[]) => (e.impl as KSyncFn)(...args);
+      ? (t: KTask, ...args: unknown[]) => frame(t, name, (e.impl as Called)(t, ...args) as KGen<unknown>)
+      : (...args: unknown[]) => (e.impl as Called)(...args);
     Object.defineProperty(this.table, name, { value: dispatch, enumerable: true });
   }
 }

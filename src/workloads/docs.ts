@@ -7,8 +7,11 @@ import { IOASID_PRESET } from './presets/ioasid.js';
 import { DOMAINS_KINDS, IOASID_KINDS, ORDER_KINDS, type StepKind, SVA_KINDS } from './steps.js';
 import { SVA_PRESET } from './presets/sva.js';
 
-// biome-ignore lint/suspicious/noExplicitAny: presets of different parameter types, read alike.
-type AnyPreset = PresetSpec<any>;
+/** What the docs read of a preset, whatever its parameter type: its names, their schemas and defaults. */
+type AnyPreset = Pick<PresetSpec<object>, 'name' | 'summary'> & {
+  readonly params: Readonly<Record<string, { readonly concept: Concept; readonly schema: ParamSchema }>>;
+  readonly defaults: object;
+};
 export const PRESETS: readonly AnyPreset[] = [SVA_PRESET, DOMAINS_PRESET, IOASID_PRESET];
 
 const TITLES: Readonly<Record<Concept, string>> = {
