@@ -12,21 +12,7 @@ import {
   defineIoasid,
   IOASID_NOTIFY_BIND,
   type IoasidOptions,
-  ioasid_adjust_set,
-  ioasid_alloc,
-  ioasid_alloc_set,
-  ioasid_alloc_system_set,
-  ioasid_attach_spid,
-  ioasid_find,
-  ioasid_find_by_spid,
   ioasid_find_locked,
-  ioasid_find_sid,
-  ioasid_free,
-  ioasid_free_set,
-  ioasid_get_spid,
-  ioasid_install_capacity,
-  ioasid_notify,
-  ioasid_set_data,
   ioasidAllocatedCount,
   ioasidCapacity,
   ioasidCapacityAvail,
@@ -79,11 +65,11 @@ describe('IOASID capacity', () => {
     const got: number[] = [];
     let count = 0;
     const r = runBody(k, function* (t) {
-      expect(yield* ioasid_install_capacity(k, t, a, 16)).toBe(0);
-      const sid = yield* ioasid_alloc_system_set(k, t, a, 15);
-      for (let i = 0; i < 16; i++) got.push(yield* ioasid_alloc(k, t, a, sid, 0, 1 << 20, i));
+      expect(yield* k.fn.ioasid_install_capacity(t, 16)).toBe(0);
+      const sid = yield* k.fn.ioasid_alloc_system_set(t, 15);
+      for (let i = 0; i < 16; i++) got.push(yield* k.fn.ioasid_alloc(t, sid, 0, 1 << 20, i));
       count = ioasidAllocatedCount(k, a);
-      yield* ioasid_free_set(k, t, a, sid, true);
+      yield* k.fn.ioasid_free_set(t, sid, true);
     });
     expect(titles(r)).toEqual([]);
     expect(got.slice(0, 15)).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
@@ -94,13 +80,13 @@ describe('IOASID capacity', () => {
   });
 
   it('a system set may not take more than the capacity: -ENOSPC', () => {
-    const { k, a } = rig(5);
+    const { k } = rig(5);
     const rets: number[] = [];
     runBody(k, function* (t) {
-      yield* ioasid_install_capacity(k, t, a, 16);
-      rets.push(yield* ioasid_alloc_system_set(k, t, a, 16));
-      rets.push(yield* ioasid_alloc_system_set(k, t, a, 15));
-      rets.push(yield* ioasid_alloc_system_set(k, t, a, 1));
+      yield* k.fn.ioasid_install_capacity(t, 16);
+      rets.push(yield* k.fn.ioasid_alloc_system_set(t, 16));
+      rets.push(yield* k.fn.ioasid_alloc_system_set(t, 15));
+      rets.push(yield* k.fn.ioasid_alloc_system_set(t, 1));
     });
     expect(rets.map(ret)).toEqual(['-ENOSPC', '1', '-EEXIST']);
   });
@@ -109,10 +95,10 @@ describe('IOASID capacity', () => {
     const late = rig(6);
     const rets: number[] = [];
     const r = runBody(late.k, function* (t) {
-      const sid = yield* ioasid_alloc_system_set(late.k, t, late.a, 10);
-      rets.push(yield* ioasid_alloc(late.k, t, late.a, sid, 1, 63, 0));
-      rets.push(yield* ioasid_install_capacity(late.k, t, late.a, 32));
-      yield* ioasid_free_set(late.k, t, late.a, sid, true);
+      const sid = yield* late.k.fn.ioasid_alloc_system_set(t, 10);
+      rets.push(yield* late.k.fn.ioasid_alloc(t, sid, 1, 63, 0));
+      rets.push(yield* late.k.fn.ioasid_install_capacity(t, 32));
+      yield* late.k.fn.ioasid_free_set(t, sid, true);
     });
     expect(rets).toEqual([1, -EBUSY]);
     expect(titles(r)).toHaveLength(1);
@@ -123,10 +109,10 @@ describe('IOASID capacity', () => {
     // The control: the same calls in the right order.
     const early = rig(6);
     const r2 = runBody(early.k, function* (t) {
-      expect(yield* ioasid_install_capacity(early.k, t, early.a, 32)).toBe(0);
-      const sid = yield* ioasid_alloc_system_set(early.k, t, early.a, 10);
-      expect(yield* ioasid_alloc(early.k, t, early.a, sid, 40, 63, 0)).toBe(-ENOSPC);
-      expect(yield* ioasid_install_capacity(early.k, t, early.a, 16)).toBe(-EBUSY);
+      expect(yield* early.k.fn.ioasid_install_capacity(t, 32)).toBe(0);
+      const sid = yield* early.k.fn.ioasid_alloc_system_set(t, 10);
+      expect(yield* early.k.fn.ioasid_alloc(t, sid, 40, 63, 0)).toBe(-ENOSPC);
+      expect(yield* early.k.fn.ioasid_install_capacity(t, 16)).toBe(-EBUSY);
     });
     expect(ioasidCapacity(early.k, early.a)).toBe(32);
     // Only the second install (after allocations) is reported.
@@ -137,11 +123,11 @@ describe('IOASID capacity', () => {
     const { k, a } = rig(20);
     const got: number[] = [];
     const r = runBody(k, function* (t) {
-      expect(yield* ioasid_install_capacity(k, t, a, 1 << 20)).toBe(0);
-      const sid = yield* ioasid_alloc_system_set(k, t, a, (1 << 20) - 1);
-      for (let i = 0; i < 3; i++) got.push(yield* ioasid_alloc(k, t, a, sid, (1 << 20) - 2, 1 << 21, 0));
-      got.push(yield* ioasid_alloc(k, t, a, sid, 0, 1 << 20, 0));
-      yield* ioasid_free_set(k, t, a, sid, true);
+      expect(yield* k.fn.ioasid_install_capacity(t, 1 << 20)).toBe(0);
+      const sid = yield* k.fn.ioasid_alloc_system_set(t, (1 << 20) - 1);
+      for (let i = 0; i < 3; i++) got.push(yield* k.fn.ioasid_alloc(t, sid, (1 << 20) - 2, 1 << 21, 0));
+      got.push(yield* k.fn.ioasid_alloc(t, sid, 0, 1 << 20, 0));
+      yield* k.fn.ioasid_free_set(t, sid, true);
     });
     expect(titles(r)).toEqual([]);
     expect(got).toEqual([(1 << 20) - 2, (1 << 20) - 1, -ENOSPC, 1]);
@@ -156,16 +142,16 @@ describe('IOASID capacity', () => {
         }),
         fc.boolean(),
         (ops, fill) => {
-          const { k, a } = rig(11);
+          const { k } = rig(11);
           const ref = new Set<number>();
           const want: number[] = [];
           const got: number[] = [];
           runBody(k, function* (t) {
-            const sid = yield* ioasid_alloc_system_set(k, t, a, 2047);
+            const sid = yield* k.fn.ioasid_alloc_system_set(t, 2047);
             // Optionally start from a full space, so that the summary levels are exercised.
             if (fill) {
               for (let id = 1; id < 2048; id++) {
-                yield* ioasid_alloc(k, t, a, sid, 1, 2047, 0);
+                yield* k.fn.ioasid_alloc(t, sid, 1, 2047, 0);
                 ref.add(id);
               }
             }
@@ -182,15 +168,15 @@ describe('IOASID capacity', () => {
                 }
                 if (expectId > 0) ref.add(expectId);
                 want.push(expectId);
-                got.push(yield* ioasid_alloc(k, t, a, sid, o.min, o.min + o.span, 0));
+                got.push(yield* k.fn.ioasid_alloc(t, sid, o.min, o.min + o.span, 0));
               } else if (ref.has(o.id)) {
                 ref.delete(o.id);
                 want.push(0);
-                got.push(yield* ioasid_free(k, t, a, o.id));
+                got.push(yield* k.fn.ioasid_free(t, o.id));
               }
             }
             // Leave nothing behind for the leak check.
-            yield* ioasid_free_set(k, t, a, sid, true);
+            yield* k.fn.ioasid_free_set(t, sid, true);
           });
           expect(got).toEqual(want);
         },
@@ -206,17 +192,17 @@ describe('ioasid_set: quota, adjust, free', () => {
     const rets: string[] = [];
     let nr = -1;
     const r = runBody(k, function* (t) {
-      const sid = yield* ioasid_alloc_set(k, t, a, 42, 3);
-      for (let i = 0; i < 5; i++) rets.push(ret(yield* ioasid_alloc(k, t, a, sid, 1, 255, 0)));
+      const sid = yield* k.fn.ioasid_alloc_set(t, 42, 3);
+      for (let i = 0; i < 5; i++) rets.push(ret(yield* k.fn.ioasid_alloc(t, sid, 1, 255, 0)));
       nr = ioasidSetInfo(k, a, sid)?.nr ?? -1;
-      rets.push(ret(yield* ioasid_adjust_set(k, t, a, sid, 2)));
-      rets.push(ret(yield* ioasid_adjust_set(k, t, a, sid, 5)));
-      for (let i = 0; i < 3; i++) rets.push(ret(yield* ioasid_alloc(k, t, a, sid, 1, 255, 0)));
-      rets.push(ret(yield* ioasid_adjust_set(k, t, a, sid, 300)));
-      rets.push(ret(yield* ioasid_alloc_set(k, t, a, 42, 1)));
-      rets.push(ret(yield* ioasid_alloc_set(k, t, a, 43, 251)));
-      rets.push(ret(yield* ioasid_alloc_set(k, t, a, 43, 250)));
-      yield* ioasid_free_set(k, t, a, sid, true);
+      rets.push(ret(yield* k.fn.ioasid_adjust_set(t, sid, 2)));
+      rets.push(ret(yield* k.fn.ioasid_adjust_set(t, sid, 5)));
+      for (let i = 0; i < 3; i++) rets.push(ret(yield* k.fn.ioasid_alloc(t, sid, 1, 255, 0)));
+      rets.push(ret(yield* k.fn.ioasid_adjust_set(t, sid, 300)));
+      rets.push(ret(yield* k.fn.ioasid_alloc_set(t, 42, 1)));
+      rets.push(ret(yield* k.fn.ioasid_alloc_set(t, 43, 251)));
+      rets.push(ret(yield* k.fn.ioasid_alloc_set(t, 43, 250)));
+      yield* k.fn.ioasid_free_set(t, sid, true);
     });
     expect(titles(r)).toEqual([]);
     expect(nr).toBe(3);
@@ -227,31 +213,31 @@ describe('ioasid_set: quota, adjust, free', () => {
     const { k, a } = rig(6);
     const seen: (number | undefined)[] = [];
     runBody(k, function* (t) {
-      const sid = yield* ioasid_alloc_set(k, t, a, 9, 10);
-      for (let i = 0; i < 4; i++) yield* ioasid_alloc(k, t, a, sid, 1, 63, 0);
+      const sid = yield* k.fn.ioasid_alloc_set(t, 9, 10);
+      for (let i = 0; i < 4; i++) yield* k.fn.ioasid_alloc(t, sid, 1, 63, 0);
       seen.push(ioasidCapacityAvail(k, a));
-      expect(yield* ioasid_free_set(k, t, a, sid, false)).toBe(0);
+      expect(yield* k.fn.ioasid_free_set(t, sid, false)).toBe(0);
       seen.push(ioasidSetInfo(k, a, sid)?.nr, ioasidAllocatedCount(k, a));
-      expect(yield* ioasid_alloc(k, t, a, sid, 1, 63, 0)).toBe(1);
-      expect(yield* ioasid_free_set(k, t, a, sid, true)).toBe(0);
+      expect(yield* k.fn.ioasid_alloc(t, sid, 1, 63, 0)).toBe(1);
+      expect(yield* k.fn.ioasid_free_set(t, sid, true)).toBe(0);
       seen.push(ioasidSetInfo(k, a, sid)?.nr, ioasidCapacityAvail(k, a));
-      expect(yield* ioasid_free_set(k, t, a, sid, true)).toBe(-EINVAL);
-      expect(yield* ioasid_alloc(k, t, a, sid, 1, 63, 0)).toBe(-EINVAL);
+      expect(yield* k.fn.ioasid_free_set(t, sid, true)).toBe(-EINVAL);
+      expect(yield* k.fn.ioasid_alloc(t, sid, 1, 63, 0)).toBe(-EINVAL);
     });
     expect(seen).toEqual([53, 0, 0, undefined, 63]);
   });
 
   it('ioasid_find_sid; a double free is reported (pr_err) and -ENOENT', () => {
-    const { k, a } = rig(6);
+    const { k } = rig(6);
     const rets: number[] = [];
     const r = runBody(k, function* (t) {
-      const s1 = yield* ioasid_alloc_set(k, t, a, 1, 4);
-      const s2 = yield* ioasid_alloc_set(k, t, a, 2, 4);
-      const x = yield* ioasid_alloc(k, t, a, s1, 1, 63, 0);
-      const y = yield* ioasid_alloc(k, t, a, s2, 1, 63, 0);
-      rets.push(yield* ioasid_find_sid(k, t, a, x), yield* ioasid_find_sid(k, t, a, y), yield* ioasid_find_sid(k, t, a, 33));
-      rets.push(yield* ioasid_free(k, t, a, x), yield* ioasid_free(k, t, a, x));
-      yield* ioasid_free(k, t, a, y);
+      const s1 = yield* k.fn.ioasid_alloc_set(t, 1, 4);
+      const s2 = yield* k.fn.ioasid_alloc_set(t, 2, 4);
+      const x = yield* k.fn.ioasid_alloc(t, s1, 1, 63, 0);
+      const y = yield* k.fn.ioasid_alloc(t, s2, 1, 63, 0);
+      rets.push(yield* k.fn.ioasid_find_sid(t, x), yield* k.fn.ioasid_find_sid(t, y), yield* k.fn.ioasid_find_sid(t, 33));
+      rets.push(yield* k.fn.ioasid_free(t, x), yield* k.fn.ioasid_free(t, x));
+      yield* k.fn.ioasid_free(t, y);
     });
     expect(rets).toEqual([1, 2, -ENOENT, 0, -ENOENT]);
     expect(titles(r)).toEqual(['ioasid: Trying to free unknown IOASID 1']);
@@ -263,15 +249,15 @@ describe('ioasid_find: the RCU fast path', () => {
     const { k, a } = rig(6, { lock: 'mutex' });
     const rets: number[] = [];
     const r = runBody(k, function* (t) {
-      const s1 = yield* ioasid_alloc_set(k, t, a, 1, 4);
-      const s2 = yield* ioasid_alloc_set(k, t, a, 2, 4);
-      const id = yield* ioasid_alloc(k, t, a, s1, 1, 63, 0xbeef);
-      rets.push(yield* ioasid_find(k, t, a, s1, id), yield* ioasid_find(k, t, a, 0, id), yield* ioasid_find_locked(k, t, a, s1, id));
-      rets.push(yield* ioasid_find(k, t, a, s2, id));
-      expect(yield* ioasid_set_data(k, t, a, id, 0xcafe)).toBe(0);
-      rets.push(yield* ioasid_find(k, t, a, s1, id));
-      yield* ioasid_free(k, t, a, id);
-      rets.push(yield* ioasid_find(k, t, a, s1, id));
+      const s1 = yield* k.fn.ioasid_alloc_set(t, 1, 4);
+      const s2 = yield* k.fn.ioasid_alloc_set(t, 2, 4);
+      const id = yield* k.fn.ioasid_alloc(t, s1, 1, 63, 0xbeef);
+      rets.push(yield* k.fn.ioasid_find(t, s1, id), yield* k.fn.ioasid_find(t, 0, id), yield* ioasid_find_locked(k, t, a, s1, id));
+      rets.push(yield* k.fn.ioasid_find(t, s2, id));
+      expect(yield* k.fn.ioasid_set_data(t, id, 0xcafe)).toBe(0);
+      rets.push(yield* k.fn.ioasid_find(t, s1, id));
+      yield* k.fn.ioasid_free(t, id);
+      rets.push(yield* k.fn.ioasid_find(t, s1, id));
     });
     expect(titles(r)).toEqual([]);
     expect(rets).toEqual([0xbeef, 0xbeef, 0xbeef, -EACCES, 0xcafe, -ENOENT]);
@@ -280,33 +266,33 @@ describe('ioasid_find: the RCU fast path', () => {
   it('the lookup outside rcu_read_lock and outside the lock is `suspicious RCU usage`', () => {
     const { k, a } = rig(6);
     const r = runBody(k, function* (t) {
-      const sid = yield* ioasid_alloc_system_set(k, t, a, 4);
-      const id = yield* ioasid_alloc(k, t, a, sid, 1, 63, 5);
+      const sid = yield* k.fn.ioasid_alloc_system_set(t, 4);
+      const id = yield* k.fn.ioasid_alloc(t, sid, 1, 63, 5);
       expect(yield* __ioasid_find(k, t, a, sid, id)).toBe(5);
-      yield* ioasid_free(k, t, a, id);
+      yield* k.fn.ioasid_free(t, id);
     });
     expect(titles(r)).toEqual(['WARNING: suspicious RCU usage']);
     expect(r.findings[0]?.text).toContain('suspicious rcu_dereference_check() usage!');
   });
 
   it('guest PASIDs: attach, look up both ways within the set; a guest PASID names one ID of its set', () => {
-    const { k, a } = rig(6);
+    const { k } = rig(6);
     const rets: string[] = [];
     runBody(k, function* (t) {
-      const s1 = yield* ioasid_alloc_set(k, t, a, 1, 4);
-      const s2 = yield* ioasid_alloc_set(k, t, a, 2, 4);
-      const x = yield* ioasid_alloc(k, t, a, s1, 1, 63, 0);
-      const y = yield* ioasid_alloc(k, t, a, s1, 1, 63, 0);
-      const z = yield* ioasid_alloc(k, t, a, s2, 1, 63, 0);
-      rets.push(ret(yield* ioasid_attach_spid(k, t, a, s1, x, 7)));
-      rets.push(ret(yield* ioasid_attach_spid(k, t, a, s1, y, 7)));
-      rets.push(ret(yield* ioasid_attach_spid(k, t, a, s1, z, 8)));
-      rets.push(ret(yield* ioasid_attach_spid(k, t, a, s2, z, 7)));
-      rets.push(ret(yield* ioasid_find_by_spid(k, t, a, s1, 7)), ret(yield* ioasid_find_by_spid(k, t, a, s2, 7)));
-      rets.push(ret(yield* ioasid_find_by_spid(k, t, a, s1, 9)));
-      rets.push(ret(yield* ioasid_get_spid(k, t, a, s1, x)), ret(yield* ioasid_get_spid(k, t, a, s1, y)), ret(yield* ioasid_get_spid(k, t, a, s1, z)));
-      yield* ioasid_free_set(k, t, a, s1, true);
-      yield* ioasid_free_set(k, t, a, s2, true);
+      const s1 = yield* k.fn.ioasid_alloc_set(t, 1, 4);
+      const s2 = yield* k.fn.ioasid_alloc_set(t, 2, 4);
+      const x = yield* k.fn.ioasid_alloc(t, s1, 1, 63, 0);
+      const y = yield* k.fn.ioasid_alloc(t, s1, 1, 63, 0);
+      const z = yield* k.fn.ioasid_alloc(t, s2, 1, 63, 0);
+      rets.push(ret(yield* k.fn.ioasid_attach_spid(t, s1, x, 7)));
+      rets.push(ret(yield* k.fn.ioasid_attach_spid(t, s1, y, 7)));
+      rets.push(ret(yield* k.fn.ioasid_attach_spid(t, s1, z, 8)));
+      rets.push(ret(yield* k.fn.ioasid_attach_spid(t, s2, z, 7)));
+      rets.push(ret(yield* k.fn.ioasid_find_by_spid(t, s1, 7)), ret(yield* k.fn.ioasid_find_by_spid(t, s2, 7)));
+      rets.push(ret(yield* k.fn.ioasid_find_by_spid(t, s1, 9)));
+      rets.push(ret(yield* k.fn.ioasid_get_spid(t, s1, x)), ret(yield* k.fn.ioasid_get_spid(t, s1, y)), ret(yield* k.fn.ioasid_get_spid(t, s1, z)));
+      yield* k.fn.ioasid_free_set(t, s1, true);
+      yield* k.fn.ioasid_free_set(t, s2, true);
     });
     expect(rets).toEqual(['0', '-EEXIST', '-EINVAL', '0', '1', '3', '-ENOENT', '7', '-ENOENT', '-EACCES']);
   });
@@ -314,31 +300,31 @@ describe('ioasid_find: the RCU fast path', () => {
 
 describe('the notifier chain and the subscribers\' views', () => {
   it('every event reaches its subscribers; ioasid_free_set notifies each one and the views converge to the allocator', () => {
-    const { k, a, s } = rig(6, {}, true);
+    const { k, s } = rig(6, {}, true);
     if (!s) throw new Error('no subscribers');
     const snaps: Record<string, number[]> = {};
     let diverged = -1;
     const r = runBody(k, function* (t) {
       yield* ioasid_subscribers_register(k, t, s);
-      const sys = yield* ioasid_alloc_system_set(k, t, a, 8);
-      const vm = yield* ioasid_alloc_set(k, t, a, 7, 8);
-      const other = yield* ioasid_alloc_set(k, t, a, 8, 8);
-      const p = yield* ioasid_alloc(k, t, a, sys, 1, 63, 0);
-      const g1 = yield* ioasid_alloc(k, t, a, vm, 1, 63, 0);
-      const g2 = yield* ioasid_alloc(k, t, a, vm, 1, 63, 0);
-      const o = yield* ioasid_alloc(k, t, a, other, 1, 63, 0);
-      yield* ioasid_attach_spid(k, t, a, vm, g1, 5);
-      yield* ioasid_notify(k, t, a, g1, IOASID_NOTIFY_BIND);
-      yield* ioasid_notify(k, t, a, p, IOASID_NOTIFY_BIND);
+      const sys = yield* k.fn.ioasid_alloc_system_set(t, 8);
+      const vm = yield* k.fn.ioasid_alloc_set(t, 7, 8);
+      const other = yield* k.fn.ioasid_alloc_set(t, 8, 8);
+      const p = yield* k.fn.ioasid_alloc(t, sys, 1, 63, 0);
+      const g1 = yield* k.fn.ioasid_alloc(t, vm, 1, 63, 0);
+      const g2 = yield* k.fn.ioasid_alloc(t, vm, 1, 63, 0);
+      const o = yield* k.fn.ioasid_alloc(t, other, 1, 63, 0);
+      yield* k.fn.ioasid_attach_spid(t, vm, g1, 5);
+      yield* k.fn.ioasid_notify(t, g1, IOASID_NOTIFY_BIND);
+      yield* k.fn.ioasid_notify(t, p, IOASID_NOTIFY_BIND);
       const snap = (tag: string): void => {
         for (const name of ['vfio', 'kvm', 'iommu'] as const) snaps[`${tag} ${name}`] = [p, g1, g2, o].map((id) => subscriberView(k, s, name, id));
       };
       snap('bound');
       diverged = yield* ioasid_check_subscribers(k, t, s, 'in the test');
-      yield* ioasid_free_set(k, t, a, vm, true);
+      yield* k.fn.ioasid_free_set(t, vm, true);
       snap('freed');
-      yield* ioasid_free(k, t, a, p);
-      yield* ioasid_free(k, t, a, o);
+      yield* k.fn.ioasid_free(t, p);
+      yield* k.fn.ioasid_free(t, o);
     });
     expect(titles(r)).toEqual([]);
     expect(diverged).toBe(0);
@@ -354,17 +340,17 @@ describe('the notifier chain and the subscribers\' views', () => {
   });
 
   it('a subscriber that registers late has missed events: the divergence oracle names the IDs', () => {
-    const { k, a, s } = rig(6, {}, true);
+    const { k, s } = rig(6, {}, true);
     if (!s) throw new Error('no subscribers');
     let diverged = -1;
     const r = runBody(k, function* (t) {
-      const sys = yield* ioasid_alloc_system_set(k, t, a, 8);
-      const x = yield* ioasid_alloc(k, t, a, sys, 1, 63, 0);
+      const sys = yield* k.fn.ioasid_alloc_system_set(t, 8);
+      const x = yield* k.fn.ioasid_alloc(t, sys, 1, 63, 0);
       yield* ioasid_subscribers_register(k, t, s);
-      const y = yield* ioasid_alloc(k, t, a, sys, 1, 63, 0);
+      const y = yield* k.fn.ioasid_alloc(t, sys, 1, 63, 0);
       diverged = yield* ioasid_check_subscribers(k, t, s, 'after a late registration');
-      yield* ioasid_free(k, t, a, y);
-      yield* ioasid_free(k, t, a, x);
+      yield* k.fn.ioasid_free(t, y);
+      yield* k.fn.ioasid_free(t, x);
     });
     expect(diverged).toBe(1);
     expect(titles(r)).toEqual(["iommu-sim: notifier divergence: intel_svm_ioasid_notify's view differs from the allocator's on 1 IOASID: 1"]);
@@ -609,7 +595,7 @@ describe('ioasid.c by name: the registry is the truth', () => {
   });
 
   it('a wrap of ioasid_alloc by name sees every allocation, with ioasid_alloc on the call chain', () => {
-    const { k, a } = rig(5);
+    const { k } = rig(5);
     const seen: { id: number; chain: string }[] = [];
     k.fns.wrap(
       'ioasid_alloc',
@@ -622,9 +608,9 @@ describe('ioasid.c by name: the registry is the truth', () => {
       'test',
     );
     const r = runBody(k, function* (t) {
-      const sid = yield* ioasid_alloc_system_set(k, t, a, 4);
-      for (let i = 0; i < 3; i++) yield* ioasid_alloc(k, t, a, sid, 1, 31, i);
-      yield* ioasid_free_set(k, t, a, sid, true);
+      const sid = yield* k.fn.ioasid_alloc_system_set(t, 4);
+      for (let i = 0; i < 3; i++) yield* k.fn.ioasid_alloc(t, sid, 1, 31, i);
+      yield* k.fn.ioasid_free_set(t, sid, true);
     });
     expect(titles(r)).toEqual([]);
     expect(seen.map((s) => s.id)).toEqual([1, 2, 3]);

@@ -34,7 +34,6 @@ import {
   ioasidLockFree,
   ioasidLockOwner,
   ioasidSetInfo,
-  ioasid_register_notifier,
 } from './ioasid.js';
 
 export type SubscriberName = 'vfio' | 'kvm' | 'iommu';
@@ -243,7 +242,7 @@ function updateVfio(k: Kernel, s: IoasidSubscribers, p: number, ev: number, args
 
 /** Register every subscriber on ioasid_chain, each from its module init, in chain order. */
 export function* ioasid_subscribers_register(k: Kernel, t: KTask, s: IoasidSubscribers): KGen {
-  for (const sub of s.list) yield* k.call(t, `${sub.name}_init`, ioasid_register_notifier(k, t, s.a, sub.nb));
+  for (const sub of s.list) yield* k.call(t, `${sub.name}_init`, k.fn.ioasid_register_notifier(t, sub.nb));
 }
 
 // ---- the oracle ----

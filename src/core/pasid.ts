@@ -18,7 +18,7 @@ import type { Kernel, KGen } from '../kernel/kernel.js';
 import { setAllocTrack, TRACK_WORDS, unreferenced } from '../kernel/kmemleak.js';
 import { MM_FREED, type MmStruct, type MmTable, mm_set_pasid, mmById, mmPasid, mmStateCode } from '../kernel/mm/mm.js';
 import { array, element, struct, type ViewOf, word } from '../kernel/struct.js';
-import { defineIoasid, type Ioasid, type IoasidOptions, ioasid_alloc, ioasid_alloc_system_set, ioasid_free, ioasidCapacity, ioasidOf, ioasidSetIds, ioasidSystemSid, ioasidWords } from './ioasid.js';
+import { defineIoasid, type Ioasid, type IoasidOptions, ioasidCapacity, ioasidOf, ioasidSetIds, ioasidSystemSid, ioasidWords } from './ioasid.js';
 import type { Oracle } from './oracle.js';
 import { type DeviceInfo, type IommuOps, PASID_PLACEMENTS, type PasidPlacement, SVM_FLAG_PRIVATE_PASID, type SvmOps } from './types.js';
 
@@ -270,7 +270,7 @@ export class PasidAllocator {
     if (placement !== 'system') return yield* ida_alloc_range(this.k, t, this.idas[dev.iommu] as Ida, min, max);
     const sid = yield* this.systemSet(t);
     // The IOASID's private data is the mm it was allocated for (ioasid_set_data(pasid, mm) in the series).
-    return sid < 0 ? sid : yield* ioasid_alloc(this.k, t, this.ioasid, sid, min, max, mm.id + 1);
+    return sid < 0 ? sid : yield* this.k.fn.ioasid_alloc(t, sid, min, max, mm.id + 1);
   }
 
   /**
@@ -281,7 +281,7 @@ export class PasidAllocator {
     const a = this.ioasid;
     const sid = ioasidSystemSid(this.k, a);
     if (sid !== 0) return sid;
-    const r = yield* ioasid_alloc_system_set(this.k, t, a, ioasidCapacity(this.k, a) - 1);
+    const r = yield* this.k.fn.ioasid_alloc_system_set(t, ioasidCapacity(this.k, a) - 1);
     return r === -EEXIST ? ioasidSystemSid(this.k, a) : r;
   }
 
@@ -343,7 +343,7 @@ export class PasidAllocator {
       if (svm?.free_pasid) yield* svm.free_pasid(t, dev, pasid);
       return;
     }
-    if (scope === 0) yield* ioasid_free(this.k, t, this.ioasid, pasid);
+    if (scope === 0) yield* this.k.fn.ioasid_free(t, pasid);
     else yield* ida_free(this.k, t, this.idas[scope - 1] as Ida, pasid);
   }
 

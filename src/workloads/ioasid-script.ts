@@ -20,13 +20,6 @@ import {
   type Ioasid,
   IOASID_NOTIFY_BIND,
   IOASID_NOTIFY_UNBIND,
-  ioasid_adjust_set,
-  ioasid_alloc,
-  ioasid_alloc_set,
-  ioasid_find,
-  ioasid_free,
-  ioasid_free_set,
-  ioasid_notify,
 } from '../core/ioasid.js';
 import { type IoasidSubscribers, ioasid_check_subscribers } from '../core/ioasid-subscribers.js';
 import { parseScript, type ScriptActor, ScriptRunner } from './script.js';
@@ -82,7 +75,7 @@ export interface IoasidScriptEnv {
 
 /** Declare the scripted actors' task kind (`ioasid_script`); returns the initial tasks that run them. */
 export function defineIoasidScript(env: IoasidScriptEnv, actors: readonly ScriptActor<IoasidOp>[]): { task: string; args: number; name: string }[] {
-  const { k, a, subs, cap } = env;
+  const { k, subs, cap } = env;
   const runner = new ScriptRunner<IoasidOp>(k, 'ioasid', actors);
   const setNames = [...new Set(actors.flatMap((x) => x.steps.flatMap((s) => ('set' in s && s.set !== SYSTEM_SET ? [s.set] : []))))];
   const idNames = [...new Set(actors.flatMap((x) => x.steps.flatMap((s) => ('id' in s ? [s.id] : []))))];
@@ -104,30 +97,30 @@ export function defineIoasidScript(env: IoasidScriptEnv, actors: readonly Script
   function* step(t: KTask, s: IoasidOp): KGen<string> {
     switch (s.op) {
       case 'alloc_set': {
-        const r = yield* ioasid_alloc_set(k, t, a, token(s.set), s.quota);
+        const r = yield* k.fn.ioasid_alloc_set(t, token(s.set), s.quota);
         if (r > 0) yield* k.step(t, `${s.set} = set`, () => void Atomics.store(k.i32, setSlot(s.set), r));
         return `ioasid_alloc_set(quota ${s.quota}) = ${r > 0 ? `${s.set} (sid ${r})` : errname(r)}`;
       }
       case 'alloc': {
-        const r = yield* ioasid_alloc(k, t, a, yield* sid(t, s.set), 1, cap - 1, priv(s.id));
+        const r = yield* k.fn.ioasid_alloc(t, yield* sid(t, s.set), 1, cap - 1, priv(s.id));
         if (r > 0) yield* k.step(t, `${s.id} = IOASID`, () => void Atomics.store(k.i32, idSlot(s.id), r));
         return `ioasid_alloc(${s.set}) = ${r > 0 ? `${s.id} (${r})` : errname(r)}`;
       }
       case 'free':
-        return `ioasid_free(${s.id}) = ${errname(yield* ioasid_free(k, t, a, yield* id(t, s.id)))}`;
+        return `ioasid_free(${s.id}) = ${errname(yield* k.fn.ioasid_free(t, yield* id(t, s.id)))}`;
       case 'bind':
       case 'unbind': {
-        const r = yield* ioasid_notify(k, t, a, yield* id(t, s.id), s.op === 'bind' ? IOASID_NOTIFY_BIND : IOASID_NOTIFY_UNBIND);
+        const r = yield* k.fn.ioasid_notify(t, yield* id(t, s.id), s.op === 'bind' ? IOASID_NOTIFY_BIND : IOASID_NOTIFY_UNBIND);
         return `ioasid_notify(${s.id}, ${s.op === 'bind' ? 'BIND' : 'UNBIND'}) = ${errname(r)}`;
       }
       case 'find': {
-        const r = yield* ioasid_find(k, t, a, yield* sid(t, s.set), yield* id(t, s.id));
+        const r = yield* k.fn.ioasid_find(t, yield* sid(t, s.set), yield* id(t, s.id));
         return `ioasid_find(${s.set}, ${s.id}) = ${r >= 0 ? `private 0x${r.toString(16)}` : errname(r)}`;
       }
       case 'adjust_set':
-        return `ioasid_adjust_set(${s.set}, ${s.quota}) = ${errname(yield* ioasid_adjust_set(k, t, a, yield* sid(t, s.set), s.quota))}`;
+        return `ioasid_adjust_set(${s.set}, ${s.quota}) = ${errname(yield* k.fn.ioasid_adjust_set(t, yield* sid(t, s.set), s.quota))}`;
       case 'free_set':
-        return `ioasid_free_set(${s.set}) = ${errname(yield* ioasid_free_set(k, t, a, yield* sid(t, s.set), true))}`;
+        return `ioasid_free_set(${s.set}) = ${errname(yield* k.fn.ioasid_free_set(t, yield* sid(t, s.set), true))}`;
       case 'check': {
         if (!subs) return 'no subscribers to check';
         const n = yield* ioasid_check_subscribers(k, t, subs, `in ${t.comm}'s script`);

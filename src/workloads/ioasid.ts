@@ -36,19 +36,7 @@ import {
   IOASID_NOTIFY_BIND,
   IOASID_NOTIFY_UNBIND,
   defineIoasid,
-  ioasid_adjust_set,
-  ioasid_alloc,
-  ioasid_alloc_set,
-  ioasid_alloc_system_set,
-  ioasid_attach_spid,
-  ioasid_find,
-  ioasid_find_by_spid,
   ioasid_find_locked,
-  ioasid_free,
-  ioasid_free_set,
-  ioasid_install_capacity,
-  ioasid_notify,
-  ioasid_set_data,
   ioasidWords,
 } from '../core/ioasid.js';
 import {
@@ -173,7 +161,7 @@ function defineScenarioTasks(env: IoasidTaskEnv): PresetHardware | undefined {
   /** The deferred half of the PASID's life: ioasid_free, from the RCU callback or the work item. */
   function* freePasid(t: KTask, args: Wire): KGen {
     const pasid = typeof args === 'number' ? args : 0;
-    const r = yield* ioasid_free(k, t, a, pasid);
+    const r = yield* k.fn.ioasid_free(t, pasid);
     yield* tally(t, r === 0 ? { frees: 1, deferred_frees: 1 } : { free_errors: 1 });
   }
   const rcuCallback = defineRcuCallback(k, 'io_mm_free_rcu', freePasid);
@@ -190,7 +178,7 @@ function defineScenarioTasks(env: IoasidTaskEnv): PresetHardware | undefined {
           const i = subscriptionData(k, notifiers, sub) - 1;
           const pasid = yield* bondPasid(t, i);
           // The devices stop using the PASID (the IOMMU driver clears its entry) before the pages go.
-          const r = yield* ioasid_notify(k, t, a, pasid, IOASID_NOTIFY_UNBIND);
+          const r = yield* k.fn.ioasid_notify(t, pasid, IOASID_NOTIFY_UNBIND);
           yield* tally(t, r === 0 ? { unbinds: 1 } : { free_errors: 1 });
           yield* mm_set_pasid(k, t, mm, 0);
           yield* mmu_notifier_put(k, t, notifiers, sub);
@@ -227,7 +215,7 @@ function defineScenarioTasks(env: IoasidTaskEnv): PresetHardware | undefined {
       t,
       'iommu_sva_bind_device',
       (function* () {
-        const id = yield* ioasid_alloc(k, t, a, sid, 1, cap - 1, mm.id);
+        const id = yield* k.fn.ioasid_alloc(t, sid, 1, cap - 1, mm.id);
         if (id < 0) return id;
         yield* mm_set_pasid(k, t, mm, id);
         yield* k.step(t, 'io_mm->pasid =', () => {
@@ -236,10 +224,10 @@ function defineScenarioTasks(env: IoasidTaskEnv): PresetHardware | undefined {
         const sub = yield* mmu_notifier_register(k, t, notifiers, opsId, mm, i + 1);
         if (sub < 0) {
           yield* mm_set_pasid(k, t, mm, 0);
-          yield* ioasid_free(k, t, a, id);
+          yield* k.fn.ioasid_free(t, id);
           return sub;
         }
-        yield* ioasid_notify(k, t, a, id, IOASID_NOTIFY_BIND);
+        yield* k.fn.ioasid_notify(t, id, IOASID_NOTIFY_BIND);
         return id;
       })(),
     );
@@ -247,7 +235,7 @@ function defineScenarioTasks(env: IoasidTaskEnv): PresetHardware | undefined {
     if (pasid > 0) yield* tellMm(t, i, mm);
     if (pasid > 0) {
       // The IOMMU driver's page-request path: which mm does this PASID belong to?
-      const priv = yield* ioasid_find(k, t, a, sid, pasid);
+      const priv = yield* k.fn.ioasid_find(t, sid, pasid);
       tl.finds = 1;
       if (priv !== mm.id) tl.find_mismatch = 1;
       if (subs) {
@@ -266,7 +254,7 @@ function defineScenarioTasks(env: IoasidTaskEnv): PresetHardware | undefined {
   const booted = k.statics.alloc(1, 'system sid');
   k.task('ioasid_init', 'process', function* (t) {
     yield* init(t);
-    const sid = yield* ioasid_alloc_system_set(k, t, a, systemQuota);
+    const sid = yield* k.fn.ioasid_alloc_system_set(t, systemQuota);
     if (sid < 0) throw new Error(`ioasid_alloc_system_set: ${sid}`);
     yield* k.step(t, 'boot done', () => void Atomics.store(k.i32, k.mem.statics + booted, sid));
   });
@@ -323,7 +311,7 @@ function scenarioHardware(k: Kernel, topo: Topology, mms: ReturnType<typeof defi
 
 /** The VMs (one ioasid_set each, quota, shrink attempt, set free) and their vCPU threads allocating guest PASIDs. */
 function defineVmTasks(env: IoasidTaskEnv, vmDone: number): void {
-  const { k, p, a, subs, cap, tally } = env;
+  const { k, p, subs, cap, tally } = env;
   k.task('vcpu', 'process', function* (t, args) {
     const j = num(args, 'j');
     const c = num(args, 'c');
@@ -340,7 +328,7 @@ function defineVmTasks(env: IoasidTaskEnv, vmDone: number): void {
     };
     for (let n = c; n < p.pasids; n += p.vcpus) {
       // VFIO's PASID allocation ioctl for the guest (the vCPU trapped on its PASID request).
-      const id = yield* ioasid_alloc(k, t, a, sid, 1, cap - 1, vmPriv(j));
+      const id = yield* k.fn.ioasid_alloc(t, sid, 1, cap - 1, vmPriv(j));
       if (id === -ENOSPC) {
         tl.alloc_enospc++;
         continue;
@@ -351,11 +339,11 @@ function defineVmTasks(env: IoasidTaskEnv, vmDone: number): void {
       }
       tl.vm_allocs++;
       const spid = n + 1;
-      if ((yield* ioasid_attach_spid(k, t, a, sid, id, spid)) !== 0) tl.spid_mismatch++;
-      if ((yield* ioasid_notify(k, t, a, id, IOASID_NOTIFY_BIND)) === 0) tl.binds++;
+      if ((yield* k.fn.ioasid_attach_spid(t, sid, id, spid)) !== 0) tl.spid_mismatch++;
+      if ((yield* k.fn.ioasid_notify(t, id, IOASID_NOTIFY_BIND)) === 0) tl.binds++;
       tl.finds++;
-      if ((yield* ioasid_find(k, t, a, sid, id)) !== vmPriv(j)) tl.find_mismatch++;
-      if ((yield* ioasid_find_by_spid(k, t, a, sid, spid)) === id) tl.spid_ok++;
+      if ((yield* k.fn.ioasid_find(t, sid, id)) !== vmPriv(j)) tl.find_mismatch++;
+      if ((yield* k.fn.ioasid_find_by_spid(t, sid, spid)) === id) tl.spid_ok++;
       else tl.spid_mismatch++;
     }
     yield* tally(t, tl);
@@ -364,7 +352,7 @@ function defineVmTasks(env: IoasidTaskEnv, vmDone: number): void {
 
   k.task('vm', 'process', function* (t, args) {
     const j = num(args, 'j');
-    const sid = yield* ioasid_alloc_set(k, t, a, vmToken(j), p.quota);
+    const sid = yield* k.fn.ioasid_alloc_set(t, vmToken(j), p.quota);
     if (sid < 0) {
       yield* tally(t, { set_errors: 1, vms_done: 1 });
       return;
@@ -385,17 +373,17 @@ function defineVmTasks(env: IoasidTaskEnv, vmDone: number): void {
     const tl: Tally = {};
     // Rebalancing quotas between VMs may never take a set below what it holds.
     if (held > 1) {
-      const r = yield* ioasid_adjust_set(k, t, a, sid, held - 1);
+      const r = yield* k.fn.ioasid_adjust_set(t, sid, held - 1);
       if (r === -EINVAL) tl.adjust_einval = 1;
     }
-    if ((yield* ioasid_adjust_set(k, t, a, sid, Math.max(1, held))) === 0) tl.adjust_ok = 1;
+    if ((yield* k.fn.ioasid_adjust_set(t, sid, Math.max(1, held))) === 0) tl.adjust_ok = 1;
     if (subs) {
       const d = yield* ioasid_check_subscribers(k, t, subs, `in qemu${j} before ioasid_free_set(${sid})`);
       tl.view_checks = 1;
       tl.divergent_views = d;
     }
     // The guest is gone: its whole set goes, every subscriber hearing of each ID.
-    if ((yield* ioasid_free_set(k, t, a, sid, true)) === 0) tl.set_frees = 1;
+    if ((yield* k.fn.ioasid_free_set(t, sid, true)) === 0) tl.set_frees = 1;
     if (subs) {
       const d = yield* ioasid_check_subscribers(k, t, subs, `in qemu${j} after ioasid_free_set(${sid})`);
       tl.view_checks = (tl.view_checks ?? 0) + 1;
@@ -408,14 +396,14 @@ function defineVmTasks(env: IoasidTaskEnv, vmDone: number): void {
 
 /** mode=alloc-free: one task fills the system set's ID space, another frees it all. */
 function defineAllocFreeTasks(env: IoasidTaskEnv): void {
-  const { k, a, cap, tally, init, initialTasks } = env;
+  const { k, cap, tally, init, initialTasks } = env;
   k.task('ioasid_fill', 'process', function* (t) {
     yield* init(t);
-    const sid = yield* ioasid_alloc_system_set(k, t, a, cap - 1);
+    const sid = yield* k.fn.ioasid_alloc_system_set(t, cap - 1);
     let allocs = 0;
     let last = 0;
     for (;;) {
-      last = yield* ioasid_alloc(k, t, a, sid, 1, cap - 1, 1);
+      last = yield* k.fn.ioasid_alloc(t, sid, 1, cap - 1, 1);
       if (last < 0) break;
       allocs++;
     }
@@ -426,7 +414,7 @@ function defineAllocFreeTasks(env: IoasidTaskEnv): void {
   k.task('ioasid_drain', 'process', function* (t, args) {
     const n = num(args, 'n');
     let frees = 0;
-    for (let id = 1; id <= n; id++) if ((yield* ioasid_free(k, t, a, id)) === 0) frees++;
+    for (let id = 1; id <= n; id++) if ((yield* k.fn.ioasid_free(t, id)) === 0) frees++;
     yield* tally(t, { bench_frees: frees, free_errors: n - frees, drained: 1 });
   });
   initialTasks.push({ task: 'ioasid_fill', args: null, name: 'fill' });
@@ -447,7 +435,7 @@ function defineFindTasks(env: IoasidTaskEnv): void {
     let bad = 0;
     for (let i = 0; i < n; i++) {
       const id = 1 + (i % FIND_IDS);
-      const priv = p.mode === 'find-rcu' ? yield* ioasid_find(k, t, a, sid, id) : yield* ioasid_find_locked(k, t, a, sid, id);
+      const priv = p.mode === 'find-rcu' ? yield* k.fn.ioasid_find(t, sid, id) : yield* ioasid_find_locked(k, t, a, sid, id);
       // The updater flips the low bit: either version is right, anything else is not.
       if (priv >> 1 !== id) bad++;
     }
@@ -458,15 +446,15 @@ function defineFindTasks(env: IoasidTaskEnv): void {
     yield* waitReady(t);
     for (let i = 0; i < n; i++) {
       const id = 1 + (i % FIND_IDS);
-      yield* ioasid_set_data(k, t, a, id, 2 * id + (i & 1));
+      yield* k.fn.ioasid_set_data(t, id, 2 * id + (i & 1));
     }
   });
   k.task('ioasid_find_setup', 'process', function* (t) {
     yield* init(t);
-    const sid = yield* ioasid_alloc_system_set(k, t, a, cap - 1);
+    const sid = yield* k.fn.ioasid_alloc_system_set(t, cap - 1);
     for (let i = 1; i <= FIND_IDS; i++) {
-      const id = yield* ioasid_alloc(k, t, a, sid, 1, cap - 1, 0);
-      if (id > 0) yield* ioasid_set_data(k, t, a, id, 2 * id);
+      const id = yield* k.fn.ioasid_alloc(t, sid, 1, cap - 1, 0);
+      if (id > 0) yield* k.fn.ioasid_set_data(t, id, 2 * id);
     }
     yield* k.step(t, 'setup done', () => {
       Atomics.store(k.i32, k.mem.statics + sidWord, sid);
@@ -540,7 +528,7 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
 
   /** The subscribers register at their module init, before anything is allocated. */
   function* init(t: KTask): KGen<number> {
-    const r = yield* ioasid_install_capacity(k, t, a, cap);
+    const r = yield* k.fn.ioasid_install_capacity(t, cap);
     if (r < 0) throw new Error(`ioasid_install_capacity: ${r}`);
     if (subs) yield* ioasid_subscribers_register(k, t, subs);
     return 0;
