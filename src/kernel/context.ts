@@ -30,6 +30,8 @@ export class KTask {
   readonly frames: string[];
   /** The last step this task performed (a finding found in its body is dated by it). */
   lastStep = -1;
+  /** Whether the kernel holds a record of what it waits on (Kernel.point with waits; cleared when performed). */
+  waits = false;
 
   constructor(
     readonly self: TaskSelf,

@@ -54,6 +54,14 @@ const ALWAYS = (): boolean => true;
 export const DEFAULT_READER_SLOTS = 64;
 
 /**
+ * The results a KPoint's next() returns, one of each, reused: a point is made at every step, and `yield*` hands an
+ * inner result on to its caller as it is (ECMA-262, yield*: GeneratorYield(innerResult)), every caller up to
+ * Task.resume reading it at once and keeping nothing — so no result need be a new object.
+ */
+const YIELDED: { done: false; value: Point } = { done: false, value: { label: '', ready: () => true, perform: () => undefined } };
+const RETURNED: { done: true; value: unknown } = { done: true, value: undefined };
+
+/**
  * A scheduling point of a kernel task (one object, no closures of its own: points are made at every step). It
  * is also the generator k.step() returns — it yields itself once and returns what it was resumed with — so
  * that `yield* k.step(…)` costs no generator of its own.
@@ -85,8 +93,9 @@ class KPoint<T> implements Point<T>, Generator<Point, T, unknown> {
   }
 
   perform(env: StepEnv): T {
-    this.t.lastStep = env.step;
-    this.k.waited(this.t);
+    const t = this.t;
+    t.lastStep = env.step;
+    if (t.waits) this.k.waited(t);
     return this.fn(env);
   }
 
@@ -103,11 +112,13 @@ class KPoint<T> implements Point<T>, Generator<Point, T, unknown> {
   next(value?: unknown): IteratorResult<Point, T> {
     if (this.state === 0) {
       this.state = 1;
-      return { done: false, value: this };
+      YIELDED.value = this;
+      return YIELDED as IteratorYieldResult<Point>;
     }
     const resumed = this.state === 1;
     this.state = 2;
-    return { done: true, value: (resumed ? value : undefined) as T };
+    RETURNED.value = resumed ? value : undefined;
+    return RETURNED as IteratorReturnResult<T>;
   }
 
   return(value: T): IteratorResult<Point, T> {
@@ -192,6 +203,65 @@ class Frame<T> implements Generator<Point, T, unknown> {
   private end(): void {
     this.state = 2;
     this.t.frames.pop();
+  }
+}
+
+/**
+ * A kernel task's body as the runtime runs it: its context made at the first step, the body's points, then the
+ * checks of its end — what a generator `{ start; yield* body(t, args); end }` would do, as an iterator: a
+ * generator level costs every point of the task a resume and a suspend.
+ */
+class TaskRun implements Generator<Point, void, unknown> {
+  private body: KGen | undefined;
+  private t: KTask | undefined;
+  private done = false;
+
+  constructor(
+    private readonly k: Kernel,
+    private readonly self: TaskSelf,
+    private readonly kind: string,
+    private readonly context: ContextKind,
+    private readonly make: (t: KTask, args: Wire) => KGen,
+    private readonly args: Wire,
+  ) {}
+
+  [Symbol.iterator](): Generator<Point, void, unknown> {
+    return this;
+  }
+
+  next(value?: unknown): IteratorResult<Point, void> {
+    if (this.done) return { done: true, value: undefined };
+    let body = this.body;
+    if (body === undefined) {
+      const t = this.k.started(this.self, this.kind, this.context);
+      this.t = t;
+      body = this.make(t, this.args);
+      this.body = body;
+      value = undefined;
+    }
+    let r: IteratorResult<Point, void>;
+    try {
+      r = body.next(value);
+    } catch (err) {
+      this.done = true;
+      throw err;
+    }
+    if (r.done) {
+      this.done = true;
+      this.k.ended(this.t as KTask);
+      return { done: true, value: undefined };
+    }
+    return r;
+  }
+
+  return(value: void): IteratorResult<Point, void> {
+    this.done = true;
+    return { done: true, value };
+  }
+
+  throw(e: unknown): IteratorResult<Point, void> {
+    this.done = true;
+    throw e;
   }
 }
 
@@ -468,7 +538,7 @@ export class Kernel implements Monitor {
    */
   task(kind: string, context: ContextKind, body: (t: KTask, args: Wire) => KGen): string {
     if (this.factories[kind]) throw new Error(`kernel: task kind '${kind}' declared twice`);
-    this.factories[kind] = (args: Wire, self: TaskSelf) => this.run(self, kind, context, body, args);
+    this.factories[kind] = (args: Wire, self: TaskSelf) => new TaskRun(this, self, kind, context, body, args);
     return kind;
   }
 
@@ -477,14 +547,19 @@ export class Kernel implements Monitor {
     return this.factories;
   }
 
-  private *run(self: TaskSelf, kind: string, context: ContextKind, body: (t: KTask, args: Wire) => KGen, args: Wire): KGen {
+  /** A task's context comes to be (at its first step): TaskRun. */
+  started(self: TaskSelf, kind: string, context: ContextKind): KTask {
     const t = new KTask(self, context, self.named ? self.name : kind);
     this.tasks.set(self.id, t);
     t.frames.push(kind);
-    yield* body(t, args);
+    return t;
+  }
+
+  /** A task's body returned: TaskRun. */
+  ended(t: KTask): void {
     t.frames.pop();
     this.taskEnded(t);
-    this.tasks.delete(self.id);
+    this.tasks.delete(t.id);
   }
 
   private taskEnded(t: KTask): void {
@@ -507,13 +582,17 @@ export class Kernel implements Monitor {
    * is not ready the task is waiting on `waits.what` (for hung-task and deadlock reports).
    */
   point<T>(t: KTask, label: string, ready: () => boolean, perform: (env: StepEnv) => T, waits?: Waits): Point<T> {
-    if (waits) this.waiting.set(t, { what: waits.what, since: this.now(), ...(waits.holder ? { holder: waits.holder } : {}) });
+    if (waits) {
+      this.waiting.set(t, { what: waits.what, since: this.now(), ...(waits.holder ? { holder: waits.holder } : {}) });
+      t.waits = true;
+    }
     return new KPoint(this, t, label, ready, perform, waits);
   }
 
   /** The task's waiting point was performed: it waits no more. */
   waited(t: KTask): void {
     this.waiting.delete(t);
+    t.waits = false;
   }
 
   /** A point that is always ready: an update of shared state that must be ordered against the others. */

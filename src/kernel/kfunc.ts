@@ -156,10 +156,60 @@ export class KFuncRegistry {
     if (this.entries.has(name)) throw new Error(`kernel function ${name} defined twice`);
     const e: Entry = { impl, file, generator, origins: [origin] };
     this.entries.set(name, e);
-    const frame = this.frame;
-    const dispatch = generator
-      ? (t: KTask, ...args: unknown[]) => frame(t, name, (e.impl as Called)(t, ...args) as KGen<unknown>)
-      : (...args: unknown[]) => (e.impl as Called)(...args);
+    const dispatch = generator ? framed(this.frame, name, e) : direct(e);
     Object.defineProperty(this.table, name, { value: dispatch, enumerable: true });
   }
+}
+
+/**
+ * The dispatcher of a function with points: its current implementation, called with the caller's arguments, run
+ * with `name` on the call chain. A call of up to four arguments after the task passes them as they are (a rest
+ * parameter and a spread would make an array at every call of every kernel function).
+ */
+function framed(frame: FrameCall, name: string, e: Entry): Called {
+  return function dispatch(t: unknown, a?: unknown, b?: unknown, c?: unknown, d?: unknown): KGen<unknown> {
+    const impl = e.impl as Called;
+    let body: unknown;
+    switch (arguments.length) {
+      case 1:
+        body = impl(t);
+        break;
+      case 2:
+        body = impl(t, a);
+        break;
+      case 3:
+        body = impl(t, a, b);
+        break;
+      case 4:
+        body = impl(t, a, b, c);
+        break;
+      case 5:
+        body = impl(t, a, b, c, d);
+        break;
+      default:
+        // biome-ignore lint/complexity/noArguments: every argument, however many, as the caller passed them
+        body = impl(...arguments);
+    }
+    return frame(t as KTask, name, body as KGen<unknown>);
+  };
+}
+
+/** The dispatcher of a function without points (no frame): its current implementation. */
+function direct(e: Entry): Called {
+  return function dispatch(a?: unknown, b?: unknown, c?: unknown): unknown {
+    const impl = e.impl as Called;
+    switch (arguments.length) {
+      case 0:
+        return impl();
+      case 1:
+        return impl(a);
+      case 2:
+        return impl(a, b);
+      case 3:
+        return impl(a, b, c);
+      default:
+        // biome-ignore lint/complexity/noArguments: every argument, however many, as the caller passed them
+        return impl(...arguments);
+    }
+  };
 }

@@ -29,6 +29,9 @@ import { earliestWake, type StepEnv, type TaskSelf, TaskTable } from './task.js'
 import { EventNames, Trace, TraceLog } from './trace.js';
 import { watchEnter, watchLeave } from './watchdog.js';
 
+/** Receivers are actors or pseudo-actors (≥ -8: model.ts), never tasks: this makes each an array index. */
+const RECEIVER_BIAS = 8;
+
 /** Simulated cost of one step, in ms (1 µs). */
 export const STEP_MS = 0.001;
 
@@ -118,13 +121,21 @@ interface EnvHost {
   send(from: number, to: number, event: ModelEvent, step: number): void;
 }
 
-/** What a task's point may do while it is performed (one small object a step; no closures). */
+/**
+ * What a task's point may do while it is performed: one object for the run, set to each task step in turn (a
+ * point's perform uses it while it runs, and keeps nothing of it).
+ */
 class TaskStepEnv implements StepEnv {
-  constructor(
-    readonly step: number,
-    readonly self: TaskSelf,
-    private readonly host: EnvHost,
-  ) {}
+  step = -1;
+  self: TaskSelf = { id: -1, name: '', named: false, owner: ENV };
+
+  constructor(private readonly host: EnvHost) {}
+
+  at(step: number, self: TaskSelf): this {
+    this.step = step;
+    this.self = self;
+    return this;
+  }
 
   now(): number {
     return this.host.now();
@@ -160,7 +171,10 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
   const names = opts.scratch?.names ?? new EventNames();
   const log = opts.scratch?.log ?? new TraceLog();
   log.reset();
-  const channels = new Map<number, Channel>();
+  // Channels by sender, then by receiver + RECEIVER_BIAS (actors and pseudo-actors: small indices). Two lookups by
+  // small integers: a channel key is a double, and a Map keyed by doubles boxes and hashes a number a message.
+  const channels: Channel[] = [];
+  const bySender = new Map<number, Channel[]>();
   const enabled: Channel[] = [];
   const n = workload.actors.length;
   let seq = 0;
@@ -177,11 +191,16 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
   const sharedEvents = new Set(workload.sharedEvents ?? []);
 
   const channel = (sender: number, receiver: number): Channel => {
-    const key = channelKey(sender, receiver);
-    let c = channels.get(key);
-    if (!c) {
+    let row = bySender.get(sender);
+    if (row === undefined) {
+      row = [];
+      bySender.set(sender, row);
+    }
+    let c = row[receiver + RECEIVER_BIAS];
+    if (c === undefined) {
       c = new Channel(sender, receiver);
-      channels.set(key, c);
+      row[receiver + RECEIVER_BIAS] = c;
+      channels.push(c);
     }
     return c;
   };
@@ -237,6 +256,7 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
     }
   };
   const envHost: EnvHost = { now: () => clock.now, spawn, send: sendFrom };
+  const stepEnv = new TaskStepEnv(envHost);
 
   for (const m of opts.initial ?? workload.initial) {
     if (!Number.isInteger(m.to) || m.to < 0 || m.to >= n) throw new Error(`initial message '${m.event.type}' to unknown actor ${m.to}`);
@@ -323,7 +343,7 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
       watchEnter('task', t.name, label);
       let more: boolean;
       try {
-        more = t.resume(t.perform(new TaskStepEnv(step, t, envHost)), label);
+        more = t.resume(t.perform(stepEnv.at(step, t)), label);
       } finally {
         watchLeave();
       }
@@ -394,7 +414,7 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
   host.stopAll();
   const trace = new Trace(log.take(), workload.actors.map((a) => a.name), names.map, tasks.names);
   let queued = 0;
-  for (const c of channels.values()) queued += c.tail - c.head;
+  for (const c of channels) queued += c.tail - c.head;
   const accounting = { sent, delivered, queued, ok: sent === delivered + queued };
   const strategy = scheduler.name;
   const check = workload.check(finals, shared);
