@@ -254,9 +254,9 @@ class TaskRun implements Generator<Point, void, unknown> {
     return r;
   }
 
-  return(value: void): IteratorResult<Point, void> {
+  return(): IteratorResult<Point, void> {
     this.done = true;
-    return { done: true, value };
+    return { done: true, value: undefined };
   }
 
   throw(e: unknown): IteratorResult<Point, void> {

@@ -170,6 +170,7 @@ function framed(frame: FrameCall, name: string, e: Entry): Called {
   return function dispatch(t: unknown, a?: unknown, b?: unknown, c?: unknown, d?: unknown): KGen<unknown> {
     const impl = e.impl as Called;
     let body: unknown;
+    // biome-ignore lint/complexity/noArguments: how many the caller passed (a rest parameter would be an array a call)
     switch (arguments.length) {
       case 1:
         body = impl(t);
@@ -198,6 +199,7 @@ function framed(frame: FrameCall, name: string, e: Entry): Called {
 function direct(e: Entry): Called {
   return function dispatch(a?: unknown, b?: unknown, c?: unknown): unknown {
     const impl = e.impl as Called;
+    // biome-ignore lint/complexity/noArguments: how many the caller passed (a rest parameter would be an array a call)
     switch (arguments.length) {
       case 0:
         return impl();
