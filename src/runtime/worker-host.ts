@@ -26,7 +26,7 @@ import {
 } from './model.js';
 import { Outbox } from './outbox.js';
 import { Doorbell, Mailbox, type MailboxLayout, senderLane } from './mailbox.js';
-import { earliestWake, type StepEnv, type Task, TaskFailure, TaskTable } from './task.js';
+import { earliestWake, type Point, type StepEnv, TaskFailure, type TaskSelf, TaskTable } from './task.js';
 import { EventNames, TimeLog, TraceLog } from './trace.js';
 import { watchEnter, watchLeave } from './watchdog.js';
 import { buildWorkload } from './workloads.js';
@@ -141,15 +141,13 @@ function workerLoop(init: WorkerInit): WorkerReport {
       }
     }
   };
-  const taskEnv = (t: Task, step: number): StepEnv => ({
-    step,
-    self: t,
+  const taskEnv = new WorkerStepEnv({
     now: () => timers.now(),
-    spawn: (kind, args, name) => {
+    spawn: (step, owner, kind, args, name) => {
       triedAt = Number.NaN;
-      return tasks.spawn(step, t.id, kind, args, name).id;
+      return tasks.spawn(step, owner, kind, args, name).id;
     },
-    send: (to, event) => sendFrom(t.id, to, event, step),
+    send: sendFrom,
   });
   /** Try every live task whose point may have become ready; wake workers sleeping on blocked tasks. */
   const runTasks = (): number => {
@@ -166,7 +164,11 @@ function workerLoop(init: WorkerInit): WorkerReport {
       // Like a CPU, keep running a task while it can proceed (up to a time slice), then go round.
       for (let slice = 0; slice < TASK_SLICE; slice++) {
         const p = t.pending;
-        if (!p) break;
+        // Asked first without the sequencer, as a hint: a blocked task (most of those tried) then costs no turn of
+        // the lock another worker may be waiting for. Its answer may be stale, so a ready one is asked again
+        // under the sequencer; a stale "blocked" was written by a point performed after `v` was read, which
+        // bumped the version: the task is tried again before this worker sleeps on it.
+        if (!p || !readyHint(p)) break;
         const done = ctl.trySequenced(
           () => p.ready(),
           (ticket) => {
@@ -178,7 +180,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
             // The host-time watchdog (watchdog.ts) watches the task's code from its point to its next one.
             watchEnter('task', t.name, p.label);
             try {
-              return t.perform(taskEnv(t, ticket));
+              return t.perform(taskEnv.at(ticket, t));
             } catch (err) {
               watchLeave();
               throw err;
@@ -395,6 +397,18 @@ function workerLoop(init: WorkerInit): WorkerReport {
   };
 }
 
+/**
+ * A point's ready() asked outside the sequencer: a hint, which memory another worker is writing may make wrong
+ * either way — or make throw (a pointer read half-updated): then it may be ready, and is asked under the lock.
+ */
+function readyHint(p: Point): boolean {
+  try {
+    return p.ready();
+  } catch {
+    return true;
+  }
+}
+
 /** Poll `ready` for up to `micros` µs; true as soon as it holds. */
 function spin(micros: number, ready: () => boolean): boolean {
   if (micros <= 0) return false;
@@ -427,4 +441,36 @@ export function rebuildFailure(f: FailureInfo): Error {
   err.name = f.name;
   err.stack = f.stack;
   return err;
+}
+
+/** What a worker's task point may do while it is performed: one object per worker, set to each point in turn. */
+class WorkerStepEnv implements StepEnv {
+  step = -1;
+  self: TaskSelf = { id: -1, name: '', named: false, owner: ENV };
+
+  constructor(
+    private readonly host: {
+      now(): number;
+      spawn(step: number, owner: number, kind: string, args: Wire, name?: string): number;
+      send(from: number, to: number, event: ModelEvent, step: number): void;
+    },
+  ) {}
+
+  at(step: number, self: TaskSelf): this {
+    this.step = step;
+    this.self = self;
+    return this;
+  }
+
+  now(): number {
+    return this.host.now();
+  }
+
+  spawn(kind: string, args: Wire, name?: string): number {
+    return this.host.spawn(this.step, this.self.id, kind, args, name);
+  }
+
+  send(to: number, event: ModelEvent): void {
+    this.host.send(this.self.id, to, event, this.step);
+  }
 }
