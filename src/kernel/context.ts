@@ -5,6 +5,11 @@
 import type { TaskSelf } from '../runtime/task.js';
 import { TASK_BASE } from '../runtime/task.js';
 
+/** What interns a string in a run's memory (KernelMemory). */
+export interface StringTable {
+  intern(s: string): number;
+}
+
 export type ContextKind = 'process' | 'softirq' | 'hardirq' | 'workqueue' | 'kthread';
 
 export type LockKind = 'spinlock' | 'mutex' | 'rwsem-read' | 'rwsem-write' | 'srcu' | 'rcu';
@@ -70,6 +75,37 @@ export class KTask {
 
   chain(): string[] {
     return [...this.frames];
+  }
+
+  /** The frames `internedChain` last interned, the memory it interned them in, and the id it returned. */
+  private chainSeen: string[] = [];
+  private chainMem: StringTable | undefined;
+  private chainId = 0;
+
+  /**
+   * The call chain, '\n'-joined (as allocation and free tracks keep it), interned in `mem` — joined and looked
+   * up again only when the chain differs from the last call's (a task allocating and freeing in one path interns
+   * the same chain over and over). mem.intern(s) gives the same id for the same string, once it gave one.
+   */
+  internedChain(mem: StringTable): number {
+    const f = this.frames;
+    const seen = this.chainSeen;
+    if (mem === this.chainMem && f.length === seen.length) {
+      let same = true;
+      for (let i = 0; i < f.length; i++) {
+        if (f[i] !== seen[i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return this.chainId;
+    }
+    const id = mem.intern(f.join('\n'));
+    // An id of 0 (the string heap full) is not kept: the next call asks again, as a fresh intern would.
+    this.chainMem = id === 0 ? undefined : mem;
+    this.chainSeen = [...f];
+    this.chainId = id;
+    return id;
   }
 
   holds(addr: number): HeldLock | undefined {

@@ -23,7 +23,7 @@ export function setAllocTrack(k: Kernel, t: KTask, at: number): void {
   const tr = k.view(KMEMLEAK_TRACK);
   tr.comm.set(at, k.mem.intern(t.comm));
   tr.pid.set(at, t.pid);
-  tr.trace_handle.set(at, k.mem.intern(t.chain().join('\n')));
+  tr.trace_handle.set(at, t.internedChain(k.mem));
 }
 
 export function allocTrack(k: Kernel, at: number): SlabTrack {

@@ -236,7 +236,7 @@ class Slab {
     o.cache.set(h, cache === undefined ? 0 : mem.intern(cache));
     o.alloc_track.pid.set(h, t.pid);
     o.alloc_track.comm.set(h, mem.intern(t.comm));
-    o.alloc_track.stack.set(h, mem.intern(t.chain().join('\n')));
+    o.alloc_track.stack.set(h, t.internedChain(mem));
     o.free_track.pid.set(h, 0);
     o.free_track.comm.set(h, 0);
     o.free_track.stack.set(h, 0);
@@ -263,7 +263,7 @@ class Slab {
     const mem = k.mem;
     tr.pid.set(h, t.pid);
     tr.comm.set(h, mem.intern(t.comm));
-    tr.stack.set(h, mem.intern(t.chain().join('\n')));
+    tr.stack.set(h, t.internedChain(mem));
     this.quarantinePut(h);
   }
 
