@@ -23,7 +23,7 @@
 // attach only for singleton groups", policy multiDevicePasid) exists to prevent — devices the IOMMU cannot
 // isolate from each other reach whatever one of them has attached.
 import type { KTask } from '../kernel/context.js';
-import { EBUSY, EINVAL, ENODEV, ENOMEM, ENOSPC, EOPNOTSUPP } from '../kernel/errno.js';
+import { EBUSY, EINVAL, ENODEV, ENOENT, ENOMEM, ENOSPC, EOPNOTSUPP } from '../kernel/errno.js';
 import { callTrace, heldLocksLines, taskFinding } from '../kernel/findings.js';
 import { defineIda, type Ida, ida_alloc_range, ida_free } from '../kernel/ida.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
@@ -33,7 +33,7 @@ import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mut
 import { rcu_init, rcu_read_lock, rcu_read_unlock } from '../kernel/rcu.js';
 import { kfree, kzalloc, objLoad, objStore } from '../kernel/slab.js';
 import { element, struct, type ViewOf, word } from '../kernel/struct.js';
-import { defineXArray, xa_cmpxchg, xa_erase, xa_load, xa_store, type XArray } from '../kernel/xarray.js';
+import { defineXArray, xa_cmpxchg, xa_erase, xa_load, xa_lock, xa_store, xa_unlock, type XArray } from '../kernel/xarray.js';
 import { Oracle } from './oracle.js';
 import { BLOCKED_DOMAIN, IOMMU_NO_PASID, type IommuDomain, type IommuOps } from './ops.js';
 import type { DeviceInfo } from './types.js';
@@ -261,6 +261,39 @@ export class Domains {
  */
 export const XA_ZERO_ENTRY = 1;
 
+/**
+ * struct iommu_attach_handle (include/linux/iommu.h): what a PASID user (an SVA bond's struct iommu_sva, an
+ * iommufd fault object) attaches with, so that the fault path finds its user from {device, PASID}. A slab object
+ * whose first word is the handle; the core sets its domain at attach.
+ */
+export const IOMMU_ATTACH_HANDLE = struct('iommu_attach_handle', {
+  domain: word,
+});
+
+/**
+ * The tag of a group->pasid_array entry (mainline's xa_tag_pointer): the entry is a domain attached without a
+ * handle, or an attach handle naming its domain. Tagged as (object << 1) | tag, so that no entry is
+ * XA_ZERO_ENTRY (1) and none is 0.
+ */
+export const IOMMU_PASID_ARRAY_DOMAIN = 0;
+export const IOMMU_PASID_ARRAY_HANDLE = 1;
+export type PasidArrayTag = typeof IOMMU_PASID_ARRAY_DOMAIN | typeof IOMMU_PASID_ARRAY_HANDLE;
+
+/** iommu_make_pasid_array_entry's tagging (the handle's domain is set by the caller, in a step). */
+export function pasidArrayEntry(obj: number, tag: PasidArrayTag): number {
+  return obj * 2 + tag;
+}
+
+/** xa_pointer_tag(entry). */
+export function pasidArrayTag(entry: number): PasidArrayTag {
+  return (entry & 1) as PasidArrayTag;
+}
+
+/** xa_untag_pointer(entry): the domain or the handle. */
+export function pasidArrayObject(entry: number): number {
+  return entry >>> 1;
+}
+
 export { IOMMU_NO_PASID } from './ops.js';
 
 /** struct device as the group layer sees it: the one DeviceInfo of the model (the name stays for its importers). */
@@ -331,8 +364,11 @@ declare module '../kernel/kfunc.js' {
     iommu_attach_group(t: KTask, dom: number, g: IommuGroup): KGen<number>;
     iommu_detach_device(t: KTask, dom: number, dev: DeviceInfo): KGen;
     iommu_detach_group(t: KTask, dom: number, g: IommuGroup): KGen;
-    iommu_attach_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number): KGen<number>;
-    iommu_replace_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number): KGen<number>;
+    /** `handle`: an iommu_attach_handle (a slab object) the entry names, or 0 (the domain itself, untagged). */
+    iommu_attach_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number, handle?: number): KGen<number>;
+    iommu_replace_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number, handle?: number): KGen<number>;
+    /** The handle attached to {group, pasid}: -ENOENT when none (or a bare domain), -EBUSY when its domain is not of `type`. */
+    iommu_attach_handle_get(t: KTask, g: IommuGroup, pasid: number, type?: DomainType): KGen<number>;
     iommu_detach_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number): KGen;
     iommu_get_domain_for_dev_pasid(t: KTask, dev: DeviceInfo, pasid: number, type?: DomainType, get?: DomainGet): KGen<number>;
   }
@@ -393,13 +429,14 @@ export class IommuGroups {
     fns.define('iommu_detach_device', IOMMU_C, (t, dom, dev) => this.impl_iommu_detach_device(t, dom, dev));
     fns.define('iommu_detach_group', IOMMU_C, (t, dom, g) => this.impl_iommu_detach_group(t, dom, g));
     fns.definePolicy('iommu_attach_device_pasid', IOMMU_C, 'multiDevicePasid', multiDevicePasid, {
-      refused: (t, dom, dev, pasid) => this.impl_iommu_attach_device_pasid(t, dom, dev, pasid, false),
-      allowed: (t, dom, dev, pasid) => this.impl_iommu_attach_device_pasid(t, dom, dev, pasid, true),
+      refused: (t, dom, dev, pasid, handle) => this.impl_iommu_attach_device_pasid(t, dom, dev, pasid, false, handle ?? 0),
+      allowed: (t, dom, dev, pasid, handle) => this.impl_iommu_attach_device_pasid(t, dom, dev, pasid, true, handle ?? 0),
     });
     fns.definePolicy('iommu_replace_device_pasid', IOMMU_C, 'multiDevicePasid', multiDevicePasid, {
-      refused: (t, dom, dev, pasid) => this.impl_iommu_replace_device_pasid(t, dom, dev, pasid, false),
-      allowed: (t, dom, dev, pasid) => this.impl_iommu_replace_device_pasid(t, dom, dev, pasid, true),
+      refused: (t, dom, dev, pasid, handle) => this.impl_iommu_replace_device_pasid(t, dom, dev, pasid, false, handle ?? 0),
+      allowed: (t, dom, dev, pasid, handle) => this.impl_iommu_replace_device_pasid(t, dom, dev, pasid, true, handle ?? 0),
     });
+    fns.define('iommu_attach_handle_get', IOMMU_C, (t, g, pasid, type) => this.impl_iommu_attach_handle_get(t, g, pasid, type));
     fns.define('iommu_detach_device_pasid', IOMMU_C, (t, dom, dev, pasid) => this.impl_iommu_detach_device_pasid(t, dom, dev, pasid));
     fns.definePolicy('iommu_get_domain_for_dev_pasid', IOMMU_C, 'lookup', lookup, {
       mutex: (t, dev, pasid, type, get) => this.impl_iommu_get_domain_for_dev_pasid(false, t, dev, pasid, type, get),
@@ -616,12 +653,12 @@ export class IommuGroups {
    * iommu_attach_device_pasid: the same domain again succeeds; another domain on an attached PASID is -EBUSY
    * (replace is the way); a group of more than one device is -EINVAL unless the policy allows it.
    */
-  *iommu_attach_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number): KGen<number> {
-    return yield* this.k.fn.iommu_attach_device_pasid(t, dom, dev, pasid);
+  *iommu_attach_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number, handle = 0): KGen<number> {
+    return yield* this.k.fn.iommu_attach_device_pasid(t, dom, dev, pasid, handle);
   }
 
   /** `multi`: the policy's value — whether a group of more than one device may have a PASID attached. */
-  private *impl_iommu_attach_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number, multi: boolean): KGen<number> {
+  private *impl_iommu_attach_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number, multi: boolean, handle: number): KGen<number> {
     const k = this.k;
     const g = this.groupOf(dev);
     if (!this.opsOf(dev)) return -EOPNOTSUPP;
@@ -633,7 +670,7 @@ export class IommuGroups {
     } else {
       const curr = yield* xa_cmpxchg(k, t, g.pasidArray, pasid, 0, XA_ZERO_ENTRY);
       if (curr < 0) ret = curr;
-      else if (curr === dom) {
+      else if (curr !== 0 && (yield* this.entryDomain(t, curr)) === dom) {
         yield* this.attachedFor(t, g, dev, pasid);
         ret = 0;
       } else if (curr !== 0) ret = -EBUSY;
@@ -642,7 +679,7 @@ export class IommuGroups {
         const before = yield* this.attachedFor(t, g, dev, pasid);
         ret = yield* this.setGroupPasid(t, g, dom, pasid, 0);
         // Published only now that the driver has it; a failure releases the reservation.
-        if (ret === 0) yield* xa_store(k, t, g.pasidArray, pasid, dom);
+        if (ret === 0) yield* xa_store(k, t, g.pasidArray, pasid, yield* this.makeEntry(t, dom, handle));
         else {
           yield* xa_erase(k, t, g.pasidArray, pasid);
           yield* this.setAttachedFor(t, g, pasid, before);
@@ -657,11 +694,11 @@ export class IommuGroups {
    * iommu_replace_device_pasid: swap the domain of an attached PASID without a window where it has none;
    * -EINVAL when nothing is attached. When the driver fails, the old domain stays attached and in use.
    */
-  *iommu_replace_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number): KGen<number> {
-    return yield* this.k.fn.iommu_replace_device_pasid(t, dom, dev, pasid);
+  *iommu_replace_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number, handle = 0): KGen<number> {
+    return yield* this.k.fn.iommu_replace_device_pasid(t, dom, dev, pasid, handle);
   }
 
-  private *impl_iommu_replace_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number, multi: boolean): KGen<number> {
+  private *impl_iommu_replace_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number, multi: boolean, handle: number): KGen<number> {
     const k = this.k;
     const g = this.groupOf(dev);
     if (!this.opsOf(dev)) return -EOPNOTSUPP;
@@ -677,11 +714,16 @@ export class IommuGroups {
       ret = -EINVAL;
     } else if (!this.pasidAllowed(g, multi)) {
       ret = -EINVAL;
-    } else if (curr !== dom) {
-      const before = yield* this.attachedFor(t, g, dev, pasid);
-      ret = yield* this.setGroupPasid(t, g, dom, pasid, curr);
-      if (ret === 0) yield* xa_store(k, t, g.pasidArray, pasid, dom);
-      else yield* this.setAttachedFor(t, g, pasid, before);
+    } else {
+      const old = yield* this.entryDomain(t, curr);
+      if (old !== dom || handle !== 0) {
+        const before = yield* this.attachedFor(t, g, dev, pasid);
+        if (old !== dom) ret = yield* this.setGroupPasid(t, g, dom, pasid, old);
+        // Replaced, or the same domain with a new handle: the entry names what is attached now. A failed replace
+        // leaves the old entry, as the driver left the old domain installed.
+        if (ret === 0) yield* xa_store(k, t, g.pasidArray, pasid, yield* this.makeEntry(t, dom, handle));
+        else yield* this.setAttachedFor(t, g, pasid, before);
+      }
     }
     yield* mutex_unlock(k, t, g.mutex);
     return ret;
@@ -697,7 +739,7 @@ export class IommuGroups {
     const g = this.groupOf(dev);
     yield* mutex_lock(k, t, g.mutex);
     const curr = yield* xa_load(k, t, g.pasidArray, pasid);
-    if (curr !== dom) {
+    if (curr === 0 || curr === XA_ZERO_ENTRY || (yield* this.entryDomain(t, curr)) !== dom) {
       // The kernel tears down whatever is there and warns; here the other attachment is left alone so that
       // the rest of the run stays meaningful.
       iommuWarn(
@@ -713,6 +755,36 @@ export class IommuGroups {
       yield* this.setAttachedFor(t, g, pasid, 0);
     }
     yield* mutex_unlock(k, t, g.mutex);
+  }
+
+  /** pasid_array_entry_to_domain: a bare domain, or the domain its handle names (a KASAN-checked read). */
+  private *entryDomain(t: KTask, entry: number): KGen<number> {
+    const obj = pasidArrayObject(entry);
+    if (pasidArrayTag(entry) === IOMMU_PASID_ARRAY_DOMAIN) return obj;
+    return yield* this.k.step(t, 'handle->domain', () => objLoad(this.k, t, obj, IOMMU_ATTACH_HANDLE.offset.domain));
+  }
+
+  /** iommu_make_pasid_array_entry: the handle (its domain set) or the bare domain, tagged. */
+  private *makeEntry(t: KTask, dom: number, handle: number): KGen<number> {
+    if (handle === 0) return pasidArrayEntry(dom, IOMMU_PASID_ARRAY_DOMAIN);
+    yield* this.k.step(t, 'handle->domain = domain', () => objStore(this.k, t, handle, IOMMU_ATTACH_HANDLE.offset.domain, dom));
+    return pasidArrayEntry(handle, IOMMU_PASID_ARRAY_HANDLE);
+  }
+
+  /** iommu_attach_handle_get: the handle of {g, pasid}, -ENOENT (none, or a domain attached bare) or -EBUSY (another type). */
+  private *impl_iommu_attach_handle_get(t: KTask, g: IommuGroup, pasid: number, type?: DomainType): KGen<number> {
+    const k = this.k;
+    yield* xa_lock(k, t, g.pasidArray);
+    const entry = yield* xa_load(k, t, g.pasidArray, pasid);
+    let ret: number;
+    if (entry === 0 || entry === XA_ZERO_ENTRY || pasidArrayTag(entry) !== IOMMU_PASID_ARRAY_HANDLE) ret = -ENOENT;
+    else {
+      ret = pasidArrayObject(entry);
+      const dom = yield* this.entryDomain(t, entry);
+      if (type !== undefined && (yield* k.step(t, 'handle->domain->type', () => this.domains.type(t, dom))) !== type) ret = -EBUSY;
+    }
+    yield* xa_unlock(k, t, g.pasidArray);
+    return ret;
   }
 
   private ownersWord(g: IommuGroup, pasid: number): number {
@@ -802,8 +874,8 @@ export class IommuGroups {
     const g = this.groupOf(dev);
     if (rcu) yield* rcu_read_lock(k, t);
     else yield* mutex_lock(k, t, g.mutex);
-    let dom = yield* xa_load(k, t, g.pasidArray, pasid);
-    if (dom === XA_ZERO_ENTRY) dom = 0;
+    const entry = yield* xa_load(k, t, g.pasidArray, pasid);
+    let dom = entry === XA_ZERO_ENTRY || entry === 0 ? 0 : yield* this.entryDomain(t, entry);
     if (dom !== 0 && type !== undefined) {
       // A point of its own: under RCU this read races with whoever detaches and frees the domain.
       const ok = yield* k.step(t, 'domain->type', () => this.domains.type(t, dom) === type);
@@ -822,7 +894,7 @@ export class IommuGroups {
     return this.grp.domain.READ_ONCE(this.gp(g));
   }
 
-  /** group->pasid_array's present entries as [pasid, domain] (a reserved slot shows as XA_ZERO_ENTRY). */
+  /** group->pasid_array's present entries as [pasid, entry] (tagged: pasidArrayObject / pasidArrayTag; a reserved slot shows as XA_ZERO_ENTRY). */
   pasidEntries(g: IommuGroup): [number, number][] {
     const out: [number, number][] = [];
     const base = g.pasidArray.slots();
@@ -842,7 +914,7 @@ export class IommuGroups {
       const body = [
         'RIP: 0010:iommu_group_release',
         `iommu-sim: group ${g.id} (${g.devices.map((d) => d.name).join(', ')}) is released with ${left.length} PASID${left.length > 1 ? 's' : ''} still attached (xa_empty(&group->pasid_array) is false):`,
-        ...left.map(([p, d]) => `  PASID ${p}: domain 0x${d.toString(16)}`),
+        ...left.map(([p, e]) => `  PASID ${p}: ${e === XA_ZERO_ENTRY ? 'XA_ZERO_ENTRY' : `${pasidArrayTag(e) === IOMMU_PASID_ARRAY_HANDLE ? 'handle' : 'domain'} 0x${pasidArrayObject(e).toString(16)}`}`),
       ];
       this.k.report({ kind: 'leak', title, text: [title, ...body].join('\n'), step: -1, where: `group ${g.id}` });
     }
