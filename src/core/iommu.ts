@@ -371,8 +371,17 @@ declare module '../kernel/kfunc.js' {
     iommu_attach_handle_get(t: KTask, g: IommuGroup, pasid: number, type?: DomainType): KGen<number>;
     iommu_detach_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number): KGen;
     iommu_get_domain_for_dev_pasid(t: KTask, dev: DeviceInfo, pasid: number, type?: DomainType, get?: DomainGet): KGen<number>;
+    /** The device leaves its group and the IOMMU core (BUS_NOTIFY_REMOVED_DEVICE). */
+    iommu_release_device(t: KTask, dev: DeviceInfo): KGen;
+    /** iommu_bus_notifier(nb, action, dev): the IOMMU core's block on the PCI bus's notifier chain. */
+    iommu_bus_notifier(t: KTask, action: number, dev: DeviceInfo): KGen<number>;
   }
 }
+
+/** include/linux/device/bus.h: the bus notifier's events the IOMMU core acts on. */
+export const BUS_NOTIFY_ADD_DEVICE = 0x00000001;
+export const BUS_NOTIFY_REMOVED_DEVICE = 0x00000003;
+const NOTIFY_DONE = 0;
 
 export class IommuGroups {
   readonly groups: readonly IommuGroup[];
@@ -436,6 +445,8 @@ export class IommuGroups {
       refused: (t, dom, dev, pasid, handle) => this.impl_iommu_replace_device_pasid(t, dom, dev, pasid, false, handle ?? 0),
       allowed: (t, dom, dev, pasid, handle) => this.impl_iommu_replace_device_pasid(t, dom, dev, pasid, true, handle ?? 0),
     });
+    fns.define('iommu_release_device', IOMMU_C, (t, dev) => this.impl_iommu_release_device(t, dev));
+    fns.define('iommu_bus_notifier', IOMMU_C, (t, action, dev) => this.impl_iommu_bus_notifier(t, action, dev));
     fns.define('iommu_attach_handle_get', IOMMU_C, (t, g, pasid, type) => this.impl_iommu_attach_handle_get(t, g, pasid, type));
     fns.define('iommu_detach_device_pasid', IOMMU_C, (t, dom, dev, pasid) => this.impl_iommu_detach_device_pasid(t, dom, dev, pasid));
     fns.definePolicy('iommu_get_domain_for_dev_pasid', IOMMU_C, 'lookup', lookup, {
@@ -495,6 +506,68 @@ export class IommuGroups {
         yield* mutex_unlock(k, t, g.mutex);
       }.call(this),
     );
+  }
+
+  // ---- device lifetime ----
+
+  /** iommu_bus_notifier: a device deleted from its bus leaves the IOMMU core (probe is kernel_init's). */
+  private *impl_iommu_bus_notifier(t: KTask, action: number, dev: GroupDevice): KGen<number> {
+    if (action === BUS_NOTIFY_REMOVED_DEVICE) yield* this.k.fn.iommu_release_device(t, dev);
+    return NOTIFY_DONE;
+  }
+
+  /**
+   * iommu_release_device → __iommu_group_remove_device → iommu_deinit_device, under group->mutex: the device
+   * leaves the group's list, its driver's release_device stops it using any domain, and only then — the group
+   * now empty — are the group's domains freed (9ac8545199a1, "iommu: Fix use-after-free in
+   * iommu_release_device": the driver's release ran after the group's release had freed its domain).
+   */
+  private *impl_iommu_release_device(t: KTask, dev: GroupDevice): KGen {
+    const k = this.k;
+    const g = this.groupOf(dev);
+    yield* mutex_lock(k, t, g.mutex);
+    const present = (k.i32[k.mem.statics + this.removed + dev.index] as number) === 0;
+    if (present) {
+      yield* k.step(t, `list_del(${dev.name})`, () => {
+        k.i32[k.mem.statics + this.removed + dev.index] = 1;
+      });
+      // TODO(iopf): iopf_queue_remove_device(dev's iopf queue, dev) here, once io-pgfault.ts defines it by name.
+      const ops = this.opsOf(dev);
+      if (ops) yield* this.releasePasids(t, g, dev, ops);
+      if (ops?.release_device) yield* ops.release_device(t, dev);
+      if (this.members(g).length === 0) yield* this.freeGroupDomains(t, g);
+    }
+    yield* mutex_unlock(k, t, g.mutex);
+  }
+
+  /**
+   * model: what the driver's release_device does to the device's PASID table as a whole (intel_pasid_free_table
+   * once the context entry is cleared; arm_smmu_release_device's abort STE and arm_smmu_free_cd_tables): no PASID
+   * entry of dev stays reachable or cached. The pasid_array's entries stay until their owners detach (then dev,
+   * no longer in the group, is not touched again).
+   */
+  private *releasePasids(t: KTask, g: IommuGroup, dev: GroupDevice, ops: IommuOps): KGen {
+    for (const [pasid, entry] of this.pasidEntries(g)) {
+      if (entry === XA_ZERO_ENTRY) continue;
+      const dom = yield* this.entryDomain(t, entry);
+      yield* ops.remove_dev_pasid(t, dev, pasid, this.domains.handle(dom), 'unbind');
+    }
+  }
+
+  /** iommu_deinit_device on the group's last device: its default domain is freed, nothing is attached. */
+  private *freeGroupDomains(t: KTask, g: IommuGroup): KGen {
+    const k = this.k;
+    const dflt = yield* k.step(t, 'group->default_domain', () => this.grp.default_domain.get(this.gp(g)));
+    yield* k.step(t, 'group->domain = NULL', () => {
+      this.grp.domain.set(this.gp(g), 0);
+      this.grp.default_domain.set(this.gp(g), 0);
+    });
+    if (dflt !== 0) yield* this.domains.free(t, dflt);
+  }
+
+  /** Has dev left the IOMMU core (iommu_release_device, or iommu_group_remove_device)? Reads only. */
+  released(dev: GroupDevice): boolean {
+    return (this.k.i32[this.k.mem.statics + this.removed + dev.index] as number) !== 0;
   }
 
   // ---- the group's domain ----
