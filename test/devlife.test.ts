@@ -158,13 +158,13 @@ describe('PASID attach, replace, detach on the VT-d model', () => {
 });
 
 describe('device lifetime: surprise removal, pci_dev references', () => {
-  it('pciehp removes an unplugged device in the kernel order — driver remove, BUS_NOTIFY_REMOVED_DEVICE → iommu_release_device → release_device, the bus put — and its pci_dev is freed', () => {
+  it('pciehp removes an unplugged device in the kernel order — driver remove, BUS_NOTIFY_REMOVED_DEVICE → iommu_release_device (the driver's release_device, then the group) — then the bus's put', () => {
     for (const iommus of ['vtd', 'smmuv3'] as const) {
       for (let seed = 1; seed <= 5; seed++) {
         const order: string[] = [];
         const built = buildSva({ iommus, devices: 1, processes: 1, script: 'life', dmas: 4, misbehave: 'unplug-on-fault' });
         const k = built.model.k;
-        for (const name of ['pci_device_remove', 'iommu_bus_notifier', 'iommu_release_device', 'pci_dev_put'] as const) {
+        for (const name of ['pci_device_remove', 'iommu_bus_notifier', 'iommu_release_device', 'iommu_deinit_device', 'iommu_group_remove_device', 'pci_dev_put'] as const) {
           k.fns.wrap(name, (orig: (...a: never[]) => KGen<unknown>) => function* (...args: never[]) {
             order.push(name);
             return yield* orig(...args);
@@ -174,7 +174,7 @@ describe('device lifetime: surprise removal, pci_dev references', () => {
         s.newExecution();
         const r = runDeterministic({ workload: built.workload, seed, scheduler: s, keepGoing: true });
         expect(titles(r)).toEqual([]);
-        expect(order).toEqual(['pci_device_remove', 'iommu_bus_notifier', 'iommu_release_device', 'pci_dev_put']);
+        expect(order).toEqual(['pci_device_remove', 'iommu_bus_notifier', 'iommu_release_device', 'iommu_deinit_device', 'iommu_group_remove_device', 'pci_dev_put']);
         const dev = built.model.devices[0];
         expect(dev?.config).toBe(CONFIG_RELEASED);
         expect(r.check.counters.unbinds).toBe(1);

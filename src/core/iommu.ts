@@ -373,6 +373,10 @@ declare module '../kernel/kfunc.js' {
     iommu_get_domain_for_dev_pasid(t: KTask, dev: DeviceInfo, pasid: number, type?: DomainType, get?: DomainGet): KGen<number>;
     /** The device leaves its group and the IOMMU core (BUS_NOTIFY_REMOVED_DEVICE). */
     iommu_release_device(t: KTask, dev: DeviceInfo): KGen;
+    /** The driver lets go of the device (ops->release_device), under group->mutex. */
+    iommu_deinit_device(t: KTask, dev: DeviceInfo): KGen;
+    /** The device leaves its group's list; the last one out releases the group and frees its domains. */
+    iommu_group_remove_device(t: KTask, dev: DeviceInfo): KGen;
     /** iommu_bus_notifier(nb, action, dev): the IOMMU core's block on the PCI bus's notifier chain. */
     iommu_bus_notifier(t: KTask, action: number, dev: DeviceInfo): KGen<number>;
   }
@@ -390,6 +394,8 @@ export class IommuGroups {
   private readonly grp: ViewOf<typeof IOMMU_GROUP>;
   /** Per device: 1 once removed from its group (zeroed memory: every device starts in its group). */
   private readonly removed: number;
+  /** Per device: the domain its driver's per-device data names (model: info->domain / master->domain). */
+  private readonly attached: number;
   /** Per group and PASID: a bit per member (its place in the group) for which the PASID was attached. */
   private readonly owners: number;
   private readonly ops: (IommuOps | undefined)[] = [];
@@ -416,6 +422,7 @@ export class IommuGroups {
     this.words = k.statics.alloc(cfg.groups.length * IOMMU_GROUP.words, 'iommu_group');
     this.grp = k.struct(IOMMU_GROUP);
     this.removed = k.statics.alloc(cfg.devices.length, 'iommu_group devices');
+    this.attached = k.statics.alloc(cfg.devices.length, 'dev_iommu domain');
     this.owners = k.statics.alloc(cfg.groups.length * cfg.maxPasids, 'iommu_group pasid owners');
     this.oracle = Oracle.of(k);
     this.groups = cfg.groups.map((members, id) => {
@@ -446,6 +453,8 @@ export class IommuGroups {
       allowed: (t, dom, dev, pasid, handle) => this.impl_iommu_replace_device_pasid(t, dom, dev, pasid, true, handle ?? 0),
     });
     fns.define('iommu_release_device', IOMMU_C, (t, dev) => this.impl_iommu_release_device(t, dev));
+    fns.define('iommu_deinit_device', IOMMU_C, (t, dev) => this.impl_iommu_deinit_device(t, dev));
+    fns.define('iommu_group_remove_device', IOMMU_C, (t, dev) => this.impl_iommu_group_remove_device(t, dev));
     fns.define('iommu_bus_notifier', IOMMU_C, (t, action, dev) => this.impl_iommu_bus_notifier(t, action, dev));
     fns.define('iommu_attach_handle_get', IOMMU_C, (t, g, pasid, type) => this.impl_iommu_attach_handle_get(t, g, pasid, type));
     fns.define('iommu_detach_device_pasid', IOMMU_C, (t, dom, dev, pasid) => this.impl_iommu_detach_device_pasid(t, dom, dev, pasid));
@@ -482,9 +491,24 @@ export class IommuGroups {
 
   // ---- membership ----
 
-  /** iommu_group_remove_device: dev leaves its group (a hot-unplug); the group may become a singleton. */
+  /** iommu_group_remove_device (k.fn): dev leaves its group; the group may become a singleton, or empty. */
   *iommu_group_remove_device(t: KTask, dev: GroupDevice): KGen {
-    yield* this.setMember(t, dev, false, 'iommu_group_remove_device');
+    yield* this.k.fn.iommu_group_remove_device(t, dev);
+  }
+
+  /**
+   * dev leaves the group's list; the last one out releases the group (iommu_group_release: its default domain
+   * is freed, nothing is attached any more).
+   */
+  private *impl_iommu_group_remove_device(t: KTask, dev: GroupDevice): KGen {
+    const k = this.k;
+    const g = this.groupOf(dev);
+    yield* mutex_lock(k, t, g.mutex);
+    yield* k.step(t, `list_del(${dev.name})`, () => {
+      k.i32[k.mem.statics + this.removed + dev.index] = 1;
+    });
+    if (this.members(g).length === 0) yield* k.call(t, 'iommu_group_release', this.freeGroupDomains(t, g));
+    yield* mutex_unlock(k, t, g.mutex);
   }
 
   /** iommu_group_add_device: dev (back) in the group it was declared in. */
@@ -517,27 +541,53 @@ export class IommuGroups {
   }
 
   /**
-   * iommu_release_device → __iommu_group_remove_device → iommu_deinit_device, under group->mutex: the device
-   * leaves the group's list, its driver's release_device stops it using any domain, and only then — the group
-   * now empty — are the group's domains freed (9ac8545199a1, "iommu: Fix use-after-free in
-   * iommu_release_device": the driver's release ran after the group's release had freed its domain).
+   * iommu_release_device: the driver's release_device first (iommu_deinit_device: it stops the device using any
+   * domain), then the device leaves its group — whose release, when it was the last, frees the group's domains.
+   * The other order was 9ac8545199a1's use-after-free ("iommu: Fix use-after-free in iommu_release_device": the
+   * group's release freed the default domain, then arm_smmu_release_device detached the device from it);
+   * mainline does both under group->mutex in __iommu_group_remove_device, in the same order.
    */
   private *impl_iommu_release_device(t: KTask, dev: GroupDevice): KGen {
+    if (this.released(dev)) return;
+    yield* this.k.fn.iommu_deinit_device(t, dev);
+    yield* this.k.fn.iommu_group_remove_device(t, dev);
+  }
+
+  /** iommu_deinit_device's driver part: ops->release_device on the domain the driver's per-device data names. */
+  private *impl_iommu_deinit_device(t: KTask, dev: GroupDevice): KGen {
     const k = this.k;
     const g = this.groupOf(dev);
     yield* mutex_lock(k, t, g.mutex);
-    const present = (k.i32[k.mem.statics + this.removed + dev.index] as number) === 0;
-    if (present) {
-      yield* k.step(t, `list_del(${dev.name})`, () => {
-        k.i32[k.mem.statics + this.removed + dev.index] = 1;
-      });
-      // TODO(iopf): iopf_queue_remove_device(dev's iopf queue, dev) here, once io-pgfault.ts defines it by name.
-      const ops = this.opsOf(dev);
-      if (ops) yield* this.releasePasids(t, g, dev, ops);
-      if (ops?.release_device) yield* ops.release_device(t, dev);
-      if (this.members(g).length === 0) yield* this.freeGroupDomains(t, g);
-    }
+    // TODO(iopf): iopf_queue_remove_device(dev's iopf queue, dev) here, once io-pgfault.ts defines it by name.
+    const ops = this.opsOf(dev);
+    if (ops) yield* this.releasePasids(t, g, dev, ops);
+    const dom = yield* k.step(t, 'dev_iommu_priv_get(dev)->domain', () => this.devDomain(dev));
+    if (ops?.release_device) yield* ops.release_device(t, dev, this.domains.handle(dom));
+    yield* k.step(t, 'dev_iommu_free', () => this.setDevDomain(dev, 0));
     yield* mutex_unlock(k, t, g.mutex);
+  }
+
+  /** model: the driver's per-device pointer to the domain its RID is attached to (intel's info->domain). */
+  private devDomain(dev: GroupDevice): number {
+    return this.k.i32[this.k.mem.statics + this.attached + dev.index] as number;
+  }
+
+  private setDevDomain(dev: GroupDevice, dom: number): void {
+    this.k.i32[this.k.mem.statics + this.attached + dev.index] = dom;
+  }
+
+  /**
+   * model: the DMA API attached dom to dev's RID itself (dma-iommu.ts: iommu_setup_default_domain's attach): the
+   * group records it as its domain and the driver's per-device pointer names it; `dflt` says what becomes of
+   * group->default_domain — dom (freed with the group), left as it is, or cleared (the caller freed it).
+   */
+  *recordDomain(t: KTask, dev: GroupDevice, dom: number, dflt: 'set' | 'keep' | 'clear'): KGen {
+    const g = this.groupOf(dev);
+    yield* this.k.step(t, 'group->domain = domain', () => {
+      this.grp.domain.set(this.gp(g), dom);
+      if (dflt !== 'keep') this.grp.default_domain.set(this.gp(g), dflt === 'set' ? dom : 0);
+      this.setDevDomain(dev, dom);
+    });
   }
 
   /**
@@ -554,7 +604,7 @@ export class IommuGroups {
     }
   }
 
-  /** iommu_deinit_device on the group's last device: its default domain is freed, nothing is attached. */
+  /** iommu_group_release: the group's default domain is freed, nothing is attached. */
   private *freeGroupDomains(t: KTask, g: IommuGroup): KGen {
     const k = this.k;
     const dflt = yield* k.step(t, 'group->default_domain', () => this.grp.default_domain.get(this.gp(g)));
@@ -706,6 +756,7 @@ export class IommuGroups {
     }
     yield* k.step(t, 'group->domain = domain', () => {
       this.grp.domain.set(this.gp(g), dom);
+      for (const d of devs) this.setDevDomain(d, dom);
     });
     return 0;
   }

@@ -184,9 +184,11 @@ export class PciBus {
       const pdev = this.pdev(d.info);
       if (!this.removed(d.info) || pdev === 0) continue;
       const o = objInfo(k, pdev);
-      if (!o || o.state !== 'allocated') continue;
+      if (o?.state !== 'allocated') continue;
+      const refs = k.i32[pdev + PCI_DEV.offset.refcount] as number;
       const f = leakReport(k, o, Array.from(k.i32.subarray(pdev, pdev + PCI_DEV.words)));
-      k.report({ ...f, text: `${f.text}\n  iommu-sim: ${d.info.name} was removed from its bus with ${k.i32[pdev + PCI_DEV.offset.refcount]} reference${k.i32[pdev + PCI_DEV.offset.refcount] === 1 ? '' : 's'} still held (a pci_dev_get or lookup without its pci_dev_put)` });
+      const why = `${d.info.name} was removed from its bus with ${refs} reference${refs === 1 ? '' : 's'} still held (a pci_dev_get or lookup without its pci_dev_put)`;
+      k.report({ ...f, text: `${f.text}\n  iommu-sim: ${why}` });
     }
   }
 }

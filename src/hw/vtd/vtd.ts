@@ -12,7 +12,7 @@ import type { KTask } from '../../kernel/context.js';
 import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { array, struct, type ViewOf, word } from '../../kernel/struct.js';
-import { cmd, type DriverEnv, domainMm, entryOf, flush, unitOf, writeEntry } from '../driver.js';
+import { cmd, detachOnRelease, type DriverEnv, domainMm, entryOf, flush, unitOf, writeEntry } from '../driver.js';
 import { entryFormat, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
 import { drainPrq } from '../queue.js';
 
@@ -62,6 +62,7 @@ declare module '../../kernel/kfunc.js' {
     intel_svm_set_dev_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number, old?: IommuDomain): KGen<number>;
     intel_iommu_set_dev_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number, old?: IommuDomain): KGen<number>;
     intel_pasid_replace_first_level(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct, flags: number): KGen<number>;
+    intel_iommu_release_device(t: KTask, dev: DeviceInfo, domain: IommuDomain): KGen;
     intel_pasid_tear_down_entry(t: KTask, dev: DeviceInfo, pasid: number): KGen;
     intel_mm_release(t: KTask, dev: DeviceInfo, pasid: number): KGen;
     intel_arch_invalidate_secondary_tlbs(t: KTask, dev: DeviceInfo, pasid: number, start: number, end: number): KGen;
@@ -107,6 +108,11 @@ function defineVtdFunctions(env: DriverEnv): void {
       : k.fn.intel_pasid_replace_first_level(t, dev, pasid, domainMm(domain), domain.flags);
   k.fns.define('intel_svm_set_dev_pasid', 'drivers/iommu/intel/svm.c', (t, domain, dev, pasid, old) => setup(t, domain, dev, pasid, old));
   k.fns.define('intel_iommu_set_dev_pasid', 'drivers/iommu/intel/iommu.c', (t, domain, dev, pasid, old) => setup(t, domain, dev, pasid, old));
+  // The domain goes (domain_detach_iommu), then the RID's entry (RID2PASID), so the device translates through nothing.
+  k.fns.define('intel_iommu_release_device', 'drivers/iommu/intel/iommu.c', function* (t, dev, domain) {
+    yield* detachOnRelease(env, t, domain, 'dmar_remove_one_dev_info: domain_detach_iommu(info->domain)');
+    if (pasidPteIsPresent(pe, env, dev, IOMMU_NO_PASID)) yield* vtdTearDown(pe, env, t, dev, IOMMU_NO_PASID, 'unbind');
+  });
   // A replace never rewrites a live entry in place: clear it, invalidate what the unit caches of it, then write
   // the new one (P last). DMA in between faults, as it would on a blocked PASID.
   k.fns.define('intel_pasid_replace_first_level', 'drivers/iommu/intel/pasid.c', function* (t, dev, pasid, mm, flags) {
@@ -139,8 +145,7 @@ export function vtdOps(env: DriverEnv): IommuOps {
     remove_dev_pasid: (t, dev, pasid, _domain, why) =>
       why === 'release' ? k.fn.intel_mm_release(t, dev, pasid) : k.fn.intel_pasid_tear_down_entry(t, dev, pasid),
     drain_prq: (t, dev, pasid) => drainPrq(k, t, unitOf(env, dev), dev, pasid),
-    // intel_iommu_release_device: the RID's entry (RID2PASID) goes, so the device translates through nothing.
-    release_device: (t, dev) => k.fn.intel_pasid_tear_down_entry(t, dev, IOMMU_NO_PASID),
+    release_device: (t, dev, domain) => k.fn.intel_iommu_release_device(t, dev, domain),
     default_domain_ops: domainOps,
   };
 }
