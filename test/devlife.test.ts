@@ -158,7 +158,7 @@ describe('PASID attach, replace, detach on the VT-d model', () => {
 });
 
 describe('device lifetime: surprise removal, pci_dev references', () => {
-  it('pciehp removes an unplugged device in the kernel order — driver remove, BUS_NOTIFY_REMOVED_DEVICE → iommu_release_device (the driver's release_device, then the group) — then the bus's put', () => {
+  it("pciehp removes an unplugged device in the kernel order — driver remove, BUS_NOTIFY_REMOVED_DEVICE → iommu_release_device (the driver's release_device, then the group), then the bus's put", () => {
     for (const iommus of ['vtd', 'smmuv3'] as const) {
       for (let seed = 1; seed <= 5; seed++) {
         const order: string[] = [];
