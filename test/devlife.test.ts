@@ -157,6 +157,39 @@ describe('PASID attach, replace, detach on the VT-d model', () => {
   });
 });
 
+describe('DMA ownership: the blocking domain while a group changes hands', () => {
+  it('claiming the group attaches the blocking domain (the unit walks nothing for the RID); another owner is -EPERM; a non-default domain attached is -EBUSY; the release puts the default domain back', () => {
+    const got: string[] = [];
+    const seen: number[] = [];
+    const { r } = withModel({}, function* (m, t) {
+      const dev = m.infos[0] as DeviceInfo;
+      const groups = m.sva.svaDomains.groups;
+      const g = groupOf(m, dev);
+      // iommu_probe (the DMA API's default domain) runs after kernel_init: wait for the group's domain.
+      yield m.k.point(t, 'wait for the default domain', () => groups.groupDomain(g) !== 0, () => undefined, { what: 'iommu_probe' });
+      const dflt = groups.groupDomain(g);
+      seen.push(walked(m, dev, 0) === tableOf(m, t, dflt) ? 1 : 0);
+      got.push(errname(yield* m.k.fn.iommu_group_claim_dma_owner(t, g, 7)));
+      seen.push(walked(m, dev, 0), groups.groupDomain(g), groups.dmaOwner(g));
+      got.push(errname(yield* m.k.fn.iommu_group_claim_dma_owner(t, g, 8)));
+      // The owner attaches its own domain; the group is then not claimable by anyone else, nor again from scratch.
+      const v = yield* paging(m, t);
+      got.push(errname(yield* m.k.fn.iommu_attach_group(t, v, g)));
+      seen.push(walked(m, dev, 0) === tableOf(m, t, v) ? 1 : 0);
+      yield* m.k.fn.iommu_detach_group(t, v, g);
+      yield* m.k.fn.iommu_group_release_dma_owner(t, g);
+      seen.push(groups.dmaOwner(g), groups.groupDomain(g) === dflt ? 1 : 0, walked(m, dev, 0) === tableOf(m, t, dflt) ? 1 : 0);
+      got.push(errname(yield* m.k.fn.iommu_attach_group(t, v, g)));
+      got.push(errname(yield* m.k.fn.iommu_group_claim_dma_owner(t, g, 9)));
+      yield* m.k.fn.iommu_detach_group(t, v, g);
+      yield* m.domains.free(t, v);
+    });
+    expect(titles(r)).toEqual([]);
+    expect(got).toEqual(['0', '-EPERM', '0', '0', '-EBUSY']);
+    expect(seen).toEqual([1, 0, 0, 7, 1, 0, 1, 1]);
+  });
+});
+
 describe('device lifetime: surprise removal, pci_dev references', () => {
   it("pciehp removes an unplugged device in the kernel order — driver remove, BUS_NOTIFY_REMOVED_DEVICE → iommu_release_device (the driver's release_device, then the group), then the bus's put", () => {
     for (const iommus of ['vtd', 'smmuv3'] as const) {

@@ -23,7 +23,7 @@
 // attach only for singleton groups", policy multiDevicePasid) exists to prevent — devices the IOMMU cannot
 // isolate from each other reach whatever one of them has attached.
 import type { KTask } from '../kernel/context.js';
-import { EBUSY, EINVAL, ENODEV, ENOENT, ENOMEM, ENOSPC, EOPNOTSUPP } from '../kernel/errno.js';
+import { EBUSY, EINVAL, ENODEV, ENOENT, ENOMEM, ENOSPC, EOPNOTSUPP, EPERM } from '../kernel/errno.js';
 import { callTrace, heldLocksLines, taskFinding } from '../kernel/findings.js';
 import { defineIda, type Ida, ida_alloc_range, ida_free } from '../kernel/ida.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
@@ -329,8 +329,10 @@ export interface IommuGroup {
 
 /** struct iommu_group's domains (static): the one attached now (0: blocked), and the default domain. */
 export const IOMMU_GROUP = struct('iommu_group', {
-  domain: word,
+  domain: word, // 0: the blocking domain (the drivers' static blocked_domain), or nothing attached
   default_domain: word,
+  owner: word, // a DMA owner other than the DMA API (VFIO, iommufd): its cookie, 0: none
+  owner_cnt: word,
 });
 
 // Nominal source lines of the WARN_ONs below (the function is what a reader needs).
@@ -338,6 +340,7 @@ const DETACH_WARN = 'drivers/iommu/iommu.c:2207';
 const DETACH_PASID_WARN = 'drivers/iommu/iommu.c:3436';
 const REVERT_WARN = 'drivers/iommu/iommu.c:3361';
 const RELEASE_WARN = 'drivers/iommu/iommu.c:627';
+const RELEASE_OWNER_WARN = 'drivers/iommu/iommu.c:3272';
 
 /** WARN_ON(cond) as the kernel prints it (the run goes on, as the kernel's does): kind `iommu`, not an oops. */
 export function iommuWarn(k: Kernel, t: KTask, site: string, fn: string, why: string): void {
@@ -364,6 +367,10 @@ declare module '../kernel/kfunc.js' {
     iommu_attach_group(t: KTask, dom: number, g: IommuGroup): KGen<number>;
     iommu_detach_device(t: KTask, dom: number, dev: DeviceInfo): KGen;
     iommu_detach_group(t: KTask, dom: number, g: IommuGroup): KGen;
+    /** A user-space driver takes the group (its cookie ≠ 0): blocked while it changes hands; -EBUSY, -EPERM. */
+    iommu_group_claim_dma_owner(t: KTask, g: IommuGroup, owner: number): KGen<number>;
+    /** The owner lets go: the group goes back to its default domain. */
+    iommu_group_release_dma_owner(t: KTask, g: IommuGroup): KGen;
     /** `handle`: an iommu_attach_handle (a slab object) the entry names, or 0 (the domain itself, untagged). */
     iommu_attach_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number, handle?: number): KGen<number>;
     iommu_replace_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number, handle?: number): KGen<number>;
@@ -444,6 +451,8 @@ export class IommuGroups {
     fns.define('iommu_attach_group', IOMMU_C, (t, dom, g) => this.impl_iommu_attach_group(t, dom, g));
     fns.define('iommu_detach_device', IOMMU_C, (t, dom, dev) => this.impl_iommu_detach_device(t, dom, dev));
     fns.define('iommu_detach_group', IOMMU_C, (t, dom, g) => this.impl_iommu_detach_group(t, dom, g));
+    fns.define('iommu_group_claim_dma_owner', IOMMU_C, (t, g, owner) => this.impl_iommu_group_claim_dma_owner(t, g, owner));
+    fns.define('iommu_group_release_dma_owner', IOMMU_C, (t, g) => this.impl_iommu_group_release_dma_owner(t, g));
     fns.definePolicy('iommu_attach_device_pasid', IOMMU_C, 'multiDevicePasid', multiDevicePasid, {
       refused: (t, dom, dev, pasid, handle) => this.impl_iommu_attach_device_pasid(t, dom, dev, pasid, false, handle ?? 0),
       allowed: (t, dom, dev, pasid, handle) => this.impl_iommu_attach_device_pasid(t, dom, dev, pasid, true, handle ?? 0),
@@ -713,6 +722,55 @@ export class IommuGroups {
     if (cur !== dom) iommuWarn(k, t, DETACH_WARN, 'iommu_detach_group', `group ${g.id}: detaching a domain that is not the group's`);
     else yield* this.setCoreDomain(t, g, cur);
     yield* mutex_unlock(k, t, g.mutex);
+  }
+
+  /**
+   * iommu_group_claim_dma_owner → __iommu_take_dma_ownership: refused while a domain other than the default
+   * (or the blocking one) is attached (-EBUSY) or another owner has it (-EPERM); otherwise the blocking domain
+   * is attached — nothing translates while the group changes hands — and the owner recorded. The same owner
+   * again only counts.
+   */
+  private *impl_iommu_group_claim_dma_owner(t: KTask, g: IommuGroup, owner: number): KGen<number> {
+    const k = this.k;
+    if (owner === 0) return -EINVAL;
+    yield* mutex_lock(k, t, g.mutex);
+    const gp = this.gp(g);
+    const [cur, dflt, who, cnt] = yield* k.step(t, 'group->owner', () => [this.grp.domain.get(gp), this.grp.default_domain.get(gp), this.grp.owner.get(gp), this.grp.owner_cnt.get(gp)] as const);
+    let ret = 0;
+    if (cnt > 0) ret = who === owner ? 0 : -EPERM;
+    else if (cur !== 0 && cur !== dflt) ret = -EBUSY;
+    else ret = yield* this.setGroupDomain(t, g, 0, cur);
+    if (ret === 0) {
+      yield* k.step(t, 'group->owner = owner', () => {
+        this.grp.owner.set(gp, owner);
+        this.grp.owner_cnt.set(gp, cnt + 1);
+      });
+    }
+    yield* mutex_unlock(k, t, g.mutex);
+    return ret;
+  }
+
+  /** iommu_group_release_dma_owner: the last release puts the group back on its default domain. */
+  private *impl_iommu_group_release_dma_owner(t: KTask, g: IommuGroup): KGen {
+    const k = this.k;
+    yield* mutex_lock(k, t, g.mutex);
+    const gp = this.gp(g);
+    const [cur, cnt, pasids] = yield* k.step(t, 'group->owner_cnt', () => [this.grp.domain.get(gp), this.grp.owner_cnt.get(gp), this.pasidEntries(g).length] as const);
+    if (cnt === 0 || pasids > 0) {
+      iommuWarn(k, t, RELEASE_OWNER_WARN, '__iommu_release_dma_ownership', `group ${g.id}: ${cnt === 0 ? 'released without an owner' : `released with ${pasids} PASID(s) still attached`}`);
+    } else {
+      yield* k.step(t, 'group->owner = NULL', () => {
+        this.grp.owner_cnt.set(gp, cnt - 1);
+        if (cnt === 1) this.grp.owner.set(gp, 0);
+      });
+      if (cnt === 1) yield* this.setCoreDomain(t, g, cur);
+    }
+    yield* mutex_unlock(k, t, g.mutex);
+  }
+
+  /** The group's DMA owner now (0: the DMA API): reads only. */
+  dmaOwner(g: IommuGroup): number {
+    return this.grp.owner.get(this.gp(g));
   }
 
   /** iommu_get_domain_for_dev: group->domain (a racy read, as the kernel's: the caller owns the attachment). */

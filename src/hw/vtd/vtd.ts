@@ -62,6 +62,7 @@ declare module '../../kernel/kfunc.js' {
     intel_svm_set_dev_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number, old?: IommuDomain): KGen<number>;
     intel_iommu_set_dev_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number, old?: IommuDomain): KGen<number>;
     intel_pasid_replace_first_level(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct, flags: number): KGen<number>;
+    blocking_domain_attach_dev(t: KTask, dev: DeviceInfo): KGen<number>;
     intel_iommu_release_device(t: KTask, dev: DeviceInfo, domain: IommuDomain): KGen;
     intel_pasid_tear_down_entry(t: KTask, dev: DeviceInfo, pasid: number): KGen;
     intel_mm_release(t: KTask, dev: DeviceInfo, pasid: number): KGen;
@@ -108,6 +109,10 @@ function defineVtdFunctions(env: DriverEnv): void {
       : k.fn.intel_pasid_replace_first_level(t, dev, pasid, domainMm(domain), domain.flags);
   k.fns.define('intel_svm_set_dev_pasid', 'drivers/iommu/intel/svm.c', (t, domain, dev, pasid, old) => setup(t, domain, dev, pasid, old));
   k.fns.define('intel_iommu_set_dev_pasid', 'drivers/iommu/intel/iommu.c', (t, domain, dev, pasid, old) => setup(t, domain, dev, pasid, old));
+  k.fns.define('blocking_domain_attach_dev', 'drivers/iommu/intel/iommu.c', function* (t, dev) {
+    if (pasidPteIsPresent(pe, env, dev, IOMMU_NO_PASID)) yield* vtdTearDown(pe, env, t, dev, IOMMU_NO_PASID, 'unbind');
+    return 0;
+  });
   // The domain goes (domain_detach_iommu), then the RID's entry (RID2PASID), so the device translates through nothing.
   k.fns.define('intel_iommu_release_device', 'drivers/iommu/intel/iommu.c', function* (t, dev, domain) {
     yield* detachOnRelease(env, t, domain, 'dmar_remove_one_dev_info: domain_detach_iommu(info->domain)');
@@ -130,8 +135,10 @@ export function vtdOps(env: DriverEnv): IommuOps {
   const k = env.k;
   defineVtdFunctions(env);
   const domainOps: IommuDomainOps = {
-    // Scalable mode: the RID's requests use the PASID entry RID2PASID (IOMMU_NO_PASID).
-    attach_dev: (t, domain, dev) => domainOps.set_dev_pasid(t, domain, dev, IOMMU_NO_PASID, undefined),
+    // Scalable mode: the RID's requests use the PASID entry RID2PASID (IOMMU_NO_PASID). The blocking domain clears
+    // it (device_block_translation); another domain replaces what is there.
+    attach_dev: (t, domain, dev) =>
+      domain.type === 'blocked' ? k.fn.blocking_domain_attach_dev(t, dev) : k.fn.intel_pasid_replace_first_level(t, dev, IOMMU_NO_PASID, domainMm(domain), domain.flags),
     set_dev_pasid: (t, domain, dev, pasid, old) =>
       domain.type === 'sva' ? k.fn.intel_svm_set_dev_pasid(t, domain, dev, pasid, old) : k.fn.intel_iommu_set_dev_pasid(t, domain, dev, pasid, old),
     iotlb_sync: (t, _domain, dev, pasid, start, end) => k.fn.intel_arch_invalidate_secondary_tlbs(t, dev, pasid, start, end),
