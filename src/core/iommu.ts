@@ -18,6 +18,13 @@
 // xarray"), under rcu_read_lock() alone — which is only sound if nobody frees a domain a reader may still
 // hold (see sva-domain.ts). The driver side (attach_dev, set_dev_pasid, remove_dev_pasid) is the IOMMU driver's
 // ops table (ops.ts: iommu_ops, iommu_domain_ops), a vendor's or the "no hardware" driver's (hw/nohw.ts).
+// The entries of group->pasid_array are tagged as mainline's: a domain attached bare, or a struct
+// iommu_attach_handle (an SVA bond's, an iommufd fault object's) naming its domain — iommu_attach_handle_get finds
+// the handle of {group, PASID}. A user-space driver takes a group with iommu_group_claim_dma_owner: the blocking
+// domain (0: the drivers' static blocked_domain) is attached while the group changes hands, the default domain
+// again once it is released. Device lifetime: on BUS_NOTIFY_REMOVED_DEVICE (iommu_bus_notifier, from device_del —
+// src/hw/pci/pci.ts) iommu_release_device runs the driver's release_device and then takes the device out of its
+// group, the last one out freeing the group's default domain (the order 9ac8545199a1 fixed).
 // The isolation oracle for PASID-tagged DMA lives here too: the group knows for which of its devices a PASID
 // was attached, and a DMA from another member that reaches that domain is what the singleton rule ("PASID
 // attach only for singleton groups", policy multiDevicePasid) exists to prevent — devices the IOMMU cannot
