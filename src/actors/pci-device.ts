@@ -2,10 +2,12 @@
 // `bound` (its driver's probe), `enabled` (pci_enable_ats / pri / pasid: the capabilities it has), then as its
 // PASIDs go — `dma` (a PASID started: the device may issue under it), `stopping` (a PASID it was told to stop
 // still has DMA in flight), `drained` (what it was told to stop has drained, no PASID running) — and
-// `removed` (surprise removal: everything in flight aborted) or `released` (iommu_release_device). The hardware
-// (src/hw/pci/device.ts) handles what a state accepts and keeps the per-PASID state the phases are read from;
-// what a state refuses — DMA or a stop before the driver enabled the device, a second probe or enable, anything
-// after its release — is a `lifecycle` finding.
+// `removed` (surprise removal: everything in flight aborted) and then `released` (pciehp removed it: the IOMMU
+// core's iommu_release_device). The hardware (src/hw/pci/device.ts) handles what a state accepts and keeps the
+// per-PASID state the phases are read from; what a state refuses — DMA or a stop before the driver enabled the
+// device, a second probe or enable, a release of a device still on the bus or a second release, a probe after
+// its release — is a `lifecycle` finding. Messages still in flight to a released device (a stop, an ATC
+// invalidation sent before the kernel saw it go) reach nothing: the hardware, gone, drops them.
 import type { AnyStateMachine } from 'xstate';
 import { CONFIG_ENABLED, type DevicePhase, type PciDevice } from '../hw/pci/device.js';
 import { handleAction, type LifecycleState, lifecycleMachine, type Move, type Refusals } from './lifecycle.js';
@@ -28,10 +30,11 @@ export function pciDeviceMachine(dev: PciDevice, self: number, step: () => numbe
     present: { on: { probe: { to: 'probed', handle: true } } },
     probed: { on: { 'driver.bind': { to: 'bound', handle: true } } },
     bound: { on: { enable: { to: 'enabled', handle: true } } },
-    released: { on: {} },
+    released: { on: taken },
   };
   for (const here of RUNNING) {
-    states[here] = { on: { ...taken, release } };
+    // Only a device that is gone is released (pciehp's removal; sysfs remove is not modelled).
+    states[here] = { on: here === 'removed' ? { ...taken, release } : taken };
   }
   return lifecycleMachine({ id: 'dev', actor: dev.actorName, initial: 'present', states, handle: handleAction(dev, self, step, settle), refusals, phases: { states: RUNNING, read: () => phase } });
 }

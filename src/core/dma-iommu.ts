@@ -184,7 +184,10 @@ export class DmaApi {
       if (perInstance) yield* k.step(t, 'instance default domain', () => this.unit.default_domain.WRITE_ONCE(this.u(dev.iommu), made));
     }
     const err = yield* this.attach(t, dev, dom, OWNER_DMA_API);
-    return err < 0 ? { err, why: `${dev.name}: attaching its default domain failed` } : { err: 0, why: 'default domain' };
+    if (err < 0) return { err, why: `${dev.name}: attaching its default domain failed` };
+    // The group's default domain is its own (freed with the group); an instance's is shared, and stays.
+    yield* this.sva.svaDomains.groups.recordDomain(t, dev, dom, perInstance ? 'keep' : 'set');
+    return { err: 0, why: 'default domain' };
   }
 
   /** Attach {dev, PASID 0} to dom (a DMA or paging domain) for `owner`. */
@@ -244,13 +247,16 @@ export class DmaApi {
       const live = this.mappings(dev);
       if (live > 0 && !force) return { err: -EBUSY, why: `${dev.name}: the host driver still holds ${live} DMA mapping${live > 1 ? 's' : ''}: unbind it first` };
       const old = yield* this.detach(t, dev);
-      if (old !== 0 && this.policy === 'per-device' && live === 0) yield* this.domains.free(t, old);
+      const freed = old !== 0 && this.policy === 'per-device' && live === 0;
+      if (freed) yield* this.domains.free(t, old);
       const a = yield* this.domains.alloc(t, type, dev.iommu);
       if (a.err < 0) return { err: a.err, why: `${dev.name}: ${a.why}` };
       // VFIO holds it until the container goes, which a run does not model: not a leak at teardown.
       yield* kmemleak_not_leak(k, t, a.dom);
       const err = yield* this.attach(t, dev, a.dom, OWNER_VFIO, 0);
-      return err < 0 ? { err, why: `${dev.name}: attaching the VFIO domain failed` } : { err: 0, why: 'owned by VFIO' };
+      if (err < 0) return { err, why: `${dev.name}: attaching the VFIO domain failed` };
+      yield* this.sva.svaDomains.groups.recordDomain(t, dev, a.dom, freed ? 'clear' : 'keep');
+      return { err: 0, why: 'owned by VFIO' };
     } finally {
       yield* mutex_unlock(k, t, this.lock);
     }

@@ -18,12 +18,19 @@
 // xarray"), under rcu_read_lock() alone — which is only sound if nobody frees a domain a reader may still
 // hold (see sva-domain.ts). The driver side (attach_dev, set_dev_pasid, remove_dev_pasid) is the IOMMU driver's
 // ops table (ops.ts: iommu_ops, iommu_domain_ops), a vendor's or the "no hardware" driver's (hw/nohw.ts).
+// The entries of group->pasid_array are tagged as mainline's: a domain attached bare, or a struct
+// iommu_attach_handle (an SVA bond's, an iommufd fault object's) naming its domain — iommu_attach_handle_get finds
+// the handle of {group, PASID}. A user-space driver takes a group with iommu_group_claim_dma_owner: the blocking
+// domain (0: the drivers' static blocked_domain) is attached while the group changes hands, the default domain
+// again once it is released. Device lifetime: on BUS_NOTIFY_REMOVED_DEVICE (iommu_bus_notifier, from device_del —
+// src/hw/pci/pci.ts) iommu_release_device runs the driver's release_device and then takes the device out of its
+// group, the last one out freeing the group's default domain (the order 9ac8545199a1 fixed).
 // The isolation oracle for PASID-tagged DMA lives here too: the group knows for which of its devices a PASID
 // was attached, and a DMA from another member that reaches that domain is what the singleton rule ("PASID
 // attach only for singleton groups", policy multiDevicePasid) exists to prevent — devices the IOMMU cannot
 // isolate from each other reach whatever one of them has attached.
 import type { KTask } from '../kernel/context.js';
-import { EBUSY, EINVAL, ENODEV, ENOMEM, ENOSPC, EOPNOTSUPP } from '../kernel/errno.js';
+import { EBUSY, EINVAL, ENODEV, ENOENT, ENOMEM, ENOSPC, EOPNOTSUPP, EPERM } from '../kernel/errno.js';
 import { callTrace, heldLocksLines, taskFinding } from '../kernel/findings.js';
 import { defineIda, type Ida, ida_alloc_range, ida_free } from '../kernel/ida.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
@@ -33,7 +40,7 @@ import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mut
 import { rcu_init, rcu_read_lock, rcu_read_unlock } from '../kernel/rcu.js';
 import { kfree, kzalloc, objLoad, objStore } from '../kernel/slab.js';
 import { element, struct, type ViewOf, word } from '../kernel/struct.js';
-import { defineXArray, xa_cmpxchg, xa_erase, xa_load, xa_store, type XArray } from '../kernel/xarray.js';
+import { defineXArray, xa_cmpxchg, xa_erase, xa_load, xa_lock, xa_store, xa_unlock, type XArray } from '../kernel/xarray.js';
 import { Oracle } from './oracle.js';
 import { BLOCKED_DOMAIN, IOMMU_NO_PASID, type IommuDomain, type IommuOps } from './ops.js';
 import type { DeviceInfo } from './types.js';
@@ -261,6 +268,39 @@ export class Domains {
  */
 export const XA_ZERO_ENTRY = 1;
 
+/**
+ * struct iommu_attach_handle (include/linux/iommu.h): what a PASID user (an SVA bond's struct iommu_sva, an
+ * iommufd fault object) attaches with, so that the fault path finds its user from {device, PASID}. A slab object
+ * whose first word is the handle; the core sets its domain at attach.
+ */
+export const IOMMU_ATTACH_HANDLE = struct('iommu_attach_handle', {
+  domain: word,
+});
+
+/**
+ * The tag of a group->pasid_array entry (mainline's xa_tag_pointer): the entry is a domain attached without a
+ * handle, or an attach handle naming its domain. Tagged as (object << 1) | tag, so that no entry is
+ * XA_ZERO_ENTRY (1) and none is 0.
+ */
+export const IOMMU_PASID_ARRAY_DOMAIN = 0;
+export const IOMMU_PASID_ARRAY_HANDLE = 1;
+export type PasidArrayTag = typeof IOMMU_PASID_ARRAY_DOMAIN | typeof IOMMU_PASID_ARRAY_HANDLE;
+
+/** iommu_make_pasid_array_entry's tagging (the handle's domain is set by the caller, in a step). */
+export function pasidArrayEntry(obj: number, tag: PasidArrayTag): number {
+  return obj * 2 + tag;
+}
+
+/** xa_pointer_tag(entry). */
+export function pasidArrayTag(entry: number): PasidArrayTag {
+  return (entry & 1) as PasidArrayTag;
+}
+
+/** xa_untag_pointer(entry): the domain or the handle. */
+export function pasidArrayObject(entry: number): number {
+  return entry >>> 1;
+}
+
 export { IOMMU_NO_PASID } from './ops.js';
 
 /** struct device as the group layer sees it: the one DeviceInfo of the model (the name stays for its importers). */
@@ -296,8 +336,10 @@ export interface IommuGroup {
 
 /** struct iommu_group's domains (static): the one attached now (0: blocked), and the default domain. */
 export const IOMMU_GROUP = struct('iommu_group', {
-  domain: word,
+  domain: word, // 0: the blocking domain (the drivers' static blocked_domain), or nothing attached
   default_domain: word,
+  owner: word, // a DMA owner other than the DMA API (VFIO, iommufd): its cookie, 0: none
+  owner_cnt: word,
 });
 
 // Nominal source lines of the WARN_ONs below (the function is what a reader needs).
@@ -305,6 +347,7 @@ const DETACH_WARN = 'drivers/iommu/iommu.c:2207';
 const DETACH_PASID_WARN = 'drivers/iommu/iommu.c:3436';
 const REVERT_WARN = 'drivers/iommu/iommu.c:3361';
 const RELEASE_WARN = 'drivers/iommu/iommu.c:627';
+const RELEASE_OWNER_WARN = 'drivers/iommu/iommu.c:3272';
 
 /** WARN_ON(cond) as the kernel prints it (the run goes on, as the kernel's does): kind `iommu`, not an oops. */
 export function iommuWarn(k: Kernel, t: KTask, site: string, fn: string, why: string): void {
@@ -331,12 +374,32 @@ declare module '../kernel/kfunc.js' {
     iommu_attach_group(t: KTask, dom: number, g: IommuGroup): KGen<number>;
     iommu_detach_device(t: KTask, dom: number, dev: DeviceInfo): KGen;
     iommu_detach_group(t: KTask, dom: number, g: IommuGroup): KGen;
-    iommu_attach_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number): KGen<number>;
-    iommu_replace_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number): KGen<number>;
+    /** A user-space driver takes the group (its cookie ≠ 0): blocked while it changes hands; -EBUSY, -EPERM. */
+    iommu_group_claim_dma_owner(t: KTask, g: IommuGroup, owner: number): KGen<number>;
+    /** The owner lets go: the group goes back to its default domain. */
+    iommu_group_release_dma_owner(t: KTask, g: IommuGroup): KGen;
+    /** `handle`: an iommu_attach_handle (a slab object) the entry names, or 0 (the domain itself, untagged). */
+    iommu_attach_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number, handle?: number): KGen<number>;
+    iommu_replace_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number, handle?: number): KGen<number>;
+    /** The handle attached to {group, pasid}: -ENOENT when none (or a bare domain), -EBUSY when its domain is not of `type`. */
+    iommu_attach_handle_get(t: KTask, g: IommuGroup, pasid: number, type?: DomainType): KGen<number>;
     iommu_detach_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number): KGen;
     iommu_get_domain_for_dev_pasid(t: KTask, dev: DeviceInfo, pasid: number, type?: DomainType, get?: DomainGet): KGen<number>;
+    /** The device leaves its group and the IOMMU core (BUS_NOTIFY_REMOVED_DEVICE). */
+    iommu_release_device(t: KTask, dev: DeviceInfo): KGen;
+    /** The driver lets go of the device (ops->release_device), under group->mutex. */
+    iommu_deinit_device(t: KTask, dev: DeviceInfo): KGen;
+    /** The device leaves its group's list; the last one out releases the group and frees its domains. */
+    iommu_group_remove_device(t: KTask, dev: DeviceInfo): KGen;
+    /** iommu_bus_notifier(nb, action, dev): the IOMMU core's block on the PCI bus's notifier chain. */
+    iommu_bus_notifier(t: KTask, action: number, dev: DeviceInfo): KGen<number>;
   }
 }
+
+/** include/linux/device/bus.h: the bus notifier's events the IOMMU core acts on. */
+export const BUS_NOTIFY_ADD_DEVICE = 0x00000001;
+export const BUS_NOTIFY_REMOVED_DEVICE = 0x00000003;
+const NOTIFY_DONE = 0;
 
 export class IommuGroups {
   readonly groups: readonly IommuGroup[];
@@ -345,6 +408,8 @@ export class IommuGroups {
   private readonly grp: ViewOf<typeof IOMMU_GROUP>;
   /** Per device: 1 once removed from its group (zeroed memory: every device starts in its group). */
   private readonly removed: number;
+  /** Per device: the domain its driver's per-device data names (model: info->domain / master->domain). */
+  private readonly attached: number;
   /** Per group and PASID: a bit per member (its place in the group) for which the PASID was attached. */
   private readonly owners: number;
   private readonly ops: (IommuOps | undefined)[] = [];
@@ -371,6 +436,7 @@ export class IommuGroups {
     this.words = k.statics.alloc(cfg.groups.length * IOMMU_GROUP.words, 'iommu_group');
     this.grp = k.struct(IOMMU_GROUP);
     this.removed = k.statics.alloc(cfg.devices.length, 'iommu_group devices');
+    this.attached = k.statics.alloc(cfg.devices.length, 'dev_iommu domain');
     this.owners = k.statics.alloc(cfg.groups.length * cfg.maxPasids, 'iommu_group pasid owners');
     this.oracle = Oracle.of(k);
     this.groups = cfg.groups.map((members, id) => {
@@ -392,14 +458,21 @@ export class IommuGroups {
     fns.define('iommu_attach_group', IOMMU_C, (t, dom, g) => this.impl_iommu_attach_group(t, dom, g));
     fns.define('iommu_detach_device', IOMMU_C, (t, dom, dev) => this.impl_iommu_detach_device(t, dom, dev));
     fns.define('iommu_detach_group', IOMMU_C, (t, dom, g) => this.impl_iommu_detach_group(t, dom, g));
+    fns.define('iommu_group_claim_dma_owner', IOMMU_C, (t, g, owner) => this.impl_iommu_group_claim_dma_owner(t, g, owner));
+    fns.define('iommu_group_release_dma_owner', IOMMU_C, (t, g) => this.impl_iommu_group_release_dma_owner(t, g));
     fns.definePolicy('iommu_attach_device_pasid', IOMMU_C, 'multiDevicePasid', multiDevicePasid, {
-      refused: (t, dom, dev, pasid) => this.impl_iommu_attach_device_pasid(t, dom, dev, pasid, false),
-      allowed: (t, dom, dev, pasid) => this.impl_iommu_attach_device_pasid(t, dom, dev, pasid, true),
+      refused: (t, dom, dev, pasid, handle) => this.impl_iommu_attach_device_pasid(t, dom, dev, pasid, false, handle ?? 0),
+      allowed: (t, dom, dev, pasid, handle) => this.impl_iommu_attach_device_pasid(t, dom, dev, pasid, true, handle ?? 0),
     });
     fns.definePolicy('iommu_replace_device_pasid', IOMMU_C, 'multiDevicePasid', multiDevicePasid, {
-      refused: (t, dom, dev, pasid) => this.impl_iommu_replace_device_pasid(t, dom, dev, pasid, false),
-      allowed: (t, dom, dev, pasid) => this.impl_iommu_replace_device_pasid(t, dom, dev, pasid, true),
+      refused: (t, dom, dev, pasid, handle) => this.impl_iommu_replace_device_pasid(t, dom, dev, pasid, false, handle ?? 0),
+      allowed: (t, dom, dev, pasid, handle) => this.impl_iommu_replace_device_pasid(t, dom, dev, pasid, true, handle ?? 0),
     });
+    fns.define('iommu_release_device', IOMMU_C, (t, dev) => this.impl_iommu_release_device(t, dev));
+    fns.define('iommu_deinit_device', IOMMU_C, (t, dev) => this.impl_iommu_deinit_device(t, dev));
+    fns.define('iommu_group_remove_device', IOMMU_C, (t, dev) => this.impl_iommu_group_remove_device(t, dev));
+    fns.define('iommu_bus_notifier', IOMMU_C, (t, action, dev) => this.impl_iommu_bus_notifier(t, action, dev));
+    fns.define('iommu_attach_handle_get', IOMMU_C, (t, g, pasid, type) => this.impl_iommu_attach_handle_get(t, g, pasid, type));
     fns.define('iommu_detach_device_pasid', IOMMU_C, (t, dom, dev, pasid) => this.impl_iommu_detach_device_pasid(t, dom, dev, pasid));
     fns.definePolicy('iommu_get_domain_for_dev_pasid', IOMMU_C, 'lookup', lookup, {
       mutex: (t, dev, pasid, type, get) => this.impl_iommu_get_domain_for_dev_pasid(false, t, dev, pasid, type, get),
@@ -434,9 +507,24 @@ export class IommuGroups {
 
   // ---- membership ----
 
-  /** iommu_group_remove_device: dev leaves its group (a hot-unplug); the group may become a singleton. */
+  /** iommu_group_remove_device (k.fn): dev leaves its group; the group may become a singleton, or empty. */
   *iommu_group_remove_device(t: KTask, dev: GroupDevice): KGen {
-    yield* this.setMember(t, dev, false, 'iommu_group_remove_device');
+    yield* this.k.fn.iommu_group_remove_device(t, dev);
+  }
+
+  /**
+   * dev leaves the group's list; the last one out releases the group (iommu_group_release: its default domain
+   * is freed, nothing is attached any more).
+   */
+  private *impl_iommu_group_remove_device(t: KTask, dev: GroupDevice): KGen {
+    const k = this.k;
+    const g = this.groupOf(dev);
+    yield* mutex_lock(k, t, g.mutex);
+    yield* k.step(t, `list_del(${dev.name})`, () => {
+      k.i32[k.mem.statics + this.removed + dev.index] = 1;
+    });
+    if (this.members(g).length === 0) yield* k.call(t, 'iommu_group_release', this.freeGroupDomains(t, g));
+    yield* mutex_unlock(k, t, g.mutex);
   }
 
   /** iommu_group_add_device: dev (back) in the group it was declared in. */
@@ -458,6 +546,94 @@ export class IommuGroups {
         yield* mutex_unlock(k, t, g.mutex);
       }.call(this),
     );
+  }
+
+  // ---- device lifetime ----
+
+  /** iommu_bus_notifier: a device deleted from its bus leaves the IOMMU core (probe is kernel_init's). */
+  private *impl_iommu_bus_notifier(t: KTask, action: number, dev: GroupDevice): KGen<number> {
+    if (action === BUS_NOTIFY_REMOVED_DEVICE) yield* this.k.fn.iommu_release_device(t, dev);
+    return NOTIFY_DONE;
+  }
+
+  /**
+   * iommu_release_device: the driver's release_device first (iommu_deinit_device: it stops the device using any
+   * domain), then the device leaves its group — whose release, when it was the last, frees the group's domains.
+   * The other order was 9ac8545199a1's use-after-free ("iommu: Fix use-after-free in iommu_release_device": the
+   * group's release freed the default domain, then arm_smmu_release_device detached the device from it);
+   * mainline does both under group->mutex in __iommu_group_remove_device, in the same order.
+   */
+  private *impl_iommu_release_device(t: KTask, dev: GroupDevice): KGen {
+    if (this.released(dev)) return;
+    yield* this.k.fn.iommu_deinit_device(t, dev);
+    yield* this.k.fn.iommu_group_remove_device(t, dev);
+  }
+
+  /** iommu_deinit_device's driver part: ops->release_device on the domain the driver's per-device data names. */
+  private *impl_iommu_deinit_device(t: KTask, dev: GroupDevice): KGen {
+    const k = this.k;
+    const g = this.groupOf(dev);
+    yield* mutex_lock(k, t, g.mutex);
+    // TODO(iopf): iopf_queue_remove_device(dev's iopf queue, dev) here, once io-pgfault.ts defines it by name.
+    const ops = this.opsOf(dev);
+    if (ops) yield* this.releasePasids(t, g, dev, ops);
+    const dom = yield* k.step(t, 'dev_iommu_priv_get(dev)->domain', () => this.devDomain(dev));
+    if (ops?.release_device) yield* ops.release_device(t, dev, this.domains.handle(dom));
+    yield* k.step(t, 'dev_iommu_free', () => this.setDevDomain(dev, 0));
+    yield* mutex_unlock(k, t, g.mutex);
+  }
+
+  /** model: the driver's per-device pointer to the domain its RID is attached to (intel's info->domain). */
+  private devDomain(dev: GroupDevice): number {
+    return this.k.i32[this.k.mem.statics + this.attached + dev.index] as number;
+  }
+
+  private setDevDomain(dev: GroupDevice, dom: number): void {
+    this.k.i32[this.k.mem.statics + this.attached + dev.index] = dom;
+  }
+
+  /**
+   * model: the DMA API attached dom to dev's RID itself (dma-iommu.ts: iommu_setup_default_domain's attach): the
+   * group records it as its domain and the driver's per-device pointer names it; `dflt` says what becomes of
+   * group->default_domain — dom (freed with the group), left as it is, or cleared (the caller freed it).
+   */
+  *recordDomain(t: KTask, dev: GroupDevice, dom: number, dflt: 'set' | 'keep' | 'clear'): KGen {
+    const g = this.groupOf(dev);
+    yield* this.k.step(t, 'group->domain = domain', () => {
+      this.grp.domain.set(this.gp(g), dom);
+      if (dflt !== 'keep') this.grp.default_domain.set(this.gp(g), dflt === 'set' ? dom : 0);
+      this.setDevDomain(dev, dom);
+    });
+  }
+
+  /**
+   * model: what the driver's release_device does to the device's PASID table as a whole (intel_pasid_free_table
+   * once the context entry is cleared; arm_smmu_release_device's abort STE and arm_smmu_free_cd_tables): no PASID
+   * entry of dev stays reachable or cached. The pasid_array's entries stay until their owners detach (then dev,
+   * no longer in the group, is not touched again).
+   */
+  private *releasePasids(t: KTask, g: IommuGroup, dev: GroupDevice, ops: IommuOps): KGen {
+    for (const [pasid, entry] of this.pasidEntries(g)) {
+      if (entry === XA_ZERO_ENTRY) continue;
+      const dom = yield* this.entryDomain(t, entry);
+      yield* ops.remove_dev_pasid(t, dev, pasid, this.domains.handle(dom), 'unbind');
+    }
+  }
+
+  /** iommu_group_release: the group's default domain is freed, nothing is attached. */
+  private *freeGroupDomains(t: KTask, g: IommuGroup): KGen {
+    const k = this.k;
+    const dflt = yield* k.step(t, 'group->default_domain', () => this.grp.default_domain.get(this.gp(g)));
+    yield* k.step(t, 'group->domain = NULL', () => {
+      this.grp.domain.set(this.gp(g), 0);
+      this.grp.default_domain.set(this.gp(g), 0);
+    });
+    if (dflt !== 0) yield* this.domains.free(t, dflt);
+  }
+
+  /** Has dev left the IOMMU core (iommu_release_device, or iommu_group_remove_device)? Reads only. */
+  released(dev: GroupDevice): boolean {
+    return (this.k.i32[this.k.mem.statics + this.removed + dev.index] as number) !== 0;
   }
 
   // ---- the group's domain ----
@@ -555,6 +731,55 @@ export class IommuGroups {
     yield* mutex_unlock(k, t, g.mutex);
   }
 
+  /**
+   * iommu_group_claim_dma_owner → __iommu_take_dma_ownership: refused while a domain other than the default
+   * (or the blocking one) is attached (-EBUSY) or another owner has it (-EPERM); otherwise the blocking domain
+   * is attached — nothing translates while the group changes hands — and the owner recorded. The same owner
+   * again only counts.
+   */
+  private *impl_iommu_group_claim_dma_owner(t: KTask, g: IommuGroup, owner: number): KGen<number> {
+    const k = this.k;
+    if (owner === 0) return -EINVAL;
+    yield* mutex_lock(k, t, g.mutex);
+    const gp = this.gp(g);
+    const [cur, dflt, who, cnt] = yield* k.step(t, 'group->owner', () => [this.grp.domain.get(gp), this.grp.default_domain.get(gp), this.grp.owner.get(gp), this.grp.owner_cnt.get(gp)] as const);
+    let ret = 0;
+    if (cnt > 0) ret = who === owner ? 0 : -EPERM;
+    else if (cur !== 0 && cur !== dflt) ret = -EBUSY;
+    else ret = yield* this.setGroupDomain(t, g, 0, cur);
+    if (ret === 0) {
+      yield* k.step(t, 'group->owner = owner', () => {
+        this.grp.owner.set(gp, owner);
+        this.grp.owner_cnt.set(gp, cnt + 1);
+      });
+    }
+    yield* mutex_unlock(k, t, g.mutex);
+    return ret;
+  }
+
+  /** iommu_group_release_dma_owner: the last release puts the group back on its default domain. */
+  private *impl_iommu_group_release_dma_owner(t: KTask, g: IommuGroup): KGen {
+    const k = this.k;
+    yield* mutex_lock(k, t, g.mutex);
+    const gp = this.gp(g);
+    const [cur, cnt, pasids] = yield* k.step(t, 'group->owner_cnt', () => [this.grp.domain.get(gp), this.grp.owner_cnt.get(gp), this.pasidEntries(g).length] as const);
+    if (cnt === 0 || pasids > 0) {
+      iommuWarn(k, t, RELEASE_OWNER_WARN, '__iommu_release_dma_ownership', `group ${g.id}: ${cnt === 0 ? 'released without an owner' : `released with ${pasids} PASID(s) still attached`}`);
+    } else {
+      yield* k.step(t, 'group->owner = NULL', () => {
+        this.grp.owner_cnt.set(gp, cnt - 1);
+        if (cnt === 1) this.grp.owner.set(gp, 0);
+      });
+      if (cnt === 1) yield* this.setCoreDomain(t, g, cur);
+    }
+    yield* mutex_unlock(k, t, g.mutex);
+  }
+
+  /** The group's DMA owner now (0: the DMA API): reads only. */
+  dmaOwner(g: IommuGroup): number {
+    return this.grp.owner.get(this.gp(g));
+  }
+
   /** iommu_get_domain_for_dev: group->domain (a racy read, as the kernel's: the caller owns the attachment). */
   *iommu_get_domain_for_dev(t: KTask, dev: GroupDevice): KGen<number> {
     const g = this.groupOf(dev);
@@ -596,6 +821,7 @@ export class IommuGroups {
     }
     yield* k.step(t, 'group->domain = domain', () => {
       this.grp.domain.set(this.gp(g), dom);
+      for (const d of devs) this.setDevDomain(d, dom);
     });
     return 0;
   }
@@ -616,12 +842,12 @@ export class IommuGroups {
    * iommu_attach_device_pasid: the same domain again succeeds; another domain on an attached PASID is -EBUSY
    * (replace is the way); a group of more than one device is -EINVAL unless the policy allows it.
    */
-  *iommu_attach_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number): KGen<number> {
-    return yield* this.k.fn.iommu_attach_device_pasid(t, dom, dev, pasid);
+  *iommu_attach_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number, handle = 0): KGen<number> {
+    return yield* this.k.fn.iommu_attach_device_pasid(t, dom, dev, pasid, handle);
   }
 
   /** `multi`: the policy's value — whether a group of more than one device may have a PASID attached. */
-  private *impl_iommu_attach_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number, multi: boolean): KGen<number> {
+  private *impl_iommu_attach_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number, multi: boolean, handle: number): KGen<number> {
     const k = this.k;
     const g = this.groupOf(dev);
     if (!this.opsOf(dev)) return -EOPNOTSUPP;
@@ -633,7 +859,7 @@ export class IommuGroups {
     } else {
       const curr = yield* xa_cmpxchg(k, t, g.pasidArray, pasid, 0, XA_ZERO_ENTRY);
       if (curr < 0) ret = curr;
-      else if (curr === dom) {
+      else if (curr !== 0 && (yield* this.entryDomain(t, curr)) === dom) {
         yield* this.attachedFor(t, g, dev, pasid);
         ret = 0;
       } else if (curr !== 0) ret = -EBUSY;
@@ -642,7 +868,7 @@ export class IommuGroups {
         const before = yield* this.attachedFor(t, g, dev, pasid);
         ret = yield* this.setGroupPasid(t, g, dom, pasid, 0);
         // Published only now that the driver has it; a failure releases the reservation.
-        if (ret === 0) yield* xa_store(k, t, g.pasidArray, pasid, dom);
+        if (ret === 0) yield* xa_store(k, t, g.pasidArray, pasid, yield* this.makeEntry(t, dom, handle));
         else {
           yield* xa_erase(k, t, g.pasidArray, pasid);
           yield* this.setAttachedFor(t, g, pasid, before);
@@ -657,11 +883,11 @@ export class IommuGroups {
    * iommu_replace_device_pasid: swap the domain of an attached PASID without a window where it has none;
    * -EINVAL when nothing is attached. When the driver fails, the old domain stays attached and in use.
    */
-  *iommu_replace_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number): KGen<number> {
-    return yield* this.k.fn.iommu_replace_device_pasid(t, dom, dev, pasid);
+  *iommu_replace_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number, handle = 0): KGen<number> {
+    return yield* this.k.fn.iommu_replace_device_pasid(t, dom, dev, pasid, handle);
   }
 
-  private *impl_iommu_replace_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number, multi: boolean): KGen<number> {
+  private *impl_iommu_replace_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number, multi: boolean, handle: number): KGen<number> {
     const k = this.k;
     const g = this.groupOf(dev);
     if (!this.opsOf(dev)) return -EOPNOTSUPP;
@@ -677,11 +903,16 @@ export class IommuGroups {
       ret = -EINVAL;
     } else if (!this.pasidAllowed(g, multi)) {
       ret = -EINVAL;
-    } else if (curr !== dom) {
-      const before = yield* this.attachedFor(t, g, dev, pasid);
-      ret = yield* this.setGroupPasid(t, g, dom, pasid, curr);
-      if (ret === 0) yield* xa_store(k, t, g.pasidArray, pasid, dom);
-      else yield* this.setAttachedFor(t, g, pasid, before);
+    } else {
+      const old = yield* this.entryDomain(t, curr);
+      if (old !== dom || handle !== 0) {
+        const before = yield* this.attachedFor(t, g, dev, pasid);
+        if (old !== dom) ret = yield* this.setGroupPasid(t, g, dom, pasid, old);
+        // Replaced, or the same domain with a new handle: the entry names what is attached now. A failed replace
+        // leaves the old entry, as the driver left the old domain installed.
+        if (ret === 0) yield* xa_store(k, t, g.pasidArray, pasid, yield* this.makeEntry(t, dom, handle));
+        else yield* this.setAttachedFor(t, g, pasid, before);
+      }
     }
     yield* mutex_unlock(k, t, g.mutex);
     return ret;
@@ -697,7 +928,7 @@ export class IommuGroups {
     const g = this.groupOf(dev);
     yield* mutex_lock(k, t, g.mutex);
     const curr = yield* xa_load(k, t, g.pasidArray, pasid);
-    if (curr !== dom) {
+    if (curr === 0 || curr === XA_ZERO_ENTRY || (yield* this.entryDomain(t, curr)) !== dom) {
       // The kernel tears down whatever is there and warns; here the other attachment is left alone so that
       // the rest of the run stays meaningful.
       iommuWarn(
@@ -713,6 +944,36 @@ export class IommuGroups {
       yield* this.setAttachedFor(t, g, pasid, 0);
     }
     yield* mutex_unlock(k, t, g.mutex);
+  }
+
+  /** pasid_array_entry_to_domain: a bare domain, or the domain its handle names (a KASAN-checked read). */
+  private *entryDomain(t: KTask, entry: number): KGen<number> {
+    const obj = pasidArrayObject(entry);
+    if (pasidArrayTag(entry) === IOMMU_PASID_ARRAY_DOMAIN) return obj;
+    return yield* this.k.step(t, 'handle->domain', () => objLoad(this.k, t, obj, IOMMU_ATTACH_HANDLE.offset.domain));
+  }
+
+  /** iommu_make_pasid_array_entry: the handle (its domain set) or the bare domain, tagged. */
+  private *makeEntry(t: KTask, dom: number, handle: number): KGen<number> {
+    if (handle === 0) return pasidArrayEntry(dom, IOMMU_PASID_ARRAY_DOMAIN);
+    yield* this.k.step(t, 'handle->domain = domain', () => objStore(this.k, t, handle, IOMMU_ATTACH_HANDLE.offset.domain, dom));
+    return pasidArrayEntry(handle, IOMMU_PASID_ARRAY_HANDLE);
+  }
+
+  /** iommu_attach_handle_get: the handle of {g, pasid}, -ENOENT (none, or a domain attached bare) or -EBUSY (another type). */
+  private *impl_iommu_attach_handle_get(t: KTask, g: IommuGroup, pasid: number, type?: DomainType): KGen<number> {
+    const k = this.k;
+    yield* xa_lock(k, t, g.pasidArray);
+    const entry = yield* xa_load(k, t, g.pasidArray, pasid);
+    let ret: number;
+    if (entry === 0 || entry === XA_ZERO_ENTRY || pasidArrayTag(entry) !== IOMMU_PASID_ARRAY_HANDLE) ret = -ENOENT;
+    else {
+      ret = pasidArrayObject(entry);
+      const dom = yield* this.entryDomain(t, entry);
+      if (type !== undefined && (yield* k.step(t, 'handle->domain->type', () => this.domains.type(t, dom))) !== type) ret = -EBUSY;
+    }
+    yield* xa_unlock(k, t, g.pasidArray);
+    return ret;
   }
 
   private ownersWord(g: IommuGroup, pasid: number): number {
@@ -802,8 +1063,8 @@ export class IommuGroups {
     const g = this.groupOf(dev);
     if (rcu) yield* rcu_read_lock(k, t);
     else yield* mutex_lock(k, t, g.mutex);
-    let dom = yield* xa_load(k, t, g.pasidArray, pasid);
-    if (dom === XA_ZERO_ENTRY) dom = 0;
+    const entry = yield* xa_load(k, t, g.pasidArray, pasid);
+    let dom = entry === XA_ZERO_ENTRY || entry === 0 ? 0 : yield* this.entryDomain(t, entry);
     if (dom !== 0 && type !== undefined) {
       // A point of its own: under RCU this read races with whoever detaches and frees the domain.
       const ok = yield* k.step(t, 'domain->type', () => this.domains.type(t, dom) === type);
@@ -822,7 +1083,7 @@ export class IommuGroups {
     return this.grp.domain.READ_ONCE(this.gp(g));
   }
 
-  /** group->pasid_array's present entries as [pasid, domain] (a reserved slot shows as XA_ZERO_ENTRY). */
+  /** group->pasid_array's present entries as [pasid, entry] (tagged: pasidArrayObject / pasidArrayTag; a reserved slot shows as XA_ZERO_ENTRY). */
   pasidEntries(g: IommuGroup): [number, number][] {
     const out: [number, number][] = [];
     const base = g.pasidArray.slots();
@@ -842,7 +1103,7 @@ export class IommuGroups {
       const body = [
         'RIP: 0010:iommu_group_release',
         `iommu-sim: group ${g.id} (${g.devices.map((d) => d.name).join(', ')}) is released with ${left.length} PASID${left.length > 1 ? 's' : ''} still attached (xa_empty(&group->pasid_array) is false):`,
-        ...left.map(([p, d]) => `  PASID ${p}: domain 0x${d.toString(16)}`),
+        ...left.map(([p, e]) => `  PASID ${p}: ${e === XA_ZERO_ENTRY ? 'XA_ZERO_ENTRY' : `${pasidArrayTag(e) === IOMMU_PASID_ARRAY_HANDLE ? 'handle' : 'domain'} 0x${pasidArrayObject(e).toString(16)}`}`),
       ];
       this.k.report({ kind: 'leak', title, text: [title, ...body].join('\n'), step: -1, where: `group ${g.id}` });
     }

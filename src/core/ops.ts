@@ -72,6 +72,13 @@ export interface IommuOps {
    * remove_dev_pasid (intel_drain_pasid_prq) or through iopf_queue_flush_dev.
    */
   drain_prq(t: KTask, dev: DeviceInfo, pasid: number): KGen;
+  /**
+   * release_device(dev): the device leaves the IOMMU core (iommu_deinit_device, on BUS_NOTIFY_REMOVED_DEVICE). The
+   * driver must stop using the domain its RID is attached to (set it blocking) and free its per-device data: the
+   * group's domains are freed after it returns. model: `domain` is what the driver's per-device data points at
+   * (intel's info->domain, arm-smmu's master->domain), kept by the core. Absent: nothing to do per device.
+   */
+  release_device?(t: KTask, dev: DeviceInfo, domain: IommuDomain): KGen;
   /** The ops of the domains this driver allocates (paging, and — one table in this model — SVA domains). */
   readonly default_domain_ops: IommuDomainOps;
 }

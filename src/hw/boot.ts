@@ -1,5 +1,6 @@
 // What the kernel does before user space starts (kernel_init): each IOMMU driver enables its unit's command
-// queue and then its page request queue, and each PCI device is probed by the IOMMU core (iommu_probe_device),
+// queue and then its page request queue, the PCI bus scan gives each device its struct pci_dev (pci_device_add,
+// src/hw/pci/pci.ts: the bus, its references and hot-unplug), and each PCI device is probed by the IOMMU core (iommu_probe_device),
 // bound by its driver and has its PCIe capabilities enabled (pci_enable_pasid, pci_enable_pri, pci_enable_ats).
 // Each is a register or config-space write the hardware takes in order, and kernel_init waits until every unit
 // and device has taken them (a config write is non-posted) before user space runs — processes' exec waits for
@@ -9,10 +10,13 @@ import type { Kernel, KGen } from '../kernel/kernel.js';
 import type { Wire } from '../runtime/model.js';
 import { type IommuUnit, QUEUE_CMDQ, QUEUE_PRQ } from './iommu.js';
 import { CONFIG_ENABLED, type PciDevice } from './pci/device.js';
+import { PciBus } from './pci/pci.js';
 
 export interface Boot {
   /** The run's initial task. */
   readonly task: { readonly task: string; readonly args: null; readonly name: string };
+  /** The PCI bus: the devices' struct pci_dev, lookups, removal. */
+  readonly bus: PciBus;
   /** Wait until kernel_init is done (user space starts then). */
   wait(t: KTask): KGen;
 }
@@ -20,12 +24,14 @@ export interface Boot {
 export function defineBoot(k: Kernel, units: readonly IommuUnit[], devices: readonly PciDevice[], then: readonly { task: string; args?: Wire; name: string }[]): Boot {
   const done = k.statics.alloc(1, 'kernel_init done');
   const booted = (): boolean => Atomics.load(k.i32, k.mem.statics + done) === 1;
+  const bus = new PciBus(k, devices);
   const hardwareReady = (): boolean => units.every((u) => u.queuesEnabled === (QUEUE_CMDQ | QUEUE_PRQ)) && devices.every((d) => d.config === CONFIG_ENABLED);
   k.task('kernel_init', 'kthread', function* (t) {
     for (const u of units) {
       yield* k.step(t, `${u.name}: enable the ${u.spec.cmdqName}`, (env) => env.send(u.actor, { type: 'cmdq.enable' }));
       yield* k.step(t, `${u.name}: enable the ${u.spec.prqName}`, (env) => env.send(u.actor, { type: 'prq.enable' }));
     }
+    for (const d of devices) yield* k.fn.pci_device_add(t, d.info);
     for (const d of devices) {
       const caps = d.info.caps;
       const enables = [caps.pasid ? 'pci_enable_pasid' : '', caps.pri ? 'pci_enable_pri' : '', caps.ats ? 'pci_enable_ats' : ''].filter((x) => x !== '');
@@ -41,6 +47,7 @@ export function defineBoot(k: Kernel, units: readonly IommuUnit[], devices: read
   });
   return {
     task: { task: 'kernel_init', args: null, name: 'kernel_init' },
+    bus,
     *wait(t: KTask): KGen {
       yield k.point(t, 'wait for kernel_init', booted, () => undefined, { what: 'kernel_init to start user space' });
     },

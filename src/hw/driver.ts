@@ -1,11 +1,13 @@
 // What the three IOMMU drivers share when they implement the core's ops (core/ops.ts): writing an entry one word per
 // access, in the order the driver writes it, and the flush sequences built from each unit's commands.
+import { IOMMU_DOMAIN } from '../core/iommu.js';
 import type { IommuDomain } from '../core/ops.js';
 import type { Stats } from '../core/stats.js';
 import type { DeviceInfo } from '../core/types.js';
 import type { KTask } from '../kernel/context.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import type { MmStruct } from '../kernel/mm/mm.js';
+import { objLoad } from '../kernel/slab.js';
 import type { Word } from '../kernel/struct.js';
 import type { Command } from './iommu.js';
 import { submitSync, type UnitDriver } from './queue.js';
@@ -52,4 +54,14 @@ export function cmd(op: Command['op'], a: number, b: number, c = -1, d = -1): Co
 export function domainMm(domain: IommuDomain): MmStruct {
   if (!domain.mm) throw new Error(`set_dev_pasid of a ${domain.type} domain: these drivers install only domains with a page table`);
   return domain.mm;
+}
+
+/**
+ * release_device detaching the device from the domain its per-device data names (intel's domain_detach_iommu,
+ * arm-smmu's arm_smmu_detach_dev under smmu_domain->devices_lock, AMD's detach_device): the driver reads the
+ * domain's id on this IOMMU — a KASAN-checked access, so the domain must still be live when the driver runs.
+ */
+export function* detachOnRelease(env: DriverEnv, t: KTask, domain: IommuDomain, what: string): KGen {
+  if (domain.obj === 0) return;
+  yield* env.k.step(t, what, () => void objLoad(env.k, t, domain.obj, IOMMU_DOMAIN.offset.asid));
 }

@@ -3,7 +3,7 @@
 // driver writes in one access each (__set_gcr3 / __clear_gcr3), so no torn entry; a command buffer with
 // COMPLETION_WAIT; a PPR log. Its mm-release path calls the driver's invalidate_ctx callback before the
 // context goes, and failed PPRs go to the driver's invalid-PPR callback (the core's fault handler).
-import { type IommuDomainOps, type IommuOps, IOMMU_NO_PASID, type RemoveWhy } from '../../core/ops.js';
+import { type IommuDomain, type IommuDomainOps, type IommuOps, IOMMU_NO_PASID, type RemoveWhy } from '../../core/ops.js';
 import type { DeviceInfo } from '../../core/types.js';
 import { SVM_FLAG_SUPERVISOR_MODE } from '../../core/types.js';
 import { EBUSY, EOPNOTSUPP } from '../../kernel/errno.js';
@@ -11,7 +11,7 @@ import type { KTask } from '../../kernel/context.js';
 import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { struct, type ViewOf, word } from '../../kernel/struct.js';
-import { cmd, type DriverEnv, domainMm, entryOf, flush, unitOf, writeEntry } from '../driver.js';
+import { cmd, detachOnRelease, type DriverEnv, domainMm, entryOf, flush, unitOf, writeEntry } from '../driver.js';
 import { entryFormat, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
 import { drainPrq } from '../queue.js';
 
@@ -50,6 +50,7 @@ declare module '../../kernel/kfunc.js' {
     amd_iommu_bind_pasid(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct): KGen<number>;
     amd_iommu_unbind_pasid(t: KTask, dev: DeviceInfo, pasid: number): KGen;
     mn_release(t: KTask, dev: DeviceInfo, pasid: number): KGen;
+    amd_iommu_release_device(t: KTask, dev: DeviceInfo, domain: IommuDomain): KGen;
     mn_invalidate_range(t: KTask, dev: DeviceInfo, pasid: number, start: number, end: number): KGen;
   }
 }
@@ -80,6 +81,7 @@ function defineAmdFunctions(env: DriverEnv): void {
     return 0;
   });
   k.fns.define('amd_iommu_unbind_pasid', 'drivers/iommu/amd/iommu_v2.c', (t, dev, pasid) => amdClear(gcr3, env, t, dev, pasid, 'unbind'));
+  k.fns.define('amd_iommu_release_device', 'drivers/iommu/amd/iommu.c', (t, _dev, domain) => detachOnRelease(env, t, domain, 'detach_device: dev_data->domain'));
   k.fns.define('mn_release', 'drivers/iommu/amd/iommu_v2.c', (t, dev, pasid) => amdClear(gcr3, env, t, dev, pasid, 'release'));
   k.fns.define('mn_invalidate_range', 'drivers/iommu/amd/iommu_v2.c', (t, dev, pasid, start, end) =>
     flush(env, t, dev, [cmd(OP_IOTLB, dev.index, pasid, start, end), cmd(OP_DEVTLB, dev.index, pasid, start, end)]),
@@ -104,6 +106,7 @@ export function amdOps(env: DriverEnv): IommuOps {
     pasid_range: (dev) => [1, (1 << dev.caps.pasidBits) - 1],
     remove_dev_pasid: (t, dev, pasid, _domain, why) => (why === 'release' ? k.fn.mn_release(t, dev, pasid) : k.fn.amd_iommu_unbind_pasid(t, dev, pasid)),
     drain_prq: (t, dev, pasid) => drainPrq(k, t, unitOf(env, dev), dev, pasid),
+    release_device: (t, dev, domain) => k.fn.amd_iommu_release_device(t, dev, domain),
     default_domain_ops: domainOps,
   };
 }

@@ -114,6 +114,8 @@ export class PciDevice implements Hardware {
   private nextGroup = 0;
   private nextTag = 0;
   private lost = 0;
+  /** The kernel task a surprise removal starts (pciehp's interrupt thread), once the bus knows the device. */
+  private hotplug = '';
 
   constructor(
     private readonly env: DeviceEnv,
@@ -129,6 +131,11 @@ export class PciDevice implements Hardware {
     this.atcEntry = k.struct(ATC_ENTRY);
     this.regs = k.statics.alloc(DEVICE_STATE.words, `${info.name} registers`);
     this.state = k.struct(DEVICE_STATE);
+  }
+
+  /** The slot's hot-plug controller interrupts into `task` (with the device's index) when the device goes. */
+  onSurpriseRemoval(task: string): void {
+    this.hotplug = task;
   }
 
   reset(): void {
@@ -478,7 +485,10 @@ export class PciDevice implements Hardware {
   }
 
   private unplug(out: HwOut): void {
+    if (this.unplugged) return;
     this.state.unplugged.set(this.r, 1);
+    // The link goes down: the slot's presence-detect interrupt wakes pciehp, which removes the device.
+    if (this.hotplug !== '') out.spawn(this.hotplug, this.info.index, `${this.hotplug}/${this.info.name}`);
     for (const d of [...this.inflight.values()]) this.complete(d, false, out);
     for (const d of this.wq) this.reply(d, false, out);
     this.wq = [];

@@ -12,7 +12,7 @@ import type { KTask } from '../../kernel/context.js';
 import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { array, struct, type ViewOf, word } from '../../kernel/struct.js';
-import { cmd, type DriverEnv, domainMm, entryOf, flush, unitOf, writeEntry } from '../driver.js';
+import { cmd, detachOnRelease, type DriverEnv, domainMm, entryOf, flush, unitOf, writeEntry } from '../driver.js';
 import { entryFormat, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
 import { drainPrq } from '../queue.js';
 
@@ -57,6 +57,7 @@ declare module '../../kernel/kfunc.js' {
     arm_smmu_sva_remove_dev_pasid(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct): KGen;
     arm_smmu_mm_release(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct): KGen;
     arm_smmu_mm_arch_invalidate_secondary_tlbs(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct, start: number, end: number): KGen;
+    arm_smmu_release_device(t: KTask, dev: DeviceInfo, domain: IommuDomain): KGen;
   }
 }
 
@@ -90,6 +91,9 @@ function defineSmmuFunctions(env: DriverEnv): void {
     return 0;
   });
   const sva = 'drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3-sva.c';
+  k.fns.define('arm_smmu_release_device', 'drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c', (t, _dev, domain) =>
+    detachOnRelease(env, t, domain, 'arm_smmu_detach_dev: spin_lock_irqsave(&smmu_domain->devices_lock)'),
+  );
   k.fns.define('arm_smmu_sva_set_dev_pasid', sva, (t, domain, dev, pasid) => k.fn.arm_smmu_write_ctx_desc(t, dev, pasid, domainMm(domain)));
   k.fns.define('arm_smmu_sva_remove_dev_pasid', sva, (t, dev, pasid, mm) => smmuClear(cd, env, t, dev, pasid, mm, 'unbind'));
   k.fns.define('arm_smmu_mm_release', sva, (t, dev, pasid, mm) => smmuClear(cd, env, t, dev, pasid, mm, 'release'));
@@ -123,6 +127,7 @@ export function smmuv3Ops(env: DriverEnv, ssidBits: number): IommuOps {
     remove_dev_pasid: (t, dev, pasid, domain, why) =>
       why === 'release' ? k.fn.arm_smmu_mm_release(t, dev, pasid, domainMm(domain)) : k.fn.arm_smmu_sva_remove_dev_pasid(t, dev, pasid, domainMm(domain)),
     drain_prq: (t, dev, pasid) => drainPrq(k, t, unitOf(env, dev), dev, pasid),
+    release_device: (t, dev, domain) => k.fn.arm_smmu_release_device(t, dev, domain),
     default_domain_ops: domainOps,
   };
 }

@@ -12,7 +12,7 @@ import type { KTask } from '../../kernel/context.js';
 import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { array, struct, type ViewOf, word } from '../../kernel/struct.js';
-import { cmd, type DriverEnv, domainMm, entryOf, flush, unitOf, writeEntry } from '../driver.js';
+import { cmd, detachOnRelease, type DriverEnv, domainMm, entryOf, flush, unitOf, writeEntry } from '../driver.js';
 import { entryFormat, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
 import { drainPrq } from '../queue.js';
 
@@ -59,8 +59,11 @@ export const VTD: FlavourSpec = {
 declare module '../../kernel/kfunc.js' {
   interface KernelFunctions {
     intel_pasid_setup_first_level(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct, flags: number): KGen<number>;
-    intel_svm_set_dev_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number): KGen<number>;
-    intel_iommu_set_dev_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number): KGen<number>;
+    intel_svm_set_dev_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number, old?: IommuDomain): KGen<number>;
+    intel_iommu_set_dev_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number, old?: IommuDomain): KGen<number>;
+    intel_pasid_replace_first_level(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct, flags: number): KGen<number>;
+    blocking_domain_attach_dev(t: KTask, dev: DeviceInfo): KGen<number>;
+    intel_iommu_release_device(t: KTask, dev: DeviceInfo, domain: IommuDomain): KGen;
     intel_pasid_tear_down_entry(t: KTask, dev: DeviceInfo, pasid: number): KGen;
     intel_mm_release(t: KTask, dev: DeviceInfo, pasid: number): KGen;
     intel_arch_invalidate_secondary_tlbs(t: KTask, dev: DeviceInfo, pasid: number, start: number, end: number): KGen;
@@ -100,12 +103,27 @@ function defineVtdFunctions(env: DriverEnv): void {
   });
   // The SVA domain's ops (intel_svm_domain_ops) and the paging domain's (intel_paging_domain_ops) both install a
   // first-level entry in this model: the mm's page table, or the I/O page table.
-  k.fns.define('intel_svm_set_dev_pasid', 'drivers/iommu/intel/svm.c', (t, domain, dev, pasid) =>
-    k.fn.intel_pasid_setup_first_level(t, dev, pasid, domainMm(domain), domain.flags),
-  );
-  k.fns.define('intel_iommu_set_dev_pasid', 'drivers/iommu/intel/iommu.c', (t, domain, dev, pasid) =>
-    k.fn.intel_pasid_setup_first_level(t, dev, pasid, domainMm(domain), domain.flags),
-  );
+  const setup = (t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number, old: IommuDomain | undefined): KGen<number> =>
+    old === undefined
+      ? k.fn.intel_pasid_setup_first_level(t, dev, pasid, domainMm(domain), domain.flags)
+      : k.fn.intel_pasid_replace_first_level(t, dev, pasid, domainMm(domain), domain.flags);
+  k.fns.define('intel_svm_set_dev_pasid', 'drivers/iommu/intel/svm.c', (t, domain, dev, pasid, old) => setup(t, domain, dev, pasid, old));
+  k.fns.define('intel_iommu_set_dev_pasid', 'drivers/iommu/intel/iommu.c', (t, domain, dev, pasid, old) => setup(t, domain, dev, pasid, old));
+  k.fns.define('blocking_domain_attach_dev', 'drivers/iommu/intel/iommu.c', function* (t, dev) {
+    if (pasidPteIsPresent(pe, env, dev, IOMMU_NO_PASID)) yield* vtdTearDown(pe, env, t, dev, IOMMU_NO_PASID, 'unbind');
+    return 0;
+  });
+  // The domain goes (domain_detach_iommu), then the RID's entry (RID2PASID), so the device translates through nothing.
+  k.fns.define('intel_iommu_release_device', 'drivers/iommu/intel/iommu.c', function* (t, dev, domain) {
+    yield* detachOnRelease(env, t, domain, 'dmar_remove_one_dev_info: domain_detach_iommu(info->domain)');
+    if (pasidPteIsPresent(pe, env, dev, IOMMU_NO_PASID)) yield* vtdTearDown(pe, env, t, dev, IOMMU_NO_PASID, 'unbind');
+  });
+  // A replace never rewrites a live entry in place: clear it, invalidate what the unit caches of it, then write
+  // the new one (P last). DMA in between faults, as it would on a blocked PASID.
+  k.fns.define('intel_pasid_replace_first_level', 'drivers/iommu/intel/pasid.c', function* (t, dev, pasid, mm, flags) {
+    if (pasidPteIsPresent(pe, env, dev, pasid)) yield* vtdTearDown(pe, env, t, dev, pasid, 'unbind');
+    return yield* k.fn.intel_pasid_setup_first_level(t, dev, pasid, mm, flags);
+  });
   k.fns.define('intel_pasid_tear_down_entry', 'drivers/iommu/intel/pasid.c', (t, dev, pasid) => vtdTearDown(pe, env, t, dev, pasid, 'unbind'));
   k.fns.define('intel_mm_release', 'drivers/iommu/intel/svm.c', (t, dev, pasid) => vtdTearDown(pe, env, t, dev, pasid, 'release'));
   k.fns.define('intel_arch_invalidate_secondary_tlbs', 'drivers/iommu/intel/svm.c', (t, dev, pasid, start, end) =>
@@ -117,10 +135,12 @@ export function vtdOps(env: DriverEnv): IommuOps {
   const k = env.k;
   defineVtdFunctions(env);
   const domainOps: IommuDomainOps = {
-    // Scalable mode: the RID's requests use the PASID entry RID2PASID (IOMMU_NO_PASID).
-    attach_dev: (t, domain, dev) => domainOps.set_dev_pasid(t, domain, dev, IOMMU_NO_PASID, undefined),
-    set_dev_pasid: (t, domain, dev, pasid) =>
-      domain.type === 'sva' ? k.fn.intel_svm_set_dev_pasid(t, domain, dev, pasid) : k.fn.intel_iommu_set_dev_pasid(t, domain, dev, pasid),
+    // Scalable mode: the RID's requests use the PASID entry RID2PASID (IOMMU_NO_PASID). The blocking domain clears
+    // it (device_block_translation); another domain replaces what is there.
+    attach_dev: (t, domain, dev) =>
+      domain.type === 'blocked' ? k.fn.blocking_domain_attach_dev(t, dev) : k.fn.intel_pasid_replace_first_level(t, dev, IOMMU_NO_PASID, domainMm(domain), domain.flags),
+    set_dev_pasid: (t, domain, dev, pasid, old) =>
+      domain.type === 'sva' ? k.fn.intel_svm_set_dev_pasid(t, domain, dev, pasid, old) : k.fn.intel_iommu_set_dev_pasid(t, domain, dev, pasid, old),
     iotlb_sync: (t, _domain, dev, pasid, start, end) => k.fn.intel_arch_invalidate_secondary_tlbs(t, dev, pasid, start, end),
   };
   return {
@@ -132,6 +152,7 @@ export function vtdOps(env: DriverEnv): IommuOps {
     remove_dev_pasid: (t, dev, pasid, _domain, why) =>
       why === 'release' ? k.fn.intel_mm_release(t, dev, pasid) : k.fn.intel_pasid_tear_down_entry(t, dev, pasid),
     drain_prq: (t, dev, pasid) => drainPrq(k, t, unitOf(env, dev), dev, pasid),
+    release_device: (t, dev, domain) => k.fn.intel_iommu_release_device(t, dev, domain),
     default_domain_ops: domainOps,
   };
 }
