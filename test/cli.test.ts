@@ -65,7 +65,7 @@ describe('iommu-sim', () => {
     const file = join(dir, 'plain.yaml');
     writeFileSync(file, 'name: plain\ntitle: no policies\nmodel: sva\ntopology: { devices: 1, processes: 1 }\nexplore: { strategy: random, runs: 1, seed: 1 }\n');
     expect(cli('run', file).out).toMatch(/^run: model sva, as written: the default policies$/m);
-    expect(cli('run', join(ROOT, 'races', '000-pasid-reuse-before-drain.yaml'), '--fixed', '--runs', '1').out).toMatch(/^run: model sva, fixed: teardown=drain$/m);
+    expect(cli('run', join(ROOT, 'races', '000-pasid-reuse-before-drain.yaml'), '--fixed', '--runs', '1').out).toMatch(/^run: model sva, fixed: teardown=drain pasidLife=unbind notifier=bond$/m);
   });
 
   it('explore prints the deciding schedule\'s finding, not the unfinished processes of a run stopped at it', () => {

@@ -291,7 +291,7 @@ describe('JSON a script can use', () => {
     expect(race.fraction).toBeLessThan(1);
     expect(race.finding).toMatch(/^iommu-sim: stale translation: PASID \d+ handed out again before its drain finished$/);
     const fix = await raceRow('races/000-pasid-reuse-before-drain.yaml', s, true);
-    expect(fix).toMatchObject({ variant: 'fix', class: null, fraction: null, showing: 0, failing: 0, ok: true, policy: 'teardown=drain' });
+    expect(fix).toMatchObject({ variant: 'fix', class: null, fraction: null, showing: 0, failing: 0, ok: true, policy: 'teardown=drain pasidLife=unbind notifier=bond' });
     expect(hazardClass(0, 10)).toBeNull();
   }, 60_000);
 });

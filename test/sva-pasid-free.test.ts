@@ -17,7 +17,8 @@ function once(params: Record<string, Wire>, seed: number) {
   return runDeterministic({ workload: built.workload, seed, scheduler: s, keepGoing: true });
 }
 
-const BASE = { iommus: 'smmuv3', processes: 2, script: 'life', dmas: 2, pasidAlloc: 'system' } as const;
+// free=rcu is a bond's PASID freed by the bond's notifier: seed 000's per-bond notifier and PASID lifetime.
+const BASE = { iommus: 'smmuv3', processes: 2, script: 'life', dmas: 2, pasidAlloc: 'system', notifier: 'bond', pasidLife: 'unbind' } as const;
 
 describe('sva: the PASID free policy (free) with the IOASID lock policy (lock)', () => {
   it('free=rcu with a mutex: ioasid_free sleeps in the SRCU callback, under iommu_sva_free_notifier', () => {

@@ -8,9 +8,8 @@
 // device-driver protocol hears of it (`protocol`).
 import type { KTask } from '../kernel/context.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
-import { type MmStruct, type MmTable, mmget_not_zero, mmput } from '../kernel/mm/mm.js';
+import type { MmStruct, MmTable } from '../kernel/mm/mm.js';
 import type { MmuNotifiers } from '../kernel/mm/mmu_notifier.js';
-import { fault_in } from '../kernel/mm/pagetable.js';
 import { objLoad } from '../kernel/slab.js';
 import {
   DOM,
@@ -72,10 +71,7 @@ function* resolveDomainFault(k: Kernel, env: DeviceFaultEnv, t: KTask, vpn: numb
   const mmId = yield* k.step(t, 'domain->mm', () => objLoad(k, t, dom, DOM.mm) - 1);
   // init_mm (SUPERVISOR_MODE) takes no page requests: its faults are answered INVALID.
   const mm: MmStruct | undefined = mmId > 0 ? env.mms.mms[mmId - 1] : undefined;
-  if (!mm || !(yield* mmget_not_zero(k, t, mm))) return RESP_INVALID;
-  const r = yield* fault_in(k, t, mm, vpn, write);
-  yield* mmput(k, t, env.notifiers, mm);
-  return r === 'ok' ? RESP_SUCCESS : RESP_INVALID;
+  return mm ? yield* k.fn.iommu_sva_handle_mm(t, mm, vpn, write) : RESP_INVALID;
 }
 
 /** What the domain path's fault handling needs of sva-domain.ts: the user reference of a lookup, and its put. */

@@ -1,23 +1,35 @@
-// Shared Virtual Addressing in the vendor-neutral core (seed 000; drivers/iommu/iommu-sva.c, the shapes of
-// iommu_bind_task, intel_svm_bind_mm and amd_iommu_bind_pasid mapped onto one API): bind(device, mm, flags)
-// returns a handle, unbind(handle) undoes it. A bind goes through every enabling check (the capability check
-// is the same call without a PASID, as intel_svm_available() was), gets a PASID from the placement policy,
-// registers an MMU notifier on the mm, and asks the IOMMU driver to install the mm at {device, PASID}. An
-// unbind's order and waits are the teardown policy: stop the device and drain (its DMA, then its page
-// requests), or wait a bounded time and quarantine the PASID, or free at once. The MMU notifier's release must
-// stop the hardware walking the page tables before they go; its invalidation must reach the IOTLB and ATC.
+// Shared Virtual Addressing in the vendor-neutral core (drivers/iommu/iommu-sva.c; seed 000's iommu_bind_task,
+// intel_svm_bind_mm and amd_iommu_bind_pasid mapped onto one API): iommu_sva_bind_device(dev, mm, flags) returns
+// a handle, iommu_sva_unbind_device(handle) undoes it, both under iommu_sva_lock. A bind goes through every
+// enabling check (the capability check is the same call without a PASID, as intel_svm_available() was), finds
+// or makes the mm's struct iommu_mm_data (iommu_alloc_mm_data: mm->pasid allocated once per mm, published with
+// smp_store_release), shares the handle of an existing bond of (mm, device) — a refcount, only the last unbind
+// detaches and frees it —, and attaches the mm's SVA domain on the device's IOMMU to {device, PASID}. The SVA
+// domain carries the MMU notifier (registered when it is allocated, put when it is freed: free_notifier frees
+// it after SRCU); the PASID goes with the mm, in mm_pasid_drop at __mmdrop. An unbind's order and waits are the
+// teardown policy: stop the device and drain (its DMA, then its page requests), or wait a bounded time and
+// quarantine the PASID, or free at once. The MMU notifier's release must stop the hardware walking the page
+// tables before they go; its invalidation must reach the IOTLB and ATC.
+//
+// Seed 000's alternatives stay policies: pasidLife=unbind (the PASID is a bind's, freed at its last unbind;
+// __mmdrop then WARNs at a PASID left set), notifier=bond (an MMU notifier per bond), fault=callback (the
+// driver's fault callback hears of failed page requests); and bug=no-handle-sharing re-creates the code before
+// "iommu/sva: Restore SVA handle sharing" (every bind a handle of its own).
 import type { KTask } from '../kernel/context.js';
 import { EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, errname } from '../kernel/errno.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { setAllocTrack, TRACK_WORDS, unreferenced } from '../kernel/kmemleak.js';
-import { MM_LIVE, type MmStruct, type MmTable, mmById, mmState, mmStateCode } from '../kernel/mm/mm.js';
+import { MM_LIVE, mmBase, type MmStruct, type MmTable, mmById, mmState, mmStateCode } from '../kernel/mm/mm.js';
 import {
   defineMmuNotifierOps,
   type MmuNotifiers,
   mmu_notifier_put,
   mmu_notifier_register,
   subscriptionData,
+  subscriptionOf,
 } from '../kernel/mm/mmu_notifier.js';
+import { down_read, up_read } from '../kernel/rwsem.js';
+import { objLoad } from '../kernel/slab.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
 import { rcu_init } from '../kernel/rcu.js';
 import { array, element, struct, type ViewOf, word } from '../kernel/struct.js';
@@ -27,8 +39,11 @@ import { PasidAllocator } from './pasid.js';
 import type { Stats } from './stats.js';
 import type { SvaDomains } from './sva-domain.js';
 import type { IommuDomain, IommuOps } from './ops.js';
+import { DOM } from './iommu.js';
 import {
   type DeviceInfo,
+  RESP_INVALID,
+  RESP_SUCCESS,
   SVM_FLAG_PRIVATE_PASID,
   SVM_FLAG_SUPERVISOR_MODE,
   type SvaPolicies,
@@ -50,6 +65,17 @@ export const IOMMU_SVA = struct('iommu_sva', {
   flags: word, // SVM_FLAG_* (intel_svm.flags)
   released: word, // model: the notifier's release ran (intel_svm checked list_empty(&svm->devs))
   domain: word, // handle.domain: the SVA domain attached to {dev, pasid} (0: none yet)
+  track: array(TRACK_WORDS), // model: kmemleak's allocation track
+});
+
+/**
+ * struct iommu_mm_data (include/linux/iommu.h), one slot per mm (by mm id), kzalloc'd at the mm's first bind and
+ * published as mm->iommu_mm; kfree'd by mm_pasid_drop. Its sva_domains list is sva-domain.ts's (per mm and
+ * IOMMU), its sva_handles this file's bonds of the mm.
+ */
+export const SVA_MM_DATA = struct('iommu_mm_data', {
+  used: word, // model: 1 while allocated
+  pasid: word, // iommu_mm->pasid: the mm's PASID (mm_get_enqcmd_pasid)
   track: array(TRACK_WORDS), // model: kmemleak's allocation track
 });
 
@@ -95,6 +121,10 @@ declare module '../kernel/kfunc.js' {
   interface KernelFunctions {
     iommu_sva_bind_device(t: KTask, dev: DeviceInfo, mm: MmStruct | undefined, flags: number): KGen<BindResult>;
     iommu_sva_unbind_device(t: KTask, handle: number): KGen;
+    /** iommu_alloc_mm_data (iommu_sva_lock held): the PASID mm's binds of dev use — the mm's, allocated once — or -errno. */
+    iommu_alloc_mm_data(t: KTask, mm: MmStruct, dev: DeviceInfo, flags: number): KGen<number>;
+    /** iommu_sva_handle_mm (the SVA domain's page request): mmget_not_zero, mmap_read_lock, handle_mm_fault. */
+    iommu_sva_handle_mm(t: KTask, mm: MmStruct, vpn: number, write: boolean): KGen<number>;
     /** The bond's MMU notifier release (seed 000's iommu_notifier_release; mainline: the driver's mm release). */
     iommu_sva_mm_release(t: KTask, mm: MmStruct, handle: number): KGen;
     /** model: the bond's MMU notifier invalidate (seed 000's shape; mainline: the driver's arch_invalidate_secondary_tlbs). */
@@ -119,7 +149,13 @@ export class Sva {
   /** Per device, per PASID: the mm bound there now (id + 1; the oracle's ground truth). */
   private readonly boundTable: number[] = [];
   private readonly notifierOps: number;
+  /** The SVA domains' MMU notifier ops (notifier=domain: intel_mmuops's place). */
+  private readonly domainOps: number;
   private readonly sva: ViewOf<typeof IOMMU_SVA>;
+  private readonly mmData: number;
+  /** Per mm, per device: the PASID its binds use there (its scope's; mainline: iommu_mm->pasid everywhere). */
+  private readonly devPasid: number;
+  private readonly mmd: ViewOf<typeof SVA_MM_DATA>;
 
   constructor(
     private readonly k: Kernel,
@@ -138,6 +174,9 @@ export class Sva {
     this.svm = cfg.devices.map(() => undefined);
     this.bonds = k.statics.alloc(cfg.bonds * IOMMU_SVA.words, 'iommu_sva bonds');
     this.sva = k.struct(IOMMU_SVA);
+    this.mmd = k.struct(SVA_MM_DATA);
+    this.mmData = k.statics.alloc((mms.mms.length + 1) * SVA_MM_DATA.words, 'iommu_mm_data');
+    this.devPasid = k.statics.alloc((mms.mms.length + 1) * cfg.devices.length, 'iommu_mm_data PASIDs');
     for (const d of cfg.devices) {
       const n = 1 << d.caps.pasidBits;
       this.boundTable.push(k.statics.alloc(n, `${d.name} bound`));
@@ -170,18 +209,50 @@ export class Sva {
         return k.fn.iommu_sva_free_notifier(t, subscriptionData(k, notifiers, sub));
       },
     });
+    this.domainOps = defineMmuNotifierOps(notifiers, {
+      name: 'iommu_sva_domain',
+      release: (t, mm, sub) => sva.domainRelease(t, mm, subscriptionData(k, notifiers, sub)),
+      arch_invalidate_secondary_tlbs: (t, mm, sub, start, end) => sva.domainInvalidate(t, mm, subscriptionData(k, notifiers, sub), start, end),
+      // The domain's memory goes an SRCU grace period after the put: no callback of it is running any more.
+      free_notifier: (t, sub) => svaDomains.freeMemory(t, subscriptionData(k, notifiers, sub)),
+    });
+    if ((cfg.policies.notifier ?? 'domain') === 'domain') {
+      svaDomains.notifier = {
+        register: (t, dom, mm) => mmu_notifier_register(k, t, notifiers, this.domainOps, mm, dom),
+        subscription: (dom) => subscriptionOf(k, notifiers, this.domainOps, dom),
+        put: (t, sub) => mmu_notifier_put(k, t, notifiers, sub),
+      };
+    }
+  }
+
+  /** notifier=bond: each bond registers its own MMU notifier (seed 000). */
+  private get bondNotifier(): boolean {
+    return this.cfg.policies.notifier === 'bond';
+  }
+
+  /** Is pasid freed at the bind's last unbind (pasidLife=unbind, or a PRIVATE_PASID bind's own), not with the mm? */
+  private freedAtUnbind(flags: number): boolean {
+    return this.cfg.policies.pasidLife === 'unbind' || (flags & SVM_FLAG_PRIVATE_PASID) !== 0;
   }
 
   /** iommu-sva.c's functions by kernel name (once per kernel: one Sva per model). */
   private defineFunctions(): void {
     const fns = this.k.fns;
-    fns.define('iommu_sva_bind_device', IOMMU_SVA_C, (t, dev, mm, flags) => this.impl_iommu_sva_bind_device(t, dev, mm, flags));
-    fns.define('iommu_sva_unbind_device', IOMMU_SVA_C, (t, handle) => this.impl_iommu_sva_unbind_device(t, handle));
     const { bug, teardown } = this.cfg.policies;
+    const bind = (share: boolean) => (t: KTask, dev: DeviceInfo, mm: MmStruct | undefined, flags: number) => this.impl_iommu_sva_bind_device(t, dev, mm, flags, share);
+    fns.definePolicy('iommu_sva_bind_device', IOMMU_SVA_C, 'bug', bug, { none: bind(true), 'no-range-flush': bind(true), 'no-release-flush': bind(true), 'no-handle-sharing': bind(false) });
+    fns.define('iommu_sva_unbind_device', IOMMU_SVA_C, (t, handle) => this.impl_iommu_sva_unbind_device(t, handle));
+    fns.define('iommu_alloc_mm_data', IOMMU_SVA_C, (t, mm, dev, flags) => this.impl_iommu_alloc_mm_data(t, mm, dev, flags));
+    fns.definePolicy('mm_pasid_drop', IOMMU_SVA_C, 'pasidLife', this.cfg.policies.pasidLife ?? 'mm', {
+      mm: (t, mm) => this.impl_mm_pasid_drop(t, mm),
+      // The last unbind freed the PASID; __mmdrop checks it did.
+      *unbind() {},
+    });
+    fns.define('iommu_sva_handle_mm', IOMMU_SVA_C, (t, mm, vpn, write) => this.impl_iommu_sva_handle_mm(t, mm, vpn, write));
     const release = (flush: boolean) => (t: KTask, mm: MmStruct, h: number) => this.impl_iommu_sva_mm_release(t, mm, h, flush);
-    fns.definePolicy('iommu_sva_mm_release', IOMMU_SVA_C, 'bug', bug, { none: release(true), 'no-range-flush': release(true), 'no-release-flush': release(false) });
+    fns.definePolicy('iommu_sva_mm_release', IOMMU_SVA_C, 'bug', bug, { none: release(true), 'no-range-flush': release(true), 'no-release-flush': release(false), 'no-handle-sharing': release(true) });
     const invalidate = (t: KTask, mm: MmStruct, h: number, start: number, end: number) => this.impl_iommu_sva_invalidate_range(t, mm, h, start, end);
-    fns.definePolicy('iommu_sva_invalidate_range', IOMMU_SVA_C, 'bug', bug, { none: invalidate, 'no-range-flush': function* () {}, 'no-release-flush': invalidate });
+    fns.definePolicy('iommu_sva_invalidate_range', IOMMU_SVA_C, 'bug', bug, { none: invalidate, 'no-range-flush': function* () {}, 'no-release-flush': invalidate, 'no-handle-sharing': invalidate });
     fns.definePolicy('iommu_sva_stop_device_pasid', IOMMU_SVA_C, 'teardown', teardown, {
       drain: (t, dev, pasid) => this.stopDrain(t, dev, pasid),
       quarantine: (t, dev, pasid) => this.stopQuarantine(t, dev, pasid),
@@ -343,7 +414,8 @@ export class Sva {
     return yield* this.k.fn.iommu_sva_bind_device(t, dev, mm, flags);
   }
 
-  private *impl_iommu_sva_bind_device(t: KTask, dev: DeviceInfo, mm: MmStruct | undefined, flags: number): KGen<BindResult> {
+  /** `share`: false for the planted bug no-handle-sharing (every bind a handle of its own). */
+  private *impl_iommu_sva_bind_device(t: KTask, dev: DeviceInfo, mm: MmStruct | undefined, flags: number, share: boolean): KGen<BindResult> {
     const k = this.k;
     const c = this.checks(dev, mm, flags);
     if (c.err !== 0 || mm === undefined) {
@@ -352,27 +424,20 @@ export class Sva {
     }
     yield* mutex_lock(k, t, this.lock);
     try {
-      return yield* this.bindLocked(t, dev, mm, flags);
+      return yield* this.bindLocked(t, dev, mm, flags, share);
     } finally {
       yield* mutex_unlock(k, t, this.lock);
     }
   }
 
-  private *bindLocked(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult> {
+  private *bindLocked(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number, share: boolean): KGen<BindResult> {
     const k = this.k;
+    // Mainline: the mm's PASID first (iommu_alloc_mm_data), then an existing bond of (mm, dev) is shared.
+    const early = this.freedAtUnbind(flags) ? 0 : yield* k.fn.iommu_alloc_mm_data(t, mm, dev, flags);
+    if (early < 0) return yield* this.failed(t, early, `no free PASID for ${dev.name}`);
     // A second bind of the same mm to the same device shares the bond (iommu_sva_bind_device's refcount).
-    if ((flags & SVM_FLAG_PRIVATE_PASID) === 0) {
-      const shared = yield* k.step(t, 'iommu_sva_find_bond', () => {
-        for (let h = 1; h <= this.cfg.bonds; h++) {
-          const sva = this.sva;
-          const b = this.bond(h);
-          if (sva.used.get(b) === 1 && sva.dev.get(b) === dev.index + 1 && sva.mm.get(b) === mm.id + 1 && (sva.flags.get(b) & SVM_FLAG_PRIVATE_PASID) === 0 && sva.released.get(b) === 0 && sva.users.get(b) > 0) {
-            sva.users.set(b, sva.users.get(b) + 1);
-            return h;
-          }
-        }
-        return 0;
-      });
+    if (share && (flags & SVM_FLAG_PRIVATE_PASID) === 0) {
+      const shared = yield* this.findBond(t, dev, mm);
       if (shared > 0) return { ret: shared, pasid: this.bondField(shared, 'pasid'), why: 'shared bond' };
     }
     const handle = yield* k.step(t, 'kzalloc(iommu_sva)', () => {
@@ -386,7 +451,7 @@ export class Sva {
       return 0;
     });
     if (handle === 0) return yield* this.failed(t, -ENOMEM, 'no room for another bond');
-    const pasid = yield* k.fn.iommu_alloc_pasid(t, dev, mm, flags);
+    const pasid = early > 0 ? early : yield* k.fn.iommu_alloc_pasid(t, dev, mm, flags);
     if (pasid < 0) {
       yield* k.step(t, 'kfree(iommu_sva)', () => void this.sva.used.WRITE_ONCE(this.bond(handle), 0));
       return yield* this.failed(t, pasid, `no free PASID for ${dev.name}`);
@@ -404,10 +469,10 @@ export class Sva {
       sva.domain.set(b, 0);
     });
     let sub = 0;
-    if (mm.id !== this.mms.initMm.id) {
+    if (this.bondNotifier && mm.id !== this.mms.initMm.id) {
       sub = yield* mmu_notifier_register(k, t, this.notifiers, this.notifierOps, mm, handle);
       if (sub < 0) {
-        yield* k.fn.iommu_free_pasid(t, dev, mm, pasid, false);
+        if (this.freedAtUnbind(flags)) yield* k.fn.iommu_free_pasid(t, dev, mm, pasid, false);
         yield* k.step(t, 'kfree(iommu_sva)', () => void this.sva.used.WRITE_ONCE(this.bond(handle), 0));
         return yield* this.failed(t, sub, 'mmu_notifier_register failed');
       }
@@ -427,6 +492,21 @@ export class Sva {
     yield* k.step(t, 'handle->domain = domain', () => this.sva.domain.set(this.bond(handle), a.dom));
     yield* k.step(t, 'iommu_sva: bound', () => this.stats.add('binds'));
     return { ret: handle, pasid, why: 'bound' };
+  }
+
+  /** The live, unreleased, shared bond of (mm, dev) with one more user, or 0 (mainline: mm->iommu_mm->sva_handles). */
+  private findBond(t: KTask, dev: DeviceInfo, mm: MmStruct): KGen<number> {
+    return this.k.step(t, 'iommu_sva_find_bond', () => {
+      const sva = this.sva;
+      for (let h = 1; h <= this.cfg.bonds; h++) {
+        const b = this.bond(h);
+        if (sva.used.get(b) === 1 && sva.dev.get(b) === dev.index + 1 && sva.mm.get(b) === mm.id + 1 && (sva.flags.get(b) & SVM_FLAG_PRIVATE_PASID) === 0 && sva.released.get(b) === 0 && sva.users.get(b) > 0) {
+          sva.users.set(b, sva.users.get(b) + 1);
+          return h;
+        }
+      }
+      return 0;
+    });
   }
 
   private *failed(t: KTask, err: number, why: string): KGen<BindResult> {
@@ -502,7 +582,8 @@ export class Sva {
       this.stats.add('unbinds');
       if (quarantine) this.stats.add('quarantined');
     });
-    if (deferred) return;
+    // pasidLife=mm: the PASID stays the mm's, for its next bind, until mm_pasid_drop.
+    if (deferred || !this.freedAtUnbind(this.sva.flags.get(this.bond(handle)))) return;
     yield* this.k.fn.iommu_free_pasid(t, dev, mm, pasid, quarantine);
     // free=rcu: free_notifier must not free it again.
     if (this.cfg.policies.free === 'rcu') yield* k.step(t, 'iommu_sva: PASID freed at unbind', () => this.sva.pasid.set(this.bond(handle), 0));
@@ -524,6 +605,125 @@ export class Sva {
       yield* this.k.fn.iommu_free_pasid(t, dev, mm, pasid, false);
     }
     yield* this.freeBond(t, handle);
+  }
+
+  // ---- the mm's PASID (struct iommu_mm_data) ----
+
+  /** The mm's struct iommu_mm_data slot (its word offset). */
+  private mmDataOf(mm: MmStruct): number {
+    return element(SVA_MM_DATA, this.k.mem.statics + this.mmData, mm.id);
+  }
+
+  /** The word holding the PASID mm's binds use on dev. */
+  private devPasidAt(mm: MmStruct, dev: DeviceInfo): number {
+    return this.k.mem.statics + this.devPasid + mm.id * this.cfg.devices.length + dev.index;
+  }
+
+  /**
+   * iommu_alloc_mm_data (iommu_sva_lock held): mm->iommu_mm, kzalloc'd at the mm's first bind, its PASID
+   * allocated, then published with smp_store_release — a reader that sees mm->iommu_mm sees its PASID. Placements
+   * other than the system one scope PASIDs: a device outside the first one's scope gets the mm's PASID of its own.
+   */
+  private *impl_iommu_alloc_mm_data(t: KTask, mm: MmStruct, dev: DeviceInfo, flags: number): KGen<number> {
+    const k = this.k;
+    const data = this.mmDataOf(mm);
+    const [published, known] = yield* k.step(t, 'mm->iommu_mm', () => [mm.view.iommu_mm.get(mmBase(k, mm)), k.i32[this.devPasidAt(mm, dev)] as number] as const);
+    if (known > 0) return known;
+    if (published === 0) {
+      yield* k.step(t, 'kzalloc(iommu_mm_data)', () => {
+        this.mmd.used.set(data, 1);
+        setAllocTrack(k, t, this.mmd.track.addr(data));
+      });
+    }
+    const pasid = yield* k.fn.iommu_alloc_pasid(t, dev, mm, flags);
+    if (pasid < 0) {
+      if (published === 0) yield* k.step(t, 'kfree(iommu_mm_data)', () => this.mmd.used.set(data, 0));
+      return pasid;
+    }
+    yield* k.step(t, published === 0 ? 'smp_store_release(&mm->iommu_mm, iommu_mm)' : 'iommu_mm: PASID in this scope', () => {
+      k.i32[this.devPasidAt(mm, dev)] = pasid;
+      if (published !== 0) return;
+      this.mmd.pasid.set(data, pasid);
+      mm.view.iommu_mm.smp_store_release(mmBase(k, mm), mm.id + 1);
+    });
+    return pasid;
+  }
+
+  /**
+   * mm_pasid_drop (pasidLife=mm; __mmdrop, which may run from an SRCU callback: nothing here sleeps): the mm's
+   * PASIDs go back to their allocators and its iommu_mm_data is freed. Nobody else holds the mm: plain loads.
+   */
+  private *impl_mm_pasid_drop(t: KTask, mm: MmStruct): KGen {
+    const k = this.k;
+    if (mm.view.iommu_mm.get(mmBase(k, mm)) === 0) return;
+    for (const dev of this.cfg.devices) {
+      const pasid = k.i32[this.devPasidAt(mm, dev)] as number;
+      if (pasid > 0) yield* k.fn.iommu_free_pasid(t, dev, mm, pasid, false);
+    }
+    yield* k.step(t, 'kfree(iommu_mm)', () => {
+      for (const dev of this.cfg.devices) k.i32[this.devPasidAt(mm, dev)] = 0;
+      const data = this.mmDataOf(mm);
+      this.mmd.used.set(data, 0);
+      this.mmd.pasid.set(data, 0);
+      mm.view.iommu_mm.WRITE_ONCE(mmBase(k, mm), 0);
+    });
+  }
+
+  /** mm_get_enqcmd_pasid(mm): the PASID ENQCMD puts on the bus, 0 when the mm has none (reads only). */
+  enqcmdPasid(mm: MmStruct): number {
+    const k = this.k;
+    const published = mm.view.iommu_mm.smp_load_acquire(mmBase(k, mm));
+    return published === 0 ? 0 : this.mmd.pasid.READ_ONCE(element(SVA_MM_DATA, k.mem.statics + this.mmData, published - 1));
+  }
+
+  /** The PASID mm's binds use on dev now (0: none yet), for tests and the leak check. */
+  mmPasidOn(mm: MmStruct, dev: DeviceInfo): number {
+    return this.k.i32[this.devPasidAt(mm, dev)] as number;
+  }
+
+  // ---- page requests: the SVA domain's handler ----
+
+  /** iommu_sva_handle_mm: the fault resolved against mm, as a CPU fault of the task would be; the response code. */
+  private *impl_iommu_sva_handle_mm(t: KTask, mm: MmStruct, vpn: number, write: boolean): KGen<number> {
+    const k = this.k;
+    if (!(yield* k.fn.mmget_not_zero(t, mm))) return RESP_INVALID;
+    yield* down_read(k, t, mm.mmapLock);
+    const r = yield* k.fn.handle_mm_fault(t, mm, vpn, write);
+    yield* up_read(k, t, mm.mmapLock);
+    yield* k.fn.mmput(t, mm);
+    return r === 'ok' ? RESP_SUCCESS : RESP_INVALID;
+  }
+
+  // ---- the SVA domain's MMU notifier (notifier=domain) ----
+
+  /**
+   * The bonds whose {device, PASID} the SVA domain of mm on `dom`'s IOMMU serves (the driver's domain->dev_pasids):
+   * matched by (mm, IOMMU) from the bond's init on, so a PASID entry being installed is not missed. Perform only.
+   */
+  private bondsOf(t: KTask, mm: MmStruct, dom: number, unreleased: boolean): number[] {
+    const iommu = objLoad(this.k, t, dom, DOM.iommu) - 1;
+    const out: number[] = [];
+    for (const h of this.liveBonds()) {
+      const b = this.bond(h);
+      const dev = this.cfg.devices[this.sva.dev.get(b) - 1];
+      if (this.sva.mm.get(b) !== mm.id + 1 || dev?.iommu !== iommu || (this.sva.flags.get(b) & SVM_FLAG_PRIVATE_PASID) !== 0) continue;
+      if (!unreleased || this.sva.released.get(b) === 0) out.push(h);
+    }
+    return out;
+  }
+
+  /** The domain notifier's release (intel_mm_release): every {device, PASID} of the domain stops walking mm. */
+  *domainRelease(t: KTask, mm: MmStruct, dom: number): KGen {
+    const k = this.k;
+    const bonds = yield* k.step(t, 'list_for_each_entry(dev_pasid, &domain->dev_pasids)', () => this.bondsOf(t, mm, dom, true));
+    for (const h of bonds) yield* k.fn.iommu_sva_mm_release(t, mm, h);
+  }
+
+  /** The domain notifier's arch_invalidate_secondary_tlbs: the range flushed for every {device, PASID} of the domain. */
+  *domainInvalidate(t: KTask, mm: MmStruct, dom: number, start: number, end: number): KGen {
+    const k = this.k;
+    const bonds = yield* k.step(t, 'list_for_each_entry(dev_pasid, &domain->dev_pasids)', () => this.bondsOf(t, mm, dom, false));
+    for (const h of bonds) yield* k.fn.iommu_sva_invalidate_range(t, mm, h, start, end);
   }
 
   // ---- the MMU notifier ----

@@ -65,6 +65,20 @@ export interface SvaBind {
   readonly why: string;
 }
 
+/**
+ * An SVA domain's MMU notifier (mainline: domain->notifier, registered by the driver's domain_alloc_sva —
+ * intel_svm_domain_alloc — and put by its domain free; free_notifier frees the domain an SRCU grace period
+ * later). Set by the SVA core when its notifier policy is `domain`; absent, a domain has none.
+ */
+export interface SvaDomainNotifier {
+  /** mmu_notifier_register(&domain->notifier, mm): the subscription, or -errno. */
+  register(t: KTask, dom: number, mm: MmStruct): KGen<number>;
+  /** The domain's subscription, registered and not yet put (0: none). Reads only. */
+  subscription(dom: number): number;
+  /** mmu_notifier_put(&domain->notifier). */
+  put(t: KTask, sub: number): KGen;
+}
+
 /** Nominal line of refcount_dec_and_test(&handle->users) on a bond already gone. */
 const UNBIND_WARN = 'drivers/iommu/iommu-sva.c:132';
 
@@ -76,6 +90,8 @@ export class SvaDomains {
   private readonly freeRcu: string;
   private readonly handle: ViewOf<typeof IOMMU_SVA>;
   private readonly domain: ViewOf<typeof IOMMU_DOMAIN>;
+  /** The SVA domains' MMU notifier (the SVA core's, notifier policy `domain`). */
+  notifier: SvaDomainNotifier | undefined;
 
   constructor(
     private readonly k: Kernel,
@@ -174,7 +190,23 @@ export class SvaDomains {
         if (mmId >= 0 && Atomics.load(k.i32, slot) === dom) Atomics.store(k.i32, slot, 0);
       }
     });
-    if (this.cfg.users === 'refcounted') yield* kfree_rcu(k, t, this.freeRcu, dom);
+    yield* this.iommu_domain_free(t, dom);
+  }
+
+  /**
+   * iommu_domain_free of an SVA domain off every list: with a notifier, mmu_notifier_put — the memory goes in
+   * free_notifier, after SRCU —, else freed now (users policy: at once, or after an RCU grace period).
+   */
+  private *iommu_domain_free(t: KTask, dom: number): KGen {
+    const n = this.notifier;
+    const sub = n ? yield* this.k.step(t, 'domain->notifier', () => n.subscription(dom)) : 0;
+    if (n && sub > 0) yield* n.put(t, sub);
+    else yield* this.freeMemory(t, dom);
+  }
+
+  /** The domain's memory (free_notifier's part, or iommu_domain_free's without a notifier). */
+  *freeMemory(t: KTask, dom: number): KGen {
+    if (this.cfg.users === 'refcounted') yield* kfree_rcu(this.k, t, this.freeRcu, dom);
     else yield* this.domains.free(t, dom);
   }
 
@@ -242,19 +274,30 @@ export class SvaDomains {
       yield* this.iommu_sva_domain_get(t, dom);
       return { dom, err: 0, why: '' };
     }
-    const a = yield* k.call(t, 'iommu_sva_domain_alloc', this.domains.alloc(t, 'sva', dev.iommu, mm, flags));
+    const a = yield* k.call(t, 'iommu_sva_domain_alloc', this.allocDomain(t, dev, mm, flags));
     if (a.err !== 0) return { dom: 0, err: a.err, why: a.why };
     dom = a.dom;
     if (this.cfg.users === 'refcounted') yield* refcount_set(k, t, this.users(dom), 1);
     else yield* k.step(t, 'domain->users = 1', () => objStore(k, t, dom, DOM.users, 1));
     const ret = yield* this.groups.iommu_attach_device_pasid(t, dom, dev, pasid);
     if (ret !== 0) {
-      // Never published (attach stores the domain only once the driver has it): freed at once.
-      yield* this.domains.free(t, dom);
+      // Never published (attach stores the domain only once the driver has it): freed at once, or by its notifier.
+      yield* this.iommu_domain_free(t, dom);
       return { dom: 0, err: ret, why: `attaching a new SVA domain to ${dev.name} PASID ${pasid} failed` };
     }
     yield* k.step(t, 'list_add(&domain->next, &mm->iommu_mm->sva_domains)', () => Atomics.store(k.i32, slot, dom));
     return { dom, err: 0, why: '' };
+  }
+
+  /** The driver's domain_alloc_sva: the domain, and its MMU notifier on mm (none for init_mm). */
+  private *allocDomain(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<SvaBind> {
+    const a = yield* this.domains.alloc(t, 'sva', dev.iommu, mm, flags);
+    const n = this.notifier;
+    if (a.err !== 0 || !n || mm.id === 0) return a;
+    const sub = yield* n.register(t, a.dom, mm);
+    if (sub > 0) return a;
+    yield* this.domains.free(t, a.dom);
+    return { dom: 0, err: sub, why: `mmu_notifier_register on ${mm.name} failed` };
   }
 
   /** The SVA domain part of the last unbind of {dev, pasid} (iommu_sva_lock held): detach, drop the user. */

@@ -30,10 +30,11 @@ export const FAULT_HANDLINGS: readonly FaultHandling[] = ['callback', 'protocol'
 /**
  * Planted driver bugs, the negative controls of the oracles: skip the flush of invalidate_range (IOTLB and ATC
  * entries outlive a munmap), or the teardown in the MMU notifier's release (the hardware keeps walking page
- * tables exit_mmap is freeing).
+ * tables exit_mmap is freeing); or iommu-sva.c before "iommu/sva: Restore SVA handle sharing" (no handle shared
+ * per (mm, device): every bind a handle of its own, every unbind a detach).
  */
-export type DriverBug = 'none' | 'no-range-flush' | 'no-release-flush';
-export const DRIVER_BUGS: readonly DriverBug[] = ['none', 'no-range-flush', 'no-release-flush'];
+export type DriverBug = 'none' | 'no-range-flush' | 'no-release-flush' | 'no-handle-sharing';
+export const DRIVER_BUGS: readonly DriverBug[] = ['none', 'no-range-flush', 'no-release-flush', 'no-handle-sharing'];
 
 export interface SvaPolicies {
   readonly pasidAlloc: PasidPlacement;
@@ -46,7 +47,21 @@ export interface SvaPolicies {
   readonly ioasidLock?: IoasidLock;
   /** Where a bond's PASID is freed (seed 003): at unbind, or in the MMU notifier's free_notifier (SRCU callback). */
   readonly free?: SvaPasidFree;
+  /** How long an mm's PASID lives: mainline's (the mm's, until __mmdrop) unless set. */
+  readonly pasidLife?: PasidLife;
+  /** Who owns the MMU notifier: mainline's SVA domain unless set. */
+  readonly notifier?: SvaNotifier;
 }
+
+/**
+ * An mm's PASID lifetime (policy "PASID lifetime"): allocated at the mm's first bind and freed with the mm by
+ * mm_pasid_drop at __mmdrop (mainline, `mm`), or a bind's, freed at its last unbind (seed 000, `unbind`).
+ */
+export type PasidLife = 'mm' | 'unbind';
+export const PASID_LIVES: readonly PasidLife[] = ['mm', 'unbind'];
+/** The MMU notifier's owner (policy "SVA notifier"): the SVA domain (mainline, `domain`) or each bond (seed 000, `bond`). */
+export type SvaNotifier = 'domain' | 'bond';
+export const SVA_NOTIFIERS: readonly SvaNotifier[] = ['domain', 'bond'];
 
 /** PASID free of a bond with an MMU notifier: at unbind, or from the notifier's free_notifier (an SRCU callback). */
 export type SvaPasidFree = 'unbind' | 'rcu';

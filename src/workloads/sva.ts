@@ -102,7 +102,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const notifiers = defineMmuNotifiers(k, mms, bonds);
   const oracle = new Oracle(k);
   const stats = new Stats(k);
-  const policies: SvaPolicies = { pasidAlloc: p.pasidAlloc, teardown: p.teardown, fault: p.fault, drainTimeoutMs: p.drainTimeoutMs, bug: p.bug, ioasidLock: p.lock, free: p.free };
+  const policies: SvaPolicies = { pasidAlloc: p.pasidAlloc, teardown: p.teardown, fault: p.fault, drainTimeoutMs: p.drainTimeoutMs, bug: p.bug, ioasidLock: p.lock, free: p.free, pasidLife: p.pasidLife, notifier: p.notifier };
   const domains = new Domains(k, {
     iommus: U,
     addressSpaces: p.addressSpaces,

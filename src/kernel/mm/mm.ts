@@ -57,7 +57,8 @@ export type MmState = 'unused' | 'live' | 'exiting' | 'dead' | 'freed';
 export const MM_STRUCT = struct('mm_struct', {
   mm_users: word,
   mm_count: word,
-  pasid: word, // mainline: mm->iommu_mm->pasid (struct iommu_mm_data); before 6.8, mm->pasid
+  pasid: word, // mm->pasid as ENQCMD reads it (mainline: mm->iommu_mm->pasid; before 6.8, mm->pasid)
+  iommu_mm: word, // mm->iommu_mm: the struct iommu_mm_data's address + 1, 0: none (published with smp_store_release)
   state: word, // model: MM_UNUSED … MM_FREED
   alloc_by: word, // model: interned comm/pid of whoever ran mm_init
   alloc_chain: word, // model: … and its call chain
@@ -361,6 +362,11 @@ declare module '../kfunc.js' {
     mmgrab(t: KTask, mm: MmStruct): KGen;
     mmdrop(t: KTask, mm: MmStruct): KGen;
     __mmdrop(t: KTask, mm: MmStruct): KGen;
+    /**
+     * mm_pasid_drop (drivers/iommu/iommu-sva.c, called by __mmdrop): the mm's PASID and its struct iommu_mm_data
+     * go with the mm_struct. Defined by the SVA core; without one, __mmdrop checks that nobody left mm->pasid set.
+     */
+    mm_pasid_drop(t: KTask, mm: MmStruct): KGen;
     exit_mm(t: KTask, mm: MmStruct): KGen;
   }
 }
@@ -422,7 +428,11 @@ function defineMmFunctions(k: Kernel): void {
     });
     if (last) yield* k.fn.__mmdrop(t, mm);
   });
-  k.fns.define('__mmdrop', 'kernel/fork.c', (t, mm) => k.step(t, objLabel(mm, '__mmdrop', mm.name), (env) => mmFree(k, t, mm, env.step)));
+  k.fns.define('__mmdrop', 'kernel/fork.c', function* (t, mm) {
+    // mm_pasid_drop before free_mm: the PASID is the mm's for as long as the mm_struct lives.
+    if (mm.id !== 0 && k.fns.has('mm_pasid_drop')) yield* k.fn.mm_pasid_drop(t, mm);
+    yield* k.step(t, objLabel(mm, '__mmdrop', mm.name), (env) => mmFree(k, t, mm, env.step));
+  });
   k.fns.define('exit_mm', 'kernel/exit.c', function* (t, mm) {
     yield* down_read(k, t, mm.mmapLock);
     yield* up_read(k, t, mm.mmapLock);
@@ -446,6 +456,7 @@ function* mmInit(k: Kernel, t: KTask, mm: MmStruct): KGen {
     mm.view.mm_users.set(b, 1);
     mm.view.mm_count.set(b, 1);
     mm.view.pasid.set(b, 0);
+    mm.view.iommu_mm.set(b, 0);
     mm.view.alloc_by.set(b, k.mem.intern(t.label));
     mm.view.alloc_chain.set(b, k.mem.intern(t.chain().join('\n')));
     mm.view.free_by.set(b, 0);
@@ -458,7 +469,10 @@ function* mmInit(k: Kernel, t: KTask, mm: MmStruct): KGen {
   });
 }
 
-/** __mmdrop's step (perform): the checks of the last mm_count, then the mm_struct is freed. */
+/**
+ * __mmdrop's step (perform): the checks of the last mm_count, then the mm_struct is freed. mm->pasid must be
+ * 0 by now: mm_pasid_drop has freed it (mainline), or the last unbind did (seed 000).
+ */
 function mmFree(k: Kernel, t: KTask, mm: MmStruct, step: number): void {
   if (mm.id === 0) {
     // BUG_ON(mm == &init_mm): the kernel dies here; init_mm stays.
@@ -477,22 +491,28 @@ function mmFree(k: Kernel, t: KTask, mm: MmStruct, step: number): void {
   const st = stateOf(mm);
   for (const h of st.dropHooks) h(mm, t, step);
   const b = mmBase(k, mm);
-  const pasid = mm.view.pasid.get(b);
-  if (pasid !== 0 && k.enabled('leaks')) {
-    // Whoever gave the mm its PASID (iommu_sva_bind_device) must have freed it by the time the mm goes.
-    const title = `WARNING: CPU: 0 PID: ${t.pid} at ${MMDROP_WARN_LINE} __mmdrop`;
-    const body = [
-      `Comm: ${t.comm} Not tainted (iommu-sim)`,
-      'RIP: 0010:__mmdrop',
-      `iommu-sim: ${mm.name} is freed with PASID ${pasid} (0x${pasid.toString(16)}) still allocated to it (mm->pasid)`,
-      ...heldLocksLines(t),
-      ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq'),
-    ];
-    k.report(taskFinding('mm', t, step, title, body));
-  }
+  warnPasidAtMmdrop(k, t, mm, step);
   mm.view.free_by.set(b, k.mem.intern(t.label));
   mm.view.free_chain.set(b, k.mem.intern(t.chain().join('\n')));
   mm.view.state.set(b, MM_FREED);
+}
+
+/**
+ * __mmdrop's check (perform only): an mm freed with mm->pasid still set leaked its PASID — nobody freed it at
+ * unbind (seed 000), nor in mm_pasid_drop just before (mainline).
+ */
+function warnPasidAtMmdrop(k: Kernel, t: KTask, mm: MmStruct, step: number): void {
+  const pasid = mm.view.pasid.get(mmBase(k, mm));
+  if (pasid === 0 || !k.enabled('leaks')) return;
+  const title = `WARNING: CPU: 0 PID: ${t.pid} at ${MMDROP_WARN_LINE} __mmdrop`;
+  const body = [
+    `Comm: ${t.comm} Not tainted (iommu-sim)`,
+    'RIP: 0010:__mmdrop',
+    `iommu-sim: ${mm.name} is freed with PASID ${pasid} (0x${pasid.toString(16)}) still allocated to it (mm->pasid)`,
+    ...heldLocksLines(t),
+    ...callTrace(t.chain(), t.kind === 'softirq' || t.kind === 'hardirq'),
+  ];
+  k.report(taskFinding('mm', t, step, title, body));
 }
 
 // The callers' names for them (other parts of the model call these; k.fn.NAME is the same call).

@@ -211,6 +211,18 @@ export function subscriptionData(k: Kernel, n: MmuNotifiers, sub: number): numbe
   return validSub(n, sub) && n.mn.state.READ_ONCE(slotAddr(k, n, sub)) !== FREE ? n.mn.data.READ_ONCE(slotAddr(k, n, sub)) : 0;
 }
 
+/**
+ * The subscription of `opsId` whose payload is `data`, registered and not yet put (0: none): container_of's
+ * inverse, for a subscriber that embeds its struct mmu_notifier (an SVA domain's domain->notifier).
+ */
+export function subscriptionOf(k: Kernel, n: MmuNotifiers, opsId: number, data: number): number {
+  for (let sub = 1; sub <= n.slots; sub++) {
+    const a = slotAddr(k, n, sub);
+    if (isLive(n.mn.state.READ_ONCE(a)) && n.mn.ops.READ_ONCE(a) === opsId && n.mn.data.READ_ONCE(a) === data) return sub;
+  }
+  return 0;
+}
+
 /** The subscription's mm (undefined for a free slot). */
 export function subscriptionMm(k: Kernel, n: MmuNotifiers, sub: number): MmStruct | undefined {
   if (!validSub(n, sub) || n.mn.state.READ_ONCE(slotAddr(k, n, sub)) === FREE) return undefined;

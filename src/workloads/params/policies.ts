@@ -4,7 +4,7 @@ import { DEFAULT_DOMAIN_POLICIES } from '../../core/dma-iommu.js';
 import { MULTI_DEVICE_PASID, PASID_LOOKUPS } from '../../core/iommu.js';
 import { IOASID_LOCKS } from '../../core/ioasid.js';
 import { SVA_USERS } from '../../core/sva-domain.js';
-import { FAULT_HANDLINGS, PASID_PLACEMENTS, TEARDOWNS } from '../../core/types.js';
+import { FAULT_HANDLINGS, PASID_LIVES, PASID_PLACEMENTS, SVA_NOTIFIERS, TEARDOWNS } from '../../core/types.js';
 import { WORK_QUEUES } from '../../actors/swq-process.js';
 import { VFIO_TAKEOVERS } from '../kernel-users.js';
 import { int, oneOf, type ParamTable } from './define.js';
@@ -30,5 +30,7 @@ export const POLICIES = {
   multiDevicePasid: oneOf(MULTI_DEVICE_PASID, "PASID attach on multi-device groups (seed 002): refused (the kernel's choice, -EINVAL) or allowed (every device of the group)."),
   lock: oneOf(IOASID_LOCKS, "The IOASID allocator's lock (seed 003): a spinlock, or a mutex (which ioasid_free from an RCU callback may not take)."),
   free: oneOf(FREE_POLICIES, 'PASID free on mm exit (seed 003): from the MMU notifier\'s RCU callback (softirq), or deferred to a workqueue (process context); sva: unbind (at unbind, under iommu_sva_lock) or rcu (the bond\'s free_notifier, an SRCU callback).'),
+  pasidLife: oneOf(PASID_LIVES, "How long an mm's PASID lives: allocated at its first bind and freed with the mm by mm_pasid_drop at __mmdrop (mm, mainline), or a bind's, freed at its last unbind (unbind, seed 000)."),
+  notifier: oneOf(SVA_NOTIFIERS, 'Who owns the MMU notifier of an SVA bind: the SVA domain, registered at its alloc and put at its free (domain, mainline), or each bond (bond, seed 000).'),
 } satisfies ParamTable;
 export type PolicyParam = keyof typeof POLICIES;

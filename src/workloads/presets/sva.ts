@@ -6,7 +6,7 @@ import type { DefaultDomainPolicy } from '../../core/dma-iommu.js';
 import type { PasidLookup } from '../../core/iommu.js';
 import type { IoasidLock } from '../../core/ioasid.js';
 import type { SvaUsers } from '../../core/sva-domain.js';
-import { DRIVER_BUGS, type DriverBug, type FaultHandling, type Flavour, type PasidPlacement, SVA_PASID_FREES, type SvaPasidFree, type Teardown } from '../../core/types.js';
+import { DRIVER_BUGS, type DriverBug, type FaultHandling, type Flavour, type PasidLife, type PasidPlacement, SVA_PASID_FREES, type SvaNotifier, type SvaPasidFree, type Teardown } from '../../core/types.js';
 import type { Misbehaviour } from '../../hw/pci/device.js';
 import { type Script, SCRIPTS } from '../../actors/process.js';
 import { DEFAULT_RATES } from '../../actors/random-process.js';
@@ -42,6 +42,10 @@ export interface SvaParams {
   readonly lock: IoasidLock;
   /** Where a bond's PASID is freed (seed 003): at unbind, or from the MMU notifier's free_notifier (SRCU callback). */
   readonly free: SvaPasidFree;
+  /** How long an mm's PASID lives: the mm's, freed at __mmdrop (mainline), or a bind's, freed at unbind (seed 000). */
+  readonly pasidLife: PasidLife;
+  /** Who owns the MMU notifier: the SVA domain (mainline) or each bond (seed 000). */
+  readonly notifier: SvaNotifier;
   /** iommu_get_domain_for_dev_pasid on the page-request path (seed 002): under group->mutex, or RCU. */
   readonly lookup: PasidLookup;
   /** SVA domain users (seed 002): refcounted per bind and lookup, or a plain count the last unbind frees on. */
@@ -118,6 +122,8 @@ export const SVA_DEFAULTS: SvaParams = {
   drainTimeoutMs: 1000,
   lock: 'spinlock',
   free: 'unbind',
+  pasidLife: 'mm',
+  notifier: 'domain',
   lookup: DOMAINS_DEFAULTS.lookup,
   users: DOMAINS_DEFAULTS.users,
   bug: 'none',
@@ -159,7 +165,7 @@ export const SVA_PRESET: PresetSpec<SvaParams> = {
   summary: 'IOMMU units of any flavour, PCI devices with ATS/PRI/PASID, processes that bind, DMA, fault, munmap, unbind and exit; the kernel\'s own DMA users.',
   params: {
     ...pick('topology', TOPOLOGY, ['iommus', 'devices', 'processes', 'pages', 'caps', 'pasidBits', 'ssidBits', 'trusted', 'iotlb', 'atc', 'prqDepth', 'cmdCostNs', 'addressSpaces', 'kdevices', 'opens']),
-    ...pick('policies', POLICIES, ['pasidAlloc', 'teardown', 'fault', 'drainTimeoutMs', 'taskMm', 'wq', 'defaultDomain', 'vfioTakeover', 'lock', 'free', 'lookup', 'users'], {
+    ...pick('policies', POLICIES, ['pasidAlloc', 'teardown', 'fault', 'drainTimeoutMs', 'taskMm', 'wq', 'defaultDomain', 'vfioTakeover', 'lock', 'free', 'pasidLife', 'notifier', 'lookup', 'users'], {
       free: oneOf(SVA_PASID_FREES),
     }),
     ...pick('faults', FAULTS, ['bug', 'misbehave', 'misbehaveDevice', 'extension', 'failAlloc'], { bug: oneOf(DRIVER_BUGS) }),
