@@ -101,7 +101,7 @@ describe('SVA: refused binds and the capability check', () => {
 });
 
 describe('SVA: teardown "free at once" races with a second bind of the same PASID', () => {
-  const race = { teardown: 'at-once', processes: 2, chain: true, script: 'unbind-inflight', dmas: 6 };
+  const race = { teardown: 'at-once', processes: 2, sequential: true, script: 'unbind-inflight', dmas: 6 };
 
   for (const f of FLAVOURS) {
     it(`${f}: PCT finds an isolation or stale-translation finding, and its schedule replays it`, async () => {
@@ -148,7 +148,7 @@ describe('SVA: a device whose drain never finishes', () => {
   it('"bounded wait then quarantine": no hang, and the PASID is not handed out again while the device has not drained', () => {
     for (let seed = 1; seed <= 20; seed++) {
       // Seed 000's PASID lifetime: the PASID is the bind's, freed (or quarantined) at its unbind.
-      const { r, model } = once({ teardown: 'quarantine', misbehave: 'no-drain', processes: 3, chain: true, script: 'unbind-inflight', dmas: 4, pasidLife: 'unbind' }, seed);
+      const { r, model } = once({ teardown: 'quarantine', misbehave: 'no-drain', processes: 3, sequential: true, script: 'unbind-inflight', dmas: 4, pasidLife: 'unbind' }, seed);
       expect(titles(r)).toEqual([]);
       expect(r.check.problems).toEqual([]);
       const first = proc(r, 0).pasid;
@@ -161,7 +161,7 @@ describe('SVA: a device whose drain never finishes', () => {
   });
 
   it('"bounded wait then quarantine" with a slow drain: within the wait, the PASID is freed and reused; past it, quarantined', () => {
-    const slow = { teardown: 'quarantine', misbehave: 'slow-drain', processes: 2, chain: true, script: 'unbind-inflight', dmas: 4, pasidLife: 'unbind' };
+    const slow = { teardown: 'quarantine', misbehave: 'slow-drain', processes: 2, sequential: true, script: 'unbind-inflight', dmas: 4, pasidLife: 'unbind' };
     for (let seed = 1; seed <= 10; seed++) {
       // The device drains in 50 ms: a 1 s bounded wait sees it, and the next bind gets the same PASID back.
       const patient = once({ ...slow, drainTimeoutMs: 1000 }, seed).r;

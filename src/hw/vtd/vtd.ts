@@ -12,7 +12,7 @@ import type { KTask } from '../../kernel/context.js';
 import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { array, struct, type ViewOf, word } from '../../kernel/struct.js';
-import { cmd, detachOnRelease, type DriverEnv, domainMm, entryOf, flush, unitOf, writeEntry } from '../driver.js';
+import { attachDomain, cmd, detachOnRelease, type DriverEnv, domainMm, type EntryOps, entryOf, flush, unitOf, writeEntry } from '../driver.js';
 import { entryFormat, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
 import { drainPrq } from '../queue.js';
 
@@ -108,7 +108,6 @@ function defineVtdFunctions(env: DriverEnv): void {
       ? k.fn.intel_pasid_setup_first_level(t, dev, pasid, domainMm(domain), domain.flags)
       : k.fn.intel_pasid_replace_first_level(t, dev, pasid, domainMm(domain), domain.flags);
   k.fns.define('intel_svm_set_dev_pasid', 'drivers/iommu/intel/svm.c', (t, domain, dev, pasid, old) => setup(t, domain, dev, pasid, old));
-  k.fns.define('intel_iommu_set_dev_pasid', 'drivers/iommu/intel/iommu.c', (t, domain, dev, pasid, old) => setup(t, domain, dev, pasid, old));
   k.fns.define('blocking_domain_attach_dev', 'drivers/iommu/intel/iommu.c', function* (t, dev) {
     if (pasidPteIsPresent(pe, env, dev, IOMMU_NO_PASID)) yield* vtdTearDown(pe, env, t, dev, IOMMU_NO_PASID, 'unbind');
     return 0;
@@ -124,6 +123,19 @@ function defineVtdFunctions(env: DriverEnv): void {
     if (pasidPteIsPresent(pe, env, dev, pasid)) yield* vtdTearDown(pe, env, t, dev, pasid, 'unbind');
     return yield* k.fn.intel_pasid_setup_first_level(t, dev, pasid, mm, flags);
   });
+  const entry: EntryOps = {
+    present: (dev, pasid) => pasidPteIsPresent(pe, env, dev, pasid),
+    install: (t, dev, pasid, mm, domain) => k.fn.intel_pasid_setup_first_level(t, dev, pasid, mm, domain.flags),
+    *replace(t, dev, pasid, mm, domain) {
+      yield* k.fn.intel_pasid_replace_first_level(t, dev, pasid, mm, domain.flags);
+    },
+    remove: (t, dev, pasid) => k.fn.intel_pasid_tear_down_entry(t, dev, pasid),
+  };
+  // A DMA-API table attached by dma.ts has no domain object: its entry is set up (or replaced) directly. A domain
+  // the core attaches through a group goes through attachDomain (the planted bug clear-on-failure is a value of it).
+  const setDevPasid = (clear: boolean) => (t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number, old?: IommuDomain) =>
+    domain.obj === 0 && domain.type !== 'blocked' ? setup(t, domain, dev, pasid, old) : attachDomain(env, t, entry, domain, dev, pasid, clear);
+  k.fns.definePolicy('intel_iommu_set_dev_pasid', 'drivers/iommu/intel/iommu.c', 'bug', env.attachBug ?? 'none', { none: setDevPasid(false), 'clear-on-failure': setDevPasid(true) });
   k.fns.define('intel_pasid_tear_down_entry', 'drivers/iommu/intel/pasid.c', (t, dev, pasid) => vtdTearDown(pe, env, t, dev, pasid, 'unbind'));
   k.fns.define('intel_mm_release', 'drivers/iommu/intel/svm.c', (t, dev, pasid) => vtdTearDown(pe, env, t, dev, pasid, 'release'));
   k.fns.define('intel_arch_invalidate_secondary_tlbs', 'drivers/iommu/intel/svm.c', (t, dev, pasid, start, end) =>
