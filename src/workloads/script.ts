@@ -1,18 +1,16 @@
-// Scripted kernel actors (issue #6, race scripts) for the models whose actors are kernel tasks — `domains`
-// (seed 002) and `ioasid` (seed 003): a scenario's `script` section names actors (`drv/0`, `proc/1`, `user/0`),
+// Scripted kernel actors (issue #6, race scripts): a scenario's `script` section names actors (`drv/0`, `proc/1`,
+// `user/0`),
 // each running its steps in order as one kernel task (comm `drv0`), with two ordering constraints between them:
 // `after: drv/0:2` waits until drv/0 has finished its step 2 (each actor publishes its progress in a word of
 // shared memory), and `while: { task, holds }` waits until a task whose comm starts with `task` holds a lock of
 // that class (src/kernel/lock.ts's holder watch: ready from that acquisition on, so the next step starts inside
 // the holder's critical section unless the scheduler lets the holder leave first — the trace then says so).
 // Both are blocking scheduling points, so a constraint that can never be met ends the run with a hung-task
-// report saying what the actor waited for. This is the one script engine of every preset: each step is checked
-// against its kind's zod schema (steps.ts, a union discriminated by `op`) and the topology (the model's `check`),
-// then the `after` references and the one cycle check. The sva preset's processes are XState actors that wait by
-// message rather than on progress words (src/actors/scripted-process.ts); they take the steps parsed here.
-// TODO(#15, runner): run the sva processes' steps with ScriptRunner too — it changes their traces, so it waits
-// for the integration. Errors read `<model>: steps: drv/1[2]: …`, which the scenario loader turns into
-// `script.drv/1[2]: …`.
+// report saying what the actor waited for. This is the one script engine of every preset and every actor kind
+// (the sva preset's processes `proc/N` too: src/workloads/sva-script.ts): each step is checked against its
+// kind's zod schema (steps.ts, a union discriminated by `op`) and the topology (the model's `check`), then the
+// `after` references and the one cycle check. Errors read `<model>: steps: drv/1[2]: …`, which the scenario
+// loader turns into `script.drv/1[2]: …`.
 import type { KTask } from '../kernel/context.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { type LockHolderWatch, wait_for_lock_holder, watchLockHolders } from '../kernel/lock.js';
@@ -183,6 +181,11 @@ export class ScriptRunner<Op extends { readonly op: string }> {
         }
       });
     }
+  }
+
+  /** The statics word (an offset in the statics area) where actor `a` publishes the steps it has finished. */
+  progressWord(a: number): number {
+    return this.progress + a;
   }
 
   /** Steps actor `a` has finished (a read of shared memory). */

@@ -72,7 +72,7 @@ export const SVA_FIELDS = {
   exit: { wait: flag('false: go on at once (another thread of the process carries on).').default(true) },
 };
 
-/** sva: processes `proc/N`, each an actor that makes syscalls (src/actors/scripted-process.ts). */
+/** sva: processes `proc/N`, each a kernel task that execs, then makes its syscalls (src/workloads/sva-script.ts). */
 export const SVA_KINDS: readonly StepKind[] = [
   kind('bind', 'Open the device fd: the driver binds the process mm (iommu_sva_bind_device); a second bind of the same mm shares the bond.', {}, { bare: true }),
   kind('unbind', 'Close the fd of an earlier bind (iommu_sva_unbind_device).', {}, { bare: true }),

@@ -44,7 +44,7 @@ import { mmContextMachine } from '../actors/mm-context.js';
 import { pciDeviceMachine } from '../actors/pci-device.js';
 import { defineBoot } from '../hw/boot.js';
 import { defineKernelUsers, } from './kernel-users.js';
-import { parseSteps, scriptedExtraTasks, taskComms } from './sva-script.js';
+import { defineScriptedProcesses, PROCESS_CR, parseSteps, scriptedExtraTasks, taskComms } from './sva-script.js';
 
 export { TASK_MMS, type TaskMm } from './params/policies.js';
 
@@ -148,7 +148,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const devices = infos.map(
     (info) =>
       new PciDevice(
-        { k, sva, oracle, stats, pm, iommuActor: actors.unit(info.iommu), ownerName, completion: (cr, ok) => kusers.completion(cr, ok), submitter },
+        { k, sva, oracle, stats, pm, iommuActor: actors.unit(info.iommu), ownerName, completion: (cr, ok) => (cr >= PROCESS_CR && script ? script.completion(cr, ok) : kusers.completion(cr, ok)), submitter },
         info,
         p.misbehaveDevice === -1 || p.misbehaveDevice === info.index ? p.misbehave : 'none',
         p.atc,
@@ -164,7 +164,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   k.onEnd(() => oracle.unanswered(units.flatMap((u) => u.outstandingGroups())));
 
   const boot = defineBoot(k, units, devices, iopt > 0 ? [{ task: 'iommu_probe', name: 'iommu_probe' }] : []);
-  defineSyscalls({ k, params: p, processes: P, mms, notifiers, sva, driver, stats, infos, actors, boot });
+  const sys = defineSyscalls({ k, params: p, processes: P, mms, notifiers, sva, driver, stats, infos, actors, boot });
 
   const step = (): number => k.deliveryStep;
   const refusals = new Refusals(k, step);
@@ -177,8 +177,10 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     },
     { unit: (u) => (hardware[u] as IommuHardware).actorName, device: (d) => (devices[d] as PciDevice).actorName },
   );
-  const scripted = parseSteps(p.steps, P, k, taskComms(k, p, units));
-  specs.push(...processActors(p, scripted, actors));
+  // A script's processes are kernel tasks (sva-script.ts); otherwise each is an actor.
+  const scriptActors = parseSteps(p.steps, P, taskComms(k, p, units));
+  const script = scriptActors && defineScriptedProcesses({ k, sys, infos, flags: p.flags, submitter: actors.process }, scriptActors);
+  specs.push(...processActors(p, script !== undefined, actors));
 
   const statics = staticsOffset(k.layout, k.base);
   const model: SvaModel = { params: p, k, sva, stats, units, devices, infos, mm: (i) => mms.mms[i] as MmStruct, actors, dma, domains, kusers };
@@ -186,16 +188,16 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     name: 'sva',
     params: { ...p },
     actors: specs,
-    initial: Array.from({ length: p.chain ? Math.min(1, P) : P }, (_, i) => ({ to: actors.process(i), event: { type: 'go' } })),
+    initial: script ? [] : Array.from({ length: p.chain ? Math.min(1, P) : P }, (_, i) => ({ to: actors.process(i), event: { type: 'go' } })),
     sharedWords: k.words,
     hotEvents: { ...HW_HOT_EVENTS, go: [] },
     sharedEvents: HW_SHARED_EVENTS,
     tasks: k.taskFactories,
-    initialTasks: [boot.task],
+    initialTasks: [boot.task, ...(script?.initialTasks ?? [])],
     monitor: k,
     check: (finals, shared) => {
       const counters = stats.read(shared, statics) as Record<StatName, number> & Record<string, number>;
-      const problems: string[] = [];
+      const problems: string[] = script?.unfinished(shared, statics) ?? [];
       for (const f of finals) {
         if (!f.name.startsWith('proc/')) continue;
         if (f.state !== 'done') problems.push(`${f.name} did not finish: ${f.state}`);
