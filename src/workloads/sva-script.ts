@@ -14,7 +14,7 @@ import { InputError } from '../runtime/errors.js';
 import type { Wire } from '../runtime/model.js';
 import type { SvaParams } from './presets/sva.js';
 import { checkWhileTasks, parseScript, type ScriptActor, ScriptRunner } from './script.js';
-import { SVA_KINDS } from './steps.js';
+import { PRESET_ACTORS } from './steps.js';
 import type { Syscalls } from './syscalls.js';
 
 /** A process's own steps (`after` and `while` are every actor's: script.ts). */
@@ -78,7 +78,7 @@ export function taskComms(k: Kernel, p: SvaParams, units: readonly IommuUnit[]):
  * comms, a `while` must name one of them.
  */
 export function parseSteps(text: string, processes: number, comms?: readonly string[]): ScriptActor<SvaOp>[] | undefined {
-  const named = parseScript<SvaOp>(text, { model: 'sva', kinds: ['proc'], maxActors: Math.max(1, processes), steps: SVA_KINDS, numbered: { actors: processes } });
+  const named = parseScript<SvaOp>(text, { model: 'sva', kinds: ['proc'], maxActors: Math.max(1, processes), steps: PRESET_ACTORS.sva, numbered: { actors: processes } });
   if (!named) return undefined;
   if (processes > MAX_SCRIPTED_PROCESSES) throw new InputError(`sva: steps: a script runs each process as a task started with the run: at most ${MAX_SCRIPTED_PROCESSES} processes, the topology has ${processes}`);
   if (comms) checkWhileTasks('sva', named, comms);
