@@ -72,6 +72,29 @@ describe('sva scripts: what a process can do', () => {
     expect(() => buildWorkload('sva', sva([[{ op: 'bind' }, { op: 'unbind' }]], 16))).toThrow(/sva: steps: a script runs each process as a task started with the run: at most 15 processes, the topology has 16/);
   });
 
+  it('a process that never gets through its steps: a hung-task report saying what it waits for, and the check names it', () => {
+    // proc0 waits for itself to hold iommu_sva_lock: a task that exists, and a wait that can never be met.
+    const r = runScript([[{ op: 'while', task: 'proc0', lock: 'iommu_sva_lock' }, { op: 'bind' }, { op: 'unbind' }]], 1);
+    expect(r.findings.map((f) => f.kind)).toEqual(['hung_task']);
+    expect(r.findings[0]?.text).toMatch(/INFO: task proc0:\d+ blocked for more than \d+ seconds[\s\S]*waiting on a task named proc0… to hold iommu_sva_lock/);
+    expect(r.check.problems).toEqual(['proc/0 did not finish: 0 of its 3 steps done']);
+  });
+
+  it('a dma step waits for its descriptors: the device completes them before the next step starts', () => {
+    for (let seed = 1; seed <= 10; seed++) {
+      const r = runScript([[{ op: 'bind' }, { op: 'dma', n: 3, vpn: 1 }, { op: 'unbind' }, { op: 'exit' }]], seed);
+      expect(r.findings).toEqual([]);
+      expect(r.check.ok, r.check.problems.join('; ')).toBe(true);
+      expect(r.check.counters.dma_faults).toBe(0);
+      const lines = Array.from({ length: r.trace.length }, (_, i) => r.trace.eventName(r.trace.record(i).event));
+      const submitted = lines.findIndex((l) => l.startsWith('0000:01:00.0: submit 3 descriptors (PASID '));
+      const waited = lines.indexOf('proc/0[1]: dma: 3 completed, 0 failed');
+      expect(submitted, `seed ${seed}`).toBeGreaterThanOrEqual(0);
+      expect(waited, `seed ${seed}`).toBeGreaterThan(submitted);
+      expect(lines.findIndex((l) => l.startsWith('proc/0[2]: close(fd '))).toBeGreaterThan(waited);
+    }
+  });
+
   it('a DMA after an exit not waited for runs: the device races the teardown', () => {
     const r = runScript([[{ op: 'bind' }, { op: 'exit', wait: false }, { op: 'dma', n: 2 }]], 1);
     expect(r.findings.map((f) => f.kind)).toEqual([]);
