@@ -3,11 +3,11 @@
 // one step vocabulary by actor kind, so that a script may mix processes, drivers, fault handlers and IOASID users.
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/runtime/errors.js';
-import { parseScript } from '../src/workloads/script.js';
+import { parseScript, type ScriptSpec } from '../src/workloads/script.js';
 import { ACTOR_KINDS, DOMAINS_KINDS, IOASID_KINDS, PRESET_ACTORS, SVA_KINDS, type StepKind, toWire } from '../src/workloads/steps.js';
 
 const spec = (model: string, kinds: readonly string[], steps: readonly StepKind[]) => ({ model, kinds, maxActors: 8, steps });
-const parse = (text: unknown, s = spec('domains', ['drv', 'proc', 'iopf'], DOMAINS_KINDS)) => parseScript(JSON.stringify(text), s);
+const parse = (text: unknown, s: ScriptSpec<{ readonly op: string }> = spec('domains', ['drv', 'proc', 'iopf'], DOMAINS_KINDS)) => parseScript(JSON.stringify(text), s);
 
 describe('the script engine', () => {
   it('fills each kind’s defaults from its schema', () => {
