@@ -1,7 +1,9 @@
 // Script steps, declared once: every step kind of every preset as a zod schema of its fields (with the text the
 // docs show), from which come both forms a step is written in — the scenario's (`{ dma: { n: 2 } }`, `bind`,
 // `{ munmap: 3 }`: src/scenario/scenario.ts) and the `steps` parameter's (`{ "op": "dma", "n": 2 }`, a union
-// discriminated by `op`: src/workloads/script.ts) — and the generated reference (docs/steps.md).
+// discriminated by `op`: src/workloads/script.ts) — and the generated reference (docs/steps.md). The vocabulary
+// is by actor kind (ACTOR_KINDS: a process, a driver, a page-fault handler, an IOASID user), one zod union
+// discriminated by actor kind (actorUnion), so that a script may mix kinds; PRESET_ACTORS says which each preset runs.
 import { z } from 'zod';
 
 const MUST = 'must be ';
