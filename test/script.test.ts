@@ -284,7 +284,7 @@ describe('while: a step starts once a task so named holds a lock', () => {
     expect(fixed.findings).toEqual([]);
   });
 
-  it('sva: proc/1 binds once proc0 holds iommu_sva_lock in its unbind (the process spawns a task that waits)', async () => {
+  it('sva: proc/1 binds once proc0 holds iommu_sva_lock in its unbind (each process a task on the one engine)', async () => {
     const sva: ScenarioInput = {
       name: 'x',
       title: 'a script',
@@ -295,21 +295,26 @@ describe('while: a step starts once a task so named holds a lock', () => {
         'proc/1': [{ after: 'proc/0:0' }, { while: { task: 'proc0', holds: 'iommu_sva_lock' } }, 'bind', 'unbind', 'exit'],
       },
     };
+    let inside = 0;
     for (let seed = 1; seed <= 10; seed++) {
       const r = await runScenario(sva, seed);
       expect(r.findings).toEqual([]);
       expect(r.check.ok, r.check.problems.join('; ')).toBe(true);
       const lines = steps(r);
-      const armed = find(lines, /^proc1: armed: while proc0 holds iommu_sva_lock$/);
-      const met = find(lines, /^proc1: while proc0 holds iommu_sva_lock$/);
-      expect(armed).toBeGreaterThanOrEqual(0);
-      // proc/0 is told its step 0 is waited on only once the wait is armed: its unbind comes after.
+      // The wait is armed where proc/1 publishes its step 0: proc/0 goes on to its unbind only then.
+      const armed = find(lines, /^proc1: proc\/1\[0\]: after proc\/0:0$/);
+      const met = find(lines, /^proc1: proc\/1\[1\]: while proc0 holds iommu_sva_lock$/);
+      expect(armed, `seed ${seed}`).toBeGreaterThanOrEqual(0);
+      expect(met, `seed ${seed}`).toBeGreaterThan(armed);
+      // The acquisition that met it is proc0's unbind's, after the wait was armed — not its bind's.
       const lock = lastBefore(lines, /^proc0: mutex_lock\(iommu_sva_lock\)$/, met);
       expect(lock, `seed ${seed}`).toBeGreaterThan(armed);
-      // proc/1's bind (its sys_bind task) starts after the wait was met.
-      expect(find(lines, /^proc\/1: while\.held$/)).toBeGreaterThan(met);
-      expect(find(lines, /^proc1: mutex_lock\(iommu_sva_lock\)$/, 0)).toBeGreaterThan(met);
+      expect(find(lines, /^proc0: proc\/0\[2\]: close\(fd \d+\)$/)).toBeGreaterThan(lock);
+      // proc/1's bind (in its own task, comm proc1) starts after the wait was met.
+      expect(find(lines, /^proc1: mutex_lock\(iommu_sva_lock\)$/)).toBeGreaterThan(met);
+      if (find(lines, /: proc\/1\[1\]: proc0 had released iommu_sva_lock already$/) < 0) inside++;
     }
+    expect(inside).toBeGreaterThan(0);
   });
 });
 

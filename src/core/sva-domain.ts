@@ -66,9 +66,6 @@ export interface SvaDomainNotifier {
   put(t: KTask, sub: number): KGen;
 }
 
-/** Nominal line of refcount_dec_and_test(&handle->users) on a bond already gone. */
-const UNBIND_WARN = 'drivers/iommu/iommu-sva.c:132';
-
 export class SvaDomains {
   /** iommu_sva_lock: the mms' domain lists and (unrefcounted) every domain's users. */
   readonly lock: Mutex;

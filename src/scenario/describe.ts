@@ -124,9 +124,14 @@ function noBranch(i: Extract<Issue, { code: 'invalid_union' }>, raw: unknown): s
   return i.message;
 }
 
-/** `script.proc/0.1.dma`; a key that is not a plain name is quoted (`script."proc 0"`), so the path reads unambiguously. */
+/**
+ * `topology.devices`, `expect.findings.0`; a key that is not a plain name is quoted (`script."proc 0"`), so the
+ * path reads unambiguously. A script's step reads as the script engine names it: `script.proc/0[1].dma`.
+ */
 export function fieldPath(path: readonly PropertyKey[]): string {
-  return path.map((seg) => (typeof seg === 'number' || /^[\w/$-]+$/.test(String(seg)) ? String(seg) : JSON.stringify(String(seg)))).join('.');
+  const segs = path.map((seg) => (typeof seg === 'number' || /^[\w/$-]+$/.test(String(seg)) ? String(seg) : JSON.stringify(String(seg))));
+  if (path[0] === 'script' && typeof path[2] === 'number') return [`script.${segs[1]}[${segs[2]}]`, ...segs.slice(3)].join('.');
+  return segs.join('.');
 }
 
 /** The first few issues of a failed parse, each as `path: what is wrong`. */

@@ -4,7 +4,7 @@
 import { CONCEPTS, type Concept, formOf, type ParamSchema, type PresetSpec } from './params/define.js';
 import { DOMAINS_PRESET } from './presets/domains.js';
 import { IOASID_PRESET } from './presets/ioasid.js';
-import { DOMAINS_KINDS, IOASID_KINDS, ORDER_KINDS, type StepKind, SVA_KINDS } from './steps.js';
+import { ACTOR_KINDS, ORDER_KINDS, PRESET_ACTORS, type StepKind } from './steps.js';
 import { SVA_PRESET } from './presets/sva.js';
 
 /** What the docs read of a preset, whatever its parameter type: its names, their schemas and defaults. */
@@ -118,7 +118,7 @@ function fieldRows(k: StepKind): string[] {
   });
 }
 
-/** docs/steps.md: every step kind of every preset's scripts, from its schema. */
+/** docs/steps.md: the step vocabulary by actor kind, every step kind from its schema, and what each preset runs. */
 export function stepsMarkdown(): string {
   const lines = [
     '# Script steps',
@@ -126,8 +126,10 @@ export function stepsMarkdown(): string {
     '<!-- Generated from the schemas in src/workloads/steps.ts by `node scripts/params-doc.mjs` (after `npm run build`); test/params-doc.test.ts checks it is up to date. Do not edit by hand. -->',
     '',
     "A scenario's `script` section names actors and lists their steps; one engine (src/workloads/script.ts) checks",
-    'them all — each step against its kind, the actors an `after` names, no cycle in the ordering constraints — and',
-    "the `steps` parameter carries them as `{ \"op\": kind, …fields }`.",
+    'them all — each actor against its kind, each step against its kind (one zod union discriminated by actor kind,',
+    "each kind's steps by `op`), the actors an `after` names, no cycle in the ordering constraints — and runs each",
+    "actor as a kernel task named for it (`proc/0`: task `proc0`). The `steps` parameter carries the steps as",
+    '`{ "op": kind, …fields }`.',
   ];
   const section = (title: string, intro: string, kinds: readonly StepKind[]): void => {
     lines.push('', `## ${title}`, '', intro, '', '| step | field | what |', '|---|---|---|');
@@ -135,9 +137,12 @@ export function stepsMarkdown(): string {
       lines.push(`| **${k.op}** ${stepForms(k)} | | ${cell(k.text)} |`, ...fieldRows(k));
     }
   };
-  section('Ordering constraints (every preset)', "Scenario forms: `{ after: 'drv/0:2' }` and `{ while: { task: proc0, holds: iommu_sva_lock } }`.", ORDER_KINDS);
-  section('sva', 'Actors `proc/N`: process N, after exec.', SVA_KINDS);
-  section('domains', 'Actors `drv/N`, `proc/N`, `iopf/N`: a driver or VFIO user, a process, a page-fault handler; each a kernel task and each may take every step.', DOMAINS_KINDS);
-  section('ioasid', 'Actors `user/N`: kernel users of the allocator, each a kernel task started once the allocator is booted.', IOASID_KINDS);
+  lines.push('', '## Presets', '', '| preset | actors | their steps |', '|---|---|---|');
+  for (const [preset, actors] of Object.entries(PRESET_ACTORS)) {
+    for (const [kind, steps] of Object.entries(actors)) lines.push(`| ${preset} | \`${kind}/N\` | ${steps.map((k) => k.op).join(', ')} |`);
+  }
+  lines.push('', 'A domains actor takes every domains step (its `proc/N` binds an mm through the domain path) until the presets are one model.');
+  section('Ordering constraints (every actor)', "Scenario forms: `{ after: 'drv/0:2' }` and `{ while: { task: proc0, holds: iommu_sva_lock } }`.", ORDER_KINDS);
+  for (const [kind, a] of Object.entries(ACTOR_KINDS)) section(`${kind}/N`, a.text, a.steps);
   return `${lines.join('\n')}\n`;
 }

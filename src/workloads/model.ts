@@ -185,6 +185,8 @@ export interface Model {
   dmaWrite(t: KTask, dev: DeviceInfo, pasid: number, vpn: number, slot: number): KGen<boolean>;
   /** The address space {dev, pasid}'s entry in its unit points at now (mm id + 1; 0: not present). */
   entryMm(dev: DeviceInfo, pasid: number): number;
+  /** Route the devices' writes of completion records the workload numbers itself (true: taken). */
+  addCompletion(c: (cr: number, ok: boolean) => boolean): void;
 }
 
 /** The kernel's sizes for a topology. */
@@ -214,7 +216,7 @@ export function buildModel(p: ModelParams, topo: Topology, opts: ModelOptions): 
     const words = u.entry(dev.index, pasid);
     return u.spec.entry.present(words) ? u.spec.entry.mmOf(words) : 0;
   };
-  return { k, topo, flavours: topo.units.map((u) => u.flavour), ...mem, ...core, ...parts, infos, actors, specs, dmaWrite: jobs.dma, entryMm };
+  return { k, topo, flavours: topo.units.map((u) => u.flavour), ...mem, ...core, ...parts, infos, actors, specs, dmaWrite: jobs.dma, entryMm, addCompletion: (c) => void completions.push(c) };
 }
 
 /** Completion records at this index and above are the workload's kernel DMA (below: the kernel users'). */
@@ -226,7 +228,7 @@ function kernelDma(k: Kernel, slots: number) {
   const cr = (slot: number): number => k.mem.statics + crs + slot;
   return {
     completion(crIndex1: number, ok: boolean): boolean {
-      if (crIndex1 <= KERNEL_DMA_CR) return false;
+      if (crIndex1 <= KERNEL_DMA_CR || crIndex1 > KERNEL_DMA_CR + slots) return false;
       Atomics.store(k.i32, cr(crIndex1 - KERNEL_DMA_CR - 1), ok ? 1 : 2);
       return true;
     },

@@ -1,24 +1,22 @@
-// Scripted kernel actors (issue #6, race scripts) for the models whose actors are kernel tasks — `domains`
-// (seed 002) and `ioasid` (seed 003): a scenario's `script` section names actors (`drv/0`, `proc/1`, `user/0`),
+// Scripted kernel actors (issue #6, race scripts): a scenario's `script` section names actors (`drv/0`, `proc/1`,
+// `user/0`),
 // each running its steps in order as one kernel task (comm `drv0`), with two ordering constraints between them:
 // `after: drv/0:2` waits until drv/0 has finished its step 2 (each actor publishes its progress in a word of
 // shared memory), and `while: { task, holds }` waits until a task whose comm starts with `task` holds a lock of
 // that class (src/kernel/lock.ts's holder watch: ready from that acquisition on, so the next step starts inside
 // the holder's critical section unless the scheduler lets the holder leave first — the trace then says so).
 // Both are blocking scheduling points, so a constraint that can never be met ends the run with a hung-task
-// report saying what the actor waited for. This is the one script engine of every preset: each step is checked
-// against its kind's zod schema (steps.ts, a union discriminated by `op`) and the topology (the model's `check`),
-// then the `after` references and the one cycle check. The sva preset's processes are XState actors that wait by
-// message rather than on progress words (src/actors/scripted-process.ts); they take the steps parsed here.
-// TODO(#15, runner): run the sva processes' steps with ScriptRunner too — it changes their traces, so it waits
-// for the integration. Errors read `<model>: steps: drv/1[2]: …`, which the scenario loader turns into
-// `script.drv/1[2]: …`.
+// report saying what the actor waited for. This is the one script engine of every preset and every actor kind
+// (the sva preset's processes `proc/N` too: src/workloads/sva-script.ts): each step is checked against its
+// kind's zod schema (steps.ts, a union discriminated by `op`) and the topology (the model's `check`), then the
+// `after` references and the one cycle check. Errors read `<model>: steps: drv/1[2]: …`, which the scenario
+// loader turns into `script.drv/1[2]: …`.
 import type { KTask } from '../kernel/context.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { type LockHolderWatch, wait_for_lock_holder, watchLockHolders } from '../kernel/lock.js';
 import type { z } from 'zod';
 import { InputError } from '../runtime/errors.js';
-import { ORDER_KINDS, type StepKind, wireSchema } from './steps.js';
+import { type ActorSteps, actorUnion, ORDER_KINDS, type StepKind } from './steps.js';
 
 /** The constraints every scripted model takes. */
 export type OrderStep =
@@ -42,8 +40,11 @@ export interface ScriptSpec<Op> {
   readonly kinds: readonly string[];
   /** At most this many actors (each is a task of the run). */
   readonly maxActors: number;
-  /** The model's step kinds (src/workloads/steps.ts); `after` and `while` are every model's. */
-  readonly steps: readonly StepKind[];
+  /**
+   * The step kinds (src/workloads/steps.ts): one list every actor kind takes, or each actor kind's own
+   * (steps.ts's PRESET_ACTORS); `after` and `while` are every actor's.
+   */
+  readonly steps: readonly StepKind[] | ActorSteps;
   /** What only the topology knows (a device it has, a process): throws an InputError prefixed by `at`. */
   check?(st: Op, at: string): void;
   /**
@@ -58,24 +59,35 @@ export function withinTopology(at: string, field: string, v: number | undefined,
   if (v !== undefined && v >= n) throw new InputError(`${at}: ${field} must be an integer in 0..${n - 1}, got ${v}`);
 }
 
-/** `field must be …, got v` for the first thing wrong with a step (zod's issue). */
-function stepError(issue: z.core.$ZodIssue | undefined, o: Readonly<Record<string, unknown>>): string {
-  if (!issue) return 'not valid';
+/** `field must be …, got v` for the first thing wrong with a step (zod's issue, at `field` of step `o`). */
+function stepError(issue: z.core.$ZodIssue, o: Readonly<Record<string, unknown>>, field: string): string {
   if (issue.code === 'unrecognized_keys') return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
-  const field = String(issue.path[0] ?? '');
   return `${field} ${issue.message}, got ${JSON.stringify(o[field])}`;
 }
 
-/** One step of the `steps` parameter (`{ op, … }`), checked against its kind's schema. */
-function parseStep(kinds: readonly StepKind[], o: Readonly<Record<string, unknown>>, at: string): { readonly op: string } {
+/** The first thing wrong with an actor's steps (zod's first issue, at `steps[i].field`), naming the step. */
+function actorError(at: string, issue: z.core.$ZodIssue | undefined, steps: readonly unknown[], kinds: readonly StepKind[]): string {
+  const [, i, field] = issue?.path ?? [];
+  if (!issue || typeof i !== 'number') return `${at}: not valid`;
+  const o = steps[i];
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) return `${at}[${i}]: not a step`;
+  const st = o as Readonly<Record<string, unknown>>;
   const all = [...kinds, ...ORDER_KINDS];
-  // sva's list form names the process an `after` waits for by number.
-  const st = o.op === 'after' && typeof o.proc === 'number' && o.actor === undefined ? { op: 'after', actor: `proc/${o.proc}`, step: o.step } : o;
   const kind = all.find((k) => k.op === st.op);
-  if (!kind) throw new InputError(`${at}: unknown step ${JSON.stringify(st.op)} (${all.map((k) => k.op).join(', ')})`);
-  const r = wireSchema(kind).safeParse(st);
-  if (!r.success) throw new InputError(`${at}: ${ORDER_KINDS.includes(kind) ? `${kind.op}: ` : ''}${stepError(r.error.issues[0], st)}`);
-  return r.data as { readonly op: string };
+  if (!kind) return `${at}[${i}]: unknown step ${JSON.stringify(st.op)} (${all.map((k) => k.op).join(', ')})`;
+  return `${at}[${i}]: ${ORDER_KINDS.includes(kind) ? `${kind.op}: ` : ''}${stepError(issue, st, String(field ?? ''))}`;
+}
+
+/** sva's list form names the process an `after` waits for by number: the name, as every model has it. */
+function afterByName(st: unknown): unknown {
+  const o = st as Readonly<Record<string, unknown>> | null;
+  return o !== null && typeof o === 'object' && o.op === 'after' && typeof o.proc === 'number' && o.actor === undefined ? { op: 'after', actor: `proc/${o.proc}`, step: o.step } : st;
+}
+
+/** Each actor kind's step kinds, from the spec's list (every kind takes it) or its table. */
+function stepsByKind(spec: ScriptSpec<unknown>): ActorSteps {
+  const list = spec.steps as readonly StepKind[];
+  return Array.isArray(list) ? Object.fromEntries(spec.kinds.map((k) => [k, list])) : (spec.steps as ActorSteps);
 }
 
 /** The actors and their raw steps: an object of actors, or (numbered) a list. */
@@ -95,7 +107,8 @@ function actorEntries(v: unknown, pre: string, spec: ScriptSpec<unknown>): [stri
 
 /**
  * The model's `steps` parameter (JSON: `{ "drv/0": [{ "op": … }, …], … }`) checked; undefined when it is ''.
- * Each step against its kind's schema and the topology; then the `after` references and the absence of cycles —
+ * Each actor against the one vocabulary (steps.ts's actorUnion: by actor kind, each step by `op`), each step
+ * against the topology; then the `after` references and the absence of cycles —
  * the one ordering check of every model.
  */
 export function parseScript<Op extends { readonly op: string }>(text: string, spec: ScriptSpec<Op>): ScriptActor<Op>[] | undefined {
@@ -111,16 +124,20 @@ export function parseScript<Op extends { readonly op: string }>(text: string, sp
   const nameRe = new RegExp(`^(${spec.kinds.join('|')})/(\\d+)$`);
   if (entries.length === 0) throw new InputError(`${pre}: no actor`);
   if (entries.length > spec.maxActors) throw new InputError(`${pre}: ${entries.length} actors, at most ${spec.maxActors}`);
+  const byKind = stepsByKind(spec as ScriptSpec<unknown>);
+  const schema = actorUnion(byKind);
   const actors = entries.map(([name, list]): ScriptActor<Op> => {
     const m = nameRe.exec(name);
     if (!m) throw new InputError(`${pre}: ${name}: not an actor of the ${spec.model} model (${spec.kinds.map((x) => `${x}/N`).join(', ')})`);
     if (!Array.isArray(list)) throw new InputError(`${pre}: ${name}: not a list of steps`);
-    const steps = list.map((st: unknown, i: number): Op | OrderStep => {
-      const at = `${pre}: ${name}[${i}]`;
-      if (st === null || typeof st !== 'object' || Array.isArray(st)) throw new InputError(`${at}: not a step`);
-      const step = parseStep(spec.steps, st as Record<string, unknown>, at) as Op | OrderStep;
-      if (!isAfter(step) && !isWhile(step)) spec.check?.(step, at);
-      return step;
+    const wire = list.map(afterByName);
+    const kind = m[1] as string;
+    // Every step against its actor kind's union of step kinds: the one vocabulary (steps.ts).
+    const r = schema.safeParse({ kind, steps: wire });
+    if (!r.success) throw new InputError(actorError(`${pre}: ${name}`, r.error.issues[0], wire, byKind[kind] ?? []));
+    const steps = r.data.steps as (Op | OrderStep)[];
+    steps.forEach((step, i) => {
+      if (!isAfter(step) && !isWhile(step)) spec.check?.(step, `${pre}: ${name}[${i}]`);
     });
     return { name, comm: `${m[1]}${m[2]}`, steps };
   });
@@ -183,6 +200,11 @@ export class ScriptRunner<Op extends { readonly op: string }> {
         }
       });
     }
+  }
+
+  /** The statics word (an offset in the statics area) where actor `a` publishes the steps it has finished. */
+  progressWord(a: number): number {
+    return this.progress + a;
   }
 
   /** Steps actor `a` has finished (a read of shared memory). */

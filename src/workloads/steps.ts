@@ -1,7 +1,9 @@
 // Script steps, declared once: every step kind of every preset as a zod schema of its fields (with the text the
 // docs show), from which come both forms a step is written in — the scenario's (`{ dma: { n: 2 } }`, `bind`,
 // `{ munmap: 3 }`: src/scenario/scenario.ts) and the `steps` parameter's (`{ "op": "dma", "n": 2 }`, a union
-// discriminated by `op`: src/workloads/script.ts) — and the generated reference (docs/steps.md).
+// discriminated by `op`: src/workloads/script.ts) — and the generated reference (docs/steps.md). The vocabulary
+// is by actor kind (ACTOR_KINDS: a process, a driver, a page-fault handler, an IOASID user), one zod union
+// discriminated by actor kind (actorUnion), so that a script may mix kinds; PRESET_ACTORS says which each preset runs.
 import { z } from 'zod';
 
 const MUST = 'must be ';
@@ -72,7 +74,7 @@ export const SVA_FIELDS = {
   exit: { wait: flag('false: go on at once (another thread of the process carries on).').default(true) },
 };
 
-/** sva: processes `proc/N`, each an actor that makes syscalls (src/actors/scripted-process.ts). */
+/** sva: processes `proc/N`, each a kernel task that execs, then makes its syscalls (src/workloads/sva-script.ts). */
 export const SVA_KINDS: readonly StepKind[] = [
   kind('bind', 'Open the device fd: the driver binds the process mm (iommu_sva_bind_device); a second bind of the same mm shares the bond.', {}, { bare: true }),
   kind('unbind', 'Close the fd of an earlier bind (iommu_sva_unbind_device).', {}, { bare: true }),
@@ -141,6 +143,62 @@ export const IOASID_KINDS: readonly StepKind[] = [
 export function wireSchema(k: StepKind) {
   return z.strictObject({ op: z.literal(k.op), ...k.fields });
 }
+
+/** One step of an actor that takes `kinds`: a union of theirs and the ordering constraints, discriminated by `op`. */
+export function stepUnion(kinds: readonly StepKind[]) {
+  const all = [...kinds, ...ORDER_KINDS].map(wireSchema);
+  return z.discriminatedUnion('op', all as [(typeof all)[number], ...(typeof all)[number][]]);
+}
+
+/** Each actor kind's step kinds: `{ proc: [...], drv: [...] }`. */
+export type ActorSteps = Readonly<Record<string, readonly StepKind[]>>;
+
+/**
+ * One scripted actor (`{ kind, steps }`): a union discriminated by actor kind, each kind's steps a union of its
+ * own step kinds — what the one script engine checks every actor of every preset with.
+ */
+export function actorUnion(actors: ActorSteps) {
+  const each = Object.entries(actors).map(([kind, kinds]) => z.strictObject({ kind: z.literal(kind), steps: z.array(stepUnion(kinds)) }));
+  return z.discriminatedUnion('kind', each as [(typeof each)[number], ...(typeof each)[number][]]);
+}
+
+/** An actor kind of the one vocabulary: what it is (its task's comm is its name and number: `proc0`). */
+export interface ActorKind {
+  readonly text: string;
+  readonly steps: readonly StepKind[];
+}
+
+const only = (kinds: readonly StepKind[], ops: readonly string[]): StepKind[] => kinds.filter((k) => ops.includes(k.op));
+
+/**
+ * The step vocabulary by actor kind: a process makes system calls, a driver (or VFIO) manages domains, a
+ * page-fault handler handles page requests, a kernel user of the IOASID allocator allocates and notifies. A
+ * script of the one model may mix them; each preset runs the kinds of PRESET_ACTORS.
+ */
+export const ACTOR_KINDS = {
+  proc: { text: 'A process (task `procN`): after exec, system calls on its device fd.', steps: SVA_KINDS },
+  drv: {
+    text: 'A driver or VFIO user (task `drvN`): domains allocated, attached, replaced, detached, freed; SVA binds of an mm; DMA from a {device, PASID}.',
+    steps: only(DOMAINS_KINDS, ['alloc', 'free', 'attach', 'detach', 'replace', 'bind', 'unbind', 'dma', 'synchronize_rcu']),
+  },
+  iopf: { text: 'A page-fault handler (task `iopfN`): page requests looked up and handled.', steps: only(DOMAINS_KINDS, ['iopf', 'synchronize_rcu']) },
+  user: { text: 'A kernel user of the IOASID allocator (task `userN`), started once the allocator is booted.', steps: IOASID_KINDS },
+} as const satisfies Readonly<Record<string, ActorKind>>;
+
+export type ActorKindName = keyof typeof ACTOR_KINDS;
+
+const stepsOf = (kinds: readonly ActorKindName[]): ActorSteps => Object.fromEntries(kinds.map((a) => [a, ACTOR_KINDS[a].steps]));
+
+/**
+ * The actor kinds each preset's scripts may name, with their steps. The domains preset's actors are still
+ * names for the reader: each takes every domains step (its `proc/N` binds an mm through the domain path) until
+ * the presets are one model.
+ */
+export const PRESET_ACTORS: Readonly<Record<'sva' | 'domains' | 'ioasid', ActorSteps>> = {
+  sva: stepsOf(['proc']),
+  domains: { drv: DOMAINS_KINDS, proc: DOMAINS_KINDS, iopf: DOMAINS_KINDS },
+  ioasid: stepsOf(['user']),
+};
 
 // The scenario's forms of a kind, typed (defineScenario checks a TypeScript scenario against them).
 type Shape = Record<string, z.ZodType>;

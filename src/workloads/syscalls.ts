@@ -7,7 +7,7 @@ import type { DeviceInfo } from '../core/types.js';
 import type { AccelDriver } from '../hw/pci/driver.js';
 import type { KTask } from '../kernel/context.js';
 import { leakReport } from '../kernel/kasan.js';
-import type { Kernel } from '../kernel/kernel.js';
+import type { Kernel, KGen } from '../kernel/kernel.js';
 import { get_task_mm, MM_LIVE, type MmStruct, type MmTable, mm_exit, mm_init, mmPasid, mmput, mmStateCode, mmUsers, objectInfo as mmObjectInfo } from '../kernel/mm/mm.js';
 import type { MmuNotifiers } from '../kernel/mm/mmu_notifier.js';
 import { do_mmap, do_munmap, fault_in } from '../kernel/mm/pagetable.js';
@@ -32,9 +32,26 @@ export interface SyscallEnv {
   readonly boot: Boot;
 }
 
-/** Declare the syscall tasks (sys_exec, sys_bind, bind_task, sys_close, sys_munmap, do_exit) and task->mm. */
-export function defineSyscalls(env: SyscallEnv): void {
-  const { k, params: p, processes, mms, notifiers, sva, driver, stats, infos, actors, boot } = env;
+/** A process's syscalls and exit, as its kernel code runs them (process i, in its own task's context). */
+export interface Syscalls {
+  /** execve: a fresh mm with its pages mapped, half of them faulted in; waits for kernel_init first. */
+  exec(t: KTask, i: number): KGen;
+  /** open the device fd: the driver binds the mm (or init_mm, SVA_FLAG_SUPERVISOR_MODE); ret is the fd's handle or -errno. */
+  bind(t: KTask, i: number, flags: number, dev: DeviceInfo): KGen<{ readonly ret: number; readonly pasid: number; readonly capable: boolean }>;
+  /** close the device fd: the driver's release unbinds. */
+  close(t: KTask, i: number, handle: number): KGen;
+  /** munmap one range and map it again (the MMU notifiers' invalidate_range). */
+  munmap(t: KTask, i: number, start: number, n: number): KGen;
+  /** do_exit: exit_mm, then exit_files closes the fds still open. */
+  exit(t: KTask, i: number, handles: readonly number[]): KGen;
+}
+
+/**
+ * Declare the syscall tasks (sys_exec, sys_bind, bind_task, sys_close, sys_munmap, do_exit) the process actors
+ * spawn, and task->mm; returns the syscalls themselves, for a process that is a kernel task (a scripted one).
+ */
+export function defineSyscalls(env: SyscallEnv): Syscalls {
+  const { k, processes, mms, notifiers, sva, stats, infos, actors } = env;
   const proc = (args: Wire): { proc: number; mm: MmStruct; dev: DeviceInfo; actor: number } => {
     const { proc: i, dev } = args as { proc: number; dev?: number };
     return { proc: i, mm: mms.mms[i] as MmStruct, dev: infos[(dev ?? i) % infos.length] as DeviceInfo, actor: actors.process(i) };
@@ -43,78 +60,109 @@ export function defineSyscalls(env: SyscallEnv): void {
   const taskMms = k.statics.alloc(Math.max(1, processes), 'task->mm');
   const taskMm = (i: number): number => k.mem.statics + taskMms + i;
   k.onEnd(() => exitedMmLeaks(k, mms.mms.slice(0, processes), (i) => Atomics.load(k.i32, taskMm(i))));
+  const sys = processSyscalls(env, taskMm);
   const reply = (t: KTask, to: number, event: { type: string } & Record<string, Wire>) =>
-    k.step(t, `return to user: ${event.type}`, (env) => env.send(to, event));
-  const tellMm = (t: KTask, i: number, mm: MmStruct) =>
-    k.step(t, `${mm.name}: state`, (env) => env.send(actors.mm(i), { type: 'mm.state', code: mmStateCode(k, mm), pasid: mmPasid(k, mm) }));
+    k.step(t, `return to user: ${event.type}`, (e) => e.send(to, event));
 
   k.task('sys_exec', 'process', function* (t, args) {
-    const { proc: i, mm, actor } = proc(args);
-    yield* boot.wait(t);
-    yield* mm_init(k, t, mm);
-    yield* k.step(t, 'current->mm = mm', () => void Atomics.store(k.i32, taskMm(i), mm.id + 1));
-    yield* do_mmap(k, t, mm, 0, p.pages, true);
-    for (let v = 0; v < Math.ceil(p.pages / 2); v++) yield* fault_in(k, t, mm, v, true);
-    yield* tellMm(t, i, mm);
+    const { proc: i, actor } = proc(args);
+    yield* sys.exec(t, i);
     yield* reply(t, actor, { type: 'exec.done' });
   });
   k.task('sys_bind', 'process', function* (t, args) {
     const { proc: i, mm, dev, actor } = proc(args);
-    const flags = (args as { flags: number }).flags;
-    const target = (flags & 2) !== 0 ? mms.initMm : mm;
-    const cap = yield* sva.capable(t, dev, flags);
-    const r = yield* driver.open(t, dev, target, flags);
-    yield* tellMm(t, i, mm);
+    const r = yield* sys.bind(t, i, (args as { flags: number }).flags, dev);
+    const capable = r.capable ? 1 : 0;
     // Back in user space the task's IA32_PASID holds mm->pasid (what ENQCMD tags a descriptor with).
-    if (r.ret > 0) yield* k.step(t, 'return to user: bound', (env) => env.send(actor, { type: 'bound', handle: r.ret, pasid: r.pasid, capable: cap.ret === 0 ? 1 : 0, msr: mmPasid(k, mm) }));
-    else yield* reply(t, actor, { type: 'bind.failed', err: r.ret, capable: cap.ret === 0 ? 1 : 0 });
+    if (r.ret > 0) yield* k.step(t, 'return to user: bound', (e) => e.send(actor, { type: 'bound', handle: r.ret, pasid: r.pasid, capable, msr: mmPasid(k, mm) }));
+    else yield* reply(t, actor, { type: 'bind.failed', err: r.ret, capable });
   });
   k.task('bind_task', 'kthread', function* (t, args) {
     // A device driver binding a process from a thread of its own, as amd_iommu_bind_pasid(pdev, pasid, task)
     // did: nothing keeps the task from exiting meanwhile but the reference the driver takes on its mm.
     const { proc: i, mm, dev } = proc(args);
     const flags = (args as { flags: number }).flags;
-    const held = p.taskMm === 'get_task_mm' ? yield* get_task_mm(k, t, mm, taskMm(i)) : yield* k.step(t, 'task->mm', () => Atomics.load(k.i32, taskMm(i)) !== 0);
+    const held = env.params.taskMm === 'get_task_mm' ? yield* get_task_mm(k, t, mm, taskMm(i)) : yield* k.step(t, 'task->mm', () => Atomics.load(k.i32, taskMm(i)) !== 0);
     if (!held) {
       yield* k.step(t, 'bind_task: the task has exited (-ESRCH)', () => stats.add('bind_task_esrch'));
       return;
     }
     const r = yield* sva.bind(t, dev, mm, flags);
     // The driver's reference goes as soon as the bond holds the mm; this mmput may be the last (exit_mmap here).
-    if (p.taskMm === 'get_task_mm') yield* mmput(k, t, notifiers, mm);
+    if (env.params.taskMm === 'get_task_mm') yield* mmput(k, t, notifiers, mm);
     if (r.ret > 0) {
       yield* k.step(t, 'bind_task: bound', () => stats.add('bind_task_bound'));
       yield* sva.unbind(t, r.ret);
     }
   });
   k.task('sys_close', 'process', function* (t, args) {
-    const { actor } = proc(args);
-    yield* driver.release(t, (args as { handle: number }).handle);
+    const { proc: i, actor } = proc(args);
+    yield* sys.close(t, i, (args as { handle: number }).handle);
     yield* reply(t, actor, { type: 'closed' });
   });
   k.task('sys_munmap', 'process', function* (t, args) {
-    const { mm, actor } = proc(args);
+    const { proc: i, actor } = proc(args);
     const { start, n } = args as { start: number; n: number };
-    yield* do_munmap(k, t, notifiers, mm, start, n);
-    yield* do_mmap(k, t, mm, start, n, true);
-    yield* k.step(t, 'munmap', () => stats.add('munmaps'));
+    yield* sys.munmap(t, i, start, n);
     yield* reply(t, actor, { type: 'munmapped' });
   });
   k.task('do_exit', 'process', function* (t, args) {
-    const { proc: i, mm, actor } = proc(args);
-    // do_exit: exit_mm before exit_files, so the mm goes through exit_mmap while the fd still holds the bond;
-    // exit_mm clears task->mm (under task_lock) before its mmput, which is what get_task_mm relies on.
-    yield* k.step(t, 'exit_mm: current->mm = NULL', (env) => {
-      Atomics.store(k.i32, taskMm(i), 0);
-      env.send(actors.mm(i), { type: 'mm.exit' });
-    });
-    yield* mm_exit(k, t, notifiers, mm);
-    for (const h of (args as { handles: number[] }).handles) yield* driver.release(t, h);
-    yield* k.step(t, 'exit', () => stats.add('exits'));
-    yield* tellMm(t, i, mm);
-    yield* reply(t, actor, { type: 'exited' });
+    const { proc: i, actor } = proc(args);
+    const { handles, detached } = args as { handles: number[]; detached?: boolean };
+    yield* sys.exit(t, i, handles);
+    // A thread of a process that is a kernel task (a scripted one) has no actor to answer.
+    if (!detached) yield* reply(t, actor, { type: 'exited' });
   });
+  return sys;
+}
 
+/** The syscalls' kernel code, for process i (its mm, its device: i modulo the devices). */
+function processSyscalls(env: SyscallEnv, taskMm: (i: number) => number): Syscalls {
+  const { k, params: p, mms, notifiers, sva, driver, stats, actors, boot } = env;
+  const mmOf = (i: number): MmStruct => mms.mms[i] as MmStruct;
+  const tellMm = (t: KTask, i: number, mm: MmStruct) =>
+    k.step(t, `${mm.name}: state`, (e) => e.send(actors.mm(i), { type: 'mm.state', code: mmStateCode(k, mm), pasid: mmPasid(k, mm) }));
+  return {
+    *exec(t, i) {
+      const mm = mmOf(i);
+      yield* boot.wait(t);
+      yield* mm_init(k, t, mm);
+      yield* k.step(t, 'current->mm = mm', () => void Atomics.store(k.i32, taskMm(i), mm.id + 1));
+      yield* do_mmap(k, t, mm, 0, p.pages, true);
+      for (let v = 0; v < Math.ceil(p.pages / 2); v++) yield* fault_in(k, t, mm, v, true);
+      yield* tellMm(t, i, mm);
+    },
+    *bind(t, i, flags, dev) {
+      const mm = mmOf(i);
+      const target = (flags & 2) !== 0 ? mms.initMm : mm;
+      const cap = yield* sva.capable(t, dev, flags);
+      const r = yield* driver.open(t, dev, target, flags);
+      yield* tellMm(t, i, mm);
+      return { ret: r.ret, pasid: r.pasid, capable: cap.ret === 0 };
+    },
+    *close(t, _i, handle) {
+      yield* driver.release(t, handle);
+    },
+    *munmap(t, i, start, n) {
+      const mm = mmOf(i);
+      yield* do_munmap(k, t, notifiers, mm, start, n);
+      yield* do_mmap(k, t, mm, start, n, true);
+      yield* k.step(t, 'munmap', () => stats.add('munmaps'));
+    },
+    *exit(t, i, handles) {
+      const mm = mmOf(i);
+      // do_exit: exit_mm before exit_files, so the mm goes through exit_mmap while the fd still holds the bond;
+      // exit_mm clears task->mm (under task_lock) before its mmput, which is what get_task_mm relies on.
+      yield* k.step(t, 'exit_mm: current->mm = NULL', (e) => {
+        Atomics.store(k.i32, taskMm(i), 0);
+        e.send(actors.mm(i), { type: 'mm.exit' });
+      });
+      yield* mm_exit(k, t, notifiers, mm);
+      for (const h of handles) yield* driver.release(t, h);
+      yield* k.step(t, 'exit', () => stats.add('exits'));
+      yield* tellMm(t, i, mm);
+    },
+  };
 }
 
 /**

@@ -89,8 +89,9 @@ export interface DeviceEnv {
   /** Write a kernel submitter's completion record (1 done, 2 failed). */
   completion(cr: number, ok: boolean): void;
   /**
-   * The address space a submitting actor's descriptors are for (id + 1), 0 when it is not a process: a process's
+   * The address space a submitter's descriptors are for (id + 1), 0 when it is not a process: a process's
    * descriptor names it by PASID only, and the PASID must name the process's own address space on this device.
+   * A process that is a kernel task (a scripted one) gives a completion record and its id as `from` too.
    */
   submitter(from: number): number;
   ownerName(owner: number): string;
@@ -247,7 +248,7 @@ export class PciDevice implements Hardware {
   handle(self: number, msg: HwMessage, out: HwOut, step: number): void {
     switch (msg.type) {
       case 'submit': {
-        const d: Dma = { tag: this.nextTag++ & 0x3fffffff, id: msg.id, pasid: msg.pasid, vpn: msg.vpn, write: msg.w === 1, from: msg.from, cr: msg.cr, expected: this.env.sva.boundMm(this.info.index, msg.pasid), meant: msg.cr > 0 ? 0 : this.env.submitter(msg.from), strayOf: -1 };
+        const d: Dma = { tag: this.nextTag++ & 0x3fffffff, id: msg.id, pasid: msg.pasid, vpn: msg.vpn, write: msg.w === 1, from: msg.from, cr: msg.cr, expected: this.env.sva.boundMm(this.info.index, msg.pasid), meant: this.env.submitter(msg.from), strayOf: -1 };
         if (this.unplugged || msg.pasid < 0 || msg.pasid >= 1 << this.info.caps.pasidBits) {
           this.reply(d, false, out);
           return;

@@ -81,7 +81,7 @@ export interface SvaParams {
   /** Devices each process opens (process i: devices i, i+1, … modulo `devices`); above 1, or with a shared wq, the processes are swq-process's. */
   readonly opens: number;
   /**
-   * Scripted processes (JSON: an array, one list of steps per process — src/actors/scripted-process.ts); ''
+   * Scripted processes (JSON: an array, one list of steps per process — src/workloads/sva-script.ts); ''
    * runs `script` instead. Scenarios write it as their `script` section.
    */
   readonly steps: string;

@@ -1,0 +1,224 @@
+// The sva preset's scripted processes: a scenario's `proc/N`, each a kernel task (comm `procN`) that does exec,
+// then its steps in order — bind (open the device fd: the driver binds), dma (submit n descriptors and, unless
+// `wait: false`, wait for their completions), munmap, unbind (close the fd), exit (do_exit; `wait: false` goes on
+// at once, the exit running in another thread of the process) — through the same syscall code the process
+// actors' tasks run (syscalls.ts), with the one script engine's ordering (script.ts: `after`, `while`). The DMA
+// is the device's: it writes the process's completion record, which the waiting task reads. Here too: the steps
+// checked for what a process can still do at each one, the comms a `while` may name, the tasks a script adds.
+import type { DeviceInfo } from '../core/types.js';
+import type { IommuUnit } from '../hw/iommu.js';
+import type { KTask } from '../kernel/context.js';
+import { errname } from '../kernel/errno.js';
+import type { Kernel, KGen } from '../kernel/kernel.js';
+import { InputError } from '../runtime/errors.js';
+import type { Wire } from '../runtime/model.js';
+import type { SvaParams } from './presets/sva.js';
+import { checkWhileTasks, parseScript, type ScriptActor, ScriptRunner } from './script.js';
+import { PRESET_ACTORS } from './steps.js';
+import type { Syscalls } from './syscalls.js';
+
+/** A process's own steps (`after` and `while` are every actor's: script.ts). */
+export type SvaOp =
+  | { readonly op: 'bind' }
+  | { readonly op: 'dma'; readonly n: number; readonly vpn: number; readonly write: boolean; readonly wait: boolean }
+  | { readonly op: 'munmap'; readonly vpn: number }
+  | { readonly op: 'unbind' }
+  /** do_exit; `wait: false` goes on at once: another thread of the process carries on meanwhile. */
+  | { readonly op: 'exit'; readonly wait: boolean };
+
+type Step = ScriptActor<SvaOp>['steps'][number];
+
+/** Scripted processes run as initial tasks, with kernel_init: at most this many (the runtime's 16). */
+export const MAX_SCRIPTED_PROCESSES = 15;
+
+/**
+ * The first completion record of a scripted process (process i's is PROCESS_CR + i): the kernel DMA users'
+ * records and the model's kernel-task DMA (model.ts, from 1 << 16) are numbered below it.
+ */
+export const PROCESS_CR = 1 << 20;
+
+/** The tasks a script keeps alive beyond a process's two: one for each exit not waited for (its exit thread). */
+export function scriptedExtraTasks(steps: string): number {
+  if (steps === '') return 0;
+  let lists: unknown;
+  try {
+    lists = JSON.parse(steps);
+  } catch {
+    return 0; // parseSteps refuses it
+  }
+  const extra = (st: unknown): number => {
+    const o = (st ?? {}) as Record<string, unknown>;
+    return o.op === 'exit' && o.wait === false ? 1 : 0;
+  };
+  if (lists !== null && typeof lists === 'object' && !Array.isArray(lists)) lists = Object.values(lists);
+  if (!Array.isArray(lists)) return 0;
+  return lists.reduce((n: number, l: unknown) => n + (Array.isArray(l) ? l.reduce((m: number, st) => m + extra(st), 0) : 0), 0);
+}
+
+/** Kinds of task this workload always spawns with a name of their own (their comm is that name). */
+export const NAMED_KINDS = new Set(['sys_exec', 'sys_bind', 'sys_close', 'sys_munmap', 'do_exit', 'bind_task', 'scripted_process', 'kdma_user', 'vfio_takeover', 'drm_contexts']);
+
+/** The comms the workload's tasks can have: what a `while` step may name (or a prefix of). */
+export function taskComms(k: Kernel, p: SvaParams, units: readonly IommuUnit[]): string[] {
+  const prq = new Set(units.map((u) => `${u.spec.prqThread}/${u.index}`));
+  const kinds = Object.keys(k.taskFactories).filter((kind) => !NAMED_KINDS.has(kind) && !prq.has(kind));
+  const procs = Array.from({ length: p.processes }, (_, i) => [`proc${i}`, `bind_task/${i}`]).flat();
+  const kernel = [
+    ...(p.kernel === 'none' ? [] : Array.from({ length: Math.min(p.kdevices, p.devices) }, (_, d) => `kdma/${d}`)),
+    ...(p.vfio === 'none' ? [] : ['vfio']),
+    ...(p.drmContexts > 0 ? ['drm'] : []),
+  ];
+  return [...procs, ...units.map((u) => `${u.spec.prqThread}/${u.name}`), ...kernel, ...kinds];
+}
+
+/**
+ * The scripted processes' steps, checked by the one script engine (script.ts: kinds, actors, `after` targets, no
+ * ordering cycle) and for what a process can still do (checkLifetime); undefined: none. One actor a process of
+ * the topology, `proc/i` at index i (a process the script does not name only execs). With the run's tasks'
+ * comms, a `while` must name one of them.
+ */
+export function parseSteps(text: string, processes: number, comms?: readonly string[]): ScriptActor<SvaOp>[] | undefined {
+  const named = parseScript<SvaOp>(text, { model: 'sva', kinds: ['proc'], maxActors: Math.max(1, processes), steps: PRESET_ACTORS.sva, numbered: { actors: processes } });
+  if (!named) return undefined;
+  if (processes > MAX_SCRIPTED_PROCESSES) throw new InputError(`sva: steps: a script runs each process as a task started with the run: at most ${MAX_SCRIPTED_PROCESSES} processes, the topology has ${processes}`);
+  if (comms) checkWhileTasks('sva', named, comms);
+  const byName = new Map(named.map((a) => [a.name, a]));
+  return Array.from({ length: processes }, (_, i) => {
+    const a = byName.get(`proc/${i}`) ?? { name: `proc/${i}`, comm: `proc${i}`, steps: [] };
+    checkLifetime(a.steps, i);
+    return a;
+  });
+}
+
+/**
+ * What a process can still do at each step: close only an fd it opened (a second bind of the same mm shares the
+ * bond, so binds and unbinds pair up), and nothing that needs its mm or its fds once its exit has begun — the
+ * exit's mmput may be the last (exit_mmap runs) and exit_files closes every fd, and no other thread of the
+ * process holds an mm_users reference in the model. Only `dma`, `after` and `while` may follow an exit that is
+ * not waited for; nothing follows one that is.
+ */
+export function checkLifetime(list: readonly Step[], i: number): void {
+  let open = 0;
+  let exit = -1;
+  list.forEach((st, k2) => {
+    const at = `sva: steps: proc/${i}[${k2}]`;
+    if (exit >= 0) {
+      const waited = (list[exit] as Extract<Step, { op: 'exit' }>).wait;
+      if (waited || !['dma', 'after', 'while'].includes(st.op)) {
+        const why = waited ? 'the process is gone' : 'only dma, after and while may follow an exit not waited for: no thread of the exiting process holds its mm, and exit_files closes its fds';
+        throw new InputError(`${at}: ${st.op} after proc/${i}'s exit (step ${exit}): ${why}`);
+      }
+    }
+    if (st.op === 'bind') open++;
+    if (st.op === 'unbind') {
+      if (open === 0) throw new InputError(`${at}: unbind: proc/${i} has no device fd open here (each unbind closes the fd of an earlier bind)`);
+      open--;
+    }
+    if (st.op === 'exit') exit = k2;
+  });
+}
+
+export interface ScriptedProcessEnv {
+  readonly k: Kernel;
+  readonly sys: Syscalls;
+  readonly infos: readonly DeviceInfo[];
+  /** The bind flags (SVA_FLAG_*). */
+  readonly flags: number;
+  /** Process i's id as a DMA submitter (the device maps it to the address space its descriptors are for). */
+  readonly submitter: (i: number) => number;
+}
+
+/** What the workload takes from its scripted processes. */
+export interface ScriptedProcesses {
+  /** One task a process, started with the run. */
+  readonly initialTasks: readonly { readonly task: string; readonly args: Wire; readonly name: string }[];
+  /** The device's write of a process's completion record (`cr` ≥ PROCESS_CR), one a descriptor. */
+  completion(cr: number, ok: boolean): void;
+  /** The processes that did not get through their steps, read from the run's final memory. */
+  unfinished(shared: ArrayLike<number>, statics: number): string[];
+}
+
+/** Declare the scripted processes' task: exec, then the steps on the one script engine. */
+export function defineScriptedProcesses(env: ScriptedProcessEnv, actors: readonly ScriptActor<SvaOp>[]): ScriptedProcesses {
+  const { k } = env;
+  const runner = new ScriptRunner<SvaOp>(k, 'sva', actors);
+  // Per process: descriptors completed, and of those failed (the device's writes).
+  const records = k.statics.alloc(2 * actors.length, 'scripted process completion records');
+  const completed = (i: number): number => k.mem.statics + records + 2 * i;
+  k.task('scripted_process', 'process', function* (t, args) {
+    const i = args as number;
+    yield* env.sys.exec(t, i);
+    const op = processSteps(env, i, completed(i));
+    yield* runner.run(t, i, op);
+  });
+  return {
+    initialTasks: actors.map((a, i) => ({ task: 'scripted_process', args: i, name: a.comm })),
+    completion(cr, ok) {
+      const i = cr - PROCESS_CR;
+      if (!ok) Atomics.add(k.i32, completed(i) + 1, 1);
+      Atomics.add(k.i32, completed(i), 1);
+    },
+    unfinished: (shared, statics) =>
+      actors.flatMap((a, i) => {
+        const done = shared[statics + runner.progressWord(i)] ?? 0;
+        return done < a.steps.length ? [`${a.name} did not finish: ${done} of its ${a.steps.length} steps done`] : [];
+      }),
+  };
+}
+
+/**
+ * Process i's steps, as its task does them: the fds it has open (newest last: a second bind of the same mm shares
+ * the bond, its users raised; unbind closes the newest, exit all), the PASID of its last bind, the descriptors
+ * it has submitted (`completed`: its completion record).
+ */
+function processSteps(env: ScriptedProcessEnv, i: number, completed: number): (t: KTask, st: SvaOp) => KGen<string> {
+  const { k, sys } = env;
+  const dev = env.infos[i % env.infos.length] as DeviceInfo;
+  const handles: number[] = [];
+  let pasid = 0;
+  let submitted = 0;
+  return function* step(t, st) {
+    switch (st.op) {
+      case 'bind': {
+        const r = yield* sys.bind(t, i, env.flags, dev);
+        if (r.ret <= 0) return `open(${dev.name}) = ${errname(r.ret)}`;
+        handles.push(r.ret);
+        pasid = r.pasid;
+        return `open(${dev.name}) = fd ${r.ret} (PASID ${r.pasid})`;
+      }
+      case 'dma': {
+        const first = submitted;
+        submitted += st.n;
+        yield* k.step(t, `${dev.name}: submit ${st.n} descriptor${st.n > 1 ? 's' : ''} (PASID ${pasid}, vpn ${st.vpn})`, (e) => {
+          for (let j = 0; j < st.n; j++) e.send(dev.actor, { type: 'submit', pasid, vpn: st.vpn, w: st.write ? 1 : 0, id: first + j, from: env.submitter(i), cr: PROCESS_CR + i });
+        });
+        if (!st.wait) return `dma: ${st.n} submitted`;
+        const n = submitted;
+        yield k.point(t, `wait for ${dev.name}'s completions`, () => Atomics.load(k.i32, completed) >= n, () => undefined, {
+          what: `${dev.name} to complete descriptors ${first}..${n - 1}`,
+        });
+        return `dma: ${n} completed, ${Atomics.load(k.i32, completed + 1)} failed`;
+      }
+      case 'munmap':
+        yield* sys.munmap(t, i, st.vpn, 1);
+        return `munmap(${st.vpn})`;
+      case 'unbind': {
+        const h = handles.pop();
+        // A bind that failed at run time left no fd to close: close(-EBADF) never reaches the driver.
+        if (h === undefined) return 'close: no fd open (-EBADF)';
+        yield* sys.close(t, i, h);
+        return `close(fd ${h})`;
+      }
+      case 'exit': {
+        const open = handles.splice(0);
+        if (st.wait) {
+          yield* sys.exit(t, i, open);
+          return 'exit';
+        }
+        // Another thread of the process exits it (exit_files closes the fds); this one goes on.
+        yield* k.step(t, 'exit in another thread', (e) => void e.spawn('do_exit', { proc: i, handles: open, detached: true }, `proc${i}`));
+        return 'exit (not waited for)';
+      }
+    }
+  };
+}
