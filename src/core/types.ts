@@ -30,10 +30,11 @@ export const FAULT_HANDLINGS: readonly FaultHandling[] = ['callback', 'protocol'
 /**
  * Planted driver bugs, the negative controls of the oracles: skip the flush of invalidate_range (IOTLB and ATC
  * entries outlive a munmap), or the teardown in the MMU notifier's release (the hardware keeps walking page
- * tables exit_mmap is freeing).
+ * tables exit_mmap is freeing); or io-pgfault.c before "iommu: Use refcount for fault data access" (an iopf
+ * group holding no reference of the device's fault param).
  */
-export type DriverBug = 'none' | 'no-range-flush' | 'no-release-flush';
-export const DRIVER_BUGS: readonly DriverBug[] = ['none', 'no-range-flush', 'no-release-flush'];
+export type DriverBug = 'none' | 'no-range-flush' | 'no-release-flush' | 'iopf-unreferenced-group';
+export const DRIVER_BUGS: readonly DriverBug[] = ['none', 'no-range-flush', 'no-release-flush', 'iopf-unreferenced-group'];
 
 export interface SvaPolicies {
   readonly pasidAlloc: PasidPlacement;

@@ -22,6 +22,7 @@ import { HW_HOT_EVENTS, HW_SHARED_EVENTS } from '../hw/messages.js';
 import { PciDevice } from '../hw/pci/device.js';
 import { AccelDriver } from '../hw/pci/driver.js';
 import { defineUnitDriver, definePrqThread } from '../hw/queue.js';
+import { IOPF_DEVICE_WORDS } from '../core/io-pgfault.js';
 import { SMMUV3, smmuv3Ops } from '../hw/smmuv3/smmuv3.js';
 import { IommuHardware } from '../hw/unit.js';
 import { VTD, vtdOps } from '../hw/vtd/vtd.js';
@@ -146,7 +147,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     { k, sva, dma, domains, stats, pm, mms, infos, reachable: (d, pasid) => hardware[d.iommu]?.reachable(d.index, pasid) ?? [] },
     { use: p.kernel, jobs: p.kjobs, buffers: p.kbuffers, devices: p.kdevices, vfio: p.vfio, takeover: p.vfioTakeover, vfioUser: vmmMm, drmContexts: p.drmContexts, drmRounds: p.drmRounds },
   );
-  const prqTasks = unitDrivers.map((drv) => definePrqThread(k, drv, sva, stats, infos));
+  const prqTasks = unitDrivers.map((drv) => definePrqThread(k, drv, stats, infos, p.iopf));
   const hardware = units.map((u, i) => new IommuHardware(u, infos, mms, oracle, stats, prqTasks[i] as string));
   const devices = infos.map(
     (info) =>
@@ -249,7 +250,7 @@ function svaKernel(p: SvaParams, U: number): { k: Kernel; bonds: number; vmm: nu
   // I/O page tables for DMA and paging domains: address spaces of the mm layer that no process uses.
   const iopt = p.defaultDomain === 'none' && p.kernel === 'none' && p.vfio === 'none' && p.drmContexts === 0 ? 0 : Math.min(U * p.addressSpaces, D + p.kdevices + p.drmContexts + 4);
   // A PASID table entry (up to 8 words), the device's state (3) and the driver's (2) per PASID, its pasid_ida's bitmap.
-  const perDevice = (1 << p.pasidBits) * (8 + 3 + 2 + 2) + Math.ceil((1 << p.pasidBits) / 32) + 512 + 4 * p.atc;
+  const perDevice = (1 << p.pasidBits) * (8 + 3 + 2 + 2) + Math.ceil((1 << p.pasidBits) / 32) + 512 + 4 * p.atc + IOPF_DEVICE_WORDS;
   const readerSlots = tasksAtOnce(p, bonds);
   const readers = readerTableWords(readerSlots);
   // The terms that grow with the parameters, named for the refusal of a topology too large to hold. A bond
