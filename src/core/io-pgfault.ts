@@ -52,7 +52,8 @@ const IOMMU_FAULT_PARAM = struct('iommu_fault_param', {
   partial: array(IOPF_GROUP_IDS),
   faults: array(IOPF_GROUP_IDS),
 });
-const FP = IOMMU_FAULT_PARAM.offset;
+/** iommu_fault_param's field offsets (a patch replacing an io-pgfault.c function by name reads them). */
+export const FP = IOMMU_FAULT_PARAM.offset;
 
 /** struct iopf_group: its last fault (pasid, grpid, the page), its fault count, its param and its domain. */
 const IOPF_GROUP = struct('iopf_group', {
@@ -64,7 +65,8 @@ const IOPF_GROUP = struct('iopf_group', {
   fault_count: word,
   domain: word,
 });
-const GRP = IOPF_GROUP.offset;
+/** iopf_group's field offsets. */
+export const GRP = IOPF_GROUP.offset;
 
 /**
  * When a device has a fault param: `attach` — from the first attach of a domain with a fault handler to its last
@@ -98,7 +100,7 @@ export interface IopfQueue {
 }
 
 /** struct dev_iommu, the part io-pgfault.c uses: its lock and the RCU-published fault_param. */
-interface DevIommu {
+export interface DevIommu {
   readonly dev: DeviceInfo;
   readonly lock: Mutex;
   readonly fault_param: RcuPointer;
@@ -176,14 +178,15 @@ export function iopfFaultParam(k: Kernel, dev: DeviceInfo): number {
   return d ? Atomics.load(k.i32, d.fault_param.addr()) : 0;
 }
 
-function devIommu(k: Kernel, dev: DeviceInfo): DevIommu {
+/** dev_iommu's lock and fault_param of dev (the lock iopf_queue_remove_device takes). */
+export function devIommu(k: Kernel, dev: DeviceInfo): DevIommu {
   const d = state(k).devs.get(dev.index);
   if (!d) throw new Error(`io-pgfault: ${dev.name} is behind no iopf queue`);
   return d;
 }
 
-const usersOf = (k: Kernel, fp: number) => objectRefcount(k, 'fault_param->users', fp, FP.users);
-const lockOf = (k: Kernel, fp: number) => objectLock(k, '&fault_param->lock', fp, FP.lock);
+export const usersOf = (k: Kernel, fp: number) => objectRefcount(k, 'fault_param->users', fp, FP.users);
+export const lockOf = (k: Kernel, fp: number) => objectLock(k, '&fault_param->lock', fp, FP.lock);
 
 /** iopf_get_dev_fault_param: the param with a reference, or 0. */
 function* iopf_get_dev_fault_param(k: Kernel, t: KTask, dev: DeviceInfo): KGen<number> {
