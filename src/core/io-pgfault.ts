@@ -263,12 +263,17 @@ function* removeDevice(k: Kernel, t: KTask, queue: IopfQueue, dev: DeviceInfo): 
     iommuWarn(k, t, `${IO_PGFAULT_C}:501`, 'iopf_queue_remove_device', `${dev.name} has no fault param on iopf_queue/${queue.name}`);
   } else {
     yield* mutex_lock(k, t, lockOf(k, fp));
-    for (let g = 0; g < IOPF_GROUP_IDS; g++) {
-      const pasid1 = yield* k.step(t, 'list_for_each_entry_safe(fault_param->faults)', () => {
+    // kfree the partial faults; the last faults pending, as [group index, PASID + 1].
+    const pending = yield* k.step(t, 'list_for_each_entry_safe(fault_param->partial, faults)', () => {
+      const out: [number, number][] = [];
+      for (let g = 0; g < IOPF_GROUP_IDS; g++) {
         objStore(k, t, fp, FP.partial + g, 0);
-        return objLoad(k, t, fp, FP.faults + g);
-      });
-      if (pasid1 === 0) continue;
+        const pasid1 = objLoad(k, t, fp, FP.faults + g);
+        if (pasid1 !== 0) out.push([g, pasid1]);
+      }
+      return out;
+    });
+    for (const [g, pasid1] of pending) {
       yield* queue.page_response(t, dev, pasid1 - 1, g, RESP_INVALID);
       yield* k.step(t, 'list_del(&iopf->list)', () => objStore(k, t, fp, FP.faults + g, 0));
     }
@@ -302,7 +307,7 @@ function* pageResponse(k: Kernel, t: KTask, group: number, pasid: number, grpid:
   const fp = objLoad(k, t, group, GRP.fault_param);
   // group->fault_param->dev: the param must outlive the group (the group holds a reference).
   const devIndex = (yield* k.step(t, 'group->fault_param->dev', () => objLoad(k, t, fp, FP.dev))) - 1;
-  const d = [...state(k).devs.values()].find((x) => x.dev.index === devIndex);
+  const d = state(k).devs.get(devIndex);
   yield* mutex_lock(k, t, lockOf(k, fp));
   let ret = -EINVAL;
   const pending = yield* k.step(t, 'fault_param->faults', () => objLoad(k, t, fp, FP.faults + grpid));
@@ -352,7 +357,7 @@ export function defineDeviceFault(k: Kernel, env: DeviceFaultEnv, fault: FaultHa
   k.fns.define('iommu_sva_iopf_handler', IOMMU_SVA_C, function* (t, group) {
     const fp = objLoad(k, t, group, GRP.fault_param);
     const [devIndex, grpid] = yield* k.step(t, 'group->fault_param', () => [objLoad(k, t, fp, FP.dev) - 1, objLoad(k, t, group, GRP.grpid)]);
-    const d = [...st.devs.values()].find((x) => x.dev.index === devIndex) as DevIommu;
+    const d = st.devs.get(devIndex) as DevIommu;
     const queued = yield* queue_work(k, t, d.queue.wq, d.works[grpid] as WorkItem, group);
     return queued ? 0 : -EBUSY;
   });
@@ -407,7 +412,11 @@ function* handleIopf(k: Kernel, env: DeviceFaultEnv, t: KTask, dev: DeviceInfo, 
   yield* mutex_unlock(k, t, lock);
   const ret = yield* k.fn.iommu_sva_iopf_handler(t, group);
   yield* mutex_lock(k, t, lock);
-  if (ret !== 0) yield* k.fn.iopf_free_group(t, group);
+  if (ret !== 0) {
+    // __iopf_free_group: the report's reference of the param is the caller's to drop.
+    yield* env.put(t, dom);
+    yield* kfree(k, t, group);
+  }
   return ret;
 }
 

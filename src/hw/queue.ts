@@ -23,7 +23,7 @@ export interface UnitDriver {
    * devices' iopf_refcount (info->iopf_refcount, master->iopf_refcount), by device index; when iopf is enabled
    * for a device (policy iopf).
    */
-  iopf?: { readonly queue: IopfQueue; readonly refs: number; readonly enable: IopfEnable };
+  iopf?: { readonly queue: IopfQueue; readonly refs: number; readonly slot: ReadonlyMap<number, number>; readonly enable: IopfEnable };
 }
 
 export function defineUnitDriver(k: Kernel, unit: IommuUnit): UnitDriver {
@@ -86,8 +86,13 @@ export function* drainPrq(k: Kernel, t: KTask, drv: UnitDriver, dev: DeviceInfo,
   );
 }
 
+/** Absolute word of dev's iopf_refcount. */
+function iopfRefAt(k: Kernel, iopf: NonNullable<UnitDriver['iopf']>, dev: DeviceInfo): number {
+  return k.mem.statics + iopf.refs + (iopf.slot.get(dev.index) as number);
+}
+
 function iopfRefcount(k: Kernel, drv: UnitDriver, dev: DeviceInfo): number {
-  return drv.iopf ? Atomics.load(k.i32, k.mem.statics + drv.iopf.refs + dev.index) : 0;
+  return drv.iopf ? Atomics.load(k.i32, iopfRefAt(k, drv.iopf, dev)) : 0;
 }
 
 /**
@@ -96,8 +101,8 @@ function iopfRefcount(k: Kernel, drv: UnitDriver, dev: DeviceInfo): number {
  */
 export function* iopfForDomainSet(k: Kernel, t: KTask, drv: UnitDriver, domain: IommuDomain, dev: DeviceInfo): KGen<number> {
   if (domain.type !== 'sva' || !drv.iopf) return 0;
-  const { queue, refs } = drv.iopf;
-  const at = k.mem.statics + refs + dev.index;
+  const { queue } = drv.iopf;
+  const at = iopfRefAt(k, drv.iopf, dev);
   const first = yield* k.step(t, 'info->iopf_refcount++', () => Atomics.add(k.i32, at, 1) === 0);
   if (!first) return 0;
   const ret = yield* k.fn.iopf_queue_add_device(t, queue, dev);
@@ -113,8 +118,8 @@ export function* iopfForDomainSet(k: Kernel, t: KTask, drv: UnitDriver, domain: 
  */
 export function* iopfForDomainRemove(k: Kernel, t: KTask, drv: UnitDriver, domain: IommuDomain, dev: DeviceInfo): KGen {
   if (domain.type !== 'sva' || !drv.iopf || drv.iopf.enable === 'probe') return;
-  const { queue, refs } = drv.iopf;
-  const at = k.mem.statics + refs + dev.index;
+  const { queue } = drv.iopf;
+  const at = iopfRefAt(k, drv.iopf, dev);
   const last = yield* k.step(t, '--info->iopf_refcount', () => Atomics.sub(k.i32, at, 1) === 1);
   if (last) yield* k.fn.iopf_queue_remove_device(t, queue, dev);
 }
@@ -128,10 +133,12 @@ export function definePrqThread(k: Kernel, drv: UnitDriver, stats: Stats, device
   const unit = drv.unit;
   const respond = (t: KTask, dev: DeviceInfo, pasid: number, grp: number, code: number) =>
     submitSync(k, t, drv, stats, [{ op: OP_PAGE_RESP, a: dev.index, b: grp, c: code, d: pasid }]);
-  const iopf = iopf_queue_alloc(k, unit.name, devices.filter((d) => d.iommu === unit.index), (t, dev, pasid, grp, code) =>
+  const mine = devices.filter((d) => d.iommu === unit.index);
+  const iopf = iopf_queue_alloc(k, unit.name, mine, (t, dev, pasid, grp, code) =>
     k.call(t, `${unit.spec.flavour === 'vtd' ? 'intel' : unit.spec.flavour === 'amd' ? 'amd_iommu' : 'arm_smmu'}_page_response`, respond(t, dev, pasid, grp, code)),
   );
-  drv.iopf = { queue: iopf, refs: k.statics.alloc(devices.length, `${unit.name} iopf_refcount`), enable };
+  const slot = new Map(mine.map((d, i) => [d.index, i]));
+  drv.iopf = { queue: iopf, refs: k.statics.alloc(Math.max(1, mine.length), `${unit.name} iopf_refcount`), slot, enable };
   return k.task(`${unit.spec.prqThread}/${unit.index}`, 'kthread', function* (t) {
     for (;;) {
       const req = yield* k.step(t, `${unit.spec.prqName}: next request`, () => unit.prqPeek());
