@@ -107,8 +107,9 @@ export function* iopfForDomainSet(k: Kernel, t: KTask, drv: UnitDriver, domain: 
   if (!first) return 0;
   const ret = yield* k.fn.iopf_queue_add_device(t, queue, dev);
   if (ret < 0) yield* k.step(t, 'info->iopf_refcount--', () => Atomics.sub(k.i32, at, 1));
-  // iopf=probe: the param lives until the device is released, which a run may not reach: dev->iommu holds it.
-  else if (drv.iopf.enable === 'probe') yield* kmemleak_not_leak(k, t, iopfFaultParam(k, dev));
+  // dev->iommu holds the param (kmemleak finds it referenced) until the device is released or, with iopf=attach,
+  // its last SVA domain detached: a domain left attached is reported as such, not through its device's param.
+  else yield* kmemleak_not_leak(k, t, iopfFaultParam(k, dev));
   return ret;
 }
 
