@@ -22,7 +22,10 @@ describe('kernel functions by name', () => {
     const list = buildSva(MIXED).model.k.fns.list();
     expect(fn(list, 'iommu_sva_bind_device').file).toBe('drivers/iommu/iommu-sva.c');
     expect(fn(list, 'iommu_attach_device_pasid').file).toBe('drivers/iommu/iommu.c');
-    expect(fn(list, 'iommu_sva_handle_iopf').file).toBe('drivers/iommu/io-pgfault.c');
+    expect(fn(list, 'iommu_sva_handle_iopf').file).toBe('drivers/iommu/iommu-sva.c');
+    for (const name of ['iommu_report_device_fault', 'iommu_page_response', 'iopf_queue_add_device', 'iopf_queue_remove_device', 'iopf_queue_flush_dev']) {
+      expect(fn(list, name).file).toBe('drivers/iommu/io-pgfault.c');
+    }
     expect(fn(list, 'intel_svm_set_dev_pasid').file).toBe('drivers/iommu/intel/svm.c');
     expect(fn(list, 'arm_smmu_sva_set_dev_pasid').file).toBe('drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3-sva.c');
     expect(fn(list, 'amd_iommu_bind_pasid').file).toBe('drivers/iommu/amd/iommu_v2.c');

@@ -406,5 +406,6 @@ describe(`fuzz: ${INPUTS} generated scenarios (fast-check seed ${SEED})`, () => 
     }
     console.log(`fuzz: ${RUNS} valid scenarios run: exit 0 ${outcomes[0]}, exit 1 ${outcomes[1]}, exit 2 ${outcomes[2]}; ${patchThrew} runs stopped by a patch that throws; failures seen:\n  ${[...why].join('\n  ')}`);
     expect(outcomes[0] + outcomes[1] + outcomes[2]).toBe(RUNS);
-  }, 120_000);
+    // A budget for a loaded machine (300 runs, up to 20 000 steps each).
+  }, 300_000);
 });

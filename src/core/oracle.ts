@@ -165,6 +165,20 @@ export class Oracle {
     this.report('page_request', -1, groups[0] ?? '', `iommu-sim: ${groups.length} page request group${groups.length > 1 ? 's' : ''} never answered`, groups.map((g) => `  ${g}`));
   }
 
+  /**
+   * The device got a response for {dev, PASID} group grp (`by`: the command or the hardware's automatic
+   * response); `outstanding`: whether the group was waiting for one. A response to a group that was not is a
+   * second answer (or one never asked for): io-pgfault.c has no WARN for it, the device sees it.
+   */
+  pageGroupAnswered(step: number, dev: string, pasid: number, grp: number, outstanding: boolean, by: string): void {
+    if (outstanding) return;
+    const title = `iommu-sim: page response for ${dev} PASID ${pasid} group ${grp}, which has no outstanding request`;
+    this.report('page_request', step, dev, title, [
+      `${by} answers {${dev}, PASID ${pasid}} group ${grp}, which was answered already or never requested`,
+      'every page request with the last flag is answered exactly once',
+    ]);
+  }
+
   private report(kind: KernelFinding['kind'], step: number, where: string, title: string, body: readonly string[]): void {
     const key = `${kind}:${title}`;
     const n = this.reported.get(key) ?? 0;

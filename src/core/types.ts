@@ -31,10 +31,11 @@ export const FAULT_HANDLINGS: readonly FaultHandling[] = ['callback', 'protocol'
  * Planted driver bugs, the negative controls of the oracles: skip the flush of invalidate_range (IOTLB and ATC
  * entries outlive a munmap), or the teardown in the MMU notifier's release (the hardware keeps walking page
  * tables exit_mmap is freeing); or iommu-sva.c before "iommu/sva: Restore SVA handle sharing" (no handle shared
- * per (mm, device): every bind a handle of its own, every unbind a detach).
+ * per (mm, device): every bind a handle of its own, every unbind a detach); or io-pgfault.c before "iommu: Use
+ * refcount for fault data access" (an iopf group holding no reference of the device's fault param).
  */
-export type DriverBug = 'none' | 'no-range-flush' | 'no-release-flush' | 'no-handle-sharing';
-export const DRIVER_BUGS: readonly DriverBug[] = ['none', 'no-range-flush', 'no-release-flush', 'no-handle-sharing'];
+export type DriverBug = 'none' | 'no-range-flush' | 'no-release-flush' | 'no-handle-sharing' | 'iopf-unreferenced-group';
+export const DRIVER_BUGS: readonly DriverBug[] = ['none', 'no-range-flush', 'no-release-flush', 'no-handle-sharing', 'iopf-unreferenced-group'];
 
 export interface SvaPolicies {
   readonly pasidAlloc: PasidPlacement;

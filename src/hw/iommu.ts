@@ -64,7 +64,7 @@ const PAGE_REQ_DSC = struct('page_req_dsc', { dev: word, pasid: word, vpn: word,
 /** Page request group indices a device uses (PRGI is 9 bits; the model keeps fewer). */
 export const PR_GROUPS = 64;
 
-/** The oracle's record of a device's page request groups: 1 while a group is outstanding (request to response). */
+/** The oracle's record of a device's page request groups: PASID + 1 while a group is outstanding (request to response). */
 const PRG_OUTSTANDING = struct('prg_outstanding', { grp: array(PR_GROUPS) });
 
 export interface UnitOptions {
@@ -380,17 +380,17 @@ export class IommuUnit {
     return { queued: true, startThread };
   }
 
-  /** The oracle's page-request bookkeeping: a group is outstanding from its request to its response. */
-  groupRequested(dev: number, grp: number): void {
-    this.prg.grp.set(this.prgOf(dev), grp, 1);
+  /** The oracle's page-request bookkeeping: a group is outstanding (PASID + 1) from its request to its response. */
+  groupRequested(dev: number, grp: number, pasid: number): void {
+    this.prg.grp.set(this.prgOf(dev), grp, pasid + 1);
   }
 
-  /** A response for the group: 1 if it was outstanding (and now is not), 0 if it was not. */
-  groupAnswered(dev: number, grp: number): number {
+  /** A response for the group: true if it was outstanding (and now is not), false if it was not. */
+  groupAnswered(dev: number, grp: number): boolean {
     const p = this.prgOf(dev);
     const was = this.prg.grp.get(p, grp);
     this.prg.grp.set(p, grp, 0);
-    return was;
+    return was !== 0;
   }
 
   /** dev's prg_outstanding (its word offset). */
@@ -403,7 +403,10 @@ export class IommuUnit {
     const out: string[] = [];
     for (const d of this.devices) {
       const p = this.prgOf(d.index);
-      for (let g = 0; g < PR_GROUPS; g++) if (this.prg.grp.get(p, g) === 1) out.push(`${d.name} group ${g} (${this.name})`);
+      for (let g = 0; g < PR_GROUPS; g++) {
+        const pasid1 = this.prg.grp.get(p, g);
+        if (pasid1 !== 0) out.push(`${d.name} PASID ${pasid1 - 1} group ${g} (${this.name})`);
+      }
     }
     return out;
   }

@@ -212,12 +212,12 @@ export class IommuHardware implements Hardware {
   private pageRequest(m: Extract<HwMessage, { type: 'pr' }>, out: HwOut, step: number): void {
     const u = this.unit;
     const last = m.last === 1;
-    if (last) u.groupRequested(m.dev, m.grp);
+    if (last) u.groupRequested(m.dev, m.grp, m.pasid);
     const r = u.prqPush(m.dev, m.pasid, m.vpn, m.w === 1, m.grp, last);
     if (!r.queued) {
       // Queue full: the hardware answers the group itself (when its last request comes).
       if (!last) return;
-      this.oracle.pageResponse(step, this.dev(m.dev).name, m.grp, u.groupAnswered(m.dev, m.grp));
+      this.oracle.pageGroupAnswered(step, this.dev(m.dev).name, m.pasid, m.grp, u.groupAnswered(m.dev, m.grp), `${u.name}'s automatic response (${u.spec.prqName} full)`);
       out.send(this.dev(m.dev).actor, { type: 'prs', grp: m.grp, code: RESP_INVALID });
       return;
     }
@@ -243,7 +243,7 @@ export class IommuHardware implements Hardware {
     }
     if (c.op === OP_PAGE_RESP) {
       const dev = this.dev(c.a);
-      this.oracle.pageResponse(step, dev.name, c.b, u.groupAnswered(c.a, c.b));
+      this.oracle.pageGroupAnswered(step, dev.name, c.d, c.b, u.groupAnswered(c.a, c.b), `${u.spec.commandNames[c.op]} in ${u.name}'s ${u.spec.cmdqName}`);
       this.stats.add('page_responses');
       out.send(dev.actor, { type: 'prs', grp: c.b, code: c.c });
     } else {

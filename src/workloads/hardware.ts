@@ -5,6 +5,7 @@
 // lifecycle machines of their actors. The sva preset builds the same pieces with its own parameters (sva.ts).
 import type { DeviceInfo, Flavour } from '../core/types.js';
 import type { Sva } from '../core/iommu-sva.js';
+import { IOPF_DEVICE_WORDS } from '../core/io-pgfault.js';
 import { Oracle } from '../core/oracle.js';
 import { Stats } from '../core/stats.js';
 import { AMD } from '../hw/amd/amd.js';
@@ -27,19 +28,15 @@ import type { HardwareLogic, Topology } from './topology.js';
 export const FLAVOUR_SPECS: Readonly<Record<Flavour, FlavourSpec>> = { vtd: VTD, amd: AMD, smmuv3: SMMUV3 };
 
 /**
- * What a page request or a device's DMA needs from the SVA layer. The preset using this file issues neither
- * through the hardware yet, so it passes NO_SVA_PATH.
+ * What a device's DMA needs from the SVA layer. The preset using this file issues none through the hardware
+ * yet, so it passes NO_SVA_PATH.
  */
-export type SvaPath = Pick<Sva, 'boundMm' | 'handleIopf'>;
+export type SvaPath = Pick<Sva, 'boundMm'>;
 
 /** The hardware's SVA path where the preset's DMA does not go through the devices: reaching it is a model bug. */
 export const NO_SVA_PATH: SvaPath = {
   boundMm(): number {
     throw new Error('iommu-sim: this preset issues no DMA through the PCI device model');
-  },
-  // biome-ignore lint/correctness/useYield: unreachable, it throws
-  *handleIopf(): Generator<never, number> {
-    throw new Error('iommu-sim: this preset queues no page request on the IOMMU unit model');
   },
 };
 
@@ -47,7 +44,7 @@ export const NO_SVA_PATH: SvaPath = {
 export function hardwareWords(topo: Topology, pasidBits: number): number {
   const o = DEFAULT_UNIT;
   const unit = 64 * (o.iotlbEntries + o.pcacheEntries * 2 + o.queueDepth + o.prqDepth) + 256;
-  const device = (1 << pasidBits) * 16 + 16 * ATC_ENTRIES + 256;
+  const device = (1 << pasidBits) * 16 + 16 * ATC_ENTRIES + 256 + IOPF_DEVICE_WORDS;
   return topo.units.length * unit + topo.devices.length * device;
 }
 
@@ -71,7 +68,7 @@ export function buildPresetHardware(
   const oracle = Oracle.of(k);
   const stats = new Stats(k);
   const units = topo.units.map((u) => new IommuUnit(k, u.index, FLAVOUR_SPECS[u.flavour], env.infos.filter((d) => d.iommu === u.index), DEFAULT_UNIT, env.unitActor(u.index)));
-  const prqTasks = units.map((u) => definePrqThread(k, defineUnitDriver(k, u), env.sva, stats, env.infos));
+  const prqTasks = units.map((u) => definePrqThread(k, defineUnitDriver(k, u), stats, env.infos));
   const hardware = units.map((u, i) => new IommuHardware(u, env.infos, env.mms, oracle, stats, prqTasks[i] as string));
   const devices = env.infos.map(
     (info) =>

@@ -22,6 +22,7 @@
 //   `entryMm` (what a unit's PASID entry points at) and `faults` (EntryFaults). The workload declares its tasks
 //   and actors on it and makes the Workload (sva.ts's buildSva, domains.ts's buildDomains).
 import { DmaApi, type DefaultDomainPolicy } from '../core/dma-iommu.js';
+import { IOPF_DEVICE_WORDS, type IopfEnable } from '../core/io-pgfault.js';
 import { type MultiDevicePasid, type PasidLookup, Domains, IommuGroups } from '../core/iommu.js';
 import { Sva } from '../core/iommu-sva.js';
 import { Oracle } from '../core/oracle.js';
@@ -83,6 +84,8 @@ export interface ModelParams {
   readonly pasidLife: PasidLife;
   /** Whose MMU notifier: the SVA domain's (mainline) or each bond's (seed 000). */
   readonly notifier: SvaNotifier;
+  /** When a device has its iopf fault param: from the first attach of a faulting domain (mainline), or from probe. */
+  readonly iopf: IopfEnable;
   /** iommu_get_domain_for_dev_pasid's section (seed 002). */
   readonly lookup: PasidLookup;
   /** SVA domain users (seed 002). */
@@ -280,7 +283,7 @@ function modelKernel(p: ModelParams, topo: Topology, opts: ModelOptions, s: Size
   const P = topo.processes;
   const bonds = opts.bonds;
   // A PASID table entry (up to 8 words), the device's state (3) and the driver's (2) per PASID, its pasid_ida's bitmap.
-  const perDevice = (1 << p.pasidBits) * (8 + 3 + 2 + 2) + Math.ceil((1 << p.pasidBits) / 32) + 512 + 4 * p.atc;
+  const perDevice = (1 << p.pasidBits) * (8 + 3 + 2 + 2) + Math.ceil((1 << p.pasidBits) / 32) + 512 + 4 * p.atc + IOPF_DEVICE_WORDS;
   const readerSlots = opts.workloadTasks + 2 * bonds + U + topo.kernelUsers + 16;
   const readers = readerTableWords(readerSlots);
   // The terms that grow with the parameters, named for the refusal of a topology too large to hold. A bond
@@ -384,7 +387,7 @@ function modelHardware(
     { k, sva, dma, domains, stats, pm, mms, infos, reachable: (d, pasid) => hardware[d.iommu]?.reachable(d.index, pasid) ?? [] },
     { use: p.kernel, jobs: p.kjobs, buffers: p.kbuffers, devices: topo.kernelUsers, vfio: p.vfio, takeover: p.vfioTakeover, vfioUser: vmm, drmContexts: p.drmContexts, drmRounds: p.drmRounds },
   );
-  const prqTasks = unitDrivers.map((drv) => definePrqThread(k, drv, sva, stats, infos));
+  const prqTasks = unitDrivers.map((drv) => definePrqThread(k, drv, stats, infos, p.iopf));
   const hardware = units.map((u, i) => new IommuHardware(u, infos, mms, oracle, stats, prqTasks[i] as string));
   const ownerName = ownerNames(mem);
   const { devices, completions } = pciDevices(k, p, opts, infos, actors, mem, core, ownerName, (cr, ok) => kusers.completion(cr, ok));

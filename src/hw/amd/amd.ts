@@ -13,7 +13,7 @@ import type { MmStruct } from '../../kernel/mm/mm.js';
 import { struct, type ViewOf, word } from '../../kernel/struct.js';
 import { attachDomain, cmd, detachOnRelease, type DriverEnv, domainMm, type EntryOps, entryOf, flush, unitOf, writeEntry } from '../driver.js';
 import { entryFormat, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
-import { drainPrq } from '../queue.js';
+import { drainPrq, iopfForDomainRemove, iopfSetDevPasid } from '../queue.js';
 
 /**
  * A GCR3 table entry: the kernel's is a bare u64 (__set_gcr3 writes `*pte = (cr3 & PAGE_MASK) | GCR3_VALID`), the
@@ -108,7 +108,10 @@ export function amdOps(env: DriverEnv): IommuOps {
   const domainOps: IommuDomainOps = {
     // The RID's requests walk GCR3 entry 0.
     attach_dev: (t, domain, dev) => domainOps.set_dev_pasid(t, domain, dev, IOMMU_NO_PASID, undefined),
-    set_dev_pasid: (t, domain, dev, pasid) => (domain.type === 'sva' ? k.fn.amd_iommu_bind_pasid(t, dev, pasid, domainMm(domain)) : k.fn.amd_iommu_set_dev_pasid(t, domain, dev, pasid)),
+    set_dev_pasid: (t, domain, dev, pasid, old) =>
+      iopfSetDevPasid(k, t, unitOf(env, dev), domain, dev, old, () =>
+        domain.type === 'sva' ? k.fn.amd_iommu_bind_pasid(t, dev, pasid, domainMm(domain)) : k.fn.amd_iommu_set_dev_pasid(t, domain, dev, pasid),
+      ),
     iotlb_sync: (t, _domain, dev, pasid, start, end) => k.fn.mn_invalidate_range(t, dev, pasid, start, end),
   };
   return {
@@ -118,7 +121,11 @@ export function amdOps(env: DriverEnv): IommuOps {
     dev_enable_feat: (_dev, _feat, flags) =>
       (flags & SVM_FLAG_SUPERVISOR_MODE) !== 0 ? { err: -EOPNOTSUPP, why: 'AMD IOMMUv2 binds no supervisor PASIDs' } : { err: 0, why: '' },
     pasid_range: (dev) => [1, (1 << dev.caps.pasidBits) - 1],
-    remove_dev_pasid: (t, dev, pasid, _domain, why) => (why === 'release' ? k.fn.mn_release(t, dev, pasid) : k.fn.amd_iommu_unbind_pasid(t, dev, pasid)),
+    *remove_dev_pasid(t, dev, pasid, domain, why) {
+      if (why === 'release') return yield* k.fn.mn_release(t, dev, pasid);
+      yield* k.fn.amd_iommu_unbind_pasid(t, dev, pasid);
+      yield* iopfForDomainRemove(k, t, unitOf(env, dev), domain, dev);
+    },
     drain_prq: (t, dev, pasid) => drainPrq(k, t, unitOf(env, dev), dev, pasid),
     release_device: (t, dev, domain) => k.fn.amd_iommu_release_device(t, dev, domain),
     default_domain_ops: domainOps,

@@ -14,7 +14,7 @@ import type { MmStruct } from '../../kernel/mm/mm.js';
 import { array, struct, type ViewOf, word } from '../../kernel/struct.js';
 import { attachDomain, cmd, detachOnRelease, type DriverEnv, domainMm, type EntryOps, entryOf, flush, unitOf, writeEntry } from '../driver.js';
 import { entryFormat, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
-import { drainPrq } from '../queue.js';
+import { drainPrq, iopfForDomainRemove, iopfSetDevPasid } from '../queue.js';
 
 /**
  * The context descriptor (arm-smmu-v3.h: struct arm_smmu_cd { __le64 data[NUM_ENTRY_QWORDS]; }), its fields
@@ -135,8 +135,10 @@ export function smmuv3Ops(env: DriverEnv, ssidBits: number): IommuOps {
   const domainOps: IommuDomainOps = {
     // CD 0 (SSID 0) is the stage-1 context of the master's requests without a substream ID.
     attach_dev: (t, domain, dev) => domainOps.set_dev_pasid(t, domain, dev, IOMMU_NO_PASID, undefined),
-    set_dev_pasid: (t, domain, dev, pasid) =>
-      domain.type === 'sva' ? k.fn.arm_smmu_sva_set_dev_pasid(t, domain, dev, pasid) : k.fn.arm_smmu_set_pasid(t, domain, dev, pasid),
+    set_dev_pasid: (t, domain, dev, pasid, old) =>
+      iopfSetDevPasid(k, t, unitOf(env, dev), domain, dev, old, () =>
+        domain.type === 'sva' ? k.fn.arm_smmu_sva_set_dev_pasid(t, domain, dev, pasid) : k.fn.arm_smmu_set_pasid(t, domain, dev, pasid),
+      ),
     iotlb_sync: (t, domain, dev, pasid, start, end) => k.fn.arm_smmu_mm_arch_invalidate_secondary_tlbs(t, dev, pasid, domainMm(domain), start, end),
   };
   return {
@@ -149,8 +151,11 @@ export function smmuv3Ops(env: DriverEnv, ssidBits: number): IommuOps {
       return { err: 0, why: '' };
     },
     pasid_range: (dev) => [1, (1 << bits(dev)) - 1],
-    remove_dev_pasid: (t, dev, pasid, domain, why) =>
-      why === 'release' ? k.fn.arm_smmu_mm_release(t, dev, pasid, domainMm(domain)) : k.fn.arm_smmu_sva_remove_dev_pasid(t, dev, pasid, domainMm(domain)),
+    *remove_dev_pasid(t, dev, pasid, domain, why) {
+      if (why === 'release') return yield* k.fn.arm_smmu_mm_release(t, dev, pasid, domainMm(domain));
+      yield* k.fn.arm_smmu_sva_remove_dev_pasid(t, dev, pasid, domainMm(domain));
+      yield* iopfForDomainRemove(k, t, unitOf(env, dev), domain, dev);
+    },
     drain_prq: (t, dev, pasid) => drainPrq(k, t, unitOf(env, dev), dev, pasid),
     release_device: (t, dev, domain) => k.fn.arm_smmu_release_device(t, dev, domain),
     default_domain_ops: domainOps,

@@ -14,7 +14,7 @@ import type { MmStruct } from '../../kernel/mm/mm.js';
 import { array, struct, type ViewOf, word } from '../../kernel/struct.js';
 import { attachDomain, cmd, detachOnRelease, type DriverEnv, domainMm, type EntryOps, entryOf, flush, unitOf, writeEntry } from '../driver.js';
 import { entryFormat, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
-import { drainPrq } from '../queue.js';
+import { drainPrq, iopfForDomainRemove, iopfSetDevPasid } from '../queue.js';
 
 /**
  * The scalable-mode PASID-table entry (intel/pasid.h: struct pasid_entry { u64 val[8]; }), its fields named after
@@ -152,7 +152,9 @@ export function vtdOps(env: DriverEnv): IommuOps {
     attach_dev: (t, domain, dev) =>
       domain.type === 'blocked' ? k.fn.blocking_domain_attach_dev(t, dev) : k.fn.intel_pasid_replace_first_level(t, dev, IOMMU_NO_PASID, domainMm(domain), domain.flags),
     set_dev_pasid: (t, domain, dev, pasid, old) =>
-      domain.type === 'sva' ? k.fn.intel_svm_set_dev_pasid(t, domain, dev, pasid, old) : k.fn.intel_iommu_set_dev_pasid(t, domain, dev, pasid, old),
+      iopfSetDevPasid(k, t, unitOf(env, dev), domain, dev, old, () =>
+        domain.type === 'sva' ? k.fn.intel_svm_set_dev_pasid(t, domain, dev, pasid, old) : k.fn.intel_iommu_set_dev_pasid(t, domain, dev, pasid, old),
+      ),
     iotlb_sync: (t, _domain, dev, pasid, start, end) => k.fn.intel_arch_invalidate_secondary_tlbs(t, dev, pasid, start, end),
   };
   return {
@@ -161,8 +163,11 @@ export function vtdOps(env: DriverEnv): IommuOps {
     releaseNotifiesDriver: false,
     dev_enable_feat: () => ({ err: 0, why: '' }),
     pasid_range: (dev) => [1, (1 << dev.caps.pasidBits) - 1],
-    remove_dev_pasid: (t, dev, pasid, _domain, why) =>
-      why === 'release' ? k.fn.intel_mm_release(t, dev, pasid) : k.fn.intel_pasid_tear_down_entry(t, dev, pasid),
+    *remove_dev_pasid(t, dev, pasid, domain, why) {
+      if (why === 'release') return yield* k.fn.intel_mm_release(t, dev, pasid);
+      yield* k.fn.intel_pasid_tear_down_entry(t, dev, pasid);
+      yield* iopfForDomainRemove(k, t, unitOf(env, dev), domain, dev);
+    },
     drain_prq: (t, dev, pasid) => drainPrq(k, t, unitOf(env, dev), dev, pasid),
     release_device: (t, dev, domain) => k.fn.intel_iommu_release_device(t, dev, domain),
     default_domain_ops: domainOps,

@@ -1,6 +1,7 @@
 // The policy parameters: the choices the seeds argue about (DESIGN.md, "Policies"), each value an alternative
 // implementation of a kernel path — they combine wherever their code runs.
 import { DEFAULT_DOMAIN_POLICIES } from '../../core/dma-iommu.js';
+import { IOPF_ENABLES } from '../../core/io-pgfault.js';
 import { MULTI_DEVICE_PASID, PASID_LOOKUPS } from '../../core/iommu.js';
 import { IOASID_LOCKS } from '../../core/ioasid.js';
 import { SVA_USERS } from '../../core/sva-domain.js';
@@ -27,6 +28,7 @@ export const POLICIES = {
   vfioTakeover: oneOf(VFIO_TAKEOVERS, 'Whether VFIO may take a device whose host driver still has DMA-API mappings (seed 001): refuse (-EBUSY) or force.'),
   lookup: oneOf(PASID_LOOKUPS, 'iommu_get_domain_for_dev_pasid (seed 002): under group->mutex, or RCU out of group->pasid_array.'),
   users: oneOf(SVA_USERS, 'SVA domain users (seed 002): refcounted per bind, or not (the last unbind frees the domain under a racing lookup).'),
+  iopf: oneOf(IOPF_ENABLES, "When a device has its fault param (io-pgfault.c): attach — from the first attach of a domain with a fault handler to its last detach, whose iopf_queue_remove_device answers what is pending (mainline); probe — from before its first bind until the device is released."),
   multiDevicePasid: oneOf(MULTI_DEVICE_PASID, "PASID attach on multi-device groups (seed 002): refused (the kernel's choice, -EINVAL) or allowed (every device of the group)."),
   lock: oneOf(IOASID_LOCKS, "The IOASID allocator's lock (seed 003): a spinlock, or a mutex (which ioasid_free from an RCU callback may not take)."),
   free: oneOf(FREE_POLICIES, 'PASID free on mm exit (seed 003): from the MMU notifier\'s RCU callback (softirq), or deferred to a workqueue (process context); sva: unbind (at unbind, under iommu_sva_lock) or rcu (the bond\'s free_notifier, an SRCU callback).'),

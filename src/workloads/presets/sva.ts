@@ -16,6 +16,7 @@ import type { KernelUse, VfioTakeover, VfioUse } from '../kernel-users.js';
 import { bool, int, oneOf, type PresetSpec, parsePreset, pick } from '../params/define.js';
 import { FAULTS } from '../params/faults.js';
 import { POLICIES, type TaskMm } from '../params/policies.js';
+import type { IopfEnable } from '../../core/io-pgfault.js';
 import { TOPOLOGY } from '../params/topology.js';
 import { WORKLOAD } from '../params/workload.js';
 import { flatTopology, type Topology } from '../topology.js';
@@ -50,6 +51,8 @@ export interface SvaParams {
   readonly lookup: PasidLookup;
   /** SVA domain users (seed 002): refcounted per bind and lookup, or a plain count the last unbind frees on. */
   readonly users: SvaUsers;
+  /** When a device has its fault param (io-pgfault.c): between the first attach of an SVA domain and the last detach, or from its driver's probe to its release. */
+  readonly iopf: IopfEnable;
   /** A planted driver bug (the oracles' negative control). */
   readonly bug: DriverBug;
   readonly misbehave: Misbehaviour;
@@ -126,6 +129,7 @@ export const SVA_DEFAULTS: SvaParams = {
   notifier: 'domain',
   lookup: DOMAINS_DEFAULTS.lookup,
   users: DOMAINS_DEFAULTS.users,
+  iopf: 'attach',
   bug: 'none',
   misbehave: 'none',
   misbehaveDevice: 0,
@@ -165,7 +169,7 @@ export const SVA_PRESET: PresetSpec<SvaParams> = {
   summary: 'IOMMU units of any flavour, PCI devices with ATS/PRI/PASID, processes that bind, DMA, fault, munmap, unbind and exit; the kernel\'s own DMA users.',
   params: {
     ...pick('topology', TOPOLOGY, ['iommus', 'devices', 'processes', 'pages', 'caps', 'pasidBits', 'ssidBits', 'trusted', 'iotlb', 'atc', 'prqDepth', 'cmdCostNs', 'addressSpaces', 'kdevices', 'opens']),
-    ...pick('policies', POLICIES, ['pasidAlloc', 'teardown', 'fault', 'drainTimeoutMs', 'taskMm', 'wq', 'defaultDomain', 'vfioTakeover', 'lock', 'free', 'pasidLife', 'notifier', 'lookup', 'users'], {
+    ...pick('policies', POLICIES, ['pasidAlloc', 'teardown', 'fault', 'drainTimeoutMs', 'taskMm', 'wq', 'defaultDomain', 'vfioTakeover', 'lock', 'free', 'pasidLife', 'notifier', 'lookup', 'users', 'iopf'], {
       free: oneOf(SVA_PASID_FREES),
     }),
     ...pick('faults', FAULTS, ['bug', 'misbehave', 'misbehaveDevice', 'extension', 'failAlloc'], { bug: oneOf(DRIVER_BUGS) }),
