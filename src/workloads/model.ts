@@ -391,7 +391,7 @@ function modelHardware(
   const hardware = units.map((u, i) => new IommuHardware(u, infos, mms, oracle, stats, prqTasks[i] as string));
   const ownerName = ownerNames(mem);
   const { devices, completions } = pciDevices(k, p, opts, infos, actors, mem, core, ownerName, (cr, ok) => kusers.completion(cr, ok));
-  const driver = new AccelDriver(k, sva, devices);
+  const driver = new AccelDriver(k, sva, devices, opts.bonds);
   watchHardware(k, oracle, pm, units, devices, ownerName);
   k.onAttach(() => {
     for (const h of hardware) h.reset();

@@ -10,27 +10,83 @@ import type { Kernel, KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import type { PciDevice } from './device.js';
 
+declare module '../../kernel/kfunc.js' {
+  interface KernelFunctions {
+    /** The accelerator driver's remove: put every queue still open on dev (its SVA handles unbound). */
+    accel_remove(t: KTask, dev: DeviceInfo): KGen;
+  }
+}
+
 export class AccelDriver {
   private readonly idas: Ida[];
+  /** Per SVA handle (slot handle - 1): the fds of this driver holding it, and its device's index + 1. */
+  private readonly queues: number;
 
   constructor(
     private readonly k: Kernel,
     private readonly sva: Sva,
     private readonly devices: readonly PciDevice[],
+    private readonly handles: number,
   ) {
     // The core checks these for leaks, knowing which PASIDs the quarantine still holds.
     this.idas = devices.map((d) => defineIda(k, `${d.info.name}->pasid_ida`, 1 << d.info.caps.pasidBits, { leakCheck: false }));
     for (const d of devices) sva.setSvmOps(d.info, this.svmOps());
+    this.queues = k.statics.alloc(2 * handles, 'accel queues (fds per SVA handle)');
+    k.fns.define('accel_remove', 'drivers/misc/uacce/uacce.c', (t, dev) => this.remove(t, dev));
+  }
+
+  private queueAt(handle: number): number {
+    if (handle < 1 || handle > this.handles) throw new Error(`accel: SVA handle ${handle} of ${this.handles}`);
+    return this.k.mem.statics + this.queues + 2 * (handle - 1);
   }
 
   /** open() of the device node: bind the caller's mm (or init_mm for a kernel user). */
   *open(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult> {
-    return yield* this.k.call(t, 'accel_open', this.sva.bind(t, dev, mm, flags));
+    const k = this.k;
+    const r = yield* k.call(t, 'accel_open', this.sva.bind(t, dev, mm, flags));
+    if (r.ret > 0) {
+      const at = this.queueAt(r.ret);
+      yield* k.step(t, 'q->handle = handle', () => {
+        Atomics.add(k.i32, at, 1);
+        Atomics.store(k.i32, at + 1, dev.index + 1);
+      });
+    }
+    return r;
   }
 
-  /** release() of the fd (close, or exit_files at process exit): unbind. */
+  /**
+   * release() of the fd (close, or exit_files at process exit): unbind — unless the device's removal already put
+   * the queue (uacce_release after uacce_remove: the handle is gone, nothing to unbind).
+   */
   *release(t: KTask, handle: number): KGen {
-    yield* this.k.call(t, 'accel_release', this.sva.unbind(t, handle));
+    const k = this.k;
+    const at = this.queueAt(handle);
+    const live = yield* k.step(t, 'uacce_put_queue: q->state', () => {
+      if (Atomics.load(k.i32, at) === 0) return false;
+      Atomics.sub(k.i32, at, 1);
+      return true;
+    });
+    if (live) yield* k.call(t, 'accel_release', this.sva.unbind(t, handle));
+  }
+
+  /**
+   * The driver's remove (uacce_remove): every queue still open on dev is put before the device goes — its SVA
+   * handle unbound once per fd holding it —, so the IOMMU core never releases a device with a bond left on it.
+   */
+  private *remove(t: KTask, dev: DeviceInfo): KGen {
+    const k = this.k;
+    const open = yield* k.step(t, `uacce_remove(${dev.name}): put the open queues`, () => {
+      const out: [number, number][] = [];
+      for (let h = 1; h <= this.handles; h++) {
+        const at = this.queueAt(h);
+        const n = Atomics.load(k.i32, at);
+        if (n === 0 || Atomics.load(k.i32, at + 1) !== dev.index + 1) continue;
+        Atomics.store(k.i32, at, 0);
+        out.push([h, n]);
+      }
+      return out;
+    });
+    for (const [h, n] of open) for (let i = 0; i < n; i++) yield* k.call(t, 'uacce_put_queue', this.sva.unbind(t, h));
   }
 
   private hw(dev: DeviceInfo): PciDevice {

@@ -148,7 +148,8 @@ export class PciBus {
 
   /** The driver's remove: the accelerator driver stops the device's work queues (it is gone or going). */
   private *driverRemove(t: KTask, dev: DeviceInfo): KGen {
-    yield* this.k.step(t, `accel_remove(${dev.name})`, () => undefined);
+    if (this.k.fns.has('accel_remove')) yield* this.k.fn.accel_remove(t, dev);
+    else yield* this.k.step(t, `accel_remove(${dev.name})`, () => undefined);
   }
 
   /**
