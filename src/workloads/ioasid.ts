@@ -23,8 +23,8 @@ import type { KTask } from '../kernel/context.js';
 import { EINVAL, ENOSPC } from '../kernel/errno.js';
 import { Kernel, type KGen } from '../kernel/kernel.js';
 import { staticsOffset } from '../kernel/memory.js';
-import { defineMms, type MmStruct, mm_exit, mm_init, mm_set_pasid, mmPasid, mmStateCode, mmTableWords } from '../kernel/mm/mm.js';
-import { defineMmuNotifierOps, defineMmuNotifiers, mmu_notifier_put, mmu_notifier_register, mmuNotifierWords, subscriptionData } from '../kernel/mm/mmu_notifier.js';
+import { defineMms, type MmStruct, type MmTable, mm_exit, mm_init, mm_set_pasid, mmPasid, mmStateCode, mmTableWords } from '../kernel/mm/mm.js';
+import { defineMmuNotifierOps, defineMmuNotifiers, type MmuNotifiers, mmu_notifier_put, mmu_notifier_register, mmuNotifierWords, subscriptionData } from '../kernel/mm/mmu_notifier.js';
 import { definePhysMem, physMemWords } from '../kernel/mm/physmem.js';
 import { call_rcu, defineRcuCallback, readerTableWords } from '../kernel/rcu.js';
 import { defineWork, queue_work, system_wq, type WorkItem } from '../kernel/workqueue.js';
@@ -46,8 +46,8 @@ import {
   ioasid_subscribers_register,
   ioasidSubscriberWords,
 } from '../core/ioasid-subscribers.js';
-import { defineIoasidScript, parseIoasidScript } from './ioasid-script.js';
-import { checkWhileTasks } from './script.js';
+import { defineIoasidScript, type IoasidOp, parseIoasidScript } from './ioasid-script.js';
+import { checkWhileTasks, type ScriptActor } from './script.js';
 import { FIND_IDS, type IoasidParams, ioasidParams, ioasidTopology, MAX_SCRIPT_USERS, PID_MAX_DEFAULT } from './presets/ioasid.js';
 import { hardwareActors, type Topology } from './topology.js';
 import { buildPresetHardware, hardwareWords, NO_SVA_PATH, type PresetHardware } from './hardware.js';
@@ -136,29 +136,75 @@ interface IoasidTaskEnv {
   readonly actors: ActorSpec[];
 }
 
+/** What the scenario's tasks share besides the allocator: the processes' mms, their notifiers, the hardware. */
+interface ScenarioEnv extends IoasidTaskEnv {
+  readonly mms: MmTable;
+  readonly notifiers: MmuNotifiers;
+  /** The topology's units and devices, booted by kernel_init (none: undefined). */
+  readonly hwm: PresetHardware | undefined;
+  /** The PASID of each process's bond (io_mm->pasid), for the notifier's callbacks: statics offset. */
+  readonly bonds: number;
+  /** The vCPUs of each VM done: statics offset. */
+  readonly vmDone: number;
+}
+
 /** mode=scenario: seed 003 end to end — SVA processes, VMs and their vCPUs, scripted users. */
 function defineScenarioTasks(env: IoasidTaskEnv): PresetHardware | undefined {
-  const { k, p, P, frames, a, subs, cap, tally, init, initialTasks, topo } = env;
+  const s = scenarioEnv(env);
+  const scripted = parseIoasidScript(env.p.steps, MAX_SCRIPT_USERS);
+  const systemQuota = systemSetQuota(env, scripted);
+  const opsId = defineIoMmNotifier(s, defineDeferredFree(s));
+  defineSvaProcess(s, opsId);
+  defineVmTasks(env, s.vmDone);
+  const booted = defineBootTasks(s, systemQuota, scripted?.length ?? 0);
+  if (scripted) defineScriptUsers(env, scripted, booted);
+  return s.hwm;
+}
+
+/** The processes' mms and MMU notifiers, the hardware, and the scenario's bookkeeping words. */
+function scenarioEnv(env: IoasidTaskEnv): ScenarioEnv {
+  const { k, p, P, frames, topo, initialTasks } = env;
   const pm = definePhysMem(k, frames);
   const mms = defineMms(k, pm, P, 1);
   const hwm = scenarioHardware(k, topo, mms);
   if (hwm) initialTasks.push(hwm.boot.task);
-  const mmActor = topo.units.length + topo.devices.length;
-  // The mm's state as its task sees it, told to its actor (syscalls.ts does the same for the sva preset).
-  const tellMm = (t: KTask, i: number, mm: MmStruct): KGen =>
-    k.step(t, `${mm.name}: state`, (e) => e.send(mmActor + i, { type: 'mm.state', code: mmStateCode(k, mm), pasid: mmPasid(k, mm) }));
   const notifiers = defineMmuNotifiers(k, mms, P + 1);
-  // The PASID of each process's bond (io_mm->pasid), for the notifier's callbacks.
   const bonds = k.statics.alloc(Math.max(1, P), 'io_mm pasids');
   const vmDone = k.statics.alloc(Math.max(1, p.vms), 'vcpus done');
-  const bondPasid = (t: KTask, i: number): KGen<number> => k.step(t, 'io_mm->pasid', () => Atomics.load(k.i32, k.mem.statics + bonds + i));
-  const scripted = parseIoasidScript(p.steps, MAX_SCRIPT_USERS);
+  return { ...env, mms, notifiers, hwm, bonds, vmDone };
+}
+
+/** The system set's quota: the parameter, or what the VMs' and the script's sets leave (at most PID_MAX_DEFAULT). */
+function systemSetQuota(env: IoasidTaskEnv, scripted: readonly ScriptActor<IoasidOp>[] | undefined): number {
+  const { p, P, cap } = env;
   // The script's sets take their quotas from the capacity too: the system set leaves them room.
   const scriptQuota = (scripted ?? []).reduce((n, u) => n + u.steps.reduce((m, st) => m + (st.op === 'alloc_set' && 'quota' in st ? st.quota : 0), 0), 0);
   const systemQuota = p.systemQuota || Math.min(PID_MAX_DEFAULT, cap - 1 - p.vms * p.quota - scriptQuota);
   if (systemQuota < P) throw new InputError(`ioasid: steps: the script's sets (quotas ${scriptQuota} in all) leave the system set no room for ${P} processes' PASIDs (bits=${p.bits})`);
+  return systemQuota;
+}
 
-  /** The deferred half of the PASID's life: ioasid_free, from the RCU callback or the work item. */
+/** io_mm->pasid of process i. */
+function bondPasid(s: ScenarioEnv, t: KTask, i: number): KGen<number> {
+  return s.k.step(t, 'io_mm->pasid', () => Atomics.load(s.k.i32, s.k.mem.statics + s.bonds + i));
+}
+
+/** The mm's state as its task sees it, told to its actor (syscalls.ts does the same for the sva preset). */
+function tellMm(s: ScenarioEnv, t: KTask, i: number, mm: MmStruct): KGen {
+  const { k, topo } = s;
+  const mmActor = topo.units.length + topo.devices.length;
+  return k.step(t, `${mm.name}: state`, (e) => e.send(mmActor + i, { type: 'mm.state', code: mmStateCode(k, mm), pasid: mmPasid(k, mm) }));
+}
+
+/** Schedules process i's PASID free, a grace period after its notifier is gone. */
+type ScheduleFree = (t: KTask, i: number, pasid: number) => KGen;
+
+/**
+ * The deferred half of the PASID's life: ioasid_free, from an RCU callback (free=rcu, softirq context) or a
+ * work item (free=workqueue, process context).
+ */
+function defineDeferredFree(s: ScenarioEnv): ScheduleFree {
+  const { k, p, P, tally } = s;
   function* freePasid(t: KTask, args: Wire): KGen {
     const pasid = typeof args === 'number' ? args : 0;
     const r = yield* k.fn.ioasid_free(t, pasid);
@@ -167,8 +213,16 @@ function defineScenarioTasks(env: IoasidTaskEnv): PresetHardware | undefined {
   const rcuCallback = defineRcuCallback(k, 'io_mm_free_rcu', freePasid);
   // One work_struct per io_mm, as each bond embeds its own: a shared one would drop a queue_work while pending.
   const works: WorkItem[] = Array.from({ length: P }, () => defineWork(k, 'io_mm_free_work', freePasid));
+  return function* (t, i, pasid) {
+    if (p.free === 'rcu') yield* call_rcu(k, t, rcuCallback, pasid);
+    else yield* queue_work(k, t, system_wq(k), works[i] as WorkItem, pasid);
+  };
+}
 
-  const opsId = defineMmuNotifierOps(notifiers, {
+/** The io_mm's MMU notifier: release tells the subscribers UNBIND, free_notifier schedules the PASID free. */
+function defineIoMmNotifier(s: ScenarioEnv, scheduleFree: ScheduleFree): number {
+  const { k, notifiers, tally } = s;
+  return defineMmuNotifierOps(notifiers, {
     name: 'iommu_sva_mmu_notifier_ops',
     *release(t, mm, sub) {
       yield* k.call(
@@ -176,7 +230,7 @@ function defineScenarioTasks(env: IoasidTaskEnv): PresetHardware | undefined {
         'io_mm_release',
         (function* () {
           const i = subscriptionData(k, notifiers, sub) - 1;
-          const pasid = yield* bondPasid(t, i);
+          const pasid = yield* bondPasid(s, t, i);
           // The devices stop using the PASID (the IOMMU driver clears its entry) before the pages go.
           const r = yield* k.fn.ioasid_notify(t, pasid, IOASID_NOTIFY_UNBIND);
           yield* tally(t, r === 0 ? { unbinds: 1 } : { free_errors: 1 });
@@ -191,66 +245,86 @@ function defineScenarioTasks(env: IoasidTaskEnv): PresetHardware | undefined {
         'io_mm_free',
         (function* () {
           const i = subscriptionData(k, notifiers, sub) - 1;
-          const pasid = yield* bondPasid(t, i);
-          // The PASID may still be looked up under RCU (ioasid_find from the fault path): freed a grace period
-          // later, from the callback (softirq context), or from a work item (process context).
-          if (p.free === 'rcu') yield* call_rcu(k, t, rcuCallback, pasid);
-          else yield* queue_work(k, t, system_wq(k), works[i] as WorkItem, pasid);
+          const pasid = yield* bondPasid(s, t, i);
+          // The PASID may still be looked up under RCU (ioasid_find from the fault path): freed a grace period later.
+          yield* scheduleFree(t, i, pasid);
         })(),
       );
     },
   });
+}
 
-  // TODO(#15, core): the io_mm bind below (ioasid_alloc + mmu_notifier_register) is the SVA series' own bind
-  // path; it becomes a call of the one bind path (k.fn.iommu_sva_bind_device, part 1) when that path takes its
-  // PASID from the IOASID allocator (k.fn.iommu_alloc_pasid, part 2).
+/**
+ * The io_mm bind of the SVA series: a PASID of the system set, mm->pasid, the MMU notifier, BIND. 0 or -errno.
+ * TODO(#15, core): becomes a call of the one bind path (k.fn.iommu_sva_bind_device) when that path takes its
+ * PASID from the IOASID allocator (k.fn.iommu_alloc_pasid).
+ */
+function ioMmBind(s: ScenarioEnv, t: KTask, opsId: number, i: number, sid: number, mm: MmStruct): KGen<number> {
+  const { k, notifiers, cap } = s;
+  return k.call(
+    t,
+    'iommu_sva_bind_device',
+    (function* () {
+      const id = yield* k.fn.ioasid_alloc(t, sid, 1, cap - 1, mm.id);
+      if (id < 0) return id;
+      yield* mm_set_pasid(k, t, mm, id);
+      yield* k.step(t, 'io_mm->pasid =', () => {
+        Atomics.store(k.i32, k.mem.statics + s.bonds + i, id);
+      });
+      const sub = yield* mmu_notifier_register(k, t, notifiers, opsId, mm, i + 1);
+      if (sub < 0) {
+        yield* mm_set_pasid(k, t, mm, 0);
+        yield* k.fn.ioasid_free(t, id);
+        return sub;
+      }
+      yield* k.fn.ioasid_notify(t, id, IOASID_NOTIFY_BIND);
+      return id;
+    })(),
+  );
+}
+
+/** What a bound process checks, as the IOMMU driver's page-request path would: the mm its PASID names. */
+function* checkBound(s: ScenarioEnv, t: KTask, i: number, sid: number, pasid: number, mm: MmStruct): KGen<Tally> {
+  const { k, subs } = s;
+  const priv = yield* k.fn.ioasid_find(t, sid, pasid);
+  const tl: Tally = { sva_binds: 1, binds: 1, finds: 1 };
+  if (priv !== mm.id) tl.find_mismatch = 1;
+  if (subs) {
+    // Bound and not yet exiting: every subscriber must know the PASID (the IOMMU driver as bound).
+    tl.divergent_views = yield* ioasid_check_subscribers(k, t, subs, `in proc${i} after binding PASID ${pasid}`);
+    tl.view_checks = 1;
+  }
+  return tl;
+}
+
+/** An SVA process: binds its mm, checks the PASID's lookups, exits (exit_mmap releasing the bond). */
+function defineSvaProcess(s: ScenarioEnv, opsId: number): void {
+  const { k, mms, notifiers, tally } = s;
   k.task('sva_process', 'process', function* (t, args) {
     const i = num(args, 'i');
     const sid = num(args, 'sid');
     const mm = mms.mms[i];
     if (!mm) throw new Error(`ioasid: no mm for process ${i}`);
     yield* mm_init(k, t, mm);
-    yield* tellMm(t, i, mm);
-    const pasid = yield* k.call(
-      t,
-      'iommu_sva_bind_device',
-      (function* () {
-        const id = yield* k.fn.ioasid_alloc(t, sid, 1, cap - 1, mm.id);
-        if (id < 0) return id;
-        yield* mm_set_pasid(k, t, mm, id);
-        yield* k.step(t, 'io_mm->pasid =', () => {
-          Atomics.store(k.i32, k.mem.statics + bonds + i, id);
-        });
-        const sub = yield* mmu_notifier_register(k, t, notifiers, opsId, mm, i + 1);
-        if (sub < 0) {
-          yield* mm_set_pasid(k, t, mm, 0);
-          yield* k.fn.ioasid_free(t, id);
-          return sub;
-        }
-        yield* k.fn.ioasid_notify(t, id, IOASID_NOTIFY_BIND);
-        return id;
-      })(),
-    );
-    const tl: Tally = pasid > 0 ? { sva_binds: 1, binds: 1 } : { sva_bind_failures: 1 };
-    if (pasid > 0) yield* tellMm(t, i, mm);
+    yield* tellMm(s, t, i, mm);
+    const pasid = yield* ioMmBind(s, t, opsId, i, sid, mm);
+    let tl: Tally = { sva_bind_failures: 1 };
     if (pasid > 0) {
-      // The IOMMU driver's page-request path: which mm does this PASID belong to?
-      const priv = yield* k.fn.ioasid_find(t, sid, pasid);
-      tl.finds = 1;
-      if (priv !== mm.id) tl.find_mismatch = 1;
-      if (subs) {
-        // Bound and not yet exiting: every subscriber must know the PASID (the IOMMU driver as bound).
-        tl.divergent_views = yield* ioasid_check_subscribers(k, t, subs, `in proc${i} after binding PASID ${pasid}`);
-        tl.view_checks = 1;
-      }
+      yield* tellMm(s, t, i, mm);
+      tl = yield* checkBound(s, t, i, sid, pasid, mm);
     }
     yield* mm_exit(k, t, notifiers, mm);
-    yield* tellMm(t, i, mm);
+    yield* tellMm(s, t, i, mm);
     yield* tally(t, { ...tl, exits: 1 });
   });
+}
 
-  defineVmTasks(env, vmDone);
-
+/**
+ * ioasid_init (the allocator's boot and the system set) and the launchers that start the processes and VMs once
+ * it is done; returns the word (statics offset) the system set's sid is stored in.
+ */
+function defineBootTasks(s: ScenarioEnv, systemQuota: number, scriptUsers: number): number {
+  const { k, p, P, init, hwm, initialTasks } = s;
   const booted = k.statics.alloc(1, 'system sid');
   k.task('ioasid_init', 'process', function* (t) {
     yield* init(t);
@@ -262,7 +336,7 @@ function defineScenarioTasks(env: IoasidTaskEnv): PresetHardware | undefined {
   // tasks over its workers, and a task's children run where it does.
   const items = P + p.vms;
   // At most 16 initial tasks: ioasid_init, kernel_init when there is hardware, the script's users and the launchers.
-  const launchers = Math.min(15 - (hwm ? 1 : 0) - (scripted?.length ?? 0), items);
+  const launchers = Math.min(15 - (hwm ? 1 : 0) - scriptUsers, items);
   k.task('launcher', 'process', function* (t, args) {
     const l = typeof args === 'number' ? args : 0;
     const at = k.mem.statics + booted;
@@ -277,18 +351,21 @@ function defineScenarioTasks(env: IoasidTaskEnv): PresetHardware | undefined {
   });
   initialTasks.push({ task: 'ioasid_init', args: null, name: 'swapper' });
   for (let l = 0; l < launchers; l++) initialTasks.push({ task: 'launcher', args: l, name: `launcher${l}` });
-  if (scripted) {
-    initialTasks.push(...defineIoasidScript({ k, a, subs, cap, bootWord: () => k.mem.statics + booted }, scripted));
-    // The tasks this run can have: its initial ones, the processes and VMs the launchers start, and those
-    // spawned without a name (callbacks: their kind).
-    const started = [
-      ...Array.from({ length: P }, (_, i) => `proc${i}`),
-      ...Array.from({ length: p.vms }, (_, j) => [`qemu${j}`, ...Array.from({ length: p.vcpus }, (_, c) => `qemu${j}-vcpu${c}`)]).flat(),
-    ];
-    const unnamed = Object.keys(k.taskFactories).filter((kind) => !IOASID_NAMED_KINDS.has(kind));
-    checkWhileTasks('ioasid', scripted, [...initialTasks.flatMap((it) => (it.name ? [it.name] : [])), ...started, ...unnamed]);
-  }
-  return hwm;
+  return booted;
+}
+
+/** The script's users, started once the allocator is booted; their `while` steps may name any task of the run. */
+function defineScriptUsers(env: IoasidTaskEnv, scripted: readonly ScriptActor<IoasidOp>[], booted: number): void {
+  const { k, p, P, a, subs, cap, initialTasks } = env;
+  initialTasks.push(...defineIoasidScript({ k, a, subs, cap, bootWord: () => k.mem.statics + booted }, scripted));
+  // The tasks this run can have: its initial ones, the processes and VMs the launchers start, and those
+  // spawned without a name (callbacks: their kind).
+  const started = [
+    ...Array.from({ length: P }, (_, i) => `proc${i}`),
+    ...Array.from({ length: p.vms }, (_, j) => [`qemu${j}`, ...Array.from({ length: p.vcpus }, (_, c) => `qemu${j}-vcpu${c}`)]).flat(),
+  ];
+  const unnamed = Object.keys(k.taskFactories).filter((kind) => !IOASID_NAMED_KINDS.has(kind));
+  checkWhileTasks('ioasid', scripted, [...initialTasks.flatMap((it) => (it.name ? [it.name] : [])), ...started, ...unnamed]);
 }
 
 /** The device's PASID width: not the IOASID space's (2^20 at most), its per-PASID state being per PASID. */
@@ -311,7 +388,13 @@ function scenarioHardware(k: Kernel, topo: Topology, mms: ReturnType<typeof defi
 
 /** The VMs (one ioasid_set each, quota, shrink attempt, set free) and their vCPU threads allocating guest PASIDs. */
 function defineVmTasks(env: IoasidTaskEnv, vmDone: number): void {
-  const { k, p, subs, cap, tally } = env;
+  defineVcpuTask(env, vmDone);
+  defineVmTask(env, vmDone);
+}
+
+/** A vCPU thread: guest PASIDs allocated in its VM's set (past the quota: -ENOSPC), attached, bound, looked up. */
+function defineVcpuTask(env: IoasidTaskEnv, vmDone: number): void {
+  const { k, p, cap, tally } = env;
   k.task('vcpu', 'process', function* (t, args) {
     const j = num(args, 'j');
     const c = num(args, 'c');
@@ -349,7 +432,11 @@ function defineVmTasks(env: IoasidTaskEnv, vmDone: number): void {
     yield* tally(t, tl);
     yield* k.step(t, 'vcpu done', () => void Atomics.add(k.i32, k.mem.statics + vmDone + j, 1));
   });
+}
 
+/** A VM: its set, its vCPUs, a quota shrink below what it holds (-EINVAL), the set freed, the views checked. */
+function defineVmTask(env: IoasidTaskEnv, vmDone: number): void {
+  const { k, p, subs, tally } = env;
   k.task('vm', 'process', function* (t, args) {
     const j = num(args, 'j');
     const sid = yield* k.fn.ioasid_alloc_set(t, vmToken(j), p.quota);
@@ -391,7 +478,6 @@ function defineVmTasks(env: IoasidTaskEnv, vmDone: number): void {
     }
     yield* tally(t, { ...tl, vms_done: 1 });
   });
-
 }
 
 /** mode=alloc-free: one task fills the system set's ID space, another frees it all. */
@@ -474,16 +560,34 @@ function defineFindTasks(env: IoasidTaskEnv): void {
   }
 }
 
-/** Build the workload and keep its model (tests look at the allocator's and the subscribers' state). */
-export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: IoasidModel } {
-  const p = ioasidParams(raw);
-  const P = p.mode === 'scenario' ? p.processes : 0;
-  const maxSets = Math.max(8, p.vms + 2);
-  // The processes' mms and the hardware they bind to exist in scenario mode only (the benchmarks have neither).
-  const topo = ioasidTopology(p);
-  const frames = 4;
-  const scenario = p.mode === 'scenario';
-  // Sized for the ID space: the allocator's bitmap and per-ID words, and one view word an ID per subscriber.
+/** The workload's counters in shared memory (every thread adds to the same ones). */
+interface Counters {
+  counterAt(c: Counter): number;
+  tally(t: KTask, d: Tally): KGen;
+  /** All of them, from the run's shared memory. */
+  read(shared: Int32Array): Record<Counter, number>;
+}
+
+function defineCounters(k: Kernel): Counters {
+  const statics = staticsOffset(k.layout, k.base);
+  const counters = k.statics.alloc(COUNTERS.length, 'ioasid counters');
+  const index = new Map<Counter, number>(COUNTERS.map((c, i) => [c, i]));
+  const counterAt = (c: Counter): number => k.mem.statics + counters + (index.get(c) as number);
+  return {
+    counterAt,
+    tally: (t, d) =>
+      k.step(t, 'iommu-sim: count', () => {
+        for (const [c, v] of Object.entries(d) as [Counter, number][]) if (v !== 0) Atomics.add(k.i32, counterAt(c), v);
+      }),
+    read: (shared) => Object.fromEntries(COUNTERS.map((n) => [n, shared[statics + counters + (index.get(n) as number)] as number])) as Record<Counter, number>,
+  };
+}
+
+/**
+ * The run's kernel, its shared memory sized for the ID space — the allocator's bitmap and per-ID words, one view
+ * word an ID per subscriber — and, in scenario mode, for the processes' mms and the hardware they bind to.
+ */
+function ioasidKernel(p: IoasidParams, P: number, maxSets: number, topo: Topology, frames: number): Kernel {
   // Tasks alive at once — each may read under RCU or SRCU, so the reader tables get a slot each: a process and
   // its SRCU and RCU callbacks (or work item), a VM and its vCPUs, the drivers, and the setup tasks.
   const readerSlots = 3 * P + p.vms * (p.vcpus + 1) + p.drivers + 16;
@@ -494,7 +598,7 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
     3 * readers.srcu +
     ioasidWords(p.bits, maxSets) +
     (p.subscribers ? ioasidSubscriberWords(p.bits, maxSets) : 0) +
-    (scenario ? mmTableWords(P, 1) + physMemWords(frames) + mmuNotifierWords(P + 1) + P * 96 + hardwareWords(topo, DEVICE_PASID_BITS) : 0);
+    (p.mode === 'scenario' ? mmTableWords(P, 1) + physMemWords(frames) + mmuNotifierWords(P + 1) + P * 96 + hardwareWords(topo, DEVICE_PASID_BITS) : 0);
   const off = { might_sleep: false, lockdep: false, kasan: false, rcu: false, hung_task: false, deadlock: false, refcount: false, leaks: false };
   const k = new Kernel({
     layout: { stringWords: 1 << 16, stringSlots: 1 << 12, staticWords, arenaWords: 1 << 10, lockdepWords: 1 << 14 },
@@ -502,6 +606,11 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
     readerSlots,
     ...(p.checkers ? {} : { checkers: off }),
   });
+  return k;
+}
+
+/** The allocator under the run's policies, and its subscribers (VFIO, KVM, the IOMMU driver) when declared. */
+function defineAllocator(k: Kernel, p: IoasidParams, maxSets: number): { a: Ioasid; subs: IoasidSubscribers | undefined } {
   const findMode = p.mode === 'find-rcu' || p.mode === 'find-lock';
   const a = defineIoasid(k, {
     bits: p.bits,
@@ -515,16 +624,51 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
   const subs = p.subscribers
     ? defineIoasidSubscribers(k, a, { kvmToken: vmToken(0), sleeper: p.sleeper, bug: p.bug === 'notify-stop' ? 'notify-stop' : 'none' })
     : undefined;
+  return { a, subs };
+}
+
+/** What the counters say went wrong (totals only once everything has run: a run stopped at its first finding has not). */
+function counterProblems(p: IoasidParams, P: number, cap: number, c: Record<Counter, number>): string[] {
+  const problems: string[] = [];
+  if (c.find_mismatch > 0) problems.push(`${c.find_mismatch} ioasid_find lookups returned the wrong private data`);
+  if (c.spid_mismatch > 0) problems.push(`${c.spid_mismatch} guest PASID attachments or lookups failed`);
+  if (c.alloc_errors > 0) problems.push(`${c.alloc_errors} ioasid_alloc calls failed with an error other than -ENOSPC`);
+  if (c.free_errors > 0) problems.push(`${c.free_errors} IOASIDs could not be freed or unbound`);
+  if (c.set_errors > 0) problems.push(`${c.set_errors} VMs could not allocate their ioasid_set`);
+  const finished = p.mode === 'scenario' ? c.exits === P && c.vms_done === p.vms : p.mode === 'alloc-free' ? c.drained === 1 : true;
+  if (finished && p.mode === 'scenario' && p.bug === 'none') {
+    const held = Math.min(p.pasids, p.quota);
+    if (c.vm_allocs !== p.vms * held) problems.push(`VMs allocated ${c.vm_allocs} IOASIDs, expected ${p.vms * held} (quota ${p.quota} each)`);
+    if (c.alloc_enospc !== p.vms * (p.pasids - held)) problems.push(`${c.alloc_enospc} allocations failed with -ENOSPC, expected ${p.vms * (p.pasids - held)}`);
+    if (c.deferred_frees !== c.sva_binds) problems.push(`${c.deferred_frees} of ${c.sva_binds} SVA PASIDs freed after exit`);
+    if (held > 1 && c.adjust_einval !== p.vms) problems.push(`${c.adjust_einval} of ${p.vms} quota adjustments below the allocated count refused with -EINVAL`);
+  }
+  if (finished && p.mode === 'alloc-free' && (c.bench_allocs !== cap - 1 || c.bench_frees !== cap - 1 || c.alloc_enospc !== 1)) {
+    problems.push(`allocated ${c.bench_allocs} and freed ${c.bench_frees} of ${cap - 1} IOASIDs (${c.alloc_enospc} -ENOSPC at the end)`);
+  }
+  return problems;
+}
+
+/** The actors: the find benchmark's drivers (already in `actors`), then the units, devices and mms of the topology. */
+function ioasidActors(k: Kernel, topo: Topology, hwm: PresetHardware | undefined, actors: ActorSpec[]): void {
+  const refusals = new Refusals(k, () => k.deliveryStep);
+  const names = { unit: (u: number) => hwm?.units[u]?.name ?? '', device: (d: number) => hwm?.devices[d]?.actorName ?? '' };
+  actors.push(...hardwareActors(topo, { ...hwm?.logic(refusals), mm: (i) => ({ logic: mmContextMachine(`mm/${i + 1}`, refusals) }) }, names));
+}
+
+/** Build the workload and keep its model (tests look at the allocator's and the subscribers' state). */
+export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: IoasidModel } {
+  const p = ioasidParams(raw);
+  const scenario = p.mode === 'scenario';
+  const P = scenario ? p.processes : 0;
+  const maxSets = Math.max(8, p.vms + 2);
+  // The processes' mms and the hardware they bind to exist in scenario mode only (the benchmarks have neither).
+  const topo = ioasidTopology(p);
+  const frames = 4;
+  const k = ioasidKernel(p, P, maxSets, topo, frames);
+  const { a, subs } = defineAllocator(k, p, maxSets);
   const cap = a.storage;
-  const statics = staticsOffset(k.layout, k.base);
-  const counters = k.statics.alloc(COUNTERS.length, 'ioasid counters');
-  const index = new Map<Counter, number>(COUNTERS.map((c, i) => [c, i]));
-  const counterAt = (c: Counter): number => k.mem.statics + counters + (index.get(c) as number);
-  const tally = (t: KTask, d: Tally): KGen =>
-    k.step(t, 'iommu-sim: count', () => {
-      for (const [c, v] of Object.entries(d) as [Counter, number][]) if (v !== 0) Atomics.add(k.i32, counterAt(c), v);
-    });
-  const read = (shared: Int32Array, c: Counter): number => shared[statics + counters + (index.get(c) as number)] as number;
+  const { counterAt, tally, read } = defineCounters(k);
 
   /** The subscribers register at their module init, before anything is allocated. */
   function* init(t: KTask): KGen<number> {
@@ -536,15 +680,11 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
 
   const initialTasks: { task: string; args: Wire; name?: string }[] = [];
   const actors: ActorSpec[] = [];
-
   const env: IoasidTaskEnv = { k, p, P, frames, a, subs, cap, counterAt, tally, init, initialTasks, actors, topo };
   const hwm = scenario ? defineScenarioTasks(env) : undefined;
   if (p.mode === 'alloc-free') defineAllocFreeTasks(env);
   else if (!scenario) defineFindTasks(env);
-
-  const refusals = new Refusals(k, () => k.deliveryStep);
-  const names = { unit: (u: number) => hwm?.units[u]?.name ?? '', device: (d: number) => hwm?.devices[d]?.actorName ?? '' };
-  actors.push(...hardwareActors(topo, { ...hwm?.logic(refusals), mm: (i) => ({ logic: mmContextMachine(`mm/${i + 1}`, refusals) }) }, names));
+  ioasidActors(k, topo, hwm, actors);
 
   const workload: Workload = {
     name: 'ioasid',
@@ -558,25 +698,8 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
     tasks: k.taskFactories,
     monitor: k,
     check: (_finals, shared) => {
-      const c = Object.fromEntries(COUNTERS.map((n) => [n, read(shared, n)])) as Record<Counter, number>;
-      const problems: string[] = [];
-      if (c.find_mismatch > 0) problems.push(`${c.find_mismatch} ioasid_find lookups returned the wrong private data`);
-      if (c.spid_mismatch > 0) problems.push(`${c.spid_mismatch} guest PASID attachments or lookups failed`);
-      if (c.alloc_errors > 0) problems.push(`${c.alloc_errors} ioasid_alloc calls failed with an error other than -ENOSPC`);
-      if (c.free_errors > 0) problems.push(`${c.free_errors} IOASIDs could not be freed or unbound`);
-      if (c.set_errors > 0) problems.push(`${c.set_errors} VMs could not allocate their ioasid_set`);
-      // Totals are only known once everything has run (a run stopped at its first finding has not).
-      const finished = p.mode === 'scenario' ? c.exits === P && c.vms_done === p.vms : p.mode === 'alloc-free' ? c.drained === 1 : true;
-      if (finished && p.mode === 'scenario' && p.bug === 'none') {
-        const held = Math.min(p.pasids, p.quota);
-        if (c.vm_allocs !== p.vms * held) problems.push(`VMs allocated ${c.vm_allocs} IOASIDs, expected ${p.vms * held} (quota ${p.quota} each)`);
-        if (c.alloc_enospc !== p.vms * (p.pasids - held)) problems.push(`${c.alloc_enospc} allocations failed with -ENOSPC, expected ${p.vms * (p.pasids - held)}`);
-        if (c.deferred_frees !== c.sva_binds) problems.push(`${c.deferred_frees} of ${c.sva_binds} SVA PASIDs freed after exit`);
-        if (held > 1 && c.adjust_einval !== p.vms) problems.push(`${c.adjust_einval} of ${p.vms} quota adjustments below the allocated count refused with -EINVAL`);
-      }
-      if (finished && p.mode === 'alloc-free' && (c.bench_allocs !== cap - 1 || c.bench_frees !== cap - 1 || c.alloc_enospc !== 1)) {
-        problems.push(`allocated ${c.bench_allocs} and freed ${c.bench_frees} of ${cap - 1} IOASIDs (${c.alloc_enospc} -ENOSPC at the end)`);
-      }
+      const c = read(shared);
+      const problems = counterProblems(p, P, cap, c);
       const counters: Record<string, number> = {};
       for (const n of COUNTERS) if (c[n] !== 0 || n === 'find_mismatch') counters[n] = c[n];
       return { ok: problems.length === 0, problems, counters };
