@@ -615,7 +615,7 @@ function defineAllocator(k: Kernel, p: IoasidParams, maxSets: number): { a: Ioas
   const a = defineIoasid(k, {
     bits: p.bits,
     lock: p.lock,
-    chain: p.chain,
+    chain: p.ioasidChain,
     maxSets,
     bug: p.bug === 'unlocked-quota' ? 'unlocked-quota' : 'none',
     // The find benchmark keeps its IDs for good.

@@ -2,7 +2,7 @@
 // implementation of a kernel path — they combine wherever their code runs.
 import { DEFAULT_DOMAIN_POLICIES } from '../../core/dma-iommu.js';
 import { MULTI_DEVICE_PASID, PASID_LOOKUPS } from '../../core/iommu.js';
-import { IOASID_LOCKS } from '../../core/ioasid.js';
+import { IOASID_CHAINS, IOASID_LOCKS } from '../../core/ioasid.js';
 import { SVA_USERS } from '../../core/sva-domain.js';
 import { FAULT_HANDLINGS, PASID_PLACEMENTS, TEARDOWNS } from '../../core/types.js';
 import { WORK_QUEUES } from '../../actors/swq-process.js';
@@ -29,6 +29,7 @@ export const POLICIES = {
   users: oneOf(SVA_USERS, 'SVA domain users (seed 002): refcounted per bind, or not (the last unbind frees the domain under a racing lookup).'),
   multiDevicePasid: oneOf(MULTI_DEVICE_PASID, "PASID attach on multi-device groups (seed 002): refused (the kernel's choice, -EINVAL) or allowed (every device of the group)."),
   lock: oneOf(IOASID_LOCKS, "The IOASID allocator's lock (seed 003): a spinlock, or a mutex (which ioasid_free from an RCU callback may not take)."),
+  ioasidChain: oneOf(IOASID_CHAINS, 'The IOASID notifier chain (seed 003): atomic (its callbacks may not sleep) or blocking (the allocator lock must then be a mutex).'),
   free: oneOf(FREE_POLICIES, 'PASID free on mm exit (seed 003): from the MMU notifier\'s RCU callback (softirq), or deferred to a workqueue (process context); sva: unbind (at unbind, under iommu_sva_lock) or rcu (the bond\'s free_notifier, an SRCU callback).'),
 } satisfies ParamTable;
 export type PolicyParam = keyof typeof POLICIES;

@@ -1,7 +1,7 @@
 // The `ioasid` preset (seed 003): the IOASID allocator with its sets and subscribers, SVA processes and VMs —
 // its parameters picked from the model's (src/workloads/params/), its defaults, its topology. The workload it
 // builds is src/workloads/ioasid.ts's.
-import { IOASID_CHAINS, type IoasidChain, type IoasidLock } from '../../core/ioasid.js';
+import type { IoasidChain, IoasidLock } from '../../core/ioasid.js';
 import type { Sleeper } from '../../core/ioasid-subscribers.js';
 import { InputError } from '../../runtime/errors.js';
 import type { Wire } from '../../runtime/model.js';
@@ -17,7 +17,7 @@ export interface IoasidParams {
   /** The ID space: 2^bits IDs installed as the capacity (IDs 1..2^bits - 1). */
   readonly bits: number;
   readonly lock: IoasidLock;
-  readonly chain: IoasidChain;
+  readonly ioasidChain: IoasidChain;
   readonly free: FreePolicy;
   /** A subscriber whose callback takes a mutex. */
   readonly sleeper: Sleeper;
@@ -52,7 +52,7 @@ export const IOASID_DEFAULTS: IoasidParams = {
   mode: 'scenario',
   bits: 20,
   lock: 'spinlock',
-  chain: 'atomic',
+  ioasidChain: 'atomic',
   free: 'rcu',
   sleeper: 'none',
   bug: 'none',
@@ -84,8 +84,7 @@ export const IOASID_PRESET: PresetSpec<IoasidParams> = {
   summary: 'The IOASID allocator (seed 003): capacity, sets with quotas, find under RCU, notifier chains to VFIO, KVM and the IOMMU driver; mm exit frees the PASID from an RCU callback or a workqueue.',
   params: {
     ...pick('topology', TOPOLOGY, ['bits', 'subscribers', 'processes', 'vms', 'vcpus', 'quota', 'systemQuota'], { processes: int(0, 64) }),
-    ...pick('policies', POLICIES, ['lock', 'free']),
-    chain: { concept: 'policies', schema: oneOf(IOASID_CHAINS, 'ioasid: the IOASID notifier chain (seed 003): atomic (callbacks may not sleep) or blocking.') },
+    ...pick('policies', POLICIES, ['lock', 'ioasidChain', 'free']),
     pasids: { concept: 'workload', schema: int(0, 1 << 20, 'ioasid: guest PASIDs each VM asks for (past its quota: -ENOSPC).') },
     ...pick('faults', FAULTS, ['sleeper', 'bug'], { bug: oneOf(IOASID_WORKLOAD_BUGS) }),
     ...pick('workload', WORKLOAD, ['mode', 'iterations', 'drivers', 'checkers', 'seed', 'hungTaskSecs', 'steps']),
