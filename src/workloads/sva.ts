@@ -1,57 +1,31 @@
-// The `sva` workload: a topology of IOMMUs of mixed flavours, PCI devices behind them, processes with their
-// MM contexts, and the policies of DESIGN.md — built identically in every thread from its parameters. Actors:
-// one per IOMMU unit, device, mm and process (in that order). Kernel code paths (syscalls, exit, the IOMMU
-// drivers' page-request threads, RCU/SRCU callbacks) are kernel tasks; the oracles run in the steps that could
-// break what they guard.
-import { DmaApi } from '../core/dma-iommu.js';
-import { pasidIoasidWords } from '../core/pasid.js';
-import {
-  Domains,
-  IommuGroups,
-} from '../core/iommu.js';
-import { SvaDomains } from '../core/sva-domain.js';
-import { Oracle } from '../core/oracle.js';
-import { Stats, type StatName } from '../core/stats.js';
-import { Sva } from '../core/iommu-sva.js';
-import type { DeviceInfo, Flavour, IommuOps, SvaPolicies } from '../core/types.js';
-import { AMD, amdOps } from '../hw/amd/amd.js';
-import { type DriverEnv, flush } from '../hw/driver.js';
-import type { FlavourSpec } from '../hw/flavour.js';
-import { DEFAULT_UNIT, IommuUnit } from '../hw/iommu.js';
+// The `sva` workload: the one model (model.ts) on a topology of IOMMUs of mixed flavours with PCI devices dealt
+// over them, and its processes — their syscalls (syscalls.ts) and their actors (built-in scripts, random rates or
+// a scenario's script) — built identically in every thread from its parameters. Actors: one per IOMMU unit,
+// device, mm and process (in that order). Kernel code paths (syscalls, exit, the IOMMU drivers' page-request
+// threads, RCU/SRCU callbacks) are kernel tasks; the oracles run in the steps that could break what they guard.
+import type { DmaApi } from '../core/dma-iommu.js';
+import type { Domains } from '../core/iommu.js';
+import type { Sva } from '../core/iommu-sva.js';
+import type { Stats, StatName } from '../core/stats.js';
+import type { DeviceInfo } from '../core/types.js';
+import type { IommuUnit } from '../hw/iommu.js';
 import { HW_HOT_EVENTS, HW_SHARED_EVENTS } from '../hw/messages.js';
-import { PciDevice } from '../hw/pci/device.js';
-import { AccelDriver } from '../hw/pci/driver.js';
-import { defineUnitDriver, definePrqThread } from '../hw/queue.js';
-import { SMMUV3, smmuv3Ops } from '../hw/smmuv3/smmuv3.js';
-import { IommuHardware } from '../hw/unit.js';
-import { VTD, vtdOps } from '../hw/vtd/vtd.js';
-import { Kernel } from '../kernel/kernel.js';
-import { layoutWords, refuseOversized, staticsOffset } from '../kernel/memory.js';
-import { defineMms, type MmStruct, mmById, mmTableWords } from '../kernel/mm/mm.js';
-import { defineMmuNotifiers, mmuNotifierWords } from '../kernel/mm/mmu_notifier.js';
-import { definePhysMem, onPageFree, type PhysMem, pageOwner, physMemWords } from '../kernel/mm/physmem.js';
-import { readerTableWords } from '../kernel/rcu.js';
-import { slabInit } from '../kernel/slab.js';
+import type { PciDevice } from '../hw/pci/device.js';
+import type { Kernel } from '../kernel/kernel.js';
+import { staticsOffset } from '../kernel/memory.js';
+import type { MmStruct } from '../kernel/mm/mm.js';
 import { InputError } from '../runtime/errors.js';
 import type { ActorSpec, Wire, Workload } from '../runtime/model.js';
-import { applyExtension, coreStepTable, KERNEL_PRIMITIVES } from './extension.js';
+import { declareWhileStep, type ScriptStep } from '../actors/scripted-process.js';
+import type { defineKernelUsers } from './kernel-users.js';
+import { buildModel } from './model.js';
+import { type SvaParams, svaParams, svaTopology } from './presets/sva.js';
+import { processActors } from './processes.js';
 import { checkWhileTasks, type OrderStep, parseScript } from './script.js';
 import { SVA_KINDS } from './steps.js';
-import { type SvaParams, svaParams, svaTopology } from './presets/sva.js';
 import { defineSyscalls } from './syscalls.js';
-import { hardwareActors } from './topology.js';
-import { processActors } from './processes.js';
-import { iommuUnitMachine } from '../actors/iommu-unit.js';
-import { Refusals } from '../actors/lifecycle.js';
-import { mmContextMachine } from '../actors/mm-context.js';
-import { pciDeviceMachine } from '../actors/pci-device.js';
-import { defineBoot } from '../hw/boot.js';
-import { defineKernelUsers, } from './kernel-users.js';
-import { declareWhileStep, type ScriptStep, } from '../actors/scripted-process.js';
 
 export { TASK_MMS, type TaskMm } from './params/policies.js';
-
-const SPECS: Readonly<Record<Flavour, FlavourSpec>> = { vtd: VTD, amd: AMD, smmuv3: SMMUV3 };
 
 export { SVA_DEFAULTS, SVA_PRESET, type SvaParams, svaParams } from './presets/sva.js';
 
@@ -74,112 +48,24 @@ export interface SvaModel {
 
 export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: SvaModel } {
   const p = svaParams(raw);
-  const flavours = p.iommus.split(',') as Flavour[];
   const topo = svaTopology(p);
-  const U = flavours.length;
-  const D = p.devices;
   const P = p.processes;
-  const capSet = new Set(p.caps.split(','));
-  const { k, bonds, vmm, frames, iopt } = svaKernel(p, U);
-  const [failCache, failNth] = p.failAlloc === '' ? [] : (p.failAlloc.split(':') as [string, string]);
-  slabInit(k, failCache ? { failslab: { cache: failCache, nth: Number(failNth) } } : {});
-  const actors = {
-    unit: (u: number) => u,
-    device: (d: number) => U + d,
-    mm: (i: number) => U + D + i,
-    process: (i: number) => U + D + P + i,
-  };
-  const infos: DeviceInfo[] = topo.devices.map((d) => ({
-    index: d.index,
-    name: d.name,
-    iommu: d.iommu,
-    caps: { ats: capSet.has('ats'), pri: capSet.has('pri'), pasid: capSet.has('pasid'), pasidBits: p.pasidBits },
-    actor: actors.device(d.index),
-    trusted: p.trusted,
-  }));
-  const pm = definePhysMem(k, frames + 2 * p.drmContexts);
-  const mms = defineMms(k, pm, P + iopt + vmm, p.pages);
-  const notifiers = defineMmuNotifiers(k, mms, bonds);
-  const oracle = new Oracle(k);
-  const stats = new Stats(k);
-  const policies: SvaPolicies = { pasidAlloc: p.pasidAlloc, teardown: p.teardown, fault: p.fault, drainTimeoutMs: p.drainTimeoutMs, bug: p.bug, ioasidLock: p.lock, free: p.free };
-  const domains = new Domains(k, {
-    iommus: U,
-    addressSpaces: p.addressSpaces,
-    pageTables: mms.mms.slice(P, P + iopt),
-    unitName: (u) => SPECS[flavours[u] as Flavour].unitName(u),
-    mmOf: (id) => mmById(mms, id),
-  });
-  // Every device alone in its group: SVA binds attach {device, PASID} through it (iommu_attach_device_pasid).
-  const groups = new IommuGroups(k, domains, { devices: infos, groups: infos.map((d) => [d.index]), maxPasids: 1 << p.pasidBits, policies: { lookup: p.lookup, multiDevicePasid: 'refused' } });
-  const svaDomains = new SvaDomains(k, groups, domains, { mms: mms.mms.length, iommus: U, devices: D, maxPasids: 1 << p.pasidBits, users: p.users, bonds: false });
-  const sva = new Sva(k, mms, notifiers, oracle, stats, svaDomains, { devices: infos, iommus: U, policies, bonds });
-  const dma = new DmaApi(k, sva, domains, infos, p.defaultDomain, mms.initMm.id + 1);
-  const vmmMm = vmm ? mms.mms[P + iopt] : undefined;
-  const ownerName = (o: number): string =>
-    o === 0 ? 'a free frame' : vmmMm && o === vmmMm.id + 1 ? `${vmmMm.name} (a VMM's memory, mapped through VFIO)` : (mmById(mms, o - 1)?.name ?? `owner ${o}`);
-
-  // A process's descriptors are for the address space it binds: its own mm, or init_mm in SUPERVISOR_MODE.
-  const submitter = (from: number): number => {
-    const i = from - actors.process(0);
-    if (i < 0 || i >= P) return 0;
-    return (p.flags & 2) !== 0 ? mms.initMm.id + 1 : (mms.mms[i] as MmStruct).id + 1;
-  };
-  const units = flavours.map((f, u) => new IommuUnit(k, u, SPECS[f], infos.filter((d) => d.iommu === u), { ...DEFAULT_UNIT, cmdCostNs: p.cmdCostNs, iotlbEntries: p.iotlb, prqDepth: p.prqDepth }, actors.unit(u)));
-  const { unitDrivers, denv } = registerDrivers(k, sva, stats, units, flavours, p.ssidBits);
-  if (p.extension !== '') {
-    applyExtension(p.extension, {
-      k,
-      sva,
-      dma,
-      units,
-      devices: infos,
-      iommuOps: (u) => sva.ops(infos.find((d) => d.iommu === u) ?? ({ iommu: u } as DeviceInfo)),
-      setIommuOps: (u, ops) => sva.registerIommu(u, ops),
-      ...coreStepTable(k),
-      flush: (t, dev, cmds) => flush(denv, t, dev, cmds),
-      kernel: KERNEL_PRIMITIVES,
-    });
-  }
-  const kusers = defineKernelUsers(
-    // The IOMMU units' walk (they are built below; a job asks only once the run is going).
-    { k, sva, dma, domains, stats, pm, mms, infos, reachable: (d, pasid) => hardware[d.iommu]?.reachable(d.index, pasid) ?? [] },
-    { use: p.kernel, jobs: p.kjobs, buffers: p.kbuffers, devices: p.kdevices, vfio: p.vfio, takeover: p.vfioTakeover, vfioUser: vmmMm, drmContexts: p.drmContexts, drmRounds: p.drmRounds },
-  );
-  const prqTasks = unitDrivers.map((drv) => definePrqThread(k, drv, sva, stats, infos));
-  const hardware = units.map((u, i) => new IommuHardware(u, infos, mms, oracle, stats, prqTasks[i] as string));
-  const devices = infos.map(
-    (info) =>
-      new PciDevice(
-        { k, sva, oracle, stats, pm, iommuActor: actors.unit(info.iommu), ownerName, completion: (cr, ok) => kusers.completion(cr, ok), submitter },
-        info,
-        p.misbehaveDevice === -1 || p.misbehaveDevice === info.index ? p.misbehave : 'none',
-        p.atc,
-      ),
-  );
-  const driver = new AccelDriver(k, sva, devices);
-
-  watchHardware(k, oracle, pm, units, devices, ownerName);
-  k.onAttach(() => {
-    for (const h of hardware) h.reset();
-    for (const d of devices) d.reset();
-  });
-  k.onEnd(() => oracle.unanswered(units.flatMap((u) => u.outstandingGroups())));
-
-  const boot = defineBoot(k, units, devices, iopt > 0 ? [{ task: 'iommu_probe', name: 'iommu_probe' }] : []);
-  defineSyscalls({ k, params: p, processes: P, mms, notifiers, sva, driver, stats, infos, actors, boot });
-
-  const step = (): number => k.deliveryStep;
-  const refusals = new Refusals(k, step);
-  const specs: ActorSpec[] = hardwareActors(
-    topo,
-    {
-      unit: (u) => ({ logic: iommuUnitMachine(hardware[u.index] as IommuHardware, actors.unit(u.index), step, refusals) }),
-      device: (d) => ({ logic: pciDeviceMachine(devices[d.index] as PciDevice, actors.device(d.index), step, refusals) }),
-      mm: (i) => ({ logic: mmContextMachine(`mm/${i + 1}`, refusals) }),
+  const bonds = Math.max(8, 2 * P * p.opens + 8);
+  const m = buildModel({ ...p, multiDevicePasid: 'refused' }, topo, {
+    name: 'sva',
+    bonds,
+    workloadTasks: workloadTasks(p),
+    // A process's descriptors are for the address space it binds: its own mm, or init_mm in SUPERVISOR_MODE.
+    submitter: (from, { actors, mms }) => {
+      const i = from - actors.next;
+      if (i < 0 || i >= P) return 0;
+      return (p.flags & 2) !== 0 ? mms.initMm.id + 1 : (mms.mms[i] as MmStruct).id + 1;
     },
-    { unit: (u) => (hardware[u] as IommuHardware).actorName, device: (d) => (devices[d] as PciDevice).actorName },
-  );
+  });
+  const { k, sva, stats, units, devices, infos, mms, dma, domains, kusers } = m;
+  const actors = { unit: m.actors.unit, device: m.actors.device, mm: m.actors.mm, process: (i: number) => m.actors.next + i };
+  defineSyscalls({ k, params: p, processes: P, mms, notifiers: m.notifiers, sva, driver: m.driver, stats, infos, actors, boot: m.boot });
+  const specs: ActorSpec[] = [...m.specs];
   const scripted = parseSteps(p.steps, P, k, taskComms(k, p, units));
   specs.push(...processActors(p, scripted, actors));
 
@@ -194,7 +80,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     hotEvents: { ...HW_HOT_EVENTS, go: [] },
     sharedEvents: HW_SHARED_EVENTS,
     tasks: k.taskFactories,
-    initialTasks: [boot.task],
+    initialTasks: [m.boot.task],
     monitor: k,
     check: (finals, shared) => {
       const counters = stats.read(shared, statics) as Record<StatName, number> & Record<string, number>;
@@ -209,80 +95,13 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   return { workload, model };
 }
 
-/** Each unit's queue and driver (its command submission, its page-request thread's), and its flavour's ops. */
-function registerDrivers(k: Kernel, sva: Sva, stats: Stats, units: readonly IommuUnit[], flavours: readonly Flavour[], ssidBits: number) {
-  const unitDrivers = units.map((u) => defineUnitDriver(k, u));
-  const denv: DriverEnv = { k, units: unitDrivers, stats };
-  flavours.forEach((f, u) => {
-    const ops: IommuOps = f === 'vtd' ? vtdOps(denv) : f === 'amd' ? amdOps(denv) : smmuv3Ops(denv, ssidBits);
-    sva.registerIommu(u, ops);
-  });
-  return { unitDrivers, denv };
-}
-
-/** The oracles' views of the hardware: the IOTLBs and ATCs, the DMA in flight, the frames freed. */
-function watchHardware(k: Kernel, oracle: Oracle, pm: PhysMem, units: readonly IommuUnit[], devices: readonly PciDevice[], ownerName: (o: number) => string): void {
-  for (const u of units) for (const c of u.caches()) oracle.addCache(c);
-  for (const dev of devices) {
-    oracle.addCache({
-      name: `${dev.info.name} ATC`,
-      entriesForPfn: (pfn) => dev.atcEntries((_, __, pte) => pte >>> 2 === pfn).map((e) => `{PASID ${e.pasid}, vpn ${e.vpn}} → pfn 0x${pfn.toString(16)}`),
-      entriesForPasid: (d, pasid) => (d !== dev.info.index ? [] : dev.atcEntries((p) => p === pasid).map((e) => `{PASID ${pasid}, vpn ${e.vpn}}`)),
-    });
-  }
-  oracle.addDmaCounter({ inflight: (d, pasid) => devices[d]?.inflightCount(pasid) ?? 0 });
-  onPageFree(pm, (pfn, t, step) => oracle.pageFreed(step, pfn, ownerName(pageOwner(k, pm, pfn)), t.label));
-}
-
 /**
- * The run's kernel, its shared memory sized to the topology (a topology too large to hold is refused naming what
- * takes the memory), and the sizes the workload is built with: bonds, the VMM's mm, physical frames, I/O page
- * tables.
+ * How many of the workload's tasks can be alive at once — every one may be inside RCU's or SRCU's read side, so
+ * the reader tables get a slot each (the model adds its own: an SRCU and an RCU callback per bond, the
+ * page-request threads, the kernel's own DMA users, VFIO, DRM and probe): a process's syscall and the driver's
+ * bind_task thread (scripted: one more for each exit not waited for and each `while`).
  */
-function svaKernel(p: SvaParams, U: number): { k: Kernel; bonds: number; vmm: number; frames: number; iopt: number } {
-  const D = p.devices;
-  const P = p.processes;
-  const bonds = Math.max(8, 2 * P * p.opens + 8);
-  // A VMM whose memory VFIO maps, when VFIO is in the run: an address space of its own.
-  const vmm = p.vfio === 'none' ? 0 : 1;
-  const frames = (P + 2) * p.pages + 16 + vmm * p.kbuffers;
-  // I/O page tables for DMA and paging domains: address spaces of the mm layer that no process uses.
-  const iopt = p.defaultDomain === 'none' && p.kernel === 'none' && p.vfio === 'none' && p.drmContexts === 0 ? 0 : Math.min(U * p.addressSpaces, D + p.kdevices + p.drmContexts + 4);
-  // A PASID table entry (up to 8 words), the device's state (3) and the driver's (2) per PASID, its pasid_ida's bitmap.
-  const perDevice = (1 << p.pasidBits) * (8 + 3 + 2 + 2) + Math.ceil((1 << p.pasidBits) / 32) + 512 + 4 * p.atc;
-  const readerSlots = tasksAtOnce(p, bonds);
-  const readers = readerTableWords(readerSlots);
-  // The terms that grow with the parameters, named for the refusal of a topology too large to hold. A bond
-  // takes 32 words: the iommu_sva record (11, with its kmemleak track), its PASID share (9) and quarantine (3).
-  const sized: Record<string, number> = {
-    'PASID state (devices × 2^pasidBits × 15 words)': D * perDevice,
-    'address spaces (processes × pages)': mmTableWords(P + iopt + vmm, p.pages) + physMemWords(frames),
-    'IOMMU caches and queues (iommus × (iotlb + prqDepth))': U * (4096 + 6 * p.iotlb + 6 * p.prqDepth),
-    'bonds, notifiers and RCU/SRCU readers (processes)': mmuNotifierWords(bonds) + bonds * 32 + readers.rcu + readers.srcu,
-  };
-  const staticWords = (1 << 15) + Object.values(sized).reduce((a, b) => a + b, 0) + (U + 2) * (Math.ceil((1 << p.pasidBits) / 32) + 1) + pasidIoasidWords(p.pasidBits);
-  // Every task interns its label and comm (allocation owners, KASAN's alloc/free tracks, lockdep's sites): the
-  // string table grows with the topology, or a large one fills it and lockdep turns itself off.
-  const tasks = P + D + U;
-  const layout = {
-    stringWords: Math.max(1 << 17, 128 * tasks),
-    stringSlots: Math.max(1 << 12, 2 ** Math.ceil(Math.log2(8 * tasks))),
-    staticWords,
-    arenaWords: 1 << 12,
-    lockdepWords: 1 << 14,
-  };
-  refuseOversized('sva', layoutWords(layout), sized);
-  const k = new Kernel({ layout, hungTaskSecs: p.hungTaskSecs, readerSlots });
-  return { k, bonds, vmm, frames, iopt };
-}
-
-/**
- * How many tasks the topology can have alive at once — every one may be inside RCU's or SRCU's read side, so
- * the reader tables get a slot each: a process's syscall and the driver's bind_task thread (scripted: one more
- * for each exit not waited for and each `while`), an SRCU and an RCU callback per bond, the page-request
- * threads, and the kernel's own DMA users, VFIO, DRM and probe.
- */
-function tasksAtOnce(p: SvaParams, bonds: number): number {
+function workloadTasks(p: SvaParams): number {
   // Two a process at most (its syscall and bind_task), and one more as margin: a slot costs 16 words.
   let perProcess = 3 * p.processes;
   if (p.steps !== '') {
@@ -299,7 +118,7 @@ function tasksAtOnce(p: SvaParams, bonds: number): number {
     if (lists !== null && typeof lists === 'object' && !Array.isArray(lists)) lists = Object.values(lists);
     if (Array.isArray(lists)) perProcess += lists.reduce((n: number, l: unknown) => n + (Array.isArray(l) ? l.reduce((m: number, st) => m + extra(st), 0) : 0), 0);
   }
-  return perProcess + 2 * bonds + p.iommus.split(',').length + p.kdevices + 16;
+  return perProcess;
 }
 
 /** Kinds of task this workload always spawns with a name of their own (their comm is that name). */

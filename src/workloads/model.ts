@@ -1,0 +1,394 @@
+// The one model (issue #15): the kernel sized to a topology, its slab, physical memory, mms and MMU notifiers,
+// the IOMMU core (domains, groups, SVA domains, the one SVA bind path, the DMA API), the IOMMU units of any mix
+// of flavours with their vendor ops, the PCI devices, the kernel's own DMA users, the oracles and counters,
+// kernel_init, and the actors of the units, devices and mms. Every preset is a configuration of it: a topology
+// and a workload on top (sva.ts: syscalls and processes; domains.ts: a VFIO user, page-fault handlers, scripts).
+//
+// Interface (what a preset calls):
+//   const m = buildModel(params, topology, options);
+//   - params: ModelParams — the model's parameters, one meaning per name (src/workloads/params/: pages, caps,
+//     pasidBits, the policies, the hardware's sizes, the kernel users, fault injection);
+//   - topology: Topology (topology.ts) — units (flavours), devices in groups behind them, processes (an mm
+//     each), kernel users;
+//   - options: ModelOptions — the workload's name (for refusals), how many bonds and workload tasks the run may
+//     have at once (the kernel's sizes), the first actor id, how a process actor's descriptors are tagged, and
+//     what kernel_init starts once the hardware is configured.
+//   It returns a Model: `k`, `sva` (k.fn.iommu_sva_bind_device is the bind path), `domains`, `groups`, `dma`,
+//   `units`, `devices`, `infos` (struct device), `mms`, `notifiers`, `driver` (the accelerator driver), `kusers`,
+//   `oracle`, `stats`, `boot` (kernel_init: Boot.wait, Boot.task), `actors` (ids: unit, device, mm, and `next`,
+//   the workload's first), and `specs` (the ActorSpecs of units, devices and mms, in that order). The workload
+//   declares its tasks and actors on it and makes the Workload (sva.ts's buildSva).
+import { DmaApi, type DefaultDomainPolicy } from '../core/dma-iommu.js';
+import { type MultiDevicePasid, type PasidLookup, Domains, IommuGroups } from '../core/iommu.js';
+import { Sva } from '../core/iommu-sva.js';
+import { Oracle } from '../core/oracle.js';
+import { pasidIoasidWords } from '../core/pasid.js';
+import { Stats } from '../core/stats.js';
+import { SvaDomains, type SvaUsers } from '../core/sva-domain.js';
+import type { DeviceInfo, DriverBug, FaultHandling, Flavour, IommuOps, PasidPlacement, SvaPasidFree, SvaPolicies, Teardown } from '../core/types.js';
+import type { IoasidLock } from '../core/ioasid.js';
+import { AMD, amdOps } from '../hw/amd/amd.js';
+import { type Boot, defineBoot } from '../hw/boot.js';
+import { type DriverEnv, flush } from '../hw/driver.js';
+import type { FlavourSpec } from '../hw/flavour.js';
+import { DEFAULT_UNIT, IommuUnit } from '../hw/iommu.js';
+import { type Misbehaviour, PciDevice } from '../hw/pci/device.js';
+import { AccelDriver } from '../hw/pci/driver.js';
+import { definePrqThread, defineUnitDriver } from '../hw/queue.js';
+import { SMMUV3, smmuv3Ops } from '../hw/smmuv3/smmuv3.js';
+import { IommuHardware } from '../hw/unit.js';
+import { VTD, vtdOps } from '../hw/vtd/vtd.js';
+import { Kernel } from '../kernel/kernel.js';
+import { layoutWords, refuseOversized } from '../kernel/memory.js';
+import { defineMms, type MmStruct, type MmTable, mmById, mmTableWords } from '../kernel/mm/mm.js';
+import { defineMmuNotifiers, type MmuNotifiers, mmuNotifierWords } from '../kernel/mm/mmu_notifier.js';
+import { definePhysMem, onPageFree, type PhysMem, pageOwner, physMemWords } from '../kernel/mm/physmem.js';
+import { readerTableWords } from '../kernel/rcu.js';
+import { slabInit } from '../kernel/slab.js';
+import type { ActorSpec, Wire } from '../runtime/model.js';
+import { iommuUnitMachine } from '../actors/iommu-unit.js';
+import { Refusals } from '../actors/lifecycle.js';
+import { mmContextMachine } from '../actors/mm-context.js';
+import { pciDeviceMachine } from '../actors/pci-device.js';
+import { applyExtension, coreStepTable, KERNEL_PRIMITIVES } from './extension.js';
+import { defineKernelUsers, type KernelUse, type VfioTakeover, type VfioUse } from './kernel-users.js';
+import { hardwareActors, type Topology } from './topology.js';
+
+export const FLAVOUR_SPECS: Readonly<Record<Flavour, FlavourSpec>> = { vtd: VTD, amd: AMD, smmuv3: SMMUV3 };
+
+/** The model's parameters (each preset picks its own from src/workloads/params/ and may add its workload's). */
+export interface ModelParams {
+  /** Virtual pages of each process. */
+  readonly pages: number;
+  /** Every device's capabilities: a subset of `ats,pri,pasid`. */
+  readonly caps: string;
+  /** Every device's PASID width. */
+  readonly pasidBits: number;
+  /** The SMMUs' SSIDSIZE. */
+  readonly ssidBits: number;
+  readonly trusted: boolean;
+  readonly pasidAlloc: PasidPlacement;
+  readonly teardown: Teardown;
+  readonly fault: FaultHandling;
+  readonly drainTimeoutMs: number;
+  /** The IOASID allocator's lock (seed 003). */
+  readonly lock: IoasidLock;
+  /** Where a bond's PASID is freed (seed 003). */
+  readonly free: SvaPasidFree;
+  /** iommu_get_domain_for_dev_pasid's section (seed 002). */
+  readonly lookup: PasidLookup;
+  /** SVA domain users (seed 002). */
+  readonly users: SvaUsers;
+  /** PASID attach on groups of more than one device (seed 002). */
+  readonly multiDevicePasid: MultiDevicePasid;
+  /** A planted driver bug of the SVA path (the oracles' negative control). */
+  readonly bug: DriverBug;
+  readonly misbehave: Misbehaviour;
+  /** The misbehaving device (-1: all of them). */
+  readonly misbehaveDevice: number;
+  readonly cmdCostNs: number;
+  readonly iotlb: number;
+  readonly atc: number;
+  readonly prqDepth: number;
+  /** A CommonJS module whose extend(ctx) replaces or wraps ops; '' for none. */
+  readonly extension: string;
+  /** failslab, `cache:n`: the nth allocation from that slab cache fails ('' for none). */
+  readonly failAlloc: string;
+  readonly hungTaskSecs: number;
+  readonly defaultDomain: DefaultDomainPolicy;
+  readonly addressSpaces: number;
+  readonly kernel: KernelUse;
+  readonly kjobs: number;
+  readonly kbuffers: number;
+  readonly vfio: VfioUse;
+  readonly vfioTakeover: VfioTakeover;
+  readonly drmContexts: number;
+  readonly drmRounds: number;
+}
+
+/** What the workload tells the model about itself. */
+export interface ModelOptions {
+  /** The workload's name (a topology too large to hold is refused under it). */
+  readonly name: string;
+  /** Bonds (struct iommu_sva) that may exist at once. */
+  readonly bonds: number;
+  /** Workload tasks that may be alive at once (each gets an RCU and an SRCU reader slot). */
+  readonly workloadTasks: number;
+  /** The units' actor id is firstActor + unit (actors before it are the workload's own). */
+  readonly firstActor?: number;
+  /** I/O page tables to keep beyond the ones the kernel users need (paging domains of the workload). */
+  readonly pageTables?: number;
+  /** The address space a submitting actor's descriptors are for (id + 1), 0 when it is not a process. */
+  submitter?(from: number, m: { readonly actors: ModelActors; readonly mms: MmTable }): number;
+  /** What kernel_init starts once the hardware is configured, beyond the kernel users' probe. */
+  readonly bootTasks?: readonly { task: string; args: Wire; name: string }[];
+}
+
+/** Actor ids: the units, devices and mms; `next` is the workload's first (processes). */
+export interface ModelActors {
+  unit(u: number): number;
+  device(d: number): number;
+  mm(i: number): number;
+  readonly next: number;
+}
+
+export interface Model {
+  readonly k: Kernel;
+  readonly topo: Topology;
+  readonly flavours: readonly Flavour[];
+  readonly oracle: Oracle;
+  readonly stats: Stats;
+  readonly pm: PhysMem;
+  readonly mms: MmTable;
+  readonly notifiers: MmuNotifiers;
+  readonly domains: Domains;
+  readonly groups: IommuGroups;
+  readonly svaDomains: SvaDomains;
+  readonly sva: Sva;
+  readonly dma: DmaApi;
+  readonly infos: readonly DeviceInfo[];
+  readonly units: readonly IommuUnit[];
+  readonly hardware: readonly IommuHardware[];
+  readonly devices: readonly PciDevice[];
+  readonly driver: AccelDriver;
+  readonly kusers: ReturnType<typeof defineKernelUsers>;
+  readonly boot: Boot;
+  readonly actors: ModelActors;
+  /** The ActorSpecs of the units, devices and mms, in that order. */
+  readonly specs: readonly ActorSpec[];
+  /** The I/O page tables the model keeps for DMA and paging domains (address spaces no process uses). */
+  readonly pageTables: readonly MmStruct[];
+  /** The VMM's mm (VFIO's user), when VFIO is in the run. */
+  readonly vmm: MmStruct | undefined;
+}
+
+/** The kernel's sizes for a topology. */
+interface Sizes {
+  readonly vmm: number;
+  readonly frames: number;
+  readonly iopt: number;
+}
+
+export function buildModel(p: ModelParams, topo: Topology, opts: ModelOptions): Model {
+  const sizes = modelSizes(p, topo, opts);
+  const k = modelKernel(p, topo, opts, sizes);
+  const [failCache, failNth] = p.failAlloc === '' ? [] : (p.failAlloc.split(':') as [string, string]);
+  slabInit(k, failCache ? { failslab: { cache: failCache, nth: Number(failNth) } } : {});
+  const actors = modelActorIds(topo, opts.firstActor ?? 0);
+  const infos = deviceInfos(p, topo, actors);
+  const mem = modelMemory(k, p, topo, opts, sizes);
+  const core = iommuCore(k, p, topo, opts, infos, mem);
+  const hw = modelHardware(k, p, topo, opts, infos, actors, mem, core, sizes);
+  const refusals = new Refusals(k, () => k.deliveryStep);
+  const specs = modelActorSpecs(k, topo, actors, hw, refusals);
+  return { k, topo, flavours: topo.units.map((u) => u.flavour), ...mem, ...core, ...hw, infos, actors, specs };
+}
+
+/** Bonds, the VMM's mm, physical frames, I/O page tables: what the topology and the kernel users take. */
+function modelSizes(p: ModelParams, topo: Topology, opts: ModelOptions): Sizes {
+  const U = topo.units.length;
+  const D = topo.devices.length;
+  const P = topo.processes;
+  // A VMM whose memory VFIO maps, when VFIO is in the run: an address space of its own.
+  const vmm = p.vfio === 'none' ? 0 : 1;
+  const frames = (P + 2) * p.pages + 16 + vmm * p.kbuffers;
+  // I/O page tables for DMA and paging domains: address spaces of the mm layer that no process uses.
+  const extra = opts.pageTables ?? 0;
+  const kernelTables = p.defaultDomain === 'none' && p.kernel === 'none' && p.vfio === 'none' && p.drmContexts === 0 ? 0 : Math.min(U * p.addressSpaces, D + topo.kernelUsers + p.drmContexts + 4);
+  return { vmm, frames, iopt: kernelTables + extra };
+}
+
+/**
+ * The run's kernel, its shared memory sized to the topology (a topology too large to hold is refused naming what
+ * takes the memory).
+ */
+function modelKernel(p: ModelParams, topo: Topology, opts: ModelOptions, s: Sizes): Kernel {
+  const U = topo.units.length;
+  const D = topo.devices.length;
+  const P = topo.processes;
+  const bonds = opts.bonds;
+  // A PASID table entry (up to 8 words), the device's state (3) and the driver's (2) per PASID, its pasid_ida's bitmap.
+  const perDevice = (1 << p.pasidBits) * (8 + 3 + 2 + 2) + Math.ceil((1 << p.pasidBits) / 32) + 512 + 4 * p.atc;
+  const readerSlots = opts.workloadTasks + 2 * bonds + U + topo.kernelUsers + 16;
+  const readers = readerTableWords(readerSlots);
+  // The terms that grow with the parameters, named for the refusal of a topology too large to hold. A bond
+  // takes 32 words: the iommu_sva record (11, with its kmemleak track), its PASID share (9) and quarantine (3).
+  const sized: Record<string, number> = {
+    'PASID state (devices × 2^pasidBits × 15 words)': D * perDevice,
+    'address spaces (processes × pages)': mmTableWords(P + s.iopt + s.vmm, p.pages) + physMemWords(s.frames),
+    'IOMMU caches and queues (iommus × (iotlb + prqDepth))': U * (4096 + 6 * p.iotlb + 6 * p.prqDepth),
+    'bonds, notifiers and RCU/SRCU readers (processes)': mmuNotifierWords(bonds) + bonds * 32 + readers.rcu + readers.srcu,
+  };
+  const staticWords = (1 << 15) + Object.values(sized).reduce((a, b) => a + b, 0) + (U + 2) * (Math.ceil((1 << p.pasidBits) / 32) + 1) + pasidIoasidWords(p.pasidBits);
+  // Every task interns its label and comm (allocation owners, KASAN's alloc/free tracks, lockdep's sites): the
+  // string table grows with the topology, or a large one fills it and lockdep turns itself off.
+  const tasks = P + D + U;
+  const layout = {
+    stringWords: Math.max(1 << 17, 128 * tasks),
+    stringSlots: Math.max(1 << 12, 2 ** Math.ceil(Math.log2(8 * tasks))),
+    staticWords,
+    arenaWords: 1 << 12,
+    lockdepWords: 1 << 14,
+  };
+  refuseOversized(opts.name, layoutWords(layout), sized);
+  return new Kernel({ layout, hungTaskSecs: p.hungTaskSecs, readerSlots });
+}
+
+function modelActorIds(topo: Topology, first: number): ModelActors {
+  const U = topo.units.length;
+  const D = topo.devices.length;
+  return {
+    unit: (u) => first + u,
+    device: (d) => first + U + d,
+    mm: (i) => first + U + D + i,
+    next: first + U + D + topo.processes,
+  };
+}
+
+/** struct device of each PCI device of the topology. */
+function deviceInfos(p: ModelParams, topo: Topology, actors: ModelActors): DeviceInfo[] {
+  const capSet = new Set(p.caps.split(','));
+  return topo.devices.map((d) => ({
+    index: d.index,
+    name: d.name,
+    iommu: d.iommu,
+    caps: { ats: capSet.has('ats'), pri: capSet.has('pri'), pasid: capSet.has('pasid'), pasidBits: p.pasidBits },
+    actor: actors.device(d.index),
+    trusted: p.trusted,
+  }));
+}
+
+/** Physical memory, the mms (processes', then the I/O page tables, then the VMM's) and their MMU notifiers. */
+function modelMemory(k: Kernel, p: ModelParams, topo: Topology, opts: ModelOptions, s: Sizes) {
+  const P = topo.processes;
+  const pm = definePhysMem(k, s.frames + 2 * p.drmContexts);
+  const mms = defineMms(k, pm, P + s.iopt + s.vmm, p.pages);
+  const notifiers = defineMmuNotifiers(k, mms, opts.bonds);
+  return { pm, mms, notifiers, pageTables: mms.mms.slice(P, P + s.iopt), vmm: s.vmm ? mms.mms[P + s.iopt] : undefined };
+}
+
+/** The oracles, counters and the vendor-neutral core: domains, groups, SVA domains, the bind path, the DMA API. */
+function iommuCore(k: Kernel, p: ModelParams, topo: Topology, opts: ModelOptions, infos: readonly DeviceInfo[], mem: ReturnType<typeof modelMemory>) {
+  const U = topo.units.length;
+  const { mms, notifiers } = mem;
+  const oracle = new Oracle(k);
+  const stats = new Stats(k);
+  const policies: SvaPolicies = { pasidAlloc: p.pasidAlloc, teardown: p.teardown, fault: p.fault, drainTimeoutMs: p.drainTimeoutMs, bug: p.bug, ioasidLock: p.lock, free: p.free };
+  const domains = new Domains(k, {
+    iommus: U,
+    addressSpaces: p.addressSpaces,
+    pageTables: mem.pageTables,
+    unitName: (u) => FLAVOUR_SPECS[topo.units[u]?.flavour ?? 'vtd'].unitName(u),
+    mmOf: (id) => mmById(mms, id),
+  });
+  const groupMembers = Array.from({ length: 1 + Math.max(-1, ...topo.devices.map((d) => d.group)) }, (_, g) => topo.devices.filter((d) => d.group === g).map((d) => d.index));
+  const groups = new IommuGroups(k, domains, { devices: infos, groups: groupMembers, maxPasids: 1 << p.pasidBits, policies: { lookup: p.lookup, multiDevicePasid: p.multiDevicePasid } });
+  const svaDomains = new SvaDomains(k, groups, domains, { mms: mms.mms.length, iommus: U, devices: infos.length, maxPasids: 1 << p.pasidBits, users: p.users, bonds: false });
+  const sva = new Sva(k, mms, notifiers, oracle, stats, svaDomains, { devices: infos, iommus: U, policies, bonds: opts.bonds });
+  const dma = new DmaApi(k, sva, domains, infos, p.defaultDomain, mms.initMm.id + 1);
+  return { oracle, stats, domains, groups, svaDomains, sva, dma };
+}
+
+/**
+ * The IOMMU units and their drivers, the extension, the kernel's own DMA users, the units' hardware, the PCI
+ * devices and their accelerator driver, the oracles' views of the hardware, kernel_init.
+ */
+function modelHardware(
+  k: Kernel,
+  p: ModelParams,
+  topo: Topology,
+  opts: ModelOptions,
+  infos: readonly DeviceInfo[],
+  actors: ModelActors,
+  mem: ReturnType<typeof modelMemory>,
+  core: ReturnType<typeof iommuCore>,
+  s: Sizes,
+) {
+  const { sva, dma, domains, stats, oracle } = core;
+  const { pm, mms, vmm } = mem;
+  const flavours = topo.units.map((u) => u.flavour);
+  const ownerName = (o: number): string =>
+    o === 0 ? 'a free frame' : vmm && o === vmm.id + 1 ? `${vmm.name} (a VMM's memory, mapped through VFIO)` : (mmById(mms, o - 1)?.name ?? `owner ${o}`);
+  const units = topo.units.map((u) => new IommuUnit(k, u.index, FLAVOUR_SPECS[u.flavour], infos.filter((d) => d.iommu === u.index), { ...DEFAULT_UNIT, cmdCostNs: p.cmdCostNs, iotlbEntries: p.iotlb, prqDepth: p.prqDepth }, actors.unit(u.index)));
+  const { unitDrivers, denv } = registerDrivers(k, sva, stats, units, flavours, p.ssidBits);
+  if (p.extension !== '') {
+    applyExtension(p.extension, {
+      k,
+      sva,
+      dma,
+      units,
+      devices: infos,
+      iommuOps: (u) => sva.ops(infos.find((d) => d.iommu === u) ?? ({ iommu: u } as DeviceInfo)),
+      setIommuOps: (u, ops) => sva.registerIommu(u, ops),
+      ...coreStepTable(k),
+      flush: (t, dev, cmds) => flush(denv, t, dev, cmds),
+      kernel: KERNEL_PRIMITIVES,
+    });
+  }
+  const kusers = defineKernelUsers(
+    // The IOMMU units' walk (they are built below; a job asks only once the run is going).
+    { k, sva, dma, domains, stats, pm, mms, infos, reachable: (d, pasid) => hardware[d.iommu]?.reachable(d.index, pasid) ?? [] },
+    { use: p.kernel, jobs: p.kjobs, buffers: p.kbuffers, devices: topo.kernelUsers, vfio: p.vfio, takeover: p.vfioTakeover, vfioUser: vmm, drmContexts: p.drmContexts, drmRounds: p.drmRounds },
+  );
+  const prqTasks = unitDrivers.map((drv) => definePrqThread(k, drv, sva, stats, infos));
+  const hardware = units.map((u, i) => new IommuHardware(u, infos, mms, oracle, stats, prqTasks[i] as string));
+  const submitter = (from: number): number => opts.submitter?.(from, { actors, mms }) ?? 0;
+  const devices = infos.map(
+    (info) =>
+      new PciDevice(
+        { k, sva, oracle, stats, pm, iommuActor: actors.unit(info.iommu), ownerName, completion: (cr, ok) => kusers.completion(cr, ok), submitter },
+        info,
+        p.misbehaveDevice === -1 || p.misbehaveDevice === info.index ? p.misbehave : 'none',
+        p.atc,
+      ),
+  );
+  const driver = new AccelDriver(k, sva, devices);
+  watchHardware(k, oracle, pm, units, devices, ownerName);
+  k.onAttach(() => {
+    for (const h of hardware) h.reset();
+    for (const d of devices) d.reset();
+  });
+  k.onEnd(() => oracle.unanswered(units.flatMap((u) => u.outstandingGroups())));
+  const probe = s.iopt - (opts.pageTables ?? 0) > 0 ? [{ task: 'iommu_probe', args: null, name: 'iommu_probe' }] : [];
+  const boot = defineBoot(k, units, devices, [...probe, ...(opts.bootTasks ?? [])]);
+  return { units, hardware, devices, driver, kusers, boot };
+}
+
+/** Each unit's queue and driver (its command submission, its page-request thread's), and its flavour's ops. */
+function registerDrivers(k: Kernel, sva: Sva, stats: Stats, units: readonly IommuUnit[], flavours: readonly Flavour[], ssidBits: number) {
+  const unitDrivers = units.map((u) => defineUnitDriver(k, u));
+  const denv: DriverEnv = { k, units: unitDrivers, stats };
+  flavours.forEach((f, u) => {
+    const ops: IommuOps = f === 'vtd' ? vtdOps(denv) : f === 'amd' ? amdOps(denv) : smmuv3Ops(denv, ssidBits);
+    sva.registerIommu(u, ops);
+  });
+  return { unitDrivers, denv };
+}
+
+/** The oracles' views of the hardware: the IOTLBs and ATCs, the DMA in flight, the frames freed. */
+function watchHardware(k: Kernel, oracle: Oracle, pm: PhysMem, units: readonly IommuUnit[], devices: readonly PciDevice[], ownerName: (o: number) => string): void {
+  for (const u of units) for (const c of u.caches()) oracle.addCache(c);
+  for (const dev of devices) {
+    oracle.addCache({
+      name: `${dev.info.name} ATC`,
+      entriesForPfn: (pfn) => dev.atcEntries((_, __, pte) => pte >>> 2 === pfn).map((e) => `{PASID ${e.pasid}, vpn ${e.vpn}} → pfn 0x${pfn.toString(16)}`),
+      entriesForPasid: (d, pasid) => (d !== dev.info.index ? [] : dev.atcEntries((p) => p === pasid).map((e) => `{PASID ${pasid}, vpn ${e.vpn}}`)),
+    });
+  }
+  oracle.addDmaCounter({ inflight: (d, pasid) => devices[d]?.inflightCount(pasid) ?? 0 });
+  onPageFree(pm, (pfn, t, step) => oracle.pageFreed(step, pfn, ownerName(pageOwner(k, pm, pfn)), t.label));
+}
+
+/** The ActorSpecs of the units, devices and mms (the one place their machines are chosen). */
+function modelActorSpecs(k: Kernel, topo: Topology, actors: ModelActors, hw: ReturnType<typeof modelHardware>, refusals: Refusals): ActorSpec[] {
+  const step = (): number => k.deliveryStep;
+  return hardwareActors(
+    topo,
+    {
+      unit: (u) => ({ logic: iommuUnitMachine(hw.hardware[u.index] as IommuHardware, actors.unit(u.index), step, refusals) }),
+      device: (d) => ({ logic: pciDeviceMachine(hw.devices[d.index] as PciDevice, actors.device(d.index), step, refusals) }),
+      mm: (i) => ({ logic: mmContextMachine(`mm/${i + 1}`, refusals) }),
+    },
+    { unit: (u) => (hw.hardware[u] as IommuHardware).actorName, device: (d) => (hw.devices[d] as PciDevice).actorName },
+  );
+}
