@@ -161,13 +161,18 @@ export class PasidAllocator {
     });
   }
 
-  /** free=workqueue: the free goes to system_wq, on the work_struct of pasid's iommu_mm_data. */
+  /**
+   * free=workqueue: the free goes to system_wq, on the work_struct of pasid's iommu_mm_data. The work holds
+   * mm_count: the free_notifier's caller drops the notifier's own as soon as it returns, and the free still
+   * clears mm->pasid.
+   */
   private *queueFree(t: KTask, dev: DeviceInfo, mm: MmStruct, pasid: number): KGen {
     const scope = this.scopeOf(dev);
     const slot = yield* this.k.step(t, 'iommu_mm_data of PASID', () => {
       for (let s = 0; s < this.slots; s++) if (this.mmData.scope.get(this.share(s)) === scope + 1 && this.mmData.pasid.get(this.share(s)) === pasid) return s;
       throw new Error(`iommu_free_pasid_deferred: PASID ${pasid} is not allocated in ${dev.name}'s scope`);
     });
+    yield* this.k.fn.mmgrab(t, mm);
     yield* queue_work(this.k, t, system_wq(this.k), this.works[slot] as WorkItem, { dev: dev.index, mm: mm.id, pasid });
   }
 
@@ -178,6 +183,7 @@ export class PasidAllocator {
     const m = mmById(this.env.mms, mm);
     if (!d || !m) throw new Error(`iommu_sva_pasid_free_work: no device ${dev} or mm ${mm}`);
     yield* this.k.fn.iommu_free_pasid(t, d, m, pasid, false);
+    yield* this.k.fn.mmdrop(t, m);
   }
 
   /** PASIDs allocated with no bind using them and not in quarantine: never freed. */

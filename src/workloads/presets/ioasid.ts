@@ -92,6 +92,7 @@ export const IOASID_PRESET: PresetSpec<IoasidParams> = {
   defaults: IOASID_DEFAULTS,
   check: (p) => {
     if (p.steps !== '' && p.mode !== 'scenario') throw new InputError(`ioasid: steps: scripted users run in mode=scenario only, not ${p.mode}`);
+    if (!p.checkers && p.mode === 'scenario') throw new InputError('ioasid: checkers=false is for the benchmark modes (alloc-free, find-rcu, find-lock): a scenario runs with the kernel\'s checkers');
     const cap = 2 ** p.bits;
     // The system set is allocated whatever the processes (a set of quota 0 is -EINVAL): it needs one IOASID at least.
     const system = Math.max(p.processes, p.systemQuota, 1);
