@@ -5,7 +5,7 @@
 // and its absence with the fix), both runtimes, and the benchmark suite's shape. Deterministic runtime with fixed
 // seeds except where the threaded runtime is the point; each oracle has a planted bug it must catch.
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ioasidSuite } from '../bench/ioasid.bench.js';
 import {
   __ioasid_find,
@@ -453,6 +453,43 @@ describe('seed 003 end to end: process exit → unbind → MMU-notifier free_not
     expect(new Set(inNotifier.map((f) => f.text.match(/pid: (\d+)/)?.[1])).size).toBe(2);
     for (const f of inNotifier) expect(callTrace(f.text).slice(-3)).toEqual(['process_one_work', 'worker_thread', '</TASK>']);
     expect(titles(r)).not.toContain('WARNING: inconsistent lock state');
+  });
+});
+
+describe('the one model: the bind path and the devices', () => {
+  it('processes bind through iommu_sva_bind_device with PASIDs of the system set, and their devices DMA where the isolation oracle looks', () => {
+    const built = buildIoasid({ ...SMALL, vms: 0, processes: 2, dmas: 3 });
+    const m = built.model.model;
+    if (!m) throw new Error('the scenario runs on the one model');
+    const landed: { pasid: number; owner: number; expected: number }[] = [];
+    const orig = m.oracle.dmaLanded.bind(m.oracle);
+    vi.spyOn(m.oracle, 'dmaLanded').mockImplementation((step, dev, pasid, vpn, pfn, owner, expected, name, meant) => {
+      landed.push({ pasid, owner, expected });
+      orig(step, dev, pasid, vpn, pfn, owner, expected, name, meant);
+    });
+    const binds: number[] = [];
+    m.k.fns.wrap('iommu_sva_bind_device', (o) =>
+      function* (t, dev, mm, flags) {
+        const r = yield* o(t, dev, mm, flags);
+        binds.push(r.pasid);
+        return r;
+      },
+    'test');
+    const s = new RandomScheduler(3);
+    s.newExecution();
+    const r = runDeterministic({ workload: built.workload, seed: 3, scheduler: s });
+    expect(titles(r)).toEqual([]);
+    expect(r.check.problems).toEqual([]);
+    expect(r.check.counters.dmas).toBe(6);
+    // Each bind's PASID is an IOASID of the system set whose private data is the mm (the process's ioasid_find).
+    expect(binds).toHaveLength(2);
+    for (const p of binds) expect(p).toBeGreaterThan(0);
+    expect(r.check.counters.finds).toBe(2);
+    expect(r.check.counters.find_mismatch).toBe(0);
+    // Every DMA went through the unit's translation into the frame of the mm bound at {device, PASID}.
+    expect(landed).toHaveLength(6);
+    for (const l of landed) expect(l.owner).toBe(l.expected);
+    expect(new Set(landed.map((l) => l.owner)).size).toBe(2);
   });
 });
 

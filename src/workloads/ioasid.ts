@@ -29,6 +29,8 @@ import { EINVAL, ENOSPC } from '../kernel/errno.js';
 import { Kernel, type KGen } from '../kernel/kernel.js';
 import { staticsOffset } from '../kernel/memory.js';
 import { type MmStruct, mm_exit, mm_init, mmPasid, mmStateCode } from '../kernel/mm/mm.js';
+import { do_mmap, fault_in } from '../kernel/mm/pagetable.js';
+import type { DeviceInfo } from '../core/types.js';
 import { readerTableWords } from '../kernel/rcu.js';
 import { InputError } from '../runtime/errors.js';
 import type { ActorSpec, Wire, Workload } from '../runtime/model.js';
@@ -45,7 +47,7 @@ import { defineIoasidScript, type IoasidOp, parseIoasidScript } from './ioasid-s
 import { checkWhileTasks, type ScriptActor } from './script.js';
 import { FIND_IDS, type IoasidParams, ioasidParams, ioasidTopology, MAX_SCRIPT_USERS, PID_MAX_DEFAULT } from './presets/ioasid.js';
 import { SVA_DEFAULTS } from './presets/sva.js';
-import { buildModel, type Model, type ModelParams } from './model.js';
+import { buildModel, type Model, type ModelParams, WORKLOAD_CR_BASE } from './model.js';
 import { HW_HOT_EVENTS, HW_SHARED_EVENTS } from '../hw/messages.js';
 
 export { FREE_POLICIES, type FreePolicy } from './params/policies.js';
@@ -75,6 +77,8 @@ const COUNTERS = [
   'spid_mismatch',
   'view_checks',
   'divergent_views',
+  'dmas',
+  'dma_failures',
   'exits',
   'vms_done',
   'bench_allocs',
@@ -176,8 +180,31 @@ function* checkBound(s: ScenarioEnv, t: KTask, i: number, sid: number, pasid: nu
 }
 
 /**
- * An SVA process: opens the accelerator (the one bind path), checks its PASID's lookups and the subscribers'
- * views, and exits — exit_mm (exit_mmap: the bond's MMU notifier release) before exit_files (close: unbind).
+ * The bound process's work: `dmas` descriptors to its device, tagged with its PASID, at its one page, each waited
+ * for on the completion record the device writes — through the unit's translation, where the isolation oracle
+ * checks that it lands in the mm bound at {device, PASID}.
+ */
+function* deviceDma(s: ScenarioEnv, t: KTask, i: number, dev: DeviceInfo, pasid: number): KGen<Tally> {
+  const { k, m, p } = s;
+  const rec = m.completionRecord(i);
+  let ok = 0;
+  for (let j = 0; j < p.dmas; j++) {
+    yield* k.step(t, `${dev.name}: submit descriptor ${j} (PASID ${pasid}, address 0)`, (e) => {
+      Atomics.store(k.i32, rec, 0);
+      e.send(dev.actor, { type: 'submit', pasid, vpn: 0, w: 1, id: j, from: 0, cr: WORKLOAD_CR_BASE + i });
+    });
+    const done = (yield k.point(t, `wait for ${dev.name}'s completion record`, () => Atomics.load(k.i32, rec) !== 0, () => Atomics.load(k.i32, rec), {
+      what: `${dev.name} to write the completion record of descriptor ${j}`,
+    })) as number;
+    if (done === 1) ok++;
+  }
+  return { dmas: ok, dma_failures: p.dmas - ok };
+}
+
+/**
+ * An SVA process: its one page mapped and faulted in (exec), opens the accelerator (the one bind path), checks
+ * its PASID's lookups and the subscribers' views, has its device DMA, and exits — exit_mm (exit_mmap: the bond's
+ * MMU notifier release) before exit_files (close: unbind).
  */
 function defineSvaProcess(s: ScenarioEnv): void {
   const { k, m, tally } = s;
@@ -188,12 +215,14 @@ function defineSvaProcess(s: ScenarioEnv): void {
     const dev = m.infos[i % Math.max(1, m.infos.length)];
     if (!mm || !dev) throw new Error(`ioasid: no mm or device for process ${i}`);
     yield* mm_init(k, t, mm);
+    yield* do_mmap(k, t, mm, 0, 1, true);
+    yield* fault_in(k, t, mm, 0, true);
     yield* tellMm(s, t, i, mm);
     const b = yield* m.driver.open(t, dev, mm, 0);
     let tl: Tally = { sva_bind_failures: 1 };
     if (b.ret > 0) {
       yield* tellMm(s, t, i, mm);
-      tl = yield* checkBound(s, t, i, sid, b.pasid, mm);
+      tl = { ...(yield* checkBound(s, t, i, sid, b.pasid, mm)), ...(yield* deviceDma(s, t, i, dev, b.pasid)) };
     }
     yield* mm_exit(k, t, m.notifiers, mm);
     if (b.ret > 0) {
@@ -518,6 +547,7 @@ function scenarioModel(p: IoasidParams, maxSets: number): { k: Kernel; a: Ioasid
     // A process and its SRCU and RCU callbacks (or work item), a VM and its vCPUs, the script's users, the launchers.
     workloadTasks: 3 * P + p.vms * (p.vcpus + 1) + MAX_SCRIPT_USERS + 16,
     ioasid: ioasidOptions(p, maxSets),
+    completionRecords: Math.max(1, P),
     staticWords: (1 << 14) + (p.subscribers ? ioasidSubscriberWords(p.bits, maxSets) : 0),
   });
   const a = ioasidOf(m.k);
@@ -533,6 +563,7 @@ function counterProblems(p: IoasidParams, P: number, cap: number, c: Record<Coun
   if (c.alloc_errors > 0) problems.push(`${c.alloc_errors} ioasid_alloc calls failed with an error other than -ENOSPC`);
   if (c.free_errors > 0) problems.push(`${c.free_errors} IOASIDs could not be freed or unbound`);
   if (c.set_errors > 0) problems.push(`${c.set_errors} VMs could not allocate their ioasid_set`);
+    if (c.dma_failures > 0) problems.push(`${c.dma_failures} DMA requests of bound processes failed`);
   const finished = p.mode === 'scenario' ? c.exits === P && c.vms_done === p.vms : p.mode === 'alloc-free' ? c.drained === 1 : true;
   if (finished && p.mode === 'scenario' && p.bug === 'none') {
     const held = Math.min(p.pasids, p.quota);

@@ -130,7 +130,12 @@ export interface ModelOptions {
   readonly ioasid?: IoasidOptions;
   /** Static words the workload's own state takes (its counters, the IOASID subscribers' views). */
   readonly staticWords?: number;
+  /** Completion records for the workload's own kernel-side submitters (see Model.completionRecord). */
+  readonly completionRecords?: number;
 }
+
+/** The workload's completion records are numbered from here in a descriptor's `cr` (the kernel users' from 1). */
+export const WORKLOAD_CR_BASE = 1 << 16;
 
 /** Actor ids: the units, devices and mms; `next` is the workload's first (processes). */
 export interface ModelActors {
@@ -168,6 +173,11 @@ export interface Model {
   readonly pageTables: readonly MmStruct[];
   /** The VMM's mm (VFIO's user), when VFIO is in the run. */
   readonly vmm: MmStruct | undefined;
+  /**
+   * The word (absolute) of the workload's completion record i, which a device writes (1 done, 2 failed) when a
+   * descriptor submitted with cr = WORKLOAD_CR_BASE + i completes.
+   */
+  completionRecord(i: number): number;
 }
 
 /** The kernel's sizes for a topology. */
@@ -340,13 +350,23 @@ function modelHardware(
     { k, sva, dma, domains, stats, pm, mms, infos, reachable: (d, pasid) => hardware[d.iommu]?.reachable(d.index, pasid) ?? [] },
     { use: p.kernel, jobs: p.kjobs, buffers: p.kbuffers, devices: topo.kernelUsers, vfio: p.vfio, takeover: p.vfioTakeover, vfioUser: vmm, drmContexts: p.drmContexts, drmRounds: p.drmRounds },
   );
+  const records = opts.completionRecords ?? 0;
+  const wcr = records > 0 ? k.statics.alloc(records, 'workload completion records') : 0;
+  const completionRecord = (i: number): number => {
+    if (i < 0 || i >= records) throw new RangeError(`model: no workload completion record ${i} (${records})`);
+    return k.mem.statics + wcr + i;
+  };
+  const completion = (cr: number, ok: boolean): void => {
+    if (cr >= WORKLOAD_CR_BASE) Atomics.store(k.i32, completionRecord(cr - WORKLOAD_CR_BASE), ok ? 1 : 2);
+    else kusers.completion(cr, ok);
+  };
   const prqTasks = unitDrivers.map((drv) => definePrqThread(k, drv, sva, stats, infos));
   const hardware = units.map((u, i) => new IommuHardware(u, infos, mms, oracle, stats, prqTasks[i] as string));
   const submitter = (from: number): number => opts.submitter?.(from, { actors, mms }) ?? 0;
   const devices = infos.map(
     (info) =>
       new PciDevice(
-        { k, sva, oracle, stats, pm, iommuActor: actors.unit(info.iommu), ownerName, completion: (cr, ok) => kusers.completion(cr, ok), submitter },
+        { k, sva, oracle, stats, pm, iommuActor: actors.unit(info.iommu), ownerName, completion, submitter },
         info,
         p.misbehaveDevice === -1 || p.misbehaveDevice === info.index ? p.misbehave : 'none',
         p.atc,
@@ -361,7 +381,7 @@ function modelHardware(
   k.onEnd(() => oracle.unanswered(units.flatMap((u) => u.outstandingGroups())));
   const probe = s.iopt - (opts.pageTables ?? 0) > 0 ? [{ task: 'iommu_probe', args: null, name: 'iommu_probe' }] : [];
   const boot = defineBoot(k, units, devices, [...probe, ...(opts.bootTasks ?? [])]);
-  return { units, hardware, devices, driver, kusers, boot };
+  return { units, hardware, devices, driver, kusers, boot, completionRecord };
 }
 
 /** Each unit's queue and driver (its command submission, its page-request thread's), and its flavour's ops. */

@@ -34,6 +34,8 @@ export interface IoasidParams {
   readonly quota: number;
   /** Guest PASIDs each VM asks for (past the quota: -ENOSPC). */
   readonly pasids: number;
+  /** DMA requests each SVA process has its device issue once bound (scenario). */
+  readonly dmas: number;
   /** The system set's quota (0: what the VMs leave, at most PID_MAX_DEFAULT). */
   readonly systemQuota: number;
   /** find modes: lookups (or updates) per task when no driver spawns them. */
@@ -62,6 +64,7 @@ export const IOASID_DEFAULTS: IoasidParams = {
   vcpus: 2,
   quota: 4,
   pasids: 5,
+  dmas: 2,
   systemQuota: 0,
   iterations: 100,
   drivers: 0,
@@ -87,7 +90,7 @@ export const IOASID_PRESET: PresetSpec<IoasidParams> = {
     ...pick('policies', POLICIES, ['lock', 'ioasidChain', 'free']),
     pasids: { concept: 'workload', schema: int(0, 1 << 20, 'ioasid: guest PASIDs each VM asks for (past its quota: -ENOSPC).') },
     ...pick('faults', FAULTS, ['sleeper', 'bug'], { bug: oneOf(IOASID_WORKLOAD_BUGS) }),
-    ...pick('workload', WORKLOAD, ['mode', 'iterations', 'drivers', 'checkers', 'seed', 'hungTaskSecs', 'steps']),
+    ...pick('workload', WORKLOAD, ['mode', 'iterations', 'drivers', 'checkers', 'seed', 'hungTaskSecs', 'steps', 'dmas']),
   },
   defaults: IOASID_DEFAULTS,
   check: (p) => {
