@@ -1,6 +1,6 @@
 // The `ioasid` preset (seed 003): the IOASID allocator with its sets and subscribers, SVA processes and VMs —
 // its parameters picked from the model's (src/workloads/params/), its defaults, its topology. The workload it
-// builds is src/workloads/ioasid.ts's.
+// builds is src/workloads/ioasid.ts's: in scenario mode a configuration of the one model (model.ts).
 import type { IoasidChain, IoasidLock } from '../../core/ioasid.js';
 import type { Sleeper } from '../../core/ioasid-subscribers.js';
 import { InputError } from '../../runtime/errors.js';
@@ -84,7 +84,7 @@ export const MAX_SCRIPT_USERS = 8;
 /** The ioasid preset's parameters: seed 003's allocator, its sets and subscribers, SVA processes and VMs. */
 export const IOASID_PRESET: PresetSpec<IoasidParams> = {
   name: 'ioasid',
-  summary: 'The IOASID allocator (seed 003): capacity, sets with quotas, find under RCU, notifier chains to VFIO, KVM and the IOMMU driver; mm exit frees the PASID from an RCU callback or a workqueue.',
+  summary: 'The IOASID allocator (seed 003): capacity, sets with quotas, find under RCU, notifier chains to VFIO, KVM and the IOMMU driver; SVA processes bind through the one bind path with system PASIDs and DMA; a PASID is freed at unbind, from the MMU notifier\'s free_notifier, or from a workqueue.',
   params: {
     ...pick('topology', TOPOLOGY, ['bits', 'subscribers', 'processes', 'vms', 'vcpus', 'quota', 'systemQuota'], { processes: int(0, 64) }),
     ...pick('policies', POLICIES, ['lock', 'ioasidChain', 'free']),
