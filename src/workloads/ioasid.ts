@@ -501,8 +501,9 @@ function ioasidOptions(p: IoasidParams, maxSets: number): IoasidOptions {
  * and per-ID words, one view word an ID per subscriber).
  */
 function benchmarkKernel(p: IoasidParams, maxSets: number): { k: Kernel; a: Ioasid } {
-  // Tasks alive at once — each may read under RCU or SRCU, so the reader tables get a slot each.
-  const readerSlots = p.drivers + 16;
+  // Tasks alive at once — each may read under RCU or SRCU, so the reader tables get a slot each (sized as when the
+  // benchmarks shared the scenario's kernel, so that their memory layout and figures stay comparable).
+  const readerSlots = p.vms * (p.vcpus + 1) + p.drivers + 16;
   const readers = readerTableWords(readerSlots);
   const staticWords = (1 << 14) + readers.rcu + 3 * readers.srcu + ioasidWords(p.bits, maxSets) + (p.subscribers ? ioasidSubscriberWords(p.bits, maxSets) : 0);
   const off = { might_sleep: false, lockdep: false, kasan: false, rcu: false, hung_task: false, deadlock: false, refcount: false, leaks: false };
