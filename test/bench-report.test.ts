@@ -64,8 +64,8 @@ seed: '003'
 title: test race
 model: ioasid
 topology: { bits: 8, processes: 2, vms: 0 }
-policies: { lock: mutex, ioasidChain: blocking, free: rcu }
-fix: { lock: spinlock, ioasidChain: atomic }
+policies: { lock: mutex, chain: blocking, free: rcu }
+fix: { lock: spinlock, chain: atomic }
 expect: { findings: [might_sleep, lockdep], forbid: any }
 explore: { strategy: random, runs: 4, seed: 1 }
 `;
@@ -108,7 +108,7 @@ describe('iommu-sim matrix', () => {
     expect(m.policies.find((p) => p.param === 'teardown')?.workloads).toEqual([]);
     expect(m.notes.some((n) => n.startsWith('PASID teardown: no workload'))).toBe(true);
     expect(m.fixPairs).toHaveLength(1);
-    expect(m.fixPairs[0]).toMatchObject({ workload: 't-ioasid-mutex', fix: 'lock=spinlock ioasidChain=atomic', verdict: 'ok' });
+    expect(m.fixPairs[0]).toMatchObject({ workload: 't-ioasid-mutex', fix: 'lock=spinlock chain=atomic', verdict: 'ok' });
     expect(m.fixPairs[0]?.bugRate?.perThousand).toBe(1000);
     // Each variant over the script's own budget (its explore.runs, 4), judged: every schedule shows it.
     expect(m.fixPairs[0]).toMatchObject({ bugShowing: 4, bugSchedules: 4, hazard: 'deterministic hazard' });

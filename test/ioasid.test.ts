@@ -381,7 +381,7 @@ describe('seed 003 end to end: process exit → unbind → MMU-notifier free_not
   it('mutex: the PASID freed from the bond\'s free_notifier (an SRCU callback) sleeps in atomic context — BUG, the free_notifier on the chain', () => {
     for (const chain of ['blocking', 'atomic'] as const) {
       for (const seed of [1, 2, 3]) {
-        const { r } = once({ ...SMALL, lock: 'mutex', ioasidChain: chain, free: 'rcu' }, seed);
+        const { r } = once({ ...SMALL, lock: 'mutex', chain, free: 'rcu' }, seed);
         const f = r.findings[0];
         expect(f?.title, `${chain} seed ${seed}`).toBe('BUG: sleeping function called from invalid context at kernel/locking/mutex.c:283');
         expect(f?.text).toContain('in_atomic(): 1');
@@ -395,7 +395,7 @@ describe('seed 003 end to end: process exit → unbind → MMU-notifier free_not
 
   it('spinlock + atomic chain: no finding, every PASID freed from the free_notifier, every view equal (random and PCT)', () => {
     for (let seed = 1; seed <= 12; seed++) {
-      const { r, model } = once({ ...SMALL, lock: 'spinlock', ioasidChain: 'atomic', free: 'rcu' }, seed, seed % 2 === 0);
+      const { r, model } = once({ ...SMALL, lock: 'spinlock', chain: 'atomic', free: 'rcu' }, seed, seed % 2 === 0);
       expect(titles(r), `seed ${seed}`).toEqual([]);
       expect(r.check.problems).toEqual([]);
       expect(r.blocked).toEqual([]);
@@ -410,7 +410,7 @@ describe('seed 003 end to end: process exit → unbind → MMU-notifier free_not
   });
 
   it('atomic chain with a subscriber that sleeps (VFIO takes a mutex): BUG under rcu_read_lock, with the callback on the chain', () => {
-    const { r } = once({ ...SMALL, lock: 'spinlock', ioasidChain: 'atomic', sleeper: 'vfio' }, 1);
+    const { r } = once({ ...SMALL, lock: 'spinlock', chain: 'atomic', sleeper: 'vfio' }, 1);
     const f = r.findings[0];
     expect(f?.title).toBe('BUG: sleeping function called from invalid context at kernel/locking/mutex.c:283');
     expect(f?.text).toContain('RCU nest depth: 1, expected: 0');
@@ -419,12 +419,12 @@ describe('seed 003 end to end: process exit → unbind → MMU-notifier free_not
     expect(trace.indexOf('vfio_ioasid_notify')).toBeLessThan(trace.indexOf('atomic_notifier_call_chain'));
     // The same subscriber on a blocking chain under the mutex, free deferred to a workqueue: allowed to sleep.
     for (let seed = 1; seed <= 6; seed++) {
-      expect(titles(once({ ...SMALL, lock: 'mutex', ioasidChain: 'blocking', free: 'workqueue', sleeper: 'vfio' }, seed).r)).toEqual([]);
+      expect(titles(once({ ...SMALL, lock: 'mutex', chain: 'blocking', free: 'workqueue', sleeper: 'vfio' }, seed).r)).toEqual([]);
     }
   });
 
   it('the IOMMU driver taking pasid_mutex in its callback (as intel-svm did): BUG on the atomic chain, from the bind path', () => {
-    const { r } = once({ ...SMALL, lock: 'spinlock', ioasidChain: 'atomic', sleeper: 'iommu', vms: 0 }, 1);
+    const { r } = once({ ...SMALL, lock: 'spinlock', chain: 'atomic', sleeper: 'iommu', vms: 0 }, 1);
     const f = r.findings[0];
     expect(f?.title).toBe('BUG: sleeping function called from invalid context at kernel/locking/mutex.c:283');
     expect(callTrace(f?.text ?? '')).toContain('intel_svm_ioasid_notify');
@@ -433,7 +433,7 @@ describe('seed 003 end to end: process exit → unbind → MMU-notifier free_not
   it('workqueue deferral: no finding, even with the mutex (blocking or atomic chain)', () => {
     for (const chain of ['blocking', 'atomic'] as const) {
       for (let seed = 1; seed <= 8; seed++) {
-        const { r, model } = once({ ...SMALL, lock: 'mutex', ioasidChain: chain, free: 'workqueue' }, seed, seed % 2 === 1);
+        const { r, model } = once({ ...SMALL, lock: 'mutex', chain, free: 'workqueue' }, seed, seed % 2 === 1);
         expect(titles(r), `${chain} seed ${seed}`).toEqual([]);
         expect(r.check.problems).toEqual([]);
         expect(r.check.counters.unbinds).toBe(2);
@@ -443,12 +443,12 @@ describe('seed 003 end to end: process exit → unbind → MMU-notifier free_not
   });
 
   it('spinlock with a blocking chain is the inconsistent design: down_read under the spinlock', () => {
-    const { r } = once({ ...SMALL, lock: 'spinlock', ioasidChain: 'blocking' }, 1);
+    const { r } = once({ ...SMALL, lock: 'spinlock', chain: 'blocking' }, 1);
     expect(r.findings[0]?.title).toBe('BUG: sleeping function called from invalid context at kernel/locking/rwsem.c:1525');
   });
 
   it('kept going: a might_sleep report for each unbind\'s free_notifier, and no inconsistent lock state — SRCU runs its callbacks in a kworker with bottom halves off, not in softirq', () => {
-    const { r } = once({ ...SMALL, lock: 'mutex', ioasidChain: 'blocking', free: 'rcu' }, 1, false, true);
+    const { r } = once({ ...SMALL, lock: 'mutex', chain: 'blocking', free: 'rcu' }, 1, false, true);
     const inNotifier = r.findings.filter((f) => f.kind === 'might_sleep' && callTrace(f.text).includes('iommu_sva_free_notifier'));
     expect(new Set(inNotifier.map((f) => f.text.match(/pid: (\d+)/)?.[1])).size).toBe(2);
     for (const f of inNotifier) expect(callTrace(f.text).slice(-3)).toEqual(['process_one_work', 'worker_thread', '</TASK>']);
@@ -570,7 +570,7 @@ describe('the workload\'s oracles', () => {
 
 describe('both runtimes, one model', () => {
   it('registered as `ioasid`: deterministic runs repeat byte for byte', async () => {
-    const params = { ...SMALL, lock: 'mutex', ioasidChain: 'blocking', free: 'workqueue' };
+    const params = { ...SMALL, lock: 'mutex', chain: 'blocking', free: 'workqueue' };
     const a = await run({ workload: { name: 'ioasid', params }, runtime: 'deterministic', seed: 5 });
     const b = await run({ workload: { name: 'ioasid', params }, runtime: 'deterministic', seed: 5 });
     expect(a.findings).toEqual([]);
@@ -578,7 +578,7 @@ describe('both runtimes, one model', () => {
   });
 
   it('threaded, 2 workers: clean, and the recorded run replays to the same trace', async () => {
-    for (const params of [{ ...SMALL }, { ...SMALL, lock: 'mutex', ioasidChain: 'blocking', free: 'workqueue' }]) {
+    for (const params of [{ ...SMALL }, { ...SMALL, lock: 'mutex', chain: 'blocking', free: 'workqueue' }]) {
       const r = await run({ workload: { name: 'ioasid', params }, runtime: 'threaded', seed: 1, workers: 2 });
       expect(r.findings.map((f) => f.title)).toEqual([]);
       expect(r.check.problems).toEqual([]);
@@ -588,7 +588,7 @@ describe('both runtimes, one model', () => {
   });
 
   it('threaded: the mutex from the free_notifier is reported there too', async () => {
-    const r = await run({ workload: { name: 'ioasid', params: { ...SMALL, lock: 'mutex', ioasidChain: 'blocking', free: 'rcu' } }, runtime: 'threaded', seed: 1, workers: 2 });
+    const r = await run({ workload: { name: 'ioasid', params: { ...SMALL, lock: 'mutex', chain: 'blocking', free: 'rcu' } }, runtime: 'threaded', seed: 1, workers: 2 });
     expect(r.findings[0]?.title).toBe('BUG: sleeping function called from invalid context at kernel/locking/mutex.c:283');
     expect(callTrace(r.findings[0]?.text ?? '')).toContain('mmu_notifier_free_rcu');
   });

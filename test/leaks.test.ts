@@ -9,8 +9,7 @@ import type { BindResult } from '../src/core/iommu-sva.js';
 import type { DeviceInfo } from '../src/core/types.js';
 import type { KTask } from '../src/kernel/context.js';
 import type { KGen } from '../src/kernel/kernel.js';
-import { type MmStruct, mmget } from '../src/kernel/mm/mm.js';
-import { kernelWorkload } from '../src/kernel/workload.js';
+import { type MmStruct, mm_init, mmget } from '../src/kernel/mm/mm.js';
 import { runDeterministic } from '../src/runtime/deterministic.js';
 import type { Wire } from '../src/runtime/model.js';
 import type { RunResult } from '../src/runtime/result.js';
@@ -73,17 +72,20 @@ describe('leaks at teardown', () => {
   });
 
   it('an SVA domain never freed (the groups-and-domains model): kmemleak names the bind that allocated it', () => {
-    const { model: m } = buildDomains({ script: 'race', faults: 0, groups: 1, processes: 1 });
+    const { model: m, workload } = buildDomains({ script: 'bench', groups: 1, processes: 1 });
     m.k.task('test', 'process', function* (t) {
       const [d0] = m.devices;
       const [mm] = m.mms;
       if (!d0 || !mm) throw new Error('no device or mm');
-      yield* m.sva.iommu_sva_bind_device(t, d0, mm, mm.id);
+      yield* m.model.boot.wait(t);
+      yield* mm_init(m.k, t, mm);
+      yield* m.k.fn.iommu_sva_bind_device(t, d0, mm, 0);
       // The planted mistake: no iommu_sva_unbind_device.
     });
     const s = new RandomScheduler(1);
     s.newExecution();
-    const r = runDeterministic({ workload: kernelWorkload(m.k, 'leak-test', [{ task: 'test', args: null, name: 'test' }]), seed: 1, scheduler: s, keepGoing: true });
+    const w = { ...workload, initialTasks: [m.model.boot.task, { task: 'test', args: null, name: 'test' }] };
+    const r = runDeterministic({ workload: w, seed: 1, scheduler: s, keepGoing: true });
     const l = leaks(r).filter((f) => KMEMLEAK.test(f.title));
     expect(l.length).toBeGreaterThan(0);
     expect(l.some((f) => /backtrace:\n(.*\n)* {4}iommu_sva_bind_device\n/.test(`${f.text}\n`))).toBe(true);

@@ -37,7 +37,7 @@ describe('parameters', () => {
     expect(() => parsePreset(domains, { lookup: 'nope' })).toThrow('domains: lookup must be one of mutex, rcu, got "nope"');
     // A preset takes only the bugs and scripts its workload has.
     expect(() => parsePreset(domains, { bug: 'no-range-flush' })).toThrow('domains: bug must be one of none, clear-on-failure');
-    expect(() => parsePreset(ioasid, { ioasidChain: true })).toThrow('ioasid: ioasidChain must be one of atomic, blocking, got true');
+    expect(() => parsePreset(ioasid, { chain: true })).toThrow('ioasid: chain must be one of atomic, blocking, got true');
     expect(() => parsePreset(ioasid, { processes: 65 })).toThrow('ioasid: processes must be an integer in 0..64, got 65');
   });
 

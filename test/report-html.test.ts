@@ -30,7 +30,7 @@ const FLAGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
-const RACE = { teardown: 'at-once', processes: 2, chain: true, script: 'unbind-inflight' };
+const RACE = { teardown: 'at-once', processes: 2, sequential: true, script: 'unbind-inflight' };
 const WINDOW = 60;
 
 const tmp = mkdtempSync(join(tmpdir(), 'iommu-sim-report-'));

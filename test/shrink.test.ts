@@ -32,7 +32,7 @@ async function plantedBug(): Promise<Schedule> {
 
 async function svaRace(): Promise<Schedule> {
   const r = await run({
-    workload: { name: 'sva', params: { teardown: 'at-once', processes: 2, chain: true, script: 'unbind-inflight' } },
+    workload: { name: 'sva', params: { teardown: 'at-once', processes: 2, sequential: true, script: 'unbind-inflight' } },
     runtime: 'deterministic',
     strategy: 'pct',
     // Seeds 1-3's failing schedules are already 1-minimal since SVA binds attach through the group (ddmin removes

@@ -101,7 +101,7 @@ describe('SVA: refused binds and the capability check', () => {
 });
 
 describe('SVA: teardown "free at once" races with a second bind of the same PASID', () => {
-  const race = { teardown: 'at-once', processes: 2, chain: true, script: 'unbind-inflight', dmas: 6 };
+  const race = { teardown: 'at-once', processes: 2, sequential: true, script: 'unbind-inflight', dmas: 6 };
 
   for (const f of FLAVOURS) {
     it(`${f}: PCT finds an isolation or stale-translation finding, and its schedule replays it`, async () => {
@@ -147,7 +147,7 @@ describe('SVA: a device whose drain never finishes', () => {
 
   it('"bounded wait then quarantine": no hang, and the PASID is not handed out again while the device has not drained', () => {
     for (let seed = 1; seed <= 20; seed++) {
-      const { r, model } = once({ teardown: 'quarantine', misbehave: 'no-drain', processes: 3, chain: true, script: 'unbind-inflight', dmas: 4 }, seed);
+      const { r, model } = once({ teardown: 'quarantine', misbehave: 'no-drain', processes: 3, sequential: true, script: 'unbind-inflight', dmas: 4 }, seed);
       expect(titles(r)).toEqual([]);
       expect(r.check.problems).toEqual([]);
       const first = proc(r, 0).pasid;
@@ -160,7 +160,7 @@ describe('SVA: a device whose drain never finishes', () => {
   });
 
   it('"bounded wait then quarantine" with a slow drain: within the wait, the PASID is freed and reused; past it, quarantined', () => {
-    const slow = { teardown: 'quarantine', misbehave: 'slow-drain', processes: 2, chain: true, script: 'unbind-inflight', dmas: 4 };
+    const slow = { teardown: 'quarantine', misbehave: 'slow-drain', processes: 2, sequential: true, script: 'unbind-inflight', dmas: 4 };
     for (let seed = 1; seed <= 10; seed++) {
       // The device drains in 50 ms: a 1 s bounded wait sees it, and the next bind gets the same PASID back.
       const patient = once({ ...slow, drainTimeoutMs: 1000 }, seed).r;

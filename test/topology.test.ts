@@ -35,7 +35,8 @@ describe('the topology of every preset', () => {
   });
 
   it('domains: devices in groups behind the units, and an mm actor per process', () => {
-    const t = domainsTopology(domainsParams({ iommus: 2, groups: 3, groupSize: 2, processes: 2 }));
+    const t = domainsTopology(domainsParams({ iommus: 'vtd,smmuv3', groups: 3, groupSize: 2, processes: 2 }));
+    expect(t.units.map((u) => u.flavour)).toEqual(['vtd', 'smmuv3']);
     expect(t.devices.map((d) => [d.group, d.iommu])).toEqual([
       [0, 0],
       [0, 0],
@@ -45,7 +46,7 @@ describe('the topology of every preset', () => {
       [2, 0],
     ]);
     expect(names('domains', { processes: 2 })).toEqual(['dmar0', 'dev/0000:00:01.0', 'mm/1', 'mm/2']);
-    expect(names('domains', { iommus: 2, groups: 2, groupSize: 1, processes: 1 })).toEqual(['dmar0', 'dmar1', 'dev/0000:00:01.0', 'dev/0000:00:02.0', 'mm/1']);
+    expect(names('domains', { iommus: 'vtd,vtd', groups: 2, groupSize: 1, processes: 1 })).toEqual(['dmar0', 'dmar1', 'dev/0000:00:01.0', 'dev/0000:00:02.0', 'mm/1']);
     // The bench's drivers keep actor ids 0..drivers-1.
     expect(names('domains', { script: 'bench', drivers: 2, processes: 1 })).toEqual(['driver/0', 'driver/1', 'dmar0', 'dev/0000:00:01.0', 'mm/1']);
   });
@@ -57,12 +58,15 @@ describe('the topology of every preset', () => {
     expect(names('ioasid', { mode: 'find-rcu', drivers: 2, bits: 8 })).toEqual(['driver/0', 'driver/1']);
   });
 
-  it('domains: kernel_init enables the units and probes, binds and enables the devices before the race runs', () => {
-    const r = runOnce('domains', { iommus: 2, groups: 2, groupSize: 1, processes: 2 });
+  it('domains: kernel_init enables the units and probes, binds and enables the devices before the race runs; each process tells its mm actor', () => {
+    const r = runOnce('domains', { iommus: 'vtd,vtd', groups: 2, groupSize: 1, processes: 2 });
     expect(r.findings).toEqual([]);
     expect(r.ok).toBe(true);
     expect([r.states.dmar0, r.states.dmar1]).toEqual(['idle', 'idle']);
-    expect([r.states['dev/0000:00:01.0'], r.states['dev/0000:00:02.0']]).toEqual(['enabled', 'enabled']);
+    // Each device DMA'd under its process's PASID, which the unbind stopped and the device drained.
+    expect([r.states['dev/0000:00:01.0'], r.states['dev/0000:00:02.0']]).toEqual(['drained', 'drained']);
+    // Exec'd, bound, unbound: live again.
+    expect([r.states['mm/1'], r.states['mm/2']]).toEqual(['live', 'live']);
   });
 
   it('ioasid: the units and devices boot, and each process tells its mm actor the mm went live, bound and away', () => {

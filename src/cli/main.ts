@@ -267,7 +267,7 @@ whose simulated kernel memory passes 512 MiB (devices × 2^pasidBits dominates) 
 
 Examples:
   iommu-sim sva --set iommus=vtd,amd,smmuv3,vtd --set devices=64 --set processes=256 --set script=stress --duration 30
-  iommu-sim sva --runtime deterministic --strategy pct --runs 2000 --set teardown=at-once --set processes=2 --set chain=true --set script=unbind-inflight`,
+  iommu-sim sva --runtime deterministic --strategy pct --runs 2000 --set teardown=at-once --set processes=2 --set sequential=true --set script=unbind-inflight`,
   )
   .action(async (flags: SvaFlags, cmd: Command) => {
     const params: Record<string, Wire> = { seed: flags.seed, ...flags.set };
@@ -348,8 +348,9 @@ function paramsCommand(name: string, description: string, defaults: object, vali
 
 paramsCommand(
   'domains',
-  'Groups and PASID-granular domains (seed 002): attach/detach/replace of {device, PASID}, group->pasid_array, ' +
-    'get_domain_for_dev_pasid under the group mutex or RCU, SVA domains shared by the binds of one mm.',
+  'Groups and PASID-granular domains (seed 002) on IOMMU units of any flavour: attach/detach/replace of {device, PASID} ' +
+    'through the vendors\' set_dev_pasid, group->pasid_array, get_domain_for_dev_pasid under the group mutex or RCU, ' +
+    'SVA domains shared by the binds of one mm (the one SVA bind path), DMA by the PCI devices.',
   DOMAINS_DEFAULTS,
   domainsParams,
   `

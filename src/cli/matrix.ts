@@ -82,7 +82,7 @@ export const POLICIES: readonly PolicyDef[] = [
       ratio: ['spinlock', 'mutex'],
     },
   },
-  { policy: 'IOASID notifier chain', seed: '003', model: 'ioasid', param: 'ioasidChain', values: IOASID_CHAINS },
+  { policy: 'IOASID notifier chain', seed: '003', model: 'ioasid', param: 'chain', values: IOASID_CHAINS },
   {
     policy: 'PASID free on mm exit',
     seed: '003',

@@ -17,7 +17,7 @@
 // is the lookup the page-fault path makes, under group->mutex or, as the seed asks ("RCU out of the
 // xarray"), under rcu_read_lock() alone — which is only sound if nobody frees a domain a reader may still
 // hold (see sva-domain.ts). The driver side (attach_dev, set_dev_pasid, remove_dev_pasid) is the IOMMU driver's
-// ops table (ops.ts: iommu_ops, iommu_domain_ops), a vendor's or the "no hardware" driver's (hw/nohw.ts).
+// ops table (ops.ts: iommu_ops, iommu_domain_ops), a vendor's (hw/vtd, hw/amd, hw/smmuv3).
 // The isolation oracle for PASID-tagged DMA lives here too: the group knows for which of its devices a PASID
 // was attached, and a DMA from another member that reaches that domain is what the singleton rule ("PASID
 // attach only for singleton groups", policy multiDevicePasid) exists to prevent — devices the IOMMU cannot
@@ -741,6 +741,18 @@ export class IommuGroups {
     if ((owners & (1 << g.devices.indexOf(dev))) !== 0) return;
     const attachedFor = g.devices.filter((_, i) => (owners & (1 << i)) !== 0);
     this.oracle.groupDmaReached(t, step, dev, pasid, dom, { id: g.id, devices: g.devices, attachedFor });
+  }
+
+  /**
+   * The domain attached at {dev, pasid} for dev itself (0: none, or attached for other members of its group only):
+   * the isolation oracle's truth for a DMA the device issues now. A plain read, no scheduling point.
+   */
+  domainAttachedFor(dev: GroupDevice, pasid: number): number {
+    if (this.badPasid(pasid)) return 0;
+    const g = this.groupOf(dev);
+    if ((Atomics.load(this.k.i32, this.ownersWord(g, pasid)) & (1 << g.devices.indexOf(dev))) === 0) return 0;
+    const dom = Atomics.load(this.k.i32, g.pasidArray.slots() + pasid);
+    return dom === XA_ZERO_ENTRY ? 0 : dom;
   }
 
   /** __iommu_set_group_pasid: set_dev_pasid on every device; on a failure, the ones done are reverted. */

@@ -1,7 +1,7 @@
 // include/linux/iommu.h: the one ops table an IOMMU driver gives the core — struct iommu_ops (per IOMMU
 // instance: feature checks, PASID removal, the ops of the domains it allocates) and struct iommu_domain_ops (per
-// domain: attach_dev, set_dev_pasid, the IOTLB sync). The vendor drivers (hw/vtd, hw/amd, hw/smmuv3) and the
-// "no hardware" driver of topologies without a unit (hw/nohw.ts) implement it; the core reaches a driver only
+// domain: attach_dev, set_dev_pasid, the IOTLB sync). The vendor drivers (hw/vtd, hw/amd, hw/smmuv3) implement
+// it; the core reaches a driver only
 // through it (dev_iommu_ops) and names no vendor. Member names are mainline's; the few members mainline does not
 // have are marked "model:" and say which mainline path they stand for.
 import type { KTask } from '../kernel/context.js';

@@ -14,7 +14,6 @@
 //   last put agree), and the domain is freed after a grace period (kfree_rcu), so a reader that loaded it
 //   before it left the xarray may still look at it.
 import type { KTask } from '../kernel/context.js';
-import { EBUSY, EINVAL } from '../kernel/errno.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import type { MmStruct } from '../kernel/mm/mm.js';
 import { type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
@@ -28,16 +27,9 @@ import {
   refcount_set,
 } from '../kernel/refcount.js';
 import { objLoad, objStore } from '../kernel/slab.js';
-import { element, type ViewOf } from '../kernel/struct.js';
-import {
-  DOM,
-  type Domains,
-  type GroupDevice,
-  IOMMU_DOMAIN,
-  type IommuGroups,
-  iommuWarn,
-} from './iommu.js';
-import { IOMMU_SVA, iommuSvaLock } from './iommu-sva.js';
+import type { ViewOf } from '../kernel/struct.js';
+import { DOM, type Domains, IOMMU_DOMAIN, type IommuGroups } from './iommu.js';
+import { iommuSvaLock } from './iommu-sva.js';
 import { defineDomainIopf } from './io-pgfault.js';
 import type { DeviceInfo } from './types.js';
 
@@ -51,30 +43,20 @@ export interface SvaDomainsConfig {
   readonly devices: number;
   readonly maxPasids: number;
   readonly users: SvaUsers;
-  /**
-   * Keep this layer's own bonds, one per {device, PASID} (the domains preset binds through them); false when the
-   * seed-000 bond of iommu-sva.ts is the caller (its PASID space is too large for a table per PASID).
-   */
-  readonly bonds?: boolean;
 }
 
-/** A bind's outcome: the SVA domain {dev, pasid} now uses, or -errno and why. */
+/** The SVA domain part of a bind's outcome: the SVA domain {dev, pasid} now uses, or -errno and why. */
 export interface SvaBind {
   readonly dom: number;
   readonly err: number;
   readonly why: string;
 }
 
-/** Nominal line of refcount_dec_and_test(&handle->users) on a bond already gone. */
-const UNBIND_WARN = 'drivers/iommu/iommu-sva.c:132';
-
 export class SvaDomains {
-  /** iommu_sva_lock: the mms' domain lists, the bonds and (unrefcounted) every domain's users. */
+  /** iommu_sva_lock: the mms' domain lists and (unrefcounted) every domain's users. */
   readonly lock: Mutex;
   private readonly list: number;
-  private readonly bonds: number;
   private readonly freeRcu: string;
-  private readonly handle: ViewOf<typeof IOMMU_SVA>;
   private readonly domain: ViewOf<typeof IOMMU_DOMAIN>;
 
   constructor(
@@ -85,8 +67,6 @@ export class SvaDomains {
   ) {
     this.lock = iommuSvaLock(k);
     this.list = k.statics.alloc((cfg.mms + 1) * cfg.iommus, 'mm sva_domains');
-    this.bonds = cfg.bonds === false ? 0 : k.statics.alloc(cfg.devices * cfg.maxPasids * IOMMU_SVA.words, 'iommu_sva bonds');
-    this.handle = k.struct(IOMMU_SVA);
     this.domain = k.view(IOMMU_DOMAIN);
     // The domain's free after a grace period: the RCU callback frees it as iommu_domain_free would.
     this.freeRcu = defineKfreeRcu(k, 'iommu_sva_domain_free_rcu', (t, dom) => domains.free(t, dom));
@@ -95,15 +75,6 @@ export class SvaDomains {
 
   private listSlot(mm: MmStruct, iommu: number): number {
     return this.k.mem.statics + this.list + mm.id * this.cfg.iommus + iommu;
-  }
-
-  /** {dev, pasid}'s struct iommu_sva (its word offset). */
-  private bond(dev: GroupDevice, pasid: number): number {
-    return this.bondAt(dev.index, pasid);
-  }
-
-  private bondAt(dev: number, pasid: number): number {
-    return element(IOMMU_SVA, this.k.mem.statics + this.bonds, dev * this.cfg.maxPasids + pasid);
   }
 
   private users(dom: number): RefcountRef {
@@ -178,52 +149,7 @@ export class SvaDomains {
     else yield* this.domains.free(t, dom);
   }
 
-  // ---- bind / unbind ----
-
-  /**
-   * iommu_sva_bind_device(dev, mm) on `pasid` (the mm's PASID, allocated by the caller): a second bind of
-   * {dev, mm} shares the bond; otherwise the mm's SVA domain on dev's IOMMU is attached (a new one the first
-   * time), and it has one more user.
-   */
-  *iommu_sva_bind_device(t: KTask, dev: GroupDevice, mm: MmStruct, pasid: number): KGen<SvaBind> {
-    const k = this.k;
-    return yield* k.call(
-      t,
-      'iommu_sva_bind_device',
-      function* (this: SvaDomains): KGen<SvaBind> {
-        if (pasid <= 0 || pasid >= this.cfg.maxPasids || mm.id > this.cfg.mms)
-          return { dom: 0, err: -EINVAL, why: `PASID ${pasid} or ${mm.name} out of range` };
-        yield* mutex_lock(k, t, this.lock);
-        try {
-          const b = this.bond(dev, pasid);
-          const held = yield* k.step(t, 'iommu_attach_handle_get', () => {
-            const handle = this.handle;
-            const users = handle.users.get(b);
-            if (users === 0) return { kind: 'none' as const, dom: 0 };
-            if (handle.mm.get(b) !== mm.id + 1) return { kind: 'other' as const, dom: 0 };
-            handle.users.set(b, users + 1);
-            return { kind: 'same' as const, dom: handle.domain.get(b) };
-          });
-          if (held.kind === 'same') return { dom: held.dom, err: 0, why: '' };
-          if (held.kind === 'other') return { dom: 0, err: -EBUSY, why: `${dev.name} PASID ${pasid} is bound to another mm` };
-          const a = yield* this.iommu_sva_domain_attach(t, dev, mm, pasid, 0);
-          if (a.err !== 0) return a;
-          const dom = a.dom;
-          yield* k.step(t, 'handle->users = 1', () => {
-            this.handle.used.set(b, 1);
-            this.handle.dev.set(b, dev.index + 1);
-            this.handle.pasid.set(b, pasid);
-            this.handle.users.set(b, 1);
-            this.handle.mm.set(b, mm.id + 1);
-            this.handle.domain.set(b, dom);
-          });
-          return { dom, err: 0, why: '' };
-        } finally {
-          yield* mutex_unlock(k, t, this.lock);
-        }
-      }.call(this),
-    );
-  }
+  // ---- the SVA domain part of bind / unbind (iommu-sva.ts's bonds call them) ----
 
   /**
    * The SVA domain part of a bind (iommu_sva_lock held): mm's SVA domain on dev's IOMMU — found on
@@ -263,42 +189,6 @@ export class SvaDomains {
     yield* this.putLocked(t, dom);
   }
 
-  /** iommu_sva_unbind_device: the last bind of {dev, pasid} detaches it and drops the domain's user. */
-  *iommu_sva_unbind_device(t: KTask, dev: GroupDevice, pasid: number): KGen {
-    const k = this.k;
-    yield* k.call(
-      t,
-      'iommu_sva_unbind_device',
-      function* (this: SvaDomains): KGen {
-        yield* mutex_lock(k, t, this.lock);
-        const b = this.bond(dev, pasid);
-        const dom = yield* k.step(t, 'refcount_dec_and_test(&handle->users)', () => {
-          const handle = this.handle;
-          const users = handle.users.get(b);
-          if (users === 0) return -1;
-          handle.users.set(b, users - 1);
-          if (users > 1) return 0;
-          const d = handle.domain.get(b);
-          handle.used.set(b, 0);
-          handle.mm.set(b, 0);
-          handle.domain.set(b, 0);
-          return d;
-        });
-        if (dom < 0)
-          iommuWarn(k, t, UNBIND_WARN, 'iommu_sva_unbind_device', `${dev.name} PASID ${pasid}: unbind of a bond that does not exist`);
-        if (dom > 0) yield* this.iommu_sva_domain_detach(t, dom, dev, pasid);
-        yield* mutex_unlock(k, t, this.lock);
-      }.call(this),
-    );
-  }
-
-  // ---- the fault path ----
-
-  /** A page request for {dev, pasid}: io-pgfault.ts's iopf_handler (the mm id handled for, or 0). */
-  *iommu_sva_iopf(t: KTask, dev: GroupDevice, pasid: number): KGen<number> {
-    return yield* this.k.fn.iopf_handler(t, dev, pasid);
-  }
-
   // ---- reads (tests, invariant checks) ----
 
   /** mm's SVA domain on IOMMU instance `iommu` (0: none). */
@@ -311,12 +201,7 @@ export class SvaDomains {
     return this.domain.users.READ_ONCE(dom);
   }
 
-  /** Binds of {dev, pasid} now. */
-  bondUsers(dev: GroupDevice, pasid: number): number {
-    return this.handle.users.READ_ONCE(this.bond(dev, pasid));
-  }
-
-  /** Teardown check (register with k.onEnd): bonds and mm domain lists left behind. */
+  /** Teardown check (register with k.onEnd): mm domain lists left behind. */
   leftovers(): string[] {
     const out: string[] = [];
     const i32 = this.k.i32;
@@ -324,12 +209,6 @@ export class SvaDomains {
       for (let i = 0; i < this.cfg.iommus; i++) {
         const d = i32[this.k.mem.statics + this.list + m * this.cfg.iommus + i] as number;
         if (d !== 0) out.push(`mm/${m} still lists SVA domain 0x${d.toString(16)} on IOMMU ${i}`);
-      }
-    }
-    for (let d = 0; d < this.cfg.devices && this.cfg.bonds !== false; d++) {
-      for (let p = 0; p < this.cfg.maxPasids; p++) {
-        const u = this.handle.users.get(this.bondAt(d, p));
-        if (u !== 0) out.push(`device ${d} PASID ${p}: ${u} binds never unbound`);
       }
     }
     return out;

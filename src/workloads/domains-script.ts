@@ -1,30 +1,32 @@
 // The `domains` model's scripted actors (issue #6; seed 002, drivers/iommu/iommu.c and iommu-sva.c): a race
 // script's `drv/N`, `proc/N` and `iopf/N` — a driver or VFIO user, a process, a page-fault handler; the names are
 // for the reader, every actor may take every step — each a kernel task running its steps in order:
-//   alloc / free       iommu_domain_alloc(type) on an IOMMU instance, named (A, B…) for the steps that use it;
-//                      iommu_domain_free — at once: a reader that may still hold it wants a synchronize_rcu first
+//   alloc / free       iommu_domain_alloc(type) on an IOMMU instance, named (A, B…) for the steps that use it,
+//                      a page of its I/O page table's own mapped at IOVA 0 (what a DMA reaches); the page
+//                      unmapped and freed, then iommu_domain_free — at once: a reader that may still hold it
+//                      wants a synchronize_rcu first
 //   attach / detach    iommu_attach_device / iommu_detach_device, or with a PASID the _device_pasid forms
 //   replace            iommu_replace_device_pasid
-//   bind / unbind      iommu_sva_bind_device / iommu_sva_unbind_device of process mm N (PASID: the mm's)
-//   dma                a DMA from {device, PASID}: the domain the hardware reaches (the isolation oracle looks)
+//   bind / unbind      iommu_sva_bind_device / iommu_sva_unbind_device of process mm N (the PASID: the one
+//                      allocator's, printed in the step's outcome); unbind undoes the actor's last bind of {dev, mm}
+//   dma                a DMA write from {device, PASID} to address 0, by the PCI device through its IOMMU unit:
+//                      completed or faulted (the isolation oracle and KASAN judge what it reaches)
 //   iopf               a page request from {device, PASID}: the SVA domain's lookup and the fault handled
 //   synchronize_rcu
 // plus the ordering constraints of script.ts (`after`, `while`). Each step's outcome is a point of the trace:
 // `drv/0[1]: iommu_attach_device_pasid(A, 0000:00:01.0, 7) = -EINVAL`.
-import type { Boot } from '../hw/boot.js';
 import type { KTask } from '../kernel/context.js';
 import { errname } from '../kernel/errno.js';
 import type { KGen } from '../kernel/kernel.js';
-import type { MmStruct } from '../kernel/mm/mm.js';
+import { type MmStruct, ownerOf } from '../kernel/mm/mm.js';
+import { alloc_page, free_page } from '../kernel/mm/physmem.js';
 import { synchronize_rcu } from '../kernel/rcu.js';
 import { InputError } from '../runtime/errors.js';
-import type {
-  DomainType,
-  GroupDevice,
-} from '../core/iommu.js';
+import type { DomainType } from '../core/iommu.js';
+import type { DeviceInfo } from '../core/types.js';
 import { parseScript, type ScriptActor, ScriptRunner, withinTopology } from './script.js';
 import { DOMAINS_KINDS } from './steps.js';
-import type { DomainsModel } from './domains.js';
+import type { Model } from './model.js';
 
 export type DomainsOp =
   | { readonly op: 'alloc'; readonly domain: string; readonly type: DomainType; readonly iommu: number }
@@ -74,38 +76,79 @@ export function parseDomainsScript(text: string, topo: DomainsScriptTopology): S
   return actors;
 }
 
-/** What the steps act on: the model's pieces. */
-export type DomainsScriptEnv = Pick<DomainsModel, 'k' | 'devices' | 'mms' | 'domains' | 'groups' | 'hw' | 'sva'> & { readonly boot: Boot };
+/** A domain with a page of its own mapped at IOVA 0 (owned by its I/O page table; none: pfn 0): what a DMA may reach. */
+export interface Buffer {
+  readonly dom: number;
+  readonly pfn: number;
+}
+
+/** iommu_domain_alloc, and for a domain with a page table a page mapped at IOVA 0; dom 0 and why on failure. */
+export function* allocBuffer(m: Model, t: KTask, type: DomainType, iommu: number): KGen<Buffer & { readonly why: string }> {
+  const k = m.k;
+  const a = yield* m.domains.alloc(t, type, iommu);
+  if (a.err !== 0) return { dom: 0, pfn: 0, why: a.why };
+  const table = yield* k.step(t, 'domain->pgtable', () => m.domains.pageTable(t, a.dom));
+  if (!table) return { dom: a.dom, pfn: 0, why: '' };
+  const pfn = yield* alloc_page(k, t, m.pm, ownerOf(table));
+  yield* m.domains.map(t, a.dom, 0, pfn, true);
+  return { dom: a.dom, pfn, why: '' };
+}
+
+/** Unmap and free the buffer's page (the stale-translation oracle looks at every cache), then the domain. */
+export function* freeBuffer(m: Model, t: KTask, b: Buffer): KGen {
+  if (b.pfn !== 0) {
+    yield* m.domains.unmap(t, b.dom, 0);
+    yield* free_page(m.k, t, m.pm, b.pfn);
+  }
+  yield* m.domains.free(t, b.dom);
+}
+
+/** What the steps act on: the model, the processes' mms, the first of the actors' DMA slots (Model.dmaWrite). */
+export interface DomainsScriptEnv {
+  readonly k: Model['k'];
+  readonly m: Model;
+  readonly mms: readonly MmStruct[];
+  readonly slot: number;
+}
 
 /**
  * Declare the scripted actors' task kind (`domains_script`, one task an actor, named by its comm) and what they
  * share: the named domains, one word each. Returns the run's initial tasks.
  */
 export function defineDomainsScript(env: DomainsScriptEnv, actors: readonly ScriptActor<DomainsOp>[]): { task: string; args: number; name: string }[] {
-  const { k, devices, mms, domains, groups, hw, sva, boot } = env;
+  const { k, m, mms } = env;
+  const { groups } = m;
   const runner = new ScriptRunner<DomainsOp>(k, 'domains', actors);
   const names = [...new Set(actors.flatMap((a) => a.steps.flatMap((s) => ('domain' in s ? [s.domain] : []))))];
-  const slots = k.statics.alloc(Math.max(1, names.length), 'script domains');
-  const slot = (name: string): number => k.mem.statics + slots + names.indexOf(name);
-  const dev = (i: number): GroupDevice => devices[i] as GroupDevice;
+  // Each named domain: its object and its buffer's page.
+  const slots = k.statics.alloc(Math.max(1, 2 * names.length), 'script domains');
+  const slot = (name: string, f = 0): number => k.mem.statics + slots + 2 * names.indexOf(name) + f;
+  // The handle of each {device, mm}'s bond (iommu_sva_bind_device's; a second bind shares it).
+  const handles = k.statics.alloc(Math.max(1, m.infos.length * mms.length), 'script bonds');
+  const handle = (d: number, mm: number): number => k.mem.statics + handles + d * mms.length + mm;
+  const dev = (i: number): DeviceInfo => m.infos[i] as DeviceInfo;
   const res = (r: number): string => errname(r);
 
   function* domainOf(t: KTask, name: string): KGen<number> {
     return yield* k.step(t, `domain ${name}`, () => Atomics.load(k.i32, slot(name)));
   }
 
-  function* step(t: KTask, s: DomainsOp): KGen<string> {
+  function* step(t: KTask, s: DomainsOp, actor: number): KGen<string> {
     switch (s.op) {
       case 'alloc': {
-        const a = yield* domains.alloc(t, s.type, s.iommu);
-        if (a.err !== 0) return `iommu_domain_alloc(${s.type}) = ${res(a.err)}`;
-        yield* k.step(t, `${s.domain} = domain`, () => void Atomics.store(k.i32, slot(s.domain), a.dom));
+        const a = yield* allocBuffer(m, t, s.type, s.iommu);
+        if (a.dom === 0) return `iommu_domain_alloc(${s.type}) = NULL (${a.why})`;
+        yield* k.step(t, `${s.domain} = domain`, () => {
+          Atomics.store(k.i32, slot(s.domain), a.dom);
+          Atomics.store(k.i32, slot(s.domain, 1), a.pfn);
+        });
         return `iommu_domain_alloc(${s.type}) = ${s.domain}`;
       }
       case 'free': {
         const d = yield* domainOf(t, s.domain);
         if (d === 0) return `iommu_domain_free(${s.domain}): never allocated`;
-        yield* domains.free(t, d);
+        const pfn = yield* k.step(t, `${s.domain}'s page`, () => Atomics.load(k.i32, slot(s.domain, 1)));
+        yield* freeBuffer(m, t, { dom: d, pfn });
         return `iommu_domain_free(${s.domain})`;
       }
       case 'attach':
@@ -126,20 +169,23 @@ export function defineDomainsScript(env: DomainsScriptEnv, actors: readonly Scri
       }
       case 'bind': {
         const mm = mms[s.mm] as MmStruct;
-        const b = yield* sva.iommu_sva_bind_device(t, dev(s.dev), mm, mm.id);
-        return `iommu_sva_bind_device(${dev(s.dev).name}, ${mm.name}) = ${b.err === 0 ? `PASID ${mm.id}` : res(b.err)}`;
+        const b = yield* k.fn.iommu_sva_bind_device(t, dev(s.dev), mm, 0);
+        if (b.ret > 0) yield* k.step(t, 'handle', () => void Atomics.store(k.i32, handle(s.dev, s.mm), b.ret));
+        return `iommu_sva_bind_device(${dev(s.dev).name}, ${mm.name}) = ${b.ret > 0 ? `PASID ${b.pasid}` : res(b.ret)}`;
       }
       case 'unbind': {
         const mm = mms[s.mm] as MmStruct;
-        yield* sva.iommu_sva_unbind_device(t, dev(s.dev), mm.id);
-        return `iommu_sva_unbind_device(${dev(s.dev).name}, PASID ${mm.id})`;
+        const h = yield* k.step(t, 'handle', () => Atomics.exchange(k.i32, handle(s.dev, s.mm), 0));
+        if (h === 0) return `iommu_sva_unbind_device(${dev(s.dev).name}, ${mm.name}): no bond`;
+        yield* k.fn.iommu_sva_unbind_device(t, h);
+        return `iommu_sva_unbind_device(${dev(s.dev).name}, ${mm.name})`;
       }
       case 'dma': {
-        const got = yield* hw.dma(t, dev(s.dev), s.pasid);
-        return `DMA from ${dev(s.dev).name} PASID ${s.pasid}: ${got === 0 ? 'blocked' : 'translated'}`;
+        const ok = yield* m.dmaWrite(t, dev(s.dev), s.pasid, 0, env.slot + actor);
+        return `DMA from ${dev(s.dev).name} PASID ${s.pasid}: ${ok ? 'completed' : 'faulted'}`;
       }
       case 'iopf': {
-        const mm = yield* sva.iommu_sva_iopf(t, dev(s.dev), s.pasid);
+        const mm = yield* k.fn.iopf_handler(t, dev(s.dev), s.pasid);
         return `page request from ${dev(s.dev).name} PASID ${s.pasid}: ${mm === 0 ? 'INVALID' : `handled for mm/${mm}`}`;
       }
       case 'synchronize_rcu':
@@ -148,10 +194,10 @@ export function defineDomainsScript(env: DomainsScriptEnv, actors: readonly Scri
     }
   }
 
+  // A scripted actor is user space (or a driver's work): init starts it once the processes have exec'd.
   k.task('domains_script', 'process', function* (t, args) {
-    // A scripted actor is user space (or a driver's work): it starts once kernel_init has configured the hardware.
-    yield* boot.wait(t);
-    yield* runner.run(t, typeof args === 'number' ? args : 0, step);
+    const a = typeof args === 'number' ? args : 0;
+    yield* runner.run(t, a, (t2, s) => step(t2, s, a));
   });
   return actors.map((a, i) => ({ task: 'domains_script', args: i, name: a.comm }));
 }

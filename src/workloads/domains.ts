@@ -1,56 +1,51 @@
-// The `domains` workload (seed 002; drivers/iommu/iommu.c, iommu-sva.c, io-pgfault.c): IOMMU groups of one or
-// more devices, processes binding their mm to {device, PASID} through shared SVA domains, page-fault handlers
-// looking the domain up with iommu_get_domain_for_dev_pasid, and a VFIO-like user attaching and replacing paging
-// domains on a PASID — all kernel tasks, with every checker on, under the policies of DESIGN.md: the lookup
-// (group->mutex or RCU), SVA domain users (refcounted or not) and PASID attach on multi-device groups.
+// The `domains` workload (seed 002; drivers/iommu/iommu.c, iommu-sva.c, io-pgfault.c) on the one model (model.ts):
+// IOMMU units of any flavour with groups of one or more devices behind them, processes binding their mm through
+// the one SVA bind path (k.fn.iommu_sva_bind_device: the PASID from the one allocator, the mm's SVA domain
+// attached to {device, PASID} through its group and the vendor's set_dev_pasid), page-fault handlers looking the
+// domain up with iommu_get_domain_for_dev_pasid, and a VFIO-like user attaching and replacing paging domains on a
+// PASID through the vendors' iommu_domain_ops — all kernel tasks, with every checker on, under the policies of
+// DESIGN.md: the lookup (group->mutex or RCU), SVA domain users (refcounted or not) and PASID attach on
+// multi-device groups. A DMA is a real one: the PCI device's, translated by its IOMMU unit through the entry the
+// driver wrote; the isolation oracle and KASAN judge what it reaches.
 //
 // Scripts:
-// - race: the seed's question. Each process binds, lets the device run, and unbinds (the last unbind frees the
-//   SVA domain); each fault handler waits for its process's bind, then handles a page request — racing the
-//   unbind. RCU lookups with unrefcounted users touch a freed domain (KASAN); the refcounted users do not.
+// - race: the seed's question. Each process binds, lets the device DMA, and unbinds (the last unbind frees the
+//   SVA domain); each fault handler waits for its process's bind, then handles a page request on the bound PASID
+//   — racing the unbind. RCU lookups with unrefcounted users touch a freed domain (KASAN); the refcounted users
+//   do not.
 // - stress: processes bind and unbind in rounds on devices of every group, fault handlers look up every
 //   {device, PASID} (and the VFIO one, whose paging domain is of the wrong type), and the VFIO task runs the
 //   attach / replace / detach semantics on its PASID, counting every result that is not the kernel's.
 // - bench: one paging domain on {device 0, PASID 1} (set up by the run's first task); `driver` actors spawn
 //   loops of lookups on `go n` and the teardown on `teardown` (bench/domains.bench.ts).
 // - multi-device: the policy "PASID attach on multi-device groups". VFIO, owning device 0, attaches a paging
-//   domain to {device 0, PASID pasids-1}, DMAs through it and detaches; meanwhile the driver of device 1 — the
+//   domain to {device 0, the last PASID}, DMAs through it and detaches; meanwhile the driver of device 1 — the
 //   other function of the same group — issues DMA tagged with that PASID, which nobody attached for it. Refused,
-//   the attach is -EINVAL; allowed, it reaches every device of the group, and the isolation oracle (oracle.ts)
-//   reports device 1's DMA reaching VFIO's domain.
+//   the attach is -EINVAL; allowed, the driver writes the entry of every device of the group, and the isolation
+//   oracle (oracle.ts) reports device 1's DMA landing in VFIO's memory.
+// User space starts with init (a task kernel_init spawns): it execs every process's mm, then starts the others.
 // A scenario's `script` section (parameter `steps`) runs scripted actors instead (domains-script.ts).
-// Teardown checks: kmemleak for domains, the groups' pasid_arrays and the driver's PASID entries empty, no
-// bond or mm domain list left.
+// Teardown checks: kmemleak for domains and bonds, the groups' pasid_arrays and the units' PASID entries empty,
+// no mm domain list left.
 import type { KTask } from '../kernel/context.js';
 import { EBUSY, EINVAL, ENOMEM } from '../kernel/errno.js';
-import { Kernel, type KGen } from '../kernel/kernel.js';
+import type { Kernel, KGen } from '../kernel/kernel.js';
 import { staticsOffset } from '../kernel/memory.js';
-import { defineMms, type MmStruct } from '../kernel/mm/mm.js';
-import { definePhysMem } from '../kernel/mm/physmem.js';
+import { mm_init, mmPasid, mmStateCode, type MmStruct } from '../kernel/mm/mm.js';
+import { do_mmap, fault_in } from '../kernel/mm/pagetable.js';
 import { synchronize_rcu } from '../kernel/rcu.js';
-import { slabInit } from '../kernel/slab.js';
 import type { Wire, Workload } from '../runtime/model.js';
 import { taskDriver } from '../kernel/driver.js';
-import {
-  Domains,
-  type GroupDevice,
-  type GroupPolicies,
-  IommuGroups,
-} from '../core/iommu.js';
-import { IOMMU_SVA } from '../core/iommu-sva.js';
-import { SvaDomains } from '../core/sva-domain.js';
-import { NoHwIommu } from '../hw/nohw.js';
-import type { IommuUnit } from '../hw/iommu.js';
+import type { Domains, IommuGroups } from '../core/iommu.js';
+import type { SvaDomains } from '../core/sva-domain.js';
+import type { DeviceInfo } from '../core/types.js';
+import type { EntryFaults } from '../hw/driver.js';
 import { HW_HOT_EVENTS, HW_SHARED_EVENTS } from '../hw/messages.js';
-import type { PciDevice } from '../hw/pci/device.js';
-import { buildPresetHardware, hardwareWords, NO_SVA_PATH } from './hardware.js';
-import type { Boot } from '../hw/boot.js';
-import { defineDomainsScript, parseDomainsScript } from './domains-script.js';
+import { allocBuffer, type Buffer, defineDomainsScript, freeBuffer, parseDomainsScript } from './domains-script.js';
+import { buildModel, type Model } from './model.js';
 import { checkWhileTasks } from './script.js';
 import { type DomainsParams, domainsParams, domainsTopology, MAX_INITIAL_TASKS } from './presets/domains.js';
-import { hardwareActors, pciSlotName } from './topology.js';
-import { Refusals } from '../actors/lifecycle.js';
-import { mmContextMachine } from '../actors/mm-context.js';
+import { SVA_DEFAULTS } from './presets/sva.js';
 
 export { DOMAINS_SCRIPTS, type DomainsScript } from './params/workload.js';
 
@@ -65,6 +60,7 @@ export const DOMAINS_STATS = [
   'dma_blocked',
   'faults_handled',
   'faults_invalid',
+  'faults_raced',
   'faults_wrong_mm',
   'vfio_ops',
   'vfio_unexpected',
@@ -77,17 +73,27 @@ export type DomainsStat = (typeof DOMAINS_STATS)[number];
 
 /** I/O page tables for paging domains: the VFIO task's three and the benchmark's one. */
 const PAGE_TABLES = 4;
+/** Pages of each process's mm (and of each I/O page table). */
+const PAGES = 4;
+/** Kernel tasks issuing DMA at once: the processes, VFIO and the peer driver, scripted actors. */
+const DMA_SLOTS = 36;
+const VFIO_SLOT = 16;
+const PEER_SLOT = 17;
+const SCRIPT_SLOT = 18;
 
 export interface DomainsModel {
   readonly k: Kernel;
   readonly params: DomainsParams;
-  readonly devices: readonly GroupDevice[];
+  /** The one model the preset configures. */
+  readonly model: Model;
+  readonly devices: readonly DeviceInfo[];
   /** The processes' mms (mm i+1 for process i). */
   readonly mms: readonly MmStruct[];
   readonly domains: Domains;
   readonly groups: IommuGroups;
-  readonly hw: NoHwIommu;
-  readonly sva: SvaDomains;
+  readonly svaDomains: SvaDomains;
+  /** The drivers' fault injection (a per-{device, PASID} allocation that fails on demand). */
+  readonly faults: EntryFaults;
   /** A counter's value now (the run's memory). */
   stat(name: DomainsStat): number;
   /** Add n to a counter (inside a performed point only). */
@@ -98,123 +104,146 @@ export interface DomainsModel {
 interface DomainsTaskEnv {
   readonly k: Kernel;
   readonly p: DomainsParams;
+  readonly m: Model;
   readonly mms: readonly MmStruct[];
   readonly domains: Domains;
   readonly groups: IommuGroups;
-  readonly hw: NoHwIommu;
-  readonly sva: SvaDomains;
   /** Device i, modulo the topology's. */
-  dev(i: number): GroupDevice;
+  dev(i: number): DeviceInfo;
   bump(t: KTask, name: DomainsStat, n?: number): KGen;
   count(name: DomainsStat, n?: number): void;
-  /** Per process: 0 until its first bind has returned (then the round + 1, or -1 when it failed). */
-  readonly bound: number;
+  /**
+   * Per process, three words: its bond's generation (odd while bound, even once its unbind has begun; 0 before
+   * its first bind, -1 when it failed), the device and the PASID of the bond.
+   */
+  readonly bonds: number;
   /** The bench's paging domain. */
   readonly benchDom: number;
+  /** 1 once init has exec'd every process's mm and started the workload. */
+  readonly userspace: number;
+  /** The PASID the VFIO tasks use: the last. */
+  readonly vfioPasid: number;
   /** Whether a PASID may be attached to a device's group (the policy, and its size). */
   readonly pasidOk: boolean;
-  /** kernel_init: the workload's tasks start once it has configured the hardware (user space starts then). */
-  readonly boot: Boot;
+}
+
+/** Tell mm i's actor the mm's state (as the sva preset's syscalls do). */
+function tellMm(env: DomainsTaskEnv, t: KTask, i: number): KGen {
+  const { k, m, mms } = env;
+  const mm = mms[i] as MmStruct;
+  return k.step(t, `${mm.name}: state`, (e) => e.send(m.actors.mm(i), { type: 'mm.state', code: mmStateCode(k, mm), pasid: mmPasid(k, mm) }));
+}
+
+/** init: exec every process's mm (mm_init, its pages mapped and faulted in), then start the workload's tasks. */
+function defineInit(env: DomainsTaskEnv, start: readonly TaskStart[]): void {
+  const { k, mms, userspace } = env;
+  k.task('domains_init', 'process', function* (t) {
+    for (let i = 0; i < mms.length; i++) {
+      const mm = mms[i] as MmStruct;
+      yield* mm_init(k, t, mm);
+      yield* do_mmap(k, t, mm, 0, PAGES, true);
+      for (let v = 0; v < PAGES; v++) yield* fault_in(k, t, mm, v, true);
+      yield* tellMm(env, t, i);
+    }
+    yield* k.step(t, 'init: run the workload', (e) => {
+      Atomics.store(k.i32, k.mem.statics + userspace, 1);
+      for (const x of start) e.spawn(x.task, x.args, x.name);
+    });
+  });
 }
 
 /** script race and stress: the processes binding and the page-fault handlers racing their unbinds. */
 function defineRaceTasks(env: DomainsTaskEnv): void {
-  const { k, p, mms, hw, sva, dev, bump, count, bound, boot } = env;
+  const { k, p, m, mms, dev, bump, count, bonds } = env;
+  const bond = (i: number, f: number): number => k.mem.statics + bonds + 3 * i + f;
   // A process: bind, let the device DMA, unbind — `rounds` times, on the next device each round.
-  // TODO(#15, core): bind through the one SVA bind path (k.fn.iommu_sva_bind_device of core/iommu-sva.ts)
-  // once SvaDomains (core/sva-domain.ts) is folded into it; this task then needs no change but the callee.
   k.task('proc', 'process', function* (t, args) {
-    yield* boot.wait(t);
     const i = typeof args === 'number' ? args : 0;
     const mm = mms[i] as MmStruct;
-    const pasid = mm.id;
     for (let r = 0; r < p.rounds; r++) {
       const d = dev(i + r);
-      const b = yield* sva.iommu_sva_bind_device(t, d, mm, pasid);
+      const b = yield* k.fn.iommu_sva_bind_device(t, d, mm, 0);
       yield* k.step(t, 'bound', () => {
-        count(b.err === 0 ? 'binds' : 'bind_failures');
-        Atomics.store(k.i32, k.mem.statics + bound + i, b.err === 0 ? r + 1 : -1);
+        count(b.ret > 0 ? 'binds' : 'bind_failures');
+        Atomics.store(k.i32, bond(i, 1), d.index);
+        Atomics.store(k.i32, bond(i, 2), b.ret > 0 ? b.pasid : 0);
+        Atomics.store(k.i32, bond(i, 0), b.ret > 0 ? 2 * r + 1 : -1);
       });
-      if (b.err !== 0) continue;
-      const used = yield* hw.dma(t, d, pasid);
-      yield* k.step(t, 'dma done', () => count(used === b.dom ? 'dmas' : 'dma_blocked'));
-      yield* sva.iommu_sva_unbind_device(t, d, pasid);
+      yield* tellMm(env, t, i);
+      if (b.ret <= 0) continue;
+      const landed = yield* m.dmaWrite(t, d, b.pasid, 0, i);
+      yield* k.step(t, 'dma done', () => count(landed ? 'dmas' : 'dma_blocked'));
+      yield* k.step(t, 'unbinding', () => void Atomics.store(k.i32, bond(i, 0), 2 * r + 2));
+      yield* k.fn.iommu_sva_unbind_device(t, b.ret);
       yield* bump(t, 'unbinds');
+      yield* tellMm(env, t, i);
     }
   });
 
-  // A page-fault handler (io-pgfault's workqueue): race, after its process's first bind; stress, right away.
+  // A page-fault handler (io-pgfault's workqueue): race, after its process's first bind; stress, right away. The
+  // request is for the process's bond as it stands ({device, PASID}); one that outlived the bond has raced.
   k.task('iopf', 'workqueue', function* (t, args) {
     const f = typeof args === 'number' ? args : 0;
     for (let n = 0; n < p.lookups; n++) {
       const owner = (f + (p.script === 'race' ? 0 : n)) % p.processes;
       const mm = mms[owner] as MmStruct;
-      if (p.script === 'race' && n === 0) {
-        const word = (): number => Atomics.load(k.i32, k.mem.statics + bound + owner);
-        // The device can only fault once it has been bound: the page request follows the bind.
-        yield k.point(
-          t,
-          'wait for a page request',
-          () => word() !== 0,
-          () => undefined,
-          { what: `a page request from proc${owner}` },
-        );
-      }
+      const snap = (): [number, number, number] => [Atomics.load(k.i32, bond(owner, 0)), Atomics.load(k.i32, bond(owner, 1)), Atomics.load(k.i32, bond(owner, 2))];
+      // The device can only fault once it has been bound: the page request follows the bind.
+      const [gen, d, pasid] =
+        p.script === 'race' && n === 0
+          ? ((yield k.point(t, 'wait for a page request', () => snap()[0] !== 0, snap, { what: `a page request from proc${owner}` })) as [number, number, number])
+          : yield* k.step(t, 'page request', snap);
       // Stress: every fourth request is on the VFIO task's PASID, whose paging domain is not an SVA domain.
       const vfio = p.script === 'stress' && n % 4 === 3;
-      const d = dev(p.script === 'race' ? owner : owner + n);
-      const got = yield* sva.iommu_sva_iopf(t, vfio ? dev(0) : d, vfio ? p.pasids - 1 : mm.id);
-      yield* k.step(t, 'page response', () =>
-        count(got === 0 ? 'faults_invalid' : got === mm.id || vfio ? 'faults_handled' : 'faults_wrong_mm'),
-      );
+      const got = yield* k.fn.iopf_handler(t, vfio ? dev(0) : dev(d), vfio ? env.vfioPasid : pasid);
+      yield* k.step(t, 'page response', () => {
+        const live = gen > 0 && gen % 2 === 1 && Atomics.load(k.i32, bond(owner, 0)) === gen;
+        count(got === 0 ? 'faults_invalid' : got === mm.id || vfio ? 'faults_handled' : live ? 'faults_wrong_mm' : 'faults_raced');
+      });
     }
   });
-
 }
 
 /** script stress and multi-device: a VFIO-like user of a PASID, and a peer device's DMA. */
 function defineVfioTasks(env: DomainsTaskEnv): void {
-  const { k, p, domains, groups, hw, dev, count, pasidOk, boot } = env;
-  // A VFIO/iommufd-like user of PASID pasids-1: the attach / replace / detach semantics, each result checked
-  // (kernel_init starts it, as it starts the page-fault handlers: the processes take the other initial tasks).
+  const { k, p, m, groups, dev, count, pasidOk, vfioPasid: pasid } = env;
+  const units = m.topo.units.length;
+  // A VFIO/iommufd-like user of the last PASID: the attach / replace / detach semantics, each result checked —
+  // and each DMA's: through the domain attached, or faulting when none is.
   k.task('vfio', 'process', function* (t) {
-    const pasid = p.pasids - 1;
     let unexpected = 0;
     let ops = 0;
-    const expect = (got: number, want: number): void => {
+    const expect = (got: number | boolean, want: number | boolean): void => {
       ops++;
       if (got !== want) unexpected++;
     };
     for (let r = 0; r < p.rounds; r++) {
       const d = dev(r);
-      const other = (d.iommu + 1) % p.iommus;
-      const a = yield* domains.alloc(t, 'paging', d.iommu);
-      const b = yield* domains.alloc(t, 'paging', other);
-      const c = yield* domains.alloc(t, 'paging', d.iommu);
-      const doms = [a, b, c];
-      if (doms.every((x) => x.err === 0)) {
-        const first = yield* groups.iommu_attach_device_pasid(t, a.dom, d, pasid);
+      const other = (d.iommu + 1) % units;
+      const bufs = [yield* allocBuffer(m, t, 'paging', d.iommu), yield* allocBuffer(m, t, 'paging', other), yield* allocBuffer(m, t, 'paging', d.iommu)];
+      const [a, b, c] = bufs.map((x) => x.dom) as [number, number, number];
+      if (bufs.every((x) => x.dom !== 0)) {
+        const first = yield* groups.iommu_attach_device_pasid(t, a, d, pasid);
         expect(first, pasidOk ? 0 : -EINVAL);
         if (first === 0) {
-          expect(yield* groups.iommu_attach_device_pasid(t, a.dom, d, pasid), 0);
-          expect(yield* groups.iommu_attach_device_pasid(t, c.dom, d, pasid), -EBUSY);
+          expect(yield* groups.iommu_attach_device_pasid(t, a, d, pasid), 0);
+          expect(yield* groups.iommu_attach_device_pasid(t, c, d, pasid), -EBUSY);
           // A domain of another IOMMU instance is incompatible (when there is another one).
-          const toB = yield* groups.iommu_replace_device_pasid(t, b.dom, d, pasid);
-          expect(toB, p.iommus > 1 ? -EINVAL : 0);
-          const cur = toB === 0 ? b.dom : a.dom;
-          yield* hw.failNext(t, -ENOMEM, d, pasid);
-          expect(yield* groups.iommu_replace_device_pasid(t, c.dom, d, pasid), -ENOMEM);
-          expect(yield* hw.dma(t, d, pasid), cur);
-          expect(yield* groups.iommu_replace_device_pasid(t, c.dom, d, pasid), 0);
-          expect(yield* hw.dma(t, d, pasid), c.dom);
-          yield* groups.iommu_detach_device_pasid(t, c.dom, d, pasid);
-          expect(yield* hw.dma(t, d, pasid), 0);
+          expect(yield* groups.iommu_replace_device_pasid(t, b, d, pasid), units > 1 ? -EINVAL : 0);
+          // The driver's allocation for the entry fails: the old domain stays installed and working.
+          if (m.faults) yield* m.faults.arm(t, d, pasid, -ENOMEM);
+          expect(yield* groups.iommu_replace_device_pasid(t, c, d, pasid), -ENOMEM);
+          expect(yield* m.dmaWrite(t, d, pasid, 0, VFIO_SLOT), true);
+          expect(yield* groups.iommu_replace_device_pasid(t, c, d, pasid), 0);
+          expect(yield* m.dmaWrite(t, d, pasid, 0, VFIO_SLOT), true);
+          yield* groups.iommu_detach_device_pasid(t, c, d, pasid);
+          expect(yield* m.dmaWrite(t, d, pasid, 0, VFIO_SLOT), false);
         }
-        expect(yield* groups.iommu_replace_device_pasid(t, a.dom, d, pasid), -EINVAL);
+        expect(yield* groups.iommu_replace_device_pasid(t, a, d, pasid), -EINVAL);
       }
       // A page-fault handler under RCU may have loaded one of them before the detach: wait for it.
       if (p.lookup === 'rcu') yield* synchronize_rcu(k, t);
-      for (const x of doms) if (x.err === 0) yield* domains.free(t, x.dom);
+      for (const x of bufs) if (x.dom !== 0) yield* freeBuffer(m, t, x as Buffer);
     }
     yield* k.step(t, 'vfio results', () => {
       count('vfio_ops', ops);
@@ -224,23 +253,21 @@ function defineVfioTasks(env: DomainsTaskEnv): void {
 
   // Multi-device: VFIO owns device 0 and attaches a paging domain to one of its PASIDs, checking each result.
   k.task('pasid_owner', 'process', function* (t) {
-    yield* boot.wait(t);
     const d = dev(0);
-    const pasid = p.pasids - 1;
     let unexpected = 0;
     let ops = 1;
-    const a = yield* domains.alloc(t, 'paging', d.iommu);
-    if (a.err !== 0) unexpected++;
+    const a = yield* allocBuffer(m, t, 'paging', d.iommu);
+    if (a.dom === 0) unexpected++;
     else {
       const ret = yield* groups.iommu_attach_device_pasid(t, a.dom, d, pasid);
       if (ret !== (pasidOk ? 0 : -EINVAL)) unexpected++;
       if (ret === 0) {
         ops += 2;
-        if ((yield* hw.dma(t, d, pasid)) !== a.dom) unexpected++;
+        if (!(yield* m.dmaWrite(t, d, pasid, 0, VFIO_SLOT))) unexpected++;
         yield* groups.iommu_detach_device_pasid(t, a.dom, d, pasid);
-        if ((yield* hw.dma(t, d, pasid)) !== 0) unexpected++;
+        if (yield* m.dmaWrite(t, d, pasid, 0, VFIO_SLOT)) unexpected++;
       }
-      yield* domains.free(t, a.dom);
+      yield* freeBuffer(m, t, a as Buffer);
     }
     yield* k.step(t, 'vfio results', () => {
       count('vfio_ops', ops);
@@ -249,24 +276,22 @@ function defineVfioTasks(env: DomainsTaskEnv): void {
   });
   // ... and the driver of device 1 tags its own DMA with that PASID: nothing is attached to {device 1, PASID}.
   k.task('peer_dma', 'process', function* (t) {
-    yield* boot.wait(t);
     const d = dev(1);
     let translated = 0;
-    for (let n = 0; n < p.lookups; n++) if ((yield* hw.dma(t, d, p.pasids - 1)) !== 0) translated++;
+    for (let n = 0; n < p.lookups; n++) if (yield* m.dmaWrite(t, d, pasid, 0, PEER_SLOT)) translated++;
     yield* k.step(t, 'peer results', () => {
       count('peer_dmas', p.lookups);
       count('peer_dmas_translated', translated);
     });
   });
-
 }
 
 /** script bench: a paging domain looked up by loops, torn down at the end. */
 function defineBenchTasks(env: DomainsTaskEnv): void {
-  const { k, p, domains, groups, dev, count, benchDom, boot } = env;
+  const { k, m, p, domains, groups, dev, count, benchDom } = env;
   // The benchmark: a paging domain on {device 0, PASID 1}, looked up by loops, torn down at the end.
   k.task('bench_setup', 'process', function* (t) {
-    yield* boot.wait(t);
+    yield* m.boot.wait(t);
     const a = yield* domains.alloc(t, 'paging', dev(0).iommu);
     if (a.err !== 0) throw new Error(`domains bench: ${a.why}`);
     const ret = yield* groups.iommu_attach_device_pasid(t, a.dom, dev(0), 1);
@@ -291,36 +316,32 @@ function defineBenchTasks(env: DomainsTaskEnv): void {
   });
 }
 
-/** At teardown (kmemleak): SVA bonds, mm domain lists or driver PASID entries left, and the groups' pasid_arrays. */
-function reportLeftovers(k: Kernel, groups: IommuGroups, sva: SvaDomains, hw: NoHwIommu): void {
+/** At teardown (kmemleak): mm SVA domain lists or the units' PASID entries left, and the groups' pasid_arrays. */
+function reportLeftovers(m: Model, pasids: number): void {
+  const k = m.k;
   if (!k.enabled('leaks')) return;
-  groups.checkReleased();
-  const left = [
-    ...sva.leftovers(),
-    ...hw.entries().map(([d, ps, dom]) => `${pciSlotName(d)} PASID ${ps} still points at domain 0x${dom.toString(16)}`),
-  ];
+  m.groups.checkReleased();
+  const entries = m.infos.flatMap((d) =>
+    // PASID 0 is the RID's: its default domain lives as long as the group.
+    Array.from({ length: pasids - 1 }, (_, i) => i + 1)
+      .filter((pasid) => m.entryMm(d, pasid) !== 0)
+      .map((pasid) => `${d.name} ${m.units[d.iommu]?.spec.entryName ?? 'PASID'} entry ${pasid} still points at mm ${m.entryMm(d, pasid) - 1}`),
+  );
+  const left = [...m.svaDomains.leftovers(), ...entries];
   if (left.length === 0) return;
-  const title = 'kmemleak: iommu-sim: SVA bonds or PASID entries left at teardown';
+  const title = 'kmemleak: iommu-sim: SVA domains or PASID entries left at teardown';
   k.report({ kind: 'leak', title, text: [title, ...left.map((l) => `  ${l}`)].join('\n'), step: -1, where: 'teardown' });
 }
 
 type TaskStart = { task: string; args: Wire; name: string };
 
-/** The run's first tasks: the scripted actors' (`scripted`, already declared), or the script's. */
-function domainsInitialTasks(p: DomainsParams, scripted: TaskStart[] | undefined): TaskStart[] {
+/** What init starts once it has exec'd the processes: the scripted actors' tasks, or the script's. */
+function domainsUserTasks(p: DomainsParams, scripted: TaskStart[] | undefined): TaskStart[] {
   if (scripted) return scripted;
-  if (p.script === 'bench') return [{ task: 'bench_setup', args: null, name: 'bench_setup' }];
+  if (p.script === 'bench') return [];
   if (p.script === 'multi-device') return [{ task: 'pasid_owner', args: null, name: 'vfio0' }, { task: 'peer_dma', args: null, name: 'drv1' }];
-  return Array.from({ length: p.processes }, (_, i) => ({ task: 'proc', args: i, name: `proc${i}` }));
-}
-
-/**
- * What kernel_init starts once the hardware is configured (race and stress): the page-fault handlers and the
- * VFIO task — the processes and kernel_init itself are the initial tasks (at most MAX_INITIAL_TASKS).
- */
-function domainsBootTasks(p: DomainsParams): TaskStart[] {
-  if (p.steps !== '' || p.script === 'bench' || p.script === 'multi-device') return [];
-  const tasks: TaskStart[] = Array.from({ length: p.faults }, (_, f) => ({ task: 'iopf', args: f, name: `iopf${f}` }));
+  const tasks: TaskStart[] = Array.from({ length: p.processes }, (_, i) => ({ task: 'proc', args: i, name: `proc${i}` }));
+  tasks.push(...Array.from({ length: p.faults }, (_, f) => ({ task: 'iopf', args: f, name: `iopf${f}` })));
   if (p.script === 'stress') tasks.push({ task: 'vfio', args: null, name: 'vfio0' });
   return tasks;
 }
@@ -328,112 +349,93 @@ function domainsBootTasks(p: DomainsParams): TaskStart[] {
 /** The run's check: every result the kernel's, every page request against its own mm, every lookup found. */
 function domainsCheck(counters: Record<DomainsStat, number>) {
   const problems: string[] = [];
-  if (counters.faults_wrong_mm > 0) problems.push(`${counters.faults_wrong_mm} page requests were handled against another process's mm`);
-  if (counters.dma_blocked > 0) problems.push(`${counters.dma_blocked} DMAs right after a successful bind did not go through the bound SVA domain`);
-  if (counters.vfio_unexpected > 0) problems.push(`${counters.vfio_unexpected} of ${counters.vfio_ops} attach/replace/detach results were not the kernel's`);
+  if (counters.faults_wrong_mm > 0) problems.push(`${counters.faults_wrong_mm} page requests were handled against another process's mm while their bond was live`);
+  if (counters.dma_blocked > 0) problems.push(`${counters.dma_blocked} DMAs right after a successful bind did not complete through the bound SVA domain`);
+  if (counters.vfio_unexpected > 0) problems.push(`${counters.vfio_unexpected} of ${counters.vfio_ops} attach/replace/detach or DMA results were not the kernel's`);
   if (counters.lookup_misses > 0) problems.push(`${counters.lookup_misses} benchmark lookups did not find the attached domain`);
   return { ok: problems.length === 0, problems, counters };
 }
 
 /** Task kinds always started with a name of their own (an initial task's). */
-const DOMAINS_NAMED_KINDS = new Set(['domains_script', 'proc', 'iopf', 'vfio', 'pasid_owner', 'peer_dma', 'bench_setup', 'lookup_loop', 'bench_teardown']);
+const DOMAINS_NAMED_KINDS = new Set(['domains_script', 'domains_init', 'proc', 'iopf', 'vfio', 'pasid_owner', 'peer_dma', 'bench_setup', 'lookup_loop', 'bench_teardown']);
+
+/** The model's configuration for the preset: its topology, and the sva defaults for what the preset does not set. */
+function domainsModel(p: DomainsParams, drivers: number): Model {
+  return buildModel(
+    { ...SVA_DEFAULTS, pages: PAGES, pasidBits: p.pasidBits, lookup: p.lookup, users: p.users, multiDevicePasid: p.multiDevicePasid, pasidAlloc: p.pasidAlloc, teardown: p.teardown, bug: p.bug },
+    domainsTopology(p),
+    {
+      name: 'domains',
+      bonds: Math.max(8, 2 * p.processes + 8),
+      workloadTasks: MAX_INITIAL_TASKS + p.processes + p.faults + 4,
+      // The bench's drivers first (bench/domains.bench.ts sends `go` to actors 0..drivers-1).
+      firstActor: drivers,
+      pageTables: PAGE_TABLES,
+      dmaSlots: DMA_SLOTS,
+      entryFaults: true,
+      // User space starts with init; the bench needs none.
+      bootTasks: p.script === 'bench' && p.steps === '' ? [] : [{ task: 'domains_init', args: null, name: 'init' }],
+    },
+  );
+}
 
 export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: DomainsModel } {
   const p = domainsParams(raw);
-  const topo = domainsTopology(p);
-  const pasidBits = Math.ceil(Math.log2(p.pasids));
-  const ndev = p.groups * p.groupSize;
-  // The bench's drivers first (bench/domains.bench.ts sends `go` to actors 0..drivers-1), then the units, devices, mms.
   const drivers = p.script === 'bench' ? p.drivers : 0;
-  const unitActor = (u: number): number => drivers + u;
-  const nmms = p.processes + PAGE_TABLES;
-  // Sized to the scenario: a deterministic exploration allocates the whole region once per execution.
-  const layout = {
-    stringWords: 1 << 15,
-    stringSlots: 1 << 10,
-    lockdepWords: 1 << 14,
-    staticWords: (1 << 12) + ndev * (IOMMU_SVA.words * p.pasids + 4 * p.pasids) + (nmms + 1) * 32 + p.groups * (p.pasids + 8) + hardwareWords(topo, pasidBits),
-    arenaWords: (1 << 12) + 64 * p.processes,
-  };
-  const k = new Kernel({ layout });
-  slabInit(k);
-  const pm = definePhysMem(k, 4);
-  const table = defineMms(k, pm, nmms, 1);
-  const mms = table.mms.slice(0, p.processes);
-  const devices: GroupDevice[] = topo.devices.map((d) => ({
-    index: d.index,
-    name: d.name,
-    iommu: d.iommu,
-    caps: { ats: true, pri: true, pasid: true, pasidBits },
-    actor: drivers + topo.units.length + d.index,
-    trusted: false,
-  }));
-  const domains = new Domains(k, {
-    iommus: p.iommus,
-    addressSpaces: 8,
-    pageTables: table.mms.slice(p.processes),
-    unitName: (i) => `iommu${i}`,
-  });
-  const policies: GroupPolicies = { lookup: p.lookup, multiDevicePasid: p.multiDevicePasid };
-  const groups = new IommuGroups(k, domains, {
-    devices,
-    groups: Array.from({ length: p.groups }, (_, g) => Array.from({ length: p.groupSize }, (_, j) => g * p.groupSize + j)),
-    maxPasids: p.pasids,
-    policies,
-  });
-  const hw = new NoHwIommu(k, ndev, p.pasids, p.bug);
-  hw.onDma = (t, d, pasid, dom, step) => groups.dmaReached(t, d, pasid, dom, step);
-  for (let i = 0; i < p.iommus; i++) groups.registerIommu(i, hw);
-  const sva = new SvaDomains(k, groups, domains, { mms: nmms, iommus: p.iommus, devices: ndev, maxPasids: p.pasids, users: p.users });
-
+  const m = domainsModel(p, drivers);
+  const { k, domains, groups } = m;
+  const ndev = m.infos.length;
+  const mms = m.mms.mms.slice(0, p.processes);
   const statsOff = k.statics.alloc(DOMAINS_STATS.length, 'domains stats');
   const index = (name: DomainsStat): number => DOMAINS_STATS.indexOf(name);
   const count = (name: DomainsStat, n = 1): void => void Atomics.add(k.i32, k.mem.statics + statsOff + index(name), n);
   const bump = (t: KTask, name: DomainsStat, n = 1): KGen => k.step(t, `count ${name}`, () => count(name, n));
-  // Per process: 0 until its first bind has returned (then the round + 1, or -1 when it failed).
-  const bound = k.statics.alloc(p.processes, 'bound');
-  const benchDom = k.statics.alloc(1, 'bench domain');
-  const model: DomainsModel = {
+  const env: DomainsTaskEnv = {
     k,
-    params: p,
-    devices,
+    p,
+    m,
     mms,
     domains,
     groups,
-    hw,
-    sva,
+    dev: (i) => m.infos[((i % ndev) + ndev) % ndev] as DeviceInfo,
+    bump,
+    count,
+    bonds: k.statics.alloc(3 * p.processes, 'process bonds'),
+    benchDom: k.statics.alloc(1, 'bench domain'),
+    userspace: k.statics.alloc(1, 'user space up'),
+    vfioPasid: (1 << p.pasidBits) - 1,
+    pasidOk: p.groupSize === 1 || p.multiDevicePasid === 'allowed',
+  };
+  const model: DomainsModel = {
+    k,
+    params: p,
+    model: m,
+    devices: m.infos,
+    mms,
+    domains,
+    groups,
+    svaDomains: m.svaDomains,
+    faults: m.faults as EntryFaults,
     stat: (name) => Atomics.load(k.i32, k.mem.statics + statsOff + index(name)),
     count,
   };
-  const dev = (i: number): GroupDevice => devices[((i % ndev) + ndev) % ndev] as GroupDevice;
-  /** Whether a PASID may be attached to dev's group (the policy, and its size). */
-  const pasidOk = p.groupSize === 1 || p.multiDevicePasid === 'allowed';
-
-  // The units and devices, booted by kernel_init; the workload's tasks wait for it, as user space does.
-  const hwm = buildPresetHardware(k, topo, { infos: devices, mms: table, sva: NO_SVA_PATH, unitActor, userTasks: domainsBootTasks(p) });
-  const env: DomainsTaskEnv = { k, p, mms, domains, groups, hw, sva, dev, bump, count, bound, benchDom, pasidOk, boot: hwm.boot };
   defineRaceTasks(env);
   defineVfioTasks(env);
   defineBenchTasks(env);
+  k.onEnd(() => reportLeftovers(m, 1 << p.pasidBits));
 
-  k.onEnd(() => reportLeftovers(k, groups, sva, hw));
-
-  // kernel_init is one of the initial tasks: the script's actors take the others.
-  const scripted = parseDomainsScript(p.steps, { devices: ndev, processes: p.processes, iommus: p.iommus, pasids: p.pasids, maxActors: MAX_INITIAL_TASKS - 1 });
-  const initialTasks = domainsInitialTasks(p, scripted ? defineDomainsScript({ k, devices, mms, domains, groups, hw, sva, boot: hwm.boot }, scripted) : undefined);
-  // The tasks this run can have: its initial ones, and those spawned without a name (callbacks: their kind).
-  if (scripted) checkWhileTasks('domains', scripted, [...initialTasks.map((it) => it.name), ...Object.keys(k.taskFactories).filter((kind) => !DOMAINS_NAMED_KINDS.has(kind))]);
+  const scripted = parseDomainsScript(p.steps, { devices: ndev, processes: p.processes, iommus: m.topo.units.length, pasids: 1 << p.pasidBits, maxActors: MAX_INITIAL_TASKS - 1 });
+  const userTasks = domainsUserTasks(p, scripted ? defineDomainsScript({ k, m, mms, slot: SCRIPT_SLOT }, scripted) : undefined);
+  defineInit(env, userTasks);
+  // The tasks this run can have: its user tasks, and those spawned without a name (callbacks: their kind).
+  if (scripted) checkWhileTasks('domains', scripted, [...userTasks.map((it) => it.name), ...Object.keys(k.taskFactories).filter((kind) => !DOMAINS_NAMED_KINDS.has(kind))]);
   const statics = staticsOffset(k.layout, k.base);
-  const refusals = new Refusals(k, () => k.deliveryStep);
   const workload: Workload = {
     name: 'domains',
     params: { ...p },
-    actors: [
-      ...Array.from({ length: drivers }, (_, i) => ({ name: `driver/${i}`, logic: taskDriver, input: { kind: 'lookup_loop', teardown: 'bench_teardown' } })),
-      ...hardwareActors(topo, { ...hwm.logic(refusals), mm: (i) => ({ logic: mmContextMachine(`mm/${i + 1}`, refusals) }) }, { unit: (u) => (hwm.units[u] as IommuUnit).name, device: (d) => (hwm.devices[d] as PciDevice).actorName }),
-    ],
+    actors: [...Array.from({ length: drivers }, (_, i) => ({ name: `driver/${i}`, logic: taskDriver, input: { kind: 'lookup_loop', teardown: 'bench_teardown' } })), ...m.specs],
     initial: [],
-    initialTasks: [hwm.boot.task, ...initialTasks],
+    initialTasks: [m.boot.task, ...(p.script === 'bench' && p.steps === '' ? [{ task: 'bench_setup', args: null, name: 'bench_setup' }] : [])],
     sharedWords: k.words,
     hotEvents: { ...HW_HOT_EVENTS, go: ['n'] },
     sharedEvents: HW_SHARED_EVENTS,

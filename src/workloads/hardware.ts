@@ -1,4 +1,5 @@
-// The hardware of a preset whose kernel paths do not yet drive it (domains, ioasid): the topology's IOMMU units
+// The hardware of a preset whose kernel paths do not yet drive it (ioasid; TODO(#15): its preset moves onto
+// model.ts's buildModel, then this file goes): the topology's IOMMU units
 // (hw/iommu.ts, their queues and the driver's page-request thread) and PCI devices (hw/pci/device.ts), booted by
 // kernel_init (hw/boot.ts: queues enabled, devices probed, bound and their PCIe capabilities enabled), and the
 // lifecycle machines of their actors. The sva preset builds the same pieces with its own parameters (sva.ts).
@@ -26,8 +27,8 @@ import type { HardwareLogic, Topology } from './topology.js';
 export const FLAVOUR_SPECS: Readonly<Record<Flavour, FlavourSpec>> = { vtd: VTD, amd: AMD, smmuv3: SMMUV3 };
 
 /**
- * What a page request or a device's DMA needs from the SVA layer. The presets using this file issue neither
- * through the hardware yet (their DMA is the attach path's, hw/nohw.ts), so they pass NO_SVA_PATH.
+ * What a page request or a device's DMA needs from the SVA layer. The preset using this file issues neither
+ * through the hardware yet, so it passes NO_SVA_PATH.
  */
 export type SvaPath = Pick<Sva, 'boundMm' | 'handleIopf'>;
 

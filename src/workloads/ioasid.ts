@@ -47,7 +47,7 @@ import { defineIoasidScript, type IoasidOp, parseIoasidScript } from './ioasid-s
 import { checkWhileTasks, type ScriptActor } from './script.js';
 import { FIND_IDS, type IoasidParams, ioasidParams, ioasidTopology, MAX_SCRIPT_USERS, PID_MAX_DEFAULT } from './presets/ioasid.js';
 import { SVA_DEFAULTS } from './presets/sva.js';
-import { buildModel, type Model, type ModelParams, WORKLOAD_CR_BASE } from './model.js';
+import { buildModel, type Model, type ModelParams } from './model.js';
 import { HW_HOT_EVENTS, HW_SHARED_EVENTS } from '../hw/messages.js';
 
 export { FREE_POLICIES, type FreePolicy } from './params/policies.js';
@@ -185,19 +185,9 @@ function* checkBound(s: ScenarioEnv, t: KTask, i: number, sid: number, pasid: nu
  * checks that it lands in the mm bound at {device, PASID}.
  */
 function* deviceDma(s: ScenarioEnv, t: KTask, i: number, dev: DeviceInfo, pasid: number): KGen<Tally> {
-  const { k, m, p } = s;
-  const rec = m.completionRecord(i);
+  const { m, p } = s;
   let ok = 0;
-  for (let j = 0; j < p.dmas; j++) {
-    yield* k.step(t, `${dev.name}: submit descriptor ${j} (PASID ${pasid}, address 0)`, (e) => {
-      Atomics.store(k.i32, rec, 0);
-      e.send(dev.actor, { type: 'submit', pasid, vpn: 0, w: 1, id: j, from: 0, cr: WORKLOAD_CR_BASE + i });
-    });
-    const done = (yield k.point(t, `wait for ${dev.name}'s completion record`, () => Atomics.load(k.i32, rec) !== 0, () => Atomics.load(k.i32, rec), {
-      what: `${dev.name} to write the completion record of descriptor ${j}`,
-    })) as number;
-    if (done === 1) ok++;
-  }
+  for (let j = 0; j < p.dmas; j++) if (yield* m.dmaWrite(t, dev, pasid, 0, i)) ok++;
   return { dmas: ok, dma_failures: p.dmas - ok };
 }
 
@@ -488,7 +478,7 @@ function ioasidOptions(p: IoasidParams, maxSets: number): IoasidOptions {
   return {
     bits: p.bits,
     lock: p.lock,
-    chain: p.ioasidChain,
+    chain: p.chain,
     maxSets,
     bug: p.bug === 'unlocked-quota' ? 'unlocked-quota' : 'none',
     // The find benchmark keeps its IDs for good.
@@ -548,7 +538,7 @@ function scenarioModel(p: IoasidParams, maxSets: number): { k: Kernel; a: Ioasid
     // A process and its SRCU and RCU callbacks (or work item), a VM and its vCPUs, the script's users, the launchers.
     workloadTasks: 3 * P + p.vms * (p.vcpus + 1) + MAX_SCRIPT_USERS + 16,
     ioasid: ioasidOptions(p, maxSets),
-    completionRecords: Math.max(1, P),
+    dmaSlots: Math.max(1, P),
     staticWords: (1 << 14) + (p.subscribers ? ioasidSubscriberWords(p.bits, maxSets) : 0),
   });
   const a = ioasidOf(m.k);

@@ -25,11 +25,11 @@ import { Oracle } from '../core/oracle.js';
 import { pasidIoasidWords } from '../core/pasid.js';
 import { Stats } from '../core/stats.js';
 import { SvaDomains, type SvaUsers } from '../core/sva-domain.js';
-import type { DeviceInfo, DriverBug, FaultHandling, Flavour, IommuOps, PasidPlacement, SvaPasidFree, SvaPolicies, Teardown } from '../core/types.js';
+import { type DeviceInfo, DRIVER_BUGS, type DriverBug, type FaultHandling, type Flavour, type IommuOps, type PasidPlacement, type SvaPasidFree, type SvaPolicies, type Teardown } from '../core/types.js';
 import { defineIoasid, IOASID_BITS_DEFAULT, type IoasidLock, type IoasidOptions, ioasidWords } from '../core/ioasid.js';
 import { AMD, amdOps } from '../hw/amd/amd.js';
 import { type Boot, defineBoot } from '../hw/boot.js';
-import { type DriverEnv, flush } from '../hw/driver.js';
+import { ATTACH_BUGS, type AttachBug, type DriverEnv, EntryFaults, flush } from '../hw/driver.js';
 import type { FlavourSpec } from '../hw/flavour.js';
 import { DEFAULT_UNIT, IommuUnit } from '../hw/iommu.js';
 import { type Misbehaviour, PciDevice } from '../hw/pci/device.js';
@@ -38,7 +38,8 @@ import { definePrqThread, defineUnitDriver } from '../hw/queue.js';
 import { SMMUV3, smmuv3Ops } from '../hw/smmuv3/smmuv3.js';
 import { IommuHardware } from '../hw/unit.js';
 import { VTD, vtdOps } from '../hw/vtd/vtd.js';
-import { Kernel } from '../kernel/kernel.js';
+import type { KTask } from '../kernel/context.js';
+import { Kernel, type KGen } from '../kernel/kernel.js';
 import { layoutWords, refuseOversized } from '../kernel/memory.js';
 import { defineMms, type MmStruct, type MmTable, mmById, mmTableWords } from '../kernel/mm/mm.js';
 import { defineMmuNotifiers, type MmuNotifiers, mmuNotifierWords } from '../kernel/mm/mmu_notifier.js';
@@ -81,8 +82,8 @@ export interface ModelParams {
   readonly users: SvaUsers;
   /** PASID attach on groups of more than one device (seed 002). */
   readonly multiDevicePasid: MultiDevicePasid;
-  /** A planted driver bug of the SVA path (the oracles' negative control). */
-  readonly bug: DriverBug;
+  /** A planted bug (the oracles' negative control): of the SVA path's drivers, or of the attach path. */
+  readonly bug: PlantedBug;
   readonly misbehave: Misbehaviour;
   /** The misbehaving device (-1: all of them). */
   readonly misbehaveDevice: number;
@@ -106,6 +107,9 @@ export interface ModelParams {
   readonly drmRounds: number;
 }
 
+/** The planted bugs of the one model: the SVA path's (core/types.ts) and the attach path's (hw/driver.ts). */
+export type PlantedBug = DriverBug | AttachBug;
+
 /** What the workload tells the model about itself. */
 export interface ModelOptions {
   /** The workload's name (a topology too large to hold is refused under it). */
@@ -122,6 +126,10 @@ export interface ModelOptions {
   submitter?(from: number, m: { readonly actors: ModelActors; readonly mms: MmTable }): number;
   /** What kernel_init starts once the hardware is configured, beyond the kernel users' probe. */
   readonly bootTasks?: readonly { task: string; args: Wire; name: string }[];
+  /** Kernel tasks that issue DMA of their own at once (Model.dma: a completion record each). */
+  readonly dmaSlots?: number;
+  /** Arm the drivers' per-{device, PASID} allocation for fault injection (Model.faults). */
+  readonly entryFaults?: boolean;
   /**
    * The kernel's IOASID allocator as the workload sizes it (its ID space, sets, lock and chain policies), declared
    * before the core so that the system PASID placement allocates from it; default: the core's own, sized to the
@@ -130,12 +138,7 @@ export interface ModelOptions {
   readonly ioasid?: IoasidOptions;
   /** Static words the workload's own state takes (its counters, the IOASID subscribers' views). */
   readonly staticWords?: number;
-  /** Completion records for the workload's own kernel-side submitters (see Model.completionRecord). */
-  readonly completionRecords?: number;
 }
-
-/** The workload's completion records are numbered from here in a descriptor's `cr` (the kernel users' from 1). */
-export const WORKLOAD_CR_BASE = 1 << 16;
 
 /** Actor ids: the units, devices and mms; `next` is the workload's first (processes). */
 export interface ModelActors {
@@ -173,11 +176,16 @@ export interface Model {
   readonly pageTables: readonly MmStruct[];
   /** The VMM's mm (VFIO's user), when VFIO is in the run. */
   readonly vmm: MmStruct | undefined;
+  /** The fault injection of the drivers' per-{device, PASID} allocation (ModelOptions.entryFaults). */
+  readonly faults: EntryFaults | undefined;
   /**
-   * The word (absolute) of the workload's completion record i, which a device writes (1 done, 2 failed) when a
-   * descriptor submitted with cr = WORKLOAD_CR_BASE + i completes.
+   * A DMA write by dev under pasid to address vpn, issued by a kernel task through the PCI device model and its
+   * IOMMU unit (`slot`: the task's completion record, < ModelOptions.dmaSlots): true when it completed. The
+   * isolation oracle judges where it lands.
    */
-  completionRecord(i: number): number;
+  dmaWrite(t: KTask, dev: DeviceInfo, pasid: number, vpn: number, slot: number): KGen<boolean>;
+  /** The address space {dev, pasid}'s entry in its unit points at now (mm id + 1; 0: not present). */
+  entryMm(dev: DeviceInfo, pasid: number): number;
 }
 
 /** The kernel's sizes for a topology. */
@@ -200,7 +208,51 @@ export function buildModel(p: ModelParams, topo: Topology, opts: ModelOptions): 
   const hw = modelHardware(k, p, topo, opts, infos, actors, mem, core, sizes);
   const refusals = new Refusals(k, () => k.deliveryStep);
   const specs = modelActorSpecs(k, topo, actors, hw, refusals);
-  return { k, topo, flavours: topo.units.map((u) => u.flavour), ...mem, ...core, ...hw, infos, actors, specs };
+  const jobs = kernelDma(k, opts.dmaSlots ?? 0);
+  hw.completions.push(jobs.completion);
+  const entryMm = (dev: DeviceInfo, pasid: number): number => {
+    const u = hw.units[dev.iommu] as IommuUnit;
+    const words = u.entry(dev.index, pasid);
+    return u.spec.entry.present(words) ? u.spec.entry.mmOf(words) : 0;
+  };
+  return { k, topo, flavours: topo.units.map((u) => u.flavour), ...mem, ...core, ...hw, infos, actors, specs, dmaWrite: jobs.dma, entryMm };
+}
+
+/** Completion records at this index and above are the workload's kernel DMA (below: the kernel users'). */
+const KERNEL_DMA_CR = 1 << 16;
+
+/** DMA issued by kernel tasks: a descriptor to the device, a completion record it writes back (as DSA does). */
+function kernelDma(k: Kernel, slots: number) {
+  const crs = slots > 0 ? k.statics.alloc(slots, 'kernel DMA completion records') : 0;
+  const cr = (slot: number): number => k.mem.statics + crs + slot;
+  return {
+    completion(crIndex1: number, ok: boolean): boolean {
+      if (crIndex1 <= KERNEL_DMA_CR) return false;
+      Atomics.store(k.i32, cr(crIndex1 - KERNEL_DMA_CR - 1), ok ? 1 : 2);
+      return true;
+    },
+    *dma(t: KTask, dev: DeviceInfo, pasid: number, vpn: number, slot: number): KGen<boolean> {
+      if (slot < 0 || slot >= slots) throw new Error(`kernel DMA: slot ${slot} of ${slots}`);
+      yield* k.step(t, `${dev.name}: DMA write (PASID ${pasid}, address ${vpn})`, (e) => {
+        Atomics.store(k.i32, cr(slot), 0);
+        e.send(dev.actor, { type: 'submit', pasid, vpn, w: 1, id: slot, from: 0, cr: KERNEL_DMA_CR + slot + 1 });
+      });
+      const done = (yield k.point(t, `wait for ${dev.name}'s completion record`, () => Atomics.load(k.i32, cr(slot)) !== 0, () => Atomics.load(k.i32, cr(slot)), {
+        what: `${dev.name} to complete the DMA of ${t.comm}`,
+      })) as number;
+      return done === 1;
+    },
+  };
+}
+
+/** The SVA path's value of a planted bug (the attach path's bugs leave it as it is). */
+function svaBug(bug: PlantedBug): DriverBug {
+  return (DRIVER_BUGS as readonly string[]).includes(bug) ? (bug as DriverBug) : 'none';
+}
+
+/** The attach path's value of a planted bug. */
+function attachBug(bug: PlantedBug): AttachBug {
+  return (ATTACH_BUGS as readonly string[]).includes(bug) ? (bug as AttachBug) : 'none';
 }
 
 /** Bonds, the VMM's mm, physical frames, I/O page tables: what the topology and the kernel users take. */
@@ -293,7 +345,7 @@ function iommuCore(k: Kernel, p: ModelParams, topo: Topology, opts: ModelOptions
   const { mms, notifiers } = mem;
   const oracle = new Oracle(k);
   const stats = new Stats(k);
-  const policies: SvaPolicies = { pasidAlloc: p.pasidAlloc, teardown: p.teardown, fault: p.fault, drainTimeoutMs: p.drainTimeoutMs, bug: p.bug, ioasidLock: p.lock, free: p.free };
+  const policies: SvaPolicies = { pasidAlloc: p.pasidAlloc, teardown: p.teardown, fault: p.fault, drainTimeoutMs: p.drainTimeoutMs, bug: svaBug(p.bug), ioasidLock: p.lock, free: p.free };
   const domains = new Domains(k, {
     iommus: U,
     addressSpaces: p.addressSpaces,
@@ -303,7 +355,7 @@ function iommuCore(k: Kernel, p: ModelParams, topo: Topology, opts: ModelOptions
   });
   const groupMembers = Array.from({ length: 1 + Math.max(-1, ...topo.devices.map((d) => d.group)) }, (_, g) => topo.devices.filter((d) => d.group === g).map((d) => d.index));
   const groups = new IommuGroups(k, domains, { devices: infos, groups: groupMembers, maxPasids: 1 << p.pasidBits, policies: { lookup: p.lookup, multiDevicePasid: p.multiDevicePasid } });
-  const svaDomains = new SvaDomains(k, groups, domains, { mms: mms.mms.length, iommus: U, devices: infos.length, maxPasids: 1 << p.pasidBits, users: p.users, bonds: false });
+  const svaDomains = new SvaDomains(k, groups, domains, { mms: mms.mms.length, iommus: U, devices: infos.length, maxPasids: 1 << p.pasidBits, users: p.users });
   const sva = new Sva(k, mms, notifiers, oracle, stats, svaDomains, { devices: infos, iommus: U, policies, bonds: opts.bonds });
   const dma = new DmaApi(k, sva, domains, infos, p.defaultDomain, mms.initMm.id + 1);
   return { oracle, stats, domains, groups, svaDomains, sva, dma };
@@ -327,10 +379,18 @@ function modelHardware(
   const { sva, dma, domains, stats, oracle } = core;
   const { pm, mms, vmm } = mem;
   const flavours = topo.units.map((u) => u.flavour);
+  const tables = new Set(mem.pageTables.map((pt) => pt.id + 1));
   const ownerName = (o: number): string =>
-    o === 0 ? 'a free frame' : vmm && o === vmm.id + 1 ? `${vmm.name} (a VMM's memory, mapped through VFIO)` : (mmById(mms, o - 1)?.name ?? `owner ${o}`);
+    o === 0
+      ? 'a free frame'
+      : vmm && o === vmm.id + 1
+        ? `${vmm.name} (a VMM's memory, mapped through VFIO)`
+        : tables.has(o)
+          ? `${mmById(mms, o - 1)?.name ?? `owner ${o}`} (an I/O page table's memory: a DMA or paging domain's)`
+          : (mmById(mms, o - 1)?.name ?? `owner ${o}`);
   const units = topo.units.map((u) => new IommuUnit(k, u.index, FLAVOUR_SPECS[u.flavour], infos.filter((d) => d.iommu === u.index), { ...DEFAULT_UNIT, cmdCostNs: p.cmdCostNs, iotlbEntries: p.iotlb, prqDepth: p.prqDepth }, actors.unit(u.index)));
-  const { unitDrivers, denv } = registerDrivers(k, sva, stats, units, flavours, p.ssidBits);
+  const faults = opts.entryFaults ? new EntryFaults(k, infos.length, 1 << p.pasidBits) : undefined;
+  const { unitDrivers, denv } = registerDrivers({ k, sva, stats, units, flavours, ssidBits: p.ssidBits, faults, attachBug: attachBug(p.bug), mmOf: (id) => mmById(mms, id) });
   if (p.extension !== '') {
     applyExtension(p.extension, {
       k,
@@ -350,23 +410,28 @@ function modelHardware(
     { k, sva, dma, domains, stats, pm, mms, infos, reachable: (d, pasid) => hardware[d.iommu]?.reachable(d.index, pasid) ?? [] },
     { use: p.kernel, jobs: p.kjobs, buffers: p.kbuffers, devices: topo.kernelUsers, vfio: p.vfio, takeover: p.vfioTakeover, vfioUser: vmm, drmContexts: p.drmContexts, drmRounds: p.drmRounds },
   );
-  const records = opts.completionRecords ?? 0;
-  const wcr = records > 0 ? k.statics.alloc(records, 'workload completion records') : 0;
-  const completionRecord = (i: number): number => {
-    if (i < 0 || i >= records) throw new RangeError(`model: no workload completion record ${i} (${records})`);
-    return k.mem.statics + wcr + i;
-  };
-  const completion = (cr: number, ok: boolean): void => {
-    if (cr >= WORKLOAD_CR_BASE) Atomics.store(k.i32, completionRecord(cr - WORKLOAD_CR_BASE), ok ? 1 : 2);
-    else kusers.completion(cr, ok);
-  };
   const prqTasks = unitDrivers.map((drv) => definePrqThread(k, drv, sva, stats, infos));
   const hardware = units.map((u, i) => new IommuHardware(u, infos, mms, oracle, stats, prqTasks[i] as string));
   const submitter = (from: number): number => opts.submitter?.(from, { actors, mms }) ?? 0;
+  // Completion records: the workload's kernel DMA first (model.ts), then the kernel users'.
+  const completions: ((cr: number, ok: boolean) => boolean)[] = [];
+  const completion = (cr: number, ok: boolean): void => {
+    for (const c of completions) if (c(cr, ok)) return;
+    kusers.completion(cr, ok);
+  };
+  // The isolation oracle's truth: the mm a bond binds at {dev, PASID}, or the address space of the domain the
+  // group attached there for this device (a paging domain's I/O page table, an SVA domain's mm).
+  const { groups } = core;
+  const boundMm = (d: number, pasid: number): number => {
+    const bond = sva.boundMm(d, pasid);
+    if (bond !== 0) return bond;
+    const dom = groups.domainAttachedFor(infos[d] as DeviceInfo, pasid);
+    return dom === 0 ? 0 : (domains.handle(dom).mm?.id ?? -1) + 1;
+  };
   const devices = infos.map(
     (info) =>
       new PciDevice(
-        { k, sva, oracle, stats, pm, iommuActor: actors.unit(info.iommu), ownerName, completion, submitter },
+        { k, sva: { boundMm }, oracle, stats, pm, iommuActor: actors.unit(info.iommu), ownerName, completion, submitter },
         info,
         p.misbehaveDevice === -1 || p.misbehaveDevice === info.index ? p.misbehave : 'none',
         p.atc,
@@ -381,13 +446,24 @@ function modelHardware(
   k.onEnd(() => oracle.unanswered(units.flatMap((u) => u.outstandingGroups())));
   const probe = s.iopt - (opts.pageTables ?? 0) > 0 ? [{ task: 'iommu_probe', args: null, name: 'iommu_probe' }] : [];
   const boot = defineBoot(k, units, devices, [...probe, ...(opts.bootTasks ?? [])]);
-  return { units, hardware, devices, driver, kusers, boot, completionRecord };
+  return { units, hardware, devices, driver, kusers, boot, completions, faults: denv.faults };
 }
 
 /** Each unit's queue and driver (its command submission, its page-request thread's), and its flavour's ops. */
-function registerDrivers(k: Kernel, sva: Sva, stats: Stats, units: readonly IommuUnit[], flavours: readonly Flavour[], ssidBits: number) {
+function registerDrivers(env: {
+  k: Kernel;
+  sva: Sva;
+  stats: Stats;
+  units: readonly IommuUnit[];
+  flavours: readonly Flavour[];
+  ssidBits: number;
+  faults: EntryFaults | undefined;
+  attachBug: AttachBug;
+  mmOf(id: number): MmStruct | undefined;
+}) {
+  const { k, sva, stats, units, flavours, ssidBits } = env;
   const unitDrivers = units.map((u) => defineUnitDriver(k, u));
-  const denv: DriverEnv = { k, units: unitDrivers, stats };
+  const denv: DriverEnv = { k, units: unitDrivers, stats, faults: env.faults, attachBug: env.attachBug, mmOf: env.mmOf };
   flavours.forEach((f, u) => {
     const ops: IommuOps = f === 'vtd' ? vtdOps(denv) : f === 'amd' ? amdOps(denv) : smmuv3Ops(denv, ssidBits);
     sva.registerIommu(u, ops);

@@ -46,7 +46,7 @@ export function processActors(
         idx: i,
         self: actors.process(i),
         devActor: actors.device(i % p.devices),
-        next: p.chain && i + 1 < p.processes ? actors.process(i + 1) : -1,
+        next: p.sequential && i + 1 < p.processes ? actors.process(i + 1) : -1,
         script: p.script,
         dmas: p.dmas,
         pages: p.pages,

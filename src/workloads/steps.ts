@@ -106,9 +106,9 @@ export const DOMAINS_KINDS: readonly StepKind[] = [
   kind('attach', 'iommu_attach_device, or iommu_attach_device_pasid with a PASID.', DOMAINS_FIELDS.attach),
   kind('detach', 'iommu_detach_device, or iommu_detach_device_pasid with a PASID.', DOMAINS_FIELDS.detach),
   kind('replace', 'iommu_replace_device_pasid.', DOMAINS_FIELDS.replace),
-  kind('bind', 'iommu_sva_bind_device of process mm N (the PASID is the mm one).', DOMAINS_FIELDS.bind),
-  kind('unbind', 'iommu_sva_unbind_device of process mm N.', DOMAINS_FIELDS.unbind),
-  kind('dma', 'A DMA from {device, PASID}: the domain the hardware reaches (the isolation oracle looks).', DOMAINS_FIELDS.dma),
+  kind('bind', "iommu_sva_bind_device of process mm N to the device (the PASID: the one allocator's, shown in the outcome).", DOMAINS_FIELDS.bind),
+  kind('unbind', "iommu_sva_unbind_device of the actor's bond of process mm N on the device.", DOMAINS_FIELDS.unbind),
+  kind('dma', 'A DMA write from {device, PASID} to address 0 by the PCI device, through its IOMMU unit: completed or faulted (the isolation oracle and KASAN judge what it reaches).', DOMAINS_FIELDS.dma),
   kind('iopf', 'A page request from {device, PASID}: the SVA domain looked up (iommu_get_domain_for_dev_pasid) and the fault handled.', DOMAINS_FIELDS.iopf),
   kind('synchronize_rcu', 'synchronize_rcu().', {}, { bare: true }),
 ];

@@ -75,7 +75,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     name: 'sva',
     params: { ...p },
     actors: specs,
-    initial: Array.from({ length: p.chain ? Math.min(1, P) : P }, (_, i) => ({ to: actors.process(i), event: { type: 'go' } })),
+    initial: Array.from({ length: p.sequential ? Math.min(1, P) : P }, (_, i) => ({ to: actors.process(i), event: { type: 'go' } })),
     sharedWords: k.words,
     hotEvents: { ...HW_HOT_EVENTS, go: [] },
     sharedEvents: HW_SHARED_EVENTS,

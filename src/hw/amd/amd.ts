@@ -3,7 +3,7 @@
 // driver writes in one access each (__set_gcr3 / __clear_gcr3), so no torn entry; a command buffer with
 // COMPLETION_WAIT; a PPR log. Its mm-release path calls the driver's invalidate_ctx callback before the
 // context goes, and failed PPRs go to the driver's invalid-PPR callback (the core's fault handler).
-import { type IommuDomainOps, type IommuOps, IOMMU_NO_PASID, type RemoveWhy } from '../../core/ops.js';
+import { type IommuDomain, type IommuDomainOps, type IommuOps, IOMMU_NO_PASID, type RemoveWhy } from '../../core/ops.js';
 import type { DeviceInfo } from '../../core/types.js';
 import { SVM_FLAG_SUPERVISOR_MODE } from '../../core/types.js';
 import { EBUSY, EOPNOTSUPP } from '../../kernel/errno.js';
@@ -11,7 +11,7 @@ import type { KTask } from '../../kernel/context.js';
 import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { struct, type ViewOf, word } from '../../kernel/struct.js';
-import { cmd, type DriverEnv, domainMm, entryOf, flush, unitOf, writeEntry } from '../driver.js';
+import { attachDomain, cmd, type DriverEnv, domainMm, type EntryOps, entryOf, flush, unitOf, writeEntry } from '../driver.js';
 import { entryFormat, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
 import { drainPrq } from '../queue.js';
 
@@ -49,6 +49,7 @@ declare module '../../kernel/kfunc.js' {
   interface KernelFunctions {
     amd_iommu_bind_pasid(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct): KGen<number>;
     amd_iommu_unbind_pasid(t: KTask, dev: DeviceInfo, pasid: number): KGen;
+    amd_iommu_set_dev_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number): KGen<number>;
     mn_release(t: KTask, dev: DeviceInfo, pasid: number): KGen;
     mn_invalidate_range(t: KTask, dev: DeviceInfo, pasid: number, start: number, end: number): KGen;
   }
@@ -79,6 +80,19 @@ function defineAmdFunctions(env: DriverEnv): void {
     yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid), cmd(OP_IOTLB, dev.index, pasid)]);
     return 0;
   });
+  // A domain the core attaches through a group: the GCR3 entry is one 64-bit word, so a replace is one write.
+  const entry: EntryOps = {
+    present: (dev, pasid) => gcr3Valid(gcr3, env, dev, pasid),
+    install: (t, dev, pasid, mm) => k.fn.amd_iommu_bind_pasid(t, dev, pasid, mm),
+    *replace(t, dev, pasid, mm) {
+      yield* writeEntry(env, t, dev, pasid, [[gcr3.val, ((mm.id + 1) << GCR3_CR3_SHIFT) | GCR3_VALID, '__set_gcr3']]);
+      yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid), cmd(OP_IOTLB, dev.index, pasid), cmd(OP_DEVTLB, dev.index, pasid)]);
+    },
+    remove: (t, dev, pasid) => k.fn.amd_iommu_unbind_pasid(t, dev, pasid),
+  };
+  const setDevPasid = (clear: boolean) => (t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number) =>
+    domain.obj === 0 && domain.type !== 'blocked' ? k.fn.amd_iommu_bind_pasid(t, dev, pasid, domainMm(domain)) : attachDomain(env, t, entry, domain, dev, pasid, clear);
+  k.fns.definePolicy('amd_iommu_set_dev_pasid', 'drivers/iommu/amd/iommu.c', 'bug', env.attachBug ?? 'none', { none: setDevPasid(false), 'clear-on-failure': setDevPasid(true) });
   k.fns.define('amd_iommu_unbind_pasid', 'drivers/iommu/amd/iommu_v2.c', (t, dev, pasid) => amdClear(gcr3, env, t, dev, pasid, 'unbind'));
   k.fns.define('mn_release', 'drivers/iommu/amd/iommu_v2.c', (t, dev, pasid) => amdClear(gcr3, env, t, dev, pasid, 'release'));
   k.fns.define('mn_invalidate_range', 'drivers/iommu/amd/iommu_v2.c', (t, dev, pasid, start, end) =>
@@ -92,7 +106,7 @@ export function amdOps(env: DriverEnv): IommuOps {
   const domainOps: IommuDomainOps = {
     // The RID's requests walk GCR3 entry 0.
     attach_dev: (t, domain, dev) => domainOps.set_dev_pasid(t, domain, dev, IOMMU_NO_PASID, undefined),
-    set_dev_pasid: (t, domain, dev, pasid) => k.fn.amd_iommu_bind_pasid(t, dev, pasid, domainMm(domain)),
+    set_dev_pasid: (t, domain, dev, pasid) => (domain.type === 'sva' ? k.fn.amd_iommu_bind_pasid(t, dev, pasid, domainMm(domain)) : k.fn.amd_iommu_set_dev_pasid(t, domain, dev, pasid)),
     iotlb_sync: (t, _domain, dev, pasid, start, end) => k.fn.mn_invalidate_range(t, dev, pasid, start, end),
   };
   return {

@@ -12,7 +12,7 @@ import type { KTask } from '../../kernel/context.js';
 import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { array, struct, type ViewOf, word } from '../../kernel/struct.js';
-import { cmd, type DriverEnv, domainMm, entryOf, flush, unitOf, writeEntry } from '../driver.js';
+import { attachDomain, cmd, type DriverEnv, domainMm, type EntryOps, entryOf, flush, unitOf, writeEntry } from '../driver.js';
 import { entryFormat, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
 import { drainPrq } from '../queue.js';
 
@@ -54,6 +54,7 @@ declare module '../../kernel/kfunc.js' {
   interface KernelFunctions {
     arm_smmu_write_ctx_desc(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct): KGen<number>;
     arm_smmu_sva_set_dev_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number): KGen<number>;
+    arm_smmu_set_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number): KGen<number>;
     arm_smmu_sva_remove_dev_pasid(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct): KGen;
     arm_smmu_mm_release(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct): KGen;
     arm_smmu_mm_arch_invalidate_secondary_tlbs(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct, start: number, end: number): KGen;
@@ -89,6 +90,30 @@ function defineSmmuFunctions(env: DriverEnv): void {
     yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid)]);
     return 0;
   });
+  // A domain the core attaches through a group. A replace writes the new TTB0 and ASID over the valid CD, then
+  // CFGI_CD, the old ASID's TLB entries and the ATC (the kernel's hitless CD update, arm_smmu_write_entry).
+  const entry: EntryOps = {
+    present: (dev, pasid) => cdValid(cd, env, dev, pasid),
+    install: (t, dev, pasid, mm) => k.fn.arm_smmu_write_ctx_desc(t, dev, pasid, mm),
+    *replace(t, dev, pasid, mm) {
+      const oldAsid = cd.data0.get(entryOf(env, dev, pasid)) >>> CTXDESC_CD_0_ASID_SHIFT;
+      yield* writeEntry(env, t, dev, pasid, [
+        [cd.ttb0, mm.id + 1, 'cdptr[1] = TTB0'],
+        [cd.data0, CTXDESC_CD_0_V | (mm.asid << CTXDESC_CD_0_ASID_SHIFT), 'cdptr[0] = V | ASID'],
+      ]);
+      yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid), cmd(OP_IOTLB, oldAsid, -1), cmd(OP_DEVTLB, dev.index, pasid)]);
+    },
+    remove: (t, dev, pasid, domain) => k.fn.arm_smmu_sva_remove_dev_pasid(t, dev, pasid, domain.mm ?? mmOfEntry(dev, pasid)),
+  };
+  // The CD's TTB0 names the mm (id + 1) it points at: the blocked domain's teardown flushes that mm's ASID.
+  const mmOfEntry = (dev: DeviceInfo, pasid: number): MmStruct => {
+    const mm = env.mmOf?.(cd.ttb0.get(entryOf(env, dev, pasid)) - 1);
+    if (!mm) throw new Error(`${dev.name} CD ${pasid}: TTB0 names no mm`);
+    return mm;
+  };
+  const setDevPasid = (clear: boolean) => (t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number) =>
+    domain.obj === 0 && domain.type !== 'blocked' ? k.fn.arm_smmu_write_ctx_desc(t, dev, pasid, domainMm(domain)) : attachDomain(env, t, entry, domain, dev, pasid, clear);
+  k.fns.definePolicy('arm_smmu_set_pasid', 'drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c', 'bug', env.attachBug ?? 'none', { none: setDevPasid(false), 'clear-on-failure': setDevPasid(true) });
   const sva = 'drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3-sva.c';
   k.fns.define('arm_smmu_sva_set_dev_pasid', sva, (t, domain, dev, pasid) => k.fn.arm_smmu_write_ctx_desc(t, dev, pasid, domainMm(domain)));
   k.fns.define('arm_smmu_sva_remove_dev_pasid', sva, (t, dev, pasid, mm) => smmuClear(cd, env, t, dev, pasid, mm, 'unbind'));
@@ -107,7 +132,7 @@ export function smmuv3Ops(env: DriverEnv, ssidBits: number): IommuOps {
     // CD 0 (SSID 0) is the stage-1 context of the master's requests without a substream ID.
     attach_dev: (t, domain, dev) => domainOps.set_dev_pasid(t, domain, dev, IOMMU_NO_PASID, undefined),
     set_dev_pasid: (t, domain, dev, pasid) =>
-      domain.type === 'sva' ? k.fn.arm_smmu_sva_set_dev_pasid(t, domain, dev, pasid) : k.fn.arm_smmu_write_ctx_desc(t, dev, pasid, domainMm(domain)),
+      domain.type === 'sva' ? k.fn.arm_smmu_sva_set_dev_pasid(t, domain, dev, pasid) : k.fn.arm_smmu_set_pasid(t, domain, dev, pasid),
     iotlb_sync: (t, domain, dev, pasid, start, end) => k.fn.arm_smmu_mm_arch_invalidate_secondary_tlbs(t, dev, pasid, domainMm(domain), start, end),
   };
   return {

@@ -12,7 +12,7 @@ import type { KTask } from '../../kernel/context.js';
 import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { array, struct, type ViewOf, word } from '../../kernel/struct.js';
-import { cmd, type DriverEnv, domainMm, entryOf, flush, unitOf, writeEntry } from '../driver.js';
+import { attachDomain, cmd, type DriverEnv, domainMm, type EntryOps, entryOf, flush, unitOf, writeEntry } from '../driver.js';
 import { entryFormat, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
 import { drainPrq } from '../queue.js';
 
@@ -61,6 +61,7 @@ declare module '../../kernel/kfunc.js' {
     intel_pasid_setup_first_level(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct, flags: number): KGen<number>;
     intel_svm_set_dev_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number): KGen<number>;
     intel_iommu_set_dev_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number): KGen<number>;
+    intel_pasid_replace_first_level(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct): KGen;
     intel_pasid_tear_down_entry(t: KTask, dev: DeviceInfo, pasid: number): KGen;
     intel_mm_release(t: KTask, dev: DeviceInfo, pasid: number): KGen;
     intel_arch_invalidate_secondary_tlbs(t: KTask, dev: DeviceInfo, pasid: number, start: number, end: number): KGen;
@@ -103,9 +104,26 @@ function defineVtdFunctions(env: DriverEnv): void {
   k.fns.define('intel_svm_set_dev_pasid', 'drivers/iommu/intel/svm.c', (t, domain, dev, pasid) =>
     k.fn.intel_pasid_setup_first_level(t, dev, pasid, domainMm(domain), domain.flags),
   );
-  k.fns.define('intel_iommu_set_dev_pasid', 'drivers/iommu/intel/iommu.c', (t, domain, dev, pasid) =>
-    k.fn.intel_pasid_setup_first_level(t, dev, pasid, domainMm(domain), domain.flags),
-  );
+  // The entry is present: write the new table pointer and domain id over it (P stays set), then flush what the
+  // hardware cached of the old one (intel_pasid_flush_present).
+  k.fns.define('intel_pasid_replace_first_level', 'drivers/iommu/intel/pasid.c', function* (t, dev, pasid, mm) {
+    yield* writeEntry(env, t, dev, pasid, [
+      [pe.flptr, mm.id + 1, 'pasid_set_flptr'],
+      [pe.did, dev.iommu + 1, 'pasid_set_domain_id'],
+    ]);
+    yield* flush(env, t, dev, [cmd(OP_PC, dev.index, pasid), cmd(OP_IOTLB, dev.index, pasid), cmd(OP_DEVTLB, dev.index, pasid)]);
+  });
+  const entry: EntryOps = {
+    present: (dev, pasid) => pasidPteIsPresent(pe, env, dev, pasid),
+    install: (t, dev, pasid, mm, domain) => k.fn.intel_pasid_setup_first_level(t, dev, pasid, mm, domain.flags),
+    replace: (t, dev, pasid, mm) => k.fn.intel_pasid_replace_first_level(t, dev, pasid, mm),
+    remove: (t, dev, pasid) => k.fn.intel_pasid_tear_down_entry(t, dev, pasid),
+  };
+  // A DMA-API table attached by dma.ts has no domain object: its entry is set up directly. A domain the core
+  // attaches through a group goes through attachDomain (the planted bug clear-on-failure is a value of it).
+  const setDevPasid = (clear: boolean) => (t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number) =>
+    domain.obj === 0 && domain.type !== 'blocked' ? k.fn.intel_pasid_setup_first_level(t, dev, pasid, domainMm(domain), domain.flags) : attachDomain(env, t, entry, domain, dev, pasid, clear);
+  k.fns.definePolicy('intel_iommu_set_dev_pasid', 'drivers/iommu/intel/iommu.c', 'bug', env.attachBug ?? 'none', { none: setDevPasid(false), 'clear-on-failure': setDevPasid(true) });
   k.fns.define('intel_pasid_tear_down_entry', 'drivers/iommu/intel/pasid.c', (t, dev, pasid) => vtdTearDown(pe, env, t, dev, pasid, 'unbind'));
   k.fns.define('intel_mm_release', 'drivers/iommu/intel/svm.c', (t, dev, pasid) => vtdTearDown(pe, env, t, dev, pasid, 'release'));
   k.fns.define('intel_arch_invalidate_secondary_tlbs', 'drivers/iommu/intel/svm.c', (t, dev, pasid, start, end) =>

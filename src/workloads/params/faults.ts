@@ -5,9 +5,9 @@ import { DRIVER_BUGS } from '../../core/types.js';
 import { MISBEHAVIOURS } from '../../hw/pci/device.js';
 import { int, oneOf, type ParamTable, text } from './define.js';
 
-/** domains: a failing set_dev_pasid clears the entry it must leave alone. */
-export type DomainsBug = 'none' | 'clear-on-failure';
-export const DOMAINS_BUGS: readonly DomainsBug[] = ['none', 'clear-on-failure'];
+/** domains: a failing set_dev_pasid clears the entry it must leave alone (a value of the drivers' attach path). */
+export { type AttachBug as DomainsBug, ATTACH_BUGS as DOMAINS_BUGS } from '../../hw/driver.js';
+import { ATTACH_BUGS as DOMAINS_BUGS } from '../../hw/driver.js';
 /** ioasid: the allocator's quota checked outside its lock; VFIO stopping the chain on sets not its own. */
 export type IoasidWorkloadBug = 'none' | 'unlocked-quota' | 'notify-stop';
 export const IOASID_WORKLOAD_BUGS: readonly IoasidWorkloadBug[] = ['none', 'unlocked-quota', 'notify-stop'];

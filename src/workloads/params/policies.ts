@@ -29,7 +29,7 @@ export const POLICIES = {
   users: oneOf(SVA_USERS, 'SVA domain users (seed 002): refcounted per bind, or not (the last unbind frees the domain under a racing lookup).'),
   multiDevicePasid: oneOf(MULTI_DEVICE_PASID, "PASID attach on multi-device groups (seed 002): refused (the kernel's choice, -EINVAL) or allowed (every device of the group)."),
   lock: oneOf(IOASID_LOCKS, "The IOASID allocator's lock (seed 003): a spinlock, or a mutex (which ioasid_free from an RCU callback may not take)."),
-  ioasidChain: oneOf(IOASID_CHAINS, 'The IOASID notifier chain (seed 003): atomic (its callbacks may not sleep) or blocking (the allocator lock must then be a mutex).'),
-  free: oneOf(FREE_POLICIES, "Where a bond's PASID is freed (seed 003): unbind (at its last unbind, under iommu_sva_lock), rcu (ioasid_free() from the bond's MMU notifier free_notifier, an SRCU callback in softirq context), or workqueue (deferred from there to a kworker, process context)."),
+  chain: oneOf(IOASID_CHAINS, 'The IOASID notifier chain (seed 003): atomic (its callbacks may not sleep) or blocking (the allocator lock must then be a mutex).'),
+  free: oneOf(FREE_POLICIES, "Where a bond's PASID is freed (seed 003): unbind (at its last unbind, under iommu_sva_lock), rcu (ioasid_free() from the bond's MMU notifier free_notifier, an SRCU callback run with bottom halves off: atomic context), or workqueue (deferred from there to a kworker, process context)."),
 } satisfies ParamTable;
 export type PolicyParam = keyof typeof POLICIES;

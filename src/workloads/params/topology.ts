@@ -19,7 +19,7 @@ function capsError(v: string): string | undefined {
 
 export const TOPOLOGY = {
   iommus: text(
-    `IOMMU units: one flavour per unit, comma-separated (${FLAVOURS.join(', ')}; e.g. vtd,amd,smmuv3,vtd); devices are dealt round-robin over them. The domains preset takes a count (its units have no hardware yet).`,
+    `IOMMU units: one flavour per unit, comma-separated (${FLAVOURS.join(', ')}; e.g. vtd,amd,smmuv3,vtd); sva deals devices round-robin over them, domains puts group g behind unit g mod units.`,
     flavourListError,
     'flavour,…',
   ),

@@ -1,8 +1,10 @@
-// The `domains` preset (seed 002): IOMMU groups of one or more devices, processes binding through shared SVA
-// domains, page-fault handlers, a VFIO-like user — its parameters picked from the model's (src/workloads/params/),
-// its defaults, its topology. The workload it builds is src/workloads/domains.ts's.
+// The `domains` preset (seed 002): IOMMU units of any flavour with groups of one or more devices behind them,
+// processes binding through shared SVA domains, page-fault handlers, a VFIO-like user — its parameters picked from
+// the model's (src/workloads/params/), its defaults, its topology. The workload it builds is
+// src/workloads/domains.ts's, on the one model (model.ts).
 import type { MultiDevicePasid, PasidLookup } from '../../core/iommu.js';
 import type { SvaUsers } from '../../core/sva-domain.js';
+import type { Flavour, PasidPlacement, Teardown } from '../../core/types.js';
 import { InputError } from '../../runtime/errors.js';
 import type { Wire } from '../../runtime/model.js';
 import { int, oneOf, type PresetSpec, parsePreset, pick } from '../params/define.js';
@@ -17,12 +19,14 @@ export interface DomainsParams {
   readonly lookup: PasidLookup;
   readonly users: SvaUsers;
   readonly multiDevicePasid: MultiDevicePasid;
-  /** IOMMU instances; group g sits behind instance g mod iommus. */
-  readonly iommus: number;
+  readonly pasidAlloc: PasidPlacement;
+  readonly teardown: Teardown;
+  /** Flavour of each IOMMU unit, comma-separated; group g sits behind unit g mod units. */
+  readonly iommus: string;
   readonly groups: number;
   /** Devices in each group. */
   readonly groupSize: number;
-  /** Processes (mm i+1 binds with PASID i+1). */
+  /** Processes (mm i+1 for process i), binding with the PASID the allocator gives their mm. */
   readonly processes: number;
   /** Page-fault handler tasks. */
   readonly faults: number;
@@ -30,8 +34,8 @@ export interface DomainsParams {
   readonly rounds: number;
   /** Page requests each fault handler handles. */
   readonly lookups: number;
-  /** max_pasids of every device (PASIDs 1 .. pasids-1; stress's VFIO task uses the last). */
-  readonly pasids: number;
+  /** Every device's PASID width (PASIDs 1 .. 2^pasidBits - 1; the VFIO tasks use the last). */
+  readonly pasidBits: number;
   /** bench: driver actors (one lookup loop each per `go`). */
   readonly drivers: number;
   /** A planted driver bug (negative control): a failing set_dev_pasid clears the entry it must leave alone. */
@@ -53,14 +57,16 @@ export const DOMAINS_DEFAULTS: DomainsParams = {
   lookup: 'rcu',
   users: 'refcounted',
   multiDevicePasid: 'refused',
-  iommus: 1,
+  pasidAlloc: 'native',
+  teardown: 'drain',
+  iommus: 'vtd',
   groups: 1,
   groupSize: 1,
   processes: 1,
   faults: 1,
   rounds: 1,
   lookups: 1,
-  pasids: 8,
+  pasidBits: 3,
   drivers: 0,
   bug: 'none',
   seed: 1,
@@ -75,9 +81,8 @@ export const DOMAINS_PRESET: PresetSpec<DomainsParams> = {
   name: 'domains',
   summary: 'IOMMU groups and PASID-granular domains (seed 002): attach/detach/replace of {device, PASID}, SVA domains shared by the binds of one mm, fault handlers looking the domain up.',
   params: {
-    ...pick('topology', TOPOLOGY, ['iommus', 'groups', 'groupSize', 'processes'], { iommus: int(1, 4), processes: int(1, 15) }),
-    pasids: { concept: 'topology', schema: int(4, 1024, 'domains: max_pasids of every device (PASIDs 1..pasids-1; process i binds PASID i+1, stress\'s VFIO task uses the last).') },
-    ...pick('policies', POLICIES, ['lookup', 'users', 'multiDevicePasid']),
+    ...pick('topology', TOPOLOGY, ['iommus', 'groups', 'groupSize', 'processes', 'pasidBits'], { processes: int(1, 15), pasidBits: int(2, 10) }),
+    ...pick('policies', POLICIES, ['lookup', 'users', 'multiDevicePasid', 'pasidAlloc', 'teardown']),
     ...pick('faults', FAULTS, ['bug'], { bug: oneOf(DRIVER_BUGS) }),
     ...pick('workload', WORKLOAD, ['script', 'faults', 'rounds', 'lookups', 'drivers', 'seed', 'steps'], { script: oneOf(DOMAINS_SCRIPTS) }),
   },
@@ -86,8 +91,9 @@ export const DOMAINS_PRESET: PresetSpec<DomainsParams> = {
     const tasks = p.steps !== '' || p.script === 'bench' || p.script === 'multi-device' ? 1 : p.processes + p.faults + (p.script === 'stress' ? 1 : 0);
     if (tasks > MAX_INITIAL_TASKS)
       throw new InputError(`domains: processes + faults (+1 VFIO task in stress) must be ≤ ${MAX_INITIAL_TASKS}, got ${tasks}`);
-    // PASID i+1 for process i; the last PASID is the VFIO task's.
-    if (p.processes > p.pasids - 2) throw new InputError(`domains: processes must be ≤ pasids - 2 (${p.pasids - 2}), got ${p.processes}`);
+    // The allocator hands out the lowest free PASIDs, one a process at a time; the last PASID is the VFIO task's.
+    const pasids = 1 << p.pasidBits;
+    if (p.processes > pasids - 2) throw new InputError(`domains: processes must be ≤ 2^pasidBits - 2 (${pasids - 2}), got ${p.processes}`);
   },
 };
 
@@ -95,8 +101,7 @@ export function domainsParams(raw: Readonly<Record<string, Wire>>): DomainsParam
   return parsePreset(DOMAINS_PRESET, raw);
 }
 
-/** The preset's topology: `groups` groups of `groupSize` devices, group g behind unit g mod iommus. */
+/** The preset's topology: `groups` groups of `groupSize` devices, group g behind unit g mod units. */
 export function domainsTopology(p: DomainsParams): Topology {
-  // VT-d units (`iommus` is a count); their attaches still go through hw/nohw.ts, not the VT-d driver.
-  return groupedTopology(Array.from({ length: p.iommus }, () => 'vtd' as const), p.groups, p.groupSize, p.processes);
+  return groupedTopology(p.iommus.split(',') as Flavour[], p.groups, p.groupSize, p.processes);
 }

@@ -17,7 +17,7 @@ export interface IoasidParams {
   /** The ID space: 2^bits IDs installed as the capacity (IDs 1..2^bits - 1). */
   readonly bits: number;
   readonly lock: IoasidLock;
-  readonly ioasidChain: IoasidChain;
+  readonly chain: IoasidChain;
   readonly free: FreePolicy;
   /** A subscriber whose callback takes a mutex. */
   readonly sleeper: Sleeper;
@@ -54,7 +54,7 @@ export const IOASID_DEFAULTS: IoasidParams = {
   mode: 'scenario',
   bits: 20,
   lock: 'spinlock',
-  ioasidChain: 'atomic',
+  chain: 'atomic',
   free: 'rcu',
   sleeper: 'none',
   bug: 'none',
@@ -87,7 +87,7 @@ export const IOASID_PRESET: PresetSpec<IoasidParams> = {
   summary: 'The IOASID allocator (seed 003): capacity, sets with quotas, find under RCU, notifier chains to VFIO, KVM and the IOMMU driver; SVA processes bind through the one bind path with system PASIDs and DMA; a PASID is freed at unbind, from the MMU notifier\'s free_notifier, or from a workqueue.',
   params: {
     ...pick('topology', TOPOLOGY, ['bits', 'subscribers', 'processes', 'vms', 'vcpus', 'quota', 'systemQuota'], { processes: int(0, 64) }),
-    ...pick('policies', POLICIES, ['lock', 'ioasidChain', 'free']),
+    ...pick('policies', POLICIES, ['lock', 'chain', 'free']),
     pasids: { concept: 'workload', schema: int(0, 1 << 20, 'ioasid: guest PASIDs each VM asks for (past its quota: -ENOSPC).') },
     ...pick('faults', FAULTS, ['sleeper', 'bug'], { bug: oneOf(IOASID_WORKLOAD_BUGS) }),
     ...pick('workload', WORKLOAD, ['mode', 'iterations', 'drivers', 'checkers', 'seed', 'hungTaskSecs', 'steps', 'dmas']),

@@ -57,7 +57,7 @@ export interface SvaParams {
   /** How bind_task (script bind-task-exit) holds the task's mm: get_task_mm's mm_users reference, or none. */
   readonly taskMm: TaskMm;
   /** Process i starts when process i-1 has closed its fd. */
-  readonly chain: boolean;
+  readonly sequential: boolean;
   readonly dmas: number;
   readonly rounds: number;
   readonly flags: number;
@@ -126,7 +126,7 @@ export const SVA_DEFAULTS: SvaParams = {
   script: 'life',
   rates: DEFAULT_RATES,
   taskMm: 'get_task_mm',
-  chain: false,
+  sequential: false,
   dmas: 4,
   rounds: 2,
   flags: 0,
@@ -168,7 +168,7 @@ export const SVA_PRESET: PresetSpec<SvaParams> = {
       rounds: int(1, 1 << 16),
       seed: int(0, 0x7fffffff),
     }),
-    chain: { concept: 'workload', schema: bool('sva: process i starts when process i-1 has closed its fd (the unbind-inflight races chain two processes).') },
+    sequential: { concept: 'workload', schema: bool('sva: process i starts when process i-1 has closed its fd (the unbind-inflight races run two processes one after the other).') },
   },
   defaults: SVA_DEFAULTS,
 };
