@@ -30,9 +30,9 @@ const SHRINKS = new Set([
   // failing schedule (260 steps) is no longer shortened within the budget.
   '000-patch-release-defers-teardown.yaml',
   '000-scripted-reuse.ts',
-  // 002-pasid-attach-multi-device-group left this list when system PASIDs began to tell the IOASID notifier
-  // chain BIND and UNBIND (ioasid_notify under ioasid_allocator_lock, VT-d's native placement being the system
-  // set): its first failing schedule (77 steps) is no longer shortened within the budget.
+  // 002-pasid-attach-multi-device-group left this list when the domains preset moved onto the real hardware (the
+  // peer's DMA goes through its device and IOMMU unit): its first failing schedule (77 steps) is not shortened
+  // within the budget.
   // 003-atomic-chain-sleeping-subscriber left this list when the ioasid preset's processes began to wait for
   // kernel_init (its unit and device boot first): its first failing schedule is 41 steps (128 before), and no
   // shorter one is found within the budget.

@@ -37,7 +37,7 @@ import {
 
 /**
  * struct iommu_sva (include/linux/iommu.h: handle, dev, users), declared once: a bond in a static table (here a
- * handle is its slot + 1; sva-domain.ts keeps one per {device, PASID} for the domains preset). It also holds what mainline reaches through it (handle.domain->mm, mm->iommu_mm->pasid) and what the
+ * handle is its slot + 1; every preset binds through it). It also holds what mainline reaches through it (handle.domain->mm, mm->iommu_mm->pasid) and what the
  * vendor bonds before it held (intel_svm's notifier and flags).
  */
 export const IOMMU_SVA = struct('iommu_sva', {

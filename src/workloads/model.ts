@@ -11,13 +11,16 @@
 //   - topology: Topology (topology.ts) — units (flavours), devices in groups behind them, processes (an mm
 //     each), kernel users;
 //   - options: ModelOptions — the workload's name (for refusals), how many bonds and workload tasks the run may
-//     have at once (the kernel's sizes), the first actor id, how a process actor's descriptors are tagged, and
-//     what kernel_init starts once the hardware is configured.
-//   It returns a Model: `k`, `sva` (k.fn.iommu_sva_bind_device is the bind path), `domains`, `groups`, `dma`,
-//   `units`, `devices`, `infos` (struct device), `mms`, `notifiers`, `driver` (the accelerator driver), `kusers`,
-//   `oracle`, `stats`, `boot` (kernel_init: Boot.wait, Boot.task), `actors` (ids: unit, device, mm, and `next`,
-//   the workload's first), and `specs` (the ActorSpecs of units, devices and mms, in that order). The workload
-//   declares its tasks and actors on it and makes the Workload (sva.ts's buildSva).
+//     have at once (the kernel's sizes), the first actor id, how a process actor's descriptors are tagged, what
+//     kernel_init starts once the hardware is configured, I/O page tables for the workload's paging domains,
+//     completion records for kernel tasks' own DMA, and whether the drivers' allocation takes fault injection.
+//   It returns a Model: `k`, `sva` (k.fn.iommu_sva_bind_device is the bind path), `domains`, `groups`,
+//   `svaDomains`, `dma` (the DMA API), `units`, `devices`, `infos` (struct device), `mms`, `notifiers`, `pm`,
+//   `pageTables`, `driver` (the accelerator driver), `kusers`, `oracle`, `stats`, `boot` (kernel_init: Boot.wait,
+//   Boot.task), `actors` (ids: unit, device, mm, and `next`, the workload's first), `specs` (the ActorSpecs of
+//   units, devices and mms, in that order), `dmaWrite` (a kernel task's DMA through a device and its unit),
+//   `entryMm` (what a unit's PASID entry points at) and `faults` (EntryFaults). The workload declares its tasks
+//   and actors on it and makes the Workload (sva.ts's buildSva, domains.ts's buildDomains).
 import { DmaApi, type DefaultDomainPolicy } from '../core/dma-iommu.js';
 import { type MultiDevicePasid, type PasidLookup, Domains, IommuGroups } from '../core/iommu.js';
 import { Sva } from '../core/iommu-sva.js';
@@ -209,13 +212,14 @@ export function buildModel(p: ModelParams, topo: Topology, opts: ModelOptions): 
   const refusals = new Refusals(k, () => k.deliveryStep);
   const specs = modelActorSpecs(k, topo, actors, hw, refusals);
   const jobs = kernelDma(k, opts.dmaSlots ?? 0);
-  hw.completions.push(jobs.completion);
+  const { completions, ...parts } = hw;
+  completions.push(jobs.completion);
   const entryMm = (dev: DeviceInfo, pasid: number): number => {
     const u = hw.units[dev.iommu] as IommuUnit;
     const words = u.entry(dev.index, pasid);
     return u.spec.entry.present(words) ? u.spec.entry.mmOf(words) : 0;
   };
-  return { k, topo, flavours: topo.units.map((u) => u.flavour), ...mem, ...core, ...hw, infos, actors, specs, dmaWrite: jobs.dma, entryMm };
+  return { k, topo, flavours: topo.units.map((u) => u.flavour), ...mem, ...core, ...parts, infos, actors, specs, dmaWrite: jobs.dma, entryMm };
 }
 
 /** Completion records at this index and above are the workload's kernel DMA (below: the kernel users'). */
@@ -378,19 +382,44 @@ function modelHardware(
 ) {
   const { sva, dma, domains, stats, oracle } = core;
   const { pm, mms, vmm } = mem;
+  const { units, unitDrivers, denv } = modelUnits(k, p, topo, opts, infos, actors, mem, core);
+  const kusers = defineKernelUsers(
+    // The IOMMU units' walk (they are built below; a job asks only once the run is going).
+    { k, sva, dma, domains, stats, pm, mms, infos, reachable: (d, pasid) => hardware[d.iommu]?.reachable(d.index, pasid) ?? [] },
+    { use: p.kernel, jobs: p.kjobs, buffers: p.kbuffers, devices: topo.kernelUsers, vfio: p.vfio, takeover: p.vfioTakeover, vfioUser: vmm, drmContexts: p.drmContexts, drmRounds: p.drmRounds },
+  );
+  const prqTasks = unitDrivers.map((drv) => definePrqThread(k, drv, sva, stats, infos));
+  const hardware = units.map((u, i) => new IommuHardware(u, infos, mms, oracle, stats, prqTasks[i] as string));
+  const ownerName = ownerNames(mem);
+  const { devices, completions } = pciDevices(k, p, opts, infos, actors, mem, core, ownerName, (cr, ok) => kusers.completion(cr, ok));
+  const driver = new AccelDriver(k, sva, devices);
+  watchHardware(k, oracle, pm, units, devices, ownerName);
+  k.onAttach(() => {
+    for (const h of hardware) h.reset();
+    for (const d of devices) d.reset();
+  });
+  k.onEnd(() => oracle.unanswered(units.flatMap((u) => u.outstandingGroups())));
+  const probe = s.iopt - (opts.pageTables ?? 0) > 0 ? [{ task: 'iommu_probe', args: null, name: 'iommu_probe' }] : [];
+  const boot = defineBoot(k, units, devices, [...probe, ...(opts.bootTasks ?? [])]);
+  return { units, hardware, devices, driver, kusers, boot, completions, faults: denv.faults };
+}
+
+/** The IOMMU units, their drivers and vendor ops registered, and the extension applied to them. */
+function modelUnits(
+  k: Kernel,
+  p: ModelParams,
+  topo: Topology,
+  opts: ModelOptions,
+  infos: readonly DeviceInfo[],
+  actors: ModelActors,
+  mem: ReturnType<typeof modelMemory>,
+  core: ReturnType<typeof iommuCore>,
+) {
+  const { sva, dma, stats } = core;
   const flavours = topo.units.map((u) => u.flavour);
-  const tables = new Set(mem.pageTables.map((pt) => pt.id + 1));
-  const ownerName = (o: number): string =>
-    o === 0
-      ? 'a free frame'
-      : vmm && o === vmm.id + 1
-        ? `${vmm.name} (a VMM's memory, mapped through VFIO)`
-        : tables.has(o)
-          ? `${mmById(mms, o - 1)?.name ?? `owner ${o}`} (an I/O page table's memory: a DMA or paging domain's)`
-          : (mmById(mms, o - 1)?.name ?? `owner ${o}`);
   const units = topo.units.map((u) => new IommuUnit(k, u.index, FLAVOUR_SPECS[u.flavour], infos.filter((d) => d.iommu === u.index), { ...DEFAULT_UNIT, cmdCostNs: p.cmdCostNs, iotlbEntries: p.iotlb, prqDepth: p.prqDepth }, actors.unit(u.index)));
   const faults = opts.entryFaults ? new EntryFaults(k, infos.length, 1 << p.pasidBits) : undefined;
-  const { unitDrivers, denv } = registerDrivers({ k, sva, stats, units, flavours, ssidBits: p.ssidBits, faults, attachBug: attachBug(p.bug), mmOf: (id) => mmById(mms, id) });
+  const { unitDrivers, denv } = registerDrivers({ k, sva, stats, units, flavours, ssidBits: p.ssidBits, faults, attachBug: attachBug(p.bug), mmOf: (id) => mmById(mem.mms, id) });
   if (p.extension !== '') {
     applyExtension(p.extension, {
       k,
@@ -405,23 +434,47 @@ function modelHardware(
       kernel: KERNEL_PRIMITIVES,
     });
   }
-  const kusers = defineKernelUsers(
-    // The IOMMU units' walk (they are built below; a job asks only once the run is going).
-    { k, sva, dma, domains, stats, pm, mms, infos, reachable: (d, pasid) => hardware[d.iommu]?.reachable(d.index, pasid) ?? [] },
-    { use: p.kernel, jobs: p.kjobs, buffers: p.kbuffers, devices: topo.kernelUsers, vfio: p.vfio, takeover: p.vfioTakeover, vfioUser: vmm, drmContexts: p.drmContexts, drmRounds: p.drmRounds },
-  );
-  const prqTasks = unitDrivers.map((drv) => definePrqThread(k, drv, sva, stats, infos));
-  const hardware = units.map((u, i) => new IommuHardware(u, infos, mms, oracle, stats, prqTasks[i] as string));
+  return { units, unitDrivers, denv };
+}
+
+/** How the oracles name the owner of a frame (an mm id + 1; 0: free). */
+function ownerNames(mem: ReturnType<typeof modelMemory>): (o: number) => string {
+  const { mms, vmm } = mem;
+  const tables = new Set(mem.pageTables.map((pt) => pt.id + 1));
+  return (o) =>
+    o === 0
+      ? 'a free frame'
+      : vmm && o === vmm.id + 1
+        ? `${vmm.name} (a VMM's memory, mapped through VFIO)`
+        : tables.has(o)
+          ? `${mmById(mms, o - 1)?.name ?? `owner ${o}`} (an I/O page table's memory: a DMA or paging domain's)`
+          : (mmById(mms, o - 1)?.name ?? `owner ${o}`);
+}
+
+/**
+ * The PCI devices: where their DMA's completion records go (the workload's kernel DMA, then the kernel users'),
+ * and the isolation oracle's truth — the mm a bond binds at {dev, PASID}, or the address space of the domain the
+ * group attached there for this device (a paging domain's I/O page table, an SVA domain's mm).
+ */
+function pciDevices(
+  k: Kernel,
+  p: ModelParams,
+  opts: ModelOptions,
+  infos: readonly DeviceInfo[],
+  actors: ModelActors,
+  mem: ReturnType<typeof modelMemory>,
+  core: ReturnType<typeof iommuCore>,
+  ownerName: (o: number) => string,
+  kernelUsers: (cr: number, ok: boolean) => void,
+) {
+  const { sva, domains, groups, stats, oracle } = core;
+  const { pm, mms } = mem;
   const submitter = (from: number): number => opts.submitter?.(from, { actors, mms }) ?? 0;
-  // Completion records: the workload's kernel DMA first (model.ts), then the kernel users'.
   const completions: ((cr: number, ok: boolean) => boolean)[] = [];
   const completion = (cr: number, ok: boolean): void => {
     for (const c of completions) if (c(cr, ok)) return;
-    kusers.completion(cr, ok);
+    kernelUsers(cr, ok);
   };
-  // The isolation oracle's truth: the mm a bond binds at {dev, PASID}, or the address space of the domain the
-  // group attached there for this device (a paging domain's I/O page table, an SVA domain's mm).
-  const { groups } = core;
   const boundMm = (d: number, pasid: number): number => {
     const bond = sva.boundMm(d, pasid);
     if (bond !== 0) return bond;
@@ -437,16 +490,7 @@ function modelHardware(
         p.atc,
       ),
   );
-  const driver = new AccelDriver(k, sva, devices);
-  watchHardware(k, oracle, pm, units, devices, ownerName);
-  k.onAttach(() => {
-    for (const h of hardware) h.reset();
-    for (const d of devices) d.reset();
-  });
-  k.onEnd(() => oracle.unanswered(units.flatMap((u) => u.outstandingGroups())));
-  const probe = s.iopt - (opts.pageTables ?? 0) > 0 ? [{ task: 'iommu_probe', args: null, name: 'iommu_probe' }] : [];
-  const boot = defineBoot(k, units, devices, [...probe, ...(opts.bootTasks ?? [])]);
-  return { units, hardware, devices, driver, kusers, boot, completions, faults: denv.faults };
+  return { devices, completions };
 }
 
 /** Each unit's queue and driver (its command submission, its page-request thread's), and its flavour's ops. */
