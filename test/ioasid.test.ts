@@ -5,7 +5,7 @@
 // and its absence with the fix), both runtimes, and the benchmark suite's shape. Deterministic runtime with fixed
 // seeds except where the threaded runtime is the point; each oracle has a planted bug it must catch.
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ioasidSuite } from '../bench/ioasid.bench.js';
 import {
   __ioasid_find,
@@ -377,8 +377,8 @@ function callTrace(text: string): string[] {
     .filter((l) => l !== '');
 }
 
-describe('seed 003 end to end: process exit → MMU-notifier release → PASID free', () => {
-  it('mutex: ioasid_free() from the RCU callback sleeps in softirq context — BUG, with rcu_core / rcu_do_batch on the chain', () => {
+describe('seed 003 end to end: process exit → unbind → MMU-notifier free_notifier → PASID free', () => {
+  it('mutex: the PASID freed from the bond\'s free_notifier (an SRCU callback) sleeps in atomic context — BUG, the free_notifier on the chain', () => {
     for (const chain of ['blocking', 'atomic'] as const) {
       for (const seed of [1, 2, 3]) {
         const { r } = once({ ...SMALL, lock: 'mutex', chain, free: 'rcu' }, seed);
@@ -386,20 +386,23 @@ describe('seed 003 end to end: process exit → MMU-notifier release → PASID f
         expect(f?.title, `${chain} seed ${seed}`).toBe('BUG: sleeping function called from invalid context at kernel/locking/mutex.c:283');
         expect(f?.text).toContain('in_atomic(): 1');
         const trace = callTrace(f?.text ?? '');
-        expect(trace.slice(0, 7)).toEqual(['<IRQ>', 'ioasid_free', 'io_mm_free_rcu', 'rcu_do_batch', 'rcu_core', '__do_softirq', '</IRQ>']);
+        // UNBIND, then ioasid_free: both take ioasid_allocator_lock, the first one reported.
+        expect(['ioasid_notify', 'ioasid_free']).toContain(trace[1]);
+        expect(trace.slice(2, 6)).toEqual(['iommu_free_pasid', 'iommu_free_pasid_deferred', 'iommu_sva_free_notifier', 'mmu_notifier_free_rcu']);
       }
     }
   });
 
-  it('spinlock + atomic chain: no finding, every PASID freed from the RCU callback, every view equal (random and PCT)', () => {
+  it('spinlock + atomic chain: no finding, every PASID freed from the free_notifier, every view equal (random and PCT)', () => {
     for (let seed = 1; seed <= 12; seed++) {
-      const { r } = once({ ...SMALL, lock: 'spinlock', chain: 'atomic', free: 'rcu' }, seed, seed % 2 === 0);
+      const { r, model } = once({ ...SMALL, lock: 'spinlock', chain: 'atomic', free: 'rcu' }, seed, seed % 2 === 0);
       expect(titles(r), `seed ${seed}`).toEqual([]);
       expect(r.check.problems).toEqual([]);
       expect(r.blocked).toEqual([]);
       const c = r.check.counters;
       expect(c.sva_binds).toBe(2);
-      expect(c.deferred_frees).toBe(2);
+      // Every IOASID went back: the VMs' sets, and the processes' PASIDs freed after their unbinds.
+      expect(ioasidAllocatedCount(model.k, model.a)).toBe(0);
       expect(c.unbinds).toBe(2);
       expect(c.view_checks).toBe(6);
       expect(c.divergent_views ?? 0).toBe(0);
@@ -430,10 +433,11 @@ describe('seed 003 end to end: process exit → MMU-notifier release → PASID f
   it('workqueue deferral: no finding, even with the mutex (blocking or atomic chain)', () => {
     for (const chain of ['blocking', 'atomic'] as const) {
       for (let seed = 1; seed <= 8; seed++) {
-        const { r } = once({ ...SMALL, lock: 'mutex', chain, free: 'workqueue' }, seed, seed % 2 === 1);
+        const { r, model } = once({ ...SMALL, lock: 'mutex', chain, free: 'workqueue' }, seed, seed % 2 === 1);
         expect(titles(r), `${chain} seed ${seed}`).toEqual([]);
         expect(r.check.problems).toEqual([]);
-        expect(r.check.counters.deferred_frees).toBe(2);
+        expect(r.check.counters.unbinds).toBe(2);
+        expect(ioasidAllocatedCount(model.k, model.a)).toBe(0);
       }
     }
   });
@@ -443,10 +447,49 @@ describe('seed 003 end to end: process exit → MMU-notifier release → PASID f
     expect(r.findings[0]?.title).toBe('BUG: sleeping function called from invalid context at kernel/locking/rwsem.c:1525');
   });
 
-  it('kept going past the might_sleep report, lockdep also reports the mutex taken in softirq and in process context', () => {
+  it('kept going: a might_sleep report for each unbind\'s free_notifier, and no inconsistent lock state — SRCU runs its callbacks in a kworker with bottom halves off, not in softirq', () => {
     const { r } = once({ ...SMALL, lock: 'mutex', chain: 'blocking', free: 'rcu' }, 1, false, true);
-    expect(titles(r)).toContain('WARNING: inconsistent lock state');
-    expect(r.findings.find((f) => f.title === 'WARNING: inconsistent lock state')?.text).toContain('inconsistent {SOFTIRQ-ON-W} -> {IN-SOFTIRQ-W} usage.');
+    const inNotifier = r.findings.filter((f) => f.kind === 'might_sleep' && callTrace(f.text).includes('iommu_sva_free_notifier'));
+    expect(new Set(inNotifier.map((f) => f.text.match(/pid: (\d+)/)?.[1])).size).toBe(2);
+    for (const f of inNotifier) expect(callTrace(f.text).slice(-3)).toEqual(['process_one_work', 'worker_thread', '</TASK>']);
+    expect(titles(r)).not.toContain('WARNING: inconsistent lock state');
+  });
+});
+
+describe('the one model: the bind path and the devices', () => {
+  it('processes bind through iommu_sva_bind_device with PASIDs of the system set, and their devices DMA where the isolation oracle looks', () => {
+    const built = buildIoasid({ ...SMALL, vms: 0, processes: 2, dmas: 3 });
+    const m = built.model.model;
+    if (!m) throw new Error('the scenario runs on the one model');
+    const landed: { pasid: number; owner: number; expected: number }[] = [];
+    const orig = m.oracle.dmaLanded.bind(m.oracle);
+    vi.spyOn(m.oracle, 'dmaLanded').mockImplementation((step, dev, pasid, vpn, pfn, owner, expected, name, meant) => {
+      landed.push({ pasid, owner, expected });
+      orig(step, dev, pasid, vpn, pfn, owner, expected, name, meant);
+    });
+    const binds: number[] = [];
+    m.k.fns.wrap('iommu_sva_bind_device', (o) =>
+      function* (t, dev, mm, flags) {
+        const r = yield* o(t, dev, mm, flags);
+        binds.push(r.pasid);
+        return r;
+      },
+    'test');
+    const s = new RandomScheduler(3);
+    s.newExecution();
+    const r = runDeterministic({ workload: built.workload, seed: 3, scheduler: s });
+    expect(titles(r)).toEqual([]);
+    expect(r.check.problems).toEqual([]);
+    expect(r.check.counters.dmas).toBe(6);
+    // Each bind's PASID is an IOASID of the system set whose private data is the mm (the process's ioasid_find).
+    expect(binds).toHaveLength(2);
+    for (const p of binds) expect(p).toBeGreaterThan(0);
+    expect(r.check.counters.finds).toBe(2);
+    expect(r.check.counters.find_mismatch).toBe(0);
+    // Every DMA went through the unit's translation into the frame of the mm bound at {device, PASID}.
+    expect(landed).toHaveLength(6);
+    for (const l of landed) expect(l.owner).toBe(l.expected);
+    expect(new Set(landed.map((l) => l.owner)).size).toBe(2);
   });
 });
 
@@ -539,15 +582,15 @@ describe('both runtimes, one model', () => {
       const r = await run({ workload: { name: 'ioasid', params }, runtime: 'threaded', seed: 1, workers: 2 });
       expect(r.findings.map((f) => f.title)).toEqual([]);
       expect(r.check.problems).toEqual([]);
-      expect(r.check.counters.deferred_frees).toBe(2);
+      expect(r.check.counters.unbinds).toBe(2);
       expect(replay(r.schedule).traceHash).toBe(r.traceHash);
     }
   });
 
-  it('threaded: the mutex from the RCU callback is reported there too', async () => {
+  it('threaded: the mutex from the free_notifier is reported there too', async () => {
     const r = await run({ workload: { name: 'ioasid', params: { ...SMALL, lock: 'mutex', chain: 'blocking', free: 'rcu' } }, runtime: 'threaded', seed: 1, workers: 2 });
     expect(r.findings[0]?.title).toBe('BUG: sleeping function called from invalid context at kernel/locking/mutex.c:283');
-    expect(callTrace(r.findings[0]?.text ?? '')).toContain('rcu_do_batch');
+    expect(callTrace(r.findings[0]?.text ?? '')).toContain('mmu_notifier_free_rcu');
   });
 });
 

@@ -363,7 +363,8 @@ Example (seed 002's race: unrefcounted SVA domain users and an RCU lookup racing
 paramsCommand(
   'ioasid',
   'The IOASID allocator (seed 003): capacity, sets with quotas, find under RCU, notifier chains to VFIO, KVM and ' +
-    'the IOMMU driver; process exit → MMU-notifier release → PASID free from the RCU callback or a workqueue.',
+    'the IOMMU driver; SVA processes bind through the one bind path (system PASIDs) and DMA; their PASIDs are freed at unbind, ' +
+    'from the MMU notifier\'s free_notifier or from a workqueue.',
   IOASID_DEFAULTS,
   ioasidParams,
   `

@@ -89,7 +89,7 @@ export const POLICIES: readonly PolicyDef[] = [
     model: 'ioasid',
     param: 'free',
     values: FREE_POLICIES,
-    labels: { rcu: 'from the MMU-notifier RCU callback', workqueue: 'deferred to a workqueue' },
+    labels: { unbind: 'at unbind', rcu: 'from the MMU-notifier RCU callback', workqueue: 'deferred to a workqueue' },
   },
   {
     policy: 'domain-for-PASID lookup',

@@ -192,6 +192,7 @@ export class Sva {
         svmOf: (d) => this.svm[d.index],
         mms,
         ioasid: { lock: cfg.policies.ioasidLock ?? 'spinlock' },
+        free: cfg.policies.free ?? 'unbind',
       },
       cfg.bonds,
     );
@@ -264,6 +265,7 @@ export class Sva {
     fns.definePolicy('iommu_sva_free_notifier', IOMMU_SVA_C, 'free', this.cfg.policies.free ?? 'unbind', {
       unbind: (t, h) => this.freeBond(t, h),
       rcu: (t, h) => this.freeBondAndPasid(t, h),
+      workqueue: (t, h) => this.freeBondAndPasid(t, h),
     });
     const doms = this.svaDomains;
     defineDeviceFault(
@@ -538,8 +540,8 @@ export class Sva {
       const mm = this.mms.mms[this.bondField(handle, 'mm') - 1] ?? this.mms.initMm;
       const pasid = this.bondField(handle, 'pasid');
       const quarantine = yield* this.stopDevice(t, dev, pasid);
-      // free=rcu: a bond with a notifier keeps its PASID until free_notifier (a quarantined one is parked now).
-      const deferred = !quarantine && this.cfg.policies.free === 'rcu' && this.sva.notifier.get(this.bond(handle)) > 0;
+      // free=rcu|workqueue: a bond with a notifier keeps its PASID until free_notifier (a quarantined one is parked now).
+      const deferred = !quarantine && this.freeDeferred() && this.sva.notifier.get(this.bond(handle)) > 0;
       yield* this.teardown(t, handle, dev, mm, pasid, quarantine, deferred);
     } finally {
       yield* mutex_unlock(k, t, this.lock);
@@ -586,8 +588,13 @@ export class Sva {
     // pasidLife=mm: the PASID stays the mm's, for its next bind, until mm_pasid_drop.
     if (deferred || !this.freedAtUnbind(this.sva.flags.get(this.bond(handle)))) return;
     yield* this.k.fn.iommu_free_pasid(t, dev, mm, pasid, quarantine);
-    // free=rcu: free_notifier must not free it again.
-    if (this.cfg.policies.free === 'rcu') yield* k.step(t, 'iommu_sva: PASID freed at unbind', () => this.sva.pasid.set(this.bond(handle), 0));
+    // free=rcu|workqueue: free_notifier must not free it again.
+    if (this.freeDeferred()) yield* k.step(t, 'iommu_sva: PASID freed at unbind', () => this.sva.pasid.set(this.bond(handle), 0));
+  }
+
+  /** Policy free: the PASID of a bond with a notifier is freed from its free_notifier, not at unbind. */
+  private freeDeferred(): boolean {
+    return (this.cfg.policies.free ?? 'unbind') !== 'unbind';
   }
 
   /** The bond's memory goes after the notifier's SRCU grace period (mmu_notifier_put → free_notifier). */
@@ -597,13 +604,13 @@ export class Sva {
     });
   }
 
-  /** free=rcu: the PASID the unbind left to the notifier goes now, in the SRCU callback, then the bond. */
+  /** free=rcu|workqueue: the PASID the unbind left to the notifier goes (now, or to a kworker), then the bond. */
   private *freeBondAndPasid(t: KTask, handle: number): KGen {
     const pasid = this.bondField(handle, 'pasid');
     if (pasid > 0) {
       const dev = this.cfg.devices[this.bondField(handle, 'dev')] as DeviceInfo;
       const mm = this.mms.mms[this.bondField(handle, 'mm') - 1] ?? this.mms.initMm;
-      yield* this.k.fn.iommu_free_pasid(t, dev, mm, pasid, false);
+      yield* this.k.fn.iommu_free_pasid_deferred(t, dev, mm, pasid);
     }
     yield* this.freeBond(t, handle);
   }

@@ -11,16 +11,37 @@
 // asks for a new one, and freed when its last bind goes. A quarantined PASID (teardown "bounded wait then
 // quarantine") stays allocated until the device that held it has drained; it is reclaimed lazily, on the next
 // allocation in its scope.
+//
+// Seed 003 on the system placement, where the PASID is an IOASID: the subscribers of the IOASID notifier chain
+// (VFIO, KVM, the IOMMU driver) hear of its life — IOASID_NOTIFY_BIND once it is the mm's (allocated for its first
+// bind), IOASID_NOTIFY_UNBIND when its last bind goes, before it is freed. Where that free runs once the bond has
+// an MMU notifier is policy `free` (iommu_free_pasid_deferred): at unbind (the bond's last unbind frees it,
+// process context under iommu_sva_lock), from the bond's free_notifier (rcu: ioasid_free() from the MMU
+// notifier's SRCU callback, softirq — what a mutex as the IOASID lock forbids), or deferred from there to a work
+// item (workqueue: a kworker, process context).
 import type { KTask } from '../kernel/context.js';
 import { EEXIST, ENOSPC } from '../kernel/errno.js';
 import { defineIda, type Ida, idaAllocated, ida_alloc_range, ida_free } from '../kernel/ida.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { setAllocTrack, TRACK_WORDS, unreferenced } from '../kernel/kmemleak.js';
 import { MM_FREED, type MmStruct, type MmTable, mm_set_pasid, mmById, mmPasid, mmStateCode } from '../kernel/mm/mm.js';
+import { defineWork, queue_work, system_wq, type WorkItem } from '../kernel/workqueue.js';
+import type { Wire } from '../runtime/model.js';
 import { array, element, struct, type ViewOf, word } from '../kernel/struct.js';
-import { defineIoasid, type Ioasid, type IoasidOptions, ioasidCapacity, ioasidOf, ioasidSetIds, ioasidSystemSid, ioasidWords } from './ioasid.js';
+import {
+  defineIoasid,
+  IOASID_NOTIFY_BIND,
+  IOASID_NOTIFY_UNBIND,
+  type Ioasid,
+  type IoasidOptions,
+  ioasidCapacity,
+  ioasidOf,
+  ioasidSetIds,
+  ioasidSystemSid,
+  ioasidWords,
+} from './ioasid.js';
 import type { Oracle } from './oracle.js';
-import { type DeviceInfo, type IommuOps, PASID_PLACEMENTS, type PasidPlacement, SVM_FLAG_PRIVATE_PASID, type SvmOps } from './types.js';
+import { type DeviceInfo, type IommuOps, PASID_PLACEMENTS, type PasidPlacement, type SvaPasidFree, SVM_FLAG_PRIVATE_PASID, type SvmOps } from './types.js';
 
 declare module '../kernel/kfunc.js' {
   interface KernelFunctions {
@@ -28,6 +49,11 @@ declare module '../kernel/kfunc.js' {
     iommu_alloc_pasid(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<number>;
     /** Drop one bind's use of pasid; the last frees it, or parks it until dev has drained (`quarantine`). */
     iommu_free_pasid(t: KTask, dev: DeviceInfo, mm: MmStruct, pasid: number, quarantine: boolean): KGen;
+    /**
+     * model: the free of a bond's PASID that its MMU notifier's free_notifier does (policy free, seed 003): at once
+     * in the notifier's SRCU callback (rcu), or queued to a kworker (workqueue).
+     */
+    iommu_free_pasid_deferred(t: KTask, dev: DeviceInfo, mm: MmStruct, pasid: number): KGen;
   }
 }
 
@@ -64,6 +90,8 @@ export interface PasidEnv {
    * its lock (ioasidLock) and notifier chain (ioasidChain). Default spinlock and atomic, as ioasid.c had.
    */
   readonly ioasid?: Pick<IoasidOptions, 'lock' | 'chain'>;
+  /** Where a bond's PASID is freed once the bond has an MMU notifier (seed 003): unbind unless set. */
+  readonly free?: SvaPasidFree;
 }
 
 type Placement = Exclude<PasidPlacement, 'native'>;
@@ -90,6 +118,8 @@ export class PasidAllocator {
   private readonly slots: number;
   private readonly mmData: ViewOf<typeof IOMMU_MM_DATA>;
   private readonly parked: ViewOf<typeof PASID_QUARANTINE>;
+  /** free=workqueue: a work_struct per iommu_mm_data, as each embeds its own (a shared one drops a queue_work while pending). */
+  private readonly works: WorkItem[] = [];
   readonly capacity: number;
 
   constructor(
@@ -108,6 +138,7 @@ export class PasidAllocator {
     this.quarantine = k.statics.alloc(slots * PASID_QUARANTINE.words, 'pasid quarantine');
     this.mmData = k.struct(IOMMU_MM_DATA);
     this.parked = k.struct(PASID_QUARANTINE);
+    if (env.free === 'workqueue') for (let s = 0; s < slots; s++) this.works.push(defineWork(k, 'iommu_sva_pasid_free_work', (t, data) => this.freeWork(t, data)));
     this.define();
     k.onEnd(() => this.leakCheck());
   }
@@ -121,6 +152,38 @@ export class PasidAllocator {
     const file = 'drivers/iommu/iommu-sva.c';
     this.k.fns.definePolicy('iommu_alloc_pasid', file, 'pasidAlloc', this.env.placement, by(alloc));
     this.k.fns.definePolicy('iommu_free_pasid', file, 'pasidAlloc', this.env.placement, by(free));
+    const now = (t: KTask, dev: DeviceInfo, mm: MmStruct, pasid: number) => this.k.fn.iommu_free_pasid(t, dev, mm, pasid, false);
+    this.k.fns.definePolicy('iommu_free_pasid_deferred', file, 'free', this.env.free ?? 'unbind', {
+      // unbind: the unbind freed it already and leaves the notifier nothing to free; called anyway, it frees now.
+      unbind: now,
+      rcu: now,
+      workqueue: (t, dev, mm, pasid) => this.queueFree(t, dev, mm, pasid),
+    });
+  }
+
+  /**
+   * free=workqueue: the free goes to system_wq, on the work_struct of pasid's iommu_mm_data. The work holds
+   * mm_count: the free_notifier's caller drops the notifier's own as soon as it returns, and the free still
+   * clears mm->pasid.
+   */
+  private *queueFree(t: KTask, dev: DeviceInfo, mm: MmStruct, pasid: number): KGen {
+    const scope = this.scopeOf(dev);
+    const slot = yield* this.k.step(t, 'iommu_mm_data of PASID', () => {
+      for (let s = 0; s < this.slots; s++) if (this.mmData.scope.get(this.share(s)) === scope + 1 && this.mmData.pasid.get(this.share(s)) === pasid) return s;
+      throw new Error(`iommu_free_pasid_deferred: PASID ${pasid} is not allocated in ${dev.name}'s scope`);
+    });
+    yield* this.k.fn.mmgrab(t, mm);
+    yield* queue_work(this.k, t, system_wq(this.k), this.works[slot] as WorkItem, { dev: dev.index, mm: mm.id, pasid });
+  }
+
+  /** The work item's function: the PASID's free, in a kworker. */
+  private *freeWork(t: KTask, data: Wire): KGen {
+    const { dev, mm, pasid } = data as { dev: number; mm: number; pasid: number };
+    const d = this.env.devices[dev];
+    const m = mmById(this.env.mms, mm);
+    if (!d || !m) throw new Error(`iommu_sva_pasid_free_work: no device ${dev} or mm ${mm}`);
+    yield* this.k.fn.iommu_free_pasid(t, d, m, pasid, false);
+    yield* this.k.fn.mmdrop(t, m);
   }
 
   /** PASIDs allocated with no bind using them and not in quarantine: never freed. */
@@ -257,6 +320,8 @@ export class PasidAllocator {
       return -ENOSPC;
     }
     if (own) yield* mm_set_pasid(k, t, mm, pasid);
+    // The IOASID is the mm's now: its subscribers hear it is bound (the IOMMU driver, to its PASID table).
+    if (scope === 0) yield* k.fn.ioasid_notify(t, pasid, IOASID_NOTIFY_BIND);
     return pasid;
   }
 
@@ -307,6 +372,7 @@ export class PasidAllocator {
     });
     if (last === 0) return;
     if (last === 2 && mmPasid(k, mm) === pasid) yield* mm_set_pasid(k, t, mm, 0);
+    if (scope === 0) yield* k.fn.ioasid_notify(t, pasid, IOASID_NOTIFY_UNBIND);
     if (quarantine) yield* this.park(t, dev, scope, pasid);
     else yield* this.release(t, dev, scope, pasid);
   }

@@ -46,7 +46,7 @@ export interface SvaPolicies {
   readonly bug: DriverBug;
   /** The IOASID allocator's lock (seed 003), for the system placement's PASIDs: spinlock unless set. */
   readonly ioasidLock?: IoasidLock;
-  /** Where a bond's PASID is freed (seed 003): at unbind, or in the MMU notifier's free_notifier (SRCU callback). */
+  /** Where a bond's PASID is freed (seed 003): at unbind, or from the MMU notifier's free_notifier (SRCU callback). */
   readonly free?: SvaPasidFree;
   /** How long an mm's PASID lives: mainline's (the mm's, until __mmdrop) unless set. */
   readonly pasidLife?: PasidLife;
@@ -64,9 +64,12 @@ export const PASID_LIVES: readonly PasidLife[] = ['mm', 'unbind'];
 export type SvaNotifier = 'domain' | 'bond';
 export const SVA_NOTIFIERS: readonly SvaNotifier[] = ['domain', 'bond'];
 
-/** PASID free of a bond with an MMU notifier: at unbind, or from the notifier's free_notifier (an SRCU callback). */
-export type SvaPasidFree = 'unbind' | 'rcu';
-export const SVA_PASID_FREES: readonly SvaPasidFree[] = ['unbind', 'rcu'];
+/**
+ * PASID free of a bond with an MMU notifier (seed 003): at unbind; from the notifier's free_notifier (an SRCU
+ * callback, softirq); or deferred from there to a work item (a kworker, process context).
+ */
+export type SvaPasidFree = 'unbind' | 'rcu' | 'workqueue';
+export const SVA_PASID_FREES: readonly SvaPasidFree[] = ['unbind', 'rcu', 'workqueue'];
 
 export interface DeviceCaps {
   readonly ats: boolean;

@@ -30,7 +30,7 @@ import { pasidIoasidWords } from '../core/pasid.js';
 import { Stats } from '../core/stats.js';
 import { SvaDomains, type SvaUsers } from '../core/sva-domain.js';
 import { type DeviceInfo, DRIVER_BUGS, type DriverBug, type FaultHandling, type Flavour, type IommuOps, type PasidLife, type PasidPlacement, type SvaNotifier, type SvaPasidFree, type SvaPolicies, type Teardown } from '../core/types.js';
-import type { IoasidLock } from '../core/ioasid.js';
+import { defineIoasid, IOASID_BITS_DEFAULT, type IoasidLock, type IoasidOptions, ioasidWords } from '../core/ioasid.js';
 import { AMD, amdOps } from '../hw/amd/amd.js';
 import { type Boot, defineBoot } from '../hw/boot.js';
 import { ATTACH_BUGS, type AttachBug, type DriverEnv, EntryFaults, flush } from '../hw/driver.js';
@@ -140,6 +140,14 @@ export interface ModelOptions {
   readonly dmaSlots?: number;
   /** Arm the drivers' per-{device, PASID} allocation for fault injection (Model.faults). */
   readonly entryFaults?: boolean;
+  /**
+   * The kernel's IOASID allocator as the workload sizes it (its ID space, sets, lock and chain policies), declared
+   * before the core so that the system PASID placement allocates from it; default: the core's own, sized to the
+   * devices' PASIDs.
+   */
+  readonly ioasid?: IoasidOptions;
+  /** Static words the workload's own state takes (its counters, the IOASID subscribers' views). */
+  readonly staticWords?: number;
 }
 
 /** Actor ids: the units, devices and mms; `next` is the workload's first (processes). */
@@ -204,6 +212,7 @@ export function buildModel(p: ModelParams, topo: Topology, opts: ModelOptions): 
   const k = modelKernel(p, topo, opts, sizes);
   const [failCache, failNth] = p.failAlloc === '' ? [] : (p.failAlloc.split(':') as [string, string]);
   slabInit(k, failCache ? { failslab: { cache: failCache, nth: Number(failNth) } } : {});
+  if (opts.ioasid) defineIoasid(k, opts.ioasid);
   const actors = modelActorIds(topo, opts.firstActor ?? 0);
   const infos = deviceInfos(p, topo, actors);
   const mem = modelMemory(k, p, topo, opts, sizes);
@@ -293,6 +302,7 @@ function modelKernel(p: ModelParams, topo: Topology, opts: ModelOptions, s: Size
     'address spaces (processes × pages)': mmTableWords(P + s.iopt + s.vmm, p.pages) + physMemWords(s.frames),
     'IOMMU caches and queues (iommus × (iotlb + prqDepth))': U * (4096 + 6 * p.iotlb + 6 * p.prqDepth),
     'bonds, notifiers and RCU/SRCU readers (processes)': mmuNotifierWords(bonds) + bonds * 32 + readers.rcu + readers.srcu,
+    "the workload's own (IOASID space, subscribers)": (opts.ioasid ? ioasidWords(opts.ioasid.bits ?? IOASID_BITS_DEFAULT, opts.ioasid.maxSets) : 0) + (opts.staticWords ?? 0),
   };
   const staticWords = (1 << 15) + Object.values(sized).reduce((a, b) => a + b, 0) + (U + 2) * (Math.ceil((1 << p.pasidBits) / 32) + 1) + pasidIoasidWords(p.pasidBits);
   // Every task interns its label and comm (allocation owners, KASAN's alloc/free tracks, lockdep's sites): the

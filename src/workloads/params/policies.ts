@@ -3,9 +3,9 @@
 import { DEFAULT_DOMAIN_POLICIES } from '../../core/dma-iommu.js';
 import { IOPF_ENABLES } from '../../core/io-pgfault.js';
 import { MULTI_DEVICE_PASID, PASID_LOOKUPS } from '../../core/iommu.js';
-import { IOASID_LOCKS } from '../../core/ioasid.js';
+import { IOASID_CHAINS, IOASID_LOCKS } from '../../core/ioasid.js';
 import { SVA_USERS } from '../../core/sva-domain.js';
-import { FAULT_HANDLINGS, PASID_LIVES, PASID_PLACEMENTS, SVA_NOTIFIERS, TEARDOWNS } from '../../core/types.js';
+import { FAULT_HANDLINGS, PASID_LIVES, PASID_PLACEMENTS, SVA_NOTIFIERS, SVA_PASID_FREES, type SvaPasidFree, TEARDOWNS } from '../../core/types.js';
 import { WORK_QUEUES } from '../../actors/swq-process.js';
 import { VFIO_TAKEOVERS } from '../kernel-users.js';
 import { int, oneOf, type ParamTable } from './define.js';
@@ -13,9 +13,9 @@ import { int, oneOf, type ParamTable } from './define.js';
 /** seed 000's iommu_bind_task(dev, task): take the task's mm with get_task_mm, or use task->mm unreferenced. */
 export type TaskMm = 'get_task_mm' | 'raw';
 export const TASK_MMS: readonly TaskMm[] = ['get_task_mm', 'raw'];
-/** PASID free on mm exit: from the MMU notifier's RCU callback, or deferred to a work item. */
-export type FreePolicy = 'rcu' | 'workqueue';
-export const FREE_POLICIES: readonly FreePolicy[] = ['rcu', 'workqueue'];
+/** A bond's PASID free (seed 003): at unbind, from the MMU notifier's free_notifier, or deferred from it to a work item. */
+export type FreePolicy = SvaPasidFree;
+export const FREE_POLICIES: readonly FreePolicy[] = SVA_PASID_FREES;
 
 export const POLICIES = {
   pasidAlloc: oneOf(PASID_PLACEMENTS, 'Where PASIDs come from (seed 000): native (each flavour its own), one system-wide space, per IOMMU (intel idr), device-allocated (AMD v2), SMMU-indexed SSIDs.'),
@@ -31,7 +31,8 @@ export const POLICIES = {
   iopf: oneOf(IOPF_ENABLES, "When a device has its fault param (io-pgfault.c): attach — from the first attach of a domain with a fault handler to its last detach, whose iopf_queue_remove_device answers what is pending (mainline); probe — from before its first bind until the device is released."),
   multiDevicePasid: oneOf(MULTI_DEVICE_PASID, "PASID attach on multi-device groups (seed 002): refused (the kernel's choice, -EINVAL) or allowed (every device of the group)."),
   lock: oneOf(IOASID_LOCKS, "The IOASID allocator's lock (seed 003): a spinlock, or a mutex (which ioasid_free from an RCU callback may not take)."),
-  free: oneOf(FREE_POLICIES, 'PASID free on mm exit (seed 003): from the MMU notifier\'s RCU callback (softirq), or deferred to a workqueue (process context); sva: unbind (at unbind, under iommu_sva_lock) or rcu (the bond\'s free_notifier, an SRCU callback).'),
+  chain: oneOf(IOASID_CHAINS, 'The IOASID notifier chain (seed 003): atomic (its callbacks may not sleep) or blocking (the allocator lock must then be a mutex).'),
+  free: oneOf(FREE_POLICIES, "Where a bond's PASID is freed (seed 003): unbind (at its last unbind, under iommu_sva_lock), rcu (ioasid_free() from the bond's MMU notifier free_notifier, an SRCU callback run with bottom halves off: atomic context), or workqueue (deferred from there to a kworker, process context)."),
   pasidLife: oneOf(PASID_LIVES, "How long an mm's PASID lives: allocated at its first bind and freed with the mm by mm_pasid_drop at __mmdrop (mm, mainline), or a bind's, freed at its last unbind (unbind, seed 000)."),
   notifier: oneOf(SVA_NOTIFIERS, 'Who owns the MMU notifier of an SVA bind: the SVA domain, registered at its alloc and put at its free (domain, mainline), or each bond (bond, seed 000).'),
 } satisfies ParamTable;

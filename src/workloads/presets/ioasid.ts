@@ -1,7 +1,7 @@
 // The `ioasid` preset (seed 003): the IOASID allocator with its sets and subscribers, SVA processes and VMs —
 // its parameters picked from the model's (src/workloads/params/), its defaults, its topology. The workload it
-// builds is src/workloads/ioasid.ts's.
-import { IOASID_CHAINS, type IoasidChain, type IoasidLock } from '../../core/ioasid.js';
+// builds is src/workloads/ioasid.ts's: in scenario mode a configuration of the one model (model.ts).
+import type { IoasidChain, IoasidLock } from '../../core/ioasid.js';
 import type { Sleeper } from '../../core/ioasid-subscribers.js';
 import { InputError } from '../../runtime/errors.js';
 import type { Wire } from '../../runtime/model.js';
@@ -34,6 +34,8 @@ export interface IoasidParams {
   readonly quota: number;
   /** Guest PASIDs each VM asks for (past the quota: -ENOSPC). */
   readonly pasids: number;
+  /** DMA requests each SVA process has its device issue once bound (scenario). */
+  readonly dmas: number;
   /** The system set's quota (0: what the VMs leave, at most PID_MAX_DEFAULT). */
   readonly systemQuota: number;
   /** find modes: lookups (or updates) per task when no driver spawns them. */
@@ -62,6 +64,7 @@ export const IOASID_DEFAULTS: IoasidParams = {
   vcpus: 2,
   quota: 4,
   pasids: 5,
+  dmas: 2,
   systemQuota: 0,
   iterations: 100,
   drivers: 0,
@@ -81,18 +84,18 @@ export const MAX_SCRIPT_USERS = 8;
 /** The ioasid preset's parameters: seed 003's allocator, its sets and subscribers, SVA processes and VMs. */
 export const IOASID_PRESET: PresetSpec<IoasidParams> = {
   name: 'ioasid',
-  summary: 'The IOASID allocator (seed 003): capacity, sets with quotas, find under RCU, notifier chains to VFIO, KVM and the IOMMU driver; mm exit frees the PASID from an RCU callback or a workqueue.',
+  summary: 'The IOASID allocator (seed 003): capacity, sets with quotas, find under RCU, notifier chains to VFIO, KVM and the IOMMU driver; SVA processes bind through the one bind path with system PASIDs and DMA; a PASID is freed at unbind, from the MMU notifier\'s free_notifier, or from a workqueue.',
   params: {
     ...pick('topology', TOPOLOGY, ['bits', 'subscribers', 'processes', 'vms', 'vcpus', 'quota', 'systemQuota'], { processes: int(0, 64) }),
-    ...pick('policies', POLICIES, ['lock', 'free']),
-    chain: { concept: 'policies', schema: oneOf(IOASID_CHAINS, 'ioasid: the IOASID notifier chain (seed 003): atomic (callbacks may not sleep) or blocking.') },
+    ...pick('policies', POLICIES, ['lock', 'chain', 'free']),
     pasids: { concept: 'workload', schema: int(0, 1 << 20, 'ioasid: guest PASIDs each VM asks for (past its quota: -ENOSPC).') },
     ...pick('faults', FAULTS, ['sleeper', 'bug'], { bug: oneOf(IOASID_WORKLOAD_BUGS) }),
-    ...pick('workload', WORKLOAD, ['mode', 'iterations', 'drivers', 'checkers', 'seed', 'hungTaskSecs', 'steps']),
+    ...pick('workload', WORKLOAD, ['mode', 'iterations', 'drivers', 'checkers', 'seed', 'hungTaskSecs', 'steps', 'dmas']),
   },
   defaults: IOASID_DEFAULTS,
   check: (p) => {
     if (p.steps !== '' && p.mode !== 'scenario') throw new InputError(`ioasid: steps: scripted users run in mode=scenario only, not ${p.mode}`);
+    if (!p.checkers && p.mode === 'scenario') throw new InputError('ioasid: checkers=false is for the benchmark modes (alloc-free, find-rcu, find-lock): a scenario runs with the kernel\'s checkers');
     const cap = 2 ** p.bits;
     // The system set is allocated whatever the processes (a set of quota 0 is -EINVAL): it needs one IOASID at least.
     const system = Math.max(p.processes, p.systemQuota, 1);
