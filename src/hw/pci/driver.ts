@@ -8,6 +8,7 @@ import type { KTask } from '../../kernel/context.js';
 import { defineIda, type Ida, idaAllocated, ida_alloc_range, ida_free } from '../../kernel/ida.js';
 import type { Kernel, KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
+import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../../kernel/mutex.js';
 import type { PciDevice } from './device.js';
 
 declare module '../../kernel/kfunc.js' {
@@ -21,6 +22,8 @@ export class AccelDriver {
   private readonly idas: Ida[];
   /** Per SVA handle (slot handle - 1): the fds of this driver holding it, and its device's index + 1. */
   private readonly queues: number;
+  /** uacce->mutex of each device: a release and the device's remove put a queue one at a time. */
+  private readonly mutexes: Mutex[];
 
   constructor(
     private readonly k: Kernel,
@@ -32,6 +35,7 @@ export class AccelDriver {
     this.idas = devices.map((d) => defineIda(k, `${d.info.name}->pasid_ida`, 1 << d.info.caps.pasidBits, { leakCheck: false }));
     for (const d of devices) sva.setSvmOps(d.info, this.svmOps());
     this.queues = k.statics.alloc(2 * handles, 'accel queues (fds per SVA handle)');
+    this.mutexes = devices.map(() => defineMutex(k, '&uacce->mutex'));
     k.fns.define('accel_remove', 'drivers/misc/uacce/uacce.c', (t, dev) => this.remove(t, dev));
   }
 
@@ -61,12 +65,16 @@ export class AccelDriver {
   *release(t: KTask, handle: number): KGen {
     const k = this.k;
     const at = this.queueAt(handle);
+    // The fd's device, written at its open: the mutex serializes this release with the device's remove.
+    const mutex = this.mutexes[Atomics.load(k.i32, at + 1) - 1] as Mutex;
+    yield* mutex_lock(k, t, mutex);
     const live = yield* k.step(t, 'uacce_put_queue: q->state', () => {
       if (Atomics.load(k.i32, at) === 0) return false;
       Atomics.sub(k.i32, at, 1);
       return true;
     });
     if (live) yield* k.call(t, 'accel_release', this.sva.unbind(t, handle));
+    yield* mutex_unlock(k, t, mutex);
   }
 
   /**
@@ -75,6 +83,8 @@ export class AccelDriver {
    */
   private *remove(t: KTask, dev: DeviceInfo): KGen {
     const k = this.k;
+    const mutex = this.mutexes[dev.index] as Mutex;
+    yield* mutex_lock(k, t, mutex);
     const open = yield* k.step(t, `uacce_remove(${dev.name}): put the open queues`, () => {
       const out: [number, number][] = [];
       for (let h = 1; h <= this.handles; h++) {
@@ -87,6 +97,7 @@ export class AccelDriver {
       return out;
     });
     for (const [h, n] of open) for (let i = 0; i < n; i++) yield* k.call(t, 'uacce_put_queue', this.sva.unbind(t, h));
+    yield* mutex_unlock(k, t, mutex);
   }
 
   private hw(dev: DeviceInfo): PciDevice {
