@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { type DomainType, IOMMU_PASID_ARRAY_HANDLE, type IommuGroup, pasidArrayTag } from '../src/core/iommu.js';
 import type { DeviceInfo } from '../src/core/types.js';
 import { CONFIG_ENABLED, CONFIG_RELEASED } from '../src/hw/pci/device.js';
-import { pciAddress } from '../src/hw/pci/pci.js';
+import { PCI_DEV, pciAddress } from '../src/hw/pci/pci.js';
 import type { KTask } from '../src/kernel/context.js';
 import { EBUSY, ENOMEM, errname } from '../src/kernel/errno.js';
 import type { KGen } from '../src/kernel/kernel.js';
@@ -239,7 +239,8 @@ describe('device lifetime: surprise removal, pci_dev references', () => {
       const [seg, bus, devfn] = pciAddress(dev.name);
       const pdev = yield* m.k.fn.pci_get_domain_bus_and_slot(t, seg, bus, devfn);
       // Held across the removal: the bus's put is not the last one; ours is, then a stale get.
-      yield m.k.point(t, 'wait for the removal', () => m.devices[0]?.config === CONFIG_RELEASED, () => undefined, { what: 'pciehp' });
+      // The removal done: the device released, and the bus's reference put (ours is the only one left).
+      yield m.k.point(t, 'wait for the removal', () => m.devices[0]?.config === CONFIG_RELEASED && m.k.i32[pdev + PCI_DEV.offset.refcount] === 1, () => undefined, { what: 'pciehp' });
       yield* m.k.fn.pci_dev_put(t, pdev);
       state = objState(m.k, pdev);
       yield* m.k.fn.pci_dev_get(t, pdev);

@@ -25,7 +25,9 @@ const TORN_DOWN: readonly Move[] = [
 ];
 
 const STATES: Readonly<Record<string, LifecycleState>> = {
-  unused: { on: { 'mm.state': LIVE } },
+  // exit_mm's report may overtake exec's: they come from two tasks (sys_exec, do_exit), and messages of different
+  // senders reach the actor in any order — exiting then takes exec's late `live`.
+  unused: { on: { 'mm.state': LIVE, 'mm.exit': { to: 'exiting' } } },
   live: { on: { 'mm.state': [...LIVE, ...TORN_DOWN], 'mm.exit': { to: 'exiting' } } },
   bound: { on: { 'mm.state': [...LIVE, ...TORN_DOWN], 'mm.exit': { to: 'exiting' } } },
   // Still live (someone else holds mm_users: exit_mmap waits for their mmput), or exit_mmap running.

@@ -1012,8 +1012,11 @@ export class IommuGroups {
     if (this.badPasid(pasid)) return 0;
     const g = this.groupOf(dev);
     if ((Atomics.load(this.k.i32, this.ownersWord(g, pasid)) & (1 << g.devices.indexOf(dev))) === 0) return 0;
-    const dom = Atomics.load(this.k.i32, g.pasidArray.slots() + pasid);
-    return dom === XA_ZERO_ENTRY ? 0 : dom;
+    const entry = Atomics.load(this.k.i32, g.pasidArray.slots() + pasid);
+    if (entry === 0 || entry === XA_ZERO_ENTRY) return 0;
+    const obj = pasidArrayObject(entry);
+    // The oracle's read, not the kernel's: no KASAN check (a handle lives as long as its entry is in the array).
+    return pasidArrayTag(entry) === IOMMU_PASID_ARRAY_DOMAIN ? obj : (this.k.i32[obj + IOMMU_ATTACH_HANDLE.offset.domain] as number);
   }
 
   /** __iommu_set_group_pasid: set_dev_pasid on every device; on a failure, the ones done are reverted. */
