@@ -204,7 +204,7 @@ function defineRaceTasks(env: DomainsTaskEnv): void {
   });
 }
 
-/** script stress and multi-device: a VFIO-like user of a PASID, and a peer device's DMA. */
+/** script stress: a VFIO-like user of a PASID (attach / replace / detach, each result checked). */
 function defineVfioTasks(env: DomainsTaskEnv): void {
   const { k, p, m, groups, dev, count, pasidOk, vfioPasid: pasid } = env;
   const units = m.topo.units.length;
@@ -250,8 +250,12 @@ function defineVfioTasks(env: DomainsTaskEnv): void {
       count('vfio_unexpected', unexpected);
     });
   });
+}
 
-  // Multi-device: VFIO owns device 0 and attaches a paging domain to one of its PASIDs, checking each result.
+/** script multi-device: VFIO owning device 0's PASID, and the peer device's DMA tagged with it. */
+function defineMultiDeviceTasks(env: DomainsTaskEnv): void {
+  const { k, p, m, groups, dev, count, pasidOk, vfioPasid: pasid } = env;
+  // VFIO owns device 0 and attaches a paging domain to one of its PASIDs, checking each result.
   k.task('pasid_owner', 'process', function* (t) {
     const d = dev(0);
     let unexpected = 0;
@@ -421,6 +425,7 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
   };
   defineRaceTasks(env);
   defineVfioTasks(env);
+  defineMultiDeviceTasks(env);
   defineBenchTasks(env);
   k.onEnd(() => reportLeftovers(m, 1 << p.pasidBits));
 
