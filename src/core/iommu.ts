@@ -30,6 +30,7 @@
 // attach only for singleton groups", policy multiDevicePasid) exists to prevent — devices the IOMMU cannot
 // isolate from each other reach whatever one of them has attached.
 import type { KTask } from '../kernel/context.js';
+import { iopfFaultParam, iopfQueueOf } from './io-pgfault.js';
 import { EBUSY, EINVAL, ENODEV, ENOENT, ENOMEM, ENOSPC, EOPNOTSUPP, EPERM } from '../kernel/errno.js';
 import { callTrace, heldLocksLines, taskFinding } from '../kernel/findings.js';
 import { defineIda, type Ida, ida_alloc_range, ida_free } from '../kernel/ida.js';
@@ -574,9 +575,12 @@ export class IommuGroups {
     const k = this.k;
     const g = this.groupOf(dev);
     yield* mutex_lock(k, t, g.mutex);
-    // TODO(iopf): iopf_queue_remove_device(dev's iopf queue, dev) here, once io-pgfault.ts defines it by name.
     const ops = this.opsOf(dev);
     if (ops) yield* this.releasePasids(t, g, dev, ops);
+    // The device leaves its IOMMU's iopf queue, what is pending answered (the drivers' release_device disables
+    // IOPF); with iopf=attach the last SVA detach did it already.
+    const queue = iopfQueueOf(k, dev);
+    if (queue && (yield* k.step(t, 'dev->iommu->fault_param', () => iopfFaultParam(k, dev))) !== 0) yield* k.fn.iopf_queue_remove_device(t, queue, dev);
     const dom = yield* k.step(t, 'dev_iommu_priv_get(dev)->domain', () => this.devDomain(dev));
     if (ops?.release_device) yield* ops.release_device(t, dev, this.domains.handle(dom));
     yield* k.step(t, 'dev_iommu_free', () => this.setDevDomain(dev, 0));
