@@ -25,7 +25,7 @@ import { outcomeOf, Schedule } from './schedule.js';
 import { type Choice, channelKey, type Scheduler } from './scheduler.js';
 import { ReplayScheduler } from './schedulers/replay.js';
 import { type TaskChoice, TaskReadiness } from './readiness.js';
-import { earliestWake, type StepEnv, type TaskSelf, TaskTable } from './task.js';
+import { earliestWake, type StepEnvHost, TaskStepEnv, TaskTable } from './task.js';
 import { EventNames, Trace, TraceLog } from './trace.js';
 import { watchEnter, watchLeave } from './watchdog.js';
 
@@ -113,41 +113,6 @@ export class Scratch {
 
 export class StepBudgetExceeded extends Error {
   override name = 'StepBudgetExceeded';
-}
-
-interface EnvHost {
-  now(): number;
-  spawn(step: number, owner: number, kind: string, args: Wire, name?: string): number;
-  send(from: number, to: number, event: ModelEvent, step: number): void;
-}
-
-/**
- * What a task's point may do while it is performed: one object for the run, set to each task step in turn (a
- * point's perform uses it while it runs, and keeps nothing of it).
- */
-class TaskStepEnv implements StepEnv {
-  step = -1;
-  self: TaskSelf = { id: -1, name: '', named: false, owner: ENV };
-
-  constructor(private readonly host: EnvHost) {}
-
-  at(step: number, self: TaskSelf): this {
-    this.step = step;
-    this.self = self;
-    return this;
-  }
-
-  now(): number {
-    return this.host.now();
-  }
-
-  spawn(kind: string, args: Wire, name?: string): number {
-    return this.host.spawn(this.step, this.self.id, kind, args, name);
-  }
-
-  send(to: number, event: ModelEvent): void {
-    this.host.send(this.self.id, to, event, this.step);
-  }
 }
 
 /** Run one execution. The caller has already called `scheduler.newExecution()`. */
@@ -255,7 +220,7 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
       else spawn(step, from, e.task, e.args, e.name);
     }
   };
-  const envHost: EnvHost = { now: () => clock.now, spawn, send: sendFrom };
+  const envHost: StepEnvHost = { now: () => clock.now, spawn, send: sendFrom };
   const stepEnv = new TaskStepEnv(envHost);
 
   for (const m of opts.initial ?? workload.initial) {

@@ -5,7 +5,7 @@
 // runtime), and between two points a task may touch only its own state or state its locks protect — which is
 // what makes ticket order a faithful record of a threaded run. The runtime knows nothing of what a point
 // means: the kernel layer (src/kernel) builds them.
-import type { ModelEvent, Wire } from './model.js';
+import { ENV, type ModelEvent, type Wire } from './model.js';
 
 /** Task ids live above actor ids: TASK_BASE + 16 × (spawning step + 1) + index within that step. */
 export const TASK_BASE = 1 << 20;
@@ -34,6 +34,42 @@ export interface StepEnv {
   spawn(kind: string, args: Wire, name?: string): number;
   /** Send an event to an actor. */
   send(to: number, event: ModelEvent): void;
+}
+
+/** What a runtime gives a point's env: its clock, and spawning and sending on behalf of the task stepping. */
+export interface StepEnvHost {
+  now(): number;
+  spawn(step: number, owner: number, kind: string, args: Wire, name?: string): number;
+  send(from: number, to: number, event: ModelEvent, step: number): void;
+}
+
+/**
+ * What a task's point may do while it is performed: one object per run (per worker, threaded), set to each task
+ * step in turn — a point's perform uses it while it runs and keeps nothing of it.
+ */
+export class TaskStepEnv implements StepEnv {
+  step = -1;
+  self: TaskSelf = { id: -1, name: '', named: false, owner: ENV };
+
+  constructor(private readonly host: StepEnvHost) {}
+
+  at(step: number, self: TaskSelf): this {
+    this.step = step;
+    this.self = self;
+    return this;
+  }
+
+  now(): number {
+    return this.host.now();
+  }
+
+  spawn(kind: string, args: Wire, name?: string): number {
+    return this.host.spawn(this.step, this.self.id, kind, args, name);
+  }
+
+  send(to: number, event: ModelEvent): void {
+    this.host.send(this.self.id, to, event, this.step);
+  }
 }
 
 export interface BlockedOn {

@@ -26,7 +26,7 @@ import {
 } from './model.js';
 import { Outbox } from './outbox.js';
 import { Doorbell, Mailbox, type MailboxLayout, senderLane } from './mailbox.js';
-import { earliestWake, type Point, type StepEnv, TaskFailure, type TaskSelf, TaskTable } from './task.js';
+import { earliestWake, type Point, TaskFailure, TaskStepEnv, TaskTable } from './task.js';
 import { EventNames, TimeLog, TraceLog } from './trace.js';
 import { watchEnter, watchLeave } from './watchdog.js';
 import { buildWorkload } from './workloads.js';
@@ -141,7 +141,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
       }
     }
   };
-  const taskEnv = new WorkerStepEnv({
+  const taskEnv = new TaskStepEnv({
     now: () => timers.now(),
     spawn: (step, owner, kind, args, name) => {
       triedAt = Number.NaN;
@@ -441,36 +441,4 @@ export function rebuildFailure(f: FailureInfo): Error {
   err.name = f.name;
   err.stack = f.stack;
   return err;
-}
-
-/** What a worker's task point may do while it is performed: one object per worker, set to each point in turn. */
-class WorkerStepEnv implements StepEnv {
-  step = -1;
-  self: TaskSelf = { id: -1, name: '', named: false, owner: ENV };
-
-  constructor(
-    private readonly host: {
-      now(): number;
-      spawn(step: number, owner: number, kind: string, args: Wire, name?: string): number;
-      send(from: number, to: number, event: ModelEvent, step: number): void;
-    },
-  ) {}
-
-  at(step: number, self: TaskSelf): this {
-    this.step = step;
-    this.self = self;
-    return this;
-  }
-
-  now(): number {
-    return this.host.now();
-  }
-
-  spawn(kind: string, args: Wire, name?: string): number {
-    return this.host.spawn(this.step, this.self.id, kind, args, name);
-  }
-
-  send(to: number, event: ModelEvent): void {
-    this.host.send(this.self.id, to, event, this.step);
-  }
 }
