@@ -2,62 +2,28 @@
 // bind, DMA, fault, munmap, unbind and exit (built-in scripts, random rates or a scenario's script), the kernel's
 // own DMA users — its parameters picked from the model's (src/workloads/params/), its defaults, its topology.
 // The workload it builds is src/workloads/sva.ts's.
-import type { DefaultDomainPolicy } from '../../core/dma-iommu.js';
-import type { PasidLookup } from '../../core/iommu.js';
-import type { IoasidLock } from '../../core/ioasid.js';
-import type { SvaUsers } from '../../core/sva-domain.js';
-import { DRIVER_BUGS, type DriverBug, type FaultHandling, type Flavour, type PasidLife, type PasidPlacement, SVA_PASID_FREES, type SvaNotifier, type SvaPasidFree, type Teardown } from '../../core/types.js';
-import type { Misbehaviour } from '../../hw/pci/device.js';
+import { DRIVER_BUGS, type DriverBug, type Flavour, SVA_PASID_FREES } from '../../core/types.js';
 import { type Script, SCRIPTS } from '../../actors/process.js';
 import { DEFAULT_RATES } from '../../actors/random-process.js';
 import type { WorkQueue } from '../../actors/swq-process.js';
 import type { Wire } from '../../runtime/model.js';
-import type { KernelUse, VfioTakeover, VfioUse } from '../kernel-users.js';
 import { bool, int, oneOf, type PresetSpec, parsePreset, pick } from '../params/define.js';
 import { FAULTS } from '../params/faults.js';
 import { POLICIES, type TaskMm } from '../params/policies.js';
-import type { IopfEnable } from '../../core/io-pgfault.js';
 import { TOPOLOGY } from '../params/topology.js';
 import { WORKLOAD } from '../params/workload.js';
 import { flatTopology, type Topology } from '../topology.js';
 import { DOMAINS_DEFAULTS } from './domains.js';
+import type { ModelParams } from '../model.js';
 
-export interface SvaParams {
+/** The sva preset's parameters: the model's (model.ts) and its workload's — processes, their scripts and syscalls. */
+export interface SvaParams extends Omit<ModelParams, 'bug' | 'multiDevicePasid'> {
   /** Flavour of each IOMMU unit, comma-separated: `vtd,amd,smmuv3,vtd`. */
   readonly iommus: string;
   readonly devices: number;
   readonly processes: number;
-  /** Virtual pages of each process. */
-  readonly pages: number;
-  /** Every device's capabilities: a subset of `ats,pri,pasid`. */
-  readonly caps: string;
-  readonly pasidBits: number;
-  /** The SMMUs' SSIDSIZE. */
-  readonly ssidBits: number;
-  readonly trusted: boolean;
-  readonly pasidAlloc: PasidPlacement;
-  readonly teardown: Teardown;
-  readonly fault: FaultHandling;
-  readonly drainTimeoutMs: number;
-  /** The IOASID allocator's lock (seed 003): what the system placement's PASIDs are allocated and freed under. */
-  readonly lock: IoasidLock;
-  /** Where a bond's PASID is freed (seed 003): at unbind, or from the MMU notifier's free_notifier (SRCU callback). */
-  readonly free: SvaPasidFree;
-  /** How long an mm's PASID lives: the mm's, freed at __mmdrop (mainline), or a bind's, freed at unbind (seed 000). */
-  readonly pasidLife: PasidLife;
-  /** Who owns the MMU notifier: the SVA domain (mainline) or each bond (seed 000). */
-  readonly notifier: SvaNotifier;
-  /** iommu_get_domain_for_dev_pasid on the page-request path (seed 002): under group->mutex, or RCU. */
-  readonly lookup: PasidLookup;
-  /** SVA domain users (seed 002): refcounted per bind and lookup, or a plain count the last unbind frees on. */
-  readonly users: SvaUsers;
-  /** When a device has its fault param (io-pgfault.c): between the first attach of an SVA domain and the last detach, or from its driver's probe to its release. */
-  readonly iopf: IopfEnable;
   /** A planted driver bug (the oracles' negative control). */
   readonly bug: DriverBug;
-  readonly misbehave: Misbehaviour;
-  /** The misbehaving device (-1: all of them). */
-  readonly misbehaveDevice: number;
   readonly script: Script;
   /** `script: random`: each operation's weight, `bind:4,dma:8,munmap:1,unbind:3,exit:1`; `rounds` operations. */
   readonly rates: string;
@@ -69,13 +35,6 @@ export interface SvaParams {
   readonly rounds: number;
   readonly flags: number;
   readonly seed: number;
-  readonly cmdCostNs: number;
-  /** IOTLB entries of each IOMMU (0: every translation walks the tables). */
-  readonly iotlb: number;
-  /** ATC entries of each device (0: every DMA asks the IOMMU). */
-  readonly atc: number;
-  /** Page request queue entries of each IOMMU (small: overflow, and the hardware's auto-responses). */
-  readonly prqDepth: number;
   /**
    * How processes tag their descriptors (src/actors/swq-process.ts): `dedicated` work queues carry their bond's
    * PASID, `shared` ones ENQCMD's — the task's IA32_PASID, loaded from mm->pasid.
@@ -88,26 +47,8 @@ export interface SvaParams {
    * runs `script` instead. Scenarios write it as their `script` section.
    */
   readonly steps: string;
-  /** A CommonJS module whose extend(ctx) replaces or wraps ops (src/actors/extension.ts); '' for none. */
-  readonly extension: string;
-  /** Allocation failure injection, `cache:n`: the nth allocation from that slab cache fails ('' for none). */
-  readonly failAlloc: string;
-  readonly hungTaskSecs: number;
-  /** Default DMA domains at probe (seed 001). */
-  readonly defaultDomain: DefaultDomainPolicy;
-  /** Address spaces of each IOMMU instance (seed 001: 4 on early Tegra, 128 later). */
-  readonly addressSpaces: number;
-  /** The kernel's own DMA users (seeds 001, 004). */
-  readonly kernel: KernelUse;
-  readonly kjobs: number;
-  readonly kbuffers: number;
   /** Devices with a kernel user (the first n). */
   readonly kdevices: number;
-  readonly vfio: VfioUse;
-  /** Whether VFIO may take a device whose host driver still maps (seed 001: refuse). */
-  readonly vfioTakeover: VfioTakeover;
-  readonly drmContexts: number;
-  readonly drmRounds: number;
 }
 
 export const SVA_DEFAULTS: SvaParams = {
