@@ -200,6 +200,18 @@ export interface Model {
   addCompletion(c: (cr: number, ok: boolean) => boolean): void;
 }
 
+/** What the hardware's builders share: the parameters, and the model's parts built before the hardware. */
+interface Build {
+  readonly k: Kernel;
+  readonly p: ModelParams;
+  readonly topo: Topology;
+  readonly opts: ModelOptions;
+  readonly infos: readonly DeviceInfo[];
+  readonly actors: ModelActors;
+  readonly mem: ReturnType<typeof modelMemory>;
+  readonly core: ReturnType<typeof iommuCore>;
+}
+
 /** The kernel's sizes for a topology. */
 interface Sizes {
   readonly vmm: number;
@@ -217,7 +229,7 @@ export function buildModel(p: ModelParams, topo: Topology, opts: ModelOptions): 
   const infos = deviceInfos(p, topo, actors);
   const mem = modelMemory(k, p, topo, opts, sizes);
   const core = iommuCore(k, p, topo, opts, infos, mem);
-  const hw = modelHardware(k, p, topo, opts, infos, actors, mem, core, sizes);
+  const hw = modelHardware({ k, p, topo, opts, infos, actors, mem, core }, sizes);
   const refusals = new Refusals(k, () => k.deliveryStep);
   const specs = modelActorSpecs(k, topo, actors, hw, refusals);
   const jobs = kernelDma(k, opts.dmaSlots ?? 0);
@@ -378,20 +390,11 @@ function iommuCore(k: Kernel, p: ModelParams, topo: Topology, opts: ModelOptions
  * The IOMMU units and their drivers, the extension, the kernel's own DMA users, the units' hardware, the PCI
  * devices and their accelerator driver, the oracles' views of the hardware, kernel_init.
  */
-function modelHardware(
-  k: Kernel,
-  p: ModelParams,
-  topo: Topology,
-  opts: ModelOptions,
-  infos: readonly DeviceInfo[],
-  actors: ModelActors,
-  mem: ReturnType<typeof modelMemory>,
-  core: ReturnType<typeof iommuCore>,
-  s: Sizes,
-) {
+function modelHardware(b: Build, s: Sizes) {
+  const { k, p, topo, opts, infos, mem, core } = b;
   const { sva, dma, domains, stats, oracle } = core;
   const { pm, mms, vmm } = mem;
-  const { units, unitDrivers, denv } = modelUnits(k, p, topo, opts, infos, actors, mem, core);
+  const { units, unitDrivers, denv } = modelUnits(b);
   const kusers = defineKernelUsers(
     // The IOMMU units' walk (they are built below; a job asks only once the run is going).
     { k, sva, dma, domains, stats, pm, mms, infos, reachable: (d, pasid) => hardware[d.iommu]?.reachable(d.index, pasid) ?? [] },
@@ -400,7 +403,7 @@ function modelHardware(
   const prqTasks = unitDrivers.map((drv) => definePrqThread(k, drv, stats, infos, p.iopf));
   const hardware = units.map((u, i) => new IommuHardware(u, infos, mms, oracle, stats, prqTasks[i] as string));
   const ownerName = ownerNames(mem);
-  const { devices, completions } = pciDevices(k, p, opts, infos, actors, mem, core, ownerName, (cr, ok) => kusers.completion(cr, ok));
+  const { devices, completions } = pciDevices(b, ownerName, (cr, ok) => kusers.completion(cr, ok));
   const driver = new AccelDriver(k, sva, devices, opts.bonds);
   watchHardware(k, oracle, pm, units, devices, ownerName);
   k.onAttach(() => {
@@ -414,16 +417,8 @@ function modelHardware(
 }
 
 /** The IOMMU units, their drivers and vendor ops registered, and the extension applied to them. */
-function modelUnits(
-  k: Kernel,
-  p: ModelParams,
-  topo: Topology,
-  opts: ModelOptions,
-  infos: readonly DeviceInfo[],
-  actors: ModelActors,
-  mem: ReturnType<typeof modelMemory>,
-  core: ReturnType<typeof iommuCore>,
-) {
+function modelUnits(b: Build) {
+  const { k, p, topo, opts, infos, actors, mem, core } = b;
   const { sva, dma, stats } = core;
   const flavours = topo.units.map((u) => u.flavour);
   const units = topo.units.map((u) => new IommuUnit(k, u.index, FLAVOUR_SPECS[u.flavour], infos.filter((d) => d.iommu === u.index), { ...DEFAULT_UNIT, cmdCostNs: p.cmdCostNs, iotlbEntries: p.iotlb, prqDepth: p.prqDepth }, actors.unit(u.index)));
@@ -465,17 +460,8 @@ function ownerNames(mem: ReturnType<typeof modelMemory>): (o: number) => string 
  * and the isolation oracle's truth — the mm a bond binds at {dev, PASID}, or the address space of the domain the
  * group attached there for this device (a paging domain's I/O page table, an SVA domain's mm).
  */
-function pciDevices(
-  k: Kernel,
-  p: ModelParams,
-  opts: ModelOptions,
-  infos: readonly DeviceInfo[],
-  actors: ModelActors,
-  mem: ReturnType<typeof modelMemory>,
-  core: ReturnType<typeof iommuCore>,
-  ownerName: (o: number) => string,
-  kernelUsers: (cr: number, ok: boolean) => void,
-) {
+function pciDevices(b: Build, ownerName: (o: number) => string, kernelUsers: (cr: number, ok: boolean) => void) {
+  const { k, p, opts, infos, actors, mem, core } = b;
   const { sva, domains, groups, stats, oracle } = core;
   const { pm, mms } = mem;
   const submitter = (from: number): number => opts.submitter?.(from, { actors, mms }) ?? 0;
