@@ -340,13 +340,7 @@ export interface DeviceFaultEnv {
 export function defineDeviceFault(k: Kernel, env: DeviceFaultEnv, fault: FaultHandling, bug: DriverBug = 'none'): void {
   const st = state(k);
   const report = (groupRef: boolean) => (t: KTask, dev: DeviceInfo, evt: IopfFault) => reportDeviceFault(k, env, t, dev, evt, groupRef);
-  k.fns.definePolicy('iommu_report_device_fault', IO_PGFAULT_C, 'bug', bug, {
-    none: report(true),
-    'no-range-flush': report(true),
-    'no-release-flush': report(true),
-    'no-handle-sharing': report(true),
-    'iopf-unreferenced-group': report(false),
-  });
+  k.fns.definePlanted('iommu_report_device_fault', IO_PGFAULT_C, bug, { none: report(true), 'iopf-unreferenced-group': report(false) });
   k.fns.define('iopf_free_group', IO_PGFAULT_C, function* (t, group) {
     const [fp, dom] = yield* k.step(t, 'group->fault_param, group->domain', () => [objLoad(k, t, group, GRP.fault_param), objLoad(k, t, group, GRP.domain)]);
     yield* env.put(t, dom);

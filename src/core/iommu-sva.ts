@@ -241,7 +241,7 @@ export class Sva {
     const fns = this.k.fns;
     const { bug, teardown } = this.cfg.policies;
     const bind = (share: boolean) => (t: KTask, dev: DeviceInfo, mm: MmStruct | undefined, flags: number) => this.impl_iommu_sva_bind_device(t, dev, mm, flags, share);
-    fns.definePolicy('iommu_sva_bind_device', IOMMU_SVA_C, 'bug', bug, { none: bind(true), 'no-range-flush': bind(true), 'no-release-flush': bind(true), 'no-handle-sharing': bind(false), 'iopf-unreferenced-group': bind(true) });
+    fns.definePlanted('iommu_sva_bind_device', IOMMU_SVA_C, bug, { none: bind(true), 'no-handle-sharing': bind(false) });
     fns.define('iommu_sva_unbind_device', IOMMU_SVA_C, (t, handle) => this.impl_iommu_sva_unbind_device(t, handle));
     fns.define('iommu_alloc_mm_data', IOMMU_SVA_C, (t, mm, dev, flags) => this.impl_iommu_alloc_mm_data(t, mm, dev, flags));
     fns.definePolicy('mm_pasid_drop', IOMMU_SVA_C, 'pasidLife', this.cfg.policies.pasidLife ?? 'mm', {
@@ -251,9 +251,9 @@ export class Sva {
     });
     fns.define('iommu_sva_handle_mm', IOMMU_SVA_C, (t, mm, vpn, write) => this.impl_iommu_sva_handle_mm(t, mm, vpn, write));
     const release = (flush: boolean) => (t: KTask, mm: MmStruct, h: number) => this.impl_iommu_sva_mm_release(t, mm, h, flush);
-    fns.definePolicy('iommu_sva_mm_release', IOMMU_SVA_C, 'bug', bug, { none: release(true), 'no-range-flush': release(true), 'no-release-flush': release(false), 'no-handle-sharing': release(true), 'iopf-unreferenced-group': release(true) });
+    fns.definePlanted('iommu_sva_mm_release', IOMMU_SVA_C, bug, { none: release(true), 'no-release-flush': release(false) });
     const invalidate = (t: KTask, mm: MmStruct, h: number, start: number, end: number) => this.impl_iommu_sva_invalidate_range(t, mm, h, start, end);
-    fns.definePolicy('iommu_sva_invalidate_range', IOMMU_SVA_C, 'bug', bug, { none: invalidate, 'no-range-flush': function* () {}, 'no-release-flush': invalidate, 'no-handle-sharing': invalidate, 'iopf-unreferenced-group': invalidate });
+    fns.definePlanted('iommu_sva_invalidate_range', IOMMU_SVA_C, bug, { none: invalidate, 'no-range-flush': function* () {} });
     fns.definePolicy('iommu_sva_stop_device_pasid', IOMMU_SVA_C, 'teardown', teardown, {
       drain: (t, dev, pasid) => this.stopDrain(t, dev, pasid),
       quarantine: (t, dev, pasid) => this.stopQuarantine(t, dev, pasid),

@@ -105,6 +105,16 @@ export class KFuncRegistry {
     this.add(name, file, true, impl, { kind: 'policy', policy, value, values: Object.keys(impls) });
   }
 
+  /**
+   * A function some planted bug (policy `bug`, the oracles' negative controls) re-creates the pre-fix code of:
+   * `none` is its correct implementation, each other key a bug it plants; a bug another function plants leaves
+   * this one correct — so a new planted bug touches only the function it is in.
+   */
+  definePlanted<N extends KFnName>(name: N, file: string, bug: string, impls: Readonly<{ none: KernelFunctions[N] & KFn } & Record<string, KernelFunctions[N] & KFn>>): void {
+    const value = Object.hasOwn(impls, bug) ? bug : 'none';
+    this.add(name, file, true, impls[value] as KFn, { kind: 'policy', policy: 'bug', value, values: Object.keys(impls) });
+  }
+
   /** Put `impl` in the place of `name` (a patch: `by` names it). */
   replace(name: string, impl: KFn | KSyncFn, by: string): void {
     const e = this.entry(name, by);

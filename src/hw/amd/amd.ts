@@ -93,7 +93,7 @@ function defineAmdFunctions(env: DriverEnv): void {
   };
   const setDevPasid = (clear: boolean) => (t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number) =>
     domain.obj === 0 && domain.type !== 'blocked' ? k.fn.amd_iommu_bind_pasid(t, dev, pasid, domainMm(domain)) : attachDomain(env, t, entry, domain, dev, pasid, clear);
-  k.fns.definePolicy('amd_iommu_set_dev_pasid', 'drivers/iommu/amd/iommu.c', 'bug', env.attachBug ?? 'none', { none: setDevPasid(false), 'clear-on-failure': setDevPasid(true) });
+  k.fns.definePlanted('amd_iommu_set_dev_pasid', 'drivers/iommu/amd/iommu.c', env.attachBug ?? 'none', { none: setDevPasid(false), 'clear-on-failure': setDevPasid(true) });
   k.fns.define('amd_iommu_unbind_pasid', 'drivers/iommu/amd/iommu_v2.c', (t, dev, pasid) => amdClear(gcr3, env, t, dev, pasid, 'unbind'));
   k.fns.define('amd_iommu_release_device', 'drivers/iommu/amd/iommu.c', (t, _dev, domain) => detachOnRelease(env, t, domain, 'detach_device: dev_data->domain'));
   k.fns.define('mn_release', 'drivers/iommu/amd/iommu_v2.c', (t, dev, pasid) => amdClear(gcr3, env, t, dev, pasid, 'release'));

@@ -114,7 +114,7 @@ function defineSmmuFunctions(env: DriverEnv): void {
   };
   const setDevPasid = (clear: boolean) => (t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number) =>
     domain.obj === 0 && domain.type !== 'blocked' ? k.fn.arm_smmu_write_ctx_desc(t, dev, pasid, domainMm(domain)) : attachDomain(env, t, entry, domain, dev, pasid, clear);
-  k.fns.definePolicy('arm_smmu_set_pasid', 'drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c', 'bug', env.attachBug ?? 'none', { none: setDevPasid(false), 'clear-on-failure': setDevPasid(true) });
+  k.fns.definePlanted('arm_smmu_set_pasid', 'drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c', env.attachBug ?? 'none', { none: setDevPasid(false), 'clear-on-failure': setDevPasid(true) });
   const sva = 'drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3-sva.c';
   k.fns.define('arm_smmu_release_device', 'drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c', (t, _dev, domain) =>
     detachOnRelease(env, t, domain, 'arm_smmu_detach_dev: spin_lock_irqsave(&smmu_domain->devices_lock)'),

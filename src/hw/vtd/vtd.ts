@@ -135,7 +135,7 @@ function defineVtdFunctions(env: DriverEnv): void {
   // the core attaches through a group goes through attachDomain (the planted bug clear-on-failure is a value of it).
   const setDevPasid = (clear: boolean) => (t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number, old?: IommuDomain) =>
     domain.obj === 0 && domain.type !== 'blocked' ? setup(t, domain, dev, pasid, old) : attachDomain(env, t, entry, domain, dev, pasid, clear);
-  k.fns.definePolicy('intel_iommu_set_dev_pasid', 'drivers/iommu/intel/iommu.c', 'bug', env.attachBug ?? 'none', { none: setDevPasid(false), 'clear-on-failure': setDevPasid(true) });
+  k.fns.definePlanted('intel_iommu_set_dev_pasid', 'drivers/iommu/intel/iommu.c', env.attachBug ?? 'none', { none: setDevPasid(false), 'clear-on-failure': setDevPasid(true) });
   k.fns.define('intel_pasid_tear_down_entry', 'drivers/iommu/intel/pasid.c', (t, dev, pasid) => vtdTearDown(pe, env, t, dev, pasid, 'unbind'));
   k.fns.define('intel_mm_release', 'drivers/iommu/intel/svm.c', (t, dev, pasid) => vtdTearDown(pe, env, t, dev, pasid, 'release'));
   k.fns.define('intel_arch_invalidate_secondary_tlbs', 'drivers/iommu/intel/svm.c', (t, dev, pasid, start, end) =>
