@@ -3,20 +3,12 @@
 // a scenario's script) — built identically in every thread from its parameters. Actors: one per IOMMU unit,
 // device, mm and process (in that order). Kernel code paths (syscalls, exit, the IOMMU drivers' page-request
 // threads, RCU/SRCU callbacks) are kernel tasks; the oracles run in the steps that could break what they guard.
-import type { DmaApi } from '../core/dma-iommu.js';
-import type { Domains } from '../core/iommu.js';
-import type { Sva } from '../core/iommu-sva.js';
-import type { Stats, StatName } from '../core/stats.js';
-import type { DeviceInfo } from '../core/types.js';
-import type { IommuUnit } from '../hw/iommu.js';
+import type { StatName } from '../core/stats.js';
 import { HW_HOT_EVENTS, HW_SHARED_EVENTS } from '../hw/messages.js';
-import type { PciDevice } from '../hw/pci/device.js';
-import type { Kernel } from '../kernel/kernel.js';
 import { staticsOffset } from '../kernel/memory.js';
 import type { MmStruct } from '../kernel/mm/mm.js';
 import type { ActorSpec, Wire, Workload } from '../runtime/model.js';
-import type { defineKernelUsers } from './kernel-users.js';
-import { buildModel } from './model.js';
+import { buildModel, type Model } from './model.js';
 import { type SvaParams, svaParams, svaTopology } from './presets/sva.js';
 import { processActors } from './processes.js';
 import { defineScriptedProcesses, PROCESS_CR, parseSteps, scriptedExtraTasks, taskComms } from './sva-script.js';
@@ -26,21 +18,12 @@ export { TASK_MMS, type TaskMm } from './params/policies.js';
 
 export { SVA_DEFAULTS, SVA_PRESET, type SvaParams, svaParams } from './presets/sva.js';
 
-/** Everything a workload instance is made of (tests reach into it). */
-export interface SvaModel {
+/** Everything a workload instance is made of (tests reach into it): the model's parts, and the processes'. */
+export interface SvaModel extends Pick<Model, 'k' | 'sva' | 'stats' | 'units' | 'devices' | 'infos' | 'dma' | 'domains' | 'kusers'> {
   readonly params: SvaParams;
-  readonly k: Kernel;
-  readonly sva: Sva;
-  readonly stats: Stats;
-  readonly units: readonly IommuUnit[];
-  readonly devices: readonly PciDevice[];
-  readonly infos: readonly DeviceInfo[];
   mm(i: number): MmStruct;
   /** Actor ids. */
   readonly actors: { unit(u: number): number; device(d: number): number; mm(i: number): number; process(i: number): number };
-  readonly dma: DmaApi;
-  readonly domains: Domains;
-  readonly kusers: ReturnType<typeof defineKernelUsers>;
 }
 
 export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workload; model: SvaModel } {
