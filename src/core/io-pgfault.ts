@@ -30,7 +30,7 @@ import { kfree, kzalloc, objLoad, objStore } from '../kernel/slab.js';
 import { array, struct, word } from '../kernel/struct.js';
 import { alloc_workqueue, defineWork, flush_workqueue, queue_work, type WorkItem, type Workqueue } from '../kernel/workqueue.js';
 import { EBUSY, EINVAL, ENODEV, ENOMEM } from '../kernel/errno.js';
-import { DOM, type DomainGet, type IommuGroups, iommuWarn } from './iommu.js';
+import { DOM, DOMAIN_TYPES, type DomainGet, IOMMU_ATTACH_HANDLE, type IommuGroups, iommuWarn } from './iommu.js';
 import { type DeviceInfo, type DriverBug, type FaultHandling, RESP_INVALID, RESP_SUCCESS, type SvmOps } from './types.js';
 
 const IO_PGFAULT_C = 'drivers/iommu/io-pgfault.c';
@@ -62,7 +62,8 @@ const IOPF_GROUP = struct('iopf_group', {
   vpn: word,
   write: word,
   fault_count: word,
-  domain: word,
+  domain: word, // the SVA domain the group holds a user reference of (0: found through its attach handle)
+  attach_handle: word, // group->attach_handle of a domain with an iopf_handler of its own (find_fault_handler)
 });
 /** iopf_group's field offsets. */
 export const GRP = IOPF_GROUP.offset;
@@ -75,6 +76,13 @@ export const GRP = IOPF_GROUP.offset;
  */
 export type IopfEnable = 'attach' | 'probe';
 export const IOPF_ENABLES: readonly IopfEnable[] = ['attach', 'probe'];
+
+/**
+ * The handlers a domain that is not SVA may name in domain->iopf_handler (index + 1): the kernel functions the
+ * report path calls with the group. The SVA domain's stays iommu_sva_iopf_handler, found by its type.
+ */
+export const IOPF_HANDLERS = ['iommufd_fault_iopf_handler'] as const;
+export type IopfHandlerName = (typeof IOPF_HANDLERS)[number];
 
 /** A page request as the driver reports it (struct iopf_fault's iommu_fault_page_request). */
 export interface IopfFault {
@@ -343,7 +351,7 @@ export function defineDeviceFault(k: Kernel, env: DeviceFaultEnv, fault: FaultHa
   k.fns.definePlanted('iommu_report_device_fault', IO_PGFAULT_C, bug, { none: report(true), 'iopf-unreferenced-group': report(false) });
   k.fns.define('iopf_free_group', IO_PGFAULT_C, function* (t, group) {
     const [fp, dom] = yield* k.step(t, 'group->fault_param, group->domain', () => [objLoad(k, t, group, GRP.fault_param), objLoad(k, t, group, GRP.domain)]);
-    yield* env.put(t, dom);
+    if (dom !== 0) yield* env.put(t, dom);
     // Pair with iommu_report_device_fault().
     if (bug !== 'iopf-unreferenced-group') yield* iopf_put_dev_fault_param(k, t, fp);
     yield* kfree(k, t, group);
@@ -386,6 +394,9 @@ function* reportDeviceFault(k: Kernel, env: DeviceFaultEnv, t: KTask, dev: Devic
 function* handleIopf(k: Kernel, env: DeviceFaultEnv, t: KTask, dev: DeviceInfo, evt: IopfFault, fp: number): KGen<number> {
   const lock = lockOf(k, fp);
   const cleanupPartial = () => k.step(t, 'cleanup_partial', () => objStore(k, t, fp, FP.partial + evt.grpid, 0));
+  // find_fault_handler: an attach handle whose domain has an iopf_handler of its own (an iommufd hw_pagetable's).
+  const own = yield* findFaultHandler(k, t, dev, evt.pasid);
+  if (own) return yield* handleOwnIopf(k, t, evt, fp, own);
   // get_domain_for_iopf: only the SVA domain has an iopf_handler in this model.
   const dom = yield* k.fn.iommu_get_domain_for_dev_pasid(t, dev, evt.pasid, 'sva', env.get);
   if (dom <= 0) {
@@ -411,6 +422,48 @@ function* handleIopf(k: Kernel, env: DeviceFaultEnv, t: KTask, dev: DeviceInfo, 
     yield* env.put(t, dom);
     yield* kfree(k, t, group);
   }
+  return ret;
+}
+
+interface OwnHandler {
+  readonly handle: number;
+  readonly handler: IopfHandlerName;
+}
+
+/** The attach handle of {dev, PASID} (IOMMU_NO_PASID's for a request without one) if its domain has an iopf_handler. */
+function* findFaultHandler(k: Kernel, t: KTask, dev: DeviceInfo, pasid: number): KGen<OwnHandler | undefined> {
+  if (!k.fns.has('iommu_group_get')) return undefined;
+  const g = k.fn.iommu_group_get(dev);
+  const handle = yield* k.fn.iommu_attach_handle_get(t, g, pasid);
+  if (handle <= 0) return undefined;
+  const h = yield* k.step(t, 'attach_handle->domain->iopf_handler', () => {
+    const dom = objLoad(k, t, handle, IOMMU_ATTACH_HANDLE.offset.domain);
+    return objLoad(k, t, dom, DOM.type) === DOMAIN_TYPES.indexOf('sva') + 1 ? 0 : objLoad(k, t, dom, DOM.iopf_handler);
+  });
+  const handler = IOPF_HANDLERS[h - 1];
+  return handler ? { handle, handler } : undefined;
+}
+
+/**
+ * The last request of a group for a domain with its own handler: the group (with the report's reference of the
+ * param and its attach handle) goes to the handler, which owns it from then on (it answers and frees it).
+ */
+function* handleOwnIopf(k: Kernel, t: KTask, evt: IopfFault, fp: number, own: OwnHandler): KGen<number> {
+  const lock = lockOf(k, fp);
+  const group = yield* kzalloc(k, t, IOPF_GROUP.words, 'GFP_KERNEL');
+  if (group === 0) {
+    yield* k.step(t, 'cleanup_partial', () => objStore(k, t, fp, FP.partial + evt.grpid, 0));
+    return -ENOMEM;
+  }
+  yield* k.step(t, 'iopf_group init', () => {
+    const partial = objLoad(k, t, fp, FP.partial + evt.grpid);
+    objStore(k, t, fp, FP.partial + evt.grpid, 0);
+    for (const [f, v] of [[GRP.fault_param, fp], [GRP.pasid, evt.pasid], [GRP.grpid, evt.grpid], [GRP.vpn, evt.vpn], [GRP.write, evt.write ? 1 : 0], [GRP.fault_count, partial + 1], [GRP.attach_handle, own.handle]] as const) objStore(k, t, group, f, v);
+  });
+  yield* mutex_unlock(k, t, lock);
+  const ret = yield* k.fn[own.handler](t, group);
+  yield* mutex_lock(k, t, lock);
+  if (ret !== 0) yield* kfree(k, t, group);
   return ret;
 }
 

@@ -61,6 +61,8 @@ export const IOMMU_DOMAIN = struct('iommu_domain', {
   users: word, // SVA: domain->users, binds using it
   mapped: word, // model: live mappings
   flags: word, // model: SVM_FLAG_* of the bind that allocated an SVA domain (SUPERVISOR_MODE: init_mm)
+  iopf_handler: word, // domain->iopf_handler of a domain that is not SVA: io-pgfault.ts's IOPF_HANDLERS index + 1 (0: none)
+  iommufd_hwpt: word, // domain->iommufd_hwpt: the iommufd hw_pagetable object (core/iommufd) that owns the domain
 });
 /** Field offsets of struct iommu_domain, for objLoad / objStore. */
 export const DOM = IOMMU_DOMAIN.offset;
@@ -385,6 +387,13 @@ declare module '../kernel/kfunc.js' {
     /** The handle attached to {group, pasid}: -ENOENT when none (or a bare domain), -EBUSY when its domain is not of `type`. */
     iommu_attach_handle_get(t: KTask, g: IommuGroup, pasid: number, type?: DomainType): KGen<number>;
     iommu_detach_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number): KGen;
+    /** The group's RID attach with a handle (iommufd's): the handle is the pasid_array's IOMMU_NO_PASID entry. */
+    iommu_attach_group_handle(t: KTask, dom: number, g: IommuGroup, handle: number): KGen<number>;
+    /** Replace the group's domain and handle at once (no blocked window); the group must be owned (iommufd's). */
+    iommu_replace_group_handle(t: KTask, g: IommuGroup, dom: number, handle: number): KGen<number>;
+    iommu_detach_group_handle(t: KTask, dom: number, g: IommuGroup): KGen;
+    /** dev->iommu_group (no reference is counted: the model's groups live as long as the run). */
+    iommu_group_get(dev: DeviceInfo): IommuGroup;
     iommu_get_domain_for_dev_pasid(t: KTask, dev: DeviceInfo, pasid: number, type?: DomainType, get?: DomainGet): KGen<number>;
     /** The device leaves its group and the IOMMU core (BUS_NOTIFY_REMOVED_DEVICE). */
     iommu_release_device(t: KTask, dev: DeviceInfo): KGen;
@@ -475,6 +484,10 @@ export class IommuGroups {
     fns.define('iommu_bus_notifier', IOMMU_C, (t, action, dev) => this.impl_iommu_bus_notifier(t, action, dev));
     fns.define('iommu_attach_handle_get', IOMMU_C, (t, g, pasid, type) => this.impl_iommu_attach_handle_get(t, g, pasid, type));
     fns.define('iommu_detach_device_pasid', IOMMU_C, (t, dom, dev, pasid) => this.impl_iommu_detach_device_pasid(t, dom, dev, pasid));
+    fns.defineSync('iommu_group_get', IOMMU_C, (dev) => this.groupOf(dev));
+    fns.define('iommu_attach_group_handle', IOMMU_C, (t, dom, g, handle) => this.impl_iommu_attach_group_handle(t, dom, g, handle));
+    fns.define('iommu_replace_group_handle', IOMMU_C, (t, g, dom, handle) => this.impl_iommu_replace_group_handle(t, g, dom, handle));
+    fns.define('iommu_detach_group_handle', IOMMU_C, (t, dom, g) => this.impl_iommu_detach_group_handle(t, dom, g));
     fns.definePolicy('iommu_get_domain_for_dev_pasid', IOMMU_C, 'lookup', lookup, {
       mutex: (t, dev, pasid, type, get) => this.impl_iommu_get_domain_for_dev_pasid(false, t, dev, pasid, type, get),
       rcu: (t, dev, pasid, type, get) => this.impl_iommu_get_domain_for_dev_pasid(true, t, dev, pasid, type, get),
@@ -618,7 +631,8 @@ export class IommuGroups {
    */
   private *releasePasids(t: KTask, g: IommuGroup, dev: GroupDevice, ops: IommuOps): KGen {
     for (const [pasid, entry] of this.pasidEntries(g)) {
-      if (entry === XA_ZERO_ENTRY) continue;
+      // IOMMU_NO_PASID's entry is the RID's handle (iommu_attach_group_handle): the RID is released below.
+      if (entry === XA_ZERO_ENTRY || pasid === IOMMU_NO_PASID) continue;
       const dom = yield* this.entryDomain(t, entry);
       yield* ops.remove_dev_pasid(t, dev, pasid, this.domains.handle(dom), 'unbind');
     }
@@ -947,6 +961,50 @@ export class IommuGroups {
       yield* xa_erase(k, t, g.pasidArray, pasid);
       yield* this.setAttachedFor(t, g, pasid, 0);
     }
+    yield* mutex_unlock(k, t, g.mutex);
+  }
+
+  /**
+   * iommu_attach_group_handle: the group's domain, as iommu_attach_group, with the handle published at
+   * IOMMU_NO_PASID once the domain is attached (reserved first: -EBUSY when the RID has a handle already).
+   */
+  private *impl_iommu_attach_group_handle(t: KTask, dom: number, g: IommuGroup, handle: number): KGen<number> {
+    const k = this.k;
+    if (dom <= XA_ZERO_ENTRY || handle === 0) return -EINVAL;
+    yield* mutex_lock(k, t, g.mutex);
+    let ret = yield* xa_cmpxchg(k, t, g.pasidArray, IOMMU_NO_PASID, 0, XA_ZERO_ENTRY);
+    if (ret === 0) {
+      ret = yield* this.attachGroup(t, g, dom);
+      if (ret === 0) yield* xa_store(k, t, g.pasidArray, IOMMU_NO_PASID, yield* this.makeEntry(t, dom, handle));
+      else yield* xa_erase(k, t, g.pasidArray, IOMMU_NO_PASID);
+    } else if (ret > 0) ret = -EBUSY;
+    yield* mutex_unlock(k, t, g.mutex);
+    return ret;
+  }
+
+  /**
+   * iommu_replace_group_handle: __iommu_group_set_domain to the new domain, then its handle replaces the old one
+   * at IOMMU_NO_PASID; a failure leaves the old domain and handle.
+   */
+  private *impl_iommu_replace_group_handle(t: KTask, g: IommuGroup, dom: number, handle: number): KGen<number> {
+    const k = this.k;
+    if (dom <= XA_ZERO_ENTRY || handle === 0) return -EINVAL;
+    yield* mutex_lock(k, t, g.mutex);
+    const cur = yield* k.step(t, 'group->domain', () => this.grp.domain.get(this.gp(g)));
+    const ret = yield* this.setGroupDomain(t, g, dom, cur);
+    if (ret === 0) yield* xa_store(k, t, g.pasidArray, IOMMU_NO_PASID, yield* this.makeEntry(t, dom, handle));
+    yield* mutex_unlock(k, t, g.mutex);
+    return ret;
+  }
+
+  /** iommu_detach_group_handle: back to the core domain (default or blocked), the RID's handle erased. */
+  private *impl_iommu_detach_group_handle(t: KTask, dom: number, g: IommuGroup): KGen {
+    const k = this.k;
+    yield* mutex_lock(k, t, g.mutex);
+    const cur = yield* k.step(t, 'group->domain', () => this.grp.domain.get(this.gp(g)));
+    if (cur !== dom) iommuWarn(k, t, DETACH_WARN, 'iommu_detach_group_handle', `group ${g.id}: detaching a domain that is not the group's`);
+    else yield* this.setCoreDomain(t, g, cur);
+    yield* xa_erase(k, t, g.pasidArray, IOMMU_NO_PASID);
     yield* mutex_unlock(k, t, g.mutex);
   }
 

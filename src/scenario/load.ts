@@ -15,7 +15,8 @@ import { buildWorkload } from '../runtime/workloads.js';
 import { InputError } from '../runtime/errors.js';
 import type { Wire } from '../runtime/model.js';
 import { describeZod, fieldPath } from './describe.js';
-import { toWire } from '../workloads/steps.js';
+import { type StepKind, toWire } from '../workloads/steps.js';
+import { IOMMUFD_KINDS } from '../workloads/iommufd-steps.js';
 import { type Scenario, STEP_KINDS, scenarioSchema } from './scenario.js';
 
 export class ScenarioError extends InputError {
@@ -240,11 +241,11 @@ function orderOp(st: object): Record<string, Wire> | undefined {
 /** The `script` section as the model's `steps` parameter (JSON), or undefined without one. */
 function compileScript(s: Scenario): string | undefined {
   if (!s.script) return undefined;
-  const kinds = STEP_KINDS[s.model];
-  const wire = (st: object | string): Record<string, Wire> => (typeof st === 'object' ? orderOp(st) : undefined) ?? (toWire(kinds, st) as Record<string, Wire>);
+  const kindsOf = (actor: string): readonly StepKind[] => (actor.startsWith('vmm/') ? IOMMUFD_KINDS : STEP_KINDS[s.model]);
+  const wireOf = (actor: string) => (st: object | string): Record<string, Wire> => (typeof st === 'object' ? orderOp(st) : undefined) ?? (toWire(kindsOf(actor), st) as Record<string, Wire>);
   const script = s.script as Record<string, (object | string)[]>;
-  if (s.model === 'sva') return compileSva(script, wire);
-  return JSON.stringify(Object.fromEntries(Object.entries(script).map(([a, steps]) => [a, steps.map(wire)])));
+  if (s.model === 'sva') return compileSva(script, wireOf('proc/0'));
+  return JSON.stringify(Object.fromEntries(Object.entries(script).map(([a, steps]) => [a, steps.map(wireOf(a))])));
 }
 
 /** sva: a JSON list, one list of steps per process (an `after` names its process by number). */

@@ -19,6 +19,7 @@ import {
   type StepKind,
   scalarForm,
 } from '../workloads/steps.js';
+import { IOMMUFD_FIELDS } from '../workloads/iommufd-steps.js';
 
 /** The finding kinds a scenario may expect or forbid (src/kernel/findings.ts, the model's oracles). */
 export const FINDING_KINDS = [
@@ -112,6 +113,45 @@ const domainsStep = z.union([
 ]);
 export type DomainsStep = z.output<typeof domainsStep>;
 
+const V = IOMMUFD_FIELDS;
+/** domains' vmm actors (src/workloads/iommufd-script.ts): iommufd objects, attachments, faults read and answered. */
+const vmmStep = z.union([
+  z.enum(['open', 'close']),
+  scalarForm('ioas_alloc', V.ioas_alloc.ioas),
+  scalarForm('fault_alloc', V.fault_alloc.fault),
+  scalarForm('bind', V.bind.dev),
+  scalarForm('unbind', V.unbind.dev),
+  objectForm('hwpt_alloc', V.hwpt_alloc),
+  objectForm('attach', V.attach),
+  objectForm('replace', V.replace),
+  objectForm('detach', V.detach),
+  scalarForm('read', V.read.fault),
+  objectForm('read', V.read),
+  scalarForm('poll', V.poll.fault),
+  scalarForm('respond', V.respond.fault),
+  objectForm('respond', V.respond),
+  scalarForm('destroy', V.destroy.object),
+  afterStep,
+  whileStep,
+]);
+export type VmmStep = z.output<typeof vmmStep>;
+
+/** domains: the drv, proc and iopf actors' steps, or a vmm's (its own kind). */
+function domainsScript() {
+  return z
+    .record(z.string().regex(/^(drv|proc|iopf|vmm)\/\d+$/, 'expected drv/N, proc/N, iopf/N or vmm/N'), z.array(z.union([domainsStep, vmmStep])))
+    .superRefine((script, ctx) => {
+      for (const [actor, steps] of Object.entries(script)) {
+        const schema = actor.startsWith('vmm/') ? vmmStep : domainsStep;
+        steps.forEach((st, i) => {
+          const r = schema.safeParse(st);
+          if (!r.success) ctx.addIssue({ code: 'custom', path: [actor, i], message: `not a ${actor.startsWith('vmm/') ? 'vmm' : 'drv/proc/iopf'} step: ${r.error.issues[0]?.message ?? 'invalid'}` });
+        });
+      }
+    })
+    .optional();
+}
+
 const I = IOASID_FIELDS;
 /** ioasid (src/workloads/ioasid-script.ts): sets, IDs, lookups, quota changes, notifications. */
 const ioasidStep = z.union([
@@ -191,7 +231,7 @@ export const scenarioSchema = z.discriminatedUnion('model', [
   /** sva: processes `proc/N` (process N), after exec. */
   z.strictObject({ ...base, model: z.literal('sva'), script: scriptOf(/^proc\/\d+$/, 'expected proc/N', svaStep) }),
   /** domains: drivers, processes and page-fault handlers (`drv/N`, `proc/N`, `iopf/N`), each a kernel task. */
-  z.strictObject({ ...base, model: z.literal('domains'), script: scriptOf(/^(drv|proc|iopf)\/\d+$/, 'expected drv/N, proc/N or iopf/N', domainsStep) }),
+  z.strictObject({ ...base, model: z.literal('domains'), script: domainsScript() }),
   /** ioasid: allocator users `user/N`, each a kernel task started once the allocator is booted. */
   z.strictObject({ ...base, model: z.literal('ioasid'), script: scriptOf(/^user\/\d+$/, 'expected user/N', ioasidStep) }),
 ]);

@@ -25,7 +25,9 @@ import { InputError } from '../runtime/errors.js';
 import type { DomainType } from '../core/iommu.js';
 import type { DeviceInfo } from '../core/types.js';
 import { parseScript, type ScriptActor, ScriptRunner, withinTopology } from './script.js';
-import { DOMAINS_KINDS } from './steps.js';
+import { PRESET_ACTORS } from './steps.js';
+import { defineVmmSteps, isVmmOp, type VmmOp } from './iommufd-script.js';
+import type { IommufdBug } from '../core/iommufd/index.js';
 import type { Model } from './model.js';
 
 export type DomainsOp =
@@ -38,7 +40,7 @@ export type DomainsOp =
   | { readonly op: 'dma' | 'iopf'; readonly dev: number; readonly pasid: number }
   | { readonly op: 'synchronize_rcu' };
 
-export const DOMAINS_ACTOR_KINDS = ['drv', 'proc', 'iopf'] as const;
+export const DOMAINS_ACTOR_KINDS = ['drv', 'proc', 'iopf', 'vmm'] as const;
 
 /** What the steps may name: the topology. */
 export interface DomainsScriptTopology {
@@ -52,17 +54,17 @@ export interface DomainsScriptTopology {
 }
 
 /** The `steps` parameter checked against the topology; undefined when it is ''. */
-export function parseDomainsScript(text: string, topo: DomainsScriptTopology): ScriptActor<DomainsOp>[] | undefined {
-  const actors = parseScript<DomainsOp>(text, {
+export function parseDomainsScript(text: string, topo: DomainsScriptTopology): ScriptActor<DomainsOp | VmmOp>[] | undefined {
+  const actors = parseScript<DomainsOp | VmmOp>(text, {
     model: 'domains',
     kinds: DOMAINS_ACTOR_KINDS,
     maxActors: topo.maxActors,
-    steps: DOMAINS_KINDS,
+    steps: PRESET_ACTORS.domains,
     check(st, at) {
       if ('dev' in st) withinTopology(at, 'dev', st.dev, topo.devices);
       if ('pasid' in st) withinTopology(at, 'pasid', st.pasid, topo.pasids);
       if ('mm' in st) withinTopology(at, 'mm', st.mm, topo.processes);
-      if (st.op === 'alloc') withinTopology(at, 'iommu', st.iommu, topo.iommus);
+      if (st.op === 'alloc' && 'iommu' in st) withinTopology(at, 'iommu', st.iommu, topo.iommus);
     },
   });
   if (!actors) return undefined;
@@ -109,16 +111,19 @@ export interface DomainsScriptEnv {
   readonly m: Model;
   readonly mms: readonly MmStruct[];
   readonly slot: number;
+  /** The planted bug of iommufd (its race scripts' negative control). */
+  readonly iommufdBug?: IommufdBug;
 }
 
 /**
  * Declare the scripted actors' task kind (`domains_script`, one task an actor, named by its comm) and what they
  * share: the named domains, one word each. Returns the run's initial tasks.
  */
-export function defineDomainsScript(env: DomainsScriptEnv, actors: readonly ScriptActor<DomainsOp>[]): { task: string; args: number; name: string }[] {
+export function defineDomainsScript(env: DomainsScriptEnv, actors: readonly ScriptActor<DomainsOp | VmmOp>[]): { task: string; args: number; name: string }[] {
   const { k, m, mms } = env;
   const { groups } = m;
-  const runner = new ScriptRunner<DomainsOp>(k, 'domains', actors);
+  const runner = new ScriptRunner<DomainsOp | VmmOp>(k, 'domains', actors);
+  const vmm = defineVmmSteps(m, actors, mms, env.iommufdBug ?? 'none');
   const names = [...new Set(actors.flatMap((a) => a.steps.flatMap((s) => ('domain' in s ? [s.domain] : []))))];
   // Each named domain: its object and its buffer's page.
   const slots = k.statics.alloc(Math.max(1, 2 * names.length), 'script domains');
@@ -197,7 +202,8 @@ export function defineDomainsScript(env: DomainsScriptEnv, actors: readonly Scri
   // A scripted actor is user space (or a driver's work): init starts it once the processes have exec'd.
   k.task('domains_script', 'process', function* (t, args) {
     const a = typeof args === 'number' ? args : 0;
-    yield* runner.run(t, a, (t2, s) => step(t2, s, a));
+    const name = actors[a]?.name ?? '';
+    yield* runner.run(t, a, (t2, s) => (isVmmOp(s, name) ? vmm(t2, s, name) : step(t2, s as DomainsOp, a)));
   });
   return actors.map((a, i) => ({ task: 'domains_script', args: i, name: a.comm }));
 }

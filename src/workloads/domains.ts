@@ -41,6 +41,7 @@ import type { SvaDomains } from '../core/sva-domain.js';
 import type { DeviceInfo } from '../core/types.js';
 import type { EntryFaults } from '../hw/driver.js';
 import { HW_HOT_EVENTS, HW_SHARED_EVENTS } from '../hw/messages.js';
+import { IOMMUFD_BUGS, type IommufdBug } from '../core/iommufd/index.js';
 import { allocBuffer, type Buffer, defineDomainsScript, freeBuffer, parseDomainsScript } from './domains-script.js';
 import { buildModel, type Model } from './model.js';
 import { checkWhileTasks } from './script.js';
@@ -430,7 +431,7 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
   k.onEnd(() => reportLeftovers(m, 1 << p.pasidBits));
 
   const scripted = parseDomainsScript(p.steps, { devices: ndev, processes: p.processes, iommus: m.topo.units.length, pasids: 1 << p.pasidBits, maxActors: MAX_INITIAL_TASKS - 1 });
-  const userTasks = domainsUserTasks(p, scripted ? defineDomainsScript({ k, m, mms, slot: SCRIPT_SLOT }, scripted) : undefined);
+  const userTasks = domainsUserTasks(p, scripted ? defineDomainsScript({ k, m, mms, slot: SCRIPT_SLOT, iommufdBug: (IOMMUFD_BUGS as readonly string[]).includes(p.bug) ? (p.bug as IommufdBug) : 'none' }, scripted) : undefined);
   defineInit(env, userTasks);
   // The tasks this run can have: its user tasks, and those spawned without a name (callbacks: their kind).
   if (scripted) checkWhileTasks('domains', scripted, [...userTasks.map((it) => it.name), ...Object.keys(k.taskFactories).filter((kind) => !DOMAINS_NAMED_KINDS.has(kind))]);

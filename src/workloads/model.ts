@@ -55,6 +55,7 @@ import { iommuUnitMachine } from '../actors/iommu-unit.js';
 import { Refusals } from '../actors/lifecycle.js';
 import { mmContextMachine } from '../actors/mm-context.js';
 import { pciDeviceMachine } from '../actors/pci-device.js';
+import type { IommufdBug } from '../core/iommufd/index.js';
 import { applyExtension, coreStepTable, KERNEL_PRIMITIVES } from './extension.js';
 import { defineKernelUsers, type KernelUse, type VfioTakeover, type VfioUse } from './kernel-users.js';
 import { hardwareActors, type Topology } from './topology.js';
@@ -118,7 +119,7 @@ export interface ModelParams {
 }
 
 /** The planted bugs of the one model: the SVA path's (core/types.ts) and the attach path's (hw/driver.ts). */
-export type PlantedBug = DriverBug | AttachBug;
+export type PlantedBug = DriverBug | AttachBug | IommufdBug;
 
 /** What the workload tells the model about itself. */
 export interface ModelOptions {

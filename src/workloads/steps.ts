@@ -5,6 +5,7 @@
 // is by actor kind (ACTOR_KINDS: a process, a driver, a page-fault handler, an IOASID user), one zod union
 // discriminated by actor kind (actorUnion), so that a script may mix kinds; PRESET_ACTORS says which each preset runs.
 import { z } from 'zod';
+import { IOMMUFD_KINDS } from './iommufd-steps.js';
 
 const MUST = 'must be ';
 
@@ -183,6 +184,7 @@ export const ACTOR_KINDS = {
   },
   iopf: { text: 'A page-fault handler (task `iopfN`): page requests looked up and handled.', steps: only(DOMAINS_KINDS, ['iopf', 'synchronize_rcu']) },
   user: { text: 'A kernel user of the IOASID allocator (task `userN`), started once the allocator is booted.', steps: IOASID_KINDS },
+  vmm: { text: "A user-space VMM (task `vmmN`) on /dev/iommu: IOAS, hw_pagetables and fault objects, devices bound, attached, replaced and detached (a PASID's too), faults read and answered; its memory is process mm N's.", steps: IOMMUFD_KINDS },
 } as const satisfies Readonly<Record<string, ActorKind>>;
 
 export type ActorKindName = keyof typeof ACTOR_KINDS;
@@ -196,7 +198,7 @@ const stepsOf = (kinds: readonly ActorKindName[]): ActorSteps => Object.fromEntr
  */
 export const PRESET_ACTORS: Readonly<Record<'sva' | 'domains' | 'ioasid', ActorSteps>> = {
   sva: stepsOf(['proc']),
-  domains: { drv: DOMAINS_KINDS, proc: DOMAINS_KINDS, iopf: DOMAINS_KINDS },
+  domains: { drv: DOMAINS_KINDS, proc: DOMAINS_KINDS, iopf: DOMAINS_KINDS, vmm: IOMMUFD_KINDS },
   ioasid: stepsOf(['user']),
 };
 

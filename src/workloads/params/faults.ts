@@ -5,9 +5,14 @@ import { DRIVER_BUGS } from '../../core/types.js';
 import { MISBEHAVIOURS } from '../../hw/pci/device.js';
 import { int, oneOf, type ParamTable, text } from './define.js';
 
-/** domains: a failing set_dev_pasid clears the entry it must leave alone (a value of the drivers' attach path). */
-export { type AttachBug as DomainsBug, ATTACH_BUGS as DOMAINS_BUGS } from '../../hw/driver.js';
-import { ATTACH_BUGS as DOMAINS_BUGS } from '../../hw/driver.js';
+import { ATTACH_BUGS, type AttachBug } from '../../hw/driver.js';
+import { IOMMUFD_BUGS, type IommufdBug } from '../../core/iommufd/index.js';
+/**
+ * domains: a failing set_dev_pasid clears the entry it must leave alone (a value of the drivers' attach path);
+ * iommufd's replace answers the old handle's faults from the new hw_pagetable's fault object (its VMMs').
+ */
+export type DomainsBug = AttachBug | IommufdBug;
+export const DOMAINS_BUGS: readonly DomainsBug[] = [...new Set([...ATTACH_BUGS, ...IOMMUFD_BUGS])];
 /** ioasid: the allocator's quota checked outside its lock; VFIO stopping the chain on sets not its own. */
 export type IoasidWorkloadBug = 'none' | 'unlocked-quota' | 'notify-stop';
 export const IOASID_WORKLOAD_BUGS: readonly IoasidWorkloadBug[] = ['none', 'unlocked-quota', 'notify-stop'];

@@ -1,0 +1,67 @@
+// The `vmm` actor kind's steps (a user-space VMM, task `vmmN`, on /dev/iommu: src/core/iommufd/): each a system
+// call of iommufd's uAPI or a VFIO device's, its objects named (like the domains steps' domains) for the steps
+// after it. Run by src/workloads/iommufd-script.ts; a script may mix them with the `drv` kind's `dma` steps, by
+// which the device faults on an unmapped IOVA of the hw_pagetable and asks (PRI).
+import { z } from 'zod';
+import type { StepKind } from './steps.js';
+
+const MUST = 'must be ';
+
+function integer(min: number, max: number, text: string) {
+  const error = `${MUST}an integer in ${min}..${max}`;
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error }).describe(text);
+}
+function named(text: string) {
+  const error = `${MUST}a name (letters, digits, _)`;
+  return z.string({ error }).regex(/^[A-Za-z_][\w-]*$/, { error }).describe(text);
+}
+
+const dev = integer(0, 1023, 'The device (its index in the topology), bound by an earlier `bind` of this VMM.');
+const pasid = integer(0, (1 << 20) - 1, 'The PASID (left out: the device itself, IOMMU_NO_PASID).');
+const hwpt = named('The hw_pagetable, as named by the hwpt_alloc that makes it.');
+const fault = named('The fault object, as named by the fault_alloc that makes it.');
+
+export const IOMMUFD_FIELDS = {
+  ioas_alloc: { ioas: named('The IOAS, named for the steps that use it.') },
+  fault_alloc: { fault: named('The fault object, named for the steps that use it (its fd is open until close).') },
+  hwpt_alloc: { hwpt: named('The hw_pagetable, named for the steps that use it.'), ioas: named('Its IOAS.'), dev, fault: fault.optional() },
+  bind: { dev },
+  unbind: { dev },
+  attach: { dev, hwpt, pasid: pasid.optional() },
+  replace: { dev, hwpt, pasid: pasid.optional() },
+  detach: { dev, pasid: pasid.optional() },
+  read: {
+    fault,
+    groups: integer(1, 8, 'Fault groups to read at most.').default(1),
+    buf: integer(0, 1 << 20, "The user buffer's page in the VMM's mm (copy_to_user may fault it in).").default(0),
+    wait: z.boolean({ error: `${MUST}true or false` }).describe('poll() first: wait for a fault to read.').default(true),
+  },
+  poll: { fault },
+  respond: {
+    fault,
+    code: z.enum(['success', 'invalid', 'failure'], { error: `${MUST}one of success, invalid, failure` }).describe('IOMMU_PGFAULT_RESP_*: success makes the device retry its access.').default('invalid'),
+  },
+  destroy: { object: named('An IOAS, hw_pagetable or fault named by this VMM.') },
+};
+
+function kind(op: string, text: string, fields: Record<string, z.ZodType> = {}, form: { bare?: boolean; short?: string } = {}): StepKind {
+  return { op, text, fields, ...form };
+}
+
+/** vmm: a user-space VMM (task `vmmN`) on its own iommufd file; its memory is process mm N's. */
+export const IOMMUFD_KINDS: readonly StepKind[] = [
+  kind('open', 'open("/dev/iommu"): its iommufd_ctx.', {}, { bare: true }),
+  kind('ioas_alloc', 'IOMMU_IOAS_ALLOC.', IOMMUFD_FIELDS.ioas_alloc, { short: 'ioas' }),
+  kind('fault_alloc', 'IOMMU_FAULT_QUEUE_ALLOC: a fault object and its fd.', IOMMUFD_FIELDS.fault_alloc, { short: 'fault' }),
+  kind('bind', "VFIO_DEVICE_BIND_IOMMUFD: the device's group claimed for the VMM (iommufd_device_bind).", IOMMUFD_FIELDS.bind, { short: 'dev' }),
+  kind('unbind', 'The VFIO device closed: iommufd_device_unbind (-EBUSY while it is attached).', IOMMUFD_FIELDS.unbind, { short: 'dev' }),
+  kind('hwpt_alloc', "IOMMU_HWPT_ALLOC: a paging domain of the device's IOMMU on the IOAS, fault-capable with a fault object.", IOMMUFD_FIELDS.hwpt_alloc),
+  kind('attach', 'VFIO_DEVICE_ATTACH_IOMMUFD_PT (with a PASID: the pasid form): iommufd_device_attach.', IOMMUFD_FIELDS.attach),
+  kind('replace', 'The same ioctl on an attached device or PASID: iommufd_device_replace (pending faults of the old handle answered).', IOMMUFD_FIELDS.replace),
+  kind('detach', 'VFIO_DEVICE_DETACH_IOMMUFD_PT: iommufd_device_detach (pending faults answered INVALID).', IOMMUFD_FIELDS.detach),
+  kind('poll', 'poll() on the fault fd: wait until a fault is queued (nothing is read).', IOMMUFD_FIELDS.poll, { short: 'fault' }),
+  kind('read', 'poll() and read() on the fault fd: groups get cookies, their records are copied to the user buffer.', IOMMUFD_FIELDS.read, { short: 'fault' }),
+  kind('respond', "write() on the fault fd: the response to the oldest group read and not yet answered.", IOMMUFD_FIELDS.respond, { short: 'fault' }),
+  kind('destroy', 'IOMMU_DESTROY of a named object (-EBUSY while anything else holds it).', IOMMUFD_FIELDS.destroy, { short: 'object' }),
+  kind('close', 'The VMM exits: its devices detached and unbound, its fault fds and /dev/iommu closed.', {}, { bare: true }),
+];
