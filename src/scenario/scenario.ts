@@ -130,6 +130,7 @@ const vmmStep = z.union([
   scalarForm('poll', V.poll.fault),
   scalarForm('respond', V.respond.fault),
   objectForm('respond', V.respond),
+  scalarForm('munmap', V.munmap.vpn),
   scalarForm('destroy', V.destroy.object),
   afterStep,
   whileStep,

@@ -6,6 +6,7 @@ import type { KTask } from '../kernel/context.js';
 import { EINVAL, errname } from '../kernel/errno.js';
 import type { KGen } from '../kernel/kernel.js';
 import type { MmStruct } from '../kernel/mm/mm.js';
+import { do_mmap, do_munmap } from '../kernel/mm/pagetable.js';
 import { IOMMU_NO_PASID } from '../core/iommu.js';
 import { defineIommufd, type IommufdBug, type IommufdCtx } from '../core/iommufd/index.js';
 import { RESP_FAILURE, RESP_INVALID, RESP_SUCCESS, type DeviceInfo } from '../core/types.js';
@@ -23,9 +24,10 @@ export type VmmOp =
   | { readonly op: 'read'; readonly fault: string; readonly groups: number; readonly buf: number; readonly wait: boolean }
   | { readonly op: 'poll'; readonly fault: string }
   | { readonly op: 'respond'; readonly fault: string; readonly code: 'success' | 'invalid' | 'failure' }
+  | { readonly op: 'munmap'; readonly vpn: number }
   | { readonly op: 'destroy'; readonly object: string };
 
-const VMM_OPS = new Set(['open', 'close', 'ioas_alloc', 'fault_alloc', 'bind', 'unbind', 'hwpt_alloc', 'attach', 'replace', 'detach', 'poll', 'read', 'respond', 'destroy']);
+const VMM_OPS = new Set(['open', 'close', 'ioas_alloc', 'fault_alloc', 'bind', 'unbind', 'hwpt_alloc', 'attach', 'replace', 'detach', 'poll', 'read', 'respond', 'munmap', 'destroy']);
 const CODES = { success: RESP_SUCCESS, invalid: RESP_INVALID, failure: RESP_FAILURE } as const;
 
 /** A vmm actor's step (the other kinds' steps are the domains script's). */
@@ -43,8 +45,9 @@ export function vmmMms(actors: readonly ScriptActor<unknown>[], mms: readonly Mm
 export function defineVmmSteps(m: Model, actors: readonly ScriptActor<unknown>[], mms: readonly MmStruct[], bug: IommufdBug): (t: KTask, s: VmmOp, actor: string) => KGen<string> {
   const k = m.k;
   const vmms = actors.filter((a) => a.name.startsWith('vmm/')).map((a) => a.name);
-  if (vmms.length === 0) return function* () {
-    return 'no VMM';
+  // No VMM: nothing of iommufd is declared (the run's statics stay as they were); no step comes here.
+  if (vmms.length === 0) return () => {
+    throw new Error('iommufd: a vmm step without a vmm actor');
   };
   const ctxs = defineIommufd(k, { domains: m.domains, groups: m.groups, devices: m.infos }, vmmMms(actors, mms), bug);
   const names = [...new Set(actors.flatMap((a) => a.steps.flatMap((s) => Object.entries(s as object).filter(([f]) => ['ioas', 'fault', 'hwpt', 'object'].includes(f)).map(([, v]) => String(v)))))];
@@ -186,6 +189,12 @@ export function defineVmmSteps(m: Model, actors: readonly ScriptActor<unknown>[]
         const r = yield* k.fn.iommufd_fault_fops_write(t, f, cookie, CODES[s.code]);
         yield* k.fn.iommufd_put_object(t, ctx, f);
         return `write(${s.fault}, cookie ${cookie}, ${s.code}) = ${res(r)}`;
+      }
+      case 'munmap': {
+        if (s.vpn >= ctx.mm.pages) return `munmap(${s.vpn}) = -EINVAL`;
+        yield* do_munmap(k, t, m.notifiers, ctx.mm, s.vpn, 1);
+        yield* do_mmap(k, t, ctx.mm, s.vpn, 1, true);
+        return `munmap(${s.vpn}), mmap(${s.vpn})`;
       }
       case 'destroy': {
         const r = yield* k.fn.iommufd_object_remove(t, ctx, yield* named(s.object));

@@ -41,6 +41,7 @@ export const IOMMUFD_FIELDS = {
     fault,
     code: z.enum(['success', 'invalid', 'failure'], { error: `${MUST}one of success, invalid, failure` }).describe('IOMMU_PGFAULT_RESP_*: success makes the device retry its access.').default('invalid'),
   },
+  munmap: { vpn: integer(0, 1 << 20, "A page of the VMM's memory.") },
   destroy: { object: named('An IOAS, hw_pagetable or fault named by this VMM.') },
 };
 
@@ -62,6 +63,7 @@ export const IOMMUFD_KINDS: readonly StepKind[] = [
   kind('poll', 'poll() on the fault fd: wait until a fault is queued (nothing is read).', IOMMUFD_FIELDS.poll, { short: 'fault' }),
   kind('read', 'poll() and read() on the fault fd: groups get cookies, their records are copied to the user buffer.', IOMMUFD_FIELDS.read, { short: 'fault' }),
   kind('respond', "write() on the fault fd: the response to the oldest group read and not yet answered.", IOMMUFD_FIELDS.respond, { short: 'fault' }),
+  kind('munmap', "munmap one page of the VMM's memory and mmap it again, unpopulated: the next copy_to_user there faults it in.", IOMMUFD_FIELDS.munmap, { short: 'vpn' }),
   kind('destroy', 'IOMMU_DESTROY of a named object (-EBUSY while anything else holds it).', IOMMUFD_FIELDS.destroy, { short: 'object' }),
   kind('close', 'The VMM exits: its devices detached and unbound, its fault fds and /dev/iommu closed.', {}, { bare: true }),
 ];

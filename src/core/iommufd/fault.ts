@@ -89,7 +89,11 @@ export function defineFault(k: Kernel): void {
     return yield* k.step(t, 'fault->obj.id', () => objLoad(k, t, f, OBJ.id));
   });
   k.fns.define('iommufd_fault_fops_release', FAULT_C, function* (t, f) {
-    const open = yield* k.step(t, 'fault->filep', () => objLoad(k, t, f, FLT.fd) === 1 && (objStore(k, t, f, FLT.fd, 0), true));
+    const open = yield* k.step(t, 'fault->filep', () => {
+      const was = objLoad(k, t, f, FLT.fd) === 1;
+      objStore(k, t, f, FLT.fd, 0);
+      return was;
+    });
     if (open) yield* refcount_dec(k, t, usersOf(k, f));
   });
   k.fns.define('iommufd_fault_iopf_handler', FAULT_C, (t, group) => iopfHandler(k, t, group));
@@ -240,6 +244,18 @@ function* write(k: Kernel, t: KTask, f: number, cookie: number, code: number): K
   return group === 0 ? -EINVAL : 0;
 }
 
+/** The groups in fault->response that `which` picks, erased (in cookie order). */
+function responseTake(k: Kernel, t: KTask, f: number, which: (group: number) => boolean): number[] {
+  const out: number[] = [];
+  for (let c = 1; c < IOMMUFD_FAULT_DEPTH; c++) {
+    const g = objLoad(k, t, f, FLT.response + c);
+    if (g === 0 || !which(g)) continue;
+    objStore(k, t, f, FLT.response + c, 0);
+    out.push(g);
+  }
+  return out;
+}
+
 /** The group answered INVALID and freed (the auto response's and the destroy's). */
 function* respondInvalid(k: Kernel, t: KTask, group: number): KGen {
   yield* k.fn.iopf_group_response(t, group, RESP_INVALID);
@@ -269,15 +285,8 @@ function* autoResponse(k: Kernel, t: KTask, hwpt: number, handle: number): KGen 
   });
   yield* spin_unlock(k, t, lockOf(k, f));
   for (const g of freeList) yield* respondInvalid(k, t, g);
-  for (let c = 1; c < IOMMUFD_FAULT_DEPTH; c++) {
-    const g = yield* k.step(t, `xa_for_each(&fault->response) ${c}`, () => {
-      const grp = objLoad(k, t, f, FLT.response + c);
-      if (grp === 0 || objLoad(k, t, grp, GRP.attach_handle) !== handle) return 0;
-      objStore(k, t, f, FLT.response + c, 0);
-      return grp;
-    });
-    if (g !== 0) yield* respondInvalid(k, t, g);
-  }
+  const read = yield* k.step(t, 'xa_for_each(&fault->response): xa_erase', () => responseTake(k, t, f, (g) => objLoad(k, t, g, GRP.attach_handle) === handle));
+  for (const g of read) yield* respondInvalid(k, t, g);
   yield* mutex_unlock(k, t, mutexOf(k, f));
 }
 
@@ -295,14 +304,8 @@ function* destroy(k: Kernel, t: KTask, f: number): KGen {
     if (g === 0) break;
     yield* respondInvalid(k, t, g);
   }
-  for (let c = 1; c < IOMMUFD_FAULT_DEPTH; c++) {
-    const g = yield* k.step(t, `xa_erase(&fault->response, ${c})`, () => {
-      const grp = objLoad(k, t, f, FLT.response + c);
-      objStore(k, t, f, FLT.response + c, 0);
-      return grp;
-    });
-    if (g !== 0) yield* respondInvalid(k, t, g);
-  }
+  const read = yield* k.step(t, 'xa_for_each(&fault->response): xa_erase', () => responseTake(k, t, f, () => true));
+  for (const g of read) yield* respondInvalid(k, t, g);
 }
 
 /** iommufd_fault_iopf_enable: the first enable of the device turns IOPF on (iopf_queue_add_device) unless its driver did. */
