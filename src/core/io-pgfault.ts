@@ -394,12 +394,13 @@ function* reportDeviceFault(k: Kernel, env: DeviceFaultEnv, t: KTask, dev: Devic
 function* handleIopf(k: Kernel, env: DeviceFaultEnv, t: KTask, dev: DeviceInfo, evt: IopfFault, fp: number): KGen<number> {
   const lock = lockOf(k, fp);
   const cleanupPartial = () => k.step(t, 'cleanup_partial', () => objStore(k, t, fp, FP.partial + evt.grpid, 0));
-  // find_fault_handler: an attach handle whose domain has an iopf_handler of its own (an iommufd hw_pagetable's).
-  const own = yield* findFaultHandler(k, t, dev, evt.pasid);
-  if (own) return yield* handleOwnIopf(k, t, evt, fp, own);
-  // get_domain_for_iopf: only the SVA domain has an iopf_handler in this model.
+  // get_domain_for_iopf: the SVA domain's handler, found by its type; any other through its attach handle.
   const dom = yield* k.fn.iommu_get_domain_for_dev_pasid(t, dev, evt.pasid, 'sva', env.get);
   if (dom <= 0) {
+    // find_fault_handler: a domain of another type is attached (-EBUSY) — its attach handle may name a domain
+    // with an iopf_handler of its own (an iommufd hw_pagetable's). Nothing attached (0) has no handler at all.
+    const own = dom === -EBUSY ? yield* findFaultHandler(k, t, dev, evt.pasid) : undefined;
+    if (own) return yield* handleOwnIopf(k, t, evt, fp, own);
     yield* cleanupPartial();
     return -EINVAL;
   }

@@ -19,7 +19,7 @@ import {
   type StepKind,
   scalarForm,
 } from '../workloads/steps.js';
-import { IOMMUFD_FIELDS } from '../workloads/iommufd-steps.js';
+import { IOMMUFD_FIELDS, IOMMUFD_KINDS } from '../workloads/iommufd-steps.js';
 
 /** The finding kinds a scenario may expect or forbid (src/kernel/findings.ts, the model's oracles). */
 export const FINDING_KINDS = [
@@ -143,10 +143,13 @@ function domainsScript() {
     .record(z.string().regex(/^(drv|proc|iopf|vmm)\/\d+$/, 'expected drv/N, proc/N, iopf/N or vmm/N'), z.array(z.union([domainsStep, vmmStep])))
     .superRefine((script, ctx) => {
       for (const [actor, steps] of Object.entries(script)) {
-        const schema = actor.startsWith('vmm/') ? vmmStep : domainsStep;
+        const vmm = actor.startsWith('vmm/');
+        const ops = vmm ? [...IOMMUFD_KINDS.map((k) => k.op), 'after', 'while'] : SCRIPT_STEPS.domains;
         steps.forEach((st, i) => {
-          const r = schema.safeParse(st);
-          if (!r.success) ctx.addIssue({ code: 'custom', path: [actor, i], message: `not a ${actor.startsWith('vmm/') ? 'vmm' : 'drv/proc/iopf'} step: ${r.error.issues[0]?.message ?? 'invalid'}` });
+          if ((vmm ? vmmStep : domainsStep).safeParse(st).success) return;
+          const op = typeof st === 'string' ? st : Object.keys(st as object)[0];
+          const why = op !== undefined && !ops.includes(op) ? `unknown step ${JSON.stringify(op)} for a ${vmm ? 'vmm' : 'drv, proc or iopf'} actor (${ops.join(', ')})` : `its fields are not those of ${op}`;
+          ctx.addIssue({ code: 'custom', path: [actor, i], message: why });
         });
       }
     })

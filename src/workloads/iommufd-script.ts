@@ -10,6 +10,7 @@ import { do_mmap, do_munmap } from '../kernel/mm/pagetable.js';
 import { IOMMU_NO_PASID } from '../core/iommu.js';
 import { defineIommufd, type IommufdBug, type IommufdCtx } from '../core/iommufd/index.js';
 import { RESP_FAILURE, RESP_INVALID, RESP_SUCCESS, type DeviceInfo } from '../core/types.js';
+import { InputError } from '../runtime/errors.js';
 import type { ScriptActor } from './script.js';
 import type { Model } from './model.js';
 
@@ -41,6 +42,23 @@ export function vmmMms(actors: readonly ScriptActor<unknown>[], mms: readonly Mm
   return Array.from({ length: n }, (_, i) => mms[i % mms.length] as MmStruct);
 }
 
+/** The object fields a step names, and the step kinds that make each (a name no step of its VMM makes is a typo). */
+const MADE_BY: Readonly<Record<string, string>> = { ioas: 'ioas_alloc', fault: 'fault_alloc', hwpt: 'hwpt_alloc' };
+
+/** Every named object a vmm's step uses is made by an alloc step of that vmm (an InputError naming the step). */
+function checkVmmNames(actors: readonly ScriptActor<unknown>[]): void {
+  for (const a of actors.filter((x) => x.name.startsWith('vmm/'))) {
+    const steps = a.steps as readonly Record<string, unknown>[];
+    const made = new Set(steps.flatMap((s) => Object.entries(MADE_BY).filter(([f, op]) => s.op === op && typeof s[f] === 'string').map(([f]) => s[f] as string)));
+    steps.forEach((s, i) => {
+      for (const f of [...Object.keys(MADE_BY), 'object']) {
+        const v = s[f];
+        if (typeof v === 'string' && !made.has(v)) throw new InputError(`domains: steps: ${a.name}[${i}]: ${String(s.op)}: no step of ${a.name} allocates ${v}`);
+      }
+    });
+  }
+}
+
 /** Per VMM: the ids of its named objects and bound devices, and the cookies read (a FIFO) — its user-space state. */
 export function defineVmmSteps(m: Model, actors: readonly ScriptActor<unknown>[], mms: readonly MmStruct[], bug: IommufdBug): (t: KTask, s: VmmOp, actor: string) => KGen<string> {
   const k = m.k;
@@ -49,6 +67,7 @@ export function defineVmmSteps(m: Model, actors: readonly ScriptActor<unknown>[]
   if (vmms.length === 0) return () => {
     throw new Error('iommufd: a vmm step without a vmm actor');
   };
+  checkVmmNames(actors);
   const ctxs = defineIommufd(k, { domains: m.domains, groups: m.groups, devices: m.infos }, vmmMms(actors, mms), bug);
   const names = [...new Set(actors.flatMap((a) => a.steps.flatMap((s) => Object.entries(s as object).filter(([f]) => ['ioas', 'fault', 'hwpt', 'object'].includes(f)).map(([, v]) => String(v)))))];
   const ndev = m.infos.length;

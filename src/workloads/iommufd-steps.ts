@@ -17,29 +17,30 @@ function named(text: string) {
 }
 
 const dev = integer(0, 1023, 'The device (its index in the topology), bound by an earlier `bind` of this VMM.');
-const pasid = integer(0, (1 << 20) - 1, 'The PASID (left out: the device itself, IOMMU_NO_PASID).');
+const PASID_TEXT = 'The PASID (left out: the device itself, IOMMU_NO_PASID).';
+const pasid = integer(0, (1 << 20) - 1, PASID_TEXT).optional().describe(PASID_TEXT);
 const hwpt = named('The hw_pagetable, as named by the hwpt_alloc that makes it.');
 const fault = named('The fault object, as named by the fault_alloc that makes it.');
 
 export const IOMMUFD_FIELDS = {
   ioas_alloc: { ioas: named('The IOAS, named for the steps that use it.') },
   fault_alloc: { fault: named('The fault object, named for the steps that use it (its fd is open until close).') },
-  hwpt_alloc: { hwpt: named('The hw_pagetable, named for the steps that use it.'), ioas: named('Its IOAS.'), dev, fault: fault.optional() },
-  bind: { dev },
+  hwpt_alloc: { hwpt: named('The hw_pagetable, named for the steps that use it.'), ioas: named('Its IOAS.'), dev, fault: fault.optional().describe('Its fault object (left out: not fault-capable, no IOPF).') },
+  bind: { dev: integer(0, 1023, 'The device (its index in the topology).') },
   unbind: { dev },
-  attach: { dev, hwpt, pasid: pasid.optional() },
-  replace: { dev, hwpt, pasid: pasid.optional() },
-  detach: { dev, pasid: pasid.optional() },
+  attach: { dev, hwpt, pasid },
+  replace: { dev, hwpt, pasid },
+  detach: { dev, pasid },
   read: {
     fault,
-    groups: integer(1, 8, 'Fault groups to read at most.').default(1),
-    buf: integer(0, 1 << 20, "The user buffer's page in the VMM's mm (copy_to_user may fault it in).").default(0),
-    wait: z.boolean({ error: `${MUST}true or false` }).describe('poll() first: wait for a fault to read.').default(true),
+    groups: integer(1, 8, '').default(1).describe('Fault groups to read at most.'),
+    buf: integer(0, 1 << 20, '').default(0).describe("The user buffer's page in the VMM's mm (copy_to_user may fault it in)."),
+    wait: z.boolean({ error: `${MUST}true or false` }).default(true).describe('poll() first: wait for a fault to read.'),
   },
   poll: { fault },
   respond: {
     fault,
-    code: z.enum(['success', 'invalid', 'failure'], { error: `${MUST}one of success, invalid, failure` }).describe('IOMMU_PGFAULT_RESP_*: success makes the device retry its access.').default('invalid'),
+    code: z.enum(['success', 'invalid', 'failure'], { error: `${MUST}one of success, invalid, failure` }).default('invalid').describe('IOMMU_PGFAULT_RESP_*: success makes the device retry its access (default invalid).'),
   },
   munmap: { vpn: integer(0, 1 << 20, "A page of the VMM's memory.") },
   destroy: { object: named('An IOAS, hw_pagetable or fault named by this VMM.') },
