@@ -103,6 +103,15 @@ describe('iommufd attach, replace, detach', () => {
   });
 });
 
+describe('vmm scripts', () => {
+  it('refuse a step outside open..close and an object no alloc of the VMM makes, naming the step', () => {
+    expect(() => runScript({ 'vmm/0': [{ bind: 0 }, 'open'] })).toThrow('vmm/0[0]: bind: /dev/iommu is not open');
+    expect(() => runScript({ 'vmm/0': ['open', 'close', { ioas_alloc: 'A' }] })).toThrow('vmm/0[2]: ioas_alloc: /dev/iommu is not open');
+    expect(() => runScript({ 'vmm/0': ['open', { bind: 0 }, { attach: { dev: 0, hwpt: 'H' } }] })).toThrow('vmm/0[2]: attach: no step of vmm/0 allocates H');
+    expect(() => validateScenario({ name: 't', title: 't', model: 'domains', script: { 'vmm/0': ['open', { iopf: { dev: 0, pasid: 1 } }] } }, 'x.yaml')).toThrow('script.vmm/0[1]: unknown step "iopf" for a vmm actor');
+  });
+});
+
 describe('the fault object', () => {
   it('delivers a page request to read() (copy_to_user faulting the buffer in) and its written response reaches the IOMMU once', () => {
     for (const seed of SEEDS) {

@@ -49,6 +49,12 @@ const MADE_BY: Readonly<Record<string, string>> = { ioas: 'ioas_alloc', fault: '
 function checkVmmNames(actors: readonly ScriptActor<unknown>[]): void {
   for (const a of actors.filter((x) => x.name.startsWith('vmm/'))) {
     const steps = a.steps as readonly Record<string, unknown>[];
+    // Its file is open from `open` to `close`: every other step of iommufd's is a syscall on it.
+    const own = steps.map((s, i) => [s, i] as const).filter(([s]) => s.op !== 'after' && s.op !== 'while');
+    const open = own.findIndex(([s]) => s.op === 'open');
+    const close = own.findIndex(([s]) => s.op === 'close');
+    const stray = own.find(([s], j) => s.op !== 'open' && (open < 0 || j < open || (close >= 0 && j > close)));
+    if (stray) throw new InputError(`domains: steps: ${a.name}[${stray[1]}]: ${String(stray[0].op)}: /dev/iommu is not open (a vmm's steps come between its open and its close)`);
     const made = new Set(steps.flatMap((s) => Object.entries(MADE_BY).filter(([f, op]) => s.op === op && typeof s[f] === 'string').map(([f]) => s[f] as string)));
     steps.forEach((s, i) => {
       for (const f of [...Object.keys(MADE_BY), 'object']) {

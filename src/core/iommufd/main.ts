@@ -9,7 +9,7 @@
 // The model: one iommufd_ctx a VMM (its index), with its objects xarray, the VMM's mm (copy_to_user faults on it)
 // and a user buffer (what read() copied out: the fault records' cookies).
 import type { KTask } from '../../kernel/context.js';
-import { EBUSY, EINVAL, ENOENT, ENOMEM } from '../../kernel/errno.js';
+import { EBUSY, ENOENT, ENOMEM } from '../../kernel/errno.js';
 import type { Kernel, KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { objectRefcount, refcount_dec, refcount_dec_and_test, refcount_inc_not_zero, refcount_set } from '../../kernel/refcount.js';
@@ -253,9 +253,4 @@ function* release(k: Kernel, t: KTask, ictx: IommufdCtx): KGen {
     }
   }
   yield* k.step(t, 'iommufd_fops_release', () => void Atomics.store(k.i32, k.mem.statics + ictx.words, 0));
-}
-
-/** -EINVAL unless the ctx is open. */
-export function* ctxOpen(k: Kernel, t: KTask, ictx: IommufdCtx): KGen<number> {
-  return yield* k.step(t, 'filep->private_data', () => (Atomics.load(k.i32, k.mem.statics + ictx.words) === 1 ? 0 : -EINVAL));
 }
