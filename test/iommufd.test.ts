@@ -133,6 +133,8 @@ describe('the fault object', () => {
       expect(read).toBeGreaterThan(0);
       expect(fault).toBeGreaterThan(read);
       expect(unlock).toBeGreaterThan(fault);
+      // The page-request thread queues under fault->lock alone: it never waits behind a read's copy_to_user (3d49020a327c).
+      expect(all.filter((l) => l.startsWith('prq_event_thread') && l.includes('&fault->')).map((l) => l.slice(l.indexOf(': ') + 2))).toEqual(['spin_lock(&fault->lock)', 'list_add_tail(&group->node, &fault->deliver)', 'spin_unlock(&fault->lock)', 'wake_up(&fault->wait_queue)']);
       expect(titles(r)).toEqual([]);
     }
   });
