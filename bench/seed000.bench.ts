@@ -1,13 +1,15 @@
 // The seed000 suite: what each of seed 000's behaviours that the one model keeps as a policy value costs against
 // mainline's — the PASID's life (`pasidLife`: the mm's until __mmdrop, or the bind's, freed at its last unbind),
 // the MMU notifier's owner (`notifier`: the SVA domain, or each bond) and the driver's fault callback (`fault`:
-// mainline's protocol only, or seed 000's callback for a page request the core could not resolve). Each policy is
-// measured by the cases its choice changes the work of, each value beside mainline's in one group (the runs of
-// the two alternate: drift and GC fall on each alike), everything else at its default: bind+unbind pairs for
+// mainline's protocol only, or seed 000's callback for a page request the core could not resolve). Mainline's value
+// is the sva preset's default. Each policy is measured by the cases its choice changes the work of, seed 000's
+// value beside mainline's in one group (the runs of the two alternate: drift and GC fall on each alike, as in the
+// sva suite), everything else at its default: bind+unbind pairs for
 // every policy, invalidation commands under munmaps for the notifier (whose notifier runs them), and unresolved
 // page requests for the fault callback (DMA to a page no vma covers: the core answers invalid, the callback is
 // told first). The policy matrix's rows take their throughput from here (src/cli/matrix.ts).
-import type { Flavour } from '../src/core/types.js';
+import { FAULT_HANDLINGS, type Flavour, PASID_LIVES, SVA_NOTIFIERS } from '../src/core/types.js';
+import { SVA_DEFAULTS, type SvaParams } from '../src/workloads/presets/sva.js';
 import type { BenchResult, SuiteOptions, SuiteResult } from './measure.js';
 import { profileOf, ratio } from './measure.js';
 import { bindCase, type Case, expect, measureGroup, munmapCase, PLANS, SIZES, warmUp } from './sva.bench.js';
@@ -15,14 +17,24 @@ import { bindCase, type Case, expect, measureGroup, munmapCase, PLANS, SIZES, wa
 const FLAVOUR: Flavour = 'vtd';
 
 /** A measure of a policy's cost: a case of the sva workload, with the policy's value set on it. */
-type Measure = 'bind+unbind' | 'invalidation-commands' | 'unresolved-page-requests';
+export type Measure = 'bind+unbind' | 'invalidation-commands' | 'unresolved-page-requests';
 
-/** Each policy: its parameter, mainline's value then seed 000's, and what its choice costs. */
+/** Each policy: its parameter, its values (the model's own list), and what its choice costs. */
 export const SEED000_POLICIES = [
-  { param: 'pasidLife', values: ['mm', 'unbind'], measures: ['bind+unbind'] },
-  { param: 'notifier', values: ['domain', 'bond'], measures: ['bind+unbind', 'invalidation-commands'] },
-  { param: 'fault', values: ['protocol', 'callback'], measures: ['bind+unbind', 'unresolved-page-requests'] },
-] as const satisfies readonly { param: string; values: readonly [string, string]; measures: readonly Measure[] }[];
+  { param: 'pasidLife', values: PASID_LIVES, measures: ['bind+unbind'] },
+  { param: 'notifier', values: SVA_NOTIFIERS, measures: ['bind+unbind', 'invalidation-commands'] },
+  { param: 'fault', values: FAULT_HANDLINGS, measures: ['bind+unbind', 'unresolved-page-requests'] },
+] as const satisfies readonly { param: keyof SvaParams; values: readonly string[]; measures: readonly Measure[] }[];
+
+export type Seed000Policy = (typeof SEED000_POLICIES)[number];
+
+/** Mainline's value (the sva preset's default) and seed 000's (the other one). */
+export function seed000Values(p: Seed000Policy): readonly [string, string] {
+  const mainline = String(SVA_DEFAULTS[p.param]);
+  const seed = (p.values as readonly string[]).find((v) => v !== mainline);
+  if (seed === undefined || !(p.values as readonly string[]).includes(mainline)) throw new Error(`seed000: ${p.param} has no value besides mainline's ${mainline}`);
+  return [mainline, seed];
+}
 
 /** The bench name of a case: `seed000/notifier=bond invalidation-commands, vtd (deterministic)`. */
 export function seed000Case(param: string, value: string, measure: Measure): string {
@@ -87,11 +99,12 @@ export async function seed000Suite(opts: SuiteOptions): Promise<SuiteResult> {
   const results: BenchResult[] = [];
   const ratios: Record<string, number> = {};
   for (const p of SEED000_POLICIES) {
+    const values = seed000Values(p);
     for (const measure of p.measures) {
       const base = measureCase(measure, opts);
-      opts.onCase?.(`${p.param}: ${p.values.join(' and ')}, ${measure}`);
-      results.push(...(await measureGroup(p.values.map((v) => withPolicy(base, p.param, v, measure)), plan, opts.onCase)));
-      ratios[seed000Ratio(p.param, p.values, measure)] = ratio(results, seed000Case(p.param, p.values[1], measure), seed000Case(p.param, p.values[0], measure));
+      opts.onCase?.(`${p.param}: ${values.join(' and ')}, ${measure}`);
+      results.push(...(await measureGroup(values.map((v) => withPolicy(base, p.param, v, measure)), plan, opts.onCase)));
+      ratios[seed000Ratio(p.param, values, measure)] = ratio(results, seed000Case(p.param, values[1], measure), seed000Case(p.param, values[0], measure));
     }
   }
   return { suite: 'seed000', results, ratios };

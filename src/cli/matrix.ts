@@ -27,7 +27,7 @@ import { IOASID_CHAINS, IOASID_LOCKS } from '../core/ioasid.js';
 import { FREE_POLICIES } from '../workloads/ioasid.js';
 import { SVA_USERS } from '../core/sva-domain.js';
 import { PASID_PLACEMENTS, TEARDOWNS } from '../core/types.js';
-import { SEED000_POLICIES, seed000Case } from '../../bench/seed000.bench.js';
+import { type Measure, SEED000_POLICIES, type Seed000Policy, seed000Case, seed000Values } from '../../bench/seed000.bench.js';
 import { matrixCostRows, matrixMarkdown } from '../report/markdown.js';
 import type { BenchRow, FindingRate, FixPair, MatrixCell, MatrixPolicy, MatrixReport, MatrixValue } from '../report/types.js';
 import type { Wire } from '../runtime/model.js';
@@ -67,10 +67,10 @@ export interface PolicyDef {
  * A row of seed 000's behaviours kept as policy values against mainline's (the seed000 suite, bench/seed000.bench.ts):
  * bind+unbind pairs per value, and the further measures the choice costs.
  */
-function seed000Row(policy: string, param: SeedPolicy['param'], labels: Readonly<Record<string, string>>): PolicyDef {
-  const p = SEED000_POLICIES.find((x) => x.param === param) as SeedPolicy;
-  const [mainline, seed] = p.values;
-  const measure = (m: SeedPolicy['measures'][number]): Throughput => ({
+function seed000Row(policy: string, param: Seed000Policy['param'], labels: Readonly<Record<string, string>>): PolicyDef {
+  const p = SEED000_POLICIES.find((x) => x.param === param) as Seed000Policy;
+  const [mainline, seed] = seed000Values(p);
+  const measure = (m: Measure): Throughput => ({
     suite: 'seed000',
     unit: `${MEASURE_UNITS[m]} (vtd)`,
     cases: Object.fromEntries(p.values.map((v) => [v, seed000Case(param, v, m)])),
@@ -80,9 +80,7 @@ function seed000Row(policy: string, param: SeedPolicy['param'], labels: Readonly
   return { policy, seed: '000', model: 'sva', param, values: p.values, labels, ...(first ? { throughput: first } : {}), costs: more };
 }
 
-type SeedPolicy = (typeof SEED000_POLICIES)[number];
-
-const MEASURE_UNITS: Readonly<Record<SeedPolicy['measures'][number], string>> = {
+const MEASURE_UNITS: Readonly<Record<Measure, string>> = {
   'bind+unbind': 'bind+unbind pairs/s',
   'invalidation-commands': 'invalidation commands/s under munmaps',
   'unresolved-page-requests': 'unresolved page requests/s',
