@@ -22,6 +22,7 @@ import { type BenchResult, type DetailRow, type Profile, PROFILES, type SuiteOpt
 import { kernelSuite } from './kernel.bench.js';
 import { runtimeSuite } from './runtime.bench.js';
 import { scalingSuite } from './scaling.bench.js';
+import { seed000Suite } from './seed000.bench.js';
 import { svaSuite } from './sva.bench.js';
 import { syspasidSuite } from './syspasid.bench.js';
 import { ForeignLoad } from './transport.js';
@@ -36,6 +37,7 @@ export const SUITES: Readonly<Record<string, Suite>> = {
   domains: domainsSuite,
   ioasid: ioasidSuite,
   syspasid: syspasidSuite,
+  seed000: seed000Suite,
   explore: exploreSuite,
   scaling: scalingSuite,
 };

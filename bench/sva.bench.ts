@@ -22,10 +22,10 @@ import { ThreadedRuntime } from '../src/runtime/threaded.js';
 import { buildWorkload } from '../src/runtime/workloads.js';
 import { type BenchResult, type Profile, profileOf, ratio, type SuiteOptions, type SuiteResult } from './measure.js';
 
-type Runtime = 'deterministic' | 'threaded';
-type Counters = Readonly<Record<string, number>>;
+export type Runtime = 'deterministic' | 'threaded';
+export type Counters = Readonly<Record<string, number>>;
 
-interface Case {
+export interface Case {
   /** e.g. `sva/vtd/translate-iotlb-hit (deterministic)`. */
   readonly name: string;
   readonly runtime: Runtime;
@@ -36,7 +36,7 @@ interface Case {
   readonly verify: (c: Counters) => void;
 }
 
-interface Sizes {
+export interface Sizes {
   /** DMAs of the translation cases, per runtime. */
   readonly dmas: Readonly<Record<Runtime, number>>;
   /** Rounds of bind+unbind of each of BIND_PROCESSES processes, per runtime. */
@@ -47,7 +47,7 @@ interface Sizes {
   readonly warmupMs: number;
 }
 
-interface Plan {
+export interface Plan {
   /** Runs of each group discarded before measuring (JIT warm-up). */
   readonly warmupRuns: number;
   readonly minRuns: number;
@@ -72,7 +72,7 @@ const QUICK_SIZES: Sizes = {
 const REPORT_SIZES: Sizes = { ...FULL_SIZES, dmas: { deterministic: 5_000, threaded: 5_000 }, bindRounds: { deterministic: 50, threaded: 20 }, warmupMs: 1_000 };
 /** How each group is measured: the translation cases (hit against miss: the ratio the suite is about), the
  * other deterministic cases, the threaded ones (each run starts its own workers). */
-type Plans = Readonly<Record<'translate' | 'deterministic' | 'threaded', Plan>>;
+export type Plans = Readonly<Record<'translate' | 'deterministic' | 'threaded', Plan>>;
 const FULL_PLANS: Plans = {
   translate: { warmupRuns: 0, minRuns: 3, maxRuns: 9, timeMs: 7_000 },
   deterministic: { warmupRuns: 0, minRuns: 3, maxRuns: 9, timeMs: 7_000 },
@@ -89,13 +89,13 @@ const QUICK_PLANS: Plans = {
   threaded: { warmupRuns: 0, minRuns: 1, maxRuns: 1, timeMs: 0 },
 };
 
-const SIZES: Readonly<Record<Profile, Sizes>> = { quick: QUICK_SIZES, report: REPORT_SIZES, full: FULL_SIZES };
-const PLANS: Readonly<Record<Profile, Plans>> = { quick: QUICK_PLANS, report: REPORT_PLANS, full: FULL_PLANS };
+export const SIZES: Readonly<Record<Profile, Sizes>> = { quick: QUICK_SIZES, report: REPORT_SIZES, full: FULL_SIZES };
+export const PLANS: Readonly<Record<Profile, Plans>> = { quick: QUICK_PLANS, report: REPORT_PLANS, full: FULL_PLANS };
 
 const SEED = 1;
 const BIND_PROCESSES = 4;
 
-function expect(name: string, ok: boolean, what: string, c: Counters): void {
+export function expect(name: string, ok: boolean, what: string, c: Counters): void {
   if (!ok) throw new Error(`bench ${name}: ${what} (counters ${JSON.stringify(c)})`);
 }
 
@@ -136,7 +136,7 @@ function translateCase(f: Flavour, runtime: Runtime, dmas: number, hit: boolean)
 }
 
 /** BIND_PROCESSES processes on as many devices, each binding and unbinding `rounds` times, no DMA. */
-function bindCase(f: Flavour, runtime: Runtime, rounds: number): Case {
+export function bindCase(f: Flavour, runtime: Runtime, rounds: number): Case {
   const name = `sva/${f}/bind+unbind (${runtime})`;
   const pairs = BIND_PROCESSES * rounds;
   return {
@@ -150,7 +150,7 @@ function bindCase(f: Flavour, runtime: Runtime, rounds: number): Case {
 }
 
 /** One process, one bind, `munmaps` munmaps of one page: each invalidates the IOTLB and the device TLB. */
-function munmapCase(f: Flavour, runtime: Runtime, munmaps: number): Case {
+export function munmapCase(f: Flavour, runtime: Runtime, munmaps: number): Case {
   const name = `sva/${f}/invalidation-commands (${runtime})`;
   return {
     name,
@@ -231,7 +231,7 @@ function median(xs: readonly number[]): number {
  * as: hz the median of its runs' rates; meanNs the mean time per unit over all its runs; p99Ns the time per
  * unit of its slowest run (a handful of runs: the worst is the tail); samples its runs.
  */
-async function measureGroup(cases: readonly Case[], plan: Plan, onRetry?: (why: string) => void): Promise<BenchResult[]> {
+export async function measureGroup(cases: readonly Case[], plan: Plan, onRetry?: (why: string) => void): Promise<BenchResult[]> {
   for (let i = 0; i < plan.warmupRuns; i++) for (const c of cases) await once(c, onRetry);
   const samples: Sample[][] = cases.map(() => []);
   let spent = 0;
@@ -260,6 +260,23 @@ async function measureGroup(cases: readonly Case[], plan: Plan, onRetry?: (why: 
   });
 }
 
+/**
+ * Warm the JIT on the whole model for `ms` of runs (every flavour; DMAs, page requests, binds, munmaps, exits):
+ * the first runs of a process are several times slower than the later ones.
+ */
+export async function warmUp(ms: number): Promise<void> {
+  const warm: Case = {
+    name: 'sva/warm-up (deterministic)',
+    runtime: 'deterministic',
+    params: { iommus: FLAVOURS.join(','), devices: 3, processes: 6, pages: 4, script: 'stress', rounds: 6, dmas: 200 },
+    unit: 'dmas',
+    verify: () => {},
+  };
+  const until = performance.now() + ms;
+  do await once(warm);
+  while (performance.now() < until);
+}
+
 export async function svaSuite(opts: SuiteOptions): Promise<SuiteResult> {
   const sizes = SIZES[profileOf(opts)];
   const plans = PLANS[profileOf(opts)];
@@ -277,21 +294,10 @@ export async function svaSuite(opts: SuiteOptions): Promise<SuiteResult> {
     { label: `translate, IOTLB hit (${t})`, plan: plans.threaded, cases: FLAVOURS.map((f) => translateCase(f, t, sizes.dmas[t], true)) },
     { label: `bind+unbind (${t})`, plan: plans.threaded, cases: FLAVOURS.map((f) => bindCase(f, t, sizes.bindRounds[t])) },
   ];
-  // Warm the JIT on the whole model first (every flavour; DMAs, page requests, binds, munmaps, exits): the
-  // first runs of a process are several times slower than the later ones. Quick: only each group's own
-  // warm-up rounds.
+  // Quick: only each group's own warm-up rounds.
   if (sizes.warmupMs > 0) {
     opts.onCase?.('warm-up');
-    const warm: Case = {
-      name: 'sva/warm-up (deterministic)',
-      runtime: d,
-      params: { iommus: FLAVOURS.join(','), devices: 3, processes: 6, pages: 4, script: 'stress', rounds: 6, dmas: 200 },
-      unit: 'dmas',
-      verify: () => {},
-    };
-    const until = performance.now() + sizes.warmupMs;
-    do await once(warm);
-    while (performance.now() < until);
+    await warmUp(sizes.warmupMs);
   }
   const results: BenchResult[] = [];
   for (const g of groups) {

@@ -48,10 +48,10 @@ describe('iommu-sim bench', () => {
   it('an unknown suite exits 2 naming the known ones; --help lists every suite and --out', () => {
     const r = cli('bench', 'runtime', 'nosuchsuite');
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/unknown benchmark suite 'nosuchsuite' \(known: runtime, kernel, sva, domains, ioasid, syspasid, explore, scaling\)/);
+    expect(r.err).toMatch(/unknown benchmark suite 'nosuchsuite' \(known: runtime, kernel, sva, domains, ioasid, syspasid, seed000, explore, scaling\)/);
     const h = cli('bench', '--help');
     expect(h.code).toBe(0);
-    expect(h.out).toMatch(/runtime,\s+kernel,\s+sva,\s+domains,\s+ioasid,\s+syspasid,\s+explore,\s+scaling/);
+    expect(h.out).toMatch(/runtime,\s+kernel,\s+sva,\s+domains,\s+ioasid,\s+syspasid,\s+seed000,\s+explore,\s+scaling/);
     expect(h.out).toMatch(/--out <dir>/);
     expect(h.out).toMatch(/child process/);
   });

@@ -551,7 +551,7 @@ program
   .command('bench')
   .description(
     'Run benchmark suites with tinybench, each in a child process of its own, with a progress line per case on stderr; ' +
-      'print a table per suite (or JSON). Suites: runtime, kernel, sva, domains, ioasid, syspasid, explore, scaling.',
+      'print a table per suite (or JSON). Suites: runtime, kernel, sva, domains, ioasid, syspasid, seed000, explore, scaling.',
   )
   .argument('[suites...]', 'suites to run (default: all, in that order)')
   .option('--json', 'print one JSON object {suites, node, profile, date, machine, results, ratios, details, runs} on stdout')
@@ -616,8 +616,8 @@ program
   .addHelpText(
     'after',
     `
-Without --bench, the throughput comes from the suites that measure the policies (ioasid, domains, syspasid), run
-first with --quick, each in its own process. Exit status: 0 the matrix ran (its verdicts are in the tables), 2 bad input.
+Without --bench, the throughput comes from the suites that measure the policies (ioasid, domains, syspasid,
+seed000), run first with --quick, each in its own process. Exit status: 0 the matrix ran (its verdicts are in the tables), 2 bad input.
 Example: iommu-sim matrix --runs 500 --out matrix-out`,
   )
   .action(

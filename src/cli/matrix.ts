@@ -26,8 +26,9 @@ import { MULTI_DEVICE_PASID, PASID_LOOKUPS } from '../core/iommu.js';
 import { IOASID_CHAINS, IOASID_LOCKS } from '../core/ioasid.js';
 import { FREE_POLICIES } from '../workloads/ioasid.js';
 import { SVA_USERS } from '../core/sva-domain.js';
-import { FAULT_HANDLINGS, PASID_PLACEMENTS, TEARDOWNS } from '../core/types.js';
-import { matrixMarkdown } from '../report/markdown.js';
+import { PASID_PLACEMENTS, TEARDOWNS } from '../core/types.js';
+import { type Measure, SEED000_POLICIES, type Seed000Policy, seed000Case, seed000Values } from '../../bench/seed000.bench.js';
+import { matrixCostRows, matrixMarkdown } from '../report/markdown.js';
 import type { BenchRow, FindingRate, FixPair, MatrixCell, MatrixPolicy, MatrixReport, MatrixValue } from '../report/types.js';
 import type { Wire } from '../runtime/model.js';
 import { PACKAGE_ROOT, workerUrl } from '../runtime/paths.js';
@@ -40,6 +41,14 @@ import type { Expectation, ModelName, Scenario } from '../scenario/scenario.js';
 import { writeOutput } from './output.js';
 import { hazardClass } from './races.js';
 
+/** What a benchmark measures of a policy: a case per value (bench.json names), their unit, and the ratio [a, b] = a / b. */
+export interface Throughput {
+  readonly suite: string;
+  readonly unit: string;
+  readonly cases: Readonly<Record<string, string>>;
+  readonly ratio: readonly [string, string];
+}
+
 /** A row of DESIGN.md's policy table: the model parameter that switches it, and the benchmark cases that measure it. */
 export interface PolicyDef {
   readonly policy: string;
@@ -49,13 +58,33 @@ export interface PolicyDef {
   readonly values: readonly string[];
   readonly labels?: Readonly<Record<string, string>>;
   /** The benchmark cases measuring each value (bench.json names), their unit, and the ratio [a, b] = a / b. */
-  readonly throughput?: {
-    readonly suite: string;
-    readonly unit: string;
-    readonly cases: Readonly<Record<string, string>>;
-    readonly ratio: readonly [string, string];
-  };
+  readonly throughput?: Throughput;
+  /** Other work the choice changes the cost of, each measured the same way. */
+  readonly costs?: readonly Throughput[];
 }
+
+/**
+ * A row of seed 000's behaviours kept as policy values against mainline's (the seed000 suite, bench/seed000.bench.ts):
+ * bind+unbind pairs per value, and the further measures the choice costs.
+ */
+function seed000Row(policy: string, param: Seed000Policy['param'], labels: Readonly<Record<string, string>>): PolicyDef {
+  const p = SEED000_POLICIES.find((x) => x.param === param) as Seed000Policy;
+  const [mainline, seed] = seed000Values(p);
+  const measure = (m: Measure): Throughput => ({
+    suite: 'seed000',
+    unit: `${MEASURE_UNITS[m]} (vtd)`,
+    cases: Object.fromEntries(p.values.map((v) => [v, seed000Case(param, v, m)])),
+    ratio: [seed, mainline],
+  });
+  const [first, ...more] = p.measures.map(measure);
+  return { policy, seed: '000', model: 'sva', param, values: p.values, labels, ...(first ? { throughput: first } : {}), costs: more };
+}
+
+const MEASURE_UNITS: Readonly<Record<Measure, string>> = {
+  'bind+unbind': 'bind+unbind pairs/s',
+  'invalidation-commands': 'invalidation commands/s under munmaps',
+  'unresolved-page-requests': 'unresolved page requests/s',
+};
 
 const KDEVICES = 4;
 
@@ -115,14 +144,9 @@ export const POLICIES: readonly PolicyDef[] = [
     values: TEARDOWNS,
     labels: { drain: 'wait for drain', quarantine: 'bounded wait, then quarantine', 'at-once': 'free at once' },
   },
-  {
-    policy: 'fault handling',
-    seed: '000',
-    model: 'sva',
-    param: 'fault',
-    values: FAULT_HANDLINGS,
-    labels: { callback: 'driver fault callback', protocol: 'device-driver protocol only' },
-  },
+  seed000Row('PASID lifetime', 'pasidLife', { mm: "the mm's, freed at __mmdrop (mainline)", unbind: "the bind's, freed at its last unbind" }),
+  seed000Row('SVA notifier', 'notifier', { domain: "the SVA domain's (mainline)", bond: "each bond's" }),
+  seed000Row('fault handling', 'fault', { callback: 'driver fault callback', protocol: 'device-driver protocol only (mainline)' }),
   {
     policy: 'default DMA domain',
     seed: '001',
@@ -160,7 +184,7 @@ export const POLICIES: readonly PolicyDef[] = [
 ];
 
 /** The suites the matrix's throughput column comes from. */
-export const THROUGHPUT_SUITES: readonly string[] = [...new Set(POLICIES.flatMap((p) => (p.throughput ? [p.throughput.suite] : [])))];
+export const THROUGHPUT_SUITES: readonly string[] = [...new Set(POLICIES.flatMap((p) => [...(p.throughput ? [p.throughput] : []), ...(p.costs ?? [])].map((t) => t.suite)))];
 
 export interface MatrixWorkload {
   readonly name: string;
@@ -400,21 +424,31 @@ export async function runMatrix(o: MatrixOptions): Promise<MatrixReport> {
       const rates = cells.flatMap((c) => (c.rate ? [c.rate] : []));
       const name = def.throughput?.cases[value];
       const h = hz(name);
+      const costs = (def.costs ?? []).flatMap((t) => {
+        const c = t.cases[value];
+        const x = hz(c);
+        return c !== undefined && x !== undefined ? [{ unit: t.unit, case: c, hz: x }] : [];
+      });
       return {
         value,
         label: def.labels?.[value] ?? value,
         total: pooled(rates),
         cells,
         throughput: name !== undefined && h !== undefined ? { case: name, hz: h } : null,
+        ...(costs.length > 0 ? { costs } : {}),
       };
     });
-    let ratio: MatrixPolicy['ratio'] = null;
-    if (def.throughput) {
-      const [a, b] = def.throughput.ratio;
-      const x = hz(def.throughput.cases[a]);
-      const y = hz(def.throughput.cases[b]);
-      if (x !== undefined && y !== undefined) ratio = { name: `${a} vs ${b}`, value: x / y };
-    }
+    const ratioOf = (t: Throughput): { name: string; value: number } | null => {
+      const [a, b] = t.ratio;
+      const x = hz(t.cases[a]);
+      const y = hz(t.cases[b]);
+      return x !== undefined && y !== undefined ? { name: `${a} vs ${b}`, value: x / y } : null;
+    };
+    const ratio: MatrixPolicy['ratio'] = def.throughput ? ratioOf(def.throughput) : null;
+    const costRatios = (def.costs ?? []).flatMap((t) => {
+      const r = ratioOf(t);
+      return r ? [{ unit: t.unit, ...r }] : [];
+    });
     return {
       policy: def.policy,
       seed: def.seed,
@@ -423,6 +457,7 @@ export async function runMatrix(o: MatrixOptions): Promise<MatrixReport> {
       unit: def.throughput?.unit ?? null,
       values,
       ratio,
+      ...(costRatios.length > 0 ? { costRatios } : {}),
       workloads: ws.map((w) => w.name),
     };
   });
@@ -508,6 +543,19 @@ export function printMatrix(m: MatrixReport): void {
         })),
       ),
   );
+  const costs = matrixCostRows(m);
+  if (costs.length > 0) {
+    console.log('\nwhat else a choice costs (the same benchmark, another measure)');
+    console.table(
+      costs.map((r) => ({
+        policy: r.first ? `${r.policy} (${r.seed})` : '',
+        value: r.value,
+        measure: r.first ? r.unit : '',
+        throughput: r.hz === null ? '—' : fmtHz(r.hz),
+        ratio: r.ratio ? `${r.ratio.name}: ${r.ratio.value.toFixed(2)}×` : '',
+      })),
+    );
+  }
   console.log('\nrace scripts: as written (bug) against their fix');
   console.table(
     m.fixPairs.map((f) => ({
@@ -522,7 +570,6 @@ export function printMatrix(m: MatrixReport): void {
   for (const n of m.notes) console.log(`note: ${n}`);
 }
 
-/** Write DIR/matrix.json and DIR/matrix.md. */
 /** Write DIR/matrix.json and DIR/matrix.md; false when one could not be (remembered for the CLI, src/cli/output.ts). */
 export function writeMatrix(m: MatrixReport, dir: string): boolean {
   try {

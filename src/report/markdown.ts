@@ -57,6 +57,36 @@ function cell(v: DetailRow[string] | undefined, digits = 0): string {
   return String(v);
 }
 
+/** A row of the matrix's further costs (PolicyDef.costs): one per (policy, measure, value); the ratio on its first value. */
+export interface CostRow {
+  readonly policy: string;
+  readonly seed: string;
+  readonly param: string;
+  readonly first: boolean;
+  readonly value: string;
+  readonly unit: string;
+  readonly hz: number | null;
+  readonly ratio: { readonly name: string; readonly value: number } | null;
+}
+
+export function matrixCostRows(m: MatrixReport): CostRow[] {
+  return m.policies.flatMap((p) => {
+    const units = [...new Set(p.values.flatMap((v) => (v.costs ?? []).map((c) => c.unit)))];
+    return units.flatMap((unit) =>
+      p.values.map((v, i) => ({
+        policy: p.policy,
+        seed: p.seed,
+        param: p.param,
+        first: i === 0,
+        value: v.value,
+        unit,
+        hz: v.costs?.find((c) => c.unit === unit)?.hz ?? null,
+        ratio: i === 0 ? (p.costRatios?.find((x) => x.unit === unit) ?? null) : null,
+      })),
+    );
+  });
+}
+
 /** The policy matrix: one table of the rows, one of each row's workloads, and the races against their fix. */
 export function matrixSections(m: MatrixReport, level = '##'): string {
   const out: string[] = [];
@@ -88,6 +118,17 @@ export function matrixSections(m: MatrixReport, level = '##'): string {
   out.push(mdTable(['policy', 'value', 'workloads', 'schedules', 'failing per 1 000', 'by kind (per 1 000)', 'throughput', 'ratio'], rows));
   const units = m.policies.filter((p) => p.unit).map((p) => `${p.policy}: ${p.unit}`);
   if (units.length > 0) out.push(`Throughput units — ${units.join('; ')}.`);
+  const costs = matrixCostRows(m).map((r) => [
+    r.first ? `${r.policy} (${r.seed}, \`${r.param}\`)` : '',
+    `\`${r.value}\``,
+    r.first ? r.unit : '',
+    r.hz === null ? '—' : `${fmtNum(r.hz)}/s`,
+    r.ratio ? `${r.ratio.name}: ${fmtRatio(r.ratio.value)}` : '',
+  ]);
+  if (costs.length > 0) {
+    out.push('What else a choice costs: the same benchmark, another measure of the work the policy changes.');
+    out.push(mdTable(['policy', 'value', 'measure', 'throughput', 'ratio'], costs));
+  }
 
   out.push(`${level}# The races against their fix`);
   out.push(

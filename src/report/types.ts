@@ -67,6 +67,8 @@ export interface MatrixValue {
   readonly cells: readonly MatrixCell[];
   /** From the matching benchmark, when there is one. */
   readonly throughput: { readonly case: string; readonly hz: number } | null;
+  /** Further costs of the choice, each from the benchmark case measuring it (PolicyDef.costs), when measured. */
+  readonly costs?: readonly { readonly unit: string; readonly case: string; readonly hz: number }[];
 }
 
 export interface MatrixPolicy {
@@ -78,6 +80,8 @@ export interface MatrixPolicy {
   readonly values: readonly MatrixValue[];
   /** The throughput ratio the seed argues about (e.g. RCU vs mutex), when measured. */
   readonly ratio: { readonly name: string; readonly value: number } | null;
+  /** The same ratio for each further cost (PolicyDef.costs), when measured. */
+  readonly costRatios?: readonly { readonly unit: string; readonly name: string; readonly value: number }[];
   readonly workloads: readonly string[];
 }
 
