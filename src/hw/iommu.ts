@@ -179,7 +179,7 @@ export class IommuUnit {
    */
   blocks(dev: number, pasid: number): boolean {
     const f = this.spec.deviceEntry;
-    return f !== undefined && f.blocks(this.deviceEntry(dev), pasid);
+    return f?.blocks(this.deviceEntry(dev), pasid) ?? false;
   }
 
   /** Fields the hardware fetches of an entry (one access each). */

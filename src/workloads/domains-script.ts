@@ -13,7 +13,8 @@
 //                      completed or faulted (the isolation oracle and KASAN judge what it reaches)
 //   iopf               a page request from {device, PASID}: the SVA domain's lookup and the fault handled
 //   synchronize_rcu
-// plus the ordering constraints of script.ts (`after`, `while`). Each step's outcome is a point of the trace:
+// plus the ordering constraints of script.ts (`after`, `while`), and pciehp actors `hp/N` removing devices
+// (hotplug-steps.ts: `unplug`). Each step's outcome is a point of the trace:
 // `drv/0[1]: iommu_attach_device_pasid(A, 0000:00:01.0, 7) = -EINVAL`.
 import type { KTask } from '../kernel/context.js';
 import { errname } from '../kernel/errno.js';
@@ -24,8 +25,10 @@ import { synchronize_rcu } from '../kernel/rcu.js';
 import { InputError } from '../runtime/errors.js';
 import type { DomainType } from '../core/iommu.js';
 import type { DeviceInfo } from '../core/types.js';
+import { defineHotplugActors, hotplugActors } from './hotplug.js';
+import type { HotplugOp } from './hotplug-steps.js';
 import { parseScript, type ScriptActor, ScriptRunner, withinTopology } from './script.js';
-import { DOMAINS_KINDS } from './steps.js';
+import { PRESET_ACTORS } from './steps.js';
 import type { Model } from './model.js';
 
 export type DomainsOp =
@@ -38,7 +41,10 @@ export type DomainsOp =
   | { readonly op: 'dma' | 'iopf'; readonly dev: number; readonly pasid: number }
   | { readonly op: 'synchronize_rcu' };
 
-export const DOMAINS_ACTOR_KINDS = ['drv', 'proc', 'iopf'] as const;
+export const DOMAINS_ACTOR_KINDS = ['drv', 'proc', 'iopf', 'hp'] as const;
+
+/** A step of any of the preset's actors: theirs, or pciehp's. */
+export type DomainsActorOp = DomainsOp | HotplugOp;
 
 /** What the steps may name: the topology. */
 export interface DomainsScriptTopology {
@@ -52,12 +58,12 @@ export interface DomainsScriptTopology {
 }
 
 /** The `steps` parameter checked against the topology; undefined when it is ''. */
-export function parseDomainsScript(text: string, topo: DomainsScriptTopology): ScriptActor<DomainsOp>[] | undefined {
-  const actors = parseScript<DomainsOp>(text, {
+export function parseDomainsScript(text: string, topo: DomainsScriptTopology): ScriptActor<DomainsActorOp>[] | undefined {
+  const actors = parseScript<DomainsActorOp>(text, {
     model: 'domains',
     kinds: DOMAINS_ACTOR_KINDS,
     maxActors: topo.maxActors,
-    steps: DOMAINS_KINDS,
+    steps: PRESET_ACTORS.domains,
     check(st, at) {
       if ('dev' in st) withinTopology(at, 'dev', st.dev, topo.devices);
       if ('pasid' in st) withinTopology(at, 'pasid', st.pasid, topo.pasids);
@@ -115,10 +121,13 @@ export interface DomainsScriptEnv {
  * Declare the scripted actors' task kind (`domains_script`, one task an actor, named by its comm) and what they
  * share: the named domains, one word each. Returns the run's initial tasks.
  */
-export function defineDomainsScript(env: DomainsScriptEnv, actors: readonly ScriptActor<DomainsOp>[]): { task: string; args: number; name: string }[] {
+export function defineDomainsScript(env: DomainsScriptEnv, all: readonly ScriptActor<DomainsActorOp>[]): { task: string; args: number; name: string }[] {
   const { k, m, mms } = env;
   const { groups } = m;
-  const runner = new ScriptRunner<DomainsOp>(k, 'domains', actors);
+  // The pciehp actors last: actor i of the runner is the i-th of the others, then the hp actors.
+  const hp = hotplugActors(all);
+  const actors = all.filter((a) => !hp.includes(a));
+  const runner = new ScriptRunner<DomainsActorOp>(k, 'domains', [...actors, ...hp]);
   const names = [...new Set(actors.flatMap((a) => a.steps.flatMap((s) => ('domain' in s ? [s.domain] : []))))];
   // Each named domain: its object and its buffer's page.
   const slots = k.statics.alloc(Math.max(1, 2 * names.length), 'script domains');
@@ -197,7 +206,11 @@ export function defineDomainsScript(env: DomainsScriptEnv, actors: readonly Scri
   // A scripted actor is user space (or a driver's work): init starts it once the processes have exec'd.
   k.task('domains_script', 'process', function* (t, args) {
     const a = typeof args === 'number' ? args : 0;
-    yield* runner.run(t, a, (t2, s) => step(t2, s, a));
+    yield* runner.run(t, a, (t2, s) => {
+      if (s.op === 'unplug') throw new Error(`domains: ${actors[a]?.name} takes no hp step`);
+      return step(t2, s, a);
+    });
   });
-  return actors.map((a, i) => ({ task: 'domains_script', args: i, name: a.comm }));
+  const hpTasks = defineHotplugActors<DomainsOp>({ k, bus: m.boot.bus, devices: m.devices, boot: m.boot }, runner, hp, actors.length, (t2, s) => step(t2, s, 0));
+  return [...actors.map((a, i) => ({ task: 'domains_script', args: i, name: a.comm })), ...hpTasks];
 }

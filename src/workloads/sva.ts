@@ -47,8 +47,8 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const sys = defineSyscalls({ k, params: p, processes: P, mms, notifiers: m.notifiers, sva, driver: m.driver, stats, infos, actors, boot: m.boot });
   const specs: ActorSpec[] = [...m.specs];
   // A script's processes are kernel tasks (sva-script.ts); otherwise each is an actor.
-  const scriptActors = parseSteps(p.steps, P, taskComms(k, p, units));
-  const script = scriptActors && defineScriptedProcesses({ k, sys, infos, flags: p.flags, submitter: actors.process }, scriptActors);
+  const scriptActors = parseSteps(p.steps, P, taskComms(k, p, units), infos.length);
+  const script = scriptActors && defineScriptedProcesses({ k, sys, infos, flags: p.flags, submitter: actors.process, hotplug: { k, bus: m.boot.bus, devices, boot: m.boot } }, scriptActors);
   if (script) {
     const n = scriptActors?.length ?? 0;
     m.addCompletion((cr, ok) => {
