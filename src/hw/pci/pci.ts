@@ -92,7 +92,9 @@ export class PciBus {
     fns.define('pci_stop_and_remove_bus_device', REMOVE_C, (t, dev) => this.remove(t, dev));
     fns.define('pci_device_remove', 'drivers/pci/pci-driver.c', (t, dev) => this.driverRemove(t, dev));
     fns.define('pci_dev_set_disconnected', 'drivers/pci/pci.h', (t, dev) =>
-      this.k.step(t, `pci_dev_set_disconnected(${dev.name})`, () => void (this.k.i32[this.slot(dev.index) + BUS_SLOT.offset.disconnected] = 1)),
+      this.k.step(t, `pci_dev_set_disconnected(${dev.name})`, () => {
+        this.k.i32[this.slot(dev.index) + BUS_SLOT.offset.disconnected] = 1;
+      }),
     );
   }
 
