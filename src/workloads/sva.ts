@@ -19,7 +19,7 @@ export { TASK_MMS, type TaskMm } from './params/policies.js';
 export { SVA_DEFAULTS, SVA_PRESET, type SvaParams, svaParams } from './presets/sva.js';
 
 /** Everything a workload instance is made of (tests reach into it): the model's parts, and the processes'. */
-export interface SvaModel extends Pick<Model, 'k' | 'sva' | 'stats' | 'units' | 'hardware' | 'pm' | 'devices' | 'infos' | 'dma' | 'domains' | 'kusers'> {
+export interface SvaModel extends Pick<Model, 'k' | 'sva' | 'stats' | 'units' | 'hardware' | 'pm' | 'devices' | 'infos' | 'dma' | 'domains' | 'kusers' | 'kthreads' | 'boot'> {
   readonly params: SvaParams;
   mm(i: number): MmStruct;
   /** Actor ids. */
@@ -60,7 +60,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   specs.push(...processActors(p, script !== undefined, actors));
 
   const statics = staticsOffset(k.layout, k.base);
-  const model: SvaModel = { params: p, k, sva, stats, units, hardware: m.hardware, pm: m.pm, devices, infos, mm: (i) => mms.mms[i] as MmStruct, actors, dma, domains, kusers };
+  const model: SvaModel = { params: p, k, sva, stats, units, hardware: m.hardware, pm: m.pm, kthreads: m.kthreads, boot: m.boot, devices, infos, mm: (i) => mms.mms[i] as MmStruct, actors, dma, domains, kusers };
   const workload: Workload = {
     name: 'sva',
     params: { ...p },
