@@ -9,12 +9,15 @@ import { defineIda, type Ida, idaAllocated, ida_alloc_range, ida_free } from '..
 import type { Kernel, KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../../kernel/mutex.js';
+import { ENODEV } from '../../kernel/errno.js';
 import type { PciDevice } from './device.js';
 
 declare module '../../kernel/kfunc.js' {
   interface KernelFunctions {
     /** The accelerator driver's remove: put every queue still open on dev (its SVA handles unbound). */
     accel_remove(t: KTask, dev: DeviceInfo): KGen;
+    /** open() of the device node: under uacce->mutex, nothing once the device's remove has run (uacce->parent NULL). */
+    uacce_fops_open(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult>;
   }
 }
 
@@ -22,8 +25,10 @@ export class AccelDriver {
   private readonly idas: Ida[];
   /** Per SVA handle (slot handle - 1): the fds of this driver holding it, and its device's index + 1. */
   private readonly queues: number;
-  /** uacce->mutex of each device: a release and the device's remove put a queue one at a time. */
+  /** uacce->mutex of each device: an open, a release and the device's remove put a queue one at a time. */
   private readonly mutexes: Mutex[];
+  /** Per device: 1 once its remove has run (uacce->parent = NULL: an open finds no device). */
+  private readonly removed: number;
 
   constructor(
     private readonly k: Kernel,
@@ -36,7 +41,9 @@ export class AccelDriver {
     for (const d of devices) sva.setSvmOps(d.info, this.svmOps());
     this.queues = k.statics.alloc(2 * handles, 'accel queues (fds per SVA handle)');
     this.mutexes = devices.map(() => defineMutex(k, '&uacce->mutex'));
+    this.removed = k.statics.alloc(Math.max(1, devices.length), 'uacce->parent (removed)');
     k.fns.define('accel_remove', 'drivers/misc/uacce/uacce.c', (t, dev) => this.remove(t, dev));
+    k.fns.define('uacce_fops_open', 'drivers/misc/uacce/uacce.c', (t, dev, mm, flags) => this.fopsOpen(t, dev, mm, flags));
   }
 
   private queueAt(handle: number): number {
@@ -45,7 +52,30 @@ export class AccelDriver {
   }
 
   /** open() of the device node: bind the caller's mm (or init_mm for a kernel user). */
-  *open(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult> {
+  open(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult> {
+    return this.k.fn.uacce_fops_open(t, dev, mm, flags);
+  }
+
+  private removedAt(dev: DeviceInfo): number {
+    return this.k.mem.statics + this.removed + dev.index;
+  }
+
+  /**
+   * uacce_fops_open: under uacce->mutex, so that the device's remove (uacce_remove, under the same mutex) either
+   * finds the new queue and puts it, or has run already and the open fails — never a bond left on a released device.
+   */
+  private *fopsOpen(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult> {
+    const k = this.k;
+    const mutex = this.mutexes[dev.index] as Mutex;
+    yield* mutex_lock(k, t, mutex);
+    const gone = yield* k.step(t, 'uacce->parent', () => Atomics.load(k.i32, this.removedAt(dev)) === 1);
+    const r = gone ? { ret: -ENODEV, pasid: 0, why: `${dev.name}: its driver was removed` } : yield* this.bindQueue(t, dev, mm, flags);
+    yield* mutex_unlock(k, t, mutex);
+    return r;
+  }
+
+  /** uacce_bind_queue: the mm bound, the queue recorded for the fd. */
+  private *bindQueue(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult> {
     const k = this.k;
     const r = yield* k.call(t, 'accel_open', this.sva.bind(t, dev, mm, flags));
     if (r.ret > 0) {
@@ -86,6 +116,7 @@ export class AccelDriver {
     const mutex = this.mutexes[dev.index] as Mutex;
     yield* mutex_lock(k, t, mutex);
     const open = yield* k.step(t, `uacce_remove(${dev.name}): put the open queues`, () => {
+      Atomics.store(k.i32, this.removedAt(dev), 1);
       const out: [number, number][] = [];
       for (let h = 1; h <= this.handles; h++) {
         const at = this.queueAt(h);
