@@ -9,7 +9,7 @@ import { defineIda, type Ida, idaAllocated, ida_alloc_range, ida_free } from '..
 import type { Kernel, KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../../kernel/mutex.js';
-import { ENODEV } from '../../kernel/errno.js';
+import { EINVAL } from '../../kernel/errno.js';
 import type { PciDevice } from './device.js';
 
 declare module '../../kernel/kfunc.js' {
@@ -18,6 +18,8 @@ declare module '../../kernel/kfunc.js' {
     accel_remove(t: KTask, dev: DeviceInfo): KGen;
     /** open() of the device node: under uacce->mutex, nothing once the device's remove has run (uacce->parent NULL). */
     uacce_fops_open(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult>;
+    /** The open's binding: the mm bound (iommu_sva_bind_device) and the queue recorded for the fd. */
+    uacce_mm_get(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult>;
   }
 }
 
@@ -44,6 +46,7 @@ export class AccelDriver {
     this.removed = k.statics.alloc(Math.max(1, devices.length), 'uacce->parent (removed)');
     k.fns.define('accel_remove', 'drivers/misc/uacce/uacce.c', (t, dev) => this.remove(t, dev));
     k.fns.define('uacce_fops_open', 'drivers/misc/uacce/uacce.c', (t, dev, mm, flags) => this.fopsOpen(t, dev, mm, flags));
+    k.fns.define('uacce_mm_get', 'drivers/misc/uacce/uacce.c', (t, dev, mm, flags) => this.bindQueue(t, dev, mm, flags));
   }
 
   private queueAt(handle: number): number {
@@ -62,19 +65,21 @@ export class AccelDriver {
 
   /**
    * uacce_fops_open: under uacce->mutex, so that the device's remove (uacce_remove, under the same mutex) either
-   * finds the new queue and puts it, or has run already and the open fails — never a bond left on a released device.
+   * finds the new queue and puts it, or has run already and the open fails (uacce->parent is NULL: -EINVAL) —
+   * never a bond left on a released device (80fc671bcc01, "uacce: Handle parent device removal or parent driver
+   * module rmmod").
    */
   private *fopsOpen(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult> {
     const k = this.k;
     const mutex = this.mutexes[dev.index] as Mutex;
     yield* mutex_lock(k, t, mutex);
     const gone = yield* k.step(t, 'uacce->parent', () => Atomics.load(k.i32, this.removedAt(dev)) === 1);
-    const r = gone ? { ret: -ENODEV, pasid: 0, why: `${dev.name}: its driver was removed` } : yield* this.bindQueue(t, dev, mm, flags);
+    const r = gone ? { ret: -EINVAL, pasid: 0, why: `${dev.name}: its driver was removed` } : yield* k.fn.uacce_mm_get(t, dev, mm, flags);
     yield* mutex_unlock(k, t, mutex);
     return r;
   }
 
-  /** uacce_bind_queue: the mm bound, the queue recorded for the fd. */
+  /** uacce_mm_get: the mm bound, the queue recorded for the fd. */
   private *bindQueue(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult> {
     const k = this.k;
     const r = yield* k.call(t, 'accel_open', this.sva.bind(t, dev, mm, flags));
