@@ -78,7 +78,8 @@ export function taskComms(k: Kernel, p: SvaParams, units: readonly IommuUnit[]):
     ...(p.vfio === 'none' ? [] : ['vfio']),
     ...(p.drmContexts > 0 ? ['drm'] : []),
   ];
-  return [...procs, ...units.map((u) => `${u.spec.prqThread}/${u.name}`), ...kernel, ...kinds];
+  const hp = Array.from({ length: MAX_HOTPLUG_ACTORS }, (_, j) => `hp${j}`);
+  return [...procs, ...units.map((u) => `${u.spec.prqThread}/${u.name}`), ...kernel, ...hp, ...kinds];
 }
 
 /**
