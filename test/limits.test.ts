@@ -141,7 +141,8 @@ describe('sva: sizes that used to crash', () => {
   });
 
   it('a full command queue is a wait for room, and a flush longer than the queue goes in batches', () => {
-    // Each unbind's teardown also flushes 200 IOTLB invalidations: more than the queue's 64 entries.
+    // Each unbind's teardown also flushes 200 IOTLB invalidations: more than the queue's 64 entries. Two devices on
+    // the one unit: a device's opens and closes take its uacce->mutex one at a time, two devices' flushes meet.
     const dir = mkdtempSync(join(tmpdir(), 'iommu-sim-limits-'));
     const flood = join(dir, 'flood.cjs');
     writeFileSync(
@@ -156,7 +157,7 @@ describe('sva: sizes that used to crash', () => {
   }
 };`,
     );
-    const workload = buildWorkload('sva', { devices: 1, processes: 8, extension: flood });
+    const workload = buildWorkload('sva', { devices: 2, processes: 8, extension: flood });
     const scheduler = createScheduler('random', { seed: 1 });
     scheduler.newExecution();
     const r = runDeterministic({ workload, seed: 1, scheduler });

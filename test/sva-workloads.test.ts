@@ -48,7 +48,8 @@ describe('the random workload (script=random, rates)', () => {
   });
 
   it('finds the PASID reuse of teardown=at-once, and nothing with drain', async () => {
-    const bad = await run({ workload: { name: 'sva', params: { ...RANDOM, teardown: 'at-once' } }, runtime: 'deterministic', strategy: 'pct', depth: 3, seed: 1, runs: 50 });
+    // 100 executions: the first failing one is the 78th since a device's opens take its uacce->mutex.
+    const bad = await run({ workload: { name: 'sva', params: { ...RANDOM, teardown: 'at-once' } }, runtime: 'deterministic', strategy: 'pct', depth: 3, seed: 1, runs: 100 });
     expect(bad.findings.map((f) => f.kind)).toContain('stale_translation');
     const good = await run({ workload: { name: 'sva', params: { ...RANDOM, teardown: 'drain' } }, runtime: 'deterministic', strategy: 'pct', depth: 3, seed: 1, runs: 50 });
     expect(good.findings).toEqual([]);

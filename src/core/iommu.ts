@@ -39,7 +39,7 @@ import { type MmStruct, pteAddr } from '../kernel/mm/mm.js';
 import { PTE_PRESENT, PTE_WRITE } from '../kernel/mm/pagetable.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
 import { rcu_init, rcu_read_lock, rcu_read_unlock } from '../kernel/rcu.js';
-import { kfree, kzalloc, objLoad, objStore } from '../kernel/slab.js';
+import { kasanAccess, kfree, kzalloc, objLoad, objStore } from '../kernel/slab.js';
 import { element, struct, type ViewOf, word } from '../kernel/struct.js';
 import { defineXArray, xa_cmpxchg, xa_erase, xa_load, xa_lock, xa_store, xa_unlock, type XArray } from '../kernel/xarray.js';
 import { Oracle } from './oracle.js';
@@ -47,6 +47,8 @@ import { BLOCKED_DOMAIN, IOMMU_NO_PASID, type IommuDomain, type IommuOps } from 
 import type { DeviceInfo } from './types.js';
 
 export type DomainType = 'blocked' | 'identity' | 'dma' | 'paging' | 'sva';
+/** Where struct iommu_group keeps its mutex (words): what a NULL group's mutex_lock touches. */
+const IOMMU_GROUP_MUTEX_OFFSET = 2;
 export const DOMAIN_TYPES: readonly DomainType[] = ['blocked', 'identity', 'dma', 'paging', 'sva'];
 /** DOM.type of an SVA domain. */
 const SVA_TYPE = DOMAIN_TYPES.indexOf('sva') + 1;
@@ -944,6 +946,12 @@ export class IommuGroups {
   private *impl_iommu_detach_device_pasid(t: KTask, dom: number, dev: GroupDevice, pasid: number): KGen {
     const k = this.k;
     const g = this.groupOf(dev);
+    // "Caller must be a probed driver on dev": once iommu_release_device ran, dev->iommu_group is NULL and
+    // mutex_lock(&group->mutex) dereferences it.
+    if (this.released(dev)) {
+      yield* k.step(t, 'mutex_lock(&dev->iommu_group->mutex)', () => void kasanAccess(k, t, 0, IOMMU_GROUP_MUTEX_OFFSET, true));
+      return;
+    }
     yield* mutex_lock(k, t, g.mutex);
     const curr = yield* xa_load(k, t, g.pasidArray, pasid);
     if (curr === 0 || curr === XA_ZERO_ENTRY || (yield* this.entryDomain(t, curr)) !== dom) {

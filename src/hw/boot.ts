@@ -1,7 +1,7 @@
 // What the kernel does before user space starts (kernel_init): each IOMMU driver enables its unit's command
 // queue and then its page request queue, the PCI bus scan gives each device its struct pci_dev (pci_device_add,
 // src/hw/pci/pci.ts: the bus, its references and hot-unplug), and each PCI device is probed by the IOMMU core (iommu_probe_device),
-// bound by its driver and has its PCIe capabilities enabled (pci_enable_pasid, pci_enable_pri, pci_enable_ats).
+// bound by its driver (which may start its kernel thread) and has its PCIe capabilities enabled (pci_enable_pasid, pci_enable_pri, pci_enable_ats).
 // Each is a register or config-space write the hardware takes in order, and kernel_init waits until every unit
 // and device has taken them (a config write is non-posted) before user space runs — processes' exec waits for
 // it, as init does — and before the drivers' own work starts (the tasks it is given).
@@ -37,6 +37,8 @@ export function defineBoot(k: Kernel, units: readonly IommuUnit[], devices: read
       const enables = [caps.pasid ? 'pci_enable_pasid' : '', caps.pri ? 'pci_enable_pri' : '', caps.ats ? 'pci_enable_ats' : ''].filter((x) => x !== '');
       yield* k.step(t, `iommu_probe_device(${d.info.name})`, (env) => env.send(d.info.actor, { type: 'probe' }));
       yield* k.step(t, `accel_probe(${d.info.name})`, (env) => env.send(d.info.actor, { type: 'driver.bind' }));
+      // The driver's own kernel thread, when the workload has one (src/workloads/kthreads.ts).
+      if (k.fns.has('accel_kthread_run')) yield* k.fn.accel_kthread_run(t, d.info);
       yield* k.step(t, `${enables.join(', ') || 'no PCIe capability'} (${d.info.name})`, (env) => env.send(d.info.actor, { type: 'enable' }));
     }
     yield k.point(t, 'wait for the hardware to take its configuration', hardwareReady, () => undefined, { what: 'the IOMMUs and devices to take their configuration' });

@@ -39,8 +39,24 @@ export function entryFormat<const F extends Fields>(
   return { layout: layout as unknown as StructType<Fields>, ...format };
 }
 
+/**
+ * The per-device entry above the PASID table, where a flavour has one the driver writes to block the device (AMD's
+ * device table entry, the SMMU's stream table entry): one word of it, that the hardware reads before it looks at
+ * the PASID table. The model's memory starts zeroed and its boot does not write these: an entry still 0 reads as
+ * `atProbe`, the one the driver wrote when the device was probed (translating through the PASID table).
+ */
+export interface DeviceEntryFormat {
+  /** How the kernel names it (DTE, STE). */
+  readonly name: string;
+  readonly atProbe: number;
+  /** Does the entry w make the hardware abort {device, pasid}'s requests (pasid 0: the RID's)? */
+  blocks(w: number, pasid: number): boolean;
+}
+
 export interface FlavourSpec {
   readonly flavour: 'vtd' | 'amd' | 'smmuv3';
+  /** The device-level entry (absent: the flavour's blocking domain only clears PASID-table entries). */
+  readonly deviceEntry?: DeviceEntryFormat;
   /** Unit names as the kernel prints them: dmar0, AMD-Vi0 (iommu0), smmu0. */
   unitName(i: number): string;
   readonly entry: EntryFormat;

@@ -95,6 +95,8 @@ export class IommuUnit {
   private readonly prq: number;
   /** PASID tables of this unit's devices: static offset per device index. */
   private readonly tables = new Map<number, number>();
+  /** The device-level entries (FlavourSpec.deviceEntry), one word per device index: static offset. */
+  private readonly deviceEntries = new Map<number, number>();
   private readonly tlb: ViewOf<typeof IOTLB_ENTRY>;
   private readonly pc: ViewOf<typeof PASID_CACHE_SLOT>;
   private readonly q: ViewOf<typeof IOMMU_QUEUES>;
@@ -137,6 +139,7 @@ export class IommuUnit {
     for (const d of devices) {
       this.tables.set(d.index, k.statics.alloc((1 << d.caps.pasidBits) * spec.entry.layout.words, `${d.name} ${spec.entryName} table`));
       this.groups.set(d.index, k.statics.alloc(PRG_OUTSTANDING.words, `${d.name} page request groups`));
+      if (spec.deviceEntry) this.deviceEntries.set(d.index, k.statics.alloc(1, `${d.name} ${spec.deviceEntry.name}`));
     }
   }
 
@@ -155,6 +158,28 @@ export class IommuUnit {
     const t = this.tables.get(dev);
     if (t === undefined) throw new Error(`${this.name}: device ${dev} is not behind this IOMMU`);
     return element(this.spec.entry.layout, this.s(t), pasid);
+  }
+
+  /** dev's device-level entry (its word offset; FlavourSpec.deviceEntry): the driver writes it, 0 reads as atProbe. */
+  deviceEntryPtr(dev: number): number {
+    const t = this.deviceEntries.get(dev);
+    if (t === undefined) throw new Error(`${this.name}: no ${this.spec.deviceEntry?.name ?? 'device entry'} for device ${dev}`);
+    return this.s(t);
+  }
+
+  /** dev's device-level entry as the hardware reads it (atProbe while the driver has not written it). */
+  deviceEntry(dev: number): number {
+    const w = this.spec.deviceEntry ? Atomics.load(this.k.i32, this.deviceEntryPtr(dev)) : 0;
+    return w === 0 ? (this.spec.deviceEntry?.atProbe ?? 0) : w;
+  }
+
+  /**
+   * Does dev's device-level entry abort {dev, pasid}'s requests? The model does not cache the entry: a write of it
+   * takes effect at once (the driver flushes the unit's copy all the same, as the kernel does).
+   */
+  blocks(dev: number, pasid: number): boolean {
+    const f = this.spec.deviceEntry;
+    return f?.blocks(this.deviceEntry(dev), pasid) ?? false;
   }
 
   /** Fields the hardware fetches of an entry (one access each). */

@@ -29,6 +29,10 @@ export type HwMessage =
   /** The device driver asks the device to stop using a PASID (and to say when it has drained). */
   | { type: 'stop'; pasid: number }
   | { type: 'drain.later'; pasid: number }
+  /**
+   * The device is pulled out of its slot (a scripted hot-unplug: src/workloads/hotplug.ts). The pciehp actor that
+   * pulled it removes it, so no interrupt thread is woken (a device's own `unplug` misbehaviour wakes pciehp_ist).
+   */
   | { type: 'unplug' }
   | { type: 'dma.done'; id: number; ok: number }
   | LifecycleMessage;
@@ -45,6 +49,8 @@ export type LifecycleMessage =
   | { type: 'driver.bind' }
   /** pci_enable_pasid, pci_enable_pri, pci_enable_ats: the capabilities it has. */
   | { type: 'enable' }
+  /** pci_disable_device at the end of the driver's remove: bus mastering off, the device issues no more DMA. */
+  | { type: 'disable' }
   /** iommu_release_device: the device leaves the IOMMU core (driver unbound, device deleted). */
   | { type: 'release' }
   /** A task's look at its mm: mm_struct state (MM_UNUSED … MM_FREED) and mm->pasid. */
@@ -79,6 +85,7 @@ const LAYOUT: readonly Fields<HwMessage>[] = [
   ['probe', []],
   ['driver.bind', []],
   ['enable', []],
+  ['disable', []],
   ['release', []],
   ['mm.state', ['code', 'pasid']],
   ['mm.exit', []],

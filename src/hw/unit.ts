@@ -113,6 +113,11 @@ export class IommuHardware implements Hardware {
     const u = this.unit;
     const fmt = u.spec.entry;
     const ep = u.epoch;
+    // The device table / stream table entry first: a blocked device (or RID) is aborted before any lookup.
+    if (u.blocks(dev, pasid)) {
+      out.send(this.dev(dev).actor, { type: 'ats.fault', id, why: WHY_PASID });
+      return;
+    }
     if (u.spec.tlbTag === 'pasid') {
       const pte = u.iotlbLookup(dev, pasid, vpn);
       if (pte !== 0 && (!write || (pte & PTE_WRITE) !== 0)) {
@@ -195,6 +200,7 @@ export class IommuHardware implements Hardware {
    */
   reachable(dev: number, pasid: number): number[] {
     const u = this.unit;
+    if (u.blocks(dev, pasid)) return [];
     const words = u.entry(dev, pasid);
     if (!u.spec.entry.present(words)) return [];
     const mm = mmById(this.mms, u.spec.entry.mmOf(words) - 1);

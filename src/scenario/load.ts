@@ -248,8 +248,12 @@ function compileScript(s: Scenario): string | undefined {
   return JSON.stringify(Object.fromEntries(Object.entries(script).map(([a, steps]) => [a, steps.map(wireOf(a))])));
 }
 
-/** sva: a JSON list, one list of steps per process (an `after` names its process by number). */
+/**
+ * sva: a JSON list, one list of steps per process (an `after` names its process by number); with pciehp actors
+ * (`hp/N`, numbered on their own) the object of actors, every model's form.
+ */
 function compileSva(script: Record<string, (object | string)[]>, wire: (st: object | string) => Record<string, Wire>): string {
+  if (Object.keys(script).some((n) => n.startsWith('hp/'))) return JSON.stringify(Object.fromEntries(Object.entries(script).map(([a, steps]) => [a, steps.map(wire)])));
   const procs: Wire[][] = [];
   for (const [name, steps] of Object.entries(script)) {
     const i = Number(name.slice('proc/'.length));

@@ -11,6 +11,7 @@ import {
   DOMAINS_FIELDS,
   DOMAINS_KINDS,
   defaultedForm,
+  HP_KINDS,
   IOASID_FIELDS,
   IOASID_KINDS,
   objectForm,
@@ -20,6 +21,7 @@ import {
   scalarForm,
 } from '../workloads/steps.js';
 import { IOMMUFD_FIELDS, IOMMUFD_KINDS } from '../workloads/iommufd-steps.js';
+import { HP_FIELDS } from '../workloads/hotplug-steps.js';
 
 /** The finding kinds a scenario may expect or forbid (src/kernel/findings.ts, the model's oracles). */
 export const FINDING_KINDS = [
@@ -84,12 +86,16 @@ const whileStep = z.strictObject({
 
 // Each step kind's fields are declared once, in src/workloads/steps.ts; here are the forms a scenario writes them in.
 
+/** hp (pciehp, src/workloads/hotplug-steps.ts): `{ unplug: dev }` (a surprise removal), `{ unplug: { dev, surprise } }`. */
+const hpForms = [scalarForm('unplug', HP_FIELDS.unplug.dev), objectForm('unplug', HP_FIELDS.unplug)] as const;
+
 /** sva: `bind`, `unbind`, `exit`, `{ dma: {n, vpn, write, wait} }`, `{ munmap: vpn }`, `{ exit: {wait} }`. */
 const svaStep = z.union([
   z.enum(['bind', 'unbind', 'exit']),
   defaultedForm('dma', SVA_FIELDS.dma),
   scalarForm('munmap', SVA_FIELDS.munmap.vpn),
   objectForm('exit', SVA_FIELDS.exit),
+  ...hpForms,
   afterStep,
   whileStep,
 ]);
@@ -108,6 +114,7 @@ const domainsStep = z.union([
   objectForm('unbind', D.unbind),
   objectForm('dma', D.dma),
   objectForm('iopf', D.iopf),
+  ...hpForms,
   afterStep,
   whileStep,
 ]);
@@ -174,12 +181,12 @@ const ioasidStep = z.union([
 export type IoasidStep = z.output<typeof ioasidStep>;
 
 /** Each model's step kinds (src/workloads/steps.ts). */
-export const STEP_KINDS: Readonly<Record<ModelName, readonly StepKind[]>> = { sva: SVA_KINDS, domains: DOMAINS_KINDS, ioasid: IOASID_KINDS };
+export const STEP_KINDS: Readonly<Record<ModelName, readonly StepKind[]>> = { sva: [...SVA_KINDS, ...HP_KINDS], domains: [...DOMAINS_KINDS, ...HP_KINDS], ioasid: IOASID_KINDS };
 
 /** The steps of each model's scripts, by their key (for messages). */
 export const SCRIPT_STEPS: Readonly<Record<ModelName, readonly string[]>> = {
-  sva: [...SVA_KINDS.map((k) => k.op), 'after', 'while'],
-  domains: [...DOMAINS_KINDS.map((k) => k.op), 'after', 'while'],
+  sva: [...SVA_KINDS.map((k) => k.op), ...HP_KINDS.map((k) => k.op), 'after', 'while'],
+  domains: [...DOMAINS_KINDS.map((k) => k.op), ...HP_KINDS.map((k) => k.op), 'after', 'while'],
   ioasid: [...IOASID_KINDS.map((k) => k.op), 'after', 'while'],
 };
 
@@ -232,9 +239,9 @@ const base = {
  * constraints must not form a cycle, and the lock must be one of the model's.
  */
 export const scenarioSchema = z.discriminatedUnion('model', [
-  /** sva: processes `proc/N` (process N), after exec. */
-  z.strictObject({ ...base, model: z.literal('sva'), script: scriptOf(/^proc\/\d+$/, 'expected proc/N', svaStep) }),
-  /** domains: drivers, processes and page-fault handlers (`drv/N`, `proc/N`, `iopf/N`), each a kernel task. */
+  /** sva: processes `proc/N` (process N), after exec; pciehp `hp/N`. */
+  z.strictObject({ ...base, model: z.literal('sva'), script: scriptOf(/^(proc|hp)\/\d+$/, 'expected proc/N or hp/N', svaStep) }),
+  /** domains: drivers, processes and page-fault handlers (`drv/N`, `proc/N`, `iopf/N`), each a kernel task; a user-space VMM `vmm/N`; pciehp `hp/N`. */
   z.strictObject({ ...base, model: z.literal('domains'), script: domainsScript() }),
   /** ioasid: allocator users `user/N`, each a kernel task started once the allocator is booted. */
   z.strictObject({ ...base, model: z.literal('ioasid'), script: scriptOf(/^user\/\d+$/, 'expected user/N', ioasidStep) }),

@@ -13,7 +13,8 @@
 //                      completed or faulted (the isolation oracle and KASAN judge what it reaches)
 //   iopf               a page request from {device, PASID}: the SVA domain's lookup and the fault handled
 //   synchronize_rcu
-// plus the ordering constraints of script.ts (`after`, `while`). Each step's outcome is a point of the trace:
+// plus the ordering constraints of script.ts (`after`, `while`), and pciehp actors `hp/N` removing devices
+// (hotplug-steps.ts: `unplug`). Each step's outcome is a point of the trace:
 // `drv/0[1]: iommu_attach_device_pasid(A, 0000:00:01.0, 7) = -EINVAL`.
 import type { KTask } from '../kernel/context.js';
 import { errname } from '../kernel/errno.js';
@@ -24,6 +25,8 @@ import { synchronize_rcu } from '../kernel/rcu.js';
 import { InputError } from '../runtime/errors.js';
 import type { DomainType } from '../core/iommu.js';
 import type { DeviceInfo } from '../core/types.js';
+import { defineHotplugActors, hotplugActors } from './hotplug.js';
+import type { HotplugOp } from './hotplug-steps.js';
 import { parseScript, type ScriptActor, ScriptRunner, withinTopology } from './script.js';
 import { PRESET_ACTORS } from './steps.js';
 import { defineVmmSteps, isVmmOp, type VmmOp } from './iommufd-script.js';
@@ -40,7 +43,10 @@ export type DomainsOp =
   | { readonly op: 'dma' | 'iopf'; readonly dev: number; readonly pasid: number }
   | { readonly op: 'synchronize_rcu' };
 
-export const DOMAINS_ACTOR_KINDS = ['drv', 'proc', 'iopf', 'vmm'] as const;
+export const DOMAINS_ACTOR_KINDS = ['drv', 'proc', 'iopf', 'vmm', 'hp'] as const;
+
+/** A step of any of the preset's actors: theirs, a VMM's, or pciehp's. */
+export type DomainsActorOp = DomainsOp | VmmOp | HotplugOp;
 
 /** What the steps may name: the topology. */
 export interface DomainsScriptTopology {
@@ -54,8 +60,8 @@ export interface DomainsScriptTopology {
 }
 
 /** The `steps` parameter checked against the topology; undefined when it is ''. */
-export function parseDomainsScript(text: string, topo: DomainsScriptTopology): ScriptActor<DomainsOp | VmmOp>[] | undefined {
-  const actors = parseScript<DomainsOp | VmmOp>(text, {
+export function parseDomainsScript(text: string, topo: DomainsScriptTopology): ScriptActor<DomainsActorOp>[] | undefined {
+  const actors = parseScript<DomainsActorOp>(text, {
     model: 'domains',
     kinds: DOMAINS_ACTOR_KINDS,
     maxActors: topo.maxActors,
@@ -119,10 +125,13 @@ export interface DomainsScriptEnv {
  * Declare the scripted actors' task kind (`domains_script`, one task an actor, named by its comm) and what they
  * share: the named domains, one word each. Returns the run's initial tasks.
  */
-export function defineDomainsScript(env: DomainsScriptEnv, actors: readonly ScriptActor<DomainsOp | VmmOp>[]): { task: string; args: number; name: string }[] {
+export function defineDomainsScript(env: DomainsScriptEnv, all: readonly ScriptActor<DomainsActorOp>[]): { task: string; args: number; name: string }[] {
   const { k, m, mms } = env;
   const { groups } = m;
-  const runner = new ScriptRunner<DomainsOp | VmmOp>(k, 'domains', actors);
+  // The pciehp actors last: actor i of the runner is the i-th of the others, then the hp actors.
+  const hp = hotplugActors(all);
+  const actors = all.filter((a) => !hp.includes(a));
+  const runner = new ScriptRunner<DomainsActorOp>(k, 'domains', [...actors, ...hp]);
   const vmm = defineVmmSteps(m, actors, mms, env.iommufdBug ?? 'none');
   const names = [...new Set(actors.flatMap((a) => a.steps.flatMap((s) => ('domain' in s ? [s.domain] : []))))];
   // Each named domain: its object and its buffer's page.
@@ -203,7 +212,11 @@ export function defineDomainsScript(env: DomainsScriptEnv, actors: readonly Scri
   k.task('domains_script', 'process', function* (t, args) {
     const a = typeof args === 'number' ? args : 0;
     const name = actors[a]?.name ?? '';
-    yield* runner.run(t, a, (t2, s) => (isVmmOp(s, name) ? vmm(t2, s, name) : step(t2, s as DomainsOp, a)));
+    yield* runner.run(t, a, (t2, s) => {
+      if (s.op === 'unplug') throw new Error(`domains: ${name} takes no hp step`);
+      return isVmmOp(s, name) ? vmm(t2, s, name) : step(t2, s as DomainsOp, a);
+    });
   });
-  return actors.map((a, i) => ({ task: 'domains_script', args: i, name: a.comm }));
+  const hpTasks = defineHotplugActors<DomainsOp | VmmOp>({ k, bus: m.boot.bus, devices: m.devices, boot: m.boot }, runner, hp, actors.length, (t2, s) => step(t2, s as DomainsOp, 0));
+  return [...actors.map((a, i) => ({ task: 'domains_script', args: i, name: a.comm })), ...hpTasks];
 }

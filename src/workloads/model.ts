@@ -57,6 +57,7 @@ import { mmContextMachine } from '../actors/mm-context.js';
 import { pciDeviceMachine } from '../actors/pci-device.js';
 import type { IommufdBug } from '../core/iommufd/index.js';
 import { applyExtension, coreStepTable, KERNEL_PRIMITIVES } from './extension.js';
+import { defineDriverKthreads, type DriverKthreads } from './kthreads.js';
 import { defineKernelUsers, type KernelUse, type VfioTakeover, type VfioUse } from './kernel-users.js';
 import { hardwareActors, type Topology } from './topology.js';
 
@@ -112,6 +113,7 @@ export interface ModelParams {
   readonly kernel: KernelUse;
   readonly kjobs: number;
   readonly kbuffers: number;
+  readonly kthreads: number;
   readonly vfio: VfioUse;
   readonly vfioTakeover: VfioTakeover;
   readonly drmContexts: number;
@@ -180,6 +182,8 @@ export interface Model {
   readonly driver: AccelDriver;
   readonly kusers: ReturnType<typeof defineKernelUsers>;
   readonly boot: Boot;
+  /** The accelerator driver's kernel threads (the `kthreads` parameter; undefined: none). */
+  readonly kthreads: DriverKthreads | undefined;
   readonly actors: ModelActors;
   /** The ActorSpecs of the units, devices and mms, in that order. */
   readonly specs: readonly ActorSpec[];
@@ -414,7 +418,8 @@ function modelHardware(b: Build, s: Sizes) {
   k.onEnd(() => oracle.unanswered(units.flatMap((u) => u.outstandingGroups())));
   const probe = s.iopt - (opts.pageTables ?? 0) > 0 ? [{ task: 'iommu_probe', args: null, name: 'iommu_probe' }] : [];
   const boot = defineBoot(k, units, devices, [...probe, ...(opts.bootTasks ?? [])]);
-  return { units, hardware, devices, driver, kusers, boot, completions, faults: denv.faults };
+  const kthreads = p.kthreads > 0 ? defineDriverKthreads({ k, dma, pm, mms, infos, boot, noDefaultDomain: p.defaultDomain === 'none', addCompletion: (c) => void completions.push(c) }, p.kthreads) : undefined;
+  return { units, hardware, devices, driver, kusers, boot, kthreads, completions, faults: denv.faults };
 }
 
 /** The IOMMU units, their drivers and vendor ops registered, and the extension applied to them. */

@@ -100,7 +100,8 @@ function actorEntries(v: unknown, pre: string, spec: ScriptSpec<unknown>): [stri
   const entries = Object.entries(v as Record<string, unknown>);
   for (const [name] of entries) {
     const n = Number(name.slice(name.indexOf('/') + 1));
-    if (spec.numbered && n >= spec.numbered.actors) throw new InputError(`${pre}: ${name}: no such process (the topology has ${spec.numbered.actors})`);
+    // The numbered kind's actors are the topology's processes; another kind (sva's hp/N) is numbered on its own.
+    if (spec.numbered && name.startsWith(`${spec.kinds[0]}/`) && n >= spec.numbered.actors) throw new InputError(`${pre}: ${name}: no such process (the topology has ${spec.numbered.actors})`);
   }
   return entries;
 }

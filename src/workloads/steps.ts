@@ -2,10 +2,11 @@
 // docs show), from which come both forms a step is written in — the scenario's (`{ dma: { n: 2 } }`, `bind`,
 // `{ munmap: 3 }`: src/scenario/scenario.ts) and the `steps` parameter's (`{ "op": "dma", "n": 2 }`, a union
 // discriminated by `op`: src/workloads/script.ts) — and the generated reference (docs/steps.md). The vocabulary
-// is by actor kind (ACTOR_KINDS: a process, a driver, a page-fault handler, an IOASID user), one zod union
+// is by actor kind (ACTOR_KINDS: a process, a driver, a page-fault handler, an IOASID user, pciehp), one zod union
 // discriminated by actor kind (actorUnion), so that a script may mix kinds; PRESET_ACTORS says which each preset runs.
 import { z } from 'zod';
 import { IOMMUFD_KINDS } from './iommufd-steps.js';
+import { HP_STEPS } from './hotplug-steps.js';
 
 const MUST = 'must be ';
 
@@ -116,6 +117,9 @@ export const DOMAINS_KINDS: readonly StepKind[] = [
   kind('synchronize_rcu', 'synchronize_rcu().', {}, { bare: true }),
 ];
 
+/** hp: pciehp (`hp/N`): its steps are declared in hotplug-steps.ts. */
+export const HP_KINDS: readonly StepKind[] = HP_STEPS.map((s) => kind(s.op, s.text, s.fields, s));
+
 export const IOASID_FIELDS = {
   alloc_set: { set, quota },
   alloc: { set, id },
@@ -185,6 +189,7 @@ export const ACTOR_KINDS = {
   iopf: { text: 'A page-fault handler (task `iopfN`): page requests looked up and handled.', steps: only(DOMAINS_KINDS, ['iopf', 'synchronize_rcu']) },
   user: { text: 'A kernel user of the IOASID allocator (task `userN`), started once the allocator is booted.', steps: IOASID_KINDS },
   vmm: { text: "A user-space VMM (task `vmmN`) on /dev/iommu: IOAS, hw_pagetables and fault objects, devices bound, attached, replaced and detached (a PASID's too), faults read and answered; its memory is process mm N's.", steps: IOMMUFD_KINDS },
+  hp: { text: 'pciehp, the PCIe hot-plug driver of the devices\' slots (task `hpN`): surprise or orderly removal of a device.', steps: HP_KINDS },
 } as const satisfies Readonly<Record<string, ActorKind>>;
 
 export type ActorKindName = keyof typeof ACTOR_KINDS;
@@ -197,8 +202,8 @@ const stepsOf = (kinds: readonly ActorKindName[]): ActorSteps => Object.fromEntr
  * the presets are one model.
  */
 export const PRESET_ACTORS: Readonly<Record<'sva' | 'domains' | 'ioasid', ActorSteps>> = {
-  sva: stepsOf(['proc']),
-  domains: { drv: DOMAINS_KINDS, proc: DOMAINS_KINDS, iopf: DOMAINS_KINDS, vmm: IOMMUFD_KINDS },
+  sva: stepsOf(['proc', 'hp']),
+  domains: { drv: DOMAINS_KINDS, proc: DOMAINS_KINDS, iopf: DOMAINS_KINDS, vmm: IOMMUFD_KINDS, hp: HP_KINDS },
   ioasid: stepsOf(['user']),
 };
 

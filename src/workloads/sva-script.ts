@@ -13,7 +13,9 @@ import type { Kernel, KGen } from '../kernel/kernel.js';
 import { InputError } from '../runtime/errors.js';
 import type { Wire } from '../runtime/model.js';
 import type { SvaParams } from './presets/sva.js';
-import { checkWhileTasks, parseScript, type ScriptActor, ScriptRunner } from './script.js';
+import { defineHotplugActors, type HotplugEnv, hotplugActors } from './hotplug.js';
+import type { HotplugOp } from './hotplug-steps.js';
+import { checkWhileTasks, parseScript, type ScriptActor, ScriptRunner, withinTopology } from './script.js';
 import { PRESET_ACTORS } from './steps.js';
 import type { Syscalls } from './syscalls.js';
 
@@ -26,7 +28,10 @@ export type SvaOp =
   /** do_exit; `wait: false` goes on at once: another thread of the process carries on meanwhile. */
   | { readonly op: 'exit'; readonly wait: boolean };
 
-type Step = ScriptActor<SvaOp>['steps'][number];
+type Step = ScriptActor<SvaOp | HotplugOp>['steps'][number];
+
+/** At most this many pciehp actors (`hp/N`) beside the processes. */
+export const MAX_HOTPLUG_ACTORS = 4;
 
 /** Scripted processes run as initial tasks, with kernel_init: at most this many (the runtime's 16). */
 export const MAX_SCRIPTED_PROCESSES = 15;
@@ -50,9 +55,14 @@ export function scriptedExtraTasks(steps: string): number {
     const o = (st ?? {}) as Record<string, unknown>;
     return o.op === 'exit' && o.wait === false ? 1 : 0;
   };
-  if (lists !== null && typeof lists === 'object' && !Array.isArray(lists)) lists = Object.values(lists);
+  // An hp actor is a task of its own (it runs iommu_release_device).
+  let hp = 0;
+  if (lists !== null && typeof lists === 'object' && !Array.isArray(lists)) {
+    hp = Object.keys(lists).filter((n) => n.startsWith('hp/')).length;
+    lists = Object.values(lists);
+  }
   if (!Array.isArray(lists)) return 0;
-  return lists.reduce((n: number, l: unknown) => n + (Array.isArray(l) ? l.reduce((m: number, st) => m + extra(st), 0) : 0), 0);
+  return lists.reduce((n: number, l: unknown) => n + (Array.isArray(l) ? l.reduce((m: number, st) => m + extra(st), 0) : 0), hp);
 }
 
 /** Kinds of task this workload always spawns with a name of their own (their comm is that name). */
@@ -68,7 +78,8 @@ export function taskComms(k: Kernel, p: SvaParams, units: readonly IommuUnit[]):
     ...(p.vfio === 'none' ? [] : ['vfio']),
     ...(p.drmContexts > 0 ? ['drm'] : []),
   ];
-  return [...procs, ...units.map((u) => `${u.spec.prqThread}/${u.name}`), ...kernel, ...kinds];
+  const hp = Array.from({ length: MAX_HOTPLUG_ACTORS }, (_, j) => `hp${j}`);
+  return [...procs, ...units.map((u) => `${u.spec.prqThread}/${u.name}`), ...kernel, ...hp, ...kinds];
 }
 
 /**
@@ -77,17 +88,28 @@ export function taskComms(k: Kernel, p: SvaParams, units: readonly IommuUnit[]):
  * the topology, `proc/i` at index i (a process the script does not name only execs). With the run's tasks'
  * comms, a `while` must name one of them.
  */
-export function parseSteps(text: string, processes: number, comms?: readonly string[]): ScriptActor<SvaOp>[] | undefined {
-  const named = parseScript<SvaOp>(text, { model: 'sva', kinds: ['proc'], maxActors: Math.max(1, processes), steps: PRESET_ACTORS.sva, numbered: { actors: processes } });
+export function parseSteps(text: string, processes: number, comms?: readonly string[], devices = 1024): ScriptActor<SvaOp | HotplugOp>[] | undefined {
+  const named = parseScript<SvaOp | HotplugOp>(text, {
+    model: 'sva',
+    kinds: ['proc', 'hp'],
+    maxActors: Math.max(1, processes) + MAX_HOTPLUG_ACTORS,
+    steps: PRESET_ACTORS.sva,
+    numbered: { actors: processes },
+    check: (st, at) => {
+      if (st.op === 'unplug') withinTopology(at, 'dev', st.dev, devices);
+    },
+  });
   if (!named) return undefined;
   if (processes > MAX_SCRIPTED_PROCESSES) throw new InputError(`sva: steps: a script runs each process as a task started with the run: at most ${MAX_SCRIPTED_PROCESSES} processes, the topology has ${processes}`);
   if (comms) checkWhileTasks('sva', named, comms);
   const byName = new Map(named.map((a) => [a.name, a]));
-  return Array.from({ length: processes }, (_, i) => {
+  const procs = Array.from({ length: processes }, (_, i) => {
     const a = byName.get(`proc/${i}`) ?? { name: `proc/${i}`, comm: `proc${i}`, steps: [] };
     checkLifetime(a.steps, i);
     return a;
   });
+  // The pciehp actors follow the processes (actor P + j of the script's runner).
+  return [...procs, ...hotplugActors(named)];
 }
 
 /**
@@ -126,6 +148,8 @@ export interface ScriptedProcessEnv {
   readonly flags: number;
   /** Process i's id as a DMA submitter (the device maps it to the address space its descriptors are for). */
   readonly submitter: (i: number) => number;
+  /** What the script's pciehp actors (`hp/N`) remove devices with. */
+  readonly hotplug: HotplugEnv;
 }
 
 /** What the workload takes from its scripted processes. */
@@ -139,9 +163,14 @@ export interface ScriptedProcesses {
 }
 
 /** Declare the scripted processes' task: exec, then the steps on the one script engine. */
-export function defineScriptedProcesses(env: ScriptedProcessEnv, actors: readonly ScriptActor<SvaOp>[]): ScriptedProcesses {
+export function defineScriptedProcesses(env: ScriptedProcessEnv, all: readonly ScriptActor<SvaOp | HotplugOp>[]): ScriptedProcesses {
   const { k } = env;
-  const runner = new ScriptRunner<SvaOp>(k, 'sva', actors);
+  const runner = new ScriptRunner<SvaOp | HotplugOp>(k, 'sva', all);
+  const hp = hotplugActors(all);
+  const actors = all.slice(0, all.length - hp.length);
+  const hpTasks = defineHotplugActors<SvaOp>(env.hotplug, runner, hp, actors.length, () => {
+    throw new Error('sva: an hp actor takes only hp steps');
+  });
   // Per process: descriptors completed, and of those failed (the device's writes).
   const records = k.statics.alloc(2 * actors.length, 'scripted process completion records');
   const completed = (i: number): number => k.mem.statics + records + 2 * i;
@@ -149,17 +178,20 @@ export function defineScriptedProcesses(env: ScriptedProcessEnv, actors: readonl
     const i = args as number;
     yield* env.sys.exec(t, i);
     const op = processSteps(env, i, completed(i));
-    yield* runner.run(t, i, op);
+    yield* runner.run(t, i, (t2, st) => {
+      if (st.op === 'unplug') throw new Error(`sva: proc/${i} takes no hp step`);
+      return op(t2, st);
+    });
   });
   return {
-    initialTasks: actors.map((a, i) => ({ task: 'scripted_process', args: i, name: a.comm })),
+    initialTasks: [...actors.map((a, i) => ({ task: 'scripted_process', args: i, name: a.comm })), ...hpTasks],
     completion(cr, ok) {
       const i = cr - PROCESS_CR;
       if (!ok) Atomics.add(k.i32, completed(i) + 1, 1);
       Atomics.add(k.i32, completed(i), 1);
     },
     unfinished: (shared, statics) =>
-      actors.flatMap((a, i) => {
+      all.flatMap((a, i) => {
         const done = shared[statics + runner.progressWord(i)] ?? 0;
         return done < a.steps.length ? [`${a.name} did not finish: ${done} of its ${a.steps.length} steps done`] : [];
       }),

@@ -19,7 +19,7 @@ export { TASK_MMS, type TaskMm } from './params/policies.js';
 export { SVA_DEFAULTS, SVA_PRESET, type SvaParams, svaParams } from './presets/sva.js';
 
 /** Everything a workload instance is made of (tests reach into it): the model's parts, and the processes'. */
-export interface SvaModel extends Pick<Model, 'k' | 'sva' | 'stats' | 'units' | 'devices' | 'infos' | 'dma' | 'domains' | 'kusers'> {
+export interface SvaModel extends Pick<Model, 'k' | 'sva' | 'stats' | 'units' | 'hardware' | 'pm' | 'devices' | 'infos' | 'dma' | 'domains' | 'kusers' | 'kthreads' | 'boot'> {
   readonly params: SvaParams;
   mm(i: number): MmStruct;
   /** Actor ids. */
@@ -47,8 +47,8 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const sys = defineSyscalls({ k, params: p, processes: P, mms, notifiers: m.notifiers, sva, driver: m.driver, stats, infos, actors, boot: m.boot });
   const specs: ActorSpec[] = [...m.specs];
   // A script's processes are kernel tasks (sva-script.ts); otherwise each is an actor.
-  const scriptActors = parseSteps(p.steps, P, taskComms(k, p, units));
-  const script = scriptActors && defineScriptedProcesses({ k, sys, infos, flags: p.flags, submitter: actors.process }, scriptActors);
+  const scriptActors = parseSteps(p.steps, P, taskComms(k, p, units), infos.length);
+  const script = scriptActors && defineScriptedProcesses({ k, sys, infos, flags: p.flags, submitter: actors.process, hotplug: { k, bus: m.boot.bus, devices, boot: m.boot } }, scriptActors);
   if (script) {
     const n = scriptActors?.length ?? 0;
     m.addCompletion((cr, ok) => {
@@ -60,7 +60,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   specs.push(...processActors(p, script !== undefined, actors));
 
   const statics = staticsOffset(k.layout, k.base);
-  const model: SvaModel = { params: p, k, sva, stats, units, devices, infos, mm: (i) => mms.mms[i] as MmStruct, actors, dma, domains, kusers };
+  const model: SvaModel = { params: p, k, sva, stats, units, hardware: m.hardware, pm: m.pm, kthreads: m.kthreads, boot: m.boot, devices, infos, mm: (i) => mms.mms[i] as MmStruct, actors, dma, domains, kusers };
   const workload: Workload = {
     name: 'sva',
     params: { ...p },

@@ -38,6 +38,7 @@ const RUN_STOPPED = 2;
  */
 const DEVICE_STATE = struct('device_state', {
   unplugged: word,
+  disabled: word, // pci_disable_device: bus mastering off (the driver's remove)
   config: word,
   active: word, // PASIDs started and not stopped
   stopping: word, // PASIDs told to stop that have not drained
@@ -50,7 +51,7 @@ export const CONFIG_BOUND = 2; // its driver's probe
 export const CONFIG_ENABLED = 3; // pci_enable_ats / pri / pasid
 export const CONFIG_RELEASED = 4; // iommu_release_device
 
-export type DevicePhase = 'enabled' | 'dma' | 'stopping' | 'drained' | 'removed';
+export type DevicePhase = 'enabled' | 'dma' | 'stopping' | 'drained' | 'disabled' | 'removed';
 
 /** An ATC (the device's address translation cache) entry: hardware, the model's layout. */
 const ATC_ENTRY = struct('atc_entry', { valid: word, pasid: word, vpn: word, pte: word });
@@ -165,6 +166,7 @@ export class PciDevice implements Hardware {
     const s = this.state;
     const r = this.r;
     if (s.unplugged.get(r) === 1) return 'removed';
+    if (s.disabled.get(r) === 1) return 'disabled';
     if (s.stopping.get(r) > 0) return 'stopping';
     if (s.active.get(r) > 0) return 'dma';
     return s.stopped.get(r) === 1 ? 'drained' : 'enabled';
@@ -181,6 +183,11 @@ export class PciDevice implements Hardware {
 
   get unplugged(): boolean {
     return this.state.unplugged.get(this.r) === 1;
+  }
+
+  /** Gone, or its bus mastering turned off: it issues nothing more. */
+  private get silent(): boolean {
+    return this.unplugged || this.state.disabled.get(this.r) === 1;
   }
 
   /** DMA in flight under pasid (issued, not yet completed). */
@@ -249,7 +256,7 @@ export class PciDevice implements Hardware {
     switch (msg.type) {
       case 'submit': {
         const d: Dma = { tag: this.nextTag++ & 0x3fffffff, id: msg.id, pasid: msg.pasid, vpn: msg.vpn, write: msg.w === 1, from: msg.from, cr: msg.cr, expected: this.env.sva.boundMm(this.info.index, msg.pasid), meant: this.env.submitter(msg.from), strayOf: -1 };
-        if (this.unplugged || msg.pasid < 0 || msg.pasid >= 1 << this.info.caps.pasidBits) {
+        if (this.silent || msg.pasid < 0 || msg.pasid >= 1 << this.info.caps.pasidBits) {
           this.reply(d, false, out);
           return;
         }
@@ -267,7 +274,7 @@ export class PciDevice implements Hardware {
         if (this.wq.length > 0) out.send(self, { type: 'engine' });
         else this.engineBusy = false;
         if (!d) return;
-        if (this.unplugged || (this.stopped(d.pasid) && this.misbehaviour !== 'dma-after-stop')) {
+        if (this.silent || (this.stopped(d.pasid) && this.misbehaviour !== 'dma-after-stop')) {
           this.env.stats.add('dma_aborted');
           this.reply(d, false, out);
           return;
@@ -353,7 +360,10 @@ export class PciDevice implements Hardware {
         return;
       }
       case 'unplug':
-        this.unplug(out);
+        this.unplug(out, false);
+        return;
+      case 'disable':
+        this.state.disabled.set(this.r, 1);
         return;
       case 'probe':
         this.state.config.set(this.r, CONFIG_PROBED);
@@ -485,11 +495,12 @@ export class PciDevice implements Hardware {
     if (this.pasidState.run.get(at) === RUN_STOPPED) this.add('stopping', -1);
   }
 
-  private unplug(out: HwOut): void {
+  /** Gone at once: everything in flight aborted. `irq`: the slot's presence-detect interrupt wakes pciehp_ist. */
+  private unplug(out: HwOut, irq = true): void {
     if (this.unplugged) return;
     this.state.unplugged.set(this.r, 1);
     // The link goes down: the slot's presence-detect interrupt wakes pciehp, which removes the device.
-    if (this.hotplug !== '') out.spawn(this.hotplug, this.info.index, `${this.hotplug}/${this.info.name}`);
+    if (irq && this.hotplug !== '') out.spawn(this.hotplug, this.info.index, `${this.hotplug}/${this.info.name}`);
     for (const d of [...this.inflight.values()]) this.complete(d, false, out);
     for (const d of this.wq) this.reply(d, false, out);
     this.wq = [];

@@ -9,12 +9,17 @@ import { defineIda, type Ida, idaAllocated, ida_alloc_range, ida_free } from '..
 import type { Kernel, KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../../kernel/mutex.js';
+import { EINVAL } from '../../kernel/errno.js';
 import type { PciDevice } from './device.js';
 
 declare module '../../kernel/kfunc.js' {
   interface KernelFunctions {
     /** The accelerator driver's remove: put every queue still open on dev (its SVA handles unbound). */
     accel_remove(t: KTask, dev: DeviceInfo): KGen;
+    /** open() of the device node: under uacce->mutex, nothing once the device's remove has run (uacce->parent NULL). */
+    uacce_fops_open(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult>;
+    /** The open's binding: the mm bound (iommu_sva_bind_device) and the queue recorded for the fd. */
+    uacce_mm_get(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult>;
   }
 }
 
@@ -22,8 +27,10 @@ export class AccelDriver {
   private readonly idas: Ida[];
   /** Per SVA handle (slot handle - 1): the fds of this driver holding it, and its device's index + 1. */
   private readonly queues: number;
-  /** uacce->mutex of each device: a release and the device's remove put a queue one at a time. */
+  /** uacce->mutex of each device: an open, a release and the device's remove put a queue one at a time. */
   private readonly mutexes: Mutex[];
+  /** Per device: 1 once its remove has run (uacce->parent = NULL: an open finds no device). */
+  private readonly removed: number;
 
   constructor(
     private readonly k: Kernel,
@@ -36,7 +43,10 @@ export class AccelDriver {
     for (const d of devices) sva.setSvmOps(d.info, this.svmOps());
     this.queues = k.statics.alloc(2 * handles, 'accel queues (fds per SVA handle)');
     this.mutexes = devices.map(() => defineMutex(k, '&uacce->mutex'));
+    this.removed = k.statics.alloc(Math.max(1, devices.length), 'uacce->parent (removed)');
     k.fns.define('accel_remove', 'drivers/misc/uacce/uacce.c', (t, dev) => this.remove(t, dev));
+    k.fns.define('uacce_fops_open', 'drivers/misc/uacce/uacce.c', (t, dev, mm, flags) => this.fopsOpen(t, dev, mm, flags));
+    k.fns.define('uacce_mm_get', 'drivers/misc/uacce/uacce.c', (t, dev, mm, flags) => this.bindQueue(t, dev, mm, flags));
   }
 
   private queueAt(handle: number): number {
@@ -45,7 +55,32 @@ export class AccelDriver {
   }
 
   /** open() of the device node: bind the caller's mm (or init_mm for a kernel user). */
-  *open(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult> {
+  open(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult> {
+    return this.k.fn.uacce_fops_open(t, dev, mm, flags);
+  }
+
+  private removedAt(dev: DeviceInfo): number {
+    return this.k.mem.statics + this.removed + dev.index;
+  }
+
+  /**
+   * uacce_fops_open: under uacce->mutex, so that the device's remove (uacce_remove, under the same mutex) either
+   * finds the new queue and puts it, or has run already and the open fails (uacce->parent is NULL: -EINVAL) —
+   * never a bond left on a released device (80fc671bcc01, "uacce: Handle parent device removal or parent driver
+   * module rmmod").
+   */
+  private *fopsOpen(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult> {
+    const k = this.k;
+    const mutex = this.mutexes[dev.index] as Mutex;
+    yield* mutex_lock(k, t, mutex);
+    const gone = yield* k.step(t, 'uacce->parent', () => Atomics.load(k.i32, this.removedAt(dev)) === 1);
+    const r = gone ? { ret: -EINVAL, pasid: 0, why: `${dev.name}: its driver was removed` } : yield* k.fn.uacce_mm_get(t, dev, mm, flags);
+    yield* mutex_unlock(k, t, mutex);
+    return r;
+  }
+
+  /** uacce_mm_get: the mm bound, the queue recorded for the fd. */
+  private *bindQueue(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult> {
     const k = this.k;
     const r = yield* k.call(t, 'accel_open', this.sva.bind(t, dev, mm, flags));
     if (r.ret > 0) {
@@ -86,6 +121,7 @@ export class AccelDriver {
     const mutex = this.mutexes[dev.index] as Mutex;
     yield* mutex_lock(k, t, mutex);
     const open = yield* k.step(t, `uacce_remove(${dev.name}): put the open queues`, () => {
+      Atomics.store(k.i32, this.removedAt(dev), 1);
       const out: [number, number][] = [];
       for (let h = 1; h <= this.handles; h++) {
         const at = this.queueAt(h);

@@ -6,7 +6,10 @@
 // order: the driver's remove (device_release_driver), then device_del's bus notifier (BUS_NOTIFY_REMOVED_DEVICE:
 // the IOMMU core's iommu_release_device), then list_del from the bus and the bus's put. A reference leaked by a
 // lookup keeps a removed device's pci_dev allocated: kmemleak reports it at teardown ("unreferenced object"), as
-// the kernel's scan would once nothing on the bus points at it; a use after the last put is KASAN's.
+// the kernel's scan would once nothing on the bus points at it; a use after the last put is KASAN's. The driver's
+// remove stops the driver's own kernel threads (kthreads, src/workloads/kthreads.ts) before its user queues, and
+// ends with pci_disable_device; a surprise removal marks the device disconnected first (pci_dev_set_disconnected).
+// Removals are serialized as pci_lock_rescan_remove does: a device is removed once.
 import { BUS_NOTIFY_REMOVED_DEVICE } from '../../core/iommu.js';
 import type { DeviceInfo } from '../../core/types.js';
 import type { KTask } from '../../kernel/context.js';
@@ -25,8 +28,11 @@ export const PCI_DEV = struct('pci_dev', {
   segment: word, // pci_domain_nr(bus)
 });
 
-/** The bus's per-device state (static): the pci_dev pointer, and whether it was removed from the bus list. */
-const BUS_SLOT = struct('pci_bus_slot', { pdev: word, removed: word });
+/**
+ * The bus's per-device state (static): the pci_dev pointer, whether it was removed from the bus list, whether a
+ * removal has begun (under pci_lock_rescan_remove), and pdev->error_state's pci_channel_io_perm_failure.
+ */
+const BUS_SLOT = struct('pci_bus_slot', { pdev: word, removed: word, removing: word, disconnected: word });
 
 declare module '../../kernel/kfunc.js' {
   interface KernelFunctions {
@@ -38,6 +44,10 @@ declare module '../../kernel/kfunc.js' {
     pci_stop_and_remove_bus_device(t: KTask, dev: DeviceInfo): KGen;
     /** The device driver's remove (device_release_driver). */
     pci_device_remove(t: KTask, dev: DeviceInfo): KGen;
+    /** pdev->error_state = pci_channel_io_perm_failure: the device is gone (pciehp, on a surprise removal). */
+    pci_dev_set_disconnected(t: KTask, dev: DeviceInfo): KGen;
+    /** The driver's kernel threads stopped (kthread_stop) and their work drained; defined when the driver has some. */
+    accel_kthreads_stop(t: KTask, dev: DeviceInfo): KGen;
   }
 }
 
@@ -81,6 +91,11 @@ export class PciBus {
     fns.define('pci_get_domain_bus_and_slot', SEARCH_C, (t, seg, bus, devfn) => this.lookup(t, seg, bus, devfn));
     fns.define('pci_stop_and_remove_bus_device', REMOVE_C, (t, dev) => this.remove(t, dev));
     fns.define('pci_device_remove', 'drivers/pci/pci-driver.c', (t, dev) => this.driverRemove(t, dev));
+    fns.define('pci_dev_set_disconnected', 'drivers/pci/pci.h', (t, dev) =>
+      this.k.step(t, `pci_dev_set_disconnected(${dev.name})`, () => {
+        this.k.i32[this.slot(dev.index) + BUS_SLOT.offset.disconnected] = 1;
+      }),
+    );
   }
 
   private slot(index: number): number {
@@ -90,6 +105,11 @@ export class PciBus {
   /** dev's struct pci_dev (0 before the bus scan): reads only. */
   pdev(dev: DeviceInfo): number {
     return this.k.i32[this.slot(dev.index) + BUS_SLOT.offset.pdev] as number;
+  }
+
+  /** pci_dev_is_disconnected: a surprise removal saw the device gone. Reads only. */
+  disconnected(dev: DeviceInfo): boolean {
+    return (this.k.i32[this.slot(dev.index) + BUS_SLOT.offset.disconnected] as number) === 1;
   }
 
   /** Removed from the bus list (pci_destroy_dev)? Reads only. */
@@ -146,10 +166,16 @@ export class PciBus {
     return yield* this.get(t, found);
   }
 
-  /** The driver's remove: the accelerator driver stops the device's work queues (it is gone or going). */
+  /**
+   * The driver's remove (idxd_remove's order): its kernel threads stopped and their work drained, then its user
+   * queues put (uacce_remove), then pci_disable_device — bus mastering off, the device issues nothing more.
+   */
   private *driverRemove(t: KTask, dev: DeviceInfo): KGen {
-    if (this.k.fns.has('accel_remove')) yield* this.k.fn.accel_remove(t, dev);
-    else yield* this.k.step(t, `accel_remove(${dev.name})`, () => undefined);
+    const k = this.k;
+    if (k.fns.has('accel_kthreads_stop')) yield* k.fn.accel_kthreads_stop(t, dev);
+    if (k.fns.has('accel_remove')) yield* k.fn.accel_remove(t, dev);
+    else yield* k.step(t, `accel_remove(${dev.name})`, () => undefined);
+    yield* k.step(t, `pci_disable_device(${dev.name})`, (env) => env.send(dev.actor, { type: 'disable' }));
   }
 
   /**
@@ -158,7 +184,14 @@ export class PciBus {
    */
   private *remove(t: KTask, dev: DeviceInfo): KGen {
     const k = this.k;
-    if (this.removed(dev) || this.pdev(dev) === 0) return;
+    // pci_lock_rescan_remove: a second remover (pciehp and sysfs, two slot events) finds the device going.
+    const first = yield* k.step(t, `pci_lock_rescan_remove: ${dev.name} on the bus`, () => {
+      const at = this.slot(dev.index) + BUS_SLOT.offset.removing;
+      if (this.removed(dev) || this.pdev(dev) === 0 || k.i32[at] === 1) return false;
+      k.i32[at] = 1;
+      return true;
+    });
+    if (!first) return;
     yield* k.fn.pci_device_remove(t, dev);
     if (k.fns.has('iommu_bus_notifier')) yield* k.call(t, 'device_del', k.fn.iommu_bus_notifier(t, BUS_NOTIFY_REMOVED_DEVICE, dev));
     const pdev = yield* k.step(t, `list_del(${dev.name}, &bus->devices)`, (env) => {
@@ -174,7 +207,23 @@ export class PciBus {
   private *pciehp(t: KTask, index: number): KGen {
     const d = this.devices[index];
     if (!d) return;
-    yield* this.k.call(t, 'pciehp_unconfigure_device', this.k.fn.pci_stop_and_remove_bus_device(t, d.info));
+    yield* this.unconfigure(t, d.info, false);
+  }
+
+  /**
+   * pciehp_unconfigure_device(ctrl, presence): with the device gone (no presence) it is marked disconnected
+   * first, so that its driver's remove does not wait on hardware that will never answer; then it is removed.
+   */
+  *unconfigure(t: KTask, dev: DeviceInfo, presence: boolean): KGen {
+    const k = this.k;
+    yield* k.call(
+      t,
+      'pciehp_unconfigure_device',
+      (function* (): KGen {
+        if (!presence) yield* k.fn.pci_dev_set_disconnected(t, dev);
+        yield* k.fn.pci_stop_and_remove_bus_device(t, dev);
+      })(),
+    );
   }
 
   /** kmemleak at teardown: a removed device's pci_dev still allocated — nothing on the bus points at it. */

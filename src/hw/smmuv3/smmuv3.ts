@@ -3,8 +3,11 @@
 // 64-byte CD with V and the ASID in its first word and TTB0 in the next, which the SMMU fetches in more than one
 // access — hence arm_smmu_write_ctx_desc's order: TTB0, CFGI_CD + SYNC, then V. The TLB is tagged by the ASID
 // the SMMU shares with the CPU, so one mm bound to several devices shares entries; a command queue with
-// CMD_SYNC; a PRI queue handled by arm_smmu_priq_thread.
-import { type IommuDomain, type IommuDomainOps, type IommuOps, IOMMU_NO_PASID, type RemoveWhy } from '../../core/ops.js';
+// CMD_SYNC; a PRI queue handled by arm_smmu_priq_thread. Above the CD table, each master's STE: the blocked
+// domain (arm_smmu_blocked_domain) installs an abort STE — or, while PASIDs still use the CD table, a CD-table STE
+// whose S1DSS terminates the requests without a substream ID —, and blocks a {device, PASID} by clearing its CD
+// (arm_smmu_blocking_set_dev_pasid, which puts the abort STE back once the last PASID is gone from a blocked RID).
+import { BLOCKED_DOMAIN, type IommuDomain, type IommuDomainOps, type IommuOps, IOMMU_NO_PASID, type RemoveWhy } from '../../core/ops.js';
 import type { DeviceInfo } from '../../core/types.js';
 import { SVM_FLAG_SUPERVISOR_MODE } from '../../core/types.js';
 import { EBUSY, EOPNOTSUPP } from '../../kernel/errno.js';
@@ -33,6 +36,25 @@ export const CTXDESC_CD_0_ASID_SHIFT = 16;
 
 const CD = ARM_SMMU_CD.offset;
 
+/**
+ * The stream table entry (arm-smmu-v3.h: struct arm_smmu_ste { __le64 data[8]; }): the model keeps one word, with
+ * STRTAB_STE_0_V, STRTAB_STE_0_CFG (data[0]) and STRTAB_STE_1_S1DSS (data[1]) at its own bit positions.
+ */
+export const ARM_SMMU_STE = struct('arm_smmu_ste', { data0: word });
+export const STRTAB_STE_0_V = 1;
+const STE_CFG_SHIFT = 1;
+const STE_S1DSS_SHIFT = 4;
+export const STRTAB_STE_0_CFG_ABORT = 0;
+export const STRTAB_STE_0_CFG_S1_TRANS = 5;
+export const STRTAB_STE_1_S1DSS_TERMINATE = 0;
+export const STRTAB_STE_1_S1DSS_SSID0 = 2;
+const steCfg = (w: number): number => (w >>> STE_CFG_SHIFT) & 7;
+const steS1dss = (w: number): number => (w >>> STE_S1DSS_SHIFT) & 3;
+/** arm_smmu_make_abort_ste */
+export const ABORT_STE = STRTAB_STE_0_V | (STRTAB_STE_0_CFG_ABORT << STE_CFG_SHIFT);
+/** arm_smmu_make_cdtable_ste with s1dss: requests without a substream ID use CD 0 (SSID0) or are terminated. */
+export const cdtableSte = (s1dss: number): number => STRTAB_STE_0_V | (STRTAB_STE_0_CFG_S1_TRANS << STE_CFG_SHIFT) | (s1dss << STE_S1DSS_SHIFT);
+
 export const SMMUV3: FlavourSpec = {
   flavour: 'smmuv3',
   unitName: (i) => `smmu${i}`,
@@ -43,6 +65,13 @@ export const SMMUV3: FlavourSpec = {
     mmOf: (w) => w[CD.ttb0] ?? 0,
     asidOf: (w) => (w[CD.data0] ?? 0) >>> CTXDESC_CD_0_ASID_SHIFT,
   }),
+  // The probe's STE: the CD table, S1DSS=SSID0. An abort STE aborts everything; S1DSS=TERMINATE, the RID's requests.
+  deviceEntry: {
+    name: 'STE',
+    atProbe: cdtableSte(STRTAB_STE_1_S1DSS_SSID0),
+    blocks: (w, pasid) =>
+      (w & STRTAB_STE_0_V) === 0 || steCfg(w) === STRTAB_STE_0_CFG_ABORT || (pasid === IOMMU_NO_PASID && steS1dss(w) === STRTAB_STE_1_S1DSS_TERMINATE),
+  },
   tlbTag: 'asid',
   cmdqName: 'cmdq',
   prqName: 'PRI queue',
@@ -59,6 +88,11 @@ declare module '../../kernel/kfunc.js' {
     arm_smmu_mm_release(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct): KGen;
     arm_smmu_mm_arch_invalidate_secondary_tlbs(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct, start: number, end: number): KGen;
     arm_smmu_release_device(t: KTask, dev: DeviceInfo, domain: IommuDomain): KGen;
+    /** arm_smmu_blocked_domain's attach_dev: an abort STE (a CD-table STE terminating SSID 0 while PASIDs are in use). */
+    arm_smmu_attach_dev_blocked(t: KTask, dev: DeviceInfo): KGen<number>;
+    /** arm_smmu_blocked_domain's set_dev_pasid: the PASID's CD cleared, what was attached there removed. */
+    arm_smmu_blocking_set_dev_pasid(t: KTask, dev: DeviceInfo, pasid: number, old: IommuDomain): KGen<number>;
+    arm_smmu_install_ste_for_dev(t: KTask, dev: DeviceInfo, ste: number): KGen;
   }
 }
 
@@ -119,6 +153,7 @@ function defineSmmuFunctions(env: DriverEnv): void {
   k.fns.define('arm_smmu_release_device', 'drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c', (t, _dev, domain) =>
     detachOnRelease(env, t, domain, 'arm_smmu_detach_dev: spin_lock_irqsave(&smmu_domain->devices_lock)'),
   );
+  defineSmmuBlocked(env, cd, entry);
   k.fns.define('arm_smmu_sva_set_dev_pasid', sva, (t, domain, dev, pasid) => k.fn.arm_smmu_write_ctx_desc(t, dev, pasid, domainMm(domain)));
   k.fns.define('arm_smmu_sva_remove_dev_pasid', sva, (t, dev, pasid, mm) => smmuClear(cd, env, t, dev, pasid, mm, 'unbind'));
   k.fns.define('arm_smmu_mm_release', sva, (t, dev, pasid, mm) => smmuClear(cd, env, t, dev, pasid, mm, 'release'));
@@ -127,18 +162,60 @@ function defineSmmuFunctions(env: DriverEnv): void {
   );
 }
 
+/** arm_smmu_ssids_in_use: a CD other than the RID's is valid. */
+function ssidsInUse(cd: ArmSmmuCd, env: DriverEnv, dev: DeviceInfo): boolean {
+  for (let pasid = 1; pasid < 1 << dev.caps.pasidBits; pasid++) if (cdValid(cd, env, dev, pasid)) return true;
+  return false;
+}
+
+/** The blocked domain's ops (arm-smmu-v3.c: arm_smmu_blocked_domain) and the STE writes they make. */
+function defineSmmuBlocked(env: DriverEnv, cd: ArmSmmuCd, entry: EntryOps): void {
+  const k = env.k;
+  const ste = k.view(ARM_SMMU_STE);
+  const C = 'drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c';
+  // arm_smmu_write_ste, then CFGI_STE (the entry cache's command here) and the stream's TLB and ATC entries.
+  k.fns.define('arm_smmu_install_ste_for_dev', C, function* (t, dev, v) {
+    yield* k.step(t, 'arm_smmu_write_ste', () => void ste.data0.WRITE_ONCE(unitOf(env, dev).unit.deviceEntryPtr(dev.index), v));
+    yield* flush(env, t, dev, [cmd(OP_PC, dev.index, IOMMU_NO_PASID), cmd(OP_DEVTLB, dev.index, IOMMU_NO_PASID)]);
+  });
+  k.fns.define('arm_smmu_attach_dev_blocked', C, function* (t, dev) {
+    const inUse = yield* k.step(t, 'arm_smmu_ssids_in_use(&master->cd_table)', () => ssidsInUse(cd, env, dev));
+    yield* k.fn.arm_smmu_install_ste_for_dev(t, dev, inUse ? cdtableSte(STRTAB_STE_1_S1DSS_TERMINATE) : ABORT_STE);
+    // arm_smmu_clear_cd(master, IOMMU_NO_PASID): "likely that we'll need to clear the CD but it's safe to try".
+    if (cdValid(cd, env, dev, IOMMU_NO_PASID)) yield* k.call(t, 'arm_smmu_clear_cd', entry.remove(t, dev, IOMMU_NO_PASID, BLOCKED_DOMAIN));
+    return 0;
+  });
+  k.fns.define('arm_smmu_blocking_set_dev_pasid', C, function* (t, dev, pasid, old) {
+    if (old.mm) yield* k.fn.arm_smmu_sva_remove_dev_pasid(t, dev, pasid, old.mm);
+    else if (cdValid(cd, env, dev, pasid)) yield* k.call(t, 'arm_smmu_clear_cd', entry.remove(t, dev, pasid, old));
+    yield* iopfForDomainRemove(k, t, unitOf(env, dev), old, dev);
+    // The last PASID gone from a master whose RID is blocked: the STE goes back to the abort STE. (The CDs and the
+    // STE are written under the group's mutex, which the caller holds: a plain read.)
+    const w = unitOf(env, dev).unit.deviceEntry(dev.index);
+    if (steCfg(w) === STRTAB_STE_0_CFG_S1_TRANS && steS1dss(w) === STRTAB_STE_1_S1DSS_TERMINATE && !ssidsInUse(cd, env, dev)) yield* k.fn.arm_smmu_attach_dev_blocked(t, dev);
+    return 0;
+  });
+}
+
 /** `ssidBits`: the SMMU's SSIDSIZE; a master gets min(its PASID width, SSIDSIZE). */
 export function smmuv3Ops(env: DriverEnv, ssidBits: number): IommuOps {
   const k = env.k;
   defineSmmuFunctions(env);
   const bits = (dev: DeviceInfo): number => Math.min(dev.caps.pasidBits, ssidBits);
   const domainOps: IommuDomainOps = {
-    // CD 0 (SSID 0) is the stage-1 context of the master's requests without a substream ID.
-    attach_dev: (t, domain, dev) => domainOps.set_dev_pasid(t, domain, dev, IOMMU_NO_PASID, undefined),
+    // CD 0 (SSID 0) is the stage-1 context of the master's requests without a substream ID, under a CD-table STE
+    // with S1DSS=SSID0 (arm_smmu_make_cdtable_ste), installed again first if the RID was blocked.
+    *attach_dev(t, domain, dev) {
+      if (domain.type === 'blocked') return yield* k.fn.arm_smmu_attach_dev_blocked(t, dev);
+      if (unitOf(env, dev).unit.blocks(dev.index, IOMMU_NO_PASID)) yield* k.fn.arm_smmu_install_ste_for_dev(t, dev, cdtableSte(STRTAB_STE_1_S1DSS_SSID0));
+      return yield* domainOps.set_dev_pasid(t, domain, dev, IOMMU_NO_PASID, undefined);
+    },
     set_dev_pasid: (t, domain, dev, pasid, old) =>
-      iopfSetDevPasid(k, t, unitOf(env, dev), domain, dev, old, () =>
-        domain.type === 'sva' ? k.fn.arm_smmu_sva_set_dev_pasid(t, domain, dev, pasid) : k.fn.arm_smmu_set_pasid(t, domain, dev, pasid),
-      ),
+      domain.type === 'blocked' && old !== undefined
+        ? k.fn.arm_smmu_blocking_set_dev_pasid(t, dev, pasid, old)
+        : iopfSetDevPasid(k, t, unitOf(env, dev), domain, dev, old, () =>
+            domain.type === 'sva' ? k.fn.arm_smmu_sva_set_dev_pasid(t, domain, dev, pasid) : k.fn.arm_smmu_set_pasid(t, domain, dev, pasid),
+          ),
     iotlb_sync: (t, domain, dev, pasid, start, end) => k.fn.arm_smmu_mm_arch_invalidate_secondary_tlbs(t, dev, pasid, domainMm(domain), start, end),
   };
   return {
@@ -153,8 +230,8 @@ export function smmuv3Ops(env: DriverEnv, ssidBits: number): IommuOps {
     pasid_range: (dev) => [1, (1 << bits(dev)) - 1],
     *remove_dev_pasid(t, dev, pasid, domain, why) {
       if (why === 'release') return yield* k.fn.arm_smmu_mm_release(t, dev, pasid, domainMm(domain));
-      yield* k.fn.arm_smmu_sva_remove_dev_pasid(t, dev, pasid, domainMm(domain));
-      yield* iopfForDomainRemove(k, t, unitOf(env, dev), domain, dev);
+      // iommu_remove_dev_pasid: the blocked domain's set_dev_pasid over what was attached.
+      yield* k.fn.arm_smmu_blocking_set_dev_pasid(t, dev, pasid, domain);
     },
     drain_prq: (t, dev, pasid) => drainPrq(k, t, unitOf(env, dev), dev, pasid),
     release_device: (t, dev, domain) => k.fn.arm_smmu_release_device(t, dev, domain),

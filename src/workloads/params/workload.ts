@@ -40,6 +40,7 @@ export const WORKLOAD = {
   kernel: oneOf(KERNEL_USES, "The kernel's own DMA users (seeds 001, 004): none, the DMA API, a system PASID with its own domain and map/unmap (option 1), or a system PASID bound to init_mm (option 2)."),
   kjobs: int(0, 1 << 24, 'Jobs each kernel DMA user runs.'),
   kbuffers: int(1, 1 << 16, 'Kernel pages each kernel DMA user hands its device as buffers.'),
+  kthreads: int(0, 1 << 16, "Descriptors each device's driver kernel thread submits on the RID through the DMA API (idxd's kernel work queue; its remove stops it first; 0: no thread)."),
   vfio: oneOf(VFIO_USES, "VFIO takes device 0 over (seed 001): early (while the host driver still maps) or late."),
   drmContexts: int(0, 1024, 'A DRM-like device switching its engines between this many per-process domains (seed 001; 0: none).'),
   drmRounds: int(0, 1 << 20, 'Context switches of the DRM-like device.'),

@@ -97,6 +97,7 @@ export const SVA_DEFAULTS: SvaParams = {
   kernel: 'none',
   kjobs: 8,
   kbuffers: 2,
+  kthreads: 0,
   kdevices: 1,
   vfio: 'none',
   vfioTakeover: 'refuse',
@@ -114,7 +115,7 @@ export const SVA_PRESET: PresetSpec<SvaParams> = {
       free: oneOf(SVA_PASID_FREES),
     }),
     ...pick('faults', FAULTS, ['bug', 'misbehave', 'misbehaveDevice', 'extension', 'failAlloc'], { bug: oneOf(DRIVER_BUGS) }),
-    ...pick('workload', WORKLOAD, ['script', 'rates', 'dmas', 'rounds', 'flags', 'seed', 'steps', 'hungTaskSecs', 'kernel', 'kjobs', 'kbuffers', 'vfio', 'drmContexts', 'drmRounds'], {
+    ...pick('workload', WORKLOAD, ['script', 'rates', 'dmas', 'rounds', 'flags', 'seed', 'steps', 'hungTaskSecs', 'kernel', 'kjobs', 'kbuffers', 'kthreads', 'vfio', 'drmContexts', 'drmRounds'], {
       script: oneOf(SCRIPTS),
       rounds: int(1, 1 << 16),
       seed: int(0, 0x7fffffff),
