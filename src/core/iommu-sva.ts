@@ -489,7 +489,7 @@ export class Sva {
     if (svm) yield* svm.start_pasid(t, dev, pasid);
     const a = yield* this.svaDomains.iommu_sva_domain_attach(t, dev, mm, pasid, flags);
     if (a.err < 0) {
-      yield* this.teardown(t, handle, dev, mm, pasid, false);
+      yield* this.teardown(t, handle, dev, mm, pasid, false, false, false);
       // out_free_handle: the handle goes with the failed bind (its notifier's SRCU free, seed 000's per-bond one).
       if (sub > 0) yield* mmu_notifier_put(k, t, this.notifiers, sub);
       else yield* this.freeBond(t, handle);
@@ -578,14 +578,15 @@ export class Sva {
     return false;
   }
 
-  private *teardown(t: KTask, handle: number, dev: DeviceInfo, mm: MmStruct, pasid: number, quarantine: boolean, deferred = false): KGen {
+  /** `bound`: false for the undoing of a bind whose attach failed (no bind was counted, so no unbind is). */
+  private *teardown(t: KTask, handle: number, dev: DeviceInfo, mm: MmStruct, pasid: number, quarantine: boolean, deferred = false, bound = true): KGen {
     const k = this.k;
     const dom = this.sva.domain.get(this.bond(handle));
     if (dom !== 0) yield* this.svaDomains.iommu_sva_domain_detach(t, dom, dev, pasid);
     yield* k.step(t, quarantine ? 'iommu_sva: quarantine PASID' : 'iommu_sva: unbound', (env) => {
       Atomics.store(k.i32, this.at(this.boundTable[dev.index] as number, pasid), 0);
       this.oracle.pasidUnbound(env.step, dev.index, dev.name, pasid, t.label);
-      this.stats.add('unbinds');
+      if (bound) this.stats.add('unbinds');
       if (quarantine) this.stats.add('quarantined');
     });
     // pasidLife=mm: the PASID stays the mm's, for its next bind, until mm_pasid_drop.
