@@ -106,7 +106,8 @@ export const randomProcessMachine = setup({
       enqueue.emit(spawnEffect('sys_munmap', { proc: context.idx, start, n: 1 }, `proc${context.idx}`));
     }),
     close: enqueueActions(({ context, enqueue }) => enqueue.emit(spawnEffect('sys_close', { proc: context.idx, handle: context.handle }, `proc${context.idx}`))),
-    exit: enqueueActions(({ context, enqueue }) => enqueue.emit(spawnEffect('do_exit', { proc: context.idx, handles: context.handle > 0 ? [context.handle] : [] }, `proc${context.idx}`))),
+    // do_exit: exit_files closes the fd if it is still open, exit_task_work releases it.
+    exit: enqueueActions(({ context, enqueue }) => enqueue.emit(spawnEffect('do_exit', { proc: context.idx }, `proc${context.idx}`))),
   },
 }).createMachine({
   id: 'random-process',

@@ -83,9 +83,13 @@ const whileStep = z.strictObject({
 
 // Each step kind's fields are declared once, in src/workloads/steps.ts; here are the forms a scenario writes them in.
 
-/** sva: `bind`, `unbind`, `exit`, `{ dma: {n, vpn, write, wait} }`, `{ munmap: vpn }`, `{ exit: {wait} }`. */
+/** sva: `open`, `{ open: {dev, as} }`, `close`, `{ close: fd }`, `mmap`, `{ mmap: fd }`, `munmap_portal`, `bind`, `unbind`, `exit`, `{ dma: {n, vpn, write, wait, fd} }`, `{ munmap: vpn }`, `{ exit: {wait} }`. */
 const svaStep = z.union([
-  z.enum(['bind', 'unbind', 'exit']),
+  z.enum(['bind', 'unbind', 'exit', 'open', 'close', 'mmap', 'munmap_portal']),
+  objectForm('open', SVA_FIELDS.open),
+  scalarForm('close', SVA_FIELDS.close.fd),
+  scalarForm('mmap', SVA_FIELDS.mmap.fd),
+  scalarForm('munmap_portal', SVA_FIELDS.munmap_portal.fd),
   defaultedForm('dma', SVA_FIELDS.dma),
   scalarForm('munmap', SVA_FIELDS.munmap.vpn),
   objectForm('exit', SVA_FIELDS.exit),
