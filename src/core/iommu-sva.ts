@@ -490,6 +490,8 @@ export class Sva {
     const a = yield* this.svaDomains.iommu_sva_domain_attach(t, dev, mm, pasid, flags);
     if (a.err < 0) {
       yield* this.teardown(t, handle, dev, mm, pasid, false);
+      // out_free_handle: kfree(handle) — with no notifier of its own, nothing else frees it.
+      if (sub === 0) yield* this.freeBond(t, handle);
       return yield* this.failed(t, a.err, `${this.ops(dev).driver} could not install PASID ${pasid}: ${a.why}`);
     }
     yield* k.step(t, 'handle->domain = domain', () => this.sva.domain.set(this.bond(handle), a.dom));
