@@ -87,9 +87,9 @@ const whileStep = z.strictObject({
 const svaStep = z.union([
   z.enum(['bind', 'unbind', 'exit', 'open', 'close', 'mmap', 'munmap_portal']),
   objectForm('open', SVA_FIELDS.open),
-  scalarForm('close', SVA_FIELDS.close.fd),
-  scalarForm('mmap', SVA_FIELDS.mmap.fd),
-  scalarForm('munmap_portal', SVA_FIELDS.munmap_portal.fd),
+  scalarForm('close', SVA_FIELDS.close.fd.unwrap()),
+  scalarForm('mmap', SVA_FIELDS.mmap.fd.unwrap()),
+  scalarForm('munmap_portal', SVA_FIELDS.munmap_portal.fd.unwrap()),
   defaultedForm('dma', SVA_FIELDS.dma),
   scalarForm('munmap', SVA_FIELDS.munmap.vpn),
   objectForm('exit', SVA_FIELDS.exit),
