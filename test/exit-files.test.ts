@@ -4,14 +4,18 @@
 // each released and unbound exactly once, and mm->pasid valid until __mmdrop. Each observes the run through the
 // kernel functions by name (k.fns.wrap, as a patch would), on the deterministic runtime with fixed seeds.
 import { describe, expect, it } from 'vitest';
+import '../src/hw/pci/driver.js';
 import type { KTask } from '../src/kernel/context.js';
+import { defineFiles, type FileOperations, registerFops } from '../src/kernel/fs/file.js';
 import type { KGen } from '../src/kernel/kernel.js';
 import { type MmStruct, mmPasid } from '../src/kernel/mm/mm.js';
 import { runDeterministic } from '../src/runtime/deterministic.js';
 import type { Wire } from '../src/runtime/model.js';
 import { RandomScheduler } from '../src/runtime/schedulers/random.js';
 import { buildSva } from '../src/workloads/sva.js';
+import { setCurrent } from '../src/kernel/task_struct.js';
 import '../src/workloads/index.js';
+import { kernel, runOnce, tasksWorkload, words } from './kernel-harness.js';
 
 type Step = Record<string, unknown>;
 const SEEDS = [1, 2, 3, 4, 5, 6];
@@ -170,5 +174,67 @@ describe('struct file: the last reference releases', () => {
     expect(() => build([[{ op: 'open', as: 'a' }, { op: 'close', fd: 'b' }]])).toThrow(/proc\/0\[1\]: close: proc\/0 has no fd open named b/);
     expect(() => build([[{ op: 'open', as: 'a' }, { op: 'close', fd: 'a' }, { op: 'mmap', fd: 'a' }]])).toThrow(/proc\/0\[2\]: mmap: proc\/0 has no fd open named a/);
     expect(() => build([[{ op: 'open', as: 'a' }, { op: 'mmap', fd: 'a' }, { op: 'close', fd: 'a' }, { op: 'munmap_portal', fd: 'a' }, { op: 'exit' }]])).not.toThrow();
+  });
+});
+
+describe('fput: where the last reference’s release runs', () => {
+  /**
+   * A process (task `proc`) opens a file and hands a reference (fget) to a kernel thread; the one that drops the
+   * last reference is `last`. Returns, per seed, the context and call chain the release ran in, and when.
+   */
+  function lastPut(last: 'process' | 'kthread', seed: number) {
+    const k = kernel();
+    defineFiles(k, 1, 0);
+    const w = words(k, 3); // 0: the file handed over, 1: the kthread's put done, 2: the process closed
+    const log: string[] = [];
+    k.fns.define('uacce_fops_open', 'test', function* (t) {
+      yield* k.step(t, 'open', () => undefined);
+      return 0;
+    });
+    k.fns.define('uacce_fops_release', 'test', function* (t) {
+      yield* k.step(t, 'release', () => void log.push(`release in ${t.kind}: ${t.chain().join(' > ')}`));
+    });
+    const fops = registerFops(k, { name: 'test_fops', open: 'uacce_fops_open', release: 'uacce_fops_release' } satisfies FileOperations);
+    k.task('proc', 'process', function* (t) {
+      setCurrent(k, t, 0);
+      const fd = yield* k.fn.do_sys_open(t, fops, 0, undefined as never, 0);
+      const file = yield* k.fn.fget(t, fd);
+      yield* w.set(t, 0, file);
+      if (last === 'process') yield* w.until(t, 'the kthread put its reference', () => w.get(1) === 1);
+      yield* k.fn.close_fd(t, fd);
+      log.push('closed');
+      yield* k.fn.task_work_run(t); // back to user space
+      log.push('returned to user');
+      yield* w.set(t, 2, 1);
+    });
+    k.task('kthread', 'kthread', function* (t) {
+      yield* w.until(t, 'a file', () => w.get(0) !== 0);
+      if (last === 'kthread') yield* w.until(t, 'the process closed', () => w.get(2) === 1);
+      yield* k.fn.fput(t, w.get(0));
+      yield* w.set(t, 1, 1);
+    });
+    const r = runOnce(tasksWorkload(k, 'fput', ['proc', 'kthread']), seed);
+    return { r, log };
+  }
+
+  it('the process’s last fput (close) releases at its return to user space, through task_work_run', () => {
+    for (const seed of SEEDS) {
+      const { r, log } = lastPut('process', seed);
+      expect(r.findings.map((f) => f.title)).toEqual([]);
+      expect(log).toHaveLength(3);
+      expect(log[0]).toBe('closed');
+      expect(log[1]).toMatch(/^release in process: .*task_work_run > ____fput > __fput > uacce_fops_release$/);
+      expect(log[2]).toBe('returned to user');
+    }
+  });
+
+  it('a kernel thread’s last fput goes to delayed_fput: the release runs in a kworker', () => {
+    for (const seed of SEEDS) {
+      const { r, log } = lastPut('kthread', seed);
+      expect(r.findings.map((f) => f.title)).toEqual([]);
+      expect(log.slice(0, 2)).toEqual(['closed', 'returned to user']);
+      expect(log[2]).toMatch(/^release in workqueue: .*delayed_fput > __fput > uacce_fops_release$/);
+      expect(log).toHaveLength(3);
+    }
   });
 });
