@@ -35,6 +35,8 @@ export type SyscallReply =
   | { type: 'bind.failed'; err: number; capable: number }
   | { type: 'closed' }
   | { type: 'munmapped' }
+  /** mmap(2) of the fd's portal: its vpn, or -errno. */
+  | { type: 'mapped'; vpn: number }
   | { type: 'exited' }
   | { type: 'dma.done'; id: number; ok: number };
 

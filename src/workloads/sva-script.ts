@@ -62,7 +62,7 @@ export function scriptedExtraTasks(steps: string): number {
 }
 
 /** Kinds of task this workload always spawns with a name of their own (their comm is that name). */
-export const NAMED_KINDS = new Set(['sys_exec', 'sys_bind', 'sys_close', 'sys_munmap', 'do_exit', 'bind_task', 'scripted_process', 'kdma_user', 'vfio_takeover', 'drm_contexts']);
+export const NAMED_KINDS = new Set(['sys_exec', 'sys_bind', 'sys_close', 'sys_mmap', 'sys_munmap', 'do_exit', 'bind_task', 'scripted_process', 'kdma_user', 'vfio_takeover', 'drm_contexts']);
 
 /** The comms the workload's tasks can have: what a `while` step may name (or a prefix of). */
 export function taskComms(k: Kernel, p: SvaParams, units: readonly IommuUnit[]): string[] {

@@ -62,7 +62,7 @@ export interface Syscalls {
 }
 
 /**
- * Declare the syscall tasks (sys_exec, sys_bind — open(2) —, bind_task, sys_close, sys_munmap, do_exit) the
+ * Declare the syscall tasks (sys_exec, sys_bind — open(2) —, bind_task, sys_close, sys_mmap, sys_munmap, do_exit) the
  * process actors spawn, the task_structs and files; returns the syscalls themselves, for a process that is a
  * kernel task (a scripted one).
  */
@@ -114,6 +114,11 @@ export function defineSyscalls(env: SyscallEnv): Syscalls {
     const { proc: i, actor } = proc(args);
     yield* sys.close(t, i, (args as { handle: number }).handle);
     yield* reply(t, actor, { type: 'closed' });
+  });
+  k.task('sys_mmap', 'process', function* (t, args) {
+    const { proc: i, actor } = proc(args);
+    const vpn = yield* sys.mmap(t, i, (args as { handle: number }).handle);
+    yield* reply(t, actor, { type: 'mapped', vpn });
   });
   k.task('sys_munmap', 'process', function* (t, args) {
     const { proc: i, actor } = proc(args);
