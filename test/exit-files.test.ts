@@ -184,7 +184,7 @@ describe('fput: where the last reference’s release runs', () => {
    */
   function lastPut(last: 'process' | 'kthread', seed: number) {
     const k = kernel();
-    defineFiles(k, 1, 0);
+    defineFiles(k, 1);
     const w = words(k, 3); // 0: the file handed over, 1: the kthread's put done, 2: the process closed
     const log: string[] = [];
     k.fns.define('uacce_fops_open', 'test', function* (t) {

@@ -15,9 +15,9 @@ declare module './kfunc.js' {
   }
 }
 
-/** do_exit by name, and the fs it closes (defineFiles: `processes` task_structs, mms of ids 0..mms). */
-export function defineExit(k: Kernel, processes: number, mms: number): void {
-  defineFiles(k, processes, mms);
+/** do_exit by name, and the fs it closes (defineFiles: `processes` task_structs and their files). */
+export function defineExit(k: Kernel, processes: number): void {
+  defineFiles(k, processes);
   if (k.fns.has('do_exit')) return;
   k.fns.define('do_exit', 'kernel/exit.c', function* (t, mm) {
     yield* k.fn.exit_mm(t, mm);

@@ -72,7 +72,7 @@ export function defineSyscalls(env: SyscallEnv): Syscalls {
     const { proc: i, dev } = args as { proc: number; dev?: number };
     return { proc: i, mm: mms.mms[i] as MmStruct, dev: infos[(dev ?? i) % infos.length] as DeviceInfo, actor: actors.process(i) };
   };
-  defineExit(k, processes, mms.mms.length);
+  defineExit(k, processes);
   const taskMm = (i: number): number => taskMmAddr(k, i);
   k.onEnd(() => exitedMmLeaks(k, mms.mms.slice(0, processes), (i) => Atomics.load(k.i32, taskMm(i))));
   const sys = processSyscalls(env, registerFops(k, UACCE_FOPS));

@@ -11,7 +11,7 @@
 // file_operations, whose open/release/mmap are kernel functions by name: a patch replacing one reaches it.
 // A process's mappings of a file (its device portal) are kept here per mm, beside the anonymous VMA map of
 // pagetable.ts: vpn mm.pages + slot, outside the address space the IOMMU translates.
-import { current, defineTasks, type Tasks } from '../task_struct.js';
+import { current, defineTasks, TASK_STRUCT, type Tasks } from '../task_struct.js';
 import type { KTask } from '../context.js';
 import { EBADF, EINVAL, EMFILE, ENFILE, ENOMEM } from '../errno.js';
 import { accessReport, fmtAddr, kaddr, leakReport, type SlabObjectInfo, type SlabTrack } from '../kasan.js';
@@ -79,7 +79,7 @@ export interface FileOperations {
 
 interface FsState {
   readonly files: number;
-  /** mm ids 0..mms - 1 have file mappings. */
+  /** mm ids 0..mms - 1 may have file mappings (init_mm and the processes'). */
   readonly mms: number;
   readonly tasks: Tasks;
   readonly off: { readonly table: number; readonly files: number; readonly filesStructs: number; readonly vmas: number };
@@ -122,24 +122,35 @@ declare module '../kfunc.js' {
   }
 }
 
+/** Files that can be live at once: every fd of every process, and a mapping's file each whose fd is closed. */
+function fileSlots(processes: number): number {
+  return Math.max(8, (NR_OPEN + NR_FILE_VMAS) * processes);
+}
+
+/** Static words defineFiles (and the task_structs) take, to size a kernel layout. */
+export function filesWords(processes: number): number {
+  const p = Math.max(1, processes);
+  return FS_TABLE.words + fileSlots(processes) * FILE.words + p * (FILES_STRUCT.words + TASK_STRUCT.words) + (processes + 1) * MM_FILE_VMAS.words;
+}
+
 /**
- * The files, files_structs and file mappings of `processes` processes (whose task_structs this declares too), and
- * the fs functions by kernel name; once a kernel.
+ * The files, files_structs and file mappings of `processes` processes (whose task_structs this declares too; the
+ * processes' mms, ids 1..processes, may map files), and the fs functions by kernel name; once a kernel.
  */
-export function defineFiles(k: Kernel, processes: number, mms: number): void {
+export function defineFiles(k: Kernel, processes: number): void {
   if (states.has(k)) return;
-  const n = Math.max(8, 2 * NR_OPEN * processes);
+  const n = fileSlots(processes);
   const tasks = defineTasks(k, processes);
   const off = {
     table: k.statics.alloc(FS_TABLE.words, 'fs table'),
     files: k.statics.alloc(n * FILE.words, 'struct file'),
     filesStructs: k.statics.alloc(Math.max(1, processes) * FILES_STRUCT.words, 'files_struct'),
-    vmas: k.statics.alloc((mms + 1) * MM_FILE_VMAS.words, 'file mappings'),
+    vmas: k.statics.alloc((processes + 1) * MM_FILE_VMAS.words, 'file mappings'),
   };
   const delayedFput = defineWork(k, 'delayed_fput_work', (t) => k.fn.delayed_fput(t));
   const st: FsState = {
     files: n,
-    mms: mms + 1,
+    mms: processes + 1,
     tasks,
     off,
     f: k.struct(FILE),
@@ -185,8 +196,9 @@ function filesAt(k: Kernel, st: FsState, files: number): number {
   return element(FILES_STRUCT, k.mem.statics + st.off.filesStructs, files - 1);
 }
 
+/** mm's file mappings (its word offset), or -1: an mm no process runs in maps no file. */
 function vmasAt(k: Kernel, st: FsState, mm: MmStruct): number {
-  return element(MM_FILE_VMAS, k.mem.statics + st.off.vmas, mm.id);
+  return mm.id < st.mms ? element(MM_FILE_VMAS, k.mem.statics + st.off.vmas, mm.id) : -1;
 }
 
 function opsOf(k: Kernel, st: FsState, file: number): FileOperations {
@@ -223,6 +235,7 @@ export function fileVmas(k: Kernel, mm: MmStruct): number[] {
   if (!st) return [];
   const at = vmasAt(k, st, mm);
   const out: number[] = [];
+  if (at < 0) return out;
   for (let s = 0; s < NR_FILE_VMAS; s++) if (st.vm.vm_file.get(at, s) !== 0) out.push(mm.pages + s);
   return out;
 }
@@ -476,7 +489,7 @@ function defineMmapFunctions(k: Kernel, st: FsState): void {
   k.fns.define('vm_mmap_pgoff', 'mm/util.c', function* (t, fd, mm) {
     const file = yield* k.fn.fget(t, fd);
     if (file === 0) return -EBADF;
-    const mmap = opsOf(k, st, file).mmap;
+    const mmap = vmasAt(k, st, mm) < 0 ? undefined : opsOf(k, st, file).mmap;
     let ret = -EINVAL;
     if (mmap) {
       yield* down_write(k, t, mm.mmapLock);
@@ -506,7 +519,7 @@ function defineMmapFunctions(k: Kernel, st: FsState): void {
   // munmap(2) of a file mapping: the vma detached under mmap_lock for write, then removed (its file put).
   k.fns.define('vm_munmap', 'mm/mmap.c', function* (t, mm, vpn) {
     const s = vpn - mm.pages;
-    if (s < 0 || s >= NR_FILE_VMAS) return -EINVAL;
+    if (s < 0 || s >= NR_FILE_VMAS || vmasAt(k, st, mm) < 0) return -EINVAL;
     yield* down_write(k, t, mm.mmapLock);
     const had = yield* k.step(t, `do_vmi_munmap(${mm.name}, ${vpn}, 1)`, () => vm.vm_file.get(vmasAt(k, st, mm), s) !== 0);
     if (had) yield* k.fn.remove_vma(t, mm, vpn);
