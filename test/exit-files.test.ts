@@ -182,7 +182,7 @@ describe('fput: where the last reference’s release runs', () => {
    * A process (task `proc`) opens a file and hands a reference (fget) to a kernel thread; the one that drops the
    * last reference is `last`. Returns, per seed, the context and call chain the release ran in, and when.
    */
-  function lastPut(last: 'process' | 'kthread', seed: number) {
+  function lastPut(last: 'process' | 'kthread' | 'never', seed: number) {
     const k = kernel();
     defineFiles(k, 1);
     const w = words(k, 3); // 0: the file handed over, 1: the kthread's put done, 2: the process closed
@@ -210,7 +210,7 @@ describe('fput: where the last reference’s release runs', () => {
     k.task('kthread', 'kthread', function* (t) {
       yield* w.until(t, 'a file', () => w.get(0) !== 0);
       if (last === 'kthread') yield* w.until(t, 'the process closed', () => w.get(2) === 1);
-      yield* k.fn.fput(t, w.get(0));
+      if (last !== 'never') yield* k.fn.fput(t, w.get(0));
       yield* w.set(t, 1, 1);
     });
     const r = runOnce(tasksWorkload(k, 'fput', ['proc', 'kthread']), seed);
@@ -236,5 +236,12 @@ describe('fput: where the last reference’s release runs', () => {
       expect(log[2]).toMatch(/^release in workqueue: .*delayed_fput > __fput > uacce_fops_release$/);
       expect(log).toHaveLength(3);
     }
+  });
+
+  it('a reference never put: the file outlives every fd and mapping, and kmemleak says so', () => {
+    const { r, log } = lastPut('never', 1);
+    expect(log).toEqual(['closed', 'returned to user']);
+    expect(r.findings.map((f) => f.kind)).toEqual(['leak']);
+    expect(r.findings[0]?.text).toMatch(/has f_count 1, held by 0 fds and mappings: an fget never put/);
   });
 });
