@@ -224,11 +224,6 @@ export function fileInode(k: Kernel, file: number): number {
   return st.f.f_inode.get(fileAt(k, st, file)) - 1;
 }
 
-export function fileCount(k: Kernel, file: number): number {
-  const st = fsOf(k);
-  return st.f.f_count.get(fileAt(k, st, file));
-}
-
 /** The vpns of mm's file mappings (exit_mmap removes each: remove_vma). */
 export function fileVmas(k: Kernel, mm: MmStruct): number[] {
   const st = states.get(k);
@@ -366,6 +361,7 @@ function defineFileFunctions(k: Kernel, st: FsState): void {
 
 /** The last fput's callbacks queued on process i's task_works, newest first; the list emptied. Perform only. */
 function takeTaskWorks(k: Kernel, st: FsState, i: number): number[] {
+  if (st.tasks.view.task_works.get(st.tasks.at(i)) === 0) return [];
   const works: [number, number][] = [];
   for (let file = 1; file <= st.files; file++) {
     const b = fileAt(k, st, file);
