@@ -8,7 +8,7 @@ import type { DeviceInfo } from '../core/types.js';
 import { type AccelDriver, UACCE_FOPS } from '../hw/pci/driver.js';
 import type { KTask } from '../kernel/context.js';
 import { defineExit } from '../kernel/exit.js';
-import { fdFile, registerFops, taskWorkPending } from '../kernel/fs/file.js';
+import { fdFile, registerFops } from '../kernel/fs/file.js';
 import { leakReport } from '../kernel/kasan.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { get_task_mm, MM_LIVE, type MmStruct, type MmTable, mm_init, mmPasid, mmput, mmStateCode, mmUsers, objectInfo as mmObjectInfo } from '../kernel/mm/mm.js';
@@ -146,7 +146,7 @@ function processSyscalls(env: SyscallEnv, fops: number): Syscalls {
   function* syscall<T>(t: KTask, i: number, body: KGen<T>): KGen<T> {
     setCurrent(k, t, i);
     const r = yield* body;
-    if (taskWorkPending(k, i)) yield* k.fn.task_work_run(t);
+    yield* k.fn.task_work_run(t);
     return r;
   }
   return {

@@ -344,8 +344,9 @@ function defineFileFunctions(k: Kernel, st: FsState): void {
     const i = current(k, t);
     if (i < 0) return;
     // The task's list, newest first (task_work_add pushes at the head); callbacks queued meanwhile run next round.
-    while (taskWorkPending(k, i)) {
+    for (;;) {
       const works = yield* k.step(t, 'task_work_run: xchg(&task->task_works, NULL)', () => takeTaskWorks(k, st, i));
+      if (works.length === 0) return;
       for (const file of works) yield* k.fn.____fput(t, file);
     }
   });
@@ -358,18 +359,9 @@ function defineFileFunctions(k: Kernel, st: FsState): void {
   });
 }
 
-/**
- * test_thread_flag(TIF_NOTIFY_RESUME): callbacks are queued on process i's task_works. Only the process's own
- * tasks queue them (a kernel thread's fput goes to delayed_fput), so its tasks read it without a point, as the
- * kernel tests its own thread flags on the way back to user space.
- */
-export function taskWorkPending(k: Kernel, i: number): boolean {
-  const st = fsOf(k);
-  return st.tasks.view.task_works.get(st.tasks.at(i)) !== 0;
-}
-
 /** The last fput's callbacks queued on process i's task_works, newest first; the list emptied. Perform only. */
 function takeTaskWorks(k: Kernel, st: FsState, i: number): number[] {
+  if (st.tasks.view.task_works.get(st.tasks.at(i)) === 0) return [];
   const works: [number, number][] = [];
   for (let file = 1; file <= st.files; file++) {
     const b = fileAt(k, st, file);
