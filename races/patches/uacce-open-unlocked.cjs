@@ -13,6 +13,6 @@ exports.extend = (ctx) => {
   k.onAttach(() => {
     if (done) return;
     done = true;
-    k.fns.replace('uacce_fops_open', (t, dev, mm, flags) => k.fn.uacce_mm_get(t, dev, mm, flags), 'patch: uacce_fops_open before 80fc671bcc01');
+    k.fns.replace('uacce_fops_open', (t, file, mm, flags) => k.fn.uacce_bind_queue(t, file, mm, flags), 'patch: uacce_fops_open before 80fc671bcc01');
   });
 };

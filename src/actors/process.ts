@@ -1,7 +1,8 @@
 // A user process of the workload: exec (an mm with its pages mapped, half of them faulted in), open the
 // accelerator's device fd (bind), submit DMA work under its PASID, and then — by script — close the fd when
-// the work is done, close it with work still in flight, or exit with the fd open and work in flight (the mm
-// goes through exit_mmap and the MMU-notifier release before exit_files unbinds). `stress` does seeded random
+// the work is done, close it with work still in flight, or exit with the fd open and work in flight (do_exit:
+// the mm goes through exit_mmap and the MMU-notifier release before exit_files closes the fd and
+// exit_task_work's last fput releases it — the driver's unbind). `stress` does seeded random
 // rounds of all of these; `bind-task-exit` has the device driver bind the process from a kernel thread of its
 // own (seed 000's iommu_bind_task(dev, task), AMD's amd_iommu_bind_pasid(pdev, pasid, task)) while the process
 // exits. Kernel work runs as syscall tasks the process spawns; each answers with an event.
@@ -29,10 +30,13 @@ export interface ProcessInput {
 /** What the syscall tasks answer a process with, and the device's answer to its DMA. */
 export type SyscallReply =
   | { type: 'exec.done' }
+  /** `handle`: the fd open(2) returned. */
   | { type: 'bound'; handle: number; pasid: number; capable: number }
   | { type: 'bind.failed'; err: number; capable: number }
   | { type: 'closed' }
   | { type: 'munmapped' }
+  /** mmap(2) of the fd's portal: its vpn, or -errno. */
+  | { type: 'mapped'; vpn: number }
   | { type: 'exited' }
   | { type: 'dma.done'; id: number; ok: number };
 
@@ -94,9 +98,8 @@ export const processMachine = setup({
       enqueue.assign({ rng: c.rng });
       enqueue.emit(spawnEffect('sys_munmap', { proc: context.idx, start, n: 1 }, `proc${context.idx}`));
     }),
-    exit: enqueueActions(({ context, enqueue }) =>
-      enqueue.emit(spawnEffect('do_exit', { proc: context.idx, handles: context.exitBound && context.handle > 0 ? [context.handle] : [] }, `proc${context.idx}`)),
-    ),
+    // do_exit: exit_files closes whatever fd is still open (the kernel knows the process's fds, not the process).
+    exit: enqueueActions(({ context, enqueue }) => enqueue.emit(spawnEffect('do_exit', { proc: context.idx }, `proc${context.idx}`))),
     signalNext: enqueueActions(({ context, enqueue }) => {
       if (context.next >= 0) enqueue.emit(sendEffect(context.next, { type: 'go' }));
     }),

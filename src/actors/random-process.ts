@@ -1,7 +1,8 @@
 // A process of the random workload (`script: random`): after exec it does `ops` operations, each drawn from its
 // own seeded generator with the scenario's rates — bind (open the device fd), dma (submit descriptors without
-// waiting for them), munmap, unbind (close the fd, DMA possibly in flight) and exit (with the fd open if it is)
-// — the way a fuzzer drives a driver's uAPI. An operation that makes no sense in the state the process is in
+// waiting for them), munmap, unbind (close the fd, DMA possibly in flight), exit (with the fd open if it is) and
+// mmap (of the fd's portal: the mapping keeps the file, so a later close releases nothing and the driver unbinds
+// at exit_mmap) — the way a fuzzer drives a driver's uAPI. An operation that makes no sense in the state the process is in
 // (dma without a bond, bind with one) is not drawn. It exits when its operations run out, closing the fd first
 // when its last draw left one open.
 import { assign, enqueueActions, setup } from 'xstate';
@@ -9,10 +10,10 @@ import { InputError } from '../runtime/errors.js';
 import { type Effect, type Emitted, sendEffect, spawnEffect } from '../runtime/model.js';
 import { rand, type SyscallReply } from './process.js';
 
-export const RANDOM_OPS = ['bind', 'dma', 'munmap', 'unbind', 'exit'] as const;
+export const RANDOM_OPS = ['bind', 'dma', 'munmap', 'unbind', 'exit', 'mmap'] as const;
 export type RandomOp = (typeof RANDOM_OPS)[number];
 
-/** The default rates: mostly DMA, a bind/unbind churn, an occasional munmap and exit. */
+/** The default rates: mostly DMA, a bind/unbind churn, an occasional munmap and exit (no mmap unless asked for). */
 export const DEFAULT_RATES = 'bind:4,dma:8,munmap:1,unbind:3,exit:1';
 
 /** `bind:4,dma:8,…` → a weight per operation (those not named weigh 0). */
@@ -25,7 +26,7 @@ export function parseRates(text: string): number[] {
     if (!m || i < 0) throw new InputError(`sva: rates: expected op:weight, … with ops ${RANDOM_OPS.join(', ')}, got ${JSON.stringify(part.trim())}`);
     w[i] = Number(m[2]);
   }
-  if ((w[0] ?? 0) === 0 || (w[1] ?? 0) + (w[2] ?? 0) + (w[3] ?? 0) + (w[4] ?? 0) === 0) throw new InputError(`sva: rates: bind and at least one other operation need a weight above 0, got ${JSON.stringify(text)}`);
+  if ((w[0] ?? 0) === 0 || w.slice(1).reduce((a, b) => a + b, 0) === 0) throw new InputError(`sva: rates: bind and at least one other operation need a weight above 0, got ${JSON.stringify(text)}`);
   return w;
 }
 
@@ -60,7 +61,7 @@ type Ev = { type: 'go' } | SyscallReply;
 function draw(c: Ctx): Pick<Ctx, 'next' | 'rng' | 'done'> {
   if (c.done >= c.ops) return { next: c.handle > 0 ? 'unbind' : 'exit', rng: c.rng, done: c.done };
   const bound = c.handle > 0;
-  const allowed = (op: RandomOp): boolean => (op === 'bind' ? !bound : op === 'dma' || op === 'unbind' ? bound : true);
+  const allowed = (op: RandomOp): boolean => (op === 'bind' ? !bound : op === 'dma' || op === 'unbind' || op === 'mmap' ? bound : true);
   const weights = RANDOM_OPS.map((op, i) => (allowed(op) ? (c.rates[i] ?? 0) : 0));
   const total = weights.reduce((a, b) => a + b, 0);
   const r = { rng: c.rng };
@@ -106,7 +107,9 @@ export const randomProcessMachine = setup({
       enqueue.emit(spawnEffect('sys_munmap', { proc: context.idx, start, n: 1 }, `proc${context.idx}`));
     }),
     close: enqueueActions(({ context, enqueue }) => enqueue.emit(spawnEffect('sys_close', { proc: context.idx, handle: context.handle }, `proc${context.idx}`))),
-    exit: enqueueActions(({ context, enqueue }) => enqueue.emit(spawnEffect('do_exit', { proc: context.idx, handles: context.handle > 0 ? [context.handle] : [] }, `proc${context.idx}`))),
+    mmap: enqueueActions(({ context, enqueue }) => enqueue.emit(spawnEffect('sys_mmap', { proc: context.idx, handle: context.handle }, `proc${context.idx}`))),
+    // do_exit: exit_files closes the fd if it is still open, exit_task_work releases it.
+    exit: enqueueActions(({ context, enqueue }) => enqueue.emit(spawnEffect('do_exit', { proc: context.idx }, `proc${context.idx}`))),
   },
 }).createMachine({
   id: 'random-process',
@@ -123,6 +126,7 @@ export const randomProcessMachine = setup({
         { guard: ({ context }) => context.next === 'dma', target: 'submitting' },
         { guard: ({ context }) => context.next === 'munmap', target: 'munmapping' },
         { guard: ({ context }) => context.next === 'unbind', target: 'closing' },
+        { guard: ({ context }) => context.next === 'mmap', target: 'mapping' },
         { target: 'exiting' },
       ],
     },
@@ -136,6 +140,7 @@ export const randomProcessMachine = setup({
     submitting: { entry: 'submit', on: { go: 'choosing' } },
     munmapping: { entry: 'munmap', on: { munmapped: 'choosing' } },
     closing: { entry: 'close', on: { closed: { target: 'choosing', actions: assign({ handle: 0 }) } } },
+    mapping: { entry: 'mmap', on: { mapped: 'choosing' } },
     exiting: { entry: 'exit', on: { exited: 'done' } },
     // Not a final state: the device still answers DMA the process left in flight, to a process that is gone.
     done: {},

@@ -71,7 +71,7 @@ export const swqProcessMachine = setup({
       if (handle > 0) enqueue.emit(spawnEffect('sys_close', { proc: context.idx, handle }, `proc${context.idx}`));
       else enqueue.emit(sendEffect(context.self, { type: 'closed' }));
     }),
-    exit: enqueueActions(({ context, enqueue }) => enqueue.emit(spawnEffect('do_exit', { proc: context.idx, handles: [] }, `proc${context.idx}`))),
+    exit: enqueueActions(({ context, enqueue }) => enqueue.emit(spawnEffect('do_exit', { proc: context.idx }, `proc${context.idx}`))),
   },
 }).createMachine({
   id: 'swq-process',

@@ -6,6 +6,8 @@ export const ENOENT = 2;
 export const ESRCH = 3;
 export const EINTR = 4;
 export const EIO = 5;
+export const ENXIO = 6;
+export const EBADF = 9;
 export const EAGAIN = 11;
 export const ENOMEM = 12;
 export const EACCES = 13;
@@ -14,6 +16,8 @@ export const EBUSY = 16;
 export const EEXIST = 17;
 export const ENODEV = 19;
 export const EINVAL = 22;
+export const ENFILE = 23;
+export const EMFILE = 24;
 export const ENOSPC = 28;
 export const ETIMEDOUT = 110;
 export const EOPNOTSUPP = 95;
@@ -24,6 +28,8 @@ const NAMES: Readonly<Record<number, string>> = {
   [ESRCH]: 'ESRCH',
   [EINTR]: 'EINTR',
   [EIO]: 'EIO',
+  [ENXIO]: 'ENXIO',
+  [EBADF]: 'EBADF',
   [EAGAIN]: 'EAGAIN',
   [ENOMEM]: 'ENOMEM',
   [EACCES]: 'EACCES',
@@ -32,6 +38,8 @@ const NAMES: Readonly<Record<number, string>> = {
   [EEXIST]: 'EEXIST',
   [ENODEV]: 'ENODEV',
   [EINVAL]: 'EINVAL',
+  [ENFILE]: 'ENFILE',
+  [EMFILE]: 'EMFILE',
   [ENOSPC]: 'ENOSPC',
   [ETIMEDOUT]: 'ETIMEDOUT',
   [EOPNOTSUPP]: 'EOPNOTSUPP',

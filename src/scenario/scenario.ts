@@ -89,9 +89,13 @@ const whileStep = z.strictObject({
 /** hp (pciehp, src/workloads/hotplug-steps.ts): `{ unplug: dev }` (a surprise removal), `{ unplug: { dev, surprise } }`. */
 const hpForms = [scalarForm('unplug', HP_FIELDS.unplug.dev), objectForm('unplug', HP_FIELDS.unplug)] as const;
 
-/** sva: `bind`, `unbind`, `exit`, `{ dma: {n, vpn, write, wait} }`, `{ munmap: vpn }`, `{ exit: {wait} }`. */
+/** sva: `open`, `{ open: {dev, as} }`, `close`, `{ close: fd }`, `mmap`, `{ mmap: fd }`, `munmap_portal`, `bind`, `unbind`, `exit`, `{ dma: {n, vpn, write, wait, fd} }`, `{ munmap: vpn }`, `{ exit: {wait} }`. */
 const svaStep = z.union([
-  z.enum(['bind', 'unbind', 'exit']),
+  z.enum(['bind', 'unbind', 'exit', 'open', 'close', 'mmap', 'munmap_portal']),
+  objectForm('open', SVA_FIELDS.open),
+  scalarForm('close', SVA_FIELDS.close.fd.unwrap()),
+  scalarForm('mmap', SVA_FIELDS.mmap.fd.unwrap()),
+  scalarForm('munmap_portal', SVA_FIELDS.munmap_portal.fd.unwrap()),
   defaultedForm('dma', SVA_FIELDS.dma),
   scalarForm('munmap', SVA_FIELDS.munmap.vpn),
   objectForm('exit', SVA_FIELDS.exit),

@@ -208,7 +208,7 @@ function defineSvaProcess(s: ScenarioEnv): void {
     yield* do_mmap(k, t, mm, 0, 1, true);
     yield* fault_in(k, t, mm, 0, true);
     yield* tellMm(s, t, i, mm);
-    const b = yield* m.driver.open(t, dev, mm, 0);
+    const b = yield* m.driver.bindQueue(t, dev, mm, 0);
     let tl: Tally = { sva_bind_failures: 1 };
     if (b.ret > 0) {
       yield* tellMm(s, t, i, mm);

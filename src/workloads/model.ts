@@ -45,7 +45,7 @@ import { VTD, vtdOps } from '../hw/vtd/vtd.js';
 import type { KTask } from '../kernel/context.js';
 import { Kernel, type KGen } from '../kernel/kernel.js';
 import { layoutWords, refuseOversized } from '../kernel/memory.js';
-import { defineMms, type MmStruct, type MmTable, mmById, mmTableWords } from '../kernel/mm/mm.js';
+import { defineMms, MM_BUGS, type MmBug, type MmStruct, type MmTable, mmById, mmTableWords } from '../kernel/mm/mm.js';
 import { defineMmuNotifiers, type MmuNotifiers, mmuNotifierWords } from '../kernel/mm/mmu_notifier.js';
 import { definePhysMem, onPageFree, type PhysMem, pageOwner, physMemWords } from '../kernel/mm/physmem.js';
 import { readerTableWords } from '../kernel/rcu.js';
@@ -120,8 +120,8 @@ export interface ModelParams {
   readonly drmRounds: number;
 }
 
-/** The planted bugs of the one model: the SVA path's (core/types.ts) and the attach path's (hw/driver.ts). */
-export type PlantedBug = DriverBug | AttachBug | IommufdBug;
+/** The planted bugs of the one model: the SVA path's (core/types.ts), the attach path's (hw/driver.ts), iommufd's, the mm's (kernel/fork.c). */
+export type PlantedBug = DriverBug | AttachBug | IommufdBug | MmBug;
 
 /** What the workload tells the model about itself. */
 export interface ModelOptions {
@@ -364,7 +364,7 @@ function deviceInfos(p: ModelParams, topo: Topology, actors: ModelActors): Devic
 function modelMemory(k: Kernel, p: ModelParams, topo: Topology, opts: ModelOptions, s: Sizes) {
   const P = topo.processes;
   const pm = definePhysMem(k, s.frames + 2 * p.drmContexts);
-  const mms = defineMms(k, pm, P + s.iopt + s.vmm, p.pages);
+  const mms = defineMms(k, pm, P + s.iopt + s.vmm, p.pages, (MM_BUGS as readonly string[]).includes(p.bug) ? (p.bug as MmBug) : 'none');
   const notifiers = defineMmuNotifiers(k, mms, opts.bonds);
   return { pm, mms, notifiers, pageTables: mms.mms.slice(P, P + s.iopt), vmm: s.vmm ? mms.mms[P + s.iopt] : undefined };
 }

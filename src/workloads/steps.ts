@@ -65,24 +65,41 @@ export const ORDER_KINDS: readonly StepKind[] = [
 ];
 
 // The fields of each kind that has some, by preset: the kinds below and the scenario's forms are built from them.
+const fdName = named('The fd, as named by the open step that made it (`as`); left out: the newest fd open.');
 export const SVA_FIELDS = {
+  open: {
+    dev: integer(0, 1023, "The device whose node is opened (its index in the topology); left out: the process's own (N modulo the devices).").optional(),
+    as: named('The name later steps refer to this fd by (close, mmap, dma, munmap_portal).').optional(),
+  },
+  close: { fd: fdName.optional() },
+  mmap: { fd: fdName.optional() },
+  munmap_portal: { fd: named('The fd whose portal mapping (its newest) goes; left out: the newest mapping.').optional() },
   dma: {
     n: integer(1, 4096, 'Descriptors to submit.').default(1),
     vpn: vpn.default(0),
     write: flag('Write (true) or read.').default(true),
     wait: flag('Wait for the completions before the next step.').default(true),
+    fd: named("The fd whose device and PASID the descriptors go to; left out: the newest open's.").optional(),
   },
   munmap: { vpn },
   exit: { wait: flag('false: go on at once (another thread of the process carries on).').default(true) },
 };
 
-/** sva: processes `proc/N`, each a kernel task that execs, then makes its syscalls (src/workloads/sva-script.ts). */
+/**
+ * sva: processes `proc/N`, each a kernel task that execs, then makes its syscalls (src/workloads/sva-script.ts).
+ * `bind` and `unbind` are the older names of `open` (of the process's own device, unnamed) and `close` (of the
+ * newest fd): the shipped races and the docs' scripts use them.
+ */
 export const SVA_KINDS: readonly StepKind[] = [
-  kind('bind', 'Open the device fd: the driver binds the process mm (iommu_sva_bind_device); a second bind of the same mm shares the bond.', {}, { bare: true }),
-  kind('unbind', 'Close the fd of an earlier bind (iommu_sva_unbind_device).', {}, { bare: true }),
+  kind('open', "open(2) of an accelerator's char device: the driver's open binds the process mm (uacce_fops_open → iommu_sva_bind_device); several opens of one device share its bond.", SVA_FIELDS.open, { bare: true }),
+  kind('close', "close(2) of an fd: its last reference released on the way back to user space (uacce_fops_release → iommu_sva_unbind_device) — not while a mapping of its portal holds the file.", SVA_FIELDS.close, { bare: true, short: 'fd' }),
+  kind('mmap', "mmap(2) of an fd's portal (uacce_fops_mmap): the mapping holds a reference on the file until munmap_portal or exit_mmap.", SVA_FIELDS.mmap, { bare: true, short: 'fd' }),
+  kind('munmap_portal', "munmap(2) of an fd's portal mapping: the vma's file reference goes (remove_vma → fput); the last one releases the file.", SVA_FIELDS.munmap_portal, { bare: true, short: 'fd' }),
+  kind('bind', "Open the process's own device (`open` with no fields); a second bind of the same mm shares the bond.", {}, { bare: true }),
+  kind('unbind', 'Close the newest fd (`close` with no fields).', {}, { bare: true }),
   kind('dma', 'Have the device issue DMA tagged with the bond PASID (ATS, then PRI on a fault).', SVA_FIELDS.dma),
   kind('munmap', 'munmap one page and map it again (the MMU notifier invalidate_range runs).', SVA_FIELDS.munmap, { short: 'vpn' }),
-  kind('exit', 'do_exit: exit_mm (exit_mmap, the MMU notifier release), then exit_files closes the fds still open.', SVA_FIELDS.exit, { bare: true }),
+  kind('exit', 'do_exit: exit_mm (exit_mmap, the MMU notifier release, remove_vma of each portal mapping), exit_files (every fd closed), exit_task_work (the last fputs release: the driver unbinds).', SVA_FIELDS.exit, { bare: true }),
 ];
 
 const onDevice = { domain, dev, pasid: pasid.optional() };

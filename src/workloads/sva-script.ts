@@ -1,10 +1,12 @@
 // The sva preset's scripted processes: a scenario's `proc/N`, each a kernel task (comm `procN`) that does exec,
-// then its steps in order — bind (open the device fd: the driver binds), dma (submit n descriptors and, unless
-// `wait: false`, wait for their completions), munmap, unbind (close the fd), exit (do_exit; `wait: false` goes on
-// at once, the exit running in another thread of the process) — through the same syscall code the process
-// actors' tasks run (syscalls.ts), with the one script engine's ordering (script.ts: `after`, `while`). The DMA
-// is the device's: it writes the process's completion record, which the waiting task reads. Here too: the steps
-// checked for what a process can still do at each one, the comms a `while` may name, the tasks a script adds.
+// then its steps in order — open (an fd on a device's node, named with `as`: the driver binds; `bind` opens the
+// process's own device), mmap (of an fd's portal) and munmap_portal, dma (submit n descriptors to an fd's device
+// and, unless `wait: false`, wait for their completions), munmap, close (an fd: its release unbinds, unless a
+// mapping still holds the file; `unbind` closes the newest), exit (do_exit; `wait: false` goes on at once, the
+// exit running in another thread of the process) — through the same syscall code the process actors' tasks run
+// (syscalls.ts), with the one script engine's ordering (script.ts: `after`, `while`). The DMA is the device's: it
+// writes the process's completion record, which the waiting task reads. Here too: the steps checked for what a
+// process can still do at each one, the comms a `while` may name, the tasks a script adds.
 import type { DeviceInfo } from '../core/types.js';
 import type { IommuUnit } from '../hw/iommu.js';
 import type { KTask } from '../kernel/context.js';
@@ -21,8 +23,12 @@ import type { Syscalls } from './syscalls.js';
 
 /** A process's own steps (`after` and `while` are every actor's: script.ts). */
 export type SvaOp =
+  | { readonly op: 'open'; readonly dev?: number; readonly as?: string }
+  | { readonly op: 'close'; readonly fd?: string }
+  | { readonly op: 'mmap'; readonly fd?: string }
+  | { readonly op: 'munmap_portal'; readonly fd?: string }
   | { readonly op: 'bind' }
-  | { readonly op: 'dma'; readonly n: number; readonly vpn: number; readonly write: boolean; readonly wait: boolean }
+  | { readonly op: 'dma'; readonly n: number; readonly vpn: number; readonly write: boolean; readonly wait: boolean; readonly fd?: string }
   | { readonly op: 'munmap'; readonly vpn: number }
   | { readonly op: 'unbind' }
   /** do_exit; `wait: false` goes on at once: another thread of the process carries on meanwhile. */
@@ -66,7 +72,7 @@ export function scriptedExtraTasks(steps: string): number {
 }
 
 /** Kinds of task this workload always spawns with a name of their own (their comm is that name). */
-export const NAMED_KINDS = new Set(['sys_exec', 'sys_bind', 'sys_close', 'sys_munmap', 'do_exit', 'bind_task', 'scripted_process', 'kdma_user', 'vfio_takeover', 'drm_contexts']);
+export const NAMED_KINDS = new Set(['sys_exec', 'sys_bind', 'sys_close', 'sys_mmap', 'sys_munmap', 'do_exit', 'bind_task', 'scripted_process', 'kdma_user', 'vfio_takeover', 'drm_contexts']);
 
 /** The comms the workload's tasks can have: what a `while` step may name (or a prefix of). */
 export function taskComms(k: Kernel, p: SvaParams, units: readonly IommuUnit[]): string[] {
@@ -113,14 +119,16 @@ export function parseSteps(text: string, processes: number, comms?: readonly str
 }
 
 /**
- * What a process can still do at each step: close only an fd it opened (a second bind of the same mm shares the
- * bond, so binds and unbinds pair up), and nothing that needs its mm or its fds once its exit has begun — the
- * exit's mmput may be the last (exit_mmap runs) and exit_files closes every fd, and no other thread of the
+ * What a process can still do at each step: close only an fd it has open (a named one by its name; `unbind`, or
+ * a close with no name, the newest), mmap only an open fd, munmap_portal only a mapping it made (its fd may be
+ * closed by then: the mapping holds the file), and nothing that needs its mm or its fds once its exit has begun —
+ * the exit's mmput may be the last (exit_mmap runs) and exit_files closes every fd, and no other thread of the
  * process holds an mm_users reference in the model. Only `dma`, `after` and `while` may follow an exit that is
  * not waited for; nothing follows one that is.
  */
 export function checkLifetime(list: readonly Step[], i: number): void {
-  let open = 0;
+  const open: (string | undefined)[] = [];
+  const maps: (string | undefined)[] = [];
   let exit = -1;
   list.forEach((st, k2) => {
     const at = `sva: steps: proc/${i}[${k2}]`;
@@ -131,12 +139,39 @@ export function checkLifetime(list: readonly Step[], i: number): void {
         throw new InputError(`${at}: ${st.op} after proc/${i}'s exit (step ${exit}): ${why}`);
       }
     }
-    if (st.op === 'bind') open++;
-    if (st.op === 'unbind') {
-      if (open === 0) throw new InputError(`${at}: unbind: proc/${i} has no device fd open here (each unbind closes the fd of an earlier bind)`);
-      open--;
+    const find = (names: readonly (string | undefined)[], name: string | undefined, what: string): number => {
+      const j = name === undefined ? names.length - 1 : names.lastIndexOf(name);
+      if (j < 0) throw new InputError(`${at}: ${st.op}: proc/${i} has no ${what}${name === undefined ? '' : ` named ${name}`} here`);
+      return j;
+    };
+    switch (st.op) {
+      case 'bind':
+        open.push(undefined);
+        break;
+      case 'open':
+        if (st.as !== undefined && open.includes(st.as)) throw new InputError(`${at}: open: proc/${i} already has an fd named ${st.as} open`);
+        open.push(st.as);
+        break;
+      case 'unbind':
+        if (open.length === 0) throw new InputError(`${at}: unbind: proc/${i} has no device fd open here (each unbind closes the fd of an earlier bind)`);
+        open.pop();
+        break;
+      case 'close':
+        open.splice(find(open, st.fd, 'fd open'), 1);
+        break;
+      case 'mmap':
+        maps.push(open[find(open, st.fd, 'fd open')]);
+        break;
+      case 'munmap_portal':
+        maps.splice(find(maps, st.fd, 'portal mapped'), 1);
+        break;
+      case 'dma':
+        if (st.fd !== undefined) find(open, st.fd, 'fd open');
+        break;
+      case 'exit':
+        exit = k2;
+        break;
     }
-    if (st.op === 'exit') exit = k2;
   });
 }
 
@@ -198,27 +233,74 @@ export function defineScriptedProcesses(env: ScriptedProcessEnv, all: readonly S
   };
 }
 
+/** An fd a scripted process has open: its name, number, device and the PASID its open bound. */
+interface OpenFd {
+  readonly name: string | undefined;
+  readonly fd: number;
+  readonly dev: DeviceInfo;
+  readonly pasid: number;
+}
+
 /**
- * Process i's steps, as its task does them: the fds it has open (newest last: a second bind of the same mm shares
- * the bond, its users raised; unbind closes the newest, exit all), the PASID of its last bind, the descriptors
- * it has submitted (`completed`: its completion record).
+ * Process i's steps, as its task does them: the fds it has open (newest last: several opens of one device share
+ * its bond, its users raised), its portal mappings (by the name of the fd mapped), the descriptors it has
+ * submitted (`completed`: its completion record).
  */
 function processSteps(env: ScriptedProcessEnv, i: number, completed: number): (t: KTask, st: SvaOp) => KGen<string> {
   const { k, sys } = env;
-  const dev = env.infos[i % env.infos.length] as DeviceInfo;
-  const handles: number[] = [];
-  let pasid = 0;
+  const own = env.infos[i % env.infos.length] as DeviceInfo;
+  const fds: OpenFd[] = [];
+  const maps: { readonly name: string | undefined; readonly vpn: number }[] = [];
+  let last: OpenFd | undefined;
   let submitted = 0;
+  const byName = (list: readonly { readonly name: string | undefined }[], name: string | undefined): number => {
+    if (name === undefined) return list.length - 1;
+    for (let j = list.length - 1; j >= 0; j--) if (list[j]?.name === name) return j;
+    return -1;
+  };
+  function* open(t: KTask, dev: DeviceInfo | undefined, name: string | undefined): KGen<string> {
+    if (!dev) return 'open: no such device (-ENODEV)';
+    const r = yield* sys.open(t, i, env.flags, dev);
+    if (r.ret < 0) return `open(${dev.name}) = ${errname(r.ret)}`;
+    last = { name, fd: r.ret, dev, pasid: r.pasid };
+    fds.push(last);
+    return `open(${dev.name}) = fd ${r.ret} (PASID ${r.pasid})`;
+  }
+  function* close(t: KTask, name: string | undefined): KGen<string> {
+    const j = byName(fds, name);
+    // An open that failed at run time left no fd to close: close(-EBADF) never reaches the driver.
+    if (j < 0) return 'close: no fd open (-EBADF)';
+    const [f] = fds.splice(j, 1) as [OpenFd];
+    yield* sys.close(t, i, f.fd);
+    return `close(fd ${f.fd})`;
+  }
   return function* step(t, st) {
     switch (st.op) {
-      case 'bind': {
-        const r = yield* sys.bind(t, i, env.flags, dev);
-        if (r.ret <= 0) return `open(${dev.name}) = ${errname(r.ret)}`;
-        handles.push(r.ret);
-        pasid = r.pasid;
-        return `open(${dev.name}) = fd ${r.ret} (PASID ${r.pasid})`;
+      case 'bind':
+        return yield* open(t, own, undefined);
+      case 'open':
+        return yield* open(t, st.dev === undefined ? own : env.infos[st.dev], st.as);
+      case 'unbind':
+      case 'close':
+        return yield* close(t, st.op === 'close' ? st.fd : undefined);
+      case 'mmap': {
+        const f = fds[byName(fds, st.fd)];
+        if (!f) return 'mmap: no fd open (-EBADF)';
+        const vpn = yield* sys.mmap(t, i, f.fd);
+        if (vpn >= 0) maps.push({ name: f.name, vpn });
+        return vpn < 0 ? `mmap(fd ${f.fd}) = ${errname(vpn)}` : `mmap(fd ${f.fd}) = portal at vpn ${vpn}`;
+      }
+      case 'munmap_portal': {
+        const j = byName(maps, st.fd);
+        if (j < 0) return 'munmap_portal: nothing mapped';
+        const vpn = maps.splice(j, 1)[0]?.vpn ?? -1;
+        yield* sys.munmapPortal(t, i, vpn);
+        return `munmap(portal at vpn ${vpn})`;
       }
       case 'dma': {
+        const f = st.fd === undefined ? last : fds[byName(fds, st.fd)];
+        const dev = f?.dev ?? own;
+        const pasid = f?.pasid ?? 0;
         const first = submitted;
         submitted += st.n;
         yield* k.step(t, `${dev.name}: submit ${st.n} descriptor${st.n > 1 ? 's' : ''} (PASID ${pasid}, vpn ${st.vpn})`, (e) => {
@@ -234,21 +316,14 @@ function processSteps(env: ScriptedProcessEnv, i: number, completed: number): (t
       case 'munmap':
         yield* sys.munmap(t, i, st.vpn, 1);
         return `munmap(${st.vpn})`;
-      case 'unbind': {
-        const h = handles.pop();
-        // A bind that failed at run time left no fd to close: close(-EBADF) never reaches the driver.
-        if (h === undefined) return 'close: no fd open (-EBADF)';
-        yield* sys.close(t, i, h);
-        return `close(fd ${h})`;
-      }
       case 'exit': {
-        const open = handles.splice(0);
+        fds.splice(0);
         if (st.wait) {
-          yield* sys.exit(t, i, open);
+          yield* sys.exit(t, i);
           return 'exit';
         }
         // Another thread of the process exits it (exit_files closes the fds); this one goes on.
-        yield* k.step(t, 'exit in another thread', (e) => void e.spawn('do_exit', { proc: i, handles: open, detached: true }, `proc${i}`));
+        yield* k.step(t, 'exit in another thread', (e) => void e.spawn('do_exit', { proc: i, detached: true }, `proc${i}`));
         return 'exit (not waited for)';
       }
     }

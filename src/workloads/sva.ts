@@ -5,6 +5,7 @@
 // threads, RCU/SRCU callbacks) are kernel tasks; the oracles run in the steps that could break what they guard.
 import type { StatName } from '../core/stats.js';
 import { HW_HOT_EVENTS, HW_SHARED_EVENTS } from '../hw/messages.js';
+import { filesWords } from '../kernel/fs/file.js';
 import { staticsOffset } from '../kernel/memory.js';
 import type { MmStruct } from '../kernel/mm/mm.js';
 import type { ActorSpec, Wire, Workload } from '../runtime/model.js';
@@ -35,6 +36,8 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     name: 'sva',
     bonds,
     workloadTasks: workloadTasks(p),
+    // The processes' task_structs, files and file mappings (syscalls.ts: kernel/fs).
+    staticWords: filesWords(P),
     // A process's descriptors are for the address space it binds: its own mm, or init_mm in SUPERVISOR_MODE.
     submitter: (from, { actors, mms }) => {
       const i = from - actors.next;

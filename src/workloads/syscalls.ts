@@ -1,16 +1,20 @@
-// The process side of the kernel: the syscalls and exit path the processes' actors ask for (exec, the device
-// fd's open/bind and close, munmap, do_exit) and the driver thread that binds a task's mm (seed 000's
-// iommu_bind_task) — kernel tasks with scheduling points, replying to the process's actor when they return to
-// user space and telling its mm's actor each change of the mm's state.
+// The process side of the kernel: the syscalls and exit path the processes' actors ask for (exec, open of the
+// accelerator's char device and close of its fd, mmap and munmap of its portal, munmap, do_exit) and the driver
+// thread that binds a task's mm (seed 000's iommu_bind_task) — kernel tasks with scheduling points, each running
+// the task's task_works on its way back to user space (a close's last fput releases the file there), replying to
+// the process's actor when they return and telling its mm's actor each change of the mm's state.
 import type { Sva } from '../core/iommu-sva.js';
 import type { DeviceInfo } from '../core/types.js';
-import type { AccelDriver } from '../hw/pci/driver.js';
+import { type AccelDriver, UACCE_FOPS } from '../hw/pci/driver.js';
 import type { KTask } from '../kernel/context.js';
+import { defineExit } from '../kernel/exit.js';
+import { fdFile, registerFops } from '../kernel/fs/file.js';
 import { leakReport } from '../kernel/kasan.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
-import { get_task_mm, MM_LIVE, type MmStruct, type MmTable, mm_exit, mm_init, mmPasid, mmput, mmStateCode, mmUsers, objectInfo as mmObjectInfo } from '../kernel/mm/mm.js';
+import { get_task_mm, MM_LIVE, type MmStruct, type MmTable, mm_init, mmPasid, mmput, mmStateCode, mmUsers, objectInfo as mmObjectInfo } from '../kernel/mm/mm.js';
 import type { MmuNotifiers } from '../kernel/mm/mmu_notifier.js';
 import { do_mmap, do_munmap, fault_in } from '../kernel/mm/pagetable.js';
+import { setCurrent, taskMmAddr } from '../kernel/task_struct.js';
 import type { Stats } from '../core/stats.js';
 import type { Wire } from '../runtime/model.js';
 import type { Boot } from '../hw/boot.js';
@@ -32,23 +36,35 @@ export interface SyscallEnv {
   readonly boot: Boot;
 }
 
+/** What open(2) of the device node gave: the fd (or -errno), the PASID the driver bound, whether SVA was on offer. */
+export interface Opened {
+  readonly ret: number;
+  readonly pasid: number;
+  readonly capable: boolean;
+}
+
 /** A process's syscalls and exit, as its kernel code runs them (process i, in its own task's context). */
 export interface Syscalls {
   /** execve: a fresh mm with its pages mapped, half of them faulted in; waits for kernel_init first. */
   exec(t: KTask, i: number): KGen;
-  /** open the device fd: the driver binds the mm (or init_mm, SVA_FLAG_SUPERVISOR_MODE); ret is the fd's handle or -errno. */
-  bind(t: KTask, i: number, flags: number, dev: DeviceInfo): KGen<{ readonly ret: number; readonly pasid: number; readonly capable: boolean }>;
-  /** close the device fd: the driver's release unbinds. */
-  close(t: KTask, i: number, handle: number): KGen;
+  /** open(2) of dev's node: the driver binds the mm (or init_mm, SVA_FLAG_SUPERVISOR_MODE); ret is the fd or -errno. */
+  open(t: KTask, i: number, flags: number, dev: DeviceInfo): KGen<Opened>;
+  /** close(2): the fd's reference goes; the last one releases the file (the driver unbinds) on the way back. */
+  close(t: KTask, i: number, fd: number): KGen<number>;
+  /** mmap(2) of fd's portal: its vpn (beyond the anonymous pages) or -errno. */
+  mmap(t: KTask, i: number, fd: number): KGen<number>;
+  /** munmap(2) of a portal mapping (its vma's file reference goes). */
+  munmapPortal(t: KTask, i: number, vpn: number): KGen<number>;
   /** munmap one range and map it again (the MMU notifiers' invalidate_range). */
   munmap(t: KTask, i: number, start: number, n: number): KGen;
-  /** do_exit: exit_mm, then exit_files closes the fds still open. */
-  exit(t: KTask, i: number, handles: readonly number[]): KGen;
+  /** do_exit: exit_mm, exit_files (every fd still open closed), exit_task_work (their releases). */
+  exit(t: KTask, i: number): KGen;
 }
 
 /**
- * Declare the syscall tasks (sys_exec, sys_bind, bind_task, sys_close, sys_munmap, do_exit) the process actors
- * spawn, and task->mm; returns the syscalls themselves, for a process that is a kernel task (a scripted one).
+ * Declare the syscall tasks (sys_exec, sys_bind — open(2) —, bind_task, sys_close, sys_mmap, sys_munmap, do_exit) the
+ * process actors spawn, the task_structs and files; returns the syscalls themselves, for a process that is a
+ * kernel task (a scripted one).
  */
 export function defineSyscalls(env: SyscallEnv): Syscalls {
   const { k, processes, mms, notifiers, sva, stats, infos, actors } = env;
@@ -56,11 +72,10 @@ export function defineSyscalls(env: SyscallEnv): Syscalls {
     const { proc: i, dev } = args as { proc: number; dev?: number };
     return { proc: i, mm: mms.mms[i] as MmStruct, dev: infos[(dev ?? i) % infos.length] as DeviceInfo, actor: actors.process(i) };
   };
-  // task->mm of each process (mm id + 1; 0 before exec and after exit_mm).
-  const taskMms = k.statics.alloc(Math.max(1, processes), 'task->mm');
-  const taskMm = (i: number): number => k.mem.statics + taskMms + i;
+  defineExit(k, processes);
+  const taskMm = (i: number): number => taskMmAddr(k, i);
   k.onEnd(() => exitedMmLeaks(k, mms.mms.slice(0, processes), (i) => Atomics.load(k.i32, taskMm(i))));
-  const sys = processSyscalls(env, taskMm);
+  const sys = processSyscalls(env, registerFops(k, UACCE_FOPS));
   const reply = (t: KTask, to: number, event: { type: string } & Record<string, Wire>) =>
     k.step(t, `return to user: ${event.type}`, (e) => e.send(to, event));
 
@@ -71,10 +86,10 @@ export function defineSyscalls(env: SyscallEnv): Syscalls {
   });
   k.task('sys_bind', 'process', function* (t, args) {
     const { proc: i, mm, dev, actor } = proc(args);
-    const r = yield* sys.bind(t, i, (args as { flags: number }).flags, dev);
+    const r = yield* sys.open(t, i, (args as { flags: number }).flags, dev);
     const capable = r.capable ? 1 : 0;
     // Back in user space the task's IA32_PASID holds mm->pasid (what ENQCMD tags a descriptor with).
-    if (r.ret > 0) yield* k.step(t, 'return to user: bound', (e) => e.send(actor, { type: 'bound', handle: r.ret, pasid: r.pasid, capable, msr: mmPasid(k, mm) }));
+    if (r.ret >= 0) yield* k.step(t, 'return to user: bound', (e) => e.send(actor, { type: 'bound', handle: r.ret, pasid: r.pasid, capable, msr: mmPasid(k, mm) }));
     else yield* reply(t, actor, { type: 'bind.failed', err: r.ret, capable });
   });
   k.task('bind_task', 'kthread', function* (t, args) {
@@ -100,6 +115,11 @@ export function defineSyscalls(env: SyscallEnv): Syscalls {
     yield* sys.close(t, i, (args as { handle: number }).handle);
     yield* reply(t, actor, { type: 'closed' });
   });
+  k.task('sys_mmap', 'process', function* (t, args) {
+    const { proc: i, actor } = proc(args);
+    const vpn = yield* sys.mmap(t, i, (args as { handle: number }).handle);
+    yield* reply(t, actor, { type: 'mapped', vpn });
+  });
   k.task('sys_munmap', 'process', function* (t, args) {
     const { proc: i, actor } = proc(args);
     const { start, n } = args as { start: number; n: number };
@@ -108,57 +128,75 @@ export function defineSyscalls(env: SyscallEnv): Syscalls {
   });
   k.task('do_exit', 'process', function* (t, args) {
     const { proc: i, actor } = proc(args);
-    const { handles, detached } = args as { handles: number[]; detached?: boolean };
-    yield* sys.exit(t, i, handles);
+    const { detached } = args as { detached?: boolean };
+    yield* sys.exit(t, i);
     // A thread of a process that is a kernel task (a scripted one) has no actor to answer.
     if (!detached) yield* reply(t, actor, { type: 'exited' });
   });
   return sys;
 }
 
-/** The syscalls' kernel code, for process i (its mm, its device: i modulo the devices). */
-function processSyscalls(env: SyscallEnv, taskMm: (i: number) => number): Syscalls {
+/** The syscalls' kernel code, for process i (its mm, its device: i modulo the devices); `fops`: the driver's. */
+function processSyscalls(env: SyscallEnv, fops: number): Syscalls {
   const { k, params: p, mms, notifiers, sva, driver, stats, actors, boot } = env;
   const mmOf = (i: number): MmStruct => mms.mms[i] as MmStruct;
   const tellMm = (t: KTask, i: number, mm: MmStruct) =>
     k.step(t, `${mm.name}: state`, (e) => e.send(actors.mm(i), { type: 'mm.state', code: mmStateCode(k, mm), pasid: mmPasid(k, mm) }));
+  // exit_to_user_mode: the task_works queued meanwhile (a last fput's ____fput) run before user space resumes.
+  function* syscall<T>(t: KTask, i: number, body: KGen<T>): KGen<T> {
+    setCurrent(k, t, i);
+    const r = yield* body;
+    yield* k.fn.task_work_run(t);
+    return r;
+  }
   return {
-    *exec(t, i) {
+    exec: (t, i) =>
+      syscall(
+        t,
+        i,
+        (function* () {
+          const mm = mmOf(i);
+          yield* boot.wait(t);
+          yield* mm_init(k, t, mm);
+          yield* k.step(t, 'current->mm = mm', () => void Atomics.store(k.i32, taskMmAddr(k, i), mm.id + 1));
+          yield* do_mmap(k, t, mm, 0, p.pages, true);
+          for (let v = 0; v < Math.ceil(p.pages / 2); v++) yield* fault_in(k, t, mm, v, true);
+          yield* tellMm(t, i, mm);
+        })(),
+      ),
+    open: (t, i, flags, dev) =>
+      syscall(
+        t,
+        i,
+        (function* (): KGen<Opened> {
+          const mm = mmOf(i);
+          const target = (flags & 2) !== 0 ? mms.initMm : mm;
+          const cap = yield* sva.capable(t, dev, flags);
+          const fd = yield* k.fn.do_sys_open(t, fops, dev.index, target, flags);
+          const pasid = fd < 0 ? 0 : driver.pasidOf(fdFile(k, i, fd));
+          yield* tellMm(t, i, mm);
+          return { ret: fd, pasid, capable: cap.ret === 0 };
+        })(),
+      ),
+    close: (t, i, fd) => syscall(t, i, k.fn.close_fd(t, fd)),
+    mmap: (t, i, fd) => syscall(t, i, k.fn.vm_mmap_pgoff(t, fd, mmOf(i))),
+    munmapPortal: (t, i, vpn) => syscall(t, i, k.fn.vm_munmap(t, mmOf(i), vpn)),
+    munmap: (t, i, start, n) =>
+      syscall(
+        t,
+        i,
+        (function* () {
+          const mm = mmOf(i);
+          yield* do_munmap(k, t, notifiers, mm, start, n);
+          yield* do_mmap(k, t, mm, start, n, true);
+          yield* k.step(t, 'munmap', () => stats.add('munmaps'));
+        })(),
+      ),
+    *exit(t, i) {
       const mm = mmOf(i);
-      yield* boot.wait(t);
-      yield* mm_init(k, t, mm);
-      yield* k.step(t, 'current->mm = mm', () => void Atomics.store(k.i32, taskMm(i), mm.id + 1));
-      yield* do_mmap(k, t, mm, 0, p.pages, true);
-      for (let v = 0; v < Math.ceil(p.pages / 2); v++) yield* fault_in(k, t, mm, v, true);
-      yield* tellMm(t, i, mm);
-    },
-    *bind(t, i, flags, dev) {
-      const mm = mmOf(i);
-      const target = (flags & 2) !== 0 ? mms.initMm : mm;
-      const cap = yield* sva.capable(t, dev, flags);
-      const r = yield* driver.open(t, dev, target, flags);
-      yield* tellMm(t, i, mm);
-      return { ret: r.ret, pasid: r.pasid, capable: cap.ret === 0 };
-    },
-    *close(t, _i, handle) {
-      yield* driver.release(t, handle);
-    },
-    *munmap(t, i, start, n) {
-      const mm = mmOf(i);
-      yield* do_munmap(k, t, notifiers, mm, start, n);
-      yield* do_mmap(k, t, mm, start, n, true);
-      yield* k.step(t, 'munmap', () => stats.add('munmaps'));
-    },
-    *exit(t, i, handles) {
-      const mm = mmOf(i);
-      // do_exit: exit_mm before exit_files, so the mm goes through exit_mmap while the fd still holds the bond;
-      // exit_mm clears task->mm (under task_lock) before its mmput, which is what get_task_mm relies on.
-      yield* k.step(t, 'exit_mm: current->mm = NULL', (e) => {
-        Atomics.store(k.i32, taskMm(i), 0);
-        e.send(actors.mm(i), { type: 'mm.exit' });
-      });
-      yield* mm_exit(k, t, notifiers, mm);
-      for (const h of handles) yield* driver.release(t, h);
+      setCurrent(k, t, i);
+      yield* k.step(t, 'do_exit: PF_EXITING', (e) => e.send(actors.mm(i), { type: 'mm.exit' }));
+      yield* k.fn.do_exit(t, mm);
       yield* k.step(t, 'exit', () => stats.add('exits'));
       yield* tellMm(t, i, mm);
     },

@@ -1,10 +1,16 @@
-// The accelerator's device driver (an idxd-like driver, the user of seed 000's API): it opens and releases
-// device fds for processes — open binds the process's mm, release unbinds — and registers the svm ops the core
-// calls back: invalidate_pasid (tell the device to stop using a PASID and wait until it has drained — "can
-// basically take for ever"), the fault handler, and, for AMD IOMMUv2, the PASIDs it allocates itself.
+// The accelerator's device driver, a uacce-style char device (drivers/misc/uacce/uacce.c; idxd's cdev.c is the
+// same shape): its file_operations — open binds the opener's mm (uacce_fops_open → iommu_sva_bind_device),
+// release unbinds (uacce_fops_release, when the file's last reference goes: fs/file.ts), mmap maps the device's
+// portal (uacce_fops_mmap; the vma's vm_file keeps the file, so a process that closes its fd with the portal
+// still mapped is unbound only at munmap or exit_mmap) — and its remove (uacce_remove) under uacce->mutex. It
+// registers the svm ops the core calls back: invalidate_pasid (tell the device to stop using a PASID and wait
+// until it has drained — "can basically take for ever"), the fault handler, and, for AMD IOMMUv2, the PASIDs it
+// allocates itself.
 import type { BindResult, Sva } from '../../core/iommu-sva.js';
 import { type DeviceInfo, RESP_INVALID, type SvmOps } from '../../core/types.js';
 import type { KTask } from '../../kernel/context.js';
+import { ENXIO } from '../../kernel/errno.js';
+import { type FileOperations, fileInode, filePrivate, setFilePrivate } from '../../kernel/fs/file.js';
 import { defineIda, type Ida, idaAllocated, ida_alloc_range, ida_free } from '../../kernel/ida.js';
 import type { Kernel, KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
@@ -16,12 +22,25 @@ declare module '../../kernel/kfunc.js' {
   interface KernelFunctions {
     /** The accelerator driver's remove: put every queue still open on dev (its SVA handles unbound). */
     accel_remove(t: KTask, dev: DeviceInfo): KGen;
-    /** open() of the device node: under uacce->mutex, nothing once the device's remove has run (uacce->parent NULL). */
-    uacce_fops_open(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult>;
-    /** The open's binding: the mm bound (iommu_sva_bind_device) and the queue recorded for the fd. */
-    uacce_mm_get(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult>;
+    /**
+     * open(2) of the device node (`flags`: the model's SVA_FLAG_*; SUPERVISOR_MODE binds init_mm): under
+     * uacce->mutex, -EINVAL once the device's remove has run (uacce->parent NULL). 0 or -errno.
+     */
+    uacce_fops_open(t: KTask, file: number, mm: MmStruct, flags: number): KGen<number>;
+    /** The open's binding: the mm bound (iommu_sva_bind_device), the queue set up and the file's private_data. 0 or -errno. */
+    uacce_bind_queue(t: KTask, file: number, mm: MmStruct, flags: number): KGen<number>;
+    /** The file's release (its last fput's __fput): put the queue, unbind. */
+    uacce_fops_release(t: KTask, file: number): KGen;
+    /** mmap(2) of the queue's portal at vpn: -ENXIO once the queue is put (the device removed). */
+    uacce_fops_mmap(t: KTask, file: number, mm: MmStruct, vpn: number): KGen<number>;
   }
 }
+
+/** The accelerator's file_operations (uacce_fops), by kernel function name. */
+export const UACCE_FOPS: FileOperations = { name: 'uacce_fops', open: 'uacce_fops_open', release: 'uacce_fops_release', mmap: 'uacce_fops_mmap' };
+
+/** Words of a queue slot: fds holding the SVA handle, its device's index + 1, its PASID (q->pasid). */
+const Q_WORDS = 3;
 
 export class AccelDriver {
   private readonly idas: Ida[];
@@ -41,22 +60,45 @@ export class AccelDriver {
     // The core checks these for leaks, knowing which PASIDs the quarantine still holds.
     this.idas = devices.map((d) => defineIda(k, `${d.info.name}->pasid_ida`, 1 << d.info.caps.pasidBits, { leakCheck: false }));
     for (const d of devices) sva.setSvmOps(d.info, this.svmOps());
-    this.queues = k.statics.alloc(2 * handles, 'accel queues (fds per SVA handle)');
+    this.queues = k.statics.alloc(Q_WORDS * handles, 'accel queues (fds per SVA handle)');
     this.mutexes = devices.map(() => defineMutex(k, '&uacce->mutex'));
     this.removed = k.statics.alloc(Math.max(1, devices.length), 'uacce->parent (removed)');
     k.fns.define('accel_remove', 'drivers/misc/uacce/uacce.c', (t, dev) => this.remove(t, dev));
-    k.fns.define('uacce_fops_open', 'drivers/misc/uacce/uacce.c', (t, dev, mm, flags) => this.fopsOpen(t, dev, mm, flags));
-    k.fns.define('uacce_mm_get', 'drivers/misc/uacce/uacce.c', (t, dev, mm, flags) => this.bindQueue(t, dev, mm, flags));
+    this.defineFops();
+  }
+
+  /** The PASID of the queue a file of this driver holds (q->pasid; 0: none). */
+  pasidOf(file: number): number {
+    const handle = filePrivate(this.k, file);
+    return handle > 0 ? (this.k.i32[this.queueAt(handle) + 2] as number) : 0;
+  }
+
+  private defineFops(): void {
+    const k = this.k;
+    const drv = this;
+    const UACCE_C = 'drivers/misc/uacce/uacce.c';
+    k.fns.define('uacce_fops_open', UACCE_C, (t, file, mm, flags) => drv.fopsOpen(t, file, mm, flags));
+    k.fns.define('uacce_bind_queue', UACCE_C, function* (t, file, mm, flags) {
+      const r = yield* drv.bindQueue(t, drv.fileDev(file), mm, flags);
+      if (r.ret <= 0) return r.ret < 0 ? r.ret : -ENXIO;
+      yield* k.step(t, 'filep->private_data = q', () => void setFilePrivate(k, file, r.ret));
+      return 0;
+    });
+    k.fns.define('uacce_fops_release', UACCE_C, (t, file) => drv.release(t, filePrivate(k, file)));
+    k.fns.define('uacce_fops_mmap', UACCE_C, function* (t, file, _mm, vpn) {
+      // uacce_queue_is_valid(q) under q->mutex: a queue the device's remove has put maps nothing.
+      return yield* k.step(t, `uacce_fops_mmap(${vpn}): uacce_queue_is_valid`, () => (Atomics.load(k.i32, drv.queueAt(filePrivate(k, file))) > 0 ? 0 : -ENXIO));
+    });
   }
 
   private queueAt(handle: number): number {
     if (handle < 1 || handle > this.handles) throw new Error(`accel: SVA handle ${handle} of ${this.handles}`);
-    return this.k.mem.statics + this.queues + 2 * (handle - 1);
+    return this.k.mem.statics + this.queues + Q_WORDS * (handle - 1);
   }
 
-  /** open() of the device node: bind the caller's mm (or init_mm for a kernel user). */
-  open(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult> {
-    return this.k.fn.uacce_fops_open(t, dev, mm, flags);
+  /** The device a file of this driver was opened on (its inode's minor). */
+  fileDev(file: number): DeviceInfo {
+    return (this.devices[fileInode(this.k, file)] as PciDevice).info;
   }
 
   private removedAt(dev: DeviceInfo): number {
@@ -69,18 +111,19 @@ export class AccelDriver {
    * never a bond left on a released device (80fc671bcc01, "uacce: Handle parent device removal or parent driver
    * module rmmod").
    */
-  private *fopsOpen(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult> {
+  private *fopsOpen(t: KTask, file: number, mm: MmStruct, flags: number): KGen<number> {
     const k = this.k;
+    const dev = this.fileDev(file);
     const mutex = this.mutexes[dev.index] as Mutex;
     yield* mutex_lock(k, t, mutex);
     const gone = yield* k.step(t, 'uacce->parent', () => Atomics.load(k.i32, this.removedAt(dev)) === 1);
-    const r = gone ? { ret: -EINVAL, pasid: 0, why: `${dev.name}: its driver was removed` } : yield* k.fn.uacce_mm_get(t, dev, mm, flags);
+    const r = gone ? -EINVAL : yield* k.fn.uacce_bind_queue(t, file, mm, flags);
     yield* mutex_unlock(k, t, mutex);
     return r;
   }
 
-  /** uacce_mm_get: the mm bound, the queue recorded for the fd. */
-  private *bindQueue(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult> {
+  /** The mm bound, the queue recorded for the fd (the ioasid preset's processes open without a struct file). */
+  *bindQueue(t: KTask, dev: DeviceInfo, mm: MmStruct, flags: number): KGen<BindResult> {
     const k = this.k;
     const r = yield* k.call(t, 'accel_open', this.sva.bind(t, dev, mm, flags));
     if (r.ret > 0) {
@@ -88,6 +131,7 @@ export class AccelDriver {
       yield* k.step(t, 'q->handle = handle', () => {
         Atomics.add(k.i32, at, 1);
         Atomics.store(k.i32, at + 1, dev.index + 1);
+        Atomics.store(k.i32, at + 2, r.pasid);
       });
     }
     return r;

@@ -23,6 +23,7 @@ import { REFCOUNT_SATURATED } from '../refcount.js';
 import { defineRwsem, down_read, type RwSemaphore, up_read } from '../rwsem.js';
 import type { MmuNotifiers } from './mmu_notifier.js';
 import { array, struct, type ViewOf, type Word, word } from '../struct.js';
+import { current, taskMmAddr } from '../task_struct.js';
 import { defineMmapFunctions, PTE_PRESENT, PTE_WRITE, VM_READ, VM_WRITE } from './pagetable.js';
 import { memblock_alloc_page, type PhysMem } from './physmem.js';
 
@@ -47,6 +48,10 @@ export interface MmTable {
   readonly pm: PhysMem;
   readonly pages: number;
 }
+
+/** kernel/fork.c's planted bug: mm_pasid_drop in __mmput, as before 2667ed10d9f0 ("mm: Fix PASID use-after-free issue"). */
+export type MmBug = 'none' | 'pasid-drop-at-mmput';
+export const MM_BUGS: readonly MmBug[] = ['none', 'pasid-drop-at-mmput'];
 
 export type MmState = 'unused' | 'live' | 'exiting' | 'dead' | 'freed';
 
@@ -114,7 +119,7 @@ function stateOf(mm: MmStruct): TableState {
 }
 
 /** The user mms and init_mm, declared with the workload. `pm` must have a frame for every page of init_mm. */
-export function defineMms(k: Kernel, pm: PhysMem, count: number, pages: number): MmTable {
+export function defineMms(k: Kernel, pm: PhysMem, count: number, pages: number, bug: MmBug = 'none'): MmTable {
   if (!Number.isInteger(count) || count < 0) throw new RangeError(`mm: bad mm count ${count}`);
   if (!Number.isInteger(pages) || pages < 1 || pages > 1 << 20) throw new RangeError(`mm: bad page count ${pages}`);
   if (pm.frames - 1 < pages) throw new RangeError(`mm: init_mm maps ${pages} pages, physmem has ${pm.frames - 1} frames`);
@@ -141,7 +146,7 @@ export function defineMms(k: Kernel, pm: PhysMem, count: number, pages: number):
     boot(k, off, table);
   });
   k.onEnd(() => leakCheck(k, st));
-  defineMmFunctions(k);
+  defineMmFunctions(k, bug);
   defineMmapFunctions(k);
   return table;
 }
@@ -375,7 +380,7 @@ declare module '../kfunc.js' {
  * The mm_struct's lifetime functions of k, by kernel name (once a kernel: every mm table shares them). They keep
  * their state in the mm_struct and the table's (stateOf), so that a patch replacing one by name reaches it.
  */
-function defineMmFunctions(k: Kernel): void {
+function defineMmFunctions(k: Kernel, bug: MmBug): void {
   if (k.fns.has('mm_init')) return;
   k.fns.define('mm_init', 'kernel/fork.c', (t, mm) => mmInit(k, t, mm));
   // One more user of the address space (the caller knows it has users: it holds one).
@@ -409,9 +414,18 @@ function defineMmFunctions(k: Kernel): void {
     });
     if (last) yield* k.fn.__mmput(t, mm);
   });
-  k.fns.define('__mmput', 'kernel/fork.c', function* (t, mm) {
-    yield* k.fn.exit_mmap(t, mm);
-    yield* k.fn.mmdrop(t, mm);
+  k.fns.definePlanted('__mmput', 'kernel/fork.c', bug, {
+    *none(t, mm) {
+      yield* k.fn.exit_mmap(t, mm);
+      yield* k.fn.mmdrop(t, mm);
+    },
+    // Before 2667ed10d9f0 ("mm: Fix PASID use-after-free issue"): the PASID went with the address space, while
+    // the drivers' release — exit_files, after exit_mm — still had it programmed in their devices.
+    *'pasid-drop-at-mmput'(t, mm) {
+      yield* k.fn.exit_mmap(t, mm);
+      if (k.fns.has('mm_pasid_drop')) yield* k.fn.mm_pasid_drop(t, mm);
+      yield* k.fn.mmdrop(t, mm);
+    },
   });
   // Hold the mm_struct (not the address space): it will not be freed, its pages may be.
   k.fns.define('mmgrab', 'include/linux/sched/mm.h', function* (t, mm) {
@@ -428,13 +442,20 @@ function defineMmFunctions(k: Kernel): void {
     });
     if (last) yield* k.fn.__mmdrop(t, mm);
   });
-  k.fns.define('__mmdrop', 'kernel/fork.c', function* (t, mm) {
-    // mm_pasid_drop before free_mm: the PASID is the mm's for as long as the mm_struct lives.
-    if (mm.id !== 0 && k.fns.has('mm_pasid_drop')) yield* k.fn.mm_pasid_drop(t, mm);
-    yield* k.step(t, objLabel(mm, '__mmdrop', mm.name), (env) => mmFree(k, t, mm, env.step));
+  const free = (t: KTask, mm: MmStruct) => k.step(t, objLabel(mm, '__mmdrop', mm.name), (env) => mmFree(k, t, mm, env.step));
+  k.fns.definePlanted('__mmdrop', 'kernel/fork.c', bug, {
+    *none(t, mm) {
+      // mm_pasid_drop before free_mm: the PASID is the mm's for as long as the mm_struct lives.
+      if (mm.id !== 0 && k.fns.has('mm_pasid_drop')) yield* k.fn.mm_pasid_drop(t, mm);
+      yield* free(t, mm);
+    },
+    'pasid-drop-at-mmput': free,
   });
   k.fns.define('exit_mm', 'kernel/exit.c', function* (t, mm) {
     yield* down_read(k, t, mm.mmapLock);
+    // task_lock(current); current->mm = NULL; task_unlock(current) — get_task_mm finds no mm from here on.
+    const i = current(k, t);
+    if (i >= 0) yield* k.step(t, 'exit_mm: current->mm = NULL', () => void Atomics.store(k.i32, taskMmAddr(k, i), 0));
     yield* up_read(k, t, mm.mmapLock);
     yield* k.fn.mmput(t, mm);
   });
@@ -562,8 +583,8 @@ export function* mm_set_pasid(k: Kernel, t: KTask, mm: MmStruct, pasid: number):
 
 /**
  * k.fn.exit_mm (do_exit): the task lets go of its mm — under mmap_read_lock, so that a writer (a core dump,
- * munmap on another thread) finishes first — and drops its user reference: the last one tears the address space
- * down here. exit_files is the caller's business.
+ * munmap on another thread) finishes first; current->mm cleared under task_lock — and drops its user reference:
+ * the last one tears the address space down here. exit_files is do_exit's next step (kernel/exit.ts).
  */
 export function mm_exit(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
   void n;

@@ -15,6 +15,7 @@
 import type { KTask } from '../context.js';
 import { EEXIST, EINVAL, ENOMEM } from '../errno.js';
 import { callTrace, heldLocksLines, taskFinding } from '../findings.js';
+import { fileVmas } from '../fs/file.js';
 import type { Kernel, KGen } from '../kernel.js';
 import { objArgLabel } from '../labels.js';
 import { down_read, down_write, up_read, up_write } from '../rwsem.js';
@@ -255,6 +256,8 @@ function* exitMmap(k: Kernel, t: KTask, mm: MmStruct): KGen {
   yield* k.fn.__mmu_notifier_release(t, mm);
   yield* down_write(k, t, mm.mmapLock);
   yield* unmapRange(k, t, mm, 0, mm.pages);
+  // remove_vma of each file mapping (a device portal): its vm_file's reference goes (fs/file.ts).
+  for (const vpn of fileVmas(k, mm)) yield* k.fn.remove_vma(t, mm, vpn);
   yield* up_write(k, t, mm.mmapLock);
   yield* k.step(t, `exit_mmap(${mm.name}): done`, () => setMmState(k, mm, MM_DEAD));
 }

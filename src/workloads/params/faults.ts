@@ -3,6 +3,7 @@
 import { SLEEPERS } from '../../core/ioasid-subscribers.js';
 import { DRIVER_BUGS } from '../../core/types.js';
 import { MISBEHAVIOURS } from '../../hw/pci/device.js';
+import { MM_BUGS } from '../../kernel/mm/mm.js';
 import { int, oneOf, type ParamTable, text } from './define.js';
 
 import { ATTACH_BUGS, type AttachBug } from '../../hw/driver.js';
@@ -18,7 +19,7 @@ export type IoasidWorkloadBug = 'none' | 'unlocked-quota' | 'notify-stop';
 export const IOASID_WORKLOAD_BUGS: readonly IoasidWorkloadBug[] = ['none', 'unlocked-quota', 'notify-stop'];
 
 /** Every planted bug of the model; a preset takes those its code paths have. */
-export const BUGS: readonly string[] = [...new Set([...DRIVER_BUGS, ...DOMAINS_BUGS, ...IOASID_WORKLOAD_BUGS])];
+export const BUGS: readonly string[] = [...new Set([...DRIVER_BUGS, ...DOMAINS_BUGS, ...IOASID_WORKLOAD_BUGS, ...MM_BUGS])];
 
 function failAllocError(v: string): string | undefined {
   return v === '' || /^[\w-]+:[1-9]\d*$/.test(v) ? undefined : `expected cache:n (e.g. iommu_domain:2), got ${JSON.stringify(v)}`;
@@ -27,7 +28,7 @@ function failAllocError(v: string): string | undefined {
 export const FAULTS = {
   bug: oneOf(
     BUGS,
-    "A planted bug, to see the oracles fire: no-range-flush (invalidate_range skips the IOTLB/ATC flush), no-release-flush (release skips the teardown), no-handle-sharing (iommu_sva_bind_device before \"iommu/sva: Restore SVA handle sharing\": every bind a handle of its own), iopf-unreferenced-group (an iopf group holds no reference of the device's fault param, io-pgfault.c before a74c077b9021), clear-on-failure (a failing set_dev_pasid clears the entry), unlocked-quota (ioasid_alloc checks the set's quota outside the lock), notify-stop (VFIO stops the notifier chain on sets not its own).",
+    "A planted bug, to see the oracles fire: no-range-flush (invalidate_range skips the IOTLB/ATC flush), no-release-flush (release skips the teardown), no-handle-sharing (iommu_sva_bind_device before \"iommu/sva: Restore SVA handle sharing\": every bind a handle of its own), iopf-unreferenced-group (an iopf group holds no reference of the device's fault param, io-pgfault.c before a74c077b9021), clear-on-failure (a failing set_dev_pasid clears the entry), unlocked-quota (ioasid_alloc checks the set's quota outside the lock), notify-stop (VFIO stops the notifier chain on sets not its own), pasid-drop-at-mmput (__mmput drops the mm's PASID, kernel/fork.c before 2667ed10d9f0: the PASID goes with the address space while the devices' release still uses it).",
   ),
   misbehave: oneOf(MISBEHAVIOURS, 'A misbehaving device: slow or no drain of a stopped PASID, DMA after stop, lost page responses, surprise removal, no ATC invalidation response, stray DMA.'),
   misbehaveDevice: int(-1, 1023, 'The misbehaving device (-1: all of them).'),

@@ -28,7 +28,7 @@ export const WORKLOAD = {
     "The built-in workload each process (sva) or the run (domains) follows — sva: life, exit, unbind-inflight, stress, munmap, bind-task-exit, random; domains: race, stress, bench, multi-device (see each preset's header).",
   ),
   mode: oneOf(IOASID_MODES, 'ioasid: seed 003 end to end (scenario), or a benchmark: fill and free the ID space (alloc-free), ioasid_find under RCU or the lock (find-rcu, find-lock).'),
-  rates: text("script=random: each operation's weight, op:weight,… over bind, dma, munmap, unbind, exit; rounds operations a process.", ratesError, 'op:weight,…'),
+  rates: text("script=random: each operation's weight, op:weight,… over bind, dma, munmap, unbind, exit, mmap (of the fd's portal: 0 unless given); rounds operations a process.", ratesError, 'op:weight,…'),
   dmas: int(0, 1 << 16, 'DMA requests a process has its device issue each round.'),
   rounds: int(1, 100_000, 'Rounds of the script: bind/dma/unbind rounds of each process (sva, domains), operations of script=random, VFIO rounds (domains stress).'),
   flags: int(0, 3, 'Bind flags (seed 000): 1 SVM_FLAG_PRIVATE_PASID (a new PASID), 2 SVM_FLAG_SUPERVISOR_MODE (bind init_mm).'),

@@ -3,6 +3,7 @@
 // own DMA users — its parameters picked from the model's (src/workloads/params/), its defaults, its topology.
 // The workload it builds is src/workloads/sva.ts's.
 import { DRIVER_BUGS, type DriverBug, type Flavour, SVA_PASID_FREES } from '../../core/types.js';
+import { MM_BUGS, type MmBug } from '../../kernel/mm/mm.js';
 import { type Script, SCRIPTS } from '../../actors/process.js';
 import { DEFAULT_RATES } from '../../actors/random-process.js';
 import type { WorkQueue } from '../../actors/swq-process.js';
@@ -22,8 +23,8 @@ export interface SvaParams extends Omit<ModelParams, 'bug' | 'multiDevicePasid'>
   readonly iommus: string;
   readonly devices: number;
   readonly processes: number;
-  /** A planted driver bug (the oracles' negative control). */
-  readonly bug: DriverBug;
+  /** A planted bug of the SVA path or of the mm's exit path (the oracles' negative control). */
+  readonly bug: DriverBug | MmBug;
   readonly script: Script;
   /** `script: random`: each operation's weight, `bind:4,dma:8,munmap:1,unbind:3,exit:1`; `rounds` operations. */
   readonly rates: string;
@@ -114,7 +115,7 @@ export const SVA_PRESET: PresetSpec<SvaParams> = {
     ...pick('policies', POLICIES, ['pasidAlloc', 'teardown', 'fault', 'drainTimeoutMs', 'taskMm', 'wq', 'defaultDomain', 'vfioTakeover', 'lock', 'free', 'pasidLife', 'notifier', 'lookup', 'users', 'iopf'], {
       free: oneOf(SVA_PASID_FREES),
     }),
-    ...pick('faults', FAULTS, ['bug', 'misbehave', 'misbehaveDevice', 'extension', 'failAlloc'], { bug: oneOf(DRIVER_BUGS) }),
+    ...pick('faults', FAULTS, ['bug', 'misbehave', 'misbehaveDevice', 'extension', 'failAlloc'], { bug: oneOf([...DRIVER_BUGS, ...MM_BUGS.filter((b) => b !== 'none')]) }),
     ...pick('workload', WORKLOAD, ['script', 'rates', 'dmas', 'rounds', 'flags', 'seed', 'steps', 'hungTaskSecs', 'kernel', 'kjobs', 'kbuffers', 'kthreads', 'vfio', 'drmContexts', 'drmRounds'], {
       script: oneOf(SCRIPTS),
       rounds: int(1, 1 << 16),
