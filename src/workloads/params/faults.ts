@@ -22,7 +22,7 @@ function failAllocError(v: string): string | undefined {
 export const FAULTS = {
   bug: oneOf(
     BUGS,
-    "A planted bug, to see the oracles fire: no-range-flush (invalidate_range skips the IOTLB/ATC flush), no-release-flush (release skips the teardown), no-handle-sharing (iommu_sva_bind_device before \"iommu/sva: Restore SVA handle sharing\": every bind a handle of its own), iopf-unreferenced-group (an iopf group holds no reference of the device's fault param, io-pgfault.c before a74c077b9021), clear-on-failure (a failing set_dev_pasid clears the entry), unlocked-quota (ioasid_alloc checks the set's quota outside the lock), notify-stop (VFIO stops the notifier chain on sets not its own).",
+    "A planted bug, to see the oracles fire: no-range-flush (invalidate_range skips the IOTLB/ATC flush), no-release-flush (release skips the teardown), no-handle-sharing (iommu_sva_bind_device before \"iommu/sva: Restore SVA handle sharing\": every bind a handle of its own), iopf-unreferenced-group (an iopf group holds no reference of the device's fault param, io-pgfault.c before a74c077b9021), tlb-end-vma-no-notify (tlb_end_vma before fd1102f0aade resets the TLB gather's range without telling the secondary TLBs), clear-on-failure (a failing set_dev_pasid clears the entry), unlocked-quota (ioasid_alloc checks the set's quota outside the lock), notify-stop (VFIO stops the notifier chain on sets not its own).",
   ),
   misbehave: oneOf(MISBEHAVIOURS, 'A misbehaving device: slow or no drain of a stopped PASID, DMA after stop, lost page responses, surprise removal, no ATC invalidation response, stray DMA.'),
   misbehaveDevice: int(-1, 1023, 'The misbehaving device (-1: all of them).'),
