@@ -83,11 +83,17 @@ const whileStep = z.strictObject({
 
 // Each step kind's fields are declared once, in src/workloads/steps.ts; here are the forms a scenario writes them in.
 
-/** sva: `bind`, `unbind`, `exit`, `{ dma: {n, vpn, write, wait} }`, `{ munmap: vpn }`, `{ exit: {wait} }`. */
+/**
+ * sva: `bind`, `unbind`, `exit`, `{ dma: {n, vpn, write, wait} }`, `{ munmap: vpn }` or `{ munmap: {vpn, n, remap} }`,
+ * `{ madvise: {vpn, n} }`, `{ migrate: {vpn, n} }`, `{ exit: {wait} }`.
+ */
 const svaStep = z.union([
   z.enum(['bind', 'unbind', 'exit']),
   defaultedForm('dma', SVA_FIELDS.dma),
   scalarForm('munmap', SVA_FIELDS.munmap.vpn),
+  objectForm('munmap', SVA_FIELDS.munmap),
+  objectForm('madvise', SVA_FIELDS.madvise),
+  objectForm('migrate', SVA_FIELDS.migrate),
   objectForm('exit', SVA_FIELDS.exit),
   afterStep,
   whileStep,

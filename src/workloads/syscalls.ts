@@ -40,8 +40,12 @@ export interface Syscalls {
   bind(t: KTask, i: number, flags: number, dev: DeviceInfo): KGen<{ readonly ret: number; readonly pasid: number; readonly capable: boolean }>;
   /** close the device fd: the driver's release unbinds. */
   close(t: KTask, i: number, handle: number): KGen;
-  /** munmap one range and map it again (the MMU notifiers' invalidate_range). */
-  munmap(t: KTask, i: number, start: number, n: number): KGen;
+  /** munmap one range and (unless `remap` is false) map it again. */
+  munmap(t: KTask, i: number, start: number, n: number, remap?: boolean): KGen;
+  /** madvise(MADV_DONTNEED) over a range: 0 or -errno. */
+  madvise(t: KTask, i: number, start: number, n: number): KGen<number>;
+  /** move_pages of a range's present pages to new ones: the pages moved, or -errno. */
+  migrate(t: KTask, i: number, start: number, n: number): KGen<number>;
   /** do_exit: exit_mm, then exit_files closes the fds still open. */
   exit(t: KTask, i: number, handles: readonly number[]): KGen;
 }
@@ -143,12 +147,14 @@ function processSyscalls(env: SyscallEnv, taskMm: (i: number) => number): Syscal
     *close(t, _i, handle) {
       yield* driver.release(t, handle);
     },
-    *munmap(t, i, start, n) {
+    *munmap(t, i, start, n, remap = true) {
       const mm = mmOf(i);
       yield* do_munmap(k, t, notifiers, mm, start, n);
-      yield* do_mmap(k, t, mm, start, n, true);
+      if (remap) yield* do_mmap(k, t, mm, start, n, true);
       yield* k.step(t, 'munmap', () => stats.add('munmaps'));
     },
+    madvise: (t, i, start, n) => k.fn.do_madvise(t, mmOf(i), start, n, 'MADV_DONTNEED'),
+    migrate: (t, i, start, n) => k.fn.migrate_pages(t, mmOf(i), start, n),
     *exit(t, i, handles) {
       const mm = mmOf(i);
       // do_exit: exit_mm before exit_files, so the mm goes through exit_mmap while the fd still holds the bond;
