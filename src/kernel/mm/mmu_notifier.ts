@@ -16,6 +16,10 @@
 // more callbacks, yet stay allocated, holding mm_count, until their owner puts them (mn_hlist_release).
 // Each list update the kernel makes under subscriptions->lock is one point here.
 //
+// invalidate_range_start / _end bracket a change of the page tables and may sleep (the callers hold mmap_lock or
+// the anon_vma lock, no spinlock); the secondary TLBs are told by __mmu_notifier_arch_invalidate_secondary_tlbs,
+// which the TLB flush calls (mmu_gather.ts), often under the page table lock: its callbacks must not sleep.
+//
 // Teardown checks (when leaks are checked): a subscription never put whose mm has been freed (it points to a
 // freed mm_struct); __mmdrop with a subscription still linked is the kernel's BUG_ON.
 import type { KTask } from '../context.js';

@@ -8,9 +8,14 @@
 // do_mmap only creates the VMA, a fault allocates the frame.
 //
 // Unmapping follows the kernel's order, which the IOMMU depends on: detach the VMAs (no new fault finds them),
-// mmu_notifier_invalidate_range_start, clear the PTEs, mmu_notifier_invalidate_range_end (which has every
-// secondary MMU invalidate its TLBs for the range: arch_invalidate_secondary_tlbs), and only then free the
-// frames — a device that cached a translation can no longer reach a frame by the time it is reused.
+// mmu_notifier_invalidate_range_start, clear the PTEs of each VMA into a TLB gather (mmu_gather.ts), whose flushes
+// — at each VMA's end, when its batch is full, at tlb_finish_mmu — tell every secondary MMU to invalidate its TLBs
+// for the range (flush_tlb_mm_range → arch_invalidate_secondary_tlbs) before the gathered frames are freed;
+// mmu_notifier_invalidate_range_end. A device that cached a translation can no longer reach a frame by the time
+// it is reused. munmap does it under mmap_lock for write, madvise(MADV_DONTNEED) under it for read (faults go on;
+// the VMAs stay), page migration under neither: each PTE becomes a migration entry and is flushed under the page
+// table lock (atomic: the secondary TLBs are told there), a fault on it waits for the migration, and the old frame
+// is freed once the new one is mapped. VMAs are runs of pages with the same flags (vma_merge joins the others).
 // Ranges are [start, end) in pages.
 import type { KTask } from '../context.js';
 import { EEXIST, EINVAL, ENOMEM } from '../errno.js';
