@@ -90,8 +90,8 @@ const whileStep = z.strictObject({
 const svaStep = z.union([
   z.enum(['bind', 'unbind', 'exit']),
   defaultedForm('dma', SVA_FIELDS.dma),
-  scalarForm('munmap', SVA_FIELDS.munmap.vpn),
-  objectForm('munmap', SVA_FIELDS.munmap),
+  // One branch for both forms of munmap, so that a wrong field is reported as that field's error.
+  z.strictObject({ munmap: z.union([SVA_FIELDS.munmap.vpn, z.strictObject(SVA_FIELDS.munmap)]) }),
   objectForm('madvise', SVA_FIELDS.madvise),
   objectForm('migrate', SVA_FIELDS.migrate),
   objectForm('exit', SVA_FIELDS.exit),
