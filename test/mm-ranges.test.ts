@@ -280,8 +280,58 @@ describe('a device DMA after any of them never reaches a freed page', () => {
     });
   }
 
+  it('invalidate_range_start / _end are blockable on every path: a callback that sleeps there is no BUG', () => {
+    const b = build({ iommus: 'vtd' }, steps);
+    const { k } = b.model;
+    let calls = 0;
+    for (const name of ['__mmu_notifier_invalidate_range_start', '__mmu_notifier_invalidate_range_end'] as const)
+      k.fns.wrap(
+        name,
+        (orig) =>
+          function* (t: KTask, m: MmStruct, start: number, end: number): KGen {
+            calls++;
+            k.mightSleep(t, 'kernel/locking/mutex.c:283');
+            yield* orig(t, m, start, end);
+          },
+        'test',
+      );
+    const r = run(b, 1);
+    expect(r.findings.map((f) => f.title)).toEqual([]);
+    expect(calls).toBeGreaterThan(0);
+  });
+
   it('bug=no-range-flush (the invalidation skipped): the oracles see it', () => {
     const r = run(build({ iommus: 'vtd', bug: 'no-range-flush' }, steps), 1);
     expect(r.findings.map((f) => f.kind)).toContain('stale_translation');
+  });
+});
+
+describe('by kernel name', () => {
+  it('the range paths, the TLB gather and the vendors’ callbacks are listed with the kernel files they model', () => {
+    const files = (iommus: string) =>
+      Object.fromEntries(
+        build({ iommus }, [[{ op: 'bind' }]])
+          .model.k.fns.list()
+          .map((f) => [f.name, f.file]),
+      );
+    expect(files('vtd')).toMatchObject({
+      do_madvise: 'mm/madvise.c',
+      zap_page_range_single: 'mm/memory.c',
+      unmap_vmas: 'mm/memory.c',
+      migrate_pages: 'mm/migrate.c',
+      remove_migration_pte: 'mm/migrate.c',
+      try_to_migrate_one: 'mm/rmap.c',
+      tlb_end_vma: 'include/asm-generic/tlb.h',
+      tlb_flush_mmu_tlbonly: 'include/asm-generic/tlb.h',
+      tlb_flush_mmu: 'mm/mmu_gather.c',
+      tlb_finish_mmu: 'mm/mmu_gather.c',
+      flush_tlb_mm_range: 'arch/x86/mm/tlb.c',
+      __mmu_notifier_arch_invalidate_secondary_tlbs: 'mm/mmu_notifier.c',
+      intel_arch_invalidate_secondary_tlbs: 'drivers/iommu/intel/svm.c',
+    });
+    expect(files('amd')).toMatchObject({ sva_arch_invalidate_secondary_tlbs: 'drivers/iommu/amd/pasid.c' });
+    expect(files('smmuv3')).toMatchObject({
+      arm_smmu_mm_arch_invalidate_secondary_tlbs: 'drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3-sva.c',
+    });
   });
 });
