@@ -40,7 +40,7 @@ export interface Syscalls {
   bind(t: KTask, i: number, flags: number, dev: DeviceInfo): KGen<{ readonly ret: number; readonly pasid: number; readonly capable: boolean }>;
   /** close the device fd: the driver's release unbinds. */
   close(t: KTask, i: number, handle: number): KGen;
-  /** munmap one range and (unless `remap` is false) map it again. */
+  /** munmap one range and (unless `remap` is false) map it again, populated. */
   munmap(t: KTask, i: number, start: number, n: number, remap?: boolean): KGen;
   /** madvise(MADV_DONTNEED) over a range: 0 or -errno. */
   madvise(t: KTask, i: number, start: number, n: number): KGen<number>;
@@ -150,7 +150,11 @@ function processSyscalls(env: SyscallEnv, taskMm: (i: number) => number): Syscal
     *munmap(t, i, start, n, remap = true) {
       const mm = mmOf(i);
       yield* do_munmap(k, t, notifiers, mm, start, n);
-      if (remap) yield* do_mmap(k, t, mm, start, n, true);
+      if (remap) {
+        // mmap(MAP_POPULATE): the range is backed again, so the next munmap of it has pages to take back.
+        yield* do_mmap(k, t, mm, start, n, true);
+        for (let v = start; v < start + n; v++) yield* fault_in(k, t, mm, v, true);
+      }
       yield* k.step(t, 'munmap', () => stats.add('munmaps'));
     },
     madvise: (t, i, start, n) => k.fn.do_madvise(t, mmOf(i), start, n, 'MADV_DONTNEED'),
