@@ -87,7 +87,7 @@ export const SVA_KINDS: readonly StepKind[] = [
   kind('dma', 'Have the device issue DMA tagged with the bond PASID (ATS, then PRI on a fault).', SVA_FIELDS.dma),
   kind(
     'munmap',
-    'munmap [vpn, vpn + n) under mmap_lock for write and map it again: every VMA of the range unmapped, the TLB gather telling the secondary TLBs (arch_invalidate_secondary_tlbs) before it frees the pages.',
+    'munmap [vpn, vpn + n) under mmap_lock for write and map it again, populated: every VMA of the range unmapped, the TLB gather telling the secondary TLBs (arch_invalidate_secondary_tlbs) before it frees the pages.',
     SVA_FIELDS.munmap,
     { short: 'vpn' },
   ),
