@@ -731,7 +731,10 @@ export class Sva {
     for (const h of bonds) yield* k.fn.iommu_sva_mm_release(t, mm, h);
   }
 
-  /** The domain notifier's arch_invalidate_secondary_tlbs: the range flushed for every {device, PASID} of the domain. */
+  /**
+   * The domain notifier's arch_invalidate_secondary_tlbs, from the TLB flush (flush_tlb_mm_range) — under the page
+   * table lock for a migration, so nothing here may sleep: the range flushed for every {device, PASID} of the domain.
+   */
   *domainInvalidate(t: KTask, mm: MmStruct, dom: number, start: number, end: number): KGen {
     const k = this.k;
     const bonds = yield* k.step(t, 'list_for_each_entry(dev_pasid, &domain->dev_pasids)', () => this.bondsOf(t, mm, dom, false));

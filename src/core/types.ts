@@ -32,10 +32,11 @@ export const FAULT_HANDLINGS: readonly FaultHandling[] = ['callback', 'protocol'
  * entries outlive a munmap), or the teardown in the MMU notifier's release (the hardware keeps walking page
  * tables exit_mmap is freeing); or iommu-sva.c before "iommu/sva: Restore SVA handle sharing" (no handle shared
  * per (mm, device): every bind a handle of its own, every unbind a detach); or io-pgfault.c before "iommu: Use
- * refcount for fault data access" (an iopf group holding no reference of the device's fault param).
+ * refcount for fault data access" (an iopf group holding no reference of the device's fault param); or the TLB
+ * gather's tlb_end_vma before "mm: mmu_notifier fix for tlb_end_vma" (kernel/mm/mmu_gather.ts).
  */
-export type DriverBug = 'none' | 'no-range-flush' | 'no-release-flush' | 'no-handle-sharing' | 'iopf-unreferenced-group';
-export const DRIVER_BUGS: readonly DriverBug[] = ['none', 'no-range-flush', 'no-release-flush', 'no-handle-sharing', 'iopf-unreferenced-group'];
+export type DriverBug = 'none' | 'no-range-flush' | 'no-release-flush' | 'no-handle-sharing' | 'iopf-unreferenced-group' | 'tlb-end-vma-no-notify';
+export const DRIVER_BUGS: readonly DriverBug[] = ['none', 'no-range-flush', 'no-release-flush', 'no-handle-sharing', 'iopf-unreferenced-group', 'tlb-end-vma-no-notify'];
 
 export interface SvaPolicies {
   readonly pasidAlloc: PasidPlacement;

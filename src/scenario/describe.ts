@@ -7,7 +7,7 @@ import { type ModelName, SCRIPT_STEPS, scenarioSchema } from './scenario.js';
 
 /** One example of each step form, by model, for a step that is none of them. */
 const STEP_EXAMPLES: Readonly<Record<ModelName, string>> = {
-  sva: "open, { open: { dev: 1, as: q } }, close, { close: q }, { mmap: q }, { munmap_portal: q }, bind, unbind, exit, { dma: { n: 4, vpn: 0, write: true, wait: false, fd: q } }, { munmap: 3 }, { exit: { wait: false } }, { after: 'proc/0:2' }, { while: { task: proc0, holds: iommu_sva_lock } }; hp/N: { unplug: 0 }, { unplug: { dev: 0, surprise: false } }",
+  sva: "open, { open: { dev: 1, as: q } }, close, { close: q }, { mmap: q }, { munmap_portal: q }, bind, unbind, exit, { dma: { n: 4, vpn: 0, write: true, wait: false, fd: q } }, { munmap: 3 }, { munmap: { vpn: 0, n: 8, remap: false } }, { madvise: { vpn: 0, n: 4 } }, { migrate: { vpn: 0, n: 4 } }, { exit: { wait: false } }, { after: 'proc/0:2' }, { while: { task: proc0, holds: iommu_sva_lock } }; hp/N: { unplug: 0 }, { unplug: { dev: 0, surprise: false } }",
   domains:
     "synchronize_rcu, { alloc: { domain: d0, type: paging } }, { attach: { domain: d0, dev: 0, pasid: 1 } }, { bind: { dev: 0, mm: 0 } }, { dma: { dev: 0, pasid: 1 } }, { after: 'drv/0:1' }; hp/N: { unplug: 0 }",
   ioasid: "check, { alloc_set: { set: s, quota: 4 } }, { alloc: { set: s, id: a } }, { free: a }, { find: { set: s, id: a } }, { bind: a }, { after: 'user/0:1' }",
@@ -94,6 +94,9 @@ function unknownKeys(i: Extract<Issue, { code: 'unrecognized_keys' }>, raw: unkn
   return i.keys
     .map((k) => {
       // A key of another kind of step, beside this one's: known, but not together.
+      const others = present.filter((p) => p !== k);
+      // Alone, a known kind whose own fields are what is wrong (one missing, or of the wrong type).
+      if (accepted.includes(k) && others.length === 0) return `'${k}': a field is missing or not of its type; the step forms: ${stepForms(raw)}`;
       if (accepted.includes(k)) return `'${k}' cannot go with ${present.filter((p) => p !== k).map((p) => `'${p}'`).join(', ')} (one kind of step per entry)`;
       const near = nearest(k, accepted);
       return `unknown key '${k}'${near ? ` (did you mean '${near}'?)` : ''}${accepted.length > 0 ? `; accepted here: ${accepted.join(', ')}` : ''}`;
@@ -101,11 +104,32 @@ function unknownKeys(i: Extract<Issue, { code: 'unrecognized_keys' }>, raw: unkn
     .join('; ');
 }
 
+/**
+ * A step `{ kind: … }` of a known kind whose fields are wrong: the complaint of the branch that is that kind's
+ * (its issues all inside the kind's key), nested unions unwrapped — `dma.n: must be an integer in 1..4096`.
+ */
+function stepKindIssue(i: Extract<Issue, { code: 'invalid_union' }>, step: unknown): string | undefined {
+  const key = isRecord(step) ? Object.keys(step) : [];
+  if (key.length !== 1) return undefined;
+  const own = i.errors.find((e) => e.length > 0 && e.every((x) => x.path[0] === key[0]));
+  let first = own?.[0];
+  while (first?.code === 'invalid_union') first = first.errors.find((e) => e.length > 0 && e[0]?.path.length !== 0)?.[0] ?? first.errors[0]?.[0];
+  return first ? `${[key[0], ...(own?.[0]?.path.slice(1) ?? []), ...(first === own?.[0] ? [] : first.path)].join('.')}: ${first.message}` : undefined;
+}
+
+/** The script step forms of the scenario's model (docs/steps.md has every field). */
+function stepForms(raw: unknown): string {
+  const model = isRecord(raw) ? raw.model : undefined;
+  return typeof model === 'string' && model in STEP_EXAMPLES ? STEP_EXAMPLES[model as ModelName] : 'see docs/steps.md';
+}
+
 /** A value none of a union's branches takes: the types they take, or for a script step, the step forms. */
 function noBranch(i: Extract<Issue, { code: 'invalid_union' }>, raw: unknown): string {
   const model = isRecord(raw) ? raw.model : undefined;
   if (i.path[0] === 'script' && i.path.length === 3 && typeof model === 'string' && model in SCRIPT_STEPS) {
     const m = model as ModelName;
+    const inKind = stepKindIssue(i, valueAt(raw, i.path));
+    if (inKind) return inKind;
     return `not a step of the ${m} model (${SCRIPT_STEPS[m].join(', ')}); accepted forms: ${STEP_EXAMPLES[m]}`;
   }
   // Each branch's own complaint about the value itself: the type or the values it takes.

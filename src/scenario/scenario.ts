@@ -89,7 +89,7 @@ const whileStep = z.strictObject({
 /** hp (pciehp, src/workloads/hotplug-steps.ts): `{ unplug: dev }` (a surprise removal), `{ unplug: { dev, surprise } }`. */
 const hpForms = [scalarForm('unplug', HP_FIELDS.unplug.dev), objectForm('unplug', HP_FIELDS.unplug)] as const;
 
-/** sva: `open`, `{ open: {dev, as} }`, `close`, `{ close: fd }`, `mmap`, `{ mmap: fd }`, `munmap_portal`, `bind`, `unbind`, `exit`, `{ dma: {n, vpn, write, wait, fd} }`, `{ munmap: vpn }`, `{ exit: {wait} }`. */
+/** sva: `open`, `{ open: {dev, as} }`, `close`, `{ close: fd }`, `mmap`, `{ mmap: fd }`, `munmap_portal`, `bind`, `unbind`, `exit`, `{ dma: {n, vpn, write, wait, fd} }`, `{ munmap: vpn }` or `{ munmap: {vpn, n, remap} }`, `{ madvise: {vpn, n} }`, `{ migrate: {vpn, n} }`, `{ exit: {wait} }`. */
 const svaStep = z.union([
   z.enum(['bind', 'unbind', 'exit', 'open', 'close', 'mmap', 'munmap_portal']),
   objectForm('open', SVA_FIELDS.open),
@@ -97,7 +97,10 @@ const svaStep = z.union([
   scalarForm('mmap', SVA_FIELDS.mmap.fd.unwrap()),
   scalarForm('munmap_portal', SVA_FIELDS.munmap_portal.fd.unwrap()),
   defaultedForm('dma', SVA_FIELDS.dma),
-  scalarForm('munmap', SVA_FIELDS.munmap.vpn),
+  // One branch for both forms of munmap, so that a wrong field is reported as that field's error.
+  z.strictObject({ munmap: z.union([SVA_FIELDS.munmap.vpn, z.strictObject(SVA_FIELDS.munmap)]) }),
+  objectForm('madvise', SVA_FIELDS.madvise),
+  objectForm('migrate', SVA_FIELDS.migrate),
   objectForm('exit', SVA_FIELDS.exit),
   ...hpForms,
   afterStep,

@@ -365,7 +365,7 @@ function modelMemory(k: Kernel, p: ModelParams, topo: Topology, opts: ModelOptio
   const P = topo.processes;
   const pm = definePhysMem(k, s.frames + 2 * p.drmContexts);
   const mms = defineMms(k, pm, P + s.iopt + s.vmm, p.pages, (MM_BUGS as readonly string[]).includes(p.bug) ? (p.bug as MmBug) : 'none');
-  const notifiers = defineMmuNotifiers(k, mms, opts.bonds);
+  const notifiers = defineMmuNotifiers(k, mms, opts.bonds, p.bug);
   return { pm, mms, notifiers, pageTables: mms.mms.slice(P, P + s.iopt), vmm: s.vmm ? mms.mms[P + s.iopt] : undefined };
 }
 

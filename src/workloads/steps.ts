@@ -81,7 +81,13 @@ export const SVA_FIELDS = {
     wait: flag('Wait for the completions before the next step.').default(true),
     fd: named("The fd whose device and PASID the descriptors go to; left out: the newest open's.").optional(),
   },
-  munmap: { vpn },
+  munmap: {
+    vpn,
+    n: integer(1, 1 << 20, 'Pages from vpn on.').default(1),
+    remap: flag('Map the range again afterwards (false: leave a hole, so the VMAs on either side stay apart).').default(true),
+  },
+  madvise: { vpn, n: integer(1, 1 << 20, 'Pages from vpn on.').default(1) },
+  migrate: { vpn, n: integer(1, 1 << 20, 'Pages from vpn on.').default(1) },
   exit: { wait: flag('false: go on at once (another thread of the process carries on).').default(true) },
 };
 
@@ -98,7 +104,18 @@ export const SVA_KINDS: readonly StepKind[] = [
   kind('bind', "Open the process's own device (`open` with no fields); a second bind of the same mm shares the bond.", {}, { bare: true }),
   kind('unbind', 'Close the newest fd (`close` with no fields).', {}, { bare: true }),
   kind('dma', 'Have the device issue DMA tagged with the bond PASID (ATS, then PRI on a fault).', SVA_FIELDS.dma),
-  kind('munmap', 'munmap one page and map it again (the MMU notifier invalidate_range runs).', SVA_FIELDS.munmap, { short: 'vpn' }),
+  kind(
+    'munmap',
+    'munmap [vpn, vpn + n) under mmap_lock for write and map it again, populated: every VMA of the range unmapped, the TLB gather telling the secondary TLBs (arch_invalidate_secondary_tlbs) before it frees the pages.',
+    SVA_FIELDS.munmap,
+    { short: 'vpn' },
+  ),
+  kind('madvise', 'madvise(MADV_DONTNEED) over [vpn, vpn + n) under mmap_lock for read (page faults go on): the pages zapped, the VMAs kept.', SVA_FIELDS.madvise),
+  kind(
+    'migrate',
+    'Migrate the present pages of [vpn, vpn + n) to new pages (move_pages): each PTE replaced by a migration entry and flushed under the page table lock — the secondary TLBs told in atomic context — then remapped, the old page freed.',
+    SVA_FIELDS.migrate,
+  ),
   kind('exit', 'do_exit: exit_mm (exit_mmap, the MMU notifier release, remove_vma of each portal mapping), exit_files (every fd closed), exit_task_work (the last fputs release: the driver unbinds).', SVA_FIELDS.exit, { bare: true }),
 ];
 

@@ -29,7 +29,8 @@ export type SvaOp =
   | { readonly op: 'munmap_portal'; readonly fd?: string }
   | { readonly op: 'bind' }
   | { readonly op: 'dma'; readonly n: number; readonly vpn: number; readonly write: boolean; readonly wait: boolean; readonly fd?: string }
-  | { readonly op: 'munmap'; readonly vpn: number }
+  | { readonly op: 'munmap'; readonly vpn: number; readonly n: number; readonly remap: boolean }
+  | { readonly op: 'madvise' | 'migrate'; readonly vpn: number; readonly n: number }
   | { readonly op: 'unbind' }
   /** do_exit; `wait: false` goes on at once: another thread of the process carries on meanwhile. */
   | { readonly op: 'exit'; readonly wait: boolean };
@@ -314,8 +315,12 @@ function processSteps(env: ScriptedProcessEnv, i: number, completed: number): (t
         return `dma: ${n} completed, ${Atomics.load(k.i32, completed + 1)} failed`;
       }
       case 'munmap':
-        yield* sys.munmap(t, i, st.vpn, 1);
-        return `munmap(${st.vpn})`;
+        yield* sys.munmap(t, i, st.vpn, st.n, st.remap);
+        return `munmap(${st.vpn}, ${st.n})`;
+      case 'madvise':
+        return `madvise(${st.vpn}, ${st.n}, MADV_DONTNEED) = ${errname(yield* sys.madvise(t, i, st.vpn, st.n))}`;
+      case 'migrate':
+        return `move_pages(${st.vpn}, ${st.n}) = ${yield* sys.migrate(t, i, st.vpn, st.n)} moved`;
       case 'exit': {
         fds.splice(0);
         if (st.wait) {

@@ -55,8 +55,12 @@ export interface Syscalls {
   mmap(t: KTask, i: number, fd: number): KGen<number>;
   /** munmap(2) of a portal mapping (its vma's file reference goes). */
   munmapPortal(t: KTask, i: number, vpn: number): KGen<number>;
-  /** munmap one range and map it again (the MMU notifiers' invalidate_range). */
-  munmap(t: KTask, i: number, start: number, n: number): KGen;
+  /** munmap one range and (unless `remap` is false) map it again, populated. */
+  munmap(t: KTask, i: number, start: number, n: number, remap?: boolean): KGen;
+  /** madvise(MADV_DONTNEED) over a range: 0 or -errno. */
+  madvise(t: KTask, i: number, start: number, n: number): KGen<number>;
+  /** move_pages of a range's present pages to new ones: the pages moved, or -errno. */
+  migrate(t: KTask, i: number, start: number, n: number): KGen<number>;
   /** do_exit: exit_mm, exit_files (every fd still open closed), exit_task_work (their releases). */
   exit(t: KTask, i: number): KGen;
 }
@@ -181,17 +185,23 @@ function processSyscalls(env: SyscallEnv, fops: number): Syscalls {
     close: (t, i, fd) => syscall(t, i, k.fn.close_fd(t, fd)),
     mmap: (t, i, fd) => syscall(t, i, k.fn.vm_mmap_pgoff(t, fd, mmOf(i))),
     munmapPortal: (t, i, vpn) => syscall(t, i, k.fn.vm_munmap(t, mmOf(i), vpn)),
-    munmap: (t, i, start, n) =>
+    munmap: (t, i, start, n, remap = true) =>
       syscall(
         t,
         i,
         (function* () {
           const mm = mmOf(i);
           yield* do_munmap(k, t, notifiers, mm, start, n);
-          yield* do_mmap(k, t, mm, start, n, true);
+          if (remap) {
+            // mmap(MAP_POPULATE): the range is backed again, so the next munmap of it has pages to take back.
+            yield* do_mmap(k, t, mm, start, n, true);
+            for (let v = start; v < start + n; v++) yield* fault_in(k, t, mm, v, true);
+          }
           yield* k.step(t, 'munmap', () => stats.add('munmaps'));
         })(),
       ),
+    madvise: (t, i, start, n) => syscall(t, i, k.fn.do_madvise(t, mmOf(i), start, n, 'MADV_DONTNEED')),
+    migrate: (t, i, start, n) => syscall(t, i, k.fn.migrate_pages(t, mmOf(i), start, n)),
     *exit(t, i) {
       const mm = mmOf(i);
       setCurrent(k, t, i);

@@ -71,7 +71,7 @@ declare module '../../kernel/kfunc.js' {
     amd_iommu_set_dev_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number): KGen<number>;
     mn_release(t: KTask, dev: DeviceInfo, pasid: number): KGen;
     amd_iommu_release_device(t: KTask, dev: DeviceInfo, domain: IommuDomain): KGen;
-    mn_invalidate_range(t: KTask, dev: DeviceInfo, pasid: number, start: number, end: number): KGen;
+    sva_arch_invalidate_secondary_tlbs(t: KTask, dev: DeviceInfo, pasid: number, start: number, end: number): KGen;
     /** blocked_domain.ops->attach_dev: the RID's GCR3 entry goes (detach_device), then the DTE (clear_dte_entry). */
     blocked_domain_attach_device(t: KTask, dev: DeviceInfo): KGen<number>;
     /** blocked_domain.ops->set_dev_pasid: amd_iommu_remove_dev_pasid of what was attached there. */
@@ -124,7 +124,10 @@ function defineAmdFunctions(env: DriverEnv): void {
   k.fns.define('amd_iommu_release_device', 'drivers/iommu/amd/iommu.c', (t, _dev, domain) => detachOnRelease(env, t, domain, 'detach_device: dev_data->domain'));
   k.fns.define('mn_release', 'drivers/iommu/amd/iommu_v2.c', (t, dev, pasid) => amdClear(gcr3, env, t, dev, pasid, 'release'));
   defineAmdBlocked(env, gcr3);
-  k.fns.define('mn_invalidate_range', 'drivers/iommu/amd/iommu_v2.c', (t, dev, pasid, start, end) =>
+  // The SVA domain's arch_invalidate_secondary_tlbs (iommu_v2.c's mn_invalidate_range before v6.7): the range's
+  // IOTLB and device-TLB entries of {dev, PASID} (amd_iommu_dev_flush_pasid_pages), spinning on the command
+  // buffer — it runs from the TLB flush, in atomic context.
+  k.fns.define('sva_arch_invalidate_secondary_tlbs', 'drivers/iommu/amd/pasid.c', (t, dev, pasid, start, end) =>
     flush(env, t, dev, [cmd(OP_IOTLB, dev.index, pasid, start, end), cmd(OP_DEVTLB, dev.index, pasid, start, end)]),
   );
 }
@@ -186,7 +189,7 @@ export function amdOps(env: DriverEnv): IommuOps {
         : iopfSetDevPasid(k, t, unitOf(env, dev), domain, dev, old, () =>
             domain.type === 'sva' ? k.fn.amd_iommu_bind_pasid(t, dev, pasid, domainMm(domain)) : k.fn.amd_iommu_set_dev_pasid(t, domain, dev, pasid),
           ),
-    iotlb_sync: (t, _domain, dev, pasid, start, end) => k.fn.mn_invalidate_range(t, dev, pasid, start, end),
+    iotlb_sync: (t, _domain, dev, pasid, start, end) => k.fn.sva_arch_invalidate_secondary_tlbs(t, dev, pasid, start, end),
   };
   return {
     driver: 'AMD-Vi',

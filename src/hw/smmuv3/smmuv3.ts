@@ -157,6 +157,8 @@ function defineSmmuFunctions(env: DriverEnv): void {
   k.fns.define('arm_smmu_sva_set_dev_pasid', sva, (t, domain, dev, pasid) => k.fn.arm_smmu_write_ctx_desc(t, dev, pasid, domainMm(domain)));
   k.fns.define('arm_smmu_sva_remove_dev_pasid', sva, (t, dev, pasid, mm) => smmuClear(cd, env, t, dev, pasid, mm, 'unbind'));
   k.fns.define('arm_smmu_mm_release', sva, (t, dev, pasid, mm) => smmuClear(cd, env, t, dev, pasid, mm, 'release'));
+  // From the TLB flush, in atomic context: TLBI by the mm's ASID over the range, then the ATC of {dev, PASID},
+  // spinning on the command queue.
   k.fns.define('arm_smmu_mm_arch_invalidate_secondary_tlbs', sva, (t, dev, pasid, mm, start, end) =>
     flush(env, t, dev, [cmd(OP_IOTLB, mm.asid, -1, start, end), cmd(OP_DEVTLB, dev.index, pasid, start, end)]),
   );

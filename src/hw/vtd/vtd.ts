@@ -138,6 +138,8 @@ function defineVtdFunctions(env: DriverEnv): void {
   k.fns.definePlanted('intel_iommu_set_dev_pasid', 'drivers/iommu/intel/iommu.c', env.attachBug ?? 'none', { none: setDevPasid(false), 'clear-on-failure': setDevPasid(true) });
   k.fns.define('intel_pasid_tear_down_entry', 'drivers/iommu/intel/pasid.c', (t, dev, pasid) => vtdTearDown(pe, env, t, dev, pasid, 'unbind'));
   k.fns.define('intel_mm_release', 'drivers/iommu/intel/svm.c', (t, dev, pasid) => vtdTearDown(pe, env, t, dev, pasid, 'release'));
+  // From the TLB flush (flush_tlb_mm_range), often under the page table lock: the range's PASID-based IOTLB and
+  // device-TLB entries, through the QI it spins on (qi_submit_sync never sleeps).
   k.fns.define('intel_arch_invalidate_secondary_tlbs', 'drivers/iommu/intel/svm.c', (t, dev, pasid, start, end) =>
     flush(env, t, dev, [cmd(OP_IOTLB, dev.index, pasid, start, end), cmd(OP_DEVTLB, dev.index, pasid, start, end)]),
   );

@@ -21,6 +21,7 @@ import type { Kernel, KGen } from '../kernel.js';
 import { objLabel } from '../labels.js';
 import { REFCOUNT_SATURATED } from '../refcount.js';
 import { defineRwsem, down_read, type RwSemaphore, up_read } from '../rwsem.js';
+import { defineSpinlock, type Spinlock } from '../spinlock.js';
 import type { MmuNotifiers } from './mmu_notifier.js';
 import { array, struct, type ViewOf, type Word, word } from '../struct.js';
 import { current, taskMmAddr } from '../task_struct.js';
@@ -33,6 +34,8 @@ export interface MmStruct {
   /** Virtual pages of its page table (vpn 0..pages-1). */
   readonly pages: number;
   readonly mmapLock: RwSemaphore;
+  /** mm->page_table_lock: the page table lock of every PTE of the mm (the model has no split PTE locks). */
+  readonly ptl: Spinlock;
   /** The CPU ASID (= id): the SMMU shares it with the CPU. */
   readonly asid: number;
   /** Static offset of its words. */
@@ -131,6 +134,7 @@ export function defineMms(k: Kernel, pm: PhysMem, count: number, pages: number, 
     pages,
     // One lockdep class for all of them, as every mm_struct's mmap_lock is initialised at one place.
     mmapLock: defineRwsem(k, '&mm->mmap_lock'),
+    ptl: defineSpinlock(k, '&mm->page_table_lock'),
     asid: id,
     off: k.statics.alloc(MM_STRUCT.words + 2 * pages, name),
     view,

@@ -16,6 +16,10 @@
 // more callbacks, yet stay allocated, holding mm_count, until their owner puts them (mn_hlist_release).
 // Each list update the kernel makes under subscriptions->lock is one point here.
 //
+// invalidate_range_start / _end bracket a change of the page tables and may sleep (the callers hold mmap_lock or
+// the anon_vma lock, no spinlock); the secondary TLBs are told by __mmu_notifier_arch_invalidate_secondary_tlbs,
+// which the TLB flush calls (mmu_gather.ts), often under the page table lock: its callbacks must not sleep.
+//
 // Teardown checks (when leaks are checked): a subscription never put whose mm has been freed (it points to a
 // freed mm_struct); __mmdrop with a subscription still linked is the kernel's BUG_ON.
 import type { KTask } from '../context.js';
@@ -35,6 +39,7 @@ import {
   srcu_read_unlock,
   synchronize_srcu,
 } from '../srcu.js';
+import { defineMmuGather } from './mmu_gather.js';
 import { addMmCountHolder, MM_FIELD, MM_FREED, type MmStruct, type MmTable, mmAccess, mmById, mmStateCode, mmUsers, onMmDrop } from './mm.js';
 
 export interface MmuNotifierOps {
@@ -106,9 +111,10 @@ export function mmuNotifierWords(slots: number): number {
 
 /**
  * The MMU notifier machinery of `mms`: the srcu_struct, a table of `slots` subscriptions and the SRCU callback
- * that frees them. One per kernel, declared with the workload.
+ * that frees them, and the TLB gather whose flushes call the secondary TLBs. One per kernel, declared with the
+ * workload; `bug` may plant tlb-end-vma-no-notify (mmu_gather.ts).
  */
-export function defineMmuNotifiers(k: Kernel, mms: MmTable, slots: number): MmuNotifiers {
+export function defineMmuNotifiers(k: Kernel, mms: MmTable, slots: number, bug = 'none'): MmuNotifiers {
   if (declared.has(k)) throw new Error('mmu_notifier: defineMmuNotifiers once per kernel (mm/mmu_notifier.c has one srcu)');
   if (!Number.isInteger(slots) || slots < 1) throw new RangeError(`mmu_notifier: bad slot count ${slots}`);
   const srcu = defineSrcu(k, 'srcu');
@@ -124,7 +130,8 @@ export function defineMmuNotifiers(k: Kernel, mms: MmTable, slots: number): MmuN
   addMmCountHolder(mms, (mm) => liveSubscriptions(k, n, mm));
   onMmDrop(mms, (mm, t, step) => destroyCheck(k, n, mm, t, step));
   k.onEnd(() => endCheck(k, n));
-  defineMmuNotifierFunctions(k, n);
+  defineMmuNotifierFunctions(k, n, bug);
+  defineMmuGather(k, bug);
   return n;
 }
 
@@ -149,11 +156,12 @@ declare module '../kfunc.js' {
     mn_hlist_release(t: KTask, mm: MmStruct): KGen;
     __mmu_notifier_invalidate_range_start(t: KTask, mm: MmStruct, start: number, end: number): KGen;
     __mmu_notifier_invalidate_range_end(t: KTask, mm: MmStruct, start: number, end: number): KGen;
+    __mmu_notifier_arch_invalidate_secondary_tlbs(t: KTask, mm: MmStruct, start: number, end: number): KGen;
   }
 }
 
 /** mm/mmu_notifier.c's functions, by kernel name, on the kernel's one table `n` (mmuNotifiersOf(k)). */
-function defineMmuNotifierFunctions(k: Kernel, n: MmuNotifiers): void {
+function defineMmuNotifierFunctions(k: Kernel, n: MmuNotifiers, bug: string): void {
   const file = 'mm/mmu_notifier.c';
   k.fns.define('mmu_notifier_register', file, (t, opsId, mm, data) => register(k, t, n, opsId, mm, data));
   k.fns.define('__mmu_notifier_register', file, (t, opsId, mm, data) => registerLocked(k, t, n, opsId, mm, data));
@@ -166,7 +174,11 @@ function defineMmuNotifierFunctions(k: Kernel, n: MmuNotifiers): void {
   k.fns.define('__mmu_notifier_release', file, (t, mm) => release(k, t, n, mm));
   k.fns.define('mn_hlist_release', file, (t, mm) => hlistRelease(k, t, n, mm));
   k.fns.define('__mmu_notifier_invalidate_range_start', file, (t, mm, start, end) => invalidateStart(k, t, n, mm, start, end));
-  k.fns.define('__mmu_notifier_invalidate_range_end', file, (t, mm, start, end) => invalidateEnd(k, t, n, mm, start, end));
+  k.fns.definePlanted('__mmu_notifier_invalidate_range_end', file, bug, {
+    none: (t, mm, start, end) => invalidateEnd(k, t, n, mm, start, end),
+    'tlb-end-vma-no-notify': (t, mm, start, end) => invalidateEndWithRange(k, t, n, mm, start, end),
+  });
+  k.fns.define('__mmu_notifier_arch_invalidate_secondary_tlbs', file, (t, mm, start, end) => archInvalidate(k, t, n, mm, start, end));
 }
 
 /** Declare a `struct mmu_notifier_ops` (at declaration, identically in every thread); returns its id. */
@@ -527,7 +539,10 @@ function* hlistRelease(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen
   yield* synchronize_srcu(k, t, n.srcu);
 }
 
-/** __mmu_notifier_invalidate_range_start: [start, end) is about to change. */
+/**
+ * __mmu_notifier_invalidate_range_start: [start, end) is about to change. Blockable (mmu_notifier_range_blockable:
+ * munmap, madvise and migration call it holding mmap_lock or the anon_vma lock, no spinlock): callbacks may sleep.
+ */
 function* invalidateStart(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: number, end: number): KGen {
   if (!(yield* hasNotifiers(k, t, n, mm))) return;
   const idx = yield* srcu_read_lock(k, t, n.srcu);
@@ -536,16 +551,41 @@ function* invalidateStart(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, st
 }
 
 /**
- * __mmu_notifier_invalidate_range_end: [start, end) has changed. Each subscription first invalidates its
- * secondary TLBs for the range (arch_invalidate_secondary_tlbs), then gets invalidate_range_end.
+ * __mmu_notifier_invalidate_range_end: [start, end) has changed; each subscription's invalidate_range_end
+ * (blockable like _start: the caller holds mmap_lock, no spinlock). The secondary TLBs were told by the TLB
+ * flush already (__mmu_notifier_arch_invalidate_secondary_tlbs), not here (v6.6, "mmu_notifiers: don't
+ * invalidate secondary TLBs as part of mmu_notifier_invalidate_range_end()").
  */
 function* invalidateEnd(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: number, end: number): KGen {
+  if (!(yield* hasNotifiers(k, t, n, mm))) return;
+  const idx = yield* srcu_read_lock(k, t, n.srcu);
+  yield* walk(k, t, n, mm, ['invalidate_range_end'], (ops, sub) => maybe(ops.invalidate_range_end?.(t, mm, sub, start, end)));
+  yield* srcu_read_unlock(k, t, n.srcu, idx);
+}
+
+/**
+ * invalidate_range_end in the kernel of the planted bug tlb-end-vma-no-notify (before 6bbd42e2df8f): the range's
+ * invalidate_range (arch_invalidate_secondary_tlbs' former name) first, then invalidate_range_end.
+ */
+function* invalidateEndWithRange(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: number, end: number): KGen {
   if (!(yield* hasNotifiers(k, t, n, mm))) return;
   const idx = yield* srcu_read_lock(k, t, n.srcu);
   yield* walk(k, t, n, mm, ['arch_invalidate_secondary_tlbs', 'invalidate_range_end'], function* (ops, sub) {
     if (ops.arch_invalidate_secondary_tlbs) yield* ops.arch_invalidate_secondary_tlbs(t, mm, sub, start, end);
     if (ops.invalidate_range_end) yield* ops.invalidate_range_end(t, mm, sub, start, end);
   });
+  yield* srcu_read_unlock(k, t, n.srcu, idx);
+}
+
+/**
+ * __mmu_notifier_arch_invalidate_secondary_tlbs: from the architecture's TLB flush (flush_tlb_mm_range), often
+ * under the page table lock — atomic context: the callbacks must not sleep. Every subscription's
+ * arch_invalidate_secondary_tlbs for [start, end), inside SRCU.
+ */
+function* archInvalidate(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, start: number, end: number): KGen {
+  if (!(yield* hasNotifiers(k, t, n, mm))) return;
+  const idx = yield* srcu_read_lock(k, t, n.srcu);
+  yield* walk(k, t, n, mm, ['arch_invalidate_secondary_tlbs'], (ops, sub) => maybe(ops.arch_invalidate_secondary_tlbs?.(t, mm, sub, start, end)));
   yield* srcu_read_unlock(k, t, n.srcu, idx);
 }
 

@@ -8,9 +8,14 @@
 // do_mmap only creates the VMA, a fault allocates the frame.
 //
 // Unmapping follows the kernel's order, which the IOMMU depends on: detach the VMAs (no new fault finds them),
-// mmu_notifier_invalidate_range_start, clear the PTEs, mmu_notifier_invalidate_range_end (which has every
-// secondary MMU invalidate its TLBs for the range: arch_invalidate_secondary_tlbs), and only then free the
-// frames — a device that cached a translation can no longer reach a frame by the time it is reused.
+// mmu_notifier_invalidate_range_start, clear the PTEs of each VMA into a TLB gather (mmu_gather.ts), whose flushes
+// — at each VMA's end, when its batch is full, at tlb_finish_mmu — tell every secondary MMU to invalidate its TLBs
+// for the range (flush_tlb_mm_range → arch_invalidate_secondary_tlbs) before the gathered frames are freed;
+// mmu_notifier_invalidate_range_end. A device that cached a translation can no longer reach a frame by the time
+// it is reused. munmap does it under mmap_lock for write, madvise(MADV_DONTNEED) under it for read (faults go on;
+// the VMAs stay), page migration under neither: each PTE becomes a migration entry and is flushed under the page
+// table lock (atomic: the secondary TLBs are told there), a fault on it waits for the migration, and the old frame
+// is freed once the new one is mapped. VMAs are runs of pages with the same flags (vma_merge joins the others).
 // Ranges are [start, end) in pages.
 import type { KTask } from '../context.js';
 import { EEXIST, EINVAL, ENOMEM } from '../errno.js';
@@ -19,6 +24,7 @@ import { fileVmas } from '../fs/file.js';
 import type { Kernel, KGen } from '../kernel.js';
 import { objArgLabel } from '../labels.js';
 import { down_read, down_write, up_read, up_write } from '../rwsem.js';
+import { spin_lock, spin_unlock } from '../spinlock.js';
 import {
   MM_DEAD,
   MM_EXITING,
@@ -33,6 +39,7 @@ import {
   setMmState,
   vmaAddr,
 } from './mm.js';
+import { type MmuGather, tlb_gather_mmu, tlb_remove_page } from './mmu_gather.js';
 import type { MmuNotifiers } from './mmu_notifier.js';
 import { alloc_page, free_page } from './physmem.js';
 
@@ -67,6 +74,15 @@ function mkPte(pfn: number, write: boolean): number {
   return (pfn << 2) | PTE_PRESENT | (write ? PTE_WRITE : 0);
 }
 
+/** A migration entry: not present, bit 1 set, the pfn of the page being migrated (make_migration_entry). */
+function migrationEntry(pfn: number): number {
+  return (pfn << 2) | PTE_WRITE;
+}
+
+export function isMigrationEntry(p: number): boolean {
+  return (p & PTE_PRESENT) === 0 && (p & PTE_WRITE) !== 0;
+}
+
 /** Is vpn inside a VMA? (A plain read.) */
 export function vmaMapped(k: Kernel, mm: MmStruct, vpn: number): boolean {
   return inRange(mm, vpn) && Atomics.load(k.i32, vmaAddr(k, mm, vpn)) !== 0;
@@ -99,8 +115,17 @@ declare module '../kfunc.js' {
     handle_mm_fault(t: KTask, mm: MmStruct, vpn: number, write: boolean): KGen<'ok' | 'sigsegv'>;
     do_munmap(t: KTask, mm: MmStruct, start: number, count: number): KGen<number>;
     exit_mmap(t: KTask, mm: MmStruct): KGen;
+    unmap_vmas(t: KTask, tlb: MmuGather, vmas: readonly VmaRange[], start: number, end: number): KGen;
+    zap_page_range_single(t: KTask, mm: MmStruct, start: number, end: number): KGen;
+    do_madvise(t: KTask, mm: MmStruct, start: number, count: number, advice: Madvice): KGen<number>;
+    migrate_pages(t: KTask, mm: MmStruct, start: number, count: number): KGen<number>;
+    try_to_migrate_one(t: KTask, mm: MmStruct, vpn: number): KGen<number>;
+    remove_migration_pte(t: KTask, mm: MmStruct, vpn: number, src: number, dst: number): KGen<boolean>;
   }
 }
+
+/** madvise(2) advice the model has. */
+export type Madvice = 'MADV_DONTNEED';
 
 /** The address-space functions of k (mm/mmap.c, mm/memory.c), by kernel name; once a kernel. */
 export function defineMmapFunctions(k: Kernel): void {
@@ -109,6 +134,12 @@ export function defineMmapFunctions(k: Kernel): void {
   k.fns.define('handle_mm_fault', 'mm/memory.c', (t, mm, vpn, write) => handleMmFault(k, t, mm, vpn, write));
   k.fns.define('do_munmap', 'mm/mmap.c', (t, mm, start, count) => doMunmap(k, t, mm, start, count));
   k.fns.define('exit_mmap', 'mm/mmap.c', (t, mm) => exitMmap(k, t, mm));
+  k.fns.define('unmap_vmas', 'mm/memory.c', (t, tlb, vmas, start, end) => unmapVmas(k, t, tlb, vmas, start, end));
+  k.fns.define('zap_page_range_single', 'mm/memory.c', (t, mm, start, end) => zapPageRangeSingle(k, t, mm, start, end));
+  k.fns.define('do_madvise', 'mm/madvise.c', (t, mm, start, count, advice) => doMadvise(k, t, mm, start, count, advice));
+  k.fns.define('migrate_pages', 'mm/migrate.c', (t, mm, start, count) => migratePages(k, t, mm, start, count));
+  k.fns.define('try_to_migrate_one', 'mm/rmap.c', (t, mm, vpn) => tryToMigrateOne(k, t, mm, vpn));
+  k.fns.define('remove_migration_pte', 'mm/migrate.c', (t, mm, vpn, src, dst) => removeMigrationPte(k, t, mm, vpn, src, dst));
 }
 
 /**
@@ -144,22 +175,33 @@ export function do_mmap(k: Kernel, t: KTask, mm: MmStruct, start: number, n: num
  * VMA is — unless a racing fault mapped one first.
  */
 function* handleMmFault(k: Kernel, t: KTask, mm: MmStruct, vpn: number, write: boolean): KGen<'ok' | 'sigsegv'> {
-  const need = yield* k.step(t, objArgLabel(mm, 'handle_mm_fault', mm.name, vpn, write ? ', write' : ''), (env) => {
-    assertLocked(k, t, mm, 'handle_mm_fault', false, env.step);
-    if (!mmAccess(k, t, mm, MM_FIELD.pgd, false)) return 'sigsegv';
-    if (mmStateCode(k, mm) !== MM_LIVE || !inRange(mm, vpn)) return 'sigsegv';
-    const vma = Atomics.load(k.i32, vmaAddr(k, mm, vpn));
-    if (vma === 0 || (write && (vma & VM_WRITE) === 0)) return 'sigsegv';
-    return (Atomics.load(k.i32, pteAddr(k, mm, vpn)) & PTE_PRESENT) !== 0 ? 'ok' : 'alloc';
-  });
-  if (need !== 'alloc') return need;
+  for (;;) {
+    const need = yield* k.step(t, objArgLabel(mm, 'handle_mm_fault', mm.name, vpn, write ? ', write' : ''), (env) => {
+      assertLocked(k, t, mm, 'handle_mm_fault', false, env.step);
+      if (!mmAccess(k, t, mm, MM_FIELD.pgd, false)) return 'sigsegv';
+      if (mmStateCode(k, mm) !== MM_LIVE || !inRange(mm, vpn)) return 'sigsegv';
+      const vma = Atomics.load(k.i32, vmaAddr(k, mm, vpn));
+      if (vma === 0 || (write && (vma & VM_WRITE) === 0)) return 'sigsegv';
+      const p = Atomics.load(k.i32, pteAddr(k, mm, vpn));
+      return (p & PTE_PRESENT) !== 0 ? 'ok' : isMigrationEntry(p) ? 'migrating' : 'alloc';
+    });
+    if (need !== 'migrating') return need === 'alloc' ? yield* doAnonymousPage(k, t, mm, vpn) : need;
+    // do_swap_page → migration_entry_wait: sleep until the migration put the page back, then fault again.
+    yield k.point(t, objArgLabel(mm, 'migration_entry_wait', mm.name, vpn), () => !isMigrationEntry(pte(k, mm, vpn)), () => undefined, {
+      what: `the migration of ${mm.name}'s page ${vpn}`,
+    });
+  }
+}
+
+/** do_anonymous_page: a zeroed frame for vpn, unless a racing fault mapped one first. */
+function* doAnonymousPage(k: Kernel, t: KTask, mm: MmStruct, vpn: number): KGen<'ok' | 'sigsegv'> {
   const pm = mmTableOf(mm).pm;
   const pfn = yield* alloc_page(k, t, pm, ownerOf(mm));
   if (pfn === 0) return 'sigsegv';
   const installed = yield* k.step(t, objArgLabel(mm, 'set_pte_at', mm.name, vpn), () => {
     const at = pteAddr(k, mm, vpn);
-    // pte_same() under the page-table lock: another fault may have mapped it meanwhile.
-    if ((Atomics.load(k.i32, at) & PTE_PRESENT) !== 0) return false;
+    // pte_none() under the page-table lock: another fault may have mapped it meanwhile.
+    if (Atomics.load(k.i32, at) !== 0) return false;
     const writable = (Atomics.load(k.i32, vmaAddr(k, mm, vpn)) & VM_WRITE) !== 0;
     Atomics.store(k.i32, at, mkPte(pfn, writable));
     return true;
@@ -179,44 +221,84 @@ export function* fault_in(k: Kernel, t: KTask, mm: MmStruct, vpn: number, write:
   return r;
 }
 
+/** A VMA's pages [start, end). */
+export interface VmaRange {
+  readonly start: number;
+  readonly end: number;
+}
+
 /**
- * Tear down [start, end) (the caller holds mmap_lock for write): detach the VMAs, then — if anything was
- * mapped — invalidate_range_start, clear each PTE, invalidate_range_end (secondary TLBs flushed), free frames.
+ * The VMAs over [start, end) (inside a perform): maximal runs of pages in a VMA with the same flags — anonymous
+ * VMAs side by side with the same flags are one, as vma_merge makes them.
  */
-function* unmapRange(k: Kernel, t: KTask, mm: MmStruct, start: number, end: number): KGen {
-  const vpns = yield* k.step(t, `detach_vmas(${mm.name}, ${start}, ${end})`, () => {
-    const out: number[] = [];
-    for (let vpn = start; vpn < end; vpn++) {
-      const at = vmaAddr(k, mm, vpn);
-      if (Atomics.load(k.i32, at) === 0) continue;
-      Atomics.store(k.i32, at, 0);
-      out.push(vpn);
+function vmasIn(k: Kernel, mm: MmStruct, start: number, end: number): VmaRange[] {
+  const out: VmaRange[] = [];
+  let from = -1;
+  let flags = 0;
+  for (let vpn = start; vpn <= end; vpn++) {
+    const f = vpn < end ? Atomics.load(k.i32, vmaAddr(k, mm, vpn)) : 0;
+    if (from >= 0 && f !== flags) {
+      out.push({ start: from, end: vpn });
+      from = -1;
     }
-    return out;
+    if (from < 0 && f !== 0) {
+      from = vpn;
+      flags = f;
+    }
+  }
+  return out;
+}
+
+/**
+ * zap_pte_range: under the page table lock, clear each PTE of [start, end) and gather its page; a full batch
+ * stops the walk (force_flush): the TLBs flushed under the lock, the pages freed after it, then on.
+ */
+function* zapPteRange(k: Kernel, t: KTask, tlb: MmuGather, start: number, end: number): KGen {
+  const mm = tlb.mm;
+  let vpn = start;
+  while (vpn < end) {
+    yield* spin_lock(k, t, mm.ptl);
+    let force = false;
+    for (; vpn < end && !force; vpn++) {
+      const at = vpn;
+      const old = yield* k.step(t, objArgLabel(mm, 'ptep_get_and_clear_full', mm.name, at), () => Atomics.exchange(k.i32, pteAddr(k, mm, at), 0));
+      // A migration entry has no page of the mm's to free: the migration holds it.
+      if ((old & PTE_PRESENT) !== 0) force = tlb_remove_page(tlb, at, ptePfn(old));
+    }
+    if (force) yield* k.fn.tlb_flush_mmu_tlbonly(t, tlb);
+    yield* spin_unlock(k, t, mm.ptl);
+    if (force) yield* k.fn.tlb_flush_mmu(t, tlb);
+  }
+}
+
+/** unmap_single_vma: tlb_start_vma (nothing to do), the PTEs, tlb_end_vma (the VMA's range flushed). */
+function* unmapSingleVma(k: Kernel, t: KTask, tlb: MmuGather, vma: VmaRange): KGen {
+  yield* zapPteRange(k, t, tlb, vma.start, vma.end);
+  yield* k.fn.tlb_end_vma(t, tlb);
+}
+
+/** unmap_vmas: invalidate_range_start over [start, end), each VMA, invalidate_range_end. */
+function* unmapVmas(k: Kernel, t: KTask, tlb: MmuGather, vmas: readonly VmaRange[], start: number, end: number): KGen {
+  yield* k.fn.__mmu_notifier_invalidate_range_start(t, tlb.mm, start, end);
+  for (const vma of vmas) yield* unmapSingleVma(k, t, tlb, vma);
+  yield* k.fn.__mmu_notifier_invalidate_range_end(t, tlb.mm, start, end);
+}
+
+/**
+ * Tear down [start, end) (the caller holds mmap_lock for write): detach the VMAs (no new fault finds them), then
+ * unmap_region: unmap_vmas with one gather, whose flushes invalidate the secondary TLBs before its pages are freed,
+ * and tlb_finish_mmu. `fullmm`: exit_mmap's gather (the whole mm flushed at once).
+ */
+function* unmapRange(k: Kernel, t: KTask, mm: MmStruct, start: number, end: number, fullmm: boolean): KGen {
+  const vmas = yield* k.step(t, `detach_vmas(${mm.name}, ${start}, ${end})`, () => {
+    const found = vmasIn(k, mm, start, end);
+    for (const v of found) for (let vpn = v.start; vpn < v.end; vpn++) Atomics.store(k.i32, vmaAddr(k, mm, vpn), 0);
+    return found;
   });
-  if (vpns.length === 0) return;
-  yield* k.call(
-    t,
-    'unmap_vmas',
-    (function* () {
-      yield* k.fn.__mmu_notifier_invalidate_range_start(t, mm, start, end);
-      const freed: number[] = [];
-      for (const vpn of vpns) {
-        const old = yield* k.step(t, objArgLabel(mm, 'ptep_get_and_clear', mm.name, vpn), () => Atomics.exchange(k.i32, pteAddr(k, mm, vpn), 0));
-        if ((old & PTE_PRESENT) !== 0) freed.push(ptePfn(old));
-      }
-      yield* k.fn.__mmu_notifier_invalidate_range_end(t, mm, start, end);
-      if (freed.length === 0) return;
-      const pm = mmTableOf(mm).pm;
-      yield* k.call(
-        t,
-        'tlb_finish_mmu',
-        (function* () {
-          for (const pfn of freed) yield* free_page(k, t, pm, pfn);
-        })(),
-      );
-    })(),
-  );
+  if (vmas.length === 0) return;
+  const tlb = tlb_gather_mmu(mm, fullmm);
+  yield* k.fn.unmap_vmas(t, tlb, vmas, start, end);
+  yield* k.fn.tlb_finish_mmu(t, tlb);
 }
 
 /**
@@ -230,9 +312,114 @@ function* doMunmap(k: Kernel, t: KTask, mm: MmStruct, start: number, count: numb
     assertLocked(k, t, mm, 'do_vmi_munmap', true, env.step);
     return mmAccess(k, t, mm, MM_FIELD.pgd, true) && mmStateCode(k, mm) === MM_LIVE;
   });
-  if (live) yield* unmapRange(k, t, mm, start, start + count);
+  if (live) yield* unmapRange(k, t, mm, start, start + count, false);
   yield* up_write(k, t, mm.mmapLock);
   return live ? 0 : -EINVAL;
+}
+
+/**
+ * zap_page_range_single: the PTEs of one VMA's [start, end) go, the VMA stays (madvise(MADV_DONTNEED)): its own
+ * gather and notifier range (MMU_NOTIFY_CLEAR), the caller holding mmap_lock for read.
+ */
+function* zapPageRangeSingle(k: Kernel, t: KTask, mm: MmStruct, start: number, end: number): KGen {
+  const tlb = tlb_gather_mmu(mm);
+  yield* k.fn.__mmu_notifier_invalidate_range_start(t, mm, start, end);
+  yield* unmapSingleVma(k, t, tlb, { start, end });
+  yield* k.fn.__mmu_notifier_invalidate_range_end(t, mm, start, end);
+  yield* k.fn.tlb_finish_mmu(t, tlb);
+}
+
+/**
+ * do_madvise(MADV_DONTNEED) over [start, start + count): mmap_lock for read — page faults go on meanwhile — and
+ * each VMA of the range zapped (madvise_dontneed_single_vma). 0; -ENOMEM when part of the range has no VMA (the
+ * rest is still zapped); -EINVAL for a bad range or an mm that is not live.
+ */
+function* doMadvise(k: Kernel, t: KTask, mm: MmStruct, start: number, count: number, advice: Madvice): KGen<number> {
+  void advice;
+  if (!Number.isInteger(start) || !Number.isInteger(count) || count <= 0 || start < 0 || start + count > mm.pages) return -EINVAL;
+  yield* down_read(k, t, mm.mmapLock);
+  const found = yield* k.step(t, `madvise_walk_vmas(${mm.name}, ${start}, ${count})`, (env) => {
+    assertLocked(k, t, mm, 'madvise_walk_vmas', false, env.step);
+    if (!mmAccess(k, t, mm, MM_FIELD.pgd, false) || mmStateCode(k, mm) !== MM_LIVE) return undefined;
+    const vmas = vmasIn(k, mm, start, start + count);
+    return { vmas, hole: vmas.reduce((n, v) => n + v.end - v.start, 0) < count };
+  });
+  for (const v of found?.vmas ?? []) yield* k.fn.zap_page_range_single(t, mm, v.start, v.end);
+  yield* up_read(k, t, mm.mmapLock);
+  return found === undefined ? -EINVAL : found.hole ? -ENOMEM : 0;
+}
+
+/**
+ * try_to_migrate_one for the page at vpn: invalidate_range_start, then under the page table lock the PTE
+ * replaced by a migration entry and flushed (ptep_clear_flush → flush_tlb_page: the secondary TLBs told in
+ * atomic context), then invalidate_range_end. The page's pfn, 0 when there was none to migrate.
+ */
+function* tryToMigrateOne(k: Kernel, t: KTask, mm: MmStruct, vpn: number): KGen<number> {
+  yield* k.fn.__mmu_notifier_invalidate_range_start(t, mm, vpn, vpn + 1);
+  yield* spin_lock(k, t, mm.ptl);
+  const src = yield* k.step(t, objArgLabel(mm, 'ptep_clear_flush', mm.name, vpn), () => {
+    const at = pteAddr(k, mm, vpn);
+    const old = Atomics.load(k.i32, at);
+    if ((old & PTE_PRESENT) === 0) return 0;
+    Atomics.store(k.i32, at, migrationEntry(ptePfn(old)));
+    return ptePfn(old);
+  });
+  if (src !== 0) yield* k.fn.flush_tlb_mm_range(t, mm, vpn, vpn + 1);
+  yield* spin_unlock(k, t, mm.ptl);
+  yield* k.fn.__mmu_notifier_invalidate_range_end(t, mm, vpn, vpn + 1);
+  return src;
+}
+
+/** remove_migration_pte: under the page table lock, the migration entry of src becomes a PTE of dst (false: gone). */
+function* removeMigrationPte(k: Kernel, t: KTask, mm: MmStruct, vpn: number, src: number, dst: number): KGen<boolean> {
+  yield* spin_lock(k, t, mm.ptl);
+  const done = yield* k.step(t, objArgLabel(mm, 'remove_migration_pte', mm.name, vpn), () => {
+    const at = pteAddr(k, mm, vpn);
+    // munmap or madvise zapped the entry meanwhile: the page is no longer mapped there.
+    if (Atomics.load(k.i32, at) !== migrationEntry(src)) return false;
+    Atomics.store(k.i32, at, mkPte(dst, (Atomics.load(k.i32, vmaAddr(k, mm, vpn)) & VM_WRITE) !== 0));
+    return true;
+  });
+  yield* spin_unlock(k, t, mm.ptl);
+  return done;
+}
+
+/** One page's migration (migrate_pages_batch): a new page, unmap, copy, remap, the old page freed. 1: moved. */
+function* migrateOne(k: Kernel, t: KTask, mm: MmStruct, vpn: number): KGen<number> {
+  const pm = mmTableOf(mm).pm;
+  const dst = yield* alloc_page(k, t, pm, ownerOf(mm));
+  if (dst === 0) return 0;
+  const src = yield* k.fn.try_to_migrate_one(t, mm, vpn);
+  if (src === 0) {
+    yield* free_page(k, t, pm, dst);
+    return 0;
+  }
+  yield* k.step(t, `folio_copy(pfn 0x${src.toString(16)} → 0x${dst.toString(16)})`, () => undefined);
+  const moved = yield* k.fn.remove_migration_pte(t, mm, vpn, src, dst);
+  if (!moved) yield* free_page(k, t, pm, dst);
+  // The migration's reference was the old page's last: it goes back to the allocator.
+  yield* free_page(k, t, pm, src);
+  return moved ? 1 : 0;
+}
+
+/**
+ * migrate_pages for the pages of [start, start + count), as move_pages(2) asks: the pages looked up under
+ * mmap_lock for read, then migrated without it (the rmap walk's locks only). The pages moved, or -EINVAL.
+ */
+function* migratePages(k: Kernel, t: KTask, mm: MmStruct, start: number, count: number): KGen<number> {
+  if (!Number.isInteger(start) || !Number.isInteger(count) || count <= 0 || start < 0 || start + count > mm.pages) return -EINVAL;
+  yield* down_read(k, t, mm.mmapLock);
+  const vpns = yield* k.step(t, `do_pages_move(${mm.name}, ${start}, ${count})`, () => {
+    if (!mmAccess(k, t, mm, MM_FIELD.pgd, false) || mmStateCode(k, mm) !== MM_LIVE) return undefined;
+    const out: number[] = [];
+    for (let vpn = start; vpn < start + count; vpn++) if ((Atomics.load(k.i32, pteAddr(k, mm, vpn)) & PTE_PRESENT) !== 0) out.push(vpn);
+    return out;
+  });
+  yield* up_read(k, t, mm.mmapLock);
+  if (vpns === undefined) return -EINVAL;
+  let moved = 0;
+  for (const vpn of vpns) moved += yield* migrateOne(k, t, mm, vpn);
+  return moved;
 }
 
 /** k.fn.do_munmap (`n`: the kernel's one MMU notifier machinery, which the invalidations find by name). */
@@ -255,7 +442,7 @@ function* exitMmap(k: Kernel, t: KTask, mm: MmStruct): KGen {
   });
   yield* k.fn.__mmu_notifier_release(t, mm);
   yield* down_write(k, t, mm.mmapLock);
-  yield* unmapRange(k, t, mm, 0, mm.pages);
+  yield* unmapRange(k, t, mm, 0, mm.pages, true);
   // remove_vma of each file mapping (a device portal): its vm_file's reference goes (fs/file.ts).
   for (const vpn of fileVmas(k, mm)) yield* k.fn.remove_vma(t, mm, vpn);
   yield* up_write(k, t, mm.mmapLock);
