@@ -17,7 +17,7 @@ const RWSEM_READER_IDS = 8;
  * struct rw_semaphore: the kernel packs readers and flags into `count` and the writer into `owner`; the model
  * keeps them apart, with the ids a hung-task or deadlock report names.
  */
-const RW_SEMAPHORE = struct('rw_semaphore', {
+export const RW_SEMAPHORE = struct('rw_semaphore', {
   owner: word, // the writer's task id, 0: none
   count: word, // readers holding it
   nr_writers_waiting: word, // model: writers queued (RWSEM_FLAG_HANDOFF's effect: new readers wait behind them)

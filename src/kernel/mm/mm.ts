@@ -20,7 +20,8 @@ import { accessReport, fmtAddr, kaddr, type SlabObjectInfo, type SlabTrack } fro
 import type { Kernel, KGen } from '../kernel.js';
 import { objLabel } from '../labels.js';
 import { REFCOUNT_SATURATED } from '../refcount.js';
-import { defineRwsem, down_read, type RwSemaphore, up_read } from '../rwsem.js';
+import { defineRwsem, down_read, RW_SEMAPHORE, type RwSemaphore, up_read } from '../rwsem.js';
+import { SPINLOCK } from '../lock.js';
 import { defineSpinlock, type Spinlock } from '../spinlock.js';
 import type { MmuNotifiers } from './mmu_notifier.js';
 import { array, struct, type ViewOf, type Word, word } from '../struct.js';
@@ -96,7 +97,8 @@ const MMDROP_BUG_LINE = 'kernel/fork.c:921';
 
 /** Static words defineMms takes (to size a kernel layout); the rw_semaphores are extra, 12 words each. */
 export function mmTableWords(count: number, pages: number): number {
-  return MM_TABLE.words + (count + 1) * (MM_STRUCT.words + 2 * pages);
+  // Each mm: its mm_struct, its page table, and its locks (mmap_lock, page_table_lock).
+  return MM_TABLE.words + (count + 1) * (MM_STRUCT.words + 2 * pages + RW_SEMAPHORE.words + SPINLOCK.words);
 }
 
 export type MmDropHook = (mm: MmStruct, t: KTask, step: number) => void;
