@@ -1,6 +1,7 @@
 // The parameter and step references, generated from the schemas: docs/parameters.md and docs/steps.md
 // (scripts/params-doc.mjs writes them; test/params-doc.test.ts checks it is up to date) and the `Parameters (--set)` block of each
 // preset's `--help`.
+import type { z } from 'zod';
 import { CONCEPTS, type Concept, formOf, type ParamSchema, type PresetSpec } from './params/define.js';
 import { DOMAINS_PRESET } from './presets/domains.js';
 import { IOASID_PRESET } from './presets/ioasid.js';
@@ -111,10 +112,21 @@ function stepForms(k: StepKind): string {
   return forms.join(', ');
 }
 
+/**
+ * A schema's description, or that of the schema it wraps: zod keeps `.describe()` on the instance it is called on,
+ * so a field written `integer(…).describe(…).default(1)` carries its text one wrapper down.
+ */
+function describedAs(schema: z.ZodType): string {
+  for (let s: z.ZodType | undefined = schema; s !== undefined; s = (s.def as { innerType?: z.ZodType }).innerType) {
+    if (s.description !== undefined) return s.description;
+  }
+  return '';
+}
+
 function fieldRows(k: StepKind): string[] {
   return Object.entries(k.fields).map(([f, schema]) => {
     const optional = schema.safeParse(undefined).success;
-    return `| | \`${f}\`${optional ? ' (optional)' : ''} | ${cell(schema.description ?? '')} |`;
+    return `| | \`${f}\`${optional ? ' (optional)' : ''} | ${cell(describedAs(schema))} |`;
   });
 }
 
@@ -141,7 +153,7 @@ export function stepsMarkdown(): string {
   for (const [preset, actors] of Object.entries(PRESET_ACTORS)) {
     for (const [kind, steps] of Object.entries(actors)) lines.push(`| ${preset} | \`${kind}/N\` | ${steps.map((k) => k.op).join(', ')} |`);
   }
-  lines.push('', 'A domains actor takes every domains step (its `proc/N` binds an mm through the domain path) until the presets are one model.');
+  lines.push('', "A domains `drv/N`, `proc/N` or `iopf/N` actor takes every domains step: the three names are for the reader (a `proc/N` binds an mm through the domain path, as a driver binding a process would).");
   section('Ordering constraints (every actor)', "Scenario forms: `{ after: 'drv/0:2' }` and `{ while: { task: proc0, holds: iommu_sva_lock } }`.", ORDER_KINDS);
   for (const [kind, a] of Object.entries(ACTOR_KINDS)) section(`${kind}/N`, a.text, a.steps);
   return `${lines.join('\n')}\n`;

@@ -231,9 +231,9 @@ export type ActorKindName = keyof typeof ACTOR_KINDS;
 const stepsOf = (kinds: readonly ActorKindName[]): ActorSteps => Object.fromEntries(kinds.map((a) => [a, ACTOR_KINDS[a].steps]));
 
 /**
- * The actor kinds each preset's scripts may name, with their steps. The domains preset's actors are still
- * names for the reader: each takes every domains step (its `proc/N` binds an mm through the domain path) until
- * the presets are one model.
+ * The actor kinds each preset's scripts may name, with their steps. The domains preset's drv, proc and iopf
+ * actors are names for the reader: each takes every domains step (its `proc/N` binds an mm through the domain
+ * path, as a driver binding a process would).
  */
 export const PRESET_ACTORS: Readonly<Record<'sva' | 'domains' | 'ioasid', ActorSteps>> = {
   sva: stepsOf(['proc', 'hp']),
