@@ -142,6 +142,26 @@ describe('mm->pasid: the mm’s, from its first bind to __mmdrop (mm_pasid_drop)
   });
 });
 
+describe("seed 003's free policy with mainline's PASID life", () => {
+  it('free=rcu|workqueue with per-bond notifiers and pasidLife=mm: the free_notifier leaves the mm\'s PASID to mm_pasid_drop (no double free)', () => {
+    for (const free of ['rcu', 'workqueue']) {
+      for (const seed of SEEDS.slice(0, 3)) {
+        const b = build({ iommus: 'smmuv3', pasidAlloc: 'system', free, notifier: 'bond', pasidLife: 'mm', script: 'life', processes: 2, dmas: 2 });
+        let drops = 0;
+        b.model.k.fns.wrap('mm_pasid_drop', (orig) =>
+          function* (t: KTask, mm: MmStruct) {
+            if (mmPasid(b.model.k, mm) > 0) drops++;
+            return yield* orig(t, mm);
+          },
+        'test');
+        const r = run(b, seed);
+        expect(r.findings.map((f) => f.title)).toEqual([]);
+        expect(drops).toBe(2);
+      }
+    }
+  });
+});
+
 describe('the MMU notifier on the SVA domain', () => {
   const steps = [[{ op: 'bind' }, { op: 'dma', n: 1, vpn: 2 }, { op: 'munmap', vpn: 2 }, { op: 'dma', n: 1, vpn: 2 }, { op: 'unbind' }, { op: 'exit' }]];
 

@@ -608,10 +608,13 @@ export class Sva {
     });
   }
 
-  /** free=rcu|workqueue: the PASID the unbind left to the notifier goes (now, or to a kworker), then the bond. */
+  /**
+   * free=rcu|workqueue: the PASID the unbind left to the notifier goes (now, or to a kworker), then the bond. A
+   * PASID that is the mm's (pasidLife=mm) was never the bond's to free: mm_pasid_drop frees it at __mmdrop.
+   */
   private *freeBondAndPasid(t: KTask, handle: number): KGen {
     const pasid = this.bondField(handle, 'pasid');
-    if (pasid > 0) {
+    if (pasid > 0 && this.freedAtUnbind(this.sva.flags.get(this.bond(handle)))) {
       const dev = this.cfg.devices[this.bondField(handle, 'dev')] as DeviceInfo;
       const mm = this.mms.mms[this.bondField(handle, 'mm') - 1] ?? this.mms.initMm;
       yield* this.k.fn.iommu_free_pasid_deferred(t, dev, mm, pasid);
