@@ -121,6 +121,15 @@ describe('sva: sizes that used to crash', () => {
     expect(runs('sva', { devices: 1, processes: 185, script: 'stress' }, 5_000_000)).toBe('done');
   });
 
+  it('32 devices, 128 processes binding at once: every bind succeeds (the slab arena grows with the topology; it once ran out at 4 096 words: -ENOMEM)', () => {
+    const workload = buildWorkload('sva', { iommus: 'vtd,amd,smmuv3,vtd', devices: 32, processes: 128, script: 'life', dmas: 1, pages: 1, pasidBits: 13, ssidBits: 13 });
+    const scheduler = createScheduler('random', { seed: 1 });
+    scheduler.newExecution();
+    const r = runDeterministic({ workload, seed: 1, scheduler, maxSteps: 1_000_000 });
+    expect(r.check.counters.bind_failures).toBe(0);
+    expect(r.check.counters.unbinds).toBe(128);
+  });
+
   it.each([1, 2, 3, 4])('pasidBits=%i builds and binds', (bits) => {
     expect(runs('sva', { pasidBits: bits }, 100_000)).toBe('done');
   });

@@ -51,6 +51,8 @@ const IOMMU_FAULT_PARAM = struct('iommu_fault_param', {
   partial: array(IOPF_GROUP_IDS),
   faults: array(IOPF_GROUP_IDS),
 });
+/** Words of a struct iommu_fault_param (one kzalloc'd per device with IOPF enabled: to size the slab arena). */
+export const IOMMU_FAULT_PARAM_WORDS = IOMMU_FAULT_PARAM.words;
 /** iommu_fault_param's field offsets (a patch replacing an io-pgfault.c function by name reads them). */
 export const FP = IOMMU_FAULT_PARAM.offset;
 

@@ -69,6 +69,11 @@ const SLAB_OBJECT = struct('slab_object', {
 });
 const HDR = SLAB_OBJECT.words;
 
+/** The arena words an object of `words` words takes: its header and the slot of its size class (to size an arena). */
+export function slabObjectWords(words: number): number {
+  return HDR + 2 ** Math.ceil(Math.log2(Math.max(1, words)));
+}
+
 // The state word carries a magic so that a pointer that is no object is told apart (invalid-free, wild access).
 const SLAB_OBJECT_MAGIC = 0x51ab0000;
 const S_ALLOCATED = SLAB_OBJECT_MAGIC | 1;

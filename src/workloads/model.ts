@@ -22,7 +22,7 @@
 //   `entryMm` (what a unit's PASID entry points at) and `faults` (EntryFaults). The workload declares its tasks
 //   and actors on it and makes the Workload (sva.ts's buildSva, domains.ts's buildDomains).
 import { DmaApi, type DefaultDomainPolicy } from '../core/dma-iommu.js';
-import { IOPF_DEVICE_WORDS, type IopfEnable } from '../core/io-pgfault.js';
+import { IOMMU_FAULT_PARAM_WORDS, IOPF_DEVICE_WORDS, type IopfEnable } from '../core/io-pgfault.js';
 import { type MultiDevicePasid, type PasidLookup, Domains, IommuGroups } from '../core/iommu.js';
 import { Sva } from '../core/iommu-sva.js';
 import { Oracle } from '../core/oracle.js';
@@ -49,7 +49,7 @@ import { defineMms, MM_BUGS, type MmBug, type MmStruct, type MmTable, mmById, mm
 import { defineMmuNotifiers, type MmuNotifiers, mmuNotifierWords } from '../kernel/mm/mmu_notifier.js';
 import { definePhysMem, onPageFree, type PhysMem, pageOwner, physMemWords } from '../kernel/mm/physmem.js';
 import { readerTableWords } from '../kernel/rcu.js';
-import { slabInit } from '../kernel/slab.js';
+import { slabInit, slabObjectWords } from '../kernel/slab.js';
 import type { ActorSpec, Wire } from '../runtime/model.js';
 import { iommuUnitMachine } from '../actors/iommu-unit.js';
 import { Refusals } from '../actors/lifecycle.js';
@@ -329,7 +329,11 @@ function modelKernel(p: ModelParams, topo: Topology, opts: ModelOptions, s: Size
     stringWords: Math.max(1 << 17, 128 * tasks),
     stringSlots: Math.max(1 << 12, 2 ** Math.ceil(Math.log2(8 * tasks))),
     staticWords,
-    arenaWords: 1 << 12,
+    // The slab arena: what every run needs, and what grows with the topology — each device's iommu_fault_param
+    // (two at once: one waiting for its RCU free while the next attach allocates another), and per process and
+    // bond the small objects (an SVA domain, a page-fault group). Too small, and kzalloc fails where the kernel's
+    // would not: a bind of a large topology returns -ENOMEM.
+    arenaWords: (1 << 12) + 2 * D * slabObjectWords(IOMMU_FAULT_PARAM_WORDS) + (P + bonds) * slabObjectWords(32),
     lockdepWords: 1 << 14,
   };
   refuseOversized(opts.name, layoutWords(layout), sized);
