@@ -743,11 +743,20 @@ export class IommuGroups {
   }
 
   private *impl_iommu_detach_group(t: KTask, dom: number, g: IommuGroup): KGen {
+    yield* this.detachToCore(t, dom, g, 'iommu_detach_group', false);
+  }
+
+  /**
+   * Under group->mutex: the group back to its core domain (default or blocked) if `dom` is what it has (else the
+   * WARN of `fn`); `eraseHandle`: the RID's attach handle erased from pasid_array too.
+   */
+  private *detachToCore(t: KTask, dom: number, g: IommuGroup, fn: string, eraseHandle: boolean): KGen {
     const k = this.k;
     yield* mutex_lock(k, t, g.mutex);
     const cur = yield* k.step(t, 'group->domain', () => this.grp.domain.get(this.gp(g)));
-    if (cur !== dom) iommuWarn(k, t, DETACH_WARN, 'iommu_detach_group', `group ${g.id}: detaching a domain that is not the group's`);
+    if (cur !== dom) iommuWarn(k, t, DETACH_WARN, fn, `group ${g.id}: detaching a domain that is not the group's`);
     else yield* this.setCoreDomain(t, g, cur);
+    if (eraseHandle) yield* xa_erase(k, t, g.pasidArray, IOMMU_NO_PASID);
     yield* mutex_unlock(k, t, g.mutex);
   }
 
@@ -1007,13 +1016,7 @@ export class IommuGroups {
 
   /** iommu_detach_group_handle: back to the core domain (default or blocked), the RID's handle erased. */
   private *impl_iommu_detach_group_handle(t: KTask, dom: number, g: IommuGroup): KGen {
-    const k = this.k;
-    yield* mutex_lock(k, t, g.mutex);
-    const cur = yield* k.step(t, 'group->domain', () => this.grp.domain.get(this.gp(g)));
-    if (cur !== dom) iommuWarn(k, t, DETACH_WARN, 'iommu_detach_group_handle', `group ${g.id}: detaching a domain that is not the group's`);
-    else yield* this.setCoreDomain(t, g, cur);
-    yield* xa_erase(k, t, g.pasidArray, IOMMU_NO_PASID);
-    yield* mutex_unlock(k, t, g.mutex);
+    yield* this.detachToCore(t, dom, g, 'iommu_detach_group_handle', true);
   }
 
   /** pasid_array_entry_to_domain: a bare domain, or the domain its handle names (a KASAN-checked read). */
