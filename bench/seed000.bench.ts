@@ -8,7 +8,8 @@
 // every policy, invalidation commands under munmaps for the notifier (whose notifier runs them), and unresolved
 // page requests for the fault callback (DMA to a page no vma covers: the core answers invalid, the callback is
 // told first). The policy matrix's rows take their throughput from here (src/cli/matrix.ts).
-import { FAULT_HANDLINGS, type Flavour, PASID_LIVES, SVA_NOTIFIERS } from '../src/core/types.js';
+import { FAULT_HANDLINGS, PASID_LIVES, SVA_NOTIFIERS } from '../src/core/types.js';
+import type { Flavour } from '../src/hw/vendor.js';
 import { SVA_DEFAULTS, type SvaParams } from '../src/workloads/presets/sva.js';
 import type { BenchResult, SuiteOptions, SuiteResult } from './measure.js';
 import { profileOf, ratio } from './measure.js';

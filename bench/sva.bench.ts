@@ -14,7 +14,7 @@
 //   would otherwise swamp the figure). Each run starts new workers, so their JIT is cold for each.
 import '../src/workloads/index.js';
 import type { StatName } from '../src/core/stats.js';
-import { FLAVOURS, type Flavour } from '../src/core/types.js';
+import { FLAVOURS, type Flavour } from '../src/hw/vendor.js';
 import type { Wire } from '../src/runtime/model.js';
 import type { RunResult } from '../src/runtime/result.js';
 import { run } from '../src/runtime/run.js';

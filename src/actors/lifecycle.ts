@@ -5,7 +5,7 @@
 // HwOut per actor whose effects go out in one emit, the hardware's state staying in its class and in shared
 // memory where the oracles and the driver read it.
 import { type AnyStateMachine, type AnyStateNodeConfig, createMachine, emit } from 'xstate';
-import type { Hardware, HwOut } from '../hw/out.js';
+import { burn, type Hardware, type HwOut } from '../hw/out.js';
 import type { HwMessage } from '../hw/messages.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { type Effect, type LaterEffect, type ModelEvent, sendEffect, spawnEffect } from '../runtime/model.js';
@@ -56,6 +56,7 @@ export function handleAction(hw: Hardware, self: number, step: () => number, set
     send: (to, msg) => said.push(sendEffect(to, msg)),
     later: (msg, ms) => said.push({ type: 'rt.later', event: msg, ms }),
     spawn: (task, args, name) => said.push(spawnEffect(task, args, name)),
+    busy: burn,
   };
   return emit(({ event }: { event: HwMessage }) => {
     said = [];

@@ -9,9 +9,6 @@ import type { IoasidLock } from './ioasid.js';
 /** The IOMMU driver's ops (include/linux/iommu.h) live in ops.ts; re-exported for the importers of this file. */
 export type { IommuOps } from './ops.js';
 
-export type Flavour = 'vtd' | 'amd' | 'smmuv3';
-export const FLAVOURS: readonly Flavour[] = ['vtd', 'amd', 'smmuv3'];
-
 /** SVM_FLAG_PRIVATE_PASID: a new PASID for this bind, even if the mm has one (seed 000). */
 export const SVM_FLAG_PRIVATE_PASID = 1;
 /** SVM_FLAG_SUPERVISOR_MODE: bind the kernel address space (init_mm). */

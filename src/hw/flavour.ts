@@ -4,6 +4,7 @@
 // IOTLB is tagged (by {domain, PASID}, or by the ASID the SMMU shares with the CPU), and the names each gives
 // its queues and commands — kept so that traces read like the driver.
 import type { Fields, StructType, WordSpec } from '../kernel/struct.js';
+import type { Flavour } from './vendor.js';
 
 export const OP_IOTLB = 1;
 export const OP_PC = 2;
@@ -53,8 +54,19 @@ export interface DeviceEntryFormat {
   blocks(w: number, pasid: number): boolean;
 }
 
+/** The driver's names for what the shared queue code does on its behalf (so that traces read like the driver). */
+export interface DriverNames {
+  /** The lock its command submission takes: qi->q_lock, iommu->lock, cmdq->q.lock. */
+  readonly cmdqLock: string;
+  /** Its drain of a PASID's page requests: intel_drain_pasid_prq, … */
+  readonly drainPrq: string;
+  /** Its page_response op: intel_page_response, … */
+  readonly pageResponse: string;
+}
+
 export interface FlavourSpec {
-  readonly flavour: 'vtd' | 'amd' | 'smmuv3';
+  readonly flavour: Flavour;
+  readonly names: DriverNames;
   /** The device-level entry (absent: the flavour's blocking domain only clears PASID-table entries). */
   readonly deviceEntry?: DeviceEntryFormat;
   /** Unit names as the kernel prints them: dmar0, AMD-Vi0 (iommu0), smmu0. */

@@ -10,6 +10,7 @@ import type { DeviceInfo } from '../core/types.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { ptePfn } from '../kernel/mm/pagetable.js';
 import { array, element, struct, type ViewOf, Word, type Words, word } from '../kernel/struct.js';
+import { burn } from './out.js';
 import { type CommandOp, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PAGE_RESP, OP_PC, OP_WAIT } from './flavour.js';
 
 // The unit's own memory is hardware state, not kernel structs: the layouts below are the model's, named after
@@ -489,13 +490,5 @@ function entryFetchers(k: Kernel, spec: FlavourSpec): Word[] {
   });
 }
 
-/** Busy-wait ns nanoseconds: a command's cost is real time on the hardware's thread. */
-function burn(ns: number): void {
-  if (ns <= 0) return;
-  const until = performance.now() + ns / 1e6;
-  while (performance.now() < until) {
-    // spin
-  }
-}
 
 export { OP_DEVTLB, OP_PAGE_RESP };

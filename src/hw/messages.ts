@@ -14,7 +14,7 @@ export type HwMessage =
   /** The device's DMA engine takes the next descriptor from its work queue. */
   | { type: 'engine' }
   | { type: 'ats.req'; dev: number; pasid: number; vpn: number; w: number; id: number }
-  /** A table walk in progress: `st` 1 fetches the entry's next word, 2 the PTE. */
+  /** A table walk in progress: `st` below PAGE_WALK (src/hw/unit.ts) a stage of the context lookup, from it on the page walk. */
   | { type: 'walk'; dev: number; pasid: number; vpn: number; w: number; id: number; st: number; a: number; ep: number }
   | { type: 'ats.ok'; id: number; pte: number }
   /** why: 1 the PTE (a page request may resolve it), 2 the PASID entry (it cannot). */

@@ -8,6 +8,20 @@ export interface HwOut {
   send(to: number, msg: HwMessage): void;
   later(msg: HwMessage, ms: number): void;
   spawn(task: string, args: Wire, name?: string): void;
+  /**
+   * The message took the hardware `ns` of its time (a table fetch, a command's execution: the vendor's cost
+   * table): the unit is busy that long.
+   */
+  busy(ns: number): void;
+}
+
+/** Busy-wait ns nanoseconds of the machine's time. */
+export function burn(ns: number): void {
+  if (ns <= 0) return;
+  const until = performance.now() + ns / 1e6;
+  while (performance.now() < until) {
+    // spin
+  }
 }
 
 /** The hardware behind one actor: handles one message at a time; `step` dates what its oracles find. */

@@ -27,7 +27,7 @@ export interface UnitDriver {
 }
 
 export function defineUnitDriver(k: Kernel, unit: IommuUnit): UnitDriver {
-  return { unit, lock: defineSpinlock(k, `&${unit.spec.flavour === 'vtd' ? 'qi->q_lock' : unit.spec.flavour === 'amd' ? 'iommu->lock' : 'cmdq->q.lock'}`) };
+  return { unit, lock: defineSpinlock(k, `&${unit.spec.names.cmdqLock}`) };
 }
 
 /**
@@ -75,7 +75,7 @@ export function* drainPrq(k: Kernel, t: KTask, drv: UnitDriver, dev: DeviceInfo,
   const unit = drv.unit;
   yield* k.call(
     t,
-    unit.spec.flavour === 'vtd' ? 'intel_drain_pasid_prq' : unit.spec.flavour === 'amd' ? 'amd_iommu_drain_ppr' : 'arm_smmu_flush_priq',
+    unit.spec.names.drainPrq,
     (function* () {
       k.mightSleep(t, 'drivers/iommu/intel/prq.c:78');
       yield k.point(t, `drain ${unit.spec.prqName} of PASID ${pasid}`, () => unit.prqPending(dev.index, pasid) === 0, () => undefined, {
@@ -136,7 +136,7 @@ export function definePrqThread(k: Kernel, drv: UnitDriver, stats: Stats, device
     submitSync(k, t, drv, stats, [{ op: OP_PAGE_RESP, a: dev.index, b: grp, c: code, d: pasid }]);
   const mine = devices.filter((d) => d.iommu === unit.index);
   const iopf = iopf_queue_alloc(k, unit.name, mine, (t, dev, pasid, grp, code) =>
-    k.call(t, `${unit.spec.flavour === 'vtd' ? 'intel' : unit.spec.flavour === 'amd' ? 'amd_iommu' : 'arm_smmu'}_page_response`, respond(t, dev, pasid, grp, code)),
+    k.call(t, unit.spec.names.pageResponse, respond(t, dev, pasid, grp, code)),
   );
   const slot = new Map(mine.map((d, i) => [d.index, i]));
   drv.iopf = { queue: iopf, refs: k.statics.alloc(Math.max(1, mine.length), `${unit.name} iopf_refcount`), slot, enable };

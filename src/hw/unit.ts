@@ -23,19 +23,25 @@ export const CMDQ_PHASES = ['idle', 'atc_wait', 'cmd_timeout'] as const;
 /** The page request queue: empty, requests pending for the driver's thread, overflowed. */
 export const PRQ_PHASES = ['', 'prq_pending', 'prq_overflow'] as const;
 
+/**
+ * A `walk` message's stage: below PAGE_WALK, a stage of the vendor's context lookup (its table entries'
+ * fetches); from PAGE_WALK on, the walk of the page table the context names.
+ */
+export const PAGE_WALK = 10;
+
 export class IommuHardware implements Hardware {
   readonly actorName: string;
-  private busy = false;
-  private atcWait = false;
+  protected busy = false;
+  protected atcWait = false;
 
   constructor(
     readonly unit: IommuUnit,
-    private readonly devices: readonly DeviceInfo[],
-    private readonly mms: MmTable,
-    private readonly oracle: Oracle,
-    private readonly stats: Stats,
+    protected readonly devices: readonly DeviceInfo[],
+    protected readonly mms: MmTable,
+    protected readonly oracle: Oracle,
+    protected readonly stats: Stats,
     /** The kind of the driver's page-request thread task. */
-    private readonly prqTask: string,
+    protected readonly prqTask: string,
   ) {
     this.actorName = unit.name;
   }
@@ -101,7 +107,7 @@ export class IommuHardware implements Hardware {
     }
   }
 
-  private dev(i: number): DeviceInfo {
+  protected dev(i: number): DeviceInfo {
     const d = this.devices[i];
     if (!d) throw new Error(`${this.actorName}: no device ${i}`);
     return d;
@@ -109,7 +115,7 @@ export class IommuHardware implements Hardware {
 
   // ---- translation ----
 
-  private translate(self: number, dev: number, pasid: number, vpn: number, write: boolean, id: number, out: HwOut): void {
+  protected translate(self: number, dev: number, pasid: number, vpn: number, write: boolean, id: number, out: HwOut): void {
     const u = this.unit;
     const fmt = u.spec.entry;
     const ep = u.epoch;
@@ -141,7 +147,7 @@ export class IommuHardware implements Hardware {
         }
       }
       this.stats.add('iotlb_misses');
-      out.send(self, { type: 'walk', dev, pasid, vpn, w: write ? 1 : 0, id, st: 2, a: this.walkKey(cached), ep });
+      this.startPageWalk(self, dev, pasid, vpn, write, id, this.walkKey(cached), ep, out);
       return;
     }
     this.stats.add('iotlb_misses');
@@ -155,25 +161,33 @@ export class IommuHardware implements Hardware {
   }
 
   /** mm id + 1 and ASID packed for the PTE stage. */
-  private walkKey(words: readonly number[]): number {
+  protected walkKey(words: readonly number[]): number {
     const fmt = this.unit.spec.entry;
     return (fmt.asidOf(words) << 16) | fmt.mmOf(words);
   }
 
-  private fetched(self: number, dev: number, pasid: number, vpn: number, write: boolean, id: number, words: number[], ep: number, out: HwOut): void {
+  protected fetched(self: number, dev: number, pasid: number, vpn: number, write: boolean, id: number, words: number[], ep: number, out: HwOut): void {
     const fmt = this.unit.spec.entry;
     if (!fmt.present(words)) {
       out.send(this.dev(dev).actor, { type: 'ats.fault', id, why: WHY_PASID });
       return;
     }
     this.unit.pcFill(dev, pasid, words, ep);
-    out.send(self, { type: 'walk', dev, pasid, vpn, w: write ? 1 : 0, id, st: 2, a: this.walkKey(words), ep });
+    this.startPageWalk(self, dev, pasid, vpn, write, id, this.walkKey(words), ep, out);
   }
 
-  private walk(self: number, m: Extract<HwMessage, { type: 'walk' }>, out: HwOut): void {
+  /**
+   * The context is resolved (the entry fetched or cached): walk the page table it names. `key` is the mm id + 1
+   * and the ASID packed as walkKey does; `ep` the invalidation epoch the walk started in.
+   */
+  protected startPageWalk(self: number, dev: number, pasid: number, vpn: number, write: boolean, id: number, key: number, ep: number, out: HwOut): void {
+    out.send(self, { type: 'walk', dev, pasid, vpn, w: write ? 1 : 0, id, st: PAGE_WALK, a: key, ep });
+  }
+
+  protected walk(self: number, m: Extract<HwMessage, { type: 'walk' }>, out: HwOut): void {
     const u = this.unit;
     const write = m.w === 1;
-    if (m.st === 1) {
+    if (m.st < PAGE_WALK) {
       // The rest of the entry, fetched after the first field: a CPU write in between is seen half.
       const fetched = [m.a];
       for (let i = 1; i < u.fetchCount; i++) fetched.push(u.fetchEntry(i, m.dev, m.pasid));
@@ -215,7 +229,7 @@ export class IommuHardware implements Hardware {
 
   // ---- page requests ----
 
-  private pageRequest(m: Extract<HwMessage, { type: 'pr' }>, out: HwOut, step: number): void {
+  protected pageRequest(m: Extract<HwMessage, { type: 'pr' }>, out: HwOut, step: number): void {
     const u = this.unit;
     const last = m.last === 1;
     if (last) u.groupRequested(m.dev, m.grp, m.pasid);
@@ -232,7 +246,7 @@ export class IommuHardware implements Hardware {
 
   // ---- the command queue ----
 
-  private runCommand(self: number, out: HwOut, step: number): void {
+  protected runCommand(self: number, out: HwOut, step: number): void {
     const u = this.unit;
     const c = u.cmdqPeek();
     if (!c) {
@@ -259,7 +273,7 @@ export class IommuHardware implements Hardware {
     this.next(self, out);
   }
 
-  private next(self: number, out: HwOut): void {
+  protected next(self: number, out: HwOut): void {
     if (this.unit.cmdqPeek()) out.send(self, { type: 'cmdq.next' });
     else this.busy = false;
   }

@@ -46,6 +46,12 @@ export interface Waits {
   readonly wakeAt?: () => number | undefined;
   /** The shared-memory words its ready() reads (Point.watch): the runtime asks it again only when one changes. */
   readonly watch?: readonly number[];
+  /**
+   * The task busy-waits on its CPU (cpu_relax, udelay: qi_submit_sync's wait descriptor, wait_on_sem, a CMD_SYNC
+   * poll) instead of sleeping: the time it waits is CPU time with no scheduling point, which the soft-lockup
+   * watchdog counts.
+   */
+  readonly spins?: boolean;
 }
 
 const ALWAYS = (): boolean => true;

@@ -29,19 +29,17 @@ import { Oracle } from '../core/oracle.js';
 import { pasidIoasidWords } from '../core/pasid.js';
 import { Stats } from '../core/stats.js';
 import { SvaDomains, type SvaUsers } from '../core/sva-domain.js';
-import { type DeviceInfo, DRIVER_BUGS, type DriverBug, type FaultHandling, type Flavour, type IommuOps, type PasidLife, type PasidPlacement, type SvaNotifier, type SvaPasidFree, type SvaPolicies, type Teardown } from '../core/types.js';
+import { type DeviceInfo, DRIVER_BUGS, type DriverBug, type FaultHandling, type PasidLife, type PasidPlacement, type SvaNotifier, type SvaPasidFree, type SvaPolicies, type Teardown } from '../core/types.js';
+import type { Flavour } from '../hw/vendor.js';
 import { defineIoasid, IOASID_BITS_DEFAULT, type IoasidLock, type IoasidOptions, ioasidWords } from '../core/ioasid.js';
-import { AMD, amdOps } from '../hw/amd/amd.js';
 import { type Boot, defineBoot } from '../hw/boot.js';
 import { ATTACH_BUGS, type AttachBug, type DriverEnv, EntryFaults, flush } from '../hw/driver.js';
-import type { FlavourSpec } from '../hw/flavour.js';
-import { DEFAULT_UNIT, IommuUnit } from '../hw/iommu.js';
+import { DEFAULT_UNIT, type IommuUnit } from '../hw/iommu.js';
+import type { IommuHardware } from '../hw/unit.js';
+import { VENDORS } from '../hw/vendors.js';
 import { type Misbehaviour, PciDevice } from '../hw/pci/device.js';
 import { AccelDriver } from '../hw/pci/driver.js';
-import { definePrqThread, defineUnitDriver } from '../hw/queue.js';
-import { SMMUV3, smmuv3Ops } from '../hw/smmuv3/smmuv3.js';
-import { IommuHardware } from '../hw/unit.js';
-import { VTD, vtdOps } from '../hw/vtd/vtd.js';
+import type { UnitDriver } from '../hw/queue.js';
 import type { KTask } from '../kernel/context.js';
 import { Kernel, type KGen } from '../kernel/kernel.js';
 import { layoutWords, refuseOversized } from '../kernel/memory.js';
@@ -61,7 +59,6 @@ import { defineDriverKthreads, type DriverKthreads } from './kthreads.js';
 import { defineKernelUsers, type KernelUse, type VfioTakeover, type VfioUse } from './kernel-users.js';
 import { hardwareActors, type Topology } from './topology.js';
 
-export const FLAVOUR_SPECS: Readonly<Record<Flavour, FlavourSpec>> = { vtd: VTD, amd: AMD, smmuv3: SMMUV3 };
 
 /** The model's parameters (each preset picks its own from src/workloads/params/ and may add its workload's). */
 export interface ModelParams {
@@ -384,7 +381,7 @@ function iommuCore(k: Kernel, p: ModelParams, topo: Topology, opts: ModelOptions
     iommus: U,
     addressSpaces: p.addressSpaces,
     pageTables: mem.pageTables,
-    unitName: (u) => FLAVOUR_SPECS[topo.units[u]?.flavour ?? 'vtd'].unitName(u),
+    unitName: (u) => VENDORS[topo.units[u]?.flavour ?? 'vtd'].spec.unitName(u),
     mmOf: (id) => mmById(mms, id),
   });
   const groupMembers = Array.from({ length: 1 + Math.max(-1, ...topo.devices.map((d) => d.group)) }, (_, g) => topo.devices.filter((d) => d.group === g).map((d) => d.index));
@@ -409,8 +406,11 @@ function modelHardware(b: Build, s: Sizes) {
     { k, sva, dma, domains, stats, pm, mms, infos, reachable: (d, pasid) => hardware[d.iommu]?.reachable(d.index, pasid) ?? [] },
     { use: p.kernel, jobs: p.kjobs, buffers: p.kbuffers, devices: topo.kernelUsers, vfio: p.vfio, takeover: p.vfioTakeover, vfioUser: vmm, drmContexts: p.drmContexts, drmRounds: p.drmRounds },
   );
-  const prqTasks = unitDrivers.map((drv) => definePrqThread(k, drv, stats, infos, p.iopf));
-  const hardware = units.map((u, i) => new IommuHardware(u, infos, mms, oracle, stats, prqTasks[i] as string));
+  const hardware = units.map((u, i) => {
+    const vendor = VENDORS[topo.units[i]?.flavour ?? 'vtd'];
+    const prqTask = vendor.definePrqThread(k, unitDrivers[i] as UnitDriver, stats, infos, p.iopf);
+    return vendor.newHardware(u, { devices: infos, mms, oracle, stats, prqTask });
+  });
   const ownerName = ownerNames(mem);
   const { devices, completions } = pciDevices(b, ownerName, (cr, ok) => kusers.completion(cr, ok));
   const driver = new AccelDriver(k, sva, devices, opts.bonds);
@@ -431,7 +431,8 @@ function modelUnits(b: Build) {
   const { k, p, topo, opts, infos, actors, mem, core } = b;
   const { sva, dma, stats } = core;
   const flavours = topo.units.map((u) => u.flavour);
-  const units = topo.units.map((u) => new IommuUnit(k, u.index, FLAVOUR_SPECS[u.flavour], infos.filter((d) => d.iommu === u.index), { ...DEFAULT_UNIT, cmdCostNs: p.cmdCostNs, iotlbEntries: p.iotlb, prqDepth: p.prqDepth }, actors.unit(u.index)));
+  const unitOpts = { ...DEFAULT_UNIT, cmdCostNs: p.cmdCostNs, iotlbEntries: p.iotlb, prqDepth: p.prqDepth };
+  const units = topo.units.map((u) => VENDORS[u.flavour].newUnit(k, u.index, infos.filter((d) => d.iommu === u.index), unitOpts, actors.unit(u.index)));
   const faults = opts.entryFaults ? new EntryFaults(k, infos.length, 1 << p.pasidBits) : undefined;
   const { unitDrivers, denv } = registerDrivers({ k, sva, stats, units, flavours, ssidBits: p.ssidBits, faults, attachBug: attachBug(p.bug), mmOf: (id) => mmById(mem.mms, id) });
   if (p.extension !== '') {
@@ -511,11 +512,10 @@ function registerDrivers(env: {
   mmOf(id: number): MmStruct | undefined;
 }) {
   const { k, sva, stats, units, flavours, ssidBits } = env;
-  const unitDrivers = units.map((u) => defineUnitDriver(k, u));
+  const unitDrivers = units.map((u, i) => VENDORS[flavours[i] as Flavour].unitDriver(k, u));
   const denv: DriverEnv = { k, units: unitDrivers, stats, faults: env.faults, attachBug: env.attachBug, mmOf: env.mmOf };
   flavours.forEach((f, u) => {
-    const ops: IommuOps = f === 'vtd' ? vtdOps(denv) : f === 'amd' ? amdOps(denv) : smmuv3Ops(denv, ssidBits);
-    sva.registerIommu(u, ops);
+    sva.registerIommu(u, VENDORS[f].ops(denv, { ssidBits }));
   });
   return { unitDrivers, denv };
 }

@@ -2,7 +2,7 @@
 // processes and their mms, IOASID sets, the kernel's own DMA users — one object, whatever the preset, from which
 // the actors of the hardware and the mm layer are made (hardwareActors: the one place their ActorSpecs are made,
 // so that giving them other machines is a one-line change).
-import type { Flavour } from '../core/types.js';
+import type { Flavour } from '../hw/vendor.js';
 import type { ActorSpec } from '../runtime/model.js';
 
 export interface UnitTopology {

@@ -15,8 +15,11 @@ import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { struct, type ViewOf, word } from '../../kernel/struct.js';
 import { attachDomain, cmd, detachOnRelease, type DriverEnv, domainMm, type EntryOps, entryOf, flush, unitOf, writeEntry } from '../driver.js';
+import { IommuUnit } from '../iommu.js';
+import { IommuHardware } from '../unit.js';
+import type { Vendor } from '../vendor.js';
 import { entryFormat, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
-import { drainPrq, iopfForDomainRemove, iopfSetDevPasid } from '../queue.js';
+import { definePrqThread, defineUnitDriver, drainPrq, iopfForDomainRemove, iopfSetDevPasid } from '../queue.js';
 
 /**
  * A GCR3 table entry: the kernel's is a bare u64 (__set_gcr3 writes `*pte = (cr3 & PAGE_MASK) | GCR3_VALID`), the
@@ -43,6 +46,7 @@ const GCR3 = GCR3_ENTRY.offset;
 
 export const AMD: FlavourSpec = {
   flavour: 'amd',
+  names: { cmdqLock: 'iommu->lock', drainPrq: 'amd_iommu_drain_ppr', pageResponse: 'amd_iommu_page_response' },
   unitName: (i) => `AMD-Vi${i}`,
   entryName: 'GCR3',
   entry: entryFormat(GCR3_ENTRY, {
@@ -208,3 +212,14 @@ export function amdOps(env: DriverEnv): IommuOps {
     default_domain_ops: domainOps,
   };
 }
+
+/** The vendor as the model builds it (src/hw/vendors.ts). */
+export const AMD_VI: Vendor = {
+  flavour: 'amd',
+  spec: AMD,
+  newUnit: (k, index, devices, opts, actor) => new IommuUnit(k, index, AMD, devices, opts, actor),
+  newHardware: (unit, env) => new IommuHardware(unit, env.devices, env.mms, env.oracle, env.stats, env.prqTask),
+  unitDriver: defineUnitDriver,
+  definePrqThread,
+  ops: (denv, _env) => amdOps(denv),
+};

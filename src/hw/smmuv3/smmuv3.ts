@@ -16,8 +16,11 @@ import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { array, struct, type ViewOf, word } from '../../kernel/struct.js';
 import { attachDomain, cmd, detachOnRelease, type DriverEnv, domainMm, type EntryOps, entryOf, flush, unitOf, writeEntry } from '../driver.js';
+import { IommuUnit } from '../iommu.js';
+import { IommuHardware } from '../unit.js';
+import type { Vendor } from '../vendor.js';
 import { entryFormat, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
-import { drainPrq, iopfForDomainRemove, iopfSetDevPasid } from '../queue.js';
+import { definePrqThread, defineUnitDriver, drainPrq, iopfForDomainRemove, iopfSetDevPasid } from '../queue.js';
 
 /**
  * The context descriptor (arm-smmu-v3.h: struct arm_smmu_cd { __le64 data[NUM_ENTRY_QWORDS]; }), its fields
@@ -57,6 +60,7 @@ export const cdtableSte = (s1dss: number): number => STRTAB_STE_0_V | (STRTAB_ST
 
 export const SMMUV3: FlavourSpec = {
   flavour: 'smmuv3',
+  names: { cmdqLock: 'cmdq->q.lock', drainPrq: 'arm_smmu_flush_priq', pageResponse: 'arm_smmu_page_response' },
   unitName: (i) => `smmu${i}`,
   entryName: 'CD',
   entry: entryFormat(ARM_SMMU_CD, {
@@ -240,3 +244,14 @@ export function smmuv3Ops(env: DriverEnv, ssidBits: number): IommuOps {
     default_domain_ops: domainOps,
   };
 }
+
+/** The vendor as the model builds it (src/hw/vendors.ts). */
+export const ARM_SMMU_V3: Vendor = {
+  flavour: 'smmuv3',
+  spec: SMMUV3,
+  newUnit: (k, index, devices, opts, actor) => new IommuUnit(k, index, SMMUV3, devices, opts, actor),
+  newHardware: (unit, env) => new IommuHardware(unit, env.devices, env.mms, env.oracle, env.stats, env.prqTask),
+  unitDriver: defineUnitDriver,
+  definePrqThread,
+  ops: (denv, env) => smmuv3Ops(denv, env.ssidBits),
+};

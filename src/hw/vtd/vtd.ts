@@ -13,8 +13,11 @@ import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { array, struct, type ViewOf, word } from '../../kernel/struct.js';
 import { attachDomain, cmd, detachOnRelease, type DriverEnv, domainMm, type EntryOps, entryOf, flush, unitOf, writeEntry } from '../driver.js';
+import { IommuUnit } from '../iommu.js';
+import { IommuHardware } from '../unit.js';
+import type { Vendor } from '../vendor.js';
 import { entryFormat, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PC } from '../flavour.js';
-import { drainPrq, iopfForDomainRemove, iopfSetDevPasid } from '../queue.js';
+import { definePrqThread, defineUnitDriver, drainPrq, iopfForDomainRemove, iopfSetDevPasid } from '../queue.js';
 
 /**
  * The scalable-mode PASID-table entry (intel/pasid.h: struct pasid_entry { u64 val[8]; }), its fields named after
@@ -41,6 +44,7 @@ const PE = PASID_ENTRY.offset;
 
 export const VTD: FlavourSpec = {
   flavour: 'vtd',
+  names: { cmdqLock: 'qi->q_lock', drainPrq: 'intel_drain_pasid_prq', pageResponse: 'intel_page_response' },
   unitName: (i) => `dmar${i}`,
   entryName: 'PASID',
   entry: entryFormat(PASID_ENTRY, {
@@ -175,3 +179,14 @@ export function vtdOps(env: DriverEnv): IommuOps {
     default_domain_ops: domainOps,
   };
 }
+
+/** The vendor as the model builds it (src/hw/vendors.ts). */
+export const INTEL_VTD: Vendor = {
+  flavour: 'vtd',
+  spec: VTD,
+  newUnit: (k, index, devices, opts, actor) => new IommuUnit(k, index, VTD, devices, opts, actor),
+  newHardware: (unit, env) => new IommuHardware(unit, env.devices, env.mms, env.oracle, env.stats, env.prqTask),
+  unitDriver: defineUnitDriver,
+  definePrqThread,
+  ops: (denv, _env) => vtdOps(denv),
+};

@@ -1,6 +1,6 @@
 // The topology parameters: what the simulated machine is made of — IOMMU units, PCI devices in groups, processes
 // and their mms, IOASID sets and their quotas, VMs — and the hardware's sizes and costs.
-import { type Flavour, FLAVOURS } from '../../core/types.js';
+import { type Flavour, FLAVOURS } from '../../hw/vendor.js';
 import { IOASID_BITS_MAX } from '../../core/ioasid.js';
 import { bool, int, type ParamTable, text } from './define.js';
 

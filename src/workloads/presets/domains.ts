@@ -4,7 +4,8 @@
 // src/workloads/domains.ts's, on the one model (model.ts).
 import type { MultiDevicePasid, PasidLookup } from '../../core/iommu.js';
 import type { SvaUsers } from '../../core/sva-domain.js';
-import type { Flavour, PasidPlacement, Teardown } from '../../core/types.js';
+import type { PasidPlacement, Teardown } from '../../core/types.js';
+import type { Flavour } from '../../hw/vendor.js';
 import { InputError } from '../../runtime/errors.js';
 import type { Wire } from '../../runtime/model.js';
 import { int, oneOf, type PresetSpec, parsePreset, pick } from '../params/define.js';

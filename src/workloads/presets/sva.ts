@@ -2,7 +2,8 @@
 // bind, DMA, fault, munmap, unbind and exit (built-in scripts, random rates or a scenario's script), the kernel's
 // own DMA users — its parameters picked from the model's (src/workloads/params/), its defaults, its topology.
 // The workload it builds is src/workloads/sva.ts's.
-import { DRIVER_BUGS, type DriverBug, type Flavour, SVA_PASID_FREES } from '../../core/types.js';
+import { DRIVER_BUGS, type DriverBug, SVA_PASID_FREES } from '../../core/types.js';
+import type { Flavour } from '../../hw/vendor.js';
 import { MM_BUGS, type MmBug } from '../../kernel/mm/mm.js';
 import { type Script, SCRIPTS } from '../../actors/process.js';
 import { DEFAULT_RATES } from '../../actors/random-process.js';

@@ -1,0 +1,7 @@
+// The vendors the model knows, by the flavour a topology names (src/hw/vendor.ts says what each provides).
+import { AMD_VI } from './amd/amd.js';
+import { ARM_SMMU_V3 } from './smmuv3/smmuv3.js';
+import type { Flavour, Vendor } from './vendor.js';
+import { INTEL_VTD } from './vtd/vtd.js';
+
+export const VENDORS: Readonly<Record<Flavour, Vendor>> = { vtd: INTEL_VTD, amd: AMD_VI, smmuv3: ARM_SMMU_V3 };
