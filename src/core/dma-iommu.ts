@@ -1,7 +1,7 @@
 // The DMA API's side of the IOMMU core (seed 001): drivers/iommu/dma-iommu.c (iommu_dma_map_page /
 // iommu_dma_unmap_page) and the DMA-API parts of drivers/iommu/iommu.c (iommu_probe_device and
 // iommu_setup_default_domain). At probe a device gets a default DMA domain — one per IOMMU instance shared by its
-// devices (what seed 001 argues for: address spaces are scarce), one per device (what the ARM code did), or none,
+// devices (what seed 001 argues for: address spaces are scarce), one per device (what one vendor's DMA code did), or none,
 // leaving the driver to manage its own (a composite DRM device): the `defaultDomain` policy is the implementation
 // of iommu_setup_default_domain. dma_map/unmap then go through that domain, an unmap flushing the IOTLB and ATC
 // of every device attached to it. VFIO takes a device off its default domain only once the host driver has let

@@ -505,7 +505,7 @@ function leakCheck(k: Kernel, a: Ioasid): void {
 // ---- capacity and sets ----
 
 /**
- * ioasid_install_capacity(total): before any allocation (the VT-d driver does it at init). Too late, or a second
+ * ioasid_install_capacity(total): before any allocation (an IOMMU driver does it at init). Too late, or a second
  * time, is refused with the kernel's WARN and -EBUSY; more than the storage holds is -EINVAL.
  */
 function installCapacity(k: Kernel, a: Ioasid) {

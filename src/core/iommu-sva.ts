@@ -1,7 +1,7 @@
-// Shared Virtual Addressing in the vendor-neutral core (drivers/iommu/iommu-sva.c; seed 000's iommu_bind_task,
-// intel_svm_bind_mm and amd_iommu_bind_pasid mapped onto one API): iommu_sva_bind_device(dev, mm, flags) returns
+// Shared Virtual Addressing in the vendor-neutral core (drivers/iommu/iommu-sva.c; seed 000's iommu_bind_task and
+// the vendors' bind calls mapped onto one API): iommu_sva_bind_device(dev, mm, flags) returns
 // a handle, iommu_sva_unbind_device(handle) undoes it, both under iommu_sva_lock. A bind goes through every
-// enabling check (the capability check is the same call without a PASID, as intel_svm_available() was), finds
+// enabling check (the capability check is the same call without a PASID, as the vendors' old availability checks were), finds
 // or makes the mm's struct iommu_mm_data (iommu_alloc_mm_data: mm->pasid allocated once per mm, published with
 // smp_store_release), shares the handle of an existing bond of (mm, device) — a refcount, only the last unbind
 // detaches and frees it —, and attaches the mm's SVA domain on the device's IOMMU to {device, PASID}. The SVA
@@ -53,7 +53,7 @@ import {
 /**
  * struct iommu_sva (include/linux/iommu.h: handle, dev, users), declared once: a bond in a static table (here a
  * handle is its slot + 1; every preset binds through it). It also holds what mainline reaches through it (handle.domain->mm, mm->iommu_mm->pasid) and what the
- * vendor bonds before it held (intel_svm's notifier and flags).
+ * vendor bonds before it held (a vendor bond's notifier and flags).
  */
 export const IOMMU_SVA = struct('iommu_sva', {
   used: word, // model: 1 while the table slot is allocated (kzalloc'd), 0 when free
@@ -61,9 +61,9 @@ export const IOMMU_SVA = struct('iommu_sva', {
   mm: word, // mm id + 1 (mainline: handle.domain->mm)
   pasid: word, // mainline: mm->iommu_mm->pasid
   users: word,
-  notifier: word, // the MMU notifier subscription, 0: none (init_mm) (intel_svm.notifier)
-  flags: word, // SVM_FLAG_* (intel_svm.flags)
-  released: word, // model: the notifier's release ran (intel_svm checked list_empty(&svm->devs))
+  notifier: word, // the MMU notifier subscription, 0: none (init_mm) (a vendor bond's notifier)
+  flags: word, // SVM_FLAG_* (a vendor bond's flags)
+  released: word, // model: the notifier's release ran (a vendor bond checked list_empty(&svm->devs))
   domain: word, // handle.domain: the SVA domain attached to {dev, pasid} (0: none yet)
   track: array(TRACK_WORDS), // model: kmemleak's allocation track
 });
@@ -149,7 +149,7 @@ export class Sva {
   /** Per device, per PASID: the mm bound there now (id + 1; the oracle's ground truth). */
   private readonly boundTable: number[] = [];
   private readonly notifierOps: number;
-  /** The SVA domains' MMU notifier ops (notifier=domain: intel_mmuops's place). */
+  /** The SVA domains' MMU notifier ops (notifier=domain: the driver's mmu_notifier_ops' place). */
   private readonly domainOps: number;
   private readonly sva: ViewOf<typeof IOMMU_SVA>;
   private readonly mmData: number;
@@ -727,7 +727,7 @@ export class Sva {
     return out;
   }
 
-  /** The domain notifier's release (intel_mm_release): every {device, PASID} of the domain stops walking mm. */
+  /** The domain notifier's release (the driver's mm release): every {device, PASID} of the domain stops walking mm. */
   *domainRelease(t: KTask, mm: MmStruct, dom: number): KGen {
     const k = this.k;
     const bonds = yield* k.step(t, 'list_for_each_entry(dev_pasid, &domain->dev_pasids)', () => this.bondsOf(t, mm, dom, true));
@@ -765,7 +765,7 @@ export class Sva {
     });
     const ops = this.ops(dev);
     const svm = this.svm[dev.index];
-    // AMD IOMMUv2's mn_release calls the driver's invalidate_ctx callback before tearing the context down.
+    // A driver whose mn_release tells the device driver first (releaseNotifiesDriver) calls its invalidate_ctx callback before tearing the context down.
     if (ops.releaseNotifiesDriver && svm) yield* svm.invalidate_pasid(t, dev, pasid, 0);
     if (flush) yield* ops.remove_dev_pasid(t, dev, pasid, svaDomain(mm, 0), 'release');
   }

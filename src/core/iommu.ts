@@ -17,7 +17,7 @@
 // is the lookup the page-fault path makes, under group->mutex or, as the seed asks ("RCU out of the
 // xarray"), under rcu_read_lock() alone — which is only sound if nobody frees a domain a reader may still
 // hold (see sva-domain.ts). The driver side (attach_dev, set_dev_pasid, remove_dev_pasid) is the IOMMU driver's
-// ops table (ops.ts: iommu_ops, iommu_domain_ops), a vendor's (hw/vtd, hw/amd, hw/smmuv3).
+// ops table (ops.ts: iommu_ops, iommu_domain_ops), a vendor's (src/hw/<vendor>/).
 // The entries of group->pasid_array are tagged as mainline's: a domain attached bare, or a struct
 // iommu_attach_handle (an SVA bond's, an iommufd fault object's) naming its domain — iommu_attach_handle_get finds
 // the handle of {group, PASID}. A user-space driver takes a group with iommu_group_claim_dma_owner: the blocking
@@ -75,7 +75,7 @@ export interface DomainConfig {
   readonly addressSpaces: number;
   /** I/O page tables for DMA and paging domains (address spaces of the mm layer no process uses). */
   readonly pageTables: readonly MmStruct[];
-  /** Name of instance i, for errors: `smmu0`. */
+  /** Name of instance i, for errors (the unit's name as its driver prints it). */
   unitName(i: number): string;
   /** The mm of an id (an SVA domain's domain->mm, for the driver that installs it); absent: none known. */
   mmOf?(id: number): MmStruct | undefined;
@@ -576,7 +576,7 @@ export class IommuGroups {
    * iommu_release_device: the driver's release_device first (iommu_deinit_device: it stops the device using any
    * domain), then the device leaves its group — whose release, when it was the last, frees the group's domains.
    * The other order was 9ac8545199a1's use-after-free ("iommu: Fix use-after-free in iommu_release_device": the
-   * group's release freed the default domain, then arm_smmu_release_device detached the device from it);
+   * group's release freed the default domain, then the driver's release_device detached the device from it);
    * mainline does both under group->mutex in __iommu_group_remove_device, in the same order.
    */
   private *impl_iommu_release_device(t: KTask, dev: GroupDevice): KGen {
@@ -602,7 +602,7 @@ export class IommuGroups {
     yield* mutex_unlock(k, t, g.mutex);
   }
 
-  /** model: the driver's per-device pointer to the domain its RID is attached to (intel's info->domain). */
+  /** model: the driver's per-device pointer to the domain its RID is attached to (the driver's per-device domain pointer). */
   private devDomain(dev: GroupDevice): number {
     return this.k.i32[this.k.mem.statics + this.attached + dev.index] as number;
   }
@@ -626,8 +626,8 @@ export class IommuGroups {
   }
 
   /**
-   * model: what the driver's release_device does to the device's PASID table as a whole (intel_pasid_free_table
-   * once the context entry is cleared; arm_smmu_release_device's abort STE and arm_smmu_free_cd_tables): no PASID
+   * model: what the driver's release_device does to the device's PASID table as a whole (its PASID or
+   * context-descriptor table freed once the device-level entry is cleared or set to abort): no PASID
    * entry of dev stays reachable or cached. The pasid_array's entries stay until their owners detach (then dev,
    * no longer in the group, is not touched again).
    */

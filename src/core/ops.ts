@@ -1,6 +1,6 @@
 // include/linux/iommu.h: the one ops table an IOMMU driver gives the core — struct iommu_ops (per IOMMU
 // instance: feature checks, PASID removal, the ops of the domains it allocates) and struct iommu_domain_ops (per
-// domain: attach_dev, set_dev_pasid, the IOTLB sync). The vendor drivers (hw/vtd, hw/amd, hw/smmuv3) implement
+// domain: attach_dev, set_dev_pasid, the IOTLB sync). The vendor drivers (src/hw/<vendor>/) implement
 // it; the core reaches a driver only
 // through it (dev_iommu_ops) and names no vendor. Member names are mainline's; the few members mainline does not
 // have are marked "model:" and say which mainline path they stand for.
@@ -52,11 +52,11 @@ export type RemoveWhy = 'unbind' | 'release';
 
 /** struct iommu_ops. */
 export interface IommuOps {
-  /** model: the driver's name as the kernel prints it (`intel-iommu`, `AMD-Vi`, `arm-smmu-v3`). */
+  /** model: the driver's name as the kernel prints it (its dev_name prefix). */
   readonly driver: string;
   /** model: the placement this driver's own PASIDs follow when the policy says `native`. */
   readonly nativePasid: Exclude<PasidPlacement, 'native'>;
-  /** model: AMD IOMMUv2's mn_release tells the device driver first (amd_iommu_set_invalidate_ctx_cb). */
+  /** model: the driver's mn_release tells the device driver first (an invalidate_ctx callback the device driver set). */
   readonly releaseNotifiesDriver: boolean;
   /**
    * dev_enable_feat(dev, IOMMU_DEV_FEAT_SVA): 0, or -errno and why, when this IOMMU cannot do SVA for dev (beyond
@@ -69,14 +69,14 @@ export interface IommuOps {
   remove_dev_pasid(t: KTask, dev: DeviceInfo, pasid: number, domain: IommuDomain, why: RemoveWhy): KGen;
   /**
    * model: wait until no page request of {dev, pasid} is queued or being handled — the drain mainline does in
-   * remove_dev_pasid (intel_drain_pasid_prq) or through iopf_queue_flush_dev.
+   * remove_dev_pasid (its own drain of the page request queue) or through iopf_queue_flush_dev.
    */
   drain_prq(t: KTask, dev: DeviceInfo, pasid: number): KGen;
   /**
    * release_device(dev): the device leaves the IOMMU core (iommu_deinit_device, on BUS_NOTIFY_REMOVED_DEVICE). The
    * driver must stop using the domain its RID is attached to (set it blocking) and free its per-device data: the
    * group's domains are freed after it returns. model: `domain` is what the driver's per-device data points at
-   * (intel's info->domain, arm-smmu's master->domain), kept by the core. Absent: nothing to do per device.
+   * (the driver's per-device domain pointer), kept by the core. Absent: nothing to do per device.
    */
   release_device?(t: KTask, dev: DeviceInfo, domain: IommuDomain): KGen;
   /** The ops of the domains this driver allocates (paging, and — one table in this model — SVA domains). */

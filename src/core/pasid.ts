@@ -2,10 +2,10 @@
 // iommu_free_pasid (drivers/iommu/iommu-sva.c's iommu_sva_alloc_pasid / iommu_sva_free_pasid, today's
 // iommu_alloc_global_pasid), whose implementation is the placement policy — where a PASID comes from:
 //   system     the system ioasid_set of the kernel's one IOASID allocator (ioasid.ts): one space for every IOMMU;
-//   per-iommu  an IDA per IOMMU instance (Intel's old per-iommu idr): two IOMMUs may hand out the same PASID for
+//   per-iommu  an IDA per IOMMU instance (a driver's old per-IOMMU idr): two IOMMUs may hand out the same PASID for
 //              different mms — the aliasing hazard of ENQCMD's one PASID per process;
-//   ssid       an IDA per SMMU, indexing its context descriptors (SSIDs);
-//   device     the device's driver (AMD IOMMUv2: the svm ops' alloc_pasid);
+//   ssid       an IDA per IOMMU instance, indexing its context descriptors (substream IDs);
+//   device     the device's driver (the svm ops' alloc_pasid: device-allocated PASIDs);
 //   native     each IOMMU driver's own default (IommuOps.nativePasid).
 // A PASID is shared by every bind of the same mm in the same scope (one PASID per process) unless PRIVATE_PASID
 // asks for a new one, and freed when its last bind goes. A quarantined PASID (teardown "bounded wait then
@@ -339,7 +339,7 @@ export class PasidAllocator {
   }
 
   /**
-   * The system ioasid_set, allocated on first use with the whole capacity as its quota (the VT-d driver's init
+   * The system ioasid_set, allocated on first use with the whole capacity as its quota (an IOMMU driver's init
    * in the series); a racing first use finds it made (-EEXIST) and takes it.
    */
   private *systemSet(t: KTask): KGen<number> {

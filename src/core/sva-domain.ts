@@ -54,7 +54,7 @@ export interface SvaBind {
 
 /**
  * An SVA domain's MMU notifier (mainline: domain->notifier, registered by the driver's domain_alloc_sva —
- * intel_svm_domain_alloc — and put by its domain free; free_notifier frees the domain an SRCU grace period
+ * the vendor's SVA domain alloc — and put by its domain free; free_notifier frees the domain an SRCU grace period
  * later). Set by the SVA core when its notifier policy is `domain`; absent, a domain has none.
  */
 export interface SvaDomainNotifier {

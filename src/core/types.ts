@@ -1,6 +1,6 @@
 // The vendor-neutral IOMMU core's vocabulary (seed 000): devices and their PCI capabilities, bind flags, the
 // policies the seeds argue about, and the ops a device driver registers (the svm ops of seed 000:
-// invalidate_pasid, the fault handler, and AMD's device-allocated PASIDs). The IOMMU driver's ops table
+// invalidate_pasid, the fault handler, and device-allocated PASIDs). The IOMMU driver's ops table
 // (struct iommu_ops / iommu_domain_ops) is in ops.ts. The core reaches a vendor or a device only through these.
 import type { KTask } from '../kernel/context.js';
 import type { KGen } from '../kernel/kernel.js';
@@ -73,7 +73,7 @@ export interface DeviceCaps {
   readonly ats: boolean;
   readonly pri: boolean;
   readonly pasid: boolean;
-  /** Max PASID Width of the PASID capability (SSID bits for an SMMU master). */
+  /** Max PASID Width of the PASID capability (substream ID bits where the IOMMU calls PASIDs so). */
   readonly pasidBits: number;
 }
 
@@ -95,7 +95,7 @@ export const RESP_SUCCESS = 0;
 export const RESP_INVALID = 1;
 export const RESP_FAILURE = 0xf;
 
-/** What a device driver gives the core (seed 000's iommu_svm_ops, with AMD's callbacks mapped onto it). */
+/** What a device driver gives the core (seed 000's iommu_svm_ops, with the vendors' device-driver callbacks mapped onto it). */
 export interface SvmOps {
   /**
    * Ask the device to stop using pasid and wait until it has ("can basically take for ever"). With a timeout
@@ -108,7 +108,7 @@ export interface SvmOps {
   drained(dev: DeviceInfo, pasid: number): boolean;
   /** The fault handler: a page request the core could not resolve; returns the response code to send. */
   fault?(t: KTask, dev: DeviceInfo, pasid: number, vpn: number, write: boolean): KGen<number>;
-  /** Device-allocated PASIDs (AMD IOMMUv2: the driver picks and passes the PASID). */
+  /** Device-allocated PASIDs (the device driver picks and passes the PASID). */
   alloc_pasid?(t: KTask, dev: DeviceInfo, min: number, max: number): KGen<number>;
   free_pasid?(t: KTask, dev: DeviceInfo, pasid: number): KGen;
   /** The PASIDs it has allocated now (reads only), for the core's leak check. */
