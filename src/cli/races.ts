@@ -5,7 +5,7 @@
 // shows it on some schedules only is a race, with the fraction of schedules that show it.
 import { readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { fmtFraction } from '../report/markdown.js';
+import Table from 'cli-table3';
 import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { Coverage, statesByKind } from '../scenario/coverage.js';
 import { expectationFor } from '../scenario/expect.js';
@@ -34,8 +34,9 @@ export interface RaceRow {
   /** showing / schedules, when the variant expects a finding. */
   readonly fraction: number | null;
   readonly class: HazardClass | null;
-  /** The title of the first decisive schedule's first finding. */
+  /** The title of the first decisive schedule's first finding, and its kind. */
   readonly finding: string | null;
+  readonly findingKind: string | null;
   readonly firstSeed: number | null;
   readonly ok: boolean;
   readonly verdict: readonly string[];
@@ -100,6 +101,7 @@ export async function raceRow(file: string, s: Scenario, fixed: boolean, signal?
     fraction: expects && t.schedules > 0 ? t.shows / t.schedules : null,
     class: expects ? hazardClass(t.shows, t.schedules) : null,
     finding: j.outcome.findings[0]?.title ?? null,
+    findingKind: j.outcome.findings[0]?.kind ?? null,
     firstSeed: t.decisive?.seed ?? null,
     ok: j.verdict.ok,
     verdict: j.verdict.lines,
@@ -117,18 +119,62 @@ export function statesLine(rows: readonly RaceRow[]): string {
     .join('; ');
 }
 
-/** The terminal table's row: short cells (the JSON has them whole). */
-export function tableRow(r: RaceRow): Record<string, string> {
-  const kinds = Object.entries(r.byKind)
-    .map(([k, n]) => `${k} ${n}`)
-    .join(', ');
-  return {
-    script: r.script,
-    seed: r.seed ?? '',
-    policy: `${r.variant}: ${r.policy}`,
-    class: r.class ?? (r.variant === 'fix' ? '' : '—'),
-    'schedules showing it': r.expects.length > 0 ? fmtFraction(r.showing, r.schedules) : `${r.schedules} (expects none)`,
-    findings: kinds || 'none',
-    verdict: r.ok ? 'ok' : `FAILED: ${r.verdict.filter((l) => /NOT MET|none found|failed|check failed/.test(l)).join('; ')}`,
-  };
+/** The terminal table's columns and their widths: with two spaces between them, 120 columns in all. */
+const COLUMNS = [
+  ['race', 40],
+  ['seed', 4],
+  ['variant', 7],
+  ['finding', 40],
+  ['schedules', 11],
+  ['verdict', 8],
+] as const;
+
+/** What each variant showed, as an aligned table that fits 120 columns (long cells wrap; `--json` has them whole). */
+export function racesTable(rows: readonly RaceRow[]): string {
+  const table = new Table({
+    head: COLUMNS.map(([h]) => h),
+    colWidths: COLUMNS.map(([, w]) => w),
+    wordWrap: true,
+    chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '  ' },
+    style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0 },
+  });
+  for (const r of rows) table.push(tableRow(r));
+  return table
+    .toString()
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .join('\n');
+}
+
+/**
+ * `text` broken into lines of at most `width` after a hyphen or a slash where a word is longer than the line (the
+ * table wraps at spaces and would cut such a word), hard-broken where no such place is left.
+ */
+function breakLongWords(text: string, width: number): string {
+  return text
+    .split(' ')
+    .map((word) => {
+      const lines: string[] = [];
+      let rest = word;
+      while (rest.length > width) {
+        const at = Math.max(rest.lastIndexOf('-', width - 1), rest.lastIndexOf('/', width - 1));
+        const cut = at > 0 ? at + 1 : width;
+        lines.push(rest.slice(0, cut));
+        rest = rest.slice(cut);
+      }
+      return [...lines, rest].join('\n');
+    })
+    .join(' ');
+}
+
+/** One row's cells: the race's name, its seed, the variant, the first finding (kind: title), how many schedules showed it, the verdict. */
+export function tableRow(r: RaceRow): string[] {
+  const name = r.script.replace(/^races\//, '').replace(/\.(ya?ml|json|ts)$/, '');
+  const finding = r.finding === null ? 'none' : `${r.findingKind ?? '?'}: ${r.finding}`;
+  // A variant that expects a finding counts the schedules showing it; one that expects none, those with any.
+  const n = r.expects.length > 0 ? r.showing : r.withFinding;
+  const variant = r.variant === 'as written' ? 'as-is' : r.variant;
+  const cls = r.class === 'deterministic hazard' ? ' all' : '';
+  const width = (c: (typeof COLUMNS)[number][0]): number => COLUMNS.find(([h]) => h === c)?.[1] ?? 0;
+  return [breakLongWords(name, width('race')), r.seed ?? '', variant, breakLongWords(finding, width('finding')), `${n}/${r.schedules}${cls}`, r.ok ? 'ok' : 'FAILED'];
 }

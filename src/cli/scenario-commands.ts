@@ -20,7 +20,7 @@ import { counted, interrupts } from './interrupt.js';
 import { DURATION_FORMS, durationArg, intArg } from './options.js';
 import { checkOutputFile, writeOutput } from './output.js';
 import { progress } from './progress.js';
-import { policyWords, type RaceRow, raceFiles, raceRow, statesLine, tableRow } from './races.js';
+import { policyWords, type RaceRow, raceFiles, raceRow, racesTable, statesLine } from './races.js';
 import { replayAdvice } from './replay-advice.js';
 import { loadSchedule } from './schedule-file.js';
 import { stressRuns } from './stress.js';
@@ -320,8 +320,8 @@ export function registerScenarioCommands(program: Command): void {
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ ok, races: rows, stress })}\n`);
       } else {
-        console.table(rows.map(tableRow));
-        console.log('races: a deterministic hazard shows its finding on every schedule of its budget; a race on some (the fraction shown)');
+        console.log(racesTable(rows));
+        console.log('races: schedules: those showing the expected finding (a variant expecting none: those with any) of those run; `all`: a deterministic hazard, shown on every schedule — a race shows on some');
         console.log(`races: states covered: ${statesLine(rows)}`);
         if (stress) console.log(`stress: ${stress.runs} threaded runs of a mixed topology (vtd, amd, smmuv3), ${stress.dmas} DMAs, ${stress.failing} failing${stress.verdict.length > 0 ? `: ${stress.verdict.join('; ')}` : ''}`);
         console.log(ok ? (stop.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE');
