@@ -1,11 +1,13 @@
-// `npm run bench:report`: one run that measures everything and writes docs/BENCHMARKS.md — every benchmark suite
+// `npm run bench:report`: one run that measures everything and writes BENCHMARKS.md — every benchmark suite
 // (each in its own process, the `report` profile), the policy matrix (its throughput column taken from that same
-// run), and the charts (SVG files in docs/, linked from the Markdown); the raw JSON goes to docs/bench/. Sized to
-// finish in under 10 minutes on 2 cores.
+// run), and the charts (SVG files, linked from the Markdown); the raw JSON goes to bench/ beside them. Sized to
+// finish in under 10 minutes on 2 cores. It writes to bench-out/report/ (ignored by git), so that measuring
+// leaves the tree clean; `--docs` updates the committed docs/BENCHMARKS.md instead.
 //
-//   node dist/bench/report.js [--quick] [--out DIR] [--runs N] [--from DIR]
+//   node dist/bench/report.js [--quick] [--docs | --out DIR] [--runs N] [--from DIR]
 //     --quick     every suite's quick profile and a small matrix (a smoke run of the whole pipeline)
-//     --out DIR   where BENCHMARKS.md and the charts go (default docs/; the JSON in DIR/bench/)
+//     --docs      write docs/BENCHMARKS.md, its charts and docs/bench/ (the committed report)
+//     --out DIR   where BENCHMARKS.md and the charts go (default bench-out/report/; the JSON in DIR/bench/)
 //     --runs N    schedules per matrix configuration (default 120; fewer for a configuration once its schedules
 //                 took 50 000 steps — the random workload's take thousands each)
 //     --from DIR  measure nothing: remake the Markdown and the charts from DIR/bench.json and DIR/matrix.json
@@ -21,6 +23,8 @@ import { runBenchSuites, SUITE_NAMES } from './main.js';
 
 interface Args {
   readonly quick: boolean;
+  /** The command that makes this report again, as the Markdown names it. */
+  readonly command: string;
   readonly out: string;
   readonly runs: number;
   readonly from?: string;
@@ -35,7 +39,12 @@ function parseArgs(argv: readonly string[]): Args {
   const runs = Number(value('--runs') ?? (quick ? 16 : 120));
   if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs: expected a positive integer, got ${value('--runs')}`);
   const from = value('--from');
-  return { quick, out: value('--out') ?? join(PACKAGE_ROOT, 'docs'), runs, ...(from ? { from } : {}) };
+  const docs = argv.includes('--docs');
+  const out = value('--out');
+  if (docs && out !== undefined) throw new Error('--docs and --out: give one (--docs is --out docs/)');
+  const flags = [quick ? '--quick' : '', docs ? '--docs' : ''].filter((f) => f !== '');
+  const command = `npm run bench:report${flags.length > 0 ? ` -- ${flags.join(' ')}` : ''}`;
+  return { quick, command, out: docs ? join(PACKAGE_ROOT, 'docs') : (out ?? join(PACKAGE_ROOT, 'bench-out', 'report')), runs, ...(from ? { from } : {}) };
 }
 
 const log = (line: string): void => {
@@ -93,7 +102,7 @@ async function main(): Promise<void> {
     charts: charts.map(({ file, title, section }) => ({ file, title, section })),
     wallSeconds,
     dataDir: relative(a.out, dataDir) || '.',
-    command: a.quick ? 'npm run bench:report -- --quick' : 'npm run bench:report',
+    command: a.command,
   });
   writeFileSync(join(a.out, 'BENCHMARKS.md'), md);
   log(`bench:report: wrote ${join(a.out, 'BENCHMARKS.md')} and ${charts.length} charts in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
