@@ -116,3 +116,12 @@ export class StepClock {
     if (this.hold) this.heldUs = -1;
   }
 }
+
+/** Spin `ns` nanoseconds of real time on this thread (the threaded runtime's hardware busy time). */
+export function spinFor(ns: number): void {
+  if (ns <= 0) return;
+  const until = performance.now() + ns / 1e6;
+  while (performance.now() < until) {
+    // spin: the hardware is busy, and so is the thread hosting it
+  }
+}
