@@ -4,6 +4,9 @@
 // worker loop on real time (its event loop is asleep in Atomics.wait most of the time, so setTimeout would
 // never run). A fired timer is a step like a delivery: it takes a ticket and is recorded.
 
+/** Simulated cost of one step in the deterministic runtime, in ms (1 µs); a kernel task's step is that much CPU time. */
+export const STEP_MS = 0.001;
+
 /** XState's Clock shape (xstate does not export the type from its entry point). */
 export interface ActorClock {
   setTimeout(fn: () => void, ms: number): number;

@@ -7,7 +7,7 @@
 // blocked tasks left, to what the monitor still waits to see (a watchdog's timeout). Same workload + same scheduler seed ⇒ the same trace, byte for byte. A replay
 // of a deterministic recording computes the same times again; a replay of a threaded one is handed the time
 // each step was taken at, and fires a timer when the recording says it fired.
-import { Timers } from './clock.js';
+import { STEP_MS, Timers } from './clock.js';
 import { ActorHost } from './host.js';
 import {
   type AtomicDone,
@@ -34,8 +34,7 @@ import { watchEnter, watchLeave } from './watchdog.js';
 /** Receivers are actors or pseudo-actors (≥ -8: model.ts), never tasks: this makes each an array index. */
 const RECEIVER_BIAS = 8;
 
-/** Simulated cost of one step, in ms (1 µs). */
-export const STEP_MS = 0.001;
+export { STEP_MS };
 
 /** Below this (ms: 0.1 ns) two simulated times are the same (sums of ms fractions round). */
 const TIME_EPS = 1e-7;
