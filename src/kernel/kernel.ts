@@ -97,7 +97,7 @@ const YIELDED: { done: false; value: Point } = { done: false, value: { label: ''
 const RETURNED: { done: true; value: unknown } = { done: true, value: undefined };
 
 /**
- * A scheduling point of a kernel task (one object, no closures of its own: points are made at every step). It
+ * A scheduling point of a kernel task (one object, no closures of its own but a busy-wait's ready: points are made at every step). It
  * is also the generator k.step() returns — it yields itself once and returns what it was resumed with — so
  * that `yield* k.step(…)` costs no generator of its own.
  */
@@ -107,18 +107,29 @@ class KPoint<T> implements Point<T>, Generator<Point, T, unknown> {
   readonly watch: readonly number[] | undefined;
   /** As a generator: 0 before the yield, 1 suspended at it, 2 done. */
   private state = 0;
+  readonly ready: () => boolean;
+  /** SPINS: when it was first found not ready (it spins from then on), or -1. */
+  private spunFrom = -1;
 
   constructor(
     private readonly k: Kernel,
     private readonly t: KTask,
     readonly label: string,
-    readonly ready: () => boolean,
+    ready: () => boolean,
     private readonly fn: (env: StepEnv) => T,
     waits: Waits | undefined,
     private readonly mode: Mode,
-    /** When the point was made (a spin's CPU time runs from then). */
-    private readonly since: number,
   ) {
+    // A busy-wait spins from when it is first found not ready: until then the task was only not yet scheduled
+    // (by the simulator, which is not a CPU's time).
+    this.ready =
+      mode === SPINS
+        ? () => {
+            const r = ready();
+            if (!r && this.spunFrom < 0) this.spunFrom = k.now();
+            return r;
+          }
+        : ready;
     if (waits) {
       this.blockedOn = () => this.waitingOn(waits);
       this.wakeAt = waits.wakeAt;
@@ -134,7 +145,7 @@ class KPoint<T> implements Point<T>, Generator<Point, T, unknown> {
     const t = this.t;
     t.lastStep = env.step;
     if (this.mode === RESCHEDS) t.cpuMs = 0;
-    else this.k.ranFor(t, this.mode === SPINS ? STEP_MS + this.k.now() - this.since : STEP_MS, env.step);
+    else this.k.ranFor(t, this.mode === SPINS && this.spunFrom >= 0 ? STEP_MS + this.k.now() - this.spunFrom : STEP_MS, env.step);
     if (t.waits) this.k.waited(t);
     return this.fn(env);
   }
@@ -708,12 +719,12 @@ export class Kernel implements Monitor {
    * is not ready the task is waiting on `waits.what` (for hung-task and deadlock reports).
    */
   point<T>(t: KTask, label: string, ready: () => boolean, perform: (env: StepEnv) => T, waits?: Waits): Point<T> {
-    if (!waits) return new KPoint(this, t, label, ready, perform, undefined, RUNS, 0);
+    if (!waits) return new KPoint(this, t, label, ready, perform, undefined, RUNS);
     const since = this.now();
     const spins = waits.spins === true;
     this.waiting.set(t, { what: waits.what, since, spins, ...(waits.holder ? { holder: waits.holder } : {}) });
     t.waits = true;
-    return new KPoint(this, t, label, ready, perform, waits, spins ? SPINS : RESCHEDS, since);
+    return new KPoint(this, t, label, ready, perform, waits, spins ? SPINS : RESCHEDS);
   }
 
   /** The task's waiting point was performed: it waits no more. */
@@ -724,7 +735,7 @@ export class Kernel implements Monitor {
 
   /** A point that is always ready: an update of shared state that must be ordered against the others. */
   step<T>(t: KTask, label: string, perform: (env: StepEnv) => T): KGen<T> {
-    return new KPoint(this, t, label, ALWAYS, perform, undefined, RUNS, 0);
+    return new KPoint(this, t, label, ALWAYS, perform, undefined, RUNS);
   }
 
   /**
@@ -734,7 +745,7 @@ export class Kernel implements Monitor {
    */
   resched<T>(t: KTask, label: string, perform: (env: StepEnv) => T): KGen<T> {
     const can = !t.inAtomic() && !t.irqsDisabled;
-    return new KPoint(this, t, label, ALWAYS, perform, undefined, can ? RESCHEDS : RUNS, 0);
+    return new KPoint(this, t, label, ALWAYS, perform, undefined, can ? RESCHEDS : RUNS);
   }
 
   /** Run a kernel function with its name on the call chain. */

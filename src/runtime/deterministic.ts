@@ -3,7 +3,7 @@
 // per-channel FIFO, as the threaded transport guarantees), an atomic operation on shared memory, a due timer,
 // or a task's next scheduling point. Time is simulated: each step costs STEP_MS; an actor whose hardware was busy
 // handling a message (BusyEffect: a command's or a table fetch's cost) takes no delivery until that time has
-// passed; when nothing else can run, time jumps to the next timer, timeout or end of busy time, and with only
+// passed (its timers still fire); when nothing else can run, time jumps to the next timer, timeout or end of busy time, and with only
 // blocked tasks left, to what the monitor still waits to see (a watchdog's timeout). Same workload + same scheduler seed ⇒ the same trace, byte for byte. A replay
 // of a deterministic recording computes the same times again; a replay of a threaded one is handed the time
 // each step was taken at, and fires a timer when the recording says it fired.
