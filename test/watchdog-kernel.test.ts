@@ -3,13 +3,19 @@
 // RCU stall detector (a grace period held up past rcu_cpu_stall_timeout) and khungtaskd (a task reported only
 // once it has been blocked for hung_task_timeout_secs, saying how long). The clock gets there because a delay is
 // a time the deterministic runtime moves on to when nothing else can run.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { KTask } from '../src/kernel/context.js';
 import { cond_resched, mdelay, msleep, udelay } from '../src/kernel/delay.js';
 import type { Kernel, KernelOptions, KGen } from '../src/kernel/kernel.js';
 import { rcu_init, rcu_read_lock, rcu_read_unlock, synchronize_rcu } from '../src/kernel/rcu.js';
 import { defineSpinlock, spin_lock, spin_unlock } from '../src/kernel/spinlock.js';
-import type { Finding } from '../src/runtime/model.js';
+import { runDeterministic } from '../src/runtime/deterministic.js';
+import type { Finding, Wire } from '../src/runtime/model.js';
+import { RandomScheduler } from '../src/runtime/schedulers/random.js';
+import { buildSva } from '../src/workloads/sva.js';
 import { kernel, runOnce, tasksWorkload, words } from './kernel-harness.js';
 
 const SEEDS = [1, 2, 3];
@@ -241,5 +247,47 @@ describe('hung task (kernel/hung_task.c) on simulated time', () => {
   it('hung_task_timeout_secs is the scenario\'s: 30 s reports the 100 s wait', () => {
     const { findings } = run({ hungTaskSecs: 30 }, wokenAfter(100), 1);
     expect(findings.map((f) => f.title.replace(/:\d+ /, ':N '))).toEqual(['INFO: task waiter:N blocked for more than 30 seconds.']);
+  });
+});
+
+describe('in the model: a planted loop in a patched iommu_sva_unbind_device (a test-only extension)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'softlockup-'));
+  /** An unbind that first polls 25 000 × udelay(1000), with or without cond_resched(), then unbinds. */
+  const patch = (resched: boolean): string => {
+    const file = join(dir, `poll-${resched}.cjs`);
+    writeFileSync(
+      file,
+      `exports.extend = (ctx) => {
+        const orig = ctx.coreStep('unbind');
+        const { udelay, cond_resched } = ctx.kernel.delay;
+        ctx.setCoreStep('unbind', function* (t, handle) {
+          yield* ctx.k.call(t, 'planted_unbind_poll', (function* () {
+            for (let i = 0; i < 25000; i++) {
+              yield* udelay(ctx.k, t, 1000);
+              ${resched ? 'yield* cond_resched(ctx.k, t);' : ''}
+            }
+          })());
+          return yield* orig(t, handle);
+        });
+      };`,
+    );
+    return file;
+  };
+  const once = (params: Record<string, Wire>, seed: number) => {
+    const built = buildSva(params);
+    const s = new RandomScheduler(seed);
+    s.newExecution();
+    return runDeterministic({ workload: built.workload, seed, scheduler: s, keepGoing: true });
+  };
+
+  it('without cond_resched(): the soft lockup, naming the process and the patched function; with it: nothing', () => {
+    const bad = once({ processes: 1, script: 'life', extension: patch(false) }, 1);
+    const lockups = of(bad.findings, 'soft_lockup');
+    expect(lockups.map((f) => f.title)).toEqual([expect.stringMatching(/^watchdog: BUG: soft lockup - CPU#\d stuck for 20s! \[proc0:\d+\]$/)]);
+    expect(lockups[0]?.text).toContain(' planted_unbind_poll');
+    expect(lockups[0]?.text).toContain(' iommu_sva_unbind_device');
+    const good = once({ processes: 1, script: 'life', extension: patch(true) }, 1);
+    expect(good.findings).toEqual([]);
+    expect(good.check.counters.unbinds).toBe(1);
   });
 });
