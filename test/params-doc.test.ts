@@ -4,6 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { costsMarkdown } from '../src/hw/costs.js';
+import { VENDORS } from '../src/hw/vendors.js';
 import { parsePreset } from '../src/workloads/params/define.js';
 import { PRESETS, parametersMarkdown, presetHelp, stepsMarkdown } from '../src/workloads/docs.js';
 
@@ -16,6 +18,11 @@ describe('parameters', () => {
   it('docs/steps.md is generated from the step schemas', () => {
     const file = readFileSync(join(import.meta.dirname, '..', 'docs', 'steps.md'), 'utf8');
     expect(file).toBe(stepsMarkdown());
+  });
+
+  it("docs/costs.md is generated from the vendors' cost tables", () => {
+    const file = readFileSync(join(import.meta.dirname, '..', 'docs', 'costs.md'), 'utf8');
+    expect(file).toBe(costsMarkdown(VENDORS));
   });
 
   it("each preset's schema covers exactly its defaults, and its defaults pass it", () => {

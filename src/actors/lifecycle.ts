@@ -5,10 +5,10 @@
 // HwOut per actor whose effects go out in one emit, the hardware's state staying in its class and in shared
 // memory where the oracles and the driver read it.
 import { type AnyStateMachine, type AnyStateNodeConfig, createMachine, emit } from 'xstate';
-import { burn, type Hardware, type HwOut } from '../hw/out.js';
+import type { Hardware, HwOut } from '../hw/out.js';
 import type { HwMessage } from '../hw/messages.js';
 import type { Kernel } from '../kernel/kernel.js';
-import { type Effect, type LaterEffect, type ModelEvent, sendEffect, spawnEffect } from '../runtime/model.js';
+import { type BusyEffect, type Effect, type LaterEffect, type ModelEvent, sendEffect, spawnEffect } from '../runtime/model.js';
 
 /** Reports refused events: once per (actor, state, event) in an execution (one bad message tends to repeat). */
 export class Refusals {
@@ -51,12 +51,15 @@ function describe(e: ModelEvent): string {
  * once per guard of its `always` list).
  */
 export function handleAction(hw: Hardware, self: number, step: () => number, settled: () => void = () => undefined) {
-  let said: (Effect | LaterEffect)[] = [];
+  let said: (Effect | LaterEffect | BusyEffect)[] = [];
   const out: HwOut = {
     send: (to, msg) => said.push(sendEffect(to, msg)),
     later: (msg, ms) => said.push({ type: 'rt.later', event: msg, ms }),
     spawn: (task, args, name) => said.push(spawnEffect(task, args, name)),
-    busy: burn,
+    // The runtime carries the busy time out (ActorHost): simulated in the deterministic one, spun in the threaded.
+    busy: (ns) => {
+      if (ns > 0) said.push({ type: 'rt.busy', ns });
+    },
   };
   return emit(({ event }: { event: HwMessage }) => {
     said = [];

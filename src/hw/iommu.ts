@@ -10,7 +10,7 @@ import type { DeviceInfo } from '../core/types.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { ptePfn } from '../kernel/mm/pagetable.js';
 import { array, element, struct, type ViewOf, Word, type Words, word } from '../kernel/struct.js';
-import { burn } from './out.js';
+import type { HwOut } from './out.js';
 import { type CommandOp, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PAGE_RESP, OP_PC, OP_WAIT } from './flavour.js';
 
 // The unit's own memory is hardware state, not kernel structs: the layouts below are the model's, named after
@@ -73,7 +73,7 @@ export interface UnitOptions {
   readonly pcacheEntries: number;
   readonly queueDepth: number;
   readonly prqDepth: number;
-  /** Cost of one command, busy-waited by the hardware (ns). */
+  /** Cost of one command: the time the unit is busy executing it (ns; HwOut.busy). */
   readonly cmdCostNs: number;
 }
 
@@ -330,9 +330,12 @@ export class IommuUnit {
     return { op: cmd.op.get(at) as CommandOp, a: cmd.a.get(at), b: cmd.b.get(at), c: cmd.c.get(at), d: cmd.d.get(at) };
   }
 
-  /** Execute a command's effect on the unit's own caches; the actor does what reaches a device. */
-  execute(c: Command): void {
-    burn(this.opts.cmdCostNs);
+  /**
+   * Execute a command's effect on the unit's own caches; the actor does what reaches a device. The command takes
+   * the unit cmdCostNs of its time (HwOut.busy: simulated in the deterministic runtime).
+   */
+  execute(c: Command, out: Pick<HwOut, 'busy'>): void {
+    out.busy(this.opts.cmdCostNs);
     if (c.op === OP_IOTLB) {
       // a: tag (device or ASID), b: PASID (-1 with ASID tags), [c, d): vpn range, c = -1: all
       const tlb = this.tlb;

@@ -10,19 +10,12 @@ export interface HwOut {
   spawn(task: string, args: Wire, name?: string): void;
   /**
    * The message took the hardware `ns` of its time (a table fetch, a command's execution: the vendor's cost
-   * table): the unit is busy that long.
+   * table): the unit is busy that long — in the deterministic runtime its next delivery comes no sooner, on
+   * simulated time; in the threaded runtime the actor's thread spins that long in real time.
    */
   busy(ns: number): void;
 }
 
-/** Busy-wait ns nanoseconds of the machine's time. */
-export function burn(ns: number): void {
-  if (ns <= 0) return;
-  const until = performance.now() + ns / 1e6;
-  while (performance.now() < until) {
-    // spin
-  }
-}
 
 /** The hardware behind one actor: handles one message at a time; `step` dates what its oracles find. */
 export interface Hardware {

@@ -256,7 +256,7 @@ export class IommuHardware implements Hardware {
     this.stats.add('commands');
     if (c.op === OP_DEVTLB) {
       const dev = this.dev(c.a);
-      u.execute(c);
+      u.execute(c, out);
       this.atcWait = true;
       out.send(dev.actor, { type: 'atc.inv', pasid: c.b, s: c.c, e: c.d });
       return;
@@ -267,7 +267,7 @@ export class IommuHardware implements Hardware {
       this.stats.add('page_responses');
       out.send(dev.actor, { type: 'prs', grp: c.b, code: c.c });
     } else {
-      u.execute(c);
+      u.execute(c, out);
     }
     u.cmdqRetire();
     this.next(self, out);

@@ -10,6 +10,7 @@ import type { Stats } from '../core/stats.js';
 import type { DeviceInfo } from '../core/types.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { MmTable } from '../kernel/mm/mm.js';
+import type { HwCostTable } from './costs.js';
 import type { DriverEnv } from './driver.js';
 import type { FlavourSpec } from './flavour.js';
 import type { IommuUnit, UnitOptions } from './iommu.js';
@@ -40,6 +41,11 @@ export interface OpsEnv {
 export interface Vendor {
   readonly flavour: Flavour;
   readonly spec: FlavourSpec;
+  /**
+   * The hardware's costs in simulated time (src/hw/<vendor>/costs.ts, typed by src/hw/costs.ts): what its
+   * hardware hands HwOut.busy, and what docs/costs.md lists. Absent until the vendor fills its table in.
+   */
+  readonly costs?: HwCostTable;
   /** Unit `index`'s memory, for the devices behind it. */
   newUnit(k: Kernel, index: number, devices: readonly DeviceInfo[], opts: UnitOptions, actor: number): IommuUnit;
   /** The hardware behind the unit's actor. */

@@ -37,6 +37,13 @@ export class KTask {
   lastStep = -1;
   /** Whether the kernel holds a record of what it waits on (Kernel.point with waits; cleared when performed). */
   waits = false;
+  /**
+   * CPU time (simulated ms) it has run since its last scheduling point that could reschedule: its steps, its
+   * udelays and spin-waits (Kernel.point; the soft-lockup watchdog reads it).
+   */
+  cpuMs = 0;
+  /** The CPU it runs on, as reports name it: the model places no task, so the kernel numbers them (Kernel.started). */
+  cpu = 0;
 
   constructor(
     readonly self: TaskSelf,

@@ -10,6 +10,8 @@ export type FindingKind =
   | 'kasan'
   | 'rcu'
   | 'hung_task'
+  // kernel/watchdog.c's soft-lockup detector (kernel/watchdog.ts).
+  | 'soft_lockup'
   | 'deadlock'
   | 'refcount'
   | 'leak'

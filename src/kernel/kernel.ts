@@ -3,6 +3,7 @@
 // run's shared memory, lets it date findings by step, asks it about tasks left blocked (deadlock, hung task)
 // and for teardown checks (leaks). Primitives (spinlock.ts, mutex.ts, rcu.ts, …) are declared on a Kernel at
 // workload construction — identically in every thread — and keep their state in its shared memory.
+import { STEP_MS } from '../runtime/clock.js';
 import type { BlockedTask, Monitor, Wire } from '../runtime/model.js';
 import { type BlockedOn, type Point, type StepEnv, TASK_BASE, type TaskFactory, type TaskSelf, WATCH_NOTHING } from '../runtime/task.js';
 import { type ContextKind, KTask } from './context.js';
@@ -11,11 +12,12 @@ import { Lockdep } from './lockdep.js';
 import { DEFAULT_LAYOUT, KernelMemory, layoutWords, type MemoryLayout, StaticAllocator, stringHeapOffset } from './memory.js';
 import { type Fields, type StructType, type StructView, WordMemory } from './struct.js';
 import { KFuncRegistry, type KFnTable } from './kfunc.js';
+import { softLockupFinding } from './watchdog.js';
 
 /** A kernel code path: yields scheduling points, returns T. */
 export type KGen<T = void> = Generator<Point, T, unknown>;
 
-export type CheckerName = 'might_sleep' | 'lockdep' | 'kasan' | 'rcu' | 'hung_task' | 'deadlock' | 'refcount' | 'leaks';
+export type CheckerName = 'might_sleep' | 'lockdep' | 'kasan' | 'rcu' | 'rcu_stall' | 'hung_task' | 'soft_lockup' | 'deadlock' | 'refcount' | 'leaks';
 
 export interface KernelOptions {
   readonly layout?: Partial<MemoryLayout>;
@@ -23,8 +25,14 @@ export interface KernelOptions {
   readonly base?: number;
   /** All checkers are on unless switched off here. */
   readonly checkers?: Partial<Record<CheckerName, boolean>>;
-  /** hung_task_timeout_secs (simulated seconds in the deterministic runtime). */
+  /** hung_task_timeout_secs (simulated seconds in the deterministic runtime; 120 when not given). */
   readonly hungTaskSecs?: number;
+  /** watchdog_thresh (s; 10 when not given): a soft lockup is 2 × this of CPU time with no scheduling point; 0: off. */
+  readonly watchdogThresh?: number;
+  /** rcu_cpu_stall_timeout (s; 21 when not given): a grace period held up this long is an RCU stall. */
+  readonly rcuStallSecs?: number;
+  /** The machine's CPUs (8 when not given): a task's CPU in reports is its pid modulo them. */
+  readonly cpus?: number;
   /**
    * Tasks that may be inside RCU's read side, or one srcu_struct's, at once: the size of their reader tables
    * (a slot per reading task). A workload sizes it from its topology; 64 when not given.
@@ -37,6 +45,18 @@ export interface Waiting {
   readonly what: string;
   readonly since: number;
   readonly holder?: () => number | undefined;
+  /** A busy-wait on the CPU (Waits.spins): running, not blocked — CPU time, never a hung task. */
+  readonly spins: boolean;
+}
+
+/**
+ * A checker that watches the run's simulated time (rcu.ts's stall detector): looked at as time passes (tick),
+ * asked how far idle time must pass for it to see what it waits for, and at the end of a run with blocked tasks.
+ */
+export interface TimeWatcher {
+  tick(now: number): void;
+  /** The times at which it has something left to see. */
+  deadlines(): number[];
 }
 
 /** What a point that may block waits on (Kernel.point). */
@@ -56,6 +76,15 @@ export interface Waits {
 
 const ALWAYS = (): boolean => true;
 
+// What a point's step is to the CPU accounting of the soft-lockup watchdog (KPoint.mode).
+/** A step that runs: STEP_MS of CPU time. */
+const RUNS = 0;
+/** A point that may reschedule (a sleeping wait, cond_resched()): the CPU time since the last one starts again. */
+const RESCHEDS = 1;
+/** A busy-wait (Waits.spins): the step and the time waited are CPU time. */
+const SPINS = 2;
+type Mode = typeof RUNS | typeof RESCHEDS | typeof SPINS;
+
 /** Reader slots of RCU and of each srcu_struct when the workload does not size them. */
 export const DEFAULT_READER_SLOTS = 64;
 
@@ -68,7 +97,7 @@ const YIELDED: { done: false; value: Point } = { done: false, value: { label: ''
 const RETURNED: { done: true; value: unknown } = { done: true, value: undefined };
 
 /**
- * A scheduling point of a kernel task (one object, no closures of its own: points are made at every step). It
+ * A scheduling point of a kernel task (one object, no closures of its own but a busy-wait's ready: points are made at every step). It
  * is also the generator k.step() returns — it yields itself once and returns what it was resumed with — so
  * that `yield* k.step(…)` costs no generator of its own.
  */
@@ -78,15 +107,29 @@ class KPoint<T> implements Point<T>, Generator<Point, T, unknown> {
   readonly watch: readonly number[] | undefined;
   /** As a generator: 0 before the yield, 1 suspended at it, 2 done. */
   private state = 0;
+  readonly ready: () => boolean;
+  /** SPINS: when it was first found not ready (it spins from then on), or -1. */
+  private spunFrom = -1;
 
   constructor(
     private readonly k: Kernel,
     private readonly t: KTask,
     readonly label: string,
-    readonly ready: () => boolean,
+    ready: () => boolean,
     private readonly fn: (env: StepEnv) => T,
     waits: Waits | undefined,
+    private readonly mode: Mode,
   ) {
+    // A busy-wait spins from when it is first found not ready: until then the task was only not yet scheduled
+    // (by the simulator, which is not a CPU's time).
+    this.ready =
+      mode === SPINS
+        ? () => {
+            const r = ready();
+            if (!r && this.spunFrom < 0) this.spunFrom = k.now();
+            return r;
+          }
+        : ready;
     if (waits) {
       this.blockedOn = () => this.waitingOn(waits);
       this.wakeAt = waits.wakeAt;
@@ -101,6 +144,8 @@ class KPoint<T> implements Point<T>, Generator<Point, T, unknown> {
   perform(env: StepEnv): T {
     const t = this.t;
     t.lastStep = env.step;
+    if (this.mode === RESCHEDS) t.cpuMs = 0;
+    else this.k.ranFor(t, this.mode === SPINS && this.spunFrom >= 0 ? STEP_MS + this.k.now() - this.spunFrom : STEP_MS, env.step);
     if (t.waits) this.k.waited(t);
     return this.fn(env);
   }
@@ -277,6 +322,10 @@ export class Kernel implements Monitor {
   readonly base: number;
   readonly statics: StaticAllocator;
   readonly hungTaskSecs: number;
+  /** The soft-lockup threshold: 2 × watchdog_thresh, in ms of CPU time (Infinity: off). */
+  readonly softLockupMs: number;
+  readonly rcuStallSecs: number;
+  readonly cpus: number;
   readonly readerSlots: number;
   /** Contexts of the tasks running in this thread. */
   readonly tasks = new Map<number, KTask>();
@@ -292,6 +341,12 @@ export class Kernel implements Monitor {
   private readonly attachHooks: (() => void)[] = [];
   private readonly waiting = new Map<KTask, Waiting>();
   private readonly hungReported = new Set<number>();
+  private readonly lockupReported = new Set<number>();
+  private readonly watchers: TimeWatcher[] = [];
+  /** Tasks started in this execution (the next one's CPU is this mod cpus). */
+  private startedTasks = 0;
+  /** When the run last found only blocked tasks left (idleUntil): idle time passed from there. */
+  private idleFrom = 0;
   private leftBlocked = false;
   readonly lockdep: Lockdep;
   /** The model's kernel functions by name (kfunc.ts): defined by the modules that model them, patchable. */
@@ -305,6 +360,10 @@ export class Kernel implements Monitor {
     this.statics = new StaticAllocator(this.layout.staticWords);
     this.checkers = opts.checkers ?? {};
     this.hungTaskSecs = opts.hungTaskSecs ?? 120;
+    const thresh = opts.watchdogThresh ?? 10;
+    this.softLockupMs = thresh > 0 ? 2 * thresh * 1000 : Number.POSITIVE_INFINITY;
+    this.rcuStallSecs = opts.rcuStallSecs ?? 21;
+    this.cpus = opts.cpus ?? 8;
     this.readerSlots = opts.readerSlots ?? DEFAULT_READER_SLOTS;
     this.lockdep = new Lockdep(this);
     const heap = stringHeapOffset(this.layout, this.base);
@@ -383,6 +442,9 @@ export class Kernel implements Monitor {
     this.tasks.clear();
     this.waiting.clear();
     this.hungReported.clear();
+    this.lockupReported.clear();
+    this.startedTasks = 0;
+    this.idleFrom = 0;
     this.leftBlocked = false;
     for (const h of this.attachHooks) h();
   }
@@ -415,30 +477,86 @@ export class Kernel implements Monitor {
   }
 
   /**
-   * khungtaskd (kernel/hung_task.c, check_hung_task): each task of this thread blocked for hung_task_timeout_secs
-   * of simulated time is reported once, with how long it has really been blocked.
+   * The CPU a task runs on, as the soft-lockup and RCU-stall reports print it: the model has no scheduler placing
+   * tasks, so the n-th task to start in this thread's execution is on CPU n mod cpus (KTask.cpu). A task of
+   * another thread (threaded runtime): its pid mod cpus.
+   */
+  cpuOf(id: number): number {
+    const t = this.tasks.get(id);
+    return t ? t.cpu : (id - TASK_BASE) % this.cpus;
+  }
+
+  /** A checker of simulated time besides the kernel's own (rcu.ts's stall detector). */
+  watch(w: TimeWatcher): void {
+    this.watchers.push(w);
+  }
+
+  /** The task ran `ms` more of CPU time with no scheduling point (KPoint.perform): past the threshold, a soft lockup. */
+  ranFor(t: KTask, ms: number, step: number): void {
+    const cpu = t.cpuMs + ms;
+    t.cpuMs = cpu;
+    if (cpu > this.softLockupMs) this.softLockup(t, step, cpu);
+  }
+
+  /** kernel/watchdog.c's report, once per task and execution (the watchdog warns again only after a new touch). */
+  private softLockup(t: KTask, step: number, cpuMs: number): void {
+    if (!this.enabled('soft_lockup') || this.lockupReported.has(t.id)) return;
+    this.lockupReported.add(t.id);
+    this.report(softLockupFinding(t, t.cpu, step, cpuMs));
+  }
+
+  /** The task whose context this thread holds (RCU-stall reports name a reader by it). */
+  taskById(id: number): KTask | undefined {
+    return this.tasks.get(id);
+  }
+
+  /** What t waits on now, if it waits. */
+  waitOf(t: KTask): Waiting | undefined {
+    return this.waiting.get(t);
+  }
+
+  /**
+   * The watchdogs, as time passes: the soft-lockup watchdog for tasks spinning in a busy-wait (a running task
+   * is looked at when it takes its step), khungtaskd (kernel/hung_task.c, check_hung_task) for each task of this
+   * thread blocked for hung_task_timeout_secs of simulated time — once, with how long it has really been blocked
+   * — and the other watchers (RCU stalls).
    */
   tick(now: number): void {
-    if (!this.enabled('hung_task')) return;
+    const hung = this.enabled('hung_task');
     const limit = this.hungTaskSecs * 1000;
     for (const [t, w] of this.waiting) {
-      if (now - w.since >= limit && !this.hungReported.has(t.id)) {
+      if (w.spins) {
+        if (t.cpuMs + now - w.since > this.softLockupMs) this.softLockup(t, t.lastStep, t.cpuMs + now - w.since);
+      } else if (hung && now >= w.since + limit && !this.hungReported.has(t.id)) {
         this.hungReported.add(t.id);
         const holder = w.holder?.();
         this.report(this.hungTask(t.lastStep, t.comm, t.pid, w.what, holder, waitContext(t), now - w.since));
       }
     }
+    for (const w of this.watchers) w.tick(now);
   }
 
   /**
    * Only blocked tasks are left and nothing can wake them (no step, timer or timeout pending): idle time may pass,
-   * up to the moment khungtaskd would have seen every one of them blocked for the timeout. undefined: no task of
-   * this thread waits, or the hung-task checker is off.
+   * up to the moment the watchdogs would have seen every one of them — khungtaskd each blocked task blocked for
+   * its timeout, the soft-lockup watchdog each spinning one past its threshold, the RCU-stall detector each held
+   * grace period. undefined: nothing of this thread waits to be seen.
    */
   idleUntil(now: number): number | undefined {
-    if (!this.enabled('hung_task') || this.waiting.size === 0) return undefined;
-    let until = now;
-    for (const w of this.waiting.values()) until = Math.max(until, w.since + this.hungTaskSecs * 1000);
+    this.idleFrom = now;
+    let until: number | undefined;
+    const later = (d: number): void => {
+      if (d > now && d !== Number.POSITIVE_INFINITY) until = Math.max(until ?? d, d);
+    };
+    const hung = this.enabled('hung_task');
+    for (const [t, w] of this.waiting) {
+      if (w.spins) {
+        if (!this.lockupReported.has(t.id) && this.enabled('soft_lockup')) later(w.since + this.softLockupMs - t.cpuMs + STEP_MS);
+      } else if (hung && !this.hungReported.has(t.id)) {
+        later(w.since + this.hungTaskSecs * 1000);
+      }
+    }
+    for (const w of this.watchers) for (const d of w.deadlines()) later(d);
     return until;
   }
 
@@ -476,18 +594,30 @@ export class Kernel implements Monitor {
         }
       }
     }
+    // What the idle time showed the other watchers (RCU stalls), each as of when it would have seen it: nothing
+    // moved while only blocked tasks were left.
+    for (const w of this.watchers) {
+      for (const d of w.deadlines().sort((a, b) => a - b)) if (d <= now) w.tick(Math.max(d, this.idleFrom));
+    }
+    // A task left spinning runs (state R): the soft-lockup watchdog's, once past its threshold.
+    for (const b of blocked) {
+      const t = this.tasks.get(b.id);
+      const w = t && this.waiting.get(t);
+      if (t && w?.spins && !inCycle.has(b.id) && t.cpuMs + now - w.since > this.softLockupMs) this.softLockup(t, t.lastStep, t.cpuMs + now - w.since);
+    }
     // Everything else waits for ever: a hung task once the timeout has passed in simulated time; before that
     // (a runtime whose clock cannot skip ahead), what it is — blocked with nothing left to wake it.
     if (this.enabled('hung_task')) {
       for (const b of blocked) {
-        if (inCycle.has(b.id) || this.hungReported.has(b.id)) continue;
+        if (inCycle.has(b.id) || this.hungReported.has(b.id) || this.lockupReported.has(b.id)) continue;
         this.hungReported.add(b.id);
         const [comm, pid] = splitLabel(b.blockedOn?.who ?? b.name);
         const since = this.waitingSince(b.id);
         const elapsed = since === undefined ? undefined : now - since;
         const what = b.blockedOn?.what ?? b.label;
         const ctx = b.blockedOn?.context ?? [];
-        if (elapsed !== undefined && elapsed >= this.hungTaskSecs * 1000) this.report(this.hungTask(-1, comm, pid, what, b.blockedOn?.holder, ctx, elapsed));
+        // Compared as the deadline the idle time ran to (since + timeout), not as a difference that rounds below it.
+        if (since !== undefined && elapsed !== undefined && now >= since + this.hungTaskSecs * 1000) this.report(this.hungTask(-1, comm, pid, what, b.blockedOn?.holder, ctx, elapsed));
         else this.report(this.blockedForever(comm, pid, what, b.blockedOn?.holder, ctx, elapsed));
       }
     }
@@ -556,6 +686,7 @@ export class Kernel implements Monitor {
   /** A task's context comes to be (at its first step): TaskRun. */
   started(self: TaskSelf, kind: string, context: ContextKind): KTask {
     const t = new KTask(self, context, self.named ? self.name : kind);
+    t.cpu = this.startedTasks++ % this.cpus;
     this.tasks.set(self.id, t);
     t.frames.push(kind);
     return t;
@@ -588,11 +719,12 @@ export class Kernel implements Monitor {
    * is not ready the task is waiting on `waits.what` (for hung-task and deadlock reports).
    */
   point<T>(t: KTask, label: string, ready: () => boolean, perform: (env: StepEnv) => T, waits?: Waits): Point<T> {
-    if (waits) {
-      this.waiting.set(t, { what: waits.what, since: this.now(), ...(waits.holder ? { holder: waits.holder } : {}) });
-      t.waits = true;
-    }
-    return new KPoint(this, t, label, ready, perform, waits);
+    if (!waits) return new KPoint(this, t, label, ready, perform, undefined, RUNS);
+    const since = this.now();
+    const spins = waits.spins === true;
+    this.waiting.set(t, { what: waits.what, since, spins, ...(waits.holder ? { holder: waits.holder } : {}) });
+    t.waits = true;
+    return new KPoint(this, t, label, ready, perform, waits, spins ? SPINS : RESCHEDS);
   }
 
   /** The task's waiting point was performed: it waits no more. */
@@ -603,7 +735,17 @@ export class Kernel implements Monitor {
 
   /** A point that is always ready: an update of shared state that must be ordered against the others. */
   step<T>(t: KTask, label: string, perform: (env: StepEnv) => T): KGen<T> {
-    return new KPoint(this, t, label, ALWAYS, perform, undefined);
+    return new KPoint(this, t, label, ALWAYS, perform, undefined, RUNS);
+  }
+
+  /**
+   * A point at which the task may be rescheduled without blocking (cond_resched(): kernel/sched/core.c
+   * __cond_resched): its CPU time without a scheduling point starts again — unless it cannot reschedule here
+   * (preemption or interrupts disabled: should_resched(0) is false).
+   */
+  resched<T>(t: KTask, label: string, perform: (env: StepEnv) => T): KGen<T> {
+    const can = !t.inAtomic() && !t.irqsDisabled;
+    return new KPoint(this, t, label, ALWAYS, perform, undefined, can ? RESCHEDS : RUNS);
   }
 
   /** Run a kernel function with its name on the call chain. */

@@ -12,11 +12,16 @@
 //
 // rcu_init(k) declares the table: it must run when the workload is built (declaring an RCU pointer or callback
 // does it), since static memory cannot be laid out once the run has started.
+//
+// The stall detector (kernel/rcu/tree_stall.h): a grace period that some reader of its snapshot still holds up
+// rcu_cpu_stall_timeout (21 s) of simulated time after it started is reported as the kernel reports it, naming
+// the readers — a task preempted or blocked inside its read-side section as rcu_preempt's blocked task, a task
+// still running in it as a CPU that has not passed a quiescent state.
 import type { Wire } from '../runtime/model.js';
-import type { StepEnv } from '../runtime/task.js';
+import { type StepEnv, TASK_BASE } from '../runtime/task.js';
 import type { KTask } from './context.js';
-import { callTrace, heldLocksLines, taskFinding } from './findings.js';
-import type { Kernel, KGen } from './kernel.js';
+import { callTrace, heldLocksLines, type KernelFinding, taskFinding } from './findings.js';
+import type { Kernel, KGen, TimeWatcher } from './kernel.js';
 import { type LockRef, noteAcquired, noteReleased, staticLock } from './lock.js';
 import { array, struct, type ViewOf, word } from './struct.js';
 
@@ -124,6 +129,20 @@ export class ReaderTable {
     return out;
   }
 
+  /** Every reader of the snapshot still inside. */
+  blockers(gp: readonly number[]): number[] {
+    const r = this.r;
+    const out: number[] = [];
+    for (let j = 0; j + 1 < gp.length; j += 2) {
+      const s = this.slot(gp[j] as number);
+      if (r.seq.READ_ONCE(s) === gp[j + 1]) {
+        const task = r.task.READ_ONCE(s);
+        if (task !== 0) out.push(task);
+      }
+    }
+    return out;
+  }
+
   /** A reader of the snapshot still inside (for waits-for edges), if any. */
   blocker(gp: readonly number[]): number | undefined {
     const r = this.r;
@@ -184,6 +203,7 @@ interface RcuState {
   /** call_rcu callbacks queued and not yet run (static offset). */
   readonly pending: number;
   readonly callbacks: Set<string>;
+  readonly stalls: StallDetector;
 }
 
 const states = new WeakMap<Kernel, RcuState>();
@@ -216,8 +236,10 @@ export function rcu_init(k: Kernel): void {
     },
     pending: k.statics.alloc(1, 'rcu pending callbacks'),
     callbacks: new Set(),
+    stalls: new StallDetector(k),
   };
   states.set(k, st);
+  k.watch(st.stalls);
   k.onFree((t, obj, env) => checkFree(k, st, t, obj, env));
 }
 
@@ -433,13 +455,128 @@ export function* rcu_replace_pointer(k: Kernel, t: KTask, p: RcuPointer, v: numb
 
 /** A point that waits until every reader of gp has left (what it waits on shows in hung-task/deadlock reports). */
 export function waitForReaders(k: Kernel, t: KTask, table: ReaderTable, gp: readonly number[], what: string) {
+  // RCU's own grace periods are watched for stalls (an srcu_struct's are not: SRCU has no stall warning).
+  const stalls = states.get(k)?.readers === table ? states.get(k)?.stalls : undefined;
+  const wait = stalls?.waiting(t, table, gp, what);
   return k.point(
     t,
     `${what}: wait for readers`,
     () => table.elapsed(gp),
-    () => undefined,
+    () => {
+      if (wait) stalls?.done(wait);
+    },
     { what, holder: () => table.blocker(gp), watch: table.seqWords(gp) },
   );
+}
+
+/** A task waiting for a grace period: since when, and on which readers. */
+interface GpWait {
+  readonly t: KTask;
+  readonly since: number;
+  readonly table: ReaderTable;
+  readonly gp: readonly number[];
+  readonly what: string;
+  /** Its stall timeout has been looked at (reported, or the readers had left). */
+  seen: boolean;
+}
+
+/**
+ * kernel/rcu/tree_stall.h's check_cpu_stall / print_other_cpu_stall, on the run's simulated time: each grace
+ * period waited for is looked at once rcu_cpu_stall_timeout has passed since it started, and a reader of its
+ * snapshot still inside is reported (each reader once: the kernel's next warning for the same stall would come
+ * 3 × the timeout later).
+ */
+class StallDetector implements TimeWatcher {
+  private readonly waits = new Set<GpWait>();
+  private readonly reported = new Set<number>();
+
+  constructor(private readonly k: Kernel) {
+    k.onAttach(() => {
+      this.waits.clear();
+      this.reported.clear();
+    });
+  }
+
+  private get timeoutMs(): number {
+    return this.k.rcuStallSecs * 1000;
+  }
+
+  waiting(t: KTask, table: ReaderTable, gp: readonly number[], what: string): GpWait | undefined {
+    if (gp.length === 0) return undefined;
+    const w: GpWait = { t, since: this.k.now(), table, gp, what, seen: false };
+    this.waits.add(w);
+    return w;
+  }
+
+  done(w: GpWait): void {
+    this.waits.delete(w);
+  }
+
+  deadlines(): number[] {
+    const out: number[] = [];
+    if (!this.k.enabled('rcu_stall')) return out;
+    for (const w of this.waits) if (!w.seen) out.push(w.since + this.timeoutMs);
+    return out;
+  }
+
+  tick(now: number): void {
+    if (!this.k.enabled('rcu_stall')) return;
+    for (const w of this.waits) {
+      if (w.seen || now < w.since + this.timeoutMs) continue;
+      w.seen = true;
+      const readers = w.table.blockers(w.gp).filter((id) => !this.reported.has(id));
+      if (readers.length === 0) continue;
+      for (const id of readers) this.reported.add(id);
+      this.k.report(stallFinding(this.k, w, readers, now));
+    }
+  }
+}
+
+/**
+ * "rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:" (print_other_cpu_stall), then a line per CPU whose
+ * reader is still running in its section (print_cpu_stall_info: "%d-....: (%lu ticks this GP)"; the idle,
+ * softirq and fqs counters are not modelled and not printed), the readers preempted or blocked inside theirs
+ * (rcu_print_task_stall: "Tasks blocked on level-0 rcu_node (CPUs 0-N): P%d"), "(detected by %d, t=%ld jiffies,
+ * … ncpus=%d)" (HZ=1000: a jiffy is a ms; gp_seq and the callback count are not modelled), and each reader's
+ * stack (sched_show_task for a blocked one, the NMI backtrace of a running one's CPU).
+ */
+function stallFinding(k: Kernel, w: GpWait, readers: readonly number[], now: number): KernelFinding {
+  const title = 'rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:';
+  const jiffies = Math.floor(now - w.since);
+  const blocked: number[] = [];
+  const running: number[] = [];
+  for (const id of readers) {
+    const r = k.taskById(id);
+    const wait = r && k.waitOf(r);
+    if (wait && !wait.spins) blocked.push(id);
+    else running.push(id);
+  }
+  const pidOf = (id: number): number => id - TASK_BASE;
+  const body: string[] = [];
+  for (const id of running) body.push(`rcu: \t${k.cpuOf(id)}-....: (${jiffies} ticks this GP)`);
+  if (blocked.length > 0) body.push(`rcu: \tTasks blocked on level-0 rcu_node (CPUs 0-${k.cpus - 1}): ${blocked.map((id) => `P${pidOf(id)}`).join(' ')}`);
+  body.push(`rcu: \t(detected by ${w.t.cpu}, t=${jiffies} jiffies, ncpus=${k.cpus})`);
+  for (const id of blocked) {
+    const r = k.taskById(id);
+    body.push(`task:${r?.comm ?? '?'} state:D pid:${pidOf(id)}`, ...(r ? callTrace(r.chain()) : []));
+  }
+  for (const id of running) {
+    const r = k.taskById(id);
+    const cpu = k.cpuOf(id);
+    body.push(`Sending NMI from CPU ${w.t.cpu} to CPUs ${cpu}:`, `NMI backtrace for cpu ${cpu}`);
+    if (r) body.push(`CPU: ${cpu} PID: ${r.pid} Comm: ${r.comm} Not tainted (iommu-sim)`, ...callTrace(r.chain(), r.kind === 'softirq' || r.kind === 'hardirq'));
+  }
+  const names = readers.map((id) => k.taskById(id)?.label ?? `pid ${pidOf(id)}`).join(', ');
+  body.push(`iommu-sim: ${w.t.label} has waited ${((now - w.since) / 1000).toFixed(3)} s for ${w.what}, held up by ${names} inside rcu_read_lock()`);
+  const first = k.taskById(readers[0] as number);
+  return {
+    kind: 'rcu',
+    title,
+    text: [title, ...body].join('\n'),
+    step: first?.lastStep ?? -1,
+    where: first?.label ?? w.t.label,
+    ...(first ? { task: first.comm, pid: first.pid, callChain: first.chain() } : {}),
+  };
 }
 
 /** get_state_synchronize_rcu / start_poll_synchronize_rcu: a cookie for the grace period starting now. */

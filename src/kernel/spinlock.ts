@@ -24,7 +24,8 @@ function* acquire(k: Kernel, t: KTask, l: Spinlock, variant: string): KGen {
       lock.owner.WRITE_ONCE(addr, t.id);
       noteAcquired(k, t, l, 'spinlock', env);
     },
-    { what: `spinlock ${l.name}`, holder: () => owner(k, l), watch: [lock.owner.addr(addr)] },
+    // A contended spin_lock spins on its CPU: CPU time with no scheduling point (the soft-lockup watchdog's).
+    { what: `spinlock ${l.name}`, holder: () => owner(k, l), watch: [lock.owner.addr(addr)], spins: true },
   );
 }
 

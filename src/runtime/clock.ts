@@ -4,6 +4,9 @@
 // worker loop on real time (its event loop is asleep in Atomics.wait most of the time, so setTimeout would
 // never run). A fired timer is a step like a delivery: it takes a ticket and is recorded.
 
+/** Simulated cost of one step in the deterministic runtime, in ms (1 µs); a kernel task's step is that much CPU time. */
+export const STEP_MS = 0.001;
+
 /** XState's Clock shape (xstate does not export the type from its entry point). */
 export interface ActorClock {
   setTimeout(fn: () => void, ms: number): number;
@@ -114,5 +117,14 @@ export class StepClock {
 
   end(): void {
     if (this.hold) this.heldUs = -1;
+  }
+}
+
+/** Spin `ns` nanoseconds of real time on this thread (the threaded runtime's hardware busy time). */
+export function spinFor(ns: number): void {
+  if (ns <= 0) return;
+  const until = performance.now() + ns / 1e6;
+  while (performance.now() < until) {
+    // spin: the hardware is busy, and so is the thread hosting it
   }
 }

@@ -1,11 +1,13 @@
 // The deterministic runtime: every actor and task in one thread, and a seeded Scheduler choosing the next
 // step among the enabled ones. A step is the delivery of the head message of one channel (sender → receiver;
 // per-channel FIFO, as the threaded transport guarantees), an atomic operation on shared memory, a due timer,
-// or a task's next scheduling point. Time is simulated (each step costs STEP_MS; when nothing else can run,
-// time jumps to the next timer). Same workload + same scheduler seed ⇒ the same trace, byte for byte. A replay
+// or a task's next scheduling point. Time is simulated: each step costs STEP_MS; an actor whose hardware was busy
+// handling a message (BusyEffect: a command's or a table fetch's cost) takes no delivery until that time has
+// passed (its timers still fire); when nothing else can run, time jumps to the next timer, timeout or end of busy time, and with only
+// blocked tasks left, to what the monitor still waits to see (a watchdog's timeout). Same workload + same scheduler seed ⇒ the same trace, byte for byte. A replay
 // of a deterministic recording computes the same times again; a replay of a threaded one is handed the time
 // each step was taken at, and fires a timer when the recording says it fired.
-import { Timers } from './clock.js';
+import { STEP_MS, Timers } from './clock.js';
 import { ActorHost } from './host.js';
 import {
   type AtomicDone,
@@ -32,8 +34,10 @@ import { watchEnter, watchLeave } from './watchdog.js';
 /** Receivers are actors or pseudo-actors (≥ -8: model.ts), never tasks: this makes each an array index. */
 const RECEIVER_BIAS = 8;
 
-/** Simulated cost of one step, in ms (1 µs). */
-export const STEP_MS = 0.001;
+export { STEP_MS };
+
+/** Below this (ms: 0.1 ns) two simulated times are the same (sums of ms fractions round). */
+const TIME_EPS = 1e-7;
 
 type AtomicRequest = Extract<Effect, { type: 'rt.atomic' }>;
 
@@ -42,7 +46,7 @@ class Channel implements Choice {
   readonly key: number;
   readonly thread: number;
   seq = 0;
-  pos = -1; // index in the enabled list, -1 when empty
+  pos = -1; // index in the enabled list, -1 when empty, PARKED while its receiver is busy
   // The queue, oldest at head: parallel arrays, kept (not truncated) when the channel empties, so that a
   // message costs no allocation of the runtime's own.
   readonly events: (ModelEvent | AtomicRequest)[] = [];
@@ -123,7 +127,6 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
   // Simulated ms, in an object: a captured `let` holding a double would box a new number at every step.
   const clock = { now: 0 };
   const timers = new Timers(() => clock.now);
-  const host = new ActorHost(workload, timers);
   // One thread runs every actor and task: the memory need not be a SharedArrayBuffer (Atomics work on a plain
   // Int32Array), and a plain one is much cheaper to allocate, zero and copy (V8 does shared memory element by
   // element, and counts each new one towards its next garbage collection).
@@ -154,6 +157,57 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
   const replayEnd = replay?.stopAt;
   let endedAsRecorded = false;
   const sharedEvents = new Set(workload.sharedEvents ?? []);
+  // Hardware busy time: until busyUntil[a], actor a's channels are parked (off the enabled list). A threaded
+  // recording's replay takes its steps as recorded: busy time spent there was real, and is not simulated again.
+  const busyUntil = new Float64Array(n);
+  const parked: Channel[] = [];
+  const busied: number[] = [];
+  let unparkAt = Number.POSITIVE_INFINITY;
+  /** Is actor a still busy when the next step is taken (at clock.now + STEP_MS)? */
+  const busyAtNext = (a: number): boolean => (busyUntil[a] as number) > clock.now + STEP_MS + TIME_EPS;
+  const busy = (a: number, ns: number): void => {
+    if (timed || ns <= 0) return;
+    busyUntil[a] = Math.max(busyUntil[a] as number, clock.now) + ns / 1e6;
+    busied.push(a);
+  };
+  const host = new ActorHost(workload, timers, busy);
+  const park = (c: Channel): void => {
+    c.pos = PARKED;
+    parked.push(c);
+    unparkAt = Math.min(unparkAt, busyUntil[c.receiver] as number);
+  };
+  /** The actors that became busy in this step: their channels leave the enabled list. */
+  const parkBusied = (): void => {
+    for (const a of busied) {
+      if (!busyAtNext(a)) continue;
+      for (let i = enabled.length - 1; i >= 0; i--) {
+        const c = enabled[i] as Channel;
+        if (c.receiver !== a) continue;
+        const last = enabled.pop() as Channel;
+        if (last !== c) {
+          enabled[i] = last;
+          last.pos = i;
+        }
+        park(c);
+      }
+    }
+    busied.length = 0;
+  };
+  /** Channels whose receiver is no longer busy at the next step go back on the enabled list, in parking order. */
+  const unpark = (): void => {
+    unparkAt = Number.POSITIVE_INFINITY;
+    let kept = 0;
+    for (const c of parked) {
+      if (busyAtNext(c.receiver)) {
+        parked[kept++] = c;
+        unparkAt = Math.min(unparkAt, busyUntil[c.receiver] as number);
+      } else {
+        c.pos = enabled.length;
+        enabled.push(c);
+      }
+    }
+    parked.length = kept;
+  };
 
   const channel = (sender: number, receiver: number): Channel => {
     let row = bySender.get(sender);
@@ -176,10 +230,14 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
     c.sendSteps[i] = sendStep;
     c.seqs[i] = seq;
     sent++;
-    if (c.pos < 0) {
+    if (c.pos === -1) {
       c.seq = seq;
-      c.pos = enabled.length;
-      enabled.push(c);
+      if (receiver >= 0 && busyAtNext(receiver)) {
+        park(c);
+      } else {
+        c.pos = enabled.length;
+        enabled.push(c);
+      }
     }
     seq++;
   };
@@ -255,6 +313,7 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
       break;
     }
     if (timed) clock.now = replay?.timeAt(step) ?? clock.now;
+    if (unparkAt <= clock.now + STEP_MS + TIME_EPS) unpark();
     readiness.refresh(clock.now);
     let choices: readonly Choice[] = enabled;
     const due = timers.size > 0 ? (timed ? timers.owners() : timers.dueOwners(clock.now)) : undefined;
@@ -278,16 +337,19 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
     }
     if (choices.length === 0) {
       if (timed) break; // the recorded times say when steps were taken: no jump of its own
-      // Nothing can run now: time jumps to the next timer or timeout, if there is one ahead.
+      // Nothing can run now: time jumps to the next timer, timeout or end of busy time, if there is one ahead
+      // (busy time ends before the step that may deliver: the step itself costs STEP_MS).
       const t = timers.earliest()?.deadline;
       const w = earliestWake(tasks.live.values());
-      const next = t === undefined ? w : w === undefined ? t : Math.min(t, w);
+      let next = t === undefined ? w : w === undefined ? t : Math.min(t, w);
+      if (parked.length > 0) next = Math.min(next ?? Number.POSITIVE_INFINITY, unparkAt - STEP_MS);
       if (next !== undefined && next > clock.now) {
         clock.now = next;
         monitor?.tick?.(clock.now);
         continue;
       }
-      // Only blocked tasks are left: idle time passes up to what the monitor still waits to see (hung tasks).
+      // Only blocked tasks are left: idle time passes up to what the monitor still waits to see (a hung task's
+      // or a stalled grace period's timeout); its end-of-run look at the blocked tasks (stuck) reports them.
       const idle = monitor?.idleUntil?.(clock.now);
       if (idle !== undefined && idle > clock.now) clock.now = idle;
       break;
@@ -359,6 +421,7 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
         route(ch.receiver, effects, step);
       }
     }
+    if (busied.length > 0) parkBusied();
     step++;
     if ((step & 0x3ff) === 0) {
       monitor?.tick?.(clock.now);
@@ -426,6 +489,9 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
     elapsedMs: performance.now() - started,
   };
 }
+
+/** Channel.pos of a channel whose receiver is busy (BusyEffect): it has messages, and is off the enabled list. */
+const PARKED = -2;
 
 /** Task steps sampled (one in 256) for a budget report. */
 const RECENT = 64;

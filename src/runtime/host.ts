@@ -3,9 +3,9 @@
 // state and the event. Both runtimes deliver through this class; only what happens around a delivery
 // (ordering, transport, tickets) differs between them.
 import { type Actor, type AnyStateMachine, createActor } from 'xstate';
-import type { Timer, Timers } from './clock.js';
+import { spinFor, type Timer, type Timers } from './clock.js';
 import { ActorFailure } from './errors.js';
-import type { ActorFinal, BatchEffect, Effect, LaterEffect, ModelEvent, Wire, Workload } from './model.js';
+import type { ActorFinal, BatchEffect, BusyEffect, Effect, LaterEffect, ModelEvent, Wire, Workload } from './model.js';
 
 type Hosted = Actor<AnyStateMachine>;
 type Persisted = ReturnType<Hosted['getPersistedSnapshot']>;
@@ -37,6 +37,8 @@ export class ActorHost {
   constructor(
     private readonly workload: Workload,
     private readonly timers: Timers,
+    /** What an actor's busy time does (BusyEffect): by default, real time spent spinning. */
+    private readonly busy: (actor: number, ns: number) => void = (_, ns) => spinFor(ns),
   ) {}
 
   /** Create and start the given actors; returns the effects each initial state emitted, in actor order. */
@@ -63,9 +65,11 @@ export class ActorHost {
       actor.on('rt.atomic', collect);
       actor.on('rt.spawn', collect);
       actor.on('rt.later', later);
+      actor.on('rt.busy', (e: BusyEffect) => this.busy(id, e.ns));
       actor.on('rt.batch', (b: BatchEffect) => {
         for (const e of b.effects) {
           if (e.type === 'rt.later') later(e);
+          else if (e.type === 'rt.busy') this.busy(id, e.ns);
           else this.effects.push(e);
         }
       });

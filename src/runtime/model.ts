@@ -54,16 +54,27 @@ export interface LaterEffect {
 }
 
 /**
+ * The actor's hardware was busy `ns` handling the event it is handling (a table fetch, a command's execution: a
+ * vendor's cost table). The deterministic runtime delivers the actor nothing more until that much simulated
+ * time has passed (the clock moves on to it when it is the earliest thing); the threaded runtime spends it in
+ * real time, as a spin on the actor's thread.
+ */
+export interface BusyEffect {
+  readonly type: 'rt.busy';
+  readonly ns: number;
+}
+
+/**
  * Several effects emitted at once: one XState `emit` action where `enqueueActions` would resolve one action per
  * effect (and build its enqueue helpers every time) — the hardware actors' handler, on the hot path.
  */
 export interface BatchEffect {
   readonly type: 'rt.batch';
-  readonly effects: readonly (Effect | LaterEffect)[];
+  readonly effects: readonly (Effect | LaterEffect | BusyEffect)[];
 }
 
 /** What a machine may emit: the host carries out batches and timers itself, and hands the runtime Effects. */
-export type Emitted = Effect | LaterEffect | BatchEffect;
+export type Emitted = Effect | LaterEffect | BusyEffect | BatchEffect;
 
 /** Delivered to the requesting actor when its atomic operation has been performed (sender MEM). */
 export interface AtomicDone extends ModelEvent {

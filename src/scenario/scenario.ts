@@ -30,6 +30,7 @@ export const FINDING_KINDS = [
   'kasan',
   'rcu',
   'hung_task',
+  'soft_lockup',
   'deadlock',
   'refcount',
   'leak',

@@ -11,6 +11,7 @@ import type { Sva } from '../core/iommu-sva.js';
 import type { DeviceInfo, IommuOps } from '../core/types.js';
 import type { Command, IommuUnit } from '../hw/iommu.js';
 import type { KTask } from '../kernel/context.js';
+import * as delay from '../kernel/delay.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import type { KernelFunctions, KFn, KFnName } from '../kernel/kfunc.js';
 import * as mutex from '../kernel/mutex.js';
@@ -33,8 +34,8 @@ export interface ExtensionContext {
   setCoreStep<N extends CoreStepName>(name: N, step: CoreSteps[N]): void;
   /** Queue commands on dev's IOMMU and wait for them (the drivers' qi_submit_sync / CMD_SYNC). */
   flush(t: KTask, dev: DeviceInfo, cmds: readonly Command[]): KGen;
-  /** The kernel's primitives an extension's code yields from (mutex_lock, spin_lock, rcu_read_lock, …). */
-  readonly kernel: { readonly mutex: typeof mutex; readonly spinlock: typeof spinlock; readonly rcu: typeof rcu };
+  /** The kernel's primitives an extension's code yields from (mutex_lock, spin_lock, rcu_read_lock, udelay, cond_resched, …). */
+  readonly kernel: { readonly mutex: typeof mutex; readonly spinlock: typeof spinlock; readonly rcu: typeof rcu; readonly delay: typeof delay };
 }
 
 /**
@@ -90,4 +91,4 @@ export function applyExtension(file: string, ctx: ExtensionContext): void {
   watchInput(`extension ${file}: extend(ctx)`, () => (extend as (c: ExtensionContext) => void)(ctx));
 }
 
-export const KERNEL_PRIMITIVES = { mutex, spinlock, rcu } as const;
+export const KERNEL_PRIMITIVES = { mutex, spinlock, rcu, delay } as const;

@@ -496,7 +496,7 @@ function benchmarkKernel(p: IoasidParams, maxSets: number): { k: Kernel; a: Ioas
   const readerSlots = p.vms * (p.vcpus + 1) + p.drivers + 16;
   const readers = readerTableWords(readerSlots);
   const staticWords = (1 << 14) + readers.rcu + 3 * readers.srcu + ioasidWords(p.bits, maxSets) + (p.subscribers ? ioasidSubscriberWords(p.bits, maxSets) : 0);
-  const off = { might_sleep: false, lockdep: false, kasan: false, rcu: false, hung_task: false, deadlock: false, refcount: false, leaks: false };
+  const off = { might_sleep: false, lockdep: false, kasan: false, rcu: false, rcu_stall: false, hung_task: false, soft_lockup: false, deadlock: false, refcount: false, leaks: false };
   const k = new Kernel({
     layout: { stringWords: 1 << 16, stringSlots: 1 << 12, staticWords, arenaWords: 1 << 10, lockdepWords: 1 << 14 },
     hungTaskSecs: p.hungTaskSecs,

@@ -105,6 +105,12 @@ export interface ModelParams {
   /** failslab, `cache:n`: the nth allocation from that slab cache fails ('' for none). */
   readonly failAlloc: string;
   readonly hungTaskSecs: number;
+  /** kernel.watchdog_thresh (s): the soft-lockup threshold is twice it. */
+  readonly watchdogThresh: number;
+  /** rcupdate.rcu_cpu_stall_timeout (s). */
+  readonly rcuStallSecs: number;
+  /** The machine's CPUs (a task's CPU is its pid modulo them). */
+  readonly cpus: number;
   readonly defaultDomain: DefaultDomainPolicy;
   readonly addressSpaces: number;
   readonly kernel: KernelUse;
@@ -334,7 +340,7 @@ function modelKernel(p: ModelParams, topo: Topology, opts: ModelOptions, s: Size
     lockdepWords: 1 << 14,
   };
   refuseOversized(opts.name, layoutWords(layout), sized);
-  return new Kernel({ layout, hungTaskSecs: p.hungTaskSecs, readerSlots });
+  return new Kernel({ layout, hungTaskSecs: p.hungTaskSecs, watchdogThresh: p.watchdogThresh, rcuStallSecs: p.rcuStallSecs, cpus: p.cpus, readerSlots });
 }
 
 function modelActorIds(topo: Topology, first: number): ModelActors {

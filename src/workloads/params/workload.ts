@@ -44,7 +44,10 @@ export const WORKLOAD = {
   vfio: oneOf(VFIO_USES, "VFIO takes device 0 over (seed 001): early (while the host driver still maps) or late."),
   drmContexts: int(0, 1024, 'A DRM-like device switching its engines between this many per-process domains (seed 001; 0: none).'),
   drmRounds: int(0, 1 << 20, 'Context switches of the DRM-like device.'),
-  hungTaskSecs: int(1, 86_400, "The hung-task watchdog's timeout in simulated seconds (kernel.hung_task_timeout_secs)."),
+  hungTaskSecs: int(1, 86_400, "The hung-task watchdog's timeout in simulated seconds (kernel.hung_task_timeout_secs): a task blocked in D state that long is reported."),
+  watchdogThresh: int(0, 60, "kernel.watchdog_thresh in seconds: a task that runs twice this long of CPU time (steps, udelay, spin-waits) without a scheduling point that could reschedule is reported as a soft lockup (0: the soft-lockup watchdog is off)."),
+  rcuStallSecs: int(3, 300, 'rcupdate.rcu_cpu_stall_timeout in seconds: a grace period held up by a reader this long of simulated time is reported as an RCU CPU stall.'),
+  cpus: int(1, 4096, 'CPUs of the simulated machine, which the soft-lockup and RCU-stall reports name: the model has no scheduler placing tasks, so the n-th task to start runs on CPU n mod cpus.'),
   checkers: bool("Run the kernel's checkers (off: the allocator benchmarks measure the allocator alone)."),
   steps: text("Scripted actors as JSON (a scenario's `script` section compiles to it; '' runs the built-in script): docs/steps.md.", undefined, 'JSON'),
 } satisfies ParamTable;

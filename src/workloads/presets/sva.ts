@@ -94,6 +94,9 @@ export const SVA_DEFAULTS: SvaParams = {
   extension: '',
   failAlloc: '',
   hungTaskSecs: 120,
+  watchdogThresh: 10,
+  rcuStallSecs: 21,
+  cpus: 8,
   defaultDomain: 'none',
   addressSpaces: 128,
   kernel: 'none',
@@ -117,7 +120,7 @@ export const SVA_PRESET: PresetSpec<SvaParams> = {
       free: oneOf(SVA_PASID_FREES),
     }),
     ...pick('faults', FAULTS, ['bug', 'misbehave', 'misbehaveDevice', 'extension', 'failAlloc'], { bug: oneOf([...DRIVER_BUGS, ...MM_BUGS.filter((b) => b !== 'none')]) }),
-    ...pick('workload', WORKLOAD, ['script', 'rates', 'dmas', 'rounds', 'flags', 'seed', 'steps', 'hungTaskSecs', 'kernel', 'kjobs', 'kbuffers', 'kthreads', 'vfio', 'drmContexts', 'drmRounds'], {
+    ...pick('workload', WORKLOAD, ['script', 'rates', 'dmas', 'rounds', 'flags', 'seed', 'steps', 'hungTaskSecs', 'watchdogThresh', 'rcuStallSecs', 'cpus', 'kernel', 'kjobs', 'kbuffers', 'kthreads', 'vfio', 'drmContexts', 'drmRounds'], {
       script: oneOf(SCRIPTS),
       rounds: int(1, 1 << 16),
       seed: int(0, 0x7fffffff),

@@ -1,0 +1,27 @@
+// The soft-lockup detector (kernel/watchdog.c): a CPU that has not scheduled for more than 2 × watchdog_thresh
+// (softlockup_thresh: 20 s by default) is reported by its watchdog hrtimer (watchdog_timer_fn, is_softlockup).
+// Here a task's CPU time since its last scheduling point that could reschedule is what the kernel measures as
+// the time its CPU's stopper thread has not run: its steps (STEP_MS each), its udelay/ndelay/mdelay and its
+// spin-waits (Waits.spins) count; a sleeping wait or a cond_resched() that can reschedule (Kernel.point /
+// Kernel.resched) starts it again. The accounting is in Kernel.ranFor; this file is the report.
+import type { KTask } from './context.js';
+import { callTrace, type KernelFinding, taskFinding } from './findings.js';
+
+/**
+ * "watchdog: BUG: soft lockup - CPU#%d stuck for %us! [%s:%d]" (pr_fmt "watchdog: ") and what follows it:
+ * print_modules(), then show_regs() of the task the watchdog's timer interrupted — its CPU, pid and comm, where it
+ * was (RIP) and its call trace, unwound from the interrupted registers. The seconds are the CPU time it ran
+ * without a scheduling point, in whole seconds as %u prints them.
+ */
+export function softLockupFinding(t: KTask, cpu: number, step: number, cpuMs: number): KernelFinding {
+  const title = `watchdog: BUG: soft lockup - CPU#${cpu} stuck for ${Math.floor(cpuMs / 1000)}s! [${t.comm}:${t.pid}]`;
+  const chain = t.chain();
+  const body = [
+    'Modules linked in:',
+    `CPU: ${cpu} PID: ${t.pid} Comm: ${t.comm} Not tainted (iommu-sim)`,
+    `RIP: 0010:${chain[chain.length - 1] ?? '?'}`,
+    ...callTrace(chain, t.kind === 'softirq' || t.kind === 'hardirq'),
+    `iommu-sim: ${(cpuMs / 1000).toFixed(3)} s of CPU time (its steps, delays and spin-waits) since its last scheduling point that could reschedule; CPU#${cpu}: the model places no task on a CPU; the n-th task to start runs on CPU n mod cpus`,
+  ];
+  return taskFinding('soft_lockup', t, step, title, body);
+}
