@@ -25,6 +25,7 @@ import {
   ownerOf,
   pteAddr,
   vmaAddr,
+  tablePagesOf,
 } from '../src/kernel/mm/mm.js';
 import {
   defineMmuNotifierOps,
@@ -66,6 +67,8 @@ import type { RunResult } from '../src/runtime/result.js';
 
 const LAYOUT = { stringWords: 1 << 15, stringSlots: 1 << 10, staticWords: 1 << 14, arenaWords: 1 << 12, lockdepWords: 1 << 10 };
 const PAGES = 8;
+/** Frames in use once init_mm is booted: its pages and its page tables (PGD, PMD and PTE pages). */
+const BOOT = PAGES + tablePagesOf(PAGES);
 
 interface Env {
   readonly k: Kernel;
@@ -123,8 +126,9 @@ describe('boot', () => {
       pfns.add(ptePfn(p));
     }
     expect(pfns.size).toBe(PAGES);
-    expect([...pfns].sort((a, b) => a - b)).toEqual(Array.from({ length: PAGES }, (_, i) => i + 1));
-    expect(framesInUse(k, pm)).toBe(PAGES);
+    // Its tables first (memblock hands frames out in order), then its pages.
+    expect([...pfns].sort((a, b) => a - b)).toEqual(Array.from({ length: PAGES }, (_, i) => i + 1 + tablePagesOf(PAGES)));
+    expect(framesInUse(k, pm)).toBe(BOOT);
     expect(mms.mms.map((m) => [m.id, m.name, mmState(k, m), mmUsers(k, m), mmCount(k, m)])).toEqual([
       [1, 'mm/1', 'unused', 0, 0],
       [2, 'mm/2', 'unused', 0, 0],
@@ -151,7 +155,8 @@ describe('boot', () => {
     expect(second.k.findings).toEqual([]);
     expect(Array.from(r.shared)).toEqual(before);
     expect(mmState(second.k, second.mm1)).toBe('live');
-    expect(framesInUse(second.k, second.pm)).toBe(PAGES + 1);
+    // mm/1's page and its tables: PGD, PMD and PTE page.
+    expect(framesInUse(second.k, second.pm)).toBe(BOOT + 4);
   });
 });
 
@@ -183,7 +188,8 @@ describe('mmap and demand faults', () => {
     expect(pte(k, mm1, 2)).toBe(0); // in the VMA, never touched: demand paging
     expect(vmaMapped(k, mm1, 2)).toBe(true);
     expect(vmaMapped(k, mm1, 0)).toBe(false);
-    expect(framesInUse(k, pm)).toBe(PAGES + 2);
+    // Pages 3 and 6, and their tables: PGD, PMD and PTE pages 0 and 1.
+    expect(framesInUse(k, pm)).toBe(BOOT + 6);
   });
 
   it('two faults racing on one page map one frame; the loser gives its frame back (100 seeds)', () => {
@@ -202,7 +208,7 @@ describe('mmap and demand faults', () => {
     for (let seed = 1; seed <= 100; seed++) {
       const r = runOnce(wl, seed, seed % 2 === 0);
       expect(r.findings).toEqual([]);
-      expect(framesInUse(k, pm)).toBe(PAGES + 1);
+      expect(framesInUse(k, pm)).toBe(BOOT + 4);
       expect(pageOwner(k, pm, ptePfn(pte(k, mm1, 0)))).toBe(ownerOf(mm1));
     }
   });
@@ -315,13 +321,16 @@ describe('munmap and exit keep the order the IOMMU depends on', () => {
       'start 0-4',
       'tlb 0-3', // from the gather's flush: the range of the PTEs it cleared (vpn 3 was never faulted in)
       'end 0-4',
+      'tlb 0-1', // tlb_finish_mmu: the tables free_pgtables handed the gather (the PTE page and the PMD page)
+      'free mm/1',
+      'free mm/1',
       'free mm/1',
       'free mm/1',
       'free mm/1',
       'munmap done',
     ]);
     for (let vpn = 0; vpn < 4; vpn++) expect([pte(k, mm1, vpn), vmaMapped(k, mm1, vpn)]).toEqual([0, false]);
-    expect(framesInUse(k, pm)).toBe(PAGES);
+    expect(framesInUse(k, pm)).toBe(BOOT);
   });
 
   it('exit: release is called before any frame of the mm is freed, and no invalidation reaches it after', () => {
@@ -351,7 +360,10 @@ describe('munmap and exit keep the order the IOMMU depends on', () => {
       'free mm/1',
       'free mm/1',
       'free mm/1',
+      'free mm/1', // the PTE page and the PMD page, after the pages (exit_mmap's gather)
+      'free mm/1',
       'exit done',
+      'free mm/1', // the PGD page, with the mm_struct (__mmdrop → mm_free_pgd)
     ]);
     expect(liveSubscriptions(k, n)).toBe(0);
   });
@@ -388,7 +400,7 @@ describe('munmap and exit keep the order the IOMMU depends on', () => {
       expect(r.findings).toEqual([]);
       expect(r.blocked).toEqual([]);
       expect(mmState(e.k, e.mm1)).toBe('freed');
-      expect(framesInUse(e.k, e.pm)).toBe(PAGES);
+      expect(framesInUse(e.k, e.pm)).toBe(BOOT);
     }
     expect(io.stale).toMatchObject({ free: 0, dma: 0 });
     expect(io.stale.flushes).toBeGreaterThan(0);
@@ -467,7 +479,7 @@ describe('mm_users and mm_count', () => {
       expect(r.findings).toEqual([]);
       expect(r.blocked).toEqual([]);
       expect(mmState(k, mm1)).toBe('freed');
-      expect(framesInUse(k, pm)).toBe(PAGES);
+      expect(framesInUse(k, pm)).toBe(BOOT);
     }
     expect(outcome.faults).toBeGreaterThan(0);
     expect(outcome.refused).toBeGreaterThan(0);
@@ -534,7 +546,7 @@ describe('mm_users and mm_count', () => {
     });
     const r = runOnce(workload(k, ['proc']), 1);
     expect(r.findings).toEqual([]);
-    expect(framesInUse(k, pm)).toBe(PAGES);
+    expect(framesInUse(k, pm)).toBe(BOOT);
   });
 });
 
@@ -820,7 +832,8 @@ describe('MMU notifier subscriptions', () => {
       const before = log.slice(0, firstFree);
       expect(before).toContain('release');
       expect(before.filter((x) => x === 'release').length).toBe(before.filter((x) => x === 'release done').length);
-      expect(log.filter((x) => x === 'free')).toHaveLength(2);
+      // Two pages, the PTE and PMD pages (exit_mmap), the PGD page (__mmdrop).
+      expect(log.filter((x) => x === 'free')).toHaveLength(5);
     }
   });
 
@@ -963,12 +976,12 @@ describe('physical pages', () => {
     });
     const r = runOnce(workload(k, ['drv']), 1);
     expect(r.findings).toEqual([]);
-    expect(got).toEqual([PAGES + 1, PAGES + 2, 77, 2, 0, PAGES + 1, 79, 0]);
-    expect(framesInUse(k, pm)).toBe(PAGES);
+    expect(got).toEqual([BOOT + 1, BOOT + 2, 77, 2, 0, BOOT + 1, 79, 0]);
+    expect(framesInUse(k, pm)).toBe(BOOT);
   });
 
   it('alloc_page returns 0 when memory is exhausted, and is a might_sleep point', () => {
-    const { k, pm } = env({ frames: PAGES + 2 });
+    const { k, pm } = env({ frames: BOOT + 2 });
     const got: number[] = [];
     k.task('drv', 'process', function* (t) {
       got.push(yield* alloc_page(k, t, pm, 5), yield* alloc_page(k, t, pm, 5));
@@ -977,7 +990,7 @@ describe('physical pages', () => {
       t.preemptCount--;
     });
     const r = runOnce(workload(k, ['drv']), 1);
-    expect(got).toEqual([PAGES + 1, 0]);
+    expect(got).toEqual([BOOT + 1, 0]);
     expect(titles(r)).toEqual([`BUG: sleeping function called from invalid context at include/linux/sched/mm.h:321`]);
   });
 
@@ -989,13 +1002,13 @@ describe('physical pages', () => {
       yield* k.call(t, 'dma_free_coherent', free_page(k, t, pm, p));
     });
     const r = runOnce(workload(k, ['drv']), 1);
-    expect(titles(r)).toEqual([`BUG: Bad page state in process drv  pfn:${(PAGES + 1).toString(16).padStart(5, '0')}`]);
+    expect(titles(r)).toEqual([`BUG: Bad page state in process drv  pfn:${(BOOT + 1).toString(16).padStart(5, '0')}`]);
     expect(r.findings[0]?.kind).toBe('mm');
     const text = r.findings[0]?.text ?? '';
     expect(text).toContain('page dumped because: nonzero _refcount');
     expect(text).toMatch(/page last allocated via order 0, .*\(drv\)\n alloc_pages\n dma_alloc_coherent\n drv/);
     expect(text).toMatch(/page last free pid \d+ tgid \d+ stack trace:\n __free_pages\n dma_free_coherent\n drv/);
-    expect(framesInUse(k, pm)).toBe(PAGES);
+    expect(framesInUse(k, pm)).toBe(BOOT);
   });
 });
 

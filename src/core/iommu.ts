@@ -37,6 +37,7 @@ import { defineIda, type Ida, ida_alloc_range, ida_free } from '../kernel/ida.js
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { type MmStruct, pteAddr } from '../kernel/mm/mm.js';
 import { PTE_PRESENT, PTE_WRITE } from '../kernel/mm/pagetable.js';
+import { pte_alloc_atomic } from '../kernel/mm/pgalloc.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
 import { rcu_init, rcu_read_lock, rcu_read_unlock } from '../kernel/rcu.js';
 import { kasanAccess, kfree, kzalloc, objLoad, objStore } from '../kernel/slab.js';
@@ -218,6 +219,7 @@ export class Domains {
     return yield* k.step(t, `iommu_map(iova ${iova})`, () => {
       const pt = this.pageTable(t, dom);
       if (!pt || iova < 0 || iova >= pt.pages) return -EINVAL;
+      if (!pte_alloc_atomic(k, t, pt, iova)) return -ENOMEM;
       const at = pteAddr(k, pt, iova);
       Atomics.store(k.i32, at, (pfn << 2) | PTE_PRESENT | (write ? PTE_WRITE : 0));
       objStore(k, t, dom, DOM.mapped, objLoad(k, t, dom, DOM.mapped) + 1);
@@ -237,6 +239,7 @@ export class Domains {
       for (let v = 0; v < pt.pages; v++) {
         const at = pteAddr(k, pt, v);
         if (((k.i32[at] as number) & PTE_PRESENT) !== 0) continue;
+        if (!pte_alloc_atomic(k, t, pt, v)) return -ENOMEM;
         Atomics.store(k.i32, at, (pfn << 2) | PTE_PRESENT | (write ? PTE_WRITE : 0));
         objStore(k, t, dom, DOM.mapped, objLoad(k, t, dom, DOM.mapped) + 1);
         return v;

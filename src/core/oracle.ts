@@ -128,6 +128,15 @@ export class Oracle {
     this.report('stale_translation', step, where, title, ['entries that outlive the mapping:', ...stale]);
   }
 
+  /**
+   * A page walk read a page-table page through a pointer — a cached upper-level entry (the paging-structure
+   * cache) or an entry it read a delivery before — and the frame is no longer that table: freed, or reused as
+   * something else. A use-after-free of a page-table page: what the walk reads there is not the address space's.
+   */
+  tablePageStale(step: number, where: string, title: string, body: readonly string[]): void {
+    this.report('stale_translation', step, where, `iommu-sim: stale translation: ${title}`, body);
+  }
+
   /** {dev, pasid} is no longer bound (its PASID is being freed or quarantined): no cache may still hold it. */
   pasidUnbound(step: number, dev: number, devName: string, pasid: number, where: string): void {
     const stale = this.caches.flatMap((c) => c.entriesForPasid(dev, pasid).map((e) => `  ${c.name}: ${e}`));

@@ -1,13 +1,15 @@
 // An IOMMU unit's hardware, the part all three flavours share (src/hw/flavour.ts says where they differ): the
-// per-device PASID tables in memory, a PASID-entry cache, an IOTLB, the command queue the driver writes and
-// the hardware consumes one command at a time at a per-command cost, and the page request queue. Everything
-// is in the run's shared memory: the driver (kernel tasks) writes tables and queues, the hardware (the unit's
-// actor, in sequenced deliveries) reads them — a table entry word by word, as hardware does. A walk that an
-// invalidation overtakes does not fill the caches with what it read (hardware guarantees that much), but it
-// does finish the translation with it.
+// per-device PASID tables in memory, a PASID-entry cache, an IOTLB, a paging-structure cache (the upper-level
+// entries of the page tables walked; flushed with the IOTLB unless the invalidation is leaf-only), the command
+// queue the driver writes and the hardware consumes one command at a time at a per-command cost, and the page
+// request queue. Everything is in the run's shared memory: the driver (kernel tasks) writes tables and queues,
+// the hardware (the unit's actor, in sequenced deliveries) reads them — a table entry word by word, as hardware
+// does. A walk that an invalidation overtakes does not fill the caches with what it read (hardware guarantees
+// that much), but it does finish the translation with it while its tables and context are still there.
 import type { TranslationCache } from '../core/oracle.js';
 import type { DeviceInfo } from '../core/types.js';
 import type { Kernel } from '../kernel/kernel.js';
+import { PMD_TABLE_SHIFT, PT_LEVEL_PTE, PTE_TABLE_SHIFT } from '../kernel/mm/mm.js';
 import { ptePfn } from '../kernel/mm/pagetable.js';
 import { array, element, struct, type ViewOf, Word, type Words, word } from '../kernel/struct.js';
 import type { HwOut } from './out.js';
@@ -23,6 +25,21 @@ const IOTLB_ENTRY = struct('iotlb_entry', {
   pasid: word,
   vpn: word,
   pte: word,
+  dev: word,
+});
+
+/**
+ * A paging-structure cache entry (VT-d's PML4/PDPE/PDE caches, the SMMU's walk cache, AMD's PDE cache): an
+ * upper-level entry a walk read — {tag, PASID, the level of the table it points at, that table's index} → the
+ * table page's pfn. Tagged as the IOTLB is.
+ */
+const PSC_ENTRY = struct('psc_entry', {
+  valid: word,
+  tag: word,
+  pasid: word,
+  level: word, // the level of the table the entry points at (PT_LEVEL_PMD: a PGD entry; PT_LEVEL_PTE: a PMD entry)
+  index: word, // that table's index (the first vpn it maps >> the level's shift)
+  pfn: word,
   dev: word,
 });
 
@@ -70,6 +87,8 @@ const PRG_OUTSTANDING = struct('prg_outstanding', { grp: array(PR_GROUPS) });
 
 export interface UnitOptions {
   readonly iotlbEntries: number;
+  /** Paging-structure cache entries (default 16). */
+  readonly pscEntries?: number;
   readonly pcacheEntries: number;
   readonly queueDepth: number;
   readonly prqDepth: number;
@@ -90,6 +109,9 @@ export interface Command {
 export class IommuUnit {
   readonly name: string;
   private readonly iotlb: number;
+  private readonly psc: number;
+  private readonly pscEntries: number;
+  private readonly pscv: ViewOf<typeof PSC_ENTRY>;
   private readonly pcache: number;
   private readonly header: number;
   private readonly cmdq: number;
@@ -124,6 +146,9 @@ export class IommuUnit {
   ) {
     this.name = spec.unitName(index);
     this.iotlb = k.statics.alloc(Math.max(1, opts.iotlbEntries) * IOTLB_ENTRY.words, `${this.name} iotlb`);
+    this.pscEntries = opts.pscEntries ?? 16;
+    this.psc = k.statics.alloc(Math.max(1, this.pscEntries) * PSC_ENTRY.words, `${this.name} paging-structure cache`);
+    this.pscv = k.struct(PSC_ENTRY);
     this.pcSlotWords = PASID_CACHE_SLOT.words + spec.entry.layout.words;
     this.pcache = k.statics.alloc(opts.pcacheEntries * this.pcSlotWords, `${this.name} pasid cache`);
     this.header = k.statics.alloc(IOMMU_QUEUES.words, `${this.name} queues`);
@@ -296,6 +321,61 @@ export class IommuUnit {
     e.dev.set(at, dev);
   }
 
+  private pscSlot(tag: number, pasid: number, level: number, index: number): number {
+    const h = Math.imul(tag * 0x9e3779b1 + pasid * 0x85ebca6b + level * 0x27d4eb2d + index, 0x165667b1) >>> 0;
+    return element(PSC_ENTRY, this.s(this.psc), h % this.pscEntries);
+  }
+
+  /** Paging-structure cache lookup: the pfn of the table the cached entry points at, or 0 on a miss. */
+  pscLookup(tag: number, pasid: number, level: number, index: number): number {
+    if (this.pscEntries === 0) return 0;
+    const at = this.pscSlot(tag, pasid, level, index);
+    const e = this.pscv;
+    return e.valid.get(at) === 1 && e.tag.get(at) === tag && e.pasid.get(at) === pasid && e.level.get(at) === level && e.index.get(at) === index ? e.pfn.get(at) : 0;
+  }
+
+  /** A walk read an upper-level entry: cache it, unless an invalidation overtook the walk (epoch). */
+  pscFill(tag: number, pasid: number, level: number, index: number, pfn: number, dev: number, epoch: number): void {
+    if (epoch !== this.epoch || this.pscEntries === 0) return;
+    const at = this.pscSlot(tag, pasid, level, index);
+    const e = this.pscv;
+    e.valid.set(at, 1);
+    e.tag.set(at, tag);
+    e.pasid.set(at, pasid);
+    e.level.set(at, level);
+    e.index.set(at, index);
+    e.pfn.set(at, pfn);
+    e.dev.set(at, dev);
+  }
+
+  /**
+   * An IOTLB invalidation: tag (device or ASID), PASID (-1 with ASID tags), the vpn range [start, end) (start -1:
+   * all). `leafOnly` is the vendor's hint that only leaf entries changed — VT-d's IH (invalidation hint) bit, the
+   * SMMU's TLBI leaf flag, AMD's PDE bit clear: the paging-structure caches are kept. Otherwise every cached
+   * upper-level entry of the tag whose range meets [start, end) goes too (VT-d 6.5.2.4: a page-selective
+   * invalidation with IH clear invalidates the paging-structure entries that map the range).
+   */
+  iotlbInvalidate(tag: number, pasid: number, start: number, end: number, leafOnly: boolean): void {
+    const tlb = this.tlb;
+    for (let e = 0; e < this.opts.iotlbEntries; e++) {
+      const at = element(IOTLB_ENTRY, this.s(this.iotlb), e);
+      if (tlb.valid.get(at) !== 1 || tlb.tag.get(at) !== tag || (pasid !== -1 && tlb.pasid.get(at) !== pasid)) continue;
+      const vpn = tlb.vpn.get(at);
+      if (start === -1 || (vpn >= start && vpn < end)) tlb.valid.set(at, 0);
+    }
+    if (!leafOnly) {
+      const p = this.pscv;
+      for (let e = 0; e < this.pscEntries; e++) {
+        const at = element(PSC_ENTRY, this.s(this.psc), e);
+        if (p.valid.get(at) !== 1 || p.tag.get(at) !== tag || (pasid !== -1 && p.pasid.get(at) !== pasid)) continue;
+        const shift = p.level.get(at) === PT_LEVEL_PTE ? PTE_TABLE_SHIFT : PMD_TABLE_SHIFT;
+        const first = p.index.get(at) << shift;
+        if (start === -1 || (first < end && first + (1 << shift) > start)) p.valid.set(at, 0);
+      }
+    }
+    this.q.epoch.set(this.regs, this.epoch + 1);
+  }
+
   private pcSlot(dev: number, pasid: number): number {
     const h = Math.imul(dev * 0x9e3779b1 + pasid, 0x85ebca6b) >>> 0;
     return this.s(this.pcache) + (h % this.opts.pcacheEntries) * this.pcSlotWords;
@@ -337,15 +417,10 @@ export class IommuUnit {
   execute(c: Command, out: Pick<HwOut, 'busy'>): void {
     out.busy(this.opts.cmdCostNs);
     if (c.op === OP_IOTLB) {
-      // a: tag (device or ASID), b: PASID (-1 with ASID tags), [c, d): vpn range, c = -1: all
-      const tlb = this.tlb;
-      for (let e = 0; e < this.opts.iotlbEntries; e++) {
-        const at = element(IOTLB_ENTRY, this.s(this.iotlb), e);
-        if (tlb.valid.get(at) !== 1 || tlb.tag.get(at) !== c.a || (c.b !== -1 && tlb.pasid.get(at) !== c.b)) continue;
-        const vpn = tlb.vpn.get(at);
-        if (c.c === -1 || (vpn >= c.c && vpn < c.d)) tlb.valid.set(at, 0);
-      }
-      this.q.epoch.set(this.regs, this.epoch + 1);
+      // a: tag (device or ASID), b: PASID (-1 with ASID tags), [c, d): vpn range, c = -1: all. The generic
+      // command is what the SVA paths send (VT-d's PASID-based IOTLB invalidation with IH clear, the SMMU's
+      // TLBI by ASID / VA with leaf clear, AMD's INVALIDATE_IOMMU_PAGES with PDE set): no leaf-only hint.
+      this.iotlbInvalidate(c.a, c.b, c.c, c.d, false);
     } else if (c.op === OP_PC) {
       const at = this.pcSlot(c.a, c.b);
       if (this.pc.dev.get(at) === c.a && this.pc.pasid.get(at) === c.b) this.pc.valid.set(at, 0);
@@ -473,7 +548,29 @@ export class IommuUnit {
         return words && unit.spec.entry.present(words) ? [`{dev ${dev}, PASID ${pasid}} → mm ${unit.spec.entry.mmOf(words) - 1}`] : [];
       },
     };
-    return [iotlb, pc];
+    const psc: TranslationCache = {
+      name: `${this.name} paging-structure cache`,
+      entriesForPfn: (pfn) => this.pscEntriesWhere((at) => this.pscv.pfn.get(at) === pfn),
+      entriesForPasid: (dev, pasid) =>
+        unit.spec.tlbTag === 'asid' ? [] : this.pscEntriesWhere((at) => this.pscv.dev.get(at) === dev && this.pscv.pasid.get(at) === pasid),
+    };
+    return [iotlb, pc, psc];
+  }
+
+  /** Valid paging-structure cache entries that `pick` selects, one line each (the oracle's). */
+  private pscEntriesWhere(pick: (at: number) => boolean): string[] {
+    const out: string[] = [];
+    const p = this.pscv;
+    for (let e = 0; e < this.pscEntries; e++) {
+      const at = element(PSC_ENTRY, this.s(this.psc), e);
+      if (p.valid.get(at) !== 1 || !pick(at)) continue;
+      const pte = p.level.get(at) === PT_LEVEL_PTE;
+      const shift = pte ? PTE_TABLE_SHIFT : PMD_TABLE_SHIFT;
+      const first = p.index.get(at) << shift;
+      const tag = this.spec.tlbTag === 'asid' ? `ASID ${p.tag.get(at)}` : `dev ${p.tag.get(at)}, PASID ${p.pasid.get(at)}`;
+      out.push(`{${tag}, ${pte ? 'PMD' : 'PGD'} entry of vpn ${first}-${first + (1 << shift) - 1}} → ${pte ? 'PTE' : 'PMD'} table pfn 0x${p.pfn.get(at).toString(16)}`);
+    }
+    return out;
   }
 
   private describeTlb(at: number): string {

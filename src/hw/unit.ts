@@ -1,6 +1,7 @@
 // What an IOMMU unit does with the messages it gets: translate an ATS request (IOTLB, then the PASID-entry
-// cache, then a walk that fetches the entry word by word and then the PTE — each fetch a delivery of its own,
-// so CPU writes interleave with it as they do with real hardware), queue page requests and wake the driver's
+// cache, then a walk that fetches the entry word by word and then the page table's levels — PGD, PMD, PTE page,
+// starting at the deepest the paging-structure cache holds an entry for, filling it as it goes — each fetch a
+// delivery of its own, so CPU writes interleave with it as they do with real hardware), queue page requests and wake the driver's
 // page-request thread, and consume the command queue one command per delivery, stalling on a device-TLB
 // invalidation until the device answers (which is why a device that never answers wedges the queue). Its
 // lifecycle — queues enabled, the command queue idle, consuming, stalled on a device-TLB invalidation or timed
@@ -8,8 +9,26 @@
 import type { Oracle } from '../core/oracle.js';
 import type { Stats } from '../core/stats.js';
 import { type DeviceInfo, RESP_INVALID } from '../core/types.js';
-import { type MmStruct, mmById, type MmTable } from '../kernel/mm/mm.js';
+import type { Kernel } from '../kernel/kernel.js';
+import {
+  type MmStruct,
+  mmById,
+  type MmTable,
+  ownerOf,
+  PMD_TABLE_SHIFT,
+  PT_LEVEL_PGD,
+  PT_LEVEL_PMD,
+  PT_LEVEL_PTE,
+  PTE_TABLE_SHIFT,
+  pgdEntryAddr,
+  pgdPfnAddr,
+  pmdEntryAddr,
+  pmdPagesOf,
+  ptePagesOf,
+} from '../kernel/mm/mm.js';
 import { PTE_PRESENT, PTE_WRITE, ptePfn, pte as readPte } from '../kernel/mm/pagetable.js';
+import { TABLE_PRESENT } from '../kernel/mm/pgalloc.js';
+import { pageHistory, pageOwner, ptdescIndex, ptdescLevel } from '../kernel/mm/physmem.js';
 import { OP_DEVTLB, OP_PAGE_RESP } from './flavour.js';
 import { type IommuUnit, QUEUE_CMDQ, QUEUE_PRQ } from './iommu.js';
 import { type HwMessage, WHY_PASID, WHY_PTE } from './messages.js';
@@ -28,6 +47,34 @@ export const PRQ_PHASES = ['', 'prq_pending', 'prq_overflow'] as const;
  * fetches); from PAGE_WALK on, the walk of the page table the context names.
  */
 export const PAGE_WALK = 10;
+
+/** One table read by the page walker (ns). Model estimate: one memory read (~100 ns), until the vendors' cost tables. */
+const TABLE_READ_NS = 100;
+
+const LEVEL_NAMES: readonly string[] = ['data', 'PTE', 'PMD', 'PGD'];
+
+/**
+ * A page-walk stage (`st` from PAGE_WALK on): the level of the table read next, whether the walk got there
+ * through the paging-structure cache, and the table page's pfn.
+ */
+function walkStage(level: number, pfn: number, cached: boolean): number {
+  if (pfn >= 1 << 27) throw new RangeError(`page walk: pfn 0x${pfn.toString(16)} does not fit a walk stage`);
+  return PAGE_WALK + level + (cached ? 4 : 0) + pfn * 8;
+}
+
+/** The entry for vpn in mm's `level` table number `index` (a plain read: the hardware's, in a sequenced delivery). */
+function tableEntry(k: Kernel, mm: MmStruct, level: number, index: number, vpn: number): number {
+  if (level === PT_LEVEL_PGD) {
+    const j = vpn >> PMD_TABLE_SHIFT;
+    return j < pmdPagesOf(mm.pages) ? Atomics.load(k.i32, pgdEntryAddr(k, mm, j)) : 0;
+  }
+  if (level === PT_LEVEL_PMD) {
+    const per = PMD_TABLE_SHIFT - PTE_TABLE_SHIFT;
+    const i = (index << per) + ((vpn >> PTE_TABLE_SHIFT) & ((1 << per) - 1));
+    return i < ptePagesOf(mm.pages) ? Atomics.load(k.i32, pmdEntryAddr(k, mm, i)) : 0;
+  }
+  return readPte(k, mm, (index << PTE_TABLE_SHIFT) + (vpn & ((1 << PTE_TABLE_SHIFT) - 1)));
+}
 
 export class IommuHardware implements Hardware {
   readonly actorName: string;
@@ -70,6 +117,7 @@ export class IommuHardware implements Hardware {
   }
 
   handle(self: number, msg: HwMessage, out: HwOut, step: number): void {
+    this.step = step;
     switch (msg.type) {
       case 'cmdq.enable':
         this.unit.enableQueue(QUEUE_CMDQ);
@@ -127,7 +175,7 @@ export class IommuHardware implements Hardware {
     if (u.spec.tlbTag === 'pasid') {
       const pte = u.iotlbLookup(dev, pasid, vpn);
       if (pte !== 0 && (!write || (pte & PTE_WRITE) !== 0)) {
-        this.stats.add('iotlb_hits');
+        if (!this.retrying) this.stats.add('iotlb_hits');
         out.send(this.dev(dev).actor, { type: 'ats.ok', id, pte });
         return;
       }
@@ -141,16 +189,16 @@ export class IommuHardware implements Hardware {
       if (u.spec.tlbTag === 'asid') {
         const pte = u.iotlbLookup(fmt.asidOf(cached), -1, vpn);
         if (pte !== 0 && (!write || (pte & PTE_WRITE) !== 0)) {
-          this.stats.add('iotlb_hits');
+          if (!this.retrying) this.stats.add('iotlb_hits');
           out.send(this.dev(dev).actor, { type: 'ats.ok', id, pte });
           return;
         }
       }
-      this.stats.add('iotlb_misses');
+      if (!this.retrying) this.stats.add('iotlb_misses');
       this.startPageWalk(self, dev, pasid, vpn, write, id, this.walkKey(cached), ep, out);
       return;
     }
-    this.stats.add('iotlb_misses');
+    if (!this.retrying) this.stats.add('iotlb_misses');
     // Fetch the entry: its first field now, the rest in later accesses.
     const w0 = u.fetchEntry(0, dev, pasid);
     if (u.fetchCount === 1) {
@@ -178,11 +226,42 @@ export class IommuHardware implements Hardware {
 
   /**
    * The context is resolved (the entry fetched or cached): walk the page table it names. `key` is the mm id + 1
-   * and the ASID packed as walkKey does; `ep` the invalidation epoch the walk started in.
+   * and the ASID packed as walkKey does; `ep` the invalidation epoch the walk started in. The walk starts at the
+   * deepest level the paging-structure cache has an entry for — the PTE page (one table read left), the PMD page,
+   * or the PGD page the context points at — and reads one table per delivery.
    */
   protected startPageWalk(self: number, dev: number, pasid: number, vpn: number, write: boolean, id: number, key: number, ep: number, out: HwOut): void {
-    out.send(self, { type: 'walk', dev, pasid, vpn, w: write ? 1 : 0, id, st: PAGE_WALK, a: key, ep });
+    const u = this.unit;
+    const mm = mmById(this.mms, (key & 0xffff) - 1);
+    if (!mm || vpn < 0 || vpn >= mm.pages) {
+      out.send(this.dev(dev).actor, { type: 'ats.fault', id, why: WHY_PTE });
+      return;
+    }
+    const asid = u.spec.tlbTag === 'asid';
+    const tag = asid ? key >>> 16 : dev;
+    const tp = asid ? -1 : pasid;
+    let level = PT_LEVEL_PTE;
+    let pfn = u.pscLookup(tag, tp, PT_LEVEL_PTE, vpn >> PTE_TABLE_SHIFT);
+    if (pfn === 0) {
+      level = PT_LEVEL_PMD;
+      pfn = u.pscLookup(tag, tp, PT_LEVEL_PMD, vpn >> PMD_TABLE_SHIFT);
+    }
+    const cached = pfn !== 0;
+    if (!cached) {
+      level = PT_LEVEL_PGD;
+      pfn = Atomics.load(u.kernel.i32, pgdPfnAddr(u.kernel, mm));
+    }
+    if (pfn === 0) {
+      out.send(this.dev(dev).actor, { type: 'ats.fault', id, why: WHY_PTE });
+      return;
+    }
+    out.send(self, { type: 'walk', dev, pasid, vpn, w: write ? 1 : 0, id, st: walkStage(level, pfn, cached), a: key, ep });
   }
+
+  /** The step of the message being handled (what the oracle dates its findings with). */
+  protected step = 0;
+  /** A walk an invalidation overtook is translating again: not another request for the statistics. */
+  protected retrying = false;
 
   protected walk(self: number, m: Extract<HwMessage, { type: 'walk' }>, out: HwOut): void {
     const u = this.unit;
@@ -194,18 +273,98 @@ export class IommuHardware implements Hardware {
       this.fetched(self, m.dev, m.pasid, m.vpn, write, m.id, u.assembleEntry(fetched), m.ep, out);
       return;
     }
-    const mmId1 = m.a & 0xffff;
-    const asid = m.a >>> 16;
-    const mm: MmStruct | undefined = mmById(this.mms, mmId1 - 1);
-    const pte = mm && m.vpn >= 0 && m.vpn < mm.pages ? readPte(u.kernel, mm, m.vpn) : 0;
+    const s = m.st - PAGE_WALK;
+    const level = s & 3;
+    const pfn = s >>> 3;
+    const mm = mmById(this.mms, (m.a & 0xffff) - 1) as MmStruct;
+    const want = level === PT_LEVEL_PGD ? 0 : m.vpn >> (level === PT_LEVEL_PMD ? PMD_TABLE_SHIFT : PTE_TABLE_SHIFT);
+    if (m.ep !== u.epoch && (!this.isTable(mm, level, want, pfn) || !this.contextStill(m.dev, m.pasid, m.a))) {
+      // An invalidation overtook the walk, and what it walks is gone — the table it points at freed, or the
+      // context that named the page table dropped: translate again from the caches and memory as they are now,
+      // the same request, not a new one (an invalidation completes only once the walks it overtook are done, so
+      // hardware never reads a table freed after it nor answers for a context dropped before it). A walk whose
+      // table and context are still there goes on, as hardware's does.
+      this.retrying = true;
+      this.translate(self, m.dev, m.pasid, m.vpn, write, m.id, out);
+      this.retrying = false;
+      return;
+    }
+    out.busy(TABLE_READ_NS);
+    const entry = this.readTable(mm, level, want, pfn, (s & 4) !== 0, m);
+    if (level !== PT_LEVEL_PTE) this.descend(self, m, level - 1, entry, out);
+    else this.leaf(m, entry, out);
+  }
+
+  /** An upper-level entry read: cache it and read the next table, or fault. */
+  private descend(self: number, m: Extract<HwMessage, { type: 'walk' }>, next: number, entry: number, out: HwOut): void {
+    if ((entry & TABLE_PRESENT) === 0) {
+      out.send(this.dev(m.dev).actor, { type: 'ats.fault', id: m.id, why: WHY_PTE });
+      return;
+    }
+    const u = this.unit;
+    const asid = u.spec.tlbTag === 'asid';
+    const index = m.vpn >> (next === PT_LEVEL_PTE ? PTE_TABLE_SHIFT : PMD_TABLE_SHIFT);
+    u.pscFill(asid ? m.a >>> 16 : m.dev, asid ? -1 : m.pasid, next, index, entry >>> 2, m.dev, m.ep);
+    out.send(self, { ...m, st: walkStage(next, entry >>> 2, false) });
+  }
+
+  /** The PTE read: the translation, into the IOTLB, or a fault. */
+  private leaf(m: Extract<HwMessage, { type: 'walk' }>, pte: number, out: HwOut): void {
+    const u = this.unit;
     const dev = this.dev(m.dev);
-    if ((pte & PTE_PRESENT) === 0 || (write && (pte & PTE_WRITE) === 0)) {
+    if ((pte & PTE_PRESENT) === 0 || (m.w === 1 && (pte & PTE_WRITE) === 0)) {
       out.send(dev.actor, { type: 'ats.fault', id: m.id, why: WHY_PTE });
       return;
     }
-    if (u.spec.tlbTag === 'asid') u.iotlbFill(asid, -1, m.vpn, pte, m.dev, m.ep);
+    if (u.spec.tlbTag === 'asid') u.iotlbFill(m.a >>> 16, -1, m.vpn, pte, m.dev, m.ep);
     else u.iotlbFill(m.dev, m.pasid, m.vpn, pte, m.dev, m.ep);
     out.send(dev.actor, { type: 'ats.ok', id: m.id, pte });
+  }
+
+  /**
+   * One table read: the entry of vpn in the `level` table at frame pfn, which should be mm's. A frame that is no
+   * longer that table (freed, or reused) is the oracle's finding, and the walk reads what the frame is now:
+   * another table of that level (another address space's entries), or nothing it can use.
+   */
+  private readTable(mm: MmStruct, level: number, want: number, pfn: number, cached: boolean, m: Extract<HwMessage, { type: 'walk' }>): number {
+    const k = this.unit.kernel;
+    if (this.isTable(mm, level, want, pfn)) return tableEntry(k, mm, level, want, m.vpn);
+    const pm = this.mms.pm;
+    const lvl = ptdescLevel(k, pm, pfn);
+    const owner = pageOwner(k, pm, pfn);
+    this.staleTable(mm, level, pfn, cached, m, lvl, owner);
+    const now = lvl === level && owner !== 0 ? mmById(this.mms, owner - 1) : undefined;
+    return now ? tableEntry(k, now, level, ptdescIndex(k, pm, pfn), m.vpn) : 0;
+  }
+
+  /**
+   * Does {dev, pasid}'s context in memory still name the page table the walk started from (`key`, as walkKey
+   * packs it)? Read only when an invalidation overtook a walk. A vendor whose context is its own overrides it.
+   */
+  protected contextStill(dev: number, pasid: number, key: number): boolean {
+    const u = this.unit;
+    if (u.blocks(dev, pasid)) return false;
+    const words = u.entry(dev, pasid);
+    return u.spec.entry.present(words) && this.walkKey(words) === key;
+  }
+
+  /** Is frame pfn mm's `level` table number `want` (its ptdesc says so)? */
+  private isTable(mm: MmStruct, level: number, want: number, pfn: number): boolean {
+    const k = this.unit.kernel;
+    const pm = this.mms.pm;
+    return ptdescLevel(k, pm, pfn) === level && pageOwner(k, pm, pfn) === ownerOf(mm) && ptdescIndex(k, pm, pfn) === want;
+  }
+
+  private staleTable(mm: MmStruct, level: number, pfn: number, cached: boolean, m: Extract<HwMessage, { type: 'walk' }>, lvl: number, owner: number): void {
+    const name = (o: number) => mmById(this.mms, o - 1)?.name ?? `owner ${o}`;
+    const now = owner === 0 ? 'free' : lvl === 0 ? `now a page of ${name(owner)}` : `now a ${LEVEL_NAMES[lvl]} table of ${name(owner)}`;
+    const u = this.unit;
+    const title = `${u.name} walked ${LEVEL_NAMES[level]} table page 0x${pfn.toString(16)} of ${mm.name}, which is ${now}`;
+    this.oracle.tablePageStale(this.step, u.name, title, [
+      `the walk of {${this.dev(m.dev).name}, PASID ${m.pasid}} vpn ${m.vpn} reached it through ${cached ? `a cached upper-level entry (${u.name}'s paging-structure cache)` : 'an upper-level entry it read earlier'}`,
+      'a use-after-free of a page-table page: the table was freed before the IOMMU was told to drop what it cached of it',
+      ...pageHistory(u.kernel, this.mms.pm, pfn),
+    ]);
   }
 
   /**

@@ -43,7 +43,7 @@ import type { UnitDriver } from '../hw/queue.js';
 import type { KTask } from '../kernel/context.js';
 import { Kernel, type KGen } from '../kernel/kernel.js';
 import { layoutWords, refuseOversized } from '../kernel/memory.js';
-import { defineMms, MM_BUGS, type MmBug, type MmStruct, type MmTable, mmById, mmTableWords } from '../kernel/mm/mm.js';
+import { defineMms, MM_BUGS, tablePagesOf, type MmBug, type MmStruct, type MmTable, mmById, mmTableWords } from '../kernel/mm/mm.js';
 import { defineMmuNotifiers, type MmuNotifiers, mmuNotifierWords } from '../kernel/mm/mmu_notifier.js';
 import { definePhysMem, onPageFree, type PhysMem, pageOwner, physMemWords } from '../kernel/mm/physmem.js';
 import { readerTableWords } from '../kernel/rcu.js';
@@ -295,10 +295,11 @@ function modelSizes(p: ModelParams, topo: Topology, opts: ModelOptions): Sizes {
   const P = topo.processes;
   // A VMM whose memory VFIO maps, when VFIO is in the run: an address space of its own.
   const vmm = p.vfio === 'none' ? 0 : 1;
-  const frames = (P + 2) * p.pages + 16 + vmm * p.kbuffers;
   // I/O page tables for DMA and paging domains: address spaces of the mm layer that no process uses.
   const extra = opts.pageTables ?? 0;
   const kernelTables = p.defaultDomain === 'none' && p.kernel === 'none' && p.vfio === 'none' && p.drmContexts === 0 ? 0 : Math.min(U * p.addressSpaces, D + topo.kernelUsers + p.drmContexts + 4);
+  // Every address space's page-table pages too (init_mm's, each process's, each I/O page table's, the VMM's).
+  const frames = (P + 2) * p.pages + 16 + vmm * p.kbuffers + (P + 1 + kernelTables + extra + vmm) * tablePagesOf(p.pages);
   return { vmm, frames, iopt: kernelTables + extra };
 }
 

@@ -27,7 +27,8 @@ import type { MmuNotifiers } from './mmu_notifier.js';
 import { array, struct, type ViewOf, type Word, word } from '../struct.js';
 import { current, taskMmAddr } from '../task_struct.js';
 import { defineMmapFunctions, PTE_PRESENT, PTE_WRITE, VM_READ, VM_WRITE } from './pagetable.js';
-import { memblock_alloc_page, type PhysMem } from './physmem.js';
+import { definePgalloc, PGTABLE_BUGS } from './pgalloc.js';
+import { memblock_alloc_page, type PhysMem, setPtdesc } from './physmem.js';
 
 export interface MmStruct {
   readonly id: number;
@@ -54,8 +55,8 @@ export interface MmTable {
 }
 
 /** kernel/fork.c's planted bug: mm_pasid_drop in __mmput, as before 2667ed10d9f0 ("mm: Fix PASID use-after-free issue"). */
-export type MmBug = 'none' | 'pasid-drop-at-mmput';
-export const MM_BUGS: readonly MmBug[] = ['none', 'pasid-drop-at-mmput'];
+export type MmBug = 'none' | 'pasid-drop-at-mmput' | (typeof PGTABLE_BUGS)[number];
+export const MM_BUGS: readonly MmBug[] = ['none', 'pasid-drop-at-mmput', ...PGTABLE_BUGS];
 
 export type MmState = 'unused' | 'live' | 'exiting' | 'dead' | 'freed';
 
@@ -73,8 +74,41 @@ export const MM_STRUCT = struct('mm_struct', {
   alloc_chain: word, // model: … and its call chain
   free_by: word, // model: … of whoever ran __mmdrop
   free_chain: word,
-  pgd: array(0), // the page table (one PTE a page), then the model's VMA map (one word a page: VM_* flags)
+  // The page table's contents, then the model's VMA map (one word a page: VM_* flags): the PTEs (one a page:
+  // what the PTE pages hold, PTRS_PER_PTE to a page), the PMD entries (one per PTE page: what the PMD pages hold),
+  // the PGD entries (one per PMD page: what the PGD page holds), and the PGD page's pfn (mm->pgd). The table
+  // pages themselves are physmem frames (owner: the mm, ptdesc: level and index) — see pgalloc.ts.
+  pgd: array(0),
 });
+
+/** Pages a PTE page maps (PTRS_PER_PTE = 1 << PTE_TABLE_SHIFT): the model's small address spaces keep it small. */
+export const PTE_TABLE_SHIFT = 2;
+/** Pages a PMD page maps (PTRS_PER_PTE × PTRS_PER_PMD). */
+export const PMD_TABLE_SHIFT = 4;
+/** ptdesc levels (physmem's pt_level): 0 is a data page. */
+export const PT_LEVEL_PTE = 1;
+export const PT_LEVEL_PMD = 2;
+export const PT_LEVEL_PGD = 3;
+
+/** PTE pages an address space of `pages` needs at most. */
+export function ptePagesOf(pages: number): number {
+  return (pages + (1 << PTE_TABLE_SHIFT) - 1) >> PTE_TABLE_SHIFT;
+}
+
+/** PMD pages an address space of `pages` needs at most. */
+export function pmdPagesOf(pages: number): number {
+  return (pages + (1 << PMD_TABLE_SHIFT) - 1) >> PMD_TABLE_SHIFT;
+}
+
+/** Table pages (PGD, PMD and PTE pages) an address space of `pages` takes when fully populated. */
+export function tablePagesOf(pages: number): number {
+  return 1 + pmdPagesOf(pages) + ptePagesOf(pages);
+}
+
+/** Words of an mm's pgd array: PTEs, VMA map, PMD entries, PGD entries, mm->pgd. */
+function dataWords(pages: number): number {
+  return 2 * pages + ptePagesOf(pages) + pmdPagesOf(pages) + 1;
+}
 
 /** The mm table's header: model only. */
 const MM_TABLE = struct('mm_table', {
@@ -98,7 +132,7 @@ const MMDROP_BUG_LINE = 'kernel/fork.c:921';
 /** Static words defineMms takes (to size a kernel layout); the rw_semaphores are extra, 12 words each. */
 export function mmTableWords(count: number, pages: number): number {
   // Each mm: its mm_struct, its page table, and its locks (mmap_lock, page_table_lock).
-  return MM_TABLE.words + (count + 1) * (MM_STRUCT.words + 2 * pages + RW_SEMAPHORE.words + SPINLOCK.words);
+  return MM_TABLE.words + (count + 1) * (MM_STRUCT.words + dataWords(pages) + RW_SEMAPHORE.words + SPINLOCK.words);
 }
 
 export type MmDropHook = (mm: MmStruct, t: KTask, step: number) => void;
@@ -127,7 +161,7 @@ function stateOf(mm: MmStruct): TableState {
 export function defineMms(k: Kernel, pm: PhysMem, count: number, pages: number, bug: MmBug = 'none'): MmTable {
   if (!Number.isInteger(count) || count < 0) throw new RangeError(`mm: bad mm count ${count}`);
   if (!Number.isInteger(pages) || pages < 1 || pages > 1 << 20) throw new RangeError(`mm: bad page count ${pages}`);
-  if (pm.frames - 1 < pages) throw new RangeError(`mm: init_mm maps ${pages} pages, physmem has ${pm.frames - 1} frames`);
+  if (pm.frames - 1 < pages + tablePagesOf(pages)) throw new RangeError(`mm: init_mm maps ${pages} pages, physmem has ${pm.frames - 1} frames`);
   const off = k.statics.alloc(MM_TABLE.words, 'mm table');
   const view = k.struct(MM_STRUCT);
   const mk = (id: number, name: string): MmStruct => ({
@@ -138,7 +172,7 @@ export function defineMms(k: Kernel, pm: PhysMem, count: number, pages: number, 
     mmapLock: defineRwsem(k, '&mm->mmap_lock'),
     ptl: defineSpinlock(k, '&mm->page_table_lock'),
     asid: id,
-    off: k.statics.alloc(MM_STRUCT.words + 2 * pages, name),
+    off: k.statics.alloc(MM_STRUCT.words + dataWords(pages), name),
     view,
   });
   const initMm = mk(0, 'init_mm');
@@ -154,6 +188,7 @@ export function defineMms(k: Kernel, pm: PhysMem, count: number, pages: number, 
   k.onEnd(() => leakCheck(k, st));
   defineMmFunctions(k, bug);
   defineMmapFunctions(k);
+  definePgalloc(k, bug);
   return table;
 }
 
@@ -175,6 +210,15 @@ function boot(k: Kernel, off: number, table: MmTable): void {
   mm.view.mm_users.set(b, 1);
   mm.view.mm_count.set(b, 1);
   mm.view.state.set(b, MM_LIVE);
+  // The kernel's page tables (memblock, as the direct map's are at boot), then its pages.
+  const tableAt = (level: number, index: number): number => {
+    const pfn = memblock_alloc_page(k, table.pm, ownerOf(mm));
+    setPtdesc(k, table.pm, pfn, level, index);
+    return (pfn << 2) | PTE_PRESENT;
+  };
+  Atomics.store(i32, pgdPfnAddr(k, mm), tableAt(PT_LEVEL_PGD, 0) >>> 2);
+  for (let j = 0; j < pmdPagesOf(mm.pages); j++) Atomics.store(i32, pgdEntryAddr(k, mm, j), tableAt(PT_LEVEL_PMD, j));
+  for (let i = 0; i < ptePagesOf(mm.pages); i++) Atomics.store(i32, pmdEntryAddr(k, mm, i), tableAt(PT_LEVEL_PTE, i));
   for (let vpn = 0; vpn < mm.pages; vpn++) {
     const pfn = memblock_alloc_page(k, table.pm, ownerOf(mm));
     mm.view.pgd.set(b, vpn, (pfn << 2) | PTE_PRESENT | PTE_WRITE);
@@ -218,6 +262,21 @@ export function mmBase(k: Kernel, mm: MmStruct): number {
 /** Absolute offset of the PTE of vpn (the caller checks the range). */
 export function pteAddr(k: Kernel, mm: MmStruct, vpn: number): number {
   return mm.view.pgd.addr(mmBase(k, mm), vpn);
+}
+
+/** Absolute offset of the PMD entry of PTE page i (vpn >> PTE_TABLE_SHIFT): the PTE page's pfn << 2 | present. */
+export function pmdEntryAddr(k: Kernel, mm: MmStruct, i: number): number {
+  return mm.view.pgd.addr(mmBase(k, mm), 2 * mm.pages + i);
+}
+
+/** Absolute offset of the PGD entry of PMD page j (vpn >> PMD_TABLE_SHIFT): the PMD page's pfn << 2 | present. */
+export function pgdEntryAddr(k: Kernel, mm: MmStruct, j: number): number {
+  return mm.view.pgd.addr(mmBase(k, mm), 2 * mm.pages + ptePagesOf(mm.pages) + j);
+}
+
+/** Absolute offset of mm->pgd: the PGD page's pfn (0: none). */
+export function pgdPfnAddr(k: Kernel, mm: MmStruct): number {
+  return mm.view.pgd.addr(mmBase(k, mm), 2 * mm.pages + ptePagesOf(mm.pages) + pmdPagesOf(mm.pages));
 }
 
 /** Absolute offset of the VMA word of vpn. */
@@ -269,7 +328,7 @@ function track(k: Kernel, by: number, chain: number): SlabTrack {
 /** The mm_struct as KASAN and kmemleak describe an object (its allocation and free tracks). */
 export function objectInfo(k: Kernel, mm: MmStruct): SlabObjectInfo {
   const b = mmBase(k, mm);
-  const words = MM_STRUCT.words + 2 * mm.pages;
+  const words = MM_STRUCT.words + dataWords(mm.pages);
   const freed = mm.view.state.get(b) === MM_FREED;
   return {
     obj: b,
@@ -388,7 +447,11 @@ declare module '../kfunc.js' {
  */
 function defineMmFunctions(k: Kernel, bug: MmBug): void {
   if (k.fns.has('mm_init')) return;
-  k.fns.define('mm_init', 'kernel/fork.c', (t, mm) => mmInit(k, t, mm));
+  k.fns.define('mm_init', 'kernel/fork.c', function* (t, mm) {
+    yield* mmInit(k, t, mm);
+    // mm_alloc_pgd
+    yield* k.fn.pgd_alloc(t, mm);
+  });
   // One more user of the address space (the caller knows it has users: it holds one).
   k.fns.define('mmget', 'include/linux/sched/mm.h', function* (t, mm) {
     yield* k.step(t, objLabel(mm, 'mmget', mm.name), (env) => {
@@ -451,11 +514,15 @@ function defineMmFunctions(k: Kernel, bug: MmBug): void {
   const free = (t: KTask, mm: MmStruct) => k.step(t, objLabel(mm, '__mmdrop', mm.name), (env) => mmFree(k, t, mm, env.step));
   k.fns.definePlanted('__mmdrop', 'kernel/fork.c', bug, {
     *none(t, mm) {
+      if (mm.id !== 0) yield* k.fn.pgd_free(t, mm);
       // mm_pasid_drop before free_mm: the PASID is the mm's for as long as the mm_struct lives.
       if (mm.id !== 0 && k.fns.has('mm_pasid_drop')) yield* k.fn.mm_pasid_drop(t, mm);
       yield* free(t, mm);
     },
-    'pasid-drop-at-mmput': free,
+    *'pasid-drop-at-mmput'(t, mm) {
+      if (mm.id !== 0) yield* k.fn.pgd_free(t, mm);
+      yield* free(t, mm);
+    },
   });
   k.fns.define('exit_mm', 'kernel/exit.c', function* (t, mm) {
     yield* down_read(k, t, mm.mmapLock);
@@ -479,7 +546,7 @@ function* mmInit(k: Kernel, t: KTask, mm: MmStruct): KGen {
     const i32 = k.i32;
     const b = mmBase(k, mm);
     // memset(mm, 0, sizeof(*mm)): a reused mm_struct starts from nothing.
-    i32.fill(0, mm.view.pgd.addr(b), mm.view.pgd.addr(b, 2 * mm.pages));
+    i32.fill(0, mm.view.pgd.addr(b), mm.view.pgd.addr(b, dataWords(mm.pages)));
     mm.view.mm_users.set(b, 1);
     mm.view.mm_count.set(b, 1);
     mm.view.pasid.set(b, 0);

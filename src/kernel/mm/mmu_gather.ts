@@ -32,11 +32,13 @@ export interface MmuGather {
   start: number;
   end: number;
   readonly pages: number[];
+  /** Table pages freed by free_pgtables (tlb_remove_table's batch): freed after the flush, as the pages are. */
+  readonly tables: number[];
 }
 
 /** tlb_gather_mmu / tlb_gather_mmu_fullmm. */
 export function tlb_gather_mmu(mm: MmStruct, fullmm = false): MmuGather {
-  return { mm, fullmm, start: Number.POSITIVE_INFINITY, end: 0, pages: [] };
+  return { mm, fullmm, start: Number.POSITIVE_INFINITY, end: 0, pages: [], tables: [] };
 }
 
 /** __tlb_adjust_range for one PTE, and __tlb_remove_page: true when the batch is full (the caller must flush). */
@@ -45,6 +47,16 @@ export function tlb_remove_page(tlb: MmuGather, vpn: number, pfn: number): boole
   tlb.end = Math.max(tlb.end, vpn + 1);
   tlb.pages.push(pfn);
   return tlb.pages.length >= MMU_GATHER_BUNDLE;
+}
+
+/**
+ * pte_free_tlb / pmd_free_tlb → tlb_remove_table: the table page mapping from vpn joins the gather, whose range
+ * grows to cover it (tlb->freed_tables: the flush must reach the paging-structure caches there too).
+ */
+export function tlb_remove_table(tlb: MmuGather, vpn: number, pfn: number): void {
+  tlb.start = Math.min(tlb.start, vpn);
+  tlb.end = Math.max(tlb.end, vpn + 1);
+  tlb.tables.push(pfn);
 }
 
 /** __tlb_reset_range */
@@ -84,6 +96,8 @@ export function defineMmuGather(k: Kernel, bug: string): void {
     // tlb_flush_mmu_free → tlb_batch_pages_flush: the TLBs no longer reach these pages.
     const pm = mmTableOf(tlb.mm).pm;
     for (const pfn of tlb.pages.splice(0)) yield* free_page(k, t, pm, pfn);
+    // tlb_table_flush: the table pages, after the same flush.
+    for (const pfn of tlb.tables.splice(0)) yield* free_page(k, t, pm, pfn);
   });
   const endVma = function* (t: KTask, tlb: MmuGather): KGen {
     if (!tlb.fullmm) yield* k.fn.tlb_flush_mmu_tlbonly(t, tlb);

@@ -35,11 +35,14 @@ import {
   mmStateCode,
   mmTableOf,
   ownerOf,
+  PTE_TABLE_SHIFT,
+  pmdEntryAddr,
   pteAddr,
   setMmState,
   vmaAddr,
 } from './mm.js';
 import { type MmuGather, tlb_gather_mmu, tlb_remove_page } from './mmu_gather.js';
+import { TABLE_PRESENT } from './pgalloc.js';
 import type { MmuNotifiers } from './mmu_notifier.js';
 import { alloc_page, free_page } from './physmem.js';
 
@@ -183,9 +186,13 @@ function* handleMmFault(k: Kernel, t: KTask, mm: MmStruct, vpn: number, write: b
       const vma = Atomics.load(k.i32, vmaAddr(k, mm, vpn));
       if (vma === 0 || (write && (vma & VM_WRITE) === 0)) return 'sigsegv';
       const p = Atomics.load(k.i32, pteAddr(k, mm, vpn));
-      return (p & PTE_PRESENT) !== 0 ? 'ok' : isMigrationEntry(p) ? 'migrating' : 'alloc';
+      if ((p & PTE_PRESENT) !== 0) return 'ok';
+      if (isMigrationEntry(p)) return 'migrating';
+      // __handle_mm_fault: pmd_alloc, then pte_alloc, when the tables of vpn are not there yet.
+      return (Atomics.load(k.i32, pmdEntryAddr(k, mm, vpn >> PTE_TABLE_SHIFT)) & TABLE_PRESENT) === 0 ? 'table' : 'alloc';
     });
-    if (need !== 'migrating') return need === 'alloc' ? yield* doAnonymousPage(k, t, mm, vpn) : need;
+    if (need === 'table' && !(yield* k.fn.__pte_alloc(t, mm, vpn))) return 'sigsegv';
+    if (need !== 'migrating') return need === 'alloc' || need === 'table' ? yield* doAnonymousPage(k, t, mm, vpn) : need;
     // do_swap_page → migration_entry_wait: sleep until the migration put the page back, then fault again.
     yield k.point(t, objArgLabel(mm, 'migration_entry_wait', mm.name, vpn), () => !isMigrationEntry(pte(k, mm, vpn)), () => undefined, {
       what: `the migration of ${mm.name}'s page ${vpn}`,
@@ -295,9 +302,11 @@ function* unmapRange(k: Kernel, t: KTask, mm: MmStruct, start: number, end: numb
     for (const v of found) for (let vpn = v.start; vpn < v.end; vpn++) Atomics.store(k.i32, vmaAddr(k, mm, vpn), 0);
     return found;
   });
-  if (vmas.length === 0) return;
+  if (vmas.length === 0 && !fullmm) return;
   const tlb = tlb_gather_mmu(mm, fullmm);
-  yield* k.fn.unmap_vmas(t, tlb, vmas, start, end);
+  if (vmas.length > 0) yield* k.fn.unmap_vmas(t, tlb, vmas, start, end);
+  // unmap_region / exit_mmap: the page tables no VMA needs any more, into the same gather (freed after its flush).
+  yield* k.fn.free_pgtables(t, tlb, start, end);
   yield* k.fn.tlb_finish_mmu(t, tlb);
 }
 

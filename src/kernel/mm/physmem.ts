@@ -43,6 +43,8 @@ const PAGE = struct('page', {
   alloc_chain: word, // page_owner->handle: its stack
   free_by: word, // page_owner->free_pid (and comm)
   free_chain: word, // page_owner->free_handle
+  pt_level: word, // struct ptdesc: 0 for a data page, else the table's level (PT_LEVEL_*) while it is one
+  pt_index: word, // ptdesc->pt_index: which table of that level in its mm (the first vpn it maps >> the level's shift)
 });
 export const FRAME_WORDS = PAGE.words;
 
@@ -108,6 +110,8 @@ function take(k: Kernel, pm: PhysMem, owner: number): number {
   // A page comes zeroed (user pages are cleared on fault): no write has landed on this incarnation yet.
   pm.view.page.writes.set(f, 0);
   pm.view.page.tag.set(f, 0);
+  pm.view.page.pt_level.set(f, 0);
+  pm.view.page.pt_index.set(f, 0);
   pm.view.physmem.nr_inuse.set(h, pm.view.physmem.nr_inuse.get(h) + 1);
   return pfn;
 }
@@ -161,6 +165,7 @@ export function* free_page(k: Kernel, t: KTask, pm: PhysMem, pfn: number): KGen 
       for (const h of hooksOf(pm)) h(pfn, t, env.step);
       const hd = header(k, pm);
       pm.view.page.owner.set(f, 0);
+      pm.view.page.pt_level.set(f, 0);
       pm.view.page.free_by.set(f, k.mem.intern(t.label));
       pm.view.page.free_chain.set(f, k.mem.intern(t.chain().join('\n')));
       pm.view.page.lru.set(f, pm.view.physmem.free_list.get(hd));
@@ -168,6 +173,49 @@ export function* free_page(k: Kernel, t: KTask, pm: PhysMem, pfn: number): KGen 
       pm.view.physmem.nr_inuse.set(hd, pm.view.physmem.nr_inuse.get(hd) - 1);
     }),
   );
+}
+
+/**
+ * GFP_ATOMIC allocation inside a perform (io-pgtable's table pages, allocated under the domain's lock in map):
+ * the frame's pfn, 0 when memory is exhausted.
+ */
+export function alloc_page_atomic(k: Kernel, t: KTask, pm: PhysMem, owner: number): number {
+  checkOwner(owner);
+  const pfn = take(k, pm, owner);
+  if (pfn !== 0) {
+    const f = frame(k, pm, pfn);
+    pm.view.page.alloc_by.set(f, k.mem.intern(t.label));
+    pm.view.page.alloc_chain.set(f, k.mem.intern(t.chain().join('\n')));
+  }
+  return pfn;
+}
+
+/** pagetable_ctor: the frame becomes a page table of `level`, the index-th of its mm at that level (perform only). */
+export function setPtdesc(k: Kernel, pm: PhysMem, pfn: number, level: number, index: number): void {
+  const f = frame(k, pm, pfn);
+  pm.view.page.pt_level.set(f, level);
+  pm.view.page.pt_index.set(f, index);
+}
+
+/** The frame's ptdesc as a walker sees it: its level (0: not a page table now) and index. A plain read. */
+export function ptdescLevel(k: Kernel, pm: PhysMem, pfn: number): number {
+  return valid(pm, pfn) ? pm.view.page.pt_level.get(frame(k, pm, pfn)) : 0;
+}
+
+export function ptdescIndex(k: Kernel, pm: PhysMem, pfn: number): number {
+  return valid(pm, pfn) ? pm.view.page.pt_index.get(frame(k, pm, pfn)) : 0;
+}
+
+/** page_owner's record of the frame: who allocated it last and who freed it last, and their stacks (oracle reports). */
+export function pageHistory(k: Kernel, pm: PhysMem, pfn: number): string[] {
+  if (!valid(pm, pfn)) return [];
+  const f = frame(k, pm, pfn);
+  const allocBy = k.mem.stringAt(pm.view.page.alloc_by.get(f));
+  const freeBy = k.mem.stringAt(pm.view.page.free_by.get(f));
+  const out = [allocBy === '' ? 'page last allocated at boot (memblock)' : `page last allocated by ${allocBy}:`];
+  if (allocBy !== '') out.push(...stackLines(k, pm.view.page.alloc_chain.get(f)));
+  if (freeBy !== '') out.push(`page last freed by ${freeBy}:`, ...stackLines(k, pm.view.page.free_chain.get(f)));
+  return out;
 }
 
 /** The frame's owner id, 0 when free. A plain read: callable from any perform. */

@@ -1,0 +1,196 @@
+// Page-table pages (include/asm-generic/pgalloc.h: pgd_alloc / pgd_free, __pte_alloc / __pmd_alloc, pte_free;
+// mm/memory.c: pmd_install, free_pgtables → free_pgd_range → free_pmd_range → free_pte_range). Each table of an
+// mm — its PGD page, a PMD page per PMD_TABLE_SHIFT pages, a PTE page per PTE_TABLE_SHIFT pages — is a physmem
+// frame owned by the mm and marked as a table by its ptdesc (level, index), so a walker can tell a table page from
+// a freed or reused one. What a table holds lives beside the mm_struct (mm.ts: pmdEntryAddr, pgdEntryAddr, and
+// the PTEs), addressed by the table's (mm, level, index): a walker reaches it through the frame's ptdesc, so a
+// walker holding a stale pointer to a frame that is no longer that table reads whatever the frame is now.
+//
+// Tables are allocated on demand by a fault (__pte_alloc, installed under the page table lock: pmd_install) and
+// freed by munmap and exit_mmap after the PTEs are gone (free_pgtables: a table whose whole range no VMA covers
+// any more), through the unmap's TLB gather: pte_free_tlb → tlb_remove_table, so that the gather's TLB flush —
+// which tells the secondary TLBs (the IOMMUs' paging-structure caches too) — comes before the free
+// (tlb_flush_mmu → tlb_table_flush). The PGD page goes with the mm_struct (__mmdrop → mm_free_pgd).
+//
+// A planted bug, pgtable-free-before-flush, frees the tables at once (pte_free instead of pte_free_tlb): a device
+// whose IOMMU cached an upper-level entry walks into a freed page.
+import type { KTask } from '../context.js';
+import type { Kernel, KGen } from '../kernel.js';
+import { spin_lock, spin_unlock } from '../spinlock.js';
+import {
+  type MmStruct,
+  mmTableOf,
+  ownerOf,
+  PMD_TABLE_SHIFT,
+  PT_LEVEL_PGD,
+  PT_LEVEL_PMD,
+  PT_LEVEL_PTE,
+  PTE_TABLE_SHIFT,
+  pgdEntryAddr,
+  pgdPfnAddr,
+  pmdEntryAddr,
+  pmdPagesOf,
+  ptePagesOf,
+  vmaAddr,
+} from './mm.js';
+import { type MmuGather, tlb_remove_table } from './mmu_gather.js';
+import { alloc_page, alloc_page_atomic, free_page, setPtdesc } from './physmem.js';
+
+/** A table entry's present bit (pmd_present / pgd_present): entries are pfn << 2 | 1. */
+export const TABLE_PRESENT = 1;
+
+/** mm/memory.c's planted bug. */
+export const PGTABLE_BUGS = ['pgtable-free-before-flush'] as const;
+
+declare module '../kfunc.js' {
+  interface KernelFunctions {
+    pgd_alloc(t: KTask, mm: MmStruct): KGen;
+    pgd_free(t: KTask, mm: MmStruct): KGen;
+    __pte_alloc(t: KTask, mm: MmStruct, vpn: number): KGen<boolean>;
+    free_pgtables(t: KTask, tlb: MmuGather, start: number, end: number): KGen;
+  }
+}
+
+/** The table-page functions of k, by kernel name (once a kernel); `bug` may plant pgtable-free-before-flush. */
+export function definePgalloc(k: Kernel, bug: string): void {
+  if (k.fns.has('pgd_alloc')) return;
+  k.fns.define('pgd_alloc', 'arch/x86/mm/pgtable.c', (t, mm) => pgdAlloc(k, t, mm));
+  k.fns.define('pgd_free', 'arch/x86/mm/pgtable.c', (t, mm) => pgdFree(k, t, mm));
+  k.fns.define('__pte_alloc', 'mm/memory.c', (t, mm, vpn) => pteAlloc(k, t, mm, vpn));
+  k.fns.definePlanted('free_pgtables', 'mm/memory.c', bug, {
+    none: (t, tlb, start, end) => freePgtables(k, t, tlb, start, end, false),
+    'pgtable-free-before-flush': (t, tlb, start, end) => freePgtables(k, t, tlb, start, end, true),
+  });
+}
+
+/** mm_alloc_pgd: the PGD page (mm->pgd), allocated as mm_init sets the mm up. */
+function* pgdAlloc(k: Kernel, t: KTask, mm: MmStruct): KGen {
+  const pm = mmTableOf(mm).pm;
+  const pfn = yield* alloc_page(k, t, pm, ownerOf(mm));
+  yield* k.step(t, `pgd_ctor(${mm.name})`, () => {
+    if (pfn !== 0) setPtdesc(k, pm, pfn, PT_LEVEL_PGD, 0);
+    Atomics.store(k.i32, pgdPfnAddr(k, mm), pfn);
+  });
+}
+
+/** mm_free_pgd (__mmdrop): the PGD page goes with the mm_struct. mm->pgd keeps pointing at it, as a stale pointer does. */
+function* pgdFree(k: Kernel, t: KTask, mm: MmStruct): KGen {
+  const pfn = Atomics.load(k.i32, pgdPfnAddr(k, mm));
+  if (pfn !== 0) yield* free_page(k, t, mmTableOf(mm).pm, pfn);
+}
+
+/** The PMD page index and PTE page index of vpn. */
+function tableIndices(vpn: number): { pmd: number; pte: number } {
+  return { pmd: vpn >> PMD_TABLE_SHIFT, pte: vpn >> PTE_TABLE_SHIFT };
+}
+
+/**
+ * __pmd_alloc + __pte_alloc for vpn: a table page for each missing level, installed under the page table lock
+ * unless a racing fault installed one first (pmd_install; then the new page is freed). False: no memory.
+ */
+function* pteAlloc(k: Kernel, t: KTask, mm: MmStruct, vpn: number): KGen<boolean> {
+  const { pmd, pte } = tableIndices(vpn);
+  if (!(yield* installTable(k, t, mm, PT_LEVEL_PMD, pmd, pgdEntryAddr(k, mm, pmd)))) return false;
+  return yield* installTable(k, t, mm, PT_LEVEL_PTE, pte, pmdEntryAddr(k, mm, pte));
+}
+
+function* installTable(k: Kernel, t: KTask, mm: MmStruct, level: number, index: number, entry: number): KGen<boolean> {
+  if ((Atomics.load(k.i32, entry) & TABLE_PRESENT) !== 0) return true;
+  const pm = mmTableOf(mm).pm;
+  const pfn = yield* alloc_page(k, t, pm, ownerOf(mm));
+  if (pfn === 0) return false;
+  yield* spin_lock(k, t, mm.ptl);
+  const what = level === PT_LEVEL_PTE ? 'pmd_install' : 'pgd_populate';
+  const installed = yield* k.step(t, `${what}(${mm.name}, ${index})`, () => {
+    if ((Atomics.load(k.i32, entry) & TABLE_PRESENT) !== 0) return false;
+    setPtdesc(k, pm, pfn, level, index);
+    Atomics.store(k.i32, entry, (pfn << 2) | TABLE_PRESENT);
+    return true;
+  });
+  yield* spin_unlock(k, t, mm.ptl);
+  if (!installed) yield* free_page(k, t, pm, pfn);
+  return true;
+}
+
+/**
+ * The tables an I/O page table needs for iova, allocated inside the caller's perform (io-pgtable allocates its
+ * table pages GFP_ATOMIC under the domain's lock, in map). False: no memory.
+ */
+export function pte_alloc_atomic(k: Kernel, t: KTask, mm: MmStruct, vpn: number): boolean {
+  const { pmd, pte } = tableIndices(vpn);
+  const pm = mmTableOf(mm).pm;
+  if (Atomics.load(k.i32, pgdPfnAddr(k, mm)) === 0) {
+    // The I/O page table's root, with its first mapping (no mm_init sets it up).
+    const root = alloc_page_atomic(k, t, pm, ownerOf(mm));
+    if (root === 0) return false;
+    setPtdesc(k, pm, root, PT_LEVEL_PGD, 0);
+    Atomics.store(k.i32, pgdPfnAddr(k, mm), root);
+  }
+  const levels: readonly [number, number, number][] = [
+    [PT_LEVEL_PMD, pmd, pgdEntryAddr(k, mm, pmd)],
+    [PT_LEVEL_PTE, pte, pmdEntryAddr(k, mm, pte)],
+  ];
+  for (const [level, index, entry] of levels) {
+    if ((Atomics.load(k.i32, entry) & TABLE_PRESENT) !== 0) continue;
+    const pfn = alloc_page_atomic(k, t, pm, ownerOf(mm));
+    if (pfn === 0) return false;
+    setPtdesc(k, pm, pfn, level, index);
+    Atomics.store(k.i32, entry, (pfn << 2) | TABLE_PRESENT);
+  }
+  return true;
+}
+
+/** Does any VMA cover a page of [start, end)? (A plain read: the caller holds mmap_lock for write.) */
+function anyVma(k: Kernel, mm: MmStruct, start: number, end: number): boolean {
+  for (let vpn = start; vpn < Math.min(end, mm.pages); vpn++) if (Atomics.load(k.i32, vmaAddr(k, mm, vpn)) !== 0) return true;
+  return false;
+}
+
+/** A table cleared from its parent entry: its pfn, its level and the first page it maps. */
+interface FreedTable {
+  readonly pfn: number;
+  readonly level: number;
+  readonly vpn: number;
+}
+
+/**
+ * free_pgtables over [start, end) (the caller holds mmap_lock for write, the VMAs of the range detached and their
+ * PTEs zapped): free_pgd_range frees each PTE page, then each PMD page, that maps part of the range and whose
+ * whole range no VMA covers (the floor and ceiling of the neighbouring VMAs) — cleared from its parent entry,
+ * then handed to the gather (pte_free_tlb / pmd_free_tlb), which frees it after its TLB flush.
+ */
+function* freePgtables(k: Kernel, t: KTask, tlb: MmuGather, start: number, end: number, now: boolean): KGen {
+  const mm = tlb.mm;
+  const freed = yield* k.step(t, `free_pgd_range(${mm.name}, ${start}, ${end})`, () => {
+    const out: FreedTable[] = [];
+    const pteSpan = 1 << PTE_TABLE_SHIFT;
+    const pmdSpan = 1 << PMD_TABLE_SHIFT;
+    for (let i = start >> PTE_TABLE_SHIFT; i < Math.min(ptePagesOf(mm.pages), (end + pteSpan - 1) >> PTE_TABLE_SHIFT); i++) {
+      out.push(...clearEntry(k, mm, pmdEntryAddr(k, mm, i), PT_LEVEL_PTE, i * pteSpan, pteSpan));
+    }
+    for (let j = start >> PMD_TABLE_SHIFT; j < Math.min(pmdPagesOf(mm.pages), (end + pmdSpan - 1) >> PMD_TABLE_SHIFT); j++) {
+      out.push(...clearEntry(k, mm, pgdEntryAddr(k, mm, j), PT_LEVEL_PMD, j * pmdSpan, pmdSpan));
+    }
+    return out;
+  });
+  const pm = mmTableOf(mm).pm;
+  for (const f of freed) {
+    if (now) yield* free_page(k, t, pm, f.pfn);
+    else tlb_remove_table(tlb, f.vpn, f.pfn);
+  }
+}
+
+/** pmd_clear / pud_clear of one entry (inside free_pgd_range's perform) when no VMA covers what it maps. */
+function clearEntry(k: Kernel, mm: MmStruct, entry: number, level: number, vpn: number, span: number): FreedTable[] {
+  const e = Atomics.load(k.i32, entry);
+  if ((e & TABLE_PRESENT) === 0 || anyVma(k, mm, vpn, vpn + span)) return [];
+  // A PMD page goes only once every PTE page under it has gone (free_pmd_range ran first).
+  if (level === PT_LEVEL_PMD) {
+    const first = vpn >> PTE_TABLE_SHIFT;
+    for (let i = first; i < Math.min(first + (1 << (PMD_TABLE_SHIFT - PTE_TABLE_SHIFT)), ptePagesOf(mm.pages)); i++) {
+      if ((Atomics.load(k.i32, pmdEntryAddr(k, mm, i)) & TABLE_PRESENT) !== 0) return [];
+    }
+  }
+  Atomics.store(k.i32, entry, 0);
+  return [{ pfn: e >>> 2, level, vpn }];
+}
