@@ -321,6 +321,18 @@ export class IommuUnit {
     });
   }
 
+  /**
+   * Invalidate every PASID-entry cache slot of dev (a vendor's device-level invalidation: AMD's INVALIDATE_DEVTAB_ENTRY
+   * drops what the unit cached under the device's DTE), as one invalidation (the epoch moves).
+   */
+  pcInvalidateDevice(dev: number): void {
+    for (let i = 0; i < this.opts.pcacheEntries; i++) {
+      const at = this.s(this.pcache) + i * this.pcSlotWords;
+      if (this.pc.dev.get(at) === dev) this.pc.valid.set(at, 0);
+    }
+    this.q.epoch.set(this.regs, this.epoch + 1);
+  }
+
   /** The next command, or undefined when the queue is empty. */
   cmdqPeek(): Command | undefined {
     const head = this.q.head.get(this.regs);
