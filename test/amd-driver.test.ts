@@ -232,6 +232,31 @@ describe('the PPR log, end to end', () => {
     }
   });
 
+  it('the v2 driver (notifier=bond): iommu_handle_ppr_entry → ppr_notifier → do_fault on iommu_wq → amd_iommu_complete_ppr, each group answered once', () => {
+    for (const seed of [1, 2, 3, 4]) {
+      const log: string[] = [];
+      const names = [
+        'iommu_call_iopf_notifier',
+        'iommu_handle_ppr_entry',
+        'ppr_notifier',
+        'do_fault',
+        'amd_iommu_complete_ppr',
+        'iommu_report_device_fault',
+      ];
+      const { r } = run({ ...FAULTS, notifier: 'bond' }, seed, (m) => record(m, names, log));
+      expect(r.findings.map((f) => f.title)).toEqual([]);
+      const c = r.check.counters;
+      expect(c.page_request_groups).toBeGreaterThan(0);
+      expect(c.page_responses).toBe(c.page_request_groups);
+      expect(log).not.toContain('iommu_call_iopf_notifier');
+      expect(log).not.toContain('iommu_report_device_fault');
+      expect(log.filter((n) => n === 'ppr_notifier').length).toBe(log.filter((n) => n === 'iommu_handle_ppr_entry').length);
+      expect(log.filter((n) => n === 'do_fault').length).toBeGreaterThan(0);
+      expect(log.filter((n) => n === 'amd_iommu_complete_ppr').length).toBe(c.page_responses);
+      expect(r.trace.toText()).toMatch(/queue_work\(amd_iommu_v2, do_fault /);
+    }
+  });
+
   it('a PPR log of 2 entries overflows: the thread finds MMIO_STATUS_PPR_OVERFLOW and restarts the log (amd_iommu_restart_ppr_log), and no oracle finds a group unanswered or answered twice', () => {
     let overflowed = 0;
     for (const seed of [1, 2, 3, 4, 5, 6]) {

@@ -47,7 +47,7 @@ import {
 } from './amd_iommu_types.js';
 import { AMD_PASID_BITS, type AmdIommu } from './hw.js';
 import { defineAmdPasid } from './pasid.js';
-import { defineAmdV2 } from './iommu_v2.js';
+import { defineAmdV2, setAmdEra } from './iommu_v2.js';
 
 const C = 'drivers/iommu/amd/iommu.c';
 /** An iommu_cmd: u32 data[4]. */
@@ -246,14 +246,23 @@ function defineGcr3(env: DriverEnv): void {
   k.fns.define('amd_iommu_clear_gcr3', C, (t, dev, pasid) => k.fn.update_gcr3(t, dev, pasid, undefined, false));
 }
 
+/** {dev, pasid}'s GCR3 leaf entry (its word offset), or the root's when GLX > 0 and no leaf table is reachable yet. */
+export function gcr3Ptr(env: DriverEnv, dev: DeviceInfo, pasid: number): number {
+  const u = amdOf(env, dev);
+  const root = dev.index + 1;
+  if (u.glxOf(dev.index) === 0) return u.gcr3LeafPtr(root, 0, pasid);
+  const rp = u.gcr3RootPtr(root, pasid >>> GCR3_LEVEL_BITS);
+  if ((env.k.view(GCR3_ENTRY).val.get(rp) & GCR3_VALID) === 0) return rp;
+  return u.gcr3LeafPtr(root, pasid >>> GCR3_LEVEL_BITS, pasid & (GCR3_TABLE_ENTRIES - 1));
+}
+
 /** Is {dev, pasid}'s GCR3 entry valid now (the driver's bookkeeping read: its pdom_dev_data / pasid_state lists). */
 export function gcr3Valid(env: DriverEnv, dev: DeviceInfo, pasid: number): boolean {
   const u = amdOf(env, dev);
-  const root = dev.index + 1;
-  const g = env.k.view(GCR3_ENTRY);
-  if (u.glxOf(dev.index) > 0 && (g.val.get(u.gcr3RootPtr(root, pasid >>> GCR3_LEVEL_BITS)) & GCR3_VALID) === 0) return false;
-  const leaf = u.glxOf(dev.index) > 0 ? pasid >>> GCR3_LEVEL_BITS : 0;
-  return (g.val.get(u.gcr3LeafPtr(root, leaf, u.glxOf(dev.index) > 0 ? pasid & (GCR3_TABLE_ENTRIES - 1) : pasid)) & GCR3_VALID) !== 0;
+  const p = gcr3Ptr(env, dev, pasid);
+  // A root entry stands for a leaf table not reachable yet: no leaf entry of it is valid.
+  if (u.glxOf(dev.index) > 0 && p === u.gcr3RootPtr(dev.index + 1, pasid >>> GCR3_LEVEL_BITS)) return false;
+  return (env.k.view(GCR3_ENTRY).val.get(p) & GCR3_VALID) !== 0;
 }
 
 /** The PASIDs of dev with a valid GCR3 entry (RID's included): what the device's ATC may hold translations of. */
@@ -354,6 +363,7 @@ export function defineAmdFunctions(env: DriverEnv): void {
  */
 export function amdOps(env: DriverEnv, era: SvaNotifier): IommuOps {
   const k = env.k;
+  setAmdEra(env, era);
   defineAmdFunctions(env);
   const v2 = era === 'bond';
   const svaSet = (t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number) =>

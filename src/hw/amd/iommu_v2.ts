@@ -9,14 +9,26 @@
 // The model: the GCR3 entry being valid stands for the pasid_state not yet invalid; dev_state / pasid_state
 // refcounts, dev_state->lock and domain->lock are not modelled (each device has its domain of its own, as
 // amd_iommu_init_device allocated it).
-import type { DeviceInfo } from '../../core/types.js';
+import { type DeviceInfo, RESP_INVALID, type SvaNotifier } from '../../core/types.js';
 import type { KTask } from '../../kernel/context.js';
 import { EBUSY } from '../../kernel/errno.js';
-import type { KGen } from '../../kernel/kernel.js';
+import type { Kernel, KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
+import { alloc_workqueue, defineWork, flush_workqueue, queue_work, type WorkItem, type Workqueue } from '../../kernel/workqueue.js';
 import { type DriverEnv, unitOf } from '../driver.js';
-import { GCR3_ADDR_SHIFT, GCR3_ENTRY, GCR3_VALID } from './amd_iommu_types.js';
-import { ALL_PAGES, build_inv_iommu_pages, build_inv_iotlb_pages, gcr3Domid, gcr3Valid, type Range } from './iommu.js';
+import { PR_GROUPS } from '../iommu.js';
+import { GCR3_ADDR_SHIFT, GCR3_ENTRY, GCR3_VALID, PAGE_SHIFT, PPR_FLAG_GN, PPR_FLAG_WRITE, PPR_TAG_LAST } from './amd_iommu_types.js';
+import type { PprEntry } from './hw.js';
+import {
+  ALL_PAGES,
+  build_complete_ppr,
+  build_inv_iommu_pages,
+  build_inv_iotlb_pages,
+  gcr3Domid,
+  gcr3Valid,
+  gcr3Ptr,
+  type Range,
+} from './iommu.js';
 
 const V2 = 'drivers/iommu/amd/iommu_v2.c';
 /** iommu.c as it was with the v2 driver (v6.6). */
@@ -34,6 +46,45 @@ declare module '../../kernel/kfunc.js' {
     amd_iommu_flush_page(t: KTask, dev: DeviceInfo, pasid: number, vpn: number): KGen;
     amd_iommu_flush_tlb(t: KTask, dev: DeviceInfo, pasid: number): KGen;
     __flush_pasid(t: KTask, dev: DeviceInfo, pasid: number, range: Range): KGen;
+    iommu_handle_ppr_entry(t: KTask, raw: PprEntry): KGen;
+    ppr_notifier(t: KTask, dev: DeviceInfo, raw: PprEntry): KGen;
+    do_fault(t: KTask, dev: DeviceInfo, pasid: number, tag: number, vpn: number, write: boolean, mmId: number): KGen;
+    amd_iommu_complete_ppr(t: KTask, dev: DeviceInfo, pasid: number, status: number, tag: number): KGen<number>;
+  }
+}
+
+/**
+ * Per kernel: the era of the AMD driver's SVA path (the ops' `notifier`), the drivers' environment, and the v2
+ * driver's iommu_wq with its fault works (one per device and PRG index: the kzalloc'd struct fault's work).
+ */
+interface AmdKernelState {
+  readonly era: SvaNotifier;
+  readonly env: DriverEnv;
+  v2?: { readonly wq: Workqueue; readonly works: Map<number, WorkItem[]> };
+}
+const STATE = new WeakMap<Kernel, AmdKernelState>();
+
+export function setAmdEra(env: DriverEnv, era: SvaNotifier): void {
+  STATE.set(env.k, { era, env });
+}
+
+export function amdEra(k: Kernel): SvaNotifier {
+  return STATE.get(k)?.era ?? 'domain';
+}
+
+/** The v2 driver's iommu_wq and the fault works of `devices` (with its PPR thread, notifier=bond only). */
+export function defineV2Faults(k: Kernel, devices: readonly DeviceInfo[]): void {
+  const st = STATE.get(k);
+  if (!st || st.era !== 'bond') return;
+  st.v2 ??= { wq: alloc_workqueue(k, 'amd_iommu_v2'), works: new Map() };
+  for (const dev of devices) {
+    const works = Array.from({ length: PR_GROUPS }, (_, tag) =>
+      defineWork(k, `do_fault ${dev.name} tag ${tag}`, (t, data) => {
+        const [pasid, vpn, write, mmId] = data as number[];
+        return k.fn.do_fault(t, dev, pasid as number, tag, vpn as number, write === 1, mmId as number);
+      }),
+    );
+    st.v2.works.set(dev.index, works);
   }
 }
 
@@ -78,6 +129,7 @@ function defineV2Iommu(env: DriverEnv): void {
 export function defineAmdV2(env: DriverEnv): void {
   const k = env.k;
   defineV2Iommu(env);
+  defineV2Ppr(env);
   k.fns.define('amd_iommu_bind_pasid', V2, function* (t, dev, pasid, mm) {
     if (yield* k.step(t, 'get_pasid_state', () => gcr3Valid(env, dev, pasid))) return -EBUSY;
     return yield* k.fn.amd_iommu_domain_set_gcr3(t, dev, pasid, mm);
@@ -85,6 +137,9 @@ export function defineAmdV2(env: DriverEnv): void {
   k.fns.define('unbind_pasid', V2, function* (t, dev, pasid) {
     yield* k.step(t, 'pasid_state->invalid = true', () => undefined);
     yield* k.fn.amd_iommu_domain_clear_gcr3(t, dev, pasid);
+    // Make sure no more pending faults are in the queue.
+    const v2 = STATE.get(k)?.v2;
+    if (v2) yield* flush_workqueue(k, t, v2.wq);
   });
   // mn_release already ran (exit_mmap) when the PASID's state is invalid: mmu_notifier_unregister calls no release.
   k.fns.define('amd_iommu_unbind_pasid', V2, function* (t, dev, pasid) {
@@ -99,4 +154,48 @@ export function defineAmdV2(env: DriverEnv): void {
   k.fns.define('mn_invalidate_range', V2, (t, dev, pasid, start, end) =>
     end - start === 1 ? k.fn.amd_iommu_flush_page(t, dev, pasid, start) : k.fn.amd_iommu_flush_tlb(t, dev, pasid),
   );
+}
+
+/**
+ * The v2 era's PPR handling: the log's entry goes down the IOMMU's ppr_notifier chain (iommu_handle_ppr_entry) to
+ * iommu_v2.c's ppr_notifier, which answers PPR_INVALID for a PASID it has no live state of and otherwise queues
+ * do_fault on iommu_wq; do_fault resolves the fault in the mm (handle_mm_fault: the core's iommu_sva_handle_mm)
+ * and finish_pri_tag answers with amd_iommu_complete_ppr. The model handles a group at its last request (a
+ * non-last one only counts in pri[tag].inflight in the kernel before its own do_fault), with one work per PRG index.
+ */
+export function defineV2Ppr(env: DriverEnv): void {
+  const k = env.k;
+  const g = k.view(GCR3_ENTRY);
+  k.fns.define('amd_iommu_complete_ppr', C66, (t, dev, pasid, status, tag) =>
+    k.fn.iommu_queue_command(t, unitOf(env, dev), build_complete_ppr(dev.index, pasid, status, tag, true)),
+  );
+  k.fns.define('iommu_handle_ppr_entry', C66, function* (t, raw) {
+    const dev = env.units.flatMap((u) => u.unit.devices).find((d) => d.index === raw.devid) as DeviceInfo;
+    yield* k.call(t, 'atomic_notifier_call_chain', k.fn.ppr_notifier(t, dev, raw));
+  });
+  k.fns.define('ppr_notifier', V2, function* (t, dev, raw) {
+    const pasid = (raw.flags & PPR_FLAG_GN) !== 0 ? raw.pasid : 0;
+    const tag = raw.tag & 0x1ff;
+    const last = (raw.tag & PPR_TAG_LAST) !== 0;
+    // get_pasid_state: the GCR3 entry's mm while the state is live (the model reads the entry).
+    const mmId = yield* k.step(t, 'get_pasid_state', () => {
+      const v = g.val.get(gcr3Ptr(env, dev, pasid));
+      return (v & GCR3_VALID) !== 0 ? (v >>> GCR3_ADDR_SHIFT) - 1 : -1;
+    });
+    if (!last) return;
+    if (mmId < 0) {
+      yield* k.call(t, 'finish_pri_tag', k.fn.amd_iommu_complete_ppr(t, dev, pasid, RESP_INVALID, tag));
+      return;
+    }
+    const v2 = STATE.get(k)?.v2;
+    const work = v2?.works.get(dev.index)?.[tag % PR_GROUPS];
+    if (!v2 || !work) return;
+    const vpn = Math.floor(raw.address / 2 ** PAGE_SHIFT);
+    yield* queue_work(k, t, v2.wq, work, [pasid, vpn, (raw.flags & PPR_FLAG_WRITE) !== 0 ? 1 : 0, mmId]);
+  });
+  k.fns.define('do_fault', V2, function* (t, dev, pasid, tag, vpn, write, mmId) {
+    const mm = env.mmOf?.(mmId);
+    const status = mm ? yield* k.fn.iommu_sva_handle_mm(t, mm, vpn, write) : RESP_INVALID;
+    yield* k.call(t, 'finish_pri_tag', k.fn.amd_iommu_complete_ppr(t, dev, pasid, status, tag));
+  });
 }

@@ -4,7 +4,9 @@
 // PPR_REQ_FAULT becomes an iopf_fault (PRG index and last-in-group from the tag, the PASID, read/write) for
 // iommu_report_device_fault. A log that overflowed is restarted (amd_iommu_restart_ppr_log) and the partial
 // faults dropped. The answer is amd_iommu_page_response: a COMPLETE_PPR_REQUEST queued (iommu_queue_command, no
-// completion wait). The model's thread is started by the unit's first entry and stops at an empty log.
+// completion wait). The model's thread is started by the unit's first entry and stops at an empty log. The v2
+// driver's era (notifier=bond) hands each entry to iommu_handle_ppr_entry instead: its ppr_notifier chain and
+// iommu_wq (iommu_v2.ts).
 import type { IopfEnable } from '../../core/io-pgfault.js';
 import { iopf_queue_alloc } from '../../core/io-pgfault.js';
 import type { Stats } from '../../core/stats.js';
@@ -15,6 +17,7 @@ import type { UnitDriver } from '../queue.js';
 import { PAGE_SHIFT, PPR_FLAG_GN, PPR_FLAG_WRITE, PPR_REQ_FAULT, PPR_TAG_LAST } from './amd_iommu_types.js';
 import type { AmdIommu, PprEntry } from './hw.js';
 import { build_complete_ppr } from './iommu.js';
+import { amdEra, defineV2Faults } from './iommu_v2.js';
 
 const P = 'drivers/iommu/amd/ppr.c';
 
@@ -33,14 +36,21 @@ const UNIT_OF_DEV = new WeakMap<Kernel, Map<number, UnitDriver>>();
 function defineFunctions(k: Kernel, devices: readonly DeviceInfo[]): void {
   if (k.fns.has('amd_iommu_poll_ppr_log')) return;
   const unitOfDev = (dev: DeviceInfo) => UNIT_OF_DEV.get(k)?.get(dev.index) as UnitDriver;
-  k.fns.define('amd_iommu_poll_ppr_log', P, function* (t, iommu) {
-    const u = iommu.unit as AmdIommu;
-    for (;;) {
-      const raw = yield* k.step(t, 'amd_iommu_poll_ppr_log: raw[0] = raw[1] = 0UL; writel(head, MMIO_PPR_HEAD_OFFSET)', () => u.pprTake());
-      if (!raw) break;
-      yield* k.fn.iommu_call_iopf_notifier(t, iommu, raw);
-    }
-  });
+  // Each era's handler of an entry: mainline's iommu_call_iopf_notifier; the v2 driver's iommu_handle_ppr_entry (its
+  // ppr_notifier chain; the poll was iommu.c's iommu_poll_ppr_log then).
+  const poll = (bond: boolean) =>
+    function* (t: KTask, iommu: UnitDriver): KGen {
+      const u = iommu.unit as AmdIommu;
+      for (;;) {
+        const raw = yield* k.step(t, 'amd_iommu_poll_ppr_log: raw[0] = raw[1] = 0UL; writel(head, MMIO_PPR_HEAD_OFFSET)', () =>
+          u.pprTake(),
+        );
+        if (!raw) break;
+        if (bond) yield* k.fn.iommu_handle_ppr_entry(t, raw);
+        else yield* k.fn.iommu_call_iopf_notifier(t, iommu, raw);
+      }
+    };
+  k.fns.definePolicy('amd_iommu_poll_ppr_log', P, 'notifier', amdEra(k), { domain: poll(false), bond: poll(true) });
   k.fns.define('iommu_call_iopf_notifier', P, function* (t, iommu, raw) {
     // The model's unit writes only PPR_REQ_FAULT entries ("Unknown PPR request received" otherwise).
     if (raw.type !== PPR_REQ_FAULT) return;
@@ -83,6 +93,7 @@ export function definePprThread(
   const unit = drv.unit;
   defineFunctions(k, devices);
   const mine = devices.filter((d) => d.iommu === unit.index);
+  defineV2Faults(k, mine);
   const byDev = UNIT_OF_DEV.get(k) ?? new Map<number, UnitDriver>();
   UNIT_OF_DEV.set(k, byDev);
   for (const d of mine) byDev.set(d.index, drv);
