@@ -75,7 +75,7 @@ export function amdEra(k: Kernel): SvaNotifier {
 /** The v2 driver's iommu_wq and the fault works of `devices` (with its PPR thread, notifier=bond only). */
 export function defineV2Faults(k: Kernel, devices: readonly DeviceInfo[]): void {
   const st = STATE.get(k);
-  if (!st || st.era !== 'bond') return;
+  if (st?.era !== 'bond') return;
   st.v2 ??= { wq: alloc_workqueue(k, 'amd_iommu_v2'), works: new Map() };
   for (const dev of devices) {
     const works = Array.from({ length: PR_GROUPS }, (_, tag) =>
