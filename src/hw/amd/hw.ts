@@ -225,7 +225,7 @@ export class AmdIommu extends IommuUnit {
     return this.m.need_sync.get(this.mmio) === 1;
   }
 
-  /** atomic64_inc_return(&iommu->cmd_sem_val). */
+  /** get_cmdsem_val: ++iommu->cmd_sem_val (the driver holds iommu->lock). */
   nextSemVal(): number {
     return this.m.cmd_sem_val.atomic_inc_return(this.mmio);
   }

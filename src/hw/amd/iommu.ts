@@ -171,11 +171,13 @@ function defineCommandBuffer(env: DriverEnv): void {
     yield* spin_unlock_irqrestore(k, t, iommu.lock, flags);
     return ret;
   });
+  // The semaphore's next value is taken under iommu->lock (get_cmdsem_val), so that the waits reach the buffer in
+  // the order of their values; the poll is outside the lock.
   k.fns.define('iommu_completion_wait', C, function* (t, iommu) {
     const u = iommu.unit as AmdIommu;
-    const data = yield* k.step(t, 'iommu->need_sync; atomic64_inc_return(&iommu->cmd_sem_val)', () => (u.needSync ? u.nextSemVal() : 0));
-    if (data === 0) return 0;
+    if (!(yield* k.step(t, 'iommu->need_sync', () => u.needSync))) return 0;
     const flags = yield* spin_lock_irqsave(k, t, iommu.lock);
+    const data = yield* k.step(t, 'get_cmdsem_val: ++iommu->cmd_sem_val', () => u.nextSemVal());
     const ret = yield* k.fn.__iommu_queue_command_sync(t, iommu, build_completion_wait(data), false);
     yield* spin_unlock_irqrestore(k, t, iommu.lock, flags);
     if (ret < 0) return ret;
