@@ -5,7 +5,7 @@
 // and the PPR log the unit writes page requests to. The IOTLB, the GCR3-entry cache (the shared unit's PASID-entry
 // cache) and the page walk are the shared unit's; what is AMD's is how a request reaches them: the DTE, then the
 // GCR3 table level by level, each entry read in one access that costs the unit its time (costs.ts).
-import type { DeviceInfo } from '../../core/types.js';
+import { type DeviceInfo, RESP_INVALID } from '../../core/types.js';
 import { PTE_WRITE } from '../../kernel/mm/pagetable.js';
 import type { Kernel } from '../../kernel/kernel.js';
 import { element, struct, type ViewOf, word } from '../../kernel/struct.js';
@@ -442,7 +442,7 @@ export class AmdIommuHardware extends IommuHardware {
         u.groupAnswered(m.dev, m.grp),
         `${u.name}'s automatic response (${u.spec.prqName} full)`,
       );
-      out.send(this.dev(m.dev).actor, { type: 'prs', grp: m.grp, code: 1 });
+      out.send(this.dev(m.dev).actor, { type: 'prs', grp: m.grp, code: RESP_INVALID });
       return;
     }
     out.busy(AMD_COSTS.pprLogWrite);
@@ -451,7 +451,7 @@ export class AmdIommuHardware extends IommuHardware {
 
   // ---- the command buffer ----
 
-  protected override runCommand(self: number, out: HwOut, _step: number): void {
+  protected override runCommand(self: number, out: HwOut, step: number): void {
     const u = this.amd;
     const cmd = u.cmdHead();
     if (!cmd) {
@@ -465,7 +465,7 @@ export class AmdIommuHardware extends IommuHardware {
       this.invalidateIotlb(cmd, out);
       return;
     }
-    this.execute(type, cmd, out, _step);
+    this.execute(type, cmd, out, step);
     u.cmdRetire();
     this.next(self, out);
   }

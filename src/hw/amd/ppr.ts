@@ -51,7 +51,7 @@ function defineFunctions(k: Kernel, devices: readonly DeviceInfo[]): void {
       }
     };
   k.fns.definePolicy('amd_iommu_poll_ppr_log', P, 'notifier', amdEra(k), { domain: poll(false), bond: poll(true) });
-  k.fns.define('iommu_call_iopf_notifier', P, function* (t, iommu, raw) {
+  k.fns.define('iommu_call_iopf_notifier', P, function* (t, _iommu, raw) {
     // The model's unit writes only PPR_REQ_FAULT entries ("Unknown PPR request received" otherwise).
     if (raw.type !== PPR_REQ_FAULT) return;
     const dev = devices[raw.devid] as DeviceInfo;
@@ -66,7 +66,6 @@ function defineFunctions(k: Kernel, devices: readonly DeviceInfo[]): void {
     const err = yield* k.fn.iommu_report_device_fault(t, dev, evt);
     // A last request the core could not take is answered INVALID (io-pgfault.c's iopf_error_response).
     if (err < 0 && evt.last) yield* k.call(t, 'iopf_error_response', k.fn.amd_iommu_page_response(t, dev, pasid, evt.grpid, RESP_INVALID));
-    void iommu;
   });
   k.fns.define('amd_iommu_page_response', 'drivers/iommu/amd/iommu.c', (t, dev, pasid, grp, code) =>
     k.fn.iommu_queue_command(t, unitOfDev(dev), build_complete_ppr(dev.index, pasid, code, grp, true)),
