@@ -351,6 +351,16 @@ export class AmdIommuHardware extends IommuHardware {
   }
 
   override handle(self: number, msg: HwMessage, out: HwOut, step: number): void {
+    if (msg.type === 'cmdq.doorbell') {
+      // The tail moved: the unit starts on the buffer after what it already began — the walks it sent itself go
+      // first, so that a translation completion it owes reaches the device before a later ATS invalidation (the
+      // driver rings once per command, and a task's doorbell could otherwise overtake them).
+      if (!this.busy) {
+        this.busy = true;
+        out.send(self, { type: 'cmdq.next' });
+      }
+      return;
+    }
     if (msg.type !== 'atc.done') {
       super.handle(self, msg, out, step);
       return;
