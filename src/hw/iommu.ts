@@ -401,6 +401,25 @@ export class IommuUnit {
     });
   }
 
+  /**
+   * Invalidate every PASID-entry cache slot of dev (a vendor's device-level invalidation: AMD's INVALIDATE_DEVTAB_ENTRY
+   * drops what the unit cached under the device's DTE), as one invalidation (the epoch moves).
+   */
+  /** The context cache's entry of {dev, pasid} goes (a PASID-cache / CD / GCR3-entry invalidation). */
+  pcInvalidate(dev: number, pasid: number): void {
+    const at = this.pcSlot(dev, pasid);
+    if (this.pc.dev.get(at) === dev && this.pc.pasid.get(at) === pasid) this.pc.valid.set(at, 0);
+    this.q.epoch.set(this.regs, this.epoch + 1);
+  }
+
+  pcInvalidateDevice(dev: number): void {
+    for (let i = 0; i < this.opts.pcacheEntries; i++) {
+      const at = this.s(this.pcache) + i * this.pcSlotWords;
+      if (this.pc.dev.get(at) === dev) this.pc.valid.set(at, 0);
+    }
+    this.q.epoch.set(this.regs, this.epoch + 1);
+  }
+
   /** The next command, or undefined when the queue is empty. */
   cmdqPeek(): Command | undefined {
     const head = this.q.head.get(this.regs);
@@ -422,9 +441,7 @@ export class IommuUnit {
       // TLBI by ASID / VA with leaf clear, AMD's INVALIDATE_IOMMU_PAGES with PDE set): no leaf-only hint.
       this.iotlbInvalidate(c.a, c.b, c.c, c.d, false);
     } else if (c.op === OP_PC) {
-      const at = this.pcSlot(c.a, c.b);
-      if (this.pc.dev.get(at) === c.a && this.pc.pasid.get(at) === c.b) this.pc.valid.set(at, 0);
-      this.q.epoch.set(this.regs, this.epoch + 1);
+      this.pcInvalidate(c.a, c.b);
     } else if (c.op === OP_WAIT) {
       this.q.wait_done.set(this.regs, c.c);
     }

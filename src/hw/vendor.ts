@@ -7,7 +7,7 @@ import type { IopfEnable } from '../core/io-pgfault.js';
 import type { Oracle } from '../core/oracle.js';
 import type { IommuOps } from '../core/ops.js';
 import type { Stats } from '../core/stats.js';
-import type { DeviceInfo } from '../core/types.js';
+import type { DeviceInfo, SvaNotifier } from '../core/types.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { MmTable } from '../kernel/mm/mm.js';
 import type { HwCostTable } from './costs.js';
@@ -36,6 +36,8 @@ export interface HardwareEnv {
 export interface OpsEnv {
   /** SMMU substream ID bits (the parameter `ssidBits`). */
   readonly ssidBits: number;
+  /** Who owns an SVA bind's MMU notifier (the policy `notifier`): the era of a driver's SVA path (AMD's v2 driver: bond). */
+  readonly notifier?: SvaNotifier;
 }
 
 export interface Vendor {

@@ -441,7 +441,7 @@ function modelUnits(b: Build) {
   const unitOpts = { ...DEFAULT_UNIT, cmdCostNs: p.cmdCostNs, iotlbEntries: p.iotlb, prqDepth: p.prqDepth };
   const units = topo.units.map((u) => VENDORS[u.flavour].newUnit(k, u.index, infos.filter((d) => d.iommu === u.index), unitOpts, actors.unit(u.index)));
   const faults = opts.entryFaults ? new EntryFaults(k, infos.length, 1 << p.pasidBits) : undefined;
-  const { unitDrivers, denv } = registerDrivers({ k, sva, stats, units, flavours, ssidBits: p.ssidBits, faults, attachBug: attachBug(p.bug), mmOf: (id) => mmById(mem.mms, id) });
+  const { unitDrivers, denv } = registerDrivers({ k, sva, stats, units, flavours, ssidBits: p.ssidBits, notifier: p.notifier, faults, attachBug: attachBug(p.bug), mmOf: (id) => mmById(mem.mms, id) });
   if (p.extension !== '') {
     applyExtension(p.extension, {
       k,
@@ -514,15 +514,16 @@ function registerDrivers(env: {
   units: readonly IommuUnit[];
   flavours: readonly Flavour[];
   ssidBits: number;
+  notifier: SvaNotifier | undefined;
   faults: EntryFaults | undefined;
   attachBug: AttachBug;
   mmOf(id: number): MmStruct | undefined;
 }) {
-  const { k, sva, stats, units, flavours, ssidBits } = env;
+  const { k, sva, stats, units, flavours, ssidBits, notifier } = env;
   const unitDrivers = units.map((u, i) => VENDORS[flavours[i] as Flavour].unitDriver(k, u));
   const denv: DriverEnv = { k, units: unitDrivers, stats, faults: env.faults, attachBug: env.attachBug, mmOf: env.mmOf };
   flavours.forEach((f, u) => {
-    sva.registerIommu(u, VENDORS[f].ops(denv, { ssidBits }));
+    sva.registerIommu(u, VENDORS[f].ops(denv, { ssidBits, notifier }));
   });
   return { unitDrivers, denv };
 }
