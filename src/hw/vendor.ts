@@ -40,8 +40,8 @@ export interface OpsEnv {
 export interface Vendor {
   readonly flavour: Flavour;
   readonly spec: FlavourSpec;
-  /** Words of the unit's memory per device and PASID (its tables and what goes with them; 8 when absent). */
-  readonly pasidWords?: number;
+  /** Words of the unit's memory per device for its PASID tables (2^pasidBits × 8 when absent). */
+  deviceWords?(pasidBits: number): number;
   /** Unit `index`'s memory, for the devices behind it. */
   newUnit(k: Kernel, index: number, devices: readonly DeviceInfo[], opts: UnitOptions, actor: number): IommuUnit;
   /** The hardware behind the unit's actor. */

@@ -44,11 +44,29 @@ export const VTD: FlavourSpec = {
   commandNames: { 1: 'P_IOTLB_INV', 2: 'PC_INV', 3: 'DEV_IOTLB_INV', 4: 'PAGE_GRP_RESP', 5: 'INV_WAIT' },
 };
 
-/** PASID-table entries per leaf table (one 4 KiB page of 64-byte entries). */
-export const PASID_TABLE_ENTRIES = PASID_PTE_MASK + 1;
 
-/** Words per device and PASID: its entry and its version record, and a directory entry per 64. */
-export const VTD_PASID_WORDS = PASID_ENTRY_WORDS + ENTRY_VERSION.words + 1;
+/** PASID-table entries per table (one 4 KiB page of 64-byte entries). */
+const PASID_TABLE_ENTRIES = PASID_PTE_MASK + 1;
+
+/** Words of a PASID table and the oracle's version records of its entries. */
+const LEAF_WORDS = PASID_TABLE_ENTRIES * (PASID_ENTRY_WORDS + ENTRY_VERSION.words);
+/** Tables a device's share of the pool holds at least (a device with fewer directory entries: all of them). */
+const MIN_LEAVES = 4;
+
+/**
+ * The tables a device's share of the pool holds: what the memory the model reserves per device (2^pasidBits × 8
+ * words, as for the other vendors' whole tables) buys, at least MIN_LEAVES, at most one per directory entry. The
+ * driver allocates them on demand; PASIDs are handed out lowest first, so a device uses few.
+ */
+export function leavesPerDevice(pasidBits: number): number {
+  const dir = Math.max(1, (1 << pasidBits) >>> PASID_PDE_SHIFT);
+  return Math.min(dir, Math.max(MIN_LEAVES, Math.floor(((1 << pasidBits) * 8 - dir) / LEAF_WORDS)));
+}
+
+/** Words of a unit's memory per device: its directory and its share of the pool (Vendor.deviceWords). */
+export function vtdDeviceWords(pasidBits: number): number {
+  return Math.max(1, (1 << pasidBits) >>> PASID_PDE_SHIFT) + leavesPerDevice(pasidBits) * LEAF_WORDS;
+}
 
 /** The pool's bookkeeping: leaf tables handed out (alloc_pgtable_page from the unit's node). */
 const LEAF_POOL = struct('pasid_table_pool', { used: word });
@@ -92,7 +110,7 @@ export class VtdUnit extends IommuUnit {
   constructor(k: Kernel, index: number, devices: readonly DeviceInfo[], opts: UnitOptions, actor: number) {
     // Each descriptor's cost is the unit's own (costs.ts, spent with HwOut.busy), not the shared queue's cmdCostNs.
     super(k, index, VTD, devices, { ...opts, cmdCostNs: 0 }, actor);
-    this.poolSize = devices.reduce((n, d) => n + dirEntries(d), 0);
+    this.poolSize = devices.reduce((n, d) => n + leavesPerDevice(d.caps.pasidBits), 0);
     this.leaves = k.statics.alloc(Math.max(1, this.poolSize) * PASID_TABLE_ENTRIES * PASID_ENTRY_WORDS, `${this.name} PASID tables`);
     this.versions = k.statics.alloc(Math.max(1, this.poolSize) * PASID_TABLE_ENTRIES * ENTRY_VERSION.words, `${this.name} PASID entry versions`);
     this.pool = k.statics.alloc(LEAF_POOL.words, `${this.name} PASID table pool`);
@@ -229,6 +247,8 @@ const ST_REFETCH = 4;
 
 export class VtdHardware extends IommuHardware {
   private step = 0;
+  /** The device-TLB invalidation waited on is the invalidation queue's (not the shared command queue's). */
+  private atcFromIq = false;
   /** Fetches in flight, by device and request id. */
   private readonly fetches = new Map<number, Fetch>();
 
@@ -241,14 +261,16 @@ export class VtdHardware extends IommuHardware {
 
   override reset(): void {
     super.reset();
+    this.atcFromIq = false;
     this.fetches.clear();
   }
 
   override handle(self: number, msg: HwMessage, out: HwOut, step: number): void {
     this.step = step;
-    if (msg.type === 'atc.done') {
+    if (msg.type === 'atc.done' && this.atcFromIq) {
       if (!this.atcWait) return;
       this.atcWait = false;
+      this.atcFromIq = false;
       this.vtd.setInvalidationTimeout(false);
       this.vtd.iqRetire();
       this.next(self, out);
@@ -346,7 +368,8 @@ export class VtdHardware extends IommuHardware {
   protected override runCommand(self: number, out: HwOut, step: number): void {
     const u = this.vtd;
     if (!u.iqPending()) {
-      this.busy = false;
+      // The shared command queue: what an extension's flush (src/workloads/extension.ts) submits.
+      super.runCommand(self, out, step);
       return;
     }
     this.stats.add('commands');
@@ -371,6 +394,7 @@ export class VtdHardware extends IommuHardware {
         const dev = u.deviceOfSid(d.sid);
         if (dev >= 0) {
           this.atcWait = true;
+          this.atcFromIq = true;
           out.send(this.dev(dev).actor, { type: 'atc.inv', pasid: d.pasid, s: d.start, e: d.end });
           return;
         }
@@ -401,7 +425,7 @@ export class VtdHardware extends IommuHardware {
   }
 
   protected override next(self: number, out: HwOut): void {
-    if (this.vtd.iqPending()) out.send(self, { type: 'cmdq.next' });
+    if (this.vtd.iqPending() || this.vtd.cmdqPeek()) out.send(self, { type: 'cmdq.next' });
     else this.busy = false;
   }
 }

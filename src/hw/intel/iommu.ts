@@ -14,7 +14,7 @@ import { iopfForDomainRemove, iopfSetDevPasid } from '../queue.js';
 import type { Vendor } from '../vendor.js';
 import { defineIntelCache } from './cache.js';
 import { defineIntelDmar, defineVtdUnitDriver, vtdOf } from './dmar.js';
-import { VTD, VTD_PASID_WORDS, VtdHardware, VtdUnit } from './hw.js';
+import { VTD, VtdHardware, VtdUnit, vtdDeviceWords } from './hw.js';
 import { defineIntelPasid, pasidPresent } from './pasid.js';
 import { defineIntelPrq, definePrqEventThread } from './prq.js';
 import { defineIntelSvm, setupFirstLevel } from './svm.js';
@@ -102,7 +102,7 @@ export function intelIommuOps(env: DriverEnv): IommuOps {
 export const INTEL_VTD: Vendor = {
   flavour: 'vtd',
   spec: VTD,
-  pasidWords: VTD_PASID_WORDS,
+  deviceWords: vtdDeviceWords,
   newUnit: (k, index, devices, opts, actor) => new VtdUnit(k, index, devices, opts, actor),
   newHardware: (unit, env) => {
     if (!(unit instanceof VtdUnit)) throw new Error(`${unit.name} is not a VT-d unit`);
