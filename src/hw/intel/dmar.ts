@@ -46,7 +46,7 @@ function qiQueue(u: VtdUnit, descs: readonly QiDesc[], options: number, stats: S
   const q = u.view.q;
   const qp = u.qinvalPtr;
   const count = descs.length;
-  if (q.free_cnt.get(qp) < count + 2) return -1;
+  if (u.freeCnt() < count + 2) return -1;
   const index = q.free_head.get(qp);
   const waitIndex = (index + count) % u.qiLength;
   const all = [...descs, qi_desc_wait(u.statusPtr(waitIndex), (options & QI_OPT_WAIT_DRAIN) !== 0)];
@@ -59,7 +59,7 @@ function qiQueue(u: VtdUnit, descs: readonly QiDesc[], options: number, stats: S
     Atomics.store(u.kernel.i32, u.statusPtr(index + i), QI_IN_USE);
   });
   q.free_head.set(qp, (index + count + 1) % u.qiLength);
-  q.free_cnt.set(qp, q.free_cnt.get(qp) - count - 1);
+  u.addFree(-(count + 1));
   // writel(qi->free_head << shift, iommu->reg + DMAR_IQT_REG)
   u.view.reg.iqt.set(u.regsPtr, q.free_head.get(qp));
   stats.add('invalidations', descs.filter((d) => [QI_PC_TYPE, QI_EIOTLB_TYPE, QI_DEIOTLB_TYPE].includes(d.qw0 & 0xf)).length);
@@ -74,10 +74,10 @@ function qiReclaim(u: VtdUnit, index: number, count: number): void {
   for (;;) {
     const tail = q.free_tail.get(qp);
     const s = Atomics.load(u.kernel.i32, u.statusPtr(tail));
-    if ((s !== QI_DONE && s !== QI_ABORT) || q.free_cnt.get(qp) >= u.qiLength) return;
+    if ((s !== QI_DONE && s !== QI_ABORT) || u.freeCnt() >= u.qiLength) return;
     Atomics.store(u.kernel.i32, u.statusPtr(tail), QI_FREE);
     q.free_tail.set(qp, (tail + 1) % u.qiLength);
-    q.free_cnt.set(qp, q.free_cnt.get(qp) + 1);
+    u.addFree(1);
   }
 }
 
@@ -101,7 +101,7 @@ export function defineIntelDmar(env: DriverEnv): void {
       if (waitIndex >= 0) break;
       // while (qi->free_cnt < count + 2): drop the lock, cpu_relax(), take it again.
       yield* spin_unlock_irqrestore(k, t, drv.lock, flags);
-      yield k.point(t, `${u.spec.cmdqName} full`, () => u.view.q.free_cnt.get(u.qinvalPtr) >= descs.length + 2, () => undefined, {
+      yield k.point(t, `${u.spec.cmdqName} full`, () => u.freeCnt() >= descs.length + 2, () => undefined, {
         what: `room in ${u.name}'s invalidation queue`,
         spins: true,
       });

@@ -7,11 +7,13 @@
 //
 // The order of the four reads is not architectural. The model reads the chunk that holds P last: then the
 // driver's discipline — P written last when an entry is made present, cleared first when it is torn down — is
-// what keeps the hardware from using a half-written entry, and the oracle holds the driver to it. A fetch that an
-// invalidation overtakes is started again (the invalidation's wait must not complete while a translation that
-// read the old entry is in flight; the model restarts the fetch instead of delaying the wait).
+// what keeps the hardware from using a half-written entry, and the oracle holds the driver to it. A fetch of an
+// entry that was rewritten and that an invalidation overtook is started again (the invalidation's wait must not
+// complete while a translation that read the old entry is in flight; the model restarts the fetch instead of
+// delaying the wait).
 import type { DeviceInfo } from '../../core/types.js';
 import type { Kernel } from '../../kernel/kernel.js';
+import { PTE_WRITE } from '../../kernel/mm/pagetable.js';
 import { element, struct, type ViewOf, word, array } from '../../kernel/struct.js';
 import { entryFormat, type FlavourSpec, OP_IOTLB, OP_PC } from '../flavour.js';
 import { IommuUnit, type UnitOptions } from '../iommu.js';
@@ -129,8 +131,6 @@ export class VtdUnit extends IommuUnit {
       status: k.struct(statusArray(this.qiLength)),
     };
     for (const d of devices) this.bySid.set(pciSid(d.name), d.index);
-    // qi->free_cnt starts at QI_LENGTH (dmar_enable_qi, at boot: written where the model's memory is attached).
-    k.onAttach(() => this.view.q.free_cnt.set(this.qinvalPtr, this.qiLength));
   }
 
   private st(off: number): number {
@@ -194,6 +194,16 @@ export class VtdUnit extends IommuUnit {
   }
 
   // ---- the invalidation queue ----
+
+  /** qi->free_cnt */
+  freeCnt(): number {
+    return this.qiLength - this.view.q.in_use.get(this.qinvalPtr);
+  }
+
+  /** qi->free_cnt += n */
+  addFree(n: number): void {
+    this.view.q.in_use.set(this.qinvalPtr, this.view.q.in_use.get(this.qinvalPtr) - n);
+  }
 
   get qinvalPtr(): number {
     return this.st(this.qinval);
@@ -284,7 +294,7 @@ export class VtdHardware extends IommuHardware {
   protected override translate(self: number, dev: number, pasid: number, vpn: number, write: boolean, id: number, out: HwOut): void {
     const u = this.vtd;
     const pte = u.iotlbLookup(dev, pasid, vpn);
-    if (pte !== 0 && (!write || (pte & 2) !== 0)) {
+    if (pte !== 0 && (!write || (pte & PTE_WRITE) !== 0)) {
       this.stats.add('iotlb_hits');
       out.send(this.dev(dev).actor, { type: 'ats.ok', id, pte });
       return;
@@ -341,8 +351,9 @@ export class VtdHardware extends IommuHardware {
       return;
     }
     this.fetches.delete(this.key(m.dev, m.id));
-    if (u.epoch !== f.ep) {
-      // An invalidation overtook the fetch: what it read may be from before and after the entry changed.
+    if (u.epoch !== f.ep && u.view.version.seq.get(u.versionPtr(m.dev, m.pasid)) !== f.seq) {
+      // The entry was rewritten and an invalidation overtook the fetch: what it read may be from before and after
+      // the invalidation (only then: invalidations of other entries must not starve a fetch of this one).
       out.send(self, { ...m, st: ST_REFETCH });
       return;
     }

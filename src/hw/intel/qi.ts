@@ -6,8 +6,12 @@ import { struct, type ViewOf, word } from '../../kernel/struct.js';
 import type { VtdUnit } from './hw.js';
 
 export const QI_DESC = struct('qi_desc', { qw0: word, qw0_hi: word, qw1: word, qw1_hi: word, qw2: word, qw2_hi: word, qw3: word, qw3_hi: word });
-/** The driver's struct q_inval: the ring's free slots (free_head, free_tail, free_cnt); desc_status is an array of its own. */
-export const Q_INVAL = struct('q_inval', { free_head: word, free_tail: word, free_cnt: word });
+/**
+ * The driver's struct q_inval: the ring's free slots (free_head, free_tail; free_cnt kept as the slots in use, so
+ * that zeroed memory is the empty queue dmar_enable_qi leaves: free_cnt = QI_LENGTH - in_use); desc_status is an
+ * array of its own.
+ */
+export const Q_INVAL = struct('q_inval', { free_head: word, free_tail: word, in_use: word });
 /** The unit's registers: DMAR_IQH_REG, DMAR_IQT_REG (descriptor indexes; the kernel's are byte offsets). */
 export const VTD_REGS = struct('vtd_qi_regs', { iqh: word, iqt: word });
 
