@@ -3,8 +3,7 @@
 // intel_page_response answers a group with a page group response descriptor (QI_PGRP_RESP) through the invalidation
 // queue; intel_drain_pasid_prq waits until the PRQ holds no request of the PASID (wait_for_completion on
 // prq_complete: a sleep), flushes the iopf queue of the device, then drains the hardware — a fenced wait descriptor,
-// a PASID-based IOTLB and a device-TLB invalidation submitted with QI_OPT_WAIT_DRAIN (VT-d spec 7.10) — and starts
-// again if the PRQ overflowed meanwhile.
+// a PASID-based IOTLB and a device-TLB invalidation submitted with QI_OPT_WAIT_DRAIN (VT-d spec 7.10).
 import { type IopfEnable, iopf_queue_alloc } from '../../core/io-pgfault.js';
 import type { Stats } from '../../core/stats.js';
 import { IOMMU_NO_PASID } from '../../core/ops.js';
@@ -47,16 +46,14 @@ export function defineIntelPrq(env: DriverEnv): void {
     const u = drv.unit;
     const p0 = u.pasidEntryPtr(dev.index, IOMMU_NO_PASID);
     const did = p0 === 0 ? FLPT_DEFAULT_DID : u.view.entry.val.READ_ONCE(p0, 2) & PASID_DID_MASK || FLPT_DEFAULT_DID;
-    for (;;) {
-      // prq_retry: wait_for_completion(&iommu->prq_complete) while a request of the PASID is queued.
-      yield k.point(t, `drain PRQ of PASID ${pasid}`, () => u.prqPending(dev.index, pasid) === 0, () => undefined, {
-        what: `${u.name}'s PRQ to drain page requests of ${dev.name} PASID ${pasid}`,
-      });
-      yield* iopfQueueFlushIfEnabled(k, t, drv, dev);
-      // qi_retry
-      yield* k.fn.qi_submit_sync(t, dev.iommu, drainDescs(did, pciSid(dev.name), pasid), QI_OPT_WAIT_DRAIN);
-      if (!(yield* k.step(t, 'DMAR_PRS_REG & DMA_PRS_PRO', () => u.prqOverflowed))) return;
-    }
+    // prq_retry: wait_for_completion(&iommu->prq_complete) while a request of the PASID is queued.
+    yield k.point(t, `drain PRQ of PASID ${pasid}`, () => u.prqPending(dev.index, pasid) === 0, () => undefined, {
+      what: `${u.name}'s PRQ to drain page requests of ${dev.name} PASID ${pasid}`,
+    });
+    yield* iopfQueueFlushIfEnabled(k, t, drv, dev);
+    // qi_retry. Not modelled: the retry while DMA_PRS_PRO is set (the shared PRQ's overflow flag stays set until a
+    // request is queued again, where the kernel's prq_event_thread clears PRO: a retry on it would never end).
+    yield* k.fn.qi_submit_sync(t, dev.iommu, drainDescs(did, pciSid(dev.name), pasid), QI_OPT_WAIT_DRAIN);
   });
   k.fns.define('intel_page_response', 'drivers/iommu/intel/prq.c', function* (t, dev, pasid, grpid, code) {
     yield* k.fn.qi_submit_sync(t, dev.iommu, [qi_desc_pgrp_resp(pciSid(dev.name), pasid, grpid, code)], 0);
