@@ -20,6 +20,7 @@ import {
   ioasidSetInfo,
   ioasidWords,
 } from '../src/core/ioasid.js';
+import { INTEL_SVM_IOASID } from '../src/hw/intel/svm.js';
 import { defineIoasidSubscribers, divergence, ioasid_check_subscribers, ioasid_subscribers_register, ioasidSubscriberWords, subscriberView } from '../src/core/ioasid-subscribers.js';
 import { buildIoasid } from '../src/workloads/ioasid.js';
 import type { KTask } from '../src/kernel/context.js';
@@ -40,7 +41,7 @@ function rig(bits: number, opts: Omit<IoasidOptions, 'bits' | 'maxSets'> = {}, s
   const staticWords = ioasidWords(bits, 8) + (subs ? ioasidSubscriberWords(bits, 8) : 0) + (1 << 13);
   const k = new Kernel({ layout: { stringWords: 1 << 15, stringSlots: 1 << 10, staticWords, arenaWords: 1 << 10, lockdepWords: 1 << 14 } });
   const a = defineIoasid(k, { bits, maxSets: 8, ...opts });
-  const s = subs ? defineIoasidSubscribers(k, a, { kvmToken: 7 }) : undefined;
+  const s = subs ? defineIoasidSubscribers(k, a, { driver: INTEL_SVM_IOASID, kvmToken: 7 }) : undefined;
   return { k, a, s };
 }
 

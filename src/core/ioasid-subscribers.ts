@@ -2,8 +2,9 @@
 // extensions series; drivers/iommu/ioasid.c's ioasid_chain): each keeps its own view of PASID state, as the
 // thread describes — VFIO per set (the IDs of each VM's set, and which sets exist), KVM only the IDs of its own
 // VM's set (with the guest PASID each is bound to, for the PASID translation of ENQCMD), and the IOMMU driver
-// every ID (allocated or bound: its PASID-table entries). Views live in shared memory, one word an ID, so a
-// notification performed on any thread updates the same view.
+// every ID (allocated or bound: its PASID-table entries). The IOMMU driver's subscriber is the vendor's (its
+// notifier block, lock and per-ID record: IoasidDriverSubscriber, given by whoever builds the chain). Views live
+// in shared memory, one word an ID, so a notification performed on any thread updates the same view.
 //
 // The notifier divergence oracle (DESIGN.md, "Checkers") compares each view with the allocator's once
 // notifications have settled: every notification is sent with the allocator lock held, so whenever nobody
@@ -11,14 +12,14 @@
 // workload knows that (ioasid_check_subscribers) and at the end of the run.
 //
 // Two parameters make the subscribers misbehave on purpose: `sleeper` makes one of them take a mutex in its
-// callback (intel-svm's pasid_mutex, VFIO's or KVM's lock) — fine on a blocking chain, a might_sleep bug on an
+// callback (the IOMMU driver's lock, VFIO's or KVM's) — fine on a blocking chain, a might_sleep bug on an
 // atomic one; `bug: notify-stop` makes VFIO answer NOTIFY_STOP to events of sets it does not own, so that the
 // subscribers after it in the chain never hear them (the divergence oracle's negative control).
 import type { KTask } from '../kernel/context.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
 import { defineNotifierBlock, type NotifierBlock, NOTIFY_DONE, NOTIFY_OK, NOTIFY_STOP } from '../kernel/notifier.js';
-import { element, struct, type ViewOf, word } from '../kernel/struct.js';
+import { element, type Fields, type StructType, struct, type ViewOf, type WordSpec, word } from '../kernel/struct.js';
 import {
   IOASID_NOTIFY_ALLOC,
   IOASID_NOTIFY_BIND,
@@ -43,7 +44,19 @@ export const SLEEPERS: readonly Sleeper[] = ['none', 'vfio', 'kvm', 'iommu'];
 export type SubscriberBug = 'none' | 'notify-stop';
 export const SUBSCRIBER_BUGS: readonly SubscriberBug[] = ['none', 'notify-stop'];
 
+/**
+ * The IOMMU driver's subscriber, registered by its vendor: the name of its notifier block and of the mutex its
+ * callback may take, and its per-ID record (one `state` word: PASID_STATE_* as this file defines them).
+ */
+export interface IoasidDriverSubscriber {
+  readonly nb: string;
+  readonly lock: string;
+  readonly record: StructType<{ readonly state: WordSpec }>;
+}
+
 export interface SubscriberOptions {
+  /** The IOMMU driver's subscriber (the last on the chain). */
+  readonly driver: IoasidDriverSubscriber;
   /** The token of the VM whose set KVM follows. */
   readonly kvmToken: number;
   readonly sleeper?: Sleeper;
@@ -58,16 +71,18 @@ interface Spec {
   readonly lock: string;
 }
 
-const SPECS: readonly Spec[] = [
-  { name: 'vfio', nb: 'vfio_ioasid_notify', priority: 30, lock: '&vfio_mm->pasid_lock' },
-  { name: 'kvm', nb: 'kvm_ioasid_notify', priority: 20, lock: '&kvm->lock' },
-  { name: 'iommu', nb: 'intel_svm_ioasid_notify', priority: 10, lock: 'pasid_mutex' },
-];
+function specs(driver: IoasidDriverSubscriber): readonly Spec[] {
+  return [
+    { name: 'vfio', nb: 'vfio_ioasid_notify', priority: 30, lock: '&vfio_mm->pasid_lock' },
+    { name: 'kvm', nb: 'kvm_ioasid_notify', priority: 20, lock: '&kvm->lock' },
+    { name: 'iommu', nb: driver.nb, priority: 10, lock: driver.lock },
+  ];
+}
 
 export interface Subscriber {
   readonly name: SubscriberName;
   readonly nb: NotifierBlock<IoasidNbArgs>;
-  /** Static offset of its per-PASID records (vfio_pasid, kvm_pasid or intel_svm), one an ID. */
+  /** Static offset of its per-PASID records (vfio_pasid, kvm_pasid or the driver's), one an ID. */
   readonly view: number;
   readonly lock: Mutex | undefined;
 }
@@ -81,10 +96,8 @@ export const VFIO_PASID = struct('vfio_pasid', { ioasid_set: word });
 export const VFIO_MM = struct('vfio_mm', { ioasid_set: word, nr_pasids: word });
 /** KVM's PASID translation entry (guest → host PASID, for ENQCMD in a guest): PASID_STATE_*, guest PASID + 1. */
 export const KVM_PASID = struct('kvm_pasid', { state: word, gpasid: word });
-/** The IOMMU driver's per-PASID state (intel-svm's struct intel_svm): PASID_STATE_*. */
-export const INTEL_SVM = struct('intel_svm', { state: word });
-
-const RECORDS = { vfio: VFIO_PASID, kvm: KVM_PASID, iommu: INTEL_SVM } as const;
+/** Words of the driver's per-ID record (its one `state` word). */
+const DRIVER_RECORD_WORDS = 1;
 
 export interface IoasidSubscribers {
   readonly a: Ioasid;
@@ -97,13 +110,16 @@ export interface IoasidSubscribers {
     readonly vfio_pasid: ViewOf<typeof VFIO_PASID>;
     readonly vfio_mm: ViewOf<typeof VFIO_MM>;
     readonly kvm_pasid: ViewOf<typeof KVM_PASID>;
-    readonly intel_svm: ViewOf<typeof INTEL_SVM>;
+    /** The IOMMU driver's record (IoasidDriverSubscriber.record). */
+    readonly driver: ViewOf<StructType<{ readonly state: WordSpec }>>;
   };
+  /** The per-ID records' layouts, by subscriber. */
+  readonly records: Readonly<Record<SubscriberName, StructType<Fields>>>;
 }
 
 // A subscriber's view of an ID as one number, to compare with the allocator's: VFIO the sid it files the ID
 // under; KVM and the IOMMU driver PASID_STATE_ALLOCATED | PASID_STATE_BOUND | (guest PASID + 1) << PASID_STATE_GPASID_SHIFT.
-// The flags are what kvm_pasid.state and intel_svm.state hold (values, not word offsets).
+// The flags are what kvm_pasid.state and the driver's record's state hold (values, not word offsets).
 /** The subscriber knows the ID is allocated. */
 const PASID_STATE_ALLOCATED = 1;
 /** … and bound (IOASID_NOTIFY_BIND). */
@@ -113,12 +129,12 @@ const PASID_STATE_GPASID_SHIFT = 2;
 
 /** Static words the subscribers of an allocator of 2^bits IDs take (to size a kernel layout; their mutexes are extra). */
 export function ioasidSubscriberWords(bits: number, maxSets: number): number {
-  return (VFIO_PASID.words + KVM_PASID.words + INTEL_SVM.words) * 2 ** bits + VFIO_MM.words * (maxSets + 1);
+  return (VFIO_PASID.words + KVM_PASID.words + DRIVER_RECORD_WORDS) * 2 ** bits + VFIO_MM.words * (maxSets + 1);
 }
 
 /** sub's record of ID id (its word offset). */
-function rec(k: Kernel, sub: Subscriber, id: number): number {
-  return element(RECORDS[sub.name], k.mem.statics + sub.view, id);
+function rec(k: Kernel, s: IoasidSubscribers, sub: Subscriber, id: number): number {
+  return element(s.records[sub.name], k.mem.statics + sub.view, id);
 }
 
 /** VFIO's vfio_mm of set sid (its word offset). */
@@ -128,10 +144,10 @@ function vfioMm(k: Kernel, s: IoasidSubscribers, sid: number): number {
 
 /** sub's view of ID id, as one number (PASID_STATE_* | (guest PASID + 1) << PASID_STATE_GPASID_SHIFT, or VFIO's sid). */
 function viewOf(k: Kernel, s: IoasidSubscribers, sub: Subscriber, id: number): number {
-  const p = rec(k, sub, id);
+  const p = rec(k, s, sub, id);
   if (sub.name === 'vfio') return s.view.vfio_pasid.ioasid_set.get(p);
   if (sub.name === 'kvm') return s.view.kvm_pasid.state.get(p) | (s.view.kvm_pasid.gpasid.get(p) << PASID_STATE_GPASID_SHIFT);
-  return s.view.intel_svm.state.get(p);
+  return s.view.driver.state.get(p);
 }
 
 /** Declare the three subscribers and their notifier blocks (they register at run time: ioasid_subscribers_register). */
@@ -140,10 +156,12 @@ export function defineIoasidSubscribers(k: Kernel, a: Ioasid, opts: SubscriberOp
   const bug = opts.bug ?? 'none';
   const vfioSets = k.statics.alloc(VFIO_MM.words * (a.maxSets + 1), 'vfio ioasid sets');
   const list: Subscriber[] = [];
-  const view = { vfio_pasid: k.struct(VFIO_PASID), vfio_mm: k.struct(VFIO_MM), kvm_pasid: k.struct(KVM_PASID), intel_svm: k.struct(INTEL_SVM) };
-  const s: IoasidSubscribers = { a, kvmToken: opts.kvmToken, list, vfioSets, view };
-  for (const spec of SPECS) {
-    const view = k.statics.alloc(a.storage * RECORDS[spec.name].words, `${spec.name} ioasid view`);
+  if (opts.driver.record.words !== DRIVER_RECORD_WORDS) throw new Error(`ioasid: ${opts.driver.nb}'s record is not one word`);
+  const view = { vfio_pasid: k.struct(VFIO_PASID), vfio_mm: k.struct(VFIO_MM), kvm_pasid: k.struct(KVM_PASID), driver: k.struct(opts.driver.record) };
+  const records = { vfio: VFIO_PASID, kvm: KVM_PASID, iommu: opts.driver.record } as unknown as IoasidSubscribers['records'];
+  const s: IoasidSubscribers = { a, kvmToken: opts.kvmToken, list, vfioSets, view, records };
+  for (const spec of specs(opts.driver)) {
+    const view = k.statics.alloc(a.storage * records[spec.name].words, `${spec.name} ioasid view`);
     const lock = sleeper === spec.name ? defineMutex(k, spec.lock) : undefined;
     const labels = new Map<number, string>();
     const label = (ev: number): string => {
@@ -192,13 +210,13 @@ function interested(s: IoasidSubscribers, name: SubscriberName, ev: number, args
 
 /** The subscriber's own bookkeeping (perform only). */
 function update(k: Kernel, s: IoasidSubscribers, sub: Subscriber, ev: number, args: IoasidNbArgs): void {
-  const p = rec(k, sub, args.id);
+  const p = rec(k, s, sub, args.id);
   if (sub.name === 'vfio') {
     updateVfio(k, s, p, ev, args);
     return;
   }
   const v = s.view;
-  const state = (x: number) => (sub.name === 'kvm' ? v.kvm_pasid.state.set(p, x) : v.intel_svm.state.set(p, x));
+  const state = (x: number) => (sub.name === 'kvm' ? v.kvm_pasid.state.set(p, x) : v.driver.state.set(p, x));
   switch (ev) {
     case IOASID_NOTIFY_ALLOC:
     case IOASID_NOTIFY_UNBIND:

@@ -74,9 +74,12 @@ export function* detachOnRelease(env: DriverEnv, t: KTask, domain: IommuDomain, 
   yield* env.k.step(t, what, () => void objLoad(env.k, t, domain.obj, IOMMU_DOMAIN.offset.asid));
 }
 
-/** A planted bug of the attach path (the oracles' negative control): a failing set_dev_pasid clears the entry. */
-export type AttachBug = 'none' | 'clear-on-failure';
-export const ATTACH_BUGS: readonly AttachBug[] = ['none', 'clear-on-failure'];
+/**
+ * A planted bug of the attach path (the oracles' negative control): a failing set_dev_pasid clears the entry; VT-d's
+ * replace rewrites the present entry in place (src/hw/intel/pasid.ts: the torn-entry oracle's control).
+ */
+export type AttachBug = 'none' | 'clear-on-failure' | 'pasid-replace-in-place';
+export const ATTACH_BUGS: readonly AttachBug[] = ['none', 'clear-on-failure', 'pasid-replace-in-place'];
 
 /**
  * model: the fault-injection knob of a driver's per-{device, PASID} allocation (VT-d's dev_pasid_info, the SMMU's

@@ -163,7 +163,7 @@ export class IommuUnit {
     this.fetchers = entryFetchers(k, spec);
     this.entryVal = k.struct(struct(spec.entry.layout.name, { val: array(spec.entry.layout.words) })).val;
     for (const d of devices) {
-      this.tables.set(d.index, k.statics.alloc((1 << d.caps.pasidBits) * spec.entry.layout.words, `${d.name} ${spec.entryName} table`));
+      this.tables.set(d.index, this.allocTable(d));
       this.groups.set(d.index, k.statics.alloc(PRG_OUTSTANDING.words, `${d.name} page request groups`));
       if (spec.deviceEntry) this.deviceEntries.set(d.index, k.statics.alloc(1, `${d.name} ${spec.deviceEntry.name}`));
     }
@@ -171,6 +171,21 @@ export class IommuUnit {
 
   get kernel(): Kernel {
     return this.k;
+  }
+
+  /**
+   * Static offset of d's PASID table, allocated at boot whole (2^pasidBits entries). A vendor whose driver
+   * allocates its tables itself overrides it (VT-d: the PASID directory, leaf tables on demand).
+   */
+  protected allocTable(d: DeviceInfo): number {
+    return this.k.statics.alloc((1 << d.caps.pasidBits) * this.spec.entry.layout.words, `${d.name} ${this.spec.entryName} table`);
+  }
+
+  /** Static offset of what allocTable gave dev. */
+  protected tableOf(dev: number): number {
+    const t = this.tables.get(dev);
+    if (t === undefined) throw new Error(`${this.name}: device ${dev} is not behind this IOMMU`);
+    return t;
   }
 
   private s(off: number): number {

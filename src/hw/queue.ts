@@ -86,6 +86,11 @@ export function* drainPrq(k: Kernel, t: KTask, drv: UnitDriver, dev: DeviceInfo,
   );
 }
 
+/** iopf_queue_flush_dev, when iopf is enabled for dev (a driver's drain of a PASID's page requests ends with it). */
+export function* iopfQueueFlushIfEnabled(k: Kernel, t: KTask, drv: UnitDriver, dev: DeviceInfo): KGen {
+  if (iopfRefcount(k, drv, dev) > 0) yield* k.fn.iopf_queue_flush_dev(t, dev);
+}
+
 /** Absolute word of dev's iopf_refcount. */
 function iopfRefAt(k: Kernel, iopf: NonNullable<UnitDriver['iopf']>, dev: DeviceInfo): number {
   return k.mem.statics + iopf.refs + (iopf.slot.get(dev.index) as number);

@@ -48,6 +48,8 @@ export interface Vendor {
    * hardware hands HwOut.busy, and what docs/costs.md lists. Absent until the vendor fills its table in.
    */
   readonly costs?: HwCostTable;
+  /** Words of the unit's memory per device for its PASID tables (2^pasidBits × 8 when absent). */
+  deviceWords?(pasidBits: number): number;
   /** Unit `index`'s memory, for the devices behind it. */
   newUnit(k: Kernel, index: number, devices: readonly DeviceInfo[], opts: UnitOptions, actor: number): IommuUnit;
   /** The hardware behind the unit's actor. */

@@ -2,6 +2,6 @@
 import { AMD_VI } from './amd/vendor.js';
 import { ARM_SMMU_V3 } from './smmuv3/smmuv3.js';
 import type { Flavour, Vendor } from './vendor.js';
-import { INTEL_VTD } from './vtd/vtd.js';
+import { INTEL_VTD } from './intel/iommu.js';
 
 export const VENDORS: Readonly<Record<Flavour, Vendor>> = { vtd: INTEL_VTD, amd: AMD_VI, smmuv3: ARM_SMMU_V3 };

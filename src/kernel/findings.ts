@@ -31,7 +31,9 @@ export type FindingKind =
   | 'probe'
   // An IOMMU unit, PCI device or mm actor got an event its lifecycle state refuses (an illegal hardware or
   // lifecycle transition: DMA from a device no driver enabled, a completion nobody waits for, an mm going back).
-  | 'lifecycle';
+  | 'lifecycle'
+  // The VT-d hardware assembled a PASID-table entry from two versions (src/hw/intel/entry-oracle.ts).
+  | 'torn_entry';
 
 export interface KernelFinding extends Finding {
   readonly kind: FindingKind;

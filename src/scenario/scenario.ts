@@ -46,6 +46,7 @@ export const FINDING_KINDS = [
   'quota',
   'probe',
   'lifecycle',
+  'torn_entry',
 ] as const;
 export type FindingKindName = (typeof FINDING_KINDS)[number];
 

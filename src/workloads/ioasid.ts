@@ -43,6 +43,7 @@ import {
   ioasid_subscribers_register,
   ioasidSubscriberWords,
 } from '../core/ioasid-subscribers.js';
+import { INTEL_SVM_IOASID } from '../hw/intel/svm.js';
 import { defineIoasidScript, type IoasidOp, parseIoasidScript } from './ioasid-script.js';
 import { checkWhileTasks, type ScriptActor } from './script.js';
 import { FIND_IDS, type IoasidParams, ioasidParams, ioasidTopology, MAX_SCRIPT_USERS, PID_MAX_DEFAULT } from './presets/ioasid.js';
@@ -580,7 +581,7 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
   const maxSets = Math.max(8, p.vms + 2);
   const { k, a, m } = scenario ? scenarioModel(p, maxSets) : { ...benchmarkKernel(p, maxSets), m: undefined };
   const subs = p.subscribers
-    ? defineIoasidSubscribers(k, a, { kvmToken: vmToken(0), sleeper: p.sleeper, bug: p.bug === 'notify-stop' ? 'notify-stop' : 'none' })
+    ? defineIoasidSubscribers(k, a, { driver: INTEL_SVM_IOASID, kvmToken: vmToken(0), sleeper: p.sleeper, bug: p.bug === 'notify-stop' ? 'notify-stop' : 'none' })
     : undefined;
   const cap = a.storage;
   const { counterAt, tally, read } = defineCounters(k);

@@ -1,0 +1,444 @@
+// The VT-d remapping unit (dmarN) in scalable mode: per device a PASID directory (PASID[19:6]) whose entries point
+// at PASID tables of 64 entries, allocated by the driver on demand (intel_pasid_get_entry) from the unit's pool;
+// each entry 512 bits (struct pasid_entry) that the hardware fetches as four 128-bit reads, each a delivery of its
+// own, so that a CPU write between two of them is seen as a mixed entry (the torn-entry oracle, entry-oracle.ts,
+// checks what the hardware assembles); an invalidation queue of 256-bit descriptors (struct qi_desc) that the
+// hardware decodes and executes (dmar.ts writes them); the page request queue (the shared unit's).
+//
+// The order of the four reads is not architectural. The model reads the chunk that holds P last: then the
+// driver's discipline — P written last when an entry is made present, cleared first when it is torn down — is
+// what keeps the hardware from using a half-written entry, and the oracle holds the driver to it. A fetch of an
+// entry that was rewritten and that an invalidation overtook is started again (the invalidation's wait must not
+// complete while a translation that read the old entry is in flight; the model restarts the fetch instead of
+// delaying the wait).
+import type { DeviceInfo } from '../../core/types.js';
+import type { Kernel } from '../../kernel/kernel.js';
+import { PTE_WRITE } from '../../kernel/mm/pagetable.js';
+import { element, struct, type ViewOf, word, array } from '../../kernel/struct.js';
+import { entryFormat, type FlavourSpec } from '../flavour.js';
+import { IommuUnit, type UnitOptions } from '../iommu.js';
+import type { HwMessage } from '../messages.js';
+import { WHY_PASID } from '../messages.js';
+import type { HwOut } from '../out.js';
+import { IommuHardware, PAGE_WALK } from '../unit.js';
+import type { HardwareEnv } from '../vendor.js';
+import { VTD_COSTS } from './costs.js';
+import { checkAssembled, ENTRY_VERSION, entryHash } from './entry-oracle.js';
+import { decodeQi, QI_DESC, QI_DONE, QI_IN_USE, Q_INVAL, VTD_REGS } from './qi.js';
+import { PASID_DID_MASK, PASID_ENTRY, PASID_ENTRY_WORDS, PASID_PDE_SHIFT, PASID_PTE_MASK, PASID_PTE_PRESENT, pdeTable } from './pasid-entry.js';
+
+export const VTD: FlavourSpec = {
+  flavour: 'vtd',
+  names: { cmdqLock: 'qi->q_lock', drainPrq: 'intel_drain_pasid_prq', pageResponse: 'intel_page_response' },
+  unitName: (i) => `dmar${i}`,
+  entryName: 'PASID',
+  entry: entryFormat(PASID_ENTRY, {
+    fetch: [],
+    present: (w) => ((w[0] ?? 0) & PASID_PTE_PRESENT) !== 0,
+    // val[2] bits 12-63: FLPTR, the first-level table's address; the model's is (mm id + 1) << 12.
+    mmOf: (w) => (w[4] ?? 0) >>> 12,
+    asidOf: () => 0,
+  }),
+  tlbTag: 'pasid',
+  cmdqName: 'QI',
+  prqName: 'PRQ',
+  prqThread: 'prq_event_thread',
+  commandNames: { 1: 'P_IOTLB_INV', 2: 'PC_INV', 3: 'DEV_IOTLB_INV', 4: 'PAGE_GRP_RESP', 5: 'INV_WAIT' },
+};
+
+
+/** PASID-table entries per table (one 4 KiB page of 64-byte entries). */
+const PASID_TABLE_ENTRIES = PASID_PTE_MASK + 1;
+
+/** Words of a PASID table and the oracle's version records of its entries. */
+const LEAF_WORDS = PASID_TABLE_ENTRIES * (PASID_ENTRY_WORDS + ENTRY_VERSION.words);
+/** Tables a device's share of the pool holds at least (a device with fewer directory entries: all of them). */
+const MIN_LEAVES = 4;
+
+/**
+ * The tables a device's share of the pool holds: what the memory the model reserves per device (2^pasidBits × 8
+ * words, as for the other vendors' whole tables) buys, at least MIN_LEAVES, at most one per directory entry. The
+ * driver allocates them on demand; PASIDs are handed out lowest first, so a device uses few.
+ */
+export function leavesPerDevice(pasidBits: number): number {
+  const dir = Math.max(1, (1 << pasidBits) >>> PASID_PDE_SHIFT);
+  return Math.min(dir, Math.max(MIN_LEAVES, Math.floor(((1 << pasidBits) * 8 - dir) / LEAF_WORDS)));
+}
+
+/** Words of a unit's memory per device: its directory and its share of the pool (Vendor.deviceWords). */
+export function vtdDeviceWords(pasidBits: number): number {
+  return Math.max(1, (1 << pasidBits) >>> PASID_PDE_SHIFT) + leavesPerDevice(pasidBits) * LEAF_WORDS;
+}
+
+/** The pool's bookkeeping: leaf tables handed out (alloc_pgtable_page from the unit's node). */
+const LEAF_POOL = struct('pasid_table_pool', { used: word });
+
+/** The device's PASID directory size (entries), at least one. */
+function dirEntries(d: DeviceInfo): number {
+  return Math.max(1, (1 << d.caps.pasidBits) >>> PASID_PDE_SHIFT);
+}
+
+/** The requester ID of a device named as the kernel prints it (0000:BB:DD.F): bus << 8 | devfn. */
+export function pciSid(name: string): number {
+  const m = /^[\da-f]{4}:([\da-f]{2}):([\da-f]{2})\.([0-7])$/i.exec(name);
+  if (!m) return 0;
+  return (Number.parseInt(m[1] as string, 16) << 8) | (Number.parseInt(m[2] as string, 16) << 3) | Number.parseInt(m[3] as string, 10);
+}
+
+export class VtdUnit extends IommuUnit {
+  /** Static offsets: the leaf tables' pool (entries, then their version records) and its bookkeeping. */
+  private readonly leaves: number;
+  private readonly versions: number;
+  private readonly pool: number;
+  readonly poolSize: number;
+  /** The invalidation queue: descriptors, their status (qi->desc_status), the driver's struct q_inval, IQH/IQT. */
+  private readonly iq: number;
+  private readonly iqStatus: number;
+  private readonly qinval: number;
+  private readonly iqRegs: number;
+  readonly qiLength: number;
+  readonly view: {
+    readonly entry: ViewOf<typeof PASID_ENTRY>;
+    readonly version: ViewOf<typeof ENTRY_VERSION>;
+    readonly pool: ViewOf<typeof LEAF_POOL>;
+    readonly desc: ViewOf<typeof QI_DESC>;
+    readonly q: ViewOf<typeof Q_INVAL>;
+    readonly reg: ViewOf<typeof VTD_REGS>;
+    readonly status: ViewOf<ReturnType<typeof statusArray>>;
+  };
+  /** Each device's requester ID and index, both ways. */
+  private readonly bySid = new Map<number, number>();
+
+  constructor(k: Kernel, index: number, devices: readonly DeviceInfo[], opts: UnitOptions, actor: number) {
+    // Each descriptor's cost is the unit's own (costs.ts, spent with HwOut.busy), not the shared queue's cmdCostNs.
+    super(k, index, VTD, devices, { ...opts, cmdCostNs: 0 }, actor);
+    this.poolSize = devices.reduce((n, d) => n + leavesPerDevice(d.caps.pasidBits), 0);
+    this.leaves = k.statics.alloc(Math.max(1, this.poolSize) * PASID_TABLE_ENTRIES * PASID_ENTRY_WORDS, `${this.name} PASID tables`);
+    this.versions = k.statics.alloc(Math.max(1, this.poolSize) * PASID_TABLE_ENTRIES * ENTRY_VERSION.words, `${this.name} PASID entry versions`);
+    this.pool = k.statics.alloc(LEAF_POOL.words, `${this.name} PASID table pool`);
+    this.qiLength = opts.queueDepth;
+    this.iq = k.statics.alloc(this.qiLength * QI_DESC.words, `${this.name} invalidation queue`);
+    this.iqStatus = k.statics.alloc(this.qiLength, `${this.name} qi->desc_status`);
+    this.qinval = k.statics.alloc(Q_INVAL.words, `${this.name} struct q_inval`);
+    this.iqRegs = k.statics.alloc(VTD_REGS.words, `${this.name} IQH/IQT`);
+    this.view = {
+      entry: k.struct(PASID_ENTRY),
+      version: k.struct(ENTRY_VERSION),
+      pool: k.struct(LEAF_POOL),
+      desc: k.struct(QI_DESC),
+      q: k.struct(Q_INVAL),
+      reg: k.struct(VTD_REGS),
+      status: k.struct(statusArray(this.qiLength)),
+    };
+    for (const d of devices) this.bySid.set(pciSid(d.name), d.index);
+  }
+
+  private st(off: number): number {
+    return this.kernel.mem.statics + off;
+  }
+
+  /** The PASID directory: one 64-bit entry per 64 PASIDs (the model keeps its low word: P and the table). */
+  protected override allocTable(d: DeviceInfo): number {
+    return this.kernel.statics.alloc(dirEntries(d), `${d.name} PASID directory`);
+  }
+
+  /** dev's PASID directory entry for pasid (its word offset). */
+  pdePtr(dev: number, pasid: number): number {
+    return this.st(this.tableOf(dev)) + (pasid >>> PASID_PDE_SHIFT);
+  }
+
+  /** Take a leaf table from the pool: its number (1-based, the model's page address), 0 when none is left. */
+  allocLeaf(): number {
+    const at = this.st(this.pool);
+    const n = this.view.pool.used.atomic_inc_return(at);
+    return n <= this.poolSize ? n : 0;
+  }
+
+  /** Give back a leaf a lost cmpxchg did not install (free_pgtable_page): only the last one taken can be. */
+  freeLeaf(leaf: number): void {
+    this.view.pool.used.cmpxchg(this.st(this.pool), leaf, leaf - 1);
+  }
+
+  /** {dev, pasid}'s entry (word offset), or 0 when its directory entry points at no table. */
+  pasidEntryPtr(dev: number, pasid: number): number {
+    const leaf = pdeTable(Atomics.load(this.kernel.i32, this.pdePtr(dev, pasid)));
+    if (leaf === 0) return 0;
+    return element(PASID_ENTRY, this.st(this.leaves), (leaf - 1) * PASID_TABLE_ENTRIES + (pasid & PASID_PTE_MASK));
+  }
+
+  /** The oracle's record of {dev, pasid}'s published versions (word offset; its table must exist). */
+  versionPtr(dev: number, pasid: number): number {
+    const leaf = pdeTable(Atomics.load(this.kernel.i32, this.pdePtr(dev, pasid)));
+    return element(ENTRY_VERSION, this.st(this.versions), (leaf - 1) * PASID_TABLE_ENTRIES + (pasid & PASID_PTE_MASK));
+  }
+
+  override entryPtr(dev: number, pasid: number): number {
+    const p = this.pasidEntryPtr(dev, pasid);
+    if (p === 0) throw new Error(`${this.name}: no PASID table for device ${dev} PASID ${pasid}`);
+    return p;
+  }
+
+  override entry(dev: number, pasid: number): number[] {
+    const p = this.pasidEntryPtr(dev, pasid);
+    return p === 0 ? new Array<number>(PASID_ENTRY_WORDS).fill(0) : Array.from({ length: PASID_ENTRY_WORDS }, (_, w) => this.view.entry.val.get(p, w));
+  }
+
+  /** The hardware's 128-bit read `chunk` (0..3) of an entry: four words. */
+  readChunk(p: number, chunk: number, into: number[]): void {
+    for (let w = chunk * 4; w < chunk * 4 + 4; w++) into[w] = this.view.entry.val.READ_ONCE(p, w);
+  }
+
+  /** The device of a requester ID (-1: none behind this unit). */
+  deviceOfSid(sid: number): number {
+    return this.bySid.get(sid) ?? -1;
+  }
+
+  // ---- the invalidation queue ----
+
+  /** qi->free_cnt */
+  freeCnt(): number {
+    return this.qiLength - this.view.q.in_use.get(this.qinvalPtr);
+  }
+
+  /** qi->free_cnt += n */
+  addFree(n: number): void {
+    this.view.q.in_use.set(this.qinvalPtr, this.view.q.in_use.get(this.qinvalPtr) - n);
+  }
+
+  get qinvalPtr(): number {
+    return this.st(this.qinval);
+  }
+
+  get regsPtr(): number {
+    return this.st(this.iqRegs);
+  }
+
+  descPtr(i: number): number {
+    return element(QI_DESC, this.st(this.iq), i % this.qiLength);
+  }
+
+  /** qi->desc_status[i] (its word offset: a wait descriptor's status address). */
+  statusPtr(i: number): number {
+    return this.st(this.iqStatus) + (i % this.qiLength);
+  }
+
+  /** Descriptors between IQH and IQT. */
+  iqPending(): boolean {
+    const r = this.view.reg;
+    return r.iqh.get(this.regsPtr) !== r.iqt.get(this.regsPtr);
+  }
+
+  iqRetire(): void {
+    const r = this.view.reg;
+    r.iqh.set(this.regsPtr, (r.iqh.get(this.regsPtr) + 1) % this.qiLength);
+  }
+
+  /** A status word the hardware writes (a wait descriptor's QI_IWD_STATUS_WRITE). */
+  writeStatus(addr: number, data: number): void {
+    Atomics.store(this.kernel.i32, addr, data);
+  }
+}
+
+function statusArray(n: number) {
+  return struct('desc_status', { s: array(n) });
+}
+
+/** Where a fetch is: the words read so far, the entry's version seq at the first read, the epoch it began in. */
+interface Fetch {
+  readonly words: number[];
+  seq: number;
+  ep: number;
+}
+
+/** A walk message's stages below PAGE_WALK: the next 128-bit read of the entry (chunks 2, 1, 0), and a restart. */
+const ST_CHUNK2 = 1;
+const ST_CHUNK0 = 3;
+const ST_REFETCH = 4;
+
+export class VtdHardware extends IommuHardware {
+  /** The device-TLB invalidation waited on is the invalidation queue's (not the shared command queue's). */
+  private atcFromIq = false;
+  /** Fetches in flight, by device and request id. */
+  private readonly fetches = new Map<number, Fetch>();
+
+  constructor(
+    readonly vtd: VtdUnit,
+    env: HardwareEnv,
+  ) {
+    super(vtd, env.devices, env.mms, env.oracle, env.stats, env.prqTask);
+  }
+
+  override reset(): void {
+    super.reset();
+    this.atcFromIq = false;
+    this.fetches.clear();
+  }
+
+  override handle(self: number, msg: HwMessage, out: HwOut, step: number): void {
+    this.step = step;
+    if (msg.type === 'atc.done' && this.atcFromIq) {
+      if (!this.atcWait) return;
+      this.atcWait = false;
+      this.atcFromIq = false;
+      this.vtd.setInvalidationTimeout(false);
+      this.vtd.iqRetire();
+      this.next(self, out);
+      return;
+    }
+    super.handle(self, msg, out, step);
+  }
+
+  // ---- translation: the IOTLB, the PASID cache, then the directory and the entry ----
+
+  protected override translate(self: number, dev: number, pasid: number, vpn: number, write: boolean, id: number, out: HwOut): void {
+    const u = this.vtd;
+    const pte = u.iotlbLookup(dev, pasid, vpn);
+    if (pte !== 0 && (!write || (pte & PTE_WRITE) !== 0)) {
+      this.stats.add('iotlb_hits');
+      out.send(this.dev(dev).actor, { type: 'ats.ok', id, pte });
+      return;
+    }
+    this.stats.add('iotlb_misses');
+    const cached = u.pcLookup(dev, pasid);
+    if (cached) {
+      if (!u.spec.entry.present(cached)) out.send(this.dev(dev).actor, { type: 'ats.fault', id, why: WHY_PASID });
+      else this.startPageWalk(self, dev, pasid, vpn, write, id, this.walkKey(cached), u.epoch, out);
+      return;
+    }
+    this.startFetch(self, dev, pasid, vpn, write, id, out);
+  }
+
+  private key(dev: number, id: number): number {
+    return dev * 0x100000 + (id & 0xfffff);
+  }
+
+  /** Read the directory entry, then the entry's top chunk (chunk 3); the rest in later deliveries. */
+  private startFetch(self: number, dev: number, pasid: number, vpn: number, write: boolean, id: number, out: HwOut): void {
+    const u = this.vtd;
+    out.busy(VTD_COSTS.pasidDirRead);
+    const p = u.pasidEntryPtr(dev, pasid);
+    if (p === 0) {
+      // No PASID table: the directory entry is not present (a PASID the driver never set up).
+      this.fetches.delete(this.key(dev, id));
+      out.send(this.dev(dev).actor, { type: 'ats.fault', id, why: WHY_PASID });
+      return;
+    }
+    out.busy(VTD_COSTS.pasidEntryRead);
+    const f: Fetch = { words: new Array<number>(PASID_ENTRY_WORDS).fill(0), seq: u.view.version.seq.get(u.versionPtr(dev, pasid)), ep: u.epoch };
+    u.readChunk(p, 3, f.words);
+    this.fetches.set(this.key(dev, id), f);
+    out.send(self, { type: 'walk', dev, pasid, vpn, w: write ? 1 : 0, id, st: ST_CHUNK2, a: 0, ep: f.ep });
+  }
+
+  protected override walk(self: number, m: Extract<HwMessage, { type: 'walk' }>, out: HwOut): void {
+    if (m.st >= PAGE_WALK) {
+      super.walk(self, m, out);
+      return;
+    }
+    const write = m.w === 1;
+    const f = this.fetches.get(this.key(m.dev, m.id));
+    if (m.st === ST_REFETCH || !f) {
+      this.startFetch(self, m.dev, m.pasid, m.vpn, write, m.id, out);
+      return;
+    }
+    const u = this.vtd;
+    const p = u.pasidEntryPtr(m.dev, m.pasid);
+    out.busy(VTD_COSTS.pasidEntryRead);
+    u.readChunk(p, 3 - m.st, f.words);
+    if (m.st < ST_CHUNK0) {
+      out.send(self, { ...m, st: m.st + 1 });
+      return;
+    }
+    this.fetches.delete(this.key(m.dev, m.id));
+    if (u.epoch !== f.ep && u.view.version.seq.get(u.versionPtr(m.dev, m.pasid)) !== f.seq) {
+      // The entry was rewritten and an invalidation overtook the fetch: what it read may be from before and after
+      // the invalidation (only then: invalidations of other entries must not starve a fetch of this one).
+      out.send(self, { ...m, st: ST_REFETCH });
+      return;
+    }
+    const words = f.words;
+    if (!u.spec.entry.present(words)) {
+      out.send(this.dev(m.dev).actor, { type: 'ats.fault', id: m.id, why: WHY_PASID });
+      return;
+    }
+    checkAssembled(u, this.step, this.dev(m.dev), m.pasid, words, entryHash(words), f.seq);
+    u.pcFill(m.dev, m.pasid, words, f.ep);
+    this.startPageWalk(self, m.dev, m.pasid, m.vpn, write, m.id, this.walkKey(words), f.ep, out);
+  }
+
+  // ---- page requests ----
+
+  protected override pageRequest(m: Extract<HwMessage, { type: 'pr' }>, out: HwOut, step: number): void {
+    out.busy(VTD_COSTS.pageRequest);
+    super.pageRequest(m, out, step);
+  }
+
+  // ---- the invalidation queue ----
+
+  protected override runCommand(self: number, out: HwOut, step: number): void {
+    const u = this.vtd;
+    if (!u.iqPending()) {
+      // The shared command queue: what an extension's flush (src/workloads/extension.ts) submits.
+      super.runCommand(self, out, step);
+      return;
+    }
+    this.stats.add('commands');
+    const head = u.view.reg.iqh.get(u.regsPtr);
+    const d = decodeQi(u, u.descPtr(head));
+    switch (d.type) {
+      case 'pc':
+        out.busy(VTD_COSTS.pcInv);
+        // PASID-selective within the domain: the cached entries of the PASID that carry the DID.
+        for (const dev of u.devices) {
+          const cached = u.pcLookup(dev.index, d.pasid);
+          if (cached && ((cached[2] ?? 0) & PASID_DID_MASK) === d.did) u.pcInvalidate(dev.index, d.pasid);
+        }
+        break;
+      case 'piotlb':
+        out.busy(VTD_COSTS.piotlbInv);
+        // The model's IOTLB is tagged by device, not by DID: the PASID's entries of every device behind the unit go.
+        // IH clear (the model's SVA paths never set it): the paging-structure caches of the range go too.
+        for (const dev of u.devices) u.iotlbInvalidate(dev.index, d.pasid, d.start, d.end, false);
+        break;
+      case 'devtlb': {
+        out.busy(VTD_COSTS.devtlbInv);
+        const dev = u.deviceOfSid(d.sid);
+        if (dev >= 0) {
+          this.atcWait = true;
+          this.atcFromIq = true;
+          out.send(this.dev(dev).actor, { type: 'atc.inv', pasid: d.pasid, s: d.start, e: d.end });
+          return;
+        }
+        break;
+      }
+      case 'pgrp': {
+        out.busy(VTD_COSTS.pgrpResp);
+        const dev = u.deviceOfSid(d.sid);
+        if (dev >= 0) {
+          const info = this.dev(dev);
+          this.oracle.pageGroupAnswered(step, info.name, d.pasid, d.grp, u.groupAnswered(dev, d.grp), `QI_PGRP_RESP in ${u.name}'s QI`);
+          this.stats.add('page_responses');
+          out.send(info.actor, { type: 'prs', grp: d.grp, code: d.code });
+        }
+        break;
+      }
+      case 'wait':
+        out.busy(VTD_COSTS.invWait);
+        // Fence, drain: the model's PRQ takes each page request when it arrives, so every request the unit
+        // received before this descriptor is in the PRQ already (QI_IWD_PRQ_DRAIN has nothing to wait for).
+        if (d.statusWrite) u.writeStatus(d.addr, d.data);
+        break;
+      case 'unknown':
+        break;
+    }
+    u.iqRetire();
+    this.next(self, out);
+  }
+
+  protected override next(self: number, out: HwOut): void {
+    if (this.vtd.iqPending() || this.vtd.cmdqPeek()) out.send(self, { type: 'cmdq.next' });
+    else this.busy = false;
+  }
+}
+
+export { QI_DONE, QI_IN_USE };
