@@ -1,68 +1,62 @@
-// What a unit of IOMMU hardware costs in simulated time: a vendor's cost table (src/hw/<vendor>/costs.ts fills
-// one in, with the source of each figure). The hardware hands each figure to HwOut.busy for the message it is
-// handling (a table fetch, a command, a level of a page walk, a page request), so the unit takes no other
-// message for that long — simulated time in the deterministic runtime, real time in the threaded one.
-// docs/costs.md lists every flavour's figures (written by scripts/params-doc.mjs from costsMarkdown()).
+// What a unit of IOMMU hardware costs in simulated time: each vendor's cost table (src/hw/<vendor>/costs.ts)
+// names every figure its hardware hands HwOut.busy — a table fetch, each kind of command, a page request — with
+// what it is and where the figure comes from (a spec section, a paper, or "model estimate"). HwOut.busy keeps
+// the unit from its next message that long: simulated time in the deterministic runtime, real time in the
+// threaded one. docs/costs.md lists every flavour's table (written by scripts/params-doc.mjs from costsMarkdown()).
 import { z } from 'zod';
 import { FLAVOURS, type Flavour, type Vendor } from './vendor.js';
 
-/** Nanoseconds of the unit's time, per kind of work it does. */
-export interface HwCosts {
-  /** Executing one command of the invalidation/command queue (an IOTLB or PASID-cache flush, a completion wait). */
-  readonly command: number;
-  /** One read of a translation table the unit fetches by itself (a PASID entry's 128 bits, a DTE, an STE or a CD). */
-  readonly tableRead: number;
-  /** One level of a page-table walk (one table read per level). */
-  readonly walkLevel: number;
-  /** Queueing one page request (a page_req_dsc, a PPR log entry, a PRIQ entry) and raising its interrupt. */
-  readonly pageRequest: number;
+/** One figure of a cost table. */
+export interface CostFigure {
+  /** Nanoseconds of the unit's time. */
+  readonly ns: number;
+  /** What the unit does for it, in the vendor's words. */
+  readonly what: string;
+  /** Where the figure comes from. */
+  readonly source: string;
 }
 
-export type CostName = keyof HwCosts;
-
-export const COST_NAMES: readonly CostName[] = ['command', 'tableRead', 'walkLevel', 'pageRequest'];
-
-const ns = z.number().int().min(0).max(10_000_000);
-
-/** A cost table's figures: whole nanoseconds, at most 10 ms each. */
-export const HwCostsSchema = z.strictObject({
-  command: ns.describe('ns the unit is busy executing one queued command'),
-  tableRead: ns.describe('ns one read of a table the unit fetches (PASID entry, DTE, STE, CD)'),
-  walkLevel: ns.describe('ns one level of a page-table walk'),
-  pageRequest: ns.describe('ns queueing one page request and raising its interrupt'),
+const FIGURE = z.strictObject({
+  ns: z.number().int().min(0).max(10_000_000),
+  what: z.string().trim().min(1),
+  source: z.string().trim().min(1),
 });
 
-/** A vendor's table: the figures and where each comes from (a spec section, a paper, or "model estimate"). */
-export interface HwCostTable {
-  readonly costs: HwCosts;
-  readonly sources: Readonly<Record<CostName, string>>;
+/** A vendor's cost table: its figures by name, and the same as numbers for its hardware's hot path. */
+export interface CostTable<K extends string> {
+  readonly figures: { readonly [N in K]: CostFigure };
+  readonly ns: { readonly [N in K]: number };
 }
 
-/** Check a vendor's table (its figures in range, a source for each): thrown at the vendor's definition. */
-export function costTable(costs: HwCosts, sources: Readonly<Record<CostName, string>>): HwCostTable {
-  const parsed = HwCostsSchema.parse(costs);
-  for (const n of COST_NAMES) if (!sources[n]?.trim()) throw new Error(`cost table: no source given for '${n}'`);
-  return { costs: parsed, sources };
-}
-
-const TEXT: Readonly<Record<CostName, string>> = {
-  command: 'a queued command (invalidation, completion wait)',
-  tableRead: 'a read of a table the unit fetches',
-  walkLevel: 'a level of a page walk',
-  pageRequest: 'a page request queued',
+/** The shared page walk's cost per level read (src/hw/unit.ts), listed with every flavour's table. */
+export const WALK_LEVEL: CostFigure = {
+  ns: 100,
+  what: 'one level of a page-table walk (a PGD, PMD or PTE table read; the paging-structure cache skips levels)',
+  source: 'model estimate: one DRAM read by the walker',
 };
+
+/** A vendor's table, checked where it is defined (whole ns, at most 10 ms, a text and a source for each figure). */
+export function costTable<K extends string>(figures: { readonly [N in K]: CostFigure }): CostTable<K> {
+  const ns = {} as Record<K, number>;
+  for (const [name, f] of Object.entries(figures) as [K, CostFigure][]) {
+    const r = FIGURE.safeParse(f);
+    if (!r.success) throw new Error(`cost table: ${name}: ${r.error.issues.map((i) => `${i.path.join('.') || 'figure'} ${i.message}`).join('; ')}`);
+    ns[name] = f.ns;
+  }
+  return { figures, ns };
+}
 
 /** docs/costs.md: every flavour's figures, from its Vendor's `costs`. */
 export function costsMarkdown(vendors: Readonly<Record<Flavour, Pick<Vendor, 'costs'>>>): string {
   const lines = [
     '# Hardware costs in simulated time',
     '',
-    '<!-- Generated by scripts/params-doc.mjs from each vendor\'s cost table (src/hw/<vendor>/costs.ts); do not edit. -->',
+    "<!-- Generated by scripts/params-doc.mjs from each vendor's cost table (src/hw/<vendor>/costs.ts); do not edit. -->",
     '',
-    'What each IOMMU flavour\'s hardware spends, in nanoseconds of its own time, on each kind of work. The',
+    "What each IOMMU flavour's hardware spends, in nanoseconds of its own time, on each thing it does. The",
     'hardware says so with `HwOut.busy(ns)` for the message it is handling: in the deterministic runtime the unit',
     'then takes no other message until that much simulated time has passed (the clock moves on to it when',
-    'nothing else can run); in the threaded runtime the actor\'s thread spins that long in real time. A step of',
+    "nothing else can run); in the threaded runtime the actor's thread spins that long in real time. A step of",
     'the deterministic runtime costs 1 µs, so a message whose costs add up to less than 1 000 ns delays nothing',
     'there; more keeps the unit from its next message, and moves the clock on when nothing else can run.',
     '',
@@ -71,11 +65,12 @@ export function costsMarkdown(vendors: Readonly<Record<Flavour, Pick<Vendor, 'co
     const t = vendors[f].costs;
     lines.push(`## ${f}`, '');
     if (!t) {
-      lines.push('No cost table yet: its hardware is busy only for the generic unit\'s `cmdCostNs` per command.', '');
+      lines.push("No cost table: its hardware is busy only for the generic unit's `cmdCostNs` per command.", '');
       continue;
     }
-    lines.push('| work | ns | source |', '|---|---:|---|');
-    for (const n of COST_NAMES) lines.push(`| ${TEXT[n]} (\`${n}\`) | ${t.costs[n]} | ${t.sources[n]} |`);
+    lines.push('| figure | work | ns | source |', '|---|---|---:|---|');
+    const rows: [string, CostFigure][] = [...(Object.entries(t.figures) as [string, CostFigure][]), ['(shared) walk level', WALK_LEVEL]];
+    for (const [name, c] of rows) lines.push(`| \`${name}\` | ${c.what} | ${c.ns} | ${c.source} |`);
     lines.push('');
   }
   return lines.join('\n');

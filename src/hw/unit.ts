@@ -6,6 +6,7 @@
 // invalidation until the device answers (which is why a device that never answers wedges the queue). Its
 // lifecycle — queues enabled, the command queue idle, consuming, stalled on a device-TLB invalidation or timed
 // out on one, the page request queue overflowed — is read by its actor's machine (src/actors/iommu-unit.ts).
+import { WALK_LEVEL } from './costs.js';
 import type { Oracle } from '../core/oracle.js';
 import type { Stats } from '../core/stats.js';
 import { type DeviceInfo, RESP_INVALID } from '../core/types.js';
@@ -48,8 +49,6 @@ export const PRQ_PHASES = ['', 'prq_pending', 'prq_overflow'] as const;
  */
 export const PAGE_WALK = 10;
 
-/** One table read by the page walker (ns). Model estimate: one memory read (~100 ns), until the vendors' cost tables. */
-const TABLE_READ_NS = 100;
 
 const LEVEL_NAMES: readonly string[] = ['data', 'PTE', 'PMD', 'PGD'];
 
@@ -289,7 +288,7 @@ export class IommuHardware implements Hardware {
       this.retrying = false;
       return;
     }
-    out.busy(TABLE_READ_NS);
+    out.busy(WALK_LEVEL.ns);
     const entry = this.readTable(mm, level, want, pfn, (s & 4) !== 0, m);
     if (level !== PT_LEVEL_PTE) this.descend(self, m, level - 1, entry, out);
     else this.leaf(m, entry, out);

@@ -10,7 +10,7 @@ import type { Stats } from '../core/stats.js';
 import type { DeviceInfo, SvaNotifier } from '../core/types.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { MmTable } from '../kernel/mm/mm.js';
-import type { HwCostTable } from './costs.js';
+import type { CostTable } from './costs.js';
 import type { DriverEnv } from './driver.js';
 import type { FlavourSpec } from './flavour.js';
 import type { IommuUnit, UnitOptions } from './iommu.js';
@@ -47,7 +47,7 @@ export interface Vendor {
    * The hardware's costs in simulated time (src/hw/<vendor>/costs.ts, typed by src/hw/costs.ts): what its
    * hardware hands HwOut.busy, and what docs/costs.md lists. Absent until the vendor fills its table in.
    */
-  readonly costs?: HwCostTable;
+  readonly costs?: CostTable<string>;
   /** Words of the unit's memory per device for its PASID tables (2^pasidBits × 8 when absent). */
   deviceWords?(pasidBits: number): number;
   /** Unit `index`'s memory, for the devices behind it. */

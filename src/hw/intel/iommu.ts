@@ -11,6 +11,7 @@ import type { KTask } from '../../kernel/context.js';
 import type { KGen } from '../../kernel/kernel.js';
 import { attachDomain, detachOnRelease, type DriverEnv, domainMm, type EntryOps, unitOf } from '../driver.js';
 import { iopfForDomainRemove, iopfSetDevPasid } from '../queue.js';
+import { VTD_COST_TABLE } from './costs.js';
 import type { Vendor } from '../vendor.js';
 import { defineIntelCache } from './cache.js';
 import { defineIntelDmar, defineVtdUnitDriver, vtdOf } from './dmar.js';
@@ -102,6 +103,7 @@ export function intelIommuOps(env: DriverEnv): IommuOps {
 export const INTEL_VTD: Vendor = {
   flavour: 'vtd',
   spec: VTD,
+  costs: VTD_COST_TABLE,
   deviceWords: vtdDeviceWords,
   newUnit: (k, index, devices, opts, actor) => new VtdUnit(k, index, devices, opts, actor),
   newHardware: (unit, env) => {
