@@ -305,14 +305,18 @@ function modelKernel(p: ModelParams, topo: Topology, opts: ModelOptions, s: Size
   const D = topo.devices.length;
   const P = topo.processes;
   const bonds = opts.bonds;
-  // A PASID table entry (up to 8 words), the device's state (3) and the driver's (2) per PASID, its pasid_ida's bitmap.
-  const perDevice = (1 << p.pasidBits) * (8 + 3 + 2 + 2) + Math.ceil((1 << p.pasidBits) / 32) + 512 + 4 * p.atc + IOPF_DEVICE_WORDS;
+  // A PASID table entry (the largest of the topology's vendors: VT-d's 8 words, the SMMU's 16-word CD), the
+  // device's state (3) and the driver's (2) per PASID, a quarter word for the vendor's tables above the entries
+  // (the SMMU's L1 CD table and its leaf pointers), its pasid_ida's bitmap.
+  const entryWords = Math.max(8, ...topo.units.map((u) => VENDORS[u.flavour].spec.entry.layout.words));
+  const perPasid = entryWords + 3 + 2 + 2;
+  const perDevice = (1 << p.pasidBits) * perPasid + Math.ceil((1 << p.pasidBits) / 4) + Math.ceil((1 << p.pasidBits) / 32) + 512 + 4 * p.atc + IOPF_DEVICE_WORDS;
   const readerSlots = opts.workloadTasks + 2 * bonds + U + topo.kernelUsers + 16;
   const readers = readerTableWords(readerSlots);
   // The terms that grow with the parameters, named for the refusal of a topology too large to hold. A bond
   // takes 32 words: the iommu_sva record (11, with its kmemleak track), its PASID share (9) and quarantine (3).
   const sized: Record<string, number> = {
-    'PASID state (devices × 2^pasidBits × 15 words)': D * perDevice,
+    [`PASID state (devices × 2^pasidBits × ${perPasid} words)`]: D * perDevice,
     'address spaces (processes × pages)': mmTableWords(P + s.iopt + s.vmm, p.pages) + physMemWords(s.frames),
     'IOMMU caches and queues (iommus × (iotlb + prqDepth))': U * (4096 + 6 * p.iotlb + 6 * p.prqDepth),
     'bonds, notifiers and RCU/SRCU readers (processes)': mmuNotifierWords(bonds) + bonds * 32 + readers.rcu + readers.srcu,

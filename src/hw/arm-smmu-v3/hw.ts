@@ -140,9 +140,10 @@ export class ArmSmmuUnit extends IommuUnit {
       this.strtab.set(d.index, k.statics.alloc(STE_WORDS, `${d.name} STE`));
       this.usedSsids.set(d.index, k.statics.alloc(1, `${d.name} cd_table.used_ssids`));
       const max = 1 << d.caps.pasidBits;
-      // arm_smmu_alloc_cd_tables: linear while the contexts fit a leaf (or without ARM_SMMU_FEAT_2_LVL_CDTAB).
+      // arm_smmu_alloc_cd_tables: linear while the contexts fit a leaf (or without ARM_SMMU_FEAT_2_LVL_CDTAB). A
+      // linear table is the master's coherent memory itself (poolOff), known once the run's memory is.
       if (max <= CTXDESC_L2_ENTRIES) {
-        this.cdCfg.set(d.index, { s1fmt: STRTAB_STE_0_S1FMT_LINEAR, s1cdmax: d.caps.pasidBits, numL1: max, cdtab: this.poolOff(d.index, 0) });
+        this.cdCfg.set(d.index, { s1fmt: STRTAB_STE_0_S1FMT_LINEAR, s1cdmax: d.caps.pasidBits, numL1: max, cdtab: -1 });
       } else {
         const numL1 = max >> CTXDESC_SPLIT;
         const cdtab = k.statics.alloc(numL1 * ARM_SMMU_CDTAB_L1.words, `${d.name} L1 CD table`);
@@ -166,7 +167,7 @@ export class ArmSmmuUnit extends IommuUnit {
   cdTableCfg(dev: number): CdTableCfg {
     const c = this.cdCfg.get(dev);
     if (!c) throw new Error(`${this.name}: no master for device ${dev}`);
-    return c;
+    return c.cdtab >= 0 ? c : { ...c, cdtab: this.poolOff(dev, 0) };
   }
 
   /** The master's STE (its word offset): the driver writes it through the entry writer. */
