@@ -167,7 +167,10 @@ export class ArmSmmuUnit extends IommuUnit {
   cdTableCfg(dev: number): CdTableCfg {
     const c = this.cdCfg.get(dev);
     if (!c) throw new Error(`${this.name}: no master for device ${dev}`);
-    return c.cdtab >= 0 ? c : { ...c, cdtab: this.poolOff(dev, 0) };
+    if (c.cdtab >= 0) return c;
+    const placed = { ...c, cdtab: this.poolOff(dev, 0) };
+    this.cdCfg.set(dev, placed);
+    return placed;
   }
 
   /** The master's STE (its word offset): the driver writes it through the entry writer. */
@@ -207,10 +210,12 @@ export class ArmSmmuUnit extends IommuUnit {
 
   /** The STE aborts {dev, ssid}: invalid, Config=abort, or no SSID under S1DSS=terminate. */
   override blocks(dev: number, pasid: number): boolean {
-    const w = this.steWords(dev);
-    const q0lo = w[0] as number;
+    // On every translation: two words of the STE, no copy of it (an STE still zero is the probe's, S1DSS=SSID0).
+    const at = this.steAddr(dev);
+    const q0lo = this.ste.q0lo.get(at);
+    if (q0lo === 0) return false;
     if ((q0lo & STRTAB_STE_0_V) === 0 || steCfg(q0lo) === STRTAB_STE_0_CFG_ABORT) return true;
-    return pasid === 0 && steS1dss(w[2] as number) === STRTAB_STE_1_S1DSS_TERMINATE;
+    return pasid === 0 && steS1dss(this.ste.q1lo.get(at)) === STRTAB_STE_1_S1DSS_TERMINATE;
   }
 
   // ---- context-descriptor tables ----
