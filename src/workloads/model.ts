@@ -306,11 +306,13 @@ function modelKernel(p: ModelParams, topo: Topology, opts: ModelOptions, s: Size
   const P = topo.processes;
   const bonds = opts.bonds;
   // A PASID table entry (the largest of the topology's vendors: VT-d's 8 words, the SMMU's 16-word CD), the
-  // device's state (3) and the driver's (2) per PASID, a quarter word for the vendor's tables above the entries
-  // (the SMMU's L1 CD table and its leaf pointers), its pasid_ida's bitmap.
+  // device's state (3) and the driver's (2) per PASID, its pasid_ida's bitmap; with an entry larger than 8 words,
+  // a quarter word more for the tables above the entries (the SMMU's L1 CD table and its leaf pointers) — a
+  // topology of 8-word entries keeps the size (and the memory layout) it had.
   const entryWords = Math.max(8, ...topo.units.map((u) => VENDORS[u.flavour].spec.entry.layout.words));
   const perPasid = entryWords + 3 + 2 + 2;
-  const perDevice = (1 << p.pasidBits) * perPasid + Math.ceil((1 << p.pasidBits) / 4) + Math.ceil((1 << p.pasidBits) / 32) + 512 + 4 * p.atc + IOPF_DEVICE_WORDS;
+  const above = entryWords > 8 ? Math.ceil((1 << p.pasidBits) / 4) : 0;
+  const perDevice = (1 << p.pasidBits) * perPasid + above + Math.ceil((1 << p.pasidBits) / 32) + 512 + 4 * p.atc + IOPF_DEVICE_WORDS;
   const readerSlots = opts.workloadTasks + 2 * bonds + U + topo.kernelUsers + 16;
   const readers = readerTableWords(readerSlots);
   // The terms that grow with the parameters, named for the refusal of a topology too large to hold. A bond
