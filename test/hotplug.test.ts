@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import type { IommuGroup } from '../src/core/iommu.js';
 import type { DeviceInfo } from '../src/core/types.js';
-import { ABORT_STE } from '../src/hw/smmuv3/smmuv3.js';
+import { ABORT_STE } from '../src/hw/arm-smmu-v3/arm-smmu-v3.js';
 import { CONFIG_ENABLED, CONFIG_RELEASED } from '../src/hw/pci/device.js';
 import type { KTask } from '../src/kernel/context.js';
 import { errname } from '../src/kernel/errno.js';

@@ -1,6 +1,6 @@
 // The vendors the model knows, by the flavour a topology names (src/hw/vendor.ts says what each provides).
 import { AMD_VI } from './amd/vendor.js';
-import { ARM_SMMU_V3 } from './smmuv3/smmuv3.js';
+import { ARM_SMMU_V3 } from './arm-smmu-v3/arm-smmu-v3.js';
 import type { Flavour, Vendor } from './vendor.js';
 import { INTEL_VTD } from './intel/iommu.js';
 

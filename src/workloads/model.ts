@@ -312,11 +312,18 @@ function modelKernel(p: ModelParams, topo: Topology, opts: ModelOptions, s: Size
   const D = topo.devices.length;
   const P = topo.processes;
   const bonds = opts.bonds;
-  // The PASID tables (up to 8 words an entry, or the vendor's Vendor.deviceWords), the device's state (3) and the
-  // driver's (2) per PASID, its pasid_ida's bitmap.
-  const tableWords = Math.max((1 << p.pasidBits) * 8, ...topo.units.map((u) => VENDORS[u.flavour].deviceWords?.(p.pasidBits) ?? 0));
-  const perPasid = Math.ceil(tableWords / (1 << p.pasidBits)) + 7;
-  const perDevice = tableWords + (1 << p.pasidBits) * (3 + 2 + 2) + Math.ceil((1 << p.pasidBits) / 32) + 512 + 4 * p.atc + IOPF_DEVICE_WORDS;
+  // The PASID tables (a vendor's Vendor.deviceWords, or an entry of its layout per PASID — with entries larger
+  // than 8 words, the SMMU's 16-word CDs, a quarter word more per PASID for the tables above them: its L1 CD table
+  // and leaf pointers), the device's state (3) and the driver's (2) per PASID, its pasid_ida's bitmap.
+  const n = 1 << p.pasidBits;
+  const unitTableWords = (f: Flavour): number => {
+    const v = VENDORS[f];
+    const w = v.spec.entry.layout.words;
+    return v.deviceWords?.(p.pasidBits) ?? n * w + (w > 8 ? Math.ceil(n / 4) : 0);
+  };
+  const tableWords = Math.max(n * 8, ...topo.units.map((u) => unitTableWords(u.flavour)));
+  const perPasid = Math.ceil(tableWords / n) + 7;
+  const perDevice = tableWords + n * (3 + 2 + 2) + Math.ceil(n / 32) + 512 + 4 * p.atc + IOPF_DEVICE_WORDS;
   const readerSlots = opts.workloadTasks + 2 * bonds + U + topo.kernelUsers + 16;
   const readers = readerTableWords(readerSlots);
   // The terms that grow with the parameters, named for the refusal of a topology too large to hold. A bond
