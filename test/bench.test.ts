@@ -89,7 +89,7 @@ describe('the syspasid suite\'s ratio, measured in one run, paired (seed 004: op
     expect(counters.map((c) => c.kernel_jobs)).toEqual([300, 300]);
     // Option 1 queues an IOTLB and a device-TLB invalidation (and a sync) per job; option 2 only at bind and unbind.
     expect((counters[0]?.commands ?? 0) / 300).toBeGreaterThan(2);
-    expect(counters[1]?.commands ?? Number.POSITIVE_INFINITY).toBeLessThan(10);
+    expect(counters[1]?.commands ?? Number.POSITIVE_INFINITY).toBeLessThan(30);
     // Jobs a second, option 2 over option 1: 6.6× in the report profile, 4.7× to 5.5× here paired under load.
     expect((ms[0] as number) / (ms[1] as number)).toBeGreaterThan(2);
   }, 60_000);

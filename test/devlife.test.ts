@@ -46,8 +46,10 @@ function* paging(m: SvaModel, t: KTask): KGen<number> {
 
 /** What the unit walks for {dev, PASID}: the first-level table's mm id + 1 (VT-d's flptr), 0 when not present. */
 function walked(m: SvaModel, dev: DeviceInfo, pasid: number): number {
-  const e = m.units[0]?.entry(dev.index, pasid) ?? [];
-  return (e[0] ?? 0) === 0 ? 0 : (e[2] ?? 0);
+  const u = m.units[0];
+  if (!u) return 0;
+  const e = u.entry(dev.index, pasid);
+  return u.spec.entry.present(e) ? u.spec.entry.mmOf(e) : 0;
 }
 
 function tableOf(m: SvaModel, t: KTask, dom: number): number {

@@ -150,9 +150,9 @@ describe('sva: sizes that used to crash', () => {
   });
 
   it('a full command queue is a wait for room, and a flush longer than the queue goes in batches', () => {
-    // Each unbind's teardown also flushes 200 IOTLB invalidations through the shared command queue (ctx.flush; a
-    // VT-d unit's own invalidation queue is src/hw/intel/dmar.ts's): more than the queue's 64 entries. Two devices on
-    // the one unit: a device's opens and closes take its uacce->mutex one at a time, two devices' flushes meet.
+    // Each unbind's teardown also issues 200 TLBI_NH_VA through the SMMU's command queue (arm_smmu_cmdq_issue_cmdlist,
+    // by name): more than the queue's 64 entries. Two devices on the one unit: a device's opens and closes take its
+    // uacce->mutex one at a time, two devices' flushes meet.
     const dir = mkdtempSync(join(tmpdir(), 'iommu-sim-limits-'));
     const flood = join(dir, 'flood.cjs');
     writeFileSync(
@@ -162,7 +162,8 @@ describe('sva: sizes that used to crash', () => {
     const orig = ctx.iommuOps(u);
     ctx.setIommuOps(u, { ...orig, *remove_dev_pasid(t, dev, pasid, mm, why) {
       yield* orig.remove_dev_pasid(t, dev, pasid, mm, why);
-      yield* ctx.flush(t, dev, Array.from({ length: 200 }, (_, i) => ({ op: 1, a: dev.index, b: pasid, c: i, d: i + 1 })));
+      const tlbi = Array.from({ length: 200 }, (_, i) => ({ opcode: 0x12 /* CMDQ_OP_TLBI_NH_VA */, asid: 1, start: i, pages: 1 }));
+      yield* ctx.k.fn.arm_smmu_cmdq_issue_cmdlist(t, dev.iommu, tlbi, true);
     } });
   }
 };`,

@@ -1,6 +1,6 @@
-// What the three IOMMU drivers share when they implement the core's ops (core/ops.ts): writing an entry one word per
-// access, in the order the driver writes it, the flush sequences built from each unit's commands, and the attach
-// of a domain the core attaches through a group (compatibility, the per-{device, PASID} allocation, replace).
+// What the three IOMMU drivers share when they implement the core's ops (core/ops.ts): the attach of a domain the
+// core attaches through a group (compatibility, the per-{device, PASID} allocation, replace), the release-time
+// detach, and the attach path's fault injection and planted bug.
 import { DOM, IOMMU_DOMAIN } from '../core/iommu.js';
 import type { IommuDomain } from '../core/ops.js';
 import type { Stats } from '../core/stats.js';
@@ -10,9 +10,8 @@ import { EINVAL, EOPNOTSUPP } from '../kernel/errno.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import type { MmStruct } from '../kernel/mm/mm.js';
 import { objLoad } from '../kernel/slab.js';
-import type { Word } from '../kernel/struct.js';
 import type { Command } from './iommu.js';
-import { submitSync, type UnitDriver } from './queue.js';
+import type { UnitDriver } from './queue.js';
 
 export interface DriverEnv {
   readonly k: Kernel;
@@ -30,28 +29,6 @@ export function unitOf(env: DriverEnv, dev: DeviceInfo): UnitDriver {
   const u = env.units[dev.iommu];
   if (!u) throw new Error(`no IOMMU unit ${dev.iommu} for ${dev.name}`);
   return u;
-}
-
-/**
- * Write fields of {dev, pasid}'s entry in the order given, one WRITE_ONCE per step (`what` names the helper):
- * each field is an accessor of the flavour's entry layout.
- */
-export function* writeEntry(env: DriverEnv, t: KTask, dev: DeviceInfo, pasid: number, writes: readonly (readonly [Word, number, string])[]): KGen {
-  const pe = entryOf(env, dev, pasid);
-  for (const [field, v, what] of writes) {
-    yield* env.k.step(t, what, () => {
-      field.WRITE_ONCE(pe, v);
-    });
-  }
-}
-
-/** {dev, pasid}'s entry in its IOMMU's table (its word offset). */
-export function entryOf(env: DriverEnv, dev: DeviceInfo, pasid: number): number {
-  return unitOf(env, dev).unit.entryPtr(dev.index, pasid);
-}
-
-export function* flush(env: DriverEnv, t: KTask, dev: DeviceInfo, cmds: readonly Command[]): KGen {
-  yield* submitSync(env.k, t, unitOf(env, dev), env.stats, cmds);
 }
 
 export function cmd(op: Command['op'], a: number, b: number, c = -1, d = -1): Command {

@@ -1,19 +1,15 @@
-// The driver side of an IOMMU's queues, common to the three drivers: submitting commands followed by a wait
-// descriptor and waiting for it (qi_submit_sync, arm_smmu_cmdq_issue_cmdlist with CMD_SYNC, iommu_queue_command
-// with COMPLETION_WAIT), draining the page requests of a PASID (intel_drain_pasid_prq), the IOMMU's iopf queue
-// and the devices' fault params (iopf enabled while a domain with a fault handler is attached: the drivers'
-// iopf_refcount), and the thread that reports page requests to io-pgfault.c (prq_event_thread,
-// arm_smmu_priq_thread, AMD's PPR handling) — page_response answers through the command queue.
-import { type IopfEnable, type IopfQueue, iopfFaultParam, iopf_queue_alloc } from '../core/io-pgfault.js';
+// What the three drivers share on their queues' side (each submits to its own queue: src/hw/<vendor>/): the
+// per-unit driver state (its command-queue lock, its iopf queue), the generic drain of a PASID's page requests,
+// and iopf enabled for a device while a domain with a fault handler is attached (the drivers' iopf_refcount).
+import type { IopfEnable, IopfQueue } from '../core/io-pgfault.js';
+import { iopfFaultParam } from '../core/io-pgfault.js';
 import type { IommuDomain } from '../core/ops.js';
-import { type DeviceInfo, RESP_INVALID } from '../core/types.js';
-import type { Stats } from '../core/stats.js';
+import type { DeviceInfo } from '../core/types.js';
 import type { KTask } from '../kernel/context.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { kmemleak_not_leak } from '../kernel/slab.js';
-import { defineSpinlock, type Spinlock, spin_lock_irqsave, spin_unlock_irqrestore } from '../kernel/spinlock.js';
-import { OP_PAGE_RESP } from './flavour.js';
-import type { Command, IommuUnit } from './iommu.js';
+import { defineSpinlock, type Spinlock } from '../kernel/spinlock.js';
+import type { IommuUnit } from './iommu.js';
 
 export interface UnitDriver {
   readonly unit: IommuUnit;
@@ -28,43 +24,6 @@ export interface UnitDriver {
 
 export function defineUnitDriver(k: Kernel, unit: IommuUnit): UnitDriver {
   return { unit, lock: defineSpinlock(k, `&${unit.spec.names.cmdqLock}`) };
-}
-
-/**
- * Queue cmds and a wait descriptor, ring the doorbell, and wait until the hardware has done them all. A list
- * longer than the queue holds goes in batches that each fit with their wait descriptor (as the drivers'
- * command batches are flushed when full), each waiting for room while the queue is full.
- */
-export function* submitSync(k: Kernel, t: KTask, drv: UnitDriver, stats: Stats, cmds: readonly Command[]): KGen {
-  const room = drv.unit.opts.queueDepth - 1;
-  for (let i = 0; i < cmds.length; i += room) yield* submitBatch(k, t, drv, stats, cmds.slice(i, i + room));
-  if (cmds.length === 0) yield* submitBatch(k, t, drv, stats, cmds);
-}
-
-function* submitBatch(k: Kernel, t: KTask, drv: UnitDriver, stats: Stats, cmds: readonly Command[]): KGen {
-  const unit = drv.unit;
-  const names = unit.spec.commandNames;
-  const label = cmds.map((c) => names[c.op]).join('+');
-  let seq = 0;
-  for (;;) {
-    const flags = yield* spin_lock_irqsave(k, t, drv.lock);
-    const written = yield* k.step(t, `${unit.spec.cmdqName}: ${label}`, (env) => {
-      if (unit.cmdqFree() < cmds.length + 1) return false;
-      seq = unit.cmdqWrite(cmds);
-      stats.add('invalidations', cmds.filter((c) => c.op !== OP_PAGE_RESP).length);
-      env.send(unit.actor, { type: 'cmdq.doorbell' });
-      return true;
-    });
-    yield* spin_unlock_irqrestore(k, t, drv.lock, flags);
-    if (written) break;
-    // The queue is full: wait for the hardware to make room, as the drivers spin on the queue's head.
-    yield k.point(t, `${unit.spec.cmdqName} full`, () => unit.cmdqFree() >= cmds.length + 1, () => undefined, {
-      what: `room in ${unit.name}'s ${unit.spec.cmdqName}`,
-    });
-  }
-  yield k.point(t, `${names[5]} ${seq}`, () => unit.waitDone(seq), () => undefined, {
-    what: `${unit.name}'s ${unit.spec.cmdqName} to complete ${names[5]} ${seq} (${label})`,
-  });
 }
 
 /**
@@ -128,35 +87,6 @@ export function* iopfForDomainRemove(k: Kernel, t: KTask, drv: UnitDriver, domai
   const at = iopfRefAt(k, drv.iopf, dev);
   const last = yield* k.step(t, '--info->iopf_refcount', () => Atomics.sub(k.i32, at, 1) === 1);
   if (last) yield* k.fn.iopf_queue_remove_device(t, queue, dev);
-}
-
-/**
- * Declare the unit's iopf queue and its page-request thread (a kthread started by the hardware's interrupt): each
- * request is reported to io-pgfault.c; a last request it could not take is answered INVALID here
- * (handle_bad_prq_event). After an overflow the partial faults go (iopf_queue_discard_partial).
- */
-export function definePrqThread(k: Kernel, drv: UnitDriver, stats: Stats, devices: readonly DeviceInfo[], enable: IopfEnable = 'attach'): string {
-  const unit = drv.unit;
-  const respond = (t: KTask, dev: DeviceInfo, pasid: number, grp: number, code: number) =>
-    submitSync(k, t, drv, stats, [{ op: OP_PAGE_RESP, a: dev.index, b: grp, c: code, d: pasid }]);
-  const mine = devices.filter((d) => d.iommu === unit.index);
-  const iopf = iopf_queue_alloc(k, unit.name, mine, (t, dev, pasid, grp, code) =>
-    k.call(t, unit.spec.names.pageResponse, respond(t, dev, pasid, grp, code)),
-  );
-  const slot = new Map(mine.map((d, i) => [d.index, i]));
-  drv.iopf = { queue: iopf, refs: k.statics.alloc(Math.max(1, mine.length), `${unit.name} iopf_refcount`), slot, enable };
-  return k.task(`${unit.spec.prqThread}/${unit.index}`, 'kthread', function* (t) {
-    for (;;) {
-      const req = yield* k.step(t, `${unit.spec.prqName}: next request`, () => unit.prqPeek());
-      if (!req) break;
-      const dev = devices[req.dev] as DeviceInfo;
-      const err = yield* k.fn.iommu_report_device_fault(t, dev, { pasid: req.pasid, grpid: req.grp, vpn: req.vpn, write: req.write, last: req.last });
-      // Only the last request of a group is answered (the response covers the whole group).
-      if (err < 0 && req.last) yield* k.call(t, 'handle_bad_prq_event', respond(t, dev, req.pasid, req.grp, RESP_INVALID));
-      yield* k.step(t, `${unit.spec.prqName}: retire`, () => unit.prqRetire());
-    }
-    if (yield* k.step(t, `${unit.spec.prqName}: overflow`, () => unit.prqOverflowed)) yield* k.fn.iopf_queue_discard_partial(t, iopf);
-  });
 }
 
 /**

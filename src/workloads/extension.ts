@@ -9,10 +9,9 @@ import { resolve } from 'node:path';
 import type { DmaApi } from '../core/dma-iommu.js';
 import type { Sva } from '../core/iommu-sva.js';
 import type { DeviceInfo, IommuOps } from '../core/types.js';
-import type { Command, IommuUnit } from '../hw/iommu.js';
-import type { KTask } from '../kernel/context.js';
+import type { IommuUnit } from '../hw/iommu.js';
 import * as delay from '../kernel/delay.js';
-import type { Kernel, KGen } from '../kernel/kernel.js';
+import type { Kernel } from '../kernel/kernel.js';
 import type { KernelFunctions, KFn, KFnName } from '../kernel/kfunc.js';
 import * as mutex from '../kernel/mutex.js';
 import * as rcu from '../kernel/rcu.js';
@@ -32,8 +31,6 @@ export interface ExtensionContext {
   /** The core's step `name` as it is now (bound: call it to wrap it), and a way to put another in its place. */
   coreStep<N extends CoreStepName>(name: N): CoreSteps[N];
   setCoreStep<N extends CoreStepName>(name: N, step: CoreSteps[N]): void;
-  /** Queue commands on dev's IOMMU and wait for them (the drivers' qi_submit_sync / CMD_SYNC). */
-  flush(t: KTask, dev: DeviceInfo, cmds: readonly Command[]): KGen;
   /** The kernel's primitives an extension's code yields from (mutex_lock, spin_lock, rcu_read_lock, udelay, cond_resched, …). */
   readonly kernel: { readonly mutex: typeof mutex; readonly spinlock: typeof spinlock; readonly rcu: typeof rcu; readonly delay: typeof delay };
 }

@@ -33,7 +33,7 @@ import { type DeviceInfo, DRIVER_BUGS, type DriverBug, type FaultHandling, type 
 import type { Flavour } from '../hw/vendor.js';
 import { defineIoasid, IOASID_BITS_DEFAULT, type IoasidLock, type IoasidOptions, ioasidWords } from '../core/ioasid.js';
 import { type Boot, defineBoot } from '../hw/boot.js';
-import { ATTACH_BUGS, type AttachBug, type DriverEnv, EntryFaults, flush } from '../hw/driver.js';
+import { ATTACH_BUGS, type AttachBug, type DriverEnv, EntryFaults } from '../hw/driver.js';
 import { DEFAULT_UNIT, type IommuUnit } from '../hw/iommu.js';
 import type { IommuHardware } from '../hw/unit.js';
 import { VENDORS } from '../hw/vendors.js';
@@ -462,7 +462,6 @@ function modelUnits(b: Build) {
       iommuOps: (u) => sva.ops(infos.find((d) => d.iommu === u) ?? ({ iommu: u } as DeviceInfo)),
       setIommuOps: (u, ops) => sva.registerIommu(u, ops),
       ...coreStepTable(k),
-      flush: (t, dev, cmds) => flush(denv, t, dev, cmds),
       kernel: KERNEL_PRIMITIVES,
     });
   }
