@@ -49,7 +49,6 @@ const SVA: readonly Limit[] = [
   ['dmas', 1 << 16],
   ['rounds', 1 << 16, { script: 'stress' }],
   ['flags', 3],
-  ['cmdCostNs', 1_000_000],
   ['iotlb', 1 << 16],
   ['atc', 1 << 16],
   ['prqDepth', 1 << 16],

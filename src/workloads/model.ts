@@ -96,7 +96,6 @@ export interface ModelParams {
   readonly misbehave: Misbehaviour;
   /** The misbehaving device (-1: all of them). */
   readonly misbehaveDevice: number;
-  readonly cmdCostNs: number;
   readonly iotlb: number;
   readonly atc: number;
   readonly prqDepth: number;
@@ -448,7 +447,7 @@ function modelUnits(b: Build) {
   const { k, p, topo, opts, infos, actors, mem, core } = b;
   const { sva, dma, stats } = core;
   const flavours = topo.units.map((u) => u.flavour);
-  const unitOpts = { ...DEFAULT_UNIT, cmdCostNs: p.cmdCostNs, iotlbEntries: p.iotlb, prqDepth: p.prqDepth };
+  const unitOpts = { ...DEFAULT_UNIT, iotlbEntries: p.iotlb, prqDepth: p.prqDepth };
   const units = topo.units.map((u) => VENDORS[u.flavour].newUnit(k, u.index, infos.filter((d) => d.iommu === u.index), unitOpts, actors.unit(u.index)));
   const faults = opts.entryFaults ? new EntryFaults(k, infos.length, 1 << p.pasidBits) : undefined;
   const { unitDrivers, denv } = registerDrivers({ k, sva, stats, units, flavours, ssidBits: p.ssidBits, notifier: p.notifier, faults, attachBug: attachBug(p.bug), mmOf: (id) => mmById(mem.mms, id) });

@@ -35,7 +35,6 @@ export const TOPOLOGY = {
   iotlb: int(0, 1 << 16, 'IOTLB entries of each IOMMU unit (0: every translation walks the page tables).'),
   atc: int(0, 1 << 16, 'ATC entries of each device (PCIe ATS; 0: every DMA asks the IOMMU).'),
   prqDepth: int(1, 1 << 16, "Page request queue entries of each IOMMU unit (small: overflow, and the hardware's auto-responses)."),
-  cmdCostNs: int(0, 1_000_000, 'Simulated nanoseconds each invalidation command costs the IOMMU (the watchdogs count them); amd and smmuv3 units — a VT-d unit costs each descriptor from its own table, src/hw/intel/costs.ts.'),
   addressSpaces: int(1, 1 << 16, 'Address spaces (domain IDs) of each IOMMU instance (seed 001: 4 on early Tegra, 128 later).'),
   kdevices: int(0, 1024, 'Devices with a kernel DMA user (the first n; seeds 001, 004).'),
   opens: int(1, 1024, 'Devices each process opens (process i: devices i, i+1, … modulo devices); above 1 the processes are swq-process.'),

@@ -84,7 +84,6 @@ export const SVA_DEFAULTS: SvaParams = {
   rounds: 2,
   flags: 0,
   seed: 1,
-  cmdCostNs: 100,
   iotlb: 64,
   atc: 16,
   prqDepth: 128,
@@ -115,7 +114,7 @@ export const SVA_PRESET: PresetSpec<SvaParams> = {
   name: 'sva',
   summary: 'IOMMU units of any flavour, PCI devices with ATS/PRI/PASID, processes that bind, DMA, fault, munmap, unbind and exit; the kernel\'s own DMA users.',
   params: {
-    ...pick('topology', TOPOLOGY, ['iommus', 'devices', 'processes', 'pages', 'caps', 'pasidBits', 'ssidBits', 'trusted', 'iotlb', 'atc', 'prqDepth', 'cmdCostNs', 'addressSpaces', 'kdevices', 'opens']),
+    ...pick('topology', TOPOLOGY, ['iommus', 'devices', 'processes', 'pages', 'caps', 'pasidBits', 'ssidBits', 'trusted', 'iotlb', 'atc', 'prqDepth', 'addressSpaces', 'kdevices', 'opens']),
     ...pick('policies', POLICIES, ['pasidAlloc', 'teardown', 'fault', 'drainTimeoutMs', 'taskMm', 'wq', 'defaultDomain', 'vfioTakeover', 'lock', 'free', 'pasidLife', 'notifier', 'lookup', 'users', 'iopf'], {
       free: oneOf(SVA_PASID_FREES),
     }),
