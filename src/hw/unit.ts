@@ -146,7 +146,7 @@ export class IommuHardware implements Hardware {
         if (!this.atcWait) return;
         this.atcWait = false;
         this.unit.setInvalidationTimeout(false);
-        this.unit.cmdqRetire();
+        this.retireCommand();
         this.next(self, out);
         return;
       default:
@@ -429,6 +429,11 @@ export class IommuHardware implements Hardware {
     }
     u.cmdqRetire();
     this.next(self, out);
+  }
+
+  /** The command at the queue's head is done (the device-TLB invalidation it waited on completed). */
+  protected retireCommand(): void {
+    this.unit.cmdqRetire();
   }
 
   protected next(self: number, out: HwOut): void {

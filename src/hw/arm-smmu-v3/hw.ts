@@ -387,27 +387,17 @@ export class ArmSmmuHardware extends IommuHardware {
     super(smmu, env.devices, env.mms, env.oracle, env.stats, env.prqTask);
   }
 
-  override handle(self: number, msg: HwMessage, out: HwOut, step: number): void {
-    switch (msg.type) {
-      case 'cmdq.doorbell':
-        if (!this.busy) {
-          this.busy = true;
-          this.consume(self, out, step);
-        }
-        return;
-      case 'cmdq.next':
-        this.consume(self, out, step);
-        return;
-      case 'atc.done':
-        if (!this.atcWait) return;
-        this.atcWait = false;
-        this.smmu.setInvalidationTimeout(false);
-        this.smmu.cmdqConsume();
-        this.nextCommand(self, out);
-        return;
-      default:
-        super.handle(self, msg, out, step);
-    }
+  // The base's doorbell / cmdq.next / atc.done handling, on the SMMU's own queue.
+  protected override runCommand(self: number, out: HwOut, step: number): void {
+    this.consume(self, out, step);
+  }
+
+  protected override retireCommand(): void {
+    this.smmu.cmdqConsume();
+  }
+
+  protected override next(self: number, out: HwOut): void {
+    this.nextCommand(self, out);
   }
 
   // ---- translation ----
