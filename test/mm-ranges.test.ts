@@ -9,23 +9,11 @@ import type { KGen } from '../src/kernel/kernel.js';
 import { type MmStruct, mmTableOf } from '../src/kernel/mm/mm.js';
 import { ptePfn, pte } from '../src/kernel/mm/pagetable.js';
 import { onPageFree } from '../src/kernel/mm/physmem.js';
-import { runDeterministic } from '../src/runtime/deterministic.js';
-import type { Wire } from '../src/runtime/model.js';
-import { RandomScheduler } from '../src/runtime/schedulers/random.js';
-import { buildSva } from '../src/workloads/sva.js';
 import '../src/workloads/index.js';
+import { runBuilt, scriptedSva, type Step } from './helpers.js';
 
-type Step = Record<string, unknown>;
-
-function build(params: Record<string, Wire>, steps: Step[][]) {
-  return buildSva({ pages: 16, dmas: 2, ...params, processes: steps.length, steps: JSON.stringify(steps) });
-}
-
-function run(built: ReturnType<typeof build>, seed: number) {
-  const s = new RandomScheduler(seed);
-  s.newExecution();
-  return runDeterministic({ workload: built.workload, seed, scheduler: s, keepGoing: true });
-}
+const build = scriptedSva;
+const run = runBuilt;
 
 const SEEDS = [1, 2, 3, 4];
 const dmaTo = (vpns: readonly number[]): Step[] => vpns.map((vpn) => ({ op: 'dma', vpn }));
