@@ -1,6 +1,7 @@
 // spinlock_t: spin_lock / spin_unlock, the _irqsave and _bh variants. Taking one disables preemption (and
 // interrupts or softirqs for the variants), which is what makes sleeping under it a bug (might_sleep) and what
 // lockdep's irq-safety checks look at.
+import type { StepEnv } from '../runtime/task.js';
 import type { KTask } from './context.js';
 import type { Kernel, KGen } from './kernel.js';
 import { type LockRef, lockLabel, noteAcquired, noteReleased, owner, SPINLOCK, staticLock } from './lock.js';
@@ -71,4 +72,45 @@ export function* spin_unlock_bh(k: Kernel, t: KTask, l: Spinlock): KGen {
   yield* release(k, t, l, 'spin_unlock_bh');
   t.preemptCount--;
   t.softirqsDisabled--;
+}
+
+/**
+ * raw_spin_lock_irqsave(l); body; raw_spin_unlock_irqrestore(l) as one point: for a critical section that only
+ * stores to memory other CPUs read under the same lock (or, as a device reads a queue, only once a tail register
+ * publishes it), with interrupts off, so that the kernel has no place inside it where another CPU could see it
+ * half done. The point is ready when the lock is free and `ready` holds (a wait the body would spin on with the
+ * lock held: only the order in which waiters then get in differs). Lockdep sees the acquire and the release, in
+ * the context of the section, as around a body of its own.
+ */
+export function* spin_lock_irqsave_section<T>(
+  k: Kernel,
+  t: KTask,
+  l: Spinlock,
+  label: string,
+  ready: () => boolean,
+  body: (env: StepEnv) => T,
+  what: string,
+): KGen<T> {
+  const flags = t.irqsDisabled;
+  t.irqsDisabled = true;
+  t.preemptCount++;
+  k.lockdep.acquire(t, l, 'spinlock');
+  const addr = l.addr();
+  const lock = k.view(SPINLOCK);
+  return (yield k.point(
+    t,
+    label,
+    () => lock.owner.READ_ONCE(addr) === 0 && ready(),
+    (env) => {
+      noteAcquired(k, t, l, 'spinlock', env);
+      try {
+        return body(env);
+      } finally {
+        noteReleased(k, t, l);
+        t.preemptCount--;
+        t.irqsDisabled = flags;
+      }
+    },
+    { what, holder: () => owner(k, l), spins: true },
+  )) as T;
 }

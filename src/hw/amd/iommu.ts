@@ -1,5 +1,6 @@
 // drivers/iommu/amd/iommu.c (mainline): the command buffer — build_inv_iommu_pages, build_inv_iotlb_pages,
-// build_completion_wait, build_complete_ppr; __iommu_queue_command_sync under iommu->lock, spinning for room;
+// build_completion_wait, build_complete_ppr; iommu_queue_command_sync, __iommu_queue_command_sync under
+// iommu->lock spinning for room (the raw spinlock's section one scheduling point: it only stores, interrupts off);
 // iommu_completion_wait and wait_on_sem, which polls the semaphore the COMPLETION_WAIT stores to (udelay(1) a
 // turn: a CPU busy-wait, `spins`) outside the lock — the GCR3 table (update_gcr3 over __get_gcr3_pte, which
 // allocates a level-1 table on first use when GLX > 0; amd_iommu_set_gcr3 / amd_iommu_clear_gcr3), its flush
@@ -13,7 +14,8 @@ import type { KTask } from '../../kernel/context.js';
 import { EOPNOTSUPP } from '../../kernel/errno.js';
 import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
-import { spin_lock_irqsave, spin_unlock_irqrestore } from '../../kernel/spinlock.js';
+import { spin_lock_irqsave_section } from '../../kernel/spinlock.js';
+import type { StepEnv } from '../../runtime/task.js';
 import { attachDomain, detachOnRelease, type DriverEnv, domainMm, type EntryOps, unitOf } from '../driver.js';
 import { drainPrq, iopfForDomainRemove, iopfSetDevPasid, type UnitDriver } from '../queue.js';
 import {
@@ -60,7 +62,8 @@ const ATS_QDEP = 32;
 
 declare module '../../kernel/kfunc.js' {
   interface KernelFunctions {
-    __iommu_queue_command_sync(t: KTask, iommu: UnitDriver, cmd: IommuCmd, sync: boolean): KGen<number>;
+    __iommu_queue_command_sync(t: KTask, iommu: UnitDriver, cmd: IommuCmd, sync: boolean, env: StepEnv): number;
+    iommu_queue_command_sync(t: KTask, iommu: UnitDriver, cmd: IommuCmd, sync: boolean): KGen<number>;
     iommu_queue_command(t: KTask, iommu: UnitDriver, cmd: IommuCmd): KGen<number>;
     iommu_completion_wait(t: KTask, iommu: UnitDriver): KGen<number>;
     wait_on_sem(t: KTask, iommu: UnitDriver, data: number): KGen<number>;
@@ -140,6 +143,19 @@ export function cmdName(cmd: IommuCmd): string {
   return CMD_NAMES[(cmd[1] >>> CMD_TYPE_SHIFT) as AmdCmdType] ?? `command ${cmd[1] >>> CMD_TYPE_SHIFT}`;
 }
 
+/** `copy_cmd_to_buffer: NAME`, one string per command type (a label is hashed into the trace at every step). */
+const COPY_LABELS = new Map<number, string>();
+function copyLabel(cmd: IommuCmd): string {
+  const type = cmd[1] >>> CMD_TYPE_SHIFT;
+  let s = COPY_LABELS.get(type);
+  if (s === undefined) {
+    s = `copy_cmd_to_buffer: ${cmdName(cmd)}`;
+    COPY_LABELS.set(type, s);
+  }
+  return s;
+}
+const COPY_COMPL_WAIT = `copy_cmd_to_buffer: ${CMD_NAMES[CMD_COMPL_WAIT]}`;
+
 /** The model's domain ID of dev's GCR3 table (gcr3_info.domid; pdom_id_alloc's in the kernel): dev index + 1. */
 export function gcr3Domid(dev: DeviceInfo): number {
   return dev.index + 1;
@@ -148,38 +164,51 @@ export function gcr3Domid(dev: DeviceInfo): number {
 /** The command buffer's functions: the lock, the room, the semaphore. */
 function defineCommandBuffer(env: DriverEnv): void {
   const k = env.k;
-  k.fns.define('__iommu_queue_command_sync', C, function* (t, iommu, cmd, sync) {
+  // Under iommu->lock, with room for the command: copy_cmd_to_buffer (the command, then the tail register: the
+  // hardware's doorbell) and need_sync.
+  k.fns.defineSync('__iommu_queue_command_sync', C, (t, iommu, cmd, sync, e) => {
+    void t;
     const u = iommu.unit as AmdIommu;
-    // Spin (udelay(1), iommu->lock held) until more than 0x20 bytes — two commands — are free; then write.
-    yield k.point(
-      t,
-      `copy_cmd_to_buffer: ${cmdName(cmd)}`,
-      () => u.cmdFree() > 2,
-      (e) => {
-        u.cmdWrite(cmd, sync);
-        const type = cmd[1] >>> CMD_TYPE_SHIFT;
-        if (type !== CMD_COMPL_WAIT && type !== CMD_COMPLETE_PPR) env.stats.add('invalidations');
-        e.send(u.actor, { type: 'cmdq.doorbell' });
-      },
-      { what: `room in ${u.name}'s command buffer`, spins: true },
-    );
+    u.cmdWrite(cmd, sync);
+    const type = cmd[1] >>> CMD_TYPE_SHIFT;
+    if (type !== CMD_COMPL_WAIT && type !== CMD_COMPLETE_PPR) env.stats.add('invalidations');
+    e.send(u.actor, { type: 'cmdq.doorbell' });
     return 0;
   });
-  k.fns.define('iommu_queue_command', C, function* (t, iommu, cmd) {
-    const flags = yield* spin_lock_irqsave(k, t, iommu.lock);
-    const ret = yield* k.fn.__iommu_queue_command_sync(t, iommu, cmd, true);
-    yield* spin_unlock_irqrestore(k, t, iommu.lock, flags);
-    return ret;
+  // raw_spin_lock_irqsave(&iommu->lock); __iommu_queue_command_sync; unlock — one point: the section only stores
+  // (the command, the tail, need_sync) with interrupts off, so no other CPU can see it half done. It spins
+  // (udelay(1), the lock held) until more than 0x20 bytes — two commands — are free.
+  k.fns.define('iommu_queue_command_sync', C, function* (t, iommu, cmd, sync) {
+    const u = iommu.unit as AmdIommu;
+    return yield* spin_lock_irqsave_section(
+      k,
+      t,
+      iommu.lock,
+      copyLabel(cmd),
+      () => u.cmdFree() > 2,
+      (e) => k.fn.__iommu_queue_command_sync(t, iommu, cmd, sync, e),
+      `room in ${u.name}'s command buffer`,
+    );
   });
+  k.fns.define('iommu_queue_command', C, (t, iommu, cmd) => k.fn.iommu_queue_command_sync(t, iommu, cmd, true));
   // The semaphore's next value is taken under iommu->lock (get_cmdsem_val), so that the waits reach the buffer in
-  // the order of their values; the poll is outside the lock.
+  // the order of their values — in the same section as the COMPLETION_WAIT's copy; the poll is outside the lock.
   k.fns.define('iommu_completion_wait', C, function* (t, iommu) {
     const u = iommu.unit as AmdIommu;
     if (!(yield* k.step(t, 'iommu->need_sync', () => u.needSync))) return 0;
-    const flags = yield* spin_lock_irqsave(k, t, iommu.lock);
-    const data = yield* k.step(t, 'get_cmdsem_val: ++iommu->cmd_sem_val', () => u.nextSemVal());
-    const ret = yield* k.fn.__iommu_queue_command_sync(t, iommu, build_completion_wait(data), false);
-    yield* spin_unlock_irqrestore(k, t, iommu.lock, flags);
+    let data = 0;
+    const ret = yield* spin_lock_irqsave_section(
+      k,
+      t,
+      iommu.lock,
+      COPY_COMPL_WAIT,
+      () => u.cmdFree() > 2,
+      (e) => {
+        data = u.nextSemVal();
+        return k.fn.__iommu_queue_command_sync(t, iommu, build_completion_wait(data), false, e);
+      },
+      `room in ${u.name}'s command buffer`,
+    );
     if (ret < 0) return ret;
     return yield* k.fn.wait_on_sem(t, iommu, data);
   });
