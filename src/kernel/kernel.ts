@@ -97,17 +97,15 @@ const YIELDED: { done: false; value: Point } = { done: false, value: { label: ''
 const RETURNED: { done: true; value: unknown } = { done: true, value: undefined };
 
 /**
- * A scheduling point of a kernel task (one object, no closures of its own but a busy-wait's ready: points are made at every step). It
+ * A scheduling point of a kernel task (one object, no closures of its own: points are made at every step). It
  * is also the generator k.step() returns — it yields itself once and returns what it was resumed with — so
  * that `yield* k.step(…)` costs no generator of its own.
  */
 class KPoint<T> implements Point<T>, Generator<Point, T, unknown> {
-  readonly blockedOn: (() => BlockedOn) | undefined;
   readonly wakeAt: (() => number | undefined) | undefined;
   readonly watch: readonly number[] | undefined;
   /** As a generator: 0 before the yield, 1 suspended at it, 2 done. */
   private state = 0;
-  readonly ready: () => boolean;
   /** SPINS: when it was first found not ready (it spins from then on), or -1. */
   private spunFrom = -1;
 
@@ -115,30 +113,26 @@ class KPoint<T> implements Point<T>, Generator<Point, T, unknown> {
     private readonly k: Kernel,
     private readonly t: KTask,
     readonly label: string,
-    ready: () => boolean,
+    private readonly readyFn: () => boolean,
     private readonly fn: (env: StepEnv) => T,
-    waits: Waits | undefined,
+    private readonly waits: Waits | undefined,
     private readonly mode: Mode,
   ) {
+    this.wakeAt = waits?.wakeAt;
+    this.watch = waits ? waits.watch : readyFn === ALWAYS ? WATCH_NOTHING : undefined;
+  }
+
+  // Methods rather than closures made per point: a point is made at every step.
+  ready(): boolean {
+    const r = this.readyFn();
     // A busy-wait spins from when it is first found not ready: until then the task was only not yet scheduled
     // (by the simulator, which is not a CPU's time).
-    this.ready =
-      mode === SPINS
-        ? () => {
-            const r = ready();
-            if (!r && this.spunFrom < 0) this.spunFrom = k.now();
-            return r;
-          }
-        : ready;
-    if (waits) {
-      this.blockedOn = () => this.waitingOn(waits);
-      this.wakeAt = waits.wakeAt;
-      this.watch = waits.watch;
-    } else {
-      this.blockedOn = undefined;
-      this.wakeAt = undefined;
-      this.watch = ready === ALWAYS ? WATCH_NOTHING : undefined;
-    }
+    if (!r && this.mode === SPINS && this.spunFrom < 0) this.spunFrom = this.k.now();
+    return r;
+  }
+
+  blockedOn(): BlockedOn | undefined {
+    return this.waits ? this.waitingOn(this.waits) : undefined;
   }
 
   perform(env: StepEnv): T {
@@ -722,7 +716,7 @@ export class Kernel implements Monitor {
     if (!waits) return new KPoint(this, t, label, ready, perform, undefined, RUNS);
     const since = this.now();
     const spins = waits.spins === true;
-    this.waiting.set(t, { what: waits.what, since, spins, ...(waits.holder ? { holder: waits.holder } : {}) });
+    this.waiting.set(t, { what: waits.what, since, spins, holder: waits.holder });
     t.waits = true;
     return new KPoint(this, t, label, ready, perform, waits, spins ? SPINS : RESCHEDS);
   }

@@ -7,7 +7,7 @@
 // the tasks.
 import type { StepEnv } from '../runtime/task.js';
 import type { HeldLock, KTask, LockKind } from './context.js';
-import type { Kernel, KGen } from './kernel.js';
+import type { Kernel, KGen, Waits } from './kernel.js';
 import { struct, word } from './struct.js';
 
 /** spinlock_t and struct mutex as the model keeps them: one word, the owner's task id (0: unlocked). */
@@ -53,6 +53,33 @@ export function lockLabel(l: LockRef, op: string): string {
     m.set(op, s);
   }
   return s;
+}
+
+/** A lock's acquire points' Waits, by operation: made once per lock (and kernel and address), not per point. */
+interface LockWaits {
+  readonly k: Kernel;
+  readonly addr: number;
+  readonly byOp: Map<string, Waits>;
+}
+const lockWaitsOf = new WeakMap<LockRef, LockWaits>();
+
+/**
+ * The Waits of an acquire point of l by `op`, made by `make` the first time: a point is made at every step, and
+ * what it waits on only names the lock and reads its words (a holder function, the words watched).
+ */
+export function lockWaits(k: Kernel, l: LockRef, op: string, make: (k: Kernel, l: LockRef, addr: number) => Waits): Waits {
+  const addr = l.addr();
+  let c = lockWaitsOf.get(l);
+  if (c === undefined || c.k !== k || c.addr !== addr) {
+    c = { k, addr, byOp: new Map() };
+    lockWaitsOf.set(l, c);
+  }
+  let w = c.byOp.get(op);
+  if (w === undefined) {
+    w = make(k, l, addr);
+    c.byOp.set(op, w);
+  }
+  return w;
 }
 
 /** The task holding l (0: none): the owner word of a spinlock or a mutex (the same word of both layouts). */

@@ -1,8 +1,8 @@
 // struct mutex: a sleeping lock. mutex_lock may sleep (might_sleep first), so taking one in atomic context —
 // an RCU callback, under a spinlock — is the bug seed 003 is about.
 import type { KTask } from './context.js';
-import type { Kernel, KGen } from './kernel.js';
-import { type LockRef, lockLabel, MUTEX, noteAcquired, noteReleased, owner, staticLock } from './lock.js';
+import type { Kernel, KGen, Waits } from './kernel.js';
+import { type LockRef, lockLabel, lockWaits, MUTEX, noteAcquired, noteReleased, owner, staticLock } from './lock.js';
 
 export type Mutex = LockRef;
 
@@ -24,8 +24,12 @@ export function* mutex_lock(k: Kernel, t: KTask, m: Mutex): KGen {
       mutex.owner.WRITE_ONCE(addr, t.id);
       noteAcquired(k, t, m, 'mutex', env);
     },
-    { what: `mutex ${m.name}`, holder: () => owner(k, m), watch: [mutex.owner.addr(addr)] },
+    lockWaits(k, m, 'mutex', mutexWaits),
   );
+}
+
+function mutexWaits(k: Kernel, m: LockRef, addr: number): Waits {
+  return { what: `mutex ${m.name}`, holder: () => owner(k, m), watch: [k.view(MUTEX).owner.addr(addr)] };
 }
 
 /** mutex_trylock: never sleeps; true when taken. */

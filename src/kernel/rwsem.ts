@@ -4,8 +4,8 @@
 // waiting writers, one waiting writer's id and the ids of the first readers — so a blocked task can name whom it
 // waits for, for hung-task and deadlock reports.
 import type { KTask } from './context.js';
-import type { Kernel, KGen } from './kernel.js';
-import { type LockRef, lockLabel, noteAcquired, noteReleased, staticLock } from './lock.js';
+import type { Kernel, KGen, Waits } from './kernel.js';
+import { type LockRef, lockLabel, lockWaits, noteAcquired, noteReleased, staticLock } from './lock.js';
 import { array, struct, type ViewOf, word } from './struct.js';
 
 export type RwSemaphore = LockRef;
@@ -100,16 +100,20 @@ export function* down_read(k: Kernel, t: KTask, s: RwSemaphore): KGen {
       takeRead(k, s, t);
       noteAcquired(k, t, s, 'rwsem-read', env);
     },
-    {
-      what: `rwsem ${s.name} (read)`,
-      // canRead()
-      watch: [sem(k).owner.addr(s.addr()), sem(k).nr_writers_waiting.addr(s.addr())],
-      holder: () => {
-        const w = sem(k).owner.READ_ONCE(s.addr());
-        return w !== 0 ? w : sem(k).waiter.READ_ONCE(s.addr()) || undefined;
-      },
-    },
+    lockWaits(k, s, 'read', readWaits),
   );
+}
+
+function readWaits(k: Kernel, s: LockRef): Waits {
+  return {
+    what: `rwsem ${s.name} (read)`,
+    // canRead()
+    watch: [sem(k).owner.addr(s.addr()), sem(k).nr_writers_waiting.addr(s.addr())],
+    holder: () => {
+      const w = sem(k).owner.READ_ONCE(s.addr());
+      return w !== 0 ? w : sem(k).waiter.READ_ONCE(s.addr()) || undefined;
+    },
+  };
 }
 
 /** down_read_trylock: never sleeps; fails while a writer holds it or waits for it. */
@@ -155,16 +159,21 @@ export function* down_write(k: Kernel, t: KTask, s: RwSemaphore): KGen {
       v.waiter.cmpxchg(a, t.id, 0);
       noteAcquired(k, t, s, 'rwsem-write', env);
     },
-    {
-      what: `rwsem ${s.name} (write)`,
-      // canWrite()
-      watch: [v.owner.addr(a), v.count.addr(a)],
-      holder: () => {
-        const w = v.owner.READ_ONCE(a);
-        return w !== 0 ? w : firstReader(k, s);
-      },
-    },
+    lockWaits(k, s, 'write', writeWaits),
   );
+}
+
+function writeWaits(k: Kernel, s: LockRef, a: number): Waits {
+  const v = sem(k);
+  return {
+    what: `rwsem ${s.name} (write)`,
+    // canWrite()
+    watch: [v.owner.addr(a), v.count.addr(a)],
+    holder: () => {
+      const w = v.owner.READ_ONCE(a);
+      return w !== 0 ? w : firstReader(k, s);
+    },
+  };
 }
 
 /** down_write_trylock: never sleeps. */

@@ -3,8 +3,8 @@
 // lockdep's irq-safety checks look at.
 import type { StepEnv } from '../runtime/task.js';
 import type { KTask } from './context.js';
-import type { Kernel, KGen } from './kernel.js';
-import { type LockRef, lockLabel, noteAcquired, noteReleased, owner, SPINLOCK, staticLock } from './lock.js';
+import type { Kernel, KGen, Waits } from './kernel.js';
+import { type LockRef, lockLabel, lockWaits, noteAcquired, noteReleased, owner, SPINLOCK, staticLock } from './lock.js';
 
 export type Spinlock = LockRef;
 
@@ -25,9 +25,13 @@ function* acquire(k: Kernel, t: KTask, l: Spinlock, variant: string): KGen {
       lock.owner.WRITE_ONCE(addr, t.id);
       noteAcquired(k, t, l, 'spinlock', env);
     },
-    // A contended spin_lock spins on its CPU: CPU time with no scheduling point (the soft-lockup watchdog's).
-    { what: `spinlock ${l.name}`, holder: () => owner(k, l), watch: [lock.owner.addr(addr)], spins: true },
+    lockWaits(k, l, 'spin', spinWaits),
   );
+}
+
+// A contended spin_lock spins on its CPU: CPU time with no scheduling point (the soft-lockup watchdog's).
+function spinWaits(k: Kernel, l: LockRef, addr: number): Waits {
+  return { what: `spinlock ${l.name}`, holder: () => owner(k, l), watch: [k.view(SPINLOCK).owner.addr(addr)], spins: true };
 }
 
 function* release(k: Kernel, t: KTask, l: Spinlock, variant: string): KGen {

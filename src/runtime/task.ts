@@ -90,7 +90,7 @@ export interface Point<T = unknown> {
   /** Perform it — only after ready() said yes, atomically with the step's ticket. The task resumes with the result. */
   perform(env: StepEnv): T;
   /** What a task that is not ready waits on. */
-  blockedOn?: () => BlockedOn;
+  blockedOn?: () => BlockedOn | undefined;
   /** A point that becomes ready by itself at this time (a timeout), in the runtime's ms. */
   wakeAt?: () => number | undefined;
   /**
