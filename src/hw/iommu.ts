@@ -401,7 +401,11 @@ export class IommuUnit {
     const at = this.pcSlot(dev, pasid);
     const pc = this.pc;
     if (pc.valid.get(at) !== 1 || pc.dev.get(at) !== dev || pc.pasid.get(at) !== pasid) return undefined;
-    return Array.from({ length: this.spec.entry.layout.words }, (_, w) => pc.entry.get(at, w));
+    // A loop, not Array.from with a callback: this is on every translation's path (SMMUv3's hits too).
+    const n = this.spec.entry.layout.words;
+    const words = new Array<number>(n);
+    for (let w = 0; w < n; w++) words[w] = pc.entry.get(at, w);
+    return words;
   }
 
   pcFill(dev: number, pasid: number, words: readonly number[], epoch: number): void {
@@ -411,9 +415,7 @@ export class IommuUnit {
     pc.valid.set(at, 1);
     pc.dev.set(at, dev);
     pc.pasid.set(at, pasid);
-    words.forEach((v, w) => {
-      pc.entry.set(at, w, v);
-    });
+    for (let w = 0; w < words.length; w++) pc.entry.set(at, w, words[w] as number);
   }
 
   /**
