@@ -213,9 +213,7 @@ export class AmdIommu extends IommuUnit {
   cmdWrite(cmd: readonly number[], sync: boolean): void {
     const tail = this.m.cmd_tail.get(this.mmio);
     const at = element(IOMMU_CMD, this.at(this.cmdBuf), tail % this.opts.queueDepth);
-    cmd.forEach((v, i) => {
-      this.c.data.set(at, i, v);
-    });
+    for (let i = 0; i < 4; i++) this.c.data.set(at, i, cmd[i] as number);
     this.m.cmd_tail.set(this.mmio, tail + 1);
     this.m.need_sync.set(this.mmio, sync ? 1 : 0);
   }
@@ -241,7 +239,13 @@ export class AmdIommu extends IommuUnit {
     const head = this.m.cmd_head.get(this.mmio);
     if (head === this.m.cmd_tail.get(this.mmio)) return undefined;
     const at = element(IOMMU_CMD, this.at(this.cmdBuf), head % this.opts.queueDepth);
-    return [0, 1, 2, 3].map((i) => this.c.data.get(at, i) >>> 0);
+    const d = this.c.data;
+    return [d.get(at, 0) >>> 0, d.get(at, 1) >>> 0, d.get(at, 2) >>> 0, d.get(at, 3) >>> 0];
+  }
+
+  /** Is a command waiting at the head (head != tail)? */
+  get cmdPending(): boolean {
+    return this.m.cmd_head.get(this.mmio) !== this.m.cmd_tail.get(this.mmio);
   }
 
   cmdRetire(): void {
@@ -535,7 +539,7 @@ export class AmdIommuHardware extends IommuHardware {
   }
 
   protected override next(self: number, out: HwOut): void {
-    if (this.amd.cmdHead()) out.send(self, { type: 'cmdq.next' });
+    if (this.amd.cmdPending) out.send(self, { type: 'cmdq.next' });
     else this.busy = false;
   }
 }

@@ -96,11 +96,15 @@ function withType(cmd: [number, number, number, number], type: AmdCmdType): Iomm
   return cmd;
 }
 
+/** A page number's address as [lo, hi] words. */
+function toWords(vpn: number): [number, number] {
+  return [(vpn * 2 ** PAGE_SHIFT) >>> 0, Math.floor(vpn / 2 ** (32 - PAGE_SHIFT))];
+}
+
 /** build_inv_address: the page, or a naturally aligned power-of-two range with S set, as [lo, hi] words. */
 export function buildInvAddress(range: Range): [number, number] {
   const [start, end] = range;
   if (start < 0) return [0xfffff000 | CMD_INV_IOMMU_PAGES_SIZE_MASK, CMD_INV_ALL_PAGES_HI];
-  const toWords = (vpn: number): [number, number] => [(vpn * 2 ** PAGE_SHIFT) >>> 0, Math.floor(vpn / 2 ** (32 - PAGE_SHIFT))];
   if (end - start <= 1) return toWords(start);
   // msb_diff: the highest page-number bit where start and end - 1 differ; the bits below it are set.
   const diff = start ^ (end - 1);
