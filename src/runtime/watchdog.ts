@@ -45,6 +45,11 @@ function newBeat(): Beat {
 }
 
 let beat: Beat | undefined;
+/** What the last watchEnter wrote before its point (kind, what, into which heartbeat) and where that text ends. */
+let lastWhat: string | undefined;
+let lastKind: Stretch | undefined;
+let lastBeat: Beat | undefined;
+let whatEnd = 0;
 let channel: BroadcastChannel | undefined;
 
 /** This thread's heartbeat, registered with the watchdog thread (if the process has one) the first time. */
@@ -67,10 +72,21 @@ function threadBeat(): Beat {
 export function watchEnter(kind: Stretch, what: string, point: string): void {
   const b = beat ?? threadBeat();
   const t = b.text;
-  let n = 0;
-  t[n++] = kind === 'input' ? 0x49 : 0x54; // I / T
-  for (let i = 0; i < what.length && n < TEXT_CHARS - 1; i++) t[n++] = what.charCodeAt(i);
-  if (n < TEXT_CHARS) t[n++] = 0;
+  let n: number;
+  // The same task as the stretch before (the same string: a task's name is made once) keeps its text: only its
+  // point is written again.
+  if (what === lastWhat && kind === lastKind && b === lastBeat) {
+    n = whatEnd;
+  } else {
+    n = 0;
+    t[n++] = kind === 'input' ? 0x49 : 0x54; // I / T
+    for (let i = 0; i < what.length && n < TEXT_CHARS - 1; i++) t[n++] = what.charCodeAt(i);
+    if (n < TEXT_CHARS) t[n++] = 0;
+    lastWhat = what;
+    lastKind = kind;
+    lastBeat = b;
+    whatEnd = n;
+  }
   for (let i = 0; i < point.length && n < TEXT_CHARS; i++) t[n++] = point.charCodeAt(i);
   b.i32[H_LEN] = n;
   b.i32[H_SEQ] = (b.i32[H_SEQ] as number) + 1;
