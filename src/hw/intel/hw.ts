@@ -104,7 +104,7 @@ export class VtdUnit extends IommuUnit {
   /** The page request queue (iommu->prq) and its registers (PQH, PQT, PRS). */
   private readonly prqRing: number;
   private readonly prqRegs: number;
-  private readonly prqLength: number;
+  readonly prqLength: number;
   /** What the driver printed about this unit (pr_info / pr_err from prq.c and dmar.c), in order. */
   readonly log: string[] = [];
   readonly view: {
@@ -123,7 +123,8 @@ export class VtdUnit extends IommuUnit {
 
   constructor(k: Kernel, index: number, devices: readonly DeviceInfo[], opts: UnitOptions, actor: number) {
     // Each descriptor's cost is the unit's own (costs.ts, spent with HwOut.busy), not the shared queue's cmdCostNs.
-    super(k, index, VTD, devices, { ...opts, cmdCostNs: 0 }, actor);
+    // The PRQ is the unit's own (prq-dsc.ts): the shared unit's page request ring is left at one entry, unused.
+    super(k, index, VTD, devices, { ...opts, cmdCostNs: 0, prqDepth: 1 }, actor);
     this.poolSize = devices.reduce((n, d) => n + leavesPerDevice(d.caps.pasidBits), 0);
     this.leaves = k.statics.alloc(Math.max(1, this.poolSize) * PASID_TABLE_ENTRIES * PASID_ENTRY_WORDS, `${this.name} PASID tables`);
     this.versions = k.statics.alloc(Math.max(1, this.poolSize) * PASID_TABLE_ENTRIES * ENTRY_VERSION.words, `${this.name} PASID entry versions`);

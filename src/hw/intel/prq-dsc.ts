@@ -1,8 +1,8 @@
 // VT-d's page request queue in memory and its registers (drivers/iommu/intel/prq.c's struct page_req_dsc;
 // iommu.h's DMAR_PQH_REG, DMAR_PQT_REG, DMAR_PRS_REG with DMA_PRS_PPR and DMA_PRS_PRO): the hardware writes a
 // descriptor at PQT and moves PQT; prq_event_thread reads from PQH up to the PQT it read and writes PQH once at
-// the end. A descriptor is 256 bits (qw_0..qw_3, each two of the model's words: lo, hi); the fields are the
-// kernel's bitfields.
+// the end. A descriptor is 256 bits; the model keeps qw_0 and qw_1 (each two of its words: lo, hi), the fields
+// the kernel reads — qw_2 and qw_3 (the private data prq_event_thread only traces) are not stored.
 import { struct } from '../../kernel/struct.js';
 import { word } from '../../kernel/struct.js';
 
@@ -11,10 +11,6 @@ export const PAGE_REQ_DSC = struct('page_req_dsc', {
   qw_0_hi: word, // pasid:20, exe_req:1, pm_req:1
   qw_1: word, // rd_req:1, wr_req:1, lpig:1, prg_index:9, addr[19:0] (the page number's low 20 bits)
   qw_1_hi: word, // addr[51:20]
-  qw_2: word,
-  qw_2_hi: word,
-  qw_3: word,
-  qw_3_hi: word,
 });
 
 /**
@@ -45,7 +41,7 @@ export interface PageReqDsc {
   readonly addr: number;
 }
 
-/** The descriptor's four words the hardware writes (qw_0, qw_0_hi, qw_1, qw_1_hi; qw_2 and qw_3 are zero). */
+/** The descriptor's four words the hardware writes (qw_0, qw_0_hi, qw_1, qw_1_hi). */
 export function encodePageReq(d: PageReqDsc): [number, number, number, number] {
   return [
     (PRQ_TYPE_PAGE_REQ | (d.pasid_present ? 1 << 8 : 0) | ((d.rid & 0xffff) << 16)) >>> 0,

@@ -99,7 +99,7 @@ function defineEventThread(k: Kernel, devices: readonly DeviceInfo[]): void {
     yield* k.step(t, 'writel(DMA_PRS_PPR, DMAR_PRS_REG)', () => u.clearPrs(DMA_PRS_PPR));
     const [head, tail] = yield* k.step(t, 'prq_event_thread: dmar_readq(DMAR_PQT_REG), dmar_readq(DMAR_PQH_REG)', () => [u.pqh, u.pqt] as const);
     for (let i = head; i < tail; i++) {
-      const { dsc: req, hex } = yield* k.step(t, `PRQ: page_req_dsc ${i % u.opts.prqDepth}`, () => u.prqAt(i));
+      const { dsc: req, hex } = yield* k.step(t, `PRQ: page_req_dsc ${i % u.prqLength}`, () => u.prqAt(i));
       const dev = devices[u.deviceOfSid(req.rid)];
       // device_rbtree_find: a requester ID no device of the unit has is a bad request.
       if (!dev) {
