@@ -42,6 +42,12 @@ export class KTask {
    * udelays and spin-waits (Kernel.point; the soft-lockup watchdog reads it).
    */
   cpuMs = 0;
+  /**
+   * CPU time (simulated ms) it has run with interrupts off since they were last on (the hard-lockup detector reads
+   * it), and the step that started that stretch.
+   */
+  irqsOffMs = 0;
+  irqsOffStep = -1;
   /** The CPU it runs on, as reports name it: the model places no task, so the kernel numbers them (Kernel.started). */
   cpu = 0;
 
