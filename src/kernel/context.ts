@@ -28,7 +28,12 @@ export interface HeldLock {
 export class KTask {
   readonly pid: number;
   preemptCount = 0;
-  irqsDisabled = false;
+  private irqsOff = false;
+  /**
+   * Interrupts were on, if only for an instant, since its last step (local_irq_restore between two irqsave
+   * sections): timer interrupts pending then ran — the lockup detectors' (Kernel.ranFor).
+   */
+  irqsOnSinceStep = false;
   softirqsDisabled = 0;
   rcuDepth = 0;
   readonly held: HeldLock[] = [];
@@ -64,6 +69,16 @@ export class KTask {
 
   get id(): number {
     return this.self.id;
+  }
+
+  /** irqs_disabled() on its CPU. */
+  get irqsDisabled(): boolean {
+    return this.irqsOff;
+  }
+
+  set irqsDisabled(off: boolean) {
+    if (!off && this.irqsOff) this.irqsOnSinceStep = true;
+    this.irqsOff = off;
   }
 
   /** in_atomic(): preemption disabled, or running in interrupt context. */

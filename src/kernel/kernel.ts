@@ -85,6 +85,11 @@ const RESCHEDS = 1;
 const SPINS = 2;
 type Mode = typeof RUNS | typeof RESCHEDS | typeof SPINS;
 
+/** CPU time t has run with interrupts off since they were last on (none if they were on since its last step). */
+function irqsOffFor(t: KTask): number {
+  return t.irqsOnSinceStep ? 0 : t.irqsOffMs;
+}
+
 /** Reader slots of RCU and of each srcu_struct when the workload does not size them. */
 export const DEFAULT_READER_SLOTS = 64;
 
@@ -147,6 +152,7 @@ class KPoint<T> implements Point<T>, Generator<Point, T, unknown> {
     if (this.mode === RESCHEDS) {
       t.cpuMs = 0;
       t.irqsOffMs = 0;
+      t.irqsOnSinceStep = false;
     }
     else this.k.ranFor(t, this.mode === SPINS && this.spunFrom >= 0 ? STEP_MS + this.k.now() - this.spunFrom : STEP_MS, env.step);
     if (t.waits) this.k.waited(t);
@@ -502,6 +508,12 @@ export class Kernel implements Monitor {
    * with interrupts off all along, past watchdog_thresh, a hard lockup (the watchdog's timer could not run).
    */
   ranFor(t: KTask, ms: number, step: number): void {
+    if (t.irqsOnSinceStep) {
+      // Interrupts were on for an instant since its last step: the watchdog's timer ran then.
+      t.irqsOnSinceStep = false;
+      t.irqsOffMs = 0;
+      if (t.cpuMs > this.softLockupMs) this.softLockup(t, step, t.cpuMs);
+    }
     const cpu = t.cpuMs + ms;
     t.cpuMs = cpu;
     if (t.irqsDisabled) {
@@ -516,14 +528,15 @@ export class Kernel implements Monitor {
    * (hard lockup past watchdog_thresh); with them on, the watchdog's timer (soft lockup past 2 × watchdog_thresh).
    */
   private lockup(t: KTask, step: number, more: number): void {
+    const off = irqsOffFor(t);
     if (t.irqsDisabled) {
-      if (t.irqsOffMs + more > this.hardLockupMs) this.hardLockup(t, step, t.irqsOffMs + more);
+      if (off + more > this.hardLockupMs) this.hardLockup(t, step, off + more);
     } else if (t.cpuMs + more > this.softLockupMs) this.softLockup(t, step, t.cpuMs + more);
   }
 
   /** When t, spinning since `since` with no step, will have run past its lockup threshold. */
   private lockupAt(t: KTask, since: number): number {
-    return t.irqsDisabled ? since + this.hardLockupMs - t.irqsOffMs : since + this.softLockupMs - t.cpuMs;
+    return t.irqsDisabled ? since + this.hardLockupMs - irqsOffFor(t) : since + this.softLockupMs - t.cpuMs;
   }
 
   /** kernel/watchdog.c's report, once per task and execution (the watchdog warns again only after a new touch). */

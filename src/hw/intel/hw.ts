@@ -27,7 +27,7 @@ import { IommuHardware, PAGE_WALK } from '../unit.js';
 import type { HardwareEnv } from '../vendor.js';
 import { VTD_COSTS } from './costs.js';
 import { checkAssembled, ENTRY_VERSION, entryHash } from './entry-oracle.js';
-import { decodeQi, QI_DESC, QI_DONE, QI_IN_USE, Q_INVAL, VTD_REGS } from './qi.js';
+import { DMA_FSTS_ITE, decodeQi, QI_DESC, QI_DONE, QI_IN_USE, Q_INVAL, VTD_REGS } from './qi.js';
 import { DMA_PRS_PPR, DMA_PRS_PRO, decodePageReq, encodePageReq, PAGE_REQ_DSC, type PageReqDsc, pageReqHex, VTD_PRQ_REGS } from './prq-dsc.js';
 import { PASID_DID_MASK, PASID_ENTRY, PASID_ENTRY_WORDS, PASID_PDE_SHIFT, PASID_PTE_MASK, PASID_PTE_PRESENT, pdeTable } from './pasid-entry.js';
 
@@ -373,6 +373,10 @@ const ST_REFETCH = 4;
 export class VtdHardware extends IommuHardware {
   /** The device-TLB invalidation waited on is the invalidation queue's (not the shared command queue's). */
   private atcFromIq = false;
+  /** An invalidation time-out (ITE) stopped the queue: it fetches nothing until software clears ITE. */
+  private iteHalted = false;
+  /** Descriptors still to run of those pending when software cleared ITE: their wait descriptors are aborted. */
+  private aborting = 0;
   /** Fetches in flight, by device and request id. */
   private readonly fetches = new Map<number, Fetch>();
 
@@ -386,11 +390,54 @@ export class VtdHardware extends IommuHardware {
   override reset(): void {
     super.reset();
     this.atcFromIq = false;
+    this.iteHalted = false;
+    this.aborting = 0;
     this.fetches.clear();
+  }
+
+  /**
+   * The device-TLB invalidation of the invalidation queue timed out: the hardware sets ITE with the device's SID
+   * (DMAR_IQER_REG's ITESID), moves IQH past the descriptor and stops fetching until software clears ITE
+   * (qi_check_fault). The shared unit's command queue (an extension's) keeps the base's record.
+   */
+  override invalidationTimeout(): void {
+    if (!this.atcWait || !this.atcFromIq || this.iteHalted) {
+      super.invalidationTimeout();
+      return;
+    }
+    const u = this.vtd;
+    const d = decodeQi(u, u.descPtr(u.view.reg.iqh.get(u.regsPtr)));
+    u.view.reg.itesid.set(u.regsPtr, d.type === 'devtlb' ? d.sid : 0);
+    u.iqRetire();
+    u.view.reg.fsts.set(u.regsPtr, u.view.reg.fsts.get(u.regsPtr) | DMA_FSTS_ITE);
+    u.setInvalidationTimeout(true);
+    this.iteHalted = true;
+  }
+
+  /** Software cleared ITE (its doorbell): the queue goes on from IQH, aborting the wait descriptors it cleared it for. */
+  private iteCleared(self: number, out: HwOut, step: number): void {
+    const u = this.vtd;
+    this.iteHalted = false;
+    this.atcWait = false;
+    this.atcFromIq = false;
+    u.setInvalidationTimeout(false);
+    const r = u.view.reg;
+    this.aborting = (r.ite_abort.get(u.regsPtr) - r.iqh.get(u.regsPtr) + u.qiLength) % u.qiLength;
+    this.busy = true;
+    this.runCommand(self, out, step);
   }
 
   override handle(self: number, msg: HwMessage, out: HwOut, step: number): void {
     this.step = step;
+    if (this.iteHalted) {
+      // A completion after the time-out is dropped; a doorbell once ITE is cleared restarts the queue.
+      if (msg.type === 'atc.done' && this.atcFromIq) return;
+      if (msg.type === 'cmdq.doorbell' && (this.vtd.view.reg.fsts.get(this.vtd.regsPtr) & DMA_FSTS_ITE) === 0) {
+        this.iteCleared(self, out, step);
+        return;
+      }
+      if (msg.type === 'cmdq.doorbell' || msg.type === 'cmdq.next') return;
+    }
     if (msg.type === 'atc.done' && this.atcFromIq) {
       if (!this.atcWait) return;
       this.atcWait = false;
@@ -517,6 +564,8 @@ export class VtdHardware extends IommuHardware {
     this.stats.add('commands');
     const head = u.view.reg.iqh.get(u.regsPtr);
     const d = decodeQi(u, u.descPtr(head));
+    const aborted = this.aborting > 0;
+    if (aborted) this.aborting--;
     switch (d.type) {
       case 'pc':
         out.busy(VTD_COSTS.pcInv);
@@ -558,7 +607,8 @@ export class VtdHardware extends IommuHardware {
         out.busy(VTD_COSTS.invWait);
         // Fence, drain: the model's PRQ takes each page request when it arrives, so every request the unit
         // received before this descriptor is in the PRQ already (QI_IWD_PRQ_DRAIN has nothing to wait for).
-        if (d.statusWrite) u.writeStatus(d.addr, d.data);
+        // A wait descriptor pending when software cleared an ITE is aborted: no status write.
+        if (d.statusWrite && !aborted) u.writeStatus(d.addr, d.data);
         break;
       case 'unknown':
         break;
