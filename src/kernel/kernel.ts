@@ -539,6 +539,11 @@ export class Kernel implements Monitor {
     return t.irqsDisabled ? since + this.hardLockupMs - irqsOffFor(t) : since + this.softLockupMs - t.cpuMs;
   }
 
+  /** Whether a lockup detector has reported t in this execution. */
+  lockedUp(t: KTask): boolean {
+    return this.lockupReported.has(t.id);
+  }
+
   /** kernel/watchdog.c's report, once per task and execution (the watchdog warns again only after a new touch). */
   private softLockup(t: KTask, step: number, cpuMs: number): void {
     if (!this.enabled('soft_lockup') || this.lockupReported.has(t.id)) return;

@@ -203,7 +203,10 @@ function* submitOnce(env: DriverEnv, t: KTask, iommu: number, descs: readonly Qi
     rc = yield* k.fn.qi_check_fault(t, iommu, index, waitIndex);
     if (rc !== 0) break;
     yield* spin_unlock(k, t, drv.lock);
-    yield k.point(t, `QI_IWD ${waitIndex}`, () => Atomics.load(k.i32, status) !== QI_IN_USE || (Atomics.load(k.i32, fsts) & DMA_FSTS_ITE) !== 0, () => undefined, {
+    // model: once a lockup detector has reported the task, an ITE no longer ends its poll — the restarts would go
+    // on for ever as the kernel's do, showing nothing more, and the run could not end; it spins on its wait.
+    const ready = () => Atomics.load(k.i32, status) !== QI_IN_USE || ((Atomics.load(k.i32, fsts) & DMA_FSTS_ITE) !== 0 && !k.lockedUp(t));
+    yield k.point(t, `QI_IWD ${waitIndex}`, ready, () => undefined, {
       what: `${u.name}'s QI to complete the wait descriptor at ${waitIndex} (${label})`,
       spins: true,
       watch: [status, fsts],
