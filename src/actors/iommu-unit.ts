@@ -2,10 +2,10 @@
 // (`cmdq_enabled`) and then the page request queue; then the command queue `idle` (running: consuming commands
 // is the hot path, not a phase), `atc_wait` (stalled on a device-TLB invalidation until the device answers) or
 // `cmd_timeout` (that invalidation
-// outlived the hardware's time-out: VT-d's ITE, the SMMU's CMD_SYNC time-out — the queue stays stalled, as the
-// model's driver never recovers it), each with `+prq_pending` while page requests wait for the driver's thread
-// (VT-d's PPR) or `+prq_overflow` once one found the queue full (VT-d's PRO: the hardware answers them itself
-// until one is queued again). The hardware (src/hw/unit.ts) handles every event a state accepts; what a state
+// outlived the hardware's time-out: VT-d's ITE, until qi_check_fault clears it; the SMMU's CMD_SYNC time-out —
+// the queue stays stalled), each with `+prq_pending` while page requests (the SMMU: events) wait for the
+// driver's thread (VT-d's PPR) or `+prq_overflow` once one found the queue full (VT-d's PRO: the hardware
+// refuses requests until the thread clears it). The hardware (src/hw/unit.ts) handles every event a state accepts; what a state
 // refuses — a translation request before the queues are on, an invalidation completion no command waits for, the
 // command queue going on while it waits on one — is a `lifecycle` finding.
 import type { AnyStateMachine } from 'xstate';

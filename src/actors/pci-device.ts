@@ -15,7 +15,7 @@ import { handleAction, type LifecycleState, lifecycleMachine, type Move, type Re
 
 const HANDLE: Move = { handle: true };
 /** What the device takes once enabled: work, translations, page responses, invalidations, stop, removal. */
-const HARDWARE_EVENTS = ['submit', 'engine', 'ats.ok', 'ats.fault', 'prs', 'atc.inv', 'stop', 'drain.later', 'unplug', 'disable'] as const;
+const HARDWARE_EVENTS = ['submit', 'engine', 'ats.ok', 'ats.fault', 'ats.stall', 'prs', 'atc.inv', 'stop', 'drain.later', 'unplug', 'disable'] as const;
 const RUNNING: readonly DevicePhase[] = ['enabled', 'dma', 'stopping', 'drained', 'disabled', 'removed'];
 
 export function pciDeviceMachine(dev: PciDevice, self: number, step: () => number, refusals: Refusals): AnyStateMachine {

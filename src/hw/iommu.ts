@@ -66,7 +66,7 @@ const IOMMU_QUEUES = struct('iommu_queues', {
   prq_active: word, // the page-request thread is running
   enabled: word, // QUEUE_CMDQ | QUEUE_PRQ: the queues the driver enabled
   ite: word, // a device-TLB invalidation timed out (VT-d's ITE, the SMMU's CMD_SYNC timeout), until it completes
-  prq_overflow: word, // a page request found the queue full (VT-d's PRO): set until one is queued again
+  prq_overflow: word, // a page request found the queue full: set until one is queued again
 });
 
 /** The queues' enable bits (IOMMU_QUEUES.enabled). */

@@ -19,6 +19,11 @@ export type HwMessage =
   | { type: 'ats.ok'; id: number; pte: number }
   /** why: 1 the PTE (a page request may resolve it), 2 the PASID entry (it cannot). */
   | { type: 'ats.fault'; id: number; why: number }
+  /**
+   * The SMMU stalled the translation (a stall fault, answered later by CMD_RESUME). No bus message says so: the
+   * model's device learns it only to place its `unplug-on-fault` misbehaviour, and waits as for any answer.
+   */
+  | { type: 'ats.stall'; id: number }
   /** A page request; only the last of its group (`last` 1) gets a response (PCIe PRI). */
   | { type: 'pr'; dev: number; pasid: number; vpn: number; w: number; grp: number; last: number }
   | { type: 'prs'; grp: number; code: number }
@@ -89,6 +94,7 @@ const LAYOUT: readonly Fields<HwMessage>[] = [
   ['release', []],
   ['mm.state', ['code', 'pasid']],
   ['mm.exit', []],
+  ['ats.stall', ['id']],
 ];
 
 export const HW_HOT_EVENTS: Readonly<Record<string, readonly string[]>> = Object.fromEntries(LAYOUT.map(([n, f]) => [n, f as string[]]));

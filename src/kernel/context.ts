@@ -28,7 +28,12 @@ export interface HeldLock {
 export class KTask {
   readonly pid: number;
   preemptCount = 0;
-  irqsDisabled = false;
+  private irqsOff = false;
+  /**
+   * Interrupts were on, if only for an instant, since its last step (local_irq_restore between two irqsave
+   * sections): timer interrupts pending then ran — the lockup detectors' (Kernel.ranFor).
+   */
+  irqsOnSinceStep = false;
   softirqsDisabled = 0;
   rcuDepth = 0;
   readonly held: HeldLock[] = [];
@@ -42,6 +47,12 @@ export class KTask {
    * udelays and spin-waits (Kernel.point; the soft-lockup watchdog reads it).
    */
   cpuMs = 0;
+  /**
+   * CPU time (simulated ms) it has run with interrupts off since they were last on (the hard-lockup detector reads
+   * it), and the step that started that stretch.
+   */
+  irqsOffMs = 0;
+  irqsOffStep = -1;
   /** The CPU it runs on, as reports name it: the model places no task, so the kernel numbers them (Kernel.started). */
   cpu = 0;
 
@@ -58,6 +69,16 @@ export class KTask {
 
   get id(): number {
     return this.self.id;
+  }
+
+  /** irqs_disabled() on its CPU. */
+  get irqsDisabled(): boolean {
+    return this.irqsOff;
+  }
+
+  set irqsDisabled(off: boolean) {
+    if (!off && this.irqsOff) this.irqsOnSinceStep = true;
+    this.irqsOff = off;
   }
 
   /** in_atomic(): preemption disabled, or running in interrupt context. */

@@ -10,8 +10,9 @@ export type FindingKind =
   | 'kasan'
   | 'rcu'
   | 'hung_task'
-  // kernel/watchdog.c's soft-lockup detector (kernel/watchdog.ts).
+  // kernel/watchdog.c's soft-lockup detector and the NMI watchdog's hard-lockup detector (kernel/watchdog.ts).
   | 'soft_lockup'
+  | 'hard_lockup'
   | 'deadlock'
   | 'refcount'
   | 'leak'

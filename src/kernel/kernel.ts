@@ -12,7 +12,7 @@ import { Lockdep } from './lockdep.js';
 import { DEFAULT_LAYOUT, KernelMemory, layoutWords, type MemoryLayout, StaticAllocator, stringHeapOffset } from './memory.js';
 import { type Fields, type StructType, type StructView, WordMemory } from './struct.js';
 import { KFuncRegistry, type KFnTable } from './kfunc.js';
-import { softLockupFinding } from './watchdog.js';
+import { hardLockupFinding, softLockupFinding } from './watchdog.js';
 
 /** A kernel code path: yields scheduling points, returns T. */
 export type KGen<T = void> = Generator<Point, T, unknown>;
@@ -85,6 +85,11 @@ const RESCHEDS = 1;
 const SPINS = 2;
 type Mode = typeof RUNS | typeof RESCHEDS | typeof SPINS;
 
+/** CPU time t has run with interrupts off since they were last on (none if they were on since its last step). */
+function irqsOffFor(t: KTask): number {
+  return t.irqsOnSinceStep ? 0 : t.irqsOffMs;
+}
+
 /** Reader slots of RCU and of each srcu_struct when the workload does not size them. */
 export const DEFAULT_READER_SLOTS = 64;
 
@@ -138,7 +143,11 @@ class KPoint<T> implements Point<T>, Generator<Point, T, unknown> {
   perform(env: StepEnv): T {
     const t = this.t;
     t.lastStep = env.step;
-    if (this.mode === RESCHEDS) t.cpuMs = 0;
+    if (this.mode === RESCHEDS) {
+      t.cpuMs = 0;
+      t.irqsOffMs = 0;
+      t.irqsOnSinceStep = false;
+    }
     else this.k.ranFor(t, this.mode === SPINS && this.spunFrom >= 0 ? STEP_MS + this.k.now() - this.spunFrom : STEP_MS, env.step);
     if (t.waits) this.k.waited(t);
     return this.fn(env);
@@ -318,6 +327,8 @@ export class Kernel implements Monitor {
   readonly hungTaskSecs: number;
   /** The soft-lockup threshold: 2 × watchdog_thresh, in ms of CPU time (Infinity: off). */
   readonly softLockupMs: number;
+  /** The hard-lockup threshold: watchdog_thresh, in ms of CPU time with interrupts off (Infinity: off). */
+  readonly hardLockupMs: number;
   readonly rcuStallSecs: number;
   readonly cpus: number;
   readonly readerSlots: number;
@@ -356,6 +367,7 @@ export class Kernel implements Monitor {
     this.hungTaskSecs = opts.hungTaskSecs ?? 120;
     const thresh = opts.watchdogThresh ?? 10;
     this.softLockupMs = thresh > 0 ? 2 * thresh * 1000 : Number.POSITIVE_INFINITY;
+    this.hardLockupMs = thresh > 0 ? thresh * 1000 : Number.POSITIVE_INFINITY;
     this.rcuStallSecs = opts.rcuStallSecs ?? 21;
     this.cpus = opts.cpus ?? 8;
     this.readerSlots = opts.readerSlots ?? DEFAULT_READER_SLOTS;
@@ -485,11 +497,45 @@ export class Kernel implements Monitor {
     this.watchers.push(w);
   }
 
-  /** The task ran `ms` more of CPU time with no scheduling point (KPoint.perform): past the threshold, a soft lockup. */
+  /**
+   * The task ran `ms` more of CPU time with no scheduling point (KPoint.perform): past the threshold, a soft lockup;
+   * with interrupts off all along, past watchdog_thresh, a hard lockup (the watchdog's timer could not run).
+   */
   ranFor(t: KTask, ms: number, step: number): void {
+    if (t.irqsOnSinceStep) {
+      // Interrupts were on for an instant since its last step: the watchdog's timer ran then.
+      t.irqsOnSinceStep = false;
+      t.irqsOffMs = 0;
+      if (t.cpuMs > this.softLockupMs) this.softLockup(t, step, t.cpuMs);
+    }
     const cpu = t.cpuMs + ms;
     t.cpuMs = cpu;
-    if (cpu > this.softLockupMs) this.softLockup(t, step, cpu);
+    if (t.irqsDisabled) {
+      if (t.irqsOffMs === 0) t.irqsOffStep = step;
+      t.irqsOffMs += ms;
+    } else t.irqsOffMs = 0;
+    this.lockup(t, step, 0);
+  }
+
+  /**
+   * The lockup detectors on t, `more` ms of spinning after its last step: with interrupts off, the NMI watchdog
+   * (hard lockup past watchdog_thresh); with them on, the watchdog's timer (soft lockup past 2 × watchdog_thresh).
+   */
+  private lockup(t: KTask, step: number, more: number): void {
+    const off = irqsOffFor(t);
+    if (t.irqsDisabled) {
+      if (off + more > this.hardLockupMs) this.hardLockup(t, step, off + more);
+    } else if (t.cpuMs + more > this.softLockupMs) this.softLockup(t, step, t.cpuMs + more);
+  }
+
+  /** When t, spinning since `since` with no step, will have run past its lockup threshold. */
+  private lockupAt(t: KTask, since: number): number {
+    return t.irqsDisabled ? since + this.hardLockupMs - irqsOffFor(t) : since + this.softLockupMs - t.cpuMs;
+  }
+
+  /** Whether a lockup detector has reported t in this execution. */
+  lockedUp(t: KTask): boolean {
+    return this.lockupReported.has(t.id);
   }
 
   /** kernel/watchdog.c's report, once per task and execution (the watchdog warns again only after a new touch). */
@@ -497,6 +543,13 @@ export class Kernel implements Monitor {
     if (!this.enabled('soft_lockup') || this.lockupReported.has(t.id)) return;
     this.lockupReported.add(t.id);
     this.report(softLockupFinding(t, t.cpu, step, cpuMs));
+  }
+
+  /** The NMI watchdog's report (the lockup detectors are one checker), once per task and execution. */
+  private hardLockup(t: KTask, step: number, offMs: number): void {
+    if (!this.enabled('soft_lockup') || this.lockupReported.has(t.id)) return;
+    this.lockupReported.add(t.id);
+    this.report(hardLockupFinding(t, t.cpu, step, offMs, t.irqsOffStep));
   }
 
   /** The task whose context this thread holds (RCU-stall reports name a reader by it). */
@@ -520,7 +573,7 @@ export class Kernel implements Monitor {
     const limit = this.hungTaskSecs * 1000;
     for (const [t, w] of this.waiting) {
       if (w.spins) {
-        if (t.cpuMs + now - w.since > this.softLockupMs) this.softLockup(t, t.lastStep, t.cpuMs + now - w.since);
+        this.lockup(t, t.lastStep, now - w.since);
       } else if (hung && now >= w.since + limit && !this.hungReported.has(t.id)) {
         this.hungReported.add(t.id);
         const holder = w.holder?.();
@@ -545,7 +598,7 @@ export class Kernel implements Monitor {
     const hung = this.enabled('hung_task');
     for (const [t, w] of this.waiting) {
       if (w.spins) {
-        if (!this.lockupReported.has(t.id) && this.enabled('soft_lockup')) later(w.since + this.softLockupMs - t.cpuMs + STEP_MS);
+        if (!this.lockupReported.has(t.id) && this.enabled('soft_lockup')) later(this.lockupAt(t, w.since) + STEP_MS);
       } else if (hung && !this.hungReported.has(t.id)) {
         later(w.since + this.hungTaskSecs * 1000);
       }
@@ -597,7 +650,7 @@ export class Kernel implements Monitor {
     for (const b of blocked) {
       const t = this.tasks.get(b.id);
       const w = t && this.waiting.get(t);
-      if (t && w?.spins && !inCycle.has(b.id) && t.cpuMs + now - w.since > this.softLockupMs) this.softLockup(t, t.lastStep, t.cpuMs + now - w.since);
+      if (t && w?.spins && !inCycle.has(b.id)) this.lockup(t, t.lastStep, now - w.since);
     }
     // Everything else waits for ever: a hung task once the timeout has passed in simulated time; before that
     // (a runtime whose clock cannot skip ahead), what it is — blocked with nothing left to wake it.

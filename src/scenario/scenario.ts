@@ -31,6 +31,7 @@ export const FINDING_KINDS = [
   'rcu',
   'hung_task',
   'soft_lockup',
+  'hard_lockup',
   'deadlock',
   'refcount',
   'leak',

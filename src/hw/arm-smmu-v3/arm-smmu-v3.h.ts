@@ -94,6 +94,7 @@ export const CMDQ_OP_TLBI_NH_ASID = 0x11;
 export const CMDQ_OP_TLBI_NH_VA = 0x12;
 export const CMDQ_OP_ATC_INV = 0x40;
 export const CMDQ_OP_PRI_RESP = 0x41;
+export const CMDQ_OP_RESUME = 0x44;
 export const CMDQ_OP_CMD_SYNC = 0x46;
 export type CmdqOp =
   | typeof CMDQ_OP_CFGI_STE
@@ -102,6 +103,7 @@ export type CmdqOp =
   | typeof CMDQ_OP_TLBI_NH_VA
   | typeof CMDQ_OP_ATC_INV
   | typeof CMDQ_OP_PRI_RESP
+  | typeof CMDQ_OP_RESUME
   | typeof CMDQ_OP_CMD_SYNC;
 export const CMDQ_OP_NAMES: Readonly<Record<CmdqOp, string>> = {
   [CMDQ_OP_CFGI_STE]: 'CMD_CFGI_STE',
@@ -110,6 +112,7 @@ export const CMDQ_OP_NAMES: Readonly<Record<CmdqOp, string>> = {
   [CMDQ_OP_TLBI_NH_VA]: 'CMD_TLBI_NH_VA',
   [CMDQ_OP_ATC_INV]: 'CMD_ATC_INV',
   [CMDQ_OP_PRI_RESP]: 'CMD_PRI_RESP',
+  [CMDQ_OP_RESUME]: 'CMD_RESUME',
   [CMDQ_OP_CMD_SYNC]: 'CMD_SYNC',
 };
 /** CMDQ_0_SSV: bit 11; CMDQ_CFGI_0_SSID / CMDQ_ATC_0_SSID / CMDQ_PRI_0_SSID: bits 12–31. */
@@ -128,6 +131,7 @@ export type CmdqEnt =
   | { readonly opcode: typeof CMDQ_OP_TLBI_NH_VA; readonly asid: number; readonly start: number; readonly pages: number }
   | { readonly opcode: typeof CMDQ_OP_ATC_INV; readonly sid: number; readonly ssid: number; readonly start: number; readonly pages: number }
   | { readonly opcode: typeof CMDQ_OP_PRI_RESP; readonly sid: number; readonly ssid: number; readonly grpid: number; readonly resp: number }
+  | { readonly opcode: typeof CMDQ_OP_RESUME; readonly sid: number; readonly stag: number; readonly resp: number }
   | { readonly opcode: typeof CMDQ_OP_CMD_SYNC; readonly seq: number };
 
 /** arm_smmu_cmdq_build_cmd: the entry's four words. */
@@ -145,6 +149,9 @@ export function arm_smmu_cmdq_build_cmd(e: CmdqEnt): [number, number, number, nu
       return [e.opcode | CMDQ_0_SSV | (e.ssid << CMDQ_0_SSID_SHIFT), e.sid, e.start, e.pages];
     case CMDQ_OP_PRI_RESP:
       return [e.opcode | CMDQ_0_SSV | (e.ssid << CMDQ_0_SSID_SHIFT), e.sid, e.grpid, e.resp];
+    case CMDQ_OP_RESUME:
+      // CMDQ_RESUME_0_RESP: bits 12-13; CMDQ_RESUME_0_SID: 32-63; CMDQ_RESUME_1_STAG: 0-15.
+      return [e.opcode | (e.resp << 12), e.sid, e.stag & 0xffff, 0];
     case CMDQ_OP_CMD_SYNC:
       return [e.opcode, 0, e.seq, 0];
   }
@@ -167,6 +174,8 @@ export function decodeCmd(q0lo: number, q0hi: number, q1lo: number, q1hi: number
       return { opcode, sid: q0hi, ssid, start: q1lo, pages: q1hi };
     case CMDQ_OP_PRI_RESP:
       return { opcode, sid: q0hi, ssid, grpid: q1lo, resp: q1hi };
+    case CMDQ_OP_RESUME:
+      return { opcode, sid: q0hi, stag: q1lo & 0xffff, resp: (q0lo >>> 12) & 3 };
     case CMDQ_OP_CMD_SYNC:
       return { opcode, seq: q1lo };
     default:
@@ -182,12 +191,20 @@ export const EVT_ID_BAD_CD_CONFIG = 0x0a;
 export const EVT_ID_TRANSLATION_FAULT = 0x10;
 /** EVTQ_1_RnW: bit 35 (the high half's bit 3). */
 export const EVTQ_1_RnW = 1 << 3;
+/** EVTQ_1_STALL: bit 31 — the transaction is stalled, waiting for a CMD_RESUME with its tag; EVTQ_1_STAG: bits 0–15. */
+export const EVTQ_1_STALL = 1 << 31;
+export const EVTQ_1_STAG_MASK = 0xffff;
 /** event_str[] of arm-smmu-v3.c, for the ids the model raises. */
 export const EVENT_STR: Readonly<Record<number, string>> = {
   [EVT_ID_BAD_SUBSTREAMID_CONFIG]: 'C_BAD_SUBSTREAMID',
   [EVT_ID_BAD_CD_CONFIG]: 'C_BAD_CD',
   [EVT_ID_TRANSLATION_FAULT]: 'F_TRANSLATION',
 };
+
+/** CMD_RESUME's response (CMDQ_RESUME_0_RESP): terminate silently, retry the transaction, abort it. */
+export const CMDQ_RESUME_0_RESP_TERM = 0;
+export const CMDQ_RESUME_0_RESP_RETRY = 1;
+export const CMDQ_RESUME_0_RESP_ABORT = 2;
 
 /** PRI_RESP codes (CMDQ_PRI_1_RESP). */
 export const PRI_RESP_DENY = 0;

@@ -3,18 +3,19 @@
 // seeing a half-written configuration (arm_smmu_write_entry: the unused qwords, sync, the one critical qword,
 // sync — or, when more than one used qword changes, V cleared first), the stream table (arm_smmu_write_ste), the
 // context-descriptor tables (linear, or two-level with each leaf allocated on first use: arm_smmu_alloc_cd_ptr),
-// TLB invalidation by ASID and by range and ATC invalidation, the PRI queue's and the event queue's threads, and
+// TLB invalidation by ASID and by range and ATC invalidation, the event queue's thread (a stalled fault reported
+// to io-pgfault.c and resumed with CMD_RESUME) and the PRI queue's (a page request denied), and
 // the blocked domain (an abort STE; a CD-table STE whose S1DSS terminates the RID's requests while PASIDs use the
 // table; a PASID blocked by clearing its CD). Locks: arm_smmu_asid_lock (a mutex, around the STE/CD installs and
 // the blocked domain's), the domain's devices_lock (a spinlock, taken also from the MMU notifier's atomic
 // context), and the command queue's lock. The SMMU itself is hw.ts; the SVA half of the driver, arm-smmu-v3-sva.ts.
 import { IOMMU_NO_PASID, type IommuDomain, type IommuDomainOps, type IommuOps } from '../../core/ops.js';
-import { type DeviceInfo, RESP_FAILURE, RESP_INVALID, RESP_SUCCESS, SVM_FLAG_SUPERVISOR_MODE } from '../../core/types.js';
+import { type DeviceInfo, RESP_FAILURE, RESP_SUCCESS, SVM_FLAG_SUPERVISOR_MODE } from '../../core/types.js';
 import type { IopfEnable } from '../../core/io-pgfault.js';
 import { iopf_queue_alloc } from '../../core/io-pgfault.js';
 import type { Stats } from '../../core/stats.js';
 import type { KTask } from '../../kernel/context.js';
-import { EBUSY, ENOMEM, EOPNOTSUPP } from '../../kernel/errno.js';
+import { EBUSY, EINVAL, ENOMEM, EOPNOTSUPP } from '../../kernel/errno.js';
 import type { Kernel, KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../../kernel/mutex.js';
@@ -48,8 +49,9 @@ import {
   EVT_ID_TRANSLATION_FAULT,
   NUM_ENTRY_QWORDS,
   PRI_RESP_DENY,
-  PRI_RESP_FAIL,
-  PRI_RESP_SUCC,
+  CMDQ_OP_RESUME,
+  CMDQ_RESUME_0_RESP_ABORT,
+  CMDQ_RESUME_0_RESP_RETRY,
   STE_WORDS,
   STRTAB_STE_0_CFG_ABORT,
   STRTAB_STE_0_CFG_S1_TRANS,
@@ -122,6 +124,8 @@ declare module '../../kernel/kfunc.js' {
     arm_smmu_blocking_set_dev_pasid(t: KTask, dev: DeviceInfo, pasid: number, old: IommuDomain): KGen<number>;
     arm_smmu_page_response(t: KTask, dev: DeviceInfo, pasid: number, grpid: number, code: number): KGen;
     arm_smmu_handle_event(t: KTask, smmu: number, evt: ArmSmmuEvent): KGen<number>;
+    arm_smmu_dump_event(t: KTask, smmu: number, evt: ArmSmmuEvent): KGen;
+    arm_smmu_handle_ppr(t: KTask, smmu: number, req: PriqRequest): KGen;
   }
 }
 
@@ -263,10 +267,11 @@ function defineCmdq(env: DriverEnv): void {
       yield* issueBatch(env, t, drv, u, batch, sync || !last);
     }
   });
-  k.fns.define('arm_smmu_page_response', C, (t, dev, pasid, grpid, code) => {
-    const resp = code === RESP_SUCCESS ? PRI_RESP_SUCC : code === RESP_FAILURE ? PRI_RESP_FAIL : PRI_RESP_DENY;
+  // The answer to a stall: CMD_RESUME with the stall's tag (the fault's grpid), RETRY on success, ABORT otherwise.
+  k.fns.define('arm_smmu_page_response', C, (t, dev, _pasid, grpid, code) => {
+    const resp = code === RESP_SUCCESS ? CMDQ_RESUME_0_RESP_RETRY : CMDQ_RESUME_0_RESP_ABORT;
     // "Don't send a SYNC, it doesn't do anything for RESUME or PRI_RESP."
-    return k.fn.arm_smmu_cmdq_issue_cmdlist(t, dev.iommu, [{ opcode: CMDQ_OP_PRI_RESP, sid: dev.index, ssid: pasid, grpid, resp }], false);
+    return k.fn.arm_smmu_cmdq_issue_cmdlist(t, dev.iommu, [{ opcode: CMDQ_OP_RESUME, sid: dev.index, stag: grpid, resp }], false);
   });
 }
 
@@ -280,7 +285,7 @@ function* issueBatch(env: DriverEnv, t: KTask, drv: UnitDriver, u: ArmSmmuUnit, 
     const written = yield* k.step(t, `cmdq: ${what}`, (e) => {
       if (u.cmdqSpace() < need) return false;
       seq = u.cmdqInsert(cmds, sync);
-      env.stats.add('invalidations', cmds.filter((c) => c.opcode !== CMDQ_OP_PRI_RESP).length);
+      env.stats.add('invalidations', cmds.filter((c) => c.opcode !== CMDQ_OP_PRI_RESP && c.opcode !== CMDQ_OP_RESUME).length);
       e.send(u.actor, { type: 'cmdq.doorbell' });
       return true;
     });
@@ -598,66 +603,106 @@ function dumpEvent(u: ArmSmmuUnit, evt: ArmSmmuEvent, client: string): string[] 
   return lines.map((l) => `arm-smmu-v3 ${u.name}: ${l}`);
 }
 
+/** A PRIQ entry as arm_smmu_handle_ppr decodes it (PRIQ_0_SID, SSID_V, SSID, PRG_LAST, PERM_*; PRIQ_1_PRG_IDX, ADDR). */
+export interface PriqRequest {
+  readonly sid: number;
+  readonly ssv: boolean;
+  readonly ssid: number;
+  readonly last: boolean;
+  readonly read: boolean;
+  readonly write: boolean;
+  readonly grpid: number;
+  /** The page (the model's iova). */
+  readonly vpn: number;
+}
+
+/** %0Nx */
+const hexw = (v: number, n: number): string => (v >>> 0).toString(16).padStart(n, '0');
+
+/** The events arm_smmu_handle_event reports to the core when they stalled (the fault events). */
+const FAULT_EVENTS = new Set([EVT_ID_TRANSLATION_FAULT]);
+
+/** arm-smmu-v3.c's event and PRI handlers, by name (once per kernel: they take the SMMU's index). */
+function defineHandlers(k: Kernel, units: Map<number, ArmSmmuUnit>, devices: readonly DeviceInfo[]): void {
+  if (k.fns.has('arm_smmu_handle_event')) return;
+  const print = (t: KTask, u: ArmSmmuUnit, lines: readonly string[]) =>
+    (function* () {
+      for (const l of lines) yield* k.step(t, l, () => void u.log.push(l));
+    })();
+  // A stalled fault goes to the core (iommu_report_device_fault); one the core does not take is aborted ("Nobody
+  // cared, abort the access"); any other event is not handled (the thread prints it).
+  k.fns.define('arm_smmu_handle_event', C, function* (t, smmu, evt) {
+    if (!FAULT_EVENTS.has(evt.id) || !evt.stall) return -EOPNOTSUPP;
+    // arm_smmu_find_master under streams_mutex (model: the masters never change, the mutex is not taken).
+    const dev = devices[evt.sid];
+    if (!dev || dev.iommu !== smmu) return -EINVAL;
+    const pasid = evt.ssv ? evt.ssid : 0;
+    const ret = yield* k.fn.iommu_report_device_fault(t, dev, { pasid, grpid: evt.stag, vpn: evt.iova, write: !evt.read, last: true });
+    if (ret !== 0) yield* k.fn.arm_smmu_page_response(t, dev, pasid, evt.stag, RESP_FAILURE);
+    return ret;
+  });
+  k.fns.define('arm_smmu_dump_event', C, (t, smmu, evt) => {
+    const u = units.get(smmu) as ArmSmmuUnit;
+    return print(t, u, dumpEvent(u, evt, devices[evt.sid]?.name ?? '(unassigned sid)'));
+  });
+  // Mainline has no PRI support for SVA (the PRI series was never merged): a request is printed and denied.
+  k.fns.define('arm_smmu_handle_ppr', C, function* (t, smmu, req) {
+    const u = units.get(smmu) as ArmSmmuUnit;
+    const perm = `${req.read ? 'R' : ''}${req.write ? 'W' : ''}`;
+    yield* print(t, u, [
+      `arm-smmu-v3 ${u.name}: unexpected PRI request received:`,
+      `arm-smmu-v3 ${u.name}: \tsid 0x${hexw(req.sid, 8)}.0x${hexw(req.ssid, 5)}: [${req.grpid}${req.last ? 'L' : ''}] unprivileged ${perm} access at iova 0x${hexw(Math.floor((req.vpn * 4096) / 2 ** 32), 8)}${hexw((req.vpn * 4096) % 2 ** 32, 8)}`,
+    ]);
+    if (!req.last) return;
+    yield* k.fn.arm_smmu_cmdq_issue_cmdlist(t, smmu, [{ opcode: CMDQ_OP_PRI_RESP, sid: req.sid, ssid: req.ssid, grpid: req.grpid, resp: PRI_RESP_DENY }], false);
+  });
+}
+
 /**
- * The SMMU's threads: arm_smmu_evtq_thread (each event handled, and printed when nothing handled it) and
- * arm_smmu_priq_thread (each page request reported to io-pgfault.c; the last of a group nobody took is answered
- * with PRI_RESP_DENY). model: mainline's arm_smmu_handle_ppr prints "unexpected PRI request received" and denies
- * — SVA on mainline SMMUs faults by stall; the model's devices use PCIe PRI, reported as the PRI series did.
+ * The SMMU's threads: arm_smmu_evtq_thread (each event to arm_smmu_handle_event — a stalled fault reported to
+ * io-pgfault.c —, printed when nothing handled it) and arm_smmu_priq_thread (each PCIe page request denied, as
+ * mainline's arm_smmu_handle_ppr does). The iopf queue is the evtq's: its faults are the stalls.
  */
 function defineThreads(k: Kernel, drv: UnitDriver, _stats: Stats, devices: readonly DeviceInfo[], enable: IopfEnable): string {
   if (!(drv.unit instanceof ArmSmmuUnit)) throw new Error(`${drv.unit.name} is not an SMMUv3`);
   const u = drv.unit;
   const units = smmuUnits.get(k) ?? new Map<number, ArmSmmuUnit>();
   smmuUnits.set(k, units.set(u.index, u));
-  if (!k.fns.has('arm_smmu_handle_event')) {
-    k.fns.define('arm_smmu_handle_event', C, function* (t, smmu, evt) {
-      const unit = units.get(smmu) as ArmSmmuUnit;
-      const lines = dumpEvent(unit, evt, devices[evt.sid]?.name ?? '(unassigned sid)');
-      // Only stall faults are reported to the core (iommu_report_device_fault); the rest are printed.
-      for (const l of lines) yield* k.step(t, l, () => void unit.log.push(l));
-      return -EOPNOTSUPP;
-    });
-  }
+  defineHandlers(k, units, devices);
+  const mine = devices.filter((d) => d.iommu === u.index);
+  const iopf = iopf_queue_alloc(k, u.name, mine, (t, dev, pasid, grp, code) => k.fn.arm_smmu_page_response(t, dev, pasid, grp, code));
+  const slot = new Map(mine.map((d, i) => [d.index, i]));
+  drv.iopf = { queue: iopf, refs: k.statics.alloc(Math.max(1, mine.length), `${u.name} iopf_refcount`), slot, enable };
   k.task(evtqTask(u.index), 'kthread', function* (t) {
     for (;;) {
       const evt = yield* k.step(t, 'evtq: queue_remove_raw', () => u.evtqRemove());
       if (!evt) break;
-      yield* k.fn.arm_smmu_handle_event(t, u.index, evt);
+      if ((yield* k.fn.arm_smmu_handle_event(t, u.index, evt)) !== 0) yield* k.fn.arm_smmu_dump_event(t, u.index, evt);
     }
     if (yield* k.step(t, 'evtq: queue_sync_prod_in', () => u.evtqOverflowed())) {
       const l = `arm-smmu-v3 ${u.name}: EVTQ overflow detected -- events lost`;
       yield* k.step(t, l, () => void u.log.push(l));
     }
   });
-  return definePriqThread(k, drv, u, devices, enable);
+  return k.task(`arm_smmu_priq_thread/${u.index}`, 'kthread', function* (t) {
+    for (;;) {
+      const req = yield* k.step(t, 'priq: queue_remove_raw', () => u.prqPeek());
+      if (!req) break;
+      yield* k.step(t, 'priq: queue_inc_cons', () => u.prqRetire());
+      const r: PriqRequest = { sid: req.dev, ssv: true, ssid: req.pasid, last: req.last, read: true, write: req.write, grpid: req.grp, vpn: req.vpn };
+      yield* k.fn.arm_smmu_handle_ppr(t, u.index, r);
+    }
+    if (yield* k.step(t, 'priq: queue_sync_prod_in', () => u.priqOverflowed)) {
+      const l = `arm-smmu-v3 ${u.name}: PRIQ overflow detected -- requests lost`;
+      yield* k.step(t, l, () => void u.log.push(l));
+    }
+  });
 }
 
 /** Each kernel's SMMUs by index (the event thread's handler, defined once, prints to its SMMU's log). */
 const smmuUnits = new WeakMap<Kernel, Map<number, ArmSmmuUnit>>();
 
 export const evtqTask = (index: number): string => `arm_smmu_evtq_thread/${index}`;
-
-function definePriqThread(k: Kernel, drv: UnitDriver, u: ArmSmmuUnit, devices: readonly DeviceInfo[], enable: IopfEnable): string {
-  const mine = devices.filter((d) => d.iommu === u.index);
-  const iopf = iopf_queue_alloc(k, u.name, mine, (t, dev, pasid, grp, code) => k.fn.arm_smmu_page_response(t, dev, pasid, grp, code));
-  const slot = new Map(mine.map((d, i) => [d.index, i]));
-  drv.iopf = { queue: iopf, refs: k.statics.alloc(Math.max(1, mine.length), `${u.name} iopf_refcount`), slot, enable };
-  return k.task(`arm_smmu_priq_thread/${u.index}`, 'kthread', function* (t) {
-    for (;;) {
-      const req = yield* k.step(t, 'PRI queue: next request', () => u.prqPeek());
-      if (!req) break;
-      const dev = devices[req.dev] as DeviceInfo;
-      const err = yield* k.call(
-        t,
-        'arm_smmu_handle_ppr',
-        k.fn.iommu_report_device_fault(t, dev, { pasid: req.pasid, grpid: req.grp, vpn: req.vpn, write: req.write, last: req.last }),
-      );
-      if (err < 0 && req.last) yield* k.fn.arm_smmu_page_response(t, dev, req.pasid, req.grp, RESP_INVALID);
-      yield* k.step(t, 'PRI queue: retire', () => u.prqRetire());
-    }
-    if (yield* k.step(t, 'PRI queue: overflow', () => u.prqOverflowed)) yield* k.fn.iopf_queue_discard_partial(t, iopf);
-  });
-}
 
 /** The vendor as the model builds it (src/hw/vendors.ts). */
 export const ARM_SMMU_V3: Vendor = {

@@ -15,6 +15,7 @@ const SMMU = costTable({
   tlbiVaPerPageNs: { ns: 2, what: 'TLBI_NH_VA with a range: per page of the range', source: 'model estimate' },
   atcInvNs: { ns: 60, what: "ATC_INV: building and sending the ATS Invalidate Request (the completion is the device's)", source: 'model estimate' },
   priRespNs: { ns: 40, what: 'PRI_RESP: sending the PRG Response message', source: 'model estimate' },
+  resumeNs: { ns: 40, what: 'CMD_RESUME: looking up the stalled transaction by StreamID and STAG, to retry or abort it', source: 'model estimate' },
   cmdSyncNs: { ns: 40, what: 'CMD_SYNC: the completion write (SEV / MSI) once everything before it is done', source: 'model estimate' },
   evtqWriteNs: { ns: 80, what: 'writing an event record to the event queue in memory', source: 'model estimate: one DRAM write' },
 });

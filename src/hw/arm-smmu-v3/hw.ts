@@ -5,8 +5,13 @@
 // the driver's entry writer (arm_smmu_write_entry: the unused qwords, sync, the critical qword, sync) decides
 // what the SMMU can see between two of its fetches. Commands are decoded from their entries and each costs the
 // SMMU its time (costs.ts); a configuration error or an unrecovered translation fault becomes an event record
-// that wakes the driver's arm_smmu_evtq_thread. The IOTLB (tagged by ASID), the page walk and the page request
-// queue (PRIQ) are the shared unit's.
+// that wakes the driver's arm_smmu_evtq_thread. A master whose faults can stall (master->stall_enabled: the
+// model's device that resolves its faults, as quirk_huawei_pcie_sva marks HiSilicon's integrated PCI devices
+// "dma-can-stall") has its faulting transaction stalled instead: an F_TRANSLATION record with STALL and a tag
+// (STAG), the transaction held until a CMD_RESUME with that tag retries it or aborts it — the model's device
+// sees its translation answered late, never a fault it would send a page request for. The IOTLB (tagged by
+// ASID), the page walk and the PRI queue (PRIQ: what a device's PCIe page requests would reach, which mainline
+// denies) are the shared unit's.
 import { type DeviceInfo, RESP_FAILURE, RESP_INVALID, RESP_SUCCESS } from '../../core/types.js';
 import { PTE_WRITE } from '../../kernel/mm/pagetable.js';
 import type { Kernel } from '../../kernel/kernel.js';
@@ -17,6 +22,7 @@ import type { HwMessage } from '../messages.js';
 import { WHY_PASID, WHY_PTE } from '../messages.js';
 import type { HwOut } from '../out.js';
 import { IommuHardware } from '../unit.js';
+import { PR_GROUPS } from '../iommu.js';
 import type { HardwareEnv } from '../vendor.js';
 import {
   ARM_SMMU_CDTAB_L1,
@@ -28,6 +34,7 @@ import {
   CMDQ_OP_CFGI_STE,
   CMDQ_OP_CMD_SYNC,
   CMDQ_OP_PRI_RESP,
+  CMDQ_OP_RESUME,
   CMDQ_OP_TLBI_NH_ASID,
   CMDQ_OP_TLBI_NH_VA,
   type CmdqEnt,
@@ -40,7 +47,10 @@ import {
   EVT_ID_BAD_CD_CONFIG,
   EVT_ID_BAD_SUBSTREAMID_CONFIG,
   EVT_ID_TRANSLATION_FAULT,
+  CMDQ_RESUME_0_RESP_RETRY,
   EVTQ_1_RnW,
+  EVTQ_1_STAG_MASK,
+  EVTQ_1_STALL,
   EVTQ_ENT,
   PRI_RESP_FAIL,
   PRI_RESP_SUCC,
@@ -99,6 +109,9 @@ export interface ArmSmmuEvent {
   readonly ssv: boolean;
   readonly ssid: number;
   readonly read: boolean;
+  /** EVTQ_1_STALL: the transaction waits for a CMD_RESUME with its tag (EVTQ_1_STAG). */
+  readonly stall: boolean;
+  readonly stag: number;
   /** The faulting page (the model's iova). */
   readonly iova: number;
   readonly raw: readonly number[];
@@ -354,9 +367,41 @@ export class ArmSmmuUnit extends IommuUnit {
       ssid: q0lo >>> 12,
       sid: this.ev.q0hi.get(at),
       read: (this.ev.q1hi.get(at) & EVTQ_1_RnW) !== 0,
+      stall: (this.ev.q1lo.get(at) & EVTQ_1_STALL) !== 0,
+      stag: this.ev.q1lo.get(at) & EVTQ_1_STAG_MASK,
       iova: this.ev.q2lo.get(at),
       raw,
     };
+  }
+
+  /**
+   * Faults of {dev, pasid} not yet handed to the core: stall records in the event queue and page requests in the
+   * PRIQ (the drain waits until there are none).
+   */
+  override prqPending(dev: number, pasid: number): number {
+    const r = this.smmuRegs;
+    let n = super.prqPending(dev, pasid);
+    for (let i = this.qr.evtq_cons.get(r); i < this.qr.evtq_prod.get(r); i++) {
+      const at = element(EVTQ_ENT, this.abs(this.evtqOff), i % EVTQ_DEPTH);
+      const q0lo = this.ev.q0lo.get(at);
+      if ((this.ev.q1lo.get(at) & EVTQ_1_STALL) !== 0 && this.ev.q0hi.get(at) === dev && q0lo >>> 12 === pasid) n++;
+    }
+    return n;
+  }
+
+  /** Faults waiting for the driver's threads (the unit's phase): events in the EVTQ (stalls among them), requests in the PRIQ. */
+  override get prqNonEmpty(): boolean {
+    return super.prqNonEmpty || this.qr.evtq_prod.get(this.smmuRegs) !== this.qr.evtq_cons.get(this.smmuRegs);
+  }
+
+  /** A queue of faults overflowed (the unit's phase): the EVTQ's OVFLG not yet seen by its thread, or the PRIQ's. */
+  override get prqOverflowed(): boolean {
+    return this.priqOverflowed || this.qr.evtq_overflow.get(this.smmuRegs) === 1;
+  }
+
+  /** The PRIQ's overflow alone. */
+  get priqOverflowed(): boolean {
+    return super.prqOverflowed;
   }
 
   /** queue_sync_prod_in's -EOVERFLOW: an event was lost since the thread last looked (cleared by the look). */
@@ -377,7 +422,18 @@ function prgResponse(resp: number): number {
   return RESP_INVALID;
 }
 
+/** A transaction the SMMU holds (a stall): what CMD_RESUME retries. */
+interface Stalled {
+  readonly pasid: number;
+  readonly vpn: number;
+  readonly write: boolean;
+  readonly id: number;
+}
+
 export class ArmSmmuHardware extends IommuHardware {
+  /** Stalled transactions, by device × PR_GROUPS + STAG. */
+  private readonly stalled = new Map<number, Stalled>();
+
   constructor(
     readonly smmu: ArmSmmuUnit,
     env: HardwareEnv,
@@ -385,6 +441,11 @@ export class ArmSmmuHardware extends IommuHardware {
     private readonly evtqTask: string,
   ) {
     super(smmu, env.devices, env.mms, env.oracle, env.stats, env.prqTask);
+  }
+
+  override reset(): void {
+    super.reset();
+    this.stalled.clear();
   }
 
   // The base's doorbell / cmdq.next / atc.done handling, on the SMMU's own queue.
@@ -402,7 +463,8 @@ export class ArmSmmuHardware extends IommuHardware {
 
   // ---- translation ----
 
-  protected override translate(self: number, dev: number, pasid: number, vpn: number, write: boolean, id: number, out: HwOut): void {
+  protected override translate(self: number, dev: number, pasid: number, vpn: number, write: boolean, id: number, hw: HwOut): void {
+    const out = this.faulting(dev, pasid, vpn, write, hw);
     const u = this.smmu;
     const fmt = u.spec.entry;
     const ep = u.epoch;
@@ -461,7 +523,7 @@ export class ArmSmmuHardware extends IommuHardware {
 
   protected override walk(self: number, m: Extract<HwMessage, { type: 'walk' }>, out: HwOut): void {
     if (m.st !== WALK_CD_Q1) {
-      super.walk(self, m, this.faultsAsEvents(m, out));
+      super.walk(self, m, this.faulting(m.dev, m.pasid, m.vpn, (m.w & 1) === 1, out));
       return;
     }
     const u = this.smmu;
@@ -476,27 +538,82 @@ export class ArmSmmuHardware extends IommuHardware {
   }
 
   /**
-   * The page walk's faults: a device without ATS sends its transactions untranslated, and the SMMU, which
-   * cannot have them retried (no PRI, no stall), terminates them and records F_TRANSLATION; an ATS translation
-   * request's fault is the device's to resolve (PRI) and is not recorded.
+   * A translation fault (the page walk's): a master that can stall has its transaction stalled; a device without
+   * ATS sends its transactions untranslated, and the SMMU, which cannot have them retried, terminates them and
+   * records F_TRANSLATION; another ATS translation request's fault is the device's to resolve and not recorded.
    */
-  private faultsAsEvents(m: Extract<HwMessage, { type: 'walk' }>, out: HwOut): HwOut {
-    if (this.dev(m.dev).caps.ats) return out;
+  private faulting(dev: number, pasid: number, vpn: number, write: boolean, out: HwOut): HwOut {
+    const d = this.dev(dev);
+    const stall = this.stallEnabled(dev);
+    if (!stall && d.caps.ats) return out;
     return {
-      ...out,
       send: (to, msg) => {
-        if (msg.type === 'ats.fault' && msg.why === WHY_PTE) this.event(EVT_ID_TRANSLATION_FAULT, m.dev, m.pasid, m.vpn, m.w === 1, out);
-        out.send(to, msg);
+        if (msg.type !== 'ats.fault' || msg.why !== WHY_PTE || to !== d.actor) out.send(to, msg);
+        else if (stall) this.stall(dev, pasid, vpn, write, msg.id, out);
+        else {
+          this.event(EVT_ID_TRANSLATION_FAULT, dev, pasid, vpn, write, out);
+          out.send(to, msg);
+        }
       },
+      later: (msg, ms) => out.later(msg, ms),
+      spawn: (task, args, name) => out.spawn(task, args, name),
+      busy: (ns) => out.busy(ns),
     };
   }
 
-  /** Record an event (EVTQ entry: EVTQ_0_ID, SSV, SSID, SID; EVTQ_1_RnW; EVTQ_2_ADDR) and wake the thread. */
-  private event(id: number, dev: number, ssid: number, vpn: number, write: boolean, out: HwOut): void {
+  /** master->stall_enabled: the model's masters that resolve their faults (PRI-capable devices elsewhere) stall. */
+  private stallEnabled(dev: number): boolean {
+    return this.dev(dev).caps.pri;
+  }
+
+  /**
+   * Stall the transaction: record F_TRANSLATION with STALL and a free tag, and hold it. With no tag free, or the
+   * event queue full (the record cannot be written), it is terminated instead (the device sees an abort).
+   */
+  private stall(dev: number, pasid: number, vpn: number, write: boolean, id: number, out: HwOut): void {
+    let stag = 0;
+    while (stag < PR_GROUPS && this.stalled.has(dev * PR_GROUPS + stag)) stag++;
+    if (stag === PR_GROUPS || !this.event(EVT_ID_TRANSLATION_FAULT, dev, pasid, vpn, write, out, stag)) {
+      out.send(this.dev(dev).actor, { type: 'ats.fault', id, why: WHY_PASID });
+      return;
+    }
+    this.smmu.groupRequested(dev, stag, pasid);
+    this.stalled.set(dev * PR_GROUPS + stag, { pasid, vpn, write, id });
+    // The core takes a stall as a page request group of one request.
+    this.stats.add('page_request_groups');
+    this.stats.add('page_requests');
+    out.send(this.dev(dev).actor, { type: 'ats.stall', id });
+  }
+
+  /** CMD_RESUME: the stalled transaction with the tag is retried (a translation again) or aborted. */
+  private resume(self: number, sid: number, stag: number, resp: number, out: HwOut, step: number): void {
+    const u = this.smmu;
+    const dev = this.dev(sid);
+    const s = this.stalled.get(sid * PR_GROUPS + stag);
+    this.oracle.pageGroupAnswered(step, dev.name, s?.pasid ?? 0, stag, u.groupAnswered(sid, stag), `CMD_RESUME in ${u.name}'s cmdq`);
+    this.stats.add('page_responses');
+    if (!s) return;
+    this.stalled.delete(sid * PR_GROUPS + stag);
+    if (resp !== CMDQ_RESUME_0_RESP_RETRY) {
+      out.send(dev.actor, { type: 'ats.fault', id: s.id, why: WHY_PASID });
+      return;
+    }
+    this.retrying = true;
+    this.translate(self, sid, s.pasid, s.vpn, s.write, s.id, out);
+    this.retrying = false;
+  }
+
+  /**
+   * Record an event (EVTQ entry: EVTQ_0_ID, SSV, SSID, SID; EVTQ_1_STALL and STAG for a stall, EVTQ_1_RnW;
+   * EVTQ_2_ADDR) and wake the thread; false when the queue was full (the record lost).
+   */
+  private event(id: number, dev: number, ssid: number, vpn: number, write: boolean, out: HwOut, stag = -1): boolean {
     out.busy(COST.evtqWriteNs);
-    const raw = [id | (1 << 11) | (ssid << 12), dev, 0, write ? 0 : EVTQ_1_RnW, vpn, 0, 0, 0];
+    const q1lo = stag >= 0 ? (EVTQ_1_STALL | stag) >>> 0 : 0;
+    const raw = [id | (1 << 11) | (ssid << 12), dev, q1lo, write ? 0 : EVTQ_1_RnW, vpn, 0, 0, 0];
     const r = this.smmu.evtqPush(raw);
     if (r.wake) out.spawn(this.evtqTask, null, `arm_smmu_evtq_thread/${this.smmu.name}`);
+    return r.queued;
   }
 
   // ---- the command queue ----
@@ -543,6 +660,10 @@ export class ArmSmmuHardware extends IommuHardware {
         out.send(dev.actor, { type: 'prs', grp: c.grpid, code: prgResponse(c.resp) });
         break;
       }
+      case CMDQ_OP_RESUME:
+        out.busy(COST.resumeNs);
+        this.resume(self, c.sid, c.stag, c.resp, out, step);
+        break;
       case CMDQ_OP_CMD_SYNC:
         out.busy(COST.cmdSyncNs);
         u.completeSync(c.seq);

@@ -3,7 +3,10 @@
 // each entry 512 bits (struct pasid_entry) that the hardware fetches as four 128-bit reads, each a delivery of its
 // own, so that a CPU write between two of them is seen as a mixed entry (the torn-entry oracle, entry-oracle.ts,
 // checks what the hardware assembles); an invalidation queue of 256-bit descriptors (struct qi_desc) that the
-// hardware decodes and executes (dmar.ts writes them); the page request queue (the shared unit's).
+// hardware decodes and executes (dmar.ts writes them); the page request queue of 256-bit page_req_dsc the
+// hardware writes at PQT (prq-dsc.ts), which sets DMA_PRS_PRO when it finds the queue full and then refuses every
+// request until software clears it, answering the last request of a refused group itself with a Success page
+// group response — the device retries the translation, faults again and asks again (VT-d spec 7.5.1).
 //
 // The order of the four reads is not architectural. The model reads the chunk that holds P last: then the
 // driver's discipline — P written last when an entry is made present, cleared first when it is torn down — is
@@ -11,7 +14,7 @@
 // entry that was rewritten and that an invalidation overtook is started again (the invalidation's wait must not
 // complete while a translation that read the old entry is in flight; the model restarts the fetch instead of
 // delaying the wait).
-import type { DeviceInfo } from '../../core/types.js';
+import { type DeviceInfo, RESP_SUCCESS } from '../../core/types.js';
 import type { Kernel } from '../../kernel/kernel.js';
 import { PTE_WRITE } from '../../kernel/mm/pagetable.js';
 import { element, struct, type ViewOf, word, array } from '../../kernel/struct.js';
@@ -24,7 +27,8 @@ import { IommuHardware, PAGE_WALK } from '../unit.js';
 import type { HardwareEnv } from '../vendor.js';
 import { VTD_COSTS } from './costs.js';
 import { checkAssembled, ENTRY_VERSION, entryHash } from './entry-oracle.js';
-import { decodeQi, QI_DESC, QI_DONE, QI_IN_USE, Q_INVAL, VTD_REGS } from './qi.js';
+import { DMA_FSTS_ITE, decodeQi, QI_DESC, QI_DONE, QI_IN_USE, Q_INVAL, VTD_REGS } from './qi.js';
+import { DMA_PRS_PPR, DMA_PRS_PRO, decodePageReq, encodePageReq, PAGE_REQ_DSC, type PageReqDsc, pageReqHex, VTD_PRQ_REGS } from './prq-dsc.js';
 import { PASID_DID_MASK, PASID_ENTRY, PASID_ENTRY_WORDS, PASID_PDE_SHIFT, PASID_PTE_MASK, PASID_PTE_PRESENT, pdeTable } from './pasid-entry.js';
 
 export const VTD: FlavourSpec = {
@@ -97,6 +101,12 @@ export class VtdUnit extends IommuUnit {
   private readonly qinval: number;
   private readonly iqRegs: number;
   readonly qiLength: number;
+  /** The page request queue (iommu->prq) and its registers (PQH, PQT, PRS). */
+  private readonly prqRing: number;
+  private readonly prqRegs: number;
+  readonly prqLength: number;
+  /** What the driver printed about this unit (pr_info / pr_err from prq.c and dmar.c), in order. */
+  readonly log: string[] = [];
   readonly view: {
     readonly entry: ViewOf<typeof PASID_ENTRY>;
     readonly version: ViewOf<typeof ENTRY_VERSION>;
@@ -105,13 +115,16 @@ export class VtdUnit extends IommuUnit {
     readonly q: ViewOf<typeof Q_INVAL>;
     readonly reg: ViewOf<typeof VTD_REGS>;
     readonly status: ViewOf<ReturnType<typeof statusArray>>;
+    readonly dsc: ViewOf<typeof PAGE_REQ_DSC>;
+    readonly prq: ViewOf<typeof VTD_PRQ_REGS>;
   };
   /** Each device's requester ID and index, both ways. */
   private readonly bySid = new Map<number, number>();
 
   constructor(k: Kernel, index: number, devices: readonly DeviceInfo[], opts: UnitOptions, actor: number) {
     // Each descriptor's cost is the unit's own (costs.ts, spent with HwOut.busy), not the shared queue's cmdCostNs.
-    super(k, index, VTD, devices, { ...opts, cmdCostNs: 0 }, actor);
+    // The PRQ is the unit's own (prq-dsc.ts): the shared unit's page request ring is left at one entry, unused.
+    super(k, index, VTD, devices, { ...opts, cmdCostNs: 0, prqDepth: 1 }, actor);
     this.poolSize = devices.reduce((n, d) => n + leavesPerDevice(d.caps.pasidBits), 0);
     this.leaves = k.statics.alloc(Math.max(1, this.poolSize) * PASID_TABLE_ENTRIES * PASID_ENTRY_WORDS, `${this.name} PASID tables`);
     this.versions = k.statics.alloc(Math.max(1, this.poolSize) * PASID_TABLE_ENTRIES * ENTRY_VERSION.words, `${this.name} PASID entry versions`);
@@ -121,6 +134,9 @@ export class VtdUnit extends IommuUnit {
     this.iqStatus = k.statics.alloc(this.qiLength, `${this.name} qi->desc_status`);
     this.qinval = k.statics.alloc(Q_INVAL.words, `${this.name} struct q_inval`);
     this.iqRegs = k.statics.alloc(VTD_REGS.words, `${this.name} IQH/IQT`);
+    this.prqLength = Math.max(1, opts.prqDepth);
+    this.prqRing = k.statics.alloc(this.prqLength * PAGE_REQ_DSC.words, `${this.name} PRQ`);
+    this.prqRegs = k.statics.alloc(VTD_PRQ_REGS.words, `${this.name} PQH/PQT/PRS`);
     this.view = {
       entry: k.struct(PASID_ENTRY),
       version: k.struct(ENTRY_VERSION),
@@ -129,6 +145,8 @@ export class VtdUnit extends IommuUnit {
       q: k.struct(Q_INVAL),
       reg: k.struct(VTD_REGS),
       status: k.struct(statusArray(this.qiLength)),
+      dsc: k.struct(PAGE_REQ_DSC),
+      prq: k.struct(VTD_PRQ_REGS),
     };
     for (const d of devices) this.bySid.set(pciSid(d.name), d.index);
   }
@@ -233,6 +251,103 @@ export class VtdUnit extends IommuUnit {
     r.iqh.set(this.regsPtr, (r.iqh.get(this.regsPtr) + 1) % this.qiLength);
   }
 
+  // ---- the page request queue ----
+
+  private get pr(): number {
+    return this.st(this.prqRegs);
+  }
+
+  private dscAt(i: number): number {
+    return element(PAGE_REQ_DSC, this.st(this.prqRing), i % this.prqLength);
+  }
+
+  /**
+   * The hardware: a page request written at PQT ('queued'; 'wake' when it raised the interrupt of a thread that
+   * was not running), or refused ('refused': the queue is full, or PRO is still set — the hardware sets PRO).
+   */
+  prqWrite(d: PageReqDsc): 'queued' | 'wake' | 'refused' {
+    const r = this.view.prq;
+    const head = r.pqh.get(this.pr);
+    const tail = r.pqt.get(this.pr);
+    const prs = r.prs.get(this.pr);
+    if ((prs & DMA_PRS_PRO) !== 0 || tail - head >= this.prqLength) {
+      r.prs.set(this.pr, prs | DMA_PRS_PRO);
+      return 'refused';
+    }
+    const at = this.dscAt(tail);
+    const [q0, q0hi, q1, q1hi] = encodePageReq(d);
+    const v = this.view.dsc;
+    v.qw_0.set(at, q0);
+    v.qw_0_hi.set(at, q0hi);
+    v.qw_1.set(at, q1);
+    v.qw_1_hi.set(at, q1hi);
+    r.pqt.set(this.pr, tail + 1);
+    r.prs.set(this.pr, prs | DMA_PRS_PPR);
+    if (r.thread.get(this.pr) === 1) return 'queued';
+    r.thread.set(this.pr, 1);
+    return 'wake';
+  }
+
+  /** dmar_readq(DMAR_PQH_REG) and DMAR_PQT_REG. */
+  get pqh(): number {
+    return this.view.prq.pqh.get(this.pr);
+  }
+
+  get pqt(): number {
+    return this.view.prq.pqt.get(this.pr);
+  }
+
+  /** dmar_writeq(iommu->reg + DMAR_PQH_REG, tail) */
+  writePqh(v: number): void {
+    this.view.prq.pqh.set(this.pr, v);
+  }
+
+  /** readl(iommu->reg + DMAR_PRS_REG) */
+  get prs(): number {
+    return this.view.prq.prs.get(this.pr);
+  }
+
+  /** writel(bits, iommu->reg + DMAR_PRS_REG): the status bits are write-1-to-clear. */
+  clearPrs(bits: number): void {
+    this.view.prq.prs.set(this.pr, this.prs & ~bits);
+  }
+
+  /** The request at slot i (a count, as PQH and PQT are) and its two first quadwords as pr_err prints them. */
+  prqAt(i: number): { dsc: PageReqDsc; hex: string } {
+    const at = this.dscAt(i);
+    const v = this.view.dsc;
+    const w = [v.qw_0.get(at), v.qw_0_hi.get(at), v.qw_1.get(at), v.qw_1_hi.get(at)] as const;
+    return { dsc: decodePageReq(...w), hex: pageReqHex(...w) };
+  }
+
+  /**
+   * The threaded interrupt returns: unless PPR was set again while it ran (a request written since it cleared
+   * PPR: the interrupt is pending and the thread runs again), it stops (true).
+   */
+  prqThreadDone(): boolean {
+    if ((this.prs & DMA_PRS_PPR) !== 0) return false;
+    this.view.prq.thread.set(this.pr, 0);
+    return true;
+  }
+
+  override get prqOverflowed(): boolean {
+    return (this.prs & DMA_PRS_PRO) !== 0;
+  }
+
+  override get prqNonEmpty(): boolean {
+    return this.pqh !== this.pqt;
+  }
+
+  /** Requests of {dev, pasid} between PQH and PQT (intel_drain_pasid_prq's scan: rid and PASID). */
+  override prqPending(dev: number, pasid: number): number {
+    let n = 0;
+    for (let i = this.pqh; i < this.pqt; i++) {
+      const { dsc } = this.prqAt(i);
+      if (this.deviceOfSid(dsc.rid) === dev && (dsc.pasid_present ? dsc.pasid : 0) === pasid) n++;
+    }
+    return n;
+  }
+
   /** A status word the hardware writes (a wait descriptor's QI_IWD_STATUS_WRITE). */
   writeStatus(addr: number, data: number): void {
     Atomics.store(this.kernel.i32, addr, data);
@@ -258,6 +373,10 @@ const ST_REFETCH = 4;
 export class VtdHardware extends IommuHardware {
   /** The device-TLB invalidation waited on is the invalidation queue's (not the shared command queue's). */
   private atcFromIq = false;
+  /** An invalidation time-out (ITE) stopped the queue: it fetches nothing until software clears ITE. */
+  private iteHalted = false;
+  /** Descriptors still to run of those pending when software cleared ITE: their wait descriptors are aborted. */
+  private aborting = 0;
   /** Fetches in flight, by device and request id. */
   private readonly fetches = new Map<number, Fetch>();
 
@@ -271,11 +390,54 @@ export class VtdHardware extends IommuHardware {
   override reset(): void {
     super.reset();
     this.atcFromIq = false;
+    this.iteHalted = false;
+    this.aborting = 0;
     this.fetches.clear();
+  }
+
+  /**
+   * The device-TLB invalidation of the invalidation queue timed out: the hardware sets ITE with the device's SID
+   * (DMAR_IQER_REG's ITESID), moves IQH past the descriptor and stops fetching until software clears ITE
+   * (qi_check_fault). The shared unit's command queue (an extension's) keeps the base's record.
+   */
+  override invalidationTimeout(): void {
+    if (!this.atcWait || !this.atcFromIq || this.iteHalted) {
+      super.invalidationTimeout();
+      return;
+    }
+    const u = this.vtd;
+    const d = decodeQi(u, u.descPtr(u.view.reg.iqh.get(u.regsPtr)));
+    u.view.reg.itesid.set(u.regsPtr, d.type === 'devtlb' ? d.sid : 0);
+    u.iqRetire();
+    u.view.reg.fsts.set(u.regsPtr, u.view.reg.fsts.get(u.regsPtr) | DMA_FSTS_ITE);
+    u.setInvalidationTimeout(true);
+    this.iteHalted = true;
+  }
+
+  /** Software cleared ITE (its doorbell): the queue goes on from IQH, aborting the wait descriptors it cleared it for. */
+  private iteCleared(self: number, out: HwOut, step: number): void {
+    const u = this.vtd;
+    this.iteHalted = false;
+    this.atcWait = false;
+    this.atcFromIq = false;
+    u.setInvalidationTimeout(false);
+    const r = u.view.reg;
+    this.aborting = (r.ite_abort.get(u.regsPtr) - r.iqh.get(u.regsPtr) + u.qiLength) % u.qiLength;
+    this.busy = true;
+    this.runCommand(self, out, step);
   }
 
   override handle(self: number, msg: HwMessage, out: HwOut, step: number): void {
     this.step = step;
+    if (this.iteHalted) {
+      // A completion after the time-out is dropped; a doorbell once ITE is cleared restarts the queue.
+      if (msg.type === 'atc.done' && this.atcFromIq) return;
+      if (msg.type === 'cmdq.doorbell' && (this.vtd.view.reg.fsts.get(this.vtd.regsPtr) & DMA_FSTS_ITE) === 0) {
+        this.iteCleared(self, out, step);
+        return;
+      }
+      if (msg.type === 'cmdq.doorbell' || msg.type === 'cmdq.next') return;
+    }
     if (msg.type === 'atc.done' && this.atcFromIq) {
       if (!this.atcWait) return;
       this.atcWait = false;
@@ -368,9 +530,26 @@ export class VtdHardware extends IommuHardware {
 
   // ---- page requests ----
 
+  /**
+   * A page request: written at PQT, the interrupt raised if prq_event_thread is not running; or refused (the
+   * queue full, or PRO still set) — then the hardware answers the group's last request itself with Success, and
+   * the device retries its translation (which faults again until the page is there, and asks again).
+   */
   protected override pageRequest(m: Extract<HwMessage, { type: 'pr' }>, out: HwOut, step: number): void {
+    const u = this.vtd;
+    const dev = this.dev(m.dev);
+    const last = m.last === 1;
+    if (last) u.groupRequested(m.dev, m.grp, m.pasid);
+    const r = u.prqWrite({ rid: pciSid(dev.name), pasid_present: true, pasid: m.pasid, rd_req: true, wr_req: m.w === 1, lpig: last, prg_index: m.grp, addr: m.vpn });
+    if (r === 'refused') {
+      if (!last) return;
+      out.busy(VTD_COSTS.pgrpResp);
+      this.oracle.pageGroupAnswered(step, dev.name, m.pasid, m.grp, u.groupAnswered(m.dev, m.grp), `${u.name}'s automatic response (DMA_PRS_PRO set: PRQ overflow)`);
+      out.send(dev.actor, { type: 'prs', grp: m.grp, code: RESP_SUCCESS });
+      return;
+    }
     out.busy(VTD_COSTS.pageRequest);
-    super.pageRequest(m, out, step);
+    if (r === 'wake') out.spawn(this.prqTask, null, `${u.spec.prqThread}/${u.name}`);
   }
 
   // ---- the invalidation queue ----
@@ -385,6 +564,8 @@ export class VtdHardware extends IommuHardware {
     this.stats.add('commands');
     const head = u.view.reg.iqh.get(u.regsPtr);
     const d = decodeQi(u, u.descPtr(head));
+    const aborted = this.aborting > 0;
+    if (aborted) this.aborting--;
     switch (d.type) {
       case 'pc':
         out.busy(VTD_COSTS.pcInv);
@@ -426,7 +607,8 @@ export class VtdHardware extends IommuHardware {
         out.busy(VTD_COSTS.invWait);
         // Fence, drain: the model's PRQ takes each page request when it arrives, so every request the unit
         // received before this descriptor is in the PRQ already (QI_IWD_PRQ_DRAIN has nothing to wait for).
-        if (d.statusWrite) u.writeStatus(d.addr, d.data);
+        // A wait descriptor pending when software cleared an ITE is aborted: no status write.
+        if (d.statusWrite && !aborted) u.writeStatus(d.addr, d.data);
         break;
       case 'unknown':
         break;

@@ -1,9 +1,12 @@
-// drivers/iommu/intel/prq.c: the page request queue's thread and the drain. prq_event_thread reports each
-// page_req_dsc to io-pgfault.c (a last request it cannot report is answered INVALID: handle_bad_prq_event);
+// drivers/iommu/intel/prq.c: the page request queue's thread and the drain. prq_event_thread clears PPR, reads PQH
+// and PQT, reports each page_req_dsc between them to io-pgfault.c (intel_prq_report; a request of no device, or a
+// last request it cannot report, is answered INVALID: handle_bad_prq_event), writes PQH once, and clears the
+// overflow bit PRO once the queue is empty (the device retries what the hardware refused meanwhile);
 // intel_page_response answers a group with a page group response descriptor (QI_PGRP_RESP) through the invalidation
 // queue; intel_drain_pasid_prq waits until the PRQ holds no request of the PASID (wait_for_completion on
 // prq_complete: a sleep), flushes the iopf queue of the device, then drains the hardware — a fenced wait descriptor,
-// a PASID-based IOTLB and a device-TLB invalidation submitted with QI_OPT_WAIT_DRAIN (VT-d spec 7.10).
+// a PASID-based IOTLB and a device-TLB invalidation submitted with QI_OPT_WAIT_DRAIN (VT-d spec 7.10) — again
+// after the thread cleared PRO if it was set.
 import { type IopfEnable, iopf_queue_alloc } from '../../core/io-pgfault.js';
 import type { Stats } from '../../core/stats.js';
 import { IOMMU_NO_PASID } from '../../core/ops.js';
@@ -12,8 +15,9 @@ import type { KTask } from '../../kernel/context.js';
 import type { Kernel, KGen } from '../../kernel/kernel.js';
 import type { DriverEnv } from '../driver.js';
 import { type UnitDriver, iopfQueueFlushIfEnabled } from '../queue.js';
-import { QI_OPT_WAIT_DRAIN, vtdOf } from './dmar.js';
-import { pciSid } from './hw.js';
+import { QI_OPT_WAIT_DRAIN, type VtdUnitDriver, vtdOf } from './dmar.js';
+import { pciSid, type VtdUnit } from './hw.js';
+import { DMA_PRS_PPR, DMA_PRS_PRO, type PageReqDsc } from './prq-dsc.js';
 import { PASID_DID_MASK } from './pasid-entry.js';
 import { QI_DEIOTLB_TYPE, QI_EIOTLB_TYPE, QI_GRAN_NONG_PASID, QI_IWD_FENCE, QI_IWD_TYPE, type QiDesc, qi_desc_pgrp_resp } from './qi.js';
 
@@ -21,8 +25,13 @@ declare module '../../kernel/kfunc.js' {
   interface KernelFunctions {
     intel_drain_pasid_prq(t: KTask, dev: DeviceInfo, pasid: number): KGen;
     intel_page_response(t: KTask, dev: DeviceInfo, pasid: number, grpid: number, code: number): KGen;
+    prq_event_thread(t: KTask, iommu: VtdUnitDriver): KGen;
+    intel_prq_report(t: KTask, iommu: VtdUnitDriver, dev: DeviceInfo, req: PageReqDsc): KGen<number>;
+    handle_bad_prq_event(t: KTask, iommu: VtdUnitDriver, req: PageReqDsc, hex: string, result: number): KGen;
   }
 }
+
+const P = 'drivers/iommu/intel/prq.c';
 
 /** FLPT_DEFAULT_DID: the DID a drain uses when the device has no domain. */
 const FLPT_DEFAULT_DID = 1;
@@ -51,36 +60,84 @@ export function defineIntelPrq(env: DriverEnv): void {
       what: `${u.name}'s PRQ to drain page requests of ${dev.name} PASID ${pasid}`,
     });
     yield* iopfQueueFlushIfEnabled(k, t, drv, dev);
-    // qi_retry. Not modelled: the retry while DMA_PRS_PRO is set (the shared PRQ's overflow flag stays set until a
-    // request is queued again, where the kernel's prq_event_thread clears PRO: a retry on it would never end).
-    yield* k.fn.qi_submit_sync(t, dev.iommu, drainDescs(did, pciSid(dev.name), pasid), QI_OPT_WAIT_DRAIN);
+    // qi_retry: a request refused while the drain ran (PRO set) is retried by the device once prq_event_thread
+    // has cleared PRO — wait for that (wait_for_completion(&iommu->prq_complete)) and drain again.
+    for (;;) {
+      yield* k.fn.qi_submit_sync(t, dev.iommu, drainDescs(did, pciSid(dev.name), pasid), QI_OPT_WAIT_DRAIN);
+      if (!(yield* k.step(t, 'readl(DMAR_PRS_REG) & DMA_PRS_PRO', () => u.prqOverflowed))) return;
+      yield k.point(t, 'wait_for_completion(&iommu->prq_complete)', () => !u.prqOverflowed, () => undefined, {
+        what: `${u.name}'s prq_event_thread to clear DMA_PRS_PRO`,
+      });
+    }
   });
   k.fns.define('intel_page_response', 'drivers/iommu/intel/prq.c', function* (t, dev, pasid, grpid, code) {
     yield* k.fn.qi_submit_sync(t, dev.iommu, [qi_desc_pgrp_resp(pciSid(dev.name), pasid, grpid, code)], 0);
   });
 }
 
+/** The thread's step that prints a line of the kernel log (pr_info / pr_err) to the unit's log. */
+function* printk(k: Kernel, t: KTask, u: VtdUnit, line: string): KGen {
+  yield* k.step(t, line, () => void u.log.push(line));
+}
+
+/** prq.c's thread and its helpers, by name (once per kernel: they take the unit). */
+function defineEventThread(k: Kernel, devices: readonly DeviceInfo[]): void {
+  if (k.fns.has('prq_event_thread')) return;
+  k.fns.define('handle_bad_prq_event', P, function* (t, iommu, req, hex, result) {
+    const u = iommu.unit;
+    yield* printk(k, t, u, `DMAR: ${u.name}: Invalid page request: ${hex}`);
+    if (!req.lpig) return;
+    const dev = devices[u.deviceOfSid(req.rid)];
+    if (dev) yield* k.fn.qi_submit_sync(t, dev.iommu, [qi_desc_pgrp_resp(req.rid, req.pasid, req.prg_index, result)], 0);
+  });
+  k.fns.define('intel_prq_report', P, (t, _iommu, dev, req) =>
+    k.fn.iommu_report_device_fault(t, dev, { pasid: req.pasid, grpid: req.prg_index, vpn: req.addr, write: req.wr_req, last: req.lpig }),
+  );
+  k.fns.define('prq_event_thread', P, function* (t, iommu) {
+    const u = iommu.unit;
+    // Clear PPR before reading head/tail, so that a request written from now on raises the interrupt again.
+    yield* k.step(t, 'writel(DMA_PRS_PPR, DMAR_PRS_REG)', () => u.clearPrs(DMA_PRS_PPR));
+    const [head, tail] = yield* k.step(t, 'prq_event_thread: dmar_readq(DMAR_PQT_REG), dmar_readq(DMAR_PQH_REG)', () => [u.pqh, u.pqt] as const);
+    for (let i = head; i < tail; i++) {
+      const { dsc: req, hex } = yield* k.step(t, `PRQ: page_req_dsc ${i % u.prqLength}`, () => u.prqAt(i));
+      const dev = devices[u.deviceOfSid(req.rid)];
+      // device_rbtree_find: a requester ID no device of the unit has is a bad request.
+      if (!dev) {
+        yield* k.fn.handle_bad_prq_event(t, iommu, req, hex, RESP_INVALID);
+        continue;
+      }
+      const err = yield* k.fn.intel_prq_report(t, iommu, dev, req);
+      // model: a last request io-pgfault.c could not take is answered INVALID here (mainline's
+      // iommu_report_device_fault answers it itself: iopf_error_response).
+      if (err < 0 && req.lpig) yield* k.fn.handle_bad_prq_event(t, iommu, req, hex, RESP_INVALID);
+    }
+    yield* k.step(t, 'dmar_writeq(iommu->reg + DMAR_PQH_REG, tail)', () => u.writePqh(tail));
+    // Clear the overflow bit once every request the queue holds is handled (PRO stays set while a request the
+    // hardware wrote since is still there: the device's refused requests are retried after it is cleared).
+    if (!(yield* k.step(t, 'readl(DMAR_PRS_REG) & DMA_PRS_PRO', () => u.prqOverflowed))) return;
+    yield* printk(k, t, u, `DMAR: IOMMU: ${u.name}: PRQ overflow detected`);
+    if (!(yield* k.step(t, 'PRQ overflow: head == tail', () => u.pqh === u.pqt))) return;
+    if (iommu.iopf) yield* k.fn.iopf_queue_discard_partial(t, iommu.iopf.queue);
+    yield* k.step(t, 'writel(DMA_PRS_PRO, DMAR_PRS_REG)', () => u.clearPrs(DMA_PRS_PRO));
+    yield* printk(k, t, u, `DMAR: IOMMU: ${u.name}: PRQ overflow cleared`);
+  });
+}
+
 /**
- * The unit's iopf queue and its prq_event_thread (a kthread the PRQ interrupt starts): each request is reported to
- * io-pgfault.c; a last request it could not report is answered INVALID (handle_bad_prq_event). After an overflow
- * the partial faults go (iopf_queue_discard_partial).
+ * The unit's iopf queue and its prq_event_thread: the threaded interrupt the hardware raises when it writes a
+ * request and the thread is not running (IRQF_ONESHOT: one at a time). It runs again while PPR was set during
+ * its run, and stops otherwise.
  */
-export function definePrqEventThread(k: Kernel, drv: UnitDriver, _stats: Stats, devices: readonly DeviceInfo[], enable: IopfEnable = 'attach'): string {
+export function definePrqEventThread(k: Kernel, udrv: UnitDriver, _stats: Stats, devices: readonly DeviceInfo[], enable: IopfEnable = 'attach'): string {
+  const drv = udrv as VtdUnitDriver;
   const unit = drv.unit;
+  defineEventThread(k, devices);
   const mine = devices.filter((d) => d.iommu === unit.index);
   const iopf = iopf_queue_alloc(k, unit.name, mine, (t, dev, pasid, grp, code) => k.fn.intel_page_response(t, dev, pasid, grp, code));
   const slot = new Map(mine.map((d, i) => [d.index, i]));
   drv.iopf = { queue: iopf, refs: k.statics.alloc(Math.max(1, mine.length), `${unit.name} iopf_refcount`), slot, enable };
   return k.task(`prq_event_thread/${unit.index}`, 'kthread', function* (t) {
-    for (;;) {
-      const req = yield* k.step(t, 'PRQ: next page_req_dsc', () => unit.prqPeek());
-      if (!req) break;
-      const dev = devices[req.dev] as DeviceInfo;
-      const err = yield* k.fn.iommu_report_device_fault(t, dev, { pasid: req.pasid, grpid: req.grp, vpn: req.vpn, write: req.write, last: req.last });
-      // Only the last request of a group is answered (the response covers the whole group).
-      if (err < 0 && req.last) yield* k.call(t, 'handle_bad_prq_event', k.fn.intel_page_response(t, dev, req.pasid, req.grp, RESP_INVALID));
-      yield* k.step(t, 'PRQ: retire', () => unit.prqRetire());
-    }
-    if (yield* k.step(t, 'PRQ: overflow', () => unit.prqOverflowed)) yield* k.fn.iopf_queue_discard_partial(t, iopf);
+    do yield* k.fn.prq_event_thread(t, drv);
+    while (!(yield* k.step(t, 'prq_event_thread: return IRQ_HANDLED (PPR not set again)', () => unit.prqThreadDone())));
   });
 }

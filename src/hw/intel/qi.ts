@@ -12,8 +12,35 @@ export const QI_DESC = struct('qi_desc', { qw0: word, qw0_hi: word, qw1: word, q
  * array of its own.
  */
 export const Q_INVAL = struct('q_inval', { free_head: word, free_tail: word, in_use: word });
-/** The unit's registers: DMAR_IQH_REG, DMAR_IQT_REG (descriptor indexes; the kernel's are byte offsets). */
-export const VTD_REGS = struct('vtd_qi_regs', { iqh: word, iqt: word });
+/**
+ * The unit's registers: DMAR_IQH_REG, DMAR_IQT_REG (descriptor indexes; the kernel's are byte offsets),
+ * DMAR_FSTS_REG (its IQE / ICE / ITE bits), DMAR_IQER_REG's ITESID, and the model's record of which wait
+ * descriptors the hardware aborts for an ITE (those before IQT when software cleared it: ite_abort).
+ */
+export const VTD_REGS = struct('vtd_qi_regs', { iqh: word, iqt: word, fsts: word, itesid: word, ite_abort: word });
+
+/** DMAR_FSTS_REG: Invalidation Queue Error, Invalidation Completion Error, Invalidation Time-out Error. */
+export const DMA_FSTS_IQE = 1 << 4;
+export const DMA_FSTS_ICE = 1 << 5;
+export const DMA_FSTS_ITE = 1 << 6;
+
+/** qi_type_string: a descriptor's type as qi_dump_fault prints it. */
+export function qi_type_string(type: number): string {
+  switch (type) {
+    case QI_IWD_TYPE:
+      return 'Invalidation Wait';
+    case QI_EIOTLB_TYPE:
+      return 'PASID-based IOTLB Invalidation';
+    case QI_PC_TYPE:
+      return 'PASID-cache Invalidation';
+    case QI_DEIOTLB_TYPE:
+      return 'PASID-based Device-TLB Invalidation';
+    case QI_PGRP_RESP_TYPE:
+      return 'Page Group Response';
+    default:
+      return 'UNKNOWN';
+  }
+}
 
 export const QI_IWD_TYPE = 0x5;
 export const QI_EIOTLB_TYPE = 0x6;

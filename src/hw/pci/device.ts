@@ -307,6 +307,10 @@ export class PciDevice implements Hardware {
         this.complete(d, false, out);
         return;
       }
+      case 'ats.stall':
+        // Its translation stalled at the SMMU: the fault is being handled (surprise removal meanwhile).
+        if (this.misbehaviour === 'unplug-on-fault' && this.inflight.has(msg.id) && !this.unplugged) this.unplug(out);
+        return;
       case 'prs': {
         const tag = this.waitingGroup.get(msg.grp);
         if (tag === undefined) return;

@@ -45,7 +45,7 @@ export const WORKLOAD = {
   drmContexts: int(0, 1024, 'A DRM-like device switching its engines between this many per-process domains (seed 001; 0: none).'),
   drmRounds: int(0, 1 << 20, 'Context switches of the DRM-like device.'),
   hungTaskSecs: int(1, 86_400, "The hung-task watchdog's timeout in simulated seconds (kernel.hung_task_timeout_secs): a task blocked in D state that long is reported."),
-  watchdogThresh: int(0, 60, "kernel.watchdog_thresh in seconds: a task that runs twice this long of CPU time (steps, udelay, spin-waits) without a scheduling point that could reschedule is reported as a soft lockup (0: the soft-lockup watchdog is off)."),
+  watchdogThresh: int(0, 60, "kernel.watchdog_thresh in seconds: a task that runs twice this long of CPU time (steps, udelay, spin-waits) without a scheduling point that could reschedule is reported as a soft lockup, and one that runs this long with interrupts off as a hard lockup (0: both detectors are off)."),
   rcuStallSecs: int(3, 300, 'rcupdate.rcu_cpu_stall_timeout in seconds: a grace period held up by a reader this long of simulated time is reported as an RCU CPU stall.'),
   cpus: int(1, 4096, 'CPUs of the simulated machine, which the soft-lockup and RCU-stall reports name: the model has no scheduler placing tasks, so the n-th task to start runs on CPU n mod cpus.'),
   checkers: bool("Run the kernel's checkers (off: the allocator benchmarks measure the allocator alone)."),
