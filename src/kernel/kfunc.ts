@@ -115,8 +115,25 @@ export class KFuncRegistry {
     this.add(name, file, true, impls[value] as KFn, { kind: 'policy', policy: 'bug', value, values: Object.keys(impls) });
   }
 
-  /** Put `impl` in the place of `name` (a patch: `by` names it). */
-  replace(name: string, impl: KFn | KSyncFn, by: string): void {
+  /**
+   * The patch file being applied (`applying`): what `by` defaults to, so that `list()` says which file replaced
+   * what even when the patch does not say.
+   */
+  private patch: string | undefined;
+
+  /** Run `body` (a patch's extend) with `file` as the default `by` of its replace and wrap calls. */
+  applying<T>(file: string, body: () => T): T {
+    const outer = this.patch;
+    this.patch = file;
+    try {
+      return body();
+    } finally {
+      this.patch = outer;
+    }
+  }
+
+  /** Put `impl` in the place of `name` (a patch: `by` names it; the patch file being applied if not given). */
+  replace(name: string, impl: KFn | KSyncFn, by: string = this.patch ?? 'patch'): void {
     const e = this.entry(name, by);
     if (typeof impl !== 'function') throw new InputError(`${by}: the replacement of ${name} is not a function`);
     e.impl = impl;
@@ -127,9 +144,9 @@ export class KFuncRegistry {
    * Put `wrapper(current)` in the place of `name`: the wrapper calls the implementation it wraps when it wants.
    * Typed by the function's declared signature when the name is one the program knows.
    */
-  wrap<N extends KFnName>(name: N, wrapper: (orig: KernelFunctions[N]) => KernelFunctions[N], by: string): void;
-  wrap(name: string, wrapper: (orig: Called) => KFn | KSyncFn, by: string): void;
-  wrap(name: string, wrapper: (orig: never) => KFn | KSyncFn, by: string): void {
+  wrap<N extends KFnName>(name: N, wrapper: (orig: KernelFunctions[N]) => KernelFunctions[N], by?: string): void;
+  wrap(name: string, wrapper: (orig: Called) => KFn | KSyncFn, by?: string): void;
+  wrap(name: string, wrapper: (orig: never) => KFn | KSyncFn, by: string = this.patch ?? 'patch'): void {
     const e = this.entry(name, by);
     const impl = wrapper(e.impl as never);
     if (typeof impl !== 'function') throw new InputError(`${by}: the wrapper of ${name} returned no function`);

@@ -67,7 +67,7 @@ export function coreStepTable(k: Kernel): Pick<ExtensionContext, 'coreStep' | 's
     setCoreStep: (name, step) => {
       const n = kernelName(name);
       if (typeof step !== 'function') throw new InputError(`extension: core step '${name}' must be a generator function`);
-      k.fns.replace(n, step as KFn, 'extension');
+      k.fns.replace(n, step as KFn);
     },
   };
 }
@@ -86,5 +86,6 @@ export function applyExtension(file: string, ctx: ExtensionContext): void {
   }
   const extend = (mod as { extend?: unknown }).extend;
   if (typeof extend !== 'function') throw new InputError(`extension ${file}: exports no extend(ctx) function`);
-  watchInput(`extension ${file}: extend(ctx)`, () => (extend as (c: ExtensionContext) => void)(ctx));
+  // What the patch replaces or wraps is recorded as its file's (k.fns.list()), unless it names itself.
+  ctx.k.fns.applying(file, () => watchInput(`extension ${file}: extend(ctx)`, () => (extend as (c: ExtensionContext) => void)(ctx)));
 }
