@@ -30,7 +30,7 @@ const PRIVATE: readonly [RegExp, string][] = [
 ];
 
 /** Why `src` (the file `file` in races/) breaks the rule, if it does. */
-export function violations(file: string, src: string): string[] {
+function violations(file: string, src: string): string[] {
   const bad: string[] = [];
   const code = /\.(?:c?js|mjs|c?ts|mts)$/.test(file);
   if (code) {
