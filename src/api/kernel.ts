@@ -47,7 +47,7 @@ import * as spinlock from '../kernel/spinlock.js';
 import type { Spinlock } from '../kernel/spinlock.js';
 import * as srcu from '../kernel/srcu.js';
 import type { SrcuStruct } from '../kernel/srcu.js';
-import { array, type Fields, type StructType, type StructView, struct, type ViewOf, type Word, word } from '../kernel/struct.js';
+import { type ArraySpec, array, type Fields, type StructType, type StructView, struct, type ViewOf, type Word, type WordSpec, word } from '../kernel/struct.js';
 import { TASK_STRUCT } from '../kernel/task_struct.js';
 import * as waitqueue from '../kernel/waitqueue.js';
 import type { WaitQueue } from '../kernel/waitqueue.js';
@@ -58,9 +58,9 @@ import type { CoreStepName, ExtensionContext } from '../workloads/extension.js';
 
 // ---- types, by their kernel names where the kernel has one ----
 
-export type { Completion, ContextKind, DeviceInfo, Fields, Gfp, IommuDomain, IommuDomainOps, IommuGroup, IommuOps, KernelFunctions, KFnInfo, KFnName, KFuncRegistry };
+export type { ArraySpec, Completion, ContextKind, DeviceInfo, Fields, Gfp, IommuDomain, IommuDomainOps, IommuGroup, IommuOps, KernelFunctions, KFnInfo, KFnName, KFuncRegistry };
 export type { Kernel, KGen, Kref, KrefRelease, KTask, MmStruct, Mutex, RcuCondition, RcuPointer, RefcountRef, RwSemaphore, Spinlock, SrcuStruct, StructType, StructView, SvmOps };
-export type { ViewOf, WaitQueue, Wire, Word, WorkFn, WorkItem, Workqueue, WorkqueueOptions, CoreStepName };
+export type { ViewOf, WaitQueue, Wire, Word, WordSpec, WorkFn, WorkItem, Workqueue, WorkqueueOptions, CoreStepName };
 /** `current`: the task running the code, the first argument of every function here that may schedule. */
 export type task_struct = KTask;
 export type device = DeviceInfo;
@@ -137,7 +137,18 @@ export function definePatch(extend: (ctx: PatchContext) => void): (ctx: PatchCon
   return extend;
 }
 
-const STATIC = { GFP_KERNEL, GFP_ATOMIC, EPERM, ENOENT, ESRCH, EINTR, EIO, ENXIO, EBADF, EAGAIN, ENOMEM, EACCES, EFAULT, EBUSY, EEXIST, ENODEV, EINVAL, ENFILE, EMFILE, ENOSPC, ETIMEDOUT, EOPNOTSUPP, errname: errno.errname, struct, word, array, sizeof, structs, definePatch } as const;
+const STATIC = {
+  GFP_KERNEL,
+  GFP_ATOMIC,
+  ...{ EPERM, ENOENT, ESRCH, EINTR, EIO, ENXIO, EBADF, EAGAIN, ENOMEM, EACCES, EFAULT, EBUSY, EEXIST, ENODEV, EINVAL, ENFILE, EMFILE, ENOSPC, ETIMEDOUT, EOPNOTSUPP },
+  errname: (err: number): string => errno.errname(err),
+  struct: <const F extends Fields>(name: string, fields: F): StructType<F> => struct(name, fields),
+  word,
+  array: (n: number): ArraySpec => array(n),
+  sizeof: <F extends Fields>(type: StructType<F>): number => sizeof(type),
+  structs,
+  definePatch: (extend: (ctx: PatchContext) => void): ((ctx: PatchContext) => void) => definePatch(extend),
+} as const;
 
 // ---- the kernel API of one model instance ----
 
