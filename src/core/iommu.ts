@@ -406,6 +406,8 @@ declare module '../kernel/kfunc.js' {
     iommu_deinit_device(t: KTask, dev: DeviceInfo): KGen;
     /** The device leaves its group's list; the last one out releases the group and frees its domains. */
     iommu_group_remove_device(t: KTask, dev: DeviceInfo): KGen;
+    iommu_group_add_device(t: KTask, dev: DeviceInfo): KGen;
+    iommu_get_domain_for_dev(t: KTask, dev: DeviceInfo): KGen<number>;
     /** iommu_bus_notifier(nb, action, dev): the IOMMU core's block on the PCI bus's notifier chain. */
     iommu_bus_notifier(t: KTask, action: number, dev: DeviceInfo): KGen<number>;
   }
@@ -486,6 +488,8 @@ export class IommuGroups {
     fns.define('iommu_release_device', IOMMU_C, (t, dev) => this.impl_iommu_release_device(t, dev));
     fns.define('iommu_deinit_device', IOMMU_C, (t, dev) => this.impl_iommu_deinit_device(t, dev));
     fns.define('iommu_group_remove_device', IOMMU_C, (t, dev) => this.impl_iommu_group_remove_device(t, dev));
+    fns.define('iommu_group_add_device', IOMMU_C, (t, dev) => this.impl_iommu_group_add_device(t, dev));
+    fns.define('iommu_get_domain_for_dev', IOMMU_C, (t, dev) => this.impl_iommu_get_domain_for_dev(t, dev));
     fns.define('iommu_bus_notifier', IOMMU_C, (t, action, dev) => this.impl_iommu_bus_notifier(t, action, dev));
     fns.define('iommu_attach_handle_get', IOMMU_C, (t, g, pasid, type) => this.impl_iommu_attach_handle_get(t, g, pasid, type));
     fns.define('iommu_detach_device_pasid', IOMMU_C, (t, dom, dev, pasid) => this.impl_iommu_detach_device_pasid(t, dom, dev, pasid));
@@ -546,25 +550,19 @@ export class IommuGroups {
     yield* mutex_unlock(k, t, g.mutex);
   }
 
-  /** iommu_group_add_device: dev (back) in the group it was declared in. */
+  /** iommu_group_add_device (k.fn): dev (back) in the group it was declared in. */
   *iommu_group_add_device(t: KTask, dev: GroupDevice): KGen {
-    yield* this.setMember(t, dev, true, 'iommu_group_add_device');
+    yield* this.k.fn.iommu_group_add_device(t, dev);
   }
 
-  private *setMember(t: KTask, dev: GroupDevice, present: boolean, fn: string): KGen {
+  private *impl_iommu_group_add_device(t: KTask, dev: GroupDevice): KGen {
     const k = this.k;
     const g = this.groupOf(dev);
-    yield* k.call(
-      t,
-      fn,
-      function* (this: IommuGroups): KGen {
-        yield* mutex_lock(k, t, g.mutex);
-        yield* k.step(t, `${fn}(${dev.name})`, () => {
-          k.i32[k.mem.statics + this.removed + dev.index] = present ? 0 : 1;
-        });
-        yield* mutex_unlock(k, t, g.mutex);
-      }.call(this),
-    );
+    yield* mutex_lock(k, t, g.mutex);
+    yield* k.step(t, `iommu_group_add_device(${dev.name})`, () => {
+      k.i32[k.mem.statics + this.removed + dev.index] = 0;
+    });
+    yield* mutex_unlock(k, t, g.mutex);
   }
 
   // ---- device lifetime ----
@@ -812,8 +810,13 @@ export class IommuGroups {
     return this.grp.owner.get(this.gp(g));
   }
 
-  /** iommu_get_domain_for_dev: group->domain (a racy read, as the kernel's: the caller owns the attachment). */
-  *iommu_get_domain_for_dev(t: KTask, dev: GroupDevice): KGen<number> {
+  /** iommu_get_domain_for_dev (k.fn): group->domain. */
+  iommu_get_domain_for_dev(t: KTask, dev: GroupDevice): KGen<number> {
+    return this.k.fn.iommu_get_domain_for_dev(t, dev);
+  }
+
+  /** group->domain (a racy read, as the kernel's: the caller owns the attachment). */
+  private *impl_iommu_get_domain_for_dev(t: KTask, dev: GroupDevice): KGen<number> {
     const g = this.groupOf(dev);
     return yield* this.k.step(t, 'iommu_get_domain_for_dev', () => this.grp.domain.READ_ONCE(this.gp(g)));
   }
