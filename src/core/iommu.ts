@@ -106,70 +106,68 @@ export class Domains {
     );
     this.tables = defineIda(k, 'io page tables', Math.max(1, cfg.pageTables.length), { leakCheck: false });
     this.domain = k.view(IOMMU_DOMAIN);
+    k.fns.define('iommu_domain_alloc', IOMMU_C, (t, type, iommu, mm, flags) => this.allocDomain(t, type, iommu, mm, flags ?? 0));
+    k.fns.define('iommu_domain_free', IOMMU_C, (t, dom) => this.freeDomain(t, dom));
   }
 
   /** iommu_domain_alloc(type) on IOMMU instance `iommu`; an SVA domain names its mm (and the bind's flags). */
-  *alloc(t: KTask, type: DomainType, iommu: number, mm?: MmStruct, flags = 0): KGen<DomainAlloc> {
+  alloc(t: KTask, type: DomainType, iommu: number, mm?: MmStruct, flags = 0): KGen<DomainAlloc> {
+    return this.k.fn.iommu_domain_alloc(t, type, iommu, mm, flags);
+  }
+
+  private *allocDomain(t: KTask, type: DomainType, iommu: number, mm: MmStruct | undefined, flags: number): KGen<DomainAlloc> {
     const k = this.k;
-    return yield* k.call(
-      t,
-      'iommu_domain_alloc',
-      function* (this: Domains): KGen<DomainAlloc> {
-        if (iommu < 0 || iommu >= this.cfg.iommus) return { dom: 0, err: -EINVAL, why: `no IOMMU instance ${iommu}` };
-        const paging = type === 'dma' || type === 'paging';
-        let asid = -1;
-        let table = -1;
-        if (paging) {
-          asid = yield* ida_alloc_range(k, t, this.spaces[iommu] as Ida, 0, this.cfg.addressSpaces - 1);
-          if (asid < 0) {
-            return { dom: 0, err: -ENOSPC, why: `${this.cfg.unitName(iommu)}: all ${this.cfg.addressSpaces} address spaces are in use` };
-          }
-          table = yield* ida_alloc_range(k, t, this.tables, 0, this.cfg.pageTables.length - 1);
-          if (table < 0) {
-            yield* ida_free(k, t, this.spaces[iommu] as Ida, asid);
-            return { dom: 0, err: -ENOMEM, why: 'no I/O page table left' };
-          }
-        }
-        const dom = yield* kzalloc(k, t, IOMMU_DOMAIN.words, 'GFP_KERNEL', 'iommu_domain');
-        if (dom === 0) {
-          // Unwind what was taken for it (found by failslab: these leaked).
-          if (asid >= 0) yield* ida_free(k, t, this.spaces[iommu] as Ida, asid);
-          if (table >= 0) yield* ida_free(k, t, this.tables, table);
-          return { dom: 0, err: -ENOMEM, why: 'kzalloc(iommu_domain) failed' };
-        }
-        yield* k.step(t, `iommu_domain_alloc(${type})`, () => {
-          objStore(k, t, dom, DOM.type, DOMAIN_TYPES.indexOf(type) + 1);
-          objStore(k, t, dom, DOM.iommu, iommu + 1);
-          objStore(k, t, dom, DOM.asid, asid + 1);
-          objStore(k, t, dom, DOM.pgtable, table + 1);
-          objStore(k, t, dom, DOM.mm, mm ? mm.id + 1 : 0);
-          objStore(k, t, dom, DOM.flags, flags);
-          if (table >= 0) this.clearTable(this.cfg.pageTables[table] as MmStruct);
-        });
-        // iommu_sva_domain_alloc's mmgrab(mm): domain->mm outlives every user of the domain, whatever the mm's
-        // own exit does (only where the model's mms have a lifecycle — cfg.mmOf; the domains preset's are ids).
-        if (type === 'sva' && mm && this.cfg.mmOf) yield* k.fn.mmgrab(t, mm);
-        return { dom, err: 0, why: '' };
-      }.call(this),
-    );
+    if (iommu < 0 || iommu >= this.cfg.iommus) return { dom: 0, err: -EINVAL, why: `no IOMMU instance ${iommu}` };
+    const paging = type === 'dma' || type === 'paging';
+    let asid = -1;
+    let table = -1;
+    if (paging) {
+      asid = yield* ida_alloc_range(k, t, this.spaces[iommu] as Ida, 0, this.cfg.addressSpaces - 1);
+      if (asid < 0) {
+        return { dom: 0, err: -ENOSPC, why: `${this.cfg.unitName(iommu)}: all ${this.cfg.addressSpaces} address spaces are in use` };
+      }
+      table = yield* ida_alloc_range(k, t, this.tables, 0, this.cfg.pageTables.length - 1);
+      if (table < 0) {
+        yield* ida_free(k, t, this.spaces[iommu] as Ida, asid);
+        return { dom: 0, err: -ENOMEM, why: 'no I/O page table left' };
+      }
+    }
+    const dom = yield* kzalloc(k, t, IOMMU_DOMAIN.words, 'GFP_KERNEL', 'iommu_domain');
+    if (dom === 0) {
+      // Unwind what was taken for it (found by failslab: these leaked).
+      if (asid >= 0) yield* ida_free(k, t, this.spaces[iommu] as Ida, asid);
+      if (table >= 0) yield* ida_free(k, t, this.tables, table);
+      return { dom: 0, err: -ENOMEM, why: 'kzalloc(iommu_domain) failed' };
+    }
+    yield* k.step(t, `iommu_domain_alloc(${type})`, () => {
+      objStore(k, t, dom, DOM.type, DOMAIN_TYPES.indexOf(type) + 1);
+      objStore(k, t, dom, DOM.iommu, iommu + 1);
+      objStore(k, t, dom, DOM.asid, asid + 1);
+      objStore(k, t, dom, DOM.pgtable, table + 1);
+      objStore(k, t, dom, DOM.mm, mm ? mm.id + 1 : 0);
+      objStore(k, t, dom, DOM.flags, flags);
+      if (table >= 0) this.clearTable(this.cfg.pageTables[table] as MmStruct);
+    });
+    // iommu_sva_domain_alloc's mmgrab(mm): domain->mm outlives every user of the domain, whatever the mm's
+    // own exit does (only where the model's mms have a lifecycle — cfg.mmOf; the domains preset's are ids).
+    if (type === 'sva' && mm && this.cfg.mmOf) yield* k.fn.mmgrab(t, mm);
+    return { dom, err: 0, why: '' };
   }
 
   /** iommu_domain_free(): its address space and page table go back; the memory is freed. */
-  *free(t: KTask, dom: number): KGen {
+  free(t: KTask, dom: number): KGen {
+    return this.k.fn.iommu_domain_free(t, dom);
+  }
+
+  private *freeDomain(t: KTask, dom: number): KGen {
     const k = this.k;
-    yield* k.call(
-      t,
-      'iommu_domain_free',
-      function* (this: Domains): KGen {
-        const [iommu, asid, table, mmId] = yield* k.step(t, 'iommu_domain_free', () => [objLoad(k, t, dom, DOM.iommu) - 1, objLoad(k, t, dom, DOM.asid) - 1, objLoad(k, t, dom, DOM.pgtable) - 1, objLoad(k, t, dom, DOM.type) === SVA_TYPE ? objLoad(k, t, dom, DOM.mm) - 1 : -1] as const);
-        // if (domain->type == IOMMU_DOMAIN_SVA) mmdrop(domain->mm): the alloc's mmgrab.
-        const mm = mmId >= 0 ? this.cfg.mmOf?.(mmId) : undefined;
-        if (mm) yield* k.fn.mmdrop(t, mm);
-        if (asid >= 0) yield* ida_free(k, t, this.spaces[iommu] as Ida, asid);
-        if (table >= 0) yield* ida_free(k, t, this.tables, table);
-        yield* kfree(k, t, dom);
-      }.call(this),
-    );
+    const [iommu, asid, table, mmId] = yield* k.step(t, 'iommu_domain_free', () => [objLoad(k, t, dom, DOM.iommu) - 1, objLoad(k, t, dom, DOM.asid) - 1, objLoad(k, t, dom, DOM.pgtable) - 1, objLoad(k, t, dom, DOM.type) === SVA_TYPE ? objLoad(k, t, dom, DOM.mm) - 1 : -1] as const);
+    // if (domain->type == IOMMU_DOMAIN_SVA) mmdrop(domain->mm): the alloc's mmgrab.
+    const mm = mmId >= 0 ? this.cfg.mmOf?.(mmId) : undefined;
+    if (mm) yield* k.fn.mmdrop(t, mm);
+    if (asid >= 0) yield* ida_free(k, t, this.spaces[iommu] as Ida, asid);
+    if (table >= 0) yield* ida_free(k, t, this.tables, table);
+    yield* kfree(k, t, dom);
   }
 
   /**
@@ -407,6 +405,9 @@ declare module '../kernel/kfunc.js' {
     /** The device leaves its group's list; the last one out releases the group and frees its domains. */
     iommu_group_remove_device(t: KTask, dev: DeviceInfo): KGen;
     iommu_group_add_device(t: KTask, dev: DeviceInfo): KGen;
+    /** iommu_domain_alloc(type) on IOMMU instance `iommu` (iommu_paging_domain_alloc / iommu_sva_domain_alloc). */
+    iommu_domain_alloc(t: KTask, type: DomainType, iommu: number, mm?: MmStruct, flags?: number): KGen<DomainAlloc>;
+    iommu_domain_free(t: KTask, dom: number): KGen;
     iommu_get_domain_for_dev(t: KTask, dev: DeviceInfo): KGen<number>;
     /** iommu_bus_notifier(nb, action, dev): the IOMMU core's block on the PCI bus's notifier chain. */
     iommu_bus_notifier(t: KTask, action: number, dev: DeviceInfo): KGen<number>;
