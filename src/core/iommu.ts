@@ -108,6 +108,8 @@ export class Domains {
     this.domain = k.view(IOMMU_DOMAIN);
     k.fns.define('iommu_domain_alloc', IOMMU_C, (t, type, iommu, mm, flags) => this.allocDomain(t, type, iommu, mm, flags ?? 0));
     k.fns.define('iommu_domain_free', IOMMU_C, (t, dom) => this.freeDomain(t, dom));
+    k.fns.define('iommu_map', IOMMU_C, (t, dom, iova, pfn, write) => this.mapPage(t, dom, iova, pfn, write));
+    k.fns.define('iommu_unmap', IOMMU_C, (t, dom, iova) => this.unmapPage(t, dom, iova));
   }
 
   /** iommu_domain_alloc(type) on IOMMU instance `iommu`; an SVA domain names its mm (and the bind's flags). */
@@ -212,9 +214,13 @@ export class Domains {
   }
 
   /** iommu_map(domain, iova, paddr): one page. */
-  *map(t: KTask, dom: number, iova: number, pfn: number, write: boolean): KGen<number> {
+  map(t: KTask, dom: number, iova: number, pfn: number, write: boolean): KGen<number> {
+    return this.k.fn.iommu_map(t, dom, iova, pfn, write);
+  }
+
+  private mapPage(t: KTask, dom: number, iova: number, pfn: number, write: boolean): KGen<number> {
     const k = this.k;
-    return yield* k.step(t, `iommu_map(iova ${iova})`, () => {
+    return k.step(t, `iommu_map(iova ${iova})`, () => {
       const pt = this.pageTable(t, dom);
       if (!pt || iova < 0 || iova >= pt.pages) return -EINVAL;
       if (!pte_alloc_atomic(k, t, pt, iova)) return -ENOMEM;
@@ -247,9 +253,13 @@ export class Domains {
   }
 
   /** iommu_unmap(domain, iova): clears the PTE; the caller flushes the IOTLB and ATC of every attachment. */
-  *unmap(t: KTask, dom: number, iova: number): KGen<number> {
+  unmap(t: KTask, dom: number, iova: number): KGen<number> {
+    return this.k.fn.iommu_unmap(t, dom, iova);
+  }
+
+  private unmapPage(t: KTask, dom: number, iova: number): KGen<number> {
     const k = this.k;
-    return yield* k.step(t, `iommu_unmap(iova ${iova})`, () => {
+    return k.step(t, `iommu_unmap(iova ${iova})`, () => {
       const pt = this.pageTable(t, dom);
       if (!pt || iova < 0 || iova >= pt.pages) return -EINVAL;
       const at = pteAddr(k, pt, iova);
@@ -408,6 +418,10 @@ declare module '../kernel/kfunc.js' {
     /** iommu_domain_alloc(type) on IOMMU instance `iommu` (iommu_paging_domain_alloc / iommu_sva_domain_alloc). */
     iommu_domain_alloc(t: KTask, type: DomainType, iommu: number, mm?: MmStruct, flags?: number): KGen<DomainAlloc>;
     iommu_domain_free(t: KTask, dom: number): KGen;
+    /** iommu_map(domain, iova, paddr): one page; 0 or -errno. */
+    iommu_map(t: KTask, dom: number, iova: number, pfn: number, write: boolean): KGen<number>;
+    /** iommu_unmap(domain, iova): the caller flushes the IOTLB and ATC of every attachment. */
+    iommu_unmap(t: KTask, dom: number, iova: number): KGen<number>;
     iommu_get_domain_for_dev(t: KTask, dev: DeviceInfo): KGen<number>;
     /** iommu_bus_notifier(nb, action, dev): the IOMMU core's block on the PCI bus's notifier chain. */
     iommu_bus_notifier(t: KTask, action: number, dev: DeviceInfo): KGen<number>;
