@@ -394,6 +394,8 @@ declare module '../kernel/kfunc.js' {
     iommu_group_claim_dma_owner(t: KTask, g: IommuGroup, owner: number): KGen<number>;
     /** The owner lets go: the group goes back to its default domain. */
     iommu_group_release_dma_owner(t: KTask, g: IommuGroup): KGen;
+    /** iommu_group_release: the last device out; the group's default domain is freed, nothing is attached. */
+    iommu_group_release(t: KTask, g: IommuGroup): KGen;
     /** `handle`: an iommu_attach_handle (a slab object) the entry names, or 0 (the domain itself, untagged). */
     iommu_attach_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number, handle?: number): KGen<number>;
     iommu_replace_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number, handle?: number): KGen<number>;
@@ -492,6 +494,7 @@ export class IommuGroups {
     fns.define('iommu_detach_group', IOMMU_C, (t, dom, g) => this.impl_iommu_detach_group(t, dom, g));
     fns.define('iommu_group_claim_dma_owner', IOMMU_C, (t, g, owner) => this.impl_iommu_group_claim_dma_owner(t, g, owner));
     fns.define('iommu_group_release_dma_owner', IOMMU_C, (t, g) => this.impl_iommu_group_release_dma_owner(t, g));
+    fns.define('iommu_group_release', IOMMU_C, (t, g) => this.freeGroupDomains(t, g));
     fns.definePolicy('iommu_attach_device_pasid', IOMMU_C, 'multiDevicePasid', multiDevicePasid, {
       refused: (t, dom, dev, pasid, handle) => this.impl_iommu_attach_device_pasid(t, dom, dev, pasid, false, handle ?? 0),
       allowed: (t, dom, dev, pasid, handle) => this.impl_iommu_attach_device_pasid(t, dom, dev, pasid, true, handle ?? 0),
@@ -561,7 +564,7 @@ export class IommuGroups {
     yield* k.step(t, `list_del(${dev.name})`, () => {
       k.i32[k.mem.statics + this.removed + dev.index] = 1;
     });
-    if (this.members(g).length === 0) yield* k.call(t, 'iommu_group_release', this.freeGroupDomains(t, g));
+    if (this.members(g).length === 0) yield* k.fn.iommu_group_release(t, g);
     yield* mutex_unlock(k, t, g.mutex);
   }
 
