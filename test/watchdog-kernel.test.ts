@@ -259,12 +259,12 @@ describe('in the model: a planted loop in a patched iommu_sva_unbind_device (a t
       file,
       `exports.extend = (ctx) => {
         const orig = ctx.coreStep('unbind');
-        const { udelay, cond_resched } = ctx.kernel.delay;
+        const { udelay, cond_resched } = ctx.kernel;
         ctx.setCoreStep('unbind', function* (t, handle) {
           yield* ctx.k.call(t, 'planted_unbind_poll', (function* () {
             for (let i = 0; i < 25000; i++) {
-              yield* udelay(ctx.k, t, 1000);
-              ${resched ? 'yield* cond_resched(ctx.k, t);' : ''}
+              yield* udelay(t, 1000);
+              ${resched ? 'yield* cond_resched(t);' : ''}
             }
           })());
           return yield* orig(t, handle);

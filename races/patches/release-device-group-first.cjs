@@ -3,14 +3,17 @@
 // default domain — and only then does the driver's release_device run, detaching the device from the domain its
 // per-device data still points at (arm_smmu_release_device → arm_smmu_detach_dev took smmu_domain->devices_lock
 // of the freed domain: KASAN use-after-free). The fix calls ops->release_device first.
+//
+//   void iommu_release_device(struct device *dev)
+//   {
+//           …
+//           iommu_group_remove_device(dev);
+//           ops->release_device(dev);        /* iommu_deinit_device() in mainline */
+//   }
 exports.extend = (ctx) => {
-  const k = ctx.k;
-  k.fns.replace(
-    'iommu_release_device',
-    function* (t, dev) {
-      yield* k.fn.iommu_group_remove_device(t, dev);
-      yield* k.fn.iommu_deinit_device(t, dev);
-    },
-    'patch: iommu_release_device before 9ac8545199a1',
-  );
+  const { fn, fns } = ctx.k;
+  fns.replace('iommu_release_device', function* (t, dev) {
+    yield* fn.iommu_group_remove_device(t, dev);
+    yield* fn.iommu_deinit_device(t, dev);
+  });
 };

@@ -5,14 +5,22 @@
 // the bond still on it, and the fd's close then unbinds from a device the IOMMU core has let go of
 // (iommu_detach_device_pasid through a NULL dev->iommu_group). The fix takes uacce->mutex in open and fails it
 // once the remove has cleared uacce->parent.
-// The accelerator driver is built after the IOMMU drivers the extension is handed: the replacement is made once
-// the model is built (when the kernel attaches its memory for the first execution).
+//
+//   static int uacce_fops_open(struct inode *inode, struct file *filep)
+//   {
+//           …
+//           ret = uacce_bind_queue(uacce, q);      /* no uacce->mutex, no uacce->parent check */
+//           …
+//   }
 exports.extend = (ctx) => {
-  const k = ctx.k;
+  const { fn, fns } = ctx.k;
+  const patch = () => fns.replace('uacce_fops_open', (t, file, mm, flags) => fn.uacce_bind_queue(t, file, mm, flags), __filename);
+  // The accelerator driver may be built after the patch is applied (a loader that applies patches once the whole
+  // model is built has it already): then the replacement is made when the kernel first attaches its memory.
+  if (fns.has('uacce_fops_open')) return patch();
   let done = false;
-  k.onAttach(() => {
-    if (done) return;
+  ctx.k.onAttach(() => {
+    if (!done) patch();
     done = true;
-    k.fns.replace('uacce_fops_open', (t, file, mm, flags) => k.fn.uacce_bind_queue(t, file, mm, flags), 'patch: uacce_fops_open before 80fc671bcc01');
   });
 };

@@ -128,6 +128,10 @@ const states = new WeakMap<Kernel, IopfState>();
 
 declare module '../kernel/kfunc.js' {
   interface KernelFunctions {
+    /** The device's iommu_fault_param with a reference (0: none, or on its way out). */
+    iopf_get_dev_fault_param(t: KTask, dev: DeviceInfo): KGen<number>;
+    /** Drop a reference on a fault param: the last one frees it after a grace period (kfree_rcu). */
+    iopf_put_dev_fault_param(t: KTask, fp: number): KGen;
     iopf_queue_add_device(t: KTask, queue: IopfQueue, dev: DeviceInfo): KGen<number>;
     iopf_queue_remove_device(t: KTask, queue: IopfQueue, dev: DeviceInfo): KGen;
     iopf_queue_flush_dev(t: KTask, dev: DeviceInfo): KGen<number>;
@@ -198,7 +202,7 @@ export const usersOf = (k: Kernel, fp: number) => objectRefcount(k, 'fault_param
 export const lockOf = (k: Kernel, fp: number) => objectLock(k, '&fault_param->lock', fp, FP.lock);
 
 /** iopf_get_dev_fault_param: the param with a reference, or 0. */
-function* iopf_get_dev_fault_param(k: Kernel, t: KTask, dev: DeviceInfo): KGen<number> {
+function* getDevFaultParam(k: Kernel, t: KTask, dev: DeviceInfo): KGen<number> {
   const d = devIommu(k, dev);
   yield* rcu_read_lock(k, t);
   let fp = yield* rcu_dereference(k, t, d.fault_param);
@@ -208,11 +212,13 @@ function* iopf_get_dev_fault_param(k: Kernel, t: KTask, dev: DeviceInfo): KGen<n
 }
 
 /** iopf_put_dev_fault_param: the last put frees the param after a grace period (kfree_rcu). */
-function* iopf_put_dev_fault_param(k: Kernel, t: KTask, fp: number): KGen {
+function* putDevFaultParam(k: Kernel, t: KTask, fp: number): KGen {
   if (yield* refcount_dec_and_test(k, t, usersOf(k, fp))) yield* kfree_rcu(k, t, state(k).freeParam, fp);
 }
 
 function defineQueueFunctions(k: Kernel, st: IopfState): void {
+  k.fns.define('iopf_get_dev_fault_param', IO_PGFAULT_C, (t, dev) => getDevFaultParam(k, t, dev));
+  k.fns.define('iopf_put_dev_fault_param', IO_PGFAULT_C, (t, fp) => putDevFaultParam(k, t, fp));
   k.fns.define('iopf_queue_add_device', IO_PGFAULT_C, (t, queue, dev) => addDevice(k, t, queue, dev));
   k.fns.define('iopf_queue_remove_device', IO_PGFAULT_C, (t, queue, dev) => removeDevice(k, t, queue, dev));
   k.fns.define('iopf_queue_flush_dev', IO_PGFAULT_C, function* (t, dev) {
@@ -288,7 +294,7 @@ function* removeDevice(k: Kernel, t: KTask, queue: IopfQueue, dev: DeviceInfo): 
     }
     yield* mutex_unlock(k, t, lockOf(k, fp));
     yield* rcu_assign_pointer(k, t, d.fault_param, 0);
-    yield* iopf_put_dev_fault_param(k, t, fp);
+    yield* k.fn.iopf_put_dev_fault_param(t, fp);
   }
   yield* mutex_unlock(k, t, d.lock);
   yield* mutex_unlock(k, t, queue.lock);
@@ -355,7 +361,7 @@ export function defineDeviceFault(k: Kernel, env: DeviceFaultEnv, fault: FaultHa
     const [fp, dom] = yield* k.step(t, 'group->fault_param, group->domain', () => [objLoad(k, t, group, GRP.fault_param), objLoad(k, t, group, GRP.domain)]);
     if (dom !== 0) yield* env.put(t, dom);
     // Pair with iommu_report_device_fault().
-    if (bug !== 'iopf-unreferenced-group') yield* iopf_put_dev_fault_param(k, t, fp);
+    if (bug !== 'iopf-unreferenced-group') yield* k.fn.iopf_put_dev_fault_param(t, fp);
     yield* kfree(k, t, group);
   });
   k.fns.define('iommu_sva_iopf_handler', IOMMU_SVA_C, function* (t, group) {
@@ -374,7 +380,7 @@ export function defineDeviceFault(k: Kernel, env: DeviceFaultEnv, fault: FaultHa
  * attached to {dev, PASID} (with its user reference) and hands the group to the domain's handler.
  */
 function* reportDeviceFault(k: Kernel, env: DeviceFaultEnv, t: KTask, dev: DeviceInfo, evt: IopfFault, groupRef: boolean): KGen<number> {
-  const fp = yield* iopf_get_dev_fault_param(k, t, dev);
+  const fp = yield* k.fn.iopf_get_dev_fault_param(t, dev);
   if (fp === 0) return -EINVAL;
   yield* mutex_lock(k, t, lockOf(k, fp));
   let ret = 0;
@@ -388,7 +394,7 @@ function* reportDeviceFault(k: Kernel, env: DeviceFaultEnv, t: KTask, dev: Devic
   }
   yield* mutex_unlock(k, t, lockOf(k, fp));
   // On success the group holds the reference of a last request.
-  if (ret < 0 || !evt.last || !groupRef) yield* iopf_put_dev_fault_param(k, t, fp);
+  if (ret < 0 || !evt.last || !groupRef) yield* k.fn.iopf_put_dev_fault_param(t, fp);
   return ret;
 }
 

@@ -106,70 +106,70 @@ export class Domains {
     );
     this.tables = defineIda(k, 'io page tables', Math.max(1, cfg.pageTables.length), { leakCheck: false });
     this.domain = k.view(IOMMU_DOMAIN);
+    k.fns.define('iommu_domain_alloc', IOMMU_C, (t, type, iommu, mm, flags) => this.allocDomain(t, type, iommu, mm, flags ?? 0));
+    k.fns.define('iommu_domain_free', IOMMU_C, (t, dom) => this.freeDomain(t, dom));
+    k.fns.define('iommu_map', IOMMU_C, (t, dom, iova, pfn, write) => this.mapPage(t, dom, iova, pfn, write));
+    k.fns.define('iommu_unmap', IOMMU_C, (t, dom, iova) => this.unmapPage(t, dom, iova));
   }
 
   /** iommu_domain_alloc(type) on IOMMU instance `iommu`; an SVA domain names its mm (and the bind's flags). */
-  *alloc(t: KTask, type: DomainType, iommu: number, mm?: MmStruct, flags = 0): KGen<DomainAlloc> {
+  alloc(t: KTask, type: DomainType, iommu: number, mm?: MmStruct, flags = 0): KGen<DomainAlloc> {
+    return this.k.fn.iommu_domain_alloc(t, type, iommu, mm, flags);
+  }
+
+  private *allocDomain(t: KTask, type: DomainType, iommu: number, mm: MmStruct | undefined, flags: number): KGen<DomainAlloc> {
     const k = this.k;
-    return yield* k.call(
-      t,
-      'iommu_domain_alloc',
-      function* (this: Domains): KGen<DomainAlloc> {
-        if (iommu < 0 || iommu >= this.cfg.iommus) return { dom: 0, err: -EINVAL, why: `no IOMMU instance ${iommu}` };
-        const paging = type === 'dma' || type === 'paging';
-        let asid = -1;
-        let table = -1;
-        if (paging) {
-          asid = yield* ida_alloc_range(k, t, this.spaces[iommu] as Ida, 0, this.cfg.addressSpaces - 1);
-          if (asid < 0) {
-            return { dom: 0, err: -ENOSPC, why: `${this.cfg.unitName(iommu)}: all ${this.cfg.addressSpaces} address spaces are in use` };
-          }
-          table = yield* ida_alloc_range(k, t, this.tables, 0, this.cfg.pageTables.length - 1);
-          if (table < 0) {
-            yield* ida_free(k, t, this.spaces[iommu] as Ida, asid);
-            return { dom: 0, err: -ENOMEM, why: 'no I/O page table left' };
-          }
-        }
-        const dom = yield* kzalloc(k, t, IOMMU_DOMAIN.words, 'GFP_KERNEL', 'iommu_domain');
-        if (dom === 0) {
-          // Unwind what was taken for it (found by failslab: these leaked).
-          if (asid >= 0) yield* ida_free(k, t, this.spaces[iommu] as Ida, asid);
-          if (table >= 0) yield* ida_free(k, t, this.tables, table);
-          return { dom: 0, err: -ENOMEM, why: 'kzalloc(iommu_domain) failed' };
-        }
-        yield* k.step(t, `iommu_domain_alloc(${type})`, () => {
-          objStore(k, t, dom, DOM.type, DOMAIN_TYPES.indexOf(type) + 1);
-          objStore(k, t, dom, DOM.iommu, iommu + 1);
-          objStore(k, t, dom, DOM.asid, asid + 1);
-          objStore(k, t, dom, DOM.pgtable, table + 1);
-          objStore(k, t, dom, DOM.mm, mm ? mm.id + 1 : 0);
-          objStore(k, t, dom, DOM.flags, flags);
-          if (table >= 0) this.clearTable(this.cfg.pageTables[table] as MmStruct);
-        });
-        // iommu_sva_domain_alloc's mmgrab(mm): domain->mm outlives every user of the domain, whatever the mm's
-        // own exit does (only where the model's mms have a lifecycle — cfg.mmOf; the domains preset's are ids).
-        if (type === 'sva' && mm && this.cfg.mmOf) yield* k.fn.mmgrab(t, mm);
-        return { dom, err: 0, why: '' };
-      }.call(this),
-    );
+    if (iommu < 0 || iommu >= this.cfg.iommus) return { dom: 0, err: -EINVAL, why: `no IOMMU instance ${iommu}` };
+    const paging = type === 'dma' || type === 'paging';
+    let asid = -1;
+    let table = -1;
+    if (paging) {
+      asid = yield* ida_alloc_range(k, t, this.spaces[iommu] as Ida, 0, this.cfg.addressSpaces - 1);
+      if (asid < 0) {
+        return { dom: 0, err: -ENOSPC, why: `${this.cfg.unitName(iommu)}: all ${this.cfg.addressSpaces} address spaces are in use` };
+      }
+      table = yield* ida_alloc_range(k, t, this.tables, 0, this.cfg.pageTables.length - 1);
+      if (table < 0) {
+        yield* ida_free(k, t, this.spaces[iommu] as Ida, asid);
+        return { dom: 0, err: -ENOMEM, why: 'no I/O page table left' };
+      }
+    }
+    const dom = yield* kzalloc(k, t, IOMMU_DOMAIN.words, 'GFP_KERNEL', 'iommu_domain');
+    if (dom === 0) {
+      // Unwind what was taken for it (found by failslab: these leaked).
+      if (asid >= 0) yield* ida_free(k, t, this.spaces[iommu] as Ida, asid);
+      if (table >= 0) yield* ida_free(k, t, this.tables, table);
+      return { dom: 0, err: -ENOMEM, why: 'kzalloc(iommu_domain) failed' };
+    }
+    yield* k.step(t, `iommu_domain_alloc(${type})`, () => {
+      objStore(k, t, dom, DOM.type, DOMAIN_TYPES.indexOf(type) + 1);
+      objStore(k, t, dom, DOM.iommu, iommu + 1);
+      objStore(k, t, dom, DOM.asid, asid + 1);
+      objStore(k, t, dom, DOM.pgtable, table + 1);
+      objStore(k, t, dom, DOM.mm, mm ? mm.id + 1 : 0);
+      objStore(k, t, dom, DOM.flags, flags);
+      if (table >= 0) this.clearTable(this.cfg.pageTables[table] as MmStruct);
+    });
+    // iommu_sva_domain_alloc's mmgrab(mm): domain->mm outlives every user of the domain, whatever the mm's
+    // own exit does (only where the model's mms have a lifecycle — cfg.mmOf; the domains preset's are ids).
+    if (type === 'sva' && mm && this.cfg.mmOf) yield* k.fn.mmgrab(t, mm);
+    return { dom, err: 0, why: '' };
   }
 
   /** iommu_domain_free(): its address space and page table go back; the memory is freed. */
-  *free(t: KTask, dom: number): KGen {
+  free(t: KTask, dom: number): KGen {
+    return this.k.fn.iommu_domain_free(t, dom);
+  }
+
+  private *freeDomain(t: KTask, dom: number): KGen {
     const k = this.k;
-    yield* k.call(
-      t,
-      'iommu_domain_free',
-      function* (this: Domains): KGen {
-        const [iommu, asid, table, mmId] = yield* k.step(t, 'iommu_domain_free', () => [objLoad(k, t, dom, DOM.iommu) - 1, objLoad(k, t, dom, DOM.asid) - 1, objLoad(k, t, dom, DOM.pgtable) - 1, objLoad(k, t, dom, DOM.type) === SVA_TYPE ? objLoad(k, t, dom, DOM.mm) - 1 : -1] as const);
-        // if (domain->type == IOMMU_DOMAIN_SVA) mmdrop(domain->mm): the alloc's mmgrab.
-        const mm = mmId >= 0 ? this.cfg.mmOf?.(mmId) : undefined;
-        if (mm) yield* k.fn.mmdrop(t, mm);
-        if (asid >= 0) yield* ida_free(k, t, this.spaces[iommu] as Ida, asid);
-        if (table >= 0) yield* ida_free(k, t, this.tables, table);
-        yield* kfree(k, t, dom);
-      }.call(this),
-    );
+    const [iommu, asid, table, mmId] = yield* k.step(t, 'iommu_domain_free', () => [objLoad(k, t, dom, DOM.iommu) - 1, objLoad(k, t, dom, DOM.asid) - 1, objLoad(k, t, dom, DOM.pgtable) - 1, objLoad(k, t, dom, DOM.type) === SVA_TYPE ? objLoad(k, t, dom, DOM.mm) - 1 : -1] as const);
+    // if (domain->type == IOMMU_DOMAIN_SVA) mmdrop(domain->mm): the alloc's mmgrab.
+    const mm = mmId >= 0 ? this.cfg.mmOf?.(mmId) : undefined;
+    if (mm) yield* k.fn.mmdrop(t, mm);
+    if (asid >= 0) yield* ida_free(k, t, this.spaces[iommu] as Ida, asid);
+    if (table >= 0) yield* ida_free(k, t, this.tables, table);
+    yield* kfree(k, t, dom);
   }
 
   /**
@@ -214,9 +214,13 @@ export class Domains {
   }
 
   /** iommu_map(domain, iova, paddr): one page. */
-  *map(t: KTask, dom: number, iova: number, pfn: number, write: boolean): KGen<number> {
+  map(t: KTask, dom: number, iova: number, pfn: number, write: boolean): KGen<number> {
+    return this.k.fn.iommu_map(t, dom, iova, pfn, write);
+  }
+
+  private mapPage(t: KTask, dom: number, iova: number, pfn: number, write: boolean): KGen<number> {
     const k = this.k;
-    return yield* k.step(t, `iommu_map(iova ${iova})`, () => {
+    return k.step(t, `iommu_map(iova ${iova})`, () => {
       const pt = this.pageTable(t, dom);
       if (!pt || iova < 0 || iova >= pt.pages) return -EINVAL;
       if (!pte_alloc_atomic(k, t, pt, iova)) return -ENOMEM;
@@ -249,9 +253,13 @@ export class Domains {
   }
 
   /** iommu_unmap(domain, iova): clears the PTE; the caller flushes the IOTLB and ATC of every attachment. */
-  *unmap(t: KTask, dom: number, iova: number): KGen<number> {
+  unmap(t: KTask, dom: number, iova: number): KGen<number> {
+    return this.k.fn.iommu_unmap(t, dom, iova);
+  }
+
+  private unmapPage(t: KTask, dom: number, iova: number): KGen<number> {
     const k = this.k;
-    return yield* k.step(t, `iommu_unmap(iova ${iova})`, () => {
+    return k.step(t, `iommu_unmap(iova ${iova})`, () => {
       const pt = this.pageTable(t, dom);
       if (!pt || iova < 0 || iova >= pt.pages) return -EINVAL;
       const at = pteAddr(k, pt, iova);
@@ -386,6 +394,8 @@ declare module '../kernel/kfunc.js' {
     iommu_group_claim_dma_owner(t: KTask, g: IommuGroup, owner: number): KGen<number>;
     /** The owner lets go: the group goes back to its default domain. */
     iommu_group_release_dma_owner(t: KTask, g: IommuGroup): KGen;
+    /** iommu_group_release: the last device out; the group's default domain is freed, nothing is attached. */
+    iommu_group_release(t: KTask, g: IommuGroup): KGen;
     /** `handle`: an iommu_attach_handle (a slab object) the entry names, or 0 (the domain itself, untagged). */
     iommu_attach_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number, handle?: number): KGen<number>;
     iommu_replace_device_pasid(t: KTask, dom: number, dev: DeviceInfo, pasid: number, handle?: number): KGen<number>;
@@ -406,6 +416,15 @@ declare module '../kernel/kfunc.js' {
     iommu_deinit_device(t: KTask, dev: DeviceInfo): KGen;
     /** The device leaves its group's list; the last one out releases the group and frees its domains. */
     iommu_group_remove_device(t: KTask, dev: DeviceInfo): KGen;
+    iommu_group_add_device(t: KTask, dev: DeviceInfo): KGen;
+    /** iommu_domain_alloc(type) on IOMMU instance `iommu` (iommu_paging_domain_alloc / iommu_sva_domain_alloc). */
+    iommu_domain_alloc(t: KTask, type: DomainType, iommu: number, mm?: MmStruct, flags?: number): KGen<DomainAlloc>;
+    iommu_domain_free(t: KTask, dom: number): KGen;
+    /** iommu_map(domain, iova, paddr): one page; 0 or -errno. */
+    iommu_map(t: KTask, dom: number, iova: number, pfn: number, write: boolean): KGen<number>;
+    /** iommu_unmap(domain, iova): the caller flushes the IOTLB and ATC of every attachment. */
+    iommu_unmap(t: KTask, dom: number, iova: number): KGen<number>;
+    iommu_get_domain_for_dev(t: KTask, dev: DeviceInfo): KGen<number>;
     /** iommu_bus_notifier(nb, action, dev): the IOMMU core's block on the PCI bus's notifier chain. */
     iommu_bus_notifier(t: KTask, action: number, dev: DeviceInfo): KGen<number>;
   }
@@ -475,6 +494,7 @@ export class IommuGroups {
     fns.define('iommu_detach_group', IOMMU_C, (t, dom, g) => this.impl_iommu_detach_group(t, dom, g));
     fns.define('iommu_group_claim_dma_owner', IOMMU_C, (t, g, owner) => this.impl_iommu_group_claim_dma_owner(t, g, owner));
     fns.define('iommu_group_release_dma_owner', IOMMU_C, (t, g) => this.impl_iommu_group_release_dma_owner(t, g));
+    fns.define('iommu_group_release', IOMMU_C, (t, g) => this.freeGroupDomains(t, g));
     fns.definePolicy('iommu_attach_device_pasid', IOMMU_C, 'multiDevicePasid', multiDevicePasid, {
       refused: (t, dom, dev, pasid, handle) => this.impl_iommu_attach_device_pasid(t, dom, dev, pasid, false, handle ?? 0),
       allowed: (t, dom, dev, pasid, handle) => this.impl_iommu_attach_device_pasid(t, dom, dev, pasid, true, handle ?? 0),
@@ -486,6 +506,8 @@ export class IommuGroups {
     fns.define('iommu_release_device', IOMMU_C, (t, dev) => this.impl_iommu_release_device(t, dev));
     fns.define('iommu_deinit_device', IOMMU_C, (t, dev) => this.impl_iommu_deinit_device(t, dev));
     fns.define('iommu_group_remove_device', IOMMU_C, (t, dev) => this.impl_iommu_group_remove_device(t, dev));
+    fns.define('iommu_group_add_device', IOMMU_C, (t, dev) => this.impl_iommu_group_add_device(t, dev));
+    fns.define('iommu_get_domain_for_dev', IOMMU_C, (t, dev) => this.impl_iommu_get_domain_for_dev(t, dev));
     fns.define('iommu_bus_notifier', IOMMU_C, (t, action, dev) => this.impl_iommu_bus_notifier(t, action, dev));
     fns.define('iommu_attach_handle_get', IOMMU_C, (t, g, pasid, type) => this.impl_iommu_attach_handle_get(t, g, pasid, type));
     fns.define('iommu_detach_device_pasid', IOMMU_C, (t, dom, dev, pasid) => this.impl_iommu_detach_device_pasid(t, dom, dev, pasid));
@@ -542,29 +564,23 @@ export class IommuGroups {
     yield* k.step(t, `list_del(${dev.name})`, () => {
       k.i32[k.mem.statics + this.removed + dev.index] = 1;
     });
-    if (this.members(g).length === 0) yield* k.call(t, 'iommu_group_release', this.freeGroupDomains(t, g));
+    if (this.members(g).length === 0) yield* k.fn.iommu_group_release(t, g);
     yield* mutex_unlock(k, t, g.mutex);
   }
 
-  /** iommu_group_add_device: dev (back) in the group it was declared in. */
+  /** iommu_group_add_device (k.fn): dev (back) in the group it was declared in. */
   *iommu_group_add_device(t: KTask, dev: GroupDevice): KGen {
-    yield* this.setMember(t, dev, true, 'iommu_group_add_device');
+    yield* this.k.fn.iommu_group_add_device(t, dev);
   }
 
-  private *setMember(t: KTask, dev: GroupDevice, present: boolean, fn: string): KGen {
+  private *impl_iommu_group_add_device(t: KTask, dev: GroupDevice): KGen {
     const k = this.k;
     const g = this.groupOf(dev);
-    yield* k.call(
-      t,
-      fn,
-      function* (this: IommuGroups): KGen {
-        yield* mutex_lock(k, t, g.mutex);
-        yield* k.step(t, `${fn}(${dev.name})`, () => {
-          k.i32[k.mem.statics + this.removed + dev.index] = present ? 0 : 1;
-        });
-        yield* mutex_unlock(k, t, g.mutex);
-      }.call(this),
-    );
+    yield* mutex_lock(k, t, g.mutex);
+    yield* k.step(t, `iommu_group_add_device(${dev.name})`, () => {
+      k.i32[k.mem.statics + this.removed + dev.index] = 0;
+    });
+    yield* mutex_unlock(k, t, g.mutex);
   }
 
   // ---- device lifetime ----
@@ -812,8 +828,13 @@ export class IommuGroups {
     return this.grp.owner.get(this.gp(g));
   }
 
-  /** iommu_get_domain_for_dev: group->domain (a racy read, as the kernel's: the caller owns the attachment). */
-  *iommu_get_domain_for_dev(t: KTask, dev: GroupDevice): KGen<number> {
+  /** iommu_get_domain_for_dev (k.fn): group->domain. */
+  iommu_get_domain_for_dev(t: KTask, dev: GroupDevice): KGen<number> {
+    return this.k.fn.iommu_get_domain_for_dev(t, dev);
+  }
+
+  /** group->domain (a racy read, as the kernel's: the caller owns the attachment). */
+  private *impl_iommu_get_domain_for_dev(t: KTask, dev: GroupDevice): KGen<number> {
     const g = this.groupOf(dev);
     return yield* this.k.step(t, 'iommu_get_domain_for_dev', () => this.grp.domain.READ_ONCE(this.gp(g)));
   }

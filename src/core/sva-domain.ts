@@ -33,6 +33,17 @@ import { iommuSvaLock } from './iommu-sva.js';
 import { defineDomainIopf } from './io-pgfault.js';
 import type { DeviceInfo } from './types.js';
 
+declare module '../kernel/kfunc.js' {
+  interface KernelFunctions {
+    /** iommu_sva_domain_get_user: a lookup's reference on an SVA domain; false once it is on its way out. */
+    iommu_sva_domain_get_user(t: KTask, dom: number): KGen<boolean>;
+    /** iommu_sva_domain_put_user, without iommu_sva_lock held: the last one frees the domain. */
+    iommu_sva_domain_put_user(t: KTask, dom: number): KGen;
+  }
+}
+
+const IOMMU_SVA_C = 'drivers/iommu/iommu-sva.c';
+
 export type SvaUsers = 'refcounted' | 'unrefcounted';
 export const SVA_USERS: readonly SvaUsers[] = ['refcounted', 'unrefcounted'];
 
@@ -87,6 +98,8 @@ export class SvaDomains {
     // The domain's free after a grace period: the RCU callback frees it as iommu_domain_free would.
     this.freeRcu = defineKfreeRcu(k, 'iommu_sva_domain_free_rcu', (t, dom) => domains.free(t, dom));
     defineDomainIopf(k, { groups, get: (t, dom) => this.iommu_sva_domain_get(t, dom), put: (t, dom) => this.iommu_sva_domain_put(t, dom) });
+    k.fns.define('iommu_sva_domain_get_user', IOMMU_SVA_C, (t, dom) => this.getUser(t, dom));
+    k.fns.define('iommu_sva_domain_put_user', IOMMU_SVA_C, (t, dom) => this.putUser(t, dom));
   }
 
   private listSlot(mm: MmStruct, iommu: number): number {
@@ -103,38 +116,36 @@ export class SvaDomains {
    * iommu_sva_domain_get_user: a lookup's reference, inside the lookup's group->mutex or RCU section. False
    * when the domain is already on its way out (refcounted only: unrefcounted counts up from anything).
    */
-  *iommu_sva_domain_get(t: KTask, dom: number): KGen<boolean> {
+  iommu_sva_domain_get(t: KTask, dom: number): KGen<boolean> {
+    return this.k.fn.iommu_sva_domain_get_user(t, dom);
+  }
+
+  private getUser(t: KTask, dom: number): KGen<boolean> {
     const k = this.k;
-    if (this.cfg.users === 'refcounted') return yield* k.call(t, 'iommu_sva_domain_get_user', refcount_inc_not_zero(k, t, this.users(dom)));
-    return yield* k.call(
-      t,
-      'iommu_sva_domain_get_user',
-      k.step(t, 'domain->users++', () => {
-        objStore(k, t, dom, DOM.users, objLoad(k, t, dom, DOM.users) + 1);
-        return true;
-      }),
-    );
+    if (this.cfg.users === 'refcounted') return refcount_inc_not_zero(k, t, this.users(dom));
+    return k.step(t, 'domain->users++', () => {
+      objStore(k, t, dom, DOM.users, objLoad(k, t, dom, DOM.users) + 1);
+      return true;
+    });
   }
 
   /** iommu_sva_domain_put_user, by a caller that does not hold iommu_sva_lock: the last one frees. */
-  *iommu_sva_domain_put(t: KTask, dom: number): KGen {
+  iommu_sva_domain_put(t: KTask, dom: number): KGen {
+    return this.k.fn.iommu_sva_domain_put_user(t, dom);
+  }
+
+  private *putUser(t: KTask, dom: number): KGen {
     const k = this.k;
-    yield* k.call(
-      t,
-      'iommu_sva_domain_put_user',
-      function* (this: SvaDomains): KGen {
-        if (this.cfg.users === 'refcounted') {
-          // Only the drop to 0 takes the lock: the mm's list must not hand the domain to a new bind meanwhile.
-          if (!(yield* refcount_dec_and_mutex_lock(k, t, this.users(dom), this.lock))) return;
-          yield* this.release(t, dom);
-          yield* mutex_unlock(k, t, this.lock);
-          return;
-        }
-        yield* mutex_lock(k, t, this.lock);
-        yield* this.putLocked(t, dom);
-        yield* mutex_unlock(k, t, this.lock);
-      }.call(this),
-    );
+    if (this.cfg.users === 'refcounted') {
+      // Only the drop to 0 takes the lock: the mm's list must not hand the domain to a new bind meanwhile.
+      if (!(yield* refcount_dec_and_mutex_lock(k, t, this.users(dom), this.lock))) return;
+      yield* this.release(t, dom);
+      yield* mutex_unlock(k, t, this.lock);
+      return;
+    }
+    yield* mutex_lock(k, t, this.lock);
+    yield* this.putLocked(t, dom);
+    yield* mutex_unlock(k, t, this.lock);
   }
 
   /** A put under iommu_sva_lock. */

@@ -24,7 +24,7 @@
 // generators whose first argument is the task (`KFn`); the few without any (a predicate, a lookup under a lock
 // the caller holds) are plain functions (`defineSync`) and get no frame.
 import { InputError } from '../runtime/errors.js';
-import { nearest } from '../runtime/nearest.js';
+import { distance } from '../runtime/nearest.js';
 import type { KTask } from './context.js';
 import type { KGen } from './kernel.js';
 
@@ -115,8 +115,25 @@ export class KFuncRegistry {
     this.add(name, file, true, impls[value] as KFn, { kind: 'policy', policy: 'bug', value, values: Object.keys(impls) });
   }
 
-  /** Put `impl` in the place of `name` (a patch: `by` names it). */
-  replace(name: string, impl: KFn | KSyncFn, by: string): void {
+  /**
+   * The patch file being applied (`applying`): what `by` defaults to, so that `list()` says which file replaced
+   * what even when the patch does not say.
+   */
+  private patch: string | undefined;
+
+  /** Run `body` (a patch's extend) with `file` as the default `by` of its replace and wrap calls. */
+  applying<T>(file: string, body: () => T): T {
+    const outer = this.patch;
+    this.patch = file;
+    try {
+      return body();
+    } finally {
+      this.patch = outer;
+    }
+  }
+
+  /** Put `impl` in the place of `name` (a patch: `by` names it; the patch file being applied if not given). */
+  replace(name: string, impl: KFn | KSyncFn, by: string = this.patch ?? 'patch'): void {
     const e = this.entry(name, by);
     if (typeof impl !== 'function') throw new InputError(`${by}: the replacement of ${name} is not a function`);
     e.impl = impl;
@@ -127,9 +144,9 @@ export class KFuncRegistry {
    * Put `wrapper(current)` in the place of `name`: the wrapper calls the implementation it wraps when it wants.
    * Typed by the function's declared signature when the name is one the program knows.
    */
-  wrap<N extends KFnName>(name: N, wrapper: (orig: KernelFunctions[N]) => KernelFunctions[N], by: string): void;
-  wrap(name: string, wrapper: (orig: Called) => KFn | KSyncFn, by: string): void;
-  wrap(name: string, wrapper: (orig: never) => KFn | KSyncFn, by: string): void {
+  wrap<N extends KFnName>(name: N, wrapper: (orig: KernelFunctions[N]) => KernelFunctions[N], by?: string): void;
+  wrap(name: string, wrapper: (orig: Called) => KFn | KSyncFn, by?: string): void;
+  wrap(name: string, wrapper: (orig: never) => KFn | KSyncFn, by: string = this.patch ?? 'patch'): void {
     const e = this.entry(name, by);
     const impl = wrapper(e.impl as never);
     if (typeof impl !== 'function') throw new InputError(`${by}: the wrapper of ${name} returned no function`);
@@ -148,6 +165,11 @@ export class KFuncRegistry {
     return this.entries.has(name);
   }
 
+  /** The kernel file `name` models, when it is a kernel function of this model. */
+  fileOf(name: string): string | undefined {
+    return this.entries.get(name)?.file;
+  }
+
   list(): KFnInfo[] {
     return [...this.entries].map(([name, e]) => ({ name, file: e.file, generator: e.generator, origins: [...e.origins] }));
   }
@@ -155,11 +177,8 @@ export class KFuncRegistry {
   private entry(name: string, by: string): Entry {
     const e = this.entries.get(name);
     if (e) return e;
-    const names = [...this.entries.keys()];
-    const near = nearest(name, names);
-    const close = names.filter((n) => n.includes(name) || name.includes(n)).slice(0, 5);
-    const hint = near ? ` (did you mean ${near}?)` : close.length > 0 ? ` (names like it: ${close.join(', ')})` : '';
-    throw new InputError(`${by}: no kernel function ${name} in this model${hint}`);
+    const near = nearestNames(name, [...this.entries.keys()], 3);
+    throw new InputError(`${by}: no kernel function '${name}'${near.length > 0 ? `; nearest: ${near.join(', ')}` : ''}`);
   }
 
   private add(name: string, file: string, generator: boolean, impl: KFn | KSyncFn, origin: KFnOrigin): void {
@@ -169,6 +188,24 @@ export class KFuncRegistry {
     const dispatch = generator ? framed(this.frame, name, e) : direct(e);
     Object.defineProperty(this.table, name, { value: dispatch, enumerable: true });
   }
+}
+
+/**
+ * The `n` names nearest to `name`: those that contain it (or it contains) first, then by edit distance — what a
+ * user who misspelt or half-remembered a kernel function's name was after (`set_dev_pasid` finds every
+ * driver's).
+ */
+export function nearestNames(name: string, names: readonly string[], n: number): string[] {
+  const key = name.toLowerCase();
+  const score = (c: string): number => {
+    const l = c.toLowerCase();
+    return (l.includes(key) || key.includes(l) ? 0 : 1000) + distance(key, l);
+  };
+  return names
+    .map((c) => [c, score(c)] as const)
+    .sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1))
+    .slice(0, n)
+    .map(([c]) => c);
 }
 
 /**

@@ -1,25 +1,26 @@
-// Extension points: a scenario may replace or wrap any IOMMU driver op, device-driver svm op or core step (SVA
-// bind/unbind, the MMU notifier's release and invalidate, page-request handling, PASID get/put — any kernel
-// function registered by name, k.fns) with its own code — to model a patch under review — without editing the project. An extension is a CommonJS module (loaded with
-// require, so that every worker thread builds the same workload synchronously) exporting
-// `extend(ctx)`; it gets the kernel (k.step, k.point, k.call: the scheduling points its code yields), the
-// ops tables to read and replace, the IOMMU units' memory and the core's state, and the kernel's primitives.
+// Extension points: a scenario may replace or wrap any kernel function of the model by its kernel name (k.fns:
+// the core's, each vendor driver's, the mm layer's …) or an IOMMU driver's ops with its own code — to model a
+// patch under review — without editing the project. A patch is a module (loaded with require, so that every
+// worker thread builds the same workload synchronously) exporting `extend(ctx)`; it gets the kernel's function
+// registry (`ctx.k.fns.replace` / `wrap` / `current`, `ctx.k.fn.NAME` to call one), the kernel API
+// (`ctx.kernel`: src/api/kernel.ts, the package's `iommu-sim/kernel`), the ops tables and the devices.
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import type { DmaApi } from '../core/dma-iommu.js';
 import type { Sva } from '../core/iommu-sva.js';
 import type { DeviceInfo, IommuOps } from '../core/types.js';
 import type { IommuUnit } from '../hw/iommu.js';
-import * as delay from '../kernel/delay.js';
+import type { KernelApi } from '../api/kernel.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { KernelFunctions, KFn, KFnName } from '../kernel/kfunc.js';
-import * as mutex from '../kernel/mutex.js';
-import * as rcu from '../kernel/rcu.js';
-import * as spinlock from '../kernel/spinlock.js';
 import { InputError } from '../runtime/errors.js';
 import { watchInput } from '../runtime/watchdog.js';
 
+export { kernelApi } from '../api/kernel.js';
+
+/** What a patch's `extend(ctx)` is given (the package exports it as `PatchContext`). */
 export interface ExtensionContext {
+  /** The kernel: `k.fns.replace(name, impl, by)`, `k.fns.wrap(name, orig => impl, by)`, `k.fns.current(name)`, `k.fn.NAME(t, …)`. */
   readonly k: Kernel;
   readonly sva: Sva;
   readonly dma: DmaApi;
@@ -31,8 +32,8 @@ export interface ExtensionContext {
   /** The core's step `name` as it is now (bound: call it to wrap it), and a way to put another in its place. */
   coreStep<N extends CoreStepName>(name: N): CoreSteps[N];
   setCoreStep<N extends CoreStepName>(name: N, step: CoreSteps[N]): void;
-  /** The kernel's primitives an extension's code yields from (mutex_lock, spin_lock, rcu_read_lock, udelay, cond_resched, …). */
-  readonly kernel: { readonly mutex: typeof mutex; readonly spinlock: typeof spinlock; readonly rcu: typeof rcu; readonly delay: typeof delay };
+  /** The kernel API (`iommu-sim/kernel`) bound to this kernel: `yield* ctx.kernel.mutex_lock(t, lock)`, kzalloc, … */
+  readonly kernel: KernelApi;
 }
 
 /**
@@ -66,7 +67,7 @@ export function coreStepTable(k: Kernel): Pick<ExtensionContext, 'coreStep' | 's
     setCoreStep: (name, step) => {
       const n = kernelName(name);
       if (typeof step !== 'function') throw new InputError(`extension: core step '${name}' must be a generator function`);
-      k.fns.replace(n, step as KFn, 'extension');
+      k.fns.replace(n, step as KFn);
     },
   };
 }
@@ -85,7 +86,6 @@ export function applyExtension(file: string, ctx: ExtensionContext): void {
   }
   const extend = (mod as { extend?: unknown }).extend;
   if (typeof extend !== 'function') throw new InputError(`extension ${file}: exports no extend(ctx) function`);
-  watchInput(`extension ${file}: extend(ctx)`, () => (extend as (c: ExtensionContext) => void)(ctx));
+  // What the patch replaces or wraps is recorded as its file's (k.fns.list()), unless it names itself.
+  ctx.k.fns.applying(file, () => watchInput(`extension ${file}: extend(ctx)`, () => (extend as (c: ExtensionContext) => void)(ctx)));
 }
-
-export const KERNEL_PRIMITIVES = { mutex, spinlock, rcu, delay } as const;

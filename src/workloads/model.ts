@@ -54,7 +54,7 @@ import { Refusals } from '../actors/lifecycle.js';
 import { mmContextMachine } from '../actors/mm-context.js';
 import { pciDeviceMachine } from '../actors/pci-device.js';
 import type { IommufdBug } from '../core/iommufd/index.js';
-import { applyExtension, coreStepTable, KERNEL_PRIMITIVES } from './extension.js';
+import { applyExtension, coreStepTable, kernelApi } from './extension.js';
 import { defineDriverKthreads, type DriverKthreads } from './kthreads.js';
 import { defineKernelUsers, type KernelUse, type VfioTakeover, type VfioUse } from './kernel-users.js';
 import { hardwareActors, type Topology } from './topology.js';
@@ -461,7 +461,7 @@ function modelUnits(b: Build) {
       iommuOps: (u) => sva.ops(infos.find((d) => d.iommu === u) ?? ({ iommu: u } as DeviceInfo)),
       setIommuOps: (u, ops) => sva.registerIommu(u, ops),
       ...coreStepTable(k),
-      kernel: KERNEL_PRIMITIVES,
+      kernel: kernelApi(k),
     });
   }
   return { units, unitDrivers, denv };

@@ -438,6 +438,8 @@ declare module '../kfunc.js' {
      */
     mm_pasid_drop(t: KTask, mm: MmStruct): KGen;
     exit_mm(t: KTask, mm: MmStruct): KGen;
+    /** mm->pasid = pasid (0 clears it): the PASID the mm's ENQCMD uses (arch/x86: mm_pasid_set). */
+    mm_set_pasid(t: KTask, mm: MmStruct, pasid: number): KGen;
   }
 }
 
@@ -447,6 +449,13 @@ declare module '../kfunc.js' {
  */
 function defineMmFunctions(k: Kernel, bug: MmBug): void {
   if (k.fns.has('mm_init')) return;
+  k.fns.define('mm_set_pasid', 'include/linux/sched/mm.h', function* (t, mm, pasid) {
+    if (!Number.isInteger(pasid) || pasid < 0) throw new RangeError(`mm_set_pasid: bad PASID ${pasid}`);
+    yield* k.step(t, `mm_set_pasid(${mm.name}, ${pasid})`, () => {
+      mmAccess(k, t, mm, MM_FIELD.pasid, true);
+      mm.view.pasid.WRITE_ONCE(mmBase(k, mm), pasid);
+    });
+  });
   k.fns.define('mm_init', 'kernel/fork.c', function* (t, mm) {
     yield* mmInit(k, t, mm);
     // mm_alloc_pgd
@@ -645,13 +654,9 @@ export function mmput(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen 
   return k.fn.mmput(t, mm);
 }
 
-/** mm->pasid = pasid (0 clears it). */
-export function* mm_set_pasid(k: Kernel, t: KTask, mm: MmStruct, pasid: number): KGen {
-  if (!Number.isInteger(pasid) || pasid < 0) throw new RangeError(`mm_set_pasid: bad PASID ${pasid}`);
-  yield* k.step(t, `mm_set_pasid(${mm.name}, ${pasid})`, () => {
-    mmAccess(k, t, mm, MM_FIELD.pasid, true);
-    mm.view.pasid.WRITE_ONCE(mmBase(k, mm), pasid);
-  });
+/** mm->pasid = pasid (0 clears it): k.fn.mm_set_pasid. */
+export function mm_set_pasid(k: Kernel, t: KTask, mm: MmStruct, pasid: number): KGen {
+  return k.fn.mm_set_pasid(t, mm, pasid);
 }
 
 /**

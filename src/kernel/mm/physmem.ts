@@ -15,6 +15,17 @@ import type { Kernel, KGen } from '../kernel.js';
 import { MIGHT_ALLOC_SITE } from '../slab.js';
 import { struct, type ViewOf, word } from '../struct.js';
 
+declare module '../kfunc.js' {
+  interface KernelFunctions {
+    /** alloc_pages(GFP_KERNEL, 0) of a page for `owner` (an mm id + 1, a page table's …): its pfn, 0 when out. */
+    alloc_pages(t: KTask, pm: PhysMem, owner: number): KGen<number>;
+    /** __free_pages(page, 0): a frame already free is `BUG: Bad page state` (and is not freed again). */
+    __free_pages(t: KTask, pm: PhysMem, pfn: number): KGen;
+  }
+}
+
+const PAGE_ALLOC_C = 'mm/page_alloc.c';
+
 export interface PhysMem {
   readonly frames: number;
   /** Static offset of the allocator's words. */
@@ -62,6 +73,10 @@ export function definePhysMem(k: Kernel, frames: number): PhysMem {
   if (!Number.isInteger(frames) || frames < 2 || frames > 1 << 28) throw new RangeError(`physmem: bad frame count ${frames}`);
   const pm: PhysMem = { frames, off: k.statics.alloc(physMemWords(frames), `physmem (${frames} frames)`), view: { physmem: k.struct(PHYSMEM), page: k.struct(PAGE) } };
   freeHooks.set(pm, []);
+  if (!k.fns.has('alloc_pages')) {
+    k.fns.define('alloc_pages', PAGE_ALLOC_C, (t, pm, owner) => allocPages(k, t, pm, owner));
+    k.fns.define('__free_pages', PAGE_ALLOC_C, (t, pm, pfn) => freePages(k, t, pm, pfn));
+  }
   return pm;
 }
 
@@ -130,49 +145,47 @@ export function memblock_alloc_page(k: Kernel, pm: PhysMem, owner: number): numb
 }
 
 /** alloc_page(GFP_KERNEL): the frame's pfn, 0 when memory is exhausted. May sleep (reclaim). */
-export function* alloc_page(k: Kernel, t: KTask, pm: PhysMem, owner: number): KGen<number> {
+export function alloc_page(k: Kernel, t: KTask, pm: PhysMem, owner: number): KGen<number> {
   checkOwner(owner);
-  return yield* k.call(
-    t,
-    'alloc_pages',
-    (function* () {
-      k.mightSleep(t, MIGHT_ALLOC_SITE);
-      return yield* k.step(t, 'alloc_page', () => {
-        const pfn = take(k, pm, owner);
-        if (pfn !== 0) {
-          const f = frame(k, pm, pfn);
-          pm.view.page.alloc_by.set(f, k.mem.intern(t.label));
-          pm.view.page.alloc_chain.set(f, k.mem.intern(t.chain().join('\n')));
-        }
-        return pfn;
-      });
-    })(),
-  );
+  return k.fn.alloc_pages(t, pm, owner);
+}
+
+function* allocPages(k: Kernel, t: KTask, pm: PhysMem, owner: number): KGen<number> {
+  k.mightSleep(t, MIGHT_ALLOC_SITE);
+  return yield* k.step(t, 'alloc_page', () => {
+    const pfn = take(k, pm, owner);
+    if (pfn !== 0) {
+      const f = frame(k, pm, pfn);
+      pm.view.page.alloc_by.set(f, k.mem.intern(t.label));
+      pm.view.page.alloc_chain.set(f, k.mem.intern(t.chain().join('\n')));
+    }
+    return pfn;
+  });
 }
 
 /** __free_page: freeing a frame that is already free is `BUG: Bad page state` (and is not done). */
-export function* free_page(k: Kernel, t: KTask, pm: PhysMem, pfn: number): KGen {
+export function free_page(k: Kernel, t: KTask, pm: PhysMem, pfn: number): KGen {
   if (!valid(pm, pfn) || pfn === 0) throw new RangeError(`free_page: pfn ${pfn} is not a page frame of this machine`);
-  yield* k.call(
-    t,
-    '__free_pages',
-    k.step(t, 'free_page', (env) => {
-      const f = frame(k, pm, pfn);
-      if (pm.view.page.owner.get(f) === 0) {
-        if (k.enabled('kasan')) badPage(k, t, pm, pfn, env.step);
-        return;
-      }
-      for (const h of hooksOf(pm)) h(pfn, t, env.step);
-      const hd = header(k, pm);
-      pm.view.page.owner.set(f, 0);
-      pm.view.page.pt_level.set(f, 0);
-      pm.view.page.free_by.set(f, k.mem.intern(t.label));
-      pm.view.page.free_chain.set(f, k.mem.intern(t.chain().join('\n')));
-      pm.view.page.lru.set(f, pm.view.physmem.free_list.get(hd));
-      pm.view.physmem.free_list.set(hd, pfn);
-      pm.view.physmem.nr_inuse.set(hd, pm.view.physmem.nr_inuse.get(hd) - 1);
-    }),
-  );
+  return k.fn.__free_pages(t, pm, pfn);
+}
+
+function freePages(k: Kernel, t: KTask, pm: PhysMem, pfn: number): KGen {
+  return k.step(t, 'free_page', (env) => {
+    const f = frame(k, pm, pfn);
+    if (pm.view.page.owner.get(f) === 0) {
+      if (k.enabled('kasan')) badPage(k, t, pm, pfn, env.step);
+      return;
+    }
+    for (const h of hooksOf(pm)) h(pfn, t, env.step);
+    const hd = header(k, pm);
+    pm.view.page.owner.set(f, 0);
+    pm.view.page.pt_level.set(f, 0);
+    pm.view.page.free_by.set(f, k.mem.intern(t.label));
+    pm.view.page.free_chain.set(f, k.mem.intern(t.chain().join('\n')));
+    pm.view.page.lru.set(f, pm.view.physmem.free_list.get(hd));
+    pm.view.physmem.free_list.set(hd, pfn);
+    pm.view.physmem.nr_inuse.set(hd, pm.view.physmem.nr_inuse.get(hd) - 1);
+  });
 }
 
 /**
