@@ -239,7 +239,7 @@ export class IommuHardware implements Hardware {
   protected startPageWalk(self: number, dev: number, pasid: number, vpn: number, write: boolean, id: number, key: number, ep: number, out: HwOut): void {
     const u = this.unit;
     const mm = mmById(this.mms, (key & 0xffff) - 1);
-    if (!mm || vpn < 0 || (vpn >= mm.pages && kernelVpn(mm, vpn) < 0)) {
+    if (!mm || vpn < 0 || (vpn >= mm.pages && (u.spec.kernelHalf !== true || kernelVpn(mm, vpn) < 0))) {
       out.send(this.dev(dev).actor, { type: 'ats.fault', id, why: WHY_PTE });
       return;
     }

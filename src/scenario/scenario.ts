@@ -93,13 +93,15 @@ const whileStep = z.strictObject({
 /** hp (pciehp, src/workloads/hotplug-steps.ts): `{ unplug: dev }` (a surprise removal), `{ unplug: { dev, surprise } }`. */
 const hpForms = [scalarForm('unplug', HP_FIELDS.unplug.dev), objectForm('unplug', HP_FIELDS.unplug)] as const;
 
-/** kthread (src/workloads/kthread-steps.ts): `vmalloc`, `{ vmalloc: { n, as } }`, `vfree`, `{ vfree: area }`, and ioremap / iounmap alike. */
+/** kthread (src/workloads/kthread-steps.ts): `vmalloc`, `{ vmalloc: { n, as } }`, `vfree`, `{ vfree: area }`, `{ vfree: { area } }`, and ioremap / iounmap alike. */
 const kthreadForms = [
   z.enum(['vmalloc', 'vfree', 'ioremap', 'iounmap']),
   defaultedForm('vmalloc', KTHREAD_FIELDS.vmalloc),
   scalarForm('vfree', KTHREAD_FIELDS.vfree.area.unwrap()),
+  objectForm('vfree', KTHREAD_FIELDS.vfree),
   defaultedForm('ioremap', KTHREAD_FIELDS.ioremap),
   scalarForm('iounmap', KTHREAD_FIELDS.iounmap.area.unwrap()),
+  objectForm('iounmap', KTHREAD_FIELDS.iounmap),
 ] as const;
 
 /** sva: `open`, `{ open: {dev, as} }`, `close`, `{ close: fd }`, `mmap`, `{ mmap: fd }`, `munmap_portal`, `bind`, `unbind`, `exit`, `{ dma: {n, vpn, write, wait, fd} }`, `{ munmap: vpn }` or `{ munmap: {vpn, n, remap} }`, `{ madvise: {vpn, n} }`, `{ migrate: {vpn, n} }`, `{ exit: {wait} }`. */
