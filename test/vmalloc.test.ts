@@ -146,6 +146,17 @@ describe("a process's device walks its PGD's kernel half: the stale-translation 
     });
   }
 
+  it('vtd: the deferral alone is not the fix — kernel_pgtable_work without iommu_sva_invalidate_kva_range is caught', () => {
+    let caught = 0;
+    for (const seed of [...SEEDS, 4, 5, 6]) {
+      const b = build({ iommus: 'vtd' }, script);
+      b.model.k.fns.replace('iommu_sva_invalidate_kva_range', function* () {}, 'test: no IOMMU told');
+      const r = runBuilt(b, seed);
+      if (r.findings.some((f) => f.kind === 'stale_translation' && /of init_mm freed while/.test(f.title))) caught++;
+    }
+    expect(caught).toBeGreaterThan(0);
+  });
+
   it('smmuv3: an arm64 process has no kernel half (EPD1): the kernel address faults unwalked, nothing to catch', () => {
     for (const seed of SEEDS) {
       const r = runBuilt(build({ iommus: 'smmuv3', bug: 'kernel-pgtable-free-no-sva-flush' }, script), seed);
