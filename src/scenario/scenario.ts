@@ -95,18 +95,17 @@ const hpForms = [scalarForm('unplug', HP_FIELDS.unplug.dev), objectForm('unplug'
 
 /** kthread (src/workloads/kthread-steps.ts): `vmalloc`, `{ vmalloc: { n, as } }`, `vfree`, `{ vfree: area }`, `{ vfree: { area } }`, and ioremap / iounmap alike. */
 const kthreadForms = [
-  z.enum(['vmalloc', 'vfree', 'ioremap', 'iounmap']),
-  defaultedForm('vmalloc', KTHREAD_FIELDS.vmalloc),
+  objectForm('vmalloc', KTHREAD_FIELDS.vmalloc),
   scalarForm('vfree', KTHREAD_FIELDS.vfree.area.unwrap()),
   objectForm('vfree', KTHREAD_FIELDS.vfree),
-  defaultedForm('ioremap', KTHREAD_FIELDS.ioremap),
+  objectForm('ioremap', KTHREAD_FIELDS.ioremap),
   scalarForm('iounmap', KTHREAD_FIELDS.iounmap.area.unwrap()),
   objectForm('iounmap', KTHREAD_FIELDS.iounmap),
 ] as const;
 
 /** sva: `open`, `{ open: {dev, as} }`, `close`, `{ close: fd }`, `mmap`, `{ mmap: fd }`, `munmap_portal`, `bind`, `unbind`, `exit`, `{ dma: {n, vpn, write, wait, fd} }`, `{ munmap: vpn }` or `{ munmap: {vpn, n, remap} }`, `{ madvise: {vpn, n} }`, `{ migrate: {vpn, n} }`, `{ exit: {wait} }`. */
 const svaStep = z.union([
-  z.enum(['bind', 'unbind', 'exit', 'open', 'close', 'mmap', 'munmap_portal']),
+  z.enum(['bind', 'unbind', 'exit', 'open', 'close', 'mmap', 'munmap_portal', 'vmalloc', 'vfree', 'ioremap', 'iounmap']),
   objectForm('open', SVA_FIELDS.open),
   scalarForm('close', SVA_FIELDS.close.fd.unwrap()),
   scalarForm('mmap', SVA_FIELDS.mmap.fd.unwrap()),
