@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/runtime/errors.js';
 import { parseScript, type ScriptSpec } from '../src/workloads/script.js';
-import { ACTOR_KINDS, DOMAINS_KINDS, HP_KINDS, IOASID_KINDS, PRESET_ACTORS, SVA_KINDS, type StepKind, toWire } from '../src/workloads/steps.js';
+import { ACTOR_KINDS, DOMAINS_KINDS, HP_KINDS, IOASID_KINDS, KTHREAD_KINDS, PRESET_ACTORS, SVA_KINDS, type StepKind, toWire } from '../src/workloads/steps.js';
 
 const spec = (model: string, kinds: readonly string[], steps: readonly StepKind[]) => ({ model, kinds, maxActors: 8, steps });
 const parse = (text: unknown, s: ScriptSpec<{ readonly op: string }> = spec('domains', ['drv', 'proc', 'iopf'], DOMAINS_KINDS)) => parseScript(JSON.stringify(text), s);
@@ -83,6 +83,6 @@ describe('the script engine', () => {
     for (const [preset, actors] of Object.entries(PRESET_ACTORS)) {
       for (const [kind, steps] of Object.entries(actors)) for (const st of steps) expect(vocabulary.has(st), `${preset} ${kind}/N ${st.op}`).toBe(true);
     }
-    expect(PRESET_ACTORS.sva).toEqual({ proc: SVA_KINDS, hp: HP_KINDS });
+    expect(PRESET_ACTORS.sva).toEqual({ proc: SVA_KINDS, hp: HP_KINDS, kthread: KTHREAD_KINDS });
   });
 });

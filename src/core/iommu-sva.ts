@@ -19,7 +19,9 @@ import type { KTask } from '../kernel/context.js';
 import { EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, errname } from '../kernel/errno.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { setAllocTrack, TRACK_WORDS, unreferenced } from '../kernel/kmemleak.js';
-import { MM_LIVE, mmBase, type MmStruct, type MmTable, mmById, mmState, mmStateCode } from '../kernel/mm/mm.js';
+import { initMmPages, kernelBase, MM_LIVE, mmBase, type MmStruct, type MmTable, mmById, mmState, mmStateCode } from '../kernel/mm/mm.js';
+import { TLB_FLUSH_ALL } from '../kernel/mm/pgalloc.js';
+import { defineSpinlock, type Spinlock, spin_lock_irqsave, spin_unlock_irqrestore } from '../kernel/spinlock.js';
 import {
   defineMmuNotifierOps,
   type MmuNotifiers,
@@ -197,6 +199,7 @@ export class Sva {
       cfg.bonds,
     );
     this.defineFunctions();
+    this.defineKvaFunctions();
     const sva = this;
     this.notifierOps = defineMmuNotifierOps(notifiers, {
       name: 'iommu_sva',
@@ -780,4 +783,55 @@ export class Sva {
     yield* this.ops(dev).default_domain_ops.iotlb_sync(t, svaDomain(mm, 0), dev, this.bondField(handle, 'pasid'), start, end);
   }
 
+  // ---- the kernel address space (e37d5a2d60a3) ----
+
+  /** iommu_mms_lock: guards iommu_sva_mms (a spinlock, as the TLB-flush side may not sleep). */
+  private mmsLock: Spinlock | undefined;
+
+  /** iommu_sva_invalidate_kva_range by name (defined once, with the kernel's other SVA functions). */
+  private defineKvaFunctions(): void {
+    if (this.k.fns.has('iommu_sva_invalidate_kva_range')) return;
+    this.mmsLock = defineSpinlock(this.k, 'iommu_mms_lock');
+    this.k.fns.define('iommu_sva_invalidate_kva_range', IOMMU_SVA_C, (t, start, end) => this.invalidateKvaRange(t, start, end));
+  }
+
+  /**
+   * The mms on iommu_sva_mms: mainline adds an mm as it gets its first SVA domain and takes it off once its last
+   * is gone (after the unbind detached it, whose teardown flushed the PASID) — here, an mm with an SVA domain on
+   * some IOMMU, or (notifier=bond, no domains) a bond with users. init_mm is among them when the model's system
+   * PASID binds it (seed 004; mainline has no kernel SVA any more).
+   */
+  private svaMms(): MmStruct[] {
+    const ids = new Set<number>();
+    for (const h of this.liveBonds()) if (this.bondField(h, 'users') > 0) ids.add(this.bondField(h, 'mm'));
+    for (const mm of [this.mms.initMm, ...this.mms.mms]) {
+      for (let i = 0; i < this.cfg.iommus; i++) if (this.svaDomains.domainOf(mm, i) !== 0) ids.add(mm.id);
+    }
+    return [...ids].sort((a, b) => a - b).flatMap((id) => mmById(this.mms, id) ?? []);
+  }
+
+  /**
+   * iommu_sva_invalidate_kva_range: under iommu_mms_lock, every mm on iommu_sva_mms has its secondary TLBs drop
+   * what they cached of kernel addresses [start, end) (end TLB_FLUSH_ALL: to the end of the kernel's) —
+   * mmu_notifier_arch_invalidate_secondary_tlbs(iommu_mm->mm, ...), at that mm's kernel half, which is where its
+   * IOMMUs cached the kernel tables' entries. init_mm, bound in supervisor mode, registers no notifier: its
+   * bonds are flushed directly at the kernel address (iommu_sva_invalidate_range, the notifier's own flush).
+   */
+  private *invalidateKvaRange(t: KTask, start: number, end: number): KGen {
+    const k = this.k;
+    const lock = this.mmsLock as Spinlock;
+    const last = end === TLB_FLUSH_ALL ? initMmPages(this.mms.pages) : end;
+    const flags = yield* spin_lock_irqsave(k, t, lock);
+    const mms = yield* k.step(t, 'list_for_each_entry(iommu_mm, &iommu_sva_mms, mm_list_elm)', () => this.svaMms());
+    for (const mm of mms) {
+      if (mm.id !== this.mms.initMm.id) {
+        const base = kernelBase(mm.pages);
+        yield* k.fn.__mmu_notifier_arch_invalidate_secondary_tlbs(t, mm, base + start, base + last);
+        continue;
+      }
+      const handles = yield* k.step(t, 'init_mm bonds', () => this.liveBonds().filter((h) => this.bondField(h, 'mm') === mm.id && this.bondField(h, 'users') > 0));
+      for (const h of handles) yield* k.fn.iommu_sva_invalidate_range(t, mm, h, start, last);
+    }
+    yield* spin_unlock_irqrestore(k, t, lock, flags);
+  }
 }

@@ -74,6 +74,12 @@ export interface FlavourSpec {
   readonly entry: EntryFormat;
   readonly entryName: string;
   readonly tlbTag: 'pasid' | 'asid';
+  /**
+   * The CPU page tables it walks for SVA carry the kernel's half (x86: every PGD holds init_mm's kernel entries,
+   * so a device handed a kernel address walks init_mm's tables); absent: arm64, whose user tables (TTBR0) have
+   * none — the SMMU's context descriptor disables TTB1 walks (EPD1).
+   */
+  readonly kernelHalf?: boolean;
   readonly cmdqName: string;
   readonly prqName: string;
   readonly prqThread: string;

@@ -21,6 +21,8 @@ import {
   PT_LEVEL_PMD,
   PT_LEVEL_PTE,
   PTE_TABLE_SHIFT,
+  kernelVpn,
+  mmTableOf,
   pgdEntryAddr,
   pgdPfnAddr,
   pmdEntryAddr,
@@ -28,7 +30,7 @@ import {
   ptePagesOf,
 } from '../kernel/mm/mm.js';
 import { PTE_PRESENT, PTE_WRITE, ptePfn, pte as readPte } from '../kernel/mm/pagetable.js';
-import { TABLE_PRESENT } from '../kernel/mm/pgalloc.js';
+import { TABLE_HUGE, TABLE_PRESENT } from '../kernel/mm/pgalloc.js';
 import { pageHistory, pageOwner, ptdescIndex, ptdescLevel } from '../kernel/mm/physmem.js';
 import { OP_DEVTLB, OP_PAGE_RESP } from './flavour.js';
 import { type IommuUnit, QUEUE_CMDQ, QUEUE_PRQ } from './iommu.js';
@@ -61,11 +63,16 @@ function walkStage(level: number, pfn: number, cached: boolean): number {
   return PAGE_WALK + level + (cached ? 4 : 0) + pfn * 8;
 }
 
-/** The entry for vpn in mm's `level` table number `index` (a plain read: the hardware's, in a sequenced delivery). */
+/**
+ * The entry for vpn in mm's `level` table number `index` (a plain read: the hardware's, in a sequenced delivery).
+ * A user PGD's entries past its own pages are the kernel half's: init_mm's, as pgd_ctor copied them.
+ */
 function tableEntry(k: Kernel, mm: MmStruct, level: number, index: number, vpn: number): number {
   if (level === PT_LEVEL_PGD) {
     const j = vpn >> PMD_TABLE_SHIFT;
-    return j < pmdPagesOf(mm.pages) ? Atomics.load(k.i32, pgdEntryAddr(k, mm, j)) : 0;
+    if (j < pmdPagesOf(mm.pages)) return Atomics.load(k.i32, pgdEntryAddr(k, mm, j));
+    const kv = kernelVpn(mm, vpn);
+    return kv < 0 ? 0 : tableEntry(k, mmTableOf(mm).initMm, level, 0, kv);
   }
   if (level === PT_LEVEL_PMD) {
     const per = PMD_TABLE_SHIFT - PTE_TABLE_SHIFT;
@@ -232,7 +239,7 @@ export class IommuHardware implements Hardware {
   protected startPageWalk(self: number, dev: number, pasid: number, vpn: number, write: boolean, id: number, key: number, ep: number, out: HwOut): void {
     const u = this.unit;
     const mm = mmById(this.mms, (key & 0xffff) - 1);
-    if (!mm || vpn < 0 || vpn >= mm.pages) {
+    if (!mm || vpn < 0 || (vpn >= mm.pages && (u.spec.kernelHalf !== true || kernelVpn(mm, vpn) < 0))) {
       out.send(this.dev(dev).actor, { type: 'ats.fault', id, why: WHY_PTE });
       return;
     }
@@ -275,8 +282,12 @@ export class IommuHardware implements Hardware {
     const s = m.st - PAGE_WALK;
     const level = s & 3;
     const pfn = s >>> 3;
-    const mm = mmById(this.mms, (m.a & 0xffff) - 1) as MmStruct;
-    const want = level === PT_LEVEL_PGD ? 0 : m.vpn >> (level === PT_LEVEL_PMD ? PMD_TABLE_SHIFT : PTE_TABLE_SHIFT);
+    const bound = mmById(this.mms, (m.a & 0xffff) - 1) as MmStruct;
+    // Below a user PGD's kernel half the tables are init_mm's, at the kernel address.
+    const kv = level === PT_LEVEL_PGD ? -1 : kernelVpn(bound, m.vpn);
+    const mm = kv < 0 ? bound : this.mms.initMm;
+    const vpn = kv < 0 ? m.vpn : kv;
+    const want = level === PT_LEVEL_PGD ? 0 : vpn >> (level === PT_LEVEL_PMD ? PMD_TABLE_SHIFT : PTE_TABLE_SHIFT);
     if (m.ep !== u.epoch && (!this.isTable(mm, level, want, pfn) || !this.contextStill(m.dev, m.pasid, m.a))) {
       // An invalidation overtook the walk, and what it walks is gone — the table it points at freed, or the
       // context that named the page table dropped: translate again from the caches and memory as they are now,
@@ -289,14 +300,18 @@ export class IommuHardware implements Hardware {
       return;
     }
     out.busy(WALK_LEVEL.ns);
-    const entry = this.readTable(mm, level, want, pfn, (s & 4) !== 0, m);
+    const entry = this.readTable(mm, level, want, pfn, (s & 4) !== 0, m, vpn);
     if (level !== PT_LEVEL_PTE) this.descend(self, m, level - 1, entry, out);
-    else this.leaf(m, entry, out);
+    else this.leaf(m, kv < 0 ? entry : 0, out);
   }
 
-  /** An upper-level entry read: cache it and read the next table, or fault. */
+  /**
+   * An upper-level entry read: cache it and read the next table, or fault. A huge PMD entry is a leaf the model's
+   * DMA never uses (ioremap's MMIO), and a kernel-half PTE faults (the walk gives the leaf 0): a request without
+   * privilege meets the U/S bit — after the walk cached the kernel tables' upper-level entries.
+   */
   private descend(self: number, m: Extract<HwMessage, { type: 'walk' }>, next: number, entry: number, out: HwOut): void {
-    if ((entry & TABLE_PRESENT) === 0) {
+    if ((entry & TABLE_PRESENT) === 0 || (entry & TABLE_HUGE) !== 0) {
       out.send(this.dev(m.dev).actor, { type: 'ats.fault', id: m.id, why: WHY_PTE });
       return;
     }
@@ -325,15 +340,15 @@ export class IommuHardware implements Hardware {
    * longer that table (freed, or reused) is the oracle's finding, and the walk reads what the frame is now:
    * another table of that level (another address space's entries), or nothing it can use.
    */
-  private readTable(mm: MmStruct, level: number, want: number, pfn: number, cached: boolean, m: Extract<HwMessage, { type: 'walk' }>): number {
+  private readTable(mm: MmStruct, level: number, want: number, pfn: number, cached: boolean, m: Extract<HwMessage, { type: 'walk' }>, vpn: number): number {
     const k = this.unit.kernel;
-    if (this.isTable(mm, level, want, pfn)) return tableEntry(k, mm, level, want, m.vpn);
+    if (this.isTable(mm, level, want, pfn)) return tableEntry(k, mm, level, want, vpn);
     const pm = this.mms.pm;
     const lvl = ptdescLevel(k, pm, pfn);
     const owner = pageOwner(k, pm, pfn);
     this.staleTable(mm, level, pfn, cached, m, lvl, owner);
     const now = lvl === level && owner !== 0 ? mmById(this.mms, owner - 1) : undefined;
-    return now ? tableEntry(k, now, level, ptdescIndex(k, pm, pfn), m.vpn) : 0;
+    return now ? tableEntry(k, now, level, ptdescIndex(k, pm, pfn), vpn) : 0;
   }
 
   /**

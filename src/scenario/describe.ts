@@ -7,7 +7,7 @@ import { type ModelName, SCRIPT_STEPS, scenarioSchema } from './scenario.js';
 
 /** One example of each step form, by model, for a step that is none of them. */
 const STEP_EXAMPLES: Readonly<Record<ModelName, string>> = {
-  sva: "open, { open: { dev: 1, as: q } }, close, { close: q }, { mmap: q }, { munmap_portal: q }, bind, unbind, exit, { dma: { n: 4, vpn: 0, write: true, wait: false, fd: q } }, { munmap: 3 }, { munmap: { vpn: 0, n: 8, remap: false } }, { madvise: { vpn: 0, n: 4 } }, { migrate: { vpn: 0, n: 4 } }, { exit: { wait: false } }, { after: 'proc/0:2' }, { while: { task: proc0, holds: iommu_sva_lock } }; hp/N: { unplug: 0 }, { unplug: { dev: 0, surprise: false } }",
+  sva: "open, { open: { dev: 1, as: q } }, close, { close: q }, { mmap: q }, { munmap_portal: q }, bind, unbind, exit, { dma: { n: 4, vpn: 0, write: true, wait: false, fd: q } }, { munmap: 3 }, { munmap: { vpn: 0, n: 8, remap: false } }, { madvise: { vpn: 0, n: 4 } }, { migrate: { vpn: 0, n: 4 } }, { exit: { wait: false } }, { after: 'proc/0:2' }, { while: { task: proc0, holds: iommu_sva_lock } }; hp/N: { unplug: 0 }, { unplug: { dev: 0, surprise: false } }; kthread/N: vmalloc, { vmalloc: { n: 2, as: buf } }, vfree, { vfree: buf }, ioremap, { ioremap: { n: 4, as: io } }, { iounmap: io }",
   domains:
     "synchronize_rcu, { alloc: { domain: d0, type: paging } }, { attach: { domain: d0, dev: 0, pasid: 1 } }, { bind: { dev: 0, mm: 0 } }, { dma: { dev: 0, pasid: 1 } }, { after: 'drv/0:1' }; hp/N: { unplug: 0 }",
   ioasid: "check, { alloc_set: { set: s, quota: 4 } }, { alloc: { set: s, id: a } }, { free: a }, { find: { set: s, id: a } }, { bind: a }, { after: 'user/0:1' }",

@@ -253,7 +253,7 @@ function compileScript(s: Scenario): string | undefined {
  * (`hp/N`, numbered on their own) the object of actors, every model's form.
  */
 function compileSva(script: Record<string, (object | string)[]>, wire: (st: object | string) => Record<string, Wire>): string {
-  if (Object.keys(script).some((n) => n.startsWith('hp/'))) return JSON.stringify(Object.fromEntries(Object.entries(script).map(([a, steps]) => [a, steps.map(wire)])));
+  if (Object.keys(script).some((n) => n.startsWith('hp/') || n.startsWith('kthread/'))) return JSON.stringify(Object.fromEntries(Object.entries(script).map(([a, steps]) => [a, steps.map(wire)])));
   const procs: Wire[][] = [];
   for (const [name, steps] of Object.entries(script)) {
     const i = Number(name.slice('proc/'.length));

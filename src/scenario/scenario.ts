@@ -14,6 +14,7 @@ import {
   HP_KINDS,
   IOASID_FIELDS,
   IOASID_KINDS,
+  KTHREAD_KINDS,
   objectForm,
   SVA_FIELDS,
   SVA_KINDS,
@@ -22,6 +23,7 @@ import {
 } from '../workloads/steps.js';
 import { IOMMUFD_FIELDS, IOMMUFD_KINDS } from '../workloads/iommufd-steps.js';
 import { HP_FIELDS } from '../workloads/hotplug-steps.js';
+import { KTHREAD_FIELDS } from '../workloads/kthread-steps.js';
 
 /** The finding kinds a scenario may expect or forbid (src/kernel/findings.ts, the model's oracles). */
 export const FINDING_KINDS = [
@@ -92,9 +94,19 @@ const whileStep = z.strictObject({
 /** hp (pciehp, src/workloads/hotplug-steps.ts): `{ unplug: dev }` (a surprise removal), `{ unplug: { dev, surprise } }`. */
 const hpForms = [scalarForm('unplug', HP_FIELDS.unplug.dev), objectForm('unplug', HP_FIELDS.unplug)] as const;
 
+/** kthread (src/workloads/kthread-steps.ts): `vmalloc`, `{ vmalloc: { n, as } }`, `vfree`, `{ vfree: area }`, `{ vfree: { area } }`, and ioremap / iounmap alike. */
+const kthreadForms = [
+  objectForm('vmalloc', KTHREAD_FIELDS.vmalloc),
+  scalarForm('vfree', KTHREAD_FIELDS.vfree.area.unwrap()),
+  objectForm('vfree', KTHREAD_FIELDS.vfree),
+  objectForm('ioremap', KTHREAD_FIELDS.ioremap),
+  scalarForm('iounmap', KTHREAD_FIELDS.iounmap.area.unwrap()),
+  objectForm('iounmap', KTHREAD_FIELDS.iounmap),
+] as const;
+
 /** sva: `open`, `{ open: {dev, as} }`, `close`, `{ close: fd }`, `mmap`, `{ mmap: fd }`, `munmap_portal`, `bind`, `unbind`, `exit`, `{ dma: {n, vpn, write, wait, fd} }`, `{ munmap: vpn }` or `{ munmap: {vpn, n, remap} }`, `{ madvise: {vpn, n} }`, `{ migrate: {vpn, n} }`, `{ exit: {wait} }`. */
 const svaStep = z.union([
-  z.enum(['bind', 'unbind', 'exit', 'open', 'close', 'mmap', 'munmap_portal']),
+  z.enum(['bind', 'unbind', 'exit', 'open', 'close', 'mmap', 'munmap_portal', 'vmalloc', 'vfree', 'ioremap', 'iounmap']),
   objectForm('open', SVA_FIELDS.open),
   scalarForm('close', SVA_FIELDS.close.fd.unwrap()),
   scalarForm('mmap', SVA_FIELDS.mmap.fd.unwrap()),
@@ -106,6 +118,7 @@ const svaStep = z.union([
   objectForm('migrate', SVA_FIELDS.migrate),
   objectForm('exit', SVA_FIELDS.exit),
   ...hpForms,
+  ...kthreadForms,
   afterStep,
   whileStep,
 ]);
@@ -191,11 +204,11 @@ const ioasidStep = z.union([
 export type IoasidStep = z.output<typeof ioasidStep>;
 
 /** Each model's step kinds (src/workloads/steps.ts). */
-export const STEP_KINDS: Readonly<Record<ModelName, readonly StepKind[]>> = { sva: [...SVA_KINDS, ...HP_KINDS], domains: [...DOMAINS_KINDS, ...HP_KINDS], ioasid: IOASID_KINDS };
+export const STEP_KINDS: Readonly<Record<ModelName, readonly StepKind[]>> = { sva: [...SVA_KINDS, ...HP_KINDS, ...KTHREAD_KINDS], domains: [...DOMAINS_KINDS, ...HP_KINDS], ioasid: IOASID_KINDS };
 
 /** The steps of each model's scripts, by their key (for messages). */
 export const SCRIPT_STEPS: Readonly<Record<ModelName, readonly string[]>> = {
-  sva: [...SVA_KINDS.map((k) => k.op), ...HP_KINDS.map((k) => k.op), 'after', 'while'],
+  sva: [...SVA_KINDS.map((k) => k.op), ...HP_KINDS.map((k) => k.op), ...KTHREAD_KINDS.map((k) => k.op), 'after', 'while'],
   domains: [...DOMAINS_KINDS.map((k) => k.op), ...HP_KINDS.map((k) => k.op), 'after', 'while'],
   ioasid: [...IOASID_KINDS.map((k) => k.op), 'after', 'while'],
 };
@@ -250,7 +263,7 @@ const base = {
  */
 export const scenarioSchema = z.discriminatedUnion('model', [
   /** sva: processes `proc/N` (process N), after exec; pciehp `hp/N`. */
-  z.strictObject({ ...base, model: z.literal('sva'), script: scriptOf(/^(proc|hp)\/\d+$/, 'expected proc/N or hp/N', svaStep) }),
+  z.strictObject({ ...base, model: z.literal('sva'), script: scriptOf(/^(proc|hp|kthread)\/\d+$/, 'expected proc/N, hp/N or kthread/N', svaStep) }),
   /** domains: drivers, processes and page-fault handlers (`drv/N`, `proc/N`, `iopf/N`), each a kernel task; a user-space VMM `vmm/N`; pciehp `hp/N`. */
   z.strictObject({ ...base, model: z.literal('domains'), script: domainsScript() }),
   /** ioasid: allocator users `user/N`, each a kernel task started once the allocator is booted. */

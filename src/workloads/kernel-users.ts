@@ -5,6 +5,8 @@
 // supervisor mode, trusted devices only, no IOMMU update per job (seed 004); VFIO taking a device over; and a
 // composite DRM-like device that manages its own domains, one per process, switching its engines between them.
 // Kernel submitters get their completion from a completion record the device writes in memory, as DSA does.
+// And a script's `kthread/N` actors: kernel threads using init_mm's vmalloc area (vmalloc / vfree, ioremap /
+// iounmap: kernel/mm/vmalloc.ts) while processes' devices run.
 import type { DmaApi } from '../core/dma-iommu.js';
 import { OWNER_DRIVER } from '../core/dma-iommu.js';
 import type { Domains } from '../core/iommu.js';
@@ -15,10 +17,13 @@ import type { KTask } from '../kernel/context.js';
 import { errname } from '../kernel/errno.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { KernelMemory } from '../kernel/memory.js';
-import { type MmStruct, type MmTable, ownerOf } from '../kernel/mm/mm.js';
+import { kernelBase, type MmStruct, type MmTable, mmTableOf, ownerOf, PTE_TABLE_SHIFT } from '../kernel/mm/mm.js';
 import { pte, ptePfn } from '../kernel/mm/pagetable.js';
 import { alloc_page, free_page, type PhysMem } from '../kernel/mm/physmem.js';
 import { mutex_lock, mutex_unlock } from '../kernel/mutex.js';
+import { vmallocArea } from '../kernel/mm/vmalloc.js';
+import { KTHREAD_OPS, type KthreadOp } from './kthread-steps.js';
+import type { ScriptActor, ScriptRunner } from './script.js';
 
 export type KernelUse = 'none' | 'dma-api' | 'syspasid-map' | 'syspasid-bind';
 export const KERNEL_USES: readonly KernelUse[] = ['none', 'dma-api', 'syspasid-map', 'syspasid-bind'];
@@ -72,7 +77,8 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
   const result = (i: number): number => k.mem.statics + results + i;
   const initMm = mms.initMm;
   const kernelOwner = ownerOf(initMm);
-  const buffers = Math.max(1, Math.min(cfg.buffers, initMm.pages));
+  // The buffers are pages of the direct map (init_mm's vmalloc area lies above it).
+  const buffers = Math.max(1, Math.min(cfg.buffers, mms.pages));
 
   /**
    * Seed 004's exposure, counted when a job is handed to the device: the kernel frames its {device, PASID}
@@ -268,4 +274,68 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
     syspasidResult: (dev: number): number => k.i32[result(D + dev)] as number,
     drmResult: (): number => k.i32[result(2 * D + 1)] as number,
   };
+}
+
+// ---- the script's kernel threads (`kthread/N`) ----
+
+/** At most this many kernel-thread actors (`kthread/N`) beside the processes. */
+export const MAX_KTHREAD_ACTORS = 2;
+
+/** The kthread actors of a script (names `kthread/N`). */
+export function kthreadActors<Op extends { readonly op: string }>(actors: readonly ScriptActor<Op>[]): ScriptActor<Op>[] {
+  return actors.filter((a) => a.name.startsWith('kthread/'));
+}
+
+/** Is st a kthread actor's own step? */
+export function isKthreadOp(st: { readonly op: string }): st is KthreadOp {
+  return KTHREAD_OPS.includes(st.op);
+}
+
+/**
+ * Declare the kthread actors' task kind (`kthread_actor`) on a script's runner, where actor `i` of the runner is
+ * `first + j` for the j-th kthread actor; returns their initial tasks. Each keeps the areas it mapped, by name
+ * and in order (a vfree with no name takes the newest vmalloc area, an iounmap the newest ioremap).
+ */
+export function defineKthreadActors<Op extends { readonly op: string }>(
+  k: Kernel,
+  runner: ScriptRunner<Op | KthreadOp>,
+  actors: readonly ScriptActor<Op | KthreadOp>[],
+  first: number,
+  other: (t: KTask, st: Op) => KGen<string>,
+): { task: string; args: number; name: string }[] {
+  if (actors.length === 0) return [];
+  k.task('kthread_actor', 'kthread', function* (t, args) {
+    const mapped: { readonly name: string | undefined; readonly addr: number; readonly io: boolean }[] = [];
+    yield* runner.run(t, args as number, (t2, st) => (isKthreadOp(st) ? kthreadStep(k, t2, st, mapped) : other(t2, st as Op)));
+  });
+  return actors.map((a, j) => ({ task: 'kthread_actor', args: first + j, name: a.comm }));
+}
+
+/** One step of a kthread actor; what it did, for the trace. */
+function* kthreadStep(k: Kernel, t: KTask, st: KthreadOp, mapped: { name: string | undefined; addr: number; io: boolean }[]): KGen<string> {
+  const v = vmallocArea(k);
+  if (!v) throw new Error('kthread: the model has no vmalloc area');
+  const table = mmTableOf(v.initMm);
+  if (st.op === 'vmalloc' || st.op === 'ioremap') {
+    const io = st.op === 'ioremap';
+    // The device's BAR: MMIO above RAM's frames, aligned to a PMD range.
+    const span = 1 << PTE_TABLE_SHIFT;
+    const bar = Math.ceil(table.pm.frames / span) * span;
+    const addr = io ? yield* k.fn.ioremap(t, bar, st.n) : yield* k.fn.vmalloc(t, st.n);
+    if (addr === 0) return `${st.op}(${st.n}) = NULL`;
+    mapped.push({ name: st.as, addr, io });
+    return `${st.op}(${st.n}) = kernel page ${addr} (a process's vpn ${kernelBase(table.pages) + addr})`;
+  }
+  const io = st.op === 'iounmap';
+  const area = 'area' in st ? st.area : undefined;
+  let j = -1;
+  for (let i = mapped.length - 1; i >= 0 && j < 0; i--) {
+    const m = mapped[i] as { name: string | undefined; addr: number; io: boolean };
+    if (m.io === io && (area === undefined || m.name === area)) j = i;
+  }
+  if (j < 0) return `${st.op}(NULL)`;
+  const { addr } = mapped.splice(j, 1)[0] as { addr: number };
+  if (io) yield* k.fn.iounmap(t, addr);
+  else yield* k.fn.vfree(t, addr);
+  return `${st.op}(kernel page ${addr})`;
 }

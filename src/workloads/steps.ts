@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { IOMMUFD_KINDS } from './iommufd-steps.js';
 import { HP_STEPS } from './hotplug-steps.js';
+import { KTHREAD_STEPS } from './kthread-steps.js';
 
 const MUST = 'must be ';
 
@@ -154,6 +155,9 @@ export const DOMAINS_KINDS: readonly StepKind[] = [
 /** hp: pciehp (`hp/N`): its steps are declared in hotplug-steps.ts. */
 export const HP_KINDS: readonly StepKind[] = HP_STEPS.map((s) => kind(s.op, s.text, s.fields, s));
 
+/** kthread: a kernel thread on init_mm's vmalloc area (`kthread/N`): its steps are declared in kthread-steps.ts. */
+export const KTHREAD_KINDS: readonly StepKind[] = KTHREAD_STEPS.map((s) => kind(s.op, s.text, s.fields, s));
+
 export const IOASID_FIELDS = {
   alloc_set: { set, quota },
   alloc: { set, id },
@@ -224,6 +228,7 @@ export const ACTOR_KINDS = {
   user: { text: 'A kernel user of the IOASID allocator (task `userN`), started once the allocator is booted.', steps: IOASID_KINDS },
   vmm: { text: "A user-space VMM (task `vmmN`) on /dev/iommu: IOAS, hw_pagetables and fault objects, devices bound, attached, replaced and detached (a PASID's too), faults read and answered; its memory is process mm N's.", steps: IOMMUFD_KINDS },
   hp: { text: 'pciehp, the PCIe hot-plug driver of the devices\' slots (task `hpN`): surprise or orderly removal of a device.', steps: HP_KINDS },
+  kthread: { text: "A kernel thread (task `kthreadN`) on init_mm's vmalloc area: vmalloc / vfree, ioremap / iounmap.", steps: KTHREAD_KINDS },
 } as const satisfies Readonly<Record<string, ActorKind>>;
 
 export type ActorKindName = keyof typeof ACTOR_KINDS;
@@ -236,7 +241,7 @@ const stepsOf = (kinds: readonly ActorKindName[]): ActorSteps => Object.fromEntr
  * path, as a driver binding a process would).
  */
 export const PRESET_ACTORS: Readonly<Record<'sva' | 'domains' | 'ioasid', ActorSteps>> = {
-  sva: stepsOf(['proc', 'hp']),
+  sva: stepsOf(['proc', 'hp', 'kthread']),
   domains: { drv: DOMAINS_KINDS, proc: DOMAINS_KINDS, iopf: DOMAINS_KINDS, vmm: IOMMUFD_KINDS, hp: HP_KINDS },
   ioasid: stepsOf(['user']),
 };

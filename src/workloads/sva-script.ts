@@ -17,6 +17,8 @@ import type { Wire } from '../runtime/model.js';
 import type { SvaParams } from './presets/sva.js';
 import { defineHotplugActors, type HotplugEnv, hotplugActors } from './hotplug.js';
 import type { HotplugOp } from './hotplug-steps.js';
+import { defineKthreadActors, isKthreadOp, kthreadActors, MAX_KTHREAD_ACTORS } from './kernel-users.js';
+import type { KthreadOp } from './kthread-steps.js';
 import { checkWhileTasks, parseScript, type ScriptActor, ScriptRunner, withinTopology } from './script.js';
 import { PRESET_ACTORS } from './steps.js';
 import type { Syscalls } from './syscalls.js';
@@ -35,7 +37,10 @@ export type SvaOp =
   /** do_exit; `wait: false` goes on at once: another thread of the process carries on meanwhile. */
   | { readonly op: 'exit'; readonly wait: boolean };
 
-type Step = ScriptActor<SvaOp | HotplugOp>['steps'][number];
+/** A step of any actor of an sva script: a process's, pciehp's (`hp/N`), a kernel thread's (`kthread/N`). */
+export type SvaScriptOp = SvaOp | HotplugOp | KthreadOp;
+
+type Step = ScriptActor<SvaScriptOp>['steps'][number];
 
 /** At most this many pciehp actors (`hp/N`) beside the processes. */
 export const MAX_HOTPLUG_ACTORS = 4;
@@ -65,7 +70,7 @@ export function scriptedExtraTasks(steps: string): number {
   // An hp actor is a task of its own (it runs iommu_release_device).
   let hp = 0;
   if (lists !== null && typeof lists === 'object' && !Array.isArray(lists)) {
-    hp = Object.keys(lists).filter((n) => n.startsWith('hp/')).length;
+    hp = Object.keys(lists).filter((n) => n.startsWith('hp/') || n.startsWith('kthread/')).length;
     lists = Object.values(lists);
   }
   if (!Array.isArray(lists)) return 0;
@@ -86,7 +91,8 @@ export function taskComms(k: Kernel, p: SvaParams, units: readonly IommuUnit[]):
     ...(p.drmContexts > 0 ? ['drm'] : []),
   ];
   const hp = Array.from({ length: MAX_HOTPLUG_ACTORS }, (_, j) => `hp${j}`);
-  return [...procs, ...units.map((u) => `${u.spec.prqThread}/${u.name}`), ...kernel, ...hp, ...kinds];
+  const kt = Array.from({ length: MAX_KTHREAD_ACTORS }, (_, j) => `kthread${j}`);
+  return [...procs, ...units.map((u) => `${u.spec.prqThread}/${u.name}`), ...kernel, ...hp, ...kt, ...kinds];
 }
 
 /**
@@ -95,11 +101,11 @@ export function taskComms(k: Kernel, p: SvaParams, units: readonly IommuUnit[]):
  * the topology, `proc/i` at index i (a process the script does not name only execs). With the run's tasks'
  * comms, a `while` must name one of them.
  */
-export function parseSteps(text: string, processes: number, comms?: readonly string[], devices = 1024): ScriptActor<SvaOp | HotplugOp>[] | undefined {
-  const named = parseScript<SvaOp | HotplugOp>(text, {
+export function parseSteps(text: string, processes: number, comms?: readonly string[], devices = 1024): ScriptActor<SvaScriptOp>[] | undefined {
+  const named = parseScript<SvaScriptOp>(text, {
     model: 'sva',
-    kinds: ['proc', 'hp'],
-    maxActors: Math.max(1, processes) + MAX_HOTPLUG_ACTORS,
+    kinds: ['proc', 'hp', 'kthread'],
+    maxActors: Math.max(1, processes) + MAX_HOTPLUG_ACTORS + MAX_KTHREAD_ACTORS,
     steps: PRESET_ACTORS.sva,
     numbered: { actors: processes },
     check: (st, at) => {
@@ -116,7 +122,7 @@ export function parseSteps(text: string, processes: number, comms?: readonly str
     return a;
   });
   // The pciehp actors follow the processes (actor P + j of the script's runner).
-  return [...procs, ...hotplugActors(named)];
+  return [...procs, ...hotplugActors(named), ...kthreadActors(named)];
 }
 
 /**
@@ -199,13 +205,17 @@ export interface ScriptedProcesses {
 }
 
 /** Declare the scripted processes' task: exec, then the steps on the one script engine. */
-export function defineScriptedProcesses(env: ScriptedProcessEnv, all: readonly ScriptActor<SvaOp | HotplugOp>[]): ScriptedProcesses {
+export function defineScriptedProcesses(env: ScriptedProcessEnv, all: readonly ScriptActor<SvaScriptOp>[]): ScriptedProcesses {
   const { k } = env;
-  const runner = new ScriptRunner<SvaOp | HotplugOp>(k, 'sva', all);
+  const runner = new ScriptRunner<SvaScriptOp>(k, 'sva', all);
   const hp = hotplugActors(all);
-  const actors = all.slice(0, all.length - hp.length);
-  const hpTasks = defineHotplugActors<SvaOp>(env.hotplug, runner, hp, actors.length, () => {
+  const kt = kthreadActors(all);
+  const actors = all.slice(0, all.length - hp.length - kt.length);
+  const hpTasks = defineHotplugActors<SvaOp | KthreadOp>(env.hotplug, runner, hp, actors.length, () => {
     throw new Error('sva: an hp actor takes only hp steps');
+  });
+  const ktTasks = defineKthreadActors<SvaOp | HotplugOp>(k, runner, kt, actors.length + hp.length, () => {
+    throw new Error('sva: a kthread actor takes only kthread steps');
   });
   // Per process: descriptors completed, and of those failed (the device's writes).
   const records = k.statics.alloc(2 * actors.length, 'scripted process completion records');
@@ -215,12 +225,12 @@ export function defineScriptedProcesses(env: ScriptedProcessEnv, all: readonly S
     yield* env.sys.exec(t, i);
     const op = processSteps(env, i, completed(i));
     yield* runner.run(t, i, (t2, st) => {
-      if (st.op === 'unplug') throw new Error(`sva: proc/${i} takes no hp step`);
+      if (st.op === 'unplug' || isKthreadOp(st)) throw new Error(`sva: proc/${i} takes no ${st.op} step`);
       return op(t2, st);
     });
   });
   return {
-    initialTasks: [...actors.map((a, i) => ({ task: 'scripted_process', args: i, name: a.comm })), ...hpTasks],
+    initialTasks: [...actors.map((a, i) => ({ task: 'scripted_process', args: i, name: a.comm })), ...hpTasks, ...ktTasks],
     completion(cr, ok) {
       const i = cr - PROCESS_CR;
       if (!ok) Atomics.add(k.i32, completed(i) + 1, 1);

@@ -97,6 +97,7 @@ export const AMD: FlavourSpec = {
   }),
   // No deviceEntry: the DTE is the AMD unit's own (hw.ts: AmdIommu.readDte, its blocks()).
   tlbTag: 'pasid',
+  kernelHalf: true,
   cmdqName: 'command buffer',
   prqName: 'PPR log',
   prqThread: 'amd_iommu_ppr',

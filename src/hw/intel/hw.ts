@@ -44,6 +44,7 @@ export const VTD: FlavourSpec = {
     asidOf: () => 0,
   }),
   tlbTag: 'pasid',
+  kernelHalf: true,
   cmdqName: 'QI',
   prqName: 'PRQ',
   prqThread: 'prq_event_thread',

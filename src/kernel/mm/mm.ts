@@ -7,8 +7,14 @@
 // must mmget_not_zero before touching the page tables.
 //
 // A static table of them: `count` user mms (ids 1..count) that start unused (zeroed memory) and are brought to
-// life by mm_init (fork/exec), plus init_mm (id 0), live from boot with its whole range mapped (the kernel's
-// direct map). A freed mm may be mm_init'ed again, as slab reuses a freed mm_struct: a stale pointer then sees
+// life by mm_init (fork/exec), plus init_mm (id 0), live from boot with its first `pages` mapped (the kernel's
+// direct map) and a vmalloc area above them, PMD-aligned, that vmalloc / vfree / ioremap map and unmap
+// (vmalloc.ts), its table pages allocated on demand as a user mm's are (pgalloc.ts). A user mm's address space is
+// its own [0, pages) and, from KERNEL_BASE(pages) on, the kernel half its PGD shares with init_mm: x86-64 copies
+// init_mm's kernel PGD entries into every PGD (pgd_ctor) and preallocates the level below them so they never
+// change (preallocate_vmalloc_pages), so the PMD and PTE pages under them are init_mm's — which a device bound to
+// a process walks too when it is handed a kernel address (the leaf's U/S bit faults it, after the walk cached the
+// upper-level entries: the setting of e37d5a2d60a3). A freed mm may be mm_init'ed again, as slab reuses a freed mm_struct: a stale pointer then sees
 // a different address space, which is the kernel's ABA.
 //
 // Both counts behave like refcount_t here (the kernel has atomic_t, which would not notice): an underflow or an
@@ -29,6 +35,7 @@ import { current, taskMmAddr } from '../task_struct.js';
 import { defineMmapFunctions, PTE_PRESENT, PTE_WRITE, VM_READ, VM_WRITE } from './pagetable.js';
 import { definePgalloc, PGTABLE_BUGS } from './pgalloc.js';
 import { memblock_alloc_page, type PhysMem, setPtdesc } from './physmem.js';
+import { defineVmalloc } from './vmalloc.js';
 
 export interface MmStruct {
   readonly id: number;
@@ -51,7 +58,28 @@ export interface MmTable {
   readonly mms: readonly MmStruct[];
   readonly initMm: MmStruct;
   readonly pm: PhysMem;
+  /** A user mm's pages, and init_mm's direct map (init_mm.pages adds its vmalloc area). */
   readonly pages: number;
+}
+
+/**
+ * The first page above a user mm's `pages` that a PGD entry of its own maps: where its kernel half starts (a
+ * kernel address kvpn is user vpn KERNEL_BASE + kvpn), and where init_mm's vmalloc area starts (VMALLOC_START).
+ */
+export function kernelBase(pages: number): number {
+  return pmdPagesOf(pages) << PMD_TABLE_SHIFT;
+}
+
+/** init_mm's pages: the direct map, then the vmalloc area [VMALLOC_START, VMALLOC_END) as large again. */
+export function initMmPages(pages: number): number {
+  return 2 * kernelBase(pages);
+}
+
+/** The kernel address a user mm's vpn is, in its kernel half; -1 for a user address (or none at all). */
+export function kernelVpn(mm: MmStruct, vpn: number): number {
+  if (mm.id === 0) return -1;
+  const kv = vpn - kernelBase(mm.pages);
+  return kv >= 0 && kv < initMmPages(mm.pages) ? kv : -1;
 }
 
 /** kernel/fork.c's planted bug: mm_pasid_drop in __mmput, as before 2667ed10d9f0 ("mm: Fix PASID use-after-free issue"). */
@@ -131,8 +159,9 @@ const MMDROP_BUG_LINE = 'kernel/fork.c:921';
 
 /** Static words defineMms takes (to size a kernel layout); the rw_semaphores are extra, 12 words each. */
 export function mmTableWords(count: number, pages: number): number {
-  // Each mm: its mm_struct, its page table, and its locks (mmap_lock, page_table_lock).
-  return MM_TABLE.words + (count + 1) * (MM_STRUCT.words + dataWords(pages) + RW_SEMAPHORE.words + SPINLOCK.words);
+  // Each mm: its mm_struct, its page table, and its locks (mmap_lock, page_table_lock); init_mm's table is larger.
+  const each = MM_STRUCT.words + RW_SEMAPHORE.words + SPINLOCK.words;
+  return MM_TABLE.words + (count + 1) * each + count * dataWords(pages) + dataWords(initMmPages(pages));
 }
 
 export type MmDropHook = (mm: MmStruct, t: KTask, step: number) => void;
@@ -164,18 +193,18 @@ export function defineMms(k: Kernel, pm: PhysMem, count: number, pages: number, 
   if (pm.frames - 1 < pages + tablePagesOf(pages)) throw new RangeError(`mm: init_mm maps ${pages} pages, physmem has ${pm.frames - 1} frames`);
   const off = k.statics.alloc(MM_TABLE.words, 'mm table');
   const view = k.struct(MM_STRUCT);
-  const mk = (id: number, name: string): MmStruct => ({
+  const mk = (id: number, name: string, size = pages): MmStruct => ({
     id,
     name,
-    pages,
+    pages: size,
     // One lockdep class for all of them, as every mm_struct's mmap_lock is initialised at one place.
     mmapLock: defineRwsem(k, '&mm->mmap_lock'),
     ptl: defineSpinlock(k, '&mm->page_table_lock'),
     asid: id,
-    off: k.statics.alloc(MM_STRUCT.words + dataWords(pages), name),
+    off: k.statics.alloc(MM_STRUCT.words + dataWords(size), name),
     view,
   });
-  const initMm = mk(0, 'init_mm');
+  const initMm = mk(0, 'init_mm', initMmPages(pages));
   const mms = Array.from({ length: count }, (_, i) => mk(i + 1, `mm/${i + 1}`));
   const table: MmTable = { mms, initMm, pm, pages };
   const st: TableState = { table, dropHooks: [], holders: [], uafReported: new Set(), countReported: new Set() };
@@ -188,7 +217,8 @@ export function defineMms(k: Kernel, pm: PhysMem, count: number, pages: number, 
   k.onEnd(() => leakCheck(k, st));
   defineMmFunctions(k, bug);
   defineMmapFunctions(k);
-  definePgalloc(k, bug);
+  definePgalloc(k, bug, initMm);
+  defineVmalloc(k, initMm, pages);
   return table;
 }
 
@@ -210,16 +240,17 @@ function boot(k: Kernel, off: number, table: MmTable): void {
   mm.view.mm_users.set(b, 1);
   mm.view.mm_count.set(b, 1);
   mm.view.state.set(b, MM_LIVE);
-  // The kernel's page tables (memblock, as the direct map's are at boot), then its pages.
+  // The direct map's page tables (memblock, at boot), then its pages; the vmalloc area's come on demand.
+  const direct = table.pages;
   const tableAt = (level: number, index: number): number => {
     const pfn = memblock_alloc_page(k, table.pm, ownerOf(mm));
     setPtdesc(k, table.pm, pfn, level, index);
     return (pfn << 2) | PTE_PRESENT;
   };
   Atomics.store(i32, pgdPfnAddr(k, mm), tableAt(PT_LEVEL_PGD, 0) >>> 2);
-  for (let j = 0; j < pmdPagesOf(mm.pages); j++) Atomics.store(i32, pgdEntryAddr(k, mm, j), tableAt(PT_LEVEL_PMD, j));
-  for (let i = 0; i < ptePagesOf(mm.pages); i++) Atomics.store(i32, pmdEntryAddr(k, mm, i), tableAt(PT_LEVEL_PTE, i));
-  for (let vpn = 0; vpn < mm.pages; vpn++) {
+  for (let j = 0; j < pmdPagesOf(direct); j++) Atomics.store(i32, pgdEntryAddr(k, mm, j), tableAt(PT_LEVEL_PMD, j));
+  for (let i = 0; i < ptePagesOf(direct); i++) Atomics.store(i32, pmdEntryAddr(k, mm, i), tableAt(PT_LEVEL_PTE, i));
+  for (let vpn = 0; vpn < direct; vpn++) {
     const pfn = memblock_alloc_page(k, table.pm, ownerOf(mm));
     mm.view.pgd.set(b, vpn, (pfn << 2) | PTE_PRESENT | PTE_WRITE);
     mm.view.pgd.set(b, mm.pages + vpn, VM_READ | VM_WRITE);

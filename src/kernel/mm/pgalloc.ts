@@ -14,9 +14,21 @@
 //
 // A planted bug, pgtable-free-before-flush, frees the tables at once (pte_free instead of pte_free_tlb): a device
 // whose IOMMU cached an upper-level entry walks into a freed page.
+//
+// init_mm's tables are frames like a user mm's: the direct map's from boot (mm.ts), the vmalloc area's allocated
+// on demand (__pte_alloc_kernel, under init_mm.page_table_lock) and freed only by pmd_free_pte_page, when a huge
+// mapping replaces the PTE table under a PMD entry (vmalloc.ts: vmap_try_huge_pmd) — vunmap never frees a kernel
+// table. Nothing tells the secondary TLBs of a kernel page-table change (no mmu_notifier: init_mm has none), yet
+// the kernel half of every user PGD is init_mm's, so an IOMMU bound to a process caches entries that point at
+// kernel tables. Mainline (5ba2f0a15564 "mm: introduce deferred freeing for kernel page tables", e37d5a2d60a3
+// "iommu/sva: invalidate stale IOTLB entries for kernel address space") frees a kernel table through
+// pagetable_free_kernel: queued on kernel_pgtable_work, whose function first has every SVA mm's IOMMUs drop what
+// they cached (iommu_sva_invalidate_kva_range), then frees the pages. The planted kernel-pgtable-free-no-sva-flush
+// is the code before: the table freed at once, the IOMMUs' paging-structure caches still pointing at it.
 import type { KTask } from '../context.js';
 import type { Kernel, KGen } from '../kernel.js';
-import { spin_lock, spin_unlock } from '../spinlock.js';
+import { defineSpinlock, type Spinlock, spin_lock, spin_unlock } from '../spinlock.js';
+import { defineWork, schedule_work, type WorkItem } from '../workqueue.js';
 import {
   type MmStruct,
   mmTableOf,
@@ -38,25 +50,58 @@ import { alloc_page, alloc_page_atomic, free_page, setPtdesc } from './physmem.j
 
 /** A table entry's present bit (pmd_present / pgd_present): entries are pfn << 2 | 1. */
 export const TABLE_PRESENT = 1;
+/** A PMD entry that maps its range itself (_PAGE_PSE, pmd_leaf): ioremap's huge mappings; pfn << 2 | 3. */
+export const TABLE_HUGE = 2;
 
-/** mm/memory.c's planted bug. */
-export const PGTABLE_BUGS = ['pgtable-free-before-flush'] as const;
+/** mm/memory.c's and mm/pgtable-generic.c's planted bugs. */
+export const PGTABLE_BUGS = ['pgtable-free-before-flush', 'kernel-pgtable-free-no-sva-flush'] as const;
+
+/** iommu_sva_invalidate_kva_range's end for everything from start on (TLB_FLUSH_ALL). */
+export const TLB_FLUSH_ALL = -1;
 
 declare module '../kfunc.js' {
   interface KernelFunctions {
     pgd_alloc(t: KTask, mm: MmStruct): KGen;
     pgd_free(t: KTask, mm: MmStruct): KGen;
     __pte_alloc(t: KTask, mm: MmStruct, vpn: number): KGen<boolean>;
+    /** __pmd_alloc: the PMD page for vpn, installed in its PGD entry unless one is there. False: no memory. */
+    __pmd_alloc(t: KTask, mm: MmStruct, vpn: number): KGen<boolean>;
     free_pgtables(t: KTask, tlb: MmuGather, start: number, end: number): KGen;
+    /** __pte_alloc_kernel (+ __pmd_alloc for init_mm): the vmalloc area's tables for kernel address vpn. False: no memory. */
+    __pte_alloc_kernel(t: KTask, vpn: number): KGen<boolean>;
+    /** flush_tlb_kernel_range: the CPUs' TLBs for kernel addresses [start, end) — nothing more (no notifier). */
+    flush_tlb_kernel_range(t: KTask, start: number, end: number): KGen;
+    /** pmd_free_pte_page (arch/x86/mm/pgtable.c): the PTE table under the PMD entry of vpn cleared and freed. 1: done. */
+    pmd_free_pte_page(t: KTask, vpn: number): KGen<number>;
+    /** pte_free_kernel → pagetable_dtor_free → pagetable_free: a kernel table page (ptdesc_test_kernel) goes to pagetable_free_kernel. */
+    pte_free_kernel(t: KTask, pfn: number): KGen;
+    pagetable_free_kernel(t: KTask, pfn: number): KGen;
+    __pagetable_free(t: KTask, pfn: number): KGen;
+    kernel_pgtable_work_func(t: KTask): KGen;
+    /**
+     * iommu_sva_invalidate_kva_range (drivers/iommu/iommu-sva.c): every SVA mm's secondary TLBs drop what they
+     * cached of kernel addresses [start, end) (end TLB_FLUSH_ALL: everything from start). Defined by the SVA core.
+     */
+    iommu_sva_invalidate_kva_range(t: KTask, start: number, end: number): KGen;
   }
 }
 
-/** The table-page functions of k, by kernel name (once a kernel); `bug` may plant pgtable-free-before-flush. */
-export function definePgalloc(k: Kernel, bug: string): void {
+/** kernel_pgtable_work (mm/pgtable-generic.c): its lock, its list of table pages (a count, then the pfns), the work. */
+interface KernelPgtableWork {
+  readonly lock: Spinlock;
+  readonly list: number;
+  readonly capacity: number;
+  readonly work: WorkItem;
+}
+
+/** The table-page functions of k, by kernel name (once a kernel); `bug` may plant pgtable-free-before-flush or kernel-pgtable-free-no-sva-flush. */
+export function definePgalloc(k: Kernel, bug: string, initMm: MmStruct): void {
   if (k.fns.has('pgd_alloc')) return;
+  defineKernelPgtables(k, bug, initMm);
   k.fns.define('pgd_alloc', 'arch/x86/mm/pgtable.c', (t, mm) => pgdAlloc(k, t, mm));
   k.fns.define('pgd_free', 'arch/x86/mm/pgtable.c', (t, mm) => pgdFree(k, t, mm));
   k.fns.define('__pte_alloc', 'mm/memory.c', (t, mm, vpn) => pteAlloc(k, t, mm, vpn));
+  k.fns.define('__pmd_alloc', 'mm/memory.c', (t, mm, vpn) => installTable(k, t, mm, PT_LEVEL_PMD, vpn >> PMD_TABLE_SHIFT, pgdEntryAddr(k, mm, vpn >> PMD_TABLE_SHIFT)));
   k.fns.definePlanted('free_pgtables', 'mm/memory.c', bug, {
     none: (t, tlb, start, end) => freePgtables(k, t, tlb, start, end, false),
     'pgtable-free-before-flush': (t, tlb, start, end) => freePgtables(k, t, tlb, start, end, true),
@@ -95,7 +140,7 @@ function* pteAlloc(k: Kernel, t: KTask, mm: MmStruct, vpn: number): KGen<boolean
 }
 
 function* installTable(k: Kernel, t: KTask, mm: MmStruct, level: number, index: number, entry: number): KGen<boolean> {
-  if ((Atomics.load(k.i32, entry) & TABLE_PRESENT) !== 0) return true;
+  if ((Atomics.load(k.i32, entry) & TABLE_PRESENT) !== 0) return (Atomics.load(k.i32, entry) & TABLE_HUGE) === 0;
   const pm = mmTableOf(mm).pm;
   const pfn = yield* alloc_page(k, t, pm, ownerOf(mm));
   if (pfn === 0) return false;
@@ -193,4 +238,86 @@ function clearEntry(k: Kernel, mm: MmStruct, entry: number, level: number, vpn: 
   }
   Atomics.store(k.i32, entry, 0);
   return [{ pfn: e >>> 2, level, vpn }];
+}
+
+// ---- init_mm's tables ----
+
+/** The kernel-table functions: __pte_alloc_kernel, pmd_free_pte_page and the free path of a kernel table page. */
+function defineKernelPgtables(k: Kernel, bug: string, initMm: MmStruct): void {
+  const capacity = ptePagesOf(initMm.pages) + pmdPagesOf(initMm.pages);
+  const kw: KernelPgtableWork = {
+    lock: defineSpinlock(k, 'kernel_pgtable_work.lock'),
+    list: k.statics.alloc(1 + capacity, 'kernel_pgtable_work.list'),
+    capacity,
+    work: defineWork(k, 'kernel_pgtable_work', (t) => k.fn.kernel_pgtable_work_func(t)),
+  };
+  const pm = () => mmTableOf(initMm).pm;
+  k.fns.define('__pte_alloc_kernel', 'mm/memory.c', (t, vpn) => pteAlloc(k, t, initMm, vpn));
+  k.fns.define('flush_tlb_kernel_range', 'arch/x86/mm/tlb.c', function* (t, start, end) {
+    // IPIs to every CPU (or INVLPGB): nothing the model keeps. The IOMMUs are not told here.
+    yield* k.step(t, `flush_tlb_kernel_range(${start}, ${end})`, () => undefined);
+  });
+  k.fns.define('pmd_free_pte_page', 'arch/x86/mm/pgtable.c', (t, vpn) => pmdFreePtePage(k, t, initMm, vpn));
+  k.fns.define('pte_free_kernel', 'include/asm-generic/pgalloc.h', function* (t, pfn) {
+    // pagetable_free: ptdesc_test_kernel — a kernel table: ptdesc_clear_kernel, pagetable_free_kernel.
+    yield* k.fn.pagetable_free_kernel(t, pfn);
+  });
+  k.fns.define('__pagetable_free', 'include/linux/mm.h', (t, pfn) => free_page(k, t, pm(), pfn));
+  k.fns.definePlanted('pagetable_free_kernel', 'mm/pgtable-generic.c', bug, {
+    none: (t, pfn) => queueKernelPgtable(k, t, kw, pfn),
+    // Before 5ba2f0a15564 / e37d5a2d60a3: pagetable_free → __pagetable_free, the IOMMUs never told.
+    'kernel-pgtable-free-no-sva-flush': (t, pfn) => k.fn.__pagetable_free(t, pfn),
+  });
+  k.fns.define('kernel_pgtable_work_func', 'mm/pgtable-generic.c', (t) => kernelPgtableWork(k, t, kw));
+}
+
+/**
+ * pmd_free_pte_page (x86): the PTE table under vpn's PMD entry goes — pmd_clear, the CPUs' paging-structure
+ * caches flushed (INVLPG of one address of the range), then pte_free_kernel. 0 when the entry maps no table.
+ */
+function* pmdFreePtePage(k: Kernel, t: KTask, initMm: MmStruct, vpn: number): KGen<number> {
+  const entry = pmdEntryAddr(k, initMm, vpn >> PTE_TABLE_SHIFT);
+  const pfn = yield* k.step(t, `pmd_clear(init_mm, ${vpn})`, () => {
+    const e = Atomics.load(k.i32, entry);
+    if ((e & TABLE_PRESENT) === 0 || (e & TABLE_HUGE) !== 0) return 0;
+    Atomics.store(k.i32, entry, 0);
+    return e >>> 2;
+  });
+  if (pfn === 0) return 0;
+  yield* k.fn.flush_tlb_kernel_range(t, vpn, vpn + 1);
+  yield* k.fn.pte_free_kernel(t, pfn);
+  return 1;
+}
+
+/** pagetable_free_kernel (CONFIG_ASYNC_KERNEL_PGTABLE_FREE): the page on kernel_pgtable_work's list, the work scheduled. */
+function* queueKernelPgtable(k: Kernel, t: KTask, kw: KernelPgtableWork, pfn: number): KGen {
+  yield* spin_lock(k, t, kw.lock);
+  yield* k.step(t, 'list_add(&pt->pt_list, &kernel_pgtable_work.list)', () => {
+    const head = k.mem.statics + kw.list;
+    const n = Atomics.load(k.i32, head);
+    if (n >= kw.capacity) throw new Error(`kernel_pgtable_work: more than ${kw.capacity} table pages queued`);
+    Atomics.store(k.i32, head + 1 + n, pfn);
+    Atomics.store(k.i32, head, n + 1);
+  });
+  yield* spin_unlock(k, t, kw.lock);
+  yield* schedule_work(k, t, kw.work);
+}
+
+/**
+ * kernel_pgtable_work_func: the list spliced off under its lock; every SVA mm's IOMMUs drop what they cached of
+ * the kernel's addresses (iommu_sva_invalidate_kva_range(PAGE_OFFSET, TLB_FLUSH_ALL)); then the pages are freed.
+ */
+function* kernelPgtableWork(k: Kernel, t: KTask, kw: KernelPgtableWork): KGen {
+  yield* spin_lock(k, t, kw.lock);
+  const pfns = yield* k.step(t, 'list_splice_tail_init(&kernel_pgtable_work.list, &page_list)', () => {
+    const head = k.mem.statics + kw.list;
+    const n = Atomics.load(k.i32, head);
+    const out = Array.from({ length: n }, (_, i) => Atomics.load(k.i32, head + 1 + i));
+    Atomics.store(k.i32, head, 0);
+    return out;
+  });
+  yield* spin_unlock(k, t, kw.lock);
+  if (pfns.length === 0) return;
+  if (k.fns.has('iommu_sva_invalidate_kva_range')) yield* k.fn.iommu_sva_invalidate_kva_range(t, 0, TLB_FLUSH_ALL);
+  for (const pfn of pfns) yield* k.fn.__pagetable_free(t, pfn);
 }
