@@ -73,7 +73,7 @@ describe('the script engine', () => {
     // A step of another actor kind is refused, naming the actor, the step and the kind's own steps.
     expect(() => parse({ 'proc/0': [{ op: 'bind' }, { op: 'alloc', domain: 'A' }] }, mixed)).toThrow('one: steps: proc/0[1]: unknown step "alloc" (open, close, mmap, munmap_portal, bind, unbind, dma, munmap, madvise, migrate, exit, after, while, expect)');
     expect(() => parse({ 'iopf/0': [{ op: 'attach', domain: 'A', dev: 0 }] }, mixed)).toThrow('one: steps: iopf/0[0]: unknown step "attach" (iopf, synchronize_rcu, after, while, expect)');
-    expect(() => parse({ 'user/0': [{ op: 'alloc', set: 's' }] }, mixed)).toThrow("one: steps: user/0[0]: id must be a name (letters, digits, _), got undefined");
+    expect(() => parse({ 'user/0': [{ op: 'alloc', set: 's' }] }, mixed)).toThrow("one: steps: user/0[0]: alloc: id must be a name (letters, digits, _), got nothing; use { alloc: { set, id } }");
     // The ordering check spans the kinds.
     expect(() => parse({ 'proc/0': [{ op: 'after', actor: 'user/0', step: 0 }], 'user/0': [{ op: 'after', actor: 'proc/0', step: 0 }] }, mixed)).toThrow('one: steps: the ordering constraints have a cycle');
   });
