@@ -45,6 +45,11 @@ export function stepHint(k: StepShape): string {
 
 type Issue = z.core.$ZodIssue;
 
+/** The issue to report of several: a key no kind takes first (the likely typo behind a missing field). */
+export function firstIssue(issues: readonly Issue[]): Issue {
+  return issues.find((i) => i.code === 'unrecognized_keys') ?? (issues[0] as Issue);
+}
+
 /** The field an issue is about, relative to the step's object, and the value written there. */
 function fieldOf(issue: Issue, skip: number): string {
   return issue.path.slice(skip).map(String).join('.');
@@ -82,10 +87,11 @@ export function formatScenarioStep(step: unknown, kinds: readonly StepShape[]): 
     const r = (k.fields[k.short] as z.ZodType).safeParse(v);
     return r.success ? undefined : `${k.op}: ${k.short} ${r.error.issues[0]?.message ?? 'is not valid'}, got ${JSON.stringify(v)}; ${stepHint(k)}`;
   }
-  const r = z.strictObject(k.fields).safeParse(v);
-  const issue = r.success ? undefined : r.error.issues[0];
-  if (!issue) return undefined;
-  return `${k.op}: ${formatStepIssue(issue, v as Record<string, unknown>, k, 0)}`;
+  // `{ expect: { h: … } }` is its `results` field written as the step's value.
+  const given = (k.op === 'expect' ? { results: v } : v) as Record<string, unknown>;
+  const r = z.strictObject(k.fields).safeParse(given);
+  if (r.success) return undefined;
+  return `${k.op}: ${formatStepIssue(firstIssue(r.error.issues), given, k, 0)}`;
 }
 
 /** A zod issue anywhere, with the keys accepted at its place when it is about a key: the generic formatter. */

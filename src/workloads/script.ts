@@ -18,7 +18,7 @@ import type { Kernel, KGen } from '../kernel/kernel.js';
 import { type LockHolderWatch, wait_for_lock_holder, watchLockHolders } from '../kernel/lock.js';
 import type { z } from 'zod';
 import { InputError } from '../runtime/errors.js';
-import { formatStepIssue } from '../scenario/zod-errors.js';
+import { firstIssue, formatStepIssue } from '../scenario/zod-errors.js';
 import { type ActorSteps, actorUnion, COMMON_KINDS, meets, type NameKind, type StepKind } from './steps.js';
 
 /** The constraints every scripted model takes, and the check of results every actor may make. */
@@ -150,7 +150,7 @@ export function parseScript<Op extends { readonly op: string }>(text: string, sp
     const kind = m[1] as string;
     // Every step against its actor kind's union of step kinds: the one vocabulary (steps.ts).
     const r = schema.safeParse({ kind, steps: wire });
-    if (!r.success) throw new InputError(actorError(`${pre}: ${name}`, r.error.issues[0], wire, byKind[kind] ?? []));
+    if (!r.success) throw new InputError(actorError(`${pre}: ${name}`, firstIssue(r.error.issues), wire, byKind[kind] ?? []));
     const steps = r.data.steps as (Op | OrderStep)[];
     steps.forEach((step, i) => {
       if (!isAfter(step) && !isWhile(step) && !isExpect(step)) spec.check?.(step, `${pre}: ${name}[${i}]`);
