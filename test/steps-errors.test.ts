@@ -1,16 +1,20 @@
 // Refusals that say what is accepted (issue #18, deliverable 6; src/scenario/zod-errors.ts): a refused key lists
 // the keys accepted at its place (with the nearest as "did you mean"), a refused value form shows an accepted form —
 // for a scenario's fields, its script's steps, the `steps` parameter and the model's parameters. And every step
-// kind's example (what the hints and docs/steps.md show) is a step its model's scenario takes.
+// kind's example (what the hints and docs/steps.md show) is a step its model's scenario takes; docs/steps.md and the
+// --help of the commands that run scenarios list every step of every actor kind.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import '../src/workloads/index.js';
+import { stepsHelp, stepsMarkdown } from '../src/workloads/docs.js';
 import { InputError } from '../src/runtime/errors.js';
 import { buildWorkload } from '../src/runtime/workloads.js';
 import { ScenarioError, validateScenario } from '../src/scenario/load.js';
 import { scenarioSchema } from '../src/scenario/scenario.js';
 import { formatZodIssue, stepHint, unknownKey } from '../src/scenario/zod-errors.js';
 import { IOMMUFD_KINDS } from '../src/workloads/iommufd-steps.js';
-import { DOMAINS_KINDS, EXPECT_KIND, HP_KINDS, IOASID_KINDS, SVA_KINDS } from '../src/workloads/steps.js';
+import { ACTOR_KINDS, DOMAINS_KINDS, EXPECT_KIND, HP_KINDS, IOASID_KINDS, SVA_KINDS } from '../src/workloads/steps.js';
 
 const BASE = { name: 'x', title: 't' };
 
@@ -114,5 +118,33 @@ describe('every step kind’s example is one of its model’s forms', () => {
       const r = scenarioSchema.safeParse({ ...BASE, model, script: { [actor]: [step] } });
       expect(r.success, `${k.op}: ${k.example}: ${r.error?.message}`).toBe(true);
     }
+  });
+});
+
+describe('the reference: docs/steps.md and --help, from the same kinds', () => {
+  it('docs/steps.md has every step of every actor kind, each field with its type and default, and its example', () => {
+    const md = stepsMarkdown();
+    for (const [kind, a] of Object.entries(ACTOR_KINDS)) {
+      expect(md).toContain(`## ${kind}/N`);
+      for (const k of a.steps) {
+        expect(md, `${kind} ${k.op}`).toContain(`| **${k.op}** `);
+        for (const f of Object.keys(k.fields)) expect(md, `${kind} ${k.op}.${f}`).toMatch(new RegExp(`\\| \`${f}\` \\| (?:[^|]|\\\\\\|)+ \\| [^|]+ \\| `));
+        expect(md).toContain(`Example: \`${k.example}\``);
+      }
+    }
+    expect(md).toContain('| **expect** ');
+    expect(md).toContain('| | `fd` | name (takes: fd) | (left out) |');
+    expect(md).toContain('| | `n` | integer 1..4096 | `1` | Descriptors to submit. |');
+  });
+
+  it('the --help of the commands that run scenarios lists every actor kind and its steps, pointing at docs/steps.md', () => {
+    const help = stepsHelp();
+    expect(help).toContain('docs/steps.md');
+    for (const [kind, a] of Object.entries(ACTOR_KINDS)) {
+      expect(help).toContain(`  ${kind}/N`);
+      for (const k of a.steps) expect(help, `${kind} ${k.op}`).toMatch(new RegExp(`(^|\\s)${k.op}(\\{|\\s|$)`, 'm'));
+    }
+    const r = spawnSync(process.execPath, [join(import.meta.dirname, '..', 'bin', 'iommu-sim.js'), 'run', '--help'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stdout).toContain(help);
   });
 });
