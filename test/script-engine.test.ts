@@ -32,7 +32,7 @@ describe('the script engine', () => {
     ['an after on no actor', { 'drv/0': [{ op: 'after', actor: 'drv/7', step: 0 }] }, 'domains: steps: drv/0[0]: after drv/7:0: no such actor (the script has drv/0)'],
     ['an unknown kind', { 'drv/0': [{ op: 'fly' }] }, 'domains: steps: drv/0[0]: unknown step "fly" (alloc, free, attach'],
     ['a field out of range', { 'drv/0': [{ op: 'dma', dev: -1, pasid: 1 }] }, 'domains: steps: drv/0[0]: dma: dev must be an integer in 0..1023, got -1; use { dma: { dev, pasid, as } }'],
-    ['an unknown field', { 'drv/0': [{ op: 'dma', dev: 0, pasid: 1, vnp: 3 }] }, "domains: steps: drv/0[0]: dma: unknown key 'vnp'; accepted: dev, pasid, as"],
+    ['an unknown field', { 'drv/0': [{ op: 'dma', dev: 0, pasid: 1, vnp: 3 }] }, "domains: steps: drv/0[0]: dma: unknown key 'vnp'; accepted here: dev, pasid, as"],
     ['a while with no lock', { 'drv/0': [{ op: 'while', task: 'drv0' }] }, 'domains: steps: drv/0[0]: while: lock must be a lock class, got nothing; use { while: { task: proc0, holds: iommu_sva_lock } }'],
   ])('refuses %s in the same words for every model', (_, script, message) => {
     expect(() => parse(script)).toThrow(InputError);

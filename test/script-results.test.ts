@@ -66,6 +66,12 @@ describe('results: as, expect, and a step on a failed result', () => {
     expect(lines).toContain('proc/0[2]: expect h ok');
   });
 
+  it('an expect may follow the exit: it checks results, not the process', () => {
+    const r = sva([{ op: 'open', as: 'q' }, { op: 'exit' }, { op: 'expect', results: { q: 'ok' } }]);
+    expect(r.findings).toEqual([]);
+    expect(stepLines(r)).toContain('proc/0[2]: expect q ok');
+  });
+
   it('ioasid: an alloc past the quota fails, the notify naming it is skipped, and its errno is expected', () => {
     const steps = {
       'user/0': [

@@ -33,9 +33,9 @@ const sva = (steps: unknown[]) => ({ model: 'sva', topology: { devices: 2, proce
 
 describe('the formatter', () => {
   it('an unknown key: the nearest, then every accepted key', () => {
-    expect(unknownKey('devv', ['dev', 'as'])).toBe("unknown key 'devv' (did you mean 'dev'?); accepted: dev, as");
-    expect(unknownKey('zzz', ['dev', 'as'])).toBe("unknown key 'zzz'; accepted: dev, as");
-    expect(unknownKey('n', [])).toBe("unknown key 'n'; accepted: none (write the step by its name alone)");
+    expect(unknownKey('devv', ['dev', 'as'])).toBe("unknown key 'devv' (did you mean 'dev'?); accepted here: dev, as");
+    expect(unknownKey('zzz', ['dev', 'as'])).toBe("unknown key 'zzz'; accepted here: dev, as");
+    expect(unknownKey('n', [])).toBe("unknown key 'n'; accepted here: none (write the step by its name alone)");
   });
 
   it('a step kind’s accepted forms, with its example', () => {
@@ -49,21 +49,21 @@ describe('the formatter', () => {
     const r = scenarioSchema.safeParse({ ...BASE, model: 'sva', explore: { runz: 3 } });
     const issue = r.error?.issues[0];
     expect(issue?.code).toBe('unrecognized_keys');
-    expect(issue && formatZodIssue(issue, 'explore', ['strategy', 'depth', 'runs', 'seed'])).toBe("explore: unknown key 'runz' (did you mean 'runs'?); accepted: strategy, depth, runs, seed");
+    expect(issue && formatZodIssue(issue, 'explore', ['strategy', 'depth', 'runs', 'seed'])).toBe("explore: unknown key 'runz' (did you mean 'runs'?); accepted here: strategy, depth, runs, seed");
   });
 });
 
 describe('a scenario: its fields and its steps', () => {
   it.each([
-    ['an unknown top-level key', { model: 'sva', topologyy: {} }, "x.yaml: (top level): unknown key 'topologyy' (did you mean 'topology'?); accepted: name, title, seed, topology"],
-    ['an unknown key of explore', { model: 'sva', explore: { runz: 3 } }, "x.yaml: explore: unknown key 'runz' (did you mean 'runs'?); accepted: strategy, depth, runs, seed"],
-    ['an unknown field of a step', sva([{ open: { devv: 1 } }]), "x.yaml: script.proc/0[0]: open: unknown key 'devv' (did you mean 'dev'?); accepted: dev, as"],
-    ['a field of a step’s object form', sva([{ munmap: { vpn: 1, nn: 2 } }]), "x.yaml: script.proc/0[0]: munmap: unknown key 'nn' (did you mean 'n'?); accepted: vpn, n, remap"],
+    ['an unknown top-level key', { model: 'sva', topologyy: {} }, "x.yaml: (top level): unknown key 'topologyy' (did you mean 'topology'?); accepted here: name, title, seed, topology"],
+    ['an unknown key of explore', { model: 'sva', explore: { runz: 3 } }, "x.yaml: explore: unknown key 'runz' (did you mean 'runs'?); accepted here: strategy, depth, runs, seed"],
+    ['an unknown field of a step', sva([{ open: { devv: 1 } }]), "x.yaml: script.proc/0[0]: open: unknown key 'devv' (did you mean 'dev'?); accepted here: dev, as"],
+    ['a field of a step’s object form', sva([{ munmap: { vpn: 1, nn: 2 } }]), "x.yaml: script.proc/0[0]: munmap: unknown key 'nn' (did you mean 'n'?); accepted here: vpn, n, remap"],
     ['a kind that takes fields, written alone', sva(['madvise']), 'x.yaml: script.proc/0[0]: madvise cannot be written alone: it takes vpn, n, as; use { madvise: { vpn, n, as } } (e.g. { madvise: { vpn: 0, n: 4 } })'],
     ['a scalar of the wrong type', sva([{ munmap: 'x' }]), 'x.yaml: script.proc/0[0]: munmap: vpn must be an integer in 0..1048576, got "x"; use munmap, { munmap: <vpn> } or { munmap: { vpn, n, remap } }'],
     ['a scalar where only an object goes', sva([{ madvise: 3 }]), 'x.yaml: script.proc/0[0]: madvise takes an object of its fields, not 3; use { madvise: { vpn, n, as } }'],
     ['a missing field', { model: 'ioasid', script: { 'user/0': [{ alloc: { set: 'S' } }] } }, 'x.yaml: script.user/0[0]: alloc: id must be a name (letters, digits, _), got nothing; use { alloc: { set, id } }'],
-    ['a vmm step’s unknown field', { model: 'domains', script: { 'vmm/0': ['open', { attach: { dev: 0, hwtp: 'H' } }] } }, "x.yaml: script.vmm/0[1]: attach: unknown key 'hwtp' (did you mean 'hwpt'?); accepted: dev, hwpt, pasid, as"],
+    ['a vmm step’s unknown field', { model: 'domains', script: { 'vmm/0': ['open', { attach: { dev: 0, hwtp: 'H' } }] } }, "x.yaml: script.vmm/0[1]: attach: unknown key 'hwtp' (did you mean 'hwpt'?); accepted here: dev, hwpt, pasid, as"],
     ['an expect of no accepted form', sva([{ expect: { h: 'busy' } }]), 'x.yaml: script.proc/0[0]: expect: results.h must be ok, error, -E…'],
     ['a step of no kind', sva(['fly']), 'x.yaml: script.proc/0[0]: not a step of the sva model (open, close,'],
   ])('%s', (_, raw, message) => {
@@ -87,9 +87,9 @@ describe('the steps parameter and the model’s parameters (--set)', () => {
   };
 
   it('a step’s unknown key lists its kind’s keys; a wrong value shows a form', () => {
-    expect(refused('sva', { steps: JSON.stringify([[{ op: 'open', devv: 1 }]]) })).toBe("sva: steps: proc/0[0]: open: unknown key 'devv' (did you mean 'dev'?); accepted: dev, as");
+    expect(refused('sva', { steps: JSON.stringify([[{ op: 'open', devv: 1 }]]) })).toBe("sva: steps: proc/0[0]: open: unknown key 'devv' (did you mean 'dev'?); accepted here: dev, as");
     expect(refused('sva', { steps: JSON.stringify([[{ op: 'munmap', vpn: -1 }]]) })).toBe('sva: steps: proc/0[0]: munmap: vpn must be an integer in 0..1048576, got -1; use munmap, { munmap: <vpn> } or { munmap: { vpn, n, remap } } (e.g. { munmap: 3 })');
-    expect(refused('domains', { steps: JSON.stringify({ 'drv/0': [{ op: 'alloc', domian: 'A' }] }) })).toContain("domains: steps: drv/0[0]: alloc: unknown key 'domian' (did you mean 'domain'?); accepted: domain, type, iommu");
+    expect(refused('domains', { steps: JSON.stringify({ 'drv/0': [{ op: 'alloc', domian: 'A' }] }) })).toContain("domains: steps: drv/0[0]: alloc: unknown key 'domian' (did you mean 'domain'?); accepted here: domain, type, iommu");
   });
 
   it('a parameter of no model lists the model’s; a value of the wrong form says the form', () => {

@@ -151,6 +151,9 @@ function noBranch(i: Extract<Issue, { code: 'invalid_union' }>, raw: unknown): s
     // A known kind written in a form it does not take (`madvise` alone): its forms.
     const known = formatScenarioStep(step, stepKindsAt(raw, i.path));
     if (known) return known;
+    // `{ dmaa: 1 }`: a key that names no kind of step — the kinds, the nearest first.
+    const keys = isRecord(step) ? Object.keys(step) : [];
+    if (keys.length === 1) return `${unknownKey(keys[0] as string, SCRIPT_STEPS[m])}; accepted forms: ${STEP_EXAMPLES[m]}`;
     return `not a step of the ${m} model (${SCRIPT_STEPS[m].join(', ')}); accepted forms: ${STEP_EXAMPLES[m]}`;
   }
   // Each branch's own complaint about the value itself: the type or the values it takes.

@@ -18,10 +18,10 @@ export interface StepShape {
   readonly example?: string;
 }
 
-/** `unknown key 'devv' (did you mean 'dev'?); accepted: dev, as` — for a key no object of this place takes. */
+/** `unknown key 'devv' (did you mean 'dev'?); accepted here: dev, as` — for a key no object of this place takes. */
 export function unknownKey(key: string, accepted: readonly string[]): string {
   const near = nearest(key, accepted);
-  return `unknown key '${key}'${near ? ` (did you mean '${near}'?)` : ''}; accepted: ${accepted.length > 0 ? accepted.join(', ') : 'none (write the step by its name alone)'}`;
+  return `unknown key '${key}'${near ? ` (did you mean '${near}'?)` : ''}; accepted here: ${accepted.length > 0 ? accepted.join(', ') : 'none (write the step by its name alone)'}`;
 }
 
 /** The scenario forms a step kind is written in: `munmap`, `{ munmap: <vpn> }`, `{ munmap: { vpn, n, remap } }`. */

@@ -184,16 +184,17 @@ const kindsOf = (k: NameKind | readonly NameKind[]): readonly NameKind[] => (typ
 const A: Readonly<Record<NameKind, string>> = { fd: 'an fd', handle: 'an SVA bond handle', domain: 'a domain', set: 'an ioasid_set', ioasid: 'an IOASID', ioas: 'an IOAS', hwpt: 'a hw_pagetable', fault: 'a fault object', value: 'a result' };
 
 /** A name no step makes, in the words of what the step wanted: `no step binds a bond named h (… as: h)`. */
-function neverMade(name: string, kind: NameKind): string {
+function neverMade(name: string, kind: NameKind, actor: string): string {
   const says: Readonly<Record<NameKind, string>> = {
     fd: `no step opens an fd named ${name} (open or bind with as: ${name})`,
     handle: `no step binds a bond named ${name} (bind with as: ${name})`,
     domain: `no step allocates domain ${name}`,
     set: `no step allocates set ${name} (alloc_set: { set: ${name}, quota: N })`,
     ioasid: `no step allocates IOASID ${name} (alloc: { set: S, id: ${name} })`,
-    ioas: `no step allocates ${name} (ioas_alloc: ${name})`,
-    hwpt: `no step allocates ${name} (hwpt_alloc: { hwpt: ${name}, … })`,
-    fault: `no step allocates ${name} (fault_alloc: ${name})`,
+    // A VMM's objects are its own (ids in its iommufd_ctx): another VMM's do not count (iommufd-script.ts).
+    ioas: `no step of ${actor} allocates ${name} (ioas_alloc: ${name})`,
+    hwpt: `no step of ${actor} allocates ${name} (hwpt_alloc: { hwpt: ${name}, … })`,
+    fault: `no step of ${actor} allocates ${name} (fault_alloc: ${name})`,
     value: `no step keeps a result named ${name} (a step's as: ${name}, or an object it made)`,
   };
   return says[kind];
@@ -235,7 +236,7 @@ function checkNames<Op extends { readonly op: string }>(pre: string, actors: rea
         if (pre0 === undefined && seen.length === 0) {
           const later = by.find((x) => x.actor === a.name);
           if (later) throw new InputError(`${at}: ${name} is made only later, by step ${later.step} (${later.op}): a step takes what an earlier one made`);
-          throw new InputError(`${at}: ${neverMade(name, want?.[0] ?? 'value')}`);
+          throw new InputError(`${at}: ${neverMade(name, want?.[0] ?? 'value', a.name)}`);
         }
         const kind = pre0 ?? (seen[0] as Made).kind;
         if (want && !want.includes(kind)) {

@@ -125,7 +125,7 @@ export function parseSteps(text: string, processes: number, comms?: readonly str
  * closed by then: the mapping holds the file), and nothing that needs its mm or its fds once its exit has begun —
  * the exit's mmput may be the last (exit_mmap runs) and exit_files closes every fd, and no other thread of the
  * process holds an mm_users reference in the model. Only `dma`, `after` and `while` may follow an exit that is
- * not waited for; nothing follows one that is.
+ * not waited for; nothing follows one that is (but `expect`, which checks the script's results, may follow both).
  */
 export function checkLifetime(list: readonly Step[], i: number): void {
   const open: (string | undefined)[] = [];
@@ -133,7 +133,8 @@ export function checkLifetime(list: readonly Step[], i: number): void {
   let exit = -1;
   list.forEach((st, k2) => {
     const at = `sva: steps: proc/${i}[${k2}]`;
-    if (exit >= 0) {
+    // An expect checks results the script kept: it needs nothing of the process.
+    if (exit >= 0 && st.op !== 'expect') {
       const waited = (list[exit] as Extract<Step, { op: 'exit' }>).wait;
       if (waited || !['dma', 'after', 'while'].includes(st.op)) {
         const why = waited ? 'the process is gone' : 'only dma, after and while may follow an exit not waited for: no thread of the exiting process holds its mm, and exit_files closes its fds';
