@@ -83,7 +83,7 @@ const CASES: readonly (readonly [readonly string[], RegExp])[] = [
   [['run', RACE, '--strategy', 'nope'], /--strategy/],
   [['run', FILES.deep], /deep\.yaml: not valid YAML: nested too deeply/],
   [['run', FILES.unknownKeys], /keys\.yaml: .*unknown key 'runz' \(did you mean 'runs'\?\); accepted here: strategy, depth, runs, seed.*unknown key 'topolgy' \(did you mean 'topology'\?\)/],
-  [['run', FILES.stepKey], /step\.yaml: script\.proc\/0\[1\]\.dma: unknown key 'vnp' \(did you mean 'vpn'\?\); accepted here: n, vpn, write, wait/],
+  [['run', FILES.stepKey], /step\.yaml: script\.proc\/0\[1\]: dma: unknown key 'vnp' \(did you mean 'vpn'\?\); accepted here: n, vpn, write, wait/],
   [['run', FILES.stepForm], /form\.yaml: script\.proc\/0\[1\]: unknown key 'dmaa' \(did you mean 'dma'\?\)/],
   [['run', FILES.noModel], /nomodel\.yaml: model: expected one of sva, domains, ioasid/],
   [['run', FILES.wrongType], /type\.yaml: topology\.processes: expected string, number or boolean/],

@@ -171,7 +171,7 @@ describe('struct file: the last reference releases', () => {
   });
 
   it('a close of a named fd not open is refused when the script is checked, with where', () => {
-    expect(() => build([[{ op: 'open', as: 'a' }, { op: 'close', fd: 'b' }]])).toThrow(/proc\/0\[1\]: close: proc\/0 has no fd open named b/);
+    expect(() => build([[{ op: 'open', as: 'a' }, { op: 'close', fd: 'b' }]])).toThrow(/proc\/0\[1\]: close: no step opens an fd named b \(open or bind with as: b\)/);
     expect(() => build([[{ op: 'open', as: 'a' }, { op: 'close', fd: 'a' }, { op: 'mmap', fd: 'a' }]])).toThrow(/proc\/0\[2\]: mmap: proc\/0 has no fd open named a/);
     expect(() => build([[{ op: 'open', as: 'a' }, { op: 'mmap', fd: 'a' }, { op: 'close', fd: 'a' }, { op: 'munmap_portal', fd: 'a' }, { op: 'exit' }]])).not.toThrow();
   });

@@ -31,9 +31,9 @@ describe('the script engine', () => {
     ['a cycle (domains)', { 'drv/0': [{ op: 'after', actor: 'drv/1', step: 0 }], 'drv/1': [{ op: 'after', actor: 'drv/0', step: 0 }] }, 'domains: steps: the ordering constraints have a cycle: drv/0:0 → drv/1:0 → drv/0:0'],
     ['an after on no actor', { 'drv/0': [{ op: 'after', actor: 'drv/7', step: 0 }] }, 'domains: steps: drv/0[0]: after drv/7:0: no such actor (the script has drv/0)'],
     ['an unknown kind', { 'drv/0': [{ op: 'fly' }] }, 'domains: steps: drv/0[0]: unknown step "fly" (alloc, free, attach'],
-    ['a field out of range', { 'drv/0': [{ op: 'dma', dev: -1, pasid: 1 }] }, 'domains: steps: drv/0[0]: dev must be an integer in 0..1023, got -1'],
-    ['an unknown field', { 'drv/0': [{ op: 'dma', dev: 0, pasid: 1, vnp: 3 }] }, "domains: steps: drv/0[0]: unknown field 'vnp'"],
-    ['a while with no lock', { 'drv/0': [{ op: 'while', task: 'drv0' }] }, 'domains: steps: drv/0[0]: while: lock must be a lock class, got undefined'],
+    ['a field out of range', { 'drv/0': [{ op: 'dma', dev: -1, pasid: 1 }] }, 'domains: steps: drv/0[0]: dma: dev must be an integer in 0..1023, got -1; use { dma: { dev, pasid, as } }'],
+    ['an unknown field', { 'drv/0': [{ op: 'dma', dev: 0, pasid: 1, vnp: 3 }] }, "domains: steps: drv/0[0]: dma: unknown key 'vnp'; accepted here: dev, pasid, as"],
+    ['a while with no lock', { 'drv/0': [{ op: 'while', task: 'drv0' }] }, 'domains: steps: drv/0[0]: while: lock must be a lock class, got nothing; use { while: { task: proc0, holds: iommu_sva_lock } }'],
   ])('refuses %s in the same words for every model', (_, script, message) => {
     expect(() => parse(script)).toThrow(InputError);
     expect(() => parse(script)).toThrow(message);
@@ -71,9 +71,9 @@ describe('the script engine', () => {
     ]);
     expect(a?.[0]?.steps[1]).toEqual({ op: 'dma', n: 2, vpn: 0, write: true, wait: true });
     // A step of another actor kind is refused, naming the actor, the step and the kind's own steps.
-    expect(() => parse({ 'proc/0': [{ op: 'bind' }, { op: 'alloc', domain: 'A' }] }, mixed)).toThrow('one: steps: proc/0[1]: unknown step "alloc" (open, close, mmap, munmap_portal, bind, unbind, dma, munmap, madvise, migrate, exit, after, while)');
-    expect(() => parse({ 'iopf/0': [{ op: 'attach', domain: 'A', dev: 0 }] }, mixed)).toThrow('one: steps: iopf/0[0]: unknown step "attach" (iopf, synchronize_rcu, after, while)');
-    expect(() => parse({ 'user/0': [{ op: 'alloc', set: 's' }] }, mixed)).toThrow("one: steps: user/0[0]: id must be a name (letters, digits, _), got undefined");
+    expect(() => parse({ 'proc/0': [{ op: 'bind' }, { op: 'alloc', domain: 'A' }] }, mixed)).toThrow('one: steps: proc/0[1]: unknown step "alloc" (open, close, mmap, munmap_portal, bind, unbind, dma, munmap, madvise, migrate, exit, after, while, expect)');
+    expect(() => parse({ 'iopf/0': [{ op: 'attach', domain: 'A', dev: 0 }] }, mixed)).toThrow('one: steps: iopf/0[0]: unknown step "attach" (iopf, synchronize_rcu, after, while, expect)');
+    expect(() => parse({ 'user/0': [{ op: 'alloc', set: 's' }] }, mixed)).toThrow("one: steps: user/0[0]: alloc: id must be a name (letters, digits, _), got nothing; use { alloc: { set, id } }");
     // The ordering check spans the kinds.
     expect(() => parse({ 'proc/0': [{ op: 'after', actor: 'user/0', step: 0 }], 'user/0': [{ op: 'after', actor: 'proc/0', step: 0 }] }, mixed)).toThrow('one: steps: the ordering constraints have a cycle');
   });

@@ -112,7 +112,7 @@ describe('a bad script in a scenario file: exit 2, naming the actor and the step
   it.each([
     ['sva', 'topology: { processes: 2 }\nscript:\n  proc/0: [bind, unbind, unbind]', /script\.proc\/0\[2\]: unbind: proc\/0 has no device fd open here/],
     ['sva', 'topology: { processes: 2 }\nscript:\n  proc/0: [bind, unbind]\n  proc/1: [{ while: { task: proc0, holds: nope } }, bind]', /script\.proc\/1\[0\]: while: no lock named "nope"/],
-    ['sva', 'topology: { processes: 1 }\nscript:\n  proc/0: [bind, { dma: { n: 0 } }]', /script\.proc\/0\[1\]\.dma\.n: must be an integer in 1\.\.4096/],
+    ['sva', 'topology: { processes: 1 }\nscript:\n  proc/0: [bind, { dma: { n: 0 } }]', /script\.proc\/0\[1\]: dma: n must be an integer in 1\.\.4096, got 0; use dma or \{ dma: \{ n, vpn, write, wait, fd \} \}/],
     ['domains', 'script:\n  drv/0: [{ alloc: { domain: A } }, { attach: { domain: A, dev: 99 } }]', /script\.drv\/0\[1\]: dev must be an integer in 0\.\.\d+, got 99/],
     ['ioasid', 'script:\n  user/0: [{ after: user/1:0 }]', /script\.user\/0\[0\]: after user\/1:0: no such actor/],
   ])('%s: %s', (model, body, message) => {

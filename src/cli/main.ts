@@ -14,7 +14,7 @@ import { MAX_WORKERS } from '../runtime/threaded.js';
 import { DEFAULT_WATCHDOG_SECONDS, startWatchdog } from '../runtime/watchdog.js';
 import type { Wire } from '../runtime/model.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
-import { presetHelp } from '../workloads/docs.js';
+import { presetHelp, stepsHelp } from '../workloads/docs.js';
 import { SVA_DEFAULTS, svaParams } from '../workloads/sva.js';
 import { DOMAINS_DEFAULTS, domainsParams } from '../workloads/domains.js';
 import { IOASID_DEFAULTS, ioasidParams } from '../workloads/ioasid.js';
@@ -262,6 +262,8 @@ runOptions(
     'after',
     `
 ${presetHelp('sva')}
+
+${stepsHelp()}
 Limits: devices ≤ 1024, processes ≤ 4096, pages ≤ 4096, pasidBits ≤ 20 (a refusal gives each range); a topology
 whose simulated kernel memory passes 512 MiB (devices × 2^pasidBits dominates) is refused naming what takes it.
 
@@ -356,6 +358,8 @@ paramsCommand(
   `
 ${presetHelp('domains')}
 
+${stepsHelp()}
+
 Example (seed 002's race: unrefcounted SVA domain users and an RCU lookup racing the last unbind):
   iommu-sim domains --runtime deterministic --strategy pct --runs 2000 --set users=unrefcounted --record uaf.sched`,
 );
@@ -369,6 +373,8 @@ paramsCommand(
   ioasidParams,
   `
 ${presetHelp('ioasid')}
+
+${stepsHelp()}
 
 Example (seed 003: the allocator lock as a mutex, freed from the MMU notifier's RCU callback):
   iommu-sim ioasid --runtime deterministic --set lock=mutex --set bits=8

@@ -24,6 +24,7 @@ import { policyWords, type RaceRow, raceFiles, raceRow, racesTable, statesLine }
 import { replayAdvice } from './replay-advice.js';
 import { loadSchedule } from './schedule-file.js';
 import { stressRuns } from './stress.js';
+import { stepsHelp } from '../workloads/docs.js';
 
 interface ScenarioFlags {
   fixed?: boolean;
@@ -60,7 +61,7 @@ export function registerScenarioCommands(program: Command): void {
   program
     .command('run')
     .description("Run a scenario (a race script, JSON/YAML or a module exporting defineScenario) and judge it by its `expect` (`forbid` defaults to every kind not in `findings`): exit 0 when it holds, 1 when not.")
-    .addHelpText('after', JUDGING)
+    .addHelpText('after', `${JUDGING}\n\n${stepsHelp()}`)
     .argument('<file>', 'the scenario')
     .option('--fixed', 'apply the scenario\'s `fix` policies (and expect what `fixExpect` says: by default, no finding)')
     .addOption(new Option('--seed <n>', 'the first execution\'s seed; execution i runs from seed+i, as explore numbers them (default: the scenario\'s explore.seed)').argParser(intArg(-2147483648, 2147483647)))
@@ -141,7 +142,7 @@ export function registerScenarioCommands(program: Command): void {
   program
     .command('explore')
     .description('Explore a scenario over many schedules on a pool of worker threads, each judged as `run` judges it (`forbid` defaults to every kind not in `findings`); stops at the first schedule that decides the verdict (unless --keep-going), writes its schedule and prints the commands that replay it; exit 0 when the expectation holds, 1 when not.')
-    .addHelpText('after', JUDGING)
+    .addHelpText('after', `${JUDGING}\n\n${stepsHelp()}`)
     .argument('<file>', 'the scenario')
     .option('--fixed', 'apply the scenario\'s `fix` policies')
     .addOption(new Option('--strategy <strategy>', 'scheduling strategy (default: the scenario\'s)').choices([...STRATEGIES]))
@@ -248,6 +249,7 @@ export function registerScenarioCommands(program: Command): void {
     .command('stress')
     .description('Threaded stress of a scenario (a stress config is a scenario file too): runs back to back for --duration, a status line per run, failing runs saved as replayable schedules; ends "stress: SUCCESS" or "stress: FAILURE".')
     .argument('<file>', 'the scenario or stress config')
+    .addHelpText('after', `\n${stepsHelp()}`)
     .option('--fixed', "apply the scenario's `fix` policies")
     .addOption(new Option('--duration <duration>', `how long (${DURATION_FORMS})`).argParser(durationArg()).default(60_000, '60s'))
     .addOption(new Option('--workers <n>', 'sharded: worker threads').argParser(intArg(1, MAX_WORKERS)))

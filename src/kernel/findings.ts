@@ -34,7 +34,9 @@ export type FindingKind =
   // lifecycle transition: DMA from a device no driver enabled, a completion nobody waits for, an mm going back).
   | 'lifecycle'
   // The VT-d hardware assembled a PASID-table entry from two versions (src/hw/intel/entry-oracle.ts).
-  | 'torn_entry';
+  | 'torn_entry'
+  // A script's `expect` step whose named result was not what it expected (src/workloads/script.ts).
+  | 'script';
 
 export interface KernelFinding extends Finding {
   readonly kind: FindingKind;

@@ -3,15 +3,21 @@
 // the accepted types or an example of the accepted forms for a value of the wrong form.
 import { nearest } from '../runtime/nearest.js';
 import type { z } from 'zod';
-import { type ModelName, SCRIPT_STEPS, scenarioSchema } from './scenario.js';
+import { IOMMUFD_KINDS } from '../workloads/iommufd-steps.js';
+import { EXPECT_KIND } from '../workloads/steps.js';
+import { type ModelName, SCRIPT_STEPS, STEP_KINDS, scenarioSchema } from './scenario.js';
+import { formatScenarioStep, type StepShape, unknownKey } from './zod-errors.js';
 
-/** One example of each step form, by model, for a step that is none of them. */
+/** One example of each step kind, by model, for a step that is none of them (from the kinds: src/workloads/steps.ts). */
 const STEP_EXAMPLES: Readonly<Record<ModelName, string>> = {
-  sva: "open, { open: { dev: 1, as: q } }, close, { close: q }, { mmap: q }, { munmap_portal: q }, bind, unbind, exit, { dma: { n: 4, vpn: 0, write: true, wait: false, fd: q } }, { munmap: 3 }, { munmap: { vpn: 0, n: 8, remap: false } }, { madvise: { vpn: 0, n: 4 } }, { migrate: { vpn: 0, n: 4 } }, { exit: { wait: false } }, { after: 'proc/0:2' }, { while: { task: proc0, holds: iommu_sva_lock } }; hp/N: { unplug: 0 }, { unplug: { dev: 0, surprise: false } }; kthread/N: vmalloc, { vmalloc: { n: 2, as: buf } }, vfree, { vfree: buf }, ioremap, { ioremap: { n: 4, as: io } }, { iounmap: io }",
-  domains:
-    "synchronize_rcu, { alloc: { domain: d0, type: paging } }, { attach: { domain: d0, dev: 0, pasid: 1 } }, { bind: { dev: 0, mm: 0 } }, { dma: { dev: 0, pasid: 1 } }, { after: 'drv/0:1' }; hp/N: { unplug: 0 }",
-  ioasid: "check, { alloc_set: { set: s, quota: 4 } }, { alloc: { set: s, id: a } }, { free: a }, { find: { set: s, id: a } }, { bind: a }, { after: 'user/0:1' }",
+  sva: examples(STEP_KINDS.sva),
+  domains: `${examples(STEP_KINDS.domains)}; vmm/N: ${examples(IOMMUFD_KINDS)}`,
+  ioasid: examples(STEP_KINDS.ioasid),
 };
+
+function examples(kinds: readonly StepShape[]): string {
+  return [...kinds, EXPECT_KIND].map((k) => k.example ?? k.op).concat("{ after: 'proc/0:2' }", '{ while: { task: proc0, holds: iommu_sva_lock } }').join(', ');
+}
 
 interface Def {
   readonly type: string;
@@ -87,6 +93,13 @@ function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
   return v;
 }
 
+/** The step kinds a script step at `path` (`script`, actor, index) may be: its actor's, and `expect`. */
+function stepKindsAt(raw: unknown, path: readonly PropertyKey[]): readonly StepShape[] {
+  const model = isRecord(raw) ? raw.model : undefined;
+  if (path[0] !== 'script' || typeof model !== 'string' || !(model in STEP_KINDS)) return [];
+  return [...(String(path[1]).startsWith('vmm/') ? IOMMUFD_KINDS : STEP_KINDS[model as ModelName]), EXPECT_KIND];
+}
+
 function unknownKeys(i: Extract<Issue, { code: 'unrecognized_keys' }>, raw: unknown): string {
   const accepted = keysAt(raw, i.path) ?? [];
   const here = valueAt(raw, i.path);
@@ -95,11 +108,12 @@ function unknownKeys(i: Extract<Issue, { code: 'unrecognized_keys' }>, raw: unkn
     .map((k) => {
       // A key of another kind of step, beside this one's: known, but not together.
       const others = present.filter((p) => p !== k);
-      // Alone, a known kind whose own fields are what is wrong (one missing, or of the wrong type).
-      if (accepted.includes(k) && others.length === 0) return `'${k}': a field is missing or not of its type; the step forms: ${stepForms(raw)}`;
+      // Alone, a known kind whose own fields are what is wrong (one missing, or of the wrong type): its forms.
+      if (accepted.includes(k) && others.length === 0) return formatScenarioStep(here, stepKindsAt(raw, i.path)) ?? `'${k}': a field is missing or not of its type; the step forms: ${stepForms(raw)}`;
       if (accepted.includes(k)) return `'${k}' cannot go with ${present.filter((p) => p !== k).map((p) => `'${p}'`).join(', ')} (one kind of step per entry)`;
+      if (accepted.length > 0) return unknownKey(k, accepted);
       const near = nearest(k, accepted);
-      return `unknown key '${k}'${near ? ` (did you mean '${near}'?)` : ''}${accepted.length > 0 ? `; accepted here: ${accepted.join(', ')}` : ''}`;
+      return `unknown key '${k}'${near ? ` (did you mean '${near}'?)` : ''}`;
     })
     .join('; ');
 }
@@ -108,12 +122,15 @@ function unknownKeys(i: Extract<Issue, { code: 'unrecognized_keys' }>, raw: unkn
  * A step `{ kind: … }` of a known kind whose fields are wrong: the complaint of the branch that is that kind's
  * (its issues all inside the kind's key), nested unions unwrapped — `dma.n: must be an integer in 1..4096`.
  */
-function stepKindIssue(i: Extract<Issue, { code: 'invalid_union' }>, step: unknown): string | undefined {
+function stepKindIssue(i: Extract<Issue, { code: 'invalid_union' }>, step: unknown, kinds: readonly StepShape[]): string | undefined {
   const key = isRecord(step) ? Object.keys(step) : [];
   if (key.length !== 1) return undefined;
   const own = i.errors.find((e) => e.length > 0 && e.every((x) => x.path[0] === key[0]));
   let first = own?.[0];
   while (first?.code === 'invalid_union') first = first.errors.find((e) => e.length > 0 && e[0]?.path.length !== 0)?.[0] ?? first.errors[0]?.[0];
+  // A key its kind does not take: the kind's accepted keys; a field of the wrong form: an accepted form.
+  const said = formatScenarioStep(step, kinds);
+  if (said) return said;
   return first ? `${[key[0], ...(own?.[0]?.path.slice(1) ?? []), ...(first === own?.[0] ? [] : first.path)].join('.')}: ${first.message}` : undefined;
 }
 
@@ -128,8 +145,15 @@ function noBranch(i: Extract<Issue, { code: 'invalid_union' }>, raw: unknown): s
   const model = isRecord(raw) ? raw.model : undefined;
   if (i.path[0] === 'script' && i.path.length === 3 && typeof model === 'string' && model in SCRIPT_STEPS) {
     const m = model as ModelName;
-    const inKind = stepKindIssue(i, valueAt(raw, i.path));
+    const step = valueAt(raw, i.path);
+    const inKind = stepKindIssue(i, step, stepKindsAt(raw, i.path));
     if (inKind) return inKind;
+    // A known kind written in a form it does not take (`madvise` alone): its forms.
+    const known = formatScenarioStep(step, stepKindsAt(raw, i.path));
+    if (known) return known;
+    // `{ dmaa: 1 }`: a key that names no kind of step — the kinds, the nearest first.
+    const keys = isRecord(step) ? Object.keys(step) : [];
+    if (keys.length === 1) return `${unknownKey(keys[0] as string, SCRIPT_STEPS[m])}; accepted forms: ${STEP_EXAMPLES[m]}`;
     return `not a step of the ${m} model (${SCRIPT_STEPS[m].join(', ')}); accepted forms: ${STEP_EXAMPLES[m]}`;
   }
   // Each branch's own complaint about the value itself: the type or the values it takes.

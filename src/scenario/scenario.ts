@@ -11,6 +11,7 @@ import {
   DOMAINS_FIELDS,
   DOMAINS_KINDS,
   defaultedForm,
+  expectForm,
   HP_KINDS,
   IOASID_FIELDS,
   IOASID_KINDS,
@@ -50,6 +51,7 @@ export const FINDING_KINDS = [
   'probe',
   'lifecycle',
   'torn_entry',
+  'script',
 ] as const;
 export type FindingKindName = (typeof FINDING_KINDS)[number];
 
@@ -106,8 +108,11 @@ const kthreadForms = [
 
 /** sva: `open`, `{ open: {dev, as} }`, `close`, `{ close: fd }`, `mmap`, `{ mmap: fd }`, `munmap_portal`, `bind`, `unbind`, `exit`, `{ dma: {n, vpn, write, wait, fd} }`, `{ munmap: vpn }` or `{ munmap: {vpn, n, remap} }`, `{ madvise: {vpn, n} }`, `{ migrate: {vpn, n} }`, `{ exit: {wait} }`. */
 const svaStep = z.union([
-  z.enum(['bind', 'unbind', 'exit', 'open', 'close', 'mmap', 'munmap_portal', 'vmalloc', 'vfree', 'ioremap', 'iounmap']),
+  z.enum(['bind', 'unbind', 'exit', 'open', 'close', 'mmap', 'munmap_portal', 'dma', 'munmap', 'vmalloc', 'vfree', 'ioremap', 'iounmap']),
   objectForm('open', SVA_FIELDS.open),
+  objectForm('bind', SVA_FIELDS.bind),
+  scalarForm('unbind', SVA_FIELDS.unbind.fd.unwrap()),
+  objectForm('unbind', SVA_FIELDS.unbind),
   scalarForm('close', SVA_FIELDS.close.fd.unwrap()),
   scalarForm('mmap', SVA_FIELDS.mmap.fd.unwrap()),
   scalarForm('munmap_portal', SVA_FIELDS.munmap_portal.fd.unwrap()),
@@ -121,6 +126,7 @@ const svaStep = z.union([
   ...kthreadForms,
   afterStep,
   whileStep,
+  expectForm,
 ]);
 export type SvaStep = z.output<typeof svaStep>;
 
@@ -134,12 +140,14 @@ const domainsStep = z.union([
   objectForm('detach', D.detach),
   objectForm('replace', D.replace),
   objectForm('bind', D.bind),
+  scalarForm('unbind', D.unbind.handle.unwrap()),
   objectForm('unbind', D.unbind),
   objectForm('dma', D.dma),
   objectForm('iopf', D.iopf),
   ...hpForms,
   afterStep,
   whileStep,
+  expectForm,
 ]);
 export type DomainsStep = z.output<typeof domainsStep>;
 
@@ -162,8 +170,12 @@ const vmmStep = z.union([
   objectForm('respond', V.respond),
   scalarForm('munmap', V.munmap.vpn),
   scalarForm('destroy', V.destroy.object),
+  objectForm('destroy', V.destroy),
+  objectForm('bind', V.bind),
+  objectForm('unbind', V.unbind),
   afterStep,
   whileStep,
+  expectForm,
 ]);
 export type VmmStep = z.output<typeof vmmStep>;
 
@@ -174,7 +186,7 @@ function domainsScript() {
     .superRefine((script, ctx) => {
       for (const [actor, steps] of Object.entries(script)) {
         const vmm = actor.startsWith('vmm/');
-        const ops = vmm ? [...IOMMUFD_KINDS.map((k) => k.op), 'after', 'while'] : SCRIPT_STEPS.domains;
+        const ops = vmm ? [...IOMMUFD_KINDS.map((k) => k.op), 'after', 'while', 'expect'] : SCRIPT_STEPS.domains;
         steps.forEach((st, i) => {
           if ((vmm ? vmmStep : domainsStep).safeParse(st).success) return;
           const op = typeof st === 'string' ? st : Object.keys(st as object)[0];
@@ -198,8 +210,13 @@ const ioasidStep = z.union([
   scalarForm('free_set', I.free_set.set),
   scalarForm('bind', I.bind.id),
   scalarForm('unbind', I.unbind.id),
+  objectForm('free', I.free),
+  objectForm('free_set', I.free_set),
+  objectForm('bind', I.bind),
+  objectForm('unbind', I.unbind),
   afterStep,
   whileStep,
+  expectForm,
 ]);
 export type IoasidStep = z.output<typeof ioasidStep>;
 
@@ -208,9 +225,9 @@ export const STEP_KINDS: Readonly<Record<ModelName, readonly StepKind[]>> = { sv
 
 /** The steps of each model's scripts, by their key (for messages). */
 export const SCRIPT_STEPS: Readonly<Record<ModelName, readonly string[]>> = {
-  sva: [...SVA_KINDS.map((k) => k.op), ...HP_KINDS.map((k) => k.op), ...KTHREAD_KINDS.map((k) => k.op), 'after', 'while'],
-  domains: [...DOMAINS_KINDS.map((k) => k.op), ...HP_KINDS.map((k) => k.op), 'after', 'while'],
-  ioasid: [...IOASID_KINDS.map((k) => k.op), 'after', 'while'],
+  sva: [...SVA_KINDS.map((k) => k.op), ...HP_KINDS.map((k) => k.op), ...KTHREAD_KINDS.map((k) => k.op), 'after', 'while', 'expect'],
+  domains: [...DOMAINS_KINDS.map((k) => k.op), ...HP_KINDS.map((k) => k.op), 'after', 'while', 'expect'],
+  ioasid: [...IOASID_KINDS.map((k) => k.op), 'after', 'while', 'expect'],
 };
 
 /** A `script` section: actor → its steps, the actor names the model's. */

@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import { CONCEPTS, type Concept, formOf, type ParamSchema, type PresetSpec } from './params/define.js';
 import { DOMAINS_PRESET } from './presets/domains.js';
 import { IOASID_PRESET } from './presets/ioasid.js';
-import { ACTOR_KINDS, ORDER_KINDS, PRESET_ACTORS, type StepKind } from './steps.js';
+import { ACTOR_KINDS, COMMON_KINDS, PRESET_ACTORS, type StepKind } from './steps.js';
 import { SVA_PRESET } from './presets/sva.js';
 
 /** What the docs read of a preset, whatever its parameter type: its names, their schemas and defaults. */
@@ -107,9 +107,50 @@ function stepForms(k: StepKind): string {
   const fields = Object.keys(k.fields);
   const forms = [];
   if (k.bare) forms.push(`\`${k.op}\``);
-  if (k.short) forms.push(`\`{ ${k.op}: ${k.short} }\``);
-  if (fields.length > 0 && k.op !== 'after' && k.op !== 'while') forms.push(`\`{ ${k.op}: { ${fields.join(', ')} } }\``);
+  if (k.short) forms.push(`\`{ ${k.op}: <${k.short}> }\``);
+  if (fields.length > 0 && !ORDER_OPS.includes(k.op)) forms.push(`\`{ ${k.op}: { ${fields.join(', ')} } }\``);
   return forms.join(', ');
+}
+
+const ORDER_OPS = ['after', 'while', 'expect'];
+
+interface Def {
+  readonly type: string;
+  readonly innerType?: z.ZodType;
+  readonly defaultValue?: unknown;
+  readonly entries?: Readonly<Record<string, string>>;
+}
+const defOf = (s: z.ZodType): Def => s.def as unknown as Def;
+
+/** The schema a field's wrappers (optional, default) wrap. */
+function inner(schema: z.ZodType): z.ZodType {
+  let s = schema;
+  for (let d = defOf(s); (d.type === 'optional' || d.type === 'default') && d.innerType; d = defOf(s)) s = d.innerType;
+  return s;
+}
+
+/** A field's type as a reader writes it: `0..1023`, `true\|false`, `paging\|dma`, `name`. */
+function typeOf(schema: z.ZodType): string {
+  const s = inner(schema);
+  const d = defOf(s);
+  if (d.type === 'number') {
+    const n = s as unknown as { minValue: number | null; maxValue: number | null };
+    return `integer ${n.minValue ?? ''}..${n.maxValue ?? ''}`;
+  }
+  if (d.type === 'boolean') return 'true|false';
+  if (d.type === 'enum') return Object.values(d.entries ?? {}).join('|');
+  if (d.type === 'string') return 'name';
+  if (d.type === 'record') return '{ name: expectation }';
+  return d.type;
+}
+
+/** A field's default (— when it has none: required, or left out meaning what its text says). */
+function defaultOf(schema: z.ZodType): string {
+  for (let s: z.ZodType | undefined = schema; s; s = defOf(s).innerType) {
+    const d = defOf(s);
+    if (d.type === 'default') return `\`${String(d.defaultValue)}\``;
+  }
+  return schema.safeParse(undefined).success ? '(left out)' : 'required';
 }
 
 /**
@@ -123,12 +164,46 @@ function describedAs(schema: z.ZodType): string {
   return '';
 }
 
-function fieldRows(k: StepKind): string[] {
-  return Object.entries(k.fields).map(([f, schema]) => {
-    const optional = schema.safeParse(undefined).success;
-    return `| | \`${f}\`${optional ? ' (optional)' : ''} | ${cell(describedAs(schema))} |`;
-  });
+/** What a field holding a name names, from the kind's `names`. */
+function nameNote(k: StepKind, f: string): string {
+  const n = k.names?.[f];
+  if (!n) return '';
+  const kinds = typeof n.kind === 'string' ? [n.kind] : n.kind;
+  return n.defines ? ` (makes: ${kinds.join('|')})` : ` (takes: ${kinds.join('|')})`;
 }
+
+function fieldRows(k: StepKind): string[] {
+  return Object.entries(k.fields).map(([f, schema]) => `| | \`${f}\` | ${cell(`${typeOf(schema)}${nameNote(k, f)}`)} | ${defaultOf(schema)} | ${cell(describedAs(schema))} |`);
+}
+
+const RESULTS = [
+  '## Results: `as`, names and `expect`',
+  '',
+  'A step that returns something may keep it under a name: `as: h` on `open`/`bind` (the fd, or -errno), a domains',
+  "`bind` (the bond's handle), a return code (`attach`, `free`, `madvise`, …: 0 or -errno). A step that makes an",
+  'object names it in its own field (`alloc: { domain: A }`, `alloc_set: { set: S }`, `ioas_alloc: I`), and that name',
+  'keeps its result too (the domain, or -ENOMEM when iommu_domain_alloc returned NULL; the IOASID or -errno). Later',
+  'steps take the name where they take the object (`{ unbind: h }`, `{ close: q }`, `{ attach: { domain: A, dev: 1 } }`,',
+  '`{ free: X }`), and `{ expect: { h: -EBUSY } }` checks results. Names are the whole script\'s: one actor may check',
+  "what another's step returned (an `after` orders them).",
+  '',
+  '- **At load** (exit 2, naming the actor, the step and the name): every name a step takes or checks must be made by',
+  "  an earlier step of the same actor or by a step of another actor; it must name the kind of thing the step takes (an",
+  "  fd where an fd goes: `free: h` with h a bond is refused); one name is one kind of thing. An unbind of a handle",
+  '  no step binds is refused there, not at run time.',
+  '- **At run time, a failed result**: a step that takes a name whose step failed (the bind that returned -EBUSY) does',
+  '  not run; its trace line says so: `proc/0[2]: unbind: skipped: h = -EBUSY (proc/0[0])`. The run goes on.',
+  '- **`expect`**: each name must meet its expectation — `ok` (≥ 0: an fd, a handle, a domain, an id, or 0), `error`',
+  '  (any -errno), `-EBUSY` (that errno: the names of src/kernel/errno.ts), or an integer (exactly that). One that does',
+  '  not, or whose step has not run yet, is a finding of kind `script` (`iommu-sim: script expectation failed:',
+  "  proc/0[3]: h: expected -EBUSY, got 3 (set by proc/0[0])`); the run goes on. A scenario that wants it lists",
+  '  `script` in `expect.findings`; by default (`forbid: any`) it fails the run.',
+  '',
+  '```yaml',
+  'script:',
+  '  proc/0: [{ bind: { dev: 1, as: h } }, { expect: { h: ok } }, { dma: { fd: h, n: 4 } }, { unbind: h }, exit]',
+  '```',
+];
 
 /** docs/steps.md: the step vocabulary by actor kind, every step kind from its schema, and what each preset runs. */
 export function stepsMarkdown(): string {
@@ -139,14 +214,20 @@ export function stepsMarkdown(): string {
     '',
     "A scenario's `script` section names actors and lists their steps; one engine (src/workloads/script.ts) checks",
     'them all — each actor against its kind, each step against its kind (one zod union discriminated by actor kind,',
-    "each kind's steps by `op`), the actors an `after` names, no cycle in the ordering constraints — and runs each",
-    "actor as a kernel task named for it (`proc/0`: task `proc0`). The `steps` parameter carries the steps as",
-    '`{ "op": kind, …fields }`.',
+    "each kind's steps by `op`), the names steps make and take, the actors an `after` names, no cycle in the ordering",
+    "constraints — and runs each actor as a kernel task named for it (`proc/0`: task `proc0`). The `steps` parameter",
+    '(`--set steps=…`) carries the same steps as `{ "op": kind, …fields }` (`expect`: `{ "op": "expect", "results": {…} }`).',
+    '',
+    "A step is written as its name alone when all its fields may be left out (`bind`), as `{ kind: value }` when one",
+    'field says it (`{ munmap: 3 }`, `{ close: q }`), or as `{ kind: { field: value, … } }`. A field left out takes its',
+    "default; `(left out)` means what the field's text says (the process's own device, the newest fd). A refused step",
+    'lists the accepted keys of its kind or shows an accepted form (src/scenario/zod-errors.ts).',
   ];
   const section = (title: string, intro: string, kinds: readonly StepKind[]): void => {
-    lines.push('', `## ${title}`, '', intro, '', '| step | field | what |', '|---|---|---|');
+    lines.push('', `## ${title}`, '', intro, '', '| step | field | type | default | what |', '|---|---|---|---|---|');
     for (const k of kinds) {
-      lines.push(`| **${k.op}** ${stepForms(k)} | | ${cell(k.text)} |`, ...fieldRows(k));
+      const example = k.example ? ` Example: \`${k.example}\`.` : '';
+      lines.push(`| **${k.op}** ${stepForms(k)} | | | | ${cell(k.text)}${cell(example)} |`, ...fieldRows(k));
     }
   };
   lines.push('', '## Presets', '', '| preset | actors | their steps |', '|---|---|---|');
@@ -154,7 +235,35 @@ export function stepsMarkdown(): string {
     for (const [kind, steps] of Object.entries(actors)) lines.push(`| ${preset} | \`${kind}/N\` | ${steps.map((k) => k.op).join(', ')} |`);
   }
   lines.push('', "A domains `drv/N`, `proc/N` or `iopf/N` actor takes every domains step: the three names are for the reader (a `proc/N` binds an mm through the domain path, as a driver binding a process would).");
-  section('Ordering constraints (every actor)', "Scenario forms: `{ after: 'drv/0:2' }` and `{ while: { task: proc0, holds: iommu_sva_lock } }`.", ORDER_KINDS);
+  lines.push('', ...RESULTS);
+  section('Every actor: ordering constraints and expect', "Scenario forms: `{ after: 'drv/0:2' }`, `{ while: { task: proc0, holds: iommu_sva_lock } }` and `{ expect: { h: -EBUSY, q: ok } }`.", COMMON_KINDS);
   for (const [kind, a] of Object.entries(ACTOR_KINDS)) section(`${kind}/N`, a.text, a.steps);
   return `${lines.join('\n')}\n`;
+}
+
+/** The `Script steps` block of the --help of the commands that run scenarios: each actor kind and its steps, short. */
+export function stepsHelp(): string {
+  const lines = ["Script steps (a scenario's `script:`, or --set steps=…; every field, its default and an example: docs/steps.md):"];
+  // `open{dev,as}`: a kind and its fields; alone when it has none.
+  const short = (k: StepKind): string => (Object.keys(k.fields).length === 0 ? k.op : `${k.op}{${Object.keys(k.fields).join(',')}}`);
+  const wrap = (head: string, items: readonly string[]): void => {
+    let line = head;
+    for (const item of items) {
+      if (line.length + item.length > 116 && line.trim() !== head.trim()) {
+        lines.push(line.trimEnd());
+        line = ' '.repeat(head.length);
+      }
+      line += `${item} `;
+    }
+    lines.push(line.trimEnd());
+  };
+  for (const [kind, a] of Object.entries(ACTOR_KINDS)) wrap(`  ${`${kind}/N`.padEnd(7)} `, a.steps.map(short));
+  lines.push('          (the domains model: its proc/N and iopf/N take every drv/N step; proc/N above is the sva model\'s)');
+  wrap(`  ${'every'.padEnd(7)} `, COMMON_KINDS.map((k) => k.example ?? k.op));
+  lines.push(
+    '  e.g. proc/0: [{ bind: { dev: 1, as: h } }, { dma: { fd: h } }, { unbind: h }, { expect: { h: ok } }, exit]',
+    '  `as: name` keeps a step\'s result (fd, handle, domain, id, 0 or -errno); a later step takes the name; `expect`',
+    '  checks it (ok, error, -EBUSY, an integer: a `script` finding when not met); a step on a failed one is skipped.',
+  );
+  return lines.join('\n');
 }

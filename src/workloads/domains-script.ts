@@ -17,7 +17,7 @@
 // (hotplug-steps.ts: `unplug`). Each step's outcome is a point of the trace:
 // `drv/0[1]: iommu_attach_device_pasid(A, 0000:00:01.0, 7) = -EINVAL`.
 import type { KTask } from '../kernel/context.js';
-import { errname } from '../kernel/errno.js';
+import { EFAULT, ENOMEM, errname } from '../kernel/errno.js';
 import type { KGen } from '../kernel/kernel.js';
 import { type MmStruct, ownerOf } from '../kernel/mm/mm.js';
 import { alloc_page, free_page } from '../kernel/mm/physmem.js';
@@ -27,7 +27,7 @@ import type { DomainType } from '../core/iommu.js';
 import type { DeviceInfo } from '../core/types.js';
 import { defineHotplugActors, hotplugActors } from './hotplug.js';
 import type { HotplugOp } from './hotplug-steps.js';
-import { parseScript, type ScriptActor, ScriptRunner, withinTopology } from './script.js';
+import { parseScript, type ScriptActor, ScriptRunner, type StepOutcome, withinTopology } from './script.js';
 import { PRESET_ACTORS } from './steps.js';
 import { defineVmmSteps, isVmmOp, type VmmOp } from './iommufd-script.js';
 import type { IommufdBug } from '../core/iommufd/index.js';
@@ -39,7 +39,9 @@ export type DomainsOp =
   /** Without a PASID: the device (its RID). */
   | { readonly op: 'attach' | 'detach'; readonly domain: string; readonly dev: number; readonly pasid?: number }
   | { readonly op: 'replace'; readonly domain: string; readonly dev: number; readonly pasid: number }
-  | { readonly op: 'bind' | 'unbind'; readonly dev: number; readonly mm: number }
+  | { readonly op: 'bind'; readonly dev: number; readonly mm: number; readonly as?: string }
+  /** By `handle` (a bind's `as`) or by {dev, mm}; parseDomainsScript fills dev and mm from the handle's bind. */
+  | { readonly op: 'unbind'; readonly dev: number; readonly mm: number; readonly handle?: string }
   | { readonly op: 'dma' | 'iopf'; readonly dev: number; readonly pasid: number }
   | { readonly op: 'synchronize_rcu' };
 
@@ -81,7 +83,22 @@ export function parseDomainsScript(text: string, topo: DomainsScriptTopology): S
       if ('domain' in s && !allocated.has(s.domain)) throw new InputError(`domains: steps: ${a.name}[${i}]: ${s.op}: no step allocates domain ${s.domain}`);
     });
   }
-  return actors;
+  return actors.map((a) => (a.name.startsWith('vmm/') ? a : { ...a, steps: a.steps.map((s, i) => (s.op === 'unbind' ? unbindOf(actors, s as UnbindStep, `${a.name}[${i}]`) : s)) }));
+}
+
+type UnbindStep = { readonly op: 'unbind'; readonly dev?: number; readonly mm?: number; readonly handle?: string };
+
+/** An unbind names its bond by handle (the bind's `as`: its dev and mm are the bind's) or by {dev, mm}. */
+function unbindOf(actors: readonly ScriptActor<DomainsActorOp>[], s: UnbindStep, at: string): DomainsOp {
+  if (s.handle === undefined) {
+    if (s.dev === undefined || s.mm === undefined) throw new InputError(`domains: steps: ${at}: unbind: name the bond: { unbind: h } (a bind's as) or { unbind: { dev, mm } }`);
+    return { op: 'unbind', dev: s.dev, mm: s.mm };
+  }
+  if (s.dev !== undefined || s.mm !== undefined) throw new InputError(`domains: steps: ${at}: unbind: a handle names its device and mm already: { unbind: ${s.handle} }`);
+  const binds = actors.flatMap((a) => a.steps.filter((b): b is Extract<DomainsOp, { op: 'bind' }> => b.op === 'bind' && !a.name.startsWith('vmm/') && (b as { as?: string }).as === s.handle));
+  const first = binds[0] as Extract<DomainsOp, { op: 'bind' }>;
+  if (binds.some((b) => b.dev !== first.dev || b.mm !== first.mm)) throw new InputError(`domains: steps: ${at}: unbind: ${s.handle} names binds of different {dev, mm}: one name a bond`);
+  return { op: 'unbind', dev: first.dev, mm: first.mm, handle: s.handle };
 }
 
 /** A domain with a page of its own mapped at IOVA 0 (owned by its I/O page table; none: pfn 0): what a DMA may reach. */
@@ -147,16 +164,17 @@ export function defineDomainsScript(env: DomainsScriptEnv, all: readonly ScriptA
     return yield* k.step(t, `domain ${name}`, () => Atomics.load(k.i32, slot(name)));
   }
 
-  function* step(t: KTask, s: DomainsOp, actor: number): KGen<string> {
+  function* step(t: KTask, s: DomainsOp, actor: number): KGen<StepOutcome> {
     switch (s.op) {
       case 'alloc': {
         const a = yield* allocBuffer(m, t, s.type, s.iommu);
-        if (a.dom === 0) return `iommu_domain_alloc(${s.type}) = NULL (${a.why})`;
+        // NULL: kept as -ENOMEM, so that `expect` and the steps naming the domain see a failed step.
+        if (a.dom === 0) return { what: `iommu_domain_alloc(${s.type}) = NULL (${a.why})`, ret: -ENOMEM };
         yield* k.step(t, `${s.domain} = domain`, () => {
           Atomics.store(k.i32, slot(s.domain), a.dom);
           Atomics.store(k.i32, slot(s.domain, 1), a.pfn);
         });
-        return `iommu_domain_alloc(${s.type}) = ${s.domain}`;
+        return { what: `iommu_domain_alloc(${s.type}) = ${s.domain}`, ret: a.dom };
       }
       case 'free': {
         const d = yield* domainOf(t, s.domain);
@@ -170,14 +188,15 @@ export function defineDomainsScript(env: DomainsScriptEnv, all: readonly ScriptA
       case 'replace': {
         const d = yield* domainOf(t, s.domain);
         const x = dev(s.dev);
+        const ret = (what: string, r: number): StepOutcome => ({ what: `${what} = ${res(r)}`, ret: r });
         if (s.pasid === undefined) {
-          if (s.op === 'attach') return `iommu_attach_device(${s.domain}, ${x.name}) = ${res(yield* groups.iommu_attach_device(t, d, x))}`;
+          if (s.op === 'attach') return ret(`iommu_attach_device(${s.domain}, ${x.name})`, yield* groups.iommu_attach_device(t, d, x));
           yield* groups.iommu_detach_device(t, d, x);
           return `iommu_detach_device(${s.domain}, ${x.name})`;
         }
         const what = `(${s.domain}, ${x.name}, ${s.pasid})`;
-        if (s.op === 'attach') return `iommu_attach_device_pasid${what} = ${res(yield* groups.iommu_attach_device_pasid(t, d, x, s.pasid))}`;
-        if (s.op === 'replace') return `iommu_replace_device_pasid${what} = ${res(yield* groups.iommu_replace_device_pasid(t, d, x, s.pasid))}`;
+        if (s.op === 'attach') return ret(`iommu_attach_device_pasid${what}`, yield* groups.iommu_attach_device_pasid(t, d, x, s.pasid));
+        if (s.op === 'replace') return ret(`iommu_replace_device_pasid${what}`, yield* groups.iommu_replace_device_pasid(t, d, x, s.pasid));
         yield* groups.iommu_detach_device_pasid(t, d, x, s.pasid);
         return `iommu_detach_device_pasid${what}`;
       }
@@ -185,7 +204,7 @@ export function defineDomainsScript(env: DomainsScriptEnv, all: readonly ScriptA
         const mm = mms[s.mm] as MmStruct;
         const b = yield* k.fn.iommu_sva_bind_device(t, dev(s.dev), mm, 0);
         if (b.ret > 0) yield* k.step(t, 'handle', () => void Atomics.store(k.i32, handle(s.dev, s.mm), b.ret));
-        return `iommu_sva_bind_device(${dev(s.dev).name}, ${mm.name}) = ${b.ret > 0 ? `PASID ${b.pasid}` : res(b.ret)}`;
+        return { what: `iommu_sva_bind_device(${dev(s.dev).name}, ${mm.name}) = ${b.ret > 0 ? `PASID ${b.pasid}` : res(b.ret)}`, ret: b.ret };
       }
       case 'unbind': {
         const mm = mms[s.mm] as MmStruct;
@@ -196,7 +215,7 @@ export function defineDomainsScript(env: DomainsScriptEnv, all: readonly ScriptA
       }
       case 'dma': {
         const ok = yield* m.dmaWrite(t, dev(s.dev), s.pasid, 0, env.slot + actor);
-        return `DMA from ${dev(s.dev).name} PASID ${s.pasid}: ${ok ? 'completed' : 'faulted'}`;
+        return { what: `DMA from ${dev(s.dev).name} PASID ${s.pasid}: ${ok ? 'completed' : 'faulted'}`, ret: ok ? 0 : -EFAULT };
       }
       case 'iopf': {
         const mm = yield* k.fn.iopf_handler(t, dev(s.dev), s.pasid);

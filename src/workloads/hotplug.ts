@@ -11,7 +11,7 @@ import type { PciBus } from '../hw/pci/pci.js';
 import type { KTask } from '../kernel/context.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import type { HotplugOp } from './hotplug-steps.js';
-import type { ScriptActor, ScriptRunner } from './script.js';
+import type { ScriptActor, ScriptRunner, StepOutcome } from './script.js';
 
 export interface HotplugEnv {
   readonly k: Kernel;
@@ -54,7 +54,7 @@ export function defineHotplugActors<Op extends { readonly op: string }>(
   runner: ScriptRunner<Op | HotplugOp>,
   actors: readonly ScriptActor<Op | HotplugOp>[],
   first: number,
-  other: (t: KTask, st: Op) => KGen<string>,
+  other: (t: KTask, st: Op) => KGen<StepOutcome>,
 ): { task: string; args: number; name: string }[] {
   if (actors.length === 0) return [];
   env.k.task('hotplug_actor', 'kthread', function* (t, args) {

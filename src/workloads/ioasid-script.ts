@@ -22,7 +22,7 @@ import {
   IOASID_NOTIFY_UNBIND,
 } from '../core/ioasid.js';
 import { type IoasidSubscribers, ioasid_check_subscribers } from '../core/ioasid-subscribers.js';
-import { parseScript, type ScriptActor, ScriptRunner } from './script.js';
+import { parseScript, type ScriptActor, ScriptRunner, type StepOutcome } from './script.js';
 import { IOASID_KINDS } from './steps.js';
 
 export type IoasidOp =
@@ -45,6 +45,7 @@ export function parseIoasidScript(text: string, maxActors: number): ScriptActor<
     kinds: IOASID_ACTOR_KINDS,
     maxActors,
     steps: IOASID_KINDS,
+    predefined: { [SYSTEM_SET]: 'set' },
     check(st, at) {
       if (st.op === 'alloc_set' && st.set === SYSTEM_SET) throw new InputError(`${at}: set: ${SYSTEM_SET} is the host's set, allocated at boot`);
     },
@@ -94,33 +95,36 @@ export function defineIoasidScript(env: IoasidScriptEnv, actors: readonly Script
     return yield* k.step(t, `IOASID ${name}`, () => Atomics.load(k.i32, idSlot(name)));
   }
 
-  function* step(t: KTask, s: IoasidOp): KGen<string> {
+  /** The trace's words and the result kept under the step's names (a return code: 0 or -errno). */
+  const rc = (what: string, r: number): StepOutcome => ({ what: `${what} = ${errname(r)}`, ret: r });
+
+  function* step(t: KTask, s: IoasidOp): KGen<StepOutcome> {
     switch (s.op) {
       case 'alloc_set': {
         const r = yield* k.fn.ioasid_alloc_set(t, token(s.set), s.quota);
         if (r > 0) yield* k.step(t, `${s.set} = set`, () => void Atomics.store(k.i32, setSlot(s.set), r));
-        return `ioasid_alloc_set(quota ${s.quota}) = ${r > 0 ? `${s.set} (sid ${r})` : errname(r)}`;
+        return { what: `ioasid_alloc_set(quota ${s.quota}) = ${r > 0 ? `${s.set} (sid ${r})` : errname(r)}`, ret: r };
       }
       case 'alloc': {
         const r = yield* k.fn.ioasid_alloc(t, yield* sid(t, s.set), 1, cap - 1, priv(s.id));
         if (r > 0) yield* k.step(t, `${s.id} = IOASID`, () => void Atomics.store(k.i32, idSlot(s.id), r));
-        return `ioasid_alloc(${s.set}) = ${r > 0 ? `${s.id} (${r})` : errname(r)}`;
+        return { what: `ioasid_alloc(${s.set}) = ${r > 0 ? `${s.id} (${r})` : errname(r)}`, ret: r };
       }
       case 'free':
-        return `ioasid_free(${s.id}) = ${errname(yield* k.fn.ioasid_free(t, yield* id(t, s.id)))}`;
+        return rc(`ioasid_free(${s.id})`, yield* k.fn.ioasid_free(t, yield* id(t, s.id)));
       case 'bind':
       case 'unbind': {
         const r = yield* k.fn.ioasid_notify(t, yield* id(t, s.id), s.op === 'bind' ? IOASID_NOTIFY_BIND : IOASID_NOTIFY_UNBIND);
-        return `ioasid_notify(${s.id}, ${s.op === 'bind' ? 'BIND' : 'UNBIND'}) = ${errname(r)}`;
+        return rc(`ioasid_notify(${s.id}, ${s.op === 'bind' ? 'BIND' : 'UNBIND'})`, r);
       }
       case 'find': {
         const r = yield* k.fn.ioasid_find(t, yield* sid(t, s.set), yield* id(t, s.id));
-        return `ioasid_find(${s.set}, ${s.id}) = ${r >= 0 ? `private 0x${r.toString(16)}` : errname(r)}`;
+        return { what: `ioasid_find(${s.set}, ${s.id}) = ${r >= 0 ? `private 0x${r.toString(16)}` : errname(r)}`, ret: r >= 0 ? 0 : r };
       }
       case 'adjust_set':
-        return `ioasid_adjust_set(${s.set}, ${s.quota}) = ${errname(yield* k.fn.ioasid_adjust_set(t, yield* sid(t, s.set), s.quota))}`;
+        return rc(`ioasid_adjust_set(${s.set}, ${s.quota})`, yield* k.fn.ioasid_adjust_set(t, yield* sid(t, s.set), s.quota));
       case 'free_set':
-        return `ioasid_free_set(${s.set}) = ${errname(yield* k.fn.ioasid_free_set(t, yield* sid(t, s.set), true))}`;
+        return rc(`ioasid_free_set(${s.set})`, yield* k.fn.ioasid_free_set(t, yield* sid(t, s.set), true));
       case 'check': {
         if (!subs) return 'no subscribers to check';
         const n = yield* ioasid_check_subscribers(k, t, subs, `in ${t.comm}'s script`);

@@ -11,7 +11,7 @@ import { IOMMU_NO_PASID } from '../core/iommu.js';
 import { defineIommufd, type IommufdBug, type IommufdCtx } from '../core/iommufd/index.js';
 import { RESP_FAILURE, RESP_INVALID, RESP_SUCCESS, type DeviceInfo } from '../core/types.js';
 import { InputError } from '../runtime/errors.js';
-import type { ScriptActor } from './script.js';
+import type { ScriptActor, StepOutcome } from './script.js';
 import type { Model } from './model.js';
 
 export type VmmOp =
@@ -66,7 +66,7 @@ function checkVmmNames(actors: readonly ScriptActor<unknown>[]): void {
 }
 
 /** Per VMM: the ids of its named objects and bound devices, and the cookies read (a FIFO) — its user-space state. */
-export function defineVmmSteps(m: Model, actors: readonly ScriptActor<unknown>[], mms: readonly MmStruct[], bug: IommufdBug): (t: KTask, s: VmmOp, actor: string) => KGen<string> {
+export function defineVmmSteps(m: Model, actors: readonly ScriptActor<unknown>[], mms: readonly MmStruct[], bug: IommufdBug): (t: KTask, s: VmmOp, actor: string) => KGen<StepOutcome> {
   const k = m.k;
   const vmms = actors.filter((a) => a.name.startsWith('vmm/')).map((a) => a.name);
   // No VMM: nothing of iommufd is declared (the run's statics stay as they were); no step comes here.
@@ -140,7 +140,10 @@ export function defineVmmSteps(m: Model, actors: readonly ScriptActor<unknown>[]
     return 'close(iommufd)';
   }
 
-  return function* vmmStep(t: KTask, s: VmmOp, actor: string): KGen<string> {
+  /** The trace's words and the result the step's names keep. */
+  const out = (what: string, ret: number): StepOutcome => ({ what, ret });
+
+  return function* vmmStep(t: KTask, s: VmmOp, actor: string): KGen<StepOutcome> {
     const v = vmms.indexOf(actor);
     const ctx = ctxs[v] as IommufdCtx;
     const dev = (d: number): DeviceInfo => m.infos[d] as DeviceInfo;
@@ -156,40 +159,40 @@ export function defineVmmSteps(m: Model, actors: readonly ScriptActor<unknown>[]
       case 'ioas_alloc': {
         const id = yield* k.fn.iommufd_ioas_alloc_ioctl(t, ctx);
         yield* keep(nameWord(v, s.ioas), id);
-        return `IOMMU_IOAS_ALLOC = ${id > 0 ? s.ioas : res(id)}`;
+        return out(`IOMMU_IOAS_ALLOC = ${id > 0 ? s.ioas : res(id)}`, id);
       }
       case 'fault_alloc': {
         const id = yield* k.fn.iommufd_fault_alloc(t, ctx);
         yield* keep(nameWord(v, s.fault), id);
-        return `IOMMU_FAULT_QUEUE_ALLOC = ${id > 0 ? s.fault : res(id)}`;
+        return out(`IOMMU_FAULT_QUEUE_ALLOC = ${id > 0 ? s.fault : res(id)}`, id);
       }
       case 'bind': {
         const id = yield* k.fn.iommufd_device_bind(t, ctx, dev(s.dev));
         yield* keep(devWord(v, s.dev), id);
-        return `iommufd_device_bind(${dev(s.dev).name}) = ${res(id)}`;
+        return out(`iommufd_device_bind(${dev(s.dev).name}) = ${res(id)}`, id);
       }
       case 'unbind': {
         const id = yield* idevId(s.dev);
         const r = id === 0 ? -EINVAL : yield* k.fn.iommufd_object_remove(t, ctx, id);
         if (r === 0) yield* k.step(t, 'user space: unbound', () => void Atomics.store(k.i32, devWord(v, s.dev), 0));
-        return `iommufd_device_unbind(${dev(s.dev).name}) = ${res(r)}`;
+        return out(`iommufd_device_unbind(${dev(s.dev).name}) = ${res(r)}`, r);
       }
       case 'hwpt_alloc': {
         const faultId = s.fault === undefined ? 0 : yield* named(s.fault);
         const id = yield* k.fn.iommufd_hwpt_alloc(t, ctx, yield* idevId(s.dev), yield* named(s.ioas), faultId);
         yield* keep(nameWord(v, s.hwpt), id);
-        return `IOMMU_HWPT_ALLOC(${dev(s.dev).name}, ${s.ioas}${s.fault ? `, fault ${s.fault}` : ''}) = ${id > 0 ? s.hwpt : res(id)}`;
+        return out(`IOMMU_HWPT_ALLOC(${dev(s.dev).name}, ${s.ioas}${s.fault ? `, fault ${s.fault}` : ''}) = ${id > 0 ? s.hwpt : res(id)}`, id);
       }
       case 'attach':
       case 'replace': {
         const pasid = s.pasid ?? IOMMU_NO_PASID;
         const f = s.op === 'attach' ? k.fn.iommufd_device_attach : k.fn.iommufd_device_replace;
         const r = yield* f(t, ctx, yield* idevId(s.dev), pasid, yield* named(s.hwpt));
-        return `iommufd_device_${s.op}(${dev(s.dev).name}, ${s.hwpt}${at(s.pasid)}) = ${res(r)}`;
+        return out(`iommufd_device_${s.op}(${dev(s.dev).name}, ${s.hwpt}${at(s.pasid)}) = ${res(r)}`, r);
       }
       case 'detach': {
         const r = yield* k.fn.iommufd_device_detach(t, ctx, yield* idevId(s.dev), s.pasid ?? IOMMU_NO_PASID);
-        return `iommufd_device_detach(${dev(s.dev).name}${at(s.pasid)}) = ${res(r)}`;
+        return out(`iommufd_device_detach(${dev(s.dev).name}${at(s.pasid)}) = ${res(r)}`, r);
       }
       case 'read': {
         const f = yield* faultObj(t, ctx, v, s.fault);
@@ -223,7 +226,7 @@ export function defineVmmSteps(m: Model, actors: readonly ScriptActor<unknown>[]
       }
       case 'destroy': {
         const r = yield* k.fn.iommufd_object_remove(t, ctx, yield* named(s.object));
-        return `IOMMU_DESTROY(${s.object}) = ${res(r)}`;
+        return out(`IOMMU_DESTROY(${s.object}) = ${res(r)}`, r);
       }
     }
   };

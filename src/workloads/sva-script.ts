@@ -10,7 +10,7 @@
 import type { DeviceInfo } from '../core/types.js';
 import type { IommuUnit } from '../hw/iommu.js';
 import type { KTask } from '../kernel/context.js';
-import { errname } from '../kernel/errno.js';
+import { ENODEV, errname } from '../kernel/errno.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import { InputError } from '../runtime/errors.js';
 import type { Wire } from '../runtime/model.js';
@@ -19,7 +19,7 @@ import { defineHotplugActors, type HotplugEnv, hotplugActors } from './hotplug.j
 import type { HotplugOp } from './hotplug-steps.js';
 import { defineKthreadActors, isKthreadOp, kthreadActors, MAX_KTHREAD_ACTORS } from './kernel-users.js';
 import type { KthreadOp } from './kthread-steps.js';
-import { checkWhileTasks, parseScript, type ScriptActor, ScriptRunner, withinTopology } from './script.js';
+import { checkWhileTasks, parseScript, type ScriptActor, ScriptRunner, type StepOutcome, withinTopology } from './script.js';
 import { PRESET_ACTORS } from './steps.js';
 import type { Syscalls } from './syscalls.js';
 
@@ -29,11 +29,11 @@ export type SvaOp =
   | { readonly op: 'close'; readonly fd?: string }
   | { readonly op: 'mmap'; readonly fd?: string }
   | { readonly op: 'munmap_portal'; readonly fd?: string }
-  | { readonly op: 'bind' }
+  | { readonly op: 'bind'; readonly dev?: number; readonly as?: string }
   | { readonly op: 'dma'; readonly n: number; readonly vpn: number; readonly write: boolean; readonly wait: boolean; readonly fd?: string }
   | { readonly op: 'munmap'; readonly vpn: number; readonly n: number; readonly remap: boolean }
-  | { readonly op: 'madvise' | 'migrate'; readonly vpn: number; readonly n: number }
-  | { readonly op: 'unbind' }
+  | { readonly op: 'madvise' | 'migrate'; readonly vpn: number; readonly n: number; readonly as?: string }
+  | { readonly op: 'unbind'; readonly fd?: string }
   /** do_exit; `wait: false` goes on at once: another thread of the process carries on meanwhile. */
   | { readonly op: 'exit'; readonly wait: boolean };
 
@@ -109,7 +109,7 @@ export function parseSteps(text: string, processes: number, comms?: readonly str
     steps: PRESET_ACTORS.sva,
     numbered: { actors: processes },
     check: (st, at) => {
-      if (st.op === 'unplug') withinTopology(at, 'dev', st.dev, devices);
+      if (st.op === 'unplug' || st.op === 'open' || st.op === 'bind') withinTopology(at, 'dev', st.dev, devices);
     },
   });
   if (!named) return undefined;
@@ -131,7 +131,7 @@ export function parseSteps(text: string, processes: number, comms?: readonly str
  * closed by then: the mapping holds the file), and nothing that needs its mm or its fds once its exit has begun —
  * the exit's mmput may be the last (exit_mmap runs) and exit_files closes every fd, and no other thread of the
  * process holds an mm_users reference in the model. Only `dma`, `after` and `while` may follow an exit that is
- * not waited for; nothing follows one that is.
+ * not waited for; nothing follows one that is (but `expect`, which checks the script's results, may follow both).
  */
 export function checkLifetime(list: readonly Step[], i: number): void {
   const open: (string | undefined)[] = [];
@@ -139,7 +139,8 @@ export function checkLifetime(list: readonly Step[], i: number): void {
   let exit = -1;
   list.forEach((st, k2) => {
     const at = `sva: steps: proc/${i}[${k2}]`;
-    if (exit >= 0) {
+    // An expect checks results the script kept: it needs nothing of the process.
+    if (exit >= 0 && st.op !== 'expect') {
       const waited = (list[exit] as Extract<Step, { op: 'exit' }>).wait;
       if (waited || !['dma', 'after', 'while'].includes(st.op)) {
         const why = waited ? 'the process is gone' : 'only dma, after and while may follow an exit not waited for: no thread of the exiting process holds its mm, and exit_files closes its fds';
@@ -153,15 +154,13 @@ export function checkLifetime(list: readonly Step[], i: number): void {
     };
     switch (st.op) {
       case 'bind':
-        open.push(undefined);
-        break;
       case 'open':
-        if (st.as !== undefined && open.includes(st.as)) throw new InputError(`${at}: open: proc/${i} already has an fd named ${st.as} open`);
+        if (st.as !== undefined && open.includes(st.as)) throw new InputError(`${at}: ${st.op}: proc/${i} already has an fd named ${st.as} open`);
         open.push(st.as);
         break;
       case 'unbind':
         if (open.length === 0) throw new InputError(`${at}: unbind: proc/${i} has no device fd open here (each unbind closes the fd of an earlier bind)`);
-        open.pop();
+        open.splice(find(open, st.fd, 'fd open'), 1);
         break;
       case 'close':
         open.splice(find(open, st.fd, 'fd open'), 1);
@@ -257,7 +256,7 @@ interface OpenFd {
  * its bond, its users raised), its portal mappings (by the name of the fd mapped), the descriptors it has
  * submitted (`completed`: its completion record).
  */
-function processSteps(env: ScriptedProcessEnv, i: number, completed: number): (t: KTask, st: SvaOp) => KGen<string> {
+function processSteps(env: ScriptedProcessEnv, i: number, completed: number): (t: KTask, st: SvaOp) => KGen<StepOutcome> {
   const { k, sys } = env;
   const own = env.infos[i % env.infos.length] as DeviceInfo;
   const fds: OpenFd[] = [];
@@ -269,13 +268,13 @@ function processSteps(env: ScriptedProcessEnv, i: number, completed: number): (t
     for (let j = list.length - 1; j >= 0; j--) if (list[j]?.name === name) return j;
     return -1;
   };
-  function* open(t: KTask, dev: DeviceInfo | undefined, name: string | undefined): KGen<string> {
-    if (!dev) return 'open: no such device (-ENODEV)';
+  function* open(t: KTask, dev: DeviceInfo | undefined, name: string | undefined): KGen<StepOutcome> {
+    if (!dev) return { what: 'open: no such device (-ENODEV)', ret: -ENODEV };
     const r = yield* sys.open(t, i, env.flags, dev);
-    if (r.ret < 0) return `open(${dev.name}) = ${errname(r.ret)}`;
+    if (r.ret < 0) return { what: `open(${dev.name}) = ${errname(r.ret)}`, ret: r.ret };
     last = { name, fd: r.ret, dev, pasid: r.pasid };
     fds.push(last);
-    return `open(${dev.name}) = fd ${r.ret} (PASID ${r.pasid})`;
+    return { what: `open(${dev.name}) = fd ${r.ret} (PASID ${r.pasid})`, ret: r.ret };
   }
   function* close(t: KTask, name: string | undefined): KGen<string> {
     const j = byName(fds, name);
@@ -288,18 +287,17 @@ function processSteps(env: ScriptedProcessEnv, i: number, completed: number): (t
   return function* step(t, st) {
     switch (st.op) {
       case 'bind':
-        return yield* open(t, own, undefined);
       case 'open':
         return yield* open(t, st.dev === undefined ? own : env.infos[st.dev], st.as);
       case 'unbind':
       case 'close':
-        return yield* close(t, st.op === 'close' ? st.fd : undefined);
+        return yield* close(t, st.fd);
       case 'mmap': {
         const f = fds[byName(fds, st.fd)];
         if (!f) return 'mmap: no fd open (-EBADF)';
         const vpn = yield* sys.mmap(t, i, f.fd);
         if (vpn >= 0) maps.push({ name: f.name, vpn });
-        return vpn < 0 ? `mmap(fd ${f.fd}) = ${errname(vpn)}` : `mmap(fd ${f.fd}) = portal at vpn ${vpn}`;
+        return { what: vpn < 0 ? `mmap(fd ${f.fd}) = ${errname(vpn)}` : `mmap(fd ${f.fd}) = portal at vpn ${vpn}`, ret: vpn };
       }
       case 'munmap_portal': {
         const j = byName(maps, st.fd);
@@ -327,10 +325,14 @@ function processSteps(env: ScriptedProcessEnv, i: number, completed: number): (t
       case 'munmap':
         yield* sys.munmap(t, i, st.vpn, st.n, st.remap);
         return `munmap(${st.vpn}, ${st.n})`;
-      case 'madvise':
-        return `madvise(${st.vpn}, ${st.n}, MADV_DONTNEED) = ${errname(yield* sys.madvise(t, i, st.vpn, st.n))}`;
-      case 'migrate':
-        return `move_pages(${st.vpn}, ${st.n}) = ${yield* sys.migrate(t, i, st.vpn, st.n)} moved`;
+      case 'madvise': {
+        const r = yield* sys.madvise(t, i, st.vpn, st.n);
+        return { what: `madvise(${st.vpn}, ${st.n}, MADV_DONTNEED) = ${errname(r)}`, ret: r };
+      }
+      case 'migrate': {
+        const moved = yield* sys.migrate(t, i, st.vpn, st.n);
+        return { what: `move_pages(${st.vpn}, ${st.n}) = ${moved} moved`, ret: moved };
+      }
       case 'exit': {
         fds.splice(0);
         if (st.wait) {
