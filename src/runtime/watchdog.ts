@@ -92,6 +92,31 @@ export function watchInput<T>(what: string, fn: () => T): T {
   }
 }
 
+/**
+ * Say more about the stretch running now without starting another (its timer keeps running): `amend` gets what
+ * it says runs and returns the longer text (a patch's function: `proc0 in iommu_sva_unbind_device, patched by
+ * p.cjs`). Returns what puts the text back. Outside a stretch, nothing to amend.
+ */
+export function watchAmend(amend: (what: string) => string): () => void {
+  const b = beat;
+  if (!b || Atomics.load(b.i32, H_INSIDE) === 0) return () => {};
+  const len = b.i32[H_LEN] as number;
+  const saved = b.text.slice(0, len);
+  const { kind, what, point } = readText(b.i32, b.text);
+  const t = b.text;
+  const next = amend(what);
+  let n = 0;
+  t[n++] = kind === 'input' ? 0x49 : 0x54;
+  for (let i = 0; i < next.length && n < TEXT_CHARS - 1; i++) t[n++] = next.charCodeAt(i);
+  if (n < TEXT_CHARS) t[n++] = 0;
+  for (let i = 0; i < point.length && n < TEXT_CHARS; i++) t[n++] = point.charCodeAt(i);
+  b.i32[H_LEN] = n;
+  return () => {
+    b.text.set(saved);
+    b.i32[H_LEN] = len;
+  };
+}
+
 /** Decode a heartbeat's text: kind, what runs, its last point. */
 function readText(i32: Int32Array, text: Uint16Array): { kind: Stretch; what: string; point: string } {
   const n = Math.min(i32[H_LEN] as number, TEXT_CHARS);

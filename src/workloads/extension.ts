@@ -4,8 +4,6 @@
 // require, so that every worker thread builds the same workload synchronously) exporting
 // `extend(ctx)`; it gets the kernel (k.step, k.point, k.call: the scheduling points its code yields), the
 // ops tables to read and replace, the IOMMU units' memory and the core's state, and the kernel's primitives.
-import { createRequire } from 'node:module';
-import { resolve } from 'node:path';
 import type { DmaApi } from '../core/dma-iommu.js';
 import type { Sva } from '../core/iommu-sva.js';
 import type { DeviceInfo, IommuOps } from '../core/types.js';
@@ -17,7 +15,6 @@ import * as mutex from '../kernel/mutex.js';
 import * as rcu from '../kernel/rcu.js';
 import * as spinlock from '../kernel/spinlock.js';
 import { InputError } from '../runtime/errors.js';
-import { watchInput } from '../runtime/watchdog.js';
 
 export interface ExtensionContext {
   readonly k: Kernel;
@@ -71,21 +68,6 @@ export function coreStepTable(k: Kernel): Pick<ExtensionContext, 'coreStep' | 's
   };
 }
 
-const require = createRequire(import.meta.url);
-
-export function applyExtension(file: string, ctx: ExtensionContext): void {
-  let mod: unknown;
-  try {
-    // The host-time watchdog (src/runtime/watchdog.ts) stops a module body or an extend() that never returns.
-    // A relative name (`--set extension=spin.cjs`) is the user's, from where the command runs: not a package
-    // name, nor a path from this module. A scenario's extension comes here already absolute.
-    mod = watchInput(`extension ${file}: its module body`, () => require(resolve(file)));
-  } catch (err) {
-    throw new InputError(`extension ${file}: cannot load: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
-  }
-  const extend = (mod as { extend?: unknown }).extend;
-  if (typeof extend !== 'function') throw new InputError(`extension ${file}: exports no extend(ctx) function`);
-  watchInput(`extension ${file}: extend(ctx)`, () => (extend as (c: ExtensionContext) => void)(ctx));
-}
+// The loader (applyExtension, applyPatches) is src/workloads/patch-loader.ts.
 
 export const KERNEL_PRIMITIVES = { mutex, spinlock, rcu, delay } as const;
