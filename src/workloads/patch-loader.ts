@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url';
 import { compileFunction } from 'node:vm';
 import type { KFn, KFuncRegistry, KSyncFn } from '../kernel/kfunc.js';
 import { InputError } from '../runtime/errors.js';
-import { watchAmend, watchInput } from '../runtime/watchdog.js';
+import { watchInput, watchNote } from '../runtime/watchdog.js';
 import type { ExtensionContext } from './extension.js';
 
 /** A patch's own failure, naming its file (absolute: the scenario loader maps it back to the field it came from). */
@@ -243,7 +243,7 @@ function callerPatch(): string | undefined {
 /** `impl` as a patch's: the same calls and points, its throws and its spins naming the patch and the function. */
 function guard<F>(impl: F, fn: string, file: string): F {
   if (typeof impl !== 'function') return impl;
-  const label = `in ${fn}, patched by ${shown(file)}`;
+  const label = `in ${fn} as patched by ${shown(file)}`;
   const f = impl as unknown as (...args: unknown[]) => unknown;
   return function patched(this: unknown, ...args: unknown[]): unknown {
     const out = guarded(file, fn, label, () => f.apply(this, args));
@@ -257,7 +257,7 @@ function isIterator(v: unknown): v is Generator<unknown, unknown, unknown> {
 
 /** Run a stretch of the patch's code: the watchdog says whose it is; a throw becomes the patch's failure. */
 function guarded<T>(file: string, fn: string, label: string, run: () => T, injected?: unknown): T {
-  const restore = watchAmend((what) => `${what} ${label}`);
+  const restore = watchNote(label);
   try {
     return run();
   } catch (err) {
