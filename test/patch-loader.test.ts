@@ -172,7 +172,7 @@ describe('patch loader: what fails, naming the patch', () => {
   });
 
   it('a patched function that spins without a scheduling point: the watchdog names the patch and the function (CLI, exit 1)', () => {
-    const spin = file(
+    file(
       'spin.cjs',
       `exports.extend = (ctx) => ctx.k.fns.replace('iommu_sva_unbind_device', function* (t) {
   yield* ctx.k.step(t, 'unbind (patched): about to spin', () => {});

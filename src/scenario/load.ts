@@ -236,19 +236,22 @@ function scenarioPatches(raw: Scenario, where: string): Scenario {
     if (o.extension !== undefined) return o.extension === '' ? [] : located(`${at}extension`, [o.extension]);
     return o.patches === undefined ? undefined : located(`${at}patches`, o.patches);
   };
+  // `extension` stays, resolved, to name the field it was written in.
+  const resolved = (files: string[] | undefined, ext: string | undefined) => ({ ...(files ? { patches: files } : {}), ...(ext !== undefined ? { extension: files?.[0] ?? '' } : {}) });
   const { extension: _e, patches: _p, fix, ...rest } = raw;
-  const patches = listOf('', raw);
-  if (!fix) return { ...rest, ...(patches ? { patches } : {}) } as Scenario;
+  const top = resolved(listOf('', raw), raw.extension);
+  if (!fix) return { ...rest, ...top } as Scenario;
   const { extension: _fe, patches: _fp, ...fixRest } = fix;
-  const fixPatches = listOf('fix.', fix);
-  return { ...rest, ...(patches ? { patches } : {}), fix: { ...fixRest, ...(fixPatches ? { patches: fixPatches } : {}) } } as Scenario;
+  return { ...rest, ...top, fix: { ...fixRest, ...resolved(listOf('fix.', fix), fix.extension) } } as Scenario;
 }
 
 /** Each patch file of a variant → the scenario field that names it (for its errors). */
 function patchFields(s: Scenario, fixed: boolean): Map<string, string> {
   const own = fixed && s.fix?.patches !== undefined;
-  const files = (own ? s.fix?.patches : s.patches) ?? [];
-  return new Map(files.map((f, i) => [f, `${own ? 'fix.' : ''}patches[${i}]`]));
+  const at = own ? 'fix.' : '';
+  const o = (own ? s.fix : s) ?? {};
+  const files = o.patches ?? [];
+  return new Map(files.map((f, i) => [f, o.extension !== undefined ? `${at}extension` : `${at}patches[${i}]`]));
 }
 
 /** The model's parameters the scenario stands for (with its fix applied when asked). */
@@ -258,7 +261,7 @@ export function scenarioParams(s: Scenario, fixed = false): Record<string, Wire>
   if (steps !== undefined) p.steps = steps;
   // The fixed variant's own patches replace the scenario's; without any, it keeps them.
   const { patches: fixPatches, extension: _e, ...fix } = (fixed && s.fix) || {};
-  const patches = fixPatches ?? s.patches ?? (s.extension ? [s.extension] : []);
+  const patches = fixPatches ?? s.patches ?? [];
   if (patches.length > 0 || fixPatches) p.patches = formatPatchList(patches);
   Object.assign(p, fix);
   return p;
