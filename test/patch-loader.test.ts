@@ -65,6 +65,18 @@ describe('patch loader: what loads', () => {
     expect(at('mjs: bind')).toBeLessThan(at('cjs: bind'));
   });
 
+  it("a TypeScript patch outside any package imports iommu-sim's entry points (from the iommu-sim that runs it)", () => {
+    const imports = file(
+      'imports.ts',
+      `import { defineScenario } from 'iommu-sim';
+export function extend(ctx: { k: { fns: { wrap(n: string, w: (o: unknown) => unknown, by: string): void } } }): void {
+  ctx.k.fns.wrap('iommu_sva_bind_device', (orig) => orig, typeof defineScenario);
+}
+`,
+    );
+    expect(patchedBy(buildSva({ patches: imports }).model.k, 'iommu_sva_bind_device')).toEqual(['wrap function']);
+  });
+
   it('the older `extension` applies before `patches`', () => {
     const built = buildSva({ extension: MJS, patches: CJS });
     expect(patchedBy(built.model.k, 'iommu_sva_bind_device')).toEqual(['wrap mjs', 'wrap cjs']);
