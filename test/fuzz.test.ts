@@ -397,7 +397,7 @@ describe(`fuzz: ${INPUTS} generated scenarios (fast-check seed ${SEED})`, () => 
         // A patch that throws at run time is a failure of the run, named by its task and last point.
         if (r.text.includes('the patched bind threw')) {
           expect(r.code).toBe(1);
-          expect(r.text).toMatch(/^iommu-sim: task \S+ threw after '[^']*': the patched bind threw/);
+          expect(r.text).toMatch(/^iommu-sim: task \S+ threw after '[^']*': patch \S*bind-throws\.cjs: its iommu_sva_bind_device threw: the patched bind threw/);
           patchThrew++;
         }
         why.add(r.text.split('\n')[0]?.replace(/\d+/g, 'N').slice(0, 90) ?? '');
