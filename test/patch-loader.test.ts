@@ -77,6 +77,20 @@ export function extend(ctx: { k: { fns: { wrap(n: string, w: (o: unknown) => unk
     expect(patchedBy(buildSva({ patches: imports }).model.k, 'iommu_sva_bind_device')).toEqual(['wrap function']);
   });
 
+  it("a patch applies once the whole model is built: the accelerator driver's and the syscalls' functions are there", () => {
+    const late = file(
+      'uacce.cjs',
+      `exports.extend = (ctx) => {
+  ctx.k.fns.wrap('uacce_fops_open', (orig) => orig, 'uacce patch');
+  ctx.k.fns.wrap('iommu_sva_unbind_device', (orig) => orig, 'core patch');
+};
+`,
+    );
+    const k = buildSva({ patches: late }).model.k;
+    expect(patchedBy(k, 'uacce_fops_open')).toEqual(['wrap uacce patch']);
+    expect(patchedBy(k, 'iommu_sva_unbind_device')).toEqual(['wrap core patch']);
+  });
+
   it('the older `extension` applies before `patches`', () => {
     const built = buildSva({ extension: MJS, patches: CJS });
     expect(patchedBy(built.model.k, 'iommu_sva_bind_device')).toEqual(['wrap mjs', 'wrap cjs']);

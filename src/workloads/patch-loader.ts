@@ -112,7 +112,9 @@ export function applyExtension(file: string, ctx: ExtensionContext, fns?: KFuncR
   if (fns) attribute(fns);
   loaded.add(path);
   const mod = watchInput(`patch ${shown(path)}: its module body`, () => loadModule(path));
-  const extend = (mod as { extend?: unknown } | null)?.extend;
+  // `export default { extend }` too (an ES module's or a transpiled one's default export).
+  const m = mod as { extend?: unknown; default?: { extend?: unknown } | null } | null;
+  const extend = m?.extend ?? m?.default?.extend;
   if (typeof extend !== 'function') throw new PatchError(path, `exports no extend(ctx) function (exports: ${exportNames(mod)})`);
   try {
     watchInput(`patch ${shown(path)}: extend(ctx)`, () => (extend as (c: ExtensionContext) => void)(ctx));
