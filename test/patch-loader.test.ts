@@ -211,5 +211,10 @@ describe('patch loader: what fails, naming the patch', () => {
       /^iommu-sim: watchdog: task proc0 has run \d+ s of host time without reaching a scheduling point \(last point: unbind \(patched\): about to spin\) in iommu_sva_unbind_device as patched by spin\.cjs; /m,
     );
     expect(r.stderr).not.toMatch(/\n\s+at /);
+    // An extend() that spins is the input's fault: exit 2, naming the patch.
+    file('spin-extend.cjs', 'exports.extend = () => { for (;;) {} };\n');
+    const e = spawnSync(process.execPath, [BIN, 'sva', '--runtime', 'deterministic', '--set', 'patches=spin-extend.cjs', '--watchdog', '1s'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+    expect(e.status).toBe(2);
+    expect(e.stderr).toMatch(/^iommu-sim: watchdog: patch spin-extend\.cjs: extend\(ctx\) has run \d+ s of host time without reaching a scheduling point; /m);
   });
 });
