@@ -260,8 +260,11 @@ export function scenarioParams(s: Scenario, fixed = false): Record<string, Wire>
   const steps = compileScript(s);
   if (steps !== undefined) p.steps = steps;
   // The fixed variant's own patches replace the scenario's; without any, it keeps them.
-  const { patches: fixPatches, extension: _e, ...fix } = (fixed && s.fix) || {};
-  const patches = fixPatches ?? s.patches ?? [];
+  const { patches: fixOwn, extension: fixExt, ...fix } = (fixed && s.fix) || {};
+  // A Scenario not from validateScenario may still have only the older spelling.
+  const older = (ext: string | undefined): string[] | undefined => (ext === undefined ? undefined : ext === '' ? [] : [ext]);
+  const fixPatches = fixOwn ?? older(fixExt);
+  const patches = fixPatches ?? s.patches ?? older(s.extension) ?? [];
   if (patches.length > 0 || fixPatches) p.patches = formatPatchList(patches);
   Object.assign(p, fix);
   return p;
