@@ -102,7 +102,7 @@ const STEPS: Record<ModelName, fc.Arbitrary<unknown>> = {
 
 /** The model's own parameters, a few of them, each at its default or near a small size. */
 function paramsOf(m: ModelName): fc.Arbitrary<Record<string, unknown>> {
-  const entries = Object.entries(DEFAULTS[m]).filter(([k]) => k !== 'steps' && k !== 'extension');
+  const entries = Object.entries(DEFAULTS[m]).filter(([k]) => k !== 'steps' && k !== 'extension' && k !== 'patches');
   return fc.subarray(entries, { maxLength: 4 }).chain((es) =>
     fc.tuple(
       ...es.map(([k, d]) =>

@@ -220,7 +220,7 @@ function checkScenario(raw: unknown, where: string): Scenario {
 function scenarioPatches(raw: Scenario, where: string): Scenario {
   for (const sec of SECTIONS) {
     for (const key of ['patches', 'extension']) {
-      if (key in raw[sec]) throw new ScenarioError(`${where}: ${sec}.${key}: a scenario names its patches at the top level (patches: [file, …]), relative to its folder`);
+      if ((raw[sec][key] ?? '') !== '') throw new ScenarioError(`${where}: ${sec}.${key}: a scenario names its patches at the top level (patches: [file, …]), relative to its folder`);
     }
   }
   const dir = dirname(resolve(where));
