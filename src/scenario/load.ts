@@ -2,7 +2,8 @@
 // default. Every problem names the file, the path inside it and what is wrong (exit 2 at the CLI): the shape
 // is checked by the schema, the parameters by the model they are for, and a parameter's error is reported
 // under the section it was written in. A `script` section becomes the model's `steps` parameter; the model checks
-// what only it knows (its topology, its locks), and its errors come back as `script.drv/1[2]: …`.
+// what only it knows (its topology, its locks), and its errors come back as `script.drv/1[2]: …`. Its patches
+// (and its fix's) are files relative to it: a missing or failing one is refused under the field that names it.
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire, isBuiltin } from 'node:module';
 import { dirname, extname, resolve } from 'node:path';
