@@ -336,7 +336,7 @@ describe('scenario validation: each malformed scenario names its field', () => {
     ['an sva while on a lock the model does not have', { ...GOOD, script: { 'proc/0': [{ while: { task: 'proc1', holds: 'big_kernel_lock' } }, 'bind'] } }, /script\.proc\/0\[0\]: while: no lock named "big_kernel_lock" \(the model's locks: .*iommu_sva_lock/],
     ['an unknown step', { ...GOOD, script: { 'proc/0': ['fly'] } }, /script\.proc\/0\[0\]/],
     ['a malformed reference', { ...GOOD, script: { 'proc/0': [{ after: 'proc0 step 1' }] } }, /script\.proc\/0\[0\]/],
-    ['an extension that does not exist', { ...GOOD, extension: 'nowhere/patch.cjs' }, /extension: extension .*nowhere\/patch\.cjs: cannot load/],
+    ['an extension that does not exist', { ...GOOD, extension: 'nowhere/patch.cjs' }, /extension: no such file: nowhere\/patch\.cjs/],
     ['an actor the model does not have', { ...GOOD, model: 'ioasid', topology: {}, policies: {}, workload: {}, script: { 'proc/0': ['bind'] } }, /script\.proc\/0: expected user\/N/],
     ['a step of another model', { ...DOMAINS, script: { 'drv/0': [{ alloc_set: { set: 'S', quota: 1 } }] } }, /script\.drv\/0\[0\]/],
     ['an ordering constraint on an actor that does not exist', { ...DOMAINS, script: { 'drv/0': [ALLOC_A, FREE_A], 'drv/1': [ALLOC_B, FREE_B, { after: 'drv/3:0' }] } }, /script\.drv\/1\[2\]: after drv\/3:0: no such actor/],

@@ -47,7 +47,7 @@ const program = new Command('iommu-sim')
   .addOption(
     new Option(
       '--watchdog <duration>',
-      `stop model code (a task between two scheduling points, an extension or scenario module loading) that runs this long in host time without reaching a scheduling point, with a report naming the task and its last point (exit 1; 2 for input that spins while it loads); ${DURATION_FORMS}; 0 turns it off (default: ${DEFAULT_WATCHDOG_SECONDS}s)`,
+      `stop model code (a task between two scheduling points, a patch or scenario module loading) that runs this long in host time without reaching a scheduling point, with a report naming the task, its last point and the patched function it is in if any (exit 1; 2 for input that spins while it loads); ${DURATION_FORMS}; 0 turns it off (default: ${DEFAULT_WATCHDOG_SECONDS}s)`,
     ).argParser(durationArg({ allowZero: true })),
   )
   .hook('preAction', (cmd) => {

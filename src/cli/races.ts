@@ -51,9 +51,10 @@ export function hazardClass(showing: number, schedules: number): HazardClass | n
 }
 
 export function policyWords(s: Scenario, fixed: boolean): string {
-  // A patch under review is the variant's policy too: name its module.
-  const patch = s.extension ? { extension: basename(s.extension) } : {};
-  const p = fixed ? { ...s.policies, ...patch, ...(s.fix ?? {}) } : { ...s.policies, ...patch };
+  // The patches under review are the variant's policy too: name their modules.
+  const named = (files: readonly string[] | undefined) => (files ? { patches: files.map((f) => basename(f)).join(',') || 'none' } : {});
+  const { patches: fixPatches, extension: _older, ...fix } = s.fix ?? {};
+  const p = fixed ? { ...s.policies, ...named(s.patches), ...fix, ...named(fixPatches) } : { ...s.policies, ...named(s.patches) };
   return Object.entries(p)
     .map(([k, v]) => `${k}=${String(v)}`)
     .join(' ');

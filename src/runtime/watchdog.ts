@@ -108,22 +108,46 @@ export function watchInput<T>(what: string, fn: () => T): T {
   }
 }
 
-/** Decode a heartbeat's text: kind, what runs, its last point. */
-function readText(i32: Int32Array, text: Uint16Array): { kind: Stretch; what: string; point: string } {
+/**
+ * Say whose code the stretch running now is in, without starting another (its timer keeps running): a patch's
+ * function, `in iommu_sva_unbind_device as patched by p.cjs` (the innermost such note wins). Returns what puts
+ * the text back. Outside a stretch, nothing to note.
+ */
+export function watchNote(note: string): () => void {
+  const b = beat;
+  if (!b || Atomics.load(b.i32, H_INSIDE) === 0) return () => {};
+  const len = b.i32[H_LEN] as number;
+  const saved = b.text.slice(0, len);
+  const { kind, what, point } = readText(b.i32, b.text);
+  const t = b.text;
+  let n = 0;
+  t[n++] = kind === 'input' ? 0x49 : 0x54;
+  for (const [i, part] of [what, point, note].entries()) {
+    if (i > 0 && n < TEXT_CHARS) t[n++] = 0;
+    for (let i = 0; i < part.length && n < TEXT_CHARS; i++) t[n++] = part.charCodeAt(i);
+  }
+  b.i32[H_LEN] = n;
+  return () => {
+    b.text.set(saved);
+    b.i32[H_LEN] = len;
+  };
+}
+
+/** Decode a heartbeat's text: kind, what runs, its last point, whose code it is in (watchNote). */
+function readText(i32: Int32Array, text: Uint16Array): { kind: Stretch; what: string; point: string; note: string } {
   const n = Math.min(i32[H_LEN] as number, TEXT_CHARS);
   let s = '';
   for (let i = 0; i < n; i++) s += String.fromCharCode(text[i] as number);
-  const zero = s.indexOf('\u0000');
-  const what = zero < 0 ? s.slice(1) : s.slice(1, zero);
-  const point = zero < 0 ? '' : s.slice(zero + 1);
-  return { kind: s.charCodeAt(0) === 0x49 ? 'input' : 'task', what, point };
+  const [what = '', point = '', note = ''] = s.slice(1).split('\u0000');
+  return { kind: s.charCodeAt(0) === 0x49 ? 'input' : 'task', what, point, note };
 }
 
 /** The report's first line, in host-time words (not the kernel's soft-lockup wording: that one is simulated time). */
-export function watchdogMessage(kind: Stretch, what: string, point: string, seconds: number): string {
+export function watchdogMessage(kind: Stretch, what: string, point: string, seconds: number, note = ''): string {
   const subject = kind === 'input' ? what : `task ${what}`;
   const last = kind === 'input' ? '' : ` (last point: ${point})`;
-  return `iommu-sim: watchdog: ${subject} has run ${seconds} s of host time without reaching a scheduling point${last}; --watchdog sets the limit (0: off)`;
+  const inside = note === '' ? '' : ` ${note}`;
+  return `iommu-sim: watchdog: ${subject} has run ${seconds} s of host time without reaching a scheduling point${last}${inside}; --watchdog sets the limit (0: off)`;
 }
 
 
@@ -227,7 +251,7 @@ export function startWatchdog(seconds: number): void {
     const r = readText(copy.i32, copy.text);
     const status = r.kind === 'input' ? 2 : 1;
     Atomics.store(control, C_STATUS, status);
-    writeSync(2, `${watchdogMessage(r.kind, r.what, r.point, Atomics.load(control, C_SECONDS))}\n`);
+    writeSync(2, `${watchdogMessage(r.kind, r.what, r.point, Atomics.load(control, C_SECONDS), r.note)}\n`);
     return status;
   };
   worker.on('message', () => process.exit(report()));

@@ -2,8 +2,9 @@
 // default. Every problem names the file, the path inside it and what is wrong (exit 2 at the CLI): the shape
 // is checked by the schema, the parameters by the model they are for, and a parameter's error is reported
 // under the section it was written in. A `script` section becomes the model's `steps` parameter; the model checks
-// what only it knows (its topology, its locks), and its errors come back as `script.drv/1[2]: …`.
-import { readFileSync } from 'node:fs';
+// what only it knows (its topology, its locks), and its errors come back as `script.drv/1[2]: …`. Its patches
+// (and its fix's) are files relative to it: a missing or failing one is refused under the field that names it.
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire, isBuiltin } from 'node:module';
 import { dirname, extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -17,6 +18,7 @@ import type { Wire } from '../runtime/model.js';
 import { describeZod, fieldPath } from './describe.js';
 import { type StepKind, toWire } from '../workloads/steps.js';
 import { IOMMUFD_KINDS } from '../workloads/iommufd-steps.js';
+import { formatPatchList, PatchError } from '../workloads/patch-loader.js';
 import { type Scenario, STEP_KINDS, scenarioSchema } from './scenario.js';
 
 export class ScenarioError extends InputError {
@@ -206,12 +208,51 @@ function accessorPath(raw: unknown): string | undefined {
 function checkScenario(raw: unknown, where: string): Scenario {
   const r = scenarioSchema.safeParse(raw);
   if (!r.success) throw new ScenarioError(`${where}: ${describeZod(r.error, raw)}`);
-  // An extension is named relative to the scenario; the workload needs where it is.
-  const s = r.data.extension ? { ...r.data, extension: resolve(dirname(where), r.data.extension) } : r.data;
-  if (s.extension && s.model !== 'sva') throw new ScenarioError(`${where}: extension: only the sva model takes extensions`);
-  checkParams(s, where, scenarioParams(s));
-  if (s.fix) checkParams(s, where, scenarioParams(s, true));
+  const s = scenarioPatches(r.data, where);
+  checkParams(s, where, scenarioParams(s), patchFields(s, false));
+  if (s.fix) checkParams(s, where, scenarioParams(s, true), patchFields(s, true));
   return s;
+}
+
+/**
+ * The scenario with its patches as one list each (`extension`, the older spelling, folded into `patches`), every
+ * path resolved against the scenario's folder and there: a missing one is refused naming its field.
+ */
+function scenarioPatches(raw: Scenario, where: string): Scenario {
+  for (const sec of SECTIONS) {
+    for (const key of ['patches', 'extension']) {
+      if ((raw[sec][key] ?? '') !== '') throw new ScenarioError(`${where}: ${sec}.${key}: a scenario names its patches at the top level (patches: [file, …]), relative to its folder`);
+    }
+  }
+  const dir = dirname(resolve(where));
+  const located = (field: string, files: readonly string[]): string[] =>
+    files.map((f, i) => {
+      const path = resolve(dir, f);
+      const at = field === 'extension' || field === 'fix.extension' ? field : `${field}[${i}]`;
+      if (!existsSync(path)) throw new ScenarioError(`${where}: ${at}: no such file: ${f} (${path}: a scenario's paths are relative to its folder)`);
+      return path;
+    });
+  const listOf = (at: string, o: { readonly patches?: readonly string[] | undefined; readonly extension?: string | undefined }): string[] | undefined => {
+    if (o.patches !== undefined && o.extension !== undefined) throw new ScenarioError(`${where}: ${at}extension: give patches: [file, …] or the older extension:, not both`);
+    if (o.extension !== undefined) return o.extension === '' ? [] : located(`${at}extension`, [o.extension]);
+    return o.patches === undefined ? undefined : located(`${at}patches`, o.patches);
+  };
+  // `extension` stays, resolved, to name the field it was written in.
+  const resolved = (files: string[] | undefined, ext: string | undefined) => ({ ...(files ? { patches: files } : {}), ...(ext !== undefined ? { extension: files?.[0] ?? '' } : {}) });
+  const { extension: _e, patches: _p, fix, ...rest } = raw;
+  const top = resolved(listOf('', raw), raw.extension);
+  if (!fix) return { ...rest, ...top } as Scenario;
+  const { extension: _fe, patches: _fp, ...fixRest } = fix;
+  return { ...rest, ...top, fix: { ...fixRest, ...resolved(listOf('fix.', fix), fix.extension) } } as Scenario;
+}
+
+/** Each patch file of a variant → the scenario field that names it (for its errors). */
+function patchFields(s: Scenario, fixed: boolean): Map<string, string> {
+  const own = fixed && s.fix?.patches !== undefined;
+  const at = own ? 'fix.' : '';
+  const o = (own ? s.fix : s) ?? {};
+  const files = o.patches ?? [];
+  return new Map(files.map((f, i) => [f, o.extension !== undefined ? `${at}extension` : `${at}patches[${i}]`]));
 }
 
 /** The model's parameters the scenario stands for (with its fix applied when asked). */
@@ -219,8 +260,14 @@ export function scenarioParams(s: Scenario, fixed = false): Record<string, Wire>
   const p: Record<string, Wire> = { ...s.topology, ...s.policies, ...s.workload, ...s.faults };
   const steps = compileScript(s);
   if (steps !== undefined) p.steps = steps;
-  if (s.extension) p.extension = s.extension;
-  if (fixed) Object.assign(p, s.fix ?? {});
+  // The fixed variant's own patches replace the scenario's; without any, it keeps them.
+  const { patches: fixOwn, extension: fixExt, ...fix } = (fixed && s.fix) || {};
+  // A Scenario not from validateScenario may still have only the older spelling.
+  const older = (ext: string | undefined): string[] | undefined => (ext === undefined ? undefined : ext === '' ? [] : [ext]);
+  const fixPatches = fixOwn ?? older(fixExt);
+  const patches = fixPatches ?? s.patches ?? older(s.extension) ?? [];
+  if (patches.length > 0 || fixPatches) p.patches = formatPatchList(patches);
+  Object.assign(p, fix);
   return p;
 }
 
@@ -268,7 +315,7 @@ function compileSva(script: Record<string, (object | string)[]>, wire: (st: obje
   return JSON.stringify(Array.from({ length: procs.length }, (_, i) => procs[i] ?? []));
 }
 
-function checkParams(s: Scenario, where: string, params: Record<string, Wire>): void {
+function checkParams(s: Scenario, where: string, params: Record<string, Wire>, fields: ReadonlyMap<string, string>): void {
   // The same parameter in two sections is ambiguous: say where.
   const seen = new Map<string, string>();
   for (const sec of SECTIONS) {
@@ -289,11 +336,8 @@ function checkParams(s: Scenario, where: string, params: Record<string, Wire>): 
       const m = /^([a-z]+\/\d+(?:\[\d+\])?): ([\s\S]*)$/.exec(rest);
       throw new ScenarioError(`${where}: ${m ? `script.${m[1]}: ${m[2]}` : `script: ${rest}`}`);
     }
-    if (msg.startsWith('extension ')) throw new ScenarioError(`${where}: extension: ${msg}`);
-    // A patch's extend() that throws: its own error, thrown from its file.
-    if (s.extension && !(err instanceof InputError) && err instanceof Error && err.stack?.includes(s.extension)) {
-      throw new ScenarioError(`${where}: extension: ${s.extension}: extend() threw: ${msg}`);
-    }
+    // A patch that does not load, or whose extend() throws: under the field that names it.
+    if (err instanceof PatchError) throw new ScenarioError(`${where}: ${fields.get(err.file) ?? 'patches'}: ${msg}`);
     // The models name the parameter in quotes or first: `sva: teardown must be one of …`.
     const key = Object.keys(params).find((k) => new RegExp(`(^|[\\s'"])${k}([\\s'":]|$)`).test(msg.replace(/^\w+: /, ' ')));
     const sec = key ? (s.fix && key in s.fix ? 'fix' : (seen.get(key) ?? 'workload')) : undefined;

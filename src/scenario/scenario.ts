@@ -60,6 +60,10 @@ export type ModelName = (typeof MODELS)[number];
 
 const value = z.union([z.string(), z.number(), z.boolean()]);
 const params = z.record(z.string(), value);
+/** Patch files, relative to the scenario's file. */
+const patchList = z.array(z.string().min(1));
+/** A fix: the model's parameters it changes, and the patches of the fixed variant. */
+const fixSchema = z.object({ patches: patchList.optional(), extension: z.string().optional() }).catchall(value);
 const bound = z.strictObject({ min: z.number().optional(), max: z.number().optional() });
 
 const expectSchema = z
@@ -253,12 +257,19 @@ const base = {
    */
   faults: params.default({}),
   /**
-   * A patch under review: a CommonJS module (path relative to the scenario) whose `extend(ctx)` replaces or
-   * wraps IOMMU driver ops with its own code (src/actors/extension.ts). sva model only.
+   * Patches under review, applied in this order once the model is built (src/workloads/patch-loader.ts): modules
+   * (.cjs, .js, .mjs, .ts) whose `extend(ctx)` replaces or wraps kernel functions by name. Paths are relative
+   * to the scenario's file. Every model takes them.
    */
+  patches: patchList.optional(),
+  /** The older spelling of a one-patch `patches` (not both). */
   extension: z.string().min(1).optional(),
-  /** The policies that fix the race: `run --fixed` applies them and expects no finding. */
-  fix: params.optional(),
+  /**
+   * The policies that fix the race: `run --fixed` applies them and expects no finding. Its `patches` (or
+   * `extension`), when given, replace the scenario's for the fixed variant (`patches: []`: none); without them
+   * the fixed variant keeps the scenario's.
+   */
+  fix: fixSchema.optional(),
   expect: expectSchema,
   /** What a run with the fix applied must show (default: no finding at all). */
   fixExpect: expectSchema.optional(),

@@ -43,7 +43,8 @@ import type { EntryFaults } from '../hw/driver.js';
 import { HW_HOT_EVENTS, HW_SHARED_EVENTS } from '../hw/messages.js';
 import { IOMMUFD_BUGS, type IommufdBug } from '../core/iommufd/index.js';
 import { allocBuffer, type Buffer, defineDomainsScript, freeBuffer, parseDomainsScript } from './domains-script.js';
-import { buildModel, type Model } from './model.js';
+import { applyModelPatches, buildModel, type Model } from './model.js';
+import { patchFiles } from './patch-loader.js';
 import { checkWhileTasks } from './script.js';
 import { type DomainsParams, domainsParams, domainsTopology, MAX_INITIAL_TASKS } from './presets/domains.js';
 import { SVA_DEFAULTS } from './presets/sva.js';
@@ -433,6 +434,8 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
   const scripted = parseDomainsScript(p.steps, { devices: ndev, processes: p.processes, iommus: m.topo.units.length, pasids: 1 << p.pasidBits, maxActors: MAX_INITIAL_TASKS - 1 });
   const userTasks = domainsUserTasks(p, scripted ? defineDomainsScript({ k, m, mms, slot: SCRIPT_SLOT, iommufdBug: (IOMMUFD_BUGS as readonly string[]).includes(p.bug) ? (p.bug as IommufdBug) : 'none' }, scripted) : undefined);
   defineInit(env, userTasks);
+  // Last: every kernel function of the run is registered (iommufd's with a VMM actor, the script's, the model's).
+  applyModelPatches(m, patchFiles(p));
   // The tasks this run can have: its user tasks, and those spawned without a name (callbacks: their kind).
   if (scripted) checkWhileTasks('domains', scripted, [...userTasks.map((it) => it.name), ...Object.keys(k.taskFactories).filter((kind) => !DOMAINS_NAMED_KINDS.has(kind))]);
   const statics = staticsOffset(k.layout, k.base);

@@ -4,8 +4,6 @@
 // worker thread builds the same workload synchronously) exporting `extend(ctx)`; it gets the kernel's function
 // registry (`ctx.k.fns.replace` / `wrap` / `current`, `ctx.k.fn.NAME` to call one), the kernel API
 // (`ctx.kernel`: src/api/kernel.ts, the package's `iommu-sim/kernel`), the ops tables and the devices.
-import { createRequire } from 'node:module';
-import { resolve } from 'node:path';
 import type { DmaApi } from '../core/dma-iommu.js';
 import type { Sva } from '../core/iommu-sva.js';
 import type { DeviceInfo, IommuOps } from '../core/types.js';
@@ -14,7 +12,6 @@ import type { KernelApi } from '../api/kernel.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { KernelFunctions, KFn, KFnName } from '../kernel/kfunc.js';
 import { InputError } from '../runtime/errors.js';
-import { watchInput } from '../runtime/watchdog.js';
 
 export { kernelApi } from '../api/kernel.js';
 
@@ -72,20 +69,4 @@ export function coreStepTable(k: Kernel): Pick<ExtensionContext, 'coreStep' | 's
   };
 }
 
-const require = createRequire(import.meta.url);
-
-export function applyExtension(file: string, ctx: ExtensionContext): void {
-  let mod: unknown;
-  try {
-    // The host-time watchdog (src/runtime/watchdog.ts) stops a module body or an extend() that never returns.
-    // A relative name (`--set extension=spin.cjs`) is the user's, from where the command runs: not a package
-    // name, nor a path from this module. A scenario's extension comes here already absolute.
-    mod = watchInput(`extension ${file}: its module body`, () => require(resolve(file)));
-  } catch (err) {
-    throw new InputError(`extension ${file}: cannot load: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
-  }
-  const extend = (mod as { extend?: unknown }).extend;
-  if (typeof extend !== 'function') throw new InputError(`extension ${file}: exports no extend(ctx) function`);
-  // What the patch replaces or wraps is recorded as its file's (k.fns.list()), unless it names itself.
-  ctx.k.fns.applying(file, () => watchInput(`extension ${file}: extend(ctx)`, () => (extend as (c: ExtensionContext) => void)(ctx)));
-}
+// The loader (applyExtension, applyPatches) is src/workloads/patch-loader.ts.

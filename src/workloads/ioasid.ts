@@ -48,7 +48,8 @@ import { defineIoasidScript, type IoasidOp, parseIoasidScript } from './ioasid-s
 import { checkWhileTasks, type ScriptActor } from './script.js';
 import { FIND_IDS, type IoasidParams, ioasidParams, ioasidTopology, MAX_SCRIPT_USERS, PID_MAX_DEFAULT } from './presets/ioasid.js';
 import { SVA_DEFAULTS } from './presets/sva.js';
-import { buildModel, type Model, type ModelParams } from './model.js';
+import { applyModelPatches, buildModel, type Model, type ModelParams } from './model.js';
+import { patchFiles } from './patch-loader.js';
 import { HW_HOT_EVENTS, HW_SHARED_EVENTS } from '../hw/messages.js';
 
 export { FREE_POLICIES, type FreePolicy } from './params/policies.js';
@@ -528,7 +529,6 @@ function scenarioModelParams(p: IoasidParams): ModelParams {
     vfio: 'none',
     defaultDomain: 'none',
     drmContexts: 0,
-    extension: '',
     failAlloc: '',
     hungTaskSecs: p.hungTaskSecs,
   };
@@ -601,6 +601,8 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
   if (m) defineScenarioTasks(env, m);
   else if (p.mode === 'alloc-free') defineAllocFreeTasks(env);
   else defineFindTasks(env);
+  // Last: every kernel function of the run is registered (the allocator's, its subscribers', the model's).
+  if (m) applyModelPatches(m, patchFiles(p));
 
   const workload: Workload = {
     name: 'ioasid',

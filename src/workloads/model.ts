@@ -54,7 +54,8 @@ import { Refusals } from '../actors/lifecycle.js';
 import { mmContextMachine } from '../actors/mm-context.js';
 import { pciDeviceMachine } from '../actors/pci-device.js';
 import type { IommufdBug } from '../core/iommufd/index.js';
-import { applyExtension, coreStepTable, kernelApi } from './extension.js';
+import { coreStepTable, type ExtensionContext, kernelApi } from './extension.js';
+import { applyPatches } from './patch-loader.js';
 import { defineDriverKthreads, type DriverKthreads } from './kthreads.js';
 import { defineKernelUsers, type KernelUse, type VfioTakeover, type VfioUse } from './kernel-users.js';
 import { hardwareActors, type Topology } from './topology.js';
@@ -99,8 +100,6 @@ export interface ModelParams {
   readonly iotlb: number;
   readonly atc: number;
   readonly prqDepth: number;
-  /** A CommonJS module whose extend(ctx) replaces or wraps ops; '' for none. */
-  readonly extension: string;
   /** failslab, `cache:n`: the nth allocation from that slab cache fails ('' for none). */
   readonly failAlloc: string;
   readonly hungTaskSecs: number;
@@ -248,6 +247,31 @@ export function buildModel(p: ModelParams, topo: Topology, opts: ModelOptions): 
     return u.spec.entry.present(words) ? u.spec.entry.mmOf(words) : 0;
   };
   return { k, topo, flavours: topo.units.map((u) => u.flavour), ...mem, ...core, ...parts, infos, actors, specs, dmaWrite: jobs.dma, entryMm, addCompletion: (c) => void completions.push(c) };
+}
+
+/**
+ * A scenario's patches (patch-loader.ts), in order, on the model a preset has finished building: every kernel
+ * function it defines — the core's, the drivers', the mm's, io-pgfault's, iommufd's, IOASID's, the preset's own —
+ * is registered by then, so a patch may replace any of them by name. Every preset calls it last.
+ */
+export function applyModelPatches(m: Model, files: readonly string[]): void {
+  if (files.length > 0) applyPatches(files, extensionContext(m), m.k.fns);
+}
+
+/** What a patch's extend(ctx) is handed (its type and fields are extension.ts's). */
+function extensionContext(m: Model): ExtensionContext {
+  const { k, sva, dma, units, infos } = m;
+  return {
+    k,
+    sva,
+    dma,
+    units,
+    devices: infos,
+    iommuOps: (u) => sva.ops(infos.find((d) => d.iommu === u) ?? ({ iommu: u } as DeviceInfo)),
+    setIommuOps: (u, ops) => sva.registerIommu(u, ops),
+    ...coreStepTable(k),
+    kernel: kernelApi(k),
+  };
 }
 
 /** Completion records at this index and above are the workload's kernel DMA (below: the kernel users'). */
@@ -409,7 +433,7 @@ function iommuCore(k: Kernel, p: ModelParams, topo: Topology, opts: ModelOptions
 }
 
 /**
- * The IOMMU units and their drivers, the extension, the kernel's own DMA users, the units' hardware, the PCI
+ * The IOMMU units and their drivers, the kernel's own DMA users, the units' hardware, the PCI
  * devices and their accelerator driver, the oracles' views of the hardware, kernel_init.
  */
 function modelHardware(b: Build, s: Sizes) {
@@ -442,28 +466,15 @@ function modelHardware(b: Build, s: Sizes) {
   return { units, hardware, devices, driver, kusers, boot, kthreads, completions, faults: denv.faults };
 }
 
-/** The IOMMU units, their drivers and vendor ops registered, and the extension applied to them. */
+/** The IOMMU units, their drivers and vendor ops registered. */
 function modelUnits(b: Build) {
   const { k, p, topo, opts, infos, actors, mem, core } = b;
-  const { sva, dma, stats } = core;
+  const { sva, stats } = core;
   const flavours = topo.units.map((u) => u.flavour);
   const unitOpts = { ...DEFAULT_UNIT, iotlbEntries: p.iotlb, prqDepth: p.prqDepth };
   const units = topo.units.map((u) => VENDORS[u.flavour].newUnit(k, u.index, infos.filter((d) => d.iommu === u.index), unitOpts, actors.unit(u.index)));
   const faults = opts.entryFaults ? new EntryFaults(k, infos.length, 1 << p.pasidBits) : undefined;
   const { unitDrivers, denv } = registerDrivers({ k, sva, stats, units, flavours, ssidBits: p.ssidBits, notifier: p.notifier, faults, attachBug: attachBug(p.bug), mmOf: (id) => mmById(mem.mms, id) });
-  if (p.extension !== '') {
-    applyExtension(p.extension, {
-      k,
-      sva,
-      dma,
-      units,
-      devices: infos,
-      iommuOps: (u) => sva.ops(infos.find((d) => d.iommu === u) ?? ({ iommu: u } as DeviceInfo)),
-      setIommuOps: (u, ops) => sva.registerIommu(u, ops),
-      ...coreStepTable(k),
-      kernel: kernelApi(k),
-    });
-  }
   return { units, unitDrivers, denv };
 }
 

@@ -9,7 +9,8 @@ import { filesWords } from '../kernel/fs/file.js';
 import { staticsOffset } from '../kernel/memory.js';
 import type { MmStruct } from '../kernel/mm/mm.js';
 import type { ActorSpec, Wire, Workload } from '../runtime/model.js';
-import { buildModel, type Model } from './model.js';
+import { applyModelPatches, buildModel, type Model } from './model.js';
+import { patchFiles } from './patch-loader.js';
 import { type SvaParams, svaParams, svaTopology } from './presets/sva.js';
 import { processActors } from './processes.js';
 import { defineScriptedProcesses, PROCESS_CR, parseSteps, scriptedExtraTasks, taskComms } from './sva-script.js';
@@ -61,6 +62,8 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     });
   }
   specs.push(...processActors(p, script !== undefined, actors));
+  // Last: every kernel function of the run is registered (the syscalls', the script's, the model's).
+  applyModelPatches(m, patchFiles(p));
 
   const statics = staticsOffset(k.layout, k.base);
   const model: SvaModel = { params: p, k, sva, stats, units, hardware: m.hardware, pm: m.pm, kthreads: m.kthreads, boot: m.boot, devices, infos, mm: (i) => mms.mms[i] as MmStruct, actors, dma, domains, kusers };

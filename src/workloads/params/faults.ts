@@ -5,6 +5,7 @@ import { DRIVER_BUGS } from '../../core/types.js';
 import { MISBEHAVIOURS } from '../../hw/pci/device.js';
 import { MM_BUGS } from '../../kernel/mm/mm.js';
 import { int, oneOf, type ParamTable, text } from './define.js';
+import { patchListError } from '../patch-loader.js';
 
 import { ATTACH_BUGS, type AttachBug } from '../../hw/driver.js';
 import { IOMMUFD_BUGS, type IommufdBug } from '../../core/iommufd/index.js';
@@ -34,7 +35,12 @@ export const FAULTS = {
   misbehaveDevice: int(-1, 1023, 'The misbehaving device (-1: all of them).'),
   failAlloc: text("Allocation failure injection, cache:n: the nth allocation from that slab cache fails ('' for none).", failAllocError, 'cache:n'),
   sleeper: oneOf(SLEEPERS, 'An IOASID notifier subscriber whose callback takes a mutex (seed 003: a sleeping subscriber on an atomic chain).'),
-  extension: text("A CommonJS module whose extend(ctx) replaces or wraps ops or core steps (src/workloads/extension.ts): a patch under review; '' for none.", undefined, 'file.cjs'),
+  extension: text("A patch under review, the older spelling of a one-file `patches` (applied first); '' for none.", undefined, 'file.cjs'),
+  patches: text(
+    "Patches under review, applied in order once the model is built (src/workloads/patch-loader.ts): modules (.cjs, .js, .mjs, .ts) whose extend(ctx) replaces or wraps kernel functions by name. Comma-separated (or a JSON array); relative names from the current directory; '' for none.",
+    patchListError,
+    'a.cjs,b.ts',
+  ),
 } satisfies ParamTable;
 export type FaultParam = keyof typeof FAULTS;
 

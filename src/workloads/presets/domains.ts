@@ -47,6 +47,9 @@ export interface DomainsParams {
    * Scenarios write it as their `script` section.
    */
   readonly steps: string;
+  /** Patches under review (patch-loader.ts): the older one-file spelling, then the list; '' for none. */
+  readonly extension: string;
+  readonly patches: string;
 }
 
 /** The planted bugs of the domains preset (params/faults.ts). */
@@ -72,6 +75,8 @@ export const DOMAINS_DEFAULTS: DomainsParams = {
   bug: 'none',
   seed: 1,
   steps: '',
+  extension: '',
+  patches: '',
 };
 
 /** The run's tasks are at most 16 (Workload.initialTasks), and each reader holds an RCU slot. */
@@ -84,7 +89,7 @@ export const DOMAINS_PRESET: PresetSpec<DomainsParams> = {
   params: {
     ...pick('topology', TOPOLOGY, ['iommus', 'groups', 'groupSize', 'processes', 'pasidBits'], { processes: int(1, 15), pasidBits: int(2, 10) }),
     ...pick('policies', POLICIES, ['lookup', 'users', 'multiDevicePasid', 'pasidAlloc', 'teardown']),
-    ...pick('faults', FAULTS, ['bug'], { bug: oneOf(DRIVER_BUGS) }),
+    ...pick('faults', FAULTS, ['bug', 'extension', 'patches'], { bug: oneOf(DRIVER_BUGS) }),
     ...pick('workload', WORKLOAD, ['script', 'faults', 'rounds', 'lookups', 'drivers', 'seed', 'steps'], { script: oneOf(DOMAINS_SCRIPTS) }),
   },
   defaults: DOMAINS_DEFAULTS,

@@ -48,6 +48,9 @@ export interface IoasidParams {
   readonly hungTaskSecs: number;
   /** Scripted users (JSON: `{ "user/0": [{ "op": "alloc", … }, …] }` — ioasid-script.ts); scenario mode only. */
   readonly steps: string;
+  /** Patches under review (patch-loader.ts), mode=scenario only: the older one-file spelling, then the list. */
+  readonly extension: string;
+  readonly patches: string;
 }
 
 export const IOASID_DEFAULTS: IoasidParams = {
@@ -72,6 +75,8 @@ export const IOASID_DEFAULTS: IoasidParams = {
   seed: 1,
   hungTaskSecs: 120,
   steps: '',
+  extension: '',
+  patches: '',
 };
 
 /** PID_MAX_DEFAULT: the system set's quota the series suggests ("e.g. PID_MAX"). */
@@ -89,12 +94,15 @@ export const IOASID_PRESET: PresetSpec<IoasidParams> = {
     ...pick('topology', TOPOLOGY, ['bits', 'subscribers', 'processes', 'vms', 'vcpus', 'quota', 'systemQuota'], { processes: int(0, 64) }),
     ...pick('policies', POLICIES, ['lock', 'chain', 'free']),
     pasids: { concept: 'workload', schema: int(0, 1 << 20, 'ioasid: guest PASIDs each VM asks for (past its quota: -ENOSPC).') },
-    ...pick('faults', FAULTS, ['sleeper', 'bug'], { bug: oneOf(IOASID_WORKLOAD_BUGS) }),
+    ...pick('faults', FAULTS, ['sleeper', 'bug', 'extension', 'patches'], { bug: oneOf(IOASID_WORKLOAD_BUGS) }),
     ...pick('workload', WORKLOAD, ['mode', 'iterations', 'drivers', 'checkers', 'seed', 'hungTaskSecs', 'steps', 'dmas']),
   },
   defaults: IOASID_DEFAULTS,
   check: (p) => {
     if (p.steps !== '' && p.mode !== 'scenario') throw new InputError(`ioasid: steps: scripted users run in mode=scenario only, not ${p.mode}`);
+    // The benchmark modes run the allocator alone, without the model a patch's ctx is made of.
+    const patched = p.patches !== '' ? 'patches' : p.extension !== '' ? 'extension' : undefined;
+    if (patched && p.mode !== 'scenario') throw new InputError(`ioasid: ${patched}: patches apply in mode=scenario only (the model), not ${p.mode} (the allocator alone)`);
     if (!p.checkers && p.mode === 'scenario') throw new InputError('ioasid: checkers=false is for the benchmark modes (alloc-free, find-rcu, find-lock): a scenario runs with the kernel\'s checkers');
     const cap = 2 ** p.bits;
     // The system set is allocated whatever the processes (a set of quota 0 is -EINVAL): it needs one IOASID at least.

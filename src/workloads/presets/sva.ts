@@ -51,6 +51,9 @@ export interface SvaParams extends Omit<ModelParams, 'bug' | 'multiDevicePasid'>
   readonly steps: string;
   /** Devices with a kernel user (the first n). */
   readonly kdevices: number;
+  /** Patches under review (patch-loader.ts): the older one-file spelling, then the list; '' for none. */
+  readonly extension: string;
+  readonly patches: string;
 }
 
 export const SVA_DEFAULTS: SvaParams = {
@@ -91,6 +94,7 @@ export const SVA_DEFAULTS: SvaParams = {
   opens: 1,
   steps: '',
   extension: '',
+  patches: '',
   failAlloc: '',
   hungTaskSecs: 120,
   watchdogThresh: 10,
@@ -118,7 +122,7 @@ export const SVA_PRESET: PresetSpec<SvaParams> = {
     ...pick('policies', POLICIES, ['pasidAlloc', 'teardown', 'fault', 'drainTimeoutMs', 'taskMm', 'wq', 'defaultDomain', 'vfioTakeover', 'lock', 'free', 'pasidLife', 'notifier', 'lookup', 'users', 'iopf'], {
       free: oneOf(SVA_PASID_FREES),
     }),
-    ...pick('faults', FAULTS, ['bug', 'misbehave', 'misbehaveDevice', 'extension', 'failAlloc'], { bug: oneOf([...DRIVER_BUGS, ...MM_BUGS.filter((b) => b !== 'none')]) }),
+    ...pick('faults', FAULTS, ['bug', 'misbehave', 'misbehaveDevice', 'extension', 'patches', 'failAlloc'], { bug: oneOf([...DRIVER_BUGS, ...MM_BUGS.filter((b) => b !== 'none')]) }),
     ...pick('workload', WORKLOAD, ['script', 'rates', 'dmas', 'rounds', 'flags', 'seed', 'steps', 'hungTaskSecs', 'watchdogThresh', 'rcuStallSecs', 'cpus', 'kernel', 'kjobs', 'kbuffers', 'kthreads', 'vfio', 'drmContexts', 'drmRounds'], {
       script: oneOf(SCRIPTS),
       rounds: int(1, 1 << 16),
