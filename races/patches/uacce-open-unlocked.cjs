@@ -14,13 +14,5 @@
 //   }
 exports.extend = (ctx) => {
   const { fn, fns } = ctx.k;
-  const patch = () => fns.replace('uacce_fops_open', (t, file, mm, flags) => fn.uacce_bind_queue(t, file, mm, flags), __filename);
-  // The accelerator driver may be built after the patch is applied (a loader that applies patches once the whole
-  // model is built has it already): then the replacement is made when the kernel first attaches its memory.
-  if (fns.has('uacce_fops_open')) return patch();
-  let done = false;
-  ctx.k.onAttach(() => {
-    if (!done) patch();
-    done = true;
-  });
+  fns.replace('uacce_fops_open', (t, file, mm, flags) => fn.uacce_bind_queue(t, file, mm, flags));
 };
