@@ -33,12 +33,14 @@ export const KTHREAD_FIELDS = {
 export const KTHREAD_STEPS: readonly StepKind[] = [
   {
     op: 'vmalloc',
+    example: '{ vmalloc: { n: 2, as: buf } }',
     text: "vmalloc: a vmap area of n pages in init_mm's vmalloc area, a fresh page for each, mapped with PTE and PMD table pages allocated on demand (__pte_alloc_kernel). The outcome gives the kernel page and the vpn a process's device reaches it at (its PGD's kernel half).",
     fields: KTHREAD_FIELDS.vmalloc,
     bare: true,
   },
   {
     op: 'vfree',
+    example: '{ vfree: buf }',
     text: "vfree: the area's PTEs cleared (vunmap_range_noflush), the CPUs' TLBs flushed (flush_tlb_kernel_range: the IOMMUs are not told), its pages freed; its page tables stay.",
     fields: KTHREAD_FIELDS.vfree,
     bare: true,
@@ -46,12 +48,14 @@ export const KTHREAD_STEPS: readonly StepKind[] = [
   },
   {
     op: 'ioremap',
+    example: '{ ioremap: { n: 4, as: io } }',
     text: "ioremap of a device's MMIO range above RAM: a vmap area aligned to a PMD range, mapped with huge PMD entries where a whole one fits — a PMD entry that still points at a PTE table has it freed first (vmap_try_huge_pmd → pmd_free_pte_page → pagetable_free_kernel).",
     fields: KTHREAD_FIELDS.ioremap,
     bare: true,
   },
   {
     op: 'iounmap',
+    example: '{ iounmap: io }',
     text: 'iounmap: the mapping cleared (huge PMD entries whole), the CPUs\' TLBs flushed, the area free again.',
     fields: KTHREAD_FIELDS.iounmap,
     bare: true,
