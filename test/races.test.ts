@@ -45,7 +45,7 @@ describe('races/: bug, fix, a checker finding, explore → replay → shrink', (
     it(f, async () => {
       const s = await loadScenarioFile(join(ROOT, 'races', f));
       // A seed's hazard names its seed; a fix from the kernel's history (<kernel file>-<commit>-…) cites its commit.
-      if (!/^[a-z-]+-[0-9a-f]{12}-/.test(f)) expect(s.seed, 'names its seed').toBeDefined();
+      if (!/^[a-z0-9-]+-[0-9a-f]{12}-/.test(f)) expect(s.seed, 'names its seed').toBeDefined();
       expect(s.fix, 'has the policy that fixes it').toBeDefined();
       expect(s.expect.findings.length, 'expects a finding of its buggy variant').toBeGreaterThan(0);
       // PCT over the script's own budget, in this thread: the first failing execution's schedule.

@@ -19,6 +19,8 @@ const SVA = 'drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3-sva.c';
 declare module '../../kernel/kfunc.js' {
   interface KernelFunctions {
     arm_smmu_sva_set_dev_pasid(t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number): KGen<number>;
+    /** model: returns the CD's words (the kernel fills *target); no mm: the quiet CD (EPD0). */
+    arm_smmu_make_sva_cd(mm: MmStruct | undefined, asid: number): number[];
     /** model: for the one {dev, PASID} the core names (mainline walks the domain's devices list). */
     arm_smmu_mm_release(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct): KGen;
     arm_smmu_mm_arch_invalidate_secondary_tlbs(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct, start: number, end: number): KGen;
@@ -27,6 +29,7 @@ declare module '../../kernel/kfunc.js' {
 
 export function defineSvaFunctions(env: DriverEnv, locks: ArmSmmuLocks): void {
   const k = env.k;
+  k.fns.defineSync('arm_smmu_make_sva_cd', SVA, arm_smmu_make_sva_cd);
   // "This does not need the arm_smmu_asid_lock because SVA domains never get reassigned" — arm_smmu_set_pasid
   // takes it around the CD write all the same.
   k.fns.define('arm_smmu_sva_set_dev_pasid', SVA, (t, domain, dev, pasid) => {
@@ -37,7 +40,7 @@ export function defineSvaFunctions(env: DriverEnv, locks: ArmSmmuLocks): void {
     // "DMA may still be running. Keep the cd valid to avoid C_BAD_CD events, but disable translation."
     const flags = yield* spin_lock_irqsave(k, t, locks.devices);
     const cdptr = k.fn.arm_smmu_get_cd_ptr(dev, pasid);
-    if (cdValidAt(k, cdptr)) yield* k.fn.arm_smmu_write_cd_entry(t, dev, pasid, cdptr, arm_smmu_make_sva_cd(undefined, mm.asid));
+    if (cdValidAt(k, cdptr)) yield* k.fn.arm_smmu_write_cd_entry(t, dev, pasid, cdptr, k.fn.arm_smmu_make_sva_cd(undefined, mm.asid));
     yield* spin_unlock_irqrestore(k, t, locks.devices, flags);
     yield* k.fn.arm_smmu_tlb_inv_asid(t, dev.iommu, mm.asid);
     yield* k.fn.arm_smmu_atc_inv_domain(t, dev, pasid, 0, 0);

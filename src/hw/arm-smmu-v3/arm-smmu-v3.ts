@@ -539,7 +539,7 @@ export function* setPasidCd(env: DriverEnv, locks: ArmSmmuLocks, t: KTask, dev: 
   if (cdptr === 0) return -ENOMEM;
   yield* mutex_lock(k, t, locks.asid);
   const busy = cdValidAt(k, cdptr);
-  if (!busy) yield* k.fn.arm_smmu_write_cd_entry(t, dev, pasid, cdptr, arm_smmu_make_sva_cd(mm, mm.asid));
+  if (!busy) yield* k.fn.arm_smmu_write_cd_entry(t, dev, pasid, cdptr, k.fn.arm_smmu_make_sva_cd(mm, mm.asid));
   yield* mutex_unlock(k, t, locks.asid);
   return busy ? -EBUSY : 0;
 }

@@ -16,14 +16,19 @@ import { MAX_AGAW_PFN_WIDTH, type QiDesc, qi_desc_dev_iotlb_pasid, qi_desc_piotl
 declare module '../../kernel/kfunc.js' {
   interface KernelFunctions {
     cache_tag_flush_range(t: KTask, dev: DeviceInfo, pasid: number, start: number, end: number): KGen;
+    /** model: in pages; the kernel returns the address and writes *_pages and *_mask. */
+    calculate_psi_aligned_address(start: number, end: number): PsiAligned;
   }
 }
+
+/** The naturally aligned block calculate_psi_aligned_address returns: first page, pages, order. */
+export type PsiAligned = { vpn: number; pages: number; mask: number };
 
 /**
  * calculate_psi_aligned_address, in pages: the first page and the order of the smallest naturally aligned block
  * holding [start, end).
  */
-export function calculatePsiAligned(start: number, end: number): { vpn: number; pages: number; mask: number } {
+export function calculatePsiAligned(start: number, end: number): PsiAligned {
   const pages = Math.max(1, end - start);
   let mask = Math.ceil(Math.log2(pages));
   const bitmask = 2 ** mask - 1;
@@ -39,12 +44,13 @@ export function calculatePsiAligned(start: number, end: number): { vpn: number; 
 /** cache.c's kernel functions, by name. */
 export function defineIntelCache(env: DriverEnv): void {
   const k = env.k;
+  k.fns.defineSync('calculate_psi_aligned_address', 'drivers/iommu/intel/cache.c', calculatePsiAligned);
   k.fns.define('cache_tag_flush_range', 'drivers/iommu/intel/cache.c', function* (t, dev, pasid, start, end) {
     const u = vtdOf(env, dev.iommu).unit;
     const p = u.pasidEntryPtr(dev.index, pasid);
     const did = p === 0 ? 0 : u.view.entry.val.READ_ONCE(p, 2) & PASID_DID_MASK;
     const all = start < 0;
-    const { vpn, pages, mask } = all ? { vpn: 0, pages: -1, mask: MAX_AGAW_PFN_WIDTH } : calculatePsiAligned(start, end);
+    const { vpn, pages, mask } = all ? { vpn: 0, pages: -1, mask: MAX_AGAW_PFN_WIDTH } : k.fn.calculate_psi_aligned_address(start, end);
     const sid = pciSid(dev.name);
     const batch: QiDesc[] = [qi_desc_piotlb(did, pasid, vpn, pages)];
     if (dev.caps.ats) batch.push(qi_desc_dev_iotlb_pasid(sid, sid, pasid, 0, vpn, mask));
