@@ -138,6 +138,14 @@ declare module '../kernel/kfunc.js' {
     iopf_queue_discard_partial(t: KTask, queue: IopfQueue): KGen<number>;
     /** 0, or -errno: the caller then answers a failed last request itself. */
     iommu_report_device_fault(t: KTask, dev: DeviceInfo, evt: IopfFault): KGen<number>;
+    /** A request that is not the last of its group on the param's partial list (fault_param->lock taken). */
+    report_partial_fault(t: KTask, fp: number, evt: IopfFault): KGen;
+    /**
+     * model: the last request's half of iommu_report_device_fault, with the param the caller holds a reference
+     * of — pending on fault_param->faults, iopf_group_alloc, find_fault_handler, domain->iopf_handler. 0, or
+     * -errno (the caller answers the request and drops its reference).
+     */
+    iopf_report_last_fault(t: KTask, dev: DeviceInfo, evt: IopfFault, fp: number): KGen<number>;
     iommu_page_response(t: KTask, group: number, pasid: number, grpid: number, code: number): KGen<number>;
     iopf_group_response(t: KTask, group: number, code: number): KGen<number>;
     iopf_free_group(t: KTask, group: number): KGen;
@@ -355,7 +363,9 @@ export interface DeviceFaultEnv {
  */
 export function defineDeviceFault(k: Kernel, env: DeviceFaultEnv, fault: FaultHandling, bug: DriverBug = 'none'): void {
   const st = state(k);
-  const report = (groupRef: boolean) => (t: KTask, dev: DeviceInfo, evt: IopfFault) => reportDeviceFault(k, env, t, dev, evt, groupRef);
+  const report = (groupRef: boolean) => (t: KTask, dev: DeviceInfo, evt: IopfFault) => reportDeviceFault(k, t, dev, evt, groupRef);
+  k.fns.define('report_partial_fault', IO_PGFAULT_C, (t, fp, evt) => reportPartialFault(k, t, fp, evt));
+  k.fns.define('iopf_report_last_fault', IO_PGFAULT_C, (t, dev, evt, fp) => reportLastFault(k, env, t, dev, evt, fp));
   k.fns.definePlanted('iommu_report_device_fault', IO_PGFAULT_C, bug, { none: report(true), 'iopf-unreferenced-group': report(false) });
   k.fns.define('iopf_free_group', IO_PGFAULT_C, function* (t, group) {
     const [fp, dom] = yield* k.step(t, 'group->fault_param, group->domain', () => [objLoad(k, t, group, GRP.fault_param), objLoad(k, t, group, GRP.domain)]);
@@ -376,25 +386,39 @@ export function defineDeviceFault(k: Kernel, env: DeviceFaultEnv, fault: FaultHa
 }
 
 /**
- * The report: a request without "last" joins the partial list; the last one gathers its group, finds the domain
- * attached to {dev, PASID} (with its user reference) and hands the group to the domain's handler.
+ * The report: a request without "last" joins the partial list (report_partial_fault) and the report is done; the
+ * last one gathers its group, finds the domain attached to {dev, PASID} (with its user reference) and hands the
+ * group to the domain's handler (iopf_report_last_fault).
  */
-function* reportDeviceFault(k: Kernel, env: DeviceFaultEnv, t: KTask, dev: DeviceInfo, evt: IopfFault, groupRef: boolean): KGen<number> {
+function* reportDeviceFault(k: Kernel, t: KTask, dev: DeviceInfo, evt: IopfFault, groupRef: boolean): KGen<number> {
   const fp = yield* k.fn.iopf_get_dev_fault_param(t, dev);
   if (fp === 0) return -EINVAL;
-  yield* mutex_lock(k, t, lockOf(k, fp));
-  let ret = 0;
   if (!evt.last) {
-    // Non-last request of a group. Postpone until the last one.
-    yield* k.step(t, 'list_add(&iopf->list, &iopf_param->partial)', () => objStore(k, t, fp, FP.partial + evt.grpid, objLoad(k, t, fp, FP.partial + evt.grpid) + 1));
-  } else {
-    yield* k.step(t, 'list_add_tail(&evt_pending->list, &fault_param->faults)', () => objStore(k, t, fp, FP.faults + evt.grpid, evt.pasid + 1));
-    ret = yield* handleIopf(k, env, t, dev, evt, fp);
-    if (ret < 0) yield* k.step(t, 'list_del(&evt_pending->list)', () => objStore(k, t, fp, FP.faults + evt.grpid, 0));
+    yield* k.fn.report_partial_fault(t, fp, evt);
+    yield* k.fn.iopf_put_dev_fault_param(t, fp);
+    // A request that is not the last does not need to be ack'd.
+    return 0;
   }
-  yield* mutex_unlock(k, t, lockOf(k, fp));
+  const ret = yield* k.fn.iopf_report_last_fault(t, dev, evt, fp);
   // On success the group holds the reference of a last request.
-  if (ret < 0 || !evt.last || !groupRef) yield* k.fn.iopf_put_dev_fault_param(t, fp);
+  if (ret < 0 || !groupRef) yield* k.fn.iopf_put_dev_fault_param(t, fp);
+  return ret;
+}
+
+/** report_partial_fault: a request of a group whose last one has not come, on the param's partial list. */
+function* reportPartialFault(k: Kernel, t: KTask, fp: number, evt: IopfFault): KGen {
+  yield* mutex_lock(k, t, lockOf(k, fp));
+  yield* k.step(t, 'list_add(&iopf->list, &iopf_param->partial)', () => objStore(k, t, fp, FP.partial + evt.grpid, objLoad(k, t, fp, FP.partial + evt.grpid) + 1));
+  yield* mutex_unlock(k, t, lockOf(k, fp));
+}
+
+/** The last request of a group, under fault_param->lock: pending on the faults list, its group to the domain's handler. */
+function* reportLastFault(k: Kernel, env: DeviceFaultEnv, t: KTask, dev: DeviceInfo, evt: IopfFault, fp: number): KGen<number> {
+  yield* mutex_lock(k, t, lockOf(k, fp));
+  yield* k.step(t, 'list_add_tail(&evt_pending->list, &fault_param->faults)', () => objStore(k, t, fp, FP.faults + evt.grpid, evt.pasid + 1));
+  const ret = yield* handleIopf(k, env, t, dev, evt, fp);
+  if (ret < 0) yield* k.step(t, 'list_del(&evt_pending->list)', () => objStore(k, t, fp, FP.faults + evt.grpid, 0));
+  yield* mutex_unlock(k, t, lockOf(k, fp));
   return ret;
 }
 
