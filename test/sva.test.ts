@@ -34,7 +34,7 @@ function titles(r: RunResult): string[] {
 
 describe('SVA: the whole life, per flavour', () => {
   for (const f of FLAVOURS) {
-    it(`${f}: bind → DMA → page fault through PRI → response → DMA completes → unbind → PASID freed, no stale entry`, () => {
+    it(`${f}: bind → DMA → page fault (PRI, or a stall on SMMUv3) → response → DMA completes → unbind → PASID freed, no stale entry`, () => {
       for (let seed = 1; seed <= 40; seed++) {
         const { r, model } = once({ iommus: f, script: 'life', dmas: 6 }, seed, seed % 2 === 0);
         expect(titles(r)).toEqual([]);
@@ -46,7 +46,11 @@ describe('SVA: the whole life, per flavour', () => {
         expect(c.dma_faults).toBe(0);
         // Half the pages were not faulted in at exec: their DMA went through a page request group (two requests for
         // a write, the last one flagged) and one response for the group.
-        expect(c.page_requests).toBeGreaterThan(c.page_request_groups as number);
+        // SMMUv3's SVA faults by stall (arm_smmu_handle_event): one stalled transaction, reported alone, resumed by
+        // CMD_RESUME — a group of one.
+        if (f === 'smmuv3') expect(c.page_requests).toBe(c.page_request_groups);
+        else expect(c.page_requests).toBeGreaterThan(c.page_request_groups as number);
+        expect(c.page_request_groups).toBeGreaterThan(0);
         expect(c.page_responses).toBe(c.page_request_groups);
         expect(proc(r, 0).ok).toBe(6);
         // Nothing is left: no bond, no PASID, no entry, no quarantine (the oracle checked the caches at unbind).
