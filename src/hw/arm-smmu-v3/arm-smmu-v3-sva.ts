@@ -5,6 +5,7 @@
 // release swaps each master's CD for the quiet CD — V kept so that DMA still running raises no C_BAD_CD, TTB0's
 // walks disabled (EPD0) — under the domain's devices_lock, then invalidates the ASID and the ATCs
 // (arm_smmu_mm_release). Unbinding is the blocked domain's (arm_smmu_blocking_set_dev_pasid, arm-smmu-v3.ts).
+// The file's older era, under sva_lock (notifier=bond), is arm-smmu-v3-sva-era.ts; arm_smmu_mm_release is the policy's.
 import type { IommuDomain } from '../../core/ops.js';
 import type { DeviceInfo } from '../../core/types.js';
 import type { KTask } from '../../kernel/context.js';

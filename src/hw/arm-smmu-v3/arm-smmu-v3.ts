@@ -8,7 +8,8 @@
 // the blocked domain (an abort STE; a CD-table STE whose S1DSS terminates the RID's requests while PASIDs use the
 // table; a PASID blocked by clearing its CD). Locks: arm_smmu_asid_lock (a mutex, around the STE/CD installs and
 // the blocked domain's), the domain's devices_lock (a spinlock, taken also from the MMU notifier's atomic
-// context), and the command queue's lock. The SMMU itself is hw.ts; the SVA half of the driver, arm-smmu-v3-sva.ts.
+// context), and the command queue's lock. The SMMU itself is hw.ts; the SVA half of the driver, arm-smmu-v3-sva.ts
+// (mainline) and arm-smmu-v3-sva-era.ts (the sva_lock era, notifier=bond, whose arm_smmu_sync_cd takes devices_lock).
 import { IOMMU_NO_PASID, type IommuDomain, type IommuDomainOps, type IommuOps } from '../../core/ops.js';
 import { type DeviceInfo, RESP_FAILURE, RESP_SUCCESS, SVM_FLAG_SUPERVISOR_MODE, type SvaNotifier } from '../../core/types.js';
 import type { IopfEnable } from '../../core/io-pgfault.js';
