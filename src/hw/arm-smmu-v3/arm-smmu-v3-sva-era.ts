@@ -11,7 +11,12 @@
 // core keeps the bond's refcount (struct iommu_sva users) and picks the PASID, so a bond is bound once and its
 // notifier's refs stay 1. smmu_mn is live while its CD is valid and `cleared` while that CD is the quiet one (the
 // state is the CD table's, in shared memory). The ASIDs are the mms' own and no private CD holds one: the steal
-// path of arm_smmu_share_asid (a private domain's CD moved to a new ASID) does not arise.
+// path of arm_smmu_share_asid (a private domain's CD moved to a new ASID) does not arise, and arm_smmu_asid_xa is
+// not kept — its xa_load and xa_insert are steps under the lock, the lock being what this era's model is about.
+// The range invalidation stays mainline's arm_smmu_mm_arch_invalidate_secondary_tlbs (TLBI, then ATC_INV): the
+// era's invalidate_range only invalidated the ATCs, as its SVA required BTM (the SMMU's TLB snooping the CPU's
+// TLBIs), which the model's SMMU does not have. Read: arm-smmu-v3-sva.c of v5.11–v5.17 (bind with iommu_sva_alloc_pasid), and of v6.5 for
+// the v6.2 rename (arm_smmu_sva_set_dev_pasid / arm_smmu_sva_remove_dev_pasid, still under sva_lock).
 import type { DeviceInfo } from '../../core/types.js';
 import type { KTask } from '../../kernel/context.js';
 import { ENOMEM } from '../../kernel/errno.js';
@@ -38,6 +43,8 @@ declare module '../../kernel/kfunc.js' {
     arm_smmu_mmu_notifier_put(t: KTask, dev: DeviceInfo, pasid: number, mm: MmStruct): KGen;
     /** The mm's ASID, shared with the CPU: 0 or -errno. */
     arm_smmu_alloc_shared_cd(t: KTask, mm: MmStruct): KGen<number>;
+    /** Under arm_smmu_asid_lock: is the ASID free on the SMMU side, or the mm's shared CD already (0), or -errno. */
+    arm_smmu_share_asid(t: KTask, mm: MmStruct): KGen<number>;
     arm_smmu_write_ctx_desc(t: KTask, dev: DeviceInfo, ssid: number, cd: CtxDesc): KGen<number>;
   }
 }
@@ -106,9 +113,13 @@ function defineNotifier(env: DriverEnv, locks: ArmSmmuLocks): void {
   k.fns.define('arm_smmu_alloc_shared_cd', SVA, function* (t, mm) {
     yield* k.step(t, 'arm64_mm_context_get(mm)', () => undefined);
     yield* mutex_lock(k, t, locks.asid);
-    yield* k.step(t, `arm_smmu_share_asid: xa_load(&arm_smmu_asid_xa, ${mm.asid})`, () => undefined);
-    yield* k.step(t, 'xa_insert(&arm_smmu_asid_xa, asid, cd)', () => undefined);
+    const ret = yield* k.fn.arm_smmu_share_asid(t, mm);
+    if (ret === 0) yield* k.step(t, 'xa_insert(&arm_smmu_asid_xa, asid, cd)', () => undefined);
     yield* mutex_unlock(k, t, locks.asid);
+    return ret;
+  });
+  k.fns.define('arm_smmu_share_asid', SVA, function* (t, mm) {
+    yield* k.step(t, `xa_load(&arm_smmu_asid_xa, ${mm.asid})`, () => undefined);
     return 0;
   });
   k.fns.define('arm_smmu_mmu_notifier_get', SVA, function* (t, dev, pasid, mm) {
