@@ -8,9 +8,10 @@
 // the blocked domain (an abort STE; a CD-table STE whose S1DSS terminates the RID's requests while PASIDs use the
 // table; a PASID blocked by clearing its CD). Locks: arm_smmu_asid_lock (a mutex, around the STE/CD installs and
 // the blocked domain's), the domain's devices_lock (a spinlock, taken also from the MMU notifier's atomic
-// context), and the command queue's lock. The SMMU itself is hw.ts; the SVA half of the driver, arm-smmu-v3-sva.ts.
+// context), and the command queue's lock. The SMMU itself is hw.ts; the SVA half of the driver, arm-smmu-v3-sva.ts
+// (mainline) and arm-smmu-v3-sva-era.ts (the sva_lock era, notifier=bond, whose arm_smmu_sync_cd takes devices_lock).
 import { IOMMU_NO_PASID, type IommuDomain, type IommuDomainOps, type IommuOps } from '../../core/ops.js';
-import { type DeviceInfo, RESP_FAILURE, RESP_SUCCESS, SVM_FLAG_SUPERVISOR_MODE } from '../../core/types.js';
+import { type DeviceInfo, RESP_FAILURE, RESP_SUCCESS, SVM_FLAG_SUPERVISOR_MODE, type SvaNotifier } from '../../core/types.js';
 import type { IopfEnable } from '../../core/io-pgfault.js';
 import { iopf_queue_alloc } from '../../core/io-pgfault.js';
 import type { Stats } from '../../core/stats.js';
@@ -65,6 +66,7 @@ import {
 } from './arm-smmu-v3.h.js';
 import { type ArmSmmuEvent, ArmSmmuHardware, ArmSmmuUnit } from './hw.js';
 import { defineSvaFunctions } from './arm-smmu-v3-sva.js';
+import { eraSyncCd } from './arm-smmu-v3-sva-era.js';
 
 export const ARM_SMMU_V3_C = 'drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c';
 const C = ARM_SMMU_V3_C;
@@ -232,21 +234,24 @@ const popcount = (x: number): number => {
 };
 
 /** Define the driver's kernel functions (once per kernel: every SMMU shares them). */
-function defineSmmuFunctions(env: DriverEnv): ArmSmmuLocks {
+function defineSmmuFunctions(env: DriverEnv, era: SvaNotifier): ArmSmmuLocks {
   const k = env.k;
   const known = locksOf.get(k);
   if (known) return known;
   const locks: ArmSmmuLocks = { asid: defineMutex(k, 'arm_smmu_asid_lock'), devices: defineSpinlock(k, '&smmu_domain->devices_lock') };
   locksOf.set(k, locks);
   defineCmdq(env);
-  defineEntryWriter(env);
+  defineEntryWriter(env, locks, era);
   defineCdTables(env);
   defineInvalidation(env, locks);
   defineBlocked(env, locks);
-  defineSvaFunctions(env, locks);
+  defineSvaFunctions(env, locks, era);
   return locks;
 }
 const locksOf = new WeakMap<Kernel, ArmSmmuLocks>();
+
+/** The kernel's arm_smmu_asid_lock and devices_lock (for tools and tests). */
+export const armSmmuLocksOf = (k: Kernel): ArmSmmuLocks | undefined => locksOf.get(k);
 
 /** "CMD_CFGI_CD+CMD_SYNC": a batch as the trace names it. */
 function label(cmds: readonly CmdqEnt[], sync: boolean): string {
@@ -308,7 +313,7 @@ function* issueBatch(env: DriverEnv, t: KTask, drv: UnitDriver, u: ArmSmmuUnit, 
 }
 
 /** arm_smmu_write_entry and its writers' syncs (arm_smmu_cd_writer_sync_entry, arm_smmu_ste_writer_sync_entry). */
-function defineEntryWriter(env: DriverEnv): void {
+function defineEntryWriter(env: DriverEnv, locks: ArmSmmuLocks, era: SvaNotifier): void {
   const k = env.k;
   const sync = (t: KTask, w: EntryWriter): KGen =>
     w.kind === 'cd'
@@ -355,9 +360,11 @@ function defineEntryWriter(env: DriverEnv): void {
       yield* entrySet(t, w, entry, target, 0, n);
     }
   });
-  k.fns.define('arm_smmu_sync_cd', C, (t, dev, ssid, leaf) =>
-    k.fn.arm_smmu_cmdq_issue_cmdlist(t, dev.iommu, [{ opcode: CMDQ_OP_CFGI_CD, sid: dev.index, ssid, leaf }], true),
-  );
+  // Mainline syncs one master's CD; the sva_lock era's (notifier=bond) walked the domain's masters under devices_lock.
+  k.fns.definePolicy('arm_smmu_sync_cd', C, 'notifier', era, {
+    domain: (t, dev, ssid, leaf) => k.fn.arm_smmu_cmdq_issue_cmdlist(t, dev.iommu, [{ opcode: CMDQ_OP_CFGI_CD, sid: dev.index, ssid, leaf }], true),
+    bond: eraSyncCd(env, locks),
+  });
   k.fns.define('arm_smmu_write_ste', C, (t, dev, target) => k.fn.arm_smmu_write_entry(t, { kind: 'ste', dev }, smmuOf(env, dev.iommu).u.steAddr(dev.index), target));
   k.fns.define('arm_smmu_install_ste_for_dev', C, (t, dev, target) => k.fn.arm_smmu_write_ste(t, dev, target));
 }
@@ -545,9 +552,12 @@ export function* setPasidCd(env: DriverEnv, locks: ArmSmmuLocks, t: KTask, dev: 
 }
 
 /** `ssidBits`: the SMMU's SSIDSIZE; a master gets min(its PASID width, SSIDSIZE). */
-export function smmuv3Ops(env: DriverEnv, ssidBits: number): IommuOps {
+export function smmuv3Ops(env: DriverEnv, ssidBits: number, era: SvaNotifier = 'domain'): IommuOps {
   const k = env.k;
-  defineSmmuFunctions(env);
+  defineSmmuFunctions(env, era);
+  const old = era === 'bond';
+  const svaSet = (t: KTask, domain: IommuDomain, dev: DeviceInfo, pasid: number) =>
+    old ? k.fn.arm_smmu_sva_bind(t, dev, pasid, domainMm(domain)) : k.fn.arm_smmu_sva_set_dev_pasid(t, domain, dev, pasid);
   const bits = (dev: DeviceInfo): number => Math.min(dev.caps.pasidBits, ssidBits);
   const domainOps: IommuDomainOps = {
     // CD 0 (SSID 0) is the stage-1 context of the master's requests without a substream ID, under a CD-table STE
@@ -562,7 +572,7 @@ export function smmuv3Ops(env: DriverEnv, ssidBits: number): IommuOps {
       domain.type === 'blocked' && old !== undefined
         ? k.fn.arm_smmu_blocking_set_dev_pasid(t, dev, pasid, old)
         : iopfSetDevPasid(k, t, smmuOf(env, dev.iommu).drv, domain, dev, old, () =>
-            domain.type === 'sva' ? k.fn.arm_smmu_sva_set_dev_pasid(t, domain, dev, pasid) : k.fn.arm_smmu_set_pasid(t, domain, dev, pasid),
+            domain.type === 'sva' ? svaSet(t, domain, dev, pasid) : k.fn.arm_smmu_set_pasid(t, domain, dev, pasid),
           ),
     iotlb_sync: (t, domain, dev, pasid, start, end) => k.fn.arm_smmu_mm_arch_invalidate_secondary_tlbs(t, dev, pasid, domainMm(domain), start, end),
   };
@@ -578,6 +588,11 @@ export function smmuv3Ops(env: DriverEnv, ssidBits: number): IommuOps {
     pasid_range: (dev) => [1, (1 << bits(dev)) - 1],
     *remove_dev_pasid(t, dev, pasid, domain, why) {
       if (why === 'release') return yield* k.fn.arm_smmu_mm_release(t, dev, pasid, domainMm(domain));
+      if (old && domain.type === 'sva') {
+        // The sva_lock era: the device driver's iommu_sva_unbind_device → arm_smmu_sva_unbind (no blocked domain then).
+        yield* k.fn.arm_smmu_sva_unbind(t, dev, pasid, domainMm(domain));
+        return yield* iopfForDomainRemove(k, t, smmuOf(env, dev.iommu).drv, domain, dev);
+      }
       // iommu_remove_dev_pasid: the blocked domain's set_dev_pasid over what was attached.
       yield* k.fn.arm_smmu_blocking_set_dev_pasid(t, dev, pasid, domain);
     },
@@ -716,5 +731,5 @@ export const ARM_SMMU_V3: Vendor = {
   },
   unitDriver: defineUnitDriver,
   definePrqThread: (k, drv, stats, devices, enable) => defineThreads(k, drv, stats, devices, enable),
-  ops: (denv, env) => smmuv3Ops(denv, env.ssidBits),
+  ops: (denv, env) => smmuv3Ops(denv, env.ssidBits, env.notifier ?? 'domain'),
 };

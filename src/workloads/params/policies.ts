@@ -34,6 +34,6 @@ export const POLICIES = {
   chain: oneOf(IOASID_CHAINS, 'The IOASID notifier chain (seed 003): atomic (its callbacks may not sleep) or blocking (the allocator lock must then be a mutex).'),
   free: oneOf(FREE_POLICIES, "Where a bond's PASID is freed (seed 003): unbind (at its last unbind, under iommu_sva_lock), rcu (ioasid_free() from the bond's MMU notifier free_notifier, an SRCU callback run with bottom halves off: atomic context), or workqueue (deferred from there to a kworker, process context)."),
   pasidLife: oneOf(PASID_LIVES, "How long an mm's PASID lives: allocated at its first bind and freed with the mm by mm_pasid_drop at __mmdrop (mm, mainline), or a bind's, freed at its last unbind (unbind, seed 000)."),
-  notifier: oneOf(SVA_NOTIFIERS, 'Who owns the MMU notifier of an SVA bind: the SVA domain, registered at its alloc and put at its free (domain, mainline), or each bond (bond, seed 000). It also picks the era of the AMD driver: mainline pasid.c and ppr.c (domain), or the v2 driver, iommu_v2.c (bond).'),
+  notifier: oneOf(SVA_NOTIFIERS, 'Who owns the MMU notifier of an SVA bind: the SVA domain, registered at its alloc and put at its free (domain, mainline), or each bond (bond, seed 000). It also picks the era of the AMD driver: mainline pasid.c and ppr.c (domain), or the v2 driver, iommu_v2.c (bond); and of the SMMUv3 SVA code: mainline arm-smmu-v3-sva.c (domain), or its sva_lock era (bond: arm_smmu_sva_bind / arm_smmu_sva_unbind, before the 2024 rework).'),
 } satisfies ParamTable;
 export type PolicyParam = keyof typeof POLICIES;
