@@ -355,10 +355,9 @@ export class AmdIommuHardware extends IommuHardware {
 
   override handle(self: number, msg: HwMessage, out: HwOut, step: number): void {
     if (msg.type === 'cmdq.doorbell') {
-      // The tail moved off an empty buffer: the unit starts on it after what it already began — the walks it sent
-      // itself go first, so that a translation completion it owes reaches the device before a later ATS
-      // invalidation (a task's doorbell could otherwise overtake them). Commands written while it works are
-      // fetched by its loop (next: until head == tail).
+      // The tail moved: the unit starts on the buffer after what it already began — the walks it sent itself go
+      // first, so that a translation completion it owes reaches the device before a later ATS invalidation (the
+      // driver rings once per command, and a task's doorbell could otherwise overtake them).
       if (!this.busy) {
         this.busy = true;
         out.send(self, { type: 'cmdq.next' });

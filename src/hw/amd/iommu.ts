@@ -168,17 +168,15 @@ export function gcr3Domid(dev: DeviceInfo): number {
 /** The command buffer's functions: the lock, the room, the semaphore. */
 function defineCommandBuffer(env: DriverEnv): void {
   const k = env.k;
-  // Under iommu->lock, with room for the command: copy_cmd_to_buffer (the command, then the tail register) and
-  // need_sync. The hardware fetches commands until head == tail: the tail's write reaches it as a message
-  // (cmdq.doorbell) only when the buffer was empty — a command written behind others is fetched without one.
+  // Under iommu->lock, with room for the command: copy_cmd_to_buffer (the command, then the tail register: the
+  // hardware's doorbell) and need_sync.
   k.fns.defineSync('__iommu_queue_command_sync', C, (t, iommu, cmd, sync, e) => {
     void t;
     const u = iommu.unit as AmdIommu;
-    const idle = !u.cmdPending;
     u.cmdWrite(cmd, sync);
     const type = cmd[1] >>> CMD_TYPE_SHIFT;
     if (type !== CMD_COMPL_WAIT && type !== CMD_COMPLETE_PPR) env.stats.add('invalidations');
-    if (idle) e.send(u.actor, { type: 'cmdq.doorbell' });
+    e.send(u.actor, { type: 'cmdq.doorbell' });
     return 0;
   });
   // raw_spin_lock_irqsave(&iommu->lock); __iommu_queue_command_sync; unlock — one point: the section only stores
