@@ -65,6 +65,25 @@ function runSva(params: Record<string, Wire>, seed = 1) {
 
 const of = (fs: readonly Finding[], kind: string): Finding[] => fs.filter((f) => f.kind === kind);
 
+/** A patch of mmdrop that reads mm->iommu_mm through the kernel API, after the drop (`late`) or before it. */
+function mmdropPatch(late: boolean): string {
+  const file = join(dir, `mmdrop-read-${late}.cjs`);
+  writeFileSync(
+    file,
+    `exports.extend = (ctx) => {
+  const { READ_ONCE, mm_struct_of, structs, view } = ctx.kernel;
+  const mm_struct = view(structs.mm_struct);
+  ctx.k.fns.wrap('mmdrop', (mmdrop) => function* (t, mm) {
+    ${late ? '' : 'yield* READ_ONCE(t, mm_struct_of(mm), mm_struct.iommu_mm);'}
+    yield* mmdrop(t, mm);
+    ${late ? 'yield* READ_ONCE(t, mm_struct_of(mm), mm_struct.iommu_mm);' : ''}
+  });
+};
+`,
+  );
+  return file;
+}
+
 describe('a patch written against the kernel API, from a file outside the repository', () => {
   it('replaces a kernel function by name; KASAN sees the use-after-free it plants, naming the function', () => {
     const { built, r } = runSva({ processes: 1, script: 'life', extension: patchFile(true) });
@@ -73,6 +92,13 @@ describe('a patch written against the kernel API, from a file outside the reposi
     expect(kasan[0]?.text).toContain('Freed by task');
     const info = built.model.k.fns.list().find((f) => f.name === 'iommu_sva_unbind_device');
     expect(info?.origins.at(-1)).toEqual({ kind: 'patch', by: patchFile(true), how: 'replace' });
+  });
+
+  it("READ_ONCE on mm_struct_of(mm) after the mm's last mmdrop is KASAN's use-after-free of the mm_struct; before it, nothing", () => {
+    const late = of(runSva({ processes: 1, script: 'life', extension: mmdropPatch(true) }).r.findings, 'kasan');
+    expect(late.map((f) => f.title)).toEqual([expect.stringMatching(/^BUG: KASAN: slab-use-after-free in mmdrop/)]);
+    expect(late[0]?.text).toContain('which belongs to the cache mm_struct');
+    expect(runSva({ processes: 1, script: 'life', extension: mmdropPatch(false) }).r.findings).toEqual([]);
   });
 
   it('the same patch without the stray read runs clean (the lock, the allocation and the free are balanced)', () => {

@@ -31,7 +31,7 @@ import { callTrace, heldLocksLines, taskFinding } from '../kernel/findings.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
 import type { KernelFunctions, KFnInfo, KFnName, KFuncRegistry } from '../kernel/kfunc.js';
 import { objectLock } from '../kernel/lock.js';
-import { MM_STRUCT, type MmStruct, mmBase } from '../kernel/mm/mm.js';
+import { MM_STRUCT, type MmStruct, mmAccess, mmBase } from '../kernel/mm/mm.js';
 import { MMU_NOTIFIER } from '../kernel/mm/mmu_notifier.js';
 import * as mutexes from '../kernel/mutex.js';
 import type { Mutex } from '../kernel/mutex.js';
@@ -373,19 +373,27 @@ function checks(k: Kernel) {
 }
 
 /** The address of field `f` of `p`, checked by KASAN when p is a slab object (kmalloc'd); false: not touched. */
-function reach(k: Kernel, t: KTask, p: number, f: Word, write: boolean): boolean {
+function reach(k: Kernel, t: KTask, p: number, f: Word, write: boolean, mm: MmStruct | undefined): boolean {
+  // An mm_struct is not a slab object here (mm.ts keeps its life state): KASAN checks it as the model's own mm code does.
+  if (mm) return mmAccess(k, t, mm, f.off, write);
   return slab.objState(k, p) === 'invalid' || slab.kasanAccess(k, t, p, f.off, write);
 }
 
 function accessors(k: Kernel) {
+  /** The mm_struct objects a patch was handed (mm_struct_of), by address: a freed one is KASAN's use-after-free. */
+  const mms = new Map<number, MmStruct>();
   /** One access of p->f as a scheduling point of its own: what another CPU may interleave with. */
   const access = <T>(t: KTask, what: string, p: number, f: Word, write: boolean, body: () => T, none: T): KGen<T> =>
-    k.step(t, what, () => (reach(k, t, p, f, write) ? body() : none));
+    k.step(t, what, () => (reach(k, t, p, f, write, mms.get(p)) ? body() : none));
   return {
     /** The accessors of a struct's fields in this kernel's memory (`view(structs.iommu_sva).users.get(p)`). */
     view: <F extends Fields>(type: StructType<F>): StructView<F> => k.struct(type),
-    /** The mm_struct object of mm (its fields: `view(structs.mm_struct)`). */
-    mm_struct_of: (mm: MmStruct): number => mmBase(k, mm),
+    /** The mm_struct object of mm (its fields: `view(structs.mm_struct)`); READ_ONCE & co. on it after __mmdrop are KASAN's. */
+    mm_struct_of: (mm: MmStruct): number => {
+      const p = mmBase(k, mm);
+      mms.set(p, mm);
+      return p;
+    },
     READ_ONCE: (t: KTask, p: number, f: Word): KGen<number> => access(t, 'READ_ONCE', p, f, false, () => f.READ_ONCE(p), 0),
     WRITE_ONCE: (t: KTask, p: number, f: Word, v: number): KGen => access(t, 'WRITE_ONCE', p, f, true, () => f.WRITE_ONCE(p, v), undefined),
     smp_load_acquire: (t: KTask, p: number, f: Word): KGen<number> => access(t, 'smp_load_acquire', p, f, false, () => f.smp_load_acquire(p), 0),
