@@ -12,6 +12,18 @@
 import type { KTask } from './context.js';
 import { callTrace, type KernelFinding, taskFinding } from './findings.js';
 
+/** print_modules(), then show_regs() of the task: its CPU, pid and comm, where it was (RIP), its call trace; then why. */
+function lockupBody(t: KTask, cpu: number, why: string): string[] {
+  const chain = t.chain();
+  return [
+    'Modules linked in:',
+    `CPU: ${cpu} PID: ${t.pid} Comm: ${t.comm} Not tainted (iommu-sim)`,
+    `RIP: 0010:${chain[chain.length - 1] ?? '?'}`,
+    ...callTrace(chain, t.kind === 'softirq' || t.kind === 'hardirq'),
+    `iommu-sim: ${why}; CPU#${cpu}: the model places no task on a CPU; the n-th task to start runs on CPU n mod cpus`,
+  ];
+}
+
 /**
  * "watchdog: BUG: soft lockup - CPU#%d stuck for %us! [%s:%d]" (pr_fmt "watchdog: ") and what follows it:
  * print_modules(), then show_regs() of the task the watchdog's timer interrupted — its CPU, pid and comm, where it
@@ -20,14 +32,7 @@ import { callTrace, type KernelFinding, taskFinding } from './findings.js';
  */
 export function softLockupFinding(t: KTask, cpu: number, step: number, cpuMs: number): KernelFinding {
   const title = `watchdog: BUG: soft lockup - CPU#${cpu} stuck for ${Math.floor(cpuMs / 1000)}s! [${t.comm}:${t.pid}]`;
-  const chain = t.chain();
-  const body = [
-    'Modules linked in:',
-    `CPU: ${cpu} PID: ${t.pid} Comm: ${t.comm} Not tainted (iommu-sim)`,
-    `RIP: 0010:${chain[chain.length - 1] ?? '?'}`,
-    ...callTrace(chain, t.kind === 'softirq' || t.kind === 'hardirq'),
-    `iommu-sim: ${(cpuMs / 1000).toFixed(3)} s of CPU time (its steps, delays and spin-waits) since its last scheduling point that could reschedule; CPU#${cpu}: the model places no task on a CPU; the n-th task to start runs on CPU n mod cpus`,
-  ];
+  const body = lockupBody(t, cpu, `${(cpuMs / 1000).toFixed(3)} s of CPU time (its steps, delays and spin-waits) since its last scheduling point that could reschedule`);
   return taskFinding('soft_lockup', t, step, title, body);
 }
 
@@ -38,13 +43,6 @@ export function softLockupFinding(t: KTask, cpu: number, step: number, cpuMs: nu
  */
 export function hardLockupFinding(t: KTask, cpu: number, step: number, offMs: number, offStep: number): KernelFinding {
   const title = `NMI watchdog: Watchdog detected hard LOCKUP on cpu ${cpu}`;
-  const chain = t.chain();
-  const body = [
-    'Modules linked in:',
-    `CPU: ${cpu} PID: ${t.pid} Comm: ${t.comm} Not tainted (iommu-sim)`,
-    `RIP: 0010:${chain[chain.length - 1] ?? '?'}`,
-    ...callTrace(chain, t.kind === 'softirq' || t.kind === 'hardirq'),
-    `iommu-sim: ${(offMs / 1000).toFixed(3)} s of CPU time with interrupts off (since step ${offStep}), past watchdog_thresh; CPU#${cpu}: the model places no task on a CPU; the n-th task to start runs on CPU n mod cpus`,
-  ];
+  const body = lockupBody(t, cpu, `${(offMs / 1000).toFixed(3)} s of CPU time with interrupts off (since step ${offStep}), past watchdog_thresh`);
   return taskFinding('hard_lockup', t, step, title, body);
 }

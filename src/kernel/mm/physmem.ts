@@ -152,15 +152,18 @@ export function alloc_page(k: Kernel, t: KTask, pm: PhysMem, owner: number): KGe
 
 function* allocPages(k: Kernel, t: KTask, pm: PhysMem, owner: number): KGen<number> {
   k.mightSleep(t, MIGHT_ALLOC_SITE);
-  return yield* k.step(t, 'alloc_page', () => {
-    const pfn = take(k, pm, owner);
-    if (pfn !== 0) {
-      const f = frame(k, pm, pfn);
-      pm.view.page.alloc_by.set(f, k.mem.intern(t.label));
-      pm.view.page.alloc_chain.set(f, k.mem.intern(t.chain().join('\n')));
-    }
-    return pfn;
-  });
+  return yield* k.step(t, 'alloc_page', () => takeFor(k, t, pm, owner));
+}
+
+/** A free frame for owner, marked with who allocated it (KASAN's "Allocated by task"); 0 when none is left. */
+function takeFor(k: Kernel, t: KTask, pm: PhysMem, owner: number): number {
+  const pfn = take(k, pm, owner);
+  if (pfn !== 0) {
+    const f = frame(k, pm, pfn);
+    pm.view.page.alloc_by.set(f, k.mem.intern(t.label));
+    pm.view.page.alloc_chain.set(f, k.mem.intern(t.chain().join('\n')));
+  }
+  return pfn;
 }
 
 /** __free_page: freeing a frame that is already free is `BUG: Bad page state` (and is not done). */
@@ -194,13 +197,7 @@ function freePages(k: Kernel, t: KTask, pm: PhysMem, pfn: number): KGen {
  */
 export function alloc_page_atomic(k: Kernel, t: KTask, pm: PhysMem, owner: number): number {
   checkOwner(owner);
-  const pfn = take(k, pm, owner);
-  if (pfn !== 0) {
-    const f = frame(k, pm, pfn);
-    pm.view.page.alloc_by.set(f, k.mem.intern(t.label));
-    pm.view.page.alloc_chain.set(f, k.mem.intern(t.chain().join('\n')));
-  }
-  return pfn;
+  return takeFor(k, t, pm, owner);
 }
 
 /** pagetable_ctor: the frame becomes a page table of `level`, the index-th of its mm at that level (perform only). */
