@@ -169,6 +169,14 @@ export class IommuHardware implements Hardware {
 
   // ---- translation ----
 
+  /** An IOTLB entry (by the unit's tag) that permits the access answers the device here (ats.ok): true; else false. */
+  protected iotlbAnswer(tag: number, pasid: number, vpn: number, write: boolean, dev: number, id: number, out: HwOut): boolean {
+    const pte = this.unit.iotlbLookup(tag, pasid, vpn);
+    if (pte === 0 || (write && (pte & PTE_WRITE) === 0)) return false;
+    out.send(this.dev(dev).actor, { type: 'ats.ok', id, pte });
+    return true;
+  }
+
   protected translate(self: number, dev: number, pasid: number, vpn: number, write: boolean, id: number, out: HwOut): void {
     const u = this.unit;
     const fmt = u.spec.entry;
@@ -179,10 +187,8 @@ export class IommuHardware implements Hardware {
       return;
     }
     if (u.spec.tlbTag === 'pasid') {
-      const pte = u.iotlbLookup(dev, pasid, vpn);
-      if (pte !== 0 && (!write || (pte & PTE_WRITE) !== 0)) {
+      if (this.iotlbAnswer(dev, pasid, vpn, write, dev, id, out)) {
         if (!this.retrying) this.stats.add('iotlb_hits');
-        out.send(this.dev(dev).actor, { type: 'ats.ok', id, pte });
         return;
       }
     }
@@ -193,10 +199,8 @@ export class IommuHardware implements Hardware {
         return;
       }
       if (u.spec.tlbTag === 'asid') {
-        const pte = u.iotlbLookup(fmt.asidOf(cached), -1, vpn);
-        if (pte !== 0 && (!write || (pte & PTE_WRITE) !== 0)) {
+        if (this.iotlbAnswer(fmt.asidOf(cached), -1, vpn, write, dev, id, out)) {
           if (!this.retrying) this.stats.add('iotlb_hits');
-          out.send(this.dev(dev).actor, { type: 'ats.ok', id, pte });
           return;
         }
       }

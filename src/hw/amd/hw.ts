@@ -6,7 +6,6 @@
 // cache) and the page walk are the shared unit's; what is AMD's is how a request reaches them: the DTE, then the
 // GCR3 table level by level, each entry read in one access that costs the unit its time (costs.ts).
 import { type DeviceInfo, RESP_INVALID } from '../../core/types.js';
-import { PTE_WRITE } from '../../kernel/mm/pagetable.js';
 import type { Kernel } from '../../kernel/kernel.js';
 import { element, struct, type ViewOf, word } from '../../kernel/struct.js';
 import { IommuUnit, type UnitOptions } from '../iommu.js';
@@ -385,10 +384,8 @@ export class AmdIommuHardware extends IommuHardware {
       this.fault(dev, id, out);
       return;
     }
-    const pte = u.iotlbLookup(dev, pasid, vpn);
-    if (pte !== 0 && (!write || (pte & PTE_WRITE) !== 0)) {
+    if (this.iotlbAnswer(dev, pasid, vpn, write, dev, id, out)) {
       this.stats.add('iotlb_hits');
-      out.send(this.dev(dev).actor, { type: 'ats.ok', id, pte });
       return;
     }
     this.stats.add('iotlb_misses');

@@ -13,7 +13,6 @@
 // ASID), the page walk and the PRI queue (PRIQ: what a device's PCIe page requests would reach, which mainline
 // denies) are the shared unit's.
 import { type DeviceInfo, RESP_FAILURE, RESP_INVALID, RESP_SUCCESS } from '../../core/types.js';
-import { PTE_WRITE } from '../../kernel/mm/pagetable.js';
 import type { Kernel } from '../../kernel/kernel.js';
 import { element, struct, type ViewOf, word } from '../../kernel/struct.js';
 import type { FlavourSpec } from '../flavour.js';
@@ -478,10 +477,8 @@ export class ArmSmmuHardware extends IommuHardware {
         out.send(this.dev(dev).actor, { type: 'ats.fault', id, why: WHY_PASID });
         return;
       }
-      const pte = u.iotlbLookup(fmt.asidOf(cached), -1, vpn);
-      if (pte !== 0 && (!write || (pte & PTE_WRITE) !== 0)) {
+      if (this.iotlbAnswer(fmt.asidOf(cached), -1, vpn, write, dev, id, out)) {
         this.stats.add('iotlb_hits');
-        out.send(this.dev(dev).actor, { type: 'ats.ok', id, pte });
         return;
       }
       this.stats.add('iotlb_misses');

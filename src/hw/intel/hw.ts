@@ -16,7 +16,6 @@
 // delaying the wait).
 import { type DeviceInfo, RESP_SUCCESS } from '../../core/types.js';
 import type { Kernel } from '../../kernel/kernel.js';
-import { PTE_WRITE } from '../../kernel/mm/pagetable.js';
 import { element, struct, type ViewOf, word, array } from '../../kernel/struct.js';
 import { entryFormat, type FlavourSpec } from '../flavour.js';
 import { IommuUnit, type UnitOptions } from '../iommu.js';
@@ -455,10 +454,8 @@ export class VtdHardware extends IommuHardware {
 
   protected override translate(self: number, dev: number, pasid: number, vpn: number, write: boolean, id: number, out: HwOut): void {
     const u = this.vtd;
-    const pte = u.iotlbLookup(dev, pasid, vpn);
-    if (pte !== 0 && (!write || (pte & PTE_WRITE) !== 0)) {
+    if (this.iotlbAnswer(dev, pasid, vpn, write, dev, id, out)) {
       this.stats.add('iotlb_hits');
-      out.send(this.dev(dev).actor, { type: 'ats.ok', id, pte });
       return;
     }
     this.stats.add('iotlb_misses');
