@@ -152,7 +152,13 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
       if (pasid < 0) return;
       const a = yield* domains.alloc(t, 'dma', dev.iommu);
       const table = a.dom !== 0 ? domains.pageTable(t, a.dom) : undefined;
-      if (table && (yield* sva.attachTable(t, dev, pasid, table, kernelOwner)) === 0) {
+      // iommu_attach_device_pasid / iommu_detach_device_pasid: the driver's set_dev_pasid and remove_dev_pasid run
+      // under group->mutex, serialised with every other attach and detach of the group (the iopf enable among them).
+      const group = sva.svaDomains.groups.groupOf(dev);
+      yield* mutex_lock(k, t, group.mutex);
+      const attached = table ? yield* sva.attachTable(t, dev, pasid, table, kernelOwner) : -1;
+      yield* mutex_unlock(k, t, group.mutex);
+      if (table && attached === 0) {
         const exposure = { n: 0 };
         for (let j = 0; j < cfg.jobs; j++) {
           const iova = j % table.pages;
@@ -161,7 +167,9 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
           yield* domains.unmap(t, a.dom, iova);
           yield* sva.flushTable(t, dev, pasid, table, iova, iova + 1);
         }
+        yield* mutex_lock(k, t, group.mutex);
         yield* sva.detachTable(t, dev, pasid, table);
+        yield* mutex_unlock(k, t, group.mutex);
       }
       if (a.dom !== 0) yield* domains.free(t, a.dom);
       yield* mutex_lock(k, t, sva.lock);

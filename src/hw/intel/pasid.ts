@@ -166,6 +166,10 @@ export function defineIntelPasid(env: DriverEnv, bug: string): void {
     yield* k.fn.pasid_cache_invalidation_with_pasid(t, dev.iommu, did, pasid);
     yield* k.fn.qi_flush_piotlb(t, dev.iommu, did, pasid, 0, -1);
     yield* k.fn.devtlb_invalidation_with_pasid(t, dev, pasid);
+    // Mainline pasid.c ends the teardown with `if (!fault_ignore) intel_iommu_drain_pasid_prq(dev, pasid)`: no
+    // page request of the PASID is still being reported once the caller frees what a report reaches (an iommufd
+    // attach handle, a domain). The MMU notifier's release ignores faults (the mm is going) and does not drain.
+    if (!faultIgnore) yield* k.fn.intel_drain_pasid_prq(t, dev, pasid);
   });
   k.fns.define('pasid_cache_invalidation_with_pasid', 'drivers/iommu/intel/pasid.c', function* (t, iommu, did, pasid) {
     yield* k.fn.qi_submit_sync(t, iommu, [qi_desc_pc(did, pasid)], 0);
