@@ -416,10 +416,20 @@ function readyHint(p: Point): boolean {
  */
 function idleWait(inbox: Mailbox, waits: WaitGovernor, spinMicros: number, timeoutMs: number, woke: () => boolean, beforePark: () => void): boolean {
   if (adaptiveSpin(waits, spinMicros, woke)) return false;
+  if (timeoutMs > QUIET_PARK_MS) {
+    // A first park that does not wake the main thread: in an exchange the next message usually comes within it,
+    // and the main thread, which looks for quiescence every millisecond anyway, would only take a core from the
+    // peer that sends it (on a busy host, one runnable thread too many for every hop).
+    if (inbox.park(QUIET_PARK_MS, 0) !== 'timeout' || woke()) return true;
+    timeoutMs -= QUIET_PARK_MS;
+  }
   beforePark();
   inbox.park(timeoutMs, 0);
   return true;
 }
+
+/** How long an idle worker sleeps before it tells the main thread (ms): its quiescence poll's period. */
+const QUIET_PARK_MS = 1;
 
 /** The spin-or-park policy of worker `me`: the runnable threads are itself and the peers not idle. */
 function workerWaits(ctl: Control, workers: number, me: number): WaitGovernor {
