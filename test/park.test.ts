@@ -8,6 +8,8 @@ import {
   foreignTaken,
   type HostLoad,
   PROBE_EVERY,
+  ProcStatLoad,
+  procBusySeconds,
   spinUntil,
   WaitGovernor,
   type WaitInput,
@@ -123,5 +125,16 @@ describe('spinUntil', () => {
 
   it('gives up when the time is spent', () => {
     expect(spinUntil(1, () => false)).toBe(false);
+  });
+});
+
+describe('ProcStatLoad', () => {
+  it.runIf(procBusySeconds() !== undefined)('needs two samples, then reports a non-negative load, sampled at most every 100 ms', () => {
+    const load = new ProcStatLoad(2);
+    expect(load.foreignCores(0)).toBeNull();
+    const first = load.foreignCores(150);
+    expect(first).toBeTypeOf('number');
+    expect(first as number).toBeGreaterThanOrEqual(0);
+    expect(load.foreignCores(200)).toBe(first); // within HOST_SAMPLE_MS of the last sample: the same value
   });
 });

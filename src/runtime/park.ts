@@ -76,15 +76,16 @@ export const HOST_SAMPLE_MS = 100;
 export class ProcStatLoad implements HostLoad {
   private last: { at: number; busy: number; own: number } | null = null;
   private value: number | null = null;
-  private readonly scale: number;
+  private scale = 0; // os.cpus() reads /proc/cpuinfo: only once this thread samples at all
 
-  constructor(cores = availableParallelism()) {
-    const host = cpus().length;
-    this.scale = host > cores ? cores / host : 1;
-  }
+  constructor(private readonly cores = availableParallelism()) {}
 
   foreignCores(now: number): number | null {
     if (this.last !== null && now - this.last.at < HOST_SAMPLE_MS) return this.value;
+    if (this.scale === 0) {
+      const host = cpus().length;
+      this.scale = host > this.cores ? this.cores / host : 1;
+    }
     const busy = procBusySeconds();
     if (busy === undefined) return null;
     const u = process.cpuUsage();
