@@ -98,8 +98,9 @@ async function threadedRun(
   }, 10);
   const made = performance.now();
   const rt = new ThreadedRuntime({ workload: w, seed: 1, workers, placement, keepTrace, keepGoing });
-  // A workload of initial tasks (domains) starts working as its workers start: its time includes start-up.
-  const tasksFirst = (w.initialTasks?.length ?? 0) > 0;
+  // A workload with no initial message (domains: tasks alone) starts working as its workers start: its time
+  // includes start-up. The others wait for their initial messages (their boot task's first steps aside).
+  const tasksFirst = w.initial.length === 0;
   try {
     const t0 = performance.now();
     await rt.runToQuiescence([]);
