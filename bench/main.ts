@@ -3,7 +3,11 @@
 // starts on a fresh heap and a cold JIT, whatever ran before it, so the ratios inside a suite compare like with
 // like and a suite's figures do not depend on which suites were asked for. The child reports each case as it
 // starts (a progress line here, on stderr) and its result over the IPC channel.
-import { fork } from 'node:child_process';
+//
+// `--noise` runs a busy-looping process beside each suite (started before its child process, killed after it):
+// the threaded runtime and the transport measured on a machine with one core taken. Those results and ratios
+// are named apart (` [noise]`, `_noise`), so that one report can hold both runs.
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -70,6 +74,8 @@ export interface BenchRun extends BenchRunData {
   readonly runs: SuiteRun[];
   /** Which cases and ratios each suite produced. */
   readonly index: { suite: string; cases: string[]; ratios: string[] }[];
+  /** A competing busy process ran beside the suites (`--noise`). */
+  readonly noise?: boolean;
 }
 
 export interface BenchOptions {
@@ -84,6 +90,8 @@ export interface BenchOptions {
   readonly silent?: boolean;
   /** Stops the suite running (its child process is killed) and skips the rest: what ran is reported. */
   readonly signal?: AbortSignal;
+  /** Run a busy-looping process beside each suite (NoiseProcess). */
+  readonly noise?: boolean;
 }
 
 type ChildMessage =
@@ -99,6 +107,63 @@ export function checkSuiteNames(names: readonly string[]): string[] {
   return chosen;
 }
 
+/**
+ * One competing busy process: a Node child spinning in a loop for as long as it lives (one core taken), killed
+ * by stop() — or when this process exits, whatever way it does.
+ */
+export class NoiseProcess {
+  private readonly child: ChildProcess;
+  private readonly kill = (): void => {
+    this.child.kill('SIGKILL');
+  };
+
+  constructor() {
+    // It looks at its parent now and then: a bench killed with SIGKILL (no 'exit' event) leaves no busy orphan.
+    const loop = `const p = process.ppid; for (let i = 1; ; i++) if ((i & 0xffffff) === 0 && process.ppid !== p) process.exit();`;
+    this.child = spawn(process.execPath, ['-e', loop], { stdio: 'ignore' });
+    this.child.on('error', () => {}); // a failed spawn only means no noise; the figures say who ran beside them
+    process.once('exit', this.kill);
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** Kills the busy process and waits until it is gone. */
+  async stop(): Promise<void> {
+    process.removeListener('exit', this.kill);
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const gone = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.kill();
+    await gone;
+  }
+}
+
+/** A suite's result as measured beside a busy process: its cases and ratios named apart. */
+function noisy(r: SuiteResult): SuiteResult {
+  return {
+    suite: r.suite,
+    results: r.results.map((x) => ({ ...x, name: `${x.name} [noise]` })),
+    ratios: Object.fromEntries(Object.entries(r.ratios).map(([k, v]) => [`${k}_noise`, v])),
+    ...(r.details ? { details: Object.fromEntries(Object.entries(r.details).map(([k, v]) => [`${k}_noise`, v])) } : {}),
+  };
+}
+
+/** Two runs as one (bench:report's plain suites and its `--noise` pass): results, ratios and details side by side. */
+export function mergeRuns(a: BenchRun, b: BenchRun): BenchRun {
+  const details: Record<string, Record<string, DetailRow[]>> = { ...a.details };
+  for (const [suite, tables] of Object.entries(b.details)) details[suite] = { ...details[suite], ...tables };
+  return {
+    ...a,
+    suites: [...a.suites, ...b.suites.map((s) => `${s} --noise`)],
+    results: [...a.results, ...b.results],
+    ratios: { ...a.ratios, ...b.ratios },
+    details,
+    runs: [...a.runs, ...b.runs.map((r) => ({ ...r, suite: `${r.suite} --noise` }))],
+    index: [...a.index, ...b.index.map((i) => ({ ...i, suite: `${i.suite} --noise` }))],
+  };
+}
+
 /** Run one suite in a child process; its progress lines through `log`. */
 function runChild(
   name: string,
@@ -106,11 +171,13 @@ function runChild(
   log: (line: string) => void,
   tag: string,
   signal?: AbortSignal,
+  noise = false,
 ): Promise<{ result: SuiteResult | null; run: SuiteRun }> {
   const t0 = performance.now();
   const elapsed = (): string => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
   return new Promise((resolve) => {
-    const child = fork(join(PACKAGE_ROOT, 'dist', 'bench', 'main.js'), ['--child', name, '--profile', profile], {
+    const args = ['--child', name, '--profile', profile, ...(noise ? ['--noise'] : [])];
+    const child = fork(join(PACKAGE_ROOT, 'dist', 'bench', 'main.js'), args, {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     // Whatever the child prints goes to our stderr: our stdout carries the JSON alone.
@@ -152,11 +219,18 @@ export async function runBenchSuites(names: readonly string[], opts: BenchOption
   const runs: SuiteRun[] = [];
   for (const [i, n] of chosen.entries()) {
     if (opts.signal?.aborted) break;
-    const r = await runChild(n, profile, log, `[${i + 1}/${chosen.length}]`, opts.signal);
+    const noise = opts.noise ? new NoiseProcess() : null;
+    let r: Awaited<ReturnType<typeof runChild>>;
+    try {
+      r = await runChild(n, profile, log, `[${i + 1}/${chosen.length}]${noise ? ' (noise)' : ''}`, opts.signal, noise !== null);
+    } finally {
+      await noise?.stop();
+    }
     runs.push(r.run);
     if (r.result) {
-      out.push(r.result);
-      if (!opts.json && !opts.silent) printSuite(r.result);
+      const result = noise ? noisy(r.result) : r.result;
+      out.push(result);
+      if (!opts.json && !opts.silent) printSuite(result);
     }
   }
   const run: BenchRun = {
@@ -171,6 +245,7 @@ export async function runBenchSuites(names: readonly string[], opts: BenchOption
     details: Object.fromEntries(out.filter((s) => s.details).map((s) => [s.suite, s.details ?? {}])),
     runs,
     index: out.map((s) => ({ suite: s.suite, cases: s.results.map((r) => r.name), ratios: Object.keys(s.ratios) })),
+    ...(opts.noise ? { noise: true } : {}),
   };
   if (opts.out) {
     // A failure is remembered by writeOutput and reported by the CLI after the tables (exit 2).
@@ -215,7 +290,7 @@ function exitWhenOrphaned(): void {
 }
 
 /** The child: run one suite, report its cases and its result to the parent. */
-async function child(name: string, profile: Profile): Promise<void> {
+async function child(name: string, profile: Profile, noise: boolean): Promise<void> {
   const send = (m: ChildMessage): Promise<void> => new Promise((resolve) => (process.send ? process.send(m, () => resolve()) : resolve()));
   const suite = SUITES[name];
   if (!suite) {
@@ -226,7 +301,7 @@ async function child(name: string, profile: Profile): Promise<void> {
   exitWhenOrphaned();
   const load = new ForeignLoad();
   try {
-    const result = await suite({ quick: profile === 'quick', profile, onCase: (c) => void send({ type: 'case', name: c }) });
+    const result = await suite({ quick: profile === 'quick', profile, noise, onCase: (c) => void send({ type: 'case', name: c }) });
     await send({ type: 'result', result, foreignCores: load.cores() ?? null });
   } catch (err) {
     await send({ type: 'error', message: err instanceof Error ? err.message : String(err) });
@@ -247,7 +322,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const profile = PROFILES.find((p) => p === profileArg);
   const childSuite = flag('--child');
   if (childSuite !== undefined) {
-    await child(childSuite, profile ?? 'full');
+    await child(childSuite, profile ?? 'full', args.includes('--noise'));
   } else {
     const json = args.includes('--json');
     const quick = args.includes('--quick');
@@ -256,7 +331,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     const stop = interrupts();
     try {
       checkOutputDir('--out', outDir);
-      const run = await runBenchSuites(names, { json, quick, ...(profile ? { profile } : {}), ...(outDir ? { out: outDir } : {}), signal: stop.signal });
+      const noise = args.includes('--noise');
+      const run = await runBenchSuites(names, { json, quick, noise, ...(profile ? { profile } : {}), ...(outDir ? { out: outDir } : {}), signal: stop.signal });
       if (run.runs.some((r) => r.error)) process.exitCode = 1;
       for (const f of takeWriteFailures()) {
         console.error(`bench: ${f.flag} ${f.file}: could not be written: ${f.reason}`);

@@ -42,6 +42,8 @@ export interface SuiteOptions {
   /** Overrides `quick` when given. */
   readonly profile?: Profile;
   readonly onCase?: (name: string) => void;
+  /** A busy-looping process runs beside the suite (`bench --noise`): suites measure only what it is for. */
+  readonly noise?: boolean;
 }
 
 export function profileOf(o: { readonly quick: boolean; readonly profile?: Profile }): Profile {

@@ -1,5 +1,6 @@
 // `npm run bench:report`: one run that measures everything and writes BENCHMARKS.md — every benchmark suite
-// (each in its own process, the `report` profile), the policy matrix (its throughput column taken from that same
+// (each in its own process, the `report` profile; runtime and scaling a second time beside a busy process, as
+// `bench --noise` runs them), the policy matrix (its throughput column taken from that same
 // run), and the charts (SVG files, linked from the Markdown); the raw JSON goes to bench/ beside them. Sized to
 // finish in under 10 minutes on 2 cores. It writes to bench-out/report/ (ignored by git), so that measuring
 // leaves the tree clean; `--docs` updates the committed docs/BENCHMARKS.md instead.
@@ -19,7 +20,10 @@ import { renderSvg, reportCharts } from '../src/report/charts.js';
 import { benchmarksMarkdown } from '../src/report/markdown.js';
 import type { BenchRunData, MatrixReport } from '../src/report/types.js';
 import { PACKAGE_ROOT } from '../src/runtime/paths.js';
-import { runBenchSuites, SUITE_NAMES } from './main.js';
+import { mergeRuns, runBenchSuites, SUITE_NAMES } from './main.js';
+
+/** The suites bench:report runs a second time beside a busy process: those whose threads wait for each other. */
+const NOISE_SUITES = ['runtime', 'scaling'];
 
 interface Args {
   readonly quick: boolean;
@@ -69,7 +73,11 @@ async function main(): Promise<void> {
       : bench.runs.reduce((s, r) => s + r.seconds, 0) + (matrix?.seconds ?? 0);
   } else {
     log(`bench:report: ${SUITE_NAMES.length} suites (${a.quick ? 'quick' : 'report'} profile), then the policy matrix (up to ${a.runs} schedules a configuration)`);
-    const run = await runBenchSuites(SUITE_NAMES, { json: false, quick: a.quick, profile: a.quick ? 'quick' : 'report', out: dataDir, log, silent: true });
+    const plain = await runBenchSuites(SUITE_NAMES, { json: false, quick: a.quick, profile: a.quick ? 'quick' : 'report', out: dataDir, log, silent: true });
+    // The threaded figures again beside one busy process (bench --noise), into the same bench.json.
+    const noisy = await runBenchSuites(NOISE_SUITES, { json: false, quick: a.quick, profile: a.quick ? 'quick' : 'report', log, silent: true, noise: true });
+    const run = mergeRuns(plain, noisy);
+    writeFileSync(join(dataDir, 'bench.json'), `${JSON.stringify(run, null, 2)}\n`);
     bench = run;
     const unwritten = takeWriteFailures();
     if (unwritten.length > 0) throw new Error(`bench:report: ${unwritten.map((f) => `${f.file}: ${f.reason}`).join('; ')}`);

@@ -17,6 +17,7 @@ import {
   measure,
   measureDeterministic,
   probeSteps,
+  type Profile,
   profileOf,
   ratio,
   type SuiteOptions,
@@ -221,8 +222,44 @@ export async function runtimeSuite(opts: SuiteOptions): Promise<SuiteResult> {
   const budget = budgetOf(profile);
   const sizes = profile === 'quick' ? QUICK_SIZES : profile === 'report' ? REPORT_SIZES : FULL_SIZES;
   const results: BenchResult[] = [];
-  // (g) first, on a fresh heap (the threaded cases leave garbage and exiting workers behind): the deterministic
-  // runtime on the selftest workload, where 3 of 4 steps are XState transitions.
+  // Beside a competing busy process (`--noise`), only what crosses threads: one thread's figures say nothing of
+  // how the threads wait for each other.
+  if (!opts.noise) results.push(...(await singleThreadCases(opts, profile, budget, sizes)));
+  opts.onCase?.('transport (raw ring, mailbox ring, postMessage, round trips)');
+  results.push(...(await transportBenchmarks({ profile })));
+  if (!opts.noise) {
+    opts.onCase?.('xstate_send');
+    results.push(await xstateCase(budget, sizes));
+  }
+  opts.onCase?.('actors across two workers (rings), unrecorded and recorded');
+  results.push(...(await threadedCases(budget, sizes)));
+  opts.onCase?.('actors across two workers (postMessage)');
+  results.push(...(await postMessageCases(budget, sizes)));
+  const threads = {
+    transport_vs_raw: ratio(results, 'transport_1', 'raw_ring_1'),
+    transport_batched_vs_raw_batched: ratio(results, 'transport_64', 'raw_ring_64'),
+    transport_vs_postmessage: ratio(results, 'transport_1', 'postmessage'),
+    recording_on_vs_off: ratio(results, 'actors_xstate_2workers_recorded', 'actors_xstate_2workers'),
+    actors_vs_postmessage_actors: ratio(results, 'actors_xstate_2workers', 'actors_postmessage'),
+    roundtrip_vs_postmessage: ratio(results, 'roundtrip_actors', 'roundtrip_postmessage_actors'),
+    ring_roundtrip_vs_postmessage: ratio(results, 'roundtrip_ring', 'roundtrip_postmessage'),
+  };
+  if (opts.noise) return { suite: 'runtime', results, ratios: threads };
+  return {
+    suite: 'runtime',
+    results,
+    ratios: {
+      ...threads,
+      actors_vs_xstate_send: ratio(results, 'actors_xstate_2workers', 'xstate_send'),
+      deterministic_vs_xstate_floor: ratio(results, 'deterministic_steps', 'xstate_floor_selftest'),
+    },
+  };
+}
+
+/** (g) first, on a fresh heap: the deterministic runtime and its XState floor. */
+async function singleThreadCases(opts: SuiteOptions, profile: Profile, budget: Budget, sizes: Sizes): Promise<BenchResult[]> {
+  // The threaded cases leave garbage and exiting workers behind: the deterministic runtime on the selftest
+  // workload, where 3 of 4 steps are XState transitions, runs before them.
   opts.onCase?.('deterministic_steps');
   const selftest = buildWorkload('selftest', { actors: 4, messages: sizes.selftestMessages, bug: 0, seed: 1 });
   checkXStateFloor(selftest);
@@ -240,28 +277,5 @@ export async function runtimeSuite(opts: SuiteOptions): Promise<SuiteResult> {
     (r) => r.name,
     (r) => r.hz,
   );
-  for (const name of ['deterministic_steps', 'xstate_floor_selftest']) results.push(best.get(name) as BenchResult);
-  opts.onCase?.('transport (raw ring, mailbox ring, postMessage, round trips)');
-  results.push(...(await transportBenchmarks({ profile })));
-  opts.onCase?.('xstate_send');
-  results.push(await xstateCase(budget, sizes));
-  opts.onCase?.('actors across two workers (rings), unrecorded and recorded');
-  results.push(...(await threadedCases(budget, sizes)));
-  opts.onCase?.('actors across two workers (postMessage)');
-  results.push(...(await postMessageCases(budget, sizes)));
-  return {
-    suite: 'runtime',
-    results,
-    ratios: {
-      transport_vs_raw: ratio(results, 'transport_1', 'raw_ring_1'),
-      transport_batched_vs_raw_batched: ratio(results, 'transport_64', 'raw_ring_64'),
-      transport_vs_postmessage: ratio(results, 'transport_1', 'postmessage'),
-      actors_vs_xstate_send: ratio(results, 'actors_xstate_2workers', 'xstate_send'),
-      deterministic_vs_xstate_floor: ratio(results, 'deterministic_steps', 'xstate_floor_selftest'),
-      recording_on_vs_off: ratio(results, 'actors_xstate_2workers_recorded', 'actors_xstate_2workers'),
-      actors_vs_postmessage_actors: ratio(results, 'actors_xstate_2workers', 'actors_postmessage'),
-      roundtrip_vs_postmessage: ratio(results, 'roundtrip_actors', 'roundtrip_postmessage_actors'),
-      ring_roundtrip_vs_postmessage: ratio(results, 'roundtrip_ring', 'roundtrip_postmessage'),
-    },
-  };
+  return ['deterministic_steps', 'xstate_floor_selftest'].map((name) => best.get(name) as BenchResult);
 }

@@ -1,7 +1,12 @@
-// The scaling suite (issue #7, item 3): how the simulator's throughput and memory grow with its inputs.
-// - workers: the sva stress workload on one small mixed topology (VT-d, AMD, SMMUv3; 3 devices, 6 processes —
-//   small enough for a thread per actor) in the threaded runtime with 1 worker, 2 workers, and one thread per
-//   actor: events (delivered messages) and steps (every scheduling point) per second;
+// The scaling suite (issue #7, item 3; issue #19, item 4): how the simulator's throughput and memory grow with
+// its inputs.
+// - workers: the stress presets — sva on one small mixed topology (VT-d, AMD, SMMUv3; 3 devices, 6 processes —
+//   small enough for a thread per actor), domains (3 groups of 2 devices, one per flavour, 6 processes, VFIO) and
+//   stress/mixed.yaml's configuration on fewer devices — in the threaded runtime with 1 worker, 2 workers, N
+//   workers (the cores, at least 4: more than cores on a small machine), one thread per actor, and 2 workers
+//   recorded (the trace kept for replay): events (delivered messages) and steps (every scheduling point) per
+//   second, and the share of points on the coarse fallback lock when the run result counts it. With `--noise`
+//   (a competing busy process beside the suite) only this curve runs;
 // - topology: the sva workload (each process binds, DMAs once, unbinds and exits) on 4 IOMMUs, from 8 devices
 //   and 32 processes to 1 024 devices and 4 096 processes (4 processes a device), 2 workers: events/s, steps/s,
 //   and resident memory per actor (the process's peak RSS above what it was before the run, over the actors);
@@ -21,11 +26,17 @@ import type { Placement, RunResult } from '../src/runtime/result.js';
 import { ThreadedRuntime } from '../src/runtime/threaded.js';
 import { buildWorkload } from '../src/runtime/workloads.js';
 import { exploreChunk } from '../src/scenario/chunk.js';
+import { loadScenarioFile, scenarioParams } from '../src/scenario/load.js';
+import { PACKAGE_ROOT } from '../src/runtime/paths.js';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { type BenchResult, type DetailRow, type Profile, profileOf, type SuiteOptions, type SuiteResult } from './measure.js';
 
 interface Sizes {
   /** Rounds of the stress script in the workers curve (its length). */
   readonly rounds: number;
+  /** Devices of the mixed preset in the workers curve (processes: 4 a device). */
+  readonly mixedDevices: number;
   readonly runs: number;
   /** Devices of the topology points (processes: 4 a device). */
   readonly devices: readonly number[];
@@ -36,9 +47,9 @@ interface Sizes {
 }
 
 const SIZES: Readonly<Record<Profile, Sizes>> = {
-  quick: { rounds: 1, runs: 1, devices: [8, 32], bigActors: 1_000, exploreProcesses: [1, 2, 4], exploreMs: 100 },
-  report: { rounds: 4, runs: 2, devices: [8, 32, 128, 1_024], bigActors: 10_000, exploreProcesses: [1, 2, 4, 8, 16, 32], exploreMs: 400 },
-  full: { rounds: 8, runs: 3, devices: [8, 32, 128, 256, 512, 1_024], bigActors: 10_000, exploreProcesses: [1, 2, 4, 8, 16, 32, 64], exploreMs: 2_000 },
+  quick: { rounds: 1, mixedDevices: 2, runs: 1, devices: [8, 32], bigActors: 1_000, exploreProcesses: [1, 2, 4], exploreMs: 100 },
+  report: { rounds: 4, mixedDevices: 6, runs: 2, devices: [8, 32, 128, 1_024], bigActors: 10_000, exploreProcesses: [1, 2, 4, 8, 16, 32], exploreMs: 400 },
+  full: { rounds: 8, mixedDevices: 16, runs: 3, devices: [8, 32, 128, 256, 512, 1_024], bigActors: 10_000, exploreProcesses: [1, 2, 4, 8, 16, 32, 64], exploreMs: 2_000 },
 };
 
 const MiB = 1024 * 1024;
@@ -61,6 +72,7 @@ function resetPeakRss(): void {
 
 interface Sample {
   readonly result: RunResult;
+  /** NaN when the run's work starts with its workers (runMs then includes start-up). */
   readonly startMs: number;
   readonly runMs: number;
   /** Peak resident set during the run above the resident set before the runtime was made, bytes. */
@@ -75,6 +87,7 @@ async function threadedRun(
   placement: Placement,
   workers: number,
   keepGoing: boolean,
+  keepTrace = false,
 ): Promise<Sample> {
   const w = buildWorkload(workload, params);
   resetPeakRss();
@@ -83,7 +96,11 @@ async function threadedRun(
   const timer = setInterval(() => {
     sampled = Math.max(sampled, process.memoryUsage().rss);
   }, 10);
-  const rt = new ThreadedRuntime({ workload: w, seed: 1, workers, placement, keepTrace: false, keepGoing });
+  const made = performance.now();
+  const rt = new ThreadedRuntime({ workload: w, seed: 1, workers, placement, keepTrace, keepGoing });
+  // A workload with no initial message (domains: tasks alone) starts working as its workers start: its time
+  // includes start-up. The others wait for their initial messages (their boot task's first steps aside).
+  const tasksFirst = w.initial.length === 0;
   try {
     const t0 = performance.now();
     await rt.runToQuiescence([]);
@@ -93,7 +110,8 @@ async function threadedRun(
     const result = await rt.finish();
     clearInterval(timer);
     const peak = Math.max(sampled, peakRss() ?? 0);
-    return { result, startMs: t1 - t0, runMs: t2 - t1, rssGrowth: Math.max(0, peak - rss0), rssPeak: peak };
+    const startMs = tasksFirst ? Number.NaN : t1 - t0;
+    return { result, startMs, runMs: tasksFirst ? t2 - made : t2 - t1, rssGrowth: Math.max(0, peak - rss0), rssPeak: peak };
   } catch (err) {
     clearInterval(timer);
     await rt.stop();
@@ -129,39 +147,109 @@ function rate(name: string, units: readonly number[], ms: readonly number[]): Be
   };
 }
 
-const WORKERS_TOPOLOGY = { iommus: 'vtd,amd,smmuv3', devices: 3, processes: 6, script: 'stress', dmas: 8 } as const;
+/** A stress preset of the workers curve: a workload and its parameters. */
+interface StressPreset {
+  readonly name: 'sva' | 'domains' | 'mixed';
+  readonly workload: string;
+  readonly params: Readonly<Record<string, Wire>>;
+}
 
-async function workersCurve(sz: Sizes, onCase: (n: string) => void, results: BenchResult[], rows: DetailRow[]): Promise<void> {
-  const params = { ...WORKERS_TOPOLOGY, rounds: sz.rounds };
-  const configs: { label: string; placement: Placement; workers: number }[] = [
-    { label: '1 worker', placement: 'sharded', workers: 1 },
-    { label: '2 workers', placement: 'sharded', workers: 2 },
-    { label: 'per-actor', placement: 'per-actor', workers: 1 },
+async function stressPresets(sz: Sizes): Promise<StressPreset[]> {
+  const mixed = scenarioParams(await loadScenarioFile(join(PACKAGE_ROOT, 'stress', 'mixed.yaml')));
+  return [
+    { name: 'sva', workload: 'sva', params: { iommus: 'vtd,amd,smmuv3', devices: 3, processes: 6, script: 'stress', dmas: 8, rounds: sz.rounds } },
+    // Its processes and VFIO loop `rounds` times as tasks, a few hundred points a round: more rounds than sva's.
+    { name: 'domains', workload: 'domains', params: { iommus: 'vtd,amd,smmuv3', groups: 3, groupSize: 2, processes: 6, faults: 6, script: 'stress', rounds: 16 * sz.rounds } },
+    // mixed.yaml's policies and script on fewer devices: its 580 actors take minutes to start a thread each.
+    { name: 'mixed', workload: 'sva', params: { ...mixed, devices: sz.mixedDevices, processes: 4 * sz.mixedDevices, rounds: Math.min(sz.rounds, 3) } },
   ];
-  for (const c of configs) {
-    onCase(`workers: sva stress, ${c.label}`);
-    const samples: Sample[] = [];
-    for (let i = 0; i < sz.runs; i++) {
-      const s = await threadedRun('sva', params, c.placement, c.workers, false);
-      clean(`scaling workers ${c.label}`, s.result);
-      samples.push(s);
+}
+
+/** A run with more actors than this is not run with a thread per actor (its start-up alone takes minutes here). */
+const PER_ACTOR_MAX = 32;
+
+interface WorkersConfig {
+  readonly label: string;
+  readonly key: string;
+  readonly placement: Placement;
+  readonly workers: number;
+  readonly keepTrace: boolean;
+}
+
+function workersConfigs(): WorkersConfig[] {
+  const n = Math.max(4, availableParallelism());
+  return [
+    { label: '1 worker', key: '1worker', placement: 'sharded', workers: 1, keepTrace: false },
+    { label: '2 workers', key: '2workers', placement: 'sharded', workers: 2, keepTrace: false },
+    { label: `${n} workers (N)`, key: 'Nworkers', placement: 'sharded', workers: n, keepTrace: false },
+    { label: 'per-actor', key: 'per_actor', placement: 'per-actor', workers: 1, keepTrace: false },
+    { label: '2 workers recorded', key: '2workers_recorded', placement: 'sharded', workers: 2, keepTrace: true },
+  ];
+}
+
+/**
+ * The share of a run's points that fell back to the coarse lock (undeclared footprint, issue #19 item 1), when
+ * the run result counts them (`fallbackPoints`); null otherwise, and the report prints n/a.
+ */
+export function fallbackShare(r: RunResult): number | null {
+  const counted = (r as RunResult & { readonly fallbackPoints?: unknown }).fallbackPoints;
+  return typeof counted === 'number' && r.steps > 0 ? counted / r.steps : null;
+}
+
+/** The case name of one preset's configuration; sva's keep the names of the single-preset curve. */
+function workersCase(p: StressPreset, c: WorkersConfig): string {
+  return p.name === 'sva' ? `scaling/workers ${c.label.replace(/ \(N\)$/, '')} events` : `scaling/workers ${p.name} ${c.label.replace(/ \(N\)$/, '')} events`;
+}
+
+async function workersCurve(sz: Sizes, onCase: (n: string) => void, results: BenchResult[], rows: DetailRow[]): Promise<Record<string, number>> {
+  const ratios: Record<string, number> = {};
+  for (const p of await stressPresets(sz)) {
+    const actors = buildWorkload(p.workload, p.params).actors.length;
+    const hz = new Map<string, number>();
+    for (const c of workersConfigs()) {
+      if (c.placement === 'per-actor' && actors > PER_ACTOR_MAX) {
+        rows.push({ preset: p.name, placement: c.label, threads: actors, actors, eventsPerSec: null, note: `not run: more than ${PER_ACTOR_MAX} actors` });
+        continue;
+      }
+      onCase(`workers: ${p.name} stress, ${c.label}`);
+      const samples: Sample[] = [];
+      for (let i = 0; i < sz.runs; i++) {
+        const s = await threadedRun(p.workload, p.params, c.placement, c.workers, false, c.keepTrace);
+        clean(`scaling workers ${p.name} ${c.label}`, s.result);
+        samples.push(s);
+      }
+      const ms = samples.map((s) => s.runMs);
+      const ev = rate(workersCase(p, c), samples.map((s) => s.result.accounting.delivered), ms);
+      const st = rate(workersCase(p, c).replace(/ events$/, ' steps'), samples.map((s) => s.result.steps), ms);
+      results.push(ev, st);
+      hz.set(c.key, ev.hz);
+      const r0 = samples[0]?.result;
+      const fb = samples.map((s) => fallbackShare(s.result));
+      rows.push({
+        preset: p.name,
+        placement: c.label,
+        threads: r0?.workers ?? null,
+        actors,
+        eventsPerSec: ev.hz,
+        stepsPerSec: st.hz,
+        runs: samples.length,
+        startMs: Number.isNaN(samples[0]?.startMs) ? null : median(samples.map((s) => s.startMs)),
+        dmasPerSec: median(samples.map((s) => ((s.result.check.counters.dmas ?? 0) * 1000) / s.runMs)),
+        ...(Number.isNaN(samples[0]?.startMs) ? { note: 'start-up included: its tasks start with the workers' } : {}),
+        fallbackShare: fb.every((x) => x !== null) ? median(fb as number[]) : null,
+      });
     }
-    const ms = samples.map((s) => s.runMs);
-    const ev = rate(`scaling/workers ${c.label} events`, samples.map((s) => s.result.accounting.delivered), ms);
-    const st = rate(`scaling/workers ${c.label} steps`, samples.map((s) => s.result.steps), ms);
-    results.push(ev, st);
-    const r0 = samples[0]?.result;
-    rows.push({
-      placement: c.label,
-      threads: r0?.workers ?? null,
-      actors: buildWorkload('sva', params).actors.length,
-      eventsPerSec: ev.hz,
-      stepsPerSec: st.hz,
-      runs: samples.length,
-      startMs: median(samples.map((s) => s.startMs)),
-      dmasPerSec: median(samples.map((s) => ((s.result.check.counters.dmas ?? 0) * 1000) / s.runMs)),
-    });
+    const put = (name: string, a: string, b: string): void => {
+      const x = hz.get(a);
+      const y = hz.get(b);
+      if (x !== undefined && y !== undefined) ratios[p.name === 'sva' ? `scaling_${name}` : `scaling_${p.name}_${name}`] = x / y;
+    };
+    put('2workers_vs_1', '2workers', '1worker');
+    put('Nworkers_vs_1', 'Nworkers', '1worker');
+    put('per_actor_vs_2workers', 'per_actor', '2workers');
+    put('recording_on_vs_off', '2workers_recorded', '2workers');
   }
+  return ratios;
 }
 
 async function topologyCurve(sz: Sizes, onCase: (n: string) => void, results: BenchResult[], rows: DetailRow[]): Promise<void> {
@@ -244,25 +332,16 @@ export async function scalingSuite(opts: SuiteOptions): Promise<SuiteResult> {
   const topology: DetailRow[] = [];
   const big: DetailRow[] = [];
   const exploration: DetailRow[] = [];
+  if (opts.noise) {
+    // Beside a competing busy process, only the threaded curve: the rest measures memory and one thread.
+    const ratios = await workersCurve(sz, onCase, results, workers);
+    return { suite: 'scaling', results, ratios, details: { workers } };
+  }
   // The 10 000-actor run first, in the fresh process: its peak resident set is the process's own, not what the
   // runs before it left behind. Then the exploration points, then the threaded ones in growing size.
   await bigRun(sz, onCase, big);
   await exploreCurve(sz, onCase, results, exploration);
-  await workersCurve(sz, onCase, results, workers);
+  const ratios = await workersCurve(sz, onCase, results, workers);
   await topologyCurve(sz, onCase, results, topology);
-  const ratio = (a: string, b: string): number => {
-    const x = results.find((r) => r.name === a);
-    const y = results.find((r) => r.name === b);
-    if (!x || !y) throw new Error(`ratio ${a}/${b}: missing result`);
-    return x.hz / y.hz;
-  };
-  return {
-    suite: 'scaling',
-    results,
-    ratios: {
-      scaling_2workers_vs_1: ratio('scaling/workers 2 workers events', 'scaling/workers 1 worker events'),
-      scaling_per_actor_vs_2workers: ratio('scaling/workers per-actor events', 'scaling/workers 2 workers events'),
-    },
-    details: { workers, topology, bigRun: big, exploration },
-  };
+  return { suite: 'scaling', results, ratios, details: { workers, topology, bigRun: big, exploration } };
 }

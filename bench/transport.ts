@@ -12,6 +12,7 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { workerUrl } from '../src/runtime/paths.js';
 import { createMailbox, Doorbell, Mailbox, senderLane } from '../src/runtime/mailbox.js';
+import { WaitGovernor } from '../src/runtime/park.js';
 import { CTL_ACK, CTL_STOP, CTL_WORDS, type TransportWorkerData } from '../workers/raw-ring-worker.js';
 import { type BenchResult, fastestOfRounds, measure, type Profile } from './measure.js';
 import { RAW_SLOT_WORDS, RawRing } from './raw-ring.js';
@@ -99,19 +100,27 @@ const STALL_MS = 30_000;
 // Waits spin for this long, then sleep in short naps: on an idle machine the other side answers within a
 // few microseconds and the spin catches it; when another process holds the second core, both of our
 // threads share one, and a producer spinning out its time slice on a full ring would only keep the
-// consumer from running (an actor does not spin either: its Outbox holds the message and it goes on).
+// consumer from running (an actor does not spin either: its Outbox holds the message and it goes on). Whether
+// it spins at all is park.ts's policy: the two threads of a case are both runnable.
 const SPIN_MS = 0.05;
 const napWord = new Int32Array(new SharedArrayBuffer(4));
+const producerWaits = new WaitGovernor({ runnable: () => 2 });
 
-/** Spins (for `spinMs`, then naps), until `done()`; throws if it takes STALL_MS. */
+/** Spins (for `spinMs` if the wait policy allows, then naps), until `done()`; throws if it takes STALL_MS. */
 function waitFor(done: () => boolean, what: string, spinMs = SPIN_MS): void {
   const since = performance.now();
+  const spinFor = producerWaits.spinFor(spinMs * 1000) / 1000;
+  let napped = false;
   for (let i = 1; !done(); i++) {
     if ((i & 0xff) !== 0) continue;
     const waited = performance.now() - since;
     if (waited > STALL_MS) throw new Error(`transport bench: ${what} stalled for ${STALL_MS} ms`);
-    if (waited > spinMs) Atomics.wait(napWord, 0, 0, 0.02);
+    if (waited > spinFor) {
+      napped = true;
+      Atomics.wait(napWord, 0, 0, 0.02);
+    }
   }
+  if (spinFor > 0) producerWaits.spun(!napped);
 }
 
 /**
@@ -240,7 +249,7 @@ async function roundTripRingCase(plan: Plan): Promise<BenchResult> {
   const reqLayout = createMailbox(1, 256, 64);
   const respLayout = createMailbox(1, 256, 64);
   const req = senderLane(reqLayout, 0);
-  const resp = new Mailbox(respLayout);
+  const resp = new Mailbox(respLayout, new WaitGovernor({ runnable: () => 2 })); // the echoing worker is busy
   const ctlSab = new SharedArrayBuffer(CTL_WORDS * 4);
   const peer = new Peer({ transportBench: true, role: 'rt-ring', ctl: ctlSab, mailbox: reqLayout, mailbox2: respLayout });
   await peer.online();

@@ -6,6 +6,7 @@
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { RawRing } from '../bench/raw-ring.js';
 import { Mailbox, type MailboxLayout, senderLane } from '../src/runtime/mailbox.js';
+import { WaitGovernor } from '../src/runtime/park.js';
 
 /** Control words shared with the benchmark thread (Int32 indices, 128 bytes apart). */
 export const CTL_ACK = 0; // messages consumed so far (wraps; compare with `| 0` differences)
@@ -50,7 +51,7 @@ function raw(ctl: Int32Array, sab: SharedArrayBuffer): void {
 }
 
 function ring(ctl: Int32Array, layout: MailboxLayout): void {
-  const r = new Mailbox(layout);
+  const r = new Mailbox(layout, new WaitGovernor({ runnable: () => 2 })); // the producer is busy
   let s = 0;
   // Folded in a local, as the raw consumer does: `s` lives in the closure's context, and a context store per
   // word doubled the time it took to consume a message (single-thread).
@@ -75,7 +76,7 @@ function ring(ctl: Int32Array, layout: MailboxLayout): void {
 }
 
 function rtRing(ctl: Int32Array, reqLayout: MailboxLayout, respLayout: MailboxLayout): void {
-  const req = new Mailbox(reqLayout);
+  const req = new Mailbox(reqLayout, new WaitGovernor({ runnable: () => 2 })); // the requester is busy
   const resp = senderLane(respLayout, 0);
   let served = 0;
   // The response echoes the request's envelope and payload: a 32-byte message each way.

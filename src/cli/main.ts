@@ -563,6 +563,11 @@ program
   .option('--json', 'print one JSON object {suites, node, profile, date, machine, results, ratios, details, runs} on stdout')
   .option('--out <dir>', 'also write the JSON to <dir>/bench.json')
   .option('--quick', 'a smoke run: few iterations, small sizes (figures are rough); same as --profile quick')
+  .option(
+    '--noise',
+    'run one busy-looping process beside each suite (started before it, killed after it): the figures with one core taken; ' +
+      'runtime and scaling then measure only their cases across threads; cases are named "… [noise]", ratios "…_noise"',
+  )
   .addOption(
     new Option('--profile <profile>', 'how long to measure: quick (seconds), report (what npm run bench:report uses), full (the default)').choices([
       'quick',
@@ -574,9 +579,10 @@ program
     'after',
     `
 Exit status: 0 every suite ran, 1 a suite failed (the others still run and are reported), 2 an unknown suite.
-Example: iommu-sim bench runtime kernel --json --out bench-out`,
+Example: iommu-sim bench runtime kernel --json --out bench-out
+         iommu-sim bench runtime scaling --noise --profile report   # a threaded run on a busy machine`,
   )
-  .action(async (suites: string[], flags: { json?: boolean; out?: string; quick?: boolean; profile?: 'quick' | 'report' | 'full' }) => {
+  .action(async (suites: string[], flags: { json?: boolean; out?: string; quick?: boolean; noise?: boolean; profile?: 'quick' | 'report' | 'full' }) => {
     checkOutputDir('--out', flags.out);
     const { runBenchSuites, checkSuiteNames } = await import('../../bench/main.js');
     checkSuiteNames(suites);
@@ -586,6 +592,7 @@ Example: iommu-sim bench runtime kernel --json --out bench-out`,
       r = await runBenchSuites(suites, {
         json: flags.json ?? false,
         quick: flags.quick ?? false,
+        noise: flags.noise ?? false,
         ...(flags.profile ? { profile: flags.profile } : {}),
         ...(flags.out ? { out: flags.out } : {}),
         signal: stop.signal,

@@ -66,19 +66,16 @@ function limitsChart(b: BenchRunData): Chart | null {
 }
 
 function workersChart(b: BenchRunData): Chart | null {
-  const wk = rows(b, 'scaling', 'workers');
+  const wk = rows(b, 'scaling', 'workers').filter((r) => typeof r.eventsPerSec === 'number');
   if (wk.length === 0) return null;
-  const values = wk.flatMap((r) => [
-    { placement: r.placement, measure: 'events/s', value: r.eventsPerSec },
-    { placement: r.placement, measure: 'steps/s', value: r.stepsPerSec },
-  ]);
+  const values = wk.map((r) => ({ placement: r.placement, preset: r.preset ?? 'sva', value: r.eventsPerSec }));
   return {
     file: 'bench-scaling-workers.svg',
-    title: 'sva stress throughput against workers and placement',
+    title: 'stress presets: events per second against workers and placement',
     section: 'scaling',
     spec: {
       $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      title: 'sva stress: throughput against workers',
+      title: 'stress presets: events/s against workers',
       width: WIDTH,
       height: 220,
       config: CONFIG,
@@ -86,9 +83,9 @@ function workersChart(b: BenchRunData): Chart | null {
       mark: 'bar',
       encoding: {
         x: { field: 'placement', type: 'nominal', sort: null, title: null, axis: { labelAngle: 0 } },
-        xOffset: { field: 'measure', type: 'nominal' },
-        y: { field: 'value', type: 'quantitative', title: 'per second' },
-        color: { field: 'measure', type: 'nominal', title: null, legend: { orient: 'bottom' } },
+        xOffset: { field: 'preset', type: 'nominal' },
+        y: { field: 'value', type: 'quantitative', title: 'events per second', scale: { type: 'log' } },
+        color: { field: 'preset', type: 'nominal', title: null, legend: { orient: 'bottom' } },
       },
     },
   };

@@ -57,6 +57,26 @@ function cell(v: DetailRow[string] | undefined, digits = 0): string {
   return String(v);
 }
 
+/** The scaling suite's workers curve: a row per preset and configuration. */
+function workersTable(rows: readonly DetailRow[], xs: number | undefined): string {
+  return mdTable(
+    ['preset', 'placement', 'threads', 'actors', 'events/s', 'steps/s', 'DMAs/s', 'fallback', 'start-up ms', 'runs', '÷ XState send'],
+    rows.map((r) => [
+      cell(r.preset ?? 'sva'),
+      cell(r.placement),
+      cell(r.threads),
+      cell(r.actors),
+      r.eventsPerSec === null ? cell(r.note) : cell(r.eventsPerSec),
+      cell(r.stepsPerSec),
+      cell(r.dmasPerSec),
+      typeof r.fallbackShare === 'number' ? `${(100 * r.fallbackShare).toFixed(1)} %` : 'n/a',
+      cell(r.startMs),
+      cell(r.runs),
+      typeof r.eventsPerSec === 'number' && xs ? fmtRatio(r.eventsPerSec / xs) : '—',
+    ]),
+  );
+}
+
 /** A row of the matrix's further costs (PolicyDef.costs): one per (policy, measure, value); the ratio on its first value. */
 export interface CostRow {
   readonly policy: string;
@@ -368,15 +388,19 @@ export function benchmarksMarkdown(input: ReportInput): string {
     if (wk.length > 0) {
       out.push('### Against workers');
       out.push(
-        'The sva stress workload on one small mixed topology (VT-d, AMD, SMMUv3; 3 devices, 6 processes), threaded: ' +
-          'events are delivered messages, steps every scheduling point; timed after the workers started (start-up apart).',
+        'The stress presets, threaded: sva on one small mixed topology (VT-d, AMD, SMMUv3; 3 devices, 6 processes), domains ' +
+          '(3 groups of 2 devices, 6 processes, the VFIO user) and stress/mixed.yaml on fewer devices; 1 worker, 2, N, a thread ' +
+          'per actor, and 2 workers with the run recorded. Events are delivered messages, steps every scheduling point; timed ' +
+          'after the workers started (start-up apart) — but domains, whose tasks start with the workers: its time includes start-up. ' +
+          'Fallback: the share of points on the coarse lock (n/a: not counted by this build).',
       );
-      out.push(
-        mdTable(
-          ['placement', 'threads', 'actors', 'events/s', 'steps/s', 'DMAs/s', 'start-up ms', 'runs', '÷ XState send'],
-          wk.map((r) => [cell(r.placement), cell(r.threads), cell(r.actors), cell(r.eventsPerSec), cell(r.stepsPerSec), cell(r.dmasPerSec), cell(r.startMs), cell(r.runs), typeof r.eventsPerSec === 'number' ? vs(r.eventsPerSec, xs) : '—']),
-        ),
-      );
+      out.push(workersTable(wk, xs));
+    }
+    const wkNoise = detail(b, 'scaling', 'workers_noise');
+    if (wkNoise.length > 0) {
+      out.push('### Against workers, beside a busy process');
+      out.push('The same runs with one busy-looping process beside them (`bench scaling --noise`): one core taken.');
+      out.push(workersTable(wkNoise, xs));
     }
     if (topo.length > 0) {
       out.push('### Against topology size');

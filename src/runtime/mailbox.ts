@@ -14,6 +14,10 @@
 // clearing PARKED, and the consumer checks the flags after setting it, for the same reason.
 //
 // A producer thus pays nothing for parking on the common path: the exchange is its publication anyway.
+//
+// Whether the consumer polls before it parks is park.ts's policy (WaitGovernor): only while the threads that
+// have work fit on the cores other processes leave free, and not while its polls keep coming back empty.
+import { WaitGovernor } from './park.js';
 import { createRing, type MessageHandler, Ring } from './ring.js';
 
 const MAGIC = 0x42454c4c; // 'BELL'
@@ -140,10 +144,14 @@ export function senderLane(layout: MailboxLayout, producer: number): Ring {
 /** The consumer thread's view of its mailbox: drains every lane and sleeps on the doorbell. */
 export class Mailbox {
   readonly bell: Doorbell;
+  /** Decides, at each park(), whether to poll first (park.ts). */
+  readonly waits: WaitGovernor;
   private readonly lanes: Ring[];
   private next = 0; // the lane the next drain starts with: every lane gets to go first in turn
 
-  constructor(layout: MailboxLayout) {
+  /** `waits`: the consumer's spin-or-park policy; by default one that counts only this thread as runnable. */
+  constructor(layout: MailboxLayout, waits: WaitGovernor = new WaitGovernor()) {
+    this.waits = waits;
     this.bell = new Doorbell(layout.bell);
     this.lanes = layout.lanes.flatMap((sab) => (sab === null ? [] : [new Ring(sab)]));
     if (this.lanes.length === 0) throw new RangeError('mailbox: no lane');
@@ -184,25 +192,21 @@ export class Mailbox {
   }
 
   /**
-   * Waits for the next message without burning a core: polls for `spinMicros`, then blocks on the doorbell
-   * for up to `timeoutMs`. Returns 'message' when one is readable, 'closed' after close() with nothing
-   * readable, 'timeout' otherwise — also when woken by wake(), whose permit it consumes (the caller then
-   * checks whatever stop request came with the wake). Consumer thread only.
+   * Waits for the next message without burning a core: polls for up to `spinMicros` when `waits` allows it
+   * (park.ts), then blocks on the doorbell for up to `timeoutMs`. Returns 'message' when one is readable,
+   * 'closed' after close() with nothing readable, 'timeout' otherwise — also when woken by wake(), whose permit
+   * it consumes (the caller then checks whatever stop request came with the wake). Consumer thread only.
    */
   park(timeoutMs: number, spinMicros = 50): ParkResult {
     const bell = this.bell;
     if (this.ready()) return 'message';
     if (bell.closed) return 'closed';
     if (bell.takeWake()) return 'timeout';
-    if (spinMicros > 0) {
-      const until = performance.now() + spinMicros / 1000;
-      for (let i = 1; ; i++) {
-        if (this.ready()) return 'message';
-        if ((i & 31) === 0) {
-          if (bell.closed) return 'closed';
-          if (bell.woken() || performance.now() >= until) break;
-        }
-      }
+    const micros = spinMicros > 0 ? this.waits.spinFor(spinMicros) : 0;
+    if (micros > 0) {
+      const polled = this.poll(micros);
+      this.waits.spun(polled !== null);
+      if (polled === 'message' || polled === 'closed') return polled;
     }
     // Announce, mark every lane, then look again at everything a waker could have done before that.
     bell.announce();
@@ -217,6 +221,20 @@ export class Mailbox {
     if (bell.closed) return 'closed';
     bell.takeWake();
     return 'timeout';
+  }
+
+  /** Polls for up to `micros` µs: what came (a wake() permit is left for park() to take), or null. */
+  private poll(micros: number): ParkResult | 'woken' | null {
+    const bell = this.bell;
+    const until = performance.now() + micros / 1000;
+    for (let i = 1; ; i++) {
+      if (this.ready()) return 'message';
+      if ((i & 31) === 0) {
+        if (bell.closed) return 'closed';
+        if (bell.woken()) return 'woken';
+        if (performance.now() >= until) return null;
+      }
+    }
   }
 
   wake(): void {

@@ -25,6 +25,7 @@ import {
   type Wire,
 } from './model.js';
 import { Outbox } from './outbox.js';
+import { adaptiveSpin, WaitGovernor } from './park.js';
 import { Doorbell, Mailbox, type MailboxLayout, senderLane } from './mailbox.js';
 import { earliestWake, type Point, TaskFailure, TaskStepEnv, TaskTable } from './task.js';
 import { EventNames, TimeLog, TraceLog } from './trace.js';
@@ -98,6 +99,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
   const codec = new WireCodec(workload.hotEvents);
   const shared = new Int32Array(init.shared);
   const inbox = new Mailbox(init.mailboxes[me] as MailboxLayout);
+  const waits = workerWaits(ctl, init.mailboxes.length, me);
   const peers = init.mailboxes.map((mb, w) => (w === me ? undefined : new Doorbell(mb.bell)));
   const outboxes = init.mailboxes.map((mb, w) => (w === me ? undefined : new Outbox(senderLane(mb, me))));
   const clock = new StepClock(init.epoch, init.keepTrace);
@@ -360,18 +362,15 @@ function workerLoop(init: WorkerInit): WorkerReport {
     // Blocked tasks are stuck only if nothing was performed since they were tried: say at which version.
     if (blocked) ctl.store(me, TRIED, triedAt);
     ctl.store(me, IDLE, later ? IDLE_WAITING : blocked ? IDLE_BLOCKED : IDLE_EMPTY);
-    // Poll a little before sleeping: in a request/response exchange the answer is usually microseconds away,
-    // and neither a park/wake nor waking the main thread (on 2 cores it takes a core) is worth paying then.
-    if (spin(init.spinMicros, () => inbox.ready() || ctl.stopped || (blocked && ctl.version !== triedAt))) {
-      ctl.bump(me, GEN);
-      ctl.store(me, IDLE, BUSY);
-      ctl.store(me, WAITING, 0);
-      continue;
-    }
+    const woke = () => inbox.ready() || ctl.stopped || (blocked && ctl.version !== triedAt);
     // Only a state that can complete quiescence is worth waking the main thread for.
-    if (!later) ctl.announceIdle();
-    parks++;
-    inbox.park(timeout, 0);
+    if (
+      idleWait(inbox, waits, init.spinMicros, timeout, woke, () => {
+        if (!later) ctl.announceIdle();
+      })
+    ) {
+      parks++;
+    }
     ctl.bump(me, GEN);
     ctl.store(me, IDLE, BUSY);
     ctl.store(me, WAITING, 0);
@@ -409,14 +408,38 @@ function readyHint(p: Point): boolean {
   }
 }
 
-/** Poll `ready` for up to `micros` µs; true as soon as it holds. */
-function spin(micros: number, ready: () => boolean): boolean {
-  if (micros <= 0) return false;
-  const until = performance.now() + micros / 1000;
-  do {
-    if (ready()) return true;
-  } while (performance.now() < until);
-  return false;
+/**
+ * A worker with nothing to do waits: polls a little first when park.ts's policy lets it (in a request/response
+ * exchange the answer is usually microseconds away, and neither a park/wake nor waking the main thread — on 2
+ * cores it takes a core — is worth paying then), else parks on its mailbox for up to `timeoutMs`; `beforePark`
+ * runs just before it sleeps. Returns true when it parked.
+ */
+function idleWait(inbox: Mailbox, waits: WaitGovernor, spinMicros: number, timeoutMs: number, woke: () => boolean, beforePark: () => void): boolean {
+  if (adaptiveSpin(waits, spinMicros, woke)) return false;
+  if (timeoutMs > QUIET_PARK_MS) {
+    // A first park that does not wake the main thread: in an exchange the next message usually comes within it,
+    // and the main thread, which looks for quiescence every millisecond anyway, would only take a core from the
+    // peer that sends it (on a busy host, one runnable thread too many for every hop).
+    if (inbox.park(QUIET_PARK_MS, 0) !== 'timeout' || woke()) return true;
+    timeoutMs -= QUIET_PARK_MS;
+  }
+  beforePark();
+  inbox.park(timeoutMs, 0);
+  return true;
+}
+
+/** How long an idle worker sleeps before it tells the main thread (ms): its quiescence poll's period. */
+const QUIET_PARK_MS = 1;
+
+/** The spin-or-park policy of worker `me`: the runnable threads are itself and the peers not idle. */
+function workerWaits(ctl: Control, workers: number, me: number): WaitGovernor {
+  return new WaitGovernor({
+    runnable: () => {
+      let n = 1;
+      for (let w = 0; w < workers; w++) if (w !== me && ctl.load(w, IDLE) === BUSY) n++;
+      return n;
+    },
+  });
 }
 
 function flushAll(outboxes: readonly (Outbox | undefined)[]): number {
