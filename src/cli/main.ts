@@ -30,6 +30,7 @@ import { registerScenarioCommands } from './scenario-commands.js';
 import { stressRuns } from './stress.js';
 import { progress } from './progress.js';
 import { DEFAULT_WINDOW, raceReportHtml } from '../report/html.js';
+import { toPerfetto } from '../report/perfetto.js';
 import type { BenchRow } from '../report/types.js';
 
 /** A replay (replay, trace, shrink) that did not reproduce its recording: documented in `replay --help`. */
@@ -528,7 +529,7 @@ or outcome is still written, with a warning).`,
     const title = `iommu-sim ${schedule.meta.workload.name} (${schedule.meta.runtime}, seed ${schedule.meta.seed})`;
     const text =
       flags.format === 'perfetto'
-        ? JSON.stringify(r.trace.toPerfetto(title))
+        ? JSON.stringify(toPerfetto(r.trace, title, r.findings))
         : flags.format === 'html'
           ? raceReportHtml({
               title,
