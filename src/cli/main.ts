@@ -14,7 +14,7 @@ import { MAX_WORKERS } from '../runtime/threaded.js';
 import { DEFAULT_WATCHDOG_SECONDS, startWatchdog } from '../runtime/watchdog.js';
 import type { Wire } from '../runtime/model.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
-import { presetHelp, stepsHelp } from '../workloads/docs.js';
+import { PRESETS, presetHelp, stepsHelp } from '../workloads/docs.js';
 import { SVA_DEFAULTS, svaParams } from '../workloads/sva.js';
 import { DOMAINS_DEFAULTS, domainsParams } from '../workloads/domains.js';
 import { IOASID_DEFAULTS, ioasidParams } from '../workloads/ioasid.js';
@@ -538,6 +538,8 @@ or outcome is still written, with a warning).`,
               trace: r.trace,
               // Quoted only when needed, so the usual case reads like the README and still pastes into a shell.
               replayCommand: commandLine(['replay', file]),
+              shrinkCommand: commandLine(['shrink', file]),
+              defaults: PRESETS.find((p) => p.name === schedule.meta.workload.name)?.defaults as Record<string, unknown> | undefined,
               traceHash: r.traceHash,
               window: flags.window,
             })
