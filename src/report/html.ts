@@ -110,7 +110,7 @@ function findingBlock(f: Finding): string {
 function threadsSection(trace: Trace, first: Finding | undefined, focus: number, marked: boolean): string {
   const t = findThreads(trace, first, focus);
   const d = diagram(trace, { id: 'threads', lanes: t.lanes, steps: t.steps, focus, marked });
-  const why = t.lanes.map((l) => `<li><b>${esc(l)}</b> ${esc(t.why.get(l) ?? '')}</li>`).join('\n');
+  const why = t.lanes.map((l) => `<li><span class="lane">${esc(l)}</span> ${esc(t.why.get(l) ?? '')}</li>`).join('\n');
   return `<section id="how">
 <h2>The threads that made it</h2>
 <ul class="why">
@@ -494,7 +494,7 @@ pre, code { font: 12px/1.4 ui-monospace, 'DejaVu Sans Mono', 'Liberation Mono', 
 pre { background: #f6f6f4; border: 1px solid #e2e2dc; padding: .5em .8em; overflow-x: auto; margin: .3em 0; }
 pre.finding { background: #fff4f2; border-color: #e9b8ae; white-space: pre-wrap; max-height: 36vh; overflow-y: auto; }
 p.meta { color: #555; font-size: .9em; margin: .2em 0 .4em; }
-ul.why { margin: .2em 0; padding-left: 1.4em; }
+ul.why { margin: .2em 0; padding-left: 1.4em; } ul.why .lane { font-weight: bold; }
 a { color: #1f5fbf; }
 table.params { border-collapse: collapse; max-width: 100%; }
 table.params th, table.params td { text-align: left; vertical-align: top; padding: 2px 14px 2px 0; font: 12px/1.4 ui-monospace, monospace; border-bottom: 1px solid #eee; overflow-wrap: anywhere; }
