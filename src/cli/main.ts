@@ -509,12 +509,13 @@ program
   .command('trace')
   .description(
     'Replay a recorded schedule and export its trace: text, Chrome/Perfetto trace-event JSON (open it in ui.perfetto.dev), ' +
-      'or a self-contained HTML race report with a sequence diagram of the steps up to the first finding.',
+      'or a self-contained HTML race report: the finding, the threads that made it, the replay and shrink commands, ' +
+      'then the parameters that differ from their defaults and the full sequence diagram of the steps up to the finding.',
   )
   .argument('<schedule>', 'a schedule file written by --record')
   .addOption(new Option('--format <format>', 'output format').choices(['perfetto', 'text', 'html']).default('text'))
   .option('-o, --out <file>', 'write to <file> instead of stdout')
-  .option('--window <steps>', 'html: steps shown before the first finding', intArg(1, 5000), DEFAULT_WINDOW)
+  .option('--window <steps>', 'html: steps the full diagram shows before the first finding', intArg(1, 5000), DEFAULT_WINDOW)
   .addHelpText(
     'after',
     `

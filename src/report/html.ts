@@ -35,7 +35,7 @@ export const DEFAULT_WINDOW = 60;
 /** What a diagram may take at 1 280 px: the page's margins and the scroll box's border and scrollbar aside. */
 const FIT = 1180;
 const MIN_COL = 120;
-const MAX_COL = 220;
+const MAX_COL = 320;
 const PAD = 16;
 const LINE = 13;
 const ROW = 22;
