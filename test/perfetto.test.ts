@@ -57,7 +57,11 @@ describe('the Perfetto export of a shipped race', () => {
     // The tasks the KASAN report names, as it names them.
     expect(trackNames).toContain('proc0/1');
     expect(trackNames.filter((n) => /^iommu_sva_domain_free_rcu\/\d+$/.test(n)).length).toBeGreaterThan(0);
-    expect(trackNames).toContain('actor dev/0000:01:00.0');
+    // Actors by kind and id: the IOMMU unit, the device, each mm.
+    expect(trackNames).toContain('iommu dmar0');
+    expect(trackNames).toContain('dev/0000:01:00.0');
+    expect(trackNames).toContain('mm/1');
+    expect([...processes.values()]).toEqual(expect.arrayContaining(['iommu dmar0', 'dev/0000:01:00.0']));
     // Task slices sit on task tracks: the 112-of-144 unnamed slices of the old export cannot come back.
     const taskSlices = used.filter((e) => e.ph === 'X' && e.cat === 'task');
     expect(taskSlices.length).toBeGreaterThan(0);
@@ -126,5 +130,6 @@ describe('happens-before edges, when a trace carries them', () => {
       ['e', 'holds &y'],
     ]);
     expect(out.some((e) => e.ph === 'M' && e.args?.name === `kernel — t`)).toBe(true);
+    expect(threads.get('1/1001')).toBe('env');
   });
 });

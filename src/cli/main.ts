@@ -11,6 +11,7 @@ import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { accountingLine, passed, type RunResult } from '../runtime/result.js';
 import { type ReplayOutcome, replay, run, type RunOutcome } from '../runtime/run.js';
 import { MAX_WORKERS } from '../runtime/threaded.js';
+import { buildWorkload } from '../runtime/workloads.js';
 import { DEFAULT_WATCHDOG_SECONDS, startWatchdog } from '../runtime/watchdog.js';
 import type { Wire } from '../runtime/model.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
@@ -530,7 +531,10 @@ or outcome is still written, with a warning).`,
     const title = `iommu-sim ${schedule.meta.workload.name} (${schedule.meta.runtime}, seed ${schedule.meta.seed})`;
     const text =
       flags.format === 'perfetto'
-        ? JSON.stringify(toPerfetto(r.trace, title, r.findings))
+        ? JSON.stringify(
+            // Built again for its actors' kinds (their machines' ids), which the trace does not keep.
+            toPerfetto(r.trace, title, r.findings, buildWorkload(schedule.meta.workload.name, schedule.meta.workload.params).actors.map((a) => a.logic.id)),
+          )
         : flags.format === 'html'
           ? raceReportHtml({
               title,

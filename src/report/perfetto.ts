@@ -45,9 +45,13 @@ interface Track {
   readonly tid: number;
 }
 
-export function toPerfetto(trace: Trace, title: string, findings: readonly Finding[] = []): PerfettoTrace {
+/**
+ * `actorKinds`: each actor's kind by index (its machine's id: iommu, dev, mm, process), so a track reads
+ * `iommu dmar0` or `process proc/0`; without it an actor's track reads `actor dmar0`.
+ */
+export function toPerfetto(trace: Trace, title: string, findings: readonly Finding[] = [], actorKinds: readonly string[] = []): PerfettoTrace {
   const events: PerfettoEvent[] = [];
-  const tracks = trackTable(trace, title, events);
+  const tracks = trackTable(trace, title, events, (id) => actorLabel(trace, id, actorKinds[id]));
   const track = tracks.of;
   events.push({ name: 'initial messages', cat: 'env', ph: 'X', ts: 0, dur: SLICE_US, ...track(ENV), args: {} });
   let flow = 0;
@@ -95,7 +99,14 @@ export function toPerfetto(trace: Trace, title: string, findings: readonly Findi
  * `env`, `mem` and `timer`; a thread (tid) per actor and per task, named; every track that any event uses is
  * declared here first, so each has a name.
  */
-function trackTable(trace: Trace, title: string, events: PerfettoEvent[]) {
+/** An actor by kind and id: `iommu dmar0`, `process proc/0`; a name that starts with its kind stays as it is. */
+function actorLabel(trace: Trace, id: number, kind: string | undefined): string {
+  const name = trace.actorName(id);
+  if (kind === undefined || kind === '') return `actor ${name}`;
+  return name.startsWith(`${kind}/`) ? name : `${kind} ${name}`;
+}
+
+function trackTable(trace: Trace, title: string, events: PerfettoEvent[], actor: (id: number) => string) {
   const pids = new Map<number, number>();
   const tracks = new Map<number, Track>();
   const pidFor = (owner: number): number => {
@@ -103,7 +114,7 @@ function trackTable(trace: Trace, title: string, events: PerfettoEvent[]) {
     if (pid === undefined) {
       pid = pids.size + 1;
       pids.set(owner, pid);
-      const name = owner === ENV ? `kernel — ${title}` : groupName(trace, owner);
+      const name = owner === ENV ? `kernel — ${title}` : owner >= 0 ? actor(owner) : groupName(trace, owner);
       events.push({ name: 'process_name', ph: 'M', pid, tid: 0, args: { name } });
       events.push({ name: 'process_sort_index', ph: 'M', pid, tid: 0, args: { sort_index: pid } });
     }
@@ -116,7 +127,7 @@ function trackTable(trace: Trace, title: string, events: PerfettoEvent[]) {
     // Actors keep their index (+1: tid 0 is the process's own), tasks their id, the pseudo-actors a tid past both.
     t = { pid, tid: id >= 0 ? (isTaskId(id) ? id : id + 1) : 1_000 - id };
     tracks.set(id, t);
-    const name = id < 0 ? pseudoName(id) : isTaskId(id) ? trackName(trace, id) : `actor ${trace.actorName(id)}`;
+    const name = id < 0 ? pseudoName(id) : isTaskId(id) ? trackName(trace, id) : actor(id);
     events.push({ name: 'thread_name', ph: 'M', pid, tid: t.tid, args: { name } });
     return t;
   };
