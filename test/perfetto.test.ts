@@ -131,5 +131,14 @@ describe('happens-before edges, when a trace carries them', () => {
     ]);
     expect(out.some((e) => e.ph === 'M' && e.args?.name === `kernel — t`)).toBe(true);
     expect(threads.get('1/1001')).toBe('env');
+    // One instant event per finding: at its step on the track that took it, or — made at the end of the run —
+    // on the task it names.
+    const leak = { kind: 'leak', title: 'unreferenced object 0x1 (size 8):', text: 'unreferenced object 0x1 (size 8):', step: -1, where: 'proc0/0' };
+    const both = toPerfetto(trace, 't', [finding, leak]).traceEvents;
+    const instants = both.filter((e) => e.ph === 'i');
+    expect(instants.map((e) => [e.name, names(both).threads.get(key(e)), e.ts])).toEqual([
+      ['PASID 1 reused', 'proc1/1', 38],
+      ['unreferenced object 0x1 (size 8):', 'proc0/0', 60],
+    ]);
   });
 });

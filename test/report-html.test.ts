@@ -217,6 +217,15 @@ describe('the HTML race report, as text', () => {
     expect(h).not.toContain('href="#finding-step"');
   });
 
+  it('lists the findings after the first below the commands, and says how many there are', () => {
+    const atEnd: Finding = { kind: 'leak', title: 'unreferenced object 0x1 (size 8):', text: 'unreferenced object 0x1 (size 8):', step: -1 };
+    const h = raceReportHtml({ title: 't', findings: [finding, atEnd], params: {}, trace: r.trace, replayCommand: 'x', traceHash: 'h' });
+    expect(h).toContain('<a href="#more-findings">1 more below</a>');
+    const more = h.indexOf('<section id="more-findings">');
+    expect(more).toBeGreaterThan(h.indexOf('<section id="replay">'));
+    expect(h.indexOf('<pre class="finding" data-kind="leak" data-step="-1">')).toBeGreaterThan(more);
+  });
+
   it('escapes everything that came from the trace, the findings or the parameters', () => {
     const h = raceReportHtml(hostile());
     expect(h).not.toMatch(/<script|<img|<svg onload|<b>/i);
