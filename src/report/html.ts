@@ -201,27 +201,36 @@ interface Row {
   readonly h: number;
 }
 
-/** The SVG and the plain-text listing of the given steps on the given lifelines. */
-function diagram(trace: Trace, spec: DiagramSpec): { svg: string; text: string; rows: number; lanes: number; messages: number } {
-  const lanesInOrder = grouped(trace, spec.lanes);
-  const n = lanesInOrder.length;
-  const col = Math.max(MIN_COL, Math.min(MAX_COL, Math.floor((FIT - gutterFor(spec.focus)) / Math.max(1, n))));
+/** Where everything goes: the lifelines' columns, the heads' and the rows' heights (labels wrapped to fit). */
+interface Layout {
+  readonly order: readonly Omit<Lane, 'x'>[];
+  readonly lanes: ReadonlyMap<string, Lane>;
+  readonly col: number;
+  readonly gutter: number;
+  readonly boxW: number;
+  readonly headTop: number;
+  readonly headH: number;
+  readonly heads: ReadonlyMap<string, readonly string[]>;
+  /** Where the first row starts. */
+  readonly top: number;
+  readonly rows: readonly Row[];
+  readonly width: number;
+  readonly height: number;
+}
+
+function layout(trace: Trace, spec: DiagramSpec): Layout {
+  const order = grouped(trace, spec.lanes);
   const gutter = gutterFor(spec.focus);
+  // The lifelines share the width there is; past MIN_COL each the diagram scrolls in its own box.
+  const col = Math.max(MIN_COL, Math.min(MAX_COL, Math.floor((FIT - gutter) / Math.max(1, order.length))));
   const boxW = col - PAD;
   const chars = Math.max(8, Math.floor((boxW - 8) / CHAR_W));
-  const lanes = new Map<string, Lane>();
-  lanesInOrder.forEach((l, i) => {
-    lanes.set(l.name, { ...l, x: gutter + i * col + col / 2 });
-  });
-
-  const hasGroups = groupsOf(lanesInOrder).some((g) => g.heading);
-  const headTop = 8 + (hasGroups ? GROUP_H + 4 : 0);
-  const heads = new Map([...lanes.values()].map((l) => [l.name, wrap(l.name, chars)]));
+  const lanes = new Map<string, Lane>(order.map((l, i) => [l.name, { ...l, x: gutter + i * col + col / 2 }]));
+  const headTop = 8 + (groupsOf(order).some((g) => g.heading) ? GROUP_H + 4 : 0);
+  const heads = new Map(order.map((l) => [l.name, wrap(l.name, chars)]));
   const headH = 10 + LINE * (Math.max(1, ...[...heads.values()].map((h) => h.length)) + 1);
   const top = headTop + headH + 10;
-
   const rows: Row[] = [];
-  const lines: string[] = [];
   let y = top;
   let prev: number | undefined;
   for (const step of spec.steps) {
@@ -233,86 +242,97 @@ function diagram(trace: Trace, spec: DiagramSpec): { svg: string; text: string; 
     }
     prev = step;
     const r = trace.record(step);
-    const lane = lanes.get(laneName(trace, r.actor));
-    if (!lane) continue;
-    const label = stepLabel(trace, r);
-    const ls = wrap(label, chars);
+    if (!lanes.has(laneName(trace, r.actor))) continue;
+    const ls = wrap(stepLabel(trace, r), chars);
     const h = Math.max(ROW, 8 + LINE * ls.length);
     rows.push({ r, skipped: 0, here: 0, lines: ls, top: y, h });
     y += h;
-    const from = r.sendStep >= 0 ? ` (sent at ${r.sendStep})` : '';
-    const mark = spec.marked && r.step === spec.focus ? '   <-- finding' : '';
-    const what = r.actor === MEM ? `${trace.eventName(r.event)} -> old ${r.outcome}` : trace.eventName(r.event);
-    lines.push(`${String(r.step).padStart(7)}  ${trace.actorName(r.actor)} <- ${trace.actorName(r.sender)}: ${what}${from}${mark}`);
   }
-  const width = gutter + n * col + 16;
-  const height = y + 16;
-  const shown = new Map(rows.filter((w) => w.r).map((w) => [w.r?.step as number, w]));
-  const stepRows = rows.filter((w) => w.r !== undefined);
-  const firstStep = spec.steps[0] ?? 0;
-  const lastStep = spec.steps[spec.steps.length - 1] ?? 0;
+  return { order, lanes, col, gutter, boxW, headTop, headH, heads, top, rows, width: gutter + order.length * col + 16, height: y + 16 };
+}
 
-  const out: string[] = [];
+/** The SVG and the plain-text listing of the given steps on the given lifelines. */
+function diagram(trace: Trace, spec: DiagramSpec): { svg: string; text: string; rows: number; lanes: number; messages: number } {
+  const L = layout(trace, spec);
+  const stepRows = L.rows.filter((w) => w.r !== undefined);
+  const shown = new Map(stepRows.map((w) => [(w.r as TraceRecord).step, w]));
   const arrows: string[] = [];
   for (const w of stepRows) {
     const r = w.r as TraceRecord;
     if (!isMessage(r)) continue;
-    const from = lanes.get(laneName(trace, r.sendStep >= 0 ? r.sender : ENV));
-    const to = lanes.get(laneName(trace, r.actor));
-    if (!from || !to) continue;
-    arrows.push(arrowSvg(trace, r, { from, to, at: w, sent: shown.get(r.sendStep) }, boxW, top, spec.id));
+    const from = L.lanes.get(laneName(trace, r.sendStep >= 0 ? r.sender : ENV));
+    const to = L.lanes.get(laneName(trace, r.actor));
+    if (from && to) arrows.push(arrowSvg(trace, r, { from, to, at: w, sent: shown.get(r.sendStep) }, L.boxW, L.top, spec.id));
   }
-  out.push(
+  const firstStep = spec.steps[0] ?? 0;
+  const lastStep = spec.steps[spec.steps.length - 1] ?? 0;
+  const out: string[] = [
     // No xmlns: inline SVG in HTML does not need one, and so the file holds no URL of any kind.
-    `<svg id="${spec.id}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
+    `<svg id="${spec.id}" width="${L.width}" height="${L.height}" viewBox="0 0 ${L.width} ${L.height}" ` +
       `role="img" aria-label="sequence diagram of steps ${firstStep} to ${lastStep}" data-first="${firstStep}" data-last="${lastStep}" ` +
-      `data-lifelines="${n}" data-messages="${arrows.length}">`,
-  );
-  // One marker per arrow colour: context-stroke is not reliable across browsers.
-  out.push(`<defs>${marker(`${spec.id}-head`, '#1f5fbf')}${marker(`${spec.id}-head-atomic`, '#8a8a8a')}</defs>`);
+      `data-lifelines="${L.order.length}" data-messages="${arrows.length}">`,
+    // One marker per arrow colour: context-stroke is not reliable across browsers.
+    `<defs>${marker(`${spec.id}-head`, '#1f5fbf')}${marker(`${spec.id}-head-atomic`, '#8a8a8a')}</defs>`,
+    // Row bands and step numbers first, so everything else draws over them.
+    rowsSvg(L, spec),
+    ...groupHeads(L.order, L.lanes, L.col),
+  ];
+  // The lifeline that took the finding's step is where the checker fired.
+  const focusLane = spec.marked ? laneName(trace, trace.record(spec.focus).actor) : undefined;
+  for (const lane of L.lanes.values()) out.push(laneSvg(trace, lane, lane.name === focusLane, L, spec));
+  out.push(...arrows, '</svg>');
+  const text = stepRows.map((w) => listingLine(trace, w.r as TraceRecord, spec.marked && w.r?.step === spec.focus));
+  return { svg: out.join('\n'), text: text.join('\n'), rows: stepRows.length, lanes: L.order.length, messages: arrows.length };
+}
 
-  // Row bands and step numbers first, so everything else draws over them.
-  out.push('<g class="rows">');
-  for (const w of rows) {
+function rowsSvg(L: Layout, spec: DiagramSpec): string {
+  const out = ['<g class="rows">'];
+  for (const w of L.rows) {
     if (!w.r) {
       const of = w.here === 0 ? 'on other lifelines' : w.here === w.skipped ? 'on these lifelines' : `${w.here} of them on these lifelines`;
-      out.push(`<text class="gap" x="${gutter}" y="${w.top + w.h / 2 + 4}">⋯ ${w.skipped} step${w.skipped === 1 ? '' : 's'} not shown, ${of}</text>`);
+      out.push(`<text class="gap" x="${L.gutter}" y="${w.top + w.h / 2 + 4}">⋯ ${w.skipped} step${w.skipped === 1 ? '' : 's'} not shown, ${of}</text>`);
       continue;
     }
     const isFocus = spec.marked && w.r.step === spec.focus;
     const cls = isFocus ? 'band focus' : w.r.step % 2 === 0 ? 'band even' : 'band';
-    out.push(`<rect class="${cls}" x="0" y="${w.top}" width="${width}" height="${w.h}"/>`);
-    out.push(`<text class="stepno${isFocus ? ' focus' : ''}" x="${gutter - 8}" y="${w.top + w.h / 2 + 4}">${isFocus ? '▶ ' : ''}${w.r.step}</text>`);
+    out.push(`<rect class="${cls}" x="0" y="${w.top}" width="${L.width}" height="${w.h}"/>`);
+    out.push(`<text class="stepno${isFocus ? ' focus' : ''}" x="${L.gutter - 8}" y="${w.top + w.h / 2 + 4}">${isFocus ? '▶ ' : ''}${w.r.step}</text>`);
   }
   out.push('</g>');
-  out.push(...groupHeads(lanesInOrder, lanes, col));
+  return out.join('\n');
+}
 
-  // The lifeline that took the finding's step is where the checker fired.
-  const focusLane = spec.marked ? laneName(trace, trace.record(spec.focus).actor) : undefined;
-  for (const lane of lanes.values()) {
-    const focus = lane.name === focusLane ? ' focus' : '';
-    out.push(`<g class="lifeline${focus}" data-name="${esc(lane.name)}" data-group="${esc(lane.group)}">`);
-    out.push(`<title>${esc(`${lane.name} (${lane.kind}${lane.group !== lane.name ? ` of ${lane.group}` : ''})`)}</title>`);
-    out.push(`<line class="life" x1="${lane.x}" y1="${headTop + headH}" x2="${lane.x}" y2="${height - 8}"/>`);
-    out.push(`<rect class="head" x="${lane.x - boxW / 2}" y="${headTop}" width="${boxW}" height="${headH}" rx="3"/>`);
-    const nameLines = [...(heads.get(lane.name) ?? []), lane.kind];
-    out.push(textLines('name', lane.x, headTop + 5 + LINE - 3, nameLines, (i) => (i === nameLines.length - 1 ? 'kind' : undefined)));
-    for (const w of stepRows) {
-      const r = w.r as TraceRecord;
-      if (laneName(trace, r.actor) !== lane.name) continue;
-      const isFocus = spec.marked && r.step === spec.focus;
-      const anchor = isFocus ? ` id="${spec.id === 'threads' ? 'finding-step' : `${spec.id}-finding-step`}"` : '';
-      out.push(`<g class="step ${stepKind(r)}${isFocus ? ' focus' : ''}" data-step="${r.step}"${anchor}>`);
-      out.push(`<title>${esc(`step ${r.step}: ${lane.name} ← ${trace.actorName(r.sender)}: ${stepLabel(trace, r)}`)}</title>`);
-      out.push(`<rect x="${lane.x - boxW / 2}" y="${w.top + 3}" width="${boxW}" height="${w.h - 6}" rx="2"/>`);
-      out.push(textLines(undefined, lane.x - boxW / 2 + 4, w.top + 3 + LINE - 2, w.lines));
-      out.push('</g>');
-    }
+/** A lifeline: its head (name wrapped, and whether it is an actor or a kernel task), its line, its steps' boxes. */
+function laneSvg(trace: Trace, lane: Lane, focus: boolean, L: Layout, spec: DiagramSpec): string {
+  const out = [
+    `<g class="lifeline${focus ? ' focus' : ''}" data-name="${esc(lane.name)}" data-group="${esc(lane.group)}">`,
+    `<title>${esc(`${lane.name} (${lane.kind}${lane.group !== lane.name ? ` of ${lane.group}` : ''})`)}</title>`,
+    `<line class="life" x1="${lane.x}" y1="${L.headTop + L.headH}" x2="${lane.x}" y2="${L.height - 8}"/>`,
+    `<rect class="head" x="${lane.x - L.boxW / 2}" y="${L.headTop}" width="${L.boxW}" height="${L.headH}" rx="3"/>`,
+  ];
+  const nameLines = [...(L.heads.get(lane.name) ?? []), lane.kind];
+  out.push(textLines('name', lane.x, L.headTop + 5 + LINE - 3, nameLines, (i) => (i === nameLines.length - 1 ? 'kind' : undefined)));
+  for (const w of L.rows) {
+    const r = w.r;
+    if (r === undefined || laneName(trace, r.actor) !== lane.name) continue;
+    const isFocus = spec.marked && r.step === spec.focus;
+    // The finding links to its step in the threads' diagram; the full diagram's gets an id of its own.
+    const anchor = isFocus ? ` id="${spec.id === 'threads' ? 'finding-step' : `${spec.id}-finding-step`}"` : '';
+    out.push(`<g class="step ${stepKind(r)}${isFocus ? ' focus' : ''}" data-step="${r.step}"${anchor}>`);
+    out.push(`<title>${esc(`step ${r.step}: ${lane.name} ← ${trace.actorName(r.sender)}: ${stepLabel(trace, r)}`)}</title>`);
+    out.push(`<rect x="${lane.x - L.boxW / 2}" y="${w.top + 3}" width="${L.boxW}" height="${w.h - 6}" rx="2"/>`);
+    out.push(textLines(undefined, lane.x - L.boxW / 2 + 4, w.top + 3 + LINE - 2, w.lines));
     out.push('</g>');
   }
-  out.push(...arrows);
-  out.push('</svg>');
-  return { svg: out.join('\n'), text: lines.join('\n'), rows: stepRows.length, lanes: n, messages: arrows.length };
+  out.push('</g>');
+  return out.join('\n');
+}
+
+/** A step as `trace --format text` prints it, the finding's marked. */
+function listingLine(trace: Trace, r: TraceRecord, finding: boolean): string {
+  const from = r.sendStep >= 0 ? ` (sent at ${r.sendStep})` : '';
+  const what = r.actor === MEM ? `${trace.eventName(r.event)} -> old ${r.outcome}` : trace.eventName(r.event);
+  return `${String(r.step).padStart(7)}  ${trace.actorName(r.actor)} <- ${trace.actorName(r.sender)}: ${what}${from}${finding ? '   <-- finding' : ''}`;
 }
 
 function gutterFor(step: number): number {
