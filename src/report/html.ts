@@ -83,7 +83,7 @@ ${parts?.threads ?? ''}
 <section id="replay">
 <h2>Replay and shrink</h2>
 <pre class="command">${esc(input.replayCommand)}</pre>
-${input.shrinkCommand ? `<pre class="command shrink">${esc(input.shrinkCommand)}</pre>\n` : ''}<p>Trace hash <code>${esc(input.traceHash)}</code>: a replay that prints the same hash ran exactly this interleaving; the shrunk schedule fails the same way in fewer steps.</p>
+${input.shrinkCommand ? `<pre class="command shrink">${esc(input.shrinkCommand)}</pre>\n` : ''}<p>Trace hash <code>${esc(input.traceHash)}</code>: a replay that prints the same hash ran exactly this interleaving. <code>shrink</code> writes a schedule no longer than this one that fails the same way.</p>
 </section>
 ${more.length > 0 ? `<section id="more-findings">\n<h2>${more.length} more finding${more.length === 1 ? '' : 's'}</h2>\n${more.map(findingBlock).join('\n')}\n</section>` : ''}
 ${paramsSection(input.params, input.defaults)}
