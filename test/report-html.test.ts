@@ -1,6 +1,7 @@
 // The HTML race report, built from a real race (seed 000: unbind frees the PASID with DMA in flight): first as
-// text — what it must and must not contain — then opened in a real headless Chromium, because an SVG that is
-// well-formed text can still render as nothing.
+// text — what it must and must not contain, in what order — then opened in a real headless Chromium at 1 280 × 800,
+// because an SVG that is well-formed text can still render as nothing, or off the screen. A shipped race with a
+// long finding (the KASAN report of races/iommu-sva-06e14c36e20b-…) checks the first screen too.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,10 +10,11 @@ import { pathToFileURL } from 'node:url';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import '../src/workloads/index.js';
-import { raceReportHtml } from '../src/report/html.js';
+import { raceReportHtml, wrap } from '../src/report/html.js';
 import { ENV, type Finding, MEM, TASK, TIMER } from '../src/runtime/model.js';
 import { type ReplayOutcome, replay, run } from '../src/runtime/run.js';
 import { EventNames, Trace } from '../src/runtime/trace.js';
+import { SVA_DEFAULTS } from '../src/workloads/sva.js';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'iommu-sim.js');
 const CHROMIUM = '/usr/bin/chromium';
@@ -31,6 +33,9 @@ const FLAGS = [
   '--disable-sync',
 ];
 const RACE = { teardown: 'at-once', processes: 2, sequential: true, script: 'unbind-inflight' };
+/** The first screen a reviewer sees: a laptop's browser window. */
+const SCREEN = { width: 1280, height: 800 };
+const KASAN_RACE = join(import.meta.dirname, '..', 'races', 'iommu-sva-06e14c36e20b-unbind-late-iommu-mm.yaml');
 const WINDOW = 60;
 
 const tmp = mkdtempSync(join(tmpdir(), 'iommu-sim-report-'));
@@ -51,6 +56,8 @@ beforeAll(async () => {
     params: r.workload.params,
     trace: r.trace,
     replayCommand: 'iommu-sim replay race.sched',
+    shrinkCommand: 'iommu-sim shrink race.sched',
+    defaults: SVA_DEFAULTS as unknown as Record<string, unknown>,
     traceHash: r.traceHash,
     window: WINDOW,
   });
@@ -73,22 +80,98 @@ function expected(trace: Trace, lo: number, hi: number): { names: Set<string>; m
   return { names, messages };
 }
 
-function attr(name: string): number {
-  const m = html.match(new RegExp(`<svg id="sequence"[^>]* ${name}="(\\d+)"`));
-  if (!m) throw new Error(`<svg id="sequence"> has no ${name}`);
+function attr(name: string, id = 'sequence'): number {
+  const m = html.match(new RegExp(`<svg id="${id}"[^>]* ${name}="(\\d+)"`));
+  if (!m) throw new Error(`<svg id="${id}"> has no ${name}`);
   return Number(m[1]);
 }
 
+/** One diagram's SVG, as text. */
+function svgOf(id: string, h = html): string {
+  const at = h.indexOf(`<svg id="${id}"`);
+  if (at < 0) throw new Error(`no <svg id="${id}">`);
+  return h.slice(at, h.indexOf('</svg>', at));
+}
+
+const lifelinesOf = (svg: string): string[] => [...svg.matchAll(/<g class="lifeline[^"]*" data-name="([^"]*)"/g)].map((m) => m[1] as string);
+
 describe('the HTML race report, as text', () => {
-  it('carries the finding in kernel wording, the parameters, the replay command and the trace hash', () => {
+  it('carries the finding in kernel wording, the parameters, the replay and shrink commands and the trace hash', () => {
     expect(finding.kind).toBe('stale_translation');
     expect(finding.title).toMatch(/stale translation: PASID 1 handed out again before its drain finished/);
     expect(html).toMatch(/^<!doctype html>/);
     expect(html).toContain(`<pre class="finding" data-kind="stale_translation" data-step="${finding.step}">${finding.text}</pre>`);
-    expect(html).toContain('<tr><th scope="row">teardown</th><td>at-once</td></tr>');
-    expect(html).toContain('<tr><th scope="row">script</th><td>unbind-inflight</td></tr>');
     expect(html).toContain('<pre class="command">iommu-sim replay race.sched</pre>');
+    expect(html).toContain('<pre class="command shrink">iommu-sim shrink race.sched</pre>');
     expect(html).toContain(r.traceHash);
+  });
+
+  it('reads in a reviewer\'s order: the finding, the threads, replay and shrink, then the rest', () => {
+    const at = ['<section id="finding">', '<section id="how">', '<section id="replay">', '<section id="params">', '<section id="diagram">'].map((s) =>
+      html.indexOf(s),
+    );
+    expect(at.every((i) => i >= 0)).toBe(true);
+    expect([...at].sort((a, b) => a - b)).toEqual(at);
+    // The full diagram and the parameters at their defaults are folded.
+    expect(html).toMatch(/<section id="diagram">\n<h2>[^<]*<\/h2>\n<details>\n<summary>/);
+  });
+
+  it('lists the parameters that differ from the defaults first, each with its default, and folds the rest', () => {
+    const params = html.slice(html.indexOf('<section id="params">'), html.indexOf('<section id="diagram">'));
+    const differs = params.slice(0, params.indexOf('<details>'));
+    const folded = params.slice(params.indexOf('<details>'));
+    const changed = Object.entries(RACE).filter(([k, v]) => (SVA_DEFAULTS as unknown as Record<string, unknown>)[k] !== v);
+    expect(changed.length).toBeGreaterThan(0);
+    for (const [k, v] of changed) expect(differs).toMatch(new RegExp(`<tr><th scope="row">${k}</th><td>${v}</td><td class="def">default [^<]+</td></tr>`));
+    expect(differs.match(/<tr>/g)?.length).toBe(changed.length);
+    expect(folded).toContain('<tr><th scope="row">pages</th><td>8</td></tr>');
+    expect(folded).not.toContain('<th scope="row">teardown</th>');
+    expect(params).toContain(`${changed.length} of ${Object.keys(r.workload.params).length} differ from the preset's defaults`);
+  });
+
+  it('shows the threads that made it: the one that took the finding\'s step and the one that freed the PASID it reused', () => {
+    const threads = svgOf('threads');
+    const lanes = lifelinesOf(threads);
+    const focusLane = r.trace.actorName(r.trace.record(finding.step).actor);
+    expect(lanes[0]).toBe(focusLane);
+    // The PASID came back from ida_alloc_range on the finding's lifeline; the ida_free before it is the other thread.
+    let alloc = -1;
+    let free = -1;
+    for (let i = finding.step; i >= 0 && free < 0; i--) {
+      const name = r.trace.eventName(r.trace.record(i).event);
+      if (alloc < 0 && name.startsWith('ida_alloc_range(')) alloc = i;
+      else if (alloc >= 0 && name.startsWith('ida_free(')) free = i;
+    }
+    expect(alloc).toBeGreaterThan(0);
+    expect(free).toBeGreaterThan(0);
+    const freer = r.trace.actorName(r.trace.record(free).actor);
+    expect(freer).not.toBe(focusLane);
+    expect(new Set(lanes)).toEqual(new Set([focusLane, freer]));
+    for (const step of [alloc, free, finding.step]) expect(threads).toMatch(new RegExp(`<g class="step [a-z ]+" data-step="${step}"`));
+    // Marked and linked: the finding's step is the target of the link under the finding.
+    expect(threads).toMatch(new RegExp(`<g class="step [a-z]+ focus" data-step="${finding.step}" id="finding-step">`));
+    expect(html).toContain(`at <a href="#finding-step">step ${finding.step}</a>`);
+  });
+
+  it('puts an actor and the kernel tasks it spawned under one heading', () => {
+    const full = svgOf('sequence');
+    const groups = [...full.matchAll(/<g class="lifeline[^"]*" data-name="([^"]*)" data-group="([^"]*)">/g)].map((m) => [m[1], m[2]]);
+    const proc = groups.filter(([, g]) => g === 'proc/1').map(([n]) => n);
+    expect(proc).toEqual(['proc/1', 'proc1']);
+    const names = groups.map(([n]) => n);
+    expect(names.indexOf('proc1') - names.indexOf('proc/1')).toBe(1);
+    expect(full).toContain('<g class="group" data-group="proc/1"><title>proc/1: the actor and the tasks it spawned</title>');
+    // proc1 is the task proc/1 spawned: the step that spawned it was proc/1's (task ids name their spawning step).
+    expect(lifelinesOf(full)).toContain('proc/0');
+  });
+
+  it('wraps a label at its box instead of cutting it', () => {
+    const label = 'ida_alloc_range(iommu0->pasid_ida, 1, 255)';
+    const lines = wrap(label, 16);
+    expect(lines.length).toBeGreaterThan(1);
+    expect(lines.every((l) => l.length <= 16)).toBe(true);
+    expect(lines.join('').replace(/ /g, '')).toBe(label.replace(/ /g, ''));
+    expect(html).not.toContain('…</tspan>');
   });
 
   it('draws one lifeline per actor or task in the window and one arrow per message, around the finding', () => {
@@ -96,23 +179,30 @@ describe('the HTML race report, as text', () => {
     expect(attr('data-first')).toBe(lo);
     expect(attr('data-last')).toBe(finding.step);
     const want = expected(r.trace, lo, finding.step);
-    const lifelines = [...html.matchAll(/<g class="lifeline[^"]*" data-name="([^"]*)">/g)].map((m) => m[1]);
+    const full = svgOf('sequence');
+    const lifelines = lifelinesOf(full);
     expect(new Set(lifelines)).toEqual(want.names);
     expect(lifelines.length).toBe(want.names.size);
     expect(attr('data-lifelines')).toBe(want.names.size);
-    expect(html.match(/<g class="message[ "]/g)?.length).toBe(want.messages);
+    expect(full.match(/<g class="message[ "]/g)?.length).toBe(want.messages);
     expect(attr('data-messages')).toBe(want.messages);
     expect(want.messages).toBeGreaterThan(0);
     // Every step of the window is a box, and the finding's is the one marked.
-    expect(html.match(/<g class="step [^"]*" data-step=/g)?.length).toBe(WINDOW + 1);
-    expect(html).toMatch(new RegExp(`<g class="step [a-z]+ focus" data-step="${finding.step}">`));
+    expect(full.match(/<g class="step [^"]*" data-step=/g)?.length).toBe(WINDOW + 1);
+    expect(full).toMatch(new RegExp(`<g class="step [a-z]+ focus" data-step="${finding.step}" id="sequence-finding-step">`));
     expect(html).toContain(`the ${WINDOW + 1} steps up to the first finding, at step ${finding.step}`);
   });
 
-  it('is self-contained: no script, no URL, no external resource', () => {
+  it('is self-contained: no script, no URL, no external resource; its only links are to its own parts', () => {
     expect(html).not.toMatch(/<script/i);
     expect(html).not.toMatch(/https?:\/\//i);
-    expect(html).not.toMatch(/\s(src|href|xlink:href)=/i);
+    expect(html).not.toMatch(/\s(src|xlink:href)=/i);
+    const links = [...html.matchAll(/\shref="([^"]*)"/g)].map((m) => m[1] as string);
+    expect(links.length).toBeGreaterThan(0);
+    for (const l of links) {
+      expect(l).toMatch(/^#/);
+      expect(html).toContain(` id="${l.slice(1)}"`);
+    }
     expect(html).not.toMatch(/<link|@import/i);
     expect(html.match(/url\(/g)?.length).toBe(html.match(/url\(#/g)?.length);
     expect(html).toContain(`content="default-src 'none'; style-src 'unsafe-inline'"`);
@@ -123,7 +213,17 @@ describe('the HTML race report, as text', () => {
     const h = raceReportHtml({ title: 't', findings: [atEnd], params: {}, trace: r.trace, replayCommand: 'x', traceHash: 'h', window: 10 });
     expect(h).toContain(`data-first="${r.trace.length - 11}" data-last="${r.trace.length - 1}"`);
     expect(h).not.toMatch(/class="step [a-z]+ focus"/);
-    expect(h).toContain('made at the end of the run');
+    expect(h).toContain('at the end of the run');
+    expect(h).not.toContain('href="#finding-step"');
+  });
+
+  it('lists the findings after the first below the commands, and says how many there are', () => {
+    const atEnd: Finding = { kind: 'leak', title: 'unreferenced object 0x1 (size 8):', text: 'unreferenced object 0x1 (size 8):', step: -1 };
+    const h = raceReportHtml({ title: 't', findings: [finding, atEnd], params: {}, trace: r.trace, replayCommand: 'x', traceHash: 'h' });
+    expect(h).toContain('<a href="#more-findings">1 more below</a>');
+    const more = h.indexOf('<section id="more-findings">');
+    expect(more).toBeGreaterThan(h.indexOf('<section id="replay">'));
+    expect(h.indexOf('<pre class="finding" data-kind="leak" data-step="-1">')).toBeGreaterThan(more);
   });
 
   it('escapes everything that came from the trace, the findings or the parameters', () => {
@@ -151,6 +251,9 @@ describe('the HTML race report, as text', () => {
     const written = readFileSync(out, 'utf8');
     expect(written).toContain(finding.title);
     expect(written).toContain(`<pre class="command">iommu-sim replay ${sched}</pre>`);
+    expect(written).toContain(`<pre class="command shrink">iommu-sim shrink ${sched}</pre>`);
+    // The CLI knows the preset's defaults: the parameters the race sets come first.
+    expect(written).toContain(`${Object.keys(RACE).length} of ${Object.keys(r.workload.params).length} differ from the preset's defaults`);
     expect(written).toMatch(/<svg id="sequence"[^>]* data-lifelines="\d+" data-messages="\d+">/);
   });
 });
@@ -207,7 +310,7 @@ describe('the HTML race report, in headless Chromium', () => {
           '(apt-get install -y chromium; .ci/run does this when apt-get is available)',
       );
     }
-    ctx ??= await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS });
+    ctx ??= await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: SCREEN });
     return ctx;
   }
 
@@ -233,8 +336,71 @@ describe('the HTML race report, in headless Chromium', () => {
     return { page, problems };
   }
 
+  /**
+   * At 1 280 × 800, before any scrolling: where the finding and the first step of the threads' diagram are, and
+   * how far right the page and each lifeline's head reach.
+   */
+  async function firstScreen(name: string, content: string) {
+    const { page, problems } = await open(name, content);
+    const finding = await page.locator('pre.finding').first().boundingBox();
+    const firstRow = await page.locator('#threads g.step rect').first().boundingBox();
+    const heads = await page.locator('#threads g.lifeline > rect.head').evaluateAll((rs) => rs.map((r) => r.getBoundingClientRect().right));
+    const pageWidth = await page.evaluate(() => (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth);
+    return { page, problems, finding, firstRow, heads, pageWidth };
+  }
+
+  function onFirstScreen(box: { y: number; height: number } | null): boolean {
+    // A pixel's slack: a fragment link scrolls its target's top to the viewport's, give or take rounding.
+    return box !== null && box.height > 0 && box.y >= -1 && box.y + box.height <= SCREEN.height;
+  }
+
+  it.skipIf(skip)('at 1 280 × 800: the finding and the first row of its threads on the first screen, no lifeline beyond the viewport', async () => {
+    const s = await firstScreen('first-screen.html', html);
+    expect(onFirstScreen(s.finding)).toBe(true);
+    expect(onFirstScreen(s.firstRow)).toBe(true);
+    expect(s.heads.length).toBe(attr('data-lifelines', 'threads'));
+    expect(Math.max(...s.heads)).toBeLessThanOrEqual(SCREEN.width);
+    expect(s.pageWidth).toBeLessThanOrEqual(SCREEN.width);
+    // The full diagram, unfolded, fits as well: its lifelines collapse to the width there is.
+    await s.page.locator('#diagram summary').click();
+    const full = await s.page.locator('#sequence g.lifeline > rect.head').evaluateAll((rs) => rs.map((r) => r.getBoundingClientRect().right));
+    expect(full.length).toBe(attr('data-lifelines'));
+    expect(Math.max(...full)).toBeLessThanOrEqual(SCREEN.width);
+    // The link under the finding brings its step into view, marked.
+    await s.page.locator('#finding a[href="#finding-step"]').click();
+    const marked = await s.page.locator('#threads g.step.focus rect').boundingBox();
+    expect(onFirstScreen(marked)).toBe(true);
+    expect(s.problems).toEqual([]);
+    await s.page.close();
+  });
+
+  it.skipIf(skip)('at 1 280 × 800, a shipped race with a long KASAN report: its start and the first row of its threads on the first screen', async () => {
+    const sched = join(tmp, 'kasan.sched');
+    const out = join(tmp, 'kasan.html');
+    const found = spawnSync(process.execPath, [BIN, 'explore', KASAN_RACE, '--workers', '1', '--record', sched], { encoding: 'utf8', timeout: 120_000 });
+    expect(found.status, found.stderr + found.stdout).toBe(0);
+    const t = spawnSync(process.execPath, [BIN, 'trace', sched, '--format', 'html', '-o', out], { encoding: 'utf8', timeout: 60_000 });
+    expect(t.status, t.stderr).toBe(0);
+    const report = readFileSync(out, 'utf8');
+    const s = await firstScreen('kasan.html', report);
+    expect(await s.page.locator('pre.finding').first().innerText()).toMatch(/^BUG: KASAN: slab-use-after-free in iommu_sva_unbind_device\n/);
+    expect(onFirstScreen(s.finding)).toBe(true);
+    expect(onFirstScreen(s.firstRow)).toBe(true);
+    expect(Math.max(...s.heads)).toBeLessThanOrEqual(SCREEN.width);
+    expect(s.pageWidth).toBeLessThanOrEqual(SCREEN.width);
+    // The two threads: the task that read the freed mm and the RCU callback the report says freed it.
+    const freer = /Freed by task (\d+):/.exec(report)?.[1];
+    expect(freer).toBeDefined();
+    const lanes = lifelinesOf(svgOf('threads', report));
+    expect(lanes[0]).toBe('proc0');
+    expect(lanes.some((l) => l.endsWith(`/${freer}`))).toBe(true);
+    expect(s.problems).toEqual([]);
+    await s.page.close();
+  }, 180_000);
+
   it.skipIf(skip)('renders the sequence diagram: a sized SVG, the lifelines and arrows it announces, the finding visible', async () => {
     const { page, problems } = await open('race.html', html);
+    await page.locator('#diagram summary').click();
     const svg = page.locator('svg#sequence');
     const box = await svg.boundingBox();
     expect(box?.width ?? 0).toBeGreaterThan(0);
@@ -248,7 +414,7 @@ describe('the HTML race report, in headless Chromium', () => {
     expect(announced).toEqual({ lifelines: want.names.size, messages: want.messages });
     expect(await page.locator('#sequence g.lifeline').count()).toBe(announced.lifelines);
     expect(await page.locator('#sequence g.message').count()).toBe(announced.messages);
-    const summary = await page.locator('p.summary').innerText();
+    const summary = await page.locator('#diagram p.summary').innerText();
     expect(summary).toContain(`${announced.lifelines} lifelines, ${announced.messages} messages`);
 
     const first = page.locator('pre.finding').first();
@@ -288,6 +454,15 @@ describe('the HTML race report, in headless Chromium', () => {
     });
     expect(geometry.sized).toBe(true);
     expect(geometry.bad).toEqual([]);
+    // Every label whole: the lines of a box, joined, are the step's name its tooltip carries.
+    const labels = await page
+      .locator('#sequence g.step')
+      .evaluateAll((gs) => gs.map((g) => [g.querySelector('title')?.textContent ?? '', [...g.querySelectorAll('tspan')].map((t) => t.textContent).join('')]));
+    expect(labels.length).toBe(WINDOW + 1);
+    const squash = (x: string): string => x.replace(/\s/g, '');
+    const cut = labels.filter(([title, text]) => !squash(title ?? '').endsWith(`:${squash(text ?? '')}`));
+    expect(cut).toEqual([]);
+    expect(labels.some(([, text]) => (text ?? '').length > 24)).toBe(true);
     expect(problems).toEqual([]);
     await page.close();
   });

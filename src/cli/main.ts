@@ -11,10 +11,11 @@ import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { accountingLine, passed, type RunResult } from '../runtime/result.js';
 import { type ReplayOutcome, replay, run, type RunOutcome } from '../runtime/run.js';
 import { MAX_WORKERS } from '../runtime/threaded.js';
+import { buildWorkload } from '../runtime/workloads.js';
 import { DEFAULT_WATCHDOG_SECONDS, startWatchdog } from '../runtime/watchdog.js';
 import type { Wire } from '../runtime/model.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
-import { presetHelp, stepsHelp } from '../workloads/docs.js';
+import { PRESETS, presetHelp, stepsHelp } from '../workloads/docs.js';
 import { SVA_DEFAULTS, svaParams } from '../workloads/sva.js';
 import { DOMAINS_DEFAULTS, domainsParams } from '../workloads/domains.js';
 import { IOASID_DEFAULTS, ioasidParams } from '../workloads/ioasid.js';
@@ -30,6 +31,7 @@ import { registerScenarioCommands } from './scenario-commands.js';
 import { stressRuns } from './stress.js';
 import { progress } from './progress.js';
 import { DEFAULT_WINDOW, raceReportHtml } from '../report/html.js';
+import { toPerfetto } from '../report/perfetto.js';
 import type { BenchRow } from '../report/types.js';
 
 /** A replay (replay, trace, shrink) that did not reproduce its recording: documented in `replay --help`. */
@@ -508,12 +510,13 @@ program
   .command('trace')
   .description(
     'Replay a recorded schedule and export its trace: text, Chrome/Perfetto trace-event JSON (open it in ui.perfetto.dev), ' +
-      'or a self-contained HTML race report with a sequence diagram of the steps up to the first finding.',
+      'or a self-contained HTML race report: the finding, the threads that made it, the replay and shrink commands, ' +
+      'then the parameters that differ from their defaults and the full sequence diagram of the steps up to the finding.',
   )
   .argument('<schedule>', 'a schedule file written by --record')
   .addOption(new Option('--format <format>', 'output format').choices(['perfetto', 'text', 'html']).default('text'))
   .option('-o, --out <file>', 'write to <file> instead of stdout')
-  .option('--window <steps>', 'html: steps shown before the first finding', intArg(1, 5000), DEFAULT_WINDOW)
+  .option('--window <steps>', 'html: steps the full diagram shows before the first finding', intArg(1, 5000), DEFAULT_WINDOW)
   .addHelpText(
     'after',
     `
@@ -528,7 +531,10 @@ or outcome is still written, with a warning).`,
     const title = `iommu-sim ${schedule.meta.workload.name} (${schedule.meta.runtime}, seed ${schedule.meta.seed})`;
     const text =
       flags.format === 'perfetto'
-        ? JSON.stringify(r.trace.toPerfetto(title))
+        ? JSON.stringify(
+            // Built again for its actors' kinds (their machines' ids), which the trace does not keep.
+            toPerfetto(r.trace, title, r.findings, buildWorkload(schedule.meta.workload.name, schedule.meta.workload.params).actors.map((a) => a.logic.id)),
+          )
         : flags.format === 'html'
           ? raceReportHtml({
               title,
@@ -537,6 +543,8 @@ or outcome is still written, with a warning).`,
               trace: r.trace,
               // Quoted only when needed, so the usual case reads like the README and still pastes into a shell.
               replayCommand: commandLine(['replay', file]),
+              shrinkCommand: commandLine(['shrink', file]),
+              defaults: PRESETS.find((p) => p.name === schedule.meta.workload.name)?.defaults as Record<string, unknown> | undefined,
               traceHash: r.traceHash,
               window: flags.window,
             })

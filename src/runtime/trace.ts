@@ -1,8 +1,8 @@
 // The trace of a run: one record per scheduling point, in schedule order. Both runtimes produce the same
 // records for the same interleaving, so the trace hash is the proof that a replay reproduced a recording.
-// Exports to text and to the Chrome/Perfetto trace-event JSON (ui.perfetto.dev opens it).
+// Exports to text; the Perfetto export is src/report/perfetto.ts.
 import { digestInts, fnv1a } from './hash.js';
-import { type AtomicOp, ENV, MEM, pseudoName, TIMER } from './model.js';
+import { type AtomicOp, MEM, pseudoName } from './model.js';
 
 /** Int32 fields of one record. */
 export const REC = { step: 0, actor: 1, sender: 2, sendStep: 3, event: 4, outcome: 5 } as const;
@@ -147,71 +147,6 @@ export class Trace {
     if (n < this.length) lines.push(`... ${this.length - n} more steps`);
     return lines.join('\n');
   }
-
-  /**
-   * Chrome/Perfetto trace-event JSON: one track per actor (plus `mem` and `env`), one slice per step, and a
-   * flow arrow from the step that sent each message to the step that handled it. Time is the step number
-   * (10 µs a step), which is what a schedule is ordered by.
-   */
-  toPerfetto(title: string): PerfettoTrace {
-    const n = this.actorNames.length;
-    const tidOf = (id: number): number => (id >= 0 ? id + 1 : id === MEM ? n + 1 : id === ENV ? n + 2 : n + 3);
-    const ts = (step: number): number => (step + 1) * 10;
-    const events: PerfettoEvent[] = [
-      { name: 'process_name', ph: 'M', pid: 1, tid: 0, args: { name: title } },
-    ];
-    for (let i = 0; i < n; i++) {
-      events.push({ name: 'thread_name', ph: 'M', pid: 1, tid: tidOf(i), args: { name: this.actorNames[i] ?? `#${i}` } });
-    }
-    for (const id of [MEM, ENV, TIMER]) {
-      events.push({ name: 'thread_name', ph: 'M', pid: 1, tid: tidOf(id), args: { name: pseudoName(id) } });
-    }
-    events.push({ name: 'initial messages', cat: 'env', ph: 'X', ts: 0, dur: 8, pid: 1, tid: tidOf(ENV), args: {} });
-    let flow = 0;
-    for (let i = 0; i < this.length; i++) {
-      const r = this.record(i);
-      const args: Record<string, string | number> = {
-        step: r.step,
-        from: this.actorName(r.sender),
-      };
-      if (r.actor === MEM) args.old = r.outcome;
-      events.push({
-        name: this.eventName(r.event),
-        cat: r.actor === MEM ? 'atomic' : 'event',
-        ph: 'X',
-        ts: ts(r.step),
-        dur: 8,
-        pid: 1,
-        tid: tidOf(r.actor),
-        args,
-      });
-      if (r.sender !== TIMER) {
-        const id = ++flow;
-        const fromTs = r.sendStep >= 0 ? ts(r.sendStep) + 4 : 4;
-        events.push({ name: 'message', cat: 'msg', ph: 's', id, ts: fromTs, pid: 1, tid: tidOf(r.sendStep >= 0 ? r.sender : ENV) });
-        events.push({ name: 'message', cat: 'msg', ph: 'f', bp: 'e', id, ts: ts(r.step) + 4, pid: 1, tid: tidOf(r.actor) });
-      }
-    }
-    return { traceEvents: events, displayTimeUnit: 'ns' };
-  }
-}
-
-export interface PerfettoEvent {
-  name: string;
-  ph: 'M' | 'X' | 's' | 'f';
-  pid: number;
-  tid: number;
-  cat?: string;
-  ts?: number;
-  dur?: number;
-  id?: number;
-  bp?: 'e';
-  args?: Record<string, string | number>;
-}
-
-export interface PerfettoTrace {
-  traceEvents: PerfettoEvent[];
-  displayTimeUnit: 'ns' | 'ms';
 }
 
 /** Name table builder shared by the runtimes. */
