@@ -25,6 +25,8 @@
 // restore the pre-fix list_del: a restore that follows a failed copy_to_user in the same read() leaves the group
 // off the list (it is already off it: the fetch took it). The restore of the other two paths (the group does not
 // fit, xa_alloc fails) stays: there the pre-fix read broke out before its list_del, leaving the group on the list.
+// The locking stays mainline's (fault->lock around the list, the other half of 3d49020a327c): what is pre-fix here
+// is only where the group ends up, not which lock the page-request thread waits on.
 exports.extend = (ctx) => {
   const { fns } = ctx.k;
   const faulted = new Set(); // tasks whose read() has just had a copy_to_user fault
