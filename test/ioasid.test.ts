@@ -4,6 +4,7 @@
 // divergence oracle, seed 003 end to end under each policy (the report with the RCU callback in its call chain,
 // and its absence with the fix), both runtimes, and the benchmark suite's shape. Deterministic runtime with fixed
 // seeds except where the threaded runtime is the point; each oracle has a planted bug it must catch.
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { ioasidSuite } from '../bench/ioasid.bench.js';
@@ -17,15 +18,18 @@ import {
   ioasidCapacity,
   ioasidCapacityAvail,
   ioasidInfo,
+  ioasidLockFree,
   ioasidSetInfo,
   ioasidWords,
 } from '../src/core/ioasid.js';
 import { INTEL_SVM_IOASID } from '../src/hw/intel/svm.js';
 import { defineIoasidSubscribers, divergence, ioasid_check_subscribers, ioasid_subscribers_register, ioasidSubscriberWords, subscriberView } from '../src/core/ioasid-subscribers.js';
+import { loadScenarioFile, scenarioParams } from '../src/scenario/load.js';
 import { buildIoasid } from '../src/workloads/ioasid.js';
 import type { KTask } from '../src/kernel/context.js';
 import { EACCES, EBUSY, EINVAL, ENOENT, ENOSPC, errname } from '../src/kernel/errno.js';
 import { Kernel, type KGen } from '../src/kernel/kernel.js';
+import { defineMutex, mutex_lock, mutex_unlock } from '../src/kernel/mutex.js';
 import { runDeterministic } from '../src/runtime/deterministic.js';
 import type { Wire } from '../src/runtime/model.js';
 import type { RunResult } from '../src/runtime/result.js';
@@ -659,5 +663,51 @@ describe('ioasid.c by name: the registry is the truth', () => {
     expect(titles(r)).toEqual([]);
     expect(seen.map((s) => s.id)).toEqual([1, 2, 3]);
     for (const s of seen) expect(s.chain).toContain('ioasid_alloc');
+  });
+});
+
+describe('races/ioasid-mutex-allocator-lock.yaml: patch 7/10 of "IOASID extensions for guest SVA" as a patch', () => {
+  const file = join(import.meta.dirname, '..', 'races', 'ioasid-mutex-allocator-lock.yaml');
+  async function runRace(fixed: boolean, seed: number): Promise<RunResult> {
+    const { workload } = buildIoasid(scenarioParams(await loadScenarioFile(file), fixed));
+    const s = new RandomScheduler(seed);
+    s.newExecution();
+    return runDeterministic({ workload, seed, scheduler: s, keepGoing: true });
+  }
+
+  it('the mutex taken by the free_notifier (an SRCU callback) is might_sleep; without the patch (the spinlock) nothing', async () => {
+    for (const seed of [1, 2, 3]) {
+      const bug = await runRace(false, seed);
+      expect(bug.findings.length).toBeGreaterThan(0);
+      for (const f of bug.findings) {
+        expect(f.kind).toBe('might_sleep');
+        expect(f.text).toContain('kernel/locking/mutex.c');
+        expect(f.text).toContain('mmu_notifier_free_rcu');
+      }
+      const fixed = await runRace(true, seed);
+      expect(fixed.findings).toEqual([]);
+    }
+  });
+
+  it("the `_locked` bodies take no lock: a patch's own ioasid_allocator_lock is the only one held, and the settle check sees it", () => {
+    const { k, a } = rig(5);
+    const patched = defineMutex(k, 'ioasid_allocator_lock');
+    const held: string[][] = [];
+    const free: boolean[] = [];
+    const r = runBody(k, function* (t) {
+      const sid = yield* k.fn.ioasid_alloc_system_set(t, 4);
+      yield* mutex_lock(k, t, patched);
+      free.push(ioasidLockFree(k, a));
+      const id = yield* k.fn.ioasid_alloc_locked(t, sid, 1, 31, 7);
+      held.push(t.held.map((h) => h.name));
+      expect(yield* k.fn.ioasid_free_locked(t, id)).toBe(0);
+      held.push(t.held.map((h) => h.name));
+      yield* mutex_unlock(k, t, patched);
+      free.push(ioasidLockFree(k, a));
+      yield* k.fn.ioasid_free_set(t, sid, true);
+    });
+    expect(titles(r)).toEqual([]);
+    expect(held).toEqual([['ioasid_allocator_lock'], ['ioasid_allocator_lock']]);
+    expect(free).toEqual([false, true]);
   });
 });

@@ -188,3 +188,32 @@ describe('races/iommufd-ba5c0f28a26e-replace-responds-new-hwpt.yaml', () => {
     }
   });
 });
+
+describe('races/iommufd-3d49020a327c-read-fault-loses-group.yaml', () => {
+  const file = join(import.meta.dirname, '..', 'races', 'iommufd-3d49020a327c-read-fault-loses-group.yaml');
+  /** The race's model (its patches applied unless `fixed`) once under `seed`. */
+  async function runRace(fixed: boolean, seed: number): Promise<RunResult> {
+    const { workload } = buildDomains(scenarioParams(await loadScenarioFile(file), fixed));
+    const s = new RandomScheduler(seed);
+    s.newExecution();
+    return runDeterministic({ workload, seed, scheduler: s, keepGoing: true });
+  }
+
+  it('a read() whose copy_to_user faults: before 3d49020a327c the group is lost (kmemleak); with the fix the detach answers and frees it', async () => {
+    for (const seed of SEEDS) {
+      const bug = await runRace(false, seed);
+      expect(outcomes(bug, 'vmm/0')[6]).toMatch(/^read\(F\) = -EFAULT/);
+      // iopf_queue_remove_device answers the request once; nothing frees the group, nor the param it holds.
+      expect(responses(bug)).toBe(1);
+      expect(bug.findings.map((f) => f.kind)).toEqual(['leak', 'leak']);
+      // The group (allocated by the report) and the fault param (by the enable) that it holds a reference of.
+      const text = bug.findings.map((f) => f.text).join('\n');
+      expect(text).toContain('iopf_report_last_fault');
+      expect(text).toContain('iopf_queue_add_device');
+      const fixed = await runRace(true, seed);
+      expect(outcomes(fixed, 'vmm/0')[6]).toMatch(/^read\(F\) = -EFAULT/);
+      expect(responses(fixed)).toBe(1);
+      expect(titles(fixed)).toEqual([]);
+    }
+  });
+});

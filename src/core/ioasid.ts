@@ -22,7 +22,7 @@ import type { KTask } from '../kernel/context.js';
 import { EACCES, EBUSY, EEXIST, EINVAL, ENOENT, ENOSPC } from '../kernel/errno.js';
 import { callTrace, heldLocksLines, taskFinding } from '../kernel/findings.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
-import { owner } from '../kernel/lock.js';
+import { owner, staticLocksNamed } from '../kernel/lock.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
 import {
   atomic_notifier_chain_register,
@@ -422,14 +422,21 @@ function lockOps(k: Kernel, a: Ioasid): AllocatorLock {
   return a.lockPolicy === 'mutex' ? mutexOps(k, a) : spinlockOps(k, a);
 }
 
-/** Is the allocator lock free (no update, hence no notification, in flight)? A read: legal anywhere. */
+/**
+ * Is the allocator lock free (no update, hence no notification, in flight)? A read: legal anywhere. By lock
+ * class: a patch that declares its own ioasid_allocator_lock (a mutex in the spinlock's place) is seen too.
+ */
 export function ioasidLockFree(k: Kernel, a: Ioasid): boolean {
-  return owner(k, a.lock) === 0;
+  return ioasidLockOwner(k, a) === undefined;
 }
 
 /** The allocator lock's holder (a task id), for waits-for edges. */
 export function ioasidLockOwner(k: Kernel, a: Ioasid): number | undefined {
-  return owner(k, a.lock) || undefined;
+  for (const l of staticLocksNamed(k, a.lock.name)) {
+    const o = owner(k, l);
+    if (o !== 0) return o;
+  }
+  return undefined;
 }
 
 /** Run body under ioasid_allocator_lock. */
@@ -893,8 +900,29 @@ declare module '../kernel/kfunc.js' {
     ioasid_notify(t: KTask, id: number, event: number): KGen<number>;
     ioasid_register_notifier(t: KTask, nb: NotifierBlock<IoasidNbArgs>): KGen<number>;
     ioasid_unregister_notifier(t: KTask, nb: NotifierBlock<IoasidNbArgs>): KGen<number>;
+    ioasid_alloc_set_locked(t: KTask, token: number, quota: number): KGen<number>;
+    ioasid_alloc_system_set_locked(t: KTask, quota: number): KGen<number>;
+    ioasid_adjust_set_locked(t: KTask, sid: number, quota: number): KGen<number>;
+    ioasid_free_set_locked(t: KTask, sid: number, destroy: boolean): KGen<number>;
+    ioasid_alloc_locked(t: KTask, sid: number, min: number, max: number, priv: number): KGen<number>;
+    ioasid_free_locked(t: KTask, id: number): KGen<number>;
+    ioasid_find_sid_locked(t: KTask, id: number): KGen<number>;
+    ioasid_set_data_locked(t: KTask, id: number, data: number): KGen<number>;
+    ioasid_attach_spid_locked(t: KTask, sid: number, id: number, spid: number): KGen<number>;
+    ioasid_find_by_spid_locked(t: KTask, sid: number, spid: number): KGen<number>;
+    ioasid_notify_locked(t: KTask, id: number, event: number): KGen<number>;
   }
 }
+
+/**
+ * The caller holds ioasid_allocator_lock: each `<fn>_locked` is the body of `<fn>` between its lock and unlock
+ * (the series' own ioasid_free_locked, generalised), the same code run with no lock ops. What a patch that
+ * changes the allocator lock (patch 7, spinlock → mutex) wraps in its own lock and unlock.
+ */
+const HELD: AllocatorLock = {
+  *lock() {}, // the caller holds it: nothing to take
+  *unlock() {}, // the caller releases it
+};
 
 /**
  * Register ioasid.c's functions for the kernel's allocator `a`: those that take ioasid_allocator_lock by the lock
@@ -928,6 +956,7 @@ function defineFunctions(k: Kernel, a: Ioasid, chain: IoasidChain): void {
   fns.definePolicy('ioasid_find_by_spid', FILE, 'ioasidLock', lock, by((L) => findBySpid(k, a, L)));
   fns.define('ioasid_get_spid', FILE, getSpid(k, a));
   fns.definePolicy('ioasid_notify', FILE, 'ioasidLock', lock, by((L) => notifyId(k, a, L)));
+  defineLocked(k, a);
   fns.definePolicy('ioasid_register_notifier', FILE, 'ioasidChain', chain, {
     atomic: (t: KTask, nb: NotifierBlock<IoasidNbArgs>) => atomic_notifier_chain_register(k, t, a.chain, nb),
     blocking: (t: KTask, nb: NotifierBlock<IoasidNbArgs>) => blocking_notifier_chain_register(k, t, a.chain, nb),
@@ -936,4 +965,21 @@ function defineFunctions(k: Kernel, a: Ioasid, chain: IoasidChain): void {
     atomic: (t: KTask, nb: NotifierBlock<IoasidNbArgs>) => atomic_notifier_chain_unregister(k, t, a.chain, nb),
     blocking: (t: KTask, nb: NotifierBlock<IoasidNbArgs>) => blocking_notifier_chain_unregister(k, t, a.chain, nb),
   });
+}
+
+/** The `_locked` bodies (HELD): registered for patches, called by no function of the model. */
+function defineLocked(k: Kernel, a: Ioasid): void {
+  const fns = k.fns;
+  const sysSet = allocSet(k, a, HELD, true);
+  fns.define('ioasid_alloc_set_locked', FILE, allocSet(k, a, HELD, false));
+  fns.define('ioasid_alloc_system_set_locked', FILE, (t: KTask, quota: number) => sysSet(t, 0, quota));
+  fns.define('ioasid_adjust_set_locked', FILE, adjustSet(k, a, HELD));
+  fns.define('ioasid_free_set_locked', FILE, freeSet(k, a, HELD));
+  fns.define('ioasid_alloc_locked', FILE, alloc(k, a, HELD));
+  fns.define('ioasid_free_locked', FILE, free(k, a, HELD));
+  fns.define('ioasid_find_sid_locked', FILE, findSid(k, a, HELD));
+  fns.define('ioasid_set_data_locked', FILE, setData(k, a, HELD));
+  fns.define('ioasid_attach_spid_locked', FILE, attachSpid(k, a, HELD));
+  fns.define('ioasid_find_by_spid_locked', FILE, findBySpid(k, a, HELD));
+  fns.define('ioasid_notify_locked', FILE, notifyId(k, a, HELD));
 }

@@ -28,8 +28,16 @@ export interface LockRef {
 /** A lock declared with the workload: its word is in the kernel's static region. */
 export function staticLock(k: Kernel, name: string, words = 1): LockRef {
   const off = k.statics.alloc(words, name);
-  registry(k).names.add(name);
-  return { name, addr: () => k.mem.statics + off };
+  const r = registry(k);
+  r.names.add(name);
+  const l: LockRef = { name, addr: () => k.mem.statics + off };
+  r.statics.set(name, [...(r.statics.get(name) ?? []), l]);
+  return l;
+}
+
+/** Every static lock of class `name` (DEFINE_SPINLOCK / DEFINE_MUTEX), in declaration order. */
+export function staticLocksNamed(k: Kernel, name: string): readonly LockRef[] {
+  return registries.get(k)?.statics.get(name) ?? [];
 }
 
 /** A lock inside a dynamically allocated object (slab), at `field` words from its start. */
@@ -127,6 +135,8 @@ interface Watch {
 interface Registry {
   /** The lock classes declared with staticLock, by name. */
   readonly names: Set<string>;
+  /** The static locks of each class: a patch's DEFINE_MUTEX of a class the model declared too is one more. */
+  readonly statics: Map<string, LockRef[]>;
   /** Watches by lock class name; undefined while there is none (the acquire path then costs one lookup). */
   watches: Map<string, Watch[]> | undefined;
 }
@@ -138,7 +148,7 @@ let watching = 0;
 function registry(k: Kernel): Registry {
   let r = registries.get(k);
   if (!r) {
-    r = { names: new Set(), watches: undefined };
+    r = { names: new Set(), statics: new Map(), watches: undefined };
     registries.set(k, r);
   }
   return r;

@@ -75,6 +75,10 @@ declare module '../../kernel/kfunc.js' {
     iommufd_fault_iopf_disable(t: KTask, idev: number): KGen;
     /** copy_to_user of one record to page vpn of the ctx's mm (may fault and sleep): false when it faults for good. */
     copy_to_user(t: KTask, ictx: IommufdCtx, vpn: number): KGen<boolean>;
+    /** The first group taken off fault->deliver under fault->lock (0: none). */
+    iommufd_fault_deliver_fetch(t: KTask, fault: number): KGen<number>;
+    /** A group read() could not hand out put back at the head of fault->deliver, under fault->lock. */
+    iommufd_fault_deliver_restore(t: KTask, fault: number, group: number): KGen;
   }
 }
 
@@ -107,6 +111,8 @@ export function defineFault(k: Kernel): void {
   k.fns.define('iommufd_fault_iopf_enable', FAULT_C, (t, idev) => iopfEnable(k, t, idev));
   k.fns.define('iommufd_fault_iopf_disable', FAULT_C, (t, idev) => iopfDisable(k, t, idev));
   k.fns.define('copy_to_user', 'include/linux/uaccess.h', (t, ictx, vpn) => copyToUser(k, t, ictx, vpn));
+  k.fns.define('iommufd_fault_deliver_fetch', FAULT_C, (t, f) => deliverFetch(k, t, f));
+  k.fns.define('iommufd_fault_deliver_restore', FAULT_C, (t, f, group) => deliverRestore(k, t, f, group));
 }
 
 /** iommufd_fault_iopf_handler: hwpt = group->attach_handle->domain->iommufd_hwpt; list_add_tail under fault->lock. */
@@ -185,12 +191,12 @@ function* read(k: Kernel, t: KTask, f: number, groups: number, vpn: number): KGe
   let rc = 0;
   yield* mutex_lock(k, t, mutexOf(k, f));
   for (let n = 0; n < groups && done < IOMMUFD_UBUF_RECORDS; n++) {
-    const group = yield* deliverFetch(k, t, f);
+    const group = yield* k.fn.iommufd_fault_deliver_fetch(t, f);
     if (group === 0) break;
     const [cookie, records] = yield* k.step(t, 'xa_alloc(&fault->response, &group->cookie, group)', () => [responseAlloc(k, t, f, group), objLoad(k, t, group, GRP.fault_count)] as const);
     if (cookie < 0 || done + records > IOMMUFD_UBUF_RECORDS) {
       if (cookie > 0) yield* k.step(t, 'xa_erase(&fault->response, group->cookie)', () => objStore(k, t, f, FLT.response + cookie, 0));
-      yield* deliverRestore(k, t, f, group);
+      yield* k.fn.iommufd_fault_deliver_restore(t, f, group);
       rc = cookie < 0 ? cookie : 0;
       break;
     }
@@ -203,7 +209,7 @@ function* read(k: Kernel, t: KTask, f: number, groups: number, vpn: number): KGe
     for (let r = 0; r < records && copied; r++) copied = yield* k.fn.copy_to_user(t, ictx, vpn);
     if (!copied) {
       yield* k.step(t, 'xa_erase(&fault->response, group->cookie)', () => objStore(k, t, f, FLT.response + cookie, 0));
-      yield* deliverRestore(k, t, f, group);
+      yield* k.fn.iommufd_fault_deliver_restore(t, f, group);
       rc = -EFAULT;
       break;
     }
