@@ -664,7 +664,7 @@ async function matrix(
     const run = await runBenchSuites(THROUGHPUT_SUITES, { json: false, quick: true, silent: true, signal: stop.signal });
     bench = { results: run.results, from: `bench ${THROUGHPUT_SUITES.join(' ')} --quick, run for the matrix` };
   }
-  const bar = progress('configurations', !flags.json, 500);
+  const bar = progress('configurations', !flags.json, { delayMs: 500 });
   let m: Awaited<ReturnType<typeof runMatrix>>;
   try {
     m = await runMatrix({
