@@ -7,7 +7,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { stressRuns } from '../src/cli/stress.js';
+import { describe as barText } from '../src/cli/progress.js';
+import { statusIntervalArg, stressRuns } from '../src/cli/stress.js';
 import { replay, run } from '../src/runtime/run.js';
 import '../src/workloads/index.js';
 
@@ -56,7 +57,7 @@ describe('stress on a terminal: a bar, a status line per interval, a budget hono
     const cutAt = runLines.findIndex((l) => /stopped by the budget/.test(l));
     if (cutAt >= 0) {
       expect(cutAt).toBe(runLines.length - 1);
-      const m = /stopped by the budget at step (\d+); (\d+) steps, (\d+) after the stop \((\d+) workers\)/.exec(runLines[cutAt] ?? '');
+      const m = /stopped by the budget at step (\d+); (\d+) steps?, (\d+) after the stop \((\d+) workers?\)/.exec(runLines[cutAt] ?? '');
       expect(m).not.toBeNull();
       const [, at, steps, after, workers] = (m ?? []).map(Number) as number[];
       expect(after).toBe((steps as number) - (at as number));
@@ -137,4 +138,23 @@ describe('the budget: no run starts after it, and the run in flight stops at its
       expect(out.cut.steps - out.cut.atStep).toBeLessThanOrEqual(out.cut.workers);
     }
   }, 120_000);
+});
+
+describe('the bar and the interval, as written', () => {
+  it('--status-interval takes a duration, a number of runs, or 0 for none; refuses anything else', () => {
+    expect(statusIntervalArg('10s')).toEqual({ every: 'ms', n: 10_000 });
+    expect(statusIntervalArg('500ms')).toEqual({ every: 'ms', n: 500 });
+    expect(statusIntervalArg('5runs')).toEqual({ every: 'runs', n: 5 });
+    expect(statusIntervalArg('1run')).toEqual({ every: 'runs', n: 1 });
+    expect(statusIntervalArg('0')).toBeNull();
+    expect(() => statusIntervalArg('0runs')).toThrow(/every 0 runs/);
+    expect(() => statusIntervalArg('often')).toThrow(/'often' is not a status interval/);
+  });
+
+  it('a bar says its rate and the time left: of a true total, of a cap (at most), of a budget', () => {
+    expect(barText(300, 1200, '', 10_000, {})).toBe('25% 300/1200, 30/s, 30s left');
+    expect(barText(300, 1200, '2 failing', 10_000, { cap: true, unit: 'runs' })).toBe('25% 300/1200 runs, 30/s, ≤ 30s left · 2 failing');
+    expect(barText(12, 0, 'run 13', 15_000, { budgetMs: 60_000, unit: 'runs' })).toBe('15s/1m00s, 45s left · 12 runs, 0.8 runs/s · run 13');
+    expect(barText(2_500_000, 0, '', 100_000, {})).toBe('2500000, 25.0k/s, 1m40s');
+  });
 });

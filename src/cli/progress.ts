@@ -19,6 +19,11 @@ export interface ProgressOptions {
   readonly budgetMs?: number;
   /** What the count counts, after its rate (`12/s` → `12 runs/s`); default none. */
   readonly unit?: string;
+  /**
+   * The total is a cap the command may stop short of (run and explore stop at the first deciding schedule, shrink
+   * when nothing shorter fails): the time left is then at most the one shown.
+   */
+  readonly cap?: boolean;
 }
 
 export function progress(label: string, enabled: boolean, o: ProgressOptions = {}): Progress {
@@ -77,7 +82,7 @@ export function describe(done: number, total: number, extra: string, elapsedMs: 
     parts.push(`${clock(Math.min(elapsedMs, o.budgetMs))}/${clock(o.budgetMs)}, ${clock(Math.max(0, o.budgetMs - elapsedMs))} left`);
     parts.push(`${done}${total > 0 ? `/${total}` : ''}${unit}, ${rateOf(rate)}${unit}/s`);
   } else if (total > 0) {
-    const left = rate > 0 ? `${clock(((total - done) / rate) * 1000)} left` : 'time left unknown';
+    const left = rate > 0 ? `${o.cap ? '≤ ' : ''}${clock(((total - done) / rate) * 1000)} left` : 'time left unknown';
     parts.push(`${Math.floor((done / total) * 100)}% ${done}/${total}${unit}, ${rateOf(rate)}/s, ${left}`);
   } else {
     parts.push(`${done}${unit}, ${rateOf(rate)}/s, ${clock(elapsedMs)}`);

@@ -78,7 +78,7 @@ export function registerScenarioCommands(program: Command): void {
       if (fixed && !s.fix) throw new Exit(usage(`${file}: has no \`fix\` to apply`));
       const e = expectationFor(s, fixed);
       checkOutputFile('--record', flags.record);
-      const bar = progress('executions', !flags.json);
+      const bar = progress('executions', !flags.json, { cap: true });
       const threaded = flags.runtime === 'threaded';
       const stop = interrupts();
       let j: JudgedRun;
@@ -162,7 +162,7 @@ export function registerScenarioCommands(program: Command): void {
       const record = flags.record ?? `${s.name}.sched`;
       checkOutputFile(flags.record ? '--record' : '--record (default <scenario name>.sched)', record);
       // A --time budget is the bar's clock; the count beside it shows its cap only when --runs set one.
-      const bar = progress('schedules', !flags.json, { delayMs: 500, ...(flags.time !== undefined ? { budgetMs: flags.time } : {}) });
+      const bar = progress('schedules', !flags.json, { delayMs: 500, cap: true, ...(flags.time !== undefined ? { budgetMs: flags.time } : {}) });
       const stop = interrupts();
       const runs = flags.runs ?? s.explore.runs * 100;
       let out: Awaited<ReturnType<typeof exploreScenario>>;
@@ -298,7 +298,7 @@ export function registerScenarioCommands(program: Command): void {
       } else {
         for (const r of out.failures.slice(0, 1)) for (const f of r.findings) console.log(`\n${f.text}\n`);
         console.log(`stress: ${s.name}: ${counted(out.runs, 'threaded run')} in ${out.seconds.toFixed(1)} s (${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''}), ${out.events} model events (${out.eventsPerSecond}/s)`);
-        if (out.cut) console.log(`stress: the budget ended during run ${out.cut.run}: stopped at step ${out.cut.atStep}, ${out.cut.steps - out.cut.atStep} steps after the stop (${out.cut.workers} workers, a point each at most)`);
+        if (out.cut) console.log(`stress: the budget ended during run ${out.cut.run}: stopped at step ${out.cut.atStep}, ${counted(out.cut.steps - out.cut.atStep, 'step')} after the stop (${counted(out.cut.workers, 'worker')}, a point each at most)`);
         console.log(`stress: per second ${Object.entries(out.perSecond).filter(([, v]) => v !== 0).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
         for (const f of out.saved) console.log(`stress: run with a finding saved to ${f}; ${replayAdvice(f, loadSchedule(f))}`);
         if (stop.received && out.ok) for (const l of [...out.verdict.lines, 'INTERRUPTED']) console.log(`stress: ${l}`);

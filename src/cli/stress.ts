@@ -13,6 +13,7 @@ import { run } from '../runtime/run.js';
 import { decides, Tallier, type Verdict } from '../scenario/expect.js';
 import { observed } from '../scenario/judged.js';
 import type { Expectation } from '../scenario/scenario.js';
+import { counted } from './interrupt.js';
 import { DURATION_FORMS, durationArg } from './options.js';
 import { writeOutput } from './output.js';
 import { type Progress, progress, rateOf } from './progress.js';
@@ -252,7 +253,7 @@ function judge(
 function runLine(tag: string, n: number, r: RunResult): string {
   const head = `${tag}-torture: run ${n} seed ${r.seed}:`;
   if (r.cut) {
-    return `${head} stopped by the budget at step ${r.cut.atStep}; ${r.steps} steps, ${r.steps - r.cut.atStep} after the stop (${r.workers} workers) findings: ${r.findings.length} (${(r.elapsedMs / 1000).toFixed(2)} s, hash ${r.traceHash})`;
+    return `${head} stopped by the budget at step ${r.cut.atStep}; ${counted(r.steps, 'step')}, ${r.steps - r.cut.atStep} after the stop (${counted(r.workers ?? 1, 'worker')}) findings: ${r.findings.length} (${(r.elapsedMs / 1000).toFixed(2)} s, hash ${r.traceHash})`;
   }
   const c = Object.entries(r.check.counters)
     .filter(([, v]) => v !== 0)
