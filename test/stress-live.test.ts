@@ -9,6 +9,9 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { describe as barText } from '../src/cli/progress.js';
 import { statusIntervalArg, stressRuns } from '../src/cli/stress.js';
+import { expectationFor } from '../src/scenario/expect.js';
+import { exploreScenario } from '../src/scenario/explore.js';
+import { loadScenarioFile, scenarioParams } from '../src/scenario/load.js';
 import { replay, run } from '../src/runtime/run.js';
 import '../src/workloads/index.js';
 
@@ -157,4 +160,34 @@ describe('the bar and the interval, as written', () => {
     expect(barText(12, 0, 'run 13', 15_000, { budgetMs: 60_000, unit: 'runs' })).toBe('15s/1m00s, 45s left · 12 runs, 0.8 runs/s · run 13');
     expect(barText(2_500_000, 0, '', 100_000, {})).toBe('2500000, 25.0k/s, 1m40s');
   });
+});
+
+describe('explore --time: no execution starts after the budget, in a chunk in flight either', () => {
+  it('run(): a budget already past lets the first execution run and starts no other; a far one lets them all', async () => {
+    const w = { name: 'sva', params: { ...SMALL, seed: 1 } };
+    const past = await run({ workload: w, runtime: 'deterministic', strategy: 'random', seed: 1, runs: 40, until: Date.now() - 1 });
+    expect(past.executions).toBe(1);
+    const far = await run({ workload: w, runtime: 'deterministic', strategy: 'random', seed: 1, runs: 40, until: Date.now() + 3_600_000 });
+    expect(far.executions).toBe(40);
+  });
+
+  it('a 1 ms budget: each chunk dispatched before it runs one execution, then stops (stopped by time)', async () => {
+    const s = await loadScenarioFile(join(ROOT, 'races', '000-pasid-reuse-before-drain.yaml'));
+    const out = await exploreScenario({
+      model: s.model,
+      params: scenarioParams(s, true),
+      strategy: 'random',
+      depth: 3,
+      seed: 1,
+      expect: expectationFor(s, true),
+      runs: 100_000,
+      timeMs: 1,
+      workers: 2,
+      keepGoing: false,
+      chunk: 64,
+    });
+    expect(out.stoppedBy).toBe('time');
+    expect(out.executions).toBeLessThanOrEqual(out.chunks);
+    expect(out.chunks).toBeLessThanOrEqual(2);
+  }, 120_000);
 });

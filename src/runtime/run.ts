@@ -49,6 +49,11 @@ export interface RunOptions {
   /** Threaded: the caller's budget ran out; stop the run in flight at its next scheduling point (ThreadedOptions.cut). */
   readonly cut?: AbortSignal;
   /**
+   * Deterministic, runs > 1: the caller's time budget (Date.now() ms): no execution starts after it (the first
+   * always does). A deterministic execution is not stopped midway: it is the unit a verdict is made of.
+   */
+  readonly until?: number;
+  /**
    * Deterministic: buffers to reuse (see Scratch), e.g. one per thread across an exploration's chunks. Not to be
    * shared by two runs at once. Without it, a run of several executions makes its own.
    */
@@ -107,7 +112,7 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
   let failing = 0;
   const failingKinds: Record<string, number> = {};
   let scheduler = schedulers(0);
-  while (executions < runs && !opts.signal?.aborted) {
+  while (executions < runs && !opts.signal?.aborted && !(executions > 0 && opts.until !== undefined && Date.now() >= opts.until)) {
     scheduler = schedulers(executions);
     if (!scheduler.newExecution()) break;
     last = runDeterministic({
