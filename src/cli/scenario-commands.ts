@@ -148,7 +148,7 @@ export function registerScenarioCommands(program: Command): void {
     .addOption(new Option('--strategy <strategy>', 'scheduling strategy (default: the scenario\'s)').choices([...STRATEGIES]))
     .addOption(new Option('--depth <d>', 'pct depth (default: the scenario\'s)').argParser(intArg(1, 64)))
     .addOption(new Option('--runs <n>', 'executions in all (default: 100 × the scenario\'s explore.runs)').argParser(intArg(1)))
-    .addOption(new Option('--time <duration>', `stop after this long (${DURATION_FORMS})`).argParser(durationArg()))
+    .addOption(new Option('--time <duration>', `stop after this long (${DURATION_FORMS}): no schedule starts after it, on any pool thread`).argParser(durationArg()))
     .addOption(new Option('--workers <n>', `pool threads (default ${availableParallelism()})`).argParser(intArg(1, 256)))
     .addOption(new Option('--seed <n>', 'the first execution\'s seed; execution i runs from seed+i, as in run').argParser(intArg(-2147483648, 2147483647)))
     .addOption(new Option('--chunk <n>', 'executions per pool task').argParser(intArg(1)).default(64))
