@@ -28,7 +28,7 @@ import { replayAdvice } from './replay-advice.js';
 import { loadSchedule } from './schedule-file.js';
 import { type ShrinkOutcome, shrinkOnWorker } from './shrink-run.js';
 import { registerScenarioCommands } from './scenario-commands.js';
-import { stressRuns } from './stress.js';
+import { STATUS_FORMS, type StatusInterval, statusIntervalArg, stressRuns } from './stress.js';
 import { progress } from './progress.js';
 import { DEFAULT_WINDOW, raceReportHtml } from '../report/html.js';
 import { toPerfetto } from '../report/perfetto.js';
@@ -127,7 +127,7 @@ async function runWorkload(tag: string, name: string, params: Record<string, Wir
     if (cmd.getOptionValueSource('placement') === 'cli') cmd.error('error: --placement applies to --runtime threaded only', { exitCode: 2 });
   }
   checkOutputFile('--record', flags.record);
-  const bar = progress(flags.runtime === 'threaded' ? 'delivered' : flags.runs > 1 ? 'executions' : 'steps', !flags.json);
+  const bar = progress(flags.runtime === 'threaded' ? 'delivered' : flags.runs > 1 ? 'executions' : 'steps', !flags.json, { cap: true });
   // One deterministic execution runs to its end without a pause in which a signal could be seen: there, Ctrl-C
   // keeps its default (the process ends at once, status 130 in the shell) instead of waiting for the end.
   const stop = flags.runtime === 'threaded' || flags.runs > 1 ? interrupts() : undefined;
@@ -236,6 +236,7 @@ interface SvaFlags extends RunFlags {
   set: Record<string, string | number | boolean>;
   /** Milliseconds. */
   duration?: number;
+  statusInterval: StatusInterval | null;
 }
 
 runOptions(
@@ -256,10 +257,12 @@ runOptions(
     {},
   )
   .addOption(
-    new Option('--duration <duration>', `threaded: run again (seed, seed+1, …) until this long has passed (${DURATION_FORMS}); print the summed counters per second`).argParser(
-      durationArg(),
-    ),
+    new Option(
+      '--duration <duration>',
+      `threaded: run again (seed, seed+1, …) until this long has passed (${DURATION_FORMS}; the run in flight then stops at its next scheduling point); print the summed counters per second`,
+    ).argParser(durationArg()),
   )
+  .addOption(new Option('--status-interval <interval>', `with --duration: a status line (elapsed, runs, events/s, findings) every interval: ${STATUS_FORMS}`).argParser(statusIntervalArg).default({ every: 'ms', n: 10_000 }, '10s'))
   .addHelpText(
     'after',
     `
@@ -303,19 +306,23 @@ async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise
       ...(flags.record ? { record: flags.record } : {}),
       json: flags.json ?? false,
       signal: stop.signal,
+      status: flags.statusInterval,
     });
   } finally {
     stop.dispose();
   }
   const failed = out.failures[0];
   if (flags.json) {
-    printJson({ ok: out.ok, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, findings: failed?.findings ?? [], record: out.saved[0] ?? null, interrupted: stop.received ?? null });
+    printJson({ ok: out.ok, runs: out.runs, seconds: out.seconds, events: out.events, eventsPerSecond: out.eventsPerSecond, cut: out.cut, counters: out.totals, perSecond: out.perSecond, findings: failed?.findings ?? [], record: out.saved[0] ?? null, interrupted: stop.received ?? null });
   } else {
     if (failed) printReport('sva', failed, false);
-    console.log(`sva: ${counted(out.runs, 'threaded run')} in ${out.seconds.toFixed(1)} s (placement ${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
+    console.log(`sva: ${counted(out.runs, 'threaded run')} in ${out.seconds.toFixed(1)} s (placement ${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''}), ${out.events} model events (${out.eventsPerSecond}/s)`);
+    if (out.cut) console.log(`sva: the budget ended during run ${out.cut.run}: stopped at step ${out.cut.atStep}, ${counted(out.cut.steps - out.cut.atStep, 'step')} after the stop (${counted(out.cut.workers, 'worker')}, a point each at most)`);
     console.log(`sva: totals ${Object.entries(out.totals).map(([k, v]) => `${k}=${v}`).join(' ')}`);
     console.log(`sva: per second ${Object.entries(out.perSecond).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
     for (const f of out.saved) console.log(`sva: schedule of a failing run written to ${f}; ${replayAdvice(f, loadSchedule(f))}`);
+    // A failing run's report is above; without one, the verdict says why (e.g. no run ended within the budget).
+    if (!out.ok && !failed) for (const l of out.verdict.lines) console.log(`sva: ${l}`);
     console.log(`sva: ${out.ok ? (stop.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE'}`);
   }
   stop.exitIfStopped('sva', `the summary above covers the ${counted(out.runs, 'run')} that finished`);
@@ -454,7 +461,7 @@ Exit status:
     const out = flags.out ?? `${file}.shrunk`;
     checkOutputFile(flags.out ? '--out' : '--out (default <schedule>.shrunk)', out);
     const schedule = loadSchedule(file);
-    const bar = progress('runs', !flags.json);
+    const bar = progress('runs', !flags.json, { cap: true });
     const stop = interrupts();
     let o: ShrinkOutcome;
     try {
@@ -679,7 +686,7 @@ async function matrix(
     const run = await runBenchSuites(THROUGHPUT_SUITES, { json: false, quick: true, silent: true, signal: stop.signal });
     bench = { results: run.results, from: `bench ${THROUGHPUT_SUITES.join(' ')} --quick, run for the matrix` };
   }
-  const bar = progress('configurations', !flags.json, 500);
+  const bar = progress('configurations', !flags.json, { delayMs: 500 });
   let m: Awaited<ReturnType<typeof runMatrix>>;
   try {
     m = await runMatrix({

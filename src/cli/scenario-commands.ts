@@ -23,7 +23,7 @@ import { progress } from './progress.js';
 import { policyWords, type RaceRow, raceFiles, raceRow, racesTable, statesLine } from './races.js';
 import { replayAdvice } from './replay-advice.js';
 import { loadSchedule } from './schedule-file.js';
-import { stressRuns } from './stress.js';
+import { STATUS_FORMS, type StatusInterval, statusIntervalArg, stressRuns } from './stress.js';
 import { stepsHelp } from '../workloads/docs.js';
 
 interface ScenarioFlags {
@@ -78,7 +78,7 @@ export function registerScenarioCommands(program: Command): void {
       if (fixed && !s.fix) throw new Exit(usage(`${file}: has no \`fix\` to apply`));
       const e = expectationFor(s, fixed);
       checkOutputFile('--record', flags.record);
-      const bar = progress('executions', !flags.json);
+      const bar = progress('executions', !flags.json, { cap: true });
       const threaded = flags.runtime === 'threaded';
       const stop = interrupts();
       let j: JudgedRun;
@@ -148,7 +148,7 @@ export function registerScenarioCommands(program: Command): void {
     .addOption(new Option('--strategy <strategy>', 'scheduling strategy (default: the scenario\'s)').choices([...STRATEGIES]))
     .addOption(new Option('--depth <d>', 'pct depth (default: the scenario\'s)').argParser(intArg(1, 64)))
     .addOption(new Option('--runs <n>', 'executions in all (default: 100 × the scenario\'s explore.runs)').argParser(intArg(1)))
-    .addOption(new Option('--time <duration>', `stop after this long (${DURATION_FORMS})`).argParser(durationArg()))
+    .addOption(new Option('--time <duration>', `stop after this long (${DURATION_FORMS}): no schedule starts after it, on any pool thread`).argParser(durationArg()))
     .addOption(new Option('--workers <n>', `pool threads (default ${availableParallelism()})`).argParser(intArg(1, 256)))
     .addOption(new Option('--seed <n>', 'the first execution\'s seed; execution i runs from seed+i, as in run').argParser(intArg(-2147483648, 2147483647)))
     .addOption(new Option('--chunk <n>', 'executions per pool task').argParser(intArg(1)).default(64))
@@ -161,7 +161,8 @@ export function registerScenarioCommands(program: Command): void {
       if (fixed && !s.fix) throw new Exit(usage(`${file}: has no \`fix\` to apply`));
       const record = flags.record ?? `${s.name}.sched`;
       checkOutputFile(flags.record ? '--record' : '--record (default <scenario name>.sched)', record);
-      const bar = progress('schedules', !flags.json, 500);
+      // A --time budget is the bar's clock; the count beside it shows its cap only when --runs set one.
+      const bar = progress('schedules', !flags.json, { delayMs: 500, cap: true, ...(flags.time !== undefined ? { budgetMs: flags.time } : {}) });
       const stop = interrupts();
       const runs = flags.runs ?? s.explore.runs * 100;
       let out: Awaited<ReturnType<typeof exploreScenario>>;
@@ -178,7 +179,7 @@ export function registerScenarioCommands(program: Command): void {
           workers: flags.workers ?? availableParallelism(),
           keepGoing: flags.keepGoing ?? false,
           chunk: flags.chunk,
-          onProgress: (n, failures, rate) => bar.update(n, runs, `${Math.round(rate)} schedules/s, ${failures} failing`),
+          onProgress: (n, failures) => bar.update(n, flags.time !== undefined && flags.runs === undefined ? 0 : runs, `${failures} failing`),
           signal: stop.signal,
         });
       } finally {
@@ -247,18 +248,23 @@ export function registerScenarioCommands(program: Command): void {
 
   program
     .command('stress')
-    .description('Threaded stress of a scenario (a stress config is a scenario file too): runs back to back for --duration, a status line per run, failing runs saved as replayable schedules; ends "stress: SUCCESS" or "stress: FAILURE".')
+    .description(
+      'Threaded stress of a scenario (a stress config is a scenario file too): runs back to back for --duration, a line per run and a status line every --status-interval ' +
+        '(elapsed, runs, model events per second, findings), a progress bar of the budget on a terminal, failing runs saved as replayable schedules; ' +
+        'once the budget has passed no run starts and the one in flight stops at its next scheduling point. Ends "stress: SUCCESS" or "stress: FAILURE".',
+    )
     .argument('<file>', 'the scenario or stress config')
     .addHelpText('after', `\n${stepsHelp()}`)
     .option('--fixed', "apply the scenario's `fix`: its policies, and its patches in place of the scenario's if it names any")
-    .addOption(new Option('--duration <duration>', `how long (${DURATION_FORMS})`).argParser(durationArg()).default(60_000, '60s'))
+    .addOption(new Option('--duration <duration>', `how long (${DURATION_FORMS}); the run in flight when it ends is stopped at its next scheduling point`).argParser(durationArg()).default(60_000, '60s'))
+    .addOption(new Option('--status-interval <interval>', `a status line (elapsed, runs, events/s, findings) every interval: ${STATUS_FORMS}`).argParser(statusIntervalArg).default({ every: 'ms', n: 10_000 }, '10s'))
     .addOption(new Option('--workers <n>', 'sharded: worker threads').argParser(intArg(1, MAX_WORKERS)))
     .addOption(new Option('--placement <placement>', 'sharded over --workers, or a thread per actor').choices(['sharded', 'per-actor']).default('sharded'))
     .addOption(new Option('--seed <n>', 'seed of the first run; each run takes the next').argParser(intArg(-2147483648, 2147483647)).default(1))
     .option('--keep-going', 'go on after a failing run')
     .option('--record <file>', 'where failing runs are saved (default: <scenario name>.stress.sched)')
     .option('--json', 'print one JSON object')
-    .action(async (file: string, flags: { fixed?: boolean; duration: number; workers?: number; placement: 'sharded' | 'per-actor'; seed: number; keepGoing?: boolean; record?: string; json?: boolean }) => {
+    .action(async (file: string, flags: { fixed?: boolean; duration: number; statusInterval: StatusInterval | null; workers?: number; placement: 'sharded' | 'per-actor'; seed: number; keepGoing?: boolean; record?: string; json?: boolean }) => {
       const s = await loadScenarioFile(file);
       const fixed = flags.fixed ?? false;
       if (fixed && !s.fix) throw new Exit(usage(`${file}: has no \`fix\` to apply`));
@@ -280,15 +286,19 @@ export function registerScenarioCommands(program: Command): void {
           record,
           json: flags.json ?? false,
           signal: stop.signal,
+          status: flags.statusInterval,
         });
       } finally {
         stop.dispose();
       }
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ ok: out.ok, scenario: s.name, verdict: out.verdict.lines, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, findings: out.failures.flatMap((r) => r.findings), saved: out.saved })}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ ok: out.ok, scenario: s.name, verdict: out.verdict.lines, runs: out.runs, seconds: out.seconds, events: out.events, eventsPerSecond: out.eventsPerSecond, cut: out.cut, counters: out.totals, perSecond: out.perSecond, findings: out.failures.flatMap((r) => r.findings), saved: out.saved })}\n`,
+        );
       } else {
         for (const r of out.failures.slice(0, 1)) for (const f of r.findings) console.log(`\n${f.text}\n`);
-        console.log(`stress: ${s.name}: ${counted(out.runs, 'threaded run')} in ${out.seconds.toFixed(1)} s (${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
+        console.log(`stress: ${s.name}: ${counted(out.runs, 'threaded run')} in ${out.seconds.toFixed(1)} s (${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''}), ${out.events} model events (${out.eventsPerSecond}/s)`);
+        if (out.cut) console.log(`stress: the budget ended during run ${out.cut.run}: stopped at step ${out.cut.atStep}, ${counted(out.cut.steps - out.cut.atStep, 'step')} after the stop (${counted(out.cut.workers, 'worker')}, a point each at most)`);
         console.log(`stress: per second ${Object.entries(out.perSecond).filter(([, v]) => v !== 0).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
         for (const f of out.saved) console.log(`stress: run with a finding saved to ${f}; ${replayAdvice(f, loadSchedule(f))}`);
         if (stop.received && out.ok) for (const l of [...out.verdict.lines, 'INTERRUPTED']) console.log(`stress: ${l}`);
@@ -338,6 +348,12 @@ export function registerScenarioCommands(program: Command): void {
 async function racesStress(ms: number, signal: AbortSignal): Promise<{ ok: boolean; runs: number; dmas: number; failing: number; verdict: string[] }> {
   const until = performance.now() + ms;
   const tally = new Tallier({ findings: [], forbid: 'any', counters: {} });
+  // Past the budget, the run in flight stops at its next scheduling point (src/cli/stress.ts) — once one has
+  // been judged: a stress that judged nothing must not end in SUCCESS.
+  const budget = new AbortController();
+  const poll = (): void => {
+    if (performance.now() >= until && tally.tally().schedules > 0) budget.abort();
+  };
   let dmas = 0;
   while (performance.now() < until && !tally.decided && !signal.aborted) {
     const seed = tally.tally().schedules + 1;
@@ -347,12 +363,19 @@ async function racesStress(ms: number, signal: AbortSignal): Promise<{ ok: boole
       seed,
       workers: 2,
       signal,
+      onProgress: poll,
+      cut: budget.signal,
     }).catch((err: unknown) => {
       // Interrupted (src/cli/interrupt.ts): the run in flight is dropped.
       if (signal.aborted) return undefined;
       throw err;
     });
     if (!r) break;
+    if (r.cut) {
+      // Judged on its findings alone, if it has any: its check would judge a state halfway through.
+      if (r.findings.length > 0) tally.add(seed, { ...observed(r), checkOk: true, problems: [] });
+      break;
+    }
     dmas += r.check.counters.dmas ?? 0;
     tally.add(seed, observed(r));
   }

@@ -35,6 +35,12 @@ export interface RunResult {
   readonly blocked: readonly BlockedTask[];
   readonly schedule: Schedule;
   readonly elapsedMs: number;
+  /**
+   * Threaded: the run was stopped by its caller's budget before it ended, at step `atStep` (the tickets drawn
+   * when the stop flag was raised); `steps - atStep` points were already under way. Its findings happened; its
+   * check and accounting describe a state halfway through and judge nothing.
+   */
+  readonly cut?: { readonly atStep: number };
 }
 
 /** A run passes when its invariants and its accounting hold and no checker reported anything. */

@@ -38,13 +38,21 @@ export interface RunOptions {
   readonly keepTrace?: boolean;
   /** Collect every finding instead of stopping at the first. */
   readonly keepGoing?: boolean;
-  readonly onProgress?: (done: number, total: number) => void;
+  /** Deterministic: (executions, runs), or one execution's (steps, 0). Threaded: (delivered, sent, steps) about every ms. */
+  readonly onProgress?: (done: number, total: number, steps?: number) => void;
   /**
    * Deterministic: each execution's result, with the workload it ran (coverage is gathered here). With runs > 1
    * its `shared` is reused by the execution after next (Scratch): read it here, do not keep it.
    */
   readonly onExecution?: (r: RunResult, w: Workload) => void;
   readonly signal?: AbortSignal;
+  /** Threaded: the caller's budget ran out; stop the run in flight at its next scheduling point (ThreadedOptions.cut). */
+  readonly cut?: AbortSignal;
+  /**
+   * Deterministic, runs > 1: the caller's time budget (Date.now() ms): no execution starts after it (the first
+   * always does). A deterministic execution is not stopped midway: it is the unit a verdict is made of.
+   */
+  readonly until?: number;
   /**
    * Deterministic: buffers to reuse (see Scratch), e.g. one per thread across an exploration's chunks. Not to be
    * shared by two runs at once. Without it, a run of several executions makes its own.
@@ -104,7 +112,7 @@ export async function run(opts: RunOptions): Promise<RunOutcome> {
   let failing = 0;
   const failingKinds: Record<string, number> = {};
   let scheduler = schedulers(0);
-  while (executions < runs && !opts.signal?.aborted) {
+  while (executions < runs && !opts.signal?.aborted && !(executions > 0 && opts.until !== undefined && Date.now() >= opts.until)) {
     scheduler = schedulers(executions);
     if (!scheduler.newExecution()) break;
     last = runDeterministic({
@@ -164,7 +172,7 @@ async function threadedRuns(opts: RunOptions, workload: Workload): Promise<RunOu
   const decisive = opts.decisive ?? ((r: RunResult) => failureKind(r) !== undefined);
   let last: RunResult | undefined;
   const failingKinds: Record<string, number> = {};
-  for (let i = 0; i < runs && !(i > 0 && opts.signal?.aborted); i++) {
+  for (let i = 0; i < runs && !(i > 0 && (opts.signal?.aborted || opts.cut?.aborted)); i++) {
     last = await runThreaded({
       workload,
       seed: opts.seed + i,
@@ -175,12 +183,13 @@ async function threadedRuns(opts: RunOptions, workload: Workload): Promise<RunOu
       ...(opts.maxSteps ? { maxSteps: opts.maxSteps } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.cut ? { cut: opts.cut } : {}),
     });
     const kind = failureKind(last);
     const r = last;
     each.push({ seed: r.seed, traceHash: r.traceHash, ...(kind ? { failure: kind } : {}), schedule: r.schedule });
     if (kind) addKinds(failingKinds, { [kind]: 1 });
-    if (decisive(r)) break;
+    if (decisive(r) || r.cut) break;
   }
   const r = last as RunResult;
   const failing = Object.values(failingKinds).reduce((a, b) => a + b, 0);

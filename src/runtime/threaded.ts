@@ -35,8 +35,15 @@ export interface ThreadedOptions {
   readonly stallMs?: number;
   /** Stop a run that takes more steps (deliveries and task points): a loop that never ends. None by default. */
   readonly maxSteps?: number;
-  readonly onProgress?: (delivered: number, sent: number) => void;
+  /** Polled about every ms while the run goes: deliveries, messages sent, and steps (tickets drawn). */
+  readonly onProgress?: (delivered: number, sent: number, steps: number) => void;
   readonly signal?: AbortSignal;
+  /**
+   * The caller's budget ran out (stress --duration): stop at the next scheduling point. Every worker checks the
+   * stop flag before each point it takes, so at most one point per worker (the one under way) follows the stop;
+   * the run ends cut (RunResult.cut) with its findings so far and no end-of-run checks.
+   */
+  readonly cut?: AbortSignal;
 }
 
 /**
@@ -88,6 +95,8 @@ export class ThreadedRuntime {
   private readonly injections: Workload['initial'][number][] = [];
   private custom = false;
   private stopped = false;
+  /** Tickets drawn when the budget's stop flag was raised (opts.cut). */
+  private cutAt: number | undefined;
 
   constructor(private readonly opts: ThreadedOptions) {
     const { workload } = opts;
@@ -180,7 +189,13 @@ export class ThreadedRuntime {
       for (const o of this.outboxes) if (o.held > 0) o.flush();
       if (this.failure) return;
       if (opts.signal?.aborted) throw new RunStalled('interrupted');
-      if (ctl.stopped) return; // a worker stopped the run at a finding
+      if (opts.cut?.aborted && this.cutAt === undefined) {
+        // Raise the flag first, then read the ticket: a step after this count was already past its check.
+        ctl.stop();
+        for (const b of this.bells) b.wake();
+        this.cutAt = ctl.tickets;
+      }
+      if (ctl.stopped) return; // a worker stopped the run at a finding, or the budget did
       if (this.exitedCount > 0) {
         this.failure ??= { kind: 'error', name: 'Error', message: 'a worker exited before the run ended', stack: '' };
         return;
@@ -201,7 +216,7 @@ export class ThreadedRuntime {
       const held = this.outboxes.reduce((h, o) => h + o.held, 0);
       let stable = true;
       for (let w = 0; w < workers; w++) if (ctl.load(w, GEN) !== gens[w]) stable = false;
-      opts.onProgress?.(delivered, sent);
+      opts.onProgress?.(delivered, sent, ctl.tickets);
       if (allIdle && stable && held === 0 && sent === delivered) return;
       const now = performance.now();
       // Progress is a delivery or a performed task point.
@@ -275,7 +290,8 @@ export class ThreadedRuntime {
     const traceHash = trace.hash();
     // The first finding is the one of the earliest step, whichever worker reported it.
     findings.sort((a, b) => (a.step < 0 ? Number.MAX_SAFE_INTEGER : a.step) - (b.step < 0 ? Number.MAX_SAFE_INTEGER : b.step));
-    const halted = findings.length > 0 && !this.opts.keepGoing;
+    // A run cut by the budget did not end: end-of-run checks would judge a state halfway through.
+    const halted = (findings.length > 0 && !this.opts.keepGoing) || this.cutAt !== undefined;
     if (!halted && workload.monitor) {
       // End-of-run checks on the final shared memory, once, from a fresh instance of the workload here.
       const mine = buildWorkload(workload.name, workload.params).monitor;
@@ -322,6 +338,7 @@ export class ThreadedRuntime {
         outcome: outcomeOf(findings, check.ok),
       }),
       elapsedMs: performance.now() - this.started,
+      ...(this.cutAt !== undefined ? { cut: { atStep: this.cutAt } } : {}),
     };
   }
 }

@@ -170,7 +170,9 @@ function workerLoop(init: WorkerInit): WorkerReport {
         // the lock another worker may be waiting for. Its answer may be stale, so a ready one is asked again
         // under the sequencer; a stale "blocked" was written by a point performed after `v` was read, which
         // bumped the version: the task is tried again before this worker sleeps on it.
-        if (!p || !readyHint(p)) break;
+        // The stop flag is checked before every point, so that a run stopped midway (its budget, a finding
+        // elsewhere) takes at most the point each worker is already in.
+        if (!p || ctl.stopped || !readyHint(p)) break;
         const done = ctl.trySequenced(
           () => p.ready(),
           (ticket) => {
@@ -246,11 +248,13 @@ function workerLoop(init: WorkerInit): WorkerReport {
   };
   const onRing = (kind: number, to: number, from: number, buf: Uint8Array, off: number, len: number, ints: Int32Array): void => {
     const d = codec.decode(kind, buf, off, len, ints);
-    deliver(to, from, d.event, d.sendStep);
+    // Stopped: the rest of the batch stays queued (counted in `queued`), not delivered.
+    if (ctl.stopped) local.push({ atomic: false, to, from, event: d.event, sendStep: d.sendStep });
+    else deliver(to, from, d.event, d.sendStep);
   };
   const runLocal = (budget: number): number => {
     let n = 0;
-    while (localHead < local.length && n < budget) {
+    while (localHead < local.length && n < budget && !ctl.stopped) {
       const item = local[localHead++] as LocalItem;
       n++;
       if (!item.atomic) {
@@ -283,6 +287,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
     let n = 0;
     const now = timers.now();
     for (const owner of timers.dueOwners(now)) {
+      if (ctl.stopped) break;
       const t = timers.earliest(owner);
       if (!t) continue;
       const ticket = ctl.ticket();

@@ -25,6 +25,8 @@ export interface ChunkTask {
   readonly expect?: Expectation;
   /** Run all `runs` executions, counting the failing ones, instead of stopping at the first (explore --keep-going). */
   readonly keepGoing?: boolean;
+  /** The exploration's time budget (Date.now() ms): start no execution after it (see RunOptions.until). */
+  readonly until?: number;
 }
 
 export interface ChunkFinding {
@@ -99,6 +101,7 @@ async function chunk(task: ChunkTask, built: Workload, scratch: Scratch): Promis
     runs: task.runs,
     allRuns: task.keepGoing ?? false,
     keepTrace: true,
+    ...(task.until !== undefined ? { until: task.until } : {}),
   });
   const failed = tally.decided;
   return {

@@ -72,6 +72,9 @@ export async function exploreScenario(o: ExploreOptions): Promise<ExploreOutcome
   let dispatched = 0;
   let stoppedBy: ExploreOutcome['stoppedBy'] = 'runs';
   const deadline = o.timeMs === undefined ? Number.POSITIVE_INFINITY : started + o.timeMs;
+  // The same budget for the chunks on the pool's threads (whose performance.now() has another origin): a chunk
+  // in flight starts no execution after it.
+  const until = o.timeMs === undefined ? undefined : Date.now() + o.timeMs;
   const stop = (): boolean => {
     if (o.signal?.aborted) {
       stoppedBy = 'interrupt';
@@ -92,7 +95,7 @@ export async function exploreScenario(o: ExploreOptions): Promise<ExploreOutcome
     const lane = async (): Promise<void> => {
       while (!stop()) {
         const runs = Math.min(chunk, o.runs - dispatched);
-        const task: ChunkTask = { model: o.model, params: o.params, strategy: o.strategy, depth: o.depth, seed: o.seed + dispatched, runs, expect: o.expect, keepGoing: o.keepGoing };
+        const task: ChunkTask = { model: o.model, params: o.params, strategy: o.strategy, depth: o.depth, seed: o.seed + dispatched, runs, expect: o.expect, keepGoing: o.keepGoing, ...(until !== undefined ? { until } : {}) };
         chunks++;
         dispatched += runs;
         const r = (await pool.run(task)) as ChunkResult;
@@ -107,6 +110,8 @@ export async function exploreScenario(o: ExploreOptions): Promise<ExploreOutcome
       }
     };
     await Promise.all(Array.from({ length: o.workers }, lane));
+    // Every seed was dispatched, but the budget cut chunks short of their last ones.
+    if (stoppedBy === 'runs' && executions < dispatched && failures.length === 0 && until !== undefined && Date.now() >= until) stoppedBy = 'time';
   } finally {
     await pool.destroy();
   }
@@ -119,7 +124,9 @@ export async function exploreScenario(o: ExploreOptions): Promise<ExploreOutcome
   const tally = tallier.tally();
   const d = tally.decisive;
   const at = done.find(({ r }) => d !== null && r.seed <= d.seed && d.seed < r.seed + r.executions)?.at ?? 0;
-  const first = d ? { seed: d.seed, class: d.judged.class, kind: d.observed.findings[0]?.kind ?? (d.observed.checkOk ? null : 'check'), schedules: d.seed - o.seed + 1, elapsedMs: at } : null;
+  // Its ordinal among the schedules run: chunks cut by the time budget leave seeds unexplored before it.
+  const ordinal = d === null ? 0 : done.reduce((n, { r }) => n + (r.seed <= d.seed ? Math.min(r.executions, d.seed - r.seed + 1) : 0), 0);
+  const first = d ? { seed: d.seed, class: d.judged.class, kind: d.observed.findings[0]?.kind ?? (d.observed.checkOk ? null : 'check'), schedules: ordinal, elapsedMs: at } : null;
   const verdict = tallier.verdict();
   return { executions, chunks, elapsedMs: performance.now() - started, failures, failing, failingKinds, tally, verdict, first, stoppedBy, coverage: coverage.summary() };
 }
