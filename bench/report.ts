@@ -3,11 +3,12 @@
 // `bench --noise` runs them), the policy matrix (its throughput column taken from that same
 // run), and the charts (SVG files, linked from the Markdown); the raw JSON goes to bench/ beside them. Sized to
 // finish in under 10 minutes on 2 cores. It writes to bench-out/report/ (ignored by git), so that measuring
-// leaves the tree clean; `--docs` updates the committed docs/BENCHMARKS.md instead.
+// leaves the tree clean; `--update-docs` updates the committed docs/BENCHMARKS.md instead.
 //
-//   node dist/bench/report.js [--quick] [--docs | --out DIR] [--runs N] [--from DIR]
-//     --quick     every suite's quick profile and a small matrix (a smoke run of the whole pipeline)
-//     --docs      write docs/BENCHMARKS.md, its charts and docs/bench/ (the committed report)
+//   node dist/bench/report.js [--quick] [--update-docs | --out DIR] [--runs N] [--from DIR]
+//     --quick        every suite's quick profile and a small matrix (a smoke run of the whole pipeline)
+//     --update-docs  write docs/BENCHMARKS.md, its charts and docs/bench/ (the committed report; `--docs`, its
+//                    older name, still works)
 //     --out DIR   where BENCHMARKS.md and the charts go (default bench-out/report/; the JSON in DIR/bench/)
 //     --runs N    schedules per matrix configuration (default 120; fewer for a configuration once its schedules
 //                 took 50 000 steps — the random workload's take thousands each)
@@ -43,10 +44,10 @@ function parseArgs(argv: readonly string[]): Args {
   const runs = Number(value('--runs') ?? (quick ? 16 : 120));
   if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs: expected a positive integer, got ${value('--runs')}`);
   const from = value('--from');
-  const docs = argv.includes('--docs');
+  const docs = argv.includes('--update-docs') || argv.includes('--docs');
   const out = value('--out');
-  if (docs && out !== undefined) throw new Error('--docs and --out: give one (--docs is --out docs/)');
-  const flags = [quick ? '--quick' : '', docs ? '--docs' : ''].filter((f) => f !== '');
+  if (docs && out !== undefined) throw new Error('--update-docs and --out: give one (--update-docs is --out docs/)');
+  const flags = [quick ? '--quick' : '', docs ? '--update-docs' : ''].filter((f) => f !== '');
   const command = `npm run bench:report${flags.length > 0 ? ` -- ${flags.join(' ')}` : ''}`;
   return { quick, command, out: docs ? join(PACKAGE_ROOT, 'docs') : (out ?? join(PACKAGE_ROOT, 'bench-out', 'report')), runs, ...(from ? { from } : {}) };
 }
@@ -62,15 +63,18 @@ async function main(): Promise<void> {
   let bench: BenchRunData;
   let matrix: MatrixReport | null;
   let wallSeconds: number;
+  let command = a.command;
   if (a.from) {
     bench = JSON.parse(readFileSync(join(a.from, 'bench.json'), 'utf8')) as BenchRunData;
     const mf = join(a.from, 'matrix.json');
     matrix = existsSync(mf) ? (JSON.parse(readFileSync(mf, 'utf8')) as MatrixReport) : null;
     const rf = join(a.from, 'report.json');
     // The measuring run's own wall time when it left it, else the suites' and the matrix's.
-    wallSeconds = existsSync(rf)
-      ? (JSON.parse(readFileSync(rf, 'utf8')) as { wallSeconds: number }).wallSeconds
-      : bench.runs.reduce((s, r) => s + r.seconds, 0) + (matrix?.seconds ?? 0);
+    const made = existsSync(rf) ? (JSON.parse(readFileSync(rf, 'utf8')) as { wallSeconds: number; command?: string }) : null;
+    wallSeconds = made ? made.wallSeconds : bench.runs.reduce((s, r) => s + r.seconds, 0) + (matrix?.seconds ?? 0);
+    // The Markdown names the run that measured (a report.json from before it was recorded: the report in docs/,
+    // which only --update-docs writes).
+    command = made?.command ?? 'npm run bench:report -- --update-docs';
   } else {
     log(`bench:report: ${SUITE_NAMES.length} suites (${a.quick ? 'quick' : 'report'} profile), then the policy matrix (up to ${a.runs} schedules a configuration)`);
     const plain = await runBenchSuites(SUITE_NAMES, { json: false, quick: a.quick, profile: a.quick ? 'quick' : 'report', out: dataDir, log, silent: true });
@@ -99,7 +103,7 @@ async function main(): Promise<void> {
     if (!writeMatrix(matrix, dataDir)) throw new Error(`bench:report: ${takeWriteFailures().map((f) => `${f.file}: ${f.reason}`).join('; ')}`);
     printMatrix(matrix);
     wallSeconds = (performance.now() - t0) / 1000;
-    writeFileSync(join(dataDir, 'report.json'), `${JSON.stringify({ wallSeconds, quick: a.quick, runs: a.runs }, null, 2)}\n`);
+    writeFileSync(join(dataDir, 'report.json'), `${JSON.stringify({ wallSeconds, quick: a.quick, runs: a.runs, command }, null, 2)}\n`);
   }
   mkdirSync(a.out, { recursive: true });
   const charts = reportCharts(bench, matrix);
@@ -110,7 +114,7 @@ async function main(): Promise<void> {
     charts: charts.map(({ file, title, section }) => ({ file, title, section })),
     wallSeconds,
     dataDir: relative(a.out, dataDir) || '.',
-    command: a.command,
+    command,
   });
   writeFileSync(join(a.out, 'BENCHMARKS.md'), md);
   log(`bench:report: wrote ${join(a.out, 'BENCHMARKS.md')} and ${charts.length} charts in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
