@@ -21,6 +21,7 @@ import { IOMMUFD_IOAS } from '../core/iommufd/ioas.js';
 import { IOASID_DATA, IOASID_SET } from '../core/ioasid.js';
 import type { IommuDomain, IommuDomainOps, IommuOps } from '../core/ops.js';
 import type { DeviceInfo, SvmOps } from '../core/types.js';
+import { AMD_IOMMU } from '../hw/amd/hw.js';
 import { PCI_DEV } from '../hw/pci/pci.js';
 import * as completions from '../kernel/completion.js';
 import type { Completion } from '../kernel/completion.js';
@@ -127,6 +128,7 @@ export const structs = {
   iommufd_device: IOMMUFD_DEVICE,
   iommufd_ioas: IOMMUFD_IOAS,
   iommufd_hwpt_paging: IOMMUFD_HWPT_PAGING,
+  amd_iommu: AMD_IOMMU,
 } as const;
 
 /**

@@ -36,7 +36,9 @@ export type FindingKind =
   // The VT-d hardware assembled a PASID-table entry from two versions (src/hw/intel/entry-oracle.ts).
   | 'torn_entry'
   // A script's `expect` step whose named result was not what it expected (src/workloads/script.ts).
-  | 'script';
+  | 'script'
+  // A kernel message at KERN_CRIT or more urgent (pr_crit, pr_alert, pr_emerg: src/kernel/printk.ts).
+  | 'printk';
 
 export interface KernelFinding extends Finding {
   readonly kind: FindingKind;

@@ -52,6 +52,7 @@ export const FINDING_KINDS = [
   'lifecycle',
   'torn_entry',
   'script',
+  'printk',
 ] as const;
 export type FindingKindName = (typeof FINDING_KINDS)[number];
 

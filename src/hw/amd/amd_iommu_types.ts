@@ -40,6 +40,9 @@ export const GCR3_LEVEL_BITS = 9;
 /** struct iommu_cmd { u32 data[4]; }: the kernel's layout exactly. */
 export const IOMMU_CMD = struct('iommu_cmd', { data: array(4) });
 
+/** LOOP_TIMEOUT: the turns of wait_on_sem's poll, udelay(1) each (2 s), before "Completion-Wait loop timed out". */
+export const LOOP_TIMEOUT = 2000000;
+
 export const CMD_COMPL_WAIT = 0x01;
 export const CMD_INV_DEV_ENTRY = 0x02;
 export const CMD_INV_IOMMU_PAGES = 0x03;

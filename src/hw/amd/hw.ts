@@ -52,12 +52,13 @@ import {
 import { AMD_COSTS } from './costs.js';
 
 /**
- * The unit's registers and the driver's words next to them: the command buffer's head and tail (MMIO_CMD_HEAD /
- * TAIL, as entry counts, not byte offsets), the semaphore COMPLETION_WAIT stores to (iommu->cmd_sem) and the
- * driver's last value (iommu->cmd_sem_val) and need_sync, the PPR log's head and tail (MMIO_PPR_HEAD / TAIL), its
- * status bits (MMIO_STATUS_PPR_OVERFLOW) and, the model's, whether the interrupt thread is running.
+ * struct amd_iommu as the model keeps it: the unit's registers and the driver's words next to them — the command
+ * buffer's head and tail (MMIO_CMD_HEAD / TAIL, as entry counts, not byte offsets), the semaphore COMPLETION_WAIT
+ * stores to (*iommu->cmd_sem) and the driver's last value (iommu->cmd_sem_val) and need_sync, the PPR log's head
+ * and tail (MMIO_PPR_HEAD / TAIL), its status bits (MMIO_STATUS_PPR_OVERFLOW) and, the model's, whether the
+ * interrupt thread is running. A patch reads it as `view(structs.amd_iommu)` at the unit's `amd_iommu`.
  */
-const AMD_IOMMU_MMIO = struct('amd_iommu_mmio', {
+export const AMD_IOMMU = struct('amd_iommu', {
   cmd_head: word,
   cmd_tail: word,
   cmd_sem: word,
@@ -105,7 +106,7 @@ export class AmdIommu extends IommuUnit {
   private readonly mmioOff: number;
   private readonly cmdBuf: number;
   private readonly pprLog: number;
-  private readonly m: ViewOf<typeof AMD_IOMMU_MMIO>;
+  private readonly m: ViewOf<typeof AMD_IOMMU>;
   private readonly d: ViewOf<typeof DEV_TABLE_ENTRY>;
   private readonly g: ViewOf<typeof GCR3_ENTRY>;
   private readonly c: ViewOf<typeof IOMMU_CMD>;
@@ -114,12 +115,12 @@ export class AmdIommu extends IommuUnit {
   constructor(k: Kernel, index: number, devices: readonly DeviceInfo[], opts: UnitOptions, actor: number) {
     // The commands' costs are the cost table's (costs.ts), spent by the hardware, not the shared unit's.
     super(k, index, AMD, devices, { ...opts, cmdCostNs: 0 }, actor);
-    this.m = k.struct(AMD_IOMMU_MMIO);
+    this.m = k.struct(AMD_IOMMU);
     this.d = k.struct(DEV_TABLE_ENTRY);
     this.g = k.struct(GCR3_ENTRY);
     this.c = k.struct(IOMMU_CMD);
     this.p = k.struct(PPR_LOG_ENTRY);
-    this.mmioOff = k.statics.alloc(AMD_IOMMU_MMIO.words, `${this.name} MMIO`);
+    this.mmioOff = k.statics.alloc(AMD_IOMMU.words, `${this.name} MMIO`);
     this.cmdBuf = k.statics.alloc(opts.queueDepth * IOMMU_CMD.words, `${this.name} command buffer`);
     this.pprLog = k.statics.alloc(opts.prqDepth * PPR_LOG_ENTRY.words, `${this.name} PPR log`);
     for (const dev of devices) {
@@ -139,6 +140,19 @@ export class AmdIommu extends IommuUnit {
 
   private get mmio(): number {
     return this.at(this.mmioOff);
+  }
+
+  /** struct amd_iommu *: this unit's object (its fields: AMD_IOMMU, `structs.amd_iommu` to a patch). */
+  get amd_iommu(): number {
+    return this.mmio;
+  }
+
+  /**
+   * The IOMMU's own PCI function, as wait_on_sem's pr_alert prints it (`%04x:%02x:%02x.%01x` of pci_seg->id and
+   * iommu->devid): function 2 of device 0, as AMD places it, on bus `index` (the model's unit number).
+   */
+  get pciName(): string {
+    return `0000:${this.index.toString(16).padStart(2, '0')}:00.2`;
   }
 
   // ---- the device table ----

@@ -1,8 +1,9 @@
 // drivers/iommu/amd/iommu.c (mainline): the command buffer — build_inv_iommu_pages, build_inv_iotlb_pages,
 // build_completion_wait, build_complete_ppr; iommu_queue_command_sync, __iommu_queue_command_sync under
 // iommu->lock spinning for room (the raw spinlock's section one scheduling point: it only stores, interrupts off);
-// iommu_completion_wait and wait_on_sem, which polls the semaphore the COMPLETION_WAIT stores to (udelay(1) a
-// turn: a CPU busy-wait, `spins`) outside the lock — the GCR3 table (update_gcr3 over __get_gcr3_pte, which
+// iommu_completion_wait (the semaphore's value from get_cmdsem_val, under the lock) and wait_on_sem, which polls the
+// semaphore the COMPLETION_WAIT stores to (udelay(1) a turn: a CPU busy-wait, `spins`) outside the lock, LOOP_TIMEOUT
+// turns before its pr_alert and -EIO — the GCR3 table (update_gcr3 over __get_gcr3_pte, which
 // allocates a level-1 table on first use when GLX > 0; amd_iommu_set_gcr3 / amd_iommu_clear_gcr3), its flush
 // (amd_iommu_dev_flush_pasid_pages: INVALIDATE_IOMMU_PAGES, then INVALIDATE_IOTLB_PAGES when ATS is on, then one
 // COMPLETION_WAIT), the device table entry (set_dte_entry, clear_dte_entry, device_flush_dte), the blocked domain,
@@ -11,9 +12,10 @@ import { type IommuDomain, type IommuDomainOps, type IommuOps, IOMMU_NO_PASID } 
 import type { DeviceInfo, SvaNotifier } from '../../core/types.js';
 import { SVM_FLAG_SUPERVISOR_MODE } from '../../core/types.js';
 import type { KTask } from '../../kernel/context.js';
-import { EOPNOTSUPP } from '../../kernel/errno.js';
+import { EIO, EOPNOTSUPP } from '../../kernel/errno.js';
 import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
+import { pr_alert } from '../../kernel/printk.js';
 import { spin_lock_irqsave_section } from '../../kernel/spinlock.js';
 import type { StepEnv } from '../../runtime/task.js';
 import { attachDomain, detachOnRelease, type DriverEnv, domainMm, type EntryOps, unitOf } from '../driver.js';
@@ -42,6 +44,7 @@ import {
   GCR3_LEVEL_BITS,
   GCR3_TABLE_ENTRIES,
   GCR3_VALID,
+  LOOP_TIMEOUT,
   PAGE_SHIFT,
   PPR_STATUS_MASK,
   PPR_STATUS_SHIFT,
@@ -62,6 +65,14 @@ const ATS_QDEP = 32;
 
 declare module '../../kernel/kfunc.js' {
   interface KernelFunctions {
+    /** The command builders (pure: the iommu_cmd they fill is their result). */
+    build_inv_iommu_pages(range: Range, domid: number, pasid: number, gn: boolean): IommuCmd;
+    build_inv_iotlb_pages(devid: number, qdep: number, range: Range, pasid: number, gn: boolean): IommuCmd;
+    build_completion_wait(iommu: UnitDriver, data: number): IommuCmd;
+    build_inv_dte(devid: number): IommuCmd;
+    build_complete_ppr(devid: number, pasid: number, status: number, tag: number, gn: boolean): IommuCmd;
+    /** ++iommu->cmd_sem_val: the caller holds iommu->lock (the section it is called in). */
+    get_cmdsem_val(iommu: UnitDriver): number;
     __iommu_queue_command_sync(t: KTask, iommu: UnitDriver, cmd: IommuCmd, sync: boolean, env: StepEnv): number;
     iommu_queue_command_sync(t: KTask, iommu: UnitDriver, cmd: IommuCmd, sync: boolean): KGen<number>;
     iommu_queue_command(t: KTask, iommu: UnitDriver, cmd: IommuCmd): KGen<number>;
@@ -89,7 +100,7 @@ export function amdOf(env: DriverEnv, dev: DeviceInfo): AmdIommu {
   return unitOf(env, dev).unit as AmdIommu;
 }
 
-// ---- command encoding (the kernel's build_* helpers: pure) ----
+// ---- command encoding (the kernel's build_* helpers: pure; registered by name in defineCommandBuffer) ----
 
 function withType(cmd: [number, number, number, number], type: AmdCmdType): IommuCmd {
   cmd[1] = (cmd[1] | (type << CMD_TYPE_SHIFT)) >>> 0;
@@ -128,7 +139,7 @@ export function build_inv_iotlb_pages(devid: number, qdep: number, range: Range,
 }
 
 /** build_completion_wait: a store of data to the semaphore (iommu->cmd_sem_paddr: the unit's own word in the model). */
-export function build_completion_wait(data: number): IommuCmd {
+export function build_completion_wait(_iommu: UnitDriver, data: number): IommuCmd {
   return withType([CMD_COMPL_WAIT_STORE_MASK, 0, data >>> 0, 0], CMD_COMPL_WAIT);
 }
 
@@ -168,6 +179,11 @@ export function gcr3Domid(dev: DeviceInfo): number {
 /** The command buffer's functions: the lock, the room, the semaphore. */
 function defineCommandBuffer(env: DriverEnv): void {
   const k = env.k;
+  k.fns.defineSync('build_inv_iommu_pages', C, build_inv_iommu_pages);
+  k.fns.defineSync('build_inv_iotlb_pages', C, build_inv_iotlb_pages);
+  k.fns.defineSync('build_completion_wait', C, build_completion_wait);
+  k.fns.defineSync('build_inv_dte', C, build_inv_dte);
+  k.fns.defineSync('build_complete_ppr', C, build_complete_ppr);
   // Under iommu->lock, with room for the command: copy_cmd_to_buffer (the command, then the tail register: the
   // hardware's doorbell) and need_sync.
   k.fns.defineSync('__iommu_queue_command_sync', C, (t, iommu, cmd, sync, e) => {
@@ -195,6 +211,7 @@ function defineCommandBuffer(env: DriverEnv): void {
     );
   });
   k.fns.define('iommu_queue_command', C, (t, iommu, cmd) => k.fn.iommu_queue_command_sync(t, iommu, cmd, true));
+  k.fns.defineSync('get_cmdsem_val', C, (iommu) => (iommu.unit as AmdIommu).nextSemVal());
   // The semaphore's next value is taken under iommu->lock (get_cmdsem_val), so that the waits reach the buffer in
   // the order of their values — in the same section as the COMPLETION_WAIT's copy; the poll is outside the lock.
   k.fns.define('iommu_completion_wait', C, function* (t, iommu) {
@@ -208,8 +225,8 @@ function defineCommandBuffer(env: DriverEnv): void {
       COPY_COMPL_WAIT,
       () => u.cmdFree() > 2,
       (e) => {
-        data = u.nextSemVal();
-        return k.fn.__iommu_queue_command_sync(t, iommu, build_completion_wait(data), false, e);
+        data = k.fn.get_cmdsem_val(iommu);
+        return k.fn.__iommu_queue_command_sync(t, iommu, k.fn.build_completion_wait(iommu, data), false, e);
       },
       `room in ${u.name}'s command buffer`,
     );
@@ -217,20 +234,25 @@ function defineCommandBuffer(env: DriverEnv): void {
     return yield* k.fn.wait_on_sem(t, iommu, data);
   });
   // Outside iommu->lock, comparing as a sequence ("iommu/amd: move wait_on_sem() out of spinlock"): a later wait's
-  // store also completes this one.
+  // store also completes this one. LOOP_TIMEOUT turns of udelay(1) — CPU time, a busy-wait — then the pr_alert and
+  // -EIO (the commands are left to the hardware; the callers go on).
   k.fns.define('wait_on_sem', C, function* (t, iommu, data) {
     const u = iommu.unit as AmdIommu;
-    yield k.point(
+    const deadline = k.now() + LOOP_TIMEOUT / 1000;
+    const done = (yield k.point(
       t,
       `wait_on_sem ${data}`,
+      () => u.cmdSem - data >= 0 || k.now() >= deadline,
       () => u.cmdSem - data >= 0,
-      () => undefined,
       {
         what: `${u.name}'s command buffer to complete CMD_COMPL_WAIT ${data}`,
         spins: true,
+        wakeAt: () => deadline,
       },
-    );
-    return 0;
+    )) as boolean;
+    if (done) return 0;
+    yield* pr_alert(k, t, `AMD-Vi: IOMMU ${u.pciName}: Completion-Wait loop timed out`);
+    return -EIO;
   });
 }
 
@@ -238,15 +260,15 @@ function defineCommandBuffer(env: DriverEnv): void {
 function defineFlushes(env: DriverEnv): void {
   const k = env.k;
   k.fns.define('device_flush_iotlb', C, (t, dev, range, pasid, gn) =>
-    k.fn.iommu_queue_command(t, unitOf(env, dev), build_inv_iotlb_pages(dev.index, ATS_QDEP, range, pasid, gn)),
+    k.fn.iommu_queue_command(t, unitOf(env, dev), k.fn.build_inv_iotlb_pages(dev.index, ATS_QDEP, range, pasid, gn)),
   );
   k.fns.define('amd_iommu_dev_flush_pasid_pages', C, function* (t, dev, pasid, range) {
     const iommu = unitOf(env, dev);
-    yield* k.fn.iommu_queue_command(t, iommu, build_inv_iommu_pages(range, gcr3Domid(dev), pasid, true));
+    yield* k.fn.iommu_queue_command(t, iommu, k.fn.build_inv_iommu_pages(range, gcr3Domid(dev), pasid, true));
     if (dev.caps.ats) yield* k.fn.device_flush_iotlb(t, dev, range, pasid, true);
     yield* k.fn.iommu_completion_wait(t, iommu);
   });
-  k.fns.define('device_flush_dte', C, (t, dev) => k.fn.iommu_queue_command(t, unitOf(env, dev), build_inv_dte(dev.index)));
+  k.fns.define('device_flush_dte', C, (t, dev) => k.fn.iommu_queue_command(t, unitOf(env, dev), k.fn.build_inv_dte(dev.index)));
 }
 
 /** The GCR3 table: the driver's walk and writes. */
@@ -336,7 +358,7 @@ function defineDte(env: DriverEnv): void {
     });
     const iommu = unitOf(env, dev);
     yield* k.fn.device_flush_dte(t, dev);
-    yield* k.fn.iommu_queue_command(t, iommu, build_inv_iommu_pages(ALL_PAGES, gcr3Domid(dev), 0, false));
+    yield* k.fn.iommu_queue_command(t, iommu, k.fn.build_inv_iommu_pages(ALL_PAGES, gcr3Domid(dev), 0, false));
     if (dev.caps.ats)
       for (const pasid of [IOMMU_NO_PASID, ...live.filter((p) => p !== IOMMU_NO_PASID)])
         yield* k.fn.device_flush_iotlb(t, dev, ALL_PAGES, pasid, true);

@@ -21,9 +21,6 @@ import { GCR3_ADDR_SHIFT, GCR3_ENTRY, GCR3_VALID, PAGE_SHIFT, PPR_FLAG_GN, PPR_F
 import type { PprEntry } from './hw.js';
 import {
   ALL_PAGES,
-  build_complete_ppr,
-  build_inv_iommu_pages,
-  build_inv_iotlb_pages,
   gcr3Domid,
   gcr3Valid,
   gcr3Ptr,
@@ -96,11 +93,11 @@ function defineV2Iommu(env: DriverEnv): void {
   const g = k.view(GCR3_ENTRY);
   k.fns.define('__flush_pasid', C66, function* (t, dev, pasid, range) {
     const iommu = unitOf(env, dev);
-    yield* k.fn.iommu_queue_command(t, iommu, build_inv_iommu_pages(range, gcr3Domid(dev), pasid, true));
+    yield* k.fn.iommu_queue_command(t, iommu, k.fn.build_inv_iommu_pages(range, gcr3Domid(dev), pasid, true));
     // amd_iommu_domain_flush_complete: wait for the IOMMU TLB flush before the device TLBs'.
     yield* k.fn.iommu_completion_wait(t, iommu);
     if (!dev.caps.ats) return;
-    yield* k.fn.iommu_queue_command(t, iommu, build_inv_iotlb_pages(dev.index, ATS_QDEP, range, pasid, true));
+    yield* k.fn.iommu_queue_command(t, iommu, k.fn.build_inv_iotlb_pages(dev.index, ATS_QDEP, range, pasid, true));
     yield* k.fn.iommu_completion_wait(t, iommu);
   });
   k.fns.define('amd_iommu_flush_page', C66, (t, dev, pasid, vpn) =>
@@ -167,7 +164,7 @@ export function defineV2Ppr(env: DriverEnv): void {
   const k = env.k;
   const g = k.view(GCR3_ENTRY);
   k.fns.define('amd_iommu_complete_ppr', C66, (t, dev, pasid, status, tag) =>
-    k.fn.iommu_queue_command(t, unitOf(env, dev), build_complete_ppr(dev.index, pasid, status, tag, true)),
+    k.fn.iommu_queue_command(t, unitOf(env, dev), k.fn.build_complete_ppr(dev.index, pasid, status, tag, true)),
   );
   k.fns.define('iommu_handle_ppr_entry', C66, function* (t, raw) {
     const dev = env.units.flatMap((u) => u.unit.devices).find((d) => d.index === raw.devid) as DeviceInfo;

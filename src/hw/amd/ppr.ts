@@ -16,7 +16,6 @@ import type { Kernel, KGen } from '../../kernel/kernel.js';
 import type { UnitDriver } from '../queue.js';
 import { PAGE_SHIFT, PPR_FLAG_GN, PPR_FLAG_WRITE, PPR_REQ_FAULT, PPR_TAG_LAST } from './amd_iommu_types.js';
 import type { AmdIommu, PprEntry } from './hw.js';
-import { build_complete_ppr } from './iommu.js';
 import { amdEra, defineV2Faults } from './iommu_v2.js';
 
 const P = 'drivers/iommu/amd/ppr.c';
@@ -68,7 +67,7 @@ function defineFunctions(k: Kernel, devices: readonly DeviceInfo[]): void {
     if (err < 0 && evt.last) yield* k.call(t, 'iopf_error_response', k.fn.amd_iommu_page_response(t, dev, pasid, evt.grpid, RESP_INVALID));
   });
   k.fns.define('amd_iommu_page_response', 'drivers/iommu/amd/iommu.c', (t, dev, pasid, grp, code) =>
-    k.fn.iommu_queue_command(t, unitOfDev(dev), build_complete_ppr(dev.index, pasid, code, grp, true)),
+    k.fn.iommu_queue_command(t, unitOfDev(dev), k.fn.build_complete_ppr(dev.index, pasid, code, grp, true)),
   );
   k.fns.define('amd_iommu_restart_ppr_log', 'drivers/iommu/amd/init.c', function* (t, iommu) {
     const u = iommu.unit as AmdIommu;

@@ -27,6 +27,7 @@ import { drainPrq, defineUnitDriver, iopfForDomainRemove, iopfSetDevPasid, type 
 import { ARM_SMMU_V3_COST_TABLE } from './costs.js';
 import type { Vendor } from '../vendor.js';
 import {
+  arm_smmu_cmdq_build_cmd,
   ARM_SMMU_CD,
   CD_MAIR,
   CD_WORDS,
@@ -106,6 +107,8 @@ declare module '../../kernel/kfunc.js' {
   interface KernelFunctions {
     /** Queue cmds (and a CMD_SYNC when `sync`) on SMMU `smmu`'s command queue; with a sync, poll until it completes. */
     arm_smmu_cmdq_issue_cmdlist(t: KTask, smmu: number, cmds: readonly CmdqEnt[], sync: boolean): KGen;
+    /** An arm_smmu_cmdq_ent encoded as the command queue's entry: its four words (pure). */
+    arm_smmu_cmdq_build_cmd(ent: CmdqEnt): [number, number, number, number];
     arm_smmu_sync_cd(t: KTask, dev: DeviceInfo, ssid: number, leaf: boolean): KGen;
     arm_smmu_write_entry(t: KTask, writer: EntryWriter, entry: number, target: readonly number[]): KGen;
     arm_smmu_write_cd_entry(t: KTask, dev: DeviceInfo, ssid: number, cdptr: number, target: readonly number[]): KGen;
@@ -263,6 +266,7 @@ function label(cmds: readonly CmdqEnt[], sync: boolean): string {
 /** arm_smmu_cmdq_issue_cmdlist, in batches that fit the queue with their CMD_SYNC (arm_smmu_cmdq_batch_add). */
 function defineCmdq(env: DriverEnv): void {
   const k = env.k;
+  k.fns.defineSync('arm_smmu_cmdq_build_cmd', C, arm_smmu_cmdq_build_cmd);
   k.fns.define('arm_smmu_cmdq_issue_cmdlist', C, function* (t, smmu, cmds, sync) {
     const { drv, u } = smmuOf(env, smmu);
     const room = u.opts.queueDepth - 1;

@@ -65,7 +65,6 @@ import {
   STRTAB_STE_1_EATS_TRANS,
   STRTAB_STE_1_S1DSS_SSID0,
   STRTAB_STE_1_S1DSS_TERMINATE,
-  arm_smmu_cmdq_build_cmd,
   decodeCmd,
   steCfg,
   steS1cdmax,
@@ -296,7 +295,8 @@ export class ArmSmmuUnit extends IommuUnit {
     const all: CmdqEnt[] = sync ? [...cmds, { opcode: CMDQ_OP_CMD_SYNC, seq }] : [...cmds];
     for (const c of all) {
       const at = element(CMDQ_ENT, this.abs(this.cmdqOff), prod % this.opts.queueDepth);
-      const [a, b, cc, d] = arm_smmu_cmdq_build_cmd(c);
+      // The driver's encoding, by name (a patch may replace it): what the hardware reads back is what it wrote.
+      const [a, b, cc, d] = this.kernel.fn.arm_smmu_cmdq_build_cmd(c);
       this.ce.q0lo.set(at, a);
       this.ce.q0hi.set(at, b);
       this.ce.q1lo.set(at, cc);

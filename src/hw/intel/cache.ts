@@ -18,6 +18,9 @@ declare module '../../kernel/kfunc.js' {
     cache_tag_flush_range(t: KTask, dev: DeviceInfo, pasid: number, start: number, end: number): KGen;
     /** model: in pages; the kernel returns the address and writes *_pages and *_mask. */
     calculate_psi_aligned_address(start: number, end: number): PsiAligned;
+    /** iommu.h's descriptor builders (pure: the qi_desc they fill is their result), in pages. */
+    qi_desc_piotlb(did: number, pasid: number, vpn: number, npages: number): QiDesc;
+    qi_desc_dev_iotlb_pasid(sid: number, pfsid: number, pasid: number, qdep: number, vpn: number, sizeOrder: number): QiDesc;
   }
 }
 
@@ -45,6 +48,8 @@ export function calculatePsiAligned(start: number, end: number): PsiAligned {
 export function defineIntelCache(env: DriverEnv): void {
   const k = env.k;
   k.fns.defineSync('calculate_psi_aligned_address', 'drivers/iommu/intel/cache.c', calculatePsiAligned);
+  k.fns.defineSync('qi_desc_piotlb', 'drivers/iommu/intel/iommu.h', qi_desc_piotlb);
+  k.fns.defineSync('qi_desc_dev_iotlb_pasid', 'drivers/iommu/intel/iommu.h', qi_desc_dev_iotlb_pasid);
   k.fns.define('cache_tag_flush_range', 'drivers/iommu/intel/cache.c', function* (t, dev, pasid, start, end) {
     const u = vtdOf(env, dev.iommu).unit;
     const p = u.pasidEntryPtr(dev.index, pasid);
@@ -52,8 +57,8 @@ export function defineIntelCache(env: DriverEnv): void {
     const all = start < 0;
     const { vpn, pages, mask } = all ? { vpn: 0, pages: -1, mask: MAX_AGAW_PFN_WIDTH } : k.fn.calculate_psi_aligned_address(start, end);
     const sid = pciSid(dev.name);
-    const batch: QiDesc[] = [qi_desc_piotlb(did, pasid, vpn, pages)];
-    if (dev.caps.ats) batch.push(qi_desc_dev_iotlb_pasid(sid, sid, pasid, 0, vpn, mask));
+    const batch: QiDesc[] = [k.fn.qi_desc_piotlb(did, pasid, vpn, pages)];
+    if (dev.caps.ats) batch.push(k.fn.qi_desc_dev_iotlb_pasid(sid, sid, pasid, 0, vpn, mask));
     yield* k.fn.qi_submit_sync(t, dev.iommu, batch, 0);
   });
 }
