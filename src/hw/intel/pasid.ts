@@ -33,7 +33,7 @@ import {
   pdeFor,
   pgdAddress,
 } from './pasid-entry.js';
-import { qi_desc_dev_iotlb_pasid, qi_desc_pc, qi_desc_piotlb } from './qi.js';
+import { qi_desc_pc } from './qi.js';
 import { pciSid } from './hw.js';
 
 /** A planted bug of the replace path (the torn-entry oracle's negative control). */
@@ -175,13 +175,13 @@ export function defineIntelPasid(env: DriverEnv, bug: string): void {
     yield* k.fn.qi_submit_sync(t, iommu, [qi_desc_pc(did, pasid)], 0);
   });
   k.fns.define('qi_flush_piotlb', 'drivers/iommu/intel/dmar.c', function* (t, iommu, did, pasid, vpn, npages) {
-    yield* k.fn.qi_submit_sync(t, iommu, [qi_desc_piotlb(did, pasid, vpn, npages)], 0);
+    yield* k.fn.qi_submit_sync(t, iommu, [k.fn.qi_desc_piotlb(did, pasid, vpn, npages)], 0);
   });
   k.fns.define('devtlb_invalidation_with_pasid', 'drivers/iommu/intel/pasid.c', function* (t, dev, pasid) {
     if (!dev.caps.ats) return;
     const sid = pciSid(dev.name);
     // The whole address space: addr 0, size order 64 - VTD_PAGE_SHIFT.
-    yield* k.fn.qi_submit_sync(t, dev.iommu, [qi_desc_dev_iotlb_pasid(sid, sid, pasid, 0, 0, 64 - 12)], 0);
+    yield* k.fn.qi_submit_sync(t, dev.iommu, [k.fn.qi_desc_dev_iotlb_pasid(sid, sid, pasid, 0, 0, 64 - 12)], 0);
   });
   k.fns.definePlanted('intel_pasid_replace_first_level', 'drivers/iommu/intel/pasid.c', bug, {
     // The entry is never rewritten while present: tear it down (clear, flush), then set it up again, P last. DMA
