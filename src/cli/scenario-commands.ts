@@ -51,7 +51,7 @@ A deterministic hazard is a buggy variant whose every schedule shows its finding
 interleaving (\`races\` gives the fraction of schedules that show it).`;
 
 function printVerdict(tag: string, lines: readonly string[], ok: boolean): void {
-  for (const l of lines) console.log(`${tag}: ${l}`);
+  for (const l of lines) for (const w of wrapStatus(tag, '', l.split(' '))) console.log(w);
   console.log(`${tag}: ${ok ? 'SUCCESS' : 'FAILURE'}`);
 }
 
@@ -220,9 +220,10 @@ export function registerScenarioCommands(program: Command): void {
       } else {
         console.log(`explore: ${s.name}: ${out.executions} schedules from seed ${flags.seed ?? s.explore.seed} in ${(out.elapsedMs / 1000).toFixed(1)} s (${rate}/s), stopped by ${out.stoppedBy}`);
         const pasid = Object.entries(out.coverage.pasid).map(([k, n]) => `${k} ${n}`).join(', ');
-        console.log(`explore: coverage: ${out.coverage.triples.length} (actor, state, event) triples, ${out.coverage.lockChains.length} lock chains; PASID transitions: ${pasid || 'none'}`);
+        const coverage = `${out.coverage.triples.length} (actor, state, event) triples, ${out.coverage.lockChains.length} lock chains; PASID transitions: ${pasid || 'none'}`;
+        for (const l of wrapStatus('explore', 'coverage:', coverage.split(' '))) console.log(l);
         const states = Object.entries(statesByKind(out.coverage.triples)).map(([kind, st]) => `${kind} ${st.length} (${st.join(', ')})`);
-        console.log(`explore: states: ${states.join('; ') || 'none'}`);
+        for (const l of wrapStatus('explore', 'states:', (states.join('; ') || 'none').split(' '))) console.log(l);
         if (first) {
           for (const f of first.findings) console.log(`\n${f.text}\n`);
           // A run that stopped at its finding leaves processes unfinished: the check's problems decide (and are

@@ -40,12 +40,13 @@ export function hostLine(h: Host = host()): string {
 }
 
 /**
- * `words` after `head`, as lines of at most `width` columns: the first starts with `tag: head`, the next ones
- * with `tag:` and an indent. A word wider than a line gets a line of its own rather than being cut.
+ * `words` after `head`, as lines of at most `width` columns: the first starts with `tag: head` (`tag:` for an
+ * empty head), the next ones with `tag:` and an indent. A word wider than a line gets a line of its own rather
+ * than being cut.
  */
 export function wrapStatus(tag: string, head: string, words: readonly string[], width = STATUS_WIDTH): string[] {
   const lines: string[] = [];
-  let line = `${tag}: ${head}`;
+  let line = head === '' ? `${tag}:` : `${tag}: ${head}`;
   const indent = `${tag}:   `;
   for (const w of words) {
     const next = line === indent ? `${line}${w}` : `${line} ${w}`;
