@@ -69,7 +69,8 @@ export function parameterWords(workload: string, params: Readonly<Record<string,
   const defaults = new Map<string, unknown>(preset ? Object.entries(preset) : []);
   const entries = Object.entries(params);
   const shown = verbose || !preset ? entries : entries.filter(([k, v]) => !defaults.has(k) || String(defaults.get(k)) !== String(v));
-  return { words: shown.map(([k, v]) => `${k}=${String(v)}`), all: entries.length };
+  // An empty value (no script steps, no patch) says so rather than ending its word in a bare `=`.
+  return { words: shown.map(([k, v]) => `${k}=${v === '' ? '(empty)' : String(v)}`), all: entries.length };
 }
 
 /** A run's header: runtime, where it ran, and its parameters (those that differ from the defaults unless verbose). */
