@@ -51,7 +51,7 @@ A deterministic hazard is a buggy variant whose every schedule shows its finding
 interleaving (\`races\` gives the fraction of schedules that show it).`;
 
 function printVerdict(tag: string, lines: readonly string[], ok: boolean): void {
-  for (const l of lines) for (const w of wrapStatus(tag, '', l.split(' '))) console.log(w);
+  for (const l of lines) console.log(`${tag}: ${l}`);
   console.log(`${tag}: ${ok ? 'SUCCESS' : 'FAILURE'}`);
 }
 
