@@ -276,7 +276,7 @@ export async function racesCommand(files: readonly string[], flags: RacesFlags):
   for (const { name, s } of scripts) {
     for (const fixed of s.fix ? [false, true] : [false]) {
       if (stop.signal.aborted) break;
-      show?.running(`${name} (${fixed ? 'fix' : s.fix ? 'bug' : 'as written'}), ${rows.length + 1}/${variants}`);
+      show?.running(`[${rows.length + 1}/${variants}] ${name} (${fixed ? 'fix' : s.fix ? 'bug' : 'as written'})`);
       const row = await raceRow(name, s, fixed, stop.signal);
       if (stop.signal.aborted) break;
       rows.push(row);
