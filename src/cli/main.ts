@@ -697,7 +697,8 @@ async function matrix(
     bar.stop();
   }
   const written = flags.out !== undefined && writeMatrix(m, flags.out);
-  if (flags.json) printJson(m);
+  // The report says which Node made it (`node`), and is what --out writes to matrix.json, byte for byte.
+  if (flags.json) process.stdout.write(`${JSON.stringify(m)}\n`);
   else {
     printMatrix(m);
     if (written) console.log(`matrix: written to ${flags.out}/matrix.json and ${flags.out}/matrix.md`);

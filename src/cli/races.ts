@@ -292,18 +292,23 @@ export async function racesCommand(files: readonly string[], flags: RacesFlags):
     const out: RacesJson = { host: host(), ok, interrupted: stop.received ?? null, races: rows, stress };
     process.stdout.write(`${JSON.stringify(out)}\n`);
   } else {
-    const legend = 'those showing the expected finding (a variant expecting none: those with any) of those run; `all`: a deterministic hazard, shown on every schedule — a race shows on some';
-    const lines = [...wrapStatus('races', 'schedules:', legend.split(' ')), ...wrapStatus('races', 'states covered:', statesLine(rows).split(' '))];
-    if (stress) {
-      const failing = `${stress.failing} failing${stress.verdict.length > 0 ? `: ${stress.verdict.join('; ')}` : ''}`;
-      lines.push(...wrapStatus('stress', `${counted(stress.runs, 'threaded run')} of a mixed topology (vtd, amd, smmuv3), ${stress.dmas} DMAs,`, failing.split(' ')));
-    }
-    for (const l of lines) console.log(l);
+    for (const l of summaryLines(rows, stress)) console.log(l);
     console.log(ok ? (stop.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE');
   }
   stop.dispose();
   stop.exitIfStopped('races', `the table above has the ${counted(rows.length, 'run')} that finished`);
   if (!ok) throw new Exit(1);
+}
+
+/** What follows the table: the legend of its schedules column, the states covered, the stress run's line. */
+function summaryLines(rows: readonly RaceRow[], stress: RacesStress | null): string[] {
+  const legend = 'those showing the expected finding (a variant expecting none: those with any) of those run; `all`: a deterministic hazard, shown on every schedule — a race shows on some';
+  const lines = [...wrapStatus('races', 'schedules:', legend.split(' ')), ...wrapStatus('races', 'states covered:', statesLine(rows).split(' '))];
+  if (stress) {
+    const failing = `${stress.failing} failing${stress.verdict.length > 0 ? `: ${stress.verdict.join('; ')}` : ''}`;
+    lines.push(...wrapStatus('stress', `${counted(stress.runs, 'threaded run')} of a mixed topology (vtd, amd, smmuv3), ${stress.dmas} DMAs,`, failing.split(' ')));
+  }
+  return lines;
 }
 
 /** The rows on stdout as they come; on a terminal, what runs now on stderr, erased before the next row. */
