@@ -12,3 +12,5 @@ export type { ExploreOptions, ExploreOutcome } from './scenario/explore.js';
 export { replay, run, Schedule } from './runtime/run.js';
 export type { ReplayOutcome, RunOptions, RunOutcome } from './runtime/run.js';
 export type { ExtensionContext, CoreStepName } from './workloads/extension.js';
+export { hostSchema, raceRowSchema, racesJsonSchema } from './cli/races.js';
+export type { RaceRow, RacesJson } from './cli/races.js';

@@ -28,6 +28,7 @@ import { replayAdvice } from './replay-advice.js';
 import { loadSchedule } from './schedule-file.js';
 import { type ShrinkOutcome, shrinkOnWorker } from './shrink-run.js';
 import { registerScenarioCommands } from './scenario-commands.js';
+import { counterWords, host, hostLine, runHeader, verdictLines, wrapStatus } from './status.js';
 import { STATUS_FORMS, type StatusInterval, statusIntervalArg, stressRuns } from './stress.js';
 import { progress } from './progress.js';
 import { DEFAULT_WINDOW, raceReportHtml } from '../report/html.js';
@@ -52,9 +53,10 @@ const program = new Command('iommu-sim')
       `stop model code (a task between two scheduling points, a patch or scenario module loading) that runs this long in host time without reaching a scheduling point, with a report naming the task, its last point and the patched function it is in if any (exit 1; 2 for input that spins while it loads); ${DURATION_FORMS}; 0 turns it off (default: ${DEFAULT_WATCHDOG_SECONDS}s)`,
     ).argParser(durationArg({ allowZero: true })),
   )
-  .hook('preAction', (cmd) => {
+  .hook('preAction', (cmd, action) => {
     const ms = (cmd.opts() as { watchdog?: number }).watchdog;
     startWatchdog(ms === undefined ? DEFAULT_WATCHDOG_SECONDS : ms / 1000);
+    announce(action);
   })
   .addHelpText(
     'afterAll',
@@ -71,6 +73,16 @@ recorded); "deterministic" runs everything on one thread under a seeded schedule
 replays recordings exactly.`,
   );
 
+/**
+ * Every command's first line says which iommu-sim and which Node run it: on stdout before a report, on stderr
+ * where stdout is the data (`trace`); `--json` has it as its `host` field instead.
+ */
+function announce(action: Command): void {
+  if ((action.opts() as { json?: boolean }).json) return;
+  if (action.name() === 'trace') console.error(hostLine());
+  else console.log(hostLine());
+}
+
 /** Flags every workload command shares: where and how the run happens. */
 interface RunFlags {
   runtime: 'threaded' | 'deterministic';
@@ -83,6 +95,7 @@ interface RunFlags {
   keepGoing?: boolean;
   record?: string;
   json?: boolean;
+  verbose?: boolean;
   maxSteps?: number;
 }
 
@@ -110,6 +123,7 @@ function runOptions(cmd: Command): Command {
     .option('--keep-going', 'collect every finding instead of stopping the run at the first')
     .option('--record <file>', 'write the schedule of the run (or of the failing execution) to <file>')
     .option('--json', 'print one JSON object on stdout instead of the report')
+    .option('-v, --verbose', 'list every parameter in the header and every counter in the verdict line (by default: those that differ from the defaults, those that are not 0)')
     .addOption(
       new Option('--max-steps <n>', 'stop a run that takes more steps (a loop that never ends), naming the task it loops in (default: 50 000 000 deterministic, none threaded)').argParser(
         intArg(1),
@@ -163,10 +177,10 @@ async function runWorkload(tag: string, name: string, params: Record<string, Wir
   if (flags.json) {
     printJson({ ...summary(result), executions: result.executions, explored: result.explored, record: recorded ? flags.record : null, interrupted: stop?.received ?? null });
   } else {
-    printReport(tag, result, ok);
+    printReport(tag, result, ok, flags.verbose ?? false);
     if (flags.runtime === 'deterministic') console.log(`${tag}: ${result.explored}`);
     if (recorded && flags.record) console.log(`${tag}: schedule written to ${flags.record}; ${replayAdvice(flags.record, result.schedule)}`);
-    console.log(`${tag}: ${ok ? (stop?.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE'} ${counters(result)}`);
+    printLines(verdictLines(tag, ok ? (stop?.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE', result, flags.verbose ?? false));
   }
   stop?.exitIfStopped(tag, `the summary above covers the ${counted(result.executions, 'execution')} that finished`);
   if (!ok) throw new Exit(1);
@@ -315,11 +329,12 @@ async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise
   if (flags.json) {
     printJson({ ok: out.ok, runs: out.runs, seconds: out.seconds, events: out.events, eventsPerSecond: out.eventsPerSecond, cut: out.cut, counters: out.totals, perSecond: out.perSecond, findings: failed?.findings ?? [], record: out.saved[0] ?? null, interrupted: stop.received ?? null });
   } else {
-    if (failed) printReport('sva', failed, false);
+    const verbose = flags.verbose ?? false;
+    if (failed) printReport('sva', failed, false, verbose);
     console.log(`sva: ${counted(out.runs, 'threaded run')} in ${out.seconds.toFixed(1)} s (placement ${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''}), ${out.events} model events (${out.eventsPerSecond}/s)`);
     if (out.cut) console.log(`sva: the budget ended during run ${out.cut.run}: stopped at step ${out.cut.atStep}, ${counted(out.cut.steps - out.cut.atStep, 'step')} after the stop (${counted(out.cut.workers, 'worker')}, a point each at most)`);
-    console.log(`sva: totals ${Object.entries(out.totals).map(([k, v]) => `${k}=${v}`).join(' ')}`);
-    console.log(`sva: per second ${Object.entries(out.perSecond).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
+    printLines(wrapStatus('sva', 'totals', counterWords(out.totals, verbose)));
+    printLines(wrapStatus('sva', 'per second', counterWords(out.perSecond, verbose, '/s')));
     for (const f of out.saved) console.log(`sva: schedule of a failing run written to ${f}; ${replayAdvice(f, loadSchedule(f))}`);
     // A failing run's report is above; without one, the verdict says why (e.g. no run ended within the budget).
     if (!out.ok && !failed) for (const l of out.verdict.lines) console.log(`sva: ${l}`);
@@ -398,6 +413,7 @@ program
   )
   .argument('<schedule>', 'a schedule file written by --record (run, explore, stress, shrink, sva, domains, ioasid, selftest)')
   .option('--json', 'print one JSON object on stdout')
+  .option('-v, --verbose', 'list every parameter in the header and every counter in the verdict line')
   .addHelpText(
     'after',
     `
@@ -408,7 +424,7 @@ Exit status:
   3  diverged: the replay could not take a recorded step, or took them all and ended otherwise (another trace
      hash or outcome); the step, the step expected and the steps enabled are named`,
   )
-  .action((file: string, flags: { json?: boolean }) => {
+  .action((file: string, flags: { json?: boolean; verbose?: boolean }) => {
     const schedule = loadSchedule(file);
     let r: ReplayOutcome;
     try {
@@ -427,12 +443,12 @@ Exit status:
     if (flags.json) {
       printJson({ ...summary(r), status: r.matches ? 'reproduced' : 'diverged', recordedHash: r.recordedHash, matches: r.matches, mismatch: r.mismatch ?? null, recordedRuntime: schedule.meta.runtime });
     } else {
-      printReport('replay', r, ok);
+      printReport('replay', r, ok, flags.verbose ?? false);
       console.log(
         `replay: recorded by the ${schedule.meta.runtime} runtime with trace hash ${r.recordedHash}; ` +
           (r.matches ? 'reproduced exactly' : `DIVERGED: ${r.mismatch}`),
       );
-      console.log(`replay: ${r.matches ? (ok ? 'SUCCESS' : 'FAILURE') : 'DIVERGED'} ${counters(r)}`);
+      printLines(verdictLines('replay', r.matches ? (ok ? 'SUCCESS' : 'FAILURE') : 'DIVERGED', r, flags.verbose ?? false));
     }
     if (!r.matches) throw new Exit(EXIT_DIVERGED);
     if (!ok) throw new Exit(1);
@@ -703,7 +719,8 @@ async function matrix(
     bar.stop();
   }
   const written = flags.out !== undefined && writeMatrix(m, flags.out);
-  if (flags.json) printJson(m);
+  // The report says which Node made it (`node`), and is what --out writes to matrix.json, byte for byte.
+  if (flags.json) process.stdout.write(`${JSON.stringify(m)}\n`);
   else {
     printMatrix(m);
     if (written) console.log(`matrix: written to ${flags.out}/matrix.json and ${flags.out}/matrix.md`);
@@ -735,15 +752,12 @@ function summary(r: RunResult): Record<string, unknown> {
   };
 }
 
-function counters(r: RunResult): string {
-  const c = Object.entries(r.check.counters).map(([k, v]) => `${k}=${v}`);
-  return [`steps=${r.steps}`, ...c, `steps/s=${Math.round((r.steps / Math.max(1, r.elapsedMs)) * 1000)}`].join(' ');
+function printLines(lines: readonly string[]): void {
+  for (const l of lines) console.log(l);
 }
 
-function printReport(tag: string, r: RunResult, ok: boolean): void {
-  const where = r.runtime === 'threaded' ? `placement=${r.placement} workers=${r.workers}` : `strategy=${r.strategy}`;
-  const params = Object.entries(r.workload.params).map(([k, v]) => `${k}=${String(v)}`).join(' ');
-  console.log(`${tag}: runtime=${r.runtime} ${where} ${params}`);
+function printReport(tag: string, r: RunResult, ok: boolean, verbose: boolean): void {
+  printLines(runHeader(tag, r, verbose));
   console.log(`${tag}: ${accountingLine(r.accounting)}`);
   console.log(`${tag}: trace hash ${r.traceHash} (${r.steps} steps)`);
   for (const n of r.check.notes ?? []) console.log(`${tag}: ${n}`);
@@ -751,8 +765,9 @@ function printReport(tag: string, r: RunResult, ok: boolean): void {
   for (const f of r.findings) console.log(`\n${f.text}\n`);
 }
 
-function printJson(v: unknown): void {
-  process.stdout.write(`${JSON.stringify(v)}\n`);
+/** One JSON object on stdout, saying what ran it (`host`) first. */
+function printJson(v: object): void {
+  process.stdout.write(`${JSON.stringify({ host: host(), ...v })}\n`);
 }
 
 registerScenarioCommands(program);

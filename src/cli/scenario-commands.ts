@@ -3,15 +3,12 @@
 // script with the policy that shows the bug and the one that fixes it, then a short stress run: what
 // `npm start` does.
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import { type Command, Option } from 'commander';
-import { expectationFor, type Tally, Tallier } from '../scenario/expect.js';
-import { type JudgedRun, observed, runJudged } from '../scenario/judged.js';
+import { expectationFor, type Tally } from '../scenario/expect.js';
+import { type JudgedRun, runJudged } from '../scenario/judged.js';
 import { exploreScenario } from '../scenario/explore.js';
 import { statesByKind } from '../scenario/coverage.js';
 import { loadScenarioFile, scenarioParams } from '../scenario/load.js';
-import { PACKAGE_ROOT } from '../runtime/paths.js';
-import { run } from '../runtime/run.js';
 import { Schedule } from '../runtime/schedule.js';
 import { MAX_WORKERS } from '../runtime/threaded.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
@@ -20,7 +17,8 @@ import { counted, interrupts } from './interrupt.js';
 import { DURATION_FORMS, durationArg, intArg } from './options.js';
 import { checkOutputFile, writeOutput } from './output.js';
 import { progress } from './progress.js';
-import { policyWords, type RaceRow, raceFiles, raceRow, racesTable, statesLine } from './races.js';
+import { type RacesFlags, racesCommand, variantWords } from './races.js';
+import { host, wrapStatus } from './status.js';
 import { replayAdvice } from './replay-advice.js';
 import { loadSchedule } from './schedule-file.js';
 import { STATUS_FORMS, type StatusInterval, statusIntervalArg, stressRuns } from './stress.js';
@@ -108,6 +106,7 @@ export function registerScenarioCommands(program: Command): void {
       if (flags.json) {
         process.stdout.write(
           `${JSON.stringify({
+            host: host(),
             ok: v.ok,
             scenario: s.name,
             fixed,
@@ -125,8 +124,11 @@ export function registerScenarioCommands(program: Command): void {
           })}\n`,
         );
       } else {
-        console.log(`run: ${s.name}${s.seed ? ` (seed ${s.seed})` : ''}: ${s.title}`);
-        console.log(`run: model ${s.model}, ${fixed ? 'fixed' : 'as written'}: ${policyWords(s, fixed) || 'the default policies'}`);
+        for (const l of wrapStatus('run', `${s.name}${s.seed ? ` (seed ${s.seed})` : ''}:`, s.title.split(' '))) console.log(l);
+        const w = variantWords(s, fixed);
+        const policies = w.policies.length > 0 ? w.policies : ['the', 'default', 'policies'];
+        const words = w.faults.length > 0 ? [...policies.slice(0, -1), `${policies.at(-1)};`, 'faults:', ...w.faults] : policies;
+        for (const l of wrapStatus('run', `model ${s.model}, ${fixed ? 'fixed' : 'as written'}:`, words)) console.log(l);
         for (const f of r.findings) console.log(`\n${f.text}\n`);
         for (const t of j.threaded) console.log(`run: threaded run seed ${t.seed}: trace hash ${t.traceHash}${t.kind ? ` (${t.kind}: ${t.class})` : ''}`);
         console.log(`run: ${r.explored}; reported: seed ${r.seed}, trace hash ${r.traceHash}`);
@@ -193,6 +195,7 @@ export function registerScenarioCommands(program: Command): void {
       if (flags.json) {
         process.stdout.write(
           `${JSON.stringify({
+            host: host(),
             ok: v.ok && out.executions > 0,
             scenario: s.name,
             fixed,
@@ -218,9 +221,10 @@ export function registerScenarioCommands(program: Command): void {
       } else {
         console.log(`explore: ${s.name}: ${out.executions} schedules from seed ${flags.seed ?? s.explore.seed} in ${(out.elapsedMs / 1000).toFixed(1)} s (${rate}/s), stopped by ${out.stoppedBy}`);
         const pasid = Object.entries(out.coverage.pasid).map(([k, n]) => `${k} ${n}`).join(', ');
-        console.log(`explore: coverage: ${out.coverage.triples.length} (actor, state, event) triples, ${out.coverage.lockChains.length} lock chains; PASID transitions: ${pasid || 'none'}`);
+        const coverage = `${out.coverage.triples.length} (actor, state, event) triples, ${out.coverage.lockChains.length} lock chains; PASID transitions: ${pasid || 'none'}`;
+        for (const l of wrapStatus('explore', 'coverage:', coverage.split(' '))) console.log(l);
         const states = Object.entries(statesByKind(out.coverage.triples)).map(([kind, st]) => `${kind} ${st.length} (${st.join(', ')})`);
-        console.log(`explore: states: ${states.join('; ') || 'none'}`);
+        for (const l of wrapStatus('explore', 'states:', (states.join('; ') || 'none').split(' '))) console.log(l);
         if (first) {
           for (const f of first.findings) console.log(`\n${f.text}\n`);
           // A run that stopped at its finding leaves processes unfinished: the check's problems decide (and are
@@ -293,7 +297,8 @@ export function registerScenarioCommands(program: Command): void {
       }
       if (flags.json) {
         process.stdout.write(
-          `${JSON.stringify({ ok: out.ok, scenario: s.name, verdict: out.verdict.lines, runs: out.runs, seconds: out.seconds, events: out.events, eventsPerSecond: out.eventsPerSecond, cut: out.cut, counters: out.totals, perSecond: out.perSecond, findings: out.failures.flatMap((r) => r.findings), saved: out.saved })}\n`,
+          `${JSON.stringify({ host: host(), ok: out.ok, scenario: s.name, verdict: out.verdict.lines, runs: out.runs, seconds: out.seconds, events: out.events, eventsPerSecond: out.eventsPerSecond, cut: out.cut, counters: out.totals, perSecond: out.perSecond, findings: out.failures.flatMap((r) => r.findings), saved: out.saved })}
+`,
         );
       } else {
         for (const r of out.failures.slice(0, 1)) for (const f of r.findings) console.log(`\n${f.text}\n`);
@@ -312,76 +317,20 @@ export function registerScenarioCommands(program: Command): void {
     .command('races')
     .description('Run every race script in races/ with the policy that shows its bug and with the one that fixes it, the fault-injection scenarios in scenarios/ as written, each over its whole budget (explore.runs) and judged as `run` judges it, then a short stress run; a table (a deterministic hazard shows its finding on every schedule, a race on the fraction given), then SUCCESS or FAILURE (npm start).')
     .addOption(new Option('--stress <duration>', `length of the stress run (${DURATION_FORMS}; 0: none)`).argParser(durationArg({ allowZero: true })).default(5000, '5s'))
-    .option('--json', 'print one JSON object')
-    .action(async (flags: { stress: number; json?: boolean }) => {
-      const rows: RaceRow[] = [];
-      const stop = interrupts();
-      for (const f of raceFiles()) {
-        if (stop.signal.aborted) break;
-        const s = await loadScenarioFile(join(PACKAGE_ROOT, f));
-        for (const fixed of s.fix ? [false, true] : [false]) {
-          const row = await raceRow(f, s, fixed, stop.signal);
-          if (stop.signal.aborted) break;
-          rows.push(row);
-          if (!flags.json) process.stderr.write(`races: ${f} (${row.variant}): ${row.ok ? 'ok' : 'FAILED'}\n`);
-        }
-      }
-      let ok = rows.every((r) => r.ok);
-      const stress = flags.stress > 0 && !stop.signal.aborted ? await racesStress(flags.stress, stop.signal) : null;
-      if (stress) ok &&= stress.ok;
-      if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ ok, races: rows, stress })}\n`);
-      } else {
-        console.log(racesTable(rows));
-        console.log('races: schedules: those showing the expected finding (a variant expecting none: those with any) of those run; `all`: a deterministic hazard, shown on every schedule — a race shows on some');
-        console.log(`races: states covered: ${statesLine(rows)}`);
-        if (stress) console.log(`stress: ${stress.runs} threaded runs of a mixed topology (vtd, amd, smmuv3), ${stress.dmas} DMAs, ${stress.failing} failing${stress.verdict.length > 0 ? `: ${stress.verdict.join('; ')}` : ''}`);
-        console.log(ok ? (stop.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE');
-      }
-      stop.dispose();
-      stop.exitIfStopped('races', `the table above has the ${counted(rows.length, 'run')} that finished`);
-      if (!ok) throw new Exit(1);
+    .argument('[files...]', 'race scripts or scenarios to run instead of every file in races/ and scenarios/ (each with its fix too, when it has one)')
+    .option('--json', 'print one JSON object: { host, ok, interrupted, races: [row…], stress } (README "races --json"; the zod schema racesJsonSchema, exported by the package)')
+    .addHelpText(
+      'after',
+      `
+The table has a row per variant, printed as the variant finishes: race (the file's name), seed (the thread it
+comes from), variant (bug, fix, or as-is), finding (the reported schedule's first finding, kind: title),
+schedules (those showing the expected finding of those run, or with any finding for a variant expecting none;
+\`all\`: a deterministic hazard), verdict (ok or FAILED). Long cells wrap within their column, 120 columns in all;
+--json carries every field whole (the finding's whole report too) and typed.`,
+    )
+    .action(async (files: string[], flags: RacesFlags) => {
+      await racesCommand(files, flags);
     });
-}
-
-/** The short threaded stress run of `races`: a mixed topology, judged as a scenario expecting no finding. */
-async function racesStress(ms: number, signal: AbortSignal): Promise<{ ok: boolean; runs: number; dmas: number; failing: number; verdict: string[] }> {
-  const until = performance.now() + ms;
-  const tally = new Tallier({ findings: [], forbid: 'any', counters: {} });
-  // Past the budget, the run in flight stops at its next scheduling point (src/cli/stress.ts) — once one has
-  // been judged: a stress that judged nothing must not end in SUCCESS.
-  const budget = new AbortController();
-  const poll = (): void => {
-    if (performance.now() >= until && tally.tally().schedules > 0) budget.abort();
-  };
-  let dmas = 0;
-  while (performance.now() < until && !tally.decided && !signal.aborted) {
-    const seed = tally.tally().schedules + 1;
-    const r = await run({
-      workload: { name: 'sva', params: { iommus: 'vtd,amd,smmuv3', devices: 6, processes: 24, script: 'stress', rounds: 2, dmas: 6, seed } },
-      runtime: 'threaded',
-      seed,
-      workers: 2,
-      signal,
-      onProgress: poll,
-      cut: budget.signal,
-    }).catch((err: unknown) => {
-      // Interrupted (src/cli/interrupt.ts): the run in flight is dropped.
-      if (signal.aborted) return undefined;
-      throw err;
-    });
-    if (!r) break;
-    if (r.cut) {
-      // Judged on its findings alone, if it has any: its check would judge a state halfway through.
-      if (r.findings.length > 0) tally.add(seed, { ...observed(r), checkOk: true, problems: [] });
-      break;
-    }
-    dmas += r.check.counters.dmas ?? 0;
-    tally.add(seed, observed(r));
-  }
-  const t = tally.tally();
-  const v = tally.verdict();
-  return { ok: v.ok, runs: t.schedules, dmas, failing: t.fails, verdict: v.ok ? [] : [...v.lines] };
 }
 
 /** 1 → 1st, 2 → 2nd, 13 → 13th. */
