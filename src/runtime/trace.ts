@@ -86,6 +86,17 @@ export class TimeLog {
   }
 }
 
+/**
+ * A happens-before edge of a threaded run: step `from` touched `object` (a shared-memory word; HB_ALL, -1,
+ * for a step that took the coarse fallback lock) before step `to` did. Each object's access order; program
+ * order and messages (sendStep) are in the records themselves.
+ */
+export interface HbEdge {
+  readonly from: number;
+  readonly to: number;
+  readonly object: number;
+}
+
 export class Trace {
   constructor(
     /** REC_INTS ints per record, ordered by step, steps dense from 0. */
@@ -100,10 +111,26 @@ export class Trace {
      * part of the hash: a replay is handed these times, it does not produce them.
      */
     readonly times?: Float64Array,
+    /** Threaded runs: each object's access order as (from, to, object) triples (hb.ts). Not part of the hash. */
+    readonly hbTriples?: Int32Array,
   ) {}
 
   get length(): number {
     return this.records.length / REC_INTS;
+  }
+
+  /** The happens-before edges between steps on one object (threaded recordings and their replays). */
+  get hb(): readonly HbEdge[] {
+    const t = this.hbTriples;
+    if (!t) return [];
+    const out: HbEdge[] = [];
+    for (let o = 0; o + 2 < t.length; o += 3) out.push({ from: t[o] as number, to: t[o + 1] as number, object: t[o + 2] as number });
+    return out;
+  }
+
+  /** The same trace, with the recording's happens-before edges (a replay's trace shows its recording's). */
+  withHb(hb: Int32Array): Trace {
+    return new Trace(this.records, this.actorNames, this.eventNames, this.taskNames, this.times, hb);
   }
 
   record(i: number): TraceRecord {
