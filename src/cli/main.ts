@@ -8,7 +8,7 @@ import '../kernel/workloads.js';
 import '../workloads/index.js';
 import { InputError, ReplayDivergence } from '../runtime/errors.js';
 import { PACKAGE_ROOT } from '../runtime/paths.js';
-import { accountingLine, passed, type RunResult } from '../runtime/result.js';
+import { accountingLine, lockingLine, passed, type RunResult } from '../runtime/result.js';
 import { type ReplayOutcome, replay, run, type RunOutcome } from '../runtime/run.js';
 import { MAX_WORKERS } from '../runtime/threaded.js';
 import { DEFAULT_WATCHDOG_SECONDS, startWatchdog } from '../runtime/watchdog.js';
@@ -307,12 +307,13 @@ async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise
   }
   const failed = out.failures[0];
   if (flags.json) {
-    printJson({ ok: out.ok, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, findings: failed?.findings ?? [], record: out.saved[0] ?? null, interrupted: stop.received ?? null });
+    printJson({ ok: out.ok, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, locking: out.locking, findings: failed?.findings ?? [], record: out.saved[0] ?? null, interrupted: stop.received ?? null });
   } else {
     if (failed) printReport('sva', failed, false);
     console.log(`sva: ${counted(out.runs, 'threaded run')} in ${out.seconds.toFixed(1)} s (placement ${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
     console.log(`sva: totals ${Object.entries(out.totals).map(([k, v]) => `${k}=${v}`).join(' ')}`);
     console.log(`sva: per second ${Object.entries(out.perSecond).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
+    console.log(`sva: ${lockingLine(out.locking)}`);
     for (const f of out.saved) console.log(`sva: schedule of a failing run written to ${f}; ${replayAdvice(f, loadSchedule(f))}`);
     console.log(`sva: ${out.ok ? (stop.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE'}`);
   }

@@ -12,6 +12,7 @@ import { statesByKind } from '../scenario/coverage.js';
 import { loadScenarioFile, scenarioParams } from '../scenario/load.js';
 import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { run } from '../runtime/run.js';
+import { lockingLine } from '../runtime/result.js';
 import { Schedule } from '../runtime/schedule.js';
 import { MAX_WORKERS } from '../runtime/threaded.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
@@ -285,11 +286,12 @@ export function registerScenarioCommands(program: Command): void {
         stop.dispose();
       }
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ ok: out.ok, scenario: s.name, verdict: out.verdict.lines, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, findings: out.failures.flatMap((r) => r.findings), saved: out.saved })}\n`);
+        process.stdout.write(`${JSON.stringify({ ok: out.ok, scenario: s.name, verdict: out.verdict.lines, runs: out.runs, seconds: out.seconds, counters: out.totals, perSecond: out.perSecond, locking: out.locking, findings: out.failures.flatMap((r) => r.findings), saved: out.saved })}\n`);
       } else {
         for (const r of out.failures.slice(0, 1)) for (const f of r.findings) console.log(`\n${f.text}\n`);
         console.log(`stress: ${s.name}: ${counted(out.runs, 'threaded run')} in ${out.seconds.toFixed(1)} s (${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''})`);
         console.log(`stress: per second ${Object.entries(out.perSecond).filter(([, v]) => v !== 0).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
+        console.log(`stress: ${lockingLine(out.locking)}`);
         for (const f of out.saved) console.log(`stress: run with a finding saved to ${f}; ${replayAdvice(f, loadSchedule(f))}`);
         if (stop.received && out.ok) for (const l of [...out.verdict.lines, 'INTERRUPTED']) console.log(`stress: ${l}`);
         else printVerdict('stress', out.verdict.lines, out.ok);

@@ -4,7 +4,7 @@
 // judged by the scenario's expectation (src/scenario/expect.ts, as `run` and `explore` judge a schedule); the
 // stress stops at the first run that decides the verdict unless kept going.
 import type { Wire } from '../runtime/model.js';
-import { type Placement, passed, type RunResult } from '../runtime/result.js';
+import { type LockingCounts, type Placement, passed, type RunResult } from '../runtime/result.js';
 import { run } from '../runtime/run.js';
 import { decides, Tallier, type Verdict } from '../scenario/expect.js';
 import { observed } from '../scenario/judged.js';
@@ -37,6 +37,8 @@ export interface StressOutcome {
   readonly perSecond: Record<string, number>;
   readonly failures: readonly RunResult[];
   readonly saved: readonly string[];
+  /** Locked steps over all runs: per object (lock stripes) and on the coarse fallback lock. */
+  readonly locking: LockingCounts;
 }
 
 export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
@@ -49,6 +51,7 @@ export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
   const tally = new Tallier(e);
   let lost = 0;
   let runs = 0;
+  const locking = { striped: 0, fallback: 0 };
   // At least one run, however short the duration: a stress that ran nothing must not end in SUCCESS.
   while ((runs === 0 || performance.now() < until) && !o.signal?.aborted) {
     const seed = o.seed + runs;
@@ -70,6 +73,8 @@ export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
       throw err;
     }
     runs++;
+    locking.striped += r.locking?.striped ?? 0;
+    locking.fallback += r.locking?.fallback ?? 0;
     for (const [k, v] of Object.entries(r.check.counters)) totals[k] = (totals[k] ?? 0) + v;
     const j = tally.add(seed, observed(r));
     // Messages lost between threads are the runtime's failure, whatever the scenario expects.
@@ -95,5 +100,5 @@ export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
   const perSecond = Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, Math.round(v / seconds)]));
   const judged = tally.verdict();
   const verdict = lost > 0 ? { ok: false, lines: [...judged.lines, `${lost} runs lost messages (sent ≠ delivered + queued)`] } : judged;
-  return { ok: verdict.ok, verdict, runs, seconds, totals, perSecond, failures, saved };
+  return { ok: verdict.ok, verdict, runs, seconds, totals, perSecond, failures, saved, locking };
 }

@@ -53,6 +53,11 @@ export function fallbackShare(l: LockingCounts): number {
   return all === 0 ? 0 : l.fallback / all;
 }
 
+/** `locked steps 1234, 5.0 % on the coarse fallback lock`: how much of a threaded run ran per object. */
+export function lockingLine(l: LockingCounts): string {
+  return `locked steps ${l.striped + l.fallback}, ${(100 * fallbackShare(l)).toFixed(1)} % on the coarse fallback lock`;
+}
+
 /** A run passes when its invariants and its accounting hold and no checker reported anything. */
 export function passed(r: RunResult): boolean {
   return r.check.ok && r.accounting.ok && r.findings.length === 0;
