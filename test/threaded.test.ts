@@ -84,6 +84,8 @@ describe('threaded runtime', () => {
     expect(rp.traceHash).toBe(r.traceHash);
     expect(rp.check.problems).toEqual(r.check.problems);
     expect(rp.trace.hb).toEqual(r.trace.hb);
+    // `trace` shows each step's edges: which step touched the same word just before it.
+    expect(rp.trace.toText()).toMatch(/: (READ|WRITE)_ONCE\(spin_count\) {2}after \d+ on \[\d+\]/);
   });
 
   it('undeclared footprints take the coarse fallback and are counted; with striping off every locked step does', async () => {

@@ -128,6 +128,17 @@ export class Trace {
     return out;
   }
 
+  /** Each step's incoming object edges, as toText shows them. */
+  private hbByHead(): Map<number, string[]> {
+    const m = new Map<number, string[]>();
+    for (const e of this.hb) {
+      const l = m.get(e.to) ?? [];
+      l.push(e.object < 0 ? `after ${e.from} (coarse lock)` : `after ${e.from} on [${e.object}]`);
+      m.set(e.to, l);
+    }
+    return m;
+  }
+
   /** The same trace, with the recording's happens-before edges (a replay's trace shows its recording's). */
   withHb(hb: Int32Array): Trace {
     return new Trace(this.records, this.actorNames, this.eventNames, this.taskNames, this.times, hb);
@@ -160,16 +171,21 @@ export class Trace {
     return this.eventNames.get(h) ?? `event#${(h >>> 0).toString(16)}`;
   }
 
-  /** One line a step: `step actor <- sender event`. */
+  /**
+   * One line a step: `step actor <- sender event`; a threaded recording's steps also say which earlier steps
+   * touched the same objects just before them (`after 12 on [345]`, `after 12 (coarse lock)`).
+   */
   toText(limit = Number.POSITIVE_INFINITY): string {
     const lines: string[] = [];
     const n = Math.min(this.length, limit);
+    const after = this.hbByHead();
     for (let i = 0; i < n; i++) {
       const r = this.record(i);
       const what =
         r.actor === MEM ? `${this.eventName(r.event)} -> old ${r.outcome}` : `${this.eventName(r.event)}`;
       const from = r.sendStep >= 0 ? ` (sent at ${r.sendStep})` : '';
-      lines.push(`${String(r.step).padStart(7)}  ${this.actorName(r.actor)} <- ${this.actorName(r.sender)}: ${what}${from}`);
+      const hb = after.get(i);
+      lines.push(`${String(r.step).padStart(7)}  ${this.actorName(r.actor)} <- ${this.actorName(r.sender)}: ${what}${from}${hb ? `  ${hb.join(', ')}` : ''}`);
     }
     if (n < this.length) lines.push(`... ${this.length - n} more steps`);
     return lines.join('\n');
