@@ -227,6 +227,13 @@ function workerLoop(init: WorkerInit): WorkerReport {
     return n;
   };
   const sharedEvents = new Set(workload.sharedEvents ?? []);
+  /** A step may have written what tasks here or elsewhere wait on: try them again, wake the sleeping workers. */
+  const wrote = (): void => {
+    triedAt = Number.NaN;
+    for (let w = 0; w < peers.length; w++) {
+      if (w !== me && ctl.load(w, WAITING) === 1) peers[w]?.wake();
+    }
+  };
   const deliver = (to: number, from: number, event: ModelEvent, sendStep: number): void => {
     let ticket: number;
     let effects: Effect[];
@@ -240,11 +247,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
         return [t, host.deliver(to, event), at] as const;
       }, true);
       if (keep) objects.push(ticket, HB_ALL);
-      // It may have written what tasks here or elsewhere wait on.
-      triedAt = Number.NaN;
-      for (let w = 0; w < peers.length; w++) {
-        if (w !== me && ctl.load(w, WAITING) === 1) peers[w]?.wake();
-      }
+      wrote();
     } else {
       ticket = ctl.ticket();
       us = clock.begin();
@@ -302,9 +305,20 @@ function workerLoop(init: WorkerInit): WorkerReport {
     for (const owner of timers.dueOwners(now)) {
       const t = timers.earliest(owner);
       if (!t) continue;
-      const ticket = ctl.ticket();
-      const us = clock.begin();
-      const effects = host.fire(t);
+      let ticket: number;
+      let us: number;
+      let effects: Effect[];
+      if (sharedEvents.size > 0) {
+        // The delayed event may be a shared one (as the deterministic runtime assumes): its handler may touch
+        // shared memory it does not declare, so it takes the coarse fallback lock and is ordered by it.
+        [ticket, us, effects] = ctl.sequenced((tk) => [tk, clock.begin(), host.fire(t)] as const, true);
+        if (keep) objects.push(ticket, HB_ALL);
+        wrote();
+      } else {
+        ticket = ctl.ticket();
+        us = clock.begin();
+        effects = host.fire(t);
+      }
       timersFired++;
       if (keep) {
         log.push(ticket, owner, TIMER, -1, names.hash('(timer)'), names.hash(host.stateOf(owner)));
