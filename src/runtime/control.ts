@@ -3,10 +3,18 @@
 // shared model memory" indivisible with respect to the objects the step touches (LEAP, Huang/Liu/Zhang FSE
 // 2010: only steps on the same object are ordered, and each object's order is ticket order), the stop flag,
 // and per-thread counters the main thread reads to detect quiescence. A step whose footprint is not declared
-// takes every stripe (the coarse fallback): it is ordered with every other locked step.
+// takes the coarse lock exclusively (the fallback), which every striped step holds shared: it is ordered
+// with every other locked step.
 
 const TICKET = 0;
-/** (1: the one sequencer lock of before per-object locking; now unused.) */
+/**
+ * The coarse lock, a reader-writer lock: a step on the fallback holds it exclusively (-1), a step on its
+ * objects' stripes holds it shared (the count of such steps), so that a fallback step is atomic with respect
+ * to every other locked step at the cost of one lock, not of every stripe.
+ */
+const COARSE = 1;
+/** Threads sleeping on COARSE: an unlock notifies only when there are some (a notify is not free). */
+const COARSE_WAITERS = 5;
 const STOP = 2;
 /** Bumped by every performed task point: blocked tasks are worth retrying only when it has moved. */
 const VERSION = 3;
@@ -34,7 +42,7 @@ export const IDLE_BLOCKED = 3; // only blocked tasks left: quiescent, but stuck 
 /**
  * Lock stripes: an object (a shared-memory word: lock word, refcount, RCU pointer, xarray slot, struct field)
  * is locked by the stripe its index hashes to. Each stripe's word has a cache line of its own (STRIDE ints),
- * so that workers locking different stripes do not bounce one line. The fallback takes all of them in order.
+ * so that workers locking different stripes do not bounce one line.
  */
 export const STRIPES = 16;
 const STRIDE = 16;
@@ -56,6 +64,7 @@ export class Control {
   /** The stripes of the step in hand, sorted (reused: a step allocates nothing here). */
   private readonly held = new Int32Array(STRIPES);
   private nheld = 0;
+  private coarseHeld = false;
 
   constructor(
     readonly sab: SharedArrayBuffer,
@@ -130,16 +139,18 @@ export class Control {
   }
 
   /**
-   * Lock the stripes of the footprint in ascending order (a fixed order: no deadlock), or all of them; true
-   * for the fallback.
+   * The coarse lock exclusively (the fallback), or shared and then the stripes of the footprint in ascending
+   * order (a fixed order, and the coarse lock always first: no deadlock); true for the fallback.
    */
   private lockFootprint(footprint: Footprint): boolean {
     const held = this.held;
     let n = 0;
     const coarse = this.isFallback(footprint);
+    this.coarseHeld = coarse;
     if (coarse) {
-      for (let s = 0; s < STRIPES; s++) held[n++] = s;
+      this.writeLock();
     } else {
+      this.readLock();
       for (const w of footprint as readonly number[]) {
         const s = stripeOf(w);
         // Insertion into the sorted, distinct list (a footprint is a few words).
@@ -160,6 +171,49 @@ export class Control {
     const held = this.held;
     for (let i = this.nheld - 1; i >= 0; i--) this.unlock(this.stripesBase + (held[i] as number) * STRIDE);
     this.nheld = 0;
+    if (this.coarseHeld) this.writeUnlock();
+    else this.readUnlock();
+  }
+
+  private readLock(): void {
+    const a = this.i32;
+    for (let spin = 0; ; spin++) {
+      const c = Atomics.load(a, COARSE);
+      if (c >= 0) {
+        if (Atomics.compareExchange(a, COARSE, c, c + 1) === c) return;
+      } else if (spin > 200) this.waitCoarse(c);
+    }
+  }
+
+  private readUnlock(): void {
+    const a = this.i32;
+    if (Atomics.sub(a, COARSE, 1) === 1 && Atomics.load(a, COARSE_WAITERS) > 0) Atomics.notify(a, COARSE);
+  }
+
+  private writeLock(): void {
+    const a = this.i32;
+    for (let spin = 0; ; spin++) {
+      const c = Atomics.compareExchange(a, COARSE, 0, -1);
+      if (c === 0) return;
+      if (spin > 200) this.waitCoarse(c);
+    }
+  }
+
+  private writeUnlock(): void {
+    const a = this.i32;
+    Atomics.store(a, COARSE, 0);
+    if (Atomics.load(a, COARSE_WAITERS) > 0) Atomics.notify(a, COARSE);
+  }
+
+  /**
+   * Sleep while COARSE still holds `seen` (1 ms at most). Counted before the wait: an unlock after the count
+   * notifies, and one before it changed the value the wait compares.
+   */
+  private waitCoarse(seen: number): void {
+    const a = this.i32;
+    Atomics.add(a, COARSE_WAITERS, 1);
+    Atomics.wait(a, COARSE, seen, 1);
+    Atomics.sub(a, COARSE_WAITERS, 1);
   }
 
   /** A worker is about to park: wake the main thread's quiescence watch. */
