@@ -704,6 +704,7 @@ function summary(r: RunResult): Record<string, unknown> {
     seed: r.seed,
     placement: r.placement ?? null,
     workers: r.workers ?? null,
+    locking: r.locking ?? null,
     workload: r.workload,
     problems: r.check.problems,
     notes: r.check.notes ?? [],
