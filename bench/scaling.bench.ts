@@ -22,7 +22,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import '../src/kernel/workloads.js';
 import '../src/workloads/index.js';
 import type { Wire } from '../src/runtime/model.js';
-import type { Placement, RunResult } from '../src/runtime/result.js';
+import { fallbackShare as lockedFallbackShare, type Placement, type RunResult } from '../src/runtime/result.js';
 import { ThreadedRuntime } from '../src/runtime/threaded.js';
 import { buildWorkload } from '../src/runtime/workloads.js';
 import { exploreChunk } from '../src/scenario/chunk.js';
@@ -188,12 +188,11 @@ function workersConfigs(): WorkersConfig[] {
 }
 
 /**
- * The share of a run's points that fell back to the coarse lock (undeclared footprint, issue #19 item 1), when
- * the run result counts them (`fallbackPoints`); null otherwise, and the report prints n/a.
+ * The share of a run's locked steps that took the coarse fallback lock (undeclared footprint, issue #19 item 1),
+ * from the run result's `locking` counts; null when it has none (a deterministic run), and the report prints n/a.
  */
 export function fallbackShare(r: RunResult): number | null {
-  const counted = (r as RunResult & { readonly fallbackPoints?: unknown }).fallbackPoints;
-  return typeof counted === 'number' && r.steps > 0 ? counted / r.steps : null;
+  return r.locking ? lockedFallbackShare(r.locking) : null;
 }
 
 /** The case name of one preset's configuration; sva's keep the names of the single-preset curve. */

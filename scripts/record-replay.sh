@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Issue #2's acceptance check, as a user would run it: N threaded runs, each recorded and replayed in the
-# deterministic runtime; every replay must reproduce its recording's trace hash, and the recordings should
-# show more than one interleaving. Usage: scripts/record-replay.sh [N] [extra selftest flags...]
+# Issue #2's (and #19's) acceptance check, as a user would run it: N threaded runs, each recorded and replayed
+# in the deterministic runtime; every replay must reproduce its recording's trace hash — the hash of the
+# canonical order of the run's happens-before (docs/threaded.md) — and the recordings should show more than one
+# order of accesses to the shared words. Usage: scripts/record-replay.sh [N] [extra selftest flags...], e.g.
+# `scripts/record-replay.sh 50 --placement sharded` and `scripts/record-replay.sh 50 --placement per-actor`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-20}

@@ -96,6 +96,10 @@ describe('replay', () => {
       [pack({ ...raw, meta: { ...(meta as object), seed: 'x' } }), /damaged \(meta\.seed: /],
       [pack({ ...raw, meta: { ...(meta as object), end: undefined } }), /damaged \(meta\.end: /],
       [pack({ ...raw, steps: (raw.steps as Uint8Array).subarray(0, 5) }), /truncated/],
+      // Happens-before edges (threaded recordings): one past the last step, one from a step to itself, one cut.
+      [pack({ ...raw, hb: Uint8Array.from([0xff, 0x7f, 1, 10]) }), /happens-before edge 16382 → 16383 is not between two of its \d+ steps/],
+      [pack({ ...raw, hb: Uint8Array.from([5, 0, 10]) }), /happens-before edge 5 → 5 is not between two/],
+      [pack({ ...raw, hb: Uint8Array.from([5, 0x80]) }), /happens-before edges are truncated/],
     ];
     for (const [b, why] of cases) {
       let err: unknown;

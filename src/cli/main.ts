@@ -8,7 +8,7 @@ import '../kernel/workloads.js';
 import '../workloads/index.js';
 import { InputError, ReplayDivergence } from '../runtime/errors.js';
 import { PACKAGE_ROOT } from '../runtime/paths.js';
-import { accountingLine, passed, type RunResult } from '../runtime/result.js';
+import { accountingLine, lockingLine, passed, type RunResult } from '../runtime/result.js';
 import { type ReplayOutcome, replay, run, type RunOutcome } from '../runtime/run.js';
 import { MAX_WORKERS } from '../runtime/threaded.js';
 import { buildWorkload } from '../runtime/workloads.js';
@@ -327,7 +327,7 @@ async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise
   }
   const failed = out.failures[0];
   if (flags.json) {
-    printJson({ ok: out.ok, runs: out.runs, seconds: out.seconds, events: out.events, eventsPerSecond: out.eventsPerSecond, cut: out.cut, counters: out.totals, perSecond: out.perSecond, findings: failed?.findings ?? [], record: out.saved[0] ?? null, interrupted: stop.received ?? null });
+    printJson({ ok: out.ok, runs: out.runs, seconds: out.seconds, events: out.events, eventsPerSecond: out.eventsPerSecond, cut: out.cut, counters: out.totals, perSecond: out.perSecond, locking: out.locking, findings: failed?.findings ?? [], record: out.saved[0] ?? null, interrupted: stop.received ?? null });
   } else {
     const verbose = flags.verbose ?? false;
     if (failed) printReport('sva', failed, false, verbose);
@@ -335,6 +335,7 @@ async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise
     if (out.cut) console.log(`sva: the budget ended during run ${out.cut.run}: stopped at step ${out.cut.atStep}, ${counted(out.cut.steps - out.cut.atStep, 'step')} after the stop (${counted(out.cut.workers, 'worker')}, a point each at most)`);
     printLines(wrapStatus('sva', 'totals', counterWords(out.totals, verbose)));
     printLines(wrapStatus('sva', 'per second', counterWords(out.perSecond, verbose, '/s')));
+    console.log(`sva: ${lockingLine(out.locking)}`);
     for (const f of out.saved) console.log(`sva: schedule of a failing run written to ${f}; ${replayAdvice(f, loadSchedule(f))}`);
     // A failing run's report is above; without one, the verdict says why (e.g. no run ended within the budget).
     if (!out.ok && !failed) for (const l of out.verdict.lines) console.log(`sva: ${l}`);
@@ -742,6 +743,7 @@ function summary(r: RunResult): Record<string, unknown> {
     seed: r.seed,
     placement: r.placement ?? null,
     workers: r.workers ?? null,
+    locking: r.locking ?? null,
     workload: r.workload,
     problems: r.check.problems,
     notes: r.check.notes ?? [],

@@ -122,6 +122,8 @@ class KPoint<T> implements Point<T>, Generator<Point, T, unknown> {
     private readonly fn: (env: StepEnv) => T,
     private readonly waits: Waits | undefined,
     private readonly mode: Mode,
+    /** Point.footprint: the shared words ready() and perform() touch, when the caller declares them. */
+    readonly footprint?: readonly number[],
   ) {
     this.wakeAt = waits?.wakeAt;
     this.watch = waits ? waits.watch : readyFn === ALWAYS ? WATCH_NOTHING : undefined;
@@ -783,6 +785,15 @@ export class Kernel implements Monitor {
   /** A point that is always ready: an update of shared state that must be ordered against the others. */
   step<T>(t: KTask, label: string, perform: (env: StepEnv) => T): KGen<T> {
     return new KPoint(this, t, label, ALWAYS, perform, undefined, RUNS);
+  }
+
+  /**
+   * k.step() on declared shared words: everything its perform reads or writes in shared memory is in
+   * `footprint`, so the threaded runtime locks only those words' stripes (Point.footprint) and records the step
+   * in their access order, instead of taking the coarse fallback lock.
+   */
+  stepOn<T>(t: KTask, label: string, footprint: readonly number[], perform: (env: StepEnv) => T): KGen<T> {
+    return new KPoint(this, t, label, ALWAYS, perform, undefined, RUNS, footprint);
   }
 
   /**

@@ -17,11 +17,15 @@ import { defineRcuPointer, rcu_access_pointer, rcu_init, rcu_assign_pointer, rcu
 import { defineSpinlock, type Spinlock, spin_lock, spin_unlock } from './spinlock.js';
 import { defineXArray, xa_load, xa_store } from './xarray.js';
 
-/** 'none' is the negative control: the same read-modify-write with a preemption point and no lock. */
-export type LockChoice = 'spinlock' | 'mutex' | 'both' | 'none';
+/**
+ * 'none' is the negative control: the same read-modify-write with a preemption point and no lock; 'racy' the
+ * same again with the read and the write each a point on the counter's word (k.stepOn): a lost update the
+ * threaded runtime records in the word's access order, so that its replay loses the same updates.
+ */
+export type LockChoice = 'spinlock' | 'mutex' | 'both' | 'none' | 'racy';
 export type Mode = 'locks' | 'rcu' | 'rcu-nosync' | 'rcu-pair' | 'xa-rcu' | 'xa-mutex';
 const MODES: readonly Mode[] = ['locks', 'rcu', 'rcu-nosync', 'rcu-pair', 'xa-rcu', 'xa-mutex'];
-const LOCKS: readonly LockChoice[] = ['spinlock', 'mutex', 'both', 'none'];
+const LOCKS: readonly LockChoice[] = ['spinlock', 'mutex', 'both', 'none', 'racy'];
 const XA_SLOTS = 64;
 
 interface Params {
@@ -149,7 +153,7 @@ export function kernelSelftestWorkload(raw: Readonly<Record<string, Wire>>): Wor
         const loops = p.tasks * p.iterations;
         const spinExpected = p.lock === 'mutex' ? 0 : loops;
         const mutexExpected = p.lock === 'mutex' || p.lock === 'both' ? loops : 0;
-        if (word(spinCount) !== spinExpected) problems.push(`${p.lock === 'none' ? 'unlocked' : 'spinlock'} counter ${word(spinCount)}, expected ${spinExpected}: lost updates`);
+        if (word(spinCount) !== spinExpected) problems.push(`${p.lock === 'none' || p.lock === 'racy' ? 'unlocked' : 'spinlock'} counter ${word(spinCount)}, expected ${spinExpected}: lost updates`);
         if (word(mutexCount) !== mutexExpected) problems.push(`mutex counter ${word(mutexCount)}, expected ${mutexExpected}: lost updates`);
       }
       if (word(violations) > 0) problems.push(`${word(violations)} RCU reads used a version retired while they were inside their read-side section`);
@@ -170,6 +174,14 @@ function* criticalSections(k: Kernel, t: KTask, lock: LockChoice, s: Spinlock, m
     const v = i32[a] as number;
     yield* k.step(t, 'cond_resched()', () => undefined);
     i32[a] = v + 1;
+    return;
+  }
+  if (lock === 'racy') {
+    const a = k.mem.statics + spinCount;
+    const v = yield* k.stepOn(t, 'READ_ONCE(spin_count)', [a], () => i32[a] as number);
+    yield* k.stepOn(t, 'WRITE_ONCE(spin_count)', [a], () => {
+      i32[a] = v + 1;
+    });
     return;
   }
   if (lock === 'spinlock' || lock === 'both') {

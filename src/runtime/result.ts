@@ -21,6 +21,11 @@ export interface RunResult {
   readonly workload: { readonly name: string; readonly params: Readonly<Record<string, Wire>> };
   readonly placement?: Placement;
   readonly workers?: number;
+  /**
+   * Threaded runs: the locked steps (task points, atomic operations, deliveries of shared events) that took
+   * only the lock stripes of the objects they declare, and those that took the coarse fallback lock.
+   */
+  readonly locking?: LockingCounts;
   readonly steps: number;
   readonly timersFired: number;
   readonly accounting: Accounting;
@@ -41,6 +46,22 @@ export interface RunResult {
    * check and accounting describe a state halfway through and judge nothing.
    */
   readonly cut?: { readonly atStep: number };
+}
+
+export interface LockingCounts {
+  readonly striped: number;
+  readonly fallback: number;
+}
+
+/** The share of locked steps that took the coarse fallback lock (0 when none was locked). */
+export function fallbackShare(l: LockingCounts): number {
+  const all = l.striped + l.fallback;
+  return all === 0 ? 0 : l.fallback / all;
+}
+
+/** `locked steps 1234, 5.0 % on the coarse fallback lock`: how much of a threaded run ran per object. */
+export function lockingLine(l: LockingCounts): string {
+  return `locked steps ${l.striped + l.fallback}, ${(100 * fallbackShare(l)).toFixed(1)} % on the coarse fallback lock`;
 }
 
 /** A run passes when its invariants and its accounting hold and no checker reported anything. */

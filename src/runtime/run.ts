@@ -255,7 +255,9 @@ export function replay(schedule: Schedule): ReplayOutcome {
       : !sameOutcome
         ? `the recorded run ended with ${describeOutcome(meta.outcome)}; the replay with ${describeOutcome(outcome)}`
         : undefined;
-  return { ...r, strategy: 'replay', recordedHash: meta.traceHash, matches: mismatch === undefined, ...(mismatch ? { mismatch } : {}) };
+  // A threaded recording's happens-before edges number the same steps as the replay's trace.
+  const trace = schedule.hb ? r.trace.withHb(schedule.hb) : r.trace;
+  return { ...r, trace, strategy: 'replay', recordedHash: meta.traceHash, matches: mismatch === undefined, ...(mismatch ? { mismatch } : {}) };
 }
 
 /** The workload a schedule names, built again; parameters it refuses are the file's fault (bad input). */

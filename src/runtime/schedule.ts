@@ -1,5 +1,7 @@
 // A recorded schedule: the steps of one run (receiver, sender and event of each), what it was a run of, how it
-// ended and — for a threaded run — the time each step was taken at, so that a replay is that run again. The
+// ended and — for a threaded run — the time each step was taken at and its happens-before edges on shared
+// objects (each object's access order, in the canonical numbering of hb.ts), so that a replay is that run
+// again. The
 // file is msgpack; a file that is not one, of another version, truncated or damaged is refused (InputError)
 // with what is wrong, before anything runs.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -78,6 +80,8 @@ const fileSchema = z.object({
   steps: z.instanceof(Uint8Array),
   /** Threaded recordings: each step's time in µs, as zigzag varint deltas. */
   times: z.instanceof(Uint8Array).optional(),
+  /** Threaded recordings: the object edges (from, to, object), varints (the object zigzag: -1 is HB_ALL). */
+  hb: z.instanceof(Uint8Array).optional(),
 });
 
 export class Schedule {
@@ -89,6 +93,8 @@ export class Schedule {
     private readonly eventNames: ReadonlyMap<number, string>,
     /** Threaded recordings: the time of each step, in whole µs (the worker's clock while it took the step). */
     readonly times?: Float64Array,
+    /** Threaded recordings: each object's access order as (from, to, object) triples (Trace.hbTriples). */
+    readonly hb?: Int32Array,
   ) {
     if (times && times.length !== receivers.length) throw new Error(`schedule: ${times.length} step times for ${receivers.length} steps`);
   }
@@ -105,7 +111,7 @@ export class Schedule {
       s[i] = rec[o + REC.sender] as number;
       e[i] = rec[o + REC.event] as number;
     }
-    return new Schedule(meta, r, s, e, trace.eventNames, trace.times);
+    return new Schedule(meta, r, s, e, trace.eventNames, trace.times, trace.hbTriples);
   }
 
   get length(): number {
@@ -152,6 +158,7 @@ export class Schedule {
       events: table.map((h) => [h, this.eventNames.get(h) ?? '?']),
       steps: Uint8Array.from(bytes),
       ...(this.times ? { times: encodeTimes(this.times) } : {}),
+      ...(this.hb ? { hb: encodeHb(this.hb) } : {}),
     });
   }
 
@@ -194,7 +201,8 @@ export class Schedule {
       e.push(entry[0]);
     }
     const times = parsed.data.times ? decodeTimes(parsed.data.times, r.length, where) : undefined;
-    return new Schedule(meta, Int32Array.from(r), Int32Array.from(s), Int32Array.from(e), names, times);
+    const hb = parsed.data.hb ? decodeHb(parsed.data.hb, r.length, where) : undefined;
+    return new Schedule(meta, Int32Array.from(r), Int32Array.from(s), Int32Array.from(e), names, times, hb);
   }
 
   static load(file: string): Schedule {
@@ -251,6 +259,34 @@ function decodeTimes(bytes: Uint8Array, steps: number, where: string): Float64Ar
   }
   if (!read.done()) throw new InputError(`${where}: schedule has more step times than steps`);
   return out;
+}
+
+/** Object edges: each triple's head as a delta from the previous one's (they are sorted by head). */
+function encodeHb(hb: Int32Array): Uint8Array {
+  const bytes: number[] = [];
+  let prev = 0;
+  for (let o = 0; o + 2 < hb.length; o += 3) {
+    const to = hb[o + 1] as number;
+    varint(bytes, to - prev);
+    varint(bytes, to - (hb[o] as number));
+    varint(bytes, zigzag(hb[o + 2] as number));
+    prev = to;
+  }
+  return Uint8Array.from(bytes);
+}
+
+function decodeHb(bytes: Uint8Array, steps: number, where: string): Int32Array {
+  const out: number[] = [];
+  const read = varintReader(bytes, () => new InputError(`${where}: schedule happens-before edges are truncated`));
+  let to = 0;
+  while (!read.done()) {
+    to += read.next();
+    const from = to - read.next();
+    const object = unzigzag(read.next());
+    if (from < 0 || to >= steps || from >= to) throw new InputError(`${where}: schedule happens-before edge ${from} → ${to} is not between two of its ${steps} steps`);
+    out.push(from, to, object);
+  }
+  return Int32Array.from(out);
 }
 
 function zigzag(n: number): number {

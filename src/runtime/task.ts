@@ -101,6 +101,13 @@ export interface Point<T = unknown> {
    * memory (which is what it does for a point without `watch`).
    */
   readonly watch?: readonly number[];
+  /**
+   * Every shared-memory word ready() and perform() read or write (absolute indices), when the point declares
+   * them: the threaded runtime then makes the step atomic with respect to those words only (their lock
+   * stripes, control.ts) and records it in each one's access order. Undefined: the step takes the coarse
+   * fallback lock (it is ordered with every other locked step), which the run counts.
+   */
+  readonly footprint?: readonly number[];
 }
 
 /** `watch` of a point whose ready() reads nothing (it is always ready). */
@@ -120,7 +127,7 @@ export type TaskBody = Generator<Point, void, unknown>;
 export type TaskFactory = (args: Wire, self: TaskSelf) => TaskBody;
 
 /** A task's first point: starting is a scheduling point of its own, so parent and child interleave. */
-const START: Point<undefined> = { label: '(start)', ready: () => true, perform: () => undefined, watch: WATCH_NOTHING };
+const START: Point<undefined> = { label: '(start)', ready: () => true, perform: () => undefined, watch: WATCH_NOTHING, footprint: WATCH_NOTHING };
 
 export class TaskFailure extends Error {
   constructor(

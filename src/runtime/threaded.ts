@@ -2,8 +2,11 @@
 // spreads actors over N workers (default: the CPU count — more busy threads than cores only loses
 // throughput); `per-actor` gives each actor its own thread, which then parks instead of spinning. The main
 // thread sends the initial messages, watches for quiescence (every thread idle, counters stable, nothing in
-// flight), then stops the workers and merges their logs by ticket into one trace. Nondeterministic, but
-// every run's interleaving is recorded and replays in the deterministic runtime.
+// flight), then stops the workers and merges their logs by ticket. A step is atomic with respect to the shared
+// objects it touches (control.ts's lock stripes), not to the whole run; the run's trace is the canonical
+// linearisation of its happens-before (hb.ts: program order, messages, each object's access order), so that
+// the same run has the same trace hash whatever the threads' timing. Nondeterministic, but every run is
+// recorded and replays in the deterministic runtime.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { WireCodec } from './codec.js';
@@ -17,6 +20,8 @@ import { Outbox } from './outbox.js';
 import { workerUrl } from './paths.js';
 import type { Placement, RunResult } from './result.js';
 import { outcomeOf, Schedule } from './schedule.js';
+import { TASK_BASE } from './task.js';
+import { canonicalise } from './hb.js';
 import { REC_INTS, Trace } from './trace.js';
 import { type FailureInfo, rebuildFailure, type WorkerInit, type WorkerReport } from './worker-host.js';
 import { buildWorkload } from './workloads.js';
@@ -44,6 +49,8 @@ export interface ThreadedOptions {
    * the run ends cut (RunResult.cut) with its findings so far and no end-of-run checks.
    */
   readonly cut?: AbortSignal;
+  /** Per-object lock stripes (default on); off, every locked step takes the one coarse lock. */
+  readonly striping?: boolean;
 }
 
 /**
@@ -115,7 +122,7 @@ export class ThreadedRuntime {
     }
     const threads = this.workers + 1;
     this.mainSlot = this.workers;
-    this.ctl = Control.create(threads);
+    this.ctl = Control.create(threads, opts.striping ?? true);
     // A lane per sending thread: the other workers and this one (never the worker itself: it queues locally).
     const slots = laneSlots(opts.ringSlots ?? 4096, threads - 1);
     this.mailboxes = Array.from({ length: this.workers }, (_, w) => createMailbox(threads, slots, 64, w));
@@ -135,6 +142,7 @@ export class ThreadedRuntime {
       keepTrace: opts.keepTrace ?? true,
       stopOnFinding: !opts.keepGoing,
       epoch: this.epoch,
+      striping: opts.striping ?? true,
     });
     const url = workerUrl('actor-host');
     this.pool = Array.from({ length: this.workers }, (_, i) => new Worker(url, { workerData: init(i) }));
@@ -274,7 +282,10 @@ export class ThreadedRuntime {
     let delivered = 0;
     let queued = this.outboxes.reduce((h, o) => h + o.held, 0);
     let timersFired = 0;
+    const locking = { striped: 0, fallback: 0 };
     for (const r of this.reports) {
+      locking.striped += r.striped;
+      locking.fallback += r.fallback;
       for (const [h, s] of r.eventNames) eventNames.set(h, s);
       for (const [id, f] of r.finals) finals[id] = f;
       for (const [id, name] of r.taskNames) taskNames.set(id, name);
@@ -285,8 +296,10 @@ export class ThreadedRuntime {
       queued += r.queued;
       timersFired += r.timersFired;
     }
-    const { records, times } = keepTrace ? mergeByTicket(this.reports, tickets) : { records: new Int32Array(0), times: undefined };
-    const trace = new Trace(records, workload.actors.map((a) => a.name), eventNames, taskNames, times);
+    const trace = keepTrace
+      ? canonicalTrace(this.reports, tickets, workload.actors.map((a) => a.name), eventNames, taskNames, findings)
+      : new Trace(new Int32Array(0), workload.actors.map((a) => a.name), eventNames, taskNames);
+    const times = trace.times;
     const traceHash = trace.hash();
     // The first finding is the one of the earliest step, whichever worker reported it.
     findings.sort((a, b) => (a.step < 0 ? Number.MAX_SAFE_INTEGER : a.step) - (b.step < 0 ? Number.MAX_SAFE_INTEGER : b.step));
@@ -297,7 +310,8 @@ export class ThreadedRuntime {
       const mine = buildWorkload(workload.name, workload.params).monitor;
       if (mine) {
         // At the time of the last step, as a replay's end-of-run checks see it.
-        const end = times && times.length > 0 ? (times[times.length - 1] as number) / 1000 : performance.timeOrigin + performance.now() - this.epoch;
+        // (The latest step time: canonical order is not the order of the times.)
+        const end = times && times.length > 0 ? maxOf(times) / 1000 : performance.timeOrigin + performance.now() - this.epoch;
         mine.attach(new Int32Array(this.shared), () => end);
         if (blocked.length > 0) mine.stuck?.(blocked, end);
         mine.end?.();
@@ -314,6 +328,7 @@ export class ThreadedRuntime {
       ...meta,
       placement: this.placement,
       workers: this.workers,
+      locking,
       steps: tickets,
       timersFired,
       accounting: { sent, delivered, queued, ok: sent === delivered + queued },
@@ -344,6 +359,33 @@ export class ThreadedRuntime {
 }
 
 /**
+ * The run's trace in the canonical order of its happens-before (hb.ts): steps, send steps and task ids
+ * renumbered, findings dated by the canonical step.
+ */
+function canonicalTrace(
+  reports: readonly (WorkerReport & { type: 'done' })[],
+  tickets: number,
+  actorNames: readonly string[],
+  eventNames: ReadonlyMap<number, string>,
+  taskNames: ReadonlyMap<number, string>,
+  findings: Finding[],
+): Trace {
+  const merged = mergeByTicket(reports, tickets);
+  const c = canonicalise(merged.records, merged.times, reports.map((r) => r.objects));
+  const names = new Map<number, string>();
+  for (const [id, name] of taskNames) {
+    const to = c.taskId(id);
+    // An unnamed task is called after its id (task.ts `kind/N`): it takes its canonical number.
+    names.set(to, name.replace(new RegExp(`/${id - TASK_BASE}$`), `/${to - TASK_BASE}`));
+  }
+  for (let i = 0; i < findings.length; i++) {
+    const f = findings[i] as Finding;
+    if (f.step >= 0 && f.step < tickets) findings[i] = { ...f, step: c.canonOf[f.step] as number };
+  }
+  return new Trace(c.records, actorNames, eventNames, names, c.times, c.hb);
+}
+
+/**
  * Tickets are dense, so each record has exactly one place; a gap or a duplicate is a runtime bug. Each
  * worker's step times are in the order of its records.
  */
@@ -367,6 +409,12 @@ function mergeByTicket(
   const missing = seen.indexOf(0);
   if (missing >= 0) throw new Error(`trace merge: no record for ticket ${missing}`);
   return { records, times };
+}
+
+function maxOf(a: Float64Array): number {
+  let m = Number.NEGATIVE_INFINITY;
+  for (const x of a) if (x > m) m = x;
+  return m;
 }
 
 export async function runThreaded(opts: ThreadedOptions): Promise<RunResult> {

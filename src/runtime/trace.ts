@@ -86,6 +86,17 @@ export class TimeLog {
   }
 }
 
+/**
+ * A happens-before edge of a threaded run: step `from` touched `object` (a shared-memory word; HB_ALL, -1,
+ * for a step that took the coarse fallback lock) before step `to` did. Each object's access order; program
+ * order and messages (sendStep) are in the records themselves.
+ */
+export interface HbEdge {
+  readonly from: number;
+  readonly to: number;
+  readonly object: number;
+}
+
 export class Trace {
   constructor(
     /** REC_INTS ints per record, ordered by step, steps dense from 0. */
@@ -100,10 +111,37 @@ export class Trace {
      * part of the hash: a replay is handed these times, it does not produce them.
      */
     readonly times?: Float64Array,
+    /** Threaded runs: each object's access order as (from, to, object) triples (hb.ts). Not part of the hash. */
+    readonly hbTriples?: Int32Array,
   ) {}
 
   get length(): number {
     return this.records.length / REC_INTS;
+  }
+
+  /** The happens-before edges between steps on one object (threaded recordings and their replays). */
+  get hb(): readonly HbEdge[] {
+    const t = this.hbTriples;
+    if (!t) return [];
+    const out: HbEdge[] = [];
+    for (let o = 0; o + 2 < t.length; o += 3) out.push({ from: t[o] as number, to: t[o + 1] as number, object: t[o + 2] as number });
+    return out;
+  }
+
+  /** Each step's incoming object edges, as toText shows them. */
+  private hbByHead(): Map<number, string[]> {
+    const m = new Map<number, string[]>();
+    for (const e of this.hb) {
+      const l = m.get(e.to) ?? [];
+      l.push(e.object < 0 ? `after ${e.from} (coarse lock)` : `after ${e.from} on [${e.object}]`);
+      m.set(e.to, l);
+    }
+    return m;
+  }
+
+  /** The same trace, with the recording's happens-before edges (a replay's trace shows its recording's). */
+  withHb(hb: Int32Array): Trace {
+    return new Trace(this.records, this.actorNames, this.eventNames, this.taskNames, this.times, hb);
   }
 
   record(i: number): TraceRecord {
@@ -133,16 +171,21 @@ export class Trace {
     return this.eventNames.get(h) ?? `event#${(h >>> 0).toString(16)}`;
   }
 
-  /** One line a step: `step actor <- sender event`. */
+  /**
+   * One line a step: `step actor <- sender event`; a threaded recording's steps also say which earlier steps
+   * touched the same objects just before them (`after 12 on [345]`, `after 12 (coarse lock)`).
+   */
   toText(limit = Number.POSITIVE_INFINITY): string {
     const lines: string[] = [];
     const n = Math.min(this.length, limit);
+    const after = this.hbByHead();
     for (let i = 0; i < n; i++) {
       const r = this.record(i);
       const what =
         r.actor === MEM ? `${this.eventName(r.event)} -> old ${r.outcome}` : `${this.eventName(r.event)}`;
       const from = r.sendStep >= 0 ? ` (sent at ${r.sendStep})` : '';
-      lines.push(`${String(r.step).padStart(7)}  ${this.actorName(r.actor)} <- ${this.actorName(r.sender)}: ${what}${from}`);
+      const hb = after.get(i);
+      lines.push(`${String(r.step).padStart(7)}  ${this.actorName(r.actor)} <- ${this.actorName(r.sender)}: ${what}${from}${hb ? `  ${hb.join(', ')}` : ''}`);
     }
     if (n < this.length) lines.push(`... ${this.length - n} more steps`);
     return lines.join('\n');

@@ -2,8 +2,9 @@
 // drain the mailbox (a lane per sending thread) in batches, run same-thread messages and atomic operations
 // from a local queue, fire due timers, flush held messages, publish counters, and park (never spin idle)
 // when there is nothing to do. Every delivery, atomic operation and timer takes a ticket from the shared
-// counter and is logged under it, with the time the model saw during it (StepClock); the main thread merges
-// the logs into the run's trace by ticket.
+// counter and is logged under it, with the time the model saw during it (StepClock) and the shared objects it
+// touched under their locks (its footprint; the coarse fallback for one that declares none); the main thread
+// merges the logs by ticket and orders them canonically by their happens-before (hb.ts).
 import { StepClock, Timers } from './clock.js';
 import { WireCodec } from './codec.js';
 import { BUSY, Control, DELIVERED, GEN, IDLE, IDLE_BLOCKED, IDLE_EMPTY, IDLE_WAITING, SENT, TRIED, WAITING } from './control.js';
@@ -28,6 +29,7 @@ import { Outbox } from './outbox.js';
 import { adaptiveSpin, WaitGovernor } from './park.js';
 import { Doorbell, Mailbox, type MailboxLayout, senderLane } from './mailbox.js';
 import { earliestWake, type Point, TaskFailure, TaskStepEnv, TaskTable } from './task.js';
+import { HB_ALL, ObjectLog } from './hb.js';
 import { EventNames, TimeLog, TraceLog } from './trace.js';
 import { watchEnter, watchLeave } from './watchdog.js';
 import { buildWorkload } from './workloads.js';
@@ -49,6 +51,8 @@ export interface WorkerInit {
   readonly stopOnFinding: boolean;
   /** The run's time origin (absolute ms, performance.timeOrigin + now()), the same for every worker. */
   readonly epoch: number;
+  /** Per-object locks (control.ts stripes); off, every locked step takes the coarse fallback. */
+  readonly striping: boolean;
 }
 
 export type FailureInfo =
@@ -64,6 +68,11 @@ export type WorkerReport =
       readonly records: Int32Array;
       /** The time of each record's step, in µs (StepClock). */
       readonly times: Float64Array;
+      /** (ticket, object) pairs: the shared objects each step touched under their locks (hb.ts). */
+      readonly objects: Int32Array;
+      /** Locked steps that took only their objects' stripes, and steps that took the coarse fallback. */
+      readonly striped: number;
+      readonly fallback: number;
       readonly eventNames: readonly (readonly [number, string])[];
       readonly finals: readonly (readonly [number, ActorFinal])[];
       readonly sent: number;
@@ -94,7 +103,7 @@ export function runWorker(init: WorkerInit, post: (r: WorkerReport) => void): vo
 
 function workerLoop(init: WorkerInit): WorkerReport {
   const me = init.index;
-  const ctl = new Control(init.control, init.threads);
+  const ctl = new Control(init.control, init.threads, init.striping);
   const workload = buildWorkload(init.workload.name, init.workload.params);
   const codec = new WireCodec(workload.hotEvents);
   const shared = new Int32Array(init.shared);
@@ -108,6 +117,9 @@ function workerLoop(init: WorkerInit): WorkerReport {
   const names = new EventNames();
   const log = new TraceLog(init.keepTrace ? 4096 : 1);
   const times = new TimeLog(init.keepTrace ? 4096 : 1);
+  const objects = new ObjectLog(init.keepTrace ? 4096 : 1);
+  /** An atomic operation's footprint: its word (one array, reused). */
+  const word = [0];
   const tasks = new TaskTable(workload.tasks ?? {});
   const monitor = workload.monitor;
   monitor?.attach(shared, () => timers.now());
@@ -180,6 +192,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
             if (keep) {
               log.push(ticket, t.id, TASK, -1, names.hash(p.label), 0);
               times.push(us);
+              objects.pushAll(ticket, ctl.isFallback(p.footprint) ? undefined : p.footprint);
             }
             // The host-time watchdog (watchdog.ts) watches the task's code from its point to its next one.
             watchEnter('task', t.name, p.label);
@@ -190,6 +203,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
               throw err;
             }
           },
+          p.footprint,
         );
         if (!done) break;
         n++;
@@ -217,22 +231,27 @@ function workerLoop(init: WorkerInit): WorkerReport {
     return n;
   };
   const sharedEvents = new Set(workload.sharedEvents ?? []);
+  /** A step may have written what tasks here or elsewhere wait on: try them again, wake the sleeping workers. */
+  const wrote = (): void => {
+    triedAt = Number.NaN;
+    for (let w = 0; w < peers.length; w++) {
+      if (w !== me && ctl.load(w, WAITING) === 1) peers[w]?.wake();
+    }
+  };
   const deliver = (to: number, from: number, event: ModelEvent, sendStep: number): void => {
     let ticket: number;
     let effects: Effect[];
     let us: number;
     if (sharedEvents.has(event.type)) {
-      // The handler reads or writes shared memory: run it under the sequencer, atomically with its ticket.
+      // The handler reads or writes shared memory it does not declare: run it under the coarse fallback lock,
+      // atomically with its ticket.
       [ticket, effects, us] = ctl.sequenced((t) => {
         const at = clock.begin();
         monitor?.delivering?.(t, to);
         return [t, host.deliver(to, event), at] as const;
       }, true);
-      // It may have written what tasks here or elsewhere wait on.
-      triedAt = Number.NaN;
-      for (let w = 0; w < peers.length; w++) {
-        if (w !== me && ctl.load(w, WAITING) === 1) peers[w]?.wake();
-      }
+      if (keep) objects.push(ticket, HB_ALL);
+      wrote();
     } else {
       ticket = ctl.ticket();
       us = clock.begin();
@@ -262,10 +281,13 @@ function workerLoop(init: WorkerInit): WorkerReport {
         continue;
       }
       const a = item.op;
+      word[0] = a.index;
       const { ticket, old, us } = ctl.sequenced(
         (t) => ({ ticket: t, us: clock.begin(), old: applyAtomic(shared, a.op, a.index, a.value, a.expected) }),
         a.op !== 'load',
+        word,
       );
+      if (keep) objects.pushAll(ticket, ctl.isFallback(word) ? undefined : word);
       clock.end();
       if (a.op !== 'load') triedAt = Number.NaN;
       delivered++;
@@ -290,9 +312,20 @@ function workerLoop(init: WorkerInit): WorkerReport {
       if (ctl.stopped) break;
       const t = timers.earliest(owner);
       if (!t) continue;
-      const ticket = ctl.ticket();
-      const us = clock.begin();
-      const effects = host.fire(t);
+      let ticket: number;
+      let us: number;
+      let effects: Effect[];
+      if (sharedEvents.size > 0) {
+        // The delayed event may be a shared one (as the deterministic runtime assumes): its handler may touch
+        // shared memory it does not declare, so it takes the coarse fallback lock and is ordered by it.
+        [ticket, us, effects] = ctl.sequenced((tk) => [tk, clock.begin(), host.fire(t)] as const, true);
+        if (keep) objects.push(ticket, HB_ALL);
+        wrote();
+      } else {
+        ticket = ctl.ticket();
+        us = clock.begin();
+        effects = host.fire(t);
+      }
       timersFired++;
       if (keep) {
         log.push(ticket, owner, TIMER, -1, names.hash('(timer)'), names.hash(host.stateOf(owner)));
@@ -388,6 +421,9 @@ function workerLoop(init: WorkerInit): WorkerReport {
     index: me,
     records: log.take(),
     times: times.take(),
+    objects: objects.take(),
+    striped: ctl.striped,
+    fallback: ctl.fallback,
     eventNames: [...names.map.entries()],
     finals,
     sent,
