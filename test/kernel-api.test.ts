@@ -193,6 +193,30 @@ describe('the API is the kernel’s own primitives', () => {
     const r = runOnce(tasksWorkload(k, 'refs', ['putter']), 1);
     expect(r.findings.map((f) => f.title)).toEqual([expect.stringMatching(/refcount_t: underflow; use-after-free/)]);
   });
+
+  it('WRITE_ONCE through a NULL pointer is KASAN’s null-ptr-deref and stores nothing; the same store to the object is not reported', () => {
+    const k = kernel();
+    slabInit(k);
+    const api = kernelApi(k);
+    // struct hlist_node: __hlist_del on an entry hlist_del_init already unhashed stores through pprev == NULL.
+    const NODE = api.struct('test_hlist_node', { next: api.word, pprev: api.word });
+    const node = api.view(NODE);
+    const seen: number[] = [];
+    let before = 0;
+    k.task('deleter', 'process', function* (t) {
+      const n = yield* api.kzalloc(t, api.sizeof(NODE), api.GFP_KERNEL);
+      yield* api.WRITE_ONCE(t, n, node.next, 5);
+      seen.push(yield* api.READ_ONCE(t, n, node.next));
+      const pprev = yield* api.READ_ONCE(t, n, node.pprev);
+      before = k.i32[node.next.off] as number;
+      yield* api.WRITE_ONCE(t, pprev, node.next, 9);
+    });
+    const r = runOnce(tasksWorkload(k, 'null', ['deleter']), 1);
+    expect(seen).toEqual([5]);
+    expect(r.findings.map((f) => f.title)).toEqual(['BUG: KASAN: null-ptr-deref in deleter']);
+    expect(r.findings[0]?.text).toContain('Write of size 4 at addr 0000000000000000 by task deleter/');
+    expect(k.i32[node.next.off]).toBe(before);
+  });
 });
 
 describe('a TypeScript patch type-checks against iommu-sim/kernel', () => {

@@ -374,10 +374,14 @@ function checks(k: Kernel) {
   };
 }
 
-/** The address of field `f` of `p`, checked by KASAN when p is a slab object (kmalloc'd); false: not touched. */
+/**
+ * The address of field `f` of `p`, checked by KASAN when p is a slab object (kmalloc'd) or NULL (the page fault's
+ * `BUG: kernel NULL pointer dereference` without KASAN); false: not touched.
+ */
 function reach(k: Kernel, t: KTask, p: number, f: Word, write: boolean, mm: MmStruct | undefined): boolean {
   // An mm_struct is not a slab object here (mm.ts keeps its life state): KASAN checks it as the model's own mm code does.
   if (mm) return mmAccess(k, t, mm, f.off, write);
+  if (p === 0) return slab.kasanAccess(k, t, 0, f.off, write);
   return slab.objState(k, p) === 'invalid' || slab.kasanAccess(k, t, p, f.off, write);
 }
 

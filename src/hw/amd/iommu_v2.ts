@@ -8,7 +8,13 @@
 // COMPLETION_WAIT ("IOMMU TLB needs to be flushed before Device TLB to prevent device TLB refill from IOMMU TLB").
 // The model: the GCR3 entry being valid stands for the pasid_state not yet invalid; dev_state / pasid_state
 // refcounts, dev_state->lock and domain->lock are not modelled (each device has its domain of its own, as
-// amd_iommu_init_device allocated it).
+// amd_iommu_init_device allocated it). mn_release may run twice for one PASID — from mmu_notifier_unregister and
+// from exit_mmap's __mmu_notifier_release, which mm/mmu_notifier.c allows since d34883d4e35c ("mm: mmu_notifier:
+// re-fix freed page still mapped in secondary MMU") — and this era's takes and drops no pasid_state reference (only
+// amd_iommu_unbind_pasid's put_pasid_state_wait frees the state): the second one finds the state invalid, skips
+// inv_ctx_cb and clears a GCR3 entry already clear (the model skips that repeat). pasid_state->mn is the core's
+// per-bond subscription here, which the unbind puts (mmu_notifier_put) rather than unregisters: the frame
+// mmu_notifier_unregister below only names where the kernel's release came from.
 import { type DeviceInfo, RESP_INVALID, type SvaNotifier } from '../../core/types.js';
 import type { KTask } from '../../kernel/context.js';
 import { EBUSY } from '../../kernel/errno.js';
