@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type HbEdge, type PerfettoEvent, toPerfetto } from '../src/report/perfetto.js';
+import { type PerfettoEvent, toPerfetto } from '../src/report/perfetto.js';
 import { TASK } from '../src/runtime/model.js';
 import { TASK_BASE } from '../src/runtime/task.js';
 import { EventNames, Trace } from '../src/runtime/trace.js';
@@ -109,18 +109,14 @@ describe('happens-before edges, when a trace carries them', () => {
       ...rec(3, a, 'spin_lock(&y)'),
       ...rec(4, a, 'spin_unlock(&y)'),
     ]);
-    const trace = new Trace(records, [], ev.map, new Map([[a, 'proc0'], [b, 'proc1']]));
-    const hb: HbEdge[] = [
-      { from: 0, to: 2, object: 'pasid_ida' },
-      { from: 1, to: 3, object: 'x' },
-    ];
-    Object.assign(trace, { hb });
+    // (from, to, object word) triples, as the threaded runtime records them: pasid_ida's word 345, x's 77.
+    const trace = new Trace(records, [], ev.map, new Map([[a, 'proc0'], [b, 'proc1']])).withHb(Int32Array.from([0, 2, 345, 1, 3, 77]));
     const finding = { kind: 'stale_translation', title: 'PASID 1 reused', text: 'PASID 1 reused', step: 2, where: 'proc1/1' };
     const out = toPerfetto(trace, 't', [finding]).traceEvents;
     const arrows = out.filter((e) => e.cat === 'hb');
     expect(arrows.map((e) => [e.ph, e.name, e.ts])).toEqual([
-      ['s', 'happens-before: pasid_ida', 14],
-      ['f', 'happens-before: pasid_ida', 34],
+      ['s', 'happens-before: [345]', 14],
+      ['f', 'happens-before: [345]', 34],
     ]);
     const { threads } = names(out);
     expect(threads.get(key(arrows[0] as PerfettoEvent))).toBe('proc0/0');

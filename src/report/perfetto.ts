@@ -6,7 +6,7 @@
 // Time is the step number (10 µs a step), which is what a schedule is ordered by.
 import { ENV, type Finding, MEM, TASK, TIMER, pseudoName } from '../runtime/model.js';
 import { isTaskId } from '../runtime/task.js';
-import type { Trace } from '../runtime/trace.js';
+import type { HbEdge, Trace } from '../runtime/trace.js';
 import { groupName, lockHolds, ownerOf, trackName } from './tracks.js';
 
 export interface PerfettoEvent {
@@ -27,13 +27,6 @@ export interface PerfettoEvent {
 export interface PerfettoTrace {
   traceEvents: PerfettoEvent[];
   displayTimeUnit: 'ns' | 'ms';
-}
-
-/** A happens-before edge: step `from` must precede step `to` (they touched `object`). */
-export interface HbEdge {
-  readonly from: number;
-  readonly to: number;
-  readonly object: string;
 }
 
 const STEP_US = 10;
@@ -87,7 +80,7 @@ export function toPerfetto(trace: Trace, title: string, findings: readonly Findi
   for (const f of findings) events.push(findingEvent(trace, f, tracks));
   for (const e of findingHb(trace, findings[0])) {
     const id = ++flow;
-    const name = `happens-before: ${e.object}`;
+    const name = e.object < 0 ? 'happens-before: the coarse lock' : `happens-before: [${e.object}]`;
     events.push({ name, cat: 'hb', ph: 's', id, ts: ts(e.from) + SLICE_US / 2, ...track(trace.record(e.from).actor) });
     events.push({ name, cat: 'hb', ph: 'f', bp: 'e', id, ts: ts(e.to) + SLICE_US / 2, ...track(trace.record(e.to).actor) });
   }
@@ -169,8 +162,8 @@ function taskNamed(trace: Trace, where: string): number | undefined {
  * reached on its track, and then reaches its start.
  */
 function findingHb(trace: Trace, f: Finding | undefined): HbEdge[] {
-  const hb = (trace as Trace & { readonly hb?: readonly HbEdge[] }).hb;
-  if (!hb || !f || f.step < 0 || f.step >= trace.length) return [];
+  const hb = trace.hb;
+  if (hb.length === 0 || !f || f.step < 0 || f.step >= trace.length) return [];
   const reached = new Map<number, number>([[trace.record(f.step).actor, f.step]]);
   const out: HbEdge[] = [];
   for (const e of [...hb].sort((a, b) => b.to - a.to)) {
