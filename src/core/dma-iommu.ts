@@ -242,7 +242,10 @@ export class DmaApi {
   /** vfio_group_set_container under group->mutex. */
   private *setContainer(t: KTask, dev: DeviceInfo, type: DomainType, force: boolean): KGen<Outcome> {
     const k = this.k;
-    yield* mutex_lock(k, t, this.lock);
+    // The group's own mutex, the one iommu_attach_device_pasid and iommu_detach_device_pasid take: a teardown here
+    // (which drains the PRQ through the driver) is serialised with a PASID attach enabling iopf on the device.
+    const mutex = this.sva.svaDomains.groups.groupOf(dev).mutex;
+    yield* mutex_lock(k, t, mutex);
     try {
       const live = this.mappings(dev);
       if (live > 0 && !force) return { err: -EBUSY, why: `${dev.name}: the host driver still holds ${live} DMA mapping${live > 1 ? 's' : ''}: unbind it first` };
@@ -258,7 +261,7 @@ export class DmaApi {
       yield* this.sva.svaDomains.groups.recordDomain(t, dev, a.dom, freed ? 'clear' : 'keep');
       return { err: 0, why: 'owned by VFIO' };
     } finally {
-      yield* mutex_unlock(k, t, this.lock);
+      yield* mutex_unlock(k, t, mutex);
     }
   }
 }
