@@ -60,9 +60,9 @@ describe('stress on a terminal: a bar, a status line per interval, a budget hono
     const cutAt = runLines.findIndex((l) => /stopped by the budget/.test(l));
     if (cutAt >= 0) {
       expect(cutAt).toBe(runLines.length - 1);
-      const m = /stopped by the budget at step (\d+); (\d+) steps?, (\d+) after the stop \((\d+) workers?\)/.exec(runLines[cutAt] ?? '');
+      const m = /(\d+) steps?, stopped by the budget at step (\d+) \((\d+) after, (\d+) workers?\)/.exec(runLines[cutAt] ?? '');
       expect(m).not.toBeNull();
-      const [, at, steps, after, workers] = (m ?? []).map(Number) as number[];
+      const [, steps, at, after, workers] = (m ?? []).map(Number) as number[];
       expect(after).toBe((steps as number) - (at as number));
       expect(after).toBeLessThanOrEqual(workers as number);
     }

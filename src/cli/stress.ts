@@ -254,15 +254,13 @@ function judge(
   return decides(o.expect ?? { findings: [], forbid: 'any', counters: {} }, j);
 }
 
-/** The line of one run: its counters and findings, or where the budget stopped it. */
+/**
+ * The line of one run, as rcutorture's fit a terminal: its findings, its steps, where the budget stopped it; the
+ * counters are the summary's (totals and per second), not repeated per run.
+ */
 function runLine(tag: string, n: number, r: RunResult): string {
-  const head = `${tag}-torture: run ${n} seed ${r.seed}:`;
-  if (r.cut) {
-    return `${head} stopped by the budget at step ${r.cut.atStep}; ${counted(r.steps, 'step')}, ${r.steps - r.cut.atStep} after the stop (${counted(r.workers ?? 1, 'worker')}) findings: ${r.findings.length} (${(r.elapsedMs / 1000).toFixed(2)} s, hash ${r.traceHash})`;
-  }
-  const c = Object.entries(r.check.counters)
-    .filter(([, v]) => v !== 0)
-    .map(([k, v]) => `${k}: ${v}`)
-    .join(' ');
-  return `${head} ${c} findings: ${r.findings.length} (${(r.elapsedMs / 1000).toFixed(2)} s, hash ${r.traceHash})`;
+  const head = `${tag}-torture: run ${n} seed ${r.seed}: findings ${r.findings.length}, ${counted(r.steps, 'step')}`;
+  const tail = `(${(r.elapsedMs / 1000).toFixed(2)} s, hash ${r.traceHash})`;
+  if (r.cut) return `${head}, stopped by the budget at step ${r.cut.atStep} (${r.steps - r.cut.atStep} after, ${counted(r.workers ?? 1, 'worker')}) ${tail}`;
+  return `${head} ${tail}`;
 }
