@@ -4,15 +4,13 @@
 // task id says which step spawned it (task.ts: TASK_BASE + 16 × (step + 1) + index), and that step's record says
 // who took it. A task spawned by a task (an RCU callback queued by a syscall) goes up the chain to its actor.
 import { ENV, MEM, TASK, TIMER } from '../runtime/model.js';
-import { isTaskId, TASK_BASE } from '../runtime/task.js';
+import { isTaskId, spawnOf, TASK_BASE } from '../runtime/task.js';
 import type { Trace } from '../runtime/trace.js';
-
-const PER_STEP = 16;
 
 /** The actor or task that spawned task `id` (ENV for the run's own tasks); undefined for a non-task. */
 export function spawnerOf(trace: Trace, id: number): number | undefined {
   if (!isTaskId(id)) return undefined;
-  const step = Math.floor((id - TASK_BASE) / PER_STEP) - 1;
+  const { step } = spawnOf(id);
   if (step < 0 || step >= trace.length) return ENV;
   return trace.record(step).actor;
 }

@@ -15,6 +15,17 @@ export function isTaskId(id: number): boolean {
   return id >= TASK_BASE;
 }
 
+/** The id of the index-th task spawned at step (-1: the run's initial tasks). */
+export function taskIdAt(step: number, index: number): number {
+  return TASK_BASE + (step + 1) * PER_STEP + index;
+}
+
+/** The step that spawned task id (-1: one of the run's initial tasks), and its index within that step. */
+export function spawnOf(id: number): { readonly step: number; readonly index: number } {
+  const off = id - TASK_BASE;
+  return { step: Math.floor(off / PER_STEP) - 1, index: off % PER_STEP };
+}
+
 export interface TaskSelf {
   readonly id: number;
   readonly name: string;
@@ -203,7 +214,7 @@ export class TaskTable {
     }
     const i = index ?? this.spawnIndex++;
     if (i >= PER_STEP) throw new Error(`more than ${PER_STEP} tasks spawned in one step (${step})`);
-    const id = TASK_BASE + (step + 1) * PER_STEP + i;
+    const id = taskIdAt(step, i);
     if (id > 0x7fffffff) throw new Error('task ids exhausted: the run is longer than 134 M steps');
     const label = name ?? `${kind}/${id - TASK_BASE}`;
     const self: TaskSelf = { id, name: label, owner, named: name !== undefined };

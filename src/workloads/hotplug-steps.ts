@@ -4,19 +4,13 @@
 // attention button: pciehp_unconfigure_device with the device present — its driver's remove first, then the slot
 // powered off). Declared here in zod with the text docs/steps.md shows; steps.ts registers the kind (HP_KINDS),
 // src/workloads/hotplug.ts runs it. (No value import of steps.ts: it imports this file.)
-import { z } from 'zod';
+import { flag, integer } from './step-fields.js';
 import type { StepKind } from './steps.js';
-
-const MUST = 'must be ';
-const devError = `${MUST}an integer in 0..1023`;
 
 export const HP_FIELDS = {
   unplug: {
-    dev: z.number({ error: devError }).int({ error: devError }).min(0, { error: devError }).max(1023, { error: devError }).describe('The device (its index in the topology).'),
-    surprise: z
-      .boolean({ error: `${MUST}true or false` })
-      .describe("true: the device is pulled out, gone at once; false: an orderly removal (its driver's remove first, then the slot powered off).")
-      .default(true),
+    dev: integer(0, 1023, 'The device (its index in the topology).'),
+    surprise: flag("true: the device is pulled out, gone at once; false: an orderly removal (its driver's remove first, then the slot powered off).").default(true),
   },
 };
 

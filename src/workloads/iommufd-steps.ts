@@ -3,18 +3,8 @@
 // after it. Run by src/workloads/iommufd-script.ts; a script may mix them with the `drv` kind's `dma` steps, by
 // which the device faults on an unmapped IOVA of the hw_pagetable and asks (PRI).
 import { z } from 'zod';
-import type { NameField, StepKind } from './steps.js';
-
-const MUST = 'must be ';
-
-function integer(min: number, max: number, text: string) {
-  const error = `${MUST}an integer in ${min}..${max}`;
-  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error }).describe(text);
-}
-function named(text: string) {
-  const error = `${MUST}a name (letters, digits, _)`;
-  return z.string({ error }).regex(/^[A-Za-z_][\w-]*$/, { error }).describe(text);
-}
+import { integer, kind, MUST, named } from './step-fields.js';
+import type { StepKind } from './steps.js';
 
 const dev = integer(0, 1023, 'The device (its index in the topology), bound by an earlier `bind` of this VMM.');
 const PASID_TEXT = 'The PASID (left out: the device itself, IOMMU_NO_PASID).';
@@ -47,16 +37,6 @@ export const IOMMUFD_FIELDS = {
   destroy: { object: named('An IOAS, hw_pagetable or fault named by this VMM.'), as: rc },
 };
 
-interface Form {
-  readonly bare?: boolean;
-  readonly short?: string;
-  readonly names?: Readonly<Record<string, NameField>>;
-  readonly example?: string;
-}
-
-function kind(op: string, text: string, fields: Record<string, z.ZodType> = {}, form: Form = {}): StepKind {
-  return { op, text, fields, ...form };
-}
 
 const AS = { as: { kind: 'value', defines: true } } as const;
 const HWPT = { hwpt: { kind: 'hwpt' } } as const;

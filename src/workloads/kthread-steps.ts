@@ -3,18 +3,10 @@
 // mappings where a whole PMD range fits, which free the PTE table a vfree'd area left there). Declared here in zod
 // with the text docs/steps.md shows; steps.ts registers the kind (KTHREAD_KINDS), kernel-users.ts runs it. (No
 // value import of steps.ts: it imports this file.)
-import { z } from 'zod';
+import { integer, named as name } from './step-fields.js';
 import type { StepKind } from './steps.js';
 
-const MUST = 'must be ';
-const pages = (text: string) => {
-  const error = `${MUST}an integer in 1..64`;
-  return z.number({ error }).int({ error }).min(1, { error }).max(64, { error }).describe(text);
-};
-const name = (text: string) => {
-  const error = `${MUST}a name (letters, digits, _)`;
-  return z.string({ error }).regex(/^[A-Za-z_][\w-]*$/, { error }).describe(text);
-};
+const pages = (text: string) => integer(1, 64, text);
 
 export const KTHREAD_FIELDS = {
   vmalloc: {

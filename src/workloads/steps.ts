@@ -7,22 +7,10 @@
 import { z } from 'zod';
 import * as errno from '../kernel/errno.js';
 import { IOMMUFD_KINDS } from './iommufd-steps.js';
+import { flag, integer, kind, MUST, named, STEP_BASE } from './step-fields.js';
 import { HP_STEPS } from './hotplug-steps.js';
 import { KTHREAD_STEPS } from './kthread-steps.js';
 
-const MUST = 'must be ';
-
-function integer(min: number, max: number, text: string) {
-  const error = `${MUST}an integer in ${min}..${max}`;
-  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error }).describe(text);
-}
-function flag(text: string) {
-  return z.boolean({ error: `${MUST}true or false` }).describe(text);
-}
-function named(text: string) {
-  const error = `${MUST}a name (letters, digits, _)`;
-  return z.string({ error }).regex(/^[A-Za-z_][\w-]*$/, { error }).describe(text);
-}
 
 const dev = integer(0, 1023, 'The device (its index in the topology).');
 const pasid = integer(0, (1 << 20) - 1, 'The PASID (0 is IOMMU_NO_PASID: the kernel refuses it, a script may try).');
@@ -31,9 +19,6 @@ const set = named("The ioasid_set, as named by the alloc_set that makes it (`sys
 const id = named('The IOASID, as named by the alloc step that makes it.');
 const quota = integer(0, 1 << 20, "The set's quota (IOASIDs it may hold).");
 const vpn = integer(0, 1 << 20, 'The virtual page number in the process.');
-
-/** Every kind's fields extend this one object (the scenario's forms too). */
-const STEP_BASE = {};
 
 /**
  * What a name in a script stands for: an object a step made (an fd, an SVA bond's handle, a domain, an ioasid_set,
@@ -62,17 +47,6 @@ export interface StepKind {
   readonly names?: Readonly<Record<string, NameField>>;
   /** An example of the step in the scenario's form (docs/steps.md, and the hint of a refused step). */
   readonly example?: string;
-}
-
-interface Form {
-  readonly bare?: boolean;
-  readonly short?: string;
-  readonly names?: Readonly<Record<string, NameField>>;
-  readonly example?: string;
-}
-
-function kind(op: string, text: string, fields: Record<string, z.ZodType> = {}, form: Form = {}): StepKind {
-  return { op, text, fields: { ...STEP_BASE, ...fields }, ...form };
 }
 
 /** `as`: the name this step's result is kept under (what it returns, described by `what`). */

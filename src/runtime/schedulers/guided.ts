@@ -15,10 +15,8 @@
 import type { Choice, Scheduler } from '../scheduler.js';
 import { channelKey } from '../scheduler.js';
 import type { Schedule } from '../schedule.js';
-import { TASK_BASE } from '../task.js';
+import { spawnOf, TASK_BASE, taskIdAt } from '../task.js';
 
-/** Tasks a step may spawn (task.ts numbers them within their spawning step). */
-const TASKS_PER_STEP = 16;
 /**
  * How many recorded steps are looked at when the next one is not enabled. A few get past a step that shrinking
  * took the cause of; many drop long stretches of the guide at once (on the README's sva race, 4 shrank it
@@ -87,11 +85,10 @@ export class GuidedScheduler implements Scheduler {
   /** A recorded id as this run numbers it: tasks by the step that spawned them; undefined if not spawned here. */
   private rename(id: number): number | undefined {
     if (id < TASK_BASE) return id;
-    const off = id - TASK_BASE;
-    const spawnedAt = Math.floor(off / TASKS_PER_STEP) - 1;
-    if (spawnedAt < 0) return id; // the run's initial tasks: the same in every run
-    const at = this.taken.get(spawnedAt);
-    return at === undefined ? undefined : TASK_BASE + (at + 1) * TASKS_PER_STEP + (off % TASKS_PER_STEP);
+    const spawned = spawnOf(id);
+    if (spawned.step < 0) return id; // the run's initial tasks: the same in every run
+    const at = this.taken.get(spawned.step);
+    return at === undefined ? undefined : taskIdAt(at, spawned.index);
   }
 
   /**
