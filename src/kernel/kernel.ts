@@ -4,6 +4,7 @@
 // and for teardown checks (leaks). Primitives (spinlock.ts, mutex.ts, rcu.ts, …) are declared on a Kernel at
 // workload construction — identically in every thread — and keep their state in its shared memory.
 import { STEP_MS } from '../runtime/clock.js';
+import type { Footprint, FootprintFn } from '../runtime/footprint.js';
 import type { BlockedTask, Monitor, Wire } from '../runtime/model.js';
 import { type BlockedOn, type Point, type StepEnv, TASK_BASE, type TaskFactory, type TaskSelf, WATCH_NOTHING } from '../runtime/task.js';
 import { type ContextKind, KTask } from './context.js';
@@ -109,6 +110,8 @@ const RETURNED: { done: true; value: unknown } = { done: true, value: undefined 
 class KPoint<T> implements Point<T>, Generator<Point, T, unknown> {
   readonly wakeAt: (() => number | undefined) | undefined;
   readonly watch: readonly number[] | undefined;
+  readonly footprint: Footprint | undefined;
+  readonly footprintOf: FootprintFn | undefined;
   /** As a generator: 0 before the yield, 1 suspended at it, 2 done. */
   private state = 0;
   /** SPINS: when it was first found not ready (it spins from then on), or -1. */
@@ -122,9 +125,11 @@ class KPoint<T> implements Point<T>, Generator<Point, T, unknown> {
     private readonly fn: (env: StepEnv) => T,
     private readonly waits: Waits | undefined,
     private readonly mode: Mode,
-    /** Point.footprint: the shared words ready() and perform() touch, when the caller declares them. */
-    readonly footprint?: readonly number[],
+    /** Point.footprint / footprintOf: the shared words ready() and perform() touch, when the caller declares them. */
+    fp?: Footprint | FootprintFn,
   ) {
+    if (typeof fp === 'function') this.footprintOf = fp;
+    else this.footprint = fp;
     this.wakeAt = waits?.wakeAt;
     this.watch = waits ? waits.watch : readyFn === ALWAYS ? WATCH_NOTHING : undefined;
   }
@@ -381,6 +386,20 @@ export class Kernel implements Monitor {
   /** Call a kernel function by name: `k.fn.iommu_sva_bind_device(t, dev, mm)` runs its current implementation. */
   get fn(): KFnTable {
     return this.fns.table;
+  }
+
+  /** Monitor.describeWord: the kernel region a shared word is in, and the static object or slab offset. */
+  describeWord(w: number): string {
+    const m = this.mem;
+    if (w < m.base || w >= m.arena + this.layout.arenaWords) return `word ${w} (outside the kernel's memory: a workload's or the hardware's)`;
+    if (w >= m.arena) return `word ${w} (slab arena +${w - m.arena})`;
+    if (w >= m.statics) {
+      const o = this.statics.objectAt(w - m.statics);
+      return `word ${w} (${o ? `static ${o.what} +${o.word}` : `static region +${w - m.statics}`})`;
+    }
+    if (w >= m.lockdep) return `word ${w} (lockdep graph +${w - m.lockdep})`;
+    if (w >= m.stringHeap) return `word ${w} (string heap +${w - m.stringHeap})`;
+    return `word ${w} (kernel memory header or string table +${w - m.base})`;
   }
 
   /** Words of shared memory the kernel needs (a workload's sharedWords must cover base + this). */
@@ -767,13 +786,13 @@ export class Kernel implements Monitor {
    * A scheduling point of task t. `perform` runs under the sequencer in the threaded runtime; while the point
    * is not ready the task is waiting on `waits.what` (for hung-task and deadlock reports).
    */
-  point<T>(t: KTask, label: string, ready: () => boolean, perform: (env: StepEnv) => T, waits?: Waits): Point<T> {
-    if (!waits) return new KPoint(this, t, label, ready, perform, undefined, RUNS);
+  point<T>(t: KTask, label: string, ready: () => boolean, perform: (env: StepEnv) => T, waits?: Waits, footprint?: Footprint | FootprintFn): Point<T> {
+    if (!waits) return new KPoint(this, t, label, ready, perform, undefined, RUNS, footprint);
     const since = this.now();
     const spins = waits.spins === true;
     this.waiting.set(t, { what: waits.what, since, spins, holder: waits.holder });
     t.waits = true;
-    return new KPoint(this, t, label, ready, perform, waits, spins ? SPINS : RESCHEDS);
+    return new KPoint(this, t, label, ready, perform, waits, spins ? SPINS : RESCHEDS, footprint);
   }
 
   /** The task's waiting point was performed: it waits no more. */
@@ -792,7 +811,7 @@ export class Kernel implements Monitor {
    * `footprint`, so the threaded runtime locks only those words' stripes (Point.footprint) and records the step
    * in their access order, instead of taking the coarse fallback lock.
    */
-  stepOn<T>(t: KTask, label: string, footprint: readonly number[], perform: (env: StepEnv) => T): KGen<T> {
+  stepOn<T>(t: KTask, label: string, footprint: Footprint | FootprintFn, perform: (env: StepEnv) => T): KGen<T> {
     return new KPoint(this, t, label, ALWAYS, perform, undefined, RUNS, footprint);
   }
 
@@ -801,9 +820,9 @@ export class Kernel implements Monitor {
    * __cond_resched): its CPU time without a scheduling point starts again — unless it cannot reschedule here
    * (preemption or interrupts disabled: should_resched(0) is false).
    */
-  resched<T>(t: KTask, label: string, perform: (env: StepEnv) => T): KGen<T> {
+  resched<T>(t: KTask, label: string, perform: (env: StepEnv) => T, footprint?: Footprint | FootprintFn): KGen<T> {
     const can = !t.inAtomic() && !t.irqsDisabled;
-    return new KPoint(this, t, label, ALWAYS, perform, undefined, can ? RESCHEDS : RUNS);
+    return new KPoint(this, t, label, ALWAYS, perform, undefined, can ? RESCHEDS : RUNS, footprint);
   }
 
   /** Run a kernel function with its name on the call chain. */

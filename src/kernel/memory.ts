@@ -149,6 +149,8 @@ export class KernelMemory {
 /** Deterministic static allocation: run identically in every thread at workload construction. */
 export class StaticAllocator {
   private used = 0;
+  /** What each allocation is, in offset order (for messages that name a word). */
+  private readonly objects: { readonly off: number; readonly what: string }[] = [];
 
   constructor(private readonly capacity: number) {}
 
@@ -157,6 +159,20 @@ export class StaticAllocator {
     if (this.used + words > this.capacity) throw new RangeError(`kernel static memory full allocating ${what} (${this.capacity} words)`);
     const off = this.used;
     this.used += words;
+    this.objects.push({ off, what });
     return off;
+  }
+
+  /** The static object holding the word at `off` (relative to the region) and the word's offset in it. */
+  objectAt(off: number): { readonly what: string; readonly word: number } | undefined {
+    let lo = 0;
+    let hi = this.objects.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((this.objects[mid] as { off: number }).off <= off) lo = mid;
+      else hi = mid - 1;
+    }
+    const o = this.objects[lo];
+    return o && o.off <= off && off < this.used ? { what: o.what, word: off - o.off } : undefined;
   }
 }

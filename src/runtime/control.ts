@@ -6,6 +6,8 @@
 // takes the coarse lock exclusively (the fallback), which every striped step holds shared: it is ordered
 // with every other locked step.
 
+import { type Footprint, type FootprintFn, union, wordOf } from './footprint.js';
+
 const TICKET = 0;
 /**
  * The coarse lock, a reader-writer lock: a step on the fallback holds it exclusively (-1), a step on its
@@ -52,14 +54,15 @@ export function stripeOf(word: number): number {
   return Math.imul(word, 0x9e3779b1) >>> (32 - Math.log2(STRIPES));
 }
 
-/** A step's lock footprint: the words it touches, or undefined when it did not declare them (the fallback). */
-export type Footprint = readonly number[] | undefined;
-
 export class Control {
   readonly i32: Int32Array;
   /** Steps that locked only their stripes, and steps that took the coarse fallback (every stripe). */
   striped = 0;
   fallback = 0;
+  /** Steps whose computed footprint changed under the locks and were locked again. */
+  relocked = 0;
+  /** The footprint of the step in hand, as locked (undefined: it holds the coarse fallback). */
+  current: Footprint | undefined;
   private readonly stripesBase: number;
   /** The stripes of the step in hand, sorted (reused: a step allocates nothing here). */
   private readonly held = new Int32Array(STRIPES);
@@ -96,13 +99,13 @@ export class Control {
 
   /**
    * Run fn with a ticket, atomically with respect to every other step touching the footprint's objects (with
-   * every locked step, for an undeclared footprint).
+   * every locked step, for an undeclared footprint). `again` recomputes a computed footprint under the locks.
    */
-  sequenced<T>(fn: (ticket: number) => T, bumpVersion = false, footprint?: Footprint): T {
-    const coarse = this.lockFootprint(footprint);
+  sequenced<T>(fn: (ticket: number) => T, bumpVersion = false, footprint?: Footprint, again?: FootprintFn): T {
+    this.lockStep(footprint, again);
     try {
       const v = fn(Atomics.add(this.i32, TICKET, 1));
-      this.count(coarse);
+      this.count();
       // A step that may have written what blocked tasks wait on: they are worth trying again.
       if (bumpVersion) Atomics.add(this.i32, VERSION, 1);
       return v;
@@ -115,12 +118,12 @@ export class Control {
    * If `ready()` holds, take a ticket and run `act` — all under the footprint's locks, so that the check, the
    * action and the ticket are one indivisible step — and bump the version. Returns undefined when not ready.
    */
-  trySequenced<T>(ready: () => boolean, act: (ticket: number) => T, footprint?: Footprint): { value: T } | undefined {
-    const coarse = this.lockFootprint(footprint);
+  trySequenced<T>(ready: () => boolean, act: (ticket: number) => T, footprint?: Footprint, again?: FootprintFn): { value: T } | undefined {
+    this.lockStep(footprint, again);
     try {
       if (!ready()) return undefined;
       const value = act(Atomics.add(this.i32, TICKET, 1));
-      this.count(coarse);
+      this.count();
       Atomics.add(this.i32, VERSION, 1);
       return { value };
     } finally {
@@ -128,13 +131,46 @@ export class Control {
     }
   }
 
+  /**
+   * Lock the footprint; a computed one (`again`) is computed once more under the locks, and when it names a
+   * word whose stripe is not held (what it walked changed meanwhile), the step unlocks and locks the union —
+   * twice at most, then the coarse fallback.
+   */
+  private lockStep(footprint: Footprint | undefined, again: FootprintFn | undefined): void {
+    let fp = footprint;
+    for (let attempt = 0; ; attempt++) {
+      this.lockFootprint(fp);
+      this.current = this.coarseHeld ? undefined : fp;
+      if (this.coarseHeld || again === undefined) return;
+      const now = again();
+      if (now !== undefined && this.holdsAll(now)) {
+        this.current = union(fp as Footprint, now);
+        return;
+      }
+      this.unlockHeld();
+      this.relocked++;
+      fp = now === undefined || attempt >= 2 ? undefined : union(fp as Footprint, now);
+    }
+  }
+
+  private holdsAll(fp: Footprint): boolean {
+    const held = this.held;
+    for (const e of fp) {
+      const s = stripeOf(wordOf(e));
+      let found = false;
+      for (let i = 0; i < this.nheld; i++) if (held[i] === s) found = true;
+      if (!found) return false;
+    }
+    return true;
+  }
+
   /** Whether a step of this footprint takes the coarse fallback (every stripe). */
-  isFallback(footprint: Footprint): boolean {
+  isFallback(footprint: Footprint | undefined): boolean {
     return footprint === undefined || !this.striping;
   }
 
-  private count(coarse: boolean): void {
-    if (coarse) this.fallback++;
+  private count(): void {
+    if (this.coarseHeld) this.fallback++;
     else this.striped++;
   }
 
@@ -142,7 +178,7 @@ export class Control {
    * The coarse lock exclusively (the fallback), or shared and then the stripes of the footprint in ascending
    * order (a fixed order, and the coarse lock always first: no deadlock); true for the fallback.
    */
-  private lockFootprint(footprint: Footprint): boolean {
+  private lockFootprint(footprint: Footprint | undefined): boolean {
     const held = this.held;
     let n = 0;
     const coarse = this.isFallback(footprint);
@@ -151,8 +187,8 @@ export class Control {
       this.writeLock();
     } else {
       this.readLock();
-      for (const w of footprint as readonly number[]) {
-        const s = stripeOf(w);
+      for (const e of footprint as Footprint) {
+        const s = stripeOf(wordOf(e));
         // Insertion into the sorted, distinct list (a footprint is a few words).
         let i = n;
         while (i > 0 && (held[i - 1] as number) > s) i--;

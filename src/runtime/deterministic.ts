@@ -8,6 +8,7 @@
 // of a deterministic recording computes the same times again; a replay of a threaded one is handed the time
 // each step was taken at, and fires a timer when the recording says it fired.
 import { STEP_MS, Timers } from './clock.js';
+import { FootprintChecker } from './footprint-check.js';
 import { ActorHost } from './host.js';
 import {
   type AtomicDone,
@@ -80,6 +81,11 @@ export interface DeterministicOptions {
    * memory then comes from the scratch, and a result's `shared` stays valid only until the execution after next.
    */
   readonly scratch?: Scratch;
+  /**
+   * Check every declared footprint against what its step wrote (footprint-check.ts): a step that writes a
+   * word it does not declare stops the run with a FootprintViolation. Slow (a copy of memory a step): tests.
+   */
+  readonly checkFootprints?: boolean;
 }
 
 /**
@@ -157,6 +163,7 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
   const replayEnd = replay?.stopAt;
   let endedAsRecorded = false;
   const sharedEvents = new Set(workload.sharedEvents ?? []);
+  const fpCheck = opts.checkFootprints ? new FootprintChecker(shared, workload.monitor?.describeWord?.bind(workload.monitor)) : undefined;
   // Hardware busy time: until busyUntil[a], actor a's channels are parked (off the enabled list). A threaded
   // recording's replay takes its steps as recorded: busy time spent there was real, and is not simulated again.
   const busyUntil = new Float64Array(n);
@@ -171,6 +178,13 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
     busied.push(a);
   };
   const host = new ActorHost(workload, timers, busy);
+  /** A delivery, its footprint checked when asked to and the workload declares one for a shared event. */
+  const deliverChecked = (to: number, event: ModelEvent, step: number): Effect[] => {
+    if (!fpCheck || !workload.footprintOf || !sharedEvents.has(event.type)) return host.deliver(to, event);
+    const what = `${event.type} delivered to ${workload.actors[to]?.name ?? to} (step ${step})`;
+    const fp = fpCheck.compute(what, () => workload.footprintOf?.(to, event));
+    return fp ? fpCheck.step(what, fp, undefined, () => host.deliver(to, event)) : host.deliver(to, event);
+  };
   const park = (c: Channel): void => {
     c.pos = PARKED;
     parked.push(c);
@@ -370,7 +384,15 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
       watchEnter('task', t.name, label);
       let more: boolean;
       try {
-        more = t.resume(t.perform(stepEnv.at(step, t)), label);
+        const p = t.pending;
+        if (fpCheck && p && (p.footprint || p.footprintOf)) {
+          const what = `${label} (task ${t.name}, step ${step})`;
+          const fp = p.footprintOf ? fpCheck.compute(what, p.footprintOf) : p.footprint;
+          more = t.resume(
+            fpCheck.step(what, fp ?? [], p.watch, () => t.perform(stepEnv.at(step, t))),
+            label,
+          );
+        } else more = t.resume(t.perform(stepEnv.at(step, t)), label);
       } finally {
         watchLeave();
       }
@@ -416,7 +438,7 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
           monitor?.delivering?.(step, ch.receiver);
           readiness.wrote();
         }
-        const effects = host.deliver(ch.receiver, event);
+        const effects = deliverChecked(ch.receiver, event, step);
         log.push(step, ch.receiver, ch.sender, sendStep, ev, names.hash(host.stateOf(ch.receiver)));
         route(ch.receiver, effects, step);
       }

@@ -7,6 +7,7 @@
 // these edges is the same run: the canonical one (Kahn's algorithm, ties broken by the lowest (thread,
 // program index)) numbers the steps, the task ids made from them and the messages' send steps, so that the
 // trace and its hash do not depend on how the threads' timing interleaved unrelated steps.
+import { type Footprint, wordOf } from './footprint.js';
 import { MEM, TASK } from './model.js';
 import { TASK_BASE } from './task.js';
 import { REC, REC_INTS } from './trace.js';
@@ -35,10 +36,10 @@ export class ObjectLog {
     this.data[this.n++] = object;
   }
 
-  /** A step's footprint (undefined: the fallback, HB_ALL). */
-  pushAll(ticket: number, words: readonly number[] | undefined): void {
-    if (words === undefined) this.push(ticket, HB_ALL);
-    else for (const w of words) this.push(ticket, w);
+  /** A step's footprint (undefined: the fallback, HB_ALL); reads are logged as accesses, like writes. */
+  pushAll(ticket: number, footprint: Footprint | undefined): void {
+    if (footprint === undefined) this.push(ticket, HB_ALL);
+    else for (const e of footprint) this.push(ticket, wordOf(e));
   }
 
   take(): Int32Array {

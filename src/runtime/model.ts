@@ -2,6 +2,7 @@
 // plus a little shared Int32 memory. Machines never touch a transport: they *emit* effects (send a message,
 // perform an atomic operation on shared memory) and the runtime hosting them — threaded or deterministic —
 // carries them out. That is what lets the same machine definitions run unchanged in both runtimes.
+import type { Footprint } from './footprint.js';
 import type { AnyStateMachine } from 'xstate';
 import type { BlockedOn, TaskFactory } from './task.js';
 
@@ -157,6 +158,12 @@ export interface Workload {
    * points — so a threaded run that exercises them still replays. Other deliveries must not touch shared memory.
    */
   readonly sharedEvents?: readonly string[];
+  /**
+   * The footprint (footprint.ts) of delivering a shared event to actor `to`, when the workload can say it: pure,
+   * evaluated before the delivery locks and again under its locks, like Point.footprintOf. Undefined (or no
+   * method): the delivery takes the coarse fallback lock.
+   */
+  footprintOf?(to: number, event: ModelEvent): Footprint | undefined;
   check(actors: readonly ActorFinal[], shared: Int32Array): WorkloadCheck;
   /** Task bodies by kind, spawned by actors (effect `rt.spawn`) or by other tasks. */
   readonly tasks?: Readonly<Record<string, TaskFactory>>;
@@ -195,6 +202,8 @@ export interface Monitor {
   attach(shared: Int32Array, now: () => number): void;
   readonly findings: readonly Finding[];
   stuck?(blocked: readonly BlockedTask[], now: number): void;
+  /** Names a word of shared memory (its region, object and field), for footprint-check.ts's messages. */
+  describeWord?(word: number): string;
   /** The step (ticket) of the delivery about to run, for sharedEvents only: findings in it are dated by it. */
   delivering?(step: number, actor: number): void;
   /** Periodic check with the time (hung tasks while the run goes on). */

@@ -5,6 +5,7 @@
 // runtime), and between two points a task may touch only its own state or state its locks protect — which is
 // what makes ticket order a faithful record of a threaded run. The runtime knows nothing of what a point
 // means: the kernel layer (src/kernel) builds them.
+import type { Footprint } from './footprint.js';
 import { ENV, type ModelEvent, type Wire } from './model.js';
 
 /** Task ids live above actor ids: TASK_BASE + 16 × (spawning step + 1) + index within that step. */
@@ -113,12 +114,23 @@ export interface Point<T = unknown> {
    */
   readonly watch?: readonly number[];
   /**
-   * Every shared-memory word ready() and perform() read or write (absolute indices), when the point declares
-   * them: the threaded runtime then makes the step atomic with respect to those words only (their lock
-   * stripes, control.ts) and records it in each one's access order. Undefined: the step takes the coarse
-   * fallback lock (it is ordered with every other locked step), which the run counts.
+   * Every shared-memory word ready() and perform() read or write (absolute indices, footprint.ts's encoding),
+   * when the point declares them: the threaded runtime then makes the step atomic with respect to those words
+   * only (their lock stripes, control.ts) and records it in each one's access order. Undefined (and no
+   * footprintOf): the step takes the coarse fallback lock (it is ordered with every other locked step), which
+   * the run counts.
    */
-  readonly footprint?: readonly number[];
+  readonly footprint?: Footprint;
+  /**
+   * The footprint, computed when it depends on shared memory (a walk, a lookup): pure, evaluated before the
+   * step locks and again under its locks (footprint.ts FootprintFn). Takes precedence over `footprint`.
+   */
+  readonly footprintOf?: () => Footprint;
+}
+
+/** A point's declared footprint, computed now if it is computed; undefined when it declares none. */
+export function footprintNow(p: Point): Footprint | undefined {
+  return p.footprintOf ? p.footprintOf() : p.footprint;
 }
 
 /** `watch` of a point whose ready() reads nothing (it is always ready). */

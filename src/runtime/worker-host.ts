@@ -28,7 +28,7 @@ import {
 import { Outbox } from './outbox.js';
 import { adaptiveSpin, WaitGovernor } from './park.js';
 import { Doorbell, Mailbox, type MailboxLayout, senderLane } from './mailbox.js';
-import { earliestWake, type Point, TaskFailure, TaskStepEnv, TaskTable } from './task.js';
+import { earliestWake, footprintNow, type Point, TaskFailure, TaskStepEnv, TaskTable } from './task.js';
 import { HB_ALL, ObjectLog } from './hb.js';
 import { EventNames, TimeLog, TraceLog } from './trace.js';
 import { watchEnter, watchLeave } from './watchdog.js';
@@ -192,7 +192,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
             if (keep) {
               log.push(ticket, t.id, TASK, -1, names.hash(p.label), 0);
               times.push(us);
-              objects.pushAll(ticket, ctl.isFallback(p.footprint) ? undefined : p.footprint);
+              objects.pushAll(ticket, ctl.current);
             }
             // The host-time watchdog (watchdog.ts) watches the task's code from its point to its next one.
             watchEnter('task', t.name, p.label);
@@ -203,7 +203,8 @@ function workerLoop(init: WorkerInit): WorkerReport {
               throw err;
             }
           },
-          p.footprint,
+          footprintNow(p),
+          p.footprintOf,
         );
         if (!done) break;
         n++;
@@ -243,14 +244,20 @@ function workerLoop(init: WorkerInit): WorkerReport {
     let effects: Effect[];
     let us: number;
     if (sharedEvents.has(event.type)) {
-      // The handler reads or writes shared memory it does not declare: run it under the coarse fallback lock,
-      // atomically with its ticket.
-      [ticket, effects, us] = ctl.sequenced((t) => {
-        const at = clock.begin();
-        monitor?.delivering?.(t, to);
-        return [t, host.deliver(to, event), at] as const;
-      }, true);
-      if (keep) objects.push(ticket, HB_ALL);
+      // The handler reads or writes shared memory: run it under the locks of the footprint the workload gives
+      // it (the coarse fallback lock when it gives none), atomically with its ticket.
+      const again = workload.footprintOf ? () => workload.footprintOf?.(to, event) ?? [] : undefined;
+      [ticket, effects, us] = ctl.sequenced(
+        (t) => {
+          const at = clock.begin();
+          monitor?.delivering?.(t, to);
+          if (keep) objects.pushAll(t, ctl.current);
+          return [t, host.deliver(to, event), at] as const;
+        },
+        true,
+        workload.footprintOf?.(to, event),
+        again,
+      );
       wrote();
     } else {
       ticket = ctl.ticket();

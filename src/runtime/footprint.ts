@@ -1,0 +1,61 @@
+// A step's footprint: the shared-memory words a scheduling point (or a shared event's handler) reads and
+// writes. The threaded runtime makes the step atomic with respect to those words only (control.ts's lock
+// stripes) and records it in each word's access order (hb.ts: LEAP, Huang/Liu/Zhang FSE 2010); the
+// deterministic runtime can check a declaration against what the step really wrote (footprint-check.ts).
+//
+// One array of numbers, so that a point declares it without allocating more than the array: an entry w >= 0
+// is a word the step writes (or reads and writes); an entry read(w) = -2 - w is a word it only reads. -1 is
+// hb.ts's HB_ALL (the coarse fallback) and never an entry.
+
+/** The words a step touches; see the file header for the encoding. */
+export type Footprint = readonly number[];
+
+/** The entry for a word the step only reads. */
+export function read(word: number): number {
+  return -2 - word;
+}
+
+/** The entries for words the step only reads. */
+export function reads(words: readonly number[]): number[] {
+  return words.map(read);
+}
+
+/** Whether the entry is of a word only read. */
+export function isRead(entry: number): boolean {
+  return entry < -1;
+}
+
+/** The word an entry names. */
+export function wordOf(entry: number): number {
+  return entry >= 0 ? entry : -2 - entry;
+}
+
+/**
+ * A point's or handler's footprint, computed: evaluated once before the step locks anything and once more under
+ * the locks, so it must be pure (read shared memory, write nothing). The threaded runtime retries a step whose
+ * second answer names a word the first did not (a walk that changed between the two), and the deterministic
+ * runtime's checker (footprint-check.ts) refuses one that writes.
+ */
+export type FootprintFn = () => Footprint;
+
+/** Whether every entry of `inner` is covered by `outer` (a read by a read or a write, a write by a write). */
+export function covers(outer: Footprint, inner: Footprint): boolean {
+  for (const e of inner) {
+    if (outer.includes(e)) continue;
+    if (isRead(e) && outer.includes(wordOf(e))) continue;
+    return false;
+  }
+  return true;
+}
+
+/** The union of two footprints, a word written in either written in the result. */
+export function union(a: Footprint, b: Footprint): number[] {
+  const out = [...a];
+  for (const e of b) {
+    const w = wordOf(e);
+    const i = out.findIndex((x) => wordOf(x) === w);
+    if (i < 0) out.push(e);
+    else if (!isRead(e)) out[i] = w;
+  }
+  return out;
+}
