@@ -4,6 +4,7 @@
 // planted lost update between two threads is found within a bounded number of runs, and replays exactly.
 import { describe, expect, it } from 'vitest';
 import '../src/kernel/workloads.js';
+import { read } from '../src/runtime/footprint.js';
 import { canonicalise, HB_ALL } from '../src/runtime/hb.js';
 import { MEM } from '../src/runtime/model.js';
 import { fallbackShare } from '../src/runtime/result.js';
@@ -134,5 +135,12 @@ describe('threaded runtime', () => {
       [0, 5, 1, HB_ALL, 2, 6],
     );
     expect(fallback.hb).toEqual([0, 1, HB_ALL, 1, 2, HB_ALL]);
+    // Reads of word 5 (read(5) = -7) between two writes: each read after the first write, the second write
+    // after the first (as every write) and both reads, and no edge between the reads — their tickets the other
+    // way round is the same run.
+    const steps = (r1: number, r2: number) => [[0, MEM, 0, -1, 9, 0], [1, r1, -3, -1, 8, 1], [2, r2, -3, -1, 8, 1], [3, MEM, 3, -1, 9, 0]];
+    const reads = canon(steps(1, 2), [0, 5, 1, read(5), 2, read(5), 3, 5]);
+    expect(reads.hb).toEqual([0, 1, 5, 0, 2, 5, 0, 3, 5, 1, 3, 5, 2, 3, 5]);
+    expect(canon(steps(2, 1), [0, 5, 1, read(5), 2, read(5), 3, 5])).toEqual(reads);
   });
 });

@@ -1,12 +1,13 @@
 // The threaded runtime's shared control block: the ticket counter every scheduling point draws from (a step's
-// id, and a linearisation of the run), striped futex-style locks that make "take a ticket + perform a step on
+// id, and a linearisation of the run), striped reader-writer locks that make "take a ticket + perform a step on
 // shared model memory" indivisible with respect to the objects the step touches (LEAP, Huang/Liu/Zhang FSE
-// 2010: only steps on the same object are ordered, and each object's order is ticket order), the stop flag,
+// 2010: only steps on the same object are ordered, and each object's order is ticket order) — a stripe taken
+// for writing by a step that writes one of its words, shared by steps that only read them — the stop flag,
 // and per-thread counters the main thread reads to detect quiescence. A step whose footprint is not declared
 // takes the coarse lock exclusively (the fallback), which every striped step holds shared: it is ordered
 // with every other locked step.
 
-import { type Footprint, type FootprintFn, union, wordOf } from './footprint.js';
+import { type Footprint, type FootprintFn, isRead, union, wordOf } from './footprint.js';
 
 const TICKET = 0;
 /**
@@ -48,6 +49,9 @@ export const IDLE_BLOCKED = 3; // only blocked tasks left: quiescent, but stuck 
  */
 export const STRIPES = 16;
 const STRIDE = 16;
+/** A reader-writer lock word's bit set while a writer waits; the bits below it count the readers. */
+const WRITER_WAITING = 1 << 30;
+const READERS = WRITER_WAITING - 1;
 
 /** The stripe of a shared-memory word (Fibonacci hashing: neighbouring fields of a struct spread out). */
 export function stripeOf(word: number): number {
@@ -66,6 +70,8 @@ export class Control {
   private readonly stripesBase: number;
   /** The stripes of the step in hand, sorted (reused: a step allocates nothing here). */
   private readonly held = new Int32Array(STRIPES);
+  /** Per held stripe: 1 when the step writes a word of it (locked for writing), 0 when it only reads. */
+  private readonly writes = new Uint8Array(STRIPES);
   private nheld = 0;
   private coarseHeld = false;
 
@@ -153,13 +159,13 @@ export class Control {
     }
   }
 
+  /** Whether the step in hand holds every entry's stripe, a written word's for writing. */
   private holdsAll(fp: Footprint): boolean {
-    const held = this.held;
     for (const e of fp) {
       const s = stripeOf(wordOf(e));
-      let found = false;
-      for (let i = 0; i < this.nheld; i++) if (held[i] === s) found = true;
-      if (!found) return false;
+      let i = 0;
+      while (i < this.nheld && this.held[i] !== s) i++;
+      if (i === this.nheld || (!isRead(e) && this.writes[i] === 0)) return false;
     }
     return true;
   }
@@ -176,80 +182,100 @@ export class Control {
 
   /**
    * The coarse lock exclusively (the fallback), or shared and then the stripes of the footprint in ascending
-   * order (a fixed order, and the coarse lock always first: no deadlock); true for the fallback.
+   * order (a fixed order, and the coarse lock always first: no deadlock) — a stripe for writing when the step
+   * writes one of its words, shared when it only reads them.
    */
-  private lockFootprint(footprint: Footprint | undefined): boolean {
-    const held = this.held;
-    let n = 0;
+  private lockFootprint(footprint: Footprint | undefined): void {
     const coarse = this.isFallback(footprint);
     this.coarseHeld = coarse;
+    this.nheld = 0;
     if (coarse) {
-      this.writeLock();
-    } else {
-      this.readLock();
-      for (const e of footprint as Footprint) {
-        const s = stripeOf(wordOf(e));
-        // Insertion into the sorted, distinct list (a footprint is a few words).
-        let i = n;
-        while (i > 0 && (held[i - 1] as number) > s) i--;
-        if (i > 0 && held[i - 1] === s) continue;
-        held.copyWithin(i + 1, i, n);
-        held[i] = s;
-        n++;
-      }
+      this.writeLock(COARSE, COARSE_WAITERS);
+      return;
     }
-    this.nheld = n;
-    for (let i = 0; i < n; i++) this.lock(this.stripesBase + (held[i] as number) * STRIDE);
-    return coarse;
+    this.readLock(COARSE, COARSE_WAITERS);
+    for (const e of footprint as Footprint) this.addStripe(stripeOf(wordOf(e)), isRead(e) ? 0 : 1);
+    for (let i = 0; i < this.nheld; i++) {
+      const at = this.stripesBase + (this.held[i] as number) * STRIDE;
+      if (this.writes[i] === 1) this.writeLock(at, at + 1);
+      else this.readLock(at, at + 1);
+    }
+  }
+
+  /** Insert a stripe into the sorted, distinct list of the step's (a footprint is a few words). */
+  private addStripe(s: number, write: number): void {
+    const held = this.held;
+    const n = this.nheld;
+    let i = n;
+    while (i > 0 && (held[i - 1] as number) > s) i--;
+    if (i > 0 && held[i - 1] === s) {
+      this.writes[i - 1] |= write;
+      return;
+    }
+    held.copyWithin(i + 1, i, n);
+    this.writes.copyWithin(i + 1, i, n);
+    held[i] = s;
+    this.writes[i] = write;
+    this.nheld = n + 1;
   }
 
   private unlockHeld(): void {
-    const held = this.held;
-    for (let i = this.nheld - 1; i >= 0; i--) this.unlock(this.stripesBase + (held[i] as number) * STRIDE);
+    for (let i = this.nheld - 1; i >= 0; i--) {
+      const at = this.stripesBase + (this.held[i] as number) * STRIDE;
+      if (this.writes[i] === 1) this.writeUnlock(at, at + 1);
+      else this.readUnlock(at, at + 1);
+    }
     this.nheld = 0;
-    if (this.coarseHeld) this.writeUnlock();
-    else this.readUnlock();
+    if (this.coarseHeld) this.writeUnlock(COARSE, COARSE_WAITERS);
+    else this.readUnlock(COARSE, COARSE_WAITERS);
   }
 
-  private readLock(): void {
+  // Reader-writer locks (the coarse lock and each stripe): the word holds the readers' count, with WRITER_WAITING
+  // set while a writer waits (new readers then wait too: a word every step reads must not starve the steps that
+  // write a word of its stripe), or -1 while a writer holds it. `waiters` counts the threads asleep on it.
+  private readLock(at: number, waiters: number): void {
     const a = this.i32;
     for (let spin = 0; ; spin++) {
-      const c = Atomics.load(a, COARSE);
-      if (c >= 0) {
-        if (Atomics.compareExchange(a, COARSE, c, c + 1) === c) return;
-      } else if (spin > 200) this.waitCoarse(c);
+      const c = Atomics.load(a, at);
+      if (c >= 0 && (c & WRITER_WAITING) === 0) {
+        if (Atomics.compareExchange(a, at, c, c + 1) === c) return;
+      } else if (spin > 200) this.sleep(at, waiters, c);
     }
   }
 
-  private readUnlock(): void {
+  private readUnlock(at: number, waiters: number): void {
     const a = this.i32;
-    if (Atomics.sub(a, COARSE, 1) === 1 && Atomics.load(a, COARSE_WAITERS) > 0) Atomics.notify(a, COARSE);
+    if ((Atomics.sub(a, at, 1) & READERS) === 1 && Atomics.load(a, waiters) > 0) Atomics.notify(a, at);
   }
 
-  private writeLock(): void {
+  private writeLock(at: number, waiters: number): void {
     const a = this.i32;
     for (let spin = 0; ; spin++) {
-      const c = Atomics.compareExchange(a, COARSE, 0, -1);
-      if (c === 0) return;
-      if (spin > 200) this.waitCoarse(c);
+      const c = Atomics.load(a, at);
+      if (c === 0 || c === WRITER_WAITING) {
+        if (Atomics.compareExchange(a, at, c, -1) === c) return;
+        continue;
+      }
+      if (c > 0 && (c & WRITER_WAITING) === 0) Atomics.compareExchange(a, at, c, c | WRITER_WAITING);
+      if (spin > 200) this.sleep(at, waiters, Atomics.load(a, at));
     }
   }
 
-  private writeUnlock(): void {
+  private writeUnlock(at: number, waiters: number): void {
     const a = this.i32;
-    Atomics.store(a, COARSE, 0);
-    if (Atomics.load(a, COARSE_WAITERS) > 0) Atomics.notify(a, COARSE);
+    Atomics.store(a, at, 0);
+    if (Atomics.load(a, waiters) > 0) Atomics.notify(a, at);
   }
 
   /**
-   * Sleep while COARSE still holds `seen` (1 ms at most). Counted before the wait: an unlock after the count
-   * notifies, and one before it changed the value the wait compares.
+   * Sleep while the lock word still holds `seen` (1 ms at most). Counted before the wait: an unlock after the
+   * count notifies, and one before it changed the value the wait compares.
    */
-  private waitCoarse(seen: number): void {
+  private sleep(at: number, waiters: number, seen: number): void {
     const a = this.i32;
-    Atomics.add(a, COARSE_WAITERS, 1);
-    Atomics.wait(a, COARSE, seen, 1);
-    Atomics.sub(a, COARSE_WAITERS, 1);
+    Atomics.add(a, waiters, 1);
+    Atomics.wait(a, at, seen, 1);
+    Atomics.sub(a, waiters, 1);
   }
 
   /** A worker is about to park: wake the main thread's quiescence watch. */
@@ -291,28 +317,5 @@ export class Control {
 
   bump(thread: number, field: number): void {
     Atomics.add(this.i32, this.slot(thread, field), 1);
-  }
-
-  // Drepper's futex mutex ("Futexes are tricky", mutex #2): 0 free, 1 locked, 2 locked with waiters.
-  private lock(at: number): void {
-    const a = this.i32;
-    let c = Atomics.compareExchange(a, at, 0, 1);
-    if (c === 0) return;
-    for (let spin = 0; spin < 200; spin++) {
-      c = Atomics.compareExchange(a, at, 0, 1);
-      if (c === 0) return;
-    }
-    if (c !== 2) c = Atomics.exchange(a, at, 2);
-    while (c !== 0) {
-      Atomics.wait(a, at, 2, 1);
-      c = Atomics.exchange(a, at, 2);
-    }
-  }
-
-  private unlock(at: number): void {
-    if (Atomics.sub(this.i32, at, 1) !== 1) {
-      Atomics.store(this.i32, at, 0);
-      Atomics.notify(this.i32, at, 1);
-    }
   }
 }

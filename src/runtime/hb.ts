@@ -7,7 +7,7 @@
 // these edges is the same run: the canonical one (Kahn's algorithm, ties broken by the lowest (thread,
 // program index)) numbers the steps, the task ids made from them and the messages' send steps, so that the
 // trace and its hash do not depend on how the threads' timing interleaved unrelated steps.
-import { type Footprint, wordOf } from './footprint.js';
+import { type Footprint, isRead, wordOf } from './footprint.js';
 import { MEM, TASK } from './model.js';
 import { TASK_BASE } from './task.js';
 import { REC, REC_INTS } from './trace.js';
@@ -36,10 +36,10 @@ export class ObjectLog {
     this.data[this.n++] = object;
   }
 
-  /** A step's footprint (undefined: the fallback, HB_ALL); reads are logged as accesses, like writes. */
+  /** A step's footprint as locked (undefined: the fallback, HB_ALL), its entries as they are: reads stay reads. */
   pushAll(ticket: number, footprint: Footprint | undefined): void {
     if (footprint === undefined) this.push(ticket, HB_ALL);
-    else for (const e of footprint) this.push(ticket, wordOf(e));
+    else for (const e of footprint) this.push(ticket, e);
   }
 
   take(): Int32Array {
@@ -108,7 +108,10 @@ export function happensBefore(records: Int32Array, logs: readonly Int32Array[]):
   const lastOf = new Map<number, number>();
   const count = new Map<number, number>();
   const { start, objects } = objectsByTicket(n, logs);
-  const lastAccess = new Map<number, number>();
+  // Per object: its last write, and the steps that read it since (a write comes after each of them; reads of
+  // one value are not ordered among themselves).
+  const lastWrite = new Map<number, number>();
+  const readsSince = new Map<number, number[]>();
   let lastFallback = -1;
   let sinceFallback: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -131,9 +134,20 @@ export function happensBefore(records: Int32Array, logs: readonly Int32Array[]):
         lastFallback = i;
         continue;
       }
-      const before = Math.max(lastAccess.get(obj) ?? -1, lastFallback);
-      if (before >= 0 && before !== i) add(before, i, before === lastFallback && lastAccess.get(obj) !== before ? HB_ALL : obj);
-      lastAccess.set(obj, i);
+      const word = wordOf(obj);
+      const written = lastWrite.get(word) ?? -1;
+      const before = Math.max(written, lastFallback);
+      if (before >= 0 && before !== i) add(before, i, before === lastFallback && written !== before ? HB_ALL : word);
+      const readers = readsSince.get(word);
+      if (isRead(obj)) {
+        if (readers) readers.push(i);
+        else readsSince.set(word, [i]);
+      } else {
+        // Reads before the last fallback step are ordered before it already.
+        if (readers) for (const r of readers) if (r !== i && r > lastFallback) add(r, i, word);
+        readsSince.delete(word);
+        lastWrite.set(word, i);
+      }
       if (sinceFallback[sinceFallback.length - 1] !== i) sinceFallback.push(i);
     }
   }
