@@ -1,20 +1,23 @@
-// Per-object contention of the stress presets, the input of docs/threaded.md's "Estimate at 16 and 64 cores":
-// each preset (the scaling suite's workers curve, report sizes) runs in the deterministic runtime under a few
-// random schedules; every performed task point is recorded with the shared words its ready() declares
-// (`Point.watch`, src/runtime/task.ts), every delivery with whether its event is one of the workload's
-// `sharedEvents` (a handler that touches shared memory and declares nothing). Printed per preset:
-//   steps        every step (deliveries, task points, atomics, timers)
-//   undeclared points   task points with no declared footprint (no `watch`): what falls back to a coarse lock
-//   shared deliveries   deliveries of the workload's sharedEvents (their handlers declare nothing either)
-//   always-ready        points whose ready() reads nothing (`watch: []`): their writes are not declared
-//   hottest      the share of steps on the most used declared word (all of them serialise on it)
-//   handoff@n    with tasks dealt round-robin over n threads, the share of steps whose word was last used by
-//                another thread (a cache line moving between cores, and an order to record)
-//   serial       undeclared points + shared deliveries + hottest: Amdahl's serial fraction (optimistic: the
-//                always-ready points run in parallel); worst serial adds the always-ready points
-// Runs from dist/ (npm run build first):  node scripts/contention.mjs [--seeds N]
+// Per-object contention of the stress presets from their declared footprints, the input of docs/threaded.md's
+// "Estimate at 16 and 64 cores". Each preset (the scaling suite's report sizes) runs in the deterministic runtime
+// under a few random schedules; every step is recorded with its thread (an actor, or a task) and what the threaded
+// runtime would lock for it:
+//   - a task point: its footprint (src/runtime/footprint.ts: words written, words only read), or the coarse
+//     fallback when it declares none;
+//   - a delivery of one of the workload's sharedEvents: Workload.footprintOf's answer, or the fallback;
+//   - any other delivery: nothing (an actor's own state).
+// The estimate replays that order on n workers as a list schedule, every step one unit long: a step starts when
+// its thread's previous step has ended, when its worker is free, and when the steps it conflicts with have
+// ended — the last write of each word it touches, for a write also the reads since; a fallback step conflicts
+// with everything. Actors are dealt over the workers as the sharded placement does (actor i on worker i mod n),
+// tasks run on their spawner's worker (the run's initial tasks dealt round-robin). The speed-up is steps ÷
+// makespan: what per-object locking allows, before the runtime's own costs (the ticket counter, waking, messages).
+// Printed per preset: steps, the fallback share, the share of steps on the most written word, and S(2), S(16),
+// S(64). Runs from dist/ (npm run build first):  node scripts/contention.mjs [--seeds N]
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import Table from 'cli-table3';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const dist = (p) => import(join(root, 'dist/src', p));
@@ -24,10 +27,12 @@ const { loadScenarioFile, scenarioParams } = await dist('scenario/load.js');
 const { runDeterministic } = await dist('runtime/deterministic.js');
 const { RandomScheduler } = await dist('runtime/schedulers/random.js');
 const { buildWorkload } = await dist('runtime/workloads.js');
-const { Task } = await dist('runtime/task.js');
+const { Task, footprintNow, TASK_BASE } = await dist('runtime/task.js');
+const { ActorHost } = await dist('runtime/host.js');
+const { isRead, wordOf } = await dist('runtime/footprint.js');
 
-const argSeeds = process.argv.indexOf('--seeds');
-const seeds = argSeeds > 0 ? Number(process.argv[argSeeds + 1]) : 3;
+const { values: opt } = parseArgs({ options: { seeds: { type: 'string', default: '3' } } });
+const seeds = Number(opt.seeds);
 
 const mixed = scenarioParams(await loadScenarioFile(join(root, 'stress', 'mixed.yaml')));
 // The report profile's sizes of bench/scaling.bench.ts (rounds 4, mixed on 6 devices).
@@ -37,72 +42,96 @@ const presets = [
   { name: 'mixed', workload: 'sva', params: { ...mixed, devices: 6, processes: 24, rounds: 3 } },
 ];
 
-// Every performed point: the task and the words it declares (undefined: none declared).
-let log = [];
+const FALLBACK = null;
+const NOTHING = [];
+/** The run's steps in order: [thread, owner (a task's spawner, else -1), footprint | FALLBACK]. */
+let steps = [];
 const perform = Task.prototype.perform;
 Task.prototype.perform = function (env) {
-  log.push({ task: this.id, watch: this.pending?.watch });
+  steps.push([this.id, this.owner, this.pending ? (footprintNow(this.pending) ?? FALLBACK) : NOTHING]);
   return perform.call(this, env);
 };
+let shared = new Set();
+let workload;
+const deliver = ActorHost.prototype.deliver;
+ActorHost.prototype.deliver = function (to, event) {
+  const fp = shared.has(event.type) ? (workload.footprintOf?.(to, event) ?? FALLBACK) : NOTHING;
+  steps.push([to, -1, fp]);
+  return deliver.call(this, to, event);
+};
 
-function measure(p) {
-  const w = buildWorkload(p.workload, p.params);
-  const shared = new Set(w.sharedEvents ?? []);
-  const sum = { steps: 0, points: 0, undeclared: 0, sharedDeliveries: 0, empty: 0, hottest: 0, handoff: { 2: 0, 16: 0, 64: 0 } };
-  for (let seed = 1; seed <= seeds; seed++) {
-    log = [];
-    const sched = new RandomScheduler(seed);
-    sched.newExecution();
-    const r = runDeterministic({ workload: w, seed, scheduler: sched });
-    if (!r.check.ok || r.findings.length > 0) throw new Error(`${p.name} seed ${seed}: not clean`);
-    let sharedDeliveries = 0;
-    for (let i = 0; i < r.trace.length; i++) {
-      const rec = r.trace.record(i);
-      if (shared.has(r.trace.eventNames.get(rec.event))) sharedDeliveries++;
+/** The list schedule of `steps` on n workers: its makespan, in steps. */
+function makespan(n) {
+  const workerOf = new Map();
+  const where = (thread, owner) => {
+    let w = workerOf.get(thread);
+    if (w === undefined) {
+      w = thread < TASK_BASE || owner < 0 ? thread % n : (workerOf.get(owner) ?? thread % n);
+      workerOf.set(thread, w);
     }
-    const uses = new Map();
-    const last = { 2: new Map(), 16: new Map(), 64: new Map() };
-    for (const { task, watch } of log) {
-      if (watch === undefined) {
-        sum.undeclared++;
-        continue;
-      }
-      if (watch.length === 0) sum.empty++;
-      for (const word of watch) uses.set(word, (uses.get(word) ?? 0) + 1);
-      for (const n of [2, 16, 64]) {
-        const thread = task % n;
-        if (watch.some((word) => last[n].has(word) && last[n].get(word) !== thread)) sum.handoff[n]++;
-        for (const word of watch) last[n].set(word, thread);
-      }
-    }
-    sum.sharedDeliveries += sharedDeliveries;
-    sum.points += log.length;
-    sum.steps += r.steps;
-    sum.hottest += Math.max(0, ...uses.values());
-  }
-  const pct = (x) => `${((100 * x) / sum.steps).toFixed(1)} %`;
-  const serial = (sum.undeclared + sum.sharedDeliveries + sum.hottest) / sum.steps;
-  // Pessimistic: an always-ready point declares what it reads (nothing), not what it writes; if every such point
-  // also took the coarse lock, it would be serial too.
-  const worst = serial + sum.empty / sum.steps;
-  return {
-    preset: p.name,
-    steps: Math.round(sum.steps / seeds),
-    points: pct(sum.points),
-    'undeclared points': pct(sum.undeclared),
-    'shared deliveries': pct(sum.sharedDeliveries),
-    'always-ready': pct(sum.empty),
-    hottest: pct(sum.hottest),
-    'handoff@2': pct(sum.handoff[2]),
-    'handoff@16': pct(sum.handoff[16]),
-    'handoff@64': pct(sum.handoff[64]),
-    serial: `${(100 * serial).toFixed(1)} %`,
-    'Amdahl S(16)': (1 / (serial + (1 - serial) / 16)).toFixed(1),
-    'Amdahl S(64)': (1 / (serial + (1 - serial) / 64)).toFixed(1),
-    'worst serial': `${(100 * worst).toFixed(1)} %`,
-    'worst S(64)': (1 / (worst + (1 - worst) / 64)).toFixed(1),
+    return w;
   };
+  const threadEnd = new Map();
+  const workerEnd = new Float64Array(n);
+  const lastWrite = new Map();
+  const lastRead = new Map(); // the latest end among the reads since the last write
+  let fallbackEnd = 0;
+  let allEnd = 0;
+  for (const [thread, owner, fp] of steps) {
+    const w = where(thread, owner);
+    let start = Math.max(threadEnd.get(thread) ?? 0, workerEnd[w], fallbackEnd);
+    if (fp === FALLBACK) start = Math.max(start, allEnd);
+    else {
+      for (const e of fp) {
+        const word = wordOf(e);
+        start = Math.max(start, lastWrite.get(word) ?? 0);
+        if (!isRead(e)) start = Math.max(start, lastRead.get(word) ?? 0);
+      }
+    }
+    const end = start + 1;
+    threadEnd.set(thread, end);
+    workerEnd[w] = end;
+    allEnd = Math.max(allEnd, end);
+    if (fp === FALLBACK) fallbackEnd = end;
+    else {
+      for (const e of fp) {
+        const word = wordOf(e);
+        if (isRead(e)) lastRead.set(word, Math.max(lastRead.get(word) ?? 0, end));
+        else {
+          lastWrite.set(word, end);
+          lastRead.delete(word);
+        }
+      }
+    }
+  }
+  return allEnd;
 }
 
-console.table(presets.map(measure));
-console.log(`${seeds} random schedules a preset (seeds 1..${seeds}); shares are of all steps.`);
+function measure(p) {
+  workload = buildWorkload(p.workload, p.params);
+  shared = new Set(workload.sharedEvents ?? []);
+  const sum = { steps: 0, fallback: 0, hottest: 0, span: { 2: 0, 16: 0, 64: 0 } };
+  for (let seed = 1; seed <= seeds; seed++) {
+    steps = [];
+    const sched = new RandomScheduler(seed);
+    sched.newExecution();
+    const r = runDeterministic({ workload, seed, scheduler: sched });
+    if (!r.check.ok || r.findings.length > 0) throw new Error(`${p.name} seed ${seed}: not clean`);
+    const writes = new Map();
+    for (const [, , fp] of steps) {
+      if (fp === FALLBACK) sum.fallback++;
+      else for (const e of fp) if (!isRead(e)) writes.set(e, (writes.get(e) ?? 0) + 1);
+    }
+    sum.steps += steps.length;
+    sum.hottest += Math.max(0, ...writes.values());
+    for (const n of [2, 16, 64]) sum.span[n] += makespan(n);
+  }
+  const pct = (x) => `${((100 * x) / sum.steps).toFixed(1)} %`;
+  const speedup = (n) => (sum.steps / sum.span[n]).toFixed(2);
+  return [p.name, Math.round(sum.steps / seeds), pct(sum.fallback), pct(sum.hottest), speedup(2), speedup(16), speedup(64)];
+}
+
+const table = new Table({ head: ['preset', 'steps', 'fallback', 'hottest word', 'S(2)', 'S(16)', 'S(64)'], style: { head: [], border: [] } });
+for (const p of presets) table.push(measure(p));
+console.log(table.toString());
+console.log(`${seeds} random schedules a preset (seeds 1..${seeds}); shares are of all steps; S(n) = steps ÷ makespan on n workers.`);

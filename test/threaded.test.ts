@@ -94,13 +94,13 @@ describe('threaded runtime', () => {
     const on = await run({ workload, runtime: 'threaded', seed: 1, workers: 2 });
     expect(on.check.problems).toEqual([]);
     // mutex_lock/unlock declare no footprint; each task's (start) point declares an empty one.
-    expect(on.locking).toEqual({ striped: 2, fallback: 200 });
+    expect(on.locking).toEqual({ striped: 2, fallback: 200, relocked: 0 });
     expect(fallbackShare(on.locking ?? { striped: 0, fallback: 0 })).toBeCloseTo(200 / 202);
     expect(replay(on.schedule).traceHash).toBe(on.traceHash);
     const { runThreaded } = await import('../src/runtime/threaded.js');
     const { buildWorkload } = await import('../src/runtime/workloads.js');
     const off = await runThreaded({ workload: buildWorkload(workload.name, workload.params), seed: 1, workers: 2, striping: false });
-    expect(off.locking).toEqual({ striped: 0, fallback: 202 });
+    expect(off.locking).toEqual({ striped: 0, fallback: 202, relocked: 0 });
     expect(replay(off.schedule).traceHash).toBe(off.traceHash);
   });
 

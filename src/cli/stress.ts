@@ -172,7 +172,7 @@ export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
   const tally = new Tallier(e);
   let lost = 0;
   let cut: StressOutcome['cut'] = null;
-  const locking = { striped: 0, fallback: 0 };
+  const locking = { striped: 0, fallback: 0, relocked: 0 };
   try {
     // At least one run, however short the duration: a stress that ran nothing must not end in SUCCESS.
     while ((live.runs === 0 || live.now() < live.until) && !o.signal?.aborted) {
@@ -204,6 +204,7 @@ export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
       }
       locking.striped += r.locking?.striped ?? 0;
       locking.fallback += r.locking?.fallback ?? 0;
+      locking.relocked += r.locking?.relocked ?? 0;
       if (r.cut) cut = { run: live.runs, seed, atStep: r.cut.atStep, steps: r.steps, workers: r.workers ?? 1 };
       const decided = judge(r, o, { totals, failures, saved, tally });
       if (!r.cut && !r.accounting.ok) lost++;

@@ -51,6 +51,8 @@ export interface RunResult {
 export interface LockingCounts {
   readonly striped: number;
   readonly fallback: number;
+  /** Striped steps whose computed footprint changed under their locks and were locked again (footprint.ts). */
+  readonly relocked?: number;
 }
 
 /** The share of locked steps that took the coarse fallback lock (0 when none was locked). */
@@ -61,7 +63,8 @@ export function fallbackShare(l: LockingCounts): number {
 
 /** `locked steps 1234, 5.0 % on the coarse fallback lock`: how much of a threaded run ran per object. */
 export function lockingLine(l: LockingCounts): string {
-  return `locked steps ${l.striped + l.fallback}, ${(100 * fallbackShare(l)).toFixed(1)} % on the coarse fallback lock`;
+  const again = l.relocked ? `, ${l.relocked} locked again` : '';
+  return `locked steps ${l.striped + l.fallback}, ${(100 * fallbackShare(l)).toFixed(1)} % on the coarse fallback lock${again}`;
 }
 
 /** A run passes when its invariants and its accounting hold and no checker reported anything. */

@@ -282,10 +282,11 @@ export class ThreadedRuntime {
     let delivered = 0;
     let queued = this.outboxes.reduce((h, o) => h + o.held, 0);
     let timersFired = 0;
-    const locking = { striped: 0, fallback: 0 };
+    const locking = { striped: 0, fallback: 0, relocked: 0 };
     for (const r of this.reports) {
       locking.striped += r.striped;
       locking.fallback += r.fallback;
+      locking.relocked += r.relocked;
       for (const [h, s] of r.eventNames) eventNames.set(h, s);
       for (const [id, f] of r.finals) finals[id] = f;
       for (const [id, name] of r.taskNames) taskNames.set(id, name);

@@ -73,6 +73,8 @@ export type WorkerReport =
       /** Locked steps that took only their objects' stripes, and steps that took the coarse fallback. */
       readonly striped: number;
       readonly fallback: number;
+      /** Striped steps locked again because their computed footprint changed under the locks. */
+      readonly relocked: number;
       readonly eventNames: readonly (readonly [number, string])[];
       readonly finals: readonly (readonly [number, ActorFinal])[];
       readonly sent: number;
@@ -431,6 +433,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
     objects: objects.take(),
     striped: ctl.striped,
     fallback: ctl.fallback,
+    relocked: ctl.relocked,
     eventNames: [...names.map.entries()],
     finals,
     sent,
