@@ -25,6 +25,7 @@ import { callTrace, heldLocksLines, taskFinding } from '../findings.js';
 import { accessReport, fmtAddr, kaddr, type SlabObjectInfo, type SlabTrack } from '../kasan.js';
 import type { Kernel, KGen } from '../kernel.js';
 import { objLabel } from '../labels.js';
+import { type Footprint, type FootprintFn, read } from '../../runtime/footprint.js';
 import { REFCOUNT_SATURATED } from '../refcount.js';
 import { defineRwsem, down_read, RW_SEMAPHORE, type RwSemaphore, up_read } from '../rwsem.js';
 import { SPINLOCK } from '../lock.js';
@@ -389,6 +390,87 @@ export function mmAccess(k: Kernel, t: KTask, mm: MmStruct, field: number, write
 /** Field offsets mmAccess reports (the access is to that word of the mm_struct). */
 export const MM_FIELD = { users: MM_STRUCT.offset.mm_users, count: MM_STRUCT.offset.mm_count, pasid: MM_STRUCT.offset.pasid, state: MM_STRUCT.offset.state, pgd: MM_STRUCT.offset.pgd } as const;
 
+// ---- footprints (runtime/footprint.ts: the words a step reads and writes, for the threaded runtime's locks) ----
+
+/** The words of a string in the stack depot (memory.ts stringAt: its length, then its characters), as reads. */
+function stringReads(k: Kernel, id: number, out: number[]): void {
+  // TODO(integrate): replace by mem's string footprint helper when it exports one.
+  if (id <= 0) return;
+  const n = k.i32[id] as number;
+  for (let i = 0; i <= n; i++) out.push(read(id + i));
+}
+
+/**
+ * What mmAccess reads besides the state word, on a freed mm: KASAN's report (objectInfo) reads the life tracks
+ * and the strings they name. Read at the time it is asked (a FootprintFn's answer): pure.
+ */
+function uafReads(k: Kernel, mm: MmStruct): number[] {
+  const b = mmBase(k, mm);
+  const v = mm.view;
+  const out = [read(v.alloc_by.addr(b)), read(v.alloc_chain.addr(b)), read(v.free_by.addr(b)), read(v.free_chain.addr(b))];
+  for (const f of [v.alloc_by, v.alloc_chain, v.free_by, v.free_chain]) stringReads(k, Atomics.load(k.i32, f.addr(b)), out);
+  return out;
+}
+
+/**
+ * The footprint of a step on mm whose perform calls mmAccess (the state word, read) and touches `fp`: `fp` and the
+ * state word while the mm is not freed, and KASAN's reads when it is. Evaluate it inside a FootprintFn.
+ */
+export function mmAccessFootprint(k: Kernel, mm: MmStruct, fp: Footprint): Footprint {
+  const state = mm.view.state.addr(mmBase(k, mm));
+  const withState = fp.some((e) => e === state || e === read(state)) ? fp : [...fp, read(state)];
+  return mmStateCode(k, mm) === MM_FREED ? [...withState, ...uafReads(k, mm)] : withState;
+}
+
+/** The footprints of one mm's frequent steps, made once (points are made at every step). */
+interface MmFootprints {
+  readonly base: number;
+  /** mmget, mmget_not_zero, mmput: mmAccess, then mm_users read and written. */
+  readonly users: FootprintFn;
+  /** mmgrab, mmdrop: mmAccess, then mm_count read and written. */
+  readonly count: FootprintFn;
+  /** mm_set_pasid: mmAccess, then mm->pasid written. */
+  readonly pasid: FootprintFn;
+  /** exit_mmap's steps: the state word read and written. */
+  readonly state: Footprint;
+  /** The state word and mm->pasid, read (mmStateCode and mmPasid). */
+  readonly stateAndPasid: Footprint;
+}
+
+const footprints = new WeakMap<MmStruct, MmFootprints>();
+
+function mmFootprints(k: Kernel, mm: MmStruct): MmFootprints {
+  const b = mmBase(k, mm);
+  const had = footprints.get(mm);
+  if (had && had.base === b) return had;
+  const v = mm.view;
+  const state = v.state.addr(b);
+  const on = (word: number): FootprintFn => {
+    const live: Footprint = [read(state), word];
+    return () => (mmStateCode(k, mm) === MM_FREED ? [...live, ...uafReads(k, mm)] : live);
+  };
+  const fps: MmFootprints = {
+    base: b,
+    users: on(v.mm_users.addr(b)),
+    count: on(v.mm_count.addr(b)),
+    pasid: on(v.pasid.addr(b)),
+    state: [state],
+    stateAndPasid: [read(state), read(v.pasid.addr(b))],
+  };
+  footprints.set(mm, fps);
+  return fps;
+}
+
+/** The footprint of a step that reads mm's life state and PASID (mmStateCode, mmPasid) and nothing else shared. */
+export function mmStateFootprint(k: Kernel, mm: MmStruct): Footprint {
+  return mmFootprints(k, mm).stateAndPasid;
+}
+
+/** The footprint of exit_mmap's steps: mm's state word, read and written (setMmState). */
+export function mmStateWriteFootprint(k: Kernel, mm: MmStruct): Footprint {
+  return mmFootprints(k, mm).state;
+}
+
 // ---- the two counts ----
 
 type Saturation = 'ADD_UAF' | 'SUB_UAF';
@@ -482,7 +564,7 @@ function defineMmFunctions(k: Kernel, bug: MmBug): void {
   if (k.fns.has('mm_init')) return;
   k.fns.define('mm_set_pasid', 'include/linux/sched/mm.h', function* (t, mm, pasid) {
     if (!Number.isInteger(pasid) || pasid < 0) throw new RangeError(`mm_set_pasid: bad PASID ${pasid}`);
-    yield* k.step(t, `mm_set_pasid(${mm.name}, ${pasid})`, () => {
+    yield* k.stepOn(t, `mm_set_pasid(${mm.name}, ${pasid})`, mmFootprints(k, mm).pasid, () => {
       mmAccess(k, t, mm, MM_FIELD.pasid, true);
       mm.view.pasid.WRITE_ONCE(mmBase(k, mm), pasid);
     });
@@ -494,20 +576,21 @@ function defineMmFunctions(k: Kernel, bug: MmBug): void {
   });
   // One more user of the address space (the caller knows it has users: it holds one).
   k.fns.define('mmget', 'include/linux/sched/mm.h', function* (t, mm) {
-    yield* k.step(t, objLabel(mm, 'mmget', mm.name), (env) => {
+    yield* k.stepOn(t, objLabel(mm, 'mmget', mm.name), mmFootprints(k, mm).users, (env) => {
       mmAccess(k, t, mm, MM_FIELD.users, true);
       inc(k, t, mm, mm.view.mm_users, 'mmget', env.step);
     });
   });
   // A user of the address space unless it is already being torn down.
   k.fns.define('mmget_not_zero', 'include/linux/sched/mm.h', function* (t, mm) {
-    return yield* k.step(t, objLabel(mm, 'mmget_not_zero', mm.name), () => {
+    return yield* k.stepOn(t, objLabel(mm, 'mmget_not_zero', mm.name), mmFootprints(k, mm).users, () => {
       mmAccess(k, t, mm, MM_FIELD.users, true);
       return incNotZero(k, mm, mm.view.mm_users);
     });
   });
   k.fns.define('get_task_mm', 'kernel/fork.c', function* (t, mm, taskMm) {
-    return yield* k.step(t, objLabel(mm, 'get_task_mm', mm.name), (env) => {
+    const fp: Footprint = [read(taskMm), mm.view.mm_users.addr(mmBase(k, mm))];
+    return yield* k.stepOn(t, objLabel(mm, 'get_task_mm', mm.name), () => mmAccessFootprint(k, mm, fp), (env) => {
       if (Atomics.load(k.i32, taskMm) !== mm.id + 1) return false;
       mmAccess(k, t, mm, MM_FIELD.users, true);
       inc(k, t, mm, mm.view.mm_users, 'get_task_mm', env.step);
@@ -517,7 +600,7 @@ function defineMmFunctions(k: Kernel, bug: MmBug): void {
   // Drop a user; the last one tears the address space down in the caller's context (so mmput may sleep).
   k.fns.define('mmput', 'kernel/fork.c', function* (t, mm) {
     k.mightSleep(t, MMPUT_SITE);
-    const last = yield* k.step(t, objLabel(mm, 'mmput', mm.name), (env) => {
+    const last = yield* k.stepOn(t, objLabel(mm, 'mmput', mm.name), mmFootprints(k, mm).users, (env) => {
       mmAccess(k, t, mm, MM_FIELD.users, true);
       return decAndTest(k, t, mm, mm.view.mm_users, 'mmput', env.step);
     });
@@ -538,14 +621,14 @@ function defineMmFunctions(k: Kernel, bug: MmBug): void {
   });
   // Hold the mm_struct (not the address space): it will not be freed, its pages may be.
   k.fns.define('mmgrab', 'include/linux/sched/mm.h', function* (t, mm) {
-    yield* k.step(t, objLabel(mm, 'mmgrab', mm.name), (env) => {
+    yield* k.stepOn(t, objLabel(mm, 'mmgrab', mm.name), mmFootprints(k, mm).count, (env) => {
       mmAccess(k, t, mm, MM_FIELD.count, true);
       inc(k, t, mm, mm.view.mm_count, 'mmgrab', env.step);
     });
   });
   // Drop a hold on the mm_struct; the last one frees it (__mmdrop). Never sleeps.
   k.fns.define('mmdrop', 'include/linux/sched/mm.h', function* (t, mm) {
-    const last = yield* k.step(t, objLabel(mm, 'mmdrop', mm.name), (env) => {
+    const last = yield* k.stepOn(t, objLabel(mm, 'mmdrop', mm.name), mmFootprints(k, mm).count, (env) => {
       mmAccess(k, t, mm, MM_FIELD.count, true);
       return decAndTest(k, t, mm, mm.view.mm_count, 'mmdrop', env.step);
     });
@@ -568,7 +651,7 @@ function defineMmFunctions(k: Kernel, bug: MmBug): void {
     yield* down_read(k, t, mm.mmapLock);
     // task_lock(current); current->mm = NULL; task_unlock(current) — get_task_mm finds no mm from here on.
     const i = current(k, t);
-    if (i >= 0) yield* k.step(t, 'exit_mm: current->mm = NULL', () => void Atomics.store(k.i32, taskMmAddr(k, i), 0));
+    if (i >= 0) yield* k.stepOn(t, 'exit_mm: current->mm = NULL', [taskMmAddr(k, i)], () => void Atomics.store(k.i32, taskMmAddr(k, i), 0));
     yield* up_read(k, t, mm.mmapLock);
     yield* k.fn.mmput(t, mm);
   });
