@@ -25,7 +25,7 @@ import { callTrace, heldLocksLines, taskFinding } from '../findings.js';
 import { accessReport, fmtAddr, kaddr, type SlabObjectInfo, type SlabTrack } from '../kasan.js';
 import type { Kernel, KGen } from '../kernel.js';
 import { objLabel } from '../labels.js';
-import { type Footprint, type FootprintFn, read } from '../../runtime/footprint.js';
+import { type Footprint, type FootprintFn, isRead, read, wordOf } from '../../runtime/footprint.js';
 import { REFCOUNT_SATURATED } from '../refcount.js';
 import { defineRwsem, down_read, RW_SEMAPHORE, type RwSemaphore, up_read } from '../rwsem.js';
 import { SPINLOCK } from '../lock.js';
@@ -166,11 +166,15 @@ export function mmTableWords(count: number, pages: number): number {
 }
 
 export type MmDropHook = (mm: MmStruct, t: KTask, step: number) => void;
+/** The shared words an MmDropHook reads and writes for mm (pure); a hook without one leaves __mmdrop undeclared. */
+export type MmDropFootprint = (mm: MmStruct) => Footprint;
 
 interface TableState {
   readonly table: MmTable;
   /** Run inside __mmdrop's perform, before the mm is marked freed. */
   readonly dropHooks: MmDropHook[];
+  /** Their footprints, in order (undefined: the hook did not declare one). */
+  readonly dropFootprints: (MmDropFootprint | undefined)[];
   /** Who may legitimately still hold an mm's mm_count at the end of a run (MMU notifier subscriptions). */
   readonly holders: ((mm: MmStruct) => number)[];
   /** mms already reported as used after free in this run (one report each). */
@@ -208,7 +212,7 @@ export function defineMms(k: Kernel, pm: PhysMem, count: number, pages: number, 
   const initMm = mk(0, 'init_mm', initMmPages(pages));
   const mms = Array.from({ length: count }, (_, i) => mk(i + 1, `mm/${i + 1}`));
   const table: MmTable = { mms, initMm, pm, pages };
-  const st: TableState = { table, dropHooks: [], holders: [], uafReported: new Set(), countReported: new Set() };
+  const st: TableState = { table, dropHooks: [], dropFootprints: [], holders: [], uafReported: new Set(), countReported: new Set() };
   for (const mm of [initMm, ...mms]) tables.set(mm, st);
   k.onAttach(() => {
     st.uafReported.clear();
@@ -275,9 +279,14 @@ export function mmTableOf(mm: MmStruct): MmTable {
   return stateOf(mm).table;
 }
 
-/** Run `hook` inside __mmdrop's perform, before the mm is freed (mmu_notifier_subscriptions_destroy). */
-export function onMmDrop(table: MmTable, hook: MmDropHook): void {
-  stateOf(table.initMm).dropHooks.push(hook);
+/**
+ * Run `hook` inside __mmdrop's perform, before the mm is freed (mmu_notifier_subscriptions_destroy); `footprint`
+ * says what it touches in shared memory (without one, __mmdrop's step takes the threaded runtime's coarse lock).
+ */
+export function onMmDrop(table: MmTable, hook: MmDropHook, footprint?: MmDropFootprint): void {
+  const st = stateOf(table.initMm);
+  st.dropHooks.push(hook);
+  st.dropFootprints.push(footprint);
 }
 
 /** Declare who may still hold an mm's mm_count at the end of a run, for the leak check. */
@@ -409,7 +418,7 @@ function uafReads(k: Kernel, mm: MmStruct): number[] {
   const v = mm.view;
   const out = [read(v.alloc_by.addr(b)), read(v.alloc_chain.addr(b)), read(v.free_by.addr(b)), read(v.free_chain.addr(b))];
   for (const f of [v.alloc_by, v.alloc_chain, v.free_by, v.free_chain]) stringReads(k, Atomics.load(k.i32, f.addr(b)), out);
-  return out;
+  return distinct(out);
 }
 
 /**
@@ -634,7 +643,11 @@ function defineMmFunctions(k: Kernel, bug: MmBug): void {
     });
     if (last) yield* k.fn.__mmdrop(t, mm);
   });
-  const free = (t: KTask, mm: MmStruct) => k.step(t, objLabel(mm, '__mmdrop', mm.name), (env) => mmFree(k, t, mm, env.step));
+  const free = (t: KTask, mm: MmStruct) => {
+    const label = objLabel(mm, '__mmdrop', mm.name);
+    const fp = mmFreeFootprint(k, t, mm);
+    return fp ? k.stepOn(t, label, fp, (env) => mmFree(k, t, mm, env.step)) : k.step(t, label, (env) => mmFree(k, t, mm, env.step));
+  };
   k.fns.definePlanted('__mmdrop', 'kernel/fork.c', bug, {
     *none(t, mm) {
       if (mm.id !== 0) yield* k.fn.pgd_free(t, mm);
@@ -663,7 +676,7 @@ function defineMmFunctions(k: Kernel, bug: MmBug): void {
  */
 function* mmInit(k: Kernel, t: KTask, mm: MmStruct): KGen {
   if (mm.id === 0) throw new Error('mm_init: init_mm is set up at boot');
-  yield* k.step(t, objLabel(mm, 'mm_init', mm.name), () => {
+  yield* k.stepOn(t, objLabel(mm, 'mm_init', mm.name), () => mmInitFootprint(k, t, mm), () => {
     const code = mmStateCode(k, mm);
     if (code !== MM_UNUSED && code !== MM_FREED) throw new Error(`mm_init: ${mm.name} is ${STATE_NAMES[code]}`);
     const i32 = k.i32;
@@ -684,6 +697,94 @@ function* mmInit(k: Kernel, t: KTask, mm: MmStruct): KGen {
     st.countReported.delete(mm.view.mm_users.addr(b));
     st.countReported.delete(mm.view.mm_count.addr(b));
   });
+}
+
+/** What mm_init's step reads (the state word; the stack depot's lookups) and writes (the whole mm_struct). */
+function mmInitFootprint(k: Kernel, t: KTask, mm: MmStruct): Footprint {
+  const b = mmBase(k, mm);
+  const v = mm.view;
+  const out = [v.mm_users, v.mm_count, v.pasid, v.iommu_mm, v.state, v.alloc_by, v.alloc_chain, v.free_by, v.free_chain].map((f) => f.addr(b));
+  for (let w = v.pgd.addr(b); w < v.pgd.addr(b, dataWords(mm.pages)); w++) out.push(w);
+  return internsFootprint(k, out, [t.label, t.chain().join('\n')]);
+}
+
+/**
+ * What __mmdrop's step touches: the drop hooks' words, mm->pasid (read), the free track and the state word
+ * (written), the stack depot's; undefined when a hook declares nothing. init_mm's BUG touches nothing.
+ */
+function mmFreeFootprint(k: Kernel, t: KTask, mm: MmStruct): (() => Footprint) | undefined {
+  if (mm.id === 0) return () => [];
+  const st = stateOf(mm);
+  const hooks = st.dropFootprints;
+  if (hooks.some((h) => h === undefined)) return undefined;
+  return () => {
+    const b = mmBase(k, mm);
+    const v = mm.view;
+    const out: number[] = [read(v.pasid.addr(b)), v.free_by.addr(b), v.free_chain.addr(b), v.state.addr(b)];
+    for (const h of hooks) if (h) out.push(...h(mm));
+    return internsFootprint(k, out, [t.label, t.chain().join('\n')]);
+  };
+}
+
+/** `fp` and what interning each of `strings` in turn reads and writes, each word once. */
+function internsFootprint(k: Kernel, fp: number[], strings: readonly string[]): Footprint {
+  const pending: PendingInterns = { used: -1, slots: new Map() };
+  for (const s of strings) internFootprint(k, s, pending, fp);
+  return distinct(fp);
+}
+
+/** Each word once: written where any entry writes it (footprint.ts union, for long lists). */
+function distinct(fp: readonly number[]): number[] {
+  const by = new Map<number, number>();
+  for (const e of fp) {
+    const had = by.get(wordOf(e));
+    if (had === undefined || (isRead(had) && !isRead(e))) by.set(wordOf(e), e);
+  }
+  return [...by.values()];
+}
+
+/** What the step's earlier interns will have inserted by the time a later one runs: pool_used, and the slots. */
+interface PendingInterns {
+  used: number;
+  readonly slots: Map<number, string>;
+}
+
+/**
+ * What k.mem.intern(s) reads and writes (memory.ts lookup), after the step's earlier interns (`pending`): the hash
+ * table's probed slots and the strings compared there, read; when s is not there yet, the free slot, pool_used and
+ * the heap words it takes, written. (A thread that has s in its own cache touches nothing: this is a superset.)
+ */
+function internFootprint(k: Kernel, s: string, pending: PendingInterns, out: number[]): void {
+  // TODO(integrate): replace by mem's internFootprint.
+  const m = k.mem;
+  const i32 = k.i32;
+  const mask = m.layout.stringSlots - 1;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  for (let probe = 0, slot = h & mask; probe <= mask; probe++, slot = (slot + 1) & mask) {
+    const mine = pending.slots.get(slot);
+    if (mine !== undefined) {
+      if (mine === s) return;
+      continue;
+    }
+    const at = i32[m.stringTable + slot] as number;
+    if (at === 0) {
+      // The header's pool_used is the region's first word.
+      const used = pending.used >= 0 ? pending.used : (i32[m.base] as number);
+      if (used + s.length + 1 >= m.layout.stringWords) {
+        out.push(read(m.stringTable + slot), read(m.base));
+        return;
+      }
+      out.push(m.stringTable + slot, m.base);
+      for (let i = 0; i <= s.length; i++) out.push(m.stringHeap + used + 1 + i);
+      pending.used = used + s.length + 1;
+      pending.slots.set(slot, s);
+      return;
+    }
+    out.push(read(m.stringTable + slot));
+    stringReads(k, at, out);
+    if (m.stringAt(at) === s) return;
+  }
 }
 
 /**

@@ -142,7 +142,7 @@ export function defineMmuNotifiers(k: Kernel, mms: MmTable, slots: number, bug =
   // current implementation is called without a second one.
   defineSrcuCallback(k, srcu, freeCallback, (t, args) => k.fns.current('mmu_notifier_free_rcu')(t, typeof args === 'number' ? args : 0));
   addMmCountHolder(mms, (mm) => liveSubscriptions(k, n, mm));
-  onMmDrop(mms, (mm, t, step) => destroyCheck(k, n, mm, t, step));
+  onMmDrop(mms, (mm, t, step) => destroyCheck(k, n, mm, t, step), (mm) => destroyFootprint(k, n, mm));
   k.onEnd(() => endCheck(k, n));
   defineMmuNotifierFunctions(k, n, bug);
   defineMmuGather(k, bug);
@@ -731,6 +731,21 @@ function destroyCheck(k: Kernel, n: MmuNotifiers, mm: MmStruct, t: KTask, step: 
     );
     return;
   }
+}
+
+/** What destroyCheck reads: each slot's state up to one linked on mm, a linked one's mm, and that one's ops. */
+function destroyFootprint(k: Kernel, n: MmuNotifiers, mm: MmStruct): Footprint {
+  const out: number[] = [];
+  for (let sub = 1; sub <= n.slots; sub++) {
+    const a = slotAddr(k, n, sub);
+    out.push(read(n.mn.state.addr(a)));
+    if (n.mn.state.READ_ONCE(a) !== LINKED) continue;
+    out.push(read(n.mn.mm.addr(a)));
+    if (n.mn.mm.READ_ONCE(a) !== mm.id + 1) continue;
+    out.push(read(n.mn.ops.addr(a)));
+    break;
+  }
+  return out;
 }
 
 /** At the end: a subscription never put whose mm has been freed points to a freed mm_struct. */
