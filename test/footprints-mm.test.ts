@@ -5,9 +5,10 @@
 // (madvise, migration, munmap, vmalloc / ioremap, a KASAN use-after-free of an mm); and every performed point of
 // the area declares one. Deterministic runtime, fixed seeds, small sizes.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { kernel, tasksWorkload } from './kernel-harness.js';
-import { defineMms, mm_exit, mm_init, mmget_not_zero } from '../src/kernel/mm/mm.js';
-import { defineMmuNotifiers } from '../src/kernel/mm/mmu_notifier.js';
+import { kernel, pause, tasksWorkload, words } from './kernel-harness.js';
+import { defineMms, mm_exit, mm_init, mm_set_pasid, mmget_not_zero } from '../src/kernel/mm/mm.js';
+import { defineMmuNotifierOps, defineMmuNotifiers, mmu_notifier_register } from '../src/kernel/mm/mmu_notifier.js';
+import { do_mmap, fault_in } from '../src/kernel/mm/pagetable.js';
 import { definePhysMem } from '../src/kernel/mm/physmem.js';
 import { runDeterministic } from '../src/runtime/deterministic.js';
 import type { Workload } from '../src/runtime/model.js';
@@ -61,6 +62,17 @@ function performedShapes(): string[] {
   return [...performed.keys()];
 }
 
+/** A kernel of two mms and eight notifier slots (test/kernel-mm.test.ts's sizes). */
+function small() {
+  const LAYOUT = { stringWords: 1 << 15, stringSlots: 1 << 10, staticWords: 1 << 14, arenaWords: 1 << 12, lockdepWords: 1 << 10 };
+  const k = kernel({ layout: LAYOUT });
+  const mms = defineMms(k, definePhysMem(k, 64), 2, 8);
+  const n = defineMmuNotifiers(k, mms, 8);
+  const mm1 = mms.mms[0];
+  if (!mm1) throw new Error('no mm');
+  return { k, n, mm1 };
+}
+
 describe('the mm layer declares its footprints, and they hold', () => {
   it('on the random stress preset (seeds 1-2)', async () => {
     const s = await loadScenarioFile(new URL('../stress/random.yaml', import.meta.url).pathname);
@@ -83,24 +95,51 @@ describe('the mm layer declares its footprints, and they hold', () => {
       'proc/0': [{ op: 'bind' }, { op: 'dma', n: 2 }, { op: 'madvise', vpn: 0, n: 2 }, { op: 'dma', n: 2 }, { op: 'migrate', vpn: 0, n: 4 }, { op: 'munmap', vpn: 1, n: 2 }, { op: 'dma', n: 2 }, { op: 'unbind' }, { op: 'exit' }],
       'kthread/0': [{ op: 'vmalloc', n: 2 }, { op: 'vfree' }, { op: 'ioremap', n: 4 }, { op: 'iounmap' }],
     };
+    // And an exit with the bond still held: mmu_notifier_release unlinks the subscription (mn_hlist_release).
+    const exitBound = { 'proc/0': [{ op: 'bind' }, { op: 'dma', n: 2 }, { op: 'exit' }] };
     for (const seed of [1, 2, 3]) {
-      const b = buildSva({ iommus: 'vtd', pages: 16, dmas: 2, processes: 1, steps: JSON.stringify(script) });
-      expect(run(b.workload, seed).findings.map((f) => f.title)).toEqual([]);
+      for (const steps of [script, exitBound]) {
+        const b = buildSva({ iommus: 'vtd', pages: 16, dmas: 2, processes: 1, steps: JSON.stringify(steps) });
+        expect(run(b.workload, seed).findings.map((f) => f.title)).toEqual([]);
+      }
     }
     expect(performedShapes()).toEqual(
-      expect.arrayContaining(['madvise_walk_vmas(mm/N, N, N)', 'do_pages_move(mm/N, N, N)', 'ptep_clear_flush(mm/N, N)', 'remove_migration_pte(mm/N, N)', 'detach_vmas(mm/N, N, N)', 'alloc_vmap_area(N)', 'vunmap_pmd_range(init_mm, N, N)', 'pmd_set_huge(init_mm, N)', 'exit_mmap(mm/N)', '__mmdrop(mm/N)']),
+      expect.arrayContaining(['madvise_walk_vmas(mm/N, N, N)', 'do_pages_move(mm/N, N, N)', 'ptep_clear_flush(mm/N, N)', 'remove_migration_pte(mm/N, N)', 'detach_vmas(mm/N, N, N)', 'alloc_vmap_area(N)', 'vunmap_pmd_range(init_mm, N, N)', 'pmd_set_huge(init_mm, N)', 'exit_mmap(mm/N)', '__mmdrop(mm/N)', 'hlist_del_init_rcu(mm/N: all)']),
     );
     expect(undeclared()).toEqual([]);
   });
 
+  it('on mmu_notifier_register / unregister racing with exit (seeds 1-10)', () => {
+    const { k, n, mm1 } = small();
+    const w = words(k, 1);
+    const opsId = defineMmuNotifierOps(n, {
+      name: 'intel_mmuops',
+      *release(t) {
+        yield* pause(k, t, 2);
+      },
+    });
+    k.task('proc', 'process', function* (t) {
+      yield* mm_init(k, t, mm1);
+      yield* w.set(t, 0, yield* mmu_notifier_register(k, t, n, opsId, mm1, 0));
+      yield* mm_set_pasid(k, t, mm1, 3);
+      yield* do_mmap(k, t, mm1, 0, 2, true);
+      yield* fault_in(k, t, mm1, 0, true);
+      yield* fault_in(k, t, mm1, 1, true);
+      yield* mm_set_pasid(k, t, mm1, 0);
+      yield* mm_exit(k, t, n, mm1);
+    });
+    k.task('unbind', 'process', function* (t) {
+      yield* w.until(t, 'bound', () => w.get(0) !== 0);
+      yield* k.fn.mmu_notifier_unregister(t, w.get(0));
+    });
+    const wl = tasksWorkload(k, 'mm-fp', ['proc', 'unbind']);
+    for (let seed = 1; seed <= 10; seed++) expect(run(wl, seed).findings).toEqual([]);
+    expect(performedShapes()).toEqual(expect.arrayContaining(['mmu_notifier_unregister(subscription N)', 'hlist_del_init_rcu(subscription N)', 'free subscription N', 'mm_set_pasid(mm/N, N)']));
+    expect(undeclared()).toEqual([]);
+  });
+
   it("on an mm used after __mmdrop: KASAN's report reads the mm's tracks and their strings", () => {
-    const LAYOUT = { stringWords: 1 << 15, stringSlots: 1 << 10, staticWords: 1 << 14, arenaWords: 1 << 12, lockdepWords: 1 << 10 };
-    const k = kernel({ layout: LAYOUT });
-    const pm = definePhysMem(k, 64);
-    const mms = defineMms(k, pm, 2, 8);
-    const n = defineMmuNotifiers(k, mms, 8);
-    const mm1 = mms.mms[0];
-    if (!mm1) throw new Error('no mm');
+    const { k, n, mm1 } = small();
     k.task('proc', 'process', function* (t) {
       yield* mm_init(k, t, mm1);
       yield* k.call(t, 'do_exit', mm_exit(k, t, n, mm1));
