@@ -349,17 +349,20 @@ function slotWrites(k: Kernel, n: MmuNotifiers, sub: number): Footprint {
   return Array.from({ length: MMU_NOTIFIER.words }, (_, i) => a + i);
 }
 
-/** mm_has_notifiers' footprint: every slot's state and mm, read — the same for every mm, so made once a table. */
-const lists = new WeakMap<MmuNotifiers, { base: number; fp: Footprint }>();
-
-function listFootprint(k: Kernel, n: MmuNotifiers): Footprint {
-  const base = tableAddr(k, n);
-  const had = lists.get(n);
-  if (had && had.base === base) return had.fp;
-  const fp: number[] = [];
-  for (let sub = 1; sub <= n.slots; sub++) fp.push(read(slotWord(k, n, sub, 'state')), read(slotWord(k, n, sub, 'mm')));
-  lists.set(n, { base, fp });
-  return fp;
+/**
+ * What mm_has_notifiers reads (anyLinked): each slot's state up to the first linked on mm, and a linked one's mm —
+ * a few words for an mm with a subscription in a low slot, the whole table's states for one without. Pure.
+ */
+function listFootprint(k: Kernel, n: MmuNotifiers, mm: MmStruct): Footprint {
+  const out: number[] = [];
+  for (let sub = 1; sub <= n.slots; sub++) {
+    const a = slotAddr(k, n, sub);
+    out.push(read(n.mn.state.addr(a)));
+    if (n.mn.state.READ_ONCE(a) !== LINKED) continue;
+    out.push(read(n.mn.mm.addr(a)));
+    if (n.mn.mm.READ_ONCE(a) === mm.id + 1) break;
+  }
+  return out;
 }
 
 /** What nextSub reads (a walk step from `from`; snap < 0: its first, which reads the table's seq too). Pure. */
@@ -440,7 +443,7 @@ function* maybe(g: KGen | undefined): KGen {
 
 /** mm_has_notifiers(mm): the fast path that keeps mms without subscribers off SRCU. */
 function hasNotifiers(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen<boolean> {
-  return k.stepOn(t, objLabel(mm, 'mm_has_notifiers', mm.name), listFootprint(k, n), () => anyLinked(k, n, mm));
+  return k.stepOn(t, objLabel(mm, 'mm_has_notifiers', mm.name), () => listFootprint(k, n, mm), () => anyLinked(k, n, mm));
 }
 
 // ---- registration ----
