@@ -25,6 +25,7 @@ import { callTrace, heldLocksLines, taskFinding } from '../findings.js';
 import { accessReport, fmtAddr, kaddr, type SlabObjectInfo, type SlabTrack } from '../kasan.js';
 import type { Kernel, KGen } from '../kernel.js';
 import { objLabel } from '../labels.js';
+import { type Footprint, type FootprintFn, isRead, read, wordOf } from '../../runtime/footprint.js';
 import { REFCOUNT_SATURATED } from '../refcount.js';
 import { defineRwsem, down_read, RW_SEMAPHORE, type RwSemaphore, up_read } from '../rwsem.js';
 import { SPINLOCK } from '../lock.js';
@@ -165,11 +166,15 @@ export function mmTableWords(count: number, pages: number): number {
 }
 
 export type MmDropHook = (mm: MmStruct, t: KTask, step: number) => void;
+/** The shared words an MmDropHook reads and writes for mm (pure); a hook without one leaves __mmdrop undeclared. */
+export type MmDropFootprint = (mm: MmStruct) => Footprint;
 
 interface TableState {
   readonly table: MmTable;
   /** Run inside __mmdrop's perform, before the mm is marked freed. */
   readonly dropHooks: MmDropHook[];
+  /** Their footprints, in order (undefined: the hook did not declare one). */
+  readonly dropFootprints: (MmDropFootprint | undefined)[];
   /** Who may legitimately still hold an mm's mm_count at the end of a run (MMU notifier subscriptions). */
   readonly holders: ((mm: MmStruct) => number)[];
   /** mms already reported as used after free in this run (one report each). */
@@ -207,7 +212,7 @@ export function defineMms(k: Kernel, pm: PhysMem, count: number, pages: number, 
   const initMm = mk(0, 'init_mm', initMmPages(pages));
   const mms = Array.from({ length: count }, (_, i) => mk(i + 1, `mm/${i + 1}`));
   const table: MmTable = { mms, initMm, pm, pages };
-  const st: TableState = { table, dropHooks: [], holders: [], uafReported: new Set(), countReported: new Set() };
+  const st: TableState = { table, dropHooks: [], dropFootprints: [], holders: [], uafReported: new Set(), countReported: new Set() };
   for (const mm of [initMm, ...mms]) tables.set(mm, st);
   k.onAttach(() => {
     st.uafReported.clear();
@@ -274,9 +279,14 @@ export function mmTableOf(mm: MmStruct): MmTable {
   return stateOf(mm).table;
 }
 
-/** Run `hook` inside __mmdrop's perform, before the mm is freed (mmu_notifier_subscriptions_destroy). */
-export function onMmDrop(table: MmTable, hook: MmDropHook): void {
-  stateOf(table.initMm).dropHooks.push(hook);
+/**
+ * Run `hook` inside __mmdrop's perform, before the mm is freed (mmu_notifier_subscriptions_destroy); `footprint`
+ * says what it touches in shared memory (without one, __mmdrop's step takes the threaded runtime's coarse lock).
+ */
+export function onMmDrop(table: MmTable, hook: MmDropHook, footprint?: MmDropFootprint): void {
+  const st = stateOf(table.initMm);
+  st.dropHooks.push(hook);
+  st.dropFootprints.push(footprint);
 }
 
 /** Declare who may still hold an mm's mm_count at the end of a run, for the leak check. */
@@ -389,6 +399,87 @@ export function mmAccess(k: Kernel, t: KTask, mm: MmStruct, field: number, write
 /** Field offsets mmAccess reports (the access is to that word of the mm_struct). */
 export const MM_FIELD = { users: MM_STRUCT.offset.mm_users, count: MM_STRUCT.offset.mm_count, pasid: MM_STRUCT.offset.pasid, state: MM_STRUCT.offset.state, pgd: MM_STRUCT.offset.pgd } as const;
 
+// ---- footprints (runtime/footprint.ts: the words a step reads and writes, for the threaded runtime's locks) ----
+
+/** The words of a string in the stack depot (memory.ts stringAt: its length, then its characters), as reads. */
+function stringReads(k: Kernel, id: number, out: number[]): void {
+  // TODO(integrate): replace by mem's string footprint helper when it exports one.
+  if (id <= 0) return;
+  const n = k.i32[id] as number;
+  for (let i = 0; i <= n; i++) out.push(read(id + i));
+}
+
+/**
+ * What mmAccess reads besides the state word, on a freed mm: KASAN's report (objectInfo) reads the life tracks
+ * and the strings they name. Read at the time it is asked (a FootprintFn's answer): pure.
+ */
+function uafReads(k: Kernel, mm: MmStruct): number[] {
+  const b = mmBase(k, mm);
+  const v = mm.view;
+  const out = [read(v.alloc_by.addr(b)), read(v.alloc_chain.addr(b)), read(v.free_by.addr(b)), read(v.free_chain.addr(b))];
+  for (const f of [v.alloc_by, v.alloc_chain, v.free_by, v.free_chain]) stringReads(k, Atomics.load(k.i32, f.addr(b)), out);
+  return distinct(out);
+}
+
+/**
+ * The footprint of a step on mm whose perform calls mmAccess (the state word, read) and touches `fp`: `fp` and the
+ * state word while the mm is not freed, and KASAN's reads when it is. Evaluate it inside a FootprintFn.
+ */
+export function mmAccessFootprint(k: Kernel, mm: MmStruct, fp: Footprint): Footprint {
+  const state = mm.view.state.addr(mmBase(k, mm));
+  const withState = fp.some((e) => e === state || e === read(state)) ? fp : [...fp, read(state)];
+  return mmStateCode(k, mm) === MM_FREED ? [...withState, ...uafReads(k, mm)] : withState;
+}
+
+/** The footprints of one mm's frequent steps, made once (points are made at every step). */
+interface MmFootprints {
+  readonly base: number;
+  /** mmget, mmget_not_zero, mmput: mmAccess, then mm_users read and written. */
+  readonly users: FootprintFn;
+  /** mmgrab, mmdrop: mmAccess, then mm_count read and written. */
+  readonly count: FootprintFn;
+  /** mm_set_pasid: mmAccess, then mm->pasid written. */
+  readonly pasid: FootprintFn;
+  /** exit_mmap's steps: the state word read and written. */
+  readonly state: Footprint;
+  /** The state word and mm->pasid, read (mmStateCode and mmPasid). */
+  readonly stateAndPasid: Footprint;
+}
+
+const footprints = new WeakMap<MmStruct, MmFootprints>();
+
+function mmFootprints(k: Kernel, mm: MmStruct): MmFootprints {
+  const b = mmBase(k, mm);
+  const had = footprints.get(mm);
+  if (had && had.base === b) return had;
+  const v = mm.view;
+  const state = v.state.addr(b);
+  const on = (word: number): FootprintFn => {
+    const live: Footprint = [read(state), word];
+    return () => (mmStateCode(k, mm) === MM_FREED ? [...live, ...uafReads(k, mm)] : live);
+  };
+  const fps: MmFootprints = {
+    base: b,
+    users: on(v.mm_users.addr(b)),
+    count: on(v.mm_count.addr(b)),
+    pasid: on(v.pasid.addr(b)),
+    state: [state],
+    stateAndPasid: [read(state), read(v.pasid.addr(b))],
+  };
+  footprints.set(mm, fps);
+  return fps;
+}
+
+/** The footprint of a step that reads mm's life state and PASID (mmStateCode, mmPasid) and nothing else shared. */
+export function mmStateFootprint(k: Kernel, mm: MmStruct): Footprint {
+  return mmFootprints(k, mm).stateAndPasid;
+}
+
+/** The footprint of exit_mmap's steps: mm's state word, read and written (setMmState). */
+export function mmStateWriteFootprint(k: Kernel, mm: MmStruct): Footprint {
+  return mmFootprints(k, mm).state;
+}
+
 // ---- the two counts ----
 
 type Saturation = 'ADD_UAF' | 'SUB_UAF';
@@ -482,7 +573,7 @@ function defineMmFunctions(k: Kernel, bug: MmBug): void {
   if (k.fns.has('mm_init')) return;
   k.fns.define('mm_set_pasid', 'include/linux/sched/mm.h', function* (t, mm, pasid) {
     if (!Number.isInteger(pasid) || pasid < 0) throw new RangeError(`mm_set_pasid: bad PASID ${pasid}`);
-    yield* k.step(t, `mm_set_pasid(${mm.name}, ${pasid})`, () => {
+    yield* k.stepOn(t, `mm_set_pasid(${mm.name}, ${pasid})`, mmFootprints(k, mm).pasid, () => {
       mmAccess(k, t, mm, MM_FIELD.pasid, true);
       mm.view.pasid.WRITE_ONCE(mmBase(k, mm), pasid);
     });
@@ -494,20 +585,21 @@ function defineMmFunctions(k: Kernel, bug: MmBug): void {
   });
   // One more user of the address space (the caller knows it has users: it holds one).
   k.fns.define('mmget', 'include/linux/sched/mm.h', function* (t, mm) {
-    yield* k.step(t, objLabel(mm, 'mmget', mm.name), (env) => {
+    yield* k.stepOn(t, objLabel(mm, 'mmget', mm.name), mmFootprints(k, mm).users, (env) => {
       mmAccess(k, t, mm, MM_FIELD.users, true);
       inc(k, t, mm, mm.view.mm_users, 'mmget', env.step);
     });
   });
   // A user of the address space unless it is already being torn down.
   k.fns.define('mmget_not_zero', 'include/linux/sched/mm.h', function* (t, mm) {
-    return yield* k.step(t, objLabel(mm, 'mmget_not_zero', mm.name), () => {
+    return yield* k.stepOn(t, objLabel(mm, 'mmget_not_zero', mm.name), mmFootprints(k, mm).users, () => {
       mmAccess(k, t, mm, MM_FIELD.users, true);
       return incNotZero(k, mm, mm.view.mm_users);
     });
   });
   k.fns.define('get_task_mm', 'kernel/fork.c', function* (t, mm, taskMm) {
-    return yield* k.step(t, objLabel(mm, 'get_task_mm', mm.name), (env) => {
+    const fp: Footprint = [read(taskMm), mm.view.mm_users.addr(mmBase(k, mm))];
+    return yield* k.stepOn(t, objLabel(mm, 'get_task_mm', mm.name), () => mmAccessFootprint(k, mm, fp), (env) => {
       if (Atomics.load(k.i32, taskMm) !== mm.id + 1) return false;
       mmAccess(k, t, mm, MM_FIELD.users, true);
       inc(k, t, mm, mm.view.mm_users, 'get_task_mm', env.step);
@@ -517,7 +609,7 @@ function defineMmFunctions(k: Kernel, bug: MmBug): void {
   // Drop a user; the last one tears the address space down in the caller's context (so mmput may sleep).
   k.fns.define('mmput', 'kernel/fork.c', function* (t, mm) {
     k.mightSleep(t, MMPUT_SITE);
-    const last = yield* k.step(t, objLabel(mm, 'mmput', mm.name), (env) => {
+    const last = yield* k.stepOn(t, objLabel(mm, 'mmput', mm.name), mmFootprints(k, mm).users, (env) => {
       mmAccess(k, t, mm, MM_FIELD.users, true);
       return decAndTest(k, t, mm, mm.view.mm_users, 'mmput', env.step);
     });
@@ -538,20 +630,24 @@ function defineMmFunctions(k: Kernel, bug: MmBug): void {
   });
   // Hold the mm_struct (not the address space): it will not be freed, its pages may be.
   k.fns.define('mmgrab', 'include/linux/sched/mm.h', function* (t, mm) {
-    yield* k.step(t, objLabel(mm, 'mmgrab', mm.name), (env) => {
+    yield* k.stepOn(t, objLabel(mm, 'mmgrab', mm.name), mmFootprints(k, mm).count, (env) => {
       mmAccess(k, t, mm, MM_FIELD.count, true);
       inc(k, t, mm, mm.view.mm_count, 'mmgrab', env.step);
     });
   });
   // Drop a hold on the mm_struct; the last one frees it (__mmdrop). Never sleeps.
   k.fns.define('mmdrop', 'include/linux/sched/mm.h', function* (t, mm) {
-    const last = yield* k.step(t, objLabel(mm, 'mmdrop', mm.name), (env) => {
+    const last = yield* k.stepOn(t, objLabel(mm, 'mmdrop', mm.name), mmFootprints(k, mm).count, (env) => {
       mmAccess(k, t, mm, MM_FIELD.count, true);
       return decAndTest(k, t, mm, mm.view.mm_count, 'mmdrop', env.step);
     });
     if (last) yield* k.fn.__mmdrop(t, mm);
   });
-  const free = (t: KTask, mm: MmStruct) => k.step(t, objLabel(mm, '__mmdrop', mm.name), (env) => mmFree(k, t, mm, env.step));
+  const free = (t: KTask, mm: MmStruct) => {
+    const label = objLabel(mm, '__mmdrop', mm.name);
+    const fp = mmFreeFootprint(k, t, mm);
+    return fp ? k.stepOn(t, label, fp, (env) => mmFree(k, t, mm, env.step)) : k.step(t, label, (env) => mmFree(k, t, mm, env.step));
+  };
   k.fns.definePlanted('__mmdrop', 'kernel/fork.c', bug, {
     *none(t, mm) {
       if (mm.id !== 0) yield* k.fn.pgd_free(t, mm);
@@ -568,7 +664,7 @@ function defineMmFunctions(k: Kernel, bug: MmBug): void {
     yield* down_read(k, t, mm.mmapLock);
     // task_lock(current); current->mm = NULL; task_unlock(current) — get_task_mm finds no mm from here on.
     const i = current(k, t);
-    if (i >= 0) yield* k.step(t, 'exit_mm: current->mm = NULL', () => void Atomics.store(k.i32, taskMmAddr(k, i), 0));
+    if (i >= 0) yield* k.stepOn(t, 'exit_mm: current->mm = NULL', [taskMmAddr(k, i)], () => void Atomics.store(k.i32, taskMmAddr(k, i), 0));
     yield* up_read(k, t, mm.mmapLock);
     yield* k.fn.mmput(t, mm);
   });
@@ -580,7 +676,7 @@ function defineMmFunctions(k: Kernel, bug: MmBug): void {
  */
 function* mmInit(k: Kernel, t: KTask, mm: MmStruct): KGen {
   if (mm.id === 0) throw new Error('mm_init: init_mm is set up at boot');
-  yield* k.step(t, objLabel(mm, 'mm_init', mm.name), () => {
+  yield* k.stepOn(t, objLabel(mm, 'mm_init', mm.name), () => mmInitFootprint(k, t, mm), () => {
     const code = mmStateCode(k, mm);
     if (code !== MM_UNUSED && code !== MM_FREED) throw new Error(`mm_init: ${mm.name} is ${STATE_NAMES[code]}`);
     const i32 = k.i32;
@@ -601,6 +697,94 @@ function* mmInit(k: Kernel, t: KTask, mm: MmStruct): KGen {
     st.countReported.delete(mm.view.mm_users.addr(b));
     st.countReported.delete(mm.view.mm_count.addr(b));
   });
+}
+
+/** What mm_init's step reads (the state word; the stack depot's lookups) and writes (the whole mm_struct). */
+function mmInitFootprint(k: Kernel, t: KTask, mm: MmStruct): Footprint {
+  const b = mmBase(k, mm);
+  const v = mm.view;
+  const out = [v.mm_users, v.mm_count, v.pasid, v.iommu_mm, v.state, v.alloc_by, v.alloc_chain, v.free_by, v.free_chain].map((f) => f.addr(b));
+  for (let w = v.pgd.addr(b); w < v.pgd.addr(b, dataWords(mm.pages)); w++) out.push(w);
+  return internsFootprint(k, out, [t.label, t.chain().join('\n')]);
+}
+
+/**
+ * What __mmdrop's step touches: the drop hooks' words, mm->pasid (read), the free track and the state word
+ * (written), the stack depot's; undefined when a hook declares nothing. init_mm's BUG touches nothing.
+ */
+function mmFreeFootprint(k: Kernel, t: KTask, mm: MmStruct): (() => Footprint) | undefined {
+  if (mm.id === 0) return () => [];
+  const st = stateOf(mm);
+  const hooks = st.dropFootprints;
+  if (hooks.some((h) => h === undefined)) return undefined;
+  return () => {
+    const b = mmBase(k, mm);
+    const v = mm.view;
+    const out: number[] = [read(v.pasid.addr(b)), v.free_by.addr(b), v.free_chain.addr(b), v.state.addr(b)];
+    for (const h of hooks) if (h) out.push(...h(mm));
+    return internsFootprint(k, out, [t.label, t.chain().join('\n')]);
+  };
+}
+
+/** `fp` and what interning each of `strings` in turn reads and writes, each word once. */
+function internsFootprint(k: Kernel, fp: number[], strings: readonly string[]): Footprint {
+  const pending: PendingInterns = { used: -1, slots: new Map() };
+  for (const s of strings) internFootprint(k, s, pending, fp);
+  return distinct(fp);
+}
+
+/** Each word once: written where any entry writes it (footprint.ts union, for long lists). */
+function distinct(fp: readonly number[]): number[] {
+  const by = new Map<number, number>();
+  for (const e of fp) {
+    const had = by.get(wordOf(e));
+    if (had === undefined || (isRead(had) && !isRead(e))) by.set(wordOf(e), e);
+  }
+  return [...by.values()];
+}
+
+/** What the step's earlier interns will have inserted by the time a later one runs: pool_used, and the slots. */
+interface PendingInterns {
+  used: number;
+  readonly slots: Map<number, string>;
+}
+
+/**
+ * What k.mem.intern(s) reads and writes (memory.ts lookup), after the step's earlier interns (`pending`): the hash
+ * table's probed slots and the strings compared there, read; when s is not there yet, the free slot, pool_used and
+ * the heap words it takes, written. (A thread that has s in its own cache touches nothing: this is a superset.)
+ */
+function internFootprint(k: Kernel, s: string, pending: PendingInterns, out: number[]): void {
+  // TODO(integrate): replace by mem's internFootprint.
+  const m = k.mem;
+  const i32 = k.i32;
+  const mask = m.layout.stringSlots - 1;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  for (let probe = 0, slot = h & mask; probe <= mask; probe++, slot = (slot + 1) & mask) {
+    const mine = pending.slots.get(slot);
+    if (mine !== undefined) {
+      if (mine === s) return;
+      continue;
+    }
+    const at = i32[m.stringTable + slot] as number;
+    if (at === 0) {
+      // The header's pool_used is the region's first word.
+      const used = pending.used >= 0 ? pending.used : (i32[m.base] as number);
+      if (used + s.length + 1 >= m.layout.stringWords) {
+        out.push(read(m.stringTable + slot), read(m.base));
+        return;
+      }
+      out.push(m.stringTable + slot, m.base);
+      for (let i = 0; i <= s.length; i++) out.push(m.stringHeap + used + 1 + i);
+      pending.used = used + s.length + 1;
+      pending.slots.set(slot, s);
+      return;
+    }
+    out.push(read(m.stringTable + slot));
+    stringReads(k, at, out);
+    if (m.stringAt(at) === s) return;
+  }
 }
 
 /**

@@ -81,7 +81,7 @@ export function defineMmuGather(k: Kernel, bug: string): void {
   const tlbh = 'include/asm-generic/tlb.h';
   k.fns.define('flush_tlb_mm_range', 'arch/x86/mm/tlb.c', function* (t, mm, start, end) {
     // The CPUs' TLBs (IPIs to those running mm): nothing the model keeps. Then the secondary TLBs, after put_cpu().
-    yield* k.step(t, `flush_tlb_mm_range(${mm.name}, ${start}, ${end})`, () => undefined);
+    yield* k.stepOn(t, `flush_tlb_mm_range(${mm.name}, ${start}, ${end})`, [], () => undefined);
     yield* k.fn.__mmu_notifier_arch_invalidate_secondary_tlbs(t, mm, start, end);
   });
   k.fns.define('tlb_flush_mmu_tlbonly', tlbh, function* (t, tlb) {
@@ -106,7 +106,7 @@ export function defineMmuGather(k: Kernel, bug: string): void {
     none: endVma,
     *'tlb-end-vma-no-notify'(t, tlb) {
       if (tlb.fullmm || tlb.end <= tlb.start) return;
-      yield* k.step(t, `tlb_flush(${tlb.mm.name}, ${tlb.start}, ${tlb.end})`, () => undefined);
+      yield* k.stepOn(t, `tlb_flush(${tlb.mm.name}, ${tlb.start}, ${tlb.end})`, [], () => undefined);
       resetRange(tlb);
     },
   });

@@ -27,6 +27,7 @@ import { EINVAL, ENOMEM } from '../errno.js';
 import { callTrace, heldLocksLines, taskFinding } from '../findings.js';
 import type { Kernel, KGen } from '../kernel.js';
 import { objLabel } from '../labels.js';
+import { type Footprint, read } from '../../runtime/footprint.js';
 import { down_write, up_write } from '../rwsem.js';
 import { struct, type ViewOf, word } from '../struct.js';
 import {
@@ -40,7 +41,20 @@ import {
   synchronize_srcu,
 } from '../srcu.js';
 import { defineMmuGather } from './mmu_gather.js';
-import { addMmCountHolder, MM_FIELD, MM_FREED, type MmStruct, type MmTable, mmAccess, mmById, mmStateCode, mmUsers, onMmDrop } from './mm.js';
+import {
+  addMmCountHolder,
+  MM_FIELD,
+  MM_FREED,
+  type MmStruct,
+  type MmTable,
+  mmAccess,
+  mmAccessFootprint,
+  mmBase,
+  mmById,
+  mmStateCode,
+  mmUsers,
+  onMmDrop,
+} from './mm.js';
 
 export interface MmuNotifierOps {
   readonly name: string;
@@ -128,7 +142,7 @@ export function defineMmuNotifiers(k: Kernel, mms: MmTable, slots: number, bug =
   // current implementation is called without a second one.
   defineSrcuCallback(k, srcu, freeCallback, (t, args) => k.fns.current('mmu_notifier_free_rcu')(t, typeof args === 'number' ? args : 0));
   addMmCountHolder(mms, (mm) => liveSubscriptions(k, n, mm));
-  onMmDrop(mms, (mm, t, step) => destroyCheck(k, n, mm, t, step));
+  onMmDrop(mms, (mm, t, step) => destroyCheck(k, n, mm, t, step), (mm) => destroyFootprint(k, n, mm));
   k.onEnd(() => endCheck(k, n));
   defineMmuNotifierFunctions(k, n, bug);
   defineMmuGather(k, bug);
@@ -302,7 +316,9 @@ function* walk(
   let snap = -1;
   let from = 1;
   for (;;) {
-    const [sub, opsId] = yield* k.step(t, `mmu_notifier walk(${mm.name})`, () => {
+    const at = from;
+    const fp = () => walkFootprint(k, n, mm, at, snap, cbs);
+    const [sub, opsId] = yield* k.stepOn(t, `mmu_notifier walk(${mm.name})`, fp, () => {
       if (snap < 0) snap = n.table.seq.READ_ONCE(tableAddr(k, n));
       const s = nextSub(k, n, mm, from, snap, cbs);
       return [s, s === 0 ? 0 : n.mn.ops.READ_ONCE(slotAddr(k, n, s))] as const;
@@ -313,13 +329,121 @@ function* walk(
   }
 }
 
+// ---- footprints (runtime/footprint.ts): the words of the table each step reads and writes ----
+
+type SlotField = keyof typeof MMU_NOTIFIER.offset;
+
+/** The word of a subscription's field. */
+function slotWord(k: Kernel, n: MmuNotifiers, sub: number, field: SlotField): number {
+  return slotAddr(k, n, sub) + MMU_NOTIFIER.offset[field];
+}
+
+/** The subscription's state, mm and ops words, read (mmu_notifier_unregister, mmu_notifier_free_rcu). */
+function slotReads(k: Kernel, n: MmuNotifiers, sub: number): Footprint {
+  return [read(slotWord(k, n, sub, 'state')), read(slotWord(k, n, sub, 'mm')), read(slotWord(k, n, sub, 'ops'))];
+}
+
+/** Every word of the subscription, written (its slot freed). */
+function slotWrites(k: Kernel, n: MmuNotifiers, sub: number): Footprint {
+  const a = slotAddr(k, n, sub);
+  return Array.from({ length: MMU_NOTIFIER.words }, (_, i) => a + i);
+}
+
+/**
+ * What mm_has_notifiers reads (anyLinked): each slot's state up to the first linked on mm, and a linked one's mm —
+ * a few words for an mm with a subscription in a low slot, the whole table's states for one without. Pure.
+ */
+function listFootprint(k: Kernel, n: MmuNotifiers, mm: MmStruct): Footprint {
+  const out: number[] = [];
+  for (let sub = 1; sub <= n.slots; sub++) {
+    const a = slotAddr(k, n, sub);
+    out.push(read(n.mn.state.addr(a)));
+    if (n.mn.state.READ_ONCE(a) !== LINKED) continue;
+    out.push(read(n.mn.mm.addr(a)));
+    if (n.mn.mm.READ_ONCE(a) === mm.id + 1) break;
+  }
+  return out;
+}
+
+/** What nextSub reads (a walk step from `from`; snap < 0: its first, which reads the table's seq too). Pure. */
+function walkFootprint(k: Kernel, n: MmuNotifiers, mm: MmStruct, from: number, snap: number, cbs: readonly Callback[]): Footprint {
+  const out: number[] = [];
+  let upTo = snap;
+  if (upTo < 0) {
+    out.push(read(n.table.seq.addr(tableAddr(k, n))));
+    upTo = n.table.seq.READ_ONCE(tableAddr(k, n));
+  }
+  for (let sub = from; sub <= n.slots; sub++) {
+    const a = slotAddr(k, n, sub);
+    out.push(read(n.mn.state.addr(a)));
+    if (n.mn.state.READ_ONCE(a) !== LINKED) continue;
+    out.push(read(n.mn.mm.addr(a)));
+    if (n.mn.mm.READ_ONCE(a) !== mm.id + 1) continue;
+    out.push(read(n.mn.seq.addr(a)));
+    if (n.mn.seq.READ_ONCE(a) > upTo) continue;
+    out.push(read(n.mn.ops.addr(a)));
+    const ops = opsOf(n, n.mn.ops.READ_ONCE(a));
+    if (cbs.some((c) => ops[c] !== undefined)) break;
+  }
+  return out;
+}
+
+/** What __mmu_notifier_register's allocation reads (mm_users; the slots up to a free one) and writes (that slot). */
+function allocFootprint(k: Kernel, n: MmuNotifiers, mm: MmStruct): Footprint {
+  const out = [read(mm.view.mm_users.addr(mmBase(k, mm)))];
+  if (mmUsers(k, mm) > 0) {
+    for (let s = 1; s <= n.slots; s++) {
+      const a = slotAddr(k, n, s);
+      if (n.mn.state.READ_ONCE(a) !== FREE) {
+        out.push(read(n.mn.state.addr(a)));
+        continue;
+      }
+      out.push(n.mn.state.addr(a), n.mn.ops.addr(a), n.mn.mm.addr(a), n.mn.users.addr(a), n.mn.data.addr(a));
+      break;
+    }
+  }
+  return mmAccessFootprint(k, mm, out);
+}
+
+/** What find_get_mmu_notifier reads (the slots up to a linked one of these ops on mm) and writes (its users). */
+function findFootprint(k: Kernel, n: MmuNotifiers, mm: MmStruct, opsId: number): Footprint {
+  const out: number[] = [];
+  for (let sub = 1; sub <= n.slots; sub++) {
+    const a = slotAddr(k, n, sub);
+    out.push(read(n.mn.state.addr(a)));
+    if (n.mn.state.READ_ONCE(a) !== LINKED) continue;
+    out.push(read(n.mn.mm.addr(a)));
+    if (n.mn.mm.READ_ONCE(a) !== mm.id + 1) continue;
+    out.push(read(n.mn.ops.addr(a)));
+    if (n.mn.ops.READ_ONCE(a) !== opsId) continue;
+    out.push(n.mn.users.addr(a));
+    break;
+  }
+  return out;
+}
+
+/** What mn_hlist_release's unlinking reads (every slot's state, a linked one's mm) and writes (mm's linked ones). */
+function unlinkAllFootprint(k: Kernel, n: MmuNotifiers, mm: MmStruct): Footprint {
+  const out: number[] = [];
+  for (let sub = 1; sub <= n.slots; sub++) {
+    const a = slotAddr(k, n, sub);
+    if (n.mn.state.READ_ONCE(a) !== LINKED) {
+      out.push(read(n.mn.state.addr(a)));
+      continue;
+    }
+    out.push(read(n.mn.mm.addr(a)));
+    out.push(n.mn.mm.READ_ONCE(a) === mm.id + 1 ? n.mn.state.addr(a) : read(n.mn.state.addr(a)));
+  }
+  return out;
+}
+
 function* maybe(g: KGen | undefined): KGen {
   if (g) yield* g;
 }
 
 /** mm_has_notifiers(mm): the fast path that keeps mms without subscribers off SRCU. */
 function hasNotifiers(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen<boolean> {
-  return k.step(t, objLabel(mm, 'mm_has_notifiers', mm.name), () => anyLinked(k, n, mm));
+  return k.stepOn(t, objLabel(mm, 'mm_has_notifiers', mm.name), () => listFootprint(k, n, mm), () => anyLinked(k, n, mm));
 }
 
 // ---- registration ----
@@ -342,7 +466,7 @@ function bug(k: Kernel, t: KTask, step: number, line: string, fn: string, what: 
  */
 function* registerLocked(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm: MmStruct, data: number): KGen<number> {
   opsOf(n, opsId);
-  const sub = yield* k.step(t, `mmu_notifier alloc(${mm.name})`, (env) => {
+  const sub = yield* k.stepOn(t, `mmu_notifier alloc(${mm.name})`, () => allocFootprint(k, n, mm), (env) => {
     mmAccess(k, t, mm, MM_FIELD.users, false);
     const users = mmUsers(k, mm);
     if (users <= 0) {
@@ -364,7 +488,8 @@ function* registerLocked(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm
   if (sub < 0) return sub;
   // Pairs with the mmdrop in mmu_notifier_free_rcu.
   yield* k.fn.mmgrab(t, mm);
-  yield* k.step(t, `hlist_add_head_rcu(${mm.name}, subscription ${sub})`, () => {
+  const linked = [n.table.seq.addr(tableAddr(k, n)), slotWord(k, n, sub, 'seq'), slotWord(k, n, sub, 'state')];
+  yield* k.stepOn(t, `hlist_add_head_rcu(${mm.name}, subscription ${sub})`, linked, () => {
     const a = slotAddr(k, n, sub);
     const seq = n.table.seq.atomic_inc_return(tableAddr(k, n));
     n.mn.seq.WRITE_ONCE(a, seq);
@@ -402,7 +527,7 @@ function* get(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm: MmStruct,
 
 /** mmu_notifier_get_locked (mmap_lock held for write): find_get_mmu_notifier, else a new registration. */
 function* getLocked(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm: MmStruct, data: number): KGen<number> {
-  const found = yield* k.step(t, `find_get_mmu_notifier(${mm.name})`, () => {
+  const found = yield* k.stepOn(t, `find_get_mmu_notifier(${mm.name})`, () => findFootprint(k, n, mm, opsId), () => {
     for (let sub = 1; sub <= n.slots; sub++) {
       const a = slotAddr(k, n, sub);
       if (n.mn.state.READ_ONCE(a) !== LINKED || n.mn.mm.READ_ONCE(a) !== mm.id + 1) continue;
@@ -421,7 +546,8 @@ function* getLocked(k: Kernel, t: KTask, n: MmuNotifiers, opsId: number, mm: MmS
  */
 function* put(k: Kernel, t: KTask, n: MmuNotifiers, sub: number): KGen {
   if (!validSub(n, sub)) throw new RangeError(`mmu_notifier_put: no subscription ${sub}`);
-  const last = yield* k.step(t, `mmu_notifier_put(subscription ${sub})`, (env) => {
+  const fp = [slotWord(k, n, sub, 'state'), slotWord(k, n, sub, 'users'), read(slotWord(k, n, sub, 'ops'))];
+  const last = yield* k.stepOn(t, `mmu_notifier_put(subscription ${sub})`, fp, (env) => {
     const a = slotAddr(k, n, sub);
     const state = n.mn.state.READ_ONCE(a);
     const users = n.mn.users.READ_ONCE(a);
@@ -451,7 +577,8 @@ export function mmu_notifier_put(k: Kernel, t: KTask, n: MmuNotifiers, sub: numb
  */
 function* unregister(k: Kernel, t: KTask, n: MmuNotifiers, sub: number): KGen {
   if (!validSub(n, sub)) throw new RangeError(`mmu_notifier_unregister: no subscription ${sub}`);
-  const [state, mmWord, opsId] = yield* k.step(t, `mmu_notifier_unregister(subscription ${sub})`, (env) => {
+  const fp = slotReads(k, n, sub);
+  const [state, mmWord, opsId] = yield* k.stepOn(t, `mmu_notifier_unregister(subscription ${sub})`, fp, (env) => {
     const a = slotAddr(k, n, sub);
     const st = n.mn.state.READ_ONCE(a);
     if (st !== LINKED && st !== RELEASED) putWarn(k, t, n, sub, st, env.step, 'mmu_notifier_unregister');
@@ -465,14 +592,14 @@ function* unregister(k: Kernel, t: KTask, n: MmuNotifiers, sub: number): KGen {
     const idx = yield* srcu_read_lock(k, t, n.srcu);
     if (ops.release) yield* ops.release(t, mm, sub);
     yield* srcu_read_unlock(k, t, n.srcu, idx);
-    yield* k.step(t, `hlist_del_init_rcu(subscription ${sub})`, () => {
+    yield* k.stepOn(t, `hlist_del_init_rcu(subscription ${sub})`, [slotWord(k, n, sub, 'state')], () => {
       const a = slotAddr(k, n, sub);
       if (n.mn.state.READ_ONCE(a) === LINKED) n.mn.state.WRITE_ONCE(a, RELEASED);
     });
   }
   // Wait for any callback still running, including a release run by mmu_notifier_release instead of us.
   yield* synchronize_srcu(k, t, n.srcu);
-  yield* k.step(t, `free subscription ${sub}`, () => {
+  yield* k.stepOn(t, `free subscription ${sub}`, slotWrites(k, n, sub), () => {
     k.i32.fill(0, slotAddr(k, n, sub), slotAddr(k, n, sub) + MMU_NOTIFIER.words);
   });
   yield* k.fn.mmdrop(t, mm);
@@ -498,14 +625,14 @@ function putWarn(k: Kernel, t: KTask, n: MmuNotifiers, sub: number, state: numbe
 /** mmu_notifier_free_rcu: an SRCU grace period after the last put. */
 function* freeRcu(k: Kernel, n: MmuNotifiers, t: KTask, sub: number): KGen {
   if (!validSub(n, sub)) throw new Error(`mmu_notifier_free_rcu: no subscription ${sub}`);
-  const [opsId, mmWord] = yield* k.step(t, `mmu_notifier_free_rcu(subscription ${sub})`, () => {
+  const [opsId, mmWord] = yield* k.stepOn(t, `mmu_notifier_free_rcu(subscription ${sub})`, slotReads(k, n, sub), () => {
     const a = slotAddr(k, n, sub);
     if (n.mn.state.READ_ONCE(a) !== DYING) throw new Error(`mmu_notifier_free_rcu: subscription ${sub} is not being freed`);
     return [n.mn.ops.READ_ONCE(a), n.mn.mm.READ_ONCE(a)] as const;
   });
   const ops = opsOf(n, opsId);
   if (ops.free_notifier) yield* ops.free_notifier(t, sub);
-  yield* k.step(t, `free subscription ${sub}`, () => {
+  yield* k.stepOn(t, `free subscription ${sub}`, slotWrites(k, n, sub), () => {
     k.i32.fill(0, slotAddr(k, n, sub), slotAddr(k, n, sub) + MMU_NOTIFIER.words);
   });
   yield* k.fn.mmdrop(t, mmOf(n, mmWord));
@@ -527,7 +654,7 @@ function* release(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
 function* hlistRelease(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct): KGen {
   const idx = yield* srcu_read_lock(k, t, n.srcu);
   yield* walk(k, t, n, mm, ['release'], (ops, sub) => maybe(ops.release?.(t, mm, sub)));
-  yield* k.step(t, `hlist_del_init_rcu(${mm.name}: all)`, () => {
+  yield* k.stepOn(t, `hlist_del_init_rcu(${mm.name}: all)`, () => unlinkAllFootprint(k, n, mm), () => {
     for (let sub = 1; sub <= n.slots; sub++) {
       const a = slotAddr(k, n, sub);
       if (n.mn.state.READ_ONCE(a) === LINKED && n.mn.mm.READ_ONCE(a) === mm.id + 1) {
@@ -607,6 +734,21 @@ function destroyCheck(k: Kernel, n: MmuNotifiers, mm: MmStruct, t: KTask, step: 
     );
     return;
   }
+}
+
+/** What destroyCheck reads: each slot's state up to one linked on mm, a linked one's mm, and that one's ops. */
+function destroyFootprint(k: Kernel, n: MmuNotifiers, mm: MmStruct): Footprint {
+  const out: number[] = [];
+  for (let sub = 1; sub <= n.slots; sub++) {
+    const a = slotAddr(k, n, sub);
+    out.push(read(n.mn.state.addr(a)));
+    if (n.mn.state.READ_ONCE(a) !== LINKED) continue;
+    out.push(read(n.mn.mm.addr(a)));
+    if (n.mn.mm.READ_ONCE(a) !== mm.id + 1) continue;
+    out.push(read(n.mn.ops.addr(a)));
+    break;
+  }
+  return out;
 }
 
 /** At the end: a subscription never put whose mm has been freed points to a freed mm_struct. */

@@ -23,6 +23,7 @@ import { callTrace, heldLocksLines, taskFinding } from '../findings.js';
 import { fileVmas } from '../fs/file.js';
 import type { Kernel, KGen } from '../kernel.js';
 import { objArgLabel } from '../labels.js';
+import { type Footprint, read } from '../../runtime/footprint.js';
 import { down_read, down_write, up_read, up_write } from '../rwsem.js';
 import { spin_lock, spin_unlock } from '../spinlock.js';
 import {
@@ -32,6 +33,8 @@ import {
   MM_LIVE,
   type MmStruct,
   mmAccess,
+  mmAccessFootprint,
+  mmStateWriteFootprint,
   mmStateCode,
   mmTableOf,
   ownerOf,
@@ -154,7 +157,8 @@ function* doMmap(k: Kernel, t: KTask, mm: MmStruct, start: number, n: number, wr
   if (!Number.isInteger(start) || !Number.isInteger(n) || n <= 0 || start < 0) return -EINVAL;
   if (start + n > mm.pages) return -ENOMEM;
   yield* down_write(k, t, mm.mmapLock);
-  const ret = yield* k.step(t, `mmap_region(${mm.name}, ${start}, ${n})`, () => {
+  const vmas = vmaWords(k, mm, start, start + n, false);
+  const ret = yield* k.stepOn(t, `mmap_region(${mm.name}, ${start}, ${n})`, () => mmAccessFootprint(k, mm, vmas), () => {
     mmAccess(k, t, mm, MM_FIELD.pgd, true);
     if (mmStateCode(k, mm) !== MM_LIVE) return -EINVAL;
     for (let vpn = start; vpn < start + n; vpn++) if (Atomics.load(k.i32, vmaAddr(k, mm, vpn)) !== 0) return -EEXIST;
@@ -179,7 +183,8 @@ export function do_mmap(k: Kernel, t: KTask, mm: MmStruct, start: number, n: num
  */
 function* handleMmFault(k: Kernel, t: KTask, mm: MmStruct, vpn: number, write: boolean): KGen<'ok' | 'sigsegv'> {
   for (;;) {
-    const need = yield* k.step(t, objArgLabel(mm, 'handle_mm_fault', mm.name, vpn, write ? ', write' : ''), (env) => {
+    const fp: Footprint = inRange(mm, vpn) ? [read(vmaAddr(k, mm, vpn)), read(pteAddr(k, mm, vpn)), read(pmdEntryAddr(k, mm, vpn >> PTE_TABLE_SHIFT))] : [];
+    const need = yield* k.stepOn(t, objArgLabel(mm, 'handle_mm_fault', mm.name, vpn, write ? ', write' : ''), () => mmAccessFootprint(k, mm, fp), (env) => {
       assertLocked(k, t, mm, 'handle_mm_fault', false, env.step);
       if (!mmAccess(k, t, mm, MM_FIELD.pgd, false)) return 'sigsegv';
       if (mmStateCode(k, mm) !== MM_LIVE || !inRange(mm, vpn)) return 'sigsegv';
@@ -194,9 +199,14 @@ function* handleMmFault(k: Kernel, t: KTask, mm: MmStruct, vpn: number, write: b
     if (need === 'table' && !(yield* k.fn.__pte_alloc(t, mm, vpn))) return 'sigsegv';
     if (need !== 'migrating') return need === 'alloc' || need === 'table' ? yield* doAnonymousPage(k, t, mm, vpn) : need;
     // do_swap_page → migration_entry_wait: sleep until the migration put the page back, then fault again.
-    yield k.point(t, objArgLabel(mm, 'migration_entry_wait', mm.name, vpn), () => !isMigrationEntry(pte(k, mm, vpn)), () => undefined, {
-      what: `the migration of ${mm.name}'s page ${vpn}`,
-    });
+    yield k.point(
+      t,
+      objArgLabel(mm, 'migration_entry_wait', mm.name, vpn),
+      () => !isMigrationEntry(pte(k, mm, vpn)),
+      () => undefined,
+      { what: `the migration of ${mm.name}'s page ${vpn}` },
+      inRange(mm, vpn) ? [read(pteAddr(k, mm, vpn))] : [],
+    );
   }
 }
 
@@ -205,7 +215,7 @@ function* doAnonymousPage(k: Kernel, t: KTask, mm: MmStruct, vpn: number): KGen<
   const pm = mmTableOf(mm).pm;
   const pfn = yield* alloc_page(k, t, pm, ownerOf(mm));
   if (pfn === 0) return 'sigsegv';
-  const installed = yield* k.step(t, objArgLabel(mm, 'set_pte_at', mm.name, vpn), () => {
+  const installed = yield* k.stepOn(t, objArgLabel(mm, 'set_pte_at', mm.name, vpn), [pteAddr(k, mm, vpn), read(vmaAddr(k, mm, vpn))], () => {
     const at = pteAddr(k, mm, vpn);
     // pte_none() under the page-table lock: another fault may have mapped it meanwhile.
     if (Atomics.load(k.i32, at) !== 0) return false;
@@ -226,6 +236,13 @@ export function* fault_in(k: Kernel, t: KTask, mm: MmStruct, vpn: number, write:
   const r = yield* k.fn.handle_mm_fault(t, mm, vpn, write);
   yield* up_read(k, t, mm.mmapLock);
   return r;
+}
+
+/** The VMA words of [start, end) (a caller's range, checked), written or only read. */
+function vmaWords(k: Kernel, mm: MmStruct, start: number, end: number, onlyRead: boolean): number[] {
+  const out: number[] = [];
+  for (let vpn = Math.max(0, start); vpn < Math.min(end, mm.pages); vpn++) out.push(onlyRead ? read(vmaAddr(k, mm, vpn)) : vmaAddr(k, mm, vpn));
+  return out;
 }
 
 /** A VMA's pages [start, end). */
@@ -268,7 +285,7 @@ function* zapPteRange(k: Kernel, t: KTask, tlb: MmuGather, start: number, end: n
     let force = false;
     for (; vpn < end && !force; vpn++) {
       const at = vpn;
-      const old = yield* k.step(t, objArgLabel(mm, 'ptep_get_and_clear_full', mm.name, at), () => Atomics.exchange(k.i32, pteAddr(k, mm, at), 0));
+      const old = yield* k.stepOn(t, objArgLabel(mm, 'ptep_get_and_clear_full', mm.name, at), [pteAddr(k, mm, at)], () => Atomics.exchange(k.i32, pteAddr(k, mm, at), 0));
       // A migration entry has no page of the mm's to free: the migration holds it.
       if ((old & PTE_PRESENT) !== 0) force = tlb_remove_page(tlb, at, ptePfn(old));
     }
@@ -297,7 +314,7 @@ function* unmapVmas(k: Kernel, t: KTask, tlb: MmuGather, vmas: readonly VmaRange
  * and tlb_finish_mmu. `fullmm`: exit_mmap's gather (the whole mm flushed at once).
  */
 function* unmapRange(k: Kernel, t: KTask, mm: MmStruct, start: number, end: number, fullmm: boolean): KGen {
-  const vmas = yield* k.step(t, `detach_vmas(${mm.name}, ${start}, ${end})`, () => {
+  const vmas = yield* k.stepOn(t, `detach_vmas(${mm.name}, ${start}, ${end})`, vmaWords(k, mm, start, end, false), () => {
     const found = vmasIn(k, mm, start, end);
     for (const v of found) for (let vpn = v.start; vpn < v.end; vpn++) Atomics.store(k.i32, vmaAddr(k, mm, vpn), 0);
     return found;
@@ -317,7 +334,7 @@ function* unmapRange(k: Kernel, t: KTask, mm: MmStruct, start: number, end: numb
 function* doMunmap(k: Kernel, t: KTask, mm: MmStruct, start: number, count: number): KGen<number> {
   if (!Number.isInteger(start) || !Number.isInteger(count) || count <= 0 || start < 0 || start + count > mm.pages) return -EINVAL;
   yield* down_write(k, t, mm.mmapLock);
-  const live = yield* k.step(t, `do_vmi_munmap(${mm.name}, ${start}, ${count})`, (env) => {
+  const live = yield* k.stepOn(t, `do_vmi_munmap(${mm.name}, ${start}, ${count})`, () => mmAccessFootprint(k, mm, []), (env) => {
     assertLocked(k, t, mm, 'do_vmi_munmap', true, env.step);
     return mmAccess(k, t, mm, MM_FIELD.pgd, true) && mmStateCode(k, mm) === MM_LIVE;
   });
@@ -347,7 +364,8 @@ function* doMadvise(k: Kernel, t: KTask, mm: MmStruct, start: number, count: num
   void advice;
   if (!Number.isInteger(start) || !Number.isInteger(count) || count <= 0 || start < 0 || start + count > mm.pages) return -EINVAL;
   yield* down_read(k, t, mm.mmapLock);
-  const found = yield* k.step(t, `madvise_walk_vmas(${mm.name}, ${start}, ${count})`, (env) => {
+  const vmas = vmaWords(k, mm, start, start + count, true);
+  const found = yield* k.stepOn(t, `madvise_walk_vmas(${mm.name}, ${start}, ${count})`, () => mmAccessFootprint(k, mm, vmas), (env) => {
     assertLocked(k, t, mm, 'madvise_walk_vmas', false, env.step);
     if (!mmAccess(k, t, mm, MM_FIELD.pgd, false) || mmStateCode(k, mm) !== MM_LIVE) return undefined;
     const vmas = vmasIn(k, mm, start, start + count);
@@ -366,7 +384,7 @@ function* doMadvise(k: Kernel, t: KTask, mm: MmStruct, start: number, count: num
 function* tryToMigrateOne(k: Kernel, t: KTask, mm: MmStruct, vpn: number): KGen<number> {
   yield* k.fn.__mmu_notifier_invalidate_range_start(t, mm, vpn, vpn + 1);
   yield* spin_lock(k, t, mm.ptl);
-  const src = yield* k.step(t, objArgLabel(mm, 'ptep_clear_flush', mm.name, vpn), () => {
+  const src = yield* k.stepOn(t, objArgLabel(mm, 'ptep_clear_flush', mm.name, vpn), [pteAddr(k, mm, vpn)], () => {
     const at = pteAddr(k, mm, vpn);
     const old = Atomics.load(k.i32, at);
     if ((old & PTE_PRESENT) === 0) return 0;
@@ -382,7 +400,7 @@ function* tryToMigrateOne(k: Kernel, t: KTask, mm: MmStruct, vpn: number): KGen<
 /** remove_migration_pte: under the page table lock, the migration entry of src becomes a PTE of dst (false: gone). */
 function* removeMigrationPte(k: Kernel, t: KTask, mm: MmStruct, vpn: number, src: number, dst: number): KGen<boolean> {
   yield* spin_lock(k, t, mm.ptl);
-  const done = yield* k.step(t, objArgLabel(mm, 'remove_migration_pte', mm.name, vpn), () => {
+  const done = yield* k.stepOn(t, objArgLabel(mm, 'remove_migration_pte', mm.name, vpn), [pteAddr(k, mm, vpn), read(vmaAddr(k, mm, vpn))], () => {
     const at = pteAddr(k, mm, vpn);
     // munmap or madvise zapped the entry meanwhile: the page is no longer mapped there.
     if (Atomics.load(k.i32, at) !== migrationEntry(src)) return false;
@@ -403,7 +421,8 @@ function* migrateOne(k: Kernel, t: KTask, mm: MmStruct, vpn: number): KGen<numbe
     yield* free_page(k, t, pm, dst);
     return 0;
   }
-  yield* k.step(t, `folio_copy(pfn 0x${src.toString(16)} → 0x${dst.toString(16)})`, () => undefined);
+  // The frames' contents are not modelled: the copy touches no shared word.
+  yield* k.stepOn(t, `folio_copy(pfn 0x${src.toString(16)} → 0x${dst.toString(16)})`, [], () => undefined);
   const moved = yield* k.fn.remove_migration_pte(t, mm, vpn, src, dst);
   if (!moved) yield* free_page(k, t, pm, dst);
   // The migration's reference was the old page's last: it goes back to the allocator.
@@ -418,7 +437,9 @@ function* migrateOne(k: Kernel, t: KTask, mm: MmStruct, vpn: number): KGen<numbe
 function* migratePages(k: Kernel, t: KTask, mm: MmStruct, start: number, count: number): KGen<number> {
   if (!Number.isInteger(start) || !Number.isInteger(count) || count <= 0 || start < 0 || start + count > mm.pages) return -EINVAL;
   yield* down_read(k, t, mm.mmapLock);
-  const vpns = yield* k.step(t, `do_pages_move(${mm.name}, ${start}, ${count})`, () => {
+  const ptes: number[] = [];
+  for (let vpn = start; vpn < start + count; vpn++) ptes.push(read(pteAddr(k, mm, vpn)));
+  const vpns = yield* k.stepOn(t, `do_pages_move(${mm.name}, ${start}, ${count})`, () => mmAccessFootprint(k, mm, ptes), () => {
     if (!mmAccess(k, t, mm, MM_FIELD.pgd, false) || mmStateCode(k, mm) !== MM_LIVE) return undefined;
     const out: number[] = [];
     for (let vpn = start; vpn < start + count; vpn++) if ((Atomics.load(k.i32, pteAddr(k, mm, vpn)) & PTE_PRESENT) !== 0) out.push(vpn);
@@ -444,7 +465,7 @@ export function do_munmap(k: Kernel, t: KTask, n: MmuNotifiers, mm: MmStruct, st
  * write throughout.
  */
 function* exitMmap(k: Kernel, t: KTask, mm: MmStruct): KGen {
-  yield* k.step(t, `exit_mmap(${mm.name})`, () => {
+  yield* k.stepOn(t, `exit_mmap(${mm.name})`, mmStateWriteFootprint(k, mm), () => {
     const code = mmStateCode(k, mm);
     if (code !== MM_LIVE) throw new Error(`exit_mmap: ${mm.name} is not live (state ${code})`);
     setMmState(k, mm, MM_EXITING);
@@ -455,5 +476,5 @@ function* exitMmap(k: Kernel, t: KTask, mm: MmStruct): KGen {
   // remove_vma of each file mapping (a device portal): its vm_file's reference goes (fs/file.ts).
   for (const vpn of fileVmas(k, mm)) yield* k.fn.remove_vma(t, mm, vpn);
   yield* up_write(k, t, mm.mmapLock);
-  yield* k.step(t, `exit_mmap(${mm.name}): done`, () => setMmState(k, mm, MM_DEAD));
+  yield* k.stepOn(t, `exit_mmap(${mm.name}): done`, mmStateWriteFootprint(k, mm), () => setMmState(k, mm, MM_DEAD));
 }

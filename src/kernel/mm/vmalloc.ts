@@ -13,6 +13,7 @@
 // to it (pgalloc.ts: pagetable_free_kernel).
 import type { KTask } from '../context.js';
 import type { Kernel, KGen } from '../kernel.js';
+import { type Footprint, read } from '../../runtime/footprint.js';
 import { defineSpinlock, type Spinlock, spin_lock, spin_unlock } from '../spinlock.js';
 import { kernelBase, type MmStruct, mmTableOf, ownerOf, PTE_TABLE_SHIFT, pmdEntryAddr, pteAddr, vmaAddr } from './mm.js';
 import { PTE_PRESENT, PTE_WRITE, VM_READ, VM_WRITE } from './pagetable.js';
@@ -80,6 +81,23 @@ export function defineVmalloc(k: Kernel, initMm: MmStruct, directPages: number):
   return v;
 }
 
+/**
+ * The VMA words of the whole vmalloc area, written and read: the footprints of the steps that search it or take
+ * and give back its areas under vmap_area_lock (made once: points are made at every step).
+ */
+const areaFootprints = new WeakMap<Vmalloc, { base: number; written: Footprint; read: Footprint }>();
+
+function areaWords(k: Kernel, v: Vmalloc): { written: Footprint; read: Footprint } {
+  const base = vmaAddr(k, v.initMm, v.start);
+  const had = areaFootprints.get(v);
+  if (had && had.base === base) return had;
+  const written: number[] = [];
+  for (let vpn = v.start; vpn < v.end; vpn++) written.push(vmaAddr(k, v.initMm, vpn));
+  const fps = { base, written, read: written.map(read) };
+  areaFootprints.set(v, fps);
+  return fps;
+}
+
 /** The first page of the area addr is in (-1: none), and its pages, read from init_mm's VMA words. */
 function areaAt(k: Kernel, v: Vmalloc, addr: number): { first: number; n: number } {
   if (addr < v.start || addr >= v.end) return { first: -1, n: 0 };
@@ -94,7 +112,7 @@ function areaAt(k: Kernel, v: Vmalloc, addr: number): { first: number; n: number
 /** alloc_vmap_area: the first free run of n pages aligned to `align`, under vmap_area_lock; 0 when none. */
 function* allocVmapArea(k: Kernel, t: KTask, v: Vmalloc, n: number, align: number, flags: number): KGen<number> {
   yield* spin_lock(k, t, v.lock);
-  const at = yield* k.step(t, `alloc_vmap_area(${n})`, () => {
+  const at = yield* k.stepOn(t, `alloc_vmap_area(${n})`, areaWords(k, v).written, () => {
     for (let s = v.start; s + n <= v.end; s += align) {
       let free = true;
       for (let i = 0; i < n && free; i++) free = Atomics.load(k.i32, vmaAddr(k, v.initMm, s + i)) === 0;
@@ -110,7 +128,7 @@ function* allocVmapArea(k: Kernel, t: KTask, v: Vmalloc, n: number, align: numbe
 
 function* freeVmapArea(k: Kernel, t: KTask, v: Vmalloc, addr: number): KGen {
   yield* spin_lock(k, t, v.lock);
-  yield* k.step(t, `free_vmap_area(${addr})`, () => {
+  yield* k.stepOn(t, `free_vmap_area(${addr})`, areaWords(k, v).written, () => {
     const { first, n } = areaAt(k, v, addr);
     for (let i = 0; i < n; i++) Atomics.store(k.i32, vmaAddr(k, v.initMm, first + i), 0);
   });
@@ -120,7 +138,7 @@ function* freeVmapArea(k: Kernel, t: KTask, v: Vmalloc, addr: number): KGen {
 function* vmapPages(k: Kernel, t: KTask, v: Vmalloc, addr: number, pfns: readonly number[]): KGen<boolean> {
   for (let i = 0; i < pfns.length; i++) {
     if (!(yield* k.fn.__pte_alloc_kernel(t, addr + i))) return false;
-    yield* k.step(t, `set_pte_at(init_mm, ${addr + i})`, () => {
+    yield* k.stepOn(t, `set_pte_at(init_mm, ${addr + i})`, [pteAddr(k, v.initMm, addr + i)], () => {
       Atomics.store(k.i32, pteAddr(k, v.initMm, addr + i), ((pfns[i] as number) << 2) | PTE_PRESENT | PTE_WRITE);
     });
   }
@@ -133,8 +151,10 @@ function* vunmapRange(k: Kernel, t: KTask, v: Vmalloc, start: number, end: numbe
   const out: number[] = [];
   for (let s = start; s < end; s = (s - (s % span)) + span) {
     const stop = Math.min(end, s - (s % span) + span);
-    yield* k.step(t, `vunmap_pmd_range(init_mm, ${s}, ${stop})`, () => {
-      const pmd = pmdEntryAddr(k, v.initMm, s >> PTE_TABLE_SHIFT);
+    const pmd = pmdEntryAddr(k, v.initMm, s >> PTE_TABLE_SHIFT);
+    const fp = [pmd];
+    for (let vpn = s; vpn < stop; vpn++) fp.push(pteAddr(k, v.initMm, vpn));
+    yield* k.stepOn(t, `vunmap_pmd_range(init_mm, ${s}, ${stop})`, fp, () => {
       const e = Atomics.load(k.i32, pmd);
       // pmd_clear_huge: a huge entry goes whole (ioremap areas are whole PMD ranges when they are huge).
       if ((e & TABLE_HUGE) !== 0) return void Atomics.store(k.i32, pmd, 0);
@@ -171,7 +191,7 @@ function* tryHugePmd(k: Kernel, t: KTask, v: Vmalloc, addr: number, phys: number
   if (!(yield* k.fn.__pmd_alloc(t, v.initMm, addr))) return false;
   const pmd = pmdEntryAddr(k, v.initMm, addr >> PTE_TABLE_SHIFT);
   if ((Atomics.load(k.i32, pmd) & TABLE_PRESENT) !== 0 && (yield* k.fn.pmd_free_pte_page(t, addr)) === 0) return false;
-  return yield* k.step(t, `pmd_set_huge(init_mm, ${addr})`, () => {
+  return yield* k.stepOn(t, `pmd_set_huge(init_mm, ${addr})`, [pmd], () => {
     if ((Atomics.load(k.i32, pmd) & TABLE_PRESENT) !== 0) return false;
     Atomics.store(k.i32, pmd, (phys << 2) | TABLE_PRESENT | TABLE_HUGE);
     return true;
@@ -204,9 +224,9 @@ function* vmalloc(k: Kernel, t: KTask, v: Vmalloc, n: number): KGen<number> {
  * the pages back (a vmalloc area's: MMIO is nobody's), the area free again. The page tables stay.
  */
 function* vfree(k: Kernel, t: KTask, v: Vmalloc, addr: number): KGen {
-  const { first, n } = yield* k.step(t, `find_vmap_area(${addr})`, () => areaAt(k, v, addr));
+  const { first, n } = yield* k.stepOn(t, `find_vmap_area(${addr})`, areaWords(k, v).read, () => areaAt(k, v, addr));
   if (first !== addr) {
-    yield* k.step(t, `Trying to vfree() nonexistent vm area (${addr})`, () => undefined);
+    yield* k.stepOn(t, `Trying to vfree() nonexistent vm area (${addr})`, [], () => undefined);
     return;
   }
   const ioremapped = (Atomics.load(k.i32, vmaAddr(k, v.initMm, addr)) & VM_IOREMAP) !== 0;
