@@ -180,22 +180,42 @@ function frameWords(k: Kernel, pm: PhysMem, pfn: number, write: boolean, out: nu
  * Computed from memory as it is now (pure): evaluate it in a point's footprint function.
  */
 export function allocPageFootprint(k: Kernel, t: KTask, pm: PhysMem, out: number[] = []): number[] {
+  return allocPagesFootprint(k, t, pm, 1, out);
+}
+
+/** The words of n alloc_page_atomic calls in turn in one perform (as allocPageFootprint: pure). */
+export function allocPagesFootprint(k: Kernel, t: KTask, pm: PhysMem, n: number, out: number[] = []): number[] {
   const h = header(k, pm);
   const v = pm.view.physmem;
-  let pfn = v.free_list.get(h);
-  if (pfn !== 0) out.push(v.free_list.addr(h));
-  else {
-    const used = v.bump.get(h);
-    if (used + 1 >= pm.frames) {
-      out.push(read(v.free_list.addr(h)), read(v.bump.addr(h)));
-      return out;
+  let head = v.free_list.get(h);
+  let used = -1;
+  let popped = false;
+  let taken = 0;
+  for (; taken < n; taken++) {
+    let pfn = head;
+    if (pfn !== 0) {
+      popped = true;
+      head = pm.view.page.lru.get(frame(k, pm, pfn));
+    } else {
+      if (used < 0) used = v.bump.get(h);
+      if (used + 1 >= pm.frames) break;
+      pfn = ++used;
     }
-    out.push(read(v.free_list.addr(h)), v.bump.addr(h));
-    pfn = used + 1;
+    frameWords(k, pm, pfn, true, out);
   }
+  out.push(popped ? v.free_list.addr(h) : read(v.free_list.addr(h)));
+  // The bump mark is read once the list ran dry, written when a frame was carved from it.
+  if (used >= 0) out.push(used > v.bump.get(h) ? v.bump.addr(h) : read(v.bump.addr(h)));
+  if (taken === 0) return out;
   out.push(v.nr_inuse.addr(h));
-  frameWords(k, pm, pfn, true, out);
   return k.mem.internFootprint([t.label, t.frames.join('\n')], out);
+}
+
+/** The words setPtdesc(pfn) writes: the frame's ptdesc level and index. */
+export function ptdescFootprint(k: Kernel, pm: PhysMem, pfn: number, out: number[] = []): number[] {
+  const f = frame(k, pm, pfn);
+  out.push(pm.view.page.pt_level.addr(f), pm.view.page.pt_index.addr(f));
+  return out;
 }
 
 /**
