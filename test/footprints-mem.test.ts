@@ -135,7 +135,7 @@ describe('footprints of the memory allocators', () => {
     reused = [];
     for (let seed = 1; seed <= 8; seed++) {
       const r = checked(allocators(true), seed);
-      for (const f of r.findings) titles.add(f.title.replace(/ in \S+$|  pfn:\w+$/, ''));
+      for (const f of r.findings) titles.add(f.title.replace(/ in \S+$| {2}pfn:\w+$/, ''));
     }
     checked(pressure(), 1);
     expect(reused).toEqual(Array(8).fill(true));
