@@ -6,6 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { KTask } from '../src/kernel/context.js';
 import { Kernel, type KGen } from '../src/kernel/kernel.js';
+import { allocTrackFootprint, setAllocTrack, TRACK_WORDS } from '../src/kernel/kmemleak.js';
 import { alloc_page, definePhysMem, free_page, onPageFree } from '../src/kernel/mm/physmem.js';
 import { defineRcuPointer, rcu_dereference, rcu_read_lock, rcu_read_unlock } from '../src/kernel/rcu.js';
 import { kfree, kmalloc, kmemleak_not_leak, kzalloc, objReadOnce, objWriteOnce, slabInit } from '../src/kernel/slab.js';
@@ -73,6 +74,7 @@ function allocators(pageHookDeclares: boolean): Workload {
   slabInit(k, { quarantine: 3, failslab: { cache: 'flaky', nth: 2 } });
   const gp = defineRcuPointer(k, 'gp');
   const pm = definePhysMem(k, 6);
+  const track = k.statics.alloc(TRACK_WORDS, "a static object's track");
   // A page-free hook that reads nothing of shared memory, saying so or not.
   onPageFree(pm, () => undefined, pageHookDeclares ? () => undefined : undefined);
   k.task('writer', 'process', function* (t) {
@@ -95,6 +97,9 @@ function allocators(pageHookDeclares: boolean): Workload {
     reused.push((yield* kzalloc(k, t, 4, 'GFP_KERNEL')) === dirty);
     const kept = yield* kmalloc(k, t, 3, 'GFP_KERNEL', 'boot');
     yield* kmemleak_not_leak(k, t, kept);
+    // A static object's allocation track (kmemleak.ts), in a point that declares it as callers do.
+    const at = (): number => k.mem.statics + track;
+    yield* k.call(t, 'static_obj_alloc', k.stepOn(t, 'track it', () => allocTrackFootprint(k, t, at()), () => setAllocTrack(k, t, at())));
     yield* objReadOnce(k, t, kept, 9); // out of bounds
     yield* kmalloc(k, t, 3, 'GFP_ATOMIC', 'flaky');
     yield* kmalloc(k, t, 3, 'GFP_ATOMIC', 'flaky'); // failslab: NULL
