@@ -350,6 +350,8 @@ export class Kernel implements Monitor {
   private readonly factories: Record<string, TaskFactory> = {};
   private readonly endHooks: (() => void)[] = [];
   private readonly freeHooks: ((t: KTask, obj: number, env: StepEnv) => void)[] = [];
+  /** Each free hook's footprint (what it reads of shared memory for an object), undefined when it declares none. */
+  private readonly freeFootprints: (((obj: number, out: number[]) => void) | undefined)[] = [];
   private readonly attachHooks: (() => void)[] = [];
   private readonly waiting = new Map<KTask, Waiting>();
   private readonly hungReported = new Set<number>();
@@ -485,8 +487,19 @@ export class Kernel implements Monitor {
    * Called from kfree's perform (slab.ts) before an object is freed, so other checkers (RCU: a reader may
    * still hold it) can look at it while it is still allocated.
    */
-  onFree(h: (t: KTask, obj: number, env: StepEnv) => void): void {
+  onFree(h: (t: KTask, obj: number, env: StepEnv) => void, footprint?: (obj: number, out: number[]) => void): void {
     this.freeHooks.push(h);
+    this.freeFootprints.push(footprint);
+  }
+
+  /** Whether every free hook declares what it reads (onFree's footprint): kfree's point declares its own only then. */
+  get freeHooksDeclared(): boolean {
+    return this.freeFootprints.every((f) => f !== undefined);
+  }
+
+  /** The words the free hooks read for obj (footprint.ts's encoding), appended to out: pure, reads only. */
+  freeingFootprint(obj: number, out: number[]): void {
+    for (const f of this.freeFootprints) f?.(obj, out);
   }
 
   freeing(t: KTask, obj: number, env: StepEnv): void {

@@ -26,6 +26,16 @@ export function setAllocTrack(k: Kernel, t: KTask, at: number): void {
   tr.trace_handle.set(at, t.internedChain(k.mem));
 }
 
+/**
+ * The words setAllocTrack(k, t, at) writes (footprint.ts's encoding), appended to out: the track's three words
+ * and what interning t's comm and call chain puts in the stack depot. Pure: evaluate it in the caller's
+ * footprint function, with the other words its perform touches.
+ */
+export function allocTrackFootprint(k: Kernel, t: KTask, at: number, out: number[] = []): number[] {
+  for (let w = at; w < at + TRACK_WORDS; w++) out.push(w);
+  return k.mem.internFootprint([t.comm, t.frames.join('\n')], out);
+}
+
 export function allocTrack(k: Kernel, at: number): SlabTrack {
   const tr = k.view(KMEMLEAK_TRACK);
   const chain = k.mem.stringAt(tr.trace_handle.get(at));

@@ -6,6 +6,7 @@
 // sequencer). The slab arena (slab.ts) and the lockdep graph (lockdep.ts) are regions of this memory too.
 
 import { InputError } from '../runtime/errors.js';
+import { read } from '../runtime/footprint.js';
 import { array, struct, type ViewOf, WordMemory, word } from './struct.js';
 
 /** Model: the header of the kernel's region (the string heap is the stack depot's pool of call chains). */
@@ -114,11 +115,50 @@ export class KernelMemory {
     return id;
   }
 
+  /**
+   * The words intern() of each string in turn touches (footprint.ts's encoding), appended to `out`: nothing for
+   * a string this thread already knows; the probed slots, read, when the table has it; the slots probed, the
+   * free slot, the string's heap words and pool_used, written, when it goes in. Pure: it reads the table as
+   * lookup() does and writes nothing. A string's heap words are not listed when it is only read: they are
+   * written once, in the step that fills its slot, and never again, so a step that reads the slot (or a word
+   * holding the id, written after) is ordered after them.
+   */
+  internFootprint(strings: readonly string[], out: number[] = []): number[] {
+    // The heap as the earlier strings of the list will have left it (intern runs them in order, in one perform).
+    let used = -1;
+    // Slots and strings the earlier strings of the list will have filled (rarely any: a small array).
+    const filled: (number | string)[] = [];
+    for (const s of strings) {
+      if (this.interned.has(s) || filled.includes(s)) continue;
+      const mask = this.layout.stringSlots - 1;
+      for (let probe = 0, slot = hashString(s) & mask; probe <= mask; probe++, slot = (slot + 1) & mask) {
+        if (filled.includes(slot)) continue;
+        const at = this.i32[this.stringTable + slot] as number;
+        if (at !== 0) {
+          out.push(read(this.stringTable + slot));
+          if (this.stringAt(at) === s) break;
+          continue;
+        }
+        const poolUsed = this.header.pool_used.addr(this.base);
+        if (used < 0) used = this.header.pool_used.get(this.base);
+        if (used + s.length + 1 >= this.layout.stringWords) {
+          out.push(read(this.stringTable + slot), read(poolUsed));
+          break;
+        }
+        out.push(this.stringTable + slot, poolUsed);
+        for (let w = this.stringHeap + used + 1; w <= this.stringHeap + used + 1 + s.length; w++) out.push(w);
+        used += s.length + 1;
+        filled.push(slot, s);
+        break;
+      }
+    }
+    return out;
+  }
+
   private lookup(s: string): number {
     const i32 = this.i32;
     const mask = this.layout.stringSlots - 1;
-    let h = 0x811c9dc5;
-    for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+    const h = hashString(s);
     for (let probe = 0, slot = h & mask; probe <= mask; probe++, slot = (slot + 1) & mask) {
       const at = i32[this.stringTable + slot] as number;
       if (at === 0) {
@@ -144,6 +184,18 @@ export class KernelMemory {
     for (let i = 0; i < n; i++) s += String.fromCharCode(this.i32[id + 1 + i] as number);
     return s;
   }
+}
+
+/** FNV-1a of the string's UTF-16 code units: the table's hash. */
+function hashString(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h;
+}
+
+/** The words interning `strings` in turn (in one perform) touches: KernelMemory.internFootprint. */
+export function internFootprint(k: { readonly mem: KernelMemory }, strings: readonly string[], out: number[] = []): number[] {
+  return k.mem.internFootprint(strings, out);
 }
 
 /** Deterministic static allocation: run identically in every thread at workload construction. */

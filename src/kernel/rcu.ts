@@ -17,6 +17,7 @@
 // rcu_cpu_stall_timeout (21 s) of simulated time after it started is reported as the kernel reports it, naming
 // the readers — a task preempted or blocked inside its read-side section as rcu_preempt's blocked task, a task
 // still running in it as a CPU that has not passed a quiescent state.
+import { read } from '../runtime/footprint.js';
 import type { Wire } from '../runtime/model.js';
 import { type StepEnv, TASK_BASE } from '../runtime/task.js';
 import type { KTask } from './context.js';
@@ -170,6 +171,27 @@ export class ReaderTable {
     r.nr_derefs.WRITE_ONCE(s, n + 1);
   }
 
+  /**
+   * The words holdersOf(obj) reads (footprint.ts's encoding), appended to out: every slot's task, an occupied
+   * slot's recorded dereferences, and the label and site of one that names obj. Pure.
+   */
+  holdersFootprint(obj: number, out: number[]): void {
+    const r = this.r;
+    for (let i = 0; i < this.slots; i++) {
+      const s = this.slot(i);
+      out.push(read(r.task.addr(s)));
+      if (r.task.READ_ONCE(s) === 0) continue;
+      out.push(read(r.nr_derefs.addr(s)));
+      const m = Math.min(r.nr_derefs.READ_ONCE(s), this.derefs);
+      for (let j = 0; j < m; j++) {
+        out.push(read(r.derefs.addr(s, j)));
+        if (r.derefs.READ_ONCE(s, j) !== obj) continue;
+        out.push(read(r.label.addr(s)), read(r.derefs.addr(s, this.derefs + j)));
+        break;
+      }
+    }
+  }
+
   /** Readers inside now that dereferenced obj: their task, label and where they did it. */
   holdersOf(obj: number): { task: number; label: string; site: string }[] {
     const out: { task: number; label: string; site: string }[] = [];
@@ -240,7 +262,12 @@ export function rcu_init(k: Kernel): void {
   };
   states.set(k, st);
   k.watch(st.stalls);
-  k.onFree((t, obj, env) => checkFree(k, st, t, obj, env));
+  k.onFree(
+    (t, obj, env) => checkFree(k, st, t, obj, env),
+    (obj, out) => {
+      if (k.enabled('rcu')) st.readers.holdersFootprint(obj, out);
+    },
+  );
 }
 
 function rcu(k: Kernel): RcuState {

@@ -8,6 +8,7 @@
 // Arena layout (from k.mem.arena): struct kmalloc_arena (the bump mark, the quarantine ring's head and count, a
 // free list a size class, then the ring), then the data: objects, each a struct slab_object header followed by
 // its slot. A free-list link or ring entry is (header offset from the data start) + 1, so zero means "none".
+import { read } from '../runtime/footprint.js';
 import type { StepEnv } from '../runtime/task.js';
 import type { KTask } from './context.js';
 import { accessReport, freeReport, leakReport, nullDerefOops, type SlabObjectInfo, type SlabTrack } from './kasan.js';
@@ -277,6 +278,137 @@ class Slab {
     if (h !== undefined) this.hdr.flags.set(h, this.hdr.flags.get(h) | flag);
   }
 
+  // ---- footprints (footprint.ts): the words each operation will touch, computed from memory as it is now ----
+  // Pure: they read as the operation would and write nothing. The threaded runtime evaluates them before the
+  // step locks and again under its locks, so what they read to decide (a free list's head, an object's state)
+  // is itself declared.
+
+  /**
+   * The words header(obj) reads to find obj's header (the bump mark; a state word that is no header's), appended
+   * to out; the header when obj is an object, whose own words the caller declares as it uses them.
+   */
+  headerFootprint(obj: number, out: number[]): number | undefined {
+    const h = obj - HDR;
+    if (!Number.isInteger(obj) || h < this.data) return undefined;
+    out.push(read(this.meta.bump.addr(this.arena)));
+    if (obj >= this.data + this.used) return undefined;
+    if (this.header(obj) !== undefined) return h;
+    out.push(read(this.hdr.state.addr(h)));
+    return undefined;
+  }
+
+  /** Every word of header h, read or written (info() reads them all; alloc and free write most). */
+  headerWords(h: number, write: boolean, out: number[]): void {
+    for (let w = h; w < h + HDR; w++) out.push(write ? w : read(w));
+  }
+
+  /** What kasanAccess(obj, field) reads: the header's state and size, all of it when it reports. */
+  kasanFootprint(obj: number, field: number, out: number[]): boolean {
+    if (obj === 0) return false;
+    const h = this.headerFootprint(obj, out);
+    if (h === undefined) return false;
+    const inBounds = Number.isInteger(field) && field >= 0 && field < this.hdr.object_size.get(h);
+    if (!inBounds || (this.hdr.state.get(h) !== S_ALLOCATED && this.k.enabled('kasan'))) this.headerWords(h, false, out);
+    else out.push(read(this.hdr.state.addr(h)), read(this.hdr.object_size.addr(h)));
+    return inBounds;
+  }
+
+  /** allocate()'s words: failslab's count, the free list or bump mark (or the quarantine it drains), the object. */
+  allocFootprint(t: KTask, words: number, cache: string | undefined, zero: boolean, out: number[]): number[] {
+    const f = this.failslab;
+    if (f && cache === f.cache) {
+      const counter = this.k.mem.statics + f.counter;
+      out.push(counter);
+      if ((this.i32[counter] as number) + 1 === f.nth) return out;
+    }
+    let c = 1;
+    while (1 << c < words) c++;
+    if (c > KMALLOC_SHIFT_HIGH || HDR + (1 << c) > this.dataWords) return out;
+    const h = this.takeFootprint(c, out);
+    if (h === 0) return out;
+    this.headerWords(h, true, out);
+    const chain = t.frames.join('\n');
+    this.k.mem.internFootprint(cache === undefined ? [t.comm, chain] : [cache, t.comm, chain], out);
+    if (zero) for (let w = h + HDR; w < h + HDR + (1 << c); w++) out.push(w);
+    return out;
+  }
+
+  /** The words popFree(c) || carve(c) and the pressure loop touch; the header allocate will use, or 0. */
+  private takeFootprint(c: number, out: number[]): number {
+    const m = this.meta;
+    const a = this.arena;
+    const list = m.freelist.addr(a, c);
+    const head = m.freelist.get(a, c);
+    if (head !== 0) {
+      out.push(list);
+      return this.data + head - 1;
+    }
+    const bump = m.bump.addr(a);
+    if (this.used + HDR + (1 << c) <= this.dataWords) {
+      out.push(read(list), bump);
+      return this.data + this.used;
+    }
+    let count = m.quarantine_count.get(a);
+    if (count === 0) {
+      out.push(read(list), read(bump), read(m.quarantine_count.addr(a)));
+      return 0;
+    }
+    // Memory pressure: the quarantine drains oldest first until an object of class c is free.
+    out.push(list, read(bump), m.quarantine_count.addr(a), m.quarantine_head.addr(a));
+    const lists = [c];
+    for (let at = m.quarantine_head.get(a); count > 0; at = (at + 1) % this.quarantine, count--) {
+      out.push(m.global_quarantine.addr(a, at));
+      const q = this.data + m.global_quarantine.get(a, at) - 1;
+      const qc = this.hdr.size_class.get(q);
+      if (qc === c) return q;
+      out.push(read(this.hdr.size_class.addr(q)), this.hdr.state.addr(q), this.hdr.next.addr(q));
+      if (!lists.includes(qc)) {
+        lists.push(qc);
+        out.push(m.freelist.addr(a, qc));
+      }
+    }
+    return 0;
+  }
+
+  /** free()'s words: the header (all of it), the free hooks' reads, the interned track, the quarantine. */
+  freeFootprint(t: KTask, obj: number, out: number[]): number[] {
+    if (obj === 0) return out;
+    const h = this.headerFootprint(obj, out);
+    if (h === undefined) return out;
+    if (this.hdr.state.get(h) !== S_ALLOCATED) {
+      this.headerWords(h, false, out);
+      return out;
+    }
+    this.k.freeingFootprint(obj, out);
+    this.headerWords(h, true, out);
+    this.k.mem.internFootprint([t.comm, t.frames.join('\n')], out);
+    const m = this.meta;
+    const a = this.arena;
+    if (this.quarantine === 0 || !this.k.enabled('kasan')) {
+      out.push(m.freelist.addr(a, this.hdr.size_class.get(h)));
+      return out;
+    }
+    out.push(m.quarantine_count.addr(a), m.quarantine_head.addr(a));
+    let count = m.quarantine_count.get(a);
+    let head = m.quarantine_head.get(a);
+    if (count === this.quarantine) {
+      // evictOldest: its ring entry is the one the new entry takes.
+      const q = this.data + m.global_quarantine.get(a, head) - 1;
+      out.push(read(this.hdr.size_class.addr(q)), this.hdr.state.addr(q), this.hdr.next.addr(q), m.freelist.addr(a, this.hdr.size_class.get(q)));
+      head = (head + 1) % this.quarantine;
+      count--;
+    }
+    out.push(m.global_quarantine.addr(a, (head + count) % this.quarantine));
+    return out;
+  }
+
+  /** setFlag()'s words: finding the header, then its flags. */
+  flagFootprint(obj: number, out: number[]): number[] {
+    const h = this.headerFootprint(obj, out);
+    if (h !== undefined) out.push(this.hdr.flags.addr(h));
+    return out;
+  }
+
   // ---- reads ----
 
   /** Every object carved so far, in address order. */
@@ -337,8 +469,11 @@ function* allocate(k: Kernel, t: KTask, words: number, gfp: Gfp, cache: string |
   // might_alloc(): a GFP_KERNEL allocation may enter reclaim and sleep; GFP_ATOMIC never does.
   if (gfp === 'GFP_KERNEL') k.mightSleep(t, MIGHT_ALLOC_SITE);
   const s = slab(k);
-  return yield* k.step(t, `${zero ? 'kzalloc' : 'kmalloc'}(${words}${cache === undefined ? '' : `, ${cache}`})`, () =>
-    s.allocate(t, words, cache, zero),
+  return yield* k.stepOn(
+    t,
+    `${zero ? 'kzalloc' : 'kmalloc'}(${words}${cache === undefined ? '' : `, ${cache}`})`,
+    () => s.allocFootprint(t, words, cache, zero, []),
+    () => s.allocate(t, words, cache, zero),
   );
 }
 
@@ -359,17 +494,21 @@ export function* kzalloc(k: Kernel, t: KTask, words: number, gfp: Gfp, cache?: s
 /** kfree(obj): KASAN reports a double or invalid free; kfree(0) does nothing. */
 export function* kfree(k: Kernel, t: KTask, obj: number): KGen {
   const s = slab(k);
-  yield* k.call(
-    t,
-    'kfree',
-    k.step(t, 'kfree', (env) => s.free(t, obj, env)),
-  );
+  const free = (env: StepEnv): void => s.free(t, obj, env);
+  // A free hook that does not say what it reads (rcu.ts's reader table, …) leaves kfree on the coarse lock.
+  const step = k.freeHooksDeclared ? k.stepOn(t, 'kfree', () => s.freeFootprint(t, obj, []), free) : k.step(t, 'kfree', free);
+  yield* k.call(t, 'kfree', step);
 }
 
 /** kmemleak_not_leak(obj): an object meant to live past teardown (a boot-time allocation). */
 export function* kmemleak_not_leak(k: Kernel, t: KTask, obj: number): KGen {
   const s = slab(k);
-  yield* k.step(t, 'kmemleak_not_leak', () => s.setFlag(obj, OBJECT_GREY));
+  yield* k.stepOn(
+    t,
+    'kmemleak_not_leak',
+    () => s.flagFootprint(obj, []),
+    () => s.setFlag(obj, OBJECT_GREY),
+  );
 }
 
 /**
@@ -400,6 +539,25 @@ export function kasanAccess(k: Kernel, t: KTask, obj: number, field: number, wri
 }
 
 /**
+ * The words kasanAccess(k, t, obj, field, write) reads (footprint.ts's encoding), appended to out: the bump mark
+ * and the object's state and size, its whole header when the access will be reported. Computed from memory as
+ * it is now (pure): evaluate it in a point's footprint function (k.stepOn(t, label, () => …, perform)).
+ */
+export function kasanFootprint(k: Kernel, obj: number, field: number, out: number[] = []): number[] {
+  slab(k).kasanFootprint(obj, field, out);
+  return out;
+}
+
+/**
+ * The words objLoad(k, t, obj, field) (write: objStore) touches: KASAN's check and, when the access goes ahead,
+ * the word itself, read or written. Computed from memory as it is now, as kasanFootprint.
+ */
+export function slabObjectFootprint(k: Kernel, obj: number, field: number, write: boolean, out: number[] = []): number[] {
+  if (slab(k).kasanFootprint(obj, field, out)) out.push(write ? obj + field : read(obj + field));
+  return out;
+}
+
+/**
  * A plain read of word `field` of a slab object. Not a scheduling point: the caller holds whatever lock protects
  * the field (or reads what it alone owns). KASAN checks the object first.
  */
@@ -415,12 +573,22 @@ export function objStore(k: Kernel, t: KTask, obj: number, field: number, v: num
 
 /** READ_ONCE(obj->field): a racy read, a scheduling point of its own. */
 export function* objReadOnce(k: Kernel, t: KTask, obj: number, field: number): KGen<number> {
-  return yield* k.step(t, `READ_ONCE(${field})`, () => objLoad(k, t, obj, field));
+  return yield* k.stepOn(
+    t,
+    `READ_ONCE(${field})`,
+    () => slabObjectFootprint(k, obj, field, false),
+    () => objLoad(k, t, obj, field),
+  );
 }
 
 /** WRITE_ONCE(obj->field, v): a racy write, a scheduling point of its own. */
 export function* objWriteOnce(k: Kernel, t: KTask, obj: number, field: number, v: number): KGen {
-  yield* k.step(t, `WRITE_ONCE(${field})`, () => objStore(k, t, obj, field, v));
+  yield* k.stepOn(
+    t,
+    `WRITE_ONCE(${field})`,
+    () => slabObjectFootprint(k, obj, field, true),
+    () => objStore(k, t, obj, field, v),
+  );
 }
 
 export type ObjState = 'allocated' | 'quarantined' | 'free' | 'invalid';

@@ -25,6 +25,7 @@
 // pagetable_free_kernel: queued on kernel_pgtable_work, whose function first has every SVA mm's IOMMUs drop what
 // they cached (iommu_sva_invalidate_kva_range), then frees the pages. The planted kernel-pgtable-free-no-sva-flush
 // is the code before: the table freed at once, the IOMMUs' paging-structure caches still pointing at it.
+import { read } from '../../runtime/footprint.js';
 import type { KTask } from '../context.js';
 import type { Kernel, KGen } from '../kernel.js';
 import { defineSpinlock, type Spinlock, spin_lock, spin_unlock } from '../spinlock.js';
@@ -46,7 +47,7 @@ import {
   vmaAddr,
 } from './mm.js';
 import { type MmuGather, tlb_remove_table } from './mmu_gather.js';
-import { alloc_page, alloc_page_atomic, free_page, setPtdesc } from './physmem.js';
+import { alloc_page, alloc_page_atomic, allocPagesFootprint, free_page, ptdescFootprint, setPtdesc } from './physmem.js';
 
 /** A table entry's present bit (pmd_present / pgd_present): entries are pfn << 2 | 1. */
 export const TABLE_PRESENT = 1;
@@ -112,7 +113,8 @@ export function definePgalloc(k: Kernel, bug: string, initMm: MmStruct): void {
 function* pgdAlloc(k: Kernel, t: KTask, mm: MmStruct): KGen {
   const pm = mmTableOf(mm).pm;
   const pfn = yield* alloc_page(k, t, pm, ownerOf(mm));
-  yield* k.step(t, `pgd_ctor(${mm.name})`, () => {
+  const fp = pfn !== 0 ? ptdescFootprint(k, pm, pfn, [pgdPfnAddr(k, mm)]) : [pgdPfnAddr(k, mm)];
+  yield* k.stepOn(t, `pgd_ctor(${mm.name})`, fp, () => {
     if (pfn !== 0) setPtdesc(k, pm, pfn, PT_LEVEL_PGD, 0);
     Atomics.store(k.i32, pgdPfnAddr(k, mm), pfn);
   });
@@ -146,7 +148,7 @@ function* installTable(k: Kernel, t: KTask, mm: MmStruct, level: number, index: 
   if (pfn === 0) return false;
   yield* spin_lock(k, t, mm.ptl);
   const what = level === PT_LEVEL_PTE ? 'pmd_install' : 'pgd_populate';
-  const installed = yield* k.step(t, `${what}(${mm.name}, ${index})`, () => {
+  const installed = yield* k.stepOn(t, `${what}(${mm.name}, ${index})`, ptdescFootprint(k, pm, pfn, [entry]), () => {
     if ((Atomics.load(k.i32, entry) & TABLE_PRESENT) !== 0) return false;
     setPtdesc(k, pm, pfn, level, index);
     Atomics.store(k.i32, entry, (pfn << 2) | TABLE_PRESENT);
@@ -155,6 +157,26 @@ function* installTable(k: Kernel, t: KTask, mm: MmStruct, level: number, index: 
   yield* spin_unlock(k, t, mm.ptl);
   if (!installed) yield* free_page(k, t, pm, pfn);
   return true;
+}
+
+/**
+ * The words pte_alloc_atomic(k, t, mm, vpn) touches (footprint.ts's encoding), appended to out: the root's word
+ * and the two entries it reads, and for each missing table the page allocation and the entry it installs.
+ * Computed from memory as it is now (pure): evaluate it in the caller's footprint function.
+ */
+export function pteAllocAtomicFootprint(k: Kernel, t: KTask, mm: MmStruct, vpn: number, out: number[] = []): number[] {
+  const { pmd, pte } = tableIndices(vpn);
+  const pm = mmTableOf(mm).pm;
+  const root = pgdPfnAddr(k, mm);
+  const entries = [pgdEntryAddr(k, mm, pmd), pmdEntryAddr(k, mm, pte)];
+  const missing = entries.filter((e) => (Atomics.load(k.i32, e) & TABLE_PRESENT) === 0);
+  const noRoot = Atomics.load(k.i32, root) === 0;
+  const pages = missing.length + (noRoot ? 1 : 0);
+  // The frames come zeroed as allocPagesFootprint declares them (their ptdesc included); the entries are
+  // written only when their table is missing, but a failed allocation stops it first: declared written anyway.
+  out.push(noRoot ? root : read(root));
+  for (const e of entries) out.push(missing.includes(e) ? e : read(e));
+  return pages === 0 ? out : allocPagesFootprint(k, t, pm, pages, out);
 }
 
 /**
@@ -206,7 +228,8 @@ interface FreedTable {
  */
 function* freePgtables(k: Kernel, t: KTask, tlb: MmuGather, start: number, end: number, now: boolean): KGen {
   const mm = tlb.mm;
-  const freed = yield* k.step(t, `free_pgd_range(${mm.name}, ${start}, ${end})`, () => {
+  const fp = () => freePgdRangeFootprint(k, mm, start, end);
+  const freed = yield* k.stepOn(t, `free_pgd_range(${mm.name}, ${start}, ${end})`, fp, () => {
     const out: FreedTable[] = [];
     const pteSpan = 1 << PTE_TABLE_SHIFT;
     const pmdSpan = 1 << PMD_TABLE_SHIFT;
@@ -223,6 +246,40 @@ function* freePgtables(k: Kernel, t: KTask, tlb: MmuGather, start: number, end: 
     if (now) yield* free_page(k, t, pm, f.pfn);
     else tlb_remove_table(tlb, f.vpn, f.pfn);
   }
+}
+
+/**
+ * The words free_pgd_range over [start, end) touches: the entries it reads and those it clears, the VMA words
+ * it looks at. Walked as freePgtables walks (the PTE tables first, then the PMD tables, seeing the entries the
+ * first pass cleared as clear); pure.
+ */
+function freePgdRangeFootprint(k: Kernel, mm: MmStruct, start: number, end: number): number[] {
+  const words = new Map<number, boolean>(); // word → written
+  const see = (w: number): number => {
+    if (!words.has(w)) words.set(w, false);
+    return words.get(w) === true ? 0 : Atomics.load(k.i32, w);
+  };
+  const covered = (vpn: number, span: number): boolean => {
+    for (let v = vpn; v < Math.min(vpn + span, mm.pages); v++) if (see(vmaAddr(k, mm, v)) !== 0) return true;
+    return false;
+  };
+  const clear = (entry: number, vpn: number, span: number, under: readonly number[]): void => {
+    if ((see(entry) & TABLE_PRESENT) === 0 || covered(vpn, span)) return;
+    if (under.some((e) => (see(e) & TABLE_PRESENT) !== 0)) return;
+    words.set(entry, true);
+  };
+  const pteSpan = 1 << PTE_TABLE_SHIFT;
+  const pmdSpan = 1 << PMD_TABLE_SHIFT;
+  for (let i = start >> PTE_TABLE_SHIFT; i < Math.min(ptePagesOf(mm.pages), (end + pteSpan - 1) >> PTE_TABLE_SHIFT); i++) {
+    clear(pmdEntryAddr(k, mm, i), i * pteSpan, pteSpan, []);
+  }
+  for (let j = start >> PMD_TABLE_SHIFT; j < Math.min(pmdPagesOf(mm.pages), (end + pmdSpan - 1) >> PMD_TABLE_SHIFT); j++) {
+    const first = (j * pmdSpan) >> PTE_TABLE_SHIFT;
+    const under: number[] = [];
+    for (let i = first; i < Math.min(first + (1 << (PMD_TABLE_SHIFT - PTE_TABLE_SHIFT)), ptePagesOf(mm.pages)); i++) under.push(pmdEntryAddr(k, mm, i));
+    clear(pgdEntryAddr(k, mm, j), j * pmdSpan, pmdSpan, under);
+  }
+  return [...words].map(([w, written]) => (written ? w : read(w)));
 }
 
 /** pmd_clear / pud_clear of one entry (inside free_pgd_range's perform) when no VMA covers what it maps. */
@@ -255,7 +312,7 @@ function defineKernelPgtables(k: Kernel, bug: string, initMm: MmStruct): void {
   k.fns.define('__pte_alloc_kernel', 'mm/memory.c', (t, vpn) => pteAlloc(k, t, initMm, vpn));
   k.fns.define('flush_tlb_kernel_range', 'arch/x86/mm/tlb.c', function* (t, start, end) {
     // IPIs to every CPU (or INVLPGB): nothing the model keeps. The IOMMUs are not told here.
-    yield* k.step(t, `flush_tlb_kernel_range(${start}, ${end})`, () => undefined);
+    yield* k.stepOn(t, `flush_tlb_kernel_range(${start}, ${end})`, [], () => undefined);
   });
   k.fns.define('pmd_free_pte_page', 'arch/x86/mm/pgtable.c', (t, vpn) => pmdFreePtePage(k, t, initMm, vpn));
   k.fns.define('pte_free_kernel', 'include/asm-generic/pgalloc.h', function* (t, pfn) {
@@ -277,7 +334,7 @@ function defineKernelPgtables(k: Kernel, bug: string, initMm: MmStruct): void {
  */
 function* pmdFreePtePage(k: Kernel, t: KTask, initMm: MmStruct, vpn: number): KGen<number> {
   const entry = pmdEntryAddr(k, initMm, vpn >> PTE_TABLE_SHIFT);
-  const pfn = yield* k.step(t, `pmd_clear(init_mm, ${vpn})`, () => {
+  const pfn = yield* k.stepOn(t, `pmd_clear(init_mm, ${vpn})`, [entry], () => {
     const e = Atomics.load(k.i32, entry);
     if ((e & TABLE_PRESENT) === 0 || (e & TABLE_HUGE) !== 0) return 0;
     Atomics.store(k.i32, entry, 0);
@@ -292,8 +349,9 @@ function* pmdFreePtePage(k: Kernel, t: KTask, initMm: MmStruct, vpn: number): KG
 /** pagetable_free_kernel (CONFIG_ASYNC_KERNEL_PGTABLE_FREE): the page on kernel_pgtable_work's list, the work scheduled. */
 function* queueKernelPgtable(k: Kernel, t: KTask, kw: KernelPgtableWork, pfn: number): KGen {
   yield* spin_lock(k, t, kw.lock);
-  yield* k.step(t, 'list_add(&pt->pt_list, &kernel_pgtable_work.list)', () => {
-    const head = k.mem.statics + kw.list;
+  const head = k.mem.statics + kw.list;
+  const slot = (): number[] => [head, head + 1 + Math.min(Atomics.load(k.i32, head), kw.capacity - 1)];
+  yield* k.stepOn(t, 'list_add(&pt->pt_list, &kernel_pgtable_work.list)', slot, () => {
     const n = Atomics.load(k.i32, head);
     if (n >= kw.capacity) throw new Error(`kernel_pgtable_work: more than ${kw.capacity} table pages queued`);
     Atomics.store(k.i32, head + 1 + n, pfn);
@@ -309,8 +367,13 @@ function* queueKernelPgtable(k: Kernel, t: KTask, kw: KernelPgtableWork, pfn: nu
  */
 function* kernelPgtableWork(k: Kernel, t: KTask, kw: KernelPgtableWork): KGen {
   yield* spin_lock(k, t, kw.lock);
-  const pfns = yield* k.step(t, 'list_splice_tail_init(&kernel_pgtable_work.list, &page_list)', () => {
-    const head = k.mem.statics + kw.list;
+  const head = k.mem.statics + kw.list;
+  const list = (): number[] => {
+    const out = [head];
+    for (let i = 0; i < Atomics.load(k.i32, head); i++) out.push(read(head + 1 + i));
+    return out;
+  };
+  const pfns = yield* k.stepOn(t, 'list_splice_tail_init(&kernel_pgtable_work.list, &page_list)', list, () => {
     const n = Atomics.load(k.i32, head);
     const out = Array.from({ length: n }, (_, i) => Atomics.load(k.i32, head + 1 + i));
     Atomics.store(k.i32, head, 0);

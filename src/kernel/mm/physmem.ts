@@ -9,6 +9,8 @@
 // too early is reused at once, so a device that still writes to it writes into another owner's memory.
 //
 // Words: a 3-word header, then FRAME_WORDS per frame (frame 0 included: it is never handed out, pfn 0 is NULL).
+import { read } from '../../runtime/footprint.js';
+import type { StepEnv } from '../../runtime/task.js';
 import type { KTask } from '../context.js';
 import { callTrace, heldLocksLines, taskFinding } from '../findings.js';
 import type { Kernel, KGen } from '../kernel.js';
@@ -65,14 +67,19 @@ export function physMemWords(frames: number): number {
 }
 
 export type PageFreeHook = (pfn: number, t: KTask, step: number) => void;
+/** What a page-free hook reads of shared memory for a frame (footprint.ts's encoding), appended to out. Pure. */
+export type PageFreeFootprint = (pfn: number, out: number[]) => void;
 
 const freeHooks = new WeakMap<PhysMem, PageFreeHook[]>();
+/** Each hook's footprint, undefined for a hook that declares none (free_page then takes the coarse lock). */
+const freeFootprints = new WeakMap<PhysMem, (PageFreeFootprint | undefined)[]>();
 
 /** The machine's RAM: `frames` page frames, pfn 1..frames-1 allocatable. */
 export function definePhysMem(k: Kernel, frames: number): PhysMem {
   if (!Number.isInteger(frames) || frames < 2 || frames > 1 << 28) throw new RangeError(`physmem: bad frame count ${frames}`);
   const pm: PhysMem = { frames, off: k.statics.alloc(physMemWords(frames), `physmem (${frames} frames)`), view: { physmem: k.struct(PHYSMEM), page: k.struct(PAGE) } };
   freeHooks.set(pm, []);
+  freeFootprints.set(pm, []);
   if (!k.fns.has('alloc_pages')) {
     k.fns.define('alloc_pages', PAGE_ALLOC_C, (t, pm, owner) => allocPages(k, t, pm, owner));
     k.fns.define('__free_pages', PAGE_ALLOC_C, (t, pm, pfn) => freePages(k, t, pm, pfn));
@@ -84,8 +91,9 @@ export function definePhysMem(k: Kernel, frames: number): PhysMem {
  * Run `hook` inside free_page's perform, before the frame is marked free: the IOMMU's stale-translation
  * oracle scans its TLBs there. Register at declaration, identically in every thread.
  */
-export function onPageFree(pm: PhysMem, hook: PageFreeHook): void {
+export function onPageFree(pm: PhysMem, hook: PageFreeHook, footprint?: PageFreeFootprint): void {
   hooksOf(pm).push(hook);
+  freeFootprints.get(pm)?.push(footprint);
 }
 
 function hooksOf(pm: PhysMem): PageFreeHook[] {
@@ -152,7 +160,82 @@ export function alloc_page(k: Kernel, t: KTask, pm: PhysMem, owner: number): KGe
 
 function* allocPages(k: Kernel, t: KTask, pm: PhysMem, owner: number): KGen<number> {
   k.mightSleep(t, MIGHT_ALLOC_SITE);
-  return yield* k.step(t, 'alloc_page', () => takeFor(k, t, pm, owner));
+  return yield* k.stepOn(
+    t,
+    'alloc_page',
+    () => allocPageFootprint(k, t, pm),
+    () => takeFor(k, t, pm, owner),
+  );
+}
+
+/** The words of a frame's struct page, read or written. */
+function frameWords(k: Kernel, pm: PhysMem, pfn: number, write: boolean, out: number[]): void {
+  const f = frame(k, pm, pfn);
+  for (let w = f; w < f + PAGE.words; w++) out.push(write ? w : read(w));
+}
+
+/**
+ * The words alloc_page (and alloc_page_atomic inside a caller's perform) touches, appended to out: the free
+ * list's head or the bump mark, the frame taken and the count in use, and the interned allocator and stack.
+ * Computed from memory as it is now (pure): evaluate it in a point's footprint function.
+ */
+export function allocPageFootprint(k: Kernel, t: KTask, pm: PhysMem, out: number[] = []): number[] {
+  return allocPagesFootprint(k, t, pm, 1, out);
+}
+
+/** The words of n alloc_page_atomic calls in turn in one perform (as allocPageFootprint: pure). */
+export function allocPagesFootprint(k: Kernel, t: KTask, pm: PhysMem, n: number, out: number[] = []): number[] {
+  const h = header(k, pm);
+  const v = pm.view.physmem;
+  let head = v.free_list.get(h);
+  let used = -1;
+  let popped = false;
+  let taken = 0;
+  for (; taken < n; taken++) {
+    let pfn = head;
+    if (pfn !== 0) {
+      popped = true;
+      head = pm.view.page.lru.get(frame(k, pm, pfn));
+    } else {
+      if (used < 0) used = v.bump.get(h);
+      if (used + 1 >= pm.frames) break;
+      pfn = ++used;
+    }
+    frameWords(k, pm, pfn, true, out);
+  }
+  out.push(popped ? v.free_list.addr(h) : read(v.free_list.addr(h)));
+  // The bump mark is read once the list ran dry, written when a frame was carved from it.
+  if (used >= 0) out.push(used > v.bump.get(h) ? v.bump.addr(h) : read(v.bump.addr(h)));
+  if (taken === 0) return out;
+  out.push(v.nr_inuse.addr(h));
+  return k.mem.internFootprint([t.label, t.frames.join('\n')], out);
+}
+
+/** The words setPtdesc(pfn) writes: the frame's ptdesc level and index. */
+export function ptdescFootprint(k: Kernel, pm: PhysMem, pfn: number, out: number[] = []): number[] {
+  const f = frame(k, pm, pfn);
+  out.push(pm.view.page.pt_level.addr(f), pm.view.page.pt_index.addr(f));
+  return out;
+}
+
+/**
+ * The words free_page of pfn touches, appended to out: the frame, the free list's head and the count in use,
+ * the interned freer and stack, and what the page-free hooks read (every hook declares it: freePages).
+ */
+function freePageFootprint(k: Kernel, t: KTask, pm: PhysMem, pfn: number): number[] {
+  const out: number[] = [];
+  const f = frame(k, pm, pfn);
+  if (pm.view.page.owner.get(f) === 0) {
+    // bad_page reads the frame's page_owner record; without KASAN only the owner.
+    if (k.enabled('kasan')) frameWords(k, pm, pfn, false, out);
+    else out.push(read(pm.view.page.owner.addr(f)));
+    return out;
+  }
+  for (const fp of freeFootprints.get(pm) ?? []) fp?.(pfn, out);
+  const h = header(k, pm);
+  out.push(pm.view.physmem.free_list.addr(h), pm.view.physmem.nr_inuse.addr(h));
+  frameWords(k, pm, pfn, true, out);
+  return k.mem.internFootprint([t.label, t.frames.join('\n')], out);
 }
 
 /** A free frame for owner, marked with who allocated it (KASAN's "Allocated by task"); 0 when none is left. */
@@ -173,7 +256,10 @@ export function free_page(k: Kernel, t: KTask, pm: PhysMem, pfn: number): KGen {
 }
 
 function freePages(k: Kernel, t: KTask, pm: PhysMem, pfn: number): KGen {
-  return k.step(t, 'free_page', (env) => {
+  // A page-free hook that does not say what it reads (the stale-translation oracle's caches) leaves free_page on
+  // the coarse lock.
+  const declared = freeFootprints.get(pm)?.every((f) => f !== undefined) ?? false;
+  const free = (env: StepEnv): void => {
     const f = frame(k, pm, pfn);
     if (pm.view.page.owner.get(f) === 0) {
       if (k.enabled('kasan')) badPage(k, t, pm, pfn, env.step);
@@ -188,7 +274,8 @@ function freePages(k: Kernel, t: KTask, pm: PhysMem, pfn: number): KGen {
     pm.view.page.lru.set(f, pm.view.physmem.free_list.get(hd));
     pm.view.physmem.free_list.set(hd, pfn);
     pm.view.physmem.nr_inuse.set(hd, pm.view.physmem.nr_inuse.get(hd) - 1);
-  });
+  };
+  return declared ? k.stepOn(t, 'free_page', () => freePageFootprint(k, t, pm, pfn), free) : k.step(t, 'free_page', free);
 }
 
 /**
