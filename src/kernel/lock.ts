@@ -149,11 +149,18 @@ export function noteReleasedFootprint(k: Kernel, t: KTask, l: LockRef): Footprin
  * lockdep may write its graph there; otherwise computed, as lockdep's share changes when a report in this
  * thread turns it off before the point is performed (see Lockdep.acquireFootprint).
  */
-export function acquirePointFootprint(k: Kernel, t: KTask, l: LockRef, kind: LockKind, words: Footprint | FootprintFn): FootprintFn | undefined {
+export function acquirePointFootprint(
+  k: Kernel,
+  t: KTask,
+  l: LockRef,
+  kind: LockKind,
+  words: Footprint | FootprintFn,
+): FootprintFn | undefined {
   if (noteAcquiredFootprint(k, t, l, kind) === undefined) return undefined;
   return () => {
     const note = noteAcquiredFootprint(k, t, l, kind);
-    if (note === undefined) throw new Error(`lockdep: the acquisition of ${l.name} by ${t.label} was cached when its point was made and is not now`);
+    if (note === undefined)
+      throw new Error(`lockdep: the acquisition of ${l.name} by ${t.label} was cached when its point was made and is not now`);
     const own = typeof words === 'function' ? words() : words;
     return note.length === 0 ? own : [...own, ...note];
   };
@@ -167,7 +174,13 @@ export function releasePointFootprint(k: Kernel, t: KTask, l: LockRef, words: Fo
 }
 
 /** k.stepOn() on `footprint`, or k.step() (the coarse fallback) when it is undefined. */
-export function stepOnOrNot<T>(k: Kernel, t: KTask, label: string, footprint: Footprint | FootprintFn | undefined, perform: (env: StepEnv) => T): KGen<T> {
+export function stepOnOrNot<T>(
+  k: Kernel,
+  t: KTask,
+  label: string,
+  footprint: Footprint | FootprintFn | undefined,
+  perform: (env: StepEnv) => T,
+): KGen<T> {
   return footprint === undefined ? k.step(t, label, perform) : k.stepOn(t, label, footprint, perform);
 }
 

@@ -211,7 +211,8 @@ export function* down_write(k: Kernel, t: KTask, s: RwSemaphore): KGen {
   const a = s.addr();
   const v = sem(k);
   // Queueing is a step of its own: from then on new readers wait behind this writer.
-  const got = yield* stepOnOrNot(k, t, lockLabel(s, 'down_write'), acquirePointFootprint(k, t, s, 'rwsem-write', writerWords(k, a)), (env) => {
+  const fp = acquirePointFootprint(k, t, s, 'rwsem-write', writerWords(k, a));
+  const got = yield* stepOnOrNot(k, t, lockLabel(s, 'down_write'), fp, (env) => {
     if (canWrite(k, s)) {
       v.owner.WRITE_ONCE(a, t.id);
       noteAcquired(k, t, s, 'rwsem-write', env);

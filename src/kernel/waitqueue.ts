@@ -33,7 +33,14 @@ export function objectWaitQueue(k: Kernel, name: string, obj: number, field: num
 export type CondFootprint = Footprint | FootprintFn;
 
 /** The check before sleeping: cond, or the wake-up count to sleep on. */
-function* check(k: Kernel, t: KTask, wq: WaitQueue, cond: () => boolean, label: string, condFp: CondFootprint | undefined): KGen<number | true> {
+function* check(
+  k: Kernel,
+  t: KTask,
+  wq: WaitQueue,
+  cond: () => boolean,
+  label: string,
+  condFp: CondFootprint | undefined,
+): KGen<number | true> {
   const perform = (): number | true => (cond() ? true : Atomics.load(k.i32, wq.addr()));
   if (condFp === undefined) return yield* k.step(t, label, perform);
   const head = read(wq.addr());
@@ -62,7 +69,14 @@ export function* wait_event(k: Kernel, t: KTask, wq: WaitQueue, cond: () => bool
  * wait_event_timeout(): 0 if cond is still false when `ms` have passed, else the time left (at least 1, also
  * when cond became true just as the time ran out), as the kernel returns jiffies left.
  */
-export function* wait_event_timeout(k: Kernel, t: KTask, wq: WaitQueue, cond: () => boolean, ms: number, condFp?: CondFootprint): KGen<number> {
+export function* wait_event_timeout(
+  k: Kernel,
+  t: KTask,
+  wq: WaitQueue,
+  cond: () => boolean,
+  ms: number,
+  condFp?: CondFootprint,
+): KGen<number> {
   k.mightSleep(t, 'include/linux/wait.h:417');
   const a = wq.addr();
   const deadline = k.now() + ms;
