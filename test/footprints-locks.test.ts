@@ -78,10 +78,10 @@ afterEach(() => {
   Task.prototype.perform = original;
 });
 
-function run(w: Workload, seed: number): RunResult {
+function run(w: Workload, seed: number, keepGoing = false): RunResult {
   const s = new RandomScheduler(seed);
   s.newExecution();
-  return runDeterministic({ workload: w, seed, scheduler: s, checkFootprints: true });
+  return runDeterministic({ workload: w, seed, scheduler: s, checkFootprints: true, keepGoing });
 }
 
 /** Every primitive, in three tasks that each go through their locking sequence ROUNDS times. */
@@ -193,6 +193,48 @@ describe('lock primitives: footprints', () => {
       const undeclared = performed.filter((p) => !p.declared && !p.label.startsWith('('));
       expect(undeclared).toEqual([]);
     }
+  });
+});
+
+describe('lock primitives: footprints when lockdep reports', () => {
+  it('a circular dependency and a bad unlock: reports made in a task body and in a perform, every step checked', () => {
+    const k = new Kernel({ layout: SMALL });
+    const a = defineMutex(k, 'lock_a');
+    const b = defineMutex(k, 'lock_b');
+    k.task('ab', 'process', function* (t) {
+      for (let r = 0; r < ROUNDS; r++) {
+        yield* mutex_lock(k, t, a);
+        yield* mutex_lock(k, t, b);
+        yield* mutex_unlock(k, t, b);
+        yield* mutex_unlock(k, t, a);
+      }
+    });
+    k.task('ba', 'process', function* (t) {
+      for (let r = 0; r < ROUNDS; r++) {
+        yield* mutex_lock(k, t, b);
+        yield* mutex_lock(k, t, a);
+        yield* mutex_unlock(k, t, a);
+        yield* mutex_unlock(k, t, b);
+      }
+    });
+    k.task('unbalanced', 'process', function* (t) {
+      yield* mutex_unlock(k, t, a);
+      yield* mutex_lock(k, t, b);
+      yield* mutex_unlock(k, t, b);
+    });
+    const w = kernelWorkload(k, 'lockdep-footprints', [
+      { task: 'ab', args: 0 },
+      { task: 'ba', args: 0 },
+      { task: 'unbalanced', args: 0 },
+    ]);
+    const titles = new Set<string>();
+    for (let seed = 1; seed <= 12; seed++) {
+      // Going on after a report: the steps after it run with lockdep off (the reporting thread's next perform turns it off).
+      const r = run(w, seed, true);
+      for (const f of r.findings) if (f.kind === 'lockdep') titles.add(f.title);
+    }
+    // Both reports happen in some of the runs (one report turns lockdep off for the rest of its run).
+    expect([...titles].sort()).toEqual(['WARNING: bad unlock balance detected!', 'WARNING: possible circular locking dependency detected']);
   });
 });
 
