@@ -1,9 +1,9 @@
 // The lock primitives' footprints (issue #19, docs/threaded.md): mutexes, spinlocks, rw_semaphores, completions
 // and wait queues declare the words their points touch, checked against what each step wrote (checkFootprints:
 // a FootprintViolation fails the run). An acquisition whose lock chain lockdep has validated before in the
-// execution only reads lockdep's debug_locks; one it has not (the graph may grow), and a trylock while lockdep
-// is on, keep the coarse fallback: so a task that repeats a locking sequence declares every point from the
-// second time on, and with lockdep off every point declares.
+// execution touches no lockdep word (only its lock's); one it has not (the graph may grow), and a trylock while
+// lockdep is on, keep the coarse fallback: so a task that repeats a locking sequence declares every point from
+// the second time on, and with lockdep off every point declares.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { complete, defineCompletion, wait_for_completion, wait_for_completion_timeout } from '../src/kernel/completion.js';
 import type { KTask } from '../src/kernel/context.js';
@@ -39,7 +39,7 @@ import { read } from '../src/runtime/footprint.js';
 import type { Workload } from '../src/runtime/model.js';
 import type { RunResult } from '../src/runtime/result.js';
 import { RandomScheduler } from '../src/runtime/schedulers/random.js';
-import { type Point, Task } from '../src/runtime/task.js';
+import { footprintNow, type Point, Task } from '../src/runtime/task.js';
 import { buildWorkload } from '../src/runtime/workloads.js';
 import { loadScenarioFile, scenarioParams } from '../src/scenario/load.js';
 
@@ -51,6 +51,8 @@ interface Performed {
   readonly label: string;
   readonly declared: boolean;
   readonly round: number;
+  /** The footprint it declared, as computed when it was performed. */
+  readonly footprint: readonly number[] | undefined;
 }
 
 let performed: Performed[] = [];
@@ -68,6 +70,7 @@ beforeEach(() => {
         task: this.name,
         label: p.label,
         declared: p.footprint !== undefined || p.footprintOf !== undefined,
+        footprint: footprintNow(p),
         round: rounds.get(this.name) ?? -1,
       });
     return original.call(this, env);
@@ -86,10 +89,13 @@ function run(w: Workload, seed: number, keepGoing = false): RunResult {
 
 /** Every primitive, in three tasks that each go through their locking sequence ROUNDS times. */
 const ROUNDS = 3;
+/** The test mutex's word, once its workload is attached. */
+let lockAddr = (): number => -1;
 
 function primitives(lockdep: boolean): Workload {
   const k = new Kernel({ layout: SMALL, checkers: { lockdep } });
   const m = defineMutex(k, 'test_mutex');
+  lockAddr = () => m.addr();
   const s = defineSpinlock(k, 'test_lock');
   const sem = defineRwsem(k, 'test_rwsem');
   const done = defineCompletion(k, 'test_done');
@@ -171,11 +177,16 @@ describe('lock primitives: footprints', () => {
       performed = [];
       const r = run(w, seed);
       expect(r.findings).toEqual([]);
+      const lockAt = lockAddr();
       const mine = performed.filter((p) => p.task !== '?' && !p.label.startsWith('('));
       expect(mine.length).toBeGreaterThan(60);
       // From the second round on, a task's acquisitions are on chains it validated in its first round.
       const late = mine.filter((p) => p.round > 0 && !p.declared && !TRYLOCK.test(p.label));
       expect(late).toEqual([]);
+      // …and touches its lock's word alone: the reader's mutex_lock (no holder watch on it) in later rounds.
+      const cached = mine.filter((p) => p.task === 'reader/1' && p.round > 0 && p.label === 'mutex_lock(test_mutex)');
+      expect(cached.length).toBe(ROUNDS - 1);
+      for (const p of cached) expect(p.footprint).toEqual([lockAt]);
       // Releases, completions and wait queues never touch lockdep's graph.
       const undeclared = mine.filter((p) => !p.declared).map((p) => p.label);
       expect(

@@ -212,8 +212,10 @@ export class Lockdep {
   acquire(t: KTask, l: LockRef, kind: LockKind): void {
     if (!checked(kind)) return;
     this.announced.set(t, l.addr());
-    if (!this.active()) return;
+    // The chain cache first, as in acquired(): a cached chain reads no shared word.
+    if (!this.fits || !this.k.enabled('lockdep') || this.offHere) return;
     if (this.validated.has(this.chainKey(t, l.name, kind))) return;
+    if (!this.active()) return;
     this.validate(t, { name: l.name, kind, site: t.frames }, this.findSlot(l.name), false);
   }
 
@@ -222,18 +224,18 @@ export class Lockdep {
    * entries), or undefined when it may write the graph — a chain this thread has not validated in this execution
    * (lookup_chain_cache() misses), or a trylock while lockdep is on —: such a step declares no footprint and takes
    * the coarse fallback lock (the graph is one object: declaring its words would order every acquisition anyway).
-   * A cached chain only reads `debug_locks`. Pure. Once defined it stays defined until the task's acquire point
-   * is performed: the chain cache only grows, lockdep only turns off, and what the chain key hashes (the task's
-   * held locks and irq state) is the task's own.
+   * A cached chain touches no shared word; with lockdep off, acquired() reads `debug_locks`. Pure. Once defined it
+   * stays defined until the task's acquire point is performed: the chain cache only grows, lockdep only turns
+   * off, and what the chain key hashes (the task's held locks and irq state) is the task's own.
    */
   acquireFootprint(t: KTask, name: string, addr: number, kind: LockKind): Footprint | undefined {
     if (!checked(kind) || !this.fits || !this.k.enabled('lockdep')) return NOTHING;
     const flag = this.graph.debug_locks_off.addr(this.region);
-    // A report made in a task body: the next perform writes the flag (acquired()), then stops there.
+    // A report made in a task body: the thread's next acquisition writes the flag (acquired()).
     if (this.offHere) return [flag];
-    if (!this.active()) return [read(flag)];
-    if (this.announced.get(t) !== addr || !this.validated.has(this.chainKey(t, name, kind))) return undefined;
-    return [read(flag)];
+    const announced = this.announced.get(t) === addr;
+    if (announced && this.validated.has(this.chainKey(t, name, kind))) return NOTHING;
+    return this.active() ? undefined : [read(flag)];
   }
 
   /**
@@ -278,11 +280,13 @@ export class Lockdep {
     this.announced.delete(t);
     if (!checked(h.kind) || !this.fits || !this.k.enabled('lockdep')) return;
     if (this.offHere) this.graph.debug_locks_off.atomic_or(this.region, DEBUG_LOCKS_OFF);
-    if (!this.active()) return;
     const trylock = !announced;
-    if (trylock) this.trylocked.add(h);
     const key = trylock ? undefined : this.chainKey(t, h.name, h.kind);
+    // A chain validated before needs nothing, on or off: looked up before debug_locks, the hot path reads no
+    // shared word (acquireFootprint), so acquisitions on other locks run in parallel in the threaded runtime.
     if (key !== undefined && this.validated.has(key)) return;
+    if (!this.active()) return;
+    if (trylock) this.trylocked.add(h);
     const slot = this.registerSlot(t, h.name);
     if (slot < 0) return;
     // Validated again, atomically with the update: other tasks' performs may have run since acquire(), and a
