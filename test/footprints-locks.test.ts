@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { complete, defineCompletion, wait_for_completion, wait_for_completion_timeout } from '../src/kernel/completion.js';
 import type { KTask } from '../src/kernel/context.js';
 import { Kernel } from '../src/kernel/kernel.js';
-import { watchLockHolders } from '../src/kernel/lock.js';
+import { wait_for_lock_holder, watchLockHolders } from '../src/kernel/lock.js';
 import { defineMutex, mutex_lock, mutex_trylock, mutex_unlock } from '../src/kernel/mutex.js';
 import {
   defineRwsem,
@@ -104,7 +104,7 @@ function primitives(lockdep: boolean): Workload {
   const flag = k.statics.alloc(1, 'test flag');
   const flagAt = (): number => k.mem.statics + flag;
   // A race script's `while` watch on the mutex for tasks named writer…: their acquisitions count holders.
-  watchLockHolders(k, 'writer', 'test_mutex');
+  const watch = watchLockHolders(k, 'writer', 'test_mutex');
   const round = (t: KTask, r: number): void => void rounds.set(t.self.name, r);
   k.task('writer', 'process', function* (t) {
     for (let r = 0; r < ROUNDS; r++) {
@@ -161,10 +161,16 @@ function primitives(lockdep: boolean): Workload {
       yield* wait_for_completion_timeout(k, t, never, 5);
     }
   });
+  // A race script's `while` step, with and without something to do in its point.
+  k.task('watcher', 'process', function* (t) {
+    yield* wait_for_lock_holder(k, t, watch, 'while writer holds test_mutex', () => Atomics.add(k.i32, flagAt(), 1), 0, [flagAt()]);
+    yield* wait_for_lock_holder(k, t, watch, 'while writer holds test_mutex again', undefined, 0);
+  });
   return kernelWorkload(k, 'lock-footprints', [
     { task: 'writer', args: 0 },
     { task: 'reader', args: 0 },
     { task: 'trier', args: 0 },
+    { task: 'watcher', args: 0 },
   ]);
 }
 

@@ -5,7 +5,7 @@
 // &group->mutex): a watch declared with the workload counts, in shared memory, the matching holders and their
 // acquisitions; the acquire and release points keep the counts, so a waiter blocks on a word instead of polling
 // the tasks.
-import type { Footprint, FootprintFn } from '../runtime/footprint.js';
+import { type Footprint, type FootprintFn, read } from '../runtime/footprint.js';
 import type { StepEnv } from '../runtime/task.js';
 import type { HeldLock, KTask, LockKind } from './context.js';
 import type { Kernel, KGen, Waits } from './kernel.js';
@@ -266,6 +266,8 @@ export interface LockHolderWatch {
   holders(): number;
   /** Acquisitions by matching tasks so far in the run (only grows). */
   taken(): number;
+  /** The words holders() and taken() read, as read entries of a footprint (valid once the run is attached). */
+  reads(): Footprint;
 }
 
 /**
@@ -289,6 +291,11 @@ export function watchLockHolders(k: Kernel, task: string, lock: string): LockHol
     lock,
     holders: () => k.view(LOCK_HOLDER_WATCH).holders.READ_ONCE(k.mem.statics + w.off),
     taken: () => k.view(LOCK_HOLDER_WATCH).taken.READ_ONCE(k.mem.statics + w.off),
+    reads: () => {
+      const v = k.view(LOCK_HOLDER_WATCH);
+      const at = k.mem.statics + w.off;
+      return [read(v.holders.addr(at)), read(v.taken.addr(at))];
+    },
   };
 }
 
@@ -307,7 +314,10 @@ export function* wait_for_lock_holder(
   label = `while ${w.task} holds ${w.lock}`,
   then?: (env: StepEnv) => void,
   armed = w.taken(),
+  /** Every word `then` reads or writes (footprint.ts): without it, a point with a `then` takes the coarse fallback. */
+  thenFootprint?: Footprint,
 ): KGen<boolean> {
+  const fp = then === undefined ? w.reads() : thenFootprint === undefined ? undefined : [...w.reads(), ...thenFootprint];
   return (yield k.point(
     t,
     label,
@@ -317,5 +327,6 @@ export function* wait_for_lock_holder(
       return w.holders() > 0;
     },
     { what: `a task named ${w.task}… to hold ${w.lock}` },
+    fp,
   )) as boolean;
 }
