@@ -1,7 +1,8 @@
 // struct completion (kernel/sched/completion.c, include/linux/completion.h): one word `done` in shared
 // memory. complete() adds one (a waiter consumes it), complete_all() pins it at UINT_MAX so every waiter,
 // present and future, passes until reinit_completion(). Waiting may sleep (might_sleep first), and a waiter
-// names the completion it waits on, so a completion nobody completes shows up in the hung-task report.
+// names the completion it waits on, so a completion nobody completes shows up in the hung-task report. Every
+// step on a completion touches its one word (its footprint, docs/threaded.md).
 import type { KTask } from './context.js';
 import type { Kernel, KGen } from './kernel.js';
 import { struct, type ViewOf, word } from './struct.js';
@@ -38,21 +39,21 @@ export function objectCompletion(k: Kernel, name: string, obj: number, field: nu
 
 /** init_completion() of an embedded completion (a static one starts initialised). */
 export function* init_completion(k: Kernel, t: KTask, c: Completion): KGen {
-  yield* k.step(t, `init_completion(${c.name})`, () => {
+  yield* k.stepOn(t, `init_completion(${c.name})`, [c.addr()], () => {
     doneOf(k).WRITE_ONCE(c.addr(), 0);
   });
 }
 
 /** reinit_completion(): back to not done, e.g. after complete_all(). */
 export function* reinit_completion(k: Kernel, t: KTask, c: Completion): KGen {
-  yield* k.step(t, `reinit_completion(${c.name})`, () => {
+  yield* k.stepOn(t, `reinit_completion(${c.name})`, [c.addr()], () => {
     doneOf(k).WRITE_ONCE(c.addr(), 0);
   });
 }
 
 /** complete(): lets one waiter through (any context: it never sleeps). */
 export function* complete(k: Kernel, t: KTask, c: Completion): KGen {
-  yield* k.step(t, `complete(${c.name})`, () => {
+  yield* k.stepOn(t, `complete(${c.name})`, [c.addr()], () => {
     const a = c.addr();
     const done = doneOf(k).READ_ONCE(a);
     if (done !== COMPLETION_ALL) doneOf(k).WRITE_ONCE(a, done + 1);
@@ -61,7 +62,7 @@ export function* complete(k: Kernel, t: KTask, c: Completion): KGen {
 
 /** complete_all(): lets every waiter through until reinit_completion(). */
 export function* complete_all(k: Kernel, t: KTask, c: Completion): KGen {
-  yield* k.step(t, `complete_all(${c.name})`, () => {
+  yield* k.stepOn(t, `complete_all(${c.name})`, [c.addr()], () => {
     doneOf(k).WRITE_ONCE(c.addr(), COMPLETION_ALL);
   });
 }
@@ -82,6 +83,7 @@ export function* wait_for_completion(k: Kernel, t: KTask, c: Completion): KGen {
     () => doneOf(k).READ_ONCE(a) > 0,
     () => consume(k, c),
     { what: `completion ${c.name}`, watch: [a] },
+    [a],
   );
 }
 
@@ -104,13 +106,14 @@ export function* wait_for_completion_timeout(k: Kernel, t: KTask, c: Completion,
       return Math.max(1, Math.ceil(deadline - env.now()));
     },
     { what: `completion ${c.name}`, wakeAt: () => deadline, watch: [a] },
+    [a],
   );
   return left as number;
 }
 
 /** try_wait_for_completion(): consumes one completion if there is one; never sleeps. */
 export function* try_wait_for_completion(k: Kernel, t: KTask, c: Completion): KGen<boolean> {
-  return yield* k.step(t, `try_wait_for_completion(${c.name})`, () => {
+  return yield* k.stepOn(t, `try_wait_for_completion(${c.name})`, [c.addr()], () => {
     if (doneOf(k).READ_ONCE(c.addr()) <= 0) return false;
     consume(k, c);
     return true;

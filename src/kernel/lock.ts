@@ -5,6 +5,7 @@
 // &group->mutex): a watch declared with the workload counts, in shared memory, the matching holders and their
 // acquisitions; the acquire and release points keep the counts, so a waiter blocks on a word instead of polling
 // the tasks.
+import { type Footprint, type FootprintFn, read } from '../runtime/footprint.js';
 import type { StepEnv } from '../runtime/task.js';
 import type { HeldLock, KTask, LockKind } from './context.js';
 import type { Kernel, KGen, Waits } from './kernel.js';
@@ -118,6 +119,71 @@ export function noteReleased(k: Kernel, t: KTask, l: LockRef): boolean {
   return false;
 }
 
+// ---- footprints (docs/threaded.md): what the acquire and release points touch in shared memory ----
+
+/** A footprint of no word. */
+const NOTHING: Footprint = Object.freeze([]);
+
+/**
+ * noteAcquired()'s share of its point's footprint: lockdep's (lockdepAcquireFootprint) and the holder watches'.
+ * Undefined when lockdep may write its graph: the point must then declare no footprint (the coarse fallback).
+ */
+export function noteAcquiredFootprint(k: Kernel, t: KTask, l: LockRef, kind: LockKind): Footprint | undefined {
+  const dep = k.lockdep.acquireFootprint(t, l.name, l.addr(), kind);
+  if (dep === undefined) return undefined;
+  const holders = lockHolderFootprint(k, t, l.name, true);
+  return holders.length === 0 ? dep : [...dep, ...holders];
+}
+
+/** noteReleased()'s share: the holder watches', or lockdep's bad-unlock report (undefined: the fallback). */
+export function noteReleasedFootprint(k: Kernel, t: KTask, l: LockRef): Footprint | undefined {
+  const holds = t.holds(l.addr()) !== undefined;
+  const dep = k.lockdep.releaseFootprint(holds);
+  if (dep === undefined || !holds) return dep;
+  return lockHolderFootprint(k, t, l.name, false);
+}
+
+/**
+ * The footprint of an acquire point of l: its perform touches `words` (the lock's own, computed when they
+ * depend on memory) and calls noteAcquired(k, t, l, kind). Undefined (no footprint: the coarse fallback) when
+ * lockdep may write its graph there; otherwise computed, as lockdep's share changes when a report in this
+ * thread turns it off before the point is performed (see Lockdep.acquireFootprint).
+ */
+export function acquirePointFootprint(
+  k: Kernel,
+  t: KTask,
+  l: LockRef,
+  kind: LockKind,
+  words: Footprint | FootprintFn,
+): FootprintFn | undefined {
+  if (noteAcquiredFootprint(k, t, l, kind) === undefined) return undefined;
+  return () => {
+    const note = noteAcquiredFootprint(k, t, l, kind);
+    if (note === undefined)
+      throw new Error(`lockdep: the acquisition of ${l.name} by ${t.label} was cached when its point was made and is not now`);
+    const own = typeof words === 'function' ? words() : words;
+    return note.length === 0 ? own : [...own, ...note];
+  };
+}
+
+/** The footprint of a release point of l writing `words` if t holds l (undefined: the fallback). */
+export function releasePointFootprint(k: Kernel, t: KTask, l: LockRef, words: Footprint): Footprint | undefined {
+  const note = noteReleasedFootprint(k, t, l);
+  if (note === undefined) return undefined;
+  return note.length === 0 ? words : [...words, ...note];
+}
+
+/** k.stepOn() on `footprint`, or k.step() (the coarse fallback) when it is undefined. */
+export function stepOnOrNot<T>(
+  k: Kernel,
+  t: KTask,
+  label: string,
+  footprint: Footprint | FootprintFn | undefined,
+  perform: (env: StepEnv) => T,
+): KGen<T> {
+  return footprint === undefined ? k.step(t, label, perform) : k.stepOn(t, label, footprint, perform);
+}
+
 // ---- who holds what ----
 
 /** Model: a watch's counts in the static region (no kernel struct: what the race scripts' `while` waits on). */
@@ -154,6 +220,25 @@ function registry(k: Kernel): Registry {
   return r;
 }
 
+/**
+ * The holder-watch words countHolder() writes when t takes (or lets go of) a lock of class `name`: none unless a
+ * race script watches the class for tasks named like t. Fixed for the run (watches are declared before it).
+ */
+export function lockHolderFootprint(k: Kernel, t: KTask, name: string, acquire: boolean): Footprint {
+  if (watching === 0) return NOTHING;
+  const ws = registries.get(k)?.watches?.get(name);
+  if (!ws) return NOTHING;
+  const v = k.view(LOCK_HOLDER_WATCH);
+  const out: number[] = [];
+  for (const w of ws) {
+    if (!t.comm.startsWith(w.task)) continue;
+    const at = k.mem.statics + w.off;
+    out.push(v.holders.addr(at));
+    if (acquire) out.push(v.taken.addr(at));
+  }
+  return out;
+}
+
 /** Inside the acquire or release point's perform: one more (or one fewer) holder for the watches of this class. */
 function countHolder(k: Kernel, t: KTask, name: string, delta: number): void {
   if (watching === 0) return;
@@ -181,6 +266,8 @@ export interface LockHolderWatch {
   holders(): number;
   /** Acquisitions by matching tasks so far in the run (only grows). */
   taken(): number;
+  /** The words holders() and taken() read, as read entries of a footprint (valid once the run is attached). */
+  reads(): Footprint;
 }
 
 /**
@@ -204,6 +291,11 @@ export function watchLockHolders(k: Kernel, task: string, lock: string): LockHol
     lock,
     holders: () => k.view(LOCK_HOLDER_WATCH).holders.READ_ONCE(k.mem.statics + w.off),
     taken: () => k.view(LOCK_HOLDER_WATCH).taken.READ_ONCE(k.mem.statics + w.off),
+    reads: () => {
+      const v = k.view(LOCK_HOLDER_WATCH);
+      const at = k.mem.statics + w.off;
+      return [read(v.holders.addr(at)), read(v.taken.addr(at))];
+    },
   };
 }
 
@@ -222,7 +314,10 @@ export function* wait_for_lock_holder(
   label = `while ${w.task} holds ${w.lock}`,
   then?: (env: StepEnv) => void,
   armed = w.taken(),
+  /** Every word `then` reads or writes (footprint.ts): without it, a point with a `then` takes the coarse fallback. */
+  thenFootprint?: Footprint,
 ): KGen<boolean> {
+  const fp = then === undefined ? w.reads() : thenFootprint === undefined ? undefined : [...w.reads(), ...thenFootprint];
   return (yield k.point(
     t,
     label,
@@ -232,5 +327,6 @@ export function* wait_for_lock_holder(
       return w.holders() > 0;
     },
     { what: `a task named ${w.task}… to hold ${w.lock}` },
+    fp,
   )) as boolean;
 }

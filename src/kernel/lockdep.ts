@@ -20,6 +20,7 @@
 // nr_list_entries), the lock_classes[] table (struct lock_class: name, usage_mask, usage_traces), one
 // MAX_CLASSES² bit matrix per dependency type (-(SR)->, -(ER)->, -(SN)->, -(EN)->) and the list_entries[]
 // (struct lock_list: the class pair and both call chains), one per class pair, in insertion order.
+import { type Footprint, read } from '../runtime/footprint.js';
 import { combine, fnv1a, mix32 } from '../runtime/hash.js';
 import type { StepEnv } from '../runtime/task.js';
 import type { ContextKind, HeldLock, KTask, LockKind } from './context.js';
@@ -96,6 +97,9 @@ const USAGE_STR = [
 ];
 
 const IDENT = 'iommu-sim #1 Not tainted';
+
+/** A footprint of no word. */
+const NOTHING: Footprint = Object.freeze([]);
 
 /** hlock->read: 0 exclusive, 1 shared (rwsem down_read), 2 recursive read (srcu_read_lock). */
 function readOf(kind: LockKind): number {
@@ -208,9 +212,41 @@ export class Lockdep {
   acquire(t: KTask, l: LockRef, kind: LockKind): void {
     if (!checked(kind)) return;
     this.announced.set(t, l.addr());
-    if (!this.active()) return;
+    // The chain cache first, as in acquired(): a cached chain reads no shared word.
+    if (!this.fits || !this.k.enabled('lockdep') || this.offHere) return;
     if (this.validated.has(this.chainKey(t, l.name, kind))) return;
+    if (!this.active()) return;
     this.validate(t, { name: l.name, kind, site: t.frames }, this.findSlot(l.name), false);
+  }
+
+  /**
+   * What acquired() of lock `addr` (class `name`) by t will read and write in shared memory (footprint.ts's
+   * entries), or undefined when it may write the graph — a chain this thread has not validated in this execution
+   * (lookup_chain_cache() misses), or a trylock while lockdep is on —: such a step declares no footprint and takes
+   * the coarse fallback lock (the graph is one object: declaring its words would order every acquisition anyway).
+   * A cached chain touches no shared word; with lockdep off, acquired() reads `debug_locks`. Pure. Once defined it
+   * stays defined until the task's acquire point is performed: the chain cache only grows, lockdep only turns
+   * off, and what the chain key hashes (the task's held locks and irq state) is the task's own.
+   */
+  acquireFootprint(t: KTask, name: string, addr: number, kind: LockKind): Footprint | undefined {
+    if (!checked(kind) || !this.fits || !this.k.enabled('lockdep')) return NOTHING;
+    const flag = this.graph.debug_locks_off.addr(this.region);
+    // A report made in a task body: the thread's next acquisition writes the flag (acquired()).
+    if (this.offHere) return [flag];
+    const announced = this.announced.get(t) === addr;
+    if (announced && this.validated.has(this.chainKey(t, name, kind))) return NOTHING;
+    return this.active() ? undefined : [read(flag)];
+  }
+
+  /**
+   * What lock_release() reads and writes: nothing when t holds the lock; badUnlock() otherwise, which reads
+   * `debug_locks` and, while lockdep is on, reports — turning it off and printing the held locks' classes from
+   * the graph: undefined then (the coarse fallback). Pure, and fixed from the release point's making to its
+   * perform (what t holds is its own; lockdep only turns off).
+   */
+  releaseFootprint(holds: boolean): Footprint | undefined {
+    if (holds || !this.fits || !this.k.enabled('lockdep')) return NOTHING;
+    return this.active() ? undefined : [read(this.graph.debug_locks_off.addr(this.region))];
   }
 
   /**
@@ -244,11 +280,13 @@ export class Lockdep {
     this.announced.delete(t);
     if (!checked(h.kind) || !this.fits || !this.k.enabled('lockdep')) return;
     if (this.offHere) this.graph.debug_locks_off.atomic_or(this.region, DEBUG_LOCKS_OFF);
-    if (!this.active()) return;
     const trylock = !announced;
-    if (trylock) this.trylocked.add(h);
     const key = trylock ? undefined : this.chainKey(t, h.name, h.kind);
+    // A chain validated before needs nothing, on or off: looked up before debug_locks, the hot path reads no
+    // shared word (acquireFootprint), so acquisitions on other locks run in parallel in the threaded runtime.
     if (key !== undefined && this.validated.has(key)) return;
+    if (!this.active()) return;
+    if (trylock) this.trylocked.add(h);
     const slot = this.registerSlot(t, h.name);
     if (slot < 0) return;
     // Validated again, atomically with the update: other tasks' performs may have run since acquire(), and a
@@ -988,4 +1026,17 @@ function traceLines(chain: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = chain.length - 1; i >= 0; i--) out.push(`       ${chain[i]}`);
   return out;
+}
+
+/**
+ * Lockdep's share of the footprint of t's acquisition of `lock` (noteAcquired's lock_acquire()): see
+ * Lockdep.acquireFootprint. Undefined: the step may write the graph and must declare no footprint.
+ */
+export function lockdepAcquireFootprint(k: Kernel, t: KTask, lock: LockRef, kind: LockKind): Footprint | undefined {
+  return k.lockdep.acquireFootprint(t, lock.name, lock.addr(), kind);
+}
+
+/** Lockdep's share of the footprint of t's release of `lock` (noteReleased's lock_release()): Lockdep.releaseFootprint. */
+export function lockdepReleaseFootprint(k: Kernel, t: KTask, lock: LockRef): Footprint | undefined {
+  return k.lockdep.releaseFootprint(t.holds(lock.addr()) !== undefined);
 }

@@ -1,8 +1,21 @@
 // struct mutex: a sleeping lock. mutex_lock may sleep (might_sleep first), so taking one in atomic context —
 // an RCU callback, under a spinlock — is the bug seed 003 is about.
+import type { StepEnv } from '../runtime/task.js';
 import type { KTask } from './context.js';
 import type { Kernel, KGen, Waits } from './kernel.js';
-import { type LockRef, lockLabel, lockWaits, MUTEX, noteAcquired, noteReleased, owner, staticLock } from './lock.js';
+import {
+  acquirePointFootprint,
+  type LockRef,
+  lockLabel,
+  lockWaits,
+  MUTEX,
+  noteAcquired,
+  noteReleased,
+  owner,
+  releasePointFootprint,
+  staticLock,
+  stepOnOrNot,
+} from './lock.js';
 
 export type Mutex = LockRef;
 
@@ -25,6 +38,7 @@ export function* mutex_lock(k: Kernel, t: KTask, m: Mutex): KGen {
       noteAcquired(k, t, m, 'mutex', env);
     },
     lockWaits(k, m, 'mutex', mutexWaits),
+    acquirePointFootprint(k, t, m, 'mutex', [mutex.owner.addr(addr)]),
   );
 }
 
@@ -36,19 +50,25 @@ function mutexWaits(k: Kernel, m: LockRef, addr: number): Waits {
 export function* mutex_trylock(k: Kernel, t: KTask, m: Mutex): KGen<boolean> {
   const addr = m.addr();
   const mutex = k.view(MUTEX);
-  return yield* k.step(t, lockLabel(m, 'mutex_trylock'), (env) => {
+  // A trylock adds no dependency but marks the class's usage: lockdep's graph (the fallback) while it is on.
+  const fp = acquirePointFootprint(k, t, m, 'mutex', [mutex.owner.addr(addr)]);
+  const perform = (env: StepEnv): boolean => {
     if (mutex.owner.READ_ONCE(addr) !== 0) return false;
     mutex.owner.WRITE_ONCE(addr, t.id);
     noteAcquired(k, t, m, 'mutex', env);
     return true;
-  });
+  };
+  return yield* stepOnOrNot(k, t, lockLabel(m, 'mutex_trylock'), fp, perform);
 }
 
 export function* mutex_unlock(k: Kernel, t: KTask, m: Mutex): KGen {
   const addr = m.addr();
-  yield* k.step(t, lockLabel(m, 'mutex_unlock'), () => {
-    if (noteReleased(k, t, m)) k.view(MUTEX).owner.WRITE_ONCE(addr, 0);
-  });
+  const mutex = k.view(MUTEX);
+  const fp = releasePointFootprint(k, t, m, [mutex.owner.addr(addr)]);
+  const perform = (): void => {
+    if (noteReleased(k, t, m)) mutex.owner.WRITE_ONCE(addr, 0);
+  };
+  yield* stepOnOrNot(k, t, lockLabel(m, 'mutex_unlock'), fp, perform);
 }
 
 export function mutex_is_locked(k: Kernel, m: Mutex): boolean {

@@ -3,9 +3,20 @@
 // deadlock when a writer queues in between. The struct keeps the writer's task id, the reader count, the
 // waiting writers, one waiting writer's id and the ids of the first readers — so a blocked task can name whom it
 // waits for, for hung-task and deadlock reports.
+import { type Footprint, read } from '../runtime/footprint.js';
 import type { KTask } from './context.js';
 import type { Kernel, KGen, Waits } from './kernel.js';
-import { type LockRef, lockLabel, lockWaits, noteAcquired, noteReleased, staticLock } from './lock.js';
+import {
+  acquirePointFootprint,
+  type LockRef,
+  lockLabel,
+  lockWaits,
+  noteAcquired,
+  noteReleased,
+  releasePointFootprint,
+  staticLock,
+  stepOnOrNot,
+} from './lock.js';
 import { array, struct, type ViewOf, word } from './struct.js';
 
 export type RwSemaphore = LockRef;
@@ -79,6 +90,53 @@ function dropRead(k: Kernel, s: RwSemaphore, t: KTask): void {
   }
 }
 
+// ---- footprints (docs/threaded.md) ----
+
+/** canRead()'s words, read. */
+function canReadWords(k: Kernel, a: number): number[] {
+  const v = sem(k);
+  return [read(v.owner.addr(a)), read(v.nr_writers_waiting.addr(a))];
+}
+
+/**
+ * takeRead()'s words: `count`, and the reader slots it scans — read up to the first free one, which it writes
+ * (all read when none is free). Computed: which slot is free depends on memory.
+ */
+function takeReadWords(k: Kernel, a: number, out: number[]): number[] {
+  const v = sem(k);
+  out.push(v.count.addr(a));
+  for (let i = 0; i < RWSEM_READER_IDS; i++) {
+    const slot = v.readers.addr(a, i);
+    if (v.readers.READ_ONCE(a, i) === 0) {
+      out.push(slot);
+      break;
+    }
+    out.push(read(slot));
+  }
+  return out;
+}
+
+/** dropRead()'s words: `count`, and the reader slots it scans up to t's own, which it clears. */
+function dropReadWords(k: Kernel, a: number, t: KTask): number[] {
+  const v = sem(k);
+  const out = [v.count.addr(a)];
+  for (let i = 0; i < RWSEM_READER_IDS; i++) {
+    const slot = v.readers.addr(a, i);
+    if (v.readers.READ_ONCE(a, i) === t.id) {
+      out.push(slot);
+      break;
+    }
+    out.push(read(slot));
+  }
+  return out;
+}
+
+/** A writer's words: canWrite()'s (`owner` written, `count` read) and the queue's (`nr_writers_waiting`, `waiter`). */
+function writerWords(k: Kernel, a: number): Footprint {
+  const v = sem(k);
+  return [v.owner.addr(a), read(v.count.addr(a)), v.nr_writers_waiting.addr(a), v.waiter.addr(a)];
+}
+
 /** might_sleep() as seen from inside fn (the trace shows fn; the lock's acquire site stays the caller's). */
 function mightSleepIn(k: Kernel, t: KTask, fn: string, where: string): void {
   t.frames.push(fn);
@@ -101,6 +159,7 @@ export function* down_read(k: Kernel, t: KTask, s: RwSemaphore): KGen {
       noteAcquired(k, t, s, 'rwsem-read', env);
     },
     lockWaits(k, s, 'read', readWaits),
+    acquirePointFootprint(k, t, s, 'rwsem-read', () => takeReadWords(k, s.addr(), canReadWords(k, s.addr()))),
   );
 }
 
@@ -118,7 +177,8 @@ function readWaits(k: Kernel, s: LockRef): Waits {
 
 /** down_read_trylock: never sleeps; fails while a writer holds it or waits for it. */
 export function* down_read_trylock(k: Kernel, t: KTask, s: RwSemaphore): KGen<boolean> {
-  return yield* k.step(t, lockLabel(s, 'down_read_trylock'), (env) => {
+  const fp = acquirePointFootprint(k, t, s, 'rwsem-read', () => takeReadWords(k, s.addr(), canReadWords(k, s.addr())));
+  return yield* stepOnOrNot(k, t, lockLabel(s, 'down_read_trylock'), fp, (env) => {
     if (!canRead(k, s)) return false;
     takeRead(k, s, t);
     noteAcquired(k, t, s, 'rwsem-read', env);
@@ -127,9 +187,22 @@ export function* down_read_trylock(k: Kernel, t: KTask, s: RwSemaphore): KGen<bo
 }
 
 export function* up_read(k: Kernel, t: KTask, s: RwSemaphore): KGen {
-  yield* k.step(t, lockLabel(s, 'up_read'), () => {
+  yield* stepOnOrNot(k, t, lockLabel(s, 'up_read'), upReadFootprint(k, t, s), () => {
     if (noteReleased(k, t, s)) dropRead(k, s, t);
   });
+}
+
+/** up_read's footprint: dropRead()'s words (computed: the slots it scans) and noteReleased()'s. */
+function upReadFootprint(k: Kernel, t: KTask, s: RwSemaphore): (() => Footprint) | undefined {
+  // What noteReleased() touches is fixed until the point is performed (t's held locks are its own).
+  const note = releasePointFootprint(k, t, s, []);
+  if (note === undefined) return undefined;
+  if (t.holds(s.addr()) === undefined) return () => note;
+  return () => {
+    const own = dropReadWords(k, s.addr(), t);
+    for (const e of note) own.push(e);
+    return own;
+  };
 }
 
 export function* down_write(k: Kernel, t: KTask, s: RwSemaphore): KGen {
@@ -138,7 +211,8 @@ export function* down_write(k: Kernel, t: KTask, s: RwSemaphore): KGen {
   const a = s.addr();
   const v = sem(k);
   // Queueing is a step of its own: from then on new readers wait behind this writer.
-  const got = yield* k.step(t, lockLabel(s, 'down_write'), (env) => {
+  const fp = acquirePointFootprint(k, t, s, 'rwsem-write', writerWords(k, a));
+  const got = yield* stepOnOrNot(k, t, lockLabel(s, 'down_write'), fp, (env) => {
     if (canWrite(k, s)) {
       v.owner.WRITE_ONCE(a, t.id);
       noteAcquired(k, t, s, 'rwsem-write', env);
@@ -160,6 +234,7 @@ export function* down_write(k: Kernel, t: KTask, s: RwSemaphore): KGen {
       noteAcquired(k, t, s, 'rwsem-write', env);
     },
     lockWaits(k, s, 'write', writeWaits),
+    acquirePointFootprint(k, t, s, 'rwsem-write', writerWords(k, a)),
   );
 }
 
@@ -178,23 +253,29 @@ function writeWaits(k: Kernel, s: LockRef, a: number): Waits {
 
 /** down_write_trylock: never sleeps. */
 export function* down_write_trylock(k: Kernel, t: KTask, s: RwSemaphore): KGen<boolean> {
-  return yield* k.step(t, lockLabel(s, 'down_write_trylock'), (env) => {
+  const v = sem(k);
+  const fp = acquirePointFootprint(k, t, s, 'rwsem-write', [v.owner.addr(s.addr()), read(v.count.addr(s.addr()))]);
+  return yield* stepOnOrNot(k, t, lockLabel(s, 'down_write_trylock'), fp, (env) => {
     if (!canWrite(k, s)) return false;
-    sem(k).owner.WRITE_ONCE(s.addr(), t.id);
+    v.owner.WRITE_ONCE(s.addr(), t.id);
     noteAcquired(k, t, s, 'rwsem-write', env);
     return true;
   });
 }
 
 export function* up_write(k: Kernel, t: KTask, s: RwSemaphore): KGen {
-  yield* k.step(t, lockLabel(s, 'up_write'), () => {
-    if (noteReleased(k, t, s)) sem(k).owner.WRITE_ONCE(s.addr(), 0);
+  const owner = sem(k).owner;
+  yield* stepOnOrNot(k, t, lockLabel(s, 'up_write'), releasePointFootprint(k, t, s, [owner.addr(s.addr())]), () => {
+    if (noteReleased(k, t, s)) owner.WRITE_ONCE(s.addr(), 0);
   });
 }
 
 /** downgrade_write: the writer becomes a reader without letting another writer in between. */
 export function* downgrade_write(k: Kernel, t: KTask, s: RwSemaphore): KGen {
-  yield* k.step(t, lockLabel(s, 'downgrade_write'), (env) => {
+  // Its noteAcquired() is not announced (a trylock to lockdep): the coarse fallback while lockdep is on.
+  const released = releasePointFootprint(k, t, s, [sem(k).owner.addr(s.addr())]);
+  const fp = released && acquirePointFootprint(k, t, s, 'rwsem-read', () => takeReadWords(k, s.addr(), [...released]));
+  yield* stepOnOrNot(k, t, lockLabel(s, 'downgrade_write'), fp, (env) => {
     if (!noteReleased(k, t, s)) return;
     takeRead(k, s, t);
     sem(k).owner.WRITE_ONCE(s.addr(), 0);

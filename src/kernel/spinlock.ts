@@ -1,10 +1,23 @@
 // spinlock_t: spin_lock / spin_unlock, the _irqsave and _bh variants. Taking one disables preemption (and
 // interrupts or softirqs for the variants), which is what makes sleeping under it a bug (might_sleep) and what
 // lockdep's irq-safety checks look at.
+import { type Footprint, type FootprintFn, read } from '../runtime/footprint.js';
 import type { StepEnv } from '../runtime/task.js';
 import type { KTask } from './context.js';
 import type { Kernel, KGen, Waits } from './kernel.js';
-import { type LockRef, lockLabel, lockWaits, noteAcquired, noteReleased, owner, SPINLOCK, staticLock } from './lock.js';
+import {
+  acquirePointFootprint,
+  type LockRef,
+  lockLabel,
+  lockWaits,
+  noteAcquired,
+  noteReleased,
+  owner,
+  releasePointFootprint,
+  SPINLOCK,
+  staticLock,
+  stepOnOrNot,
+} from './lock.js';
 
 export type Spinlock = LockRef;
 
@@ -26,6 +39,7 @@ function* acquire(k: Kernel, t: KTask, l: Spinlock, variant: string): KGen {
       noteAcquired(k, t, l, 'spinlock', env);
     },
     lockWaits(k, l, 'spin', spinWaits),
+    acquirePointFootprint(k, t, l, 'spinlock', [lock.owner.addr(addr)]),
   );
 }
 
@@ -36,8 +50,9 @@ function spinWaits(k: Kernel, l: LockRef, addr: number): Waits {
 
 function* release(k: Kernel, t: KTask, l: Spinlock, variant: string): KGen {
   const addr = l.addr();
-  yield* k.step(t, lockLabel(l, variant), () => {
-    if (noteReleased(k, t, l)) k.view(SPINLOCK).owner.WRITE_ONCE(addr, 0);
+  const lock = k.view(SPINLOCK);
+  yield* stepOnOrNot(k, t, lockLabel(l, variant), releasePointFootprint(k, t, l, [lock.owner.addr(addr)]), () => {
+    if (noteReleased(k, t, l)) lock.owner.WRITE_ONCE(addr, 0);
   });
 }
 
@@ -94,6 +109,11 @@ export function* spin_lock_irqsave_section<T>(
   ready: () => boolean,
   body: (env: StepEnv) => T,
   what: string,
+  /**
+   * Every word `ready` and `body` read or write (footprint.ts), when the caller declares them: the section's
+   * point then declares them with the lock's and lockdep's; without it the point takes the coarse fallback.
+   */
+  bodyFootprint?: Footprint | FootprintFn,
 ): KGen<T> {
   const flags = t.irqsDisabled;
   t.irqsDisabled = true;
@@ -116,5 +136,12 @@ export function* spin_lock_irqsave_section<T>(
       }
     },
     { what, holder: () => owner(k, l), spins: true },
+    bodyFootprint === undefined ? undefined : sectionFootprint(k, t, l, bodyFootprint),
   )) as T;
+}
+
+/** The section's footprint: the lock word read, noteAcquired's share (its holder words cover the release's), the body's. */
+function sectionFootprint(k: Kernel, t: KTask, l: Spinlock, body: Footprint | FootprintFn): FootprintFn | undefined {
+  const word = read(k.view(SPINLOCK).owner.addr(l.addr()));
+  return acquirePointFootprint(k, t, l, 'spinlock', typeof body === 'function' ? () => [word, ...body()] : [word, ...body]);
 }
