@@ -26,6 +26,13 @@ import { REC_INTS, Trace } from './trace.js';
 import { type FailureInfo, rebuildFailure, type WorkerInit, type WorkerReport } from './worker-host.js';
 import { buildWorkload } from './workloads.js';
 
+/**
+ * stop(): how long the workers may go without one more of them exiting before the rest are terminated. Long: a
+ * worker still loading the model when the run stops (18 per-actor workers on 2 busy cores take tens of seconds)
+ * sees the stop flag only once it starts; a worker stuck in a task's code is the host-time watchdog's to report.
+ */
+const STOP_QUIET_MS = 30_000;
+
 export interface ThreadedOptions {
   readonly workload: Workload;
   readonly seed: number;
@@ -97,6 +104,10 @@ export class ThreadedRuntime {
   private readonly mainSlot: number;
   private failure: FailureInfo | undefined;
   private exitedCount = 0;
+  /** Per worker: whether its thread has exited (stop() names those that did not). */
+  private readonly exitedFlags: boolean[] = [];
+  /** Workers terminated by stop() because they did not exit. */
+  private terminated: number[] = [];
   private injected = 0;
   /** ENV's messages in order, when they are not just the workload's initial ones (for the schedule). */
   private readonly injections: Workload['initial'][number][] = [];
@@ -158,6 +169,7 @@ export class ThreadedRuntime {
           });
           w.on('exit', () => {
             this.exitedCount++;
+            this.exitedFlags[i] = true;
             resolve();
           });
         }),
@@ -248,20 +260,28 @@ export class ThreadedRuntime {
     }
   }
 
-  /** Stop every worker (waking parked ones); terminate any that do not exit within 5 s. */
+  /**
+   * Stop every worker (waking parked ones) and wait for them to exit. Each stops at its next scheduling point,
+   * which with more workers than free cores can take a while for all of them: the wait goes on while workers keep
+   * exiting, and only those still running STOP_QUIET_MS after the last one exited are terminated.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     this.ctl.stop();
     for (const b of this.bells) b.wake();
-    let timer: NodeJS.Timeout | undefined;
-    const all = Promise.all(this.exited).then(() => 'ok' as const);
-    const deadline = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), 5_000);
-    });
-    const outcome = await Promise.race([all, deadline]);
-    clearTimeout(timer);
-    if (outcome === 'timeout') await Promise.all(this.pool.map((w) => w.terminate()));
+    let seen = -1;
+    let quietSince = performance.now();
+    while (this.exitedCount < this.workers) {
+      if (this.exitedCount !== seen) {
+        seen = this.exitedCount;
+        quietSince = performance.now();
+      } else if (performance.now() - quietSince > STOP_QUIET_MS) break;
+      await Promise.race([Promise.all(this.exited), new Promise((resolve) => setTimeout(resolve, 50))]);
+    }
+    if (this.exitedCount === this.workers) return;
+    this.terminated = this.pool.flatMap((_, i) => (this.exitedFlags[i] ? [] : [i]));
+    await Promise.all(this.pool.map((w) => w.terminate()));
   }
 
   /** Stop and merge: the run's result, or the failure that ended it. */
@@ -270,7 +290,10 @@ export class ThreadedRuntime {
     const { workload } = this.opts;
     const n = workload.actors.length;
     if (this.failure) throw rebuildFailure(this.failure);
-    if (this.reports.length !== this.workers) throw new Error(`only ${this.reports.length} of ${this.workers} workers reported`);
+    if (this.reports.length !== this.workers) {
+      const stuck = this.terminated.length > 0 ? `: worker ${this.terminated.join(', ')} had not exited ${STOP_QUIET_MS / 1000} s after the last one that did, and was terminated` : '';
+      throw new Error(`only ${this.reports.length} of ${this.workers} workers reported${stuck}`);
+    }
     const keepTrace = this.opts.keepTrace ?? true;
     const tickets = this.ctl.tickets;
     const eventNames = new Map<number, string>();
