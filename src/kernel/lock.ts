@@ -168,6 +168,19 @@ function countHolder(k: Kernel, t: KTask, name: string, delta: number): void {
   }
 }
 
+/** The words countHolder writes when t takes or releases a lock of class `name`: footprint entries, appended to out. */
+export function holderWatchFootprint(k: Kernel, t: KTask, name: string, out: number[]): void {
+  if (watching === 0) return;
+  const ws = registries.get(k)?.watches?.get(name);
+  if (!ws) return;
+  const v = k.view(LOCK_HOLDER_WATCH);
+  for (const w of ws) {
+    if (!t.comm.startsWith(w.task)) continue;
+    const at = k.mem.statics + w.off;
+    out.push(v.holders.addr(at), v.taken.addr(at));
+  }
+}
+
 /** The lock classes declared so far (statically: the ones a script may name), sorted. */
 export function lockNames(k: Kernel): string[] {
   return [...registry(k).names].sort();

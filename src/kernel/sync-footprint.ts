@@ -1,0 +1,61 @@
+// Footprints (runtime/footprint.ts) of what the synchronisation primitives' points (rcu.ts, srcu.ts, xarray.ts,
+// refcount.ts, ida.ts, notifier.ts, workqueue.ts, fs/file.ts) reach in other parts of the kernel model: the stack
+// depot's interning, KASAN's look at a slab header, lockdep's debug_locks flag. Each appends its entries to `out`
+// (points are made at every step: one small array a footprint) and only reads shared memory.
+import { read } from '../runtime/footprint.js';
+import type { Kernel } from './kernel.js';
+import { slabObjectWords } from './slab.js';
+
+/**
+ * What k.mem.intern(s) touches, as its probe does it: the hash-table slots it reads up to the string or an empty
+ * slot, and when it would insert there, that slot, the heap's used mark and the words the string is copied to.
+ * The heap words of a string found are written once, before its slot publishes it: the slot orders them.
+ */
+// TODO(integrate): replace by mem's internFootprint
+export function internFootprint(k: Kernel, s: string, out: number[]): void {
+  const m = k.mem;
+  const i32 = m.i32;
+  const mask = m.layout.stringSlots - 1;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  for (let probe = 0, slot = h & mask; probe <= mask; probe++, slot = (slot + 1) & mask) {
+    const at = i32[m.stringTable + slot] as number;
+    if (at === 0) {
+      // pool_used is the memory header's first word.
+      const used = i32[m.base] as number;
+      if (used + s.length + 1 >= m.layout.stringWords) {
+        out.push(read(m.stringTable + slot), read(m.base));
+        return;
+      }
+      out.push(m.stringTable + slot, m.base);
+      const off = m.stringHeap + used + 1;
+      for (let w = off; w <= off + s.length; w++) out.push(w);
+      return;
+    }
+    out.push(read(m.stringTable + slot));
+    if (m.stringAt(at) === s) return;
+  }
+}
+
+/**
+ * What kasanAccess(k, t, obj, …) reads: the arena's bump mark (an object is one the allocator handed out when it
+ * lies below it) and the object's header (its state and size, and for a report its tracks).
+ */
+// TODO(integrate): replace by mem's kasanFootprint
+export function kasanFootprint(k: Kernel, obj: number, out: number[]): void {
+  if (obj === 0) return;
+  const arena = k.mem.arena;
+  out.push(read(arena)); // kmalloc_arena.bump, its first word
+  const hdr = slabObjectWords(1) - 1;
+  if (obj - hdr < arena) return;
+  for (let w = obj - hdr; w < obj; w++) out.push(read(w));
+}
+
+/**
+ * What a release of a lock t does not hold touches: lockdep's bad-unlock report turns debug_locks off (the
+ * lockdep graph's first word).
+ */
+// TODO(integrate): replace by locks' lockdep release footprint
+export function badUnlockFootprint(k: Kernel, out: number[]): void {
+  out.push(k.mem.lockdep);
+}
