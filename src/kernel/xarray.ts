@@ -7,6 +7,7 @@
 // under the reader, and is reported as the kernel's lockdep-RCU splat. Strictly, the kernel's xa_load takes
 // rcu_read_lock() itself and the splat comes from the caller's later rcu_dereference of the entry; reporting at
 // the load names the same unprotected lookup.
+import { read } from '../runtime/footprint.js';
 import type { KTask } from './context.js';
 import { EBUSY, EINVAL, ENOSPC } from './errno.js';
 import { callTrace, heldLocksLines, taskFinding } from './findings.js';
@@ -144,12 +145,27 @@ function invalid(xa: XArray, index: number, entry: number): number {
 
 // ---- reads ----
 
+/** The footprint of a point on entry `index` alone: its slot (none for an index out of range: nothing is touched). */
+function slotFootprint(xa: XArray, index: number, write: boolean): number[] {
+  if (!Number.isInteger(index) || index < 0 || index >= xa.capacity) return [];
+  return [write ? xa.slots() + index : read(xa.slots() + index)];
+}
+
+/** The footprint of an allocation of an index in [min, max]: the slots it searches, any of which it may fill. */
+function rangeFootprint(xa: XArray, min: number, max: number): number[] {
+  const out: number[] = [];
+  if (!Number.isInteger(min) || !Number.isInteger(max) || min < 0) return out;
+  const hi = Math.min(max, xa.capacity - 1);
+  for (let i = min; i <= hi; i++) out.push(xa.slots() + i);
+  return out;
+}
+
 /** xa_load: the entry at index (0 when empty or out of range). */
 export function* xa_load(k: Kernel, t: KTask, xa: XArray, index: number): KGen<number> {
   return yield* k.call(
     t,
     'xa_load',
-    k.step(t, `xa_load(${xa.name}[${index}])`, () => {
+    k.stepOn(t, `xa_load(${xa.name}[${index}])`, slotFootprint(xa, index, false), () => {
       if (xa.rcuCheck && !protectedRead(t, xa)) {
         suspicious(
           k,
@@ -166,7 +182,9 @@ export function* xa_load(k: Kernel, t: KTask, xa: XArray, index: number): KGen<n
 
 /** xa_empty (a point: it races with stores like any read). */
 export function* xa_empty(k: Kernel, t: KTask, xa: XArray): KGen<boolean> {
-  return yield* k.step(t, `xa_empty(${xa.name})`, () => {
+  const footprint: number[] = [];
+  for (let i = 0; i < xa.capacity; i++) footprint.push(read(xa.slots() + i));
+  return yield* k.stepOn(t, `xa_empty(${xa.name})`, footprint, () => {
     for (let i = 0; i < xa.capacity; i++) if ((k.i32[xa.slots() + i] as number) !== 0) return false;
     return true;
   });
@@ -234,7 +252,16 @@ function* locked<T>(k: Kernel, t: KTask, xa: XArray, label: string, gfp: Gfp, al
 }
 
 /** The same mutation by a caller that holds xa_lock (the __xa_* forms). */
-function* unlocked<T>(k: Kernel, t: KTask, xa: XArray, label: string, gfp: Gfp, allocates: boolean, body: () => T): KGen<T> {
+function* unlocked<T>(
+  k: Kernel,
+  t: KTask,
+  xa: XArray,
+  label: string,
+  gfp: Gfp,
+  allocates: boolean,
+  footprint: readonly number[],
+  body: () => T,
+): KGen<T> {
   if (allocates && gfp === 'GFP_KERNEL') {
     // __xas_nomem drops xa_lock around a blocking allocation: only what the caller holds besides it counts.
     const held = t.holds(xa.lock.addr()) !== undefined;
@@ -242,7 +269,7 @@ function* unlocked<T>(k: Kernel, t: KTask, xa: XArray, label: string, gfp: Gfp, 
     k.mightSleep(t, MIGHT_ALLOC_SITE);
     if (held) t.preemptCount++;
   }
-  return yield* k.step(t, label, () => {
+  return yield* k.stepOn(t, label, footprint, () => {
     if (t.holds(xa.lock.addr()) === undefined && xa.rcuCheck) {
       suspicious(k, t, 'include/linux/xarray.h:1195', 'rcu_dereference_protected', `${label} without ${xa.lock.name} held`);
     }
@@ -346,7 +373,7 @@ export function* __xa_store(k: Kernel, t: KTask, xa: XArray, index: number, entr
   return yield* k.call(
     t,
     '__xa_store',
-    unlocked(k, t, xa, `__xa_store(${xa.name}[${index}], ${entry})`, gfp, entry !== 0, () => mutate(xa, k, index, entry, store(k, entry))),
+    unlocked(k, t, xa, `__xa_store(${xa.name}[${index}], ${entry})`, gfp, entry !== 0, slotFootprint(xa, index, true), () => mutate(xa, k, index, entry, store(k, entry))),
   );
 }
 
@@ -354,7 +381,7 @@ export function* __xa_erase(k: Kernel, t: KTask, xa: XArray, index: number): KGe
   return yield* k.call(
     t,
     '__xa_erase',
-    unlocked(k, t, xa, `__xa_erase(${xa.name}[${index}])`, 'GFP_ATOMIC', false, () => Math.max(0, mutate(xa, k, index, 0, store(k, 0)))),
+    unlocked(k, t, xa, `__xa_erase(${xa.name}[${index}])`, 'GFP_ATOMIC', false, slotFootprint(xa, index, true), () => Math.max(0, mutate(xa, k, index, 0, store(k, 0)))),
   );
 }
 
@@ -370,7 +397,7 @@ export function* __xa_cmpxchg(
   return yield* k.call(
     t,
     '__xa_cmpxchg',
-    unlocked(k, t, xa, `__xa_cmpxchg(${xa.name}[${index}], ${old}, ${entry})`, gfp, entry !== 0, () =>
+    unlocked(k, t, xa, `__xa_cmpxchg(${xa.name}[${index}], ${old}, ${entry})`, gfp, entry !== 0, slotFootprint(xa, index, true), () =>
       mutate(xa, k, index, entry, cmpxchg(k, old, entry)),
     ),
   );
@@ -380,7 +407,7 @@ export function* __xa_insert(k: Kernel, t: KTask, xa: XArray, index: number, ent
   return yield* k.call(
     t,
     '__xa_insert',
-    unlocked(k, t, xa, `__xa_insert(${xa.name}[${index}], ${entry})`, gfp, true, () =>
+    unlocked(k, t, xa, `__xa_insert(${xa.name}[${index}], ${entry})`, gfp, true, slotFootprint(xa, index, true), () =>
       entry === 0 ? -EINVAL : mutate(xa, k, index, entry, insert(k, entry)),
     ),
   );
@@ -398,6 +425,6 @@ export function* __xa_alloc(
   return yield* k.call(
     t,
     '__xa_alloc',
-    unlocked(k, t, xa, `__xa_alloc(${xa.name}, ${entry})`, gfp, true, () => alloc(k, xa, entry, min, max)),
+    unlocked(k, t, xa, `__xa_alloc(${xa.name}, ${entry})`, gfp, true, rangeFootprint(xa, min, max), () => alloc(k, xa, entry, min, max)),
   );
 }

@@ -11,6 +11,7 @@
 // file_operations, whose open/release/mmap are kernel functions by name: a patch replacing one reaches it.
 // A process's mappings of a file (its device portal) are kept here per mm, beside the anonymous VMA map of
 // pagetable.ts: vpn mm.pages + slot, outside the address space the IOMMU translates.
+import { read } from '../../runtime/footprint.js';
 import { current, defineTasks, TASK_STRUCT, type Tasks } from '../task_struct.js';
 import type { KTask } from '../context.js';
 import { EBADF, EINVAL, EMFILE, ENFILE, ENOMEM } from '../errno.js';
@@ -345,7 +346,9 @@ function defineFileFunctions(k: Kernel, st: FsState): void {
     if (i < 0) return;
     // The task's list, newest first (task_work_add pushes at the head); callbacks queued meanwhile run next round.
     for (;;) {
-      const works = yield* k.step(t, 'task_work_run: xchg(&task->task_works, NULL)', () => takeTaskWorks(k, st, i));
+      const works = yield* k.stepOn(t, 'task_work_run: xchg(&task->task_works, NULL)', () => takeTaskWorksFootprint(k, st, i), () =>
+        takeTaskWorks(k, st, i),
+      );
       if (works.length === 0) return;
       for (const file of works) yield* k.fn.____fput(t, file);
     }
@@ -355,8 +358,23 @@ function defineFileFunctions(k: Kernel, st: FsState): void {
     if (i < 0) return;
     yield* k.fn.task_work_run(t);
     // task_work_run(): its last xchg leaves &work_exited, so a later task_work_add fails (fput: delayed_fput).
-    yield* k.step(t, 'task->task_works = &work_exited', () => void st.tasks.view.work_exited.set(st.tasks.at(i), 1));
+    const exited = st.tasks.view.work_exited.addr(st.tasks.at(i));
+    yield* k.stepOn(t, 'task->task_works = &work_exited', [exited], () => void st.tasks.view.work_exited.set(st.tasks.at(i), 1));
   });
+}
+
+/** What takeTaskWorks(i) touches: task_works, and when callbacks are queued, every file's f_task and its own files' callbacks. */
+function takeTaskWorksFootprint(k: Kernel, st: FsState, i: number): number[] {
+  const at = st.tasks.at(i);
+  const works = st.tasks.view.task_works;
+  if (works.get(at) === 0) return [read(works.addr(at))];
+  const out = [works.addr(at)];
+  for (let file = 1; file <= st.files; file++) {
+    const b = fileAt(k, st, file);
+    if (st.f.f_task.get(b) !== i + 1) out.push(read(st.f.f_task.addr(b)));
+    else out.push(st.f.f_task.addr(b), st.f.f_task_work.addr(b));
+  }
+  return out;
 }
 
 /** The last fput's callbacks queued on process i's task_works, newest first; the list emptied. Perform only. */
@@ -375,13 +393,27 @@ function takeTaskWorks(k: Kernel, st: FsState, i: number): number[] {
 }
 
 /**
+ * What fput(file) by a task of process i (-1: none) may touch: KASAN's look at the file (its state, and for a report
+ * its tracks), f_count, and for the last reference the task_work or delayed_fput_list fields it queues the file on.
+ */
+function fputFootprint(k: Kernel, st: FsState, i: number, file: number): number[] {
+  const { f, tasks } = st;
+  const b = fileAt(k, st, file);
+  const table = k.mem.statics + st.off.table;
+  const out = [read(f.state.addr(b)), read(f.alloc_by.addr(b)), read(f.alloc_chain.addr(b)), read(f.free_by.addr(b)), read(f.free_chain.addr(b))];
+  out.push(f.f_count.addr(b), f.f_task_work.addr(b), f.f_task.addr(b), f.f_llist.addr(b), st.tab.task_work_seq.addr(table));
+  if (i >= 0) out.push(read(tasks.view.work_exited.addr(tasks.at(i))), tasks.view.task_works.addr(tasks.at(i)));
+  return out;
+}
+
+/**
  * fput: drop a reference; the last one queues ____fput on current's task_works (a user task not yet past
  * exit_task_work) or the file on delayed_fput_list, with the delayed_fput work scheduled (a kernel thread).
  */
 function* fput(k: Kernel, st: FsState, t: KTask, file: number): KGen {
   const i = current(k, t);
   const { f, tasks } = st;
-  const how = yield* k.step(t, `fput(file ${file})`, () => {
+  const how = yield* k.stepOn(t, `fput(file ${file})`, fputFootprint(k, st, i, file), () => {
     const b = fileAt(k, st, file);
     if (!fileAccess(k, t, st, file, FILE.offset.f_count, true)) return 'none';
     if (f.f_count.atomic_dec_return(b) !== 0) return 'none';
