@@ -135,6 +135,11 @@ export class ReaderTable {
     r.task.WRITE_ONCE(s, 0);
   }
 
+  /** The address of slot i's task word (what taskAt reads). */
+  taskWord(i: number): number {
+    return this.r.task.addr(this.slot(i));
+  }
+
   taskAt(i: number): number {
     return this.r.task.READ_ONCE(this.slot(i));
   }

@@ -4,12 +4,14 @@
 // reader's slot — one per task (a nested srcu_read_lock of the same struct gets the same idx), so the table
 // holds every task of the workload (KernelOptions.readerSlots) however deep they nest. SRCU callbacks run from a workqueue with softirqs disabled (srcu_invoke_callbacks), as the
 // kernel runs them.
+import { read } from '../runtime/footprint.js';
 import type { Wire } from '../runtime/model.js';
 import type { KTask } from './context.js';
 import type { Kernel, KGen } from './kernel.js';
-import { type LockRef, noteAcquired, noteReleased } from './lock.js';
+import { holderWatchFootprint, type LockRef, noteAcquired, noteReleased } from './lock.js';
 import { ReaderTable, rcu_read_lock_any_held, suspiciousRcuUsage, waitForReaders, withFrames } from './rcu.js';
 import { struct, word } from './struct.js';
+import { badUnlockFootprint } from './sync-footprint.js';
 
 /** struct srcu_struct, the words the model keeps of it (its readers are a ReaderTable beside it). */
 const SRCU_STRUCT = struct('srcu_struct', {
@@ -20,6 +22,11 @@ const SRCU_STRUCT = struct('srcu_struct', {
 export interface SrcuStruct extends LockRef {
   readonly readers: ReaderTable;
   readonly callbacks: Set<string>;
+}
+
+/** The address of ssp's srcu_cblist_len. */
+function cblistLen(k: Kernel, ssp: SrcuStruct): number {
+  return k.view(SRCU_STRUCT).srcu_cblist_len.addr(ssp.addr());
 }
 
 /** A task's slot in each srcu_struct it is inside, and how deep. */
@@ -60,7 +67,18 @@ export function* srcu_read_lock(k: Kernel, t: KTask, ssp: SrcuStruct): KGen<numb
 
 /** srcu_read_unlock(ssp, idx). */
 export function* srcu_read_unlock(k: Kernel, t: KTask, ssp: SrcuStruct, idx: number): KGen {
-  yield* k.step(t, `srcu_read_unlock(${ssp.name})`, () => {
+  // noteReleased (lockdep only drops the held lock: a bad unlock's report turns debug_locks off), then the slot.
+  const footprint = (): number[] => {
+    const r = nests.get(t)?.get(ssp);
+    if (!r || r.slot !== idx) return [];
+    const out: number[] = [];
+    if (t.holds(ssp.addr()) === undefined) badUnlockFootprint(k, out);
+    else holderWatchFootprint(k, t, ssp.name, out);
+    if (r.depth === 1) ssp.readers.retireFootprint(idx, out);
+    else out.push(read(ssp.readers.taskWord(idx)));
+    return out;
+  };
+  yield* k.stepOn(t, `srcu_read_unlock(${ssp.name})`, footprint, () => {
     const r = nests.get(t)?.get(ssp);
     if (!r || r.slot !== idx || ssp.readers.taskAt(idx) === 0) {
       throw new Error(`srcu_read_unlock(${ssp.name}): idx ${idx} is not a reader of it`);
@@ -96,7 +114,9 @@ export function* synchronize_srcu(k: Kernel, t: KTask, ssp: SrcuStruct): KGen {
         );
       }
       k.mightSleep(t, 'kernel/rcu/srcutree.c:1410');
-      const gp = yield* k.step(t, `synchronize_srcu(${ssp.name}): start grace period`, () => ssp.readers.snapshot());
+      const gp = yield* k.stepOn(t, `synchronize_srcu(${ssp.name}): start grace period`, ssp.readers.snapshotFootprint(), () =>
+        ssp.readers.snapshot(),
+      );
       yield waitForReaders(k, t, ssp.readers, gp, `an SRCU grace period of ${ssp.name}`);
     })(),
   );
@@ -123,7 +143,7 @@ export function defineSrcuCallback(k: Kernel, ssp: SrcuStruct, name: string, bod
     t.softirqsDisabled++;
     yield* withFrames(t, ['worker_thread', 'process_one_work', 'srcu_invoke_callbacks', name], body(t, args));
     t.softirqsDisabled--;
-    yield* k.step(t, 'srcu_invoke_callbacks: callback done', () => {
+    yield* k.stepOn(t, 'srcu_invoke_callbacks: callback done', [cblistLen(k, ssp)], () => {
       k.view(SRCU_STRUCT).srcu_cblist_len.atomic_dec(ssp.addr());
     });
   });
@@ -135,7 +155,7 @@ export function* call_srcu(k: Kernel, t: KTask, ssp: SrcuStruct, cbKind: string,
   yield* k.call(
     t,
     'call_srcu',
-    k.step(t, `call_srcu(${ssp.name}, ${cbKind})`, (env) => {
+    k.stepOn(t, `call_srcu(${ssp.name}, ${cbKind})`, [cblistLen(k, ssp), ...ssp.readers.snapshotFootprint()], (env) => {
       k.view(SRCU_STRUCT).srcu_cblist_len.atomic_inc(ssp.addr());
       env.spawn(cbKind, { args, gp: ssp.readers.snapshot() });
     }),
@@ -160,6 +180,7 @@ export function* srcu_barrier(k: Kernel, t: KTask, ssp: SrcuStruct): KGen {
           what: `pending SRCU callbacks of ${ssp.name}`,
           watch: [addr],
         },
+        [read(addr)],
       );
     })(),
   );
