@@ -13,27 +13,42 @@ import { slabObjectWords } from './slab.js';
  */
 // TODO(integrate): replace by mem's internFootprint
 export function internFootprint(k: Kernel, s: string, out: number[]): void {
+  internsFootprint(k, [s], out);
+}
+
+/** internFootprint of strings interned one after the other in one step (the first's insertion moves the second's). */
+export function internsFootprint(k: Kernel, strings: readonly string[], out: number[]): void {
   const m = k.mem;
   const i32 = m.i32;
   const mask = m.layout.stringSlots - 1;
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  for (let probe = 0, slot = h & mask; probe <= mask; probe++, slot = (slot + 1) & mask) {
-    const at = i32[m.stringTable + slot] as number;
-    if (at === 0) {
-      // pool_used is the memory header's first word.
-      const used = i32[m.base] as number;
-      if (used + s.length + 1 >= m.layout.stringWords) {
-        out.push(read(m.stringTable + slot), read(m.base));
-        return;
+  // pool_used is the memory header's first word.
+  let used = i32[m.base] as number;
+  const inserted: [slot: number, s: string][] = [];
+  for (const s of strings) {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+    for (let probe = 0, slot = h & mask; probe <= mask; probe++, slot = (slot + 1) & mask) {
+      const mine = inserted.find(([at]) => at === slot);
+      if (mine) {
+        if (mine[1] === s) break;
+        continue;
       }
-      out.push(m.stringTable + slot, m.base);
-      const off = m.stringHeap + used + 1;
-      for (let w = off; w <= off + s.length; w++) out.push(w);
-      return;
+      const at = i32[m.stringTable + slot] as number;
+      if (at === 0) {
+        if (used + s.length + 1 >= m.layout.stringWords) {
+          out.push(read(m.stringTable + slot), read(m.base));
+          break;
+        }
+        out.push(m.stringTable + slot, m.base);
+        const off = m.stringHeap + used + 1;
+        for (let w = off; w <= off + s.length; w++) out.push(w);
+        used += s.length + 1;
+        inserted.push([slot, s]);
+        break;
+      }
+      out.push(read(m.stringTable + slot));
+      if (m.stringAt(at) === s) break;
     }
-    out.push(read(m.stringTable + slot));
-    if (m.stringAt(at) === s) return;
   }
 }
 

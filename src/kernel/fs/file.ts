@@ -21,6 +21,7 @@ import type { KernelFunctions, KFnName } from '../kfunc.js';
 import type { MmStruct } from '../mm/mm.js';
 import { down_write, up_write } from '../rwsem.js';
 import { array, element, struct, type ViewOf, word } from '../struct.js';
+import { internsFootprint } from '../sync-footprint.js';
 import { defineWork, queue_delayed_work, system_wq, type WorkItem } from '../workqueue.js';
 
 /** Open fds a process may have (its fdtable's size); fds are numbered from FD_BASE (0..2 are stdio). */
@@ -278,12 +279,49 @@ function fileAccess(k: Kernel, t: KTask, st: FsState, file: number, field: numbe
   return false;
 }
 
+/** What fileAccess reads of a file: its state, and for KASAN's report the tracks (their strings are written once). */
+function fileAccessFootprint(k: Kernel, st: FsState, file: number, out: number[]): void {
+  const b = fileAt(k, st, file);
+  const f = st.f;
+  out.push(read(f.state.addr(b)), read(f.alloc_by.addr(b)), read(f.alloc_chain.addr(b)), read(f.free_by.addr(b)), read(f.free_chain.addr(b)));
+}
+
+/** Every word of a files_struct's fd table, written (a point that searches or empties it). */
+function fdtFootprint(k: Kernel, st: FsState, files: number): number[] {
+  const at = filesAt(k, st, files);
+  const out: number[] = [];
+  for (let s = 0; s < NR_OPEN; s++) out.push(st.fs.fdt.addr(at, s));
+  return out;
+}
+
+/** Who t is and where it is, interned as a file's alloc or free track. */
+function trackFootprint(k: Kernel, t: KTask, out: number[]): void {
+  internsFootprint(k, [t.label, t.chain().join('\n')], out);
+}
+
 // ---- the references: alloc, fget, fput and where the last one's release runs ----
 
 function defineFileFunctions(k: Kernel, st: FsState): void {
   const { f } = st;
   k.fns.define('alloc_empty_file', 'fs/file_table.c', function* (t, fops, inode) {
-    return yield* k.step(t, 'alloc_empty_file', () => {
+    // The search from next_file reads each slot's state up to a free one, which it fills whole.
+    const footprint = (): number[] => {
+      const table = k.mem.statics + st.off.table;
+      const out = [st.tab.next_file.addr(table)];
+      const start = st.tab.next_file.get(table);
+      for (let j = 0; j < st.files; j++) {
+        const b = fileAt(k, st, ((start + j) % st.files) + 1);
+        if (f.state.get(b) === F_LIVE) {
+          out.push(read(f.state.addr(b)));
+          continue;
+        }
+        for (let w = b; w < b + FILE.words; w++) out.push(w);
+        trackFootprint(k, t, out);
+        break;
+      }
+      return out;
+    };
+    return yield* k.stepOn(t, 'alloc_empty_file', footprint, () => {
       const start = st.tab.next_file.get(k.mem.statics + st.off.table);
       for (let j = 0; j < st.files; j++) {
         const file = ((start + j) % st.files) + 1;
@@ -306,7 +344,17 @@ function defineFileFunctions(k: Kernel, st: FsState): void {
   k.fns.define('fget', 'fs/file.c', function* (t, fd) {
     const files = filesOfCurrent(k, st, t);
     if (files === 0 || fd < FD_BASE || fd >= FD_BASE + NR_OPEN) return 0;
-    return yield* k.step(t, `fget(${fd})`, () => {
+    const footprint = (): number[] => {
+      const slot = st.fs.fdt.addr(filesAt(k, st, files), fd - FD_BASE);
+      const out = [read(slot)];
+      const file = k.i32[slot] as number;
+      if (file > 0) {
+        fileAccessFootprint(k, st, file, out);
+        out.push(f.f_count.addr(fileAt(k, st, file)));
+      }
+      return out;
+    };
+    return yield* k.stepOn(t, `fget(${fd})`, footprint, () => {
       const file = st.fs.fdt.get(filesAt(k, st, files), fd - FD_BASE);
       if (file === 0 || !fileAccess(k, t, st, file, FILE.offset.f_count, true)) return 0;
       f.f_count.atomic_inc(fileAt(k, st, file));
@@ -316,10 +364,18 @@ function defineFileFunctions(k: Kernel, st: FsState): void {
   k.fns.define('fput', 'fs/file_table.c', (t, file) => fput(k, st, t, file));
   k.fns.define('____fput', 'fs/file_table.c', (t, file) => k.fn.__fput(t, file));
   k.fns.define('__fput', 'fs/file_table.c', function* (t, file) {
-    const opened = yield* k.step(t, '__fput: file->f_mode', () => fileAccess(k, t, st, file, FILE.offset.f_mode, false) && (f.f_mode.get(fileAt(k, st, file)) & FMODE_OPENED) !== 0);
+    const mode: number[] = [read(f.f_mode.addr(fileAt(k, st, file)))];
+    fileAccessFootprint(k, st, file, mode);
+    const opened = yield* k.stepOn(t, '__fput: file->f_mode', mode, () => fileAccess(k, t, st, file, FILE.offset.f_mode, false) && (f.f_mode.get(fileAt(k, st, file)) & FMODE_OPENED) !== 0);
     // The driver's release only for a file whose open succeeded (FMODE_OPENED).
     if (opened) yield* (k.fn[opsOf(k, st, file).release] as FopRelease)(t, file);
-    yield* k.step(t, 'file_free', () => {
+    const footprint = (): number[] => {
+      const b = fileAt(k, st, file);
+      const out = [f.free_by.addr(b), f.free_chain.addr(b), f.state.addr(b), read(f.alloc_by.addr(b)), read(f.alloc_chain.addr(b))];
+      trackFootprint(k, t, out);
+      return out;
+    };
+    yield* k.stepOn(t, 'file_free', footprint, () => {
       const b = fileAt(k, st, file);
       if (!fileAccess(k, t, st, file, FILE.offset.state, true)) return;
       f.free_by.set(b, k.mem.intern(t.label));
@@ -329,7 +385,9 @@ function defineFileFunctions(k: Kernel, st: FsState): void {
   });
   k.fns.define('delayed_fput', 'fs/file_table.c', function* (t) {
     // llist_del_all(&delayed_fput_list), then __fput of each.
-    const list = yield* k.step(t, 'llist_del_all(&delayed_fput_list)', () => {
+    const llist: number[] = [];
+    for (let file = 1; file <= st.files; file++) llist.push(f.f_llist.addr(fileAt(k, st, file)));
+    const list = yield* k.stepOn(t, 'llist_del_all(&delayed_fput_list)', llist, () => {
       const out: number[] = [];
       for (let file = 1; file <= st.files; file++) {
         const b = fileAt(k, st, file);
@@ -445,7 +503,7 @@ function defineOpenClose(k: Kernel, st: FsState): void {
   k.fns.define('do_sys_open', 'fs/open.c', function* (t, fops, inode, mm, flags) {
     const files = filesOfCurrent(k, st, t);
     if (files === 0) return -EBADF;
-    const slot = yield* k.step(t, 'get_unused_fd_flags', () => {
+    const slot = yield* k.stepOn(t, 'get_unused_fd_flags', fdtFootprint(k, st, files), () => {
       const at = filesAt(k, st, files);
       for (let s = 0; s < NR_OPEN; s++) {
         if (fs.fdt.get(at, s) !== 0) continue;
@@ -457,17 +515,17 @@ function defineOpenClose(k: Kernel, st: FsState): void {
     if (slot < 0) return slot;
     const file = yield* k.fn.alloc_empty_file(t, fops, inode);
     const ret = file < 0 ? file : yield* (k.fn[(st.fops[fops - 1] as FileOperations).open] as FopOpen)(t, file, mm, flags);
-    if (file > 0 && ret === 0) yield* k.step(t, 'file->f_mode |= FMODE_OPENED', () => void f.f_mode.atomic_or(fileAt(k, st, file), FMODE_OPENED));
+    if (file > 0 && ret === 0) yield* k.stepOn(t, 'file->f_mode |= FMODE_OPENED', [f.f_mode.addr(fileAt(k, st, file))], () => void f.f_mode.atomic_or(fileAt(k, st, file), FMODE_OPENED));
     // A failed open: the fd goes back (put_unused_fd) and the file with it, without a release.
     if (file > 0 && ret < 0) yield* k.fn.fput(t, file);
-    yield* k.step(t, ret < 0 ? 'put_unused_fd' : 'fd_install', () => void fs.fdt.set(filesAt(k, st, files), slot, ret < 0 ? 0 : file));
+    yield* k.stepOn(t, ret < 0 ? 'put_unused_fd' : 'fd_install', [fs.fdt.addr(filesAt(k, st, files), slot)], () => void fs.fdt.set(filesAt(k, st, files), slot, ret < 0 ? 0 : file));
     return ret < 0 ? ret : FD_BASE + slot;
   });
   k.fns.define('close_fd', 'fs/file.c', function* (t, fd) {
     const files = filesOfCurrent(k, st, t);
     if (files === 0 || fd < FD_BASE || fd >= FD_BASE + NR_OPEN) return -EBADF;
     // pick_file under files->file_lock: the fd is free from here on.
-    const file = yield* k.step(t, `close_fd(${fd}): pick_file`, () => {
+    const file = yield* k.stepOn(t, `close_fd(${fd}): pick_file`, [fs.fdt.addr(filesAt(k, st, files), fd - FD_BASE)], () => {
       const at = filesAt(k, st, files);
       const file = fs.fdt.get(at, fd - FD_BASE);
       if (file <= 0) return 0;
@@ -483,7 +541,7 @@ function defineOpenClose(k: Kernel, st: FsState): void {
   k.fns.define('exit_files', 'kernel/exit.c', function* (t) {
     const i = current(k, t);
     if (i < 0) return;
-    const files = yield* k.step(t, 'task_lock: tsk->files = NULL', () => {
+    const files = yield* k.stepOn(t, 'task_lock: tsk->files = NULL', [st.tasks.view.files.addr(st.tasks.at(i))], () => {
       const at = st.tasks.at(i);
       const files = st.tasks.view.files.get(at);
       st.tasks.view.files.set(at, 0);
@@ -492,10 +550,10 @@ function defineOpenClose(k: Kernel, st: FsState): void {
     if (files !== 0) yield* k.fn.put_files_struct(t, files);
   });
   k.fns.define('put_files_struct', 'fs/file.c', function* (t, files) {
-    const last = yield* k.step(t, 'atomic_dec_and_test(&files->count)', () => fs.count.atomic_dec_return(filesAt(k, st, files)) === 0);
+    const last = yield* k.stepOn(t, 'atomic_dec_and_test(&files->count)', [fs.count.addr(filesAt(k, st, files))], () => fs.count.atomic_dec_return(filesAt(k, st, files)) === 0);
     if (!last) return;
     // close_files: every fd still open, in fd order.
-    const open = yield* k.step(t, 'close_files', () => {
+    const open = yield* k.stepOn(t, 'close_files', fdtFootprint(k, st, files), () => {
       const at = filesAt(k, st, files);
       const out: number[] = [];
       for (let s = 0; s < NR_OPEN; s++) {
@@ -521,7 +579,11 @@ function defineMmapFunctions(k: Kernel, st: FsState): void {
     let ret = -EINVAL;
     if (mmap) {
       yield* down_write(k, t, mm.mmapLock);
-      const slot = yield* k.step(t, 'mmap_region: vma->vm_file = get_file(file)', () => {
+      const at = vmasAt(k, st, mm);
+      const region: number[] = [st.f.f_count.addr(fileAt(k, st, file))];
+      for (let s = 0; s < NR_FILE_VMAS; s++) region.push(vm.vm_file.addr(at, s));
+      fileAccessFootprint(k, st, file, region);
+      const slot = yield* k.stepOn(t, 'mmap_region: vma->vm_file = get_file(file)', region, () => {
         const at = vmasAt(k, st, mm);
         for (let s = 0; s < NR_FILE_VMAS; s++) {
           if (vm.vm_file.get(at, s) !== 0) continue;
@@ -535,7 +597,7 @@ function defineMmapFunctions(k: Kernel, st: FsState): void {
       ret = slot < 0 ? slot : yield* (k.fn[mmap] as FopMmap)(t, file, mm, mm.pages + slot);
       // A failed f_op->mmap: the vma goes again, and its reference (fput; no vm_ops->close).
       if (slot >= 0 && ret < 0) {
-        yield* k.step(t, 'mmap_region: unmap_and_free_vma', () => void vm.vm_file.set(vmasAt(k, st, mm), slot, 0));
+        yield* k.stepOn(t, 'mmap_region: unmap_and_free_vma', [vm.vm_file.addr(at, slot)], () => void vm.vm_file.set(vmasAt(k, st, mm), slot, 0));
         yield* k.fn.fput(t, file);
       }
       yield* up_write(k, t, mm.mmapLock);
@@ -549,14 +611,15 @@ function defineMmapFunctions(k: Kernel, st: FsState): void {
     const s = vpn - mm.pages;
     if (s < 0 || s >= NR_FILE_VMAS || vmasAt(k, st, mm) < 0) return -EINVAL;
     yield* down_write(k, t, mm.mmapLock);
-    const had = yield* k.step(t, `do_vmi_munmap(${mm.name}, ${vpn}, 1)`, () => vm.vm_file.get(vmasAt(k, st, mm), s) !== 0);
+    const had = yield* k.stepOn(t, `do_vmi_munmap(${mm.name}, ${vpn}, 1)`, [read(vm.vm_file.addr(vmasAt(k, st, mm), s))], () => vm.vm_file.get(vmasAt(k, st, mm), s) !== 0);
     if (had) yield* k.fn.remove_vma(t, mm, vpn);
     yield* up_write(k, t, mm.mmapLock);
     return 0;
   });
   // remove_vma: vm_ops->close (uacce_vma_close frees the region: nothing the model keeps), fput(vma->vm_file).
   k.fns.define('remove_vma', 'mm/mmap.c', function* (t, mm, vpn) {
-    const file = yield* k.step(t, 'remove_vma: vma->vm_file', () => {
+    const at = vmasAt(k, st, mm);
+    const file = yield* k.stepOn(t, 'remove_vma: vma->vm_file', at < 0 ? [] : [vm.vm_file.addr(at, vpn - mm.pages)], () => {
       const at = vmasAt(k, st, mm);
       const file = vm.vm_file.get(at, vpn - mm.pages);
       vm.vm_file.set(at, vpn - mm.pages, 0);
