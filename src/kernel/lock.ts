@@ -5,6 +5,7 @@
 // &group->mutex): a watch declared with the workload counts, in shared memory, the matching holders and their
 // acquisitions; the acquire and release points keep the counts, so a waiter blocks on a word instead of polling
 // the tasks.
+import type { Footprint } from '../runtime/footprint.js';
 import type { StepEnv } from '../runtime/task.js';
 import type { HeldLock, KTask, LockKind } from './context.js';
 import type { Kernel, KGen, Waits } from './kernel.js';
@@ -154,6 +155,29 @@ function registry(k: Kernel): Registry {
   return r;
 }
 
+/** A footprint of no word. */
+const NOTHING: Footprint = Object.freeze([]);
+
+/**
+ * The holder-watch words countHolder() writes when t takes (or lets go of) a lock of class `name`: none unless a
+ * race script watches the class for tasks named like t. Fixed for the run (watches are declared before it).
+ */
+// TODO(integrate): the locks part's lockHolderFootprint (h-locks) is this one, with NOTHING declared above it.
+export function lockHolderFootprint(k: Kernel, t: KTask, name: string, acquire: boolean): Footprint {
+  if (watching === 0) return NOTHING;
+  const ws = registries.get(k)?.watches?.get(name);
+  if (!ws) return NOTHING;
+  const v = k.view(LOCK_HOLDER_WATCH);
+  const out: number[] = [];
+  for (const w of ws) {
+    if (!t.comm.startsWith(w.task)) continue;
+    const at = k.mem.statics + w.off;
+    out.push(v.holders.addr(at));
+    if (acquire) out.push(v.taken.addr(at));
+  }
+  return out;
+}
+
 /** Inside the acquire or release point's perform: one more (or one fewer) holder for the watches of this class. */
 function countHolder(k: Kernel, t: KTask, name: string, delta: number): void {
   if (watching === 0) return;
@@ -165,19 +189,6 @@ function countHolder(k: Kernel, t: KTask, name: string, delta: number): void {
     const v = k.view(LOCK_HOLDER_WATCH);
     v.holders.atomic_add(at, delta);
     if (delta > 0) v.taken.atomic_inc(at);
-  }
-}
-
-/** The words countHolder writes when t takes or releases a lock of class `name`: footprint entries, appended to out. */
-export function holderWatchFootprint(k: Kernel, t: KTask, name: string, out: number[]): void {
-  if (watching === 0) return;
-  const ws = registries.get(k)?.watches?.get(name);
-  if (!ws) return;
-  const v = k.view(LOCK_HOLDER_WATCH);
-  for (const w of ws) {
-    if (!t.comm.startsWith(w.task)) continue;
-    const at = k.mem.statics + w.off;
-    out.push(v.holders.addr(at), v.taken.addr(at));
   }
 }
 

@@ -23,7 +23,7 @@ import { type StepEnv, TASK_BASE } from '../runtime/task.js';
 import type { KTask } from './context.js';
 import { callTrace, heldLocksLines, type KernelFinding, taskFinding } from './findings.js';
 import type { Kernel, KGen, TimeWatcher } from './kernel.js';
-import { holderWatchFootprint, type LockRef, noteAcquired, noteReleased, staticLock } from './lock.js';
+import { type LockRef, lockHolderFootprint, noteAcquired, noteReleased, staticLock } from './lock.js';
 import { array, struct, type ViewOf, word } from './struct.js';
 import { badUnlockFootprint, internFootprint } from './sync-footprint.js';
 
@@ -103,7 +103,7 @@ export class ReaderTable {
         continue;
       }
       out.push(r.task.addr(s), r.label.addr(s), r.nr_derefs.addr(s));
-      if (this.derefs > 0) internFootprint(this.k, t.label, out);
+      if (this.derefs > 0) internFootprint(this.k, [t.label], out);
       return;
     }
   }
@@ -198,20 +198,6 @@ export class ReaderTable {
     return undefined;
   }
 
-  /** Remember that the reader in slot i dereferenced obj, and where (perform only). */
-  record(i: number, obj: number, site: string): void {
-    if (this.derefs === 0) return;
-    const r = this.r;
-    const s = this.slot(i);
-    const n = r.nr_derefs.READ_ONCE(s);
-    const m = Math.min(n, this.derefs);
-    for (let j = 0; j < m; j++) if (r.derefs.READ_ONCE(s, j) === obj) return;
-    const j = n % this.derefs;
-    r.derefs.WRITE_ONCE(s, j, obj);
-    r.derefs.WRITE_ONCE(s, this.derefs + j, this.k.mem.intern(site));
-    r.nr_derefs.WRITE_ONCE(s, n + 1);
-  }
-
   /**
    * What record(i, obj, site) touches: the slot's remembered objects, read; when obj is not among them, the
    * slot's ring and count written and the site interned.
@@ -230,11 +216,28 @@ export class ReaderTable {
     }
     out.push(r.nr_derefs.addr(s));
     for (let x = 0; x < 2 * this.derefs; x++) out.push(r.derefs.addr(s, x));
-    internFootprint(this.k, site(), out);
+    internFootprint(this.k, [site()], out);
   }
 
-  /** What holdersOf(obj) reads: every slot's task and, of an occupied slot, its remembered objects. */
-  holdersFootprint(out: number[]): void {
+  /** Remember that the reader in slot i dereferenced obj, and where (perform only). */
+  record(i: number, obj: number, site: string): void {
+    if (this.derefs === 0) return;
+    const r = this.r;
+    const s = this.slot(i);
+    const n = r.nr_derefs.READ_ONCE(s);
+    const m = Math.min(n, this.derefs);
+    for (let j = 0; j < m; j++) if (r.derefs.READ_ONCE(s, j) === obj) return;
+    const j = n % this.derefs;
+    r.derefs.WRITE_ONCE(s, j, obj);
+    r.derefs.WRITE_ONCE(s, this.derefs + j, this.k.mem.intern(site));
+    r.nr_derefs.WRITE_ONCE(s, n + 1);
+  }
+
+  /**
+   * The words holdersOf(obj) reads (footprint.ts's encoding), appended to out: every slot's task, an occupied
+   * slot's recorded dereferences, and the label and site of one that names obj. Pure.
+   */
+  holdersFootprint(obj: number, out: number[]): void {
     const r = this.r;
     for (let i = 0; i < this.slots; i++) {
       const s = this.slot(i);
@@ -242,7 +245,12 @@ export class ReaderTable {
       if (r.task.READ_ONCE(s) === 0) continue;
       out.push(read(r.nr_derefs.addr(s)));
       const m = Math.min(r.nr_derefs.READ_ONCE(s), this.derefs);
-      for (let j = 0; j < m; j++) out.push(read(r.derefs.addr(s, j)), read(r.derefs.addr(s, this.derefs + j)), read(r.label.addr(s)));
+      for (let j = 0; j < m; j++) {
+        out.push(read(r.derefs.addr(s, j)));
+        if (r.derefs.READ_ONCE(s, j) !== obj) continue;
+        out.push(read(r.label.addr(s)), read(r.derefs.addr(s, this.derefs + j)));
+        break;
+      }
     }
   }
 
@@ -344,7 +352,7 @@ function* readLock(k: Kernel, t: KTask, flavor: Flavor): KGen {
   const footprint = (): number[] => {
     const out: number[] = [];
     if (!readerOf.has(t)) st.readers.claimFootprint(t, out);
-    holderWatchFootprint(k, t, st.maps[flavor].name, out);
+    out.push(...lockHolderFootprint(k, t, st.maps[flavor].name, true));
     return out;
   };
   yield* k.stepOn(t, flavor, footprint, (env) => {
@@ -368,7 +376,7 @@ function* readUnlock(k: Kernel, t: KTask, flavor: Flavor): KGen<boolean> {
       badUnlockFootprint(k, out);
       return out;
     }
-    holderWatchFootprint(k, t, map.name, out);
+    out.push(...lockHolderFootprint(k, t, map.name, false));
     const r = readerOf.get(t);
     if (r && r.nest === 1) st.readers.retireFootprint(r.slot, out);
     return out;
@@ -817,15 +825,6 @@ export function kfree_rcu(k: Kernel, t: KTask, cbKind: string, obj: number): KGe
 }
 
 // ---- the free checker ----
-
-/**
- * What RCU's check of a kfree (k.onFree: run inside kfree's perform) reads: the reader table's slots and the
- * objects each reader inside dereferenced. Nothing when RCU is not set up or its checker is off.
- */
-export function rcuFreeFootprint(k: Kernel, out: number[]): void {
-  const st = states.get(k);
-  if (st && k.enabled('rcu')) st.readers.holdersFootprint(out);
-}
 
 function checkFree(k: Kernel, st: RcuState, t: KTask, obj: number, env: StepEnv): void {
   if (!k.enabled('rcu')) return;

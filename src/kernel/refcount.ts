@@ -97,11 +97,16 @@ function reachable(k: Kernel, t: KTask, r: RefcountRef, write: boolean): boolean
   return r.obj === undefined ? true : kasanAccess(k, t, r.obj, r.field ?? 0, write);
 }
 
-/** An operation's footprint: the counter (a saturation rewrites it too) and, in a slab object, KASAN's reads. */
-function footprint(k: Kernel, r: RefcountRef, write: boolean): number[] {
-  const out = [write ? r.addr() : read(r.addr())];
-  if (r.obj !== undefined) kasanFootprint(k, r.obj, out);
-  return out;
+/**
+ * An operation's footprint: the counter (a saturation rewrites it too) and, in a slab object, KASAN's reads —
+ * computed, as what KASAN reads depends on the object's state.
+ */
+function footprint(k: Kernel, r: RefcountRef, write: boolean): () => number[] {
+  return () => {
+    const out = [write ? r.addr() : read(r.addr())];
+    if (r.obj !== undefined) kasanFootprint(k, r.obj, r.field ?? 0, out);
+    return out;
+  };
 }
 
 function op<T>(

@@ -8,7 +8,7 @@ import { read } from '../runtime/footprint.js';
 import type { Wire } from '../runtime/model.js';
 import type { KTask } from './context.js';
 import type { Kernel, KGen } from './kernel.js';
-import { holderWatchFootprint, type LockRef, noteAcquired, noteReleased } from './lock.js';
+import { type LockRef, lockHolderFootprint, noteAcquired, noteReleased } from './lock.js';
 import { ReaderTable, rcu_read_lock_any_held, suspiciousRcuUsage, waitForReaders, withFrames } from './rcu.js';
 import { struct, word } from './struct.js';
 import { badUnlockFootprint } from './sync-footprint.js';
@@ -73,7 +73,7 @@ export function* srcu_read_unlock(k: Kernel, t: KTask, ssp: SrcuStruct, idx: num
     if (!r || r.slot !== idx) return [];
     const out: number[] = [];
     if (t.holds(ssp.addr()) === undefined) badUnlockFootprint(k, out);
-    else holderWatchFootprint(k, t, ssp.name, out);
+    else out.push(...lockHolderFootprint(k, t, ssp.name, false));
     if (r.depth === 1) ssp.readers.retireFootprint(idx, out);
     else out.push(read(ssp.readers.taskWord(idx)));
     return out;

@@ -7,17 +7,13 @@ import type { Kernel } from './kernel.js';
 import { slabObjectWords } from './slab.js';
 
 /**
- * What k.mem.intern(s) touches, as its probe does it: the hash-table slots it reads up to the string or an empty
- * slot, and when it would insert there, that slot, the heap's used mark and the words the string is copied to.
- * The heap words of a string found are written once, before its slot publishes it: the slot orders them.
+ * What k.mem.intern(s) of each string in turn (in one perform) touches, as its probe does it: the hash-table slots
+ * it reads up to the string or an empty slot, and when it would insert there, that slot, the heap's used mark and
+ * the words the string is copied to (the first insertion moves the next one's). The heap words of a string found
+ * are written once, before its slot publishes it: the slot orders them.
  */
-// TODO(integrate): replace by mem's internFootprint
-export function internFootprint(k: Kernel, s: string, out: number[]): void {
-  internsFootprint(k, [s], out);
-}
-
-/** internFootprint of strings interned one after the other in one step (the first's insertion moves the second's). */
-export function internsFootprint(k: Kernel, strings: readonly string[], out: number[]): void {
+// TODO(integrate): replace by mem's internFootprint (memory.ts, the same signature)
+export function internFootprint(k: Kernel, strings: readonly string[], out: number[] = []): number[] {
   const m = k.mem;
   const i32 = m.i32;
   const mask = m.layout.stringSlots - 1;
@@ -50,20 +46,23 @@ export function internsFootprint(k: Kernel, strings: readonly string[], out: num
       if (m.stringAt(at) === s) break;
     }
   }
+  return out;
 }
 
 /**
  * What kasanAccess(k, t, obj, …) reads: the arena's bump mark (an object is one the allocator handed out when it
  * lies below it) and the object's header (its state and size, and for a report its tracks).
  */
-// TODO(integrate): replace by mem's kasanFootprint
-export function kasanFootprint(k: Kernel, obj: number, out: number[]): void {
-  if (obj === 0) return;
+// TODO(integrate): replace by mem's kasanFootprint (slab.ts, the same signature)
+export function kasanFootprint(k: Kernel, obj: number, field: number, out: number[] = []): number[] {
+  void field;
+  if (obj === 0) return out;
   const arena = k.mem.arena;
   out.push(read(arena)); // kmalloc_arena.bump, its first word
   const hdr = slabObjectWords(1) - 1;
-  if (obj - hdr < arena) return;
+  if (obj - hdr < arena) return out;
   for (let w = obj - hdr; w < obj; w++) out.push(read(w));
+  return out;
 }
 
 /**

@@ -21,7 +21,7 @@ import type { KernelFunctions, KFnName } from '../kfunc.js';
 import type { MmStruct } from '../mm/mm.js';
 import { down_write, up_write } from '../rwsem.js';
 import { array, element, struct, type ViewOf, word } from '../struct.js';
-import { internsFootprint } from '../sync-footprint.js';
+import { internFootprint } from '../sync-footprint.js';
 import { defineWork, queue_delayed_work, system_wq, type WorkItem } from '../workqueue.js';
 
 /** Open fds a process may have (its fdtable's size); fds are numbered from FD_BASE (0..2 are stdio). */
@@ -296,7 +296,7 @@ function fdtFootprint(k: Kernel, st: FsState, files: number): number[] {
 
 /** Who t is and where it is, interned as a file's alloc or free track. */
 function trackFootprint(k: Kernel, t: KTask, out: number[]): void {
-  internsFootprint(k, [t.label, t.chain().join('\n')], out);
+  internFootprint(k, [t.label, t.chain().join('\n')], out);
 }
 
 // ---- the references: alloc, fget, fput and where the last one's release runs ----
