@@ -11,7 +11,7 @@ import type { Kernel, KGen } from './kernel.js';
 import { type LockRef, lockHolderFootprint, noteAcquired, noteReleased } from './lock.js';
 import { ReaderTable, rcu_read_lock_any_held, suspiciousRcuUsage, waitForReaders, withFrames } from './rcu.js';
 import { struct, word } from './struct.js';
-import { badUnlockFootprint } from './sync-footprint.js';
+import { acquirePointFootprint, badUnlockFootprint, stepOnOrNot } from './sync-footprint.js';
 
 /** struct srcu_struct, the words the model keeps of it (its readers are a ReaderTable beside it). */
 const SRCU_STRUCT = struct('srcu_struct', {
@@ -48,7 +48,13 @@ export function* srcu_read_lock(k: Kernel, t: KTask, ssp: SrcuStruct): KGen<numb
   // Announced like a blocking lock (lockdep treats an unannounced acquisition as a trylock): srcu_read_lock
   // takes part in lockdep's dependencies as a recursive read.
   k.lockdep.acquire(t, ssp, 'srcu');
-  return yield* k.step(t, `srcu_read_lock(${ssp.name})`, (env) => {
+  // The slot this task reads in (claimed at its first, outermost lock), and lockdep's share of the acquisition.
+  const claim = (): number[] => {
+    const out: number[] = [];
+    if (!nests.get(t)?.has(ssp)) ssp.readers.claimFootprint(t, out);
+    return out;
+  };
+  return yield* stepOnOrNot(k, t, `srcu_read_lock(${ssp.name})`, acquirePointFootprint(k, t, ssp, 'srcu', claim), (env) => {
     let mine = nests.get(t);
     if (!mine) {
       mine = new Map();

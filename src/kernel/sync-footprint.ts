@@ -2,8 +2,11 @@
 // refcount.ts, ida.ts, notifier.ts, workqueue.ts, fs/file.ts) reach in other parts of the kernel model: the stack
 // depot's interning, KASAN's look at a slab header, lockdep's debug_locks flag. Each appends its entries to `out`
 // (points are made at every step: one small array a footprint) and only reads shared memory.
-import { read } from '../runtime/footprint.js';
-import type { Kernel } from './kernel.js';
+import { type Footprint, type FootprintFn, read } from '../runtime/footprint.js';
+import type { StepEnv } from '../runtime/task.js';
+import type { KTask, LockKind } from './context.js';
+import type { Kernel, KGen } from './kernel.js';
+import type { LockRef } from './lock.js';
 import { slabObjectWords } from './slab.js';
 
 /**
@@ -72,4 +75,25 @@ export function kasanFootprint(k: Kernel, obj: number, field: number, out: numbe
 // TODO(integrate): replace by locks' lockdep release footprint
 export function badUnlockFootprint(k: Kernel, out: number[]): void {
   out.push(k.mem.lockdep);
+}
+
+/**
+ * The footprint of an acquire point of l whose perform touches `words` and records the acquisition with lockdep
+ * (noteAcquired): undefined — the point keeps the coarse fallback — while lockdep's share is not known here.
+ */
+// TODO(integrate): replace by locks' acquirePointFootprint (lock.ts, the same signature), which gives lockdep's
+// share (a chain this thread validated reads nothing of the graph) and makes these points declare.
+export function acquirePointFootprint(k: Kernel, t: KTask, l: LockRef, kind: LockKind, words: Footprint | FootprintFn): FootprintFn | undefined {
+  void k;
+  void t;
+  void l;
+  void kind;
+  void words;
+  return undefined;
+}
+
+/** k.stepOn() on `footprint`, or k.step() (the coarse fallback) when it is undefined. */
+// TODO(integrate): replace by locks' stepOnOrNot (lock.ts, the same signature)
+export function stepOnOrNot<T>(k: Kernel, t: KTask, label: string, footprint: Footprint | FootprintFn | undefined, perform: (env: StepEnv) => T): KGen<T> {
+  return footprint === undefined ? k.step(t, label, perform) : k.stepOn(t, label, footprint, perform);
 }

@@ -12,9 +12,10 @@ import type { KTask } from './context.js';
 import { EBUSY, EINVAL, ENOSPC } from './errno.js';
 import { callTrace, heldLocksLines, taskFinding } from './findings.js';
 import type { Kernel, KGen } from './kernel.js';
-import { type LockRef, noteAcquired, noteReleased, owner } from './lock.js';
+import { type LockRef, lockHolderFootprint, noteAcquired, noteReleased, owner } from './lock.js';
 import { type Gfp, MIGHT_ALLOC_SITE } from './slab.js';
 import { array, struct, word } from './struct.js';
+import { acquirePointFootprint } from './sync-footprint.js';
 import {
   type Spinlock,
   spin_lock,
@@ -231,10 +232,22 @@ const insert =
  * One mutation as one point: xa_lock is taken, the slot changed and the lock dropped atomically (nothing can
  * happen in between), and lockdep sees the acquisition. Waits while someone else holds xa_lock.
  */
-function* locked<T>(k: Kernel, t: KTask, xa: XArray, label: string, gfp: Gfp, allocates: boolean, body: () => T): KGen<T> {
+function* locked<T>(
+  k: Kernel,
+  t: KTask,
+  xa: XArray,
+  label: string,
+  gfp: Gfp,
+  allocates: boolean,
+  slots: readonly number[],
+  body: () => T,
+): KGen<T> {
   if (allocates && gfp === 'GFP_KERNEL') k.mightSleep(t, MIGHT_ALLOC_SITE);
   k.lockdep.acquire(t, xa.lock, 'spinlock');
   const addr = xa.lock.addr();
+  // xa_lock's word (read: ready() waits for it free; the point takes and drops it at once, leaving it as it was),
+  // the slots, and the holder watches its release counts; lockdep's share of the acquisition comes with it.
+  const words = [read(addr), ...slots, ...lockHolderFootprint(k, t, xa.lock.name, false)];
   return (yield k.point(
     t,
     label,
@@ -248,6 +261,7 @@ function* locked<T>(k: Kernel, t: KTask, xa: XArray, label: string, gfp: Gfp, al
       }
     },
     { what: `spinlock ${xa.lock.name}`, holder: () => owner(k, xa.lock), watch: [addr] },
+    acquirePointFootprint(k, t, xa.lock, 'spinlock', words),
   )) as T;
 }
 
@@ -301,7 +315,7 @@ export function* xa_store(k: Kernel, t: KTask, xa: XArray, index: number, entry:
   return yield* k.call(
     t,
     'xa_store',
-    locked(k, t, xa, `xa_store(${xa.name}[${index}], ${entry})`, gfp, entry !== 0, () => mutate(xa, k, index, entry, store(k, entry))),
+    locked(k, t, xa, `xa_store(${xa.name}[${index}], ${entry})`, gfp, entry !== 0, slotFootprint(xa, index, true), () => mutate(xa, k, index, entry, store(k, entry))),
   );
 }
 
@@ -310,7 +324,7 @@ export function* xa_erase(k: Kernel, t: KTask, xa: XArray, index: number): KGen<
   return yield* k.call(
     t,
     'xa_erase',
-    locked(k, t, xa, `xa_erase(${xa.name}[${index}])`, 'GFP_ATOMIC', false, () => Math.max(0, mutate(xa, k, index, 0, store(k, 0)))),
+    locked(k, t, xa, `xa_erase(${xa.name}[${index}])`, 'GFP_ATOMIC', false, slotFootprint(xa, index, true), () => Math.max(0, mutate(xa, k, index, 0, store(k, 0)))),
   );
 }
 
@@ -330,7 +344,7 @@ export function* xa_cmpxchg(
   return yield* k.call(
     t,
     'xa_cmpxchg',
-    locked(k, t, xa, `xa_cmpxchg(${xa.name}[${index}], ${old}, ${entry})`, gfp, entry !== 0, () =>
+    locked(k, t, xa, `xa_cmpxchg(${xa.name}[${index}], ${old}, ${entry})`, gfp, entry !== 0, slotFootprint(xa, index, true), () =>
       mutate(xa, k, index, entry, cmpxchg(k, old, entry)),
     ),
   );
@@ -341,7 +355,7 @@ export function* xa_insert(k: Kernel, t: KTask, xa: XArray, index: number, entry
   return yield* k.call(
     t,
     'xa_insert',
-    locked(k, t, xa, `xa_insert(${xa.name}[${index}], ${entry})`, gfp, true, () =>
+    locked(k, t, xa, `xa_insert(${xa.name}[${index}], ${entry})`, gfp, true, slotFootprint(xa, index, true), () =>
       entry === 0 ? -EINVAL : mutate(xa, k, index, entry, insert(k, entry)),
     ),
   );
@@ -352,7 +366,7 @@ export function* xa_alloc(k: Kernel, t: KTask, xa: XArray, entry: number, min: n
   return yield* k.call(
     t,
     'xa_alloc',
-    locked(k, t, xa, `xa_alloc(${xa.name}, ${entry})`, gfp, true, () => alloc(k, xa, entry, min, max)),
+    locked(k, t, xa, `xa_alloc(${xa.name}, ${entry})`, gfp, true, rangeFootprint(xa, min, max), () => alloc(k, xa, entry, min, max)),
   );
 }
 
@@ -361,7 +375,7 @@ export function* xa_destroy(k: Kernel, t: KTask, xa: XArray): KGen {
   yield* k.call(
     t,
     'xa_destroy',
-    locked(k, t, xa, `xa_destroy(${xa.name})`, 'GFP_ATOMIC', false, () => {
+    locked(k, t, xa, `xa_destroy(${xa.name})`, 'GFP_ATOMIC', false, rangeFootprint(xa, 0, xa.capacity - 1), () => {
       k.i32.fill(0, xa.slots(), xa.slots() + xa.capacity);
     }),
   );
