@@ -25,7 +25,7 @@ import { callTrace, heldLocksLines, type KernelFinding, taskFinding } from './fi
 import type { Kernel, KGen, TimeWatcher } from './kernel.js';
 import { type LockRef, lockHolderFootprint, noteAcquired, noteReleased, staticLock } from './lock.js';
 import { array, struct, type ViewOf, word } from './struct.js';
-import { badUnlockFootprint, internFootprint } from './sync-footprint.js';
+import { internFootprint } from './sync-footprint.js';
 
 /** Objects remembered per reader for the free check (the most recent ones). */
 const RCU_DEREFS = 4;
@@ -371,17 +371,14 @@ function* readUnlock(k: Kernel, t: KTask, flavor: Flavor): KGen<boolean> {
   const name = flavor.replace('lock', 'unlock');
   const map = st.maps[flavor];
   const footprint = (): number[] => {
-    const out: number[] = [];
-    if (t.holds(map.addr()) === undefined) {
-      badUnlockFootprint(k, out);
-      return out;
-    }
-    out.push(...lockHolderFootprint(k, t, map.name, false));
+    const out = [...lockHolderFootprint(k, t, map.name, false)];
     const r = readerOf.get(t);
     if (r && r.nest === 1) st.readers.retireFootprint(r.slot, out);
     return out;
   };
-  return yield* k.stepOn(t, name, footprint, () => {
+  // A release of what t does not hold is lockdep's report, which reads its graph: the coarse fallback. (What t
+  // holds is its own: the same when the point is performed.)
+  const release = (): boolean => {
     const r = readerOf.get(t);
     if (!noteReleased(k, t, st.maps[flavor]) || !r) return false;
     if (--r.nest === 0) {
@@ -389,7 +386,9 @@ function* readUnlock(k: Kernel, t: KTask, flavor: Flavor): KGen<boolean> {
       readerOf.delete(t);
     }
     return true;
-  });
+  };
+  const holds = t.holds(map.addr()) !== undefined;
+  return yield* holds ? k.stepOn(t, name, footprint, release) : k.step(t, name, release);
 }
 
 export function* rcu_read_lock(k: Kernel, t: KTask): KGen {

@@ -1,7 +1,7 @@
 // Footprints (runtime/footprint.ts) of what the synchronisation primitives' points (rcu.ts, srcu.ts, xarray.ts,
 // refcount.ts, ida.ts, notifier.ts, workqueue.ts, fs/file.ts) reach in other parts of the kernel model: the stack
-// depot's interning, KASAN's look at a slab header, lockdep's debug_locks flag. Each appends its entries to `out`
-// (points are made at every step: one small array a footprint) and only reads shared memory.
+// depot's interning, KASAN's look at a slab header, lockdep's share of an acquisition. They only read shared memory;
+// those that append to `out` keep a point's footprint one small array (points are made at every step).
 import { type Footprint, type FootprintFn, read } from '../runtime/footprint.js';
 import type { StepEnv } from '../runtime/task.js';
 import type { KTask, LockKind } from './context.js';
@@ -69,21 +69,18 @@ export function kasanFootprint(k: Kernel, obj: number, field: number, out: numbe
 }
 
 /**
- * What a release of a lock t does not hold touches: lockdep's bad-unlock report turns debug_locks off (the
- * lockdep graph's first word).
- */
-// TODO(integrate): replace by locks' lockdep release footprint
-export function badUnlockFootprint(k: Kernel, out: number[]): void {
-  out.push(k.mem.lockdep);
-}
-
-/**
  * The footprint of an acquire point of l whose perform touches `words` and records the acquisition with lockdep
  * (noteAcquired): undefined — the point keeps the coarse fallback — while lockdep's share is not known here.
  */
 // TODO(integrate): replace by locks' acquirePointFootprint (lock.ts, the same signature), which gives lockdep's
 // share (a chain this thread validated reads nothing of the graph) and makes these points declare.
-export function acquirePointFootprint(k: Kernel, t: KTask, l: LockRef, kind: LockKind, words: Footprint | FootprintFn): FootprintFn | undefined {
+export function acquirePointFootprint(
+  k: Kernel,
+  t: KTask,
+  l: LockRef,
+  kind: LockKind,
+  words: Footprint | FootprintFn,
+): FootprintFn | undefined {
   void k;
   void t;
   void l;
@@ -94,6 +91,12 @@ export function acquirePointFootprint(k: Kernel, t: KTask, l: LockRef, kind: Loc
 
 /** k.stepOn() on `footprint`, or k.step() (the coarse fallback) when it is undefined. */
 // TODO(integrate): replace by locks' stepOnOrNot (lock.ts, the same signature)
-export function stepOnOrNot<T>(k: Kernel, t: KTask, label: string, footprint: Footprint | FootprintFn | undefined, perform: (env: StepEnv) => T): KGen<T> {
+export function stepOnOrNot<T>(
+  k: Kernel,
+  t: KTask,
+  label: string,
+  footprint: Footprint | FootprintFn | undefined,
+  perform: (env: StepEnv) => T,
+): KGen<T> {
   return footprint === undefined ? k.step(t, label, perform) : k.stepOn(t, label, footprint, perform);
 }
