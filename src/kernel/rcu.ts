@@ -445,7 +445,10 @@ export interface RcuPointer {
   addr(): number;
 }
 
-/** Condition that makes an access outside a reader legal (lockdep_is_held(t, &lock), …). */
+/**
+ * Condition that makes an access outside a reader legal (lockdep_is_held(t, &lock), …). It looks at the task only
+ * (what it holds): the points that call it declare no shared word for it to read.
+ */
 export type RcuCondition = (t: KTask) => boolean;
 
 const UNKNOWN_SITE = 'iommu-sim:0';
