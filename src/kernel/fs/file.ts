@@ -364,8 +364,12 @@ function defineFileFunctions(k: Kernel, st: FsState): void {
   k.fns.define('fput', 'fs/file_table.c', (t, file) => fput(k, st, t, file));
   k.fns.define('____fput', 'fs/file_table.c', (t, file) => k.fn.__fput(t, file));
   k.fns.define('__fput', 'fs/file_table.c', function* (t, file) {
-    const mode: number[] = [read(f.f_mode.addr(fileAt(k, st, file)))];
-    fileAccessFootprint(k, st, file, mode);
+    // (Computed, as the others below whose words are a file's: a bad file throws in the perform, as before.)
+    const mode = (): number[] => {
+      const out = [read(f.f_mode.addr(fileAt(k, st, file)))];
+      fileAccessFootprint(k, st, file, out);
+      return out;
+    };
     const opened = yield* k.stepOn(t, '__fput: file->f_mode', mode, () => fileAccess(k, t, st, file, FILE.offset.f_mode, false) && (f.f_mode.get(fileAt(k, st, file)) & FMODE_OPENED) !== 0);
     // The driver's release only for a file whose open succeeded (FMODE_OPENED).
     if (opened) yield* (k.fn[opsOf(k, st, file).release] as FopRelease)(t, file);
@@ -471,7 +475,7 @@ function fputFootprint(k: Kernel, st: FsState, i: number, file: number): number[
 function* fput(k: Kernel, st: FsState, t: KTask, file: number): KGen {
   const i = current(k, t);
   const { f, tasks } = st;
-  const how = yield* k.stepOn(t, `fput(file ${file})`, fputFootprint(k, st, i, file), () => {
+  const how = yield* k.stepOn(t, `fput(file ${file})`, () => fputFootprint(k, st, i, file), () => {
     const b = fileAt(k, st, file);
     if (!fileAccess(k, t, st, file, FILE.offset.f_count, true)) return 'none';
     if (f.f_count.atomic_dec_return(b) !== 0) return 'none';
@@ -515,7 +519,7 @@ function defineOpenClose(k: Kernel, st: FsState): void {
     if (slot < 0) return slot;
     const file = yield* k.fn.alloc_empty_file(t, fops, inode);
     const ret = file < 0 ? file : yield* (k.fn[(st.fops[fops - 1] as FileOperations).open] as FopOpen)(t, file, mm, flags);
-    if (file > 0 && ret === 0) yield* k.stepOn(t, 'file->f_mode |= FMODE_OPENED', [f.f_mode.addr(fileAt(k, st, file))], () => void f.f_mode.atomic_or(fileAt(k, st, file), FMODE_OPENED));
+    if (file > 0 && ret === 0) yield* k.stepOn(t, 'file->f_mode |= FMODE_OPENED', () => [f.f_mode.addr(fileAt(k, st, file))], () => void f.f_mode.atomic_or(fileAt(k, st, file), FMODE_OPENED));
     // A failed open: the fd goes back (put_unused_fd) and the file with it, without a release.
     if (file > 0 && ret < 0) yield* k.fn.fput(t, file);
     yield* k.stepOn(t, ret < 0 ? 'put_unused_fd' : 'fd_install', [fs.fdt.addr(filesAt(k, st, files), slot)], () => void fs.fdt.set(filesAt(k, st, files), slot, ret < 0 ? 0 : file));
@@ -580,9 +584,12 @@ function defineMmapFunctions(k: Kernel, st: FsState): void {
     if (mmap) {
       yield* down_write(k, t, mm.mmapLock);
       const at = vmasAt(k, st, mm);
-      const region: number[] = [st.f.f_count.addr(fileAt(k, st, file))];
-      for (let s = 0; s < NR_FILE_VMAS; s++) region.push(vm.vm_file.addr(at, s));
-      fileAccessFootprint(k, st, file, region);
+      const region = (): number[] => {
+        const out = [st.f.f_count.addr(fileAt(k, st, file))];
+        for (let s = 0; s < NR_FILE_VMAS; s++) out.push(vm.vm_file.addr(at, s));
+        fileAccessFootprint(k, st, file, out);
+        return out;
+      };
       const slot = yield* k.stepOn(t, 'mmap_region: vma->vm_file = get_file(file)', region, () => {
         const at = vmasAt(k, st, mm);
         for (let s = 0; s < NR_FILE_VMAS; s++) {
