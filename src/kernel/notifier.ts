@@ -204,13 +204,22 @@ function remove<D>(k: Kernel, c: NotifierChain<D>, nb: NotifierBlock<D>): number
   return 0;
 }
 
+/** Each chain's headFootprint, [read, written]: the same words at every call, made once. */
+const headFootprints = new WeakMap<NotifierChain<unknown>, readonly [readonly number[], readonly number[]]>();
+
 /** The chain's head and every entry of its list, written or only read (a point's footprint). */
-function headFootprint<D>(k: Kernel, c: NotifierChain<D>, write: boolean): number[] {
-  const h = head(k);
-  const b = base(k, c);
-  const out = [write ? h.nr_blocks.addr(b) : read(h.nr_blocks.addr(b))];
-  for (let i = 0; i < c.capacity; i++) out.push(write ? h.head.addr(b, i) : read(h.head.addr(b, i)));
-  return out;
+function headFootprint<D>(k: Kernel, c: NotifierChain<D>, write: boolean): readonly number[] {
+  const key = c as NotifierChain<unknown>;
+  let fps = headFootprints.get(key);
+  if (fps === undefined) {
+    const h = head(k);
+    const b = base(k, c);
+    const words = [h.nr_blocks.addr(b)];
+    for (let i = 0; i < c.capacity; i++) words.push(h.head.addr(b, i));
+    fps = [words.map(read), words];
+    headFootprints.set(key, fps);
+  }
+  return fps[write ? 1 : 0];
 }
 
 function registerStep<D>(k: Kernel, t: KTask, c: NotifierChain<D>, nb: NotifierBlock<D>): KGen<number> {
