@@ -3,7 +3,8 @@
 // which the soft-lockup watchdog counts (kernel/watchdog.ts) — while msleep and schedule_timeout sleep (state D:
 // the hung-task watchdog's, never the soft-lockup one's) and cond_resched() lets the CPU reschedule. Times are
 // simulated ms in the deterministic runtime (where a delay's end is a time the clock moves on to when nothing
-// else can run) and real ms in the threaded one. Jiffies are ms here (HZ=1000).
+// else can run) and real ms in the threaded one. Jiffies are ms here (HZ=1000). Their points wait on the clock and
+// touch no shared memory: their footprint is empty.
 import { WATCH_NOTHING } from '../runtime/task.js';
 import type { KTask } from './context.js';
 import type { Kernel, KGen } from './kernel.js';
@@ -24,6 +25,7 @@ function* spin(k: Kernel, t: KTask, label: string, ms: number): KGen {
           () => k.now() >= until,
           () => undefined,
           { what: label, spins: true, wakeAt: () => until, watch: WATCH_NOTHING },
+          WATCH_NOTHING,
         );
       })(),
     ),
@@ -59,6 +61,7 @@ function* sleep(k: Kernel, t: KTask, label: string, what: string, ms: number, wh
         () => k.now() >= until,
         () => undefined,
         { what, wakeAt: () => until, watch: WATCH_NOTHING },
+        WATCH_NOTHING,
       );
     })(),
   );
@@ -83,5 +86,5 @@ export const schedule_timeout = schedule_timeout_uninterruptible;
  * count starts again — only where the task may be preempted (should_resched(0): no preempt count, interrupts on).
  */
 export function* cond_resched(k: Kernel, t: KTask): KGen {
-  yield* k.resched(t, 'cond_resched()', () => undefined);
+  yield* k.resched(t, 'cond_resched()', () => undefined, WATCH_NOTHING);
 }

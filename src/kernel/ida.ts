@@ -3,6 +3,7 @@
 // is the kernel's WARN; IDs still allocated at teardown are a leak (a PASID nobody freed). The kernel takes the
 // IDA's xa_lock inside every call, so each call is one atomic scheduling point here; a GFP_KERNEL call may
 // allocate (and so sleep) first, which is why calling it under a spinlock is a bug.
+import { read } from '../runtime/footprint.js';
 import { callTrace, heldLocksLines, taskFinding } from './findings.js';
 import type { Kernel, KGen } from './kernel.js';
 import type { KTask } from './context.js';
@@ -45,6 +46,44 @@ function isSet(k: Kernel, ida: Ida, id: number): boolean {
   return ((bits(k).get(ida.bitmap(), id >>> 5) >>> (id & 31)) & 1) === 1;
 }
 
+/** A footprint of more bitmap words than this is not declared (the point takes the coarse lock instead). */
+const MAX_FOOTPRINT_WORDS = 64;
+
+/** The bitmap words of IDs lo..hi (clipped to the capacity), written or only read; undefined past MAX_FOOTPRINT_WORDS. */
+function bitmapFootprint(ida: Ida, lo: number, hi: number, write: boolean): number[] | undefined {
+  const out: number[] = [];
+  const top = Math.min(hi, ida.capacity - 1);
+  if (!Number.isInteger(lo) || !Number.isInteger(top) || lo < 0 || lo > top) return out;
+  if ((top >>> 5) - (lo >>> 5) >= MAX_FOOTPRINT_WORDS) return undefined;
+  for (let w = lo >>> 5; w <= top >>> 5; w++) out.push(write ? ida.bitmap() + w : read(ida.bitmap() + w));
+  return out;
+}
+
+/** What ida_alloc_range(min, max) touches, as its search does: the full words it reads, the word it takes an ID in. */
+function allocFootprint(k: Kernel, ida: Ida, min: number, max: number): number[] {
+  const out: number[] = [];
+  if (!Number.isInteger(min) || !Number.isInteger(max) || min < 0) return out;
+  const hi = Math.min(max, ida.capacity - 1);
+  const base = ida.bitmap();
+  const b = bits(k);
+  for (let w = min >>> 5; w <= hi >>> 5 && min <= hi; w++) {
+    const lo = w === min >>> 5 ? min & 31 : 0;
+    const top = w === hi >>> 5 ? hi & 31 : 31;
+    const mask = (0xffffffff >>> (31 - top)) & (0xffffffff << lo);
+    if ((~b.get(base, w) & mask) !== 0) {
+      out.push(base + w);
+      return out;
+    }
+    out.push(read(base + w));
+  }
+  return out;
+}
+
+/** A step on the IDA with its footprint when it has one (a bitmap too big to list takes the coarse lock). */
+function idaStep<T>(k: Kernel, t: KTask, label: string, fp: number[] | undefined, perform: () => T): KGen<T> {
+  return fp ? k.stepOn(t, label, fp, perform) : k.step(t, label, perform);
+}
+
 /** IDs allocated now, in order (reads only). */
 export function idaAllocated(k: Kernel, ida: Ida): number[] {
   const ids: number[] = [];
@@ -69,7 +108,7 @@ export function* ida_alloc_range(k: Kernel, t: KTask, ida: Ida, min: number, max
     'ida_alloc_range',
     (function* () {
       if (gfp === 'GFP_KERNEL') k.mightSleep(t, MIGHT_ALLOC_SITE);
-      return yield* k.step(t, `ida_alloc_range(${ida.name}, ${min}, ${max})`, () => {
+      return yield* k.stepOn(t, `ida_alloc_range(${ida.name}, ${min}, ${max})`, () => allocFootprint(k, ida, min, max), () => {
         if (!Number.isInteger(min) || !Number.isInteger(max)) return -EINVAL;
         if (min < 0) return -ENOSPC;
         const hi = Math.min(max, ida.capacity - 1);
@@ -109,7 +148,7 @@ export function* ida_free(k: Kernel, t: KTask, ida: Ida, id: number): KGen {
   yield* k.call(
     t,
     'ida_free',
-    k.step(t, `ida_free(${ida.name}, ${id})`, () => {
+    idaStep(k, t, `ida_free(${ida.name}, ${id})`, bitmapFootprint(ida, id, id, true), () => {
       if (Number.isInteger(id) && id >= 0 && id < ida.capacity && isSet(k, ida, id)) {
         const b = bits(k);
         b.set(ida.bitmap(), id >>> 5, b.get(ida.bitmap(), id >>> 5) & ~(1 << (id & 31)));
@@ -131,7 +170,7 @@ export function* ida_free(k: Kernel, t: KTask, ida: Ida, id: number): KGen {
 
 /** ida_is_empty: no ID allocated (a point: it races with allocations like any read of the IDA). */
 export function* ida_is_empty(k: Kernel, t: KTask, ida: Ida): KGen<boolean> {
-  return yield* k.step(t, `ida_is_empty(${ida.name})`, () => {
+  return yield* idaStep(k, t, `ida_is_empty(${ida.name})`, bitmapFootprint(ida, 0, ida.capacity - 1, false), () => {
     const words = Math.ceil(ida.capacity / 32);
     for (let w = 0; w < words; w++) if (bits(k).get(ida.bitmap(), w) !== 0) return false;
     return true;
@@ -140,7 +179,7 @@ export function* ida_is_empty(k: Kernel, t: KTask, ida: Ida): KGen<boolean> {
 
 /** ida_destroy: free every ID (the owner is going away). */
 export function* ida_destroy(k: Kernel, t: KTask, ida: Ida): KGen {
-  yield* k.step(t, `ida_destroy(${ida.name})`, () => {
+  yield* idaStep(k, t, `ida_destroy(${ida.name})`, bitmapFootprint(ida, 0, ida.capacity - 1, true), () => {
     const at = bits(k).addr(ida.bitmap());
     k.i32.fill(0, at, at + Math.ceil(ida.capacity / 32));
   });

@@ -7,6 +7,7 @@
 //
 // Teardown check: a chain declared `mustBeEmptyAtTeardown` reports every block still registered at the end
 // (a subscriber that forgot to unregister); other chains legitimately keep their blocks.
+import { read } from '../runtime/footprint.js';
 import type { StepEnv } from '../runtime/task.js';
 import type { KTask } from './context.js';
 import { EEXIST, ENOENT } from './errno.js';
@@ -203,11 +204,29 @@ function remove<D>(k: Kernel, c: NotifierChain<D>, nb: NotifierBlock<D>): number
   return 0;
 }
 
+/** Each chain's headFootprint, [read, written]: the same words at every call, made once. */
+const headFootprints = new WeakMap<NotifierChain<unknown>, readonly [readonly number[], readonly number[]]>();
+
+/** The chain's head and every entry of its list, written or only read (a point's footprint). */
+function headFootprint<D>(k: Kernel, c: NotifierChain<D>, write: boolean): readonly number[] {
+  const key = c as NotifierChain<unknown>;
+  let fps = headFootprints.get(key);
+  if (fps === undefined) {
+    const h = head(k);
+    const b = base(k, c);
+    const words = [h.nr_blocks.addr(b)];
+    for (let i = 0; i < c.capacity; i++) words.push(h.head.addr(b, i));
+    fps = [words.map(read), words];
+    headFootprints.set(key, fps);
+  }
+  return fps[write ? 1 : 0];
+}
+
 function registerStep<D>(k: Kernel, t: KTask, c: NotifierChain<D>, nb: NotifierBlock<D>): KGen<number> {
   return k.call(
     t,
     'notifier_chain_register',
-    k.step(t, `notifier_chain_register(${c.name}, ${nb.name})`, (env) => insert(k, t, c, nb, env)),
+    k.stepOn(t, `notifier_chain_register(${c.name}, ${nb.name})`, headFootprint(k, c, true), (env) => insert(k, t, c, nb, env)),
   );
 }
 
@@ -215,7 +234,7 @@ function unregisterStep<D>(k: Kernel, t: KTask, c: NotifierChain<D>, nb: Notifie
   return k.call(
     t,
     'notifier_chain_unregister',
-    k.step(t, `notifier_chain_unregister(${c.name}, ${nb.name})`, () => remove(k, c, nb)),
+    k.stepOn(t, `notifier_chain_unregister(${c.name}, ${nb.name})`, headFootprint(k, c, true), () => remove(k, c, nb)),
   );
 }
 
@@ -225,7 +244,7 @@ function* callChain<D>(k: Kernel, t: KTask, c: NotifierChain<D>, val: number, da
     t,
     'notifier_call_chain',
     (function* () {
-      const ids = yield* k.step(t, objLabel(c, 'notifier_call_chain', c.name), () => notifier_chain_blocks(k, c));
+      const ids = yield* k.stepOn(t, objLabel(c, 'notifier_call_chain', c.name), headFootprint(k, c, false), () => notifier_chain_blocks(k, c));
       let ret = NOTIFY_DONE;
       let n = nrToCall;
       for (const id of ids) {

@@ -23,7 +23,8 @@ const URGENT = KERN_CRIT;
 
 /** printk(level, line): the line (pr_fmt's prefix included) printed by t, one step; a finding at KERN_CRIT or more urgent. */
 export function* printk(k: Kernel, t: KTask, level: LogLevel, line: string): KGen {
-  yield* k.step(t, line, (env) => {
+  // The log line is the task's own finding: nothing shared is touched.
+  yield* k.stepOn(t, line, [], (env) => {
     if (level > URGENT) return;
     k.report(
       taskFinding('printk', t, env.step, line, [

@@ -17,14 +17,15 @@
 // rcu_cpu_stall_timeout (21 s) of simulated time after it started is reported as the kernel reports it, naming
 // the readers — a task preempted or blocked inside its read-side section as rcu_preempt's blocked task, a task
 // still running in it as a CPU that has not passed a quiescent state.
-import { read } from '../runtime/footprint.js';
+import { read, reads } from '../runtime/footprint.js';
 import type { Wire } from '../runtime/model.js';
 import { type StepEnv, TASK_BASE } from '../runtime/task.js';
 import type { KTask } from './context.js';
 import { callTrace, heldLocksLines, type KernelFinding, taskFinding } from './findings.js';
 import type { Kernel, KGen, TimeWatcher } from './kernel.js';
-import { type LockRef, noteAcquired, noteReleased, staticLock } from './lock.js';
+import { type LockRef, lockHolderFootprint, noteAcquired, noteReleased, staticLock } from './lock.js';
 import { array, struct, type ViewOf, word } from './struct.js';
+import { internFootprint } from './memory.js';
 
 /** Objects remembered per reader for the free check (the most recent ones). */
 const RCU_DEREFS = 4;
@@ -58,6 +59,8 @@ export class ReaderTable {
   private readonly off: number;
   private readonly words: number;
   private readonly r: ViewOf<typeof RCU_READER>;
+  /** What snapshot() reads (every slot's task and seq): the same words at every call, so made once. */
+  private snapshotWords: number[] | undefined;
 
   constructor(
     private readonly k: Kernel,
@@ -90,6 +93,39 @@ export class ReaderTable {
     throw new Error(`${this.name}: more than ${this.slots} tasks inside its read side at once: the workload sized its reader table (readerSlots) too small`);
   }
 
+  /** What claim(t) touches: the task words read up to the first free slot, that slot's words, the label interned. */
+  claimFootprint(t: KTask, out: number[]): void {
+    const r = this.r;
+    for (let i = 0; i < this.slots; i++) {
+      const s = this.slot(i);
+      if (r.task.READ_ONCE(s) !== 0) {
+        out.push(read(r.task.addr(s)));
+        continue;
+      }
+      out.push(r.task.addr(s), r.label.addr(s), r.nr_derefs.addr(s));
+      if (this.derefs > 0) internFootprint(this.k, [t.label], out);
+      return;
+    }
+  }
+
+  /** What retire(i) writes. */
+  retireFootprint(i: number, out: number[]): void {
+    const s = this.slot(i);
+    out.push(this.r.seq.addr(s), this.r.nr_derefs.addr(s), this.r.task.addr(s));
+  }
+
+  /** What snapshot() reads (one array, made at the first call: do not change it). */
+  snapshotFootprint(): readonly number[] {
+    if (this.snapshotWords) return this.snapshotWords;
+    const out: number[] = [];
+    for (let i = 0; i < this.slots; i++) {
+      const s = this.slot(i);
+      out.push(read(this.r.task.addr(s)), read(this.r.seq.addr(s)));
+    }
+    this.snapshotWords = out;
+    return out;
+  }
+
   /** The reader leaves its slot: every grace period that saw it inside may now end (perform only). */
   retire(i: number): void {
     const r = this.r;
@@ -97,6 +133,11 @@ export class ReaderTable {
     r.seq.atomic_inc(s);
     r.nr_derefs.WRITE_ONCE(s, 0);
     r.task.WRITE_ONCE(s, 0);
+  }
+
+  /** The address of slot i's task word (what taskAt reads). */
+  taskWord(i: number): number {
+    return this.r.task.addr(this.slot(i));
   }
 
   taskAt(i: number): number {
@@ -155,6 +196,27 @@ export class ReaderTable {
       }
     }
     return undefined;
+  }
+
+  /**
+   * What record(i, obj, site) touches: the slot's remembered objects, read; when obj is not among them, the
+   * slot's ring and count written and the site interned.
+   */
+  recordFootprint(i: number, obj: number, site: () => string, out: number[]): void {
+    if (this.derefs === 0) return;
+    const r = this.r;
+    const s = this.slot(i);
+    const n = r.nr_derefs.READ_ONCE(s);
+    const m = Math.min(n, this.derefs);
+    for (let j = 0; j < m; j++) {
+      if (r.derefs.READ_ONCE(s, j) !== obj) continue;
+      out.push(read(r.nr_derefs.addr(s)));
+      for (let x = 0; x <= j; x++) out.push(read(r.derefs.addr(s, x)));
+      return;
+    }
+    out.push(r.nr_derefs.addr(s));
+    for (let x = 0; x < 2 * this.derefs; x++) out.push(r.derefs.addr(s, x));
+    internFootprint(this.k, [site()], out);
   }
 
   /** Remember that the reader in slot i dereferenced obj, and where (perform only). */
@@ -291,7 +353,14 @@ export function* withFrames<T>(t: KTask, frames: readonly string[], body: KGen<T
 function* readLock(k: Kernel, t: KTask, flavor: Flavor): KGen {
   const st = rcu(k);
   k.lockdep.acquire(t, st.maps[flavor], 'rcu');
-  yield* k.step(t, flavor, (env) => {
+  // lockdep neither validates nor records rcu_read_lock()'s map (check=0): nothing of its graph is touched.
+  const footprint = (): number[] => {
+    const out: number[] = [];
+    if (!readerOf.has(t)) st.readers.claimFootprint(t, out);
+    out.push(...lockHolderFootprint(k, t, st.maps[flavor].name, true));
+    return out;
+  };
+  yield* k.stepOn(t, flavor, footprint, (env) => {
     let r = readerOf.get(t);
     if (!r) {
       r = { slot: st.readers.claim(t), nest: 0 };
@@ -305,7 +374,16 @@ function* readLock(k: Kernel, t: KTask, flavor: Flavor): KGen {
 function* readUnlock(k: Kernel, t: KTask, flavor: Flavor): KGen<boolean> {
   const st = rcu(k);
   const name = flavor.replace('lock', 'unlock');
-  return yield* k.step(t, name, () => {
+  const map = st.maps[flavor];
+  const footprint = (): number[] => {
+    const out = [...lockHolderFootprint(k, t, map.name, false)];
+    const r = readerOf.get(t);
+    if (r && r.nest === 1) st.readers.retireFootprint(r.slot, out);
+    return out;
+  };
+  // A release of what t does not hold is lockdep's report, which reads its graph: the coarse fallback. (What t
+  // holds is its own: the same when the point is performed.)
+  const release = (): boolean => {
     const r = readerOf.get(t);
     if (!noteReleased(k, t, st.maps[flavor]) || !r) return false;
     if (--r.nest === 0) {
@@ -313,7 +391,9 @@ function* readUnlock(k: Kernel, t: KTask, flavor: Flavor): KGen<boolean> {
       readerOf.delete(t);
     }
     return true;
-  });
+  };
+  const holds = t.holds(map.addr()) !== undefined;
+  return yield* holds ? k.stepOn(t, name, footprint, release) : k.step(t, name, release);
 }
 
 export function* rcu_read_lock(k: Kernel, t: KTask): KGen {
@@ -370,7 +450,10 @@ export interface RcuPointer {
   addr(): number;
 }
 
-/** Condition that makes an access outside a reader legal (lockdep_is_held(t, &lock), …). */
+/**
+ * Condition that makes an access outside a reader legal (lockdep_is_held(t, &lock), …). It looks at the task only
+ * (what it holds): the points that call it declare no shared word for it to read.
+ */
 export type RcuCondition = (t: KTask) => boolean;
 
 const UNKNOWN_SITE = 'iommu-sim:0';
@@ -420,7 +503,15 @@ function derefSite(t: KTask): string {
  */
 export function* rcu_dereference_check(k: Kernel, t: KTask, p: RcuPointer, cond?: RcuCondition, where?: string): KGen<number> {
   const st = rcu(k);
-  return yield* k.step(t, `rcu_dereference(${p.name})`, (env) => {
+  const footprint = (): number[] => {
+    const out = [read(p.addr())];
+    const r = readerOf.get(t);
+    if (!k.enabled('rcu') || !r) return out;
+    const v = Atomics.load(k.i32, p.addr());
+    if (v !== 0) st.readers.recordFootprint(r.slot, v, () => derefSite(t), out);
+    return out;
+  };
+  return yield* k.stepOn(t, `rcu_dereference(${p.name})`, footprint, (env) => {
     const v = Atomics.load(k.i32, p.addr());
     if (!k.enabled('rcu')) return v;
     const r = readerOf.get(t);
@@ -456,21 +547,21 @@ export function rcu_access_pointer(k: Kernel, p: RcuPointer): number {
 
 /** rcu_assign_pointer(p, v): publish v to readers. */
 export function* rcu_assign_pointer(k: Kernel, t: KTask, p: RcuPointer, v: number): KGen {
-  yield* k.step(t, `rcu_assign_pointer(${p.name})`, () => {
+  yield* k.stepOn(t, `rcu_assign_pointer(${p.name})`, [p.addr()], () => {
     Atomics.store(k.i32, p.addr(), v);
   });
 }
 
 /** RCU_INIT_POINTER(p, v): initialise, or set NULL, without ordering (nothing new is published to readers). */
 export function* RCU_INIT_POINTER(k: Kernel, t: KTask, p: RcuPointer, v: number): KGen {
-  yield* k.step(t, `RCU_INIT_POINTER(${p.name})`, () => {
+  yield* k.stepOn(t, `RCU_INIT_POINTER(${p.name})`, [p.addr()], () => {
     Atomics.store(k.i32, p.addr(), v);
   });
 }
 
 /** rcu_replace_pointer(p, v, c): publish v and return the old value, under the update-side lock `cond`. */
 export function* rcu_replace_pointer(k: Kernel, t: KTask, p: RcuPointer, v: number, cond: RcuCondition, where?: string): KGen<number> {
-  return yield* k.step(t, `rcu_replace_pointer(${p.name})`, (env) => {
+  return yield* k.stepOn(t, `rcu_replace_pointer(${p.name})`, [p.addr()], (env) => {
     if (k.enabled('rcu') && !cond(t)) {
       suspiciousRcuUsage(k, t, env.step, where ?? p.where, 'suspicious rcu_dereference_protected() usage');
     }
@@ -485,6 +576,7 @@ export function waitForReaders(k: Kernel, t: KTask, table: ReaderTable, gp: read
   // RCU's own grace periods are watched for stalls (an srcu_struct's are not: SRCU has no stall warning).
   const stalls = states.get(k)?.readers === table ? states.get(k)?.stalls : undefined;
   const wait = stalls?.waiting(t, table, gp, what);
+  const watch = table.seqWords(gp);
   return k.point(
     t,
     `${what}: wait for readers`,
@@ -492,7 +584,8 @@ export function waitForReaders(k: Kernel, t: KTask, table: ReaderTable, gp: read
     () => {
       if (wait) stalls?.done(wait);
     },
-    { what, holder: () => table.blocker(gp), watch: table.seqWords(gp) },
+    { what, holder: () => table.blocker(gp), watch },
+    reads(watch),
   );
 }
 
@@ -609,7 +702,7 @@ function stallFinding(k: Kernel, w: GpWait, readers: readonly number[], now: num
 /** get_state_synchronize_rcu / start_poll_synchronize_rcu: a cookie for the grace period starting now. */
 export function* start_poll_synchronize_rcu(k: Kernel, t: KTask): KGen<RcuGp> {
   const st = rcu(k);
-  return yield* k.step(t, 'start_poll_synchronize_rcu', () => st.readers.snapshot());
+  return yield* k.stepOn(t, 'start_poll_synchronize_rcu', st.readers.snapshotFootprint(), () => st.readers.snapshot());
 }
 
 export const get_state_synchronize_rcu = start_poll_synchronize_rcu;
@@ -651,7 +744,7 @@ export function* synchronize_rcu(k: Kernel, t: KTask): KGen {
     'synchronize_rcu',
     (function* () {
       checkSync(k, t, 'synchronize_rcu');
-      const gp = yield* k.step(t, 'synchronize_rcu: start grace period', () => st.readers.snapshot());
+      const gp = yield* k.stepOn(t, 'synchronize_rcu: start grace period', st.readers.snapshotFootprint(), () => st.readers.snapshot());
       yield waitForReaders(k, t, st.readers, gp, 'an RCU grace period');
     })(),
   );
@@ -687,7 +780,7 @@ export function defineRcuCallback(k: Kernel, name: string, body: RcuCallbackBody
     const { args, gp } = callbackArgs(a);
     yield waitForReaders(k, t, st.readers, gp, `an RCU grace period (callback ${name})`);
     yield* withFrames(t, ['__do_softirq', 'rcu_core', 'rcu_do_batch', name], body(t, args));
-    yield* k.step(t, 'rcu_do_batch: callback done', () => {
+    yield* k.stepOn(t, 'rcu_do_batch: callback done', [k.mem.statics + st.pending], () => {
       Atomics.sub(k.i32, k.mem.statics + st.pending, 1);
     });
   });
@@ -700,7 +793,7 @@ export function* call_rcu(k: Kernel, t: KTask, cbKind: string, args: Wire = null
   yield* k.call(
     t,
     'call_rcu',
-    k.step(t, `call_rcu(${cbKind})`, (env) => {
+    k.stepOn(t, `call_rcu(${cbKind})`, [k.mem.statics + st.pending, ...st.readers.snapshotFootprint()], (env) => {
       Atomics.add(k.i32, k.mem.statics + st.pending, 1);
       env.spawn(cbKind, { args, gp: st.readers.snapshot() });
     }),
@@ -722,6 +815,7 @@ export function* rcu_barrier(k: Kernel, t: KTask): KGen {
         () => Atomics.load(k.i32, addr()) === 0,
         () => undefined,
         { what: 'pending RCU callbacks', watch: [addr()] },
+        [read(addr())],
       );
     })(),
   );

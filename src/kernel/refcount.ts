@@ -4,6 +4,7 @@
 // words, with the counter saturated the way the kernel saturates it (REFCOUNT_SATURATED: it then stays put,
 // leaking the object rather than freeing it under a user). A counter inside a slab object is checked by KASAN
 // on every access, so a get on an object already freed is a slab-use-after-free report.
+import { read } from '../runtime/footprint.js';
 import type { Wire } from '../runtime/model.js';
 import type { StepEnv } from '../runtime/task.js';
 import type { KTask } from './context.js';
@@ -12,6 +13,7 @@ import type { Kernel, KGen } from './kernel.js';
 import { type Mutex, mutex_lock, mutex_unlock } from './mutex.js';
 import { kasanAccess } from './slab.js';
 import { type Spinlock, spin_lock, spin_unlock } from './spinlock.js';
+import { kasanFootprint } from './slab.js';
 
 /** INT_MIN / 2: far from both 0 and overflow, so a saturated counter never reaches either again. */
 export const REFCOUNT_SATURATED = -0x40000000;
@@ -95,6 +97,18 @@ function reachable(k: Kernel, t: KTask, r: RefcountRef, write: boolean): boolean
   return r.obj === undefined ? true : kasanAccess(k, t, r.obj, r.field ?? 0, write);
 }
 
+/**
+ * An operation's footprint: the counter (a saturation rewrites it too) and, in a slab object, KASAN's reads —
+ * computed, as what KASAN reads depends on the object's state.
+ */
+function footprint(k: Kernel, r: RefcountRef, write: boolean): () => number[] {
+  return () => {
+    const out = [write ? r.addr() : read(r.addr())];
+    if (r.obj !== undefined) kasanFootprint(k, r.obj, r.field ?? 0, out);
+    return out;
+  };
+}
+
 function op<T>(
   k: Kernel,
   t: KTask,
@@ -104,7 +118,7 @@ function op<T>(
   dflt: T,
   body: (addr: number, old: number, env: StepEnv) => T,
 ): KGen<T> {
-  return k.step(t, `${label}(${r.name})`, (env) => {
+  return k.stepOn(t, `${label}(${r.name})`, footprint(k, r, write), (env) => {
     if (!reachable(k, t, r, write)) return dflt;
     const addr = r.addr();
     return body(addr, k.i32[addr] as number, env);

@@ -4,12 +4,14 @@
 // reader's slot — one per task (a nested srcu_read_lock of the same struct gets the same idx), so the table
 // holds every task of the workload (KernelOptions.readerSlots) however deep they nest. SRCU callbacks run from a workqueue with softirqs disabled (srcu_invoke_callbacks), as the
 // kernel runs them.
+import { read } from '../runtime/footprint.js';
 import type { Wire } from '../runtime/model.js';
 import type { KTask } from './context.js';
 import type { Kernel, KGen } from './kernel.js';
-import { type LockRef, noteAcquired, noteReleased } from './lock.js';
+import { type LockRef, lockHolderFootprint, noteAcquired, noteReleased } from './lock.js';
 import { ReaderTable, rcu_read_lock_any_held, suspiciousRcuUsage, waitForReaders, withFrames } from './rcu.js';
 import { struct, word } from './struct.js';
+import { acquirePointFootprint, stepOnOrNot } from './lock.js';
 
 /** struct srcu_struct, the words the model keeps of it (its readers are a ReaderTable beside it). */
 const SRCU_STRUCT = struct('srcu_struct', {
@@ -20,6 +22,11 @@ const SRCU_STRUCT = struct('srcu_struct', {
 export interface SrcuStruct extends LockRef {
   readonly readers: ReaderTable;
   readonly callbacks: Set<string>;
+}
+
+/** The address of ssp's srcu_cblist_len. */
+function cblistLen(k: Kernel, ssp: SrcuStruct): number {
+  return k.view(SRCU_STRUCT).srcu_cblist_len.addr(ssp.addr());
 }
 
 /** A task's slot in each srcu_struct it is inside, and how deep. */
@@ -41,7 +48,13 @@ export function* srcu_read_lock(k: Kernel, t: KTask, ssp: SrcuStruct): KGen<numb
   // Announced like a blocking lock (lockdep treats an unannounced acquisition as a trylock): srcu_read_lock
   // takes part in lockdep's dependencies as a recursive read.
   k.lockdep.acquire(t, ssp, 'srcu');
-  return yield* k.step(t, `srcu_read_lock(${ssp.name})`, (env) => {
+  // The slot this task reads in (claimed at its first, outermost lock), and lockdep's share of the acquisition.
+  const claim = (): number[] => {
+    const out: number[] = [];
+    if (!nests.get(t)?.has(ssp)) ssp.readers.claimFootprint(t, out);
+    return out;
+  };
+  return yield* stepOnOrNot(k, t, `srcu_read_lock(${ssp.name})`, acquirePointFootprint(k, t, ssp, 'srcu', claim), (env) => {
     let mine = nests.get(t);
     if (!mine) {
       mine = new Map();
@@ -60,7 +73,18 @@ export function* srcu_read_lock(k: Kernel, t: KTask, ssp: SrcuStruct): KGen<numb
 
 /** srcu_read_unlock(ssp, idx). */
 export function* srcu_read_unlock(k: Kernel, t: KTask, ssp: SrcuStruct, idx: number): KGen {
-  yield* k.step(t, `srcu_read_unlock(${ssp.name})`, () => {
+  // noteReleased (the holder watches), then the slot. A release of what t does not hold is lockdep's report, which
+  // reads its graph: the coarse fallback (what t holds is its own: the same when the point is performed).
+  const footprint = (): number[] => {
+    const r = nests.get(t)?.get(ssp);
+    if (!r || r.slot !== idx) return [];
+    const out = [...lockHolderFootprint(k, t, ssp.name, false)];
+    if (r.depth === 1) ssp.readers.retireFootprint(idx, out);
+    else out.push(read(ssp.readers.taskWord(idx)));
+    return out;
+  };
+  const label = `srcu_read_unlock(${ssp.name})`;
+  yield* stepOnOrNot(k, t, label, t.holds(ssp.addr()) === undefined ? undefined : footprint, () => {
     const r = nests.get(t)?.get(ssp);
     if (!r || r.slot !== idx || ssp.readers.taskAt(idx) === 0) {
       throw new Error(`srcu_read_unlock(${ssp.name}): idx ${idx} is not a reader of it`);
@@ -96,7 +120,9 @@ export function* synchronize_srcu(k: Kernel, t: KTask, ssp: SrcuStruct): KGen {
         );
       }
       k.mightSleep(t, 'kernel/rcu/srcutree.c:1410');
-      const gp = yield* k.step(t, `synchronize_srcu(${ssp.name}): start grace period`, () => ssp.readers.snapshot());
+      const gp = yield* k.stepOn(t, `synchronize_srcu(${ssp.name}): start grace period`, ssp.readers.snapshotFootprint(), () =>
+        ssp.readers.snapshot(),
+      );
       yield waitForReaders(k, t, ssp.readers, gp, `an SRCU grace period of ${ssp.name}`);
     })(),
   );
@@ -123,7 +149,7 @@ export function defineSrcuCallback(k: Kernel, ssp: SrcuStruct, name: string, bod
     t.softirqsDisabled++;
     yield* withFrames(t, ['worker_thread', 'process_one_work', 'srcu_invoke_callbacks', name], body(t, args));
     t.softirqsDisabled--;
-    yield* k.step(t, 'srcu_invoke_callbacks: callback done', () => {
+    yield* k.stepOn(t, 'srcu_invoke_callbacks: callback done', [cblistLen(k, ssp)], () => {
       k.view(SRCU_STRUCT).srcu_cblist_len.atomic_dec(ssp.addr());
     });
   });
@@ -135,7 +161,7 @@ export function* call_srcu(k: Kernel, t: KTask, ssp: SrcuStruct, cbKind: string,
   yield* k.call(
     t,
     'call_srcu',
-    k.step(t, `call_srcu(${ssp.name}, ${cbKind})`, (env) => {
+    k.stepOn(t, `call_srcu(${ssp.name}, ${cbKind})`, [cblistLen(k, ssp), ...ssp.readers.snapshotFootprint()], (env) => {
       k.view(SRCU_STRUCT).srcu_cblist_len.atomic_inc(ssp.addr());
       env.spawn(cbKind, { args, gp: ssp.readers.snapshot() });
     }),
@@ -160,6 +186,7 @@ export function* srcu_barrier(k: Kernel, t: KTask, ssp: SrcuStruct): KGen {
           what: `pending SRCU callbacks of ${ssp.name}`,
           watch: [addr],
         },
+        [read(addr)],
       );
     })(),
   );

@@ -6,6 +6,7 @@
 // As in the kernel, an item is never run by two workers at once (a re-queue while it runs waits for it), an
 // ordered workqueue runs its items one at a time in queueing order, and max_active bounds a workqueue's
 // concurrently running items. All state is in static shared memory.
+import { read } from '../runtime/footprint.js';
 import type { Wire } from '../runtime/model.js';
 import { type StepEnv, WATCH_NOTHING } from '../runtime/task.js';
 import type { KTask } from './context.js';
@@ -171,13 +172,28 @@ function enqueue(k: Kernel, st: WqState, t: KTask, wq: Workqueue, w: WorkItem, d
   return true;
 }
 
+/** What enqueue() touches: the workqueue's state and counts, the item's words, the kworker id counter. */
+function enqueueFootprint(k: Kernel, st: WqState, wq: Workqueue, w: WorkItem): number[] {
+  const q = qa(k, wq);
+  const a = wa(k, w);
+  return [
+    read(st.wq.dead.addr(q)),
+    st.wq.count.addr(q),
+    st.wq.next.addr(q),
+    st.work.data.addr(a),
+    st.work.seq.addr(a),
+    st.work.wq.addr(a),
+    k.mem.statics + st.counter,
+  ];
+}
+
 /** queue_work(wq, work): false when the item is already pending (it then runs once, with its first data). */
 export function* queue_work(k: Kernel, t: KTask, wq: Workqueue, work: WorkItem, data: Wire = null): KGen<boolean> {
   const st = state(k);
   return yield* k.call(
     t,
     'queue_work',
-    k.step(t, `queue_work(${wq.name}, ${work.name})`, (env) => enqueue(k, st, t, wq, work, data, 0, env)),
+    k.stepOn(t, `queue_work(${wq.name}, ${work.name})`, enqueueFootprint(k, st, wq, work), (env) => enqueue(k, st, t, wq, work, data, 0, env)),
   );
 }
 
@@ -187,7 +203,7 @@ export function* queue_delayed_work(k: Kernel, t: KTask, wq: Workqueue, work: Wo
   return yield* k.call(
     t,
     'queue_delayed_work',
-    k.step(t, `queue_delayed_work(${wq.name}, ${work.name}, ${delayMs})`, (env) => enqueue(k, st, t, wq, work, data, delayMs, env)),
+    k.stepOn(t, `queue_delayed_work(${wq.name}, ${work.name}, ${delayMs})`, enqueueFootprint(k, st, wq, work), (env) => enqueue(k, st, t, wq, work, data, delayMs, env)),
   );
 }
 
@@ -232,6 +248,7 @@ function* worker(k: Kernel, st: WqState, t: KTask, raw: Wire): KGen {
       () => k.now() >= at,
       () => st.wq.next.atomic_fetch_add(q, 1),
       { what: `the timer of delayed work ${work.name}`, wakeAt: () => at, watch: WATCH_NOTHING },
+      [st.wq.next.addr(q)],
     )) as number;
   }
   const stale = (): boolean => st.work.seq.READ_ONCE(wd) !== a.seq || (st.work.data.READ_ONCE(wd) & WORK_STRUCT_PENDING) === 0;
@@ -257,10 +274,13 @@ function* worker(k: Kernel, st: WqState, t: KTask, raw: Wire): KGen {
       // turn(), stale() and the running and active counts
       watch: [st.wq.serve.addr(q), st.work.seq.addr(wd), st.work.data.addr(wd), st.work.running.addr(wd), st.wq.nr_active.addr(q)],
     },
+    // The same words, written (serve only by an ordered workqueue's stale instance; seq only read).
+    [st.wq.serve.addr(q), read(st.work.seq.addr(wd)), st.work.data.addr(wd), st.work.running.addr(wd), st.wq.nr_active.addr(q)],
   )) as boolean;
   if (!go) return;
   yield* withFrames(t, ['ret_from_fork', 'kthread', 'worker_thread', 'process_one_work', work.name], work.fn(t, a.data));
-  yield* k.step(t, `process_one_work(${work.name}): done`, () => {
+  const done = [st.work.running.addr(wd), st.wq.nr_active.addr(q), st.wq.count.addr(q), st.wq.serve.addr(q)];
+  yield* k.stepOn(t, `process_one_work(${work.name}): done`, done, () => {
     st.work.running.cmpxchg(wd, t.id, 0);
     st.wq.nr_active.atomic_dec(q);
     st.wq.count.atomic_dec(q);
@@ -305,6 +325,7 @@ export function* flush_work(k: Kernel, t: KTask, work: WorkItem): KGen<boolean> 
           // work_busy()
           watch: [st.work.data.addr(wa(k, work)), st.work.running.addr(wa(k, work))],
         },
+        [read(st.work.data.addr(wa(k, work))), read(st.work.running.addr(wa(k, work)))],
       );
       return busy;
     })(),
@@ -314,8 +335,15 @@ export function* flush_work(k: Kernel, t: KTask, work: WorkItem): KGen<boolean> 
 /** cancel_work(work): un-queue it if pending (a running instance goes on); true when it was pending. */
 export function* cancel_work(k: Kernel, t: KTask, work: WorkItem): KGen<boolean> {
   const st = state(k);
-  return yield* k.step(t, `cancel_work(${work.name})`, () => {
-    const a = wa(k, work);
+  const a = wa(k, work);
+  // The workqueue whose count it drops is the one the item was last queued on: read from the item.
+  const footprint = (): number[] => {
+    const out = [st.work.data.addr(a), read(st.work.wq.addr(a))];
+    const wq = st.wqs[st.work.wq.READ_ONCE(a) - 1];
+    if (wq) out.push(st.wq.count.addr(qa(k, wq)));
+    return out;
+  };
+  return yield* k.stepOn(t, `cancel_work(${work.name})`, footprint, () => {
     if ((st.work.data.READ_ONCE(a) & WORK_STRUCT_PENDING) === 0) return false;
     st.work.data.atomic_andnot(a, WORK_STRUCT_PENDING);
     const wq = st.wqs[st.work.wq.READ_ONCE(a) - 1];
@@ -344,6 +372,7 @@ export function* cancel_work_sync(k: Kernel, t: KTask, work: WorkItem): KGen<boo
           holder: () => st.work.running.READ_ONCE(a) || undefined,
           watch: [st.work.running.addr(a)],
         },
+        [read(st.work.running.addr(a))],
       );
       return was;
     })(),
@@ -381,6 +410,7 @@ export function* flush_workqueue(k: Kernel, t: KTask, wq: Workqueue): KGen {
           holder: () => runningOn(k, st, wq),
           watch: [st.wq.count.addr(qa(k, wq))],
         },
+        [read(st.wq.count.addr(qa(k, wq)))],
       );
     })(),
   );
@@ -396,7 +426,7 @@ export function* destroy_workqueue(k: Kernel, t: KTask, wq: Workqueue): KGen {
     'destroy_workqueue',
     (function* () {
       yield* flush_workqueue(k, t, wq);
-      yield* k.step(t, `destroy_workqueue(${wq.name})`, () => {
+      yield* k.stepOn(t, `destroy_workqueue(${wq.name})`, [st.wq.dead.addr(qa(k, wq))], () => {
         st.wq.dead.WRITE_ONCE(qa(k, wq), 1);
       });
     })(),

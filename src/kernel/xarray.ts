@@ -7,13 +7,15 @@
 // under the reader, and is reported as the kernel's lockdep-RCU splat. Strictly, the kernel's xa_load takes
 // rcu_read_lock() itself and the splat comes from the caller's later rcu_dereference of the entry; reporting at
 // the load names the same unprotected lookup.
+import { read } from '../runtime/footprint.js';
 import type { KTask } from './context.js';
 import { EBUSY, EINVAL, ENOSPC } from './errno.js';
 import { callTrace, heldLocksLines, taskFinding } from './findings.js';
 import type { Kernel, KGen } from './kernel.js';
-import { type LockRef, noteAcquired, noteReleased, owner } from './lock.js';
+import { type LockRef, lockHolderFootprint, noteAcquired, noteReleased, owner } from './lock.js';
 import { type Gfp, MIGHT_ALLOC_SITE } from './slab.js';
 import { array, struct, word } from './struct.js';
+import { acquirePointFootprint } from './lock.js';
 import {
   type Spinlock,
   spin_lock,
@@ -144,12 +146,27 @@ function invalid(xa: XArray, index: number, entry: number): number {
 
 // ---- reads ----
 
+/** The footprint of a point on entry `index` alone: its slot (none for an index out of range: nothing is touched). */
+function slotFootprint(xa: XArray, index: number, write: boolean): number[] {
+  if (!Number.isInteger(index) || index < 0 || index >= xa.capacity) return [];
+  return [write ? xa.slots() + index : read(xa.slots() + index)];
+}
+
+/** The footprint of an allocation of an index in [min, max]: the slots it searches, any of which it may fill. */
+function rangeFootprint(xa: XArray, min: number, max: number): number[] {
+  const out: number[] = [];
+  if (!Number.isInteger(min) || !Number.isInteger(max) || min < 0) return out;
+  const hi = Math.min(max, xa.capacity - 1);
+  for (let i = min; i <= hi; i++) out.push(xa.slots() + i);
+  return out;
+}
+
 /** xa_load: the entry at index (0 when empty or out of range). */
 export function* xa_load(k: Kernel, t: KTask, xa: XArray, index: number): KGen<number> {
   return yield* k.call(
     t,
     'xa_load',
-    k.step(t, `xa_load(${xa.name}[${index}])`, () => {
+    k.stepOn(t, `xa_load(${xa.name}[${index}])`, slotFootprint(xa, index, false), () => {
       if (xa.rcuCheck && !protectedRead(t, xa)) {
         suspicious(
           k,
@@ -166,7 +183,9 @@ export function* xa_load(k: Kernel, t: KTask, xa: XArray, index: number): KGen<n
 
 /** xa_empty (a point: it races with stores like any read). */
 export function* xa_empty(k: Kernel, t: KTask, xa: XArray): KGen<boolean> {
-  return yield* k.step(t, `xa_empty(${xa.name})`, () => {
+  const footprint: number[] = [];
+  for (let i = 0; i < xa.capacity; i++) footprint.push(read(xa.slots() + i));
+  return yield* k.stepOn(t, `xa_empty(${xa.name})`, footprint, () => {
     for (let i = 0; i < xa.capacity; i++) if ((k.i32[xa.slots() + i] as number) !== 0) return false;
     return true;
   });
@@ -213,10 +232,22 @@ const insert =
  * One mutation as one point: xa_lock is taken, the slot changed and the lock dropped atomically (nothing can
  * happen in between), and lockdep sees the acquisition. Waits while someone else holds xa_lock.
  */
-function* locked<T>(k: Kernel, t: KTask, xa: XArray, label: string, gfp: Gfp, allocates: boolean, body: () => T): KGen<T> {
+function* locked<T>(
+  k: Kernel,
+  t: KTask,
+  xa: XArray,
+  label: string,
+  gfp: Gfp,
+  allocates: boolean,
+  slots: readonly number[],
+  body: () => T,
+): KGen<T> {
   if (allocates && gfp === 'GFP_KERNEL') k.mightSleep(t, MIGHT_ALLOC_SITE);
   k.lockdep.acquire(t, xa.lock, 'spinlock');
   const addr = xa.lock.addr();
+  // xa_lock's word (read: ready() waits for it free; the point takes and drops it at once, leaving it as it was),
+  // the slots, and the holder watches its release counts; lockdep's share of the acquisition comes with it.
+  const words = [read(addr), ...slots, ...lockHolderFootprint(k, t, xa.lock.name, false)];
   return (yield k.point(
     t,
     label,
@@ -230,11 +261,21 @@ function* locked<T>(k: Kernel, t: KTask, xa: XArray, label: string, gfp: Gfp, al
       }
     },
     { what: `spinlock ${xa.lock.name}`, holder: () => owner(k, xa.lock), watch: [addr] },
+    acquirePointFootprint(k, t, xa.lock, 'spinlock', words),
   )) as T;
 }
 
 /** The same mutation by a caller that holds xa_lock (the __xa_* forms). */
-function* unlocked<T>(k: Kernel, t: KTask, xa: XArray, label: string, gfp: Gfp, allocates: boolean, body: () => T): KGen<T> {
+function* unlocked<T>(
+  k: Kernel,
+  t: KTask,
+  xa: XArray,
+  label: string,
+  gfp: Gfp,
+  allocates: boolean,
+  footprint: readonly number[],
+  body: () => T,
+): KGen<T> {
   if (allocates && gfp === 'GFP_KERNEL') {
     // __xas_nomem drops xa_lock around a blocking allocation: only what the caller holds besides it counts.
     const held = t.holds(xa.lock.addr()) !== undefined;
@@ -242,7 +283,7 @@ function* unlocked<T>(k: Kernel, t: KTask, xa: XArray, label: string, gfp: Gfp, 
     k.mightSleep(t, MIGHT_ALLOC_SITE);
     if (held) t.preemptCount++;
   }
-  return yield* k.step(t, label, () => {
+  return yield* k.stepOn(t, label, footprint, () => {
     if (t.holds(xa.lock.addr()) === undefined && xa.rcuCheck) {
       suspicious(k, t, 'include/linux/xarray.h:1195', 'rcu_dereference_protected', `${label} without ${xa.lock.name} held`);
     }
@@ -274,7 +315,7 @@ export function* xa_store(k: Kernel, t: KTask, xa: XArray, index: number, entry:
   return yield* k.call(
     t,
     'xa_store',
-    locked(k, t, xa, `xa_store(${xa.name}[${index}], ${entry})`, gfp, entry !== 0, () => mutate(xa, k, index, entry, store(k, entry))),
+    locked(k, t, xa, `xa_store(${xa.name}[${index}], ${entry})`, gfp, entry !== 0, slotFootprint(xa, index, true), () => mutate(xa, k, index, entry, store(k, entry))),
   );
 }
 
@@ -283,7 +324,7 @@ export function* xa_erase(k: Kernel, t: KTask, xa: XArray, index: number): KGen<
   return yield* k.call(
     t,
     'xa_erase',
-    locked(k, t, xa, `xa_erase(${xa.name}[${index}])`, 'GFP_ATOMIC', false, () => Math.max(0, mutate(xa, k, index, 0, store(k, 0)))),
+    locked(k, t, xa, `xa_erase(${xa.name}[${index}])`, 'GFP_ATOMIC', false, slotFootprint(xa, index, true), () => Math.max(0, mutate(xa, k, index, 0, store(k, 0)))),
   );
 }
 
@@ -303,7 +344,7 @@ export function* xa_cmpxchg(
   return yield* k.call(
     t,
     'xa_cmpxchg',
-    locked(k, t, xa, `xa_cmpxchg(${xa.name}[${index}], ${old}, ${entry})`, gfp, entry !== 0, () =>
+    locked(k, t, xa, `xa_cmpxchg(${xa.name}[${index}], ${old}, ${entry})`, gfp, entry !== 0, slotFootprint(xa, index, true), () =>
       mutate(xa, k, index, entry, cmpxchg(k, old, entry)),
     ),
   );
@@ -314,7 +355,7 @@ export function* xa_insert(k: Kernel, t: KTask, xa: XArray, index: number, entry
   return yield* k.call(
     t,
     'xa_insert',
-    locked(k, t, xa, `xa_insert(${xa.name}[${index}], ${entry})`, gfp, true, () =>
+    locked(k, t, xa, `xa_insert(${xa.name}[${index}], ${entry})`, gfp, true, slotFootprint(xa, index, true), () =>
       entry === 0 ? -EINVAL : mutate(xa, k, index, entry, insert(k, entry)),
     ),
   );
@@ -325,7 +366,7 @@ export function* xa_alloc(k: Kernel, t: KTask, xa: XArray, entry: number, min: n
   return yield* k.call(
     t,
     'xa_alloc',
-    locked(k, t, xa, `xa_alloc(${xa.name}, ${entry})`, gfp, true, () => alloc(k, xa, entry, min, max)),
+    locked(k, t, xa, `xa_alloc(${xa.name}, ${entry})`, gfp, true, rangeFootprint(xa, min, max), () => alloc(k, xa, entry, min, max)),
   );
 }
 
@@ -334,7 +375,7 @@ export function* xa_destroy(k: Kernel, t: KTask, xa: XArray): KGen {
   yield* k.call(
     t,
     'xa_destroy',
-    locked(k, t, xa, `xa_destroy(${xa.name})`, 'GFP_ATOMIC', false, () => {
+    locked(k, t, xa, `xa_destroy(${xa.name})`, 'GFP_ATOMIC', false, rangeFootprint(xa, 0, xa.capacity - 1), () => {
       k.i32.fill(0, xa.slots(), xa.slots() + xa.capacity);
     }),
   );
@@ -346,7 +387,7 @@ export function* __xa_store(k: Kernel, t: KTask, xa: XArray, index: number, entr
   return yield* k.call(
     t,
     '__xa_store',
-    unlocked(k, t, xa, `__xa_store(${xa.name}[${index}], ${entry})`, gfp, entry !== 0, () => mutate(xa, k, index, entry, store(k, entry))),
+    unlocked(k, t, xa, `__xa_store(${xa.name}[${index}], ${entry})`, gfp, entry !== 0, slotFootprint(xa, index, true), () => mutate(xa, k, index, entry, store(k, entry))),
   );
 }
 
@@ -354,7 +395,7 @@ export function* __xa_erase(k: Kernel, t: KTask, xa: XArray, index: number): KGe
   return yield* k.call(
     t,
     '__xa_erase',
-    unlocked(k, t, xa, `__xa_erase(${xa.name}[${index}])`, 'GFP_ATOMIC', false, () => Math.max(0, mutate(xa, k, index, 0, store(k, 0)))),
+    unlocked(k, t, xa, `__xa_erase(${xa.name}[${index}])`, 'GFP_ATOMIC', false, slotFootprint(xa, index, true), () => Math.max(0, mutate(xa, k, index, 0, store(k, 0)))),
   );
 }
 
@@ -370,7 +411,7 @@ export function* __xa_cmpxchg(
   return yield* k.call(
     t,
     '__xa_cmpxchg',
-    unlocked(k, t, xa, `__xa_cmpxchg(${xa.name}[${index}], ${old}, ${entry})`, gfp, entry !== 0, () =>
+    unlocked(k, t, xa, `__xa_cmpxchg(${xa.name}[${index}], ${old}, ${entry})`, gfp, entry !== 0, slotFootprint(xa, index, true), () =>
       mutate(xa, k, index, entry, cmpxchg(k, old, entry)),
     ),
   );
@@ -380,7 +421,7 @@ export function* __xa_insert(k: Kernel, t: KTask, xa: XArray, index: number, ent
   return yield* k.call(
     t,
     '__xa_insert',
-    unlocked(k, t, xa, `__xa_insert(${xa.name}[${index}], ${entry})`, gfp, true, () =>
+    unlocked(k, t, xa, `__xa_insert(${xa.name}[${index}], ${entry})`, gfp, true, slotFootprint(xa, index, true), () =>
       entry === 0 ? -EINVAL : mutate(xa, k, index, entry, insert(k, entry)),
     ),
   );
@@ -398,6 +439,6 @@ export function* __xa_alloc(
   return yield* k.call(
     t,
     '__xa_alloc',
-    unlocked(k, t, xa, `__xa_alloc(${xa.name}, ${entry})`, gfp, true, () => alloc(k, xa, entry, min, max)),
+    unlocked(k, t, xa, `__xa_alloc(${xa.name}, ${entry})`, gfp, true, rangeFootprint(xa, min, max), () => alloc(k, xa, entry, min, max)),
   );
 }

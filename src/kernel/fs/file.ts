@@ -11,6 +11,7 @@
 // file_operations, whose open/release/mmap are kernel functions by name: a patch replacing one reaches it.
 // A process's mappings of a file (its device portal) are kept here per mm, beside the anonymous VMA map of
 // pagetable.ts: vpn mm.pages + slot, outside the address space the IOMMU translates.
+import { read } from '../../runtime/footprint.js';
 import { current, defineTasks, TASK_STRUCT, type Tasks } from '../task_struct.js';
 import type { KTask } from '../context.js';
 import { EBADF, EINVAL, EMFILE, ENFILE, ENOMEM } from '../errno.js';
@@ -20,6 +21,7 @@ import type { KernelFunctions, KFnName } from '../kfunc.js';
 import type { MmStruct } from '../mm/mm.js';
 import { down_write, up_write } from '../rwsem.js';
 import { array, element, struct, type ViewOf, word } from '../struct.js';
+import { internFootprint } from '../memory.js';
 import { defineWork, queue_delayed_work, system_wq, type WorkItem } from '../workqueue.js';
 
 /** Open fds a process may have (its fdtable's size); fds are numbered from FD_BASE (0..2 are stdio). */
@@ -277,12 +279,49 @@ function fileAccess(k: Kernel, t: KTask, st: FsState, file: number, field: numbe
   return false;
 }
 
+/** What fileAccess reads of a file: its state, and for KASAN's report the tracks (their strings are written once). */
+function fileAccessFootprint(k: Kernel, st: FsState, file: number, out: number[]): void {
+  const b = fileAt(k, st, file);
+  const f = st.f;
+  out.push(read(f.state.addr(b)), read(f.alloc_by.addr(b)), read(f.alloc_chain.addr(b)), read(f.free_by.addr(b)), read(f.free_chain.addr(b)));
+}
+
+/** Every word of a files_struct's fd table, written (a point that searches or empties it). */
+function fdtFootprint(k: Kernel, st: FsState, files: number): number[] {
+  const at = filesAt(k, st, files);
+  const out: number[] = [];
+  for (let s = 0; s < NR_OPEN; s++) out.push(st.fs.fdt.addr(at, s));
+  return out;
+}
+
+/** Who t is and where it is, interned as a file's alloc or free track. */
+function trackFootprint(k: Kernel, t: KTask, out: number[]): void {
+  internFootprint(k, [t.label, t.chain().join('\n')], out);
+}
+
 // ---- the references: alloc, fget, fput and where the last one's release runs ----
 
 function defineFileFunctions(k: Kernel, st: FsState): void {
   const { f } = st;
   k.fns.define('alloc_empty_file', 'fs/file_table.c', function* (t, fops, inode) {
-    return yield* k.step(t, 'alloc_empty_file', () => {
+    // The search from next_file reads each slot's state up to a free one, which it fills whole.
+    const footprint = (): number[] => {
+      const table = k.mem.statics + st.off.table;
+      const out = [st.tab.next_file.addr(table)];
+      const start = st.tab.next_file.get(table);
+      for (let j = 0; j < st.files; j++) {
+        const b = fileAt(k, st, ((start + j) % st.files) + 1);
+        if (f.state.get(b) === F_LIVE) {
+          out.push(read(f.state.addr(b)));
+          continue;
+        }
+        for (let w = b; w < b + FILE.words; w++) out.push(w);
+        trackFootprint(k, t, out);
+        break;
+      }
+      return out;
+    };
+    return yield* k.stepOn(t, 'alloc_empty_file', footprint, () => {
       const start = st.tab.next_file.get(k.mem.statics + st.off.table);
       for (let j = 0; j < st.files; j++) {
         const file = ((start + j) % st.files) + 1;
@@ -305,7 +344,17 @@ function defineFileFunctions(k: Kernel, st: FsState): void {
   k.fns.define('fget', 'fs/file.c', function* (t, fd) {
     const files = filesOfCurrent(k, st, t);
     if (files === 0 || fd < FD_BASE || fd >= FD_BASE + NR_OPEN) return 0;
-    return yield* k.step(t, `fget(${fd})`, () => {
+    const footprint = (): number[] => {
+      const slot = st.fs.fdt.addr(filesAt(k, st, files), fd - FD_BASE);
+      const out = [read(slot)];
+      const file = k.i32[slot] as number;
+      if (file > 0) {
+        fileAccessFootprint(k, st, file, out);
+        out.push(f.f_count.addr(fileAt(k, st, file)));
+      }
+      return out;
+    };
+    return yield* k.stepOn(t, `fget(${fd})`, footprint, () => {
       const file = st.fs.fdt.get(filesAt(k, st, files), fd - FD_BASE);
       if (file === 0 || !fileAccess(k, t, st, file, FILE.offset.f_count, true)) return 0;
       f.f_count.atomic_inc(fileAt(k, st, file));
@@ -315,10 +364,22 @@ function defineFileFunctions(k: Kernel, st: FsState): void {
   k.fns.define('fput', 'fs/file_table.c', (t, file) => fput(k, st, t, file));
   k.fns.define('____fput', 'fs/file_table.c', (t, file) => k.fn.__fput(t, file));
   k.fns.define('__fput', 'fs/file_table.c', function* (t, file) {
-    const opened = yield* k.step(t, '__fput: file->f_mode', () => fileAccess(k, t, st, file, FILE.offset.f_mode, false) && (f.f_mode.get(fileAt(k, st, file)) & FMODE_OPENED) !== 0);
+    // (Computed, as the others below whose words are a file's: a bad file throws in the perform, as before.)
+    const mode = (): number[] => {
+      const out = [read(f.f_mode.addr(fileAt(k, st, file)))];
+      fileAccessFootprint(k, st, file, out);
+      return out;
+    };
+    const opened = yield* k.stepOn(t, '__fput: file->f_mode', mode, () => fileAccess(k, t, st, file, FILE.offset.f_mode, false) && (f.f_mode.get(fileAt(k, st, file)) & FMODE_OPENED) !== 0);
     // The driver's release only for a file whose open succeeded (FMODE_OPENED).
     if (opened) yield* (k.fn[opsOf(k, st, file).release] as FopRelease)(t, file);
-    yield* k.step(t, 'file_free', () => {
+    const footprint = (): number[] => {
+      const b = fileAt(k, st, file);
+      const out = [f.free_by.addr(b), f.free_chain.addr(b), f.state.addr(b), read(f.alloc_by.addr(b)), read(f.alloc_chain.addr(b))];
+      trackFootprint(k, t, out);
+      return out;
+    };
+    yield* k.stepOn(t, 'file_free', footprint, () => {
       const b = fileAt(k, st, file);
       if (!fileAccess(k, t, st, file, FILE.offset.state, true)) return;
       f.free_by.set(b, k.mem.intern(t.label));
@@ -328,7 +389,9 @@ function defineFileFunctions(k: Kernel, st: FsState): void {
   });
   k.fns.define('delayed_fput', 'fs/file_table.c', function* (t) {
     // llist_del_all(&delayed_fput_list), then __fput of each.
-    const list = yield* k.step(t, 'llist_del_all(&delayed_fput_list)', () => {
+    const llist: number[] = [];
+    for (let file = 1; file <= st.files; file++) llist.push(f.f_llist.addr(fileAt(k, st, file)));
+    const list = yield* k.stepOn(t, 'llist_del_all(&delayed_fput_list)', llist, () => {
       const out: number[] = [];
       for (let file = 1; file <= st.files; file++) {
         const b = fileAt(k, st, file);
@@ -345,7 +408,9 @@ function defineFileFunctions(k: Kernel, st: FsState): void {
     if (i < 0) return;
     // The task's list, newest first (task_work_add pushes at the head); callbacks queued meanwhile run next round.
     for (;;) {
-      const works = yield* k.step(t, 'task_work_run: xchg(&task->task_works, NULL)', () => takeTaskWorks(k, st, i));
+      const works = yield* k.stepOn(t, 'task_work_run: xchg(&task->task_works, NULL)', () => takeTaskWorksFootprint(k, st, i), () =>
+        takeTaskWorks(k, st, i),
+      );
       if (works.length === 0) return;
       for (const file of works) yield* k.fn.____fput(t, file);
     }
@@ -355,8 +420,23 @@ function defineFileFunctions(k: Kernel, st: FsState): void {
     if (i < 0) return;
     yield* k.fn.task_work_run(t);
     // task_work_run(): its last xchg leaves &work_exited, so a later task_work_add fails (fput: delayed_fput).
-    yield* k.step(t, 'task->task_works = &work_exited', () => void st.tasks.view.work_exited.set(st.tasks.at(i), 1));
+    const exited = st.tasks.view.work_exited.addr(st.tasks.at(i));
+    yield* k.stepOn(t, 'task->task_works = &work_exited', [exited], () => void st.tasks.view.work_exited.set(st.tasks.at(i), 1));
   });
+}
+
+/** What takeTaskWorks(i) touches: task_works, and when callbacks are queued, every file's f_task and its own files' callbacks. */
+function takeTaskWorksFootprint(k: Kernel, st: FsState, i: number): number[] {
+  const at = st.tasks.at(i);
+  const works = st.tasks.view.task_works;
+  if (works.get(at) === 0) return [read(works.addr(at))];
+  const out = [works.addr(at)];
+  for (let file = 1; file <= st.files; file++) {
+    const b = fileAt(k, st, file);
+    if (st.f.f_task.get(b) !== i + 1) out.push(read(st.f.f_task.addr(b)));
+    else out.push(st.f.f_task.addr(b), st.f.f_task_work.addr(b));
+  }
+  return out;
 }
 
 /** The last fput's callbacks queued on process i's task_works, newest first; the list emptied. Perform only. */
@@ -375,13 +455,27 @@ function takeTaskWorks(k: Kernel, st: FsState, i: number): number[] {
 }
 
 /**
+ * What fput(file) by a task of process i (-1: none) may touch: KASAN's look at the file (its state, and for a report
+ * its tracks), f_count, and for the last reference the task_work or delayed_fput_list fields it queues the file on.
+ */
+function fputFootprint(k: Kernel, st: FsState, i: number, file: number): number[] {
+  const { f, tasks } = st;
+  const b = fileAt(k, st, file);
+  const table = k.mem.statics + st.off.table;
+  const out = [read(f.state.addr(b)), read(f.alloc_by.addr(b)), read(f.alloc_chain.addr(b)), read(f.free_by.addr(b)), read(f.free_chain.addr(b))];
+  out.push(f.f_count.addr(b), f.f_task_work.addr(b), f.f_task.addr(b), f.f_llist.addr(b), st.tab.task_work_seq.addr(table));
+  if (i >= 0) out.push(read(tasks.view.work_exited.addr(tasks.at(i))), tasks.view.task_works.addr(tasks.at(i)));
+  return out;
+}
+
+/**
  * fput: drop a reference; the last one queues ____fput on current's task_works (a user task not yet past
  * exit_task_work) or the file on delayed_fput_list, with the delayed_fput work scheduled (a kernel thread).
  */
 function* fput(k: Kernel, st: FsState, t: KTask, file: number): KGen {
   const i = current(k, t);
   const { f, tasks } = st;
-  const how = yield* k.step(t, `fput(file ${file})`, () => {
+  const how = yield* k.stepOn(t, `fput(file ${file})`, () => fputFootprint(k, st, i, file), () => {
     const b = fileAt(k, st, file);
     if (!fileAccess(k, t, st, file, FILE.offset.f_count, true)) return 'none';
     if (f.f_count.atomic_dec_return(b) !== 0) return 'none';
@@ -413,7 +507,7 @@ function defineOpenClose(k: Kernel, st: FsState): void {
   k.fns.define('do_sys_open', 'fs/open.c', function* (t, fops, inode, mm, flags) {
     const files = filesOfCurrent(k, st, t);
     if (files === 0) return -EBADF;
-    const slot = yield* k.step(t, 'get_unused_fd_flags', () => {
+    const slot = yield* k.stepOn(t, 'get_unused_fd_flags', fdtFootprint(k, st, files), () => {
       const at = filesAt(k, st, files);
       for (let s = 0; s < NR_OPEN; s++) {
         if (fs.fdt.get(at, s) !== 0) continue;
@@ -425,17 +519,17 @@ function defineOpenClose(k: Kernel, st: FsState): void {
     if (slot < 0) return slot;
     const file = yield* k.fn.alloc_empty_file(t, fops, inode);
     const ret = file < 0 ? file : yield* (k.fn[(st.fops[fops - 1] as FileOperations).open] as FopOpen)(t, file, mm, flags);
-    if (file > 0 && ret === 0) yield* k.step(t, 'file->f_mode |= FMODE_OPENED', () => void f.f_mode.atomic_or(fileAt(k, st, file), FMODE_OPENED));
+    if (file > 0 && ret === 0) yield* k.stepOn(t, 'file->f_mode |= FMODE_OPENED', () => [f.f_mode.addr(fileAt(k, st, file))], () => void f.f_mode.atomic_or(fileAt(k, st, file), FMODE_OPENED));
     // A failed open: the fd goes back (put_unused_fd) and the file with it, without a release.
     if (file > 0 && ret < 0) yield* k.fn.fput(t, file);
-    yield* k.step(t, ret < 0 ? 'put_unused_fd' : 'fd_install', () => void fs.fdt.set(filesAt(k, st, files), slot, ret < 0 ? 0 : file));
+    yield* k.stepOn(t, ret < 0 ? 'put_unused_fd' : 'fd_install', [fs.fdt.addr(filesAt(k, st, files), slot)], () => void fs.fdt.set(filesAt(k, st, files), slot, ret < 0 ? 0 : file));
     return ret < 0 ? ret : FD_BASE + slot;
   });
   k.fns.define('close_fd', 'fs/file.c', function* (t, fd) {
     const files = filesOfCurrent(k, st, t);
     if (files === 0 || fd < FD_BASE || fd >= FD_BASE + NR_OPEN) return -EBADF;
     // pick_file under files->file_lock: the fd is free from here on.
-    const file = yield* k.step(t, `close_fd(${fd}): pick_file`, () => {
+    const file = yield* k.stepOn(t, `close_fd(${fd}): pick_file`, [fs.fdt.addr(filesAt(k, st, files), fd - FD_BASE)], () => {
       const at = filesAt(k, st, files);
       const file = fs.fdt.get(at, fd - FD_BASE);
       if (file <= 0) return 0;
@@ -451,7 +545,7 @@ function defineOpenClose(k: Kernel, st: FsState): void {
   k.fns.define('exit_files', 'kernel/exit.c', function* (t) {
     const i = current(k, t);
     if (i < 0) return;
-    const files = yield* k.step(t, 'task_lock: tsk->files = NULL', () => {
+    const files = yield* k.stepOn(t, 'task_lock: tsk->files = NULL', [st.tasks.view.files.addr(st.tasks.at(i))], () => {
       const at = st.tasks.at(i);
       const files = st.tasks.view.files.get(at);
       st.tasks.view.files.set(at, 0);
@@ -460,10 +554,10 @@ function defineOpenClose(k: Kernel, st: FsState): void {
     if (files !== 0) yield* k.fn.put_files_struct(t, files);
   });
   k.fns.define('put_files_struct', 'fs/file.c', function* (t, files) {
-    const last = yield* k.step(t, 'atomic_dec_and_test(&files->count)', () => fs.count.atomic_dec_return(filesAt(k, st, files)) === 0);
+    const last = yield* k.stepOn(t, 'atomic_dec_and_test(&files->count)', [fs.count.addr(filesAt(k, st, files))], () => fs.count.atomic_dec_return(filesAt(k, st, files)) === 0);
     if (!last) return;
     // close_files: every fd still open, in fd order.
-    const open = yield* k.step(t, 'close_files', () => {
+    const open = yield* k.stepOn(t, 'close_files', fdtFootprint(k, st, files), () => {
       const at = filesAt(k, st, files);
       const out: number[] = [];
       for (let s = 0; s < NR_OPEN; s++) {
@@ -489,7 +583,14 @@ function defineMmapFunctions(k: Kernel, st: FsState): void {
     let ret = -EINVAL;
     if (mmap) {
       yield* down_write(k, t, mm.mmapLock);
-      const slot = yield* k.step(t, 'mmap_region: vma->vm_file = get_file(file)', () => {
+      const at = vmasAt(k, st, mm);
+      const region = (): number[] => {
+        const out = [st.f.f_count.addr(fileAt(k, st, file))];
+        for (let s = 0; s < NR_FILE_VMAS; s++) out.push(vm.vm_file.addr(at, s));
+        fileAccessFootprint(k, st, file, out);
+        return out;
+      };
+      const slot = yield* k.stepOn(t, 'mmap_region: vma->vm_file = get_file(file)', region, () => {
         const at = vmasAt(k, st, mm);
         for (let s = 0; s < NR_FILE_VMAS; s++) {
           if (vm.vm_file.get(at, s) !== 0) continue;
@@ -503,7 +604,7 @@ function defineMmapFunctions(k: Kernel, st: FsState): void {
       ret = slot < 0 ? slot : yield* (k.fn[mmap] as FopMmap)(t, file, mm, mm.pages + slot);
       // A failed f_op->mmap: the vma goes again, and its reference (fput; no vm_ops->close).
       if (slot >= 0 && ret < 0) {
-        yield* k.step(t, 'mmap_region: unmap_and_free_vma', () => void vm.vm_file.set(vmasAt(k, st, mm), slot, 0));
+        yield* k.stepOn(t, 'mmap_region: unmap_and_free_vma', [vm.vm_file.addr(at, slot)], () => void vm.vm_file.set(vmasAt(k, st, mm), slot, 0));
         yield* k.fn.fput(t, file);
       }
       yield* up_write(k, t, mm.mmapLock);
@@ -517,14 +618,15 @@ function defineMmapFunctions(k: Kernel, st: FsState): void {
     const s = vpn - mm.pages;
     if (s < 0 || s >= NR_FILE_VMAS || vmasAt(k, st, mm) < 0) return -EINVAL;
     yield* down_write(k, t, mm.mmapLock);
-    const had = yield* k.step(t, `do_vmi_munmap(${mm.name}, ${vpn}, 1)`, () => vm.vm_file.get(vmasAt(k, st, mm), s) !== 0);
+    const had = yield* k.stepOn(t, `do_vmi_munmap(${mm.name}, ${vpn}, 1)`, [read(vm.vm_file.addr(vmasAt(k, st, mm), s))], () => vm.vm_file.get(vmasAt(k, st, mm), s) !== 0);
     if (had) yield* k.fn.remove_vma(t, mm, vpn);
     yield* up_write(k, t, mm.mmapLock);
     return 0;
   });
   // remove_vma: vm_ops->close (uacce_vma_close frees the region: nothing the model keeps), fput(vma->vm_file).
   k.fns.define('remove_vma', 'mm/mmap.c', function* (t, mm, vpn) {
-    const file = yield* k.step(t, 'remove_vma: vma->vm_file', () => {
+    const at = vmasAt(k, st, mm);
+    const file = yield* k.stepOn(t, 'remove_vma: vma->vm_file', at < 0 ? [] : [vm.vm_file.addr(at, vpn - mm.pages)], () => {
       const at = vmasAt(k, st, mm);
       const file = vm.vm_file.get(at, vpn - mm.pages);
       vm.vm_file.set(at, vpn - mm.pages, 0);

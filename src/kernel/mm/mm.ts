@@ -403,7 +403,7 @@ export const MM_FIELD = { users: MM_STRUCT.offset.mm_users, count: MM_STRUCT.off
 
 /** The words of a string in the stack depot (memory.ts stringAt: its length, then its characters), as reads. */
 function stringReads(k: Kernel, id: number, out: number[]): void {
-  // TODO(integrate): replace by mem's string footprint helper when it exports one.
+  // (Written once, before the slot that publishes them: ordering on the slot would do; declared all the same.)
   if (id <= 0) return;
   const n = k.i32[id] as number;
   for (let i = 0; i <= n; i++) out.push(read(id + i));
@@ -728,8 +728,7 @@ function mmFreeFootprint(k: Kernel, t: KTask, mm: MmStruct): (() => Footprint) |
 
 /** `fp` and what interning each of `strings` in turn reads and writes, each word once. */
 function internsFootprint(k: Kernel, fp: number[], strings: readonly string[]): Footprint {
-  const pending: PendingInterns = { used: -1, slots: new Map() };
-  for (const s of strings) internFootprint(k, s, pending, fp);
+  k.mem.internFootprint(strings, fp);
   return distinct(fp);
 }
 
@@ -741,50 +740,6 @@ function distinct(fp: readonly number[]): number[] {
     if (had === undefined || (isRead(had) && !isRead(e))) by.set(wordOf(e), e);
   }
   return [...by.values()];
-}
-
-/** What the step's earlier interns will have inserted by the time a later one runs: pool_used, and the slots. */
-interface PendingInterns {
-  used: number;
-  readonly slots: Map<number, string>;
-}
-
-/**
- * What k.mem.intern(s) reads and writes (memory.ts lookup), after the step's earlier interns (`pending`): the hash
- * table's probed slots and the strings compared there, read; when s is not there yet, the free slot, pool_used and
- * the heap words it takes, written. (A thread that has s in its own cache touches nothing: this is a superset.)
- */
-function internFootprint(k: Kernel, s: string, pending: PendingInterns, out: number[]): void {
-  // TODO(integrate): replace by mem's internFootprint.
-  const m = k.mem;
-  const i32 = k.i32;
-  const mask = m.layout.stringSlots - 1;
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  for (let probe = 0, slot = h & mask; probe <= mask; probe++, slot = (slot + 1) & mask) {
-    const mine = pending.slots.get(slot);
-    if (mine !== undefined) {
-      if (mine === s) return;
-      continue;
-    }
-    const at = i32[m.stringTable + slot] as number;
-    if (at === 0) {
-      // The header's pool_used is the region's first word.
-      const used = pending.used >= 0 ? pending.used : (i32[m.base] as number);
-      if (used + s.length + 1 >= m.layout.stringWords) {
-        out.push(read(m.stringTable + slot), read(m.base));
-        return;
-      }
-      out.push(m.stringTable + slot, m.base);
-      for (let i = 0; i <= s.length; i++) out.push(m.stringHeap + used + 1 + i);
-      pending.used = used + s.length + 1;
-      pending.slots.set(slot, s);
-      return;
-    }
-    out.push(read(m.stringTable + slot));
-    stringReads(k, at, out);
-    if (m.stringAt(at) === s) return;
-  }
 }
 
 /**
