@@ -4,6 +4,7 @@
 // KASAN's check of the object in front of it (objLoad / objStore: kasanAccess), so an object's footprint
 // carries the words KASAN reads too. Entries: footprint.ts's encoding (w written, read(w) only read).
 import type { Kernel } from '../kernel/kernel.js';
+import { MMU_NOTIFIER, MMU_NOTIFIER_TABLE, type MmuNotifiers } from '../kernel/mm/mmu_notifier.js';
 import { slabObjectWords } from '../kernel/slab.js';
 import { read } from '../runtime/footprint.js';
 
@@ -39,4 +40,22 @@ export function objectFootprint(k: Kernel, obj: number, reads: readonly number[]
 /** Fields `from` .. `from + n - 1` of an object (a struct's array). */
 export function fieldRange(from: number, n: number): number[] {
   return Array.from({ length: n }, (_, i) => from + i);
+}
+
+/**
+ * What subscriptionOf(k, n, opsId, data) reads (mmu_notifier.ts: the subscription table scanned for a live slot of
+ * these ops and data): each slot's state, and the ops and data of the slots in use (all of them: where the scan stops is not
+ * worth repeating). Computed: call it under the step.
+ * TODO(integrate): replace by mm's footprint of subscriptionOf.
+ */
+export function subscriptionOfFootprint(k: Kernel, n: MmuNotifiers, opsId: number): number[] {
+  const out: number[] = [];
+  for (let sub = 1; sub <= n.slots; sub++) {
+    const a = k.mem.statics + n.off + MMU_NOTIFIER_TABLE.words + (sub - 1) * MMU_NOTIFIER.words;
+    out.push(read(n.mn.state.addr(a)));
+    if (n.mn.state.get(a) === 0) continue;
+    out.push(read(n.mn.ops.addr(a)));
+    if (n.mn.ops.get(a) === opsId) out.push(read(n.mn.data.addr(a)));
+  }
+  return out;
 }

@@ -36,7 +36,7 @@ import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mut
 import { rcu_init } from '../kernel/rcu.js';
 import { array, element, struct, type ViewOf, word } from '../kernel/struct.js';
 import { read } from '../runtime/footprint.js';
-import { objectFootprint } from './footprints.js';
+import { objectFootprint, subscriptionOfFootprint } from './footprints.js';
 import { defineDeviceFault } from './io-pgfault.js';
 import type { Oracle } from './oracle.js';
 import { PasidAllocator } from './pasid.js';
@@ -226,6 +226,7 @@ export class Sva {
       svaDomains.notifier = {
         register: (t, dom, mm) => mmu_notifier_register(k, t, notifiers, this.domainOps, mm, dom),
         subscription: (dom) => subscriptionOf(k, notifiers, this.domainOps, dom),
+        subscriptionFootprint: () => subscriptionOfFootprint(k, notifiers, this.domainOps),
         put: (t, sub) => mmu_notifier_put(k, t, notifiers, sub),
       };
     }
