@@ -4,6 +4,7 @@
 // KASAN's check of the object in front of it (objLoad / objStore: kasanAccess), so an object's footprint
 // carries the words KASAN reads too. Entries: footprint.ts's encoding (w written, read(w) only read).
 import type { Kernel } from '../kernel/kernel.js';
+import { mmBase, type MmStruct } from '../kernel/mm/mm.js';
 import { MMU_NOTIFIER, MMU_NOTIFIER_TABLE, type MmuNotifiers } from '../kernel/mm/mmu_notifier.js';
 import { slabObjectWords } from '../kernel/slab.js';
 import { read } from '../runtime/footprint.js';
@@ -58,4 +59,10 @@ export function subscriptionOfFootprint(k: Kernel, n: MmuNotifiers, opsId: numbe
     if (n.mn.ops.get(a) === opsId) out.push(read(n.mn.data.addr(a)));
   }
   return out;
+}
+
+/** What a message of the mm's state reads (mmStateCode, mmPasid): mm->state and mm->pasid. */
+export function mmStateFootprint(k: Kernel, mm: MmStruct): number[] {
+  const base = mmBase(k, mm);
+  return [read(mm.view.state.addr(base)), read(mm.view.pasid.addr(base))];
 }

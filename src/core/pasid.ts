@@ -26,6 +26,7 @@ import type { Kernel, KGen } from '../kernel/kernel.js';
 import { setAllocTrack, TRACK_WORDS, unreferenced } from '../kernel/kmemleak.js';
 import { MM_FREED, type MmStruct, type MmTable, mm_set_pasid, mmById, mmPasid, mmStateCode } from '../kernel/mm/mm.js';
 import { defineWork, queue_work, system_wq, type WorkItem } from '../kernel/workqueue.js';
+import { read } from '../runtime/footprint.js';
 import type { Wire } from '../runtime/model.js';
 import { array, element, struct, type ViewOf, word } from '../kernel/struct.js';
 import {
@@ -269,7 +270,7 @@ export class PasidAllocator {
 
   /** The PASID mm already has in dev's scope (its users + 1), 0 for none, -1 when it is outside dev's range. */
   private findShared(t: KTask, mm: MmStruct, scope: number, min: number, max: number): KGen<number> {
-    return this.k.step(t, 'iommu_sva_find_pasid', () => {
+    return this.k.stepOn(t, 'iommu_sva_find_pasid', () => this.findSharedFootprint(mm, scope), () => {
       for (let s = 0; s < this.slots; s++) {
         const d = this.share(s);
         if (this.mmData.scope.get(d) === scope + 1 && this.mmData.mm.get(d) === mm.id + 1 && this.mmData.private.get(d) === 0) {
@@ -281,6 +282,40 @@ export class PasidAllocator {
       }
       return 0;
     });
+  }
+
+  /** What findShared reads as it scans the slots, up to the one it takes a use of (whose users it writes). */
+  private findSharedFootprint(mm: MmStruct, scope: number): number[] {
+    const md = this.mmData;
+    const out: number[] = [];
+    for (let s = 0; s < this.slots; s++) {
+      const d = this.share(s);
+      out.push(read(md.scope.addr(d)));
+      if (md.scope.get(d) !== scope + 1) continue;
+      out.push(read(md.mm.addr(d)));
+      if (md.mm.get(d) !== mm.id + 1) continue;
+      out.push(read(md.private.addr(d)));
+      if (md.private.get(d) !== 0) continue;
+      out.push(read(md.pasid.addr(d)), md.users.addr(d));
+      return out;
+    }
+    return out;
+  }
+
+  /** What iommu_sva_pasid_put reads as it scans for pasid's slot, and that slot's users and scope it writes. */
+  private putFootprint(scope: number, pasid: number): number[] {
+    const md = this.mmData;
+    const out: number[] = [];
+    for (let s = 0; s < this.slots; s++) {
+      const d = this.share(s);
+      out.push(read(md.scope.addr(d)));
+      if (md.scope.get(d) !== scope + 1) continue;
+      out.push(read(md.pasid.addr(d)));
+      if (md.pasid.get(d) !== pasid) continue;
+      out.push(md.scope.addr(d), md.users.addr(d), read(md.mm_pasid.addr(d)));
+      return out;
+    }
+    return out;
   }
 
   /** iommu_alloc_pasid with `placement`'s source of PASIDs. */
@@ -358,7 +393,7 @@ export class PasidAllocator {
     const k = this.k;
     const scope = this.scopeOf(dev, placement);
     // 0: still used, 1: the last use went, 2: … and it was the mm's own PASID.
-    const last = yield* k.step(t, 'iommu_sva_pasid_put', () => {
+    const last = yield* k.stepOn(t, 'iommu_sva_pasid_put', () => this.putFootprint(scope, pasid), () => {
       for (let s = 0; s < this.slots; s++) {
         const d = this.share(s);
         if (this.mmData.scope.get(d) !== scope + 1 || this.mmData.pasid.get(d) !== pasid) continue;
