@@ -1,5 +1,5 @@
 // The footprints of the core's points (src/core: iommu.c, iommu-sva.c, io-pgfault.c, the PASID allocator; the
-// workloads' syscall and domains-preset tasks): a stress preset and the domains preset run in the deterministic
+// workloads' syscall, kthread and domains-preset tasks): two stress presets and the domains preset run in the deterministic
 // runtime with every declared footprint checked against what its step wrote (checkFootprints), and the core's
 // points are performed declared — none of them takes the threaded runtime's coarse fallback lock.
 import { join } from 'node:path';
@@ -33,10 +33,16 @@ const CORE_LABELS = [
   'iommu_domain_alloc(paging)',
   'iommu_domain_free',
   'iommu_unmap(iova N)',
+  'dma_map_page',
+  'dma_unmap_page',
+  'kthread_should_stop',
+  'descriptor done',
   'iommu-sim: PASID attached for the device',
   'iommu-sim: PASID owners',
   // iommu-sva.c and the SVA domains.
   'iommu_sva_find_bond',
+  'kzalloc(iommu_sva)',
+  'kzalloc(iommu_mm_data)',
   'iommu_sva: init',
   'iommu_sva: bond',
   'iommu_sva: bound',
@@ -88,11 +94,14 @@ function run(workload: string, params: Readonly<Record<string, Wire>>, seed: num
 }
 
 describe('footprints of the core (checkFootprints)', () => {
-  it('run the random stress preset and the domains preset without a violation, every core point declared', async () => {
+  it('run the random and hotplug stress presets and the domains preset without a violation, every core point declared', async () => {
     tally = new Map();
     const random = await loadScenarioFile(join(import.meta.dirname, '..', 'stress', 'random.yaml'));
     // A violation throws FootprintViolation, naming the step and the word.
     for (const seed of [1, 2]) run(random.model, scenarioParams(random), seed);
+    // hotplug: the DMA API and the driver's kernel threads.
+    const hotplug = await loadScenarioFile(join(import.meta.dirname, '..', 'stress', 'hotplug.yaml'));
+    run(hotplug.model, scenarioParams(hotplug), 1);
     const domains = { iommus: 'vtd,amd,smmuv3', groups: 3, groupSize: 2, processes: 3, faults: 3, script: 'stress', rounds: 8 };
     run('domains', domains, 1);
     const missing = CORE_LABELS.filter((l) => (tally.get(l)?.[0] ?? 0) === 0);

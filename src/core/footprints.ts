@@ -3,7 +3,9 @@
 // words' stripes instead of taking the coarse fallback lock. A field of a slab object is read or written with
 // KASAN's check of the object in front of it (objLoad / objStore: kasanAccess), so an object's footprint
 // carries the words KASAN reads too. Entries: footprint.ts's encoding (w written, read(w) only read).
+import type { KTask } from '../kernel/context.js';
 import type { Kernel } from '../kernel/kernel.js';
+import { TRACK_WORDS } from '../kernel/kmemleak.js';
 import { mmBase, type MmStruct } from '../kernel/mm/mm.js';
 import { MMU_NOTIFIER, MMU_NOTIFIER_TABLE, type MmuNotifiers } from '../kernel/mm/mmu_notifier.js';
 import { slabObjectWords } from '../kernel/slab.js';
@@ -65,4 +67,51 @@ export function subscriptionOfFootprint(k: Kernel, n: MmuNotifiers, opsId: numbe
 export function mmStateFootprint(k: Kernel, mm: MmStruct): number[] {
   const base = mmBase(k, mm);
   return [read(mm.view.state.addr(base)), read(mm.view.pasid.addr(base))];
+}
+
+/** Strings a step interns before the one in hand: the heap words and table slots they take (internFootprint). */
+export interface InternedBefore {
+  words: number;
+  readonly slots: number[];
+}
+
+/**
+ * What k.mem.intern(s) touches when this thread has not met s yet (memory.ts's lookup): the table slots it probes,
+ * read — the string an occupied slot names was written with the slot, so the slot's order covers it — and, when
+ * s is new, the free slot, the heap's pool_used (the region header's first word) and the words the string takes,
+ * written. `before`: what earlier interns of the same step took (a step may intern several new strings).
+ * Computed: call it under the step.
+ * TODO(integrate): replace by mem's internFootprint.
+ */
+export function internFootprint(k: Kernel, s: string, out: number[] = [], before: InternedBefore = { words: 0, slots: [] }): number[] {
+  const mem = k.mem;
+  const i32 = k.i32;
+  const mask = mem.layout.stringSlots - 1;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  for (let probe = 0, slot = h & mask; probe <= mask; probe++, slot = (slot + 1) & mask) {
+    const at = mem.stringTable + slot;
+    const id = i32[at] as number;
+    // A slot an earlier intern of the step took holds another string (one that did not match: it was new).
+    if (id === 0 && !before.slots.includes(at)) {
+      const used = (i32[mem.base] as number) + before.words;
+      out.push(at, mem.base);
+      for (let i = 0; i <= s.length; i++) out.push(mem.stringHeap + used + 1 + i);
+      before.words += s.length + 1;
+      before.slots.push(at);
+      return out;
+    }
+    out.push(read(at));
+    if (id !== 0 && mem.stringAt(id) === s) return out;
+  }
+  return out;
+}
+
+/** What setAllocTrack(k, t, at) touches: the task's comm and call chain interned, the track's words written. */
+export function allocTrackFootprint(k: Kernel, t: KTask, at: number, out: number[] = []): number[] {
+  const before: InternedBefore = { words: 0, slots: [] };
+  internFootprint(k, t.comm, out, before);
+  internFootprint(k, t.frames.join('\n'), out, before);
+  for (let i = 0; i < TRACK_WORDS; i++) out.push(at + i);
+  return out;
 }

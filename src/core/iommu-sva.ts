@@ -36,7 +36,7 @@ import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mut
 import { rcu_init } from '../kernel/rcu.js';
 import { array, element, struct, type ViewOf, word } from '../kernel/struct.js';
 import { read } from '../runtime/footprint.js';
-import { objectFootprint, subscriptionOfFootprint } from './footprints.js';
+import { allocTrackFootprint, objectFootprint, subscriptionOfFootprint } from './footprints.js';
 import { defineDeviceFault } from './io-pgfault.js';
 import type { Oracle } from './oracle.js';
 import { PasidAllocator } from './pasid.js';
@@ -450,7 +450,7 @@ export class Sva {
       const shared = yield* this.findBond(t, dev, mm);
       if (shared > 0) return { ret: shared, pasid: this.bondField(shared, 'pasid'), why: 'shared bond' };
     }
-    const handle = yield* k.step(t, 'kzalloc(iommu_sva)', () => {
+    const handle = yield* k.stepOn(t, 'kzalloc(iommu_sva)', () => this.bondAllocFootprint(t), () => {
       for (let h = 1; h <= this.cfg.bonds; h++) {
         const b = this.bond(h);
         if (this.sva.used.get(b) !== 0) continue;
@@ -524,6 +524,19 @@ export class Sva {
       }
       return 0;
     });
+  }
+
+  /** What kzalloc(iommu_sva) touches: the used words up to the first free slot, which it takes and tracks. */
+  private bondAllocFootprint(t: KTask): number[] {
+    const out: number[] = [];
+    for (let h = 1; h <= this.cfg.bonds; h++) {
+      const b = this.bond(h);
+      out.push(read(this.sva.used.addr(b)));
+      if (this.sva.used.get(b) !== 0) continue;
+      out.push(this.sva.used.addr(b));
+      return allocTrackFootprint(this.k, t, this.sva.track.addr(b), out);
+    }
+    return out;
   }
 
   /**
@@ -684,7 +697,7 @@ export class Sva {
     const [published, known] = yield* k.stepOn(t, 'mm->iommu_mm', [read(iommuMm), read(this.devPasidAt(mm, dev))], () => [mm.view.iommu_mm.get(mmBase(k, mm)), k.i32[this.devPasidAt(mm, dev)] as number] as const);
     if (known > 0) return known;
     if (published === 0) {
-      yield* k.step(t, 'kzalloc(iommu_mm_data)', () => {
+      yield* k.stepOn(t, 'kzalloc(iommu_mm_data)', () => allocTrackFootprint(k, t, this.mmd.track.addr(data), [this.mmd.used.addr(data)]), () => {
         this.mmd.used.set(data, 1);
         setAllocTrack(k, t, this.mmd.track.addr(data));
       });
