@@ -37,6 +37,9 @@ const CORE_LABELS = [
   'dma_unmap_page',
   'kthread_should_stop',
   'descriptor done',
+  'dma map',
+  'job done',
+  'kdma user done',
   'iommu-sim: PASID attached for the device',
   'iommu-sim: PASID owners',
   // iommu-sva.c and the SVA domains.
@@ -94,7 +97,7 @@ function run(workload: string, params: Readonly<Record<string, Wire>>, seed: num
 }
 
 describe('footprints of the core (checkFootprints)', () => {
-  it('run the random and hotplug stress presets and the domains preset without a violation, every core point declared', async () => {
+  it('run the random and hotplug stress presets, the domains preset and kernel DMA users without a violation, every core point declared', async () => {
     tally = new Map();
     const random = await loadScenarioFile(join(import.meta.dirname, '..', 'stress', 'random.yaml'));
     // A violation throws FootprintViolation, naming the step and the word.
@@ -104,6 +107,8 @@ describe('footprints of the core (checkFootprints)', () => {
     run(hotplug.model, scenarioParams(hotplug), 1);
     const domains = { iommus: 'vtd,amd,smmuv3', groups: 3, groupSize: 2, processes: 3, faults: 3, script: 'stress', rounds: 8 };
     run('domains', domains, 1);
+    // Kernel users of the DMA API, and VFIO taking the device over.
+    run('sva', { iommus: 'vtd', devices: 2, processes: 0, defaultDomain: 'per-device', kernel: 'dma-api', kdevices: 2, kjobs: 3, vfio: 'late' }, 1);
     const missing = CORE_LABELS.filter((l) => (tally.get(l)?.[0] ?? 0) === 0);
     const undeclared = CORE_LABELS.filter((l) => (tally.get(l)?.[1] ?? 0) > 0).map((l) => `${l}: ${tally.get(l)?.[1]}`);
     expect(missing).toEqual([]);
