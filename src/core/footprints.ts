@@ -101,7 +101,8 @@ export function internFootprint(k: Kernel, s: string, out: number[] = [], before
       before.slots.push(at);
       return out;
     }
-    out.push(read(at));
+    // (A slot taken by an earlier intern of the step is declared written already.)
+    if (id !== 0) out.push(read(at));
     if (id !== 0 && mem.stringAt(id) === s) return out;
   }
   return out;

@@ -531,8 +531,10 @@ export class Sva {
     const out: number[] = [];
     for (let h = 1; h <= this.cfg.bonds; h++) {
       const b = this.bond(h);
-      out.push(read(this.sva.used.addr(b)));
-      if (this.sva.used.get(b) !== 0) continue;
+      if (this.sva.used.get(b) !== 0) {
+        out.push(read(this.sva.used.addr(b)));
+        continue;
+      }
       out.push(this.sva.used.addr(b));
       return allocTrackFootprint(this.k, t, this.sva.track.addr(b), out);
     }

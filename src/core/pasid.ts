@@ -308,11 +308,12 @@ export class PasidAllocator {
     const out: number[] = [];
     for (let s = 0; s < this.slots; s++) {
       const d = this.share(s);
-      out.push(read(md.scope.addr(d)));
-      if (md.scope.get(d) !== scope + 1) continue;
-      out.push(read(md.pasid.addr(d)));
-      if (md.pasid.get(d) !== pasid) continue;
-      out.push(md.scope.addr(d), md.users.addr(d), read(md.mm_pasid.addr(d)));
+      if (md.scope.get(d) !== scope + 1 || md.pasid.get(d) !== pasid) {
+        out.push(read(md.scope.addr(d)));
+        if (md.scope.get(d) === scope + 1) out.push(read(md.pasid.addr(d)));
+        continue;
+      }
+      out.push(md.scope.addr(d), read(md.pasid.addr(d)), md.users.addr(d), read(md.mm_pasid.addr(d)));
       return out;
     }
     return out;
