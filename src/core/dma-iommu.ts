@@ -124,6 +124,15 @@ export class DmaApi {
     return this.dev.mappings.get(this.d(dev));
   }
 
+  /** The words domainOf and mappings read (a point's footprint). */
+  domainAddr(dev: DeviceInfo): number {
+    return this.dev.domain.addr(this.d(dev));
+  }
+
+  mappingsAddr(dev: DeviceInfo): number {
+    return this.dev.mappings.addr(this.d(dev));
+  }
+
   /** iommu_probe_device (k.fn). */
   probe(t: KTask, dev: DeviceInfo): KGen<Outcome> {
     return this.k.fn.iommu_probe_device(t, dev);

@@ -206,7 +206,8 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
     const force = cfg.takeover === 'force';
     if (cfg.vfio === 'early' && cfg.use === 'dma-api') {
       // While the host driver is still bound and mapping: refused, unless the takeover is forced.
-      yield k.point(t, 'wait for a live DMA mapping', () => dma.mappings(dev) > 0 || Atomics.load(k.i32, result(2 * D)) >= users, () => undefined);
+      const live = [read(dma.mappingsAddr(dev)), read(result(2 * D))];
+      yield k.point(t, 'wait for a live DMA mapping', () => dma.mappings(dev) > 0 || Atomics.load(k.i32, result(2 * D)) >= users, () => undefined, undefined, live);
       if (dma.mappings(dev) > 0) {
         const r = yield* dma.vfioTakeover(t, dev, 'paging', force);
         yield* k.stepOn(t, `vfio: ${r.err < 0 ? r.why : 'took it'}`, [stats.addr(r.err < 0 ? 'vfio_refused' : 'vfio_takeovers')], () => stats.add(r.err < 0 ? 'vfio_refused' : 'vfio_takeovers'));

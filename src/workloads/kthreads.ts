@@ -127,9 +127,14 @@ export function defineDriverKthreads(env: KthreadEnv, jobs: number): DriverKthre
     const dev = infos[args as number] as DeviceInfo;
     yield* env.boot.wait(t);
     // iommu_probe attaches the default domain after kernel_init: the thread's dma_map_page goes through it.
-    yield k.point(t, `wait for ${dev.name}'s default domain`, () => env.noDefaultDomain || dma.domainOf(dev) !== 0 || kt.should_stop.get(at(dev)) === 1, () => undefined, {
-      what: `iommu_probe to attach ${dev.name}'s default domain`,
-    });
+    yield k.point(
+      t,
+      `wait for ${dev.name}'s default domain`,
+      () => env.noDefaultDomain || dma.domainOf(dev) !== 0 || kt.should_stop.get(at(dev)) === 1,
+      () => undefined,
+      { what: `iommu_probe to attach ${dev.name}'s default domain` },
+      [read(dma.domainAddr(dev)), read(kt.should_stop.addr(at(dev)))],
+    );
     const pfn = yield* alloc_page(k, t, env.pm, ownerOf(env.mms.initMm));
     for (let j = 0; pfn !== 0 && j < jobs; j++) {
       if (yield* shouldStop(t, dev)) break;
