@@ -4,6 +4,8 @@
 // points are performed declared — none of them takes the threaded runtime's coarse fallback lock.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Oracle, type TranslationCache } from '../src/core/oracle.js';
+import { Kernel } from '../src/kernel/kernel.js';
 import '../src/kernel/workloads.js';
 import { runDeterministic } from '../src/runtime/deterministic.js';
 import type { Wire } from '../src/runtime/model.js';
@@ -113,5 +115,23 @@ describe('footprints of the core (checkFootprints)', () => {
     const undeclared = CORE_LABELS.filter((l) => (tally.get(l)?.[1] ?? 0) > 0).map((l) => `${l}: ${tally.get(l)?.[1]}`);
     expect(missing).toEqual([]);
     expect(undeclared).toEqual([]);
+  });
+});
+
+describe("the oracle's footprint of an unbind's stale-translation check", () => {
+  const cache = (name: string, words?: number[]): TranslationCache => ({
+    name,
+    entriesForPfn: () => [],
+    entriesForPasid: () => [],
+    ...(words ? { pasidFootprint: () => words } : {}),
+  });
+
+  it('is the union of what every cache reads, and none at all when one cache cannot say', () => {
+    const o = new Oracle(new Kernel());
+    o.addCache(cache('IOTLB', [-12, -13]));
+    o.addCache(cache('ATC', [-20]));
+    expect(o.pasidUnboundFootprint(0, 1)?.()).toEqual([-12, -13, -20]);
+    o.addCache(cache('PASID cache'));
+    expect(o.pasidUnboundFootprint(0, 1)).toBeUndefined();
   });
 });

@@ -18,6 +18,7 @@
 import type { KTask } from '../kernel/context.js';
 import { EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, errname } from '../kernel/errno.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
+import type { StepEnv } from '../runtime/task.js';
 import { setAllocTrack, TRACK_WORDS, unreferenced } from '../kernel/kmemleak.js';
 import { initMmPages, kernelBase, MM_LIVE, mmBase, type MmStruct, type MmTable, mmById, mmState, mmStateCode } from '../kernel/mm/mm.js';
 import { TLB_FLUSH_ALL } from '../kernel/mm/pgalloc.js';
@@ -385,10 +386,20 @@ export class Sva {
   *detachTable(t: KTask, dev: DeviceInfo, pasid: number, table: MmStruct): KGen {
     const k = this.k;
     yield* this.ops(dev).remove_dev_pasid(t, dev, pasid, tableDomain(table), 'unbind');
-    yield* k.step(t, `detach ${table.name} from ${dev.name} PASID ${pasid}`, (env) => {
-      Atomics.store(k.i32, this.at(this.boundTable[dev.index] as number, pasid), 0);
+    const boundAt = this.at(this.boundTable[dev.index] as number, pasid);
+    yield* this.unboundStep(t, `detach ${table.name} from ${dev.name} PASID ${pasid}`, dev, pasid, [boundAt], (env) => {
+      Atomics.store(k.i32, boundAt, 0);
       this.oracle.pasidUnbound(env.step, dev.index, dev.name, pasid, t.label);
     });
+  }
+
+  /**
+   * A step that unbinds {dev, pasid} and has the oracle look for cached entries that outlive it: on the words
+   * `words` and what the hardware's caches say the look reads — or, when a cache cannot say, on the fallback lock.
+   */
+  private unboundStep(t: KTask, label: string, dev: DeviceInfo, pasid: number, words: readonly number[], perform: (env: StepEnv) => void): KGen {
+    const caches = this.oracle.pasidUnboundFootprint(dev.index, pasid);
+    return caches ? this.k.stepOn(t, label, () => [...words, ...caches()], perform) : this.k.step(t, label, perform);
   }
 
   /** An I/O page table changed in [start, end): flush what {dev, pasid} may cache of it. */
@@ -636,8 +647,10 @@ export class Sva {
     const k = this.k;
     const dom = this.sva.domain.get(this.bond(handle));
     if (dom !== 0) yield* this.svaDomains.iommu_sva_domain_detach(t, dom, dev, pasid);
-    yield* k.step(t, quarantine ? 'iommu_sva: quarantine PASID' : 'iommu_sva: unbound', (env) => {
-      Atomics.store(k.i32, this.at(this.boundTable[dev.index] as number, pasid), 0);
+    const boundAt = this.at(this.boundTable[dev.index] as number, pasid);
+    const counted = [boundAt, ...(bound ? [this.stats.addr('unbinds')] : []), ...(quarantine ? [this.stats.addr('quarantined')] : [])];
+    yield* this.unboundStep(t, quarantine ? 'iommu_sva: quarantine PASID' : 'iommu_sva: unbound', dev, pasid, counted, (env) => {
+      Atomics.store(k.i32, boundAt, 0);
       this.oracle.pasidUnbound(env.step, dev.index, dev.name, pasid, t.label);
       if (bound) this.stats.add('unbinds');
       if (quarantine) this.stats.add('quarantined');

@@ -26,7 +26,9 @@ import type { Kernel, KGen } from '../kernel/kernel.js';
 import { setAllocTrack, TRACK_WORDS, unreferenced } from '../kernel/kmemleak.js';
 import { MM_FREED, type MmStruct, type MmTable, mm_set_pasid, mmById, mmPasid, mmStateCode } from '../kernel/mm/mm.js';
 import { defineWork, queue_work, system_wq, type WorkItem } from '../kernel/workqueue.js';
-import { read } from '../runtime/footprint.js';
+import { type Footprint, read } from '../runtime/footprint.js';
+import type { StepEnv } from '../runtime/task.js';
+import { allocTrackFootprint } from './footprints.js';
 import type { Wire } from '../runtime/model.js';
 import { array, element, struct, type ViewOf, word } from '../kernel/struct.js';
 import {
@@ -302,6 +304,22 @@ export class PasidAllocator {
     return out;
   }
 
+  /** What iommu_sva_pasid_get touches besides `seen` (the oracle's reads): the slots up to the free one it fills. */
+  private getFootprint(t: KTask, seen: Footprint): number[] {
+    const md = this.mmData;
+    const out = [...seen];
+    for (let s = 0; s < this.slots; s++) {
+      const d = this.share(s);
+      if (md.scope.get(d) !== 0) {
+        out.push(read(md.scope.addr(d)));
+        continue;
+      }
+      out.push(md.scope.addr(d), md.mm.addr(d), md.pasid.addr(d), md.users.addr(d), md.private.addr(d), md.mm_pasid.addr(d));
+      return allocTrackFootprint(this.k, t, md.track.addr(d), out);
+    }
+    return out;
+  }
+
   /** What iommu_sva_pasid_put reads as it scans for pasid's slot, and that slot's users and scope it writes. */
   private putFootprint(scope: number, pasid: number): number[] {
     const md = this.mmData;
@@ -335,8 +353,9 @@ export class PasidAllocator {
     // One PASID per process: mm->pasid is the mm's first shared PASID (what ENQCMD puts on the bus, from the
     // task's IA32_PASID), whichever scope it came from — system-wide, it names the mm on every IOMMU.
     const own = !priv && mmPasid(k, mm) === 0;
-    const ok = yield* k.step(t, 'iommu_sva_pasid_get', (env) => {
-      this.oracle.pasidAllocated(env.step, pasid, this.scopeDevices(dev), t.label);
+    const devs = this.scopeDevices(dev);
+    const get = (env: StepEnv) => {
+      this.oracle.pasidAllocated(env.step, pasid, devs, t.label);
       for (let s = 0; s < this.slots; s++) {
         const d = this.share(s);
         if (this.mmData.scope.get(d) !== 0) continue;
@@ -350,7 +369,10 @@ export class PasidAllocator {
         return true;
       }
       return false;
-    });
+    };
+    // The oracle reads the devices' DMA in flight: declared when every counter can say what it reads.
+    const inflight = this.oracle.pasidAllocatedFootprint(pasid, devs);
+    const ok = yield* (inflight ? k.stepOn(t, 'iommu_sva_pasid_get', () => this.getFootprint(t, inflight()), get) : k.step(t, 'iommu_sva_pasid_get', get));
     if (!ok) {
       yield* this.release(t, dev, scope, pasid);
       return -ENOSPC;
