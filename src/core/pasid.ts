@@ -304,6 +304,23 @@ export class PasidAllocator {
     return out;
   }
 
+  /** What the reclaim of scope's parked PASIDs touches: every slot's scope, and a parked one's device state. */
+  private reclaimFootprint(scope: number): number[] {
+    const out: number[] = [];
+    for (let s = 0; s < this.slots; s++) {
+      const q = this.q(s);
+      if (this.parked.scope.get(q) !== scope + 1) {
+        out.push(read(this.parked.scope.addr(q)));
+        continue;
+      }
+      const dev = this.env.devices[this.parked.dev.get(q) - 1] as DeviceInfo;
+      const pasid = this.parked.pasid.get(q);
+      out.push(this.parked.scope.addr(q), read(this.parked.dev.addr(q)), read(this.parked.pasid.addr(q)));
+      out.push(...(this.env.svmOf(dev)?.drainedFootprint?.(dev, pasid) ?? []));
+    }
+    return out;
+  }
+
   /** What iommu_sva_pasid_get touches besides `seen` (the oracle's reads): the slots up to the free one it fills. */
   private getFootprint(t: KTask, seen: Footprint): number[] {
     const md = this.mmData;
@@ -474,7 +491,7 @@ export class PasidAllocator {
   /** Free the quarantined PASIDs of scope whose device has drained since. */
   private *reclaim(t: KTask, scope: number): KGen {
     const k = this.k;
-    const ready = yield* k.step(t, 'iommu_sva_pasid_reclaim', () => {
+    const reclaim = () => {
       const out: [number, number][] = [];
       for (let s = 0; s < this.slots; s++) {
         const q = this.q(s);
@@ -487,7 +504,10 @@ export class PasidAllocator {
         }
       }
       return out;
-    });
+    };
+    // A parked PASID's device is asked whether it drained: declared when every device's driver can say what it reads.
+    const sayable = this.env.devices.every((d) => (this.env.svmOf(d) ?? { drainedFootprint: true }).drainedFootprint !== undefined);
+    const ready = yield* (sayable ? k.stepOn(t, 'iommu_sva_pasid_reclaim', () => this.reclaimFootprint(scope), reclaim) : k.step(t, 'iommu_sva_pasid_reclaim', reclaim));
     for (const [d, pasid] of ready) yield* this.release(t, this.env.devices[d] as DeviceInfo, scope, pasid);
   }
 }
