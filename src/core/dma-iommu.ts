@@ -124,6 +124,15 @@ export class DmaApi {
     return this.dev.mappings.get(this.d(dev));
   }
 
+  /** The words domainOf and mappings read (a point's footprint). */
+  domainAddr(dev: DeviceInfo): number {
+    return this.dev.domain.addr(this.d(dev));
+  }
+
+  mappingsAddr(dev: DeviceInfo): number {
+    return this.dev.mappings.addr(this.d(dev));
+  }
+
   /** iommu_probe_device (k.fn). */
   probe(t: KTask, dev: DeviceInfo): KGen<Outcome> {
     return this.k.fn.iommu_probe_device(t, dev);
@@ -163,7 +172,7 @@ export class DmaApi {
 
   /** defaultDomain=none: the driver manages its own domains (a composite DRM device). */
   private *noDefaultDomain(t: KTask, dev: DeviceInfo): KGen<Outcome> {
-    yield* this.k.step(t, `${dev.name}: no default domain (driver-managed)`, () => this.dev.owner.WRITE_ONCE(this.d(dev), OWNER_DRIVER));
+    yield* this.k.stepOn(t, `${dev.name}: no default domain (driver-managed)`, [this.dev.owner.addr(this.d(dev))], () => this.dev.owner.WRITE_ONCE(this.d(dev), OWNER_DRIVER));
     return { err: 0, why: 'driver-managed' };
   }
 
@@ -174,14 +183,15 @@ export class DmaApi {
     if (dom === 0) {
       const a = yield* this.domains.alloc(t, 'dma', dev.iommu);
       if (a.err < 0) {
-        yield* k.step(t, `iommu_probe_device(${dev.name}): ${errname(a.err)}`, (env) => k.report(probeFailed(t, env.step, dev, a.err, a.why)));
+        // The report is the task's own: no shared word.
+        yield* k.stepOn(t, `iommu_probe_device(${dev.name}): ${errname(a.err)}`, [], (env) => k.report(probeFailed(t, env.step, dev, a.err, a.why)));
         return { err: a.err, why: `iommu probe of ${dev.name} failed: ${a.why}` };
       }
       dom = a.dom;
       // A default domain lives as long as its device (or instance): not a leak at teardown.
       yield* kmemleak_not_leak(k, t, dom);
       const made = dom;
-      if (perInstance) yield* k.step(t, 'instance default domain', () => this.unit.default_domain.WRITE_ONCE(this.u(dev.iommu), made));
+      if (perInstance) yield* k.stepOn(t, 'instance default domain', [this.unit.default_domain.addr(this.u(dev.iommu))], () => this.unit.default_domain.WRITE_ONCE(this.u(dev.iommu), made));
     }
     const err = yield* this.attach(t, dev, dom, OWNER_DMA_API);
     if (err < 0) return { err, why: `${dev.name}: attaching its default domain failed` };
@@ -197,7 +207,7 @@ export class DmaApi {
     if (!table) return -ENODEV;
     const err = yield* this.sva.attachTable(t, dev, 0, table, pagesOwner);
     if (err < 0) return err;
-    yield* k.step(t, `${dev.name}: attached`, () => {
+    yield* k.stepOn(t, `${dev.name}: attached`, [this.dev.domain.addr(this.d(dev)), this.dev.owner.addr(this.d(dev))], () => {
       this.dev.domain.WRITE_ONCE(this.d(dev), dom);
       this.dev.owner.WRITE_ONCE(this.d(dev), owner);
     });
@@ -211,7 +221,7 @@ export class DmaApi {
     if (dom === 0) return 0;
     const table = this.domains.pageTable(t, dom);
     if (table) yield* this.sva.detachTable(t, dev, 0, table);
-    yield* k.step(t, `${dev.name}: detached`, () => this.dev.domain.WRITE_ONCE(this.d(dev), 0));
+    yield* k.stepOn(t, `${dev.name}: detached`, [this.dev.domain.addr(this.d(dev))], () => this.dev.domain.WRITE_ONCE(this.d(dev), 0));
     return dom;
   }
 
@@ -221,7 +231,7 @@ export class DmaApi {
     if (dom === 0 || this.ownerOf(dev) !== OWNER_DMA_API) return -ENODEV;
     const iova = yield* this.domains.mapAny(t, dom, pfn, write);
     if (iova < 0) return iova;
-    yield* this.k.step(t, 'dma_map_page', () => this.dev.mappings.atomic_inc(this.d(dev)));
+    yield* this.k.stepOn(t, 'dma_map_page', [this.dev.mappings.addr(this.d(dev))], () => this.dev.mappings.atomic_inc(this.d(dev)));
     return iova;
   }
 
@@ -235,7 +245,7 @@ export class DmaApi {
     if (table) {
       for (const d of this.devices) if (this.domainOf(d) === dom) yield* this.sva.flushTable(t, d, 0, table, iova, iova + 1);
     }
-    yield* this.k.step(t, 'dma_unmap_page', () => this.dev.mappings.atomic_dec(this.d(dev)));
+    yield* this.k.stepOn(t, 'dma_unmap_page', [this.dev.mappings.addr(this.d(dev))], () => this.dev.mappings.atomic_dec(this.d(dev)));
     return 0;
   }
 

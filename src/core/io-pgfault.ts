@@ -28,9 +28,11 @@ import { defineKfreeRcu, defineRcuPointer, kfree_rcu, type RcuPointer, rcu_assig
 import { objectRefcount, refcount_dec_and_test, refcount_inc_not_zero, refcount_set } from '../kernel/refcount.js';
 import { kfree, kzalloc, objLoad, objStore } from '../kernel/slab.js';
 import { array, struct, word } from '../kernel/struct.js';
+import { read } from '../runtime/footprint.js';
 import { alloc_workqueue, defineWork, flush_workqueue, queue_work, type WorkItem, type Workqueue } from '../kernel/workqueue.js';
 import { EBUSY, EINVAL, ENODEV, ENOMEM } from '../kernel/errno.js';
 import { DOM, DOMAIN_TYPES, type DomainGet, IOMMU_ATTACH_HANDLE, type IommuGroups, iommuWarn } from './iommu.js';
+import { fieldRange, objectFootprint } from './footprints.js';
 import { type DeviceInfo, type DriverBug, type FaultHandling, RESP_INVALID, RESP_SUCCESS, type SvmOps } from './types.js';
 
 const IO_PGFAULT_C = 'drivers/iommu/io-pgfault.c';
@@ -231,7 +233,8 @@ function defineQueueFunctions(k: Kernel, st: IopfState): void {
   k.fns.define('iopf_queue_remove_device', IO_PGFAULT_C, (t, queue, dev) => removeDevice(k, t, queue, dev));
   k.fns.define('iopf_queue_flush_dev', IO_PGFAULT_C, function* (t, dev) {
     // "It's a driver bug to be here after iopf_queue_remove_device()": no lock, no reference.
-    const fp = yield* k.step(t, 'dev->iommu->fault_param', () => Atomics.load(k.i32, devIommu(k, dev).fault_param.addr()));
+    const at = devIommu(k, dev).fault_param.addr();
+    const fp = yield* k.stepOn(t, 'dev->iommu->fault_param', [read(at)], () => Atomics.load(k.i32, at));
     if (fp === 0) {
       iommuWarn(k, t, `${IO_PGFAULT_C}:332`, 'iopf_queue_flush_dev', `iopf_queue_flush_dev(${dev.name}) with no fault param: after iopf_queue_remove_device, or before iopf_queue_add_device`);
       return -ENODEV;
@@ -254,13 +257,14 @@ function* addDevice(k: Kernel, t: KTask, queue: IopfQueue, dev: DeviceInfo): KGe
   yield* mutex_lock(k, t, queue.lock);
   yield* mutex_lock(k, t, d.lock);
   let ret = 0;
-  if ((yield* k.step(t, 'rcu_dereference_check(param->fault_param)', () => Atomics.load(k.i32, d.fault_param.addr()))) !== 0) ret = -EBUSY;
+  const at = d.fault_param.addr();
+  if ((yield* k.stepOn(t, 'rcu_dereference_check(param->fault_param)', [read(at)], () => Atomics.load(k.i32, at))) !== 0) ret = -EBUSY;
   else {
     const fp = yield* kzalloc(k, t, IOMMU_FAULT_PARAM.words, 'GFP_KERNEL');
     if (fp === 0) ret = -ENOMEM;
     else {
       yield* refcount_set(k, t, usersOf(k, fp), 1);
-      yield* k.step(t, 'fault_param init', () => {
+      yield* k.stepOn(t, 'fault_param init', objectFootprint(k, fp, [], [FP.dev, FP.queue]), () => {
         objStore(k, t, fp, FP.dev, dev.index + 1);
         objStore(k, t, fp, FP.queue, queue.index + 1);
       });
@@ -281,13 +285,15 @@ function* removeDevice(k: Kernel, t: KTask, queue: IopfQueue, dev: DeviceInfo): 
   const d = devIommu(k, dev);
   yield* mutex_lock(k, t, queue.lock);
   yield* mutex_lock(k, t, d.lock);
-  const fp = yield* k.step(t, 'rcu_dereference_check(param->fault_param)', () => Atomics.load(k.i32, d.fault_param.addr()));
-  if (fp === 0 || (yield* k.step(t, 'fault_param->queue', () => objLoad(k, t, fp, FP.queue))) !== queue.index + 1) {
+  const at = d.fault_param.addr();
+  const fp = yield* k.stepOn(t, 'rcu_dereference_check(param->fault_param)', [read(at)], () => Atomics.load(k.i32, at));
+  if (fp === 0 || (yield* k.stepOn(t, 'fault_param->queue', objectFootprint(k, fp, [FP.queue]), () => objLoad(k, t, fp, FP.queue))) !== queue.index + 1) {
     iommuWarn(k, t, `${IO_PGFAULT_C}:501`, 'iopf_queue_remove_device', `${dev.name} has no fault param on iopf_queue/${queue.name}`);
   } else {
     yield* mutex_lock(k, t, lockOf(k, fp));
     // kfree the partial faults; the last faults pending, as [group index, PASID + 1].
-    const pending = yield* k.step(t, 'list_for_each_entry_safe(fault_param->partial, faults)', () => {
+    const lists = objectFootprint(k, fp, fieldRange(FP.faults, IOPF_GROUP_IDS), fieldRange(FP.partial, IOPF_GROUP_IDS));
+    const pending = yield* k.stepOn(t, 'list_for_each_entry_safe(fault_param->partial, faults)', lists, () => {
       const out: [number, number][] = [];
       for (let g = 0; g < IOPF_GROUP_IDS; g++) {
         objStore(k, t, fp, FP.partial + g, 0);
@@ -298,7 +304,7 @@ function* removeDevice(k: Kernel, t: KTask, queue: IopfQueue, dev: DeviceInfo): 
     });
     for (const [g, pasid1] of pending) {
       yield* queue.page_response(t, dev, pasid1 - 1, g, RESP_INVALID);
-      yield* k.step(t, 'list_del(&iopf->list)', () => objStore(k, t, fp, FP.faults + g, 0));
+      yield* k.stepOn(t, 'list_del(&iopf->list)', objectFootprint(k, fp, [], [FP.faults + g]), () => objStore(k, t, fp, FP.faults + g, 0));
     }
     yield* mutex_unlock(k, t, lockOf(k, fp));
     yield* rcu_assign_pointer(k, t, d.fault_param, 0);
@@ -313,10 +319,11 @@ function* discardPartial(k: Kernel, t: KTask, st: IopfState, queue: IopfQueue): 
   yield* mutex_lock(k, t, queue.lock);
   for (const d of st.devs.values()) {
     if (d.queue !== queue) continue;
-    const fp = yield* k.step(t, 'fault_param', () => Atomics.load(k.i32, d.fault_param.addr()));
+    const at = d.fault_param.addr();
+    const fp = yield* k.stepOn(t, 'fault_param', [read(at)], () => Atomics.load(k.i32, at));
     if (fp === 0) continue;
     yield* mutex_lock(k, t, lockOf(k, fp));
-    yield* k.step(t, 'kfree(partial iopf)', () => {
+    yield* k.stepOn(t, 'kfree(partial iopf)', objectFootprint(k, fp, [], fieldRange(FP.partial, IOPF_GROUP_IDS)), () => {
       for (let g = 0; g < IOPF_GROUP_IDS; g++) objStore(k, t, fp, FP.partial + g, 0);
     });
     yield* mutex_unlock(k, t, lockOf(k, fp));
@@ -329,15 +336,15 @@ function* discardPartial(k: Kernel, t: KTask, st: IopfState, queue: IopfQueue): 
 function* pageResponse(k: Kernel, t: KTask, group: number, pasid: number, grpid: number, code: number): KGen<number> {
   const fp = objLoad(k, t, group, GRP.fault_param);
   // group->fault_param->dev: the param must outlive the group (the group holds a reference).
-  const devIndex = (yield* k.step(t, 'group->fault_param->dev', () => objLoad(k, t, fp, FP.dev))) - 1;
+  const devIndex = (yield* k.stepOn(t, 'group->fault_param->dev', objectFootprint(k, fp, [FP.dev]), () => objLoad(k, t, fp, FP.dev))) - 1;
   const d = state(k).devs.get(devIndex);
   yield* mutex_lock(k, t, lockOf(k, fp));
   let ret = -EINVAL;
-  const pending = yield* k.step(t, 'fault_param->faults', () => objLoad(k, t, fp, FP.faults + grpid));
+  const pending = yield* k.stepOn(t, 'fault_param->faults', objectFootprint(k, fp, [FP.faults + grpid]), () => objLoad(k, t, fp, FP.faults + grpid));
   // "no pending PRQ, drop response": iopf_queue_remove_device answered it already.
   if (d && pending === pasid + 1) {
     yield* d.queue.page_response(t, d.dev, pasid, grpid, code);
-    yield* k.step(t, 'list_del(&evt->list)', () => objStore(k, t, fp, FP.faults + grpid, 0));
+    yield* k.stepOn(t, 'list_del(&evt->list)', objectFootprint(k, fp, [], [FP.faults + grpid]), () => objStore(k, t, fp, FP.faults + grpid, 0));
     ret = 0;
   }
   yield* mutex_unlock(k, t, lockOf(k, fp));
@@ -368,7 +375,7 @@ export function defineDeviceFault(k: Kernel, env: DeviceFaultEnv, fault: FaultHa
   k.fns.define('iopf_report_last_fault', IO_PGFAULT_C, (t, dev, evt, fp) => reportLastFault(k, env, t, dev, evt, fp));
   k.fns.definePlanted('iommu_report_device_fault', IO_PGFAULT_C, bug, { none: report(true), 'iopf-unreferenced-group': report(false) });
   k.fns.define('iopf_free_group', IO_PGFAULT_C, function* (t, group) {
-    const [fp, dom] = yield* k.step(t, 'group->fault_param, group->domain', () => [objLoad(k, t, group, GRP.fault_param), objLoad(k, t, group, GRP.domain)]);
+    const [fp, dom] = yield* k.stepOn(t, 'group->fault_param, group->domain', objectFootprint(k, group, [GRP.fault_param, GRP.domain]), () => [objLoad(k, t, group, GRP.fault_param), objLoad(k, t, group, GRP.domain)]);
     if (dom !== 0) yield* env.put(t, dom);
     // Pair with iommu_report_device_fault().
     if (bug !== 'iopf-unreferenced-group') yield* k.fn.iopf_put_dev_fault_param(t, fp);
@@ -376,7 +383,8 @@ export function defineDeviceFault(k: Kernel, env: DeviceFaultEnv, fault: FaultHa
   });
   k.fns.define('iommu_sva_iopf_handler', IOMMU_SVA_C, function* (t, group) {
     const fp = objLoad(k, t, group, GRP.fault_param);
-    const [devIndex, grpid] = yield* k.step(t, 'group->fault_param', () => [objLoad(k, t, fp, FP.dev) - 1, objLoad(k, t, group, GRP.grpid)]);
+    const reads = objectFootprint(k, group, [GRP.grpid], [], objectFootprint(k, fp, [FP.dev]));
+    const [devIndex, grpid] = yield* k.stepOn(t, 'group->fault_param', reads, () => [objLoad(k, t, fp, FP.dev) - 1, objLoad(k, t, group, GRP.grpid)]);
     const d = st.devs.get(devIndex) as DevIommu;
     const queued = yield* queue_work(k, t, d.queue.wq, d.works[grpid] as WorkItem, group);
     return queued ? 0 : -EBUSY;
@@ -408,16 +416,16 @@ function* reportDeviceFault(k: Kernel, t: KTask, dev: DeviceInfo, evt: IopfFault
 /** report_partial_fault: a request of a group whose last one has not come, on the param's partial list. */
 function* reportPartialFault(k: Kernel, t: KTask, fp: number, evt: IopfFault): KGen {
   yield* mutex_lock(k, t, lockOf(k, fp));
-  yield* k.step(t, 'list_add(&iopf->list, &iopf_param->partial)', () => objStore(k, t, fp, FP.partial + evt.grpid, objLoad(k, t, fp, FP.partial + evt.grpid) + 1));
+  yield* k.stepOn(t, 'list_add(&iopf->list, &iopf_param->partial)', objectFootprint(k, fp, [], [FP.partial + evt.grpid]), () => objStore(k, t, fp, FP.partial + evt.grpid, objLoad(k, t, fp, FP.partial + evt.grpid) + 1));
   yield* mutex_unlock(k, t, lockOf(k, fp));
 }
 
 /** The last request of a group, under fault_param->lock: pending on the faults list, its group to the domain's handler. */
 function* reportLastFault(k: Kernel, env: DeviceFaultEnv, t: KTask, dev: DeviceInfo, evt: IopfFault, fp: number): KGen<number> {
   yield* mutex_lock(k, t, lockOf(k, fp));
-  yield* k.step(t, 'list_add_tail(&evt_pending->list, &fault_param->faults)', () => objStore(k, t, fp, FP.faults + evt.grpid, evt.pasid + 1));
+  yield* k.stepOn(t, 'list_add_tail(&evt_pending->list, &fault_param->faults)', objectFootprint(k, fp, [], [FP.faults + evt.grpid]), () => objStore(k, t, fp, FP.faults + evt.grpid, evt.pasid + 1));
   const ret = yield* handleIopf(k, env, t, dev, evt, fp);
-  if (ret < 0) yield* k.step(t, 'list_del(&evt_pending->list)', () => objStore(k, t, fp, FP.faults + evt.grpid, 0));
+  if (ret < 0) yield* k.stepOn(t, 'list_del(&evt_pending->list)', objectFootprint(k, fp, [], [FP.faults + evt.grpid]), () => objStore(k, t, fp, FP.faults + evt.grpid, 0));
   yield* mutex_unlock(k, t, lockOf(k, fp));
   return ret;
 }
@@ -425,7 +433,7 @@ function* reportLastFault(k: Kernel, env: DeviceFaultEnv, t: KTask, dev: DeviceI
 /** iommu_handle_iopf for a last request: the group, its domain, its handler (fault_param->lock held). */
 function* handleIopf(k: Kernel, env: DeviceFaultEnv, t: KTask, dev: DeviceInfo, evt: IopfFault, fp: number): KGen<number> {
   const lock = lockOf(k, fp);
-  const cleanupPartial = () => k.step(t, 'cleanup_partial', () => objStore(k, t, fp, FP.partial + evt.grpid, 0));
+  const cleanupPartial = () => k.stepOn(t, 'cleanup_partial', objectFootprint(k, fp, [], [FP.partial + evt.grpid]), () => objStore(k, t, fp, FP.partial + evt.grpid, 0));
   // get_domain_for_iopf: the SVA domain's handler, found by its type; any other through its attach handle.
   const dom = yield* k.fn.iommu_get_domain_for_dev_pasid(t, dev, evt.pasid, 'sva', env.get);
   if (dom <= 0) {
@@ -442,7 +450,7 @@ function* handleIopf(k: Kernel, env: DeviceFaultEnv, t: KTask, dev: DeviceInfo, 
     yield* cleanupPartial();
     return -ENOMEM;
   }
-  yield* k.step(t, 'iopf_group init', () => {
+  yield* k.stepOn(t, 'iopf_group init', groupInitFootprint(k, fp, evt.grpid, group), () => {
     const partial = objLoad(k, t, fp, FP.partial + evt.grpid);
     objStore(k, t, fp, FP.partial + evt.grpid, 0);
     for (const [f, v] of [[GRP.fault_param, fp], [GRP.pasid, evt.pasid], [GRP.grpid, evt.grpid], [GRP.vpn, evt.vpn], [GRP.write, evt.write ? 1 : 0], [GRP.fault_count, partial + 1], [GRP.domain, dom]] as const) objStore(k, t, group, f, v);
@@ -458,6 +466,11 @@ function* handleIopf(k: Kernel, env: DeviceFaultEnv, t: KTask, dev: DeviceInfo, 
   return ret;
 }
 
+/** iopf_group init: the group's partial count taken off the param, and every field of the new group written. */
+function groupInitFootprint(k: Kernel, fp: number, grpid: number, group: number): number[] {
+  return objectFootprint(k, group, [], fieldRange(0, IOPF_GROUP.words), objectFootprint(k, fp, [], [FP.partial + grpid]));
+}
+
 interface OwnHandler {
   readonly handle: number;
   readonly handler: IopfHandlerName;
@@ -469,7 +482,10 @@ function* findFaultHandler(k: Kernel, t: KTask, dev: DeviceInfo, pasid: number):
   const g = k.fn.iommu_group_get(dev);
   const handle = yield* k.fn.iommu_attach_handle_get(t, g, pasid);
   if (handle <= 0) return undefined;
-  const h = yield* k.step(t, 'attach_handle->domain->iopf_handler', () => {
+  const field = IOMMU_ATTACH_HANDLE.offset.domain;
+  // The domain is read under the step: the footprint follows the handle as it is then.
+  const walk = () => objectFootprint(k, k.i32[handle + field] as number, [DOM.type, DOM.iopf_handler], [], objectFootprint(k, handle, [field]));
+  const h = yield* k.stepOn(t, 'attach_handle->domain->iopf_handler', walk, () => {
     const dom = objLoad(k, t, handle, IOMMU_ATTACH_HANDLE.offset.domain);
     return objLoad(k, t, dom, DOM.type) === DOMAIN_TYPES.indexOf('sva') + 1 ? 0 : objLoad(k, t, dom, DOM.iopf_handler);
   });
@@ -485,10 +501,10 @@ function* handleOwnIopf(k: Kernel, t: KTask, evt: IopfFault, fp: number, own: Ow
   const lock = lockOf(k, fp);
   const group = yield* kzalloc(k, t, IOPF_GROUP.words, 'GFP_KERNEL');
   if (group === 0) {
-    yield* k.step(t, 'cleanup_partial', () => objStore(k, t, fp, FP.partial + evt.grpid, 0));
+    yield* k.stepOn(t, 'cleanup_partial', objectFootprint(k, fp, [], [FP.partial + evt.grpid]), () => objStore(k, t, fp, FP.partial + evt.grpid, 0));
     return -ENOMEM;
   }
-  yield* k.step(t, 'iopf_group init', () => {
+  yield* k.stepOn(t, 'iopf_group init', groupInitFootprint(k, fp, evt.grpid, group), () => {
     const partial = objLoad(k, t, fp, FP.partial + evt.grpid);
     objStore(k, t, fp, FP.partial + evt.grpid, 0);
     for (const [f, v] of [[GRP.fault_param, fp], [GRP.pasid, evt.pasid], [GRP.grpid, evt.grpid], [GRP.vpn, evt.vpn], [GRP.write, evt.write ? 1 : 0], [GRP.fault_count, partial + 1], [GRP.attach_handle, own.handle]] as const) objStore(k, t, group, f, v);
@@ -505,7 +521,8 @@ function* handleOwnIopf(k: Kernel, t: KTask, evt: IopfFault, fp: number, own: Ow
  * `callback` (seed 000), a fault the core could not resolve goes to the device driver's fault callback.
  */
 function* handleGroup(k: Kernel, env: DeviceFaultEnv, t: KTask, group: number, callback: boolean): KGen {
-  const [dom, pasid, vpn, write, fp] = yield* k.step(t, 'group->faults', () => [
+  const fields = [GRP.domain, GRP.pasid, GRP.vpn, GRP.write, GRP.fault_param];
+  const [dom, pasid, vpn, write, fp] = yield* k.stepOn(t, 'group->faults', objectFootprint(k, group, fields), () => [
     objLoad(k, t, group, GRP.domain),
     objLoad(k, t, group, GRP.pasid),
     objLoad(k, t, group, GRP.vpn),
@@ -528,7 +545,7 @@ function* handleGroup(k: Kernel, env: DeviceFaultEnv, t: KTask, group: number, c
  */
 function* iommu_sva_handle_mm(k: Kernel, env: DeviceFaultEnv, t: KTask, vpn: number, write: boolean, dom: number): KGen<number> {
   // domain->mm is read through the domain: KASAN's to report if the domain is already freed.
-  const mmId = yield* k.step(t, 'domain->mm', () => objLoad(k, t, dom, DOM.mm) - 1);
+  const mmId = yield* k.stepOn(t, 'domain->mm', objectFootprint(k, dom, [DOM.mm]), () => objLoad(k, t, dom, DOM.mm) - 1);
   // init_mm (SUPERVISOR_MODE) takes no page requests: its faults are answered INVALID.
   const mm: MmStruct | undefined = mmId > 0 ? env.mms.mms[mmId - 1] : undefined;
   return mm ? yield* k.fn.iommu_sva_handle_mm(t, mm, vpn, write) : RESP_INVALID;
@@ -554,7 +571,7 @@ export function defineDomainIopf(k: Kernel, env: DomainFaultEnv): void {
     const mmId = yield* k.call(
       t,
       'iommu_sva_handle_iopf',
-      k.step(t, 'domain->mm', () => objLoad(k, t, dom, DOM.mm) - 1),
+      k.stepOn(t, 'domain->mm', objectFootprint(k, dom, [DOM.mm]), () => objLoad(k, t, dom, DOM.mm) - 1),
     );
     yield* env.put(t, dom);
     return mmId;

@@ -18,6 +18,7 @@
 import type { KTask } from '../kernel/context.js';
 import { EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, errname } from '../kernel/errno.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
+import type { StepEnv } from '../runtime/task.js';
 import { setAllocTrack, TRACK_WORDS, unreferenced } from '../kernel/kmemleak.js';
 import { initMmPages, kernelBase, MM_LIVE, mmBase, type MmStruct, type MmTable, mmById, mmState, mmStateCode } from '../kernel/mm/mm.js';
 import { TLB_FLUSH_ALL } from '../kernel/mm/pgalloc.js';
@@ -35,6 +36,8 @@ import { objLoad } from '../kernel/slab.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
 import { rcu_init } from '../kernel/rcu.js';
 import { array, element, struct, type ViewOf, word } from '../kernel/struct.js';
+import { read } from '../runtime/footprint.js';
+import { allocTrackFootprint, objectFootprint, subscriptionOfFootprint } from './footprints.js';
 import { defineDeviceFault } from './io-pgfault.js';
 import type { Oracle } from './oracle.js';
 import { PasidAllocator } from './pasid.js';
@@ -224,6 +227,7 @@ export class Sva {
       svaDomains.notifier = {
         register: (t, dom, mm) => mmu_notifier_register(k, t, notifiers, this.domainOps, mm, dom),
         subscription: (dom) => subscriptionOf(k, notifiers, this.domainOps, dom),
+        subscriptionFootprint: () => subscriptionOfFootprint(k, notifiers, this.domainOps),
         put: (t, sub) => mmu_notifier_put(k, t, notifiers, sub),
       };
     }
@@ -369,11 +373,12 @@ export class Sva {
    */
   *attachTable(t: KTask, dev: DeviceInfo, pasid: number, table: MmStruct, owner: number): KGen<number> {
     const k = this.k;
-    yield* k.step(t, `attach ${table.name} to ${dev.name} PASID ${pasid}`, () => {
+    const boundAt = this.at(this.boundTable[dev.index] as number, pasid);
+    yield* k.stepOn(t, `attach ${table.name} to ${dev.name} PASID ${pasid}`, [boundAt], () => {
       Atomics.store(k.i32, this.at(this.boundTable[dev.index] as number, pasid), owner);
     });
     const err = yield* this.ops(dev).default_domain_ops.set_dev_pasid(t, tableDomain(table), dev, pasid, undefined);
-    if (err < 0) yield* k.step(t, 'attach failed', () => void Atomics.store(k.i32, this.at(this.boundTable[dev.index] as number, pasid), 0));
+    if (err < 0) yield* k.stepOn(t, 'attach failed', [boundAt], () => void Atomics.store(k.i32, this.at(this.boundTable[dev.index] as number, pasid), 0));
     return err;
   }
 
@@ -381,10 +386,20 @@ export class Sva {
   *detachTable(t: KTask, dev: DeviceInfo, pasid: number, table: MmStruct): KGen {
     const k = this.k;
     yield* this.ops(dev).remove_dev_pasid(t, dev, pasid, tableDomain(table), 'unbind');
-    yield* k.step(t, `detach ${table.name} from ${dev.name} PASID ${pasid}`, (env) => {
-      Atomics.store(k.i32, this.at(this.boundTable[dev.index] as number, pasid), 0);
+    const boundAt = this.at(this.boundTable[dev.index] as number, pasid);
+    yield* this.unboundStep(t, `detach ${table.name} from ${dev.name} PASID ${pasid}`, dev, pasid, [boundAt], (env) => {
+      Atomics.store(k.i32, boundAt, 0);
       this.oracle.pasidUnbound(env.step, dev.index, dev.name, pasid, t.label);
     });
+  }
+
+  /**
+   * A step that unbinds {dev, pasid} and has the oracle look for cached entries that outlive it: on the words
+   * `words` and what the hardware's caches say the look reads — or, when a cache cannot say, on the fallback lock.
+   */
+  private unboundStep(t: KTask, label: string, dev: DeviceInfo, pasid: number, words: readonly number[], perform: (env: StepEnv) => void): KGen {
+    const caches = this.oracle.pasidUnboundFootprint(dev.index, pasid);
+    return caches ? this.k.stepOn(t, label, () => [...words, ...caches()], perform) : this.k.step(t, label, perform);
   }
 
   /** An I/O page table changed in [start, end): flush what {dev, pasid} may cache of it. */
@@ -425,7 +440,7 @@ export class Sva {
     const k = this.k;
     const c = this.checks(dev, mm, flags);
     if (c.err !== 0 || mm === undefined) {
-      if (c.err !== 0 && mm !== undefined) yield* k.step(t, `bind refused: ${errname(c.err)}`, () => this.stats.add('bind_failures'));
+      if (c.err !== 0 && mm !== undefined) yield* k.stepOn(t, `bind refused: ${errname(c.err)}`, [this.stats.addr('bind_failures')], () => this.stats.add('bind_failures'));
       return { ret: c.err, pasid: 0, why: c.why };
     }
     yield* mutex_lock(k, t, this.lock);
@@ -446,7 +461,7 @@ export class Sva {
       const shared = yield* this.findBond(t, dev, mm);
       if (shared > 0) return { ret: shared, pasid: this.bondField(shared, 'pasid'), why: 'shared bond' };
     }
-    const handle = yield* k.step(t, 'kzalloc(iommu_sva)', () => {
+    const handle = yield* k.stepOn(t, 'kzalloc(iommu_sva)', () => this.bondAllocFootprint(t), () => {
       for (let h = 1; h <= this.cfg.bonds; h++) {
         const b = this.bond(h);
         if (this.sva.used.get(b) !== 0) continue;
@@ -459,11 +474,14 @@ export class Sva {
     if (handle === 0) return yield* this.failed(t, -ENOMEM, 'no room for another bond');
     const pasid = early > 0 ? early : yield* k.fn.iommu_alloc_pasid(t, dev, mm, flags);
     if (pasid < 0) {
-      yield* k.step(t, 'kfree(iommu_sva)', () => void this.sva.used.WRITE_ONCE(this.bond(handle), 0));
+      yield* k.stepOn(t, 'kfree(iommu_sva)', [this.sva.used.addr(this.bond(handle))], () => void this.sva.used.WRITE_ONCE(this.bond(handle), 0));
       return yield* this.failed(t, pasid, `no free PASID for ${dev.name}`);
     }
     // The bond is whole before the notifier can see it: exit_mmap may run its release as soon as it is registered.
-    yield* k.step(t, 'iommu_sva: init', () => {
+    const b0 = this.bond(handle);
+    const sva = this.sva;
+    const init = [sva.dev, sva.mm, sva.pasid, sva.users, sva.flags, sva.released, sva.domain].map((f) => f.addr(b0));
+    yield* k.stepOn(t, 'iommu_sva: init', init, () => {
       const sva = this.sva;
       const b = this.bond(handle);
       sva.dev.set(b, dev.index + 1);
@@ -479,11 +497,12 @@ export class Sva {
       sub = yield* mmu_notifier_register(k, t, this.notifiers, this.notifierOps, mm, handle);
       if (sub < 0) {
         if (this.freedAtUnbind(flags)) yield* k.fn.iommu_free_pasid(t, dev, mm, pasid, false);
-        yield* k.step(t, 'kfree(iommu_sva)', () => void this.sva.used.WRITE_ONCE(this.bond(handle), 0));
+        yield* k.stepOn(t, 'kfree(iommu_sva)', [this.sva.used.addr(this.bond(handle))], () => void this.sva.used.WRITE_ONCE(this.bond(handle), 0));
         return yield* this.failed(t, sub, 'mmu_notifier_register failed');
       }
     }
-    yield* k.step(t, 'iommu_sva: bond', () => {
+    const boundAt = this.at(this.boundTable[dev.index] as number, pasid);
+    yield* k.stepOn(t, 'iommu_sva: bond', [this.sva.notifier.addr(this.bond(handle)), boundAt], () => {
       this.sva.notifier.set(this.bond(handle), sub);
       // From here on a DMA under {dev, pasid} belongs to mm.
       k.i32[this.at(this.boundTable[dev.index] as number, pasid)] = mm.id + 1;
@@ -498,14 +517,14 @@ export class Sva {
       else yield* this.freeBond(t, handle);
       return yield* this.failed(t, a.err, `${this.ops(dev).driver} could not install PASID ${pasid}: ${a.why}`);
     }
-    yield* k.step(t, 'handle->domain = domain', () => this.sva.domain.set(this.bond(handle), a.dom));
-    yield* k.step(t, 'iommu_sva: bound', () => this.stats.add('binds'));
+    yield* k.stepOn(t, 'handle->domain = domain', [this.sva.domain.addr(this.bond(handle))], () => this.sva.domain.set(this.bond(handle), a.dom));
+    yield* k.stepOn(t, 'iommu_sva: bound', [this.stats.addr('binds')], () => this.stats.add('binds'));
     return { ret: handle, pasid, why: 'bound' };
   }
 
   /** The live, unreleased, shared bond of (mm, dev) with one more user, or 0 (mainline: mm->iommu_mm->sva_handles). */
   private findBond(t: KTask, dev: DeviceInfo, mm: MmStruct): KGen<number> {
-    return this.k.step(t, 'iommu_sva_find_bond', () => {
+    return this.k.stepOn(t, 'iommu_sva_find_bond', () => this.findBondFootprint(), () => {
       const sva = this.sva;
       for (let h = 1; h <= this.cfg.bonds; h++) {
         const b = this.bond(h);
@@ -518,8 +537,49 @@ export class Sva {
     });
   }
 
+  /** What kzalloc(iommu_sva) touches: the used words up to the first free slot, which it takes and tracks. */
+  private bondAllocFootprint(t: KTask): number[] {
+    const out: number[] = [];
+    for (let h = 1; h <= this.cfg.bonds; h++) {
+      const b = this.bond(h);
+      if (this.sva.used.get(b) !== 0) {
+        out.push(read(this.sva.used.addr(b)));
+        continue;
+      }
+      out.push(this.sva.used.addr(b));
+      return allocTrackFootprint(this.k, t, this.sva.track.addr(b), out);
+    }
+    return out;
+  }
+
+  /**
+   * What findBond reads: every bond's fields it tests (the scan stops at the first match, so past it the reads are
+   * declared but not made) — and the users count it raises, of every bond that would match now.
+   */
+  private findBondFootprint(): number[] {
+    const sva = this.sva;
+    const out: number[] = [];
+    for (let h = 1; h <= this.cfg.bonds; h++) {
+      const b = this.bond(h);
+      out.push(read(sva.used.addr(b)));
+      if (sva.used.get(b) !== 1) continue;
+      out.push(read(sva.dev.addr(b)), read(sva.mm.addr(b)), read(sva.flags.addr(b)), read(sva.released.addr(b)), sva.users.addr(b));
+    }
+    return out;
+  }
+
+  /** Words of every bond's fields `fields`, read: what a scan of the bond table reads. */
+  private bondReads(fields: readonly ('used' | 'dev' | 'mm' | 'flags' | 'released' | 'users')[]): number[] {
+    const out: number[] = [];
+    for (let h = 1; h <= this.cfg.bonds; h++) {
+      const b = this.bond(h);
+      for (const f of fields) out.push(read(this.sva[f].addr(b)));
+    }
+    return out;
+  }
+
   private *failed(t: KTask, err: number, why: string): KGen<BindResult> {
-    yield* this.k.step(t, `bind failed: ${errname(err)}`, () => this.stats.add('bind_failures'));
+    yield* this.k.stepOn(t, `bind failed: ${errname(err)}`, [this.stats.addr('bind_failures')], () => this.stats.add('bind_failures'));
     return { ret: err, pasid: 0, why };
   }
 
@@ -534,7 +594,8 @@ export class Sva {
     const k = this.k;
     yield* mutex_lock(k, t, this.lock);
     try {
-      const last = yield* k.step(t, 'iommu_sva: put bond', () => {
+      const put = [read(this.sva.used.addr(this.bond(handle))), this.sva.users.addr(this.bond(handle))];
+      const last = yield* k.stepOn(t, 'iommu_sva: put bond', put, () => {
         const b = this.bond(handle);
         if (this.sva.used.get(b) !== 1) throw new Error(`iommu_sva_unbind_device: handle ${handle} is not bound`);
         const users = this.sva.users.get(b) - 1;
@@ -586,8 +647,10 @@ export class Sva {
     const k = this.k;
     const dom = this.sva.domain.get(this.bond(handle));
     if (dom !== 0) yield* this.svaDomains.iommu_sva_domain_detach(t, dom, dev, pasid);
-    yield* k.step(t, quarantine ? 'iommu_sva: quarantine PASID' : 'iommu_sva: unbound', (env) => {
-      Atomics.store(k.i32, this.at(this.boundTable[dev.index] as number, pasid), 0);
+    const boundAt = this.at(this.boundTable[dev.index] as number, pasid);
+    const counted = [boundAt, ...(bound ? [this.stats.addr('unbinds')] : []), ...(quarantine ? [this.stats.addr('quarantined')] : [])];
+    yield* this.unboundStep(t, quarantine ? 'iommu_sva: quarantine PASID' : 'iommu_sva: unbound', dev, pasid, counted, (env) => {
+      Atomics.store(k.i32, boundAt, 0);
       this.oracle.pasidUnbound(env.step, dev.index, dev.name, pasid, t.label);
       if (bound) this.stats.add('unbinds');
       if (quarantine) this.stats.add('quarantined');
@@ -596,7 +659,7 @@ export class Sva {
     if (deferred || !this.freedAtUnbind(this.sva.flags.get(this.bond(handle)))) return;
     yield* this.k.fn.iommu_free_pasid(t, dev, mm, pasid, quarantine);
     // free=rcu|workqueue: free_notifier must not free it again.
-    if (this.freeDeferred()) yield* k.step(t, 'iommu_sva: PASID freed at unbind', () => this.sva.pasid.set(this.bond(handle), 0));
+    if (this.freeDeferred()) yield* k.stepOn(t, 'iommu_sva: PASID freed at unbind', [this.sva.pasid.addr(this.bond(handle))], () => this.sva.pasid.set(this.bond(handle), 0));
   }
 
   /** Policy free: the PASID of a bond with a notifier is freed from its free_notifier, not at unbind. */
@@ -606,7 +669,7 @@ export class Sva {
 
   /** The bond's memory goes after the notifier's SRCU grace period (mmu_notifier_put → free_notifier). */
   private *freeBond(t: KTask, handle: number): KGen {
-    yield* this.k.step(t, 'kfree(iommu_sva)', () => {
+    yield* this.k.stepOn(t, 'kfree(iommu_sva)', [this.sva.used.addr(this.bond(handle))], () => {
       this.sva.used.WRITE_ONCE(this.bond(handle), 0);
     });
   }
@@ -645,20 +708,22 @@ export class Sva {
   private *impl_iommu_alloc_mm_data(t: KTask, mm: MmStruct, dev: DeviceInfo, flags: number): KGen<number> {
     const k = this.k;
     const data = this.mmDataOf(mm);
-    const [published, known] = yield* k.step(t, 'mm->iommu_mm', () => [mm.view.iommu_mm.get(mmBase(k, mm)), k.i32[this.devPasidAt(mm, dev)] as number] as const);
+    const iommuMm = mm.view.iommu_mm.addr(mmBase(k, mm));
+    const [published, known] = yield* k.stepOn(t, 'mm->iommu_mm', [read(iommuMm), read(this.devPasidAt(mm, dev))], () => [mm.view.iommu_mm.get(mmBase(k, mm)), k.i32[this.devPasidAt(mm, dev)] as number] as const);
     if (known > 0) return known;
     if (published === 0) {
-      yield* k.step(t, 'kzalloc(iommu_mm_data)', () => {
+      yield* k.stepOn(t, 'kzalloc(iommu_mm_data)', () => allocTrackFootprint(k, t, this.mmd.track.addr(data), [this.mmd.used.addr(data)]), () => {
         this.mmd.used.set(data, 1);
         setAllocTrack(k, t, this.mmd.track.addr(data));
       });
     }
     const pasid = yield* k.fn.iommu_alloc_pasid(t, dev, mm, flags);
     if (pasid < 0) {
-      if (published === 0) yield* k.step(t, 'kfree(iommu_mm_data)', () => this.mmd.used.set(data, 0));
+      if (published === 0) yield* k.stepOn(t, 'kfree(iommu_mm_data)', [this.mmd.used.addr(data)], () => this.mmd.used.set(data, 0));
       return pasid;
     }
-    yield* k.step(t, published === 0 ? 'smp_store_release(&mm->iommu_mm, iommu_mm)' : 'iommu_mm: PASID in this scope', () => {
+    const publish = published === 0 ? [this.devPasidAt(mm, dev), this.mmd.pasid.addr(data), iommuMm] : [this.devPasidAt(mm, dev)];
+    yield* k.stepOn(t, published === 0 ? 'smp_store_release(&mm->iommu_mm, iommu_mm)' : 'iommu_mm: PASID in this scope', publish, () => {
       k.i32[this.devPasidAt(mm, dev)] = pasid;
       if (published !== 0) return;
       this.mmd.pasid.set(data, pasid);
@@ -678,9 +743,10 @@ export class Sva {
       const pasid = k.i32[this.devPasidAt(mm, dev)] as number;
       if (pasid > 0) yield* k.fn.iommu_free_pasid(t, dev, mm, pasid, false);
     }
-    yield* k.step(t, 'kfree(iommu_mm)', () => {
+    const data = this.mmDataOf(mm);
+    const dropped = [...this.cfg.devices.map((dev) => this.devPasidAt(mm, dev)), this.mmd.used.addr(data), this.mmd.pasid.addr(data), mm.view.iommu_mm.addr(mmBase(k, mm))];
+    yield* k.stepOn(t, 'kfree(iommu_mm)', dropped, () => {
       for (const dev of this.cfg.devices) k.i32[this.devPasidAt(mm, dev)] = 0;
-      const data = this.mmDataOf(mm);
       this.mmd.used.set(data, 0);
       this.mmd.pasid.set(data, 0);
       mm.view.iommu_mm.WRITE_ONCE(mmBase(k, mm), 0);
@@ -730,10 +796,15 @@ export class Sva {
     return out;
   }
 
+  /** What bondsOf reads: the domain's IOMMU and the bond table. */
+  private bondsOfFootprint(dom: number): number[] {
+    return objectFootprint(this.k, dom, [DOM.iommu], [], this.bondReads(['used', 'dev', 'mm', 'flags', 'released']));
+  }
+
   /** The domain notifier's release (the driver's mm release): every {device, PASID} of the domain stops walking mm. */
   *domainRelease(t: KTask, mm: MmStruct, dom: number): KGen {
     const k = this.k;
-    const bonds = yield* k.step(t, 'list_for_each_entry(dev_pasid, &domain->dev_pasids)', () => this.bondsOf(t, mm, dom, true));
+    const bonds = yield* k.stepOn(t, 'list_for_each_entry(dev_pasid, &domain->dev_pasids)', this.bondsOfFootprint(dom), () => this.bondsOf(t, mm, dom, true));
     for (const h of bonds) yield* k.fn.iommu_sva_mm_release(t, mm, h);
   }
 
@@ -743,7 +814,7 @@ export class Sva {
    */
   *domainInvalidate(t: KTask, mm: MmStruct, dom: number, start: number, end: number): KGen {
     const k = this.k;
-    const bonds = yield* k.step(t, 'list_for_each_entry(dev_pasid, &domain->dev_pasids)', () => this.bondsOf(t, mm, dom, false));
+    const bonds = yield* k.stepOn(t, 'list_for_each_entry(dev_pasid, &domain->dev_pasids)', this.bondsOfFootprint(dom), () => this.bondsOf(t, mm, dom, false));
     for (const h of bonds) yield* k.fn.iommu_sva_invalidate_range(t, mm, h, start, end);
   }
 
@@ -762,7 +833,7 @@ export class Sva {
     const k = this.k;
     const dev = this.cfg.devices[this.bondField(handle, 'dev')] as DeviceInfo;
     const pasid = this.bondField(handle, 'pasid');
-    yield* k.step(t, 'iommu_sva: released', () => {
+    yield* k.stepOn(t, 'iommu_sva: released', [this.sva.released.addr(this.bond(handle)), this.stats.addr('releases')], () => {
       this.sva.released.WRITE_ONCE(this.bond(handle), 1);
       this.stats.add('releases');
     });

@@ -30,7 +30,7 @@
 // attach only for singleton groups", policy multiDevicePasid) exists to prevent — devices the IOMMU cannot
 // isolate from each other reach whatever one of them has attached.
 import type { KTask } from '../kernel/context.js';
-import { iopfFaultParam, iopfQueueOf } from './io-pgfault.js';
+import { devIommu, iopfFaultParam, iopfQueueOf } from './io-pgfault.js';
 import { EBUSY, EINVAL, ENODEV, ENOENT, ENOMEM, ENOSPC, EOPNOTSUPP, EPERM } from '../kernel/errno.js';
 import { callTrace, heldLocksLines, taskFinding } from '../kernel/findings.js';
 import { defineIda, type Ida, ida_alloc_range, ida_free } from '../kernel/ida.js';
@@ -42,6 +42,8 @@ import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mut
 import { rcu_init, rcu_read_lock, rcu_read_unlock } from '../kernel/rcu.js';
 import { kasanAccess, kfree, kzalloc, objLoad, objStore } from '../kernel/slab.js';
 import { element, struct, type ViewOf, word } from '../kernel/struct.js';
+import { read } from '../runtime/footprint.js';
+import { fieldRange, objectFootprint } from './footprints.js';
 import { defineXArray, xa_cmpxchg, xa_erase, xa_load, xa_lock, xa_store, xa_unlock, type XArray } from '../kernel/xarray.js';
 import { Oracle } from './oracle.js';
 import { BLOCKED_DOMAIN, IOMMU_NO_PASID, type IommuDomain, type IommuOps } from './ops.js';
@@ -141,7 +143,9 @@ export class Domains {
       if (table >= 0) yield* ida_free(k, t, this.tables, table);
       return { dom: 0, err: -ENOMEM, why: 'kzalloc(iommu_domain) failed' };
     }
-    yield* k.step(t, `iommu_domain_alloc(${type})`, () => {
+    const init = objectFootprint(k, dom, [], [DOM.type, DOM.iommu, DOM.asid, DOM.pgtable, DOM.mm, DOM.flags]);
+    if (table >= 0) init.push(...this.tableWords(this.cfg.pageTables[table] as MmStruct));
+    yield* k.stepOn(t, `iommu_domain_alloc(${type})`, init, () => {
       objStore(k, t, dom, DOM.type, DOMAIN_TYPES.indexOf(type) + 1);
       objStore(k, t, dom, DOM.iommu, iommu + 1);
       objStore(k, t, dom, DOM.asid, asid + 1);
@@ -163,7 +167,8 @@ export class Domains {
 
   private *freeDomain(t: KTask, dom: number): KGen {
     const k = this.k;
-    const [iommu, asid, table, mmId] = yield* k.step(t, 'iommu_domain_free', () => [objLoad(k, t, dom, DOM.iommu) - 1, objLoad(k, t, dom, DOM.asid) - 1, objLoad(k, t, dom, DOM.pgtable) - 1, objLoad(k, t, dom, DOM.type) === SVA_TYPE ? objLoad(k, t, dom, DOM.mm) - 1 : -1] as const);
+    const fields = objectFootprint(k, dom, [DOM.iommu, DOM.asid, DOM.pgtable, DOM.type, DOM.mm]);
+    const [iommu, asid, table, mmId] = yield* k.stepOn(t, 'iommu_domain_free', fields, () => [objLoad(k, t, dom, DOM.iommu) - 1, objLoad(k, t, dom, DOM.asid) - 1, objLoad(k, t, dom, DOM.pgtable) - 1, objLoad(k, t, dom, DOM.type) === SVA_TYPE ? objLoad(k, t, dom, DOM.mm) - 1 : -1] as const);
     // if (domain->type == IOMMU_DOMAIN_SVA) mmdrop(domain->mm): the alloc's mmgrab.
     const mm = mmId >= 0 ? this.cfg.mmOf?.(mmId) : undefined;
     if (mm) yield* k.fn.mmdrop(t, mm);
@@ -259,7 +264,14 @@ export class Domains {
 
   private unmapPage(t: KTask, dom: number, iova: number): KGen<number> {
     const k = this.k;
-    return k.step(t, `iommu_unmap(iova ${iova})`, () => {
+    // The page table is the domain's (domain->pgtable, read under the step).
+    const words = () => {
+      const pt = this.cfg.pageTables[(k.i32[dom + DOM.pgtable] as number) - 1];
+      const fp = objectFootprint(k, dom, [DOM.pgtable], [DOM.mapped]);
+      if (pt && iova >= 0 && iova < pt.pages) fp.push(pteAddr(k, pt, iova));
+      return fp;
+    };
+    return k.stepOn(t, `iommu_unmap(iova ${iova})`, words, () => {
       const pt = this.pageTable(t, dom);
       if (!pt || iova < 0 || iova >= pt.pages) return -EINVAL;
       const at = pteAddr(k, pt, iova);
@@ -268,6 +280,11 @@ export class Domains {
       objStore(k, t, dom, DOM.mapped, objLoad(k, t, dom, DOM.mapped) - 1);
       return 0;
     });
+  }
+
+  /** The PTE words clearTable writes. */
+  private tableWords(pt: MmStruct): number[] {
+    return fieldRange(pteAddr(this.k, pt, 0), pt.pages);
   }
 
   private clearTable(pt: MmStruct): void {
@@ -561,7 +578,7 @@ export class IommuGroups {
     const k = this.k;
     const g = this.groupOf(dev);
     yield* mutex_lock(k, t, g.mutex);
-    yield* k.step(t, `list_del(${dev.name})`, () => {
+    yield* k.stepOn(t, `list_del(${dev.name})`, [this.removedAddr(dev)], () => {
       k.i32[k.mem.statics + this.removed + dev.index] = 1;
     });
     if (this.members(g).length === 0) yield* k.fn.iommu_group_release(t, g);
@@ -577,7 +594,7 @@ export class IommuGroups {
     const k = this.k;
     const g = this.groupOf(dev);
     yield* mutex_lock(k, t, g.mutex);
-    yield* k.step(t, `iommu_group_add_device(${dev.name})`, () => {
+    yield* k.stepOn(t, `iommu_group_add_device(${dev.name})`, [this.removedAddr(dev)], () => {
       k.i32[k.mem.statics + this.removed + dev.index] = 0;
     });
     yield* mutex_unlock(k, t, g.mutex);
@@ -614,20 +631,38 @@ export class IommuGroups {
     // The device leaves its IOMMU's iopf queue, what is pending answered (the drivers' release_device disables
     // IOPF); with iopf=attach the last SVA detach did it already.
     const queue = iopfQueueOf(k, dev);
-    if (queue && (yield* k.step(t, 'dev->iommu->fault_param', () => iopfFaultParam(k, dev))) !== 0) yield* k.fn.iopf_queue_remove_device(t, queue, dev);
-    const dom = yield* k.step(t, 'dev_iommu_priv_get(dev)->domain', () => this.devDomain(dev));
+    if (queue && (yield* k.stepOn(t, 'dev->iommu->fault_param', [read(devIommu(k, dev).fault_param.addr())], () => iopfFaultParam(k, dev))) !== 0) yield* k.fn.iopf_queue_remove_device(t, queue, dev);
+    const dom = yield* k.stepOn(t, 'dev_iommu_priv_get(dev)->domain', [read(this.devDomainAddr(dev))], () => this.devDomain(dev));
     if (ops?.release_device) yield* ops.release_device(t, dev, this.domains.handle(dom));
-    yield* k.step(t, 'dev_iommu_free', () => this.setDevDomain(dev, 0));
+    yield* k.stepOn(t, 'dev_iommu_free', [this.devDomainAddr(dev)], () => this.setDevDomain(dev, 0));
     yield* mutex_unlock(k, t, g.mutex);
   }
 
   /** model: the driver's per-device pointer to the domain its RID is attached to (the driver's per-device domain pointer). */
   private devDomain(dev: GroupDevice): number {
-    return this.k.i32[this.k.mem.statics + this.attached + dev.index] as number;
+    return this.k.i32[this.devDomainAddr(dev)] as number;
   }
 
   private setDevDomain(dev: GroupDevice, dom: number): void {
-    this.k.i32[this.k.mem.statics + this.attached + dev.index] = dom;
+    this.k.i32[this.devDomainAddr(dev)] = dom;
+  }
+
+  private devDomainAddr(dev: GroupDevice): number {
+    return this.k.mem.statics + this.attached + dev.index;
+  }
+
+  /** The word saying dev left its group (iommu_group_remove_device). */
+  private removedAddr(dev: GroupDevice): number {
+    return this.k.mem.statics + this.removed + dev.index;
+  }
+
+  /** &group->domain and &group->default_domain. */
+  private domainAddr(g: IommuGroup): number {
+    return this.grp.domain.addr(this.gp(g));
+  }
+
+  private defaultAddr(g: IommuGroup): number {
+    return this.grp.default_domain.addr(this.gp(g));
   }
 
   /**
@@ -637,7 +672,9 @@ export class IommuGroups {
    */
   *recordDomain(t: KTask, dev: GroupDevice, dom: number, dflt: 'set' | 'keep' | 'clear'): KGen {
     const g = this.groupOf(dev);
-    yield* this.k.step(t, 'group->domain = domain', () => {
+    const fp = [this.domainAddr(g), this.devDomainAddr(dev)];
+    if (dflt !== 'keep') fp.push(this.defaultAddr(g));
+    yield* this.k.stepOn(t, 'group->domain = domain', fp, () => {
       this.grp.domain.set(this.gp(g), dom);
       if (dflt !== 'keep') this.grp.default_domain.set(this.gp(g), dflt === 'set' ? dom : 0);
       this.setDevDomain(dev, dom);
@@ -662,8 +699,8 @@ export class IommuGroups {
   /** iommu_group_release: the group's default domain is freed, nothing is attached. */
   private *freeGroupDomains(t: KTask, g: IommuGroup): KGen {
     const k = this.k;
-    const dflt = yield* k.step(t, 'group->default_domain', () => this.grp.default_domain.get(this.gp(g)));
-    yield* k.step(t, 'group->domain = NULL', () => {
+    const dflt = yield* k.stepOn(t, 'group->default_domain', [read(this.defaultAddr(g))], () => this.grp.default_domain.get(this.gp(g)));
+    yield* k.stepOn(t, 'group->domain = NULL', [this.domainAddr(g), this.defaultAddr(g)], () => {
       this.grp.domain.set(this.gp(g), 0);
       this.grp.default_domain.set(this.gp(g), 0);
     });
@@ -685,10 +722,10 @@ export class IommuGroups {
   private *impl_iommu_setup_default_domain(t: KTask, g: IommuGroup, dom: number): KGen<number> {
     const k = this.k;
     yield* mutex_lock(k, t, g.mutex);
-    const cur = yield* k.step(t, 'group->domain', () => this.grp.domain.get(this.gp(g)));
+    const cur = yield* k.stepOn(t, 'group->domain', [read(this.domainAddr(g))], () => this.grp.domain.get(this.gp(g)));
     const ret = yield* this.setGroupDomain(t, g, dom, cur);
     if (ret === 0) {
-      yield* k.step(t, 'group->default_domain = domain', () => {
+      yield* k.stepOn(t, 'group->default_domain = domain', [this.defaultAddr(g)], () => {
         this.grp.default_domain.set(this.gp(g), dom);
       });
     }
@@ -734,7 +771,7 @@ export class IommuGroups {
     const k = this.k;
     const g = this.groupOf(dev);
     yield* mutex_lock(k, t, g.mutex);
-    const cur = yield* k.step(t, 'group->domain', () => this.grp.domain.get(this.gp(g)));
+    const cur = yield* k.stepOn(t, 'group->domain', [read(this.domainAddr(g))], () => this.grp.domain.get(this.gp(g)));
     const n = this.members(g).length;
     if (cur !== dom)
       iommuWarn(
@@ -772,7 +809,7 @@ export class IommuGroups {
   private *detachToCore(t: KTask, dom: number, g: IommuGroup, fn: string, eraseHandle: boolean): KGen {
     const k = this.k;
     yield* mutex_lock(k, t, g.mutex);
-    const cur = yield* k.step(t, 'group->domain', () => this.grp.domain.get(this.gp(g)));
+    const cur = yield* k.stepOn(t, 'group->domain', [read(this.domainAddr(g))], () => this.grp.domain.get(this.gp(g)));
     if (cur !== dom) iommuWarn(k, t, DETACH_WARN, fn, `group ${g.id}: detaching a domain that is not the group's`);
     else yield* this.setCoreDomain(t, g, cur);
     if (eraseHandle) yield* xa_erase(k, t, g.pasidArray, IOMMU_NO_PASID);
@@ -790,13 +827,14 @@ export class IommuGroups {
     if (owner === 0) return -EINVAL;
     yield* mutex_lock(k, t, g.mutex);
     const gp = this.gp(g);
-    const [cur, dflt, who, cnt] = yield* k.step(t, 'group->owner', () => [this.grp.domain.get(gp), this.grp.default_domain.get(gp), this.grp.owner.get(gp), this.grp.owner_cnt.get(gp)] as const);
+    const owner4 = [read(this.grp.domain.addr(gp)), read(this.grp.default_domain.addr(gp)), read(this.grp.owner.addr(gp)), read(this.grp.owner_cnt.addr(gp))];
+    const [cur, dflt, who, cnt] = yield* k.stepOn(t, 'group->owner', owner4, () => [this.grp.domain.get(gp), this.grp.default_domain.get(gp), this.grp.owner.get(gp), this.grp.owner_cnt.get(gp)] as const);
     let ret = 0;
     if (cnt > 0) ret = who === owner ? 0 : -EPERM;
     else if (cur !== 0 && cur !== dflt) ret = -EBUSY;
     else ret = yield* this.setGroupDomain(t, g, 0, cur);
     if (ret === 0) {
-      yield* k.step(t, 'group->owner = owner', () => {
+      yield* k.stepOn(t, 'group->owner = owner', [this.grp.owner.addr(gp), this.grp.owner_cnt.addr(gp)], () => {
         this.grp.owner.set(gp, owner);
         this.grp.owner_cnt.set(gp, cnt + 1);
       });
@@ -810,11 +848,13 @@ export class IommuGroups {
     const k = this.k;
     yield* mutex_lock(k, t, g.mutex);
     const gp = this.gp(g);
-    const [cur, cnt, pasids] = yield* k.step(t, 'group->owner_cnt', () => [this.grp.domain.get(gp), this.grp.owner_cnt.get(gp), this.pasidEntries(g).length] as const);
+    const slots = g.pasidArray.slots();
+    const counted = [read(this.grp.domain.addr(gp)), read(this.grp.owner_cnt.addr(gp)), ...fieldRange(slots, g.pasidArray.capacity).map(read)];
+    const [cur, cnt, pasids] = yield* k.stepOn(t, 'group->owner_cnt', counted, () => [this.grp.domain.get(gp), this.grp.owner_cnt.get(gp), this.pasidEntries(g).length] as const);
     if (cnt === 0 || pasids > 0) {
       iommuWarn(k, t, RELEASE_OWNER_WARN, '__iommu_release_dma_ownership', `group ${g.id}: ${cnt === 0 ? 'released without an owner' : `released with ${pasids} PASID(s) still attached`}`);
     } else {
-      yield* k.step(t, 'group->owner = NULL', () => {
+      yield* k.stepOn(t, 'group->owner = NULL', [this.grp.owner.addr(gp), this.grp.owner_cnt.addr(gp)], () => {
         this.grp.owner_cnt.set(gp, cnt - 1);
         if (cnt === 1) this.grp.owner.set(gp, 0);
       });
@@ -836,15 +876,16 @@ export class IommuGroups {
   /** group->domain (a racy read, as the kernel's: the caller owns the attachment). */
   private *impl_iommu_get_domain_for_dev(t: KTask, dev: GroupDevice): KGen<number> {
     const g = this.groupOf(dev);
-    return yield* this.k.step(t, 'iommu_get_domain_for_dev', () => this.grp.domain.READ_ONCE(this.gp(g)));
+    return yield* this.k.stepOn(t, 'iommu_get_domain_for_dev', [read(this.domainAddr(g))], () => this.grp.domain.READ_ONCE(this.gp(g)));
   }
 
   /** __iommu_attach_group: -EBUSY while a domain other than the default is attached. */
   private *attachGroup(t: KTask, g: IommuGroup, dom: number): KGen<number> {
     const k = this.k;
-    const [cur, dflt] = yield* k.step(
+    const [cur, dflt] = yield* k.stepOn(
       t,
       'group->domain',
+      [read(this.domainAddr(g)), read(this.defaultAddr(g))],
       () => [this.grp.domain.get(this.gp(g)), this.grp.default_domain.get(this.gp(g))] as const,
     );
     if (cur !== 0 && cur !== dflt) return -EBUSY;
@@ -854,7 +895,7 @@ export class IommuGroups {
   /** __iommu_group_set_core_domain: the default domain, or blocked when there is none. */
   private *setCoreDomain(t: KTask, g: IommuGroup, cur: number): KGen {
     const k = this.k;
-    const dflt = yield* k.step(t, 'group->default_domain', () => this.grp.default_domain.get(this.gp(g)));
+    const dflt = yield* k.stepOn(t, 'group->default_domain', [read(this.defaultAddr(g))], () => this.grp.default_domain.get(this.gp(g)));
     yield* this.setGroupDomain(t, g, dflt, cur);
   }
 
@@ -872,7 +913,7 @@ export class IommuGroups {
         return ret;
       }
     }
-    yield* k.step(t, 'group->domain = domain', () => {
+    yield* k.stepOn(t, 'group->domain = domain', [this.domainAddr(g), ...devs.map((d) => this.devDomainAddr(d))], () => {
       this.grp.domain.set(this.gp(g), dom);
       for (const d of devs) this.setDevDomain(d, dom);
     });
@@ -982,7 +1023,8 @@ export class IommuGroups {
     // "Caller must be a probed driver on dev": once iommu_release_device ran, dev->iommu_group is NULL and
     // mutex_lock(&group->mutex) dereferences it.
     if (this.released(dev)) {
-      yield* k.step(t, 'mutex_lock(&dev->iommu_group->mutex)', () => void kasanAccess(k, t, 0, IOMMU_GROUP_MUTEX_OFFSET, true));
+      // A NULL group: KASAN's report reads nothing.
+      yield* k.stepOn(t, 'mutex_lock(&dev->iommu_group->mutex)', [], () => void kasanAccess(k, t, 0, IOMMU_GROUP_MUTEX_OFFSET, true));
       return;
     }
     yield* mutex_lock(k, t, g.mutex);
@@ -1031,7 +1073,7 @@ export class IommuGroups {
     const k = this.k;
     if (dom <= XA_ZERO_ENTRY || handle === 0) return -EINVAL;
     yield* mutex_lock(k, t, g.mutex);
-    const cur = yield* k.step(t, 'group->domain', () => this.grp.domain.get(this.gp(g)));
+    const cur = yield* k.stepOn(t, 'group->domain', [read(this.domainAddr(g))], () => this.grp.domain.get(this.gp(g)));
     const ret = yield* this.setGroupDomain(t, g, dom, cur);
     if (ret === 0) yield* xa_store(k, t, g.pasidArray, IOMMU_NO_PASID, yield* this.makeEntry(t, dom, handle));
     yield* mutex_unlock(k, t, g.mutex);
@@ -1047,13 +1089,13 @@ export class IommuGroups {
   private *entryDomain(t: KTask, entry: number): KGen<number> {
     const obj = pasidArrayObject(entry);
     if (pasidArrayTag(entry) === IOMMU_PASID_ARRAY_DOMAIN) return obj;
-    return yield* this.k.step(t, 'handle->domain', () => objLoad(this.k, t, obj, IOMMU_ATTACH_HANDLE.offset.domain));
+    return yield* this.k.stepOn(t, 'handle->domain', objectFootprint(this.k, obj, [IOMMU_ATTACH_HANDLE.offset.domain]), () => objLoad(this.k, t, obj, IOMMU_ATTACH_HANDLE.offset.domain));
   }
 
   /** iommu_make_pasid_array_entry: the handle (its domain set) or the bare domain, tagged. */
   private *makeEntry(t: KTask, dom: number, handle: number): KGen<number> {
     if (handle === 0) return pasidArrayEntry(dom, IOMMU_PASID_ARRAY_DOMAIN);
-    yield* this.k.step(t, 'handle->domain = domain', () => objStore(this.k, t, handle, IOMMU_ATTACH_HANDLE.offset.domain, dom));
+    yield* this.k.stepOn(t, 'handle->domain = domain', objectFootprint(this.k, handle, [], [IOMMU_ATTACH_HANDLE.offset.domain]), () => objStore(this.k, t, handle, IOMMU_ATTACH_HANDLE.offset.domain, dom));
     return pasidArrayEntry(handle, IOMMU_PASID_ARRAY_HANDLE);
   }
 
@@ -1067,7 +1109,7 @@ export class IommuGroups {
     else {
       ret = pasidArrayObject(entry);
       const dom = yield* this.entryDomain(t, entry);
-      if (type !== undefined && (yield* k.step(t, 'handle->domain->type', () => this.domains.type(t, dom))) !== type) ret = -EBUSY;
+      if (type !== undefined && (yield* k.stepOn(t, 'handle->domain->type', objectFootprint(k, dom, [DOM.type]), () => this.domains.type(t, dom))) !== type) ret = -EBUSY;
     }
     yield* xa_unlock(k, t, g.pasidArray);
     return ret;
@@ -1080,11 +1122,11 @@ export class IommuGroups {
   /** dev asks for pasid (group->mutex held): its bit in the PASID's owners; returns the owners before. */
   private *attachedFor(t: KTask, g: IommuGroup, dev: GroupDevice, pasid: number): KGen<number> {
     const bit = 1 << g.devices.indexOf(dev);
-    return yield* this.k.step(t, 'iommu-sim: PASID attached for the device', () => Atomics.or(this.k.i32, this.ownersWord(g, pasid), bit));
+    return yield* this.k.stepOn(t, 'iommu-sim: PASID attached for the device', [this.ownersWord(g, pasid)], () => Atomics.or(this.k.i32, this.ownersWord(g, pasid), bit));
   }
 
   private *setAttachedFor(t: KTask, g: IommuGroup, pasid: number, owners: number): KGen {
-    yield* this.k.step(t, 'iommu-sim: PASID owners', () => void Atomics.store(this.k.i32, this.ownersWord(g, pasid), owners));
+    yield* this.k.stepOn(t, 'iommu-sim: PASID owners', [this.ownersWord(g, pasid)], () => void Atomics.store(this.k.i32, this.ownersWord(g, pasid), owners));
   }
 
   /**
@@ -1179,7 +1221,7 @@ export class IommuGroups {
     let dom = entry === XA_ZERO_ENTRY || entry === 0 ? 0 : yield* this.entryDomain(t, entry);
     if (dom !== 0 && type !== undefined) {
       // A point of its own: under RCU this read races with whoever detaches and frees the domain.
-      const ok = yield* k.step(t, 'domain->type', () => this.domains.type(t, dom) === type);
+      const ok = yield* k.stepOn(t, 'domain->type', objectFootprint(k, dom, [DOM.type]), () => this.domains.type(t, dom) === type);
       if (!ok) dom = -EBUSY;
     }
     if (dom > 0 && get && !(yield* get(t, dom))) dom = 0;

@@ -8,6 +8,7 @@
 import type { KTask } from '../kernel/context.js';
 import { type KernelFinding, taskFinding } from '../kernel/findings.js';
 import type { Kernel } from '../kernel/kernel.js';
+import type { Footprint, FootprintFn } from '../runtime/footprint.js';
 
 /** What the group layer knows of a DMA that reached a domain through its group (iommu.ts). */
 export interface GroupReach {
@@ -26,11 +27,18 @@ export interface TranslationCache {
   entriesForPfn(pfn: number): string[];
   /** Entries tagged with {dev, pasid}, one line each. */
   entriesForPasid(dev: number, pasid: number): string[];
+  /**
+   * The shared words entriesForPasid(dev, pasid) reads (footprint.ts; pure, computed under the step). A cache
+   * without it keeps the steps that look at it (an unbind's stale-translation check) on the coarse fallback lock.
+   */
+  pasidFootprint?(dev: number, pasid: number): Footprint;
 }
 
 /** What the oracle reads of a device: DMA in flight under a PASID. */
 export interface DmaCounter {
   inflight(dev: number, pasid: number): number;
+  /** The shared words inflight(dev, pasid) reads, as TranslationCache.pasidFootprint. */
+  inflightFootprint?(dev: number, pasid: number): Footprint;
 }
 
 export class Oracle {
@@ -143,6 +151,23 @@ export class Oracle {
     if (stale.length === 0) return;
     const title = `iommu-sim: stale translation: PASID ${pasid} of ${devName} unbound while ${stale.length} cached entr${stale.length > 1 ? 'ies' : 'y'} still hold it`;
     this.report('stale_translation', step, where, title, ['entries that outlive the binding:', ...stale]);
+  }
+
+  /**
+   * What pasidUnbound(…, dev, pasid) reads, when every registered cache can say (else undefined: the caller's step
+   * stays on the fallback lock). Whether they can is fixed when the model is built, not by the run.
+   */
+  pasidUnboundFootprint(dev: number, pasid: number): FootprintFn | undefined {
+    const caches = this.caches;
+    if (!caches.every((c) => c.pasidFootprint)) return undefined;
+    return () => caches.flatMap((c) => c.pasidFootprint?.(dev, pasid) ?? []);
+  }
+
+  /** What pasidAllocated(…, pasid, devs) reads, as pasidUnboundFootprint. */
+  pasidAllocatedFootprint(pasid: number, devs: readonly { index: number }[]): FootprintFn | undefined {
+    const counters = this.counters;
+    if (!counters.every((c) => c.inflightFootprint)) return undefined;
+    return () => devs.flatMap((d) => counters.flatMap((c) => c.inflightFootprint?.(d.index, pasid) ?? []));
   }
 
   /** PASID pasid is being handed out for devices `devs`: none may still have DMA in flight under it. */

@@ -26,6 +26,9 @@ import type { Kernel, KGen } from '../kernel/kernel.js';
 import { setAllocTrack, TRACK_WORDS, unreferenced } from '../kernel/kmemleak.js';
 import { MM_FREED, type MmStruct, type MmTable, mm_set_pasid, mmById, mmPasid, mmStateCode } from '../kernel/mm/mm.js';
 import { defineWork, queue_work, system_wq, type WorkItem } from '../kernel/workqueue.js';
+import { type Footprint, read } from '../runtime/footprint.js';
+import type { StepEnv } from '../runtime/task.js';
+import { allocTrackFootprint } from './footprints.js';
 import type { Wire } from '../runtime/model.js';
 import { array, element, struct, type ViewOf, word } from '../kernel/struct.js';
 import {
@@ -269,7 +272,7 @@ export class PasidAllocator {
 
   /** The PASID mm already has in dev's scope (its users + 1), 0 for none, -1 when it is outside dev's range. */
   private findShared(t: KTask, mm: MmStruct, scope: number, min: number, max: number): KGen<number> {
-    return this.k.step(t, 'iommu_sva_find_pasid', () => {
+    return this.k.stepOn(t, 'iommu_sva_find_pasid', () => this.findSharedFootprint(mm, scope), () => {
       for (let s = 0; s < this.slots; s++) {
         const d = this.share(s);
         if (this.mmData.scope.get(d) === scope + 1 && this.mmData.mm.get(d) === mm.id + 1 && this.mmData.private.get(d) === 0) {
@@ -281,6 +284,74 @@ export class PasidAllocator {
       }
       return 0;
     });
+  }
+
+  /** What findShared reads as it scans the slots, up to the one it takes a use of (whose users it writes). */
+  private findSharedFootprint(mm: MmStruct, scope: number): number[] {
+    const md = this.mmData;
+    const out: number[] = [];
+    for (let s = 0; s < this.slots; s++) {
+      const d = this.share(s);
+      out.push(read(md.scope.addr(d)));
+      if (md.scope.get(d) !== scope + 1) continue;
+      out.push(read(md.mm.addr(d)));
+      if (md.mm.get(d) !== mm.id + 1) continue;
+      out.push(read(md.private.addr(d)));
+      if (md.private.get(d) !== 0) continue;
+      out.push(read(md.pasid.addr(d)), md.users.addr(d));
+      return out;
+    }
+    return out;
+  }
+
+  /** What the reclaim of scope's parked PASIDs touches: every slot's scope, and a parked one's device state. */
+  private reclaimFootprint(scope: number): number[] {
+    const out: number[] = [];
+    for (let s = 0; s < this.slots; s++) {
+      const q = this.q(s);
+      if (this.parked.scope.get(q) !== scope + 1) {
+        out.push(read(this.parked.scope.addr(q)));
+        continue;
+      }
+      const dev = this.env.devices[this.parked.dev.get(q) - 1] as DeviceInfo;
+      const pasid = this.parked.pasid.get(q);
+      out.push(this.parked.scope.addr(q), read(this.parked.dev.addr(q)), read(this.parked.pasid.addr(q)));
+      out.push(...(this.env.svmOf(dev)?.drainedFootprint?.(dev, pasid) ?? []));
+    }
+    return out;
+  }
+
+  /** What iommu_sva_pasid_get touches besides `seen` (the oracle's reads): the slots up to the free one it fills. */
+  private getFootprint(t: KTask, seen: Footprint): number[] {
+    const md = this.mmData;
+    const out = [...seen];
+    for (let s = 0; s < this.slots; s++) {
+      const d = this.share(s);
+      if (md.scope.get(d) !== 0) {
+        out.push(read(md.scope.addr(d)));
+        continue;
+      }
+      out.push(md.scope.addr(d), md.mm.addr(d), md.pasid.addr(d), md.users.addr(d), md.private.addr(d), md.mm_pasid.addr(d));
+      return allocTrackFootprint(this.k, t, md.track.addr(d), out);
+    }
+    return out;
+  }
+
+  /** What iommu_sva_pasid_put reads as it scans for pasid's slot, and that slot's users and scope it writes. */
+  private putFootprint(scope: number, pasid: number): number[] {
+    const md = this.mmData;
+    const out: number[] = [];
+    for (let s = 0; s < this.slots; s++) {
+      const d = this.share(s);
+      if (md.scope.get(d) !== scope + 1 || md.pasid.get(d) !== pasid) {
+        out.push(read(md.scope.addr(d)));
+        if (md.scope.get(d) === scope + 1) out.push(read(md.pasid.addr(d)));
+        continue;
+      }
+      out.push(md.scope.addr(d), read(md.pasid.addr(d)), md.users.addr(d), read(md.mm_pasid.addr(d)));
+      return out;
+    }
+    return out;
   }
 
   /** iommu_alloc_pasid with `placement`'s source of PASIDs. */
@@ -299,8 +370,9 @@ export class PasidAllocator {
     // One PASID per process: mm->pasid is the mm's first shared PASID (what ENQCMD puts on the bus, from the
     // task's IA32_PASID), whichever scope it came from — system-wide, it names the mm on every IOMMU.
     const own = !priv && mmPasid(k, mm) === 0;
-    const ok = yield* k.step(t, 'iommu_sva_pasid_get', (env) => {
-      this.oracle.pasidAllocated(env.step, pasid, this.scopeDevices(dev), t.label);
+    const devs = this.scopeDevices(dev);
+    const get = (env: StepEnv) => {
+      this.oracle.pasidAllocated(env.step, pasid, devs, t.label);
       for (let s = 0; s < this.slots; s++) {
         const d = this.share(s);
         if (this.mmData.scope.get(d) !== 0) continue;
@@ -314,7 +386,10 @@ export class PasidAllocator {
         return true;
       }
       return false;
-    });
+    };
+    // The oracle reads the devices' DMA in flight: declared when every counter can say what it reads.
+    const inflight = this.oracle.pasidAllocatedFootprint(pasid, devs);
+    const ok = yield* (inflight ? k.stepOn(t, 'iommu_sva_pasid_get', () => this.getFootprint(t, inflight()), get) : k.step(t, 'iommu_sva_pasid_get', get));
     if (!ok) {
       yield* this.release(t, dev, scope, pasid);
       return -ENOSPC;
@@ -358,7 +433,7 @@ export class PasidAllocator {
     const k = this.k;
     const scope = this.scopeOf(dev, placement);
     // 0: still used, 1: the last use went, 2: … and it was the mm's own PASID.
-    const last = yield* k.step(t, 'iommu_sva_pasid_put', () => {
+    const last = yield* k.stepOn(t, 'iommu_sva_pasid_put', () => this.putFootprint(scope, pasid), () => {
       for (let s = 0; s < this.slots; s++) {
         const d = this.share(s);
         if (this.mmData.scope.get(d) !== scope + 1 || this.mmData.pasid.get(d) !== pasid) continue;
@@ -416,7 +491,7 @@ export class PasidAllocator {
   /** Free the quarantined PASIDs of scope whose device has drained since. */
   private *reclaim(t: KTask, scope: number): KGen {
     const k = this.k;
-    const ready = yield* k.step(t, 'iommu_sva_pasid_reclaim', () => {
+    const reclaim = () => {
       const out: [number, number][] = [];
       for (let s = 0; s < this.slots; s++) {
         const q = this.q(s);
@@ -429,7 +504,10 @@ export class PasidAllocator {
         }
       }
       return out;
-    });
+    };
+    // A parked PASID's device is asked whether it drained: declared when every device's driver can say what it reads.
+    const sayable = this.env.devices.every((d) => (this.env.svmOf(d) ?? { drainedFootprint: true }).drainedFootprint !== undefined);
+    const ready = yield* (sayable ? k.stepOn(t, 'iommu_sva_pasid_reclaim', () => this.reclaimFootprint(scope), reclaim) : k.step(t, 'iommu_sva_pasid_reclaim', reclaim));
     for (const [d, pasid] of ready) yield* this.release(t, this.env.devices[d] as DeviceInfo, scope, pasid);
   }
 }

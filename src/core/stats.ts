@@ -50,7 +50,12 @@ export class Stats {
 
   /** Add n (call inside a performed point or a sequenced delivery). */
   add(name: StatName, n = 1): void {
-    Atomics.add(this.k.i32, this.k.mem.statics + this.off + INDEX[name], n);
+    Atomics.add(this.k.i32, this.addr(name), n);
+  }
+
+  /** The counter's word (a step that adds to it writes it: its footprint). */
+  addr(name: StatName): number {
+    return this.k.mem.statics + this.off + INDEX[name];
   }
 
   /** The counters, from the run's memory or from a final copy of it (`shared` and the static region's offset). */

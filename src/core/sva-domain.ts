@@ -28,6 +28,8 @@ import {
 } from '../kernel/refcount.js';
 import { objLoad, objStore } from '../kernel/slab.js';
 import type { ViewOf } from '../kernel/struct.js';
+import { read } from '../runtime/footprint.js';
+import { objectFootprint } from './footprints.js';
 import { DOM, type Domains, IOMMU_DOMAIN, type IommuGroups } from './iommu.js';
 import { iommuSvaLock } from './iommu-sva.js';
 import { defineDomainIopf } from './io-pgfault.js';
@@ -73,6 +75,8 @@ export interface SvaDomainNotifier {
   register(t: KTask, dom: number, mm: MmStruct): KGen<number>;
   /** The domain's subscription, registered and not yet put (0: none). Reads only. */
   subscription(dom: number): number;
+  /** What subscription(dom) reads (computed: the table it scans). */
+  subscriptionFootprint(dom: number): number[];
   /** mmu_notifier_put(&domain->notifier). */
   put(t: KTask, sub: number): KGen;
 }
@@ -123,7 +127,7 @@ export class SvaDomains {
   private getUser(t: KTask, dom: number): KGen<boolean> {
     const k = this.k;
     if (this.cfg.users === 'refcounted') return refcount_inc_not_zero(k, t, this.users(dom));
-    return k.step(t, 'domain->users++', () => {
+    return k.stepOn(t, 'domain->users++', objectFootprint(k, dom, [], [DOM.users]), () => {
       objStore(k, t, dom, DOM.users, objLoad(k, t, dom, DOM.users) + 1);
       return true;
     });
@@ -154,7 +158,7 @@ export class SvaDomains {
     const last =
       this.cfg.users === 'refcounted'
         ? yield* refcount_dec_and_test(k, t, this.users(dom))
-        : yield* k.step(t, '--domain->users', () => {
+        : yield* k.stepOn(t, '--domain->users', objectFootprint(k, dom, [], [DOM.users]), () => {
             const u = objLoad(k, t, dom, DOM.users) - 1;
             objStore(k, t, dom, DOM.users, u);
             return u === 0;
@@ -165,7 +169,7 @@ export class SvaDomains {
   /** The last user went (iommu_sva_lock held): off the mm's list, then freed. */
   private *release(t: KTask, dom: number): KGen {
     const k = this.k;
-    yield* k.step(t, 'list_del(&domain->next)', () => {
+    yield* k.stepOn(t, 'list_del(&domain->next)', () => this.listDelFootprint(dom), () => {
       const mmId = objLoad(k, t, dom, DOM.mm) - 1;
       for (let i = 0; i < this.cfg.iommus; i++) {
         const slot = k.mem.statics + this.list + mmId * this.cfg.iommus + i;
@@ -175,13 +179,22 @@ export class SvaDomains {
     yield* this.iommu_domain_free(t, dom);
   }
 
+  /** What list_del(&domain->next) touches: domain->mm, and the mm's list slots (which mm is read under the step). */
+  private listDelFootprint(dom: number): number[] {
+    const k = this.k;
+    const fp = objectFootprint(k, dom, [DOM.mm]);
+    const mmId = (k.i32[dom + DOM.mm] as number) - 1;
+    if (mmId >= 0) for (let i = 0; i < this.cfg.iommus; i++) fp.push(k.mem.statics + this.list + mmId * this.cfg.iommus + i);
+    return fp;
+  }
+
   /**
    * iommu_domain_free of an SVA domain off every list: with a notifier, mmu_notifier_put — the memory goes in
    * free_notifier, after SRCU —, else freed now (users policy: at once, or after an RCU grace period).
    */
   private *iommu_domain_free(t: KTask, dom: number): KGen {
     const n = this.notifier;
-    const sub = n ? yield* this.k.step(t, 'domain->notifier', () => n.subscription(dom)) : 0;
+    const sub = n ? yield* this.k.stepOn(t, 'domain->notifier', () => n.subscriptionFootprint(dom), () => n.subscription(dom)) : 0;
     if (n && sub > 0) yield* n.put(t, sub);
     else yield* this.freeMemory(t, dom);
   }
@@ -202,7 +215,7 @@ export class SvaDomains {
   *iommu_sva_domain_attach(t: KTask, dev: DeviceInfo, mm: MmStruct, pasid: number, flags: number): KGen<SvaBind> {
     const k = this.k;
     const slot = this.listSlot(mm, dev.iommu);
-    let dom = yield* k.step(t, 'mm->iommu_mm->sva_domains', () => Atomics.load(k.i32, slot));
+    let dom = yield* k.stepOn(t, 'mm->iommu_mm->sva_domains', [read(slot)], () => Atomics.load(k.i32, slot));
     if (dom !== 0) {
       // Attach first: a bind that fails must not count as a user.
       const ret = yield* this.groups.iommu_attach_device_pasid(t, dom, dev, pasid);
@@ -215,14 +228,14 @@ export class SvaDomains {
     if (a.err !== 0) return { dom: 0, err: a.err, why: a.why };
     dom = a.dom;
     if (this.cfg.users === 'refcounted') yield* refcount_set(k, t, this.users(dom), 1);
-    else yield* k.step(t, 'domain->users = 1', () => objStore(k, t, dom, DOM.users, 1));
+    else yield* k.stepOn(t, 'domain->users = 1', objectFootprint(k, dom, [], [DOM.users]), () => objStore(k, t, dom, DOM.users, 1));
     const ret = yield* this.groups.iommu_attach_device_pasid(t, dom, dev, pasid);
     if (ret !== 0) {
       // Never published (attach stores the domain only once the driver has it): freed at once, or by its notifier.
       yield* this.iommu_domain_free(t, dom);
       return { dom: 0, err: ret, why: `attaching a new SVA domain to ${dev.name} PASID ${pasid} failed` };
     }
-    yield* k.step(t, 'list_add(&domain->next, &mm->iommu_mm->sva_domains)', () => Atomics.store(k.i32, slot, dom));
+    yield* k.stepOn(t, 'list_add(&domain->next, &mm->iommu_mm->sva_domains)', [slot], () => Atomics.store(k.i32, slot, dom));
     return { dom, err: 0, why: '' };
   }
 

@@ -4,6 +4,7 @@
 // (struct iommu_ops / iommu_domain_ops) is in ops.ts. The core reaches a vendor or a device only through these.
 import type { KTask } from '../kernel/context.js';
 import type { KGen } from '../kernel/kernel.js';
+import type { Footprint } from '../runtime/footprint.js';
 import type { IoasidLock } from './ioasid.js';
 
 /** The IOMMU driver's ops (include/linux/iommu.h) live in ops.ts; re-exported for the importers of this file. */
@@ -106,6 +107,8 @@ export interface SvmOps {
   start_pasid(t: KTask, dev: DeviceInfo, pasid: number): KGen;
   /** Has the device finished every DMA under pasid since it was told to stop? (reads only) */
   drained(dev: DeviceInfo, pasid: number): boolean;
+  /** The shared words drained(dev, pasid) reads (footprint.ts; pure): absent, the PASID reclaim takes the fallback lock. */
+  drainedFootprint?(dev: DeviceInfo, pasid: number): Footprint;
   /** The fault handler: a page request the core could not resolve; returns the response code to send. */
   fault?(t: KTask, dev: DeviceInfo, pasid: number, vpn: number, write: boolean): KGen<number>;
   /** Device-allocated PASIDs (the device driver picks and passes the PASID). */

@@ -23,7 +23,8 @@ import { type MmStruct, ownerOf } from '../kernel/mm/mm.js';
 import { alloc_page, free_page } from '../kernel/mm/physmem.js';
 import { synchronize_rcu } from '../kernel/rcu.js';
 import { InputError } from '../runtime/errors.js';
-import type { DomainType } from '../core/iommu.js';
+import { objectFootprint } from '../core/footprints.js';
+import { DOM, type DomainType } from '../core/iommu.js';
 import type { DeviceInfo } from '../core/types.js';
 import { defineHotplugActors, hotplugActors } from './hotplug.js';
 import type { HotplugOp } from './hotplug-steps.js';
@@ -112,7 +113,7 @@ export function* allocBuffer(m: Model, t: KTask, type: DomainType, iommu: number
   const k = m.k;
   const a = yield* m.domains.alloc(t, type, iommu);
   if (a.err !== 0) return { dom: 0, pfn: 0, why: a.why };
-  const table = yield* k.step(t, 'domain->pgtable', () => m.domains.pageTable(t, a.dom));
+  const table = yield* k.stepOn(t, 'domain->pgtable', objectFootprint(k, a.dom, [DOM.pgtable]), () => m.domains.pageTable(t, a.dom));
   if (!table) return { dom: a.dom, pfn: 0, why: '' };
   const pfn = yield* alloc_page(k, t, m.pm, ownerOf(table));
   yield* m.domains.map(t, a.dom, 0, pfn, true);

@@ -34,10 +34,12 @@ import { staticsOffset } from '../kernel/memory.js';
 import { mm_init, mmPasid, mmStateCode, type MmStruct } from '../kernel/mm/mm.js';
 import { do_mmap, fault_in } from '../kernel/mm/pagetable.js';
 import { synchronize_rcu } from '../kernel/rcu.js';
+import { read } from '../runtime/footprint.js';
 import type { Wire, Workload } from '../runtime/model.js';
 import { taskDriver } from '../kernel/driver.js';
 import type { Domains, IommuGroups } from '../core/iommu.js';
 import type { SvaDomains } from '../core/sva-domain.js';
+import { mmStateFootprint } from '../core/footprints.js';
 import type { DeviceInfo } from '../core/types.js';
 import type { EntryFaults } from '../hw/driver.js';
 import { HW_HOT_EVENTS, HW_SHARED_EVENTS } from '../hw/messages.js';
@@ -114,6 +116,8 @@ interface DomainsTaskEnv {
   dev(i: number): DeviceInfo;
   bump(t: KTask, name: DomainsStat, n?: number): KGen;
   count(name: DomainsStat, n?: number): void;
+  /** The word count(name) adds to (a step's footprint). */
+  countAt(name: DomainsStat): number;
   /**
    * Per process, three words: its bond's generation (odd while bound, even once its unbind has begun; 0 before
    * its first bind, -1 when it failed), the device and the PASID of the bond.
@@ -133,7 +137,7 @@ interface DomainsTaskEnv {
 function tellMm(env: DomainsTaskEnv, t: KTask, i: number): KGen {
   const { k, m, mms } = env;
   const mm = mms[i] as MmStruct;
-  return k.step(t, `${mm.name}: state`, (e) => e.send(m.actors.mm(i), { type: 'mm.state', code: mmStateCode(k, mm), pasid: mmPasid(k, mm) }));
+  return k.stepOn(t, `${mm.name}: state`, mmStateFootprint(k, mm), (e) => e.send(m.actors.mm(i), { type: 'mm.state', code: mmStateCode(k, mm), pasid: mmPasid(k, mm) }));
 }
 
 /** init: exec every process's mm (mm_init, its pages mapped and faulted in), then start the workload's tasks. */
@@ -147,8 +151,9 @@ function defineInit(env: DomainsTaskEnv, start: readonly TaskStart[]): void {
       for (let v = 0; v < PAGES; v++) yield* fault_in(k, t, mm, v, true);
       yield* tellMm(env, t, i);
     }
-    yield* k.step(t, 'init: run the workload', (e) => {
-      Atomics.store(k.i32, k.mem.statics + userspace, 1);
+    const up = k.mem.statics + userspace;
+    yield* k.stepOn(t, 'init: run the workload', [up], (e) => {
+      Atomics.store(k.i32, up, 1);
       for (const x of start) e.spawn(x.task, x.args, x.name);
     });
   });
@@ -156,8 +161,9 @@ function defineInit(env: DomainsTaskEnv, start: readonly TaskStart[]): void {
 
 /** script race and stress: the processes binding and the page-fault handlers racing their unbinds. */
 function defineRaceTasks(env: DomainsTaskEnv): void {
-  const { k, p, m, mms, dev, bump, count, bonds } = env;
+  const { k, p, m, mms, dev, bump, count, countAt, bonds } = env;
   const bond = (i: number, f: number): number => k.mem.statics + bonds + 3 * i + f;
+  const bondWords = (i: number): number[] => [bond(i, 0), bond(i, 1), bond(i, 2)];
   // A process: bind, let the device DMA, unbind — `rounds` times, on the next device each round.
   k.task('proc', 'process', function* (t, args) {
     const i = typeof args === 'number' ? args : 0;
@@ -165,7 +171,7 @@ function defineRaceTasks(env: DomainsTaskEnv): void {
     for (let r = 0; r < p.rounds; r++) {
       const d = dev(i + r);
       const b = yield* k.fn.iommu_sva_bind_device(t, d, mm, 0);
-      yield* k.step(t, 'bound', () => {
+      yield* k.stepOn(t, 'bound', [countAt(b.ret > 0 ? 'binds' : 'bind_failures'), ...bondWords(i)], () => {
         count(b.ret > 0 ? 'binds' : 'bind_failures');
         Atomics.store(k.i32, bond(i, 1), d.index);
         Atomics.store(k.i32, bond(i, 2), b.ret > 0 ? b.pasid : 0);
@@ -174,8 +180,8 @@ function defineRaceTasks(env: DomainsTaskEnv): void {
       yield* tellMm(env, t, i);
       if (b.ret <= 0) continue;
       const landed = yield* m.dmaWrite(t, d, b.pasid, 0, i);
-      yield* k.step(t, 'dma done', () => count(landed ? 'dmas' : 'dma_blocked'));
-      yield* k.step(t, 'unbinding', () => void Atomics.store(k.i32, bond(i, 0), 2 * r + 2));
+      yield* k.stepOn(t, 'dma done', [countAt(landed ? 'dmas' : 'dma_blocked')], () => count(landed ? 'dmas' : 'dma_blocked'));
+      yield* k.stepOn(t, 'unbinding', [bond(i, 0)], () => void Atomics.store(k.i32, bond(i, 0), 2 * r + 2));
       yield* k.fn.iommu_sva_unbind_device(t, b.ret);
       yield* bump(t, 'unbinds');
       yield* tellMm(env, t, i);
@@ -189,16 +195,18 @@ function defineRaceTasks(env: DomainsTaskEnv): void {
     for (let n = 0; n < p.lookups; n++) {
       const owner = (f + (p.script === 'race' ? 0 : n)) % p.processes;
       const mm = mms[owner] as MmStruct;
+      const snapped = bondWords(owner).map(read);
       const snap = (): [number, number, number] => [Atomics.load(k.i32, bond(owner, 0)), Atomics.load(k.i32, bond(owner, 1)), Atomics.load(k.i32, bond(owner, 2))];
       // The device can only fault once it has been bound: the page request follows the bind.
       const [gen, d, pasid] =
         p.script === 'race' && n === 0
-          ? ((yield k.point(t, 'wait for a page request', () => snap()[0] !== 0, snap, { what: `a page request from proc${owner}` })) as [number, number, number])
-          : yield* k.step(t, 'page request', snap);
+          ? ((yield k.point(t, 'wait for a page request', () => snap()[0] !== 0, snap, { what: `a page request from proc${owner}` }, snapped)) as [number, number, number])
+          : yield* k.stepOn(t, 'page request', snapped, snap);
       // Stress: every fourth request is on the VFIO task's PASID, whose paging domain is not an SVA domain.
       const vfio = p.script === 'stress' && n % 4 === 3;
       const got = yield* k.fn.iopf_handler(t, vfio ? dev(0) : dev(d), vfio ? env.vfioPasid : pasid);
-      yield* k.step(t, 'page response', () => {
+      const answered = [read(bond(owner, 0)), countAt('faults_invalid'), countAt('faults_handled'), countAt('faults_wrong_mm'), countAt('faults_raced')];
+      yield* k.stepOn(t, 'page response', answered, () => {
         const live = gen > 0 && gen % 2 === 1 && Atomics.load(k.i32, bond(owner, 0)) === gen;
         count(got === 0 ? 'faults_invalid' : got === mm.id || vfio ? 'faults_handled' : live ? 'faults_wrong_mm' : 'faults_raced');
       });
@@ -208,7 +216,7 @@ function defineRaceTasks(env: DomainsTaskEnv): void {
 
 /** script stress: a VFIO-like user of a PASID (attach / replace / detach, each result checked). */
 function defineVfioTasks(env: DomainsTaskEnv): void {
-  const { k, p, m, groups, dev, count, pasidOk, vfioPasid: pasid } = env;
+  const { k, p, m, groups, dev, count, countAt, pasidOk, vfioPasid: pasid } = env;
   const units = m.topo.units.length;
   // A VFIO/iommufd-like user of the last PASID: the attach / replace / detach semantics, each result checked —
   // and each DMA's: through the domain attached, or faulting when none is.
@@ -247,7 +255,7 @@ function defineVfioTasks(env: DomainsTaskEnv): void {
       if (p.lookup === 'rcu') yield* synchronize_rcu(k, t);
       for (const x of bufs) if (x.dom !== 0) yield* freeBuffer(m, t, x as Buffer);
     }
-    yield* k.step(t, 'vfio results', () => {
+    yield* k.stepOn(t, 'vfio results', [countAt('vfio_ops'), countAt('vfio_unexpected')], () => {
       count('vfio_ops', ops);
       count('vfio_unexpected', unexpected);
     });
@@ -256,7 +264,7 @@ function defineVfioTasks(env: DomainsTaskEnv): void {
 
 /** script multi-device: VFIO owning device 0's PASID, and the peer device's DMA tagged with it. */
 function defineMultiDeviceTasks(env: DomainsTaskEnv): void {
-  const { k, p, m, groups, dev, count, pasidOk, vfioPasid: pasid } = env;
+  const { k, p, m, groups, dev, count, countAt, pasidOk, vfioPasid: pasid } = env;
   // VFIO owns device 0 and attaches a paging domain to one of its PASIDs, checking each result.
   k.task('pasid_owner', 'process', function* (t) {
     const d = dev(0);
@@ -275,7 +283,7 @@ function defineMultiDeviceTasks(env: DomainsTaskEnv): void {
       }
       yield* freeBuffer(m, t, a as Buffer);
     }
-    yield* k.step(t, 'vfio results', () => {
+    yield* k.stepOn(t, 'vfio results', [countAt('vfio_ops'), countAt('vfio_unexpected')], () => {
       count('vfio_ops', ops);
       count('vfio_unexpected', unexpected);
     });
@@ -285,7 +293,7 @@ function defineMultiDeviceTasks(env: DomainsTaskEnv): void {
     const d = dev(1);
     let translated = 0;
     for (let n = 0; n < p.lookups; n++) if (yield* m.dmaWrite(t, d, pasid, 0, PEER_SLOT)) translated++;
-    yield* k.step(t, 'peer results', () => {
+    yield* k.stepOn(t, 'peer results', [countAt('peer_dmas'), countAt('peer_dmas_translated')], () => {
       count('peer_dmas', p.lookups);
       count('peer_dmas_translated', translated);
     });
@@ -294,7 +302,8 @@ function defineMultiDeviceTasks(env: DomainsTaskEnv): void {
 
 /** script bench: a paging domain looked up by loops, torn down at the end. */
 function defineBenchTasks(env: DomainsTaskEnv): void {
-  const { k, m, p, domains, groups, dev, count, benchDom } = env;
+  const { k, m, p, domains, groups, dev, count, countAt, benchDom } = env;
+  const benchAt = (): number => k.mem.statics + benchDom;
   // The benchmark: a paging domain on {device 0, PASID 1}, looked up by loops, torn down at the end.
   k.task('bench_setup', 'process', function* (t) {
     yield* m.boot.wait(t);
@@ -302,19 +311,19 @@ function defineBenchTasks(env: DomainsTaskEnv): void {
     if (a.err !== 0) throw new Error(`domains bench: ${a.why}`);
     const ret = yield* groups.iommu_attach_device_pasid(t, a.dom, dev(0), 1);
     if (ret !== 0) throw new Error(`domains bench: iommu_attach_device_pasid returned ${ret}`);
-    yield* k.step(t, 'bench domain', () => Atomics.store(k.i32, k.mem.statics + benchDom, a.dom));
+    yield* k.stepOn(t, 'bench domain', [benchAt()], () => Atomics.store(k.i32, benchAt(), a.dom));
   });
   k.task('lookup_loop', 'process', function* (t, args) {
     const n = typeof args === 'number' ? args : 0;
     let misses = 0;
     for (let i = 0; i < n; i++) if ((yield* groups.iommu_get_domain_for_dev_pasid(t, dev(0), 1, 'paging')) <= 0) misses++;
-    yield* k.step(t, 'count lookups', () => {
+    yield* k.stepOn(t, 'count lookups', [countAt('lookups'), countAt('lookup_misses')], () => {
       count('lookups', n);
       count('lookup_misses', misses);
     });
   });
   k.task('bench_teardown', 'process', function* (t) {
-    const dom = yield* k.step(t, 'bench domain', () => Atomics.exchange(k.i32, k.mem.statics + benchDom, 0));
+    const dom = yield* k.stepOn(t, 'bench domain', [benchAt()], () => Atomics.exchange(k.i32, benchAt(), 0));
     if (dom === 0) return;
     yield* groups.iommu_detach_device_pasid(t, dom, dev(0), 1);
     if (p.lookup === 'rcu') yield* synchronize_rcu(k, t);
@@ -394,8 +403,9 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
   const mms = m.mms.mms.slice(0, p.processes);
   const statsOff = k.statics.alloc(DOMAINS_STATS.length, 'domains stats');
   const index = (name: DomainsStat): number => DOMAINS_STATS.indexOf(name);
-  const count = (name: DomainsStat, n = 1): void => void Atomics.add(k.i32, k.mem.statics + statsOff + index(name), n);
-  const bump = (t: KTask, name: DomainsStat, n = 1): KGen => k.step(t, `count ${name}`, () => count(name, n));
+  const countAt = (name: DomainsStat): number => k.mem.statics + statsOff + index(name);
+  const count = (name: DomainsStat, n = 1): void => void Atomics.add(k.i32, countAt(name), n);
+  const bump = (t: KTask, name: DomainsStat, n = 1): KGen => k.stepOn(t, `count ${name}`, [countAt(name)], () => count(name, n));
   const env: DomainsTaskEnv = {
     k,
     p,
@@ -406,6 +416,7 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
     dev: (i) => m.infos[((i % ndev) + ndev) % ndev] as DeviceInfo,
     bump,
     count,
+    countAt,
     bonds: k.statics.alloc(3 * p.processes, 'process bonds'),
     benchDom: k.statics.alloc(1, 'bench domain'),
     userspace: k.statics.alloc(1, 'user space up'),

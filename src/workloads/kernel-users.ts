@@ -11,6 +11,8 @@ import type { DmaApi } from '../core/dma-iommu.js';
 import { OWNER_DRIVER } from '../core/dma-iommu.js';
 import type { Domains } from '../core/iommu.js';
 import type { Stats } from '../core/stats.js';
+import { read } from '../runtime/footprint.js';
+import type { StepEnv } from '../runtime/task.js';
 import type { Sva } from '../core/iommu-sva.js';
 import { type DeviceInfo, SVM_FLAG_PRIVATE_PASID, SVM_FLAG_SUPERVISOR_MODE } from '../core/types.js';
 import type { KTask } from '../kernel/context.js';
@@ -95,15 +97,25 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
 
   /** Submit one descriptor and wait for its completion record: true if it completed. */
   function* job(t: KTask, dev: DeviceInfo, crIndex: number, pasid: number, vpn: number, id: number, exposure?: { n: number }): KGen<boolean> {
-    yield* k.step(t, `${dev.name}: submit job ${id} (PASID ${pasid}, address ${vpn})`, (e) => {
+    // Counting the exposure walks the {device, PASID} translation: that step stays on the fallback lock.
+    const submit = (e: StepEnv) => {
       if (exposure) countExposure(dev, pasid, exposure);
       Atomics.store(k.i32, cr(crIndex), 0);
       e.send(dev.actor, { type: 'submit', pasid, vpn, w: 1, id, from: 0, cr: crIndex + 1 });
-    });
-    const done = (yield k.point(t, `wait for ${dev.name}'s completion record`, () => Atomics.load(k.i32, cr(crIndex)) !== 0, () => Atomics.load(k.i32, cr(crIndex)), {
-      what: `${dev.name} to write the completion record of job ${id}`,
-    })) as number;
-    yield* k.step(t, 'job done', () => stats.add(done === 1 ? 'kernel_jobs' : 'kernel_job_faults'));
+    };
+    const label = `${dev.name}: submit job ${id} (PASID ${pasid}, address ${vpn})`;
+    if (exposure) yield* k.step(t, label, submit);
+    else yield* k.stepOn(t, label, [cr(crIndex)], submit);
+    const done = (yield k.point(
+      t,
+      `wait for ${dev.name}'s completion record`,
+      () => Atomics.load(k.i32, cr(crIndex)) !== 0,
+      () => Atomics.load(k.i32, cr(crIndex)),
+      { what: `${dev.name} to write the completion record of job ${id}` },
+      [read(cr(crIndex))],
+    )) as number;
+    const counter = done === 1 ? 'kernel_jobs' : 'kernel_job_faults';
+    yield* k.stepOn(t, 'job done', [stats.addr(counter)], () => stats.add(counter));
     return done === 1;
   }
 
@@ -121,16 +133,17 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
       });
     }
     // Then the drivers start: their kernel users, VFIO, the DRM device.
-    if (cfg.use !== 'none') for (let d = 0; d < users; d++) yield* k.step(t, 'driver probe', (e) => void e.spawn('kdma_user', d, `kdma/${d}`));
-    if (cfg.vfio !== 'none' && D > 0) yield* k.step(t, 'vfio', (e) => void e.spawn('vfio_takeover', 0, 'vfio'));
-    if (cfg.drmContexts > 0) yield* k.step(t, 'drm probe', (e) => void e.spawn('drm_contexts', null, 'drm'));
+    // Spawns: no shared word.
+    if (cfg.use !== 'none') for (let d = 0; d < users; d++) yield* k.stepOn(t, 'driver probe', [], (e) => void e.spawn('kdma_user', d, `kdma/${d}`));
+    if (cfg.vfio !== 'none' && D > 0) yield* k.stepOn(t, 'vfio', [], (e) => void e.spawn('vfio_takeover', 0, 'vfio'));
+    if (cfg.drmContexts > 0) yield* k.stepOn(t, 'drm probe', [], (e) => void e.spawn('drm_contexts', null, 'drm'));
   });
 
   k.task('kdma_user', 'kthread', function* (t, args) {
     const dev = infos[args as number] as DeviceInfo;
     yield* kdmaJobs(t, dev);
     // Done, however the jobs ended (a failed probe or map included): the driver unbinds, and VFIO may go on.
-    yield* k.step(t, 'kdma user done', () => void Atomics.add(k.i32, result(2 * D), 1));
+    yield* k.stepOn(t, 'kdma user done', [result(2 * D)], () => void Atomics.add(k.i32, result(2 * D), 1));
   });
 
   function* kdmaJobs(t: KTask, dev: DeviceInfo): KGen {
@@ -139,10 +152,10 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
       for (let j = 0; j < cfg.jobs; j++) {
         const iova = yield* dma.map(t, dev, kernelPfn(j), true);
         if (iova < 0) return;
-        yield* k.step(t, 'dma map', () => stats.add('dma_maps'));
+        yield* k.stepOn(t, 'dma map', [stats.addr('dma_maps')], () => stats.add('dma_maps'));
         yield* job(t, dev, dev.index, 0, iova, j);
         yield* dma.unmap(t, dev, iova);
-        yield* k.step(t, 'dma unmap', () => stats.add('dma_unmaps'));
+        yield* k.stepOn(t, 'dma unmap', [stats.addr('dma_unmaps')], () => stats.add('dma_unmaps'));
       }
     } else if (cfg.use === 'syspasid-map') {
       // Option 1: a PASID of its own with its own DMA domain; every job maps and unmaps (an IOTLB flush each).
@@ -178,7 +191,7 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
     } else if (cfg.use === 'syspasid-bind') {
       // Option 2: init_mm bound in supervisor mode; jobs address kernel memory directly, no IOMMU update.
       const r = yield* sva.bind(t, dev, initMm, SVM_FLAG_SUPERVISOR_MODE);
-      yield* k.step(t, r.ret < 0 ? `system PASID refused: ${r.why}` : `system PASID ${r.pasid}`, () => {
+      yield* k.stepOn(t, r.ret < 0 ? `system PASID refused: ${r.why}` : `system PASID ${r.pasid}`, [result(D + dev.index)], () => {
         Atomics.store(k.i32, result(D + dev.index), r.ret < 0 ? r.ret : r.pasid);
       });
       if (r.ret < 0) return;
@@ -193,10 +206,11 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
     const force = cfg.takeover === 'force';
     if (cfg.vfio === 'early' && cfg.use === 'dma-api') {
       // While the host driver is still bound and mapping: refused, unless the takeover is forced.
-      yield k.point(t, 'wait for a live DMA mapping', () => dma.mappings(dev) > 0 || Atomics.load(k.i32, result(2 * D)) >= users, () => undefined);
+      const live = [read(dma.mappingsAddr(dev)), read(result(2 * D))];
+      yield k.point(t, 'wait for a live DMA mapping', () => dma.mappings(dev) > 0 || Atomics.load(k.i32, result(2 * D)) >= users, () => undefined, undefined, live);
       if (dma.mappings(dev) > 0) {
         const r = yield* dma.vfioTakeover(t, dev, 'paging', force);
-        yield* k.step(t, `vfio: ${r.err < 0 ? r.why : 'took it'}`, () => stats.add(r.err < 0 ? 'vfio_refused' : 'vfio_takeovers'));
+        yield* k.stepOn(t, `vfio: ${r.err < 0 ? r.why : 'took it'}`, [stats.addr(r.err < 0 ? 'vfio_refused' : 'vfio_takeovers')], () => stats.add(r.err < 0 ? 'vfio_refused' : 'vfio_takeovers'));
         if (r.err === 0) {
           yield* mapUserMemory(t, dev);
           return;
@@ -204,11 +218,16 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
       }
     }
     // After the host driver's users are done (the driver unbound): the takeover goes through.
-    yield k.point(t, 'wait for the host driver to unbind', () => Atomics.load(k.i32, result(2 * D)) >= (cfg.use === 'none' ? 0 : users), () => undefined, {
-      what: 'the host driver to unbind',
-    });
+    yield k.point(
+      t,
+      'wait for the host driver to unbind',
+      () => Atomics.load(k.i32, result(2 * D)) >= (cfg.use === 'none' ? 0 : users),
+      () => undefined,
+      { what: 'the host driver to unbind' },
+      [read(result(2 * D))],
+    );
     const r = yield* dma.vfioTakeover(t, dev, 'paging', force);
-    yield* k.step(t, `vfio: ${r.err < 0 ? r.why : 'took it'}`, () => stats.add(r.err < 0 ? 'vfio_refused' : 'vfio_takeovers'));
+    yield* k.stepOn(t, `vfio: ${r.err < 0 ? r.why : 'took it'}`, [stats.addr(r.err < 0 ? 'vfio_refused' : 'vfio_takeovers')], () => stats.add(r.err < 0 ? 'vfio_refused' : 'vfio_takeovers'));
     if (r.err === 0) yield* mapUserMemory(t, dev);
   });
 
@@ -221,7 +240,7 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
       const pfn = yield* alloc_page(k, t, env.pm, ownerOf(user));
       if (pfn === 0) return;
       yield* domains.map(t, dom, i, pfn, true);
-      yield* k.step(t, 'VFIO_IOMMU_MAP_DMA', () => stats.add('vfio_maps'));
+      yield* k.stepOn(t, 'VFIO_IOMMU_MAP_DMA', [stats.addr('vfio_maps')], () => stats.add('vfio_maps'));
     }
   }
 
@@ -231,7 +250,7 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
     for (let c = 0; c < cfg.drmContexts; c++) {
       const a = yield* domains.alloc(t, 'paging', infos[0]?.iommu ?? 0);
       if (a.err < 0) {
-        yield* k.step(t, `drm: context ${c}: ${a.why}`, () => void Atomics.store(k.i32, result(2 * D + 1), a.err));
+        yield* k.stepOn(t, `drm: context ${c}: ${a.why}`, [result(2 * D + 1)], () => void Atomics.store(k.i32, result(2 * D + 1), a.err));
         break;
       }
       const mm = mms.mms[c % mms.mms.length] as MmStruct | undefined;
@@ -252,7 +271,7 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
           if ((yield* dma.attach(t, dev, ctx.dom, OWNER_DRIVER, ctx.owner)) < 0) continue;
           yield* job(t, dev, D + dev.index, 0, round % Math.max(1, ctx.pfns.length), round);
         }
-        yield* k.step(t, 'drm: context switch', () => stats.add('drm_switches'));
+        yield* k.stepOn(t, 'drm: context switch', [stats.addr('drm_switches')], () => stats.add('drm_switches'));
       }
     }
     for (const dev of infos) yield* dma.detach(t, dev);

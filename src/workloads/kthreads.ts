@@ -15,6 +15,7 @@ import type { Kernel, KGen } from '../kernel/kernel.js';
 import { type MmTable, ownerOf } from '../kernel/mm/mm.js';
 import { alloc_page, free_page, type PhysMem } from '../kernel/mm/physmem.js';
 import { element, struct, word } from '../kernel/struct.js';
+import { read } from '../runtime/footprint.js';
 
 /** The completion records of the driver's kernel threads: KTHREAD_CR + device index + 1. */
 export const KTHREAD_CR = 1 << 19;
@@ -70,40 +71,51 @@ export function defineDriverKthreads(env: KthreadEnv, jobs: number): DriverKthre
   });
   const IDXD = 'drivers/dma/idxd/device.c';
   k.fns.define('accel_kthread_run', 'kernel/kthread.c', (t, dev) =>
-    k.step(t, `kthread_run(accel_kwq/${dev.index})`, (e) => {
+    k.stepOn(t, `kthread_run(accel_kwq/${dev.index})`, [kt.started.addr(at(dev))], (e) => {
       kt.started.set(at(dev), 1);
       e.spawn('accel_kthread', dev.index, `accel_kwq/${dev.index}`);
     }),
   );
   // kthread_stop: KTHREAD_SHOULD_STOP, then wait for the thread's exit (its descriptor in flight ends first).
   k.fns.define('accel_kthreads_stop', IDXD, function* (t, dev) {
-    const started = yield* k.step(t, `kthread_stop(accel_kwq/${dev.index})`, () => {
+    const stop = [read(kt.started.addr(at(dev))), kt.should_stop.addr(at(dev))];
+    const started = yield* k.stepOn(t, `kthread_stop(accel_kwq/${dev.index})`, stop, () => {
       if (kt.started.get(at(dev)) === 0) return false;
       kt.should_stop.set(at(dev), 1);
       return true;
     });
     if (!started) return;
-    yield k.point(t, `wait_for_completion(&kthread->exited) (accel_kwq/${dev.index})`, () => kt.exited.get(at(dev)) === 1, () => undefined, {
-      what: `accel_kwq/${dev.index} to exit`,
-    });
+    yield k.point(
+      t,
+      `wait_for_completion(&kthread->exited) (accel_kwq/${dev.index})`,
+      () => kt.exited.get(at(dev)) === 1,
+      () => undefined,
+      { what: `accel_kwq/${dev.index} to exit` },
+      [read(kt.exited.addr(at(dev)))],
+    );
   });
-  const shouldStop = (t: KTask, dev: DeviceInfo): KGen<boolean> => k.step(t, 'kthread_should_stop', () => kt.should_stop.get(at(dev)) === 1);
+  const shouldStop = (t: KTask, dev: DeviceInfo): KGen<boolean> => k.stepOn(t, 'kthread_should_stop', [read(kt.should_stop.addr(at(dev)))], () => kt.should_stop.get(at(dev)) === 1);
 
   /** One descriptor on the RID: map, submit, wait for the completion record, unmap. false: stop. */
   function* job(t: KTask, dev: DeviceInfo, pfn: number, j: number): KGen<boolean> {
     const iova = yield* dma.map(t, dev, pfn, true);
     if (iova < 0) {
-      yield* k.step(t, `dma_map_page = ${errname(iova)}`, () => undefined);
+      yield* k.stepOn(t, `dma_map_page = ${errname(iova)}`, [], () => undefined);
       return false;
     }
-    yield* k.step(t, `${dev.name}: submit (RID, iova ${iova})`, (e) => {
+    yield* k.stepOn(t, `${dev.name}: submit (RID, iova ${iova})`, [kt.cr.addr(at(dev))], (e) => {
       kt.cr.set(at(dev), 0);
       e.send(dev.actor, { type: 'submit', pasid: 0, vpn: iova, w: 1, id: j, from: 0, cr: KTHREAD_CR + dev.index + 1 });
     });
-    const ok = (yield k.point(t, `wait for ${dev.name}'s completion record`, () => kt.cr.get(at(dev)) !== 0, () => kt.cr.get(at(dev)) === 1, {
-      what: `${dev.name} to complete descriptor ${j} of accel_kwq/${dev.index}`,
-    })) as boolean;
-    yield* k.step(t, ok ? 'descriptor done' : 'descriptor failed', () => {
+    const ok = (yield k.point(
+      t,
+      `wait for ${dev.name}'s completion record`,
+      () => kt.cr.get(at(dev)) !== 0,
+      () => kt.cr.get(at(dev)) === 1,
+      { what: `${dev.name} to complete descriptor ${j} of accel_kwq/${dev.index}` },
+      [read(kt.cr.addr(at(dev)))],
+    )) as boolean;
+    yield* k.stepOn(t, ok ? 'descriptor done' : 'descriptor failed', [kt.jobs.addr(at(dev)), kt.faults.addr(at(dev))], () => {
       kt.jobs.set(at(dev), kt.jobs.get(at(dev)) + 1);
       if (!ok) kt.faults.set(at(dev), kt.faults.get(at(dev)) + 1);
     });
@@ -115,9 +127,14 @@ export function defineDriverKthreads(env: KthreadEnv, jobs: number): DriverKthre
     const dev = infos[args as number] as DeviceInfo;
     yield* env.boot.wait(t);
     // iommu_probe attaches the default domain after kernel_init: the thread's dma_map_page goes through it.
-    yield k.point(t, `wait for ${dev.name}'s default domain`, () => env.noDefaultDomain || dma.domainOf(dev) !== 0 || kt.should_stop.get(at(dev)) === 1, () => undefined, {
-      what: `iommu_probe to attach ${dev.name}'s default domain`,
-    });
+    yield k.point(
+      t,
+      `wait for ${dev.name}'s default domain`,
+      () => env.noDefaultDomain || dma.domainOf(dev) !== 0 || kt.should_stop.get(at(dev)) === 1,
+      () => undefined,
+      { what: `iommu_probe to attach ${dev.name}'s default domain` },
+      [read(dma.domainAddr(dev)), read(kt.should_stop.addr(at(dev)))],
+    );
     const pfn = yield* alloc_page(k, t, env.pm, ownerOf(env.mms.initMm));
     for (let j = 0; pfn !== 0 && j < jobs; j++) {
       if (yield* shouldStop(t, dev)) break;
@@ -125,7 +142,7 @@ export function defineDriverKthreads(env: KthreadEnv, jobs: number): DriverKthre
     }
     if (pfn !== 0) yield* free_page(k, t, env.pm, pfn);
     // The thread function returned: kthread_stop's wait ends (or nobody waits: the run ends with it).
-    yield* k.step(t, 'complete(&kthread->exited)', () => kt.exited.set(at(dev), 1));
+    yield* k.stepOn(t, 'complete(&kthread->exited)', [kt.exited.addr(at(dev))], () => kt.exited.set(at(dev), 1));
   });
   return {
     jobs: (dev) => ({ done: kt.jobs.get(at(dev)), failed: kt.faults.get(at(dev)) }),

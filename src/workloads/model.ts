@@ -28,6 +28,7 @@ import { Sva } from '../core/iommu-sva.js';
 import { Oracle } from '../core/oracle.js';
 import { pasidIoasidWords } from '../core/pasid.js';
 import { Stats } from '../core/stats.js';
+import { read } from '../runtime/footprint.js';
 import { SvaDomains, type SvaUsers } from '../core/sva-domain.js';
 import { type DeviceInfo, DRIVER_BUGS, type DriverBug, type FaultHandling, type PasidLife, type PasidPlacement, type SvaNotifier, type SvaPasidFree, type SvaPolicies, type Teardown } from '../core/types.js';
 import type { Flavour } from '../hw/vendor.js';
@@ -289,13 +290,18 @@ function kernelDma(k: Kernel, slots: number) {
     },
     *dma(t: KTask, dev: DeviceInfo, pasid: number, vpn: number, slot: number): KGen<boolean> {
       if (slot < 0 || slot >= slots) throw new Error(`kernel DMA: slot ${slot} of ${slots}`);
-      yield* k.step(t, `${dev.name}: DMA write (PASID ${pasid}, address ${vpn})`, (e) => {
+      yield* k.stepOn(t, `${dev.name}: DMA write (PASID ${pasid}, address ${vpn})`, [cr(slot)], (e) => {
         Atomics.store(k.i32, cr(slot), 0);
         e.send(dev.actor, { type: 'submit', pasid, vpn, w: 1, id: slot, from: 0, cr: KERNEL_DMA_CR + slot + 1 });
       });
-      const done = (yield k.point(t, `wait for ${dev.name}'s completion record`, () => Atomics.load(k.i32, cr(slot)) !== 0, () => Atomics.load(k.i32, cr(slot)), {
-        what: `${dev.name} to complete the DMA of ${t.comm}`,
-      })) as number;
+      const done = (yield k.point(
+        t,
+        `wait for ${dev.name}'s completion record`,
+        () => Atomics.load(k.i32, cr(slot)) !== 0,
+        () => Atomics.load(k.i32, cr(slot)),
+        { what: `${dev.name} to complete the DMA of ${t.comm}` },
+        [read(cr(slot))],
+      )) as number;
       return done === 1;
     },
   };

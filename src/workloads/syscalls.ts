@@ -4,6 +4,7 @@
 // the task's task_works on its way back to user space (a close's last fput releases the file there), replying to
 // the process's actor when they return and telling its mm's actor each change of the mm's state.
 import type { Sva } from '../core/iommu-sva.js';
+import { mmStateFootprint } from '../core/footprints.js';
 import type { DeviceInfo } from '../core/types.js';
 import { type AccelDriver, UACCE_FOPS } from '../hw/pci/driver.js';
 import type { KTask } from '../kernel/context.js';
@@ -11,11 +12,12 @@ import { defineExit } from '../kernel/exit.js';
 import { fdFile, registerFops } from '../kernel/fs/file.js';
 import { leakReport } from '../kernel/kasan.js';
 import type { Kernel, KGen } from '../kernel/kernel.js';
-import { get_task_mm, MM_LIVE, type MmStruct, type MmTable, mm_init, mmPasid, mmput, mmStateCode, mmUsers, objectInfo as mmObjectInfo } from '../kernel/mm/mm.js';
+import { get_task_mm, MM_LIVE, type MmStruct, type MmTable, mm_init, mmBase, mmPasid, mmput, mmStateCode, mmUsers, objectInfo as mmObjectInfo } from '../kernel/mm/mm.js';
 import type { MmuNotifiers } from '../kernel/mm/mmu_notifier.js';
 import { do_mmap, do_munmap, fault_in } from '../kernel/mm/pagetable.js';
 import { setCurrent, taskMmAddr } from '../kernel/task_struct.js';
 import type { Stats } from '../core/stats.js';
+import { read } from '../runtime/footprint.js';
 import type { Wire } from '../runtime/model.js';
 import type { Boot } from '../hw/boot.js';
 import type { TaskMm } from './params/policies.js';
@@ -81,7 +83,8 @@ export function defineSyscalls(env: SyscallEnv): Syscalls {
   k.onEnd(() => exitedMmLeaks(k, mms.mms.slice(0, processes), (i) => Atomics.load(k.i32, taskMm(i))));
   const sys = processSyscalls(env, registerFops(k, UACCE_FOPS));
   const reply = (t: KTask, to: number, event: { type: string } & Record<string, Wire>) =>
-    k.step(t, `return to user: ${event.type}`, (e) => e.send(to, event));
+    // A message to the process actor: no shared word.
+    k.stepOn(t, `return to user: ${event.type}`, [], (e) => e.send(to, event));
 
   k.task('sys_exec', 'process', function* (t, args) {
     const { proc: i, actor } = proc(args);
@@ -93,7 +96,7 @@ export function defineSyscalls(env: SyscallEnv): Syscalls {
     const r = yield* sys.open(t, i, (args as { flags: number }).flags, dev);
     const capable = r.capable ? 1 : 0;
     // Back in user space the task's IA32_PASID holds mm->pasid (what ENQCMD tags a descriptor with).
-    if (r.ret >= 0) yield* k.step(t, 'return to user: bound', (e) => e.send(actor, { type: 'bound', handle: r.ret, pasid: r.pasid, capable, msr: mmPasid(k, mm) }));
+    if (r.ret >= 0) yield* k.stepOn(t, 'return to user: bound', [read(mm.view.pasid.addr(mmBase(k, mm)))], (e) => e.send(actor, { type: 'bound', handle: r.ret, pasid: r.pasid, capable, msr: mmPasid(k, mm) }));
     else yield* reply(t, actor, { type: 'bind.failed', err: r.ret, capable });
   });
   k.task('bind_task', 'kthread', function* (t, args) {
@@ -101,16 +104,16 @@ export function defineSyscalls(env: SyscallEnv): Syscalls {
     // did: nothing keeps the task from exiting meanwhile but the reference the driver takes on its mm.
     const { proc: i, mm, dev } = proc(args);
     const flags = (args as { flags: number }).flags;
-    const held = env.params.taskMm === 'get_task_mm' ? yield* get_task_mm(k, t, mm, taskMm(i)) : yield* k.step(t, 'task->mm', () => Atomics.load(k.i32, taskMm(i)) !== 0);
+    const held = env.params.taskMm === 'get_task_mm' ? yield* get_task_mm(k, t, mm, taskMm(i)) : yield* k.stepOn(t, 'task->mm', [read(taskMm(i))], () => Atomics.load(k.i32, taskMm(i)) !== 0);
     if (!held) {
-      yield* k.step(t, 'bind_task: the task has exited (-ESRCH)', () => stats.add('bind_task_esrch'));
+      yield* k.stepOn(t, 'bind_task: the task has exited (-ESRCH)', [stats.addr('bind_task_esrch')], () => stats.add('bind_task_esrch'));
       return;
     }
     const r = yield* sva.bind(t, dev, mm, flags);
     // The driver's reference goes as soon as the bond holds the mm; this mmput may be the last (exit_mmap here).
     if (env.params.taskMm === 'get_task_mm') yield* mmput(k, t, notifiers, mm);
     if (r.ret > 0) {
-      yield* k.step(t, 'bind_task: bound', () => stats.add('bind_task_bound'));
+      yield* k.stepOn(t, 'bind_task: bound', [stats.addr('bind_task_bound')], () => stats.add('bind_task_bound'));
       yield* sva.unbind(t, r.ret);
     }
   });
@@ -145,7 +148,7 @@ function processSyscalls(env: SyscallEnv, fops: number): Syscalls {
   const { k, params: p, mms, notifiers, sva, driver, stats, actors, boot } = env;
   const mmOf = (i: number): MmStruct => mms.mms[i] as MmStruct;
   const tellMm = (t: KTask, i: number, mm: MmStruct) =>
-    k.step(t, `${mm.name}: state`, (e) => e.send(actors.mm(i), { type: 'mm.state', code: mmStateCode(k, mm), pasid: mmPasid(k, mm) }));
+    k.stepOn(t, `${mm.name}: state`, mmStateFootprint(k, mm), (e) => e.send(actors.mm(i), { type: 'mm.state', code: mmStateCode(k, mm), pasid: mmPasid(k, mm) }));
   // exit_to_user_mode: the task_works queued meanwhile (a last fput's ____fput) run before user space resumes.
   function* syscall<T>(t: KTask, i: number, body: KGen<T>): KGen<T> {
     setCurrent(k, t, i);
@@ -162,7 +165,7 @@ function processSyscalls(env: SyscallEnv, fops: number): Syscalls {
           const mm = mmOf(i);
           yield* boot.wait(t);
           yield* mm_init(k, t, mm);
-          yield* k.step(t, 'current->mm = mm', () => void Atomics.store(k.i32, taskMmAddr(k, i), mm.id + 1));
+          yield* k.stepOn(t, 'current->mm = mm', [taskMmAddr(k, i)], () => void Atomics.store(k.i32, taskMmAddr(k, i), mm.id + 1));
           yield* do_mmap(k, t, mm, 0, p.pages, true);
           for (let v = 0; v < Math.ceil(p.pages / 2); v++) yield* fault_in(k, t, mm, v, true);
           yield* tellMm(t, i, mm);
@@ -197,7 +200,7 @@ function processSyscalls(env: SyscallEnv, fops: number): Syscalls {
             yield* do_mmap(k, t, mm, start, n, true);
             for (let v = start; v < start + n; v++) yield* fault_in(k, t, mm, v, true);
           }
-          yield* k.step(t, 'munmap', () => stats.add('munmaps'));
+          yield* k.stepOn(t, 'munmap', [stats.addr('munmaps')], () => stats.add('munmaps'));
         })(),
       ),
     madvise: (t, i, start, n) => syscall(t, i, k.fn.do_madvise(t, mmOf(i), start, n, 'MADV_DONTNEED')),
@@ -205,9 +208,9 @@ function processSyscalls(env: SyscallEnv, fops: number): Syscalls {
     *exit(t, i) {
       const mm = mmOf(i);
       setCurrent(k, t, i);
-      yield* k.step(t, 'do_exit: PF_EXITING', (e) => e.send(actors.mm(i), { type: 'mm.exit' }));
+      yield* k.stepOn(t, 'do_exit: PF_EXITING', [], (e) => e.send(actors.mm(i), { type: 'mm.exit' }));
       yield* k.fn.do_exit(t, mm);
-      yield* k.step(t, 'exit', () => stats.add('exits'));
+      yield* k.stepOn(t, 'exit', [stats.addr('exits')], () => stats.add('exits'));
       yield* tellMm(t, i, mm);
     },
   };
