@@ -172,6 +172,11 @@ export class VtdUnit extends IommuUnit {
     return n <= this.poolSize ? n : 0;
   }
 
+  /** The pool's `used` word (its word offset): what allocLeaf and freeLeaf write (the driver's footprints). */
+  get poolUsedPtr(): number {
+    return this.view.pool.used.addr(this.st(this.pool));
+  }
+
   /** Give back a leaf a lost cmpxchg did not install (free_pgtable_page): only the last one taken can be. */
   freeLeaf(leaf: number): void {
     this.view.pool.used.cmpxchg(this.st(this.pool), leaf, leaf - 1);
