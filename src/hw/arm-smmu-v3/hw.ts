@@ -281,6 +281,21 @@ export class ArmSmmuUnit extends IommuUnit {
     return this.abs(this.regsOff);
   }
 
+  /** A queue register's word (its absolute offset): the driver's footprints (arm-smmu-v3.ts). */
+  queueReg(field: keyof typeof ARM_SMMU_QUEUES.offset): number {
+    return this.smmuRegs + ARM_SMMU_QUEUES.offset[field];
+  }
+
+  /** The first word of command slot `prod` (CMDQ_ENT.words from there): the driver's footprints. */
+  cmdqSlot(prod: number): number {
+    return element(CMDQ_ENT, this.abs(this.cmdqOff), prod % this.opts.queueDepth);
+  }
+
+  /** The first word of event slot `cons` (EVTQ_ENT.words from there): the driver's footprints. */
+  evtqSlot(cons: number): number {
+    return element(EVTQ_ENT, this.abs(this.evtqOff), cons % EVTQ_DEPTH);
+  }
+
   /** Free entries (the driver waits for room for its commands and their CMD_SYNC). */
   cmdqSpace(): number {
     return this.opts.queueDepth - (this.qr.cmdq_prod.get(this.smmuRegs) - this.qr.cmdq_cons.get(this.smmuRegs));
