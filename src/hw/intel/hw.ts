@@ -293,6 +293,16 @@ export class VtdUnit extends IommuUnit {
     return 'wake';
   }
 
+  /** The PRQ's registers (its word offset; VTD_PRQ_REGS): the driver's footprints (prq.ts). */
+  get prqRegsPtr(): number {
+    return this.pr;
+  }
+
+  /** The PRQ's slot i (its word offset; a count, as PQH and PQT are): the driver's footprints. */
+  prqDscPtr(i: number): number {
+    return this.dscAt(i);
+  }
+
   /** dmar_readq(DMAR_PQH_REG) and DMAR_PQT_REG. */
   get pqh(): number {
     return this.view.prq.pqh.get(this.pr);
