@@ -217,6 +217,16 @@ export class AmdIommu extends IommuUnit {
 
   // ---- the command buffer (driver side) ----
 
+  /** A word of the unit's registers and driver state (AMD_IOMMU): the driver's footprints (iommu.ts, ppr.ts). */
+  mmioWord(field: keyof typeof AMD_IOMMU.offset): number {
+    return this.mmio + AMD_IOMMU.offset[field];
+  }
+
+  /** The PPR log's slot i (its word offset; PPR_LOG_ENTRY.words from there): the driver's footprints. */
+  pprSlot(i: number): number {
+    return this.pprAt(i);
+  }
+
   /** Free entries (the driver's `left`, in commands). */
   cmdFree(): number {
     return this.opts.queueDepth - (this.m.cmd_tail.get(this.mmio) - this.m.cmd_head.get(this.mmio));

@@ -17,6 +17,7 @@ import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { pr_alert } from '../../kernel/printk.js';
 import { spin_lock_irqsave_section } from '../../kernel/spinlock.js';
+import { read } from '../../runtime/footprint.js';
 import type { StepEnv } from '../../runtime/task.js';
 import { attachDomain, detachOnRelease, type DriverEnv, domainMm, type EntryOps, unitOf } from '../driver.js';
 import { drainPrq, iopfForDomainRemove, iopfSetDevPasid, type UnitDriver } from '../queue.js';
@@ -216,7 +217,7 @@ function defineCommandBuffer(env: DriverEnv): void {
   // the order of their values — in the same section as the COMPLETION_WAIT's copy; the poll is outside the lock.
   k.fns.define('iommu_completion_wait', C, function* (t, iommu) {
     const u = iommu.unit as AmdIommu;
-    if (!(yield* k.step(t, 'iommu->need_sync', () => u.needSync))) return 0;
+    if (!(yield* k.stepOn(t, 'iommu->need_sync', [read(u.mmioWord('need_sync'))], () => u.needSync))) return 0;
     let data = 0;
     const ret = yield* spin_lock_irqsave_section(
       k,
@@ -249,6 +250,7 @@ function defineCommandBuffer(env: DriverEnv): void {
         spins: true,
         wakeAt: () => deadline,
       },
+      [read(u.mmioWord('cmd_sem'))],
     )) as boolean;
     if (done) return 0;
     yield* pr_alert(k, t, `AMD-Vi: IOMMU ${u.pciName}: Completion-Wait loop timed out`);
@@ -284,7 +286,7 @@ function defineGcr3(env: DriverEnv): void {
     if ((g.val.READ_ONCE(rp) & GCR3_VALID) === 0) {
       if (!alloc) return 0;
       // iommu_alloc_page_node: the model's leaf tables are set aside with the table; this makes one reachable.
-      yield* k.step(t, '__get_gcr3_pte: *pte = iommu_virt_to_phys(root) | GCR3_VALID', () =>
+      yield* k.stepOn(t, '__get_gcr3_pte: *pte = iommu_virt_to_phys(root) | GCR3_VALID', [g.val.addr(rp)], () =>
         g.val.WRITE_ONCE(rp, ((leaf + 1) << GCR3_ADDR_SHIFT) | GCR3_VALID),
       );
     }
@@ -294,7 +296,7 @@ function defineGcr3(env: DriverEnv): void {
     const pte = yield* k.fn.__get_gcr3_pte(t, dev, pasid, true);
     if (pte === 0) return -12;
     const v = set && mm ? ((mm.id + 1) << GCR3_ADDR_SHIFT) | GCR3_VALID : 0;
-    yield* k.step(t, set ? 'update_gcr3: *pte = (gcr3 & PAGE_MASK) | GCR3_VALID' : 'update_gcr3: *pte = 0', () => g.val.WRITE_ONCE(pte, v));
+    yield* k.stepOn(t, set ? 'update_gcr3: *pte = (gcr3 & PAGE_MASK) | GCR3_VALID' : 'update_gcr3: *pte = 0', [g.val.addr(pte)], () => g.val.WRITE_ONCE(pte, v));
     // dev_flush_pasid_all
     yield* k.fn.amd_iommu_dev_flush_pasid_pages(t, dev, pasid, ALL_PAGES);
     return 0;
@@ -337,10 +339,10 @@ function defineDte(env: DriverEnv): void {
     const u = amdOf(env, dev);
     const p = u.dtePtr(dev.index);
     const glx = u.glxOf(dev.index);
-    yield* k.step(t, 'set_dte_entry: data[1] = domid | GCR3 root', () =>
+    yield* k.stepOn(t, 'set_dte_entry: data[1] = domid | GCR3 root', [dte.data1_lo.addr(p)], () =>
       dte.data1_lo.WRITE_ONCE(p, (gcr3Domid(dev) | ((dev.index + 1) << DTE_GCR3_SHIFT)) >>> 0),
     );
-    yield* k.step(t, 'set_dte_entry: data[0] = V | TV | GV | GLX', () => {
+    yield* k.stepOn(t, 'set_dte_entry: data[0] = V | TV | GV | GLX', [dte.data0_hi.addr(p), dte.data0_lo.addr(p)], () => {
       dte.data0_hi.WRITE_ONCE(p, DTE_FLAG_GV_HI | (glx << DTE_GLX_SHIFT_HI));
       dte.data0_lo.WRITE_ONCE(p, DTE_FLAG_V | DTE_FLAG_TV);
     });
@@ -352,7 +354,7 @@ function defineDte(env: DriverEnv): void {
   k.fns.define('clear_dte_entry', C, function* (t, dev) {
     const live = yield* k.step(t, 'dev_data->gcr3_info', () => liveGcr3(env, dev));
     const p = amdOf(env, dev).dtePtr(dev.index);
-    yield* k.step(t, 'clear_dte_entry: data[0] = DTE_FLAG_V', () => {
+    yield* k.stepOn(t, 'clear_dte_entry: data[0] = DTE_FLAG_V', [dte.data0_hi.addr(p), dte.data0_lo.addr(p)], () => {
       dte.data0_hi.WRITE_ONCE(p, 0);
       dte.data0_lo.WRITE_ONCE(p, DTE_FLAG_V);
     });
