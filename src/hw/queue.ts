@@ -37,9 +37,14 @@ export function* drainPrq(k: Kernel, t: KTask, drv: UnitDriver, dev: DeviceInfo,
     unit.spec.names.drainPrq,
     (function* () {
       k.mightSleep(t, 'drivers/iommu/intel/prq.c:78');
-      yield k.point(t, `drain ${unit.spec.prqName} of PASID ${pasid}`, () => unit.prqPending(dev.index, pasid) === 0, () => undefined, {
-        what: `${unit.name}'s ${unit.spec.prqName} to drain page requests of ${dev.name} PASID ${pasid}`,
-      });
+      yield k.point(
+        t,
+        `drain ${unit.spec.prqName} of PASID ${pasid}`,
+        () => unit.prqPending(dev.index, pasid) === 0,
+        () => undefined,
+        { what: `${unit.name}'s ${unit.spec.prqName} to drain page requests of ${dev.name} PASID ${pasid}` },
+        () => unit.prqPendingFootprint(),
+      );
       if (iopfRefcount(k, drv, dev) > 0) yield* k.fn.iopf_queue_flush_dev(t, dev);
     })(),
   );

@@ -11,6 +11,7 @@ import { element, struct, type ViewOf, word } from '../../kernel/struct.js';
 import { IommuUnit, type UnitOptions } from '../iommu.js';
 import { type HwMessage, WHY_PASID } from '../messages.js';
 import type { HwOut } from '../out.js';
+import { type Footprint, read } from '../../runtime/footprint.js';
 import { IommuHardware } from '../unit.js';
 import {
   type AmdCmdType,
@@ -347,6 +348,15 @@ export class AmdIommu extends IommuUnit {
   }
 
   /** Page requests of {dev, pasid} in the log (the drain waits until there are none). */
+  override prqPendingFootprint(): Footprint {
+    const fp = [read(this.mmioWord('ppr_head')), read(this.mmioWord('ppr_tail'))];
+    for (let i = this.m.ppr_head.get(this.mmio); i < this.m.ppr_tail.get(this.mmio); i++) {
+      const at = this.pprAt(i);
+      for (let w = 0; w < PPR_LOG_ENTRY.words; w++) fp.push(read(at + w));
+    }
+    return fp;
+  }
+
   override prqPending(dev: number, pasid: number): number {
     let n = 0;
     for (let i = this.m.ppr_head.get(this.mmio); i < this.m.ppr_tail.get(this.mmio); i++) {

@@ -20,6 +20,7 @@ import { IommuUnit, type UnitOptions } from '../iommu.js';
 import type { HwMessage } from '../messages.js';
 import { WHY_PASID, WHY_PTE } from '../messages.js';
 import type { HwOut } from '../out.js';
+import { type Footprint, read } from '../../runtime/footprint.js';
 import { IommuHardware } from '../unit.js';
 import { PR_GROUPS } from '../iommu.js';
 import type { HardwareEnv } from '../vendor.js';
@@ -392,6 +393,16 @@ export class ArmSmmuUnit extends IommuUnit {
    * Faults of {dev, pasid} not yet handed to the core: stall records in the event queue and page requests in the
    * PRIQ (the drain waits until there are none).
    */
+  override prqPendingFootprint(): Footprint {
+    const r = this.smmuRegs;
+    const fp = [...super.prqPendingFootprint(), read(this.queueReg('evtq_cons')), read(this.queueReg('evtq_prod'))];
+    for (let i = this.qr.evtq_cons.get(r); i < this.qr.evtq_prod.get(r); i++) {
+      const at = this.evtqSlot(i);
+      for (let w = 0; w < EVTQ_ENT.words; w++) fp.push(read(at + w));
+    }
+    return fp;
+  }
+
   override prqPending(dev: number, pasid: number): number {
     const r = this.smmuRegs;
     let n = super.prqPending(dev, pasid);

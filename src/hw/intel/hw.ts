@@ -22,6 +22,7 @@ import { IommuUnit, type UnitOptions } from '../iommu.js';
 import type { HwMessage } from '../messages.js';
 import { WHY_PASID } from '../messages.js';
 import type { HwOut } from '../out.js';
+import { type Footprint, read } from '../../runtime/footprint.js';
 import { IommuHardware, PAGE_WALK } from '../unit.js';
 import type { HardwareEnv } from '../vendor.js';
 import { VTD_COSTS } from './costs.js';
@@ -351,6 +352,18 @@ export class VtdUnit extends IommuUnit {
 
   override get prqNonEmpty(): boolean {
     return this.pqh !== this.pqt;
+  }
+
+  /** The words prqPending reads: PQH, PQT and the requests' first two quadwords between them. */
+  override prqPendingFootprint(): Footprint {
+    const pr = this.pr;
+    const fp = [read(this.view.prq.pqh.addr(pr)), read(this.view.prq.pqt.addr(pr))];
+    const d = this.view.dsc;
+    for (let i = this.pqh; i < this.pqt; i++) {
+      const at = this.dscAt(i);
+      fp.push(read(d.qw_0.addr(at)), read(d.qw_0_hi.addr(at)), read(d.qw_1.addr(at)), read(d.qw_1_hi.addr(at)));
+    }
+    return fp;
   }
 
   /** Requests of {dev, pasid} between PQH and PQT (intel_drain_pasid_prq's scan: rid and PASID). */

@@ -61,13 +61,6 @@ function dscFootprint(u: VtdUnit, i: number): Footprint {
   return [read(d.qw_0.addr(at)), read(d.qw_0_hi.addr(at)), read(d.qw_1.addr(at)), read(d.qw_1_hi.addr(at))];
 }
 
-/** prqPending's words (computed: the requests between PQH and PQT are shared state). */
-function prqScanFootprint(u: VtdUnit): Footprint {
-  const fp = [read(prqReg(u, 'pqh')), read(prqReg(u, 'pqt'))];
-  for (let i = u.pqh; i < u.pqt; i++) fp.push(...dscFootprint(u, i));
-  return fp;
-}
-
 /** prq.c's kernel functions, by name. */
 export function defineIntelPrq(env: DriverEnv): void {
   const k: Kernel = env.k;
@@ -85,7 +78,7 @@ export function defineIntelPrq(env: DriverEnv): void {
       () => u.prqPending(dev.index, pasid) === 0,
       () => undefined,
       { what: `${u.name}'s PRQ to drain page requests of ${dev.name} PASID ${pasid}` },
-      () => prqScanFootprint(u),
+      () => u.prqPendingFootprint(),
     );
     yield* iopfQueueFlushIfEnabled(k, t, drv, dev);
     // qi_retry: a request refused while the drain ran (PRO set) is retried by the device once prq_event_thread

@@ -10,7 +10,7 @@ import type { BindResult, Sva } from '../../core/iommu-sva.js';
 import { type DeviceInfo, RESP_INVALID, type SvmOps } from '../../core/types.js';
 import type { KTask } from '../../kernel/context.js';
 import { ENXIO } from '../../kernel/errno.js';
-import { type FileOperations, fileInode, filePrivate, setFilePrivate } from '../../kernel/fs/file.js';
+import { type FileOperations, fileInode, filePrivate, filePrivateAt, setFilePrivate } from '../../kernel/fs/file.js';
 import { defineIda, type Ida, idaAllocated, ida_alloc_range, ida_free } from '../../kernel/ida.js';
 import type { Kernel, KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
@@ -85,13 +85,15 @@ export class AccelDriver {
     k.fns.define('uacce_bind_queue', UACCE_C, function* (t, file, mm, flags) {
       const r = yield* drv.bindQueue(t, drv.fileDev(file), mm, flags);
       if (r.ret <= 0) return r.ret < 0 ? r.ret : -ENXIO;
-      yield* k.step(t, 'filep->private_data = q', () => void setFilePrivate(k, file, r.ret));
+      yield* k.stepOn(t, 'filep->private_data = q', [filePrivateAt(k, file)], () => void setFilePrivate(k, file, r.ret));
       return 0;
     });
     k.fns.define('uacce_fops_release', UACCE_C, (t, file) => drv.release(t, filePrivate(k, file)));
     k.fns.define('uacce_fops_mmap', UACCE_C, function* (t, file, _mm, vpn) {
       // uacce_queue_is_valid(q) under q->mutex: a queue the device's remove has put maps nothing.
-      return yield* k.step(t, `uacce_fops_mmap(${vpn}): uacce_queue_is_valid`, () => (Atomics.load(k.i32, drv.queueAt(filePrivate(k, file))) > 0 ? 0 : -ENXIO));
+      // Computed: which queue the file holds is shared state.
+      const fp = () => [read(filePrivateAt(k, file)), read(drv.queueAt(filePrivate(k, file)))];
+      return yield* k.stepOn(t, `uacce_fops_mmap(${vpn}): uacce_queue_is_valid`, fp, () => (Atomics.load(k.i32, drv.queueAt(filePrivate(k, file))) > 0 ? 0 : -ENXIO));
     });
   }
 
