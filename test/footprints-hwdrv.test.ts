@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import '../src/kernel/workloads.js';
 import '../src/workloads/index.js';
 import { runDeterministic } from '../src/runtime/deterministic.js';
+import type { Wire } from '../src/runtime/model.js';
 import { RandomScheduler } from '../src/runtime/schedulers/random.js';
 import { Task } from '../src/runtime/task.js';
 import { buildWorkload } from '../src/runtime/workloads.js';
@@ -33,7 +34,7 @@ interface Tally {
 }
 
 /** Run a workload with footprints checked; tally the drivers' performed points by kind. */
-function run(name: string, params: Record<string, unknown>, seed: number): Map<string, Tally> {
+function run(name: string, params: Readonly<Record<string, Wire>>, seed: number): Map<string, Tally> {
   const tally = new Map<string, Tally>(Object.keys(DRIVER_POINTS).map((k) => [k, { performed: 0, undeclared: [] }]));
   const perform = Task.prototype.perform;
   vi.spyOn(Task.prototype, 'perform').mockImplementation(function (this: Task, env) {
