@@ -446,14 +446,16 @@ function defineCdTables(env: DriverEnv): void {
       k.mightSleep(t, 'kernel/dma/mapping.c:619');
       const idx = ssid >> CTXDESC_SPLIT;
       const leaf = u.leafMemory(dev.index, idx);
-      yield* k.step(t, 'dma_alloc_coherent(CTXDESC_L2_ENTRIES * sizeof(struct arm_smmu_cd))', () => {
+      const leafWords = Array.from({ length: CTXDESC_L2_ENTRIES * CD_WORDS }, (_, w) => k.mem.statics + leaf + w);
+      const l2ptr = u.l2ptrAddr(dev.index, ssid);
+      yield* k.stepOn(t, 'dma_alloc_coherent(CTXDESC_L2_ENTRIES * sizeof(struct arm_smmu_cd))', [...leafWords, l2ptr], () => {
         k.i32.fill(0, k.mem.statics + leaf, k.mem.statics + leaf + CTXDESC_L2_ENTRIES * CD_WORDS);
-        Atomics.store(k.i32, u.l2ptrAddr(dev.index, ssid), leaf);
+        Atomics.store(k.i32, l2ptr, leaf);
       });
-      yield* k.step(t, 'arm_smmu_write_cd_l1_desc', () => {
-        const at = u.l1DescAddr(dev.index, ssid);
-        Atomics.store(k.i32, at + 1, leaf);
-        Atomics.store(k.i32, at, CTXDESC_L1_DESC_V);
+      const l1 = u.l1DescAddr(dev.index, ssid);
+      yield* k.stepOn(t, 'arm_smmu_write_cd_l1_desc', [l1, l1 + 1], () => {
+        Atomics.store(k.i32, l1 + 1, leaf);
+        Atomics.store(k.i32, l1, CTXDESC_L1_DESC_V);
       });
       // An invalid L1CD can be cached.
       yield* k.fn.arm_smmu_sync_cd(t, dev, ssid, false);
@@ -687,7 +689,8 @@ function defineHandlers(k: Kernel, units: Map<number, ArmSmmuUnit>, devices: rea
   if (k.fns.has('arm_smmu_handle_event')) return;
   const print = (t: KTask, u: ArmSmmuUnit, lines: readonly string[]) =>
     (function* () {
-      for (const l of lines) yield* k.step(t, l, () => void u.log.push(l));
+      // The SMMU's log is the driver's own (not in the run's memory).
+      for (const l of lines) yield* k.stepOn(t, l, NOTHING, () => void u.log.push(l));
     })();
   // A stalled fault goes to the core (iommu_report_device_fault); one the core does not take is aborted ("Nobody
   // cared, abort the access"); any other event is not handled (the thread prints it).
@@ -741,7 +744,7 @@ function defineThreads(k: Kernel, drv: UnitDriver, _stats: Stats, devices: reado
     }
     if (yield* k.stepOn(t, 'evtq: queue_sync_prod_in', [u.queueReg('evtq_overflow')], () => u.evtqOverflowed())) {
       const l = `arm-smmu-v3 ${u.name}: EVTQ overflow detected -- events lost`;
-      yield* k.step(t, l, () => void u.log.push(l));
+      yield* k.stepOn(t, l, NOTHING, () => void u.log.push(l));
     }
   });
   return k.task(`arm_smmu_priq_thread/${u.index}`, 'kthread', function* (t) {
@@ -754,7 +757,7 @@ function defineThreads(k: Kernel, drv: UnitDriver, _stats: Stats, devices: reado
     }
     if (yield* k.step(t, 'priq: queue_sync_prod_in', () => u.priqOverflowed)) {
       const l = `arm-smmu-v3 ${u.name}: PRIQ overflow detected -- requests lost`;
-      yield* k.step(t, l, () => void u.log.push(l));
+      yield* k.stepOn(t, l, NOTHING, () => void u.log.push(l));
     }
   });
 }

@@ -188,7 +188,8 @@ function iteAbort(u: VtdUnit, send: (to: number, msg: { type: 'cmdq.doorbell' })
 export function defineIntelDmar(env: DriverEnv): void {
   const k = env.k;
   const D = 'drivers/iommu/intel/dmar.c';
-  const printk = (t: KTask, u: VtdUnit, line: string) => k.step(t, line, () => void u.log.push(line));
+  // The unit's log is the driver's own (not in the run's memory).
+  const printk = (t: KTask, u: VtdUnit, line: string) => k.stepOn(t, line, [], () => void u.log.push(line));
   k.fns.define('qi_check_fault', D, function* (t, iommu, _index, waitIndex) {
     const u = vtdOf(env, iommu).unit;
     const status = () => Atomics.load(k.i32, u.statusPtr(waitIndex));
