@@ -17,7 +17,7 @@ import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { pr_alert } from '../../kernel/printk.js';
 import { spin_lock_irqsave_section } from '../../kernel/spinlock.js';
-import { read } from '../../runtime/footprint.js';
+import { type Footprint, read } from '../../runtime/footprint.js';
 import type { StepEnv } from '../../runtime/task.js';
 import { attachDomain, detachOnRelease, type DriverEnv, domainMm, type EntryOps, unitOf } from '../driver.js';
 import { drainPrq, iopfForDomainRemove, iopfSetDevPasid, type UnitDriver } from '../queue.js';
@@ -313,6 +313,19 @@ export function gcr3Ptr(env: DriverEnv, dev: DeviceInfo, pasid: number): number 
   const rp = u.gcr3RootPtr(root, pasid >>> GCR3_LEVEL_BITS);
   if ((env.k.view(GCR3_ENTRY).val.get(rp) & GCR3_VALID) === 0) return rp;
   return u.gcr3LeafPtr(root, pasid >>> GCR3_LEVEL_BITS, pasid & (GCR3_TABLE_ENTRIES - 1));
+}
+
+/**
+ * The words gcr3Ptr and gcr3Valid read: the leaf entry, or with GLX > 0 the root's entry and, when it points at
+ * a leaf table, the leaf's (computed: whether the leaf is reachable is shared state).
+ */
+export function gcr3Footprint(env: DriverEnv, dev: DeviceInfo, pasid: number): Footprint {
+  const u = amdOf(env, dev);
+  const root = dev.index + 1;
+  if (u.glxOf(dev.index) === 0) return [read(u.gcr3LeafPtr(root, 0, pasid))];
+  const rp = u.gcr3RootPtr(root, pasid >>> GCR3_LEVEL_BITS);
+  if ((env.k.view(GCR3_ENTRY).val.get(rp) & GCR3_VALID) === 0) return [read(rp)];
+  return [read(rp), read(u.gcr3LeafPtr(root, pasid >>> GCR3_LEVEL_BITS, pasid & (GCR3_TABLE_ENTRIES - 1)))];
 }
 
 /** Is {dev, pasid}'s GCR3 entry valid now (the driver's bookkeeping read: its pdom_dev_data / pasid_state lists). */
