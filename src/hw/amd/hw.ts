@@ -223,6 +223,11 @@ export class AmdIommu extends IommuUnit {
     return this.mmio + AMD_IOMMU.offset[field];
   }
 
+  /** The command buffer's slot i (its word offset; IOMMU_CMD.words from there): the driver's footprints. */
+  cmdSlot(i: number): number {
+    return element(IOMMU_CMD, this.at(this.cmdBuf), i % this.opts.queueDepth);
+  }
+
   /** The PPR log's slot i (its word offset; PPR_LOG_ENTRY.words from there): the driver's footprints. */
   pprSlot(i: number): number {
     return this.pprAt(i);

@@ -11,6 +11,7 @@
 import { type IommuDomain, type IommuDomainOps, type IommuOps, IOMMU_NO_PASID } from '../../core/ops.js';
 import type { DeviceInfo, SvaNotifier } from '../../core/types.js';
 import { SVM_FLAG_SUPERVISOR_MODE } from '../../core/types.js';
+import type { Stats } from '../../core/stats.js';
 import type { KTask } from '../../kernel/context.js';
 import { EIO, EOPNOTSUPP } from '../../kernel/errno.js';
 import type { KGen } from '../../kernel/kernel.js';
@@ -45,6 +46,7 @@ import {
   GCR3_LEVEL_BITS,
   GCR3_TABLE_ENTRIES,
   GCR3_VALID,
+  IOMMU_CMD,
   LOOP_TIMEOUT,
   PAGE_SHIFT,
   PPR_STATUS_MASK,
@@ -175,6 +177,22 @@ const COPY_COMPL_WAIT = `copy_cmd_to_buffer: ${CMD_NAMES[CMD_COMPL_WAIT]}`;
 /** The model's domain ID of dev's GCR3 table (gcr3_info.domid; pdom_id_alloc's in the kernel): dev index + 1. */
 export function gcr3Domid(dev: DeviceInfo): number {
   return dev.index + 1;
+}
+
+/**
+ * What iommu_queue_command_sync's section reads and writes besides iommu->lock (and lockdep's share): the room it
+ * waits for (head, tail), the command's slot at the tail, the tail, need_sync, the invalidations counter, and for a
+ * COMPLETION_WAIT the semaphore's next value (get_cmdsem_val). Computed from the tail. Not passed yet:
+ * spin_lock_irqsave_section takes no footprint.
+ * TODO(integrate): pass it to locks' spin_lock_irqsave_section once it takes one (union with the lock word's).
+ */
+export function amdQueueCommandFootprint(u: AmdIommu, stats: Stats, completionWait: boolean): Footprint {
+  const tailAt = u.mmioWord('cmd_tail');
+  const at = u.cmdSlot(Atomics.load(u.kernel.i32, tailAt));
+  const fp = [read(u.mmioWord('cmd_head')), tailAt, u.mmioWord('need_sync'), stats.wordOf('invalidations')];
+  for (let w = 0; w < IOMMU_CMD.words; w++) fp.push(at + w);
+  if (completionWait) fp.push(u.mmioWord('cmd_sem_val'));
+  return fp;
 }
 
 /** The command buffer's functions: the lock, the room, the semaphore. */
