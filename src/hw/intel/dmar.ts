@@ -167,6 +167,29 @@ function qiDumpFault(u: VtdUnit): string[] {
   ];
 }
 
+/** qiDumpFault's words (computed from IQH): IQH, ITESID, and the descriptors at IQH and before it. */
+function qiDumpFaultFootprint(u: VtdUnit): Footprint {
+  const r = u.view.reg;
+  const d = u.view.desc;
+  const head = r.iqh.get(u.regsPtr);
+  const fp = [read(r.iqh.addr(u.regsPtr)), read(r.itesid.addr(u.regsPtr))];
+  for (const i of [head, (head + u.qiLength - 1) % u.qiLength]) {
+    const at = u.descPtr(i);
+    fp.push(read(d.qw0.addr(at)), read(d.qw0_hi.addr(at)), read(d.qw1.addr(at)), read(d.qw1_hi.addr(at)));
+  }
+  return fp;
+}
+
+/** iteAbort's words (computed from IQH and IQT): the desc_status it may abort, ite_abort, FSTS, ITESID read. */
+function iteAbortFootprint(u: VtdUnit): Footprint {
+  const r = u.view.reg;
+  const p = u.regsPtr;
+  const tail = r.iqt.get(p);
+  const fp = [read(r.iqt.addr(p)), read(r.iqh.addr(p)), r.ite_abort.addr(p), r.fsts.addr(p), read(r.itesid.addr(p))];
+  for (let i = (r.iqh.get(p) + u.qiLength - 1) % u.qiLength; i !== tail; i = (i + 1) % u.qiLength) fp.push(u.statusPtr(i));
+  return fp;
+}
+
 /**
  * qi_check_fault's ITE: every descriptor pending since the one that timed out (IQH - 1 up to IQT) marked
  * QI_ABORT if in use, ITE cleared (the queue goes on, aborting those wait descriptors: the doorbell tells the
@@ -197,8 +220,9 @@ export function defineIntelDmar(env: DriverEnv): void {
     const fsts = u.view.reg.fsts;
     const fault = yield* k.stepOn(t, 'readl(iommu->reg + DMAR_FSTS_REG)', [read(fsts.addr(u.regsPtr))], () => fsts.get(u.regsPtr));
     if ((fault & DMA_FSTS_ITE) === 0) return 0;
-    for (const l of yield* k.step(t, 'qi_dump_fault', () => qiDumpFault(u))) yield* printk(t, u, l);
-    const sid = yield* k.step(t, 'ITE: desc_status[head] = QI_ABORT; writel(DMA_FSTS_ITE, DMAR_FSTS_REG)', (e) => iteAbort(u, (to, msg) => e.send(to, msg)));
+    for (const l of yield* k.stepOn(t, 'qi_dump_fault', () => qiDumpFaultFootprint(u), () => qiDumpFault(u))) yield* printk(t, u, l);
+    const ite = 'ITE: desc_status[head] = QI_ABORT; writel(DMA_FSTS_ITE, DMAR_FSTS_REG)';
+    const sid = yield* k.stepOn(t, ite, () => iteAbortFootprint(u), (e) => iteAbort(u, (to, msg) => e.send(to, msg)));
     yield* printk(t, u, 'DMAR: Invalidation Time-out Error (ITE) cleared');
     // device_rbtree_find(iommu, ite_sid): no device of the unit has it, no need to retry.
     if (sid !== 0 && u.deviceOfSid(sid) < 0) return -ETIMEDOUT;
