@@ -58,6 +58,11 @@ export class Stats {
     return this.k.mem.statics + this.off + INDEX[name];
   }
 
+  /** The counter's word (its absolute offset): a step that adds to it declares it written in its footprint. */
+  wordOf(name: StatName): number {
+    return this.k.mem.statics + this.off + INDEX[name];
+  }
+
   /** The counters, from the run's memory or from a final copy of it (`shared` and the static region's offset). */
   read(shared: Int32Array, statics: number): Record<StatName, number> {
     const out = {} as Record<StatName, number>;

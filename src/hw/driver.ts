@@ -81,7 +81,8 @@ export class EntryFaults {
 
   /** Arm: the next allocation for {dev, pasid} fails with err (a write of the fault attribute: one step). */
   *arm(t: KTask, dev: DeviceInfo, pasid: number, err: number): KGen {
-    yield* this.k.step(t, `fail-nth: ${dev.name} PASID ${pasid} ${err}`, () => void Atomics.store(this.k.i32, this.at(dev, pasid), err));
+    const at = this.at(dev, pasid);
+    yield* this.k.stepOn(t, `fail-nth: ${dev.name} PASID ${pasid} ${err}`, [at], () => void Atomics.store(this.k.i32, at, err));
   }
 
   /** The errno armed for {dev, pasid} (0: none), disarmed (perform only). */

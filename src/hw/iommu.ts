@@ -13,6 +13,7 @@ import { PMD_TABLE_SHIFT, PT_LEVEL_PTE, PTE_TABLE_SHIFT } from '../kernel/mm/mm.
 import { ptePfn } from '../kernel/mm/pagetable.js';
 import { array, element, struct, type ViewOf, Word, type Words, word } from '../kernel/struct.js';
 import type { HwOut } from './out.js';
+import { type Footprint, read } from '../runtime/footprint.js';
 import { type CommandOp, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PAGE_RESP, OP_PC, OP_WAIT } from './flavour.js';
 
 // The unit's own memory is hardware state, not kernel structs: the layouts below are the model's, named after
@@ -287,6 +288,20 @@ export class IommuUnit {
       if (this.dsc.dev.get(at) === dev && this.dsc.pasid.get(at) === pasid) n++;
     }
     return n;
+  }
+
+  /**
+   * The words prqPending reads (a drain's wait declares them; computed by the caller each time: the requests
+   * between head and tail are shared state). Each vendor with a queue of its own overrides it with prqPending.
+   */
+  prqPendingFootprint(): Footprint {
+    const r = this.regs;
+    const fp = [read(this.q.prq_head.addr(r)), read(this.q.prq_tail.addr(r))];
+    for (let i = this.q.prq_head.get(r); i < this.q.prq_tail.get(r); i++) {
+      const at = element(PAGE_REQ_DSC, this.s(this.prq), i % this.opts.prqDepth);
+      for (let w = 0; w < PAGE_REQ_DSC.words; w++) fp.push(read(at + w));
+    }
+    return fp;
   }
 
   /** The page-request thread: the next request (left in the queue until retired), or undefined — then it stops. */

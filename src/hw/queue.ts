@@ -37,9 +37,14 @@ export function* drainPrq(k: Kernel, t: KTask, drv: UnitDriver, dev: DeviceInfo,
     unit.spec.names.drainPrq,
     (function* () {
       k.mightSleep(t, 'drivers/iommu/intel/prq.c:78');
-      yield k.point(t, `drain ${unit.spec.prqName} of PASID ${pasid}`, () => unit.prqPending(dev.index, pasid) === 0, () => undefined, {
-        what: `${unit.name}'s ${unit.spec.prqName} to drain page requests of ${dev.name} PASID ${pasid}`,
-      });
+      yield k.point(
+        t,
+        `drain ${unit.spec.prqName} of PASID ${pasid}`,
+        () => unit.prqPending(dev.index, pasid) === 0,
+        () => undefined,
+        { what: `${unit.name}'s ${unit.spec.prqName} to drain page requests of ${dev.name} PASID ${pasid}` },
+        () => unit.prqPendingFootprint(),
+      );
       if (iopfRefcount(k, drv, dev) > 0) yield* k.fn.iopf_queue_flush_dev(t, dev);
     })(),
   );
@@ -67,10 +72,10 @@ export function* iopfForDomainSet(k: Kernel, t: KTask, drv: UnitDriver, domain: 
   if (domain.type !== 'sva' || !drv.iopf) return 0;
   const { queue } = drv.iopf;
   const at = iopfRefAt(k, drv.iopf, dev);
-  const first = yield* k.step(t, 'info->iopf_refcount++', () => Atomics.add(k.i32, at, 1) === 0);
+  const first = yield* k.stepOn(t, 'info->iopf_refcount++', [at], () => Atomics.add(k.i32, at, 1) === 0);
   if (!first) return 0;
   const ret = yield* k.fn.iopf_queue_add_device(t, queue, dev);
-  if (ret < 0) yield* k.step(t, 'info->iopf_refcount--', () => Atomics.sub(k.i32, at, 1));
+  if (ret < 0) yield* k.stepOn(t, 'info->iopf_refcount--', [at], () => Atomics.sub(k.i32, at, 1));
   // dev->iommu holds the param (kmemleak finds it referenced) until the device is released or, with iopf=attach,
   // its last SVA domain detached: a domain left attached is reported as such, not through its device's param.
   else yield* kmemleak_not_leak(k, t, iopfFaultParam(k, dev));
@@ -85,7 +90,7 @@ export function* iopfForDomainRemove(k: Kernel, t: KTask, drv: UnitDriver, domai
   if (domain.type !== 'sva' || !drv.iopf || drv.iopf.enable === 'probe') return;
   const { queue } = drv.iopf;
   const at = iopfRefAt(k, drv.iopf, dev);
-  const last = yield* k.step(t, '--info->iopf_refcount', () => Atomics.sub(k.i32, at, 1) === 1);
+  const last = yield* k.stepOn(t, '--info->iopf_refcount', [at], () => Atomics.sub(k.i32, at, 1) === 1);
   if (last) yield* k.fn.iopf_queue_remove_device(t, queue, dev);
 }
 

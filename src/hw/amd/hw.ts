@@ -11,6 +11,7 @@ import { element, struct, type ViewOf, word } from '../../kernel/struct.js';
 import { IommuUnit, type UnitOptions } from '../iommu.js';
 import { type HwMessage, WHY_PASID } from '../messages.js';
 import type { HwOut } from '../out.js';
+import { type Footprint, read } from '../../runtime/footprint.js';
 import { IommuHardware } from '../unit.js';
 import {
   type AmdCmdType,
@@ -217,6 +218,21 @@ export class AmdIommu extends IommuUnit {
 
   // ---- the command buffer (driver side) ----
 
+  /** A word of the unit's registers and driver state (AMD_IOMMU): the driver's footprints (iommu.ts, ppr.ts). */
+  mmioWord(field: keyof typeof AMD_IOMMU.offset): number {
+    return this.mmio + AMD_IOMMU.offset[field];
+  }
+
+  /** The command buffer's slot i (its word offset; IOMMU_CMD.words from there): the driver's footprints. */
+  cmdSlot(i: number): number {
+    return element(IOMMU_CMD, this.at(this.cmdBuf), i % this.opts.queueDepth);
+  }
+
+  /** The PPR log's slot i (its word offset; PPR_LOG_ENTRY.words from there): the driver's footprints. */
+  pprSlot(i: number): number {
+    return this.pprAt(i);
+  }
+
   /** Free entries (the driver's `left`, in commands). */
   cmdFree(): number {
     return this.opts.queueDepth - (this.m.cmd_tail.get(this.mmio) - this.m.cmd_head.get(this.mmio));
@@ -337,6 +353,15 @@ export class AmdIommu extends IommuUnit {
   }
 
   /** Page requests of {dev, pasid} in the log (the drain waits until there are none). */
+  override prqPendingFootprint(): Footprint {
+    const fp = [read(this.mmioWord('ppr_head')), read(this.mmioWord('ppr_tail'))];
+    for (let i = this.m.ppr_head.get(this.mmio); i < this.m.ppr_tail.get(this.mmio); i++) {
+      const at = this.pprAt(i);
+      for (let w = 0; w < PPR_LOG_ENTRY.words; w++) fp.push(read(at + w));
+    }
+    return fp;
+  }
+
   override prqPending(dev: number, pasid: number): number {
     let n = 0;
     for (let i = this.m.ppr_head.get(this.mmio); i < this.m.ppr_tail.get(this.mmio); i++) {

@@ -11,12 +11,14 @@
 import { type IommuDomain, type IommuDomainOps, type IommuOps, IOMMU_NO_PASID } from '../../core/ops.js';
 import type { DeviceInfo, SvaNotifier } from '../../core/types.js';
 import { SVM_FLAG_SUPERVISOR_MODE } from '../../core/types.js';
+import type { Stats } from '../../core/stats.js';
 import type { KTask } from '../../kernel/context.js';
 import { EIO, EOPNOTSUPP } from '../../kernel/errno.js';
 import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { pr_alert } from '../../kernel/printk.js';
 import { spin_lock_irqsave_section } from '../../kernel/spinlock.js';
+import { type Footprint, read } from '../../runtime/footprint.js';
 import type { StepEnv } from '../../runtime/task.js';
 import { attachDomain, detachOnRelease, type DriverEnv, domainMm, type EntryOps, unitOf } from '../driver.js';
 import { drainPrq, iopfForDomainRemove, iopfSetDevPasid, type UnitDriver } from '../queue.js';
@@ -44,6 +46,7 @@ import {
   GCR3_LEVEL_BITS,
   GCR3_TABLE_ENTRIES,
   GCR3_VALID,
+  IOMMU_CMD,
   LOOP_TIMEOUT,
   PAGE_SHIFT,
   PPR_STATUS_MASK,
@@ -176,6 +179,22 @@ export function gcr3Domid(dev: DeviceInfo): number {
   return dev.index + 1;
 }
 
+/**
+ * What iommu_queue_command_sync's section reads and writes besides iommu->lock (and lockdep's share): the room it
+ * waits for (head, tail), the command's slot at the tail, the tail, need_sync, the invalidations counter, and for a
+ * COMPLETION_WAIT the semaphore's next value (get_cmdsem_val). Computed from the tail. Not passed yet:
+ * spin_lock_irqsave_section takes no footprint.
+ * TODO(integrate): pass it to locks' spin_lock_irqsave_section once it takes one (union with the lock word's).
+ */
+export function amdQueueCommandFootprint(u: AmdIommu, stats: Stats, completionWait: boolean): Footprint {
+  const tailAt = u.mmioWord('cmd_tail');
+  const at = u.cmdSlot(Atomics.load(u.kernel.i32, tailAt));
+  const fp = [read(u.mmioWord('cmd_head')), tailAt, u.mmioWord('need_sync'), stats.wordOf('invalidations')];
+  for (let w = 0; w < IOMMU_CMD.words; w++) fp.push(at + w);
+  if (completionWait) fp.push(u.mmioWord('cmd_sem_val'));
+  return fp;
+}
+
 /** The command buffer's functions: the lock, the room, the semaphore. */
 function defineCommandBuffer(env: DriverEnv): void {
   const k = env.k;
@@ -216,7 +235,7 @@ function defineCommandBuffer(env: DriverEnv): void {
   // the order of their values — in the same section as the COMPLETION_WAIT's copy; the poll is outside the lock.
   k.fns.define('iommu_completion_wait', C, function* (t, iommu) {
     const u = iommu.unit as AmdIommu;
-    if (!(yield* k.step(t, 'iommu->need_sync', () => u.needSync))) return 0;
+    if (!(yield* k.stepOn(t, 'iommu->need_sync', [read(u.mmioWord('need_sync'))], () => u.needSync))) return 0;
     let data = 0;
     const ret = yield* spin_lock_irqsave_section(
       k,
@@ -249,6 +268,7 @@ function defineCommandBuffer(env: DriverEnv): void {
         spins: true,
         wakeAt: () => deadline,
       },
+      [read(u.mmioWord('cmd_sem'))],
     )) as boolean;
     if (done) return 0;
     yield* pr_alert(k, t, `AMD-Vi: IOMMU ${u.pciName}: Completion-Wait loop timed out`);
@@ -284,7 +304,7 @@ function defineGcr3(env: DriverEnv): void {
     if ((g.val.READ_ONCE(rp) & GCR3_VALID) === 0) {
       if (!alloc) return 0;
       // iommu_alloc_page_node: the model's leaf tables are set aside with the table; this makes one reachable.
-      yield* k.step(t, '__get_gcr3_pte: *pte = iommu_virt_to_phys(root) | GCR3_VALID', () =>
+      yield* k.stepOn(t, '__get_gcr3_pte: *pte = iommu_virt_to_phys(root) | GCR3_VALID', [g.val.addr(rp)], () =>
         g.val.WRITE_ONCE(rp, ((leaf + 1) << GCR3_ADDR_SHIFT) | GCR3_VALID),
       );
     }
@@ -294,7 +314,7 @@ function defineGcr3(env: DriverEnv): void {
     const pte = yield* k.fn.__get_gcr3_pte(t, dev, pasid, true);
     if (pte === 0) return -12;
     const v = set && mm ? ((mm.id + 1) << GCR3_ADDR_SHIFT) | GCR3_VALID : 0;
-    yield* k.step(t, set ? 'update_gcr3: *pte = (gcr3 & PAGE_MASK) | GCR3_VALID' : 'update_gcr3: *pte = 0', () => g.val.WRITE_ONCE(pte, v));
+    yield* k.stepOn(t, set ? 'update_gcr3: *pte = (gcr3 & PAGE_MASK) | GCR3_VALID' : 'update_gcr3: *pte = 0', [g.val.addr(pte)], () => g.val.WRITE_ONCE(pte, v));
     // dev_flush_pasid_all
     yield* k.fn.amd_iommu_dev_flush_pasid_pages(t, dev, pasid, ALL_PAGES);
     return 0;
@@ -311,6 +331,19 @@ export function gcr3Ptr(env: DriverEnv, dev: DeviceInfo, pasid: number): number 
   const rp = u.gcr3RootPtr(root, pasid >>> GCR3_LEVEL_BITS);
   if ((env.k.view(GCR3_ENTRY).val.get(rp) & GCR3_VALID) === 0) return rp;
   return u.gcr3LeafPtr(root, pasid >>> GCR3_LEVEL_BITS, pasid & (GCR3_TABLE_ENTRIES - 1));
+}
+
+/**
+ * The words gcr3Ptr and gcr3Valid read: the leaf entry, or with GLX > 0 the root's entry and, when it points at
+ * a leaf table, the leaf's (computed: whether the leaf is reachable is shared state).
+ */
+export function gcr3Footprint(env: DriverEnv, dev: DeviceInfo, pasid: number): Footprint {
+  const u = amdOf(env, dev);
+  const root = dev.index + 1;
+  if (u.glxOf(dev.index) === 0) return [read(u.gcr3LeafPtr(root, 0, pasid))];
+  const rp = u.gcr3RootPtr(root, pasid >>> GCR3_LEVEL_BITS);
+  if ((env.k.view(GCR3_ENTRY).val.get(rp) & GCR3_VALID) === 0) return [read(rp)];
+  return [read(rp), read(u.gcr3LeafPtr(root, pasid >>> GCR3_LEVEL_BITS, pasid & (GCR3_TABLE_ENTRIES - 1)))];
 }
 
 /** Is {dev, pasid}'s GCR3 entry valid now (the driver's bookkeeping read: its pdom_dev_data / pasid_state lists). */
@@ -337,10 +370,10 @@ function defineDte(env: DriverEnv): void {
     const u = amdOf(env, dev);
     const p = u.dtePtr(dev.index);
     const glx = u.glxOf(dev.index);
-    yield* k.step(t, 'set_dte_entry: data[1] = domid | GCR3 root', () =>
+    yield* k.stepOn(t, 'set_dte_entry: data[1] = domid | GCR3 root', [dte.data1_lo.addr(p)], () =>
       dte.data1_lo.WRITE_ONCE(p, (gcr3Domid(dev) | ((dev.index + 1) << DTE_GCR3_SHIFT)) >>> 0),
     );
-    yield* k.step(t, 'set_dte_entry: data[0] = V | TV | GV | GLX', () => {
+    yield* k.stepOn(t, 'set_dte_entry: data[0] = V | TV | GV | GLX', [dte.data0_hi.addr(p), dte.data0_lo.addr(p)], () => {
       dte.data0_hi.WRITE_ONCE(p, DTE_FLAG_GV_HI | (glx << DTE_GLX_SHIFT_HI));
       dte.data0_lo.WRITE_ONCE(p, DTE_FLAG_V | DTE_FLAG_TV);
     });
@@ -352,7 +385,7 @@ function defineDte(env: DriverEnv): void {
   k.fns.define('clear_dte_entry', C, function* (t, dev) {
     const live = yield* k.step(t, 'dev_data->gcr3_info', () => liveGcr3(env, dev));
     const p = amdOf(env, dev).dtePtr(dev.index);
-    yield* k.step(t, 'clear_dte_entry: data[0] = DTE_FLAG_V', () => {
+    yield* k.stepOn(t, 'clear_dte_entry: data[0] = DTE_FLAG_V', [dte.data0_hi.addr(p), dte.data0_lo.addr(p)], () => {
       dte.data0_hi.WRITE_ONCE(p, 0);
       dte.data0_lo.WRITE_ONCE(p, DTE_FLAG_V);
     });

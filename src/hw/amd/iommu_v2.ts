@@ -28,6 +28,7 @@ import type { PprEntry } from './hw.js';
 import {
   ALL_PAGES,
   gcr3Domid,
+  gcr3Footprint,
   gcr3Valid,
   gcr3Ptr,
   type Range,
@@ -114,7 +115,7 @@ function defineV2Iommu(env: DriverEnv): void {
   );
   k.fns.define('amd_iommu_domain_set_gcr3', C66, function* (t, dev, pasid, mm) {
     const pte = yield* k.fn.__get_gcr3_pte(t, dev, pasid, true);
-    yield* k.step(t, '__set_gcr3: *pte = (cr3 & PAGE_MASK) | GCR3_VALID', () =>
+    yield* k.stepOn(t, '__set_gcr3: *pte = (cr3 & PAGE_MASK) | GCR3_VALID', [g.val.addr(pte)], () =>
       g.val.WRITE_ONCE(pte, ((mm.id + 1) << GCR3_ADDR_SHIFT) | GCR3_VALID),
     );
     yield* k.call(t, '__amd_iommu_flush_tlb', k.fn.__flush_pasid(t, dev, pasid, ALL_PAGES));
@@ -123,7 +124,7 @@ function defineV2Iommu(env: DriverEnv): void {
   k.fns.define('amd_iommu_domain_clear_gcr3', C66, function* (t, dev, pasid) {
     const pte = yield* k.fn.__get_gcr3_pte(t, dev, pasid, false);
     if (pte === 0) return 0;
-    yield* k.step(t, '__clear_gcr3: *pte = 0', () => g.val.WRITE_ONCE(pte, 0));
+    yield* k.stepOn(t, '__clear_gcr3: *pte = 0', [g.val.addr(pte)], () => g.val.WRITE_ONCE(pte, 0));
     yield* k.call(t, '__amd_iommu_flush_tlb', k.fn.__flush_pasid(t, dev, pasid, ALL_PAGES));
     return 0;
   });
@@ -134,7 +135,7 @@ export function defineAmdV2(env: DriverEnv): void {
   defineV2Iommu(env);
   defineV2Ppr(env);
   k.fns.define('amd_iommu_bind_pasid', V2, function* (t, dev, pasid, mm) {
-    if (yield* k.step(t, 'get_pasid_state', () => gcr3Valid(env, dev, pasid))) return -EBUSY;
+    if (yield* k.stepOn(t, 'get_pasid_state', () => gcr3Footprint(env, dev, pasid), () => gcr3Valid(env, dev, pasid))) return -EBUSY;
     return yield* k.fn.amd_iommu_domain_set_gcr3(t, dev, pasid, mm);
   });
   k.fns.define('unbind_pasid', V2, function* (t, dev, pasid) {
@@ -146,11 +147,11 @@ export function defineAmdV2(env: DriverEnv): void {
   });
   // mn_release already ran (exit_mmap) when the PASID's state is invalid: mmu_notifier_unregister calls no release.
   k.fns.define('amd_iommu_unbind_pasid', V2, function* (t, dev, pasid) {
-    const live = yield* k.step(t, 'clear_pasid_state', () => gcr3Valid(env, dev, pasid));
+    const live = yield* k.stepOn(t, 'clear_pasid_state', () => gcr3Footprint(env, dev, pasid), () => gcr3Valid(env, dev, pasid));
     if (live) yield* k.call(t, 'mmu_notifier_unregister', k.fn.unbind_pasid(t, dev, pasid));
   });
   k.fns.define('mn_release', V2, function* (t, dev, pasid) {
-    if (yield* k.step(t, 'run_inv_ctx_cb = !pasid_state->invalid', () => gcr3Valid(env, dev, pasid)))
+    if (yield* k.stepOn(t, 'run_inv_ctx_cb = !pasid_state->invalid', () => gcr3Footprint(env, dev, pasid), () => gcr3Valid(env, dev, pasid)))
       yield* k.fn.unbind_pasid(t, dev, pasid);
   });
   // ((start ^ (end - 1)) < PAGE_SIZE): one page; anything larger flushes the PASID's whole TLB.
@@ -181,7 +182,7 @@ export function defineV2Ppr(env: DriverEnv): void {
     const tag = raw.tag & 0x1ff;
     const last = (raw.tag & PPR_TAG_LAST) !== 0;
     // get_pasid_state: the GCR3 entry's mm while the state is live (the model reads the entry).
-    const mmId = yield* k.step(t, 'get_pasid_state', () => {
+    const mmId = yield* k.stepOn(t, 'get_pasid_state', () => gcr3Footprint(env, dev, pasid), () => {
       const v = g.val.get(gcr3Ptr(env, dev, pasid));
       return (v & GCR3_VALID) !== 0 ? (v >>> GCR3_ADDR_SHIFT) - 1 : -1;
     });

@@ -14,7 +14,7 @@ import type { KGen } from '../../kernel/kernel.js';
 import { type DriverEnv, domainMm, unitOf } from '../driver.js';
 import { iopfForDomainRemove } from '../queue.js';
 import { AMD_PASID_BITS } from './hw.js';
-import { gcr3Valid } from './iommu.js';
+import { gcr3Footprint, gcr3Valid } from './iommu.js';
 
 const P = 'drivers/iommu/amd/pasid.c';
 
@@ -44,7 +44,8 @@ export function defineAmdPasid(env: DriverEnv): void {
     yield* k.fn.amd_iommu_clear_gcr3(t, dev, pasid);
   });
   k.fns.define('remove_pdom_dev_pasid', P, function* (t, dev, pasid) {
-    if (yield* k.step(t, 'for_each_pdom_dev_data', () => gcr3Valid(env, dev, pasid))) yield* k.fn.remove_dev_pasid(t, dev, pasid);
+    const fp = () => gcr3Footprint(env, dev, pasid);
+    if (yield* k.stepOn(t, 'for_each_pdom_dev_data', fp, () => gcr3Valid(env, dev, pasid))) yield* k.fn.remove_dev_pasid(t, dev, pasid);
   });
   // The model also removes a paging domain attached at a PASID this way (its entry is a GCR3 entry too), and
   // drops the device's iopf enable with the SVA domain (the core's iopf_for_domain_remove).

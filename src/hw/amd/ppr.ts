@@ -13,8 +13,9 @@ import type { Stats } from '../../core/stats.js';
 import { type DeviceInfo, RESP_INVALID } from '../../core/types.js';
 import type { KTask } from '../../kernel/context.js';
 import type { Kernel, KGen } from '../../kernel/kernel.js';
+import { type Footprint, read } from '../../runtime/footprint.js';
 import type { UnitDriver } from '../queue.js';
-import { PAGE_SHIFT, PPR_FLAG_GN, PPR_FLAG_WRITE, PPR_REQ_FAULT, PPR_TAG_LAST } from './amd_iommu_types.js';
+import { PAGE_SHIFT, PPR_LOG_ENTRY, PPR_FLAG_GN, PPR_FLAG_WRITE, PPR_REQ_FAULT, PPR_TAG_LAST } from './amd_iommu_types.js';
 import type { AmdIommu, PprEntry } from './hw.js';
 import { amdEra, defineV2Faults } from './iommu_v2.js';
 
@@ -32,6 +33,18 @@ declare module '../../kernel/kfunc.js' {
 /** Each kernel's AMD units' driver state, by device index (whose unit a page response goes to). */
 const UNIT_OF_DEV = new WeakMap<Kernel, Map<number, UnitDriver>>();
 
+/** pprTake's words (computed: whether the log is empty is shared state): the head, the tail, the entry it zeroes. */
+function pprTakeFootprint(u: AmdIommu): Footprint {
+  const headAt = u.mmioWord('ppr_head');
+  const tailAt = u.mmioWord('ppr_tail');
+  const head = Atomics.load(u.kernel.i32, headAt);
+  if (head === Atomics.load(u.kernel.i32, tailAt)) return [read(headAt), read(tailAt), u.mmioWord('ppr_active')];
+  const at = u.pprSlot(head);
+  const fp = [headAt, read(tailAt)];
+  for (let w = 0; w < PPR_LOG_ENTRY.words; w++) fp.push(at + w);
+  return fp;
+}
+
 function defineFunctions(k: Kernel, devices: readonly DeviceInfo[]): void {
   if (k.fns.has('amd_iommu_poll_ppr_log')) return;
   const unitOfDev = (dev: DeviceInfo) => UNIT_OF_DEV.get(k)?.get(dev.index) as UnitDriver;
@@ -41,8 +54,11 @@ function defineFunctions(k: Kernel, devices: readonly DeviceInfo[]): void {
     function* (t: KTask, iommu: UnitDriver): KGen {
       const u = iommu.unit as AmdIommu;
       for (;;) {
-        const raw = yield* k.step(t, 'amd_iommu_poll_ppr_log: raw[0] = raw[1] = 0UL; writel(head, MMIO_PPR_HEAD_OFFSET)', () =>
-          u.pprTake(),
+        const raw = yield* k.stepOn(
+          t,
+          'amd_iommu_poll_ppr_log: raw[0] = raw[1] = 0UL; writel(head, MMIO_PPR_HEAD_OFFSET)',
+          () => pprTakeFootprint(u),
+          () => u.pprTake(),
         );
         if (!raw) break;
         if (bond) yield* k.fn.iommu_handle_ppr_entry(t, raw);
@@ -71,7 +87,7 @@ function defineFunctions(k: Kernel, devices: readonly DeviceInfo[]): void {
   );
   k.fns.define('amd_iommu_restart_ppr_log', 'drivers/iommu/amd/init.c', function* (t, iommu) {
     const u = iommu.unit as AmdIommu;
-    const overflowed = yield* k.step(t, 'amd_iommu_restart_ppr_log: MMIO_STATUS_PPR_OVERFLOW_MASK', () => {
+    const overflowed = yield* k.stepOn(t, 'amd_iommu_restart_ppr_log: MMIO_STATUS_PPR_OVERFLOW_MASK', [u.mmioWord('ppr_overflow')], () => {
       const o = u.prqOverflowed;
       if (o) u.clearPprOverflow();
       return o;

@@ -21,6 +21,7 @@ import type { Kernel, KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../../kernel/mutex.js';
 import { defineSpinlock, type Spinlock, spin_lock_irqsave, spin_unlock_irqrestore } from '../../kernel/spinlock.js';
+import { type Footprint, read } from '../../runtime/footprint.js';
 import { attachDomain, type DriverEnv, detachOnRelease, domainMm, type EntryOps } from '../driver.js';
 import { entryFormat, type FlavourSpec } from '../flavour.js';
 import { drainPrq, defineUnitDriver, iopfForDomainRemove, iopfSetDevPasid, type UnitDriver } from '../queue.js';
@@ -28,6 +29,8 @@ import { ARM_SMMU_V3_COST_TABLE } from './costs.js';
 import type { Vendor } from '../vendor.js';
 import {
   arm_smmu_cmdq_build_cmd,
+  CMDQ_ENT,
+  EVTQ_ENT,
   ARM_SMMU_CD,
   CD_MAIR,
   CD_WORDS,
@@ -284,6 +287,37 @@ function defineCmdq(env: DriverEnv): void {
   });
 }
 
+/** The footprint of a step that touches no shared memory (the model keeps the list it walks in the driver's objects). */
+const NOTHING: Footprint = [];
+
+/**
+ * cmdqInsert's words (computed from CMDQ_PROD: the slots are shared state): PROD, CONS read, the CMD_SYNC's
+ * sequence, the invalidations counter and each slot's four words.
+ */
+function cmdqInsertFootprint(u: ArmSmmuUnit, need: number, sync: boolean, stats: Stats): Footprint {
+  const prodAt = u.queueReg('cmdq_prod');
+  const prod = Atomics.load(u.kernel.i32, prodAt);
+  const fp = [prodAt, read(u.queueReg('cmdq_cons')), stats.wordOf('invalidations')];
+  if (sync) fp.push(u.queueReg('sync_seq'));
+  for (let i = 0; i < need; i++) {
+    const at = u.cmdqSlot(prod + i);
+    for (let w = 0; w < CMDQ_ENT.words; w++) fp.push(at + w);
+  }
+  return fp;
+}
+
+/** evtqRemove's words (computed: whether the queue is empty is shared state). */
+function evtqRemoveFootprint(u: ArmSmmuUnit): Footprint {
+  const consAt = u.queueReg('evtq_cons');
+  const prodAt = u.queueReg('evtq_prod');
+  const cons = Atomics.load(u.kernel.i32, consAt);
+  if (cons === Atomics.load(u.kernel.i32, prodAt)) return [read(consAt), read(prodAt), u.queueReg('evtq_active')];
+  const fp = [consAt, read(prodAt)];
+  const at = u.evtqSlot(cons);
+  for (let w = 0; w < EVTQ_ENT.words; w++) fp.push(read(at + w));
+  return fp;
+}
+
 function* issueBatch(env: DriverEnv, t: KTask, drv: UnitDriver, u: ArmSmmuUnit, cmds: readonly CmdqEnt[], sync: boolean): KGen {
   const k = env.k;
   const what = label(cmds, sync);
@@ -291,7 +325,7 @@ function* issueBatch(env: DriverEnv, t: KTask, drv: UnitDriver, u: ArmSmmuUnit, 
   let seq = 0;
   for (;;) {
     const flags = yield* spin_lock_irqsave(k, t, drv.lock);
-    const written = yield* k.step(t, `cmdq: ${what}`, (e) => {
+    const written = yield* k.stepOn(t, `cmdq: ${what}`, () => cmdqInsertFootprint(u, need, sync, env.stats), (e) => {
       if (u.cmdqSpace() < need) return false;
       seq = u.cmdqInsert(cmds, sync);
       env.stats.add('invalidations', cmds.filter((c) => c.opcode !== CMDQ_OP_PRI_RESP && c.opcode !== CMDQ_OP_RESUME).length);
@@ -301,17 +335,24 @@ function* issueBatch(env: DriverEnv, t: KTask, drv: UnitDriver, u: ArmSmmuUnit, 
     yield* spin_unlock_irqrestore(k, t, drv.lock, flags);
     if (written) break;
     // The queue is full: spin until the SMMU's CONS makes room (arm_smmu_cmdq_poll_until_not_full).
-    yield k.point(t, 'cmdq full', () => u.cmdqSpace() >= need, () => undefined, { what: `room in ${u.name}'s cmdq`, spins: true });
+    yield k.point(t, 'cmdq full', () => u.cmdqSpace() >= need, () => undefined, { what: `room in ${u.name}'s cmdq`, spins: true }, [
+      read(u.queueReg('cmdq_prod')),
+      read(u.queueReg('cmdq_cons')),
+    ]);
   }
   if (!sync) return;
   yield* k.call(
     t,
     'arm_smmu_cmdq_poll_until_sync',
     (function* () {
-      yield k.point(t, `CMD_SYNC ${seq}`, () => u.syncDone(seq), () => undefined, {
-        what: `${u.name}'s cmdq to complete CMD_SYNC ${seq} (${what})`,
-        spins: true,
-      });
+      yield k.point(
+        t,
+        `CMD_SYNC ${seq}`,
+        () => u.syncDone(seq),
+        () => undefined,
+        { what: `${u.name}'s cmdq to complete CMD_SYNC ${seq} (${what})`, spins: true },
+        [read(u.queueReg('sync_done'))],
+      );
     })(),
   );
 }
@@ -331,7 +372,7 @@ function defineEntryWriter(env: DriverEnv, locks: ArmSmmuLocks, era: SvaNotifier
       const lo = target[2 * q] as number;
       const hi = target[2 * q + 1] as number;
       if ((k.i32[entry + 2 * q] as number) === lo && (k.i32[entry + 2 * q + 1] as number) === hi) continue;
-      yield* k.step(t, `WRITE_ONCE(${name}->data[${q}])`, () => {
+      yield* k.stepOn(t, `WRITE_ONCE(${name}->data[${q}])`, [entry + 2 * q, entry + 2 * q + 1], () => {
         Atomics.store(k.i32, entry + 2 * q, lo);
         Atomics.store(k.i32, entry + 2 * q + 1, hi);
       });
@@ -405,14 +446,16 @@ function defineCdTables(env: DriverEnv): void {
       k.mightSleep(t, 'kernel/dma/mapping.c:619');
       const idx = ssid >> CTXDESC_SPLIT;
       const leaf = u.leafMemory(dev.index, idx);
-      yield* k.step(t, 'dma_alloc_coherent(CTXDESC_L2_ENTRIES * sizeof(struct arm_smmu_cd))', () => {
+      const leafWords = Array.from({ length: CTXDESC_L2_ENTRIES * CD_WORDS }, (_, w) => k.mem.statics + leaf + w);
+      const l2ptr = u.l2ptrAddr(dev.index, ssid);
+      yield* k.stepOn(t, 'dma_alloc_coherent(CTXDESC_L2_ENTRIES * sizeof(struct arm_smmu_cd))', [...leafWords, l2ptr], () => {
         k.i32.fill(0, k.mem.statics + leaf, k.mem.statics + leaf + CTXDESC_L2_ENTRIES * CD_WORDS);
-        Atomics.store(k.i32, u.l2ptrAddr(dev.index, ssid), leaf);
+        Atomics.store(k.i32, l2ptr, leaf);
       });
-      yield* k.step(t, 'arm_smmu_write_cd_l1_desc', () => {
-        const at = u.l1DescAddr(dev.index, ssid);
-        Atomics.store(k.i32, at + 1, leaf);
-        Atomics.store(k.i32, at, CTXDESC_L1_DESC_V);
+      const l1 = u.l1DescAddr(dev.index, ssid);
+      yield* k.stepOn(t, 'arm_smmu_write_cd_l1_desc', [l1, l1 + 1], () => {
+        Atomics.store(k.i32, l1 + 1, leaf);
+        Atomics.store(k.i32, l1, CTXDESC_L1_DESC_V);
       });
       // An invalid L1CD can be cached.
       yield* k.fn.arm_smmu_sync_cd(t, dev, ssid, false);
@@ -424,7 +467,7 @@ function defineCdTables(env: DriverEnv): void {
     const targetValid = ((target[0] as number) & CTXDESC_CD_0_V) !== 0;
     if (ssid !== IOMMU_NO_PASID && curValid !== targetValid) {
       const at = smmuOf(env, dev.iommu).u.usedSsidsAddr(dev.index);
-      yield* k.step(t, targetValid ? 'cd_table->used_ssids++' : 'cd_table->used_ssids--', () => void Atomics.add(k.i32, at, targetValid ? 1 : -1));
+      yield* k.stepOn(t, targetValid ? 'cd_table->used_ssids++' : 'cd_table->used_ssids--', [at], () => void Atomics.add(k.i32, at, targetValid ? 1 : -1));
     }
     yield* k.fn.arm_smmu_write_entry(t, { kind: 'cd', dev, ssid }, cdptr, target);
   });
@@ -450,7 +493,7 @@ function defineInvalidation(env: DriverEnv, locks: ArmSmmuLocks): void {
   k.fns.define('arm_smmu_atc_inv_domain', C, function* (t, dev, ssid, start, end) {
     const whole = start < 0 || end <= start;
     const flags = yield* spin_lock_irqsave(k, t, locks.devices);
-    const cmds = yield* k.step(t, 'list_for_each_entry(master_domain, &smmu_domain->devices): arm_smmu_atc_inv_to_cmd', (): CmdqEnt[] => [
+    const cmds = yield* k.stepOn(t, 'list_for_each_entry(master_domain, &smmu_domain->devices): arm_smmu_atc_inv_to_cmd', NOTHING, (): CmdqEnt[] => [
       { opcode: CMDQ_OP_ATC_INV, sid: dev.index, ssid, start: whole ? 0 : start, pages: whole ? 0 : end - start },
     ]);
     yield* spin_unlock_irqrestore(k, t, locks.devices, flags);
@@ -472,7 +515,7 @@ function* afterClear(env: DriverEnv, locks: ArmSmmuLocks, t: KTask, dev: DeviceI
     'arm_smmu_remove_master_domain',
     (function* () {
       const flags = yield* spin_lock_irqsave(k, t, locks.devices);
-      yield* k.step(t, 'list_del(&master_domain->devices_elm)', () => undefined);
+      yield* k.stepOn(t, 'list_del(&master_domain->devices_elm)', NOTHING, () => undefined);
       yield* spin_unlock_irqrestore(k, t, locks.devices, flags);
     })(),
   );
@@ -491,7 +534,7 @@ function defineBlocked(env: DriverEnv, locks: ArmSmmuLocks): void {
   k.fns.define('arm_smmu_attach_dev_blocked', C, function* (t, dev) {
     const u = smmuOf(env, dev.iommu).u;
     yield* mutex_lock(k, t, locks.asid);
-    const inUse = yield* k.step(t, 'arm_smmu_ssids_in_use(&master->cd_table)', () => usedSsids(dev) > 0);
+    const inUse = yield* k.stepOn(t, 'arm_smmu_ssids_in_use(&master->cd_table)', [read(u.usedSsidsAddr(dev.index))], () => usedSsids(dev) > 0);
     yield* k.fn.arm_smmu_install_ste_for_dev(t, dev, inUse ? cdtableSte(u, dev, STRTAB_STE_1_S1DSS_TERMINATE) : abortSte());
     yield* mutex_unlock(k, t, locks.asid);
     // "It's likely that we'll need to clear the CD but it's safe to try."
@@ -646,7 +689,8 @@ function defineHandlers(k: Kernel, units: Map<number, ArmSmmuUnit>, devices: rea
   if (k.fns.has('arm_smmu_handle_event')) return;
   const print = (t: KTask, u: ArmSmmuUnit, lines: readonly string[]) =>
     (function* () {
-      for (const l of lines) yield* k.step(t, l, () => void u.log.push(l));
+      // The SMMU's log is the driver's own (not in the run's memory).
+      for (const l of lines) yield* k.stepOn(t, l, NOTHING, () => void u.log.push(l));
     })();
   // A stalled fault goes to the core (iommu_report_device_fault); one the core does not take is aborted ("Nobody
   // cared, abort the access"); any other event is not handled (the thread prints it).
@@ -694,13 +738,13 @@ function defineThreads(k: Kernel, drv: UnitDriver, _stats: Stats, devices: reado
   drv.iopf = { queue: iopf, refs: k.statics.alloc(Math.max(1, mine.length), `${u.name} iopf_refcount`), slot, enable };
   k.task(evtqTask(u.index), 'kthread', function* (t) {
     for (;;) {
-      const evt = yield* k.step(t, 'evtq: queue_remove_raw', () => u.evtqRemove());
+      const evt = yield* k.stepOn(t, 'evtq: queue_remove_raw', () => evtqRemoveFootprint(u), () => u.evtqRemove());
       if (!evt) break;
       if ((yield* k.fn.arm_smmu_handle_event(t, u.index, evt)) !== 0) yield* k.fn.arm_smmu_dump_event(t, u.index, evt);
     }
-    if (yield* k.step(t, 'evtq: queue_sync_prod_in', () => u.evtqOverflowed())) {
+    if (yield* k.stepOn(t, 'evtq: queue_sync_prod_in', [u.queueReg('evtq_overflow')], () => u.evtqOverflowed())) {
       const l = `arm-smmu-v3 ${u.name}: EVTQ overflow detected -- events lost`;
-      yield* k.step(t, l, () => void u.log.push(l));
+      yield* k.stepOn(t, l, NOTHING, () => void u.log.push(l));
     }
   });
   return k.task(`arm_smmu_priq_thread/${u.index}`, 'kthread', function* (t) {
@@ -713,7 +757,7 @@ function defineThreads(k: Kernel, drv: UnitDriver, _stats: Stats, devices: reado
     }
     if (yield* k.step(t, 'priq: queue_sync_prod_in', () => u.priqOverflowed)) {
       const l = `arm-smmu-v3 ${u.name}: PRIQ overflow detected -- requests lost`;
-      yield* k.step(t, l, () => void u.log.push(l));
+      yield* k.stepOn(t, l, NOTHING, () => void u.log.push(l));
     }
   });
 }

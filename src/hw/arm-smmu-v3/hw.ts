@@ -20,6 +20,7 @@ import { IommuUnit, type UnitOptions } from '../iommu.js';
 import type { HwMessage } from '../messages.js';
 import { WHY_PASID, WHY_PTE } from '../messages.js';
 import type { HwOut } from '../out.js';
+import { type Footprint, read } from '../../runtime/footprint.js';
 import { IommuHardware } from '../unit.js';
 import { PR_GROUPS } from '../iommu.js';
 import type { HardwareEnv } from '../vendor.js';
@@ -281,6 +282,21 @@ export class ArmSmmuUnit extends IommuUnit {
     return this.abs(this.regsOff);
   }
 
+  /** A queue register's word (its absolute offset): the driver's footprints (arm-smmu-v3.ts). */
+  queueReg(field: keyof typeof ARM_SMMU_QUEUES.offset): number {
+    return this.smmuRegs + ARM_SMMU_QUEUES.offset[field];
+  }
+
+  /** The first word of command slot `prod` (CMDQ_ENT.words from there): the driver's footprints. */
+  cmdqSlot(prod: number): number {
+    return element(CMDQ_ENT, this.abs(this.cmdqOff), prod % this.opts.queueDepth);
+  }
+
+  /** The first word of event slot `cons` (EVTQ_ENT.words from there): the driver's footprints. */
+  evtqSlot(cons: number): number {
+    return element(EVTQ_ENT, this.abs(this.evtqOff), cons % EVTQ_DEPTH);
+  }
+
   /** Free entries (the driver waits for room for its commands and their CMD_SYNC). */
   cmdqSpace(): number {
     return this.opts.queueDepth - (this.qr.cmdq_prod.get(this.smmuRegs) - this.qr.cmdq_cons.get(this.smmuRegs));
@@ -377,6 +393,16 @@ export class ArmSmmuUnit extends IommuUnit {
    * Faults of {dev, pasid} not yet handed to the core: stall records in the event queue and page requests in the
    * PRIQ (the drain waits until there are none).
    */
+  override prqPendingFootprint(): Footprint {
+    const r = this.smmuRegs;
+    const fp = [...super.prqPendingFootprint(), read(this.queueReg('evtq_cons')), read(this.queueReg('evtq_prod'))];
+    for (let i = this.qr.evtq_cons.get(r); i < this.qr.evtq_prod.get(r); i++) {
+      const at = this.evtqSlot(i);
+      for (let w = 0; w < EVTQ_ENT.words; w++) fp.push(read(at + w));
+    }
+    return fp;
+  }
+
   override prqPending(dev: number, pasid: number): number {
     const r = this.smmuRegs;
     let n = super.prqPending(dev, pasid);

@@ -32,6 +32,7 @@ import {
   qiName,
 } from './qi.js';
 import { EAGAIN, ETIMEDOUT } from '../../kernel/errno.js';
+import { type Footprint, read } from '../../runtime/footprint.js';
 import { spin_lock, spin_unlock } from '../../kernel/spinlock.js';
 
 /** qi_submit_sync's options: QI_OPT_WAIT_DRAIN asks the wait descriptor to drain the page requests (QI_IWD_PRQ_DRAIN). */
@@ -105,6 +106,47 @@ function qiReclaim(u: VtdUnit, index: number, count: number): void {
   }
 }
 
+/**
+ * qiQueue's words, from free_head (computed: the slots are shared state): free_head, free_cnt, IQT, the
+ * invalidations counter, and each slot's four descriptor words and desc_status.
+ */
+function qiQueueFootprint(u: VtdUnit, count: number, stats: Stats): Footprint {
+  const q = u.view.q;
+  const qp = u.qinvalPtr;
+  const d = u.view.desc;
+  const index = q.free_head.get(qp);
+  const fp = [q.free_head.addr(qp), q.in_use.addr(qp), u.view.reg.iqt.addr(u.regsPtr), stats.wordOf('invalidations')];
+  for (let i = 0; i <= count; i++) {
+    const at = u.descPtr(index + i);
+    fp.push(d.qw0.addr(at), d.qw0_hi.addr(at), d.qw1.addr(at), d.qw1_hi.addr(at), u.statusPtr(index + i));
+  }
+  return fp;
+}
+
+/**
+ * qiReclaim's words (computed: how far the tail moves is shared state): the submission's desc_status, free_tail,
+ * free_cnt, and the slots from the tail it frees — the one it stops at read only.
+ */
+function qiReclaimFootprint(u: VtdUnit, index: number, count: number): Footprint {
+  const q = u.view.q;
+  const qp = u.qinvalPtr;
+  const n = u.qiLength;
+  const fp = [q.free_tail.addr(qp), q.in_use.addr(qp)];
+  for (let i = 0; i <= count; i++) fp.push(u.statusPtr(index + i));
+  let tail = q.free_tail.get(qp);
+  let inUse = q.in_use.get(qp);
+  for (let i = 0; i < n; i++) {
+    const at = u.statusPtr(tail);
+    const s = (tail - index + n) % n <= count ? QI_DONE : Atomics.load(u.kernel.i32, at);
+    const frees = (s === QI_DONE || s === QI_ABORT) && inUse > 0;
+    if (!fp.includes(at)) fp.push(frees ? at : read(at));
+    if (!frees) break;
+    tail = (tail + 1) % n;
+    inUse--;
+  }
+  return fp;
+}
+
 /** "%llx" of a descriptor's quadword. */
 function qw(lo: number, hi: number): string {
   return (BigInt(hi >>> 0) * 2n ** 32n + BigInt(lo >>> 0)).toString(16);
@@ -123,6 +165,29 @@ function qiDumpFault(u: VtdUnit): string[] {
     line('QI HEAD', head),
     line('QI PRIOR', (head + u.qiLength - 1) % u.qiLength),
   ];
+}
+
+/** qiDumpFault's words (computed from IQH): IQH, ITESID, and the descriptors at IQH and before it. */
+function qiDumpFaultFootprint(u: VtdUnit): Footprint {
+  const r = u.view.reg;
+  const d = u.view.desc;
+  const head = r.iqh.get(u.regsPtr);
+  const fp = [read(r.iqh.addr(u.regsPtr)), read(r.itesid.addr(u.regsPtr))];
+  for (const i of [head, (head + u.qiLength - 1) % u.qiLength]) {
+    const at = u.descPtr(i);
+    fp.push(read(d.qw0.addr(at)), read(d.qw0_hi.addr(at)), read(d.qw1.addr(at)), read(d.qw1_hi.addr(at)));
+  }
+  return fp;
+}
+
+/** iteAbort's words (computed from IQH and IQT): the desc_status it may abort, ite_abort, FSTS, ITESID read. */
+function iteAbortFootprint(u: VtdUnit): Footprint {
+  const r = u.view.reg;
+  const p = u.regsPtr;
+  const tail = r.iqt.get(p);
+  const fp = [read(r.iqt.addr(p)), read(r.iqh.addr(p)), r.ite_abort.addr(p), r.fsts.addr(p), read(r.itesid.addr(p))];
+  for (let i = (r.iqh.get(p) + u.qiLength - 1) % u.qiLength; i !== tail; i = (i + 1) % u.qiLength) fp.push(u.statusPtr(i));
+  return fp;
 }
 
 /**
@@ -146,15 +211,18 @@ function iteAbort(u: VtdUnit, send: (to: number, msg: { type: 'cmdq.doorbell' })
 export function defineIntelDmar(env: DriverEnv): void {
   const k = env.k;
   const D = 'drivers/iommu/intel/dmar.c';
-  const printk = (t: KTask, u: VtdUnit, line: string) => k.step(t, line, () => void u.log.push(line));
+  // The unit's log is the driver's own (not in the run's memory).
+  const printk = (t: KTask, u: VtdUnit, line: string) => k.stepOn(t, line, [], () => void u.log.push(line));
   k.fns.define('qi_check_fault', D, function* (t, iommu, _index, waitIndex) {
     const u = vtdOf(env, iommu).unit;
     const status = () => Atomics.load(k.i32, u.statusPtr(waitIndex));
-    if ((yield* k.step(t, 'qi_check_fault: desc_status[wait_index]', status)) === QI_ABORT) return -EAGAIN;
-    const fault = yield* k.step(t, 'readl(iommu->reg + DMAR_FSTS_REG)', () => u.view.reg.fsts.get(u.regsPtr));
+    if ((yield* k.stepOn(t, 'qi_check_fault: desc_status[wait_index]', [read(u.statusPtr(waitIndex))], status)) === QI_ABORT) return -EAGAIN;
+    const fsts = u.view.reg.fsts;
+    const fault = yield* k.stepOn(t, 'readl(iommu->reg + DMAR_FSTS_REG)', [read(fsts.addr(u.regsPtr))], () => fsts.get(u.regsPtr));
     if ((fault & DMA_FSTS_ITE) === 0) return 0;
-    for (const l of yield* k.step(t, 'qi_dump_fault', () => qiDumpFault(u))) yield* printk(t, u, l);
-    const sid = yield* k.step(t, 'ITE: desc_status[head] = QI_ABORT; writel(DMA_FSTS_ITE, DMAR_FSTS_REG)', (e) => iteAbort(u, (to, msg) => e.send(to, msg)));
+    for (const l of yield* k.stepOn(t, 'qi_dump_fault', () => qiDumpFaultFootprint(u), () => qiDumpFault(u))) yield* printk(t, u, l);
+    const ite = 'ITE: desc_status[head] = QI_ABORT; writel(DMA_FSTS_ITE, DMAR_FSTS_REG)';
+    const sid = yield* k.stepOn(t, ite, () => iteAbortFootprint(u), (e) => iteAbort(u, (to, msg) => e.send(to, msg)));
     yield* printk(t, u, 'DMAR: Invalidation Time-out Error (ITE) cleared');
     // device_rbtree_find(iommu, ite_sid): no device of the unit has it, no need to retry.
     if (sid !== 0 && u.deviceOfSid(sid) < 0) return -ETIMEDOUT;
@@ -179,7 +247,7 @@ function* submitOnce(env: DriverEnv, t: KTask, iommu: number, descs: readonly Qi
   let waitIndex = -1;
   let index = 0;
   for (;;) {
-    waitIndex = yield* k.step(t, label, (senv) => {
+    waitIndex = yield* k.stepOn(t, label, () => qiQueueFootprint(u, descs.length, env.stats), (senv) => {
       index = u.view.q.free_head.get(u.qinvalPtr);
       const w = qiQueue(u, descs, options, env.stats);
       if (w >= 0) senv.send(u.actor, { type: 'cmdq.doorbell' });
@@ -188,10 +256,15 @@ function* submitOnce(env: DriverEnv, t: KTask, iommu: number, descs: readonly Qi
     if (waitIndex >= 0) break;
     // while (qi->free_cnt < count + 2): drop the lock, cpu_relax(), take it again.
     yield* spin_unlock_irqrestore(k, t, drv.lock, flags);
-    yield k.point(t, `${u.spec.cmdqName} full`, () => u.freeCnt() >= descs.length + 2, () => undefined, {
-      what: `room in ${u.name}'s invalidation queue`,
-      spins: true,
-    });
+    const inUse = u.view.q.in_use.addr(u.qinvalPtr);
+    yield k.point(
+      t,
+      `${u.spec.cmdqName} full`,
+      () => u.freeCnt() >= descs.length + 2,
+      () => undefined,
+      { what: `room in ${u.name}'s invalidation queue`, spins: true },
+      [read(inUse)],
+    );
     flags = yield* spin_lock_irqsave(k, t, drv.lock);
   }
   // while (READ_ONCE(qi->desc_status[wait_index]) != QI_DONE): qi_check_fault, then the lock dropped around
@@ -210,11 +283,11 @@ function* submitOnce(env: DriverEnv, t: KTask, iommu: number, descs: readonly Qi
       what: `${u.name}'s QI to complete the wait descriptor at ${waitIndex} (${label})`,
       spins: true,
       watch: [status, fsts],
-    });
+    }, [read(status), read(fsts)]);
     yield* spin_lock(k, t, drv.lock);
     if (Atomics.load(k.i32, status) === QI_DONE) break;
   }
-  yield* k.step(t, 'reclaim_free_desc', () => qiReclaim(u, index, descs.length));
+  yield* k.stepOn(t, 'reclaim_free_desc', () => qiReclaimFootprint(u, index, descs.length), () => qiReclaim(u, index, descs.length));
   yield* spin_unlock_irqrestore(k, t, drv.lock, flags);
   return rc;
 }

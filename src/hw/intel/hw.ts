@@ -22,6 +22,7 @@ import { IommuUnit, type UnitOptions } from '../iommu.js';
 import type { HwMessage } from '../messages.js';
 import { WHY_PASID } from '../messages.js';
 import type { HwOut } from '../out.js';
+import { type Footprint, read } from '../../runtime/footprint.js';
 import { IommuHardware, PAGE_WALK } from '../unit.js';
 import type { HardwareEnv } from '../vendor.js';
 import { VTD_COSTS } from './costs.js';
@@ -172,6 +173,11 @@ export class VtdUnit extends IommuUnit {
     return n <= this.poolSize ? n : 0;
   }
 
+  /** The pool's `used` word (its word offset): what allocLeaf and freeLeaf write (the driver's footprints). */
+  get poolUsedPtr(): number {
+    return this.view.pool.used.addr(this.st(this.pool));
+  }
+
   /** Give back a leaf a lost cmpxchg did not install (free_pgtable_page): only the last one taken can be. */
   freeLeaf(leaf: number): void {
     this.view.pool.used.cmpxchg(this.st(this.pool), leaf, leaf - 1);
@@ -288,6 +294,16 @@ export class VtdUnit extends IommuUnit {
     return 'wake';
   }
 
+  /** The PRQ's registers (its word offset; VTD_PRQ_REGS): the driver's footprints (prq.ts). */
+  get prqRegsPtr(): number {
+    return this.pr;
+  }
+
+  /** The PRQ's slot i (its word offset; a count, as PQH and PQT are): the driver's footprints. */
+  prqDscPtr(i: number): number {
+    return this.dscAt(i);
+  }
+
   /** dmar_readq(DMAR_PQH_REG) and DMAR_PQT_REG. */
   get pqh(): number {
     return this.view.prq.pqh.get(this.pr);
@@ -336,6 +352,18 @@ export class VtdUnit extends IommuUnit {
 
   override get prqNonEmpty(): boolean {
     return this.pqh !== this.pqt;
+  }
+
+  /** The words prqPending reads: PQH, PQT and the requests' first two quadwords between them. */
+  override prqPendingFootprint(): Footprint {
+    const pr = this.pr;
+    const fp = [read(this.view.prq.pqh.addr(pr)), read(this.view.prq.pqt.addr(pr))];
+    const d = this.view.dsc;
+    for (let i = this.pqh; i < this.pqt; i++) {
+      const at = this.dscAt(i);
+      fp.push(read(d.qw_0.addr(at)), read(d.qw_0_hi.addr(at)), read(d.qw_1.addr(at)), read(d.qw_1_hi.addr(at)));
+    }
+    return fp;
   }
 
   /** Requests of {dev, pasid} between PQH and PQT (intel_drain_pasid_prq's scan: rid and PASID). */

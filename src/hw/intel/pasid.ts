@@ -12,12 +12,14 @@ import { EBUSY, EINVAL, ENODEV } from '../../kernel/errno.js';
 import type { KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { spin_lock, spin_unlock } from '../../kernel/spinlock.js';
+import { type Footprint, read } from '../../runtime/footprint.js';
 import type { DriverEnv } from '../driver.js';
 import { type VtdUnitDriver, vtdOf } from './dmar.js';
 import { entryPublish, entryWriting } from './entry-oracle.js';
 import type { VtdUnit } from './hw.js';
 import {
   MODEL_AGAW,
+  PASID_ENTRY_WORDS,
   PASID_AW_MASK,
   PASID_AW_SHIFT,
   PASID_DID_MASK,
@@ -80,13 +82,39 @@ function* writeSequence(env: DriverEnv, t: KTask, u: VtdUnit, dev: DeviceInfo, p
   const val = u.view.entry.val;
   for (let n = 0; n < writes.length; n++) {
     const [what, i, f] = writes[n] as ValWrite;
-    yield* env.k.step(t, what, () => {
+    yield* env.k.stepOn(t, what, entryWriteFootprint(u, dev, pasid, p, i, n === writes.length - 1), () => {
       entryWriting(u, dev.index, pasid);
       val.WRITE_ONCE(p, 2 * i, f(val.READ_ONCE(p, 2 * i)) | 0);
       val.WRITE_ONCE(p, 2 * i + 1, 0);
       if (n === writes.length - 1) entryPublish(u, dev.index, pasid);
     });
   }
+}
+
+/**
+ * A write of val[i] (the 64-bit store: words 2i and 2i + 1) of the entry at p: the directory entry read to find
+ * the version record, its seq marked; the last write of a sequence reads the whole entry and publishes it (the
+ * record's every word).
+ */
+export function entryWriteFootprint(u: VtdUnit, dev: DeviceInfo, pasid: number, p: number, i: number, last: boolean): Footprint {
+  const val = u.view.entry.val;
+  const vp = u.versionPtr(dev.index, pasid);
+  const v = u.view.version;
+  const fp = [read(u.pdePtr(dev.index, pasid)), val.addr(p, 2 * i), val.addr(p, 2 * i + 1), v.seq.addr(vp)];
+  if (!last) return fp;
+  for (let w = 0; w < PASID_ENTRY_WORDS; w++) if (w >> 1 !== i) fp.push(read(val.addr(p, w)));
+  fp.push(v.hash.addr(vp), v.prev_hash.addr(vp));
+  for (let w = 0; w < PASID_ENTRY_WORDS; w++) fp.push(v.val.addr(vp, w));
+  return fp;
+}
+
+/**
+ * intel_pasid_get_entry's: the directory entry read, and when it points at no table, the pool's counter and the
+ * directory entry written (alloc_pgtable_page, cmpxchg64). Computed: whether the table is there is shared state.
+ */
+function getEntryFootprint(u: VtdUnit, dev: DeviceInfo, pasid: number): Footprint {
+  const pde = u.pdePtr(dev.index, pasid);
+  return u.pasidEntryPtr(dev.index, pasid) !== 0 ? [read(pde)] : [pde, u.poolUsedPtr];
 }
 
 const bits = (mask: number, v: number) => (lo: number) => (lo & ~mask) | v;
@@ -122,7 +150,7 @@ export function defineIntelPasid(env: DriverEnv, bug: string): void {
   k.fns.define('intel_pasid_get_entry', 'drivers/iommu/intel/pasid.c', function* (t, dev, pasid) {
     const u = vtdOf(env, dev.iommu).unit;
     if (pasid >= 1 << dev.caps.pasidBits) return 0;
-    return yield* k.step(t, 'intel_pasid_get_entry', () => {
+    return yield* k.stepOn(t, 'intel_pasid_get_entry', () => getEntryFootprint(u, dev, pasid), () => {
       const pde = u.pdePtr(dev.index, pasid);
       for (;;) {
         const p = u.pasidEntryPtr(dev.index, pasid);

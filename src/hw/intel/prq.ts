@@ -13,11 +13,12 @@ import { IOMMU_NO_PASID } from '../../core/ops.js';
 import { type DeviceInfo, RESP_INVALID } from '../../core/types.js';
 import type { KTask } from '../../kernel/context.js';
 import type { Kernel, KGen } from '../../kernel/kernel.js';
+import { type Footprint, read } from '../../runtime/footprint.js';
 import type { DriverEnv } from '../driver.js';
 import { type UnitDriver, iopfQueueFlushIfEnabled } from '../queue.js';
 import { QI_OPT_WAIT_DRAIN, type VtdUnitDriver, vtdOf } from './dmar.js';
 import { pciSid, type VtdUnit } from './hw.js';
-import { DMA_PRS_PPR, DMA_PRS_PRO, type PageReqDsc } from './prq-dsc.js';
+import { DMA_PRS_PPR, DMA_PRS_PRO, type PageReqDsc, VTD_PRQ_REGS } from './prq-dsc.js';
 import { PASID_DID_MASK } from './pasid-entry.js';
 import { QI_DEIOTLB_TYPE, QI_EIOTLB_TYPE, QI_GRAN_NONG_PASID, QI_IWD_FENCE, QI_IWD_TYPE, type QiDesc, qi_desc_pgrp_resp } from './qi.js';
 
@@ -45,6 +46,21 @@ function drainDescs(did: number, sid: number, pasid: number): QiDesc[] {
   ];
 }
 
+/** The footprint of a step that touches no word of the run's memory. */
+const NOTHING: Footprint = [];
+
+/** A PRQ register's word (PQH, PQT, PRS, the thread's flag). */
+function prqReg(u: VtdUnit, field: keyof typeof VTD_PRQ_REGS.offset): number {
+  return u.prqRegsPtr + VTD_PRQ_REGS.offset[field];
+}
+
+/** The words prqAt(i) reads: the request's first two quadwords. */
+function dscFootprint(u: VtdUnit, i: number): Footprint {
+  const at = u.prqDscPtr(i);
+  const d = u.view.dsc;
+  return [read(d.qw_0.addr(at)), read(d.qw_0_hi.addr(at)), read(d.qw_1.addr(at)), read(d.qw_1_hi.addr(at))];
+}
+
 /** prq.c's kernel functions, by name. */
 export function defineIntelPrq(env: DriverEnv): void {
   const k: Kernel = env.k;
@@ -56,18 +72,28 @@ export function defineIntelPrq(env: DriverEnv): void {
     const p0 = u.pasidEntryPtr(dev.index, IOMMU_NO_PASID);
     const did = p0 === 0 ? FLPT_DEFAULT_DID : u.view.entry.val.READ_ONCE(p0, 2) & PASID_DID_MASK || FLPT_DEFAULT_DID;
     // prq_retry: wait_for_completion(&iommu->prq_complete) while a request of the PASID is queued.
-    yield k.point(t, `drain PRQ of PASID ${pasid}`, () => u.prqPending(dev.index, pasid) === 0, () => undefined, {
-      what: `${u.name}'s PRQ to drain page requests of ${dev.name} PASID ${pasid}`,
-    });
+    yield k.point(
+      t,
+      `drain PRQ of PASID ${pasid}`,
+      () => u.prqPending(dev.index, pasid) === 0,
+      () => undefined,
+      { what: `${u.name}'s PRQ to drain page requests of ${dev.name} PASID ${pasid}` },
+      () => u.prqPendingFootprint(),
+    );
     yield* iopfQueueFlushIfEnabled(k, t, drv, dev);
     // qi_retry: a request refused while the drain ran (PRO set) is retried by the device once prq_event_thread
     // has cleared PRO — wait for that (wait_for_completion(&iommu->prq_complete)) and drain again.
     for (;;) {
       yield* k.fn.qi_submit_sync(t, dev.iommu, drainDescs(did, pciSid(dev.name), pasid), QI_OPT_WAIT_DRAIN);
-      if (!(yield* k.step(t, 'readl(DMAR_PRS_REG) & DMA_PRS_PRO', () => u.prqOverflowed))) return;
-      yield k.point(t, 'wait_for_completion(&iommu->prq_complete)', () => !u.prqOverflowed, () => undefined, {
-        what: `${u.name}'s prq_event_thread to clear DMA_PRS_PRO`,
-      });
+      if (!(yield* k.stepOn(t, 'readl(DMAR_PRS_REG) & DMA_PRS_PRO', [read(prqReg(u, 'prs'))], () => u.prqOverflowed))) return;
+      yield k.point(
+        t,
+        'wait_for_completion(&iommu->prq_complete)',
+        () => !u.prqOverflowed,
+        () => undefined,
+        { what: `${u.name}'s prq_event_thread to clear DMA_PRS_PRO` },
+        [read(prqReg(u, 'prs'))],
+      );
     }
   });
   k.fns.define('intel_page_response', 'drivers/iommu/intel/prq.c', function* (t, dev, pasid, grpid, code) {
@@ -77,7 +103,8 @@ export function defineIntelPrq(env: DriverEnv): void {
 
 /** The thread's step that prints a line of the kernel log (pr_info / pr_err) to the unit's log. */
 function* printk(k: Kernel, t: KTask, u: VtdUnit, line: string): KGen {
-  yield* k.step(t, line, () => void u.log.push(line));
+  // The unit's log is the driver's own (not in the run's memory).
+  yield* k.stepOn(t, line, NOTHING, () => void u.log.push(line));
 }
 
 /** prq.c's thread and its helpers, by name (once per kernel: they take the unit). */
@@ -96,10 +123,12 @@ function defineEventThread(k: Kernel, devices: readonly DeviceInfo[]): void {
   k.fns.define('prq_event_thread', P, function* (t, iommu) {
     const u = iommu.unit;
     // Clear PPR before reading head/tail, so that a request written from now on raises the interrupt again.
-    yield* k.step(t, 'writel(DMA_PRS_PPR, DMAR_PRS_REG)', () => u.clearPrs(DMA_PRS_PPR));
-    const [head, tail] = yield* k.step(t, 'prq_event_thread: dmar_readq(DMAR_PQT_REG), dmar_readq(DMAR_PQH_REG)', () => [u.pqh, u.pqt] as const);
+    const prs = prqReg(u, 'prs');
+    const heads = [read(prqReg(u, 'pqh')), read(prqReg(u, 'pqt'))];
+    yield* k.stepOn(t, 'writel(DMA_PRS_PPR, DMAR_PRS_REG)', [prs], () => u.clearPrs(DMA_PRS_PPR));
+    const [head, tail] = yield* k.stepOn(t, 'prq_event_thread: dmar_readq(DMAR_PQT_REG), dmar_readq(DMAR_PQH_REG)', heads, () => [u.pqh, u.pqt] as const);
     for (let i = head; i < tail; i++) {
-      const { dsc: req, hex } = yield* k.step(t, `PRQ: page_req_dsc ${i % u.prqLength}`, () => u.prqAt(i));
+      const { dsc: req, hex } = yield* k.stepOn(t, `PRQ: page_req_dsc ${i % u.prqLength}`, dscFootprint(u, i), () => u.prqAt(i));
       const dev = devices[u.deviceOfSid(req.rid)];
       // device_rbtree_find: a requester ID no device of the unit has is a bad request.
       if (!dev) {
@@ -111,14 +140,14 @@ function defineEventThread(k: Kernel, devices: readonly DeviceInfo[]): void {
       // iommu_report_device_fault answers it itself: iopf_error_response).
       if (err < 0 && req.lpig) yield* k.fn.handle_bad_prq_event(t, iommu, req, hex, RESP_INVALID);
     }
-    yield* k.step(t, 'dmar_writeq(iommu->reg + DMAR_PQH_REG, tail)', () => u.writePqh(tail));
+    yield* k.stepOn(t, 'dmar_writeq(iommu->reg + DMAR_PQH_REG, tail)', [prqReg(u, 'pqh')], () => u.writePqh(tail));
     // Clear the overflow bit once every request the queue holds is handled (PRO stays set while a request the
     // hardware wrote since is still there: the device's refused requests are retried after it is cleared).
-    if (!(yield* k.step(t, 'readl(DMAR_PRS_REG) & DMA_PRS_PRO', () => u.prqOverflowed))) return;
+    if (!(yield* k.stepOn(t, 'readl(DMAR_PRS_REG) & DMA_PRS_PRO', [read(prs)], () => u.prqOverflowed))) return;
     yield* printk(k, t, u, `DMAR: IOMMU: ${u.name}: PRQ overflow detected`);
-    if (!(yield* k.step(t, 'PRQ overflow: head == tail', () => u.pqh === u.pqt))) return;
+    if (!(yield* k.stepOn(t, 'PRQ overflow: head == tail', heads, () => u.pqh === u.pqt))) return;
     if (iommu.iopf) yield* k.fn.iopf_queue_discard_partial(t, iommu.iopf.queue);
-    yield* k.step(t, 'writel(DMA_PRS_PRO, DMAR_PRS_REG)', () => u.clearPrs(DMA_PRS_PRO));
+    yield* k.stepOn(t, 'writel(DMA_PRS_PRO, DMAR_PRS_REG)', [prs], () => u.clearPrs(DMA_PRS_PRO));
     yield* printk(k, t, u, `DMAR: IOMMU: ${u.name}: PRQ overflow cleared`);
   });
 }
@@ -137,7 +166,8 @@ export function definePrqEventThread(k: Kernel, udrv: UnitDriver, _stats: Stats,
   const slot = new Map(mine.map((d, i) => [d.index, i]));
   drv.iopf = { queue: iopf, refs: k.statics.alloc(Math.max(1, mine.length), `${unit.name} iopf_refcount`), slot, enable };
   return k.task(`prq_event_thread/${unit.index}`, 'kthread', function* (t) {
+    const done = [read(prqReg(unit, 'prs')), prqReg(unit, 'thread')];
     do yield* k.fn.prq_event_thread(t, drv);
-    while (!(yield* k.step(t, 'prq_event_thread: return IRQ_HANDLED (PPR not set again)', () => unit.prqThreadDone())));
+    while (!(yield* k.stepOn(t, 'prq_event_thread: return IRQ_HANDLED (PPR not set again)', done, () => unit.prqThreadDone())));
   });
 }

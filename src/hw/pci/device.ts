@@ -19,6 +19,7 @@ import { element, struct, type ViewOf, word } from '../../kernel/struct.js';
 import { PR_GROUPS } from '../iommu.js';
 import { type HwMessage, WHY_PTE } from '../messages.js';
 import type { Hardware, HwOut } from '../out.js';
+import { type Footprint, read } from '../../runtime/footprint.js';
 
 export type Misbehaviour = 'none' | 'slow-drain' | 'no-drain' | 'dma-after-stop' | 'lost-response' | 'unplug' | 'unplug-on-fault' | 'no-atc-response' | 'stray-dma';
 export const MISBEHAVIOURS: readonly Misbehaviour[] = ['none', 'slow-drain', 'no-drain', 'dma-after-stop', 'lost-response', 'unplug', 'unplug-on-fault', 'no-atc-response', 'stray-dma'];
@@ -199,6 +200,18 @@ export class PciDevice implements Hardware {
   /** Has the device drained pasid since it was told to stop? (a gone device has nothing left in flight) */
   drained(pasid: number): boolean {
     return this.unplugged || this.pasidState.drained.get(this.p(pasid)) === 1;
+  }
+
+  /** The words drained(pasid) reads (the driver's drain wait declares them: pci/driver.ts). */
+  drainedFootprint(pasid: number): Footprint {
+    return [read(this.state.unplugged.addr(this.r)), read(this.pasidState.drained.addr(this.p(pasid)))];
+  }
+
+  /** The words startPasid(pasid) reads and writes (the driver's start_pasid step declares them). */
+  startPasidFootprint(pasid: number): Footprint {
+    const at = this.p(pasid);
+    const ps = this.pasidState;
+    return [ps.run.addr(at), ps.drained.addr(at), this.state.active.addr(this.r), this.state.stopping.addr(this.r)];
   }
 
   /** The driver programs the device to accept work for pasid (a register write, in the driver's step). */

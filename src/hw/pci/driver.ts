@@ -10,12 +10,13 @@ import type { BindResult, Sva } from '../../core/iommu-sva.js';
 import { type DeviceInfo, RESP_INVALID, type SvmOps } from '../../core/types.js';
 import type { KTask } from '../../kernel/context.js';
 import { ENXIO } from '../../kernel/errno.js';
-import { type FileOperations, fileInode, filePrivate, setFilePrivate } from '../../kernel/fs/file.js';
+import { type FileOperations, fileInode, filePrivate, filePrivateAt, setFilePrivate } from '../../kernel/fs/file.js';
 import { defineIda, type Ida, idaAllocated, ida_alloc_range, ida_free } from '../../kernel/ida.js';
 import type { Kernel, KGen } from '../../kernel/kernel.js';
 import type { MmStruct } from '../../kernel/mm/mm.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../../kernel/mutex.js';
 import { EINVAL } from '../../kernel/errno.js';
+import { type Footprint, read } from '../../runtime/footprint.js';
 import type { PciDevice } from './device.js';
 
 declare module '../../kernel/kfunc.js' {
@@ -38,6 +39,9 @@ declare module '../../kernel/kfunc.js' {
 
 /** The accelerator's file_operations (uacce_fops), by kernel function name. */
 export const UACCE_FOPS: FileOperations = { name: 'uacce_fops', open: 'uacce_fops_open', release: 'uacce_fops_release', mmap: 'uacce_fops_mmap' };
+
+/** The footprint of a step that touches no word of the run's memory. */
+const NOTHING: Footprint = [];
 
 /** Words of a queue slot: fds holding the SVA handle, its device's index + 1, its PASID (q->pasid). */
 const Q_WORDS = 3;
@@ -81,13 +85,15 @@ export class AccelDriver {
     k.fns.define('uacce_bind_queue', UACCE_C, function* (t, file, mm, flags) {
       const r = yield* drv.bindQueue(t, drv.fileDev(file), mm, flags);
       if (r.ret <= 0) return r.ret < 0 ? r.ret : -ENXIO;
-      yield* k.step(t, 'filep->private_data = q', () => void setFilePrivate(k, file, r.ret));
+      yield* k.stepOn(t, 'filep->private_data = q', [filePrivateAt(k, file)], () => void setFilePrivate(k, file, r.ret));
       return 0;
     });
     k.fns.define('uacce_fops_release', UACCE_C, (t, file) => drv.release(t, filePrivate(k, file)));
     k.fns.define('uacce_fops_mmap', UACCE_C, function* (t, file, _mm, vpn) {
       // uacce_queue_is_valid(q) under q->mutex: a queue the device's remove has put maps nothing.
-      return yield* k.step(t, `uacce_fops_mmap(${vpn}): uacce_queue_is_valid`, () => (Atomics.load(k.i32, drv.queueAt(filePrivate(k, file))) > 0 ? 0 : -ENXIO));
+      // Computed: which queue the file holds is shared state.
+      const fp = () => [read(filePrivateAt(k, file)), read(drv.queueAt(filePrivate(k, file)))];
+      return yield* k.stepOn(t, `uacce_fops_mmap(${vpn}): uacce_queue_is_valid`, fp, () => (Atomics.load(k.i32, drv.queueAt(filePrivate(k, file))) > 0 ? 0 : -ENXIO));
     });
   }
 
@@ -116,7 +122,7 @@ export class AccelDriver {
     const dev = this.fileDev(file);
     const mutex = this.mutexes[dev.index] as Mutex;
     yield* mutex_lock(k, t, mutex);
-    const gone = yield* k.step(t, 'uacce->parent', () => Atomics.load(k.i32, this.removedAt(dev)) === 1);
+    const gone = yield* k.stepOn(t, 'uacce->parent', [read(this.removedAt(dev))], () => Atomics.load(k.i32, this.removedAt(dev)) === 1);
     const r = gone ? -EINVAL : yield* k.fn.uacce_bind_queue(t, file, mm, flags);
     yield* mutex_unlock(k, t, mutex);
     return r;
@@ -128,7 +134,7 @@ export class AccelDriver {
     const r = yield* k.call(t, 'accel_open', this.sva.bind(t, dev, mm, flags));
     if (r.ret > 0) {
       const at = this.queueAt(r.ret);
-      yield* k.step(t, 'q->handle = handle', () => {
+      yield* k.stepOn(t, 'q->handle = handle', [at, at + 1, at + 2], () => {
         Atomics.add(k.i32, at, 1);
         Atomics.store(k.i32, at + 1, dev.index + 1);
         Atomics.store(k.i32, at + 2, r.pasid);
@@ -147,7 +153,7 @@ export class AccelDriver {
     // The fd's device, written at its open: the mutex serializes this release with the device's remove.
     const mutex = this.mutexes[Atomics.load(k.i32, at + 1) - 1] as Mutex;
     yield* mutex_lock(k, t, mutex);
-    const live = yield* k.step(t, 'uacce_put_queue: q->state', () => {
+    const live = yield* k.stepOn(t, 'uacce_put_queue: q->state', [at], () => {
       if (Atomics.load(k.i32, at) === 0) return false;
       Atomics.sub(k.i32, at, 1);
       return true;
@@ -194,7 +200,8 @@ export class AccelDriver {
           'accel_invalidate_pasid',
           (function* (): KGen<boolean> {
             const hw = drv.hw(dev);
-            yield* k.step(t, `${dev.name}: stop PASID ${pasid}`, (env) => {
+            // A register write the device's actor takes as a message: no word of the run's memory.
+            yield* k.stepOn(t, `${dev.name}: stop PASID ${pasid}`, NOTHING, (env) => {
               env.send(hw.info.actor, { type: 'stop', pasid });
             });
             if (timeoutMs === 0) return hw.drained(pasid);
@@ -206,17 +213,19 @@ export class AccelDriver {
               () => hw.drained(pasid) || (deadline !== undefined && k.now() >= deadline),
               () => hw.drained(pasid),
               { what: `device ${dev.name} to drain PASID ${pasid}`, ...(deadline === undefined ? {} : { wakeAt: () => deadline }) },
+              hw.drainedFootprint(pasid),
             )) as boolean;
           })(),
         );
       },
       *start_pasid(t: KTask, dev: DeviceInfo, pasid: number): KGen {
-        yield* k.step(t, `${dev.name}: enable PASID ${pasid}`, () => drv.hw(dev).startPasid(pasid));
+        const hw = drv.hw(dev);
+        yield* k.stepOn(t, `${dev.name}: enable PASID ${pasid}`, hw.startPasidFootprint(pasid), () => hw.startPasid(pasid));
       },
       drained: (dev: DeviceInfo, pasid: number) => drv.hw(dev).drained(pasid),
       *fault(t: KTask, dev: DeviceInfo, pasid: number, vpn: number): KGen<number> {
         // The driver hears of the failed request and lets the device report it to its user: respond invalid.
-        yield* k.step(t, `accel_fault ${dev.name} PASID ${pasid} vpn ${vpn}`, () => undefined);
+        yield* k.stepOn(t, `accel_fault ${dev.name} PASID ${pasid} vpn ${vpn}`, NOTHING, () => undefined);
         return RESP_INVALID;
       },
       *alloc_pasid(t: KTask, dev: DeviceInfo, min: number, max: number): KGen<number> {

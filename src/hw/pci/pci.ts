@@ -129,11 +129,13 @@ export class PciBus {
     const [seg, bus, devfn] = pciAddress(dev.name);
     yield* kref_init(k, t, this.kref(pdev));
     yield* kmemleak_not_leak(k, t, pdev);
-    yield* k.step(t, `list_add(${dev.name}, &bus->devices)`, () => {
-      k.i32[pdev + PCI_DEV.offset.segment] = seg;
-      k.i32[pdev + PCI_DEV.offset.bus] = bus;
-      k.i32[pdev + PCI_DEV.offset.devfn] = devfn;
-      k.i32[this.slot(dev.index) + BUS_SLOT.offset.pdev] = pdev;
+    const o = PCI_DEV.offset;
+    const slot = this.slot(dev.index) + BUS_SLOT.offset.pdev;
+    yield* k.stepOn(t, `list_add(${dev.name}, &bus->devices)`, [pdev + o.segment, pdev + o.bus, pdev + o.devfn, slot], () => {
+      k.i32[pdev + o.segment] = seg;
+      k.i32[pdev + o.bus] = bus;
+      k.i32[pdev + o.devfn] = devfn;
+      k.i32[slot] = pdev;
     });
   }
 

@@ -215,6 +215,12 @@ export function filePrivate(k: Kernel, file: number): number {
   return st.f.private_data.get(fileAt(k, st, file));
 }
 
+/** The file's private_data word (its absolute offset): a step that reads or sets it declares it in its footprint. */
+export function filePrivateAt(k: Kernel, file: number): number {
+  const st = fsOf(k);
+  return st.f.private_data.addr(fileAt(k, st, file));
+}
+
 export function setFilePrivate(k: Kernel, file: number, v: number): void {
   const st = fsOf(k);
   st.f.private_data.set(fileAt(k, st, file), v);
