@@ -36,8 +36,10 @@ import { objLoad } from '../kernel/slab.js';
 import { defineMutex, type Mutex, mutex_lock, mutex_unlock } from '../kernel/mutex.js';
 import { rcu_init } from '../kernel/rcu.js';
 import { array, element, struct, type ViewOf, word } from '../kernel/struct.js';
-import { read } from '../runtime/footprint.js';
-import { allocTrackFootprint, objectFootprint, subscriptionOfFootprint } from './footprints.js';
+import { type Footprint, read } from '../runtime/footprint.js';
+import { objectFootprint } from './footprints.js';
+import { allocTrackFootprint } from '../kernel/kmemleak.js';
+import { subscriptionOfFootprint } from '../kernel/mm/mmu_notifier.js';
 import { defineDeviceFault } from './io-pgfault.js';
 import type { Oracle } from './oracle.js';
 import { PasidAllocator } from './pasid.js';
@@ -399,7 +401,11 @@ export class Sva {
    */
   private unboundStep(t: KTask, label: string, dev: DeviceInfo, pasid: number, words: readonly number[], perform: (env: StepEnv) => void): KGen {
     const caches = this.oracle.pasidUnboundFootprint(dev.index, pasid);
-    return caches ? this.k.stepOn(t, label, () => [...words, ...caches()], perform) : this.k.step(t, label, perform);
+    const footprint = (): Footprint | undefined => {
+      const look = caches?.();
+      return look && [...words, ...look];
+    };
+    return caches ? this.k.stepOn(t, label, footprint, perform) : this.k.step(t, label, perform);
   }
 
   /** An I/O page table changed in [start, end): flush what {dev, pasid} may cache of it. */

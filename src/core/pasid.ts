@@ -28,7 +28,7 @@ import { MM_FREED, type MmStruct, type MmTable, mm_set_pasid, mmById, mmPasid, m
 import { defineWork, queue_work, system_wq, type WorkItem } from '../kernel/workqueue.js';
 import { type Footprint, read } from '../runtime/footprint.js';
 import type { StepEnv } from '../runtime/task.js';
-import { allocTrackFootprint } from './footprints.js';
+import { allocTrackFootprint } from '../kernel/kmemleak.js';
 import type { Wire } from '../runtime/model.js';
 import { array, element, struct, type ViewOf, word } from '../kernel/struct.js';
 import {
@@ -389,7 +389,10 @@ export class PasidAllocator {
     };
     // The oracle reads the devices' DMA in flight: declared when every counter can say what it reads.
     const inflight = this.oracle.pasidAllocatedFootprint(pasid, devs);
-    const ok = yield* (inflight ? k.stepOn(t, 'iommu_sva_pasid_get', () => this.getFootprint(t, inflight()), get) : k.step(t, 'iommu_sva_pasid_get', get));
+    const ok = yield* (inflight ? k.stepOn(t, 'iommu_sva_pasid_get', () => {
+            const reads = inflight();
+            return reads && this.getFootprint(t, reads);
+          }, get) : k.step(t, 'iommu_sva_pasid_get', get));
     if (!ok) {
       yield* this.release(t, dev, scope, pasid);
       return -ENOSPC;

@@ -128,6 +128,8 @@ class KPoint<T> implements Point<T>, Generator<Point, T, unknown> {
     /** Point.footprint / footprintOf: the shared words ready() and perform() touch, when the caller declares them. */
     fp?: Footprint | FootprintFn,
   ) {
+    // A patched kernel's points declare nothing: a patched function called from a perform may touch any word.
+    if (k.fns.patched) fp = undefined;
     if (typeof fp === 'function') this.footprintOf = fp;
     else this.footprint = fp;
     this.wakeAt = waits?.wakeAt;

@@ -132,12 +132,20 @@ export class KFuncRegistry {
     }
   }
 
+  /**
+   * Whether a patch has replaced or wrapped a function. The model's footprints (footprint.ts) describe the
+   * model's own code: a point whose perform calls a patched function may touch words its footprint does not
+   * name, so with a patch applied every point takes the threaded runtime's coarse fallback (KPoint).
+   */
+  patched = false;
+
   /** Put `impl` in the place of `name` (a patch: `by` names it; the patch file being applied if not given). */
   replace(name: string, impl: KFn | KSyncFn, by: string = this.patch ?? 'patch'): void {
     const e = this.entry(name, by);
     if (typeof impl !== 'function') throw new InputError(`${by}: the replacement of ${name} is not a function`);
     e.impl = impl;
     e.origins.push({ kind: 'patch', by, how: 'replace' });
+    this.patched = true;
   }
 
   /**
@@ -152,6 +160,7 @@ export class KFuncRegistry {
     if (typeof impl !== 'function') throw new InputError(`${by}: the wrapper of ${name} returned no function`);
     e.impl = impl;
     e.origins.push({ kind: 'patch', by, how: 'wrap' });
+    this.patched = true;
   }
 
   /** The implementation now called for `name` (to call the original from a replacement, take it first). */

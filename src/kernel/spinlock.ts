@@ -143,5 +143,8 @@ export function* spin_lock_irqsave_section<T>(
 /** The section's footprint: the lock word read, noteAcquired's share (its holder words cover the release's), the body's. */
 function sectionFootprint(k: Kernel, t: KTask, l: Spinlock, body: Footprint | FootprintFn): FootprintFn | undefined {
   const word = read(k.view(SPINLOCK).owner.addr(l.addr()));
-  return acquirePointFootprint(k, t, l, 'spinlock', typeof body === 'function' ? () => [word, ...body()] : [word, ...body]);
+  return acquirePointFootprint(k, t, l, 'spinlock', typeof body === 'function' ? () => {
+    const own = body();
+    return own && [word, ...own];
+  } : [word, ...body]);
 }

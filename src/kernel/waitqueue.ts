@@ -44,7 +44,10 @@ function* check(
   const perform = (): number | true => (cond() ? true : Atomics.load(k.i32, wq.addr()));
   if (condFp === undefined) return yield* k.step(t, label, perform);
   const head = read(wq.addr());
-  return yield* k.stepOn(t, label, typeof condFp === 'function' ? () => [head, ...condFp()] : [head, ...condFp], perform);
+  return yield* k.stepOn(t, label, typeof condFp === 'function' ? () => {
+    const own = condFp();
+    return own && [head, ...own];
+  } : [head, ...condFp], perform);
 }
 
 /** wait_event(): sleeps (uninterruptibly) until cond() is true, checking it each time wq is woken. */

@@ -385,14 +385,10 @@ export function runDeterministic(opts: DeterministicOptions): RunResult {
       let more: boolean;
       try {
         const p = t.pending;
-        if (fpCheck && p && (p.footprint || p.footprintOf)) {
-          const what = `${label} (task ${t.name}, step ${step})`;
-          const fp = p.footprintOf ? fpCheck.compute(what, p.footprintOf) : p.footprint;
-          more = t.resume(
-            fpCheck.step(what, fp ?? [], p.watch, () => t.perform(stepEnv.at(step, t))),
-            label,
-          );
-        } else more = t.resume(t.perform(stepEnv.at(step, t)), label);
+        const what = fpCheck && p && (p.footprint || p.footprintOf) ? `${label} (task ${t.name}, step ${step})` : undefined;
+        const fp = what && p ? (p.footprintOf ? fpCheck?.compute(what, p.footprintOf) : p.footprint) : undefined;
+        if (what && fpCheck && fp) more = t.resume(fpCheck.step(what, fp, p?.watch, () => t.perform(stepEnv.at(step, t))), label);
+        else more = t.resume(t.perform(stepEnv.at(step, t)), label);
       } finally {
         watchLeave();
       }

@@ -34,9 +34,10 @@ export function wordOf(entry: number): number {
  * A point's or handler's footprint, computed: evaluated once before the step locks anything and once more under
  * the locks, so it must be pure (read shared memory, write nothing). The threaded runtime retries a step whose
  * second answer names a word the first did not (a walk that changed between the two), and the deterministic
- * runtime's checker (footprint-check.ts) refuses one that writes.
+ * runtime's checker (footprint-check.ts) refuses one that writes. Undefined: this time the step cannot say (it
+ * would allocate a page-table page, say), and takes the coarse fallback.
  */
-export type FootprintFn = () => Footprint;
+export type FootprintFn = () => Footprint | undefined;
 
 /** Whether every entry of `inner` is covered by `outer` (a read by a read or a write, a write by a write). */
 export function covers(outer: Footprint, inner: Footprint): boolean {

@@ -125,7 +125,7 @@ export interface Point<T = unknown> {
    * The footprint, computed when it depends on shared memory (a walk, a lookup): pure, evaluated before the
    * step locks and again under its locks (footprint.ts FootprintFn). Takes precedence over `footprint`.
    */
-  readonly footprintOf?: () => Footprint;
+  readonly footprintOf?: () => Footprint | undefined;
 }
 
 /** A point's declared footprint, computed now if it is computed; undefined when it declares none. */

@@ -182,9 +182,8 @@ export function gcr3Domid(dev: DeviceInfo): number {
 /**
  * What iommu_queue_command_sync's section reads and writes besides iommu->lock (and lockdep's share): the room it
  * waits for (head, tail), the command's slot at the tail, the tail, need_sync, the invalidations counter, and for a
- * COMPLETION_WAIT the semaphore's next value (get_cmdsem_val). Computed from the tail. Not passed yet:
- * spin_lock_irqsave_section takes no footprint.
- * TODO(integrate): pass it to locks' spin_lock_irqsave_section once it takes one (union with the lock word's).
+ * COMPLETION_WAIT the semaphore's next value (get_cmdsem_val). Computed from the tail: the section's
+ * bodyFootprint, which spin_lock_irqsave_section joins with the lock word's and lockdep's.
  */
 export function amdQueueCommandFootprint(u: AmdIommu, stats: Stats, completionWait: boolean): Footprint {
   const tailAt = u.mmioWord('cmd_tail');
@@ -227,6 +226,7 @@ function defineCommandBuffer(env: DriverEnv): void {
       () => u.cmdFree() > 2,
       (e) => k.fn.__iommu_queue_command_sync(t, iommu, cmd, sync, e),
       `room in ${u.name}'s command buffer`,
+      () => amdQueueCommandFootprint(u, env.stats, false),
     );
   });
   k.fns.define('iommu_queue_command', C, (t, iommu, cmd) => k.fn.iommu_queue_command_sync(t, iommu, cmd, true));
@@ -248,6 +248,7 @@ function defineCommandBuffer(env: DriverEnv): void {
         return k.fn.__iommu_queue_command_sync(t, iommu, k.fn.build_completion_wait(iommu, data), false, e);
       },
       `room in ${u.name}'s command buffer`,
+      () => amdQueueCommandFootprint(u, env.stats, true),
     );
     if (ret < 0) return ret;
     return yield* k.fn.wait_on_sem(t, iommu, data);

@@ -249,6 +249,22 @@ export function subscriptionOf(k: Kernel, n: MmuNotifiers, opsId: number, data: 
   return 0;
 }
 
+/**
+ * What subscriptionOf(k, n, opsId, data) reads: each slot's state, and the ops and data of the slots in use (all
+ * of them: where the scan stops is not worth repeating). Computed: call it under the step.
+ */
+export function subscriptionOfFootprint(k: Kernel, n: MmuNotifiers, opsId: number): number[] {
+  const out: number[] = [];
+  for (let sub = 1; sub <= n.slots; sub++) {
+    const a = slotAddr(k, n, sub);
+    out.push(read(n.mn.state.addr(a)));
+    if (n.mn.state.get(a) === FREE) continue;
+    out.push(read(n.mn.ops.addr(a)));
+    if (n.mn.ops.get(a) === opsId) out.push(read(n.mn.data.addr(a)));
+  }
+  return out;
+}
+
 /** The subscription's mm (undefined for a free slot). */
 export function subscriptionMm(k: Kernel, n: MmuNotifiers, sub: number): MmStruct | undefined {
   if (!validSub(n, sub) || n.mn.state.READ_ONCE(slotAddr(k, n, sub)) === FREE) return undefined;
