@@ -53,6 +53,11 @@ export class Stats {
     Atomics.add(this.k.i32, this.k.mem.statics + this.off + INDEX[name], n);
   }
 
+  /** The counter's word (absolute): what a step's footprint declares written when it adds to it. */
+  wordOf(name: StatName): number {
+    return this.k.mem.statics + this.off + INDEX[name];
+  }
+
   /** The counters, from the run's memory or from a final copy of it (`shared` and the static region's offset). */
   read(shared: Int32Array, statics: number): Record<StatName, number> {
     const out = {} as Record<StatName, number>;

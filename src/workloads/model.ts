@@ -34,6 +34,7 @@ import type { Flavour } from '../hw/vendor.js';
 import { defineIoasid, IOASID_BITS_DEFAULT, type IoasidLock, type IoasidOptions, ioasidWords } from '../core/ioasid.js';
 import { type Boot, defineBoot } from '../hw/boot.js';
 import { ATTACH_BUGS, type AttachBug, type DriverEnv, EntryFaults } from '../hw/driver.js';
+import { type FootprintSource, hardwareFootprintOf } from '../hw/footprint.js';
 import { DEFAULT_UNIT, type IommuUnit } from '../hw/iommu.js';
 import type { IommuHardware } from '../hw/unit.js';
 import { VENDORS } from '../hw/vendors.js';
@@ -48,7 +49,8 @@ import { defineMmuNotifiers, type MmuNotifiers, mmuNotifierWords } from '../kern
 import { definePhysMem, onPageFree, type PhysMem, pageOwner, physMemWords } from '../kernel/mm/physmem.js';
 import { readerTableWords } from '../kernel/rcu.js';
 import { slabInit, slabObjectWords } from '../kernel/slab.js';
-import type { ActorSpec, Wire } from '../runtime/model.js';
+import type { Footprint } from '../runtime/footprint.js';
+import type { ActorSpec, ModelEvent, Wire } from '../runtime/model.js';
 import { iommuUnitMachine } from '../actors/iommu-unit.js';
 import { Refusals } from '../actors/lifecycle.js';
 import { mmContextMachine } from '../actors/mm-context.js';
@@ -204,6 +206,8 @@ export interface Model {
   entryMm(dev: DeviceInfo, pasid: number): number;
   /** Route the devices' writes of completion records the workload numbers itself (true: taken). */
   addCompletion(c: (cr: number, ok: boolean) => boolean): void;
+  /** Workload.footprintOf of the hardware's shared events (src/hw/footprint.ts). */
+  footprintOf(to: number, event: ModelEvent): Footprint | undefined;
 }
 
 /** What the hardware's builders share: the parameters, and the model's parts built before the hardware. */
@@ -246,7 +250,11 @@ export function buildModel(p: ModelParams, topo: Topology, opts: ModelOptions): 
     const words = u.entry(dev.index, pasid);
     return u.spec.entry.present(words) ? u.spec.entry.mmOf(words) : 0;
   };
-  return { k, topo, flavours: topo.units.map((u) => u.flavour), ...mem, ...core, ...parts, infos, actors, specs, dmaWrite: jobs.dma, entryMm, addCompletion: (c) => void completions.push(c) };
+  const footprintOf = hardwareFootprintOf(
+    new Map<number, FootprintSource>([...hw.hardware.map((h, i) => [actors.unit(i), h] as const), ...hw.devices.map((d, i) => [actors.device(i), d] as const)]),
+    new Set(Array.from({ length: topo.processes }, (_, i) => actors.mm(i))),
+  );
+  return { k, topo, flavours: topo.units.map((u) => u.flavour), ...mem, ...core, ...parts, infos, actors, specs, dmaWrite: jobs.dma, entryMm, addCompletion: (c) => void completions.push(c), footprintOf };
 }
 
 /**
@@ -513,10 +521,18 @@ function pciDevices(b: Build, ownerName: (o: number) => string, kernelUsers: (cr
     const dom = groups.domainAttachedFor(infos[d] as DeviceInfo, pasid);
     return dom === 0 ? 0 : (domains.handle(dom).mm?.id ?? -1) + 1;
   };
+  const boundMmReads = (d: number, pasid: number, out: number[]): void => {
+    const w = sva.boundMmWord(d, pasid);
+    if (w !== undefined) out.push(w);
+    if (sva.boundMm(d, pasid) !== 0) return;
+    const info = infos[d] as DeviceInfo;
+    groups.domainAttachedForReads(info, pasid, out);
+    domains.mmReads(groups.domainAttachedFor(info, pasid), out);
+  };
   const devices = infos.map(
     (info) =>
       new PciDevice(
-        { k, sva: { boundMm }, oracle, stats, pm, iommuActor: actors.unit(info.iommu), ownerName, completion, submitter },
+        { k, sva: { boundMm }, oracle, stats, pm, iommuActor: actors.unit(info.iommu), ownerName, completion, submitter, boundMmReads },
         info,
         p.misbehaveDevice === -1 || p.misbehaveDevice === info.index ? p.misbehave : 'none',
         p.atc,

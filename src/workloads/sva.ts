@@ -75,6 +75,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     sharedWords: k.words,
     hotEvents: { ...HW_HOT_EVENTS, go: [] },
     sharedEvents: HW_SHARED_EVENTS,
+    footprintOf: m.footprintOf,
     tasks: k.taskFactories,
     initialTasks: [m.boot.task, ...(script?.initialTasks ?? [])],
     monitor: k,
