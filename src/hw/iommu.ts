@@ -689,6 +689,15 @@ export class IommuUnit {
     else if (c.op === OP_WAIT) fp.write(this.q.wait_done.addr(this.regs));
   }
 
+  /** prqPush()'s: the queue's registers, and the descriptor at the tail when there is room. */
+  prqPushFootprint(fp: FootprintBuilder): void {
+    const r = this.regs;
+    fp.read(this.q.prq_head.addr(r));
+    for (const f of [this.q.prq_tail, this.q.prq_overflow, this.q.prq_active]) fp.write(f.addr(r));
+    const tail = this.q.prq_tail.get(r);
+    if (tail - this.q.prq_head.get(r) < this.opts.prqDepth) fp.writeRange(element(PAGE_REQ_DSC, this.s(this.prq), tail % this.opts.prqDepth), PAGE_REQ_DSC.words);
+  }
+
   /** groupRequested / groupAnswered's word: dev's record of group grp. */
   groupFootprint(fp: FootprintBuilder, dev: number, grp: number): void {
     if (!this.groups.has(dev)) throw new Error(`${this.name}: no device ${dev}`);

@@ -512,6 +512,11 @@ export class IommuHardware implements Hardware {
         if (msg.st >= PAGE_WALK) this.pageWalkFootprint(fp, msg);
         else this.contextWalkFootprint(fp, msg);
         return;
+      case 'pr':
+        // The group's record (requested, or answered by the hardware when its queue is full), then the queue.
+        this.unit.groupFootprint(fp, msg.dev, msg.grp);
+        this.prqFootprint(fp);
+        return;
       case 'cmdq.doorbell':
         // A doorbell while the unit is consuming touches nothing: it is taking the commands already.
         if (!this.busy) this.commandFootprint(fp);
@@ -528,6 +533,11 @@ export class IommuHardware implements Hardware {
       default:
         unfollowed();
     }
+  }
+
+  /** pageRequest()'s write of the request into the unit's queue (a vendor whose queue is its own overrides it). */
+  protected prqFootprint(fp: FootprintBuilder): void {
+    this.unit.prqPushFootprint(fp);
   }
 
   /** translate()'s: each vendor's (its context lookup is its own). */

@@ -205,7 +205,7 @@ export interface Model {
   /** The address space {dev, pasid}'s entry in its unit points at now (mm id + 1; 0: not present). */
   entryMm(dev: DeviceInfo, pasid: number): number;
   /** Route the devices' writes of completion records the workload numbers itself (true: taken). */
-  addCompletion(c: (cr: number, ok: boolean) => boolean): void;
+  addCompletion(c: (cr: number, ok: boolean) => boolean, words?: (cr: number) => readonly number[] | undefined): void;
   /** Workload.footprintOf of the hardware's shared events (src/hw/footprint.ts). */
   footprintOf(to: number, event: ModelEvent): Footprint | undefined;
 }
@@ -243,8 +243,8 @@ export function buildModel(p: ModelParams, topo: Topology, opts: ModelOptions): 
   const refusals = new Refusals(k, () => k.deliveryStep);
   const specs = modelActorSpecs(k, topo, actors, hw, refusals);
   const jobs = kernelDma(k, opts.dmaSlots ?? 0);
-  const { completions, ...parts } = hw;
-  completions.push(jobs.completion);
+  const { addCompletion, ...parts } = hw;
+  addCompletion(jobs.completion, jobs.words);
   const entryMm = (dev: DeviceInfo, pasid: number): number => {
     const u = hw.units[dev.iommu] as IommuUnit;
     const words = u.entry(dev.index, pasid);
@@ -254,7 +254,7 @@ export function buildModel(p: ModelParams, topo: Topology, opts: ModelOptions): 
     new Map<number, FootprintSource>([...hw.hardware.map((h, i) => [actors.unit(i), h] as const), ...hw.devices.map((d, i) => [actors.device(i), d] as const)]),
     new Set(Array.from({ length: topo.processes }, (_, i) => actors.mm(i))),
   );
-  return { k, topo, flavours: topo.units.map((u) => u.flavour), ...mem, ...core, ...parts, infos, actors, specs, dmaWrite: jobs.dma, entryMm, addCompletion: (c) => void completions.push(c), footprintOf };
+  return { k, topo, flavours: topo.units.map((u) => u.flavour), ...mem, ...core, ...parts, infos, actors, specs, dmaWrite: jobs.dma, entryMm, addCompletion, footprintOf };
 }
 
 /**
@@ -290,6 +290,10 @@ function kernelDma(k: Kernel, slots: number) {
   const crs = slots > 0 ? k.statics.alloc(slots, 'kernel DMA completion records') : 0;
   const cr = (slot: number): number => k.mem.statics + crs + slot;
   return {
+    /** The words completion(crIndex1) writes (undefined: not this workload's record). */
+    words(crIndex1: number): readonly number[] | undefined {
+      return crIndex1 <= KERNEL_DMA_CR || crIndex1 > KERNEL_DMA_CR + slots ? undefined : [cr(crIndex1 - KERNEL_DMA_CR - 1)];
+    },
     completion(crIndex1: number, ok: boolean): boolean {
       if (crIndex1 <= KERNEL_DMA_CR || crIndex1 > KERNEL_DMA_CR + slots) return false;
       Atomics.store(k.i32, cr(crIndex1 - KERNEL_DMA_CR - 1), ok ? 1 : 2);
@@ -460,7 +464,8 @@ function modelHardware(b: Build, s: Sizes) {
     return vendor.newHardware(u, { devices: infos, mms, oracle, stats, prqTask });
   });
   const ownerName = ownerNames(mem);
-  const { devices, completions } = pciDevices(b, ownerName, (cr, ok) => kusers.completion(cr, ok));
+  const { devices, completions, completionWords } = pciDevices(b, ownerName, (cr, ok) => kusers.completion(cr, ok));
+  completionWords.push(kusers.completionWords);
   const driver = new AccelDriver(k, sva, devices, opts.bonds);
   watchHardware(k, oracle, pm, units, devices, ownerName);
   k.onAttach(() => {
@@ -470,8 +475,12 @@ function modelHardware(b: Build, s: Sizes) {
   k.onEnd(() => oracle.unanswered(units.flatMap((u) => u.outstandingGroups())));
   const probe = s.iopt - (opts.pageTables ?? 0) > 0 ? [{ task: 'iommu_probe', args: null, name: 'iommu_probe' }] : [];
   const boot = defineBoot(k, units, devices, [...probe, ...(opts.bootTasks ?? [])]);
-  const kthreads = p.kthreads > 0 ? defineDriverKthreads({ k, dma, pm, mms, infos, boot, noDefaultDomain: p.defaultDomain === 'none', addCompletion: (c) => void completions.push(c) }, p.kthreads) : undefined;
-  return { units, hardware, devices, driver, kusers, boot, kthreads, completions, faults: denv.faults };
+  const addCompletion = (c: (cr: number, ok: boolean) => boolean, words?: (cr: number) => readonly number[] | undefined): void => {
+    completions.push(c);
+    if (words) completionWords.push(words);
+  };
+  const kthreads = p.kthreads > 0 ? defineDriverKthreads({ k, dma, pm, mms, infos, boot, noDefaultDomain: p.defaultDomain === 'none', addCompletion }, p.kthreads) : undefined;
+  return { units, hardware, devices, driver, kusers, boot, kthreads, addCompletion, faults: denv.faults };
 }
 
 /** The IOMMU units, their drivers and vendor ops registered. */
@@ -515,6 +524,17 @@ function pciDevices(b: Build, ownerName: (o: number) => string, kernelUsers: (cr
     for (const c of completions) if (c(cr, ok)) return;
     kernelUsers(cr, ok);
   };
+  // The word a completion record's write lands on, when its writer says (each writer's records are a range of
+  // their own: the kernel users', the kernel DMA's, the kthreads'), for a device step's footprint; a record no
+  // writer names (a scripted process's) leaves the step on the fallback lock.
+  const completionWords: ((cr: number) => readonly number[] | undefined)[] = [];
+  const completionWordsOf = (cr: number): readonly number[] | undefined => {
+    for (const w of completionWords) {
+      const at = w(cr);
+      if (at !== undefined) return at;
+    }
+    return undefined;
+  };
   const boundMm = (d: number, pasid: number): number => {
     const bond = sva.boundMm(d, pasid);
     if (bond !== 0) return bond;
@@ -532,13 +552,13 @@ function pciDevices(b: Build, ownerName: (o: number) => string, kernelUsers: (cr
   const devices = infos.map(
     (info) =>
       new PciDevice(
-        { k, sva: { boundMm }, oracle, stats, pm, iommuActor: actors.unit(info.iommu), ownerName, completion, submitter, boundMmReads },
+        { k, sva: { boundMm }, oracle, stats, pm, iommuActor: actors.unit(info.iommu), ownerName, completion, submitter, boundMmReads, completionWords: completionWordsOf },
         info,
         p.misbehaveDevice === -1 || p.misbehaveDevice === info.index ? p.misbehave : 'none',
         p.atc,
       ),
   );
-  return { devices, completions };
+  return { devices, completions, completionWords };
 }
 
 /** Each unit's queue and driver (its command submission, its page-request thread's), and its flavour's ops. */

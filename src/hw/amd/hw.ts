@@ -345,6 +345,15 @@ export class AmdIommu extends IommuUnit {
     fp.read(this.m.ppr_overflow.addr(this.mmio)).read(this.m.ppr_head.addr(this.mmio)).read(this.m.ppr_tail.addr(this.mmio));
   }
 
+  /** pprWrite()'s: the log's registers, and the entry at the tail when there is room. */
+  pprWriteFootprint(fp: FootprintBuilder): void {
+    const m = this.m;
+    fp.read(m.ppr_head.addr(this.mmio));
+    for (const f of [m.ppr_tail, m.ppr_overflow, m.ppr_active]) fp.write(f.addr(this.mmio));
+    const tail = m.ppr_tail.get(this.mmio);
+    if (tail - m.ppr_head.get(this.mmio) < this.opts.prqDepth) fp.writeRange(this.pprAt(tail), PPR_LOG_ENTRY.words);
+  }
+
   /** readDte()'s words. */
   dteFootprint(fp: FootprintBuilder, dev: number): void {
     const p = this.dtePtr(dev);
@@ -599,6 +608,10 @@ export class AmdIommuHardware extends IommuHardware {
     fp.write(this.amd.iteWord);
     this.amd.cmdRetireFootprint(fp);
     this.amd.cmdFootprint(fp, 1, false);
+  }
+
+  protected override prqFootprint(fp: FootprintBuilder): void {
+    this.amd.pprWriteFootprint(fp);
   }
 
   protected override translateFootprint(fp: FootprintBuilder, dev: number, pasid: number, vpn: number, write: boolean): void {

@@ -358,6 +358,15 @@ export class VtdUnit extends IommuUnit {
     fp.read(r.prs.addr(this.pr)).read(r.pqh.addr(this.pr)).read(r.pqt.addr(this.pr));
   }
 
+  /** prqWrite()'s: PQH, PQT, PRS and the thread flag, and the descriptor at PQT when there is room. */
+  prqWriteFootprint(fp: FootprintBuilder): void {
+    const r = this.view.prq;
+    fp.read(r.pqh.addr(this.pr));
+    for (const f of [r.pqt, r.prs, r.thread]) fp.write(f.addr(this.pr));
+    const tail = r.pqt.get(this.pr);
+    if (tail - r.pqh.get(this.pr) < this.prqLength) fp.writeRange(this.dscAt(tail), PAGE_REQ_DSC.words);
+  }
+
   /** readChunk(p, chunk)'s four words. */
   chunkFootprint(fp: FootprintBuilder, p: number, chunk: number): void {
     fp.readRange(this.view.entry.val.addr(p, chunk * 4), 4);
@@ -651,6 +660,10 @@ export class VtdHardware extends IommuHardware {
       return;
     }
     super.eventFootprint(fp, msg);
+  }
+
+  protected override prqFootprint(fp: FootprintBuilder): void {
+    this.vtd.prqWriteFootprint(fp);
   }
 
   protected override translateFootprint(fp: FootprintBuilder, dev: number, pasid: number, vpn: number, write: boolean): void {

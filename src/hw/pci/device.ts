@@ -100,6 +100,8 @@ export interface DeviceEnv {
   ownerName(owner: number): string;
   /** The words boundMm(dev, pasid) reads, appended to `out` (the footprint of a submit: src/hw/footprint.ts). */
   boundMmReads?(dev: number, pasid: number, out: number[]): void;
+  /** The words completion(cr) writes, when its writer says (undefined: the step is not followed). */
+  completionWords?(cr: number): readonly number[] | undefined;
 }
 
 export class PciDevice implements Hardware {
@@ -618,10 +620,10 @@ export class PciDevice implements Hardware {
     for (const w of words) fp.read(w);
   }
 
-  /** reply()'s: a completion record written is not followed (its word is the submitter's). */
+  /** reply()'s: a completion record's word when its writer names it (else not followed). */
   private replyFootprint(fp: FootprintBuilder, d: Pick<Dma, 'strayOf' | 'cr'>, ok: boolean): void {
     if (d.strayOf >= 0) statFootprint(fp, this.env.stats, ok ? 'stray_dmas_landed' : 'stray_dmas_faulted');
-    else if (d.cr > 0) unfollowed();
+    else if (d.cr > 0) for (const w of this.env.completionWords?.(d.cr) ?? unfollowed()) fp.write(w);
   }
 
   private issueFootprint(fp: FootprintBuilder, d: Dma): void {
