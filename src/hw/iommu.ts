@@ -575,6 +575,17 @@ export class IommuUnit {
     if (this.spec.deviceEntry) fp.read(this.deviceEntryPtr(dev));
   }
 
+  /** entry(dev, pasid)'s reads (a vendor whose entryPtr reads memory adds those words: it overrides). */
+  entryFootprint(fp: FootprintBuilder, dev: number, pasid: number): void {
+    fp.readRange(this.entryPtr(dev, pasid), this.entryVal.n);
+  }
+
+  /** What a walk an invalidation overtook reads to see whether its context is still there (contextStill). */
+  contextFootprint(fp: FootprintBuilder, dev: number, pasid: number): void {
+    this.blocksFootprint(fp, dev);
+    this.entryFootprint(fp, dev, pasid);
+  }
+
   /** iotlbLookup's reads. */
   iotlbLookupFootprint(fp: FootprintBuilder, tag: number, pasid: number, vpn: number): void {
     if (this.opts.iotlbEntries === 0) return;

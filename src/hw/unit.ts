@@ -624,9 +624,6 @@ export class IommuHardware implements Hardware {
     const u = this.unit;
     const k = u.kernel;
     fp.read(u.epochWord);
-    // An invalidation overtook the walk: the handler checks the table and the context again, and may translate
-    // again — not followed.
-    if (m.ep !== u.epoch) unfollowed();
     const s = m.st - PAGE_WALK;
     const level = s & 3;
     const pfn = s >>> 3;
@@ -637,8 +634,14 @@ export class IommuHardware implements Hardware {
     const vpn = kv < 0 ? m.vpn : kv;
     const want = level === PT_LEVEL_PGD ? 0 : vpn >> (level === PT_LEVEL_PMD ? PMD_TABLE_SHIFT : PTE_TABLE_SHIFT);
     ptdescFootprint(fp, k, this.mms.pm, pfn);
-    // A frame that is no longer the table: the stale-table oracle's report (page_owner's history) — not followed.
+    // A frame that is no longer the table: the stale-table oracle's report (page_owner's history), or, when an
+    // invalidation overtook the walk, a translation again — not followed.
     if (!this.isTable(mm, level, want, pfn)) unfollowed();
+    if (m.ep !== u.epoch) {
+      // An invalidation overtook the walk: it goes on while its context still names the page table.
+      u.contextFootprint(fp, m.dev, m.pasid);
+      if (!this.contextStill(m.dev, m.pasid, m.a)) unfollowed();
+    }
     tableEntryFootprint(fp, k, mm, level, want, vpn);
     const entry = tableEntry(k, mm, level, want, vpn);
     if (level !== PT_LEVEL_PTE) {

@@ -354,6 +354,11 @@ export class AmdIommu extends IommuUnit {
     if (tail - m.ppr_head.get(this.mmio) < this.opts.prqDepth) fp.writeRange(this.pprAt(tail), PPR_LOG_ENTRY.words);
   }
 
+  /** blocks()'s: the DTE. */
+  override blocksFootprint(fp: FootprintBuilder, dev: number): void {
+    this.dteFootprint(fp, dev);
+  }
+
   /** readDte()'s words. */
   dteFootprint(fp: FootprintBuilder, dev: number): void {
     const p = this.dtePtr(dev);

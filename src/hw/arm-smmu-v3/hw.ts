@@ -426,6 +426,17 @@ export class ArmSmmuUnit extends IommuUnit {
     if (this.ste.q0lo.get(at) !== 0) fp.readRange(at, STE_WORDS);
   }
 
+  /** entry()'s: the STE, the L1 descriptor of a two-level table, then the CD (entryPtr's walk of memory). */
+  override entryFootprint(fp: FootprintBuilder, dev: number, pasid: number): void {
+    this.steFootprint(fp, dev);
+    const stew = this.steWords(dev);
+    const q0hi = stew[1] as number;
+    if (pasid < 1 << steS1cdmax(q0hi) && steS1fmt(stew[0] as number) === STRTAB_STE_0_S1FMT_64K_L2) {
+      this.l1Footprint(fp, this.abs(steS1ctxptr(q0hi)) + (pasid >> CTXDESC_SPLIT) * ARM_SMMU_CDTAB_L1.words);
+    }
+    super.entryFootprint(fp, dev, pasid);
+  }
+
   /** fetchL1(at)'s: the descriptor's two words. */
   l1Footprint(fp: FootprintBuilder, at: number): void {
     fp.read(this.l1.lo.addr(at)).read(this.l1.hi.addr(at));

@@ -367,6 +367,13 @@ export class VtdUnit extends IommuUnit {
     if (tail - r.pqh.get(this.pr) < this.prqLength) fp.writeRange(this.dscAt(tail), PAGE_REQ_DSC.words);
   }
 
+  /** entry()'s: the directory entry, and the PASID-table entry it leads to. */
+  override entryFootprint(fp: FootprintBuilder, dev: number, pasid: number): void {
+    fp.read(this.pdePtr(dev, pasid));
+    const p = this.pasidEntryPtr(dev, pasid);
+    if (p !== 0) fp.readRange(this.view.entry.val.addr(p), PASID_ENTRY_WORDS);
+  }
+
   /** readChunk(p, chunk)'s four words. */
   chunkFootprint(fp: FootprintBuilder, p: number, chunk: number): void {
     fp.readRange(this.view.entry.val.addr(p, chunk * 4), 4);
