@@ -675,6 +675,8 @@ export class VtdHardware extends IommuHardware {
 
   protected override translateFootprint(fp: FootprintBuilder, dev: number, pasid: number, vpn: number, write: boolean): void {
     const u = this.vtd;
+    // The epoch a walk from the cached entry starts in.
+    fp.read(u.epochWord);
     if (this.iotlbAnswerFootprint(fp, dev, pasid, vpn, write)) {
       this.statFootprint(fp, 'iotlb_hits');
       return;
