@@ -455,6 +455,15 @@ export class ArmSmmuUnit extends IommuUnit {
     fp.write(this.qr.cmdq_cons.addr(this.smmuRegs));
   }
 
+  /** evtqPush()'s: the queue's registers, and the record at PROD when there is room. */
+  evtqPushFootprint(fp: FootprintBuilder): void {
+    const r = this.smmuRegs;
+    fp.read(this.qr.evtq_cons.addr(r));
+    for (const f of [this.qr.evtq_prod, this.qr.evtq_overflow, this.qr.evtq_active]) fp.write(f.addr(r));
+    const prod = this.qr.evtq_prod.get(r);
+    if (prod - this.qr.evtq_cons.get(r) < EVTQ_DEPTH) fp.writeRange(element(EVTQ_ENT, this.abs(this.evtqOff), prod % EVTQ_DEPTH), EVTQ_ENT.words);
+  }
+
   /** completeSync()'s. */
   get syncDoneWord(): number {
     return this.qr.sync_done.addr(this.smmuRegs);
@@ -729,10 +738,44 @@ export class ArmSmmuHardware extends IommuHardware {
 
   // ---- footprints (src/hw/footprint.ts) ----
 
-  /** A translation fault the SMMU records (a stall, or F_TRANSLATION for a master without ATS): not followed. */
-  protected override faultFootprint(_fp: FootprintBuilder, dev: number): void {
-    if (this.stallEnabled(dev) || !this.dev(dev).caps.ats) unfollowed();
+  /**
+   * A translation fault the SMMU records (faulting()): a stall — the event with its tag, the group's record, the
+   * counters — or F_TRANSLATION for a master without ATS.
+   */
+  protected override faultFootprint(fp: FootprintBuilder, dev: number): void {
+    const stall = this.stallEnabled(dev);
+    if (!stall && this.dev(dev).caps.ats) return;
+    if (!stall) {
+      this.smmu.evtqPushFootprint(fp);
+      return;
+    }
+    let stag = 0;
+    while (stag < PR_GROUPS && this.stalled.has(dev * PR_GROUPS + stag) && dev * PR_GROUPS + stag !== this.resuming) stag++;
+    // No tag free: terminated at once (a message).
+    if (stag === PR_GROUPS) return;
+    this.smmu.evtqPushFootprint(fp);
+    this.smmu.groupFootprint(fp, dev, stag);
+    this.statFootprint(fp, 'page_request_groups');
+    this.statFootprint(fp, 'page_requests');
   }
+
+  /** resume()'s: the group's record, the counter, and the stalled transaction translated again. */
+  private resumeFootprint(fp: FootprintBuilder, sid: number, stag: number, resp: number): void {
+    this.smmu.groupFootprint(fp, this.dev(sid).index, stag);
+    this.statFootprint(fp, 'page_responses');
+    const s = this.stalled.get(sid * PR_GROUPS + stag);
+    if (!s || resp !== CMDQ_RESUME_0_RESP_RETRY) return;
+    // resume() frees the tag before it translates again: a stall of the retry may take it.
+    this.resuming = sid * PR_GROUPS + stag;
+    try {
+      this.translateFootprint(fp, sid, s.pasid, s.vpn, s.write);
+    } finally {
+      this.resuming = -1;
+    }
+  }
+
+  /** The stalled transaction resumeFootprint follows (its tag counts as free), -1 otherwise. */
+  private resuming = -1;
 
   protected override translateFootprint(fp: FootprintBuilder, dev: number, pasid: number, vpn: number, write: boolean): void {
     const u = this.smmu;
@@ -812,8 +855,7 @@ export class ArmSmmuHardware extends IommuHardware {
         this.statFootprint(fp, 'page_responses');
         break;
       case CMDQ_OP_RESUME:
-        // The stalled transaction translated again — not followed.
-        unfollowed();
+        this.resumeFootprint(fp, c.sid, c.stag, c.resp);
         break;
       case CMDQ_OP_CMD_SYNC:
         fp.write(u.syncDoneWord);
