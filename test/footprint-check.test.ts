@@ -13,7 +13,10 @@ let mem: Int32Array = new Int32Array(0);
 
 /** A point writing word `writes` (and reading word 0), declaring `fp`. */
 function point(label: string, writes: number, fp: Footprint | (() => Footprint)): Point {
-  const base = { label, ready: () => true, perform: () => void (mem[writes] = (mem[0] as number) + 1) };
+  const perform = (): void => {
+    mem[writes] = (mem[0] as number) + 1;
+  };
+  const base = { label, ready: () => true, perform };
   return typeof fp === 'function' ? { ...base, footprintOf: fp } : { ...base, footprint: fp };
 }
 
