@@ -246,7 +246,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
     if (sharedEvents.has(event.type)) {
       // The handler reads or writes shared memory: run it under the locks of the footprint the workload gives
       // it (the coarse fallback lock when it gives none), atomically with its ticket.
-      const again = workload.footprintOf ? () => workload.footprintOf?.(to, event) ?? [] : undefined;
+      const again = workload.footprintOf ? () => workload.footprintOf?.(to, event) : undefined;
       [ticket, effects, us] = ctl.sequenced(
         (t) => {
           const at = clock.begin();
