@@ -322,6 +322,13 @@ export class Sva {
     return this.k.i32[this.at(this.boundTable[dev] as number, pasid)] as number;
   }
 
+  /** The word boundMm(dev, pasid) reads (undefined: none, it answers 0): a hardware step's footprint declares it. */
+  boundMmWord(dev: number, pasid: number): number | undefined {
+    const d = this.cfg.devices[dev];
+    if (!d || pasid < 0 || pasid >= 1 << d.caps.pasidBits) return undefined;
+    return this.at(this.boundTable[dev] as number, pasid);
+  }
+
   /** The bond's struct iommu_sva (its word offset). */
   private bond(handle: number): number {
     return element(IOMMU_SVA, this.k.mem.statics + this.bonds, handle - 1);

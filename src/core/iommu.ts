@@ -202,6 +202,13 @@ export class Domains {
     };
   }
 
+  /** The words handle(dom).mm reads, appended to `out` (a hardware step's footprint declares them). */
+  mmReads(dom: number, out: number[]): void {
+    if (dom === 0) return;
+    out.push(this.domain.pgtable.addr(dom));
+    if (this.domain.pgtable.get(dom) - 1 < 0) out.push(this.domain.mm.addr(dom));
+  }
+
   /** handle(dom), or undefined for 0 (set_dev_pasid's `old`: nothing was attached). */
   handleOrNone(dom: number): IommuDomain | undefined {
     return dom === 0 ? undefined : this.handle(dom);
@@ -1156,6 +1163,18 @@ export class IommuGroups {
     const obj = pasidArrayObject(entry);
     // The oracle's read, not the kernel's: no KASAN check (a handle lives as long as its entry is in the array).
     return pasidArrayTag(entry) === IOMMU_PASID_ARRAY_DOMAIN ? obj : (this.k.i32[obj + IOMMU_ATTACH_HANDLE.offset.domain] as number);
+  }
+
+  /** The words domainAttachedFor(dev, pasid) reads, appended to `out` (a hardware step's footprint declares them). */
+  domainAttachedForReads(dev: GroupDevice, pasid: number, out: number[]): void {
+    if (this.badPasid(pasid)) return;
+    const g = this.groupOf(dev);
+    out.push(this.ownersWord(g, pasid));
+    if ((Atomics.load(this.k.i32, this.ownersWord(g, pasid)) & (1 << g.devices.indexOf(dev))) === 0) return;
+    out.push(g.pasidArray.slots() + pasid);
+    const entry = Atomics.load(this.k.i32, g.pasidArray.slots() + pasid);
+    if (entry === 0 || entry === XA_ZERO_ENTRY || pasidArrayTag(entry) === IOMMU_PASID_ARRAY_DOMAIN) return;
+    out.push(pasidArrayObject(entry) + IOMMU_ATTACH_HANDLE.offset.domain);
   }
 
   /** __iommu_set_group_pasid: set_dev_pasid on every device; on a failure, the ones done are reverted. */

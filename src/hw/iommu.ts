@@ -12,6 +12,7 @@ import type { Kernel } from '../kernel/kernel.js';
 import { PMD_TABLE_SHIFT, PT_LEVEL_PTE, PTE_TABLE_SHIFT } from '../kernel/mm/mm.js';
 import { ptePfn } from '../kernel/mm/pagetable.js';
 import { array, element, struct, type ViewOf, Word, type Words, word } from '../kernel/struct.js';
+import type { FootprintBuilder } from './footprint.js';
 import type { HwOut } from './out.js';
 import { type Footprint, read } from '../runtime/footprint.js';
 import { type CommandOp, type FlavourSpec, OP_DEVTLB, OP_IOTLB, OP_PAGE_RESP, OP_PC, OP_WAIT } from './flavour.js';
@@ -562,6 +563,171 @@ export class IommuUnit {
       }
     }
     return out;
+  }
+
+  // ---- footprints (src/hw/footprint.ts): the words the hardware's accesses above touch ----
+
+  /** The invalidation epoch's word (read by every fill and every walk stage). */
+  get epochWord(): number {
+    return this.q.epoch.addr(this.regs);
+  }
+
+  /** The words the actor's machine reads after each event (IommuHardware.phase); a vendor's queues override it. */
+  phaseFootprint(fp: FootprintBuilder): void {
+    fp.read(this.q.ite.addr(this.regs));
+    fp.read(this.q.prq_overflow.addr(this.regs));
+    fp.read(this.q.prq_head.addr(this.regs));
+    fp.read(this.q.prq_tail.addr(this.regs));
+  }
+
+  /** enableQueue's word. */
+  get enabledWord(): number {
+    return this.q.enabled.addr(this.regs);
+  }
+
+  /** What blocks(dev, pasid) reads: the device-level entry (a vendor whose entry is its own overrides it). */
+  blocksFootprint(fp: FootprintBuilder, dev: number): void {
+    if (this.spec.deviceEntry) fp.read(this.deviceEntryPtr(dev));
+  }
+
+  /** entry(dev, pasid)'s reads (a vendor whose entryPtr reads memory adds those words: it overrides). */
+  entryFootprint(fp: FootprintBuilder, dev: number, pasid: number): void {
+    fp.readRange(this.entryPtr(dev, pasid), this.entryVal.n);
+  }
+
+  /** What a walk an invalidation overtook reads to see whether its context is still there (contextStill). */
+  contextFootprint(fp: FootprintBuilder, dev: number, pasid: number): void {
+    this.blocksFootprint(fp, dev);
+    this.entryFootprint(fp, dev, pasid);
+  }
+
+  /** iotlbLookup's reads. */
+  iotlbLookupFootprint(fp: FootprintBuilder, tag: number, pasid: number, vpn: number): void {
+    if (this.opts.iotlbEntries === 0) return;
+    const at = this.tlbSlot(tag, pasid, vpn);
+    const e = this.tlb;
+    for (const f of [e.valid, e.tag, e.pasid, e.vpn, e.pte]) fp.read(f.addr(at));
+  }
+
+  /** iotlbFill's: the epoch, and the slot when the fill happens. */
+  iotlbFillFootprint(fp: FootprintBuilder, tag: number, pasid: number, vpn: number, epoch: number): void {
+    fp.read(this.epochWord);
+    if (epoch !== this.epoch || this.opts.iotlbEntries === 0) return;
+    fp.writeRange(this.tlbSlot(tag, pasid, vpn), IOTLB_ENTRY.words);
+  }
+
+  /** pscLookup's reads. */
+  pscLookupFootprint(fp: FootprintBuilder, tag: number, pasid: number, level: number, index: number): void {
+    if (this.pscEntries === 0) return;
+    fp.readRange(this.pscSlot(tag, pasid, level, index), PSC_ENTRY.words);
+  }
+
+  /** pscFill's: the epoch, and the slot when the fill happens. */
+  pscFillFootprint(fp: FootprintBuilder, tag: number, pasid: number, level: number, index: number, epoch: number): void {
+    fp.read(this.epochWord);
+    if (epoch !== this.epoch || this.pscEntries === 0) return;
+    fp.writeRange(this.pscSlot(tag, pasid, level, index), PSC_ENTRY.words);
+  }
+
+  /** pcLookup's reads (the slot's header and entry). */
+  pcLookupFootprint(fp: FootprintBuilder, dev: number, pasid: number): void {
+    fp.readRange(this.pcSlot(dev, pasid), this.pcSlotWords);
+  }
+
+  /** pcFill's: the epoch, and the slot when the fill happens. */
+  pcFillFootprint(fp: FootprintBuilder, dev: number, pasid: number, epoch: number): void {
+    fp.read(this.epochWord);
+    if (epoch !== this.epoch) return;
+    fp.writeRange(this.pcSlot(dev, pasid), this.pcSlotWords);
+  }
+
+  /** fetchEntry(i, dev, pasid)'s read (a vendor whose entryPtr reads memory adds those words: it overrides). */
+  fetchEntryFootprint(fp: FootprintBuilder, i: number, dev: number, pasid: number): void {
+    fp.read((this.fetchers[i] as Word).addr(this.entryPtr(dev, pasid)));
+  }
+
+  /** The ITE word (setInvalidationTimeout's). */
+  get iteWord(): number {
+    return this.q.ite.addr(this.regs);
+  }
+
+  /** cmdqPeek()'s reads: head, tail, and the command at the head when there is one (`ahead`: once retired that often). */
+  cmdqPeekFootprint(fp: FootprintBuilder, ahead = 0): void {
+    fp.read(this.q.head.addr(this.regs));
+    fp.read(this.q.tail.addr(this.regs));
+    const head = this.q.head.get(this.regs) + ahead;
+    if (head !== this.q.tail.get(this.regs)) fp.readRange(element(IOMMU_CMD, this.s(this.cmdq), head % this.opts.queueDepth), IOMMU_CMD.words);
+  }
+
+  /** cmdqRetire()'s. */
+  cmdqRetireFootprint(fp: FootprintBuilder): void {
+    fp.write(this.q.head.addr(this.regs));
+  }
+
+  /** iotlbInvalidate()'s: every entry's tag checked, the matching ones' valid written, the epoch moved. */
+  iotlbInvalidateFootprint(fp: FootprintBuilder, tag: number, pasid: number, start: number, end: number, leafOnly: boolean): void {
+    const tlb = this.tlb;
+    for (let e = 0; e < this.opts.iotlbEntries; e++) {
+      const at = element(IOTLB_ENTRY, this.s(this.iotlb), e);
+      fp.read(tlb.valid.addr(at)).read(tlb.tag.addr(at)).read(tlb.pasid.addr(at));
+      if (tlb.valid.get(at) !== 1 || tlb.tag.get(at) !== tag || (pasid !== -1 && tlb.pasid.get(at) !== pasid)) continue;
+      fp.read(tlb.vpn.addr(at));
+      const vpn = tlb.vpn.get(at);
+      if (start === -1 || (vpn >= start && vpn < end)) fp.write(tlb.valid.addr(at));
+    }
+    if (!leafOnly) {
+      const p = this.pscv;
+      for (let e = 0; e < this.pscEntries; e++) {
+        const at = element(PSC_ENTRY, this.s(this.psc), e);
+        fp.read(p.valid.addr(at)).read(p.tag.addr(at)).read(p.pasid.addr(at));
+        if (p.valid.get(at) !== 1 || p.tag.get(at) !== tag || (pasid !== -1 && p.pasid.get(at) !== pasid)) continue;
+        fp.read(p.level.addr(at)).read(p.index.addr(at));
+        const shift = p.level.get(at) === PT_LEVEL_PTE ? PTE_TABLE_SHIFT : PMD_TABLE_SHIFT;
+        const first = p.index.get(at) << shift;
+        if (start === -1 || (first < end && first + (1 << shift) > start)) fp.write(p.valid.addr(at));
+      }
+    }
+    fp.write(this.epochWord);
+  }
+
+  /** pcInvalidate()'s. */
+  pcInvalidateFootprint(fp: FootprintBuilder, dev: number, pasid: number): void {
+    const at = this.pcSlot(dev, pasid);
+    fp.read(this.pc.dev.addr(at)).read(this.pc.pasid.addr(at));
+    if (this.pc.dev.get(at) === dev && this.pc.pasid.get(at) === pasid) fp.write(this.pc.valid.addr(at));
+    fp.write(this.epochWord);
+  }
+
+  /** pcInvalidateDevice()'s. */
+  pcInvalidateDeviceFootprint(fp: FootprintBuilder, dev: number): void {
+    for (let i = 0; i < this.opts.pcacheEntries; i++) {
+      const at = this.s(this.pcache) + i * this.pcSlotWords;
+      fp.read(this.pc.dev.addr(at));
+      if (this.pc.dev.get(at) === dev) fp.write(this.pc.valid.addr(at));
+    }
+    fp.write(this.epochWord);
+  }
+
+  /** execute()'s, for the shared command queue's commands. */
+  executeFootprint(fp: FootprintBuilder, c: Command): void {
+    if (c.op === OP_IOTLB) this.iotlbInvalidateFootprint(fp, c.a, c.b, c.c, c.d, false);
+    else if (c.op === OP_PC) this.pcInvalidateFootprint(fp, c.a, c.b);
+    else if (c.op === OP_WAIT) fp.write(this.q.wait_done.addr(this.regs));
+  }
+
+  /** prqPush()'s: the queue's registers, and the descriptor at the tail when there is room. */
+  prqPushFootprint(fp: FootprintBuilder): void {
+    const r = this.regs;
+    fp.read(this.q.prq_head.addr(r));
+    for (const f of [this.q.prq_tail, this.q.prq_overflow, this.q.prq_active]) fp.write(f.addr(r));
+    const tail = this.q.prq_tail.get(r);
+    if (tail - this.q.prq_head.get(r) < this.opts.prqDepth) fp.writeRange(element(PAGE_REQ_DSC, this.s(this.prq), tail % this.opts.prqDepth), PAGE_REQ_DSC.words);
+  }
+
+  /** groupRequested / groupAnswered's word: dev's record of group grp. */
+  groupFootprint(fp: FootprintBuilder, dev: number, grp: number): void {
+    if (!this.groups.has(dev)) throw new Error(`${this.name}: no device ${dev}`);
+    fp.write(this.prg.grp.addr(this.prgOf(dev), grp));
   }
 
   // ---- what the oracle sees ----

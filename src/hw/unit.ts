@@ -23,6 +23,7 @@ import {
   PTE_TABLE_SHIFT,
   kernelVpn,
   mmTableOf,
+  pteAddr,
   pgdEntryAddr,
   pgdPfnAddr,
   pmdEntryAddr,
@@ -32,6 +33,8 @@ import {
 import { PTE_PRESENT, PTE_WRITE, ptePfn, pte as readPte } from '../kernel/mm/pagetable.js';
 import { TABLE_HUGE, TABLE_PRESENT } from '../kernel/mm/pgalloc.js';
 import { pageHistory, pageOwner, ptdescIndex, ptdescLevel } from '../kernel/mm/physmem.js';
+import type { Footprint } from '../runtime/footprint.js';
+import { computed, type FootprintBuilder, ptdescFootprint, statFootprint, unfollowed } from './footprint.js';
 import { OP_DEVTLB, OP_PAGE_RESP } from './flavour.js';
 import { type IommuUnit, QUEUE_CMDQ, QUEUE_PRQ } from './iommu.js';
 import { type HwMessage, WHY_PASID, WHY_PTE } from './messages.js';
@@ -80,6 +83,28 @@ function tableEntry(k: Kernel, mm: MmStruct, level: number, index: number, vpn: 
     return i < ptePagesOf(mm.pages) ? Atomics.load(k.i32, pmdEntryAddr(k, mm, i)) : 0;
   }
   return readPte(k, mm, (index << PTE_TABLE_SHIFT) + (vpn & ((1 << PTE_TABLE_SHIFT) - 1)));
+}
+
+/** The word tableEntry reads (none outside the table). */
+function tableEntryFootprint(fp: FootprintBuilder, k: Kernel, mm: MmStruct, level: number, index: number, vpn: number): void {
+  if (level === PT_LEVEL_PGD) {
+    const j = vpn >> PMD_TABLE_SHIFT;
+    if (j < pmdPagesOf(mm.pages)) {
+      fp.read(pgdEntryAddr(k, mm, j));
+      return;
+    }
+    const kv = kernelVpn(mm, vpn);
+    if (kv >= 0) tableEntryFootprint(fp, k, mmTableOf(mm).initMm, level, 0, kv);
+    return;
+  }
+  if (level === PT_LEVEL_PMD) {
+    const per = PMD_TABLE_SHIFT - PTE_TABLE_SHIFT;
+    const i = (index << per) + ((vpn >> PTE_TABLE_SHIFT) & ((1 << per) - 1));
+    if (i < ptePagesOf(mm.pages)) fp.read(pmdEntryAddr(k, mm, i));
+    return;
+  }
+  const v = (index << PTE_TABLE_SHIFT) + (vpn & ((1 << PTE_TABLE_SHIFT) - 1));
+  if (Number.isInteger(v) && v >= 0 && v < mm.pages) fp.read(pteAddr(k, mm, v));
 }
 
 export class IommuHardware implements Hardware {
@@ -459,4 +484,196 @@ export class IommuHardware implements Hardware {
     if (this.unit.cmdqPeek()) out.send(self, { type: 'cmdq.next' });
     else this.busy = false;
   }
+
+  // ---- footprints (src/hw/footprint.ts): what handling a message touches, for Workload.footprintOf ----
+
+  /**
+   * The shared words handling msg reads and writes, found by the handler's own decisions on memory as it is now
+   * (pure); undefined when the handler's path is one this does not follow (the delivery takes the fallback lock).
+   */
+  footprintOf(msg: HwMessage): Footprint | undefined {
+    return computed((fp) => {
+      // The actor's machine reads the phase after every event it takes.
+      this.unit.phaseFootprint(fp);
+      this.eventFootprint(fp, msg);
+    });
+  }
+
+  protected eventFootprint(fp: FootprintBuilder, msg: HwMessage): void {
+    switch (msg.type) {
+      case 'cmdq.enable':
+      case 'prq.enable':
+        fp.write(this.unit.enabledWord);
+        return;
+      case 'ats.req':
+        this.translateFootprint(fp, msg.dev, msg.pasid, msg.vpn, msg.w === 1);
+        return;
+      case 'walk':
+        if (msg.st >= PAGE_WALK) this.pageWalkFootprint(fp, msg);
+        else this.contextWalkFootprint(fp, msg);
+        return;
+      case 'pr':
+        // The group's record (requested, or answered by the hardware when its queue is full), then the queue.
+        this.unit.groupFootprint(fp, msg.dev, msg.grp);
+        this.prqFootprint(fp);
+        return;
+      case 'cmdq.doorbell':
+        // A doorbell while the unit is consuming touches nothing: it is taking the commands already.
+        if (!this.busy) this.commandFootprint(fp);
+        return;
+      case 'cmdq.next':
+        this.commandFootprint(fp);
+        return;
+      case 'atc.done':
+        if (!this.atcWait) return;
+        fp.write(this.unit.iteWord);
+        this.retireFootprint(fp);
+        this.nextFootprint(fp, 1);
+        return;
+      default:
+        unfollowed();
+    }
+  }
+
+  /** pageRequest()'s write of the request into the unit's queue (a vendor whose queue is its own overrides it). */
+  protected prqFootprint(fp: FootprintBuilder): void {
+    this.unit.prqPushFootprint(fp);
+  }
+
+  /** translate()'s: each vendor's (its context lookup is its own). */
+  protected translateFootprint(_fp: FootprintBuilder, _dev: number, _pasid: number, _vpn: number, _write: boolean): void {
+    unfollowed();
+  }
+
+  /** A walk stage below PAGE_WALK: the vendor's context fetch. */
+  protected contextWalkFootprint(_fp: FootprintBuilder, _m: Extract<HwMessage, { type: 'walk' }>): void {
+    unfollowed();
+  }
+
+  /** runCommand()'s, on the shared command queue (a vendor whose queue is its own overrides it). */
+  protected commandFootprint(fp: FootprintBuilder): void {
+    const u = this.unit;
+    u.cmdqPeekFootprint(fp);
+    const c = u.cmdqPeek();
+    if (!c) return;
+    this.statFootprint(fp, 'commands');
+    if (c.op === OP_DEVTLB) {
+      u.executeFootprint(fp, c);
+      return;
+    }
+    if (c.op === OP_PAGE_RESP) {
+      u.groupFootprint(fp, c.a, c.b);
+      this.statFootprint(fp, 'page_responses');
+    } else {
+      u.executeFootprint(fp, c);
+    }
+    u.cmdqRetireFootprint(fp);
+    this.nextFootprint(fp, 1);
+  }
+
+  /** retireCommand()'s. */
+  protected retireFootprint(fp: FootprintBuilder): void {
+    this.unit.cmdqRetireFootprint(fp);
+  }
+
+  /** next()'s: whether a command is waiting (`retired`: the shared queue's head moved that often in this step). */
+  protected nextFootprint(fp: FootprintBuilder, retired: number): void {
+    this.unit.cmdqPeekFootprint(fp, retired);
+  }
+
+  /**
+   * A translation fault (ats.fault, WHY_PTE) sent to dev: a message only, unless the vendor records it in memory
+   * (the SMMU's stall and event queue override this).
+   */
+  protected faultFootprint(_fp: FootprintBuilder, _dev: number): void {}
+
+  /** fetched()'s: the entry cached, then the page walk started. */
+  protected fetchedFootprint(fp: FootprintBuilder, dev: number, pasid: number, vpn: number, words: readonly number[], ep: number): void {
+    if (!this.unit.spec.entry.present(words)) return;
+    this.unit.pcFillFootprint(fp, dev, pasid, ep);
+    this.startWalkFootprint(fp, dev, pasid, vpn, this.walkKey(words));
+  }
+
+  /** startPageWalk()'s: the paging-structure cache's lookups, then mm->pgd when they miss. */
+  protected startWalkFootprint(fp: FootprintBuilder, dev: number, pasid: number, vpn: number, key: number): void {
+    const u = this.unit;
+    const mm = mmById(this.mms, (key & 0xffff) - 1);
+    if (!mm || vpn < 0 || (vpn >= mm.pages && (u.spec.kernelHalf !== true || kernelVpn(mm, vpn) < 0))) {
+      this.faultFootprint(fp, dev);
+      return;
+    }
+    const asid = u.spec.tlbTag === 'asid';
+    const tag = asid ? key >>> 16 : dev;
+    const tp = asid ? -1 : pasid;
+    u.pscLookupFootprint(fp, tag, tp, PT_LEVEL_PTE, vpn >> PTE_TABLE_SHIFT);
+    let pfn = u.pscLookup(tag, tp, PT_LEVEL_PTE, vpn >> PTE_TABLE_SHIFT);
+    if (pfn === 0) {
+      u.pscLookupFootprint(fp, tag, tp, PT_LEVEL_PMD, vpn >> PMD_TABLE_SHIFT);
+      pfn = u.pscLookup(tag, tp, PT_LEVEL_PMD, vpn >> PMD_TABLE_SHIFT);
+    }
+    if (pfn === 0) {
+      const at = pgdPfnAddr(u.kernel, mm);
+      fp.read(at);
+      pfn = Atomics.load(u.kernel.i32, at);
+    }
+    if (pfn === 0) this.faultFootprint(fp, dev);
+  }
+
+  /** A page-walk stage: the table page's ptdesc, the entry read, then the cache filled (or a fault). */
+  private pageWalkFootprint(fp: FootprintBuilder, m: Extract<HwMessage, { type: 'walk' }>): void {
+    const u = this.unit;
+    const k = u.kernel;
+    fp.read(u.epochWord);
+    const s = m.st - PAGE_WALK;
+    const level = s & 3;
+    const pfn = s >>> 3;
+    const bound = mmById(this.mms, (m.a & 0xffff) - 1);
+    if (!bound) unfollowed();
+    const kv = level === PT_LEVEL_PGD ? -1 : kernelVpn(bound, m.vpn);
+    const mm = kv < 0 ? bound : this.mms.initMm;
+    const vpn = kv < 0 ? m.vpn : kv;
+    const want = level === PT_LEVEL_PGD ? 0 : vpn >> (level === PT_LEVEL_PMD ? PMD_TABLE_SHIFT : PTE_TABLE_SHIFT);
+    ptdescFootprint(fp, k, this.mms.pm, pfn);
+    // A frame that is no longer the table: the stale-table oracle's report (page_owner's history), or, when an
+    // invalidation overtook the walk, a translation again — not followed.
+    if (!this.isTable(mm, level, want, pfn)) unfollowed();
+    if (m.ep !== u.epoch) {
+      // An invalidation overtook the walk: it goes on while its context still names the page table.
+      u.contextFootprint(fp, m.dev, m.pasid);
+      if (!this.contextStill(m.dev, m.pasid, m.a)) unfollowed();
+    }
+    tableEntryFootprint(fp, k, mm, level, want, vpn);
+    const entry = tableEntry(k, mm, level, want, vpn);
+    if (level !== PT_LEVEL_PTE) {
+      if ((entry & TABLE_PRESENT) === 0 || (entry & TABLE_HUGE) !== 0) {
+        this.faultFootprint(fp, m.dev);
+        return;
+      }
+      const next = level - 1;
+      const asid = u.spec.tlbTag === 'asid';
+      const index = m.vpn >> (next === PT_LEVEL_PTE ? PTE_TABLE_SHIFT : PMD_TABLE_SHIFT);
+      u.pscFillFootprint(fp, asid ? m.a >>> 16 : m.dev, asid ? -1 : m.pasid, next, index, m.ep);
+      return;
+    }
+    const pte = kv < 0 ? entry : 0;
+    if ((pte & PTE_PRESENT) === 0 || (m.w === 1 && (pte & PTE_WRITE) === 0)) {
+      this.faultFootprint(fp, m.dev);
+      return;
+    }
+    if (u.spec.tlbTag === 'asid') u.iotlbFillFootprint(fp, m.a >>> 16, -1, m.vpn, m.ep);
+    else u.iotlbFillFootprint(fp, m.dev, m.pasid, m.vpn, m.ep);
+  }
+
+  /** iotlbAnswer()'s: the lookup, and whether it answers (the caller counts the hit). */
+  protected iotlbAnswerFootprint(fp: FootprintBuilder, tag: number, pasid: number, vpn: number, write: boolean): boolean {
+    this.unit.iotlbLookupFootprint(fp, tag, pasid, vpn);
+    const pte = this.unit.iotlbLookup(tag, pasid, vpn);
+    return !(pte === 0 || (write && (pte & PTE_WRITE) === 0));
+  }
+
+  /** A statistics counter the handler adds to. */
+  protected statFootprint(fp: FootprintBuilder, name: Parameters<Stats['add']>[0]): void {
+    statFootprint(fp, this.stats, name);
+  }
+
 }

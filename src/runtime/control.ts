@@ -7,7 +7,7 @@
 // takes the coarse lock exclusively (the fallback), which every striped step holds shared: it is ordered
 // with every other locked step.
 
-import { type Footprint, type FootprintFn, isRead, union, wordOf } from './footprint.js';
+import { type Footprint, isRead, union, wordOf } from './footprint.js';
 
 const TICKET = 0;
 /**
@@ -107,7 +107,7 @@ export class Control {
    * Run fn with a ticket, atomically with respect to every other step touching the footprint's objects (with
    * every locked step, for an undeclared footprint). `again` recomputes a computed footprint under the locks.
    */
-  sequenced<T>(fn: (ticket: number) => T, bumpVersion = false, footprint?: Footprint, again?: FootprintFn): T {
+  sequenced<T>(fn: (ticket: number) => T, bumpVersion = false, footprint?: Footprint, again?: () => Footprint | undefined): T {
     this.lockStep(footprint, again);
     try {
       const v = fn(Atomics.add(this.i32, TICKET, 1));
@@ -124,7 +124,7 @@ export class Control {
    * If `ready()` holds, take a ticket and run `act` — all under the footprint's locks, so that the check, the
    * action and the ticket are one indivisible step — and bump the version. Returns undefined when not ready.
    */
-  trySequenced<T>(ready: () => boolean, act: (ticket: number) => T, footprint?: Footprint, again?: FootprintFn): { value: T } | undefined {
+  trySequenced<T>(ready: () => boolean, act: (ticket: number) => T, footprint?: Footprint, again?: () => Footprint | undefined): { value: T } | undefined {
     this.lockStep(footprint, again);
     try {
       if (!ready()) return undefined;
@@ -140,9 +140,10 @@ export class Control {
   /**
    * Lock the footprint; a computed one (`again`) is computed once more under the locks, and when it names a
    * word whose stripe is not held (what it walked changed meanwhile), the step unlocks and locks the union —
-   * twice at most, then the coarse fallback.
+   * twice at most, then the coarse fallback; one that gives no footprint under the locks (a path it does not
+   * follow, on memory as it is now) takes the coarse fallback at once.
    */
-  private lockStep(footprint: Footprint | undefined, again: FootprintFn | undefined): void {
+  private lockStep(footprint: Footprint | undefined, again: (() => Footprint | undefined) | undefined): void {
     let fp = footprint;
     for (let attempt = 0; ; attempt++) {
       this.lockFootprint(fp);

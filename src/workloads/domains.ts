@@ -459,6 +459,7 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
     sharedWords: k.words,
     hotEvents: { ...HW_HOT_EVENTS, go: ['n'] },
     sharedEvents: HW_SHARED_EVENTS,
+    footprintOf: m.footprintOf,
     tasks: k.taskFactories,
     monitor: k,
     check: (_finals, shared) => domainsCheck(Object.fromEntries(DOMAINS_STATS.map((s, i) => [s, shared[statics + statsOff + i] as number])) as Record<DomainsStat, number>),

@@ -613,6 +613,7 @@ export function buildIoasid(raw: Readonly<Record<string, Wire>>): { workload: Wo
     sharedWords: k.words,
     hotEvents: { ...HW_HOT_EVENTS, go: ['n'] },
     sharedEvents: HW_SHARED_EVENTS,
+    footprintOf: m?.footprintOf,
     tasks: k.taskFactories,
     monitor: k,
     check: (_finals, shared) => {

@@ -289,6 +289,8 @@ export function defineKernelUsers(env: KernelUsersEnv, cfg: KernelUsersConfig) {
     completion: (crIndex1: number, ok: boolean): void => {
       Atomics.store(k.i32, cr(crIndex1 - 1), ok ? 1 : 2);
     },
+    /** The words completion(crIndex1) writes, for a record of the kernel users' own (a device step's footprint). */
+    completionWords: (crIndex1: number): readonly number[] | undefined => (crIndex1 >= 1 && crIndex1 <= 2 * D + 2 ? [cr(crIndex1 - 1)] : undefined),
     probeResult: (dev: number): number => k.i32[result(dev)] as number,
     /** The kernel's log lines for failed probes, read from a run's final memory (check() gets a copy). */
     notes: (shared: Int32Array): string[] => {

@@ -47,7 +47,8 @@ export interface KthreadEnv {
   /** No default domain (the policy `none`): the RID has nothing to map through, the thread's maps fail. */
   readonly noDefaultDomain: boolean;
   /** Route the devices' writes of the threads' completion records (true: taken). */
-  addCompletion(c: (cr: number, ok: boolean) => boolean): void;
+  /** `words`: the words the completion writes for a record it takes (a device step's footprint declares them). */
+  addCompletion(c: (cr: number, ok: boolean) => boolean, words?: (cr: number) => readonly number[] | undefined): void;
 }
 
 export interface DriverKthreads {
@@ -63,12 +64,18 @@ export function defineDriverKthreads(env: KthreadEnv, jobs: number): DriverKthre
   const base = k.statics.alloc(Math.max(1, infos.length) * KTHREAD.words, 'accel driver kthreads');
   const kt = k.struct(KTHREAD);
   const at = (dev: DeviceInfo): number => element(KTHREAD, k.mem.statics + base, dev.index);
-  env.addCompletion((cr, ok) => {
-    const d = cr - KTHREAD_CR - 1;
-    if (d < 0 || d >= infos.length) return false;
-    kt.cr.set(at(infos[d] as DeviceInfo), ok ? 1 : 2);
-    return true;
-  });
+  env.addCompletion(
+    (cr, ok) => {
+      const d = cr - KTHREAD_CR - 1;
+      if (d < 0 || d >= infos.length) return false;
+      kt.cr.set(at(infos[d] as DeviceInfo), ok ? 1 : 2);
+      return true;
+    },
+    (cr) => {
+      const d = cr - KTHREAD_CR - 1;
+      return d < 0 || d >= infos.length ? undefined : [kt.cr.addr(at(infos[d] as DeviceInfo))];
+    },
+  );
   const IDXD = 'drivers/dma/idxd/device.c';
   k.fns.define('accel_kthread_run', 'kernel/kthread.c', (t, dev) =>
     k.stepOn(t, `kthread_run(accel_kwq/${dev.index})`, [kt.started.addr(at(dev))], (e) => {

@@ -35,6 +35,7 @@ import type { Flavour } from '../hw/vendor.js';
 import { defineIoasid, IOASID_BITS_DEFAULT, type IoasidLock, type IoasidOptions, ioasidWords } from '../core/ioasid.js';
 import { type Boot, defineBoot } from '../hw/boot.js';
 import { ATTACH_BUGS, type AttachBug, type DriverEnv, EntryFaults } from '../hw/driver.js';
+import { type FootprintSource, hardwareFootprintOf } from '../hw/footprint.js';
 import { DEFAULT_UNIT, type IommuUnit } from '../hw/iommu.js';
 import type { IommuHardware } from '../hw/unit.js';
 import { VENDORS } from '../hw/vendors.js';
@@ -49,7 +50,8 @@ import { defineMmuNotifiers, type MmuNotifiers, mmuNotifierWords } from '../kern
 import { definePhysMem, onPageFree, type PhysMem, pageOwner, physMemWords } from '../kernel/mm/physmem.js';
 import { readerTableWords } from '../kernel/rcu.js';
 import { slabInit, slabObjectWords } from '../kernel/slab.js';
-import type { ActorSpec, Wire } from '../runtime/model.js';
+import type { Footprint } from '../runtime/footprint.js';
+import type { ActorSpec, ModelEvent, Wire } from '../runtime/model.js';
 import { iommuUnitMachine } from '../actors/iommu-unit.js';
 import { Refusals } from '../actors/lifecycle.js';
 import { mmContextMachine } from '../actors/mm-context.js';
@@ -204,7 +206,9 @@ export interface Model {
   /** The address space {dev, pasid}'s entry in its unit points at now (mm id + 1; 0: not present). */
   entryMm(dev: DeviceInfo, pasid: number): number;
   /** Route the devices' writes of completion records the workload numbers itself (true: taken). */
-  addCompletion(c: (cr: number, ok: boolean) => boolean): void;
+  addCompletion(c: (cr: number, ok: boolean) => boolean, words?: (cr: number) => readonly number[] | undefined): void;
+  /** Workload.footprintOf of the hardware's shared events (src/hw/footprint.ts). */
+  footprintOf(to: number, event: ModelEvent): Footprint | undefined;
 }
 
 /** What the hardware's builders share: the parameters, and the model's parts built before the hardware. */
@@ -240,14 +244,18 @@ export function buildModel(p: ModelParams, topo: Topology, opts: ModelOptions): 
   const refusals = new Refusals(k, () => k.deliveryStep);
   const specs = modelActorSpecs(k, topo, actors, hw, refusals);
   const jobs = kernelDma(k, opts.dmaSlots ?? 0);
-  const { completions, ...parts } = hw;
-  completions.push(jobs.completion);
+  const { addCompletion, ...parts } = hw;
+  addCompletion(jobs.completion, jobs.words);
   const entryMm = (dev: DeviceInfo, pasid: number): number => {
     const u = hw.units[dev.iommu] as IommuUnit;
     const words = u.entry(dev.index, pasid);
     return u.spec.entry.present(words) ? u.spec.entry.mmOf(words) : 0;
   };
-  return { k, topo, flavours: topo.units.map((u) => u.flavour), ...mem, ...core, ...parts, infos, actors, specs, dmaWrite: jobs.dma, entryMm, addCompletion: (c) => void completions.push(c) };
+  const footprintOf = hardwareFootprintOf(
+    new Map<number, FootprintSource>([...hw.hardware.map((h, i) => [actors.unit(i), h] as const), ...hw.devices.map((d, i) => [actors.device(i), d] as const)]),
+    new Set(Array.from({ length: topo.processes }, (_, i) => actors.mm(i))),
+  );
+  return { k, topo, flavours: topo.units.map((u) => u.flavour), ...mem, ...core, ...parts, infos, actors, specs, dmaWrite: jobs.dma, entryMm, addCompletion, footprintOf };
 }
 
 /**
@@ -283,6 +291,10 @@ function kernelDma(k: Kernel, slots: number) {
   const crs = slots > 0 ? k.statics.alloc(slots, 'kernel DMA completion records') : 0;
   const cr = (slot: number): number => k.mem.statics + crs + slot;
   return {
+    /** The words completion(crIndex1) writes (undefined: not this workload's record). */
+    words(crIndex1: number): readonly number[] | undefined {
+      return crIndex1 <= KERNEL_DMA_CR || crIndex1 > KERNEL_DMA_CR + slots ? undefined : [cr(crIndex1 - KERNEL_DMA_CR - 1)];
+    },
     completion(crIndex1: number, ok: boolean): boolean {
       if (crIndex1 <= KERNEL_DMA_CR || crIndex1 > KERNEL_DMA_CR + slots) return false;
       Atomics.store(k.i32, cr(crIndex1 - KERNEL_DMA_CR - 1), ok ? 1 : 2);
@@ -458,7 +470,8 @@ function modelHardware(b: Build, s: Sizes) {
     return vendor.newHardware(u, { devices: infos, mms, oracle, stats, prqTask });
   });
   const ownerName = ownerNames(mem);
-  const { devices, completions } = pciDevices(b, ownerName, (cr, ok) => kusers.completion(cr, ok));
+  const { devices, completions, completionWords } = pciDevices(b, ownerName, (cr, ok) => kusers.completion(cr, ok));
+  completionWords.push(kusers.completionWords);
   const driver = new AccelDriver(k, sva, devices, opts.bonds);
   watchHardware(k, oracle, pm, units, devices, ownerName);
   k.onAttach(() => {
@@ -468,8 +481,12 @@ function modelHardware(b: Build, s: Sizes) {
   k.onEnd(() => oracle.unanswered(units.flatMap((u) => u.outstandingGroups())));
   const probe = s.iopt - (opts.pageTables ?? 0) > 0 ? [{ task: 'iommu_probe', args: null, name: 'iommu_probe' }] : [];
   const boot = defineBoot(k, units, devices, [...probe, ...(opts.bootTasks ?? [])]);
-  const kthreads = p.kthreads > 0 ? defineDriverKthreads({ k, dma, pm, mms, infos, boot, noDefaultDomain: p.defaultDomain === 'none', addCompletion: (c) => void completions.push(c) }, p.kthreads) : undefined;
-  return { units, hardware, devices, driver, kusers, boot, kthreads, completions, faults: denv.faults };
+  const addCompletion = (c: (cr: number, ok: boolean) => boolean, words?: (cr: number) => readonly number[] | undefined): void => {
+    completions.push(c);
+    if (words) completionWords.push(words);
+  };
+  const kthreads = p.kthreads > 0 ? defineDriverKthreads({ k, dma, pm, mms, infos, boot, noDefaultDomain: p.defaultDomain === 'none', addCompletion }, p.kthreads) : undefined;
+  return { units, hardware, devices, driver, kusers, boot, kthreads, addCompletion, faults: denv.faults };
 }
 
 /** The IOMMU units, their drivers and vendor ops registered. */
@@ -513,22 +530,41 @@ function pciDevices(b: Build, ownerName: (o: number) => string, kernelUsers: (cr
     for (const c of completions) if (c(cr, ok)) return;
     kernelUsers(cr, ok);
   };
+  // The word a completion record's write lands on, when its writer says (each writer's records are a range of
+  // their own: the kernel users', the kernel DMA's, the kthreads'), for a device step's footprint; a record no
+  // writer names (a scripted process's) leaves the step on the fallback lock.
+  const completionWords: ((cr: number) => readonly number[] | undefined)[] = [];
+  const completionWordsOf = (cr: number): readonly number[] | undefined => {
+    for (const w of completionWords) {
+      const at = w(cr);
+      if (at !== undefined) return at;
+    }
+    return undefined;
+  };
   const boundMm = (d: number, pasid: number): number => {
     const bond = sva.boundMm(d, pasid);
     if (bond !== 0) return bond;
     const dom = groups.domainAttachedFor(infos[d] as DeviceInfo, pasid);
     return dom === 0 ? 0 : (domains.handle(dom).mm?.id ?? -1) + 1;
   };
+  const boundMmReads = (d: number, pasid: number, out: number[]): void => {
+    const w = sva.boundMmWord(d, pasid);
+    if (w !== undefined) out.push(w);
+    if (sva.boundMm(d, pasid) !== 0) return;
+    const info = infos[d] as DeviceInfo;
+    groups.domainAttachedForReads(info, pasid, out);
+    domains.mmReads(groups.domainAttachedFor(info, pasid), out);
+  };
   const devices = infos.map(
     (info) =>
       new PciDevice(
-        { k, sva: { boundMm }, oracle, stats, pm, iommuActor: actors.unit(info.iommu), ownerName, completion, submitter },
+        { k, sva: { boundMm }, oracle, stats, pm, iommuActor: actors.unit(info.iommu), ownerName, completion, submitter, boundMmReads, completionWords: completionWordsOf },
         info,
         p.misbehaveDevice === -1 || p.misbehaveDevice === info.index ? p.misbehave : 'none',
         p.atc,
       ),
   );
-  return { devices, completions };
+  return { devices, completions, completionWords };
 }
 
 /** Each unit's queue and driver (its command submission, its page-request thread's), and its flavour's ops. */

@@ -199,6 +199,8 @@ export interface ScriptedProcesses {
   readonly initialTasks: readonly { readonly task: string; readonly args: Wire; readonly name: string }[];
   /** The device's write of a process's completion record (`cr` ≥ PROCESS_CR), one a descriptor. */
   completion(cr: number, ok: boolean): void;
+  /** The words completion(cr) writes (the process's two counters), for a device step's footprint. */
+  completionWords(cr: number): readonly number[];
   /** The processes that did not get through their steps, read from the run's final memory. */
   unfinished(shared: ArrayLike<number>, statics: number): string[];
 }
@@ -235,6 +237,7 @@ export function defineScriptedProcesses(env: ScriptedProcessEnv, all: readonly S
       if (!ok) Atomics.add(k.i32, completed(i) + 1, 1);
       Atomics.add(k.i32, completed(i), 1);
     },
+    completionWords: (cr) => [completed(cr - PROCESS_CR), completed(cr - PROCESS_CR) + 1],
     unfinished: (shared, statics) =>
       all.flatMap((a, i) => {
         const done = shared[statics + runner.progressWord(i)] ?? 0;

@@ -55,11 +55,14 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
   const script = scriptActors && defineScriptedProcesses({ k, sys, infos, flags: p.flags, submitter: actors.process, hotplug: { k, bus: m.boot.bus, devices, boot: m.boot } }, scriptActors);
   if (script) {
     const n = scriptActors?.length ?? 0;
-    m.addCompletion((cr, ok) => {
-      if (cr < PROCESS_CR || cr >= PROCESS_CR + n) return false;
-      script.completion(cr, ok);
-      return true;
-    });
+    m.addCompletion(
+      (cr, ok) => {
+        if (cr < PROCESS_CR || cr >= PROCESS_CR + n) return false;
+        script.completion(cr, ok);
+        return true;
+      },
+      (cr) => (cr < PROCESS_CR || cr >= PROCESS_CR + n ? undefined : script.completionWords(cr)),
+    );
   }
   specs.push(...processActors(p, script !== undefined, actors));
   // Last: every kernel function of the run is registered (the syscalls', the script's, the model's).
@@ -75,6 +78,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     sharedWords: k.words,
     hotEvents: { ...HW_HOT_EVENTS, go: [] },
     sharedEvents: HW_SHARED_EVENTS,
+    footprintOf: m.footprintOf,
     tasks: k.taskFactories,
     initialTasks: [m.boot.task, ...(script?.initialTasks ?? [])],
     monitor: k,

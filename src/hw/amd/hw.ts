@@ -10,6 +10,7 @@ import type { Kernel } from '../../kernel/kernel.js';
 import { element, struct, type ViewOf, word } from '../../kernel/struct.js';
 import { IommuUnit, type UnitOptions } from '../iommu.js';
 import { type HwMessage, WHY_PASID } from '../messages.js';
+import { type FootprintBuilder, unfollowed } from '../footprint.js';
 import type { HwOut } from '../out.js';
 import { type Footprint, read } from '../../runtime/footprint.js';
 import { IommuHardware } from '../unit.js';
@@ -352,6 +353,56 @@ export class AmdIommu extends IommuUnit {
     return this.m.ppr_head.get(this.mmio) !== this.m.ppr_tail.get(this.mmio);
   }
 
+  // ---- footprints (src/hw/footprint.ts) ----
+
+  /** The PPR log's registers besides the shared unit's ITE: what the actor's phase reads. */
+  override phaseFootprint(fp: FootprintBuilder): void {
+    super.phaseFootprint(fp);
+    fp.read(this.m.ppr_overflow.addr(this.mmio)).read(this.m.ppr_head.addr(this.mmio)).read(this.m.ppr_tail.addr(this.mmio));
+  }
+
+  /** pprWrite()'s: the log's registers, and the entry at the tail when there is room. */
+  pprWriteFootprint(fp: FootprintBuilder): void {
+    const m = this.m;
+    fp.read(m.ppr_head.addr(this.mmio));
+    for (const f of [m.ppr_tail, m.ppr_overflow, m.ppr_active]) fp.write(f.addr(this.mmio));
+    const tail = m.ppr_tail.get(this.mmio);
+    if (tail - m.ppr_head.get(this.mmio) < this.opts.prqDepth) fp.writeRange(this.pprAt(tail), PPR_LOG_ENTRY.words);
+  }
+
+  /** blocks()'s: the DTE. */
+  override blocksFootprint(fp: FootprintBuilder, dev: number): void {
+    this.dteFootprint(fp, dev);
+  }
+
+  /** readDte()'s words. */
+  dteFootprint(fp: FootprintBuilder, dev: number): void {
+    const p = this.dtePtr(dev);
+    fp.read(p).read(this.d.data0_hi.addr(p)).read(this.d.data1_lo.addr(p));
+  }
+
+  /** readGcr3(ptr)'s word. */
+  gcr3Word(ptr: number): number {
+    return this.g.val.addr(ptr);
+  }
+
+  /** cmdHead()'s (with `ahead`: once retired that often) and cmdPending's reads. */
+  cmdFootprint(fp: FootprintBuilder, ahead: number, entry: boolean): void {
+    fp.read(this.m.cmd_head.addr(this.mmio)).read(this.m.cmd_tail.addr(this.mmio));
+    const head = this.m.cmd_head.get(this.mmio) + ahead;
+    if (entry && head !== this.m.cmd_tail.get(this.mmio)) fp.readRange(element(IOMMU_CMD, this.at(this.cmdBuf), head % this.opts.queueDepth), IOMMU_CMD.words);
+  }
+
+  /** cmdRetire()'s. */
+  cmdRetireFootprint(fp: FootprintBuilder): void {
+    fp.write(this.m.cmd_head.addr(this.mmio));
+  }
+
+  /** storeSem()'s. */
+  get semWord(): number {
+    return this.m.cmd_sem.addr(this.mmio);
+  }
+
   /** Page requests of {dev, pasid} in the log (the drain waits until there are none). */
   override prqPendingFootprint(): Footprint {
     const fp = [read(this.mmioWord('ppr_head')), read(this.mmioWord('ppr_tail'))];
@@ -572,6 +623,99 @@ export class AmdIommuHardware extends IommuHardware {
         return;
       }
     }
+  }
+
+  // ---- footprints (src/hw/footprint.ts) ----
+
+  protected override eventFootprint(fp: FootprintBuilder, msg: HwMessage): void {
+    // A doorbell sends the unit a cmdq.next (the buffer is read there).
+    if (msg.type === 'cmdq.doorbell') return;
+    if (msg.type !== 'atc.done') {
+      super.eventFootprint(fp, msg);
+      return;
+    }
+    if (!this.atcWait) return;
+    fp.write(this.amd.iteWord);
+    this.amd.cmdRetireFootprint(fp);
+    this.amd.cmdFootprint(fp, 1, false);
+  }
+
+  protected override prqFootprint(fp: FootprintBuilder): void {
+    this.amd.pprWriteFootprint(fp);
+  }
+
+  protected override translateFootprint(fp: FootprintBuilder, dev: number, pasid: number, vpn: number, write: boolean): void {
+    const u = this.amd;
+    fp.read(u.epochWord);
+    u.dteFootprint(fp, dev);
+    const dte = u.readDte(dev);
+    if (dte.v && (!dte.tv || (pasid !== 0 && !dte.gv))) return;
+    if (this.iotlbAnswerFootprint(fp, dev, pasid, vpn, write)) {
+      this.statFootprint(fp, 'iotlb_hits');
+      return;
+    }
+    this.statFootprint(fp, 'iotlb_misses');
+    u.pcLookupFootprint(fp, dev, pasid);
+    const cached = u.pcLookup(dev, pasid);
+    if (cached) {
+      if (u.spec.entry.present(cached)) this.startWalkFootprint(fp, dev, pasid, vpn, this.walkKey(cached));
+      return;
+    }
+    if (dte.root === 0) return;
+    if (dte.glx === 0) {
+      const at = u.gcr3Word(u.gcr3LeafPtr(dte.root, 0, pasid));
+      fp.read(at);
+      this.fetchedFootprint(fp, dev, pasid, vpn, [u.readGcr3(u.gcr3LeafPtr(dte.root, 0, pasid))], u.epoch);
+      return;
+    }
+    fp.read(u.gcr3Word(u.gcr3RootPtr(dte.root, pasid >>> GCR3_LEVEL_BITS)));
+  }
+
+  protected override contextWalkFootprint(fp: FootprintBuilder, m: Extract<HwMessage, { type: 'walk' }>): void {
+    if (m.st !== 1) unfollowed();
+    const u = this.amd;
+    const ptr = u.gcr3LeafPtr(m.a >>> 16, (m.a & 0xffff) - 1, m.pasid & (GCR3_TABLE_ENTRIES - 1));
+    fp.read(u.gcr3Word(ptr));
+    this.fetchedFootprint(fp, m.dev, m.pasid, m.vpn, [u.readGcr3(ptr)], m.ep);
+  }
+
+  protected override commandFootprint(fp: FootprintBuilder): void {
+    const u = this.amd;
+    u.cmdFootprint(fp, 0, true);
+    const cmd = u.cmdHead();
+    if (!cmd) return;
+    this.statFootprint(fp, 'commands');
+    const [d0, d1, d2, d3] = cmd as [number, number, number, number];
+    const type = (d1 >>> CMD_TYPE_SHIFT) as AmdCmdType;
+    // INVALIDATE_IOTLB_PAGES: the ATS invalidation goes out and the buffer waits (a message, no memory).
+    if (type === CMD_INV_IOTLB_PAGES) return;
+    switch (type) {
+      case CMD_INV_IOMMU_PAGES: {
+        const dev = (d1 & DEV_DOMID_MASK) - 1;
+        const gn = (d2 & CMD_INV_IOMMU_PAGES_GN_MASK) !== 0;
+        const pasid = gn ? d0 & 0xfffff : -1;
+        const { s, e } = decodeInvAddress(d2, d3);
+        const pde = (d2 & CMD_INV_IOMMU_PAGES_PDE_MASK) !== 0;
+        u.iotlbInvalidateFootprint(fp, dev, pasid, s, e, !pde);
+        if (pde) {
+          if (gn) u.pcInvalidateFootprint(fp, dev, pasid);
+          else u.pcInvalidateDeviceFootprint(fp, dev);
+        }
+        break;
+      }
+      case CMD_INV_DEV_ENTRY:
+        u.pcInvalidateDeviceFootprint(fp, d0 & 0xffff);
+        break;
+      case CMD_COMPL_WAIT:
+        if ((d0 & CMD_COMPL_WAIT_STORE_MASK) !== 0) fp.write(u.semWord);
+        break;
+      case CMD_COMPLETE_PPR:
+        u.groupFootprint(fp, this.dev(d0 & 0xffff).index, d3 & 0x1ff);
+        this.statFootprint(fp, 'page_responses');
+        break;
+    }
+    u.cmdRetireFootprint(fp);
+    u.cmdFootprint(fp, 1, false);
   }
 
   protected override next(self: number, out: HwOut): void {

@@ -19,6 +19,7 @@ import type { FlavourSpec } from '../flavour.js';
 import { IommuUnit, type UnitOptions } from '../iommu.js';
 import type { HwMessage } from '../messages.js';
 import { WHY_PASID, WHY_PTE } from '../messages.js';
+import { type FootprintBuilder, unfollowed } from '../footprint.js';
 import type { HwOut } from '../out.js';
 import { type Footprint, read } from '../../runtime/footprint.js';
 import { IommuHardware } from '../unit.js';
@@ -429,6 +430,71 @@ export class ArmSmmuUnit extends IommuUnit {
     return super.prqOverflowed;
   }
 
+  // ---- footprints (src/hw/footprint.ts) ----
+
+  /** The event queue's registers besides the shared unit's (the PRIQ, ITE): what the actor's phase reads. */
+  override phaseFootprint(fp: FootprintBuilder): void {
+    super.phaseFootprint(fp);
+    const r = this.smmuRegs;
+    fp.read(this.qr.evtq_prod.addr(r)).read(this.qr.evtq_cons.addr(r)).read(this.qr.evtq_overflow.addr(r));
+  }
+
+  /** blocks()'s: two words of the STE. */
+  override blocksFootprint(fp: FootprintBuilder, dev: number): void {
+    const at = this.steAddr(dev);
+    fp.read(this.ste.q0lo.addr(at)).read(this.ste.q1lo.addr(at));
+  }
+
+  /** steWords()'s: q0lo, and the whole STE when it was written. */
+  steFootprint(fp: FootprintBuilder, dev: number): void {
+    const at = this.steAddr(dev);
+    fp.read(this.ste.q0lo.addr(at));
+    if (this.ste.q0lo.get(at) !== 0) fp.readRange(at, STE_WORDS);
+  }
+
+  /** entry()'s: the STE, the L1 descriptor of a two-level table, then the CD (entryPtr's walk of memory). */
+  override entryFootprint(fp: FootprintBuilder, dev: number, pasid: number): void {
+    this.steFootprint(fp, dev);
+    const stew = this.steWords(dev);
+    const q0hi = stew[1] as number;
+    if (pasid < 1 << steS1cdmax(q0hi) && steS1fmt(stew[0] as number) === STRTAB_STE_0_S1FMT_64K_L2) {
+      this.l1Footprint(fp, this.abs(steS1ctxptr(q0hi)) + (pasid >> CTXDESC_SPLIT) * ARM_SMMU_CDTAB_L1.words);
+    }
+    super.entryFootprint(fp, dev, pasid);
+  }
+
+  /** fetchL1(at)'s: the descriptor's two words. */
+  l1Footprint(fp: FootprintBuilder, at: number): void {
+    fp.read(this.l1.lo.addr(at)).read(this.l1.hi.addr(at));
+  }
+
+  /** cmdqHead()'s (`ahead`: once consumed that often). */
+  cmdqHeadFootprint(fp: FootprintBuilder, ahead: number): void {
+    const r = this.smmuRegs;
+    fp.read(this.qr.cmdq_cons.addr(r)).read(this.qr.cmdq_prod.addr(r));
+    const cons = this.qr.cmdq_cons.get(r) + ahead;
+    if (cons !== this.qr.cmdq_prod.get(r)) fp.readRange(element(CMDQ_ENT, this.abs(this.cmdqOff), cons % this.opts.queueDepth), CMDQ_ENT.words);
+  }
+
+  /** cmdqConsume()'s. */
+  cmdqConsumeFootprint(fp: FootprintBuilder): void {
+    fp.write(this.qr.cmdq_cons.addr(this.smmuRegs));
+  }
+
+  /** evtqPush()'s: the queue's registers, and the record at PROD when there is room. */
+  evtqPushFootprint(fp: FootprintBuilder): void {
+    const r = this.smmuRegs;
+    fp.read(this.qr.evtq_cons.addr(r));
+    for (const f of [this.qr.evtq_prod, this.qr.evtq_overflow, this.qr.evtq_active]) fp.write(f.addr(r));
+    const prod = this.qr.evtq_prod.get(r);
+    if (prod - this.qr.evtq_cons.get(r) < EVTQ_DEPTH) fp.writeRange(element(EVTQ_ENT, this.abs(this.evtqOff), prod % EVTQ_DEPTH), EVTQ_ENT.words);
+  }
+
+  /** completeSync()'s. */
+  get syncDoneWord(): number {
+    return this.qr.sync_done.addr(this.smmuRegs);
+  }
+
   /** queue_sync_prod_in's -EOVERFLOW: an event was lost since the thread last looked (cleared by the look). */
   evtqOverflowed(): boolean {
     const o = this.qr.evtq_overflow.get(this.smmuRegs) === 1;
@@ -694,6 +760,143 @@ export class ArmSmmuHardware extends IommuHardware {
     }
     u.cmdqConsume();
     this.nextCommand(self, out);
+  }
+
+  // ---- footprints (src/hw/footprint.ts) ----
+
+  /**
+   * A translation fault the SMMU records (faulting()): a stall — the event with its tag, the group's record, the
+   * counters — or F_TRANSLATION for a master without ATS.
+   */
+  protected override faultFootprint(fp: FootprintBuilder, dev: number): void {
+    const stall = this.stallEnabled(dev);
+    if (!stall && this.dev(dev).caps.ats) return;
+    if (!stall) {
+      this.smmu.evtqPushFootprint(fp);
+      return;
+    }
+    let stag = 0;
+    while (stag < PR_GROUPS && this.stalled.has(dev * PR_GROUPS + stag) && dev * PR_GROUPS + stag !== this.resuming) stag++;
+    // No tag free: terminated at once (a message).
+    if (stag === PR_GROUPS) return;
+    this.smmu.evtqPushFootprint(fp);
+    this.smmu.groupFootprint(fp, dev, stag);
+    this.statFootprint(fp, 'page_request_groups');
+    this.statFootprint(fp, 'page_requests');
+  }
+
+  /** resume()'s: the group's record, the counter, and the stalled transaction translated again. */
+  private resumeFootprint(fp: FootprintBuilder, sid: number, stag: number, resp: number): void {
+    this.smmu.groupFootprint(fp, this.dev(sid).index, stag);
+    this.statFootprint(fp, 'page_responses');
+    const s = this.stalled.get(sid * PR_GROUPS + stag);
+    if (!s || resp !== CMDQ_RESUME_0_RESP_RETRY) return;
+    // resume() frees the tag before it translates again: a stall of the retry may take it.
+    this.resuming = sid * PR_GROUPS + stag;
+    try {
+      this.translateFootprint(fp, sid, s.pasid, s.vpn, s.write);
+    } finally {
+      this.resuming = -1;
+    }
+  }
+
+  /** The stalled transaction resumeFootprint follows (its tag counts as free), -1 otherwise. */
+  private resuming = -1;
+
+  protected override translateFootprint(fp: FootprintBuilder, dev: number, pasid: number, vpn: number, write: boolean): void {
+    const u = this.smmu;
+    const fmt = u.spec.entry;
+    fp.read(u.epochWord);
+    u.blocksFootprint(fp, dev);
+    if (u.blocks(dev, pasid)) return;
+    u.pcLookupFootprint(fp, dev, pasid);
+    const cached = u.pcLookup(dev, pasid);
+    if (cached) {
+      if (!fmt.present(cached)) return;
+      if (this.iotlbAnswerFootprint(fp, fmt.asidOf(cached), -1, vpn, write)) {
+        this.statFootprint(fp, 'iotlb_hits');
+        return;
+      }
+      this.statFootprint(fp, 'iotlb_misses');
+      this.startWalkFootprint(fp, dev, pasid, vpn, this.walkKey(cached));
+      return;
+    }
+    this.statFootprint(fp, 'iotlb_misses');
+    u.steFootprint(fp, dev);
+    const ste = u.steWords(dev);
+    const q0hi = ste[1] as number;
+    let cd: number | undefined;
+    if (pasid < 1 << steS1cdmax(q0hi)) {
+      if (steS1fmt(ste[0] as number) === STRTAB_STE_0_S1FMT_64K_L2) {
+        const l1 = u.kernel.mem.statics + steS1ctxptr(q0hi) + (pasid >> CTXDESC_SPLIT) * ARM_SMMU_CDTAB_L1.words;
+        u.l1Footprint(fp, l1);
+        cd = u.fetchL1(l1, pasid);
+      } else {
+        cd = u.kernel.mem.statics + steS1ctxptr(q0hi) + pasid * CD_WORDS;
+      }
+    }
+    // A bad SSID or CD: an event recorded in the event queue — not followed.
+    if (cd === undefined) unfollowed();
+    fp.read(cd).read(cd + 1);
+    if (((u.kernel.i32[cd] as number) & CTXDESC_CD_0_V) === 0) unfollowed();
+  }
+
+  protected override contextWalkFootprint(fp: FootprintBuilder, m: Extract<HwMessage, { type: 'walk' }>): void {
+    if (m.st !== WALK_CD_Q1) unfollowed();
+    const u = this.smmu;
+    const cd = u.kernel.mem.statics + m.a;
+    fp.read(cd + 2);
+    const words = new Array<number>(CD_WORDS).fill(0);
+    words[0] = CTXDESC_CD_0_V | ((m.w & 2) !== 0 ? CTXDESC_CD_0_TCR_EPD0 : 0);
+    words[1] = (m.w >>> 2) << CTXDESC_CD_0_ASID_SHIFT;
+    words[2] = u.kernel.i32[cd + 2] as number;
+    // fetched() with the delivery's own HwOut (a fault there is not recorded): faultFootprint's fallback is a superset.
+    this.fetchedFootprint(fp, m.dev, m.pasid, m.vpn, words, m.ep);
+  }
+
+  protected override commandFootprint(fp: FootprintBuilder): void {
+    const u = this.smmu;
+    u.cmdqHeadFootprint(fp, 0);
+    const c = u.cmdqHead();
+    if (!c) return;
+    this.statFootprint(fp, 'commands');
+    switch (c.opcode) {
+      case CMDQ_OP_CFGI_STE:
+        break;
+      case CMDQ_OP_CFGI_CD:
+        u.pcInvalidateFootprint(fp, c.sid, c.ssid);
+        break;
+      case CMDQ_OP_TLBI_NH_ASID:
+        u.iotlbInvalidateFootprint(fp, c.asid, -1, -1, -1, false);
+        break;
+      case CMDQ_OP_TLBI_NH_VA:
+        u.iotlbInvalidateFootprint(fp, c.asid, -1, c.pages === 0 ? -1 : c.start, c.start + c.pages, false);
+        break;
+      case CMDQ_OP_ATC_INV:
+        // The ATS invalidation goes out and the queue waits (a message, no memory).
+        this.dev(c.sid);
+        return;
+      case CMDQ_OP_PRI_RESP:
+        u.groupFootprint(fp, this.dev(c.sid).index, c.grpid);
+        this.statFootprint(fp, 'page_responses');
+        break;
+      case CMDQ_OP_RESUME:
+        this.resumeFootprint(fp, c.sid, c.stag, c.resp);
+        break;
+      case CMDQ_OP_CMD_SYNC:
+        fp.write(u.syncDoneWord);
+        break;
+    }
+    u.cmdqConsumeFootprint(fp);
+    u.cmdqHeadFootprint(fp, 1);
+  }
+
+  protected override retireFootprint(fp: FootprintBuilder): void {
+    this.smmu.cmdqConsumeFootprint(fp);
+  }
+
+  protected override nextFootprint(fp: FootprintBuilder, retired: number): void {
+    this.smmu.cmdqHeadFootprint(fp, retired);
   }
 
   private nextCommand(self: number, out: HwOut): void {

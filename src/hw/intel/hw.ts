@@ -21,6 +21,7 @@ import { entryFormat, type FlavourSpec } from '../flavour.js';
 import { IommuUnit, type UnitOptions } from '../iommu.js';
 import type { HwMessage } from '../messages.js';
 import { WHY_PASID } from '../messages.js';
+import { type FootprintBuilder, unfollowed } from '../footprint.js';
 import type { HwOut } from '../out.js';
 import { type Footprint, read } from '../../runtime/footprint.js';
 import { IommuHardware, PAGE_WALK } from '../unit.js';
@@ -376,6 +377,44 @@ export class VtdUnit extends IommuUnit {
     return n;
   }
 
+  // ---- footprints (src/hw/footprint.ts) ----
+
+  /** The PRQ's registers (PRS, PQH, PQT) besides the shared unit's ITE: what the actor's phase reads. */
+  override phaseFootprint(fp: FootprintBuilder): void {
+    super.phaseFootprint(fp);
+    const r = this.view.prq;
+    fp.read(r.prs.addr(this.pr)).read(r.pqh.addr(this.pr)).read(r.pqt.addr(this.pr));
+  }
+
+  /** prqWrite()'s: PQH, PQT, PRS and the thread flag, and the descriptor at PQT when there is room. */
+  prqWriteFootprint(fp: FootprintBuilder): void {
+    const r = this.view.prq;
+    fp.read(r.pqh.addr(this.pr));
+    for (const f of [r.pqt, r.prs, r.thread]) fp.write(f.addr(this.pr));
+    const tail = r.pqt.get(this.pr);
+    if (tail - r.pqh.get(this.pr) < this.prqLength) fp.writeRange(this.dscAt(tail), PAGE_REQ_DSC.words);
+  }
+
+  /** entry()'s: the directory entry, and the PASID-table entry it leads to. */
+  override entryFootprint(fp: FootprintBuilder, dev: number, pasid: number): void {
+    fp.read(this.pdePtr(dev, pasid));
+    const p = this.pasidEntryPtr(dev, pasid);
+    if (p !== 0) fp.readRange(this.view.entry.val.addr(p), PASID_ENTRY_WORDS);
+  }
+
+  /** readChunk(p, chunk)'s four words. */
+  chunkFootprint(fp: FootprintBuilder, p: number, chunk: number): void {
+    fp.readRange(this.view.entry.val.addr(p, chunk * 4), 4);
+  }
+
+  /** IQH and IQT (iqPending), and IQH written when `retire` (iqRetire). */
+  iqFootprint(fp: FootprintBuilder, retire: boolean): void {
+    const r = this.view.reg;
+    fp.read(r.iqt.addr(this.regsPtr));
+    if (retire) fp.write(r.iqh.addr(this.regsPtr));
+    else fp.read(r.iqh.addr(this.regsPtr));
+  }
+
   /** A status word the hardware writes (a wait descriptor's QI_IWD_STATUS_WRITE). */
   writeStatus(addr: number, data: number): void {
     Atomics.store(this.kernel.i32, addr, data);
@@ -641,6 +680,129 @@ export class VtdHardware extends IommuHardware {
     }
     u.iqRetire();
     this.next(self, out);
+  }
+
+  // ---- footprints (src/hw/footprint.ts) ----
+
+  protected override eventFootprint(fp: FootprintBuilder, msg: HwMessage): void {
+    // An ITE halted the queue: a doorbell may restart it (software cleared ITE) — not followed.
+    if (this.iteHalted) unfollowed();
+    if (msg.type === 'atc.done' && this.atcFromIq) {
+      if (!this.atcWait) return;
+      fp.write(this.vtd.iteWord);
+      this.vtd.iqFootprint(fp, true);
+      this.nextFootprint(fp, 0);
+      return;
+    }
+    super.eventFootprint(fp, msg);
+  }
+
+  protected override prqFootprint(fp: FootprintBuilder): void {
+    this.vtd.prqWriteFootprint(fp);
+  }
+
+  protected override translateFootprint(fp: FootprintBuilder, dev: number, pasid: number, vpn: number, write: boolean): void {
+    const u = this.vtd;
+    // The epoch a walk from the cached entry starts in.
+    fp.read(u.epochWord);
+    if (this.iotlbAnswerFootprint(fp, dev, pasid, vpn, write)) {
+      this.statFootprint(fp, 'iotlb_hits');
+      return;
+    }
+    this.statFootprint(fp, 'iotlb_misses');
+    u.pcLookupFootprint(fp, dev, pasid);
+    const cached = u.pcLookup(dev, pasid);
+    if (cached) {
+      if (u.spec.entry.present(cached)) this.startWalkFootprint(fp, dev, pasid, vpn, this.walkKey(cached));
+      return;
+    }
+    this.startFetchFootprint(fp, dev, pasid);
+  }
+
+  /** startFetch()'s: the directory entry, the version record's seq, the epoch, chunk 3. */
+  private startFetchFootprint(fp: FootprintBuilder, dev: number, pasid: number): void {
+    const u = this.vtd;
+    fp.read(u.pdePtr(dev, pasid));
+    const p = u.pasidEntryPtr(dev, pasid);
+    if (p === 0) return;
+    fp.read(u.view.version.seq.addr(u.versionPtr(dev, pasid)));
+    fp.read(u.epochWord);
+    u.chunkFootprint(fp, p, 3);
+  }
+
+  protected override contextWalkFootprint(fp: FootprintBuilder, m: Extract<HwMessage, { type: 'walk' }>): void {
+    const f = this.fetches.get(this.key(m.dev, m.id));
+    if (m.st === ST_REFETCH || !f) {
+      this.startFetchFootprint(fp, m.dev, m.pasid);
+      return;
+    }
+    const u = this.vtd;
+    fp.read(u.pdePtr(m.dev, m.pasid));
+    const p = u.pasidEntryPtr(m.dev, m.pasid);
+    if (p === 0) unfollowed();
+    u.chunkFootprint(fp, p, 3 - m.st);
+    if (m.st < ST_CHUNK0) return;
+    fp.read(u.epochWord);
+    fp.read(u.view.version.seq.addr(u.versionPtr(m.dev, m.pasid)));
+    if (u.epoch !== f.ep && u.view.version.seq.get(u.versionPtr(m.dev, m.pasid)) !== f.seq) return;
+    const words = [...f.words];
+    u.readChunk(p, 3 - m.st, words);
+    if (!u.spec.entry.present(words)) return;
+    // checkAssembled reads the entry's version record.
+    fp.readRange(u.versionPtr(m.dev, m.pasid), ENTRY_VERSION.words);
+    this.fetchedFootprint(fp, m.dev, m.pasid, m.vpn, words, f.ep);
+  }
+
+  protected override commandFootprint(fp: FootprintBuilder): void {
+    const u = this.vtd;
+    u.iqFootprint(fp, false);
+    if (!u.iqPending()) {
+      super.commandFootprint(fp);
+      return;
+    }
+    this.statFootprint(fp, 'commands');
+    const at = u.descPtr(u.view.reg.iqh.get(u.regsPtr));
+    fp.readRange(at, QI_DESC.words);
+    const d = decodeQi(u, at);
+    switch (d.type) {
+      case 'pc':
+        for (const dev of u.devices) {
+          u.pcLookupFootprint(fp, dev.index, d.pasid);
+          const cached = u.pcLookup(dev.index, d.pasid);
+          if (cached && ((cached[2] ?? 0) & PASID_DID_MASK) === d.did) u.pcInvalidateFootprint(fp, dev.index, d.pasid);
+        }
+        break;
+      case 'piotlb':
+        for (const dev of u.devices) u.iotlbInvalidateFootprint(fp, dev.index, d.pasid, d.start, d.end, false);
+        break;
+      case 'devtlb':
+        // A device behind the unit: the ATS invalidation goes out and the queue waits (a message, no memory).
+        if (u.deviceOfSid(d.sid) >= 0) return;
+        break;
+      case 'pgrp': {
+        const dev = u.deviceOfSid(d.sid);
+        if (dev >= 0) {
+          u.groupFootprint(fp, dev, d.grp);
+          this.statFootprint(fp, 'page_responses');
+        }
+        break;
+      }
+      case 'wait':
+        if (d.statusWrite && this.aborting === 0) {
+          if (!Number.isInteger(d.addr) || d.addr < 0 || d.addr >= u.kernel.i32.length) unfollowed();
+          fp.write(d.addr);
+        }
+        break;
+      case 'unknown':
+        break;
+    }
+    u.iqFootprint(fp, true);
+    this.nextFootprint(fp, 0);
+  }
+
+  protected override nextFootprint(fp: FootprintBuilder, retired: number): void {
+    this.vtd.iqFootprint(fp, false);
+    this.vtd.cmdqPeekFootprint(fp, retired);
   }
 
   protected override next(self: number, out: HwOut): void {

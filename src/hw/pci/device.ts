@@ -18,6 +18,7 @@ import { PTE_WRITE, ptePfn } from '../../kernel/mm/pagetable.js';
 import { element, struct, type ViewOf, word } from '../../kernel/struct.js';
 import { PR_GROUPS } from '../iommu.js';
 import { type HwMessage, WHY_PTE } from '../messages.js';
+import { computed, dmaLandFootprint, type FootprintBuilder, statFootprint, unfollowed } from '../footprint.js';
 import type { Hardware, HwOut } from '../out.js';
 import { type Footprint, read } from '../../runtime/footprint.js';
 
@@ -97,6 +98,10 @@ export interface DeviceEnv {
    */
   submitter(from: number): number;
   ownerName(owner: number): string;
+  /** The words boundMm(dev, pasid) reads, appended to `out` (the footprint of a submit: src/hw/footprint.ts). */
+  boundMmReads?(dev: number, pasid: number, out: number[]): void;
+  /** The words completion(cr) writes, when its writer says (undefined: the step is not followed). */
+  completionWords?(cr: number): readonly number[] | undefined;
 }
 
 export class PciDevice implements Hardware {
@@ -525,4 +530,188 @@ export class PciDevice implements Hardware {
     this.prStalled = [];
     for (let e = 0; e < Math.max(1, this.atcEntries_); e++) this.atcEntry.valid.set(element(ATC_ENTRY, this.env.k.mem.statics + this.atc, e), 0);
   }
+
+  // ---- footprints (src/hw/footprint.ts): what handling a message touches, for Workload.footprintOf ----
+
+  /**
+   * The shared words handling msg reads and writes, found by the handler's own decisions (its queues are the
+   * actor's own, memory as it is now); undefined when its path is one this does not follow (the fallback lock).
+   */
+  footprintOf(msg: HwMessage): Footprint | undefined {
+    return computed((fp) => {
+      // The registers: whether it is silent, and the phase its machine reads after every event.
+      fp.readRange(this.r, DEVICE_STATE.words);
+      this.eventFootprint(fp, msg);
+    });
+  }
+
+  private eventFootprint(fp: FootprintBuilder, msg: HwMessage): void {
+    switch (msg.type) {
+      case 'submit': {
+        this.boundFootprint(fp, msg.pasid);
+        if (this.silent || msg.pasid < 0 || msg.pasid >= 1 << this.info.caps.pasidBits) this.replyFootprint(fp, { strayOf: -1, cr: msg.cr }, false);
+        return;
+      }
+      case 'engine': {
+        const d = this.wq[0];
+        if (!d) return;
+        fp.read(this.pasidWord(d.pasid, 'run'));
+        if (this.silent || (this.stopped(d.pasid) && this.misbehaviour !== 'dma-after-stop')) {
+          statFootprint(fp, this.env.stats, 'dma_aborted');
+          this.replyFootprint(fp, d, false);
+          return;
+        }
+        this.issueFootprint(fp, d);
+        return;
+      }
+      case 'ats.ok': {
+        const d = this.inflight.get(msg.id);
+        if (!d) return;
+        if (this.atcEntries_ > 0) fp.writeRange(this.atcSlot(d.pasid, d.vpn), ATC_ENTRY.words);
+        this.landFootprint(fp, d, msg.pte);
+        return;
+      }
+      case 'ats.fault': {
+        const d = this.inflight.get(msg.id);
+        if (!d) return;
+        fp.read(this.pasidWord(d.pasid, 'run'));
+        if (msg.why === WHY_PTE && this.info.caps.pri && !this.stopped(d.pasid) && d.strayOf < 0) {
+          // A surprise removal while the fault is handled: everything in flight aborted — not followed.
+          if (this.misbehaviour === 'unplug-on-fault') unfollowed();
+          // The page request (when a group index is free: the counters either way, a superset).
+          statFootprint(fp, this.env.stats, 'page_request_groups');
+          statFootprint(fp, this.env.stats, 'page_requests');
+          return;
+        }
+        this.completeFootprint(fp, d, false);
+        return;
+      }
+      case 'ats.stall':
+        if (this.misbehaviour === 'unplug-on-fault' && this.inflight.has(msg.id) && !this.unplugged) unfollowed();
+        return;
+      case 'prs':
+        this.responseFootprint(fp, msg.grp, msg.code);
+        return;
+      case 'atc.inv':
+        if (this.misbehaviour === 'no-atc-response' && !this.unplugged) return;
+        this.atcInvalidateFootprint(fp, msg.pasid, msg.s, msg.e);
+        return;
+      case 'stop':
+        this.stopFootprint(fp, msg.pasid);
+        return;
+      case 'drain.later':
+        fp.read(this.pasidWord(msg.pasid, 'inflight'));
+        this.drainingFootprint(fp, msg.pasid);
+        return;
+      case 'disable':
+        fp.write(this.state.disabled.addr(this.r));
+        return;
+      case 'probe':
+      case 'driver.bind':
+      case 'enable':
+      case 'release':
+        fp.write(this.state.config.addr(this.r));
+        return;
+      default:
+        // A surprise removal aborts everything in flight — not followed.
+        unfollowed();
+    }
+  }
+
+  /** pasid's state word `f` (out of the device's range: not followed). */
+  private pasidWord(pasid: number, f: 'inflight' | 'run' | 'drained'): number {
+    if (!Number.isInteger(pasid) || pasid < 0 || pasid >= 1 << this.info.caps.pasidBits) unfollowed();
+    return this.pasidState[f].addr(this.p(pasid));
+  }
+
+  /** What the isolation oracle's truth for a descriptor reads (env.sva.boundMm). */
+  private boundFootprint(fp: FootprintBuilder, pasid: number): void {
+    if (!this.env.boundMmReads) unfollowed();
+    const words: number[] = [];
+    this.env.boundMmReads(this.info.index, pasid, words);
+    for (const w of words) fp.read(w);
+  }
+
+  /** reply()'s: a completion record's word when its writer names it (else not followed). */
+  private replyFootprint(fp: FootprintBuilder, d: Pick<Dma, 'strayOf' | 'cr'>, ok: boolean): void {
+    if (d.strayOf >= 0) statFootprint(fp, this.env.stats, ok ? 'stray_dmas_landed' : 'stray_dmas_faulted');
+    else if (d.cr > 0) for (const w of this.env.completionWords?.(d.cr) ?? unfollowed()) fp.write(w);
+  }
+
+  private issueFootprint(fp: FootprintBuilder, d: Dma): void {
+    fp.write(this.pasidWord(d.pasid, 'inflight'));
+    statFootprint(fp, this.env.stats, 'dmas');
+    if (this.atcEntries_ > 0) fp.readRange(this.atcSlot(d.pasid, d.vpn), ATC_ENTRY.words);
+    const pte = this.atcLookup(d.pasid, d.vpn);
+    if (pte !== 0 && (!d.write || (pte & PTE_WRITE) !== 0)) {
+      statFootprint(fp, this.env.stats, 'atc_hits');
+      this.landFootprint(fp, d, pte);
+    }
+  }
+
+  /** land()'s: the frame's owner (the oracle's), its DMA record, then the completion. */
+  private landFootprint(fp: FootprintBuilder, d: Dma, pte: number): void {
+    dmaLandFootprint(fp, this.env.k, this.env.pm, ptePfn(pte));
+    this.completeFootprint(fp, d, true);
+  }
+
+  private completeFootprint(fp: FootprintBuilder, d: Dma, ok: boolean): void {
+    fp.write(this.pasidWord(d.pasid, 'inflight'));
+    if (!ok) statFootprint(fp, this.env.stats, 'dma_faults');
+    this.replyFootprint(fp, d, ok);
+    this.drainingFootprint(fp, d.pasid);
+  }
+
+  /** checkDrained()'s and setDrained()'s, whether or not the PASID drains now (a superset). */
+  private drainingFootprint(fp: FootprintBuilder, pasid: number): void {
+    fp.read(this.pasidWord(pasid, 'run'));
+    fp.write(this.pasidWord(pasid, 'drained'));
+    fp.write(this.state.stopping.addr(this.r));
+  }
+
+  /** A page response: the DMA waiting on the group asks again, or completes failed. */
+  private responseFootprint(fp: FootprintBuilder, grp: number, code: number): void {
+    const tag = this.waitingGroup.get(grp);
+    if (tag === undefined) return;
+    if (this.misbehaviour === 'lost-response' && this.lost === 0) return;
+    // DMAs stalled for a group index: they send their requests now, or give up — not followed.
+    if (this.prStalled.length > 0) unfollowed();
+    const d = this.inflight.get(tag);
+    if (!d) return;
+    fp.read(this.pasidWord(d.pasid, 'run'));
+    if (code === RESP_SUCCESS && !this.stopped(d.pasid) && !this.unplugged) return;
+    this.completeFootprint(fp, d, false);
+  }
+
+  /** The ATC's entries of pasid checked, those in [s, e) dropped. */
+  private atcInvalidateFootprint(fp: FootprintBuilder, pasid: number, s: number, e: number): void {
+    const a = this.atcEntry;
+    for (let i = 0; i < Math.max(1, this.atcEntries_); i++) {
+      const at = element(ATC_ENTRY, this.env.k.mem.statics + this.atc, i);
+      fp.read(a.valid.addr(at)).read(a.pasid.addr(at));
+      if (a.valid.get(at) !== 1 || a.pasid.get(at) !== pasid) continue;
+      fp.read(a.vpn.addr(at));
+      const vpn = a.vpn.get(at);
+      if (s === -1 || (vpn >= s && vpn < e)) fp.write(a.valid.addr(at));
+    }
+  }
+
+  /** Told to stop issuing under pasid: its state, the registers' counts, the work dropped, drained or not. */
+  private stopFootprint(fp: FootprintBuilder, pasid: number): void {
+    if (this.unplugged) return;
+    // A device that goes when told to stop: everything in flight aborted — not followed.
+    if (this.misbehaviour === 'unplug') unfollowed();
+    fp.write(this.pasidWord(pasid, 'run'));
+    fp.read(this.pasidWord(pasid, 'inflight'));
+    for (const f of ['stopped', 'active', 'stopping'] as const) fp.write(this.state[f].addr(this.r));
+    if (this.misbehaviour !== 'dma-after-stop') {
+      for (const d of this.wq) {
+        if (d.pasid !== pasid) continue;
+        statFootprint(fp, this.env.stats, 'dma_aborted');
+        this.replyFootprint(fp, d, false);
+      }
+    }
+    this.drainingFootprint(fp, pasid);
+  }
+
 }
