@@ -12,8 +12,9 @@
 // with everything. Actors are dealt over the workers as the sharded placement does (actor i on worker i mod n),
 // tasks run on their spawner's worker (the run's initial tasks dealt round-robin). The speed-up is steps ÷
 // makespan: what per-object locking allows, before the runtime's own costs (the ticket counter, waking, messages).
-// Printed per preset: steps, the fallback share, the share of steps on the most written word, and S(2), S(16),
-// S(64). Runs from dist/ (npm run build first):  node scripts/contention.mjs [--seeds N]
+// Printed per preset: steps, the fallback share, the share of steps that write the most written word, the share
+// of steps of the busiest thread (an actor or task: its steps are in program order, so 1 / share bounds the
+// speed-up), and S(2), S(16), S(64). Runs from dist/ (npm run build first):  node scripts/contention.mjs [--seeds N]
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -110,7 +111,7 @@ function makespan(n) {
 function measure(p) {
   workload = buildWorkload(p.workload, p.params);
   shared = new Set(workload.sharedEvents ?? []);
-  const sum = { steps: 0, fallback: 0, hottest: 0, span: { 2: 0, 16: 0, 64: 0 } };
+  const sum = { steps: 0, fallback: 0, hottest: 0, busiest: 0, span: { 2: 0, 16: 0, 64: 0 } };
   for (let seed = 1; seed <= seeds; seed++) {
     steps = [];
     const sched = new RandomScheduler(seed);
@@ -118,6 +119,9 @@ function measure(p) {
     const r = runDeterministic({ workload, seed, scheduler: sched });
     if (!r.check.ok || r.findings.length > 0) throw new Error(`${p.name} seed ${seed}: not clean`);
     const writes = new Map();
+    const perThread = new Map();
+    for (const [thread] of steps) perThread.set(thread, (perThread.get(thread) ?? 0) + 1);
+    sum.busiest += Math.max(...perThread.values());
     for (const [, , fp] of steps) {
       if (fp === FALLBACK) sum.fallback++;
       else for (const e of fp) if (!isRead(e)) writes.set(e, (writes.get(e) ?? 0) + 1);
@@ -128,10 +132,10 @@ function measure(p) {
   }
   const pct = (x) => `${((100 * x) / sum.steps).toFixed(1)} %`;
   const speedup = (n) => (sum.steps / sum.span[n]).toFixed(2);
-  return [p.name, Math.round(sum.steps / seeds), pct(sum.fallback), pct(sum.hottest), speedup(2), speedup(16), speedup(64)];
+  return [p.name, Math.round(sum.steps / seeds), pct(sum.fallback), pct(sum.hottest), pct(sum.busiest), speedup(2), speedup(16), speedup(64)];
 }
 
-const table = new Table({ head: ['preset', 'steps', 'fallback', 'hottest word', 'S(2)', 'S(16)', 'S(64)'], style: { head: [], border: [] } });
+const table = new Table({ head: ['preset', 'steps', 'fallback', 'hottest word', 'busiest thread', 'S(2)', 'S(16)', 'S(64)'], style: { head: [], border: [] } });
 for (const p of presets) table.push(measure(p));
 console.log(table.toString());
 console.log(`${seeds} random schedules a preset (seeds 1..${seeds}); shares are of all steps; S(n) = steps ÷ makespan on n workers.`);
