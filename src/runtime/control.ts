@@ -151,7 +151,8 @@ export class Control {
       if (this.coarseHeld || again === undefined) return;
       const now = again();
       if (now !== undefined && this.holdsAll(now)) {
-        this.current = union(fp as Footprint, now);
+        // What the step touches is what its footprint says under the locks (the first answer only chose them).
+        this.current = now;
         return;
       }
       this.unlockHeld();

@@ -51,12 +51,15 @@ export function covers(outer: Footprint, inner: Footprint): boolean {
 
 /** The union of two footprints, a word written in either written in the result. */
 export function union(a: Footprint, b: Footprint): number[] {
-  const out = [...a];
-  for (const e of b) {
+  const at = new Map<number, number>();
+  const out: number[] = [];
+  for (const e of [...a, ...b]) {
     const w = wordOf(e);
-    const i = out.findIndex((x) => wordOf(x) === w);
-    if (i < 0) out.push(e);
-    else if (!isRead(e)) out[i] = w;
+    const i = at.get(w);
+    if (i === undefined) {
+      at.set(w, out.length);
+      out.push(e);
+    } else if (!isRead(e)) out[i] = w;
   }
   return out;
 }
