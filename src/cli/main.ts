@@ -496,7 +496,8 @@ Exit status:
     if (o.kind === 'nothing') {
       // Exit 1 as for any other command whose input turned out not to be what it needs: a failing run.
       if (flags.json) printJson({ ok: false, input: file, nothingToShrink: true, message: o.message });
-      else printLines(statusLines('shrink', `${file}: ${o.message}`));
+      // The file on a line of its own: the message, whole on the next, stays one grep-able line.
+      else printLines([...statusLines('shrink', `${file}:`), ...statusLines('shrink', o.message)]);
       throw new Exit(1);
     }
     if (o.kind !== 'done') throw new Error('shrink: stopped without a signal');
