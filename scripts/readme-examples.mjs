@@ -15,17 +15,18 @@
 //   - `# TEXT` (one blank) is prose: it ends the quotes of the command above it.
 //   - A command must exit 0 unless its remarks say `exit N` (or `exit N or M`, for a threaded run that may or
 //     may not hit its race).
-// Every command runs — but `npm ci` and `npm test`, which CI runs itself (BY_CI below) — through bash, in README order, in one scratch folder laid out as this checkout (each of
-// its top-level entries linked in), so that what the examples write (race.sched, race.html, …) leaves the tree
-// clean and a later example can use an earlier one's file. `npx iommu-sim` runs this checkout's bin/iommu-sim.js
+// Every command runs — but `npm ci` and `npm test`, which CI runs itself (BY_CI below) — through bash, in README
+// order, in one scratch folder laid out as this checkout (each of its top-level entries linked in), so that what
+// the examples write (race.sched, race.html, …) leaves the tree clean and a later example can use an earlier
+// one's file. `npx iommu-sim` runs this checkout's bin/iommu-sim.js
 // on the Node that npm scripts use (node_modules/.bin first on PATH, as npx puts it). A YAML block whose first
 // line is `# NAME.yaml: …` is written to NAME.yaml there first (README's my-race.yaml).
 //
 //   node scripts/readme-examples.mjs            check: exit 1 naming each example and the line that differs
 //   node scripts/readme-examples.mjs --update   rewrite the quoted lines that differ from what was printed,
 //                                               keeping their `…`; exit 1 if a line has no counterpart
-//   --only TEXT    run only the commands containing TEXT (the commands before them still run first if they
-//                  write a file one of them reads: use --only with care; the test runs them all)
+//   --only TEXT    run only the commands containing TEXT (a command that reads a file an earlier one writes
+//                  needs TEXT to match that one too: use --only with care; the test runs them all)
 //   --skip TEXT    run all but the commands containing TEXT (e.g. `npm start` while updating the other quotes)
 //   --list         print the commands, their quoted lines and expected exit status, and run nothing
 //   --keep         leave the scratch folder (its path is printed)
