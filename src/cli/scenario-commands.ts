@@ -19,7 +19,7 @@ import { DURATION_FORMS, durationArg, intArg } from './options.js';
 import { checkOutputFile, writeOutput } from './output.js';
 import { progress } from './progress.js';
 import { type RacesFlags, racesCommand, variantWords } from './races.js';
-import { host, statusLines, wrapStatus, writtenLines } from './status.js';
+import { counterWords, host, statusLines, wrapStatus, writtenLines } from './status.js';
 import { replayAdvice } from './replay-advice.js';
 import { loadSchedule } from './schedule-file.js';
 import { STATUS_FORMS, type StatusInterval, statusIntervalArg, stressRuns } from './stress.js';
@@ -315,8 +315,8 @@ export function registerScenarioCommands(program: Command): void {
       } else {
         for (const r of out.failures.slice(0, 1)) for (const f of r.findings) console.log(`\n${f.text}\n`);
         console.log(`stress: ${s.name}: ${counted(out.runs, 'threaded run')} in ${out.seconds.toFixed(1)} s (${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''}), ${out.events} model events (${out.eventsPerSecond}/s)`);
-        if (out.cut) console.log(`stress: the budget ended during run ${out.cut.run}: stopped at step ${out.cut.atStep}, ${counted(out.cut.steps - out.cut.atStep, 'step')} after the stop (${counted(out.cut.workers, 'worker')}, a point each at most)`);
-        console.log(`stress: per second ${Object.entries(out.perSecond).filter(([, v]) => v !== 0).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
+        if (out.cut) printStatus('stress', `the budget ended during run ${out.cut.run}: stopped at step ${out.cut.atStep}, ${counted(out.cut.steps - out.cut.atStep, 'step')} after the stop (${counted(out.cut.workers, 'worker')}, a point each at most)`);
+        printLines(wrapStatus('stress', 'per second', counterWords(out.perSecond, false, '/s')));
         console.log(`stress: ${lockingLine(out.locking)}`);
         for (const f of out.saved) printLines([...statusLines('stress', `run with a finding saved to ${f}`), ...statusLines('stress', replayAdvice(f, loadSchedule(f)))]);
         if (stop.received && out.ok) for (const l of [...out.verdict.lines, 'INTERRUPTED']) console.log(`stress: ${l}`);
