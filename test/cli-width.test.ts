@@ -100,6 +100,17 @@ describe('a real explore and shrink fit 120 columns', () => {
   }, 120_000);
 });
 
+describe('a real stress run fits 120 columns', () => {
+  it('its run lines (one cut by the budget included), status, per-second and verdict lines', () => {
+    // Whether the first run ends within 2 s depends on the machine: only the widths are asserted, on either outcome.
+    const r = cli('stress', join(ROOT, 'stress', 'mixed.yaml'), '--duration', '2s', '--workers', '2', '--status-interval', '1s', '--record', 'mixed.sched');
+    expect([0, 1], r.lines.join('\n')).toContain(r.code);
+    expect(r.lines.some((l) => /^sva-torture: run 1 seed 1: /.test(l)), r.lines.join('\n')).toBe(true);
+    expect(r.lines.some((l) => /^stress: (SUCCESS|FAILURE)$/.test(l))).toBe(true);
+    expect(tooWide(r.lines, ['sva-torture', 'stress']), r.lines.join('\n')).toEqual([]);
+  }, 120_000);
+});
+
 describe('bench tables', () => {
   it('a real suite: aligned columns within 120, no quoted strings, no (index) column', () => {
     const r = cli('bench', 'runtime', '--quick');
