@@ -17,6 +17,7 @@ import type { BenchRunData } from '../src/report/types.js';
 import { interrupts } from '../src/cli/interrupt.js';
 import { Exit } from '../src/cli/exit.js';
 import { checkOutputDir, takeWriteFailures, writeOutput } from '../src/cli/output.js';
+import { type Column, textTable } from '../src/cli/table.js';
 import { InputError } from '../src/runtime/errors.js';
 import { PACKAGE_ROOT } from '../src/runtime/paths.js';
 import { domainsSuite } from './domains.bench.js';
@@ -265,18 +266,24 @@ function fmt(n: number): string {
   return n.toFixed(1);
 }
 
+/** A suite's columns: the case's name takes what the figures leave of 120 columns. */
+const SUITE_COLUMNS: readonly Column[] = [
+  { head: 'case' },
+  { head: 'per second', width: 10, align: 'right' },
+  { head: 'mean ns', width: 12, align: 'right' },
+  { head: 'p99 ns', width: 12, align: 'right' },
+  { head: 'samples', width: 8, align: 'right' },
+];
+
+/** A suite's cases as an aligned table (120 columns, long names wrapped), then its ratios. */
+export function suiteTable(s: SuiteResult): string {
+  const rows = s.results.map((r) => [r.name, fmt(r.hz), r.meanNs.toFixed(0), r.p99Ns.toFixed(0), r.samples]);
+  const ratios = Object.entries(s.ratios).map(([k, v]) => `  ${k.padEnd(36)} ${v.toFixed(2)}`);
+  return [s.suite, textTable(SUITE_COLUMNS, rows), ...ratios].join('\n');
+}
+
 function printSuite(s: SuiteResult): void {
-  console.log(`\n${s.suite}`);
-  console.table(
-    s.results.map((r) => ({
-      case: r.name,
-      'per second': fmt(r.hz),
-      'mean ns': r.meanNs.toFixed(0),
-      'p99 ns': r.p99Ns.toFixed(0),
-      samples: r.samples,
-    })),
-  );
-  for (const [k, v] of Object.entries(s.ratios)) console.log(`  ${k.padEnd(36)} ${v.toFixed(2)}`);
+  console.log(`\n${suiteTable(s)}`);
 }
 
 /**

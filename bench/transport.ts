@@ -10,6 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
+import { type Column, textTable } from '../src/cli/table.js';
 import { workerUrl } from '../src/runtime/paths.js';
 import { createMailbox, Doorbell, Mailbox, senderLane } from '../src/runtime/mailbox.js';
 import { WaitGovernor } from '../src/runtime/park.js';
@@ -389,16 +390,12 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   const quick = process.argv.includes('--quick');
   const foreign = new Map<string, number | undefined>();
   const results = await transportBenchmarks({ quick, onCase: (r, cores) => foreign.set(r.name, cores) });
-  console.table(
-    results.map((r) => ({
-      case: r.name,
-      'M msg/s': (r.hz / 1e6).toFixed(3),
-      'mean ns/msg': r.meanNs.toFixed(1),
-      'p99 ns/msg': r.p99Ns.toFixed(1),
-      samples: r.samples,
-      'other load (cores)': foreign.get(r.name)?.toFixed(2) ?? 'n/a',
-    })),
-  );
+  const columns: Column[] = [
+    { head: 'case' },
+    ...['M msg/s', 'mean ns/msg', 'p99 ns/msg', 'samples', 'other load (cores)'].map((head) => ({ head, width: Math.max(10, head.length), align: 'right' as const })),
+  ];
+  const rows = results.map((r) => [r.name, (r.hz / 1e6).toFixed(3), r.meanNs.toFixed(1), r.p99Ns.toFixed(1), r.samples, foreign.get(r.name)?.toFixed(2) ?? 'n/a']);
+  console.log(textTable(columns, rows));
   console.log('ratios (messages per second):');
   console.log(`  transport_1 / raw_ring_1                = ${ratio(results, 'transport_1', 'raw_ring_1')}   (target >= 0.5)`);
   console.log(`  transport_64 / raw_ring_64              = ${ratio(results, 'transport_64', 'raw_ring_64')}   (target >= 0.5)`);

@@ -4,9 +4,9 @@
 // failure rates must agree within sampling error (their difference under 3 standard errors of a difference of
 // two proportions). Prints a row per script; exits 1 if any pair disagrees.
 //
-// Usage: node scripts/chunk-rates.mjs [--runs N] [--workers N]
+// Usage: node scripts/chunk-rates.mjs [--runs N] [--workers N] [FILE...]   (FILE: scripts instead of every race)
 import { readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -24,9 +24,13 @@ const opt = (name, dflt) => {
 const runs = opt('--runs', 256);
 const workers = opt('--workers', 2);
 
+const files = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--')).map((a) => resolve(a));
+const scripts = files.length > 0 ? files : readdirSync(join(root, 'races')).filter((x) => /\.(ya?ml|ts)$/.test(x)).sort().map((x) => join(root, 'races', x));
+
 let bad = 0;
-for (const f of readdirSync(join(root, 'races')).filter((x) => /\.(ya?ml|ts)$/.test(x)).sort()) {
-  const s = await loadScenarioFile(join(root, 'races', f));
+for (const path of scripts) {
+  const f = basename(path);
+  const s = await loadScenarioFile(path);
   const base = { model: s.model, params: scenarioParams(s), strategy: s.explore.strategy, depth: s.explore.depth, seed: s.explore.seed, expect: s.expect, runs, workers, keepGoing: true };
   const one = await exploreScenario({ ...base, chunk: 1 });
   const dflt = await exploreScenario(base);

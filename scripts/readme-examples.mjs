@@ -15,18 +15,19 @@
 //   - `# TEXT` (one blank) is prose: it ends the quotes of the command above it.
 //   - A command must exit 0 unless its remarks say `exit N` (or `exit N or M`, for a threaded run that may or
 //     may not hit its race).
-// Every command runs through bash, in README order, in one scratch folder laid out as this checkout (each of
-// its top-level entries linked in), so that what the examples write (race.sched, race.html, …) leaves the tree
-// clean and a later example can use an earlier one's file. `npx iommu-sim` runs this checkout's bin/iommu-sim.js
+// Every command runs — but `npm ci` and `npm test`, which CI runs itself (BY_CI below) — through bash, in README
+// order, in one scratch folder laid out as this checkout (each of its top-level entries linked in), so that what
+// the examples write (race.sched, race.html, …) leaves the tree clean and a later example can use an earlier
+// one's file. `npx iommu-sim` runs this checkout's bin/iommu-sim.js
 // on the Node that npm scripts use (node_modules/.bin first on PATH, as npx puts it). A YAML block whose first
 // line is `# NAME.yaml: …` is written to NAME.yaml there first (README's my-race.yaml).
 //
 //   node scripts/readme-examples.mjs            check: exit 1 naming each example and the line that differs
 //   node scripts/readme-examples.mjs --update   rewrite the quoted lines that differ from what was printed,
 //                                               keeping their `…`; exit 1 if a line has no counterpart
-//   --only TEXT    run only the commands containing TEXT (the commands before them still run first if they
-//                  write a file one of them reads: use --only with care; the test runs them all)
-//   --all          also run the excluded commands (EXCLUDED below: minutes each, or the install itself)
+//   --only TEXT    run only the commands containing TEXT (a command that reads a file an earlier one writes
+//                  needs TEXT to match that one too: use --only with care; the test runs them all)
+//   --skip TEXT    run all but the commands containing TEXT (e.g. `npm start` while updating the other quotes)
 //   --list         print the commands, their quoted lines and expected exit status, and run nothing
 //   --keep         leave the scratch folder (its path is printed)
 //   --readme FILE  check (or update) FILE instead of README.md, its commands run as README.md's are (tests)
@@ -40,20 +41,40 @@ const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 let README = join(ROOT, 'README.md');
 
 /**
- * Commands not run by default, each with the reason; `--all` runs them. Matched against the command text.
- * Each is a whole-checkout operation (install, the test suite that runs this script, the benchmarks) that
- * takes minutes and prints figures of the machine, which the README does not quote.
+ * The two commands CI itself runs (.ci/run: `npm ci`, then `npm test`): the install, which would replace the
+ * node_modules/ of the checkout running this script, and the test suite, which runs this script. They are not run
+ * again from here; what is checked instead is that CI runs them as the README writes them (a line of .ci/run is
+ * the command) and that `npm test` is what the README says it is (package.json's `pretest` builds, type-checks
+ * and lints, its `test` runs vitest). Every other command of the README runs.
  */
-export const EXCLUDED = [
-  { match: /^npm ci\b/, reason: 'reinstalls node_modules/ under the checkout that is running it' },
-  { match: /^npm test\b/, reason: 'the test suite, which runs this script (test/readme-examples.test.ts)' },
-  { match: /^npm run bench\b/, reason: 'the benchmarks: minutes on 2 cores, figures of the machine (quotes none)' },
-  { match: /^npx iommu-sim bench (?!runtime --quick)/, reason: 'a full benchmark suite: minutes, figures of the machine (`bench runtime --quick` runs)' },
-  { match: /^npx iommu-sim races\b/, reason: 'every race, bug and fix, over its own budget, then a stress run: minutes (npm start)' },
-  { match: /^npx iommu-sim matrix\b/, reason: 'the policy matrix over every race and policy: minutes on 2 cores' },
-  { match: /^scripts\/record-replay\.sh\b/, reason: '20 threaded runs each replayed: its own check (exit 1 on a divergence), minutes' },
-  { match: /^node scripts\/(replay-all|chunk-rates)\.mjs\b/, reason: 'a check of its own over every race: many minutes on 2 cores' },
+export const BY_CI = [
+  { command: 'npm ci', scripts: {} },
+  { command: 'npm test', scripts: { pretest: 'npm run build && npm run typecheck && npm run lint', test: 'vitest run' } },
 ];
+
+/** A command's text without its trailing remark (`npm ci   # installs …` → `npm ci`). */
+function bare(command) {
+  return command.replace(/\s+#\s.*$/s, '').trim();
+}
+
+/** The CI entry, if `command` is one CI runs itself. */
+export function byCi(command) {
+  return BY_CI.find((x) => x.command === bare(command));
+}
+
+/** What is wrong with how CI runs `command` (empty: .ci/run runs it, and package.json's scripts are as stated). */
+export function ciProblems(command, root = ROOT) {
+  const ci = byCi(command);
+  if (!ci) return [`\`${command}\` is not one CI runs`];
+  const problems = [];
+  const run = readFileSync(join(root, '.ci', 'run'), 'utf8').split('\n');
+  if (!run.some((l) => l === ci.command || l.startsWith(`${ci.command} `))) problems.push(`.ci/run does not run \`${ci.command}\``);
+  const scripts = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).scripts ?? {};
+  for (const [name, want] of Object.entries(ci.scripts)) {
+    if (scripts[name] !== want) problems.push(`package.json's "${name}" script is ${JSON.stringify(scripts[name])}, not ${JSON.stringify(want)}`);
+  }
+  return problems;
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Parsing
@@ -171,9 +192,6 @@ export function yamlFiles(md) {
   });
 }
 
-export function excludedWhy(command) {
-  return EXCLUDED.find((x) => x.match.test(command))?.reason;
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Matching
@@ -323,8 +341,8 @@ function statedBudget(command) {
 /** Runs one example in `dir`: its exit status, what it printed (one array of lines) and its time. */
 export function runExample(e, dir) {
   const command = e.command.replace(/(^|\n)npx iommu-sim\b/g, '$1iommu-sim');
-  // A stated budget bounds the command; the rest gets 3 minutes (a race explored with its own budget).
-  const timeout = (statedBudget(e.command) + 180) * 1000;
+  // A stated budget bounds the command; the rest gets 5 minutes (npm start: every race over its own budget).
+  const timeout = (statedBudget(e.command) + 300) * 1000;
   const t0 = performance.now();
   // `exec 2>&1`: stdout and stderr in one pipe, in the order printed.
   const r = spawnSync('bash', ['-c', `exec 2>&1\n${command}\n`], {
@@ -357,14 +375,14 @@ export function judge(e, r) {
 }
 
 function parseArgs(argv) {
-  const a = { update: false, all: false, list: false, keep: false, only: undefined };
+  const a = { update: false, list: false, keep: false, only: undefined, skip: undefined };
   for (let i = 0; i < argv.length; i++) {
     const f = argv[i];
     if (f === '--update') a.update = true;
-    else if (f === '--all') a.all = true;
     else if (f === '--list') a.list = true;
     else if (f === '--keep') a.keep = true;
     else if (f === '--only') a.only = argv[++i];
+    else if (f === '--skip') a.skip = argv[++i];
     else if (f === '--readme') README = resolve(argv[++i]);
     else {
       process.stderr.write(`readme-examples: unknown argument ${f}\n`);
@@ -380,8 +398,7 @@ function main() {
   const all = examples(md);
   if (a.list) {
     for (const e of all) {
-      const why = excludedWhy(e.command);
-      process.stdout.write(`README.md:${e.line}: ${e.command}\n  exit ${e.status.join(' or ')}${why ? `; not run by default: ${why}` : ''}\n`);
+      process.stdout.write(`README.md:${e.line}: ${e.command}\n  exit ${e.status.join(' or ')}${byCi(e.command) ? '; run by CI (.ci/run), not from here' : ''}\n`);
       for (const q of e.quotes) process.stdout.write(`  README.md:${q.line}: ${q.text}\n`);
     }
     return 0;
@@ -392,12 +409,14 @@ function main() {
   let ran = 0;
   try {
     for (const e of all) {
-      const why = excludedWhy(e.command);
-      if (why && !a.all) {
-        process.stderr.write(`readme-examples: README.md:${e.line}: not run (${why}): ${e.command.split('\n')[0]}\n`);
+      if (a.only !== undefined && !e.command.includes(a.only)) continue;
+      if (a.skip !== undefined && e.command.includes(a.skip)) continue;
+      if (byCi(e.command)) {
+        const p = ciProblems(e.command).map((x) => `README.md:${e.line}: \`${e.command}\`: ${x}`);
+        process.stderr.write(`readme-examples: README.md:${e.line}: ${p.length === 0 ? 'ok' : 'DIFFERS'} (run by CI: .ci/run): ${e.command}\n`);
+        problems.push(...p);
         continue;
       }
-      if (a.only !== undefined && !e.command.includes(a.only)) continue;
       const r = runExample(e, dir);
       ran++;
       const p = judge(e, r);

@@ -1,11 +1,13 @@
 // README.md's examples, run as written (issue #20: "the README-examples test runs every command in the README
-// and passes"): scripts/readme-examples.mjs runs every command of its ```sh blocks — but the ones its EXCLUDED
-// list names with a reason (the install, the test suite itself, the benchmarks, `races`), which it prints — and
-// checks each one's exit status and the lines the README quotes under it. First, that the check is not blind: on
+// and passes"): scripts/readme-examples.mjs runs every command of its ```sh blocks — `npm start`, the benchmarks,
+// the matrix, the record/replay checks included, each in the form a reader tries first — and checks each one's
+// exit status and the lines the README quotes under it. Two commands are not run from here because CI runs them:
+// `npm ci` and `npm test` (.ci/run), the latter being this suite; for those the script checks that .ci/run runs
+// them as the README writes them and that package.json's test scripts do what the README says. First, that the check is not blind: on
 // a small page of our own, a wrong quote or a wrong exit status fails it naming the line, and --update rewrites
 // the quote from what was printed, keeping its `…`.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,18 +45,35 @@ const PAGE = (quote: string, remark: string): string =>
   ].join('\n');
 
 describe('scripts/readme-examples.mjs', () => {
-  it('parses README.md: commands, their quoted lines and exit statuses; exclusions named with a reason', () => {
+  it('parses README.md: commands, their quoted lines and exit statuses; only npm ci and npm test left to CI', () => {
     const r = script('--list');
     expect(r.code, r.err).toBe(0);
-    const commands = r.out.split('\n').filter((l) => /^README\.md:\d+: /.test(l));
+    const lines = r.out.split('\n');
+    const commands = lines.flatMap((l, i) => (/^README\.md:\d+: /.test(l) ? [{ command: l.replace(/^README\.md:\d+: /, ''), status: lines[i + 1] ?? '' }] : []));
     expect(commands.length).toBeGreaterThanOrEqual(60);
     expect(r.out).toMatch(/^ {2}exit 1$/m);
     expect(r.out).toMatch(/^ {2}exit 1 or 0$/m);
-    // Every exclusion is printed with its reason; the rest run.
-    const excluded = r.out.split('\n').filter((l) => l.includes('not run by default: '));
-    expect(excluded.length).toBeGreaterThan(0);
-    expect(excluded.length).toBeLessThan(commands.length / 2);
+    // Every command runs but the two CI runs itself; npm start and the long checks are among those that run.
+    const byCi = commands.filter((c) => c.status.includes('run by CI'));
+    expect(byCi.map((c) => c.command.split(/\s+#/)[0]?.trim())).toEqual(['npm ci', 'npm test']);
+    for (const run of [/^npm start\b/, /^npx iommu-sim bench /, /^npx iommu-sim matrix /, /^node dist\/bench\/report\.js /, /^scripts\/record-replay\.sh /, /^node scripts\/replay-all\.mjs /, /^node scripts\/chunk-rates\.mjs /, /^npx iommu-sim races /]) {
+      expect(commands.some((c) => run.test(c.command) && !c.status.includes('run by CI')), String(run)).toBe(true);
+    }
     expect(r.out).toMatch(/README\.md:\d+: run: SUCCESS/);
+  });
+
+  it('npm ci and npm test: .ci/run runs them, and npm test builds, type-checks, lints and runs vitest', async () => {
+    const { ciProblems } = (await import(SCRIPT)) as { ciProblems: (command: string, root?: string) => string[] };
+    expect(ciProblems('npm ci')).toEqual([]);
+    expect(ciProblems('npm test   # builds, type-checks, lints, runs the test suite')).toEqual([]);
+    // Not blind: a checkout whose CI runs another command, or whose test script is another, is named.
+    const other = join(dir, 'checkout');
+    mkdirSync(join(other, '.ci'), { recursive: true });
+    writeFileSync(join(other, '.ci', 'run'), 'npm install\nnpm test\n');
+    writeFileSync(join(other, 'package.json'), JSON.stringify({ scripts: { pretest: 'npm run build', test: 'vitest run' } }));
+    expect(ciProblems('npm ci', other)).toEqual(['.ci/run does not run `npm ci`']);
+    expect(ciProblems('npm test', other)).toEqual([`package.json's "pretest" script is "npm run build", not "npm run build && npm run typecheck && npm run lint"`]);
+    expect(ciProblems('npm run lint', other)).toEqual(['`npm run lint` is not one CI runs']);
   });
 
   it('fails on a quote the command did not print and on a wrong exit status, naming the line; --update rewrites the quote', () => {

@@ -28,7 +28,7 @@ import { replayAdvice } from './replay-advice.js';
 import { loadSchedule } from './schedule-file.js';
 import { type ShrinkOutcome, shrinkOnWorker } from './shrink-run.js';
 import { registerScenarioCommands } from './scenario-commands.js';
-import { counterWords, host, hostLine, runHeader, verdictLines, wrapStatus } from './status.js';
+import { counterWords, host, hostLine, runHeader, statusLines, verdictLines, wrapStatus, writtenLines } from './status.js';
 import { STATUS_FORMS, type StatusInterval, statusIntervalArg, stressRuns } from './stress.js';
 import { progress } from './progress.js';
 import { DEFAULT_WINDOW, raceReportHtml } from '../report/html.js';
@@ -179,7 +179,7 @@ async function runWorkload(tag: string, name: string, params: Record<string, Wir
   } else {
     printReport(tag, result, ok, flags.verbose ?? false);
     if (flags.runtime === 'deterministic') console.log(`${tag}: ${result.explored}`);
-    if (recorded && flags.record) console.log(`${tag}: schedule written to ${flags.record}; ${replayAdvice(flags.record, result.schedule)}`);
+    if (recorded && flags.record) printLines(writtenLines(tag, 'schedule', flags.record, replayAdvice(flags.record, result.schedule)));
     printLines(verdictLines(tag, ok ? (stop?.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE', result, flags.verbose ?? false));
   }
   stop?.exitIfStopped(tag, `the summary above covers the ${counted(result.executions, 'execution')} that finished`);
@@ -336,7 +336,7 @@ async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise
     printLines(wrapStatus('sva', 'totals', counterWords(out.totals, verbose)));
     printLines(wrapStatus('sva', 'per second', counterWords(out.perSecond, verbose, '/s')));
     console.log(`sva: ${lockingLine(out.locking)}`);
-    for (const f of out.saved) console.log(`sva: schedule of a failing run written to ${f}; ${replayAdvice(f, loadSchedule(f))}`);
+    for (const f of out.saved) printLines(writtenLines('sva', 'schedule of a failing run', f, replayAdvice(f, loadSchedule(f))));
     // A failing run's report is above; without one, the verdict says why (e.g. no run ended within the budget).
     if (!out.ok && !failed) for (const l of out.verdict.lines) console.log(`sva: ${l}`);
     console.log(`sva: ${out.ok ? (stop.received ? 'INTERRUPTED' : 'SUCCESS') : 'FAILURE'}`);
@@ -490,13 +490,14 @@ Exit status:
     if (o.kind === 'stopped') {
       const so = o.last ? `after ${o.last.runs} of ${o.last.maxRuns} runs the shortest run failing the same way had ${o.last.steps} of ${schedule.length} steps` : 'before its first runs';
       if (flags.json) printJson({ ok: false, input: file, interrupted: stop.received ?? null, runs: o.last?.runs ?? 0, before: schedule.length, after: o.last?.steps ?? null, out: null });
-      else console.log(`shrink: ${file}: interrupted ${so}; nothing written (an unfinished shrink's result is not checked)`);
+      else printLines(statusLines('shrink', `${file}: interrupted ${so}; nothing written (an unfinished shrink's result is not checked)`));
       stop.exitIfStopped('shrink', 'its worker thread was stopped');
     }
     if (o.kind === 'nothing') {
       // Exit 1 as for any other command whose input turned out not to be what it needs: a failing run.
       if (flags.json) printJson({ ok: false, input: file, nothingToShrink: true, message: o.message });
-      else console.log(`shrink: ${file}: ${o.message}`);
+      // The file on a line of its own: the message, whole on the next, stays one grep-able line.
+      else printLines([...statusLines('shrink', `${file}:`), ...statusLines('shrink', o.message)]);
       throw new Exit(1);
     }
     if (o.kind !== 'done') throw new Error('shrink: stopped without a signal');
@@ -521,13 +522,16 @@ Exit status:
       });
       return;
     }
-    console.log(`shrink: ${file}: ${r.before} steps, fails with: ${r.finding}`);
+    printLines(statusLines('shrink', `${file}: ${r.before} steps, fails with: ${r.finding}`));
     const how = r.after < r.before ? `${r.before} → ${r.after} steps` : `no shorter schedule found (${r.after} steps)`;
-    console.log(
-      `shrink: ${how} in ${r.runs} runs (${r.rounds} round${r.rounds > 1 ? 's' : ''}; guided by ${r.guided} recorded ` +
-        `step${r.guided === 1 ? '' : 's'}, the rest in the default order)${r.exhausted ? `; stopped at the budget of ${flags.runs} runs (--runs)` : ''}`,
+    printLines(
+      statusLines(
+        'shrink',
+        `${how} in ${r.runs} runs (${r.rounds} round${r.rounds > 1 ? 's' : ''}; guided by ${r.guided} recorded ` +
+          `step${r.guided === 1 ? '' : 's'}, the rest in the default order)${r.exhausted ? `; stopped at the budget of ${flags.runs} runs (--runs)` : ''}`,
+      ),
     );
-    if (written) console.log(`shrink: schedule written to ${out}; ${replayAdvice(out, r.schedule)}`);
+    if (written) printLines(writtenLines('shrink', 'schedule', out, replayAdvice(out, r.schedule)));
   });
 
 program

@@ -39,6 +39,8 @@ import { expectationFor, type Tally, Tallier, verdictOf } from '../scenario/expe
 import { loadScenarioFile, scenarioParams } from '../scenario/load.js';
 import type { Expectation, ModelName, Scenario } from '../scenario/scenario.js';
 import { writeOutput } from './output.js';
+import { statusLines } from './status.js';
+import { type Column, textTable } from './table.js';
 import { hazardClass } from './races.js';
 
 /** What a benchmark measures of a policy: a case per value (bench.json names), their unit, and the ratio [a, b] = a / b. */
@@ -512,7 +514,9 @@ function fixPair(w: MatrixWorkload, b: Outcome, f: Outcome): FixPair {
 
 function fmtRate(r: FindingRate | null | undefined): string {
   if (!r) return 'n/a';
+  // The most frequent kind first, ties by name: deterministic whatever order the workers reported them in.
   const kinds = Object.entries(r.byKind)
+    .sort(([a, x], [b, y]) => y - x || (a < b ? -1 : a > b ? 1 : 0))
     .map(([k, v]) => `${k} ${v.toFixed(0)}`)
     .join(', ');
   return `${r.perThousand.toFixed(1)}${kinds ? ` (${kinds})` : ''}`;
@@ -524,50 +528,60 @@ function fmtHz(n: number): string {
   return `${n.toFixed(1)}/s`;
 }
 
-/** The matrix as terminal tables: one row per (policy, value), then the fix pairs. */
-export function printMatrix(m: MatrixReport): void {
-  console.log(`\npolicy matrix: failing schedules per 1 000 (by kind of first finding), ≥ ${m.runs} schedules per configuration`);
-  console.table(
-    m.policies
-      .filter((p) => p.workloads.length > 0)
-      .flatMap((p) =>
-        p.values.map((v, i) => ({
-          policy: i === 0 ? `${p.policy} (${p.seed})` : '',
-          value: v.value,
-          workloads: v.cells.length,
-          schedules: v.total?.schedules ?? 0,
-          'per 1000': fmtRate(v.total),
-          errors: v.cells.filter((c) => c.error).length,
-          throughput: v.throughput ? fmtHz(v.throughput.hz) : '—',
-          ratio: i === 0 && p.ratio ? `${p.ratio.name}: ${p.ratio.value.toFixed(2)}×` : '',
-        })),
-      ),
-  );
+const right = 'right' as const;
+const POLICY_COLUMNS: readonly Column[] = [
+  { head: 'policy' },
+  { head: 'value', width: 11 },
+  { head: 'workloads', width: 9, align: right },
+  { head: 'schedules', width: 9, align: right },
+  { head: 'per 1000', width: 25 },
+  { head: 'errors', width: 6, align: right },
+  { head: 'throughput', width: 10, align: right },
+  { head: 'ratio', width: 20 },
+];
+const COST_COLUMNS: readonly Column[] = [{ head: 'policy', width: 22 }, { head: 'value', width: 12 }, { head: 'measure' }, { head: 'throughput', width: 10, align: right }, { head: 'ratio', width: 24 }];
+const FIX_COLUMNS: readonly Column[] = [
+  { head: 'race', width: 34 },
+  { head: 'fix', width: 18 },
+  { head: 'class', width: 13 },
+  { head: 'bug per 1000', width: 14 },
+  { head: 'fix per 1000', width: 14 },
+  { head: 'verdict' },
+];
+
+/** The matrix as terminal tables of 120 columns: one row per (policy, value), what else a choice costs, the fix pairs. */
+export function matrixTables(m: MatrixReport): string[] {
+  const out = [`policy matrix: failing schedules per 1 000 (by kind of first finding), ≥ ${m.runs} schedules per configuration`];
+  const rows = m.policies
+    .filter((p) => p.workloads.length > 0)
+    .flatMap((p) =>
+      p.values.map((v, i) => [
+        i === 0 ? `${p.policy} (${p.seed})` : '',
+        v.value,
+        v.cells.length,
+        v.total?.schedules ?? 0,
+        fmtRate(v.total),
+        v.cells.filter((c) => c.error).length,
+        v.throughput ? fmtHz(v.throughput.hz) : '—',
+        i === 0 && p.ratio ? `${p.ratio.name}: ${p.ratio.value.toFixed(2)}×` : '',
+      ]),
+    );
+  out.push(textTable(POLICY_COLUMNS, rows));
   const costs = matrixCostRows(m);
   if (costs.length > 0) {
-    console.log('\nwhat else a choice costs (the same benchmark, another measure)');
-    console.table(
-      costs.map((r) => ({
-        policy: r.first ? `${r.policy} (${r.seed})` : '',
-        value: r.value,
-        measure: r.first ? r.unit : '',
-        throughput: r.hz === null ? '—' : fmtHz(r.hz),
-        ratio: r.ratio ? `${r.ratio.name}: ${r.ratio.value.toFixed(2)}×` : '',
-      })),
-    );
+    out.push('', 'what else a choice costs (the same benchmark, another measure)');
+    const costRows = costs.map((r) => [r.first ? `${r.policy} (${r.seed})` : '', r.value, r.first ? r.unit : '', r.hz === null ? '—' : fmtHz(r.hz), r.ratio ? `${r.ratio.name}: ${r.ratio.value.toFixed(2)}×` : '']);
+    out.push(textTable(COST_COLUMNS, costRows));
   }
-  console.log('\nrace scripts: as written (bug) against their fix');
-  console.table(
-    m.fixPairs.map((f) => ({
-      race: f.workload,
-      fix: f.fix,
-      class: f.hazard ?? '',
-      'bug per 1000': fmtRate(f.bugRate),
-      'fix per 1000': fmtRate(f.fixRate),
-      verdict: f.verdict,
-    })),
-  );
-  for (const n of m.notes) console.log(`note: ${n}`);
+  out.push('', 'race scripts: as written (bug) against their fix');
+  out.push(textTable(FIX_COLUMNS, m.fixPairs.map((f) => [f.workload, f.fix, f.hazard ?? '', fmtRate(f.bugRate), fmtRate(f.fixRate), f.verdict])));
+  return out;
+}
+
+/** The matrix's tables on stdout, then its notes. */
+export function printMatrix(m: MatrixReport): void {
+  console.log(`\n${matrixTables(m).join('\n')}`);
+  for (const n of m.notes) for (const l of statusLines('note', n)) console.log(l);
 }
 
 /** Write DIR/matrix.json and DIR/matrix.md; false when one could not be (remembered for the CLI, src/cli/output.ts). */

@@ -4,7 +4,7 @@
 // `npm start` does.
 import { availableParallelism } from 'node:os';
 import { type Command, Option } from 'commander';
-import { expectationFor, type Tally } from '../scenario/expect.js';
+import { expectationFor, kindTally, type Tally } from '../scenario/expect.js';
 import { type JudgedRun, runJudged } from '../scenario/judged.js';
 import { exploreScenario } from '../scenario/explore.js';
 import { statesByKind } from '../scenario/coverage.js';
@@ -19,7 +19,7 @@ import { DURATION_FORMS, durationArg, intArg } from './options.js';
 import { checkOutputFile, writeOutput } from './output.js';
 import { progress } from './progress.js';
 import { type RacesFlags, racesCommand, variantWords } from './races.js';
-import { host, wrapStatus } from './status.js';
+import { counterWords, host, statusLines, wrapStatus, writtenLines } from './status.js';
 import { replayAdvice } from './replay-advice.js';
 import { loadSchedule } from './schedule-file.js';
 import { STATUS_FORMS, type StatusInterval, statusIntervalArg, stressRuns } from './stress.js';
@@ -51,9 +51,18 @@ seed S+i alone (random, pct): \`run --seed N --runs 1\` runs the schedule explor
 A deterministic hazard is a buggy variant whose every schedule shows its finding; a race needs a particular
 interleaving (\`races\` gives the fraction of schedules that show it).`;
 
+function printLines(lines: readonly string[]): void {
+  for (const l of lines) console.log(l);
+}
+
 function printVerdict(tag: string, lines: readonly string[], ok: boolean): void {
-  for (const l of lines) console.log(`${tag}: ${l}`);
+  printStatus(tag, ...lines);
   console.log(`${tag}: ${ok ? 'SUCCESS' : 'FAILURE'}`);
+}
+
+/** Sentences as `tag:` lines that fit a terminal (statusLines). */
+function printStatus(tag: string, ...sentences: readonly string[]): void {
+  for (const s of sentences) for (const l of statusLines(tag, s)) console.log(l);
 }
 
 export function registerScenarioCommands(program: Command): void {
@@ -131,11 +140,11 @@ export function registerScenarioCommands(program: Command): void {
         const words = w.faults.length > 0 ? [...policies.slice(0, -1), `${policies.at(-1)};`, 'faults:', ...w.faults] : policies;
         for (const l of wrapStatus('run', `model ${s.model}, ${fixed ? 'fixed' : 'as written'}:`, words)) console.log(l);
         for (const f of r.findings) console.log(`\n${f.text}\n`);
-        for (const t of j.threaded) console.log(`run: threaded run seed ${t.seed}: trace hash ${t.traceHash}${t.kind ? ` (${t.kind}: ${t.class})` : ''}`);
-        console.log(`run: ${r.explored}; reported: seed ${r.seed}, trace hash ${r.traceHash}`);
-        if (recorded && flags.record) console.log(`run: schedule written to ${flags.record}; ${replayAdvice(flags.record, r.schedule)}`);
+        for (const t of j.threaded) printStatus('run', `threaded run seed ${t.seed}: trace hash ${t.traceHash}${t.kind ? ` (${t.kind}: ${t.class})` : ''}`);
+        printStatus('run', `${r.explored}; reported: seed ${r.seed}, trace hash ${r.traceHash}`);
+        if (recorded && flags.record) printLines(writtenLines('run', 'schedule', flags.record, replayAdvice(flags.record, r.schedule)));
         // A budget cut short by a signal is no SUCCESS: what was found so far is still a FAILURE.
-        if (stop.received && v.ok) for (const l of [...v.lines, 'INTERRUPTED']) console.log(`run: ${l}`);
+        if (stop.received && v.ok) printStatus('run', ...v.lines, 'INTERRUPTED');
         else printVerdict('run', v.lines, v.ok);
       }
       stop.exitIfStopped('run', `the verdict above covers the ${counted(r.executions, 'execution')} that finished`);
@@ -220,7 +229,7 @@ export function registerScenarioCommands(program: Command): void {
           })}\n`,
         );
       } else {
-        console.log(`explore: ${s.name}: ${out.executions} schedules from seed ${flags.seed ?? s.explore.seed} in ${(out.elapsedMs / 1000).toFixed(1)} s (${rate}/s), stopped by ${out.stoppedBy}`);
+        printStatus('explore', `${s.name}: ${out.executions} schedules from seed ${flags.seed ?? s.explore.seed} in ${(out.elapsedMs / 1000).toFixed(1)} s (${rate}/s), stopped by ${out.stoppedBy}`);
         const pasid = Object.entries(out.coverage.pasid).map(([k, n]) => `${k} ${n}`).join(', ');
         const coverage = `${out.coverage.triples.length} (actor, state, event) triples, ${out.coverage.lockChains.length} lock chains; PASID transitions: ${pasid || 'none'}`;
         for (const l of wrapStatus('explore', 'coverage:', coverage.split(' '))) console.log(l);
@@ -230,19 +239,22 @@ export function registerScenarioCommands(program: Command): void {
           for (const f of first.findings) console.log(`\n${f.text}\n`);
           // A run that stopped at its finding leaves processes unfinished: the check's problems decide (and are
           // printed) only when there was no finding, as run prints them.
-          if (first.findings.length === 0) for (const p of first.problems) console.log(`explore: ${p}`);
-          console.log(`explore: seed ${first.executionSeed} decided it (${out.first?.class}, the ${ordinal(out.first?.schedules ?? 0)} schedule, ${((out.first?.elapsedMs ?? 0) / 1000).toFixed(1)} s)${recorded ? `; schedule written to ${record}` : ''}`);
-          if (recorded && first.schedule) console.log(`explore: ${replayAdvice(record, Schedule.decode(first.schedule, 'exploration'))}`);
-          console.log(`explore: or run it again with: iommu-sim run ${file}${fixed ? ' --fixed' : ''} --seed ${first.executionSeed} --runs 1`);
+          if (first.findings.length === 0) printStatus('explore', ...first.problems);
+          printStatus('explore', `seed ${first.executionSeed} decided it (${out.first?.class}, the ${ordinal(out.first?.schedules ?? 0)} schedule, ${((out.first?.elapsedMs ?? 0) / 1000).toFixed(1)} s)`);
+          if (recorded && first.schedule) printLines(writtenLines('explore', 'schedule', record, replayAdvice(record, Schedule.decode(first.schedule, 'exploration'))));
+          printStatus('explore', `or run it again with: iommu-sim run ${file}${fixed ? ' --fixed' : ''} --seed ${first.executionSeed} --runs 1`);
         }
         if (flags.keepGoing) {
-          const kinds = Object.entries(out.failingKinds).map(([k, n]) => `${k} ${n}`).join(', ');
-          console.log(`explore: ${out.failing} of ${out.executions} schedules had a finding${kinds ? ` (${kinds})` : ''}; ${out.tally.shows} showed the expected finding, ${out.tally.fails} failed the verdict`);
+          const kinds = kindTally(out.failingKinds).join(', ');
+          printStatus('explore', `${out.failing} of ${out.executions} schedules had a finding${kinds ? ` (${kinds})` : ''}; ${out.tally.shows} showed the expected finding, ${out.tally.fails} failed the verdict`);
           const seeds = out.tally.marked.slice(0, 20).map((m) => `${m.seed} ${m.kind}`);
-          if (seeds.length > 0) console.log(`explore: seeds with a finding: ${seeds.join(', ')}${out.tally.marked.length + out.tally.marksOmitted > 20 ? `, … (${out.tally.marked.length + out.tally.marksOmitted} in all; --json lists them)` : ''}`);
+          const all = out.tally.marked.length + out.tally.marksOmitted;
+          // A seed and its kind stay on one line.
+          const items = [...seeds, ...(all > 20 ? [`… (${all} in all; --json lists them)`] : [])].map((x, i, a) => (i < a.length - 1 ? `${x},` : x));
+          if (seeds.length > 0) printLines(wrapStatus('explore', 'seeds with a finding:', items));
         }
         if (out.executions === 0) console.log('explore: NOTHING RUN');
-        else if (stop.received && v.ok) for (const l of [...v.lines, 'INTERRUPTED']) console.log(`explore: ${l}`);
+        else if (stop.received && v.ok) printStatus('explore', ...v.lines, 'INTERRUPTED');
         else printVerdict('explore', v.lines, v.ok);
       }
       // A budget that ran out before the first schedule tested nothing: not a SUCCESS.
@@ -303,10 +315,10 @@ export function registerScenarioCommands(program: Command): void {
       } else {
         for (const r of out.failures.slice(0, 1)) for (const f of r.findings) console.log(`\n${f.text}\n`);
         console.log(`stress: ${s.name}: ${counted(out.runs, 'threaded run')} in ${out.seconds.toFixed(1)} s (${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''}), ${out.events} model events (${out.eventsPerSecond}/s)`);
-        if (out.cut) console.log(`stress: the budget ended during run ${out.cut.run}: stopped at step ${out.cut.atStep}, ${counted(out.cut.steps - out.cut.atStep, 'step')} after the stop (${counted(out.cut.workers, 'worker')}, a point each at most)`);
-        console.log(`stress: per second ${Object.entries(out.perSecond).filter(([, v]) => v !== 0).map(([k, v]) => `${k}/s=${v}`).join(' ')}`);
+        if (out.cut) printStatus('stress', `the budget ended during run ${out.cut.run}: stopped at step ${out.cut.atStep}, ${counted(out.cut.steps - out.cut.atStep, 'step')} after the stop (${counted(out.cut.workers, 'worker')}, a point each at most)`);
+        printLines(wrapStatus('stress', 'per second', counterWords(out.perSecond, false, '/s')));
         console.log(`stress: ${lockingLine(out.locking)}`);
-        for (const f of out.saved) console.log(`stress: run with a finding saved to ${f}; ${replayAdvice(f, loadSchedule(f))}`);
+        for (const f of out.saved) printLines([...statusLines('stress', `run with a finding saved to ${f}`), ...statusLines('stress', replayAdvice(f, loadSchedule(f)))]);
         if (stop.received && out.ok) for (const l of [...out.verdict.lines, 'INTERRUPTED']) console.log(`stress: ${l}`);
         else printVerdict('stress', out.verdict.lines, out.ok);
       }

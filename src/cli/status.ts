@@ -60,6 +60,20 @@ export function wrapStatus(tag: string, head: string, words: readonly string[], 
   return lines;
 }
 
+/**
+ * A sentence as `tag:` lines of at most `width` columns, wrapped at blanks (its clauses are not cut inside a word;
+ * a word wider than a line keeps a line of its own): how a verdict, a summary or a "written to" line is printed.
+ */
+export function statusLines(tag: string, text: string, width = STATUS_WIDTH): string[] {
+  const [first = '', ...rest] = text.split(' ').filter((w) => w !== '');
+  return wrapStatus(tag, first, rest, width);
+}
+
+/** `tag: WHAT written to FILE`, then the checked advice on replaying it (replay-advice.ts), each fitting a terminal. */
+export function writtenLines(tag: string, what: string, file: string, advice: string): string[] {
+  return [...statusLines(tag, `${what} written to ${file}`), ...statusLines(tag, advice)];
+}
+
 /** The presets' defaults, by workload name: a header lists only what differs from them. */
 const DEFAULTS: Readonly<Record<string, object>> = { sva: SVA_DEFAULTS, domains: DOMAINS_DEFAULTS, ioasid: IOASID_DEFAULTS };
 

@@ -17,6 +17,7 @@ import { counted } from './interrupt.js';
 import { DURATION_FORMS, durationArg } from './options.js';
 import { writeOutput } from './output.js';
 import { type Progress, progress, rateOf } from './progress.js';
+import { statusLines } from './status.js';
 
 /** How often the status line is printed: every so many ms of the stress's clock, or every so many runs. */
 export type StatusInterval = { readonly every: 'ms'; readonly n: number } | { readonly every: 'runs'; readonly n: number };
@@ -260,8 +261,9 @@ function judge(
  * counters are the summary's (totals and per second), not repeated per run.
  */
 function runLine(tag: string, n: number, r: RunResult): string {
-  const head = `${tag}-torture: run ${n} seed ${r.seed}: findings ${r.findings.length}, ${counted(r.steps, 'step')}`;
+  const head = `run ${n} seed ${r.seed}: findings ${r.findings.length}, ${counted(r.steps, 'step')}`;
   const tail = `(${(r.elapsedMs / 1000).toFixed(2)} s, hash ${r.traceHash})`;
-  if (r.cut) return `${head}, stopped by the budget at step ${r.cut.atStep} (${r.steps - r.cut.atStep} after, ${counted(r.workers ?? 1, 'worker')}) ${tail}`;
-  return `${head} ${tail}`;
+  // A run stopped by the budget says where, which takes the line past 120 columns: its time and hash wrap.
+  const text = r.cut ? `${head}, stopped by the budget at step ${r.cut.atStep} (${r.steps - r.cut.atStep} after, ${counted(r.workers ?? 1, 'worker')}) ${tail}` : `${head} ${tail}`;
+  return statusLines(`${tag}-torture`, text).join('\n');
 }

@@ -187,10 +187,18 @@ function copy(o: Observed): Observed {
 }
 
 function kindsLine(byKind: Readonly<Record<string, number>>, which: (k: string) => boolean): string {
+  return kindTally(byKind, which).join(', ');
+}
+
+/**
+ * A tally of finding kinds as `kind n` words, the most frequent first and ties by name: the order the counts
+ * arrived in is the order a pool's workers finished, which varies between runs of the same exploration.
+ */
+export function kindTally(byKind: Readonly<Record<string, number>>, which: (k: string) => boolean = () => true): string[] {
   return Object.entries(byKind)
     .filter(([k]) => which(k))
-    .map(([k, n]) => `${k} ${n}`)
-    .join(', ');
+    .sort(([a, m], [b, n]) => n - m || (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, n]) => `${k} ${n}`);
 }
 
 function schedules(n: number): string {
