@@ -587,6 +587,25 @@ export class IommuHardware implements Hardware {
    */
   protected faultFootprint(_fp: FootprintBuilder, _dev: number): void {}
 
+  /**
+   * The start every vendor's translation footprint shares: the IOTLB's answer (a hit), else a miss and the
+   * PASID-entry cache's lookup, a walk from the cached entry when it is there. True when that decided it; false
+   * when the context must be fetched from memory (the vendor's part).
+   */
+  protected cachedTranslationFootprint(fp: FootprintBuilder, dev: number, pasid: number, vpn: number, write: boolean): boolean {
+    const u = this.unit;
+    if (this.iotlbAnswerFootprint(fp, dev, pasid, vpn, write)) {
+      this.statFootprint(fp, 'iotlb_hits');
+      return true;
+    }
+    this.statFootprint(fp, 'iotlb_misses');
+    u.pcLookupFootprint(fp, dev, pasid);
+    const cached = u.pcLookup(dev, pasid);
+    if (!cached) return false;
+    if (u.spec.entry.present(cached)) this.startWalkFootprint(fp, dev, pasid, vpn, this.walkKey(cached));
+    return true;
+  }
+
   /** fetched()'s: the entry cached, then the page walk started. */
   protected fetchedFootprint(fp: FootprintBuilder, dev: number, pasid: number, vpn: number, words: readonly number[], ep: number): void {
     if (!this.unit.spec.entry.present(words)) return;

@@ -650,17 +650,7 @@ export class AmdIommuHardware extends IommuHardware {
     u.dteFootprint(fp, dev);
     const dte = u.readDte(dev);
     if (dte.v && (!dte.tv || (pasid !== 0 && !dte.gv))) return;
-    if (this.iotlbAnswerFootprint(fp, dev, pasid, vpn, write)) {
-      this.statFootprint(fp, 'iotlb_hits');
-      return;
-    }
-    this.statFootprint(fp, 'iotlb_misses');
-    u.pcLookupFootprint(fp, dev, pasid);
-    const cached = u.pcLookup(dev, pasid);
-    if (cached) {
-      if (u.spec.entry.present(cached)) this.startWalkFootprint(fp, dev, pasid, vpn, this.walkKey(cached));
-      return;
-    }
+    if (this.cachedTranslationFootprint(fp, dev, pasid, vpn, write)) return;
     if (dte.root === 0) return;
     if (dte.glx === 0) {
       const at = u.gcr3Word(u.gcr3LeafPtr(dte.root, 0, pasid));

@@ -705,17 +705,7 @@ export class VtdHardware extends IommuHardware {
     const u = this.vtd;
     // The epoch a walk from the cached entry starts in.
     fp.read(u.epochWord);
-    if (this.iotlbAnswerFootprint(fp, dev, pasid, vpn, write)) {
-      this.statFootprint(fp, 'iotlb_hits');
-      return;
-    }
-    this.statFootprint(fp, 'iotlb_misses');
-    u.pcLookupFootprint(fp, dev, pasid);
-    const cached = u.pcLookup(dev, pasid);
-    if (cached) {
-      if (u.spec.entry.present(cached)) this.startWalkFootprint(fp, dev, pasid, vpn, this.walkKey(cached));
-      return;
-    }
+    if (this.cachedTranslationFootprint(fp, dev, pasid, vpn, write)) return;
     this.startFetchFootprint(fp, dev, pasid);
   }
 

@@ -421,8 +421,11 @@ function allocFootprint(k: Kernel, n: MmuNotifiers, mm: MmStruct): Footprint {
   return mmAccessFootprint(k, mm, out);
 }
 
-/** What find_get_mmu_notifier reads (the slots up to a linked one of these ops on mm) and writes (its users). */
-function findFootprint(k: Kernel, n: MmuNotifiers, mm: MmStruct, opsId: number): Footprint {
+/**
+ * The slots a scan for a subscription linked on mm reads, up to the first one linked on mm (of ops `opsId`, when
+ * given): each slot's state, a linked one's mm, the match's ops; `users` of the match is written when asked.
+ */
+function linkedOnMmFootprint(k: Kernel, n: MmuNotifiers, mm: MmStruct, opsId: number | undefined, writeUsers: boolean): Footprint {
   const out: number[] = [];
   for (let sub = 1; sub <= n.slots; sub++) {
     const a = slotAddr(k, n, sub);
@@ -431,11 +434,16 @@ function findFootprint(k: Kernel, n: MmuNotifiers, mm: MmStruct, opsId: number):
     out.push(read(n.mn.mm.addr(a)));
     if (n.mn.mm.READ_ONCE(a) !== mm.id + 1) continue;
     out.push(read(n.mn.ops.addr(a)));
-    if (n.mn.ops.READ_ONCE(a) !== opsId) continue;
-    out.push(n.mn.users.addr(a));
+    if (opsId !== undefined && n.mn.ops.READ_ONCE(a) !== opsId) continue;
+    if (writeUsers) out.push(n.mn.users.addr(a));
     break;
   }
   return out;
+}
+
+/** What find_get_mmu_notifier reads (the slots up to a linked one of these ops on mm) and writes (its users). */
+function findFootprint(k: Kernel, n: MmuNotifiers, mm: MmStruct, opsId: number): Footprint {
+  return linkedOnMmFootprint(k, n, mm, opsId, true);
 }
 
 /** What mn_hlist_release's unlinking reads (every slot's state, a linked one's mm) and writes (mm's linked ones). */
@@ -754,17 +762,7 @@ function destroyCheck(k: Kernel, n: MmuNotifiers, mm: MmStruct, t: KTask, step: 
 
 /** What destroyCheck reads: each slot's state up to one linked on mm, a linked one's mm, and that one's ops. */
 function destroyFootprint(k: Kernel, n: MmuNotifiers, mm: MmStruct): Footprint {
-  const out: number[] = [];
-  for (let sub = 1; sub <= n.slots; sub++) {
-    const a = slotAddr(k, n, sub);
-    out.push(read(n.mn.state.addr(a)));
-    if (n.mn.state.READ_ONCE(a) !== LINKED) continue;
-    out.push(read(n.mn.mm.addr(a)));
-    if (n.mn.mm.READ_ONCE(a) !== mm.id + 1) continue;
-    out.push(read(n.mn.ops.addr(a)));
-    break;
-  }
-  return out;
+  return linkedOnMmFootprint(k, n, mm, undefined, false);
 }
 
 /** At the end: a subscription never put whose mm has been freed points to a freed mm_struct. */
