@@ -15,16 +15,11 @@
 // Printed per preset: steps, the fallback share, the share of steps that write the most written word, the share
 // of steps of the busiest thread (an actor or task: its steps are in program order, so 1 / share bounds the
 // speed-up), and S(2), S(16), S(64). Runs from dist/ (npm run build first):  node scripts/contention.mjs [--seeds N]
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
 
-const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
-const dist = (p) => import(join(root, 'dist/src', p));
-await dist('kernel/workloads.js');
-await dist('workloads/index.js');
-const { loadScenarioFile, scenarioParams } = await dist('scenario/load.js');
+import { benchPresets, dist } from './presets.mjs';
+
 const { runDeterministic } = await dist('runtime/deterministic.js');
 const { RandomScheduler } = await dist('runtime/schedulers/random.js');
 const { buildWorkload } = await dist('runtime/workloads.js');
@@ -35,13 +30,7 @@ const { isRead, wordOf } = await dist('runtime/footprint.js');
 const { values: opt } = parseArgs({ options: { seeds: { type: 'string', default: '3' } } });
 const seeds = Number(opt.seeds);
 
-const mixed = scenarioParams(await loadScenarioFile(join(root, 'stress', 'mixed.yaml')));
-// The report profile's sizes of bench/scaling.bench.ts (rounds 4, mixed on 6 devices).
-const presets = [
-  { name: 'sva', workload: 'sva', params: { iommus: 'vtd,amd,smmuv3', devices: 3, processes: 6, script: 'stress', dmas: 8, rounds: 4 } },
-  { name: 'domains', workload: 'domains', params: { iommus: 'vtd,amd,smmuv3', groups: 3, groupSize: 2, processes: 6, faults: 6, script: 'stress', rounds: 64 } },
-  { name: 'mixed', workload: 'sva', params: { ...mixed, devices: 6, processes: 24, rounds: 3 } },
-];
+const presets = benchPresets;
 
 const FALLBACK = null;
 const NOTHING = [];

@@ -5,15 +5,10 @@
 // without a footprint. Printed per preset: the fallback share (locked steps with none: they take the coarse lock)
 // and the undeclared points and shared events by count, most frequent first — the list of what to declare next.
 // Runs from dist/ (npm run build first):  node scripts/footprints.mjs [--seeds N] [--top N] [--preset NAME]
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
-const dist = (p) => import(join(root, 'dist/src', p));
-await dist('kernel/workloads.js');
-await dist('workloads/index.js');
-const { loadScenarioFile, scenarioParams } = await dist('scenario/load.js');
+import { benchPresets, dist, stressPreset } from './presets.mjs';
+
 const { runDeterministic } = await dist('runtime/deterministic.js');
 const { RandomScheduler } = await dist('runtime/schedulers/random.js');
 const { buildWorkload } = await dist('runtime/workloads.js');
@@ -23,19 +18,11 @@ const { values: opt } = parseArgs({ options: { seeds: { type: 'string', default:
 const seeds = Number(opt.seeds);
 const top = Number(opt.top);
 
-const yaml = async (name) => {
-  const s = await loadScenarioFile(join(root, 'stress', `${name}.yaml`));
-  return { name, workload: s.model, params: scenarioParams(s) };
-};
-const mixed = scenarioParams(await loadScenarioFile(join(root, 'stress', 'mixed.yaml')));
 const presets = [
-  await yaml('random'),
-  await yaml('hotplug'),
-  await yaml('mixed'),
-  // The scaling bench's report sizes (bench/scaling.bench.ts).
-  { name: 'bench sva', workload: 'sva', params: { iommus: 'vtd,amd,smmuv3', devices: 3, processes: 6, script: 'stress', dmas: 8, rounds: 4 } },
-  { name: 'bench domains', workload: 'domains', params: { iommus: 'vtd,amd,smmuv3', groups: 3, groupSize: 2, processes: 6, faults: 6, script: 'stress', rounds: 64 } },
-  { name: 'bench mixed', workload: 'sva', params: { ...mixed, devices: 6, processes: 24, rounds: 3 } },
+  await stressPreset('random'),
+  await stressPreset('hotplug'),
+  await stressPreset('mixed'),
+  ...benchPresets.map((p) => ({ ...p, name: `bench ${p.name}` })),
 ].filter((p) => opt.preset === undefined || p.name === opt.preset);
 
 // Every performed point: its label and whether it declares a footprint.

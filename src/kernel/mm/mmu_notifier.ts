@@ -370,15 +370,7 @@ function slotWrites(k: Kernel, n: MmuNotifiers, sub: number): Footprint {
  * a few words for an mm with a subscription in a low slot, the whole table's states for one without. Pure.
  */
 function listFootprint(k: Kernel, n: MmuNotifiers, mm: MmStruct): Footprint {
-  const out: number[] = [];
-  for (let sub = 1; sub <= n.slots; sub++) {
-    const a = slotAddr(k, n, sub);
-    out.push(read(n.mn.state.addr(a)));
-    if (n.mn.state.READ_ONCE(a) !== LINKED) continue;
-    out.push(read(n.mn.mm.addr(a)));
-    if (n.mn.mm.READ_ONCE(a) === mm.id + 1) break;
-  }
-  return out;
+  return linkedOnMmFootprint(k, n, mm);
 }
 
 /** What nextSub reads (a walk step from `from`; snap < 0: its first, which reads the table's seq too). Pure. */
@@ -422,28 +414,29 @@ function allocFootprint(k: Kernel, n: MmuNotifiers, mm: MmStruct): Footprint {
 }
 
 /**
- * The slots a scan for a subscription linked on mm reads, up to the first one linked on mm (of ops `opsId`, when
- * given): each slot's state, a linked one's mm, the match's ops; `users` of the match is written when asked.
+ * The slots a scan for a subscription linked on mm reads: each slot's state, a linked one's mm, up to the first
+ * linked on mm for which `atMatch` (appending what it reads or writes of that slot) says the scan stops.
  */
-function linkedOnMmFootprint(k: Kernel, n: MmuNotifiers, mm: MmStruct, opsId: number | undefined, writeUsers: boolean): Footprint {
+function linkedOnMmFootprint(k: Kernel, n: MmuNotifiers, mm: MmStruct, atMatch: (a: number, out: number[]) => boolean = () => true): Footprint {
   const out: number[] = [];
   for (let sub = 1; sub <= n.slots; sub++) {
     const a = slotAddr(k, n, sub);
     out.push(read(n.mn.state.addr(a)));
     if (n.mn.state.READ_ONCE(a) !== LINKED) continue;
     out.push(read(n.mn.mm.addr(a)));
-    if (n.mn.mm.READ_ONCE(a) !== mm.id + 1) continue;
-    out.push(read(n.mn.ops.addr(a)));
-    if (opsId !== undefined && n.mn.ops.READ_ONCE(a) !== opsId) continue;
-    if (writeUsers) out.push(n.mn.users.addr(a));
-    break;
+    if (n.mn.mm.READ_ONCE(a) === mm.id + 1 && atMatch(a, out)) break;
   }
   return out;
 }
 
 /** What find_get_mmu_notifier reads (the slots up to a linked one of these ops on mm) and writes (its users). */
 function findFootprint(k: Kernel, n: MmuNotifiers, mm: MmStruct, opsId: number): Footprint {
-  return linkedOnMmFootprint(k, n, mm, opsId, true);
+  return linkedOnMmFootprint(k, n, mm, (a, out) => {
+    out.push(read(n.mn.ops.addr(a)));
+    if (n.mn.ops.READ_ONCE(a) !== opsId) return false;
+    out.push(n.mn.users.addr(a));
+    return true;
+  });
 }
 
 /** What mn_hlist_release's unlinking reads (every slot's state, a linked one's mm) and writes (mm's linked ones). */
@@ -762,7 +755,10 @@ function destroyCheck(k: Kernel, n: MmuNotifiers, mm: MmStruct, t: KTask, step: 
 
 /** What destroyCheck reads: each slot's state up to one linked on mm, a linked one's mm, and that one's ops. */
 function destroyFootprint(k: Kernel, n: MmuNotifiers, mm: MmStruct): Footprint {
-  return linkedOnMmFootprint(k, n, mm, undefined, false);
+  return linkedOnMmFootprint(k, n, mm, (a, out) => {
+    out.push(read(n.mn.ops.addr(a)));
+    return true;
+  });
 }
 
 /** At the end: a subscription never put whose mm has been freed points to a freed mm_struct. */
