@@ -72,11 +72,13 @@ describe('threaded runtime', () => {
   });
 
   it('a lost update that needs two threads (kernel-selftest racy) is found within 20 runs, and its recording replays to it', async () => {
-    const workload = { name: 'kernel-selftest', params: { tasks: 2, iterations: 300, lock: 'racy' } };
+    // Long enough for the two tasks to overlap in time even when the second worker starts late on a busy machine
+    // (at 300 iterations the first task could finish before the other worker had loaded: no race in 20 runs).
+    const workload = { name: 'kernel-selftest', params: { tasks: 2, iterations: 3000, lock: 'racy' } };
     const r = await run({ workload, runtime: 'threaded', seed: 1, workers: 2, runs: 20 });
     expect(r.executions).toBeLessThanOrEqual(20);
     expect(r.check.ok).toBe(false);
-    expect(r.check.problems.join()).toMatch(/unlocked counter \d+, expected 600: lost updates/);
+    expect(r.check.problems.join()).toMatch(/unlocked counter \d+, expected 6000: lost updates/);
     // The racing points declare their word: no step took the coarse lock, and each word's order was recorded.
     expect(r.locking?.fallback).toBe(0);
     expect(r.trace.hb.some((e) => e.object !== HB_ALL)).toBe(true);
