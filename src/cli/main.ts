@@ -9,6 +9,7 @@ import '../workloads/index.js';
 import { InputError, ReplayDivergence } from '../runtime/errors.js';
 import { PACKAGE_ROOT } from '../runtime/paths.js';
 import { accountingLine, lockingLine, passed, type RunResult } from '../runtime/result.js';
+import { workerTimeLine } from '../runtime/worker-time.js';
 import { type ReplayOutcome, replay, run, type RunOutcome } from '../runtime/run.js';
 import { MAX_WORKERS } from '../runtime/threaded.js';
 import { buildWorkload } from '../runtime/workloads.js';
@@ -327,7 +328,7 @@ async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise
   }
   const failed = out.failures[0];
   if (flags.json) {
-    printJson({ ok: out.ok, runs: out.runs, seconds: out.seconds, events: out.events, eventsPerSecond: out.eventsPerSecond, cut: out.cut, counters: out.totals, perSecond: out.perSecond, locking: out.locking, findings: failed?.findings ?? [], record: out.saved[0] ?? null, interrupted: stop.received ?? null });
+    printJson({ ok: out.ok, runs: out.runs, seconds: out.seconds, events: out.events, eventsPerSecond: out.eventsPerSecond, cut: out.cut, counters: out.totals, perSecond: out.perSecond, locking: out.locking, workerTime: out.workerTime, findings: failed?.findings ?? [], record: out.saved[0] ?? null, interrupted: stop.received ?? null });
   } else {
     const verbose = flags.verbose ?? false;
     if (failed) printReport('sva', failed, false, verbose);
@@ -336,6 +337,7 @@ async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise
     printLines(wrapStatus('sva', 'totals', counterWords(out.totals, verbose)));
     printLines(wrapStatus('sva', 'per second', counterWords(out.perSecond, verbose, '/s')));
     console.log(`sva: ${lockingLine(out.locking)}`);
+    printLines(statusLines('sva', workerTimeLine(out.workerTime)));
     for (const f of out.saved) printLines(writtenLines('sva', 'schedule of a failing run', f, replayAdvice(f, loadSchedule(f))));
     // A failing run's report is above; without one, the verdict says why (e.g. no run ended within the budget).
     if (!out.ok && !failed) for (const l of out.verdict.lines) console.log(`sva: ${l}`);

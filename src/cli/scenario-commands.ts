@@ -10,6 +10,7 @@ import { exploreScenario } from '../scenario/explore.js';
 import { statesByKind } from '../scenario/coverage.js';
 import { loadScenarioFile, scenarioParams } from '../scenario/load.js';
 import { lockingLine } from '../runtime/result.js';
+import { workerTimeLine } from '../runtime/worker-time.js';
 import { Schedule } from '../runtime/schedule.js';
 import { MAX_WORKERS } from '../runtime/threaded.js';
 import { STRATEGIES, type StrategyName } from '../runtime/scheduler.js';
@@ -310,7 +311,7 @@ export function registerScenarioCommands(program: Command): void {
       }
       if (flags.json) {
         process.stdout.write(
-          `${JSON.stringify({ host: host(), ok: out.ok, scenario: s.name, verdict: out.verdict.lines, runs: out.runs, seconds: out.seconds, events: out.events, eventsPerSecond: out.eventsPerSecond, cut: out.cut, counters: out.totals, perSecond: out.perSecond, locking: out.locking, findings: out.failures.flatMap((r) => r.findings), saved: out.saved })}\n`,
+          `${JSON.stringify({ host: host(), ok: out.ok, scenario: s.name, verdict: out.verdict.lines, runs: out.runs, seconds: out.seconds, events: out.events, eventsPerSecond: out.eventsPerSecond, cut: out.cut, counters: out.totals, perSecond: out.perSecond, locking: out.locking, workerTime: out.workerTime, findings: out.failures.flatMap((r) => r.findings), saved: out.saved })}\n`,
         );
       } else {
         for (const r of out.failures.slice(0, 1)) for (const f of r.findings) console.log(`\n${f.text}\n`);
@@ -318,6 +319,7 @@ export function registerScenarioCommands(program: Command): void {
         if (out.cut) printStatus('stress', `the budget ended during run ${out.cut.run}: stopped at step ${out.cut.atStep}, ${counted(out.cut.steps - out.cut.atStep, 'step')} after the stop (${counted(out.cut.workers, 'worker')}, a point each at most)`);
         printLines(wrapStatus('stress', 'per second', counterWords(out.perSecond, false, '/s')));
         console.log(`stress: ${lockingLine(out.locking)}`);
+        printLines(statusLines('stress', workerTimeLine(out.workerTime)));
         for (const f of out.saved) printLines([...statusLines('stress', `run with a finding saved to ${f}`), ...statusLines('stress', replayAdvice(f, loadSchedule(f)))]);
         if (stop.received && out.ok) for (const l of [...out.verdict.lines, 'INTERRUPTED']) console.log(`stress: ${l}`);
         else printVerdict('stress', out.verdict.lines, out.ok);

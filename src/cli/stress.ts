@@ -10,6 +10,7 @@ import { InvalidArgumentError } from 'commander';
 import type { Wire } from '../runtime/model.js';
 import { type LockingCounts, type Placement, passed, type RunResult } from '../runtime/result.js';
 import { run } from '../runtime/run.js';
+import { addWorkerTime, NO_TIME, type WorkerTime } from '../runtime/worker-time.js';
 import { decides, Tallier, type Verdict } from '../scenario/expect.js';
 import { observed } from '../scenario/judged.js';
 import type { Expectation } from '../scenario/scenario.js';
@@ -76,6 +77,8 @@ export interface StressOutcome {
   readonly saved: readonly string[];
   /** Locked steps over all runs: per object (lock stripes) and on the coarse fallback lock. */
   readonly locking: LockingCounts;
+  /** Where the workers' time went, over all runs (worker-time.ts). */
+  readonly workerTime: WorkerTime;
   /** The run the budget stopped at its next scheduling point, if it was in flight then. */
   readonly cut: { readonly run: number; readonly seed: number; readonly atStep: number; readonly steps: number; readonly workers: number } | null;
   /** Status lines printed. */
@@ -174,6 +177,7 @@ export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
   let lost = 0;
   let cut: StressOutcome['cut'] = null;
   const locking = { striped: 0, fallback: 0, relocked: 0 };
+  let workerTime = NO_TIME;
   try {
     // At least one run, however short the duration: a stress that ran nothing must not end in SUCCESS.
     while ((live.runs === 0 || live.now() < live.until) && !o.signal?.aborted) {
@@ -206,6 +210,7 @@ export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
       locking.striped += r.locking?.striped ?? 0;
       locking.fallback += r.locking?.fallback ?? 0;
       locking.relocked += r.locking?.relocked ?? 0;
+      if (r.workerTime) workerTime = addWorkerTime(workerTime, r.workerTime);
       if (r.cut) cut = { run: live.runs, seed, atStep: r.cut.atStep, steps: r.steps, workers: r.workers ?? 1 };
       const decided = judge(r, o, { totals, failures, saved, tally });
       if (!r.cut && !r.accounting.ok) lost++;
@@ -228,7 +233,7 @@ export async function stressRuns(o: StressOptions): Promise<StressOutcome> {
   if (nothing) lines.push(`no run ended within the ${o.seconds} s budget (run 1 was stopped at step ${cut?.atStep}): nothing judged; give a longer --duration`);
   const verdict: Verdict = lost > 0 || nothing ? { ok: false, lines } : judged;
   const events = live.events;
-  return { ok: verdict.ok, verdict, runs: live.runs, seconds, totals, perSecond, events, eventsPerSecond: Math.round(events / Math.max(seconds, 1e-3)), failures, saved, locking, cut, statusLines: live.statusLines };
+  return { ok: verdict.ok, verdict, runs: live.runs, seconds, totals, perSecond, events, eventsPerSecond: Math.round(events / Math.max(seconds, 1e-3)), failures, saved, locking, workerTime, cut, statusLines: live.statusLines };
 }
 
 /**

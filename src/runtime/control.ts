@@ -65,6 +65,8 @@ export class Control {
   fallback = 0;
   /** Steps whose computed footprint changed under the locks and were locked again. */
   relocked = 0;
+  /** Host time this thread's steps waited for a stripe or the coarse lock another thread's step held, ms. */
+  lockWaitMs = 0;
   /** The footprint of the step in hand, as locked (undefined: it holds the coarse fallback). */
   current: Footprint | undefined;
   private readonly stripesBase: number;
@@ -237,11 +239,16 @@ export class Control {
   // write a word of its stripe), or -1 while a writer holds it. `waiters` counts the threads asleep on it.
   private readLock(at: number, waiters: number): void {
     const a = this.i32;
+    let since = 0;
     for (let spin = 0; ; spin++) {
       const c = Atomics.load(a, at);
       if (c >= 0 && (c & WRITER_WAITING) === 0) {
-        if (Atomics.compareExchange(a, at, c, c + 1) === c) return;
+        if (Atomics.compareExchange(a, at, c, c + 1) === c) {
+          this.waited(since);
+          return;
+        }
       } else if (spin > 200) this.sleep(at, waiters, c);
+      if (since === 0) since = performance.now();
     }
   }
 
@@ -252,15 +259,25 @@ export class Control {
 
   private writeLock(at: number, waiters: number): void {
     const a = this.i32;
+    let since = 0;
     for (let spin = 0; ; spin++) {
       const c = Atomics.load(a, at);
       if (c === 0 || c === WRITER_WAITING) {
-        if (Atomics.compareExchange(a, at, c, -1) === c) return;
-        continue;
+        if (Atomics.compareExchange(a, at, c, -1) === c) {
+          this.waited(since);
+          return;
+        }
+      } else {
+        if (c > 0 && (c & WRITER_WAITING) === 0) Atomics.compareExchange(a, at, c, c | WRITER_WAITING);
+        if (spin > 200) this.sleep(at, waiters, Atomics.load(a, at));
       }
-      if (c > 0 && (c & WRITER_WAITING) === 0) Atomics.compareExchange(a, at, c, c | WRITER_WAITING);
-      if (spin > 200) this.sleep(at, waiters, Atomics.load(a, at));
+      if (since === 0) since = performance.now();
     }
+  }
+
+  /** A lock taken after waiting since `since` (0: at the first try, nothing to count). */
+  private waited(since: number): void {
+    if (since !== 0) this.lockWaitMs += performance.now() - since;
   }
 
   private writeUnlock(at: number, waiters: number): void {

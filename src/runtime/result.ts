@@ -2,6 +2,7 @@
 import type { ActorFinal, BlockedTask, Finding, Wire, WorkloadCheck } from './model.js';
 import type { Schedule } from './schedule.js';
 import type { Trace } from './trace.js';
+import type { WorkerTime } from './worker-time.js';
 
 export type RuntimeName = 'threaded' | 'deterministic';
 export type Placement = 'sharded' | 'per-actor';
@@ -26,6 +27,8 @@ export interface RunResult {
    * only the lock stripes of the objects they declare, and those that took the coarse fallback lock.
    */
   readonly locking?: LockingCounts;
+  /** Threaded runs: where the workers' time went (worker-time.ts), summed over the workers. */
+  readonly workerTime?: WorkerTime;
   readonly steps: number;
   readonly timersFired: number;
   readonly accounting: Accounting;

@@ -24,6 +24,7 @@ import { TASK_BASE } from './task.js';
 import { canonicalise } from './hb.js';
 import { REC_INTS, Trace } from './trace.js';
 import { type FailureInfo, rebuildFailure, type WorkerInit, type WorkerReport } from './worker-host.js';
+import { addWorkerTime, NO_TIME } from './worker-time.js';
 import { buildWorkload } from './workloads.js';
 
 /**
@@ -306,7 +307,9 @@ export class ThreadedRuntime {
     let queued = this.outboxes.reduce((h, o) => h + o.held, 0);
     let timersFired = 0;
     const locking = { striped: 0, fallback: 0, relocked: 0 };
+    let workerTime = NO_TIME;
     for (const r of this.reports) {
+      workerTime = addWorkerTime(workerTime, r.time);
       locking.striped += r.striped;
       locking.fallback += r.fallback;
       locking.relocked += r.relocked;
@@ -353,6 +356,7 @@ export class ThreadedRuntime {
       placement: this.placement,
       workers: this.workers,
       locking,
+      workerTime,
       steps: tickets,
       timersFired,
       accounting: { sent, delivered, queued, ok: sent === delivered + queued },

@@ -32,6 +32,7 @@ import { earliestWake, footprintNow, type Point, TaskFailure, TaskStepEnv, TaskT
 import { HB_ALL, ObjectLog } from './hb.js';
 import { EventNames, TimeLog, TraceLog } from './trace.js';
 import { watchEnter, watchLeave } from './watchdog.js';
+import { type WorkerTime, WorkerTimer } from './worker-time.js';
 import { buildWorkload } from './workloads.js';
 
 export interface WorkerInit {
@@ -75,6 +76,8 @@ export type WorkerReport =
       readonly fallback: number;
       /** Striped steps locked again because their computed footprint changed under the locks. */
       readonly relocked: number;
+      /** Where this worker's time went (worker-time.ts). */
+      readonly time: WorkerTime;
       readonly eventNames: readonly (readonly [number, string])[];
       readonly finals: readonly (readonly [number, ActorFinal])[];
       readonly sent: number;
@@ -367,6 +370,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
   let lastTick = 0;
 
   const found = (): boolean => init.stopOnFinding && (monitor?.findings.length ?? 0) > 0;
+  const timer = new WorkerTimer();
   while (!ctl.stopped) {
     let worked = inbox.drain(BATCH, onRing);
     worked += runLocal(BATCH);
@@ -411,6 +415,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
     ctl.store(me, IDLE, later ? IDLE_WAITING : blocked ? IDLE_BLOCKED : IDLE_EMPTY);
     const woke = () => inbox.ready() || ctl.stopped || (blocked && ctl.version !== triedAt);
     // Only a state that can complete quiescence is worth waking the main thread for.
+    const idleSince = performance.now();
     if (
       idleWait(inbox, waits, init.spinMicros, timeout, woke, () => {
         if (!later) ctl.announceIdle();
@@ -418,6 +423,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
     ) {
       parks++;
     }
+    timer.idled(performance.now() - idleSince, tasks.live.values());
     ctl.bump(me, GEN);
     ctl.store(me, IDLE, BUSY);
     ctl.store(me, WAITING, 0);
@@ -434,6 +440,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
     striped: ctl.striped,
     fallback: ctl.fallback,
     relocked: ctl.relocked,
+    time: timer.report(ctl.lockWaitMs),
     eventNames: [...names.map.entries()],
     finals,
     sent,
