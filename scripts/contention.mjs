@@ -25,7 +25,7 @@ const { RandomScheduler } = await dist('runtime/schedulers/random.js');
 const { buildWorkload } = await dist('runtime/workloads.js');
 const { Task, footprintNow, TASK_BASE } = await dist('runtime/task.js');
 const { ActorHost } = await dist('runtime/host.js');
-const { isRead, wordOf } = await dist('runtime/footprint.js');
+const { isRead, wordOf, UnorderedWords } = await dist('runtime/footprint.js');
 
 const { values: opt } = parseArgs({ options: { seeds: { type: 'string', default: '3' } } });
 const seeds = Number(opt.seeds);
@@ -38,14 +38,17 @@ const NOTHING = [];
 let steps = [];
 const perform = Task.prototype.perform;
 Task.prototype.perform = function (env) {
-  steps.push([this.id, this.owner, this.pending ? (footprintNow(this.pending) ?? FALLBACK) : NOTHING]);
+  steps.push([this.id, this.owner, this.pending ? ordered(footprintNow(this.pending)) : NOTHING]);
   return perform.call(this, env);
 };
 let shared = new Set();
 let workload;
+let unordered = new UnorderedWords();
+/** What the threaded runtime locks of a footprint: all but the words it orders nothing by (statistics). */
+const ordered = (fp) => (fp === undefined ? FALLBACK : fp.filter((e) => !unordered.has(e)));
 const deliver = ActorHost.prototype.deliver;
 ActorHost.prototype.deliver = function (to, event) {
-  const fp = shared.has(event.type) ? (workload.footprintOf?.(to, event) ?? FALLBACK) : NOTHING;
+  const fp = shared.has(event.type) ? ordered(workload.footprintOf?.(to, event)) : NOTHING;
   steps.push([to, -1, fp]);
   return deliver.call(this, to, event);
 };
@@ -99,6 +102,7 @@ function makespan(n) {
 
 function measure(p) {
   workload = buildWorkload(p.workload, p.params);
+  unordered = new UnorderedWords(workload.unorderedWords);
   shared = new Set(workload.sharedEvents ?? []);
   const sum = { steps: 0, fallback: 0, hottest: 0, busiest: 0, span: { 2: 0, 16: 0, 64: 0 } };
   for (let seed = 1; seed <= seeds; seed++) {

@@ -2,6 +2,7 @@
 // every thread adds to the same ones and the run's summary reads them from the final memory. Declared up
 // front, identically in every thread.
 import type { Kernel } from '../kernel/kernel.js';
+import type { WordRange } from '../runtime/model.js';
 
 export const STATS = [
   'binds',
@@ -61,6 +62,16 @@ export class Stats {
   /** The counter's word (its absolute offset): a step that adds to it declares it written in its footprint. */
   wordOf(name: StatName): number {
     return this.k.mem.statics + this.off + INDEX[name];
+  }
+
+  /**
+   * The counters' words: only ever added to (Atomics.add) and read when the run has ended (`read`), so the
+   * threaded runtime orders no step by them (Workload.unorderedWords), as percpu counters order nothing.
+   * `statics`: the static region's offset (staticsOffset: the workload is built before its run's memory is).
+   */
+  words(statics: number): WordRange {
+    const from = statics + this.off;
+    return { from, to: from + STATS.length };
   }
 
   /** The counters, from the run's memory or from a final copy of it (`shared` and the static region's offset). */

@@ -7,7 +7,7 @@
 // takes the coarse lock exclusively (the fallback), which every striped step holds shared: it is ordered
 // with every other locked step.
 
-import { type Footprint, isRead, union, wordOf } from './footprint.js';
+import { type Footprint, isRead, UnorderedWords, union, wordOf } from './footprint.js';
 
 const TICKET = 0;
 /**
@@ -65,6 +65,8 @@ export class Control {
   fallback = 0;
   /** Steps whose computed footprint changed under the locks and were locked again. */
   relocked = 0;
+  /** Words footprints name that no step is ordered by (Workload.unorderedWords): never locked. */
+  unordered = new UnorderedWords();
   /** Host time this thread's steps waited for a stripe or the coarse lock another thread's step held, ms. */
   lockWaitMs = 0;
   /** The footprint of the step in hand, as locked (undefined: it holds the coarse fallback). */
@@ -166,6 +168,7 @@ export class Control {
   /** Whether the step in hand holds every entry's stripe, a written word's for writing. */
   private holdsAll(fp: Footprint): boolean {
     for (const e of fp) {
+      if (this.unordered.has(e)) continue;
       const s = stripeOf(wordOf(e));
       let i = 0;
       while (i < this.nheld && this.held[i] !== s) i++;
@@ -174,7 +177,12 @@ export class Control {
     return true;
   }
 
-  /** Whether a step of this footprint takes the coarse fallback (every stripe). */
+  /** How many lock stripes the step in hand holds (0 on the coarse fallback, or when it touches no ordered word). */
+  get stripesHeld(): number {
+    return this.nheld;
+  }
+
+    /** Whether a step of this footprint takes the coarse fallback (every stripe). */
   isFallback(footprint: Footprint | undefined): boolean {
     return footprint === undefined || !this.striping;
   }
@@ -198,7 +206,7 @@ export class Control {
       return;
     }
     this.readLock(COARSE, COARSE_WAITERS);
-    for (const e of footprint as Footprint) this.addStripe(stripeOf(wordOf(e)), isRead(e) ? 0 : 1);
+    for (const e of footprint as Footprint) if (!this.unordered.has(e)) this.addStripe(stripeOf(wordOf(e)), isRead(e) ? 0 : 1);
     for (let i = 0; i < this.nheld; i++) {
       const at = this.stripesBase + (this.held[i] as number) * STRIDE;
       if (this.writes[i] === 1) this.writeLock(at, at + 1);

@@ -7,6 +7,8 @@
 // is a word the step writes (or reads and writes); an entry read(w) = -2 - w is a word it only reads. -1 is
 // hb.ts's HB_ALL (the coarse fallback) and never an entry.
 
+import type { WordRange } from './model.js';
+
 /** The words a step touches; see the file header for the encoding. */
 export type Footprint = readonly number[];
 
@@ -62,4 +64,28 @@ export function union(a: Footprint, b: Footprint): number[] {
     } else if (!isRead(e)) out[i] = w;
   }
   return out;
+}
+
+/**
+ * The words of a workload's footprints that the threaded runtime orders nothing by (Workload.unorderedWords:
+ * statistics, only ever added to atomically and read after the run): not locked, no happens-before edge.
+ */
+export class UnorderedWords {
+  private readonly bounds: Int32Array;
+
+  constructor(ranges: readonly WordRange[] = []) {
+    this.bounds = Int32Array.from(ranges.flatMap((r) => [r.from, r.to]));
+  }
+
+  /** Whether the entry (a written word, or a read one) names such a word. */
+  has(entry: number): boolean {
+    const w = wordOf(entry);
+    const b = this.bounds;
+    for (let i = 0; i < b.length; i += 2) if (w >= (b[i] as number) && w < (b[i + 1] as number)) return true;
+    return false;
+  }
+
+  get empty(): boolean {
+    return this.bounds.length === 0;
+  }
 }

@@ -7,7 +7,7 @@
 // these edges is the same run: the canonical one (Kahn's algorithm, ties broken by the lowest (thread,
 // program index)) numbers the steps, the task ids made from them and the messages' send steps, so that the
 // trace and its hash do not depend on how the threads' timing interleaved unrelated steps.
-import { type Footprint, isRead, wordOf } from './footprint.js';
+import { type Footprint, isRead, type UnorderedWords, wordOf } from './footprint.js';
 import { MEM, TASK } from './model.js';
 import { TASK_BASE } from './task.js';
 import { REC, REC_INTS } from './trace.js';
@@ -36,10 +36,13 @@ export class ObjectLog {
     this.data[this.n++] = object;
   }
 
-  /** A step's footprint as locked (undefined: the fallback, HB_ALL), its entries as they are: reads stay reads. */
-  pushAll(ticket: number, footprint: Footprint | undefined): void {
+  /**
+   * A step's footprint as locked (undefined: the fallback, HB_ALL), its entries as they are — reads stay reads —
+   * but for the words nothing is ordered by (`unordered`: statistics), which give no edge.
+   */
+  pushAll(ticket: number, footprint: Footprint | undefined, unordered?: UnorderedWords): void {
     if (footprint === undefined) this.push(ticket, HB_ALL);
-    else for (const e of footprint) this.push(ticket, e);
+    else for (const e of footprint) if (!unordered?.has(e)) this.push(ticket, e);
   }
 
   take(): Int32Array {

@@ -164,12 +164,25 @@ export interface Workload {
    * method): the delivery takes the coarse fallback lock.
    */
   footprintOf?(to: number, event: ModelEvent): Footprint | undefined;
+  /**
+   * Ranges of words that steps change only by commutative atomic adds and that nothing reads before the run has
+   * ended — statistics, as the kernel keeps them in per-CPU counters (`percpu_counter_add`): footprints still
+   * declare them written (the checker holds them to it), but the threaded runtime neither locks them nor orders
+   * steps by them, so two steps that only count do not wait for each other. The sum does not depend on the order.
+   */
+  readonly unorderedWords?: readonly WordRange[];
   check(actors: readonly ActorFinal[], shared: Int32Array): WorkloadCheck;
   /** Task bodies by kind, spawned by actors (effect `rt.spawn`) or by other tasks. */
   readonly tasks?: Readonly<Record<string, TaskFactory>>;
   /** Tasks the run starts with (at most 16), spawned by ENV in this order. */
   readonly initialTasks?: readonly { readonly task: string; readonly args: Wire; readonly name?: string }[];
   readonly monitor?: Monitor;
+}
+
+/** Words [from, to) of the shared memory. */
+export interface WordRange {
+  readonly from: number;
+  readonly to: number;
 }
 
 /** A checker's report: kernel wording in `title` (the grep-able first line) and `text` (the whole report). */

@@ -29,6 +29,7 @@ import { Outbox } from './outbox.js';
 import { adaptiveSpin, WaitGovernor } from './park.js';
 import { Doorbell, Mailbox, type MailboxLayout, senderLane } from './mailbox.js';
 import { earliestWake, footprintNow, type Point, TaskFailure, TaskStepEnv, TaskTable } from './task.js';
+import { UnorderedWords } from './footprint.js';
 import { HB_ALL, ObjectLog } from './hb.js';
 import { EventNames, TimeLog, TraceLog } from './trace.js';
 import { watchEnter, watchLeave } from './watchdog.js';
@@ -110,6 +111,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
   const me = init.index;
   const ctl = new Control(init.control, init.threads, init.striping);
   const workload = buildWorkload(init.workload.name, init.workload.params);
+  ctl.unordered = new UnorderedWords(workload.unorderedWords);
   const codec = new WireCodec(workload.hotEvents);
   const shared = new Int32Array(init.shared);
   const inbox = new Mailbox(init.mailboxes[me] as MailboxLayout);
@@ -197,7 +199,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
             if (keep) {
               log.push(ticket, t.id, TASK, -1, names.hash(p.label), 0);
               times.push(us);
-              objects.pushAll(ticket, ctl.current);
+              objects.pushAll(ticket, ctl.current, ctl.unordered);
             }
             // The host-time watchdog (watchdog.ts) watches the task's code from its point to its next one.
             watchEnter('task', t.name, p.label);
@@ -256,7 +258,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
         (t) => {
           const at = clock.begin();
           monitor?.delivering?.(t, to);
-          if (keep) objects.pushAll(t, ctl.current);
+          if (keep) objects.pushAll(t, ctl.current, ctl.unordered);
           return [t, host.deliver(to, event), at] as const;
         },
         true,
@@ -299,7 +301,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
         a.op !== 'load',
         word,
       );
-      if (keep) objects.pushAll(ticket, ctl.isFallback(word) ? undefined : word);
+      if (keep) objects.pushAll(ticket, ctl.isFallback(word) ? undefined : word, ctl.unordered);
       clock.end();
       if (a.op !== 'load') triedAt = Number.NaN;
       delivered++;

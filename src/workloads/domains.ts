@@ -460,6 +460,8 @@ export function buildDomains(raw: Readonly<Record<string, Wire>>): { workload: W
     hotEvents: { ...HW_HOT_EVENTS, go: ['n'] },
     sharedEvents: HW_SHARED_EVENTS,
     footprintOf: m.footprintOf,
+    // The model's counters and the workload's own: added to atomically, read once the run has ended (check).
+    unorderedWords: [m.stats.words(statics), { from: statics + statsOff, to: statics + statsOff + DOMAINS_STATS.length }],
     tasks: k.taskFactories,
     monitor: k,
     check: (_finals, shared) => domainsCheck(Object.fromEntries(DOMAINS_STATS.map((s, i) => [s, shared[statics + statsOff + i] as number])) as Record<DomainsStat, number>),

@@ -79,6 +79,7 @@ export function buildSva(raw: Readonly<Record<string, Wire>>): { workload: Workl
     hotEvents: { ...HW_HOT_EVENTS, go: [] },
     sharedEvents: HW_SHARED_EVENTS,
     footprintOf: m.footprintOf,
+    unorderedWords: [stats.words(statics)],
     tasks: k.taskFactories,
     initialTasks: [m.boot.task, ...(script?.initialTasks ?? [])],
     monitor: k,
