@@ -47,15 +47,18 @@ export const IDLE_BLOCKED = 3; // only blocked tasks left: quiescent, but stuck 
  * is locked by the stripe its index hashes to. Each stripe's word has a cache line of its own (STRIDE ints),
  * so that workers locking different stripes do not bounce one line.
  */
-export const STRIPES = 16;
+export const STRIPES = 32;
 const STRIDE = 16;
 /** A reader-writer lock word's bit set while a writer waits; the bits below it count the readers. */
 const WRITER_WAITING = 1 << 30;
 const READERS = WRITER_WAITING - 1;
 
+/** log2(STRIPES): a step's stripes are one bit each of a 32-bit mask. */
+const STRIPE_BITS = 5;
+
 /** The stripe of a shared-memory word (Fibonacci hashing: neighbouring fields of a struct spread out). */
 export function stripeOf(word: number): number {
-  return Math.imul(word, 0x9e3779b1) >>> (32 - Math.log2(STRIPES));
+  return Math.imul(word, 0x9e3779b1) >>> (32 - STRIPE_BITS);
 }
 
 export class Control {
@@ -72,11 +75,10 @@ export class Control {
   /** The footprint of the step in hand, as locked (undefined: it holds the coarse fallback). */
   current: Footprint | undefined;
   private readonly stripesBase: number;
-  /** The stripes of the step in hand, sorted (reused: a step allocates nothing here). */
-  private readonly held = new Int32Array(STRIPES);
-  /** Per held stripe: 1 when the step writes a word of it (locked for writing), 0 when it only reads. */
-  private readonly writes = new Uint8Array(STRIPES);
-  private nheld = 0;
+  /** The stripes of the step in hand, a bit each (taken in ascending order: no cycle of waiters). */
+  private held = 0;
+  /** The held stripes the step writes a word of (locked for writing); the others it holds shared. */
+  private writes = 0;
   private coarseHeld = false;
 
   constructor(
@@ -169,17 +171,17 @@ export class Control {
   private holdsAll(fp: Footprint): boolean {
     for (const e of fp) {
       if (this.unordered.has(e)) continue;
-      const s = stripeOf(wordOf(e));
-      let i = 0;
-      while (i < this.nheld && this.held[i] !== s) i++;
-      if (i === this.nheld || (!isRead(e) && this.writes[i] === 0)) return false;
+      const bit = 1 << stripeOf(wordOf(e));
+      if ((this.held & bit) === 0 || (!isRead(e) && (this.writes & bit) === 0)) return false;
     }
     return true;
   }
 
   /** How many lock stripes the step in hand holds (0 on the coarse fallback, or when it touches no ordered word). */
   get stripesHeld(): number {
-    return this.nheld;
+    let n = 0;
+    for (let m = this.held; m !== 0; m &= m - 1) n++;
+    return n;
   }
 
     /** Whether a step of this footprint takes the coarse fallback (every stripe). */
@@ -200,44 +202,41 @@ export class Control {
   private lockFootprint(footprint: Footprint | undefined): void {
     const coarse = this.isFallback(footprint);
     this.coarseHeld = coarse;
-    this.nheld = 0;
+    this.held = 0;
+    this.writes = 0;
     if (coarse) {
       this.writeLock(COARSE, COARSE_WAITERS);
       return;
     }
     this.readLock(COARSE, COARSE_WAITERS);
-    for (const e of footprint as Footprint) if (!this.unordered.has(e)) this.addStripe(stripeOf(wordOf(e)), isRead(e) ? 0 : 1);
-    for (let i = 0; i < this.nheld; i++) {
-      const at = this.stripesBase + (this.held[i] as number) * STRIDE;
-      if (this.writes[i] === 1) this.writeLock(at, at + 1);
+    let held = 0;
+    let writes = 0;
+    for (const e of footprint as Footprint) {
+      if (this.unordered.has(e)) continue;
+      const bit = 1 << stripeOf(wordOf(e));
+      held |= bit;
+      if (!isRead(e)) writes |= bit;
+    }
+    this.held = held;
+    this.writes = writes;
+    for (let m = held; m !== 0; m &= m - 1) {
+      const s = 31 - Math.clz32(m & -m);
+      const at = this.stripesBase + s * STRIDE;
+      if ((writes >>> s) & 1) this.writeLock(at, at + 1);
       else this.readLock(at, at + 1);
     }
   }
 
-  /** Insert a stripe into the sorted, distinct list of the step's (a footprint is a few words). */
-  private addStripe(s: number, write: number): void {
-    const held = this.held;
-    const n = this.nheld;
-    let i = n;
-    while (i > 0 && (held[i - 1] as number) > s) i--;
-    if (i > 0 && held[i - 1] === s) {
-      this.writes[i - 1] |= write;
-      return;
-    }
-    held.copyWithin(i + 1, i, n);
-    this.writes.copyWithin(i + 1, i, n);
-    held[i] = s;
-    this.writes[i] = write;
-    this.nheld = n + 1;
-  }
-
   private unlockHeld(): void {
-    for (let i = this.nheld - 1; i >= 0; i--) {
-      const at = this.stripesBase + (this.held[i] as number) * STRIDE;
-      if (this.writes[i] === 1) this.writeUnlock(at, at + 1);
+    for (let m = this.held; m !== 0; ) {
+      const s = 31 - Math.clz32(m);
+      m ^= 1 << s;
+      const at = this.stripesBase + s * STRIDE;
+      if ((this.writes >>> s) & 1) this.writeUnlock(at, at + 1);
       else this.readUnlock(at, at + 1);
     }
-    this.nheld = 0;
+    this.held = 0;
+    this.writes = 0;
     if (this.coarseHeld) this.writeUnlock(COARSE, COARSE_WAITERS);
     else this.readUnlock(COARSE, COARSE_WAITERS);
   }
