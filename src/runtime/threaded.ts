@@ -20,6 +20,7 @@ import { Outbox } from './outbox.js';
 import { workerUrl } from './paths.js';
 import type { Placement, RunResult } from './result.js';
 import { outcomeOf, Schedule } from './schedule.js';
+import { leftIn } from './spawn.js';
 import { TASK_BASE } from './task.js';
 import { canonicalise } from './hb.js';
 import { REC_INTS, Trace } from './trace.js';
@@ -306,7 +307,18 @@ export class ThreadedRuntime {
     let queued = this.outboxes.reduce((h, o) => h + o.held, 0);
     let timersFired = 0;
     const locking = { striped: 0, fallback: 0, relocked: 0 };
+    const spawns = { sent: 0, taken: 0, queued: 0 };
+    for (const mb of this.mailboxes) {
+      const left = leftIn(mb);
+      queued += left.messages;
+      spawns.queued += left.spawns;
+    }
+    const taskPoints = new Array<number>(this.workers).fill(0);
     for (const r of this.reports) {
+      spawns.sent += r.spawns.sent;
+      spawns.taken += r.spawns.taken;
+      spawns.queued += r.spawns.queued;
+      taskPoints[r.index] = r.taskPoints;
       locking.striped += r.striped;
       locking.fallback += r.fallback;
       locking.relocked += r.relocked;
@@ -356,6 +368,8 @@ export class ThreadedRuntime {
       steps: tickets,
       timersFired,
       accounting: { sent, delivered, queued, ok: sent === delivered + queued },
+      spawns,
+      taskPoints,
       trace,
       traceHash,
       finals: finalList,
