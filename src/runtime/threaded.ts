@@ -10,7 +10,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { WireCodec } from './codec.js';
-import { Control, DELIVERED, GEN, IDLE, IDLE_BLOCKED, IDLE_EMPTY, SENT, TRIED } from './control.js';
+import { Control, DELIVERED, GEN, IDLE, IDLE_BLOCKED, IDLE_EMPTY, SENT, SPAWNS_SENT, SPAWNS_TAKEN, TRIED } from './control.js';
 import { StepBudgetExceeded } from './deterministic.js';
 import { RunStalled } from './errors.js';
 import { lastTasks } from './watchdog.js';
@@ -225,6 +225,8 @@ export class ThreadedRuntime {
       for (let w = 0; w < workers; w++) gens.push(ctl.load(w, GEN));
       let sent = ctl.load(this.mainSlot, SENT);
       let delivered = 0;
+      // A task dealt to another worker and not yet created there keeps the run going (spawn.ts).
+      let spawning = 0;
       let allIdle = true;
       for (let w = 0; w < workers; w++) {
         const idle = ctl.load(w, IDLE);
@@ -233,12 +235,13 @@ export class ThreadedRuntime {
         if (idle === IDLE_BLOCKED && ctl.load(w, TRIED) !== ctl.version) allIdle = false;
         sent += ctl.load(w, SENT);
         delivered += ctl.load(w, DELIVERED);
+        spawning += ctl.load(w, SPAWNS_SENT) - ctl.load(w, SPAWNS_TAKEN);
       }
       const held = this.outboxes.reduce((h, o) => h + o.held, 0);
       let stable = true;
       for (let w = 0; w < workers; w++) if (ctl.load(w, GEN) !== gens[w]) stable = false;
       opts.onProgress?.(delivered, sent, ctl.tickets);
-      if (allIdle && stable && held === 0 && sent === delivered) return;
+      if (allIdle && stable && held === 0 && sent === delivered && spawning === 0) return;
       const now = performance.now();
       // Progress is a delivery or a performed task point.
       const progress = delivered + ctl.version;

@@ -7,7 +7,7 @@
 // merges the logs by ticket and orders them canonically by their happens-before (hb.ts).
 import { StepClock, Timers } from './clock.js';
 import { WireCodec } from './codec.js';
-import { BUSY, Control, DELIVERED, GEN, IDLE, IDLE_BLOCKED, IDLE_EMPTY, IDLE_WAITING, SENT, TRIED, WAITING } from './control.js';
+import { BUSY, Control, DELIVERED, GEN, IDLE, IDLE_BLOCKED, IDLE_EMPTY, IDLE_WAITING, SENT, SPAWNS_SENT, SPAWNS_TAKEN, TRIED, WAITING } from './control.js';
 import { ActorFailure, describe } from './errors.js';
 import { ActorHost } from './host.js';
 import { blockedTasks } from './deterministic.js';
@@ -405,9 +405,10 @@ function workerLoop(init: WorkerInit): WorkerReport {
       lastTick = timers.now();
       monitor.tick(lastTick);
     }
-    // Spawns in flight count for quiescence (a task on its way keeps the run going), not in the accounting.
-    ctl.store(me, SENT, sent + spawnsSent);
-    ctl.store(me, DELIVERED, delivered + spawnsTaken);
+    ctl.store(me, SENT, sent);
+    ctl.store(me, DELIVERED, delivered);
+    ctl.store(me, SPAWNS_SENT, spawnsSent);
+    ctl.store(me, SPAWNS_TAKEN, spawnsTaken);
     if (found()) {
       // First finding: stop every thread (the main thread sees the stop flag and collects reports).
       ctl.stop();
