@@ -10,7 +10,9 @@
 // its thread's previous step has ended, when its worker is free, and when the steps it conflicts with have
 // ended — the last write of each word it touches, for a write also the reads since; a fallback step conflicts
 // with everything. Actors are dealt over the workers as the sharded placement does (actor i on worker i mod n),
-// tasks run on their spawner's worker (the run's initial tasks dealt round-robin). The speed-up is steps ÷
+// the run's initial tasks round-robin, and a task spawned at run time as the threaded runtime deals it
+// (src/runtime/spawn.ts: its spawner's worker's k-th spawn goes to worker (spawner + k) mod n; each spawn is
+// recorded when it happens, within the spawning step). The speed-up is steps ÷
 // makespan: what per-object locking allows, before the runtime's own costs (the ticket counter, waking, messages).
 // Printed per preset: steps, the fallback share, the share of steps that write the most written word, the share
 // of steps of the busiest thread (an actor or task: its steps are in program order, so 1 / share bounds the
@@ -23,7 +25,8 @@ import { benchPresets, dist } from './presets.mjs';
 const { runDeterministic } = await dist('runtime/deterministic.js');
 const { RandomScheduler } = await dist('runtime/schedulers/random.js');
 const { buildWorkload } = await dist('runtime/workloads.js');
-const { Task, footprintNow, TASK_BASE } = await dist('runtime/task.js');
+const { Task, TaskTable, footprintNow, spawnOf, TASK_BASE } = await dist('runtime/task.js');
+const { spawnTarget } = await dist('runtime/spawn.js');
 const { ActorHost } = await dist('runtime/host.js');
 const { isRead, wordOf, UnorderedWords } = await dist('runtime/footprint.js');
 
@@ -34,12 +37,20 @@ const presets = benchPresets;
 
 const FALLBACK = null;
 const NOTHING = [];
-/** The run's steps in order: [thread, owner (a task's spawner, else -1), footprint | FALLBACK]. */
+/** Not a step: task `thread` was spawned by `owner` (ENV: one of the run's initial tasks). */
+const SPAWN = 'spawn';
+/** The run's steps and spawns in order: [thread, owner (for a spawn), footprint | FALLBACK | SPAWN]. */
 let steps = [];
 const perform = Task.prototype.perform;
 Task.prototype.perform = function (env) {
-  steps.push([this.id, this.owner, this.pending ? ordered(footprintNow(this.pending)) : NOTHING]);
+  steps.push([this.id, -1, this.pending ? ordered(footprintNow(this.pending)) : NOTHING]);
   return perform.call(this, env);
+};
+const create = TaskTable.prototype.create;
+TaskTable.prototype.create = function (step, owner, ...rest) {
+  const t = create.call(this, step, owner, ...rest);
+  steps.push([t.id, owner, SPAWN]);
+  return t;
 };
 let shared = new Set();
 let workload;
@@ -56,13 +67,12 @@ ActorHost.prototype.deliver = function (to, event) {
 /** The list schedule of `steps` on n workers: its makespan, in steps. */
 function makespan(n) {
   const workerOf = new Map();
-  const where = (thread, owner) => {
-    let w = workerOf.get(thread);
-    if (w === undefined) {
-      w = thread < TASK_BASE || owner < 0 ? thread % n : (workerOf.get(owner) ?? thread % n);
-      workerOf.set(thread, w);
-    }
-    return w;
+  const where = (thread) => workerOf.get(thread) ?? thread % n;
+  const dealt = new Array(n).fill(0);
+  const deal = (task, owner) => {
+    if (owner < 0) return spawnOf(task).index % n;
+    const w = where(owner);
+    return spawnTarget(w, ++dealt[w], n);
   };
   const threadEnd = new Map();
   const workerEnd = new Float64Array(n);
@@ -71,7 +81,11 @@ function makespan(n) {
   let fallbackEnd = 0;
   let allEnd = 0;
   for (const [thread, owner, fp] of steps) {
-    const w = where(thread, owner);
+    if (fp === SPAWN) {
+      workerOf.set(thread, deal(thread, owner));
+      continue;
+    }
+    const w = where(thread);
     let start = Math.max(threadEnd.get(thread) ?? 0, workerEnd[w], fallbackEnd);
     if (fp === FALLBACK) start = Math.max(start, allEnd);
     else {
@@ -113,13 +127,14 @@ function measure(p) {
     if (!r.check.ok || r.findings.length > 0) throw new Error(`${p.name} seed ${seed}: not clean`);
     const writes = new Map();
     const perThread = new Map();
-    for (const [thread] of steps) perThread.set(thread, (perThread.get(thread) ?? 0) + 1);
+    const only = steps.filter(([, , fp]) => fp !== SPAWN);
+    for (const [thread] of only) perThread.set(thread, (perThread.get(thread) ?? 0) + 1);
     sum.busiest += Math.max(...perThread.values());
-    for (const [, , fp] of steps) {
+    for (const [, , fp] of only) {
       if (fp === FALLBACK) sum.fallback++;
       else for (const e of fp) if (!isRead(e)) writes.set(e, (writes.get(e) ?? 0) + 1);
     }
-    sum.steps += steps.length;
+    sum.steps += only.length;
     sum.hottest += Math.max(0, ...writes.values());
     for (const n of [2, 16, 64]) sum.span[n] += makespan(n);
   }

@@ -507,6 +507,40 @@ describe('the stress script', () => {
     expect(r.check.counters.unbinds).toBe(60);
     expect((r.check.counters.faults_handled ?? 0) + (r.check.counters.faults_invalid ?? 0)).toBe(600);
     expect(replay(r.schedule).matches).toBe(true);
+    // The processes and the VFIO user are spawned by one task, in one step: dealt round-robin (runtime/spawn.ts),
+    // each worker gets at least 3 of the 7, whatever the interleaving. Spawned on their spawner's worker, one
+    // worker would perform them all and the other only an initial task's points (under 2 % of them).
+    const points = r.taskPoints ?? [];
+    const all = points.reduce((a, b) => a + b, 0);
+    expect(points.length).toBe(2);
+    for (const p of points) expect(p / all).toBeGreaterThan(0.15);
+    expect(r.spawns?.sent).toBeGreaterThanOrEqual(3);
+    expect(r.spawns?.taken).toBe(r.spawns?.sent);
+    expect(r.spawns?.queued).toBe(0);
+    // The model's messages alone in the accounting: every delivery and timer is a step, the rest are task points.
+    expect(r.accounting.delivered + r.timersFired + all).toBe(r.steps);
+  }, 60_000);
+
+  it('threaded, cut midway: spawns dealt to the other worker are taken or left queued, apart from the exact accounting', async () => {
+    const cut = new AbortController();
+    const r = await run({
+      workload: { name: 'domains', params: { ...stress, processes: 6, faults: 6, rounds: 10, lookups: 100, groups: 3 } },
+      runtime: 'threaded',
+      seed: 3,
+      workers: 2,
+      // Once the processes run (their spawns are dealt), stop: their RCU callbacks are being dealt all along.
+      onProgress: (_d, _s, steps) => {
+        if ((steps ?? 0) >= 3000) cut.abort();
+      },
+      cut: cut.signal,
+    });
+    expect(r.cut).toBeDefined();
+    const s = r.spawns ?? { sent: -1, taken: 0, queued: 0 };
+    expect(s.sent).toBeGreaterThanOrEqual(3);
+    expect(s.sent).toBe(s.taken + s.queued);
+    // Counted once every worker had exited (nothing more is published then): exact in a stopped run too.
+    expect(r.accounting.ok).toBe(true);
+    expect(replay(r.schedule).mismatch).toBeUndefined();
   }, 60_000);
 });
 

@@ -26,9 +26,9 @@ const IDLE_EVENTS = 4;
 const HEADER = 8;
 /**
  * Per-thread slots: GEN (bumped when it wakes), IDLE (see the constants below), SENT, DELIVERED, WAITING (1
- * while it sleeps with blocked tasks: wake it when the version moves), TRIED.
+ * while it sleeps with blocked tasks: wake it when the version moves), TRIED, SPAWNS_SENT, SPAWNS_TAKEN.
  */
-const PER = 6;
+const PER = 8;
 export const GEN = 0;
 export const IDLE = 1;
 export const SENT = 2;
@@ -36,6 +36,9 @@ export const DELIVERED = 3;
 export const WAITING = 4;
 /** The version at which its tasks were last all found blocked (valid while IDLE is IDLE_BLOCKED). */
 export const TRIED = 5;
+/** Tasks it dealt to other workers, and tasks it created for them (spawn.ts): in flight, the run goes on. */
+export const SPAWNS_SENT = 6;
+export const SPAWNS_TAKEN = 7;
 
 export const BUSY = 0;
 export const IDLE_EMPTY = 1; // nothing to do at all

@@ -35,6 +35,13 @@ export class Outbox {
     return this.queue.length - this.first;
   }
 
+  /** Held messages addressed to `to` (a stopped run's accounting tells spawns from model messages by it). */
+  heldTo(to: number): number {
+    let n = 0;
+    for (let i = this.first; i < this.queue.length; i++) if ((this.queue[i] as Held).to === to) n++;
+    return n;
+  }
+
   /**
    * Sends a message: pushed at once when nothing is held back and the ring has room, otherwise copied into
    * the overflow list behind the older held messages. Returns true when it went out now. Never drops.

@@ -1,6 +1,7 @@
 // What a run produces, whichever runtime ran it.
 import type { ActorFinal, BlockedTask, Finding, Wire, WorkloadCheck } from './model.js';
 import type { Schedule } from './schedule.js';
+import type { SpawnCounts } from './spawn.js';
 import type { Trace } from './trace.js';
 import type { WorkerTime } from './worker-time.js';
 
@@ -31,7 +32,15 @@ export interface RunResult {
   readonly workerTime?: WorkerTime;
   readonly steps: number;
   readonly timersFired: number;
+  /** Model messages and atomic operations (a threaded run's spawn messages are in `spawns`, not here). */
   readonly accounting: Accounting;
+  /**
+   * Threaded: tasks spawned at run time that their worker dealt to another (runtime/spawn.ts), as messages
+   * between workers — sent == taken + queued. Kept out of `accounting`, whose figures are the model's.
+   */
+  readonly spawns?: SpawnCounts;
+  /** Threaded: the task points each worker performed, by worker index. */
+  readonly taskPoints?: readonly number[];
   readonly trace: Trace;
   readonly traceHash: string;
   readonly finals: readonly ActorFinal[];

@@ -218,15 +218,29 @@ export class TaskTable {
 
   /** `index`: the run's initial tasks (step -1) are numbered by their place in Workload.initialTasks. */
   spawn(step: number, owner: number, kind: string, args: Wire, name?: string, index?: number): Task {
-    const factory = this.factories[kind];
-    if (!factory) throw new Error(`no task '${kind}' in this workload (known: ${Object.keys(this.factories).join(', ') || 'none'})`);
+    return this.create(step, owner, kind, args, name, index ?? this.reserve(step, kind));
+  }
+
+  /**
+   * The index of the next task `step` spawns, its kind checked: the threaded runtime numbers a task on the
+   * spawning worker (the id returned to the spawner) and creates it, with that index, on the worker it deals it to.
+   */
+  reserve(step: number, kind: string): number {
+    this.factoryOf(kind);
     if (step !== this.spawnStep) {
       this.spawnStep = step;
       this.spawnIndex = 0;
     }
-    const i = index ?? this.spawnIndex++;
-    if (i >= PER_STEP) throw new Error(`more than ${PER_STEP} tasks spawned in one step (${step})`);
-    const id = taskIdAt(step, i);
+    // Checked here too, so that the step spawning one too many fails, not the worker it was dealt to.
+    if (this.spawnIndex >= PER_STEP) throw new Error(`more than ${PER_STEP} tasks spawned in one step (${step})`);
+    return this.spawnIndex++;
+  }
+
+  /** The task `step` spawned as its index-th (reserve), created here. */
+  create(step: number, owner: number, kind: string, args: Wire, name: string | undefined, index: number): Task {
+    const factory = this.factoryOf(kind);
+    if (index >= PER_STEP) throw new Error(`more than ${PER_STEP} tasks spawned in one step (${step})`);
+    const id = taskIdAt(step, index);
     if (id > 0x7fffffff) throw new Error('task ids exhausted: the run is longer than 134 M steps');
     const label = name ?? `${kind}/${id - TASK_BASE}`;
     const self: TaskSelf = { id, name: label, owner, named: name !== undefined };
@@ -236,6 +250,12 @@ export class TaskTable {
     this.live.set(id, t);
     this.names.set(id, label);
     return t;
+  }
+
+  private factoryOf(kind: string): TaskFactory {
+    const factory = this.factories[kind];
+    if (!factory) throw new Error(`no task '${kind}' in this workload (known: ${Object.keys(this.factories).join(', ') || 'none'})`);
+    return factory;
   }
 
   finish(t: Task): void {

@@ -10,7 +10,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { WireCodec } from './codec.js';
-import { Control, DELIVERED, GEN, IDLE, IDLE_BLOCKED, IDLE_EMPTY, SENT, TRIED } from './control.js';
+import { Control, DELIVERED, GEN, IDLE, IDLE_BLOCKED, IDLE_EMPTY, SENT, SPAWNS_SENT, SPAWNS_TAKEN, TRIED } from './control.js';
 import { StepBudgetExceeded } from './deterministic.js';
 import { RunStalled } from './errors.js';
 import { lastTasks } from './watchdog.js';
@@ -20,6 +20,7 @@ import { Outbox } from './outbox.js';
 import { workerUrl } from './paths.js';
 import type { Placement, RunResult } from './result.js';
 import { outcomeOf, Schedule } from './schedule.js';
+import { leftIn } from './spawn.js';
 import { TASK_BASE } from './task.js';
 import { canonicalise } from './hb.js';
 import { REC_INTS, Trace } from './trace.js';
@@ -225,6 +226,8 @@ export class ThreadedRuntime {
       for (let w = 0; w < workers; w++) gens.push(ctl.load(w, GEN));
       let sent = ctl.load(this.mainSlot, SENT);
       let delivered = 0;
+      // A task dealt to another worker and not yet created there keeps the run going (spawn.ts).
+      let spawning = 0;
       let allIdle = true;
       for (let w = 0; w < workers; w++) {
         const idle = ctl.load(w, IDLE);
@@ -233,12 +236,13 @@ export class ThreadedRuntime {
         if (idle === IDLE_BLOCKED && ctl.load(w, TRIED) !== ctl.version) allIdle = false;
         sent += ctl.load(w, SENT);
         delivered += ctl.load(w, DELIVERED);
+        spawning += ctl.load(w, SPAWNS_SENT) - ctl.load(w, SPAWNS_TAKEN);
       }
       const held = this.outboxes.reduce((h, o) => h + o.held, 0);
       let stable = true;
       for (let w = 0; w < workers; w++) if (ctl.load(w, GEN) !== gens[w]) stable = false;
       opts.onProgress?.(delivered, sent, ctl.tickets);
-      if (allIdle && stable && held === 0 && sent === delivered) return;
+      if (allIdle && stable && held === 0 && sent === delivered && spawning === 0) return;
       const now = performance.now();
       // Progress is a delivery or a performed task point.
       const progress = delivered + ctl.version;
@@ -307,9 +311,20 @@ export class ThreadedRuntime {
     let queued = this.outboxes.reduce((h, o) => h + o.held, 0);
     let timersFired = 0;
     const locking = { striped: 0, fallback: 0, relocked: 0 };
+    const spawns = { sent: 0, taken: 0, queued: 0 };
+    for (const mb of this.mailboxes) {
+      const left = leftIn(mb);
+      queued += left.messages;
+      spawns.queued += left.spawns;
+    }
+    const taskPoints = new Array<number>(this.workers).fill(0);
     let workerTime = NO_TIME;
     for (const r of this.reports) {
       workerTime = addWorkerTime(workerTime, r.time);
+      spawns.sent += r.spawns.sent;
+      spawns.taken += r.spawns.taken;
+      spawns.queued += r.spawns.queued;
+      taskPoints[r.index] = r.taskPoints;
       locking.striped += r.striped;
       locking.fallback += r.fallback;
       locking.relocked += r.relocked;
@@ -360,6 +375,8 @@ export class ThreadedRuntime {
       steps: tickets,
       timersFired,
       accounting: { sent, delivered, queued, ok: sent === delivered + queued },
+      spawns,
+      taskPoints,
       trace,
       traceHash,
       finals: finalList,

@@ -7,7 +7,7 @@
 // merges the logs by ticket and orders them canonically by their happens-before (hb.ts).
 import { StepClock, Timers } from './clock.js';
 import { WireCodec } from './codec.js';
-import { BUSY, Control, DELIVERED, GEN, IDLE, IDLE_BLOCKED, IDLE_EMPTY, IDLE_WAITING, SENT, TRIED, WAITING } from './control.js';
+import { BUSY, Control, DELIVERED, GEN, IDLE, IDLE_BLOCKED, IDLE_EMPTY, IDLE_WAITING, SENT, SPAWNS_SENT, SPAWNS_TAKEN, TRIED, WAITING } from './control.js';
 import { ActorFailure, describe } from './errors.js';
 import { ActorHost } from './host.js';
 import { blockedTasks } from './deterministic.js';
@@ -28,8 +28,9 @@ import {
 import { Outbox } from './outbox.js';
 import { adaptiveSpin, WaitGovernor } from './park.js';
 import { Doorbell, Mailbox, type MailboxLayout, senderLane } from './mailbox.js';
-import { earliestWake, footprintNow, type Point, TaskFailure, TaskStepEnv, TaskTable } from './task.js';
 import { UnorderedWords } from './footprint.js';
+import { SPAWN_TO, type SpawnCounts, type SpawnMessage, spawnMessage, spawnTarget } from './spawn.js';
+import { earliestWake, footprintNow, type Point, TaskFailure, TaskStepEnv, TaskTable, taskIdAt } from './task.js';
 import { HB_ALL, ObjectLog } from './hb.js';
 import { EventNames, TimeLog, TraceLog } from './trace.js';
 import { watchEnter, watchLeave } from './watchdog.js';
@@ -81,9 +82,14 @@ export type WorkerReport =
       readonly time: WorkerTime;
       readonly eventNames: readonly (readonly [number, string])[];
       readonly finals: readonly (readonly [number, ActorFinal])[];
+      /** Model messages (and atomic operations): RunResult.accounting. */
       readonly sent: number;
       readonly delivered: number;
       readonly queued: number;
+      /** Tasks spawned at run time and dealt to another worker (spawn.ts): kept out of `sent` and `delivered`. */
+      readonly spawns: SpawnCounts;
+      /** Task points this worker performed. */
+      readonly taskPoints: number;
       readonly timersFired: number;
       readonly parks: number;
       readonly findings: readonly Finding[];
@@ -137,7 +143,13 @@ function workerLoop(init: WorkerInit): WorkerReport {
   let delivered = 0;
   let timersFired = 0;
   let parks = 0;
+  let taskPoints = 0;
   const keep = init.keepTrace;
+  const workers = peers.length;
+  /** Run-time spawns dealt so far (spawn.ts's policy), sent to other workers, and taken from them. */
+  let dealt = 0;
+  let spawnsSent = 0;
+  let spawnsTaken = 0;
 
   const sendFrom = (from: number, to: number, event: ModelEvent, step: number): void => {
     sent++;
@@ -156,20 +168,21 @@ function workerLoop(init: WorkerInit): WorkerReport {
       else if (e.type === 'rt.atomic') {
         sent++;
         local.push({ atomic: true, from, op: e, sendStep: step });
-      } else {
-        tasks.spawn(step, from, e.task, e.args, e.name);
-        triedAt = Number.NaN;
-      }
+      } else spawn(step, from, e.task, e.args, e.name);
     }
   };
-  const taskEnv = new TaskStepEnv({
-    now: () => timers.now(),
-    spawn: (step, owner, kind, args, name) => {
-      triedAt = Number.NaN;
-      return tasks.spawn(step, owner, kind, args, name).id;
-    },
-    send: sendFrom,
-  });
+  /** Number the task here, create it on the worker the policy deals it to (spawn.ts); its id either way. */
+  const spawn = (step: number, owner: number, kind: string, args: Wire, name?: string): number => {
+    triedAt = Number.NaN;
+    const index = tasks.reserve(step, kind);
+    const w = workers === 1 ? me : spawnTarget(me, ++dealt, workers);
+    if (w === me) return tasks.create(step, owner, kind, args, name, index).id;
+    spawnsSent++;
+    const m = codec.encode(spawnMessage(kind, args, name, index), step);
+    (outboxes[w] as Outbox).send(m.kind, SPAWN_TO, owner, m.bytes, 0, m.len);
+    return taskIdAt(step, index);
+  };
+  const taskEnv = new TaskStepEnv({ now: () => timers.now(), spawn, send: sendFrom });
   /** Try every live task whose point may have become ready; wake workers sleeping on blocked tasks. */
   const runTasks = (): number => {
     if (tasks.live.size === 0) return 0;
@@ -215,6 +228,7 @@ function workerLoop(init: WorkerInit): WorkerReport {
         );
         if (!done) break;
         n++;
+        taskPoints++;
         // The body runs on to its next point within the step (as in the deterministic runtime): same clock.
         let more: boolean;
         try {
@@ -281,9 +295,24 @@ function workerLoop(init: WorkerInit): WorkerReport {
   };
   const onRing = (kind: number, to: number, from: number, buf: Uint8Array, off: number, len: number, ints: Int32Array): void => {
     const d = codec.decode(kind, buf, off, len, ints);
+    if (to === SPAWN_TO) {
+      takeSpawn(from, d.event as SpawnMessage, d.sendStep);
+      return;
+    }
     // Stopped: the rest of the batch stays queued (counted in `queued`), not delivered.
     if (ctl.stopped) local.push({ atomic: false, to, from, event: d.event, sendStep: d.sendStep });
     else deliver(to, from, d.event, d.sendStep);
+  };
+  /** A task another worker spawned and dealt here; stopped, it stays queued (counted in `spawns.queued`). */
+  let spawnsLeft = 0;
+  const takeSpawn = (owner: number, m: SpawnMessage, step: number): void => {
+    if (ctl.stopped) {
+      spawnsLeft++;
+      return;
+    }
+    tasks.create(step, owner, m.task, m.args, m.name ?? undefined, m.index);
+    spawnsTaken++;
+    triedAt = Number.NaN;
   };
   const runLocal = (budget: number): number => {
     let n = 0;
@@ -363,7 +392,6 @@ function workerLoop(init: WorkerInit): WorkerReport {
   });
   for (const [from, effects] of host.start(mine)) route(from, effects, -1);
   // The run's initial tasks, dealt round-robin over the workers.
-  const workers = peers.length;
   (workload.initialTasks ?? []).forEach((it, i) => {
     if (i % workers === me) tasks.spawn(-1, ENV, it.task, it.args, it.name, i);
   });
@@ -385,6 +413,8 @@ function workerLoop(init: WorkerInit): WorkerReport {
     }
     ctl.store(me, SENT, sent);
     ctl.store(me, DELIVERED, delivered);
+    ctl.store(me, SPAWNS_SENT, spawnsSent);
+    ctl.store(me, SPAWNS_TAKEN, spawnsTaken);
     if (found()) {
       // First finding: stop every thread (the main thread sees the stop flag and collects reports).
       ctl.stop();
@@ -447,7 +477,10 @@ function workerLoop(init: WorkerInit): WorkerReport {
     finals,
     sent,
     delivered,
-    queued: inbox.pendingMessages() + (local.length - localHead) + held(),
+    // What its mailbox still holds is counted by the main thread once every worker has exited (spawn.ts leftIn).
+    queued: local.length - localHead + held() - heldSpawns(outboxes),
+    spawns: { sent: spawnsSent, taken: spawnsTaken, queued: spawnsLeft + heldSpawns(outboxes) },
+    taskPoints,
     timersFired,
     parks,
     findings: [...(monitor?.findings ?? [])],
@@ -500,6 +533,12 @@ function workerWaits(ctl: Control, workers: number, me: number): WaitGovernor {
       return n;
     },
   });
+}
+
+function heldSpawns(outboxes: readonly (Outbox | undefined)[]): number {
+  let n = 0;
+  for (const o of outboxes) if (o) n += o.heldTo(SPAWN_TO);
+  return n;
 }
 
 function flushAll(outboxes: readonly (Outbox | undefined)[]): number {
