@@ -5,8 +5,14 @@
 //   stress/mixed.yaml's configuration on fewer devices — in the threaded runtime with 1 worker, 2 workers, N
 //   workers (the cores, at least 4: more than cores on a small machine), one thread per actor, and 2 workers
 //   recorded (the trace kept for replay): events (delivered messages) and steps (every scheduling point) per
-//   second, and the share of points on the coarse fallback lock when the run result counts it. With `--noise`
-//   (a competing busy process beside the suite) only this curve runs;
+//   second, and the share of points on the coarse fallback lock when the run result counts it. Runs at the
+//   `report` profile are 2-3 s at 1 worker (sva 32 rounds, domains 384 rounds, mixed 6 devices 3 rounds): each
+//   worker isolate compiles the model on its own, and a 0.4 s run (the 4 rounds it was) measured mostly that;
+// - ceiling: the same presets at the same sizes in the deterministic runtime (RandomScheduler, seed 1) on one
+//   worker thread, then as two copies sharing nothing on two threads started together — the most two threads of
+//   this model get on this machine (an isolate's compiler and GC threads want cores too: one run of the model
+//   keeps about 1.5 cores busy), and what the 2-worker speed-up is set against (scaling_*2workers_vs_ceiling).
+//   With `--noise` (a competing busy process beside the suite) only these two run;
 // - topology: the sva workload (each process binds, DMAs once, unbinds and exits) on 4 IOMMUs, from 8 devices
 //   and 32 processes to 1 024 devices and 4 096 processes (4 processes a device), 2 workers: events/s, steps/s,
 //   and resident memory per actor (the process's peak RSS above what it was before the run, over the actors);
@@ -50,11 +56,8 @@ interface Sizes {
   readonly exploreMs: number;
 }
 
-// The workers curve's and the ceiling's runs, `report` and `full`: each worker isolate compiles the model on its
-// own, so a short run measures V8 warming up more than the runtime. At report sizes a run at 1 worker takes
-// 2-3 s on the 2-core machine (sva 32 rounds, domains 384, mixed on 6 devices 3 rounds), long enough for
-// steady state; at rounds 4 (0.4 s) 2 workers' start-up and compilation, paid in every isolate, was most of it.
-// `quick` is a smoke run: figures in seconds, not steady state.
+// The workers curve and the ceiling share their sizes, so that their ratios compare like with like; `report`'s
+// are long enough for steady state (the header says why), `quick`'s are a smoke run, not steady state.
 const SIZES: Readonly<Record<Profile, Sizes>> = {
   quick: { rounds: 1, domainsRounds: 16, mixedDevices: 2, mixedRounds: 1, runs: 1, devices: [8, 32], bigActors: 1_000, exploreProcesses: [1, 2, 4], exploreMs: 100 },
   report: {
