@@ -6,8 +6,9 @@
 //   workers (the cores, at least 4: more than cores on a small machine), one thread per actor, and 2 workers
 //   recorded (the trace kept for replay): events (delivered messages) and steps (every scheduling point) per
 //   second, and the share of points on the coarse fallback lock when the run result counts it. Runs at the
-//   `report` profile are 2-3 s at 1 worker (sva 32 rounds, domains 384 rounds, mixed 6 devices 3 rounds): each
+//   `report` profile are 2-3 s at 1 worker (sva 24 rounds, domains 288 rounds, mixed 6 devices 3 rounds): each
 //   worker isolate compiles the model on its own, and a 0.4 s run (the 4 rounds it was) measured mostly that;
+//   longer, and the suite's runs (sva's 18 threads per actor the slowest) no longer fit in ~4 minutes;
 // - ceiling: the same presets at the same sizes in the deterministic runtime (RandomScheduler, seed 1) on one
 //   worker thread, then as two copies sharing nothing on two threads started together — the most two threads of
 //   this model get on this machine (an isolate's compiler and GC threads want cores too: one run of the model
@@ -61,8 +62,8 @@ interface Sizes {
 const SIZES: Readonly<Record<Profile, Sizes>> = {
   quick: { rounds: 1, domainsRounds: 16, mixedDevices: 2, mixedRounds: 1, runs: 1, devices: [8, 32], bigActors: 1_000, exploreProcesses: [1, 2, 4], exploreMs: 100 },
   report: {
-    rounds: 32,
-    domainsRounds: 384,
+    rounds: 24,
+    domainsRounds: 288,
     mixedDevices: 6,
     mixedRounds: 3,
     runs: 2,

@@ -416,7 +416,7 @@ export function benchmarksMarkdown(input: ReportInput): string {
           '(3 groups of 2 devices, 6 processes, the VFIO user) and stress/mixed.yaml on fewer devices; 1 worker, 2, N, a thread ' +
           'per actor, and 2 workers with the run recorded. Events are delivered messages, steps every scheduling point; timed ' +
           'after the workers started (start-up apart) — but domains, whose tasks start with the workers: its time includes start-up. ' +
-          'Fallback: the share of points on the coarse lock (n/a: not counted by this build). The ceiling rows are the ' +
+          'Fallback: the share of points on the coarse lock (n/a: not counted, by this build or in a deterministic run). The ceiling rows are the ' +
           "machine's own limit: the preset's workload in the deterministic runtime, on one worker thread, then as two copies " +
           'sharing nothing on two threads started together (each built before the clock starts; timed to the last one done). ' +
           "Two copies' speed-up over one is the most any runtime can get from two threads of this model here: each isolate's " +
