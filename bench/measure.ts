@@ -4,6 +4,7 @@ import { Bench } from 'tinybench';
 import type { DetailRow } from '../src/report/types.js';
 import { runDeterministic } from '../src/runtime/deterministic.js';
 import type { Workload } from '../src/runtime/model.js';
+import type { RunResult } from '../src/runtime/result.js';
 import { RandomScheduler } from '../src/runtime/schedulers/random.js';
 
 export interface BenchResult {
@@ -112,6 +113,11 @@ export async function fastestOfRounds<T>(
     }
   }
   return best;
+}
+
+/** What makes a run unclean: its check's problems, its findings, an accounting mismatch (none: clean). */
+export function runProblems(r: RunResult): string[] {
+  return [...r.check.problems, ...r.findings.map((f) => `${f.kind}: ${f.title}`), ...(r.accounting.ok ? [] : ['accounting mismatch'])];
 }
 
 export function ratio(results: readonly BenchResult[], a: string, b: string): number {

@@ -5,8 +5,15 @@
 //   stress/mixed.yaml's configuration on fewer devices — in the threaded runtime with 1 worker, 2 workers, N
 //   workers (the cores, at least 4: more than cores on a small machine), one thread per actor, and 2 workers
 //   recorded (the trace kept for replay): events (delivered messages) and steps (every scheduling point) per
-//   second, and the share of points on the coarse fallback lock when the run result counts it. With `--noise`
-//   (a competing busy process beside the suite) only this curve runs;
+//   second, and the share of points on the coarse fallback lock when the run result counts it. Runs at the
+//   `report` profile are 2-3 s at 1 worker (sva 24 rounds, domains 288 rounds, mixed 6 devices 3 rounds): each
+//   worker isolate compiles the model on its own, and a 0.4 s run (the 4 rounds it was) measured mostly that;
+//   longer, and the suite's runs (sva's 18 threads per actor the slowest) no longer fit in ~4 minutes;
+// - ceiling: the same presets at the same sizes in the deterministic runtime (RandomScheduler, seed 1) on one
+//   worker thread, then as two copies sharing nothing on two threads started together — the most two threads of
+//   this model get on this machine (an isolate's compiler and GC threads want cores too: one run of the model
+//   keeps about 1.5 cores busy), and what the 2-worker speed-up is set against (scaling_*2workers_vs_ceiling).
+//   With `--noise` (a competing busy process beside the suite) only these two run;
 // - topology: the sva workload (each process binds, DMAs once, unbinds and exits) on 4 IOMMUs, from 8 devices
 //   and 32 processes to 1 024 devices and 4 096 processes (4 processes a device), 2 workers: events/s, steps/s,
 //   and resident memory per actor (the process's peak RSS above what it was before the run, over the actors);
@@ -30,13 +37,17 @@ import { loadScenarioFile, scenarioParams } from '../src/scenario/load.js';
 import { PACKAGE_ROOT } from '../src/runtime/paths.js';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { type BenchResult, type DetailRow, type Profile, profileOf, type SuiteOptions, type SuiteResult } from './measure.js';
+import { independentRuns, shareOfCeiling } from './ceiling.js';
+import { type BenchResult, type DetailRow, type Profile, profileOf, runProblems, type SuiteOptions, type SuiteResult } from './measure.js';
 
 interface Sizes {
-  /** Rounds of the stress script in the workers curve (its length). */
+  /** Rounds of sva's stress script in the workers curve and the ceiling (the length of its runs). */
   readonly rounds: number;
-  /** Devices of the mixed preset in the workers curve (processes: 4 a device). */
+  /** Rounds of the domains preset's processes and VFIO user (tasks: a few hundred points a round). */
+  readonly domainsRounds: number;
+  /** Devices of the mixed preset (processes: 4 a device), and its rounds. */
   readonly mixedDevices: number;
+  readonly mixedRounds: number;
   readonly runs: number;
   /** Devices of the topology points (processes: 4 a device). */
   readonly devices: readonly number[];
@@ -46,10 +57,32 @@ interface Sizes {
   readonly exploreMs: number;
 }
 
+// The workers curve and the ceiling share their sizes, so that their ratios compare like with like; `report`'s
+// are long enough for steady state (the header says why), `quick`'s are a smoke run, not steady state.
 const SIZES: Readonly<Record<Profile, Sizes>> = {
-  quick: { rounds: 1, mixedDevices: 2, runs: 1, devices: [8, 32], bigActors: 1_000, exploreProcesses: [1, 2, 4], exploreMs: 100 },
-  report: { rounds: 4, mixedDevices: 6, runs: 2, devices: [8, 32, 128, 1_024], bigActors: 10_000, exploreProcesses: [1, 2, 4, 8, 16, 32], exploreMs: 400 },
-  full: { rounds: 8, mixedDevices: 16, runs: 3, devices: [8, 32, 128, 256, 512, 1_024], bigActors: 10_000, exploreProcesses: [1, 2, 4, 8, 16, 32, 64], exploreMs: 2_000 },
+  quick: { rounds: 1, domainsRounds: 16, mixedDevices: 2, mixedRounds: 1, runs: 1, devices: [8, 32], bigActors: 1_000, exploreProcesses: [1, 2, 4], exploreMs: 100 },
+  report: {
+    rounds: 24,
+    domainsRounds: 288,
+    mixedDevices: 6,
+    mixedRounds: 3,
+    runs: 2,
+    devices: [8, 32, 128, 1_024],
+    bigActors: 10_000,
+    exploreProcesses: [1, 2, 4, 8, 16, 32],
+    exploreMs: 400,
+  },
+  full: {
+    rounds: 64,
+    domainsRounds: 768,
+    mixedDevices: 16,
+    mixedRounds: 3,
+    runs: 3,
+    devices: [8, 32, 128, 256, 512, 1_024],
+    bigActors: 10_000,
+    exploreProcesses: [1, 2, 4, 8, 16, 32, 64],
+    exploreMs: 2_000,
+  },
 };
 
 const MiB = 1024 * 1024;
@@ -119,12 +152,8 @@ async function threadedRun(
   }
 }
 
-function problems(r: RunResult): string[] {
-  return [...r.check.problems, ...r.findings.map((f) => `${f.kind}: ${f.title}`), ...(r.accounting.ok ? [] : ['accounting mismatch'])];
-}
-
 function clean(name: string, r: RunResult): void {
-  const why = problems(r);
+  const why = runProblems(r);
   if (why.length > 0 || !r.check.ok) throw new Error(`bench ${name}: the run is not clean: ${why.join('; ')}`);
 }
 
@@ -158,10 +187,9 @@ async function stressPresets(sz: Sizes): Promise<StressPreset[]> {
   const mixed = scenarioParams(await loadScenarioFile(join(PACKAGE_ROOT, 'stress', 'mixed.yaml')));
   return [
     { name: 'sva', workload: 'sva', params: { iommus: 'vtd,amd,smmuv3', devices: 3, processes: 6, script: 'stress', dmas: 8, rounds: sz.rounds } },
-    // Its processes and VFIO loop `rounds` times as tasks, a few hundred points a round: more rounds than sva's.
-    { name: 'domains', workload: 'domains', params: { iommus: 'vtd,amd,smmuv3', groups: 3, groupSize: 2, processes: 6, faults: 6, script: 'stress', rounds: 16 * sz.rounds } },
+    { name: 'domains', workload: 'domains', params: { iommus: 'vtd,amd,smmuv3', groups: 3, groupSize: 2, processes: 6, faults: 6, script: 'stress', rounds: sz.domainsRounds } },
     // mixed.yaml's policies and script on fewer devices: its 580 actors take minutes to start a thread each.
-    { name: 'mixed', workload: 'sva', params: { ...mixed, devices: sz.mixedDevices, processes: 4 * sz.mixedDevices, rounds: Math.min(sz.rounds, 3) } },
+    { name: 'mixed', workload: 'sva', params: { ...mixed, devices: sz.mixedDevices, processes: 4 * sz.mixedDevices, rounds: sz.mixedRounds } },
   ];
 }
 
@@ -200,53 +228,106 @@ function workersCase(p: StressPreset, c: WorkersConfig): string {
   return p.name === 'sva' ? `scaling/workers ${c.label.replace(/ \(N\)$/, '')} events` : `scaling/workers ${p.name} ${c.label.replace(/ \(N\)$/, '')} events`;
 }
 
-async function workersCurve(sz: Sizes, onCase: (n: string) => void, results: BenchResult[], rows: DetailRow[]): Promise<Record<string, number>> {
+/** Events/s and steps/s of a preset's configurations and ceiling, by key (`1worker`, …, `ceiling1`, `ceiling2`). */
+interface PresetRates {
+  readonly events: Map<string, number>;
+  readonly steps: Map<string, number>;
+}
+
+/** One configuration of a preset: its runs, cases and row. */
+async function workersPoint(sz: Sizes, p: StressPreset, c: WorkersConfig, actors: number, out: Curve, rates: PresetRates): Promise<void> {
+  const samples: Sample[] = [];
+  for (let i = 0; i < sz.runs; i++) {
+    const s = await threadedRun(p.workload, p.params, c.placement, c.workers, false, c.keepTrace);
+    clean(`scaling workers ${p.name} ${c.label}`, s.result);
+    samples.push(s);
+  }
+  const ms = samples.map((s) => s.runMs);
+  const ev = rate(workersCase(p, c), samples.map((s) => s.result.accounting.delivered), ms);
+  const st = rate(workersCase(p, c).replace(/ events$/, ' steps'), samples.map((s) => s.result.steps), ms);
+  out.results.push(ev, st);
+  rates.events.set(c.key, ev.hz);
+  rates.steps.set(c.key, st.hz);
+  const r0 = samples[0]?.result;
+  const fb = samples.map((s) => fallbackShare(s.result));
+  out.rows.push({
+    preset: p.name,
+    placement: c.label,
+    threads: r0?.workers ?? null,
+    actors,
+    eventsPerSec: ev.hz,
+    stepsPerSec: st.hz,
+    runs: samples.length,
+    startMs: Number.isNaN(samples[0]?.startMs) ? null : median(samples.map((s) => s.startMs)),
+    dmasPerSec: median(samples.map((s) => ((s.result.check.counters.dmas ?? 0) * 1000) / s.runMs)),
+    ...(Number.isNaN(samples[0]?.startMs) ? { note: 'start-up included: its tasks start with the workers' } : {}),
+    fallbackShare: fb.every((x) => x !== null) ? median(fb as number[]) : null,
+  });
+}
+
+/** The preset's ceiling: its workload in the deterministic runtime, one copy on a worker thread, then two at once. */
+async function ceilingPoints(sz: Sizes, p: StressPreset, actors: number, out: Curve, rates: PresetRates, onCase: (n: string) => void): Promise<void> {
+  const job = { workload: p.workload, params: p.params, seed: 1 };
+  for (const copies of [1, 2]) {
+    const label = copies === 1 ? '1 thread' : `${copies} independent threads`;
+    onCase(`ceiling: ${p.name} stress, ${label} (deterministic, nothing shared)`);
+    const runs = [];
+    for (let i = 0; i < sz.runs; i++) runs.push(await independentRuns(job, copies));
+    const ms = runs.map((r) => r.ms);
+    const st = rate(`scaling/ceiling ${p.name} ${label} steps`, runs.map((r) => r.steps), ms);
+    const ev = median(runs.map((r) => (r.delivered * 1000) / r.ms));
+    out.results.push(st);
+    rates.events.set(`ceiling${copies}`, ev);
+    rates.steps.set(`ceiling${copies}`, st.hz);
+    out.rows.push({ preset: p.name, placement: `ceiling: ${label}`, threads: copies, actors, eventsPerSec: ev, stepsPerSec: st.hz, runs: runs.length, note: 'deterministic copies, nothing shared' });
+  }
+}
+
+/**
+ * A preset's ratios, named `scaling_<name>` for sva (the single-preset curve's names) and `scaling_<preset>_<name>`
+ * for the others. The ceiling is in steps/s, and so is the threaded speed-up set against it: both runtimes take a
+ * step at every scheduling point of the same model, while the messages a run delivers vary more with its
+ * schedule (sva, 40 rounds: 1 worker 20 200 events in 61 657 steps, 2 workers 23 294 in 63 641).
+ */
+export function presetRatios(preset: string, rates: PresetRates): Record<string, number> {
   const ratios: Record<string, number> = {};
+  const key = (name: string): string => (preset === 'sva' ? `scaling_${name}` : `scaling_${preset}_${name}`);
+  const put = (name: string, m: Map<string, number>, a: string, b: string): void => {
+    const x = m.get(a);
+    const y = m.get(b);
+    if (x !== undefined && y !== undefined) ratios[key(name)] = x / y;
+  };
+  put('2workers_vs_1', rates.events, '2workers', '1worker');
+  put('Nworkers_vs_1', rates.events, 'Nworkers', '1worker');
+  put('per_actor_vs_2workers', rates.events, 'per_actor', '2workers');
+  put('recording_on_vs_off', rates.events, '2workers_recorded', '2workers');
+  put('ceiling_2_vs_1', rates.steps, 'ceiling2', 'ceiling1');
+  const [w2, w1, c2, c1] = ['2workers', '1worker', 'ceiling2', 'ceiling1'].map((k) => rates.steps.get(k));
+  if (w2 !== undefined && w1 !== undefined && c2 !== undefined && c1 !== undefined) ratios[key('2workers_vs_ceiling')] = shareOfCeiling(w2, w1, c2, c1);
+  return ratios;
+}
+
+interface Curve {
+  readonly results: BenchResult[];
+  readonly rows: DetailRow[];
+}
+
+async function workersCurve(sz: Sizes, onCase: (n: string) => void, results: BenchResult[], rows: DetailRow[]): Promise<Record<string, number>> {
+  let ratios: Record<string, number> = {};
+  const out = { results, rows };
   for (const p of await stressPresets(sz)) {
     const actors = buildWorkload(p.workload, p.params).actors.length;
-    const hz = new Map<string, number>();
+    const rates: PresetRates = { events: new Map(), steps: new Map() };
     for (const c of workersConfigs()) {
       if (c.placement === 'per-actor' && actors > PER_ACTOR_MAX) {
         rows.push({ preset: p.name, placement: c.label, threads: actors, actors, eventsPerSec: null, note: `not run: more than ${PER_ACTOR_MAX} actors` });
         continue;
       }
       onCase(`workers: ${p.name} stress, ${c.label}`);
-      const samples: Sample[] = [];
-      for (let i = 0; i < sz.runs; i++) {
-        const s = await threadedRun(p.workload, p.params, c.placement, c.workers, false, c.keepTrace);
-        clean(`scaling workers ${p.name} ${c.label}`, s.result);
-        samples.push(s);
-      }
-      const ms = samples.map((s) => s.runMs);
-      const ev = rate(workersCase(p, c), samples.map((s) => s.result.accounting.delivered), ms);
-      const st = rate(workersCase(p, c).replace(/ events$/, ' steps'), samples.map((s) => s.result.steps), ms);
-      results.push(ev, st);
-      hz.set(c.key, ev.hz);
-      const r0 = samples[0]?.result;
-      const fb = samples.map((s) => fallbackShare(s.result));
-      rows.push({
-        preset: p.name,
-        placement: c.label,
-        threads: r0?.workers ?? null,
-        actors,
-        eventsPerSec: ev.hz,
-        stepsPerSec: st.hz,
-        runs: samples.length,
-        startMs: Number.isNaN(samples[0]?.startMs) ? null : median(samples.map((s) => s.startMs)),
-        dmasPerSec: median(samples.map((s) => ((s.result.check.counters.dmas ?? 0) * 1000) / s.runMs)),
-        ...(Number.isNaN(samples[0]?.startMs) ? { note: 'start-up included: its tasks start with the workers' } : {}),
-        fallbackShare: fb.every((x) => x !== null) ? median(fb as number[]) : null,
-      });
+      await workersPoint(sz, p, c, actors, out, rates);
     }
-    const put = (name: string, a: string, b: string): void => {
-      const x = hz.get(a);
-      const y = hz.get(b);
-      if (x !== undefined && y !== undefined) ratios[p.name === 'sva' ? `scaling_${name}` : `scaling_${p.name}_${name}`] = x / y;
-    };
-    put('2workers_vs_1', '2workers', '1worker');
-    put('Nworkers_vs_1', 'Nworkers', '1worker');
-    put('per_actor_vs_2workers', 'per_actor', '2workers');
-    put('recording_on_vs_off', '2workers_recorded', '2workers');
+    await ceilingPoints(sz, p, actors, out, rates, onCase);
+    ratios = { ...ratios, ...presetRatios(p.name, rates) };
   }
   return ratios;
 }
@@ -262,7 +343,7 @@ async function topologyCurve(sz: Sizes, onCase: (n: string) => void, results: Be
     const c = s.result.check.counters;
     // The run is kept going past a finding (the figure is throughput); it must still have done all its work.
     if (!s.result.check.ok || (c.unbinds ?? 0) !== processes) {
-      throw new Error(`bench scaling topology ${devices}/${processes}: the run did not finish its work: ${problems(s.result).join('; ')} (counters ${JSON.stringify(c)})`);
+      throw new Error(`bench scaling topology ${devices}/${processes}: the run did not finish its work: ${runProblems(s.result).join('; ')} (counters ${JSON.stringify(c)})`);
     }
     const ev = rate(`scaling/topology ${devices} devices ${processes} processes events`, [s.result.accounting.delivered], [s.runMs]);
     results.push(ev);
@@ -332,7 +413,8 @@ export async function scalingSuite(opts: SuiteOptions): Promise<SuiteResult> {
   const big: DetailRow[] = [];
   const exploration: DetailRow[] = [];
   if (opts.noise) {
-    // Beside a competing busy process, only the threaded curve: the rest measures memory and one thread.
+    // Beside a competing busy process, only the threaded curve and its ceiling (what two threads get beside the
+    // same process): the rest measures memory and one thread.
     const ratios = await workersCurve(sz, onCase, results, workers);
     return { suite: 'scaling', results, ratios, details: { workers } };
   }

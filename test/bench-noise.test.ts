@@ -51,7 +51,17 @@ describe('bench --noise', () => {
     const noisy = run({
       results: [{ name: 'scaling/workers 2 workers events [noise]', hz: 500, meanNs: 2e6, p99Ns: 2e6, samples: 1 }],
       ratios: { scaling_2workers_vs_1_noise: 0.9 },
-      details: { scaling: { workers_noise: [row('sva', '2 workers', 500), { ...row('mixed', 'per-actor', null), note: 'not run' }] } },
+      details: {
+        scaling: {
+          workers_noise: [
+            { ...row('sva', '1 worker', 600), stepsPerSec: 2000 },
+            { ...row('sva', '2 workers', 500), stepsPerSec: 1800 },
+            { ...row('sva', 'ceiling: 1 thread', 900), stepsPerSec: 3000 },
+            { ...row('sva', 'ceiling: 2 independent threads', 1000), stepsPerSec: 3300 },
+            { ...row('mixed', 'per-actor', null), note: 'not run' },
+          ],
+        },
+      },
       runs: [{ suite: 'scaling', seconds: 1, foreignCores: 1, error: null }],
       index: [{ suite: 'scaling', cases: ['scaling/workers 2 workers events [noise]'], ratios: ['scaling_2workers_vs_1_noise'] }],
     });
@@ -66,5 +76,7 @@ describe('bench --noise', () => {
     // No fallback counter in these rows: n/a, not a made-up 0 %.
     expect(md).toMatch(/\| sva \| 2 workers \|[^\n]*\| n\/a \|/);
     expect(md).toContain('not run');
+    // The ceiling beside a busy process too: 1 800 ÷ 2 000 steps/s against 3 300 ÷ 3 000.
+    expect(md).toContain('| sva | 0.90× | 1.10× | 0.82× |');
   });
 });

@@ -77,6 +77,30 @@ function workersTable(rows: readonly DetailRow[], xs: number | undefined): strin
   );
 }
 
+/**
+ * Per preset of the workers curve: the threaded runtime's 2-worker speed-up, the machine's ceiling (two
+ * independent deterministic copies against one) and the share of that ceiling the runtime gets, all in steps/s
+ * (the bench's `scaling_*_2workers_vs_ceiling`). Null when no preset has both.
+ */
+export function ceilingTable(rows: readonly DetailRow[]): string | null {
+  const steps = (preset: string, placement: string): number | undefined => {
+    const v = rows.find((r) => (r.preset ?? 'sva') === preset && r.placement === placement)?.stepsPerSec;
+    return typeof v === 'number' ? v : undefined;
+  };
+  const presets = [...new Set(rows.map((r) => String(r.preset ?? 'sva')))];
+  const lines = presets.flatMap((p) => {
+    const [w1, w2, c1, c2] = [steps(p, '1 worker'), steps(p, '2 workers'), steps(p, 'ceiling: 1 thread'), steps(p, 'ceiling: 2 independent threads')];
+    if (w1 === undefined || w2 === undefined || c1 === undefined || c2 === undefined) return [];
+    return [[p, fmtRatio(w2 / w1), fmtRatio(c2 / c1), fmtRatio(w2 / w1 / (c2 / c1))]];
+  });
+  return lines.length === 0 ? null : mdTable(['preset', '2 workers ÷ 1', 'ceiling: 2 copies ÷ 1', 'share of the ceiling'], lines);
+}
+
+function ceilingSummary(rows: readonly DetailRow[]): string[] {
+  const t = ceilingTable(rows);
+  return t === null ? [] : ['Against the ceiling, in steps/s (1: the runtime gets all two threads can get here):', t];
+}
+
 /** A row of the matrix's further costs (PolicyDef.costs): one per (policy, measure, value); the ratio on its first value. */
 export interface CostRow {
   readonly policy: string;
@@ -392,15 +416,21 @@ export function benchmarksMarkdown(input: ReportInput): string {
           '(3 groups of 2 devices, 6 processes, the VFIO user) and stress/mixed.yaml on fewer devices; 1 worker, 2, N, a thread ' +
           'per actor, and 2 workers with the run recorded. Events are delivered messages, steps every scheduling point; timed ' +
           'after the workers started (start-up apart) — but domains, whose tasks start with the workers: its time includes start-up. ' +
-          'Fallback: the share of points on the coarse lock (n/a: not counted by this build).',
+          'Fallback: the share of points on the coarse lock (n/a: not counted, by this build or in a deterministic run). The ceiling rows are the ' +
+          "machine's own limit: the preset's workload in the deterministic runtime, on one worker thread, then as two copies " +
+          'sharing nothing on two threads started together (each built before the clock starts; timed to the last one done). ' +
+          "Two copies' speed-up over one is the most any runtime can get from two threads of this model here: each isolate's " +
+          "own compiler and GC threads want cores too.",
       );
       out.push(workersTable(wk, xs));
+      out.push(...ceilingSummary(wk));
     }
     const wkNoise = detail(b, 'scaling', 'workers_noise');
     if (wkNoise.length > 0) {
       out.push('### Against workers, beside a busy process');
       out.push('The same runs with one busy-looping process beside them (`bench scaling --noise`): one core taken.');
       out.push(workersTable(wkNoise, xs));
+      out.push(...ceilingSummary(wkNoise));
     }
     if (topo.length > 0) {
       out.push('### Against topology size');
