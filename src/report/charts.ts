@@ -100,7 +100,7 @@ function topologyChart(b: BenchRunData): Chart | null {
   ]);
   return {
     file: 'bench-scaling-topology.svg',
-    title: 'sva throughput against topology size (devices 8 → 1 024, processes 32 → 4 096)',
+    title: 'sva throughput against topology size (devices 8 → 512, processes 32 → 2 048)',
     section: 'scaling',
     spec: {
       $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
