@@ -1,7 +1,8 @@
 // Per-object contention of the stress presets from their declared footprints, the input of docs/threaded.md's
-// "Estimate at 16 and 64 cores". Each preset (the scaling suite's report sizes) runs in the deterministic runtime
-// under a few random schedules; every step is recorded with its thread (an actor, or a task), the step that sent
-// the message it handles (the trace's send step), and what the threaded runtime would lock for it:
+// "Estimate at 16 and 64 cores". Each preset (the scaling suite's, shorter: scripts/presets.mjs) runs in the
+// deterministic runtime under a few random schedules; every step is recorded with its thread (an actor, or a
+// task), the step that sent the message it handles (the trace's send step), and what the threaded runtime would
+// lock for it:
 //   - a task point: its footprint (src/runtime/footprint.ts: words written, words only read), less the words
 //     nothing is ordered by (Workload.unorderedWords: statistics), or the coarse fallback when it declares none;
 //   - a delivery of one of the workload's sharedEvents: Workload.footprintOf's answer, likewise, or the fallback;

@@ -1,6 +1,8 @@
 // What scripts/footprints.mjs and scripts/contention.mjs load and measure: the model from dist/ (npm run build
-// first), and the scaling bench's stress presets at its report sizes (bench/scaling.bench.ts: rounds 4, mixed on 6
-// devices) beside the shipped stress configs (stress/*.yaml).
+// first), and the scaling bench's stress presets (bench/scaling.bench.ts) beside the shipped stress configs
+// (stress/*.yaml). The presets are shorter than the bench's report profile (sva 4 rounds, not 24; domains 64, not
+// 288; mixed the same): the bench runs long so that V8 has compiled the model before it is timed, while what these
+// scripts measure — shares of steps, dependencies between them — repeats round after round.
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,7 +19,7 @@ export async function stressPreset(name) {
 }
 
 const mixed = (await stressPreset('mixed')).params;
-/** The scaling bench's presets at its report sizes. */
+/** The scaling bench's presets, shorter (above). */
 export const benchPresets = [
   { name: 'sva', workload: 'sva', params: { iommus: 'vtd,amd,smmuv3', devices: 3, processes: 6, script: 'stress', dmas: 8, rounds: 4 } },
   { name: 'domains', workload: 'domains', params: { iommus: 'vtd,amd,smmuv3', groups: 3, groupSize: 2, processes: 6, faults: 6, script: 'stress', rounds: 64 } },

@@ -121,9 +121,9 @@ function workerLoop(init: WorkerInit): WorkerReport {
   const codec = new WireCodec(workload.hotEvents);
   const shared = new Int32Array(init.shared);
   const inbox = new Mailbox(init.mailboxes[me] as MailboxLayout);
-  const waits = workerWaits(ctl, init.mailboxes.length, me);
   const peers = init.mailboxes.map((mb, w) => (w === me ? undefined : new Doorbell(mb.bell)));
   const outboxes = init.mailboxes.map((mb, w) => (w === me ? undefined : new Outbox(senderLane(mb, me))));
+  const waits = workerWaits(ctl, me, outboxes);
   const clock = new StepClock(init.epoch, init.keepTrace);
   const timers = new Timers(clock.now);
   const host = new ActorHost(workload, timers);
@@ -524,12 +524,19 @@ function idleWait(inbox: Mailbox, waits: WaitGovernor, spinMicros: number, timeo
 /** How long an idle worker sleeps before it tells the main thread (ms): its quiescence poll's period. */
 const QUIET_PARK_MS = 1;
 
-/** The spin-or-park policy of worker `me`: the runnable threads are itself and the peers not idle. */
-function workerWaits(ctl: Control, workers: number, me: number): WaitGovernor {
+/**
+ * The spin-or-park policy of worker `me`: the runnable threads are itself, the peers not idle, and the peers it
+ * has sent messages they have not taken yet — a peer it just woke is runnable from that moment (as the kernel's
+ * try_to_wake_up makes a task TASK_RUNNING before it is on a CPU): spinning then would hold the core the peer
+ * needs to answer, which is what made round trips beside a busy process slower than postMessage's.
+ */
+function workerWaits(ctl: Control, me: number, outboxes: readonly (Outbox | undefined)[]): WaitGovernor {
   return new WaitGovernor({
     runnable: () => {
       let n = 1;
-      for (let w = 0; w < workers; w++) if (w !== me && ctl.load(w, IDLE) === BUSY) n++;
+      for (let w = 0; w < outboxes.length; w++) {
+        if (w !== me && (ctl.load(w, IDLE) === BUSY || !(outboxes[w] as Outbox).ring.isEmpty())) n++;
+      }
       return n;
     },
   });
