@@ -527,8 +527,8 @@ const QUIET_PARK_MS = 1;
 /**
  * The spin-or-park policy of worker `me`: the runnable threads are itself, the peers not idle, and the peers it
  * has sent messages they have not taken yet — a peer it just woke is runnable from that moment (as the kernel's
- * try_to_wake_up makes a task TASK_RUNNING before it is on a CPU): spinning then would hold the core the peer
- * needs to answer, which is what made round trips beside a busy process slower than postMessage's.
+ * try_to_wake_up makes a task TASK_RUNNING before it is on a CPU): with a busy process beside the run, spinning
+ * then would hold the one core the peer needs to answer.
  */
 function workerWaits(ctl: Control, me: number, outboxes: readonly (Outbox | undefined)[]): WaitGovernor {
   return new WaitGovernor({
