@@ -31,6 +31,7 @@ import '../src/workloads/index.js';
 import type { Wire } from '../src/runtime/model.js';
 import { fallbackShare as lockedFallbackShare, type Placement, type RunResult } from '../src/runtime/result.js';
 import { ThreadedRuntime } from '../src/runtime/threaded.js';
+import { addWorkerTime, NO_TIME, type WorkerTime } from '../src/runtime/worker-time.js';
 import { buildWorkload } from '../src/runtime/workloads.js';
 import { exploreChunk } from '../src/scenario/chunk.js';
 import { loadScenarioFile, scenarioParams } from '../src/scenario/load.js';
@@ -262,7 +263,24 @@ async function workersPoint(sz: Sizes, p: StressPreset, c: WorkersConfig, actors
     dmasPerSec: median(samples.map((s) => ((s.result.check.counters.dmas ?? 0) * 1000) / s.runMs)),
     ...(Number.isNaN(samples[0]?.startMs) ? { note: 'start-up included: its tasks start with the workers' } : {}),
     fallbackShare: fb.every((x) => x !== null) ? median(fb as number[]) : null,
+    ...workerTimeCells(samples.map((s) => s.result.workerTime)),
   });
+}
+
+/**
+ * Where the runs' worker time went (src/runtime/worker-time.ts), summed over them: the shares waiting for step
+ * locks, idle with only blocked tasks, idle with nothing, and what the blocked tasks waited on the most.
+ */
+export function workerTimeCells(times: readonly (WorkerTime | undefined)[]): DetailRow {
+  const t = times.reduce<WorkerTime>((a, b) => (b ? addWorkerTime(a, b) : a), NO_TIME);
+  if (t.totalMs <= 0) return {};
+  const top = t.blockedOn[0];
+  return {
+    lockWaitShare: t.lockWaitMs / t.totalMs,
+    blockedShare: t.blockedMs / t.totalMs,
+    idleShare: t.idleMs / t.totalMs,
+    blockedOn: top && t.blockedMs > 0 ? `${top.label} ${((100 * top.ms) / t.blockedMs).toFixed(0)} %` : null,
+  };
 }
 
 /** The preset's ceiling: its workload in the deterministic runtime, one copy on a worker thread, then two at once. */

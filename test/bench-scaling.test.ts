@@ -43,3 +43,19 @@ describe('scaling bench: the ceiling', () => {
     expect(ceilingTable([row('mixed', '1 worker', 100)])).toBeNull();
   });
 });
+
+describe('scaling bench: worker time', () => {
+  it("sums the runs' worker time into shares, naming the point blocked tasks waited at the most", async () => {
+    const { workerTimeCells } = await import('../bench/scaling.bench.js');
+    const a = { totalMs: 600, lockWaitMs: 60, blockedMs: 200, idleMs: 40, blockedOn: [{ label: 'mutex_lock(iommu_sva_lock)', ms: 150 }] };
+    const b = { totalMs: 400, lockWaitMs: 40, blockedMs: 100, idleMs: 10, blockedOn: [{ label: 'QI_IWD', ms: 100 }] };
+    expect(workerTimeCells([a, undefined, b])).toEqual({
+      lockWaitShare: 0.1,
+      blockedShare: 0.3,
+      idleShare: 0.05,
+      blockedOn: 'mutex_lock(iommu_sva_lock) 50 %',
+    });
+    // A deterministic run has none: no cells, the report prints a dash.
+    expect(workerTimeCells([undefined])).toEqual({});
+  });
+});

@@ -3,7 +3,7 @@
 // targets judged against the limits measured in the same run, every suite's figures with the physical limits
 // beside them as ratios, the policy matrix, exploration speed, and the scaling curves (charts made elsewhere,
 // linked by file name).
-import type { BenchRow, BenchRunData, DetailRow, FindingRate, MatrixReport } from './types.js';
+import type { BenchRow, BenchRunData, DetailRow, DetailValue, FindingRate, MatrixReport } from './types.js';
 import { judgeTargets, LIMITS, type TargetRow } from './targets.js';
 
 export function mdTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -57,10 +57,16 @@ function cell(v: DetailRow[string] | undefined, digits = 0): string {
   return String(v);
 }
 
+/** A threaded row's worker time as shares: waiting for step locks · idle with blocked tasks · idle (worker-time.ts). */
+function workerTimeCell(r: DetailRow): string {
+  const pct = (v: DetailValue | undefined): string => (typeof v === 'number' ? `${(100 * v).toFixed(0)} %` : '—');
+  return typeof r.blockedShare === 'number' ? `${pct(r.lockWaitShare)} · ${pct(r.blockedShare)} · ${pct(r.idleShare)}` : '—';
+}
+
 /** The scaling suite's workers curve: a row per preset and configuration. */
 function workersTable(rows: readonly DetailRow[], xs: number | undefined): string {
   return mdTable(
-    ['preset', 'placement', 'threads', 'actors', 'events/s', 'steps/s', 'DMAs/s', 'fallback', 'start-up ms', 'runs', '÷ XState send'],
+    ['preset', 'placement', 'threads', 'actors', 'events/s', 'steps/s', 'DMAs/s', 'fallback', 'locks · blocked · idle', 'blocked on the most', 'start-up ms', 'runs', '÷ XState send'],
     rows.map((r) => [
       cell(r.preset ?? 'sva'),
       cell(r.placement),
@@ -70,6 +76,8 @@ function workersTable(rows: readonly DetailRow[], xs: number | undefined): strin
       cell(r.stepsPerSec),
       cell(r.dmasPerSec),
       typeof r.fallbackShare === 'number' ? `${(100 * r.fallbackShare).toFixed(1)} %` : 'n/a',
+      workerTimeCell(r),
+      cell(r.blockedOn ?? null),
       cell(r.startMs),
       cell(r.runs),
       typeof r.eventsPerSec === 'number' && xs ? fmtRatio(r.eventsPerSec / xs) : '—',
@@ -420,7 +428,9 @@ export function benchmarksMarkdown(input: ReportInput): string {
           "machine's own limit: the preset's workload in the deterministic runtime, on one worker thread, then as two copies " +
           'sharing nothing on two threads started together (each built before the clock starts; timed to the last one done). ' +
           "Two copies' speed-up over one is the most any runtime can get from two threads of this model here: each isolate's " +
-          "own compiler and GC threads want cores too.",
+          "own compiler and GC threads want cores too. Locks · blocked · idle: the shares of the workers' summed time spent " +
+          "waiting for a step's lock stripes, idle with only blocked tasks, and idle with nothing to do (the rest ran steps); " +
+          'blocked on the most: the point the blocked tasks waited at for the largest share of that blocked time.',
       );
       out.push(workersTable(wk, xs));
       out.push(...ceilingSummary(wk));
