@@ -332,7 +332,7 @@ async function stressFor(params: Record<string, Wire>, flags: SvaFlags): Promise
   } else {
     const verbose = flags.verbose ?? false;
     if (failed) printReport('sva', failed, false, verbose);
-    console.log(`sva: ${counted(out.runs, 'threaded run')} in ${out.seconds.toFixed(1)} s (placement ${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''}), ${out.events} model events (${out.eventsPerSecond}/s)`);
+    console.log(`sva: ${counted(out.runs, 'threaded run')} in ${out.seconds.toFixed(1)} s (placement ${flags.placement}${flags.workers ? `, ${counted(flags.workers, 'worker')}` : ''}), ${out.events} model events (${out.eventsPerSecond}/s)`);
     if (out.cut) console.log(`sva: the budget ended during run ${out.cut.run}: stopped at step ${out.cut.atStep}, ${counted(out.cut.steps - out.cut.atStep, 'step')} after the stop (${counted(out.cut.workers, 'worker')}, a point each at most)`);
     printLines(wrapStatus('sva', 'totals', counterWords(out.totals, verbose)));
     printLines(wrapStatus('sva', 'per second', counterWords(out.perSecond, verbose, '/s')));

@@ -315,7 +315,7 @@ export function registerScenarioCommands(program: Command): void {
         );
       } else {
         for (const r of out.failures.slice(0, 1)) for (const f of r.findings) console.log(`\n${f.text}\n`);
-        console.log(`stress: ${s.name}: ${counted(out.runs, 'threaded run')} in ${out.seconds.toFixed(1)} s (${flags.placement}${flags.workers ? `, ${flags.workers} workers` : ''}), ${out.events} model events (${out.eventsPerSecond}/s)`);
+        console.log(`stress: ${s.name}: ${counted(out.runs, 'threaded run')} in ${out.seconds.toFixed(1)} s (${flags.placement}${flags.workers ? `, ${counted(flags.workers, 'worker')}` : ''}), ${out.events} model events (${out.eventsPerSecond}/s)`);
         if (out.cut) printStatus('stress', `the budget ended during run ${out.cut.run}: stopped at step ${out.cut.atStep}, ${counted(out.cut.steps - out.cut.atStep, 'step')} after the stop (${counted(out.cut.workers, 'worker')}, a point each at most)`);
         printLines(wrapStatus('stress', 'per second', counterWords(out.perSecond, false, '/s')));
         console.log(`stress: ${lockingLine(out.locking)}`);
