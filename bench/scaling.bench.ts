@@ -434,8 +434,9 @@ export async function scalingSuite(opts: SuiteOptions): Promise<SuiteResult> {
   const exploration: DetailRow[] = [];
   if (opts.noise) {
     // Beside a competing busy process, only the threaded curve and its ceiling (what two threads get beside the
-    // same process): the rest measures memory and one thread.
-    const ratios = await workersCurve(sz, onCase, results, workers);
+    // same process): the rest measures memory and one thread. One run a point: bench:report runs this suite twice,
+    // and beside a busy process the spread between runs is the process's, not the runtime's.
+    const ratios = await workersCurve({ ...sz, runs: 1 }, onCase, results, workers);
     return { suite: 'scaling', results, ratios, details: { workers } };
   }
   // The 10 000-actor run first, in the fresh process: its peak resident set is the process's own, not what the
