@@ -2,9 +2,12 @@
 // under iommu->lock (get_cmdsem_val, mainline since 9e249c484128) and wait_on_sem polls for it outside the lock
 // for LOOP_TIMEOUT turns of udelay(1), then prints "Completion-Wait loop timed out" (pr_alert: a finding of kind
 // `printk`) and returns -EIO; and the shipped race of the version before the fix
-// (races/amd-iommu-9e249c484128-cmdsem-order.yaml). Deterministic runtime, fixed seeds.
+// (races/amd-iommu-9e249c484128-cmdsem-order.yaml); and mainline's unlocked need_sync check, which lets a CPU return
+// before its invalidations ran when another CPU's COMPLETION_WAIT follows them (races/000-amd-need-sync-skip.yaml).
+// Deterministic runtime, fixed seeds.
 import { describe, expect, it } from 'vitest';
 import { CMD_COMPL_WAIT, CMD_TYPE_SHIFT } from '../src/hw/amd/amd_iommu_types.js';
+import { AMD_IOMMU, type AmdIommu } from '../src/hw/amd/hw.js';
 import type { IommuCmd } from '../src/hw/amd/iommu.js';
 import type { KTask } from '../src/kernel/context.js';
 import type { KGen } from '../src/kernel/kernel.js';
@@ -115,4 +118,67 @@ describe('iommu_completion_wait: the semaphore values reach the buffer in order 
     expect(outOfOrder).toBeGreaterThan(0);
     expect(timedOut).toBeGreaterThan(0);
   });
+});
+
+describe('iommu_completion_wait: need_sync read without iommu->lock (mainline) — races/000-amd-need-sync-skip.yaml', () => {
+  const SKIP = 'races/000-amd-need-sync-skip.yaml';
+  const SEEDS = 400;
+
+  /**
+   * The calls of iommu_completion_wait that returned while an invalidation their own task had queued was still
+   * ahead of the command buffer's head (the hardware had not run it): the task's tail after each invalidation it
+   * queued, compared with the head when its completion wait returns.
+   */
+  function watchEarlyReturns(m: Model, early: number[]): void {
+    const amd = m.k.struct(AMD_IOMMU);
+    const queuedTo = new Map<KTask, number>();
+    m.k.fns.wrap(
+      '__iommu_queue_command_sync',
+      (orig) => (t: KTask, iommu: UnitDriver, cmd: IommuCmd, sync: boolean, e) => {
+        const ret = orig(t, iommu, cmd, sync, e);
+        if (sync) queuedTo.set(t, amd.cmd_tail.get((iommu.unit as AmdIommu).amd_iommu));
+        return ret;
+      },
+      'test',
+    );
+    m.k.fns.wrap(
+      'iommu_completion_wait',
+      (orig) =>
+        function* (t: KTask, iommu: UnitDriver): KGen<number> {
+          const ret = yield* orig(t, iommu);
+          const head = amd.cmd_head.get((iommu.unit as AmdIommu).amd_iommu);
+          if (head < (queuedTo.get(t) ?? 0)) early.push(m.k.now());
+          return ret;
+        },
+      'test',
+    );
+  }
+
+  it('mainline: a CPU that reads need_sync clear after another CPU’s COMPLETION_WAIT returns with its invalidations unrun, and the munmap frees a frame AMD-Vi0 still caches', async () => {
+    const params = scenarioParams(await loadScenarioFile(SKIP));
+    let shown = 0;
+    for (let seed = 1; seed <= SEEDS; seed++) {
+      const early: number[] = [];
+      const r = run(params, seed, (m) => watchEarlyReturns(m, early));
+      const kinds = r.findings.map((f) => f.kind);
+      if (kinds.length === 0) continue;
+      shown++;
+      expect(kinds).toEqual(['stale_translation']);
+      // INVALIDATE_IOTLB_PAGES is the CPU's last command: whatever else the hardware ran, the ATC entry is left.
+      expect(r.findings[0]?.text).toMatch(/0000:01:00\.0 ATC: \{PASID \d+, vpn 0\}/);
+      // A stale translation only ever follows a completion wait that returned before its own invalidations ran.
+      expect(early.length).toBeGreaterThan(0);
+    }
+    expect(shown).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('the race’s fix (wait for the newest COMPLETION_WAIT when need_sync reads clear): no wait returns early, nothing found, on the same seeds', async () => {
+    const params = scenarioParams(await loadScenarioFile(SKIP), true);
+    for (let seed = 1; seed <= SEEDS; seed++) {
+      const early: number[] = [];
+      const r = run(params, seed, (m) => watchEarlyReturns(m, early));
+      expect(r.findings.map((f) => f.title)).toEqual([]);
+      expect(early).toEqual([]);
+    }
+  }, 60_000);
 });

@@ -233,6 +233,9 @@ function defineCommandBuffer(env: DriverEnv): void {
   k.fns.defineSync('get_cmdsem_val', C, (iommu) => (iommu.unit as AmdIommu).nextSemVal());
   // The semaphore's next value is taken under iommu->lock (get_cmdsem_val), so that the waits reach the buffer in
   // the order of their values — in the same section as the COMPLETION_WAIT's copy; the poll is outside the lock.
+  // need_sync is read without the lock, as mainline does: it reads clear when another CPU's COMPLETION_WAIT follows
+  // this CPU's invalidations, and the caller returns before the hardware ran them — a stale-translation window
+  // that is mainline's, not the model's (races/000-amd-need-sync-skip.yaml, with a candidate fix).
   k.fns.define('iommu_completion_wait', C, function* (t, iommu) {
     const u = iommu.unit as AmdIommu;
     if (!(yield* k.stepOn(t, 'iommu->need_sync', [read(u.mmioWord('need_sync'))], () => u.needSync))) return 0;
