@@ -59,3 +59,12 @@ describe('scaling bench: worker time', () => {
     expect(workerTimeCells([undefined])).toEqual({});
   });
 });
+
+describe('scaling bench: findings', () => {
+  it("lists the kinds of the runs' findings with their counts, none as null", async () => {
+    const { findingKinds } = await import('../bench/scaling.bench.js');
+    const run = (kinds: string[]) => ({ findings: kinds.map((kind) => ({ kind })) }) as unknown as import('../src/runtime/result.js').RunResult;
+    expect(findingKinds([run([]), run([])])).toBeNull();
+    expect(findingKinds([run(['stale_translation']), run(['stale_translation', 'kasan'])])).toBe('stale_translation ×2, kasan ×1');
+  });
+});

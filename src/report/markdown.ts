@@ -66,7 +66,7 @@ function workerTimeCell(r: DetailRow): string {
 /** The scaling suite's workers curve: a row per preset and configuration. */
 function workersTable(rows: readonly DetailRow[], xs: number | undefined): string {
   return mdTable(
-    ['preset', 'placement', 'threads', 'actors', 'events/s', 'steps/s', 'DMAs/s', 'fallback', 'locks · blocked · idle', 'blocked on the most', 'start-up ms', 'runs', '÷ XState send'],
+    ['preset', 'placement', 'threads', 'actors', 'events/s', 'steps/s', 'DMAs/s', 'fallback', 'locks · blocked · idle', 'blocked on the most', 'findings', 'start-up ms', 'runs', '÷ XState send'],
     rows.map((r) => [
       cell(r.preset ?? 'sva'),
       cell(r.placement),
@@ -78,6 +78,7 @@ function workersTable(rows: readonly DetailRow[], xs: number | undefined): strin
       typeof r.fallbackShare === 'number' ? `${(100 * r.fallbackShare).toFixed(1)} %` : 'n/a',
       workerTimeCell(r),
       cell(r.blockedOn ?? null),
+      cell(r.findings ?? null),
       cell(r.startMs),
       cell(r.runs),
       typeof r.eventsPerSec === 'number' && xs ? fmtRatio(r.eventsPerSec / xs) : '—',
@@ -430,7 +431,9 @@ export function benchmarksMarkdown(input: ReportInput): string {
           "Two copies' speed-up over one is the most any runtime can get from two threads of this model here: each isolate's " +
           "own compiler and GC threads want cores too. Locks · blocked · idle: the shares of the workers' summed time spent " +
           "waiting for a step's lock stripes, idle with only blocked tasks, and idle with nothing to do (the rest ran steps); " +
-          'blocked on the most: the point the blocked tasks waited at for the largest share of that blocked time.',
+          'blocked on the most: the point the blocked tasks waited at for the largest share of that blocked time. Findings: ' +
+          'what the checkers found in those runs, which go on past a finding (the presets model mainline, whose races they ' +
+          'find now and then: races/000-amd-need-sync-skip.yaml).',
       );
       out.push(workersTable(wk, xs));
       out.push(...ceilingSummary(wk));
