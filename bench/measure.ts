@@ -33,7 +33,7 @@ export interface SuiteResult {
 /**
  * How long a suite measures: `quick` a smoke run (rough figures in seconds), `full` the long run, `report` in
  * between — sized so that `npm run bench:report` runs every suite, the policy matrix and the scaling curves in
- * under 10 minutes on 2 cores.
+ * about 14 minutes on 2 cores.
  */
 export type Profile = 'quick' | 'report' | 'full';
 export const PROFILES: readonly Profile[] = ['quick', 'report', 'full'];
