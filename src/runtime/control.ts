@@ -187,7 +187,7 @@ export class Control {
     return n;
   }
 
-    /** Whether a step of this footprint takes the coarse fallback (every stripe). */
+  /** Whether a step of this footprint takes the coarse fallback (every stripe). */
   isFallback(footprint: Footprint | undefined): boolean {
     return footprint === undefined || !this.striping;
   }
